@@ -1,0 +1,105 @@
+"""Error types. User mistakes carry where they happened and what to do next.
+
+The CLI prints any ``StackwrightError`` in one or two lines without a traceback;
+anything else is a bug and is shown in full.
+"""
+
+from __future__ import annotations
+
+
+class StackwrightError(Exception):
+    """An error the user can act on: it names the place and carries a hint."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        resource: str | None = None,
+        prop: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.resource = resource
+        self.prop = prop
+        self.hint = hint
+
+    def location(self) -> str:
+        """``file:line`` of the user's code, or an empty string when unknown."""
+        if self.file is None:
+            return ""
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def headline(self) -> str:
+        parts = [p for p in (self.location(), self._subject()) if p]
+        prefix = ": ".join(parts)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+    def _subject(self) -> str:
+        if self.resource and self.prop:
+            return f"{self.resource}.{self.prop}"
+        return self.resource or (f"property {self.prop}" if self.prop else "")
+
+    def __str__(self) -> str:
+        return self.headline() + (f"\n  hint: {self.hint}" if self.hint else "")
+
+
+class ProgramError(StackwrightError):
+    """The user's program failed to load or raised while declaring resources."""
+
+
+class InputError(StackwrightError):
+    """A resource input is missing, unknown or of the wrong type."""
+
+
+class ConfigError(StackwrightError):
+    """Stack configuration is missing a key or holds a value of the wrong type."""
+
+
+class ProjectError(StackwrightError):
+    """The project or stack files are missing or malformed."""
+
+
+class GraphError(StackwrightError):
+    """The declared resources do not form a valid graph (cycles, duplicates)."""
+
+
+class PlanError(StackwrightError):
+    """The change cannot be planned as asked (protected resources, bad targets)."""
+
+
+class StateError(StackwrightError):
+    """The state store is corrupt, from a newer version, or inconsistent."""
+
+
+class LockHeldError(StackwrightError):
+    """Another writer holds the stack's lock."""
+
+
+class ApplyFailed(StackwrightError):
+    """One or more steps failed; the summary is in the message."""
+
+
+class ProviderError(Exception):
+    """A provider operation failed.
+
+    ``retryable`` errors (throttling, transient network faults) are retried by the
+    engine with backoff; ``retry_after`` lets a provider ask for a minimum delay.
+    Permanent errors fail the step at once.
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    @classmethod
+    def transient(cls, message: str, retry_after: float | None = None) -> ProviderError:
+        return cls(message, retryable=True, retry_after=retry_after)

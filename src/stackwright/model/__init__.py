@@ -1,0 +1,1 @@
+"""The model layer: what users write."""

@@ -1,0 +1,113 @@
+"""The program context: where declared resources, exports and config live while a
+program runs. The program layer creates one per run; the model layer fills it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from stackwright.errors import GraphError, ProgramError
+
+if TYPE_CHECKING:
+    from stackwright.model.resource import Node
+
+
+@dataclass
+class ConfigSource:
+    """A stack's config values, the file they came from and each key's line there."""
+
+    data: Mapping[str, Any]
+    file: str
+    lines: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ProgramContext:
+    """Everything a program declares during one run."""
+
+    stack: str
+    project: str
+    config: ConfigSource
+    nodes: dict[str, Node] = field(default_factory=dict)
+    exports: dict[str, Any] = field(default_factory=dict)
+    component_stack: list[Node] = field(default_factory=list)
+    callback_depth: int = 0
+
+    def register(self, node: Node) -> None:
+        previous = self.nodes.get(node.urn)
+        if previous is not None:
+            raise GraphError(
+                f"duplicate resource name {node.name!r} of type {node.type_token}"
+                f" (first declared at {previous.declared_at()})",
+                file=node.decl_file,
+                line=node.decl_line,
+                resource=node.urn,
+                hint="names must be unique among the children of one parent",
+            )
+        self.nodes[node.urn] = node
+
+
+_current: ProgramContext | None = None
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def current() -> ProgramContext:
+    if _current is None:
+        raise ProgramError(
+            "resources can only be declared while a Stackwright program runs",
+            hint="run the program with `stackwright preview`, or in tests use "
+            "stackwright.testing.run_program(...)",
+        )
+    if _current.callback_depth:
+        file, line = user_frame()
+        raise ProgramError(
+            "a resource was declared inside an Output callback",
+            file=file,
+            line=line,
+            hint="the set of resources must be known when the plan is made; declare "
+            "resources at the top level and pass Outputs to them as inputs",
+        )
+    return _current
+
+
+def current_or_none() -> ProgramContext | None:
+    return _current
+
+
+@contextmanager
+def activate(ctx: ProgramContext) -> Iterator[ProgramContext]:
+    global _current
+    previous, _current = _current, ctx
+    try:
+        yield ctx
+    finally:
+        _current = previous
+
+
+@contextmanager
+def inside_callback() -> Iterator[None]:
+    """Marks that Output callbacks are running, where declaring resources is an error."""
+    if _current is None:
+        yield
+        return
+    _current.callback_depth += 1
+    try:
+        yield
+    finally:
+        _current.callback_depth -= 1
+
+
+def user_frame() -> tuple[str | None, int | None]:
+    """File and line of the nearest caller outside the stackwright package."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_PACKAGE_DIR) and not filename.startswith("<frozen"):
+            return filename, frame.f_lineno
+        frame = frame.f_back  # type: ignore[assignment]
+    return None, None

@@ -1,0 +1,207 @@
+"""``Output``: a value that may only be known after apply.
+
+An Output is a small expression tree: a constant, a reference to one property of a
+resource, or a function of other Outputs. The program builds the tree; the planner
+and the engine resolve it with a ``lookup`` that knows the values recorded so far.
+The tree also says which resources a value depends on, so using an Output as an
+input records the dependency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, overload
+
+from stackwright.errors import ProgramError
+from stackwright.model import context
+from stackwright.model.values import UNKNOWN, Secret, is_unknown, reveal
+
+if TYPE_CHECKING:
+    from stackwright.model.resource import Resource
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+Lookup = Callable[["Resource", str], Any]
+"""Returns a resource property's resolved value, ``UNKNOWN``, or a ``Secret``."""
+
+_CONST, _REF, _DERIVED = 0, 1, 2
+
+
+class Output(Generic[T]):
+    """A value known now or after apply, carrying its secretness and dependencies."""
+
+    __slots__ = ("_kind", "_value", "_secret", "_resource", "_prop", "_sources", "_fn")
+
+    def __init__(self) -> None:
+        self._kind = _CONST
+        self._value: Any = None
+        self._secret = False
+        self._resource: Resource | None = None
+        self._prop = ""
+        self._sources: tuple[Output[Any], ...] = ()
+        self._fn: Callable[..., Any] | None = None
+
+    @classmethod
+    def from_value(cls, value: T, *, secret: bool = False) -> Output[T]:
+        out: Output[T] = cls()
+        out._value, out._secret = value, secret
+        return out
+
+    @classmethod
+    def _ref(cls, resource: Resource, prop: str) -> Output[Any]:
+        out: Output[Any] = cls()
+        out._kind, out._resource, out._prop = _REF, resource, prop
+        return out
+
+    @classmethod
+    def _derived(cls, sources: tuple[Output[Any], ...], fn: Callable[..., Any]) -> Output[Any]:
+        out: Output[Any] = cls()
+        out._kind, out._sources, out._fn = _DERIVED, sources, fn
+        return out
+
+    def apply(self, fn: Callable[[T], U | Output[U]]) -> Output[U]:
+        """A new Output holding ``fn(value)``, run only once the value is known.
+
+        ``fn`` must not declare resources: the set of resources must be known when
+        the plan is made.
+        """
+        return Output._derived((self,), fn)
+
+    def __getitem__(self, key: Any) -> Output[Any]:
+        return self.apply(lambda value: value[key])  # type: ignore[index]
+
+    @staticmethod
+    def all(*values: Any) -> Output[list[Any]]:
+        """One Output of a list, known when every element is known."""
+        sources = tuple(as_output(v) for v in values)
+        return Output._derived(sources, lambda *vals: list(vals))
+
+    @staticmethod
+    def concat(*parts: Any) -> Output[str]:
+        return Output.all(*parts).apply(lambda vals: "".join(str(v) for v in vals))
+
+    def is_secret_marked(self) -> bool:
+        """True when this Output is a constant marked secret (refs are decided later)."""
+        return self._secret
+
+    def resources(self) -> Iterator[Resource]:
+        """Every resource this value depends on."""
+        if self._kind == _REF:
+            assert self._resource is not None
+            yield self._resource
+        for source in self._sources:
+            yield from source.resources()
+        if self._kind == _CONST:
+            yield from resources_in(self._value)
+
+    def resolve(self, lookup: Lookup) -> Any:
+        """The value now: plain, ``Secret``-wrapped, or ``UNKNOWN``."""
+        if self._kind == _CONST:
+            value = resolve_value(self._value, lookup)
+            return Secret(value) if self._secret and not isinstance(value, Secret) else value
+        if self._kind == _REF:
+            assert self._resource is not None
+            return lookup(self._resource, self._prop)
+        return self._resolve_derived(lookup)
+
+    def _resolve_derived(self, lookup: Lookup) -> Any:
+        values = [s.resolve(lookup) for s in self._sources]
+        if any(is_unknown(v) for v in values):
+            return UNKNOWN
+        secret = any(isinstance(v, Secret) for v in values)
+        assert self._fn is not None
+        with context.inside_callback():
+            result = self._fn(*[reveal(v) for v in values])
+        result = resolve_value(result, lookup)
+        return Secret(result) if secret and not isinstance(result, Secret) else result
+
+    def __str__(self) -> str:
+        raise ProgramError(
+            "an Output cannot be turned into a string while the program runs",
+            hint='use sw.fmt("...{}...", output) or output.apply(lambda v: ...)',
+        )
+
+    def __format__(self, spec: str) -> str:
+        return self.__str__()
+
+    def __bool__(self) -> bool:
+        raise ProgramError(
+            "an Output has no truth value while the program runs",
+            hint="its value may be known only after apply; use output.apply(...)",
+        )
+
+    def __iter__(self) -> Iterator[Any]:
+        raise ProgramError(
+            "an Output cannot be iterated while the program runs",
+            hint="use output.apply(lambda items: ...) to work on the value",
+        )
+
+    def __repr__(self) -> str:
+        if self._kind == _REF and self._resource is not None:
+            return f"Output({self._resource.name}.{self._prop})"
+        return "Output(...)"
+
+
+Input: TypeAlias = Union[T, Output[T]]
+"""An input property: a plain value or an Output of one."""
+
+
+@overload
+def as_output(value: Output[T]) -> Output[T]: ...
+@overload
+def as_output(value: T) -> Output[T]: ...
+def as_output(value: Any) -> Output[Any]:
+    return value if isinstance(value, Output) else Output.from_value(value)
+
+
+def secret(value: T | Output[T]) -> Output[T]:
+    """Mark a value as secret: it is masked in every output and encrypted at rest."""
+    if isinstance(value, Output):
+        return Output._derived((value,), lambda v: Secret(v))
+    return Output.from_value(value, secret=True)
+
+
+def fmt(template: str, *args: Any, **kwargs: Any) -> Output[str]:
+    """``str.format`` over Outputs: ``sw.fmt("arn:{}:{name}", a, name=b)``."""
+    keys = list(kwargs)
+    sources = Output.all(*args, *kwargs.values())
+
+    def render(values: list[Any]) -> str:
+        positional, named = values[: len(args)], dict(zip(keys, values[len(args) :]))
+        return template.format(*positional, **named)
+
+    return sources.apply(render)
+
+
+def contains_output(value: Any) -> bool:
+    if isinstance(value, Output):
+        return True
+    if isinstance(value, Mapping):
+        return any(contains_output(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(contains_output(v) for v in value)
+    return False
+
+
+def resources_in(value: Any) -> Iterator[Resource]:
+    """Every resource that a (possibly nested) input value depends on."""
+    if isinstance(value, Output):
+        yield from value.resources()
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from resources_in(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from resources_in(v)
+
+
+def resolve_value(value: Any, lookup: Lookup) -> Any:
+    """Resolve every Output inside a nested input value."""
+    if isinstance(value, Output):
+        return value.resolve(lookup)
+    if isinstance(value, Mapping):
+        return {k: resolve_value(v, lookup) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [resolve_value(v, lookup) for v in value]
+    return value

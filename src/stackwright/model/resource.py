@@ -1,0 +1,370 @@
+"""Resources and components: what a program declares.
+
+A ``Resource`` subclass declares its inputs as annotated class attributes (with
+defaults where optional) and its outputs as ``Output[...]`` annotations::
+
+    class File(sw.Resource, type="local:File"):
+        path: str
+        content: str = ""
+        sha256: sw.Output[str]
+
+Reading any declared property on an instance (``f.sha256``, ``f.path``) gives an
+``Output`` for the value recorded after apply, so passing it to another resource
+records the dependency.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from stackwright.errors import InputError
+from stackwright.model import context
+from stackwright.model.output import Output, contains_output, resources_in
+
+_MISSING: Any = object()
+URN_SEPARATOR = "::"
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A former identity of a resource: its old name, type or parent.
+
+    Fields left unset mean "the same as now". ``parent=None`` with
+    ``no_parent=True`` means the resource used to sit at the top level.
+    """
+
+    name: str | None = None
+    type: str | None = None
+    parent: Node | str | None = None
+    no_parent: bool = False
+
+
+@dataclass
+class ResourceOptions:
+    """How the engine treats a resource beyond its inputs."""
+
+    parent: Node | None = None
+    depends_on: Sequence[Node | Output[Any]] = ()
+    protect: bool = False
+    ignore_changes: Sequence[str] = ()
+    delete_before_replace: bool = False
+    aliases: Sequence[Alias | str] = ()
+    retain_on_delete: bool = False
+    custom_timeouts: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    type: Any
+    default: Any = _MISSING
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+
+def make_urn(stack: str, project: str, type_token: str, path: str) -> str:
+    return URN_SEPARATOR.join((stack, project, type_token, path))
+
+
+def urn_parts(urn: str) -> tuple[str, str, str, str]:
+    """``(stack, project, type, path)``; the path is ``parent$...$name``."""
+    stack, project, type_token, path = urn.split(URN_SEPARATOR, 3)
+    return stack, project, type_token, path
+
+
+def urn_name(urn: str) -> str:
+    return urn.rsplit("$", 1)[-1]
+
+
+class Node:
+    """What resources and components share: a name, a parent, a URN and options."""
+
+    type_token: ClassVar[str] = ""
+
+    name: str
+    urn: str
+    opts: ResourceOptions
+    parent: Node | None
+    decl_file: str | None
+    decl_line: int | None
+
+    def __init__(self, name: str, opts: ResourceOptions | None) -> None:
+        ctx = context.current()
+        self.decl_file, self.decl_line = context.user_frame()
+        _check_name(name, self)
+        self.name = name
+        self.opts = opts or ResourceOptions()
+        self.parent = self.opts.parent or (ctx.component_stack[-1] if ctx.component_stack else None)
+        self.urn = make_urn(ctx.stack, ctx.project, self.type_token, self.path())
+
+    def path(self) -> str:
+        return f"{self.parent.path()}${self.name}" if self.parent else self.name
+
+    def declared_at(self) -> str:
+        return f"{self.decl_file}:{self.decl_line}" if self.decl_file else "<unknown>"
+
+    def alias_urns(self) -> list[str]:
+        """Every URN this node may be recorded under from an earlier run."""
+        stack, project, _, _ = urn_parts(self.urn)
+        urns = [_alias_urn(self, alias, stack, project) for alias in self.opts.aliases]
+        if self.parent is not None:
+            for parent_urn in self.parent.alias_urns():
+                parent_path = urn_parts(parent_urn)[3]
+                urns.append(make_urn(stack, project, self.type_token, f"{parent_path}${self.name}"))
+        return urns
+
+    def error(self, message: str, prop: str | None = None, hint: str | None = None) -> InputError:
+        return InputError(
+            message, file=self.decl_file, line=self.decl_line,
+            resource=self.urn, prop=prop, hint=hint,
+        )
+
+
+def _alias_urn(node: Node, alias: Alias | str, stack: str, project: str) -> str:
+    if isinstance(alias, str):
+        return alias
+    name = alias.name or node.name
+    if alias.no_parent:
+        path = name
+    elif isinstance(alias.parent, Node):
+        path = f"{alias.parent.path()}${name}"
+    elif isinstance(alias.parent, str):
+        path = f"{urn_parts(alias.parent)[3]}${name}"
+    else:
+        path = f"{node.parent.path()}${name}" if node.parent else name
+    return make_urn(stack, project, alias.type or node.type_token, path)
+
+
+def _check_name(name: Any, node: Node) -> None:
+    if not isinstance(name, str) or not name or "$" in name or URN_SEPARATOR in name:
+        raise InputError(
+            f"invalid resource name {name!r}",
+            file=node.decl_file, line=node.decl_line, resource=type(node).__name__,
+            hint="a name is a non-empty string without '$' or '::'",
+        )
+
+
+class Resource(Node):
+    """A cloud object managed by a provider. Subclasses declare inputs and outputs."""
+
+    _specs: ClassVar[dict[str, InputSpec] | None] = None
+    _output_names: ClassVar[frozenset[str]] = frozenset()
+    _own_defaults: ClassVar[dict[str, Any]] = {}
+
+    inputs: dict[str, Any]
+    dependencies: list[Node]
+
+    def __init_subclass__(cls, type: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if type is not None:
+            cls.type_token = type
+        cls._specs = None
+        own = cls.__dict__.get("__annotations__", {})
+        cls._own_defaults = {n: cls.__dict__[n] for n in own if n in cls.__dict__}
+        for name in cls._own_defaults:
+            delattr(cls, name)
+
+    def __init__(self, name: str, /, *, opts: ResourceOptions | None = None, **inputs: Any) -> None:
+        super().__init__(name, opts)
+        if not self.type_token:
+            raise self.error(f"{type(self).__name__} has no type token",
+                             hint='declare it as class X(sw.Resource, type="provider:Type")')
+        self.inputs = self._validated(inputs)
+        self.dependencies = self._collect_dependencies()
+        context.current().register(self)
+
+    @property
+    def id(self) -> Output[str]:
+        """The provider's identifier for the resource, known after apply."""
+        return Output._ref(self, "id")
+
+    def __getattr__(self, name: str) -> Output[Any]:
+        specs = type(self).input_specs()
+        if name in specs or name in type(self)._output_names:
+            return Output._ref(self, name)
+        raise AttributeError(f"{type(self).__name__} has no property {name!r}")
+
+    @classmethod
+    def input_specs(cls) -> dict[str, InputSpec]:
+        if cls._specs is None:
+            cls._build_specs()
+        assert cls._specs is not None
+        return cls._specs
+
+    @classmethod
+    def output_names(cls) -> frozenset[str]:
+        cls.input_specs()
+        return cls._output_names
+
+    @classmethod
+    def _build_specs(cls) -> None:
+        hints = typing.get_type_hints(cls)
+        defaults: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            defaults.update(klass.__dict__.get("_own_defaults", {}))
+        specs: dict[str, InputSpec] = {}
+        outputs: set[str] = set()
+        for name, hint in hints.items():
+            if name.startswith("_") or name in _NODE_ATTRS or typing.get_origin(hint) is ClassVar:
+                continue
+            if typing.get_origin(hint) is Output or hint is Output:
+                outputs.add(name)
+            else:
+                specs[name] = InputSpec(name, _plain_type(hint), defaults.get(name, _MISSING))
+        cls._specs, cls._output_names = specs, frozenset(outputs)
+
+    def _validated(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        specs = self.input_specs()
+        for name in given:
+            if name not in specs:
+                raise self._unknown_input(name, specs)
+        values: dict[str, Any] = {}
+        for name, spec in specs.items():
+            if name in given:
+                values[name] = _check_type(self, spec, given[name])
+            elif spec.required:
+                raise self.error(f"missing required input {name!r} ({_type_name(spec.type)})", prop=name)
+            else:
+                values[name] = copy.deepcopy(spec.default)
+        return values
+
+    def _unknown_input(self, name: str, specs: Mapping[str, InputSpec]) -> InputError:
+        close = difflib.get_close_matches(name, specs, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known inputs: {', '.join(specs) or 'none'}"
+        return self.error(f"unknown input {name!r} for {self.type_token}", prop=name, hint=hint)
+
+    def _collect_dependencies(self) -> list[Node]:
+        deps: dict[str, Node] = {}
+        for resource in resources_in(list(self.inputs.values())):
+            deps[resource.urn] = resource
+        for dep in self.opts.depends_on:
+            nodes = dep.resources() if isinstance(dep, Output) else [dep]
+            for node in nodes:
+                deps[node.urn] = node
+        deps.pop(self.urn, None)
+        return list(deps.values())
+
+
+_NODE_ATTRS = frozenset(("name", "urn", "opts", "parent", "decl_file", "decl_line",
+                         "inputs", "dependencies", "type_token", "id", "children"))
+
+
+def _plain_type(hint: Any) -> Any:
+    """``Input[T]`` (``T | Output[T]``) becomes ``T``; other hints stay as they are."""
+    if typing.get_origin(hint) in (typing.Union, _UnionType):
+        members = [a for a in typing.get_args(hint) if not _is_output_type(a)]
+        if len(members) == 1:
+            return members[0]
+        return typing.Union[tuple(members)]
+    return hint
+
+
+def _is_output_type(hint: Any) -> bool:
+    return hint is Output or typing.get_origin(hint) is Output
+
+
+_UnionType = type(int | str)
+_SIMPLE = {str: (str,), float: (float, int), bool: (bool,)}
+
+
+def _check_type(node: Node, spec: InputSpec, value: Any) -> Any:
+    """The value if it fits the declared type; Outputs are checked when resolved."""
+    if contains_output(value) or spec.type is Any:
+        return value
+    simple = _SIMPLE.get(spec.type)
+    if simple is not None:
+        if isinstance(value, simple) and not (spec.type is float and isinstance(value, bool)):
+            return value
+    elif spec.type is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    else:
+        return _validate_with_pydantic(node, spec, value)
+    raise _type_error(node, spec, value)
+
+
+def _validate_with_pydantic(node: Node, spec: InputSpec, value: Any) -> Any:
+    from pydantic import ValidationError
+
+    try:
+        _adapter(spec.type).validate_python(value)
+    except ValidationError as exc:
+        detail = exc.errors()[0]
+        where = ".".join(str(p) for p in detail.get("loc", ()))
+        raise node.error(
+            f"expected {_type_name(spec.type)}, got {_describe(value)}"
+            + (f" (at {where}: {detail['msg']})" if where else ""),
+            prop=spec.name,
+        ) from None
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(tp: Any) -> Any:
+    from pydantic import ConfigDict, TypeAdapter
+
+    return TypeAdapter(tp, config=ConfigDict(strict=True, arbitrary_types_allowed=True))
+
+
+def _type_error(node: Node, spec: InputSpec, value: Any) -> InputError:
+    return node.error(f"expected {_type_name(spec.type)}, got {_describe(value)}", prop=spec.name)
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) < 40 else text[:37] + '...'}"
+
+
+class Component(Node):
+    """A reusable group of resources. Resources declared while a component's
+    ``__init__`` runs get it as their parent unless they name another."""
+
+    children: list[Node]
+
+    def __init_subclass__(cls, type: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.type_token = type or f"component:{cls.__module__.rsplit('.', 1)[-1]}:{cls.__name__}"
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _parenting(cls.__dict__["__init__"])  # type: ignore[misc]
+
+    def __init__(self, name: str, opts: ResourceOptions | None = None) -> None:
+        super().__init__(name, opts)
+        self.children = []
+        ctx = context.current()
+        ctx.register(self)
+        if isinstance(self.parent, Component):
+            self.parent.children.append(self)
+        if self.__dict__.get("_sw_autoparent"):
+            ctx.component_stack.append(self)
+
+
+def _parenting(init: Callable[..., None]) -> Callable[..., None]:
+    """Wraps a component's ``__init__`` so that resources it declares get it as parent."""
+
+    @functools.wraps(init)
+    def wrapper(self: Component, *args: Any, **kwargs: Any) -> None:
+        if self.__dict__.get("_sw_autoparent"):
+            init(self, *args, **kwargs)
+            return
+        ctx = context.current()
+        depth = len(ctx.component_stack)
+        self.__dict__["_sw_autoparent"] = True
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            del ctx.component_stack[depth:]
+            self.__dict__["_sw_autoparent"] = False
+
+    return wrapper

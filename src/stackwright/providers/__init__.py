@@ -1,0 +1,1 @@
+"""Providers: AWS, Kubernetes, Helm and the built-in ``local``/``random`` ones."""

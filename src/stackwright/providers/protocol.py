@@ -1,0 +1,155 @@
+"""The provider protocol: the only thing the engine knows about providers.
+
+A *provider* (``local``, ``random``, ``aws``) is a package of *resource providers*,
+one per resource type. Each resource provider answers six questions: is this input
+valid (``check``), what changed (``diff``), and create/read/update/delete.
+
+Contracts every implementation keeps:
+
+* ``create`` receives ``ctx.token``, unique per pending operation and stable across
+  retries of that operation. Use it as the idempotency token where the API offers one,
+  so a retried create never makes two objects.
+* ``read(ctx, None, inputs, outputs)`` (no id) must find an object that a create with
+  these inputs and ``ctx.urn`` may have made before a crash, or return ``None``. The
+  engine calls it to resolve pending creates instead of creating a duplicate.
+* ``read`` returns ``None`` when the object no longer exists.
+* Errors are raised as ``ProviderError``; ``retryable=True`` for throttling and
+  transient faults. Anything else raised is treated as permanent.
+* Recorded outputs are the resolved inputs overlaid with what the provider returns, so
+  a provider only returns what the cloud computed (ids, ARNs, timestamps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from stackwright.errors import ProviderError
+from stackwright.model.resource import Resource
+
+__all__ = [
+    "Created", "DiffResult", "OperationContext", "Provider", "ProviderError",
+    "ReadResult", "ResourceProvider", "ProviderLookup",
+]
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    """Which top-level inputs changed, and which of those force a replacement."""
+
+    changed: tuple[str, ...] = ()
+    replaces: tuple[str, ...] = ()
+    delete_before_replace: bool = False
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changed)
+
+
+@dataclass(frozen=True)
+class Created:
+    id: str
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """The live object: its id, the inputs that would declare it, and its outputs."""
+
+    id: str
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OperationContext:
+    """What one provider call knows besides its inputs."""
+
+    urn: str
+    name: str
+    token: str
+    timeout: float = 1800.0
+    log: Callable[[str], None] = lambda message: None
+
+
+class ResourceProvider:
+    """Create, read, update and delete one resource type.
+
+    Subclasses set ``type_token`` and ``resource_class``, list the inputs that force
+    replacement in ``replace_on`` (``"*"`` for all), secret outputs in
+    ``secret_outputs``, and outputs that become unknown on update in
+    ``computed_on_update``. The default ``diff`` compares inputs key by key.
+    """
+
+    type_token: ClassVar[str] = ""
+    resource_class: ClassVar[type[Resource] | None] = None
+    replace_on: ClassVar[frozenset[str]] = frozenset()
+    secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    computed_on_update: ClassVar[frozenset[str]] = frozenset()
+    stateful: ClassVar[bool] = False
+    """Deleting it loses data (buckets, tables, clusters); policies guard it."""
+
+    def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate fully resolved inputs; return them, normalised. Raise InputError."""
+        return dict(inputs)
+
+    def diff(
+        self, old_inputs: Mapping[str, Any], old_outputs: Mapping[str, Any],
+        new_inputs: Mapping[str, Any],
+    ) -> DiffResult:
+        keys = sorted(set(old_inputs) | set(new_inputs))
+        changed = tuple(k for k in keys if old_inputs.get(k) != new_inputs.get(k))
+        replace_all = "*" in self.replace_on
+        replaces = tuple(k for k in changed if replace_all or k in self.replace_on)
+        return DiffResult(changed=changed, replaces=replaces)
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        raise NotImplementedError
+
+    def read(
+        self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> ReadResult | None:
+        raise NotImplementedError
+
+    def update(
+        self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+        old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
+    ) -> Mapping[str, Any]:
+        """Change the object in place; return the new computed outputs."""
+        raise NotImplementedError
+
+    def delete(
+        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> None:
+        raise NotImplementedError
+
+
+class Provider(Protocol):
+    """A package of resource providers sharing configuration (region, endpoint...)."""
+
+    name: str
+    version: str
+
+    def configure(self, config: Mapping[str, Any]) -> None:
+        """Receive the stack's config section named after the provider."""
+
+    def resource(self, type_token: str) -> ResourceProvider:
+        """The resource provider for a type; raise KeyError if unknown."""
+        ...
+
+    def types(self) -> list[str]: ...
+
+
+class ProviderLookup(Protocol):
+    """How the planner and engine find the resource provider for a type token."""
+
+    def resource(self, type_token: str) -> ResourceProvider: ...
+
+    def versions(self) -> dict[str, str]: ...
+
+
+def not_found(message: str) -> ProviderError:
+    return ProviderError(message, retryable=False)

@@ -1,0 +1,97 @@
+"""Finding providers by the prefix of a type token (``aws:s3:Bucket`` → ``aws``).
+
+Built-in providers are imported lazily by module path, so a program that only uses
+``local`` never imports boto3. Third-party providers register an entry point in the
+``stackwright.providers`` group that names a ``Provider`` factory.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from stackwright.errors import ProjectError
+from stackwright.providers.protocol import Provider, ResourceProvider
+
+BUILTIN: dict[str, str] = {
+    "local": "stackwright.providers.local:provider",
+    "random": "stackwright.providers.random:provider",
+    "synthetic": "stackwright.providers.synthetic:provider",
+    "aws": "stackwright.providers.aws:provider",
+}
+
+
+class SimpleProvider:
+    """A provider made of a fixed list of resource providers."""
+
+    def __init__(self, name: str, version: str, resources: Iterable[ResourceProvider]) -> None:
+        self.name = name
+        self.version = version
+        self.config: Mapping[str, Any] = {}
+        self._resources = {r.type_token: r for r in resources}
+
+    def configure(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+
+    def resource(self, type_token: str) -> ResourceProvider:
+        return self._resources[type_token]
+
+    def types(self) -> list[str]:
+        return sorted(self._resources)
+
+
+class ProviderRegistry:
+    """Loads each provider once, configured from the stack's config section."""
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        self._config = config or {}
+        self._providers: dict[str, Provider] = {}
+        self._extra: dict[str, Provider] = {}
+
+    def add(self, provider: Provider) -> None:
+        """Use this provider object instead of looking one up (tests, benchmarks)."""
+        self._extra[provider.name] = provider
+
+    def provider(self, name: str) -> Provider:
+        if name not in self._providers:
+            provider = self._extra.get(name) or _load(name)
+            section = self._config.get(name, {})
+            provider.configure(section if isinstance(section, Mapping) else {})
+            self._providers[name] = provider
+        return self._providers[name]
+
+    def resource(self, type_token: str) -> ResourceProvider:
+        provider = self.provider(type_token.split(":", 1)[0])
+        try:
+            return provider.resource(type_token)
+        except KeyError:
+            raise ProjectError(
+                f"provider {provider.name!r} has no resource type {type_token!r}",
+                hint=f"known types: {', '.join(provider.types())}",
+            ) from None
+
+    def versions(self) -> dict[str, str]:
+        return {name: p.version for name, p in sorted(self._providers.items())}
+
+
+def _load(name: str) -> Provider:
+    target = BUILTIN.get(name) or _entry_point(name)
+    if target is None:
+        raise ProjectError(
+            f"no provider named {name!r}",
+            hint=f"built-in providers: {', '.join(sorted(BUILTIN))}; others register "
+            "an entry point in the 'stackwright.providers' group",
+        )
+    module_name, _, attr = target.partition(":")
+    factory: Any = getattr(importlib.import_module(module_name), attr)
+    return factory() if callable(factory) else factory  # type: ignore[no-any-return]
+
+
+def _entry_point(name: str) -> str | None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="stackwright.providers"):
+        if ep.name == name:
+            return str(ep.value)
+    return None

@@ -1,0 +1,117 @@
+"""What the state store keeps. Values are in working form: they may hold ``Secret``
+markers (never plain secrets on disk: stores encode them with ``values.to_json``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+"""Bumped whenever the stored form changes; stores refuse a newer one."""
+
+
+@dataclass
+class ResourceState:
+    """One resource as last recorded after a provider call."""
+
+    urn: str
+    type: str
+    id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    parent: str | None = None
+    deps: list[str] = field(default_factory=list)
+    protect: bool = False
+    retain_on_delete: bool = False
+    external: bool = False
+    """Adopted by `import`; recorded so that reviewers can tell."""
+
+
+@dataclass
+class PendingOperation:
+    """A create, update or delete that was started but whose outcome is not yet recorded.
+
+    Written durably before the provider call; cleared in the same transaction that
+    records the outcome. Anything left over after a crash is resolved on the next run
+    by reading the live object.
+    """
+
+    token: str
+    urn: str
+    type: str
+    op: str  # "create" | "update" | "delete"
+    inputs: dict[str, Any]
+    resource_id: str | None = None
+    parent: str | None = None
+    deps: list[str] = field(default_factory=list)
+    started_at: float = 0.0
+
+
+@dataclass
+class LockInfo:
+    owner: str
+    pid: int
+    host: str
+    acquired_at: float
+    operation: str
+    token: str = ""
+
+
+@dataclass
+class Change:
+    """One line of a checkpoint: what happened to a resource (values masked)."""
+
+    urn: str
+    type: str
+    op: str
+    diffs: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class Checkpoint:
+    """A numbered record of one `up`, `destroy`, `refresh`, `import`... that changed state."""
+
+    number: int
+    kind: str
+    who: str
+    started_at: float
+    finished_at: float
+    result: str  # "succeeded" | "failed" | "interrupted"
+    counts: dict[str, int] = field(default_factory=dict)
+    message: str = ""
+    serial: int = 0
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+
+@dataclass
+class CheckpointDetail:
+    checkpoint: Checkpoint
+    changes: list[Change]
+    resources: list[ResourceState]
+    """The stack's resources when this checkpoint finished (for rollback)."""
+    outputs: dict[str, Any]
+
+
+@dataclass
+class Snapshot:
+    """A stack's recorded state at one serial: what the planner diffs against."""
+
+    stack: str
+    lineage: str
+    serial: int
+    resources: dict[str, ResourceState]
+    outputs: dict[str, Any]
+    pending: list[PendingOperation] = field(default_factory=list)
+
+
+@dataclass
+class StackInfo:
+    name: str
+    resource_count: int
+    last_update: float | None
+    lineage: str
+    serial: int

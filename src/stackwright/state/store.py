@@ -1,0 +1,82 @@
+"""The state store interface. The engine and CLI only talk to this; SQLite is the
+embedded default and PostgreSQL or S3 backends implement the same methods.
+
+Durability contract: when a ``StackWriter`` method returns, the write survives a
+crash of this process (SIGKILL) — the engine relies on it to record an outcome
+before any dependent step starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from stackwright.state.records import (
+    Change, Checkpoint, CheckpointDetail, LockInfo, PendingOperation, ResourceState,
+    Snapshot, StackInfo,
+)
+
+
+class StackWriter(Protocol):
+    """Writes of one operation (`up`, `destroy`...) on one locked stack."""
+
+    def record_pending(self, op: PendingOperation) -> None: ...
+
+    def record_resource(
+        self, resource: ResourceState, change: Change | None, clears: str | None = None
+    ) -> None:
+        """Insert or replace a resource; clear pending op ``clears`` in the same commit."""
+
+    def remove_resource(
+        self, urn: str, change: Change | None, clears: str | None = None,
+        resource_id: str | None = None,
+    ) -> None:
+        """Forget a resource (deleted, or its replacement's old half deleted).
+
+        ``resource_id`` guards against removing a row that a replacement has already
+        rewritten with a new id: the row is removed only if its id matches.
+        """
+
+    def clear_pending(self, token: str, change: Change | None = None) -> None: ...
+
+    def rename_resource(self, old_urn: str, new_urn: str) -> None:
+        """Move a record to a new URN (an alias was followed)."""
+
+    def add_change(self, change: Change) -> None:
+        """Record a change that touched no resource row (a failed step)."""
+
+    def finish(
+        self, result: str, outputs: dict[str, Any] | None, message: str = ""
+    ) -> Checkpoint | None:
+        """Close the operation. A checkpoint is written only if something changed
+        (or the operation failed); otherwise returns None."""
+
+
+class StateStore(Protocol):
+    def list_stacks(self) -> list[StackInfo]: ...
+
+    def create_stack(self, stack: str) -> None:
+        """Raise StateError if it exists."""
+
+    def stack_exists(self, stack: str) -> bool: ...
+
+    def remove_stack(self, stack: str, force: bool = False) -> None:
+        """Raise StateError if it still has resources and not ``force``."""
+
+    def snapshot(self, stack: str) -> Snapshot: ...
+
+    def acquire_lock(self, stack: str, info: LockInfo) -> None:
+        """Take the stack's exclusive lock or raise LockHeldError naming the holder."""
+
+    def release_lock(self, stack: str, token: str) -> None: ...
+
+    def read_lock(self, stack: str) -> LockInfo | None: ...
+
+    def break_lock(self, stack: str) -> LockInfo | None: ...
+
+    def begin(self, stack: str, kind: str, who: str) -> StackWriter: ...
+
+    def history(self, stack: str) -> list[Checkpoint]: ...
+
+    def checkpoint(self, stack: str, number: int) -> CheckpointDetail: ...
+
+    def close(self) -> None: ...
