@@ -1,0 +1,168 @@
+"""Shared machinery of the AWS resource providers: clients, error classes, tags, waits.
+
+Every AWS call goes through boto3. botocore's own retries are off so that the engine
+owns retrying (with backoff and jitter) and can show and count it; errors are
+classified here as retryable (throttling, transient faults) or permanent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from stackwright.errors import ProviderError
+from stackwright.providers.protocol import OperationContext, ResourceProvider
+
+T = TypeVar("T")
+
+URN_TAG = "stackwright:urn"
+"""Tag put on every taggable object so an interrupted create can be found again."""
+
+RETRYABLE_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    "RequestThrottled", "RequestThrottledException", "SlowDown", "ServiceUnavailable",
+    "ServiceUnavailableException", "InternalError", "InternalFailure",
+    "InternalServerError", "PriorRequestNotComplete", "OperationAbortedException",
+    "ConcurrentModificationException", "ResourceInUseException",
+    "DependencyViolation", "IncorrectState", "InvalidParameterException.Busy",
+})
+"""Codes worth retrying. ``DependencyViolation`` and friends appear while AWS is still
+detaching something a moment ago deleted; they clear on their own."""
+
+
+class AwsClients:
+    """boto3 clients for one provider configuration, created once and shared.
+
+    boto3 clients are thread-safe; sessions are not, so clients are built under a lock.
+    """
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.region: str = str(config.get("region") or "us-east-1")
+        self.endpoint_url: str | None = config.get("endpoint_url")
+        self._profile = config.get("profile")
+        self._static = config.get("credentials")
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(service) or self._make(service)
+                self._clients[service] = client
+        return client
+
+    def _make(self, service: str) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        session = boto3.session.Session(profile_name=self._profile) if self._profile else boto3.session.Session()
+        kwargs: dict[str, Any] = {
+            "region_name": self.region,
+            "config": Config(retries={"max_attempts": 1, "mode": "standard"},
+                             connect_timeout=10, read_timeout=60, max_pool_connections=64),
+        }
+        if self.endpoint_url:
+            kwargs["endpoint_url"] = self.endpoint_url
+        if isinstance(self._static, Mapping):
+            kwargs["aws_access_key_id"] = self._static.get("access_key_id")
+            kwargs["aws_secret_access_key"] = self._static.get("secret_access_key")
+        return session.client(service, **kwargs)
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_not_found(exc: BaseException) -> bool:
+    code = error_code(exc)
+    return "NotFound" in code or "NoSuch" in code or code in {
+        "404", "ResourceNotFoundException", "InvalidVpcID.NotFound", "NotFoundException",
+        "RepositoryNotFoundException", "ValidationError" if "does not exist" in str(exc) else "-",
+    }
+
+
+def classify(exc: BaseException, action: str) -> ProviderError:
+    """Turn a botocore exception into a retryable or permanent ProviderError."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, (ConnectionError, HTTPClientError)):
+        return ProviderError.transient(f"{action}: {exc}")
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        retryable = code in RETRYABLE_CODES or (isinstance(status, int) and status >= 500)
+        return ProviderError(f"{action}: {code}: {message}", retryable=retryable)
+    return ProviderError(f"{action}: {type(exc).__name__}: {exc}")
+
+
+def call(action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one AWS call, raising classified ProviderErrors."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - every failure is classified, none is lost
+        raise classify(exc, action) from exc
+
+
+def call_or_none(action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """Like ``call`` but a not-found answer is ``None`` (the object is gone)."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001
+        if is_not_found(exc):
+            return None
+        raise classify(exc, action) from exc
+
+
+def wait_until(
+    ctx: OperationContext, what: str, probe: Callable[[], bool], *,
+    interval: float = 2.0, timeout: float | None = None,
+) -> None:
+    """Poll ``probe`` until it is true; a permanent error after ``timeout`` seconds."""
+    deadline = time.monotonic() + (timeout if timeout is not None else ctx.timeout)
+    delay = 0.05
+    while not probe():
+        if time.monotonic() > deadline:
+            raise ProviderError(f"timed out waiting for {what}")
+        ctx.log(f"waiting for {what}")
+        time.sleep(delay)
+        delay = min(interval, delay * 2)
+
+
+def tag_list(tags: Mapping[str, str], urn: str | None = None, key: str = "Key",
+             value: str = "Value") -> list[dict[str, str]]:
+    """AWS's ``[{"Key": k, "Value": v}]`` form, with the URN tag when given."""
+    merged = dict(tags)
+    if urn is not None:
+        merged[URN_TAG] = urn
+    return [{key: k, value: v} for k, v in sorted(merged.items())]
+
+
+def tag_dict(tags: list[dict[str, str]] | None, key: str = "Key", value: str = "Value") -> dict[str, str]:
+    """User tags from AWS's list form, without Stackwright's own and AWS's reserved ones."""
+    return {
+        t[key]: t[value] for t in tags or []
+        if t[key] != URN_TAG and not t[key].startswith("aws:")
+    }
+
+
+class AwsResource(ResourceProvider):
+    """Base for AWS resource providers; ``clients("s3")`` gives a boto3 client."""
+
+    service: str = ""
+
+    def __init__(self, clients: AwsClients) -> None:
+        self.clients = clients
+
+    @property
+    def client(self) -> Any:
+        return self.clients(self.service)

@@ -1,0 +1,146 @@
+"""The local cloud: moto's server on 127.0.0.1, run as a background process.
+
+Its pid, port and log live under the project's ``.stackwright/`` folder so that any
+command of the project (and ``endpoint: local`` in a stack's config) can find it.
+Everything it holds is in memory: stopping or restarting it loses every resource.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackwright.errors import StackwrightError
+
+DEFAULT_PORT = 4599
+LOCAL_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing"}
+
+
+@dataclass
+class LocalCloud:
+    pid: int
+    port: int
+    log: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _info_path(state_dir: Path) -> Path:
+    return state_dir / "local-cloud.json"
+
+
+def status(state_dir: Path) -> LocalCloud | None:
+    """The running local cloud of this project, or None."""
+    path = _info_path(state_dir)
+    if not path.exists():
+        return None
+    info = json.loads(path.read_text())
+    cloud = LocalCloud(pid=int(info["pid"]), port=int(info["port"]), log=str(info["log"]))
+    return cloud if _alive(cloud.pid) and is_serving(cloud.url) else None
+
+
+def start(state_dir: Path, port: int | None = None, timeout: float = 30.0) -> LocalCloud:
+    """Start moto's server in the background (or return the one already running)."""
+    running = status(state_dir)
+    if running is not None:
+        return running
+    state_dir.mkdir(parents=True, exist_ok=True)
+    port = port or int(os.environ.get("STACKWRIGHT_LOCAL_CLOUD_PORT", DEFAULT_PORT))
+    if not _port_free(port):
+        raise StackwrightError(
+            f"port {port} on 127.0.0.1 is taken",
+            hint="pass --port, or set STACKWRIGHT_LOCAL_CLOUD_PORT",
+        )
+    log = state_dir / "local-cloud.log"
+    proc = spawn(port, log)
+    cloud = LocalCloud(pid=proc.pid, port=port, log=str(log))
+    _wait_serving(cloud, proc, timeout)
+    _info_path(state_dir).write_text(json.dumps({"pid": cloud.pid, "port": port, "log": str(log)}))
+    return cloud
+
+
+def spawn(port: int, log: Path) -> subprocess.Popen[bytes]:
+    """moto's server as a detached child process writing to ``log``."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def _wait_serving(cloud: LocalCloud, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not is_serving(cloud.url):
+        if proc.poll() is not None:
+            raise StackwrightError(f"the local cloud exited at start; see {cloud.log}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise StackwrightError(f"the local cloud did not answer within {timeout:.0f}s; see {cloud.log}")
+        time.sleep(0.1)
+
+
+def stop(state_dir: Path) -> bool:
+    """Stop this project's local cloud; False if none was running."""
+    path = _info_path(state_dir)
+    if not path.exists():
+        return False
+    info = json.loads(path.read_text())
+    pid = int(info["pid"])
+    stopped = _alive(pid)
+    if stopped:
+        os.kill(pid, signal.SIGTERM)
+        _wait_gone(pid)
+    path.unlink()
+    return stopped
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def is_serving(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/moto-api/", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return waited == 0
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
