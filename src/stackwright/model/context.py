@@ -42,7 +42,7 @@ class ProgramContext:
         previous = self.nodes.get(node.urn)
         if previous is not None:
             raise GraphError(
-                f"duplicate resource name {node.name!r} of type {node.type_token}"
+                f"duplicate resource name {node.resource_name!r} of type {node.type_token}"
                 f" (first declared at {previous.declared_at()})",
                 file=node.decl_file,
                 line=node.decl_line,

@@ -139,7 +139,7 @@ class Output(Generic[T]):
 
     def __repr__(self) -> str:
         if self._kind == _REF and self._resource is not None:
-            return f"Output({self._resource.name}.{self._prop})"
+            return f"Output({self._resource.resource_name}.{self._prop})"
         return "Output(...)"
 
 

@@ -10,7 +10,8 @@ defaults where optional) and its outputs as ``Output[...]`` annotations::
 
 Reading any declared property on an instance (``f.sha256``, ``f.path``) gives an
 ``Output`` for the value recorded after apply, so passing it to another resource
-records the dependency.
+records the dependency. Stackwright's own attributes are prefixed (``resource_name``,
+``resource_parent``, ``resource_options``, ``urn``) so they never hide an input.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def urn_parts(urn: str) -> tuple[str, str, str, str]:
 
 
 def urn_name(urn: str) -> str:
-    return urn.rsplit("$", 1)[-1]
+    """The resource's own name: the last segment of the URN's path."""
+    return urn.rsplit(URN_SEPARATOR, 1)[-1].rsplit("$", 1)[-1]
 
 
 class Node:
@@ -89,10 +91,10 @@ class Node:
 
     type_token: ClassVar[str] = ""
 
-    name: str
+    resource_name: str
     urn: str
-    opts: ResourceOptions
-    parent: Node | None
+    resource_options: ResourceOptions
+    resource_parent: Node | None
     decl_file: str | None
     decl_line: int | None
 
@@ -100,13 +102,13 @@ class Node:
         ctx = context.current()
         self.decl_file, self.decl_line = context.user_frame()
         _check_name(name, self)
-        self.name = name
-        self.opts = opts or ResourceOptions()
-        self.parent = self.opts.parent or (ctx.component_stack[-1] if ctx.component_stack else None)
-        self.urn = make_urn(ctx.stack, ctx.project, self.type_token, self.path())
+        self.resource_name = name
+        self.resource_options = opts or ResourceOptions()
+        self.resource_parent = self.resource_options.parent or (ctx.component_stack[-1] if ctx.component_stack else None)
+        self.urn = make_urn(ctx.stack, ctx.project, self.type_token, self._path())
 
-    def path(self) -> str:
-        return f"{self.parent.path()}${self.name}" if self.parent else self.name
+    def _path(self) -> str:
+        return f"{self.resource_parent._path()}${self.resource_name}" if self.resource_parent else self.resource_name
 
     def declared_at(self) -> str:
         return f"{self.decl_file}:{self.decl_line}" if self.decl_file else "<unknown>"
@@ -114,11 +116,11 @@ class Node:
     def alias_urns(self) -> list[str]:
         """Every URN this node may be recorded under from an earlier run."""
         stack, project, _, _ = urn_parts(self.urn)
-        urns = [_alias_urn(self, alias, stack, project) for alias in self.opts.aliases]
-        if self.parent is not None:
-            for parent_urn in self.parent.alias_urns():
+        urns = [_alias_urn(self, alias, stack, project) for alias in self.resource_options.aliases]
+        if self.resource_parent is not None:
+            for parent_urn in self.resource_parent.alias_urns():
                 parent_path = urn_parts(parent_urn)[3]
-                urns.append(make_urn(stack, project, self.type_token, f"{parent_path}${self.name}"))
+                urns.append(make_urn(stack, project, self.type_token, f"{parent_path}${self.resource_name}"))
         return urns
 
     def error(self, message: str, prop: str | None = None, hint: str | None = None) -> InputError:
@@ -131,15 +133,15 @@ class Node:
 def _alias_urn(node: Node, alias: Alias | str, stack: str, project: str) -> str:
     if isinstance(alias, str):
         return alias
-    name = alias.name or node.name
+    name = alias.name or node.resource_name
     if alias.no_parent:
         path = name
     elif isinstance(alias.parent, Node):
-        path = f"{alias.parent.path()}${name}"
+        path = f"{alias.parent._path()}${name}"
     elif isinstance(alias.parent, str):
         path = f"{urn_parts(alias.parent)[3]}${name}"
     else:
-        path = f"{node.parent.path()}${name}" if node.parent else name
+        path = f"{node.resource_parent._path()}${name}" if node.resource_parent else name
     return make_urn(stack, project, alias.type or node.type_token, path)
 
 
@@ -245,7 +247,7 @@ class Resource(Node):
         deps: dict[str, Node] = {}
         for resource in resources_in(list(self.inputs.values())):
             deps[resource.urn] = resource
-        for dep in self.opts.depends_on:
+        for dep in self.resource_options.depends_on:
             nodes = dep.resources() if isinstance(dep, Output) else [dep]
             for node in nodes:
                 deps[node.urn] = node
@@ -253,8 +255,9 @@ class Resource(Node):
         return list(deps.values())
 
 
-_NODE_ATTRS = frozenset(("name", "urn", "opts", "parent", "decl_file", "decl_line",
-                         "inputs", "dependencies", "type_token", "id", "children"))
+_NODE_ATTRS = frozenset(("resource_name", "urn", "resource_options", "resource_parent",
+                         "decl_file", "decl_line", "inputs", "dependencies", "type_token",
+                         "id", "children"))
 
 
 def _plain_type(hint: Any) -> Any:
@@ -344,8 +347,8 @@ class Component(Node):
         self.children = []
         ctx = context.current()
         ctx.register(self)
-        if isinstance(self.parent, Component):
-            self.parent.children.append(self)
+        if isinstance(self.resource_parent, Component):
+            self.resource_parent.children.append(self)
         if self.__dict__.get("_sw_autoparent"):
             ctx.component_stack.append(self)
 
@@ -368,3 +371,28 @@ def _parenting(init: Callable[..., None]) -> Callable[..., None]:
             self.__dict__["_sw_autoparent"] = False
 
     return wrapper
+
+
+def restore(cls: type[Resource], urn: str, inputs: dict[str, Any], *,
+            parent_urn: str | None, protect: bool = False, retain_on_delete: bool = False) -> Resource:
+    """A resource object rebuilt from a state record rather than declared by a program
+    (rollback plans against the inputs recorded at an earlier checkpoint)."""
+    resource = object.__new__(cls)
+    resource.urn = urn
+    resource.resource_name = urn_name(urn)
+    resource.resource_options = ResourceOptions(protect=protect, retain_on_delete=retain_on_delete)
+    resource.resource_parent = _recorded_parent(parent_urn) if parent_urn else None
+    resource.decl_file, resource.decl_line = None, None
+    resource.inputs = inputs
+    resource.dependencies = []
+    return resource
+
+
+def _recorded_parent(urn: str) -> Component:
+    parent = object.__new__(Component)
+    parent.urn = urn
+    parent.resource_name = urn_name(urn)
+    parent.resource_options = ResourceOptions()
+    parent.resource_parent = None
+    parent.children = []
+    return parent

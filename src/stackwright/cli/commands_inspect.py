@@ -1,0 +1,153 @@
+"""outputs, history, state ls|show|rm."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
+from stackwright.cli.main import stack_option
+
+
+def register(cli: click.Group) -> None:
+    for command in (outputs, history, state):
+        cli.add_command(command)
+
+
+@click.command()
+@stack_option
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--show-secrets", is_flag=True, help="Print secret outputs in plain text.")
+def outputs(stack_name: str | None, who: str | None, as_json: bool, show_secrets: bool) -> None:
+    """Print the stack's outputs."""
+    from stackwright.cli.render import value_text
+    from stackwright.model.values import masked, reveal
+
+    session = open_stack(stack_name, who)
+    try:
+        values = session.store.snapshot(session.stack).outputs
+    finally:
+        session.close()
+    shown = reveal(values) if show_secrets else masked(values)
+    if as_json:
+        click.echo(json.dumps(shown, indent=2, sort_keys=True))
+        return
+    for key in sorted(shown):
+        value = shown[key]
+        click.echo(f"{key}: {value if isinstance(value, str) else value_text(value, limit=2000)}")
+
+
+@click.group(invoke_without_command=True)
+@stack_option
+@click.pass_context
+def history(ctx: click.Context, stack_name: str | None, who: str | None) -> None:
+    """List checkpoints: who, when, what changed, how long, result."""
+    ctx.obj = {"stack": stack_name, "who": who}
+    if ctx.invoked_subcommand is not None:
+        return
+    from stackwright.cli.render import checkpoint_line
+
+    session = open_stack(stack_name, who)
+    try:
+        checkpoints = session.store.history(session.stack)
+    finally:
+        session.close()
+    if not checkpoints:
+        click.echo("No checkpoints yet.")
+        return
+    click.echo(f"{'#':>4}  {'WHEN':<19}  {'KIND':<9} {'WHO':<24} {'TIME':>8}  {'RESULT':<9}  CHANGES")
+    for checkpoint in checkpoints:
+        click.echo(checkpoint_line(checkpoint))
+
+
+@history.command("show")
+@click.argument("number", type=int)
+@click.pass_context
+def history_show(ctx: click.Context, number: int) -> None:
+    """Show what changed in checkpoint NUMBER."""
+    from stackwright.cli.render import checkpoint_line, value_text
+
+    session = open_stack(ctx.obj["stack"], ctx.obj["who"])
+    try:
+        detail = session.store.checkpoint(session.stack, number)
+    finally:
+        session.close()
+    click.echo(checkpoint_line(detail.checkpoint))
+    if detail.checkpoint.message:
+        click.echo(f"  {detail.checkpoint.message}")
+    for change in detail.changes:
+        error = click.style(f"  FAILED: {change.error}", fg="red") if change.error else ""
+        click.echo(f"  {change.op:<16} {change.urn}{error}")
+        for diff in change.diffs:
+            old = value_text(diff.get("old")) if diff.get("kind") != "add" else ""
+            new = value_text(diff.get("new")) if diff.get("kind") != "delete" else ""
+            click.echo(f"      {diff.get('path')}: {old}{' => ' if old and new else ''}{new}")
+
+
+@click.group()
+def state() -> None:
+    """Inspect or edit the recorded state directly."""
+
+
+@state.command("ls")
+@stack_option
+def state_ls(stack_name: str | None, who: str | None) -> None:
+    """List recorded resources: URN, type and id."""
+    session = open_stack(stack_name, who)
+    try:
+        snapshot = session.store.snapshot(session.stack)
+    finally:
+        session.close()
+    for record in snapshot.resources.values():
+        click.echo(f"{record.urn}  {record.id}")
+    click.echo(f"{len(snapshot.resources)} resources, serial {snapshot.serial}")
+
+
+@state.command("show")
+@stack_option
+@click.argument("urn")
+def state_show(stack_name: str | None, who: str | None, urn: str) -> None:
+    """Show one resource's recorded inputs and outputs (secrets masked)."""
+    from stackwright.cli.render import mapping_lines
+    from stackwright.errors import StateError
+
+    session = open_stack(stack_name, who)
+    try:
+        record = session.store.snapshot(session.stack).resources.get(urn)
+    finally:
+        session.close()
+    if record is None:
+        raise StateError(f"no recorded resource {urn}", hint="`stackwright state ls` lists them")
+    click.echo(f"{record.urn}\n  type: {record.type}\n  id: {record.id}")
+    if record.parent:
+        click.echo(f"  parent: {record.parent}")
+    if record.deps:
+        click.echo(f"  depends on: {', '.join(record.deps)}")
+    flags = [f for f in ("protect", "retain_on_delete", "external") if getattr(record, f)]
+    if flags:
+        click.echo(f"  flags: {', '.join(flags)}")
+    echo_lines(["  inputs:", *mapping_lines(record.inputs, "    "),
+                "  outputs:", *mapping_lines(record.outputs, "    ")])
+
+
+@state.command("rm")
+@stack_option
+@click.argument("urn")
+@click.option("-y", "--yes", is_flag=True)
+@click.option("--force", is_flag=True, help="Remove even if other resources depend on it.")
+def state_rm(stack_name: str | None, who: str | None, urn: str, yes: bool, force: bool) -> None:
+    """Forget a resource without deleting it (it stays in the cloud)."""
+    from stackwright.operations.state_edit import forget
+
+    session = open_stack(stack_name, who)
+    try:
+        if not confirm_or_fail(f"Forget {urn}? The object itself is not deleted.", yes):
+            return
+        number = forget(session, urn, force=force)
+    finally:
+        session.close()
+    click.echo(f"Forgot {urn} (checkpoint {number}).")
+
+

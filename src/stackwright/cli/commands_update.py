@@ -1,0 +1,221 @@
+"""preview, up, destroy, refresh, import, rollback."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
+from stackwright.cli.main import stack_option
+
+
+def register(cli: click.Group) -> None:
+    for command in (preview, up, destroy, refresh, import_, rollback):
+        cli.add_command(command)
+
+
+def _apply_options(parallel: int) -> Any:
+    from stackwright.engine.apply import ApplyOptions
+
+    if parallel < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--parallel")
+    return ApplyOptions(parallel=parallel)
+
+
+@click.command()
+@stack_option
+@click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (docs/plan-json.md).")
+@click.option("--show-same", is_flag=True, help="List unchanged resources too.")
+@click.option("--target", "targets", multiple=True, metavar="URN", help="Only these resources (and what they need).")
+def preview(stack_name: str | None, who: str | None, show_diff: bool, as_json: bool,
+            show_same: bool, targets: tuple[str, ...]) -> None:
+    """Show what `up` would change. Changes nothing."""
+    from stackwright.cli.render import plan_lines
+    from stackwright.operations.update import preview as make_preview
+
+    session = open_stack(stack_name, who)
+    try:
+        plan = make_preview(session, targets)
+        pending = session.store.snapshot(session.stack).pending
+    finally:
+        session.close()
+    if as_json:
+        click.echo(json.dumps(plan.to_json(), indent=2, sort_keys=True))
+        return
+    echo_lines(plan_lines(plan, show_diff=show_diff, show_same=show_same))
+    if pending:
+        click.echo(click.style(f"{len(pending)} interrupted operation(s) will be resolved by the next `up`.", fg="yellow"))
+
+
+@click.command()
+@stack_option
+@click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
+@click.option("--target", "targets", multiple=True, metavar="URN", help="Only these resources (and what they need).")
+@click.option("-p", "--parallel", default=16, show_default=True, help="At most this many steps at once.")
+@click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs in the preview.")
+def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, ...],
+       parallel: int, show_diff: bool) -> None:
+    """Preview, confirm, then apply exactly the previewed changes."""
+    from stackwright.operations.update import up as run_up
+
+    session = open_stack(stack_name, who)
+    try:
+        outcome = run_up(session, options=_apply_options(parallel), sink=_sink(),
+                         confirm=_confirmer(yes, show_diff), targets=targets)
+    finally:
+        session.close()
+    _report(outcome, "Update")
+
+
+@click.command()
+@stack_option
+@click.option("-y", "--yes", is_flag=True, help="Destroy without asking.")
+@click.option("-p", "--parallel", default=16, show_default=True)
+def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int) -> None:
+    """Delete every resource of the stack, dependents first."""
+    from stackwright.operations.update import destroy as run_destroy
+
+    session = open_stack(stack_name, who)
+    try:
+        outcome = run_destroy(session, options=_apply_options(parallel), sink=_sink(),
+                              confirm=_confirmer(yes, False))
+    finally:
+        session.close()
+    _report(outcome, "Destroy")
+
+
+def _sink() -> Any:
+    from stackwright.cli.progress import PlainProgress
+
+    return PlainProgress()
+
+
+def _confirmer(yes: bool, show_diff: bool) -> Any:
+    from stackwright.cli.render import plan_lines
+
+    def confirm(plan: Any) -> bool:
+        echo_lines(plan_lines(plan, show_diff=show_diff))
+        return confirm_or_fail("Do you want to apply these changes?", yes)
+
+    return confirm
+
+
+def _report(outcome: Any, what: str) -> None:
+    from stackwright.cli.render import plan_lines
+
+    for line in _recovery_lines(outcome.recovery):
+        click.echo(click.style(line, fg="yellow"))
+    if outcome.result is None:
+        if outcome.cancelled:
+            click.echo("Cancelled; nothing was changed.")
+        else:
+            echo_lines(plan_lines(outcome.plan))
+        return
+    result = outcome.result
+    number = f" (checkpoint {outcome.checkpoint.number})" if outcome.checkpoint else ""
+    done = ", ".join(f"{v} {k}" for k, v in sorted(result.done.items())) or "nothing"
+    if result.ok:
+        click.echo(click.style(f"{what} succeeded in {outcome.duration:.1f}s{number}: {done}.", fg="green", bold=True))
+        return
+    for failure in result.failures:
+        click.echo(click.style(f"  failed: {failure.action} {failure.urn}: {failure.message}", fg="red"), err=True)
+    state = "was interrupted" if result.interrupted else "failed"
+    extra = f"; {len(result.skipped)} skipped" if result.skipped else ""
+    extra += f"; {len(result.not_started)} not started" if result.not_started else ""
+    click.echo(click.style(f"{what} {state}{number}: {done} done, {len(result.failures)} failed{extra}.",
+                           fg="red", bold=True), err=True)
+    raise SystemExit(1)
+
+
+def _recovery_lines(report: Any) -> list[str]:
+    lines = [f"Recovered interrupted create of {u}: found it and recorded it" for u in report.adopted]
+    lines += [f"Resolved interrupted operation on {u}" for u in report.forgotten]
+    lines += [f"Finished interrupted delete of {u}" for u in report.deleted]
+    return lines
+
+
+@click.command()
+@stack_option
+@click.option("-y", "--yes", is_flag=True, help="Record what was found in the state.")
+@click.option("-p", "--parallel", default=16, show_default=True)
+def refresh(stack_name: str | None, who: str | None, yes: bool, parallel: int) -> None:
+    """Read every resource and report drift (changed or deleted outside Stackwright)."""
+    from stackwright.operations.refresh import refresh as run_refresh
+
+    session = open_stack(stack_name, who)
+    try:
+        outcome = run_refresh(session, parallel=parallel, record=yes, sink=_sink_quiet())
+    finally:
+        session.close()
+    echo_lines(_drift_lines(outcome.result))
+    if outcome.result.errors:
+        raise SystemExit(1)
+    if outcome.result.drift and not yes:
+        click.echo("Run `stackwright refresh --yes` to record this in the state, or `up` to put it back.")
+    elif outcome.checkpoint is not None:
+        click.echo(click.style(f"Recorded in checkpoint {outcome.checkpoint.number}.", fg="green"))
+
+
+def _sink_quiet() -> Any:
+    from stackwright.engine.events import EventSink
+
+    return EventSink()
+
+
+def _drift_lines(result: Any) -> list[str]:
+    from stackwright.cli.render import _diff_line
+    from stackwright.model.resource import urn_name
+
+    lines = []
+    for drift in result.drift:
+        if drift.kind == "deleted":
+            lines.append(click.style(f"  - {drift.type} {urn_name(drift.urn)}  deleted outside Stackwright", fg="red"))
+        elif drift.kind == "changed":
+            lines.append(click.style(f"  ~ {drift.type} {urn_name(drift.urn)}  changed outside Stackwright", fg="yellow"))
+            lines.extend("      " + _diff_line(d) for d in drift.diffs)
+    for urn, error in sorted(result.errors.items()):
+        lines.append(click.style(f"  ! {urn}: {error}", fg="red"))
+    real = [d for d in result.drift if d.kind != "outputs"]
+    lines.append(click.style(f"Checked {result.checked} resources: "
+                             + (f"{len(real)} drifted." if real else "no drift."), bold=True))
+    return lines
+
+
+@click.command("import")
+@stack_option
+@click.argument("type_token", metavar="TYPE")
+@click.argument("name")
+@click.argument("resource_id", metavar="ID")
+def import_(stack_name: str | None, who: str | None, type_token: str, name: str, resource_id: str) -> None:
+    """Adopt an existing resource and print the Python that declares it."""
+    from stackwright.operations.importing import import_resource
+
+    session = open_stack(stack_name, who)
+    try:
+        result = import_resource(session, type_token, name, resource_id)
+    finally:
+        session.close()
+    click.echo(click.style(f"Imported {result.urn} (checkpoint {result.checkpoint}).", fg="green"), err=True)
+    click.echo("Add this to your program:\n", err=True)
+    click.echo(result.code)
+
+
+@click.command()
+@stack_option
+@click.argument("number", type=int)
+@click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
+@click.option("-p", "--parallel", default=16, show_default=True)
+def rollback(stack_name: str | None, who: str | None, number: int, yes: bool, parallel: int) -> None:
+    """Return the stack's resources to the inputs recorded at checkpoint NUMBER."""
+    from stackwright.operations.rollback import rollback as run_rollback
+
+    session = open_stack(stack_name, who)
+    try:
+        outcome = run_rollback(session, number, options=_apply_options(parallel), sink=_sink(),
+                               confirm=_confirmer(yes, True))
+    finally:
+        session.close()
+    _report(outcome, f"Rollback to checkpoint {number}")

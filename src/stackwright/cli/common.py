@@ -1,0 +1,32 @@
+"""Helpers shared by the CLI commands: opening the project and stack, confirming."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from stackwright.errors import StackwrightError
+
+
+def open_stack(stack_name: str | None, who: str | None = None) -> Any:
+    from stackwright.operations.session import open_session
+    from stackwright.program.project import find_project, selected_stack
+
+    project = find_project()
+    return open_session(project, selected_stack(project, stack_name), who)
+
+
+def confirm_or_fail(question: str, yes: bool) -> bool:
+    """``--yes`` answers; otherwise ask on a terminal; refuse when nobody can answer."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise StackwrightError("refusing to change anything without confirmation",
+                               hint="pass --yes to apply without asking")
+    return click.confirm(question, default=False)
+
+
+def echo_lines(lines: list[str]) -> None:
+    click.echo("\n".join(lines))

@@ -1,0 +1,82 @@
+"""The `stackwright` command. Thin: parse, call stackwright.operations, render.
+
+Heavy modules (the engine, providers, rich) are imported inside commands so that
+`stackwright --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from stackwright.errors import StackwrightError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _debug_requested() -> bool:
+    return "--debug" in sys.argv or os.environ.get("STACKWRIGHT_DEBUG") == "1"
+
+
+def main() -> None:
+    """Entry point: user errors in one or two lines, a traceback only with --debug."""
+    try:
+        cli.main(prog_name="stackwright", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except StackwrightError as exc:
+        if _debug_requested():
+            traceback.print_exception(exc)
+        click.echo(click.style("error: ", fg="red", bold=True) + exc.headline(), err=True)
+        if exc.hint:
+            click.echo(f"  hint: {exc.hint}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("-C", "--cwd", type=click.Path(file_okay=False), help="Run as if started in this folder.")
+@click.version_option(package_name="stackwright")
+def cli(debug: bool, cwd: str | None) -> None:
+    """Stackwright: infrastructure as Python, delivered through git.
+
+    Declare resources in Python, preview every change, apply exactly what was
+    previewed, and keep a record of every step.
+    """
+    if cwd:
+        os.chdir(cwd)
+
+
+def stack_option(fn: F) -> F:
+    fn = click.option("-s", "--stack", "stack_name", metavar="STACK",
+                      help="The stack to act on (default: the selected one).")(fn)
+    return click.option("--as", "who", metavar="NAME",
+                        help="Who is acting (default: $STACKWRIGHT_USER, git user.email, login).")(fn)
+
+
+def register_commands() -> None:
+    from stackwright.cli import commands_stack, commands_update, commands_inspect
+
+    for module in (commands_stack, commands_update, commands_inspect):
+        module.register(cli)
+
+
+register_commands()
+
+if __name__ == "__main__":
+    main()

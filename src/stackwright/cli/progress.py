@@ -1,0 +1,102 @@
+"""Progress listeners: plain lines for logs and CI, a live table on a terminal."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+
+from stackwright.engine.events import EventSink
+from stackwright.model.resource import urn_name, urn_parts
+
+STATUS_COLOURS = {"ok": "green", "failed": "red", "skipped": "yellow"}
+
+
+def _label(urn: str) -> str:
+    return f"{urn_parts(urn)[2]} {urn_name(urn)}"
+
+
+class PlainProgress(EventSink):
+    """One line per finished step; safe for logs (no cursor movement)."""
+
+    def __init__(self, verbose: bool = False) -> None:
+        self.verbose = verbose
+
+    def step_started(self, urn: str, action: str) -> None:
+        if self.verbose:
+            click.echo(f"  {action:<16} {_label(urn)} ...")
+
+    def step_finished(self, urn: str, action: str, status: str, elapsed: float,
+                      error: str | None = None) -> None:
+        detail = f": {error}" if error else ""
+        line = f"  {action:<16} {_label(urn)}  {status} ({elapsed:.1f}s){detail}"
+        click.echo(click.style(line, fg=STATUS_COLOURS.get(status)))
+
+    def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:
+        click.echo(f"  {action:<16} {_label(urn)}  retry {attempt} in {delay:.1f}s: {error}")
+
+    def stopping(self, in_flight: int) -> None:
+        click.echo(click.style("Interrupted: no new steps start; waiting for the steps in flight...",
+                               fg="yellow"), err=True)
+
+
+class LiveProgress(PlainProgress):
+    """A live table of steps in flight (resource, action, elapsed) above finished lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(highlight=False)
+        self.running: dict[str, tuple[str, float]] = {}
+        self.lock = threading.Lock()
+        self.live = Live(self._table(), console=self.console, refresh_per_second=8,
+                         transient=True, get_renderable=self._table)
+
+    def __enter__(self) -> LiveProgress:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.live.__exit__(*exc)
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        table = Table(show_header=True, header_style="bold", box=None)
+        table.add_column("resource")
+        table.add_column("action")
+        table.add_column("elapsed", justify="right")
+        now = time.monotonic()
+        with self.lock:
+            rows = sorted(self.running.items(), key=lambda kv: kv[1][1])[:20]
+        for urn, (action, start) in rows:
+            table.add_row(_label(urn), action, f"{now - start:.1f}s")
+        return table
+
+    def step_started(self, urn: str, action: str) -> None:
+        with self.lock:
+            self.running[urn] = (action, time.monotonic())
+
+    def step_finished(self, urn: str, action: str, status: str, elapsed: float,
+                      error: str | None = None) -> None:
+        with self.lock:
+            self.running.pop(urn, None)
+        colour = STATUS_COLOURS.get(status, "white")
+        detail = f": {error}" if error else ""
+        self.console.print(f"  {action:<16} {_label(urn)}  [{colour}]{status}[/] ({elapsed:.1f}s){detail}",
+                           markup=True, highlight=False)
+
+    def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:
+        self.console.print(f"  {action:<16} {_label(urn)}  retry {attempt} in {delay:.1f}s: {error}",
+                           markup=False)
+
+
+def progress_for_terminal() -> PlainProgress:
+    if sys.stdout.isatty():
+        return LiveProgress()
+    return PlainProgress()

@@ -1,0 +1,124 @@
+"""Text renderings of plans, drift and history for terminals and logs.
+
+Colour comes from ``click.style``; ``click.echo`` strips it when the output is not a
+terminal. Secrets are masked before anything is formatted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import click
+
+from stackwright.model.resource import urn_name, urn_parts
+from stackwright.model.values import MASK, UNKNOWN, UNKNOWN_TEXT, Secret, masked
+from stackwright.plan.diff import PropertyDiff
+from stackwright.plan.plan import Op, Plan, Step
+from stackwright.state.records import Checkpoint
+
+SYMBOLS = {
+    Op.CREATE: ("+", "green"), Op.UPDATE: ("~", "yellow"), Op.REPLACE: ("+-", "magenta"),
+    Op.DELETE: ("-", "red"), Op.SAME: (" ", None), Op.READ: (">", "cyan"),
+}
+VERBS = {Op.CREATE: "create", Op.UPDATE: "update", Op.REPLACE: "replace",
+         Op.DELETE: "delete", Op.SAME: "unchanged", Op.READ: "read"}
+
+
+def value_text(value: Any, limit: int = 120) -> str:
+    if value is UNKNOWN:
+        return UNKNOWN_TEXT
+    if isinstance(value, Secret):
+        return MASK
+    text = json.dumps(masked(value), default=lambda v: UNKNOWN_TEXT if v is UNKNOWN else str(v))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def plan_lines(plan: Plan, *, show_diff: bool = False, show_same: bool = False) -> list[str]:
+    """The plan as a tree grouped by parent, then a summary line."""
+    steps = [s for s in plan.steps if show_same or s.changes]
+    by_parent: dict[str | None, list[Step]] = {}
+    for step in steps:
+        by_parent.setdefault(step.parent, []).append(step)
+    lines = [click.style(f"Stack {plan.stack} ({plan.project})", bold=True)]
+    for parent, children in sorted(by_parent.items(), key=lambda kv: kv[0] or ""):
+        indent = "    "
+        if parent is not None:
+            lines.append("  " + click.style(_node_label(parent), bold=True))
+        else:
+            indent = "  "
+        for step in children:
+            lines.append(indent + _step_line(step))
+            if show_diff or step.op is Op.REPLACE:
+                lines.extend(indent + "    " + line for line in diff_lines(step, full=show_diff))
+    lines.extend(output_lines(plan))
+    lines.append(summary_line(plan))
+    return lines
+
+
+def _node_label(urn: str) -> str:
+    _, _, type_token, path = urn_parts(urn)
+    return f"{type_token} {path.replace('$', '/')}"
+
+
+def _step_line(step: Step) -> str:
+    symbol, colour = SYMBOLS[step.op]
+    rename = f" (was {urn_name(step.previous_urn)})" if step.previous_urn else ""
+    verb = VERBS[step.op] + (" (delete first)" if step.op is Op.REPLACE and step.delete_before_replace else "")
+    text = f"{symbol:<2} {step.type} {urn_name(step.urn)}{rename}  {verb}"
+    return click.style(text, fg=colour) if colour else text
+
+
+def diff_lines(step: Step, *, full: bool) -> list[str]:
+    diffs: Iterable[PropertyDiff] = step.diffs if full else [d for d in step.diffs if d.replaces]
+    if step.op is Op.CREATE and full and step.inputs:
+        return [f"{k}: {value_text(v)}" for k, v in sorted(step.inputs.items())]
+    return [_diff_line(d) for d in diffs]
+
+
+def _diff_line(d: PropertyDiff) -> str:
+    note = click.style("  [forces replacement]", fg="magenta") if d.replaces else ""
+    if d.kind == "add":
+        return click.style(f"+ {d.path}: {value_text(d.new)}", fg="green") + note
+    if d.kind == "delete":
+        return click.style(f"- {d.path}: {value_text(d.old)}", fg="red") + note
+    return click.style(f"~ {d.path}: {value_text(d.old)} => {value_text(d.new)}", fg="yellow") + note
+
+
+def output_lines(plan: Plan) -> list[str]:
+    if not plan.outputs_change():
+        return []
+    lines = ["  Outputs:"]
+    for key in sorted(set(plan.outputs) | set(plan.old_outputs)):
+        old, new = plan.old_outputs.get(key), plan.outputs.get(key)
+        if old != new:
+            lines.append(f"    {key}: {value_text(old) if key in plan.old_outputs else ''}"
+                         f"{' => ' if key in plan.old_outputs else ''}{value_text(new)}")
+    return lines
+
+
+def summary_line(plan: Plan) -> str:
+    counts = plan.counts()
+    parts = [f"{counts[op.value]} to {VERBS[op]}" for op in
+             (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE) if counts.get(op.value)]
+    same = counts.get("same", 0)
+    if not parts:
+        return click.style(f"No changes. {same} resources unchanged.", bold=True)
+    return click.style("Resources: " + ", ".join(parts) + f", {same} unchanged", bold=True)
+
+
+def when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def checkpoint_line(cp: Checkpoint) -> str:
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(cp.counts.items())) or "no changes"
+    colour = {"succeeded": "green", "failed": "red"}.get(cp.result, "yellow")
+    return (f"{cp.number:>4}  {when(cp.started_at)}  {cp.kind:<9} {cp.who:<24} "
+            f"{cp.duration:7.1f}s  {click.style(cp.result, fg=colour):<9}  {counts}")
+
+
+def mapping_lines(values: Mapping[str, Any], indent: str = "  ") -> list[str]:
+    return [f"{indent}{k}: {value_text(v, limit=400)}" for k, v in sorted(values.items())]

@@ -1,0 +1,312 @@
+"""Applying a Plan: an asynchronous walk of its steps' dependency graph.
+
+Each resource step becomes one or two actions: ``("C", urn)`` creates, updates or
+confirms it; ``("D", urn)`` deletes it or the old half of a replacement. An action
+starts the instant its last dependency finishes, at most ``parallel`` at once. Every
+provider call that creates or deletes is preceded by a durable pending-operation
+record, and its outcome is recorded before any dependent action starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stackwright.engine.calls import ProviderCalls
+from stackwright.engine.events import EventSink
+from stackwright.engine.retry import RetryPolicy
+from stackwright.errors import PlanError, ProviderError, StackwrightError
+from stackwright.graph import CycleFound, Graph, walk
+from stackwright.model.resource import urn_name
+from stackwright.model.values import UNKNOWN, Secret, is_unknown, masked, reveal, wrap_secret_keys
+from stackwright.plan.diff import PropertyDiff
+from stackwright.plan.plan import Op, Plan, Step
+from stackwright.providers.protocol import ProviderLookup
+from stackwright.state.records import Change, PendingOperation, ResourceState
+from stackwright.state.store import StackWriter
+
+Action = tuple[str, str]
+PropertyLookup = Callable[[str, str], Any]
+Resolver = Callable[[str, PropertyLookup], Mapping[str, Any]]
+"""Re-resolves a resource's inputs from the outputs recorded so far."""
+
+
+@dataclass
+class ApplyOptions:
+    parallel: int = 16
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float = 1800.0
+
+
+@dataclass
+class Failure:
+    urn: str
+    action: str
+    message: str
+
+
+@dataclass
+class ApplyResult:
+    done: dict[str, int] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    provider_calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.interrupted and not self.skipped
+
+
+class _DifferentFromPlan(StackwrightError):
+    pass
+
+
+class Applier:
+    """Walks one plan. Create it, call ``run()``, read the ApplyResult."""
+
+    def __init__(
+        self, plan: Plan, providers: ProviderLookup, writer: StackWriter,
+        options: ApplyOptions, sink: EventSink, resolver: Resolver | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        self.plan = plan
+        self.steps = {s.urn: s for s in plan.steps}
+        self.providers = providers
+        self.writer = writer
+        self.options = options
+        self.sink = sink
+        self.resolver = resolver
+        self.stop = stop or asyncio.Event()
+        self.result = ApplyResult()
+        self.live: dict[str, dict[str, Any]] = {}
+        self.calls = ProviderCalls(options.parallel, options.retry, sink, options.timeout)
+
+    async def run(self) -> ApplyResult:
+        graph = action_graph(self.plan)
+        try:
+            fate = await walk(graph, self._visit, parallel=self.options.parallel,
+                              on_skip=self._skipped, should_stop=self.stop.is_set)
+        finally:
+            self.calls.close()
+        self.result.not_started = [urn for (kind, urn), f in fate.items() if f == "not-started"]
+        self.result.interrupted = self.stop.is_set() and bool(self.result.not_started)
+        self.result.outputs = self.live
+        self.result.provider_calls = self.calls.attempts
+        return self.result
+
+    def _skipped(self, action: Action, cause: Action) -> None:
+        self.result.skipped.append(action[1])
+        self.sink.step_finished(action[1], _verb(self.steps[action[1]], action[0]), "skipped", 0.0,
+                                f"{urn_name(cause[1])} failed")
+
+    async def _visit(self, action: Action) -> bool:
+        kind, urn = action
+        step = self.steps[urn]
+        verb = _verb(step, kind)
+        start = time.monotonic()
+        if step.op is not Op.SAME:
+            self.sink.step_started(urn, verb)
+        try:
+            if kind == "C":
+                await self._create_side(step)
+            else:
+                await self._delete_side(step)
+        except (ProviderError, StackwrightError) as exc:
+            message = exc.message if isinstance(exc, (ProviderError, StackwrightError)) else str(exc)
+            self.result.failures.append(Failure(urn, verb, message))
+            self.writer.add_change(Change(urn, step.type, verb, error=message))
+            self.sink.step_finished(urn, verb, "failed", time.monotonic() - start, message)
+            return False
+        if step.op is not Op.SAME or kind == "D":
+            self.result.done[verb] = self.result.done.get(verb, 0) + 1
+            self.sink.step_finished(urn, verb, "ok", time.monotonic() - start)
+        return True
+
+    async def _create_side(self, step: Step) -> None:
+        if step.previous_urn:
+            self.writer.rename_resource(step.previous_urn, step.urn)
+        if step.op is Op.SAME:
+            self._confirm(step)
+            return
+        inputs = self._inputs(step)
+        if step.op is Op.UPDATE:
+            await self._update(step, inputs)
+        else:
+            await self._create(step, inputs)
+
+    def _confirm(self, step: Step) -> None:
+        assert step.old_outputs is not None and step.old_id is not None
+        self.live[step.urn] = {**step.old_outputs, "id": step.old_id}
+        if step.meta_changed:
+            self.writer.record_resource(self._state(step, step.old_id, dict(step.inputs or {}),
+                                                    dict(step.old_outputs)), None)
+
+    def _lookup(self, urn: str, prop: str) -> Any:
+        outputs = self.live.get(urn)
+        if outputs is None:
+            step = self.steps.get(urn)
+            if step is not None and step.old_outputs is not None and step.old_id is not None:
+                outputs = {**step.old_outputs, "id": step.old_id}
+            else:
+                return UNKNOWN
+        return outputs.get(prop, UNKNOWN)
+
+    def _inputs(self, step: Step) -> dict[str, Any]:
+        planned = dict(step.inputs or {})
+        if self.resolver is None or not is_unknown(planned):
+            return planned
+        resolved = dict(self.resolver(step.urn, self._lookup))
+        if is_unknown(resolved):
+            raise ProviderError("an input is still unknown after its dependencies were applied")
+        _check_matches_plan(step.urn, planned, resolved)
+        handler = self.providers.resource(step.type)
+        checked = handler.check(reveal(resolved))
+        return {k: Secret(v) if isinstance(resolved.get(k), Secret) else v for k, v in checked.items()}
+
+    async def _create(self, step: Step, inputs: dict[str, Any]) -> None:
+        handler = self.providers.resource(step.type)
+        token = _token()
+        self.writer.record_pending(PendingOperation(
+            token=token, urn=step.urn, type=step.type, op="create", inputs=inputs,
+            parent=step.parent, deps=list(step.deps), started_at=time.time()))
+        ctx = self.calls.context(step.urn, urn_name(step.urn), token)
+        created = await self.calls.run(step.urn, "create", handler.create, ctx, reveal(inputs))
+        outputs = wrap_secret_keys({**inputs, **created.outputs}, handler.secret_outputs)
+        change = Change(step.urn, step.type, step.op.value, _diffs_json(step.diffs))
+        self.writer.record_resource(self._state(step, created.id, inputs, outputs), change, clears=token)
+        self.live[step.urn] = {**outputs, "id": created.id}
+        self.sink.state_persisted(step.urn)
+
+    async def _update(self, step: Step, inputs: dict[str, Any]) -> None:
+        assert step.old_id is not None and step.old_inputs is not None and step.old_outputs is not None
+        handler = self.providers.resource(step.type)
+        token = _token()
+        self.writer.record_pending(PendingOperation(
+            token=token, urn=step.urn, type=step.type, op="update", inputs=inputs,
+            resource_id=step.old_id, parent=step.parent, deps=list(step.deps),
+            started_at=time.time()))
+        ctx = self.calls.context(step.urn, urn_name(step.urn), token)
+        returned = await self.calls.run(
+            step.urn, "update", handler.update, ctx, step.old_id, reveal(step.old_inputs),
+            reveal(step.old_outputs), reveal(inputs))
+        outputs = wrap_secret_keys({**step.old_outputs, **inputs, **returned}, handler.secret_outputs)
+        change = Change(step.urn, step.type, "update", _diffs_json(step.diffs))
+        self.writer.record_resource(self._state(step, step.old_id, inputs, outputs), change, clears=token)
+        self.live[step.urn] = {**outputs, "id": step.old_id}
+        self.sink.state_persisted(step.urn)
+
+    async def _delete_side(self, step: Step) -> None:
+        assert step.old_id is not None
+        if step.op is Op.DELETE and step.retain_on_delete:
+            self.writer.remove_resource(step.urn, Change(step.urn, step.type, "delete"),
+                                        resource_id=step.old_id)
+            return
+        handler = self.providers.resource(step.type)
+        token = _token()
+        self.writer.record_pending(PendingOperation(
+            token=token, urn=step.urn, type=step.type, op="delete",
+            inputs=dict(step.old_inputs or {}), resource_id=step.old_id, started_at=time.time()))
+        ctx = self.calls.context(step.urn, urn_name(step.urn), token)
+        await self.calls.run(step.urn, "delete", handler.delete, ctx, step.old_id,
+                             reveal(step.old_inputs or {}), reveal(step.old_outputs or {}))
+        if step.op is Op.REPLACE and not step.delete_before_replace:
+            self.writer.clear_pending(token)
+        else:
+            change = Change(step.urn, step.type, "delete") if step.op is Op.DELETE else None
+            self.writer.remove_resource(step.urn, change, clears=token, resource_id=step.old_id)
+        self.sink.state_persisted(step.urn)
+
+    def _state(self, step: Step, id: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> ResourceState:
+        return ResourceState(
+            urn=step.urn, type=step.type, id=id, inputs=inputs, outputs=outputs,
+            parent=step.parent, deps=list(step.deps), protect=step.protect,
+            retain_on_delete=step.retain_on_delete)
+
+
+def _verb(step: Step, kind: str) -> str:
+    if step.op is Op.REPLACE:
+        return "replace" if kind == "C" else "delete-replaced"
+    return step.op.value
+
+
+def _token() -> str:
+    return uuid.uuid4().hex
+
+
+def _diffs_json(diffs: tuple[PropertyDiff, ...]) -> list[dict[str, Any]]:
+    return [{"path": d.path, "kind": d.kind, "old": masked(d.old), "new": masked(d.new)}
+            for d in diffs]
+
+
+def _check_matches_plan(urn: str, planned: Any, resolved: Any, path: str = "") -> None:
+    """Every value the plan already knew must come out the same at apply time."""
+    if planned is UNKNOWN:
+        return
+    if isinstance(planned, Mapping) and isinstance(resolved, Mapping):
+        for key in set(planned) | set(resolved):
+            _check_matches_plan(urn, planned.get(key), resolved.get(key), f"{path}.{key}".lstrip("."))
+    elif isinstance(planned, list) and isinstance(resolved, list) and len(planned) == len(resolved):
+        for index, (a, b) in enumerate(zip(planned, resolved)):
+            _check_matches_plan(urn, a, b, f"{path}[{index}]")
+    elif planned != resolved:
+        raise _DifferentFromPlan(
+            f"{path or 'inputs'} came out different from the plan",
+            resource=urn, hint="make a new plan: something it depended on changed",
+        )
+
+
+def action_graph(plan: Plan) -> Graph[Action]:
+    """The order of actions: creates after their dependencies, deletes after the
+    resources that depended on them have been deleted or moved away."""
+    steps = {s.urn: s for s in plan.steps}
+    dependents = _dependents(plan.steps)
+    graph: Graph[Action] = Graph()
+    for step in plan.steps:
+        if step.op is not Op.DELETE:
+            deps = [("C", d) for d in step.deps if d in steps and steps[d].op is not Op.DELETE]
+            if step.op is Op.REPLACE and step.delete_before_replace:
+                deps.append(("D", step.urn))
+            graph.add(("C", step.urn), deps)
+        if step.op in (Op.DELETE, Op.REPLACE):
+            graph.add(("D", step.urn), _delete_deps(step, dependents.get(step.urn, {})))
+    try:
+        graph.topological_order()
+    except CycleFound as exc:
+        names = " -> ".join(f"{a[0]}:{urn_name(a[1])}" for a in exc.cycle)  # type: ignore[index]
+        raise PlanError(f"the plan's deletes and replacements cannot be ordered: {names}",
+                        hint="apply the change in two steps") from None
+    return graph
+
+
+def _dependents(steps: tuple[Step, ...]) -> dict[str, dict[str, tuple[Step, bool]]]:
+    """For each URN, the steps that depend (or depended) on it, and whether they did
+    in the recorded state."""
+    out: dict[str, dict[str, tuple[Step, bool]]] = {}
+    for step in steps:
+        for dep in step.deps:
+            out.setdefault(dep, {})[step.urn] = (step, dep in step.old_deps)
+        for dep in step.old_deps:
+            out.setdefault(dep, {})[step.urn] = (step, True)
+    return out
+
+
+def _delete_deps(step: Step, dependents: Mapping[str, tuple[Step, bool]]) -> list[Action]:
+    dbr = step.op is Op.REPLACE and step.delete_before_replace
+    deps: list[Action] = []
+    if step.op is Op.REPLACE and not dbr:
+        deps.append(("C", step.urn))
+    for urn, (other, was_dependent) in dependents.items():
+        if urn == step.urn:
+            continue
+        if other.op in (Op.DELETE, Op.REPLACE) and was_dependent:
+            deps.append(("D", urn))
+        if not dbr and other.op is not Op.DELETE:
+            deps.append(("C", urn))
+    return deps

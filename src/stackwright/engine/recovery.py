@@ -1,0 +1,97 @@
+"""Resolving operations a crash left pending, by reading the live objects.
+
+A pending create is adopted if the object exists, else forgotten; it is never
+blindly created again. A pending delete is finished or forgotten. A pending update
+is forgotten: the next plan compares recorded inputs with the program and updates
+again if needed (updates are idempotent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stackwright.engine.calls import ProviderCalls
+from stackwright.model.values import reveal, wrap_secret_keys
+from stackwright.providers.protocol import ProviderLookup
+from stackwright.state.records import Change, PendingOperation, ResourceState, Snapshot
+from stackwright.state.store import StackWriter
+
+
+@dataclass
+class RecoveryReport:
+    adopted: list[str] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.adopted or self.forgotten or self.deleted)
+
+
+async def recover(
+    snapshot: Snapshot, providers: ProviderLookup, writer: StackWriter, calls: ProviderCalls
+) -> RecoveryReport:
+    report = RecoveryReport()
+    for op in snapshot.pending:
+        row = snapshot.resources.get(op.urn)
+        if op.op == "create":
+            await _recover_create(op, row, providers, writer, calls, report)
+        elif op.op == "delete":
+            await _recover_delete(op, row, providers, writer, calls, report)
+        else:
+            writer.clear_pending(op.token)
+            report.forgotten.append(op.urn)
+    return report
+
+
+async def _recover_create(
+    op: PendingOperation, row: ResourceState | None, providers: ProviderLookup,
+    writer: StackWriter, calls: ProviderCalls, report: RecoveryReport,
+) -> None:
+    handler = providers.resource(op.type)
+    ctx = calls.context(op.urn, op.urn.rsplit("$", 1)[-1], op.token)
+    live = await calls.run(op.urn, "read", handler.read, ctx, None, reveal(op.inputs), {})
+    if live is None:
+        writer.clear_pending(op.token)
+        report.forgotten.append(op.urn)
+        return
+    if row is not None and row.id != live.id:
+        await _delete_object(row.urn, row.type, row.id, row, providers, calls)
+        report.deleted.append(f"{op.urn} (old half of a replacement)")
+    outputs = wrap_secret_keys({**op.inputs, **live.outputs}, handler.secret_outputs)
+    state = ResourceState(urn=op.urn, type=op.type, id=live.id, inputs=op.inputs,
+                          outputs=outputs, parent=op.parent, deps=list(op.deps))
+    writer.record_resource(state, Change(op.urn, op.type, "create"), clears=op.token)
+    report.adopted.append(op.urn)
+
+
+async def _recover_delete(
+    op: PendingOperation, row: ResourceState | None, providers: ProviderLookup,
+    writer: StackWriter, calls: ProviderCalls, report: RecoveryReport,
+) -> None:
+    handler = providers.resource(op.type)
+    ctx = calls.context(op.urn, op.urn.rsplit("$", 1)[-1], op.token)
+    live = await calls.run(op.urn, "read", handler.read, ctx, op.resource_id, reveal(op.inputs), {})
+    if row is not None and row.id == op.resource_id:
+        if live is None:
+            writer.remove_resource(op.urn, Change(op.urn, op.type, "delete"), clears=op.token,
+                                   resource_id=op.resource_id)
+        else:
+            writer.clear_pending(op.token)
+        report.forgotten.append(op.urn)
+        return
+    if live is not None and op.resource_id is not None:
+        await calls.run(op.urn, "delete", handler.delete, ctx, op.resource_id,
+                        reveal(op.inputs), reveal(live.outputs))
+        report.deleted.append(f"{op.urn} (old half of a replacement)")
+    writer.clear_pending(op.token)
+
+
+async def _delete_object(
+    urn: str, type_token: str, resource_id: str, row: ResourceState,
+    providers: ProviderLookup, calls: ProviderCalls,
+) -> None:
+    handler = providers.resource(type_token)
+    ctx = calls.context(urn, urn.rsplit("$", 1)[-1], f"recover-{resource_id}")
+    await calls.run(urn, "delete", handler.delete, ctx, resource_id, reveal(row.inputs),
+                    reveal(row.outputs))

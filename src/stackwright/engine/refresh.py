@@ -1,0 +1,99 @@
+"""Refresh: read every recorded resource and report what changed outside Stackwright."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from stackwright.engine.calls import ProviderCalls
+from stackwright.engine.events import EventSink
+from stackwright.engine.retry import RetryPolicy
+from stackwright.model.resource import urn_name
+from stackwright.model.values import Secret, reveal, wrap_secret_keys
+from stackwright.plan.diff import PropertyDiff, diff_inputs
+from stackwright.providers.protocol import ProviderLookup, ReadResult
+from stackwright.state.records import Change, ResourceState, Snapshot
+from stackwright.state.store import StackWriter
+
+
+@dataclass
+class Drift:
+    urn: str
+    type: str
+    kind: str  # "changed" | "deleted"
+    diffs: tuple[PropertyDiff, ...] = ()
+    live: ResourceState | None = None
+
+
+@dataclass
+class RefreshResult:
+    drift: list[Drift] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    checked: int = 0
+
+
+async def read_all(
+    snapshot: Snapshot, providers: ProviderLookup, parallel: int, sink: EventSink,
+    policy: RetryPolicy | None = None,
+) -> RefreshResult:
+    """Read every resource at most ``parallel`` at once; nothing is written."""
+    calls = ProviderCalls(parallel, policy or RetryPolicy(), sink)
+    gate = asyncio.Semaphore(parallel)
+    result = RefreshResult()
+
+    async def one(record: ResourceState) -> None:
+        async with gate:
+            try:
+                drift = await _read_one(record, providers, calls)
+            except Exception as exc:  # noqa: BLE001 - reported per resource, never dropped
+                result.errors[record.urn] = getattr(exc, "message", str(exc))
+                return
+            result.checked += 1
+            if drift is not None:
+                result.drift.append(drift)
+
+    try:
+        await asyncio.gather(*(one(r) for r in snapshot.resources.values()))
+    finally:
+        calls.close()
+    result.drift.sort(key=lambda d: d.urn)
+    return result
+
+
+async def _read_one(record: ResourceState, providers: ProviderLookup, calls: ProviderCalls) -> Drift | None:
+    handler = providers.resource(record.type)
+    ctx = calls.context(record.urn, urn_name(record.urn), f"refresh-{record.id}")
+    live: ReadResult | None = await calls.run(
+        record.urn, "read", handler.read, ctx, record.id, reveal(record.inputs), reveal(record.outputs))
+    if live is None:
+        return Drift(record.urn, record.type, "deleted")
+    inputs = _rewrap(record.inputs, dict(live.inputs))
+    outputs = wrap_secret_keys({**record.outputs, **inputs, **live.outputs}, handler.secret_outputs)
+    state = ResourceState(
+        urn=record.urn, type=record.type, id=live.id, inputs=inputs, outputs=outputs,
+        parent=record.parent, deps=record.deps, protect=record.protect,
+        retain_on_delete=record.retain_on_delete, external=record.external)
+    diffs = diff_inputs(record.inputs, inputs)
+    if not diffs and live.id == record.id:
+        return None if outputs == record.outputs else Drift(record.urn, record.type, "outputs", (), state)
+    return Drift(record.urn, record.type, "changed", diffs, state)
+
+
+def _rewrap(recorded: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    for key, value in recorded.items():
+        if isinstance(value, Secret) and key in live:
+            live[key] = Secret(live[key])
+    return live
+
+
+def record_drift(result: RefreshResult, writer: StackWriter) -> None:
+    """Make the recorded state match what was read."""
+    for drift in result.drift:
+        if drift.kind == "deleted":
+            writer.remove_resource(drift.urn, Change(drift.urn, drift.type, "refresh-deleted"))
+        elif drift.live is not None:
+            change = None if drift.kind == "outputs" else Change(
+                drift.urn, drift.type, "refresh-changed",
+                [{"path": d.path, "kind": d.kind} for d in drift.diffs])
+            writer.record_resource(drift.live, change)

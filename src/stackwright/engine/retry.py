@@ -1,0 +1,48 @@
+"""Retrying retryable provider errors with exponential backoff and full jitter."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from stackwright.errors import ProviderError
+
+T = TypeVar("T")
+
+
+@dataclass
+class RetryPolicy:
+    """``max_attempts`` tries in all; delay before try n is uniform in
+    ``[0, min(max_delay, base * 2**n)]``, but never less than a provider's retry_after."""
+
+    max_attempts: int = 8
+    base: float = 0.2
+    max_delay: float = 20.0
+    rng: random.Random = field(default_factory=random.Random)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def delay(self, attempt: int, error: ProviderError) -> float:
+        ceiling = min(self.max_delay, self.base * (2 ** attempt))
+        return max(self.rng.uniform(0, ceiling), error.retry_after or 0.0)
+
+
+async def retrying(
+    policy: RetryPolicy,
+    call: Callable[[], Awaitable[T]],
+    on_retry: Callable[[int, float, ProviderError], None] = lambda attempt, delay, error: None,
+) -> T:
+    """Await ``call()`` until it succeeds, fails permanently, or attempts run out."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except ProviderError as error:
+            attempt += 1
+            if not error.retryable or attempt >= policy.max_attempts:
+                raise
+            delay = policy.delay(attempt, error)
+            on_retry(attempt, delay, error)
+            await policy.sleep(delay)

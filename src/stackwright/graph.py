@@ -1,0 +1,173 @@
+"""A generic dependency graph over hashable vertices: ordering, cycles, and an
+asynchronous walk with bounded parallelism. It knows nothing about resources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+V = TypeVar("V", bound=Hashable)
+
+
+class CycleFound(Exception):
+    """The graph has a cycle; ``cycle`` lists its vertices in order, first repeated last."""
+
+    def __init__(self, cycle: list[object]) -> None:
+        super().__init__(" -> ".join(map(str, cycle)))
+        self.cycle = cycle
+
+
+@dataclass
+class Graph(Generic[V]):
+    """Vertices with edges ``v -> dependency``: a vertex waits for its dependencies."""
+
+    deps: dict[V, list[V]] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, deps: Mapping[V, Iterable[V]]) -> Graph[V]:
+        return cls({v: list(ds) for v, ds in deps.items()})
+
+    def add(self, vertex: V, depends_on: Iterable[V] = ()) -> None:
+        self.deps.setdefault(vertex, []).extend(depends_on)
+
+    def dependents(self) -> dict[V, list[V]]:
+        """The reverse edges: for each vertex, who waits for it."""
+        out: dict[V, list[V]] = {v: [] for v in self.deps}
+        for vertex, deps in self.deps.items():
+            for dep in deps:
+                out.setdefault(dep, []).append(vertex)
+        return out
+
+    def reversed(self) -> Graph[V]:
+        return Graph(self.dependents())
+
+    def topological_order(self) -> list[V]:
+        """Dependencies first; ties keep insertion order. Raises CycleFound."""
+        remaining = {v: len(set(ds)) for v, ds in self.deps.items()}
+        for ds in self.deps.values():
+            for d in ds:
+                remaining.setdefault(d, 0)
+        dependents = self.dependents()
+        ready = [v for v, n in remaining.items() if n == 0]
+        order: list[V] = []
+        while ready:
+            vertex = ready.pop()
+            order.append(vertex)
+            for dependent in set(dependents.get(vertex, ())):
+                remaining[dependent] -= 1
+                if remaining[dependent] == 0:
+                    ready.append(dependent)
+        if len(order) != len(remaining):
+            raise CycleFound(self.find_cycle(v for v, n in remaining.items() if n > 0))
+        return order
+
+    def find_cycle(self, candidates: Iterable[V] | None = None) -> list[object]:
+        """One cycle, as a list that starts and ends with the same vertex."""
+        state: dict[V, int] = {}
+        for start in candidates if candidates is not None else self.deps:
+            if state.get(start):
+                continue
+            found = self._cycle_from(start, state)
+            if found:
+                return found
+        return []
+
+    def _cycle_from(self, start: V, state: dict[V, int]) -> list[object]:
+        path: list[V] = []
+        stack: list[tuple[V, Iterable[V]]] = [(start, iter(self.deps.get(start, ())))]
+        state[start], path = 1, [start]
+        while stack:
+            vertex, children = stack[-1]
+            child = next(iter(children), None)  # type: ignore[call-overload]
+            if child is None:
+                state[vertex] = 2
+                stack.pop()
+                path.pop()
+            elif state.get(child) == 1:
+                return [*path[path.index(child):], child]
+            elif not state.get(child):
+                state[child] = 1
+                path.append(child)
+                stack.append((child, iter(self.deps.get(child, ()))))
+        return []
+
+    def closure(self, roots: Iterable[V]) -> set[V]:
+        """The roots and everything they depend on, transitively."""
+        seen: set[V] = set()
+        todo = list(roots)
+        while todo:
+            vertex = todo.pop()
+            if vertex not in seen:
+                seen.add(vertex)
+                todo.extend(self.deps.get(vertex, ()))
+        return seen
+
+
+Outcome = bool
+"""A visit's result: True lets dependents run; False skips them."""
+
+
+async def walk(
+    graph: Graph[V],
+    visit: Callable[[V], Awaitable[Outcome]],
+    *,
+    parallel: int,
+    on_skip: Callable[[V, V], None] = lambda vertex, cause: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[V, str]:
+    """Visit every vertex after its dependencies, at most ``parallel`` at once.
+
+    A vertex starts the moment its last dependency finishes (no level barriers).
+    When a visit returns False, or raises, its dependents are skipped (``on_skip``
+    names the failed cause) while independent branches go on. When ``should_stop``
+    turns true no new visits start; visits in flight finish. Returns each vertex's
+    fate: "done", "failed", "skipped" or "not-started".
+    """
+    order = graph.topological_order()
+    waiting = {v: len(set(graph.deps.get(v, ()))) for v in order}
+    dependents = {v: list(set(ds)) for v, ds in graph.dependents().items()}
+    fate: dict[V, str] = {}
+    ready = [v for v in order if waiting[v] == 0]
+    ready.reverse()
+    running: set[asyncio.Task[Outcome]] = set()
+    task_vertex: dict[asyncio.Task[Outcome], V] = {}
+
+    def release(vertex: V) -> None:
+        for dependent in dependents.get(vertex, ()):
+            waiting[dependent] -= 1
+            if waiting[dependent] == 0 and dependent not in fate:
+                ready.append(dependent)
+
+    def skip(vertex: V, cause: V) -> None:
+        for dependent in dependents.get(vertex, ()):
+            if dependent not in fate:
+                fate[dependent] = "skipped"
+                on_skip(dependent, cause)
+                skip(dependent, cause)
+
+    while ready or running:
+        while ready and len(running) < parallel and not should_stop():
+            vertex = ready.pop()
+            if vertex in fate:
+                continue
+            task = asyncio.ensure_future(visit(vertex))
+            running.add(task)
+            task_vertex[task] = vertex
+        if not running:
+            break
+        done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            running.discard(task)
+            vertex = task_vertex.pop(task)
+            ok = not task.cancelled() and task.exception() is None and task.result()
+            fate[vertex] = "done" if ok else "failed"
+            if ok:
+                release(vertex)
+            else:
+                skip(vertex, vertex)
+    for vertex in order:
+        fate.setdefault(vertex, "not-started")
+    return fate

@@ -1,0 +1,31 @@
+"""refresh: compare every recorded resource with the live object."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from stackwright.engine.events import EventSink
+from stackwright.engine.refresh import RefreshResult, read_all, record_drift
+from stackwright.operations.session import StackSession, stack_lock
+from stackwright.state.records import Checkpoint
+
+
+@dataclass
+class RefreshOutcome:
+    result: RefreshResult
+    checkpoint: Checkpoint | None = None
+
+
+def refresh(session: StackSession, *, parallel: int, record: bool, sink: EventSink) -> RefreshOutcome:
+    """Report drift; with ``record``, write what was read into the state (under lock)."""
+    if not record:
+        snapshot = session.store.snapshot(session.stack)
+        return RefreshOutcome(asyncio.run(read_all(snapshot, session.providers, parallel, sink)))
+    with stack_lock(session, "refresh"):
+        writer = session.store.begin(session.stack, "refresh", session.who)
+        snapshot = session.store.snapshot(session.stack)
+        result = asyncio.run(read_all(snapshot, session.providers, parallel, sink))
+        record_drift(result, writer)
+        status = "failed" if result.errors else "succeeded"
+        return RefreshOutcome(result, writer.finish(status, None))

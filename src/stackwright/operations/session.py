@@ -1,0 +1,136 @@
+"""Opening a stack: its project, config, state store, providers and the caller's identity."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from stackwright.errors import ProjectError, StateError
+from stackwright.model.context import ConfigSource
+from stackwright.model.desired import DesiredGraph
+from stackwright.program.project import Project, load_stack_config
+from stackwright.program.runner import run_program
+from stackwright.providers.registry import ProviderRegistry
+from stackwright.state.records import LockInfo
+from stackwright.state.store import StateStore
+
+
+@dataclass
+class StackSession:
+    project: Project
+    stack: str
+    store: StateStore
+    config: ConfigSource
+    providers: ProviderRegistry
+    who: str
+
+    def run_program(self) -> DesiredGraph:
+        return run_program(self.project, self.stack, self.config)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_store(project: Project) -> StateStore:
+    from stackwright.state.sqlite import SqliteStateStore
+
+    return SqliteStateStore(project.state_dir / "state.db")
+
+
+def open_session(project: Project, stack: str, who: str | None = None,
+                 registry: ProviderRegistry | None = None) -> StackSession:
+    """The stack must exist in the state store (``stackwright stack init``)."""
+    store = open_store(project)
+    if not store.stack_exists(stack):
+        known = [s.name for s in store.list_stacks()]
+        store.close()
+        raise ProjectError(
+            f"no stack named {stack!r} in project {project.name!r}",
+            hint=f"known stacks: {', '.join(known) or 'none'}; create one with "
+            f"`stackwright stack init {stack}`",
+        )
+    config = load_stack_config(project, stack)
+    providers = registry or ProviderRegistry(provider_config(project, config.data))
+    return StackSession(project, stack, store, config, providers, identity(who))
+
+
+def provider_config(project: Project, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Provider sections of the stack config, with ``aws.endpoint: local`` resolved to
+    the project's running local cloud."""
+    out = {k: v for k, v in config.items() if isinstance(v, Mapping)}
+    aws = dict(out.get("aws", {}))
+    if aws.get("endpoint") == "local":
+        aws.update(_local_cloud_settings(project))
+    elif isinstance(aws.get("endpoint"), str):
+        aws["endpoint_url"] = aws["endpoint"]
+    if aws:
+        out["aws"] = aws
+    return out
+
+
+def _local_cloud_settings(project: Project) -> dict[str, Any]:
+    from stackwright.providers.aws import localcloud
+
+    cloud = localcloud.status(project.state_dir)
+    if cloud is None:
+        raise ProjectError(
+            "this stack uses the local cloud (aws.endpoint: local), which is not running",
+            hint="start it with `stackwright local-cloud start`",
+        )
+    return {"endpoint_url": cloud.url, "credentials": dict(localcloud.LOCAL_CREDENTIALS)}
+
+
+def identity(explicit: str | None = None) -> str:
+    """Who is acting: --as, else STACKWRIGHT_USER (CI sets it), else git's user.email,
+    else the login name. Recorded verbatim."""
+    if explicit:
+        return explicit
+    if os.environ.get("STACKWRIGHT_USER"):
+        return os.environ["STACKWRIGHT_USER"]
+    try:
+        email = subprocess.run(["git", "config", "user.email"], capture_output=True,
+                               text=True, timeout=2).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        email = ""
+    return email or getpass.getuser()
+
+
+@contextmanager
+def stack_lock(session: StackSession, operation: str) -> Iterator[LockInfo]:
+    info = LockInfo(owner=session.who, pid=os.getpid(), host=socket.gethostname(),
+                    acquired_at=time.time(), operation=operation, token=uuid.uuid4().hex)
+    session.store.acquire_lock(session.stack, info)
+    try:
+        yield info
+    finally:
+        session.store.release_lock(session.stack, info.token)
+
+
+def lock_is_stale(info: LockInfo) -> bool:
+    """True when the holder ran on this host and its process is gone."""
+    if info.host != socket.gethostname():
+        return False
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def require_no_pending(session: StackSession) -> None:
+    snapshot = session.store.snapshot(session.stack)
+    if snapshot.pending:
+        raise StateError(
+            f"{len(snapshot.pending)} operation(s) were interrupted",
+            hint="run `stackwright up` (or refresh --yes) to resolve them by reading the live objects",
+        )

@@ -1,0 +1,23 @@
+"""Direct state edits: forgetting a resource without deleting it."""
+
+from __future__ import annotations
+
+from stackwright.errors import StateError
+from stackwright.operations.session import StackSession, stack_lock
+from stackwright.state.records import Change
+
+
+def forget(session: StackSession, urn: str, *, force: bool = False) -> int | None:
+    with stack_lock(session, "state-rm"):
+        snapshot = session.store.snapshot(session.stack)
+        record = snapshot.resources.get(urn)
+        if record is None:
+            raise StateError(f"no recorded resource {urn}", hint="`stackwright state ls` lists them")
+        dependents = [r.urn for r in snapshot.resources.values() if urn in r.deps]
+        if dependents and not force:
+            raise StateError(f"{len(dependents)} resource(s) depend on it: {', '.join(dependents[:3])}",
+                             resource=urn, hint="forget those first, or pass --force")
+        writer = session.store.begin(session.stack, "state-rm", session.who)
+        writer.remove_resource(urn, Change(urn, record.type, "forget"))
+        checkpoint = writer.finish("succeeded", None)
+    return checkpoint.number if checkpoint else None

@@ -1,0 +1,87 @@
+"""Running a user's program to get its desired graph.
+
+The program runs in this process with the project folder on ``sys.path``. Errors it
+raises are turned into ``ProgramError`` pointing at the user's file and line; the
+original exception stays attached as ``__cause__`` for ``--debug``.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+import traceback
+from pathlib import Path
+
+from stackwright.errors import ProgramError, StackwrightError
+from stackwright.model import context
+from stackwright.model.context import ConfigSource, ProgramContext
+from stackwright.model.desired import DesiredGraph
+from stackwright.model.resource import Component, Node, Resource
+from stackwright.program.project import Project
+
+
+def run_program(project: Project, stack: str, config: ConfigSource) -> DesiredGraph:
+    ctx = ProgramContext(stack=stack, project=project.name, config=config)
+    root = str(project.root)
+    sys.path.insert(0, root)
+    try:
+        with context.activate(ctx):
+            _run_main(project)
+    finally:
+        if root in sys.path:
+            sys.path.remove(root)
+    return desired_graph(ctx)
+
+
+def _run_main(project: Project) -> None:
+    path = project.main_path
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except StackwrightError:
+        raise
+    except SyntaxError as exc:
+        raise ProgramError(
+            f"syntax error: {exc.msg}", file=exc.filename or str(path), line=exc.lineno,
+            hint="fix the program and run the command again",
+        ) from exc
+    except SystemExit as exc:
+        raise ProgramError(f"the program called exit({exc.code})", file=str(path)) from exc
+    except Exception as exc:
+        file, line = _user_location(exc, project.root)
+        raise ProgramError(
+            f"the program raised {type(exc).__name__}: {exc}", file=file, line=line,
+            hint="run with --debug to see the traceback",
+        ) from exc
+
+
+def _user_location(exc: BaseException, root: Path) -> tuple[str | None, int | None]:
+    """The deepest traceback frame in the project's own files."""
+    found: tuple[str | None, int | None] = (None, None)
+    prefix = str(root.resolve())
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if str(Path(frame.filename).resolve()).startswith(prefix):
+            found = (frame.filename, frame.lineno)
+    return found
+
+
+def desired_graph(ctx: ProgramContext) -> DesiredGraph:
+    """Resources in declaration order, with dependencies on components expanded to
+    the resources inside them."""
+    resources = {urn: n for urn, n in ctx.nodes.items() if isinstance(n, Resource)}
+    components = {urn: n for urn, n in ctx.nodes.items() if isinstance(n, Component)}
+    deps = {urn: _expanded(r.dependencies) for urn, r in resources.items()}
+    for urn, dep_list in deps.items():
+        if urn in dep_list:
+            dep_list.remove(urn)
+    return DesiredGraph(stack=ctx.stack, project=ctx.project, resources=resources,
+                        deps=deps, components=components, exports=dict(ctx.exports))
+
+
+def _expanded(nodes: list[Node]) -> list[str]:
+    out: list[str] = []
+    for node in nodes:
+        if isinstance(node, Component):
+            out.extend(_expanded(node.children))
+        else:
+            out.append(node.urn)
+    return list(dict.fromkeys(out))

@@ -1,0 +1,1119 @@
+"""EC2 networking: VPCs, subnets, internet gateways, route tables and security groups.
+
+This module also holds ``ManagedResource``, the template the EC2, IAM and EKS resource
+providers share. Inputs are brought to one canonical form (defaults filled in, lists
+ordered the way they are reported) before they are compared, so that ``read`` of an
+object created from inputs X reports exactly X, and ``diff`` never reports a change
+that is only a difference of spelling.
+
+Lists that a separate resource type can manage too (a route table's ``routes``, a
+security group's ``ingress`` and ``egress``) are managed inline only when declared:
+``None``, the default, leaves them to ``Route`` and ``SecurityGroupRule`` resources,
+and ``read`` then reports ``None`` so that the two ways never fight over the same
+rules. Routes to IPv6 or prefix-list destinations and IPv6 or prefix-list security
+group sources are not modelled; they are left alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from stackwright.errors import InputError, ProviderError
+from stackwright.model.output import Output
+from stackwright.model.resource import InputSpec, Resource
+from stackwright.model.values import is_unknown
+from stackwright.providers.aws.base import (
+    URN_TAG,
+    AwsResource,
+    call,
+    call_or_none,
+    tag_dict,
+    tag_list,
+    wait_until,
+)
+from stackwright.providers.protocol import (
+    Created,
+    DiffResult,
+    OperationContext,
+    ReadResult,
+)
+
+__all__ = [
+    "InternetGateway", "InternetGatewayProvider", "ManagedResource", "RESOURCE_PROVIDERS",
+    "Route", "RouteProvider", "RouteTable", "RouteTableAssociation",
+    "RouteTableAssociationProvider", "RouteTableProvider", "SecurityGroup",
+    "SecurityGroupProvider", "SecurityGroupRule", "SecurityGroupRuleProvider", "Subnet",
+    "SubnetProvider", "Vpc", "VpcProvider",
+]
+
+
+# --- shared by the EC2, IAM and EKS providers ---------------------------------------
+
+
+def partition(region: str) -> str:
+    """The ARN partition of a region; ARNs built by hand must carry the right one."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def client_token(token: str, purpose: str = "") -> str:
+    """An idempotency token AWS accepts (at most 64 characters), stable for a token.
+
+    ``purpose`` tells apart several calls made for one operation, since AWS rejects
+    a token reused with different parameters.
+    """
+    text = f"{token}:{purpose}" if purpose else token
+    return text if len(text) <= 64 else hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_tags(tags: Any, prop: str = "tags") -> None:
+    """User tags are strings and never use the keys Stackwright or AWS reserve."""
+    if not isinstance(tags, Mapping):
+        raise InputError(f"{prop} must map strings to strings", prop=prop)
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InputError(f"{prop} must map strings to strings", prop=prop)
+        if key == URN_TAG or key.startswith("aws:"):
+            raise InputError(f"tag key {key!r} is reserved", prop=prop,
+                             hint=f"Stackwright sets {URN_TAG!r} itself; 'aws:' keys belong to AWS")
+
+
+def when_known(value: Any, fn: Callable[[Any], Any]) -> Any:
+    """``fn(value)``, or the value as it is while part of it is unknown (planning)."""
+    return value if is_unknown(value) else fn(value)
+
+
+def sorted_strings(value: Any) -> Any:
+    """A list of strings in a fixed order, for lists AWS reports in its own order."""
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return sorted(value)
+    return value
+
+
+def declared_or_live(inputs: Mapping[str, Any], key: str, live: Any) -> Any:
+    """``None`` when the program declared ``None`` (AWS chooses), else the live value.
+
+    An import reads with no inputs at all, and then gets the live value.
+    """
+    return None if key in inputs and inputs[key] is None else live
+
+
+def pick(
+    ctx: OperationContext, found: list[ReadResult], declared: Mapping[str, Any],
+    keys: Iterable[str],
+) -> ReadResult | None:
+    """Of the objects carrying this URN, the one a create with these inputs made.
+
+    A replacement creates its new object while the old one, with the same URN,
+    still exists; the inputs that forced the replacement tell them apart.
+    """
+    names = list(declared) if "*" in keys else list(keys)
+    matching = [
+        r for r in found
+        if all(r.inputs.get(k) == declared[k] for k in names if k in declared and k in r.inputs)
+    ]
+    if len(matching) > 1:
+        ctx.log(f"several objects match {ctx.urn}: {', '.join(sorted(r.id for r in matching))}")
+    return min(matching, key=lambda r: r.id) if matching else None
+
+
+class ManagedResource(AwsResource):
+    """Canonical inputs, a diff that compares them, and ``read`` built from three parts.
+
+    Subclasses implement ``describe`` (the raw object by id, ``None`` when gone),
+    ``find`` (raw objects an interrupted create may have made) and ``result`` (the
+    ``ReadResult`` of a raw object), and may refine ``normalise`` and ``validate``.
+    """
+
+    unique_keys: ClassVar[tuple[str, ...]] = ()
+    """Inputs AWS requires to be unique: a replacement keeping them must delete first."""
+
+    def specs(self) -> dict[str, InputSpec]:
+        return self.resource_class.input_specs() if self.resource_class else {}
+
+    def canonical(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Inputs with defaults filled in and in the canonical form ``read`` reports."""
+        values = dict(inputs)
+        for name, spec in self.specs().items():
+            if name not in values and not spec.required:
+                values[name] = copy.deepcopy(spec.default)
+        if "tags" in values and values["tags"] is None:
+            values["tags"] = {}
+        return self.normalise(values)
+
+    def normalise(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The type's canonical form; values may still hold ``UNKNOWN`` while planning."""
+        return values
+
+    def validate(self, values: Mapping[str, Any]) -> None:
+        """Type-specific checks of fully resolved inputs; raise ``InputError``."""
+
+    def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        values = dict(inputs)
+        for name, spec in self.specs().items():
+            if spec.required and values.get(name) is None:
+                raise InputError(f"missing required input {name!r}", prop=name)
+        if values.get("tags") is not None:
+            check_tags(values["tags"])
+        self.validate(values)
+        return self.canonical(values)
+
+    def diff(
+        self, old_inputs: Mapping[str, Any], old_outputs: Mapping[str, Any],
+        new_inputs: Mapping[str, Any],
+    ) -> DiffResult:
+        old, new = self.canonical(old_inputs), self.canonical(new_inputs)
+        result = super().diff(old, old_outputs, new)
+        first = bool(result.replaces) and bool(self.unique_keys) and all(
+            old.get(k) == new.get(k) for k in self.unique_keys)
+        return DiffResult(result.changed, result.replaces, delete_before_replace=first)
+
+    def read(
+        self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> ReadResult | None:
+        if id is not None:
+            raw = self.describe(id)
+            return None if raw is None else self.result(raw, inputs)
+        found = [self.result(raw, inputs) for raw in self.find(ctx, inputs)]
+        return pick(ctx, found, self.canonical(inputs), self.replace_on)
+
+    def describe(self, id: str) -> Any | None:
+        raise NotImplementedError
+
+    def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
+        raise NotImplementedError
+
+    def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
+        raise NotImplementedError
+
+
+# --- EC2 helpers --------------------------------------------------------------------
+
+
+def urn_filter(urn: str) -> list[dict[str, Any]]:
+    return [{"Name": f"tag:{URN_TAG}", "Values": [urn]}]
+
+
+def tag_specs(resource_type: str, tags: Mapping[str, str], urn: str) -> list[dict[str, Any]]:
+    """Tags applied by the create call itself, so no untagged object ever exists."""
+    return [{"ResourceType": resource_type, "Tags": tag_list(tags, urn)}]
+
+
+class Ec2Resource(ManagedResource):
+    """An EC2 object: found by id with ``describe_*`` and by its URN tag."""
+
+    service = "ec2"
+    kind: ClassVar[str] = ""
+    """The ARN resource type (``vpc``, ``subnet``...)."""
+    describe_op: ClassVar[str] = ""
+    ids_param: ClassVar[str] = ""
+    list_key: ClassVar[str] = ""
+
+    def describe(self, id: str) -> dict[str, Any] | None:
+        fn = getattr(self.client, self.describe_op)
+        response = call_or_none(f"describe {id}", fn, **{self.ids_param: [id]})
+        items = (response or {}).get(self.list_key, [])
+        return dict(items[0]) if items else None
+
+    def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
+        fn = getattr(self.client, self.describe_op)
+        response = call(f"find {ctx.urn}", fn, Filters=urn_filter(ctx.urn))
+        return list(response.get(self.list_key, []))
+
+    def arn(self, owner: str, id: str) -> str:
+        region = self.clients.region
+        return f"arn:{partition(region)}:ec2:{region}:{owner}:{self.kind}/{id}"
+
+    def base_outputs(self, raw: Mapping[str, Any], id: str) -> dict[str, Any]:
+        owner = str(raw.get("OwnerId", ""))
+        return {"arn": self.arn(owner, id), "owner_id": owner}
+
+    def sync_tags(self, id: str, old: Mapping[str, str], new: Mapping[str, str]) -> None:
+        """Remove tags no longer declared, then set every declared one (fixing drift)."""
+        gone = [{"Key": k} for k in sorted(set(old) - set(new))]
+        if gone:
+            call(f"untag {id}", self.client.delete_tags, Resources=[id], Tags=gone)
+        if new:
+            call(f"tag {id}", self.client.create_tags, Resources=[id], Tags=tag_list(new))
+
+    def delete_ignoring_missing(self, action: str, fn: Callable[..., Any], **kwargs: Any) -> None:
+        """A delete of something already gone has done its job."""
+        call_or_none(action, fn, **kwargs)
+
+
+# --- Vpc ----------------------------------------------------------------------------
+
+
+class Vpc(Resource, type="aws:ec2:Vpc"):
+    """An isolated virtual network."""
+
+    cidr_block: str
+    enable_dns_hostnames: bool = False
+    enable_dns_support: bool = True
+    tags: dict[str, str] = {}
+    arn: Output[str]
+    owner_id: Output[str]
+
+
+class VpcProvider(Ec2Resource):
+    type_token = "aws:ec2:Vpc"
+    resource_class = Vpc
+    replace_on = frozenset({"cidr_block"})
+    kind = "vpc"
+    describe_op, ids_param, list_key = "describe_vpcs", "VpcIds", "Vpcs"
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        vpc = call("create VPC", self.client.create_vpc, CidrBlock=inputs["cidr_block"],
+                   TagSpecifications=tag_specs("vpc", inputs.get("tags") or {}, ctx.urn))["Vpc"]
+        vpc_id = vpc["VpcId"]
+        wait_until(ctx, f"VPC {vpc_id} available", lambda: self._state(vpc_id) == "available")
+        self._set_dns(vpc_id, inputs, current=(True, False))
+        return Created(vpc_id, self.base_outputs(vpc, vpc_id))
+
+    def _state(self, vpc_id: str) -> str:
+        vpc = self.describe(vpc_id)
+        return str(vpc.get("State", "")) if vpc else ""
+
+    def _set_dns(self, vpc_id: str, inputs: Mapping[str, Any], current: tuple[bool, bool]) -> None:
+        """Support before hostnames when enabling, after when disabling: AWS refuses
+        hostnames without DNS support."""
+        support = bool(inputs.get("enable_dns_support", True))
+        hostnames = bool(inputs.get("enable_dns_hostnames", False))
+        steps = [("EnableDnsSupport", support, current[0]), ("EnableDnsHostnames", hostnames, current[1])]
+        for attribute, wanted, now in steps if support else reversed(steps):
+            if wanted != now:
+                call(f"set {attribute} of {vpc_id}", self.client.modify_vpc_attribute,
+                     VpcId=vpc_id, **{attribute: {"Value": wanted}})
+
+    def _dns(self, vpc_id: str) -> tuple[bool, bool]:
+        def attribute(name: str, key: str) -> bool:
+            answer = call(f"read {name} of {vpc_id}", self.client.describe_vpc_attribute,
+                          VpcId=vpc_id, Attribute=name)
+            return bool(answer.get(key, {}).get("Value", False))
+        return (attribute("enableDnsSupport", "EnableDnsSupport"),
+                attribute("enableDnsHostnames", "EnableDnsHostnames"))
+
+    def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
+        vpc_id = raw["VpcId"]
+        support, hostnames = self._dns(vpc_id)
+        live = {"cidr_block": raw["CidrBlock"], "enable_dns_hostnames": hostnames,
+                "enable_dns_support": support, "tags": tag_dict(raw.get("Tags"))}
+        return ReadResult(vpc_id, live, self.base_outputs(raw, vpc_id))
+
+    def update(
+        self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+        old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
+    ) -> Mapping[str, Any]:
+        self._set_dns(id, new_inputs, current=self._dns(id))
+        self.sync_tags(id, old_inputs.get("tags") or {}, new_inputs.get("tags") or {})
+        return {}
+
+    def delete(
+        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> None:
+        self.delete_ignoring_missing(f"delete VPC {id}", self.client.delete_vpc, VpcId=id)
+
+
+# --- Subnet -------------------------------------------------------------------------
+
+
+class Subnet(Resource, type="aws:ec2:Subnet"):
+    """A range of a VPC's addresses in one availability zone.
+
+    ``availability_zone=None`` lets AWS choose; the chosen zone is then the
+    ``availability_zone`` property's value after apply.
+    """
+
+    vpc_id: str
+    cidr_block: str
+    availability_zone: str | None = None
+    map_public_ip_on_launch: bool = False
+    tags: dict[str, str] = {}
+    arn: Output[str]
+    owner_id: Output[str]
+    availability_zone_id: Output[str]
+
+
+class SubnetProvider(Ec2Resource):
+    type_token = "aws:ec2:Subnet"
+    resource_class = Subnet
+    replace_on = frozenset({"vpc_id", "cidr_block", "availability_zone"})
+    unique_keys = ("vpc_id", "cidr_block")
+    kind = "subnet"
+    describe_op, ids_param, list_key = "describe_subnets", "SubnetIds", "Subnets"
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        args: dict[str, Any] = {"VpcId": inputs["vpc_id"], "CidrBlock": inputs["cidr_block"],
+                                "TagSpecifications": tag_specs("subnet", inputs.get("tags") or {}, ctx.urn)}
+        if inputs.get("availability_zone"):
+            args["AvailabilityZone"] = inputs["availability_zone"]
+        subnet = call("create subnet", self.client.create_subnet, **args)["Subnet"]
+        subnet_id = subnet["SubnetId"]
+        wait_until(ctx, f"subnet {subnet_id} available", lambda: self._available(subnet_id))
+        if inputs.get("map_public_ip_on_launch"):
+            self._set_public_ip(subnet_id, True)
+        return Created(subnet_id, self._outputs(subnet))
+
+    def _available(self, subnet_id: str) -> bool:
+        subnet = self.describe(subnet_id)
+        return subnet is not None and subnet.get("State") == "available"
+
+    def _set_public_ip(self, subnet_id: str, value: bool) -> None:
+        call(f"set MapPublicIpOnLaunch of {subnet_id}", self.client.modify_subnet_attribute,
+             SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": value})
+
+    def _outputs(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        outputs = self.base_outputs(raw, raw["SubnetId"])
+        outputs["arn"] = raw.get("SubnetArn") or outputs["arn"]
+        outputs["availability_zone"] = raw.get("AvailabilityZone")
+        outputs["availability_zone_id"] = raw.get("AvailabilityZoneId")
+        return outputs
+
+    def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
+        live = {
+            "vpc_id": raw["VpcId"], "cidr_block": raw["CidrBlock"],
+            "availability_zone": declared_or_live(inputs, "availability_zone", raw.get("AvailabilityZone")),
+            "map_public_ip_on_launch": bool(raw.get("MapPublicIpOnLaunch", False)),
+            "tags": tag_dict(raw.get("Tags")),
+        }
+        return ReadResult(raw["SubnetId"], live, self._outputs(raw))
+
+    def update(
+        self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+        old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
+    ) -> Mapping[str, Any]:
+        public = bool(new_inputs.get("map_public_ip_on_launch", False))
+        if public != bool(old_inputs.get("map_public_ip_on_launch", False)):
+            self._set_public_ip(id, public)
+        self.sync_tags(id, old_inputs.get("tags") or {}, new_inputs.get("tags") or {})
+        return {}
+
+    def delete(
+        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> None:
+        self.delete_ignoring_missing(f"delete subnet {id}", self.client.delete_subnet, SubnetId=id)
+
+
+# --- InternetGateway ----------------------------------------------------------------
+
+
+class InternetGateway(Resource, type="aws:ec2:InternetGateway"):
+    """A VPC's way to the internet; moving it to another VPC is done in place."""
+
+    vpc_id: str | None = None
+    tags: dict[str, str] = {}
+    arn: Output[str]
+    owner_id: Output[str]
+
+
+class InternetGatewayProvider(Ec2Resource):
+    type_token = "aws:ec2:InternetGateway"
+    resource_class = InternetGateway
+    kind = "internet-gateway"
+    describe_op, ids_param, list_key = (
+        "describe_internet_gateways", "InternetGatewayIds", "InternetGateways")
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        igw = call("create internet gateway", self.client.create_internet_gateway,
+                   TagSpecifications=tag_specs("internet-gateway", inputs.get("tags") or {}, ctx.urn),
+                   )["InternetGateway"]
+        igw_id = igw["InternetGatewayId"]
+        if inputs.get("vpc_id"):
+            self._attach(igw_id, inputs["vpc_id"])
+        return Created(igw_id, self.base_outputs(igw, igw_id))
+
+    def _attach(self, igw_id: str, vpc_id: str) -> None:
+        call(f"attach {igw_id} to {vpc_id}", self.client.attach_internet_gateway,
+             InternetGatewayId=igw_id, VpcId=vpc_id)
+
+    def _detach_all(self, igw_id: str) -> None:
+        """Detach from whatever VPC AWS says, not only the recorded one (drift)."""
+        igw = self.describe(igw_id)
+        for vpc_id in _attached_vpcs(igw or {}):
+            call_or_none(f"detach {igw_id} from {vpc_id}", self.client.detach_internet_gateway,
+                         InternetGatewayId=igw_id, VpcId=vpc_id)
+
+    def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
+        igw_id = raw["InternetGatewayId"]
+        vpcs = _attached_vpcs(raw)
+        live = {"vpc_id": vpcs[0] if vpcs else None, "tags": tag_dict(raw.get("Tags"))}
+        return ReadResult(igw_id, live, self.base_outputs(raw, igw_id))
+
+    def update(
+        self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+        old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
+    ) -> Mapping[str, Any]:
+        wanted = new_inputs.get("vpc_id")
+        if _attached_vpcs(self.describe(id) or {}) != ([wanted] if wanted else []):
+            self._detach_all(id)
+            if wanted:
+                self._attach(id, wanted)
+        self.sync_tags(id, old_inputs.get("tags") or {}, new_inputs.get("tags") or {})
+        return {}
+
+    def delete(
+        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> None:
+        self._detach_all(id)
+        self.delete_ignoring_missing(f"delete internet gateway {id}",
+                                     self.client.delete_internet_gateway, InternetGatewayId=id)
+
+
+def _attached_vpcs(igw: Mapping[str, Any]) -> list[str]:
+    return sorted(a["VpcId"] for a in igw.get("Attachments", [])
+                  if a.get("State") in ("attached", "available", "attaching"))
+
+
+# --- routes -------------------------------------------------------------------------
+
+
+ROUTE_TARGETS = {
+    "gateway_id": "GatewayId",
+    "nat_gateway_id": "NatGatewayId",
+    "transit_gateway_id": "TransitGatewayId",
+    "vpc_peering_connection_id": "VpcPeeringConnectionId",
+    "network_interface_id": "NetworkInterfaceId",
+}
+"""Route targets Stackwright models: input name → AWS field."""
+
+
+def canonical_route(route: Mapping[str, Any]) -> dict[str, Any]:
+    """Destination and target only; targets left as ``None`` are dropped."""
+    canon = {"destination_cidr_block": route.get("destination_cidr_block")}
+    canon.update({k: route[k] for k in ROUTE_TARGETS if route.get(k) is not None})
+    return canon
+
+
+def canonical_routes(routes: Any) -> Any:
+    if not isinstance(routes, (list, tuple)) or not all(isinstance(r, Mapping) for r in routes):
+        return routes
+    return sorted((canonical_route(r) for r in routes), key=lambda r: str(r["destination_cidr_block"]))
+
+
+def check_route(route: Any, prop: str) -> None:
+    if not isinstance(route, Mapping) or not isinstance(route.get("destination_cidr_block"), str):
+        raise InputError("a route needs a destination_cidr_block", prop=prop)
+    unknown = set(route) - {"destination_cidr_block", *ROUTE_TARGETS}
+    if unknown:
+        raise InputError(f"unknown route keys: {', '.join(sorted(unknown))}", prop=prop,
+                         hint=f"a route has destination_cidr_block and one of {', '.join(ROUTE_TARGETS)}")
+    targets = [k for k in ROUTE_TARGETS if route.get(k) is not None]
+    if len(targets) != 1:
+        raise InputError(f"route to {route['destination_cidr_block']} needs exactly one target",
+                         prop=prop, hint=f"one of {', '.join(ROUTE_TARGETS)}")
+
+
+def live_routes(table: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Routes someone created (not the VPC's local route, not propagated ones)."""
+    routes = []
+    for route in table.get("Routes", []):
+        if route.get("Origin") != "CreateRoute" or not route.get("DestinationCidrBlock"):
+            continue
+        canon: dict[str, Any] = {"destination_cidr_block": route["DestinationCidrBlock"]}
+        canon.update({k: route[field] for k, field in ROUTE_TARGETS.items() if route.get(field)})
+        routes.append(canon)
+    return sorted(routes, key=lambda r: str(r["destination_cidr_block"]))
+
+
+def route_args(route: Mapping[str, Any]) -> dict[str, Any]:
+    args = {"DestinationCidrBlock": route["destination_cidr_block"]}
+    args.update({field: route[k] for k, field in ROUTE_TARGETS.items() if route.get(k)})
+    return args
+
+
+class RouteTable(Resource, type="aws:ec2:RouteTable"):
+    """Where a subnet's traffic goes. ``routes=None`` leaves routes to ``Route``
+    resources; a list (even empty) makes the table hold exactly those routes."""
+
+    vpc_id: str
+    routes: list[dict[str, Any]] | None = None
+    tags: dict[str, str] = {}
+    arn: Output[str]
+    owner_id: Output[str]
+
+
+class RouteTableProvider(Ec2Resource):
+    type_token = "aws:ec2:RouteTable"
+    resource_class = RouteTable
+    replace_on = frozenset({"vpc_id"})
+    kind = "route-table"
+    describe_op, ids_param, list_key = "describe_route_tables", "RouteTableIds", "RouteTables"
+
+    def normalise(self, values: dict[str, Any]) -> dict[str, Any]:
+        values["routes"] = when_known(values.get("routes"), canonical_routes)
+        return values
+
+    def validate(self, values: Mapping[str, Any]) -> None:
+        routes = values.get("routes")
+        if routes is None:
+            return
+        if not isinstance(routes, (list, tuple)):
+            raise InputError("routes must be a list of route dicts", prop="routes")
+        for route in routes:
+            check_route(route, "routes")
+        destinations = [r["destination_cidr_block"] for r in routes]
+        if len(set(destinations)) != len(destinations):
+            raise InputError("two routes have the same destination", prop="routes")
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        table = call("create route table", self.client.create_route_table,
+                     VpcId=inputs["vpc_id"], ClientToken=client_token(ctx.token),
+                     TagSpecifications=tag_specs("route-table", inputs.get("tags") or {}, ctx.urn),
+                     )["RouteTable"]
+        table_id = table["RouteTableId"]
+        if inputs.get("routes") is not None:
+            self._sync_routes(table_id, inputs["routes"])
+        return Created(table_id, self.base_outputs(table, table_id))
+
+    def _sync_routes(self, table_id: str, wanted: list[Mapping[str, Any]]) -> None:
+        """Make the table's created routes exactly ``wanted``: add, retarget, remove."""
+        live = {r["destination_cidr_block"]: r for r in live_routes(self.describe(table_id) or {})}
+        goal = {r["destination_cidr_block"]: canonical_route(r) for r in wanted}
+        for destination, route in goal.items():
+            if destination not in live:
+                call(f"add route {destination} to {table_id}", self.client.create_route,
+                     RouteTableId=table_id, **route_args(route))
+            elif live[destination] != route:
+                call(f"change route {destination} of {table_id}", self.client.replace_route,
+                     RouteTableId=table_id, **route_args(route))
+        for destination in sorted(set(live) - set(goal)):
+            call_or_none(f"remove route {destination} from {table_id}", self.client.delete_route,
+                         RouteTableId=table_id, DestinationCidrBlock=destination)
+
+    def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
+        table_id = raw["RouteTableId"]
+        live = {"vpc_id": raw["VpcId"],
+                "routes": declared_or_live(inputs, "routes", live_routes(raw)),
+                "tags": tag_dict(raw.get("Tags"))}
+        return ReadResult(table_id, live, self.base_outputs(raw, table_id))
+
+    def update(
+        self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+        old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
+    ) -> Mapping[str, Any]:
+        if new_inputs.get("routes") is not None:
+            self._sync_routes(id, new_inputs["routes"])
+        self.sync_tags(id, old_inputs.get("tags") or {}, new_inputs.get("tags") or {})
+        return {}
+
+    def delete(
+        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> None:
+        """Associations belong to ``RouteTableAssociation`` resources, deleted first;
+        while one remains AWS answers DependencyViolation, which is retried."""
+        self.delete_ignoring_missing(f"delete route table {id}", self.client.delete_route_table,
+                                     RouteTableId=id)
+
+
+class Route(Resource, type="aws:ec2:Route"):
+    """One route in a route table whose ``routes`` are not managed inline."""
+
+    route_table_id: str
+    destination_cidr_block: str
+    gateway_id: str | None = None
+    nat_gateway_id: str | None = None
+    transit_gateway_id: str | None = None
+    vpc_peering_connection_id: str | None = None
+    network_interface_id: str | None = None
+
+
+class RouteProvider(ManagedResource):
+    """Id ``<route table id>_<destination>``, the form ``import`` takes."""
+
+    service = "ec2"
+    type_token = "aws:ec2:Route"
+    resource_class = Route
+    replace_on = frozenset({"*"})
+    unique_keys = ("route_table_id", "destination_cidr_block")
+
+    def validate(self, values: Mapping[str, Any]) -> None:
+        check_route({k: v for k, v in values.items() if k != "route_table_id"}, "destination_cidr_block")
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        table_id = inputs["route_table_id"]
+        call(f"add route to {table_id}", self.client.create_route,
+             RouteTableId=table_id, **route_args(inputs))
+        return Created(f"{table_id}_{inputs['destination_cidr_block']}", {})
+
+    def describe(self, id: str) -> dict[str, Any] | None:
+        table_id, _, destination = id.partition("_")
+        return self._route(table_id, destination)
+
+    def _route(self, table_id: str, destination: str) -> dict[str, Any] | None:
+        answer = call_or_none(f"describe {table_id}", self.client.describe_route_tables,
+                              RouteTableIds=[table_id])
+        tables = (answer or {}).get("RouteTables", [])
+        for route in live_routes(tables[0]) if tables else []:
+            if route["destination_cidr_block"] == destination:
+                return {"route_table_id": table_id, **route}
+        return None
+
+    def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
+        route = self._route(str(inputs.get("route_table_id")), str(inputs.get("destination_cidr_block")))
+        return [route] if route else []
+
+    def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
+        live = self.canonical(raw)
+        return ReadResult(f"{raw['route_table_id']}_{raw['destination_cidr_block']}", live, {})
+
+    def delete(
+        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> None:
+        table_id, _, destination = id.partition("_")
+        call_or_none(f"remove route {destination} from {table_id}", self.client.delete_route,
+                     RouteTableId=table_id, DestinationCidrBlock=destination)
+
+
+class RouteTableAssociation(Resource, type="aws:ec2:RouteTableAssociation"):
+    """Makes a subnet use a route table."""
+
+    route_table_id: str
+    subnet_id: str
+
+
+class RouteTableAssociationProvider(ManagedResource):
+    service = "ec2"
+    type_token = "aws:ec2:RouteTableAssociation"
+    resource_class = RouteTableAssociation
+    replace_on = frozenset({"*"})
+    unique_keys = ("subnet_id",)
+    """A subnet has one route table: the old association must go before the new one."""
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        answer = call("associate route table", self.client.associate_route_table,
+                      RouteTableId=inputs["route_table_id"], SubnetId=inputs["subnet_id"])
+        return Created(answer["AssociationId"], {})
+
+    def _associations(self, filter_name: str, value: str) -> list[dict[str, Any]]:
+        answer = call(f"find association {value}", self.client.describe_route_tables,
+                      Filters=[{"Name": filter_name, "Values": [value]}])
+        return [a for table in answer.get("RouteTables", []) for a in table.get("Associations", [])
+                if a.get("SubnetId") and a.get("AssociationState", {}).get("State", "associated")
+                in ("associated", "associating")]
+
+    def describe(self, id: str) -> dict[str, Any] | None:
+        found = [a for a in self._associations("association.route-table-association-id", id)
+                 if a.get("RouteTableAssociationId") == id]
+        return found[0] if found else None
+
+    def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
+        subnet = str(inputs.get("subnet_id"))
+        return [a for a in self._associations("association.subnet-id", subnet)
+                if a.get("SubnetId") == subnet]
+
+    def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
+        live = {"route_table_id": raw["RouteTableId"], "subnet_id": raw["SubnetId"]}
+        return ReadResult(raw["RouteTableAssociationId"], live, {})
+
+    def delete(
+        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> None:
+        call_or_none(f"disassociate {id}", self.client.disassociate_route_table, AssociationId=id)
+
+
+# --- security groups ----------------------------------------------------------------
+
+
+PROTOCOL_NAMES = {"all": "-1", "6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
+
+
+def canonical_protocol(protocol: Any) -> str:
+    text = str(protocol).lower()
+    return PROTOCOL_NAMES.get(text, text)
+
+
+def canonical_ports(protocol: str, from_port: Any, to_port: Any) -> tuple[int, int]:
+    """All-traffic rules have no ports: AWS reports none, and we report 0 and 0."""
+    if protocol == "-1":
+        return 0, 0
+    return int(from_port), int(to_port)
+
+
+@dataclass(frozen=True, order=True)
+class Permission:
+    """One source allowed on one protocol and port range: AWS's unit of a rule."""
+
+    protocol: str
+    from_port: int
+    to_port: int
+    cidr: str = ""
+    group: str = ""
+    description: str = ""
+
+    @property
+    def identity(self) -> tuple[str, int, int, str, str]:
+        """What AWS keys a rule by; the description is only a label on it."""
+        return self.protocol, self.from_port, self.to_port, self.cidr, self.group
+
+    def ip_permission(self) -> dict[str, Any]:
+        perm: dict[str, Any] = {"IpProtocol": self.protocol}
+        if self.protocol != "-1":
+            perm.update(FromPort=self.from_port, ToPort=self.to_port)
+        label = {"Description": self.description} if self.description else {}
+        if self.cidr:
+            perm["IpRanges"] = [{"CidrIp": self.cidr, **label}]
+        else:
+            perm["UserIdGroupPairs"] = [{"GroupId": self.group, **label}]
+        return perm
+
+
+def explode(rule: Mapping[str, Any]) -> list[Permission]:
+    """A rule dict as Permissions, one per CIDR block and source group."""
+    protocol = canonical_protocol(rule.get("protocol", "-1"))
+    low, high = canonical_ports(protocol, rule.get("from_port", 0), rule.get("to_port", 0))
+    label = str(rule.get("description") or "")
+    found = [Permission(protocol, low, high, cidr=c, description=label)
+             for c in rule.get("cidr_blocks") or []]
+    if rule.get("source_security_group_id"):
+        found.append(Permission(protocol, low, high, group=rule["source_security_group_id"],
+                                description=label))
+    return found
+
+
+def regroup(permissions: Iterable[Permission]) -> list[dict[str, Any]]:
+    """Permissions as rule dicts: CIDR blocks sharing protocol, ports and description
+    grouped in one rule, each source group in a rule of its own; a fixed order."""
+    grouped: dict[tuple[str, int, int, str], list[str]] = {}
+    rules: list[dict[str, Any]] = []
+    for p in sorted(set(permissions)):
+        if p.cidr:
+            grouped.setdefault((p.protocol, p.from_port, p.to_port, p.description), []).append(p.cidr)
+        else:
+            rules.append(_rule(p.protocol, p.from_port, p.to_port, p.description,
+                               source_security_group_id=p.group))
+    for (protocol, low, high, label), cidrs in grouped.items():
+        rules.append(_rule(protocol, low, high, label, cidr_blocks=sorted(cidrs)))
+    return sorted(rules, key=_rule_order)
+
+
+def _rule(protocol: str, low: int, high: int, label: str, **source: Any) -> dict[str, Any]:
+    rule: dict[str, Any] = {"protocol": protocol, "from_port": low, "to_port": high, **source}
+    if label:
+        rule["description"] = label
+    return rule
+
+
+def _rule_order(rule: Mapping[str, Any]) -> tuple[str, int, int, str, str, str]:
+    return (rule["protocol"], rule["from_port"], rule["to_port"],
+            ",".join(rule.get("cidr_blocks", [])), rule.get("source_security_group_id", ""),
+            rule.get("description", ""))
+
+
+def canonical_rules(rules: Any) -> Any:
+    if not isinstance(rules, (list, tuple)) or not all(isinstance(r, Mapping) for r in rules):
+        return rules
+    return regroup(p for r in rules for p in explode(r))
+
+
+def live_permissions(ip_permissions: Iterable[Mapping[str, Any]]) -> list[Permission]:
+    """AWS's IpPermissions as Permissions; IPv6 and prefix-list sources are skipped."""
+    found = []
+    for perm in ip_permissions:
+        protocol = canonical_protocol(perm.get("IpProtocol", "-1"))
+        low, high = canonical_ports(protocol, perm.get("FromPort", 0), perm.get("ToPort", 0))
+        for r in perm.get("IpRanges", []):
+            found.append(Permission(protocol, low, high, cidr=r["CidrIp"],
+                                    description=r.get("Description", "")))
+        for g in perm.get("UserIdGroupPairs", []):
+            found.append(Permission(protocol, low, high, group=g["GroupId"],
+                                    description=g.get("Description", "")))
+    return found
+
+
+def check_rule(rule: Any, prop: str) -> None:
+    allowed = {"protocol", "from_port", "to_port", "cidr_blocks", "source_security_group_id",
+               "description"}
+    if not isinstance(rule, Mapping):
+        raise InputError("a rule is a dict", prop=prop)
+    unknown = set(rule) - allowed
+    if unknown:
+        raise InputError(f"unknown rule keys: {', '.join(sorted(unknown))}", prop=prop,
+                         hint=f"a rule has {', '.join(sorted(allowed))}")
+    check_rule_values(rule, prop)
+
+
+def check_rule_values(rule: Mapping[str, Any], prop: str) -> None:
+    protocol = canonical_protocol(rule.get("protocol", "-1"))
+    if protocol != "-1":
+        for key in ("from_port", "to_port"):
+            if not isinstance(rule.get(key), int) or isinstance(rule.get(key), bool):
+                raise InputError(f"a {protocol} rule needs an integer {key}", prop=prop)
+    cidrs = rule.get("cidr_blocks") or []
+    if not isinstance(cidrs, (list, tuple)) or not all(isinstance(c, str) for c in cidrs):
+        raise InputError("cidr_blocks must be a list of strings", prop=prop)
+    if not cidrs and not rule.get("source_security_group_id"):
+        raise InputError("a rule needs cidr_blocks or a source_security_group_id", prop=prop)
+
+
+class SecurityGroupAccess:
+    """Authorize, relabel and revoke Permissions of one direction of a group."""
+
+    def __init__(self, client: Any, group_id: str, egress: bool) -> None:
+        self.client, self.group_id, self.egress = client, group_id, egress
+        suffix = "egress" if egress else "ingress"
+        self._authorize = getattr(client, f"authorize_security_group_{suffix}")
+        self._revoke = getattr(client, f"revoke_security_group_{suffix}")
+        self._relabel = getattr(client, f"update_security_group_rule_descriptions_{suffix}")
+        self.direction = suffix
+
+    def live(self) -> list[Permission] | None:
+        answer = call_or_none(f"describe {self.group_id}", self.client.describe_security_groups,
+                              GroupIds=[self.group_id])
+        groups = (answer or {}).get("SecurityGroups", [])
+        if not groups:
+            return None
+        return live_permissions(groups[0].get("IpPermissionsEgress" if self.egress else "IpPermissions", []))
+
+    def authorize(self, permissions: list[Permission]) -> None:
+        if permissions:
+            call(f"authorize {self.direction} on {self.group_id}", self._authorize,
+                 GroupId=self.group_id, IpPermissions=[p.ip_permission() for p in permissions])
+
+    def revoke(self, permissions: list[Permission]) -> None:
+        if permissions:
+            call_or_none(f"revoke {self.direction} on {self.group_id}", self._revoke,
+                         GroupId=self.group_id, IpPermissions=[p.ip_permission() for p in permissions])
+
+    def relabel(self, permissions: list[Permission]) -> None:
+        if permissions:
+            call(f"relabel {self.direction} rules of {self.group_id}", self._relabel,
+                 GroupId=self.group_id, IpPermissions=[p.ip_permission() for p in permissions])
+
+    def reconcile(self, wanted: Iterable[Permission]) -> None:
+        """New access is granted before old is revoked, so nothing is briefly cut off."""
+        live = {p.identity: p for p in self.live() or []}
+        goal = {p.identity: p for p in wanted}
+        self.authorize([p for key, p in goal.items() if key not in live])
+        self.relabel([p for key, p in goal.items() if key in live and live[key] != p])
+        self.revoke([p for key, p in live.items() if key not in goal])
+
+
+class SecurityGroup(Resource, type="aws:ec2:SecurityGroup"):
+    """A stateful firewall for a VPC's network interfaces.
+
+    ``ingress``/``egress`` are lists of ``{protocol, from_port, to_port, cidr_blocks,
+    source_security_group_id, description}``. ``None`` leaves that direction to
+    ``SecurityGroupRule`` resources (and AWS's default allow-all egress in place); a
+    list makes the group allow exactly those rules.
+    """
+
+    name: str
+    description: str = "Managed by Stackwright"
+    vpc_id: str
+    ingress: list[dict[str, Any]] | None = None
+    egress: list[dict[str, Any]] | None = None
+    tags: dict[str, str] = {}
+    arn: Output[str]
+    owner_id: Output[str]
+
+
+class SecurityGroupProvider(Ec2Resource):
+    type_token = "aws:ec2:SecurityGroup"
+    resource_class = SecurityGroup
+    replace_on = frozenset({"name", "description", "vpc_id"})
+    unique_keys = ("name", "vpc_id")
+    kind = "security-group"
+    describe_op, ids_param, list_key = "describe_security_groups", "GroupIds", "SecurityGroups"
+
+    def normalise(self, values: dict[str, Any]) -> dict[str, Any]:
+        for key in ("ingress", "egress"):
+            values[key] = when_known(values.get(key), canonical_rules)
+        return values
+
+    def validate(self, values: Mapping[str, Any]) -> None:
+        for key in ("ingress", "egress"):
+            rules = values.get(key)
+            if rules is None:
+                continue
+            if not isinstance(rules, (list, tuple)):
+                raise InputError(f"{key} must be a list of rule dicts", prop=key)
+            for rule in rules:
+                check_rule(rule, key)
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        answer = call("create security group", self.client.create_security_group,
+                      GroupName=inputs["name"], Description=inputs.get("description") or "",
+                      VpcId=inputs["vpc_id"],
+                      TagSpecifications=tag_specs("security-group", inputs.get("tags") or {}, ctx.urn))
+        group_id = answer["GroupId"]
+        self._sync_rules(group_id, inputs)
+        group = self.describe(group_id) or {}
+        return Created(group_id, self._outputs(group, group_id))
+
+    def _sync_rules(self, group_id: str, inputs: Mapping[str, Any]) -> None:
+        for key, egress in (("ingress", False), ("egress", True)):
+            rules = inputs.get(key)
+            if rules is not None:
+                wanted = [p for r in rules for p in explode(r)]
+                SecurityGroupAccess(self.client, group_id, egress).reconcile(wanted)
+
+    def _outputs(self, raw: Mapping[str, Any], group_id: str) -> dict[str, Any]:
+        outputs = self.base_outputs(raw, group_id)
+        outputs["arn"] = raw.get("SecurityGroupArn") or outputs["arn"]
+        return outputs
+
+    def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
+        """By name in the VPC (unique there), if it carries this URN."""
+        filters = [{"Name": "group-name", "Values": [str(inputs.get("name"))]},
+                   {"Name": "vpc-id", "Values": [str(inputs.get("vpc_id"))]}]
+        answer = call(f"find {ctx.urn}", self.client.describe_security_groups, Filters=filters)
+        return [g for g in answer.get("SecurityGroups", [])
+                if tag_dict_all(g.get("Tags")).get(URN_TAG) == ctx.urn]
+
+    def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
+        group_id = raw["GroupId"]
+        live = {
+            "name": raw["GroupName"], "description": raw.get("Description", ""),
+            "vpc_id": raw.get("VpcId"),
+            "ingress": declared_or_live(inputs, "ingress", regroup(live_permissions(raw.get("IpPermissions", [])))),
+            "egress": declared_or_live(inputs, "egress", regroup(live_permissions(raw.get("IpPermissionsEgress", [])))),
+            "tags": tag_dict(raw.get("Tags")),
+        }
+        return ReadResult(group_id, live, self._outputs(raw, group_id))
+
+    def update(
+        self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+        old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
+    ) -> Mapping[str, Any]:
+        self._sync_rules(id, new_inputs)
+        self.sync_tags(id, old_inputs.get("tags") or {}, new_inputs.get("tags") or {})
+        return {}
+
+    def delete(
+        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> None:
+        """While network interfaces still use the group AWS answers DependencyViolation,
+        which is retried."""
+        self.delete_ignoring_missing(f"delete security group {id}",
+                                     self.client.delete_security_group, GroupId=id)
+
+
+def tag_dict_all(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    """Every tag, Stackwright's own included, to recognise what we created."""
+    return {t["Key"]: t["Value"] for t in tags or []}
+
+
+class SecurityGroupRule(Resource, type="aws:ec2:SecurityGroupRule"):
+    """One rule of a group whose ``ingress``/``egress`` are not managed inline."""
+
+    type: str
+    security_group_id: str
+    protocol: str
+    from_port: int = 0
+    to_port: int = 0
+    cidr_blocks: list[str] = []
+    source_security_group_id: str | None = None
+    description: str = ""
+
+
+class SecurityGroupRuleProvider(ManagedResource):
+    """Id ``<group>_<type>_<protocol>_<from>_<to>_<source>[_<source>...]``, the form
+    ``import`` takes (as Terraform's)."""
+
+    service = "ec2"
+    type_token = "aws:ec2:SecurityGroupRule"
+    resource_class = SecurityGroupRule
+    replace_on = frozenset({"*"})
+    unique_keys = ("type", "security_group_id", "protocol", "from_port", "to_port")
+    """Rules that keep these likely overlap; AWS refuses a duplicate, so delete first."""
+
+    def normalise(self, values: dict[str, Any]) -> dict[str, Any]:
+        if is_unknown(values.get("protocol")):
+            return values
+        protocol = canonical_protocol(values.get("protocol", "-1"))
+        values["protocol"] = protocol
+        if not is_unknown([values.get("from_port"), values.get("to_port")]):
+            values["from_port"], values["to_port"] = canonical_ports(
+                protocol, values.get("from_port", 0), values.get("to_port", 0))
+        values["cidr_blocks"] = when_known(values.get("cidr_blocks") or [], sorted_strings)
+        values["description"] = values.get("description") or ""
+        return values
+
+    def validate(self, values: Mapping[str, Any]) -> None:
+        if values.get("type") not in ("ingress", "egress"):
+            raise InputError("type must be 'ingress' or 'egress'", prop="type")
+        check_rule_values(values, "cidr_blocks")
+
+    def _access(self, values: Mapping[str, Any]) -> SecurityGroupAccess:
+        return SecurityGroupAccess(self.client, values["security_group_id"], values["type"] == "egress")
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        values = self.canonical(inputs)
+        self._access(values).authorize(explode(values))
+        return Created(rule_id(values), {})
+
+    def describe(self, id: str) -> dict[str, Any] | None:
+        return self._present(parse_rule_id(id))
+
+    def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
+        present = self._present(self.canonical(inputs))
+        return [present] if present else []
+
+    def _present(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The declared rule as far as AWS still has it; ``None`` when none of it is left."""
+        live = {p.identity: p for p in self._access(values).live() or []}
+        found = [live[p.identity] for p in explode(values) if p.identity in live]
+        if not found:
+            return None
+        return {
+            **values, "cidr_blocks": sorted(p.cidr for p in found if p.cidr),
+            "source_security_group_id": next((p.group for p in found if p.group), None),
+            "description": found[0].description,
+        }
+
+    def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
+        live = self.canonical(raw)
+        return ReadResult(rule_id(live), live, {})
+
+    def delete(
+        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> None:
+        values = self.canonical(inputs) if inputs.get("security_group_id") else parse_rule_id(id)
+        self._access(values).revoke(explode(values))
+
+
+def rule_id(values: Mapping[str, Any]) -> str:
+    sources = list(values.get("cidr_blocks") or [])
+    if values.get("source_security_group_id"):
+        sources.append(values["source_security_group_id"])
+    parts = [values["security_group_id"], values["type"], values["protocol"],
+             str(values["from_port"]), str(values["to_port"]), *sources]
+    return "_".join(parts)
+
+
+def parse_rule_id(id: str) -> dict[str, Any]:
+    """The rule an id names; a description cannot be recovered from it."""
+    parts = id.split("_")
+    if len(parts) < 6:
+        raise ProviderError(f"malformed security group rule id {id!r}",
+                            retryable=False)
+    group, kind, protocol, low, high, *sources = parts
+    return {
+        "security_group_id": group, "type": kind, "protocol": protocol,
+        "from_port": int(low), "to_port": int(high),
+        "cidr_blocks": sorted(s for s in sources if not s.startswith("sg-")),
+        "source_security_group_id": next((s for s in sources if s.startswith("sg-")), None),
+        "description": "",
+    }
+
+
+RESOURCE_PROVIDERS: list[type[AwsResource]] = [
+    VpcProvider, SubnetProvider, InternetGatewayProvider, RouteTableProvider, RouteProvider,
+    RouteTableAssociationProvider, SecurityGroupProvider, SecurityGroupRuleProvider,
+]

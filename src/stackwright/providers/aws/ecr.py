@@ -1,0 +1,197 @@
+"""ECR repositories: tag mutability, scan on push, lifecycle policy and tags change in
+place; the name is the identity."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from stackwright.errors import InputError, ProviderError
+from stackwright.model.output import Output
+from stackwright.model.resource import Resource
+from stackwright.providers.aws.base import (
+    URN_TAG,
+    AwsResource,
+    call,
+    call_or_none,
+    error_code,
+    tag_dict,
+    tag_list,
+)
+from stackwright.providers.protocol import Created, OperationContext, ReadResult
+
+__all__ = ["RESOURCE_PROVIDERS", "Repository", "RepositoryProvider"]
+
+MUTABILITIES = ("MUTABLE", "IMMUTABLE")
+
+
+class Repository(Resource, type="aws:ecr:Repository"):
+    """A private container image repository."""
+
+    name: str
+    image_tag_mutability: str = "MUTABLE"
+    scan_on_push: bool = False
+    lifecycle_policy: dict[str, Any] | None = None
+    force_delete: bool = False
+    tags: dict[str, str] = {}
+    arn: Output[str]
+    repository_url: Output[str]
+
+
+def _with_defaults(cls: type[Resource], inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared input, defaults filled, so recorded and read inputs line up."""
+    values: dict[str, Any] = {}
+    for name, spec in cls.input_specs().items():
+        if name in inputs:
+            values[name] = copy.deepcopy(inputs[name])
+        elif spec.required:
+            raise InputError(f"missing required input {name!r}", prop=name)
+        else:
+            values[name] = copy.deepcopy(spec.default)
+    return values
+
+
+class RepositoryProvider(AwsResource):
+    """``aws:ecr:Repository``; the id is the repository name."""
+
+    service = "ecr"
+    type_token = "aws:ecr:Repository"
+    resource_class = Repository
+    replace_on = frozenset({"name"})
+
+    def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        values = _with_defaults(Repository, inputs)
+        if values["image_tag_mutability"] not in MUTABILITIES:
+            raise InputError(f"image_tag_mutability must be one of {MUTABILITIES}",
+                             prop="image_tag_mutability")
+        if URN_TAG in values["tags"]:
+            raise InputError(f"tag {URN_TAG!r} is reserved", prop="tags")
+        return values
+
+    # --- create ---------------------------------------------------------------------
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        values = self.check(inputs)
+        name = values["name"]
+        repo = self._describe(name) or self._create_repository(ctx, values)
+        if self._all_tags(repo["repositoryArn"]).get(URN_TAG) != ctx.urn:
+            raise ProviderError(f"repository {name!r} already exists and is not managed by {ctx.urn}; "
+                                "adopt it with `stackwright import` or choose another name")
+        if values["lifecycle_policy"] is not None:
+            self._put_lifecycle(name, values["lifecycle_policy"])
+        return Created(name, self._outputs(repo))
+
+    def _create_repository(self, ctx: OperationContext, values: Mapping[str, Any]) -> dict[str, Any]:
+        name = values["name"]
+        try:
+            got = call(f"create repository {name}", self.client.create_repository,
+                       repositoryName=name, imageTagMutability=values["image_tag_mutability"],
+                       imageScanningConfiguration={"scanOnPush": values["scan_on_push"]},
+                       tags=tag_list(values["tags"], ctx.urn))
+            return dict(got["repository"])
+        except ProviderError as err:
+            raced = error_code(err.__cause__ or err) == "RepositoryAlreadyExistsException"
+            existing = self._describe(name) if raced else None
+            if existing is None:
+                raise
+            return existing  # an earlier attempt made it; the caller checks whose it is
+
+    def _describe(self, name: str) -> dict[str, Any] | None:
+        got = call_or_none(f"describe repository {name}", self.client.describe_repositories,
+                           repositoryNames=[name])
+        repos = (got or {}).get("repositories") or []
+        return dict(repos[0]) if repos else None
+
+    def _all_tags(self, arn: str) -> dict[str, str]:
+        got = call(f"list tags of {arn}", self.client.list_tags_for_resource, resourceArn=arn)
+        return {t["Key"]: t["Value"] for t in got.get("tags") or []}
+
+    @staticmethod
+    def _outputs(repo: Mapping[str, Any]) -> dict[str, Any]:
+        return {"arn": repo["repositoryArn"], "repository_url": repo["repositoryUri"]}
+
+    def _put_lifecycle(self, name: str, policy: Mapping[str, Any] | None) -> None:
+        if policy is None:
+            call_or_none(f"remove lifecycle policy of {name}", self.client.delete_lifecycle_policy,
+                         repositoryName=name)
+            return
+        call(f"set lifecycle policy of {name}", self.client.put_lifecycle_policy, repositoryName=name,
+             lifecyclePolicyText=json.dumps(policy))
+
+    # --- read -----------------------------------------------------------------------
+
+    def read(
+        self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> ReadResult | None:
+        name = id or inputs.get("name")
+        repo = self._describe(name) if name else None
+        if repo is None:
+            return None
+        tags = self._all_tags(repo["repositoryArn"])
+        if id is None and tags.get(URN_TAG) != ctx.urn:
+            return None
+        live = {
+            "name": repo["repositoryName"],
+            "image_tag_mutability": repo.get("imageTagMutability", "MUTABLE"),
+            "scan_on_push": bool((repo.get("imageScanningConfiguration") or {}).get("scanOnPush")),
+            "lifecycle_policy": self._lifecycle(repo["repositoryName"]),
+            "force_delete": bool(inputs.get("force_delete", False)),
+            "tags": tag_dict(tag_list(tags)),
+        }
+        return ReadResult(repo["repositoryName"], live, self._outputs(repo))
+
+    def _lifecycle(self, name: str) -> dict[str, Any] | None:
+        got = call_or_none(f"get lifecycle policy of {name}", self.client.get_lifecycle_policy,
+                           repositoryName=name)
+        text = (got or {}).get("lifecyclePolicyText")
+        return json.loads(text) if text else None
+
+    # --- update / delete ------------------------------------------------------------
+
+    def update(
+        self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+        old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
+    ) -> Mapping[str, Any]:
+        old, new = _with_defaults(Repository, old_inputs), self.check(new_inputs)
+        if old["image_tag_mutability"] != new["image_tag_mutability"]:
+            call(f"set tag mutability of {id}", self.client.put_image_tag_mutability,
+                 repositoryName=id, imageTagMutability=new["image_tag_mutability"])
+        if old["scan_on_push"] != new["scan_on_push"]:
+            call(f"set scan on push of {id}", self.client.put_image_scanning_configuration,
+                 repositoryName=id, imageScanningConfiguration={"scanOnPush": new["scan_on_push"]})
+        if old["lifecycle_policy"] != new["lifecycle_policy"]:
+            self._put_lifecycle(id, new["lifecycle_policy"])
+        repo = self._describe(id)
+        if repo is None:
+            raise ProviderError(f"repository {id!r} no longer exists")
+        if old["tags"] != new["tags"]:
+            self._put_tags(repo["repositoryArn"], new["tags"], ctx.urn)
+        return self._outputs(repo)
+
+    def _put_tags(self, arn: str, tags: Mapping[str, str], urn: str) -> None:
+        wanted = {**tags, URN_TAG: urn}
+        stale = [k for k in self._all_tags(arn) if k not in wanted and not k.startswith("aws:")]
+        if stale:
+            call(f"untag {arn}", self.client.untag_resource, resourceArn=arn, tagKeys=stale)
+        call(f"tag {arn}", self.client.tag_resource, resourceArn=arn, tags=tag_list(tags, urn))
+
+    def delete(
+        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> None:
+        force = bool(inputs.get("force_delete", False))
+        try:
+            call_or_none(f"delete repository {id}", self.client.delete_repository,
+                         repositoryName=id, force=force)
+        except ProviderError as err:
+            if error_code(err.__cause__ or err) == "RepositoryNotEmptyException":
+                raise ProviderError(
+                    f"repository {id!r} still holds images; set force_delete=True to delete them "
+                    "with it, or delete them first") from err
+            raise
+
+
+RESOURCE_PROVIDERS: list[type[AwsResource]] = [RepositoryProvider]

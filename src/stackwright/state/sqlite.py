@@ -1,0 +1,711 @@
+"""The embedded SQLite state store: the default backend, one file per project.
+
+WAL with ``synchronous=NORMAL`` makes a committed write survive the process being
+killed (the store's durability contract) without an fsync per commit. Every
+``StackWriter`` call is one ``BEGIN IMMEDIATE`` transaction, so a crash leaves the
+state at a call boundary, never half-way through one.
+
+The stack ``serial`` identifies the content of a stack's state (resources, pending
+operations, outputs): every write of that content bumps it. Lock rows and
+checkpoint rows are bookkeeping about the state, so they leave it alone.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sqlite3
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from stackwright.errors import LockHeldError, StateError
+from stackwright.model.values import from_json, to_json
+from stackwright.state.records import (
+    SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, LockInfo, PendingOperation,
+    ResourceState, Snapshot, StackInfo,
+)
+
+if TYPE_CHECKING:
+    from stackwright.state.store import StackWriter, StateStore
+
+_SQLITE_HEADER: Final = b"SQLite format 3\x00"
+_BUSY_TIMEOUT_MS: Final = 5000
+_SNAPSHOT_FORMAT: Final = 1
+_CACHE_KIB: Final = 65536
+"""Page cache ceiling: big enough that snapshot() of ~10k resources stays in memory."""
+
+_SCHEMA_V1: Final = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE stacks (
+        name TEXT PRIMARY KEY, lineage TEXT NOT NULL, serial INTEGER NOT NULL,
+        created_at REAL NOT NULL, updated_at REAL)""",
+    "CREATE TABLE outputs (stack TEXT PRIMARY KEY, outputs TEXT NOT NULL)",
+    """CREATE TABLE resources (
+        stack TEXT NOT NULL, urn TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL,
+        inputs TEXT NOT NULL, outputs TEXT NOT NULL, parent TEXT, deps TEXT NOT NULL,
+        protect INTEGER NOT NULL, retain_on_delete INTEGER NOT NULL,
+        external INTEGER NOT NULL, UNIQUE (stack, urn))""",
+    """CREATE TABLE pending (
+        stack TEXT NOT NULL, token TEXT NOT NULL, urn TEXT NOT NULL, type TEXT NOT NULL,
+        op TEXT NOT NULL, inputs TEXT NOT NULL, resource_id TEXT, parent TEXT,
+        deps TEXT NOT NULL, started_at REAL NOT NULL, PRIMARY KEY (stack, token))""",
+    """CREATE TABLE locks (
+        stack TEXT PRIMARY KEY, owner TEXT NOT NULL, pid INTEGER NOT NULL,
+        host TEXT NOT NULL, acquired_at REAL NOT NULL, operation TEXT NOT NULL,
+        token TEXT NOT NULL)""",
+    """CREATE TABLE checkpoints (
+        stack TEXT NOT NULL, number INTEGER NOT NULL, kind TEXT NOT NULL,
+        who TEXT NOT NULL, started_at REAL NOT NULL, finished_at REAL NOT NULL,
+        result TEXT NOT NULL, counts TEXT NOT NULL, message TEXT NOT NULL,
+        serial INTEGER NOT NULL, changes TEXT NOT NULL, snapshot BLOB NOT NULL,
+        PRIMARY KEY (stack, number))""",
+)
+"""Big columns (changes, snapshot) come last so history() never reads their pages."""
+
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1}
+"""Statements that take the schema from version ``n`` to ``n + 1`` (0 = empty file)."""
+
+_RESOURCE_COLUMNS: Final = (
+    "urn, type, id, inputs, outputs, parent, deps, protect, retain_on_delete, external"
+)
+_UPSERT_RESOURCE: Final = f"""
+    INSERT INTO resources (stack, {_RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)
+    ON CONFLICT (stack, urn) DO UPDATE SET type = excluded.type, id = excluded.id,
+        inputs = excluded.inputs, outputs = excluded.outputs, parent = excluded.parent,
+        deps = excluded.deps, protect = excluded.protect,
+        retain_on_delete = excluded.retain_on_delete, external = excluded.external"""
+_SELECT_RESOURCES: Final = (
+    f"SELECT {_RESOURCE_COLUMNS} FROM resources WHERE stack = ? ORDER BY rowid"
+)
+_PENDING_COLUMNS: Final = (
+    "token, urn, type, op, inputs, resource_id, parent, deps, started_at"
+)
+_CHECKPOINT_COLUMNS: Final = (
+    "number, kind, who, started_at, finished_at, result, counts, message, serial"
+)
+_LOCK_COLUMNS: Final = "owner, pid, host, acquired_at, operation, token"
+_BUMP: Final = "UPDATE stacks SET serial = serial + 1, updated_at = ? WHERE name = ?"
+_DELETE_PENDING: Final = "DELETE FROM pending WHERE stack = ? AND token = ?"
+
+
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
+"""The C string quoter behind ``json.dumps``, without its per-call overhead."""
+_BOOL: Final = {False: "false", True: "true"}
+
+
+class _Corrupt(Exception):
+    """A stored row could not be decoded; turned into StateError with the file path."""
+
+
+def _dumps(value: Any) -> str:
+    """Compact stored form; secrets become ``{"$secret": ...}`` markers."""
+    return json.dumps(to_json(value), separators=(",", ":"))
+
+
+def _loads(text: str) -> Any:
+    """Inverse of ``_dumps``; skips the marker walk when the text cannot hold one."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        raise _Corrupt("a stored JSON value does not decode") from None
+    return from_json(value) if '"$' in text else value
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Decoding builds ~10^5 acyclic containers; the cycle collector firing over and
+    over while they are made more than doubled snapshot() time of 10k resources."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _no_stack(stack: str) -> StateError:
+    return StateError(f"no stack named {stack!r}", hint="stackwright stack ls / stack init NAME")
+
+
+def _ago(seconds: float) -> str:
+    """Coarse human duration, enough to judge whether a lock holder is still alive."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def _lock_held(stack: str, lock: LockInfo) -> LockHeldError:
+    return LockHeldError(
+        f"stack {stack!r} is locked by {lock.owner} (pid {lock.pid} on {lock.host}), "
+        f"running {lock.operation!r}, taken {_ago(time.time() - lock.acquired_at)} ago",
+        hint="wait for it to finish; if it crashed, run `stackwright unlock` "
+        "after confirming the holder is gone",
+    )
+
+
+def _resource_params(stack: str, r: ResourceState) -> tuple[Any, ...]:
+    return (
+        stack, r.urn, r.type, r.id, _dumps(r.inputs), _dumps(r.outputs), r.parent,
+        _dumps(r.deps), int(r.protect), int(r.retain_on_delete), int(r.external),
+    )
+
+
+def _resource_rows(rows: list[Any]) -> dict[str, ResourceState]:
+    """Decode all rows with one ``json.loads``: per-call overhead dominated snapshot()."""
+    text = "[" + ",".join([f"[{r[3]},{r[4]},{r[6]}]" for r in rows]) + "]"
+    try:
+        values = json.loads(text)
+    except (TypeError, ValueError):
+        raise _Corrupt("a stored resource does not decode") from None
+    if len(values) != len(rows):
+        raise _Corrupt("a stored resource does not decode")
+    return {row[0]: _resource_row(row, value) for row, value in zip(rows, values)}
+
+
+def _resource_row(row: Sequence[Any], value: Any) -> ResourceState:
+    urn, type_, id_, inputs_text, outputs_text, parent, _, protect, retain, external = row
+    try:
+        inputs, outputs, deps = value
+    except (TypeError, ValueError):
+        raise _Corrupt(f"resource {urn} does not decode") from None
+    if not (isinstance(inputs, dict) and isinstance(outputs, dict) and isinstance(deps, list)):
+        raise _Corrupt(f"resource {urn} does not decode")
+    if '"$' in inputs_text:
+        inputs = from_json(inputs)
+    if '"$' in outputs_text:
+        outputs = from_json(outputs)
+    return ResourceState(
+        urn, type_, id_, inputs, outputs, parent, deps,
+        bool(protect), bool(retain), bool(external),
+    )
+
+
+def _pending_row(row: Sequence[Any]) -> PendingOperation:
+    token, urn, type_, op, inputs, resource_id, parent, deps, started_at = row
+    return PendingOperation(
+        token, urn, type_, op, _loads(inputs), resource_id, parent, _loads(deps), started_at
+    )
+
+
+def _checkpoint_row(row: Sequence[Any]) -> Checkpoint:
+    number, kind, who, started, finished, result, counts, message, serial = row
+    return Checkpoint(number, kind, who, started, finished, result, _loads(counts), message, serial)
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    return {
+        "urn": change.urn, "type": change.type, "op": change.op,
+        "diffs": change.diffs, "error": change.error,
+    }
+
+
+def _change_from(data: dict[str, Any]) -> Change:
+    return Change(data["urn"], data["type"], data["op"], data["diffs"], data["error"])
+
+
+def _resource_from(data: dict[str, Any]) -> ResourceState:
+    return ResourceState(
+        data["urn"], data["type"], data["id"], data["inputs"], data["outputs"],
+        data["parent"], data["deps"], data["protect"], data["retain_on_delete"],
+        data["external"],
+    )
+
+
+def _snapshot_json(rows: list[Any], outputs_text: str) -> str:
+    """Checkpoint snapshot spliced from the stored JSON fragments, without re-decoding."""
+    q = _quote
+    items = ",".join([
+        f'{{"urn":{q(urn)},"type":{q(type_)},"id":{q(id_)},"inputs":{inputs},'
+        f'"outputs":{outputs},"parent":{"null" if parent is None else q(parent)},'
+        f'"deps":{deps},"protect":{_BOOL[bool(p)]},"retain_on_delete":{_BOOL[bool(r)]},'
+        f'"external":{_BOOL[bool(e)]}}}'
+        for urn, type_, id_, inputs, outputs, parent, deps, p, r, e in rows
+    ])
+    return f'{{"format":{_SNAPSHOT_FORMAT},"resources":[{items}],"outputs":{outputs_text}}}'
+
+
+class _Db:
+    """The connection plus the transaction and error plumbing shared by store and writers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        _check_header(path)
+        try:
+            self.conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+            )
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open state file {path}: {exc}") from exc
+        try:
+            with self.guard():
+                self._open()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _open(self) -> None:
+        """Check the version read-only first, so a newer or foreign file is never touched."""
+        self.conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        with self.read():
+            self._schema_version()
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+        with self.write():
+            found = self._schema_version()
+            for version in range(found, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[version]:
+                    self.conn.execute(statement)
+            if found < SCHEMA_VERSION:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+
+    def _schema_version(self) -> int:
+        """0 for an empty file; raises for a newer or foreign one."""
+        tables = {r[0] for r in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            if tables:
+                raise StateError(
+                    f"{self.path} is a SQLite database but not a stackwright state file",
+                    hint="point stackwright at its own state file; this one was left unchanged",
+                )
+            return 0
+        row = self.conn.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        try:
+            version = int(row[0])
+        except (TypeError, ValueError):
+            raise _Corrupt("its schema version is missing or unreadable") from None
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"state file {self.path} has schema version {version}, newer than the "
+                f"version {SCHEMA_VERSION} this stackwright understands",
+                hint="upgrade stackwright to use it; the file was left unchanged",
+            )
+        return version
+
+    def corrupt(self, detail: str) -> StateError:
+        return StateError(
+            f"state file {self.path} is corrupt: {detail}",
+            hint="restore it from a backup; stackwright will not modify or repair it",
+        )
+
+    def _sqlite_error(self, exc: sqlite3.Error) -> StateError:
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            return self.corrupt(text)
+        if "locked" in text or "busy" in text:
+            return StateError(
+                f"state file {self.path} stayed busy for {_BUSY_TIMEOUT_MS // 1000}s",
+                hint="another stackwright process is writing it; try again",
+            )
+        return StateError(f"state file {self.path}: {text}")
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Turn SQLite and decode failures into StateError naming the file."""
+        try:
+            yield
+        except _Corrupt as exc:
+            raise self.corrupt(str(exc)) from None
+        except sqlite3.Error as exc:
+            raise self._sqlite_error(exc) from exc
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction, so multi-table reads see a single commit."""
+        with self.guard():
+            self.conn.execute("BEGIN")
+            try:
+                yield self.conn
+            finally:
+                self._end("COMMIT")
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One committed write; IMMEDIATE takes the write lock up front (no upgrade deadlock)."""
+        with self.guard():
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self._end("ROLLBACK")
+                raise
+
+    def _end(self, verb: str) -> None:
+        """Close a transaction without masking the error that got us here."""
+        with suppress(sqlite3.Error):
+            if self.conn.in_transaction:
+                self.conn.execute(verb)
+
+    def bump(self, stack: str) -> None:
+        """Advance the stack's serial; also the existence check of every state write."""
+        if self.conn.execute(_BUMP, (time.time(), stack)).rowcount != 1:
+            raise _no_stack(stack)
+
+    def serial(self, stack: str) -> int:
+        row = self.conn.execute("SELECT serial FROM stacks WHERE name = ?", (stack,)).fetchone()
+        if row is None:
+            raise _no_stack(stack)
+        return int(row[0])
+
+    def require(self, stack: str) -> None:
+        self.serial(stack)
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a non-SQLite file before SQLite gets a chance to write anything to it."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StateError(f"cannot read state file {path}: {exc}") from exc
+    if head and head != _SQLITE_HEADER:
+        raise StateError(
+            f"state file {path} is corrupt: it is not a SQLite database",
+            hint="restore it from a backup; stackwright will not modify or repair it",
+        )
+
+
+class SqliteStateStore:
+    """``StateStore`` over one SQLite file (default ``<project>/.stackwright/state.db``)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create {self.path.parent}: {exc}") from exc
+        self._db = _Db(self.path)
+        self._closed = False
+
+    def __enter__(self) -> SqliteStateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def list_stacks(self) -> list[StackInfo]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT name, (SELECT COUNT(*) FROM resources r WHERE r.stack = s.name),"
+                " updated_at, lineage, serial FROM stacks s ORDER BY name").fetchall()
+        return [StackInfo(*row) for row in rows]
+
+    def create_stack(self, stack: str) -> None:
+        with self._db.write() as conn:
+            if conn.execute("SELECT 1 FROM stacks WHERE name = ?", (stack,)).fetchone():
+                raise StateError(
+                    f"stack {stack!r} already exists", hint="stackwright stack ls")
+            conn.execute(
+                "INSERT INTO stacks VALUES (?, ?, 0, ?, NULL)",
+                (stack, str(uuid.uuid4()), time.time()))
+            conn.execute("INSERT INTO outputs VALUES (?, '{}')", (stack,))
+
+    def stack_exists(self, stack: str) -> bool:
+        with self._db.guard():
+            row = self._db.conn.execute(
+                "SELECT 1 FROM stacks WHERE name = ?", (stack,)).fetchone()
+        return row is not None
+
+    def remove_stack(self, stack: str, force: bool = False) -> None:
+        with self._db.write() as conn:
+            self._db.require(stack)
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM resources WHERE stack = ?", (stack,)).fetchone()
+            if count and not force:
+                raise StateError(
+                    f"stack {stack!r} still has {count} resources",
+                    hint="run `stackwright destroy` first, or force the removal to forget "
+                    "them (the cloud resources are left running)",
+                )
+            for table in ("resources", "pending", "locks", "checkpoints", "outputs"):
+                conn.execute(f"DELETE FROM {table} WHERE stack = ?", (stack,))
+            conn.execute("DELETE FROM stacks WHERE name = ?", (stack,))
+
+    def snapshot(self, stack: str) -> Snapshot:
+        with _gc_paused():
+            with self._db.read() as conn:
+                row = conn.execute(
+                    "SELECT lineage, serial, outputs FROM stacks JOIN outputs ON stack = name"
+                    " WHERE name = ?", (stack,)).fetchone()
+                if row is None:
+                    raise _no_stack(stack)
+                resources = conn.execute(_SELECT_RESOURCES, (stack,)).fetchall()
+                pending = conn.execute(
+                    f"SELECT {_PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY rowid",
+                    (stack,)).fetchall()
+            with self._db.guard():
+                return Snapshot(
+                    stack=stack, lineage=row[0], serial=row[1],
+                    resources=_resource_rows(resources),
+                    outputs=_loads(row[2]), pending=[_pending_row(p) for p in pending],
+                )
+
+    def acquire_lock(self, stack: str, info: LockInfo) -> None:
+        """Take the lock; an empty ``info.token`` is filled in so the caller can release."""
+        if not info.token:
+            info.token = uuid.uuid4().hex
+        with self._db.write() as conn:
+            self._db.require(stack)
+            held = self._lock(stack)
+            if held is not None and held.token != info.token:
+                raise _lock_held(stack, held)
+            conn.execute(
+                "INSERT OR REPLACE INTO locks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (stack, info.owner, info.pid, info.host, info.acquired_at,
+                 info.operation, info.token))
+
+    def release_lock(self, stack: str, token: str) -> None:
+        """No-op if the lock was broken and possibly re-taken by someone else."""
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM locks WHERE stack = ? AND token = ?", (stack, token))
+
+    def read_lock(self, stack: str) -> LockInfo | None:
+        with self._db.read():
+            self._db.require(stack)
+            return self._lock(stack)
+
+    def break_lock(self, stack: str) -> LockInfo | None:
+        with self._db.write() as conn:
+            self._db.require(stack)
+            held = self._lock(stack)
+            conn.execute("DELETE FROM locks WHERE stack = ?", (stack,))
+        return held
+
+    def _lock(self, stack: str) -> LockInfo | None:
+        row = self._db.conn.execute(
+            f"SELECT {_LOCK_COLUMNS} FROM locks WHERE stack = ?", (stack,)).fetchone()
+        return None if row is None else LockInfo(*row)
+
+    def begin(self, stack: str, kind: str, who: str) -> SqliteStackWriter:
+        with self._db.guard():
+            self._db.require(stack)
+        return SqliteStackWriter(self._db, stack, kind, who)
+
+    def history(self, stack: str) -> list[Checkpoint]:
+        """Oldest first; never reads the snapshot blobs."""
+        with self._db.read() as conn:
+            self._db.require(stack)
+            rows = conn.execute(
+                f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE stack = ?"
+                " ORDER BY number", (stack,)).fetchall()
+        with self._db.guard():
+            return [_checkpoint_row(r) for r in rows]
+
+    def checkpoint(self, stack: str, number: int) -> CheckpointDetail:
+        with self._db.read() as conn:
+            self._db.require(stack)
+            row = conn.execute(
+                f"SELECT {_CHECKPOINT_COLUMNS}, changes, snapshot FROM checkpoints"
+                " WHERE stack = ? AND number = ?", (stack, number)).fetchone()
+        if row is None:
+            raise StateError(
+                f"stack {stack!r} has no checkpoint {number}", hint="stackwright history")
+        with self._db.guard(), _gc_paused():
+            return self._detail(row)
+
+    @staticmethod
+    def _detail(row: Sequence[Any]) -> CheckpointDetail:
+        try:
+            text = zlib.decompress(row[10]).decode()
+            snap = json.loads(text)
+            snap = from_json(snap) if '"$' in text else snap
+            changes = [_change_from(c) for c in _loads(row[9])]
+            resources = [_resource_from(r) for r in snap["resources"]]
+            outputs = snap["outputs"]
+        except (zlib.error, TypeError, ValueError, KeyError):
+            raise _Corrupt(f"checkpoint {row[0]} does not decode") from None
+        return CheckpointDetail(_checkpoint_row(row[:9]), changes, resources, outputs)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._db.conn.close()
+
+
+class SqliteStackWriter:
+    """``StackWriter``: each method is one committed transaction on the stack."""
+
+    def __init__(self, db: _Db, stack: str, kind: str, who: str) -> None:
+        self._db = db
+        self._stack = stack
+        self._kind = kind
+        self._who = who
+        self._started_at = time.time()
+        self._counts: dict[str, int] = {}
+        self._changes: list[Change] = []
+        self._finished = False
+
+    def _note(self, change: Change | None) -> None:
+        """Counted only after the commit, so a failed write is not reported as done."""
+        if change is not None:
+            self._counts[change.op] = self._counts.get(change.op, 0) + 1
+            self._changes.append(change)
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise StateError(f"the {self._kind} on stack {self._stack!r} already finished")
+
+    def record_pending(self, op: PendingOperation) -> None:
+        self._check_open()
+        params = (
+            self._stack, op.token, op.urn, op.type, op.op, _dumps(op.inputs),
+            op.resource_id, op.parent, _dumps(op.deps), op.started_at,
+        )
+        with self._db.write() as conn:
+            self._db.bump(self._stack)
+            conn.execute(
+                f"INSERT OR REPLACE INTO pending (stack, {_PENDING_COLUMNS})"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)", params)
+
+    def record_resource(
+        self, resource: ResourceState, change: Change | None, clears: str | None = None
+    ) -> None:
+        """Insert or replace a resource; clear pending op ``clears`` in the same commit."""
+        self._check_open()
+        params = _resource_params(self._stack, resource)
+        with self._db.write() as conn:
+            self._db.bump(self._stack)
+            conn.execute(_UPSERT_RESOURCE, params)
+            if clears is not None:
+                conn.execute(_DELETE_PENDING, (self._stack, clears))
+        self._note(change)
+
+    def remove_resource(
+        self, urn: str, change: Change | None, clears: str | None = None,
+        resource_id: str | None = None,
+    ) -> None:
+        """Forget a resource; with ``resource_id``, only if the row still has that id."""
+        self._check_open()
+        with self._db.write() as conn:
+            self._db.bump(self._stack)
+            if resource_id is None:
+                conn.execute(
+                    "DELETE FROM resources WHERE stack = ? AND urn = ?", (self._stack, urn))
+            else:
+                conn.execute(
+                    "DELETE FROM resources WHERE stack = ? AND urn = ? AND id = ?",
+                    (self._stack, urn, resource_id))
+            if clears is not None:
+                conn.execute(_DELETE_PENDING, (self._stack, clears))
+        self._note(change)
+
+    def clear_pending(self, token: str, change: Change | None = None) -> None:
+        self._check_open()
+        with self._db.write() as conn:
+            self._db.bump(self._stack)
+            conn.execute(_DELETE_PENDING, (self._stack, token))
+        self._note(change)
+
+    def rename_resource(self, old_urn: str, new_urn: str) -> None:
+        """Move a record to a new URN, and the parent/deps references that name it."""
+        self._check_open()
+        if old_urn == new_urn:
+            return
+        with self._db.write() as conn:
+            self._db.bump(self._stack)
+            if conn.execute(
+                "SELECT 1 FROM resources WHERE stack = ? AND urn = ?", (self._stack, new_urn)
+            ).fetchone():
+                raise StateError(
+                    f"cannot move {old_urn} to {new_urn}: a resource is already recorded there",
+                    hint="remove one of the aliases",
+                )
+            conn.execute(
+                "UPDATE resources SET urn = ? WHERE stack = ? AND urn = ?",
+                (new_urn, self._stack, old_urn))
+            conn.execute(
+                "UPDATE resources SET parent = ? WHERE stack = ? AND parent = ?",
+                (new_urn, self._stack, old_urn))
+            self._rename_deps(conn, old_urn, new_urn)
+
+    def _rename_deps(self, conn: sqlite3.Connection, old_urn: str, new_urn: str) -> None:
+        quoted = json.dumps(old_urn)
+        rows = conn.execute(
+            "SELECT rowid, deps FROM resources WHERE stack = ? AND instr(deps, ?) > 0",
+            (self._stack, quoted)).fetchall()
+        for rowid, deps in rows:
+            moved = [new_urn if d == old_urn else d for d in _loads(deps)]
+            conn.execute("UPDATE resources SET deps = ? WHERE rowid = ?", (_dumps(moved), rowid))
+
+    def add_change(self, change: Change) -> None:
+        """Kept in memory: it only shows up in this operation's checkpoint."""
+        self._check_open()
+        self._note(change)
+
+    def finish(
+        self, result: str, outputs: dict[str, Any] | None, message: str = ""
+    ) -> Checkpoint | None:
+        """Replace the outputs if given; write a checkpoint if anything changed or failed."""
+        self._check_open()
+        self._finished = True
+        outputs_text = None if outputs is None else _dumps(outputs)
+        if not self._changes and result == "succeeded":
+            if outputs_text is not None:
+                with self._db.write():
+                    self._replace_outputs(outputs_text)
+            return None
+        changes_text = _dumps([_change_json(c) for c in self._changes])
+        with self._db.write():
+            if outputs_text is not None:
+                self._replace_outputs(outputs_text)
+            return self._write_checkpoint(result, message, changes_text)
+
+    def _replace_outputs(self, text: str) -> None:
+        """Bumps the serial only when the outputs really differ."""
+        row = self._db.conn.execute(
+            "SELECT outputs FROM outputs WHERE stack = ?", (self._stack,)).fetchone()
+        if row is None:
+            raise _no_stack(self._stack)
+        if row[0] != text:
+            self._db.bump(self._stack)
+            self._db.conn.execute(
+                "UPDATE outputs SET outputs = ? WHERE stack = ?", (text, self._stack))
+
+    def _write_checkpoint(self, result: str, message: str, changes_text: str) -> Checkpoint:
+        conn = self._db.conn
+        serial = self._db.serial(self._stack)
+        (outputs_text,) = conn.execute(
+            "SELECT outputs FROM outputs WHERE stack = ?", (self._stack,)).fetchone()
+        with _gc_paused():
+            rows = conn.execute(_SELECT_RESOURCES, (self._stack,)).fetchall()
+            blob = zlib.compress(_snapshot_json(rows, outputs_text).encode(), 6)
+            del rows
+        (number,) = conn.execute(
+            "SELECT COALESCE(MAX(number), 0) + 1 FROM checkpoints WHERE stack = ?",
+            (self._stack,)).fetchone()
+        cp = Checkpoint(
+            number, self._kind, self._who, self._started_at, time.time(), result,
+            dict(self._counts), message, serial,
+        )
+        conn.execute(
+            "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (self._stack, cp.number, cp.kind, cp.who, cp.started_at, cp.finished_at,
+             cp.result, _dumps(cp.counts), cp.message, cp.serial, changes_text, blob))
+        return cp
+
+
+if TYPE_CHECKING:
+    def _implements(s: SqliteStateStore, w: SqliteStackWriter) -> tuple[StateStore, StackWriter]:
+        """mypy proof that both classes satisfy the protocols in ``store.py``."""
+        return s, w
