@@ -10,7 +10,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +99,11 @@ def test_create_existing_stack_is_an_error(store: SqliteStateStore) -> None:
     lambda s: s.break_lock("nope"),
     lambda s: s.remove_stack("nope"),
 ])
-def test_unknown_stack_is_named_with_a_hint(store: SqliteStateStore, call: object) -> None:
+def test_unknown_stack_is_named_with_a_hint(
+    store: SqliteStateStore, call: Callable[[SqliteStateStore], object]
+) -> None:
     with pytest.raises(StateError) as err:
-        call(store)  # type: ignore[operator]
+        call(store)
     assert err.value.message == "no stack named 'nope'"
     assert err.value.hint == "stackwright stack ls / stack init NAME"
 

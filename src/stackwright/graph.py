@@ -81,7 +81,7 @@ class Graph(Generic[V]):
         state[start], path = 1, [start]
         while stack:
             vertex, children = stack[-1]
-            child = next(iter(children), None)  # type: ignore[call-overload]
+            child = next(iter(children), None)
             if child is None:
                 state[vertex] = 2
                 stack.pop()

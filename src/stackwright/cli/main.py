@@ -76,7 +76,11 @@ def register_commands() -> None:
         module.register(cli)
 
 
-register_commands()
-
 if __name__ == "__main__":
-    main()
+    # `python -m stackwright.cli.main`: this copy runs as __main__, but the command
+    # modules import `stackwright.cli.main`; run that module so there is one `cli`.
+    from stackwright.cli.main import main as _main
+
+    _main()
+else:
+    register_commands()

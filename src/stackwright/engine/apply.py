@@ -87,6 +87,7 @@ class Applier:
         self.result = ApplyResult()
         self.live: dict[str, dict[str, Any]] = {}
         self.calls = ProviderCalls(options.parallel, options.retry, sink, options.timeout)
+        self._in_flight: dict[asyncio.Task[Any] | None, str] = {}
 
     async def run(self) -> ApplyResult:
         graph = action_graph(self.plan)
@@ -119,15 +120,32 @@ class Applier:
             else:
                 await self._delete_side(step)
         except (ProviderError, StackwrightError) as exc:
-            message = exc.message if isinstance(exc, (ProviderError, StackwrightError)) else str(exc)
+            message = exc.message
+            self._settle_pending(exc)
             self.result.failures.append(Failure(urn, verb, message))
             self.writer.add_change(Change(urn, step.type, verb, error=message))
             self.sink.step_finished(urn, verb, "failed", time.monotonic() - start, message)
             return False
+        self._in_flight.pop(asyncio.current_task(), None)
         if step.op is not Op.SAME or kind == "D":
             self.result.done[verb] = self.result.done.get(verb, 0) + 1
             self.sink.step_finished(urn, verb, "ok", time.monotonic() - start)
         return True
+
+    def _settle_pending(self, exc: Exception) -> None:
+        """Clear the failed call's pending record when the provider's answer was
+        definitive. After retries ran out on a transient error the outcome is unknown,
+        so the record stays and the next run resolves it by reading the live object."""
+        token = self._in_flight.pop(asyncio.current_task(), None)
+        if token is None:
+            return
+        if isinstance(exc, ProviderError) and exc.retryable:
+            return
+        self.writer.clear_pending(token)
+
+    def _pending(self, op: PendingOperation) -> None:
+        self.writer.record_pending(op)
+        self._in_flight[asyncio.current_task()] = op.token
 
     async def _create_side(self, step: Step) -> None:
         if step.previous_urn:
@@ -173,7 +191,7 @@ class Applier:
     async def _create(self, step: Step, inputs: dict[str, Any]) -> None:
         handler = self.providers.resource(step.type)
         token = _token()
-        self.writer.record_pending(PendingOperation(
+        self._pending(PendingOperation(
             token=token, urn=step.urn, type=step.type, op="create", inputs=inputs,
             parent=step.parent, deps=list(step.deps), started_at=time.time()))
         ctx = self.calls.context(step.urn, urn_name(step.urn), token)
@@ -188,7 +206,7 @@ class Applier:
         assert step.old_id is not None and step.old_inputs is not None and step.old_outputs is not None
         handler = self.providers.resource(step.type)
         token = _token()
-        self.writer.record_pending(PendingOperation(
+        self._pending(PendingOperation(
             token=token, urn=step.urn, type=step.type, op="update", inputs=inputs,
             resource_id=step.old_id, parent=step.parent, deps=list(step.deps),
             started_at=time.time()))
@@ -210,7 +228,7 @@ class Applier:
             return
         handler = self.providers.resource(step.type)
         token = _token()
-        self.writer.record_pending(PendingOperation(
+        self._pending(PendingOperation(
             token=token, urn=step.urn, type=step.type, op="delete",
             inputs=dict(step.old_inputs or {}), resource_id=step.old_id, started_at=time.time()))
         ctx = self.calls.context(step.urn, urn_name(step.urn), token)
@@ -233,7 +251,7 @@ class Applier:
 def _verb(step: Step, kind: str) -> str:
     if step.op is Op.REPLACE:
         return "replace" if kind == "C" else "delete-replaced"
-    return step.op.value
+    return str(step.op.value)
 
 
 def _token() -> str:

@@ -182,6 +182,8 @@ class Resource(Node):
         self.inputs = self._validated(inputs)
         self.dependencies = self._collect_dependencies()
         context.current().register(self)
+        if isinstance(self.resource_parent, Component):
+            self.resource_parent.children.append(self)
 
     @property
     def id(self) -> Output[str]:
@@ -340,7 +342,7 @@ class Component(Node):
         super().__init_subclass__(**kwargs)
         cls.type_token = type or f"component:{cls.__module__.rsplit('.', 1)[-1]}:{cls.__name__}"
         if "__init__" in cls.__dict__:
-            cls.__init__ = _parenting(cls.__dict__["__init__"])  # type: ignore[misc]
+            cls.__init__ = _parenting(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     def __init__(self, name: str, opts: ResourceOptions | None = None) -> None:
         super().__init__(name, opts)

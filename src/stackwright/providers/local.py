@@ -67,6 +67,8 @@ class FileProvider(ResourceProvider):
     type_token = "local:File"
     resource_class = File
     replace_on = frozenset({"path"})
+    computed_on_update = frozenset({"sha256", "size"})
+    """A content change changes both, so dependents cannot use the recorded values."""
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         path, content, mode = inputs.get("path"), inputs.get("content", ""), inputs.get("mode", 0o644)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from stackwright.errors import ProviderError
 from stackwright.providers.protocol import OperationContext, ResourceProvider
@@ -70,7 +70,7 @@ class AwsClients:
         if isinstance(self._static, Mapping):
             kwargs["aws_access_key_id"] = self._static.get("access_key_id")
             kwargs["aws_secret_access_key"] = self._static.get("secret_access_key")
-        return session.client(service, **kwargs)
+        return cast(Any, session).client(service, **kwargs)
 
 
 def error_code(exc: BaseException) -> str:

@@ -1,0 +1,181 @@
+"""Applying plans with an in-memory provider and the real SQLite store."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import stackwright as sw
+from stackwright.engine.apply import Applier, ApplyOptions, ApplyResult
+from stackwright.engine.events import EventSink
+from stackwright.engine.calls import ProviderCalls
+from stackwright.engine.recovery import recover
+from stackwright.engine.retry import RetryPolicy
+from stackwright.model.output import resolve_value
+from stackwright.plan.planner import make_plan
+from stackwright.state.records import PendingOperation
+from stackwright.state.sqlite import SqliteStateStore
+from stackwright.testing import declare
+from unit.fakes import FakeProviders, Thing
+
+P = "dev::test::fake:Thing::"
+
+
+class Recorder(EventSink):
+    def __init__(self) -> None:
+        self.retries: list[tuple[str, int, float]] = []
+
+    def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:
+        self.retries.append((urn, attempt, delay))
+
+
+class Harness:
+    def __init__(self, tmp: Path) -> None:
+        self.store = SqliteStateStore(tmp / "state.db")
+        self.store.create_stack("dev")
+        self.providers = FakeProviders()
+        self.sleeps: list[float] = []
+        self.sink = Recorder()
+
+    async def _sleep(self, delay: float) -> None:
+        self.sleeps.append(delay)
+
+    def up(self, program: Callable[[], Any], parallel: int = 8) -> ApplyResult:
+        desired = declare(program)
+        plan = make_plan(desired, self.store.snapshot("dev"), self.providers)
+        writer = self.store.begin("dev", "up", "tester")
+        policy = RetryPolicy(max_attempts=5, rng=random.Random(1), sleep=self._sleep)
+
+        def resolver(urn: str, lookup: Any) -> Any:
+            return resolve_value(desired.resources[urn].inputs, lambda r, p: lookup(r.urn, p))
+
+        applier = Applier(plan, self.providers, writer, ApplyOptions(parallel=parallel, retry=policy),
+                          self.sink, resolver)
+        result = asyncio.run(applier.run())
+        writer.finish("succeeded" if result.ok else "failed", {})
+        return result
+
+    def recorded(self) -> dict[str, Any]:
+        return {urn.removeprefix(P): r for urn, r in self.store.snapshot("dev").resources.items()}
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    return Harness(tmp_path)
+
+
+def chain() -> None:
+    a = Thing("a", label="x")
+    b = Thing("b", ref=a.arn)
+    Thing("c", ref=b.arn)
+
+
+def test_outputs_flow_to_dependents_in_order(h: Harness) -> None:
+    result = h.up(chain)
+    assert result.ok and result.done == {"create": 3}
+    rec = h.recorded()
+    assert rec["b"].inputs["ref"] == rec["a"].outputs["arn"]
+    assert rec["c"].inputs["ref"] == rec["b"].outputs["arn"]
+    assert [n for _, n in h.providers.thing.log] == ["a", "b", "c"]
+    assert h.store.snapshot("dev").pending == []
+
+
+def test_failure_skips_dependents_but_independent_branches_continue(h: Harness) -> None:
+    h.providers.thing.fail["b"] = -1
+
+    def program() -> None:
+        chain()
+        Thing("independent")
+
+    result = h.up(program)
+    assert [f.urn for f in result.failures] == [P + "b"] and "broken" in result.failures[0].message
+    assert result.skipped == [P + "c"]
+    assert set(h.recorded()) == {"a", "independent"}
+    assert h.store.snapshot("dev").pending == []
+    history = h.store.history("dev")
+    assert history[-1].result == "failed"
+
+
+def test_throttling_is_retried_with_growing_jittered_backoff(h: Harness) -> None:
+    h.providers.thing.fail["a"] = 3
+    result = h.up(lambda: Thing("a"))
+    assert result.ok and h.providers.thing.calls["create"] == 4
+    assert [attempt for _, attempt, _ in h.sink.retries] == [1, 2, 3]
+    assert len(h.sleeps) == 3 and all(0 <= d <= 0.2 * 2 ** (i + 1) for i, d in enumerate(h.sleeps))
+    assert len(h.providers.thing.objects) == 1
+
+
+def test_retries_give_up_after_max_attempts(h: Harness) -> None:
+    h.providers.thing.fail["a"] = 99
+    result = h.up(lambda: Thing("a"))
+    assert not result.ok and h.providers.thing.calls["create"] == 5
+    assert h.recorded() == {}
+
+
+def test_replacement_creates_before_deleting_by_default(h: Harness) -> None:
+    h.up(lambda: Thing("a"))
+    h.providers.thing.log.clear()
+    result = h.up(lambda: Thing("a", zone="b"))
+    assert result.ok and h.providers.thing.log == [("create", "a"), ("delete", "a")]
+    assert len(h.providers.thing.objects) == 1 and h.recorded()["a"].inputs["zone"] == "b"
+
+
+def test_delete_before_replace_deletes_first(h: Harness) -> None:
+    h.up(lambda: Thing("a"))
+    h.providers.thing.log.clear()
+    h.up(lambda: Thing("a", zone="b", opts=sw.ResourceOptions(delete_before_replace=True)))
+    assert h.providers.thing.log == [("delete", "a"), ("create", "a")]
+    assert len(h.providers.thing.objects) == 1
+
+
+def test_replacing_a_dependency_updates_dependents_before_old_half_is_deleted(h: Harness) -> None:
+    def v1() -> None:
+        a = Thing("a")
+        Thing("b", ref=a.arn)
+
+    def v2() -> None:
+        a = Thing("a", zone="b")
+        Thing("b", ref=a.arn)
+
+    h.up(v1)
+    h.providers.thing.log.clear()
+    assert h.up(v2).ok
+    assert h.providers.thing.log == [("create", "a"), ("update", "b"), ("delete", "a")]
+    rec = h.recorded()
+    assert rec["b"].inputs["ref"] == rec["a"].outputs["arn"]
+
+
+def test_deletes_run_in_reverse_dependency_order(h: Harness) -> None:
+    h.up(chain)
+    h.providers.thing.log.clear()
+    assert h.up(lambda: None).ok
+    assert h.providers.thing.log == [("delete", "c"), ("delete", "b"), ("delete", "a")]
+    assert h.recorded() == {} and h.providers.thing.objects == {}
+
+
+def test_pending_create_is_adopted_not_duplicated(h: Harness) -> None:
+    oid = "a-1"
+    h.providers.thing.objects[oid] = {"label": "", "zone": "a", "ref": ""}
+    original_read = h.providers.thing.read
+    h.providers.thing.read = lambda ctx, id, inputs, outputs: original_read(ctx, id or oid, inputs, outputs)  # type: ignore[method-assign]
+    writer = h.store.begin("dev", "up", "tester")
+    writer.record_pending(PendingOperation(token="t", urn=P + "a", type="fake:Thing", op="create",
+                                           inputs={"label": "", "zone": "a", "ref": ""}))
+
+    async def run() -> Any:
+        calls = ProviderCalls(2, RetryPolicy(), EventSink())
+        try:
+            return await recover(h.store.snapshot("dev"), h.providers, writer, calls)
+        finally:
+            calls.close()
+
+    report = asyncio.run(run())
+    assert report.adopted == [P + "a"]
+    assert h.recorded()["a"].id == oid and h.store.snapshot("dev").pending == []
+    assert h.up(lambda: Thing("a")).done == {}
+    assert h.providers.thing.calls["create"] == 0

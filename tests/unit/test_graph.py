@@ -1,0 +1,93 @@
+"""The generic graph: ordering, cycles and the bounded asynchronous walk."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from stackwright.graph import CycleFound, Graph, walk
+
+
+def test_topological_order_puts_dependencies_first() -> None:
+    graph = Graph.from_mapping({1: [2, 3], 2: [4], 3: [4], 4: []})
+    order = graph.topological_order()
+    assert order.index(4) < order.index(2) < order.index(1)
+    assert order.index(3) < order.index(1)
+
+
+def test_cycle_is_reported_in_order() -> None:
+    with pytest.raises(CycleFound) as info:
+        Graph.from_mapping({1: [2], 2: [3], 3: [1], 4: []}).topological_order()
+    cycle = info.value.cycle
+    assert cycle[0] == cycle[-1] and sorted(cycle[:-1]) == [1, 2, 3]
+    for a, b in zip(cycle, cycle[1:]):
+        assert b in {1: [2], 2: [3], 3: [1]}[a]
+
+
+def test_self_loop_is_a_cycle() -> None:
+    with pytest.raises(CycleFound):
+        Graph.from_mapping({1: [1]}).topological_order()
+
+
+def test_closure_follows_dependencies() -> None:
+    graph = Graph.from_mapping({1: [2], 2: [3], 3: [], 4: [3]})
+    assert graph.closure([1]) == {1, 2, 3}
+
+
+def test_walk_failure_skips_only_dependents() -> None:
+    graph = Graph.from_mapping({"app": ["db"], "db": ["net"], "net": [], "logs": []})
+    skipped: list[tuple[str, str]] = []
+
+    async def visit(v: str) -> bool:
+        return v != "db"
+
+    fate = asyncio.run(walk(graph, visit, parallel=4, on_skip=lambda v, c: skipped.append((v, c))))
+    assert fate == {"net": "done", "db": "failed", "app": "skipped", "logs": "done"}
+    assert skipped == [("app", "db")]
+
+
+def test_walk_never_exceeds_parallel_limit() -> None:
+    graph = Graph.from_mapping({i: [] for i in range(40)})
+    running = peak = 0
+
+    async def visit(v: int) -> bool:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.001)
+        running -= 1
+        return True
+
+    asyncio.run(walk(graph, visit, parallel=5))
+    assert peak == 5
+
+
+def test_walk_has_no_level_barriers() -> None:
+    """A slow vertex at level 0 must not hold back the chain next to it."""
+    graph = Graph.from_mapping({"slow": [], "a": [], "b": ["a"], "c": ["b"]})
+    finished: list[str] = []
+
+    async def visit(v: str) -> bool:
+        await asyncio.sleep(0.2 if v == "slow" else 0.01)
+        finished.append(v)
+        return True
+
+    asyncio.run(walk(graph, visit, parallel=4))
+    assert finished.index("c") < finished.index("slow")
+
+
+def test_walk_stops_starting_new_vertices_when_asked() -> None:
+    graph = Graph.from_mapping({i: [i - 1] if i else [] for i in range(5)})
+    visited: list[int] = []
+
+    async def visit(v: int) -> bool:
+        visited.append(v)
+        return True
+
+    fate = asyncio.run(walk(graph, visit, parallel=1, should_stop=lambda: len(visited) >= 2))
+    assert visited == [0, 1]
+    assert [fate[i] for i in range(5)] == ["done", "done", "not-started", "not-started", "not-started"]
+
+

@@ -1,0 +1,160 @@
+"""Output resolution: known values, unknowns, secrets and dependencies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import stackwright as sw
+from stackwright.errors import ProgramError
+from stackwright.model.output import Output
+from stackwright.model.resource import Resource
+from stackwright.model.values import UNKNOWN, Secret
+from stackwright.testing import declare
+
+
+class Box(sw.Resource, type="test:Box"):
+    name: str
+    size: int = 1
+    tags: dict[str, str] = {}
+    arn: sw.Output[str]
+
+
+def lookup_from(values: dict[tuple[str, str], Any]) -> Any:
+    return lambda resource, prop: values.get((resource.resource_name, prop), UNKNOWN)
+
+
+def test_apply_runs_on_known_values_only() -> None:
+    holder: dict[str, Any] = {}
+
+    def program() -> None:
+        a = Box("a", name="a")
+        holder["out"] = a.arn.apply(lambda arn: arn.upper())
+
+    declare(program)
+    out = holder["out"]
+    assert out.resolve(lookup_from({("a", "arn"): "arn:x"})) == "ARN:X"
+    assert out.resolve(lookup_from({})) is UNKNOWN
+
+
+def test_all_and_fmt_combine_values() -> None:
+    holder: dict[str, Any] = {}
+
+    def program() -> None:
+        a, b = Box("a", name="a"), Box("b", name="b")
+        holder["all"] = Output.all(a.arn, b.arn, "x")
+        holder["fmt"] = sw.fmt("{}/{name}", a.arn, name=b.arn)
+
+    declare(program)
+    lookup = lookup_from({("a", "arn"): "A", ("b", "arn"): "B"})
+    assert holder["all"].resolve(lookup) == ["A", "B", "x"]
+    assert holder["fmt"].resolve(lookup) == "A/B"
+
+
+def test_secretness_propagates_through_apply() -> None:
+    out = sw.secret("hunter2").apply(lambda v: v + "!")
+    value = out.resolve(lookup_from({}))
+    assert value == Secret("hunter2!") and repr(value) == "[secret]"
+
+
+def test_output_as_input_records_dependency() -> None:
+    def program() -> None:
+        a = Box("a", name="a")
+        Box("b", name=a.arn.apply(lambda v: v), tags={"src": a.arn})
+        Box("c", name="c", opts=sw.ResourceOptions(depends_on=[a]))
+
+    graph = declare(program)
+    assert graph.deps["dev::test::test:Box::b"] == ["dev::test::test:Box::a"]
+    assert graph.deps["dev::test::test:Box::c"] == ["dev::test::test:Box::a"]
+
+
+def test_output_cannot_be_used_as_a_string() -> None:
+    def program() -> None:
+        a = Box("a", name="a")
+        f"{a.arn}"
+
+    with pytest.raises(ProgramError, match="sw.fmt"):
+        declare(program)
+
+
+def test_declaring_inside_a_callback_is_an_error() -> None:
+    holder: dict[str, Any] = {}
+
+    def program() -> None:
+        a = Box("a", name="a")
+        holder["out"] = a.arn.apply(lambda arn: Box("late", name=arn))
+
+    declare(program)
+    from stackwright.model import context
+    from stackwright.model.context import ConfigSource, ProgramContext
+
+    ctx = ProgramContext(stack="dev", project="test", config=ConfigSource({}, "x"))
+    with context.activate(ctx), pytest.raises(ProgramError, match="inside an Output callback"):
+        holder["out"].resolve(lookup_from({("a", "arn"): "A"}))
+
+
+def test_invalid_inputs_fail_at_declaration_with_property_and_line() -> None:
+    def wrong_type() -> None:
+        Box("a", name="a", size="big")
+
+    with pytest.raises(sw.StackwrightError) as info:
+        declare(wrong_type)
+    err = info.value
+    assert err.prop == "size" and "expected int" in err.message and err.line is not None
+    assert err.file is not None and err.file.endswith("test_output.py")
+
+    with pytest.raises(sw.StackwrightError, match="did you mean 'size'"):
+        declare(lambda: Box("a", name="a", sise=2))
+    with pytest.raises(sw.StackwrightError, match="missing required input 'name'"):
+        declare(lambda: Box("a"))
+    with pytest.raises(sw.StackwrightError, match=r"tags"):
+        declare(lambda: Box("a", name="a", tags={"k": 1}))
+
+
+def test_component_parents_children_and_urns() -> None:
+    class Site(sw.Component, type="test:Site"):
+        def __init__(self, name: str) -> None:
+            super().__init__(name)
+            self.box = Box("box", name=name)
+
+    def program() -> None:
+        Site("web")
+        Box("box", name="top")
+
+    graph = declare(program)
+    assert set(graph.resources) == {"dev::test::test:Box::web$box", "dev::test::test:Box::box"}
+    child = graph.resources["dev::test::test:Box::web$box"]
+    assert child.resource_parent is not None and child.resource_parent.urn == "dev::test::test:Site::web"
+
+
+def test_duplicate_names_under_one_parent_fail() -> None:
+    with pytest.raises(sw.StackwrightError, match="duplicate resource name 'a'"):
+        declare(lambda: [Box("a", name="1"), Box("a", name="2")])
+
+
+def test_config_typed_getters_and_missing_key() -> None:
+    seen: dict[str, Any] = {}
+
+    def program() -> None:
+        config = sw.Config()
+        seen["n"] = config.require_int("replicas")
+        seen["flag"] = config.get_bool("debug", False)
+        config.require("region")
+
+    with pytest.raises(sw.StackwrightError) as info:
+        declare(program, config={"replicas": 3})
+    assert seen == {"n": 3, "flag": False}
+    assert "'region'" in info.value.message and info.value.file == "stacks/dev.yaml"
+
+
+def test_resource_attribute_names_do_not_hide_inputs() -> None:
+    holder: dict[str, Any] = {}
+
+    def program() -> None:
+        holder["box"] = Box("b", name="real-name")
+
+    declare(program)
+    box: Resource = holder["box"]
+    assert box.resource_name == "b"
+    assert isinstance(box.name, Output)  # type: ignore[attr-defined]
