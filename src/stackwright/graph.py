@@ -5,6 +5,8 @@ asynchronous walk with bounded parallelism. It knows nothing about resources.
 from __future__ import annotations
 
 import asyncio
+import heapq
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -110,6 +112,14 @@ Outcome = bool
 """A visit's result: True lets dependents run; False skips them."""
 
 
+def heights(graph: Graph[V], order: list[V], dependents: dict[V, list[V]]) -> dict[V, int]:
+    """Each vertex's longest path to a vertex nothing waits for (1 for those)."""
+    height: dict[V, int] = {}
+    for vertex in reversed(order):
+        height[vertex] = 1 + max((height[d] for d in dependents.get(vertex, ())), default=0)
+    return height
+
+
 async def walk(
     graph: Graph[V],
     visit: Callable[[V], Awaitable[Outcome]],
@@ -121,25 +131,31 @@ async def walk(
     """Visit every vertex after its dependencies, at most ``parallel`` at once.
 
     A vertex starts the moment its last dependency finishes (no level barriers).
-    When a visit returns False, or raises, its dependents are skipped (``on_skip``
-    names the failed cause) while independent branches go on. When ``should_stop``
-    turns true no new visits start; visits in flight finish. Returns each vertex's
-    fate: "done", "failed", "skipped" or "not-started".
+    Among ready vertices, the one with the longest chain of work behind it starts
+    first (critical-path-first list scheduling), so deep chains never wait behind
+    wide, shallow ones. When a visit returns False, or raises, its dependents are
+    skipped (``on_skip`` names the failed cause) while independent branches go on.
+    When ``should_stop`` turns true no new visits start; visits in flight finish.
+    Returns each vertex's fate: "done", "failed", "skipped" or "not-started".
     """
     order = graph.topological_order()
     waiting = {v: len(set(graph.deps.get(v, ()))) for v in order}
     dependents = {v: list(set(ds)) for v, ds in graph.dependents().items()}
+    height = heights(graph, order, dependents)
+    position = {v: i for i, v in enumerate(order)}
     fate: dict[V, str] = {}
-    ready = [v for v in order if waiting[v] == 0]
-    ready.reverse()
+    ready: list[tuple[int, int, V]] = []
     running: set[asyncio.Task[Outcome]] = set()
     task_vertex: dict[asyncio.Task[Outcome], V] = {}
+
+    def make_ready(vertex: V) -> None:
+        heapq.heappush(ready, (-height[vertex], position[vertex], vertex))
 
     def release(vertex: V) -> None:
         for dependent in dependents.get(vertex, ()):
             waiting[dependent] -= 1
             if waiting[dependent] == 0 and dependent not in fate:
-                ready.append(dependent)
+                make_ready(dependent)
 
     def skip(vertex: V, cause: V) -> None:
         for dependent in dependents.get(vertex, ()):
@@ -148,18 +164,32 @@ async def walk(
                 on_skip(dependent, cause)
                 skip(dependent, cause)
 
+    finished: deque[asyncio.Task[Outcome]] = deque()
+    wake = asyncio.Event()
+
+    def on_done(task: asyncio.Task[Outcome]) -> None:
+        finished.append(task)
+        wake.set()
+
+    for vertex in order:
+        if waiting[vertex] == 0:
+            make_ready(vertex)
     while ready or running:
         while ready and len(running) < parallel and not should_stop():
-            vertex = ready.pop()
+            vertex = heapq.heappop(ready)[2]
             if vertex in fate:
                 continue
             task = asyncio.ensure_future(visit(vertex))
+            task.add_done_callback(on_done)
             running.add(task)
             task_vertex[task] = vertex
         if not running:
             break
-        done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
+        if not finished:
+            wake.clear()
+            await wake.wait()
+        while finished:
+            task = finished.popleft()
             running.discard(task)
             vertex = task_vertex.pop(task)
             ok = not task.cancelled() and task.exception() is None and task.result()

@@ -9,7 +9,7 @@ import pytest
 
 from stackwright.errors import InputError, ProviderError
 from stackwright.providers.aws import dynamodb, provider
-from stackwright.providers.aws.base import URN_TAG, AwsClients, AwsResource
+from stackwright.providers.aws.base import URN_TAG, AwsResource
 from stackwright.providers.protocol import OperationContext
 
 pytestmark = pytest.mark.aws
@@ -18,13 +18,10 @@ TYPE = "aws:dynamodb:Table"
 
 
 def make_handler(config: dict[str, Any]) -> AwsResource:
-    """The handler as the engine gets it; direct when sibling service modules are missing."""
-    try:
-        p = provider()
-        p.configure(config)
-        return p.resource(TYPE)
-    except ModuleNotFoundError:  # another engineer's service module is not written yet
-        return dynamodb.TableProvider(AwsClients(config))
+    """The handler as the engine gets it."""
+    p = provider()
+    p.configure(config)
+    return p.resource(TYPE)
 
 
 def ctx(name: str, token: str = "tok-1") -> OperationContext:

@@ -455,3 +455,15 @@ def test_security_group_rule_lifecycle(handlers: Any, client: Any, vpc_id: str) 
     h.delete(c, made.id, {}, {})  # from the id alone
     assert h.read(c, made.id, egress, {}) is None
     client.delete_security_group(GroupId=group)
+
+
+def test_security_group_create_adopts_its_own_earlier_attempt(handlers: Any, vpc_id: str) -> None:
+    """Group names are unique in a VPC: a retried create finds its own group."""
+    h = handlers("aws:ec2:SecurityGroup")
+    c = ctx("aws:ec2:SecurityGroup", unique("sg"))
+    inputs = h.check({"name": unique("retry"), "vpc_id": vpc_id})
+    first = h.create(c, inputs)
+    assert h.create(c, inputs).id == first.id
+    with pytest.raises(Exception, match="InvalidGroup.Duplicate"):
+        h.create(ctx("aws:ec2:SecurityGroup", unique("someone-else")), inputs)
+    h.delete(c, first.id, inputs, {})

@@ -10,7 +10,7 @@ import pytest
 
 from stackwright.errors import ProviderError
 from stackwright.providers.aws import ecr, provider
-from stackwright.providers.aws.base import URN_TAG, AwsClients, AwsResource
+from stackwright.providers.aws.base import URN_TAG, AwsResource
 from stackwright.providers.protocol import OperationContext
 
 pytestmark = pytest.mark.aws
@@ -24,13 +24,10 @@ POLICY = {"rules": [{
 
 
 def make_handler(config: dict[str, Any]) -> AwsResource:
-    """The handler as the engine gets it; direct when sibling service modules are missing."""
-    try:
-        p = provider()
-        p.configure(config)
-        return p.resource(TYPE)
-    except ModuleNotFoundError:  # another engineer's service module is not written yet
-        return ecr.RepositoryProvider(AwsClients(config))
+    """The handler as the engine gets it."""
+    p = provider()
+    p.configure(config)
+    return p.resource(TYPE)
 
 
 def ctx(name: str, token: str = "tok-1") -> OperationContext:

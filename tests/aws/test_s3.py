@@ -10,7 +10,7 @@ import pytest
 
 from stackwright.errors import ProviderError
 from stackwright.providers.aws import provider, s3
-from stackwright.providers.aws.base import URN_TAG, AwsClients, AwsResource
+from stackwright.providers.aws.base import URN_TAG, AwsResource
 from stackwright.providers.protocol import OperationContext
 
 pytestmark = pytest.mark.aws
@@ -19,13 +19,10 @@ TYPE = "aws:s3:Bucket"
 
 
 def make_handler(config: dict[str, Any]) -> AwsResource:
-    """The handler as the engine gets it; direct when sibling service modules are missing."""
-    try:
-        p = provider()
-        p.configure(config)
-        return p.resource(TYPE)
-    except ModuleNotFoundError:  # another engineer's service module is not written yet
-        return s3.BucketProvider(AwsClients(config))
+    """The handler as the engine gets it."""
+    p = provider()
+    p.configure(config)
+    return p.resource(TYPE)
 
 
 def ctx(name: str, token: str = "tok-1") -> OperationContext:

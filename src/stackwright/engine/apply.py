@@ -10,6 +10,7 @@ record, and its outcome is recorded before any dependent action starts.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stackwright.engine.calls import ProviderCalls
+from stackwright.engine.commit import GroupCommit
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy
 from stackwright.errors import PlanError, ProviderError, StackwrightError
@@ -88,6 +90,10 @@ class Applier:
         self.live: dict[str, dict[str, Any]] = {}
         self.calls = ProviderCalls(options.parallel, options.retry, sink, options.timeout)
         self._in_flight: dict[asyncio.Task[Any] | None, str] = {}
+        self._old_halves: dict[str, str] = {}
+        """URN -> token of the pending delete recording the old object of a
+        create-before-delete replacement (see ``_record_old_half``)."""
+        self.commit = GroupCommit(writer)
 
     async def run(self) -> ApplyResult:
         graph = action_graph(self.plan)
@@ -121,7 +127,10 @@ class Applier:
                 await self._delete_side(step)
         except (ProviderError, StackwrightError) as exc:
             message = exc.message
-            self._settle_pending(exc)
+            await self._settle_pending(exc)
+            if kind == "C" and urn in self._old_halves:
+                # No new object was recorded, so the record still names the old one.
+                await self.commit(self.writer.clear_pending, self._old_halves.pop(urn))
             self.result.failures.append(Failure(urn, verb, message))
             self.writer.add_change(Change(urn, step.type, verb, error=message))
             self.sink.step_finished(urn, verb, "failed", time.monotonic() - start, message)
@@ -132,7 +141,7 @@ class Applier:
             self.sink.step_finished(urn, verb, "ok", time.monotonic() - start)
         return True
 
-    def _settle_pending(self, exc: Exception) -> None:
+    async def _settle_pending(self, exc: Exception) -> None:
         """Clear the failed call's pending record when the provider's answer was
         definitive. After retries ran out on a transient error the outcome is unknown,
         so the record stays and the next run resolves it by reading the live object."""
@@ -141,17 +150,17 @@ class Applier:
             return
         if isinstance(exc, ProviderError) and exc.retryable:
             return
-        self.writer.clear_pending(token)
+        await self.commit(self.writer.clear_pending, token)
 
-    def _pending(self, op: PendingOperation) -> None:
-        self.writer.record_pending(op)
+    async def _pending(self, op: PendingOperation) -> None:
+        await self.commit(self.writer.record_pending, op)
         self._in_flight[asyncio.current_task()] = op.token
 
     async def _create_side(self, step: Step) -> None:
         if step.previous_urn:
-            self.writer.rename_resource(step.previous_urn, step.urn)
+            await self.commit(self.writer.rename_resource, step.previous_urn, step.urn)
         if step.op is Op.SAME:
-            self._confirm(step)
+            await self._confirm(step)
             return
         inputs = self._inputs(step)
         if step.op is Op.UPDATE:
@@ -159,12 +168,12 @@ class Applier:
         else:
             await self._create(step, inputs)
 
-    def _confirm(self, step: Step) -> None:
+    async def _confirm(self, step: Step) -> None:
         assert step.old_outputs is not None and step.old_id is not None
         self.live[step.urn] = {**step.old_outputs, "id": step.old_id}
         if step.meta_changed:
-            self.writer.record_resource(self._state(step, step.old_id, dict(step.inputs or {}),
-                                                    dict(step.old_outputs)), None)
+            state = self._state(step, step.old_id, dict(step.inputs or {}), dict(step.old_outputs))
+            await self.commit(self.writer.record_resource, state, None)
 
     def _lookup(self, urn: str, prop: str) -> Any:
         outputs = self.live.get(urn)
@@ -190,15 +199,18 @@ class Applier:
 
     async def _create(self, step: Step, inputs: dict[str, Any]) -> None:
         handler = self.providers.resource(step.type)
+        if step.op is Op.REPLACE and not step.delete_before_replace:
+            await self._record_old_half(step)
         token = _token()
-        self._pending(PendingOperation(
+        await self._pending(PendingOperation(
             token=token, urn=step.urn, type=step.type, op="create", inputs=inputs,
             parent=step.parent, deps=list(step.deps), started_at=time.time()))
         ctx = self.calls.context(step.urn, urn_name(step.urn), token)
         created = await self.calls.run(step.urn, "create", handler.create, ctx, reveal(inputs))
         outputs = wrap_secret_keys({**inputs, **created.outputs}, handler.secret_outputs)
         change = Change(step.urn, step.type, step.op.value, _diffs_json(step.diffs))
-        self.writer.record_resource(self._state(step, created.id, inputs, outputs), change, clears=token)
+        await self.commit(self.writer.record_resource, self._state(step, created.id, inputs, outputs),
+                          change, clears=token)
         self.live[step.urn] = {**outputs, "id": created.id}
         self.sink.state_persisted(step.urn)
 
@@ -206,7 +218,7 @@ class Applier:
         assert step.old_id is not None and step.old_inputs is not None and step.old_outputs is not None
         handler = self.providers.resource(step.type)
         token = _token()
-        self._pending(PendingOperation(
+        await self._pending(PendingOperation(
             token=token, urn=step.urn, type=step.type, op="update", inputs=inputs,
             resource_id=step.old_id, parent=step.parent, deps=list(step.deps),
             started_at=time.time()))
@@ -216,29 +228,43 @@ class Applier:
             reveal(step.old_outputs), reveal(inputs))
         outputs = wrap_secret_keys({**step.old_outputs, **inputs, **returned}, handler.secret_outputs)
         change = Change(step.urn, step.type, "update", _diffs_json(step.diffs))
-        self.writer.record_resource(self._state(step, step.old_id, inputs, outputs), change, clears=token)
+        await self.commit(self.writer.record_resource, self._state(step, step.old_id, inputs, outputs),
+                          change, clears=token)
         self.live[step.urn] = {**outputs, "id": step.old_id}
         self.sink.state_persisted(step.urn)
+
+    async def _record_old_half(self, step: Step) -> None:
+        """Create-before-delete: recording the new object overwrites the record of the
+        old one, which is deleted only later, after the dependents moved to the new one.
+        A pending delete, written before the create, keeps the old object known across
+        a crash in between: recovery deletes it once the record names another object,
+        and forgets it while the record still names it."""
+        assert step.old_id is not None
+        token = self._old_halves[step.urn] = _token()
+        await self.commit(self.writer.record_pending, PendingOperation(
+            token=token, urn=step.urn, type=step.type, op="delete",
+            inputs=dict(step.old_inputs or {}), resource_id=step.old_id, started_at=time.time()))
 
     async def _delete_side(self, step: Step) -> None:
         assert step.old_id is not None
         if step.op is Op.DELETE and step.retain_on_delete:
-            self.writer.remove_resource(step.urn, Change(step.urn, step.type, "delete"),
-                                        resource_id=step.old_id)
+            await self.commit(self.writer.remove_resource, step.urn,
+                              Change(step.urn, step.type, "delete"), resource_id=step.old_id)
             return
         handler = self.providers.resource(step.type)
-        token = _token()
-        self._pending(PendingOperation(
+        token = self._old_halves.pop(step.urn, None) or _token()
+        await self._pending(PendingOperation(
             token=token, urn=step.urn, type=step.type, op="delete",
             inputs=dict(step.old_inputs or {}), resource_id=step.old_id, started_at=time.time()))
         ctx = self.calls.context(step.urn, urn_name(step.urn), token)
         await self.calls.run(step.urn, "delete", handler.delete, ctx, step.old_id,
                              reveal(step.old_inputs or {}), reveal(step.old_outputs or {}))
         if step.op is Op.REPLACE and not step.delete_before_replace:
-            self.writer.clear_pending(token)
+            await self.commit(self.writer.clear_pending, token)
         else:
             change = Change(step.urn, step.type, "delete") if step.op is Op.DELETE else None
-            self.writer.remove_resource(step.urn, change, clears=token, resource_id=step.old_id)
+            await self.commit(self.writer.remove_resource, step.urn, change, clears=token,
+                              resource_id=step.old_id)
         self.sink.state_persisted(step.urn)
 
     def _state(self, step: Step, id: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> ResourceState:
@@ -254,8 +280,13 @@ def _verb(step: Step, kind: str) -> str:
     return str(step.op.value)
 
 
+_RUN = uuid.uuid4().hex[:12]
+_COUNTER = itertools.count()
+
+
 def _token() -> str:
-    return uuid.uuid4().hex
+    """Unique per pending operation (one random prefix per process, then a counter)."""
+    return f"{_RUN}-{next(_COUNTER)}"
 
 
 def _diffs_json(diffs: tuple[PropertyDiff, ...]) -> list[dict[str, Any]]:

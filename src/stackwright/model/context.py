@@ -53,17 +53,14 @@ class ProgramContext:
 
 
 _current: ProgramContext | None = None
+_callback_depth = 0
+"""Output callbacks running outside any program context (planning and apply resolve
+Outputs after the program has finished)."""
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def current() -> ProgramContext:
-    if _current is None:
-        raise ProgramError(
-            "resources can only be declared while a Stackwright program runs",
-            hint="run the program with `stackwright preview`, or in tests use "
-            "stackwright.testing.run_program(...)",
-        )
-    if _current.callback_depth:
+    if _callback_depth or (_current is not None and _current.callback_depth):
         file, line = user_frame()
         raise ProgramError(
             "a resource was declared inside an Output callback",
@@ -71,6 +68,12 @@ def current() -> ProgramContext:
             line=line,
             hint="the set of resources must be known when the plan is made; declare "
             "resources at the top level and pass Outputs to them as inputs",
+        )
+    if _current is None:
+        raise ProgramError(
+            "resources can only be declared while a Stackwright program runs",
+            hint="run the program with `stackwright preview`, or in tests use "
+            "stackwright.testing.declare(...)",
         )
     return _current
 
@@ -92,8 +95,13 @@ def activate(ctx: ProgramContext) -> Iterator[ProgramContext]:
 @contextmanager
 def inside_callback() -> Iterator[None]:
     """Marks that Output callbacks are running, where declaring resources is an error."""
+    global _callback_depth
     if _current is None:
-        yield
+        _callback_depth += 1
+        try:
+            yield
+        finally:
+            _callback_depth -= 1
         return
     _current.callback_depth += 1
     try:

@@ -45,8 +45,13 @@ class Secret:
         return MASK
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def is_unknown(value: Any) -> bool:
     """True when the value is, or contains, ``UNKNOWN``."""
+    if type(value) in _SCALARS:
+        return False
     if value is UNKNOWN:
         return True
     if isinstance(value, Secret):
@@ -60,6 +65,8 @@ def is_unknown(value: Any) -> bool:
 
 def is_secret(value: Any) -> bool:
     """True when the value is, or contains, a ``Secret``."""
+    if type(value) in _SCALARS:
+        return False
     if isinstance(value, Secret):
         return True
     if isinstance(value, Mapping):
@@ -71,6 +78,8 @@ def is_secret(value: Any) -> bool:
 
 def reveal(value: Any) -> Any:
     """The plain value with every ``Secret`` unwrapped; only providers may see it."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Secret):
         return reveal(value.value)
     if isinstance(value, Mapping):
@@ -82,6 +91,8 @@ def reveal(value: Any) -> Any:
 
 def masked(value: Any) -> Any:
     """The value as it may be shown to people: secrets replaced by ``[secret]``."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Secret):
         return MASK
     if isinstance(value, Mapping):
@@ -98,6 +109,17 @@ def wrap_secret_keys(values: Mapping[str, Any], keys: frozenset[str]) -> dict[st
         if not isinstance(out[key], Secret):
             out[key] = Secret(out[key])
     return out
+
+
+def marker_json(value: Any) -> Any:
+    """``json`` ``default`` hook giving the stored form of ``Secret`` and ``UNKNOWN``."""
+    if isinstance(value, Secret):
+        return {"$secret": value.value}
+    if value is UNKNOWN:
+        return {"$unknown": True}
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def to_json(value: Any) -> Any:

@@ -136,6 +136,7 @@ class FileProvider(ResourceProvider):
         outputs: Mapping[str, Any],
     ) -> None:
         """Already gone is as good as deleted, so a retried delete succeeds."""
+        _remove_scratch(id)
         try:
             os.remove(id)
         except FileNotFoundError:
@@ -179,7 +180,8 @@ def _write_atomically(path: str, data: bytes, mode: int) -> None:
     directory = os.path.dirname(path) or "."
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        _remove_scratch(path)
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=_scratch_prefix(path), suffix=".tmp")
     except OSError as exc:
         raise ProviderError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
@@ -194,6 +196,35 @@ def _write_atomically(path: str, data: bytes, mode: int) -> None:
             os.remove(temp)
         raise ProviderError(f"cannot write {path}: {exc.strerror or exc}") from exc
     _fsync_directory(directory)
+
+
+def _scratch_prefix(path: str) -> str:
+    return f".{os.path.basename(path)}."
+
+
+_SCRATCH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _remove_scratch(path: str) -> None:
+    """Remove the temp files of earlier writes of ``path`` that were killed before
+    their rename, so a crash leaves no litter once the file is written or deleted again.
+
+    Only names of the exact shape ``mkstemp`` gives ``_write_atomically``'s temp files
+    (prefix, 8 random characters, ``.tmp``) are touched.
+    """
+    directory, prefix = os.path.dirname(path) or ".", _scratch_prefix(path)
+    try:
+        with os.scandir(directory) as found:
+            entries = list(found)
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        middle = name[len(prefix):-len(".tmp")]
+        if (name.startswith(prefix) and name.endswith(".tmp") and len(middle) == 8
+                and set(middle) <= _SCRATCH_CHARS and entry.is_file(follow_symlinks=False)):
+            with contextlib.suppress(OSError):
+                os.remove(entry.path)
 
 
 def _fsync_directory(directory: str) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from stackwright.errors import LockHeldError, StateError
-from stackwright.model.values import from_json, to_json
+from stackwright.model.values import marker_json, from_json, to_json
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, LockInfo, PendingOperation,
     ResourceState, Snapshot, StackInfo,
@@ -103,9 +103,13 @@ class _Corrupt(Exception):
     """A stored row could not be decoded; turned into StateError with the file path."""
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=marker_json)
+
+
 def _dumps(value: Any) -> str:
-    """Compact stored form; secrets become ``{"$secret": ...}`` markers."""
-    return json.dumps(to_json(value), separators=(",", ":"))
+    """Compact stored form; secrets become ``{"$secret": ...}`` markers. The markers
+    are written by the encoder's ``default`` hook, so plain values never leave C."""
+    return _ENCODER.encode(value)
 
 
 def _loads(text: str) -> Any:
@@ -241,6 +245,7 @@ class _Db:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.depth = 0
         _check_header(path)
         try:
             self.conn = sqlite3.connect(
@@ -339,15 +344,25 @@ class _Db:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One committed write; IMMEDIATE takes the write lock up front (no upgrade deadlock)."""
+        """One committed write; IMMEDIATE takes the write lock up front (no upgrade deadlock).
+
+        Nested inside another ``write()`` (a writer's ``batch()``), it joins the outer
+        transaction, which commits once for all of them.
+        """
+        if self.depth:
+            yield self.conn
+            return
         with self.guard():
             self.conn.execute("BEGIN IMMEDIATE")
+            self.depth += 1
             try:
                 yield self.conn
                 self.conn.execute("COMMIT")
             except BaseException:
                 self._end("ROLLBACK")
                 raise
+            finally:
+                self.depth -= 1
 
     def _end(self, verb: str) -> None:
         """Close a transaction without masking the error that got us here."""
@@ -565,6 +580,12 @@ class SqliteStackWriter:
     def _check_open(self) -> None:
         if self._finished:
             raise StateError(f"the {self._kind} on stack {self._stack!r} already finished")
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: every write inside the block commits in one transaction."""
+        with self._db.write():
+            yield
 
     def record_pending(self, op: PendingOperation) -> None:
         self._check_open()

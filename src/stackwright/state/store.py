@@ -8,6 +8,7 @@ before any dependent step starts.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from stackwright.state.records import (
@@ -18,6 +19,10 @@ from stackwright.state.records import (
 
 class StackWriter(Protocol):
     """Writes of one operation (`up`, `destroy`...) on one locked stack."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Writes made inside the block commit together, once, when it exits (group
+        commit). The durability contract then holds when the block exits."""
 
     def record_pending(self, op: PendingOperation) -> None: ...
 

@@ -12,6 +12,11 @@ security group's ``ingress`` and ``egress``) are managed inline only when declar
 and ``read`` then reports ``None`` so that the two ways never fight over the same
 rules. Routes to IPv6 or prefix-list destinations and IPv6 or prefix-list security
 group sources are not modelled; they are left alone.
+
+Only ``CreateRouteTable`` of these EC2 calls takes an idempotency token. Every object
+is tagged with its URN by the create call itself, which is how ``read`` without an id
+finds what an interrupted create made; a security group's name is unique in its VPC,
+so a retried create also recognises its own group by name and URN.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from stackwright.providers.aws.base import (
     AwsResource,
     call,
     call_or_none,
+    error_code,
     tag_dict,
     tag_list,
     wait_until,
@@ -43,7 +49,9 @@ from stackwright.providers.protocol import (
 )
 
 __all__ = [
-    "InternetGateway", "InternetGatewayProvider", "ManagedResource", "RESOURCE_PROVIDERS",
+    "ManagedResource", "client_token", "create_or_adopt", "declared_or_live", "pick",
+    "sorted_strings", "tag_changes", "when_known",
+    "InternetGateway", "InternetGatewayProvider", "RESOURCE_PROVIDERS",
     "Route", "RouteProvider", "RouteTable", "RouteTableAssociation",
     "RouteTableAssociationProvider", "RouteTableProvider", "SecurityGroup",
     "SecurityGroupProvider", "SecurityGroupRule", "SecurityGroupRuleProvider", "Subnet",
@@ -51,7 +59,7 @@ __all__ = [
 ]
 
 
-# --- shared by the EC2, IAM and EKS providers ---------------------------------------
+# --- shared by the EC2, IAM and EKS providers (candidates for base.py) --------------
 
 
 def partition(region: str) -> str:
@@ -85,6 +93,16 @@ def check_tags(tags: Any, prop: str = "tags") -> None:
                              hint=f"Stackwright sets {URN_TAG!r} itself; 'aws:' keys belong to AWS")
 
 
+def tag_changes(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """Tag keys to remove and tags to set to turn ``old`` into ``new``.
+
+    ``old`` is what was recorded or, after a refresh, what AWS has; tags nobody
+    changed are not sent, so the URN tag and tags of other tools are never touched.
+    """
+    gone = sorted(set(old) - set(new))
+    return gone, {k: v for k, v in new.items() if old.get(k) != v}
+
+
 def when_known(value: Any, fn: Callable[[Any], Any]) -> Any:
     """``fn(value)``, or the value as it is while part of it is unknown (planning)."""
     return value if is_unknown(value) else fn(value)
@@ -103,6 +121,22 @@ def declared_or_live(inputs: Mapping[str, Any], key: str, live: Any) -> Any:
     An import reads with no inputs at all, and then gets the live value.
     """
     return None if key in inputs and inputs[key] is None else live
+
+
+def create_or_adopt(
+    action: str, make: Callable[[], Any], taken: frozenset[str], ours: Callable[[], Any | None],
+) -> Any:
+    """``make()``; when AWS answers that the name is taken (a code in ``taken``) by
+    our own earlier attempt, whose response was lost, that object (``ours()``)."""
+    try:
+        return call(action, make)
+    except ProviderError as exc:
+        if error_code(exc.__cause__ or exc) not in taken:
+            raise
+        mine = ours()
+        if mine is None:
+            raise
+        return mine
 
 
 def pick(
@@ -140,13 +174,17 @@ class ManagedResource(AwsResource):
 
     def canonical(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Inputs with defaults filled in and in the canonical form ``read`` reports."""
+        return self.normalise(self.complete(inputs))
+
+    def complete(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Inputs with every optional one present (an import or old state may lack some)."""
         values = dict(inputs)
         for name, spec in self.specs().items():
             if name not in values and not spec.required:
                 values[name] = copy.deepcopy(spec.default)
         if "tags" in values and values["tags"] is None:
             values["tags"] = {}
-        return self.normalise(values)
+        return values
 
     def normalise(self, values: dict[str, Any]) -> dict[str, Any]:
         """The type's canonical form; values may still hold ``UNKNOWN`` while planning."""
@@ -156,14 +194,14 @@ class ManagedResource(AwsResource):
         """Type-specific checks of fully resolved inputs; raise ``InputError``."""
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        values = dict(inputs)
+        values = self.complete(inputs)
         for name, spec in self.specs().items():
             if spec.required and values.get(name) is None:
                 raise InputError(f"missing required input {name!r}", prop=name)
-        if values.get("tags") is not None:
+        if "tags" in values:
             check_tags(values["tags"])
         self.validate(values)
-        return self.canonical(values)
+        return self.normalise(values)
 
     def diff(
         self, old_inputs: Mapping[str, Any], old_outputs: Mapping[str, Any],
@@ -237,12 +275,11 @@ class Ec2Resource(ManagedResource):
         return {"arn": self.arn(owner, id), "owner_id": owner}
 
     def sync_tags(self, id: str, old: Mapping[str, str], new: Mapping[str, str]) -> None:
-        """Remove tags no longer declared, then set every declared one (fixing drift)."""
-        gone = [{"Key": k} for k in sorted(set(old) - set(new))]
+        gone, changed = tag_changes(old, new)
         if gone:
-            call(f"untag {id}", self.client.delete_tags, Resources=[id], Tags=gone)
-        if new:
-            call(f"tag {id}", self.client.create_tags, Resources=[id], Tags=tag_list(new))
+            call(f"untag {id}", self.client.delete_tags, Resources=[id], Tags=[{"Key": k} for k in gone])
+        if changed:
+            call(f"tag {id}", self.client.create_tags, Resources=[id], Tags=tag_list(changed))
 
     def delete_ignoring_missing(self, action: str, fn: Callable[..., Any], **kwargs: Any) -> None:
         """A delete of something already gone has done its job."""
@@ -945,10 +982,14 @@ class SecurityGroupProvider(Ec2Resource):
                 check_rule(rule, key)
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
-        answer = call("create security group", self.client.create_security_group,
-                      GroupName=inputs["name"], Description=inputs.get("description") or "",
-                      VpcId=inputs["vpc_id"],
-                      TagSpecifications=tag_specs("security-group", inputs.get("tags") or {}, ctx.urn))
+        answer = create_or_adopt(
+            f"create security group {inputs['name']}",
+            lambda: self.client.create_security_group(
+                GroupName=inputs["name"], Description=inputs.get("description") or "",
+                VpcId=inputs["vpc_id"],
+                TagSpecifications=tag_specs("security-group", inputs.get("tags") or {}, ctx.urn)),
+            frozenset({"InvalidGroup.Duplicate"}),
+            lambda: next(iter(self.find(ctx, inputs)), None))
         group_id = answer["GroupId"]
         self._sync_rules(group_id, inputs)
         group = self.describe(group_id) or {}

@@ -17,7 +17,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from stackwright.errors import InputError, ProviderError
+from stackwright.errors import InputError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
 from stackwright.providers.aws.base import (
@@ -25,11 +25,10 @@ from stackwright.providers.aws.base import (
     AwsResource,
     call,
     call_or_none,
-    error_code,
     tag_dict,
     tag_list,
 )
-from stackwright.providers.aws.ec2 import ManagedResource, when_known
+from stackwright.providers.aws.ec2 import ManagedResource, create_or_adopt, tag_changes, when_known
 from stackwright.providers.protocol import Created, DiffResult, OperationContext, ReadResult
 
 __all__ = [
@@ -40,6 +39,9 @@ __all__ = [
 
 MAX_POLICY_VERSIONS = 5
 """IAM keeps at most five versions of a managed policy."""
+
+TAKEN = frozenset({"EntityAlreadyExists"})
+"""IAM's answer to a create whose name is in use."""
 
 
 # --- policy documents ---------------------------------------------------------------
@@ -119,6 +121,10 @@ class IamResource(ManagedResource):
     def validate(self, values: Mapping[str, Any]) -> None:
         for key in self.documents:
             check_policy(values.get(key), key)
+        path = values.get("path", "/")
+        if not isinstance(path, str) or not (path.startswith("/") and path.endswith("/")):
+            raise InputError(f"path must begin and end with '/', got {path!r}", prop="path",
+                             hint="e.g. '/' or '/eks/'")
 
     def diff(
         self, old_inputs: Mapping[str, Any], old_outputs: Mapping[str, Any],
@@ -136,28 +142,15 @@ class IamResource(ManagedResource):
     def sync_tags(self, kind: str, id_arg: dict[str, str], old: Mapping[str, str],
                   new: Mapping[str, str]) -> None:
         """``kind`` is ``role`` or ``policy``: IAM has one tag call pair per kind."""
-        gone = sorted(set(old) - set(new))
+        gone, changed = tag_changes(old, new)
         if gone:
             call(f"untag {kind}", getattr(self.client, f"untag_{kind}"), **id_arg, TagKeys=gone)
-        if new:
-            call(f"tag {kind}", getattr(self.client, f"tag_{kind}"), **id_arg, Tags=tag_list(new))
+        if changed:
+            call(f"tag {kind}", getattr(self.client, f"tag_{kind}"), **id_arg, Tags=tag_list(changed))
 
 
 def is_ours(tags: list[dict[str, str]] | None, urn: str) -> bool:
     return any(t["Key"] == URN_TAG and t["Value"] == urn for t in tags or [])
-
-
-def create_or_adopt(action: str, make: Callable[[], Any], ours: Callable[[], Any | None]) -> Any:
-    """``make()``; if the name is taken by our own earlier attempt, that object."""
-    try:
-        return call(action, make)
-    except ProviderError as exc:
-        if error_code(exc.__cause__ or exc) != "EntityAlreadyExists":
-            raise
-        mine = ours()
-        if mine is None:
-            raise
-        return mine
 
 
 def paged(client: Any, operation: str, key: str, **kwargs: Any) -> Callable[[], list[Any]]:
@@ -204,7 +197,7 @@ class RoleProvider(IamResource):
             args["Description"] = inputs["description"]
         role = create_or_adopt(
             f"create role {inputs['name']}",
-            lambda: self.client.create_role(**args)["Role"],
+            lambda: self.client.create_role(**args)["Role"], TAKEN,
             lambda: next(iter(self.find(ctx, inputs)), None))
         return Created(role["RoleName"], _role_outputs(role))
 
@@ -296,7 +289,7 @@ class PolicyProvider(IamResource):
             args["Description"] = inputs["description"]
         policy = create_or_adopt(
             f"create policy {inputs['name']}",
-            lambda: self.client.create_policy(**args)["Policy"],
+            lambda: self.client.create_policy(**args)["Policy"], TAKEN,
             lambda: next(iter(self.find(ctx, inputs)), None))
         return Created(policy["Arn"], _policy_outputs(policy))
 

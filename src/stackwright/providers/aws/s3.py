@@ -266,7 +266,7 @@ class BucketProvider(AwsResource):
 
     def _versioning(self, bucket: str) -> bool:
         got = call(f"get versioning of {bucket}", self.client.get_bucket_versioning, Bucket=bucket)
-        return got.get("Status") == "Enabled"
+        return bool(got.get("Status") == "Enabled")
 
     def _encryption(self, bucket: str) -> tuple[str | None, str | None]:
         got = call_or_none(f"get encryption of {bucket}", self.client.get_bucket_encryption, Bucket=bucket)

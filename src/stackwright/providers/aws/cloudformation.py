@@ -1,0 +1,481 @@
+"""CloudFormation stacks, created and updated through change sets.
+
+A change set is named after ``ctx.token``, so a retried create or update finds the
+change set its earlier attempt made instead of making a second one. A change set that
+"didn't contain changes" is not an error. A stack whose create rolls back is deleted
+(it can never be updated) and the create fails naming CloudFormation's reasons.
+
+Templates may be given as a dict or as a JSON/YAML string (with the ``!Ref`` style
+short forms); they are compared as documents, never as text.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from stackwright.errors import InputError, ProviderError
+from stackwright.model.output import Output
+from stackwright.model.resource import Resource
+from stackwright.providers.aws.base import (
+    URN_TAG,
+    AwsResource,
+    call,
+    call_or_none,
+    tag_dict,
+    tag_list,
+    wait_until,
+)
+from stackwright.providers.protocol import Created, DiffResult, OperationContext, ReadResult
+
+__all__ = ["RESOURCE_PROVIDERS", "Stack", "StackProvider", "parse_template"]
+
+CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND")
+SUCCEEDED = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
+DEAD = frozenset({"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED"})
+"""States a create cannot build on: the stack has to be deleted first."""
+CHANGE_SET_DONE = frozenset({"CREATE_COMPLETE", "FAILED", "DELETE_COMPLETE", "DELETE_FAILED"})
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+FAILED_EVENTS = 3
+"""How many failed resource events a failure message quotes."""
+
+
+class Stack(Resource, type="aws:cloudformation:Stack"):
+    """A CloudFormation stack from ``template`` (a dict, or a JSON or YAML string)."""
+
+    name: str
+    template: dict[str, Any] | str
+    parameters: dict[str, str] = {}
+    capabilities: list[str] = []
+    tags: dict[str, str] = {}
+    outputs: Output[dict[str, str]]
+    stack_id: Output[str]
+    status: Output[str]
+
+
+def _with_defaults(cls: type[Resource], inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared input, defaults filled, so recorded and read inputs line up."""
+    values: dict[str, Any] = {}
+    for name, spec in cls.input_specs().items():
+        if name in inputs:
+            values[name] = copy.deepcopy(inputs[name])
+        elif spec.required:
+            raise InputError(f"missing required input {name!r}", prop=name)
+        else:
+            values[name] = copy.deepcopy(spec.default)
+    return values
+
+
+# --- templates ----------------------------------------------------------------------
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms; dates stay strings, as CloudFormation reads them."""
+
+
+_TemplateLoader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    """``!Ref x`` is ``{"Ref": x}``; ``!GetAtt a.b`` is ``{"Fn::GetAtt": ["a", "b"]}``; ``!X`` is ``Fn::X``."""
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
+
+
+_TemplateLoader.add_multi_constructor("!", _intrinsic)
+
+
+def parse_template(template: Any) -> dict[str, Any]:
+    """The template as a document, whichever form it was given in."""
+    if isinstance(template, Mapping):
+        return json.loads(json.dumps(template))  # type: ignore[no-any-return]
+    if not isinstance(template, str):
+        raise InputError(f"template must be a dict or a JSON/YAML string, got {type(template).__name__}",
+                         prop="template")
+    try:
+        parsed = json.loads(template)
+    except ValueError:
+        try:
+            parsed = yaml.load(template, Loader=_TemplateLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError as exc:
+            raise InputError(f"template is neither JSON nor YAML: {exc}", prop="template") from None
+    if not isinstance(parsed, dict):
+        raise InputError("template must be a mapping with a 'Resources' section", prop="template")
+    return parsed
+
+
+def same_template(a: Any, b: Any) -> bool:
+    try:
+        return parse_template(a) == parse_template(b)
+    except InputError:
+        return False
+
+
+def template_body(template: Any) -> str:
+    return template if isinstance(template, str) else json.dumps(template)
+
+
+def _short_token(token: str) -> str:
+    """A digest of ``ctx.token`` that fits CloudFormation's name and token patterns."""
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+def _no_changes(change_set: Mapping[str, Any]) -> bool:
+    reason = str(change_set.get("StatusReason") or "")
+    return change_set.get("Status") == "FAILED" and any(text in reason for text in NO_CHANGES)
+
+
+# --- the provider -------------------------------------------------------------------
+
+
+class StackProvider(AwsResource):
+    """``aws:cloudformation:Stack``; the id is the stack id (its ARN)."""
+
+    service = "cloudformation"
+    type_token = "aws:cloudformation:Stack"
+    resource_class = Stack
+    replace_on = frozenset({"name"})
+    computed_on_update = frozenset({"outputs", "status"})
+    stateful = False
+
+    def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        values = _with_defaults(Stack, inputs)
+        if "Resources" not in parse_template(values["template"]):
+            raise InputError("template has no 'Resources' section", prop="template")
+        unknown = set(values["capabilities"]) - set(CAPABILITIES)
+        if unknown:
+            raise InputError(f"unknown capabilities {sorted(unknown)}", prop="capabilities",
+                             hint=f"known: {', '.join(CAPABILITIES)}")
+        values["capabilities"] = sorted(set(values["capabilities"]))
+        values["parameters"] = {str(k): str(v) for k, v in values["parameters"].items()}
+        if URN_TAG in values["tags"]:
+            raise InputError(f"tag {URN_TAG!r} is reserved", prop="tags")
+        return values
+
+    def diff(
+        self, old_inputs: Mapping[str, Any], old_outputs: Mapping[str, Any],
+        new_inputs: Mapping[str, Any],
+    ) -> DiffResult:
+        result = super().diff(old_inputs, old_outputs, new_inputs)
+        if "template" in result.changed and same_template(old_inputs.get("template"), new_inputs.get("template")):
+            changed = tuple(k for k in result.changed if k != "template")
+            replaces = tuple(k for k in result.replaces if k != "template")
+            return DiffResult(changed, replaces, result.delete_before_replace)
+        return result
+
+    # --- create ---------------------------------------------------------------------
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        values = self.check(inputs)
+        earlier = self._prepare(ctx, values["name"])
+        if earlier is not None and earlier["StackStatus"] != "REVIEW_IN_PROGRESS":
+            self._change(ctx, earlier["StackName"], values, "UPDATE")  # an earlier attempt's stack
+            stack_id = str(earlier["StackId"])
+        else:
+            stack_id = self._change(ctx, values["name"], values, "CREATE")
+        return Created(stack_id, self._outputs(self._settled(ctx, stack_id)))
+
+    def _prepare(self, ctx: OperationContext, name: str) -> dict[str, Any] | None:
+        """The stack an earlier attempt of this create left, settled; None if there is
+        none (or it was dead and has been deleted)."""
+        stack = self._describe(name)
+        if stack is None:
+            return None
+        if tag_list_to_dict(stack.get("Tags")).get(URN_TAG) != ctx.urn:
+            raise ProviderError(f"stack {name!r} already exists and is not managed by {ctx.urn}; "
+                                "adopt it with `stackwright import` or choose another name")
+        stack = self._settled(ctx, stack["StackId"], review_is_settled=True)
+        if stack["StackStatus"] in DEAD:
+            ctx.log(f"deleting stack {name} left {stack['StackStatus']} by an earlier attempt")
+            self._delete_and_wait(ctx, stack["StackId"])
+            return None
+        return stack
+
+    # --- change sets ----------------------------------------------------------------
+
+    def _change(self, ctx: OperationContext, stack: str, values: Mapping[str, Any], kind: str) -> str:
+        """Create (or find), wait for and execute a change set; the stack id.
+
+        ``stack`` is the stack's name: a live stack's name is as unique as its id, and
+        moto only finds stacks by name when creating change sets."""
+        name = f"stackwright-{kind.lower()}-{_short_token(ctx.token)}"
+        change_set = self._find_change_set(stack, name) or self._create_change_set(
+            ctx, stack, name, values, kind, client_token=_short_token(ctx.token + kind))
+        change_set = self._wait_change_set(ctx, change_set["ChangeSetId"])
+        stack_id = str(change_set["StackId"])
+        if change_set["Status"] == "FAILED":
+            call_or_none("delete change set", self.client.delete_change_set, ChangeSetName=change_set["ChangeSetId"])
+            if not _no_changes(change_set):
+                raise ProviderError(f"change set for stack {values['name']!r} failed: {change_set.get('StatusReason')}")
+            self._update_tags(ctx, stack_id, values)
+            return stack_id
+        if change_set.get("ExecutionStatus") == "AVAILABLE":
+            call(f"execute change set of stack {values['name']}", self.client.execute_change_set,
+                 ChangeSetName=change_set["ChangeSetId"], ClientRequestToken=_short_token(ctx.token))
+        self._wait_executed(ctx, change_set["ChangeSetId"])
+        final = self._settled(ctx, stack_id)
+        if final["StackStatus"] not in SUCCEEDED:
+            raise self._failure(ctx, final, kind)
+        return stack_id
+
+    def _create_change_set(
+        self, ctx: OperationContext, stack: str, name: str, values: Mapping[str, Any], kind: str,
+        client_token: str | None = None,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "StackName": stack, "ChangeSetName": name, "ChangeSetType": kind,
+            "TemplateBody": template_body(values["template"]),
+            "Parameters": [{"ParameterKey": k, "ParameterValue": v}
+                           for k, v in sorted(values["parameters"].items())],
+            "Capabilities": values["capabilities"], "Tags": tag_list(values["tags"], ctx.urn),
+        }
+        if client_token:
+            kwargs["ClientToken"] = client_token
+        got = call(f"create change set for stack {values['name']}", self.client.create_change_set, **kwargs)
+        return {"ChangeSetId": got["Id"], "StackId": got["StackId"]}
+
+    def _find_change_set(self, stack: str, name: str) -> dict[str, Any] | None:
+        """An earlier attempt's change set, if it can still be used; a spent one is
+        deleted so that its name is free again."""
+        got = call_or_none(f"find change set {name}", self.client.describe_change_set,
+                           StackName=stack, ChangeSetName=name)
+        if got is None or got.get("Status") in ("DELETE_COMPLETE", "DELETE_PENDING", "DELETE_IN_PROGRESS"):
+            return None
+        if got.get("Status") == "FAILED" or got.get("ExecutionStatus") == "OBSOLETE":
+            call_or_none("delete spent change set", self.client.delete_change_set, ChangeSetName=got["ChangeSetId"])
+            return None
+        return dict(got)
+
+    def _wait_change_set(self, ctx: OperationContext, change_set_id: str) -> dict[str, Any]:
+        latest: dict[str, Any] = {}
+
+        def done() -> bool:
+            latest.update(call("describe change set", self.client.describe_change_set,
+                               ChangeSetName=change_set_id))
+            return latest.get("Status") in CHANGE_SET_DONE
+
+        wait_until(ctx, "change set to be ready", done, interval=5.0)
+        return latest
+
+    def _wait_executed(self, ctx: OperationContext, change_set_id: str) -> None:
+        """Until execution started; otherwise the stack may still show its old, settled status."""
+
+        def started() -> bool:
+            got = call_or_none("describe change set", self.client.describe_change_set,
+                               ChangeSetName=change_set_id)
+            return got is None or got.get("ExecutionStatus") not in ("AVAILABLE", "UNAVAILABLE")
+
+        wait_until(ctx, "change set execution to start", started, interval=5.0)
+
+    def _update_tags(self, ctx: OperationContext, stack_id: str, values: Mapping[str, Any]) -> None:
+        """A change set may see no changes when only the stack's tags differ; UpdateStack
+        with the same template applies them."""
+        stack = self._describe(stack_id) or {}
+        wanted = {**values["tags"], URN_TAG: ctx.urn}
+        if tag_list_to_dict(stack.get("Tags")) == wanted:
+            return
+        try:
+            call(f"update tags of stack {values['name']}", self.client.update_stack, StackName=stack_id,
+                 TemplateBody=template_body(values["template"]), Capabilities=values["capabilities"],
+                 Parameters=[{"ParameterKey": k, "ParameterValue": v}
+                             for k, v in sorted(values["parameters"].items())],
+                 Tags=tag_list(values["tags"], ctx.urn))
+        except ProviderError as err:
+            if not any(text in err.message for text in NO_CHANGES):
+                raise
+            return
+        final = self._settled(ctx, stack_id)
+        if final["StackStatus"] not in SUCCEEDED:
+            raise self._failure(ctx, final, "UPDATE")
+
+    # --- stacks ---------------------------------------------------------------------
+
+    def _describe(self, name_or_id: str) -> dict[str, Any] | None:
+        """The stack, or None when there is none (deleted stacks count as none)."""
+        got = call_or_none(f"describe stack {name_or_id}", self.client.describe_stacks, StackName=name_or_id)
+        stacks = (got or {}).get("Stacks") or []
+        if not stacks or stacks[0].get("StackStatus") == "DELETE_COMPLETE":
+            return None
+        return dict(stacks[0])
+
+    def _settled(self, ctx: OperationContext, stack_id: str, review_is_settled: bool = False) -> dict[str, Any]:
+        latest: dict[str, Any] = {}
+
+        def done() -> bool:
+            stack = self._describe(stack_id)
+            if stack is None:
+                raise ProviderError(f"stack {stack_id} disappeared while waiting for it")
+            latest.clear()
+            latest.update(stack)
+            status = str(stack["StackStatus"])
+            return not status.endswith("_IN_PROGRESS") or (review_is_settled and status == "REVIEW_IN_PROGRESS")
+
+        wait_until(ctx, f"stack {stack_id.split('/')[1] if '/' in stack_id else stack_id}", done, interval=5.0)
+        return latest
+
+    def _failure(self, ctx: OperationContext, stack: Mapping[str, Any], kind: str) -> ProviderError:
+        """Name the status, its reason and the first failed resources; a stack whose
+        create failed is deleted, since CloudFormation can never update it."""
+        reasons = self._failed_events(stack["StackId"])
+        message = (f"stack {stack['StackName']!r} ended {stack['StackStatus']}: "
+                   f"{stack.get('StackStatusReason') or 'no reason given'}")
+        if reasons:
+            message += "; " + "; ".join(reasons)
+        if kind == "CREATE" and stack["StackStatus"] in DEAD:
+            call_or_none("delete failed stack", self.client.delete_stack, StackName=stack["StackId"])
+            message += " (the failed stack is being deleted)"
+        return ProviderError(message)
+
+    def _failed_events(self, stack_id: str) -> list[str]:
+        """Failed resource events of the latest operation, oldest first."""
+        got = call_or_none("describe stack events", self.client.describe_stack_events, StackName=stack_id)
+        found: list[str] = []
+        for event in (got or {}).get("StackEvents") or []:
+            if event.get("ResourceStatusReason") == "User Initiated":
+                break
+            status, reason = str(event.get("ResourceStatus", "")), event.get("ResourceStatusReason")
+            if status.endswith("_FAILED") and reason and "cancelled" not in reason:
+                found.append(f"{event.get('LogicalResourceId')}: {reason}")
+        return list(reversed(found))[:FAILED_EVENTS]
+
+    def _outputs(self, stack: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "outputs": {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs") or []},
+            "stack_id": stack["StackId"],
+            "status": stack["StackStatus"],
+        }
+
+    # --- read -----------------------------------------------------------------------
+
+    def read(
+        self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> ReadResult | None:
+        stack = self._describe(id or str(inputs.get("name", "")))
+        if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+            return None  # a stack under review has no resources yet: create again
+        tags = tag_list_to_dict(stack.get("Tags"))
+        if id is None and (tags.get(URN_TAG) != ctx.urn or stack["StackStatus"] in DEAD):
+            return None
+        return ReadResult(stack["StackId"], self._live_inputs(stack, tags, inputs), self._outputs(stack))
+
+    def _live_inputs(self, stack: Mapping[str, Any], tags: Mapping[str, str],
+                     declared: Mapping[str, Any]) -> dict[str, Any]:
+        got = call("get template", self.client.get_template, StackName=stack["StackId"], TemplateStage="Original")
+        live = got["TemplateBody"]
+        live = live if isinstance(live, str) else json.loads(json.dumps(live))
+        mine = declared.get("template")
+        template = mine if mine is not None and same_template(mine, live) else live
+        return {
+            "name": stack["StackName"],
+            "template": template,
+            "parameters": self._live_parameters(stack, parse_template(live), declared.get("parameters") or {}),
+            "capabilities": sorted(stack.get("Capabilities") or []),
+            "tags": tag_dict(tag_list(tags)),
+        }
+
+    @staticmethod
+    def _live_parameters(stack: Mapping[str, Any], template: Mapping[str, Any],
+                         declared: Mapping[str, str]) -> dict[str, str]:
+        """Parameters that were set: declared ones, and any whose value is not the
+        template's default. NoEcho values read as ``****``; the declared value stands."""
+        defaults = {k: str(v["Default"]) for k, v in (template.get("Parameters") or {}).items()
+                    if isinstance(v, Mapping) and "Default" in v}
+        params: dict[str, str] = {}
+        for param in stack.get("Parameters") or []:
+            key, value = param["ParameterKey"], param.get("ParameterValue", "")
+            if value == "****" and key in declared:
+                value = declared[key]
+            if key in declared or defaults.get(key) != value:
+                params[key] = value
+        return params
+
+    # --- preview --------------------------------------------------------------------
+
+    def preview_changes(self, ctx: OperationContext, id: str, new_inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """What an update would do, from a change set that is never executed."""
+        values = self.check(new_inputs)
+        stack = self._describe(id)
+        if stack is None:
+            raise ProviderError(f"stack {id} does not exist; nothing to preview against")
+        name = f"stackwright-preview-{uuid.uuid4().hex[:16]}"
+        created = self._create_change_set(ctx, stack["StackName"], name, values, "UPDATE")
+        try:
+            change_set = self._wait_change_set(ctx, created["ChangeSetId"])
+            if _no_changes(change_set):
+                return []
+            if change_set["Status"] == "FAILED":
+                raise ProviderError(f"previewing stack {values['name']!r}: {change_set.get('StatusReason')}")
+            return self._changes(created["ChangeSetId"])
+        finally:
+            call_or_none("delete preview change set", self.client.delete_change_set,
+                         ChangeSetName=created["ChangeSetId"])
+
+    def _changes(self, change_set_id: str) -> list[dict[str, Any]]:
+        changes: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"ChangeSetName": change_set_id}
+        while True:
+            page = call("describe change set", self.client.describe_change_set, **kwargs)
+            for change in page.get("Changes") or []:
+                rc = change.get("ResourceChange") or {}
+                changes.append({"action": rc.get("Action"), "logical_id": rc.get("LogicalResourceId"),
+                                "type": rc.get("ResourceType"), "replacement": rc.get("Replacement")})
+            if not page.get("NextToken"):
+                return changes
+            kwargs["NextToken"] = page["NextToken"]
+
+    # --- update / delete ------------------------------------------------------------
+
+    def update(
+        self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+        old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
+    ) -> Mapping[str, Any]:
+        values = self.check(new_inputs)
+        stack = self._settled(ctx, id)
+        self._change(ctx, stack["StackName"], values, "UPDATE")
+        return self._outputs(self._settled(ctx, id))
+
+    def delete(
+        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> None:
+        if self._describe(id) is None:
+            return
+        self._settled(ctx, id, review_is_settled=True)
+        self._delete_and_wait(ctx, id)
+
+    def _delete_and_wait(self, ctx: OperationContext, stack_id: str) -> None:
+        call_or_none(f"delete stack {stack_id}", self.client.delete_stack, StackName=stack_id)
+
+        def gone() -> bool:
+            stack = self._describe(stack_id)
+            if stack is not None and stack["StackStatus"] == "DELETE_FAILED":
+                raise self._failure(ctx, stack, "DELETE")
+            return stack is None
+
+        wait_until(ctx, f"stack {stack_id} to be deleted", gone, interval=5.0)
+
+
+def tag_list_to_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    """Every tag, Stackwright's included (``tag_dict`` drops it)."""
+    return {t["Key"]: t["Value"] for t in tags or []}
+
+
+RESOURCE_PROVIDERS: list[type[AwsResource]] = [StackProvider]
