@@ -226,7 +226,7 @@ def test_a_rolled_back_create_is_a_permanent_error_naming_the_reason(
     real_describe = handler.client.describe_stacks
 
     def rolled_back(**kwargs: Any) -> dict[str, Any]:
-        got = real_describe(**kwargs)
+        got: dict[str, Any] = real_describe(**kwargs)
         for stack in got["Stacks"]:
             if stack["StackStatus"] == "CREATE_COMPLETE":
                 stack["StackStatus"] = "ROLLBACK_COMPLETE"
@@ -255,3 +255,6 @@ def test_a_rolled_back_create_is_a_permanent_error_naming_the_reason(
     monkeypatch.undo()
     stacks = [s for s in client.list_stacks()["StackSummaries"] if s["StackName"] == "sw-broken"]
     assert [s["StackStatus"] for s in stacks] == ["DELETE_COMPLETE"]  # cleaned up for the next attempt
+    retried = handler.create(ctx("broken", token="tok-create-broken"), inputs)  # nothing blocks a new try
+    assert retried.outputs["status"] == "CREATE_COMPLETE"
+    handler.delete(ctx("broken"), retried.id, inputs, retried.outputs)

@@ -30,15 +30,16 @@ def _apply_options(parallel: int) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (docs/plan-json.md).")
 @click.option("--show-same", is_flag=True, help="List unchanged resources too.")
 @click.option("--target", "targets", multiple=True, metavar="URN", help="Only these resources (and what they need).")
+@click.option("--refresh", is_flag=True, help="Read the live objects first and plan against them.")
 def preview(stack_name: str | None, who: str | None, show_diff: bool, as_json: bool,
-            show_same: bool, targets: tuple[str, ...]) -> None:
+            show_same: bool, targets: tuple[str, ...], refresh: bool) -> None:
     """Show what `up` would change. Changes nothing."""
     from stackwright.cli.render import plan_lines
     from stackwright.operations.update import preview as make_preview
 
     session = open_stack(stack_name, who)
     try:
-        plan = make_preview(session, targets)
+        plan = make_preview(session, targets, refresh=refresh)
         pending = session.store.snapshot(session.stack).pending
     finally:
         session.close()
@@ -56,15 +57,16 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, as_json: b
 @click.option("--target", "targets", multiple=True, metavar="URN", help="Only these resources (and what they need).")
 @click.option("-p", "--parallel", default=16, show_default=True, help="At most this many steps at once.")
 @click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs in the preview.")
+@click.option("--refresh", is_flag=True, help="Read the live objects first (records drift), then plan.")
 def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, ...],
-       parallel: int, show_diff: bool) -> None:
+       parallel: int, show_diff: bool, refresh: bool) -> None:
     """Preview, confirm, then apply exactly the previewed changes."""
     from stackwright.operations.update import up as run_up
 
     session = open_stack(stack_name, who)
     try:
         outcome = run_up(session, options=_apply_options(parallel), sink=_sink(),
-                         confirm=_confirmer(yes, show_diff), targets=targets)
+                         confirm=_confirmer(yes, show_diff), targets=targets, refresh=refresh)
     finally:
         session.close()
     _report(outcome, "Update")

@@ -97,3 +97,15 @@ def record_drift(result: RefreshResult, writer: StackWriter) -> None:
                 drift.urn, drift.type, "refresh-changed",
                 [{"path": d.path, "kind": d.kind} for d in drift.diffs])
             writer.record_resource(drift.live, change)
+
+
+def refreshed_snapshot(snapshot: Snapshot, result: RefreshResult) -> Snapshot:
+    """The snapshot as it would be after recording ``result`` (nothing is written)."""
+    resources = dict(snapshot.resources)
+    for drift in result.drift:
+        if drift.kind == "deleted":
+            resources.pop(drift.urn, None)
+        elif drift.live is not None:
+            resources[drift.urn] = drift.live
+    return Snapshot(snapshot.stack, snapshot.lineage, snapshot.serial, resources,
+                    snapshot.outputs, snapshot.pending)

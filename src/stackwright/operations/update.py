@@ -12,6 +12,8 @@ from typing import Any
 from stackwright.engine.apply import Applier, ApplyOptions, ApplyResult, PropertyLookup
 from stackwright.engine.events import EventSink
 from stackwright.engine.recovery import RecoveryReport, recover
+from stackwright.engine.refresh import read_all, record_drift, refreshed_snapshot
+from stackwright.errors import ApplyFailed
 from stackwright.engine.calls import ProviderCalls
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import resolve_value
@@ -40,16 +42,22 @@ class UpdateOutcome:
 Confirm = Callable[[Plan], bool]
 
 
-def preview(session: StackSession, targets: Iterable[str] = ()) -> Plan:
-    """The plan `up` would apply now. Changes nothing."""
+def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = False,
+            parallel: int = 16) -> Plan:
+    """The plan `up` would apply now. Changes nothing; with ``refresh`` it plans
+    against the live objects instead of the recorded ones."""
     desired = session.run_program()
     snapshot = session.store.snapshot(session.stack)
+    if refresh:
+        result = asyncio.run(read_all(snapshot, session.providers, parallel, EventSink()))
+        snapshot = refreshed_snapshot(snapshot, result)
     return make_plan(desired, snapshot, session.providers, targets=targets)
 
 
 def up(
     session: StackSession, *, options: ApplyOptions, sink: EventSink, confirm: Confirm,
     targets: Iterable[str] = (), kind: str = "up", desired: DesiredGraph | None = None,
+    refresh: bool = False,
 ) -> UpdateOutcome:
     """Plan under the stack's lock, ask ``confirm``, apply, record a checkpoint."""
     desired = desired if desired is not None else session.run_program()
@@ -58,6 +66,13 @@ def up(
         writer = session.store.begin(session.stack, kind, session.who)
         report = _recover(session, writer, options, sink)
         snapshot = session.store.snapshot(session.stack)
+        if refresh:
+            drift = asyncio.run(read_all(snapshot, session.providers, options.parallel, sink))
+            if drift.errors:
+                raise ApplyFailed(f"refresh could not read {len(drift.errors)} resource(s): "
+                                  + "; ".join(f"{u}: {e}" for u, e in sorted(drift.errors.items())[:3]))
+            record_drift(drift, writer)
+            snapshot = session.store.snapshot(session.stack)
         plan = make_plan(desired, snapshot, session.providers, targets=targets)
         if kind == "destroy":
             plan = _as_kind(plan, "destroy")

@@ -201,12 +201,12 @@ class StackProvider(AwsResource):
         if tag_list_to_dict(stack.get("Tags")).get(URN_TAG) != ctx.urn:
             raise ProviderError(f"stack {name!r} already exists and is not managed by {ctx.urn}; "
                                 "adopt it with `stackwright import` or choose another name")
-        stack = self._settled(ctx, stack["StackId"], review_is_settled=True)
-        if stack["StackStatus"] in DEAD:
-            ctx.log(f"deleting stack {name} left {stack['StackStatus']} by an earlier attempt")
-            self._delete_and_wait(ctx, stack["StackId"])
+        settled = self._settled_or_gone(ctx, stack["StackId"], review_is_settled=True)
+        if settled is not None and settled["StackStatus"] in DEAD:
+            ctx.log(f"deleting stack {name} left {settled['StackStatus']} by an earlier attempt")
+            self._delete_and_wait(ctx, settled["StackId"])
             return None
-        return stack
+        return settled
 
     # --- change sets ----------------------------------------------------------------
 
@@ -228,7 +228,7 @@ class StackProvider(AwsResource):
             return stack_id
         if change_set.get("ExecutionStatus") == "AVAILABLE":
             call(f"execute change set of stack {values['name']}", self.client.execute_change_set,
-                 ChangeSetName=change_set["ChangeSetId"], ClientRequestToken=_short_token(ctx.token))
+                 ChangeSetName=change_set["ChangeSetId"], ClientRequestToken=_short_token(ctx.token + kind))
         self._wait_executed(ctx, change_set["ChangeSetId"])
         final = self._settled(ctx, stack_id)
         if final["StackStatus"] not in SUCCEEDED:
@@ -315,20 +315,27 @@ class StackProvider(AwsResource):
             return None
         return dict(stacks[0])
 
-    def _settled(self, ctx: OperationContext, stack_id: str, review_is_settled: bool = False) -> dict[str, Any]:
-        latest: dict[str, Any] = {}
+    def _settled_or_gone(
+        self, ctx: OperationContext, stack_id: str, review_is_settled: bool = False,
+    ) -> dict[str, Any] | None:
+        """The stack once no operation is in progress on it; None if it was being deleted."""
+        latest: list[dict[str, Any] | None] = [None]
 
         def done() -> bool:
-            stack = self._describe(stack_id)
+            latest[0] = stack = self._describe(stack_id)
             if stack is None:
-                raise ProviderError(f"stack {stack_id} disappeared while waiting for it")
-            latest.clear()
-            latest.update(stack)
+                return True
             status = str(stack["StackStatus"])
             return not status.endswith("_IN_PROGRESS") or (review_is_settled and status == "REVIEW_IN_PROGRESS")
 
         wait_until(ctx, f"stack {stack_id.split('/')[1] if '/' in stack_id else stack_id}", done, interval=5.0)
-        return latest
+        return latest[0]
+
+    def _settled(self, ctx: OperationContext, stack_id: str) -> dict[str, Any]:
+        stack = self._settled_or_gone(ctx, stack_id)
+        if stack is None:
+            raise ProviderError(f"stack {stack_id} was deleted while Stackwright waited for it")
+        return stack
 
     def _failure(self, ctx: OperationContext, stack: Mapping[str, Any], kind: str) -> ProviderError:
         """Name the status, its reason and the first failed resources; a stack whose
@@ -456,10 +463,8 @@ class StackProvider(AwsResource):
         self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
         outputs: Mapping[str, Any],
     ) -> None:
-        if self._describe(id) is None:
-            return
-        self._settled(ctx, id, review_is_settled=True)
-        self._delete_and_wait(ctx, id)
+        if self._settled_or_gone(ctx, id, review_is_settled=True) is not None:
+            self._delete_and_wait(ctx, id)
 
     def _delete_and_wait(self, ctx: OperationContext, stack_id: str) -> None:
         call_or_none(f"delete stack {stack_id}", self.client.delete_stack, StackName=stack_id)
