@@ -77,7 +77,7 @@ def main() -> None:
         quickstart(work)
         platform = HERE / "platform_demo.py"
         if platform.exists():
-            subprocess.run([sys.executable, str(platform), str(work)], check=True, env=ENV)
+            subprocess.run([sys.executable, str(platform), str(work)], check=True, env=ENV, cwd=HERE)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n\033[1;32mDemo succeeded in {time.monotonic() - started:.0f}s.\033[0m")

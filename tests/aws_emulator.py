@@ -22,6 +22,7 @@ def aws_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert proc.poll() is None, log.read_text()
         assert time.monotonic() < deadline, "moto server did not start"
         time.sleep(0.1)
+    localcloud.warm_up(url)
     yield url
     proc.terminate()
     proc.wait(10)

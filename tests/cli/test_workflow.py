@@ -371,10 +371,10 @@ def test_state_ls_show_rm(applied: CliProject) -> None:
     assert f"depends on: {PASSWORD}" in applied.ok("state", "show", CREDS)
     assert "no recorded resource" in applied.fails("state", "show", "dev::proj::local:File::nope")
 
-    before = applied.db_bytes()
+    before = recorded(applied)
     assert "pass --yes" in applied.fails("state", "rm", SITE)
     assert "depend on it" in applied.fails("state", "rm", "--yes", PASSWORD)
-    assert applied.db_bytes() == before
+    assert recorded(applied) == before
 
     out = applied.ok("state", "rm", "--yes", SITE)
     assert f"Forgot {SITE}" in out

@@ -44,8 +44,7 @@ class Config:
                 f"missing required config key {self._key(key)!r}"
                 + (f" (required at {file}:{line})" if file else ""),
                 file=self._source.file,
-                hint=f"add it under `config:` in {self._source.file}, or run "
-                f"`stackwright config set {self._key(key)} VALUE`",
+                hint=f"add it under `config:` in {self._source.file}",
             )
         return self._data[key]
 

@@ -223,7 +223,10 @@ class StackProvider(AwsResource):
         if change_set["Status"] == "FAILED":
             call_or_none("delete change set", self.client.delete_change_set, ChangeSetName=change_set["ChangeSetId"])
             if not _no_changes(change_set):
-                raise ProviderError(f"change set for stack {values['name']!r} failed: {change_set.get('StatusReason')}")
+                if kind == "CREATE":  # leave no empty stack under review behind
+                    call_or_none("delete stack under review", self.client.delete_stack, StackName=stack_id)
+                reason = change_set.get("StatusReason")
+                raise ProviderError(f"change set for stack {values['name']!r} failed: {reason}")
             self._update_tags(ctx, stack_id, values)
             return stack_id
         if change_set.get("ExecutionStatus") == "AVAILABLE":
@@ -258,6 +261,8 @@ class StackProvider(AwsResource):
                            StackName=stack, ChangeSetName=name)
         if got is None or got.get("Status") in ("DELETE_COMPLETE", "DELETE_PENDING", "DELETE_IN_PROGRESS"):
             return None
+        if self._describe(got["StackId"]) is None:
+            return None  # it belonged to a stack since deleted (moto still answers for those)
         if got.get("Status") == "FAILED" or got.get("ExecutionStatus") == "OBSOLETE":
             call_or_none("delete spent change set", self.client.delete_change_set, ChangeSetName=got["ChangeSetId"])
             return None

@@ -65,8 +65,21 @@ def start(state_dir: Path, port: int | None = None, timeout: float = 30.0) -> Lo
     proc = spawn(port, log)
     cloud = LocalCloud(pid=proc.pid, port=port, log=str(log))
     _wait_serving(cloud, proc, timeout)
+    warm_up(cloud.url)
     _info_path(state_dir).write_text(json.dumps({"pid": cloud.pid, "port": port, "log": str(log)}))
     return cloud
+
+
+EMULATOR_ENV = {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+"""AWS-managed IAM policies (AmazonEKSClusterPolicy...) exist in AWS; moto loads them
+only when asked."""
+
+WARM_SERVICES = {
+    "sts": "get_caller_identity", "s3": "list_buckets", "dynamodb": "list_tables",
+    "ecr": "describe_repositories", "route53": "list_hosted_zones", "sns": "list_topics",
+    "cloudwatch": "list_dashboards", "iam": "list_roles", "ec2": "describe_vpcs",
+    "eks": "list_clusters", "cloudformation": "list_stacks",
+}
 
 
 def spawn(port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -75,8 +88,24 @@ def spawn(port: int, log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, env={**os.environ, **EMULATOR_ENV},
         )
+
+
+def warm_up(url: str) -> None:
+    """moto loads each service on its first request, which takes seconds; pay that at
+    start, in parallel, instead of inside the first `up`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+
+    def touch(service: str) -> None:
+        client = boto3.client(service, endpoint_url=url, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        getattr(client, WARM_SERVICES[service])()
+
+    with ThreadPoolExecutor(len(WARM_SERVICES)) as pool:
+        list(pool.map(touch, WARM_SERVICES))
 
 
 def _wait_serving(cloud: LocalCloud, proc: subprocess.Popen[bytes], timeout: float) -> None:

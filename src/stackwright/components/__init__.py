@@ -1,0 +1,8 @@
+"""Reusable components, written the way we would like users to write their own:
+short, config-driven, and exposing the Outputs other code needs."""
+
+from stackwright.components.eks_cluster import EksCluster, NodeGroupSpec
+from stackwright.components.network import Network
+from stackwright.components.service_role import ServiceRole
+
+__all__ = ["EksCluster", "Network", "NodeGroupSpec", "ServiceRole"]

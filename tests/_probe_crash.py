@@ -1,0 +1,260 @@
+"""Crash safety: ``stackwright up`` killed with SIGKILL at random moments.
+
+Each trial moves a ~30-file stack to a new version (creates, in-place updates,
+create-before-delete and delete-before-replace replacements, deletes), kills the
+``up`` process group with SIGKILL after a random delay spread over a normal run's
+duration, then runs ``up`` again. That second ``up`` must succeed and leave exactly
+what the program declares: no orphaned file, nothing missing, right contents, every
+URN recorded once, no pending operation, and a preview with no changes.
+
+A SIGKILL leaves the stack lock behind by design (``up`` never breaks a lock on its
+own; see test_lock_contention.py), so each trial runs ``stackwright unlock`` first,
+as a user would: the holder's pid is gone, so no ``--force`` is needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stackwright.state.sqlite import SqliteStateStore
+
+TRIALS_PER_SEED = 8
+SEEDS = (11, 23, 37)
+"""3 x 8 = 24 killed runs; the seeds run as separate tests so xdist can spread them."""
+
+PROJECT = "crash"
+STACK = "dev"
+TIMEOUT = 120.0
+"""Per CLI call; generous for a loaded CI machine, never reached normally."""
+
+PROGRAM = '''\
+import stackwright as sw
+from stackwright.providers import local
+
+version = sw.Config().require_int("version")
+parity = version % 2
+
+# Replaced every version (its create command changes): slows the run down and feeds
+# its stdout into the root of the chain.
+pause = local.Command("pause", create=f"sleep 0.1 && echo v{version}", delete="sleep 0.05")
+root = local.File("root", path="out/root.txt",
+                  content=sw.fmt("root v{} after {}\\n", version, pause.stdout))
+stable = local.File("stable", path="out/stable.txt", content="stable\\n")
+
+prev = root
+for i in range(8):                      # updated in place every version, in order
+    prev = local.File(f"chain-{i}", path=f"out/chain/{i}.txt",
+                      content=sw.fmt("chain {} after {}\\n", i, prev.sha256))
+steady = stable
+for i in range(4):                      # never changes
+    steady = local.File(f"steady-{i}", path=f"out/steady/{i}.txt",
+                        content=sw.fmt("steady {} after {}\\n", i, steady.sha256))
+
+# path depends on the version: replaced, create-before-delete ...
+moving = local.File("moving", path=f"out/moving-{parity}.txt",
+                    content=sw.fmt("moving after {}\\n", prev.sha256))
+# ... and delete-before-replace
+dbr = local.File("moving-dbr", path=f"out/dbr-{parity}.txt",
+                 content=sw.fmt("dbr after {}\\n", steady.sha256),
+                 opts=sw.ResourceOptions(delete_before_replace=True))
+after = local.File("after-moving", path="out/after-moving.txt",
+                   content=sw.fmt("{} {} {}\\n", moving.path, moving.sha256, dbr.sha256))
+pause2 = local.Command("pause-2", create=sw.fmt("sleep 0.1 && echo {}", after.sha256),
+                       delete="sleep 0.05")
+
+for a in range(3):                      # a small tree under root and pause-2
+    branch = local.File(f"branch-{a}", path=f"out/tree/{a}/branch.txt",
+                        content=sw.fmt("branch {} after {}\\n", a, root.sha256))
+    for b in range(2):
+        local.File(f"leaf-{a}-{b}", path=f"out/tree/{a}/leaf-{b}.txt",
+                   content=sw.fmt("leaf {} {} after {} {}\\n", a, b, branch.sha256,
+                                  pause2.stdout))
+
+if parity:                              # only in odd versions: created, then deleted
+    for i in range(5):
+        local.File(f"odd-{i}", path=f"out/odd/{i}.txt",
+                   content=sw.fmt("odd {} after {}\\n", i, after.sha256))
+'''
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def expected(version: int) -> tuple[dict[str, str], set[str]]:
+    """What PROGRAM declares for ``version``, worked out independently of stackwright:
+    the files (relative path -> content) and every resource's URN."""
+    parity = version % 2
+    files: dict[str, str] = {}
+    names = {"local:Command": ["pause", "pause-2"], "local:File": []}
+
+    def file(name: str, path: str, content: str) -> str:
+        assert path not in files
+        files[path] = content
+        names["local:File"].append(name)
+        return _sha(content)
+
+    root = file("root", "out/root.txt", f"root v{version} after v{version}\n")
+    stable = file("stable", "out/stable.txt", "stable\n")
+    prev = root
+    for i in range(8):
+        prev = file(f"chain-{i}", f"out/chain/{i}.txt", f"chain {i} after {prev}\n")
+    steady = stable
+    for i in range(4):
+        steady = file(f"steady-{i}", f"out/steady/{i}.txt", f"steady {i} after {steady}\n")
+    moving_path = f"out/moving-{parity}.txt"
+    moving = file("moving", moving_path, f"moving after {prev}\n")
+    dbr = file("moving-dbr", f"out/dbr-{parity}.txt", f"dbr after {steady}\n")
+    after = file("after-moving", "out/after-moving.txt", f"{moving_path} {moving} {dbr}\n")
+    pause2 = after
+    for a in range(3):
+        branch = file(f"branch-{a}", f"out/tree/{a}/branch.txt", f"branch {a} after {root}\n")
+        for b in range(2):
+            file(f"leaf-{a}-{b}", f"out/tree/{a}/leaf-{b}.txt",
+                 f"leaf {a} {b} after {branch} {pause2}\n")
+    if parity:
+        for i in range(5):
+            file(f"odd-{i}", f"out/odd/{i}.txt", f"odd {i} after {after}\n")
+    urns = {f"{STACK}::{PROJECT}::{t}::{n}" for t, ns in names.items() for n in ns}
+    return files, urns
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("stackwright")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "stackwright.cli.main"]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("STACKWRIGHT_STACK", "STACKWRIGHT_DEBUG")}
+    env["STACKWRIGHT_USER"] = "tester"
+    return env
+
+
+class Project:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir()
+        (root / "stackwright.yaml").write_text(f"name: {PROJECT}\nmain: __main__.py\n")
+        (root / "__main__.py").write_text(PROGRAM)
+        self.set_version(1)
+        self.ok("stack", "init", STACK)
+
+    def set_version(self, version: int) -> None:
+        (self.root / "stacks").mkdir(exist_ok=True)
+        (self.root / "stacks" / f"{STACK}.yaml").write_text(f"config:\n  version: {version}\n")
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*_command(), *args], cwd=self.root, env=_env(), text=True,
+                              capture_output=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT)
+
+    def ok(self, *args: str) -> str:
+        done = self.run(*args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (
+            f"stackwright {' '.join(args)} exited {done.returncode}:\n"
+            f"{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def spawn_up(self) -> subprocess.Popen[bytes]:
+        """`up` in its own process group, so a kill also takes its `sleep` children."""
+        return subprocess.Popen([*_command(), "up", "--yes", "--parallel", "2"], cwd=self.root,
+                                env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def files(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        base = self.root / "out"
+        for path in sorted(base.rglob("*")) if base.exists() else []:
+            if path.is_file():
+                out[path.relative_to(self.root).as_posix()] = path.read_text()
+        return out
+
+    def check_converged(self, version: int, context: str, *, listing: bool = False) -> None:
+        want_files, want_urns = expected(version)
+
+        # (1) + (2): exactly the declared files, each with the declared content
+        found = self.files()
+        orphans = sorted(set(found) - set(want_files))
+        missing = sorted(set(want_files) - set(found))
+        assert not orphans and not missing, f"{context}: orphans {orphans}, missing {missing}"
+        wrong = sorted(p for p in want_files if found[p] != want_files[p])
+        assert not wrong, f"{context}: wrong content in {wrong}"
+
+        # (3): every declared URN recorded once and nothing else, each File by its own
+        # path (no two records of one object), no pending operation, no lock left
+        with SqliteStateStore(self.root / ".stackwright" / "state.db") as store:
+            snapshot = store.snapshot(STACK)
+            lock = store.read_lock(STACK)
+        assert snapshot.pending == [], f"{context}: pending left: {snapshot.pending}"
+        assert lock is None, f"{context}: lock left behind: {lock}"
+        assert set(snapshot.resources) == want_urns, (
+            f"{context}: state has extra {sorted(set(snapshot.resources) - want_urns)}, "
+            f"lacks {sorted(want_urns - set(snapshot.resources))}")
+        ids = [r.id for r in snapshot.resources.values()]
+        assert len(ids) == len(set(ids)), f"{context}: two records of one object: {sorted(ids)}"
+        file_ids = sorted(r.id for r in snapshot.resources.values() if r.type == "local:File")
+        assert file_ids == sorted(str((self.root / p).resolve()) for p in want_files), context
+        if listing:  # the same through the CLI (a subprocess each time: not every trial)
+            lines = self.ok("state", "ls").splitlines()
+            urns = [line.split("  ")[0] for line in lines[:-1]]
+            assert sorted(urns) == sorted(want_urns), f"{context}: state ls lists {urns}"
+            assert lines[-1].startswith(f"{len(want_urns)} resources,"), lines[-1]
+
+        # (4): nothing left to do
+        preview = self.ok("preview")
+        assert "No changes." in preview and "interrupted" not in preview, f"{context}:\n{preview}"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sigkill_during_up_never_orphans_or_duplicates(tmp_path: Path, seed: int) -> None:
+    project = Project(tmp_path / PROJECT)
+    project.ok("up", "--yes", "--parallel", "2")
+    project.check_converged(1, "initial up", listing=True)
+
+    # How long an undisturbed version change takes, start to exit; the faster of two,
+    # since the first run of a fresh project pays one-off costs.
+    durations = []
+    for version in (2, 3):
+        project.set_version(version)
+        started = time.monotonic()
+        project.ok("up", "--yes", "--parallel", "2")
+        durations.append(time.monotonic() - started)
+        project.check_converged(version, f"undisturbed up to version {version}")
+    duration = min(durations)
+
+    rng = random.Random(seed)
+    killed = 0
+    for trial in range(TRIALS_PER_SEED):
+        version = 4 + trial
+        delay = rng.uniform(0.0, duration)
+        context = f"seed {seed} trial {trial} (version {version}, killed after {delay:.3f}s)"
+        project.set_version(version)
+        proc = project.spawn_up()
+        time.sleep(delay)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        code = proc.wait(timeout=TIMEOUT)
+        with SqliteStateStore(project.root / ".stackwright" / "state.db") as st:
+            snap = st.snapshot(STACK); lk = st.read_lock(STACK)
+        print(f"D={duration:.2f} delay={delay:.2f} code={code} pending={len(snap.pending)} lock={lk is not None} serial={snap.serial}")
+        if code == -signal.SIGKILL:
+            killed += 1
+        else:
+            assert code == 0, f"{context}: the undisturbed up exited {code}"
+
+        # The user's way back: the holder is dead, so unlock needs no --force.
+        project.ok("unlock")
+        project.ok("up", "--yes", "--parallel", "2")
+        project.check_converged(version, context, listing=trial == TRIALS_PER_SEED - 1)
+
+    assert killed > 0, "no trial killed an up while it ran"
