@@ -11,6 +11,9 @@ import stackwright as sw
 from stackwright.providers.aws import eks, iam
 
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
+EKS_OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
+"""The root CA of EKS's OIDC endpoints; IAM verifies EKS issuers itself, but the API
+still takes a thumbprint."""
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly")
 
 
@@ -36,9 +39,8 @@ def assume_role_policy(service: str) -> dict[str, Any]:
 
 
 class EksCluster(sw.Component, type="stackwright:aws:EksCluster"):
-    """The cluster role, the cluster, a node role and one node group per spec.
-
-    ``oidc_issuer`` is exposed for IRSA (see ``ServiceRole``).
+    """The cluster role, the cluster, a node role, one node group per spec, and the
+    IAM OIDC provider that lets service accounts assume roles (IRSA, see ``ServiceRole``).
     """
 
     def __init__(self, name: str, *, subnet_ids: Sequence[Any], node_groups: Sequence[NodeGroupSpec | dict[str, Any]],
@@ -56,9 +58,13 @@ class EksCluster(sw.Component, type="stackwright:aws:EksCluster"):
             version=version, tags=tags, opts=sw.ResourceOptions(depends_on=self._attachments))
         specs = [g if isinstance(g, NodeGroupSpec) else NodeGroupSpec(**g) for g in node_groups]
         self.node_groups = {spec.name: self._node_group(spec, subnet_ids, tags) for spec in specs}
+        self.oidc_provider = iam.OpenIdConnectProvider(
+            "oidc", url=self.cluster.oidc_issuer, client_ids=["sts.amazonaws.com"],
+            thumbprints=[EKS_OIDC_THUMBPRINT], tags=tags)
         self.name = self.cluster.name
         self.endpoint = self.cluster.endpoint
         self.oidc_issuer: sw.Output[str] = self.cluster.oidc_issuer
+        self.oidc_provider_arn: sw.Output[str] = self.oidc_provider.arn
         self.arn = self.cluster.arn
 
     def _role(self, name: str, role_name: str, service: str, policies: Sequence[str],

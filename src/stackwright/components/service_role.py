@@ -10,14 +10,13 @@ from stackwright.components.eks_cluster import EksCluster
 from stackwright.providers.aws import iam
 
 
-def trust_policy(cluster_arn: str, issuer: str, namespace: str, service_account: str) -> dict[str, Any]:
+def trust_policy(provider_arn: str, issuer: str, namespace: str, service_account: str) -> dict[str, Any]:
     """Only ``system:serviceaccount:<namespace>:<service_account>`` of this cluster's
     OIDC issuer may assume the role, and only for STS."""
-    account = cluster_arn.split(":")[4]
     host = issuer.removeprefix("https://")
     return {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow",
-        "Principal": {"Federated": f"arn:aws:iam::{account}:oidc-provider/{host}"},
+        "Principal": {"Federated": provider_arn},
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {"StringEquals": {
             f"{host}:sub": f"system:serviceaccount:{namespace}:{service_account}",
@@ -36,7 +35,7 @@ class ServiceRole(sw.Component, type="stackwright:aws:ServiceRole"):
         tags = dict(tags or {})
         _refuse_wildcards(name, statements)
         role_name = f"{sw.get_project()}-{sw.get_stack()}-{name}"[:64]
-        trust = sw.Output.all(cluster.arn, cluster.oidc_issuer).apply(
+        trust = sw.Output.all(cluster.oidc_provider_arn, cluster.oidc_issuer).apply(
             lambda values: trust_policy(values[0], values[1], namespace, service_account))
         self.role = iam.Role("role", name=role_name, assume_role_policy=trust, tags=tags)
         self.policy = iam.Policy("policy", name=role_name, tags=tags,

@@ -32,7 +32,7 @@ from stackwright.providers.aws.ec2 import ManagedResource, create_or_adopt, tag_
 from stackwright.providers.protocol import Created, DiffResult, OperationContext, ReadResult
 
 __all__ = [
-    "Policy", "PolicyProvider", "RESOURCE_PROVIDERS", "Role", "RolePolicy",
+    "OpenIdConnectProvider", "OpenIdConnectProviderProvider", "Policy", "PolicyProvider", "RESOURCE_PROVIDERS", "Role", "RolePolicy",
     "RolePolicyAttachment", "RolePolicyAttachmentProvider", "RolePolicyProvider",
     "RoleProvider", "semantic_policy",
 ]
@@ -487,6 +487,82 @@ class RolePolicyProvider(IamResource):
                      RoleName=role, PolicyName=name)
 
 
+class OpenIdConnectProvider(Resource, type="aws:iam:OpenIdConnectProvider"):
+    """Lets an identity provider (an EKS cluster's OIDC issuer) be trusted by roles.
+    ``url`` is the issuer (``https://`` optional); the ARN is what trust policies name."""
+
+    url: str
+    client_ids: list[str] = ["sts.amazonaws.com"]
+    thumbprints: list[str] = []
+    tags: dict[str, str] = {}
+    arn: Output[str]
+
+
+class OpenIdConnectProviderProvider(IamResource):
+    """Id: the provider's ARN. Client ids and thumbprints change in place."""
+
+    type_token = "aws:iam:OpenIdConnectProvider"
+    resource_class = OpenIdConnectProvider
+    replace_on = frozenset({"url"})
+
+    def normalise(self, values: dict[str, Any]) -> dict[str, Any]:
+        url = values.get("url")
+        if isinstance(url, str):
+            values["url"] = url if url.startswith("https://") else f"https://{url}"
+        for key in ("client_ids", "thumbprints"):
+            values[key] = when_known(values.get(key), lambda items: sorted(set(items or [])))
+        return values
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        answer = call(f"create OIDC provider {inputs['url']}", self.client.create_open_id_connect_provider,
+                      Url=inputs["url"], ClientIDList=list(inputs["client_ids"]),
+                      ThumbprintList=list(inputs["thumbprints"]), Tags=tag_list(inputs["tags"], ctx.urn))
+        arn = answer["OpenIDConnectProviderArn"]
+        return Created(arn, {"arn": arn})
+
+    def describe(self, id: str) -> dict[str, Any] | None:
+        answer = call_or_none(f"read OIDC provider {id}", self.client.get_open_id_connect_provider,
+                              OpenIDConnectProviderArn=id)
+        return None if answer is None else {**answer, "Arn": id}
+
+    def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
+        listed = call("list OIDC providers", self.client.list_open_id_connect_providers)
+        found = [self.describe(p["Arn"]) for p in listed.get("OpenIDConnectProviderList", [])]
+        return [raw for raw in found if raw is not None and is_ours(raw.get("Tags"), ctx.urn)]
+
+    def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
+        url = str(raw.get("Url", ""))
+        live = self.canonical({
+            "url": url if url.startswith("https://") else f"https://{url}",
+            "client_ids": list(raw.get("ClientIDList", [])),
+            "thumbprints": list(raw.get("ThumbprintList", [])),
+            "tags": tag_dict(raw.get("Tags")),
+        })
+        return ReadResult(raw["Arn"], live, {"arn": raw["Arn"]})
+
+    def update(self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+               old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        old, new = self.canonical(old_inputs), self.canonical(new_inputs)
+        for client_id in set(new["client_ids"]) - set(old["client_ids"]):
+            call("add OIDC client id", self.client.add_client_id_to_open_id_connect_provider,
+                 OpenIDConnectProviderArn=id, ClientID=client_id)
+        for client_id in set(old["client_ids"]) - set(new["client_ids"]):
+            call("remove OIDC client id", self.client.remove_client_id_from_open_id_connect_provider,
+                 OpenIDConnectProviderArn=id, ClientID=client_id)
+        if new["thumbprints"] != old["thumbprints"]:
+            call("update OIDC thumbprints", self.client.update_open_id_connect_provider_thumbprint,
+                 OpenIDConnectProviderArn=id, ThumbprintList=new["thumbprints"])
+        self.sync_tags("open_id_connect_provider", {"OpenIDConnectProviderArn": id},
+                       old["tags"], new["tags"])
+        return {"arn": id}
+
+    def delete(self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+               outputs: Mapping[str, Any]) -> None:
+        call_or_none(f"delete OIDC provider {id}", self.client.delete_open_id_connect_provider,
+                     OpenIDConnectProviderArn=id)
+
+
 RESOURCE_PROVIDERS: list[type[AwsResource]] = [
+    OpenIdConnectProviderProvider,
     RoleProvider, PolicyProvider, RolePolicyAttachmentProvider, RolePolicyProvider,
 ]

@@ -17,6 +17,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from stackwright.errors import StackwrightError
 
@@ -100,7 +101,7 @@ def warm_up(url: str) -> None:
     import boto3
 
     def touch(service: str) -> None:
-        client = boto3.client(service, endpoint_url=url, region_name="us-east-1",
+        client = cast(Any, boto3).client(service, endpoint_url=url, region_name="us-east-1",
                               aws_access_key_id="testing", aws_secret_access_key="testing")
         getattr(client, WARM_SERVICES[service])()
 
