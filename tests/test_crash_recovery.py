@@ -142,17 +142,18 @@ def _env() -> dict[str, str]:
 
 
 class Project:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, program: str = PROGRAM) -> None:
         self.root = root
         root.mkdir()
         (root / "stackwright.yaml").write_text(f"name: {PROJECT}\nmain: __main__.py\n")
-        (root / "__main__.py").write_text(PROGRAM)
+        (root / "__main__.py").write_text(program)
         self.set_version(1)
         self.ok("stack", "init", STACK)
 
-    def set_version(self, version: int) -> None:
+    def set_version(self, version: int, **config: object) -> None:
+        lines = [f"  {key}: {value}" for key, value in {"version": version, **config}.items()]
         (self.root / "stacks").mkdir(exist_ok=True)
-        (self.root / "stacks" / f"{STACK}.yaml").write_text(f"config:\n  version: {version}\n")
+        (self.root / "stacks" / f"{STACK}.yaml").write_text("\n".join(["config:", *lines, ""]))
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*_command(), *args], cwd=self.root, env=_env(), text=True,
@@ -260,3 +261,69 @@ def test_sigkill_during_up_never_orphans_or_duplicates(tmp_path: Path, seed: int
         project.check_converged(version, context, listing=trial == TRIALS_PER_SEED - 1)
 
     assert killed > 0, "no trial killed an up while it ran"
+
+
+KILL_BETWEEN_HALVES = """\
+import stackwright as sw
+from stackwright.providers import local
+
+config = sw.Config()
+version = config.require_int("version")
+moving = local.File("moving", path=f"out/moving-{version}.txt", content="moving\\n")
+if config.get_bool("crash", False):
+    # A dependent of the replacement: it runs after the new file is recorded and
+    # before the old one is deleted, and kills `up` ($PPID of its shell) right there.
+    local.Command("crash", create=sw.fmt("kill -9 $PPID # {}", moving.sha256))
+"""
+
+
+def test_kill_between_the_halves_of_a_replacement_deletes_the_old_half(tmp_path: Path) -> None:
+    """The window the random trials found: the new object's record has replaced the old
+    one's, the old object is not deleted yet. The next `up` must delete it."""
+    project = Project(tmp_path / PROJECT, KILL_BETWEEN_HALVES)
+    project.ok("up", "--yes")
+    project.set_version(2, crash="true")
+    done = project.run("up", "--yes")
+    assert done.returncode == -signal.SIGKILL, done
+    assert sorted(project.files()) == ["out/moving-1.txt", "out/moving-2.txt"]
+
+    project.set_version(2, crash="false")
+    project.ok("unlock")
+    out = project.ok("up", "--yes")
+    assert sorted(project.files()) == ["out/moving-2.txt"], out
+    assert "Finished interrupted delete" in out, out
+    with SqliteStateStore(project.root / ".stackwright" / "state.db") as store:
+        snapshot = store.snapshot(STACK)
+    assert snapshot.pending == []
+    assert [r.id for r in snapshot.resources.values()] == [
+        str((project.root / "out" / "moving-2.txt").resolve())]
+    assert "No changes." in project.ok("preview")
+
+
+def test_a_killed_writes_temp_file_is_removed_by_the_next_write_or_delete(tmp_path: Path) -> None:
+    """SIGKILL between the temp file's creation and its rename leaves the temp file;
+    the next write or delete of the same path removes it (and nothing else)."""
+    from stackwright.providers.local import FileProvider
+    from stackwright.providers.protocol import OperationContext
+
+    files = FileProvider()
+    ctx = OperationContext(urn="dev::crash::local:File::f", name="f", token="t")
+    target = tmp_path / "f.txt"
+    others = [tmp_path / n for n in (".f.txt.tmp", ".f.txt.notmine.tmp", ".g.txt.abcd1234.tmp",
+                                     "f.txt.abcd1234.tmp")]
+    for path in others:
+        path.write_text("keep")
+
+    def litter() -> list[Path]:
+        paths = [tmp_path / f".f.txt.{s}.tmp" for s in ("abcd1234", "x_9y8z7w")]
+        for path in paths:
+            path.write_text("half")
+        return paths
+
+    for act in (lambda: files.create(ctx, {"path": str(target), "content": "1"}),
+                lambda: files.update(ctx, str(target), {}, {}, {"path": str(target), "content": "2"}),
+                lambda: files.delete(ctx, str(target), {}, {})):
+        leftovers = litter()
+        act()
+        assert not any(p.exists() for p in leftovers)
+        assert all(p.read_text() == "keep" for p in others)

@@ -115,6 +115,15 @@ def test_invalid_property_type_names_resource_property_type_and_line(applied: Cl
             "expected str, got int 3") in err
 
 
+def test_value_rejected_by_the_provider_names_resource_property_and_line(applied: CliProject) -> None:
+    with_program(applied, 'page = local.File("page", path="page.txt", mode=0o17777)\n')
+    err = refused(applied)
+    line = applied.line_of("0o17777")
+    assert (f"error: {applied.program}:{line}: dev::proj::local:File::page.mode: "
+            "mode must be an integer between 0 and 0o7777, got 8191") in err
+    assert "hint: write it in octal" in err
+
+
 def test_unknown_property_suggests_the_close_name(applied: CliProject) -> None:
     with_program(applied, 'page = local.File("page", path="page.txt", contnet="x")\n')
     err = refused(applied)

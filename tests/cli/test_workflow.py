@@ -278,10 +278,14 @@ def test_secrets_are_masked_everywhere_but_show_secrets(project) -> None:
         proj.ok("state", "show", CREDS), proj.ok("state", "show", PASSWORD),
         proj.ok("state", "ls"), proj.ok("outputs"),
     ]
-    assert "[secret]" in shown[2] and "[secret]" in shown[9]
+    assert proj.file("out/creds.env").read_text() == f"DB_PASSWORD={pw}"
+    # Edited outside: what refresh reads back is as secret as what was written.
+    proj.file("out/creds.env").write_text(f"DB_PASSWORD={pw}\nEXTRA=1\n")
+    shown += [proj.ok("refresh"), proj.ok("refresh", "--yes"), proj.ok("history", "show", "3"),
+              proj.ok("preview", "--diff")]
+    assert "[secret]" in shown[2] and "[secret]" in shown[9] and "[secret]" in shown[-1]
     for text in shown:
         assert pw not in text
-    assert proj.file("out/creds.env").read_text() == f"DB_PASSWORD={pw}"
 
 
 # --- refresh, import, rollback ---------------------------------------------------------
@@ -305,6 +309,10 @@ def test_refresh_reports_drift_records_only_with_yes_and_up_restores(applied: Cl
     out = applied.ok("refresh", "--yes")
     assert "Recorded in checkpoint 2." in out
     assert applied.ok("history").strip().splitlines()[-1].split()[3] == "refresh"
+    shown = applied.ok("history", "show", "2")
+    assert f"refresh-changed  {SITE}" in shown
+    assert 'content: "<h1>hello</h1>" => "edited by hand"' in shown
+    assert f"refresh-deleted  {CREDS}" in shown
     out = applied.ok("preview")
     assert changed_lines(out) == ["~  local:File site  update", "+  local:File creds  create"]
     applied.ok("up", "--yes")
@@ -414,6 +422,20 @@ def test_stacks_init_ls_select_rm_with_a_per_developer_stack(applied: CliProject
     applied.ok("stack", "rm", "dev-alex")
     assert [line.split()[0] for line in applied.ok("stack", "ls").splitlines()[1:]] == ["dev*"]
     assert applied.file("out/dev/index.html").exists()
+
+
+def test_commands_from_a_subfolder_act_on_the_project(applied: CliProject) -> None:
+    """Relative paths in the program mean the project's root wherever the CLI starts."""
+    sub = applied.file("docs/notes")
+    sub.mkdir(parents=True)
+    applied.write_config({"greeting": "bye"})
+    code, out, err = run_cli(sub, "refresh")
+    assert code == 0 and "no drift" in out, out + err
+    code, out, err = run_cli(sub, "up", "--yes")
+    assert code == 0 and "1 update" in out, out + err
+    assert applied.file("out/dev/index.html").read_text() == "<h1>bye</h1>"
+    assert not (sub / "out").exists()
+    assert summary(run_cli(sub, "preview")[1]).startswith("No changes.")
 
 
 def test_stack_env_var_selects_the_stack(applied: CliProject) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -15,6 +16,9 @@ def open_stack(stack_name: str | None, who: str | None = None) -> Any:
     from stackwright.program.project import find_project, selected_stack
 
     project = find_project()
+    # The program and the local provider resolve relative paths against the working
+    # directory: make it the project's root even when started from a subfolder.
+    os.chdir(project.root)
     return open_session(project, selected_stack(project, stack_name), who)
 
 

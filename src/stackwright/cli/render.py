@@ -53,6 +53,7 @@ def plan_lines(plan: Plan, *, show_diff: bool = False, show_same: bool = False) 
             lines.append(indent + _step_line(step))
             if show_diff or step.op is Op.REPLACE:
                 lines.extend(indent + "    " + line for line in diff_lines(step, full=show_diff))
+            lines.extend(indent + "    " + click.style(note, fg="cyan") for note in step.notes)
     lines.extend(output_lines(plan))
     lines.append(summary_line(plan))
     return lines

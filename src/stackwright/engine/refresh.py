@@ -10,7 +10,7 @@ from stackwright.engine.calls import ProviderCalls
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy
 from stackwright.model.resource import urn_name
-from stackwright.model.values import Secret, reveal, wrap_secret_keys
+from stackwright.model.values import Secret, masked, reveal, wrap_secret_keys
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.providers.protocol import ProviderLookup, ReadResult
 from stackwright.state.records import Change, ResourceState, Snapshot
@@ -95,7 +95,8 @@ def record_drift(result: RefreshResult, writer: StackWriter) -> None:
         elif drift.live is not None:
             change = None if drift.kind == "outputs" else Change(
                 drift.urn, drift.type, "refresh-changed",
-                [{"path": d.path, "kind": d.kind} for d in drift.diffs])
+                [{"path": d.path, "kind": d.kind, "old": masked(d.old), "new": masked(d.new)}
+                 for d in drift.diffs])
             writer.record_resource(drift.live, change)
 
 

@@ -51,7 +51,25 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
     if refresh:
         result = asyncio.run(read_all(snapshot, session.providers, parallel, EventSink()))
         snapshot = refreshed_snapshot(snapshot, result)
-    return make_plan(desired, snapshot, session.providers, targets=targets)
+    return explained(make_plan(desired, snapshot, session.providers, targets=targets), session)
+
+
+def explained(plan: Plan, session: StackSession) -> Plan:
+    """The plan with providers' explanations of in-place updates attached."""
+    from dataclasses import replace
+
+    from stackwright.model.values import is_unknown, reveal
+    from stackwright.providers.protocol import OperationContext
+
+    steps = []
+    for step in plan.steps:
+        handler = session.providers.resource(step.type) if step.op.value == "update" else None
+        if handler is not None and handler.explains_updates and step.old_id and not is_unknown(step.inputs):
+            ctx = OperationContext(urn=step.urn, name=step.urn.rsplit("$", 1)[-1], token=f"preview-{step.old_id}")
+            notes = handler.explain_update(ctx, step.old_id, reveal(step.old_inputs or {}), reveal(step.inputs or {}))
+            step = replace(step, notes=tuple(notes))
+        steps.append(step)
+    return replace(plan, steps=tuple(steps))
 
 
 def up(

@@ -64,6 +64,9 @@ class Step:
     old_deps: tuple[str, ...] = ()
     meta_changed: bool = False
     """Only options or dependencies changed: state is rewritten, no provider call."""
+    notes: tuple[str, ...] = ()
+    """What a provider explained about the change (e.g. a CloudFormation change set);
+    for reviewers only, never read by apply."""
 
     @property
     def changes(self) -> bool:
@@ -86,6 +89,8 @@ class Step:
         out["deps"] = list(self.deps)
         if self.op is Op.REPLACE:
             out["delete_before_replace"] = self.delete_before_replace
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackwright.errors import GraphError, PlanError, StackwrightError
+from stackwright.errors import GraphError, InputError, PlanError, StackwrightError
 from stackwright.graph import CycleFound, Graph
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import resolve_value
@@ -140,7 +140,14 @@ def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider
     inputs: dict[str, Any] = resolve_value(resource.inputs, p.lookup)
     if is_unknown(inputs):
         return inputs
-    checked = handler.check(reveal(inputs))
+    try:
+        checked = handler.check(reveal(inputs))
+    except InputError as exc:
+        # Providers name only the property; say which resource and where it was declared.
+        exc.resource = exc.resource or resource.urn
+        if exc.file is None:
+            exc.file, exc.line = resource.decl_file, resource.decl_line
+        raise
     return _rewrap_secrets(inputs, checked)
 
 

@@ -126,6 +126,17 @@ class ResourceProvider:
     ) -> None:
         raise NotImplementedError
 
+    explains_updates: ClassVar[bool] = False
+    """True when ``explain_update`` has something to say (it costs provider calls)."""
+
+    def explain_update(
+        self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+        new_inputs: Mapping[str, Any],
+    ) -> list[str]:
+        """Lines for people reviewing an in-place update (e.g. a CloudFormation change
+        set). Called by preview only; must change nothing that apply would see."""
+        return []
+
 
 class Provider(Protocol):
     """A package of resource providers sharing configuration (region, endpoint...)."""

@@ -421,6 +421,18 @@ class StackProvider(AwsResource):
 
     # --- preview --------------------------------------------------------------------
 
+    explains_updates = True
+
+    def explain_update(self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+                       new_inputs: Mapping[str, Any]) -> list[str]:
+        """The change set CloudFormation would execute, one line per resource change."""
+        changes = self.preview_changes(ctx, id, new_inputs)
+        if not changes:
+            return ["change set: no resource changes"]
+        return [f"change set: {c['action']} {c['logical_id']} ({c['type']})"
+                + (f" replacement: {c['replacement']}" if c.get("replacement") not in (None, "False") else "")
+                for c in changes]
+
     def preview_changes(self, ctx: OperationContext, id: str, new_inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
         """What an update would do, from a change set that is never executed."""
         values = self.check(new_inputs)

@@ -1,0 +1,199 @@
+"""The stack lock between processes: a second `up` fails at once naming the holder;
+a stale lock (dead holder) blocks `up` until `stackwright unlock` clears it; `unlock`
+refuses a live holder unless forced."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from stackwright.state.records import LockInfo
+from stackwright.state.sqlite import SqliteStateStore
+
+STACK = "dev"
+TIMEOUT = 120.0
+HOLD = 3
+"""Seconds the first `up` holds the lock (its only resource's create sleeps this long)."""
+
+SLOW_PROGRAM = f'''\
+import stackwright as sw
+from stackwright.providers import local
+
+version = sw.Config().require_int("version")
+local.Command("slow", create=f"sleep {HOLD} && echo v{{version}}")
+local.File("marker", path="out/marker.txt", content=f"v{{version}}\\n")
+'''
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("stackwright")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "stackwright.cli.main"]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("STACKWRIGHT_STACK", "STACKWRIGHT_DEBUG")}
+    env["STACKWRIGHT_USER"] = "tester"
+    return env
+
+
+class Project:
+    def __init__(self, root: Path, program: str = SLOW_PROGRAM) -> None:
+        self.root = root
+        root.mkdir()
+        (root / "stackwright.yaml").write_text("name: locks\nmain: __main__.py\n")
+        (root / "__main__.py").write_text(program)
+        self.set_version(1)
+        self.ok("stack", "init", STACK)
+
+    def set_version(self, version: int) -> None:
+        (self.root / "stacks").mkdir(exist_ok=True)
+        (self.root / "stacks" / f"{STACK}.yaml").write_text(f"config:\n  version: {version}\n")
+
+    def store(self) -> SqliteStateStore:
+        return SqliteStateStore(self.root / ".stackwright" / "state.db")
+
+    def lock(self) -> LockInfo | None:
+        with self.store() as store:
+            return store.read_lock(STACK)
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*_command(), *args], cwd=self.root, env=_env(), text=True,
+                              capture_output=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT)
+
+    def ok(self, *args: str) -> str:
+        done = self.run(*args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (
+            f"stackwright {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def fails(self, *args: str) -> str:
+        """Exit code 1 with one `error:` line and no traceback; that line."""
+        done = self.run(*args)
+        assert done.returncode == 1, (
+            f"stackwright {' '.join(args)}: expected exit 1, got {done.returncode}:\n"
+            f"{done.stdout}\n{done.stderr}")
+        assert "Traceback" not in done.stdout + done.stderr, done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, done.stderr
+        return errors[0]
+
+
+def _names(line: str, owner: str, pid: int) -> None:
+    """The error line names the lock holder: who, which process, which machine."""
+    assert "locked" in line, line
+    assert owner in line and f"pid {pid}" in line and socket.gethostname() in line, line
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has finished (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(timeout=TIMEOUT)
+    try:
+        os.kill(proc.pid, 0)
+    except ProcessLookupError:
+        return proc.pid
+    raise AssertionError(f"pid {proc.pid} was taken again at once")  # pragma: no cover
+
+
+def _wait_for_lock(project: Project, holder: subprocess.Popen[str]) -> LockInfo:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        lock = project.lock()
+        if lock is not None:
+            return lock
+        assert holder.poll() is None, f"the first up ended before taking the lock: {holder.returncode}"
+        time.sleep(0.02)
+    raise AssertionError("the first up never took the lock")
+
+
+def test_second_up_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
+    project = Project(tmp_path / "locks")
+    holder = subprocess.Popen([*_command(), "up", "--yes"], cwd=project.root, env=_env(),
+                              text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    try:
+        lock = _wait_for_lock(project, holder)
+        assert (lock.owner, lock.pid, lock.operation) == ("tester", holder.pid, "up")
+
+        started = time.monotonic()
+        line = project.fails("up", "--yes")
+        elapsed = time.monotonic() - started
+        # It neither waited for the holder nor blocked on the state file.
+        assert holder.poll() is None, "the first up finished before the second gave up"
+        assert elapsed < 1.5, f"the second up took {elapsed:.2f}s to fail"
+        _names(line, "tester", holder.pid)
+        assert "'up'" in line, line
+
+        out, err = holder.communicate(timeout=TIMEOUT)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert holder.returncode == 0, f"{out}\n{err}"
+    assert (project.root / "out" / "marker.txt").read_text() == "v1\n"
+    assert project.lock() is None
+
+    # With the holder gone, `up` works (and has something to do).
+    project.set_version(2)
+    assert "Update succeeded" in project.ok("up", "--yes")
+    assert (project.root / "out" / "marker.txt").read_text() == "v2\n"
+    assert project.lock() is None
+
+
+FAST_PROGRAM = '''\
+import stackwright as sw
+from stackwright.providers import local
+
+version = sw.Config().require_int("version")
+local.File("marker", path="out/marker.txt", content=f"v{version}\\n")
+'''
+
+
+def _plant_lock(project: Project, owner: str, pid: int) -> LockInfo:
+    info = LockInfo(owner=owner, pid=pid, host=socket.gethostname(),
+                    acquired_at=time.time() - 90, operation="up")
+    with project.store() as store:
+        store.acquire_lock(STACK, info)
+    return info
+
+
+def test_stale_lock_blocks_up_until_unlock_clears_it(tmp_path: Path) -> None:
+    project = Project(tmp_path / "locks", FAST_PROGRAM)
+    dead = _dead_pid()
+    _plant_lock(project, "ghost", dead)
+
+    _names(project.fails("up", "--yes"), "ghost", dead)
+    assert not (project.root / "out").exists()
+    assert project.lock() is not None
+
+    out = project.ok("unlock")  # no --force: the holder's pid is gone on this host
+    assert "ghost" in out and f"pid {dead}" in out, out
+    assert project.lock() is None
+
+    project.ok("up", "--yes")
+    assert (project.root / "out" / "marker.txt").read_text() == "v1\n"
+    assert project.lock() is None
+    assert "is not locked" in project.ok("unlock")
+
+
+def test_unlock_refuses_a_live_holder_unless_forced(tmp_path: Path) -> None:
+    project = Project(tmp_path / "locks", FAST_PROGRAM)
+    planted = _plant_lock(project, "alive", os.getpid())  # this test process: alive
+
+    line = project.fails("unlock")
+    assert "alive" in line and f"pid {os.getpid()}" in line, line
+    assert project.lock() == planted
+    _names(project.fails("up", "--yes"), "alive", os.getpid())
+    assert not (project.root / "out").exists()
+
+    out = project.ok("unlock", "--force")
+    assert "alive" in out, out
+    assert project.lock() is None
+    project.ok("up", "--yes")
+    assert (project.root / "out" / "marker.txt").read_text() == "v1\n"
+    assert project.lock() is None
