@@ -70,9 +70,13 @@ def stack_option(fn: F) -> F:
 
 
 def register_commands() -> None:
-    from stackwright.cli import commands_stack, commands_update, commands_inspect
+    from stackwright.cli import (
+        commands_env, commands_inspect, commands_plans, commands_stack, commands_update,
+        commands_workspace,
+    )
 
-    for module in (commands_stack, commands_update, commands_inspect):
+    for module in (commands_stack, commands_update, commands_inspect, commands_plans,
+                   commands_workspace, commands_env):
         module.register(cli)
 
 

@@ -108,7 +108,22 @@ def up(
             "interrupted" if outcome.result.interrupted else "failed")
         outcome.checkpoint = writer.finish(status, outputs)
     outcome.duration = time.monotonic() - started
+    _record_apply(session, kind, outcome, status)
     return outcome
+
+
+def _record_apply(session: StackSession, kind: str, outcome: UpdateOutcome, status: str,
+                  extra: dict[str, Any] | None = None) -> None:
+    """The audit log's line for an apply: what ran, from which program and config."""
+    from stackwright.program.digest import config_digest, program_digest
+
+    data: dict[str, Any] = {
+        "result": status, "checkpoint": outcome.checkpoint.number if outcome.checkpoint else None,
+        "counts": outcome.plan.counts(), "program_digest": program_digest(session.project),
+        "config_digest": config_digest(session.project, session.stack),
+        "plan_digest": outcome.plan.digest(), **(extra or {}),
+    }
+    session.store.record_event(session.stack, kind, session.who, data)
 
 
 def destroy(session: StackSession, *, options: ApplyOptions, sink: EventSink,

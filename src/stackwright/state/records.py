@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped whenever the stored form changes; stores refuse a newer one."""
 
 
@@ -115,3 +115,19 @@ class StackInfo:
     last_update: float | None
     lineage: str
     serial: int
+
+
+@dataclass
+class Event:
+    """One line of the audit log: a plan made, approved, rejected or applied, an `up`...
+
+    ``data`` holds the details verbatim (plan hash, program digest, comment, result);
+    events are never updated or deleted.
+    """
+
+    id: int
+    stack: str
+    kind: str
+    who: str
+    at: float
+    data: dict[str, Any] = field(default_factory=dict)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 from stackwright.errors import LockHeldError, StateError
 from stackwright.model.values import marker_json, from_json, to_json
 from stackwright.state.records import (
-    SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, LockInfo, PendingOperation,
+    SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation,
     ResourceState, Snapshot, StackInfo,
 )
 
@@ -68,7 +68,13 @@ _SCHEMA_V1: Final = (
 )
 """Big columns (changes, snapshot) come last so history() never reads their pages."""
 
-_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1}
+_SCHEMA_V2: Final = (
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, stack TEXT NOT NULL, kind TEXT NOT NULL,
+        who TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL)""",
+    "CREATE INDEX events_by_stack ON events (stack, kind)",
+)
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2}
 """Statements that take the schema from version ``n`` to ``n + 1`` (0 = empty file)."""
 
 _RESOURCE_COLUMNS: Final = (
@@ -551,6 +557,28 @@ class SqliteStateStore:
         except (zlib.error, TypeError, ValueError, KeyError):
             raise _Corrupt(f"checkpoint {row[0]} does not decode") from None
         return CheckpointDetail(_checkpoint_row(row[:9]), changes, resources, outputs)
+
+    def record_event(self, stack: str, kind: str, who: str, data: dict[str, Any]) -> Event:
+        at = time.time()
+        with self._db.write() as conn:
+            cursor = conn.execute("INSERT INTO events (stack, kind, who, at, data) VALUES (?,?,?,?,?)",
+                                  (stack, kind, who, at, _dumps(data)))
+        return Event(int(cursor.lastrowid or 0), stack, kind, who, at, dict(data))
+
+    def events(self, stack: str | None = None, kinds: tuple[str, ...] = ()) -> list[Event]:
+        query, params = "SELECT id, stack, kind, who, at, data FROM events", []
+        clauses = []
+        if stack is not None:
+            clauses.append("stack = ?")
+            params.append(stack)
+        if kinds:
+            clauses.append(f"kind IN ({','.join('?' * len(kinds))})")
+            params.extend(kinds)
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        with self._db.read() as conn:
+            rows = conn.execute(query + " ORDER BY id", params).fetchall()
+        return [Event(int(r[0]), r[1], r[2], r[3], float(r[4]), _loads(r[5])) for r in rows]
 
     def close(self) -> None:
         if not self._closed:

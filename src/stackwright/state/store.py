@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from stackwright.state.records import (
-    Change, Checkpoint, CheckpointDetail, LockInfo, PendingOperation, ResourceState,
+    Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
     Snapshot, StackInfo,
 )
 
@@ -83,5 +83,11 @@ class StateStore(Protocol):
     def history(self, stack: str) -> list[Checkpoint]: ...
 
     def checkpoint(self, stack: str, number: int) -> CheckpointDetail: ...
+
+    def record_event(self, stack: str, kind: str, who: str, data: dict[str, Any]) -> Event:
+        """Append to the audit log (plans, approvals, rejections, applies)."""
+
+    def events(self, stack: str | None = None, kinds: tuple[str, ...] = ()) -> list[Event]:
+        """The audit log, oldest first, optionally for one stack and some kinds."""
 
     def close(self) -> None: ...
