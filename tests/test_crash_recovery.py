@@ -7,9 +7,13 @@ duration, then runs ``up`` again. That second ``up`` must succeed and leave exac
 what the program declares: no orphaned file, nothing missing, right contents, every
 URN recorded once, no pending operation, and a preview with no changes.
 
-A SIGKILL leaves the stack lock behind by design (``up`` never breaks a lock on its
-own; see test_lock_contention.py), so each trial runs ``stackwright unlock`` first,
-as a user would: the holder's pid is gone, so no ``--force`` is needed.
+A SIGKILL after the lock was taken leaves it behind, and by design ``up`` never breaks
+a lock on its own (see test_lock_contention.py); so, as a user would, the trial then
+runs ``stackwright unlock``, which needs no ``--force`` since the holder's pid is gone.
+
+Two deterministic tests pin down what the random trials found: the old half of a
+create-before-delete replacement orphaned by a crash between its halves, and temp
+files of killed atomic writes left next to the files.
 """
 
 from __future__ import annotations

@@ -18,11 +18,14 @@ PUBLIC = [
     "ProviderError",
     "Resource",
     "ResourceOptions",
+    "StackReference",
     "StackwrightError",
+    "Violation",
     "export",
     "fmt",
     "get_project",
     "get_stack",
+    "policy",
     "secret",
 ]
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from cli.conftest import CliProject
-from stackwright.state.records import LockInfo
+from stackwright.state.records import SCHEMA_VERSION, LockInfo
 from stackwright.state.sqlite import SqliteStateStore
 
 GOOD = 'base = local.File("base", path="base.txt", content="base")\n'
@@ -216,5 +216,6 @@ def test_state_from_a_newer_schema_version_is_refused_and_left_alone(applied: Cl
     conn.close()
     for args in (("preview",), ("up", "--yes"), ("history",)):
         err = refused(applied, *args)
-        assert f"error: state file {applied.db} has schema version 99, newer than the version 1" in err
+        assert (f"error: state file {applied.db} has schema version 99, newer than the version "
+                f"{SCHEMA_VERSION} this stackwright understands") in err
         assert "hint: upgrade stackwright" in err

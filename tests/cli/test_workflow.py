@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli.conftest import CliProject, cli_env, run_cli
+from stackwright.state.records import SCHEMA_VERSION
 
 # A site page from config, a generated password and a credentials file holding it.
 BASIC = """\
@@ -180,7 +182,6 @@ def test_dependents_of_an_updated_file_update_in_the_same_up(project) -> None:
     assert changed_lines(out) == ["~  local:File a  update", "~  local:File b  update"]
     assert "=> (known after apply)" in out
     proj.ok("up", "--yes")
-    import hashlib
     assert proj.file("b.txt").read_text() == "a is " + hashlib.sha256(b"two").hexdigest()
     assert summary(proj.ok("preview")).startswith("No changes.")
 
@@ -502,11 +503,6 @@ def test_alias_rename_is_not_a_replacement(project) -> None:
     assert "was old" not in out and summary(out) == "No changes. 1 resources unchanged."
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an up whose only change is an alias rename writes no checkpoint: Applier._create_side "
-    "calls writer.rename_resource() without noting a Change, and SqliteStackWriter.finish() "
-    "writes a checkpoint only when changes were noted; the URN and serial change anyway, so "
-    "`history` misses the rename and `up` reports 'nothing'"))
 def test_alias_rename_is_recorded_in_history(project) -> None:
     proj = project('local.File("old", path="f.txt", content="x")\n')
     proj.ok("up", "--yes")
@@ -592,5 +588,6 @@ def test_components_group_resources_in_urns_and_the_preview_tree(project) -> Non
 def test_state_db_is_plain_sqlite_with_the_stack(applied: CliProject) -> None:
     """Guards the fixture's assumptions (path and table names) used by test_errors."""
     with sqlite3.connect(applied.db) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        assert version == (str(SCHEMA_VERSION),)
         assert conn.execute("SELECT name FROM stacks").fetchall() == [("dev",)]

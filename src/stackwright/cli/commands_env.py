@@ -1,9 +1,198 @@
-"""Commands for env (issue 5). Filled in by the workflow work."""
+"""env status|pause|resume: what an environment's rules say about a stack, and scaling a
+stack to zero and back through its config; ci github: the workflows that run the
+reviewed-change flow (issue 5)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
+
+from stackwright.cli.common import confirm_or_fail, echo_lines
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the CLI."""
+    cli.add_command(env)
+    cli.add_command(ci)
+
+
+@click.group()
+def env() -> None:
+    """Environments: gate status, pause and resume."""
+
+
+@env.command("status")
+@click.argument("stack_name", metavar="STACK", required=False)
+def status(stack_name: str | None) -> None:
+    """Show STACK's environment, whether its gate is open, and whether it is paused."""
+    from stackwright.cli.common import open_stack
+    from stackwright.workflow.gate import evaluate_gate, refusal_message
+    from stackwright.workflow.pause import pause_record
+
+    session = open_stack(stack_name)
+    try:
+        verdict = evaluate_gate(session.project, session.store, session.stack)
+        record = pause_record(session.project, session.stack)
+    finally:
+        session.close()
+    click.echo(f"stack {verdict.stack}: environment {verdict.environment}")
+    if verdict.gate is None:
+        click.echo("gate: none")
+    elif verdict.passed:
+        click.echo(click.style(f"gate: open ({verdict.gate} applied this program)", fg="green"))
+    else:
+        click.echo(click.style(f"gate: closed: {refusal_message(verdict)}", fg="yellow"))
+    click.echo(f"paused: since {record.at} by {record.by}" if record else "paused: no")
+
+
+@env.command("pause")
+@click.argument("stack_name", metavar="STACK")
+@click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
+@click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs in the preview.")
+@click.option("--as", "who", metavar="NAME", help="Who is acting (default: $STACKWRIGHT_USER, git user.email, login).")
+def pause(stack_name: str, yes: bool, show_diff: bool, who: str | None) -> None:
+    """Scale STACK to zero: write its environment's `pause:` values into the stack's
+    config (keeping the old ones in a `paused:` section), preview, confirm, apply."""
+    from stackwright.workflow.pause import prepare_pause
+
+    project = _project(stack_name)
+    _carry_out(prepare_pause(project, stack_name, who), yes, show_diff)
+
+
+@env.command("resume")
+@click.argument("stack_name", metavar="STACK")
+@click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
+@click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs in the preview.")
+@click.option("--as", "who", metavar="NAME", help="Who is acting (default: $STACKWRIGHT_USER, git user.email, login).")
+def resume(stack_name: str, yes: bool, show_diff: bool, who: str | None) -> None:
+    """Undo `env pause`: restore the saved values in STACK's config, preview, confirm, apply."""
+    from stackwright.workflow.pause import prepare_resume
+
+    project = _project(stack_name)
+    _carry_out(prepare_resume(project, stack_name, who), yes, show_diff)
+
+
+def _project(stack_name: str) -> Any:
+    """The project, with the working directory at its root (the program and the local
+    provider resolve relative paths against it), and the stack name checked."""
+    import os
+
+    from stackwright.program.project import check_stack_name, find_project
+
+    check_stack_name(stack_name)
+    project = find_project()
+    os.chdir(project.root)
+    return project
+
+
+def _carry_out(edit: Any, yes: bool, show_diff: bool) -> None:
+    """Show the config edit, then preview, confirm and apply it; on failure, say how to
+    finish or undo, since the edit stays in the stack file."""
+    from stackwright.cli.commands_update import _apply_options, _report, _sink
+    from stackwright.cli.render import plan_lines
+    from stackwright.workflow.pause import carry_out
+
+    verb = "Pausing" if edit.action == "pause" else "Resuming"
+    click.echo(f"{verb} stack {edit.stack} (environment {edit.environment.name}): {edit.shown}")
+    echo_lines([change_line(c) for c in edit.changes])
+
+    def confirm(plan: Any) -> bool:
+        echo_lines(plan_lines(plan, show_diff=show_diff))
+        return confirm_or_fail(f"Do you want to {edit.action} {edit.stack}?", yes)
+
+    outcome = carry_out(edit, options=_apply_options(16), sink=_sink(), confirm=confirm)
+    if outcome.cancelled:
+        click.echo(f"{edit.shown} is unchanged.")
+    elif not outcome.ok:
+        for line in failure_lines(edit):
+            click.echo(click.style(line, fg="yellow"), err=True)
+    _report(outcome, edit.action.capitalize())
+    if outcome.ok and not outcome.cancelled:
+        click.echo(done_line(edit))
+
+
+def change_line(change: Any) -> str:
+    """``  platform.node_groups[name=general].desired_size: 2 -> 0``."""
+    before = "(absent)" if change.created else _value(change.before)
+    after = "(removed)" if change.removed else _value(change.after)
+    return f"  {change.path}: {before} -> {after}"
+
+
+def _value(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def failure_lines(edit: Any) -> list[str]:
+    """What to do next: the config edit stays, so say how to finish it and how to undo it."""
+    stack = edit.stack
+    if edit.action == "pause":
+        return [f"The paused values stay in {edit.shown} (the old ones are saved under `paused:`).",
+                f"Fix the cause and finish with `stackwright up --stack {stack}`, "
+                f"or restore the saved values with `stackwright env resume {stack}`."]
+    return [f"The saved values are back in {edit.shown} and the `paused:` section is gone.",
+            f"Fix the cause and finish resuming with `stackwright up --stack {stack}`."]
+
+
+def done_line(edit: Any) -> str:
+    if edit.action == "pause":
+        return (f"Paused {edit.stack}; `stackwright env resume {edit.stack}` restores the saved values "
+                f"(kept in {edit.shown} under `paused:`).")
+    return f"Resumed {edit.stack}."
+
+
+@click.group()
+def ci() -> None:
+    """Continuous integration: workflows that preview, plan, approve and apply."""
+
+
+@ci.command("github")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write the workflows (default: .github/workflows of the repository).")
+@click.option("--branch", default="main", show_default=True, help="The branch whose pushes are planned.")
+@click.option("--install", default=None, metavar="CMD",
+              help="How CI installs Stackwright (default: pip install -r requirements.txt if the "
+              "workspace folder has one, else pip install stackwright).")
+@click.option("--python", "python_version", default="3.11", show_default=True, help="Python version in CI.")
+@click.option("--approver", "approvers", multiple=True, metavar="LOGIN",
+              help="GitHub login allowed to /approve (repeatable; default: owners, members, collaborators).")
+@click.option("--force", is_flag=True, help="Overwrite workflow files Stackwright did not write.")
+def ci_github(directory: Path | None, branch: str, install: str | None, python_version: str,
+              approvers: tuple[str, ...], force: bool) -> None:
+    """Write GitHub Actions workflows for the workspace: preview on pull requests, plans
+    and a review issue on pushes, approve and apply on `/approve`."""
+    from stackwright.program.workspace import require_workspace
+    from stackwright.workflow.ci_github import (
+        PLAN_LABEL, default_directory, settings_for, write_workflows,
+    )
+    from stackwright.workflow.secrets import PASSPHRASE_ENV
+
+    workspace = require_workspace()
+    settings = settings_for(workspace, branch=branch, install=install, python=python_version,
+                            approvers=approvers)
+    written = write_workflows(directory or default_directory(workspace), settings, force=force)
+    for path in written:
+        click.echo(f"Wrote {path}")
+    click.echo(f"Next: set the repository secret {PASSPHRASE_ENV} (plan files' secrets), give the jobs "
+               f"cloud credentials and a shared state store, then commit the files. Plans wait for "
+               f"approval in issues labelled {PLAN_LABEL}.")
+
+
+@ci.command("plan-files")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def ci_plan_files(folder: Path) -> None:
+    """List the plans `run plan --out-dir FOLDER` saved, dependencies first: one line per
+    plan, its project's folder and the plan file (absolute, tab-separated)."""
+    from stackwright.program.workspace import require_workspace
+    from stackwright.workflow.ci_github import ordered_plan_files
+
+    if not folder.is_dir():
+        raise click.BadParameter(f"{folder} is not a folder", param_hint="FOLDER")
+    for project, plan in ordered_plan_files(require_workspace(), folder):
+        click.echo(f"{project}\t{plan}")

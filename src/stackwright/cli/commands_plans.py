@@ -1,9 +1,202 @@
-"""Commands for plans (issue 5). Filled in by the workflow work."""
+"""Saved plans and their review: plan, apply, approve, reject, audit (issue 5).
+
+The file argument is resolved before the project is opened, because opening it makes
+the project's root the working directory.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import click
+
+from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
+from stackwright.cli.main import stack_option
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the CLI."""
+    for command in (plan, apply, approve, reject, audit):
+        cli.add_command(command)
+
+
+PLAN_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command()
+@stack_option
+@click.option("-o", "--out", "out", type=PLAN_FILE, required=True, help="Write the plan to this file.")
+@click.option("--allow-destroy", is_flag=True, help="Let the plan delete stateful resources (policy).")
+@click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs.")
+def plan(stack_name: str | None, who: str | None, out: Path, allow_destroy: bool, show_diff: bool) -> None:
+    """Make a plan, check policies, and save it for review and `apply`."""
+    from stackwright.cli.render import plan_lines
+    from stackwright.workflow.plan_file import PolicyBlocked, save_plan
+
+    path = out.resolve()
+    session = open_stack(stack_name, who)
+    try:
+        written = save_plan(session, path, allow_destroy=allow_destroy)
+    except PolicyBlocked as exc:
+        click.echo("\n".join(_violation_lines(exc.violations)), err=True)
+        raise
+    finally:
+        session.close()
+    echo_lines(plan_lines(written.plan, show_diff=show_diff))
+    if written.violations:
+        echo_lines(_violation_lines(written.violations))
+    click.echo(f"Plan saved to {out} (made by {session.who})")
+    click.echo(click.style(f"Plan hash: {written.saved.hash}", bold=True))
+
+
+def _violation_lines(violations: list[Any]) -> list[str]:
+    lines = []
+    for v in violations:
+        label = "mandatory" if v.mandatory else "advisory"
+        where = f" [{v.urn}]" if v.urn else ""
+        colour = "red" if v.mandatory else "yellow"
+        lines.append(click.style(f"  policy {v.policy} ({label}): {v.message}{where}", fg=colour))
+    return lines
+
+
+def _read(path: Path) -> Any:
+    from stackwright.workflow.plan_file import read_plan_file
+
+    return read_plan_file(path.resolve())
+
+
+def _open_for(saved: Any, stack_name: str | None, who: str | None) -> Any:
+    """The stack the plan names; ``--stack``, if given, must agree with it."""
+    from stackwright.workflow.plan_file import WrongTarget
+
+    if stack_name is not None and stack_name != saved.stack:
+        raise WrongTarget(f"plan {saved.short} is for stack {saved.stack!r}, not {stack_name!r}",
+                          hint=f"apply it with --stack {saved.stack}, or make a plan for {stack_name}")
+    return open_stack(saved.stack, who)
+
+
+@click.command()
+@stack_option
+@click.argument("file", type=PLAN_FILE)
+@click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
+@click.option("-p", "--parallel", default=16, show_default=True, help="At most this many steps at once.")
+def apply(stack_name: str | None, who: str | None, file: Path, yes: bool, parallel: int) -> None:
+    """Apply exactly the saved plan FILE, if it is still current and approved."""
+    from stackwright.cli.commands_update import _apply_options, _sink
+    from stackwright.workflow.plan_file import apply_plan_file
+
+    saved = _read(file)
+    session = _open_for(saved, stack_name, who)
+    try:
+        outcome = apply_plan_file(session, saved, options=_apply_options(parallel), sink=_sink(),
+                                  confirm=_confirmer(saved, yes))
+    finally:
+        session.close()
+    _report(outcome, saved)
+
+
+def _confirmer(saved: Any, yes: bool) -> Any:
+    from stackwright.cli.render import plan_lines
+
+    def confirm(plan: Any) -> bool:
+        echo_lines(plan_lines(plan))
+        return confirm_or_fail(f"Apply plan {saved.short}?", yes)
+
+    return confirm
+
+
+def _report(outcome: Any, saved: Any) -> None:
+    """Success in one line; a failure lists each failed step with its hint (a value
+    the plan fixed that came out different says to make a new plan)."""
+    if outcome.result is None:
+        click.echo("Cancelled; nothing was changed." if outcome.cancelled
+                   else f"Plan {saved.short} changes nothing.")
+        return
+    result = outcome.result
+    number = f" (checkpoint {outcome.checkpoint.number})" if outcome.checkpoint else ""
+    done = ", ".join(f"{v} {k}" for k, v in sorted(result.done.items())) or "nothing"
+    if result.ok:
+        click.echo(click.style(f"Applied plan {saved.short} in {outcome.duration:.1f}s{number}: {done}.",
+                               fg="green", bold=True))
+        return
+    for failure in result.failures:
+        click.echo(click.style(f"  failed: {failure.action} {failure.urn}: {failure.message}", fg="red"), err=True)
+        if failure.hint:
+            click.echo(f"    hint: {failure.hint}", err=True)
+    state = "was interrupted" if result.interrupted else "failed"
+    skipped = f"; {len(result.skipped)} skipped" if result.skipped else ""
+    click.echo(click.style(f"error: apply of plan {saved.short} {state}{number}: {done} done, "
+                           f"{len(result.failures)} failed{skipped}.", fg="red", bold=True), err=True)
+    raise SystemExit(1)
+
+
+@click.command()
+@stack_option
+@click.argument("file", type=PLAN_FILE)
+@click.option("-m", "--comment", default="", help="Why; recorded with the approval.")
+def approve(stack_name: str | None, who: str | None, file: Path, comment: str) -> None:
+    """Approve the saved plan FILE (recorded in the stack's audit log)."""
+    _review(stack_name, who, file, comment, approving=True)
+
+
+@click.command()
+@stack_option
+@click.argument("file", type=PLAN_FILE)
+@click.option("-m", "--comment", default="", help="Why; recorded with the rejection.")
+def reject(stack_name: str | None, who: str | None, file: Path, comment: str) -> None:
+    """Reject the saved plan FILE: it may not be applied unless approved again."""
+    _review(stack_name, who, file, comment, approving=False)
+
+
+def _review(stack_name: str | None, who: str | None, file: Path, comment: str, *, approving: bool) -> None:
+    from stackwright.cli.render import plan_lines
+    from stackwright.workflow import approvals
+    from stackwright.workflow.plan_file import check_target
+
+    saved = _read(file)
+    session = _open_for(saved, stack_name, who)
+    try:
+        check_target(session, saved)
+        act = approvals.approve if approving else approvals.reject
+        status = act(session, saved.hash, comment)
+        serial = session.store.snapshot(session.stack).serial
+    finally:
+        session.close()
+    echo_lines(plan_lines(saved.plan(None)))
+    if approving:
+        needed = (f"{len(status.approved_by)} of {status.needed} needed" if status.needed
+                  else f"environment {status.environment.name} needs none")
+        click.echo(click.style(f"Approved plan {saved.short} as {session.who} ({needed}).", fg="green"))
+    else:
+        click.echo(click.style(f"Rejected plan {saved.short} as {session.who}.", fg="yellow"))
+    if serial != saved.get("base_serial"):
+        click.echo(click.style("note: the stack changed since this plan was made; applying it "
+                               "will be refused", fg="yellow"), err=True)
+
+
+@click.command()
+@click.option("-s", "--stack", "stack_name", metavar="STACK", help="Only this stack (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
+def audit(stack_name: str | None, as_json: bool) -> None:
+    """Plans, approvals, rejections and applies: when, who, which plan, what came of it."""
+    from stackwright.cli.render import when
+    from stackwright.operations.session import open_store
+    from stackwright.program.project import find_project
+    from stackwright.workflow.approvals import SHORT, audit as audit_rows
+
+    store = open_store(find_project())
+    try:
+        rows = audit_rows(store, stack_name)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo("No plans, approvals or applies recorded yet.")
+        return
+    for r in rows:
+        click.echo(f"{when(r.at)}  {r.stack:<12} {r.kind:<8} {r.who:<24} "
+                   f"{(r.plan_hash[:SHORT] or '-'):<{SHORT}}  {r.detail}")

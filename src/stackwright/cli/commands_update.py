@@ -3,17 +3,74 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
 from stackwright.cli.main import stack_option
 
+if TYPE_CHECKING:  # imported lazily at run time: `stackwright --help` stays fast
+    from stackwright.operations.session import StackSession
+    from stackwright.plan.plan import Plan
+    from stackwright.workflow.policies import Violation
+
 
 def register(cli: click.Group) -> None:
     for command in (preview, up, destroy, refresh, import_, rollback):
         cli.add_command(command)
+
+
+FORMATS = ("text", "json", "markdown")
+
+
+def _output_format(output: str | None, as_json: bool) -> str:
+    """``--json`` is kept as the older spelling of ``--format json``."""
+    if as_json and output not in (None, "json"):
+        raise click.BadParameter(f"--json contradicts --format {output}", param_hint="--json")
+    return "json" if as_json else output or "text"
+
+
+def _formatted(plan: Plan, violations: list[Violation], output: str) -> str:
+    from stackwright.workflow.markdown import render_plan
+    from stackwright.workflow.policies import with_violations
+
+    if output == "markdown":
+        return render_plan(plan, violations)
+    return json.dumps(with_violations(plan, violations), indent=2, sort_keys=True) + "\n"
+
+
+def _violations(session: StackSession, plan: Plan, allow_destroy: bool) -> list[Violation]:
+    """What the stack's environment's policies say of ``plan``; a plan that changes
+    nothing has nothing to judge (and `up` would not apply it)."""
+    from stackwright.workflow.environments import environment_for
+    from stackwright.workflow.policies import evaluate
+
+    if not plan.has_changes:
+        return []
+    env = environment_for(session.project, session.stack)
+    return evaluate(plan, session.project, env, allow_destroy=allow_destroy, providers=session.providers)
+
+
+class PolicyCheck:
+    """The ``check`` `up` runs on the plan it made under the lock: show the plan and
+    refuse on a mandatory violation; keep advisory ones for the confirmation."""
+
+    def __init__(self, session: StackSession, allow_destroy: bool, show_diff: bool) -> None:
+        self.session = session
+        self.allow_destroy = allow_destroy
+        self.show_diff = show_diff
+        self.violations: list[Violation] = []
+
+    def __call__(self, plan: Plan) -> None:
+        from stackwright.cli.render import plan_lines, violation_lines
+        from stackwright.workflow.policies import blocking, refuse_blocking
+
+        self.violations = _violations(self.session, plan, self.allow_destroy)
+        if blocking(self.violations):
+            echo_lines(plan_lines(plan, show_diff=self.show_diff))
+            echo_lines(violation_lines(self.violations))
+            refuse_blocking(self.violations)
 
 
 def _apply_options(parallel: int) -> Any:
@@ -27,26 +84,34 @@ def _apply_options(parallel: int) -> Any:
 @click.command()
 @stack_option
 @click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs.")
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (docs/plan-json.md).")
+@click.option("--format", "output", type=click.Choice(FORMATS), default=None,
+              help="text (default), json (docs/plan-json.md) or markdown (for a pull request).")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--show-same", is_flag=True, help="List unchanged resources too.")
 @click.option("--target", "targets", multiple=True, metavar="URN", help="Only these resources (and what they need).")
 @click.option("--refresh", is_flag=True, help="Read the live objects first and plan against them.")
-def preview(stack_name: str | None, who: str | None, show_diff: bool, as_json: bool,
-            show_same: bool, targets: tuple[str, ...], refresh: bool) -> None:
-    """Show what `up` would change. Changes nothing."""
-    from stackwright.cli.render import plan_lines
+@click.option("--allow-destroy", is_flag=True, help="Judge policies as `up --allow-destroy` would.")
+def preview(stack_name: str | None, who: str | None, show_diff: bool, output: str | None,
+            as_json: bool, show_same: bool, targets: tuple[str, ...], refresh: bool,
+            allow_destroy: bool) -> None:
+    """Show what `up` would change and what policies say about it. Changes nothing."""
+    from stackwright.cli.render import plan_lines, violation_lines
     from stackwright.operations.update import preview as make_preview
 
+    output = _output_format(output, as_json)
     session = open_stack(stack_name, who)
     try:
         plan = make_preview(session, targets, refresh=refresh)
         pending = session.store.snapshot(session.stack).pending
+        violations = _violations(session, plan, allow_destroy)
     finally:
         session.close()
-    if as_json:
-        click.echo(json.dumps(plan.to_json(), indent=2, sort_keys=True))
+    if output != "text":
+        click.echo(_formatted(plan, violations, output), nl=False)
         return
     echo_lines(plan_lines(plan, show_diff=show_diff, show_same=show_same))
+    if violations:
+        echo_lines(violation_lines(violations))
     if pending:
         click.echo(click.style(f"{len(pending)} interrupted operation(s) will be resolved by the next `up`.", fg="yellow"))
 
@@ -58,15 +123,21 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, as_json: b
 @click.option("-p", "--parallel", default=16, show_default=True, help="At most this many steps at once.")
 @click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs in the preview.")
 @click.option("--refresh", is_flag=True, help="Read the live objects first (records drift), then plan.")
+@click.option("--allow-destroy", is_flag=True,
+              help="Allow deleting or replacing stateful and protected resources (policy no-destroy-stateful).")
 def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, ...],
-       parallel: int, show_diff: bool, refresh: bool) -> None:
+       parallel: int, show_diff: bool, refresh: bool, allow_destroy: bool) -> None:
     """Preview, confirm, then apply exactly the previewed changes."""
     from stackwright.operations.update import up as run_up
+    from stackwright.workflow.gate import check_gate
 
     session = open_stack(stack_name, who)
     try:
+        check_gate(session)
+        policy = PolicyCheck(session, allow_destroy, show_diff)
         outcome = run_up(session, options=_apply_options(parallel), sink=_sink(),
-                         confirm=_confirmer(yes, show_diff), targets=targets, refresh=refresh)
+                         confirm=_confirmer(yes, show_diff, policy), targets=targets,
+                         refresh=refresh, check=policy)
     finally:
         session.close()
     _report(outcome, "Update")
@@ -95,11 +166,13 @@ def _sink() -> Any:
     return PlainProgress()
 
 
-def _confirmer(yes: bool, show_diff: bool) -> Any:
-    from stackwright.cli.render import plan_lines
+def _confirmer(yes: bool, show_diff: bool, policy: PolicyCheck | None = None) -> Any:
+    from stackwright.cli.render import plan_lines, violation_lines
 
     def confirm(plan: Any) -> bool:
         echo_lines(plan_lines(plan, show_diff=show_diff))
+        if policy is not None and policy.violations:
+            echo_lines(violation_lines(policy.violations))
         return confirm_or_fail("Do you want to apply these changes?", yes)
 
     return confirm
@@ -210,14 +283,18 @@ def import_(stack_name: str | None, who: str | None, type_token: str, name: str,
 @click.argument("number", type=int)
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
 @click.option("-p", "--parallel", default=16, show_default=True)
-def rollback(stack_name: str | None, who: str | None, number: int, yes: bool, parallel: int) -> None:
+@click.option("--allow-destroy", is_flag=True,
+              help="Allow deleting or replacing stateful and protected resources (policy no-destroy-stateful).")
+def rollback(stack_name: str | None, who: str | None, number: int, yes: bool, parallel: int,
+             allow_destroy: bool) -> None:
     """Return the stack's resources to the inputs recorded at checkpoint NUMBER."""
     from stackwright.operations.rollback import rollback as run_rollback
 
     session = open_stack(stack_name, who)
     try:
+        policy = PolicyCheck(session, allow_destroy, True)
         outcome = run_rollback(session, number, options=_apply_options(parallel), sink=_sink(),
-                               confirm=_confirmer(yes, True))
+                               confirm=_confirmer(yes, True, policy), check=policy)
     finally:
         session.close()
     _report(outcome, f"Rollback to checkpoint {number}")

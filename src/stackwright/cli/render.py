@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +18,9 @@ from stackwright.model.values import MASK, UNKNOWN, UNKNOWN_TEXT, Secret, masked
 from stackwright.plan.diff import PropertyDiff
 from stackwright.plan.plan import Op, Plan, Step
 from stackwright.state.records import Checkpoint
+
+if TYPE_CHECKING:
+    from stackwright.workflow.policies import Violation
 
 SYMBOLS = {
     Op.CREATE: ("+", "green"), Op.UPDATE: ("~", "yellow"), Op.REPLACE: ("+-", "magenta"),
@@ -105,6 +108,9 @@ def summary_line(plan: Plan) -> str:
     parts = [f"{counts[op.value]} to {VERBS[op]}" for op in
              (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE) if counts.get(op.value)]
     same = counts.get("same", 0)
+    renames = sum(1 for s in plan.steps if s.previous_urn)
+    if renames:
+        parts.append(f"{renames} to rename")
     if not parts:
         return click.style(f"No changes. {same} resources unchanged.", bold=True)
     return click.style("Resources: " + ", ".join(parts) + f", {same} unchanged", bold=True)
@@ -123,3 +129,21 @@ def checkpoint_line(cp: Checkpoint) -> str:
 
 def mapping_lines(values: Mapping[str, Any], indent: str = "  ") -> list[str]:
     return [f"{indent}{k}: {value_text(v, limit=400)}" for k, v in sorted(values.items())]
+
+
+def violation_lines(violations: list[Violation], *, blocks: str = "`up`") -> list[str]:
+    """Policy violations after a plan: mandatory in red, advisory in yellow, then what
+    they mean for ``blocks`` (the command they would stop)."""
+    if not violations:
+        return []
+    lines = [click.style(f"Policy violations ({len(violations)}):", bold=True)]
+    for v in violations:
+        where = f" [{v.subject}]" if v.subject else ""
+        lines.append(click.style(f"  {'x' if v.mandatory else '!'} {v.enforcement:<9} {v.policy}{where}: "
+                                 f"{v.message}", fg="red" if v.mandatory else "yellow"))
+    mandatory = sum(1 for v in violations if v.mandatory)
+    if mandatory:
+        lines.append(click.style(f"{mandatory} mandatory violation(s) will block {blocks}.", fg="red", bold=True))
+    else:
+        lines.append(click.style("Advisory only: these do not block.", fg="yellow"))
+    return lines

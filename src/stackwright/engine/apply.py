@@ -49,6 +49,8 @@ class Failure:
     urn: str
     action: str
     message: str
+    hint: str | None = None
+    """What to do about it, when the error said (e.g. "make a new plan")."""
 
 
 @dataclass
@@ -127,11 +129,12 @@ class Applier:
                 await self._delete_side(step)
         except (ProviderError, StackwrightError) as exc:
             message = exc.message
-            await self._settle_pending(exc)
+            await self._settle_pending(exc, keep=kind == "D" and step.op is Op.REPLACE)
             if kind == "C" and urn in self._old_halves:
                 # No new object was recorded, so the record still names the old one.
                 await self.commit(self.writer.clear_pending, self._old_halves.pop(urn))
-            self.result.failures.append(Failure(urn, verb, message))
+            hint = exc.hint if isinstance(exc, StackwrightError) else None
+            self.result.failures.append(Failure(urn, verb, message, hint))
             self.writer.add_change(Change(urn, step.type, verb, error=message))
             self.sink.step_finished(urn, verb, "failed", time.monotonic() - start, message)
             return False
@@ -141,14 +144,16 @@ class Applier:
             self.sink.step_finished(urn, verb, "ok", time.monotonic() - start)
         return True
 
-    async def _settle_pending(self, exc: Exception) -> None:
+    async def _settle_pending(self, exc: Exception, keep: bool = False) -> None:
         """Clear the failed call's pending record when the provider's answer was
         definitive. After retries ran out on a transient error the outcome is unknown,
-        so the record stays and the next run resolves it by reading the live object."""
+        so the record stays and the next run resolves it by reading the live object.
+        ``keep`` holds it regardless: a replaced object's old half that failed to delete
+        is named only by its pending record, and the next run must finish the delete."""
         token = self._in_flight.pop(asyncio.current_task(), None)
         if token is None:
             return
-        if isinstance(exc, ProviderError) and exc.retryable:
+        if keep or (isinstance(exc, ProviderError) and exc.retryable):
             return
         await self.commit(self.writer.clear_pending, token)
 
@@ -159,6 +164,11 @@ class Applier:
     async def _create_side(self, step: Step) -> None:
         if step.previous_urn:
             await self.commit(self.writer.rename_resource, step.previous_urn, step.urn)
+            self.writer.add_change(Change(step.urn, step.type, "rename",
+                                          [{"path": "urn", "kind": "update", "old": step.previous_urn,
+                                            "new": step.urn}]))
+            if step.op is Op.SAME:
+                self.result.done["rename"] = self.result.done.get("rename", 0) + 1
         if step.op is Op.SAME:
             await self._confirm(step)
             return

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,11 @@ class ProgramContext:
     exports: dict[str, Any] = field(default_factory=dict)
     component_stack: list[Node] = field(default_factory=list)
     callback_depth: int = 0
+    read_stack_outputs: Callable[[str], Mapping[str, Any]] | None = None
+    """Another stack's latest recorded outputs by ``project/stack``; set by whoever runs
+    the program with access to state (the model layer cannot open a state store)."""
+    stack_references: set[str] = field(default_factory=set)
+    """The ``project/stack`` names this run read: dependencies between stacks."""
 
     def register(self, node: Node) -> None:
         previous = self.nodes.get(node.urn)

@@ -13,15 +13,17 @@ from stackwright.model.resource import Resource, restore
 from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink
 from stackwright.operations.session import StackSession
-from stackwright.operations.update import Confirm, UpdateOutcome, up
+from stackwright.operations.update import Check, Confirm, UpdateOutcome, up
 from stackwright.state.records import CheckpointDetail
 
 
 def rollback(session: StackSession, number: int, *, options: ApplyOptions, sink: EventSink,
-             confirm: Confirm) -> UpdateOutcome:
+             confirm: Confirm, check: Check | None = None) -> UpdateOutcome:
+    """Going back can delete what was created since: ``check`` (policies) judges it too."""
     detail = session.store.checkpoint(session.stack, number)
     desired = desired_from_checkpoint(session, detail)
-    return up(session, options=options, sink=sink, confirm=confirm, kind="rollback", desired=desired)
+    return up(session, options=options, sink=sink, confirm=confirm, kind="rollback", desired=desired,
+              check=check)
 
 
 def desired_from_checkpoint(session: StackSession, detail: CheckpointDetail) -> DesiredGraph:

@@ -10,12 +10,13 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stackwright.errors import ProjectError, StateError
 from stackwright.model.context import ConfigSource
 from stackwright.model.desired import DesiredGraph
+from stackwright.operations.workspace_links import WorkspaceLinks
 from stackwright.program.project import Project, load_stack_config
 from stackwright.program.runner import run_program
 from stackwright.providers.registry import ProviderRegistry
@@ -31,9 +32,19 @@ class StackSession:
     config: ConfigSource
     providers: ProviderRegistry
     who: str
+    _links: WorkspaceLinks | None = field(default=None, init=False, repr=False)
 
     def run_program(self) -> DesiredGraph:
-        return run_program(self.project, self.stack, self.config)
+        links = self.workspace_links()
+        return run_program(self.project, self.stack, self.config,
+                           read_stack_outputs=links.read_outputs, python_path=links.python_path())
+
+    def workspace_links(self) -> WorkspaceLinks:
+        """Other stacks' outputs and shared code, from the workspace (if any) around
+        the project; opened on first use so that commands without a program pay nothing."""
+        if self._links is None:
+            self._links = WorkspaceLinks(self.project, self.stack, self.store)
+        return self._links
 
     def close(self) -> None:
         self.store.close()

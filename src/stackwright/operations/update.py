@@ -13,7 +13,7 @@ from stackwright.engine.apply import Applier, ApplyOptions, ApplyResult, Propert
 from stackwright.engine.events import EventSink
 from stackwright.engine.recovery import RecoveryReport, recover
 from stackwright.engine.refresh import read_all, record_drift, refreshed_snapshot
-from stackwright.errors import ApplyFailed
+from stackwright.errors import ApplyFailed, PlanError
 from stackwright.engine.calls import ProviderCalls
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import resolve_value
@@ -22,7 +22,7 @@ from stackwright.model.values import UNKNOWN
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.plan.plan import Plan
 from stackwright.plan.planner import make_plan
-from stackwright.state.records import Checkpoint
+from stackwright.state.records import Checkpoint, Snapshot
 
 
 @dataclass
@@ -40,6 +40,8 @@ class UpdateOutcome:
 
 
 Confirm = Callable[[Plan], bool]
+Check = Callable[[Plan], None]
+"""Raises (a ``StackwrightError``) to refuse a plan before it is confirmed or applied."""
 
 
 def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = False,
@@ -75,14 +77,86 @@ def explained(plan: Plan, session: StackSession) -> Plan:
 def up(
     session: StackSession, *, options: ApplyOptions, sink: EventSink, confirm: Confirm,
     targets: Iterable[str] = (), kind: str = "up", desired: DesiredGraph | None = None,
-    refresh: bool = False,
+    refresh: bool = False, check: Check | None = None,
 ) -> UpdateOutcome:
-    """Plan under the stack's lock, ask ``confirm``, apply, record a checkpoint."""
-    desired = desired if desired is not None else session.run_program()
+    """Plan under the stack's lock, ``check`` it (policies), ask ``confirm``, apply,
+    record a checkpoint.
+
+    ``check`` sees the very plan that would be applied, under the same lock, so what
+    was judged is what runs; when it raises, nothing is applied.
+    """
+    targets = tuple(targets)
+    wanted = desired if desired is not None else session.run_program()
+
+    def planned(snapshot: Snapshot) -> Plan:
+        plan = make_plan(wanted, snapshot, session.providers, targets=targets)
+        return _as_kind(plan, "destroy") if kind == "destroy" else plan
+
+    return _locked_update(session, kind, wanted, planned, options=options, sink=sink,
+                          confirm=confirm, refresh=refresh, check=check, extra=_targets_data(targets))
+
+
+def _targets_data(targets: Iterable[str]) -> dict[str, Any] | None:
+    """A targeted update applies part of the program; the audit log says which part
+    (the staging gate does not count it as applying the program)."""
+    chosen = sorted(targets)
+    return {"targets": chosen} if chosen else None
+
+
+Verify = Callable[[Snapshot, Plan], None]
+"""Sees the state under the lock and the plan computed from it now; raises to refuse."""
+
+
+def apply_saved(
+    session: StackSession, saved: Plan, desired: DesiredGraph, *, options: ApplyOptions,
+    sink: EventSink, confirm: Confirm, verify: Verify, extra: dict[str, Any] | None = None,
+) -> UpdateOutcome:
+    """Apply a plan made earlier (a saved, reviewed plan) and nothing else.
+
+    Under the stack's lock, ``verify`` gets the current snapshot and the plan that
+    ``desired`` gives against it, and must raise unless that is the saved plan. The
+    steps run are the saved ones; only what the state records of each resource
+    beforehand (ids, old inputs and outputs) comes from the snapshot, which ``verify``
+    established is the one the plan was made against. Interrupted operations are not
+    resolved here: they moved the state on, so ``verify`` refuses the plan anyway.
+    """
+    def planned(snapshot: Snapshot) -> Plan:
+        now = make_plan(desired, snapshot, session.providers)
+        verify(snapshot, now)
+        return executable(saved, now)
+
+    return _locked_update(session, "apply", desired, planned, options=options, sink=sink,
+                          confirm=confirm, recover=False, extra=extra)
+
+
+def executable(saved: Plan, now: Plan) -> Plan:
+    """``saved``'s steps completed with what ``now`` (planned against the same state)
+    knows of each resource before the change; a step ``now`` lacks is refused."""
+    from dataclasses import replace
+
+    current = {step.urn: step for step in now.steps}
+    steps = []
+    for step in saved.steps:
+        here = current.get(step.urn)
+        if here is None:
+            raise PlanError("the saved plan names a resource the state does not explain",
+                            resource=step.urn, hint="make a new plan")
+        steps.append(replace(step, old_inputs=here.old_inputs, old_outputs=here.old_outputs,
+                             old_id=here.old_id, old_deps=here.old_deps, diffs=here.diffs))
+    return replace(saved, steps=tuple(steps), old_outputs=now.old_outputs)
+
+
+def _locked_update(
+    session: StackSession, kind: str, desired: DesiredGraph, planned: Callable[[Snapshot], Plan],
+    *, options: ApplyOptions, sink: EventSink, confirm: Confirm, refresh: bool = False,
+    recover: bool = True, extra: dict[str, Any] | None = None, check: Check | None = None,
+) -> UpdateOutcome:
+    """The machinery `up`, `destroy` and saved plans share: under the lock, resolve
+    interrupted operations, plan, confirm, apply, checkpoint, audit."""
     started = time.monotonic()
     with stack_lock(session, kind):
         writer = session.store.begin(session.stack, kind, session.who)
-        report = _recover(session, writer, options, sink)
+        report = _recover(session, writer, options, sink) if recover else RecoveryReport()
         snapshot = session.store.snapshot(session.stack)
         if refresh:
             drift = asyncio.run(read_all(snapshot, session.providers, options.parallel, sink))
@@ -91,13 +165,15 @@ def up(
                                   + "; ".join(f"{u}: {e}" for u, e in sorted(drift.errors.items())[:3]))
             record_drift(drift, writer)
             snapshot = session.store.snapshot(session.stack)
-        plan = make_plan(desired, snapshot, session.providers, targets=targets)
-        if kind == "destroy":
-            plan = _as_kind(plan, "destroy")
+        plan = planned(snapshot)
         outcome = UpdateOutcome(plan=plan, recovery=report)
         if not plan.has_changes:
             outcome.checkpoint = writer.finish("succeeded", None)
+            # Audited too: the staging gate needs to know this program is in place.
+            _record_apply(session, kind, outcome, "succeeded", extra)
             return outcome
+        if check is not None:
+            _checked(plan, check, writer)
         if not confirm(plan):
             outcome.cancelled = True
             outcome.checkpoint = writer.finish("succeeded", None)
@@ -108,8 +184,18 @@ def up(
             "interrupted" if outcome.result.interrupted else "failed")
         outcome.checkpoint = writer.finish(status, outputs)
     outcome.duration = time.monotonic() - started
-    _record_apply(session, kind, outcome, status)
+    _record_apply(session, kind, outcome, status, extra)
     return outcome
+
+
+def _checked(plan: Plan, check: Check, writer: Any) -> None:
+    """Run ``check``; on refusal close the writer first, so that what recovery did
+    before planning is still recorded in a checkpoint."""
+    try:
+        check(plan)
+    except BaseException:
+        writer.finish("succeeded", None)
+        raise
 
 
 def _record_apply(session: StackSession, kind: str, outcome: UpdateOutcome, status: str,

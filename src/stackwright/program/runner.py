@@ -10,7 +10,9 @@ from __future__ import annotations
 import runpy
 import sys
 import traceback
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from stackwright.errors import ProgramError, StackwrightError
 from stackwright.model import context
@@ -20,16 +22,26 @@ from stackwright.model.resource import Component, Node, Resource
 from stackwright.program.project import Project
 
 
-def run_program(project: Project, stack: str, config: ConfigSource) -> DesiredGraph:
-    ctx = ProgramContext(stack=stack, project=project.name, config=config)
-    root = str(project.root)
-    sys.path.insert(0, root)
+OutputsReader = Callable[[str], Mapping[str, Any]]
+"""``project/stack`` to that stack's latest recorded outputs (for ``StackReference``)."""
+
+
+def run_program(project: Project, stack: str, config: ConfigSource, *,
+                read_stack_outputs: OutputsReader | None = None,
+                python_path: Sequence[Path] = ()) -> DesiredGraph:
+    """Run the program once. ``python_path`` adds folders of shared code (the
+    workspace's) after the project's own folder on ``sys.path``."""
+    ctx = ProgramContext(stack=stack, project=project.name, config=config,
+                         read_stack_outputs=read_stack_outputs)
+    folders = [str(project.root), *(str(p) for p in python_path)]
+    sys.path[:0] = folders
     try:
         with context.activate(ctx):
             _run_main(project)
     finally:
-        if root in sys.path:
-            sys.path.remove(root)
+        for folder in folders:
+            if folder in sys.path:
+                sys.path.remove(folder)
     return desired_graph(ctx)
 
 

@@ -11,6 +11,7 @@
         approvers: [alice@example.com, "group:sre"]
         gate: staging
         policies: {required-tags: mandatory, no-public-bucket: mandatory}
+        required_tags: [team, env]
     groups:
       sre: [bob@example.com, carol@example.com]
 
@@ -44,6 +45,9 @@ class Environment(BaseModel):
     gate: str | None = None
     """Another environment whose latest successful apply must have used the same program."""
     policies: dict[str, Enforcement] = Field(default_factory=dict)
+    """Enforcement per policy name (built-in or user); unlisted ones keep their default."""
+    required_tags: list[str] = Field(default_factory=list)
+    """Tag keys every taggable resource must carry (checked by ``required-tags``)."""
     pause: dict[str, Any] = Field(default_factory=dict)
     """Config paths and the values that scale the environment to zero."""
 

@@ -1,30 +1,477 @@
 """Policies: rules a plan must satisfy before it may be applied.
 
-Interface used by preview, `plan` and `apply` (the implementation fills in the rules):
-``evaluate`` returns every violation; ``blocking`` keeps the mandatory ones.
+Interface used by preview, `plan` and `apply`: ``evaluate`` returns every violation;
+``blocking`` keeps the mandatory ones; ``refuse_blocking`` raises when there are any.
+
+Two kinds of rule run on a plan:
+
+* built-in rules (``BUILTIN_RULES``): ``no-destroy-stateful``, ``required-tags``,
+  ``no-public-bucket`` and ``no-admin-policy``;
+* user policies: functions in ``<project>/policies/*.py`` decorated ``@sw.policy`` or
+  named ``policy_*``, called with the plan and returning violations.
+
+Each environment sets every rule to ``mandatory`` (blocks `up`), ``advisory`` (shown,
+never blocks) or ``off`` in ``stackwright.yaml``
+(``environments.<env>.policies: {rule: mandatory}``). Rules judge what the plan
+*changes*: an unchanged resource is not re-judged, so switching a rule on in an
+environment never blocks an unrelated change; the resource is checked the next time
+it changes.
 """
 
 from __future__ import annotations
 
+import copy
+import importlib.util
+import inspect
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from types import FunctionType, ModuleType
+from typing import Any
 
-from stackwright.plan.plan import Plan
-from stackwright.program.project import Project
-from stackwright.workflow.environments import Environment
+from stackwright.errors import ProjectError, StackwrightError
+from stackwright.model.policy import POLICY_MARK, PolicyInfo
+from stackwright.model.policy import Violation as Finding
+from stackwright.model.resource import URN_SEPARATOR, urn_name, urn_parts
+from stackwright.model.values import UNKNOWN, Secret
+from stackwright.plan.plan import Op, Plan, Step
+from stackwright.program.project import PROJECT_FILE, Project
+from stackwright.providers.protocol import ProviderLookup
+from stackwright.workflow.environments import Enforcement, Environment
+
+__all__ = [
+    "BUILTIN_RULES", "POLICY_DIR", "PolicyError", "Rule", "RuleContext", "Violation",
+    "blocking", "evaluate", "refuse_blocking", "rules_for", "user_rules", "with_violations",
+]
+
+POLICY_DIR = "policies"
+"""User policies live in ``<project>/policies/*.py``."""
+
+ALLOW_DESTROY_HINT = "pass --allow-destroy if you mean it"
 
 
 @dataclass(frozen=True)
 class Violation:
+    """One objection to a plan, with the rule that raised it and whether it blocks."""
+
     policy: str
     message: str
     urn: str | None = None
     mandatory: bool = True
 
+    @property
+    def enforcement(self) -> str:
+        return "mandatory" if self.mandatory else "advisory"
 
-def evaluate(plan: Plan, project: Project, env: Environment, *, allow_destroy: bool = False) -> list[Violation]:
-    """Every violation of the policies that apply to ``env``."""
-    return []
+    @property
+    def subject(self) -> str | None:
+        """``type name`` of the resource for people; messages leave it out because
+        every renderer shows it (and JSON has the URN)."""
+        if self.urn is None:
+            return None
+        if self.urn.count(URN_SEPARATOR) < 3:
+            return self.urn
+        return f"{urn_parts(self.urn)[2]} {urn_name(self.urn)}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``violations[]`` entry of the plan JSON (docs/plan-json.md)."""
+        return {"policy": self.policy, "enforcement": self.enforcement,
+                "message": self.message, "urn": self.urn}
+
+
+class PolicyError(StackwrightError):
+    """A mandatory policy refused the plan, or a user policy is broken."""
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a rule may consult besides the plan."""
+
+    env: Environment
+    allow_destroy: bool
+    providers: ProviderLookup
+
+
+RuleCheck = Callable[[Plan, RuleContext], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named check with the enforcement it has where the environment is silent."""
+
+    name: str
+    check: RuleCheck
+    default: Enforcement
+    about: str
+    origin: str = "built-in"
+    """Where the rule is defined: ``built-in`` or ``policies/file.py:LINE``."""
+
+
+# --- evaluating -----------------------------------------------------------------------
+
+
+def evaluate(plan: Plan, project: Project, env: Environment, *, allow_destroy: bool = False,
+             providers: ProviderLookup | None = None) -> list[Violation]:
+    """Every violation of the policies that apply to ``env``.
+
+    ``providers`` tells which resource types are stateful; by default an unconfigured
+    registry, which answers that without any cloud access.
+    """
+    rules = rules_for(project)
+    _check_configured(env, rules, project)
+    ctx = RuleContext(env=env, allow_destroy=allow_destroy, providers=providers or _registry())
+    out: list[Violation] = []
+    for rule in rules:
+        enforcement = env.policies.get(rule.name, rule.default)
+        if enforcement != "off":
+            out.extend(Violation(rule.name, f.message, f.urn, enforcement == "mandatory")
+                       for f in rule.check(plan, ctx))
+    return out
 
 
 def blocking(violations: list[Violation]) -> list[Violation]:
     return [v for v in violations if v.mandatory]
+
+
+def refuse_blocking(violations: list[Violation]) -> None:
+    """Raise ``PolicyError`` when a mandatory violation forbids applying the plan."""
+    blocked = blocking(violations)
+    if not blocked:
+        return
+    first = blocked[0]
+    more = f" (and {len(blocked) - 1} more)" if len(blocked) > 1 else ""
+    destroy = any(v.policy == "no-destroy-stateful" for v in blocked)
+    raise PolicyError(
+        f"{len(blocked)} mandatory policy violation(s) block this change: "
+        f"{first.policy}: {first.message}{more}",
+        hint=ALLOW_DESTROY_HINT if destroy else
+        "fix the resources, or make the policy advisory for this environment in stackwright.yaml",
+    )
+
+
+def with_violations(plan: Plan, violations: Iterable[Violation]) -> dict[str, Any]:
+    """The documented plan JSON plus its ``violations`` (docs/plan-json.md)."""
+    return {**plan.to_json(), "violations": [v.to_json() for v in violations]}
+
+
+def rules_for(project: Project) -> list[Rule]:
+    """Built-in rules, then the project's own, each name used once."""
+    rules = list(BUILTIN_RULES)
+    seen = {r.name: r.origin for r in rules}
+    for rule in user_rules(project):
+        if rule.name in seen:
+            raise PolicyError(f"{rule.origin}: policy name {rule.name!r} is already used "
+                              f"({seen[rule.name]})",
+                              hint="rename the function or pass @sw.policy(name=...)")
+        seen[rule.name] = rule.origin
+        rules.append(rule)
+    return rules
+
+
+def _check_configured(env: Environment, rules: list[Rule], project: Project) -> None:
+    """A misspelt rule name in ``stackwright.yaml`` would silently enforce nothing."""
+    known = {r.name for r in rules}
+    unknown = sorted(set(env.policies) - known)
+    if unknown:
+        raise ProjectError(
+            f"environment {env.name!r} configures unknown policy {unknown[0]!r}",
+            file=str(project.root / PROJECT_FILE),
+            hint="known policies: " + ", ".join(sorted(known)),
+        )
+
+
+def _registry() -> ProviderLookup:
+    from stackwright.providers.registry import ProviderRegistry
+
+    return ProviderRegistry()
+
+
+# --- helpers shared by the built-in rules ----------------------------------------------
+
+NEW_INPUTS = frozenset({Op.CREATE, Op.UPDATE, Op.REPLACE})
+
+
+def _changing(plan: Plan, types: frozenset[str] | None = None) -> Iterator[tuple[Step, Mapping[str, Any]]]:
+    """Steps that bring new inputs, with those inputs: what the rules judge."""
+    for step in plan.steps:
+        if step.op in NEW_INPUTS and step.inputs is not None and (types is None or step.type in types):
+            yield step, step.inputs
+
+
+def _strings(value: Any) -> list[str]:
+    """An IAM field that may be one string or a list of them, as a list."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _statements(document: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    """A policy document's statements, each with a name for messages (Sid or position).
+    Unknown or secret parts are skipped: they cannot be judged at plan time."""
+    if not isinstance(document, Mapping):
+        return []
+    raw = document.get("Statement")
+    listed = [raw] if isinstance(raw, Mapping) else raw if isinstance(raw, list) else []
+    return [(_statement_name(s, i), s) for i, s in enumerate(listed) if isinstance(s, Mapping)]
+
+
+def _statement_name(statement: Mapping[str, Any], index: int) -> str:
+    sid = statement.get("Sid")
+    return f"statement {sid!r}" if isinstance(sid, str) and sid else f"statement {index + 1}"
+
+
+def _allows(statement: Mapping[str, Any]) -> bool:
+    effect = statement.get("Effect")
+    return isinstance(effect, str) and effect.lower() == "allow"
+
+
+def _is_stateful(ctx: RuleContext, type_token: str) -> bool:
+    try:
+        return bool(ctx.providers.resource(type_token).stateful)
+    except (StackwrightError, KeyError, ImportError):
+        return False
+
+
+# --- no-destroy-stateful -------------------------------------------------------------
+
+
+def no_destroy_stateful(plan: Plan, ctx: RuleContext) -> Iterator[Finding]:
+    """Deleting a bucket, table or cluster loses what it holds: require intent."""
+    if ctx.allow_destroy:
+        return
+    for step in plan.steps:
+        if step.op is Op.DELETE and step.retain_on_delete:
+            continue  # the object stays in the cloud; only the record goes
+        if step.op in (Op.DELETE, Op.REPLACE):
+            why = _guarded(ctx, step)
+            if why:
+                yield Finding(f"would be {_destroyed(step)}; it is {why} ({ALLOW_DESTROY_HINT})", step.urn)
+
+
+def _guarded(ctx: RuleContext, step: Step) -> str:
+    reasons = (["protected"] if step.protect else []) + (
+        ["stateful: deleting it loses its data"] if _is_stateful(ctx, step.type) else [])
+    return " and ".join(reasons)
+
+
+def _destroyed(step: Step) -> str:
+    if step.op is Op.DELETE:
+        return "deleted"
+    keys = ", ".join(step.replace_keys)
+    return "replaced (deleted and created anew)" + (f" because {keys} changed" if keys else "")
+
+
+# --- required-tags -------------------------------------------------------------------
+
+
+def required_tags(plan: Plan, ctx: RuleContext) -> Iterator[Finding]:
+    """Cost reports and on-call routing read tags; a resource without them is orphaned."""
+    wanted = ctx.env.required_tags
+    if not wanted:
+        return
+    for step, inputs in _changing(plan):
+        if "tags" not in inputs:
+            continue  # not a taggable type
+        tags = inputs["tags"]
+        if tags is UNKNOWN or isinstance(tags, Secret):
+            continue  # decided during apply
+        present = tags if isinstance(tags, Mapping) else {}
+        missing = [t for t in wanted if present.get(t) in (None, "")]
+        if missing:
+            yield Finding(f"lacks required tag(s): {', '.join(missing)}", step.urn)
+
+
+# --- no-public-bucket ----------------------------------------------------------------
+
+BUCKET = "aws:s3:Bucket"
+
+
+def no_public_bucket(plan: Plan, ctx: RuleContext) -> Iterator[Finding]:
+    """A public bucket is the classic data leak: block public access, and grant
+    ``Principal: "*"`` only under a condition (source VPC, organisation...)."""
+    for step, inputs in _changing(plan, frozenset({BUCKET})):
+        if inputs.get("block_public_access") is False:
+            yield Finding("does not block public access (block_public_access=False)", step.urn)
+        for name, statement in _statements(inputs.get("policy")):
+            if _allows(statement) and _anyone(statement.get("Principal")) and not statement.get("Condition"):
+                yield Finding(f"bucket policy {name} allows Principal \"*\" without a Condition", step.urn)
+
+
+def _anyone(principal: Any) -> bool:
+    if principal == "*":
+        return True
+    if isinstance(principal, Mapping):
+        return any("*" in _strings(v) for v in principal.values())
+    return False
+
+
+# --- no-admin-policy -----------------------------------------------------------------
+
+POLICY_DOCUMENTS: Mapping[str, tuple[str, ...]] = {
+    "aws:iam:Policy": ("policy",),
+    "aws:iam:RolePolicy": ("policy",),
+    "aws:iam:Role": ("assume_role_policy",),
+}
+"""The inputs of each type that hold IAM policy documents."""
+
+ADMIN_ACTIONS = frozenset({"*", "*:*"})
+
+
+def no_admin_policy(plan: Plan, ctx: RuleContext) -> Iterator[Finding]:
+    """``Allow * on *`` is full administrator access: grant what the workload needs."""
+    for step, inputs in _changing(plan, frozenset(POLICY_DOCUMENTS)):
+        for key in POLICY_DOCUMENTS[step.type]:
+            for name, statement in _statements(inputs.get(key)):
+                if _is_admin(statement):
+                    yield Finding(f"{key} {name} allows every action (\"Action\": \"*\") "
+                                  "on every resource", step.urn)
+
+
+def _is_admin(statement: Mapping[str, Any]) -> bool:
+    actions = set(_strings(statement.get("Action")))
+    return _allows(statement) and bool(actions & ADMIN_ACTIONS) and "*" in _strings(statement.get("Resource"))
+
+
+BUILTIN_RULES: tuple[Rule, ...] = (
+    Rule("no-destroy-stateful", no_destroy_stateful, "mandatory",
+         "no delete or replace of protected or stateful resources without --allow-destroy"),
+    Rule("required-tags", required_tags, "advisory",
+         "taggable resources carry the environment's required_tags"),
+    Rule("no-public-bucket", no_public_bucket, "advisory",
+         "S3 buckets block public access; policies grant Principal \"*\" only with a Condition"),
+    Rule("no-admin-policy", no_admin_policy, "advisory",
+         "no IAM document allows Action \"*\" on Resource \"*\""),
+)
+
+
+# --- user policies -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a user policy is defined, for error messages."""
+
+    path: Path
+    shown: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.shown}:{self.line}" if self.line else self.shown
+
+    def error(self, message: str, hint: str, exc: BaseException | None = None) -> PolicyError:
+        """An error at the deepest frame of ``exc`` in this file, else at this line."""
+        line = self.line
+        target = self.path.resolve()
+        for frame in traceback.extract_tb(exc.__traceback__) if exc is not None else ():
+            if Path(frame.filename).resolve() == target:
+                line = frame.lineno
+        return PolicyError(message, file=self.shown, line=line, hint=hint)
+
+
+FIX_HINT = "fix the policy, or set it to `off` for this environment; --debug shows the traceback"
+RESULT_HINT = "return or yield strings or sw.Violation(message, urn=...); return nothing when all is well"
+
+
+def user_rules(project: Project) -> list[Rule]:
+    """The policies in ``<project>/policies/*.py`` (files starting with ``_`` are helpers)."""
+    folder = project.root / POLICY_DIR
+    if not folder.is_dir():
+        return []
+    rules: list[Rule] = []
+    for path in sorted(folder.glob("*.py")):
+        if not path.name.startswith("_"):
+            source = _Source(path, project.relative(path))
+            rules.extend(_rules_in(_load(project, source), source))
+    return rules
+
+
+def _load(project: Project, source: _Source) -> ModuleType:
+    """Run one policy file as a module, with the project importable as in the program."""
+    name = f"_stackwright_policies.{source.path.stem}"
+    spec = importlib.util.spec_from_file_location(name, source.path)
+    if spec is None or spec.loader is None:
+        raise source.error("cannot load this policy file", "policy files are Python modules")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look modules up by name
+    root = str(project.root)
+    sys.path.insert(0, root)
+    try:
+        spec.loader.exec_module(module)
+    except StackwrightError:
+        raise
+    except SyntaxError as exc:
+        raise PolicyError(f"syntax error: {exc.msg}", file=source.shown, line=exc.lineno,
+                          hint="fix the policy file and run the command again") from exc
+    except Exception as exc:
+        raise source.error(f"loading the policy file raised {type(exc).__name__}: {exc}",
+                           FIX_HINT, exc) from exc
+    finally:
+        if root in sys.path:
+            sys.path.remove(root)
+    return module
+
+
+def _rules_in(module: ModuleType, source: _Source) -> list[Rule]:
+    """Top-level functions defined in the file that are marked or named ``policy_*``."""
+    rules = []
+    for attr, fn in vars(module).items():
+        if not isinstance(fn, FunctionType) or fn.__module__ != module.__name__:
+            continue
+        if not hasattr(fn, POLICY_MARK) and not attr.startswith("policy_"):
+            continue
+        info = getattr(fn, POLICY_MARK, None)
+        info = info if isinstance(info, PolicyInfo) else PolicyInfo()
+        at = _Source(source.path, source.shown, fn.__code__.co_firstlineno)
+        name = info.name or attr
+        rules.append(Rule(name, _user_check(fn, name, at), info.enforcement,
+                          (inspect.getdoc(fn) or "").split("\n", 1)[0], str(at)))
+    return rules
+
+
+def _user_check(fn: Callable[..., Any], name: str, at: _Source) -> RuleCheck:
+    """The rule body for a user function: a private copy of the plan in (a policy must
+    not be able to change what is applied), findings out, any exception turned into an
+    error naming the policy's file and line."""
+    def check(plan: Plan, ctx: RuleContext) -> list[Finding]:
+        try:
+            return [_finding(item, name, at) for item in _items(fn(copy.deepcopy(plan)), name, at)]
+        except StackwrightError:
+            raise
+        except Exception as exc:
+            raise at.error(f"policy {name!r} raised {type(exc).__name__}: {exc}", FIX_HINT, exc) from exc
+
+    return check
+
+
+def _items(result: Any, name: str, at: _Source) -> Iterable[Any]:
+    if result is None:
+        return []
+    if isinstance(result, (str, Finding, Mapping)) or hasattr(result, "message"):
+        return [result]
+    if isinstance(result, Iterable):
+        return result
+    raise _bad_result(result, name, at)
+
+
+def _finding(item: Any, name: str, at: _Source) -> Finding:
+    """A violation as a user policy may give it: a string, or anything with ``message``
+    (and optionally ``urn``), ``sw.Violation`` included."""
+    if isinstance(item, Finding):
+        return item
+    if isinstance(item, str):
+        return Finding(item)
+    message = item.get("message") if isinstance(item, Mapping) else getattr(item, "message", None)
+    urn = item.get("urn") if isinstance(item, Mapping) else getattr(item, "urn", None)
+    if isinstance(message, str) and (urn is None or isinstance(urn, str)):
+        return Finding(message, urn)
+    raise _bad_result(item, name, at)
+
+
+def _bad_result(value: Any, name: str, at: _Source) -> PolicyError:
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return at.error(f"policy {name!r} gave {type(value).__name__} {text}, not a violation", RESULT_HINT)

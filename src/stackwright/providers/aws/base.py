@@ -62,7 +62,9 @@ class AwsClients:
         session = boto3.session.Session(profile_name=self._profile) if self._profile else boto3.session.Session()
         kwargs: dict[str, Any] = {
             "region_name": self.region,
-            "config": Config(retries={"max_attempts": 1, "mode": "standard"},
+            # total_max_attempts counts the first try; botocore's max_attempts counts
+            # retries only (1 would mean one hidden retry of every throttled call).
+            "config": Config(retries={"total_max_attempts": 1, "mode": "standard"},
                              connect_timeout=10, read_timeout=60, max_pool_connections=64),
         }
         if self.endpoint_url:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -33,6 +34,7 @@ from stackwright.model.resource import InputSpec, Resource
 from stackwright.model.values import is_unknown
 from stackwright.providers.aws.base import (
     URN_TAG,
+    AwsClients,
     AwsResource,
     call,
     call_or_none,
@@ -168,6 +170,24 @@ class ManagedResource(AwsResource):
 
     unique_keys: ClassVar[tuple[str, ...]] = ()
     """Inputs AWS requires to be unique: a replacement keeping them must delete first."""
+
+    def __init__(self, clients: AwsClients) -> None:
+        super().__init__(clients)
+        self._attempted: set[str] = set()
+        self._attempted_lock = threading.Lock()
+
+    def earlier_attempt(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> ReadResult | None:
+        """The object an earlier attempt of this very create (same ``ctx.token``) made.
+
+        The engine retries a whole create after a throttle or a lost answer; a create
+        made of several calls may have made its object before the call that failed, and
+        must finish that object instead of making a second one. A token's first attempt
+        cannot have made anything, so it costs no call.
+        """
+        with self._attempted_lock:
+            retry = ctx.token in self._attempted
+            self._attempted.add(ctx.token)
+        return self.read(ctx, None, inputs, {}) if retry else None
 
     def specs(self) -> dict[str, InputSpec]:
         return self.resource_class.input_specs() if self.resource_class else {}
@@ -308,12 +328,17 @@ class VpcProvider(Ec2Resource):
     describe_op, ids_param, list_key = "describe_vpcs", "VpcIds", "Vpcs"
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
-        vpc = call("create VPC", self.client.create_vpc, CidrBlock=inputs["cidr_block"],
-                   TagSpecifications=tag_specs("vpc", inputs.get("tags") or {}, ctx.urn))["Vpc"]
-        vpc_id = vpc["VpcId"]
+        earlier = self.earlier_attempt(ctx, inputs)
+        if earlier is not None:
+            vpc_id, outputs = earlier.id, dict(earlier.outputs)
+            current = (bool(earlier.inputs["enable_dns_support"]), bool(earlier.inputs["enable_dns_hostnames"]))
+        else:
+            vpc = call("create VPC", self.client.create_vpc, CidrBlock=inputs["cidr_block"],
+                       TagSpecifications=tag_specs("vpc", inputs.get("tags") or {}, ctx.urn))["Vpc"]
+            vpc_id, outputs, current = vpc["VpcId"], self.base_outputs(vpc, vpc["VpcId"]), (True, False)
         wait_until(ctx, f"VPC {vpc_id} available", lambda: self._state(vpc_id) == "available")
-        self._set_dns(vpc_id, inputs, current=(True, False))
-        return Created(vpc_id, self.base_outputs(vpc, vpc_id))
+        self._set_dns(vpc_id, inputs, current=current)
+        return Created(vpc_id, outputs)
 
     def _state(self, vpc_id: str) -> str:
         vpc = self.describe(vpc_id)
@@ -389,16 +414,21 @@ class SubnetProvider(Ec2Resource):
     describe_op, ids_param, list_key = "describe_subnets", "SubnetIds", "Subnets"
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
-        args: dict[str, Any] = {"VpcId": inputs["vpc_id"], "CidrBlock": inputs["cidr_block"],
-                                "TagSpecifications": tag_specs("subnet", inputs.get("tags") or {}, ctx.urn)}
-        if inputs.get("availability_zone"):
-            args["AvailabilityZone"] = inputs["availability_zone"]
-        subnet = call("create subnet", self.client.create_subnet, **args)["Subnet"]
-        subnet_id = subnet["SubnetId"]
+        earlier = self.earlier_attempt(ctx, inputs)
+        if earlier is not None:
+            subnet_id, outputs = earlier.id, dict(earlier.outputs)
+            public = bool(earlier.inputs["map_public_ip_on_launch"])
+        else:
+            args: dict[str, Any] = {"VpcId": inputs["vpc_id"], "CidrBlock": inputs["cidr_block"],
+                                    "TagSpecifications": tag_specs("subnet", inputs.get("tags") or {}, ctx.urn)}
+            if inputs.get("availability_zone"):
+                args["AvailabilityZone"] = inputs["availability_zone"]
+            subnet = call("create subnet", self.client.create_subnet, **args)["Subnet"]
+            subnet_id, outputs, public = subnet["SubnetId"], self._outputs(subnet), False
         wait_until(ctx, f"subnet {subnet_id} available", lambda: self._available(subnet_id))
-        if inputs.get("map_public_ip_on_launch"):
+        if inputs.get("map_public_ip_on_launch") and not public:
             self._set_public_ip(subnet_id, True)
-        return Created(subnet_id, self._outputs(subnet))
+        return Created(subnet_id, outputs)
 
     def _available(self, subnet_id: str) -> bool:
         subnet = self.describe(subnet_id)
@@ -461,13 +491,18 @@ class InternetGatewayProvider(Ec2Resource):
         "describe_internet_gateways", "InternetGatewayIds", "InternetGateways")
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
-        igw = call("create internet gateway", self.client.create_internet_gateway,
-                   TagSpecifications=tag_specs("internet-gateway", inputs.get("tags") or {}, ctx.urn),
-                   )["InternetGateway"]
-        igw_id = igw["InternetGatewayId"]
-        if inputs.get("vpc_id"):
+        earlier = self.earlier_attempt(ctx, inputs)
+        if earlier is not None:
+            igw_id, outputs, attached = earlier.id, dict(earlier.outputs), earlier.inputs["vpc_id"]
+        else:
+            igw = call("create internet gateway", self.client.create_internet_gateway,
+                       TagSpecifications=tag_specs("internet-gateway", inputs.get("tags") or {}, ctx.urn),
+                       )["InternetGateway"]
+            igw_id, attached = igw["InternetGatewayId"], None
+            outputs = self.base_outputs(igw, igw_id)
+        if inputs.get("vpc_id") and attached != inputs["vpc_id"]:
             self._attach(igw_id, inputs["vpc_id"])
-        return Created(igw_id, self.base_outputs(igw, igw_id))
+        return Created(igw_id, outputs)
 
     def _attach(self, igw_id: str, vpc_id: str) -> None:
         call(f"attach {igw_id} to {vpc_id}", self.client.attach_internet_gateway,
@@ -604,14 +639,18 @@ class RouteTableProvider(Ec2Resource):
             raise InputError("two routes have the same destination", prop="routes")
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
-        table = call("create route table", self.client.create_route_table,
-                     VpcId=inputs["vpc_id"], ClientToken=client_token(ctx.token),
-                     TagSpecifications=tag_specs("route-table", inputs.get("tags") or {}, ctx.urn),
-                     )["RouteTable"]
-        table_id = table["RouteTableId"]
+        earlier = self.earlier_attempt(ctx, inputs)  # moto ignores the ClientToken
+        if earlier is not None:
+            table_id, outputs = earlier.id, dict(earlier.outputs)
+        else:
+            table = call("create route table", self.client.create_route_table,
+                         VpcId=inputs["vpc_id"], ClientToken=client_token(ctx.token),
+                         TagSpecifications=tag_specs("route-table", inputs.get("tags") or {}, ctx.urn),
+                         )["RouteTable"]
+            table_id, outputs = table["RouteTableId"], self.base_outputs(table, table["RouteTableId"])
         if inputs.get("routes") is not None:
             self._sync_routes(table_id, inputs["routes"])
-        return Created(table_id, self.base_outputs(table, table_id))
+        return Created(table_id, outputs)
 
     def _sync_routes(self, table_id: str, wanted: list[Mapping[str, Any]]) -> None:
         """Make the table's created routes exactly ``wanted``: add, retarget, remove."""

@@ -161,8 +161,19 @@ def _alive(pid: int) -> bool:
     try:
         waited, _ = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        return True
+        return not _zombie(pid)
     return waited == 0
+
+
+def _zombie(pid: int) -> bool:
+    """Exited but not yet reaped: ``stop`` runs in another process than the ``start``
+    that spawned the server, so the exited server waits for init to reap it (which some
+    container inits never do); it is gone all the same."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _port_free(port: int) -> bool:

@@ -1,0 +1,84 @@
+"""``StackReference``: read another stack's outputs, e.g. the network stack's VPC id.
+
+    network = sw.StackReference("network/production")   # project/stack
+    vpc_id = network.output("vpc_id")                    # an Output, secret if it was
+    staging = sw.StackReference("staging")               # a stack of this project
+
+The outputs are the ones last recorded by that stack's `up`. They are read when the
+program runs, not at apply, so that a missing stack or output fails the preview and
+the reference is known before any plan is made (`stackwright run` checks it against
+the dependencies the workspace file declares).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from stackwright.errors import ProgramError, StackwrightError
+from stackwright.model import context
+from stackwright.model.output import Output
+from stackwright.model.values import is_secret
+
+_STACK = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+class StackReference:
+    """The latest recorded outputs of the stack ``name`` (``project/stack`` or ``stack``)."""
+
+    def __init__(self, name: str) -> None:
+        ctx = context.current()
+        file, line = context.user_frame()
+        self.name = qualified_name(name, ctx.project, file, line)
+        if ctx.read_stack_outputs is None:
+            raise ProgramError(
+                f"cannot read stack {self.name}: this run has no access to recorded state",
+                file=file, line=line,
+                hint="stack references work under `stackwright preview|up|run`; in unit tests "
+                "set ProgramContext.read_stack_outputs")
+        ctx.stack_references.add(self.name)
+        try:
+            self._outputs: Mapping[str, Any] = dict(ctx.read_stack_outputs(self.name))
+        except StackwrightError as exc:
+            if exc.file is None:
+                exc.file, exc.line = file, line
+            raise
+
+    def output(self, key: str) -> Output[Any]:
+        """The output ``key``; an error naming the stack and its outputs if missing."""
+        if key not in self._outputs:
+            file, line = context.user_frame()
+            known = ", ".join(sorted(self._outputs)) or "none"
+            raise ProgramError(
+                f"stack {self.name} has no output {key!r} (its outputs: {known})",
+                file=file, line=line,
+                hint=f"export it in {self.name}'s program with sw.export({key!r}, ...) and "
+                "apply that stack first (`stackwright run up` applies dependencies first)")
+        return _as_output(self._outputs[key])
+
+    def get_output(self, key: str, default: Any = None) -> Output[Any]:
+        """The output ``key``, or ``default`` when the stack does not export it."""
+        return _as_output(self._outputs[key]) if key in self._outputs else Output.from_value(default)
+
+    def output_names(self) -> list[str]:
+        return sorted(self._outputs)
+
+    def __repr__(self) -> str:
+        return f"StackReference({self.name!r})"
+
+
+def _as_output(value: Any) -> Output[Any]:
+    """Secret outputs stay secret in the referencing stack."""
+    return Output.from_value(value, secret=is_secret(value))
+
+
+def qualified_name(name: str, project: str, file: str | None, line: int | None) -> str:
+    """``project/stack``; a bare ``stack`` names a stack of the current project."""
+    project_part, _, stack = name.strip().rpartition("/")
+    if not _STACK.match(stack) or (name.count("/") and not project_part):
+        raise ProgramError(
+            f"invalid stack reference {name!r}", file=file, line=line,
+            hint='write "project/stack" (e.g. "network/production") or "stack" for a stack '
+            "of this project")
+    return f"{project_part or project}/{stack}"

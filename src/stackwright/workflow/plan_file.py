@@ -1,0 +1,426 @@
+"""Saved plans: `stackwright plan --out FILE` and `stackwright apply FILE`.
+
+A plan file pins everything the change depends on — the stack's lineage and state
+serial, the program and config digests, the provider versions — and holds every step
+with its exact inputs (secrets encrypted, see ``workflow.secrets``). Apply refuses
+unless all of that still holds and planning again now gives the very same steps, so
+what was reviewed and approved is what runs. The format is in docs/plan-file.md.
+
+The file ends in a SHA-256 of the canonical JSON of everything else, and must read
+back byte for byte as Stackwright writes it: any edited byte makes it another plan
+(and approvals name plans by that hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackwright.engine.apply import ApplyOptions
+from stackwright.engine.events import EventSink
+from stackwright.errors import StackwrightError
+from stackwright.model.resource import urn_name
+from stackwright.model.values import masked, to_json
+from stackwright.operations.session import StackSession, require_no_pending
+from stackwright.operations.update import Confirm, UpdateOutcome, apply_saved, preview
+from stackwright.plan.diff import PropertyDiff, diff_values
+from stackwright.plan.plan import Op, Plan, Step
+from stackwright.program.digest import config_digest, program_digest
+from stackwright.state.records import Snapshot
+from stackwright.workflow import approvals, policies
+from stackwright.workflow.environments import environment_for
+from stackwright.workflow.gate import check_gate
+from stackwright.workflow.secrets import decrypt_tree, encrypt_tree, project_key
+
+FORMAT = "stackwright-plan"
+VERSION = 1
+HASH_KEY = "hash"
+NEW_PLAN_HINT = "make a new plan with `stackwright plan --out FILE`, review it and apply that"
+
+
+class PlanFileError(StackwrightError):
+    """A saved plan may not be applied (or approved); the message says why."""
+
+
+class PlanTampered(PlanFileError):
+    """The file is not byte for byte what `plan` wrote."""
+
+
+class WrongTarget(PlanFileError):
+    """The plan is for another project, stack, or incarnation (lineage) of the stack."""
+
+
+class StalePlan(PlanFileError):
+    """The stack's state moved on since the plan was made."""
+
+
+class SourceChanged(PlanFileError):
+    """The program, its config or the providers are not those the plan was made with."""
+
+
+class PlanDiffers(PlanFileError):
+    """Planning now would do something the saved plan does not say."""
+
+
+class PolicyBlocked(PlanFileError):
+    """Mandatory policy violations; ``violations`` lists them all."""
+
+    def __init__(self, message: str, violations: list[policies.Violation], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.violations = violations
+
+
+# --- the file -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    """A plan file read back and verified against its hash."""
+
+    document: Mapping[str, Any]
+    path: Path
+
+    @property
+    def hash(self) -> str:
+        return str(self.document[HASH_KEY])
+
+    @property
+    def stack(self) -> str:
+        return str(self.document["stack"])
+
+    @property
+    def short(self) -> str:
+        return self.hash[:approvals.SHORT]
+
+    def get(self, name: str) -> Any:
+        """A top-level field of the document (None when absent)."""
+        return self.document.get(name)
+
+    def plan(self, key: bytes | None) -> Plan:
+        """The Plan the file describes; with ``key=None`` secrets stay encrypted
+        (``Secret(None)``), which is enough to show it."""
+        doc = self.document
+        try:
+            return Plan(
+                stack=str(doc["stack"]), project=str(doc["project"]), lineage=str(doc["lineage"]),
+                base_serial=int(doc["base_serial"]), kind=str(doc["kind"]),
+                steps=tuple(_step_from(s, key) for s in doc["steps"]),
+                outputs=decrypt_tree(doc["outputs"], key), old_outputs=decrypt_tree(doc["old_outputs"], key),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise PlanTampered(f"{self.path} is not a valid plan file ({exc!r})",
+                               hint=NEW_PLAN_HINT) from None
+
+
+def content_hash(document: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON (sorted keys, no spaces) of all but the hash."""
+    body = {k: v for k, v in document.items() if k != HASH_KEY}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def render(document: Mapping[str, Any]) -> bytes:
+    """The one byte form of a plan file: indented, sorted keys, ASCII (other
+    characters escaped), final newline."""
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=True, allow_nan=False)
+    return (text + "\n").encode("utf-8")
+
+
+def write_plan_file(path: Path, document: Mapping[str, Any]) -> None:
+    """Atomically: a reader never sees half a plan."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(render(document))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_plan_file(path: Path) -> SavedPlan:
+    """The verified plan, or PlanTampered naming what is wrong with the file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PlanFileError(f"cannot read plan file {path}: {exc.strerror}",
+                            hint="pass the file `stackwright plan --out` wrote") from None
+    document = _parse(path, data)
+    version = document.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+        raise PlanFileError(f"{path} is a version {version} plan file; this Stackwright reads "
+                            f"version {VERSION}", hint="apply it with the Stackwright that made it")
+    if document.get(HASH_KEY) != content_hash(document):
+        raise PlanTampered(f"{path} was altered after it was written: its content hash does not match",
+                           hint=NEW_PLAN_HINT)
+    if render(document) != data:
+        raise PlanTampered(f"{path} was altered after it was written: it is not byte for byte "
+                           "as Stackwright wrote it", hint=NEW_PLAN_HINT)
+    if version != VERSION:
+        raise PlanTampered(f"{path} is not a valid plan file (version {version!r})", hint=NEW_PLAN_HINT)
+    return SavedPlan(document, path)
+
+
+def _parse(path: Path, data: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(data.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError):
+        document = None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise PlanTampered(f"{path} is not a readable Stackwright plan file (altered or truncated)",
+                           hint=NEW_PLAN_HINT)
+    return document
+
+
+def _no_constants(name: str) -> Any:
+    """NaN and Infinity are not JSON, and `plan` never writes them."""
+    raise ValueError(name)
+
+
+def plan_document(plan: Plan, session: StackSession, *, digests: tuple[str, str], key: bytes,
+                  violations: list[policies.Violation], allow_destroy: bool) -> dict[str, Any]:
+    """The plan file's content, hash included (docs/plan-file.md)."""
+    document: dict[str, Any] = {
+        "format": FORMAT, "version": VERSION,
+        "stack": plan.stack, "project": plan.project, "lineage": plan.lineage,
+        "base_serial": plan.base_serial, "kind": plan.kind,
+        "environment": environment_for(session.project, session.stack).name,
+        "program_digest": digests[0], "config_digest": digests[1],
+        "providers": session.providers.versions(),
+        "allow_destroy": allow_destroy,
+        "created_by": session.who, "created_at": approvals.iso_time(time.time()),
+        "summary": plan.counts(),
+        "steps": [_step_json(s, key, session) for s in plan.steps],
+        "outputs": encrypt_tree(dict(plan.outputs), key),
+        "old_outputs": encrypt_tree(dict(plan.old_outputs), key),
+        "violations": [_violation_json(v) for v in violations],
+    }
+    document[HASH_KEY] = content_hash(document)
+    return document
+
+
+def _step_json(step: Step, key: bytes, session: StackSession) -> dict[str, Any]:
+    """What apply executes (encrypted where secret), then what reviewers read (masked)."""
+    return {
+        "urn": step.urn, "type": step.type, "op": step.op.value,
+        "inputs": None if step.inputs is None else encrypt_tree(dict(step.inputs), key),
+        "deps": list(step.deps), "parent": step.parent, "previous_urn": step.previous_urn,
+        "replace_keys": list(step.replace_keys), "delete_before_replace": step.delete_before_replace,
+        "protect": step.protect, "retain_on_delete": step.retain_on_delete,
+        "meta_changed": step.meta_changed,
+        "decl": _relative_decl(step.decl, session), "notes": list(step.notes),
+        "diffs": [_diff_json(d) for d in step.diffs],
+    }
+
+
+def _relative_decl(decl: str | None, session: StackSession) -> str | None:
+    if not decl or ":" not in decl:
+        return decl
+    file, _, line = decl.rpartition(":")
+    return f"{session.project.relative(file)}:{line}"
+
+
+def _diff_json(diff: PropertyDiff) -> dict[str, Any]:
+    return {"path": diff.path, "kind": diff.kind, "old": to_json(masked(diff.old)),
+            "new": to_json(masked(diff.new)), "replaces": diff.replaces}
+
+
+def _violation_json(v: policies.Violation) -> dict[str, Any]:
+    return {"policy": v.policy, "message": v.message, "urn": v.urn, "mandatory": v.mandatory}
+
+
+def _step_from(raw: Mapping[str, Any], key: bytes | None) -> Step:
+    inputs = raw["inputs"]
+    return Step(
+        urn=str(raw["urn"]), type=str(raw["type"]), op=Op(raw["op"]),
+        inputs=None if inputs is None else decrypt_tree(inputs, key),
+        deps=tuple(raw["deps"]), parent=raw["parent"], previous_urn=raw["previous_urn"],
+        replace_keys=tuple(raw["replace_keys"]), delete_before_replace=bool(raw["delete_before_replace"]),
+        protect=bool(raw["protect"]), retain_on_delete=bool(raw["retain_on_delete"]),
+        meta_changed=bool(raw["meta_changed"]), decl=raw["decl"], notes=tuple(raw["notes"]),
+        diffs=tuple(PropertyDiff(d["path"], d["kind"], decrypt_tree(d["old"], None),
+                                 decrypt_tree(d["new"], None), bool(d["replaces"])) for d in raw["diffs"]),
+    )
+
+
+# --- making a plan file -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Written:
+    """What `plan` wrote, for the CLI to show."""
+
+    plan: Plan
+    saved: SavedPlan
+    violations: list[policies.Violation] = field(default_factory=list)
+
+
+def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False) -> Written:
+    """Plan, check policies, write the file, record a ``plan`` audit event.
+
+    The digests are taken before the program runs: if it is edited meanwhile the plan
+    pins the older digest and apply refuses, never the other way round.
+    """
+    require_no_pending(session)
+    digests = (program_digest(session.project), config_digest(session.project, session.stack))
+    check_gate(session, digests[0])
+    plan = preview(session)
+    violations = policies.evaluate(plan, session.project, environment_for(session.project, session.stack),
+                                   allow_destroy=allow_destroy)
+    _refuse_blocking(violations, "plan not written")
+    document = plan_document(plan, session, digests=digests, key=project_key(session.project),
+                             violations=violations, allow_destroy=allow_destroy)
+    write_plan_file(path, document)
+    session.store.record_event(session.stack, approvals.PLAN, session.who, {
+        "plan_hash": document[HASH_KEY], "program_digest": digests[0], "config_digest": digests[1],
+        "base_serial": plan.base_serial, "counts": plan.counts(), "path": str(path),
+        "environment": document["environment"], "advisories": len(violations),
+    })
+    return Written(plan, SavedPlan(document, path), violations)
+
+
+def _refuse_blocking(violations: list[policies.Violation], what: str) -> None:
+    blocked = policies.blocking(violations)
+    if blocked:
+        raise PolicyBlocked(
+            f"{what}: {len(blocked)} mandatory policy violation(s): "
+            + "; ".join(f"{v.policy}: {v.message}" for v in blocked[:3])
+            + (f"; and {len(blocked) - 3} more" if len(blocked) > 3 else ""),
+            blocked, hint="fix the resources, or make the policy advisory for this "
+            "environment in stackwright.yaml (or pass --allow-destroy if you mean to delete)",
+        )
+
+
+# --- applying a plan file ---------------------------------------------------------------
+
+
+def check_target(session: StackSession, saved: SavedPlan) -> None:
+    """The plan must be for this project and this incarnation of this stack."""
+    snapshot = session.store.snapshot(session.stack)
+    for name, plan_value, here in (("project", saved.get("project"), session.project.name),
+                                   ("stack", saved.stack, session.stack),
+                                   ("lineage", saved.get("lineage"), snapshot.lineage)):
+        if plan_value != here:
+            extra = " (the stack was removed and created again since)" if name == "lineage" else ""
+            raise WrongTarget(f"plan {saved.short} is for {name} {plan_value!r}, not {here!r}{extra}",
+                              hint=NEW_PLAN_HINT)
+
+
+def check_sources(session: StackSession, saved: SavedPlan) -> None:
+    """The program and the stack's config must be those the plan was made from."""
+    for name, pinned, now, where in (
+        ("program", saved.get("program_digest"), program_digest(session.project), "its Python files or stackwright.yaml"),
+        ("config", saved.get("config_digest"), config_digest(session.project, session.stack),
+         session.project.relative(session.project.stack_file(session.stack))),
+    ):
+        if pinned != now:
+            raise SourceChanged(f"the {name} changed since plan {saved.short} was made ({where})",
+                                hint=f"restore the {name} the plan was made from, or {NEW_PLAN_HINT}")
+
+
+def check_stale(saved: SavedPlan, snapshot: Snapshot) -> None:
+    if snapshot.serial != saved.get("base_serial"):
+        raise StalePlan(
+            f"stack {saved.stack!r} changed since plan {saved.short} was made "
+            f"(state serial {saved.get('base_serial')}, now {snapshot.serial})",
+            hint=NEW_PLAN_HINT)
+
+
+def check_providers(session: StackSession, saved: SavedPlan) -> None:
+    pinned: Mapping[str, str] = saved.get("providers") or {}
+    now = session.providers.versions()
+    for name in sorted(set(pinned) | set(now)):
+        if pinned.get(name) != now.get(name):
+            raise SourceChanged(
+                f"provider {name!r} is version {now.get(name, 'not used')} now; plan {saved.short} "
+                f"was made with {pinned.get(name, 'none')}",
+                hint=f"install the provider version the plan was made with, or {NEW_PLAN_HINT}")
+
+
+def check_same_plan(saved: Plan, now: Plan) -> None:
+    """Refuse when planning now gives anything the saved plan does not say."""
+    problems = differences(saved, now)
+    if problems:
+        more = f" (and {len(problems) - 1} more difference(s))" if len(problems) > 1 else ""
+        raise PlanDiffers(f"applying would do something the plan did not say: {problems[0]}{more}",
+                          hint=NEW_PLAN_HINT)
+
+
+def differences(saved: Plan, now: Plan) -> list[str]:
+    """Every way ``now`` differs from ``saved`` in what apply would do, in words
+    (property paths, never values: they may be secret)."""
+    mine = {s.urn: s for s in saved.steps}
+    theirs = {s.urn: s for s in now.steps}
+    out = [f"it would now also {VERB[s.op]} {_name(s)}" for s in now.steps if s.urn not in mine]
+    out += [f"{_name(s)} is no longer part of the program's plan" for s in saved.steps if s.urn not in theirs]
+    for urn in mine.keys() & theirs.keys():
+        out.extend(_step_differences(mine[urn], theirs[urn]))
+    out += [f"stack output {p or 'outputs'} would now differ"
+            for p in _paths(dict(saved.outputs), dict(now.outputs))]
+    return out
+
+
+VERB = {Op.CREATE: "create", Op.UPDATE: "update", Op.REPLACE: "replace", Op.DELETE: "delete",
+        Op.SAME: "leave unchanged", Op.READ: "read"}
+_COMPARED = ("type", "deps", "parent", "previous_urn", "replace_keys", "delete_before_replace",
+             "protect", "retain_on_delete", "meta_changed")
+
+
+def _step_differences(saved: Step, now: Step) -> list[str]:
+    if saved.op is not now.op:
+        return [f"it would now {VERB[now.op]} {_name(now)} (the plan says {VERB[saved.op]})"]
+    out = [f"{_name(now)}: {name} differs" for name in _COMPARED
+           if to_json(getattr(saved, name)) != to_json(getattr(now, name))]
+    paths = _paths(saved.inputs, now.inputs)
+    if paths:
+        out.insert(0, f"{_name(now)}: inputs differ at {', '.join(paths)}")
+    return out
+
+
+def _paths(saved: Any, now: Any) -> list[str]:
+    """Where two value trees differ, in their canonical JSON forms (tuples are lists)."""
+    a, b = to_json(saved), to_json(now)
+    if a == b:
+        return []
+    return [d.path.replace(".$secret", "") or "(all)" for d in diff_values(a, b)]
+
+
+def _name(step: Step) -> str:
+    return f"{step.type} {urn_name(step.urn)}"
+
+
+def apply_plan_file(session: StackSession, saved: SavedPlan, *, options: ApplyOptions,
+                    sink: EventSink, confirm: Confirm) -> UpdateOutcome:
+    """Apply exactly the saved plan, or refuse with the first reason it may not run.
+
+    Cheap checks first (target, sources, approvals, policies), then the program runs,
+    then under the lock: the state serial, approvals again (a rejection may have just
+    arrived) and planning again, which must give the very same steps.
+    """
+    check_target(session, saved)
+    check_sources(session, saved)
+    approvals.plan_event(session.store, session.stack, saved.hash)
+    approved = approvals.require_approved(session, saved.hash)
+    check_gate(session, str(saved.get("program_digest")))
+    plan = saved.plan(project_key(session.project))
+    _refuse_blocking(policies.evaluate(plan, session.project, approved.environment,
+                                       allow_destroy=bool(saved.get("allow_destroy"))), "plan not applied")
+    desired = session.run_program()
+
+    def verify(snapshot: Snapshot, now: Plan) -> None:
+        check_stale(saved, snapshot)
+        approvals.require_approved(session, saved.hash)
+        check_same_plan(plan, now)
+        check_providers(session, saved)
+
+    return apply_saved(session, plan, desired, options=options, sink=sink, confirm=confirm,
+                       verify=verify, extra={"plan_hash": saved.hash, "path": str(saved.path),
+                                             "approved_by": list(approved.approved_by)})

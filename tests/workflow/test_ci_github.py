@@ -1,0 +1,283 @@
+"""`stackwright ci github`: the workflows it writes are valid GitHub workflows, their
+shell and JavaScript parse, and every `stackwright` command in them parses with the
+real CLI — so renaming a command or a flag breaks this test, not a team's CI."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
+from cli.conftest import run_cli
+
+WORKFLOWS = ("stackwright-preview.yml", "stackwright-plan.yml", "stackwright-apply.yml")
+EXPECTED_COMMANDS = {("run", "preview"), ("run", "plan"), ("ci", "plan-files"), ("approve",), ("apply",)}
+SHELL_VARIABLE = re.compile(r"\$\{\{[^}]*\}\}|\$\{?\w+\}?")
+SHELL_STOP = {">", ">>", "2>", "2>&1", "|", "||", "&&", ";", "&", "<"}
+
+
+WORKSPACE = """\
+projects:
+  - path: network
+    stacks: [staging, production]
+  - path: cluster
+    depends_on: ["network/{stack}"]
+    stacks: [staging, production]
+"""
+
+
+def make_workspace(root: Path) -> Path:
+    """A workspace of two projects, ``cluster`` depending on ``network``, in ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "stackwright-workspace.yaml").write_text(WORKSPACE)
+    for name in ("network", "cluster"):
+        (root / name / "stacks").mkdir(parents=True)
+        (root / name / "stackwright.yaml").write_text(f"name: {name}\nmain: __main__.py\n")
+        (root / name / "__main__.py").write_text("import stackwright as sw\n")
+        for stack in ("staging", "production"):
+            (root / name / "stacks" / f"{stack}.yaml").write_text("config: {}\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git repository whose Stackwright workspace lives in ``infra/``, with workflows
+    written by the real command (run from a project folder inside it)."""
+    root = tmp_path_factory.mktemp("repo")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    workspace = make_workspace(root / "infra")
+    code, out, err = run_cli(workspace / "cluster", "ci", "github", "--approver", "alice", "--approver", "bob")
+    assert code == 0, out + err
+    return root
+
+
+def load(path: Path) -> Any:
+    """YAML 1.2, as GitHub reads it (`on:` stays a string, not True)."""
+    return YAML(typ="safe", pure=True).load(path.read_text())
+
+
+def workflow_schema() -> Any:
+    files = resources.files("check_jsonschema") / "builtin_schemas" / "vendor" / "github-workflows.json"
+    return json.loads(files.read_text(encoding="utf-8"))
+
+
+def steps(document: Any) -> Iterator[dict[str, Any]]:
+    for job in document["jobs"].values():
+        yield from job["steps"]
+
+
+def stackwright_lines(document: Any) -> list[str]:
+    """Every shell line of every `run:` that invokes stackwright (always at the start of a
+    line: anything else would escape this check, so it is refused)."""
+    lines = []
+    for step in steps(document):
+        for line in step.get("run", "").splitlines():
+            text = line.strip()
+            if re.search(r"(^|[\s;&|(])stackwright\s+[a-z-]", text):
+                assert text.startswith("stackwright "), f"put each stackwright command on its own line: {text}"
+                lines.append(text)
+    return lines
+
+
+def parse_command(line: str) -> tuple[str, ...]:
+    """Parse a `stackwright ...` shell line with the real CLI, shell variables replaced by
+    a placeholder and redirections cut; the command's path (e.g. ``("run", "plan")``).
+
+    Nothing runs: each group parses its own options (``-C DIR``) and names a subcommand;
+    the last command parses the rest, so unknown options, missing arguments and bad
+    values fail here as they would in CI."""
+    from stackwright.cli.main import cli
+
+    args: list[str] = []
+    for word in shlex.split(line)[1:]:
+        if word in SHELL_STOP or word.startswith((">", "2>", "|", "<")):
+            break
+        args.append(SHELL_VARIABLE.sub("placeholder", word))
+    command: click.Command = cli
+    context = click.Context(cli, info_name="stackwright")
+    path: list[str] = []
+    while isinstance(command, click.Group):
+        rest = click.Command.parse_args(command, context, args)  # the group's own options
+        assert rest, f"{line}: a subcommand of `{' '.join(['stackwright', *path])}` expected"
+        name, args = rest[0], rest[1:]
+        found = command.get_command(context, name)
+        assert found is not None, f"{line}: no command `{' '.join([*path, name])}`"
+        path.append(name)
+        command = found
+        context = click.Context(command, info_name=name, parent=context)
+    assert context.parent is not None
+    command.make_context(path[-1], args, parent=context.parent)
+    return tuple(path)
+
+
+# --- the files -----------------------------------------------------------------------------
+
+
+def test_writes_three_workflows_at_the_repository_root(repo: Path) -> None:
+    folder = repo / ".github" / "workflows"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(WORKFLOWS)
+    for name in WORKFLOWS:
+        assert load(folder / name)["jobs"]
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_each_workflow_is_valid_against_githubs_schema(repo: Path, name: str) -> None:
+    document = load(repo / ".github" / "workflows" / name)
+    jsonschema.Draft7Validator(workflow_schema()).validate(document)
+    for job in document["jobs"].values():
+        assert job["defaults"]["run"]["working-directory"] == "infra"  # the workspace's folder
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_shell_and_javascript_parse(repo: Path, name: str) -> None:
+    document = load(repo / ".github" / "workflows" / name)
+    node = shutil.which("node")
+    for step in steps(document):
+        if "run" in step:
+            done = subprocess.run(["bash", "-n"], input=step["run"], text=True, capture_output=True)
+            assert done.returncode == 0, f"{step.get('name')}: {done.stderr}"
+        if step.get("uses", "").startswith("actions/github-script") and node:
+            # github-script runs the script as the body of an async function.
+            body = f"(async function () {{\n{step['with']['script']}\n}})();\n"
+            done = subprocess.run([node, "--check", "-"], input=body, text=True, capture_output=True)
+            assert done.returncode == 0, f"{step.get('name')}: {done.stderr}"
+
+
+def test_every_stackwright_command_parses_with_the_real_cli(repo: Path) -> None:
+    seen: set[tuple[str, ...]] = set()
+    failures = []
+    for name in WORKFLOWS:
+        for line in stackwright_lines(load(repo / ".github" / "workflows" / name)):
+            try:
+                seen.add(parse_command(line))
+            except (click.ClickException, AssertionError) as exc:
+                message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+                failures.append(f"{name}: {line}\n    {message}")
+    assert not failures, "commands the CLI does not accept:\n" + "\n".join(failures)
+    assert seen == EXPECTED_COMMANDS
+
+
+def test_the_command_check_catches_a_renamed_flag() -> None:
+    with pytest.raises(click.NoSuchOption):
+        parse_command('stackwright approve plan.json --approver "$STACKWRIGHT_USER"')
+    with pytest.raises(AssertionError, match="no command `aprove`"):
+        parse_command("stackwright aprove plan.json")
+
+
+# --- the flow ------------------------------------------------------------------------------
+
+
+def test_pull_requests_get_one_updated_preview_comment(repo: Path) -> None:
+    document = load(repo / ".github" / "workflows" / "stackwright-preview.yml")
+    assert "pull_request" in document["on"]
+    [line] = stackwright_lines(document)
+    assert '--changed-since "origin/$BASE_REF" --format markdown' in line
+    scripts = [s["with"]["script"] for s in steps(document) if "github-script" in s.get("uses", "")]
+    [script] = scripts
+    assert "<!-- stackwright-preview -->" in script
+    assert "updateComment" in script and "createComment" in script
+
+
+def test_pushes_to_main_save_plans_and_open_a_review_issue(repo: Path) -> None:
+    document = load(repo / ".github" / "workflows" / "stackwright-plan.yml")
+    assert document["on"]["push"]["branches"] == ["main"]
+    [line] = stackwright_lines(document)
+    assert '--changed-since "$BEFORE" --out-dir plans' in line
+    upload = next(s for s in steps(document) if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert upload["with"]["path"] == "infra/plans"
+    script = next(s for s in steps(document) if "github-script" in s.get("uses", ""))["with"]["script"]
+    assert "labels: ['stackwright-plan']" in script and "stackwright-plan run=" in script
+
+
+def test_approve_applies_exactly_the_issues_plans_as_the_approver(repo: Path) -> None:
+    document = load(repo / ".github" / "workflows" / "stackwright-apply.yml")
+    assert set(document["on"]) == {"issue_comment", "issues"}
+    job = document["jobs"]["apply"]
+    assert "startsWith(github.event.comment.body, '/approve')" in job["if"]
+    assert "github.event.label.name == 'approved'" in job["if"]
+    assert """contains(fromJSON('["alice", "bob"]'), github.event.sender.login)""" in job["if"]
+    assert job["env"]["STACKWRIGHT_USER"].startswith("${{ github.event.comment.user.login")
+    lines = stackwright_lines(document)
+    assert lines == [
+        'stackwright ci plan-files plans > "$RUNNER_TEMP/plans.tsv"',
+        'stackwright -C "$project" approve "$plan" --as "$STACKWRIGHT_USER" --comment "approved in $ISSUE_URL" '
+        '2>&1 | tee -a "$RUNNER_TEMP/apply.log"',
+        'stackwright -C "$project" apply "$plan" --yes 2>&1 | tee -a "$RUNNER_TEMP/apply.log"',
+    ]
+    uses = [s.get("uses", "") for s in steps(document)]
+    assert any(u.startswith("actions/download-artifact") for u in uses)
+    checkout = next(s for s in steps(document) if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["ref"] == "${{ steps.source.outputs.sha }}"
+    report = next(s for s in steps(document) if s.get("name") == "Report on the issue")["with"]["script"]
+    assert "createComment" in report and "state: 'closed'" in report
+    # Untrusted text reaches shells only through the environment.
+    for step in steps(document):
+        assert "${{" not in step.get("run", ""), step.get("name")
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def test_refuses_to_overwrite_a_foreign_workflow_unless_forced(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path / "ws")
+    folder = workspace / "flows"
+    folder.mkdir()
+    (folder / "stackwright-plan.yml").write_text("name: mine\n")
+    code, _, err = run_cli(workspace, "ci", "github", "--dir", "flows")
+    assert code == 1 and "was not written by Stackwright" in err and "--force" in err
+    assert (folder / "stackwright-plan.yml").read_text() == "name: mine\n"
+    assert not (folder / "stackwright-apply.yml").exists()
+    code, out, err = run_cli(workspace, "ci", "github", "--dir", "flows", "--force")
+    assert code == 0, err
+    assert out.count("Wrote ") == 3
+    code, out, err = run_cli(workspace, "ci", "github", "--dir", "flows")  # its own files: rewritten
+    assert code == 0, err
+    document = load(folder / "stackwright-apply.yml")
+    assert "author_association" in document["jobs"]["apply"]["if"]  # no --approver: members
+    assert document["jobs"]["apply"]["defaults"]["run"]["working-directory"] == "."  # no git: its folder
+
+
+def test_needs_a_workspace_and_refuses_values_that_would_break_out_of_the_yaml(tmp_path: Path) -> None:
+    (tmp_path / "stackwright.yaml").write_text("name: p\nmain: __main__.py\n")
+    (tmp_path / "__main__.py").write_text("")
+    code, _, err = run_cli(tmp_path, "ci", "github")
+    assert code == 1 and "no stackwright-workspace.yaml" in err
+    workspace = make_workspace(tmp_path / "ws")
+    code, _, err = run_cli(workspace, "ci", "github", "--approver", "x') || true || ('")
+    assert code == 1 and "invalid GitHub login" in err
+    code, _, err = run_cli(workspace, "ci", "github", "--branch", "main]\non: push")
+    assert code == 1 and "invalid branch name" in err
+    assert not (workspace / ".github").exists()
+
+
+def test_plan_files_lists_plans_with_their_project_dependencies_first(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path / "ws")
+    plans = workspace / "plans"
+    for ref in ("cluster/production", "cluster/staging", "network/production"):
+        project, stack = ref.split("/")
+        (plans / project).mkdir(parents=True, exist_ok=True)
+        (plans / project / f"{stack}.plan").write_text("{}")
+    code, out, err = run_cli(workspace / "cluster", "ci", "plan-files", "../plans")
+    assert code == 0, err
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert rows == [
+        [str(workspace / "network"), str(plans / "network" / "production.plan")],
+        [str(workspace / "cluster"), str(plans / "cluster" / "production.plan")],
+        [str(workspace / "cluster"), str(plans / "cluster" / "staging.plan")],
+    ]
+
+    (plans / "ghost").mkdir()
+    (plans / "ghost" / "dev.plan").write_text("{}")
+    code, _, err = run_cli(workspace, "ci", "plan-files", "plans")
+    assert code == 1 and "is not the plan of a stack of" in err
