@@ -5,6 +5,8 @@
    bound max(critical path, total work / parallelism)
 3. engine overhead per resource for planning and for apply bookkeeping (latency 0),
    and peak RSS of a 10,000-resource `up` and preview
+4. (workspace_bench.py) `run preview --changed-since HEAD~1` in a workspace of 1,000
+   stacks where one tenant stack's config changed (whole command, median of 3)
 """
 
 from __future__ import annotations
@@ -169,6 +171,9 @@ def main() -> None:
         extra = HERE / "aws_bench.py"
         if (not only or "aws" in only) and extra.exists():
             subprocess.run([sys.executable, str(extra)], check=True)
+        workspace = HERE / "workspace_bench.py"
+        if (not only or "workspace" in only) and workspace.exists():
+            subprocess.run([sys.executable, str(workspace)], check=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(results, indent=2))

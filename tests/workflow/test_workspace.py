@@ -460,3 +460,46 @@ def test_a_bare_stack_name_means_this_project(reading_ctx: ProgramContext) -> No
     assert reading_ctx.stack_references == {"app/staging"}
     with pytest.raises(ProgramError, match="invalid stack reference"):
         sw_api.StackReference("/Prod")
+
+
+# --- documents: --format markdown|json ------------------------------------------------
+
+def test_run_preview_markdown_is_one_document_on_stdout(repo: Path) -> None:
+    write_config(repo, "tenants", "globex", tenants=["g1", "g2"])
+    write_config(repo, "tenants", "acme", tenants=["a1"])
+    code, out, err = sw(repo, "run", "preview", "--changed-since", "HEAD", "--format", "markdown")
+    assert code == 0, out + err
+    assert out.startswith("<!-- stackwright:plan -->")
+    assert "| `tenants/globex` | 1 | 0 | 0 | 0 | 1 |" in out
+    assert "| `tenants/acme` | 0 | 0 | 0 | **1** | 1 |" in out
+    assert "Selected 2 of 7 stacks" in err and "Selected" not in out
+    assert "run preview: 2 stack(s)" in err
+
+
+def test_run_preview_json_lists_every_stack_plan(repo: Path) -> None:
+    import json
+
+    write_config(repo, "tenants", "globex", tenants=["g1", "g2"])
+    code, out, err = sw(repo, "run", "preview", "--changed-since", "HEAD", "--format", "json")
+    assert code == 0, out + err
+    document = json.loads(out)
+    assert [s["ref"] for s in document["stacks"]] == ["tenants/globex"]
+    assert document["stacks"][0]["summary"] == {"create": 1, "same": 1}
+    assert document["not_done"] == []
+
+
+def test_a_failed_stack_is_named_in_the_document_and_fails_the_command(repo: Path) -> None:
+    write_config(repo, "network", "staging", fail=True)
+    code, out, err = sw(repo, "run", "preview", "--changed-since", "HEAD", "--format", "markdown")
+    assert code == 1
+    assert "`network/staging`: failed" in out and "`cluster/staging`: skipped" in out
+    assert "told to fail" in err
+
+
+def test_run_plan_saves_a_plan_per_stack(repo: Path) -> None:
+    write_config(repo, "tenants", "globex", tenants=["g1", "g2"])
+    code, out, err = sw(repo, "run", "plan", "--changed-since", "HEAD", "--out-dir", "plans",
+                        "--format", "markdown")
+    assert code == 0, out + err
+    assert (repo / "plans" / "tenants" / "globex.plan").is_file()
+    assert "| `tenants/globex` | 1 | 0 | 0 | 0 | 1 |" in out

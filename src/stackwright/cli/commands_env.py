@@ -90,26 +90,41 @@ def _project(stack_name: str) -> Any:
 def _carry_out(edit: Any, yes: bool, show_diff: bool) -> None:
     """Show the config edit, then preview, confirm and apply it; on failure, say how to
     finish or undo, since the edit stays in the stack file."""
-    from stackwright.cli.commands_update import _apply_options, _report, _sink
-    from stackwright.cli.render import plan_lines
+    from stackwright.cli.commands_update import PolicyCheck, _apply_options, _report, _sink
+    from stackwright.cli.render import plan_lines, violation_lines
     from stackwright.workflow.pause import carry_out
 
     verb = "Pausing" if edit.action == "pause" else "Resuming"
     click.echo(f"{verb} stack {edit.stack} (environment {edit.environment.name}): {edit.shown}")
     echo_lines([change_line(c) for c in edit.changes])
+    checks: list[PolicyCheck] = []
+
+    def check(session: Any) -> PolicyCheck:
+        checks.append(PolicyCheck(session, False, show_diff))
+        return checks[-1]
 
     def confirm(plan: Any) -> bool:
         echo_lines(plan_lines(plan, show_diff=show_diff))
+        if checks and checks[-1].violations:
+            echo_lines(violation_lines(checks[-1].violations))
         return confirm_or_fail(f"Do you want to {edit.action} {edit.stack}?", yes)
 
-    outcome = carry_out(edit, options=_apply_options(16), sink=_sink(), confirm=confirm)
+    try:
+        outcome = carry_out(edit, options=_apply_options(16), sink=_sink(), confirm=confirm, check=check)
+    except BaseException:
+        if edit.file.path.read_text(encoding="utf-8") != edit.file.text:  # the apply had started
+            for line in failure_lines(edit):
+                click.echo(click.style(line, fg="yellow"), err=True)
+        raise
     if outcome.cancelled:
         click.echo(f"{edit.shown} is unchanged.")
-    elif not outcome.ok:
-        for line in failure_lines(edit):
-            click.echo(click.style(line, fg="yellow"), err=True)
-    _report(outcome, edit.action.capitalize())
-    if outcome.ok and not outcome.cancelled:
+    try:
+        _report(outcome, edit.action.capitalize())  # exits 1 after a failed apply
+    finally:
+        if not outcome.ok:
+            for line in failure_lines(edit):
+                click.echo(click.style(line, fg="yellow"), err=True)
+    if not outcome.cancelled:
         click.echo(done_line(edit))
 
 

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from stackwright.graph import Graph, walk
+from stackwright.model.values import Secret
 from stackwright.operations.session import (
     StackSession, identity, open_store, provider_config,
 )
@@ -31,6 +34,9 @@ from stackwright.program.project import Project, load_stack_config
 from stackwright.program.workspace import ProjectEntry, Workspace
 from stackwright.providers.registry import ProviderRegistry
 from stackwright.state.records import Snapshot
+
+if TYPE_CHECKING:
+    from stackwright.workflow.policies import Violation
 
 OK, FAILED, SKIPPED, NOT_STARTED = "ok", "failed", "skipped", "not-started"
 STATE_FILE = Path(".stackwright") / "state.db"
@@ -205,17 +211,86 @@ def _by_project(workspace: Workspace, refs: Iterable[str]) -> list[tuple[Project
 def preview_new_stack(project: Project, stack: str, who: str | None = None) -> Plan:
     """The plan of a stack that exists in the workspace file but not yet in state:
     everything it declares, to create. Records nothing (no stack is created)."""
+    session = _new_session(project, stack, who)
+    try:
+        return _plan_new(session)
+    finally:
+        session.close()
+
+
+def _new_session(project: Project, stack: str, who: str | None) -> StackSession:
+    config = load_stack_config(project, stack)
+    return StackSession(project, stack, open_store(project), config,
+                        ProviderRegistry(provider_config(project, config.data)), identity(who))
+
+
+def _plan_new(session: StackSession) -> Plan:
+    desired = session.run_program()
+    empty = Snapshot(stack=session.stack, lineage="", serial=0, resources={}, outputs={})
+    return make_plan(desired, empty, session.providers)
+
+
+# --- reviews: one stack's plan handed from its process to the one that renders all ---
+
+
+Review = tuple[Plan, "list[Violation]"]
+
+
+def review_stack(project: Project, stack: str, who: str | None = None) -> Review:
+    """What `preview` shows for the stack (the plan of creating it, if it is not
+    initialized yet) and what its environment's policies say of that plan."""
+    from stackwright.operations.session import open_session
+    from stackwright.operations.update import preview
+    from stackwright.workflow.environments import environment_for
+    from stackwright.workflow.policies import evaluate
+
     store = open_store(project)
     try:
-        config = load_stack_config(project, stack)
-        session = StackSession(project, stack, store, config,
-                               ProviderRegistry(provider_config(project, config.data)),
-                               identity(who))
-        desired = session.run_program()
-        empty = Snapshot(stack=stack, lineage="", serial=0, resources={}, outputs={})
-        return make_plan(desired, empty, session.providers)
+        exists = store.stack_exists(stack)
     finally:
         store.close()
+    session = open_session(project, stack, who) if exists else _new_session(project, stack, who)
+    try:
+        plan = preview(session) if exists else _plan_new(session)
+        if not plan.has_changes:
+            return plan, []
+        env = environment_for(project, stack)
+        return plan, evaluate(plan, project, env, providers=session.providers)
+    finally:
+        session.close()
+
+
+def save_review(path: Path, review: Review) -> None:
+    """Secrets are reduced to markers before the review touches the disk: a review is
+    for showing, and the renderers mask secrets anyway."""
+    plan, violations = review
+    path.write_bytes(pickle.dumps((_scrubbed_plan(plan), list(violations))))
+
+
+def load_review(path: Path) -> Review:
+    """A review this run's own stack process wrote (a private temporary folder)."""
+    plan, violations = pickle.loads(path.read_bytes())
+    return plan, violations
+
+
+def _scrubbed_plan(plan: Plan) -> Plan:
+    steps = tuple(replace(
+        step, inputs=_scrub(step.inputs), old_inputs=_scrub(step.old_inputs),
+        old_outputs=_scrub(step.old_outputs),
+        diffs=tuple(replace(d, old=_scrub(d.old), new=_scrub(d.new)) for d in step.diffs),
+    ) for step in plan.steps)
+    return replace(plan, steps=steps, outputs=_scrub(plan.outputs),
+                   old_outputs=_scrub(plan.old_outputs))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return Secret(None)
+    if isinstance(value, Mapping):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v) for v in value]
+    return value
 
 
 def child_env(who: str | None) -> dict[str, str]:

@@ -31,8 +31,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink
 from stackwright.errors import ProjectError, StackwrightError
-from stackwright.operations.session import open_session
-from stackwright.operations.update import Confirm, UpdateOutcome, up
+from stackwright.operations.session import StackSession, open_session
+from stackwright.operations.update import Check, Confirm, UpdateOutcome, up
 from stackwright.plan.plan import Plan
 from stackwright.program.project import Project
 from stackwright.workflow.config_paths import Slot, expand, resolve
@@ -100,7 +100,7 @@ def read_record(file: StackFile) -> PauseRecord | None:
         return None
     if not isinstance(section, Mapping) or not isinstance(section.get("values", {}), Mapping):
         raise ProjectError(f"`{PAUSED}:` must be a mapping with `values:`", file=str(file.path),
-                           hint=f"it is written by `stackwright env pause`; restore the values by hand and delete it")
+                           hint="it is written by `stackwright env pause`; restore the values by hand and delete it")
     return PauseRecord(at=str(section.get("at", "")), by=str(section.get("by", "")),
                        values=dict(section.get("values") or {}),
                        absent=[str(p) for p in section.get("absent") or []])
@@ -124,10 +124,8 @@ def prepare_pause(project: Project, stack: str, who: str | None = None) -> Prepa
 
 def prepare_resume(project: Project, stack: str, who: str | None = None) -> PreparedEdit:
     """Check that ``stack`` is paused and put its saved values back in memory."""
-    edit = _prepare(project, stack, who, "resume", _resumable)
-    record = read_record(edit.file)
-    assert record is not None  # _resumable checked
-    edit.changes = _resume(edit, record)
+    edit = _prepare(project, stack, who, "resume", _paused_record)
+    edit.changes = _resume(edit, _paused_record(edit))
     return edit
 
 
@@ -146,14 +144,16 @@ def _pausable(edit: PreparedEdit) -> None:
                          f"under environments.{edit.environment.name}")
 
 
-def _resumable(edit: PreparedEdit) -> None:
-    if read_record(edit.file) is None:
+def _paused_record(edit: PreparedEdit) -> PauseRecord:
+    record = read_record(edit.file)
+    if record is None:
         raise PauseError(f"stack {edit.stack!r} is not paused ({edit.shown} has no `{PAUSED}:` section)",
                          file=edit.shown, hint=f"pause it with `stackwright env pause {edit.stack}`")
+    return record
 
 
 def _prepare(project: Project, stack: str, who: str | None, action: Action,
-             validate: Callable[[PreparedEdit], None]) -> PreparedEdit:
+             validate: Callable[[PreparedEdit], object]) -> PreparedEdit:
     """Open the stack (it must exist), load its file, ``validate`` the request, then
     check the stack's gate: pausing applies the program on disk as `up` does."""
     session = open_session(project, stack, who)
@@ -234,12 +234,14 @@ def _put(slot: Slot, value: Any) -> None:
 # --- carrying out ---------------------------------------------------------------------------
 
 
-def carry_out(edit: PreparedEdit, *, options: ApplyOptions, sink: EventSink,
-              confirm: Confirm) -> UpdateOutcome:
-    """Write the edited stack file, then plan, confirm and apply it like `up`.
+def carry_out(edit: PreparedEdit, *, options: ApplyOptions, sink: EventSink, confirm: Confirm,
+              check: Callable[[StackSession], Check] | None = None) -> UpdateOutcome:
+    """Write the edited stack file, then plan, confirm and apply it like `up`; ``check``
+    makes the plan check `up` runs (policies) for the session the apply uses.
 
-    If nothing was confirmed (declined, no terminal, the program failed) the file is put
-    back as it was. Once confirmed, the edit stays even if the apply fails.
+    If nothing was confirmed (declined, no terminal, refused by a check, the program
+    failed) the file is put back as it was. Once confirmed, the edit stays even if the
+    apply fails.
     """
     confirmed = False
 
@@ -252,7 +254,8 @@ def carry_out(edit: PreparedEdit, *, options: ApplyOptions, sink: EventSink,
     try:
         session = open_session(edit.project, edit.stack, edit.who)
         try:
-            outcome = up(session, options=options, sink=sink, confirm=confirm_and_note)
+            outcome = up(session, options=options, sink=sink, confirm=confirm_and_note,
+                         check=check(session) if check is not None else None)
         finally:
             session.close()
     except BaseException:

@@ -1,0 +1,427 @@
+"""AWS benchmarks against a local cloud this script starts itself.
+
+    python bench/aws_bench.py [platform] [aws500] [--direct]
+
+(a) ``platform``: the dev stack of examples/platform (42 resources): `up` wall time and
+    no-op `preview` wall time (median of 3), then `destroy`.
+(b) ``aws500``: bench/programs/aws500 (100 each of buckets, topics, roles, tables and
+    security groups in one VPC: 501 resources): `up`, no-op `preview` (median of 3),
+    `destroy`.
+
+Every command is the real CLI in a subprocess, started through a thin wrapper
+(``--hooked-cli``) that times each provider operation (``ProviderCalls.run``), counts
+boto3 calls per resource type (a botocore ``before-call`` hook) and times boto3 client
+construction. The stack's endpoint is a counting HTTP proxy in front of the emulator (no
+faults), which records each request's in-flight interval. Reported per command:
+
+* ``api_calls``, ``calls_per_resource`` and ``calls_per_resource_by_type``;
+* ``emulator_busy_s``: time at least one HTTP request was in flight (union of intervals);
+  ``mean_in_flight`` = sum of request times / that;
+* ``provider_busy_s``: time at least one provider operation was running; beyond the
+  emulator's share it is boto3's client side (building clients, signing, parsing) and
+  provider waits (polling until a table is ACTIVE...);
+* ``engine_s = wall - provider_busy_s``: time no provider operation ran at all - process
+  start, imports, running the program, planning, state commits not overlapped by calls.
+
+``--direct`` also runs (b)'s `up` and `destroy` straight against the emulator, to show
+what the proxy itself adds. Prints one JSON line per scenario, then a human summary.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from stackwright.providers.aws import localcloud  # noqa: E402
+
+CLI = [sys.executable, "-m", "stackwright.cli.main"]
+CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing"}
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+                        "trailers", "transfer-encoding", "upgrade", "content-length"})
+SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+ID_LIKE = re.compile(r"[0-9a-f]{8,}|[A-Z0-9]{12,}|%[0-9A-F]{2}")
+
+
+# --- a counting proxy -------------------------------------------------------------------
+
+
+class CountingProxy(ThreadingHTTPServer):
+    """Forwards every request to the emulator and records (start, end, service, operation)."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.lock = threading.Lock()
+        self.records: list[tuple[float, float, str, str]] = []
+        self._local = threading.local()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def connection(self, fresh: bool = False) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None or fresh:
+            if conn is not None:
+                conn.close()
+            conn = http.client.HTTPConnection(*self.upstream, timeout=300)
+            self._local.conn = conn
+        return conn
+
+    def window(self, start: float, end: float) -> list[tuple[float, float, str, str]]:
+        with self.lock:
+            return [r for r in self.records if r[0] >= start and r[1] <= end]
+
+
+def operation_of(service: str, method: str, path: str, headers: Any, body: bytes) -> str:
+    """A name for the call: the JSON target, the query Action, or the REST method and
+    path pattern (S3: ``PUT /{bucket}?tagging``)."""
+    target = headers.get("X-Amz-Target")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    if "x-www-form-urlencoded" in headers.get("Content-Type", ""):
+        return parse_qs(body.decode(errors="replace")).get("Action", ["?"])[0]
+    split = urlsplit(path)
+    sub = "?" + ",".join(sorted(k for k in parse_qs(split.query, keep_blank_values=True))) if split.query else ""
+    segments = [s if not ID_LIKE.search(s) else "{id}" for s in split.path.split("/") if s]
+    if service == "s3":  # path-style: /bucket/key
+        segments = ["{bucket}", "{key}"][:len(segments)]
+    return f"{method} /{'/'.join(segments[:3])}{sub}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: CountingProxy
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        match = SCOPE.search(self.headers.get("Authorization", ""))
+        service = match.group(1) if match else "unknown"
+        operation = operation_of(service, self.command, self.path, self.headers, body)
+        start = time.perf_counter()
+        status, reason, headers, payload = self._forward(body)
+        end = time.perf_counter()
+        with self.server.lock:
+            self.server.records.append((start, end, service, operation))
+        self.send_response_only(status, reason)
+        for key, value in headers:
+            if key.lower() not in HOP_BY_HOP:
+                self.send_header(key, value)
+        size = next((v for k, v in headers if k.lower() == "content-length"), "0") \
+            if self.command == "HEAD" else str(len(payload))
+        self.send_header("Content-Length", size)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        for attempt in range(2):
+            conn = self.server.connection(fresh=attempt > 0)
+            try:
+                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+                for key, value in self.headers.items():
+                    if key.lower() not in HOP_BY_HOP:
+                        conn.putheader(key, value)
+                if body or self.command in ("POST", "PUT", "PATCH"):
+                    conn.putheader("Content-Length", str(len(body)))
+                conn.endheaders(body or None)
+                response = conn.getresponse()
+                return response.status, response.reason, response.getheaders(), response.read()
+            except (http.client.HTTPException, OSError):
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
+
+
+@contextmanager
+def local_cloud(work: Path) -> Iterator[str]:
+    """The project's own local cloud (moto's server), started fresh for the benchmark."""
+    state = work / "local-cloud"
+    cloud = localcloud.start(state, localcloud.free_port())
+    try:
+        yield cloud.url
+    finally:
+        localcloud.stop(state)
+
+
+@contextmanager
+def counting_proxy(upstream: str) -> Iterator[CountingProxy]:
+    proxy = CountingProxy(upstream)
+    thread = threading.Thread(target=proxy.serve_forever, name="counting-proxy", daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+# --- the CLI, with timing hooks -------------------------------------------------------------
+
+
+def hooked_cli(out_path: str, args: list[str]) -> None:
+    """``stackwright ARGS`` in this process, recording what ``measured`` reports."""
+    import atexit
+    import threading as _threading
+
+    from stackwright.engine import calls
+    from stackwright.providers.aws import base
+
+    current = _threading.local()
+    operations: list[tuple[float, float, str, str, str]] = []
+    api_calls: Counter[str] = Counter()
+    client_build = [0.0, 0]
+    original_run, original_make = calls.ProviderCalls.run, base.AwsClients._make
+
+    async def run(self: Any, urn: str, action: str, fn: Any, *fn_args: Any) -> Any:
+        type_token = urn.split("::")[2] if urn.count("::") >= 3 else "?"
+
+        def traced(*a: Any) -> Any:
+            current.type = type_token
+            try:
+                return fn(*a)
+            finally:
+                current.type = None
+
+        start = time.perf_counter()
+        try:
+            return await original_run(self, urn, action, traced, *fn_args)
+        finally:
+            operations.append((start, time.perf_counter(), type_token, action, urn))
+
+    def make(self: Any, service: str) -> Any:
+        start = time.perf_counter()
+        client = original_make(self, service)
+        client_build[0] += time.perf_counter() - start
+        client_build[1] += 1
+        client.meta.events.register(
+            "before-call", lambda **_: api_calls.update([getattr(current, "type", None) or "other"]))
+        return client
+
+    calls.ProviderCalls.run = run  # type: ignore[method-assign]
+    base.AwsClients._make = make  # type: ignore[method-assign]
+    atexit.register(lambda: Path(out_path).write_text(json.dumps({
+        "operations": operations, "api_calls": api_calls, "client_build": client_build})))
+    sys.argv = ["stackwright", *args]
+    from stackwright.cli.main import main as cli_main
+
+    cli_main()
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+def cli(project: Path, *args: str, hooks: Path | None = None) -> tuple[float, float, float, str]:
+    """Run the CLI (through ``hooked_cli`` when ``hooks`` names its output file);
+    (wall seconds, start, end, output)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--hooked-cli", str(hooks), *args] \
+        if hooks else [*CLI, *args]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=project, capture_output=True, text=True,
+                          env={**os.environ, "STACKWRIGHT_USER": "bench"}, stdin=subprocess.DEVNULL)
+    end = time.perf_counter()
+    out = done.stdout + done.stderr
+    if done.returncode != 0:
+        raise SystemExit(f"stackwright {' '.join(args)} failed in {project}:\n{out}")
+    return end - start, start, end, out
+
+
+def union(intervals: list[tuple[float, float]]) -> float:
+    total, current_start, current_end = 0.0, None, None
+    for start, end in sorted(intervals):
+        if current_end is None or start > current_end:
+            if current_end is not None and current_start is not None:
+                total += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_end is not None and current_start is not None:
+        total += current_end - current_start
+    return total
+
+
+def measured(proxy: CountingProxy, project: Path, *args: str) -> dict[str, Any]:
+    """One command through the proxy and the hooks: wall time, API calls, and where the
+    time went."""
+    hooks = project.parent / f"hooks-{project.name}-{time.monotonic_ns()}.json"
+    wall, start, end, out = cli(project, *args, hooks=hooks)
+    data = json.loads(hooks.read_text())
+    hooks.unlink()
+    records = proxy.window(start, end)
+    operations = data["operations"]
+    emulator_busy = union([(s, e) for s, e, _, _ in records])
+    provider_busy = union([(s, e) for s, e, *_ in operations])
+    request_sum = sum(e - s for s, e, _, _ in records)
+    urns_by_type: dict[str, set[str]] = {}
+    for _, _, type_token, _, urn in operations:
+        urns_by_type.setdefault(type_token, set()).add(urn)
+    resources = len({urn for *_, urn in operations})
+    by_type = {t: round(n / len(urns_by_type[t]), 2) for t, n in sorted(data["api_calls"].items())
+               if t in urns_by_type}
+    by_service = Counter(service for _, _, service, _ in records)
+    by_operation = Counter(f"{service}:{op}" for _, _, service, op in records)
+    first = min((s for s, *_ in operations), default=end)
+    last = max((e for _, e, *_ in operations), default=end)
+    return {
+        "wall_s": round(wall, 3),
+        "resources_touched": resources,
+        "api_calls": len(records),
+        "calls_per_resource": round(len(records) / resources, 2) if resources else None,
+        "calls_per_resource_by_type": by_type,
+        "calls_by_service": dict(by_service.most_common()),
+        "top_operations": dict(by_operation.most_common(8)),
+        "emulator_busy_s": round(emulator_busy, 3),
+        "mean_in_flight": round(request_sum / emulator_busy, 2) if emulator_busy else 0.0,
+        "provider_busy_s": round(provider_busy, 3),
+        "provider_ops_s_sum": round(sum(e - s for s, e, *_ in operations), 3),
+        "boto3_clients_built": data["client_build"][1],
+        "boto3_client_build_s": round(data["client_build"][0], 3),
+        "engine_s": round(wall - provider_busy, 3),
+        "engine_share": round((wall - provider_busy) / wall, 3) if wall else 0.0,
+        "before_first_call_s": round(first - start, 3),
+        "after_last_call_s": round(end - last, 3),
+        "_output": out,
+    }
+
+
+def noop_previews(proxy: CountingProxy, project: Path, times: int = 3) -> dict[str, Any]:
+    runs = [measured(proxy, project, "preview") for _ in range(times)]
+    for run in runs:
+        assert "No changes" in run["_output"], run["_output"]
+    return {"preview_median_s": round(statistics.median(r["wall_s"] for r in runs), 3),
+            "preview_runs_s": [r["wall_s"] for r in runs],
+            "preview_api_calls": max(r["api_calls"] for r in runs)}
+
+
+def stack_config(endpoint: str, **extra: Any) -> str:
+    config = {**extra, "aws": {"region": "us-east-1", "endpoint": endpoint, "credentials": CREDENTIALS}}
+    return json.dumps({"config": config}, indent=2)  # JSON is YAML
+
+
+def resource_count(project: Path) -> int:
+    _, _, _, out = cli(project, "state", "ls")
+    match = re.search(r"(\d+) resources", out)
+    return int(match.group(1)) if match else 0
+
+
+def strip(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if not k.startswith("_")}
+
+
+# --- scenarios ----------------------------------------------------------------------------
+
+
+def bench_platform(work: Path, proxy: CountingProxy) -> dict[str, Any]:
+    """The example's dev stack, pointed at the counting proxy instead of `endpoint: local`."""
+    import yaml
+
+    project = work / "platform"
+    shutil.copytree(ROOT / "examples" / "platform", project, ignore=shutil.ignore_patterns(".stackwright"))
+    dev = yaml.safe_load((project / "stacks" / "dev.yaml").read_text())
+    dev["config"]["aws"] = {"region": "us-east-1", "endpoint": proxy.url, "credentials": CREDENTIALS}
+    (project / "stacks" / "dev.yaml").write_text(yaml.safe_dump(dev))
+    cli(project, "stack", "init", "dev")
+    up = measured(proxy, project, "up", "--yes")
+    resources = resource_count(project)
+    previews = noop_previews(proxy, project)
+    destroy = measured(proxy, project, "destroy", "--yes")
+    return {"scenario": "aws_platform_dev", "resources": resources, "up": strip(up), **previews,
+            "destroy": strip(destroy)}
+
+
+def bench_aws500(work: Path, proxy: CountingProxy, emulator: str, direct: bool) -> dict[str, Any]:
+    project = work / "aws500"
+    shutil.copytree(HERE / "programs" / "aws500", project, ignore=shutil.ignore_patterns("__pycache__"))
+    (project / "stackwright.yaml").write_text("name: aws500\nmain: __main__.py\n")
+    (project / "stacks").mkdir()
+    stack_file = project / "stacks" / "dev.yaml"
+    stack_file.write_text(stack_config(proxy.url, prefix="b500", per_kind=100))
+    cli(project, "stack", "init", "dev")
+    up = measured(proxy, project, "up", "--yes")
+    resources = resource_count(project)
+    previews = noop_previews(proxy, project)
+    destroy = measured(proxy, project, "destroy", "--yes")
+    result = {"scenario": "aws_500", "resources": resources, "up": strip(up), **previews,
+              "destroy": strip(destroy)}
+    if direct:  # the same, without the proxy in the way
+        stack_file.write_text(stack_config(emulator, prefix="b500", per_kind=100))
+        result["up_direct_s"] = round(cli(project, "up", "--yes")[0], 3)
+        result["destroy_direct_s"] = round(cli(project, "destroy", "--yes")[0], 3)
+    return result
+
+
+def summary(results: list[dict[str, Any]]) -> str:
+    lines = ["", "AWS benchmarks (local cloud, moto's server; CLI in a subprocess, --parallel 16)"]
+    for r in results:
+        lines.append(f"\n{r['scenario']}: {r['resources']} resources")
+        for step in ("up", "destroy"):
+            s = r[step]
+            lines.append(
+                f"  {step:<8} {s['wall_s']:7.2f}s  {s['api_calls']:5d} API calls ({s['calls_per_resource']:.2f}"
+                f"/resource)  emulator busy {s['emulator_busy_s']:.2f}s (mean {s['mean_in_flight']:.1f} in "
+                f"flight), provider ops busy {s['provider_busy_s']:.2f}s, engine alone {s['engine_s']:.2f}s "
+                f"({100 * s['engine_share']:.0f}%: {s['before_first_call_s']:.2f}s before the first call, "
+                f"{s['after_last_call_s']:.2f}s after the last); {s['boto3_clients_built']} boto3 clients "
+                f"built in {s['boto3_client_build_s']:.2f}s")
+            lines.append("           calls/resource: " + ", ".join(
+                f"{k.split(':')[-1]} {v}" for k, v in s["calls_per_resource_by_type"].items()))
+        lines.append(f"  preview  {r['preview_median_s']:7.2f}s  median of 3 (runs {r['preview_runs_s']}), "
+                     f"{r['preview_api_calls']} API calls")
+        if "up_direct_s" in r:
+            lines.append(f"  without the proxy: up {r['up_direct_s']:.2f}s, destroy {r['destroy_direct_s']:.2f}s")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--hooked-cli"]:
+        hooked_cli(sys.argv[2], sys.argv[3:])
+        return
+    args = set(sys.argv[1:])
+    direct = "--direct" in args
+    wanted = args - {"--direct"} or {"platform", "aws500"}
+    work = Path(tempfile.mkdtemp(prefix="sw-aws-bench-"))
+    results: list[dict[str, Any]] = []
+    try:
+        with local_cloud(work) as emulator, counting_proxy(emulator) as proxy:
+            if "platform" in wanted:
+                results.append(bench_platform(work, proxy))
+                print(json.dumps(results[-1]), flush=True)
+            if "aws500" in wanted:
+                results.append(bench_aws500(work, proxy, emulator, direct))
+                print(json.dumps(results[-1]), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(summary(results))
+
+
+if __name__ == "__main__":
+    main()
