@@ -220,7 +220,7 @@ def assert_platform_gone(p: Platform) -> None:
 
 def test_dev_stack_up_preview_destroy(platform: Platform) -> None:
     out = platform.ok("up", "--yes")
-    assert f"Update succeeded" in out and f"{RESOURCES} create" in out, out
+    assert "Update succeeded" in out and f"{RESOURCES} create" in out, out
     assert_platform_exists(platform)
 
     preview = platform.ok("preview")

@@ -23,7 +23,6 @@ import random
 import re
 import subprocess
 import sys
-import textwrap
 import threading
 import uuid
 from collections import Counter
@@ -350,7 +349,7 @@ def test_up_under_throttling_makes_each_object_exactly_once(
     cli(root, "stack", "init", "dev")
 
     out = cli(root, "up", "--yes")
-    assert f"Update succeeded" in out and f"{RESOURCES} create" in out, out
+    assert "Update succeeded" in out and f"{RESOURCES} create" in out, out
     assert sum(proxy.throttled.values()) > 0, proxy.calls
     assert "retry" in out.lower(), out  # the engine showed its retries
 

@@ -252,6 +252,7 @@ class _Db:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.depth = 0
+        self.batched: set[str] | None = None
         _check_header(path)
         try:
             self.conn = sqlite3.connect(
@@ -377,9 +378,32 @@ class _Db:
                 self.conn.execute(verb)
 
     def bump(self, stack: str) -> None:
-        """Advance the stack's serial; also the existence check of every state write."""
+        """Advance the stack's serial; also the existence check of every state write.
+
+        Inside a batch the serial moves once, when the batch ends: readers only ever see
+        committed transactions, so one step per transaction is all they can tell apart.
+        """
+        if self.batched is not None:
+            self.batched.add(stack)
+            return
         if self.conn.execute(_BUMP, (time.time(), stack)).rowcount != 1:
             raise _no_stack(stack)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every write inside, with one serial bump per stack."""
+        with self.write():
+            if self.batched is not None:
+                yield
+                return
+            self.batched = set()
+            try:
+                yield
+                stacks, self.batched = self.batched, None
+                for stack in stacks:
+                    self.bump(stack)
+            finally:
+                self.batched = None
 
     def serial(self, stack: str) -> int:
         row = self.conn.execute("SELECT serial FROM stacks WHERE name = ?", (stack,)).fetchone()
@@ -612,7 +636,7 @@ class SqliteStackWriter:
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Group commit: every write inside the block commits in one transaction."""
-        with self._db.write():
+        with self._db.batch():
             yield
 
     def record_pending(self, op: PendingOperation) -> None:
