@@ -44,6 +44,7 @@ TIMEOUT = 120.0
 PROGRAM = '''\
 import stackwright as sw
 from stackwright.providers import local
+from support import cli_command, cli_env
 
 version = sw.Config().require_int("version")
 parity = version % 2
@@ -133,16 +134,8 @@ def expected(version: int) -> tuple[dict[str, str], set[str]]:
     return files, urns
 
 
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("stackwright")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "stackwright.cli.main"]
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("STACKWRIGHT_STACK", "STACKWRIGHT_DEBUG")}
-    env["STACKWRIGHT_USER"] = "tester"
-    return env
+_command = cli_command
+_env = cli_env
 
 
 class Project:

@@ -22,6 +22,7 @@ HOLD = 3
 SLOW_PROGRAM = f'''\
 import stackwright as sw
 from stackwright.providers import local
+from support import cli_command, cli_env
 
 version = sw.Config().require_int("version")
 local.Command("slow", create="sleep {HOLD}")
@@ -29,16 +30,8 @@ local.File("marker", path="out/marker.txt", content=f"v{{version}}\\n")
 '''
 
 
-def _command() -> list[str]:
-    script = Path(sys.executable).with_name("stackwright")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "stackwright.cli.main"]
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("STACKWRIGHT_STACK", "STACKWRIGHT_DEBUG")}
-    env["STACKWRIGHT_USER"] = "tester"
-    return env
+_command = cli_command
+_env = cli_env
 
 
 class Project:

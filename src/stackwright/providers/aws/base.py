@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from stackwright.errors import ProviderError
 from stackwright.providers.protocol import OperationContext, ResourceProvider
@@ -36,7 +36,12 @@ detaching something a moment ago deleted; they clear on their own."""
 class AwsClients:
     """boto3 clients for one provider configuration, created once and shared.
 
-    boto3 clients are thread-safe; sessions are not, so clients are built under a lock.
+    boto3 clients are thread-safe. One boto3 session (one botocore session) serves the
+    whole provider: it is made once, under a lock, and each service's client is then
+    built under that service's own lock, so different services are built side by side
+    while no service is ever built twice. The sessions of every provider in the process
+    share one botocore data loader, so service models, endpoint rules and endpoint data
+    are read and parsed once per process, not once per client.
     """
 
     def __init__(self, config: Mapping[str, Any]) -> None:
@@ -45,21 +50,27 @@ class AwsClients:
         self._profile = config.get("profile")
         self._static = config.get("credentials")
         self._clients: dict[str, Any] = {}
+        self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        """Guards ``_locks`` and the creation of the session."""
+        self._session: Any = None
 
     def __call__(self, service: str) -> Any:
         client = self._clients.get(service)
         if client is None:
-            with self._lock:
-                client = self._clients.get(service) or self._make(service)
-                self._clients[service] = client
+            with self._service_lock(service):
+                client = self._clients.get(service)
+                if client is None:
+                    client = self._clients[service] = self._make(service)
         return client
 
+    def _service_lock(self, service: str) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(service, threading.Lock())
+
     def _make(self, service: str) -> Any:
-        import boto3
         from botocore.config import Config
 
-        session = boto3.session.Session(profile_name=self._profile) if self._profile else boto3.session.Session()
         kwargs: dict[str, Any] = {
             "region_name": self.region,
             # total_max_attempts counts the first try; botocore's max_attempts counts
@@ -72,7 +83,48 @@ class AwsClients:
         if isinstance(self._static, Mapping):
             kwargs["aws_access_key_id"] = self._static.get("access_key_id")
             kwargs["aws_secret_access_key"] = self._static.get("secret_access_key")
-        return cast(Any, session).client(service, **kwargs)
+        return self._shared_session().client(service, **kwargs)
+
+    def _shared_session(self) -> Any:
+        session = self._session
+        if session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self._new_session()
+                session = self._session
+        return session
+
+    def _new_session(self) -> Any:
+        import boto3
+        import botocore.session
+
+        core = botocore.session.get_session()
+        session = boto3.session.Session(botocore_session=core, profile_name=self._profile)
+        # After boto3 set the session up (it adds its resource models to the session's
+        # own loader): clients are built from the loader shared by every session.
+        core.register_component("data_loader", _shared_loader(core.get_config_variable("data_path")))
+        if not isinstance(self._static, Mapping):
+            # Resolve the credential chain once, here, rather than in several threads
+            # building their first clients at once (a profile may prompt or call STS).
+            session.get_credentials()
+        return session
+
+
+_LOADERS: dict[Any, Any] = {}
+_LOADERS_LOCK = threading.Lock()
+
+
+def _shared_loader(data_path: Any) -> Any:
+    """The process's botocore data loader for ``data_path``. It caches what it loads
+    (service models, endpoint rule sets, endpoint data), which botocore treats as
+    read-only, so one loader safely serves every session and thread."""
+    from botocore.loaders import create_loader
+
+    with _LOADERS_LOCK:
+        loader = _LOADERS.get(data_path)
+        if loader is None:
+            loader = _LOADERS[data_path] = create_loader(data_path)
+        return loader
 
 
 def error_code(exc: BaseException) -> str:
