@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from stackwright.state.sqlite import SqliteStateStore
+from support import cli_command, cli_env
 
 TRIALS_PER_SEED = 11
 SEEDS = (11, 23)
@@ -44,7 +45,6 @@ TIMEOUT = 120.0
 PROGRAM = '''\
 import stackwright as sw
 from stackwright.providers import local
-from support import cli_command, cli_env
 
 version = sw.Config().require_int("version")
 parity = version % 2

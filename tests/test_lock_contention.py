@@ -13,6 +13,7 @@ from pathlib import Path
 
 from stackwright.state.records import LockInfo
 from stackwright.state.sqlite import SqliteStateStore
+from support import cli_command, cli_env
 
 STACK = "dev"
 TIMEOUT = 120.0
@@ -22,7 +23,6 @@ HOLD = 3
 SLOW_PROGRAM = f'''\
 import stackwright as sw
 from stackwright.providers import local
-from support import cli_command, cli_env
 
 version = sw.Config().require_int("version")
 local.Command("slow", create="sleep {HOLD}")
