@@ -179,3 +179,19 @@ def test_pending_create_is_adopted_not_duplicated(h: Harness) -> None:
     assert h.recorded()["a"].id == oid and h.store.snapshot("dev").pending == []
     assert h.up(lambda: Thing("a")).done == {}
     assert h.providers.thing.calls["create"] == 0
+
+
+def test_get_reads_an_existing_object_and_never_deletes_it(h: Harness) -> None:
+    h.providers.thing.objects["given-1"] = {"label": "shared", "zone": "a", "ref": ""}
+
+    def program() -> None:
+        given = Thing.get("given", "given-1")
+        Thing("user", ref=given.arn, label=given.label)
+
+    result = h.up(program)
+    assert result.ok and result.done == {"read": 1, "create": 1}
+    rec = h.recorded()
+    assert rec["user"].inputs["ref"] == "arn:given-1" and rec["user"].inputs["label"] == "shared"
+    assert h.up(program).done == {}
+    assert h.up(lambda: None).ok
+    assert set(h.providers.thing.objects) == {"given-1"} and h.recorded() == {}

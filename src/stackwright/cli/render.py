@@ -106,7 +106,7 @@ def output_lines(plan: Plan) -> list[str]:
 def summary_line(plan: Plan) -> str:
     counts = plan.counts()
     parts = [f"{counts[op.value]} to {VERBS[op]}" for op in
-             (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE) if counts.get(op.value)]
+             (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE, Op.READ) if counts.get(op.value)]
     same = counts.get("same", 0)
     renames = sum(1 for s in plan.steps if s.previous_urn)
     if renames:

@@ -172,6 +172,9 @@ class Applier:
         if step.op is Op.SAME:
             await self._confirm(step)
             return
+        if step.op is Op.READ:
+            await self._read(step)
+            return
         inputs = self._inputs(step)
         if step.op is Op.UPDATE:
             await self._update(step, inputs)
@@ -223,6 +226,25 @@ class Applier:
                           change, clears=token)
         self.live[step.urn] = {**outputs, "id": created.id}
         self.sink.state_persisted(step.urn)
+
+    async def _read(self, step: Step) -> None:
+        """A data lookup: record what is there, marked so that it is never deleted."""
+        read_id = (step.inputs or {}).get("id")
+        if self.resolver is not None and is_unknown(read_id):
+            read_id = self.resolver(step.urn, self._lookup).get("id", read_id)
+        if not isinstance(read_id, str):
+            raise ProviderError("the id to read is still unknown after its dependencies were applied")
+        handler = self.providers.resource(step.type)
+        ctx = self.calls.context(step.urn, urn_name(step.urn), f"read-{read_id}")
+        live = await self.calls.run(step.urn, "read", handler.read, ctx, read_id, {}, {})
+        if live is None:
+            raise ProviderError(f"no {step.type} with id {read_id!r} exists")
+        outputs = wrap_secret_keys({**live.inputs, **live.outputs}, handler.secret_outputs)
+        state = ResourceState(urn=step.urn, type=step.type, id=live.id, inputs=dict(live.inputs),
+                              outputs=outputs, parent=step.parent, deps=list(step.deps),
+                              retain_on_delete=True, external=True)
+        await self.commit(self.writer.record_resource, state, Change(step.urn, step.type, "read"))
+        self.live[step.urn] = {**outputs, "id": live.id}
 
     async def _update(self, step: Step, inputs: dict[str, Any]) -> None:
         assert step.old_id is not None and step.old_inputs is not None and step.old_outputs is not None

@@ -163,6 +163,8 @@ class Resource(Node):
 
     inputs: dict[str, Any]
     dependencies: list[Node]
+    read_id: Any = None
+    """Set by ``get``: the id of an existing object this node only reads."""
 
     def __init_subclass__(cls, type: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -184,6 +186,23 @@ class Resource(Node):
         context.current().register(self)
         if isinstance(self.resource_parent, Component):
             self.resource_parent.children.append(self)
+
+    @classmethod
+    def get(cls, name: str, id: Any, *, opts: ResourceOptions | None = None) -> Any:
+        """Read an object that exists already (a data lookup). Its outputs can feed other
+        resources; Stackwright records it but never changes or deletes it."""
+        resource = cls.__new__(cls)
+        Node.__init__(resource, name, opts)
+        resource.inputs = {}
+        resource.read_id = id
+        resource.dependencies = resource._collect_dependencies()
+        for node in resources_in(id):
+            if node.urn != resource.urn and node not in resource.dependencies:
+                resource.dependencies.append(node)
+        context.current().register(resource)
+        if isinstance(resource.resource_parent, Component):
+            resource.resource_parent.children.append(resource)
+        return resource
 
     @property
     def id(self) -> Output[str]:
@@ -259,7 +278,7 @@ class Resource(Node):
 
 _NODE_ATTRS = frozenset(("resource_name", "urn", "resource_options", "resource_parent",
                          "decl_file", "decl_line", "inputs", "dependencies", "type_token",
-                         "id", "children"))
+                         "id", "children", "read_id"))
 
 
 def _plain_type(hint: Any) -> Any:

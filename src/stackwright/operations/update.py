@@ -244,7 +244,8 @@ def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any
            options: ApplyOptions, sink: EventSink) -> ApplyResult:
     def resolver(urn: str, lookup: PropertyLookup) -> dict[str, Any]:
         resource = desired.resources[urn]
-        value: dict[str, Any] = resolve_value(resource.inputs, lambda res, prop: lookup(res.urn, prop))
+        source = {"id": resource.read_id} if resource.read_id is not None else resource.inputs
+        value: dict[str, Any] = resolve_value(source, lambda res, prop: lookup(res.urn, prop))
         return value
 
     async def run() -> ApplyResult:

@@ -33,7 +33,7 @@ class Op(str, Enum):
         return self.value
 
 
-CHANGING = frozenset({Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE})
+CHANGING = frozenset({Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE, Op.READ})
 
 
 @dataclass(frozen=True)

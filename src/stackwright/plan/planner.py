@@ -103,6 +103,8 @@ def _stable_order(desired: DesiredGraph) -> list[str]:
 def _plan_resource(p: _Planning, resource: Resource) -> Step:
     handler = p.providers.resource(resource.type_token)
     old = _old_record(p, resource)
+    if resource.read_id is not None:
+        return _plan_read(p, resource, old)
     inputs = _resolved_inputs(p, resource, handler)
     if old is not None:
         inputs = _ignoring_changes(resource, inputs, old)
@@ -120,6 +122,24 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
         delete_before_replace=dbr, previous_urn=previous, decl=resource.declared_at(),
         old_deps=tuple(old.deps) if old else (),
         meta_changed=old is not None and _meta_changed(resource, old, deps),
+    )
+
+
+def _plan_read(p: _Planning, resource: Resource, old: ResourceState | None) -> Step:
+    """A data lookup: read at apply unless the same object is recorded already."""
+    read_id = resolve_value(resource.read_id, p.lookup)
+    if old is not None and old.id == read_id:
+        p.predicted[resource.urn] = {**old.outputs, "id": old.id}
+        op = Op.SAME
+    else:
+        p.predicted[resource.urn] = {**dict.fromkeys(type(resource).output_names(), UNKNOWN), "id": read_id}
+        op = Op.READ
+    return Step(
+        urn=resource.urn, type=resource.type_token, op=op, inputs={"id": read_id},
+        old_inputs=old.inputs if old else None, old_outputs=old.outputs if old else None,
+        old_id=old.id if old else None, deps=tuple(p.desired.deps.get(resource.urn, ())),
+        parent=resource.resource_parent.urn if resource.resource_parent else None,
+        retain_on_delete=True, decl=resource.declared_at(), old_deps=tuple(old.deps) if old else (),
     )
 
 

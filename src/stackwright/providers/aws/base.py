@@ -114,16 +114,51 @@ _LOADERS: dict[Any, Any] = {}
 _LOADERS_LOCK = threading.Lock()
 
 
-def _shared_loader(data_path: Any) -> Any:
-    """The process's botocore data loader for ``data_path``. It caches what it loads
-    (service models, endpoint rule sets, endpoint data), which botocore treats as
-    read-only, so one loader safely serves every session and thread."""
-    from botocore.loaders import create_loader
+def _shared_loader(data_path: str | None) -> Any:
+    """The process's botocore data loader for ``data_path`` (what ``create_loader``
+    would make). It caches what it loads (service models, endpoint rule sets, endpoint
+    data), which botocore treats as read-only, so one loader serves every session.
+
+    Its loads run one at a time: threads building their first clients at once then
+    parse a file they all need (``endpoints.json``) once, not each its own copy. Parsing
+    holds the GIL anyway, so this costs no parallelism.
+    """
+    import os
+
+    from botocore.loaders import Loader
+
+    class SerialLoader(Loader):  # type: ignore[misc]
+        _load_lock = threading.RLock()
+
+        def list_available_services(self, *args: Any, **kwargs: Any) -> Any:
+            with self._load_lock:
+                return super().list_available_services(*args, **kwargs)
+
+        def determine_latest_version(self, *args: Any, **kwargs: Any) -> Any:
+            with self._load_lock:
+                return super().determine_latest_version(*args, **kwargs)
+
+        def list_api_versions(self, *args: Any, **kwargs: Any) -> Any:
+            with self._load_lock:
+                return super().list_api_versions(*args, **kwargs)
+
+        def load_service_model(self, *args: Any, **kwargs: Any) -> Any:
+            with self._load_lock:
+                return super().load_service_model(*args, **kwargs)
+
+        def load_data_with_path(self, *args: Any, **kwargs: Any) -> Any:
+            with self._load_lock:
+                return super().load_data_with_path(*args, **kwargs)
 
     with _LOADERS_LOCK:
         loader = _LOADERS.get(data_path)
         if loader is None:
-            loader = _LOADERS[data_path] = create_loader(data_path)
+            if data_path is None:
+                loader = SerialLoader()
+            else:
+                loader = SerialLoader(extra_search_paths=[
+                    os.path.expanduser(os.path.expandvars(path)) for path in data_path.split(os.pathsep)])
+            _LOADERS[data_path] = loader
         return loader
 
 
