@@ -161,9 +161,9 @@ def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int) -
 
 
 def _sink() -> Any:
-    from stackwright.cli.progress import PlainProgress
+    from stackwright.cli.progress import progress_for_terminal
 
-    return PlainProgress()
+    return progress_for_terminal()
 
 
 def _confirmer(yes: bool, show_diff: bool, policy: PolicyCheck | None = None) -> Any:

@@ -54,15 +54,20 @@ class LiveProgress(PlainProgress):
         self.console = Console(highlight=False)
         self.running: dict[str, tuple[str, float]] = {}
         self.lock = threading.Lock()
-        self.live = Live(self._table(), console=self.console, refresh_per_second=8,
+        self.live = Live(console=self.console, refresh_per_second=8,
                          transient=True, get_renderable=self._table)
+        self.started = False
 
-    def __enter__(self) -> LiveProgress:
-        self.live.__enter__()
-        return self
+    def _start(self) -> None:
+        """Begin drawing at the first step, after any confirmation prompt."""
+        if not self.started:
+            self.started = True
+            self.live.start()
 
-    def __exit__(self, *exc: Any) -> None:
-        self.live.__exit__(*exc)
+    def apply_finished(self) -> None:
+        if self.started:
+            self.started = False
+            self.live.stop()
 
     def _table(self) -> Any:
         from rich.table import Table
@@ -79,6 +84,7 @@ class LiveProgress(PlainProgress):
         return table
 
     def step_started(self, urn: str, action: str) -> None:
+        self._start()
         with self.lock:
             self.running[urn] = (action, time.monotonic())
 
@@ -97,6 +103,7 @@ class LiveProgress(PlainProgress):
 
 
 def progress_for_terminal() -> PlainProgress:
+    """A live table on a terminal, plain lines otherwise (logs, CI)."""
     if sys.stdout.isatty():
         return LiveProgress()
     return PlainProgress()

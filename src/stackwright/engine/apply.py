@@ -104,6 +104,7 @@ class Applier:
                               on_skip=self._skipped, should_stop=self.stop.is_set)
         finally:
             self.calls.close()
+            self.sink.apply_finished()
         self.result.not_started = [urn for (kind, urn), f in fate.items() if f == "not-started"]
         self.result.interrupted = self.stop.is_set() and bool(self.result.not_started)
         self.result.outputs = self.live

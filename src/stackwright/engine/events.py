@@ -21,5 +21,8 @@ class EventSink:
     def state_persisted(self, urn: str) -> None:
         """The outcome of a step is durably recorded."""
 
+    def apply_finished(self) -> None:
+        """The walk is over; listeners drawing live displays stop here."""
+
     def stopping(self, in_flight: int) -> None:
         """An interrupt was received; no new steps start."""
