@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import pytest
 
+from aws.conftest import ctx, tag_map
 from stackwright.errors import InputError, ProviderError
-from stackwright.providers.aws import cloudformation, provider
+from stackwright.providers.aws import cloudformation
 from stackwright.providers.aws.base import URN_TAG
 from stackwright.providers.aws.cloudformation import StackProvider, parse_template
-from stackwright.providers.protocol import OperationContext
 
 pytestmark = pytest.mark.aws
 
@@ -52,34 +51,17 @@ def json_template(*queues: str) -> dict[str, Any]:
     }
 
 
-def make_handler(config: dict[str, Any]) -> StackProvider:
+@pytest.fixture
+def handler(handlers: Any) -> StackProvider:
     """The handler as the engine gets it."""
-    p = provider()
-    p.configure(config)
-    handler = p.resource(TYPE)
+    handler = handlers(TYPE)
     assert isinstance(handler, StackProvider)
     return handler
 
 
-def ctx(name: str, token: str = "tok-1") -> OperationContext:
-    return OperationContext(urn=f"dev::t::{TYPE}::{name}", name=name, token=token)
-
-
 @pytest.fixture
-def handler(aws_config: dict[str, Any]) -> StackProvider:
-    return make_handler(aws_config)
-
-
-def boto(aws_config: dict[str, Any], service: Any) -> Any:
-    creds: Any = aws_config["credentials"]
-    return boto3.client(service, region_name="us-east-1", endpoint_url=str(aws_config["endpoint_url"]),
-                        aws_access_key_id=creds["access_key_id"],
-                        aws_secret_access_key=creds["secret_access_key"])
-
-
-@pytest.fixture
-def client(aws_config: dict[str, Any]) -> Any:
-    return boto(aws_config, "cloudformation")
+def client(boto: Any) -> Any:
+    return boto("cloudformation")
 
 
 def test_yaml_short_forms_parse_like_their_json_forms() -> None:
@@ -100,8 +82,8 @@ def test_template_is_compared_as_a_document(handler: StackProvider) -> None:
     assert handler.diff(as_dict, {}, changed).changed == ("template",)
 
 
-def test_lifecycle(handler: StackProvider, client: Any, aws_config: dict[str, Any]) -> None:
-    c = ctx("queues", token="tok-create-queues")
+def test_lifecycle(handler: StackProvider, client: Any, boto: Any) -> None:
+    c = ctx(TYPE, "queues", token="tok-create-queues")
     inputs = handler.check({"name": "sw-queues", "template": YAML_TEMPLATE,
                             "parameters": {"QueueName": "sw-jobs"}, "tags": {"team": "jobs"}})
     assert set(inputs) == set(cloudformation.Stack.input_specs())
@@ -109,7 +91,7 @@ def test_lifecycle(handler: StackProvider, client: Any, aws_config: dict[str, An
     assert created.id.startswith("arn:aws:cloudformation:") and created.outputs["stack_id"] == created.id
     assert created.outputs["status"] == "CREATE_COMPLETE"
     stack = client.describe_stacks(StackName="sw-queues")["Stacks"][0]
-    assert {t["Key"]: t["Value"] for t in stack["Tags"]} == {"team": "jobs", URN_TAG: c.urn}
+    assert tag_map(stack["Tags"]) == {"team": "jobs", URN_TAG: c.urn}
 
     read = handler.read(c, created.id, inputs, created.outputs)
     assert read is not None
@@ -128,9 +110,9 @@ def test_lifecycle(handler: StackProvider, client: Any, aws_config: dict[str, An
     assert [s for s in client.list_change_sets(StackName=created.id)["Summaries"]
             if s["ChangeSetName"].startswith("stackwright-preview")] == []
     assert handler.diff(inputs, created.outputs, new).replaces == ()
-    outputs = handler.update(ctx("queues", token="tok-update-queues"), created.id, inputs, created.outputs, new)
+    outputs = handler.update(ctx(TYPE, "queues", token="tok-update-queues"), created.id, inputs, created.outputs, new)
     assert outputs["status"] == "UPDATE_COMPLETE"
-    sqs = boto(aws_config, "sqs")
+    sqs = boto("sqs")
     assert "sw-dead" in {u.rsplit("/", 1)[-1] for u in sqs.list_queues()["QueueUrls"]}
     stack = client.describe_stacks(StackName=created.id)["Stacks"][0]
     assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["QueueName"] == "sw-work"
@@ -148,18 +130,18 @@ def test_lifecycle(handler: StackProvider, client: Any, aws_config: dict[str, An
 
 
 def test_tag_only_update(handler: StackProvider, client: Any) -> None:
-    c = ctx("tagged", token="tok-create-tagged")
+    c = ctx(TYPE, "tagged", token="tok-create-tagged")
     inputs = handler.check({"name": "sw-tagged", "template": json_template("Tagged"), "tags": {"a": "1"}})
     created = handler.create(c, inputs)
     new = handler.check(dict(inputs, tags={"a": "2"}))
-    handler.update(ctx("tagged", token="tok-update-tagged"), created.id, inputs, created.outputs, new)
+    handler.update(ctx(TYPE, "tagged", token="tok-update-tagged"), created.id, inputs, created.outputs, new)
     stack = client.describe_stacks(StackName=created.id)["Stacks"][0]
-    assert {t["Key"]: t["Value"] for t in stack["Tags"]} == {"a": "2", URN_TAG: c.urn}
+    assert tag_map(stack["Tags"]) == {"a": "2", URN_TAG: c.urn}
     handler.delete(c, created.id, new, created.outputs)
 
 
 def test_read_without_id_finds_an_interrupted_create(handler: StackProvider, client: Any) -> None:
-    c = ctx("pending", token="tok-create-pending")
+    c = ctx(TYPE, "pending", token="tok-create-pending")
     inputs = handler.check({"name": "sw-pending", "template": json_template("Pending")})
     assert handler.read(c, None, inputs, {}) is None
     # the change set was made and executed, then the process died before recording the id
@@ -171,15 +153,15 @@ def test_read_without_id_finds_an_interrupted_create(handler: StackProvider, cli
     found = handler.read(c, None, inputs, {})
     assert found is not None and found.id == made["StackId"]
     assert handler.diff(inputs, {}, found.inputs).changed == ()
-    assert handler.read(ctx("other"), None, inputs, {}) is None
+    assert handler.read(ctx(TYPE, "other"), None, inputs, {}) is None
     assert handler.create(c, inputs).id == made["StackId"]  # a retried create adopts its own stack
     with pytest.raises(ProviderError, match="not managed"):
-        handler.create(ctx("other"), inputs)
+        handler.create(ctx(TYPE, "other"), inputs)
     handler.delete(c, made["StackId"], inputs, {})
 
 
 def test_retried_create_executes_the_change_set_it_made(handler: StackProvider, client: Any) -> None:
-    c = ctx("retried", token="tok-create-retried")
+    c = ctx(TYPE, "retried", token="tok-create-retried")
     inputs = handler.check({"name": "sw-retried", "template": json_template("Retried")})
     real_execute = handler.client.execute_change_set
 
@@ -212,7 +194,7 @@ def change_set_stacks_have_outputs(client: Any) -> bool:
 def test_stack_outputs_are_reported(handler: StackProvider, client: Any) -> None:
     if not change_set_stacks_have_outputs(client):
         pytest.skip("moto gap: stacks created or updated through change sets report no Outputs")
-    c = ctx("outputs", token="tok-create-outputs")
+    c = ctx(TYPE, "outputs", token="tok-create-outputs")
     inputs = handler.check({"name": "sw-outputs", "template": json_template("Out")})
     created = handler.create(c, inputs)
     assert created.outputs["outputs"]["OutArn"].endswith(":sw-out")
@@ -247,7 +229,7 @@ def test_a_rolled_back_create_is_a_permanent_error_naming_the_reason(
     monkeypatch.setattr(handler.client, "describe_stack_events", events)
     inputs = handler.check({"name": "sw-broken", "template": json_template("Broken")})
     with pytest.raises(ProviderError) as info:
-        handler.create(ctx("broken", token="tok-create-broken"), inputs)
+        handler.create(ctx(TYPE, "broken", token="tok-create-broken"), inputs)
     message = info.value.message
     assert not info.value.retryable
     assert "ROLLBACK_COMPLETE" in message and "failed to create: [Broken]" in message
@@ -255,6 +237,6 @@ def test_a_rolled_back_create_is_a_permanent_error_naming_the_reason(
     monkeypatch.undo()
     stacks = [s for s in client.list_stacks()["StackSummaries"] if s["StackName"] == "sw-broken"]
     assert [s["StackStatus"] for s in stacks] == ["DELETE_COMPLETE"]  # cleaned up for the next attempt
-    retried = handler.create(ctx("broken", token="tok-create-broken"), inputs)  # nothing blocks a new try
+    retried = handler.create(ctx(TYPE, "broken", token="tok-create-broken"), inputs)  # nothing blocks a new try
     assert retried.outputs["status"] == "CREATE_COMPLETE"
-    handler.delete(ctx("broken"), retried.id, inputs, retried.outputs)
+    handler.delete(ctx(TYPE, "broken"), retried.id, inputs, retried.outputs)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
+from aws.conftest import emulator_client
 
 PROGRAM = '''
 import stackwright as sw
@@ -43,8 +43,7 @@ def test_preview_shows_the_change_set_and_executes_nothing(tmp_path: Path, aws_e
     assert preview.returncode == 0, preview.stderr
     assert "change set: Add beta (AWS::SQS::Queue)" in preview.stdout
 
-    cfn = boto3.client("cloudformation", endpoint_url=aws_endpoint, region_name="us-east-1",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    cfn = emulator_client(aws_endpoint, "cloudformation")
     resources = cfn.describe_stack_resources(StackName="queues-preview")["StackResources"]
     assert [r["LogicalResourceId"] for r in resources] == ["alpha"]
     left = [c["ChangeSetName"] for c in cfn.list_change_sets(StackName="queues-preview")["Summaries"]]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import pytest
 
+from aws.conftest import ctx, tag_map
 from stackwright.errors import ProviderError
-from stackwright.providers.aws import cloudwatch, provider
+from stackwright.providers.aws import cloudwatch
 from stackwright.providers.aws.base import URN_TAG, AwsResource
-from stackwright.providers.protocol import OperationContext
 
 pytestmark = pytest.mark.aws
 
@@ -21,33 +20,19 @@ BODY = {"widgets": [{"type": "text", "x": 0, "y": 0, "width": 6, "height": 3,
                      "properties": {"markdown": "# hello"}}]}
 
 
-def make_handler(config: dict[str, Any], type_token: str) -> AwsResource:
-    """The handler as the engine gets it."""
-    p = provider()
-    p.configure(config)
-    return p.resource(type_token)
-
-
-def ctx(type_token: str, name: str, token: str = "tok-1") -> OperationContext:
-    return OperationContext(urn=f"dev::t::{type_token}::{name}", name=name, token=token)
+@pytest.fixture
+def dashboards(handlers: Any) -> AwsResource:
+    return handlers(DASHBOARD)
 
 
 @pytest.fixture
-def dashboards(aws_config: dict[str, Any]) -> AwsResource:
-    return make_handler(aws_config, DASHBOARD)
+def alarms(handlers: Any) -> AwsResource:
+    return handlers(ALARM)
 
 
 @pytest.fixture
-def alarms(aws_config: dict[str, Any]) -> AwsResource:
-    return make_handler(aws_config, ALARM)
-
-
-@pytest.fixture
-def client(aws_config: dict[str, Any]) -> Any:
-    creds: Any = aws_config["credentials"]
-    return boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=str(aws_config["endpoint_url"]),
-                        aws_access_key_id=creds["access_key_id"],
-                        aws_secret_access_key=creds["secret_access_key"])
+def client(boto: Any) -> Any:
+    return boto("cloudwatch")
 
 
 def test_dashboard_lifecycle(dashboards: AwsResource, client: Any) -> None:
@@ -92,7 +77,7 @@ def alarm_inputs(alarms: AwsResource, name: str, **extra: Any) -> dict[str, Any]
 
 
 def alarm_tags(client: Any, arn: str) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in client.list_tags_for_resource(ResourceARN=arn)["Tags"]}
+    return tag_map(client.list_tags_for_resource(ResourceARN=arn)["Tags"])
 
 
 def test_alarm_lifecycle(alarms: AwsResource, client: Any) -> None:

@@ -4,41 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import pytest
 
+from aws.conftest import ctx, tag_map
 from stackwright.errors import InputError, ProviderError
-from stackwright.providers.aws import dynamodb, provider
+from stackwright.providers.aws import dynamodb
 from stackwright.providers.aws.base import URN_TAG, AwsResource
-from stackwright.providers.protocol import OperationContext
 
 pytestmark = pytest.mark.aws
 
 TYPE = "aws:dynamodb:Table"
 
 
-def make_handler(config: dict[str, Any]) -> AwsResource:
-    """The handler as the engine gets it."""
-    p = provider()
-    p.configure(config)
-    return p.resource(TYPE)
-
-
-def ctx(name: str, token: str = "tok-1") -> OperationContext:
-    return OperationContext(urn=f"dev::t::{TYPE}::{name}", name=name, token=token)
+@pytest.fixture
+def handler(handlers: Any) -> AwsResource:
+    return handlers(TYPE)
 
 
 @pytest.fixture
-def handler(aws_config: dict[str, Any]) -> AwsResource:
-    return make_handler(aws_config)
-
-
-@pytest.fixture
-def client(aws_config: dict[str, Any]) -> Any:
-    creds: Any = aws_config["credentials"]
-    return boto3.client("dynamodb", region_name="us-east-1", endpoint_url=str(aws_config["endpoint_url"]),
-                        aws_access_key_id=creds["access_key_id"],
-                        aws_secret_access_key=creds["secret_access_key"])
+def client(boto: Any) -> Any:
+    return boto("dynamodb")
 
 
 def table_inputs(handler: AwsResource, name: str, **extra: Any) -> dict[str, Any]:
@@ -60,14 +45,14 @@ def test_check_keeps_the_resource_class_shape_and_rejects_mistakes(handler: AwsR
 
 
 def test_lifecycle(handler: AwsResource, client: Any) -> None:
-    c = ctx("events")
+    c = ctx(TYPE, "events")
     inputs = table_inputs(handler, "sw-events", point_in_time_recovery=True, ttl_attribute="expires")
     created = handler.create(c, inputs)
     assert created.id == "sw-events"
     assert created.outputs["arn"].endswith(":table/sw-events")
     desc = client.describe_table(TableName="sw-events")["Table"]
     assert desc["TableStatus"] == "ACTIVE"
-    tags = {t["Key"]: t["Value"] for t in client.list_tags_of_resource(ResourceArn=desc["TableArn"])["Tags"]}
+    tags = tag_map(client.list_tags_of_resource(ResourceArn=desc["TableArn"])["Tags"])
     assert tags == {"team": "data", URN_TAG: c.urn}
 
     read = handler.read(c, created.id, inputs, created.outputs)
@@ -87,7 +72,7 @@ def test_lifecycle(handler: AwsResource, client: Any) -> None:
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "DISABLED"
     assert client.describe_time_to_live(TableName="sw-events")["TimeToLiveDescription"]["TimeToLiveStatus"] \
         == "DISABLED"
-    tags = {t["Key"]: t["Value"] for t in client.list_tags_of_resource(ResourceArn=desc["TableArn"])["Tags"]}
+    tags = tag_map(client.list_tags_of_resource(ResourceArn=desc["TableArn"])["Tags"])
     assert tags == {"team": "ml", URN_TAG: c.urn}
     read = handler.read(c, created.id, new, created.outputs)
     assert read is not None and handler.diff(new, created.outputs, read.inputs).changed == ()
@@ -105,7 +90,7 @@ def test_lifecycle(handler: AwsResource, client: Any) -> None:
 
 
 def test_read_without_id_finds_an_interrupted_create(handler: AwsResource, client: Any) -> None:
-    c = ctx("pending")
+    c = ctx(TYPE, "pending")
     inputs = table_inputs(handler, "sw-pending")
     assert handler.read(c, None, inputs, {}) is None
     client.create_table(  # the create call went through, then the process died
@@ -117,9 +102,9 @@ def test_read_without_id_finds_an_interrupted_create(handler: AwsResource, clien
     found = handler.read(c, None, inputs, {})
     assert found is not None and found.id == "sw-pending"
     assert handler.diff(inputs, {}, found.inputs).changed == ()
-    assert handler.read(ctx("other"), None, inputs, {}) is None
+    assert handler.read(ctx(TYPE, "other"), None, inputs, {}) is None
     created = handler.create(c, inputs)  # a retried create adopts its own table
     assert created.id == "sw-pending"
     with pytest.raises(ProviderError, match="not managed"):
-        handler.create(ctx("other"), inputs)
+        handler.create(ctx(TYPE, "other"), inputs)
     handler.delete(c, created.id, inputs, created.outputs)

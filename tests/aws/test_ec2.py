@@ -3,62 +3,22 @@ update checked with a separate boto3 client, replacement keys, delete, lost crea
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
+from aws.conftest import assert_round_trip, ctx, tag_map, unique
 from stackwright.errors import InputError
-from stackwright.providers.aws import ec2, provider
-from stackwright.providers.aws.base import URN_TAG, AwsClients, AwsResource
-from stackwright.providers.protocol import OperationContext
+from stackwright.providers.aws.base import URN_TAG
 
 pytestmark = pytest.mark.aws
 
 
-def make_handler(config: dict[str, Any], type_token: str) -> AwsResource:
-    """The handler as the engine gets it; direct when sibling service modules are missing."""
-    try:
-        p = provider()
-        p.configure(config)
-        return p.resource(type_token)
-    except ModuleNotFoundError:  # another engineer's service module is not written yet
-        cls = next(c for c in ec2.RESOURCE_PROVIDERS if c.type_token == type_token)
-        return cls(AwsClients(config))
-
-
-def ctx(type_token: str, name: str = "main", token: str = "tok-1") -> OperationContext:
-    return OperationContext(urn=f"dev::t::{type_token}::{name}", name=name, token=token)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def assert_round_trip(h: AwsResource, c: OperationContext, id: str, inputs: dict[str, Any]) -> None:
-    """read reports exactly the declared inputs, in the Resource class's shape."""
-    live = h.read(c, id, inputs, {})
-    assert live is not None and live.id == id
-    assert dict(live.inputs) == inputs
-    assert h.diff(inputs, {}, live.inputs).changed == ()
-    assert h.resource_class is not None
-    assert set(live.inputs) == set(h.resource_class.input_specs())
-
-
 @pytest.fixture
-def client(aws_config: dict[str, Any]) -> Any:
+def client(boto: Any) -> Any:
     """A boto3 client of our own, to check what the handler did without trusting it."""
-    creds: Any = aws_config["credentials"]
-    return boto3.client("ec2", region_name="us-east-1", endpoint_url=str(aws_config["endpoint_url"]),
-                        aws_access_key_id=creds["access_key_id"],
-                        aws_secret_access_key=creds["secret_access_key"])
-
-
-@pytest.fixture
-def handlers(aws_config: dict[str, Any]) -> Any:
-    return lambda token: make_handler(aws_config, token)
+    return boto("ec2")
 
 
 @pytest.fixture
@@ -76,7 +36,7 @@ def vpc_id(client: Any) -> Iterator[str]:
 
 def tags_of(client: Any, resource_id: str) -> dict[str, str]:
     found = client.describe_tags(Filters=[{"Name": "resource-id", "Values": [resource_id]}])["Tags"]
-    return {t["Key"]: t["Value"] for t in found}
+    return tag_map(found)
 
 
 # --- Vpc ----------------------------------------------------------------------------

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import pytest
 
+from aws.conftest import ctx, tag_map
 from stackwright.errors import ProviderError
-from stackwright.providers.aws import ecr, provider
+from stackwright.providers.aws import ecr
 from stackwright.providers.aws.base import URN_TAG, AwsResource
-from stackwright.providers.protocol import OperationContext
 
 pytestmark = pytest.mark.aws
 
@@ -23,36 +22,22 @@ POLICY = {"rules": [{
 }]}
 
 
-def make_handler(config: dict[str, Any]) -> AwsResource:
-    """The handler as the engine gets it."""
-    p = provider()
-    p.configure(config)
-    return p.resource(TYPE)
-
-
-def ctx(name: str, token: str = "tok-1") -> OperationContext:
-    return OperationContext(urn=f"dev::t::{TYPE}::{name}", name=name, token=token)
+@pytest.fixture
+def handler(handlers: Any) -> AwsResource:
+    return handlers(TYPE)
 
 
 @pytest.fixture
-def handler(aws_config: dict[str, Any]) -> AwsResource:
-    return make_handler(aws_config)
-
-
-@pytest.fixture
-def client(aws_config: dict[str, Any]) -> Any:
-    creds: Any = aws_config["credentials"]
-    return boto3.client("ecr", region_name="us-east-1", endpoint_url=str(aws_config["endpoint_url"]),
-                        aws_access_key_id=creds["access_key_id"],
-                        aws_secret_access_key=creds["secret_access_key"])
+def client(boto: Any) -> Any:
+    return boto("ecr")
 
 
 def tags_of(client: Any, arn: str) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in client.list_tags_for_resource(resourceArn=arn)["tags"]}
+    return tag_map(client.list_tags_for_resource(resourceArn=arn)["tags"])
 
 
 def test_lifecycle(handler: AwsResource, client: Any) -> None:
-    c = ctx("app")
+    c = ctx(TYPE, "app")
     inputs = handler.check({"name": "sw/app", "image_tag_mutability": "IMMUTABLE", "scan_on_push": True,
                             "lifecycle_policy": POLICY, "tags": {"team": "web"}})
     assert set(inputs) == set(ecr.Repository.input_specs())
@@ -92,7 +77,7 @@ def test_lifecycle(handler: AwsResource, client: Any) -> None:
 
 
 def test_delete_with_images_needs_force_delete(handler: AwsResource, client: Any) -> None:
-    c = ctx("imgs")
+    c = ctx(TYPE, "imgs")
     inputs = handler.check({"name": "sw-imgs"})
     created = handler.create(c, inputs)
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
@@ -107,7 +92,7 @@ def test_delete_with_images_needs_force_delete(handler: AwsResource, client: Any
 
 
 def test_read_without_id_finds_an_interrupted_create(handler: AwsResource, client: Any) -> None:
-    c = ctx("pending")
+    c = ctx(TYPE, "pending")
     inputs = handler.check({"name": "sw-pending", "tags": {"a": "b"}})
     assert handler.read(c, None, inputs, {}) is None
     client.create_repository(repositoryName="sw-pending",
@@ -115,8 +100,8 @@ def test_read_without_id_finds_an_interrupted_create(handler: AwsResource, clien
     found = handler.read(c, None, inputs, {})
     assert found is not None and found.id == "sw-pending"
     assert handler.diff(inputs, {}, found.inputs).changed == ()
-    assert handler.read(ctx("other"), None, inputs, {}) is None
+    assert handler.read(ctx(TYPE, "other"), None, inputs, {}) is None
     created = handler.create(c, inputs)  # a retried create adopts its own repository
     with pytest.raises(ProviderError, match="not managed"):
-        handler.create(ctx("other"), inputs)
+        handler.create(ctx(TYPE, "other"), inputs)
     handler.delete(c, created.id, inputs, created.outputs)

@@ -7,17 +7,14 @@ first poll; what it does not emulate is skipped with the reason, per assertion.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
+from aws.conftest import assert_round_trip, ctx, unique
 from stackwright.errors import InputError, ProviderError
-from stackwright.providers.aws import eks, provider
-from stackwright.providers.aws.base import URN_TAG, AwsClients, AwsResource
-from stackwright.providers.protocol import OperationContext
+from stackwright.providers.aws.base import URN_TAG, AwsResource
 
 pytestmark = pytest.mark.aws
 
@@ -25,57 +22,16 @@ ROLE = "arn:aws:iam::123456789012:role/eks-cluster"
 NODE_ROLE = "arn:aws:iam::123456789012:role/eks-nodes"
 
 
-def make_handler(config: dict[str, Any], type_token: str) -> AwsResource:
-    """The handler as the engine gets it; direct when sibling service modules are missing."""
-    try:
-        p = provider()
-        p.configure(config)
-        return p.resource(type_token)
-    except ModuleNotFoundError:  # another engineer's service module is not written yet
-        cls = next(c for c in eks.RESOURCE_PROVIDERS if c.type_token == type_token)
-        return cls(AwsClients(config))
-
-
-def ctx(type_token: str, name: str = "main", token: str = "tok-1") -> OperationContext:
-    return OperationContext(urn=f"dev::t::{type_token}::{name}", name=name, token=token)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def assert_round_trip(h: AwsResource, c: OperationContext, id: str, inputs: dict[str, Any]) -> None:
-    """read reports exactly the declared inputs, in the Resource class's shape."""
-    live = h.read(c, id, inputs, {})
-    assert live is not None and live.id == id
-    assert dict(live.inputs) == inputs
-    assert h.diff(inputs, {}, live.inputs).changed == ()
-    assert h.resource_class is not None
-    assert set(live.inputs) == set(h.resource_class.input_specs())
-
-
-def boto(config: dict[str, Any], service: Any) -> Any:
-    creds: Any = config["credentials"]
-    return boto3.client(service, region_name="us-east-1", endpoint_url=str(config["endpoint_url"]),
-                        aws_access_key_id=creds["access_key_id"],
-                        aws_secret_access_key=creds["secret_access_key"])
-
-
 @pytest.fixture
-def client(aws_config: dict[str, Any]) -> Any:
+def client(boto: Any) -> Any:
     """A boto3 client of our own, to check what the handler did without trusting it."""
-    return boto(aws_config, "eks")
+    return boto("eks")
 
 
 @pytest.fixture
-def handlers(aws_config: dict[str, Any]) -> Any:
-    return lambda token: make_handler(aws_config, token)
-
-
-@pytest.fixture
-def network(aws_config: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def network(boto: Any) -> Iterator[dict[str, Any]]:
     """A VPC with two subnets in two zones and a security group, made with boto3."""
-    ec2 = boto(aws_config, "ec2")
+    ec2 = boto("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{n}.0/24",
                                  AvailabilityZone=f"us-east-1{zone}")["Subnet"]["SubnetId"]

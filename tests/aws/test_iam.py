@@ -3,16 +3,14 @@ with a separate boto3 client, replacement keys, delete, lost creates."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-import boto3
 import pytest
 
+from aws.conftest import assert_round_trip, ctx, tag_map, unique
 from stackwright.errors import InputError
-from stackwright.providers.aws import iam, provider
-from stackwright.providers.aws.base import URN_TAG, AwsClients, AwsResource
-from stackwright.providers.protocol import OperationContext
+from stackwright.providers.aws import iam
+from stackwright.providers.aws.base import URN_TAG
 
 pytestmark = pytest.mark.aws
 
@@ -25,51 +23,14 @@ def document(*actions: str) -> dict[str, Any]:
             "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}]}
 
 
-def make_handler(config: dict[str, Any], type_token: str) -> AwsResource:
-    """The handler as the engine gets it; direct when sibling service modules are missing."""
-    try:
-        p = provider()
-        p.configure(config)
-        return p.resource(type_token)
-    except ModuleNotFoundError:  # another engineer's service module is not written yet
-        cls = next(c for c in iam.RESOURCE_PROVIDERS if c.type_token == type_token)
-        return cls(AwsClients(config))
-
-
-def ctx(type_token: str, name: str = "main", token: str = "tok-1") -> OperationContext:
-    return OperationContext(urn=f"dev::t::{type_token}::{name}", name=name, token=token)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def assert_round_trip(h: AwsResource, c: OperationContext, id: str, inputs: dict[str, Any]) -> None:
-    """read reports exactly the declared inputs, in the Resource class's shape."""
-    live = h.read(c, id, inputs, {})
-    assert live is not None and live.id == id
-    assert dict(live.inputs) == inputs
-    assert h.diff(inputs, {}, live.inputs).changed == ()
-    assert h.resource_class is not None
-    assert set(live.inputs) == set(h.resource_class.input_specs())
-
-
 @pytest.fixture
-def client(aws_config: dict[str, Any]) -> Any:
+def client(boto: Any) -> Any:
     """A boto3 client of our own, to check what the handler did without trusting it."""
-    creds: Any = aws_config["credentials"]
-    return boto3.client("iam", region_name="us-east-1", endpoint_url=str(aws_config["endpoint_url"]),
-                        aws_access_key_id=creds["access_key_id"],
-                        aws_secret_access_key=creds["secret_access_key"])
-
-
-@pytest.fixture
-def handlers(aws_config: dict[str, Any]) -> Any:
-    return lambda token: make_handler(aws_config, token)
+    return boto("iam")
 
 
 def role_tags(client: Any, role: str) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in client.list_role_tags(RoleName=role)["Tags"]}
+    return tag_map(client.list_role_tags(RoleName=role)["Tags"])
 
 
 # --- Role ---------------------------------------------------------------------------

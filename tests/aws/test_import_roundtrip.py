@@ -21,10 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
+from aws.conftest import emulator_client
 from stackwright.providers.aws import localcloud, provider
 
 pytestmark = pytest.mark.aws
@@ -48,9 +48,7 @@ class Aws:
 
     def __call__(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.client(
-                service, endpoint_url=self.endpoint, region_name="us-east-1",
-                aws_access_key_id="testing", aws_secret_access_key="testing")
+            self._clients[service] = emulator_client(self.endpoint, service)
         return self._clients[service]
 
     def name(self, prefix: str) -> str:

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from aws.conftest import emulator_client
 from stackwright.providers.aws import localcloud
 
 pytestmark = pytest.mark.aws
@@ -69,9 +69,7 @@ class Platform:
     def aws(self, service: str) -> Any:
         """A boto3 client of our own against the emulator."""
         if service not in self._clients:
-            self._clients[service] = boto3.client(
-                service, endpoint_url=self.url, region_name="us-east-1",
-                aws_access_key_id="testing", aws_secret_access_key="testing")
+            self._clients[service] = emulator_client(self.url, service)
         return self._clients[service]
 
 

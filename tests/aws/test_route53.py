@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 import pytest
 
+from aws.conftest import ctx, tag_map
 from stackwright.errors import InputError, ProviderError
-from stackwright.providers.aws import provider, route53
+from stackwright.providers.aws import route53
 from stackwright.providers.aws.base import URN_TAG, AwsResource
-from stackwright.providers.protocol import OperationContext
 
 pytestmark = pytest.mark.aws
 
@@ -18,42 +17,24 @@ ZONE = "aws:route53:Zone"
 RECORD = "aws:route53:Record"
 
 
-def make_handler(config: dict[str, Any], type_token: str) -> AwsResource:
-    """The handler as the engine gets it."""
-    p = provider()
-    p.configure(config)
-    return p.resource(type_token)
-
-
-def ctx(type_token: str, name: str, token: str = "tok-1") -> OperationContext:
-    return OperationContext(urn=f"dev::t::{type_token}::{name}", name=name, token=token)
+@pytest.fixture
+def zones(handlers: Any) -> AwsResource:
+    return handlers(ZONE)
 
 
 @pytest.fixture
-def zones(aws_config: dict[str, Any]) -> AwsResource:
-    return make_handler(aws_config, ZONE)
+def records(handlers: Any) -> AwsResource:
+    return handlers(RECORD)
 
 
 @pytest.fixture
-def records(aws_config: dict[str, Any]) -> AwsResource:
-    return make_handler(aws_config, RECORD)
-
-
-def boto(aws_config: dict[str, Any], service: Any) -> Any:
-    creds: Any = aws_config["credentials"]
-    return boto3.client(service, region_name="us-east-1", endpoint_url=str(aws_config["endpoint_url"]),
-                        aws_access_key_id=creds["access_key_id"],
-                        aws_secret_access_key=creds["secret_access_key"])
-
-
-@pytest.fixture
-def client(aws_config: dict[str, Any]) -> Any:
-    return boto(aws_config, "route53")
+def client(boto: Any) -> Any:
+    return boto("route53")
 
 
 def zone_tags(client: Any, zone_id: str) -> dict[str, str]:
     got = client.list_tags_for_resource(ResourceType="hostedzone", ResourceId=zone_id)
-    return {t["Key"]: t["Value"] for t in got["ResourceTagSet"]["Tags"]}
+    return tag_map(got["ResourceTagSet"]["Tags"])
 
 
 def test_zone_lifecycle(zones: AwsResource, client: Any) -> None:
@@ -89,8 +70,8 @@ def test_zone_lifecycle(zones: AwsResource, client: Any) -> None:
     zones.delete(c, created.id, new, created.outputs)  # idempotent
 
 
-def test_private_zone_round_trip(zones: AwsResource, aws_config: dict[str, Any]) -> None:
-    vpc_id = boto(aws_config, "ec2").create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+def test_private_zone_round_trip(zones: AwsResource, boto: Any) -> None:
+    vpc_id = boto("ec2").create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     c = ctx(ZONE, "internal", token="tok-zone-internal")
     with pytest.raises(InputError):
         zones.check({"name": "internal.test", "private": True})

@@ -5,41 +5,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import pytest
 
+from aws.conftest import ctx, tag_map
 from stackwright.errors import ProviderError
-from stackwright.providers.aws import provider, s3
+from stackwright.providers.aws import s3
 from stackwright.providers.aws.base import URN_TAG, AwsResource
-from stackwright.providers.protocol import OperationContext
 
 pytestmark = pytest.mark.aws
 
 TYPE = "aws:s3:Bucket"
 
 
-def make_handler(config: dict[str, Any]) -> AwsResource:
-    """The handler as the engine gets it."""
-    p = provider()
-    p.configure(config)
-    return p.resource(TYPE)
-
-
-def ctx(name: str, token: str = "tok-1") -> OperationContext:
-    return OperationContext(urn=f"dev::t::{TYPE}::{name}", name=name, token=token)
+@pytest.fixture
+def handler(handlers: Any) -> AwsResource:
+    return handlers(TYPE)
 
 
 @pytest.fixture
-def handler(aws_config: dict[str, Any]) -> AwsResource:
-    return make_handler(aws_config)
-
-
-@pytest.fixture
-def client(aws_config: dict[str, Any]) -> Any:
-    creds: Any = aws_config["credentials"]
-    return boto3.client("s3", region_name="us-east-1", endpoint_url=str(aws_config["endpoint_url"]),
-                        aws_access_key_id=creds["access_key_id"],
-                        aws_secret_access_key=creds["secret_access_key"])
+def client(boto: Any) -> Any:
+    return boto("s3")
 
 
 def full_inputs(handler: AwsResource, bucket: str) -> dict[str, Any]:
@@ -63,14 +48,14 @@ def test_read_inputs_match_the_resource_class(handler: AwsResource) -> None:
 
 
 def test_lifecycle(handler: AwsResource, client: Any) -> None:
-    c = ctx("logs")
+    c = ctx(TYPE, "logs")
     inputs = full_inputs(handler, "sw-logs-1")
     created = handler.create(c, inputs)
     assert created.id == "sw-logs-1"
     assert created.outputs == {"arn": "arn:aws:s3:::sw-logs-1",
                                "bucket_domain_name": "sw-logs-1.s3.amazonaws.com",
                                "region": "us-east-1"}
-    tags = {t["Key"]: t["Value"] for t in client.get_bucket_tagging(Bucket="sw-logs-1")["TagSet"]}
+    tags = tag_map(client.get_bucket_tagging(Bucket="sw-logs-1")["TagSet"])
     assert tags == {"team": "data", URN_TAG: c.urn}
 
     read = handler.read(c, created.id, inputs, created.outputs)
@@ -91,7 +76,7 @@ def test_lifecycle(handler: AwsResource, client: Any) -> None:
         client.get_bucket_lifecycle_configuration(Bucket="sw-logs-1")
     with pytest.raises(client.exceptions.ClientError):
         client.get_public_access_block(Bucket="sw-logs-1")
-    tags = {t["Key"]: t["Value"] for t in client.get_bucket_tagging(Bucket="sw-logs-1")["TagSet"]}
+    tags = tag_map(client.get_bucket_tagging(Bucket="sw-logs-1")["TagSet"])
     assert tags == {"team": "ml", URN_TAG: c.urn}
     read = handler.read(c, created.id, new, created.outputs)
     assert read is not None and handler.diff(new, created.outputs, read.inputs).changed == ()
@@ -106,7 +91,7 @@ def test_lifecycle(handler: AwsResource, client: Any) -> None:
 
 def test_encryption_default_and_aes256_round_trip(handler: AwsResource) -> None:
     for bucket, encryption in (("sw-enc-none", None), ("sw-enc-aes", "AES256")):
-        c = ctx(bucket)
+        c = ctx(TYPE, bucket)
         inputs = handler.check({"bucket": bucket, "encryption": encryption})
         created = handler.create(c, inputs)
         read = handler.read(c, created.id, inputs, created.outputs)
@@ -115,7 +100,7 @@ def test_encryption_default_and_aes256_round_trip(handler: AwsResource) -> None:
 
 
 def test_non_empty_bucket_delete_needs_force_destroy(handler: AwsResource, client: Any) -> None:
-    c = ctx("data")
+    c = ctx(TYPE, "data")
     inputs = handler.check({"bucket": "sw-data-1", "versioning": True})
     created = handler.create(c, inputs)
     client.put_object(Bucket="sw-data-1", Key="a.txt", Body=b"1")
@@ -130,7 +115,7 @@ def test_non_empty_bucket_delete_needs_force_destroy(handler: AwsResource, clien
 
 
 def test_read_without_id_finds_an_interrupted_create(handler: AwsResource, client: Any) -> None:
-    c = ctx("pending")
+    c = ctx(TYPE, "pending")
     inputs = handler.check({"bucket": "sw-pending-1"})
     assert handler.read(c, None, inputs, {}) is None
     client.create_bucket(Bucket="sw-pending-1")  # crashed right after CreateBucket
@@ -138,7 +123,7 @@ def test_read_without_id_finds_an_interrupted_create(handler: AwsResource, clien
     assert found is not None and found.id == "sw-pending-1"
     created = handler.create(c, inputs)  # a retried create adopts it
     assert created.id == "sw-pending-1"
-    assert handler.read(ctx("someone-else"), None, inputs, {}) is None
+    assert handler.read(ctx(TYPE, "someone-else"), None, inputs, {}) is None
     handler.delete(c, created.id, inputs, created.outputs)
 
 
@@ -146,11 +131,11 @@ def test_create_refuses_a_bucket_managed_elsewhere(handler: AwsResource, client:
     client.create_bucket(Bucket="sw-foreign-1")
     client.put_bucket_tagging(Bucket="sw-foreign-1", Tagging={"TagSet": [{"Key": "owner", "Value": "x"}]})
     with pytest.raises(ProviderError, match="already exists"):
-        handler.create(ctx("foreign"), handler.check({"bucket": "sw-foreign-1"}))
+        handler.create(ctx(TYPE, "foreign"), handler.check({"bucket": "sw-foreign-1"}))
 
 
 def test_policy_is_compared_as_a_document(handler: AwsResource, client: Any) -> None:
-    c = ctx("pol")
+    c = ctx(TYPE, "pol")
     inputs = full_inputs(handler, "sw-pol-1")
     created = handler.create(c, inputs)
     stored = json.loads(client.get_bucket_policy(Bucket="sw-pol-1")["Policy"])

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import pytest
 
+from aws.conftest import ctx, tag_map
 from stackwright.errors import InputError, ProviderError
-from stackwright.providers.aws import provider, sns
+from stackwright.providers.aws import sns
 from stackwright.providers.aws.base import URN_TAG, AwsResource
-from stackwright.providers.protocol import OperationContext
 
 pytestmark = pytest.mark.aws
 
@@ -19,41 +18,23 @@ TOPIC = "aws:sns:Topic"
 SUBSCRIPTION = "aws:sns:Subscription"
 
 
-def make_handler(config: dict[str, Any], type_token: str) -> AwsResource:
-    """The handler as the engine gets it."""
-    p = provider()
-    p.configure(config)
-    return p.resource(type_token)
-
-
-def ctx(type_token: str, name: str, token: str = "tok-1") -> OperationContext:
-    return OperationContext(urn=f"dev::t::{type_token}::{name}", name=name, token=token)
-
-
-def boto(aws_config: dict[str, Any], service: Any) -> Any:
-    creds: Any = aws_config["credentials"]
-    return boto3.client(service, region_name="us-east-1", endpoint_url=str(aws_config["endpoint_url"]),
-                        aws_access_key_id=creds["access_key_id"],
-                        aws_secret_access_key=creds["secret_access_key"])
+@pytest.fixture
+def topics(handlers: Any) -> AwsResource:
+    return handlers(TOPIC)
 
 
 @pytest.fixture
-def topics(aws_config: dict[str, Any]) -> AwsResource:
-    return make_handler(aws_config, TOPIC)
+def subscriptions(handlers: Any) -> AwsResource:
+    return handlers(SUBSCRIPTION)
 
 
 @pytest.fixture
-def subscriptions(aws_config: dict[str, Any]) -> AwsResource:
-    return make_handler(aws_config, SUBSCRIPTION)
-
-
-@pytest.fixture
-def client(aws_config: dict[str, Any]) -> Any:
-    return boto(aws_config, "sns")
+def client(boto: Any) -> Any:
+    return boto("sns")
 
 
 def tags_of(client: Any, arn: str) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in client.list_tags_for_resource(ResourceArn=arn)["Tags"]}
+    return tag_map(client.list_tags_for_resource(ResourceArn=arn)["Tags"])
 
 
 def policy_for(arn: str) -> dict[str, Any]:
@@ -130,9 +111,9 @@ def test_topic_read_without_id_finds_an_interrupted_create(topics: AwsResource, 
 
 
 def test_subscription_lifecycle(topics: AwsResource, subscriptions: AwsResource, client: Any,
-                                aws_config: dict[str, Any]) -> None:
+                                boto: Any) -> None:
     topic = topics.create(ctx(TOPIC, "jobs"), topics.check({"name": "sw-jobs"}))
-    sqs = boto(aws_config, "sqs")
+    sqs = boto("sqs")
     queue_url = sqs.create_queue(QueueName="sw-jobs-q")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 

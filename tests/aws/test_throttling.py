@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 import yaml
 
+from aws.conftest import emulator_client
 from stackwright.providers.aws.base import URN_TAG
 
 pytestmark = pytest.mark.aws
@@ -280,9 +280,7 @@ class Emulator:
 
     def __call__(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.client(
-                service, endpoint_url=self.endpoint, region_name="us-east-1",
-                aws_access_key_id="testing", aws_secret_access_key="testing")
+            self._clients[service] = emulator_client(self.endpoint, service)
         return self._clients[service]
 
 

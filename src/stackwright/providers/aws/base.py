@@ -1,4 +1,5 @@
-"""Shared machinery of the AWS resource providers: clients, error classes, tags, waits.
+"""Shared machinery of the AWS resource providers: clients, error classes, tags, waits,
+names. What resource providers share beyond that lives in ``common``.
 
 Every AWS call goes through boto3. botocore's own retries are off so that the engine
 owns retrying (with backoff and jitter) and can show and count it; errors are
@@ -7,12 +8,13 @@ classified here as retryable (throttling, transient faults) or permanent.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from stackwright.errors import ProviderError
+from stackwright.errors import InputError, ProviderError
 from stackwright.providers.protocol import OperationContext, ResourceProvider
 
 T = TypeVar("T")
@@ -51,9 +53,9 @@ class AwsClients:
         self._static = config.get("credentials")
         self._clients: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
-        self._lock = threading.Lock()
-        """Guards ``_locks`` and the creation of the session."""
+        self._locks_lock = threading.Lock()
         self._session: Any = None
+        self._session_lock = threading.Lock()
 
     def __call__(self, service: str) -> Any:
         client = self._clients.get(service)
@@ -65,7 +67,7 @@ class AwsClients:
         return client
 
     def _service_lock(self, service: str) -> threading.Lock:
-        with self._lock:
+        with self._locks_lock:
             return self._locks.setdefault(service, threading.Lock())
 
     def _make(self, service: str) -> Any:
@@ -88,7 +90,7 @@ class AwsClients:
     def _shared_session(self) -> Any:
         session = self._session
         if session is None:
-            with self._lock:
+            with self._session_lock:
                 if self._session is None:
                     self._session = self._new_session()
                 session = self._session
@@ -115,51 +117,41 @@ _LOADERS_LOCK = threading.Lock()
 
 
 def _shared_loader(data_path: str | None) -> Any:
-    """The process's botocore data loader for ``data_path`` (what ``create_loader``
-    would make). It caches what it loads (service models, endpoint rule sets, endpoint
-    data), which botocore treats as read-only, so one loader serves every session.
+    """The process's botocore data loader for ``data_path``. It caches what it loads
+    (service models, endpoint rule sets, endpoint data), which botocore treats as
+    read-only, so one loader serves every session."""
+    with _LOADERS_LOCK:
+        loader = _LOADERS.get(data_path)
+        if loader is None:
+            loader = _LOADERS[data_path] = _serial_loader(data_path)
+        return loader
 
-    Its loads run one at a time: threads building their first clients at once then
-    parse a file they all need (``endpoints.json``) once, not each its own copy. Parsing
-    holds the GIL anyway, so this costs no parallelism.
-    """
+
+def _serial_loader(data_path: str | None) -> Any:
+    """What botocore's ``create_loader(data_path)`` makes, but loading one file at a
+    time: threads building their first clients at once then parse a file they all need
+    (``endpoints.json``) once, not each its own copy. Parsing holds the GIL anyway, so
+    this costs no parallelism."""
     import os
 
     from botocore.loaders import Loader
 
-    class SerialLoader(Loader):  # type: ignore[misc]
-        _load_lock = threading.RLock()
+    lock = threading.RLock()
 
-        def list_available_services(self, *args: Any, **kwargs: Any) -> Any:
-            with self._load_lock:
-                return super().list_available_services(*args, **kwargs)
+    def one_at_a_time(load: Callable[..., Any]) -> Callable[..., Any]:
+        def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return load(self, *args, **kwargs)
+        return locked
 
-        def determine_latest_version(self, *args: Any, **kwargs: Any) -> Any:
-            with self._load_lock:
-                return super().determine_latest_version(*args, **kwargs)
-
-        def list_api_versions(self, *args: Any, **kwargs: Any) -> Any:
-            with self._load_lock:
-                return super().list_api_versions(*args, **kwargs)
-
-        def load_service_model(self, *args: Any, **kwargs: Any) -> Any:
-            with self._load_lock:
-                return super().load_service_model(*args, **kwargs)
-
-        def load_data_with_path(self, *args: Any, **kwargs: Any) -> Any:
-            with self._load_lock:
-                return super().load_data_with_path(*args, **kwargs)
-
-    with _LOADERS_LOCK:
-        loader = _LOADERS.get(data_path)
-        if loader is None:
-            if data_path is None:
-                loader = SerialLoader()
-            else:
-                loader = SerialLoader(extra_search_paths=[
-                    os.path.expanduser(os.path.expandvars(path)) for path in data_path.split(os.pathsep)])
-            _LOADERS[data_path] = loader
-        return loader
+    # Loader's cached loads (``load_data`` goes through ``load_data_with_path``).
+    serial = type("SerialLoader", (Loader,), {name: one_at_a_time(getattr(Loader, name)) for name in (
+        "list_available_services", "determine_latest_version", "list_api_versions",
+        "load_service_model", "load_data_with_path")})
+    if data_path is None:
+        return serial()
+    return serial(extra_search_paths=[
+        os.path.expanduser(os.path.expandvars(path)) for path in data_path.split(os.pathsep)])
 
 
 def error_code(exc: BaseException) -> str:
@@ -242,6 +234,60 @@ def tag_dict(tags: list[dict[str, str]] | None, key: str = "Key", value: str = "
         t[key]: t[value] for t in tags or []
         if t[key] != URN_TAG and not t[key].startswith("aws:")
     }
+
+
+def all_tags(tags: list[dict[str, str]] | None, key: str = "Key", value: str = "Value") -> dict[str, str]:
+    """Every tag from AWS's list form, Stackwright's own included (to recognise ours)."""
+    return {t[key]: t[value] for t in tags or []}
+
+
+def user_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """User tags from a dict of tags, without Stackwright's own and AWS's reserved ones."""
+    return {k: v for k, v in (tags or {}).items() if k != URN_TAG and not k.startswith("aws:")}
+
+
+def tag_changes(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """Tag keys to remove and tags to set to turn ``old`` into ``new``.
+
+    ``old`` is what was recorded or, after a refresh, what AWS has; tags nobody
+    changed are not sent, so the URN tag and tags of other tools are never touched.
+    """
+    gone = sorted(set(old) - set(new))
+    return gone, {k: v for k, v in new.items() if old.get(k) != v}
+
+
+def check_tags(tags: Any, prop: str = "tags") -> None:
+    """User tags are strings and never use the keys Stackwright or AWS reserve."""
+    if not isinstance(tags, Mapping):
+        raise InputError(f"{prop} must map strings to strings", prop=prop)
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InputError(f"{prop} must map strings to strings", prop=prop)
+        if key == URN_TAG or key.startswith("aws:"):
+            raise InputError(f"tag key {key!r} is reserved", prop=prop,
+                             hint=f"Stackwright sets {URN_TAG!r} itself; 'aws:' keys belong to AWS")
+
+
+# --- names --------------------------------------------------------------------------
+
+
+def partition(region: str) -> str:
+    """The ARN partition of a region; ARNs built by hand must carry the right one."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def client_token(token: str, purpose: str = "") -> str:
+    """An idempotency token AWS accepts (at most 64 characters), stable for a token.
+
+    ``purpose`` tells apart several calls made for one operation, since AWS rejects
+    a token reused with different parameters.
+    """
+    text = f"{token}:{purpose}" if purpose else token
+    return text if len(text) <= 64 else hashlib.sha256(text.encode()).hexdigest()
 
 
 class AwsResource(ResourceProvider):

@@ -11,7 +11,6 @@ short forms); they are compared as documents, never as text.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import uuid
@@ -26,12 +25,14 @@ from stackwright.model.resource import Resource
 from stackwright.providers.aws.base import (
     URN_TAG,
     AwsResource,
+    all_tags,
     call,
     call_or_none,
     tag_dict,
     tag_list,
     wait_until,
 )
+from stackwright.providers.aws.common import not_managed, reject_urn_tag, with_defaults
 from stackwright.providers.protocol import Created, DiffResult, OperationContext, ReadResult
 
 __all__ = ["RESOURCE_PROVIDERS", "Stack", "StackProvider", "parse_template"]
@@ -57,19 +58,6 @@ class Stack(Resource, type="aws:cloudformation:Stack"):
     outputs: Output[dict[str, str]]
     stack_id: Output[str]
     status: Output[str]
-
-
-def _with_defaults(cls: type[Resource], inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Every declared input, defaults filled, so recorded and read inputs line up."""
-    values: dict[str, Any] = {}
-    for name, spec in cls.input_specs().items():
-        if name in inputs:
-            values[name] = copy.deepcopy(inputs[name])
-        elif spec.required:
-            raise InputError(f"missing required input {name!r}", prop=name)
-        else:
-            values[name] = copy.deepcopy(spec.default)
-    return values
 
 
 # --- templates ----------------------------------------------------------------------
@@ -156,7 +144,7 @@ class StackProvider(AwsResource):
     stateful = False
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        values = _with_defaults(Stack, inputs)
+        values = with_defaults(Stack, inputs)
         if "Resources" not in parse_template(values["template"]):
             raise InputError("template has no 'Resources' section", prop="template")
         unknown = set(values["capabilities"]) - set(CAPABILITIES)
@@ -165,8 +153,7 @@ class StackProvider(AwsResource):
                              hint=f"known: {', '.join(CAPABILITIES)}")
         values["capabilities"] = sorted(set(values["capabilities"]))
         values["parameters"] = {str(k): str(v) for k, v in values["parameters"].items()}
-        if URN_TAG in values["tags"]:
-            raise InputError(f"tag {URN_TAG!r} is reserved", prop="tags")
+        reject_urn_tag(values["tags"])
         return values
 
     def diff(
@@ -198,9 +185,8 @@ class StackProvider(AwsResource):
         stack = self._describe(name)
         if stack is None:
             return None
-        if tag_list_to_dict(stack.get("Tags")).get(URN_TAG) != ctx.urn:
-            raise ProviderError(f"stack {name!r} already exists and is not managed by {ctx.urn}; "
-                                "adopt it with `stackwright import` or choose another name")
+        if all_tags(stack.get("Tags")).get(URN_TAG) != ctx.urn:
+            raise not_managed("stack", name, ctx.urn)
         settled = self._settled_or_gone(ctx, stack["StackId"], review_is_settled=True)
         if settled is not None and settled["StackStatus"] in DEAD:
             ctx.log(f"deleting stack {name} left {settled['StackStatus']} by an earlier attempt")
@@ -294,7 +280,7 @@ class StackProvider(AwsResource):
         with the same template applies them."""
         stack = self._describe(stack_id) or {}
         wanted = {**values["tags"], URN_TAG: ctx.urn}
-        if tag_list_to_dict(stack.get("Tags")) == wanted:
+        if all_tags(stack.get("Tags")) == wanted:
             return
         try:
             call(f"update tags of stack {values['name']}", self.client.update_stack, StackName=stack_id,
@@ -383,7 +369,7 @@ class StackProvider(AwsResource):
         stack = self._describe(id or str(inputs.get("name", "")))
         if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
             return None  # a stack under review has no resources yet: create again
-        tags = tag_list_to_dict(stack.get("Tags"))
+        tags = all_tags(stack.get("Tags"))
         if id is None and (tags.get(URN_TAG) != ctx.urn or stack["StackStatus"] in DEAD):
             return None
         return ReadResult(stack["StackId"], self._live_inputs(stack, tags, inputs), self._outputs(stack))
@@ -493,11 +479,6 @@ class StackProvider(AwsResource):
             return stack is None
 
         wait_until(ctx, f"stack {stack_id} to be deleted", gone, interval=5.0)
-
-
-def tag_list_to_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:
-    """Every tag, Stackwright's included (``tag_dict`` drops it)."""
-    return {t["Key"]: t["Value"] for t in tags or []}
 
 
 RESOURCE_PROVIDERS: list[type[AwsResource]] = [StackProvider]

@@ -7,7 +7,6 @@ change them with TagResource/UntagResource.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -15,20 +14,15 @@ from typing import Any
 from stackwright.errors import InputError, ProviderError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
-from stackwright.providers.aws.base import (
-    URN_TAG,
-    AwsResource,
-    call,
-    call_or_none,
-    tag_dict,
-    tag_list,
-)
+from stackwright.providers.aws.base import URN_TAG, AwsResource, call, call_or_none, tag_dict, tag_list
+from stackwright.providers.aws.common import ArnTags, not_managed, reject_urn_tag, with_defaults
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 
 __all__ = ["Dashboard", "DashboardProvider", "MetricAlarm", "MetricAlarmProvider", "RESOURCE_PROVIDERS"]
 
 STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
 MISSING_DATA = ("breaching", "notBreaching", "ignore", "missing")
+TAGS = ArnTags(arn="ResourceARN")
 
 
 class Dashboard(Resource, type="aws:cloudwatch:Dashboard"):
@@ -59,19 +53,6 @@ class MetricAlarm(Resource, type="aws:cloudwatch:MetricAlarm"):
     arn: Output[str]
 
 
-def _with_defaults(cls: type[Resource], inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Every declared input, defaults filled, so recorded and read inputs line up."""
-    values: dict[str, Any] = {}
-    for name, spec in cls.input_specs().items():
-        if name in inputs:
-            values[name] = copy.deepcopy(inputs[name])
-        elif spec.required:
-            raise InputError(f"missing required input {name!r}", prop=name)
-        else:
-            values[name] = copy.deepcopy(spec.default)
-    return values
-
-
 # --- Dashboard ----------------------------------------------------------------------
 
 
@@ -85,7 +66,7 @@ class DashboardProvider(AwsResource):
     replace_on = frozenset({"name"})
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        return _with_defaults(Dashboard, inputs)
+        return with_defaults(Dashboard, inputs)
 
     def _put(self, values: Mapping[str, Any]) -> None:
         got = call(f"put dashboard {values['name']}", self.client.put_dashboard,
@@ -141,7 +122,7 @@ class MetricAlarmProvider(AwsResource):
     replace_on = frozenset({"name"})
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        values = _with_defaults(MetricAlarm, inputs)
+        values = with_defaults(MetricAlarm, inputs)
         stat = values["statistic"]
         if stat not in STATISTICS and not (isinstance(stat, str) and stat[:1] in ("p", "t")):
             raise InputError(f"statistic must be one of {STATISTICS} or a percentile like 'p99'",
@@ -151,8 +132,7 @@ class MetricAlarmProvider(AwsResource):
         values["threshold"] = float(values["threshold"])
         values["alarm_actions"] = sorted(values["alarm_actions"])
         values["ok_actions"] = sorted(values["ok_actions"])
-        if URN_TAG in values["tags"]:
-            raise InputError(f"tag {URN_TAG!r} is reserved", prop="tags")
+        reject_urn_tag(values["tags"])
         return values
 
     def _put(self, values: Mapping[str, Any], tags: list[dict[str, str]] | None) -> None:
@@ -178,15 +158,13 @@ class MetricAlarmProvider(AwsResource):
         return dict(alarms[0]) if alarms else None
 
     def _all_tags(self, arn: str) -> dict[str, str]:
-        got = call(f"list tags of {arn}", self.client.list_tags_for_resource, ResourceARN=arn)
-        return {t["Key"]: t["Value"] for t in got.get("Tags") or []}
+        return TAGS.read(self.client, arn)
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
         values = self.check(inputs)
         existing = self._describe(values["name"])
         if existing is not None and self._all_tags(existing["AlarmArn"]).get(URN_TAG) != ctx.urn:
-            raise ProviderError(f"alarm {values['name']!r} already exists and is not managed by {ctx.urn}; "
-                                "adopt it with `stackwright import` or choose another name")
+            raise not_managed("alarm", values["name"], ctx.urn)
         self._put(values, tag_list(values["tags"], ctx.urn))
         alarm = self._describe(values["name"]) or {}
         return Created(values["name"], {"arn": alarm.get("AlarmArn")})
@@ -227,20 +205,15 @@ class MetricAlarmProvider(AwsResource):
         self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
         old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
     ) -> Mapping[str, Any]:
-        old, new = _with_defaults(MetricAlarm, old_inputs), self.check(new_inputs)
+        old, new = with_defaults(MetricAlarm, old_inputs), self.check(new_inputs)
         self._put(new, None)
         alarm = self._describe(id)
         if alarm is None:
             raise ProviderError(f"alarm {id!r} no longer exists")
         if old["tags"] != new["tags"]:
-            self._put_tags(alarm["AlarmArn"], old["tags"], new["tags"], ctx.urn)
+            stale = [k for k in old["tags"] if k not in new["tags"]]
+            TAGS.write(self.client, alarm["AlarmArn"], stale, new["tags"], ctx.urn)
         return {"arn": alarm["AlarmArn"]}
-
-    def _put_tags(self, arn: str, old: Mapping[str, str], new: Mapping[str, str], urn: str) -> None:
-        stale = [k for k in old if k not in new]
-        if stale:
-            call(f"untag {arn}", self.client.untag_resource, ResourceARN=arn, TagKeys=stale)
-        call(f"tag {arn}", self.client.tag_resource, ResourceARN=arn, Tags=tag_list(new, urn))
 
     def delete(
         self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],

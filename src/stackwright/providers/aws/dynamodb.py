@@ -8,7 +8,6 @@ tables cannot share a name.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from stackwright.model.resource import Resource
 from stackwright.providers.aws.base import (
     URN_TAG,
     AwsResource,
+    all_tags,
     call,
     call_or_none,
     error_code,
@@ -25,12 +25,21 @@ from stackwright.providers.aws.base import (
     tag_list,
     wait_until,
 )
+from stackwright.providers.aws.common import (
+    ArnTags,
+    create_or_adopt,
+    not_managed,
+    reject_urn_tag,
+    stale_tags,
+    with_defaults,
+)
 from stackwright.providers.protocol import Created, DiffResult, OperationContext, ReadResult
 
 __all__ = ["RESOURCE_PROVIDERS", "Table", "TableProvider"]
 
 BILLING_MODES = ("PAY_PER_REQUEST", "PROVISIONED")
 ATTRIBUTE_TYPES = ("S", "N", "B")
+TAGS = ArnTags()
 
 
 class Table(Resource, type="aws:dynamodb:Table"):
@@ -48,19 +57,6 @@ class Table(Resource, type="aws:dynamodb:Table"):
     tags: dict[str, str] = {}
     arn: Output[str]
     stream_arn: Output[str | None]
-
-
-def _with_defaults(cls: type[Resource], inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Every declared input, defaults filled, so recorded and read inputs line up."""
-    values: dict[str, Any] = {}
-    for name, spec in cls.input_specs().items():
-        if name in inputs:
-            values[name] = copy.deepcopy(inputs[name])
-        elif spec.required:
-            raise InputError(f"missing required input {name!r}", prop=name)
-        else:
-            values[name] = copy.deepcopy(spec.default)
-    return values
 
 
 def _check_attributes(values: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -104,11 +100,10 @@ class TableProvider(AwsResource):
     stateful = True
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        values = _with_defaults(Table, inputs)
+        values = with_defaults(Table, inputs)
         values["attributes"] = _check_attributes(values)
         _check_capacity(values)
-        if URN_TAG in values["tags"]:
-            raise InputError(f"tag {URN_TAG!r} is reserved", prop="tags")
+        reject_urn_tag(values["tags"])
         return values
 
     def diff(
@@ -127,9 +122,8 @@ class TableProvider(AwsResource):
         values = self.check(inputs)
         name = values["name"]
         table = self._describe(name) or self._create_table(ctx, values)
-        if self._urn_of(table) != ctx.urn:
-            raise ProviderError(f"table {name!r} already exists and is not managed by {ctx.urn}; "
-                                "adopt it with `stackwright import` or choose another name")
+        if self._all_tags(table["TableArn"]).get(URN_TAG) != ctx.urn:
+            raise not_managed("table", name, ctx.urn)
         self._wait_active(ctx, name)
         if values["point_in_time_recovery"]:
             self._put_pitr(ctx, name, True)
@@ -150,14 +144,9 @@ class TableProvider(AwsResource):
         }
         if values["billing_mode"] == "PROVISIONED":
             kwargs["ProvisionedThroughput"] = self._throughput(values)
-        try:
-            created: dict[str, Any] = call(f"create table {name}", self.client.create_table, **kwargs)
-            return dict(created["TableDescription"])
-        except ProviderError as err:
-            existing = self._describe(name) if error_code(err.__cause__ or err) == "ResourceInUseException" else None
-            if existing is None:
-                raise
-            return existing  # an earlier attempt made it; the caller checks whose it is
+        return dict(create_or_adopt(  # when an earlier attempt made it, the caller checks whose it is
+            f"create table {name}", lambda: self.client.create_table(**kwargs)["TableDescription"],
+            frozenset({"ResourceInUseException"}), lambda: self._describe(name)))
 
     @staticmethod
     def _throughput(values: Mapping[str, Any]) -> dict[str, int]:
@@ -176,15 +165,12 @@ class TableProvider(AwsResource):
 
         wait_until(ctx, f"table {name} to become ACTIVE", active)
 
-    def _urn_of(self, table: Mapping[str, Any]) -> str | None:
-        return self._all_tags(table["TableArn"]).get(URN_TAG)
-
     def _all_tags(self, arn: str) -> dict[str, str]:
         tags: dict[str, str] = {}
         kwargs: dict[str, Any] = {"ResourceArn": arn}
         while True:
             page = call(f"list tags of {arn}", self.client.list_tags_of_resource, **kwargs)
-            tags.update({t["Key"]: t["Value"] for t in page.get("Tags") or []})
+            tags.update(all_tags(page.get("Tags")))
             if not page.get("NextToken"):
                 return tags
             kwargs["NextToken"] = page["NextToken"]
@@ -265,7 +251,7 @@ class TableProvider(AwsResource):
         self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
         old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
     ) -> Mapping[str, Any]:
-        old, new = _with_defaults(Table, old_inputs), self.check(new_inputs)
+        old, new = with_defaults(Table, old_inputs), self.check(new_inputs)
         if any(old[k] != new[k] for k in ("billing_mode", "read_capacity", "write_capacity")):
             self._put_capacity(ctx, id, new)
         if old["point_in_time_recovery"] != new["point_in_time_recovery"]:
@@ -276,7 +262,8 @@ class TableProvider(AwsResource):
         if table is None:
             raise ProviderError(f"table {id!r} no longer exists")
         if old["tags"] != new["tags"]:
-            self._put_tags(table["TableArn"], new["tags"], ctx.urn)
+            arn = table["TableArn"]
+            TAGS.write(self.client, arn, stale_tags(self._all_tags(arn), new["tags"]), new["tags"], ctx.urn)
         return self._outputs(table)
 
     def _put_capacity(self, ctx: OperationContext, name: str, new: Mapping[str, Any]) -> None:
@@ -291,14 +278,6 @@ class TableProvider(AwsResource):
             self._put_ttl(name, old, False)
         if new:
             self._put_ttl(name, new, True)
-
-    def _put_tags(self, arn: str, tags: Mapping[str, str], urn: str) -> None:
-        live = self._all_tags(arn)
-        wanted = {**tags, URN_TAG: urn}
-        stale = [k for k in live if k not in wanted and not k.startswith("aws:")]
-        if stale:
-            call(f"untag {arn}", self.client.untag_resource, ResourceArn=arn, TagKeys=stale)
-        call(f"tag {arn}", self.client.tag_resource, ResourceArn=arn, Tags=tag_list(tags, urn))
 
     def delete(
         self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],

@@ -1,10 +1,9 @@
 """EC2 networking: VPCs, subnets, internet gateways, route tables and security groups.
 
-This module also holds ``ManagedResource``, the template the EC2, IAM and EKS resource
-providers share. Inputs are brought to one canonical form (defaults filled in, lists
-ordered the way they are reported) before they are compared, so that ``read`` of an
-object created from inputs X reports exactly X, and ``diff`` never reports a change
-that is only a difference of spelling.
+The providers are ``ManagedResource``s (``common``, shared with IAM and EKS, and
+re-exported here): inputs are brought to one canonical form before they are compared,
+so that ``read`` of an object created from inputs X reports exactly X, and ``diff``
+never reports a change that is only a difference of spelling.
 
 Lists that a separate resource type can manage too (a route table's ``routes``, a
 security group's ``ingress`` and ``egress``) are managed inline only when declared:
@@ -21,31 +20,37 @@ so a retried create also recognises its own group by name and URN.
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from stackwright.errors import InputError, ProviderError
 from stackwright.model.output import Output
-from stackwright.model.resource import InputSpec, Resource
+from stackwright.model.resource import Resource
 from stackwright.model.values import is_unknown
 from stackwright.providers.aws.base import (
     URN_TAG,
-    AwsClients,
     AwsResource,
+    all_tags,
     call,
     call_or_none,
-    error_code,
+    client_token,
+    partition,
+    tag_changes,
     tag_dict,
     tag_list,
     wait_until,
 )
+from stackwright.providers.aws.common import (
+    ManagedResource,
+    create_or_adopt,
+    declared_or_live,
+    pick,
+    sorted_strings,
+    when_known,
+)
 from stackwright.providers.protocol import (
     Created,
-    DiffResult,
     OperationContext,
     ReadResult,
 )
@@ -59,198 +64,6 @@ __all__ = [
     "SecurityGroupProvider", "SecurityGroupRule", "SecurityGroupRuleProvider", "Subnet",
     "SubnetProvider", "Vpc", "VpcProvider",
 ]
-
-
-# --- shared by the EC2, IAM and EKS providers (candidates for base.py) --------------
-
-
-def partition(region: str) -> str:
-    """The ARN partition of a region; ARNs built by hand must carry the right one."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
-def client_token(token: str, purpose: str = "") -> str:
-    """An idempotency token AWS accepts (at most 64 characters), stable for a token.
-
-    ``purpose`` tells apart several calls made for one operation, since AWS rejects
-    a token reused with different parameters.
-    """
-    text = f"{token}:{purpose}" if purpose else token
-    return text if len(text) <= 64 else hashlib.sha256(text.encode()).hexdigest()
-
-
-def check_tags(tags: Any, prop: str = "tags") -> None:
-    """User tags are strings and never use the keys Stackwright or AWS reserve."""
-    if not isinstance(tags, Mapping):
-        raise InputError(f"{prop} must map strings to strings", prop=prop)
-    for key, value in tags.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise InputError(f"{prop} must map strings to strings", prop=prop)
-        if key == URN_TAG or key.startswith("aws:"):
-            raise InputError(f"tag key {key!r} is reserved", prop=prop,
-                             hint=f"Stackwright sets {URN_TAG!r} itself; 'aws:' keys belong to AWS")
-
-
-def tag_changes(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
-    """Tag keys to remove and tags to set to turn ``old`` into ``new``.
-
-    ``old`` is what was recorded or, after a refresh, what AWS has; tags nobody
-    changed are not sent, so the URN tag and tags of other tools are never touched.
-    """
-    gone = sorted(set(old) - set(new))
-    return gone, {k: v for k, v in new.items() if old.get(k) != v}
-
-
-def when_known(value: Any, fn: Callable[[Any], Any]) -> Any:
-    """``fn(value)``, or the value as it is while part of it is unknown (planning)."""
-    return value if is_unknown(value) else fn(value)
-
-
-def sorted_strings(value: Any) -> Any:
-    """A list of strings in a fixed order, for lists AWS reports in its own order."""
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return sorted(value)
-    return value
-
-
-def declared_or_live(inputs: Mapping[str, Any], key: str, live: Any) -> Any:
-    """``None`` when the program declared ``None`` (AWS chooses), else the live value.
-
-    An import reads with no inputs at all, and then gets the live value.
-    """
-    return None if key in inputs and inputs[key] is None else live
-
-
-def create_or_adopt(
-    action: str, make: Callable[[], Any], taken: frozenset[str], ours: Callable[[], Any | None],
-) -> Any:
-    """``make()``; when AWS answers that the name is taken (a code in ``taken``) by
-    our own earlier attempt, whose response was lost, that object (``ours()``)."""
-    try:
-        return call(action, make)
-    except ProviderError as exc:
-        if error_code(exc.__cause__ or exc) not in taken:
-            raise
-        mine = ours()
-        if mine is None:
-            raise
-        return mine
-
-
-def pick(
-    ctx: OperationContext, found: list[ReadResult], declared: Mapping[str, Any],
-    keys: Iterable[str],
-) -> ReadResult | None:
-    """Of the objects carrying this URN, the one a create with these inputs made.
-
-    A replacement creates its new object while the old one, with the same URN,
-    still exists; the inputs that forced the replacement tell them apart.
-    """
-    names = list(declared) if "*" in keys else list(keys)
-    matching = [
-        r for r in found
-        if all(r.inputs.get(k) == declared[k] for k in names if k in declared and k in r.inputs)
-    ]
-    if len(matching) > 1:
-        ctx.log(f"several objects match {ctx.urn}: {', '.join(sorted(r.id for r in matching))}")
-    return min(matching, key=lambda r: r.id) if matching else None
-
-
-class ManagedResource(AwsResource):
-    """Canonical inputs, a diff that compares them, and ``read`` built from three parts.
-
-    Subclasses implement ``describe`` (the raw object by id, ``None`` when gone),
-    ``find`` (raw objects an interrupted create may have made) and ``result`` (the
-    ``ReadResult`` of a raw object), and may refine ``normalise`` and ``validate``.
-    """
-
-    unique_keys: ClassVar[tuple[str, ...]] = ()
-    """Inputs AWS requires to be unique: a replacement keeping them must delete first."""
-
-    def __init__(self, clients: AwsClients) -> None:
-        super().__init__(clients)
-        self._attempted: set[str] = set()
-        self._attempted_lock = threading.Lock()
-
-    def earlier_attempt(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> ReadResult | None:
-        """The object an earlier attempt of this very create (same ``ctx.token``) made.
-
-        The engine retries a whole create after a throttle or a lost answer; a create
-        made of several calls may have made its object before the call that failed, and
-        must finish that object instead of making a second one. A token's first attempt
-        cannot have made anything, so it costs no call.
-        """
-        with self._attempted_lock:
-            retry = ctx.token in self._attempted
-            self._attempted.add(ctx.token)
-        return self.read(ctx, None, inputs, {}) if retry else None
-
-    def specs(self) -> dict[str, InputSpec]:
-        return self.resource_class.input_specs() if self.resource_class else {}
-
-    def canonical(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """Inputs with defaults filled in and in the canonical form ``read`` reports."""
-        return self.normalise(self.complete(inputs))
-
-    def complete(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """Inputs with every optional one present (an import or old state may lack some)."""
-        values = dict(inputs)
-        for name, spec in self.specs().items():
-            if name not in values and not spec.required:
-                values[name] = copy.deepcopy(spec.default)
-        if "tags" in values and values["tags"] is None:
-            values["tags"] = {}
-        return values
-
-    def normalise(self, values: dict[str, Any]) -> dict[str, Any]:
-        """The type's canonical form; values may still hold ``UNKNOWN`` while planning."""
-        return values
-
-    def validate(self, values: Mapping[str, Any]) -> None:
-        """Type-specific checks of fully resolved inputs; raise ``InputError``."""
-
-    def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        values = self.complete(inputs)
-        for name, spec in self.specs().items():
-            if spec.required and values.get(name) is None:
-                raise InputError(f"missing required input {name!r}", prop=name)
-        if "tags" in values:
-            check_tags(values["tags"])
-        self.validate(values)
-        return self.normalise(values)
-
-    def diff(
-        self, old_inputs: Mapping[str, Any], old_outputs: Mapping[str, Any],
-        new_inputs: Mapping[str, Any],
-    ) -> DiffResult:
-        old, new = self.canonical(old_inputs), self.canonical(new_inputs)
-        result = super().diff(old, old_outputs, new)
-        first = bool(result.replaces) and bool(self.unique_keys) and all(
-            old.get(k) == new.get(k) for k in self.unique_keys)
-        return DiffResult(result.changed, result.replaces, delete_before_replace=first)
-
-    def read(
-        self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
-        outputs: Mapping[str, Any],
-    ) -> ReadResult | None:
-        if id is not None:
-            raw = self.describe(id)
-            return None if raw is None else self.result(raw, inputs)
-        found = [self.result(raw, inputs) for raw in self.find(ctx, inputs)]
-        return pick(ctx, found, self.canonical(inputs), self.replace_on)
-
-    def describe(self, id: str) -> Any | None:
-        raise NotImplementedError
-
-    def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
-        raise NotImplementedError
-
-    def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
-        raise NotImplementedError
 
 
 # --- EC2 helpers --------------------------------------------------------------------
@@ -1052,7 +865,7 @@ class SecurityGroupProvider(Ec2Resource):
                    {"Name": "vpc-id", "Values": [str(inputs.get("vpc_id"))]}]
         answer = call(f"find {ctx.urn}", self.client.describe_security_groups, Filters=filters)
         return [g for g in answer.get("SecurityGroups", [])
-                if tag_dict_all(g.get("Tags")).get(URN_TAG) == ctx.urn]
+                if all_tags(g.get("Tags")).get(URN_TAG) == ctx.urn]
 
     def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
         group_id = raw["GroupId"]
@@ -1081,11 +894,6 @@ class SecurityGroupProvider(Ec2Resource):
         which is retried."""
         self.delete_ignoring_missing(f"delete security group {id}",
                                      self.client.delete_security_group, GroupId=id)
-
-
-def tag_dict_all(tags: list[dict[str, str]] | None) -> dict[str, str]:
-    """Every tag, Stackwright's own included, to recognise what we created."""
-    return {t["Key"]: t["Value"] for t in tags or []}
 
 
 class SecurityGroupRule(Resource, type="aws:ec2:SecurityGroupRule"):

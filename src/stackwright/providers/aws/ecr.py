@@ -3,7 +3,6 @@ place; the name is the identity."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -11,20 +10,22 @@ from typing import Any
 from stackwright.errors import InputError, ProviderError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
-from stackwright.providers.aws.base import (
-    URN_TAG,
-    AwsResource,
-    call,
-    call_or_none,
-    error_code,
-    tag_dict,
-    tag_list,
+from stackwright.providers.aws.base import URN_TAG, AwsResource, call, call_or_none, tag_dict, tag_list
+from stackwright.providers.aws.common import (
+    ArnTags,
+    create_or_adopt,
+    delete_explaining,
+    not_managed,
+    reject_urn_tag,
+    stale_tags,
+    with_defaults,
 )
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 
 __all__ = ["RESOURCE_PROVIDERS", "Repository", "RepositoryProvider"]
 
 MUTABILITIES = ("MUTABLE", "IMMUTABLE")
+TAGS = ArnTags(arn="resourceArn", keys="tagKeys", tags="tags")
 
 
 class Repository(Resource, type="aws:ecr:Repository"):
@@ -40,19 +41,6 @@ class Repository(Resource, type="aws:ecr:Repository"):
     repository_url: Output[str]
 
 
-def _with_defaults(cls: type[Resource], inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Every declared input, defaults filled, so recorded and read inputs line up."""
-    values: dict[str, Any] = {}
-    for name, spec in cls.input_specs().items():
-        if name in inputs:
-            values[name] = copy.deepcopy(inputs[name])
-        elif spec.required:
-            raise InputError(f"missing required input {name!r}", prop=name)
-        else:
-            values[name] = copy.deepcopy(spec.default)
-    return values
-
-
 class RepositoryProvider(AwsResource):
     """``aws:ecr:Repository``; the id is the repository name."""
 
@@ -62,12 +50,11 @@ class RepositoryProvider(AwsResource):
     replace_on = frozenset({"name"})
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        values = _with_defaults(Repository, inputs)
+        values = with_defaults(Repository, inputs)
         if values["image_tag_mutability"] not in MUTABILITIES:
             raise InputError(f"image_tag_mutability must be one of {MUTABILITIES}",
                              prop="image_tag_mutability")
-        if URN_TAG in values["tags"]:
-            raise InputError(f"tag {URN_TAG!r} is reserved", prop="tags")
+        reject_urn_tag(values["tags"])
         return values
 
     # --- create ---------------------------------------------------------------------
@@ -77,26 +64,20 @@ class RepositoryProvider(AwsResource):
         name = values["name"]
         repo = self._describe(name) or self._create_repository(ctx, values)
         if self._all_tags(repo["repositoryArn"]).get(URN_TAG) != ctx.urn:
-            raise ProviderError(f"repository {name!r} already exists and is not managed by {ctx.urn}; "
-                                "adopt it with `stackwright import` or choose another name")
+            raise not_managed("repository", name, ctx.urn)
         if values["lifecycle_policy"] is not None:
             self._put_lifecycle(name, values["lifecycle_policy"])
         return Created(name, self._outputs(repo))
 
     def _create_repository(self, ctx: OperationContext, values: Mapping[str, Any]) -> dict[str, Any]:
         name = values["name"]
-        try:
-            got = call(f"create repository {name}", self.client.create_repository,
-                       repositoryName=name, imageTagMutability=values["image_tag_mutability"],
-                       imageScanningConfiguration={"scanOnPush": values["scan_on_push"]},
-                       tags=tag_list(values["tags"], ctx.urn))
-            return dict(got["repository"])
-        except ProviderError as err:
-            raced = error_code(err.__cause__ or err) == "RepositoryAlreadyExistsException"
-            existing = self._describe(name) if raced else None
-            if existing is None:
-                raise
-            return existing  # an earlier attempt made it; the caller checks whose it is
+        return dict(create_or_adopt(  # when an earlier attempt made it, the caller checks whose it is
+            f"create repository {name}",
+            lambda: self.client.create_repository(
+                repositoryName=name, imageTagMutability=values["image_tag_mutability"],
+                imageScanningConfiguration={"scanOnPush": values["scan_on_push"]},
+                tags=tag_list(values["tags"], ctx.urn))["repository"],
+            frozenset({"RepositoryAlreadyExistsException"}), lambda: self._describe(name)))
 
     def _describe(self, name: str) -> dict[str, Any] | None:
         got = call_or_none(f"describe repository {name}", self.client.describe_repositories,
@@ -105,8 +86,7 @@ class RepositoryProvider(AwsResource):
         return dict(repos[0]) if repos else None
 
     def _all_tags(self, arn: str) -> dict[str, str]:
-        got = call(f"list tags of {arn}", self.client.list_tags_for_resource, resourceArn=arn)
-        return {t["Key"]: t["Value"] for t in got.get("tags") or []}
+        return TAGS.read(self.client, arn)
 
     @staticmethod
     def _outputs(repo: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,7 +135,7 @@ class RepositoryProvider(AwsResource):
         self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
         old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
     ) -> Mapping[str, Any]:
-        old, new = _with_defaults(Repository, old_inputs), self.check(new_inputs)
+        old, new = with_defaults(Repository, old_inputs), self.check(new_inputs)
         if old["image_tag_mutability"] != new["image_tag_mutability"]:
             call(f"set tag mutability of {id}", self.client.put_image_tag_mutability,
                  repositoryName=id, imageTagMutability=new["image_tag_mutability"])
@@ -168,30 +148,19 @@ class RepositoryProvider(AwsResource):
         if repo is None:
             raise ProviderError(f"repository {id!r} no longer exists")
         if old["tags"] != new["tags"]:
-            self._put_tags(repo["repositoryArn"], new["tags"], ctx.urn)
+            arn = repo["repositoryArn"]
+            TAGS.write(self.client, arn, stale_tags(self._all_tags(arn), new["tags"]), new["tags"], ctx.urn)
         return self._outputs(repo)
-
-    def _put_tags(self, arn: str, tags: Mapping[str, str], urn: str) -> None:
-        wanted = {**tags, URN_TAG: urn}
-        stale = [k for k in self._all_tags(arn) if k not in wanted and not k.startswith("aws:")]
-        if stale:
-            call(f"untag {arn}", self.client.untag_resource, resourceArn=arn, tagKeys=stale)
-        call(f"tag {arn}", self.client.tag_resource, resourceArn=arn, tags=tag_list(tags, urn))
 
     def delete(
         self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
         outputs: Mapping[str, Any],
     ) -> None:
-        force = bool(inputs.get("force_delete", False))
-        try:
-            call_or_none(f"delete repository {id}", self.client.delete_repository,
-                         repositoryName=id, force=force)
-        except ProviderError as err:
-            if error_code(err.__cause__ or err) == "RepositoryNotEmptyException":
-                raise ProviderError(
-                    f"repository {id!r} still holds images; set force_delete=True to delete them "
-                    "with it, or delete them first") from err
-            raise
+        delete_explaining(
+            f"delete repository {id}", self.client.delete_repository, "RepositoryNotEmptyException",
+            f"repository {id!r} still holds images; set force_delete=True to delete them with it, "
+            "or delete them first",
+            repositoryName=id, force=bool(inputs.get("force_delete", False)))
 
 
 RESOURCE_PROVIDERS: list[type[AwsResource]] = [RepositoryProvider]

@@ -24,15 +24,16 @@ from stackwright.providers.aws.base import (
     AwsResource,
     call,
     call_or_none,
+    client_token,
     error_code,
+    tag_changes,
+    user_tags,
     wait_until,
 )
-from stackwright.providers.aws.ec2 import (
+from stackwright.providers.aws.common import (
     ManagedResource,
-    client_token,
     declared_or_live,
     sorted_strings,
-    tag_changes,
     when_known,
 )
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
@@ -46,13 +47,9 @@ Describe = Callable[[], "dict[str, Any] | None"]
 """Looks an object up: its description, or ``None`` when it does not exist."""
 
 
-def user_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
-    """EKS keeps tags as a dict; ours and AWS's own are not the user's."""
-    return {k: v for k, v in (tags or {}).items() if k != URN_TAG and not k.startswith("aws:")}
-
-
 class EksResource(ManagedResource):
-    """What clusters and node groups share: tags by ARN, adoption, update waits."""
+    """What clusters and node groups share: tags by ARN, adoption, waits, and a
+    ``read`` that takes an object being deleted for gone."""
 
     service = "eks"
 
@@ -76,6 +73,14 @@ class EksResource(ManagedResource):
                                     f"for {ctx.urn}", retryable=False) from exc
             ctx.log(f"{action}: adopting the object an earlier attempt created")
             return found
+
+    def read(
+        self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> ReadResult | None:
+        """An object being deleted is as good as gone."""
+        found = super().read(ctx, id, inputs, outputs)
+        return None if found is not None and found.outputs.get("status") == "DELETING" else found
 
     def wait_status(self, ctx: OperationContext, what: str, describe: Describe) -> dict[str, Any]:
         """Until the object is ACTIVE (or DEGRADED: running, with a health issue)."""
@@ -210,14 +215,6 @@ class ClusterProvider(EksResource):
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
         cluster = self.describe(str(inputs.get("name")))
         return [cluster] if cluster and cluster.get("tags", {}).get(URN_TAG) == ctx.urn else []
-
-    def read(
-        self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
-        outputs: Mapping[str, Any],
-    ) -> ReadResult | None:
-        """A cluster being deleted is as good as gone."""
-        found = super().read(ctx, id, inputs, outputs)
-        return None if found is not None and found.outputs.get("status") == "DELETING" else found
 
     def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
         vpc = raw.get("resourcesVpcConfig", {})
@@ -380,14 +377,6 @@ class NodeGroupProvider(EksResource):
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
         group = self.describe(f"{inputs.get('cluster_name')}:{inputs.get('node_group_name')}")
         return [group] if group and group.get("tags", {}).get(URN_TAG) == ctx.urn else []
-
-    def read(
-        self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
-        outputs: Mapping[str, Any],
-    ) -> ReadResult | None:
-        """A node group being deleted is as good as gone."""
-        found = super().read(ctx, id, inputs, outputs)
-        return None if found is not None and found.outputs.get("status") == "DELETING" else found
 
     def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
         scaling = raw.get("scalingConfig", {})

@@ -25,10 +25,11 @@ from stackwright.providers.aws.base import (
     AwsResource,
     call,
     call_or_none,
+    tag_changes,
     tag_dict,
     tag_list,
 )
-from stackwright.providers.aws.ec2 import ManagedResource, create_or_adopt, tag_changes, when_known
+from stackwright.providers.aws.common import ManagedResource, create_or_adopt, when_known
 from stackwright.providers.protocol import Created, DiffResult, OperationContext, ReadResult
 
 __all__ = [

@@ -8,7 +8,6 @@ trailing dot and in lower case, which is how Route 53 answers.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from stackwright.model.resource import Resource
 from stackwright.providers.aws.base import (
     URN_TAG,
     AwsResource,
+    all_tags,
     call,
     call_or_none,
     error_code,
@@ -25,6 +25,7 @@ from stackwright.providers.aws.base import (
     tag_list,
     wait_until,
 )
+from stackwright.providers.aws.common import create_or_adopt, delete_explaining, reject_urn_tag, with_defaults
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 
 __all__ = ["RESOURCE_PROVIDERS", "Record", "RecordProvider", "Zone", "ZoneProvider"]
@@ -58,19 +59,6 @@ class Record(Resource, type="aws:route53:Record"):
     alias: dict[str, Any] | None = None
 
 
-def _with_defaults(cls: type[Resource], inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Every declared input, defaults filled, so recorded and read inputs line up."""
-    values: dict[str, Any] = {}
-    for name, spec in cls.input_specs().items():
-        if name in inputs:
-            values[name] = copy.deepcopy(inputs[name])
-        elif spec.required:
-            raise InputError(f"missing required input {name!r}", prop=name)
-        else:
-            values[name] = copy.deepcopy(spec.default)
-    return values
-
-
 def dns_name(name: str) -> str:
     """Route 53's answer form of a name: lower case, no trailing dot, ``*`` unescaped."""
     return name.replace("\\052", "*").rstrip(".").lower()
@@ -92,12 +80,11 @@ class ZoneProvider(AwsResource):
     replace_on = frozenset({"name", "private", "vpc_id"})
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        values = _with_defaults(Zone, inputs)
+        values = with_defaults(Zone, inputs)
         values["name"] = dns_name(values["name"])
         if values["private"] != (values["vpc_id"] is not None):
             raise InputError("a private zone needs vpc_id, and vpc_id needs private=True", prop="vpc_id")
-        if URN_TAG in values["tags"]:
-            raise InputError(f"tag {URN_TAG!r} is reserved", prop="tags")
+        reject_urn_tag(values["tags"])
         return values
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
@@ -113,16 +100,10 @@ class ZoneProvider(AwsResource):
         }
         if values["private"]:
             kwargs["VPC"] = {"VPCRegion": self.clients.region, "VPCId": values["vpc_id"]}
-        try:
-            got = call(f"create zone {values['name']}", self.client.create_hosted_zone, **kwargs)
-            return bare_zone_id(got["HostedZone"]["Id"])
-        except ProviderError as err:
-            found = None
-            if error_code(err.__cause__ or err) == "HostedZoneAlreadyExists":
-                found = self._find_by_token(values["name"], ctx.token)
-            if found is None:
-                raise
-            return found
+        return str(create_or_adopt(
+            f"create zone {values['name']}",
+            lambda: bare_zone_id(self.client.create_hosted_zone(**kwargs)["HostedZone"]["Id"]),
+            frozenset({"HostedZoneAlreadyExists"}), lambda: self._find_by_token(values["name"], ctx.token)))
 
     def _zones_named(self, name: str) -> Iterator[dict[str, Any]]:
         """Every zone called ``name`` (there may be several, public and private)."""
@@ -153,7 +134,7 @@ class ZoneProvider(AwsResource):
     def _all_tags(self, zone_id: str) -> dict[str, str]:
         got = call(f"list tags of zone {zone_id}", self.client.list_tags_for_resource,
                    ResourceType="hostedzone", ResourceId=zone_id)
-        return {t["Key"]: t["Value"] for t in (got.get("ResourceTagSet") or {}).get("Tags") or []}
+        return all_tags((got.get("ResourceTagSet") or {}).get("Tags"))
 
     def _put_tags(self, zone_id: str, old: Mapping[str, str], new: Mapping[str, str], urn: str) -> None:
         kwargs: dict[str, Any] = {"ResourceType": "hostedzone", "ResourceId": zone_id,
@@ -200,7 +181,7 @@ class ZoneProvider(AwsResource):
         self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
         old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
     ) -> Mapping[str, Any]:
-        old, new = _with_defaults(Zone, old_inputs), self.check(new_inputs)
+        old, new = with_defaults(Zone, old_inputs), self.check(new_inputs)
         if old["comment"] != new["comment"]:
             call(f"set comment of zone {id}", self.client.update_hosted_zone_comment,
                  Id=id, Comment=new["comment"])
@@ -217,14 +198,9 @@ class ZoneProvider(AwsResource):
             return
         if inputs.get("force_destroy"):
             self._delete_records(ctx, id, dns_name(got["HostedZone"]["Name"]))
-        try:
-            call_or_none(f"delete zone {id}", self.client.delete_hosted_zone, Id=id)
-        except ProviderError as err:
-            if error_code(err.__cause__ or err) == "HostedZoneNotEmpty":
-                raise ProviderError(
-                    f"zone {id} still holds records; set force_destroy=True to delete them with it, "
-                    "or delete them first") from err
-            raise
+        delete_explaining(f"delete zone {id}", self.client.delete_hosted_zone, "HostedZoneNotEmpty",
+                          f"zone {id} still holds records; set force_destroy=True to delete them with it, "
+                          "or delete them first", Id=id)
 
     def _delete_records(self, ctx: OperationContext, zone_id: str, apex: str) -> None:
         """Every record set but the apex SOA and NS, which AWS deletes with the zone."""
@@ -286,7 +262,7 @@ class RecordProvider(AwsResource):
     replace_on = frozenset({"zone_id", "name", "type"})
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        values = _with_defaults(Record, inputs)
+        values = with_defaults(Record, inputs)
         values["zone_id"] = bare_zone_id(values["zone_id"])
         values["name"] = dns_name(values["name"])
         values["type"] = str(values["type"]).upper()

@@ -8,7 +8,6 @@ bucket already has (no versioning, no policy...) are skipped on create.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,11 +18,19 @@ from stackwright.model.resource import Resource
 from stackwright.providers.aws.base import (
     URN_TAG,
     AwsResource,
+    all_tags,
     call,
     call_or_none,
-    error_code,
+    partition,
     tag_dict,
     tag_list,
+)
+from stackwright.providers.aws.common import (
+    create_or_adopt,
+    delete_explaining,
+    not_managed,
+    reject_urn_tag,
+    with_defaults,
 )
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 
@@ -58,25 +65,6 @@ class Bucket(Resource, type="aws:s3:Bucket"):
     arn: Output[str]
     bucket_domain_name: Output[str]
     region: Output[str]
-
-
-def _with_defaults(cls: type[Resource], inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Every declared input, defaults filled, so recorded and read inputs line up."""
-    values: dict[str, Any] = {}
-    for name, spec in cls.input_specs().items():
-        if name in inputs:
-            values[name] = copy.deepcopy(inputs[name])
-        elif spec.required:
-            raise InputError(f"missing required input {name!r}", prop=name)
-        else:
-            values[name] = copy.deepcopy(spec.default)
-    return values
-
-
-def _partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
 
 
 def _check_rule(rule: Any) -> dict[str, Any]:
@@ -128,7 +116,7 @@ class BucketProvider(AwsResource):
     stateful = True
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        values = _with_defaults(Bucket, inputs)
+        values = with_defaults(Bucket, inputs)
         if values["encryption"] not in ENCRYPTIONS:
             raise InputError(f"encryption must be 'AES256', 'aws:kms' or None, got {values['encryption']!r}",
                              prop="encryption")
@@ -136,8 +124,7 @@ class BucketProvider(AwsResource):
             raise InputError("kms_key_id needs encryption='aws:kms'", prop="kms_key_id")
         rules = [_check_rule(r) for r in values["lifecycle_rules"]]
         values["lifecycle_rules"] = sorted(rules, key=lambda r: str(r["id"]))
-        if URN_TAG in values["tags"]:
-            raise InputError(f"tag {URN_TAG!r} is reserved", prop="tags")
+        reject_urn_tag(values["tags"])
         return values
 
     # --- create ---------------------------------------------------------------------
@@ -153,18 +140,14 @@ class BucketProvider(AwsResource):
         """Create the bucket, or take over the one a retried create already made."""
         if self._exists(bucket):
             if not self._is_ours(ctx, bucket):
-                raise ProviderError(
-                    f"bucket {bucket!r} already exists and is not managed by {ctx.urn}; "
-                    "adopt it with `stackwright import` or choose another name")
+                raise not_managed("bucket", bucket, ctx.urn)
             return
         kwargs: dict[str, Any] = {"Bucket": bucket}
         if self.clients.region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.clients.region}
-        try:
-            call(f"create bucket {bucket}", self.client.create_bucket, **kwargs)
-        except ProviderError as err:
-            if error_code(err.__cause__ or err) != "BucketAlreadyOwnedByYou" or not self._is_ours(ctx, bucket):
-                raise
+        create_or_adopt(f"create bucket {bucket}", lambda: self.client.create_bucket(**kwargs),
+                        frozenset({"BucketAlreadyOwnedByYou"}),
+                        lambda: self._is_ours(ctx, bucket) or None)  # a retried create's bucket
 
     def _exists(self, bucket: str) -> bool:
         return call_or_none(f"head bucket {bucket}", self.client.head_bucket, Bucket=bucket) is not None
@@ -296,14 +279,14 @@ class BucketProvider(AwsResource):
     def _all_tags(self, bucket: str) -> dict[str, str]:
         """Every tag including ours; a bucket without tags answers NoSuchTagSet."""
         got = call_or_none(f"get tags of {bucket}", self.client.get_bucket_tagging, Bucket=bucket)
-        return {t["Key"]: t["Value"] for t in (got or {}).get("TagSet") or []}
+        return all_tags((got or {}).get("TagSet"))
 
     def _outputs(self, bucket: str) -> dict[str, Any]:
         got = call(f"get location of {bucket}", self.client.get_bucket_location, Bucket=bucket)
         region = got.get("LocationConstraint") or "us-east-1"
         region = "eu-west-1" if region == "EU" else region
         return {
-            "arn": f"arn:{_partition(region)}:s3:::{bucket}",
+            "arn": f"arn:{partition(region)}:s3:::{bucket}",
             "bucket_domain_name": f"{bucket}.s3.amazonaws.com",
             "region": region,
         }
@@ -314,7 +297,7 @@ class BucketProvider(AwsResource):
         self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
         old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
     ) -> Mapping[str, Any]:
-        old, new = _with_defaults(Bucket, old_inputs), self.check(new_inputs)
+        old, new = with_defaults(Bucket, old_inputs), self.check(new_inputs)
         self._apply(id, ctx.urn, old, new)
         return self._outputs(id)
 
@@ -326,14 +309,9 @@ class BucketProvider(AwsResource):
             return
         if inputs.get("force_destroy"):
             self._empty(ctx, id)
-        try:
-            call_or_none(f"delete bucket {id}", self.client.delete_bucket, Bucket=id)
-        except ProviderError as err:
-            if error_code(err.__cause__ or err) == "BucketNotEmpty":
-                raise ProviderError(
-                    f"bucket {id!r} is not empty; set force_destroy=True to delete its objects "
-                    "(every version) with it, or empty it first") from err
-            raise
+        delete_explaining(f"delete bucket {id}", self.client.delete_bucket, "BucketNotEmpty",
+                          f"bucket {id!r} is not empty; set force_destroy=True to delete its objects "
+                          "(every version) with it, or empty it first", Bucket=id)
 
     def _empty(self, ctx: OperationContext, bucket: str) -> None:
         """Delete every object version and delete marker, one listing page at a time."""

@@ -8,26 +8,20 @@ AWS's default policy, which reads back as ``policy=None``.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from stackwright.errors import InputError, ProviderError
+from stackwright.errors import InputError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
-from stackwright.providers.aws.base import (
-    URN_TAG,
-    AwsResource,
-    call,
-    call_or_none,
-    tag_dict,
-    tag_list,
-)
+from stackwright.providers.aws.base import URN_TAG, AwsResource, call, call_or_none, tag_dict, tag_list
+from stackwright.providers.aws.common import ArnTags, not_managed, reject_urn_tag, with_defaults
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 
 __all__ = ["RESOURCE_PROVIDERS", "Subscription", "SubscriptionProvider", "Topic", "TopicProvider"]
 
+TAGS = ArnTags()
 DEFAULT_POLICY_ID = "__default_policy_ID"
 DEFAULT_ACTIONS = [
     "SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:AddPermission", "SNS:RemovePermission",
@@ -57,19 +51,6 @@ class Subscription(Resource, type="aws:sns:Subscription"):
     arn: Output[str]
 
 
-def _with_defaults(cls: type[Resource], inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Every declared input, defaults filled, so recorded and read inputs line up."""
-    values: dict[str, Any] = {}
-    for name, spec in cls.input_specs().items():
-        if name in inputs:
-            values[name] = copy.deepcopy(inputs[name])
-        elif spec.required:
-            raise InputError(f"missing required input {name!r}", prop=name)
-        else:
-            values[name] = copy.deepcopy(spec.default)
-    return values
-
-
 def default_topic_policy(arn: str) -> dict[str, Any]:
     """The policy AWS gives a new topic; restoring it is how a declared policy is removed."""
     account = arn.split(":")[4]
@@ -95,20 +76,18 @@ class TopicProvider(AwsResource):
     replace_on = frozenset({"name", "fifo"})
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        values = _with_defaults(Topic, inputs)
+        values = with_defaults(Topic, inputs)
         if values["fifo"] != values["name"].endswith(".fifo"):
             raise InputError("a FIFO topic's name ends in '.fifo', and only a FIFO topic's does",
                              prop="name")
-        if URN_TAG in values["tags"]:
-            raise InputError(f"tag {URN_TAG!r} is reserved", prop="tags")
+        reject_urn_tag(values["tags"])
         return values
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
         values = self.check(inputs)
         existing = self._find(values["name"])
         if existing is not None and self._all_tags(existing).get(URN_TAG) != ctx.urn:
-            raise ProviderError(f"topic {values['name']!r} already exists and is not managed by {ctx.urn}; "
-                                "adopt it with `stackwright import` or choose another name")
+            raise not_managed("topic", values["name"], ctx.urn)
         attributes = {"DisplayName": values["display_name"]}
         if values["fifo"]:
             attributes["FifoTopic"] = "true"
@@ -131,8 +110,7 @@ class TopicProvider(AwsResource):
         return next((arn for arn in self._topics() if arn.rsplit(":", 1)[-1] == name), None)
 
     def _all_tags(self, arn: str) -> dict[str, str]:
-        got = call(f"list tags of {arn}", self.client.list_tags_for_resource, ResourceArn=arn)
-        return {t["Key"]: t["Value"] for t in got.get("Tags") or []}
+        return TAGS.read(self.client, arn)
 
     def read(
         self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
@@ -160,24 +138,19 @@ class TopicProvider(AwsResource):
         self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
         old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
     ) -> Mapping[str, Any]:
-        old, new = _with_defaults(Topic, old_inputs), self.check(new_inputs)
+        old, new = with_defaults(Topic, old_inputs), self.check(new_inputs)
         if old["display_name"] != new["display_name"]:
             self._set(id, "DisplayName", new["display_name"])
         if old["policy"] != new["policy"]:
             self._set(id, "Policy", json.dumps(new["policy"] or default_topic_policy(id)))
         if old["tags"] != new["tags"]:
-            self._put_tags(id, old["tags"], new["tags"], ctx.urn)
+            stale = [k for k in old["tags"] if k not in new["tags"]]
+            TAGS.write(self.client, id, stale, new["tags"], ctx.urn)
         return {"arn": id}
 
     def _set(self, arn: str, name: str, value: str) -> None:
         call(f"set {name} of {arn}", self.client.set_topic_attributes, TopicArn=arn,
              AttributeName=name, AttributeValue=value)
-
-    def _put_tags(self, arn: str, old: Mapping[str, str], new: Mapping[str, str], urn: str) -> None:
-        stale = [k for k in old if k not in new]
-        if stale:
-            call(f"untag {arn}", self.client.untag_resource, ResourceArn=arn, TagKeys=stale)
-        call(f"tag {arn}", self.client.tag_resource, ResourceArn=arn, Tags=tag_list(new, urn))
 
     def delete(
         self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
@@ -198,7 +171,7 @@ class SubscriptionProvider(AwsResource):
     replace_on = frozenset({"topic_arn", "protocol", "endpoint"})
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        values = _with_defaults(Subscription, inputs)
+        values = with_defaults(Subscription, inputs)
         if values["filter_policy"] == {}:
             values["filter_policy"] = None  # AWS treats an empty filter as none
         return values
@@ -253,7 +226,7 @@ class SubscriptionProvider(AwsResource):
         self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
         old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
     ) -> Mapping[str, Any]:
-        old, new = _with_defaults(Subscription, old_inputs), self.check(new_inputs)
+        old, new = with_defaults(Subscription, old_inputs), self.check(new_inputs)
         if old["raw_message_delivery"] != new["raw_message_delivery"]:
             self._set(id, "RawMessageDelivery", "true" if new["raw_message_delivery"] else "false")
         if old["filter_policy"] != new["filter_policy"]:
