@@ -43,11 +43,11 @@ def _formatted(plan: Plan, violations: list[Violation], output: str) -> str:
 def _violations(session: StackSession, plan: Plan, allow_destroy: bool) -> list[Violation]:
     """What the stack's environment's policies say of ``plan``; a plan that changes
     nothing has nothing to judge (and `up` would not apply it)."""
+    if not plan.has_changes:
+        return []
     from stackwright.workflow.environments import environment_for
     from stackwright.workflow.policies import evaluate
 
-    if not plan.has_changes:
-        return []
     env = environment_for(session.project, session.stack)
     return evaluate(plan, session.project, env, allow_destroy=allow_destroy, providers=session.providers)
 
@@ -102,7 +102,7 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
     session = open_stack(stack_name, who)
     try:
         plan = make_preview(session, targets, refresh=refresh)
-        pending = session.store.snapshot(session.stack).pending
+        pending = session.store.pending_count(session.stack)
         violations = _violations(session, plan, allow_destroy)
     finally:
         session.close()
@@ -113,7 +113,7 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
     if violations:
         echo_lines(violation_lines(violations))
     if pending:
-        click.echo(click.style(f"{len(pending)} interrupted operation(s) will be resolved by the next `up`.", fg="yellow"))
+        click.echo(click.style(f"{pending} interrupted operation(s) will be resolved by the next `up`.", fg="yellow"))
 
 
 @click.command()

@@ -512,6 +512,12 @@ class SqliteStateStore:
                     outputs=_loads(row[2]), pending=[_pending_row(p) for p in pending],
                 )
 
+    def pending_count(self, stack: str) -> int:
+        with self._db.read() as conn:
+            self._db.require(stack)
+            (count,) = conn.execute("SELECT count(*) FROM pending WHERE stack = ?", (stack,)).fetchone()
+        return int(count)
+
     def acquire_lock(self, stack: str, info: LockInfo) -> None:
         """Take the lock; an empty ``info.token`` is filled in so the caller can release."""
         if not info.token:

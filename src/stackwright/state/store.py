@@ -69,6 +69,9 @@ class StateStore(Protocol):
 
     def snapshot(self, stack: str) -> Snapshot: ...
 
+    def pending_count(self, stack: str) -> int:
+        """How many operations a crash left pending (cheaper than a snapshot)."""
+
     def acquire_lock(self, stack: str, info: LockInfo) -> None:
         """Take the stack's exclusive lock or raise LockHeldError naming the holder."""
 
