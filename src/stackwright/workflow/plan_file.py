@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +197,7 @@ def plan_document(plan: Plan, session: StackSession, *, digests: tuple[str, str]
         "program_digest": digests[0], "config_digest": digests[1],
         "providers": session.providers.versions(),
         "allow_destroy": allow_destroy,
+        "id": uuid.uuid4().hex,
         "created_by": session.who, "created_at": approvals.iso_time(time.time()),
         "summary": plan.counts(),
         "steps": [_step_json(s, key, session) for s in plan.steps],
