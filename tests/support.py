@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,3 +19,31 @@ def cli_env(user: str = "tester") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("STACKWRIGHT_STACK", "STACKWRIGHT_DEBUG")}
     env["STACKWRIGHT_USER"] = user
     return env
+
+
+class VersionedProject:
+    """A project on disk whose one stack reads ``version`` from config, driven through
+    the real command (crash and lock tests)."""
+
+    def __init__(self, root: Path, name: str, program: str, stack: str, timeout: float) -> None:
+        self.root, self.stack, self.timeout = root, stack, timeout
+        root.mkdir()
+        (root / "stackwright.yaml").write_text(f"name: {name}\nmain: __main__.py\n")
+        (root / "__main__.py").write_text(program)
+        self.set_version(1)
+        self.ok("stack", "init", stack)
+
+    def set_version(self, version: int, **config: object) -> None:
+        lines = [f"  {key}: {value}" for key, value in {"version": version, **config}.items()]
+        (self.root / "stacks").mkdir(exist_ok=True)
+        (self.root / "stacks" / f"{self.stack}.yaml").write_text("\n".join(["config:", *lines, ""]))
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli_command(), *args], cwd=self.root, env=cli_env(), text=True,
+                              capture_output=True, stdin=subprocess.DEVNULL, timeout=self.timeout)
+
+    def ok(self, *args: str) -> str:
+        done = self.run(*args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (
+            f"stackwright {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done.stdout

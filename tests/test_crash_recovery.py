@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from stackwright.state.sqlite import SqliteStateStore
-from support import cli_command, cli_env
+from support import VersionedProject, cli_command, cli_env
 
 TRIALS_PER_SEED = 11
 SEEDS = (11, 23)
@@ -138,30 +138,9 @@ _command = cli_command
 _env = cli_env
 
 
-class Project:
+class Project(VersionedProject):
     def __init__(self, root: Path, program: str = PROGRAM) -> None:
-        self.root = root
-        root.mkdir()
-        (root / "stackwright.yaml").write_text(f"name: {PROJECT}\nmain: __main__.py\n")
-        (root / "__main__.py").write_text(program)
-        self.set_version(1)
-        self.ok("stack", "init", STACK)
-
-    def set_version(self, version: int, **config: object) -> None:
-        lines = [f"  {key}: {value}" for key, value in {"version": version, **config}.items()]
-        (self.root / "stacks").mkdir(exist_ok=True)
-        (self.root / "stacks" / f"{STACK}.yaml").write_text("\n".join(["config:", *lines, ""]))
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*_command(), *args], cwd=self.root, env=_env(), text=True,
-                              capture_output=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT)
-
-    def ok(self, *args: str) -> str:
-        done = self.run(*args)
-        assert done.returncode == 0 and "Traceback" not in done.stderr, (
-            f"stackwright {' '.join(args)} exited {done.returncode}:\n"
-            f"{done.stdout}\n{done.stderr}")
-        return done.stdout
+        super().__init__(root, PROJECT, program, STACK, TIMEOUT)
 
     def spawn_up(self) -> subprocess.Popen[bytes]:
         """`up` in its own process group, so a kill also takes its `sleep` children."""

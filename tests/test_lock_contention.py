@@ -13,7 +13,7 @@ from pathlib import Path
 
 from stackwright.state.records import LockInfo
 from stackwright.state.sqlite import SqliteStateStore
-from support import cli_command, cli_env
+from support import VersionedProject, cli_command, cli_env
 
 STACK = "dev"
 TIMEOUT = 120.0
@@ -34,18 +34,9 @@ _command = cli_command
 _env = cli_env
 
 
-class Project:
+class Project(VersionedProject):
     def __init__(self, root: Path, program: str = SLOW_PROGRAM) -> None:
-        self.root = root
-        root.mkdir()
-        (root / "stackwright.yaml").write_text("name: locks\nmain: __main__.py\n")
-        (root / "__main__.py").write_text(program)
-        self.set_version(1)
-        self.ok("stack", "init", STACK)
-
-    def set_version(self, version: int) -> None:
-        (self.root / "stacks").mkdir(exist_ok=True)
-        (self.root / "stacks" / f"{STACK}.yaml").write_text(f"config:\n  version: {version}\n")
+        super().__init__(root, "locks", program, STACK, TIMEOUT)
 
     def store(self) -> SqliteStateStore:
         return SqliteStateStore(self.root / ".stackwright" / "state.db")
@@ -53,16 +44,6 @@ class Project:
     def lock(self) -> LockInfo | None:
         with self.store() as store:
             return store.read_lock(STACK)
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*_command(), *args], cwd=self.root, env=_env(), text=True,
-                              capture_output=True, stdin=subprocess.DEVNULL, timeout=TIMEOUT)
-
-    def ok(self, *args: str) -> str:
-        done = self.run(*args)
-        assert done.returncode == 0 and "Traceback" not in done.stderr, (
-            f"stackwright {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-        return done.stdout
 
     def fails(self, *args: str) -> str:
         """Exit code 1 with one `error:` line and no traceback; that line."""
