@@ -51,9 +51,12 @@ class StackSession:
 
 
 def open_store(project: Project) -> StateStore:
-    from stackwright.state.sqlite import SqliteStateStore
+    """The project's state: STACKWRIGHT_STATE_URL, else ``state: url:`` in the project
+    file, else SQLite at ``.stackwright/state.db``."""
+    from stackwright.state.backends import open_state_store, state_url
 
-    return SqliteStateStore(project.state_dir / "state.db")
+    return open_state_store(state_url(project.settings), project.state_dir / "state.db",
+                            project=project.name, root=project.root)
 
 
 def open_session(project: Project, stack: str, who: str | None = None,

@@ -84,12 +84,16 @@ class WorkspaceLinks:
     def _outputs(self, root: Path, stack: str, ref: str) -> dict[str, Any]:
         if root.resolve() == self.project.root.resolve():
             return self._read(self.store, stack, ref)
-        path = root / STATE_FILE
-        if not path.is_file():
-            raise _never_applied(ref)
-        from stackwright.state.sqlite import SqliteStateStore
+        from stackwright.program.project import load_project
+        from stackwright.state.backends import open_state_store, sqlite_path, state_url
 
-        store = SqliteStateStore(path)
+        target = load_project(root)
+        url = state_url(target.settings)
+        default = root / STATE_FILE
+        if not url or url.startswith("sqlite:"):
+            if not sqlite_path(url, default, root).is_file():
+                raise _never_applied(ref)
+        store = open_state_store(url, default, project=target.name, root=root)
         try:
             return self._read(store, stack, ref)
         finally:

@@ -12,20 +12,24 @@ checkpoint rows are bookkeeping about the state, so they leave it alone.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sqlite3
 import time
 import uuid
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from stackwright.errors import LockHeldError, StateError
-from stackwright.model.values import marker_json, from_json, to_json
+from stackwright.errors import StateError
+from stackwright.state.codec import (
+    Corrupt as _Corrupt, change_json as _change_json, checkpoint_detail as _checkpoint_detail,
+    checkpoint_row as _checkpoint_row, compress_snapshot as _compress_snapshot,
+    dumps as _dumps, gc_paused as _gc_paused, loads as _loads, lock_held as _lock_held,
+    no_stack as _no_stack, pending_row as _pending_row, resource_params as _resource_params,
+    resource_rows as _resource_rows,
+)
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation,
     ResourceState, Snapshot, StackInfo,
@@ -36,7 +40,6 @@ if TYPE_CHECKING:
 
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
 _BUSY_TIMEOUT_MS: Final = 5000
-_SNAPSHOT_FORMAT: Final = 1
 _CACHE_KIB: Final = 65536
 """Page cache ceiling: big enough that snapshot() of ~10k resources stays in memory."""
 
@@ -103,152 +106,6 @@ _CHECKPOINT_COLUMNS: Final = (
 _LOCK_COLUMNS: Final = "owner, pid, host, acquired_at, operation, token"
 _BUMP: Final = "UPDATE stacks SET serial = serial + 1, updated_at = ? WHERE name = ?"
 _DELETE_PENDING: Final = "DELETE FROM pending WHERE stack = ? AND token = ?"
-
-
-_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
-"""The C string quoter behind ``json.dumps``, without its per-call overhead."""
-_BOOL: Final = {False: "false", True: "true"}
-
-
-class _Corrupt(Exception):
-    """A stored row could not be decoded; turned into StateError with the file path."""
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=marker_json)
-
-
-def _dumps(value: Any) -> str:
-    """Compact stored form; secrets become ``{"$secret": ...}`` markers. The markers
-    are written by the encoder's ``default`` hook, so plain values never leave C."""
-    return _ENCODER.encode(value)
-
-
-def _loads(text: str) -> Any:
-    """Inverse of ``_dumps``; skips the marker walk when the text cannot hold one."""
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
-        raise _Corrupt("a stored JSON value does not decode") from None
-    return from_json(value) if '"$' in text else value
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Decoding builds ~10^5 acyclic containers; the cycle collector firing over and
-    over while they are made more than doubled snapshot() time of 10k resources."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _no_stack(stack: str) -> StateError:
-    return StateError(f"no stack named {stack!r}", hint="stackwright stack ls / stack init NAME")
-
-
-def _ago(seconds: float) -> str:
-    """Coarse human duration, enough to judge whether a lock holder is still alive."""
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60}m"
-    return f"{s // 86400}d {s % 86400 // 3600}h"
-
-
-def _lock_held(stack: str, lock: LockInfo) -> LockHeldError:
-    return LockHeldError(
-        f"stack {stack!r} is locked by {lock.owner} (pid {lock.pid} on {lock.host}), "
-        f"running {lock.operation!r}, taken {_ago(time.time() - lock.acquired_at)} ago",
-        hint="wait for it to finish; if it crashed, run `stackwright unlock` "
-        "after confirming the holder is gone",
-    )
-
-
-def _resource_params(stack: str, r: ResourceState) -> tuple[Any, ...]:
-    return (
-        stack, r.urn, r.type, r.id, _dumps(r.inputs), _dumps(r.outputs), r.parent,
-        _dumps(r.deps), int(r.protect), int(r.retain_on_delete), int(r.external),
-    )
-
-
-def _resource_rows(rows: list[Any]) -> dict[str, ResourceState]:
-    """Decode all rows with one ``json.loads``: per-call overhead dominated snapshot()."""
-    text = "[" + ",".join([f"[{r[3]},{r[4]},{r[6]}]" for r in rows]) + "]"
-    try:
-        values = json.loads(text)
-    except (TypeError, ValueError):
-        raise _Corrupt("a stored resource does not decode") from None
-    if len(values) != len(rows):
-        raise _Corrupt("a stored resource does not decode")
-    return {row[0]: _resource_row(row, value) for row, value in zip(rows, values)}
-
-
-def _resource_row(row: Sequence[Any], value: Any) -> ResourceState:
-    urn, type_, id_, inputs_text, outputs_text, parent, _, protect, retain, external = row
-    try:
-        inputs, outputs, deps = value
-    except (TypeError, ValueError):
-        raise _Corrupt(f"resource {urn} does not decode") from None
-    if not (isinstance(inputs, dict) and isinstance(outputs, dict) and isinstance(deps, list)):
-        raise _Corrupt(f"resource {urn} does not decode")
-    if '"$' in inputs_text:
-        inputs = from_json(inputs)
-    if '"$' in outputs_text:
-        outputs = from_json(outputs)
-    return ResourceState(
-        urn, type_, id_, inputs, outputs, parent, deps,
-        bool(protect), bool(retain), bool(external),
-    )
-
-
-def _pending_row(row: Sequence[Any]) -> PendingOperation:
-    token, urn, type_, op, inputs, resource_id, parent, deps, started_at = row
-    return PendingOperation(
-        token, urn, type_, op, _loads(inputs), resource_id, parent, _loads(deps), started_at
-    )
-
-
-def _checkpoint_row(row: Sequence[Any]) -> Checkpoint:
-    number, kind, who, started, finished, result, counts, message, serial = row
-    return Checkpoint(number, kind, who, started, finished, result, _loads(counts), message, serial)
-
-
-def _change_json(change: Change) -> dict[str, Any]:
-    return {
-        "urn": change.urn, "type": change.type, "op": change.op,
-        "diffs": change.diffs, "error": change.error,
-    }
-
-
-def _change_from(data: dict[str, Any]) -> Change:
-    return Change(data["urn"], data["type"], data["op"], data["diffs"], data["error"])
-
-
-def _resource_from(data: dict[str, Any]) -> ResourceState:
-    return ResourceState(
-        data["urn"], data["type"], data["id"], data["inputs"], data["outputs"],
-        data["parent"], data["deps"], data["protect"], data["retain_on_delete"],
-        data["external"],
-    )
-
-
-def _snapshot_json(rows: list[Any], outputs_text: str) -> str:
-    """Checkpoint snapshot spliced from the stored JSON fragments, without re-decoding."""
-    q = _quote
-    items = ",".join([
-        f'{{"urn":{q(urn)},"type":{q(type_)},"id":{q(id_)},"inputs":{inputs},'
-        f'"outputs":{outputs},"parent":{"null" if parent is None else q(parent)},'
-        f'"deps":{deps},"protect":{_BOOL[bool(p)]},"retain_on_delete":{_BOOL[bool(r)]},'
-        f'"external":{_BOOL[bool(e)]}}}'
-        for urn, type_, id_, inputs, outputs, parent, deps, p, r, e in rows
-    ])
-    return f'{{"format":{_SNAPSHOT_FORMAT},"resources":[{items}],"outputs":{outputs_text}}}'
 
 
 class _Db:
@@ -583,16 +440,7 @@ class SqliteStateStore:
 
     @staticmethod
     def _detail(row: Sequence[Any]) -> CheckpointDetail:
-        try:
-            text = zlib.decompress(row[10]).decode()
-            snap = json.loads(text)
-            snap = from_json(snap) if '"$' in text else snap
-            changes = [_change_from(c) for c in _loads(row[9])]
-            resources = [_resource_from(r) for r in snap["resources"]]
-            outputs = snap["outputs"]
-        except (zlib.error, TypeError, ValueError, KeyError):
-            raise _Corrupt(f"checkpoint {row[0]} does not decode") from None
-        return CheckpointDetail(_checkpoint_row(row[:9]), changes, resources, outputs)
+        return _checkpoint_detail(row)
 
     def record_event(self, stack: str, kind: str, who: str, data: dict[str, Any]) -> Event:
         at = time.time()
@@ -774,7 +622,7 @@ class SqliteStackWriter:
             "SELECT outputs FROM outputs WHERE stack = ?", (self._stack,)).fetchone()
         with _gc_paused():
             rows = conn.execute(_SELECT_RESOURCES, (self._stack,)).fetchall()
-            blob = zlib.compress(_snapshot_json(rows, outputs_text).encode(), 6)
+            blob = _compress_snapshot(rows, outputs_text)
             del rows
         (number,) = conn.execute(
             "SELECT COALESCE(MAX(number), 0) + 1 FROM checkpoints WHERE stack = ?",
