@@ -1,0 +1,482 @@
+"""The state store over SQL, written once for SQLite and PostgreSQL.
+
+Each backend supplies a ``SqlDb``: its connection (whose ``execute`` takes ``?``
+placeholders), transactions, error translation, and the few spots where the two
+dialects differ (``dialect_*`` attributes, ``insert_lock``). Everything else — what a
+snapshot, a checkpoint, a lock or a pending operation is — lives here.
+
+Durability contract (``store.py``): every ``StackWriter`` method is one committed
+transaction, or joins the one ``batch()`` opened.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+from stackwright.errors import StateError
+from stackwright.state.codec import (
+    change_json, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
+    loads, lock_held, no_stack, pending_row, resource_params, resource_rows,
+)
+from stackwright.state.records import (
+    Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
+    Snapshot, StackInfo,
+)
+
+if TYPE_CHECKING:
+    from stackwright.state.store import StackWriter, StateStore
+
+RESOURCE_COLUMNS: Final = (
+    "urn, type, id, inputs, outputs, parent, deps, protect, retain_on_delete, external"
+)
+UPSERT_RESOURCE: Final = f"""
+    INSERT INTO resources (stack, {RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)
+    ON CONFLICT (stack, urn) DO UPDATE SET type = excluded.type, id = excluded.id,
+        inputs = excluded.inputs, outputs = excluded.outputs, parent = excluded.parent,
+        deps = excluded.deps, protect = excluded.protect,
+        retain_on_delete = excluded.retain_on_delete, external = excluded.external"""
+PENDING_COLUMNS: Final = "token, urn, type, op, inputs, resource_id, parent, deps, started_at"
+CHECKPOINT_COLUMNS: Final = (
+    "number, kind, who, started_at, finished_at, result, counts, message, serial"
+)
+LOCK_COLUMNS: Final = "owner, pid, host, acquired_at, operation, token"
+BUMP: Final = "UPDATE stacks SET serial = serial + 1, updated_at = ? WHERE name = ?"
+DELETE_PENDING: Final = "DELETE FROM pending WHERE stack = ? AND token = ?"
+STACK_TABLES: Final = ("resources", "pending", "locks", "checkpoints", "outputs")
+
+
+class SqlDb:
+    """A backend's connection and transactions, plus the shared serial machinery."""
+
+    conn: Any
+    """Executes SQL with ``?`` placeholders; returns a cursor."""
+    dialect_order: str = "rowid"
+    """The column that keeps insertion order."""
+    dialect_find: str = "instr"
+    """``f(haystack, needle) > 0`` tests for a substring."""
+    dialect_lock_row: str = ""
+    """Suffix that locks a row read for update (PostgreSQL's ``FOR UPDATE``)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.batched: set[str] | None = None
+
+    def guard(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def read(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Begin (taking the write lock up front), commit, or roll back on error."""
+        raise NotImplementedError
+
+    def insert_lock(self, params: tuple[Any, ...]) -> bool:
+        """Insert a lock row; False when another writer's row won the race."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def write(self) -> Iterator[Any]:
+        """One committed write. Nested inside another ``write()`` (a writer's
+        ``batch()``), it joins the outer transaction, which commits once for all."""
+        if self.depth:
+            yield self.conn
+            return
+        with self.guard(), self.transaction():
+            self.depth += 1
+            try:
+                yield self.conn
+            finally:
+                self.depth -= 1
+
+    def bump(self, stack: str) -> None:
+        """Advance the stack's serial; also the existence check of every state write.
+
+        Inside a batch the serial moves once, when the batch ends: readers only ever see
+        committed transactions, so one step per transaction is all they can tell apart.
+        """
+        if self.batched is not None:
+            self.batched.add(stack)
+            return
+        if self.conn.execute(BUMP, (time.time(), stack)).rowcount != 1:
+            raise no_stack(stack)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every write inside, with one serial bump per stack."""
+        with self.write():
+            if self.batched is not None:
+                yield
+                return
+            self.batched = set()
+            try:
+                yield
+                stacks, self.batched = self.batched, None
+                for stack in sorted(stacks):
+                    self.bump(stack)
+            finally:
+                self.batched = None
+
+    def serial(self, stack: str) -> int:
+        row = self.conn.execute("SELECT serial FROM stacks WHERE name = ?", (stack,)).fetchone()
+        if row is None:
+            raise no_stack(stack)
+        return int(row[0])
+
+    def require(self, stack: str) -> None:
+        self.serial(stack)
+
+
+class SqlStateStore:
+    """``StateStore`` over a ``SqlDb``."""
+
+    def __init__(self, db: SqlDb) -> None:
+        self._db = db
+        self._closed = False
+
+    def __enter__(self) -> SqlStateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def list_stacks(self) -> list[StackInfo]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                "SELECT name, (SELECT COUNT(*) FROM resources r WHERE r.stack = s.name),"
+                " updated_at, lineage, serial FROM stacks s ORDER BY name").fetchall()
+        return [StackInfo(*row) for row in rows]
+
+    def create_stack(self, stack: str) -> None:
+        with self._db.write() as conn:
+            if conn.execute("SELECT 1 FROM stacks WHERE name = ?", (stack,)).fetchone():
+                raise StateError(f"stack {stack!r} already exists", hint="stackwright stack ls")
+            conn.execute("INSERT INTO stacks VALUES (?, ?, 0, ?, NULL)",
+                         (stack, str(uuid.uuid4()), time.time()))
+            conn.execute("INSERT INTO outputs VALUES (?, '{}')", (stack,))
+
+    def stack_exists(self, stack: str) -> bool:
+        with self._db.read() as conn:
+            row = conn.execute("SELECT 1 FROM stacks WHERE name = ?", (stack,)).fetchone()
+        return row is not None
+
+    def remove_stack(self, stack: str, force: bool = False) -> None:
+        with self._db.write() as conn:
+            self._db.require(stack)
+            row = conn.execute("SELECT COUNT(*) FROM resources WHERE stack = ?", (stack,)).fetchone()
+            count = int(row[0]) if row else 0
+            if count and not force:
+                raise StateError(
+                    f"stack {stack!r} still has {count} resources",
+                    hint="run `stackwright destroy` first, or force the removal to forget "
+                    "them (the cloud resources are left running)",
+                )
+            for table in STACK_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE stack = ?", (stack,))
+            conn.execute("DELETE FROM stacks WHERE name = ?", (stack,))
+
+    def snapshot(self, stack: str) -> Snapshot:
+        order = self._db.dialect_order
+        with gc_paused():
+            with self._db.read() as conn:
+                row = conn.execute(
+                    "SELECT lineage, serial, outputs FROM stacks JOIN outputs ON stack = name"
+                    " WHERE name = ?", (stack,)).fetchone()
+                if row is None:
+                    raise no_stack(stack)
+                resources = conn.execute(
+                    f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE stack = ? ORDER BY {order}",
+                    (stack,)).fetchall()
+                pending = conn.execute(
+                    f"SELECT {PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY {order}",
+                    (stack,)).fetchall()
+            with self._db.guard():
+                return Snapshot(
+                    stack=stack, lineage=row[0], serial=int(row[1]),
+                    resources=resource_rows(resources),
+                    outputs=loads(row[2]), pending=[pending_row(p) for p in pending],
+                )
+
+    def pending_count(self, stack: str) -> int:
+        with self._db.read() as conn:
+            self._db.require(stack)
+            row = conn.execute("SELECT count(*) FROM pending WHERE stack = ?", (stack,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def acquire_lock(self, stack: str, info: LockInfo) -> None:
+        """Take the lock; an empty ``info.token`` is filled in so the caller can release."""
+        if not info.token:
+            info.token = uuid.uuid4().hex
+        params = (stack, info.owner, info.pid, info.host, info.acquired_at,
+                  info.operation, info.token)
+        with self._db.write() as conn:
+            self._db.require(stack)
+            held = self._lock(stack)
+            if held is not None:
+                if held.token != info.token:
+                    raise lock_held(stack, held)
+                conn.execute("DELETE FROM locks WHERE stack = ?", (stack,))
+            if not self._db.insert_lock(params):
+                winner = self._lock(stack)
+                if winner is None:
+                    raise StateError(f"the lock of stack {stack!r} changed hands while taking it",
+                                     hint="try again")
+                raise lock_held(stack, winner)
+
+    def release_lock(self, stack: str, token: str) -> None:
+        """No-op if the lock was broken and possibly re-taken by someone else."""
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM locks WHERE stack = ? AND token = ?", (stack, token))
+
+    def read_lock(self, stack: str) -> LockInfo | None:
+        with self._db.read():
+            self._db.require(stack)
+            return self._lock(stack)
+
+    def break_lock(self, stack: str) -> LockInfo | None:
+        with self._db.write() as conn:
+            self._db.require(stack)
+            held = self._lock(stack)
+            conn.execute("DELETE FROM locks WHERE stack = ?", (stack,))
+        return held
+
+    def _lock(self, stack: str) -> LockInfo | None:
+        row = self._db.conn.execute(
+            f"SELECT {LOCK_COLUMNS} FROM locks WHERE stack = ?", (stack,)).fetchone()
+        return None if row is None else LockInfo(*row)
+
+    def begin(self, stack: str, kind: str, who: str) -> SqlStackWriter:
+        with self._db.read():
+            self._db.require(stack)
+        return SqlStackWriter(self._db, stack, kind, who)
+
+    def history(self, stack: str) -> list[Checkpoint]:
+        """Oldest first; never reads the snapshot blobs."""
+        with self._db.read() as conn:
+            self._db.require(stack)
+            rows = conn.execute(
+                f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE stack = ? ORDER BY number",
+                (stack,)).fetchall()
+        with self._db.guard():
+            return [checkpoint_row(r) for r in rows]
+
+    def checkpoint(self, stack: str, number: int) -> CheckpointDetail:
+        with self._db.read() as conn:
+            self._db.require(stack)
+            row = conn.execute(
+                f"SELECT {CHECKPOINT_COLUMNS}, changes, snapshot FROM checkpoints"
+                " WHERE stack = ? AND number = ?", (stack, number)).fetchone()
+        if row is None:
+            raise StateError(f"stack {stack!r} has no checkpoint {number}", hint="stackwright history")
+        with self._db.guard(), gc_paused():
+            return checkpoint_detail(row)
+
+    def record_event(self, stack: str, kind: str, who: str, data: dict[str, Any]) -> Event:
+        at = time.time()
+        with self._db.write() as conn:
+            row = conn.execute(
+                "INSERT INTO events (stack, kind, who, at, data) VALUES (?,?,?,?,?) RETURNING id",
+                (stack, kind, who, at, dumps(data))).fetchone()
+        return Event(int(row[0]) if row else 0, stack, kind, who, at, dict(data))
+
+    def events(self, stack: str | None = None, kinds: tuple[str, ...] = ()) -> list[Event]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if stack is not None:
+            clauses.append("stack = ?")
+            params.append(stack)
+        if kinds:
+            clauses.append(f"kind IN ({','.join('?' * len(kinds))})")
+            params.extend(kinds)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._db.read() as conn:
+            rows = conn.execute(
+                f"SELECT id, stack, kind, who, at, data FROM events{where} ORDER BY id",
+                tuple(params)).fetchall()
+        with self._db.guard():
+            return [Event(int(r[0]), r[1], r[2], r[3], float(r[4]), loads(r[5])) for r in rows]
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._db.close()
+
+
+class SqlStackWriter:
+    """``StackWriter``: each method is one committed transaction on the stack."""
+
+    def __init__(self, db: SqlDb, stack: str, kind: str, who: str) -> None:
+        self._db = db
+        self._stack = stack
+        self._kind = kind
+        self._who = who
+        self._started_at = time.time()
+        self._counts: dict[str, int] = {}
+        self._changes: list[Change] = []
+        self._finished = False
+
+    def _note(self, change: Change | None) -> None:
+        """Counted only after the commit, so a failed write is not reported as done."""
+        if change is not None:
+            self._counts[change.op] = self._counts.get(change.op, 0) + 1
+            self._changes.append(change)
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise StateError(f"the {self._kind} on stack {self._stack!r} already finished")
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: every write inside the block commits in one transaction."""
+        with self._db.batch():
+            yield
+
+    def record_pending(self, op: PendingOperation) -> None:
+        self._check_open()
+        params = (
+            self._stack, op.token, op.urn, op.type, op.op, dumps(op.inputs),
+            op.resource_id, op.parent, dumps(op.deps), op.started_at,
+        )
+        with self._db.write() as conn:
+            self._db.bump(self._stack)
+            conn.execute(DELETE_PENDING, (self._stack, op.token))
+            conn.execute(f"INSERT INTO pending (stack, {PENDING_COLUMNS})"
+                         " VALUES (?,?,?,?,?,?,?,?,?,?)", params)
+
+    def record_resource(
+        self, resource: ResourceState, change: Change | None, clears: str | None = None
+    ) -> None:
+        """Insert or replace a resource; clear pending op ``clears`` in the same commit."""
+        self._check_open()
+        params = resource_params(self._stack, resource)
+        with self._db.write() as conn:
+            self._db.bump(self._stack)
+            conn.execute(UPSERT_RESOURCE, params)
+            if clears is not None:
+                conn.execute(DELETE_PENDING, (self._stack, clears))
+        self._note(change)
+
+    def remove_resource(
+        self, urn: str, change: Change | None, clears: str | None = None,
+        resource_id: str | None = None,
+    ) -> None:
+        """Forget a resource; with ``resource_id``, only if the row still has that id."""
+        self._check_open()
+        with self._db.write() as conn:
+            self._db.bump(self._stack)
+            if resource_id is None:
+                conn.execute("DELETE FROM resources WHERE stack = ? AND urn = ?", (self._stack, urn))
+            else:
+                conn.execute("DELETE FROM resources WHERE stack = ? AND urn = ? AND id = ?",
+                             (self._stack, urn, resource_id))
+            if clears is not None:
+                conn.execute(DELETE_PENDING, (self._stack, clears))
+        self._note(change)
+
+    def clear_pending(self, token: str, change: Change | None = None) -> None:
+        self._check_open()
+        with self._db.write() as conn:
+            self._db.bump(self._stack)
+            conn.execute(DELETE_PENDING, (self._stack, token))
+        self._note(change)
+
+    def rename_resource(self, old_urn: str, new_urn: str) -> None:
+        """Move a record to a new URN, and the parent/deps references that name it."""
+        self._check_open()
+        if old_urn == new_urn:
+            return
+        with self._db.write() as conn:
+            self._db.bump(self._stack)
+            if conn.execute("SELECT 1 FROM resources WHERE stack = ? AND urn = ?",
+                            (self._stack, new_urn)).fetchone():
+                raise StateError(
+                    f"cannot move {old_urn} to {new_urn}: a resource is already recorded there",
+                    hint="remove one of the aliases",
+                )
+            conn.execute("UPDATE resources SET urn = ? WHERE stack = ? AND urn = ?",
+                         (new_urn, self._stack, old_urn))
+            conn.execute("UPDATE resources SET parent = ? WHERE stack = ? AND parent = ?",
+                         (new_urn, self._stack, old_urn))
+            self._rename_deps(conn, old_urn, new_urn)
+
+    def _rename_deps(self, conn: Any, old_urn: str, new_urn: str) -> None:
+        order, find = self._db.dialect_order, self._db.dialect_find
+        rows = conn.execute(
+            f"SELECT {order}, deps FROM resources WHERE stack = ? AND {find}(deps, ?) > 0",
+            (self._stack, json.dumps(old_urn))).fetchall()
+        for key, deps in rows:
+            moved = [new_urn if d == old_urn else d for d in loads(deps)]
+            conn.execute(f"UPDATE resources SET deps = ? WHERE {order} = ?", (dumps(moved), key))
+
+    def add_change(self, change: Change) -> None:
+        """Kept in memory: it only shows up in this operation's checkpoint."""
+        self._check_open()
+        self._note(change)
+
+    def finish(
+        self, result: str, outputs: dict[str, Any] | None, message: str = ""
+    ) -> Checkpoint | None:
+        """Replace the outputs if given; write a checkpoint if anything changed or failed."""
+        self._check_open()
+        self._finished = True
+        outputs_text = None if outputs is None else dumps(outputs)
+        if not self._changes and result == "succeeded":
+            if outputs_text is not None:
+                with self._db.write():
+                    self._replace_outputs(outputs_text)
+            return None
+        changes_text = dumps([change_json(c) for c in self._changes])
+        with self._db.write():
+            if outputs_text is not None:
+                self._replace_outputs(outputs_text)
+            return self._write_checkpoint(result, message, changes_text)
+
+    def _outputs_text(self, lock: bool = False) -> str:
+        suffix = self._db.dialect_lock_row if lock else ""
+        row = self._db.conn.execute(
+            f"SELECT outputs FROM outputs WHERE stack = ?{suffix}", (self._stack,)).fetchone()
+        if row is None:
+            raise no_stack(self._stack)
+        return str(row[0])
+
+    def _replace_outputs(self, text: str) -> None:
+        """Bumps the serial only when the outputs really differ."""
+        if self._outputs_text(lock=True) != text:
+            self._db.bump(self._stack)
+            self._db.conn.execute("UPDATE outputs SET outputs = ? WHERE stack = ?", (text, self._stack))
+
+    def _write_checkpoint(self, result: str, message: str, changes_text: str) -> Checkpoint:
+        conn = self._db.conn
+        serial = self._db.serial(self._stack)
+        outputs_text = self._outputs_text()
+        with gc_paused():
+            rows = conn.execute(
+                f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE stack = ?"
+                f" ORDER BY {self._db.dialect_order}", (self._stack,)).fetchall()
+            blob = compress_snapshot(rows, outputs_text)
+            del rows
+        row = conn.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM checkpoints WHERE stack = ?",
+                           (self._stack,)).fetchone()
+        cp = Checkpoint(
+            int(row[0]) if row else 1, self._kind, self._who, self._started_at, time.time(),
+            result, dict(self._counts), message, serial,
+        )
+        conn.execute(
+            "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (self._stack, cp.number, cp.kind, cp.who, cp.started_at, cp.finished_at,
+             cp.result, dumps(cp.counts), cp.message, cp.serial, changes_text, blob))
+        return cp
+
+
+if TYPE_CHECKING:
+    def _implements(s: SqlStateStore, w: SqlStackWriter) -> tuple[StateStore, StackWriter]:
+        """mypy proof that both classes satisfy the protocols in ``store.py``."""
+        return s, w
