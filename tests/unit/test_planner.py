@@ -10,7 +10,7 @@ import pytest
 import stackwright as sw
 from stackwright.errors import GraphError, PlanError
 from stackwright.model.values import UNKNOWN
-from stackwright.plan.plan import Op, Plan
+from stackwright.plan.plan import Plan
 from stackwright.plan.planner import make_plan
 from stackwright.state.records import ResourceState, Snapshot
 from stackwright.testing import declare

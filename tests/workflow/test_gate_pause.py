@@ -123,7 +123,7 @@ def test_a_program_edit_closes_the_gate_until_staging_applies_it(proj: CliProjec
     proj.append_program('local.File("motd", path=sw.fmt("out/{}/motd.txt", sw.get_stack()), content="hi")\n')
     edited = program_digest(proj)
     err = proj.fails("up", "--yes", "--stack", "production")
-    assert f"staging last succeeded at " in err and "on stack 'staging'" in err
+    assert "staging last succeeded at " in err and "on stack 'staging'" in err
     assert f"with program {applied[:12]}; this program is {edited[:12]}" in err
     assert GATE_HINT in err
     assert not proj.file("out/production/motd.txt").exists()

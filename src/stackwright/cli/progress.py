@@ -38,7 +38,7 @@ class PlainProgress(EventSink):
     def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:
         click.echo(f"  {action:<16} {_label(urn)}  retry {attempt} in {delay:.1f}s: {error}")
 
-    def stopping(self, in_flight: int) -> None:
+    def stopping(self) -> None:
         click.echo(click.style("Interrupted: no new steps start; waiting for the steps in flight...",
                                fg="yellow"), err=True)
 

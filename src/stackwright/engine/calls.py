@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -51,6 +50,3 @@ class ProviderCalls:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
 
-
-def elapsed_since(start: float) -> float:
-    return time.monotonic() - start

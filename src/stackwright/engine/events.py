@@ -24,5 +24,5 @@ class EventSink:
     def apply_finished(self) -> None:
         """The walk is over; listeners drawing live displays stop here."""
 
-    def stopping(self, in_flight: int) -> None:
+    def stopping(self) -> None:
         """An interrupt was received; no new steps start."""

@@ -255,7 +255,7 @@ def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any
 
         def interrupt() -> None:
             stop.set()
-            sink.stopping(in_flight=len(applier.live))
+            sink.stopping()
 
         try:
             loop.add_signal_handler(signal.SIGINT, interrupt)

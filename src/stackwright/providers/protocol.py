@@ -161,6 +161,3 @@ class ProviderLookup(Protocol):
 
     def versions(self) -> dict[str, str]: ...
 
-
-def not_found(message: str) -> ProviderError:
-    return ProviderError(message, retryable=False)
