@@ -31,13 +31,18 @@ class RecoveryReport:
 async def recover(
     snapshot: Snapshot, providers: ProviderLookup, writer: StackWriter, calls: ProviderCalls
 ) -> RecoveryReport:
+    """Creates are resolved first, so that the records name the objects that now exist;
+    a replaced object's old half then has its own pending delete (written before the
+    new half was created), which finishes the delete."""
     report = RecoveryReport()
-    for op in snapshot.pending:
-        row = snapshot.resources.get(op.urn)
+    rows = dict(snapshot.resources)
+    for op in sorted(snapshot.pending, key=lambda op: op.op != "create"):
         if op.op == "create":
-            await _recover_create(op, row, providers, writer, calls, report)
+            adopted = await _recover_create(op, providers, writer, calls, report)
+            if adopted is not None:
+                rows[op.urn] = adopted
         elif op.op == "delete":
-            await _recover_delete(op, row, providers, writer, calls, report)
+            await _recover_delete(op, rows.get(op.urn), providers, writer, calls, report)
         else:
             writer.clear_pending(op.token)
             report.forgotten.append(op.urn)
@@ -45,24 +50,22 @@ async def recover(
 
 
 async def _recover_create(
-    op: PendingOperation, row: ResourceState | None, providers: ProviderLookup,
-    writer: StackWriter, calls: ProviderCalls, report: RecoveryReport,
-) -> None:
+    op: PendingOperation, providers: ProviderLookup, writer: StackWriter,
+    calls: ProviderCalls, report: RecoveryReport,
+) -> ResourceState | None:
     handler = providers.resource(op.type)
     ctx = calls.context(op.urn, op.urn.rsplit("$", 1)[-1], op.token)
     live = await calls.run(op.urn, "read", handler.read, ctx, None, reveal(op.inputs), {})
     if live is None:
         writer.clear_pending(op.token)
         report.forgotten.append(op.urn)
-        return
-    if row is not None and row.id != live.id:
-        await _delete_object(row.urn, row.type, row.id, row, providers, calls)
-        report.deleted.append(f"{op.urn} (old half of a replacement)")
+        return None
     outputs = wrap_secret_keys({**op.inputs, **live.outputs}, handler.secret_outputs)
     state = ResourceState(urn=op.urn, type=op.type, id=live.id, inputs=op.inputs,
                           outputs=outputs, parent=op.parent, deps=list(op.deps))
     writer.record_resource(state, Change(op.urn, op.type, "create"), clears=op.token)
     report.adopted.append(op.urn)
+    return state
 
 
 async def _recover_delete(
@@ -86,12 +89,3 @@ async def _recover_delete(
         report.deleted.append(f"{op.urn} (old half of a replacement)")
     writer.clear_pending(op.token)
 
-
-async def _delete_object(
-    urn: str, type_token: str, resource_id: str, row: ResourceState,
-    providers: ProviderLookup, calls: ProviderCalls,
-) -> None:
-    handler = providers.resource(type_token)
-    ctx = calls.context(urn, urn.rsplit("$", 1)[-1], f"recover-{resource_id}")
-    await calls.run(urn, "delete", handler.delete, ctx, resource_id, reveal(row.inputs),
-                    reveal(row.outputs))
