@@ -108,8 +108,13 @@ class Graph(Generic[V]):
         return seen
 
 
-Outcome = bool
-"""A visit's result: True lets dependents run; False skips them."""
+BURST = 16
+"""Visits started per event-loop turn: when many vertices become ready at once, the
+first ones get going while the rest are still being started."""
+
+Outcome = bool | None
+"""A visit's result: True lets dependents run; False skips them; None says the visit
+did not start after all (it saw ``should_stop``): its dependents are not started."""
 
 
 def heights(graph: Graph[V], order: list[V], dependents: dict[V, list[V]]) -> dict[V, int]:
@@ -135,7 +140,8 @@ async def walk(
     first (critical-path-first list scheduling), so deep chains never wait behind
     wide, shallow ones. When a visit returns False, or raises, its dependents are
     skipped (``on_skip`` names the failed cause) while independent branches go on.
-    When ``should_stop`` turns true no new visits start; visits in flight finish.
+    When ``should_stop`` turns true no new visits start; visits in flight finish (a
+    visit returning None says it withdrew before doing anything).
     Returns each vertex's fate: "done", "failed", "skipped" or "not-started".
     """
     order = graph.topological_order()
@@ -175,7 +181,12 @@ async def walk(
         if waiting[vertex] == 0:
             make_ready(vertex)
     while ready or running:
+        started = 0
         while ready and len(running) < parallel and not should_stop():
+            if started == BURST:
+                await asyncio.sleep(0)
+                started = 0
+                continue
             vertex = heapq.heappop(ready)[2]
             if vertex in fate:
                 continue
@@ -183,6 +194,7 @@ async def walk(
             task.add_done_callback(on_done)
             running.add(task)
             task_vertex[task] = vertex
+            started += 1
         if not running:
             break
         if not finished:
@@ -192,11 +204,14 @@ async def walk(
             task = finished.popleft()
             running.discard(task)
             vertex = task_vertex.pop(task)
-            ok = not task.cancelled() and task.exception() is None and task.result()
-            fate[vertex] = "done" if ok else "failed"
-            if ok:
+            outcome = False if task.cancelled() or task.exception() is not None else task.result()
+            if outcome is None:
+                fate[vertex] = "not-started"
+            elif outcome:
+                fate[vertex] = "done"
                 release(vertex)
             else:
+                fate[vertex] = "failed"
                 skip(vertex, vertex)
     for vertex in order:
         fate.setdefault(vertex, "not-started")

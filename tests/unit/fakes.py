@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import stackwright as sw
@@ -32,6 +32,8 @@ class ThingProvider(ResourceProvider):
         """name → how many times create fails with a retryable error (-1: always, permanently)."""
         self.lock = threading.Lock()
         self.count = 0
+        self.before_create: Callable[[str], None] = lambda name: None
+        """Called on the worker thread as a create starts, outside the lock."""
 
     def _maybe_fail(self, name: str) -> None:
         left = self.fail.get(name, 0)
@@ -42,6 +44,7 @@ class ThingProvider(ResourceProvider):
             raise ProviderError.transient("Throttling: Rate exceeded")
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        self.before_create(ctx.name)
         with self.lock:
             self.calls["create"] += 1
             self._maybe_fail(ctx.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,10 @@ class Harness:
         self.sleeps.append(delay)
 
     def up(self, program: Callable[[], Any], parallel: int = 8) -> ApplyResult:
+        return asyncio.run(self.up_async(program, parallel))
+
+    async def up_async(self, program: Callable[[], Any], parallel: int = 8,
+                       stop: asyncio.Event | None = None) -> ApplyResult:
         desired = declare(program)
         plan = make_plan(desired, self.store.snapshot("dev"), self.providers)
         writer = self.store.begin("dev", "up", "tester")
@@ -55,8 +60,8 @@ class Harness:
             return resolve_value(desired.resources[urn].inputs, lambda r, p: lookup(r.urn, p))
 
         applier = Applier(plan, self.providers, writer, ApplyOptions(parallel=parallel, retry=policy),
-                          self.sink, resolver)
-        result = asyncio.run(applier.run())
+                          self.sink, resolver, stop)
+        result = await applier.run()
         writer.finish("succeeded" if result.ok else "failed", {})
         return result
 
@@ -99,6 +104,79 @@ def test_failure_skips_dependents_but_independent_branches_continue(h: Harness) 
     assert h.store.snapshot("dev").pending == []
     history = h.store.history("dev")
     assert history[-1].result == "failed"
+
+
+class Gate:
+    """Holds every create until ``open()``; counts how many are held at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.opened = threading.Event()
+        self.held = 0
+        self.peak = 0
+
+    def __call__(self, name: str) -> None:
+        with self.lock:
+            self.held += 1
+            self.peak = max(self.peak, self.held)
+        self.opened.wait(timeout=30)
+        with self.lock:
+            self.held -= 1
+
+    async def until_held(self, count: int) -> None:
+        for _ in range(3000):
+            if self.held >= count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"only {self.held} creates started, expected {count}")
+
+    def open(self) -> None:
+        self.opened.set()
+
+
+def many(count: int) -> Callable[[], None]:
+    def program() -> None:
+        for i in range(count):
+            Thing(f"t{i}")
+    return program
+
+
+def test_at_most_parallel_provider_calls_run_at_once(h: Harness) -> None:
+    gate = h.providers.thing.before_create = Gate()
+
+    async def scenario() -> ApplyResult:
+        applying = asyncio.ensure_future(h.up_async(many(12), parallel=3))
+        await gate.until_held(3)
+        await asyncio.sleep(0.2)  # room for a fourth call, were the bound broken
+        gate.open()
+        return await applying
+
+    result = asyncio.run(scenario())
+    assert result.ok and result.done == {"create": 12}
+    assert gate.peak == 3
+
+
+def test_interrupt_finishes_running_calls_and_withdraws_prepared_ones(h: Harness) -> None:
+    """Ctrl-C: the calls in flight finish and are recorded; steps prepared ahead of a
+    free call slot are withdrawn, their pending records cleared; nothing else starts."""
+    gate = h.providers.thing.before_create = Gate()
+    stop = asyncio.Event()
+
+    async def scenario() -> ApplyResult:
+        applying = asyncio.ensure_future(h.up_async(many(10), parallel=2, stop=stop))
+        await gate.until_held(2)
+        await asyncio.sleep(0.1)  # the next steps are prepared and queued by now
+        stop.set()
+        await asyncio.sleep(0.05)
+        gate.open()
+        return await applying
+
+    result = asyncio.run(scenario())
+    assert result.interrupted and not result.ok
+    assert result.done == {"create": 2} and h.providers.thing.calls["create"] == 2
+    assert len(result.not_started) == 8 and not result.failures and not result.skipped
+    assert len(h.recorded()) == 2
+    assert h.store.snapshot("dev").pending == []
 
 
 def test_throttling_is_retried_with_growing_jittered_backoff(h: Harness) -> None:

@@ -90,3 +90,15 @@ def test_walk_stops_starting_new_vertices_when_asked() -> None:
     assert [fate[i] for i in range(5)] == ["done", "done", "not-started", "not-started", "not-started"]
 
 
+
+
+def test_a_visit_that_withdraws_leaves_it_and_its_dependents_not_started() -> None:
+    graph = Graph.from_mapping({"a": [], "b": ["a"], "x": []})
+    skipped: list[str] = []
+
+    async def visit(v: str) -> bool | None:
+        return None if v == "a" else True
+
+    fate = asyncio.run(walk(graph, visit, parallel=2, on_skip=lambda v, cause: skipped.append(v)))
+    assert fate == {"a": "not-started", "b": "not-started", "x": "done"}
+    assert skipped == []

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
-from stackwright.cli.main import stack_option
+from stackwright.cli.main import parallel_option, stack_option
 
 
 def register(cli: click.Group) -> None:
@@ -81,7 +81,7 @@ def _open_for(saved: Any, stack_name: str | None, who: str | None) -> Any:
 @stack_option
 @click.argument("file", type=PLAN_FILE)
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
-@click.option("-p", "--parallel", default=16, show_default=True, help="At most this many steps at once.")
+@parallel_option
 def apply(stack_name: str | None, who: str | None, file: Path, yes: bool, parallel: int) -> None:
     """Apply exactly the saved plan FILE, if it is still current and approved."""
     from stackwright.cli.commands_update import _apply_options, _sink

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
-from stackwright.cli.main import stack_option
+from stackwright.cli.main import parallel_option, stack_option
 
 if TYPE_CHECKING:  # imported lazily at run time: `stackwright --help` stays fast
     from stackwright.operations.session import StackSession
@@ -120,7 +120,7 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
 @stack_option
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
 @click.option("--target", "targets", multiple=True, metavar="URN", help="Only these resources (and what they need).")
-@click.option("-p", "--parallel", default=16, show_default=True, help="At most this many steps at once.")
+@parallel_option
 @click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs in the preview.")
 @click.option("--refresh", is_flag=True, help="Read the live objects first (records drift), then plan.")
 @click.option("--allow-destroy", is_flag=True,
@@ -146,7 +146,7 @@ def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, .
 @click.command()
 @stack_option
 @click.option("-y", "--yes", is_flag=True, help="Destroy without asking.")
-@click.option("-p", "--parallel", default=16, show_default=True)
+@parallel_option
 def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int) -> None:
     """Delete every resource of the stack, dependents first."""
     from stackwright.operations.update import destroy as run_destroy
@@ -215,7 +215,7 @@ def _recovery_lines(report: Any) -> list[str]:
 @click.command()
 @stack_option
 @click.option("-y", "--yes", is_flag=True, help="Record what was found in the state.")
-@click.option("-p", "--parallel", default=16, show_default=True)
+@parallel_option
 def refresh(stack_name: str | None, who: str | None, yes: bool, parallel: int) -> None:
     """Read every resource and report drift (changed or deleted outside Stackwright)."""
     from stackwright.operations.refresh import refresh as run_refresh
@@ -282,7 +282,7 @@ def import_(stack_name: str | None, who: str | None, type_token: str, name: str,
 @stack_option
 @click.argument("number", type=int)
 @click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
-@click.option("-p", "--parallel", default=16, show_default=True)
+@parallel_option
 @click.option("--allow-destroy", is_flag=True,
               help="Allow deleting or replacing stateful and protected resources (policy no-destroy-stateful).")
 def rollback(stack_name: str | None, who: str | None, number: int, yes: bool, parallel: int,

@@ -68,6 +68,11 @@ def stack_option(fn: F) -> F:
                         help="Who is acting (default: $STACKWRIGHT_USER, git user.email, login).")(fn)
 
 
+def parallel_option(fn: F) -> F:
+    return click.option("-p", "--parallel", default=16, show_default=True, metavar="N",
+                        help="At most N provider calls at once.")(fn)
+
+
 def register_commands() -> None:
     from stackwright.cli import (
         commands_env, commands_inspect, commands_plans, commands_stack, commands_update,

@@ -12,7 +12,7 @@ import click
 from stackwright.engine.events import EventSink
 from stackwright.model.resource import urn_name, urn_parts
 
-STATUS_COLOURS = {"ok": "green", "failed": "red", "skipped": "yellow"}
+STATUS_COLOURS = {"ok": "green", "failed": "red", "skipped": "yellow", "not started": "yellow"}
 
 
 def _label(urn: str) -> str:

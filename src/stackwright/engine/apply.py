@@ -2,9 +2,13 @@
 
 Each resource step becomes one or two actions: ``("C", urn)`` creates, updates or
 confirms it; ``("D", urn)`` deletes it or the old half of a replacement. An action
-starts the instant its last dependency finishes, at most ``parallel`` at once. Every
-provider call that creates or deletes is preceded by a durable pending-operation
-record, and its outcome is recorded before any dependent action starts.
+starts the instant its last dependency finishes. At most ``parallel`` provider calls
+run at once, and up to ``parallel`` more actions are prepared ahead (inputs resolved,
+pending record committed, call queued), so a call slot that frees up is refilled by
+the pool's worker at once instead of after the event loop has caught up with a burst
+of finished steps. Every provider call that creates or deletes is preceded by a
+durable pending-operation record, and its outcome is recorded before any dependent
+action starts.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackwright.engine.calls import ProviderCalls
+from stackwright.engine.calls import CallWithdrawn, ProviderCalls
 from stackwright.engine.commit import GroupCommit
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy
@@ -99,10 +103,12 @@ class Applier:
 
     async def run(self) -> ApplyResult:
         graph = action_graph(self.plan)
+        watcher = asyncio.ensure_future(self._withdraw_on_stop())
         try:
-            fate = await walk(graph, self._visit, parallel=self.options.parallel,
+            fate = await walk(graph, self._visit, parallel=2 * self.options.parallel,
                               on_skip=self._skipped, should_stop=self.stop.is_set)
         finally:
+            watcher.cancel()
             self.calls.close()
             self.sink.apply_finished()
         self.result.not_started = [urn for (kind, urn), f in fate.items() if f == "not-started"]
@@ -111,12 +117,17 @@ class Applier:
         self.result.provider_calls = self.calls.attempts
         return self.result
 
+    async def _withdraw_on_stop(self) -> None:
+        """On an interrupt, calls prepared ahead but not yet started are withdrawn."""
+        await self.stop.wait()
+        self.calls.withdraw_queued()
+
     def _skipped(self, action: Action, cause: Action) -> None:
         self.result.skipped.append(action[1])
         self.sink.step_finished(action[1], _verb(self.steps[action[1]], action[0]), "skipped", 0.0,
                                 f"{urn_name(cause[1])} failed")
 
-    async def _visit(self, action: Action) -> bool:
+    async def _visit(self, action: Action) -> bool | None:
         kind, urn = action
         step = self.steps[urn]
         verb = _verb(step, kind)
@@ -128,12 +139,13 @@ class Applier:
                 await self._create_side(step)
             else:
                 await self._delete_side(step)
+        except CallWithdrawn as exc:
+            await self._unwind(exc, kind, step)
+            self.sink.step_finished(urn, verb, "not started", time.monotonic() - start)
+            return None
         except (ProviderError, StackwrightError) as exc:
             message = exc.message
-            await self._settle_pending(exc, keep=kind == "D" and step.op is Op.REPLACE)
-            if kind == "C" and urn in self._old_halves:
-                # No new object was recorded, so the record still names the old one.
-                await self.commit(self.writer.clear_pending, self._old_halves.pop(urn))
+            await self._unwind(exc, kind, step)
             hint = exc.hint if isinstance(exc, StackwrightError) else None
             self.result.failures.append(Failure(urn, verb, message, hint))
             self.writer.add_change(Change(urn, step.type, verb, error=message))
@@ -144,6 +156,13 @@ class Applier:
             self.result.done[verb] = self.result.done.get(verb, 0) + 1
             self.sink.step_finished(urn, verb, "ok", time.monotonic() - start)
         return True
+
+    async def _unwind(self, exc: Exception, kind: str, step: Step) -> None:
+        """Settle the pending records of a step whose provider call failed or never ran."""
+        await self._settle_pending(exc, keep=kind == "D" and step.op is Op.REPLACE)
+        if kind == "C" and step.urn in self._old_halves:
+            # No new object was recorded, so the record still names the old one.
+            await self.commit(self.writer.clear_pending, self._old_halves.pop(step.urn))
 
     async def _settle_pending(self, exc: Exception, keep: bool = False) -> None:
         """Clear the failed call's pending record when the provider's answer was

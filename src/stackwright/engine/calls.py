@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from stackwright.engine.events import EventSink
@@ -15,8 +15,17 @@ from stackwright.providers.protocol import OperationContext
 T = TypeVar("T")
 
 
+class CallWithdrawn(Exception):
+    """A queued call was withdrawn before it started (see ``withdraw_queued``)."""
+
+
 class ProviderCalls:
-    """One thread pool for blocking provider calls (boto3 is synchronous)."""
+    """One thread pool for blocking provider calls (boto3 is synchronous).
+
+    At most ``parallel`` calls run at once; more may wait in the pool's queue. A worker
+    that finishes a call takes the next queued one at once, without waiting for the
+    event loop, so callers that queue work ahead keep every slot busy.
+    """
 
     def __init__(self, parallel: int, policy: RetryPolicy, sink: EventSink, timeout: float = 1800.0) -> None:
         self.pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="provider")
@@ -24,6 +33,8 @@ class ProviderCalls:
         self.sink = sink
         self.timeout = timeout
         self.attempts = 0
+        self.withdrawn = False
+        self._submitted: set[Future[Any]] = set()
 
     def context(self, urn: str, name: str, token: str) -> OperationContext:
         return OperationContext(urn=urn, name=name, token=token, timeout=self.timeout,
@@ -32,20 +43,41 @@ class ProviderCalls:
     async def run(self, urn: str, action: str, fn: Callable[..., T], *args: Any) -> T:
         """Call ``fn(*args)`` in the pool; retryable errors are retried with backoff."""
         loop = asyncio.get_running_loop()
+        first = True
 
         async def attempt() -> T:
+            nonlocal first
+            if first and self.withdrawn:
+                raise CallWithdrawn(urn)
+            first = False
             self.attempts += 1
+            job = self.pool.submit(fn, *args)
+            self._submitted.add(job)
             try:
-                return await loop.run_in_executor(self.pool, lambda: fn(*args))
+                return await asyncio.wrap_future(job, loop=loop)
+            except asyncio.CancelledError:
+                if self.withdrawn and job.cancelled():
+                    raise CallWithdrawn(urn) from None
+                raise
             except (ProviderError, StackwrightError):
                 raise
             except Exception as exc:  # noqa: BLE001 - a provider bug fails this step only
                 raise ProviderError(f"{type(exc).__name__}: {exc}") from exc
+            finally:
+                self._submitted.discard(job)
 
         def on_retry(n: int, delay: float, error: ProviderError) -> None:
             self.sink.step_retrying(urn, action, n, delay, error.message)
 
         return await retrying(self.policy, attempt, on_retry)
+
+    def withdraw_queued(self) -> int:
+        """Stop starting calls: the ones still waiting for a worker are cancelled and,
+        like every later first attempt, raise ``CallWithdrawn`` to their caller. Calls
+        already running finish, and so do their retries (their outcome is unknown
+        until they are done). Returns how many queued calls were cancelled."""
+        self.withdrawn = True
+        return sum(job.cancel() for job in list(self._submitted))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

@@ -10,7 +10,8 @@ class EventSink:
 
     def step_finished(self, urn: str, action: str, status: str, elapsed: float,
                       error: str | None = None) -> None:
-        """``status`` is "ok", "failed" or "skipped"."""
+        """``status`` is "ok", "failed", "skipped" or "not started" (prepared, but
+        withdrawn by an interrupt before its provider call began)."""
 
     def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:
         """A retryable error; the call is tried again after ``delay`` seconds."""

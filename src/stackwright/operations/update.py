@@ -33,6 +33,8 @@ class UpdateOutcome:
     recovery: RecoveryReport = field(default_factory=RecoveryReport)
     cancelled: bool = False
     duration: float = 0.0
+    plan_digest: str = ""
+    """Taken when the plan is made, so the audit names exactly what was confirmed."""
 
     @property
     def ok(self) -> bool:
@@ -166,7 +168,7 @@ def _locked_update(
             record_drift(drift, writer)
             snapshot = session.store.snapshot(session.stack)
         plan = planned(snapshot)
-        outcome = UpdateOutcome(plan=plan, recovery=report)
+        outcome = UpdateOutcome(plan=plan, recovery=report, plan_digest=plan.digest())
         if not plan.has_changes:
             outcome.checkpoint = writer.finish("succeeded", None)
             # Audited too: the staging gate needs to know this program is in place.
@@ -207,7 +209,7 @@ def _record_apply(session: StackSession, kind: str, outcome: UpdateOutcome, stat
         "result": status, "checkpoint": outcome.checkpoint.number if outcome.checkpoint else None,
         "counts": outcome.plan.counts(), "program_digest": program_digest(session.project),
         "config_digest": config_digest(session.project, session.stack),
-        "plan_digest": outcome.plan.digest(), **(extra or {}),
+        "plan_digest": outcome.plan_digest, **(extra or {}),
     }
     session.store.record_event(session.stack, kind, session.who, data)
 

@@ -41,6 +41,11 @@ UPSERT_RESOURCE: Final = f"""
         deps = excluded.deps, protect = excluded.protect,
         retain_on_delete = excluded.retain_on_delete, external = excluded.external"""
 PENDING_COLUMNS: Final = "token, urn, type, op, inputs, resource_id, parent, deps, started_at"
+UPSERT_PENDING: Final = f"""
+    INSERT INTO pending (stack, {PENDING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)
+    ON CONFLICT (stack, token) DO UPDATE SET urn = excluded.urn, type = excluded.type,
+        op = excluded.op, inputs = excluded.inputs, resource_id = excluded.resource_id,
+        parent = excluded.parent, deps = excluded.deps, started_at = excluded.started_at"""
 CHECKPOINT_COLUMNS: Final = (
     "number, kind, who, started_at, finished_at, result, counts, message, serial"
 )
@@ -347,9 +352,7 @@ class SqlStackWriter:
         )
         with self._db.write() as conn:
             self._db.bump(self._stack)
-            conn.execute(DELETE_PENDING, (self._stack, op.token))
-            conn.execute(f"INSERT INTO pending (stack, {PENDING_COLUMNS})"
-                         " VALUES (?,?,?,?,?,?,?,?,?,?)", params)
+            conn.execute(UPSERT_PENDING, params)
 
     def record_resource(
         self, resource: ResourceState, change: Change | None, clears: str | None = None
