@@ -1,0 +1,538 @@
+"""The state store as the engine and the CLI see it, whichever backend holds it.
+
+Every test taking ``backend`` (whose ``open()`` opens the test's state, again and
+again) or ``store`` runs twice: against the embedded SQLite store and against a
+throwaway PostgreSQL server (``pg_server.py``; the ``postgres`` runs skip when its
+binaries are missing). What only one backend can get wrong lives in
+``test_state_sqlite.py`` and ``test_state_postgres.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from stackwright.errors import LockHeldError, StateError
+from stackwright.model.values import UNKNOWN, Secret
+from stackwright.state.backends import open_state_store, state_url
+from stackwright.state.postgres import DEFAULT_SCHEMA, PostgresStateStore
+from stackwright.state.records import Change, LockInfo, PendingOperation, ResourceState
+from stackwright.state.sql_store import SqlStateStore
+from stackwright.state.sqlite import SqliteStateStore
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def bucket(n: int, **overrides: Any) -> ResourceState:
+    fields: dict[str, Any] = {
+        "urn": f"urn:sw:dev::app::aws:s3/Bucket::b{n}", "type": "aws:s3/Bucket",
+        "id": f"b{n}-1", "inputs": {"name": f"b{n}", "tags": {"env": "dev"}},
+        "outputs": {"arn": f"arn:b{n}"},
+    }
+    return ResourceState(**{**fields, **overrides})
+
+
+def change(r: ResourceState, op: str = "create") -> Change:
+    return Change(r.urn, r.type, op)
+
+
+def pending(r: ResourceState, token: str, op: str = "create") -> PendingOperation:
+    return PendingOperation(token, r.urn, r.type, op, r.inputs, started_at=123.0)
+
+
+def lock(owner: str = "alice", operation: str = "up", token: str = "") -> LockInfo:
+    return LockInfo(owner, 4242, "laptop", time.time() - 5, operation, token)
+
+
+class Backend:
+    """Where one test's state lives: a SQLite file, or a fresh PostgreSQL database."""
+
+    def __init__(self, url: str, sqlite_file: Path | None = None) -> None:
+        self.url = url
+        """The state URL naming it, as ``STACKWRIGHT_STATE_URL`` would (child processes)."""
+        self.sqlite_file = sqlite_file
+        self.opened: list[SqlStateStore] = []
+
+    def open(self) -> SqlStateStore:
+        """A new store on the same state (closed when the test ends)."""
+        store: SqlStateStore = (SqliteStateStore(self.sqlite_file) if self.sqlite_file
+                                else PostgresStateStore(self.url))
+        self.opened.append(store)
+        return store
+
+    def execute(self, statement: str) -> None:
+        """Run SQL on the store's tables behind stackwright's back."""
+        if self.sqlite_file:
+            with closing(sqlite3.connect(self.sqlite_file)) as lite, lite:
+                lite.execute(statement)
+            return
+        with psycopg.connect(self.url) as pg:
+            pg.execute(f"SET search_path TO {DEFAULT_SCHEMA}")
+            pg.execute(statement.encode())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        path = tmp_path / ".stackwright" / "state.db"
+        b = Backend(f"sqlite:///{path}", path)
+    else:
+        b = Backend(request.getfixturevalue("pg_url"))  # skips without PostgreSQL
+    yield b
+    for s in b.opened:
+        s.close()
+
+
+@pytest.fixture
+def store(backend: Backend) -> SqlStateStore:
+    s = backend.open()
+    s.create_stack("dev")
+    return s
+
+
+CHILD_PREAMBLE = """
+import os, signal, sys, time
+from pathlib import Path
+from stackwright.state.backends import open_state_store
+from stackwright.state.records import LockInfo, PendingOperation, ResourceState
+s = open_state_store(sys.argv[1], Path("unused"))
+"""
+
+
+def run_child(backend: Backend, code: str) -> subprocess.Popen[str]:
+    """Another process running ``code`` with ``s``, its own store on the test's state
+    (made here, with the stack ``dev``), opened from the state URL."""
+    with backend.open() as s:
+        s.create_stack("dev")
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD_PREAMBLE + textwrap.dedent(code), backend.url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+
+# --- stacks ---------------------------------------------------------------------------
+
+
+def test_lists_stacks_by_name(backend: Backend) -> None:
+    s = backend.open()
+    assert s.list_stacks() == []
+    s.create_stack("prod")
+    s.create_stack("dev")
+    infos = s.list_stacks()
+    assert [i.name for i in infos] == ["dev", "prod"]
+    assert all(i.resource_count == 0 and i.serial == 0 and i.last_update is None for i in infos)
+    assert infos[0].lineage != infos[1].lineage
+
+
+def test_create_existing_stack_is_an_error(store: SqlStateStore) -> None:
+    with pytest.raises(StateError, match="already exists"):
+        store.create_stack("dev")
+    assert store.stack_exists("dev") and not store.stack_exists("nope")
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: s.snapshot("nope"),
+    lambda s: s.begin("nope", "up", "me"),
+    lambda s: s.history("nope"),
+    lambda s: s.checkpoint("nope", 1),
+    lambda s: s.acquire_lock("nope", lock()),
+    lambda s: s.read_lock("nope"),
+    lambda s: s.break_lock("nope"),
+    lambda s: s.remove_stack("nope"),
+])
+def test_unknown_stack_is_named_with_a_hint(
+    store: SqlStateStore, call: Callable[[SqlStateStore], object]
+) -> None:
+    with pytest.raises(StateError) as err:
+        call(store)
+    assert err.value.message == "no stack named 'nope'"
+    assert err.value.hint == "stackwright stack ls / stack init NAME"
+
+
+def test_writer_on_a_removed_stack_fails_cleanly(store: SqlStateStore) -> None:
+    w = store.begin("dev", "up", "me")
+    store.remove_stack("dev")
+    with pytest.raises(StateError, match="no stack named 'dev'"):
+        w.record_resource(bucket(1), change(bucket(1)))
+    assert not store.stack_exists("dev")
+
+
+def test_remove_stack_refuses_while_resources_remain(store: SqlStateStore) -> None:
+    w = store.begin("dev", "up", "me")
+    w.record_resource(bucket(1), change(bucket(1)))
+    w.finish("succeeded", {"x": 1})
+    with pytest.raises(StateError, match="still has 1 resources") as err:
+        store.remove_stack("dev")
+    assert err.value.hint and "destroy" in err.value.hint
+    assert store.snapshot("dev").resources
+    store.remove_stack("dev", force=True)
+    assert not store.stack_exists("dev")
+    store.create_stack("dev")  # a fresh stack of the same name starts clean
+    snap = store.snapshot("dev")
+    assert snap.resources == {} and snap.serial == 0 and store.history("dev") == []
+
+
+# --- round trips ----------------------------------------------------------------------
+
+
+def test_resources_outputs_and_secrets_round_trip_across_reopen(backend: Backend) -> None:
+    r = ResourceState(
+        urn="urn:sw:dev::app::db:Instance::main", type="db:Instance", id="db-1",
+        inputs={"password": Secret("hunter2"), "nested": {"k": [1, Secret({"a": "b"})]},
+                "size": 20, "ratio": 0.5, "on": True, "none": None},
+        outputs={"endpoint": "db.local", "token": Secret("t0k")},
+        parent="urn:sw:dev::app::pkg:Comp::c", deps=["urn:a", "urn:b"],
+        protect=True, retain_on_delete=True, external=True,
+    )
+    with backend.open() as s:
+        s.create_stack("dev")
+        w = s.begin("dev", "up", "me")
+        w.record_resource(r, change(r))
+        w.finish("succeeded", {"url": "https://x", "key": Secret("k3y")})
+    with backend.open() as s:
+        snap = s.snapshot("dev")
+        assert [(i.name, i.resource_count) for i in s.list_stacks()] == [("dev", 1)]
+    assert snap.resources == {r.urn: r}
+    assert snap.outputs == {"url": "https://x", "key": Secret("k3y")}
+    assert isinstance(snap.resources[r.urn].inputs["password"], Secret)
+
+
+def test_pending_inputs_keep_secret_and_unknown_markers(store: SqlStateStore) -> None:
+    op = PendingOperation(
+        "t1", "urn:x", "T", "update", {"pw": Secret("s"), "arn": UNKNOWN},
+        resource_id="x-1", parent="urn:p", deps=["urn:d"], started_at=99.5,
+    )
+    store.begin("dev", "up", "me").record_pending(op)
+    got = store.snapshot("dev").pending
+    assert got == [op]
+    assert got[0].inputs["arn"] is UNKNOWN
+    assert store.pending_count("dev") == 1
+
+
+def test_snapshot_keeps_first_recorded_order(store: SqlStateStore) -> None:
+    w = store.begin("dev", "up", "me")
+    for n in (3, 1, 2):
+        w.record_resource(bucket(n), change(bucket(n)))
+    w.record_resource(bucket(3, id="b3-2"), change(bucket(3), "update"))
+    assert [r.id for r in store.snapshot("dev").resources.values()] == ["b3-2", "b1-1", "b2-1"]
+
+
+def test_many_resources_round_trip(store: SqlStateStore) -> None:
+    """Scale sanity for the batched decode path (timings live in the benchmarks)."""
+    w = store.begin("dev", "up", "me")
+    made = [bucket(n, deps=[f"urn:{n - 1}"], protect=n % 2 == 0) for n in range(2000)]
+    for r in made:
+        w.record_resource(r, change(r))
+    cp = w.finish("succeeded", {})
+    assert cp is not None and cp.counts == {"create": 2000}
+    snap = store.snapshot("dev")
+    assert list(snap.resources.values()) == made
+    assert store.checkpoint("dev", 1).resources == made
+
+
+def test_undecodable_row_is_reported_as_corrupt(backend: Backend, store: SqlStateStore) -> None:
+    store.begin("dev", "up", "me").record_resource(bucket(1), None)
+    backend.execute("UPDATE resources SET outputs = '{not json'")
+    with pytest.raises(StateError, match="is corrupt") as err:
+        store.snapshot("dev")
+    assert err.value.hint and "restore it from a backup" in err.value.hint
+
+
+# --- serial, pending operations, atomicity --------------------------------------------
+
+
+def test_every_state_write_bumps_the_serial(store: SqlStateStore) -> None:
+    lineage = store.snapshot("dev").lineage
+    w = store.begin("dev", "up", "me")
+    serials = [store.snapshot("dev").serial]
+    w.record_pending(pending(bucket(1), "t1"))
+    serials.append(store.snapshot("dev").serial)
+    w.record_resource(bucket(1), change(bucket(1)), clears="t1")
+    serials.append(store.snapshot("dev").serial)
+    w.rename_resource(bucket(1).urn, "urn:new")
+    serials.append(store.snapshot("dev").serial)
+    w.remove_resource("urn:new", Change("urn:new", "T", "delete"))
+    serials.append(store.snapshot("dev").serial)
+    assert serials == [0, 1, 2, 3, 4]
+    store.acquire_lock("dev", lock())  # locks are not stack state
+    assert store.snapshot("dev").serial == 4
+    assert store.snapshot("dev").lineage == lineage
+
+
+def test_a_batch_bumps_the_serial_once_and_commits_together(store: SqlStateStore) -> None:
+    w = store.begin("dev", "up", "me")
+    with w.batch():
+        for n in range(5):
+            w.record_pending(pending(bucket(n), f"t{n}"))
+            w.record_resource(bucket(n), change(bucket(n)), clears=f"t{n}")
+    snap = store.snapshot("dev")
+    assert snap.serial == 1 and len(snap.resources) == 5 and snap.pending == []
+    with pytest.raises(RuntimeError), w.batch():
+        w.record_resource(bucket(9), change(bucket(9)))
+        raise RuntimeError("boom")
+    assert bucket(9).urn not in store.snapshot("dev").resources
+    assert store.snapshot("dev").serial == 1
+
+
+def test_unchanged_outputs_do_not_bump_the_serial(store: SqlStateStore) -> None:
+    store.begin("dev", "up", "me").finish("succeeded", {"a": 1})
+    assert store.snapshot("dev").serial == 1
+    store.begin("dev", "up", "me").finish("succeeded", {"a": 1})
+    store.begin("dev", "up", "me").finish("succeeded", None)
+    assert store.snapshot("dev").serial == 1
+    assert store.snapshot("dev").outputs == {"a": 1}
+
+
+def test_record_resource_clears_its_pending_operation(store: SqlStateStore) -> None:
+    w = store.begin("dev", "up", "me")
+    w.record_pending(pending(bucket(1), "t1"))
+    w.record_pending(pending(bucket(2), "t2"))
+    assert [p.token for p in store.snapshot("dev").pending] == ["t1", "t2"]
+    w.record_resource(bucket(1), change(bucket(1)), clears="t1")
+    snap = store.snapshot("dev")
+    assert [p.token for p in snap.pending] == ["t2"]
+    assert list(snap.resources) == [bucket(1).urn]
+
+
+def test_failed_record_leaves_the_pending_operation(store: SqlStateStore) -> None:
+    """The row write and the pending clear are one transaction: both or neither."""
+    w = store.begin("dev", "up", "me")
+    w.record_pending(pending(bucket(1), "t1"))
+    broken = bucket(1, id=None)  # NOT NULL violation inside the transaction
+    with pytest.raises(StateError):
+        w.record_resource(broken, change(broken), clears="t1")
+    snap = store.snapshot("dev")
+    assert [p.token for p in snap.pending] == ["t1"] and snap.resources == {}
+    assert snap.serial == 1
+    assert w.finish("succeeded", None) is None  # the failed write was not counted
+
+
+def test_remove_resource_only_when_the_id_still_matches(store: SqlStateStore) -> None:
+    w = store.begin("dev", "up", "me")
+    w.record_resource(bucket(1, id="new-id"), change(bucket(1), "replace"))
+    w.record_pending(pending(bucket(1), "del-old", "delete"))
+    w.remove_resource(bucket(1).urn, None, clears="del-old", resource_id="old-id")
+    snap = store.snapshot("dev")
+    assert snap.resources[bucket(1).urn].id == "new-id" and snap.pending == []
+    w.remove_resource(bucket(1).urn, change(bucket(1), "delete"), resource_id="new-id")
+    assert store.snapshot("dev").resources == {}
+
+
+def test_clear_pending(store: SqlStateStore) -> None:
+    w = store.begin("dev", "up", "me")
+    w.record_pending(pending(bucket(1), "t1"))
+    w.clear_pending("t1", Change(bucket(1).urn, "T", "create", error="boom"))
+    assert store.snapshot("dev").pending == []
+    cp = w.finish("failed", None)
+    assert cp is not None and cp.counts == {"create": 1}
+
+
+def test_rename_moves_the_record_and_references_to_it(store: SqlStateStore) -> None:
+    w = store.begin("dev", "up", "me")
+    w.record_resource(bucket(1), change(bucket(1)))
+    child = bucket(2, parent=bucket(1).urn, deps=[bucket(1).urn, "urn:other"])
+    w.record_resource(child, change(child))
+    w.rename_resource(bucket(1).urn, "urn:renamed")
+    res = store.snapshot("dev").resources
+    assert set(res) == {"urn:renamed", child.urn}
+    assert res["urn:renamed"].id == "b1-1"
+    assert res[child.urn].parent == "urn:renamed"
+    assert res[child.urn].deps == ["urn:renamed", "urn:other"]
+    with pytest.raises(StateError, match="already recorded"):
+        w.rename_resource(child.urn, "urn:renamed")
+
+
+def test_writes_survive_the_process_being_killed(backend: Backend) -> None:
+    child = run_child(backend, """
+        w = s.begin("dev", "up", "me")
+        w.record_resource(ResourceState("urn:a", "T", "a-1", {}, {"v": 1}), None)
+        w.record_pending(PendingOperation("t2", "urn:b", "T", "create", {}))
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    with backend.open() as s:
+        snap = s.snapshot("dev")
+    assert snap.resources["urn:a"].outputs == {"v": 1}
+    assert [p.token for p in snap.pending] == ["t2"]
+
+
+def test_store_made_in_one_thread_is_usable_from_another(backend: Backend) -> None:
+    made: list[SqlStateStore] = []
+    t = threading.Thread(target=lambda: made.append(backend.open()))
+    t.start()
+    t.join()
+    made[0].create_stack("dev")
+    assert made[0].stack_exists("dev")
+
+
+# --- checkpoints ----------------------------------------------------------------------
+
+
+def test_checkpoint_only_when_something_changed_or_failed(store: SqlStateStore) -> None:
+    assert store.begin("dev", "up", "me").finish("succeeded", {}) is None
+    assert store.history("dev") == []
+    failed = store.begin("dev", "up", "me").finish("interrupted", None, "ctrl-c")
+    assert failed is not None and failed.number == 1 and failed.counts == {}
+    assert [c.result for c in store.history("dev")] == ["interrupted"]
+
+
+def test_history_numbers_and_counts(store: SqlStateStore) -> None:
+    w = store.begin("dev", "up", "alice")
+    for n in (1, 2, 3):
+        w.record_resource(bucket(n), change(bucket(n)))
+    w.add_change(Change("urn:x", "T", "create", error="quota exceeded"))
+    first = w.finish("failed", {"n": 3}, "first try")
+
+    w = store.begin("dev", "destroy", "bob")
+    w.remove_resource(bucket(1).urn, change(bucket(1), "delete"))
+    w.record_resource(bucket(2, id="b2-2"), change(bucket(2), "replace"))
+    w.record_resource(bucket(3), change(bucket(3), "refresh"))
+    second = w.finish("succeeded", None)
+
+    history = store.history("dev")
+    assert history == [first, second]
+    assert [c.number for c in history] == [1, 2]
+    assert (history[0].kind, history[0].who, history[0].message) == ("up", "alice", "first try")
+    assert history[0].counts == {"create": 4}
+    assert history[1].counts == {"delete": 1, "replace": 1, "refresh": 1}
+    assert history[1].serial == store.snapshot("dev").serial
+    assert history[0].finished_at >= history[0].started_at
+    assert store.checkpoint("dev", 1).outputs == {"n": 3}  # a failed run keeps its outputs
+    other = store.begin("dev", "up", "me")
+    assert other.finish("succeeded", None) is None
+
+
+def test_checkpoint_detail_is_the_state_at_that_point(store: SqlStateStore) -> None:
+    w = store.begin("dev", "up", "me")
+    secret = bucket(1, outputs={"key": Secret("s3cr3t")})
+    w.record_resource(secret, change(secret))
+    w.record_resource(bucket(2), Change(bucket(2).urn, "T", "create", diffs=[{"path": "a"}]))
+    w.finish("succeeded", {"out": Secret("o")})
+    w = store.begin("dev", "destroy", "me")
+    w.remove_resource(bucket(2).urn, change(bucket(2), "delete"))
+    w.finish("succeeded", {})
+
+    one = store.checkpoint("dev", 1)
+    assert one.checkpoint == store.history("dev")[0]
+    assert one.resources == [secret, bucket(2)]
+    assert one.outputs == {"out": Secret("o")}
+    assert [(c.op, c.diffs) for c in one.changes] == [("create", []), ("create", [{"path": "a"}])]
+    two = store.checkpoint("dev", 2)
+    assert two.resources == [secret] and two.outputs == {}
+    with pytest.raises(StateError, match="no checkpoint 3"):
+        store.checkpoint("dev", 3)
+
+
+def test_a_finished_writer_refuses_more_writes(store: SqlStateStore) -> None:
+    w = store.begin("dev", "up", "me")
+    w.finish("succeeded", None)
+    with pytest.raises(StateError, match="already finished"):
+        w.record_resource(bucket(1), None)
+
+
+# --- events ---------------------------------------------------------------------------
+
+
+def test_events_append_and_filter(store: SqlStateStore) -> None:
+    first = store.record_event("dev", "plan", "alice", {"plan_hash": "abc", "pw": Secret("x")})
+    store.record_event("prod", "approve", "bob", {"comment": "ok"})
+    store.record_event("dev", "apply", "carol", {"result": "succeeded"})
+    assert [e.kind for e in store.events()] == ["plan", "approve", "apply"]
+    assert [e.who for e in store.events("dev")] == ["alice", "carol"]
+    assert [e.kind for e in store.events(kinds=("approve", "apply"))] == ["approve", "apply"]
+    [got] = store.events("dev", ("plan",))
+    assert got == first and got.data["pw"] == Secret("x")
+
+
+# --- locks ----------------------------------------------------------------------------
+
+
+def test_held_lock_names_its_holder(store: SqlStateStore) -> None:
+    mine = lock("alice", "up", token="tok-a")
+    store.acquire_lock("dev", mine)
+    store.acquire_lock("dev", mine)  # the holder may take it again
+    with pytest.raises(LockHeldError) as err:
+        store.acquire_lock("dev", lock("bob", "destroy"))
+    text = err.value.message
+    for part in ("alice", "4242", "laptop", "'up'", "5s ago"):
+        assert part in text
+    assert err.value.hint and "stackwright unlock" in err.value.hint
+    assert "confirming the holder is gone" in err.value.hint
+    assert store.read_lock("dev") == mine
+
+
+def test_release_needs_the_token_and_break_returns_the_holder(store: SqlStateStore) -> None:
+    info = lock()
+    store.acquire_lock("dev", info)
+    assert info.token  # filled in so the caller can release
+    store.release_lock("dev", "someone-else")
+    assert store.read_lock("dev") == info
+    store.release_lock("dev", info.token)
+    assert store.read_lock("dev") is None
+    store.acquire_lock("dev", lock("carol"))
+    broken = store.break_lock("dev")
+    assert broken is not None and broken.owner == "carol"
+    assert store.break_lock("dev") is None
+    store.acquire_lock("dev", lock("dave"))
+
+
+def test_lock_held_by_another_process(backend: Backend) -> None:
+    child = run_child(backend, """
+        info = LockInfo("ci-bot", os.getpid(), "runner-7", time.time() - 90, "up")
+        s.acquire_lock("dev", info)
+        print("locked", info.token, flush=True)
+        time.sleep(120)
+    """)
+    try:
+        assert child.stdout is not None
+        said, _, token = child.stdout.readline().strip().partition(" ")
+        assert said == "locked", child.stderr
+        with backend.open() as s:
+            with pytest.raises(LockHeldError) as err:
+                s.acquire_lock("dev", lock("me"))
+            for part in ("ci-bot", f"pid {child.pid}", "runner-7", "'up'", "1m"):
+                assert part in err.value.message
+            held = s.read_lock("dev")
+            assert held is not None
+            assert (held.owner, held.pid, held.host, held.operation, held.token) == (
+                "ci-bot", child.pid, "runner-7", "up", token)
+            child.kill()
+            child.communicate(timeout=60)
+            assert s.read_lock("dev") == held  # a killed holder leaves its lock behind
+            assert s.break_lock("dev") == held
+            s.acquire_lock("dev", lock("me"))
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=60)
+
+
+# --- choosing the backend -------------------------------------------------------------
+
+
+def test_backend_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("STACKWRIGHT_STATE_URL", raising=False)
+    assert state_url({}) is None
+    assert state_url({"state": {"url": "sqlite:///s.db"}}) == "sqlite:///s.db"
+    monkeypatch.setenv("STACKWRIGHT_STATE_URL", "postgresql://h/db")
+    assert state_url({"state": {"url": "sqlite:///s.db"}}) == "postgresql://h/db"
+    open_state_store("sqlite:///s.db", tmp_path / "default.db", root=tmp_path).close()
+    assert (tmp_path / "s.db").is_file() and not (tmp_path / "default.db").exists()
+    with pytest.raises(StateError, match="unsupported state URL"):
+        open_state_store("mysql://h/db", tmp_path / "default.db")
+    assert os.environ["STACKWRIGHT_STATE_URL"] == "postgresql://h/db"
