@@ -254,7 +254,7 @@ if config.get_bool("crash", False):
 
 def test_kill_between_the_halves_of_a_replacement_deletes_the_old_half(tmp_path: Path) -> None:
     """The window the random trials found: the new object's record has replaced the old
-    one's, the old object is not deleted yet. The next `up` must delete it."""
+    one's, the old object is not deleted yet. The next plan shows it, and `up` deletes it."""
     project = Project(tmp_path / PROJECT, KILL_BETWEEN_HALVES)
     project.ok("up", "--yes")
     project.set_version(2, crash="true")
@@ -264,9 +264,12 @@ def test_kill_between_the_halves_of_a_replacement_deletes_the_old_half(tmp_path:
 
     project.set_version(2, crash="false")
     project.ok("unlock")
+    preview = project.ok("preview")
+    assert "delete replaced object" in preview and "moving-1.txt" in preview, preview
+    assert "1 replaced object(s) to delete" in preview, preview
     out = project.ok("up", "--yes")
     assert sorted(project.files()) == ["out/moving-2.txt"], out
-    assert "Finished interrupted delete" in out, out
+    assert "1 delete-replaced" in out, out
     with SqliteStateStore(project.root / ".stackwright" / "state.db") as store:
         snapshot = store.snapshot(STACK)
     assert snapshot.pending == []

@@ -32,6 +32,10 @@ class ThingProvider(ResourceProvider):
         """name → how many times create fails with a retryable error (-1: always, permanently)."""
         self.lock = threading.Lock()
         self.count = 0
+        self.fail_update: set[str] = set()
+        """Names whose updates fail permanently."""
+        self.refuse_in_use = False
+        """Refuse to delete an object another one refers to, as many clouds do."""
         self.before_create: Callable[[str], None] = lambda name: None
         """Called on the worker thread as a create starts, outside the lock."""
 
@@ -66,6 +70,8 @@ class ThingProvider(ResourceProvider):
                old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         with self.lock:
             self.calls["update"] += 1
+            if ctx.name in self.fail_update:
+                raise ProviderError(f"{ctx.name} cannot be updated")
             self.objects[id] = dict(new_inputs)
             self.log.append(("update", ctx.name))
         return {}
@@ -74,6 +80,9 @@ class ThingProvider(ResourceProvider):
                outputs: Mapping[str, Any]) -> None:
         with self.lock:
             self.calls["delete"] += 1
+            users = [o for o, inputs in self.objects.items() if inputs.get("ref") == f"arn:{id}"]
+            if self.refuse_in_use and users:
+                raise ProviderError(f"{id} is in use by {', '.join(users)}")
             self.objects.pop(id, None)
             self.log.append(("delete", ctx.name))
 

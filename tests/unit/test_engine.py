@@ -65,6 +65,21 @@ class Harness:
         writer.finish("succeeded" if result.ok else "failed", {})
         return result
 
+    def recover(self) -> Any:
+        """What `up` does first: resolve the operations an earlier run left pending."""
+        writer = self.store.begin("dev", "up", "tester")
+
+        async def run() -> Any:
+            calls = ProviderCalls(2, RetryPolicy(), EventSink())
+            try:
+                return await recover(self.store.snapshot("dev"), self.providers, writer, calls)
+            finally:
+                calls.close()
+
+        report = asyncio.run(run())
+        writer.finish("succeeded", None)
+        return report
+
     def recorded(self) -> dict[str, Any]:
         return {urn.removeprefix(P): r for urn, r in self.store.snapshot("dev").resources.items()}
 
@@ -211,21 +226,52 @@ def test_delete_before_replace_deletes_first(h: Harness) -> None:
     assert len(h.providers.thing.objects) == 1
 
 
+def v1() -> None:
+    a = Thing("a")
+    Thing("b", ref=a.arn)
+
+
+def v2() -> None:
+    """v1 with ``a`` replaced (its zone forces replacement)."""
+    a = Thing("a", zone="b")
+    Thing("b", ref=a.arn)
+
+
 def test_replacing_a_dependency_updates_dependents_before_old_half_is_deleted(h: Harness) -> None:
-    def v1() -> None:
-        a = Thing("a")
-        Thing("b", ref=a.arn)
-
-    def v2() -> None:
-        a = Thing("a", zone="b")
-        Thing("b", ref=a.arn)
-
     h.up(v1)
     h.providers.thing.log.clear()
     assert h.up(v2).ok
     assert h.providers.thing.log == [("create", "a"), ("update", "b"), ("delete", "a")]
     rec = h.recorded()
     assert rec["b"].inputs["ref"] == rec["a"].outputs["arn"]
+
+
+def test_old_half_left_by_a_failed_run_is_deleted_once_its_dependents_moved(h: Harness) -> None:
+    """b refers to a; a is replaced, but b's update fails, so a's old object stays in
+    use and is not deleted. The next plan lists it; `up` moves b first, then deletes it
+    (this cloud refuses to delete an object in use)."""
+    thing = h.providers.thing
+    thing.refuse_in_use = True
+
+    h.up(v1)
+    old_a = h.recorded()["a"].id
+    thing.fail_update.add("b")
+    failed = h.up(v2)
+    assert [f.urn for f in failed.failures] == [P + "b"] and failed.skipped == [P + "a"]
+    assert old_a in thing.objects and h.recorded()["a"].id != old_a
+    assert not h.recover().anything and old_a in thing.objects  # recovery cannot order it
+    plan = make_plan(declare(v2), h.store.snapshot("dev"), h.providers)
+    assert [(o.urn, o.id) for o in plan.leftovers] == [(P + "a", old_a)]
+    assert plan.counts() == {"update": 1, "same": 1, "delete-replaced": 1}
+
+    thing.fail_update.clear()
+    thing.log.clear()
+    result = h.up(v2)
+    assert result.ok and result.done == {"update": 1, "delete-replaced": 1}
+    assert thing.log == [("update", "b"), ("delete", "a")]
+    assert old_a not in thing.objects and len(thing.objects) == 2
+    assert h.store.snapshot("dev").pending == []
+    assert not make_plan(declare(v2), h.store.snapshot("dev"), h.providers).has_changes
 
 
 def test_deletes_run_in_reverse_dependency_order(h: Harness) -> None:
@@ -244,15 +290,9 @@ def test_pending_create_is_adopted_not_duplicated(h: Harness) -> None:
     writer = h.store.begin("dev", "up", "tester")
     writer.record_pending(PendingOperation(token="t", urn=P + "a", type="fake:Thing", op="create",
                                            inputs={"label": "", "zone": "a", "ref": ""}))
+    writer.finish("succeeded", None)
 
-    async def run() -> Any:
-        calls = ProviderCalls(2, RetryPolicy(), EventSink())
-        try:
-            return await recover(h.store.snapshot("dev"), h.providers, writer, calls)
-        finally:
-            calls.close()
-
-    report = asyncio.run(run())
+    report = h.recover()
     assert report.adopted == [P + "a"]
     assert h.recorded()["a"].id == oid and h.store.snapshot("dev").pending == []
     assert h.up(lambda: Thing("a")).done == {}

@@ -208,7 +208,6 @@ def _report(outcome: Any, what: str) -> None:
 def _recovery_lines(report: Any) -> list[str]:
     lines = [f"Recovered interrupted create of {u}: found it and recorded it" for u in report.adopted]
     lines += [f"Resolved interrupted operation on {u}" for u in report.forgotten]
-    lines += [f"Finished interrupted delete of {u}" for u in report.deleted]
     return lines
 
 

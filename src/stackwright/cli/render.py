@@ -16,7 +16,7 @@ import click
 from stackwright.model.resource import urn_name, urn_parts
 from stackwright.model.values import MASK, UNKNOWN, UNKNOWN_TEXT, Secret, masked
 from stackwright.plan.diff import PropertyDiff
-from stackwright.plan.plan import Op, Plan, Step
+from stackwright.plan.plan import Leftover, Op, Plan, Step
 from stackwright.state.records import Checkpoint
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def plan_lines(plan: Plan, *, show_diff: bool = False, show_same: bool = False) 
             if show_diff or step.op is Op.REPLACE:
                 lines.extend(indent + "    " + line for line in diff_lines(step, full=show_diff))
             lines.extend(indent + "    " + click.style(note, fg="cyan") for note in step.notes)
+    lines.extend("  " + _leftover_line(leftover) for leftover in plan.leftovers)
     lines.extend(output_lines(plan))
     lines.append(summary_line(plan))
     return lines
@@ -73,6 +74,11 @@ def _step_line(step: Step) -> str:
     verb = VERBS[step.op] + (" (delete first)" if step.op is Op.REPLACE and step.delete_before_replace else "")
     text = f"{symbol:<2} {step.type} {urn_name(step.urn)}{rename}  {verb}"
     return click.style(text, fg=colour) if colour else text
+
+
+def _leftover_line(leftover: Leftover) -> str:
+    return click.style(f"-  {leftover.type} {urn_name(leftover.urn)}  delete replaced object "
+                       f"{leftover.id} (left by an earlier run)", fg="red")
 
 
 def diff_lines(step: Step, *, full: bool) -> list[str]:
@@ -111,6 +117,8 @@ def summary_line(plan: Plan) -> str:
     renames = sum(1 for s in plan.steps if s.previous_urn)
     if renames:
         parts.append(f"{renames} to rename")
+    if plan.leftovers:
+        parts.append(f"{len(plan.leftovers)} replaced object(s) to delete")
     if not parts:
         return click.style(f"No changes. {same} resources unchanged.", bold=True)
     return click.style("Resources: " + ", ".join(parts) + f", {same} unchanged", bold=True)

@@ -30,7 +30,7 @@ from stackwright.graph import CycleFound, Graph, walk
 from stackwright.model.resource import urn_name
 from stackwright.model.values import UNKNOWN, Secret, is_unknown, masked, reveal, wrap_secret_keys
 from stackwright.plan.diff import PropertyDiff
-from stackwright.plan.plan import Op, Plan, Step
+from stackwright.plan.plan import LEFTOVER_VERB, Leftover, Op, Plan, Step
 from stackwright.providers.protocol import ProviderLookup
 from stackwright.state.records import Change, PendingOperation, ResourceState
 from stackwright.state.store import StackWriter
@@ -86,6 +86,9 @@ class Applier:
     ) -> None:
         self.plan = plan
         self.steps = {s.urn: s for s in plan.steps}
+        self.leftovers: dict[str, list[Leftover]] = {}
+        for leftover in plan.leftovers:
+            self.leftovers.setdefault(leftover.urn, []).append(leftover)
         self.providers = providers
         self.writer = writer
         self.options = options
@@ -124,21 +127,37 @@ class Applier:
 
     def _skipped(self, action: Action, cause: Action) -> None:
         self.result.skipped.append(action[1])
-        self.sink.step_finished(action[1], _verb(self.steps[action[1]], action[0]), "skipped", 0.0,
+        self.sink.step_finished(action[1], self._verb(action), "skipped", 0.0,
                                 f"{urn_name(cause[1])} failed")
+
+    def _verb(self, action: Action) -> str:
+        kind, urn = action
+        if kind == "L":
+            return LEFTOVER_VERB
+        step = self.steps[urn]
+        if step.op is Op.REPLACE:
+            return "replace" if kind == "C" else LEFTOVER_VERB
+        return str(step.op.value)
+
+    def _type(self, urn: str) -> str:
+        step = self.steps.get(urn)
+        return step.type if step is not None else self.leftovers[urn][0].type
 
     async def _visit(self, action: Action) -> bool | None:
         kind, urn = action
-        step = self.steps[urn]
-        verb = _verb(step, kind)
+        verb = self._verb(action)
+        step = self.steps.get(urn)
+        quiet = kind == "C" and step is not None and step.op is Op.SAME
         start = time.monotonic()
-        if step.op is not Op.SAME:
+        if not quiet:
             self.sink.step_started(urn, verb)
         try:
-            if kind == "C":
+            if step is not None and kind == "C":
                 await self._create_side(step)
-            else:
+            elif step is not None and kind == "D":
                 await self._delete_side(step)
+            else:
+                await self._delete_leftovers(urn)
         except CallWithdrawn as exc:
             await self._unwind(exc, kind, step)
             self.sink.step_finished(urn, verb, "not started", time.monotonic() - start)
@@ -148,17 +167,20 @@ class Applier:
             await self._unwind(exc, kind, step)
             hint = exc.hint if isinstance(exc, StackwrightError) else None
             self.result.failures.append(Failure(urn, verb, message, hint))
-            self.writer.add_change(Change(urn, step.type, verb, error=message))
+            self.writer.add_change(Change(urn, self._type(urn), verb, error=message))
             self.sink.step_finished(urn, verb, "failed", time.monotonic() - start, message)
             return False
         self._in_flight.pop(asyncio.current_task(), None)
-        if step.op is not Op.SAME or kind == "D":
+        if not quiet:
             self.result.done[verb] = self.result.done.get(verb, 0) + 1
             self.sink.step_finished(urn, verb, "ok", time.monotonic() - start)
         return True
 
-    async def _unwind(self, exc: Exception, kind: str, step: Step) -> None:
-        """Settle the pending records of a step whose provider call failed or never ran."""
+    async def _unwind(self, exc: Exception, kind: str, step: Step | None) -> None:
+        """Settle the pending records of a step whose provider call failed or never ran.
+        A leftover's record stays whatever happened: the next plan lists it again."""
+        if step is None or kind == "L":
+            return
         await self._settle_pending(exc, keep=kind == "D" and step.op is Op.REPLACE)
         if kind == "C" and step.urn in self._old_halves:
             # No new object was recorded, so the record still names the old one.
@@ -319,17 +341,25 @@ class Applier:
                               resource_id=step.old_id)
         self.sink.state_persisted(step.urn)
 
+    async def _delete_leftovers(self, urn: str) -> None:
+        """Old objects of earlier replacements: each is read, deleted if it still
+        exists, and its pending record cleared."""
+        for leftover in self.leftovers[urn]:
+            handler = self.providers.resource(leftover.type)
+            ctx = self.calls.context(urn, urn_name(urn), leftover.token)
+            inputs = reveal(leftover.inputs)
+            live = await self.calls.run(urn, "read", handler.read, ctx, leftover.id, inputs, {})
+            if live is not None:
+                await self.calls.run(urn, "delete", handler.delete, ctx, leftover.id, inputs,
+                                     reveal(live.outputs))
+            await self.commit(self.writer.clear_pending, leftover.token,
+                              Change(urn, leftover.type, LEFTOVER_VERB))
+
     def _state(self, step: Step, id: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> ResourceState:
         return ResourceState(
             urn=step.urn, type=step.type, id=id, inputs=inputs, outputs=outputs,
             parent=step.parent, deps=list(step.deps), protect=step.protect,
             retain_on_delete=step.retain_on_delete)
-
-
-def _verb(step: Step, kind: str) -> str:
-    if step.op is Op.REPLACE:
-        return "replace" if kind == "C" else "delete-replaced"
-    return str(step.op.value)
 
 
 _RUN = uuid.uuid4().hex[:12]
@@ -377,6 +407,8 @@ def action_graph(plan: Plan) -> Graph[Action]:
             graph.add(("C", step.urn), deps)
         if step.op in (Op.DELETE, Op.REPLACE):
             graph.add(("D", step.urn), _delete_deps(step, dependents.get(step.urn, {})))
+    for urn in dict.fromkeys(leftover.urn for leftover in plan.leftovers):
+        graph.add(("L", urn), _leftover_deps(urn, steps.get(urn), dependents.get(urn, {})))
     try:
         graph.topological_order()
     except CycleFound as exc:
@@ -403,11 +435,26 @@ def _delete_deps(step: Step, dependents: Mapping[str, tuple[Step, bool]]) -> lis
     deps: list[Action] = []
     if step.op is Op.REPLACE and not dbr:
         deps.append(("C", step.urn))
-    for urn, (other, was_dependent) in dependents.items():
-        if urn == step.urn:
+    return deps + _moved_away(step.urn, dependents, dbr)
+
+
+def _leftover_deps(urn: str, step: Step | None,
+                   dependents: Mapping[str, tuple[Step, bool]]) -> list[Action]:
+    """An old half goes after the resource's own step and after everything that used it
+    was deleted or moved to the new half, like the old half of a replacement in this plan."""
+    own: list[Action] = [("C", urn)] if step is not None and step.op is not Op.DELETE else []
+    return own + _moved_away(urn, dependents, dbr=False)
+
+
+def _moved_away(urn: str, dependents: Mapping[str, tuple[Step, bool]], dbr: bool) -> list[Action]:
+    """What must finish before the object of ``urn`` may go: dependents being deleted
+    (or losing their old half), and unless deleting first, every dependent's new state."""
+    deps: list[Action] = []
+    for other_urn, (other, was_dependent) in dependents.items():
+        if other_urn == urn:
             continue
         if other.op in (Op.DELETE, Op.REPLACE) and was_dependent:
-            deps.append(("D", urn))
+            deps.append(("D", other_urn))
         if not dbr and other.op is not Op.DELETE:
-            deps.append(("C", urn))
+            deps.append(("C", other_urn))
     return deps

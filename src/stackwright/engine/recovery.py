@@ -1,9 +1,13 @@
 """Resolving operations a crash left pending, by reading the live objects.
 
 A pending create is adopted if the object exists, else forgotten; it is never
-blindly created again. A pending delete is finished or forgotten. A pending update
-is forgotten: the next plan compares recorded inputs with the program and updates
-again if needed (updates are idempotent).
+blindly created again. A pending delete of the object the state records is finished
+(the object is gone: the record goes) or forgotten (the next plan deletes it again). A
+pending update is forgotten: the next plan compares recorded inputs with the program and
+updates again if needed (updates are idempotent). A pending delete of an object the
+state no longer records under its URN, the old half of a replacement, stays: the plan
+deletes it as a step (``Plan.leftovers``) after whatever used it has moved to the new
+half, which recovery, running before the plan, cannot order.
 """
 
 from __future__ import annotations
@@ -21,19 +25,18 @@ from stackwright.state.store import StackWriter
 class RecoveryReport:
     adopted: list[str] = field(default_factory=list)
     forgotten: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
 
     @property
     def anything(self) -> bool:
-        return bool(self.adopted or self.forgotten or self.deleted)
+        return bool(self.adopted or self.forgotten)
 
 
 async def recover(
     snapshot: Snapshot, providers: ProviderLookup, writer: StackWriter, calls: ProviderCalls
 ) -> RecoveryReport:
     """Creates are resolved first, so that the records name the objects that now exist;
-    a replaced object's old half then has its own pending delete (written before the
-    new half was created), which finishes the delete."""
+    a pending delete naming another object than its URN's record is then an old half,
+    left for the plan."""
     report = RecoveryReport()
     rows = dict(snapshot.resources)
     for op in sorted(snapshot.pending, key=lambda op: op.op != "create"):
@@ -42,7 +45,9 @@ async def recover(
             if adopted is not None:
                 rows[op.urn] = adopted
         elif op.op == "delete":
-            await _recover_delete(op, rows.get(op.urn), providers, writer, calls, report)
+            row = rows.get(op.urn)
+            if row is not None and row.id == op.resource_id:
+                await _recover_delete(op, providers, writer, calls, report)
         else:
             writer.clear_pending(op.token)
             report.forgotten.append(op.urn)
@@ -69,23 +74,15 @@ async def _recover_create(
 
 
 async def _recover_delete(
-    op: PendingOperation, row: ResourceState | None, providers: ProviderLookup,
-    writer: StackWriter, calls: ProviderCalls, report: RecoveryReport,
+    op: PendingOperation, providers: ProviderLookup, writer: StackWriter,
+    calls: ProviderCalls, report: RecoveryReport,
 ) -> None:
     handler = providers.resource(op.type)
     ctx = calls.context(op.urn, op.urn.rsplit("$", 1)[-1], op.token)
     live = await calls.run(op.urn, "read", handler.read, ctx, op.resource_id, reveal(op.inputs), {})
-    if row is not None and row.id == op.resource_id:
-        if live is None:
-            writer.remove_resource(op.urn, Change(op.urn, op.type, "delete"), clears=op.token,
-                                   resource_id=op.resource_id)
-        else:
-            writer.clear_pending(op.token)
-        report.forgotten.append(op.urn)
-        return
-    if live is not None and op.resource_id is not None:
-        await calls.run(op.urn, "delete", handler.delete, ctx, op.resource_id,
-                        reveal(op.inputs), reveal(live.outputs))
-        report.deleted.append(f"{op.urn} (old half of a replacement)")
-    writer.clear_pending(op.token)
-
+    if live is None:
+        writer.remove_resource(op.urn, Change(op.urn, op.type, "delete"), clears=op.token,
+                               resource_id=op.resource_id)
+    else:
+        writer.clear_pending(op.token)
+    report.forgotten.append(op.urn)

@@ -133,7 +133,8 @@ def apply_saved(
 
 def executable(saved: Plan, now: Plan) -> Plan:
     """``saved``'s steps completed with what ``now`` (planned against the same state)
-    knows of each resource before the change; a step ``now`` lacks is refused."""
+    knows of each resource before the change; a step ``now`` lacks is refused. The
+    leftovers are ``now``'s, which the caller's check found to be the saved ones."""
     from dataclasses import replace
 
     current = {step.urn: step for step in now.steps}
@@ -145,7 +146,7 @@ def executable(saved: Plan, now: Plan) -> Plan:
                             resource=step.urn, hint="make a new plan")
         steps.append(replace(step, old_inputs=here.old_inputs, old_outputs=here.old_outputs,
                              old_id=here.old_id, old_deps=here.old_deps, diffs=here.diffs))
-    return replace(saved, steps=tuple(steps), old_outputs=now.old_outputs)
+    return replace(saved, steps=tuple(steps), old_outputs=now.old_outputs, leftovers=now.leftovers)
 
 
 def _locked_update(

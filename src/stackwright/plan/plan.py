@@ -106,6 +106,26 @@ def _diff_json(d: PropertyDiff) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Leftover:
+    """The old object of a replacement that an earlier run created the new one for but
+    did not get to delete (it was interrupted, or the delete failed). Only its pending
+    record names it; apply deletes it once whatever used it has moved to the new one."""
+
+    urn: str
+    type: str
+    id: str
+    token: str
+    """The pending record's token, cleared when the object is gone."""
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"urn": self.urn, "type": self.type, "id": self.id}
+
+
+LEFTOVER_VERB = "delete-replaced"
+
+
+@dataclass(frozen=True)
 class Plan:
     stack: str
     project: str
@@ -115,17 +135,21 @@ class Plan:
     outputs: Mapping[str, Any] = field(default_factory=dict)
     old_outputs: Mapping[str, Any] = field(default_factory=dict)
     kind: str = "up"
+    leftovers: tuple[Leftover, ...] = ()
 
     def counts(self) -> dict[str, int]:
         counted = Counter(s.op.value for s in self.steps)
-        return {op.value: counted.get(op.value, 0) for op in Op if counted.get(op.value)}
+        out = {op.value: counted.get(op.value, 0) for op in Op if counted.get(op.value)}
+        if self.leftovers:
+            out[LEFTOVER_VERB] = len(self.leftovers)
+        return out
 
     def changing_steps(self) -> list[Step]:
         return [s for s in self.steps if s.changes]
 
     @property
     def has_changes(self) -> bool:
-        return any(s.changes for s in self.steps) or self.outputs_change()
+        return any(s.changes for s in self.steps) or bool(self.leftovers) or self.outputs_change()
 
     def outputs_change(self) -> bool:
         return dict(self.outputs) != dict(self.old_outputs)
@@ -141,6 +165,7 @@ class Plan:
             "kind": self.kind,
             "summary": self.counts(),
             "steps": [s.to_json() for s in self.steps],
+            "leftovers": [leftover.to_json() for leftover in self.leftovers],
             "outputs": to_json(masked(dict(self.outputs))),
         }
 

@@ -14,7 +14,7 @@ from stackwright.model.output import resolve_value
 from stackwright.model.resource import Resource, urn_name
 from stackwright.model.values import UNKNOWN, Secret, is_unknown, reveal
 from stackwright.plan.diff import diff_inputs
-from stackwright.plan.plan import Op, Plan, Step
+from stackwright.plan.plan import Leftover, Op, Plan, Step
 from stackwright.providers.protocol import ProviderLookup, ResourceProvider
 from stackwright.state.records import ResourceState, Snapshot
 
@@ -55,11 +55,26 @@ def make_plan(
     if targets:
         all_steps = _only_targets(all_steps, set(targets), desired)
     outputs = resolve_value(desired.exports, planning.lookup)
+    planned = {step.urn for step in all_steps}
     return Plan(
         stack=desired.stack, project=desired.project, lineage=snapshot.lineage,
         base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
         old_outputs=snapshot.outputs,
+        leftovers=tuple(o for o in leftovers(snapshot) if not targets or o.urn in planned),
     )
+
+
+def leftovers(snapshot: Snapshot) -> list[Leftover]:
+    """Pending deletes of objects the state no longer records under their URN: the old
+    halves of replacements. (A pending delete of the recorded object is an interrupted
+    delete; recovery resolves those before planning.)"""
+    out = []
+    for op in snapshot.pending:
+        row = snapshot.resources.get(op.urn)
+        if op.op == "delete" and op.resource_id is not None and (row is None or row.id != op.resource_id):
+            out.append(Leftover(urn=op.urn, type=op.type, id=op.resource_id, token=op.token,
+                                inputs=op.inputs))
+    return out
 
 
 def ordered_urns(desired: DesiredGraph) -> list[str]:

@@ -183,6 +183,8 @@ def _stack_blocks(stack: str, plan: Plan) -> list[Block]:
     changing = [s for s in plan.steps if s.changes]
     blocks = [Block(f"### {_code(stack)}: {_stack_summary(plan)}")]
     blocks += [Block(_step_details(step), "resource") for step in changing]
+    blocks += [Block(f"- **delete replaced object** {_code(o.type)} {_code(urn_name(o.urn))} "
+                     f"{_code(o.id)}, left by an earlier run", "resource") for o in plan.leftovers]
     if plan.outputs_change():
         blocks.append(Block(_outputs_details(plan), "output section"))
     return blocks
@@ -191,6 +193,8 @@ def _stack_blocks(stack: str, plan: Plan) -> list[Block]:
 def _stack_summary(plan: Plan) -> str:
     counts = plan.counts()
     parts = [f"{counts[op.value]} to {VERB[op]}" for op in COUNTED if counts.get(op.value)]
+    if plan.leftovers:
+        parts.append(f"{len(plan.leftovers)} replaced object(s) to delete")
     same = counts.get("same", 0)
     if not parts and not plan.outputs_change():
         return f"no changes ({same} unchanged)"

@@ -32,7 +32,7 @@ from stackwright.model.values import masked, to_json
 from stackwright.operations.session import StackSession, require_no_pending
 from stackwright.operations.update import Confirm, UpdateOutcome, apply_saved, preview
 from stackwright.plan.diff import PropertyDiff, diff_values
-from stackwright.plan.plan import Op, Plan, Step
+from stackwright.plan.plan import Leftover, Op, Plan, Step
 from stackwright.program.digest import config_digest, program_digest
 from stackwright.state.records import Snapshot
 from stackwright.workflow import approvals, policies
@@ -114,6 +114,8 @@ class SavedPlan:
                 base_serial=int(doc["base_serial"]), kind=str(doc["kind"]),
                 steps=tuple(_step_from(s, key) for s in doc["steps"]),
                 outputs=decrypt_tree(doc["outputs"], key), old_outputs=decrypt_tree(doc["old_outputs"], key),
+                leftovers=tuple(Leftover(urn=str(o["urn"]), type=str(o["type"]), id=str(o["id"]),
+                                         token=str(o["token"])) for o in doc.get("leftovers", [])),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PlanTampered(f"{self.path} is not a valid plan file ({exc!r})",
@@ -201,6 +203,7 @@ def plan_document(plan: Plan, session: StackSession, *, digests: tuple[str, str]
         "created_by": session.who, "created_at": approvals.iso_time(time.time()),
         "summary": plan.counts(),
         "steps": [_step_json(s, key, session) for s in plan.steps],
+        "leftovers": [{**o.to_json(), "token": o.token} for o in plan.leftovers],
         "outputs": encrypt_tree(dict(plan.outputs), key),
         "old_outputs": encrypt_tree(dict(plan.old_outputs), key),
         "violations": [_violation_json(v) for v in violations],
@@ -367,6 +370,11 @@ def differences(saved: Plan, now: Plan) -> list[str]:
         out.extend(_step_differences(mine[urn], theirs[urn]))
     out += [f"stack output {p or 'outputs'} would now differ"
             for p in _paths(dict(saved.outputs), dict(now.outputs))]
+    planned = {(o.urn, o.id, o.token) for o in saved.leftovers}
+    left = {(o.urn, o.id, o.token) for o in now.leftovers}
+    out += [f"it would now also delete the replaced object {i} of {urn_name(u)}" for u, i, _ in sorted(left - planned)]
+    out += [f"the replaced object {i} of {urn_name(u)} is no longer left to delete"
+            for u, i, _ in sorted(planned - left)]
     return out
 
 
