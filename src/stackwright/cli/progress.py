@@ -44,15 +44,18 @@ class PlainProgress(EventSink):
 
 
 class LiveProgress(PlainProgress):
-    """A live table of steps in flight (resource, action, elapsed) above finished lines."""
+    """A live table of steps in flight (resource, action, status, elapsed) above
+    finished lines. A step is "queued" while prepared and waiting for a free call slot
+    (see ``--parallel``), then "running"."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         super().__init__()
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console(highlight=False)
+        self.console = console or Console(highlight=False)
         self.running: dict[str, tuple[str, float]] = {}
+        self.calling: set[str] = set()
         self.lock = threading.Lock()
         self.live = Live(console=self.console, refresh_per_second=8,
                          transient=True, get_renderable=self._table)
@@ -75,12 +78,15 @@ class LiveProgress(PlainProgress):
         table = Table(show_header=True, header_style="bold", box=None)
         table.add_column("resource")
         table.add_column("action")
+        table.add_column("status")
         table.add_column("elapsed", justify="right")
         now = time.monotonic()
         with self.lock:
-            rows = sorted(self.running.items(), key=lambda kv: kv[1][1])[:20]
-        for urn, (action, start) in rows:
-            table.add_row(_label(urn), action, f"{now - start:.1f}s")
+            rows = sorted(((urn in self.calling, urn, action, start)
+                           for urn, (action, start) in self.running.items()),
+                          key=lambda row: (not row[0], row[3]))[:20]
+        for calling, urn, action, start in rows:
+            table.add_row(_label(urn), action, "running" if calling else "queued", f"{now - start:.1f}s")
         return table
 
     def step_started(self, urn: str, action: str) -> None:
@@ -88,10 +94,15 @@ class LiveProgress(PlainProgress):
         with self.lock:
             self.running[urn] = (action, time.monotonic())
 
+    def call_started(self, urn: str) -> None:
+        with self.lock:
+            self.calling.add(urn)
+
     def step_finished(self, urn: str, action: str, status: str, elapsed: float,
                       error: str | None = None) -> None:
         with self.lock:
             self.running.pop(urn, None)
+            self.calling.discard(urn)
         colour = STATUS_COLOURS.get(status, "white")
         detail = f": {error}" if error else ""
         self.console.print(f"  {action:<16} {_label(urn)}  [{colour}]{status}[/] ({elapsed:.1f}s){detail}",

@@ -51,7 +51,7 @@ class ProviderCalls:
                 raise CallWithdrawn(urn)
             first = False
             self.attempts += 1
-            job = self.pool.submit(fn, *args)
+            job = self.pool.submit(self._call, urn, fn, *args)
             self._submitted.add(job)
             try:
                 return await asyncio.wrap_future(job, loop=loop)
@@ -70,6 +70,10 @@ class ProviderCalls:
             self.sink.step_retrying(urn, action, n, delay, error.message)
 
         return await retrying(self.policy, attempt, on_retry)
+
+    def _call(self, urn: str, fn: Callable[..., T], *args: Any) -> T:
+        self.sink.call_started(urn)
+        return fn(*args)
 
     def withdraw_queued(self) -> int:
         """Stop starting calls: the ones still waiting for a worker are cancelled and,

@@ -13,6 +13,10 @@ class EventSink:
         """``status`` is "ok", "failed", "skipped" or "not started" (prepared, but
         withdrawn by an interrupt before its provider call began)."""
 
+    def call_started(self, urn: str) -> None:
+        """A provider call for ``urn`` left the queue and runs now. Called on the
+        provider's worker thread, not the event loop: keep it short and thread-safe."""
+
     def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:
         """A retryable error; the call is tried again after ``delay`` seconds."""
 
