@@ -33,8 +33,9 @@ from stackwright.state.sqlite import SqliteStateStore
 from support import VersionedProject, cli_command, cli_env
 
 TRIALS_PER_SEED = 11
-SEEDS = (11, 23)
-"""2 x 11 = 22 killed runs; one test per seed, so xdist runs them side by side."""
+SEEDS = tuple(int(s) for s in os.environ.get("CRASH_SEEDS", "11,23").split(","))
+"""2 x 11 = 22 killed runs; one test per seed, so xdist runs them side by side.
+``CRASH_SEEDS=101,102,...`` runs other or more trials (e.g. after changing the engine)."""
 
 PROJECT = "crash"
 STACK = "dev"
