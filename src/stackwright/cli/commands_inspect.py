@@ -46,7 +46,7 @@ def history(ctx: click.Context, stack_name: str | None, who: str | None) -> None
     ctx.obj = {"stack": stack_name, "who": who}
     if ctx.invoked_subcommand is not None:
         return
-    from stackwright.cli.render import checkpoint_line
+    from stackwright.cli.render import history_lines
 
     session = open_stack(stack_name, who)
     try:
@@ -56,9 +56,7 @@ def history(ctx: click.Context, stack_name: str | None, who: str | None) -> None
     if not checkpoints:
         click.echo("No checkpoints yet.")
         return
-    click.echo(f"{'#':>4}  {'WHEN':<19}  {'KIND':<9} {'WHO':<24} {'TIME':>8}  {'RESULT':<9}  CHANGES")
-    for checkpoint in checkpoints:
-        click.echo(checkpoint_line(checkpoint))
+    echo_lines(history_lines(checkpoints))
 
 
 @history.command("show")

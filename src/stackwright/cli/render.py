@@ -128,11 +128,20 @@ def when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def checkpoint_line(cp: Checkpoint) -> str:
+def history_lines(checkpoints: Iterable[Checkpoint]) -> list[str]:
+    """A header and one aligned line per checkpoint (the WHO column fits the names)."""
+    rows = list(checkpoints)
+    width = max([3, *(len(cp.who) for cp in rows)])
+    header = f"{'#':>4}  {'WHEN':<19}  {'KIND':<9} {'WHO':<{width}} {'TIME':>8}  {'RESULT':<11}  CHANGES"
+    return [header, *(checkpoint_line(cp, width) for cp in rows)]
+
+
+def checkpoint_line(cp: Checkpoint, who_width: int = 0) -> str:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(cp.counts.items())) or "no changes"
     colour = {"succeeded": "green", "failed": "red"}.get(cp.result, "yellow")
-    return (f"{cp.number:>4}  {when(cp.started_at)}  {cp.kind:<9} {cp.who:<24} "
-            f"{cp.duration:7.1f}s  {click.style(cp.result, fg=colour):<9}  {counts}")
+    result = click.style(f"{cp.result:<11}", fg=colour)
+    return (f"{cp.number:>4}  {when(cp.started_at)}  {cp.kind:<9} {cp.who:<{who_width}} "
+            f"{cp.duration:7.1f}s  {result}  {counts}")
 
 
 def mapping_lines(values: Mapping[str, Any], indent: str = "  ") -> list[str]:
