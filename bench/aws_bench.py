@@ -29,7 +29,6 @@ what the proxy itself adds. Prints one JSON line per scenario, then a human summ
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import re
@@ -43,7 +42,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -51,45 +49,31 @@ from urllib.parse import parse_qs, urlsplit
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
 
+from aws_proxy import PassThroughProxy, serving  # noqa: E402
 from stackwright.providers.aws import localcloud  # noqa: E402
 
 CLI = [sys.executable, "-m", "stackwright.cli.main"]
 CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing"}
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-                        "trailers", "transfer-encoding", "upgrade", "content-length"})
-SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 ID_LIKE = re.compile(r"[0-9a-f]{8,}|[A-Z0-9]{12,}|%[0-9A-F]{2}")
 
 
 # --- a counting proxy -------------------------------------------------------------------
 
 
-class CountingProxy(ThreadingHTTPServer):
+class CountingProxy(PassThroughProxy):
     """Forwards every request to the emulator and records (start, end, service, operation)."""
 
-    daemon_threads = True
-
     def __init__(self, upstream: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        parts = urlsplit(upstream)
-        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        super().__init__(upstream, timeout=300)
         self.lock = threading.Lock()
         self.records: list[tuple[float, float, str, str]] = []
-        self._local = threading.local()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def connection(self, fresh: bool = False) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None or fresh:
-            if conn is not None:
-                conn.close()
-            conn = http.client.HTTPConnection(*self.upstream, timeout=300)
-            self._local.conn = conn
-        return conn
+    def observe(self, service: str, method: str, path: str, headers: Any, body: bytes,
+                start: float, end: float) -> None:
+        with self.lock:
+            self.records.append((start, end, service, operation_of(service, method, path, headers, body)))
 
     def window(self, start: float, end: float) -> list[tuple[float, float, str, str]]:
         with self.lock:
@@ -112,56 +96,6 @@ def operation_of(service: str, method: str, path: str, headers: Any, body: bytes
     return f"{method} /{'/'.join(segments[:3])}{sub}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: CountingProxy
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        match = SCOPE.search(self.headers.get("Authorization", ""))
-        service = match.group(1) if match else "unknown"
-        operation = operation_of(service, self.command, self.path, self.headers, body)
-        start = time.perf_counter()
-        status, reason, headers, payload = self._forward(body)
-        end = time.perf_counter()
-        with self.server.lock:
-            self.server.records.append((start, end, service, operation))
-        self.send_response_only(status, reason)
-        for key, value in headers:
-            if key.lower() not in HOP_BY_HOP:
-                self.send_header(key, value)
-        size = next((v for k, v in headers if k.lower() == "content-length"), "0") \
-            if self.command == "HEAD" else str(len(payload))
-        self.send_header("Content-Length", size)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-
-    def _forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
-        for attempt in range(2):
-            conn = self.server.connection(fresh=attempt > 0)
-            try:
-                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-                for key, value in self.headers.items():
-                    if key.lower() not in HOP_BY_HOP:
-                        conn.putheader(key, value)
-                if body or self.command in ("POST", "PUT", "PATCH"):
-                    conn.putheader("Content-Length", str(len(body)))
-                conn.endheaders(body or None)
-                response = conn.getresponse()
-                return response.status, response.reason, response.getheaders(), response.read()
-            except (http.client.HTTPException, OSError):
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
-
-
 @contextmanager
 def local_cloud(work: Path) -> Iterator[str]:
     """The project's own local cloud (moto's server), started fresh for the benchmark."""
@@ -171,18 +105,6 @@ def local_cloud(work: Path) -> Iterator[str]:
         yield cloud.url
     finally:
         localcloud.stop(state)
-
-
-@contextmanager
-def counting_proxy(upstream: str) -> Iterator[CountingProxy]:
-    proxy = CountingProxy(upstream)
-    thread = threading.Thread(target=proxy.serve_forever, name="counting-proxy", daemon=True)
-    thread.start()
-    try:
-        yield proxy
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
 
 
 # --- the CLI, with timing hooks -------------------------------------------------------------
@@ -411,7 +333,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sw-aws-bench-"))
     results: list[dict[str, Any]] = []
     try:
-        with local_cloud(work) as emulator, counting_proxy(emulator) as proxy:
+        with local_cloud(work) as emulator, serving(CountingProxy(emulator)) as proxy:
             if "platform" in wanted:
                 results.append(bench_platform(work, proxy))
                 print(json.dumps(results[-1]), flush=True)

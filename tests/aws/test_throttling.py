@@ -16,40 +16,26 @@ topics, tables and policies, and nothing left after `destroy`.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from aws.conftest import emulator_client
+from aws_proxy import PassThroughProxy, Reply, serving, service_of
 from stackwright.providers.aws.base import URN_TAG
 
 pytestmark = pytest.mark.aws
-
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-                        "trailers", "transfer-encoding", "upgrade", "content-length"})
-SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
-
-
-def service_of(headers: Any) -> str:
-    """The signing service from the SigV4 credential scope (``s3``, ``ec2``, ``monitoring``...)."""
-    match = SCOPE.search(headers.get("Authorization", ""))
-    return match.group(1) if match else "unknown"
-
 
 def throttling_response(method: str, headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
     """The error AWS answers a throttled call with, in the call's protocol."""
@@ -84,16 +70,12 @@ def throttling_response(method: str, headers: Any, body: bytes) -> tuple[int, di
                  "x-amzn-RequestId": request_id}, json.dumps({"message": "Rate exceeded"}).encode()
 
 
-class ThrottlingProxy(ThreadingHTTPServer):
-    """Forwards every call to ``upstream``; answers a seeded random ``fraction`` of them
-    with a throttling error instead (each distinct request at most ``max_per_request`` times)."""
-
-    daemon_threads = True
+class ThrottlingProxy(PassThroughProxy):
+    """Answers a seeded random ``fraction`` of calls with a throttling error instead of
+    forwarding them (each distinct request at most ``max_per_request`` times)."""
 
     def __init__(self, upstream: str, fraction: float, seed: int, max_per_request: int = 1) -> None:
-        super().__init__(("127.0.0.1", 0), _ProxyHandler)
-        parts = urlsplit(upstream)
-        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        super().__init__(upstream)
         self.fraction = fraction
         self.max_per_request = max_per_request
         self.rng = random.Random(seed)
@@ -101,99 +83,20 @@ class ThrottlingProxy(ThreadingHTTPServer):
         self.calls: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
         self._times_throttled: Counter[str] = Counter()
-        self._local = threading.local()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def should_throttle(self, service: str, operation: str, method: str, target: str, body: bytes) -> bool:
-        """``operation`` is the X-Amz-Target of JSON calls (their path and body say too little)."""
-        key = hashlib.sha256(b"\0".join([service.encode(), operation.encode(), method.encode(), target.encode(),
-                                          body])).hexdigest()
+    def intercept(self, service: str, method: str, path: str, headers: Any, body: bytes) -> Reply | None:
+        """A request is told apart by service, X-Amz-Target (JSON calls' path and body say
+        too little), method, path and body."""
+        operation = headers.get("X-Amz-Target", "")
+        key = hashlib.sha256(b"\0".join([service.encode(), operation.encode(), method.encode(),
+                                          path.encode(), body])).hexdigest()
         with self.lock:
             self.calls[service] += 1
             if self._times_throttled[key] >= self.max_per_request or self.rng.random() >= self.fraction:
-                return False
+                return None
             self._times_throttled[key] += 1
             self.throttled[service] += 1
-            return True
-
-    def connection(self, fresh: bool = False) -> http.client.HTTPConnection:
-        """One keep-alive connection to the emulator per proxy thread."""
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None or fresh:
-            if conn is not None:
-                conn.close()
-            conn = http.client.HTTPConnection(*self.upstream, timeout=120)
-            self._local.conn = conn
-        return conn
-
-
-class _ProxyHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: ThrottlingProxy
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-        pass
-
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _handle(self) -> None:
-        body = self._body()
-        service = service_of(self.headers)
-        operation = self.headers.get("X-Amz-Target", "")
-        if self.server.should_throttle(service, operation, self.command, self.path, body):
-            status, headers, payload = throttling_response(self.command, self.headers, body)
-            self._reply(status, "Throttled", list(headers.items()), payload, len(payload))
-            return
-        status, reason, headers, payload = self._forward(body)
-        length = next((int(v) for k, v in headers if k.lower() == "content-length"), len(payload)) \
-            if self.command == "HEAD" else len(payload)
-        self._reply(status, reason, [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP], payload, length)
-
-    def _forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
-        for attempt in range(2):  # a keep-alive connection the emulator closed is reopened once
-            conn = self.server.connection(fresh=attempt > 0)
-            try:
-                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-                for key, value in self.headers.items():  # method, path, query, headers and body as sent
-                    if key.lower() not in HOP_BY_HOP:
-                        conn.putheader(key, value)
-                if body or self.command in ("POST", "PUT", "PATCH"):
-                    conn.putheader("Content-Length", str(len(body)))
-                conn.endheaders(body or None)
-                response = conn.getresponse()
-                payload = response.read()
-                return response.status, response.reason, response.getheaders(), payload
-            except (http.client.HTTPException, OSError):
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _reply(self, status: int, reason: str, headers: list[tuple[str, str]], payload: bytes,
-               length: int) -> None:
-        self.send_response_only(status, reason)
-        for key, value in headers:
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(length))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
+        return throttling_response(method, headers, body)
 
 
 FRACTION = 0.2
@@ -204,12 +107,8 @@ by default), and a bucket's create with its retry path makes about 10 distinct c
 
 @pytest.fixture
 def proxy(aws_endpoint: str) -> Iterator[ThrottlingProxy]:
-    server = ThrottlingProxy(aws_endpoint, fraction=FRACTION, seed=20261125)
-    thread = threading.Thread(target=server.serve_forever, name="throttling-proxy", daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(ThrottlingProxy(aws_endpoint, fraction=FRACTION, seed=20261125)) as server:
+        yield server
 
 
 # --- the program ------------------------------------------------------------------------
