@@ -20,7 +20,7 @@ so a retried create also recognises its own group by name and URN.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -114,9 +114,15 @@ class Ec2Resource(ManagedResource):
         if changed:
             call(f"tag {id}", self.client.create_tags, Resources=[id], Tags=tag_list(changed))
 
-    def delete_ignoring_missing(self, action: str, fn: Callable[..., Any], **kwargs: Any) -> None:
-        """A delete of something already gone has done its job."""
-        call_or_none(action, fn, **kwargs)
+    def delete(
+        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> None:
+        """``delete_<kind>(<Kind>Id=id)``, named after the describe call. Deleting what is
+        already gone has done its job. While something still uses the object AWS answers
+        DependencyViolation, which is retried (dependents are deleted first)."""
+        delete = getattr(self.client, self.describe_op.replace("describe_", "delete_", 1).removesuffix("s"))
+        call_or_none(f"delete {self.kind} {id}", delete, **{self.ids_param.removesuffix("s"): id})
 
 
 # --- Vpc ----------------------------------------------------------------------------
@@ -190,12 +196,6 @@ class VpcProvider(Ec2Resource):
         self._set_dns(id, new_inputs, current=self._dns(id))
         self.sync_tags(id, old_inputs.get("tags") or {}, new_inputs.get("tags") or {})
         return {}
-
-    def delete(
-        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
-        outputs: Mapping[str, Any],
-    ) -> None:
-        self.delete_ignoring_missing(f"delete VPC {id}", self.client.delete_vpc, VpcId=id)
 
 
 # --- Subnet -------------------------------------------------------------------------
@@ -277,12 +277,6 @@ class SubnetProvider(Ec2Resource):
         self.sync_tags(id, old_inputs.get("tags") or {}, new_inputs.get("tags") or {})
         return {}
 
-    def delete(
-        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
-        outputs: Mapping[str, Any],
-    ) -> None:
-        self.delete_ignoring_missing(f"delete subnet {id}", self.client.delete_subnet, SubnetId=id)
-
 
 # --- InternetGateway ----------------------------------------------------------------
 
@@ -351,8 +345,7 @@ class InternetGatewayProvider(Ec2Resource):
         outputs: Mapping[str, Any],
     ) -> None:
         self._detach_all(id)
-        self.delete_ignoring_missing(f"delete internet gateway {id}",
-                                     self.client.delete_internet_gateway, InternetGatewayId=id)
+        super().delete(ctx, id, inputs, outputs)
 
 
 def _attached_vpcs(igw: Mapping[str, Any]) -> list[str]:
@@ -495,15 +488,6 @@ class RouteTableProvider(Ec2Resource):
             self._sync_routes(id, new_inputs["routes"])
         self.sync_tags(id, old_inputs.get("tags") or {}, new_inputs.get("tags") or {})
         return {}
-
-    def delete(
-        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
-        outputs: Mapping[str, Any],
-    ) -> None:
-        """Associations belong to ``RouteTableAssociation`` resources, deleted first;
-        while one remains AWS answers DependencyViolation, which is retried."""
-        self.delete_ignoring_missing(f"delete route table {id}", self.client.delete_route_table,
-                                     RouteTableId=id)
 
 
 class Route(Resource, type="aws:ec2:Route"):
@@ -885,15 +869,6 @@ class SecurityGroupProvider(Ec2Resource):
         self._sync_rules(id, new_inputs)
         self.sync_tags(id, old_inputs.get("tags") or {}, new_inputs.get("tags") or {})
         return {}
-
-    def delete(
-        self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
-        outputs: Mapping[str, Any],
-    ) -> None:
-        """While network interfaces still use the group AWS answers DependencyViolation,
-        which is retried."""
-        self.delete_ignoring_missing(f"delete security group {id}",
-                                     self.client.delete_security_group, GroupId=id)
 
 
 class SecurityGroupRule(Resource, type="aws:ec2:SecurityGroupRule"):
