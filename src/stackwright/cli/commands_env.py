@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines
+from stackwright.cli.main import diff_option, who_option, yes_option
 
 
 def register(cli: click.Group) -> None:
@@ -49,9 +50,9 @@ def status(stack_name: str | None) -> None:
 
 @env.command("pause")
 @click.argument("stack_name", metavar="STACK")
-@click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
-@click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs in the preview.")
-@click.option("--as", "who", metavar="NAME", help="Who is acting (default: $STACKWRIGHT_USER, git user.email, login).")
+@yes_option()
+@diff_option
+@who_option
 def pause(stack_name: str, yes: bool, show_diff: bool, who: str | None) -> None:
     """Scale STACK to zero: write its environment's `pause:` values into the stack's
     config (keeping the old ones in a `paused:` section), preview, confirm, apply."""
@@ -63,9 +64,9 @@ def pause(stack_name: str, yes: bool, show_diff: bool, who: str | None) -> None:
 
 @env.command("resume")
 @click.argument("stack_name", metavar="STACK")
-@click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
-@click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs in the preview.")
-@click.option("--as", "who", metavar="NAME", help="Who is acting (default: $STACKWRIGHT_USER, git user.email, login).")
+@yes_option()
+@diff_option
+@who_option
 def resume(stack_name: str, yes: bool, show_diff: bool, who: str | None) -> None:
     """Undo `env pause`: restore the saved values in STACK's config, preview, confirm, apply."""
     from stackwright.workflow.pause import prepare_resume

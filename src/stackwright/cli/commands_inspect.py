@@ -7,7 +7,7 @@ import json
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
-from stackwright.cli.main import stack_option
+from stackwright.cli.main import stack_option, yes_option
 
 
 def register(cli: click.Group) -> None:
@@ -132,7 +132,7 @@ def state_show(stack_name: str | None, who: str | None, urn: str) -> None:
 @state.command("rm")
 @stack_option
 @click.argument("urn")
-@click.option("-y", "--yes", is_flag=True)
+@yes_option("Forget without asking.")
 @click.option("--force", is_flag=True, help="Remove even if other resources depend on it.")
 def state_rm(stack_name: str | None, who: str | None, urn: str, yes: bool, force: bool) -> None:
     """Forget a resource without deleting it (it stays in the cloud)."""

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
-from stackwright.cli.main import parallel_option, stack_option
+from stackwright.cli.main import diff_option, parallel_option, stack_option, yes_option
 
 
 def register(cli: click.Group) -> None:
@@ -29,7 +29,7 @@ PLAN_FILE = click.Path(dir_okay=False, path_type=Path)
 @stack_option
 @click.option("-o", "--out", "out", type=PLAN_FILE, required=True, help="Write the plan to this file.")
 @click.option("--allow-destroy", is_flag=True, help="Let the plan delete stateful resources (policy).")
-@click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs.")
+@diff_option
 def plan(stack_name: str | None, who: str | None, out: Path, allow_destroy: bool, show_diff: bool) -> None:
     """Make a plan, check policies, and save it for review and `apply`."""
     from stackwright.cli.render import plan_lines
@@ -80,7 +80,7 @@ def _open_for(saved: Any, stack_name: str | None, who: str | None) -> Any:
 @click.command()
 @stack_option
 @click.argument("file", type=PLAN_FILE)
-@click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
+@yes_option()
 @parallel_option
 def apply(stack_name: str | None, who: str | None, file: Path, yes: bool, parallel: int) -> None:
     """Apply exactly the saved plan FILE, if it is still current and approved."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
-from stackwright.cli.main import parallel_option, stack_option
+from stackwright.cli.main import diff_option, parallel_option, stack_option, yes_option
 
 if TYPE_CHECKING:  # imported lazily at run time: `stackwright --help` stays fast
     from stackwright.operations.session import StackSession
@@ -83,7 +83,7 @@ def _apply_options(parallel: int) -> Any:
 
 @click.command()
 @stack_option
-@click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs.")
+@diff_option
 @click.option("--format", "output", type=click.Choice(FORMATS), default=None,
               help="text (default), json (docs/plan-json.md) or markdown (for a pull request).")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
@@ -118,10 +118,10 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
 
 @click.command()
 @stack_option
-@click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
+@yes_option()
 @click.option("--target", "targets", multiple=True, metavar="URN", help="Only these resources (and what they need).")
 @parallel_option
-@click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs in the preview.")
+@diff_option
 @click.option("--refresh", is_flag=True, help="Read the live objects first (records drift), then plan.")
 @click.option("--allow-destroy", is_flag=True,
               help="Allow deleting or replacing stateful and protected resources (policy no-destroy-stateful).")
@@ -145,7 +145,7 @@ def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, .
 
 @click.command()
 @stack_option
-@click.option("-y", "--yes", is_flag=True, help="Destroy without asking.")
+@yes_option("Destroy without asking.")
 @parallel_option
 def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int) -> None:
     """Delete every resource of the stack, dependents first."""
@@ -213,7 +213,7 @@ def _recovery_lines(report: Any) -> list[str]:
 
 @click.command()
 @stack_option
-@click.option("-y", "--yes", is_flag=True, help="Record what was found in the state.")
+@yes_option("Record what was found in the state.")
 @parallel_option
 def refresh(stack_name: str | None, who: str | None, yes: bool, parallel: int) -> None:
     """Read every resource and report drift (changed or deleted outside Stackwright)."""
@@ -280,7 +280,7 @@ def import_(stack_name: str | None, who: str | None, type_token: str, name: str,
 @click.command()
 @stack_option
 @click.argument("number", type=int)
-@click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
+@yes_option()
 @parallel_option
 @click.option("--allow-destroy", is_flag=True,
               help="Allow deleting or replacing stateful and protected resources (policy no-destroy-stateful).")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from stackwright.cli.main import diff_option, who_option, yes_option
 from stackwright.errors import StackwrightError
 
 if TYPE_CHECKING:
@@ -59,8 +60,7 @@ def selection_options(fn: F) -> F:
                      "GIT_REF, and every stack that depends on them."),
         click.option("--parallel-stacks", default=4, show_default=True, metavar="N",
                      help="At most N stacks at once."),
-        click.option("--as", "who", metavar="NAME", help="Who is acting (default: "
-                     "$STACKWRIGHT_USER, git user.email, login)."),
+        who_option,
     ]):
         fn = option(fn)
     return fn
@@ -76,7 +76,7 @@ def format_option(fn: F) -> F:
 @run.command("preview")
 @selection_options
 @format_option
-@click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs.")
+@diff_option
 def run_preview(select_every: bool, since: str | None, parallel_stacks: int, who: str | None,
                 output: str, show_diff: bool) -> None:
     """Preview the selected stacks. Changes nothing."""
@@ -111,7 +111,7 @@ def run_plan(select_every: bool, since: str | None, parallel_stacks: int, who: s
 
 @run.command("up")
 @selection_options
-@click.option("-y", "--yes", is_flag=True, help="Apply without asking.")
+@yes_option()
 def run_up(select_every: bool, since: str | None, parallel_stacks: int, who: str | None,
            yes: bool) -> None:
     """Apply the selected stacks, dependencies first.
@@ -139,7 +139,7 @@ def run_up(select_every: bool, since: str | None, parallel_stacks: int, who: str
 
 @run.command("preview-new", hidden=True)
 @click.option("-s", "--stack", "stack_name", required=True)
-@click.option("--as", "who")
+@who_option
 def preview_new(stack_name: str, who: str | None) -> None:
     """Preview a stack that is not initialized yet (a step of `run preview`)."""
     from stackwright.cli.common import echo_lines
@@ -155,7 +155,7 @@ def preview_new(stack_name: str, who: str | None) -> None:
 @run.command("review", hidden=True)
 @click.option("-s", "--stack", "stack_name", required=True)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--as", "who")
+@who_option
 def review(stack_name: str, out: Path, who: str | None) -> None:
     """Preview one stack and save plan and violations for `run` to render (a step of
     `run preview --format ...`)."""

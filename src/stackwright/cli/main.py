@@ -64,8 +64,20 @@ def cli(debug: bool, cwd: str | None) -> None:
 def stack_option(fn: F) -> F:
     fn = click.option("-s", "--stack", "stack_name", metavar="STACK",
                       help="The stack to act on (default: the selected one).")(fn)
+    return who_option(fn)
+
+
+def who_option(fn: F) -> F:
     return click.option("--as", "who", metavar="NAME",
                         help="Who is acting (default: $STACKWRIGHT_USER, git user.email, login).")(fn)
+
+
+def diff_option(fn: F) -> F:
+    return click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs.")(fn)
+
+
+def yes_option(help: str = "Apply without asking.") -> Callable[[F], F]:
+    return click.option("-y", "--yes", is_flag=True, help=help)
 
 
 def parallel_option(fn: F) -> F:
