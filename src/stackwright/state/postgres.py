@@ -130,12 +130,14 @@ class _Db(SqlDb):
     dialect_order = "seq"
     dialect_find = "strpos"
     dialect_lock_row = " FOR UPDATE"
+    kind = "database"
 
     def __init__(self, url: str, schema: str) -> None:
         super().__init__()
         self.url = url
         self.shown = shown_url(url)
         self.schema = schema
+        self.where = f"PostgreSQL state store {self.shown} (schema {schema})"
         options: dict[str, Any] = {"autocommit": True, "application_name": "stackwright"}
         if "connect_timeout" not in url:
             options["connect_timeout"] = _CONNECT_TIMEOUT_S
@@ -160,10 +162,6 @@ class _Db(SqlDb):
     def _scrub(self, text: str) -> str:
         password = _password(self.url)
         return text.replace(password, "***") if password else text
-
-    @property
-    def where(self) -> str:
-        return f"PostgreSQL state store {self.shown} (schema {self.schema})"
 
     def _open(self) -> None:
         """Check the version read-only first, so a newer or foreign schema is never touched."""
@@ -199,25 +197,7 @@ class _Db(SqlDb):
             return 0
         row = self.conn.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        try:
-            version = int(row[0]) if row is not None else None
-        except (TypeError, ValueError):
-            version = None
-        if version is None:
-            raise Corrupt("its schema version is missing or unreadable")
-        if version > SCHEMA_VERSION:
-            raise StateError(
-                f"{self.where} has schema version {version}, newer than the "
-                f"version {SCHEMA_VERSION} this stackwright understands",
-                hint="upgrade stackwright to use it; the database was left unchanged",
-            )
-        return version
-
-    def corrupt(self, detail: str) -> StateError:
-        return StateError(
-            f"{self.where} is corrupt: {detail}",
-            hint="restore it from a backup; stackwright will not modify or repair it",
-        )
+        return self.stored_version(row[0] if row is not None else None)
 
     @contextmanager
     def guard(self) -> Iterator[None]:

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from stackwright.errors import StateError
 from stackwright.state.codec import (
-    change_json, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
+    Corrupt, change_json, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
     loads, lock_held, no_stack, pending_row, resource_params, resource_rows,
 )
 from stackwright.state.records import (
-    Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
+    SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
     Snapshot, StackInfo,
 )
 
@@ -66,10 +66,34 @@ class SqlDb:
     """``f(haystack, needle) > 0`` tests for a substring."""
     dialect_lock_row: str = ""
     """Suffix that locks a row read for update (PostgreSQL's ``FOR UPDATE``)."""
+    where: str = "the state store"
+    """How messages name this store ("state file ...", "PostgreSQL state store ...")."""
+    kind: str = "store"
+    """What a hint calls it: "file", "database"."""
 
     def __init__(self) -> None:
         self.depth = 0
         self.batched: set[str] | None = None
+
+    def stored_version(self, raw: Any) -> int:
+        """The schema version ``meta`` holds; refuses a missing, unreadable or newer one."""
+        try:
+            version = int(raw)
+        except (TypeError, ValueError):
+            raise Corrupt("its schema version is missing or unreadable") from None
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.where} has schema version {version}, newer than the "
+                f"version {SCHEMA_VERSION} this stackwright understands",
+                hint=f"upgrade stackwright to use it; the {self.kind} was left unchanged",
+            )
+        return version
+
+    def corrupt(self, detail: str) -> StateError:
+        return StateError(
+            f"{self.where} is corrupt: {detail}",
+            hint="restore it from a backup; stackwright will not modify or repair it",
+        )
 
     def guard(self) -> AbstractContextManager[None]:
         raise NotImplementedError

@@ -77,6 +77,8 @@ class _Db(SqlDb):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
+        self.where = f"state file {path}"
+        self.kind = "file"
         _check_header(path)
         try:
             self.conn = sqlite3.connect(
@@ -125,23 +127,7 @@ class _Db(SqlDb):
             return 0
         row = self.conn.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        try:
-            version = int(row[0])
-        except (TypeError, ValueError):
-            raise _Corrupt("its schema version is missing or unreadable") from None
-        if version > SCHEMA_VERSION:
-            raise StateError(
-                f"state file {self.path} has schema version {version}, newer than the "
-                f"version {SCHEMA_VERSION} this stackwright understands",
-                hint="upgrade stackwright to use it; the file was left unchanged",
-            )
-        return version
-
-    def corrupt(self, detail: str) -> StateError:
-        return StateError(
-            f"state file {self.path} is corrupt: {detail}",
-            hint="restore it from a backup; stackwright will not modify or repair it",
-        )
+        return self.stored_version(row[0] if row is not None else None)
 
     def _sqlite_error(self, exc: sqlite3.Error) -> StateError:
         text = str(exc)
