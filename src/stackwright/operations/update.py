@@ -33,8 +33,6 @@ class UpdateOutcome:
     recovery: RecoveryReport = field(default_factory=RecoveryReport)
     cancelled: bool = False
     duration: float = 0.0
-    plan_digest: str = ""
-    """Taken when the plan is made, so the audit names exactly what was confirmed."""
 
     @property
     def ok(self) -> bool:
@@ -169,11 +167,12 @@ def _locked_update(
             record_drift(drift, writer)
             snapshot = session.store.snapshot(session.stack)
         plan = planned(snapshot)
-        outcome = UpdateOutcome(plan=plan, recovery=report, plan_digest=plan.digest())
+        outcome = UpdateOutcome(plan=plan, recovery=report)
+        audit = {"plan_digest": plan.digest(), **(extra or {})}  # taken before apply starts
         if not plan.has_changes:
             outcome.checkpoint = writer.finish("succeeded", None)
             # Audited too: the staging gate needs to know this program is in place.
-            _record_apply(session, kind, outcome, "succeeded", extra)
+            _record_apply(session, kind, outcome, "succeeded", audit)
             return outcome
         if check is not None:
             _checked(plan, check, writer)
@@ -187,7 +186,7 @@ def _locked_update(
             "interrupted" if outcome.result.interrupted else "failed")
         outcome.checkpoint = writer.finish(status, outputs)
     outcome.duration = time.monotonic() - started
-    _record_apply(session, kind, outcome, status, extra)
+    _record_apply(session, kind, outcome, status, audit)
     return outcome
 
 
@@ -203,14 +202,15 @@ def _checked(plan: Plan, check: Check, writer: Any) -> None:
 
 def _record_apply(session: StackSession, kind: str, outcome: UpdateOutcome, status: str,
                   extra: dict[str, Any] | None = None) -> None:
-    """The audit log's line for an apply: what ran, from which program and config."""
+    """The audit log's line for an apply: what ran, from which program and config;
+    ``extra`` holds the plan digest and what the caller adds."""
     from stackwright.program.digest import config_digest, program_digest
 
     data: dict[str, Any] = {
         "result": status, "checkpoint": outcome.checkpoint.number if outcome.checkpoint else None,
         "counts": outcome.plan.counts(), "program_digest": program_digest(session.project),
         "config_digest": config_digest(session.project, session.stack),
-        "plan_digest": outcome.plan_digest, **(extra or {}),
+        **(extra or {}),
     }
     session.store.record_event(session.stack, kind, session.who, data)
 
