@@ -52,15 +52,16 @@ def make_plan(
     if planning.errors:
         raise _combined(planning.errors)
     all_steps = [steps[urn] for urn in order] + deletes
+    left = leftovers(snapshot)
     if targets:
         all_steps = _only_targets(all_steps, set(targets), desired)
+        planned = {step.urn for step in all_steps}
+        left = [o for o in left if o.urn in planned]
     outputs = resolve_value(desired.exports, planning.lookup)
-    planned = {step.urn for step in all_steps}
     return Plan(
         stack=desired.stack, project=desired.project, lineage=snapshot.lineage,
         base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
-        old_outputs=snapshot.outputs,
-        leftovers=tuple(o for o in leftovers(snapshot) if not targets or o.urn in planned),
+        old_outputs=snapshot.outputs, leftovers=tuple(left),
     )
 
 
