@@ -193,7 +193,7 @@ def change_set_stacks_have_outputs(client: Any) -> bool:
 
 def test_stack_outputs_are_reported(handler: StackProvider, client: Any) -> None:
     if not change_set_stacks_have_outputs(client):
-        pytest.skip("moto gap: stacks created or updated through change sets report no Outputs")
+        pytest.xfail("moto gap: stacks created or updated through change sets report no Outputs")
     c = ctx(TYPE, "outputs", token="tok-create-outputs")
     inputs = handler.check({"name": "sw-outputs", "template": json_template("Out")})
     created = handler.create(c, inputs)
