@@ -29,7 +29,7 @@ from stackwright.errors import ProviderError
 from stackwright.model.resource import Resource
 
 __all__ = [
-    "Created", "DiffResult", "OperationContext", "Provider", "ProviderError",
+    "Created", "DiffResult", "Links", "OperationContext", "Provider", "ProviderError",
     "ReadResult", "ResourceProvider", "ProviderLookup",
 ]
 
@@ -60,6 +60,18 @@ class ReadResult:
     id: str
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Names a resource publishes for others (``exports``) and names of others it
+    uses (``imports``), such as CloudFormation's ``Export``/``Fn::ImportValue``.
+
+    A resource that imports a name another resource exports is ordered after it, as
+    if it had ``depends_on`` it; the planner adds that edge."""
+
+    exports: frozenset[str] = frozenset()
+    imports: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,12 @@ class ResourceProvider:
         outputs: Mapping[str, Any],
     ) -> None:
         raise NotImplementedError
+
+    def links(self, inputs: Mapping[str, Any]) -> Links:
+        """The names these inputs export and import. Called while planning, before
+        anything is resolved: values not yet known are ``UNKNOWN``; leave out what they
+        would decide. Must be pure (no cloud calls)."""
+        return Links()
 
     explains_updates: ClassVar[bool] = False
     """True when ``explain_update`` has something to say (it costs provider calls)."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, cast
 
 from stackwright.errors import ProjectError
 from stackwright.providers.protocol import Provider, ResourceProvider
@@ -20,6 +21,40 @@ BUILTIN: dict[str, str] = {
     "synthetic": "stackwright.providers.synthetic:provider",
     "aws": "stackwright.providers.aws:provider",
 }
+
+
+EMULATORS: dict[str, str] = {
+    "aws": "stackwright.providers.aws.localcloud",
+}
+"""Local emulators of a provider's cloud, by provider name: modules with ``start``,
+``status`` and ``stop`` (``LocalEmulator``)."""
+
+
+class RunningEmulator(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    pid: int
+    log: str
+
+
+class LocalEmulator(Protocol):
+    """Runs one emulator per user and machine, recorded in a per-user folder."""
+
+    def start(self, folder: Path | None = None, port: int | None = None,
+              timeout: float = 30.0) -> RunningEmulator: ...
+
+    def status(self, folder: Path | None = None) -> RunningEmulator | None: ...
+
+    def stop(self, folder: Path | None = None) -> bool: ...
+
+
+def local_emulator(name: str = "aws") -> LocalEmulator:
+    """The local emulator of provider ``name`` (the CLI's ``local-cloud``)."""
+    if name not in EMULATORS:
+        raise ProjectError(f"provider {name!r} has no local emulator",
+                           hint=f"emulators: {', '.join(sorted(EMULATORS))}")
+    return cast(LocalEmulator, importlib.import_module(EMULATORS[name]))
 
 
 class SimpleProvider:
