@@ -21,15 +21,15 @@ Contracts every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from stackwright.errors import ProviderError
 from stackwright.model.resource import Resource
 
 __all__ = [
-    "Created", "DiffResult", "Links", "OperationContext", "Provider", "ProviderError",
+    "Created", "DiffResult", "InputRule", "Links", "OperationContext", "Provider", "ProviderError",
     "ReadResult", "ResourceProvider", "ProviderLookup",
 ]
 
@@ -156,6 +156,20 @@ class ResourceProvider:
         return []
 
 
+@dataclass(frozen=True)
+class InputRule:
+    """A policy rule a provider brings: it judges the new inputs of a created, updated
+    or replaced resource of one of ``types`` and yields one message per violation.
+    Environments set its enforcement by ``name``, like any other rule."""
+
+    name: str
+    types: frozenset[str]
+    check: Callable[[str, Mapping[str, Any]], Iterable[str]]
+    """``(type_token, inputs)`` to messages; inputs may hold ``UNKNOWN`` and secrets."""
+    about: str
+    default: Literal["mandatory", "advisory", "off"] = "advisory"
+
+
 class Provider(Protocol):
     """A package of resource providers sharing configuration (region, endpoint...)."""
 
@@ -170,6 +184,8 @@ class Provider(Protocol):
         ...
 
     def types(self) -> list[str]: ...
+
+    # Optional: ``policy_rules: tuple[InputRule, ...]``, the provider's own policy rules.
 
 
 class ProviderLookup(Protocol):

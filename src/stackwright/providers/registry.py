@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from stackwright.errors import ProjectError
-from stackwright.providers.protocol import Provider, ResourceProvider
+from stackwright.providers.protocol import InputRule, Provider, ResourceProvider
 
 BUILTIN: dict[str, str] = {
     "local": "stackwright.providers.local:provider",
@@ -108,6 +108,15 @@ class ProviderRegistry:
 
     def versions(self) -> dict[str, str]:
         return {name: p.version for name, p in sorted(self._providers.items())}
+
+
+def builtin_policy_rules() -> list[tuple[str, InputRule]]:
+    """The policy rules of every built-in provider, each with its provider's name.
+    Loading a provider for its rules imports no cloud library."""
+    found: list[tuple[str, InputRule]] = []
+    for name in sorted(BUILTIN):
+        found.extend((name, rule) for rule in getattr(_load(name), "policy_rules", ()))
+    return found
 
 
 def _load(name: str) -> Provider:

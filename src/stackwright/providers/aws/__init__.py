@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from stackwright.errors import ProjectError
 from stackwright.providers.aws.base import AwsClients, AwsResource
+from stackwright.providers.protocol import InputRule
 
 VERSION = "0.1.0"
 
@@ -38,6 +39,12 @@ class AwsProvider:
 
     def types(self) -> list[str]:
         return sorted(cls.type_token for cls in _resource_classes())
+
+    @property
+    def policy_rules(self) -> tuple[InputRule, ...]:
+        from stackwright.providers.aws.policies import RULES
+
+        return RULES
 
     @property
     def clients(self) -> AwsClients:

@@ -33,7 +33,6 @@ from stackwright.providers.aws.base import (
     error_code,
     tag_dict,
     tag_list,
-    wait_until,
 )
 from stackwright.providers.aws.cloudformation_template import (
     check_parameters,
@@ -43,6 +42,7 @@ from stackwright.providers.aws.cloudformation_template import (
     template_links,
 )
 from stackwright.providers.aws.common import not_managed, reject_urn_tag, with_defaults
+from stackwright.providers.common import wait_until
 from stackwright.providers.protocol import Created, DiffResult, Links, OperationContext, ReadResult
 
 __all__ = ["RESOURCE_PROVIDERS", "Stack", "StackProvider", "parse_template", "template_body", "template_links"]
