@@ -293,13 +293,31 @@ def _combined(errors: list[StackwrightError]) -> StackwrightError:
 
 def _only_targets(steps: list[Step], targets: set[str], desired: DesiredGraph) -> list[Step]:
     """Targeted steps plus the creates/updates they need; everything else is left out."""
-    known = {s.urn for s in steps}
-    unknown = sorted(targets - known)
-    if unknown:
-        raise PlanError(
-            f"--target names no resource of this stack: {', '.join(unknown)}",
-            hint="`stackwright state ls` or `stackwright preview` lists the URNs",
-        )
+    targets = resolve_targets(targets, [s.urn for s in steps])
     graph: Graph[str] = Graph({urn: list(deps) for urn, deps in desired.deps.items()})
     needed = graph.closure(targets)
     return [s for s in steps if s.urn in targets or (s.urn in needed and s.op is not Op.DELETE)]
+
+
+def resolve_targets(targets: Iterable[str], urns: Iterable[str]) -> set[str]:
+    """The URNs ``targets`` name. A target is a URN or any tail of one that starts at a
+    separator: the resource's name (``assets``), ``parent$name`` or ``type::name``
+    (``s3:Bucket::assets``). A tail matching several resources is an error listing them."""
+    known = list(dict.fromkeys(urns))
+    found: set[str] = set()
+    unknown: list[str] = []
+    for target in targets:
+        matches = [target] if target in known else [u for u in known if u.endswith((":" + target, "$" + target))]
+        if len(matches) > 1:
+            raise PlanError(f"--target {target!r} names {len(matches)} resources: {', '.join(matches)}",
+                            hint="give more of the URN (type::name, parent$name) or the whole URN")
+        if matches:
+            found.add(matches[0])
+        else:
+            unknown.append(target)
+    if unknown:
+        raise PlanError(
+            f"--target names no resource of this stack: {', '.join(sorted(unknown))}",
+            hint="`stackwright state ls` or `stackwright preview` lists the URNs",
+        )
+    return found
