@@ -148,3 +148,46 @@ def test_no_updates_are_to_be_performed_is_no_change_everywhere(
     assert {"Key": "a", "Value": "2"} in tags  # the tags still changed
     monkeypatch.undo()
     handler.delete(c, created.id, retagged, outputs)
+
+
+def test_a_create_whose_change_set_cannot_execute_leaves_no_stack(
+    handler: StackProvider, boto: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CloudFormation may refuse ExecuteChangeSet itself (a plain moto server does so
+    for a template it cannot create); the stack it made for review must go too."""
+    def refuse(**kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ValidationError", "Message": "Template error: no way"}},
+                          "ExecuteChangeSet")
+
+    monkeypatch.setattr(handler.client, "execute_change_set", refuse)
+    name = unique("net")
+    inputs = handler.check({"name": name, "template": NETWORK})
+    with pytest.raises(ProviderError, match="no way") as info:
+        handler.create(ctx(TYPE, name, token=f"tok-{name}"), inputs)
+    assert not info.value.retryable
+    stacks = [s for s in boto("cloudformation").list_stacks()["StackSummaries"] if s["StackName"] == name]
+    assert [s["StackStatus"] for s in stacks] == ["DELETE_COMPLETE"]
+
+
+def test_a_stack_whose_outputs_cannot_be_resolved_is_rolled_back_and_removed(
+    handler: StackProvider, boto: Any,
+) -> None:
+    """moto skips resource types it does not implement; an output reading one of them
+    fails the create, and the failed stack must still be deletable."""
+    template = """\
+Resources:
+  Namespace:
+    Type: AWS::ServiceDiscovery::PrivateDnsNamespace
+    Properties: {Name: example.local, Vpc: vpc-12345678}
+Outputs:
+  NamespaceId:
+    Value: !GetAtt Namespace.Id
+    Export: {Name: !Sub '${AWS::StackName}-NamespaceId'}
+"""
+    name = unique("ns")
+    inputs = handler.check({"name": name, "template": template})
+    with pytest.raises(ProviderError, match="ROLLBACK_COMPLETE.*Namespace"):
+        handler.create(ctx(TYPE, name, token=f"tok-{name}"), inputs)
+    stacks = [s for s in boto("cloudformation").list_stacks()["StackSummaries"] if s["StackName"] == name]
+    assert [s["StackStatus"] for s in stacks] == ["DELETE_COMPLETE"]
+    assert f"{name}-NamespaceId" not in exports(boto)

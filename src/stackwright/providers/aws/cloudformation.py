@@ -325,9 +325,9 @@ class StackProvider(AwsResource):
     def _failure(self, ctx: OperationContext, stack: Mapping[str, Any], kind: str) -> ProviderError:
         """Name the status, its reason and the first failed resources; a stack whose
         create failed is deleted, since CloudFormation can never update it."""
-        reasons = self._failed_events(stack["StackId"])
-        message = (f"stack {stack['StackName']!r} ended {stack['StackStatus']}: "
-                   f"{stack.get('StackStatusReason') or 'no reason given'}")
+        said = stack.get("StackStatusReason") or "no reason given"
+        reasons = [r for r in self._failed_events(stack["StackId"]) if not r.endswith(f": {said}")]
+        message = f"stack {stack['StackName']!r} ended {stack['StackStatus']}: {said}"
         if reasons:
             message += "; " + "; ".join(reasons)
         if kind == "CREATE" and stack["StackStatus"] in DEAD:

@@ -124,7 +124,7 @@ def _parameter_problem(spec: Mapping[str, Any], value: str) -> str | None:
 def _item_problem(spec: Mapping[str, Any], numeric: bool, item: str) -> str | None:
     allowed = spec.get("AllowedValues")
     if isinstance(allowed, list) and item not in [str(v) for v in allowed]:
-        return f"is not one of the AllowedValues {[str(v) for v in allowed]}"
+        return f"is not one of the AllowedValues {_listed([str(v) for v in allowed])}"
     pattern = spec.get("AllowedPattern")
     if isinstance(pattern, str) and re.fullmatch(pattern, item) is None:
         return f"does not match the AllowedPattern {pattern!r}"
@@ -135,6 +135,12 @@ def _item_problem(spec: Mapping[str, Any], numeric: bool, item: str) -> str | No
     if numeric:
         return _number_problem(spec, item)
     return None
+
+
+def _listed(values: list[str], most: int = 12) -> str:
+    """The values for a message; a long list is cut, saying how many were left out."""
+    shown = ", ".join(repr(v) for v in values[:most])
+    return f"[{shown}]" if len(values) <= most else f"[{shown}, ... ({len(values) - most} more)]"
 
 
 def _number_problem(spec: Mapping[str, Any], item: str) -> str | None:

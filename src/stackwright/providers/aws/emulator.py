@@ -7,6 +7,8 @@ the difference would break a platform that works on AWS:
 * CloudFormation reads YAML short forms applied to mappings and nested short forms
   (``!ImportValue {"Fn::Sub": ...}``, ``!If [c, !Ref a, !Ref b]``) as AWS does (moto
   keeps the raw YAML nodes);
+* CloudFormation accepts an output whose ``Value`` is a number (``Value: 2``), which AWS
+  reports as a string (moto fails the request with an internal error);
 * CloudFormation stacks created or updated through change sets export their
   ``Export`` outputs and resolve ``Fn::ImportValue`` (moto does both only in
   ``CreateStack``), and report their ``Outputs``;
@@ -38,6 +40,7 @@ def patch_moto() -> None:
     if getattr(CloudFormationBackend, "_stackwright_patched", False):
         return
     _patch_yaml_short_forms()
+    _patch_scalar_outputs()
     _patch_change_sets(CloudFormationBackend)
     _patch_eks_issuer()
     CloudFormationBackend._stackwright_patched = True  # type: ignore[attr-defined]
@@ -58,6 +61,20 @@ def _patch_yaml_short_forms() -> None:
     responses.yaml_tag_constructor = yaml_tag_constructor  # type: ignore[attr-defined]
 
 
+def _patch_scalar_outputs() -> None:
+    from moto.cloudformation.parsing import ResourceMap
+
+    validate: Callable[[Any], None] = ResourceMap.validate_outputs
+
+    def validate_outputs(self: Any) -> None:
+        for output in (self._template.get("Outputs") or {}).values():
+            if isinstance(output, dict) and isinstance(output.get("Value"), (int, float)):
+                output["Value"] = str(output["Value"]).lower() if isinstance(output["Value"], bool) else str(output["Value"])
+        validate(self)
+
+    ResourceMap.validate_outputs = validate_outputs  # type: ignore[method-assign]
+
+
 def _patch_change_sets(backend: Any) -> None:
     execute: Callable[..., None] = backend.execute_change_set
     update: Callable[..., Any] = backend.update_stack
@@ -69,10 +86,9 @@ def _patch_change_sets(backend: Any) -> None:
         stack.resource_map.cross_stack_resources = self.exports
         try:
             execute(self, change_set_name, stack_name)
+            _publish_exports(self, stack)
         except Exception as exc:  # noqa: BLE001 - AWS reports a failed execution as a rollback
             _roll_back(stack, change_set, exc)
-            return
-        _publish_exports(self, stack)
 
     def update_stack(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         self.get_stack(name).resource_map.cross_stack_resources = self.exports
@@ -84,6 +100,7 @@ def _patch_change_sets(backend: Any) -> None:
         for stack in list(self.stacks.values()):
             if name_or_stack_id in (stack.stack_id, stack.name):
                 _refuse_exports_in_use(self, stack)
+                _forget_unresolvable_outputs(stack)
         delete(self, name_or_stack_id)
 
     backend.execute_change_set = execute_change_set
@@ -122,6 +139,7 @@ def _roll_back(stack: Any, change_set: Any, exc: Exception) -> None:
         stack.status = "ROLLBACK_COMPLETE"
     else:
         stack.status = "UPDATE_ROLLBACK_COMPLETE"
+    _forget_unresolvable_outputs(stack)
     stack.status_reason = reason
     stack._add_stack_event(stack.status)
 
@@ -129,14 +147,27 @@ def _roll_back(stack: Any, change_set: Any, exc: Exception) -> None:
 def _refuse_exports_in_use(backend: Any, stack: Any) -> None:
     from moto.cloudformation.exceptions import ValidationError
 
-    exported = {export.name for export in stack.exports}
+    exported = {name for name, export in backend.exports.items() if export.exporting_stack_id == stack.stack_id}
     for other in backend.stacks.values():
-        if other is stack or other.status in ("DELETE_COMPLETE", "REVIEW_IN_PROGRESS"):
-            continue
+        if other is stack or other.status in ("DELETE_COMPLETE", "REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE"):
+            continue  # a stack that has no resources uses no export
         used = exported & set(_imports(other))
         if used:
             raise ValidationError(stack.stack_id, message=f"Export {sorted(used)[0]} cannot be deleted "
                                   f"as it is in use by {other.name}")
+
+
+def _forget_unresolvable_outputs(stack: Any) -> None:
+    """moto recomputes a stack's outputs to describe it and its exports to delete it;
+    those of a stack that failed (a ``Fn::GetAtt`` of a resource it never made) cannot
+    be, and every describe and the delete would fail."""
+    from moto.cloudformation.parsing import OutputMap
+
+    try:
+        stack.outputs  # noqa: B018 - computing them is the test
+        stack.exports  # noqa: B018
+    except Exception:  # noqa: BLE001 - such a stack exports nothing
+        stack.output_map = OutputMap(stack.resource_map, {}, stack.stack_id)
 
 
 def _imports(stack: Any) -> Iterator[str]:
