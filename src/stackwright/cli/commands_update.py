@@ -149,14 +149,16 @@ def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, .
 @stack_option
 @yes_option("Destroy without asking.")
 @parallel_option
-def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int) -> None:
-    """Delete every resource of the stack, dependents first."""
+@click.option("--target", "targets", multiple=True, metavar="URN|NAME",
+              help="Only these resources and what depends on them: a URN, or a name that is unambiguous.")
+def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int, targets: tuple[str, ...]) -> None:
+    """Delete every resource of the stack (or the targets and their dependents), dependents first."""
     from stackwright.operations.update import destroy as run_destroy
 
     session = open_stack(stack_name, who)
     try:
         outcome = run_destroy(session, options=_apply_options(parallel), sink=_sink(),
-                              confirm=_confirmer(yes, False))
+                              confirm=_confirmer(yes, False), targets=targets)
     finally:
         session.close()
     _report(outcome, "Destroy")
