@@ -130,3 +130,17 @@ def test_parameters_that_do_not_fit_the_template_fail_the_plan(parameters: dict[
     assert problem in err.message and "stack 'dev-network'" in err.message
     assert err.prop is not None and err.prop.startswith("parameters.")
     assert err.resource is not None and err.resource.endswith("::network")
+
+
+def test_stacks_of_a_workspace_are_ordered_by_their_recorded_templates() -> None:
+    """What the workspace order gets: names per stack, then importer -> exporter edges."""
+    from stackwright.plan.links import stack_edges, stack_links
+
+    providers = Providers()
+    network = stack_links([("aws:cloudformation:Stack", {"name": "dev-network", "template": NETWORK,
+                                                         "parameters": {"EnvName": "dev"}})], providers)
+    app = stack_links([("aws:cloudformation:Stack", {"name": "dev-app", "template": APP,
+                                                     "parameters": {"NetworkStack": "dev-network"}})], providers)
+    edges = stack_edges({"apps/dev": app, "net/dev": network})
+    assert [(e.importer, e.exporter, e.name) for e in edges] == [("apps/dev", "net/dev", "dev-network-VpcId")]
+    assert edges[0].explain() == "apps/dev imports 'dev-network-VpcId' exported by net/dev"

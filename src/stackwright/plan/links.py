@@ -6,6 +6,7 @@ so such resources are created after, and deleted before, what they import from.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,7 +27,12 @@ class LinkEdge:
     name: str
 
     def explain(self) -> str:
-        return f"{urn_name(self.importer)} imports {self.name!r} exported by {urn_name(self.exporter)}"
+        return f"{_shown(self.importer)} imports {self.name!r} exported by {_shown(self.exporter)}"
+
+
+def _shown(node: str) -> str:
+    """A resource by its name; a stack (``project/stack``) as it is."""
+    return urn_name(node) if "::" in node else node
 
 
 def link_edges(desired: DesiredGraph, providers: ProviderLookup) -> list[LinkEdge]:
@@ -58,6 +64,29 @@ def with_links(desired: DesiredGraph, edges: list[LinkEdge]) -> DesiredGraph:
         if edge.exporter not in wanted:
             wanted.append(edge.exporter)
     return replace(desired, deps=deps)
+
+
+def stack_links(resources: Iterable[tuple[str, Mapping[str, Any]]], providers: ProviderLookup) -> Links:
+    """Every name one stack's resources, given as ``(type token, inputs)`` (from its
+    recorded state, or a desired graph's resolved inputs), export and import."""
+    exports: set[str] = set()
+    imports: set[str] = set()
+    for type_token, inputs in resources:
+        handler = providers.resource(type_token)
+        if type(handler).links is not ResourceProvider.links:
+            found = handler.links(inputs)
+            exports |= found.exports
+            imports |= found.imports
+    return Links(frozenset(exports), frozenset(imports - exports))
+
+
+def stack_edges(links: Mapping[str, Links]) -> list[LinkEdge]:
+    """For stacks of a workspace (by name), each import of a name another stack
+    exports: the importing stack goes after the exporting one. Pure; the workspace's
+    stack order adds these edges to the ones ``depends_on`` declares."""
+    exporters = {name: stack for stack, found in sorted(links.items()) for name in sorted(found.exports)}
+    return [LinkEdge(stack, exporters[name], name) for stack, found in sorted(links.items())
+            for name in sorted(found.imports) if exporters.get(name, stack) != stack]
 
 
 def _links(resource: Resource, providers: ProviderLookup) -> Links:
