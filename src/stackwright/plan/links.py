@@ -41,8 +41,12 @@ def link_edges(desired: DesiredGraph, providers: ProviderLookup) -> list[LinkEdg
     Raises ``PlanError`` when two resources export the same name."""
     exporters: dict[str, str] = {}
     imports: dict[str, frozenset[str]] = {}
+    linking = _linking_handlers(desired, providers)
     for urn, resource in desired.resources.items():
-        links = _links(resource, providers)
+        handler = linking.get(resource.type_token)
+        if handler is None:
+            continue
+        links = handler.links(resolve_value(resource.inputs, _unknown))
         for name in sorted(links.exports):
             if exporters.setdefault(name, urn) != urn:
                 raise PlanError(f"{urn_name(exporters[name])} and {urn_name(urn)} both export {name!r}",
@@ -52,6 +56,13 @@ def link_edges(desired: DesiredGraph, providers: ProviderLookup) -> list[LinkEdg
             imports[urn] = links.imports
     return [LinkEdge(urn, exporters[name], name) for urn, names in imports.items() for name in sorted(names)
             if exporters.get(name, urn) != urn]
+
+
+def _linking_handlers(desired: DesiredGraph, providers: ProviderLookup) -> dict[str, ResourceProvider]:
+    """The resource providers, by type, that implement ``links``: the others cost nothing."""
+    types = {resource.type_token for resource in desired.resources.values()}
+    handlers = {t: providers.resource(t) for t in types}
+    return {t: h for t, h in handlers.items() if type(h).links is not ResourceProvider.links}
 
 
 def with_links(desired: DesiredGraph, edges: list[LinkEdge]) -> DesiredGraph:
@@ -87,14 +98,6 @@ def stack_edges(links: Mapping[str, Links]) -> list[LinkEdge]:
     exporters = {name: stack for stack, found in sorted(links.items()) for name in sorted(found.exports)}
     return [LinkEdge(stack, exporters[name], name) for stack, found in sorted(links.items())
             for name in sorted(found.imports) if exporters.get(name, stack) != stack]
-
-
-def _links(resource: Resource, providers: ProviderLookup) -> Links:
-    """What the resource's provider says; providers without ``links`` cost nothing."""
-    handler = providers.resource(resource.type_token)
-    if type(handler).links is ResourceProvider.links:
-        return Links()
-    return handler.links(resolve_value(resource.inputs, _unknown))
 
 
 def _unknown(resource: Resource, prop: str) -> Any:
