@@ -12,36 +12,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from aws.conftest import ctx, unique
+from cloudformation_templates import APP, NETWORK
 from stackwright.errors import ProviderError
 from stackwright.providers.aws.cloudformation import StackProvider
 
 pytestmark = pytest.mark.aws
 
 TYPE = "aws:cloudformation:Stack"
-NETWORK = """\
-Parameters:
-  Cidr: {Type: String, Default: 10.1.0.0/16}
-Resources:
-  Vpc:
-    Type: AWS::EC2::VPC
-    Properties: {CidrBlock: !Ref Cidr}
-Outputs:
-  VpcId:
-    Value: !Ref Vpc
-    Export: {Name: !Sub '${AWS::StackName}-VpcId'}
-"""
-APP = """\
-Parameters:
-  NetworkStack: {Type: String}
-Resources:
-  Group:
-    Type: AWS::EC2::SecurityGroup
-    Properties:
-      GroupDescription: app
-      VpcId: !ImportValue {"Fn::Sub": "${NetworkStack}-VpcId"}
-Outputs:
-  GroupId: {Value: !Ref Group}
-"""
 ROLE = """\
 Resources:
   Role:
@@ -65,7 +42,7 @@ def exports(boto: Any) -> dict[str, str]:
 
 def test_a_stack_imports_what_another_exports(handler: StackProvider, boto: Any) -> None:
     net_name, app_name = unique("net"), unique("app")
-    net_inputs = handler.check({"name": net_name, "template": NETWORK})
+    net_inputs = handler.check({"name": net_name, "template": NETWORK, "parameters": {"EnvName": "dev"}})
     network = handler.create(ctx(TYPE, net_name, token=f"tok-{net_name}"), net_inputs)
     vpc_id = network.outputs["outputs"]["VpcId"]
     assert vpc_id.startswith("vpc-")
@@ -85,7 +62,7 @@ def test_a_stack_imports_what_another_exports(handler: StackProvider, boto: Any)
 
 def test_an_update_through_a_change_set_replaces_the_exports(handler: StackProvider, boto: Any) -> None:
     name = unique("net")
-    inputs = handler.check({"name": name, "template": NETWORK})
+    inputs = handler.check({"name": name, "template": NETWORK, "parameters": {"EnvName": "dev"}})
     created = handler.create(ctx(TYPE, name, token=f"tok-{name}"), inputs)
     renamed = handler.check(dict(inputs, template=NETWORK.replace("-VpcId'", "-Vpc'")))
     handler.update(ctx(TYPE, name, token=f"tok-up-{name}"), created.id, inputs, created.outputs, renamed)
@@ -104,7 +81,7 @@ def test_a_create_that_fails_to_execute_leaves_no_stack(handler: StackProvider, 
     stacks = [s for s in boto("cloudformation").list_stacks()["StackSummaries"] if s["StackName"] == name]
     assert [s["StackStatus"] for s in stacks] == ["DELETE_COMPLETE"]
 
-    network = handler.check({"name": missing, "template": NETWORK})
+    network = handler.check({"name": missing, "template": NETWORK, "parameters": {"EnvName": "dev"}})
     made = handler.create(ctx(TYPE, missing, token=f"tok-{missing}"), network)
     app = handler.create(ctx(TYPE, name, token=f"tok-{name}"), inputs)  # the same create, afresh
     assert app.outputs["status"] == "CREATE_COMPLETE"
@@ -132,7 +109,7 @@ def test_no_updates_are_to_be_performed_is_no_change_everywhere(
     take it for "nothing to do"."""
     name = unique("net")
     c = ctx(TYPE, name, token=f"tok-{name}")
-    inputs = handler.check({"name": name, "template": NETWORK, "tags": {"a": "1"}})
+    inputs = handler.check({"name": name, "template": NETWORK, "parameters": {"EnvName": "dev"}, "tags": {"a": "1"}})
     created = handler.create(c, inputs)
 
     def refuse(**kwargs: Any) -> Any:
@@ -161,7 +138,7 @@ def test_a_create_whose_change_set_cannot_execute_leaves_no_stack(
 
     monkeypatch.setattr(handler.client, "execute_change_set", refuse)
     name = unique("net")
-    inputs = handler.check({"name": name, "template": NETWORK})
+    inputs = handler.check({"name": name, "template": NETWORK, "parameters": {"EnvName": "dev"}})
     with pytest.raises(ProviderError, match="no way") as info:
         handler.create(ctx(TYPE, name, token=f"tok-{name}"), inputs)
     assert not info.value.retryable

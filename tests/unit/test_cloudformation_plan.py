@@ -15,40 +15,7 @@ from stackwright.providers.aws.cloudformation import Stack, StackProvider, templ
 from stackwright.providers.protocol import ResourceProvider
 from stackwright.state.records import Snapshot
 from stackwright.testing import declare
-
-NETWORK = """\
-Parameters:
-  EnvName: {Type: String, AllowedValues: [dev, staging, production]}
-  Cidr: {Type: String, Default: 10.0.0.0/16, AllowedPattern: '\\d+\\.\\d+\\.\\d+\\.\\d+/\\d+'}
-Resources:
-  Vpc:
-    Type: AWS::EC2::VPC
-    Properties: {CidrBlock: !Ref Cidr}
-Outputs:
-  VpcId:
-    Value: !Ref Vpc
-    Export: {Name: !Sub '${AWS::StackName}-VpcId'}
-  Env:
-    Value: !Ref EnvName
-    Export:
-      Name: !Join [':', [!Ref EnvName, env]]
-"""
-APP = """\
-Parameters:
-  NetworkStack: {Type: String}
-Resources:
-  Group:
-    Type: AWS::EC2::SecurityGroup
-    Properties:
-      GroupDescription: app
-      VpcId: !ImportValue
-        Fn::Sub: '${NetworkStack}-VpcId'
-Outputs:
-  GroupId:
-    Value: !Ref Group
-    Export: {Name: app-GroupId}
-"""
-
+from cloudformation_templates import APP, NETWORK
 
 class Providers:
     """The real CloudFormation handler; planning makes no AWS call."""
@@ -74,9 +41,9 @@ def names(plan: Plan) -> list[str]:
 
 def test_exports_and_imports_resolve_parameters_defaults_and_the_stack_name() -> None:
     network = template_links(NETWORK, {"EnvName": "dev"}, "dev-network", "eu-west-1")
-    assert network.exports == {"dev-network-VpcId", "dev:env"} and network.imports == frozenset()
+    assert network.exports == {"dev-network-VpcId", "dev-network:dev"} and network.imports == frozenset()
     app = template_links(APP, {"NetworkStack": "dev-network"}, "dev-app")
-    assert app.imports == {"dev-network-VpcId"} and app.exports == {"app-GroupId"}
+    assert app.imports == {"dev-network-VpcId"} and app.exports == {"dev-app-GroupId"}
     assert template_links(APP, {}, "dev-app").imports == frozenset()  # NetworkStack unknown: left out
 
 
@@ -92,7 +59,7 @@ def test_an_importing_stack_is_created_after_the_exporting_one_without_depends_o
 
 def test_stacks_importing_each_other_are_a_cycle_naming_both() -> None:
     back = NETWORK.replace("Properties: {CidrBlock: !Ref Cidr}",
-                           "Properties: {CidrBlock: !Ref Cidr, Tags: [{Key: g, Value: !ImportValue app-GroupId}]}")
+                           "Properties: {CidrBlock: !Ref Cidr, Tags: [{Key: g, Value: !ImportValue dev-app-GroupId}]}")
 
     def program() -> None:
         Stack("network", name="dev-network", template=back, parameters={"EnvName": "dev"})
@@ -101,16 +68,16 @@ def test_stacks_importing_each_other_are_a_cycle_naming_both() -> None:
     with pytest.raises(GraphError) as info:
         plan_of(program)
     message = info.value.message
-    assert "network imports 'app-GroupId' exported by app" in message
+    assert "network imports 'dev-app-GroupId' exported by app" in message
     assert "app imports 'dev-network-VpcId' exported by network" in message
 
 
 def test_two_stacks_exporting_one_name_is_an_error() -> None:
     def program() -> None:
         Stack("a", name="dev-app", template=APP, parameters={"NetworkStack": "x"})
-        Stack("b", name="dev-app-2", template=APP, parameters={"NetworkStack": "y"})
+        Stack("b", name="dev-app", template=APP, parameters={"NetworkStack": "y"})
 
-    with pytest.raises(PlanError, match="a and b both export 'app-GroupId'"):
+    with pytest.raises(PlanError, match="a and b both export 'dev-app-GroupId'"):
         plan_of(program)
 
 

@@ -23,7 +23,10 @@ import yaml
 from stackwright.errors import InputError
 from stackwright.providers.protocol import Links
 
-__all__ = ["check_parameters", "parse_template", "same_template", "template_body", "template_links"]
+__all__ = [
+    "check_parameters", "imported", "parse_template", "same_template", "short_form", "template_body",
+    "template_links",
+]
 
 
 class _TemplateLoader(yaml.SafeLoader):
@@ -167,7 +170,7 @@ def template_links(template: Any, parameters: Mapping[str, Any], stack_name: Any
     outputs = _section(document, "Outputs")
     exports = {_resolve(out["Export"].get("Name"), refs) for out in outputs.values()
                if isinstance(out, Mapping) and isinstance(out.get("Export"), Mapping)}
-    imports = {_resolve(name, refs) for name in _imported(document)}
+    imports = {_resolve(name, refs) for name in imported(document)}
     return Links(exports=frozenset(n for n in exports if n), imports=frozenset(n for n in imports if n))
 
 
@@ -190,15 +193,16 @@ def _section(document: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return found if isinstance(found, Mapping) else {}
 
 
-def _imported(node: Any) -> Iterator[Any]:
+def imported(node: Any) -> Iterator[Any]:
+    """The arguments of every ``Fn::ImportValue`` in a document, unresolved."""
     if isinstance(node, Mapping):
         if "Fn::ImportValue" in node:
             yield node["Fn::ImportValue"]
         for value in node.values():
-            yield from _imported(value)
+            yield from imported(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _imported(value)
+            yield from imported(value)
 
 
 _SUB = re.compile(r"\$\{([^}!][^}]*)\}")

@@ -174,17 +174,9 @@ def _imports(stack: Any) -> Iterator[str]:
     """The export names a live stack imports, as its resource map resolves them."""
     from moto.cloudformation.parsing import clean_json
 
-    def walk(node: Any) -> Iterator[Any]:
-        if isinstance(node, dict):
-            if "Fn::ImportValue" in node:
-                yield node["Fn::ImportValue"]
-            for value in node.values():
-                yield from walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                yield from walk(value)
+    from stackwright.providers.aws.cloudformation_template import imported
 
-    for name in walk(stack.template_dict.get("Resources") or {}):
+    for name in imported(stack.template_dict.get("Resources") or {}):
         try:
             resolved = clean_json(name, stack.resource_map)
         except Exception:  # noqa: BLE001, S112 - what cannot be resolved imports nothing
