@@ -2,7 +2,10 @@
 
 A *provider* (``local``, ``random``, ``aws``) is a package of *resource providers*,
 one per resource type. Each resource provider answers six questions: is this input
-valid (``check``), what changed (``diff``), and create/read/update/delete.
+valid (``check``), what changed (``diff``), and create/read/update/delete; it may also
+say which names its inputs export and import (``links``, which order resources like
+``depends_on``). A provider may bring policy rules (``InputRule``) and handles its own
+config section (what ``aws.endpoint: local`` means is the AWS provider's business).
 
 Contracts every implementation keeps:
 
