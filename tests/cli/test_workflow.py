@@ -214,6 +214,25 @@ def test_up_target_changes_only_that_resource(project) -> None:
     assert "--target names no resource" in err
 
 
+def test_targets_by_short_name_for_up_and_destroy(project) -> None:
+    proj = project("""\
+        text = sw.Config().require_str("text")
+        a = local.File("a", path="a.txt", content=text)
+        b = local.File("b", path="b.txt", content=a.path)
+        c = local.File("c", path="c.txt", content=text)
+        """, {"text": "one"})
+    proj.ok("up", "--yes")
+    proj.write_config({"text": "two"})
+    assert "1 update" in proj.ok("up", "--yes", "--target", "c")
+    assert proj.file("c.txt").read_text() == "two" and proj.file("a.txt").read_text() == "one"
+
+    out = proj.ok("destroy", "--yes", "--target", "a")  # b depends on a: it goes too
+    assert "2 delete" in out
+    assert not proj.file("a.txt").exists() and not proj.file("b.txt").exists()
+    assert proj.file("c.txt").exists()
+    assert "--target names no resource" in proj.fails("destroy", "--yes", "--target", "nope")
+
+
 def test_up_and_destroy_refuse_without_yes_when_nobody_can_answer(applied: CliProject) -> None:
     applied.write_config({"greeting": "bye"})
     before = recorded(applied)

@@ -122,6 +122,29 @@ def test_targets_limit_the_plan_to_the_target_and_what_it_needs() -> None:
         make_plan(declare(program), Snapshot("dev", "l", 1, {}, {}), FakeProviders(), targets=["x"])
 
 
+def test_a_target_may_be_a_short_name_when_it_names_one_resource() -> None:
+    class Box(sw.Component, type="fake:Box"):
+        def __init__(self, name: str) -> None:
+            super().__init__(name)
+            Thing("item", label=name)
+
+    def program() -> None:
+        a = Thing("a")
+        Thing("b", ref=a.arn)
+        Box("left")
+        Box("right")
+
+    def targeted(*targets: str) -> dict[str, str]:
+        return ops(make_plan(declare(program), Snapshot("dev", "l", 1, {}, {}), FakeProviders(), targets=targets))
+
+    assert targeted("b") == targeted("fake:Thing::b") == targeted("Thing::b") == {"a": "create", "b": "create"}
+    assert targeted("left$item") == {"left$item": "create"}
+    with pytest.raises(PlanError) as info:
+        targeted("item")
+    assert "names 2 resources" in info.value.message
+    assert P + "left$item" in info.value.message and P + "right$item" in info.value.message
+
+
 def test_cycle_through_a_component_is_named_in_order() -> None:
     class Group(sw.Component, type="test:Group"):
         def __init__(self, name: str, ref: Any) -> None:

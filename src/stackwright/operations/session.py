@@ -77,29 +77,10 @@ def open_session(project: Project, stack: str, who: str | None = None,
 
 
 def provider_config(project: Project, config: Mapping[str, Any]) -> dict[str, Any]:
-    """Provider sections of the stack config, with ``aws.endpoint: local`` resolved to
-    the project's running local cloud."""
-    out = {k: v for k, v in config.items() if isinstance(v, Mapping)}
-    aws = dict(out.get("aws", {}))
-    if aws.get("endpoint") == "local":
-        aws.update(_local_cloud_settings(project))
-    elif isinstance(aws.get("endpoint"), str):
-        aws["endpoint_url"] = aws["endpoint"]
-    if aws:
-        out["aws"] = aws
-    return out
-
-
-def _local_cloud_settings(project: Project) -> dict[str, Any]:
-    from stackwright.providers.aws import localcloud
-
-    cloud = localcloud.status(project.state_dir)
-    if cloud is None:
-        raise ProjectError(
-            "this stack uses the local cloud (aws.endpoint: local), which is not running",
-            hint="start it with `stackwright local-cloud start`",
-        )
-    return {"endpoint_url": cloud.url, "credentials": dict(localcloud.LOCAL_CREDENTIALS)}
+    """The provider sections of the stack config (``aws:``, ``kubernetes:``...), each
+    handed to its provider as written: what a setting means (``endpoint: local``...) is
+    the provider's business."""
+    return {k: v for k, v in config.items() if isinstance(v, Mapping)}
 
 
 def identity(explicit: str | None = None) -> str:

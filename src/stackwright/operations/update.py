@@ -14,6 +14,7 @@ from stackwright.engine.events import EventSink
 from stackwright.engine.recovery import RecoveryReport, recover
 from stackwright.engine.refresh import read_all, record_drift, refreshed_snapshot
 from stackwright.errors import ApplyFailed, PlanError
+from stackwright.graph import Graph
 from stackwright.engine.calls import ProviderCalls
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import resolve_value
@@ -21,7 +22,7 @@ from stackwright.model.resource import Resource
 from stackwright.model.values import UNKNOWN
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.plan.plan import Plan
-from stackwright.plan.planner import make_plan
+from stackwright.plan.planner import make_plan, resolve_targets
 from stackwright.state.records import Checkpoint, Snapshot
 
 
@@ -216,10 +217,21 @@ def _record_apply(session: StackSession, kind: str, outcome: UpdateOutcome, stat
 
 
 def destroy(session: StackSession, *, options: ApplyOptions, sink: EventSink,
-            confirm: Confirm) -> UpdateOutcome:
-    """Delete every resource of the stack, dependents first."""
+            confirm: Confirm, targets: Iterable[str] = ()) -> UpdateOutcome:
+    """Delete every resource of the stack, dependents first; with ``targets``, only
+    those and every resource that depends on them (which would break without them)."""
     empty = DesiredGraph(stack=session.stack, project=session.project.name, resources={}, deps={})
-    return up(session, options=options, sink=sink, confirm=confirm, kind="destroy", desired=empty)
+    chosen = tuple(targets)
+    if chosen:
+        chosen = tuple(sorted(with_dependents(session.store.snapshot(session.stack), chosen)))
+    return up(session, options=options, sink=sink, confirm=confirm, kind="destroy", desired=empty,
+              targets=chosen)
+
+
+def with_dependents(snapshot: Snapshot, targets: Iterable[str]) -> set[str]:
+    """The recorded resources ``targets`` name, and everything that depends on them."""
+    graph: Graph[str] = Graph({urn: list(r.deps) for urn, r in snapshot.resources.items()})
+    return graph.reversed().closure(resolve_targets(targets, snapshot.resources))
 
 
 def _as_kind(plan: Plan, kind: str) -> Plan:

@@ -14,6 +14,7 @@ from stackwright.model.output import resolve_value
 from stackwright.model.resource import Resource, urn_name
 from stackwright.model.values import UNKNOWN, Secret, is_unknown, reveal
 from stackwright.plan.diff import diff_inputs
+from stackwright.plan.links import LinkEdge, link_edges, with_links
 from stackwright.plan.plan import Leftover, Op, Plan, Step
 from stackwright.providers.protocol import ProviderLookup, ResourceProvider
 from stackwright.state.records import ResourceState, Snapshot
@@ -42,11 +43,15 @@ def make_plan(
 ) -> Plan:
     """The steps that turn ``snapshot`` into ``desired``.
 
-    Raises GraphError for cycles, PlanError listing every protected resource the plan
-    would delete or replace, and InputError from providers' ``check``.
+    Resources that import a name another one exports (``ResourceProvider.links``)
+    depend on it as if through ``depends_on``. Raises GraphError for cycles, PlanError
+    listing every protected resource the plan would delete or replace, and InputError
+    from providers' ``check``.
     """
+    edges = link_edges(desired, providers)
+    desired = with_links(desired, edges)
     planning = _Planning(desired, snapshot, providers)
-    order = ordered_urns(desired)
+    order = ordered_urns(desired, edges)
     steps = {urn: _plan_resource(planning, desired.resources[urn]) for urn in order}
     deletes = _plan_deletes(planning)
     if planning.errors:
@@ -78,18 +83,23 @@ def leftovers(snapshot: Snapshot) -> list[Leftover]:
     return out
 
 
-def ordered_urns(desired: DesiredGraph) -> list[str]:
-    """Declaration order where possible, dependencies first. Names a cycle if any."""
+def ordered_urns(desired: DesiredGraph, links: Iterable[LinkEdge] = ()) -> list[str]:
+    """Declaration order where possible, dependencies first. Names a cycle if any,
+    saying which of its edges are imports of exported names."""
     graph: Graph[str] = Graph({urn: desired.deps.get(urn, []) for urn in desired.resources})
     try:
         graph.topological_order()
     except CycleFound as exc:
-        cycle = [urn_name(str(u)) for u in exc.cycle]
-        first = desired.resources[str(exc.cycle[0])]
+        cycle = [str(u) for u in exc.cycle]
+        first = desired.resources[cycle[0]]
+        by_edge = {(e.importer, e.exporter): e for e in links}
+        found = [by_edge[pair] for pair in zip(cycle, cycle[1:], strict=False) if pair in by_edge]
+        because = f" ({'; '.join(e.explain() for e in found)})" if found else ""
         raise GraphError(
-            "dependency cycle: " + " -> ".join(cycle),
+            "dependency cycle: " + " -> ".join(urn_name(u) for u in cycle) + because,
             file=first.decl_file, line=first.decl_line,
-            hint="remove one of these dependencies (depends_on or an Output passed as input)",
+            hint="remove one of these dependencies (depends_on, an Output passed as input"
+            + (", or one of the imports" if found else "") + ")",
         ) from None
     return _stable_order(desired)
 
@@ -283,13 +293,31 @@ def _combined(errors: list[StackwrightError]) -> StackwrightError:
 
 def _only_targets(steps: list[Step], targets: set[str], desired: DesiredGraph) -> list[Step]:
     """Targeted steps plus the creates/updates they need; everything else is left out."""
-    known = {s.urn for s in steps}
-    unknown = sorted(targets - known)
-    if unknown:
-        raise PlanError(
-            f"--target names no resource of this stack: {', '.join(unknown)}",
-            hint="`stackwright state ls` or `stackwright preview` lists the URNs",
-        )
+    targets = resolve_targets(targets, [s.urn for s in steps])
     graph: Graph[str] = Graph({urn: list(deps) for urn, deps in desired.deps.items()})
     needed = graph.closure(targets)
     return [s for s in steps if s.urn in targets or (s.urn in needed and s.op is not Op.DELETE)]
+
+
+def resolve_targets(targets: Iterable[str], urns: Iterable[str]) -> set[str]:
+    """The URNs ``targets`` name. A target is a URN or any tail of one that starts at a
+    separator: the resource's name (``assets``), ``parent$name`` or ``type::name``
+    (``s3:Bucket::assets``). A tail matching several resources is an error listing them."""
+    known = list(dict.fromkeys(urns))
+    found: set[str] = set()
+    unknown: list[str] = []
+    for target in targets:
+        matches = [target] if target in known else [u for u in known if u.endswith((":" + target, "$" + target))]
+        if len(matches) > 1:
+            raise PlanError(f"--target {target!r} names {len(matches)} resources: {', '.join(matches)}",
+                            hint="give more of the URN (type::name, parent$name) or the whole URN")
+        if matches:
+            found.add(matches[0])
+        else:
+            unknown.append(target)
+    if unknown:
+        raise PlanError(
+            f"--target names no resource of this stack: {', '.join(sorted(unknown))}",
+            hint="`stackwright state ls` or `stackwright preview` lists the URNs",
+        )
+    return found
