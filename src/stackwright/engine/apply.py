@@ -25,7 +25,7 @@ from stackwright.engine.calls import CallWithdrawn, ProviderCalls
 from stackwright.engine.commit import GroupCommit
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy
-from stackwright.errors import PlanError, ProviderError, StackwrightError
+from stackwright.errors import CallbackError, PlanError, ProviderError, StackwrightError
 from stackwright.graph import CycleFound, Graph, walk
 from stackwright.model.resource import urn_name
 from stackwright.model.values import UNKNOWN, Secret, is_unknown, masked, reveal, wrap_secret_keys
@@ -162,9 +162,9 @@ class Applier:
             await self._unwind(exc, kind, step)
             self.sink.step_finished(urn, verb, "not started", time.monotonic() - start)
             return None
-        except (ProviderError, StackwrightError) as exc:
-            message = exc.message
+        except Exception as exc:  # noqa: BLE001 - whatever a step raises is its recorded failure
             await self._unwind(exc, kind, step)
+            message = failure_message(exc, step)
             hint = exc.hint if isinstance(exc, StackwrightError) else None
             self.result.failures.append(Failure(urn, verb, message, hint))
             self.writer.add_change(Change(urn, self._type(urn), verb, error=message))
@@ -188,14 +188,14 @@ class Applier:
 
     async def _settle_pending(self, exc: Exception, keep: bool = False) -> None:
         """Clear the failed call's pending record when the provider's answer was
-        definitive. After retries ran out on a transient error the outcome is unknown,
-        so the record stays and the next run resolves it by reading the live object.
+        definitive. After retries ran out on a transient error, or after an unexpected
+        exception, the outcome is unknown, so the record stays and the next run resolves it by reading the live object.
         ``keep`` holds it regardless: a replaced object's old half that failed to delete
         is named only by its pending record, and the next run must finish the delete."""
         token = self._in_flight.pop(asyncio.current_task(), None)
         if token is None:
             return
-        if keep or (isinstance(exc, ProviderError) and exc.retryable):
+        if keep or not isinstance(exc, StackwrightError) or (isinstance(exc, ProviderError) and exc.retryable):
             return
         await self.commit(self.writer.clear_pending, token)
 
@@ -360,6 +360,19 @@ class Applier:
             urn=step.urn, type=step.type, id=id, inputs=inputs, outputs=outputs,
             parent=step.parent, deps=list(step.deps), protect=step.protect,
             retain_on_delete=step.retain_on_delete)
+
+
+def failure_message(exc: Exception, step: Step | None) -> str:
+    """One line naming where: the user's line for their mistakes (an Output callback
+    without a frame of its own, like ``.apply(int)``, points at the resource's
+    declaration); "internal error" for an exception that is nobody's mistake but ours
+    or a provider's."""
+    if not isinstance(exc, StackwrightError):
+        return f"internal error: {type(exc).__name__}: {exc}"
+    where = exc.location()
+    if not where and isinstance(exc, CallbackError) and step is not None and step.decl:
+        where = f"{step.decl} (declared here)"
+    return f"{where}: {exc.message}" if where else exc.message
 
 
 _RUN = uuid.uuid4().hex[:12]

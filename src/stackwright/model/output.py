@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, overload
 
-from stackwright.errors import ProgramError
+from stackwright.errors import CallbackError, ProgramError, StackwrightError
 from stackwright.model import context
 from stackwright.model.values import UNKNOWN, Secret, is_unknown, reveal
 
@@ -112,7 +112,12 @@ class Output(Generic[T]):
         secret = any(isinstance(v, Secret) for v in values)
         assert self._fn is not None
         with context.inside_callback():
-            result = self._fn(*[reveal(v) for v in values])
+            try:
+                result = self._fn(*[reveal(v) for v in values])
+            except StackwrightError:
+                raise
+            except Exception as exc:
+                raise callback_error(exc, secret) from exc
         result = resolve_value(result, lookup)
         return Secret(result) if secret and not isinstance(result, Secret) else result
 
@@ -141,6 +146,15 @@ class Output(Generic[T]):
         if self._kind == _REF and self._resource is not None:
             return f"Output({self._resource.resource_name}.{self._prop})"
         return "Output(...)"
+
+
+def callback_error(exc: Exception, secret: bool) -> CallbackError:
+    """What a callback raised, located in the user's code. Its message may quote the
+    value it was given, so it is left out when that value is secret."""
+    file, line = context.user_frame_of(exc)
+    detail = "(its message is hidden: the value is secret)" if secret else str(exc)
+    return CallbackError(f"an Output callback raised {type(exc).__name__}: {detail}",
+                         file=file, line=line, hint="run with --debug to see the traceback")
 
 
 Input: TypeAlias = Union[T, Output[T]]

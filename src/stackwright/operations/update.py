@@ -12,8 +12,8 @@ from typing import Any
 from stackwright.engine.apply import Applier, ApplyOptions, ApplyResult, PropertyLookup
 from stackwright.engine.events import EventSink
 from stackwright.engine.recovery import RecoveryReport, recover
-from stackwright.engine.refresh import read_all, record_drift, refreshed_snapshot
-from stackwright.errors import ApplyFailed, PlanError
+from stackwright.engine.refresh import RefreshResult, read_all, record_drift, refreshed_snapshot
+from stackwright.errors import ApplyFailed, PlanError, about
 from stackwright.engine.calls import ProviderCalls
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import resolve_value
@@ -52,8 +52,18 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
     snapshot = session.store.snapshot(session.stack)
     if refresh:
         result = asyncio.run(read_all(snapshot, session.providers, parallel, EventSink()))
+        require_all_read(result)
         snapshot = refreshed_snapshot(snapshot, result)
     return explained(make_plan(desired, snapshot, session.providers, targets=targets), session)
+
+
+def require_all_read(result: RefreshResult) -> None:
+    """Planning against live objects some of which could not be read would plan
+    against a guess: refuse, naming them."""
+    if result.errors:
+        raise ApplyFailed(f"refresh could not read {len(result.errors)} resource(s): "
+                          + "; ".join(f"{u}: {e}" for u, e in sorted(result.errors.items())[:3]),
+                          hint="fix what stops them being read, or plan without --refresh")
 
 
 def explained(plan: Plan, session: StackSession) -> Plan:
@@ -68,7 +78,8 @@ def explained(plan: Plan, session: StackSession) -> Plan:
         handler = session.providers.resource(step.type) if step.op.value == "update" else None
         if handler is not None and handler.explains_updates and step.old_id and not is_unknown(step.inputs):
             ctx = OperationContext(urn=step.urn, name=step.urn.rsplit("$", 1)[-1], token=f"preview-{step.old_id}")
-            notes = handler.explain_update(ctx, step.old_id, reveal(step.old_inputs or {}), reveal(step.inputs or {}))
+            with about(step.urn):
+                notes = handler.explain_update(ctx, step.old_id, reveal(step.old_inputs or {}), reveal(step.inputs or {}))
             step = replace(step, notes=tuple(notes))
         steps.append(step)
     return replace(plan, steps=tuple(steps))
@@ -161,9 +172,7 @@ def _locked_update(
         snapshot = session.store.snapshot(session.stack)
         if refresh:
             drift = asyncio.run(read_all(snapshot, session.providers, options.parallel, sink))
-            if drift.errors:
-                raise ApplyFailed(f"refresh could not read {len(drift.errors)} resource(s): "
-                                  + "; ".join(f"{u}: {e}" for u, e in sorted(drift.errors.items())[:3]))
+            require_all_read(drift)
             record_drift(drift, writer)
             snapshot = session.store.snapshot(session.stack)
         plan = planned(snapshot)
