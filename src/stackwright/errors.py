@@ -60,6 +60,11 @@ class CallbackError(ProgramError):
     """An ``Output.apply`` callback raised; ``file``/``line`` point into the callback."""
 
 
+class StackReferenceError(ProgramError):
+    """Another stack's output is not there to read: that stack was never applied, or
+    its last apply left the output unknown."""
+
+
 class InputError(StackwrightError):
     """A resource input is missing, unknown or of the wrong type."""
 

@@ -39,9 +39,10 @@ class ProgramContext:
     exports: dict[str, Any] = field(default_factory=dict)
     component_stack: list[Node] = field(default_factory=list)
     callback_depth: int = 0
-    read_stack_outputs: Callable[[str], Mapping[str, Any]] | None = None
-    """Another stack's latest recorded outputs by ``project/stack``; set by whoever runs
-    the program with access to state (the model layer cannot open a state store)."""
+    read_stack_outputs: Callable[[str], Mapping[str, Any] | None] | None = None
+    """Another stack's latest recorded outputs by ``project/stack`` (None when it was
+    never applied); set by whoever runs the program with access to state (the model
+    layer cannot open a state store)."""
     stack_references: set[str] = field(default_factory=set)
     """The ``project/stack`` names this run read: dependencies between stacks."""
 

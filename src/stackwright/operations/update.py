@@ -9,20 +9,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stackwright.engine.apply import Applier, ApplyOptions, ApplyResult, PropertyLookup
+from stackwright.engine.apply import (
+    Applier, ApplyOptions, ApplyResult, Failure, PropertyLookup, failure_message,
+)
 from stackwright.engine.events import EventSink
 from stackwright.engine.recovery import RecoveryReport, recover
 from stackwright.engine.refresh import RefreshResult, read_all, record_drift, refreshed_snapshot
 from stackwright.errors import ApplyFailed, PlanError, about
 from stackwright.engine.calls import ProviderCalls
 from stackwright.model.desired import DesiredGraph
-from stackwright.model.output import resolve_value
+from stackwright.model.output import missing_in, resolve_value
 from stackwright.model.resource import Resource
 from stackwright.model.values import UNKNOWN
 from stackwright.operations.session import StackSession, stack_lock
-from stackwright.plan.plan import Plan
+from stackwright.plan.plan import Op, Plan
 from stackwright.plan.planner import make_plan
-from stackwright.state.records import Checkpoint, Snapshot
+from stackwright.state.records import Change, Checkpoint, Snapshot
 
 
 @dataclass
@@ -185,12 +187,13 @@ def _locked_update(
             return outcome
         if check is not None:
             _checked(plan, check, writer)
+        _refuse_missing(desired, plan, writer)
         if not confirm(plan):
             outcome.cancelled = True
             outcome.checkpoint = writer.finish("succeeded", None)
             return outcome
         outcome.result = _apply(session, plan, desired, writer, options, sink)
-        outputs = _final_outputs(desired, plan, outcome.result, snapshot.resources)
+        outputs = _final_outputs(desired, outcome.result, snapshot.resources, writer)
         status = "succeeded" if outcome.result.ok else (
             "interrupted" if outcome.result.interrupted else "failed")
         outcome.checkpoint = writer.finish(status, outputs)
@@ -207,6 +210,21 @@ def _checked(plan: Plan, check: Check, writer: Any) -> None:
     except BaseException:
         writer.finish("succeeded", None)
         raise
+
+
+def _refuse_missing(desired: DesiredGraph, plan: Plan, writer: Any) -> None:
+    """Values read from other stacks that are not there yet preview as unknown, but
+    applying this stack cannot compute them: refuse before changing anything, naming
+    the stack and output (closing the writer, like a refused check)."""
+    sources: list[Any] = [desired.exports]
+    for step in plan.steps:
+        resource = desired.resources.get(step.urn)
+        if resource is not None and step.op is not Op.DELETE:
+            sources += [resource.inputs, resource.read_id]
+    missing = [why for source in sources for why in missing_in(source)]
+    if missing:
+        writer.finish("succeeded", None)
+        raise missing[0]
 
 
 def _record_apply(session: StackSession, kind: str, outcome: UpdateOutcome, status: str,
@@ -286,9 +304,12 @@ def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any
     return asyncio.run(run())
 
 
-def _final_outputs(desired: DesiredGraph, plan: Plan, result: ApplyResult,
-                   recorded: dict[str, Any]) -> dict[str, Any]:
-    """Stack outputs resolved from what was applied, falling back to recorded values."""
+def _final_outputs(desired: DesiredGraph, result: ApplyResult, recorded: dict[str, Any],
+                   writer: Any) -> dict[str, Any]:
+    """Stack outputs resolved from what was applied, falling back to recorded values.
+    What a failed step left unknown is recorded as unknown: outputs never claim a
+    value they do not have, nor silently disappear. An output whose callback raises is
+    unknown too, and a recorded failure of the update."""
     def lookup(resource: Resource, prop: str) -> Any:
         live = result.outputs.get(resource.urn)
         if live is None and resource.urn in recorded:
@@ -296,5 +317,13 @@ def _final_outputs(desired: DesiredGraph, plan: Plan, result: ApplyResult,
             live = {**record.outputs, "id": record.id}
         return (live or {}).get(prop, UNKNOWN)
 
-    outputs: dict[str, Any] = resolve_value(desired.exports, lookup)
-    return {k: v for k, v in outputs.items() if v is not UNKNOWN}
+    outputs: dict[str, Any] = {}
+    for key, value in desired.exports.items():
+        try:
+            outputs[key] = resolve_value(value, lookup)
+        except Exception as exc:  # noqa: BLE001 - recorded as this output's failure
+            outputs[key] = UNKNOWN
+            message = failure_message(exc, None)
+            result.failures.append(Failure(f"output {key}", "export", message))
+            writer.add_change(Change(f"output {key}", "output", "export", error=message))
+    return outputs
