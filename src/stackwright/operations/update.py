@@ -6,7 +6,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackwright.engine.apply import (
@@ -50,13 +50,31 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
             parallel: int = 16) -> Plan:
     """The plan `up` would apply now. Changes nothing; with ``refresh`` it plans
     against the live objects instead of the recorded ones."""
+    pin = pins(session)
     desired = session.run_program()
     snapshot = session.store.snapshot(session.stack)
     if refresh:
         result = asyncio.run(read_all(snapshot, session.providers, parallel, EventSink()))
         require_all_read(result)
         snapshot = refreshed_snapshot(snapshot, result)
-    return explained(make_plan(desired, snapshot, session.providers, targets=targets), session)
+    return explained(pin(make_plan(desired, snapshot, session.providers, targets=targets)), session)
+
+
+def pins(session: StackSession) -> Callable[[Plan], Plan]:
+    """What a plan is computed from besides the state. The digests are taken now,
+    before the program runs, so that a program edited meanwhile makes the plan pin the
+    older digest (and a saved plan be refused), never the other way round; the provider
+    versions once planned (the program loads the providers it uses). Returns the
+    function that pins them on a plan."""
+    from stackwright.program.digest import config_digest, program_digest
+
+    program, config = program_digest(session.project), config_digest(session.project, session.stack)
+
+    def pin(plan: Plan) -> Plan:
+        return replace(plan, program_digest=program, config_digest=config,
+                       providers=session.providers.versions())
+
+    return pin
 
 
 def require_all_read(result: RefreshResult) -> None:
@@ -70,8 +88,6 @@ def require_all_read(result: RefreshResult) -> None:
 
 def explained(plan: Plan, session: StackSession) -> Plan:
     """The plan with providers' explanations of in-place updates attached."""
-    from dataclasses import replace
-
     from stackwright.model.values import is_unknown, reveal
     from stackwright.providers.protocol import OperationContext
 
@@ -99,11 +115,12 @@ def up(
     was judged is what runs; when it raises, nothing is applied.
     """
     targets = tuple(targets)
+    pin = pins(session)
     wanted = desired if desired is not None else session.run_program()
 
     def planned(snapshot: Snapshot) -> Plan:
-        plan = make_plan(wanted, snapshot, session.providers, targets=targets)
-        return _as_kind(plan, "destroy") if kind == "destroy" else plan
+        plan = pin(make_plan(wanted, snapshot, session.providers, targets=targets))
+        return replace(plan, kind=kind) if kind == "destroy" else plan
 
     return _locked_update(session, kind, wanted, planned, options=options, sink=sink,
                           confirm=confirm, refresh=refresh, check=check, extra=_targets_data(targets))
@@ -126,38 +143,20 @@ def apply_saved(
 ) -> UpdateOutcome:
     """Apply a plan made earlier (a saved, reviewed plan) and nothing else.
 
-    Under the stack's lock, ``verify`` gets the current snapshot and the plan that
-    ``desired`` gives against it, and must raise unless that is the saved plan. The
-    steps run are the saved ones; only what the state records of each resource
-    beforehand (ids, old inputs and outputs) comes from the snapshot, which ``verify``
-    established is the one the plan was made against. Interrupted operations are not
-    resolved here: they moved the state on, so ``verify`` refuses the plan anyway.
+    The saved plan is complete: its steps carry what the state recorded of each
+    resource before the change, and ``desired`` only resolves the values it left
+    unknown. Under the stack's lock, ``verify`` gets the current snapshot and the plan
+    ``desired`` gives against it now, and must raise unless the state is the one the
+    plan was made against and that plan is the saved one; nothing of it is taken over.
+    Interrupted operations are not resolved here: they moved the state on, so
+    ``verify`` refuses the plan anyway.
     """
     def planned(snapshot: Snapshot) -> Plan:
-        now = make_plan(desired, snapshot, session.providers)
-        verify(snapshot, now)
-        return executable(saved, now)
+        verify(snapshot, make_plan(desired, snapshot, session.providers))
+        return saved
 
     return _locked_update(session, "apply", desired, planned, options=options, sink=sink,
                           confirm=confirm, recover=False, extra=extra)
-
-
-def executable(saved: Plan, now: Plan) -> Plan:
-    """``saved``'s steps completed with what ``now`` (planned against the same state)
-    knows of each resource before the change; a step ``now`` lacks is refused. The
-    leftovers are ``now``'s, which the caller's check found to be the saved ones."""
-    from dataclasses import replace
-
-    current = {step.urn: step for step in now.steps}
-    steps = []
-    for step in saved.steps:
-        here = current.get(step.urn)
-        if here is None:
-            raise PlanError("the saved plan names a resource the state does not explain",
-                            resource=step.urn, hint="make a new plan")
-        steps.append(replace(step, old_inputs=here.old_inputs, old_outputs=here.old_outputs,
-                             old_id=here.old_id, old_deps=here.old_deps, diffs=here.diffs))
-    return replace(saved, steps=tuple(steps), old_outputs=now.old_outputs, leftovers=now.leftovers)
 
 
 def _locked_update(
@@ -231,12 +230,10 @@ def _record_apply(session: StackSession, kind: str, outcome: UpdateOutcome, stat
                   extra: dict[str, Any] | None = None) -> None:
     """The audit log's line for an apply: what ran, from which program and config;
     ``extra`` holds the plan digest and what the caller adds."""
-    from stackwright.program.digest import config_digest, program_digest
-
     data: dict[str, Any] = {
         "result": status, "checkpoint": outcome.checkpoint.number if outcome.checkpoint else None,
-        "counts": outcome.plan.counts(), "program_digest": program_digest(session.project),
-        "config_digest": config_digest(session.project, session.stack),
+        "counts": outcome.plan.counts(), "program_digest": outcome.plan.program_digest,
+        "config_digest": outcome.plan.config_digest,
         **(extra or {}),
     }
     session.store.record_event(session.stack, kind, session.who, data)
@@ -247,12 +244,6 @@ def destroy(session: StackSession, *, options: ApplyOptions, sink: EventSink,
     """Delete every resource of the stack, dependents first."""
     empty = DesiredGraph(stack=session.stack, project=session.project.name, resources={}, deps={})
     return up(session, options=options, sink=sink, confirm=confirm, kind="destroy", desired=empty)
-
-
-def _as_kind(plan: Plan, kind: str) -> Plan:
-    from dataclasses import replace
-
-    return replace(plan, kind=kind)
 
 
 def _recover(session: StackSession, writer: Any, options: ApplyOptions, sink: EventSink) -> RecoveryReport:
