@@ -54,6 +54,11 @@ def test_a_reference_to_a_stack_never_applied_is_unknown_at_preview_and_refused_
     assert f"__main__.py:{proj.line_of('# uses it')}" in first
     assert not proj.file("kube.txt").exists()
     assert "kube" not in proj.ok("state", "ls")
+    proj.ok("plan", "--out", "dev.plan")
+    code, out, err = proj.run("apply", "dev.plan", "--yes")
+    assert code == 1 and "Traceback" not in out + err
+    assert "stack proj/net has not been applied" in one_error(err)
+    assert not proj.file("kube.txt").exists()
 
 
 def test_a_reference_to_an_unknown_output_is_unknown_at_preview_and_refused_at_apply(project) -> None:
