@@ -128,3 +128,35 @@ def test_every_exception_stackwright_defines_is_a_stackwright_error() -> None:
                 found.append(obj)
     assert len(found) > 20
     assert [c for c in found if not issubclass(c, StackwrightError)] == []
+
+
+def test_a_provider_error_during_apply_names_the_resource_and_its_line(project) -> None:
+    proj: CliProject = project("""\
+blocked = local.File("blocked", path="adir", content="x")  # declared here
+after = local.File("after", path="after.txt", content=blocked.sha256)
+""")
+    proj.file("adir").mkdir()
+    code, out, err = proj.run("up", "--yes")
+    assert code == 1 and "Traceback" not in out + err
+    [failed] = [line for line in err.splitlines() if "failed: create" in line]
+    assert proj.urn("local:File", "blocked") in failed
+    assert f"__main__.py:{proj.line_of('# declared here')}: cannot write" in failed
+    assert "1 failed; 1 skipped" in err
+
+
+@pytest.mark.parametrize("args", [("bogus",), ("up", "--parallel", "0"), ("-C", "{file}", "preview"),
+                                  ("history", "show", "x")])
+def test_a_command_line_that_does_not_parse_is_two_lines(project, args) -> None:
+    proj: CliProject = project('h = local.File("h", path="h.txt", content="x")\n')
+    args = tuple(a.format(file=proj.program) for a in args)
+    code, out, err = proj.run(*args)
+    assert code == 2 and out == "" and "Traceback" not in err
+    one_error(err)
+    assert "--help`" in err
+
+
+def test_a_project_where_none_can_be_made_is_an_error(project) -> None:
+    proj: CliProject = project('h = local.File("h", path="h.txt", content="x")\n')
+    code, out, err = proj.run("new", str(proj.program / "sub"))
+    assert code == 1 and "Traceback" not in out + err
+    assert "cannot create a project in" in one_error(err)

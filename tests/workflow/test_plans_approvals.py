@@ -516,7 +516,7 @@ def test_value_the_plan_fixed_coming_out_different_fails_the_apply(tmp_path: Pat
     assert outcome.result is not None and not outcome.result.ok
     [failure] = outcome.result.failures
     assert failure.urn == "dev::proj::fake:Thing::second"
-    assert failure.message == "label came out different from the plan"
+    assert failure.message == "__main__.py:5: label came out different from the plan"
     assert failure.hint is not None and "make a new plan" in failure.hint
     assert outcome.checkpoint is not None and outcome.checkpoint.result == "failed"
 

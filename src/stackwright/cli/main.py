@@ -31,8 +31,7 @@ def main() -> None:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(exc, exc.format_message(), _usage_hint(exc), exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except StackwrightError as exc:
@@ -45,14 +44,21 @@ def main() -> None:
               "this is a bug in Stackwright; run again with --debug to see the traceback, and report it")
 
 
-def _fail(exc: Exception, headline: str, hint: str | None) -> None:
-    """The error in one or two lines (the traceback first with --debug); exit 1."""
+def _fail(exc: Exception, headline: str, hint: str | None, status: int = 1) -> None:
+    """The error in one or two lines (the traceback first with --debug); exit
+    ``status``: 1, or click's 2 for a command line it could not parse."""
     if _debug_requested():
         traceback.print_exception(exc)
     click.echo(click.style("error: ", fg="red", bold=True) + headline, err=True)
     if hint:
         click.echo(f"  hint: {hint}", err=True)
-    sys.exit(1)
+    sys.exit(status)
+
+
+def _usage_hint(exc: click.ClickException) -> str | None:
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        return f"see `{exc.ctx.command_path} --help`"
+    return None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -25,7 +25,7 @@ from stackwright.engine.calls import CallWithdrawn, ProviderCalls
 from stackwright.engine.commit import GroupCommit
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy
-from stackwright.errors import CallbackError, PlanError, ProviderError, StackwrightError
+from stackwright.errors import PlanError, ProviderError, StackwrightError
 from stackwright.graph import CycleFound, Graph, walk
 from stackwright.model.resource import urn_name
 from stackwright.model.values import UNKNOWN, Secret, is_unknown, masked, reveal, wrap_secret_keys
@@ -363,16 +363,14 @@ class Applier:
 
 
 def failure_message(exc: Exception, step: Step | None) -> str:
-    """One line naming where: the user's line for their mistakes (an Output callback
-    without a frame of its own, like ``.apply(int)``, points at the resource's
-    declaration); "internal error" for an exception that is nobody's mistake but ours
-    or a provider's."""
-    if not isinstance(exc, StackwrightError):
-        return f"internal error: {type(exc).__name__}: {exc}"
-    where = exc.location()
-    if not where and isinstance(exc, CallbackError) and step is not None and step.decl:
-        where = f"{step.decl} (declared here)"
-    return f"{where}: {exc.message}" if where else exc.message
+    """One line saying where: the user's line when the error has one (an Output
+    callback's), else where the resource is declared; "internal error" for an exception
+    that is nobody's mistake but ours or a provider's."""
+    where = exc.location() if isinstance(exc, StackwrightError) else ""
+    if not where and step is not None and step.decl:
+        where = step.decl
+    what = exc.message if isinstance(exc, StackwrightError) else f"internal error: {type(exc).__name__}: {exc}"
+    return f"{where}: {what}" if where else what
 
 
 _RUN = uuid.uuid4().hex[:12]
