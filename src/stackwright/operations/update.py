@@ -15,7 +15,7 @@ from stackwright.engine.apply import (
 from stackwright.engine.events import EventSink
 from stackwright.engine.recovery import RecoveryReport, recover
 from stackwright.engine.refresh import RefreshResult, read_all, record_drift, refreshed_snapshot
-from stackwright.errors import ApplyFailed, PlanError, about
+from stackwright.errors import ApplyFailed
 from stackwright.engine.calls import ProviderCalls
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import missing_in, resolve_value
@@ -88,6 +88,8 @@ def require_all_read(result: RefreshResult) -> None:
 
 def explained(plan: Plan, session: StackSession) -> Plan:
     """The plan with providers' explanations of in-place updates attached."""
+    from dataclasses import replace
+
     from stackwright.model.values import is_unknown, reveal
     from stackwright.providers.protocol import OperationContext
 
@@ -96,8 +98,7 @@ def explained(plan: Plan, session: StackSession) -> Plan:
         handler = session.providers.resource(step.type) if step.op.value == "update" else None
         if handler is not None and handler.explains_updates and step.old_id and not is_unknown(step.inputs):
             ctx = OperationContext(urn=step.urn, name=step.urn.rsplit("$", 1)[-1], token=f"preview-{step.old_id}")
-            with about(step.urn):
-                notes = handler.explain_update(ctx, step.old_id, reveal(step.old_inputs or {}), reveal(step.inputs or {}))
+            notes = handler.explain_update(ctx, step.old_id, reveal(step.old_inputs or {}), reveal(step.inputs or {}))
             step = replace(step, notes=tuple(notes))
         steps.append(step)
     return replace(plan, steps=tuple(steps))
