@@ -22,7 +22,7 @@ from stackwright.model.output import missing_in, resolve_value
 from stackwright.model.resource import Resource
 from stackwright.model.values import UNKNOWN
 from stackwright.operations.session import StackSession, stack_lock
-from stackwright.plan.plan import Op, Plan
+from stackwright.plan.plan import Plan
 from stackwright.plan.planner import make_plan
 from stackwright.state.records import Change, Checkpoint, Snapshot
 
@@ -219,7 +219,7 @@ def _refuse_missing(desired: DesiredGraph, plan: Plan, writer: Any) -> None:
     sources: list[Any] = [desired.exports]
     for step in plan.steps:
         resource = desired.resources.get(step.urn)
-        if resource is not None and step.op is not Op.DELETE:
+        if resource is not None and step.op.value != "delete":
             sources += [resource.inputs, resource.read_id]
     missing = [why for source in sources for why in missing_in(source)]
     if missing:
