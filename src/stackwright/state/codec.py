@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
-from stackwright.errors import LockHeldError, StackwrightError, StateError
+from stackwright.errors import LockHeldError, StateError
 from stackwright.model.values import from_json, marker_json
 from stackwright.state.records import (
     Change, Checkpoint, CheckpointDetail, LockInfo, PendingOperation, ResourceState,
@@ -28,7 +28,7 @@ _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _BOOL: Final = {False: "false", True: "true"}
 
 
-class Corrupt(StackwrightError):
+class Corrupt(StateError):
     """A stored row could not be decoded; turned into StateError with the file path."""
 
 
