@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, overl
 
 from stackwright.errors import CallbackError, ProgramError, StackwrightError
 from stackwright.model import context
-from stackwright.model.values import UNKNOWN, Secret, is_unknown, reveal
+from stackwright.model.values import UNKNOWN, Secret, is_secret, is_unknown, reveal
 
 if TYPE_CHECKING:
     from stackwright.model.resource import Resource
@@ -139,7 +139,7 @@ class Output(Generic[T]):
             except StackwrightError:
                 raise
             except Exception as exc:
-                raise callback_error(exc, secret) from exc
+                raise callback_error(exc, is_secret(values)) from exc
         result = resolve_value(result, lookup)
         return Secret(result) if secret and not isinstance(result, Secret) else result
 
