@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stackwright.errors import ProjectError
+from stackwright.errors import ProjectError, StackNotApplied
 from stackwright.program.project import Project
 from stackwright.program.workspace import WORKSPACE_FILE, Workspace, find_workspace
 from stackwright.state.store import StateStore
@@ -42,7 +42,8 @@ class WorkspaceLinks:
         return self.workspace.python_path if self.workspace is not None else ()
 
     def read_outputs(self, ref: str) -> Mapping[str, Any]:
-        """``project/stack``'s latest recorded outputs, after checking the dependency."""
+        """``project/stack``'s latest recorded outputs, after checking the dependency;
+        StackNotApplied when it was never applied."""
         if ref not in self._cache:
             root, stack = self._target(ref)
             self._cache[ref] = self._outputs(root, stack, ref)
@@ -103,9 +104,12 @@ class WorkspaceLinks:
     def _read(store: StateStore, stack: str, ref: str) -> dict[str, Any]:
         if not store.stack_exists(stack):
             raise _never_applied(ref)
-        return dict(store.snapshot(stack).outputs)
+        snapshot = store.snapshot(stack)
+        if not snapshot.serial:  # 0 until the stack's first write: created, never applied
+            raise _never_applied(ref)
+        return dict(snapshot.outputs)
 
 
-def _never_applied(ref: str) -> ProjectError:
-    return ProjectError(f"cannot read stack {ref}: it has no recorded state (never applied)",
-                        hint="apply it first; `stackwright run up` applies dependencies first")
+def _never_applied(ref: str) -> StackNotApplied:
+    return StackNotApplied(f"cannot read stack {ref}: it has no recorded state (never applied)",
+                           hint="apply it first; `stackwright run up` applies dependencies first")

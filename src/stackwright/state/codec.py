@@ -28,7 +28,7 @@ _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _BOOL: Final = {False: "false", True: "true"}
 
 
-class Corrupt(Exception):
+class Corrupt(StateError):
     """A stored row could not be decoded; turned into StateError with the file path."""
 
 
