@@ -63,14 +63,21 @@ class Step:
     decl: str | None = None
     old_deps: tuple[str, ...] = ()
     meta_changed: bool = False
-    """Only options or dependencies changed: state is rewritten, no provider call."""
+    """Options or dependencies changed: state is rewritten, even when no provider call is."""
+    option_diffs: tuple[PropertyDiff, ...] = ()
+    """Which resource options changed (``protect``, ``depends_on``...), old to new."""
     notes: tuple[str, ...] = ()
     """What a provider explained about the change (e.g. a CloudFormation change set);
     for reviewers only, never read by apply."""
 
     @property
     def changes(self) -> bool:
-        return self.op in CHANGING or self.previous_urn is not None
+        return self.op in CHANGING or self.previous_urn is not None or self.meta_changed
+
+    @property
+    def state_only(self) -> bool:
+        """Only options changed: apply rewrites the record and calls no provider."""
+        return self.op is Op.SAME and self.meta_changed
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"urn": self.urn, "type": self.type, "op": self.op.value}
@@ -84,6 +91,8 @@ class Step:
             out["old_inputs"] = to_json(masked(self.old_inputs))
         if self.diffs:
             out["diffs"] = [_diff_json(d) for d in self.diffs]
+        if self.option_diffs:
+            out["options"] = [_diff_json(d) for d in self.option_diffs]
         if self.replace_keys:
             out["replace_keys"] = list(self.replace_keys)
         out["deps"] = list(self.deps)
@@ -123,6 +132,8 @@ class Leftover:
 
 
 LEFTOVER_VERB = "delete-replaced"
+STATE_ONLY_VERB = "update options"
+"""What a step that only rewrites a record's options is called in progress and history."""
 
 
 @dataclass(frozen=True)

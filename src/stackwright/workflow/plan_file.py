@@ -223,6 +223,7 @@ def _step_json(step: Step, key: bytes, session: StackSession) -> dict[str, Any]:
         "meta_changed": step.meta_changed,
         "decl": _relative_decl(step.decl, session), "notes": list(step.notes),
         "diffs": [_diff_json(d) for d in step.diffs],
+        "options": [_diff_json(d) for d in step.option_diffs],
     }
 
 
@@ -253,6 +254,7 @@ def _step_from(raw: Mapping[str, Any], key: bytes | None) -> Step:
         meta_changed=bool(raw["meta_changed"]), decl=raw["decl"], notes=tuple(raw["notes"]),
         diffs=tuple(PropertyDiff(d["path"], d["kind"], decrypt_tree(d["old"], None),
                                  decrypt_tree(d["new"], None), bool(d["replaces"])) for d in raw["diffs"]),
+        option_diffs=tuple(PropertyDiff(d["path"], d["kind"], d["old"], d["new"]) for d in raw.get("options", ())),
     )
 
 

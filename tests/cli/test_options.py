@@ -1,0 +1,80 @@
+"""Changing only a resource's options is a change: previewed, recorded, no provider call."""
+
+from __future__ import annotations
+
+import json
+
+from cli.conftest import CliProject
+
+PROGRAM = """\
+keep = local.File("keep", path="keep.txt", content="precious"{opts})
+other = local.File("other", path="other.txt", content="x"{other_opts})
+"""
+
+
+def program(opts: str = "", other_opts: str = "") -> str:
+    return PROGRAM.format(opts=opts, other_opts=other_opts)
+
+
+def last_line(out: str) -> str:
+    return out.strip().splitlines()[-1]
+
+
+def test_adding_protect_is_previewed_recorded_and_then_refuses_delete(project) -> None:
+    proj: CliProject = project(program())
+    proj.ok("up", "--yes")
+    inode = proj.file("keep.txt").stat().st_ino
+    mtime = proj.file("keep.txt").stat().st_mtime_ns
+
+    proj.write_program(program(opts=", opts=sw.ResourceOptions(protect=True)"))
+    out = proj.ok("preview")
+    assert "~  local:File keep  update options" in out
+    assert "options: protect false => true" in out
+    assert last_line(out) == "Resources: 1 to update options, 1 unchanged"
+    steps = json.loads(proj.ok("preview", "--format", "json"))["steps"]
+    keep = next(s for s in steps if s["urn"].endswith("keep"))
+    assert keep["options"] == [{"path": "protect", "kind": "update", "old": False, "new": True}]
+    assert "update options" in proj.ok("preview", "--format", "markdown")
+
+    out = proj.ok("up", "--yes")
+    assert "1 update options" in out
+    assert last_line(proj.ok("preview")).startswith("No changes.")
+    assert "flags: protect" in proj.ok("state", "show", proj.urn("local:File", "keep"))
+    assert "update options" in proj.ok("history")
+    assert (proj.file("keep.txt").stat().st_ino, proj.file("keep.txt").stat().st_mtime_ns) == (inode, mtime)
+
+    assert "resource is protected; the plan would delete it" in proj.fails("destroy", "--yes")
+    assert proj.file("keep.txt").read_text() == "precious"
+
+
+def test_removing_protect_as_the_hint_says_lets_destroy_proceed(project) -> None:
+    proj: CliProject = project(program(opts=", opts=sw.ResourceOptions(protect=True)"))
+    proj.ok("up", "--yes")
+    assert "the plan would delete it" in proj.fails("destroy", "--yes")
+
+    proj.write_program(program())
+    assert "options: protect true => false" in proj.ok("preview")
+    proj.ok("up", "--yes")
+    proj.ok("destroy", "--yes")
+    assert not proj.file("keep.txt").exists()
+
+
+def test_retain_on_delete_added_later_keeps_the_file(project) -> None:
+    proj: CliProject = project(program())
+    proj.ok("up", "--yes")
+    proj.write_program(program(opts=", opts=sw.ResourceOptions(retain_on_delete=True)"))
+    assert "options: retain_on_delete false => true" in proj.ok("preview")
+    proj.ok("up", "--yes")
+    proj.ok("destroy", "--yes")
+    assert proj.file("keep.txt").read_text() == "precious"
+    assert not proj.file("other.txt").exists()
+
+
+def test_depends_on_added_later_is_recorded(project) -> None:
+    proj: CliProject = project(program())
+    proj.ok("up", "--yes")
+    proj.write_program(program(other_opts=", opts=sw.ResourceOptions(depends_on=[keep])"))
+    assert "options: dependencies [] => [keep]" in proj.ok("preview")
+    proj.ok("up", "--yes")
+    assert "keep" in proj.ok("state", "show", proj.urn("local:File", "other"))
+    assert last_line(proj.ok("preview")).startswith("No changes.")
