@@ -20,11 +20,43 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / ".stackwright" / "state.db"
 
 
-def test_creates_the_parent_directory(db_path: Path) -> None:
+def test_only_creating_a_stack_creates_the_file_and_its_directory(db_path: Path) -> None:
     with SqliteStateStore(db_path) as s:
-        assert db_path.parent.is_dir()
+        assert s.list_stacks() == [] and not s.stack_exists("dev")
+        with pytest.raises(StateError, match="no stack named"):
+            s.snapshot("dev")
+        assert not db_path.parent.exists()
         s.create_stack("dev")
-    assert db_path.is_file()
+        assert db_path.is_file()
+    with SqliteStateStore(db_path) as s:
+        assert [info.name for info in s.list_stacks()] == ["dev"]
+    assert sorted(p.name for p in db_path.parent.iterdir()) == ["state.db"]
+
+
+@pytest.mark.parametrize("cut", [0, 50, 100, 4096 + 1000, -1])
+def test_empty_or_truncated_file_is_corrupt_and_untouched(db_path: Path, cut: int) -> None:
+    with SqliteStateStore(db_path) as s:
+        s.create_stack("dev")
+        s.create_stack("staging")
+    whole = db_path.read_bytes()
+    assert len(whole) > 4096 + 1000
+    db_path.write_bytes(whole[:cut])
+    before = db_path.stat()
+    with pytest.raises(StateError, match=f"state file {db_path} is corrupt") as err:
+        SqliteStateStore(db_path)
+    assert err.value.hint and "backup" in err.value.hint
+    after = db_path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert db_path.read_bytes() == whole[:cut]
+
+
+def test_reading_never_writes_the_file(db_path: Path) -> None:
+    with SqliteStateStore(db_path) as s:
+        s.create_stack("dev")
+    before = db_path.read_bytes(), db_path.stat().st_mtime_ns
+    with SqliteStateStore(db_path) as s:
+        s.list_stacks(), s.snapshot("dev"), s.history("dev"), s.read_lock("dev"), s.events()
+    assert (db_path.read_bytes(), db_path.stat().st_mtime_ns) == before
 
 
 # --- files we must not touch ----------------------------------------------------------

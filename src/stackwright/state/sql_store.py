@@ -98,6 +98,14 @@ class SqlDb:
     def guard(self) -> AbstractContextManager[None]:
         raise NotImplementedError
 
+    def materialise(self) -> None:
+        """Create the store if it does not exist yet. Only creating a stack calls this:
+        every other command leaves a missing store missing."""
+
+    def prepare_write(self) -> None:
+        """Called before each outermost write: a backend that opened its store without
+        writing (so that read-only commands never do) upgrades it here."""
+
     def read(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
@@ -119,6 +127,8 @@ class SqlDb:
         if self.depth:
             yield self.conn
             return
+        with self.guard():
+            self.prepare_write()
         with self.guard(), self.transaction():
             self.depth += 1
             try:
@@ -185,6 +195,7 @@ class SqlStateStore:
         return [StackInfo(*row) for row in rows]
 
     def create_stack(self, stack: str) -> None:
+        self._db.materialise()
         with self._db.write() as conn:
             if conn.execute("SELECT 1 FROM stacks WHERE name = ?", (stack,)).fetchone():
                 raise StateError(f"stack {stack!r} already exists", hint="stackwright stack ls")
