@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import click
 import pytest
 
 import stackwright as sw
+from stackwright.cli.render import plan_lines
 from stackwright.engine.apply import action_graph
 from stackwright.errors import GraphError, PlanError
 from stackwright.model.values import UNKNOWN
@@ -15,6 +17,7 @@ from stackwright.plan.plan import Plan
 from stackwright.plan.planner import make_plan
 from stackwright.state.records import ResourceState, Snapshot
 from stackwright.testing import declare
+from stackwright.workflow.markdown import render_plan
 from unit.fakes import FakeProviders, Thing
 
 P = "dev::test::fake:Thing::"
@@ -203,3 +206,31 @@ def test_a_create_first_replacement_deletes_dependents_after_their_new_halves() 
     assert not any(step.delete_before_replace for step in plan.steps)
     order = action_order(plan)
     assert order.index("C:a") < order.index("C:b") < order.index("D:b") < order.index("D:a")
+
+
+def test_a_stateful_resource_replaced_as_a_side_effect_is_warned_about_everywhere() -> None:
+    def program() -> None:
+        subnet = Thing("subnet", zone="b")
+        Thing("cluster", zone=subnet.arn)
+
+    providers = FakeProviders()
+    providers.thing.stateful = True  # type: ignore[misc]
+    snapshot = Snapshot("dev", "lineage", 7, {r.urn: r for r in (
+        record("subnet"), record("cluster", zone="arn:subnet-id", deps=[P + "subnet"]))}, {})
+    plan = make_plan(declare(program), snapshot, providers)
+    subnet, cluster = plan.steps
+    assert ops(plan) == {"subnet": "replace", "cluster": "replace"}
+    assert subnet.warnings == ()  # its own edit: the reviewer sees it in the diff
+    assert len(cluster.warnings) == 1 and "replaced as a side effect: zone changes" in cluster.warnings[0]
+    assert plan.to_json()["steps"][1]["warnings"] == list(cluster.warnings)
+    assert "⚠️ **stateful fake:Thing is replaced as a side effect" in render_plan(plan)
+    assert any("warning: stateful fake:Thing" in click.unstyle(line) for line in plan_lines(plan))
+
+
+def test_a_stateless_or_directly_edited_replacement_is_not_warned_about() -> None:
+    def program() -> None:
+        subnet = Thing("subnet", zone="b")
+        Thing("cluster", zone=subnet.arn)
+
+    plan = plan_for(program, record("subnet"), record("cluster", zone="arn:subnet-id", deps=[P + "subnet"]))
+    assert all(step.warnings == () for step in plan.steps)

@@ -57,6 +57,7 @@ def plan_lines(plan: Plan, *, show_diff: bool = False, show_same: bool = False) 
             if show_diff or step.op is Op.REPLACE:
                 lines.extend(indent + "    " + line for line in diff_lines(step, full=show_diff))
             lines.extend(indent + "    " + line for line in option_lines(step))
+            lines.extend(indent + "    " + click.style(f"warning: {w}", fg="red", bold=True) for w in step.warnings)
             lines.extend(indent + "    " + click.style(note, fg="cyan") for note in step.notes)
     lines.extend("  " + _leftover_line(leftover) for leftover in plan.leftovers)
     lines.extend(output_lines(plan))

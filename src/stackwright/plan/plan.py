@@ -66,6 +66,8 @@ class Step:
     """Options or dependencies changed: state is rewritten, even when no provider call is."""
     option_diffs: tuple[PropertyDiff, ...] = ()
     """Which resource options changed (``protect``, ``depends_on``...), old to new."""
+    warnings: tuple[str, ...] = ()
+    """What a reviewer must not miss (a stateful resource replaced as a side effect)."""
     notes: tuple[str, ...] = ()
     """What a provider explained about the change (e.g. a CloudFormation change set);
     for reviewers only, never read by apply."""
@@ -100,6 +102,8 @@ class Step:
             out["delete_before_replace"] = self.delete_before_replace
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
 

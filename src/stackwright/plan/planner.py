@@ -139,7 +139,22 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
         protect=resource.resource_options.protect, retain_on_delete=resource.resource_options.retain_on_delete,
         delete_before_replace=dbr, previous_urn=previous, decl=resource.declared_at(),
         old_deps=tuple(old.deps) if old else (), meta_changed=bool(options), option_diffs=options,
+        warnings=_side_effect_warning(handler, op, diffs),
     )
+
+
+def _side_effect_warning(handler: ResourceProvider, op: Op, diffs: tuple[PropertyDiff, ...]) -> tuple[str, ...]:
+    """A stateful resource replaced although the program changed none of the properties
+    that force it: each of them only awaits a value that another replacement or create
+    computes. Easy to miss in a review of the change that caused it."""
+    forcing = [d for d in diffs if d.replaces]
+    if op is not Op.REPLACE or not handler.stateful or not forcing:
+        return ()
+    if not all(is_unknown(d.new) for d in forcing):
+        return ()
+    paths = ", ".join(dict.fromkeys(d.path.split("[", 1)[0] for d in forcing))
+    return (f"stateful {handler.type_token} is replaced as a side effect: {paths} changes only "
+            "because a resource it uses is replaced or created; its data is lost unless kept elsewhere",)
 
 
 def _plan_read(p: _Planning, resource: Resource, old: ResourceState | None) -> Step:

@@ -153,7 +153,8 @@ def _destructive_line(stack: str, step: Step, name_stack: bool) -> str:
     why = f" — {', '.join(_code(k) for k in step.replace_keys)} forces replacement" \
         if step.replace_keys else ""
     kept = " — retained in the cloud (retain_on_delete)" if step.op is Op.DELETE and step.retain_on_delete else ""
-    return f"- **{verb}** {where}{_code(step.type)} {_code(urn_name(step.urn))}{why}{kept}"
+    warned = "".join(f"\n  - ⚠️ **{_text(w)}**" for w in step.warnings)
+    return f"- **{verb}** {where}{_code(step.type)} {_code(urn_name(step.urn))}{why}{kept}{warned}"
 
 
 def _violation_blocks(stacks: Sequence[StackPlan]) -> list[Block]:

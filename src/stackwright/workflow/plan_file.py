@@ -224,6 +224,7 @@ def _step_json(step: Step, key: bytes, session: StackSession) -> dict[str, Any]:
         "decl": _relative_decl(step.decl, session), "notes": list(step.notes),
         "diffs": [_diff_json(d) for d in step.diffs],
         "options": [_diff_json(d) for d in step.option_diffs],
+        "warnings": list(step.warnings),
     }
 
 
@@ -255,6 +256,7 @@ def _step_from(raw: Mapping[str, Any], key: bytes | None) -> Step:
         diffs=tuple(PropertyDiff(d["path"], d["kind"], decrypt_tree(d["old"], None),
                                  decrypt_tree(d["new"], None), bool(d["replaces"])) for d in raw["diffs"]),
         option_diffs=tuple(PropertyDiff(d["path"], d["kind"], d["old"], d["new"]) for d in raw.get("options", ())),
+        warnings=tuple(raw.get("warnings", ())),
     )
 
 
