@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from stackwright.errors import StateError
-from stackwright.state.records import SCHEMA_VERSION
+from stackwright.state.records import SCHEMA_VERSION, ResourceState
 from stackwright.state.sqlite import SqliteStateStore
 
 
@@ -121,3 +121,30 @@ def test_reopening_our_own_file_keeps_it(db_path: Path) -> None:
     (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     conn.close()
     assert int(version) == SCHEMA_VERSION
+
+
+def test_a_schema_2_file_is_read_as_is_and_upgraded_by_the_first_write(db_path: Path) -> None:
+    with SqliteStateStore(db_path) as s:
+        s.create_stack("dev")
+        writer = s.begin("dev", "up", "tester")
+        writer.record_resource(ResourceState("u", "t", "id-1", {"a": 1}, {"a": 1}, protect=True), None)
+        writer.finish("succeeded", {})
+    conn = sqlite3.connect(db_path)
+    conn.execute("ALTER TABLE resources DROP COLUMN options")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    before = db_path.read_bytes()
+    with SqliteStateStore(db_path) as s:
+        (record,) = s.snapshot("dev").resources.values()
+        assert (record.id, record.protect, record.options) == ("id-1", True, {})
+    assert db_path.read_bytes() == before
+    with SqliteStateStore(db_path) as s:
+        writer = s.begin("dev", "up", "tester")
+        writer.record_resource(ResourceState("u", "t", "id-1", {}, {}, options={"aliases": ["old"]}), None)
+        writer.finish("succeeded", {})
+    with SqliteStateStore(db_path) as s:
+        assert s.snapshot("dev").resources["u"].options == {"aliases": ["old"]}
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    conn.close()

@@ -78,3 +78,19 @@ def test_depends_on_added_later_is_recorded(project) -> None:
     proj.ok("up", "--yes")
     assert "keep" in proj.ok("state", "show", proj.urn("local:File", "other"))
     assert last_line(proj.ok("preview")).startswith("No changes.")
+
+
+def test_ignore_changes_delete_before_replace_and_aliases_alone_are_recorded(project) -> None:
+    proj: CliProject = project(program())
+    proj.ok("up", "--yes")
+    mtime = proj.file("keep.txt").stat().st_mtime_ns
+    for opts, shown in [("ignore_changes=['content']", "options: ignore_changes [] => [content]"),
+                        ("delete_before_replace=True", "options: delete_before_replace false => true"),
+                        ("aliases=[sw.Alias(name='older')]", "options: aliases [] => [older]")]:
+        proj.write_program(program(opts=f", opts=sw.ResourceOptions({opts})"))
+        out = proj.ok("preview")
+        assert shown in out and last_line(out) == "Resources: 1 to update options, 1 unchanged", out
+        proj.ok("up", "--yes")
+        assert last_line(proj.ok("preview")).startswith("No changes."), opts
+    assert proj.file("keep.txt").stat().st_mtime_ns == mtime
+    assert proj.ok("history").count("update options") == 3

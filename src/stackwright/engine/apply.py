@@ -362,7 +362,7 @@ class Applier:
         return ResourceState(
             urn=step.urn, type=step.type, id=id, inputs=inputs, outputs=outputs,
             parent=step.parent, deps=list(step.deps), protect=step.protect,
-            retain_on_delete=step.retain_on_delete)
+            retain_on_delete=step.retain_on_delete, options=dict(step.options))
 
 
 _RUN = uuid.uuid4().hex[:12]

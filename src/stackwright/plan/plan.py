@@ -66,6 +66,9 @@ class Step:
     """Options or dependencies changed: state is rewritten, even when no provider call is."""
     option_diffs: tuple[PropertyDiff, ...] = ()
     """Which resource options changed (``protect``, ``depends_on``...), old to new."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """The options recorded besides ``protect`` and ``retain_on_delete`` (see
+    ``ResourceState.options``)."""
     warnings: tuple[str, ...] = ()
     """What a reviewer must not miss (a stateful resource replaced as a side effect)."""
     notes: tuple[str, ...] = ()

@@ -131,6 +131,7 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
     previous = old.urn if old is not None and old.urn != resource.urn else None
     deps = tuple(p.desired.deps.get(resource.urn, ()))
     options = () if old is None else option_diffs(resource, old, deps, p.claimed)
+    recorded = recorded_options(resource)
     return Step(
         urn=resource.urn, type=resource.type_token, op=op, inputs=inputs,
         old_inputs=old.inputs if old else None, old_outputs=old.outputs if old else None,
@@ -139,6 +140,7 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
         protect=resource.resource_options.protect, retain_on_delete=resource.resource_options.retain_on_delete,
         delete_before_replace=dbr, previous_urn=previous, decl=resource.declared_at(),
         old_deps=tuple(old.deps) if old else (), meta_changed=bool(options), option_diffs=options,
+        options=recorded,
         warnings=_side_effect_warning(handler, op, diffs),
     )
 
@@ -286,7 +288,22 @@ def option_diffs(
     pairs = [("parent", old_parent, parent), ("dependencies", old_deps, list(deps)),
              ("protect", old.protect, opts.protect),
              ("retain_on_delete", old.retain_on_delete, opts.retain_on_delete)]
+    recorded = recorded_options(resource)
+    pairs += [(name, old.options.get(name, default), recorded.get(name, default))
+              for name, default in OPTION_DEFAULTS.items()]
     return tuple(PropertyDiff(name, "update", was, now) for name, was, now in pairs if was != now)
+
+
+OPTION_DEFAULTS: dict[str, Any] = {"ignore_changes": [], "delete_before_replace": False, "aliases": []}
+"""The options kept in ``ResourceState.options``, and the value a record without one has."""
+
+
+def recorded_options(resource: Resource) -> dict[str, Any]:
+    """``ResourceState.options`` for ``resource``: only the options not at their defaults."""
+    opts = resource.resource_options
+    values = {"ignore_changes": list(opts.ignore_changes),
+              "delete_before_replace": opts.delete_before_replace, "aliases": resource.alias_urns()}
+    return {name: value for name, value in values.items() if value != OPTION_DEFAULTS[name]}
 
 
 def _plan_deletes(p: _Planning) -> list[Step]:

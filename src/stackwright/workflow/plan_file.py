@@ -225,6 +225,7 @@ def _step_json(step: Step, key: bytes, session: StackSession) -> dict[str, Any]:
         "diffs": [_diff_json(d) for d in step.diffs],
         "options": [_diff_json(d) for d in step.option_diffs],
         "warnings": list(step.warnings),
+        "recorded_options": dict(step.options),
     }
 
 
@@ -256,7 +257,7 @@ def _step_from(raw: Mapping[str, Any], key: bytes | None) -> Step:
         diffs=tuple(PropertyDiff(d["path"], d["kind"], decrypt_tree(d["old"], None),
                                  decrypt_tree(d["new"], None), bool(d["replaces"])) for d in raw["diffs"]),
         option_diffs=tuple(PropertyDiff(d["path"], d["kind"], d["old"], d["new"]) for d in raw.get("options", ())),
-        warnings=tuple(raw.get("warnings", ())),
+        warnings=tuple(raw.get("warnings", ())), options=dict(raw.get("recorded_options", {})),
     )
 
 
