@@ -13,7 +13,7 @@ from stackwright.cli.render import plan_lines
 from stackwright.engine.apply import action_graph
 from stackwright.errors import GraphError, PlanError
 from stackwright.model.values import UNKNOWN
-from stackwright.plan.plan import Plan
+from stackwright.plan.plan import Op, Plan, Step
 from stackwright.plan.planner import make_plan
 from stackwright.state.records import ResourceState, Snapshot
 from stackwright.testing import declare
@@ -234,3 +234,14 @@ def test_a_stateless_or_directly_edited_replacement_is_not_warned_about() -> Non
 
     plan = plan_for(program, record("subnet"), record("cluster", zone="arn:subnet-id", deps=[P + "subnet"]))
     assert all(step.warnings == () for step in plan.steps)
+
+
+def test_a_true_cycle_names_the_resources_and_what_forces_each_replacement() -> None:
+    a = Step(urn=P + "a", type="fake:Thing", op=Op.REPLACE, replace_keys=("zone",), deps=(P + "b",), old_id="1")
+    b = Step(urn=P + "b", type="fake:Thing", op=Op.REPLACE, replace_keys=("label",), deps=(P + "a",), old_id="2")
+    plan = Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=(a, b))
+    with pytest.raises(PlanError) as info:
+        action_graph(plan)
+    message = info.value.message
+    assert message.startswith("the plan's deletes and replacements cannot be ordered: create ")
+    assert "a is replaced because zone changed" in message and "b is replaced because label changed" in message
