@@ -59,23 +59,27 @@ def test_removing_protect_as_the_hint_says_lets_destroy_proceed(project) -> None
     assert not proj.file("keep.txt").exists()
 
 
-def test_retain_on_delete_added_later_keeps_the_file(project) -> None:
+def edited(project, shown: str, **opts: str) -> CliProject:
+    """PROGRAM applied, then given ``opts`` and applied again, once the preview showed ``shown``."""
     proj: CliProject = project(program())
     proj.ok("up", "--yes")
-    proj.write_program(program(opts=", opts=sw.ResourceOptions(retain_on_delete=True)"))
-    assert "options: retain_on_delete false => true" in proj.ok("preview")
+    proj.write_program(program(**opts))
+    assert shown in proj.ok("preview")
     proj.ok("up", "--yes")
+    return proj
+
+
+def test_retain_on_delete_added_later_keeps_the_file(project) -> None:
+    proj = edited(project, "options: retain_on_delete false => true",
+                  opts=", opts=sw.ResourceOptions(retain_on_delete=True)")
     proj.ok("destroy", "--yes")
     assert proj.file("keep.txt").read_text() == "precious"
     assert not proj.file("other.txt").exists()
 
 
 def test_depends_on_added_later_is_recorded(project) -> None:
-    proj: CliProject = project(program())
-    proj.ok("up", "--yes")
-    proj.write_program(program(other_opts=", opts=sw.ResourceOptions(depends_on=[keep])"))
-    assert "options: dependencies [] => [keep]" in proj.ok("preview")
-    proj.ok("up", "--yes")
+    proj = edited(project, "options: dependencies [] => [keep]",
+                  other_opts=", opts=sw.ResourceOptions(depends_on=[keep])")
     assert "keep" in proj.ok("state", "show", proj.urn("local:File", "other"))
     assert last_line(proj.ok("preview")).startswith("No changes.")
 
