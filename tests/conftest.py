@@ -1,5 +1,6 @@
 import os
 import sys
+from typing import Any
 
 import pytest
 
@@ -23,8 +24,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
     if os.environ.get("CI") == "true" and _skipped:
         terminalreporter.section("skips are failures in CI")
         for line in _skipped:
             terminalreporter.write_line(line)
+    _crash_trial_summary(terminalreporter)
+
+
+def _crash_trial_summary(terminalreporter: Any) -> None:
+    """Sum what the crash trials report (test_crash_recovery.py), across xdist workers."""
+    from test_crash_recovery import AFTER_LOCK
+
+    reports = [r for r in terminalreporter.stats.get("passed", []) if getattr(r, "when", "") == "call"]
+    counts = [value for r in reports for name, value in r.user_properties if name == AFTER_LOCK]
+    if not counts:
+        return
+    total = sum(counts)
+    terminalreporter.write_line(f"{AFTER_LOCK}: {total} (in {len(counts)} passing test(s))")
+    needed = int(os.environ.get("CRASH_MIN_AFTER_LOCK", "0"))
+    if total < needed:
+        terminalreporter.write_line(f"FAILED: fewer than CRASH_MIN_AFTER_LOCK={needed}", red=True)
+        terminalreporter._session.exitstatus = 1

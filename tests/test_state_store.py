@@ -531,7 +531,9 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     assert state_url({"state": {"url": "sqlite:///s.db"}}) == "sqlite:///s.db"
     monkeypatch.setenv("STACKWRIGHT_STATE_URL", "postgresql://h/db")
     assert state_url({"state": {"url": "sqlite:///s.db"}}) == "postgresql://h/db"
-    open_state_store("sqlite:///s.db", tmp_path / "default.db", root=tmp_path).close()
+    store = open_state_store("sqlite:///s.db", tmp_path / "default.db", root=tmp_path)
+    store.create_stack("dev")
+    store.close()
     assert (tmp_path / "s.db").is_file() and not (tmp_path / "default.db").exists()
     with pytest.raises(StateError, match="unsupported state URL"):
         open_state_store("mysql://h/db", tmp_path / "default.db")

@@ -287,3 +287,45 @@ def test_dev_and_staging_are_up_on_one_emulator_at_once(platform: Platform) -> N
     platform.ok("destroy", "--yes", "-s", "staging")
     platform.ok("destroy", "--yes", "-s", "dev")
     assert_platform_gone(platform)
+
+
+def edit_platform(p: Platform, old: str, new: str) -> None:
+    path = p.root / "stacks" / "dev.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize(("old", "new", "zones", "cidr"), [
+    ("[us-east-1a, us-east-1b, us-east-1c]", "[us-east-1a, us-east-1b, us-east-1c, us-east-1d]",
+     ZONES | {"us-east-1d"}, "10.0.0.0/16"),
+    ("domain: dev.shop.example.com", "domain: dev.shop.example.com\n    cidr_block: 10.1.0.0/16",
+     ZONES, "10.1.0.0/16"),
+], ids=["zones", "cidr"])
+def test_zone_and_cidr_edits_apply_in_one_up(platform: Platform, old: str, new: str,
+                                             zones: set[str], cidr: str) -> None:
+    """Config edits that replace subnets, and through them the cluster (delete-first, its
+    name stays), its node group and its OIDC provider: one `up` orders the whole chain."""
+    platform.ok("up", "--yes")
+    edit_platform(platform, old, new)
+    preview = platform.ok("preview")
+    assert "replace (delete first)" in preview and "cluster" in preview, preview
+    assert "warning: stateful aws:eks:Cluster is replaced as a side effect" in preview, preview
+
+    out = platform.ok("up", "--yes", "--allow-destroy")  # the cluster's replacement is a policy violation
+    assert "Update succeeded" in out, out
+    assert "No changes." in platform.ok("preview")
+
+    ec2, eks = platform.aws("ec2"), platform.aws("eks")
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:stackwright:urn", "Values": [VPC_URN]}])["Vpcs"]
+    assert [v["CidrBlock"] for v in vpcs] == [cidr]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "tag-key", "Values": ["stackwright:urn"]}])["Subnets"]
+    assert {s["VpcId"] for s in subnets} == {vpcs[0]["VpcId"]} and len(subnets) == 2 * len(zones)
+    assert {s["AvailabilityZone"] for s in subnets} == zones
+    private = sorted(s["SubnetId"] for s in subnets if not s["MapPublicIpOnLaunch"])
+    assert eks.list_clusters()["clusters"] == [CLUSTER]
+    cluster = eks.describe_cluster(name=CLUSTER)["cluster"]
+    assert sorted(cluster["resourcesVpcConfig"]["subnetIds"]) == private
+    issuer = cluster["identity"]["oidc"]["issuer"].removeprefix("https://")
+    arns = [o["Arn"] for o in platform.aws("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+    assert len(arns) == 1 and arns[0].endswith(f"oidc-provider/{issuer}")

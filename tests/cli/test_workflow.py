@@ -511,8 +511,8 @@ def test_alias_rename_is_not_a_replacement(project) -> None:
     proj.write_program('local.File("new", path="f.txt", content="x",\n'
                        '           opts=sw.ResourceOptions(aliases=[sw.Alias(name="old")]))\n')
     out = proj.ok("preview", "--diff")
-    assert "local:File new (was old)  unchanged" in out
-    assert changed_lines(out) == []
+    assert "local:File new (was old)  update options" in out and "options: aliases [] => [old]" in out
+    assert changed_lines(out) == ["~  local:File new (was old)  update options"]
     assert "create" not in out and "delete" not in out and "replace" not in out
     proj.ok("up", "--yes")
     urns = [line.split()[0] for line in proj.ok("state", "ls").splitlines()[:-1]]

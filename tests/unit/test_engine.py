@@ -283,6 +283,25 @@ def test_delete_before_replace_deletes_first(h: Harness) -> None:
     assert len(h.providers.thing.objects) == 1
 
 
+def test_a_delete_first_chain_applies_in_one_run(h: Harness) -> None:
+    """A cluster replaced delete-first, and an OIDC provider that uses it replaced too:
+    the provider goes first, the cluster is recreated, then the provider."""
+    def program(zone: str) -> Callable[[], None]:
+        def declare_it() -> None:
+            cluster = Thing("cluster", zone=zone, opts=sw.ResourceOptions(delete_before_replace=True))
+            Thing("oidc", zone=zone, ref=cluster.arn)
+        return declare_it
+
+    assert h.up(program("a")).ok
+    h.providers.thing.log.clear()
+    result = h.up(program("b"))
+    assert result.ok and result.done == {"replace": 2, "delete-replaced": 2}
+    assert h.providers.thing.log == [("delete", "oidc"), ("delete", "cluster"),
+                                     ("create", "cluster"), ("create", "oidc")]
+    rec = h.recorded()
+    assert rec["oidc"].inputs["ref"] == rec["cluster"].outputs["arn"] and len(h.providers.thing.objects) == 2
+
+
 def v1() -> None:
     a = Thing("a")
     Thing("b", ref=a.arn)

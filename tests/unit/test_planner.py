@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import click
 import pytest
 
 import stackwright as sw
+from stackwright.cli.render import plan_lines
+from stackwright.engine.apply import action_graph
 from stackwright.errors import GraphError, PlanError
 from stackwright.model.values import UNKNOWN
-from stackwright.plan.plan import Plan
+from stackwright.plan.plan import Op, Plan, Step
 from stackwright.plan.planner import make_plan
 from stackwright.state.records import ResourceState, Snapshot
 from stackwright.testing import declare
+from stackwright.workflow.markdown import render_plan
 from unit.fakes import FakeProviders, Thing
 
 P = "dev::test::fake:Thing::"
@@ -170,3 +174,97 @@ def test_plan_view_masks_secrets_and_is_stable() -> None:
     assert "hunter2" not in str(body)
     assert body["summary"] == {"create": 1} and body["steps"][0]["op"] == "create"
     assert plan.digest() == plan_for(lambda: Thing("a", label=sw.secret("hunter2"))).digest()
+
+
+def action_order(plan: Plan) -> list[str]:
+    """The actions of a plan in an order apply may run them, as "C:name" / "D:name"."""
+    graph = action_graph(plan)
+    return [f"{kind}:{urn.removeprefix(P)}" for kind, urn in graph.topological_order()]
+
+
+@pytest.mark.parametrize("dependent_dbr", [False, True])
+def test_a_delete_first_replacement_deletes_its_replaced_dependents_first(dependent_dbr: bool) -> None:
+    """The issue's chain: a cluster replaced delete-first, and the OIDC provider that uses
+    it replaced as a consequence (its own provider would create it first)."""
+    def program() -> None:
+        cluster = Thing("cluster", zone="b", opts=sw.ResourceOptions(delete_before_replace=True))
+        Thing("oidc", zone="b", ref=cluster.arn,
+              opts=sw.ResourceOptions(delete_before_replace=dependent_dbr))
+
+    plan = plan_for(program, record("cluster"), record("oidc", ref="arn:cluster-id", deps=[P + "cluster"]))
+    assert ops(plan) == {"cluster": "replace", "oidc": "replace"}
+    assert all(step.delete_before_replace for step in plan.steps)
+    order = action_order(plan)
+    assert order.index("D:oidc") < order.index("D:cluster") < order.index("C:cluster") < order.index("C:oidc")
+
+
+def test_a_chain_of_delete_first_replacements_is_ordered_whole() -> None:
+    def program() -> None:
+        subnet = Thing("subnet", zone="b")
+        cluster = Thing("cluster", zone="b", ref=subnet.arn, opts=sw.ResourceOptions(delete_before_replace=True))
+        oidc = Thing("oidc", zone="b", ref=cluster.arn)
+        Thing("role", label="r", ref=oidc.arn)
+
+    plan = plan_for(program, record("subnet"), record("cluster", ref="arn:subnet-id", deps=[P + "subnet"]),
+                    record("oidc", ref="arn:cluster-id", deps=[P + "cluster"]),
+                    record("role", label="r", ref="arn:oidc-id", deps=[P + "oidc"]))
+    assert ops(plan) == {"subnet": "replace", "cluster": "replace", "oidc": "replace", "role": "update"}
+    dbr = {s.urn.removeprefix(P): s.delete_before_replace for s in plan.steps}
+    assert dbr == {"subnet": False, "cluster": True, "oidc": True, "role": False}
+    oidc = plan.steps[2]
+    assert any("cluster, which is replaced delete-first" in note for note in oidc.notes)
+    order = action_order(plan)
+    assert order.index("C:subnet") < order.index("C:cluster")
+    assert order.index("D:oidc") < order.index("D:cluster") < order.index("C:cluster")
+    assert order.index("C:cluster") < order.index("C:oidc") < order.index("C:role")
+    assert order.index("D:cluster") < order.index("D:subnet")
+
+
+def test_a_create_first_replacement_deletes_dependents_after_their_new_halves() -> None:
+    def program() -> None:
+        a = Thing("a", zone="b")
+        Thing("b", zone="b", ref=a.arn)
+
+    plan = plan_for(program, record("a"), record("b", ref="arn:a-id", deps=[P + "a"]))
+    assert not any(step.delete_before_replace for step in plan.steps)
+    order = action_order(plan)
+    assert order.index("C:a") < order.index("C:b") < order.index("D:b") < order.index("D:a")
+
+
+def test_a_stateful_resource_replaced_as_a_side_effect_is_warned_about_everywhere() -> None:
+    def program() -> None:
+        subnet = Thing("subnet", zone="b")
+        Thing("cluster", zone=subnet.arn)
+
+    providers = FakeProviders()
+    providers.thing.stateful = True  # type: ignore[misc]
+    snapshot = Snapshot("dev", "lineage", 7, {r.urn: r for r in (
+        record("subnet"), record("cluster", zone="arn:subnet-id", deps=[P + "subnet"]))}, {})
+    plan = make_plan(declare(program), snapshot, providers)
+    subnet, cluster = plan.steps
+    assert ops(plan) == {"subnet": "replace", "cluster": "replace"}
+    assert subnet.warnings == ()  # its own edit: the reviewer sees it in the diff
+    assert len(cluster.warnings) == 1 and "replaced as a side effect: zone changes" in cluster.warnings[0]
+    assert plan.to_json()["steps"][1]["warnings"] == list(cluster.warnings)
+    assert "⚠️ **stateful fake:Thing is replaced as a side effect" in render_plan(plan)
+    assert any("warning: stateful fake:Thing" in click.unstyle(line) for line in plan_lines(plan))
+
+
+def test_a_stateless_or_directly_edited_replacement_is_not_warned_about() -> None:
+    def program() -> None:
+        subnet = Thing("subnet", zone="b")
+        Thing("cluster", zone=subnet.arn)
+
+    plan = plan_for(program, record("subnet"), record("cluster", zone="arn:subnet-id", deps=[P + "subnet"]))
+    assert all(step.warnings == () for step in plan.steps)
+
+
+def test_a_true_cycle_names_the_resources_and_what_forces_each_replacement() -> None:
+    a = Step(urn=P + "a", type="fake:Thing", op=Op.REPLACE, replace_keys=("zone",), deps=(P + "b",), old_id="1")
+    b = Step(urn=P + "b", type="fake:Thing", op=Op.REPLACE, replace_keys=("label",), deps=(P + "a",), old_id="2")
+    plan = Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=(a, b))
+    with pytest.raises(PlanError) as info:
+        action_graph(plan)
+    message = info.value.message
+    assert message.startswith("the plan's deletes and replacements cannot be ordered: create ")
+    assert "a is replaced because zone changed" in message and "b is replaced because label changed" in message

@@ -30,7 +30,7 @@ from stackwright.graph import CycleFound, Graph, walk
 from stackwright.model.resource import urn_name
 from stackwright.model.values import UNKNOWN, Secret, is_unknown, masked, reveal, wrap_secret_keys
 from stackwright.plan.diff import PropertyDiff
-from stackwright.plan.plan import LEFTOVER_VERB, Leftover, Op, Plan, Step
+from stackwright.plan.plan import LEFTOVER_VERB, STATE_ONLY_VERB, Leftover, Op, Plan, Step
 from stackwright.providers.protocol import ProviderLookup
 from stackwright.state.records import Change, PendingOperation, ResourceState
 from stackwright.state.store import StackWriter
@@ -137,6 +137,8 @@ class Applier:
         step = self.steps[urn]
         if step.op is Op.REPLACE:
             return "replace" if kind == "C" else LEFTOVER_VERB
+        if step.state_only:
+            return STATE_ONLY_VERB
         return str(step.op.value)
 
     def _type(self, urn: str) -> str:
@@ -147,7 +149,7 @@ class Applier:
         kind, urn = action
         verb = self._verb(action)
         step = self.steps.get(urn)
-        quiet = kind == "C" and step is not None and step.op is Op.SAME
+        quiet = kind == "C" and step is not None and step.op is Op.SAME and not step.state_only
         start = time.monotonic()
         if not quiet:
             self.sink.step_started(urn, verb)
@@ -229,7 +231,8 @@ class Applier:
         self.live[step.urn] = {**step.old_outputs, "id": step.old_id}
         if step.meta_changed:
             state = self._state(step, step.old_id, dict(step.inputs or {}), dict(step.old_outputs))
-            await self.commit(self.writer.record_resource, state, None)
+            change = Change(step.urn, step.type, STATE_ONLY_VERB, _diffs_json(step.option_diffs))
+            await self.commit(self.writer.record_resource, state, change)
 
     def _lookup(self, urn: str, prop: str) -> Any:
         outputs = self.live.get(urn)
@@ -360,7 +363,7 @@ class Applier:
         return ResourceState(
             urn=step.urn, type=step.type, id=id, inputs=inputs, outputs=outputs,
             parent=step.parent, deps=list(step.deps), protect=step.protect,
-            retain_on_delete=step.retain_on_delete)
+            retain_on_delete=step.retain_on_delete, options=dict(step.options))
 
 
 def failure_message(exc: Exception, step: Step | None) -> str:
@@ -424,10 +427,21 @@ def action_graph(plan: Plan) -> Graph[Action]:
     try:
         graph.topological_order()
     except CycleFound as exc:
-        names = " -> ".join(f"{a[0]}:{urn_name(a[1])}" for a in exc.cycle)  # type: ignore[index]
-        raise PlanError(f"the plan's deletes and replacements cannot be ordered: {names}",
-                        hint="apply the change in two steps") from None
+        raise _unorderable([(str(a[0]), str(a[1])) for a in exc.cycle], steps) from None  # type: ignore[index]
     return graph
+
+
+def _unorderable(cycle: list[Action], steps: Mapping[str, Step]) -> PlanError:
+    """Names the actions of a true cycle in order, and what forces each replacement in it."""
+    words = {"C": "create", "D": "delete", "L": "delete old"}
+    names = " -> ".join(f"{words[kind]} {urn_name(urn)}" for kind, urn in cycle)
+    causes = [f"{urn_name(urn)} is replaced because {', '.join(steps[urn].replace_keys)} changed"
+              for urn in dict.fromkeys(urn for _, urn in cycle)
+              if urn in steps and steps[urn].op is Op.REPLACE and steps[urn].replace_keys]
+    because = f" ({'; '.join(causes)})" if causes else ""
+    return PlanError(f"the plan's deletes and replacements cannot be ordered: {names}{because}",
+                     resource=cycle[0][1], hint="apply the change in two steps, or set "
+                     "delete_before_replace on the resources named")
 
 
 def _dependents(steps: tuple[Step, ...]) -> dict[str, dict[str, tuple[Step, bool]]]:

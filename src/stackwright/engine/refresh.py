@@ -73,7 +73,7 @@ async def _read_one(record: ResourceState, providers: ProviderLookup, calls: Pro
     state = ResourceState(
         urn=record.urn, type=record.type, id=live.id, inputs=inputs, outputs=outputs,
         parent=record.parent, deps=record.deps, protect=record.protect,
-        retain_on_delete=record.retain_on_delete, external=record.external)
+        retain_on_delete=record.retain_on_delete, external=record.external, options=record.options)
     diffs = diff_inputs(record.inputs, inputs)
     if not diffs and live.id == record.id:
         return None if outputs == record.outputs else Drift(record.urn, record.type, "outputs", (), state)

@@ -69,14 +69,26 @@ class Step:
     decl: str | None = None
     old_deps: tuple[str, ...] = ()
     meta_changed: bool = False
-    """Only options or dependencies changed: state is rewritten, no provider call."""
+    """Options or dependencies changed: state is rewritten, even when no provider call is."""
+    option_diffs: tuple[PropertyDiff, ...] = ()
+    """Which resource options changed (``protect``, ``depends_on``...), old to new."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """The options recorded besides ``protect`` and ``retain_on_delete`` (see
+    ``ResourceState.options``)."""
+    warnings: tuple[str, ...] = ()
+    """What a reviewer must not miss (a stateful resource replaced as a side effect)."""
     notes: tuple[str, ...] = ()
     """What a provider explained about the change (e.g. a CloudFormation change set);
     for reviewers only, never read by apply."""
 
     @property
     def changes(self) -> bool:
-        return self.op in CHANGING or self.previous_urn is not None
+        return self.op in CHANGING or self.previous_urn is not None or self.meta_changed
+
+    @property
+    def state_only(self) -> bool:
+        """Only options changed: apply rewrites the record and calls no provider."""
+        return self.op is Op.SAME and self.meta_changed
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"urn": self.urn, "type": self.type, "op": self.op.value}
@@ -90,6 +102,8 @@ class Step:
             out["old_inputs"] = to_json(masked(self.old_inputs))
         if self.diffs:
             out["diffs"] = [_diff_json(d) for d in self.diffs]
+        if self.option_diffs:
+            out["options"] = [_diff_json(d) for d in self.option_diffs]
         if self.replace_keys:
             out["replace_keys"] = list(self.replace_keys)
         out["deps"] = list(self.deps)
@@ -97,6 +111,8 @@ class Step:
             out["delete_before_replace"] = self.delete_before_replace
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
 
@@ -129,6 +145,8 @@ class Leftover:
 
 
 LEFTOVER_VERB = "delete-replaced"
+STATE_ONLY_VERB = "update options"
+"""What a step that only rewrites a record's options is called in progress and history."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ out are to providers' ``check`` and ``diff``, which do no I/O."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackwright.errors import GraphError, InputError, PlanError, StackwrightError
@@ -13,7 +13,7 @@ from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import resolve_value
 from stackwright.model.resource import Resource, urn_name
 from stackwright.model.values import UNKNOWN, Secret, is_unknown, reveal
-from stackwright.plan.diff import diff_inputs
+from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.plan.links import LinkEdge, link_edges, with_links
 from stackwright.plan.plan import Leftover, Op, Plan, Step
 from stackwright.providers.protocol import ProviderLookup, ResourceProvider
@@ -56,6 +56,7 @@ def make_plan(
     deletes = _plan_deletes(planning)
     if planning.errors:
         raise _combined(planning.errors)
+    _delete_dependents_first(steps, planning.claimed)
     all_steps = [steps[urn] for urn in order] + deletes
     left = leftovers(snapshot)
     if targets:
@@ -139,6 +140,8 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
     diffs = () if old is None or op is Op.SAME else diff_inputs(old.inputs, inputs, frozenset(replace_keys))
     previous = old.urn if old is not None and old.urn != resource.urn else None
     deps = tuple(p.desired.deps.get(resource.urn, ()))
+    options = () if old is None else option_diffs(resource, old, deps, p.claimed)
+    recorded = recorded_options(resource)
     return Step(
         urn=resource.urn, type=resource.type_token, op=op, inputs=inputs,
         old_inputs=old.inputs if old else None, old_outputs=old.outputs if old else None,
@@ -146,9 +149,24 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
         parent=resource.resource_parent.urn if resource.resource_parent else None,
         protect=resource.resource_options.protect, retain_on_delete=resource.resource_options.retain_on_delete,
         delete_before_replace=dbr, previous_urn=previous, decl=resource.declared_at(),
-        old_deps=tuple(old.deps) if old else (),
-        meta_changed=old is not None and _meta_changed(resource, old, deps),
+        old_deps=tuple(old.deps) if old else (), meta_changed=bool(options), option_diffs=options,
+        options=recorded,
+        warnings=_side_effect_warning(handler, op, diffs),
     )
+
+
+def _side_effect_warning(handler: ResourceProvider, op: Op, diffs: tuple[PropertyDiff, ...]) -> tuple[str, ...]:
+    """A stateful resource replaced although the program changed none of the properties
+    that force it: each of them only awaits a value that another replacement or create
+    computes. Easy to miss in a review of the change that caused it."""
+    forcing = [d for d in diffs if d.replaces]
+    if op is not Op.REPLACE or not handler.stateful or not forcing:
+        return ()
+    if not all(is_unknown(d.new) for d in forcing):
+        return ()
+    paths = ", ".join(dict.fromkeys(d.path.split("[", 1)[0] for d in forcing))
+    return (f"stateful {handler.type_token} is replaced as a side effect: {paths} changes only "
+            "because a resource it uses is replaced or created; its data is lost unless kept elsewhere",)
 
 
 def _plan_read(p: _Planning, resource: Resource, old: ResourceState | None) -> Step:
@@ -232,6 +250,26 @@ def _decide(
     return Op.REPLACE, tuple(result.replaces), dbr
 
 
+def _delete_dependents_first(steps: dict[str, Step], renamed: Mapping[str, str]) -> None:
+    """A resource replaced delete-first can go only after the resources that use it are
+    gone, and comes back before they do: a dependent that is itself replaced must then
+    be deleted before it is created again too, whatever its own provider prefers (as
+    Pulumi orders such chains). Otherwise the chain could not be ordered."""
+    dependents: dict[str, list[str]] = {}
+    for urn, step in steps.items():
+        for dep in step.old_deps:
+            dependents.setdefault(renamed.get(dep, dep), []).append(urn)
+    queue = [urn for urn, step in steps.items() if step.op is Op.REPLACE and step.delete_before_replace]
+    while queue:
+        cause = queue.pop()
+        for urn in dependents.get(cause, ()):
+            step = steps[urn]
+            if step.op is Op.REPLACE and not step.delete_before_replace:
+                note = f"deleted before it is created again: it uses {urn_name(cause)}, which is replaced delete-first"
+                steps[urn] = replace(step, delete_before_replace=True, notes=(*step.notes, note))
+                queue.append(urn)
+
+
 def _predict_outputs(
     resource: Resource, handler: ResourceProvider, op: Op, inputs: dict[str, Any],
     old: ResourceState | None,
@@ -247,13 +285,36 @@ def _predict_outputs(
     return {**unknowns, **inputs, "id": UNKNOWN}
 
 
-def _meta_changed(resource: Resource, old: ResourceState, deps: tuple[str, ...]) -> bool:
+def option_diffs(
+    resource: Resource, old: ResourceState, deps: tuple[str, ...], renamed: Mapping[str, str],
+) -> tuple[PropertyDiff, ...]:
+    """The options the program changed since the record was written: apply records
+    them even when the provider has nothing to do. ``renamed`` maps the old URNs of
+    records matched through aliases to their new ones, so a renamed dependency or
+    parent is not a change."""
+    opts = resource.resource_options
     parent = resource.resource_parent.urn if resource.resource_parent else None
-    return (
-        old.parent != parent or list(old.deps) != list(deps)
-        or old.protect != resource.resource_options.protect
-        or old.retain_on_delete != resource.resource_options.retain_on_delete
-    )
+    old_parent = renamed.get(old.parent, old.parent) if old.parent else None
+    old_deps = [renamed.get(d, d) for d in old.deps]
+    pairs = [("parent", old_parent, parent), ("dependencies", old_deps, list(deps)),
+             ("protect", old.protect, opts.protect),
+             ("retain_on_delete", old.retain_on_delete, opts.retain_on_delete)]
+    recorded = recorded_options(resource)
+    pairs += [(name, old.options.get(name, default), recorded.get(name, default))
+              for name, default in OPTION_DEFAULTS.items()]
+    return tuple(PropertyDiff(name, "update", was, now) for name, was, now in pairs if was != now)
+
+
+OPTION_DEFAULTS: dict[str, Any] = {"ignore_changes": [], "delete_before_replace": False, "aliases": []}
+"""The options kept in ``ResourceState.options``, and the value a record without one has."""
+
+
+def recorded_options(resource: Resource) -> dict[str, Any]:
+    """``ResourceState.options`` for ``resource``: only the options not at their defaults."""
+    opts = resource.resource_options
+    values = {"ignore_changes": list(opts.ignore_changes),
+              "delete_before_replace": opts.delete_before_replace, "aliases": resource.alias_urns()}
+    return {name: value for name, value in values.items() if value != OPTION_DEFAULTS[name]}
 
 
 def _plan_deletes(p: _Planning) -> list[Step]:

@@ -91,13 +91,13 @@ def lock_held(stack: str, lock: LockInfo) -> LockHeldError:
 def resource_params(stack: str, r: ResourceState) -> tuple[Any, ...]:
     return (
         stack, r.urn, r.type, r.id, dumps(r.inputs), dumps(r.outputs), r.parent,
-        dumps(r.deps), int(r.protect), int(r.retain_on_delete), int(r.external),
+        dumps(r.deps), int(r.protect), int(r.retain_on_delete), int(r.external), dumps(r.options),
     )
 
 
 def resource_rows(rows: list[Any]) -> dict[str, ResourceState]:
     """Decode all rows with one ``json.loads``: per-call overhead dominated snapshot()."""
-    text = "[" + ",".join([f"[{r[3]},{r[4]},{r[6]}]" for r in rows]) + "]"
+    text = "[" + ",".join([f"[{r[3]},{r[4]},{r[6]},{r[10]}]" for r in rows]) + "]"
     try:
         values = json.loads(text)
     except (TypeError, ValueError):
@@ -108,12 +108,13 @@ def resource_rows(rows: list[Any]) -> dict[str, ResourceState]:
 
 
 def resource_row(row: Sequence[Any], value: Any) -> ResourceState:
-    urn, type_, id_, inputs_text, outputs_text, parent, _, protect, retain, external = row
+    urn, type_, id_, inputs_text, outputs_text, parent, _, protect, retain, external, _ = row
     try:
-        inputs, outputs, deps = value
+        inputs, outputs, deps, options = value
     except (TypeError, ValueError):
         raise Corrupt(f"resource {urn} does not decode") from None
-    if not (isinstance(inputs, dict) and isinstance(outputs, dict) and isinstance(deps, list)):
+    if not (isinstance(inputs, dict) and isinstance(outputs, dict) and isinstance(deps, list)
+            and isinstance(options, dict)):
         raise Corrupt(f"resource {urn} does not decode")
     if '"$' in inputs_text:
         inputs = from_json(inputs)
@@ -121,7 +122,7 @@ def resource_row(row: Sequence[Any], value: Any) -> ResourceState:
         outputs = from_json(outputs)
     return ResourceState(
         urn, type_, id_, inputs, outputs, parent, deps,
-        bool(protect), bool(retain), bool(external),
+        bool(protect), bool(retain), bool(external), options,
     )
 
 
@@ -152,7 +153,7 @@ def resource_from(data: dict[str, Any]) -> ResourceState:
     return ResourceState(
         data["urn"], data["type"], data["id"], data["inputs"], data["outputs"],
         data["parent"], data["deps"], data["protect"], data["retain_on_delete"],
-        data["external"],
+        data["external"], data.get("options", {}),
     )
 
 
@@ -163,8 +164,8 @@ def snapshot_json(rows: list[Any], outputs_text: str) -> str:
         f'{{"urn":{q(urn)},"type":{q(type_)},"id":{q(id_)},"inputs":{inputs},'
         f'"outputs":{outputs},"parent":{"null" if parent is None else q(parent)},'
         f'"deps":{deps},"protect":{_BOOL[bool(p)]},"retain_on_delete":{_BOOL[bool(r)]},'
-        f'"external":{_BOOL[bool(e)]}}}'
-        for urn, type_, id_, inputs, outputs, parent, deps, p, r, e in rows
+        f'"external":{_BOOL[bool(e)]},"options":{options}}}'
+        for urn, type_, id_, inputs, outputs, parent, deps, p, r, e, options in rows
     ])
     return f'{{"format":{SNAPSHOT_FORMAT},"resources":[{items}],"outputs":{outputs_text}}}'
 

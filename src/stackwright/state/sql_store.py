@@ -32,14 +32,17 @@ if TYPE_CHECKING:
     from stackwright.state.store import StackWriter, StateStore
 
 RESOURCE_COLUMNS: Final = (
-    "urn, type, id, inputs, outputs, parent, deps, protect, retain_on_delete, external"
+    "urn, type, id, inputs, outputs, parent, deps, protect, retain_on_delete, external, options"
 )
+RESOURCE_COLUMNS_V2: Final = RESOURCE_COLUMNS.replace("options", "'{}'")
+"""What a schema-2 file, which a read-only command does not upgrade, is read with."""
 UPSERT_RESOURCE: Final = f"""
-    INSERT INTO resources (stack, {RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)
+    INSERT INTO resources (stack, {RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
     ON CONFLICT (stack, urn) DO UPDATE SET type = excluded.type, id = excluded.id,
         inputs = excluded.inputs, outputs = excluded.outputs, parent = excluded.parent,
         deps = excluded.deps, protect = excluded.protect,
-        retain_on_delete = excluded.retain_on_delete, external = excluded.external"""
+        retain_on_delete = excluded.retain_on_delete, external = excluded.external,
+        options = excluded.options"""
 PENDING_COLUMNS: Final = "token, urn, type, op, inputs, resource_id, parent, deps, started_at"
 UPSERT_PENDING: Final = f"""
     INSERT INTO pending (stack, {PENDING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)
@@ -70,6 +73,8 @@ class SqlDb:
     """How messages name this store ("state file ...", "PostgreSQL state store ...")."""
     kind: str = "store"
     """What a hint calls it: "file", "database"."""
+    version: int = SCHEMA_VERSION
+    """The schema version of the store as opened (older until its first write upgrades it)."""
 
     def __init__(self) -> None:
         self.depth = 0
@@ -98,6 +103,14 @@ class SqlDb:
     def guard(self) -> AbstractContextManager[None]:
         raise NotImplementedError
 
+    def materialise(self) -> None:
+        """Create the store if it does not exist yet. Only creating a stack calls this:
+        every other command leaves a missing store missing."""
+
+    def prepare_write(self) -> None:
+        """Called before each outermost write: a backend that opened its store without
+        writing (so that read-only commands never do) upgrades it here."""
+
     def read(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
@@ -119,6 +132,8 @@ class SqlDb:
         if self.depth:
             yield self.conn
             return
+        with self.guard():
+            self.prepare_write()
         with self.guard(), self.transaction():
             self.depth += 1
             try:
@@ -163,6 +178,9 @@ class SqlDb:
     def require(self, stack: str) -> None:
         self.serial(stack)
 
+    def resource_columns(self) -> str:
+        return RESOURCE_COLUMNS if self.version >= 3 else RESOURCE_COLUMNS_V2
+
 
 class SqlStateStore:
     """``StateStore`` over a ``SqlDb``."""
@@ -185,6 +203,7 @@ class SqlStateStore:
         return [StackInfo(*row) for row in rows]
 
     def create_stack(self, stack: str) -> None:
+        self._db.materialise()
         with self._db.write() as conn:
             if conn.execute("SELECT 1 FROM stacks WHERE name = ?", (stack,)).fetchone():
                 raise StateError(f"stack {stack!r} already exists", hint="stackwright stack ls")
@@ -222,7 +241,7 @@ class SqlStateStore:
                 if row is None:
                     raise no_stack(stack)
                 resources = conn.execute(
-                    f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE stack = ? ORDER BY {order}",
+                    f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ? ORDER BY {order}",
                     (stack,)).fetchall()
                 pending = conn.execute(
                     f"SELECT {PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY {order}",
@@ -486,7 +505,7 @@ class SqlStackWriter:
         outputs_text = self._outputs_text()
         with gc_paused():
             rows = conn.execute(
-                f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE stack = ?"
+                f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ?"
                 f" ORDER BY {self._db.dialect_order}", (self._stack,)).fetchall()
             blob = compress_snapshot(rows, outputs_text)
             del rows
