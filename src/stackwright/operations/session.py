@@ -19,6 +19,7 @@ from stackwright.model.desired import DesiredGraph
 from stackwright.operations.workspace_links import WorkspaceLinks
 from stackwright.program.project import Project, load_stack_config
 from stackwright.program.runner import run_program
+from stackwright.program.workspace import Workspace
 from stackwright.providers.registry import ProviderRegistry
 from stackwright.state.records import LockInfo
 from stackwright.state.store import StateStore
@@ -45,6 +46,11 @@ class StackSession:
         if self._links is None:
             self._links = WorkspaceLinks(self.project, self.stack, self.store)
         return self._links
+
+    def link_workspace(self, workspace: Workspace, known: dict[str, Mapping[str, Any]]) -> None:
+        """Read other stacks through ``workspace``, starting from the outputs ``known``
+        in this run (planned by an earlier preview, or read already)."""
+        self._links = WorkspaceLinks(self.project, self.stack, self.store, workspace, known)
 
     def close(self) -> None:
         self.store.close()
@@ -78,8 +84,10 @@ def open_session(project: Project, stack: str, who: str | None = None,
 
 def provider_config(project: Project, config: Mapping[str, Any]) -> dict[str, Any]:
     """Provider sections of the stack config, with ``aws.endpoint: local`` resolved to
-    the project's running local cloud."""
+    the project's running local cloud, and the project folder as the ``local``
+    provider's root (its relative paths never depend on the working directory)."""
     out = {k: v for k, v in config.items() if isinstance(v, Mapping)}
+    out["local"] = {**out.get("local", {}), "root": str(project.root)}
     aws = dict(out.get("aws", {}))
     if aws.get("endpoint") == "local":
         aws.update(_local_cloud_settings(project))

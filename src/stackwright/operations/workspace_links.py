@@ -23,13 +23,18 @@ STATE_FILE = Path(".stackwright") / "state.db"
 class WorkspaceLinks:
     """The workspace around one stack, found and loaded on first use."""
 
-    def __init__(self, project: Project, stack: str, store: StateStore) -> None:
+    def __init__(self, project: Project, stack: str, store: StateStore,
+                 workspace: Workspace | None = None,
+                 known: dict[str, Mapping[str, Any]] | None = None) -> None:
+        """``workspace``, when given, saves finding and loading it again; ``known``
+        holds outputs already read or planned in this run, by ``project/stack``, and
+        receives what this stack reads (`stackwright run` shares one across stacks)."""
         self.project = project
         self.stack = stack
         self.store = store
-        self._workspace: Workspace | None = None
-        self._looked = False
-        self._cache: dict[str, dict[str, Any]] = {}
+        self._workspace = workspace
+        self._looked = workspace is not None
+        self._cache: dict[str, Mapping[str, Any]] = {} if known is None else known
 
     @property
     def workspace(self) -> Workspace | None:
@@ -43,12 +48,13 @@ class WorkspaceLinks:
 
     def read_outputs(self, ref: str) -> Mapping[str, Any]:
         """``project/stack``'s latest recorded outputs, after checking the dependency."""
-        if ref not in self._cache:
-            root, stack = self._target(ref)
-            self._cache[ref] = self._outputs(root, stack, ref)
-        return self._cache[ref]
+        root, stack, name = self._target(ref)
+        if name not in self._cache:
+            self._cache[name] = self._outputs(root, stack, ref)
+        return self._cache[name]
 
-    def _target(self, ref: str) -> tuple[Path, str]:
+    def _target(self, ref: str) -> tuple[Path, str, str]:
+        """The stack's project folder, its name there, and its ``project/stack``."""
         project_key, _, stack = ref.rpartition("/")
         workspace = self.workspace
         if workspace is None:
@@ -57,13 +63,14 @@ class WorkspaceLinks:
                     f"cannot read stack {ref}: project {self.project.name!r} is not part of a "
                     f"workspace, so other projects cannot be found",
                     hint=f"list the projects in a {WORKSPACE_FILE} at the repository root")
-            return self.project.root, stack
+            return self.project.root, stack, f"{self.project.name}/{stack}"
         target = workspace.project(project_key)
         if target is None:
             raise ProjectError(f"cannot read stack {ref}: the workspace has no project {project_key!r}",
                                hint=f"known projects: {', '.join(p.name for p in workspace.projects)}")
-        self._check_declared(workspace, f"{target.name}/{stack}")
-        return target.root, stack
+        name = f"{target.name}/{stack}"
+        self._check_declared(workspace, name)
+        return target.root, stack, name
 
     def _check_declared(self, workspace: Workspace, ref: str) -> None:
         here = workspace.project_at(self.project.root)
