@@ -34,6 +34,7 @@ from stackwright.program.project import Project, load_stack_config
 from stackwright.program.workspace import ProjectEntry, Workspace
 from stackwright.providers.registry import ProviderRegistry
 from stackwright.state.records import Snapshot
+from stackwright.state.store import StateStore
 
 if TYPE_CHECKING:
     from stackwright.workflow.policies import Violation
@@ -113,29 +114,45 @@ def run_stacks(workspace: Workspace, graph: Graph[str], options: RunOptions,
                listener: Listener = Listener()) -> dict[str, StackResult]:
     """Run ``options.action`` over every stack of ``graph``, each after the stacks it
     waits for; one that failed skips those that wait for it. Returns each result."""
-    runner = StackRunner(workspace, options)
     order, waits_for = walk_order(graph, options.action)
     results: dict[str, StackResult] = {}
-    for ref in order:
-        blocked = next((results[d] for d in waits_for.get(ref, ()) if not results[d].ok), None)
-        if blocked is not None:
-            result = StackResult(ref, SKIPPED, cause=blocked.cause or blocked.ref)
-        else:
-            listener.started(ref)
-            result = runner.run(ref)
-        results[ref] = result
-        listener.finished(result)
+    with StackRunner(workspace, options) as runner:
+        for ref in order:
+            blocked = next((results[d] for d in waits_for.get(ref, ()) if not results[d].ok), None)
+            if blocked is not None:
+                result = StackResult(ref, SKIPPED, cause=blocked.cause or blocked.ref)
+            else:
+                listener.started(ref)
+                result = runner.run(ref)
+            results[ref] = result
+            listener.finished(result)
     return {ref: results[ref] for ref in graph.deps}
 
 
 class StackRunner:
     """Runs one stack at a time for one `run`; remembers what earlier stacks planned
-    or recorded as outputs, for the stacks that reference them."""
+    or recorded as outputs, for the stacks that reference them, and keeps each
+    project's state store open until the run ends (opening and closing one per stack
+    is most of a trivial stack's cost)."""
 
     def __init__(self, workspace: Workspace, options: RunOptions) -> None:
         self.workspace = workspace
         self.options = options
         self.known: dict[str, Outputs] = {}
+        self.stores: dict[str, StateStore] = {}
+
+    def __enter__(self) -> StackRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for store in self.stores.values():
+            store.close()
+        self.stores.clear()
+
+    def store(self, project: Project) -> StateStore:
+        if project.name not in self.stores:
+            self.stores[project.name] = open_store(project)
+        return self.stores[project.name]
 
     def run(self, ref: str) -> StackResult:
         """The stack's result; a user error (``StackwrightError``) fails it."""
@@ -153,10 +170,7 @@ class StackRunner:
         session = self._session(entry.project, stack)
         if session is None:
             return self._absent(ref, entry.project, stack)
-        try:
-            return self._on(session, ref)
-        finally:
-            session.close()
+        return self._on(session, ref)
 
     def entry(self, ref: str) -> ProjectEntry:
         entry = self.workspace.project(ref.rpartition("/")[0])
@@ -166,17 +180,17 @@ class StackRunner:
 
     def _session(self, project: Project, stack: str) -> StackSession | None:
         """The stack's session, or None when it is not in the state store yet."""
-        store = open_store(project)
-        try:
-            if not store.stack_exists(stack):
-                store.close()
-                return None
-            config = load_stack_config(project, stack)
-            registry = ProviderRegistry(provider_config(project, config.data))
-        except BaseException:
-            store.close()
-            raise
-        session = StackSession(project, stack, store, config, registry, self.options.who)
+        store = self.store(project)
+        if not store.stack_exists(stack):
+            return None
+        return self._new_session(project, stack)
+
+    def _new_session(self, project: Project, stack: str) -> StackSession:
+        """A session over the run's store of the project; closing the store is the run's."""
+        config = load_stack_config(project, stack)
+        registry = ProviderRegistry(provider_config(project, config.data))
+        session = StackSession(project, stack, self.store(project), config, registry,
+                               self.options.who)
         session.link_workspace(self.workspace, self.known)
         return session
 
@@ -228,15 +242,8 @@ class StackRunner:
 
     def _plan_new(self, project: Project, stack: str) -> Plan:
         """Everything the stack declares, to create. Records nothing."""
-        config = load_stack_config(project, stack)
-        session = StackSession(project, stack, open_store(project), config,
-                               ProviderRegistry(provider_config(project, config.data)),
-                               self.options.who)
-        session.link_workspace(self.workspace, self.known)
-        try:
-            desired = session.run_program()
-        finally:
-            session.close()
+        session = self._new_session(project, stack)
+        desired = session.run_program()
         empty = Snapshot(stack=stack, lineage="", serial=0, resources={}, outputs={})
         return make_plan(desired, empty, session.providers)
 
