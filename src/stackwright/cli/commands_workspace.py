@@ -101,22 +101,83 @@ def run_plan(select_every: bool, since: str | None, who: str | None, output: str
 @selection_options
 @yes_option()
 @parallel_option
-def run_up(select_every: bool, since: str | None, who: str | None, yes: bool,
-           parallel: int) -> None:
+@click.option("--shard", metavar="I/K",
+              help="Be worker I of K sharing this run through the shared state store "
+              "(one CI matrix job each); needs --yes.")
+@click.option("--run-id", metavar="ID",
+              help="What the K workers of one run share (default with --shard: "
+              "$GITHUB_RUN_ID-$GITHUB_RUN_ATTEMPT).")
+@click.option("--lease", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="With --shard: a worker's claim on a stack that is not renewed for this "
+              "long is taken over by another worker.")
+def run_up(select_every: bool, since: str | None, who: str | None, yes: bool, parallel: int,
+           shard: str | None, run_id: str | None, lease: float) -> None:
     """Apply the selected stacks, dependencies first.
 
     Without --yes, previews them all and asks once. Stacks the workspace file lists but
-    that do not exist yet are created first.
+    that do not exist yet are created first. With --shard I/K, K workers started with
+    the same selection and run id apply the stacks between them (docs/workspaces.md).
     """
     from stackwright.workflow.multistack import initialize
 
+    sharding = _shard_options(shard, run_id, lease, yes)
     context = _prepare(select_every, since, who, "text")
-    if not context.selection or not _confirmed(context, yes, "Apply"):
+    if not context.selection or (sharding is None and not _confirmed(context, yes, "Apply")):
         return
     created = initialize(context.workspace, context.selection.refs)
     if created:
         click.echo(f"Created {len(created)} new stack(s): {', '.join(created)}")
+    if sharding is not None:
+        _run_shard(context, sharding, parallel)
+        return
     _finish(context, _execute(context, "up", parallel=parallel))
+
+
+def _shard_options(shard: str | None, run_id: str | None, lease: float, yes: bool) -> Any:
+    """The worker's ``ShardOptions``, or None without --shard."""
+    import os
+
+    from stackwright.workflow.shards import Shard, ShardOptions
+
+    if shard is None:
+        if run_id is not None:
+            raise click.UsageError("--run-id goes with --shard I/K")
+        return None
+    if not yes:
+        raise click.UsageError("--shard needs --yes: workers apply without asking")
+    if lease <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--lease")
+    if run_id is None and os.environ.get("GITHUB_RUN_ID"):
+        run_id = f"{os.environ['GITHUB_RUN_ID']}-{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}"
+    if not run_id:
+        raise click.UsageError("--shard needs --run-id ID (the same for every worker of the run)")
+    return ShardOptions(Shard.parse(shard), run_id, lease=lease)
+
+
+def _run_shard(context: _Context, sharding: Any, parallel: int) -> None:
+    """This worker's part of the run, then the whole run's outcome."""
+    from stackwright.workflow.multistack import Listener, RunOptions, subgraph
+    from stackwright.workflow.shards import run_shard, shard_summary
+
+    started = time.monotonic()
+    graph = subgraph(context.graph, context.selection.refs)
+    listener = Listener(started=lambda ref: context.say(f"... {ref}: up started"),
+                        finished=lambda result: _echo_result(context, result, "up"))
+    options = RunOptions("up", context.who, parallel=parallel)
+    results, done = run_shard(context.workspace, graph, options, sharding, listener)
+    counts = shard_summary(done, graph.deps)
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    bad = {ref: d for ref, d in done.items() if d.status != "ok"}
+    context.say(click.style(
+        f"run up (shard {sharding.shard}, run {sharding.run_id}): {len(graph.deps)} stack(s) in "
+        f"{time.monotonic() - started:.1f}s: {parts}; {len(results)} done by this worker",
+        fg="red" if bad else "green", bold=True))
+    for ref, fate in bad.items():
+        why = f" (needs {fate.cause}, which failed)" if fate.cause else ""
+        context.say(click.style(f"  {fate.status:<11} {ref}{why} [{fate.worker}]",
+                                fg=STATUS_COLOURS.get(fate.status)))
+    if bad:
+        raise SystemExit(1)
 
 
 @run.command("destroy")

@@ -33,6 +33,9 @@ class StackSession:
     config: ConfigSource
     providers: ProviderRegistry
     who: str
+    held_lock: LockInfo | None = None
+    """The stack's lock, when the caller took it and will release it (`run --shard`
+    claims a stack with its lock); updates then work under it instead of taking one."""
     _links: WorkspaceLinks | None = field(default=None, init=False, repr=False)
 
     def run_program(self) -> DesiredGraph:
@@ -127,6 +130,9 @@ def identity(explicit: str | None = None) -> str:
 
 @contextmanager
 def stack_lock(session: StackSession, operation: str) -> Iterator[LockInfo]:
+    if session.held_lock is not None:
+        yield session.held_lock
+        return
     info = LockInfo(owner=session.who, pid=os.getpid(), host=socket.gethostname(),
                     acquired_at=time.time(), operation=operation, token=uuid.uuid4().hex)
     session.store.acquire_lock(session.stack, info)

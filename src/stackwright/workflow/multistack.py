@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink
-from stackwright.errors import StackwrightError
+from stackwright.errors import StackwrightError, StateError
 from stackwright.graph import Graph
 from stackwright.operations.session import StackSession, open_store, provider_config
 from stackwright.operations.update import UpdateOutcome, destroy, preview, up
@@ -33,7 +33,7 @@ from stackwright.plan.planner import make_plan
 from stackwright.program.project import Project, load_stack_config
 from stackwright.program.workspace import ProjectEntry, Workspace
 from stackwright.providers.registry import ProviderRegistry
-from stackwright.state.records import Snapshot
+from stackwright.state.records import LockInfo, Snapshot
 from stackwright.state.store import StateStore
 
 if TYPE_CHECKING:
@@ -154,22 +154,24 @@ class StackRunner:
             self.stores[project.name] = open_store(project)
         return self.stores[project.name]
 
-    def run(self, ref: str) -> StackResult:
-        """The stack's result; a user error (``StackwrightError``) fails it."""
+    def run(self, ref: str, lock: LockInfo | None = None) -> StackResult:
+        """The stack's result; a user error (``StackwrightError``) fails it. With
+        ``lock``, the caller holds the stack's lock and updates work under it."""
         started = time.monotonic()
         try:
-            result = self._act(ref)
+            result = self._act(ref, lock)
         except StackwrightError as exc:
             result = StackResult(ref, FAILED, error=exc)
         result.seconds = time.monotonic() - started
         return result
 
-    def _act(self, ref: str) -> StackResult:
+    def _act(self, ref: str, lock: LockInfo | None) -> StackResult:
         entry = self.entry(ref)
         stack = ref.rpartition("/")[2]
         session = self._session(entry.project, stack)
         if session is None:
             return self._absent(ref, entry.project, stack)
+        session.held_lock = lock
         return self._on(session, ref)
 
     def entry(self, ref: str) -> ProjectEntry:
@@ -286,12 +288,22 @@ def initialize(workspace: Workspace, refs: Iterable[str]) -> list[str]:
         store = open_store(entry.project)
         try:
             for stack in stacks:
-                if not store.stack_exists(stack):
-                    store.create_stack(stack)
+                if not store.stack_exists(stack) and _created(store, stack):
                     created.append(f"{entry.name}/{stack}")
         finally:
             store.close()
     return created
+
+
+def _created(store: StateStore, stack: str) -> bool:
+    """Create the stack; False if another worker of the run created it first."""
+    try:
+        store.create_stack(stack)
+    except StateError:
+        if store.stack_exists(stack):
+            return False
+        raise
+    return True
 
 
 def _by_project(workspace: Workspace, refs: Iterable[str]) -> list[tuple[ProjectEntry, list[str]]]:
