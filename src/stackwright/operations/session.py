@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,10 +50,12 @@ class StackSession:
             self._links = WorkspaceLinks(self.project, self.stack, self.store)
         return self._links
 
-    def link_workspace(self, workspace: Workspace, known: dict[str, Mapping[str, Any]]) -> None:
+    def link_workspace(self, workspace: Workspace, known: dict[str, Mapping[str, Any]],
+                       stores: Callable[[Project], StateStore]) -> None:
         """Read other stacks through ``workspace``, starting from the outputs ``known``
-        in this run (planned by an earlier preview, or read already)."""
-        self._links = WorkspaceLinks(self.project, self.stack, self.store, workspace, known)
+        in this run (planned by an earlier preview, or read already), from the state
+        stores ``stores`` lends."""
+        self._links = WorkspaceLinks(self.project, self.stack, self.store, workspace, known, stores)
 
     def close(self) -> None:
         self.store.close()

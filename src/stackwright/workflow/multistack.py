@@ -193,7 +193,7 @@ class StackRunner:
         registry = ProviderRegistry(provider_config(project, config.data))
         session = StackSession(project, stack, self.store(project), config, registry,
                                self.options.who)
-        session.link_workspace(self.workspace, self.known)
+        session.link_workspace(self.workspace, self.known, self.store)
         return session
 
     def _on(self, session: StackSession, ref: str) -> StackResult:
@@ -287,8 +287,9 @@ def initialize(workspace: Workspace, refs: Iterable[str]) -> list[str]:
     for entry, stacks in _by_project(workspace, refs):
         store = open_store(entry.project)
         try:
+            existing = {info.name for info in store.list_stacks()}
             for stack in stacks:
-                if not store.stack_exists(stack) and _created(store, stack):
+                if stack not in existing and _created(store, stack):
                     created.append(f"{entry.name}/{stack}")
         finally:
             store.close()

@@ -78,7 +78,7 @@ class ShardOptions:
     """Seconds without renewal after which another worker takes a claim over."""
     poll: float = 0.05
     """First wait when nothing is ready; it grows to ``max_poll``."""
-    max_poll: float = 1.0
+    max_poll: float = 0.25
 
 
 @dataclass(frozen=True)
