@@ -112,20 +112,27 @@ class _Worker:
         self.name = f"{shard.shard} {runner.options.who} pid {os.getpid()} on {socket.gethostname()}"
 
     def work(self, listener: Listener) -> dict[str, StackResult]:
+        """Until every stack has an event of this run. What other workers did is read
+        again only when nothing can go on what this worker knows (a claim checks under
+        the lock anyway), which keeps the reads to one per wait."""
         results: dict[str, StackResult] = {}
         delay = self.options.poll
+        known_enough = False
         while True:
-            self.done = self.read_done()
+            if not known_enough:
+                self.done = self.read_done()
             pending = [ref for ref in self.order if ref not in self.done]
             if not pending:
                 return results
             result = self.step(pending, listener)
             if result is not None:
                 results[result.ref] = result
-                delay = self.options.poll
-                continue
-            time.sleep(delay)
-            delay = min(delay * 1.5, self.options.max_poll)
+                delay, known_enough = self.options.poll, True
+            elif known_enough:
+                known_enough = False
+            else:
+                time.sleep(delay)
+                delay = min(delay * 1.5, self.options.max_poll)
 
     def step(self, pending: list[str], listener: Listener) -> StackResult | None:
         """Skip or run the first stack that can go now; None when none can."""
