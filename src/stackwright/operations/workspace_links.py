@@ -35,6 +35,7 @@ class WorkspaceLinks:
         self.stack = stack
         self.store = store
         self._stores = stores
+        self._declared: frozenset[str] | None = None
         self._workspace = workspace
         self._looked = workspace is not None
         self._cache: dict[str, Mapping[str, Any]] = {} if known is None else known
@@ -84,7 +85,9 @@ class WorkspaceLinks:
                 f"stack {me} reads stack {ref}, but {me} is not listed in {workspace.shown}",
                 hint="add the project and stack to the workspace file, with "
                 f"`depends_on: [{ref}]`")
-        if ref not in workspace.dependencies(entry):
+        if self._declared is None:
+            self._declared = frozenset(workspace.dependencies(entry))
+        if ref not in self._declared:
             raise ProjectError(
                 f"stack {me} reads stack {ref}, but {workspace.shown} does not declare that "
                 "dependency",
