@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -241,9 +242,10 @@ def shard_workspace(root: Path, stacks: int, latency: float) -> Path:
     return root
 
 
-def run_workers(root: Path, url: str, count: int) -> float:
-    """Wall time until the last of ``count`` workers of one run exits. The stacks are
-    created in the database first (as they are after a workspace's first run)."""
+def run_workers(root: Path, url: str, count: int) -> tuple[float, float]:
+    """Wall time until the last of ``count`` workers of one run exits, and the CPU time
+    the workers used. The stacks are created in the database first (as they are after
+    a workspace's first run)."""
     from stackwright.workflow.multistack import initialize
     from stackwright.workflow.workspace import load_workspace
 
@@ -254,6 +256,7 @@ def run_workers(root: Path, url: str, count: int) -> float:
         initialize(workspace, [stack.ref for stack in workspace.stacks()])
     finally:
         del os.environ["STACKWRIGHT_STATE_URL"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     workers = [subprocess.Popen([*CLI, "run", "up", "--all", "--yes", "--shard", f"{n}/{count}",
                                  "--run-id", "bench"], cwd=root, env=env, text=True,
@@ -261,10 +264,12 @@ def run_workers(root: Path, url: str, count: int) -> float:
                for n in range(1, count + 1)]
     outputs = [w.communicate()[0] for w in workers]
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     for worker, out in zip(workers, outputs):
         if worker.returncode != 0:
             raise SystemExit(f"a worker failed:\n{out[-3000:]}")
-    return wall
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
 
 
 def bench_shards(stacks: int = 200, latency: float = 0.05, workers: int = 4) -> dict[str, object]:
@@ -272,16 +277,20 @@ def bench_shards(stacks: int = 200, latency: float = 0.05, workers: int = 4) -> 
     from pg_server import running_server
 
     root = Path(tempfile.mkdtemp(prefix="sw-shard-bench-"))
+    load = os.getloadavg()[0]
     try:
         with running_server() as server:
-            one = run_workers(shard_workspace(root / "one", stacks, latency), server.create_database(), 1)
-            many = run_workers(shard_workspace(root / "many", stacks, latency),
-                               server.create_database(), workers)
+            one, one_cpu = run_workers(shard_workspace(root / "one", stacks, latency),
+                                       server.create_database(), 1)
+            many, many_cpu = run_workers(shard_workspace(root / "many", stacks, latency),
+                                         server.create_database(), workers)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return {"stacks": stacks, "latency_s": latency, "one_worker_s": round(one, 2),
             f"{workers}_workers_s": round(many, 2),
-            "ratio_to_ideal": round(many / (one / workers), 3), "target_ratio": SHARD_TARGET}
+            "ratio_to_ideal": round(many / (one / workers), 3), "target_ratio": SHARD_TARGET,
+            "workers_cpu_s": {"one": round(one_cpu, 2), str(workers): round(many_cpu, 2)},
+            "load_average_at_start": round(load, 1)}
 
 
 def check_selection(out: str) -> None:
