@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from stackwright.errors import LockHeldError, ProjectError, StateError
 from stackwright.graph import Graph
+from stackwright.operations.session import lock_is_stale
 from stackwright.program.project import Project
 from stackwright.program.workspace import Workspace
 from stackwright.state.records import LockInfo
@@ -243,19 +244,9 @@ def stale(lock: LockInfo, lease: float, now: float | None = None) -> bool:
     """A claim lock whose holder is gone: its process on this host, or its lease."""
     if not lock.operation.startswith(CLAIM + " "):
         return False
-    if lock.host == socket.gethostname() and not _alive(lock.pid):
+    if lock_is_stale(lock):
         return True
     return (now if now is not None else time.time()) - lock.acquired_at > lease
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _Renewer:
