@@ -163,10 +163,7 @@ class _Worker:
         finally:
             lost = self.renewer.stop()
         if lost is not None:
-            result = StackResult(ref, FAILED, seconds=result.seconds, plan=result.plan,
-                                 outcome=result.outcome, error=StateError(f"the claim on {ref} was taken over while it was "
-                                                  f"being applied: {lost.headline()}",
-                                                  hint="use a longer --lease"))
+            result = _taken_over(result, lost)
         try:
             self.record(ref, result.status, None)
         finally:
@@ -231,6 +228,14 @@ class _Worker:
 
     def locate(self, ref: str) -> tuple[Project, str]:
         return self.runner.entry(ref).project, ref.rpartition("/")[2]
+
+
+def _taken_over(result: StackResult, lost: LockHeldError) -> StackResult:
+    """The stack failed: another worker may have applied it at the same time."""
+    error = StateError(f"the claim on {result.ref} was taken over while it was being applied: "
+                       f"{lost.headline()}", hint="use a longer --lease")
+    return StackResult(result.ref, FAILED, seconds=result.seconds, plan=result.plan,
+                       outcome=result.outcome, error=error)
 
 
 def preferred_order(refs: list[str], shard: Shard) -> list[str]:
