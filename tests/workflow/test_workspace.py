@@ -62,8 +62,9 @@ if config.get_bool("fail"):
 """
 
 EPILOGUE = """\
-pathlib.Path("out/runs").mkdir(parents=True, exist_ok=True)
-pathlib.Path(f"out/runs/{sw.get_stack()}.txt").write_text(f"{_started} {time.time()}")
+_runs = pathlib.Path(__file__).parent / "out" / "runs"
+_runs.mkdir(parents=True, exist_ok=True)
+(_runs / f"{sw.get_stack()}.txt").write_text(f"{_started} {time.time()}")
 """
 
 PROGRAMS = {
@@ -211,21 +212,33 @@ def test_up_all_applies_dependencies_first(fresh: Path) -> None:
     assert (fresh / "cluster" / "out" / "staging" / "kube.txt").read_text() == "cluster in vpc-staging"
 
 
+def test_a_fresh_workspace_previews_every_stack_with_planned_outputs(fresh: Path) -> None:
+    out = ok(fresh, "run", "preview", "--all", "--diff")
+    assert "run preview: 7 stack(s)" in out and "7 ok" in out
+    assert out.count("is not initialized yet") == 7
+    assert 'content: "cluster in vpc-staging"' in out  # network/staging's planned output
+    assert 'content: "a1 vpc-production https://production.k8s.example"' in out
+    assert not (fresh / "network" / "out" / "staging").exists(), "a preview changes nothing"
+
+
+def test_destroy_all_removes_dependents_first(fresh: Path) -> None:
+    repo = fresh
+    ok(repo, "run", "up", "--all", "--yes")
+    assert (repo / "tenants" / "out" / "acme" / "a1.txt").exists()
+    out = ok(repo, "run", "destroy", "--all", "--yes")
+    assert "run destroy: 7 stack(s)" in out and "7 ok" in out
+    last = {ref: history(repo, ref)[-1] for ref in EVERY_STACK}
+    assert all(cp.kind == "destroy" for cp in last.values())
+    for before, after in [("tenants/acme", "cluster/production"), ("cluster/production", "network/production"),
+                          ("cluster/staging", "network/staging")]:
+        assert last[before].finished_at <= last[after].started_at, (before, after)
+    assert not (repo / "tenants" / "out" / "acme" / "a1.txt").exists()
+
+
 def test_a_secret_output_stays_secret_through_a_reference(repo: Path) -> None:
     code, out, err = sw(repo, "outputs", "-s", "acme", cwd=repo / "tenants")
     assert code == 0, err
     assert "token: [secret]" in out and "s3cr3t" not in out
-
-
-def test_independent_stacks_run_in_parallel(repo: Path) -> None:
-    for ref in ("network/staging", "network/production", "audit/main"):
-        write_config(repo, *ref.split("/"), sleep=1.5)
-    out = ok(repo, "run", "preview", "--all", "--parallel-stacks", "3")
-    starts_before_first_end = out.split("\n--- ", 1)[0]
-    for ref in ("network/staging", "network/production", "audit/main"):
-        assert f"... {ref}: preview started" in starts_before_first_end
-    spans = [ran(repo, ref) for ref in ("network/staging", "network/production", "audit/main")]
-    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
 
 
 def test_a_failed_stack_skips_only_its_dependents(fresh: Path) -> None:

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +19,7 @@ from stackwright.model.desired import DesiredGraph
 from stackwright.operations.workspace_links import WorkspaceLinks
 from stackwright.program.project import Project, load_stack_config
 from stackwright.program.runner import run_program
+from stackwright.program.workspace import Workspace
 from stackwright.providers.registry import ProviderRegistry
 from stackwright.state.records import LockInfo
 from stackwright.state.store import StateStore
@@ -32,6 +33,9 @@ class StackSession:
     config: ConfigSource
     providers: ProviderRegistry
     who: str
+    held_lock: LockInfo | None = None
+    """The stack's lock, when the caller took it and will release it (`run --shard`
+    claims a stack with its lock); updates then work under it instead of taking one."""
     _links: WorkspaceLinks | None = field(default=None, init=False, repr=False)
 
     def run_program(self) -> DesiredGraph:
@@ -45,6 +49,13 @@ class StackSession:
         if self._links is None:
             self._links = WorkspaceLinks(self.project, self.stack, self.store)
         return self._links
+
+    def link_workspace(self, workspace: Workspace, known: dict[str, Mapping[str, Any]],
+                       stores: Callable[[Project], StateStore]) -> None:
+        """Read other stacks through ``workspace``, starting from the outputs ``known``
+        in this run (planned by an earlier preview, or read already), from the state
+        stores ``stores`` lends."""
+        self._links = WorkspaceLinks(self.project, self.stack, self.store, workspace, known, stores)
 
     def close(self) -> None:
         self.store.close()
@@ -77,10 +88,13 @@ def open_session(project: Project, stack: str, who: str | None = None,
 
 
 def provider_config(project: Project, config: Mapping[str, Any]) -> dict[str, Any]:
-    """The provider sections of the stack config (``aws:``, ``kubernetes:``...), each
-    handed to its provider as written: what a setting means (``endpoint: local``...) is
-    the provider's business."""
-    return {k: v for k, v in config.items() if isinstance(v, Mapping)}
+    """The provider sections of the stack config (``aws:``, ``k8s:``...), each handed to
+    its provider as written: what a setting means (``endpoint: local``...) is the
+    provider's business. The ``local`` provider also gets the project folder as its root,
+    so its relative paths never depend on the working directory."""
+    out = {k: v for k, v in config.items() if isinstance(v, Mapping)}
+    out["local"] = {**out.get("local", {}), "root": str(project.root)}
+    return out
 
 
 def identity(explicit: str | None = None) -> str:
@@ -100,6 +114,9 @@ def identity(explicit: str | None = None) -> str:
 
 @contextmanager
 def stack_lock(session: StackSession, operation: str) -> Iterator[LockInfo]:
+    if session.held_lock is not None:
+        yield session.held_lock
+        return
     info = LockInfo(owner=session.who, pid=os.getpid(), host=socket.gethostname(),
                     acquired_at=time.time(), operation=operation, token=uuid.uuid4().hex)
     session.store.acquire_lock(session.stack, info)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
-from stackwright.errors import StateError
+from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
     Corrupt, change_json, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
     loads, lock_held, no_stack, pending_row, resource_params, resource_rows,
@@ -275,8 +275,8 @@ class SqlStateStore:
             if not self._db.insert_lock(params):
                 winner = self._lock(stack)
                 if winner is None:
-                    raise StateError(f"the lock of stack {stack!r} changed hands while taking it",
-                                     hint="try again")
+                    raise LockHeldError(f"the lock of stack {stack!r} changed hands while taking it",
+                                        hint="try again")
                 raise lock_held(stack, winner)
 
     def release_lock(self, stack: str, token: str) -> None:

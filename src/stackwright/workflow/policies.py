@@ -39,6 +39,7 @@ from stackwright.model.resource import URN_SEPARATOR, urn_name, urn_parts
 from stackwright.model.values import UNKNOWN, Secret
 from stackwright.plan.plan import Op, Plan, Step
 from stackwright.program.project import PROJECT_FILE, Project
+from stackwright.program.runner import project_imports
 from stackwright.providers.protocol import InputRule, ProviderLookup
 from stackwright.workflow.environments import Enforcement, Environment
 
@@ -333,11 +334,10 @@ def _load(project: Project, source: _Source) -> ModuleType:
     if spec is None or spec.loader is None:
         raise source.error("cannot load this policy file", "policy files are Python modules")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and pickling look modules up by name
-    root = str(project.root)
-    sys.path.insert(0, root)
     try:
-        spec.loader.exec_module(module)
+        with project_imports([project.root]):
+            sys.modules[name] = module  # dataclasses and pickling look modules up by name
+            spec.loader.exec_module(module)
     except StackwrightError:
         raise
     except SyntaxError as exc:
@@ -346,9 +346,7 @@ def _load(project: Project, source: _Source) -> ModuleType:
     except Exception as exc:
         raise source.error(f"loading the policy file raised {type(exc).__name__}: {exc}",
                            FIX_HINT, exc) from exc
-    finally:
-        if root in sys.path:
-            sys.path.remove(root)
+    sys.modules[name] = module  # the project's helper modules are forgotten, not this one
     return module
 
 
