@@ -81,9 +81,7 @@ def make_plan(proj: CliProject, stack: str = "dev", name: str = "plan.json", **e
 def recorded(proj: CliProject, stack: str = "dev") -> tuple[int, int, str]:
     """What state records of ``stack``: its serial (which every write of resources,
     pending operations or outputs advances), its checkpoints, and the files made."""
-    from stackwright.state.sqlite import SqliteStateStore
-
-    store = SqliteStateStore(proj.db)
+    store = proj.store()
     try:
         serial, checkpoints = store.snapshot(stack).serial, len(store.history(stack))
     finally:
@@ -184,20 +182,20 @@ def test_plan_file_holds_no_plain_secret(applied: CliProject) -> None:
     key = applied.root / ".stackwright" / "secrets.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     # The key is what turns the file back into the value apply uses.
+    from stackwright.operations.keyring import Keyring
     from stackwright.program.project import load_project
-    from stackwright.workflow.secrets import decrypt_tree, project_key
+    from stackwright.workflow.secrets import decrypt_tree
 
     os.environ.pop("STACKWRIGHT_PASSPHRASE", None)
-    value = decrypt_tree(creds, project_key(load_project(applied.root)))
+    value = decrypt_tree(creds, Keyring.for_stack(load_project(applied.root), "dev"))
     assert value.value == f"PASSWORD={password}"
 
 
 def test_plan_with_a_passphrase_applies_elsewhere_with_the_same_passphrase(applied: CliProject) -> None:
     applied.write_config({"greeting": "bye"})
     make_plan(applied, STACKWRIGHT_PASSPHRASE="correct horse")
-    (applied.root / ".stackwright" / "secrets.key").unlink(missing_ok=True)
     err = refused(applied, "apply", "plan.json", "--yes", STACKWRIGHT_PASSPHRASE="wrong")
-    assert "cannot decrypt the plan's secrets" in err
+    assert "cannot decrypt a secret with the passphrase key" in err and len(err.splitlines()) == 2
     out = applied.ok("apply", "plan.json", "--yes", STACKWRIGHT_PASSPHRASE="correct horse")
     assert "Applied plan" in out
 
@@ -521,24 +519,23 @@ def test_value_the_plan_fixed_coming_out_different_fails_the_apply(tmp_path: Pat
 
 def test_secrets_round_trip_with_a_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from stackwright.model.values import UNKNOWN, Secret
+    from stackwright.operations.keyring import Keyring, parse_spec
     from stackwright.program.project import Project
-    from stackwright.workflow.secrets import decrypt_tree, encrypt_tree, project_key
+    from stackwright.workflow.secrets import decrypt_tree, encrypt_tree
 
     monkeypatch.delenv("STACKWRIGHT_PASSPHRASE", raising=False)
     project = Project(root=tmp_path, name="proj")
-    key = project_key(project)
-    path = tmp_path / ".stackwright" / "secrets.key"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert project_key(project) == key, "made once, then read back"
-
+    keyring = Keyring(project, parse_spec(None))
     value = {"user": "app", "password": Secret("hunter2"), "later": UNKNOWN,
              "list": [1, Secret({"nested": Secret("deep")}), (2, 3)], "none": None}
-    sealed = encrypt_tree(value, key)
+    sealed = encrypt_tree(value, keyring)
+    path = tmp_path / ".stackwright" / "secrets.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     text = json.dumps(sealed)
     assert "hunter2" not in text and "deep" not in text
-    assert sealed["password"].keys() == {"$encrypted"}
+    assert sealed["password"].keys() == {"$encrypted"} and sealed["password"]["$encrypted"].startswith("local:")
     assert sealed["later"] == {"$unknown": True}
-    opened = decrypt_tree(json.loads(text), key)
+    opened = decrypt_tree(json.loads(text), Keyring(project, parse_spec(None)))
     assert opened == {**value, "list": [1, Secret({"nested": Secret("deep")}), [2, 3]]}
     masked_view = decrypt_tree(sealed, None)
     assert masked_view["password"] == Secret(None) and masked_view["user"] == "app"
@@ -546,18 +543,18 @@ def test_secrets_round_trip_with_a_key_file(tmp_path: Path, monkeypatch: pytest.
 
 def test_secrets_with_a_passphrase_and_a_wrong_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from stackwright.model.values import Secret
+    from stackwright.operations.keyring import Keyring, SecretsError, parse_spec
     from stackwright.program.project import Project
-    from stackwright.workflow.secrets import SecretsError, decrypt_tree, encrypt_tree, project_key
+    from stackwright.workflow.secrets import decrypt_tree, encrypt_tree
 
     monkeypatch.setenv("STACKWRIGHT_PASSPHRASE", "correct horse")
     here, there = Project(root=tmp_path / "a", name="proj"), Project(root=tmp_path / "b", name="proj")
-    key = project_key(here)
-    assert project_key(there) == key, "the same passphrase gives the same key anywhere"
+    sealed = encrypt_tree({"p": Secret("s3cret")}, Keyring(here, parse_spec(None)))
+    assert decrypt_tree(sealed, Keyring(there, parse_spec(None))) == {"p": Secret("s3cret")}, \
+        "the same passphrase opens it anywhere"
     assert not (tmp_path / "a" / ".stackwright").exists()
-    assert project_key(Project(root=tmp_path / "c", name="other")) != key
-    sealed = encrypt_tree({"p": Secret("s3cret")}, key)
-    assert decrypt_tree(sealed, key) == {"p": Secret("s3cret")}
+    with pytest.raises(SecretsError, match="cannot decrypt a secret with the passphrase key"):
+        decrypt_tree(sealed, Keyring(Project(root=tmp_path / "c", name="other"), parse_spec(None)))
     monkeypatch.setenv("STACKWRIGHT_PASSPHRASE", "wrong")
-    with pytest.raises(SecretsError, match="not the one the plan was made with"):
-        decrypt_tree(sealed, project_key(here))
-
+    with pytest.raises(SecretsError, match="cannot decrypt a secret with the passphrase key"):
+        decrypt_tree(sealed, Keyring(here, parse_spec(None)))

@@ -28,7 +28,9 @@ from stackwright.engine.retry import RetryPolicy
 from stackwright.errors import PlanError, ProviderError, StackwrightError
 from stackwright.graph import CycleFound, Graph, walk
 from stackwright.model.resource import urn_name
-from stackwright.model.values import UNKNOWN, Secret, is_unknown, masked, reveal, wrap_secret_keys
+from stackwright.model.values import (
+    UNKNOWN, carry_secrets, is_unknown, masked, remark_secrets, reveal, wrap_secret_keys,
+)
 from stackwright.plan.diff import PropertyDiff
 from stackwright.plan.plan import LEFTOVER_VERB, Leftover, Op, Plan, Step
 from stackwright.providers.protocol import ProviderLookup
@@ -250,7 +252,7 @@ class Applier:
         _check_matches_plan(step.urn, planned, resolved)
         handler = self.providers.resource(step.type)
         checked = handler.check(reveal(resolved))
-        return {k: Secret(v) if isinstance(resolved.get(k), Secret) else v for k, v in checked.items()}
+        return {k: remark_secrets(resolved.get(k), v) for k, v in checked.items()}
 
     async def _create(self, step: Step, inputs: dict[str, Any]) -> None:
         handler = self.providers.resource(step.type)
@@ -262,7 +264,7 @@ class Applier:
             parent=step.parent, deps=list(step.deps), started_at=time.time()))
         ctx = self.calls.context(step.urn, urn_name(step.urn), token)
         created = await self.calls.run(step.urn, "create", handler.create, ctx, reveal(inputs))
-        outputs = wrap_secret_keys({**inputs, **created.outputs}, handler.secret_outputs)
+        outputs = wrap_secret_keys({**inputs, **carry_secrets(inputs, created.outputs)}, handler.secret_outputs)
         change = Change(step.urn, step.type, step.op.value, _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, created.id, inputs, outputs),
                           change, clears=token)
@@ -300,7 +302,8 @@ class Applier:
         returned = await self.calls.run(
             step.urn, "update", handler.update, ctx, step.old_id, reveal(step.old_inputs),
             reveal(step.old_outputs), reveal(inputs))
-        outputs = wrap_secret_keys({**step.old_outputs, **inputs, **returned}, handler.secret_outputs)
+        outputs = wrap_secret_keys({**step.old_outputs, **inputs, **carry_secrets(inputs, returned)},
+                                   handler.secret_outputs)
         change = Change(step.urn, step.type, "update", _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, step.old_id, inputs, outputs),
                           change, clears=token)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, overl
 
 from stackwright.errors import ProgramError
 from stackwright.model import context
-from stackwright.model.values import UNKNOWN, Secret, is_unknown, reveal
+from stackwright.model.values import UNKNOWN, Secret, is_secret, is_unknown, reveal
 
 if TYPE_CHECKING:
     from stackwright.model.resource import Resource
@@ -109,7 +109,7 @@ class Output(Generic[T]):
         values = [s.resolve(lookup) for s in self._sources]
         if any(is_unknown(v) for v in values):
             return UNKNOWN
-        secret = any(isinstance(v, Secret) for v in values)
+        secret = any(is_secret(v) for v in values)
         assert self._fn is not None
         with context.inside_callback():
             result = self._fn(*[reveal(v) for v in values])

@@ -111,6 +111,28 @@ def wrap_secret_keys(values: Mapping[str, Any], keys: frozenset[str]) -> dict[st
     return out
 
 
+def remark_secrets(original: Any, changed: Any) -> Any:
+    """``changed`` (``original`` revealed, then normalised by a provider) with the
+    secrets of ``original`` marked again where they were, at any depth. Where the two
+    no longer have the same shape, the whole value that holds a secret is secret."""
+    if not is_secret(original):
+        return changed
+    if isinstance(original, Secret):
+        return changed if isinstance(changed, Secret) else Secret(changed)
+    if isinstance(original, Mapping) and isinstance(changed, Mapping) and original.keys() <= changed.keys():
+        return {k: remark_secrets(original.get(k), v) for k, v in changed.items()}
+    if (isinstance(original, (list, tuple)) and isinstance(changed, (list, tuple))
+            and len(original) == len(changed)):
+        return [remark_secrets(o, c) for o, c in zip(original, changed)]
+    return Secret(changed)
+
+
+def carry_secrets(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """``outputs`` where an output named like a secret input (a provider echoing its
+    input back) stays as secret as the input was."""
+    return {k: remark_secrets(inputs[k], v) if k in inputs else v for k, v in outputs.items()}
+
+
 def marker_json(value: Any) -> Any:
     """``json`` ``default`` hook giving the stored form of ``Secret`` and ``UNKNOWN``."""
     if isinstance(value, Secret):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from stackwright.errors import StateError
 from stackwright.state.codec import (
-    Corrupt, change_json, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
+    Corrupt, SecretCipher, ValueCodec, change_json, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
     loads, lock_held, no_stack, pending_row, resource_params, resource_rows,
 )
 from stackwright.state.records import (
@@ -73,6 +73,7 @@ class SqlDb:
 
     def __init__(self) -> None:
         self.depth = 0
+        self.values = ValueCodec()
         self.batched: set[str] | None = None
 
     def stored_version(self, raw: Any) -> int:
@@ -171,6 +172,10 @@ class SqlStateStore:
         self._db = db
         self._closed = False
 
+    def use_cipher(self, cipher: SecretCipher) -> None:
+        """Seal secrets with ``cipher`` from now on, and open them with it."""
+        self._db.values = ValueCodec(cipher)
+
     def __enter__(self) -> SqlStateStore:
         return self
 
@@ -230,8 +235,9 @@ class SqlStateStore:
             with self._db.guard():
                 return Snapshot(
                     stack=stack, lineage=row[0], serial=int(row[1]),
-                    resources=resource_rows(resources),
-                    outputs=loads(row[2]), pending=[pending_row(p) for p in pending],
+                    resources=resource_rows(resources, self._db.values),
+                    outputs=self._db.values.loads(row[2]),
+                    pending=[pending_row(p, self._db.values) for p in pending],
                 )
 
     def pending_count(self, stack: str) -> int:
@@ -306,14 +312,14 @@ class SqlStateStore:
         if row is None:
             raise StateError(f"stack {stack!r} has no checkpoint {number}", hint="stackwright history")
         with self._db.guard(), gc_paused():
-            return checkpoint_detail(row)
+            return checkpoint_detail(row, self._db.values)
 
     def record_event(self, stack: str, kind: str, who: str, data: dict[str, Any]) -> Event:
         at = time.time()
         with self._db.write() as conn:
             row = conn.execute(
                 "INSERT INTO events (stack, kind, who, at, data) VALUES (?,?,?,?,?) RETURNING id",
-                (stack, kind, who, at, dumps(data))).fetchone()
+                (stack, kind, who, at, self._db.values.dumps(data))).fetchone()
         return Event(int(row[0]) if row else 0, stack, kind, who, at, dict(data))
 
     def events(self, stack: str | None = None, kinds: tuple[str, ...] = ()) -> list[Event]:
@@ -331,7 +337,7 @@ class SqlStateStore:
                 f"SELECT id, stack, kind, who, at, data FROM events{where} ORDER BY id",
                 tuple(params)).fetchall()
         with self._db.guard():
-            return [Event(int(r[0]), r[1], r[2], r[3], float(r[4]), loads(r[5])) for r in rows]
+            return [Event(int(r[0]), r[1], r[2], r[3], float(r[4]), self._db.values.loads(r[5])) for r in rows]
 
     def close(self) -> None:
         if not self._closed:
@@ -371,7 +377,7 @@ class SqlStackWriter:
     def record_pending(self, op: PendingOperation) -> None:
         self._check_open()
         params = (
-            self._stack, op.token, op.urn, op.type, op.op, dumps(op.inputs),
+            self._stack, op.token, op.urn, op.type, op.op, self._db.values.dumps(op.inputs),
             op.resource_id, op.parent, dumps(op.deps), op.started_at,
         )
         with self._db.write() as conn:
@@ -383,7 +389,7 @@ class SqlStackWriter:
     ) -> None:
         """Insert or replace a resource; clear pending op ``clears`` in the same commit."""
         self._check_open()
-        params = resource_params(self._stack, resource)
+        params = resource_params(self._stack, resource, self._db.values)
         with self._db.write() as conn:
             self._db.bump(self._stack)
             conn.execute(UPSERT_RESOURCE, params)
@@ -454,7 +460,7 @@ class SqlStackWriter:
         """Replace the outputs if given; write a checkpoint if anything changed or failed."""
         self._check_open()
         self._finished = True
-        outputs_text = None if outputs is None else dumps(outputs)
+        outputs_text = None if outputs is None else self._db.values.dumps(outputs)
         if not self._changes and result == "succeeded":
             if outputs_text is not None:
                 with self._db.write():

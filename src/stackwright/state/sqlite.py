@@ -80,6 +80,7 @@ class _Db(SqlDb):
         self.where = f"state file {path}"
         self.kind = "file"
         _check_header(path)
+        _private(path)
         try:
             self.conn = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False,
@@ -188,6 +189,17 @@ class _Db(SqlDb):
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _private(path: Path) -> None:
+    """State holds ciphertext, ids and names of everything: readable by its owner only.
+    SQLite gives its WAL and shared-memory files the database file's mode."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError as exc:
+        raise StateError(f"cannot open state file {path}: {exc.strerror}") from exc
 
 
 def _check_header(path: Path) -> None:

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 from stackwright.graph import Graph, walk
 from stackwright.model.values import Secret
 from stackwright.operations.session import (
-    StackSession, identity, open_store, provider_config,
+    StackSession, identity, open_store, provider_config, stack_config,
 )
 from stackwright.plan.plan import Plan
 from stackwright.plan.planner import make_plan
-from stackwright.program.project import Project, load_stack_config
+from stackwright.program.project import Project
 from stackwright.program.workspace import ProjectEntry, Workspace
 from stackwright.providers.registry import ProviderRegistry
 from stackwright.state.records import Snapshot
@@ -219,8 +219,8 @@ def preview_new_stack(project: Project, stack: str, who: str | None = None) -> P
 
 
 def _new_session(project: Project, stack: str, who: str | None) -> StackSession:
-    config = load_stack_config(project, stack)
-    return StackSession(project, stack, open_store(project), config,
+    config = stack_config(project, stack)
+    return StackSession(project, stack, open_store(project, stack), config,
                         ProviderRegistry(provider_config(project, config.data)), identity(who))
 
 

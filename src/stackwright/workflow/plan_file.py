@@ -29,6 +29,7 @@ from stackwright.engine.events import EventSink
 from stackwright.errors import StackwrightError
 from stackwright.model.resource import urn_name
 from stackwright.model.values import masked, to_json
+from stackwright.operations.keyring import Keyring
 from stackwright.operations.session import StackSession, require_no_pending
 from stackwright.operations.update import Confirm, UpdateOutcome, apply_saved, preview
 from stackwright.plan.diff import PropertyDiff, diff_values
@@ -38,7 +39,7 @@ from stackwright.state.records import Snapshot
 from stackwright.workflow import approvals, policies
 from stackwright.workflow.environments import environment_for
 from stackwright.workflow.gate import check_gate
-from stackwright.workflow.secrets import decrypt_tree, encrypt_tree, project_key
+from stackwright.workflow.secrets import decrypt_tree, encrypt_tree, stack_keyring
 
 FORMAT = "stackwright-plan"
 VERSION = 1
@@ -104,7 +105,7 @@ class SavedPlan:
         """A top-level field of the document (None when absent)."""
         return self.document.get(name)
 
-    def plan(self, key: bytes | None) -> Plan:
+    def plan(self, key: Keyring | None) -> Plan:
         """The Plan the file describes; with ``key=None`` secrets stay encrypted
         (``Secret(None)``), which is enough to show it."""
         doc = self.document
@@ -188,7 +189,7 @@ def _no_constants(name: str) -> Any:
     raise ValueError(name)
 
 
-def plan_document(plan: Plan, session: StackSession, *, digests: tuple[str, str], key: bytes,
+def plan_document(plan: Plan, session: StackSession, *, digests: tuple[str, str], key: Keyring,
                   violations: list[policies.Violation], allow_destroy: bool) -> dict[str, Any]:
     """The plan file's content, hash included (docs/plan-file.md)."""
     document: dict[str, Any] = {
@@ -212,7 +213,7 @@ def plan_document(plan: Plan, session: StackSession, *, digests: tuple[str, str]
     return document
 
 
-def _step_json(step: Step, key: bytes, session: StackSession) -> dict[str, Any]:
+def _step_json(step: Step, key: Keyring, session: StackSession) -> dict[str, Any]:
     """What apply executes (encrypted where secret), then what reviewers read (masked)."""
     return {
         "urn": step.urn, "type": step.type, "op": step.op.value,
@@ -242,7 +243,7 @@ def _violation_json(v: policies.Violation) -> dict[str, Any]:
     return {"policy": v.policy, "message": v.message, "urn": v.urn, "mandatory": v.mandatory}
 
 
-def _step_from(raw: Mapping[str, Any], key: bytes | None) -> Step:
+def _step_from(raw: Mapping[str, Any], key: Keyring | None) -> Step:
     inputs = raw["inputs"]
     return Step(
         urn=str(raw["urn"]), type=str(raw["type"]), op=Op(raw["op"]),
@@ -281,7 +282,7 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False)
     violations = policies.evaluate(plan, session.project, environment_for(session.project, session.stack),
                                    allow_destroy=allow_destroy)
     _refuse_blocking(violations, "plan not written")
-    document = plan_document(plan, session, digests=digests, key=project_key(session.project),
+    document = plan_document(plan, session, digests=digests, key=stack_keyring(session),
                              violations=violations, allow_destroy=allow_destroy)
     write_plan_file(path, document)
     session.store.record_event(session.stack, approvals.PLAN, session.who, {
@@ -420,7 +421,7 @@ def apply_plan_file(session: StackSession, saved: SavedPlan, *, options: ApplyOp
     approvals.plan_event(session.store, session.stack, saved.hash)
     approved = approvals.require_approved(session, saved.hash)
     check_gate(session, str(saved.get("program_digest")))
-    plan = saved.plan(project_key(session.project))
+    plan = saved.plan(stack_keyring(session))
     _refuse_blocking(policies.evaluate(plan, session.project, approved.environment,
                                        allow_destroy=bool(saved.get("allow_destroy"))), "plan not applied")
     desired = session.run_program()
