@@ -40,6 +40,29 @@ sw.export("site_path", site.path)
 """
 
 ENVIRONMENTS: dict[str, Any] = {"production": {"protected": True, "required_approvals": 1}}
+PEOPLE = ("alice", "alice@example.com", "bob", "carol", "dave", "mallory", "tester")
+"""Everyone the tests let approve has an SSH key, listed in allowed_signers."""
+
+
+def ssh_key(folder: Path, name: str) -> tuple[Path, str]:
+    """A new Ed25519 key pair in OpenSSH format: the private key's path and the public
+    key line (``ssh-ed25519 AAAA...``)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding, NoEncryption, PrivateFormat, PublicFormat,
+    )
+
+    private = Ed25519PrivateKey.generate()
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(private.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()))
+    path.chmod(0o600)
+    return path, private.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+
+
+def signed(proj: CliProject, name: str) -> tuple[str, ...]:
+    """Arguments that approve as ``name`` with ``name``'s own key."""
+    return ("--as", name, "--key", str(proj.root.parent / "keys" / name))
 
 
 def make_project(root: Path, environments: dict[str, Any] | None = None,
@@ -52,6 +75,8 @@ def make_project(root: Path, environments: dict[str, Any] | None = None,
     (root / "stackwright.yaml").write_text(yaml.safe_dump(settings))
     (root / "__main__.py").write_text(PROGRAM)
     (root / "motd.txt").write_text("welcome")
+    lines = [f"{who} namespaces=\"stackwright-plan\" {ssh_key(root.parent / 'keys', who)[1]}" for who in PEOPLE]
+    (root / "allowed_signers").write_text("\n".join(lines) + "\n")
     proj = CliProject(root)
     for stack in ("dev", "production"):
         proj.write_config({"greeting": f"hello {stack}"}, stack=stack)
@@ -302,7 +327,9 @@ def test_production_needs_an_approval_from_someone_else(proj: CliProject) -> Non
     err = refused(proj, "approve", "plan.json")
     assert "tester made plan" in err and "does not allow self-approval" in err
 
-    out = proj.ok("approve", "plan.json", "--as", "bob", "--comment", "looks right")
+    err = refused(proj, "approve", "plan.json", "--as", "bob")
+    assert "environment 'production' is protected: an approval must be signed" in err
+    out = proj.ok("approve", "plan.json", *signed(proj, "bob"), "--comment", "looks right")
     assert "Approved plan" in out and "1 of 1 needed" in out
     out = proj.ok("apply", "plan.json", "--yes")
     assert f"Applied plan {digest[:12]}" in out
@@ -311,13 +338,13 @@ def test_production_needs_an_approval_from_someone_else(proj: CliProject) -> Non
     rows = audit(proj, "production")
     assert [(r["kind"], r["who"]) for r in rows] == [("plan", "tester"), ("approve", "bob"), ("apply", "tester")]
     assert all(r["plan_hash"] == digest for r in rows)
-    assert rows[1]["detail"] == "looks right"
+    assert rows[1]["detail"].startswith("[signed SHA256:") and rows[1]["detail"].endswith("] looks right")
     assert rows[2]["data"]["approved_by"] == ["bob"]
 
 
 def test_identity_comes_from_the_environment(proj: CliProject) -> None:
     make_plan(proj, "production", STACKWRIGHT_USER="alice@example.com")
-    proj.ok("approve", "plan.json")  # STACKWRIGHT_USER=tester: someone else
+    proj.ok("approve", "plan.json", "--key", str(proj.root.parent / "keys" / "tester"))  # STACKWRIGHT_USER=tester
     proj.ok("apply", "plan.json", "--yes", STACKWRIGHT_USER="ci-bot")
     rows = audit(proj, "production")
     assert [(r["kind"], r["who"]) for r in rows] == [
@@ -326,13 +353,13 @@ def test_identity_comes_from_the_environment(proj: CliProject) -> None:
 
 def test_rejection_blocks_until_approved_again(proj: CliProject) -> None:
     make_plan(proj, "production")
-    proj.ok("approve", "plan.json", "--as", "bob")
+    proj.ok("approve", "plan.json", *signed(proj, "bob"))
     out = proj.ok("reject", "plan.json", "--as", "carol", "--comment", "not during the freeze")
     assert "Rejected plan" in out
     err = refused(proj, "apply", "plan.json", "--yes")
     assert "rejected by carol" in err and "not during the freeze" in err
 
-    proj.ok("approve", "plan.json", "--as", "dave", "--comment", "freeze is over")
+    proj.ok("approve", "plan.json", *signed(proj, "dave"), "--comment", "freeze is over")
     assert "Applied plan" in proj.ok("apply", "plan.json", "--yes")
 
 
@@ -345,7 +372,7 @@ def test_rejection_blocks_in_unprotected_environments_too(proj: CliProject) -> N
 
 def test_approvals_are_for_that_exact_plan(proj: CliProject) -> None:
     make_plan(proj, "production", name="first.json")
-    proj.ok("approve", "first.json", "--as", "bob")
+    proj.ok("approve", "first.json", *signed(proj, "bob"))
     make_plan(proj, "production", name="second.json")
     err = refused(proj, "apply", "second.json", "--yes")
     assert "needs 1 approval(s)" in err
@@ -357,16 +384,16 @@ def test_only_listed_approvers_may_approve(tmp_path: Path) -> None:
                           "approvers": ["alice", "group:sre"]}}
     proj = make_project(tmp_path / "proj", env, groups={"sre": ["bob", "carol"]})
     make_plan(proj, "production")
-    err = refused(proj, "approve", "plan.json", "--as", "mallory")
+    err = refused(proj, "approve", "plan.json", *signed(proj, "mallory"))
     assert "mallory is not an approver of environment 'production'" in err
     err = refused(proj, "reject", "plan.json", "--as", "mallory")
     assert "may not reject" in err
-    proj.ok("approve", "plan.json", "--as", "bob")
-    proj.ok("approve", "plan.json", "--as", "bob")  # the same person twice counts once
+    proj.ok("approve", "plan.json", *signed(proj, "bob"))
+    proj.ok("approve", "plan.json", *signed(proj, "bob"))  # the same person twice counts once
     err = refused(proj, "apply", "plan.json", "--yes")
     assert "needs 2 approval(s)" in err and "1 missing, approved by bob" in err
     assert "alice, group:sre (not tester, the author)" in err
-    proj.ok("approve", "plan.json", "--as", "alice")
+    proj.ok("approve", "plan.json", *signed(proj, "alice"))
     assert "Applied plan" in proj.ok("apply", "plan.json", "--yes")
 
 
@@ -375,7 +402,7 @@ def test_audit_lists_plans_reviews_and_applies_with_identities(proj: CliProject)
     _, first = make_plan(proj, "production", name="first.json")
     proj.ok("reject", "first.json", "--as", "carol", "--comment", "too early")
     _, second = make_plan(proj, "production", name="second.json", STACKWRIGHT_USER="alice")
-    proj.ok("approve", "second.json", "--as", "bob", "--comment", "ship it")
+    proj.ok("approve", "second.json", *signed(proj, "bob"), "--comment", "ship it")
     proj.ok("apply", "second.json", "--yes", "--as", "deployer")
 
     rows = audit(proj)

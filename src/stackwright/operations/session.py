@@ -100,8 +100,10 @@ def open_secure(value: Any, keyring: Keyring) -> Any:
 
 
 def open_session(project: Project, stack: str, who: str | None = None,
-                 registry: ProviderRegistry | None = None) -> StackSession:
-    """The stack must exist in the state store (``stackwright stack init``)."""
+                 registry: ProviderRegistry | None = None, open_secrets: bool = True) -> StackSession:
+    """The stack must exist in the state store (``stackwright stack init``). Without
+    ``open_secrets`` secret config values stay sealed: enough to review a plan, and
+    needing no key."""
     store = open_store(project, stack)
     if not store.stack_exists(stack):
         known = [s.name for s in store.list_stacks()]
@@ -112,7 +114,7 @@ def open_session(project: Project, stack: str, who: str | None = None,
             f"`stackwright stack init {stack}`",
         )
     try:
-        config = stack_config(project, stack)
+        config = stack_config(project, stack) if open_secrets else load_stack_config(project, stack)
     except BaseException:
         store.close()
         raise

@@ -309,11 +309,12 @@ def _refuse_blocking(violations: list[policies.Violation], what: str) -> None:
 
 
 def check_target(session: StackSession, saved: SavedPlan) -> None:
-    """The plan must be for this project and this incarnation of this stack."""
-    snapshot = session.store.snapshot(session.stack)
+    """The plan must be for this project and this incarnation of this stack (read
+    without opening any secret: reviewers need no key)."""
+    lineage = next(s.lineage for s in session.store.list_stacks() if s.name == session.stack)
     for name, plan_value, here in (("project", saved.get("project"), session.project.name),
                                    ("stack", saved.stack, session.stack),
-                                   ("lineage", saved.get("lineage"), snapshot.lineage)):
+                                   ("lineage", saved.get("lineage"), lineage)):
         if plan_value != here:
             extra = " (the stack was removed and created again since)" if name == "lineage" else ""
             raise WrongTarget(f"plan {saved.short} is for {name} {plan_value!r}, not {here!r}{extra}",
