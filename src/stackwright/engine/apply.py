@@ -23,13 +23,14 @@ from typing import Any
 
 from stackwright.engine.calls import CallWithdrawn, ProviderCalls
 from stackwright.engine.commit import GroupCommit
-from stackwright.engine.events import EventSink
+from stackwright.engine.events import EventSink, MaskingSink
 from stackwright.engine.retry import RetryPolicy
 from stackwright.errors import PlanError, ProviderError, StackwrightError
 from stackwright.graph import CycleFound, Graph, walk
 from stackwright.model.resource import urn_name
 from stackwright.model.values import (
-    UNKNOWN, carry_secrets, is_unknown, masked, remark_secrets, reveal, wrap_secret_keys,
+    UNKNOWN, carry_secrets, is_unknown, mask_text, masked, remark_secrets, reveal, secret_texts,
+    wrap_secret_keys,
 )
 from stackwright.plan.diff import PropertyDiff
 from stackwright.plan.plan import LEFTOVER_VERB, Leftover, Op, Plan, Step
@@ -78,6 +79,20 @@ class _DifferentFromPlan(StackwrightError):
     pass
 
 
+def plan_secrets(plan: Plan) -> set[str]:
+    """The plain texts of the secrets a plan carries: inputs, recorded inputs and
+    outputs, stack outputs."""
+    found: set[str] = set()
+    for step in plan.steps:
+        for value in (step.inputs, step.old_inputs, step.old_outputs):
+            secret_texts(value, found)
+    for leftover in plan.leftovers:
+        secret_texts(leftover.inputs, found)
+    secret_texts(dict(plan.outputs), found)
+    secret_texts(dict(plan.old_outputs), found)
+    return found
+
+
 class Applier:
     """Walks one plan. Create it, call ``run()``, read the ApplyResult."""
 
@@ -94,7 +109,9 @@ class Applier:
         self.providers = providers
         self.writer = writer
         self.options = options
-        self.sink = sink
+        self.secrets = plan_secrets(plan)
+        """Plain texts of every secret this walk knows, masked out of every message."""
+        self.sink = MaskingSink(sink, self.secrets)
         self.resolver = resolver
         self.stop = stop or asyncio.Event()
         self.result = ApplyResult()
@@ -165,9 +182,9 @@ class Applier:
             self.sink.step_finished(urn, verb, "not started", time.monotonic() - start)
             return None
         except (ProviderError, StackwrightError) as exc:
-            message = exc.message
+            message = mask_text(exc.message, self.secrets)
             await self._unwind(exc, kind, step)
-            hint = exc.hint if isinstance(exc, StackwrightError) else None
+            hint = mask_text(exc.hint, self.secrets) if isinstance(exc, StackwrightError) and exc.hint else None
             self.result.failures.append(Failure(urn, verb, message, hint))
             self.writer.add_change(Change(urn, self._type(urn), verb, error=message))
             self.sink.step_finished(urn, verb, "failed", time.monotonic() - start, message)
@@ -269,6 +286,7 @@ class Applier:
         await self.commit(self.writer.record_resource, self._state(step, created.id, inputs, outputs),
                           change, clears=token)
         self.live[step.urn] = {**outputs, "id": created.id}
+        secret_texts(outputs, self.secrets)
         self.sink.state_persisted(step.urn)
 
     async def _read(self, step: Step) -> None:
@@ -308,6 +326,7 @@ class Applier:
         await self.commit(self.writer.record_resource, self._state(step, step.old_id, inputs, outputs),
                           change, clears=token)
         self.live[step.urn] = {**outputs, "id": step.old_id}
+        secret_texts(outputs, self.secrets)
         self.sink.state_persisted(step.urn)
 
     async def _record_old_half(self, step: Step) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, overload
 
-from stackwright.errors import ProgramError
+from stackwright.errors import ProgramError, StackwrightError
 from stackwright.model import context
-from stackwright.model.values import UNKNOWN, Secret, is_secret, is_unknown, reveal
+from stackwright.model.values import UNKNOWN, Secret, is_secret, is_unknown, mask_text, reveal, secret_texts
 
 if TYPE_CHECKING:
     from stackwright.model.resource import Resource
@@ -112,7 +112,12 @@ class Output(Generic[T]):
         secret = any(is_secret(v) for v in values)
         assert self._fn is not None
         with context.inside_callback():
-            result = self._fn(*[reveal(v) for v in values])
+            try:
+                result = self._fn(*[reveal(v) for v in values])
+            except StackwrightError:
+                raise
+            except Exception as exc:
+                raise _callback_failed(self._fn, exc, secret_texts(values)) from None
         result = resolve_value(result, lookup)
         return Secret(result) if secret and not isinstance(result, Secret) else result
 
@@ -141,6 +146,16 @@ class Output(Generic[T]):
         if self._kind == _REF and self._resource is not None:
             return f"Output({self._resource.resource_name}.{self._prop})"
         return "Output(...)"
+
+
+def _callback_failed(fn: Callable[..., Any], exc: Exception, secrets: set[str]) -> ProgramError:
+    """A callback's exception as a user error, with the secrets it was given masked out
+    of its message (``int(password)`` would print the password)."""
+    code = getattr(fn, "__code__", None)
+    message = mask_text(f"{type(exc).__name__}: {exc}", secrets)
+    return ProgramError(f"an .apply callback raised {message}",
+                        file=code.co_filename if code else None, line=code.co_firstlineno if code else None,
+                        hint="fix the callback (its message is shown with secrets masked)")
 
 
 Input: TypeAlias = Union[T, Output[T]]

@@ -111,6 +111,42 @@ def wrap_secret_keys(values: Mapping[str, Any], keys: frozenset[str]) -> dict[st
     return out
 
 
+def secret_texts(value: Any, into: set[str] | None = None) -> set[str]:
+    """Every plain text a secret in ``value`` holds: its strings, and any other leaf
+    written as text, as an error message would show it."""
+    out = set() if into is None else into
+    if isinstance(value, Secret):
+        _leaf_texts(value.value, out)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            secret_texts(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            secret_texts(v, out)
+    return out
+
+
+def _leaf_texts(value: Any, out: set[str]) -> None:
+    if isinstance(value, Secret):
+        _leaf_texts(value.value, out)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            _leaf_texts(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _leaf_texts(v, out)
+    elif value is not None and not isinstance(value, bool) and value is not UNKNOWN and str(value):
+        out.add(str(value))
+
+
+def mask_text(text: str, secrets: set[str] | frozenset[str]) -> str:
+    """``text`` (an error message, a command's output) with every secret replaced by
+    ``[secret]``, longest first so that no part of a longer secret is left showing."""
+    for plain in sorted((s for s in secrets if s in text), key=len, reverse=True):
+        text = text.replace(plain, MASK)
+    return text
+
+
 def remark_secrets(original: Any, changed: Any) -> Any:
     """``changed`` (``original`` revealed, then normalised by a provider) with the
     secrets of ``original`` marked again where they were, at any depth. Where the two

@@ -60,18 +60,20 @@ stays under providers.aws and out of commands that never meet such a key)."""
 
 @dataclass
 class FernetKey:
-    """A Fernet key (AES-128-CBC with HMAC-SHA256): the local key file or a passphrase."""
+    """Fernet keys (AES-128-CBC with HMAC-SHA256): the local key file or a passphrase.
+    ``load`` gives one key or several, newest first: the first seals, any opens."""
 
     scheme: str
-    load: Callable[[], bytes]
+    load: Callable[[], bytes | list[bytes]]
     hint: str
     _fernet: Any = None
 
     def _key(self) -> Any:
         if self._fernet is None:
-            from cryptography.fernet import Fernet
+            from cryptography.fernet import Fernet, MultiFernet
 
-            self._fernet = Fernet(self.load())
+            keys = self.load()
+            self._fernet = MultiFernet([Fernet(k) for k in ([keys] if isinstance(keys, bytes) else keys)])
         return self._fernet
 
     def seal(self, plain: bytes) -> str:
@@ -88,15 +90,15 @@ class FernetKey:
                                hint=self.hint) from None
 
 
-def passphrase_key(project: Project) -> FernetKey:
+def passphrase_key(project: Project, variable: str = PASSPHRASE_ENV) -> FernetKey:
     def load() -> bytes:
-        passphrase = os.environ.get(PASSPHRASE_ENV)
+        passphrase = os.environ.get(variable)
         if not passphrase:
-            raise SecretsError(f"this stack's secrets need a passphrase and {PASSPHRASE_ENV} is not set",
-                               hint=f"export {PASSPHRASE_ENV}=...")
+            raise SecretsError(f"this stack's secrets need a passphrase and {variable} is not set",
+                               hint=f"export {variable}=...")
         return derive_passphrase_key(passphrase, project.name)
 
-    return FernetKey("passphrase", load, f"set {PASSPHRASE_ENV} to the passphrase the secrets were "
+    return FernetKey("passphrase", load, f"set {variable} to the passphrase the secrets were "
                      "encrypted with")
 
 
@@ -115,33 +117,60 @@ def local_key(project: Project) -> FernetKey:
                      f"set {PASSPHRASE_ENV} if the secrets were encrypted with a passphrase")
 
 
-def _key_file(path: Path) -> bytes:
-    """Read the key, or create it: written to a private temporary file first and
-    linked into place, so a concurrent run never reads half a key and never replaces
-    one that another run already used."""
+def _key_file(path: Path) -> list[bytes]:
+    """The keys, newest first (one a line; a rotation adds one, then drops the old), made
+    on first use."""
     from cryptography.fernet import Fernet
 
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".key-")
-        try:
-            os.fchmod(handle, 0o600)
-            os.write(handle, Fernet.generate_key())
-            os.fsync(handle)
-            os.close(handle)
-            try:
-                os.link(temporary, path)
-            except FileExistsError:
-                pass
-        finally:
-            os.unlink(temporary)
-    key = path.read_bytes().strip()
+        write_key_file(path, [Fernet.generate_key()], replace=False)
+    keys = path.read_bytes().split()
     try:
-        Fernet(key)
+        for key in keys or [b""]:
+            Fernet(key)
     except ValueError:
         raise SecretsError(f"{path} does not hold a valid key",
                            hint=f"restore it; or set {PASSPHRASE_ENV}") from None
-    return key
+    return keys
+
+
+def write_key_file(path: Path, keys: list[bytes], replace: bool = True) -> None:
+    """Written to a private temporary file first and linked (or renamed) into place, so
+    that a concurrent run never reads half a key, and, unless ``replace``, never loses
+    a key another run already used."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".key-")
+    try:
+        os.fchmod(handle, 0o600)
+        os.write(handle, b"\n".join(keys) + b"\n")
+        os.fsync(handle)
+        os.close(handle)
+        if replace:
+            os.replace(temporary, path)
+            return
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def add_local_key(project: Project) -> list[bytes]:
+    """Put a new key first in the key file (the old ones still open what they sealed);
+    the keys before the change."""
+    from cryptography.fernet import Fernet
+
+    path = project.state_dir / KEY_FILE
+    old = _key_file(path)
+    write_key_file(path, [Fernet.generate_key(), *old])
+    return old
+
+
+def drop_local_keys(project: Project, keep: int = 1) -> None:
+    path = project.state_dir / KEY_FILE
+    write_key_file(path, _key_file(path)[:keep])
 
 
 @dataclass
@@ -241,6 +270,10 @@ class Keyring:
     @classmethod
     def for_stack(cls, project: Project, stack: str | None) -> Keyring:
         return cls(project, stack_spec(project, stack) if stack else parse_spec(None))
+
+    def use(self, cipher: Cipher) -> None:
+        """Seal and open ``cipher.scheme`` ciphertexts with ``cipher`` (a rotation's new key)."""
+        self._ciphers[cipher.scheme] = cipher
 
     def seal(self, plain: bytes) -> str:
         cipher = self._sealer()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Final
@@ -175,6 +176,37 @@ class SqlStateStore:
     def use_cipher(self, cipher: SecretCipher) -> None:
         """Seal secrets with ``cipher`` from now on, and open them with it."""
         self._db.values = ValueCodec(cipher)
+
+    def reseal(self, stack: str, cipher: SecretCipher) -> None:
+        """Re-encrypt every secret of ``stack`` (resources, pending operations, outputs,
+        checkpoints, events) under ``cipher``, in one transaction: a secret that does not
+        open (wrong key, altered ciphertext) changes nothing. The serial stays: what the
+        state means is unchanged."""
+        old, new = self._db.values, ValueCodec(cipher)
+
+        def again(text: str) -> str:
+            return new.dumps(old.loads(text)) if '"$' in text else text
+
+        with self._db.write() as conn:
+            self._db.require(stack)
+            for urn, inputs, outputs in conn.execute(
+                    "SELECT urn, inputs, outputs FROM resources WHERE stack = ?", (stack,)).fetchall():
+                conn.execute("UPDATE resources SET inputs = ?, outputs = ? WHERE stack = ? AND urn = ?",
+                             (again(inputs), again(outputs), stack, urn))
+            for token, inputs in conn.execute(
+                    "SELECT token, inputs FROM pending WHERE stack = ?", (stack,)).fetchall():
+                conn.execute("UPDATE pending SET inputs = ? WHERE stack = ? AND token = ?",
+                             (again(inputs), stack, token))
+            for (outputs,) in conn.execute("SELECT outputs FROM outputs WHERE stack = ?", (stack,)).fetchall():
+                conn.execute("UPDATE outputs SET outputs = ? WHERE stack = ?", (again(outputs), stack))
+            for number, blob in conn.execute(
+                    "SELECT number, snapshot FROM checkpoints WHERE stack = ?", (stack,)).fetchall():
+                text = again(zlib.decompress(bytes(blob)).decode())
+                conn.execute("UPDATE checkpoints SET snapshot = ? WHERE stack = ? AND number = ?",
+                             (zlib.compress(text.encode(), 6), stack, number))
+            for event_id, data in conn.execute("SELECT id, data FROM events WHERE stack = ?", (stack,)).fetchall():
+                conn.execute("UPDATE events SET data = ? WHERE id = ?", (again(data), event_id))
+        self._db.values = new
 
     def __enter__(self) -> SqlStateStore:
         return self

@@ -62,6 +62,10 @@ class StateStore(Protocol):
         """Seal secret values with ``cipher`` (every secret, at any depth, in resources,
         pending operations, outputs, checkpoints and events) and open them with it."""
 
+    def reseal(self, stack: str, cipher: SecretCipher) -> None:
+        """Re-encrypt every secret of ``stack`` under ``cipher`` (``secrets rotate``),
+        all or nothing."""
+
     def list_stacks(self) -> list[StackInfo]: ...
 
     def create_stack(self, stack: str) -> None:
