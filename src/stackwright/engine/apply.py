@@ -29,7 +29,7 @@ from stackwright.errors import PlanError, ProviderError, StackwrightError
 from stackwright.graph import CycleFound, Graph, walk
 from stackwright.model.resource import urn_name
 from stackwright.model.values import (
-    UNKNOWN, carry_secrets, is_unknown, mask_text, masked, remark_secrets, reveal, secret_texts,
+    UNKNOWN, carry_secrets, is_unknown, mark_containing, mask_text, masked, remark_secrets, reveal, secret_texts,
     wrap_secret_keys,
 )
 from stackwright.plan.diff import PropertyDiff
@@ -281,7 +281,8 @@ class Applier:
             parent=step.parent, deps=list(step.deps), started_at=time.time()))
         ctx = self.calls.context(step.urn, urn_name(step.urn), token)
         created = await self.calls.run(step.urn, "create", handler.create, ctx, reveal(inputs))
-        outputs = wrap_secret_keys({**inputs, **carry_secrets(inputs, created.outputs)}, handler.secret_outputs)
+        returned = mark_containing(carry_secrets(inputs, created.outputs), self.secrets)
+        outputs = wrap_secret_keys({**inputs, **returned}, handler.secret_outputs)
         change = Change(step.urn, step.type, step.op.value, _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, created.id, inputs, outputs),
                           change, clears=token)
@@ -320,8 +321,8 @@ class Applier:
         returned = await self.calls.run(
             step.urn, "update", handler.update, ctx, step.old_id, reveal(step.old_inputs),
             reveal(step.old_outputs), reveal(inputs))
-        outputs = wrap_secret_keys({**step.old_outputs, **inputs, **carry_secrets(inputs, returned)},
-                                   handler.secret_outputs)
+        returned = mark_containing(carry_secrets(inputs, returned), self.secrets)
+        outputs = wrap_secret_keys({**step.old_outputs, **inputs, **returned}, handler.secret_outputs)
         change = Change(step.urn, step.type, "update", _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, step.old_id, inputs, outputs),
                           change, clears=token)

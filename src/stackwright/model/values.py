@@ -139,6 +139,18 @@ def _leaf_texts(value: Any, out: set[str]) -> None:
         out.add(str(value))
 
 
+def mark_containing(value: Any, secrets: set[str] | frozenset[str]) -> Any:
+    """``value`` with every plain string that contains a secret's text marked secret: a
+    command that prints a password it was given does not make the password public."""
+    if isinstance(value, str):
+        return Secret(value) if any(s in value for s in secrets) else value
+    if isinstance(value, Mapping):
+        return {k: mark_containing(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mark_containing(v, secrets) for v in value]
+    return value
+
+
 def mask_text(text: str, secrets: set[str] | frozenset[str]) -> str:
     """``text`` (an error message, a command's output) with every secret replaced by
     ``[secret]``, longest first so that no part of a longer secret is left showing."""
