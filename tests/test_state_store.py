@@ -75,7 +75,7 @@ class Backend:
         with ``key``."""
         store: SqlStateStore = (SqliteStateStore(self.sqlite_file) if self.sqlite_file
                                 else PostgresStateStore(self.url))
-        store.use_cipher(FernetKey("test", lambda: key, "use the test key"))
+        store.use_cipher(FernetKey("test", lambda sealing: key, "use the test key"))
         self.opened.append(store)
         return store
 

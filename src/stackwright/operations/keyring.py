@@ -64,26 +64,27 @@ class FernetKey:
     ``load`` gives one key or several, newest first: the first seals, any opens."""
 
     scheme: str
-    load: Callable[[], bytes | list[bytes]]
+    load: Callable[[bool], bytes | list[bytes]]
+    """Called with True when sealing: a key that does not exist yet may be made then."""
     hint: str
     _fernet: Any = None
 
-    def _key(self) -> Any:
+    def _key(self, sealing: bool) -> Any:
         if self._fernet is None:
             from cryptography.fernet import Fernet, MultiFernet
 
-            keys = self.load()
+            keys = self.load(sealing)
             self._fernet = MultiFernet([Fernet(k) for k in ([keys] if isinstance(keys, bytes) else keys)])
         return self._fernet
 
     def seal(self, plain: bytes) -> str:
-        return str(self._key().encrypt(plain).decode("ascii"))
+        return str(self._key(True).encrypt(plain).decode("ascii"))
 
     def open(self, payload: str) -> bytes:
         from cryptography.fernet import InvalidToken
 
         try:
-            return bytes(self._key().decrypt(payload.encode("ascii")))
+            return bytes(self._key(False).decrypt(payload.encode("ascii")))
         except (InvalidToken, UnicodeEncodeError):
             raise SecretsError(f"cannot decrypt a secret with the {self.scheme} key: the key is not "
                                "the one it was encrypted with, or the ciphertext was altered",
@@ -91,7 +92,7 @@ class FernetKey:
 
 
 def passphrase_key(project: Project, variable: str = PASSPHRASE_ENV) -> FernetKey:
-    def load() -> bytes:
+    def load(sealing: bool) -> bytes:
         passphrase = os.environ.get(variable)
         if not passphrase:
             raise SecretsError(f"this stack's secrets need a passphrase and {variable} is not set",
@@ -113,15 +114,19 @@ def derive_passphrase_key(passphrase: str, project_name: str) -> bytes:
 
 def local_key(project: Project) -> FernetKey:
     path = project.state_dir / KEY_FILE
-    return FernetKey("local", lambda: _key_file(path), f"the key is {path}; restore it, or "
+    return FernetKey("local", lambda sealing: _key_file(path, sealing), f"the key is {path}; restore it, or "
                      f"set {PASSPHRASE_ENV} if the secrets were encrypted with a passphrase")
 
 
-def _key_file(path: Path) -> list[bytes]:
+def _key_file(path: Path, create: bool = False) -> list[bytes]:
     """The keys, newest first (one a line; a rotation adds one, then drops the old), made
-    on first use."""
+    when first needed to seal; a missing key file never opens anything."""
     from cryptography.fernet import Fernet
 
+    if not path.exists() and not create:
+        raise SecretsError(f"the local key {path} is missing, so the secrets it encrypted cannot be read",
+                           hint=f"restore it from a backup, or set {PASSPHRASE_ENV} if the secrets "
+                           "were encrypted with a passphrase")
     if not path.exists():
         write_key_file(path, [Fernet.generate_key()], replace=False)
     keys = path.read_bytes().split()
@@ -163,7 +168,7 @@ def add_local_key(project: Project) -> list[bytes]:
     from cryptography.fernet import Fernet
 
     path = project.state_dir / KEY_FILE
-    old = _key_file(path)
+    old = _key_file(path, create=True)
     write_key_file(path, [Fernet.generate_key(), *old])
     return old
 
