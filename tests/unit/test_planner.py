@@ -147,3 +147,53 @@ def test_plan_json_masks_secrets_and_is_stable() -> None:
     assert "hunter2" not in str(body)
     assert body["summary"] == {"create": 1} and body["steps"][0]["op"] == "create"
     assert plan.digest() == plan_for(lambda: Thing("a", label=sw.secret("hunter2"))).digest()
+
+
+# --- secretness through nested inputs ---------------------------------------------------
+
+
+def nest(value: Any, shape: str) -> Any:
+    """``value`` inside lists ("l") and dicts ("d"), outermost first."""
+    for kind in reversed(shape):
+        value = [value] if kind == "l" else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("shape", ["", "l", "d", "ll", "dl", "ld", "dd", "ldld", "dldld"])
+def test_a_secret_stays_secret_at_any_depth_after_the_providers_check(shape: str) -> None:
+    from stackwright.model.values import Secret, is_secret, masked, reveal
+    from stackwright.plan.planner import _rewrap_secrets
+
+    original = {"plain": "p", "value": nest(Secret("s3cret"), shape)}
+    checked = _rewrap_secrets(original, {**reveal(original), "added": "default"})
+    assert checked["value"] == original["value"] and is_secret(checked["value"])
+    assert checked["plain"] == "p" and checked["added"] == "default"
+    assert "s3cret" not in repr(masked(checked))
+
+
+def test_a_secret_in_a_value_the_provider_reshaped_makes_the_whole_value_secret() -> None:
+    from stackwright.model.values import Secret
+    from stackwright.plan.planner import _rewrap_secrets
+
+    original = {"tags": [{"k": Secret("s3cret")}], "names": ["a", Secret("b")]}
+    checked = _rewrap_secrets(original, {"tags": {"k": "s3cret"}, "names": ["a", "b", "c"]})
+    assert checked == {"tags": Secret({"k": "s3cret"}), "names": Secret(["a", "b", "c"])}
+
+
+def test_nested_secrets_stay_secret_in_the_plan_of_a_real_provider() -> None:
+    from stackwright.model.values import Secret, masked
+    from stackwright.providers import local, random
+    from stackwright.providers.registry import ProviderRegistry
+
+    def program() -> None:
+        password = random.Password("pw")
+        local.Command("cmd", create="true", environment={"X": sw.secret("s3cret"), "Y": "plain"},
+                      triggers=["t", password.result])
+        sw.export("nested", {"a": [{"b": sw.secret("s3cret")}]})
+
+    plan = make_plan(declare(program), Snapshot("dev", "lineage", 7, {}, {}), ProviderRegistry({}))
+    [cmd] = [s for s in plan.steps if s.type == "local:Command"]
+    assert cmd.inputs is not None
+    assert cmd.inputs["environment"] == {"X": Secret("s3cret"), "Y": "plain"}
+    assert "s3cret" not in repr(masked(cmd.inputs)) and "s3cret" not in str(plan.to_json())
+    assert plan.outputs["nested"] == {"a": [{"b": Secret("s3cret")}]}
