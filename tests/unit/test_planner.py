@@ -141,9 +141,9 @@ def test_cycle_through_a_component_is_named_in_order() -> None:
     assert names[0] == names[-1] and set(names) == {"holder", "late"}
 
 
-def test_plan_json_masks_secrets_and_is_stable() -> None:
+def test_plan_view_masks_secrets_and_is_stable() -> None:
     plan = plan_for(lambda: Thing("a", label=sw.secret("hunter2")))
-    body = plan.to_json()
+    body = plan.view()
     assert "hunter2" not in str(body)
     assert body["summary"] == {"create": 1} and body["steps"][0]["op"] == "create"
     assert plan.digest() == plan_for(lambda: Thing("a", label=sw.secret("hunter2"))).digest()
@@ -195,5 +195,5 @@ def test_nested_secrets_stay_secret_in_the_plan_of_a_real_provider() -> None:
     [cmd] = [s for s in plan.steps if s.type == "local:Command"]
     assert cmd.inputs is not None
     assert cmd.inputs["environment"] == {"X": Secret("s3cret"), "Y": "plain"}
-    assert "s3cret" not in repr(masked(cmd.inputs)) and "s3cret" not in str(plan.to_json())
+    assert "s3cret" not in repr(masked(cmd.inputs)) and "s3cret" not in str(plan.view())
     assert plan.outputs["nested"] == {"a": [{"b": Secret("s3cret")}]}

@@ -131,7 +131,7 @@ def _stack_of(proj: CliProject, args: tuple[str, ...]) -> str:
         path = proj.root / arg
         if arg.endswith(".json") and path.is_file():
             try:
-                return str(json.loads(path.read_text())["stack"])
+                return str(json.loads(path.read_text())["plan"]["stack"])
             except (ValueError, KeyError):
                 pass
     return "dev"
@@ -144,7 +144,7 @@ def secret(proj: CliProject, stack: str = "dev") -> str:
 
 
 def steps(path: Path) -> dict[str, dict[str, Any]]:
-    return {s["urn"]: s for s in json.loads(path.read_text())["steps"]}
+    return {s["urn"]: s for s in json.loads(path.read_text())["plan"]["steps"]}
 
 
 def audit(proj: CliProject, stack: str | None = None) -> list[dict[str, Any]]:
@@ -165,8 +165,10 @@ def test_plan_then_apply_applies_exactly_the_plan(proj: CliProject) -> None:
     assert "Resources: 3 to create, 0 unchanged" in proj.ok("preview")
     doc = json.loads(path.read_text())
     assert doc["hash"] == digest and doc["summary"] == {"create": 3}
-    assert (doc["stack"], doc["project"], doc["created_by"]) == ("dev", "proj", "tester")
-    assert doc["providers"] == {"local": "0.1.0", "random": "0.1.0"}
+    plan = doc["plan"]
+    assert (plan["stack"], plan["project"], doc["created_by"]) == ("dev", "proj", "tester")
+    assert plan["providers"] == {"local": "0.1.0", "random": "0.1.0"}
+    assert len(plan["program_digest"]) == len(plan["config_digest"]) == 64 and plan["base_serial"] == 0
     assert not proj.file("out").exists(), "planning changes nothing"
 
     out = proj.ok("apply", "plan.json", "--yes")
@@ -202,7 +204,7 @@ def test_plan_file_holds_no_plain_secret(applied: CliProject) -> None:
     assert password not in text
     creds = steps(path)[CREDS]["inputs"]["content"]
     assert list(creds) == ["$encrypted"]
-    assert json.loads(text)["outputs"]["password"].keys() == {"$encrypted"}
+    assert json.loads(text)["plan"]["outputs"]["password"].keys() == {"$encrypted"}
     assert "$secret" not in text
     key = applied.root / ".stackwright" / "secrets.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
@@ -252,7 +254,7 @@ def test_edited_input_in_valid_json_is_refused(applied: CliProject) -> None:
 
     path, _ = make_plan(applied)
     doc = json.loads(path.read_text())
-    site = next(s for s in doc["steps"] if s["urn"] == SITE)
+    site = next(s for s in doc["plan"]["steps"] if s["urn"] == SITE)
     site["inputs"]["content"] = "<h1>pwned</h1>"
     path.write_bytes(render(doc))
     err = refused(applied, "apply", "plan.json", "--yes")
@@ -507,6 +509,7 @@ def test_value_the_plan_fixed_coming_out_different_fails_the_apply(tmp_path: Pat
     from stackwright.providers.protocol import Created, OperationContext
     from stackwright.providers.registry import ProviderRegistry, SimpleProvider
     from stackwright.workflow import plan_file
+    from stackwright.workflow.secrets import stack_keyring
     from unit.fakes import ThingProvider
 
     class Shouting(ThingProvider):
@@ -526,17 +529,19 @@ def test_value_the_plan_fixed_coming_out_different_fails_the_apply(tmp_path: Pat
     registry.add(SimpleProvider("fake", "1.0", [Shouting()]))
     session = open_session(project, "dev", "tester", registry=registry)
     try:
-        plan_file.save_plan(session, root / "plan.json")
+        written = plan_file.save_plan(session, root / "plan.json")
         saved = plan_file.read_plan_file(root / "plan.json")
+        assert saved.plan(stack_keyring(session)) == written.plan, "the file holds the whole plan"
         assert steps(root / "plan.json")["dev::proj::fake:Thing::second"]["inputs"]["label"] == "quiet"
         outcome = plan_file.apply_plan_file(session, saved, options=ApplyOptions(), sink=EventSink(),
                                             confirm=lambda plan: True)
     finally:
         session.close()
+    assert outcome.plan == written.plan, "apply ran the saved plan itself, nothing recomputed"
     assert outcome.result is not None and not outcome.result.ok
     [failure] = outcome.result.failures
     assert failure.urn == "dev::proj::fake:Thing::second"
-    assert failure.message == "label came out different from the plan"
+    assert failure.message == "__main__.py:5: label came out different from the plan"
     assert failure.hint is not None and "make a new plan" in failure.hint
     assert outcome.checkpoint is not None and outcome.checkpoint.result == "failed"
 

@@ -183,7 +183,7 @@ def _review(stack_name: str | None, who: str | None, file: Path, comment: str, *
         click.echo(click.style(f"Approved plan {saved.short} as {shown} ({needed}).", fg="green"))
     else:
         click.echo(click.style(f"Rejected plan {saved.short} as {session.who}.", fg="yellow"))
-    if serial != saved.get("base_serial"):
+    if serial != saved.pins.base_serial:
         click.echo(click.style("note: the stack changed since this plan was made; applying it "
                                "will be refused", fg="yellow"), err=True)
 

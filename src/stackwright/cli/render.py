@@ -30,12 +30,16 @@ VERBS = {Op.CREATE: "create", Op.UPDATE: "update", Op.REPLACE: "replace",
          Op.DELETE: "delete", Op.SAME: "unchanged", Op.READ: "read"}
 
 
-def value_text(value: Any, limit: int = 120) -> str:
+RECORDED_UNKNOWN_TEXT = "(unknown)"
+"""A recorded value that stayed unknown (the step computing it failed)."""
+
+
+def value_text(value: Any, limit: int = 120, unknown: str = UNKNOWN_TEXT) -> str:
     if value is UNKNOWN:
-        return UNKNOWN_TEXT
+        return unknown
     if isinstance(value, Secret):
         return MASK
-    text = json.dumps(masked(value), default=lambda v: UNKNOWN_TEXT if v is UNKNOWN else str(v))
+    text = json.dumps(masked(value), default=lambda v: unknown if v is UNKNOWN else str(v))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -163,4 +167,14 @@ def violation_lines(violations: list[Violation], *, blocks: str = "`up`") -> lis
         lines.append(click.style(f"{mandatory} mandatory violation(s) will block {blocks}.", fg="red", bold=True))
     else:
         lines.append(click.style("Advisory only: these do not block.", fg="yellow"))
+    return lines
+
+
+def recorded_output_lines(outputs: Mapping[str, Any], indent: str = "") -> list[str]:
+    """Stack outputs as recorded, secrets masked, unknown ones said to be unknown."""
+    lines = []
+    for key in sorted(outputs):
+        value = outputs[key]
+        text = value if isinstance(value, str) else value_text(value, 2000, RECORDED_UNKNOWN_TEXT)
+        lines.append(f"{indent}{key}: {text}")
     return lines

@@ -181,9 +181,9 @@ class Applier:
             await self._unwind(exc, kind, step)
             self.sink.step_finished(urn, verb, "not started", time.monotonic() - start)
             return None
-        except (ProviderError, StackwrightError) as exc:
-            message = mask_text(exc.message, self.secrets)
+        except Exception as exc:  # noqa: BLE001 - whatever a step raises is its recorded failure
             await self._unwind(exc, kind, step)
+            message = mask_text(failure_message(exc, step), self.secrets)
             hint = mask_text(exc.hint, self.secrets) if isinstance(exc, StackwrightError) and exc.hint else None
             self.result.failures.append(Failure(urn, verb, message, hint))
             self.writer.add_change(Change(urn, self._type(urn), verb, error=message))
@@ -207,14 +207,14 @@ class Applier:
 
     async def _settle_pending(self, exc: Exception, keep: bool = False) -> None:
         """Clear the failed call's pending record when the provider's answer was
-        definitive. After retries ran out on a transient error the outcome is unknown,
-        so the record stays and the next run resolves it by reading the live object.
+        definitive. After retries ran out on a transient error, or after an unexpected
+        exception, the outcome is unknown, so the record stays and the next run resolves it by reading the live object.
         ``keep`` holds it regardless: a replaced object's old half that failed to delete
         is named only by its pending record, and the next run must finish the delete."""
         token = self._in_flight.pop(asyncio.current_task(), None)
         if token is None:
             return
-        if keep or (isinstance(exc, ProviderError) and exc.retryable):
+        if keep or not isinstance(exc, StackwrightError) or (isinstance(exc, ProviderError) and exc.retryable):
             return
         await self.commit(self.writer.clear_pending, token)
 
@@ -383,6 +383,17 @@ class Applier:
             urn=step.urn, type=step.type, id=id, inputs=inputs, outputs=outputs,
             parent=step.parent, deps=list(step.deps), protect=step.protect,
             retain_on_delete=step.retain_on_delete)
+
+
+def failure_message(exc: Exception, step: Step | None) -> str:
+    """One line saying where: the user's line when the error has one (an Output
+    callback's), else where the resource is declared; "internal error" for an exception
+    that is nobody's mistake but ours or a provider's."""
+    where = exc.location() if isinstance(exc, StackwrightError) else ""
+    if not where and step is not None and step.decl:
+        where = step.decl
+    what = exc.message if isinstance(exc, StackwrightError) else f"internal error: {type(exc).__name__}: {exc}"
+    return f"{where}: {what}" if where else what
 
 
 _RUN = uuid.uuid4().hex[:12]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,9 +39,10 @@ class ProgramContext:
     exports: dict[str, Any] = field(default_factory=dict)
     component_stack: list[Node] = field(default_factory=list)
     callback_depth: int = 0
-    read_stack_outputs: Callable[[str], Mapping[str, Any]] | None = None
-    """Another stack's latest recorded outputs by ``project/stack``; set by whoever runs
-    the program with access to state (the model layer cannot open a state store)."""
+    read_stack_outputs: Callable[[str], Mapping[str, Any] | None] | None = None
+    """Another stack's latest recorded outputs by ``project/stack`` (None when it was
+    never applied); set by whoever runs the program with access to state (the model
+    layer cannot open a state store)."""
     stack_references: set[str] = field(default_factory=set)
     """The ``project/stack`` names this run read: dependencies between stacks."""
 
@@ -124,3 +127,18 @@ def user_frame() -> tuple[str | None, int | None]:
             return filename, frame.f_lineno
         frame = frame.f_back  # type: ignore[assignment]
     return None, None
+
+
+_LIBRARIES = tuple({os.path.abspath(sysconfig.get_paths()[name]) + os.sep
+                    for name in ("stdlib", "platstdlib", "purelib", "platlib")})
+
+
+def user_frame_of(exc: BaseException) -> tuple[str | None, int | None]:
+    """File and line of the deepest frame of ``exc``'s traceback in the user's code:
+    outside the stackwright package and Python's own and installed libraries."""
+    found: tuple[str | None, int | None] = (None, None)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if not path.startswith((_PACKAGE_DIR, *_LIBRARIES)) and not frame.filename.startswith("<"):
+            found = (frame.filename, frame.lineno)
+    return found

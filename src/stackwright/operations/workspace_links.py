@@ -29,7 +29,7 @@ class WorkspaceLinks:
         self.store = store
         self._workspace: Workspace | None = None
         self._looked = False
-        self._cache: dict[str, dict[str, Any]] = {}
+        self._cache: dict[str, dict[str, Any] | None] = {}
 
     @property
     def workspace(self) -> Workspace | None:
@@ -41,11 +41,12 @@ class WorkspaceLinks:
     def python_path(self) -> tuple[Path, ...]:
         return self.workspace.python_path if self.workspace is not None else ()
 
-    def read_outputs(self, ref: str) -> Mapping[str, Any]:
-        """``project/stack``'s latest recorded outputs, after checking the dependency."""
+    def read_outputs(self, ref: str) -> Mapping[str, Any] | None:
+        """``project/stack``'s latest recorded outputs, after checking the dependency;
+        None when that stack was never applied."""
         if ref not in self._cache:
             root, stack = self._target(ref)
-            self._cache[ref] = self._outputs(root, stack, ref)
+            self._cache[ref] = self._outputs(root, stack)
         return self._cache[ref]
 
     def _target(self, ref: str) -> tuple[Path, str]:
@@ -81,9 +82,9 @@ class WorkspaceLinks:
                 hint=f"add `depends_on: [{ref}]` to {me}'s entry (line {entry.line}) so that "
                 "`stackwright run` applies it first")
 
-    def _outputs(self, root: Path, stack: str, ref: str) -> dict[str, Any]:
+    def _outputs(self, root: Path, stack: str) -> dict[str, Any] | None:
         if root.resolve() == self.project.root.resolve():
-            return self._read(self.store, stack, ref)
+            return self._read(self.store, stack)
         from stackwright.program.project import load_project
         from stackwright.state.backends import open_state_store, sqlite_path, state_url
 
@@ -92,20 +93,17 @@ class WorkspaceLinks:
         default = root / STATE_FILE
         if not url or url.startswith("sqlite:"):
             if not sqlite_path(url, default, root).is_file():
-                raise _never_applied(ref)
+                return None
         store = open_state_store(url, default, project=target.name, root=root)
         try:
-            return self._read(store, stack, ref)
+            return self._read(store, stack)
         finally:
             store.close()
 
     @staticmethod
-    def _read(store: StateStore, stack: str, ref: str) -> dict[str, Any]:
+    def _read(store: StateStore, stack: str) -> dict[str, Any] | None:
+        """A stack's serial is 0 until its first write: created, never applied."""
         if not store.stack_exists(stack):
-            raise _never_applied(ref)
-        return dict(store.snapshot(stack).outputs)
-
-
-def _never_applied(ref: str) -> ProjectError:
-    return ProjectError(f"cannot read stack {ref}: it has no recorded state (never applied)",
-                        hint="apply it first; `stackwright run up` applies dependencies first")
+            return None
+        snapshot = store.snapshot(stack)
+        return dict(snapshot.outputs) if snapshot.serial else None

@@ -173,13 +173,14 @@ def _old_record(p: _Planning, resource: Resource) -> ResourceState | None:
 
 
 def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider) -> dict[str, Any]:
-    inputs: dict[str, Any] = resolve_value(resource.inputs, p.lookup)
-    if is_unknown(inputs):
-        return inputs
     try:
+        inputs: dict[str, Any] = resolve_value(resource.inputs, p.lookup)
+        if is_unknown(inputs):
+            return inputs
         checked = handler.check(reveal(inputs))
-    except InputError as exc:
-        # Providers name only the property; say which resource and where it was declared.
+    except StackwrightError as exc:
+        # Providers name only the property, callbacks only their line: say which
+        # resource, and where it was declared.
         exc.resource = exc.resource or resource.urn
         if exc.file is None:
             exc.file, exc.line = resource.decl_file, resource.decl_line

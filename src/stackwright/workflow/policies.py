@@ -153,7 +153,7 @@ def refuse_blocking(violations: list[Violation]) -> None:
 
 def with_violations(plan: Plan, violations: Iterable[Violation]) -> dict[str, Any]:
     """The documented plan JSON plus its ``violations`` (docs/plan-json.md)."""
-    return {**plan.to_json(), "violations": [v.to_json() for v in violations]}
+    return {**plan.view(), "violations": [v.to_json() for v in violations]}
 
 
 def rules_for(project: Project) -> list[Rule]:
