@@ -129,7 +129,7 @@ def rotate(project: Project, stack: str, to: str | None = None) -> Rotated:
     spec = _target(to, old.spec)
     sealed = list(_secure_values(file.config(shown)))
     plain = [old.open(holder[SECURE]) for holder in sealed]
-    new, old_local_keys = _new_keyring(project, spec, old.spec)
+    new, old_local_keys = _new_keyring(project, spec, same_kind=to is None)
     store = open_store(project, stack)
     try:
         store.reseal(stack, new)
@@ -157,7 +157,7 @@ def _target(to: str | None, current: KeySpec) -> KeySpec:
     return parse_spec(to, "--to")
 
 
-def _new_keyring(project: Project, spec: KeySpec, current: KeySpec) -> tuple[Keyring, list[bytes] | None]:
+def _new_keyring(project: Project, spec: KeySpec, same_kind: bool) -> tuple[Keyring, list[bytes] | None]:
     """The keyring that seals under the new key, and the local keys before a new one
     was added (to put back if the rotation fails)."""
     new = Keyring(project, spec)
@@ -165,7 +165,7 @@ def _new_keyring(project: Project, spec: KeySpec, current: KeySpec) -> tuple[Key
         return new, add_local_key(project)
     if spec.scheme == "passphrase" and os.environ.get(NEW_PASSPHRASE_ENV):
         new.use(passphrase_key(project, NEW_PASSPHRASE_ENV))
-    elif spec.scheme == "passphrase" and current.scheme == "passphrase":
+    elif spec.scheme == "passphrase" and same_kind:
         raise ProjectError(f"set {NEW_PASSPHRASE_ENV} to the new passphrase",
                            hint="the old one stays in STACKWRIGHT_PASSPHRASE until the rotation is done")
     return new, None
