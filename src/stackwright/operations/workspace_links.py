@@ -85,6 +85,7 @@ class WorkspaceLinks:
     def _outputs(self, root: Path, stack: str) -> dict[str, Any] | None:
         if root.resolve() == self.project.root.resolve():
             return self._read(self.store, stack)
+        from stackwright.operations.keyring import Keyring
         from stackwright.program.project import load_project
         from stackwright.state.backends import open_state_store, sqlite_path, state_url
 
@@ -95,6 +96,7 @@ class WorkspaceLinks:
             if not sqlite_path(url, default, root).is_file():
                 return None
         store = open_state_store(url, default, project=target.name, root=root)
+        store.use_cipher(Keyring.for_stack(target, stack))
         try:
             return self._read(store, stack)
         finally:
