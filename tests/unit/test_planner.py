@@ -268,3 +268,53 @@ def test_a_true_cycle_names_the_resources_and_what_forces_each_replacement() -> 
     message = info.value.message
     assert message.startswith("the plan's deletes and replacements cannot be ordered: create ")
     assert "a is replaced because zone changed" in message and "b is replaced because label changed" in message
+
+
+# --- secretness through nested inputs ---------------------------------------------------
+
+
+def nest(value: Any, shape: str) -> Any:
+    """``value`` inside lists ("l") and dicts ("d"), outermost first."""
+    for kind in reversed(shape):
+        value = [value] if kind == "l" else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("shape", ["", "l", "d", "ll", "dl", "ld", "dd", "ldld", "dldld"])
+def test_a_secret_stays_secret_at_any_depth_after_the_providers_check(shape: str) -> None:
+    from stackwright.model.values import Secret, is_secret, masked, reveal
+    from stackwright.plan.planner import _rewrap_secrets
+
+    original = {"plain": "p", "value": nest(Secret("s3cret"), shape)}
+    checked = _rewrap_secrets(original, {**reveal(original), "added": "default"})
+    assert checked["value"] == original["value"] and is_secret(checked["value"])
+    assert checked["plain"] == "p" and checked["added"] == "default"
+    assert "s3cret" not in repr(masked(checked))
+
+
+def test_a_secret_in_a_value_the_provider_reshaped_makes_the_whole_value_secret() -> None:
+    from stackwright.model.values import Secret
+    from stackwright.plan.planner import _rewrap_secrets
+
+    original = {"tags": [{"k": Secret("s3cret")}], "names": ["a", Secret("b")]}
+    checked = _rewrap_secrets(original, {"tags": {"k": "s3cret"}, "names": ["a", "b", "c"]})
+    assert checked == {"tags": Secret({"k": "s3cret"}), "names": Secret(["a", "b", "c"])}
+
+
+def test_nested_secrets_stay_secret_in_the_plan_of_a_real_provider() -> None:
+    from stackwright.model.values import Secret, masked
+    from stackwright.providers import local, random
+    from stackwright.providers.registry import ProviderRegistry
+
+    def program() -> None:
+        password = random.Password("pw")
+        local.Command("cmd", create="true", environment={"X": sw.secret("s3cret"), "Y": "plain"},
+                      triggers=["t", password.result])
+        sw.export("nested", {"a": [{"b": sw.secret("s3cret")}]})
+
+    plan = make_plan(declare(program), Snapshot("dev", "lineage", 7, {}, {}), ProviderRegistry({}))
+    [cmd] = [s for s in plan.steps if s.type == "local:Command"]
+    assert cmd.inputs is not None
+    assert cmd.inputs["environment"] == {"X": Secret("s3cret"), "Y": "plain"}
+    assert "s3cret" not in repr(masked(cmd.inputs)) and "s3cret" not in str(plan.view())
+    assert plan.outputs["nested"] == {"a": [{"b": Secret("s3cret")}]}

@@ -23,12 +23,15 @@ from typing import Any
 
 from stackwright.engine.calls import CallWithdrawn, ProviderCalls
 from stackwright.engine.commit import GroupCommit
-from stackwright.engine.events import EventSink
+from stackwright.engine.events import EventSink, MaskingSink
 from stackwright.engine.retry import RetryPolicy
 from stackwright.errors import PlanError, ProviderError, StackwrightError
 from stackwright.graph import CycleFound, Graph, walk
 from stackwright.model.resource import urn_name
-from stackwright.model.values import UNKNOWN, Secret, is_unknown, masked, reveal, wrap_secret_keys
+from stackwright.model.values import (
+    UNKNOWN, carry_secrets, is_unknown, mark_containing, mask_text, masked, remark_secrets, reveal, secret_texts,
+    wrap_secret_keys,
+)
 from stackwright.plan.diff import PropertyDiff
 from stackwright.plan.plan import LEFTOVER_VERB, STATE_ONLY_VERB, Leftover, Op, Plan, Step
 from stackwright.providers.protocol import ProviderLookup
@@ -76,6 +79,20 @@ class _DifferentFromPlan(StackwrightError):
     pass
 
 
+def plan_secrets(plan: Plan) -> set[str]:
+    """The plain texts of the secrets a plan carries: inputs, recorded inputs and
+    outputs, stack outputs."""
+    found: set[str] = set()
+    for step in plan.steps:
+        for value in (step.inputs, step.old_inputs, step.old_outputs):
+            secret_texts(value, found)
+    for leftover in plan.leftovers:
+        secret_texts(leftover.inputs, found)
+    secret_texts(dict(plan.outputs), found)
+    secret_texts(dict(plan.old_outputs), found)
+    return found
+
+
 class Applier:
     """Walks one plan. Create it, call ``run()``, read the ApplyResult."""
 
@@ -92,7 +109,9 @@ class Applier:
         self.providers = providers
         self.writer = writer
         self.options = options
-        self.sink = sink
+        self.secrets = plan_secrets(plan)
+        """Plain texts of every secret this walk knows, masked out of every message."""
+        self.sink = MaskingSink(sink, self.secrets)
         self.resolver = resolver
         self.stop = stop or asyncio.Event()
         self.result = ApplyResult()
@@ -166,8 +185,8 @@ class Applier:
             return None
         except Exception as exc:  # noqa: BLE001 - whatever a step raises is its recorded failure
             await self._unwind(exc, kind, step)
-            message = failure_message(exc, step)
-            hint = exc.hint if isinstance(exc, StackwrightError) else None
+            message = mask_text(failure_message(exc, step), self.secrets)
+            hint = mask_text(exc.hint, self.secrets) if isinstance(exc, StackwrightError) and exc.hint else None
             self.result.failures.append(Failure(urn, verb, message, hint))
             self.writer.add_change(Change(urn, self._type(urn), verb, error=message))
             self.sink.step_finished(urn, verb, "failed", time.monotonic() - start, message)
@@ -254,7 +273,7 @@ class Applier:
         _check_matches_plan(step.urn, planned, resolved)
         handler = self.providers.resource(step.type)
         checked = handler.check(reveal(resolved))
-        return {k: Secret(v) if isinstance(resolved.get(k), Secret) else v for k, v in checked.items()}
+        return {k: remark_secrets(resolved.get(k), v) for k, v in checked.items()}
 
     async def _create(self, step: Step, inputs: dict[str, Any]) -> None:
         handler = self.providers.resource(step.type)
@@ -266,11 +285,13 @@ class Applier:
             parent=step.parent, deps=list(step.deps), started_at=time.time()))
         ctx = self.calls.context(step.urn, urn_name(step.urn), token)
         created = await self.calls.run(step.urn, "create", handler.create, ctx, reveal(inputs))
-        outputs = wrap_secret_keys({**inputs, **created.outputs}, handler.secret_outputs)
+        returned = mark_containing(carry_secrets(inputs, created.outputs), self.secrets)
+        outputs = wrap_secret_keys({**inputs, **returned}, handler.secret_outputs)
         change = Change(step.urn, step.type, step.op.value, _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, created.id, inputs, outputs),
                           change, clears=token)
         self.live[step.urn] = {**outputs, "id": created.id}
+        secret_texts(outputs, self.secrets)
         self.sink.state_persisted(step.urn)
 
     async def _read(self, step: Step) -> None:
@@ -304,11 +325,13 @@ class Applier:
         returned = await self.calls.run(
             step.urn, "update", handler.update, ctx, step.old_id, reveal(step.old_inputs),
             reveal(step.old_outputs), reveal(inputs))
+        returned = mark_containing(carry_secrets(inputs, returned), self.secrets)
         outputs = wrap_secret_keys({**step.old_outputs, **inputs, **returned}, handler.secret_outputs)
         change = Change(step.urn, step.type, "update", _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, step.old_id, inputs, outputs),
                           change, clears=token)
         self.live[step.urn] = {**outputs, "id": step.old_id}
+        secret_texts(outputs, self.secrets)
         self.sink.state_persisted(step.urn)
 
     async def _record_old_half(self, step: Step) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, overl
 
 from stackwright.errors import CallbackError, ProgramError, StackwrightError
 from stackwright.model import context
-from stackwright.model.values import UNKNOWN, Secret, is_secret, is_unknown, reveal
+from stackwright.model.values import UNKNOWN, Secret, is_secret, is_unknown, mask_text, reveal, secret_texts
 
 if TYPE_CHECKING:
     from stackwright.model.resource import Resource
@@ -131,7 +131,7 @@ class Output(Generic[T]):
         values = [s.resolve(lookup) for s in self._sources]
         if any(is_unknown(v) for v in values):
             return UNKNOWN
-        secret = any(isinstance(v, Secret) for v in values)
+        secret = any(is_secret(v) for v in values)
         assert self._fn is not None
         with context.inside_callback():
             try:
@@ -139,7 +139,8 @@ class Output(Generic[T]):
             except StackwrightError:
                 raise
             except Exception as exc:
-                raise callback_error(exc, is_secret(values)) from exc
+                secrets = secret_texts(values)
+                raise callback_error(exc, secrets) from (None if secrets else exc)
         result = resolve_value(result, lookup)
         return Secret(result) if secret and not isinstance(result, Secret) else result
 
@@ -170,13 +171,16 @@ class Output(Generic[T]):
         return "Output(...)"
 
 
-def callback_error(exc: Exception, secret: bool) -> CallbackError:
+def callback_error(exc: Exception, secrets: set[str]) -> CallbackError:
     """What a callback raised, located in the user's code. Its message may quote the
-    value it was given, so it is left out when that value is secret."""
+    value it was given (``int(password)``), so the secrets it was given are masked out;
+    the original exception, which holds them, is then not chained either."""
     file, line = context.user_frame_of(exc)
-    detail = "(its message is hidden: the value is secret)" if secret else str(exc)
+    detail = mask_text(str(exc), secrets)
+    hint = "fix the callback (secrets in its message are masked)" if secrets else \
+        "run with --debug to see the traceback"
     return CallbackError(f"an Output callback raised {type(exc).__name__}: {detail}",
-                         file=file, line=line, hint="run with --debug to see the traceback")
+                         file=file, line=line, hint=hint)
 
 
 Input: TypeAlias = Union[T, Output[T]]

@@ -99,8 +99,12 @@ class WorkspaceLinks:
         root = target.root
         if root.resolve() == self.project.root.resolve():
             return self._read(self.store, stack, ref)
+        from stackwright.operations.keyring import Keyring
+
         if self._stores is not None:
-            return self._read(self._stores(target), stack, ref)
+            shared = self._stores(target)
+            shared.use_cipher(Keyring.for_stack(target, stack))
+            return self._read(shared, stack, ref)
         from stackwright.state.backends import open_state_store, sqlite_path, state_url
 
         url = state_url(target.settings)
@@ -109,6 +113,7 @@ class WorkspaceLinks:
             if not sqlite_path(url, default, root).is_file():
                 raise _never_applied(ref)
         store = open_state_store(url, default, project=target.name, root=root)
+        store.use_cipher(Keyring.for_stack(target, stack))
         try:
             return self._read(store, stack, ref)
         finally:

@@ -12,7 +12,7 @@ from stackwright.graph import CycleFound, Graph
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import resolve_value
 from stackwright.model.resource import Resource, urn_name
-from stackwright.model.values import UNKNOWN, Secret, is_unknown, reveal
+from stackwright.model.values import UNKNOWN, Secret, is_unknown, remark_secrets, reveal
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.plan.links import LinkEdge, link_edges, with_links
 from stackwright.plan.plan import Leftover, Op, Plan, Step
@@ -217,10 +217,9 @@ def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider
 
 
 def _rewrap_secrets(original: Mapping[str, Any], checked: dict[str, Any]) -> dict[str, Any]:
-    for key, value in original.items():
-        if isinstance(value, Secret) and key in checked:
-            checked[key] = Secret(checked[key])
-    return checked
+    """The provider checked revealed inputs: mark their secrets again, at every depth
+    (``environment={"X": password.result}`` stays secret inside the dict)."""
+    return {key: remark_secrets(original.get(key), value) for key, value in checked.items()}
 
 
 def _ignoring_changes(resource: Resource, inputs: dict[str, Any], old: ResourceState) -> dict[str, Any]:

@@ -90,6 +90,8 @@ class _Db(SqlDb):
         self.version = SCHEMA_VERSION
         self.prepared = False
         self.in_memory = not _check_file(path)
+        if not self.in_memory:
+            _private(path)
         self.conn = self._connect(":memory:" if self.in_memory else path)
         try:
             with self.guard():
@@ -151,6 +153,7 @@ class _Db(SqlDb):
             raise StateError(f"cannot create {self.path.parent}: {exc}") from exc
         building = self.path.with_name(self.path.name + ".new")
         building.unlink(missing_ok=True)
+        _private(building)
         fresh = self._connect(building)
         try:
             with self.guard():
@@ -242,6 +245,17 @@ class _Db(SqlDb):
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _private(path: Path) -> None:
+    """State holds ciphertext, ids and names of everything: readable by its owner only.
+    SQLite gives its WAL and shared-memory files the database file's mode."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError as exc:
+        raise StateError(f"cannot open state file {path}: {exc.strerror}") from exc
 
 
 def _check_file(path: Path) -> bool:

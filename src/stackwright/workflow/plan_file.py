@@ -32,6 +32,7 @@ from stackwright.engine.events import EventSink
 from stackwright.errors import StackwrightError
 from stackwright.model.resource import urn_name
 from stackwright.model.values import from_json, to_json
+from stackwright.operations.keyring import Keyring
 from stackwright.operations.session import StackSession, require_no_pending
 from stackwright.operations.update import Confirm, UpdateOutcome, apply_saved, preview
 from stackwright.plan.diff import diff_values
@@ -41,7 +42,7 @@ from stackwright.state.records import Snapshot
 from stackwright.workflow import approvals, policies
 from stackwright.workflow.environments import environment_for
 from stackwright.workflow.gate import check_gate
-from stackwright.workflow.secrets import decrypt_tree, encrypt_tree, project_key
+from stackwright.workflow.secrets import decrypt_tree, encrypt_tree, stack_keyring
 
 FORMAT = "stackwright-plan"
 VERSION = 2
@@ -112,7 +113,7 @@ class SavedPlan:
         """The plan with its secrets still sealed: enough for its pins, and to show it."""
         return self.plan(None)
 
-    def plan(self, key: bytes | None) -> Plan:
+    def plan(self, key: Keyring | None) -> Plan:
         """The Plan the file holds, exactly as it was written; with ``key=None``
         secrets stay sealed (``Secret(None)``), which is enough to show it."""
         try:
@@ -122,13 +123,13 @@ class SavedPlan:
                                hint=NEW_PLAN_HINT) from None
 
 
-def seal(plan: Plan, key: bytes) -> Any:
+def seal(plan: Plan, key: Keyring) -> Any:
     """``plan.to_json()`` with every secret encrypted: with ``unseal``, the one place a
     plan file's secrets are handled."""
     return encrypt_tree(from_json(plan.to_json()), key)
 
 
-def unseal(sealed: Any, key: bytes | None) -> Any:
+def unseal(sealed: Any, key: Keyring | None) -> Any:
     """Inverse of ``seal``: the JSON ``Plan.from_json`` reads."""
     return to_json(decrypt_tree(sealed, key))
 
@@ -202,7 +203,7 @@ def _no_constants(name: str) -> Any:
     raise ValueError(name)
 
 
-def plan_document(plan: Plan, session: StackSession, *, key: bytes,
+def plan_document(plan: Plan, session: StackSession, *, key: Keyring,
                   violations: list[policies.Violation], allow_destroy: bool) -> dict[str, Any]:
     """The plan file's content, hash included (docs/plan-file.md): the sealed plan and
     what its review needs besides."""
@@ -255,7 +256,7 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False)
     violations = policies.evaluate(plan, session.project, environment_for(session.project, session.stack),
                                    allow_destroy=allow_destroy)
     _refuse_blocking(violations, "plan not written")
-    document = plan_document(plan, session, key=project_key(session.project),
+    document = plan_document(plan, session, key=stack_keyring(session),
                              violations=violations, allow_destroy=allow_destroy)
     write_plan_file(path, document)
     session.store.record_event(session.stack, approvals.PLAN, session.who, {
@@ -283,11 +284,12 @@ def _refuse_blocking(violations: list[policies.Violation], what: str) -> None:
 
 
 def check_target(session: StackSession, saved: SavedPlan) -> None:
-    """The plan must be for this project and this incarnation of this stack."""
-    snapshot = session.store.snapshot(session.stack)
+    """The plan must be for this project and this incarnation of this stack (read
+    without opening any secret: reviewers need no key)."""
+    lineage = next(s.lineage for s in session.store.list_stacks() if s.name == session.stack)
     for name, plan_value, here in (("project", saved.pins.project, session.project.name),
                                    ("stack", saved.stack, session.stack),
-                                   ("lineage", saved.pins.lineage, snapshot.lineage)):
+                                   ("lineage", saved.pins.lineage, lineage)):
         if plan_value != here:
             extra = " (the stack was removed and created again since)" if name == "lineage" else ""
             raise WrongTarget(f"plan {saved.short} is for {name} {plan_value!r}, not {here!r}{extra}",
@@ -395,7 +397,7 @@ def apply_plan_file(session: StackSession, saved: SavedPlan, *, options: ApplyOp
     approvals.plan_event(session.store, session.stack, saved.hash)
     approved = approvals.require_approved(session, saved.hash)
     check_gate(session, saved.pins.program_digest)
-    plan = saved.plan(project_key(session.project))
+    plan = saved.plan(stack_keyring(session))
     _refuse_blocking(policies.evaluate(plan, session.project, approved.environment,
                                        allow_destroy=bool(saved.get("allow_destroy"))), "plan not applied")
     desired = session.run_program()
