@@ -160,11 +160,3 @@ def test_a_project_where_none_can_be_made_is_an_error(project) -> None:
     code, out, err = proj.run("new", str(proj.program / "sub"))
     assert code == 1 and "Traceback" not in out + err
     assert "cannot create a project in" in one_error(err)
-
-
-def test_debug_shows_the_traceback_of_a_failed_step(project) -> None:
-    proj: CliProject = project(PROGRAM)
-    code, out, err = proj.run("--debug", "up", "--yes")
-    assert code == 1
-    assert "Traceback" in err and "ValueError: invalid literal for int()" in err
-    assert "failed: create" in err

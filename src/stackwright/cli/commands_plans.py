@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from stackwright.cli.common import confirm_or_fail, echo_failures, echo_lines, open_stack
+from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
 from stackwright.cli.main import diff_option, parallel_option, stack_option, yes_option
 
 
@@ -121,7 +121,10 @@ def _report(outcome: Any, saved: Any) -> None:
         click.echo(click.style(f"Applied plan {saved.short} in {outcome.duration:.1f}s{number}: {done}.",
                                fg="green", bold=True))
         return
-    echo_failures(result.failures)
+    for failure in result.failures:
+        click.echo(click.style(f"  failed: {failure.action} {failure.urn}: {failure.message}", fg="red"), err=True)
+        if failure.hint:
+            click.echo(f"    hint: {failure.hint}", err=True)
     state = "was interrupted" if result.interrupted else "failed"
     skipped = f"; {len(result.skipped)} skipped" if result.skipped else ""
     click.echo(click.style(f"error: apply of plan {saved.short} {state}{number}: {done} done, "

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stackwright.cli.common import confirm_or_fail, echo_failures, echo_lines, open_stack
+from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
 from stackwright.cli.main import diff_option, parallel_option, stack_option, yes_option
 
 if TYPE_CHECKING:  # imported lazily at run time: `stackwright --help` stays fast
@@ -195,7 +195,8 @@ def _report(outcome: Any, what: str) -> None:
     if result.ok:
         click.echo(click.style(f"{what} succeeded in {outcome.duration:.1f}s{number}: {done}.", fg="green", bold=True))
         return
-    echo_failures(result.failures)
+    for failure in result.failures:
+        click.echo(click.style(f"  failed: {failure.action} {failure.urn}: {failure.message}", fg="red"), err=True)
     state = "was interrupted" if result.interrupted else "failed"
     extra = f"; {len(result.skipped)} skipped" if result.skipped else ""
     extra += f"; {len(result.not_started)} not started" if result.not_started else ""

@@ -34,17 +34,3 @@ def confirm_or_fail(question: str, yes: bool) -> bool:
 
 def echo_lines(lines: list[str]) -> None:
     click.echo("\n".join(lines))
-
-
-def echo_failures(failures: list[Any]) -> None:
-    """Each failed step in a line (and its hint); under --debug, its traceback first."""
-    import traceback
-
-    from stackwright.cli.main import debug_requested
-
-    for failure in failures:
-        if failure.error is not None and debug_requested():
-            traceback.print_exception(failure.error)
-        click.echo(click.style(f"  failed: {failure.action} {failure.urn}: {failure.message}", fg="red"), err=True)
-        if failure.hint:
-            click.echo(f"    hint: {failure.hint}", err=True)

@@ -19,7 +19,7 @@ from stackwright.errors import ProjectError, StackwrightError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def debug_requested() -> bool:
+def _debug_requested() -> bool:
     return "--debug" in sys.argv or os.environ.get("STACKWRIGHT_DEBUG") == "1"
 
 
@@ -47,7 +47,7 @@ def main() -> None:
 def _fail(exc: Exception, headline: str, hint: str | None, status: int = 1) -> None:
     """The error in one or two lines (the traceback first with --debug); exit
     ``status``: 1, or click's 2 for a command line it could not parse."""
-    if debug_requested():
+    if _debug_requested():
         traceback.print_exception(exc)
     click.echo(click.style("error: ", fg="red", bold=True) + headline, err=True)
     if hint:

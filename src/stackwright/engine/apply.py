@@ -55,8 +55,6 @@ class Failure:
     message: str
     hint: str | None = None
     """What to do about it, when the error said (e.g. "make a new plan")."""
-    error: BaseException | None = field(default=None, repr=False, compare=False)
-    """The exception itself, for a traceback under ``--debug``."""
 
 
 @dataclass
@@ -168,7 +166,7 @@ class Applier:
             await self._unwind(exc, kind, step)
             message = failure_message(exc, step)
             hint = exc.hint if isinstance(exc, StackwrightError) else None
-            self.result.failures.append(Failure(urn, verb, message, hint, exc))
+            self.result.failures.append(Failure(urn, verb, message, hint))
             self.writer.add_change(Change(urn, self._type(urn), verb, error=message))
             self.sink.step_finished(urn, verb, "failed", time.monotonic() - start, message)
             return False

@@ -316,6 +316,6 @@ def _final_outputs(desired: DesiredGraph, result: ApplyResult, recorded: dict[st
         except Exception as exc:  # noqa: BLE001 - recorded as this output's failure
             outputs[key] = UNKNOWN
             message = failure_message(exc, None)
-            result.failures.append(Failure(f"output {key}", "export", message, error=exc))
+            result.failures.append(Failure(f"output {key}", "export", message))
             writer.add_change(Change(f"output {key}", "output", "export", error=message))
     return outputs
