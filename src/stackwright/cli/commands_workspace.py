@@ -59,7 +59,7 @@ def selection_options(fn: F) -> F:
                      help="Stacks whose program, config or imported local code changed since "
                      "GIT_REF, and every stack that depends on them."),
         click.option("--parallel-stacks", default=4, show_default=True, metavar="N",
-                     type=click.IntRange(min=1), help="At most N stacks at once."),
+                     help="At most N stacks at once."),
         who_option,
     ]):
         fn = option(fn)
