@@ -28,7 +28,7 @@ from pathlib import Path
 
 from stackwright.errors import StackwrightError
 from stackwright.providers.k8s.localcluster_pki import SERVICE_IP, Pki, ensure_pki, kubeconfig
-from stackwright.providers.processes import alive, free_port, wait_gone
+from stackwright.providers.processes import alive, free_port, terminate
 
 KUBE_VERSION = "v1.37.2"
 KWOK_VERSION = "v0.8.0"
@@ -150,7 +150,7 @@ class _Launch:
         try:
             return self._run()
         except BaseException:
-            _kill_group(self.group, list(self.pids.values()))
+            _stop_processes(self.pids)
             raise
 
     def _run(self) -> LocalCluster:
@@ -297,7 +297,7 @@ def stop(state_dir: Path) -> bool:
             _run_kind(["delete", "cluster", "--name", cluster.kind])
     else:
         was_running = any(alive(pid) for pid in cluster.pids.values())
-        _kill_group(cluster.pids.get("etcd", 0), list(cluster.pids.values()))
+        _stop_processes(cluster.pids)
     _info_path(state_dir).unlink()
     return was_running
 
@@ -310,18 +310,20 @@ def _stop_leftovers(state_dir: Path) -> None:
         stop(state_dir)
 
 
-def _kill_group(group: int, pids: list[int]) -> None:
-    """SIGTERM to the whole process group, SIGKILL to what is left after 10 seconds.
-    Nothing when none of ``pids`` runs: the group id may belong to someone else by now."""
-    if group == 0 or not any(alive(pid) for pid in pids):
+def _stop_processes(pids: dict[str, int]) -> None:
+    """Each component in reverse start order (the API server shuts down in a second while
+    etcd still answers, but hangs once etcd is gone), then SIGKILL to whatever is left of
+    the process group. Nothing when none runs: the ids may belong to others by now."""
+    if not any(alive(pid) for pid in pids.values()):
         return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(group, sig)
-        except ProcessLookupError:
-            return
-        if not wait_gone(pids, timeout=10.0):
-            return
+    for pid in reversed(pids.values()):
+        if alive(pid):
+            terminate(pid)
+    group = next(iter(pids.values()))
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def start_kind(state_dir: Path) -> LocalCluster:
