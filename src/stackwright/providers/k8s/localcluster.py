@@ -37,6 +37,8 @@ KWOK_VERSION = "v0.8.0"
 REQUIRED = ("etcd", "kube-apiserver")
 OPTIONAL = ("kube-controller-manager", "kube-scheduler", "kwok")
 FAKE_NODE = "kwok-node-0"
+POD_CIDR = "10.244.0.0/16"
+"""Where kwok takes Pod IPs from; apart from the service range (10.0.0.0/24)."""
 START_TIMEOUT = 120.0
 
 
@@ -161,11 +163,11 @@ class _Launch:
         self._spawn("kube-apiserver", _apiserver_args(self.pki, server, etcd_url))
         self._wait("kube-apiserver", lambda: _ready(server, self.pki))
         config = self._write_kubeconfig(server)
+        if binary("kwok").is_file():
+            _prepare_fake_node(server, self.pki)
         for component in OPTIONAL:
             if binary(component).is_file():
                 self._spawn(component, _controller_args(component, config, self.pki))
-        if "kwok" in self.pids:
-            _create_fake_node(server, self.pki)
         cluster = LocalCluster(self.state_dir, server, config, dict(self.pids))
         _save(cluster)
         return cluster
@@ -226,7 +228,7 @@ def _apiserver_args(pki: Pki, server: str, etcd_url: str) -> list[str]:
 def _controller_args(component: str, config: Path, pki: Pki) -> list[str]:
     if component == "kwok":
         return [f"--kubeconfig={config}", f"--config={kwok_stages()}", "--manage-all-nodes=true",
-                "--node-lease-duration-seconds=40"]
+                "--node-lease-duration-seconds=40", f"--cidr={POD_CIDR}"]
     common = [f"--kubeconfig={config}", f"--authentication-kubeconfig={config}",
               f"--authorization-kubeconfig={config}", "--bind-address=127.0.0.1",
               f"--secure-port={free_port()}", "--leader-elect=false"]
@@ -236,8 +238,14 @@ def _controller_args(component: str, config: Path, pki: Pki) -> list[str]:
     return common
 
 
-def _create_fake_node(server: str, pki: Pki) -> None:
-    """One node for the scheduler to bind Pods to; kwok plays its kubelet."""
+def _prepare_fake_node(server: str, pki: Pki) -> None:
+    """One node for the scheduler to bind Pods to; kwok plays its kubelet. kwok manages a
+    node only while it holds the node's lease, and the lease a stopped kwok held stays
+    taken for its 40 seconds after a restart: it is deleted first."""
+    lease = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{FAKE_NODE}"
+    code = _request(server, pki, "DELETE", lease)
+    if code not in (200, 404):
+        raise LocalClusterError(f"deleting the lease of {FAKE_NODE} answered HTTP {code}")
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {
         "name": FAKE_NODE,
         "labels": {"kubernetes.io/hostname": FAKE_NODE, "kubernetes.io/os": "linux",
