@@ -48,6 +48,8 @@ class LocalClusterError(StackwrightError):
 
 @dataclass(frozen=True)
 class LocalCluster:
+    """A running cluster: where its API server answers and the admin kubeconfig for it."""
+
     state_dir: Path
     server: str
     kubeconfig: Path
@@ -117,7 +119,7 @@ def status(state_dir: Path) -> LocalCluster | None:
     if cluster.kind is not None:
         return cluster if cluster.kind in _kind_clusters() else None
     apiserver = cluster.pids.get("kube-apiserver", 0)
-    return cluster if alive(apiserver) and _ready(cluster.server, Pki(state_dir / "pki")) else None
+    return cluster if alive(apiserver) and _ready(cluster.server, Pki.at(state_dir / "pki")) else None
 
 
 def start(state_dir: Path, timeout: float = START_TIMEOUT) -> LocalCluster:
