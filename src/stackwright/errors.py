@@ -77,6 +77,10 @@ class ProjectError(StackwrightError):
     """The project or stack files are missing or malformed."""
 
 
+class StackNotApplied(ProjectError):
+    """Another stack's outputs were asked for, and that stack was never applied."""
+
+
 class GraphError(StackwrightError):
     """The declared resources do not form a valid graph (cycles, duplicates)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import json
 from typing import Any
 
@@ -108,3 +109,30 @@ def test_anything_but_a_plan_is_refused() -> None:
                    {**raw, "steps": [{**raw["steps"][0], "op": "explode"}]}):
         with pytest.raises((KeyError, TypeError, ValueError)):
             Plan.from_json(broken)
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
+    """A value tree as programs and providers make them: JSON scalars, lists and maps,
+    with secrets and unknowns at any depth."""
+    kind = rng.randrange(9 if depth < 4 else 5)
+    scalars = [None, True, False, rng.randint(-2**40, 2**40), rng.random() * 1e6, "",
+               "".join(rng.choice("aé$ {}\"\\\n😀") for _ in range(rng.randrange(8)))]
+    if kind < 4:
+        return rng.choice(scalars)
+    if kind == 4:
+        return UNKNOWN
+    if kind == 5:
+        return Secret(_random_value(rng, depth + 1))
+    if kind == 6:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {f"k{i}{rng.choice('ab$')}": _random_value(rng, depth + 1) for i in range(rng.randrange(4))}
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_any_value_tree_survives_the_round_trip(seed: int) -> None:
+    rng = random.Random(seed)
+    base = every_kind_of_step()
+    steps = tuple(dataclasses.replace(s, inputs={"v": _random_value(rng)}, old_outputs={"w": _random_value(rng)})
+                  for s in base.steps)
+    plan = dataclasses.replace(base, steps=steps, outputs={"out": _random_value(rng)})
+    assert Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan

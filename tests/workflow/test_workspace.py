@@ -458,15 +458,19 @@ def test_stack_reference_outputs_keep_secrets(reading_ctx: ProgramContext) -> No
 
 
 def test_a_stack_never_applied_or_an_unknown_output_is_an_unavailable_value() -> None:
-    from stackwright.errors import StackReferenceError
+    from stackwright.errors import StackNotApplied, StackReferenceError
     from stackwright.model.output import missing_in
     from stackwright.model.values import UNKNOWN
 
     import stackwright as sw_api
 
-    outputs = {"network/production": None, "cluster/production": {"endpoint": {"url": UNKNOWN}}}
+    def read(ref: str) -> Any:
+        if ref == "network/production":
+            raise StackNotApplied("never applied")
+        return {"endpoint": {"url": UNKNOWN}}
+
     ctx = ProgramContext(stack="dev", project="app", config=ConfigSource({}, "stacks/dev.yaml"),
-                         read_stack_outputs=lambda ref: outputs[ref])
+                         read_stack_outputs=read)
     with context.activate(ctx):
         vpc = sw_api.StackReference("network/production").output("vpc_id")
         maybe = sw_api.StackReference("network/production").get_output("zone", "z")

@@ -208,7 +208,8 @@ class Applier:
     async def _settle_pending(self, exc: Exception, keep: bool = False) -> None:
         """Clear the failed call's pending record when the provider's answer was
         definitive. After retries ran out on a transient error, or after an unexpected
-        exception, the outcome is unknown, so the record stays and the next run resolves it by reading the live object.
+        exception, the outcome is unknown, so the record stays and the next run
+        resolves it by reading the live object.
         ``keep`` holds it regardless: a replaced object's old half that failed to delete
         is named only by its pending record, and the next run must finish the delete."""
         token = self._in_flight.pop(asyncio.current_task(), None)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import sysconfig
-import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,10 +37,9 @@ class ProgramContext:
     exports: dict[str, Any] = field(default_factory=dict)
     component_stack: list[Node] = field(default_factory=list)
     callback_depth: int = 0
-    read_stack_outputs: Callable[[str], Mapping[str, Any] | None] | None = None
-    """Another stack's latest recorded outputs by ``project/stack`` (None when it was
-    never applied); set by whoever runs the program with access to state (the model
-    layer cannot open a state store)."""
+    read_stack_outputs: Callable[[str], Mapping[str, Any]] | None = None
+    """Another stack's latest recorded outputs by ``project/stack``; set by whoever runs
+    the program with access to state (the model layer cannot open a state store)."""
     stack_references: set[str] = field(default_factory=set)
     """The ``project/stack`` names this run read: dependencies between stacks."""
 
@@ -129,16 +126,17 @@ def user_frame() -> tuple[str | None, int | None]:
     return None, None
 
 
-_LIBRARIES = tuple({os.path.abspath(sysconfig.get_paths()[name]) + os.sep
-                    for name in ("stdlib", "platstdlib", "purelib", "platlib")})
-
-
 def user_frame_of(exc: BaseException) -> tuple[str | None, int | None]:
     """File and line of the deepest frame of ``exc``'s traceback in the user's code:
     outside the stackwright package and Python's own and installed libraries."""
+    import sysconfig
+    import traceback
+
+    libraries = tuple(os.path.abspath(sysconfig.get_paths()[name]) + os.sep
+                      for name in ("stdlib", "platstdlib", "purelib", "platlib"))
     found: tuple[str | None, int | None] = (None, None)
     for frame in traceback.extract_tb(exc.__traceback__):
         path = os.path.abspath(frame.filename)
-        if not path.startswith((_PACKAGE_DIR, *_LIBRARIES)) and not frame.filename.startswith("<"):
+        if not path.startswith((_PACKAGE_DIR, *libraries)) and not frame.filename.startswith("<"):
             found = (frame.filename, frame.lineno)
     return found

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from stackwright.errors import ProgramError, StackReferenceError, StackwrightError
+from stackwright.errors import ProgramError, StackNotApplied, StackReferenceError, StackwrightError
 from stackwright.model import context
 from stackwright.model.output import Output
 from stackwright.model.values import is_secret, is_unknown
@@ -41,14 +41,15 @@ class StackReference:
                 hint="stack references work under `stackwright preview|up|run`; in unit tests "
                 "set ProgramContext.read_stack_outputs")
         ctx.stack_references.add(self.name)
+        self.applied = True
         try:
-            outputs = ctx.read_stack_outputs(self.name)
+            self._outputs: Mapping[str, Any] = dict(ctx.read_stack_outputs(self.name))
+        except StackNotApplied:
+            self.applied, self._outputs = False, {}
         except StackwrightError as exc:
             if exc.file is None:
                 exc.file, exc.line = file, line
             raise
-        self.applied = outputs is not None
-        self._outputs: Mapping[str, Any] = dict(outputs or {})
 
     def output(self, key: str) -> Output[Any]:
         """The output ``key``; an error naming the stack and its outputs if the stack

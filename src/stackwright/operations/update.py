@@ -15,14 +15,14 @@ from stackwright.engine.apply import (
 from stackwright.engine.events import EventSink
 from stackwright.engine.recovery import RecoveryReport, recover
 from stackwright.engine.refresh import RefreshResult, read_all, record_drift, refreshed_snapshot
-from stackwright.errors import ApplyFailed, PlanError, about
+from stackwright.errors import ApplyFailed
 from stackwright.engine.calls import ProviderCalls
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import missing_in, resolve_value
 from stackwright.model.resource import Resource
 from stackwright.model.values import UNKNOWN
 from stackwright.operations.session import StackSession, stack_lock
-from stackwright.plan.plan import Op, Plan
+from stackwright.plan.plan import Plan
 from stackwright.plan.planner import make_plan
 from stackwright.state.records import Change, Checkpoint, Snapshot
 
@@ -88,6 +88,8 @@ def require_all_read(result: RefreshResult) -> None:
 
 def explained(plan: Plan, session: StackSession) -> Plan:
     """The plan with providers' explanations of in-place updates attached."""
+    from dataclasses import replace
+
     from stackwright.model.values import is_unknown, reveal
     from stackwright.providers.protocol import OperationContext
 
@@ -96,8 +98,7 @@ def explained(plan: Plan, session: StackSession) -> Plan:
         handler = session.providers.resource(step.type) if step.op.value == "update" else None
         if handler is not None and handler.explains_updates and step.old_id and not is_unknown(step.inputs):
             ctx = OperationContext(urn=step.urn, name=step.urn.rsplit("$", 1)[-1], token=f"preview-{step.old_id}")
-            with about(step.urn):
-                notes = handler.explain_update(ctx, step.old_id, reveal(step.old_inputs or {}), reveal(step.inputs or {}))
+            notes = handler.explain_update(ctx, step.old_id, reveal(step.old_inputs or {}), reveal(step.inputs or {}))
             step = replace(step, notes=tuple(notes))
         steps.append(step)
     return replace(plan, steps=tuple(steps))
@@ -218,7 +219,7 @@ def _refuse_missing(desired: DesiredGraph, plan: Plan, writer: Any) -> None:
     sources: list[Any] = [desired.exports]
     for step in plan.steps:
         resource = desired.resources.get(step.urn)
-        if resource is not None and step.op is not Op.DELETE:
+        if resource is not None and step.op.value != "delete":
             sources += [resource.inputs, resource.read_id]
     missing = [why for source in sources for why in missing_in(source)]
     if missing:

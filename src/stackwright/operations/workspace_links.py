@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stackwright.errors import ProjectError
+from stackwright.errors import ProjectError, StackNotApplied
 from stackwright.program.project import Project
 from stackwright.program.workspace import WORKSPACE_FILE, Workspace, find_workspace
 from stackwright.state.store import StateStore
@@ -29,7 +29,7 @@ class WorkspaceLinks:
         self.store = store
         self._workspace: Workspace | None = None
         self._looked = False
-        self._cache: dict[str, dict[str, Any] | None] = {}
+        self._cache: dict[str, dict[str, Any]] = {}
 
     @property
     def workspace(self) -> Workspace | None:
@@ -41,12 +41,12 @@ class WorkspaceLinks:
     def python_path(self) -> tuple[Path, ...]:
         return self.workspace.python_path if self.workspace is not None else ()
 
-    def read_outputs(self, ref: str) -> Mapping[str, Any] | None:
+    def read_outputs(self, ref: str) -> Mapping[str, Any]:
         """``project/stack``'s latest recorded outputs, after checking the dependency;
-        None when that stack was never applied."""
+        StackNotApplied when it was never applied."""
         if ref not in self._cache:
             root, stack = self._target(ref)
-            self._cache[ref] = self._outputs(root, stack)
+            self._cache[ref] = self._outputs(root, stack, ref)
         return self._cache[ref]
 
     def _target(self, ref: str) -> tuple[Path, str]:
@@ -82,9 +82,9 @@ class WorkspaceLinks:
                 hint=f"add `depends_on: [{ref}]` to {me}'s entry (line {entry.line}) so that "
                 "`stackwright run` applies it first")
 
-    def _outputs(self, root: Path, stack: str) -> dict[str, Any] | None:
+    def _outputs(self, root: Path, stack: str, ref: str) -> dict[str, Any]:
         if root.resolve() == self.project.root.resolve():
-            return self._read(self.store, stack)
+            return self._read(self.store, stack, ref)
         from stackwright.operations.keyring import Keyring
         from stackwright.program.project import load_project
         from stackwright.state.backends import open_state_store, sqlite_path, state_url
@@ -94,18 +94,24 @@ class WorkspaceLinks:
         default = root / STATE_FILE
         if not url or url.startswith("sqlite:"):
             if not sqlite_path(url, default, root).is_file():
-                return None
+                raise _never_applied(ref)
         store = open_state_store(url, default, project=target.name, root=root)
         store.use_cipher(Keyring.for_stack(target, stack))
         try:
-            return self._read(store, stack)
+            return self._read(store, stack, ref)
         finally:
             store.close()
 
     @staticmethod
-    def _read(store: StateStore, stack: str) -> dict[str, Any] | None:
-        """A stack's serial is 0 until its first write: created, never applied."""
+    def _read(store: StateStore, stack: str, ref: str) -> dict[str, Any]:
         if not store.stack_exists(stack):
-            return None
+            raise _never_applied(ref)
         snapshot = store.snapshot(stack)
-        return dict(snapshot.outputs) if snapshot.serial else None
+        if not snapshot.serial:  # 0 until the stack's first write: created, never applied
+            raise _never_applied(ref)
+        return dict(snapshot.outputs)
+
+
+def _never_applied(ref: str) -> StackNotApplied:
+    return StackNotApplied(f"cannot read stack {ref}: it has no recorded state (never applied)",
+                           hint="apply it first; `stackwright run up` applies dependencies first")

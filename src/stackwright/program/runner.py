@@ -22,9 +22,8 @@ from stackwright.model.resource import Component, Node, Resource
 from stackwright.program.project import Project
 
 
-OutputsReader = Callable[[str], Mapping[str, Any] | None]
-"""``project/stack`` to that stack's latest recorded outputs, None when it was never
-applied (for ``StackReference``)."""
+OutputsReader = Callable[[str], Mapping[str, Any]]
+"""``project/stack`` to that stack's latest recorded outputs (for ``StackReference``)."""
 
 
 def run_program(project: Project, stack: str, config: ConfigSource, *,
