@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
-from stackwright.cli.main import diff_option, parallel_option, stack_option, yes_option
+from stackwright.cli.options import diff_option, parallel_option, stack_option, yes_option
 
 
 def register(cli: click.Group) -> None:

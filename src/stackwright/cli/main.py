@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from stackwright.errors import ProjectError, StackwrightError
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _debug_requested() -> bool:
@@ -77,30 +75,6 @@ def cli(debug: bool, cwd: str | None) -> None:
         except OSError as exc:
             raise ProjectError(f"cannot run in {cwd}: {exc.strerror}",
                                hint="-C/--cwd takes an existing folder (a project or one inside it)") from None
-
-
-def stack_option(fn: F) -> F:
-    fn = click.option("-s", "--stack", "stack_name", metavar="STACK",
-                      help="The stack to act on (default: the selected one).")(fn)
-    return who_option(fn)
-
-
-def who_option(fn: F) -> F:
-    return click.option("--as", "who", metavar="NAME",
-                        help="Who is acting (default: $STACKWRIGHT_USER, git user.email, login).")(fn)
-
-
-def diff_option(fn: F) -> F:
-    return click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs.")(fn)
-
-
-def yes_option(help: str = "Apply without asking.") -> Callable[[F], F]:
-    return click.option("-y", "--yes", is_flag=True, help=help)
-
-
-def parallel_option(fn: F) -> F:
-    return click.option("-p", "--parallel", default=16, show_default=True, metavar="N",
-                        help="At most N provider calls at once.")(fn)
 
 
 def register_commands() -> None:
