@@ -10,7 +10,8 @@ import pytest
 
 from aws.conftest import assert_round_trip, ctx, tag_map, unique
 from stackwright.errors import InputError
-from stackwright.providers.aws.base import URN_TAG, client_token
+from stackwright.providers.aws.base import URN_TAG
+from stackwright.providers.common import idempotency_token
 
 pytestmark = pytest.mark.aws
 
@@ -441,7 +442,7 @@ def test_route_table_create_passes_its_idempotency_token(handlers: Any, client: 
         lambda params, **_: sent.append(params.get("ClientToken", "")))
     first, second = h.create(c, inputs), h.create(c, inputs)
     try:
-        assert sent and sent[0] == client_token(c.token)
+        assert sent and sent[0] == idempotency_token(c.token)
         assert set(sent) == {sent[0]}
         assert second.id == first.id
     finally:
