@@ -20,7 +20,7 @@ from stackwright.model.output import resolve_value
 from stackwright.model.resource import Resource
 from stackwright.model.values import UNKNOWN
 from stackwright.operations.session import StackSession, stack_lock
-from stackwright.plan.plan import Plan
+from stackwright.plan.plan import Plan, Step
 from stackwright.plan.planner import make_plan
 from stackwright.state.records import Checkpoint, Snapshot
 
@@ -83,9 +83,38 @@ def explained(plan: Plan, session: StackSession) -> Plan:
             ctx = OperationContext(urn=step.urn, name=step.urn.rsplit("$", 1)[-1], token=f"preview-{step.old_id}",
                                    provider_config=config)
             notes = handler.explain_update(ctx, step.old_id, reveal(step.old_inputs or {}), reveal(step.inputs or {}))
-            step = replace(step, notes=tuple(notes))
+            step = replace(step, notes=_without_secrets(notes, step))
         steps.append(step)
     return replace(plan, steps=tuple(steps))
+
+
+def _without_secrets(notes: Iterable[str], step: Step) -> tuple[str, ...]:
+    """Notes come from providers, which see secrets revealed: every secret value of
+    the step's inputs is masked in them before they reach a screen or a plan file."""
+    from stackwright.model.values import MASK, Secret, reveal
+
+    found: set[str] = set()
+
+    def collect(value: Any, secret: bool = False) -> None:
+        if isinstance(value, Secret):
+            collect(value.value, True)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item, secret)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item, secret)
+        elif secret and value is not None and len(str(reveal(value))) >= 4:
+            found.add(str(value))
+
+    collect(step.inputs or {})
+    collect(step.old_inputs or {})
+    masked = []
+    for note in notes:
+        for value in sorted(found, key=len, reverse=True):
+            note = note.replace(value, MASK)
+        masked.append(note)
+    return tuple(masked)
 
 
 def up(
