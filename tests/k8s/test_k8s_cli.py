@@ -130,24 +130,33 @@ def unreachable(tmp_path: Path, local_cluster: Any) -> Path:
     return path
 
 
-def test_refresh_reports_drift_and_import_prints_python_that_matches(
-        tmp_path: Path, local_cluster: Any, kube: Kube) -> None:
+def test_refresh_reports_drift_of_managed_fields(tmp_path: Path, local_cluster: Any, kube: Kube) -> None:
     proj, ns = project(tmp_path, local_cluster, kube, CONFIG_PROGRAM)
     proj.ok("up", "--yes")
     kube.apply_as("kubectl-edit", f"/api/v1/namespaces/{ns}/configmaps/settings",
-                  {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"},
+                  {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "labels": {"x": "y"}},
                    "data": {"mode": "hand-edited"}}, force=True)
     out = proj.ok("refresh")
-    assert "settings" in out and "mode" in out and "hand-edited" in out, out
+    assert "settings" in out and "data.mode" in out and "hand-edited" in out, out
+    assert "labels" not in out, "a field Stackwright does not manage is not drift"
+    assert "extra" not in out, out
 
-    kube.ok("POST", f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "legacy"}, "data": {"k": "v"}})
-    out = proj.ok("import", "k8s:core/v1:ConfigMap", "legacy", f"{ns}/legacy")
+
+def test_import_adopts_an_object_and_prints_python_that_declares_it(
+        tmp_path: Path, local_cluster: Any, kube: Kube) -> None:
+    proj, ns = project(tmp_path, local_cluster, kube, HEADER)
+    kube.ok("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", {
+        "metadata": {"name": "legacy", "labels": {"app": "legacy"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "legacy"}}, "template": {
+            "metadata": {"labels": {"app": "legacy"}},
+            "spec": {"containers": [{"name": "app", "image": "registry.local/legacy:1"}]}}}})
+    out = proj.ok("import", "k8s:apps/v1:Deployment", "legacy", f"{ns}/legacy")
     assert "from stackwright.providers import k8s" in out and "k8s.Object(" in out, out
     code = out[out.index("from stackwright.providers import k8s"):]
-    code = code[: code.index("\n)\n") + 3]
-    proj.write(CONFIG_PROGRAM + "\n" + code)
-    proj.ok("refresh", "--yes")
+    code = code[: code.index("\n)") + 2]
+    proj.write(HEADER + "\n" + code + "\n")
     assert "No changes." in proj.ok("preview"), "the printed code declares exactly what was adopted"
+    assert "legacy" in proj.ok("state", "ls")
 
 
 OUTPUTS_PROGRAM = HEADER + """\

@@ -10,7 +10,7 @@ from stackwright.engine.calls import ProviderCalls
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy
 from stackwright.model.resource import urn_name
-from stackwright.model.values import Secret, masked, reveal, wrap_secret_keys
+from stackwright.model.values import masked, reveal, rewrap_secrets, wrap_secret_keys
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.providers.protocol import ProviderLookup, ReadResult, instance_config
 from stackwright.state.records import Change, ResourceState, Snapshot
@@ -70,7 +70,7 @@ async def _read_one(record: ResourceState, providers: ProviderLookup, calls: Pro
         record.urn, "read", handler.read, ctx, record.id, reveal(record.inputs), reveal(record.outputs))
     if live is None:
         return Drift(record.urn, record.type, "deleted")
-    inputs = _rewrap(record.inputs, dict(live.inputs))
+    inputs: dict[str, Any] = rewrap_secrets(record.inputs, dict(live.inputs))
     outputs = wrap_secret_keys({**record.outputs, **inputs, **live.outputs}, handler.secret_outputs)
     state = ResourceState(
         urn=record.urn, type=record.type, id=live.id, inputs=inputs, outputs=outputs,
@@ -85,13 +85,6 @@ async def _read_one(record: ResourceState, providers: ProviderLookup, calls: Pro
 def _outputs(snapshot: Snapshot, urn: str) -> dict[str, Any] | None:
     row = snapshot.resources.get(urn)
     return row.outputs if row is not None else None
-
-
-def _rewrap(recorded: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    for key, value in recorded.items():
-        if isinstance(value, Secret) and key in live:
-            live[key] = Secret(live[key])
-    return live
 
 
 def record_drift(result: RefreshResult, writer: StackWriter) -> None:
