@@ -194,3 +194,17 @@ def test_values_from_outputs_keep_their_secrecy_through_planning() -> None:
     known = steps["dev::test::k8s:core/v1:ConfigMap::known"].inputs
     assert known is not None and known["manifest"]["data"] == {"token": Secret("hunter2"), "plain": "x"}
     assert "hunter2" not in str(plan.to_json())
+
+
+def test_declaring_kubernetes_objects_does_not_load_the_client() -> None:
+    """lightkube (and its HTTP stack) load only when a provider call runs."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nfrom stackwright.providers import k8s\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout)
+    assert [m for m in loaded if m.split(".")[0] in ("lightkube", "httpx2", "boto3", "botocore")] == []
