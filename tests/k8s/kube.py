@@ -31,6 +31,13 @@ class Kube(KubeApi):
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"{}")
 
+    def call(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
+        """A 404 of a whole API group is plain text, not a Status object."""
+        try:
+            return super().call(method, path, body)
+        except json.JSONDecodeError:
+            return 404, {}
+
     def get(self, path: str) -> Any | None:
         code, answer = self.call("GET", path)
         assert code in (200, 404), f"GET {path}: HTTP {code}: {answer}"

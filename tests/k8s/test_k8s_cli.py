@@ -13,6 +13,9 @@ import pytest
 from kube import Kube
 from support import cli_command, cli_env
 
+from stackwright.model.values import Secret
+from stackwright.state.sqlite import SqliteStateStore
+
 pytestmark = pytest.mark.k8s
 
 
@@ -83,7 +86,8 @@ def test_a_crd_and_its_custom_resource_in_one_up(tmp_path: Path, local_cluster: 
     assert gadget["spec"] == {"size": 3}
     assert "No changes." in proj.ok("preview")
     proj.ok("destroy", "--yes")
-    assert kube.get(f"/apis/example.com/v1/namespaces/{ns}/gadgets/gadget") is None
+    assert kube.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.example.com") is None
+    assert kube.call("GET", "/apis/example.com/v1")[0] == 404, "the custom kind is gone with its CRD"
 
 
 CONFIG_PROGRAM = HEADER + """\
@@ -176,8 +180,11 @@ def test_values_from_outputs_and_a_secret_that_stays_secret(tmp_path: Path, loca
     assert app["data"] == {"secret-uid": secret["metadata"]["uid"], "dsn": f"postgres://app@db/{ns}"}
     shown = out + proj.ok("state", "show", "dev::kube::k8s:core/v1:Secret::db") + proj.ok("preview", "--diff")
     assert password not in shown
-    state = (proj.root / ".stackwright" / "state.db").read_bytes()
-    assert password.encode() not in state
+    with SqliteStateStore(proj.root / ".stackwright" / "state.db") as store:
+        recorded = store.snapshot("dev").resources
+    manifest = recorded["dev::kube::k8s:core/v1:Secret::db"].inputs["manifest"]
+    assert manifest["stringData"]["password"] == Secret(password), "recorded as a secret"
+    assert isinstance(recorded["dev::kube::k8s:core/v1:Secret::db"].outputs["applied"], Secret)
 
 
 PROVIDER_PROGRAM = HEADER + """\
