@@ -18,7 +18,6 @@ files of killed atomic writes left next to the files.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import random
@@ -30,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from stackwright.state.sqlite import SqliteStateStore
-from support import VersionedProject, cli_command, cli_env
+from support import VersionedProject, cli_command, cli_env, kill_after, unlock_after_kill
 
 TRIALS_PER_SEED = 11
 SEEDS = tuple(int(s) for s in os.environ.get("CRASH_SEEDS", "11,23").split(","))
@@ -217,22 +216,12 @@ def test_sigkill_during_up_never_orphans_or_duplicates(tmp_path: Path, seed: int
         context = f"seed {seed} trial {trial} (version {version}, killed after {delay:.3f}s)"
         project.set_version(version)
         proc = project.spawn_up()
-        time.sleep(delay)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        code = proc.wait(timeout=TIMEOUT)
+        code = kill_after(proc, delay, TIMEOUT)
         if code == -signal.SIGKILL:
             killed += 1
         else:
             assert code == 0, f"{context}: the undisturbed up exited {code}"
-
-        # The user's way back: a lock left by the killed process (which names it) is
-        # cleared with `unlock`; its holder is dead, so no --force is needed.
-        with SqliteStateStore(project.root / ".stackwright" / "state.db") as store:
-            lock = store.read_lock(STACK)
-        if lock is not None:
-            assert lock.pid == proc.pid, f"{context}: {lock}"
-            project.ok("unlock")
+        unlock_after_kill(project, proc.pid, context)
         project.ok("up", "--yes", "--parallel", "2")
         project.check_converged(version, context, listing=trial == TRIALS_PER_SEED - 1)
 

@@ -7,7 +7,6 @@ object under a name the program does not declare, and one record per object.)"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import signal
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 from kube import Kube
-from support import VersionedProject, cli_command, cli_env
+from support import VersionedProject, cli_command, cli_env, kill_after, unlock_after_kill
 
 from stackwright.providers.k8s.manifests import MANAGED_BY_LABEL
 from stackwright.state.sqlite import SqliteStateStore
@@ -128,15 +127,10 @@ def test_sigkill_during_a_50_object_up_never_orphans_or_duplicates(
         context = f"trial {trial} (version {version}, killed after {delay:.2f}s)"
         project.set_version(version)
         proc = project.spawn_up()
-        time.sleep(delay)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        code = proc.wait(timeout=TIMEOUT)
+        code = kill_after(proc, delay, TIMEOUT)
         killed += code == -signal.SIGKILL
         assert code in (0, -signal.SIGKILL), f"{context}: the undisturbed up exited {code}"
-        with SqliteStateStore(project.root / ".stackwright" / "state.db") as store:
-            if store.read_lock(STACK) is not None:
-                project.ok("unlock")
+        unlock_after_kill(project, proc.pid, context)
         project.ok("up", "--yes", "--parallel", "4")
         check_converged(project, kube, version, context)
     assert killed > 0, "no trial killed an up while it ran"
