@@ -165,3 +165,19 @@ def deployment(ns: str, name: str, replicas: int, annotations: dict[str, str] | 
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata, "spec": {
         "replicas": replicas, "selector": {"matchLabels": {"app": name}},
         "template": {"metadata": {"labels": {"app": name}}, "spec": pod}}}
+
+
+def test_a_service_waits_for_a_ready_endpoint_of_its_pods(kube: Kube, objects: Any) -> None:
+    ns = kube.namespace()
+    said: list[str] = []
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": ns},
+               "spec": {"selector": {"app": "api"}, "ports": [{"port": 80}]}}
+    lonely = {**service, "metadata": {**service["metadata"], "name": "lonely",
+                                      "annotations": {"stackwright.io/timeout": "2"}},
+              "spec": {**service["spec"], "selector": {"app": "nobody"}}}
+    with pytest.raises(ProviderError, match="waiting for endpoints: no ready pod matches the selector"):
+        objects.create(ctx_for(lonely, "lonely"), objects.check({"manifest": lonely}))
+    objects.create(ctx_for(deployment(ns, "api", replicas=1), "api", timeout=120),
+                   objects.check({"manifest": deployment(ns, "api", replicas=1)}))
+    created = objects.create(ctx_for(service, "svc", log=said, timeout=120), objects.check({"manifest": service}))
+    assert created.id == f"{ns}/api"
