@@ -208,3 +208,19 @@ def test_declaring_kubernetes_objects_does_not_load_the_client() -> None:
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout)
     assert [m for m in loaded if m.split(".")[0] in ("lightkube", "httpx2", "boto3", "botocore")] == []
+
+
+def test_typed_kinds_take_lightkube_models() -> None:
+    from lightkube.models.apps_v1 import DeploymentSpec
+    from lightkube.models.core_v1 import Container, PodSpec, PodTemplateSpec
+    from lightkube.models.meta_v1 import LabelSelector, ObjectMeta
+
+    def program() -> None:
+        k8s.Deployment("web", metadata=ObjectMeta(namespace="shop"), spec=DeploymentSpec(
+            selector=LabelSelector(matchLabels={"app": "web"}),
+            template=PodTemplateSpec(metadata=ObjectMeta(labels={"app": "web"}),
+                                     spec=PodSpec(containers=[Container(name="web", image="nginx:1.27")]))))
+
+    manifest = declare(program).resources["dev::test::k8s:apps/v1:Deployment::web"].inputs["manifest"]
+    assert manifest["metadata"] == {"name": "web", "namespace": "shop"}
+    assert manifest["spec"]["template"]["spec"]["containers"] == [{"name": "web", "image": "nginx:1.27"}]
