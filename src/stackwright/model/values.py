@@ -104,7 +104,10 @@ def masked(value: Any) -> Any:
 
 def rewrap_secrets(original: Any, plain: Any) -> Any:
     """``plain`` (a revealed and possibly normalised copy of ``original``) with every
-    value that was a ``Secret`` in ``original``, at any depth, wrapped again."""
+    value that was a ``Secret`` in ``original``, at any depth, wrapped again. Only
+    branches holding a secret are rebuilt: most inputs hold none."""
+    if not is_secret(original):
+        return plain
     if isinstance(original, Secret):
         return plain if isinstance(plain, Secret) else Secret(plain)
     if isinstance(original, Mapping) and isinstance(plain, Mapping):
