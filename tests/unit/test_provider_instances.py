@@ -81,8 +81,14 @@ def program(token: str, widgets: int = 2) -> Any:
 
 @pytest.fixture
 def h(tmp_path: Path) -> Harness:
+    from cryptography.fernet import Fernet
+
+    from stackwright.operations.keyring import FernetKey
+
     harness = Harness(tmp_path)
     harness.providers = Providers()  # type: ignore[assignment]
+    key = Fernet.generate_key()
+    harness.store.use_cipher(FernetKey("test", lambda sealing: key, "use the test key"))
     return harness
 
 
