@@ -54,6 +54,15 @@ class Kube(KubeApi):
         return {f["manager"]: f["operation"] for f in live["metadata"].get("managedFields") or []}
 
 
+def recorded(root: Path, stack: str = "dev") -> Any:
+    """The stack's state as the command sees it (secrets opened with the stack's key)."""
+    from stackwright.operations.session import open_store
+    from stackwright.program.project import load_project
+
+    with open_store(load_project(root), stack) as store:
+        return store.snapshot(stack), store.read_lock(stack)
+
+
 def handler(kubeconfig: Path) -> ObjectProvider:
     provider = KubernetesProvider()
     provider.configure({"kubeconfig": str(kubeconfig)})

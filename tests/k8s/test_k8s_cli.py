@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube import Kube
+from kube import Kube, recorded
 from support import cli_command, cli_env
 
 from stackwright.model.values import Secret
-from stackwright.state.sqlite import SqliteStateStore
 
 pytestmark = pytest.mark.k8s
 
@@ -180,11 +179,10 @@ def test_values_from_outputs_and_a_secret_that_stays_secret(tmp_path: Path, loca
     assert app["data"] == {"secret-uid": secret["metadata"]["uid"], "dsn": f"postgres://app@db/{ns}"}
     shown = out + proj.ok("state", "show", "dev::kube::k8s:core/v1:Secret::db") + proj.ok("preview", "--diff")
     assert password not in shown
-    with SqliteStateStore(proj.root / ".stackwright" / "state.db") as store:
-        recorded = store.snapshot("dev").resources
-    manifest = recorded["dev::kube::k8s:core/v1:Secret::db"].inputs["manifest"]
+    resources = recorded(proj.root)[0].resources
+    manifest = resources["dev::kube::k8s:core/v1:Secret::db"].inputs["manifest"]
     assert manifest["stringData"]["password"] == Secret(password), "recorded as a secret"
-    assert isinstance(recorded["dev::kube::k8s:core/v1:Secret::db"].outputs["applied"], Secret)
+    assert isinstance(resources["dev::kube::k8s:core/v1:Secret::db"].outputs["applied"], Secret)
 
 
 PROVIDER_PROGRAM = HEADER + """\

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kube import Kube
+from kube import Kube, recorded
 from support import VersionedProject, cli_command, cli_env, kill_after, unlock_after_kill
 
 from stackwright.providers.k8s.manifests import MANAGED_BY_LABEL
-from stackwright.state.sqlite import SqliteStateStore
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -95,9 +94,7 @@ def check_converged(project: Project, kube: Kube, version: int, context: str) ->
         assert found[f"chain-{i}"]["data"]["after"] == uid[f"chain-{i - 1}"], context
     assert all(found[n]["data"] == {"after": uid["chain-19"]} for n in want if n.startswith("odd-")), context
 
-    with SqliteStateStore(project.root / ".stackwright" / "state.db") as store:
-        snapshot = store.snapshot(STACK)
-        lock = store.read_lock(STACK)
+    snapshot, lock = recorded(project.root, STACK)
     assert snapshot.pending == [], f"{context}: pending left: {snapshot.pending}"
     assert lock is None, f"{context}: lock left behind"
     ids = sorted(r.id for r in snapshot.resources.values())
