@@ -61,7 +61,7 @@ class ObjectProvider(ResourceProvider):
         try:
             m.identity(manifest)
         except m.ManifestError as exc:
-            raise InputError(str(exc), prop="manifest") from None
+            raise InputError(exc.message, prop="manifest") from None
         force = inputs.get("force", False)
         if not isinstance(force, bool):
             raise InputError("force must be True or False", prop="force")

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stackwright.errors import InputError
+
 MANAGER = "stackwright"
 """The field manager of every server-side apply Stackwright makes."""
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -74,7 +76,7 @@ class Identity:
         return f"{self.kind} {self.id()}"
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     """A manifest is not an object Kubernetes could accept; the message says why."""
 
 
