@@ -8,7 +8,7 @@ from typing import Any
 
 from stackwright.errors import ProjectError, StateError, about
 from stackwright.model.resource import InputSpec, make_urn
-from stackwright.model.values import Secret, masked, wrap_secret_keys
+from stackwright.model.values import Secret, is_secret, wrap_secret_keys
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.providers.protocol import OperationContext, ResourceProvider
 from stackwright.state.records import Change, ResourceState
@@ -50,13 +50,15 @@ def declaration_code(handler: ResourceProvider, name: str, inputs: dict[str, Any
     cls = handler.resource_class
     if cls is None:
         raise ProjectError(f"{handler.type_token} cannot be imported (no resource class)")
-    module = cls.__module__
+    # A class may name the module programs import it from (a package re-exporting it).
+    module = getattr(cls, "import_from", None) or cls.__module__
     package, _, short = module.rpartition(".")
     specs = cls.input_specs()
     args = [f"    {key}={_literal(value)}," for key, value in inputs.items()
             if key in specs and not _is_default(specs[key], value)]
     variable = "".join(c if c.isalnum() else "_" for c in name).lower().strip("_") or "resource"
-    return "\n".join([f"from {package} import {short}", "",
+    imports = ["import stackwright as sw"] if is_secret(inputs) else []
+    return "\n".join([*imports, f"from {package} import {short}", "",
                       f"{variable} = {short}.{cls.__name__}(", f"    {name!r},", *args, ")"])
 
 
@@ -64,8 +66,23 @@ def _is_default(spec: InputSpec, value: Any) -> bool:
     return not spec.required and spec.default == value
 
 
-def _literal(value: Any) -> str:
+class _SecretToFill:
+    """Stands for a secret value in printed code, which never shows the value."""
+
+    def __repr__(self) -> str:
+        return 'sw.secret("FILL IN")'
+
+
+def _placeholders(value: Any) -> Any:
     if isinstance(value, Secret):
-        return f"sw.secret({pprint.pformat(masked(value))})  # fill in the secret"
-    text = pprint.pformat(value, width=80, sort_dicts=False)
+        return _SecretToFill()
+    if isinstance(value, dict):
+        return {k: _placeholders(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_placeholders(v) for v in value]
+    return value
+
+
+def _literal(value: Any) -> str:
+    text = pprint.pformat(_placeholders(value), width=80, sort_dicts=False)
     return text.replace("\n", "\n    ")
