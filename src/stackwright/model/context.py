@@ -42,6 +42,14 @@ class ProgramContext:
     the program with access to state (the model layer cannot open a state store)."""
     stack_references: set[str] = field(default_factory=set)
     """The ``project/stack`` names this run read: dependencies between stacks."""
+    finishers: list[Callable[[], None]] = field(default_factory=list)
+    """Work that declares resources after the program's own code has run (a Helm chart's
+    objects, rendered in the background while the program goes on)."""
+
+    def finish(self) -> None:
+        """Run the finishers in the order they were added, including any they add."""
+        while self.finishers:
+            self.finishers.pop(0)()
 
     def register(self, node: Node) -> None:
         previous = self.nodes.get(node.urn)

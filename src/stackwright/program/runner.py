@@ -38,6 +38,7 @@ def run_program(project: Project, stack: str, config: ConfigSource, *,
     try:
         with context.activate(ctx):
             _run_main(project)
+            ctx.finish()
     finally:
         for folder in folders:
             if folder in sys.path:
