@@ -37,19 +37,14 @@ class ProgramContext:
     exports: dict[str, Any] = field(default_factory=dict)
     component_stack: list[Node] = field(default_factory=list)
     callback_depth: int = 0
+    finishers: list[Callable[[], None]] = field(default_factory=list)
+    """Work that declares resources after the program's own code has run (a Helm chart's
+    objects, rendered in the background while the program goes on)."""
     read_stack_outputs: Callable[[str], Mapping[str, Any]] | None = None
     """Another stack's latest recorded outputs by ``project/stack``; set by whoever runs
     the program with access to state (the model layer cannot open a state store)."""
     stack_references: set[str] = field(default_factory=set)
     """The ``project/stack`` names this run read: dependencies between stacks."""
-    finishers: list[Callable[[], None]] = field(default_factory=list)
-    """Work that declares resources after the program's own code has run (a Helm chart's
-    objects, rendered in the background while the program goes on)."""
-
-    def finish(self) -> None:
-        """Run the finishers in the order they were added, including any they add."""
-        while self.finishers:
-            self.finishers.pop(0)()
 
     def register(self, node: Node) -> None:
         previous = self.nodes.get(node.urn)
@@ -63,6 +58,11 @@ class ProgramContext:
                 hint="names must be unique among the children of one parent",
             )
         self.nodes[node.urn] = node
+
+    def finish(self) -> None:
+        """Run the finishers in the order they were added, including any they add."""
+        while self.finishers:
+            self.finishers.pop(0)()
 
 
 _current: ProgramContext | None = None

@@ -59,7 +59,7 @@ def _locate() -> str:
     if configured:
         if not os.access(configured, os.X_OK):
             raise HelmError(f"STACKWRIGHT_HELM={configured} is not an executable file",
-                            hint="point it at a helm binary, or unset it to use the pinned build")
+                            hint="point it at a helm binary, or unset it to use the one `make helm` builds")
         return configured
     pinned = pinned_path()
     if os.access(pinned, os.X_OK):
