@@ -34,7 +34,12 @@ class Helm:
 
     def run(self, args: Sequence[str], *, timeout: float = 300.0) -> str:
         """helm's stdout; ``HelmCallFailed`` with helm's own message when it exits non-zero."""
-        done = subprocess.run([self.path, *args], capture_output=True, text=True, timeout=timeout)
+        try:
+            done = subprocess.run([self.path, *args], capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise HelmCallFailed(f"helm {args[0]} did not finish within {timeout:.0f} s") from None
+        except OSError as exc:
+            raise HelmCallFailed(f"cannot run {self.path}: {exc.strerror or exc}") from None
         if done.returncode != 0:
             raise HelmCallFailed(_error_line(done.stdout + "\n" + done.stderr) or f"helm exited {done.returncode}")
         return done.stdout
@@ -84,7 +89,7 @@ def _version(path: str, cache_dir: Path) -> str:
         pass
     try:
         version = Helm(path, "").run(["version", "--template", "{{.Version}}"], timeout=60).strip()
-    except (HelmCallFailed, OSError, subprocess.TimeoutExpired) as exc:
+    except HelmCallFailed as exc:
         raise HelmError(f"{path} does not answer `helm version`: {exc}",
                         hint="set STACKWRIGHT_HELM to a working helm binary, or run `make helm`") from exc
     write_atomic(record, json.dumps({"path": path, "version": version}))

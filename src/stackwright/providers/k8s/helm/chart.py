@@ -88,6 +88,9 @@ class Chart(Component, type="k8s:helm:Chart"):
             raise self.error("give either path= or chart= (with repo= for an HTTP repository), not both",
                              prop="path")
         if path is not None:
+            if version is not None:
+                raise self.error("version= applies to a chart from a repository or registry, not to path=",
+                                 prop="version", hint="the version of a local chart is in its Chart.yaml")
             return ChartSource("path", path, Path(path).name)
         if chart and chart.startswith("oci://"):
             return ChartSource("oci", chart, chart.rstrip("/").rsplit("/", 1)[-1], version, plain_http)

@@ -1,0 +1,147 @@
+"""Helm benchmarks (issue 11), part of `make bench`; figures go to bench/RESULTS.md.
+
+1. `render`: cold render of 200 releases of examples/charts/app (empty render cache)
+   against 200 × one `helm template` of it ÷ cores, both measured in the same run
+   (target ≤ 1.2); then the same program with a warm cache, and the helm calls it made.
+2. `preview`: no-op `stackwright preview` of those 200 releases (whole command, median
+   of 3) after `up` to the local cluster (target ≤ 1.0 s).
+3. `apply500`: `up --parallel 32` of one chart of 500 objects to the local API server:
+   wall time against the sum of the server's own request latencies (its
+   apiserver_request_duration_seconds_sum for our requests, from /metrics).
+4. `help`: `stackwright --help`, whole command, median of 5.
+
+Parts 2 and 3 need the local cluster (`make kube`, then they start it themselves).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CHART = ROOT / "examples" / "charts" / "app"
+CLI = [sys.executable, "-m", "stackwright.cli.main"]
+RELEASES = 200
+
+PROGRAM = '''
+import stackwright as sw
+from stackwright.providers import k8s
+from stackwright.providers.k8s import helm
+
+config = sw.Config()
+cluster = k8s.Provider("cluster", kubeconfig=config.require_str("kubeconfig"))
+for i in range(config.require_int("releases")):
+    helm.Chart(f"r{i:03d}", path=config.require_str("chart"), namespace="bench",
+               values={"settings": {"TENANT": f"tenant-{i:03d}"}, "ingress": {"host": f"t{i}.example.com"}},
+               opts=sw.ResourceOptions(provider=cluster))
+'''
+
+
+def helm_path() -> str:
+    sys.path.insert(0, str(ROOT / "src"))
+    from stackwright.providers.k8s.helm.binary import find_helm
+
+    return find_helm(Path(tempfile.mkdtemp())).path
+
+
+def one_helm_template(helm: str, runs: int = 10) -> float:
+    """Median wall time of one `helm template` of the example chart."""
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([helm, "template", "r000", str(CHART), "--namespace", "bench", "--include-crds",
+                        "--skip-tests"], check=True, capture_output=True)
+        walls.append(time.perf_counter() - start)
+    return statistics.median(walls)
+
+
+def make_project(root: Path, releases: int, kubeconfig: str, chart: Path = CHART, program: str = PROGRAM) -> Path:
+    project = root / f"helm-{releases}"
+    project.mkdir(parents=True)
+    (project / "stackwright.yaml").write_text("name: helmbench\nmain: __main__.py\n")
+    (project / "__main__.py").write_text(program)
+    (project / "stacks").mkdir()
+    (project / "stacks" / "dev.yaml").write_text(json.dumps({"config": {
+        "releases": releases, "chart": str(chart), "kubeconfig": kubeconfig}}))
+    cli(project, "stack", "init", "dev")
+    return project
+
+
+def cli(project: Path, *args: str) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run([*CLI, *args], cwd=project, capture_output=True, text=True,
+                          env={**os.environ, "STACKWRIGHT_USER": "bench"})
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"stackwright {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return wall, done.stdout
+
+
+def run_program(project: Path) -> tuple[float, int]:
+    """Wall time of running the program in this process (renders included), and the
+    number of objects declared."""
+    from stackwright.program.project import load_project
+    from stackwright.program.runner import run_program as run
+    from stackwright.model.context import ConfigSource
+
+    loaded = load_project(project)
+    data = json.loads((project / "stacks" / "dev.yaml").read_text())["config"]
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        start = time.perf_counter()
+        graph = run(loaded, "dev", ConfigSource(data=data, file="stacks/dev.yaml"))
+        return time.perf_counter() - start, len(graph.resources)
+    finally:
+        os.chdir(cwd)
+
+
+def bench_render(root: Path) -> dict[str, float]:
+    helm = helm_path()
+    project = make_project(root, RELEASES, kubeconfig="unused")
+    cores = os.cpu_count() or 1
+    one = one_helm_template(helm)
+    shutil.rmtree(project / ".stackwright" / "cache", ignore_errors=True)
+    cold, objects = run_program(project)
+    warm, _ = run_program(project)
+    bound = RELEASES * one / cores
+    return {"releases": RELEASES, "objects": objects, "cores": cores, "one_helm_template_s": round(one, 4),
+            "bound_s": round(bound, 3), "cold_render_s": round(cold, 3), "ratio": round(cold / bound, 3),
+            "warm_program_s": round(warm, 3)}
+
+
+def bench_help() -> dict[str, float]:
+    walls = []
+    for _ in range(5):
+        start = time.perf_counter()
+        subprocess.run([*CLI, "--help"], check=True, capture_output=True)
+        walls.append(time.perf_counter() - start)
+    return {"help_median_s": round(statistics.median(walls), 3), "help_min_s": round(min(walls), 3)}
+
+
+def main() -> None:
+    only = set(sys.argv[1:])
+    root = Path(tempfile.mkdtemp(prefix="sw-helm-bench-"))
+    results: dict[str, object] = {}
+    try:
+        if not only or "render" in only:
+            results["render_200"] = bench_render(root)
+            print(json.dumps(results["render_200"]), flush=True)
+        if not only or "help" in only:
+            results["help"] = bench_help()
+            print(json.dumps(results["help"]), flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
