@@ -28,10 +28,15 @@ from stackwright.engine.retry import RetryPolicy
 from stackwright.errors import PlanError, ProviderError, StackwrightError
 from stackwright.graph import CycleFound, Graph, walk
 from stackwright.model.resource import urn_name
-from stackwright.model.values import UNKNOWN, Secret, is_unknown, masked, reveal, wrap_secret_keys
+from stackwright.model.values import UNKNOWN, is_unknown, masked, reveal, rewrap_secrets, wrap_secret_keys
 from stackwright.plan.diff import PropertyDiff
 from stackwright.plan.plan import LEFTOVER_VERB, Leftover, Op, Plan, Step
-from stackwright.providers.protocol import ProviderLookup
+from stackwright.providers.protocol import (
+    OperationContext,
+    ProviderLookup,
+    ResourceProvider,
+    instance_config,
+)
 from stackwright.state.records import Change, PendingOperation, ResourceState
 from stackwright.state.store import StackWriter
 
@@ -249,8 +254,8 @@ class Applier:
             raise ProviderError("an input is still unknown after its dependencies were applied")
         _check_matches_plan(step.urn, planned, resolved)
         handler = self.providers.resource(step.type)
-        checked = handler.check(reveal(resolved))
-        return {k: Secret(v) if isinstance(resolved.get(k), Secret) else v for k, v in checked.items()}
+        checked: dict[str, Any] = rewrap_secrets(resolved, handler.check(reveal(resolved)))
+        return checked
 
     async def _create(self, step: Step, inputs: dict[str, Any]) -> None:
         handler = self.providers.resource(step.type)
@@ -260,7 +265,7 @@ class Applier:
         await self._pending(PendingOperation(
             token=token, urn=step.urn, type=step.type, op="create", inputs=inputs,
             parent=step.parent, deps=list(step.deps), started_at=time.time()))
-        ctx = self.calls.context(step.urn, urn_name(step.urn), token)
+        ctx = self._context(step.urn, token, handler, inputs)
         created = await self.calls.run(step.urn, "create", handler.create, ctx, reveal(inputs))
         outputs = wrap_secret_keys({**inputs, **created.outputs}, handler.secret_outputs)
         change = Change(step.urn, step.type, step.op.value, _diffs_json(step.diffs))
@@ -277,7 +282,7 @@ class Applier:
         if not isinstance(read_id, str):
             raise ProviderError("the id to read is still unknown after its dependencies were applied")
         handler = self.providers.resource(step.type)
-        ctx = self.calls.context(step.urn, urn_name(step.urn), f"read-{read_id}")
+        ctx = self._context(step.urn, f"read-{read_id}", handler, step.inputs or {})
         live = await self.calls.run(step.urn, "read", handler.read, ctx, read_id, {}, {})
         if live is None:
             raise ProviderError(f"no {step.type} with id {read_id!r} exists")
@@ -296,7 +301,7 @@ class Applier:
             token=token, urn=step.urn, type=step.type, op="update", inputs=inputs,
             resource_id=step.old_id, parent=step.parent, deps=list(step.deps),
             started_at=time.time()))
-        ctx = self.calls.context(step.urn, urn_name(step.urn), token)
+        ctx = self._context(step.urn, token, handler, inputs)
         returned = await self.calls.run(
             step.urn, "update", handler.update, ctx, step.old_id, reveal(step.old_inputs),
             reveal(step.old_outputs), reveal(inputs))
@@ -330,7 +335,7 @@ class Applier:
         await self._pending(PendingOperation(
             token=token, urn=step.urn, type=step.type, op="delete",
             inputs=dict(step.old_inputs or {}), resource_id=step.old_id, started_at=time.time()))
-        ctx = self.calls.context(step.urn, urn_name(step.urn), token)
+        ctx = self._context(step.urn, token, handler, step.old_inputs or {})
         await self.calls.run(step.urn, "delete", handler.delete, ctx, step.old_id,
                              reveal(step.old_inputs or {}), reveal(step.old_outputs or {}))
         if step.op is Op.REPLACE and not step.delete_before_replace:
@@ -346,7 +351,7 @@ class Applier:
         exists, and its pending record cleared."""
         for leftover in self.leftovers[urn]:
             handler = self.providers.resource(leftover.type)
-            ctx = self.calls.context(urn, urn_name(urn), leftover.token)
+            ctx = self._context(urn, leftover.token, handler, leftover.inputs)
             inputs = reveal(leftover.inputs)
             live = await self.calls.run(urn, "read", handler.read, ctx, leftover.id, inputs, {})
             if live is not None:
@@ -354,6 +359,19 @@ class Applier:
                                      reveal(live.outputs))
             await self.commit(self.writer.clear_pending, leftover.token,
                               Change(urn, leftover.type, LEFTOVER_VERB))
+
+    def _context(self, urn: str, token: str, handler: ResourceProvider,
+                 inputs: Mapping[str, Any]) -> OperationContext:
+        config = instance_config(handler, inputs, self._outputs_of)
+        return self.calls.context(urn, urn_name(urn), token, config)
+
+    def _outputs_of(self, urn: str) -> Mapping[str, Any] | None:
+        """Outputs as of now: applied in this run, else recorded before it."""
+        live = self.live.get(urn)
+        step = self.steps.get(urn)
+        if live is None and step is not None and step.old_outputs is not None:
+            live = dict(step.old_outputs)
+        return live
 
     def _state(self, step: Step, id: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> ResourceState:
         return ResourceState(

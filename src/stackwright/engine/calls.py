@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -36,9 +36,11 @@ class ProviderCalls:
         self.withdrawn = False
         self._submitted: set[Future[Any]] = set()
 
-    def context(self, urn: str, name: str, token: str) -> OperationContext:
+    def context(self, urn: str, name: str, token: str,
+                provider_config: Mapping[str, Any] | None = None) -> OperationContext:
         return OperationContext(urn=urn, name=name, token=token, timeout=self.timeout,
-                                log=lambda message: self.sink.step_log(urn, message))
+                                log=lambda message: self.sink.step_log(urn, message),
+                                provider_config=provider_config or {})
 
     async def run(self, urn: str, action: str, fn: Callable[..., T], *args: Any) -> T:
         """Call ``fn(*args)`` in the pool; retryable errors are retried with backoff."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from stackwright.engine.calls import ProviderCalls
 from stackwright.model.values import reveal, wrap_secret_keys
-from stackwright.providers.protocol import ProviderLookup
+from stackwright.providers.protocol import OperationContext, ProviderLookup, ResourceProvider, instance_config
 from stackwright.state.records import Change, PendingOperation, ResourceState, Snapshot
 from stackwright.state.store import StackWriter
 
@@ -41,13 +41,13 @@ async def recover(
     rows = dict(snapshot.resources)
     for op in sorted(snapshot.pending, key=lambda op: op.op != "create"):
         if op.op == "create":
-            adopted = await _recover_create(op, providers, writer, calls, report)
+            adopted = await _recover_create(op, providers, writer, calls, report, rows)
             if adopted is not None:
                 rows[op.urn] = adopted
         elif op.op == "delete":
             row = rows.get(op.urn)
             if row is not None and row.id == op.resource_id:
-                await _recover_delete(op, providers, writer, calls, report)
+                await _recover_delete(op, providers, writer, calls, report, rows)
         else:
             writer.clear_pending(op.token)
             report.forgotten.append(op.urn)
@@ -56,10 +56,10 @@ async def recover(
 
 async def _recover_create(
     op: PendingOperation, providers: ProviderLookup, writer: StackWriter,
-    calls: ProviderCalls, report: RecoveryReport,
+    calls: ProviderCalls, report: RecoveryReport, rows: dict[str, ResourceState],
 ) -> ResourceState | None:
     handler = providers.resource(op.type)
-    ctx = calls.context(op.urn, op.urn.rsplit("$", 1)[-1], op.token)
+    ctx = _context(calls, op, handler, rows)
     live = await calls.run(op.urn, "read", handler.read, ctx, None, reveal(op.inputs), {})
     if live is None:
         writer.clear_pending(op.token)
@@ -75,10 +75,10 @@ async def _recover_create(
 
 async def _recover_delete(
     op: PendingOperation, providers: ProviderLookup, writer: StackWriter,
-    calls: ProviderCalls, report: RecoveryReport,
+    calls: ProviderCalls, report: RecoveryReport, rows: dict[str, ResourceState],
 ) -> None:
     handler = providers.resource(op.type)
-    ctx = calls.context(op.urn, op.urn.rsplit("$", 1)[-1], op.token)
+    ctx = _context(calls, op, handler, rows)
     live = await calls.run(op.urn, "read", handler.read, ctx, op.resource_id, reveal(op.inputs), {})
     if live is None:
         writer.remove_resource(op.urn, Change(op.urn, op.type, "delete"), clears=op.token,
@@ -86,3 +86,13 @@ async def _recover_delete(
     else:
         writer.clear_pending(op.token)
     report.forgotten.append(op.urn)
+
+
+def _context(calls: ProviderCalls, op: PendingOperation, handler: ResourceProvider,
+             rows: dict[str, ResourceState]) -> OperationContext:
+    def outputs_of(urn: str) -> dict[str, object] | None:
+        row = rows.get(urn)
+        return row.outputs if row is not None else None
+
+    config = instance_config(handler, op.inputs, outputs_of)
+    return calls.context(op.urn, op.urn.rsplit("$", 1)[-1], op.token, config)

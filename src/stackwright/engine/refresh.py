@@ -12,7 +12,7 @@ from stackwright.engine.retry import RetryPolicy
 from stackwright.model.resource import urn_name
 from stackwright.model.values import Secret, masked, reveal, wrap_secret_keys
 from stackwright.plan.diff import PropertyDiff, diff_inputs
-from stackwright.providers.protocol import ProviderLookup, ReadResult
+from stackwright.providers.protocol import ProviderLookup, ReadResult, instance_config
 from stackwright.state.records import Change, ResourceState, Snapshot
 from stackwright.state.store import StackWriter
 
@@ -45,7 +45,7 @@ async def read_all(
     async def one(record: ResourceState) -> None:
         async with gate:
             try:
-                drift = await _read_one(record, providers, calls)
+                drift = await _read_one(record, providers, calls, snapshot)
             except Exception as exc:  # noqa: BLE001 - reported per resource, never dropped
                 result.errors[record.urn] = getattr(exc, "message", str(exc))
                 return
@@ -61,9 +61,11 @@ async def read_all(
     return result
 
 
-async def _read_one(record: ResourceState, providers: ProviderLookup, calls: ProviderCalls) -> Drift | None:
+async def _read_one(record: ResourceState, providers: ProviderLookup, calls: ProviderCalls,
+                    snapshot: Snapshot) -> Drift | None:
     handler = providers.resource(record.type)
-    ctx = calls.context(record.urn, urn_name(record.urn), f"refresh-{record.id}")
+    config = instance_config(handler, record.inputs, lambda urn: _outputs(snapshot, urn))
+    ctx = calls.context(record.urn, urn_name(record.urn), f"refresh-{record.id}", config)
     live: ReadResult | None = await calls.run(
         record.urn, "read", handler.read, ctx, record.id, reveal(record.inputs), reveal(record.outputs))
     if live is None:
@@ -78,6 +80,11 @@ async def _read_one(record: ResourceState, providers: ProviderLookup, calls: Pro
     if not diffs and live.id == record.id:
         return None if outputs == record.outputs else Drift(record.urn, record.type, "outputs", (), state)
     return Drift(record.urn, record.type, "changed", diffs, state)
+
+
+def _outputs(snapshot: Snapshot, urn: str) -> dict[str, Any] | None:
+    row = snapshot.resources.get(urn)
+    return row.outputs if row is not None else None
 
 
 def _rewrap(recorded: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:

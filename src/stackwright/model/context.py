@@ -45,6 +45,9 @@ class ProgramContext:
     the program with access to state (the model layer cannot open a state store)."""
     stack_references: set[str] = field(default_factory=set)
     """The ``project/stack`` names this run read: dependencies between stacks."""
+    extensions: dict[str, Any] = field(default_factory=dict)
+    """Per-run indexes kept by providers' declaration helpers (e.g. the Kubernetes
+    namespaces declared so far, for implicit ordering), by provider name."""
 
     def register(self, node: Node) -> None:
         previous = self.nodes.get(node.urn)

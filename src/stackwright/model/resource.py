@@ -58,6 +58,19 @@ class ResourceOptions:
     aliases: Sequence[Alias | str] = ()
     retain_on_delete: bool = False
     custom_timeouts: Mapping[str, float] = field(default_factory=dict)
+    provider: Resource | None = None
+    """A provider instance (e.g. ``k8s.Provider``) whose outputs configure this
+    resource's provider calls instead of the stack config. The resource depends on it
+    and records its URN, so a changed credential updates the instance only."""
+
+    def provider_instance(self, parent: Node | None) -> Resource | None:
+        """This option, else the nearest ancestor component's (children inherit it)."""
+        node: Node | None = parent
+        found = self.provider
+        while found is None and node is not None:
+            found = node.resource_options.provider
+            node = node.resource_parent
+        return found
 
 
 @dataclass(frozen=True)
@@ -272,6 +285,9 @@ class Resource(Node):
             nodes = dep.resources() if isinstance(dep, Output) else [dep]
             for node in nodes:
                 deps[node.urn] = node
+        instance = self.resource_options.provider_instance(self.resource_parent)
+        if instance is not None:
+            deps[instance.urn] = instance
         deps.pop(self.urn, None)
         return list(deps.values())
 

@@ -102,6 +102,18 @@ def masked(value: Any) -> Any:
     return value
 
 
+def rewrap_secrets(original: Any, plain: Any) -> Any:
+    """``plain`` (a revealed and possibly normalised copy of ``original``) with every
+    value that was a ``Secret`` in ``original``, at any depth, wrapped again."""
+    if isinstance(original, Secret):
+        return plain if isinstance(plain, Secret) else Secret(plain)
+    if isinstance(original, Mapping) and isinstance(plain, Mapping):
+        return {k: rewrap_secrets(original[k], v) if k in original else v for k, v in plain.items()}
+    if isinstance(original, (list, tuple)) and isinstance(plain, list) and len(original) == len(plain):
+        return [rewrap_secrets(o, v) for o, v in zip(original, plain)]
+    return plain
+
+
 def wrap_secret_keys(values: Mapping[str, Any], keys: frozenset[str]) -> dict[str, Any]:
     """Copy of ``values`` with the named top-level keys wrapped as secrets."""
     out = dict(values)

@@ -49,7 +49,8 @@ def declaration_code(handler: ResourceProvider, name: str, inputs: dict[str, Any
     cls = handler.resource_class
     if cls is None:
         raise ProjectError(f"{handler.type_token} cannot be imported (no resource class)")
-    module = cls.__module__
+    # A class may name the module programs import it from (a package re-exporting it).
+    module = getattr(cls, "import_from", None) or cls.__module__
     package, _, short = module.rpartition(".")
     specs = cls.input_specs()
     args = [f"    {key}={_literal(value)}," for key, value in inputs.items()

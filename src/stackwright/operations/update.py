@@ -61,13 +61,27 @@ def explained(plan: Plan, session: StackSession) -> Plan:
     from dataclasses import replace
 
     from stackwright.model.values import is_unknown, reveal
-    from stackwright.providers.protocol import OperationContext
+    from stackwright.providers.protocol import OperationContext, instance_config
+
+    by_urn = {step.urn: step for step in plan.steps}
+
+    def outputs_of(urn: str) -> dict[str, Any] | None:
+        """A provider instance's outputs as apply will see them: its new inputs."""
+        other = by_urn.get(urn)
+        if other is None:
+            return None
+        return {**(other.old_outputs or {}), **(other.inputs or {})}
 
     steps = []
     for step in plan.steps:
         handler = session.providers.resource(step.type) if step.op.value == "update" else None
         if handler is not None and handler.explains_updates and step.old_id and not is_unknown(step.inputs):
-            ctx = OperationContext(urn=step.urn, name=step.urn.rsplit("$", 1)[-1], token=f"preview-{step.old_id}")
+            config = instance_config(handler, step.inputs or {}, outputs_of)
+            if is_unknown(config):
+                steps.append(step)
+                continue
+            ctx = OperationContext(urn=step.urn, name=step.urn.rsplit("$", 1)[-1], token=f"preview-{step.old_id}",
+                                   provider_config=config)
             notes = handler.explain_update(ctx, step.old_id, reveal(step.old_inputs or {}), reveal(step.inputs or {}))
             step = replace(step, notes=tuple(notes))
         steps.append(step)

@@ -12,7 +12,7 @@ from stackwright.graph import CycleFound, Graph
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import resolve_value
 from stackwright.model.resource import Resource, urn_name
-from stackwright.model.values import UNKNOWN, Secret, is_unknown, reveal
+from stackwright.model.values import UNKNOWN, is_unknown, reveal, rewrap_secrets
 from stackwright.plan.diff import diff_inputs
 from stackwright.plan.plan import Leftover, Op, Plan, Step
 from stackwright.providers.protocol import ProviderLookup, ResourceProvider
@@ -184,14 +184,8 @@ def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider
         if exc.file is None:
             exc.file, exc.line = resource.decl_file, resource.decl_line
         raise
-    return _rewrap_secrets(inputs, checked)
-
-
-def _rewrap_secrets(original: Mapping[str, Any], checked: dict[str, Any]) -> dict[str, Any]:
-    for key, value in original.items():
-        if isinstance(value, Secret) and key in checked:
-            checked[key] = Secret(checked[key])
-    return checked
+    rewrapped: dict[str, Any] = rewrap_secrets(inputs, checked)
+    return rewrapped
 
 
 def _ignoring_changes(resource: Resource, inputs: dict[str, Any], old: ResourceState) -> dict[str, Any]:

@@ -17,6 +17,10 @@ Contracts every implementation keeps:
   transient faults. Anything else raised is treated as permanent.
 * Recorded outputs are the resolved inputs overlaid with what the provider returns, so
   a provider only returns what the cloud computed (ids, ARNs, timestamps).
+* A resource provider that accepts provider instances (``ResourceOptions.provider``)
+  names, in ``provider_input``, the input holding the instance's URN; every call then
+  gets the instance's recorded outputs in ``ctx.provider_config`` (empty for the
+  default instance, which is configured from the stack config by ``configure``).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from stackwright.model.resource import Resource
 
 __all__ = [
     "Created", "DiffResult", "OperationContext", "Provider", "ProviderError",
-    "ReadResult", "ResourceProvider", "ProviderLookup",
+    "ReadResult", "ResourceProvider", "ProviderLookup", "OutputsOf", "instance_config",
 ]
 
 
@@ -71,6 +75,8 @@ class OperationContext:
     token: str
     timeout: float = 1800.0
     log: Callable[[str], None] = lambda message: None
+    provider_config: Mapping[str, Any] = field(default_factory=dict)
+    """The outputs of the provider instance named by the resource's inputs, revealed."""
 
 
 class ResourceProvider:
@@ -89,6 +95,8 @@ class ResourceProvider:
     computed_on_update: ClassVar[frozenset[str]] = frozenset()
     stateful: ClassVar[bool] = False
     """Deleting it loses data (buckets, tables, clusters); policies guard it."""
+    provider_input: ClassVar[str] = ""
+    """The input that holds the URN of a provider instance, if this type takes one."""
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Validate fully resolved inputs; return them, normalised. Raise InputError."""
@@ -136,6 +144,26 @@ class ResourceProvider:
         """Lines for people reviewing an in-place update (e.g. a CloudFormation change
         set). Called by preview only; must change nothing that apply would see."""
         return []
+
+
+OutputsOf = Callable[[str], "Mapping[str, Any] | None"]
+"""The recorded (or, during apply, current) outputs of another resource by URN."""
+
+
+def instance_config(handler: ResourceProvider, inputs: Mapping[str, Any],
+                    outputs_of: OutputsOf) -> dict[str, Any]:
+    """The outputs of the provider instance a resource's inputs name, secrets revealed
+    (only providers see them); empty when it uses the default instance."""
+    from stackwright.model.values import reveal
+
+    urn = inputs.get(handler.provider_input) if handler.provider_input else None
+    if not isinstance(urn, str) or not urn:
+        return {}
+    outputs = outputs_of(urn)
+    if outputs is None:
+        raise ProviderError(f"the provider instance {urn} is not recorded in this stack; "
+                            "declare it in the program and run `up`")
+    return dict(reveal(outputs))
 
 
 class Provider(Protocol):

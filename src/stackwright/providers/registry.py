@@ -19,6 +19,7 @@ BUILTIN: dict[str, str] = {
     "random": "stackwright.providers.random:provider",
     "synthetic": "stackwright.providers.synthetic:provider",
     "aws": "stackwright.providers.aws:provider",
+    "k8s": "stackwright.providers.k8s:provider",
 }
 
 

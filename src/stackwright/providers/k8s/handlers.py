@@ -1,0 +1,335 @@
+"""The resource providers of ``k8s``: every Kubernetes object, and provider instances.
+
+One handler serves every kind (``k8s:apps/v1:Deployment``, ``k8s:example.com/v1:Widget``...):
+objects are applied with server-side apply under the field manager ``stackwright``,
+waited for until healthy, and deleted with foreground propagation. The id of an
+object is ``namespace/name`` (``name`` when cluster-scoped); its type token says the
+apiVersion and kind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from stackwright.errors import InputError, ProviderError
+from stackwright.model.resource import urn_parts
+from stackwright.model.values import MASK, Secret
+from stackwright.providers.k8s import health as checks
+from stackwright.providers.k8s import manifests as m
+from stackwright.providers.k8s.client import Connection, Settings, connect
+from stackwright.providers.protocol import (
+    Created,
+    DiffResult,
+    OperationContext,
+    ReadResult,
+    ResourceProvider,
+)
+
+DEFAULT_TIMEOUT = 600.0
+"""Seconds to wait for an object to become healthy, unless its annotation says."""
+DELETE_TIMEOUT = 300.0
+POLL_MAX = 2.0
+SECRET_FIELDS = ("data", "stringData")
+
+
+class ObjectProvider(ResourceProvider):
+    """Any Kubernetes object declared by a manifest."""
+
+    type_token = "k8s:*"
+    provider_input = "provider"
+    secret_outputs = frozenset({"applied"})
+    """What the server stored of the manifest's fields (for drift); it may hold
+    values derived from secrets, so it is stored encrypted."""
+    computed_on_update = frozenset({"applied"})
+    explains_updates = True
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.settings = settings
+        from stackwright.providers.k8s import Object
+
+        type(self).resource_class = Object
+
+    def connection(self, ctx: OperationContext) -> Connection:
+        return connect(Settings.of(self.settings, ctx.provider_config))
+
+    def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        manifest = inputs.get("manifest")
+        if not isinstance(manifest, Mapping):
+            raise InputError("manifest must be a mapping (a Kubernetes object)", prop="manifest")
+        try:
+            m.identity(manifest)
+        except m.ManifestError as exc:
+            raise InputError(str(exc), prop="manifest") from None
+        force = inputs.get("force", False)
+        if not isinstance(force, bool):
+            raise InputError("force must be True or False", prop="force")
+        return {"manifest": dict(manifest), "provider": inputs.get("provider"), "force": force}
+
+    def diff(self, old_inputs: Mapping[str, Any], old_outputs: Mapping[str, Any],
+             new_inputs: Mapping[str, Any]) -> DiffResult:
+        """A new name or kind is a new object (made before the old one goes); a field
+        the server will not change in place replaces it, deleting first since the
+        name stays. A new provider instance (a new credential) is an update."""
+        result = super().diff(old_inputs, old_outputs, new_inputs)
+        if "manifest" not in result.changed:
+            return DiffResult(changed=result.changed)
+        old, new = old_inputs.get("manifest") or {}, new_inputs.get("manifest") or {}
+        try:
+            old_id, new_id = m.identity(old), m.identity(new)
+        except m.ManifestError:
+            return DiffResult(changed=result.changed)
+        if (old_id.group, old_id.kind, old_id.name, old_id.namespace) != \
+                (new_id.group, new_id.kind, new_id.name, new_id.namespace):
+            return DiffResult(changed=result.changed, replaces=("manifest",))
+        if m.immutable_changes(old, new):
+            return DiffResult(changed=result.changed, replaces=("manifest",), delete_before_replace=True)
+        return DiffResult(changed=result.changed)
+
+    # --- create / update --------------------------------------------------------------
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        conn = self.connection(ctx)
+        ident = self._identity(conn, inputs["manifest"])
+        existing = conn.get(ident)
+        if existing is not None and m.owner_urn(existing) != ctx.urn:
+            raise ProviderError(
+                f"{ident} already exists and was not created by this resource; adopt it with "
+                f"`stackwright import {ident.token} {ctx.name} {ident.id()}`, or pick another name")
+        return Created(ident.id(), self._apply(ctx, conn, ident, inputs))
+
+    def update(self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+               old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        conn = self.connection(ctx)
+        return self._apply(ctx, conn, self._identity(conn, new_inputs["manifest"]), new_inputs)
+
+    def _apply(self, ctx: OperationContext, conn: Connection, ident: m.Identity,
+               inputs: Mapping[str, Any]) -> dict[str, Any]:
+        manifest = inputs["manifest"]
+        ctx.log(f"server-side apply of {ident}")
+        live = conn.apply(ident, m.with_ownership(manifest, ctx.urn, ident.namespace),
+                          force=bool(inputs.get("force")))
+        live = self._await(ctx, conn, ident, manifest, live)
+        return _outputs(ident, manifest, live)
+
+    def _identity(self, conn: Connection, manifest: Mapping[str, Any]) -> m.Identity:
+        ident = m.identity(manifest)
+        if ident.namespace is None and conn.namespaced(ident):
+            return m.identity(manifest, conn.namespace)
+        return ident
+
+    def _await(self, ctx: OperationContext, conn: Connection, ident: m.Identity,
+               manifest: Mapping[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+        """Wait until the object is healthy, saying what it waits for; a permanent
+        error when it is degraded or the timeout passes."""
+        notes = m.annotations_of(manifest)
+        if str(notes.get(m.SKIP_AWAIT_ANNOTATION, "")).lower() == "true":
+            return live
+        timeout = _timeout(notes, min(DEFAULT_TIMEOUT, ctx.timeout))
+        deadline, delay, said = time.monotonic() + timeout, 0.1, ""
+        while True:
+            state = self._health(conn, ident, live)
+            if state.status is checks.Status.HEALTHY:
+                return live
+            if state.status is checks.Status.DEGRADED:
+                raise ProviderError(f"{ident} is unhealthy: {state.reason}")
+            if state.reason != said:
+                ctx.log(f"waiting for {ident}: {state.reason}")
+                said = state.reason
+            if time.monotonic() > deadline:
+                raise ProviderError(
+                    f"timed out after {timeout:g}s waiting for {ident}: {state.reason} (set the annotation "
+                    f"{m.TIMEOUT_ANNOTATION} to wait longer, or {m.SKIP_AWAIT_ANNOTATION}: \"true\" not to wait)")
+            time.sleep(delay)
+            delay = min(POLL_MAX, delay * 2)
+            live = conn.get(ident) or live
+
+    def _health(self, conn: Connection, ident: m.Identity, live: Mapping[str, Any]) -> checks.Health:
+        if ident.kind == "Service" and (live.get("spec") or {}).get("selector"):
+            slices = conn.list("discovery.k8s.io/v1", "EndpointSlice", ident.namespace,
+                               {"kubernetes.io/service-name": ident.name})
+            return checks.service_endpoints(live, slices)
+        return checks.health(live)
+
+    # --- read -------------------------------------------------------------------------
+
+    def read(self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
+             outputs: Mapping[str, Any]) -> ReadResult | None:
+        """By id: the object, with the managed fields that changed outside Stackwright
+        (refresh) or, for import, every field but status and server metadata. Without
+        id: the object an interrupted create of this resource made, if any."""
+        conn = self.connection(ctx)
+        manifest = inputs.get("manifest")
+        ident = self._read_identity(conn, ctx, id, manifest)
+        live = conn.get(ident)
+        if live is None:
+            return None
+        if id is None and m.owner_urn(live) != ctx.urn:
+            return None
+        if not isinstance(manifest, Mapping):
+            found = _hide_secrets(m.importable(live))
+            return ReadResult(ident.id(), {"manifest": found, "provider": None, "force": False},
+                              {"uid": _uid(live), "namespace": ident.namespace})
+        current = m.project(live, manifest)
+        applied = outputs.get("applied")
+        declared = m.drifted(manifest, applied if isinstance(applied, Mapping) else manifest, current)
+        return ReadResult(ident.id(), {**inputs, "manifest": _hide_secrets(declared)},
+                          {**_outputs(ident, manifest, live), "applied": applied if applied is not None
+                           else current})
+
+    def _read_identity(self, conn: Connection, ctx: OperationContext, id: str | None,
+                       manifest: Any) -> m.Identity:
+        if isinstance(manifest, Mapping) and id is None:
+            return self._identity(conn, manifest)
+        api_version, kind = m.parse_token(urn_parts(ctx.urn)[2])
+        namespace, name = m.split_id(id or "")
+        return m.Identity(api_version, kind, name, namespace)
+
+    # --- delete -----------------------------------------------------------------------
+
+    def delete(self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+               outputs: Mapping[str, Any]) -> None:
+        """Foreground deletion, waited for: the object's own dependents go first, and
+        the step ends when the object is gone (its finalizers ran)."""
+        conn = self.connection(ctx)
+        manifest = inputs.get("manifest")
+        namespace, name = m.split_id(id)
+        api_version, kind = _id_parts(manifest) if isinstance(manifest, Mapping) \
+            else m.parse_token(urn_parts(ctx.urn)[2])
+        ident = m.Identity(api_version, kind, name, namespace)
+        if not conn.delete(ident):
+            return
+        deadline, delay = time.monotonic() + min(DELETE_TIMEOUT, ctx.timeout), 0.1
+        while conn.get(ident) is not None:
+            if time.monotonic() > deadline:
+                raise ProviderError(f"timed out waiting for {ident} to be deleted (finalizers still running?)")
+            ctx.log(f"waiting for {ident} to be deleted")
+            time.sleep(delay)
+            delay = min(POLL_MAX, delay * 2)
+
+    # --- preview ----------------------------------------------------------------------
+
+    def explain_update(self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+                       new_inputs: Mapping[str, Any]) -> list[str]:
+        """What a server-side dry run of the apply would change in the live object,
+        field by field (managed fields only); the diff against recorded state when
+        the cluster cannot be reached."""
+        manifest = new_inputs["manifest"]
+        try:
+            conn = self.connection(ctx)
+            ident = self._identity(conn, manifest)
+            live = conn.get(ident) or {}
+            after = conn.apply(ident, m.with_ownership(manifest, ctx.urn, ident.namespace),
+                               force=bool(new_inputs.get("force")), dry_run=True)
+        except ProviderError as exc:
+            if not exc.retryable:
+                return [f"server-side dry run refused the change: {exc.message}"]
+            return [f"cluster not reachable ({exc.message}); the diff is against recorded state"]
+        lines = list(m.changes(m.project(live, manifest), m.project(after, manifest)))
+        if ident.kind == "Secret":
+            lines = [_masked_line(line) for line in lines]
+        return ["server-side dry run:", *lines] if lines else ["server-side dry run: no change to the live object"]
+
+
+class InstanceProvider(ResourceProvider):
+    """``k8s:index:Provider``: a connection's settings, recorded, not applied anywhere.
+    A changed kubeconfig or context is an in-place update of the instance only."""
+
+    type_token = "k8s:index:Provider"
+    secret_outputs = frozenset({"kubeconfig"})
+
+    def __init__(self) -> None:
+        from stackwright.providers.k8s import Provider
+
+        type(self).resource_class = Provider
+
+    def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        values = {k: inputs.get(k) for k in ("kubeconfig", "context", "namespace")}
+        for key, value in values.items():
+            if value is not None and not isinstance(value, str):
+                raise InputError(f"{key} must be a string", prop=key)
+        return values
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        return Created(ctx.urn)
+
+    def update(self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+               old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {}
+
+    def read(self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
+             outputs: Mapping[str, Any]) -> ReadResult | None:
+        return ReadResult(id or ctx.urn, dict(inputs))
+
+    def delete(self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+               outputs: Mapping[str, Any]) -> None:
+        return None
+
+
+class KubernetesProvider:
+    """The ``k8s`` provider: configured from the stack config section ``k8s:``
+    (``kubeconfig`` path or text, ``context``, ``namespace``)."""
+
+    name = "k8s"
+    version = "0.1.0"
+    TOKEN_SHAPE: ClassVar[str] = "k8s:GROUP/VERSION:Kind"
+
+    def __init__(self) -> None:
+        self.settings: dict[str, Any] = {}
+        self.objects = ObjectProvider(self.settings)
+        self.instances = InstanceProvider()
+
+    def configure(self, config: Mapping[str, Any]) -> None:
+        self.settings.clear()
+        self.settings.update(config)
+
+    def resource(self, type_token: str) -> ResourceProvider:
+        if type_token == self.instances.type_token:
+            return self.instances
+        try:
+            m.parse_token(type_token)
+        except m.ManifestError:
+            raise KeyError(type_token) from None
+        return self.objects
+
+    def types(self) -> list[str]:
+        return [self.instances.type_token, self.TOKEN_SHAPE]
+
+
+def _timeout(annotations: Mapping[str, Any], default: float) -> float:
+    value = annotations.get(m.TIMEOUT_ANNOTATION)
+    if value is None:
+        return default
+    try:
+        return float(str(value).rstrip("s"))
+    except ValueError:
+        raise ProviderError(f"annotation {m.TIMEOUT_ANNOTATION} must be a number of seconds, got {value!r}") from None
+
+
+def _outputs(ident: m.Identity, manifest: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    return {"uid": _uid(live), "namespace": ident.namespace, "applied": m.project(live, manifest)}
+
+
+def _uid(live: Mapping[str, Any]) -> str:
+    return str((live.get("metadata") or {}).get("uid", ""))
+
+
+def _id_parts(manifest: Mapping[str, Any]) -> tuple[str, str]:
+    return str(manifest["apiVersion"]), str(manifest["kind"])
+
+
+def _hide_secrets(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A Secret's data read from the cluster stays secret in state and on screen."""
+    if manifest.get("kind") != "Secret":
+        return manifest
+    return {k: ({key: Secret(v) for key, v in v.items()} if k in SECRET_FIELDS and isinstance(v, Mapping) else v)
+            for k, v in manifest.items()}
+
+
+def _masked_line(line: str) -> str:
+    marker, _, rest = line.partition(" ")
+    path = rest.split(":", 1)[0]
+    if path.split(".", 1)[0] in SECRET_FIELDS:
+        return f"{marker} {path}: {MASK}"
+    return line
