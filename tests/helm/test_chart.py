@@ -19,8 +19,8 @@ from stackwright.testing import declare
 
 CHART = str(EXAMPLE_CHART)
 APP_OBJECTS = {"ServiceAccount:shop/web-app", "ConfigMap:shop/web-app", "Service:shop/web-app",
-               "Deployment.apps:shop/web-app", "Ingress.networking.k8s.io:shop/web-app",
-               "HorizontalPodAutoscaler.autoscaling:shop/web-app"}
+               "Deployment:shop/web-app", "Ingress:shop/web-app",
+               "HorizontalPodAutoscaler:shop/web-app"}
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +31,7 @@ def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def manifests(program: Any) -> dict[str, dict[str, Any]]:
     graph = declare(program)
-    return {r.resource_name: r.inputs["manifest"] for r in graph.resources.values() if "manifest" in r.inputs}
+    return {f"{r.inputs['manifest']['kind']}:{r.resource_name}": r.inputs["manifest"] for r in graph.resources.values()}
 
 
 def write(path: str, text: str) -> str:
@@ -44,7 +44,7 @@ def test_every_rendered_object_is_a_child_in_the_release_namespace(helm_binary: 
     objects = manifests(lambda: helm.Chart("web", path=CHART, namespace="shop"))
     assert set(objects) == APP_OBJECTS
     assert {o["metadata"]["namespace"] for o in objects.values()} == {"shop"}
-    assert objects["Deployment.apps:shop/web-app"]["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27.0"
+    assert objects["Deployment:shop/web-app"]["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27.0"
 
 
 def test_values_files_merge_in_order_then_values(helm_binary: str) -> None:
@@ -60,11 +60,11 @@ def test_values_files_merge_in_order_then_values(helm_binary: str) -> None:
     """)
     objects = manifests(lambda: helm.Chart("web", path=CHART, namespace="shop", values_files=[common, staging],
                                            values={"image": {"tag": "1.26"}}))
-    deployment = objects["Deployment.apps:shop/web-app"]
+    deployment = objects["Deployment:shop/web-app"]
     assert deployment["spec"]["replicas"] == 3
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.26"
     assert objects["ConfigMap:shop/web-app"]["data"] == {"LOG_LEVEL": "debug", "REGION": "eu"}
-    assert "HorizontalPodAutoscaler.autoscaling:shop/web-app" not in objects
+    assert "HorizontalPodAutoscaler:shop/web-app" not in objects
 
 
 def test_an_unchanged_release_costs_no_helm_call(helm_calls: HelmCalls) -> None:
@@ -91,14 +91,14 @@ def test_outputs_in_values_become_outputs_in_the_objects(helm_binary: str) -> No
         })
 
     graph = declare(program)
-    ingress = graph.resources[next(u for u in graph.resources if u.endswith("$Ingress.networking.k8s.io:shop/web-app"))]
+    ingress = next(r for r in graph.resources.values() if r.type_token == "k8s:networking.k8s.io/v1:Ingress")
     host = ingress.inputs["manifest"]["spec"]["rules"][0]["host"]
     assert isinstance(host, Output)
     assert any(urn.endswith("::random:Id::suffix") for urn in graph.deps[ingress.urn])
     known = lambda resource, prop: "c0ffee"  # noqa: E731 - a lookup, as the planner gives
     assert host.resolve(known) == "c0ffee.example.com"
     assert host.resolve(lambda resource, prop: UNKNOWN) is UNKNOWN
-    account = next(r for r in graph.resources.values() if r.resource_name == "ServiceAccount:shop/web-app")
+    account = next(r for r in graph.resources.values() if r.type_token == "k8s:core/v1:ServiceAccount")
     assert account.inputs["manifest"]["metadata"]["annotations"]["role"].resolve(known) == "c0ffee"
 
 
@@ -121,8 +121,8 @@ def test_secrets_in_rendered_secret_objects_are_masked(helm_binary: str, tmp_pat
         stringData: {password: {{ .Values.password | quote }}}
     """)
     objects = manifests(lambda: helm.Chart("db", path=str(chart), namespace="data", values={"password": "hunter2"}))
-    data = objects["Secret:data/creds"]["stringData"]
-    assert isinstance(data, Output) and data.resolve(lambda r, p: None) == Secret({"password": "hunter2"})
+    password = objects["Secret:data/creds"]["stringData"]["password"]
+    assert isinstance(password, Output) and password.resolve(lambda r, p: None) == Secret("hunter2")
 
 
 def test_a_template_error_is_a_plan_error_naming_chart_and_values_file(helm_binary: str, tmp_path: Path) -> None:
@@ -183,7 +183,7 @@ def test_chart_from_an_http_repository_is_pulled_once(helm_calls: HelmCalls, cha
         helm.Chart("web", chart="app", repo=chart_repo.url, version="0.4.0", namespace="shop")
 
     objects = manifests(program)
-    assert objects["Deployment.apps:shop/web-app"]["metadata"]["labels"]["helm.sh/chart"] == "app-0.4.0"
+    assert objects["Deployment:shop/web-app"]["metadata"]["labels"]["helm.sh/chart"] == "app-0.4.0"
     assert manifests(program) == objects
     assert helm_calls.count("pull") == 1 and helm_calls.count("template") == 1
 

@@ -85,7 +85,7 @@ def test_chart_from_a_path_applies_and_an_unchanged_release_needs_no_helm(
                       values_files=["values.yaml"])
     (project.root / "values.yaml").write_text("autoscaling: {enabled: false}\nreplicas: 1\n")
     out = project.ok("up", "--yes")
-    assert "Deployment.apps:path-ns/web-app" in out
+    assert "Deployment:path-ns/web-app" in out
     objects = live(kubeconfig, "path-ns")
     assert objects["deployments"]["web-app"].spec.replicas == 1
     assert objects["services"] == {"web-app"} and "web-app" in objects["configmaps"]
@@ -97,7 +97,7 @@ def test_chart_from_a_path_applies_and_an_unchanged_release_needs_no_helm(
     (project.root / "values.yaml").write_text("autoscaling: {enabled: false}\nreplicas: 3\ningress: {enabled: false}\n")
     diff = project.ok("preview", "--diff")
     assert "1 to update" in diff and "1 to delete" in diff and "replicas" in diff
-    assert "Ingress.networking.k8s.io:path-ns/web-app" in diff
+    assert "Ingress:path-ns/web-app" in diff
     project.ok("up", "--yes")
     assert live(kubeconfig, "path-ns")["deployments"]["web-app"].spec.replicas == 3
 

@@ -66,7 +66,7 @@ class Chart(Component, type="k8s:helm:Chart"):
 
     @property
     def resources(self) -> dict[str, Resource]:
-        """The child objects by child name (``Deployment.apps:shop/web``)."""
+        """The child objects by ``Kind:namespace/name`` (``Deployment:shop/web-app``)."""
         self._materialize()
         assert self._resources is not None
         return self._resources
@@ -138,32 +138,21 @@ class Chart(Component, type="k8s:helm:Chart"):
     def _declare(self, objects: list[dict[str, Any]]) -> dict[str, Resource]:
         from stackwright.providers.k8s import Object
 
-        placed: dict[str, dict[str, Any]] = {}
+        outputs = [v.output for v in self._output_values]
+        options = dataclasses.replace(self.resource_options, parent=self, aliases=())
+        children: dict[str, Resource] = {}
         for obj in objects:
             obj = rendered.with_namespace(obj, self.namespace)
-            key = rendered.child_name(obj)
+            key = rendered.resource_key(obj)
             if PLACEHOLDER.search(key):
-                raise self.error(f"an Output is used in the name or namespace of {obj['kind']} {key}",
-                                 prop="values", hint="the set of objects must be known when the plan is made")
-            if key in placed:
+                raise self.error(f"an Output is used in the name or namespace of {key}", prop="values",
+                                 hint="the set of objects must be known when the plan is made")
+            if key in children:
                 raise self.error(f"the chart renders {key} twice", hint="give each object a unique name")
-            placed[key] = obj
-        first = [k for k, o in placed.items() if o["kind"] in rendered.APPLIED_FIRST]
-        children: dict[str, Resource] = {}
-        for key in [*first, *(k for k in placed if k not in first)]:
-            waits = [children[k] for k in first if k in children and k != key]
-            children[key] = self._child(Object, key, placed[key], waits)
+            child = Object(rendered.child_name(obj), manifest=substitute(obj, outputs), opts=options)
+            child.decl_file, child.decl_line = self.decl_file, self.decl_line
+            children[key] = child
         return children
-
-    def _child(self, cls: type[Resource], key: str, obj: dict[str, Any], waits: list[Resource]) -> Resource:
-        outputs = [v.output for v in self._output_values]
-        options = dataclasses.replace(
-            self.resource_options, parent=self, aliases=(),
-            depends_on=[*self.resource_options.depends_on, *waits],
-        )
-        child = cls(key, manifest=substitute(rendered.masked(obj), outputs), opts=options)
-        child.decl_file, child.decl_line = self.decl_file, self.decl_line
-        return child
 
 
 @dataclass(frozen=True)
