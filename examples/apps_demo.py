@@ -78,7 +78,8 @@ def preview_only(project: Path, missing: list[str]) -> None:
     print(f"\nTo deploy them to a local cluster ({', '.join(missing)} missing):\n"
           "  make kube-tools                      # builds the cluster binaries once\n"
           "  stackwright local-cluster start      # prints the kubeconfig the dev stack uses\n"
-          "  cd examples/platform/apps && stackwright stack init dev && stackwright up")
+          "  cp -r examples /tmp/examples && cd /tmp/examples/platform/apps\n"
+          "  stackwright stack init dev && stackwright up")
 
 
 def main(work: Path) -> None:
