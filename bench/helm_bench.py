@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,15 +53,21 @@ def helm_path() -> str:
     return find_helm(Path(tempfile.mkdtemp())).path
 
 
-def one_helm_template(helm: str, runs: int = 10) -> float:
-    """Median wall time of one `helm template` of the example chart."""
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def one_helm_template(helm: str, runs: int = 10) -> tuple[float, float]:
+    """Median wall time and mean CPU time of one `helm template` of the example chart."""
+    cpu = children_cpu()
     walls = []
     for _ in range(runs):
         start = time.perf_counter()
         subprocess.run([helm, "template", "r000", str(CHART), "--namespace", "bench", "--include-crds",
                         "--skip-tests"], check=True, capture_output=True)
         walls.append(time.perf_counter() - start)
-    return statistics.median(walls)
+    return statistics.median(walls), (children_cpu() - cpu) / runs
 
 
 def make_project(root: Path, releases: int, kubeconfig: str, chart: Path = CHART, program: str = PROGRAM) -> Path:
@@ -106,16 +113,104 @@ def run_program(project: Path) -> tuple[float, int]:
 
 def bench_render(root: Path) -> dict[str, float]:
     helm = helm_path()
-    project = make_project(root, RELEASES, kubeconfig="unused")
+    project = make_project(root / "render", RELEASES, kubeconfig="unused")
     cores = os.cpu_count() or 1
-    one = one_helm_template(helm)
+    one, one_cpu = one_helm_template(helm)
     shutil.rmtree(project / ".stackwright" / "cache", ignore_errors=True)
+    cpu = children_cpu()
     cold, objects = run_program(project)
+    helm_cpu = children_cpu() - cpu
     warm, _ = run_program(project)
     bound = RELEASES * one / cores
     return {"releases": RELEASES, "objects": objects, "cores": cores, "one_helm_template_s": round(one, 4),
             "bound_s": round(bound, 3), "cold_render_s": round(cold, 3), "ratio": round(cold / bound, 3),
-            "warm_program_s": round(warm, 3)}
+            "helm_cpu_ratio": round(helm_cpu / (RELEASES * one_cpu), 3), "warm_program_s": round(warm, 3),
+            "load_average": round(os.getloadavg()[0], 1)}
+
+
+BIG_CHART = {
+    "Chart.yaml": "apiVersion: v2\nname: many\nversion: 1.0.0\n",
+    "templates/configmaps.yaml": (
+        "{{- range $i := until (int .Values.count) }}\n---\napiVersion: v1\nkind: ConfigMap\n"
+        "metadata:\n  name: {{ printf \"cm-%03d\" $i }}\ndata:\n  index: {{ $i | quote }}\n{{- end }}\n"),
+}
+
+APPLY_PROGRAM = '''
+import stackwright as sw
+from stackwright.providers import k8s
+from stackwright.providers.k8s import helm
+
+config = sw.Config()
+cluster = k8s.Provider("cluster", kubeconfig=config.require_str("kubeconfig"))
+ns = k8s.Object("ns", manifest={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-apply"}},
+                opts=sw.ResourceOptions(provider=cluster))
+helm.Chart("many", path=config.require_str("chart"), namespace="bench-apply",
+           values={"count": config.require_int("releases")},
+           opts=sw.ResourceOptions(provider=cluster, depends_on=[ns]))
+'''
+
+
+def server_latency_sum(kubeconfig: str) -> float:
+    """Sum of apiserver_request_duration_seconds over every request the server has
+    served so far, read from its /metrics with the admin credentials."""
+    import base64
+    import ssl
+    import urllib.request
+
+    import yaml
+
+    config = yaml.safe_load(Path(kubeconfig).read_text())
+    cluster, user = config["clusters"][0]["cluster"], config["users"][0]["user"]
+    files = {}
+    for key in ("client-certificate-data", "client-key-data"):
+        path = Path(tempfile.mkstemp()[1])
+        path.write_bytes(base64.b64decode(user[key]))
+        files[key] = str(path)
+    context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    context.load_cert_chain(files["client-certificate-data"], files["client-key-data"])
+    with urllib.request.urlopen(f"{cluster['server']}/metrics", context=context, timeout=30) as response:
+        text = response.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("apiserver_request_duration_seconds_sum{"))
+
+
+def bench_apply(root: Path, kubeconfig: str, objects: int = 500) -> dict[str, float]:
+    chart = root / "many"
+    for name, text in BIG_CHART.items():
+        (chart / name).parent.mkdir(parents=True, exist_ok=True)
+        (chart / name).write_text(text)
+    project = make_project(root, objects, kubeconfig, chart=chart, program=APPLY_PROGRAM)
+    cli(project, "preview")
+    before = server_latency_sum(kubeconfig)
+    wall, _ = cli(project, "up", "--yes", "--parallel", "32")
+    server = server_latency_sum(kubeconfig) - before
+    cli(project, "destroy", "--yes", "--parallel", "32")
+    return {"objects": objects, "parallel": 32, "up_wall_s": round(wall, 3),
+            "server_latency_sum_s": round(server, 3), "wall_over_server_sum": round(wall / server, 3)}
+
+
+def bench_noop_preview(root: Path, kubeconfig: str) -> dict[str, float]:
+    project = make_project(root / "noop", RELEASES, kubeconfig)
+    cli(project, "up", "--yes", "--parallel", "32")
+    walls = []
+    for _ in range(3):
+        wall, out = cli(project, "preview")
+        assert "No changes" in out, out
+        walls.append(wall)
+    cli(project, "destroy", "--yes", "--parallel", "32")
+    return {"releases": RELEASES, "preview_median_s": round(statistics.median(walls), 3),
+            "preview_min_s": round(min(walls), 3)}
+
+
+def local_cluster(root: Path) -> tuple[Path, str] | None:
+    """A private local cluster for parts 2 and 3, or None when its binaries are not built."""
+    from stackwright.providers.k8s import localcluster
+
+    if localcluster.missing_tools():
+        print("local cluster binaries not built (make kube-tools): skipping preview and apply500", flush=True)
+        return None
+    state_dir = root / "cluster"
+    return state_dir, str(localcluster.start(state_dir).kubeconfig)
 
 
 def bench_help() -> dict[str, float]:
@@ -135,6 +230,19 @@ def main() -> None:
         if not only or "render" in only:
             results["render_200"] = bench_render(root)
             print(json.dumps(results["render_200"]), flush=True)
+        cluster = local_cluster(root) if not only or only & {"preview", "apply500"} else None
+        try:
+            if cluster and (not only or "preview" in only):
+                results["noop_preview_200"] = bench_noop_preview(root, cluster[1])
+                print(json.dumps(results["noop_preview_200"]), flush=True)
+            if cluster and (not only or "apply500" in only):
+                results["apply_500"] = bench_apply(root, cluster[1])
+                print(json.dumps(results["apply_500"]), flush=True)
+        finally:
+            if cluster:
+                from stackwright.providers.k8s import localcluster
+
+                localcluster.stop(cluster[0])
         if not only or "help" in only:
             results["help"] = bench_help()
             print(json.dumps(results["help"]), flush=True)

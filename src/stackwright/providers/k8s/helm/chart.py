@@ -1,7 +1,8 @@
 """``Chart``: a Helm chart rendered by the real helm binary, each object a child resource.
 
 Rendering starts in a thread pool when the Chart is declared, so the releases of a
-program render in parallel; the children are declared when the program first asks for
+program render in parallel (two helm processes per core: part of a helm run is process
+start-up and file reads, during which the other keeps the core busy); the children are declared when the program first asks for
 them (``chart.resources``) or when it finishes.
 """
 
@@ -187,7 +188,7 @@ def _submit(release: _Release, source: ChartSource, document: dict[str, Any],
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="helm")
+            _pool = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1), thread_name_prefix="helm")
     return _pool.submit(_render_release, release, source, document, check_document, cache_dir)
 
 
