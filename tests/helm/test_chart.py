@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from helm_servers import EXAMPLE_CHART, HelmCalls, Server
 
+import stackwright as sw
 from stackwright.errors import StackwrightError
 from stackwright.model.output import Output
 from stackwright.model.values import UNKNOWN, Secret
@@ -197,3 +198,24 @@ def test_chart_from_an_oci_registry(helm_binary: str, oci_registry: Server) -> N
 def test_an_unknown_chart_version_is_a_plan_error(helm_binary: str, chart_repo: Server) -> None:
     with pytest.raises(StackwrightError, match=r"could not fetch chart app from .* 9.9.9"):
         declare(lambda: helm.Chart("web", chart="app", repo=chart_repo.url, version="9.9.9"))
+
+
+def test_lint_errors_are_plan_errors_when_lint_is_asked_for(helm_binary: str, tmp_path: Path) -> None:
+    chart = tmp_path / "sloppy"
+    write(str(chart / "Chart.yaml"), "apiVersion: v2\nname: sloppy\nversion: 1.0\n")
+    write(str(chart / "templates/cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    assert set(manifests(lambda: helm.Chart("a", path=str(chart), namespace="n"))) == {"ConfigMap:n/x"}
+    with pytest.raises(StackwrightError, match=r"helm lint failed for chart 'b' .*version should be of type string"):
+        declare(lambda: helm.Chart("b", path=str(chart), lint=True))
+
+
+def test_the_program_can_use_one_rendered_object(helm_binary: str) -> None:
+    def program() -> None:
+        web = helm.Chart("web", path=CHART, namespace="shop")
+        assert set(web.resources) == APP_OBJECTS
+        service = web.resource("Service", "web-app")
+        random.Id("after-service", byte_length=2, opts=sw.ResourceOptions(depends_on=[service]))
+
+    graph = declare(program)
+    after = next(urn for urn in graph.resources if urn.endswith("::random:Id::after-service"))
+    assert [urn for urn in graph.deps[after] if "k8s:core/v1:Service" in urn]
