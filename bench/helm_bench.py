@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from workspace_bench import cli
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CHART = ROOT / "examples" / "charts" / "app"
@@ -80,16 +82,6 @@ def make_project(root: Path, releases: int, kubeconfig: str, chart: Path = CHART
         "releases": releases, "chart": str(chart), "kubeconfig": kubeconfig}}))
     cli(project, "stack", "init", "dev")
     return project
-
-
-def cli(project: Path, *args: str) -> tuple[float, str]:
-    start = time.perf_counter()
-    done = subprocess.run([*CLI, *args], cwd=project, capture_output=True, text=True,
-                          env={**os.environ, "STACKWRIGHT_USER": "bench"})
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"stackwright {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return wall, done.stdout
 
 
 def run_program(project: Path) -> tuple[float, int]:

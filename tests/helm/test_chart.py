@@ -41,6 +41,14 @@ def write(path: str, text: str) -> str:
     return path
 
 
+def make_chart(root: Path, name: str, version: str = "1.0.0", **templates: str) -> str:
+    """A chart folder with the given templates (``cm="..."`` → templates/cm.yaml)."""
+    write(str(root / name / "Chart.yaml"), f"apiVersion: v2\nname: {name}\nversion: {version}\n")
+    for template, text in templates.items():
+        write(str(root / name / "templates" / f"{template}.yaml"), text)
+    return str(root / name)
+
+
 def test_every_rendered_object_is_a_child_in_the_release_namespace(helm_binary: str) -> None:
     objects = manifests(lambda: helm.Chart("web", path=CHART, namespace="shop"))
     assert set(objects) == APP_OBJECTS
@@ -113,23 +121,19 @@ def test_an_output_the_chart_transforms_is_refused(helm_binary: str) -> None:
 
 
 def test_secrets_in_rendered_secret_objects_are_masked(helm_binary: str, tmp_path: Path) -> None:
-    chart = tmp_path / "secret-chart"
-    write(str(chart / "Chart.yaml"), "apiVersion: v2\nname: creds\nversion: 1.0.0\n")
-    write(str(chart / "templates/secret.yaml"), """
+    chart = make_chart(tmp_path, "creds", secret="""
         apiVersion: v1
         kind: Secret
         metadata: {name: creds}
         stringData: {password: {{ .Values.password | quote }}}
     """)
-    objects = manifests(lambda: helm.Chart("db", path=str(chart), namespace="data", values={"password": "hunter2"}))
+    objects = manifests(lambda: helm.Chart("db", path=chart, namespace="data", values={"password": "hunter2"}))
     password = objects["Secret:data/creds"]["stringData"]["password"]
     assert isinstance(password, Output) and password.resolve(lambda r, p: None) == Secret("hunter2")
 
 
 def test_a_template_error_is_a_plan_error_naming_chart_and_values_file(helm_binary: str, tmp_path: Path) -> None:
-    chart = tmp_path / "broken"
-    write(str(chart / "Chart.yaml"), "apiVersion: v2\nname: broken\nversion: 1.0.0\n")
-    write(str(chart / "templates/cm.yaml"), """
+    chart = make_chart(tmp_path, "broken", cm="""
         apiVersion: v1
         kind: ConfigMap
         metadata: {name: x}
@@ -137,7 +141,7 @@ def test_a_template_error_is_a_plan_error_naming_chart_and_values_file(helm_bina
     """)
     values = write("values/prod.yaml", "other: 1\n")
     with pytest.raises(StackwrightError) as caught:
-        declare(lambda: helm.Chart("db", path=str(chart), values_files=[values]))
+        declare(lambda: helm.Chart("db", path=chart, values_files=[values]))
     text = str(caught.value)
     assert "broken" in text and "values/prod.yaml" in text and "size is required" in text
     assert "test_chart.py" in text
@@ -152,10 +156,7 @@ def test_a_broken_values_file_is_named_with_its_line(helm_binary: str) -> None:
 
 
 def test_hooks_are_refused_by_name_or_left_out_on_request(helm_binary: str, tmp_path: Path) -> None:
-    chart = tmp_path / "hooked"
-    write(str(chart / "Chart.yaml"), "apiVersion: v2\nname: hooked\nversion: 1.0.0\n")
-    write(str(chart / "templates/cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\n")
-    write(str(chart / "templates/job.yaml"), """
+    chart = make_chart(tmp_path, "hooked", cm="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\n", job="""
         apiVersion: batch/v1
         kind: Job
         metadata:
@@ -164,9 +165,9 @@ def test_hooks_are_refused_by_name_or_left_out_on_request(helm_binary: str, tmp_
         spec: {template: {spec: {restartPolicy: Never, containers: [{name: m, image: busybox}]}}}
     """)
     with pytest.raises(StackwrightError, match=r"hook \(helm.sh/hook: pre-install\) on Job migrate") as caught:
-        declare(lambda: helm.Chart("db", path=str(chart), namespace="data"))
+        declare(lambda: helm.Chart("db", path=chart, namespace="data"))
     assert "skip_hooks=True" in str(caught.value)
-    assert set(manifests(lambda: helm.Chart("db", path=str(chart), namespace="data", skip_hooks=True))) == {
+    assert set(manifests(lambda: helm.Chart("db", path=chart, namespace="data", skip_hooks=True))) == {
         "ConfigMap:data/plain"}
 
 
@@ -201,12 +202,10 @@ def test_an_unknown_chart_version_is_a_plan_error(helm_binary: str, chart_repo: 
 
 
 def test_lint_errors_are_plan_errors_when_lint_is_asked_for(helm_binary: str, tmp_path: Path) -> None:
-    chart = tmp_path / "sloppy"
-    write(str(chart / "Chart.yaml"), "apiVersion: v2\nname: sloppy\nversion: 1.0\n")
-    write(str(chart / "templates/cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
-    assert set(manifests(lambda: helm.Chart("a", path=str(chart), namespace="n"))) == {"ConfigMap:n/x"}
+    chart = make_chart(tmp_path, "sloppy", "1.0", cm="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    assert set(manifests(lambda: helm.Chart("a", path=chart, namespace="n"))) == {"ConfigMap:n/x"}
     with pytest.raises(StackwrightError, match=r"helm lint failed for chart 'b' .*version should be of type string"):
-        declare(lambda: helm.Chart("b", path=str(chart), lint=True))
+        declare(lambda: helm.Chart("b", path=chart, lint=True))
 
 
 def test_the_program_can_use_one_rendered_object(helm_binary: str) -> None:
