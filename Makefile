@@ -9,7 +9,7 @@ HELM_VERSION := v3.22.0
 HELM         := $(TOOLS_BIN)/helm-$(HELM_VERSION)
 REGISTRY     := $(TOOLS_BIN)/registry-v0.22.1
 
-.PHONY: demo test lint typecheck unit bench clean helm registry
+.PHONY: demo test lint typecheck unit bench clean helm registry kube-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) helm registry
+unit: $(STAMP) kube-tools helm registry
 	$(BIN)/pytest -n 2 -q
+
+## The local cluster's binaries (kube-apiserver, etcd, controllers, kwok), built from the
+## Go modules pinned in tools/kube into ~/.cache/stackwright when missing; without Go, a note.
+kube-tools:
+	tools/kube/build.sh
 
 bench: $(STAMP) helm
 	$(BIN)/python bench/run.py

@@ -87,12 +87,12 @@ def parallel_option(fn: F) -> F:
 
 def register_commands() -> None:
     from stackwright.cli import (
-        commands_env, commands_inspect, commands_plans, commands_stack, commands_update,
-        commands_workspace,
+        commands_cluster, commands_env, commands_inspect, commands_plans, commands_stack,
+        commands_update, commands_workspace,
     )
 
     for module in (commands_stack, commands_update, commands_inspect, commands_plans,
-                   commands_workspace, commands_env):
+                   commands_workspace, commands_env, commands_cluster):
         module.register(cli)
 
 
