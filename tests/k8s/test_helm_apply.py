@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 from helm_servers import EXAMPLE_CHART, HelmCalls, Server
+from kube_api import KubeApi
 from support import cli_command, cli_env
 
 PROGRAM = '''
@@ -59,23 +59,20 @@ class Project:
         return done.stdout
 
 
-def api(kubeconfig: str) -> Any:
-    from kubernetes import client, config
-
-    return client.ApiClient(config.new_client_from_config(config_file=kubeconfig).configuration)
-
-
 def live(kubeconfig: str, namespace: str) -> dict[str, Any]:
-    from kubernetes import client
+    """The namespace's Deployments, ConfigMaps' data and Service names, read from the server."""
+    kube = KubeApi(Path(kubeconfig))
 
-    with api(kubeconfig) as c:
-        core, apps = client.CoreV1Api(c), client.AppsV1Api(c)
-        return {
-            "deployments": {d.metadata.name: d for d in apps.list_namespaced_deployment(namespace).items},
-            "configmaps": {m.metadata.name: m.data for m in core.list_namespaced_config_map(namespace).items
-                           if m.metadata.name != "kube-root-ca.crt"},
-            "services": {s.metadata.name for s in core.list_namespaced_service(namespace).items},
-        }
+    def items(path: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = kube.ok("GET", path)["items"]
+        return found
+
+    return {
+        "deployments": {d["metadata"]["name"]: d for d in items(f"/apis/apps/v1/namespaces/{namespace}/deployments")},
+        "configmaps": {m["metadata"]["name"]: m.get("data") for m in items(f"/api/v1/namespaces/{namespace}/configmaps")
+                       if m["metadata"]["name"] != "kube-root-ca.crt"},
+        "services": {s["metadata"]["name"] for s in items(f"/api/v1/namespaces/{namespace}/services")},
+    }
 
 
 def test_chart_from_a_path_applies_and_an_unchanged_release_needs_no_helm(
@@ -85,9 +82,9 @@ def test_chart_from_a_path_applies_and_an_unchanged_release_needs_no_helm(
                       values_files=["values.yaml"])
     (project.root / "values.yaml").write_text("autoscaling: {enabled: false}\nreplicas: 1\n")
     out = project.ok("up", "--yes")
-    assert "Deployment:path-ns/web-app" in out
+    assert "k8s:apps/v1:Deployment path-ns/web-app" in out
     objects = live(kubeconfig, "path-ns")
-    assert objects["deployments"]["web-app"].spec.replicas == 1
+    assert objects["deployments"]["web-app"]["spec"]["replicas"] == 1
     assert objects["services"] == {"web-app"} and "web-app" in objects["configmaps"]
 
     calls = helm_calls.count("template")
@@ -97,9 +94,9 @@ def test_chart_from_a_path_applies_and_an_unchanged_release_needs_no_helm(
     (project.root / "values.yaml").write_text("autoscaling: {enabled: false}\nreplicas: 3\ningress: {enabled: false}\n")
     diff = project.ok("preview", "--diff")
     assert "1 to update" in diff and "1 to delete" in diff and "replicas" in diff
-    assert "Ingress:path-ns/web-app" in diff
+    assert "k8s:networking.k8s.io/v1:Ingress path-ns/web-app" in diff
     project.ok("up", "--yes")
-    assert live(kubeconfig, "path-ns")["deployments"]["web-app"].spec.replicas == 3
+    assert live(kubeconfig, "path-ns")["deployments"]["web-app"]["spec"]["replicas"] == 3
 
 
 def test_values_from_an_output_reach_the_live_object(local_cluster: Any, helm_binary: str, tmp_path: Path) -> None:
@@ -117,7 +114,7 @@ def test_chart_from_an_http_repository(local_cluster: Any, helm_binary: str, cha
     project = Project(tmp_path / "apps", kubeconfig, "repo-ns",
                       {"chart": "app", "repo": chart_repo.url, "version": "0.4.0"})
     project.ok("up", "--yes")
-    labels = live(kubeconfig, "repo-ns")["deployments"]["web-app"].metadata.labels
+    labels = live(kubeconfig, "repo-ns")["deployments"]["web-app"]["metadata"]["labels"]
     assert labels["helm.sh/chart"] == "app-0.4.0"
 
 
@@ -126,7 +123,7 @@ def test_chart_from_an_oci_registry(local_cluster: Any, helm_binary: str, oci_re
     project = Project(tmp_path / "apps", kubeconfig, "oci-ns",
                       {"chart": f"{oci_registry.url}/app", "version": "0.3.0", "plain_http": True})
     project.ok("up", "--yes")
-    assert live(kubeconfig, "oci-ns")["deployments"]["web-app"].metadata.labels["helm.sh/chart"] == "app-0.3.0"
+    assert live(kubeconfig, "oci-ns")["deployments"]["web-app"]["metadata"]["labels"]["helm.sh/chart"] == "app-0.3.0"
     project.ok("destroy", "--yes")
     assert live(kubeconfig, "oci-ns")["deployments"] == {}
 
@@ -140,8 +137,4 @@ def test_a_render_error_changes_nothing_and_names_chart_and_values_file(
     done = project.run("up", "--yes")
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "values/prod.yaml" in done.stderr and "'web'" in done.stderr and "autoscaling" in done.stderr
-    with pytest.raises(Exception, match="Not Found"):
-        from kubernetes import client
-
-        with api(str(local_cluster.kubeconfig)) as c:
-            client.CoreV1Api(c).read_namespace("broken-ns")
+    assert KubeApi(Path(local_cluster.kubeconfig)).call("GET", "/api/v1/namespaces/broken-ns")[0] == 404
