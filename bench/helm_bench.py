@@ -145,9 +145,10 @@ helm.Chart("many", path=config.require_str("chart"), namespace="bench-apply",
 '''
 
 
-def server_latency_sum(kubeconfig: str) -> float:
-    """Sum of apiserver_request_duration_seconds over every request the server has
-    served so far, read from its /metrics with the admin credentials."""
+def server_latency_sum(kubeconfig: str) -> tuple[float, float]:
+    """Sum and count of apiserver_request_duration_seconds over the requests for
+    ConfigMaps the server has served so far (only the benchmark touches ConfigMaps),
+    read from its /metrics with the admin credentials."""
     import base64
     import ssl
     import urllib.request
@@ -165,8 +166,11 @@ def server_latency_sum(kubeconfig: str) -> float:
     context.load_cert_chain(files["client-certificate-data"], files["client-key-data"])
     with urllib.request.urlopen(f"{cluster['server']}/metrics", context=context, timeout=30) as response:
         text = response.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("apiserver_request_duration_seconds_sum{"))
+    def total(metric: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(metric + "{") and 'resource="configmaps"' in line)
+
+    return total("apiserver_request_duration_seconds_sum"), total("apiserver_request_duration_seconds_count")
 
 
 def bench_apply(root: Path, kubeconfig: str, objects: int = 500) -> dict[str, float]:
@@ -176,25 +180,30 @@ def bench_apply(root: Path, kubeconfig: str, objects: int = 500) -> dict[str, fl
         (chart / name).write_text(text)
     project = make_project(root, objects, kubeconfig, chart=chart, program=APPLY_PROGRAM)
     cli(project, "preview")
-    before = server_latency_sum(kubeconfig)
+    before, count_before = server_latency_sum(kubeconfig)
     wall, _ = cli(project, "up", "--yes", "--parallel", "32")
-    server = server_latency_sum(kubeconfig) - before
+    after, count_after = server_latency_sum(kubeconfig)
+    server, requests = after - before, count_after - count_before
     cli(project, "destroy", "--yes", "--parallel", "32")
     return {"objects": objects, "parallel": 32, "up_wall_s": round(wall, 3),
-            "server_latency_sum_s": round(server, 3), "wall_over_server_sum": round(wall / server, 3)}
+            "server_requests": int(requests), "server_latency_sum_s": round(server, 3),
+            "wall_over_server_sum": round(wall / server, 3), "load_average": round(os.getloadavg()[0], 1)}
 
 
 def bench_noop_preview(root: Path, kubeconfig: str) -> dict[str, float]:
     project = make_project(root / "noop", RELEASES, kubeconfig)
     cli(project, "up", "--yes", "--parallel", "32")
-    walls = []
+    walls, cpus = [], []
     for _ in range(3):
+        cpu = children_cpu()
         wall, out = cli(project, "preview")
+        cpus.append(children_cpu() - cpu)
         assert "No changes" in out, out
         walls.append(wall)
     cli(project, "destroy", "--yes", "--parallel", "32")
-    return {"releases": RELEASES, "preview_median_s": round(statistics.median(walls), 3),
-            "preview_min_s": round(min(walls), 3)}
+    return {"releases": RELEASES, "objects": RELEASES * 6, "preview_median_s": round(statistics.median(walls), 3),
+            "preview_min_s": round(min(walls), 3), "preview_cpu_median_s": round(statistics.median(cpus), 3),
+            "load_average": round(os.getloadavg()[0], 1)}
 
 
 def local_cluster(root: Path) -> tuple[Path, str] | None:
@@ -219,6 +228,7 @@ def bench_help() -> dict[str, float]:
 
 def main() -> None:
     only = set(sys.argv[1:])
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # measure with Python's default bytecode cache
     root = Path(tempfile.mkdtemp(prefix="sw-helm-bench-"))
     results: dict[str, object] = {}
     try:

@@ -2,8 +2,8 @@
 
 Rendering starts in a thread pool when the Chart is declared, so the releases of a
 program render in parallel (two helm processes per core: part of a helm run is process
-start-up and file reads, during which the other keeps the core busy); the children are declared when the program first asks for
-them (``chart.resources``) or when it finishes.
+start-up and file reads, during which the other keeps the core busy). The children are
+declared when the program first asks for them (``chart.resources``) or when it finishes.
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ class Chart(Component, type="k8s:helm:Chart"):
                                  hint="the set of objects must be known when the plan is made")
             if key in children:
                 raise self.error(f"the chart renders {key} twice", hint="give each object a unique name")
-            child = Object(rendered.child_name(obj), manifest=substitute(obj, outputs), opts=options)
+            manifest = substitute(obj, outputs) if outputs else obj
+            child = Object(rendered.child_name(obj), manifest=manifest, opts=options)
             child.decl_file, child.decl_line = self.decl_file, self.decl_line
             children[key] = child
         return children
