@@ -9,7 +9,7 @@ HELM_VERSION := v3.22.0
 HELM         := $(TOOLS_BIN)/helm-$(HELM_VERSION)
 REGISTRY     := $(TOOLS_BIN)/registry-v0.22.1
 
-.PHONY: demo test lint typecheck unit bench clean helm registry kube-tools
+.PHONY: demo test lint typecheck unit crash bench clean helm registry kube-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ unit: $(STAMP) kube-tools helm registry
 ## Go modules pinned in tools/kube into ~/.cache/stackwright when missing; without Go, a note.
 kube-tools:
 	tools/kube/build.sh
+## Crash safety at length: 8 x 30 `up` runs killed with SIGKILL while holding the stack
+## lock, each followed by a recovering `up`; fails unless at least 200 kills held the lock.
+crash: $(STAMP)
+	CRASH_SEEDS=1,2,3,4,5,6,7,8 CRASH_TRIALS=30 CRASH_MIN_AFTER_LOCK=200 \
+		$(BIN)/pytest -n 2 -q -p no:randomly tests/test_crash_recovery.py -k sigkill
 
 bench: $(STAMP) helm
 	$(BIN)/python bench/run.py

@@ -1,22 +1,30 @@
-"""Workspace benchmark (`make bench`, or `python bench/workspace_bench.py [--full]`).
+"""Workspace benchmarks (`make bench`, or `python bench/workspace_bench.py [NAME...]`
+with NAME among changed, overhead, shards; all three by default).
 
-A git repository holding a workspace of 1,000 stacks: `network` (staging, production),
-`cluster` (staging, production, each depending on the network stack of its name) and
-`tenants`, whose 996 stacks each hold three tenants in config and read the network's
-and the cluster's outputs through StackReference. After every stack is applied, one
-tenant stack's config changes in a commit; the figure is the wall time of the whole
-`stackwright run preview --changed-since HEAD~1` command (median of 3), which must
-select exactly that stack (tenant stacks have no dependents). Target: <= 1.0 s.
-
-Setup applies the 1,000 stacks in this process through the Python API (about a
-minute); `--full` applies them with `stackwright run up --all --yes` instead and
-reports that command's time too.
+changed: a git repository holding a workspace of 1,000 stacks: `network` (staging,
+  production), `cluster` (staging, production, each depending on the network stack of
+  its name) and `tenants`, whose 996 stacks each hold three tenants in config and read
+  the network's and the cluster's outputs through StackReference. Setup applies them
+  all with `stackwright run up --all --yes` (its time is reported). Then one tenant
+  stack's config changes in a commit; the figure is the wall time of the whole
+  `stackwright run preview --changed-since HEAD~1` command (median of 3), which must
+  select exactly that stack. Target: <= 1.0 s.
+overhead: `stackwright run up --all --yes` over 1,000 trivial stacks (one synthetic
+  resource each, no latency) and over 1 such stack, whole commands; the per-stack
+  overhead is the difference divided by 999 (median of 3). Target: <= 30 ms.
+shards: a workspace of 200 stacks (one base stack, 198 that read it, one that reads
+  those 198) whose synthetic resources take 50 ms each, on a PostgreSQL server started
+  here (tests/pg_server.py), the stacks created beforehand. `run up --all --shard 1/1`
+  on one fresh database, and four `--shard I/4` processes at once on another; each
+  figure is the wall time from starting the workers until the last one exits.
+  Target: four workers <= 1.15 x (one worker / 4).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -29,6 +37,8 @@ CLI = [sys.executable, "-m", "stackwright.cli.main"]
 TENANT_STACKS = 996
 CHANGED = "t0500"
 TARGET_S = 1.0
+OVERHEAD_TARGET_MS = 30.0
+SHARD_TARGET = 1.15
 
 WORKSPACE = """\
 python_path: [lib]
@@ -135,50 +145,13 @@ def cli(repo: Path, *args: str) -> tuple[float, str]:
     return wall, done.stdout
 
 
-def apply_in_process(repo: Path) -> float:
-    """Every stack applied through the Python API, dependencies first."""
-    from stackwright.engine.apply import ApplyOptions
-    from stackwright.engine.events import EventSink
-    from stackwright.operations.session import open_session, open_store
-    from stackwright.operations.update import up
-    from stackwright.program.project import load_project
-
-    start = time.perf_counter()
-    cwd = os.getcwd()
-    order = [("network", ["staging", "production"]), ("cluster", ["staging", "production"]),
-             ("tenants", [f"t{i:04d}" for i in range(1, TENANT_STACKS + 1)])]
-    try:
-        for name, stacks in order:
-            project = load_project(repo / name)
-            os.chdir(project.root)
-            store = open_store(project)
-            for stack in stacks:
-                store.create_stack(stack)
-            store.close()
-            for stack in stacks:
-                session = open_session(project, stack, "bench")
-                try:
-                    outcome = up(session, options=ApplyOptions(parallel=16), sink=EventSink(),
-                                 confirm=lambda plan: True)
-                finally:
-                    session.close()
-                assert outcome.ok, (name, stack, outcome.result)
-    finally:
-        os.chdir(cwd)
-    return time.perf_counter() - start
-
-
-def bench(full: bool) -> dict[str, object]:
+def bench_changed() -> dict[str, object]:
     root = Path(tempfile.mkdtemp(prefix="sw-workspace-bench-"))
     try:
         repo = make_repo(root)
         result: dict[str, object] = {"stacks": TENANT_STACKS + 4}
-        if full:
-            wall, _ = cli(repo, "run", "up", "--all", "--yes", "--parallel-stacks",
-                          str(os.cpu_count() or 2))
-            result["run_up_all_s"] = round(wall, 2)
-        else:
-            result["setup_in_process_s"] = round(apply_in_process(repo), 2)
+        wall, _ = cli(repo, "run", "up", "--all", "--yes")
+        result["run_up_all_s"] = round(wall, 2)
         changed = repo / "tenants" / "stacks" / f"{CHANGED}.yaml"
         changed.write_text(tenant_config(500, count=4))
         commit(repo, f"one more tenant in {CHANGED}")
@@ -195,6 +168,131 @@ def bench(full: bool) -> dict[str, object]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+TRIVIAL = """\
+import stackwright as sw
+from stackwright.providers import synthetic
+
+thing = synthetic.Thing("thing", size=1)
+sw.export("value", thing.value)
+"""
+
+
+def trivial_workspace(root: Path, stacks: int) -> Path:
+    write(root / "stackwright-workspace.yaml", "projects:\n  - {path: app, stacks: \"*\"}\n")
+    write(root / "app" / "stackwright.yaml", "name: app\n")
+    write(root / "app" / "__main__.py", TRIVIAL)
+    for index in range(stacks):
+        write(root / "app" / "stacks" / f"s{index:04d}.yaml", "config: {}\n")
+    return root
+
+
+def bench_overhead(stacks: int = 1000) -> dict[str, object]:
+    """Per-stack cost of `run up --all` beyond a one-stack run, whole commands."""
+    per_stack = []
+    for attempt in range(3):
+        root = Path(tempfile.mkdtemp(prefix="sw-overhead-bench-"))
+        try:
+            many, _ = cli(trivial_workspace(root / "many", stacks), "run", "up", "--all", "--yes")
+            one, _ = cli(trivial_workspace(root / "one", 1), "run", "up", "--all", "--yes")
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        per_stack.append((many - one) / (stacks - 1))
+    median_ms = statistics.median(per_stack) * 1000
+    return {"stacks": stacks, "per_stack_overhead_median_ms": round(median_ms, 1),
+            "runs_ms": [round(p * 1000, 1) for p in per_stack], "target_ms": OVERHEAD_TARGET_MS}
+
+
+SHARD_BASE = """\
+import stackwright as sw
+from stackwright.providers import synthetic
+
+sw.export("net", synthetic.Thing("net").value)
+"""
+
+SHARD_APP = """\
+import stackwright as sw
+from stackwright.providers import synthetic
+
+one = synthetic.Thing("one", ref=sw.StackReference("base/main").output("net"))
+sw.export("app", synthetic.Thing("two", ref=one.value).value)
+"""
+
+SHARD_TOP = """\
+import stackwright as sw
+from stackwright.providers import synthetic
+
+apps = [sw.StackReference(f"apps/a{{n:03d}}").output("app") for n in range({count})]
+synthetic.Thing("edge", ref=sw.Output.all(*apps).apply(len))
+"""
+
+
+def shard_workspace(root: Path, stacks: int, latency: float) -> Path:
+    apps = [f"a{n:03d}" for n in range(stacks - 2)]
+    write(root / "stackwright-workspace.yaml",
+          "projects:\n  - {path: base, stacks: [main]}\n"
+          "  - {path: apps, stacks: \"*\", depends_on: [base/main]}\n"
+          f"  - {{path: top, stacks: [main], depends_on: [{', '.join('apps/' + a for a in apps)}]}}\n")
+    config = f"config:\n  synthetic: {{latency: {latency}}}\n"
+    for project, program, names in (("base", SHARD_BASE, ["main"]), ("apps", SHARD_APP, apps),
+                                     ("top", SHARD_TOP.format(count=len(apps)), ["main"])):
+        write(root / project / "stackwright.yaml", f"name: {project}\n")
+        write(root / project / "__main__.py", program)
+        for name in names:
+            write(root / project / "stacks" / f"{name}.yaml", config)
+    return root
+
+
+def run_workers(root: Path, url: str, count: int) -> tuple[float, float]:
+    """Wall time until the last of ``count`` workers of one run exits, and the CPU time
+    the workers used. The stacks are created in the database first (as they are after
+    a workspace's first run)."""
+    from stackwright.workflow.multistack import initialize
+    from stackwright.workflow.workspace import load_workspace
+
+    env = {**os.environ, "STACKWRIGHT_USER": "bench", "STACKWRIGHT_STATE_URL": url}
+    os.environ["STACKWRIGHT_STATE_URL"] = url
+    try:
+        workspace = load_workspace(root / "stackwright-workspace.yaml")
+        initialize(workspace, [stack.ref for stack in workspace.stacks()])
+    finally:
+        del os.environ["STACKWRIGHT_STATE_URL"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    workers = [subprocess.Popen([*CLI, "run", "up", "--all", "--yes", "--shard", f"{n}/{count}",
+                                 "--run-id", "bench"], cwd=root, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+               for n in range(1, count + 1)]
+    outputs = [w.communicate()[0] for w in workers]
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for worker, out in zip(workers, outputs):
+        if worker.returncode != 0:
+            raise SystemExit(f"a worker failed:\n{out[-3000:]}")
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
+
+
+def bench_shards(stacks: int = 200, latency: float = 0.05, workers: int = 4) -> dict[str, object]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from pg_server import running_server
+
+    root = Path(tempfile.mkdtemp(prefix="sw-shard-bench-"))
+    load = os.getloadavg()[0]
+    try:
+        with running_server() as server:
+            one, one_cpu = run_workers(shard_workspace(root / "one", stacks, latency),
+                                       server.create_database(), 1)
+            many, many_cpu = run_workers(shard_workspace(root / "many", stacks, latency),
+                                         server.create_database(), workers)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return {"stacks": stacks, "latency_s": latency, "one_worker_s": round(one, 2),
+            f"{workers}_workers_s": round(many, 2),
+            "ratio_to_ideal": round(many / (one / workers), 3), "target_ratio": SHARD_TARGET,
+            "workers_cpu_s": {"one": round(one_cpu, 2), str(workers): round(many_cpu, 2)},
+            "load_average_at_start": round(load, 1)}
+
+
 def check_selection(out: str) -> None:
     """Exactly the changed stack is selected and previewed, showing one tenant to add."""
     assert f"Selected 1 of {TENANT_STACKS + 4} stacks" in out, out[:2000]
@@ -205,13 +303,19 @@ def check_selection(out: str) -> None:
 
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    result = bench(full="--full" in sys.argv[1:])
-    print(json.dumps({"workspace_1000_stacks": result}), flush=True)
-    median = result["changed_since_preview_median_s"]
-    assert isinstance(median, float)
-    if median > TARGET_S:
-        print(f"workspace: run preview --changed-since took {median:.2f}s (target {TARGET_S}s)",
-              file=sys.stderr)
+    chosen = set(sys.argv[1:]) or {"changed", "overhead", "shards"}
+    if "changed" in chosen:
+        changed = bench_changed()
+        print(json.dumps({"workspace_1000_stacks": changed}), flush=True)
+        median = changed["changed_since_preview_median_s"]
+        assert isinstance(median, float)
+        if median > TARGET_S:
+            print(f"workspace: run preview --changed-since took {median:.2f}s (target {TARGET_S}s)",
+                  file=sys.stderr)
+    if "overhead" in chosen:
+        print(json.dumps({"run_up_overhead": bench_overhead()}), flush=True)
+    if "shards" in chosen:
+        print(json.dumps({"run_up_shards": bench_shards()}), flush=True)
 
 
 if __name__ == "__main__":

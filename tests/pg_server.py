@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -55,10 +56,9 @@ def _run(cmd: list[str]) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    if not (PG_BIN / "initdb").is_file() or not (PG_BIN / "pg_ctl").is_file():
-        pytest.skip(f"PostgreSQL 15 binaries not found in {PG_BIN} (initdb, pg_ctl)")
+@contextmanager
+def running_server() -> Iterator[PgServer]:
+    """A fresh server for as long as the block runs (also used by bench/)."""
     tmp = Path(tempfile.mkdtemp(prefix="sw-pg-"))
     data = tmp / "data"
     data.mkdir()
@@ -77,6 +77,14 @@ def pg_server() -> Iterator[PgServer]:
         subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast",
                                      "-w", "stop"]), capture_output=True, timeout=60)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    if not (PG_BIN / "initdb").is_file() or not (PG_BIN / "pg_ctl").is_file():
+        pytest.skip(f"PostgreSQL 15 binaries not found in {PG_BIN} (initdb, pg_ctl)")
+    with running_server() as server:
+        yield server
 
 
 @pytest.fixture

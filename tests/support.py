@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -47,3 +50,24 @@ class VersionedProject:
         assert done.returncode == 0 and "Traceback" not in done.stderr, (
             f"stackwright {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         return done.stdout
+
+
+def kill_after(proc: subprocess.Popen[bytes], delay: float, timeout: float) -> int:
+    """SIGKILL ``proc``'s process group after ``delay`` seconds (or let it finish);
+    its exit code."""
+    time.sleep(delay)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    return proc.wait(timeout=timeout)
+
+
+def unlock_after_kill(project: VersionedProject, pid: int, context: str) -> None:
+    """The user's way back: a lock left by the killed process (which names it) is
+    cleared with `unlock`; its holder is dead, so no --force is needed."""
+    from stackwright.state.sqlite import SqliteStateStore
+
+    with SqliteStateStore(project.root / ".stackwright" / "state.db") as store:
+        lock = store.read_lock(project.stack)
+    if lock is not None:
+        assert lock.pid == pid, f"{context}: {lock}"
+        project.ok("unlock")

@@ -31,6 +31,15 @@ def namespace(api: KubeApi) -> str:
     return name
 
 
+def run_pod(api: KubeApi, ns: str, name: str) -> dict[str, Any]:
+    """Create a Pod and wait until kwok reports it Running."""
+    api.ok("POST", f"/api/v1/namespaces/{ns}/pods", {
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]}})
+    return dict(api.wait_for(f"/api/v1/namespaces/{ns}/pods/{name}",
+                             lambda p: p.get("status", {}).get("phase") == "Running"))
+
+
 def test_start_status_stop_from_the_command_line(tmp_path: Path) -> None:
     require_kube_tools()
     folder = str(tmp_path / "cluster")
@@ -56,8 +65,9 @@ def test_start_status_stop_from_the_command_line(tmp_path: Path) -> None:
 
     restarted = run("start", "--state-dir", folder)
     assert restarted.returncode == 0, restarted.stderr
-    kept = KubeApi(config).ok("GET", "/api/v1/namespaces/default/configmaps/kept")
-    assert kept["data"] == {"answer": "42"}
+    api = KubeApi(config)
+    assert api.ok("GET", "/api/v1/namespaces/default/configmaps/kept")["data"] == {"answer": "42"}
+    run_pod(api, "default", "after-restart")
     assert run("stop", "--state-dir", folder).returncode == 0
     assert run("stop", "--state-dir", folder).stdout.strip() == "The local cluster was not running."
 
@@ -93,11 +103,7 @@ def _condition(obj: dict[str, Any], kind: str) -> str | None:
 def test_a_pod_is_scheduled_on_the_fake_node_and_runs(local_cluster: LocalCluster) -> None:
     api = KubeApi(local_cluster.kubeconfig)
     ns = namespace(api)
-    api.ok("POST", f"/api/v1/namespaces/{ns}/pods", {
-        "metadata": {"name": "web"},
-        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}})
-    pod = api.wait_for(f"/api/v1/namespaces/{ns}/pods/web",
-                       lambda p: p.get("status", {}).get("phase") == "Running")
+    pod = run_pod(api, ns, "web")
     assert pod["spec"]["nodeName"] == FAKE_NODE
     assert _condition(pod, "Ready") == "True"
 

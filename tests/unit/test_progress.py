@@ -27,3 +27,21 @@ def test_live_table_tells_running_calls_from_steps_waiting_for_a_slot() -> None:
     progress.step_finished(B, "update", "ok", 0.5)
     progress.apply_finished()
     assert "update           local:File b  ok (0.5s)" in out.getvalue()
+
+
+def test_live_table_shows_what_a_running_step_waits_for() -> None:
+    web = "dev::shop::k8s:apps/v1:Deployment::web"
+    progress = LiveProgress(Console(file=io.StringIO(), width=120, force_terminal=False))
+    progress.step_started(web, "create")
+    progress.call_started(web)
+    progress.step_log(web, "waiting for Deployment shop/web: 1 of 2 replicas updated")
+    screen = Console(file=io.StringIO(), width=120)
+    screen.print(progress.live.renderable)
+    assert "waiting for Deployment shop/web: 1 of 2 replicas updated" in screen.file.getvalue()  # type: ignore[attr-defined]
+    progress.step_finished(web, "create", "ok", 3.0)
+    progress.step_started(web, "update")
+    progress.call_started(web)
+    screen = Console(file=io.StringIO(), width=120)
+    screen.print(progress.live.renderable)
+    assert "waiting for" not in screen.file.getvalue(), "a finished step's message is gone"  # type: ignore[attr-defined]
+    progress.apply_finished()

@@ -211,7 +211,7 @@ def test_approve_applies_exactly_the_issues_plans_as_the_approver(repo: Path) ->
     lines = stackwright_lines(document)
     assert lines == [
         'stackwright ci plan-files plans > "$RUNNER_TEMP/plans.tsv"',
-        'stackwright -C "$project" approve "$plan" --as "$STACKWRIGHT_USER" --comment "approved in $ISSUE_URL" '
+        'stackwright -C "$project" approve "$plan" --github-event "$GITHUB_EVENT_PATH" --comment "approved in $ISSUE_URL" '
         '2>&1 | tee -a "$RUNNER_TEMP/apply.log"',
         'stackwright -C "$project" apply "$plan" --yes 2>&1 | tee -a "$RUNNER_TEMP/apply.log"',
     ]
@@ -224,6 +224,29 @@ def test_approve_applies_exactly_the_issues_plans_as_the_approver(repo: Path) ->
     # Untrusted text reaches shells only through the environment.
     for step in steps(document):
         assert "${{" not in step.get("run", ""), step.get("name")
+
+
+def test_shards_add_a_matrix_of_run_up_workers(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path / "ws")
+    code, out, err = run_cli(workspace, "ci", "github", "--dir", "flows", "--shards", "4")
+    assert code == 0, err
+    assert out.count("Wrote ") == 4
+    document = load(workspace / "flows" / "stackwright-up.yml")
+    jsonschema.Draft7Validator(workflow_schema()).validate(document)
+    assert "workflow_dispatch" in document["on"]
+    job = document["jobs"]["up"]
+    assert job["strategy"] == {"fail-fast": False, "matrix": {"shard": [1, 2, 3, 4]}}
+    assert job["env"]["RUN_ID"] == "${{ github.run_id }}-${{ github.run_attempt }}"
+    [line] = stackwright_lines(document)
+    assert line == 'stackwright run up --all --yes --shard "$SHARD/4" --run-id "$RUN_ID"'
+    assert parse_command(line) == ("run", "up")
+    for step in steps(document):
+        assert "${{" not in step.get("run", ""), step.get("name")
+        if "run" in step:
+            done = subprocess.run(["bash", "-n"], input=step["run"], text=True, capture_output=True)
+            assert done.returncode == 0, done.stderr
+    code, _, err = run_cli(workspace, "ci", "github", "--dir", "other", "--shards", "999")
+    assert code == 1 and "invalid number of shards" in err
 
 
 # --- the command ---------------------------------------------------------------------------

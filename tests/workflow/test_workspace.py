@@ -62,8 +62,9 @@ if config.get_bool("fail"):
 """
 
 EPILOGUE = """\
-pathlib.Path("out/runs").mkdir(parents=True, exist_ok=True)
-pathlib.Path(f"out/runs/{sw.get_stack()}.txt").write_text(f"{_started} {time.time()}")
+_runs = pathlib.Path(__file__).parent / "out" / "runs"
+_runs.mkdir(parents=True, exist_ok=True)
+(_runs / f"{sw.get_stack()}.txt").write_text(f"{_started} {time.time()}")
 """
 
 PROGRAMS = {
@@ -211,21 +212,33 @@ def test_up_all_applies_dependencies_first(fresh: Path) -> None:
     assert (fresh / "cluster" / "out" / "staging" / "kube.txt").read_text() == "cluster in vpc-staging"
 
 
+def test_a_fresh_workspace_previews_every_stack_with_planned_outputs(fresh: Path) -> None:
+    out = ok(fresh, "run", "preview", "--all", "--diff")
+    assert "run preview: 7 stack(s)" in out and "7 ok" in out
+    assert out.count("is not initialized yet") == 7
+    assert 'content: "cluster in vpc-staging"' in out  # network/staging's planned output
+    assert 'content: "a1 vpc-production https://production.k8s.example"' in out
+    assert not (fresh / "network" / "out" / "staging").exists(), "a preview changes nothing"
+
+
+def test_destroy_all_removes_dependents_first(fresh: Path) -> None:
+    repo = fresh
+    ok(repo, "run", "up", "--all", "--yes")
+    assert (repo / "tenants" / "out" / "acme" / "a1.txt").exists()
+    out = ok(repo, "run", "destroy", "--all", "--yes")
+    assert "run destroy: 7 stack(s)" in out and "7 ok" in out
+    last = {ref: history(repo, ref)[-1] for ref in EVERY_STACK}
+    assert all(cp.kind == "destroy" for cp in last.values())
+    for before, after in [("tenants/acme", "cluster/production"), ("cluster/production", "network/production"),
+                          ("cluster/staging", "network/staging")]:
+        assert last[before].finished_at <= last[after].started_at, (before, after)
+    assert not (repo / "tenants" / "out" / "acme" / "a1.txt").exists()
+
+
 def test_a_secret_output_stays_secret_through_a_reference(repo: Path) -> None:
     code, out, err = sw(repo, "outputs", "-s", "acme", cwd=repo / "tenants")
     assert code == 0, err
     assert "token: [secret]" in out and "s3cr3t" not in out
-
-
-def test_independent_stacks_run_in_parallel(repo: Path) -> None:
-    for ref in ("network/staging", "network/production", "audit/main"):
-        write_config(repo, *ref.split("/"), sleep=1.5)
-    out = ok(repo, "run", "preview", "--all", "--parallel-stacks", "3")
-    starts_before_first_end = out.split("\n--- ", 1)[0]
-    for ref in ("network/staging", "network/production", "audit/main"):
-        assert f"... {ref}: preview started" in starts_before_first_end
-    spans = [ran(repo, ref) for ref in ("network/staging", "network/production", "audit/main")]
-    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
 
 
 def test_a_failed_stack_skips_only_its_dependents(fresh: Path) -> None:
@@ -351,13 +364,18 @@ def test_a_reference_to_a_missing_output_names_stack_and_output(repo: Path) -> N
     assert "Traceback" not in out + err
 
 
-def test_a_reference_to_a_stack_that_was_never_applied_is_clear(fresh: Path) -> None:
+def test_a_reference_to_a_stack_never_applied_previews_unknown_and_refuses_apply(fresh: Path) -> None:
     code, out, err = run_cli(fresh / "cluster", "stack", "init", "production", env=cli_env())
     assert code == 0, err
-    code, out, err = run_cli(fresh / "cluster", "preview", "-s", "production", env=cli_env())
-    assert code == 1
-    assert "cannot read stack network/production: it has no recorded state" in err
-    assert "__main__.py:" in err
+    code, out, err = run_cli(fresh / "cluster", "preview", "--diff", "-s", "production", env=cli_env())
+    assert code == 0, err
+    assert "content: (known after apply)" in out
+    code, out, err = run_cli(fresh / "cluster", "up", "--yes", "-s", "production", env=cli_env())
+    assert code == 1 and "Traceback" not in out + err
+    assert ("stack network/production has not been applied yet, so its output 'vpc_id' is "
+            "unknown") in err
+    assert "cluster/__main__.py:" in err
+    assert not (fresh / "cluster" / "out" / "production" / "kube.txt").exists()
 
 
 def test_an_undeclared_reference_is_an_error_naming_the_fix(repo: Path) -> None:
@@ -450,6 +468,35 @@ def test_stack_reference_outputs_keep_secrets(reading_ctx: ProgramContext) -> No
     assert reading_ctx.stack_references == {"network/production"}
     with pytest.raises(ProgramError, match="has no output 'nope'"):
         network.output("nope")
+
+
+def test_a_stack_never_applied_or_an_unknown_output_is_an_unavailable_value() -> None:
+    from stackwright.errors import StackNotApplied, StackReferenceError
+    from stackwright.model.output import missing_in
+    from stackwright.model.values import UNKNOWN
+
+    import stackwright as sw_api
+
+    def read(ref: str) -> Any:
+        if ref == "network/production":
+            raise StackNotApplied("never applied")
+        return {"endpoint": {"url": UNKNOWN}}
+
+    ctx = ProgramContext(stack="dev", project="app", config=ConfigSource({}, "stacks/dev.yaml"),
+                         read_stack_outputs=read)
+    with context.activate(ctx):
+        vpc = sw_api.StackReference("network/production").output("vpc_id")
+        maybe = sw_api.StackReference("network/production").get_output("zone", "z")
+        endpoint = sw_api.StackReference("cluster/production").output("endpoint")
+        with pytest.raises(ProgramError, match="has no output 'nope'"):
+            sw_api.StackReference("cluster/production").output("nope")
+    derived = sw_api.fmt("{}-{}", vpc, endpoint)
+    assert derived.resolve(lambda r, p: None) is UNKNOWN
+    assert maybe.resolve(lambda r, p: None) is UNKNOWN
+    reasons = [str(e) for e in missing_in({"a": [derived]})]
+    assert all(isinstance(e, StackReferenceError) for e in missing_in(derived))
+    assert "stack network/production has not been applied yet, so its output 'vpc_id'" in reasons[0]
+    assert "output 'endpoint' of stack cluster/production is unknown" in reasons[1]
 
 
 def test_a_bare_stack_name_means_this_project(reading_ctx: ProgramContext) -> None:

@@ -31,14 +31,29 @@ missing() {  # missing <file>...: true when any is absent
   return 1
 }
 
-build() {  # build <module dir> <out dir> <package>...: into a scratch dir, then moved in place
-  local module=$1 out=$2
-  shift 2
+build() {  # build <module dir> <out dir> <ldflags> <package>...: into a scratch dir, then moved in place
+  local module=$1 out=$2 ldflags=$3
+  shift 3
   local scratch
   scratch=$(mktemp -d "$out.tmp.XXXXXX")
-  (cd "$module" && "$go_bin" build -mod=readonly -trimpath -o "$scratch/" "$@")
+  (cd "$module" && "$go_bin" build -mod=readonly -trimpath -ldflags="$ldflags" -o "$scratch/" "$@")
   mv "$scratch"/* "$out/"
   rmdir "$scratch"
+}
+
+kube_ldflags() {  # what Kubernetes' own build stamps in, so /version and --version name the release
+  local major minor flags=""
+  major=$(echo "${kube_version#v}" | cut -d. -f1)
+  minor=$(echo "$kube_version" | cut -d. -f2)
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    flags+=" -X $pkg.gitTreeState=clean -X $pkg.gitCommit="
+  done
+  echo "$flags"
+}
+
+unstamped() {  # an older build of this script did not stamp the version
+  [ "$("$kube_bin/kube-apiserver" --version 2>/dev/null)" != "Kubernetes $kube_version" ]
 }
 
 stages() {  # kwok ships its default stages as YAML in its module; the controller needs them as config
@@ -59,14 +74,15 @@ mkdir -p "$kube_bin" "$kwok_dir/bin"
 exec 9>"$cache/.kube-tools.lock"
 flock 9
 
-if missing "$kube_bin/kube-apiserver" "$kube_bin/kube-controller-manager" "$kube_bin/kube-scheduler" "$kube_bin/etcd"; then
+if missing "$kube_bin/kube-apiserver" "$kube_bin/kube-controller-manager" "$kube_bin/kube-scheduler" "$kube_bin/etcd" \
+    || unstamped; then
   echo "kube-tools: building Kubernetes $kube_version and etcd into $kube_bin (first time: many minutes)" >&2
-  build "$here/server" "$kube_bin" k8s.io/kubernetes/cmd/kube-apiserver \
+  build "$here/server" "$kube_bin" "$(kube_ldflags)" k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler ./etcd
 fi
 if missing "$kwok_dir/bin/kwok"; then
   echo "kube-tools: building kwok $kwok_version into $kwok_dir/bin" >&2
-  build "$here/kwok" "$kwok_dir/bin" sigs.k8s.io/kwok/cmd/kwok
+  build "$here/kwok" "$kwok_dir/bin" "" sigs.k8s.io/kwok/cmd/kwok
 fi
 if missing "$kwok_dir/stages.yaml"; then
   stages

@@ -178,11 +178,14 @@ def ci() -> None:
 @click.option("--python", "python_version", default="3.11", show_default=True, help="Python version in CI.")
 @click.option("--approver", "approvers", multiple=True, metavar="LOGIN",
               help="GitHub login allowed to /approve (repeatable; default: owners, members, collaborators).")
+@click.option("--shards", type=int, default=0, metavar="K",
+              help="Also write stackwright-up.yml: `run up --all` split across a matrix of K jobs.")
 @click.option("--force", is_flag=True, help="Overwrite workflow files Stackwright did not write.")
 def ci_github(directory: Path | None, branch: str, install: str | None, python_version: str,
-              approvers: tuple[str, ...], force: bool) -> None:
+              approvers: tuple[str, ...], shards: int, force: bool) -> None:
     """Write GitHub Actions workflows for the workspace: preview on pull requests, plans
-    and a review issue on pushes, approve and apply on `/approve`."""
+    and a review issue on pushes, approve and apply on `/approve`; with --shards K, a
+    hand-started `run up --all` over K parallel jobs."""
     from stackwright.program.workspace import require_workspace
     from stackwright.workflow.ci_github import (
         PLAN_LABEL, default_directory, settings_for, write_workflows,
@@ -191,7 +194,7 @@ def ci_github(directory: Path | None, branch: str, install: str | None, python_v
 
     workspace = require_workspace()
     settings = settings_for(workspace, branch=branch, install=install, python=python_version,
-                            approvers=approvers)
+                            approvers=approvers, shards=shards)
     written = write_workflows(directory or default_directory(workspace), settings, force=force)
     for path in written:
         click.echo(f"Wrote {path}")

@@ -88,7 +88,8 @@ def _apply_options(parallel: int) -> Any:
               help="text (default), json (docs/plan-json.md) or markdown (for a pull request).")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--show-same", is_flag=True, help="List unchanged resources too.")
-@click.option("--target", "targets", multiple=True, metavar="URN", help="Only these resources (and what they need).")
+@click.option("--target", "targets", multiple=True, metavar="URN|NAME",
+              help="Only these resources (and what they need): a URN, or a name that is unambiguous.")
 @click.option("--refresh", is_flag=True, help="Read the live objects first and plan against them.")
 @click.option("--allow-destroy", is_flag=True, help="Judge policies as `up --allow-destroy` would.")
 def preview(stack_name: str | None, who: str | None, show_diff: bool, output: str | None,
@@ -119,7 +120,8 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
 @click.command()
 @stack_option
 @yes_option()
-@click.option("--target", "targets", multiple=True, metavar="URN", help="Only these resources (and what they need).")
+@click.option("--target", "targets", multiple=True, metavar="URN|NAME",
+              help="Only these resources (and what they need): a URN, or a name that is unambiguous.")
 @parallel_option
 @diff_option
 @click.option("--refresh", is_flag=True, help="Read the live objects first (records drift), then plan.")
@@ -147,14 +149,16 @@ def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, .
 @stack_option
 @yes_option("Destroy without asking.")
 @parallel_option
-def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int) -> None:
-    """Delete every resource of the stack, dependents first."""
+@click.option("--target", "targets", multiple=True, metavar="URN|NAME",
+              help="Only these resources and what depends on them: a URN, or a name that is unambiguous.")
+def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int, targets: tuple[str, ...]) -> None:
+    """Delete every resource of the stack (or the targets and their dependents), dependents first."""
     from stackwright.operations.update import destroy as run_destroy
 
     session = open_stack(stack_name, who)
     try:
         outcome = run_destroy(session, options=_apply_options(parallel), sink=_sink(),
-                              confirm=_confirmer(yes, False))
+                              confirm=_confirmer(yes, False), targets=targets)
     finally:
         session.close()
     _report(outcome, "Destroy")
@@ -179,30 +183,38 @@ def _confirmer(yes: bool, show_diff: bool, policy: PolicyCheck | None = None) ->
 
 
 def _report(outcome: Any, what: str) -> None:
+    recovery, body = outcome_lines(outcome, what)
+    if recovery:
+        echo_lines(recovery)
+    if outcome.ok:
+        echo_lines(body)
+        return
+    click.echo("\n".join(body), err=True)
+    raise SystemExit(1)
+
+
+def outcome_lines(outcome: Any, what: str) -> tuple[list[str], list[str]]:
+    """What an update did: the interrupted operations it resolved, then the result
+    (`run` prints both in a stack's block)."""
     from stackwright.cli.render import plan_lines
 
-    for line in _recovery_lines(outcome.recovery):
-        click.echo(click.style(line, fg="yellow"))
+    recovery = [click.style(line, fg="yellow") for line in _recovery_lines(outcome.recovery)]
     if outcome.result is None:
-        if outcome.cancelled:
-            click.echo("Cancelled; nothing was changed.")
-        else:
-            echo_lines(plan_lines(outcome.plan))
-        return
+        return recovery, (["Cancelled; nothing was changed."] if outcome.cancelled
+                          else plan_lines(outcome.plan))
     result = outcome.result
     number = f" (checkpoint {outcome.checkpoint.number})" if outcome.checkpoint else ""
     done = ", ".join(f"{v} {k}" for k, v in sorted(result.done.items())) or "nothing"
     if result.ok:
-        click.echo(click.style(f"{what} succeeded in {outcome.duration:.1f}s{number}: {done}.", fg="green", bold=True))
-        return
-    for failure in result.failures:
-        click.echo(click.style(f"  failed: {failure.action} {failure.urn}: {failure.message}", fg="red"), err=True)
+        return recovery, [click.style(f"{what} succeeded in {outcome.duration:.1f}s{number}: {done}.",
+                                      fg="green", bold=True)]
+    body = [click.style(f"  failed: {f.action} {f.urn}: {f.message}", fg="red") for f in result.failures]
     state = "was interrupted" if result.interrupted else "failed"
     extra = f"; {len(result.skipped)} skipped" if result.skipped else ""
     extra += f"; {len(result.not_started)} not started" if result.not_started else ""
-    click.echo(click.style(f"{what} {state}{number}: {done} done, {len(result.failures)} failed{extra}.",
-                           fg="red", bold=True), err=True)
-    raise SystemExit(1)
+    body.append(click.style(f"{what} {state}{number}: {done} done, {len(result.failures)} failed{extra}.",
+                            fg="red", bold=True))
+    return recovery, body
 
 
 def _recovery_lines(report: Any) -> list[str]:

@@ -1,38 +1,35 @@
-"""`stackwright run preview|plan|up`: one command over the stacks of a workspace.
+"""`stackwright run preview|plan|up|destroy`: one command over the stacks of a workspace.
 
     stackwright run preview --changed-since origin/main   # what a change touches
-    stackwright run up --all --yes --parallel-stacks 8     # everything, in order
+    stackwright run up --all --yes                         # everything, in order
 
-Stacks come from ``stackwright-workspace.yaml``; each runs as its own `stackwright`
-process in its project's folder (see ``stackwright.workflow.multistack``), its output
-printed in one block when it finishes. With ``--format markdown|json`` that running
-commentary goes to stderr and stdout holds one document for every stack's plan.
+Stacks come from ``stackwright-workspace.yaml`` and run one after another in this
+process (``stackwright.workflow.multistack``), each printed as one block when it
+finishes. With ``--format markdown|json`` that running commentary goes to stderr and
+stdout holds one document for every stack's plan.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from stackwright.cli.main import diff_option, who_option, yes_option
+from stackwright.cli.main import diff_option, parallel_option, who_option, yes_option
 from stackwright.errors import StackwrightError
 
 if TYPE_CHECKING:
     from stackwright.graph import Graph
-    from stackwright.program.workspace import ProjectEntry, Workspace
-    from stackwright.workflow.multistack import Job, Listener, Review, StackResult
+    from stackwright.program.workspace import Workspace
+    from stackwright.workflow.multistack import StackResult
     from stackwright.workflow.workspace import Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
-CHILD = (sys.executable, "-m", "stackwright.cli.main")
 FORMATS = ("text", "json", "markdown")
 STATUS_COLOURS = {"ok": "green", "failed": "red", "skipped": "yellow", "not-started": "yellow"}
 
@@ -44,11 +41,12 @@ def register(cli: click.Group) -> None:
 
 @click.group()
 def run() -> None:
-    """Preview, plan or apply many stacks of a workspace, in dependency order.
+    """Preview, plan, apply or destroy many stacks of a workspace, in dependency order.
 
     Stacks and their dependencies come from stackwright-workspace.yaml (found in the
-    current folder or a parent). Independent stacks run in parallel; a failed stack
-    skips only the stacks that depend on it.
+    current folder or a parent). They run one after another in this process,
+    dependencies first (dependents first for destroy); a failed stack skips only the
+    stacks that depend on it.
     """
 
 
@@ -58,8 +56,6 @@ def selection_options(fn: F) -> F:
         click.option("--changed-since", "since", metavar="GIT_REF",
                      help="Stacks whose program, config or imported local code changed since "
                      "GIT_REF, and every stack that depends on them."),
-        click.option("--parallel-stacks", default=4, show_default=True, metavar="N",
-                     help="At most N stacks at once."),
         who_option,
     ]):
         fn = option(fn)
@@ -77,151 +73,183 @@ def format_option(fn: F) -> F:
 @selection_options
 @format_option
 @diff_option
-def run_preview(select_every: bool, since: str | None, parallel_stacks: int, who: str | None,
-                output: str, show_diff: bool) -> None:
-    """Preview the selected stacks. Changes nothing."""
-    context = _prepare(select_every, since, parallel_stacks, who, output)
-    if output == "text":
-        _preview(context, ["--diff"] if show_diff else [])
-    else:
-        _review(context)
+def run_preview(select_every: bool, since: str | None, who: str | None, output: str,
+                show_diff: bool) -> None:
+    """Preview the selected stacks. Changes nothing.
+
+    Stacks not created yet are previewed as creating everything; a stack that reads
+    one planned earlier in this run sees its planned outputs.
+    """
+    context = _prepare(select_every, since, who, output)
+    context.show_diff = show_diff
+    _finish(context, _execute(context, "preview"))
 
 
 @run.command("plan")
 @selection_options
 @format_option
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Save each stack's plan as DIR/<project>/<stack>.plan (`stackwright plan --out`).")
-def run_plan(select_every: bool, since: str | None, parallel_stacks: int, who: str | None,
-             output: str, out_dir: Path | None) -> None:
+              help="Save each stack's plan as DIR/<project>/<stack>.plan (as `stackwright plan --out`).")
+def run_plan(select_every: bool, since: str | None, who: str | None, output: str,
+             out_dir: Path | None) -> None:
     """Make the selected stacks' plans: saved to --out-dir, else shown like preview."""
-    context = _prepare(select_every, since, parallel_stacks, who, output)
-    plan_args = _plan_command_args() if out_dir is not None else None
-    if out_dir is not None and plan_args is None:
-        context.say(click.style("Saved plans need `stackwright plan --out FILE`, which this "
-                                "version does not have: showing previews, no plan files written.",
-                                fg="yellow"))
-    if out_dir is not None and plan_args is not None:
-        _save_plans(context, out_dir.resolve(), plan_args)
-    elif output == "text":
-        _preview(context, [])
-    else:
-        _review(context)
+    context = _prepare(select_every, since, who, output)
+    _finish(context, _execute(context, "plan", out_dir=out_dir.resolve() if out_dir else None))
 
 
 @run.command("up")
 @selection_options
 @yes_option()
-def run_up(select_every: bool, since: str | None, parallel_stacks: int, who: str | None,
-           yes: bool) -> None:
+@parallel_option
+@click.option("--shard", metavar="I/K",
+              help="Be worker I of K sharing this run through the shared state store "
+              "(one CI matrix job each); needs --yes.")
+@click.option("--run-id", metavar="ID",
+              help="What the K workers of one run share (default with --shard: "
+              "$GITHUB_RUN_ID-$GITHUB_RUN_ATTEMPT).")
+@click.option("--lease", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="With --shard: a worker's claim on a stack that is not renewed for this "
+              "long is taken over by another worker.")
+def run_up(select_every: bool, since: str | None, who: str | None, yes: bool, parallel: int,
+           shard: str | None, run_id: str | None, lease: float) -> None:
     """Apply the selected stacks, dependencies first.
 
     Without --yes, previews them all and asks once. Stacks the workspace file lists but
-    that do not exist yet are created first.
+    that do not exist yet are created first. With --shard I/K, K workers started with
+    the same selection and run id apply the stacks between them (docs/workspaces.md).
     """
-    from stackwright.cli.common import confirm_or_fail
     from stackwright.workflow.multistack import initialize
 
-    if not yes and not sys.stdin.isatty():
-        raise StackwrightError("refusing to change anything without confirmation",
-                               hint="pass --yes to apply without asking")
-    context = _prepare(select_every, since, parallel_stacks, who, "text")
-    if not context.selection:
+    sharding = _shard_options(shard, run_id, lease, yes)
+    context = _prepare(select_every, since, who, "text")
+    if not context.selection or (sharding is None and not _confirmed(context, yes, "Apply")):
         return
-    if not yes:
-        _preview(context, [])
-        confirm_or_fail(f"Apply these {len(context.selection.refs)} stack(s)?", yes)
     created = initialize(context.workspace, context.selection.refs)
     if created:
         click.echo(f"Created {len(created)} new stack(s): {', '.join(created)}")
-    _execute(context, "up", lambda ref: context.job(ref, ["up", "-s", _stack(ref), "--yes"]))
+    if sharding is not None:
+        _run_shard(context, sharding, parallel)
+        return
+    _finish(context, _execute(context, "up", parallel=parallel))
 
 
-@run.command("preview-new", hidden=True)
-@click.option("-s", "--stack", "stack_name", required=True)
-@who_option
-def preview_new(stack_name: str, who: str | None) -> None:
-    """Preview a stack that is not initialized yet (a step of `run preview`)."""
-    from stackwright.cli.common import echo_lines
-    from stackwright.cli.render import plan_lines
-    from stackwright.program.project import check_stack_name, find_project
-    from stackwright.workflow.multistack import preview_new_stack
+def _shard_options(shard: str | None, run_id: str | None, lease: float, yes: bool) -> Any:
+    """The worker's ``ShardOptions``, or None without --shard."""
+    import os
 
-    plan = preview_new_stack(find_project(), check_stack_name(stack_name), who)
-    click.echo(f"Stack {stack_name} is not initialized yet; `stackwright run up` creates it.")
-    echo_lines(plan_lines(plan))
+    from stackwright.workflow.shards import Shard, ShardOptions
 
-
-@run.command("review", hidden=True)
-@click.option("-s", "--stack", "stack_name", required=True)
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@who_option
-def review(stack_name: str, out: Path, who: str | None) -> None:
-    """Preview one stack and save plan and violations for `run` to render (a step of
-    `run preview --format ...`)."""
-    from stackwright.cli.common import echo_lines
-    from stackwright.cli.render import plan_lines, violation_lines
-    from stackwright.program.project import check_stack_name, find_project
-    from stackwright.workflow.multistack import review_stack, save_review
-
-    path = out.resolve()
-    plan, violations = review_stack(find_project(), check_stack_name(stack_name), who)
-    save_review(path, (plan, violations))
-    echo_lines(plan_lines(plan))
-    if violations:
-        echo_lines(violation_lines(violations))
+    if shard is None:
+        if run_id is not None:
+            raise click.UsageError("--run-id goes with --shard I/K")
+        return None
+    if not yes:
+        raise click.UsageError("--shard needs --yes: workers apply without asking")
+    if lease <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--lease")
+    if run_id is None and os.environ.get("GITHUB_RUN_ID"):
+        run_id = f"{os.environ['GITHUB_RUN_ID']}-{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}"
+    if not run_id:
+        raise click.UsageError("--shard needs --run-id ID (the same for every worker of the run)")
+    return ShardOptions(Shard.parse(shard), run_id, lease=lease)
 
 
-# --- one run: the workspace, the selection, the stacks' processes ----------------------
+def _run_shard(context: _Context, sharding: Any, parallel: int) -> None:
+    """This worker's part of the run, then the whole run's outcome."""
+    from stackwright.workflow.multistack import Listener, RunOptions, subgraph
+    from stackwright.workflow.shards import run_shard, shard_summary
+
+    started = time.monotonic()
+    graph = subgraph(context.graph, context.selection.refs)
+    listener = Listener(started=lambda ref: context.say(f"... {ref}: up started"),
+                        finished=lambda result: _echo_result(context, result, "up"))
+    options = RunOptions("up", context.who, parallel=parallel)
+    results, done = run_shard(context.workspace, graph, options, sharding, listener)
+    counts = shard_summary(done, graph.deps)
+    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    bad = {ref: d for ref, d in done.items() if d.status != "ok"}
+    context.say(click.style(
+        f"run up (shard {sharding.shard}, run {sharding.run_id}): {len(graph.deps)} stack(s) in "
+        f"{time.monotonic() - started:.1f}s: {parts}; {len(results)} done by this worker",
+        fg="red" if bad else "green", bold=True))
+    for ref, fate in bad.items():
+        why = f" (needs {fate.cause}, which failed)" if fate.cause else ""
+        context.say(click.style(f"  {fate.status:<11} {ref}{why} [{fate.worker}]",
+                                fg=STATUS_COLOURS.get(fate.status)))
+    if bad:
+        raise SystemExit(1)
+
+
+@run.command("destroy")
+@selection_options
+@yes_option("Destroy without asking.")
+@parallel_option
+def run_destroy(select_every: bool, since: str | None, who: str | None, yes: bool,
+                parallel: int) -> None:
+    """Delete every resource of the selected stacks, dependents first."""
+    context = _prepare(select_every, since, who, "text")
+    if not context.selection:
+        return
+    if not yes:
+        _refuse_without_terminal()
+        from stackwright.cli.common import confirm_or_fail
+
+        confirm_or_fail(f"Destroy every resource of these {len(context.selection.refs)} stack(s)?", yes)
+    _finish(context, _execute(context, "destroy", parallel=parallel))
+
+
+def _confirmed(context: _Context, yes: bool, verb: str) -> bool:
+    """``--yes``, or a preview of every selected stack and one question."""
+    from stackwright.cli.common import confirm_or_fail
+
+    if yes:
+        return True
+    _refuse_without_terminal()
+    results = _execute(context, "preview")
+    if any(not r.ok for r in results.values()):
+        raise SystemExit(1)
+    return confirm_or_fail(f"{verb} these {len(context.selection.refs)} stack(s)?", yes)
+
+
+def _refuse_without_terminal() -> None:
+    if not sys.stdin.isatty():
+        raise StackwrightError("refusing to change anything without confirmation",
+                               hint="pass --yes to go ahead without asking")
+
+
+# --- one run: the workspace, the selection, the stacks ---------------------------------
 
 
 class _Context:
     """The workspace, its stack graph and the selection one `run` acts on."""
 
     def __init__(self, workspace: Workspace, graph: Graph[str], selection: Selection,
-                 parallel: int, who: str | None, output: str) -> None:
+                 who: str, output: str) -> None:
         self.workspace = workspace
         self.graph = graph
         self.selection = selection
-        self.parallel = parallel
         self.who = who
         self.output = output
+        self.show_diff = False
 
     def say(self, text: str) -> None:
         """Commentary: on stdout, unless stdout is for the document."""
         click.echo(text, err=self.output != "text")
 
-    def entry(self, ref: str) -> ProjectEntry:
-        entry = self.workspace.project(ref.rpartition("/")[0])
-        assert entry is not None, ref
-        return entry
 
-    def job(self, ref: str, args: list[str]) -> Job:
-        from stackwright.workflow.multistack import Job
-
-        debug = ["--debug"] if "--debug" in sys.argv else []
-        return Job(argv=(*CHILD, *debug, *args), cwd=self.entry(ref).root)
-
-
-def _stack(ref: str) -> str:
-    return ref.rpartition("/")[2]
-
-
-def _prepare(select_every: bool, since: str | None, parallel: int, who: str | None,
-             output: str) -> _Context:
+def _prepare(select_every: bool, since: str | None, who: str | None, output: str) -> _Context:
     """Load the workspace, build the graph, select the stacks and say which and why."""
+    from stackwright.operations.session import identity
     from stackwright.workflow.workspace import (
         require_workspace, select_all, select_changed, stack_graph,
     )
 
-    if parallel < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--parallel-stacks")
     if select_every == (since is not None):
         raise click.UsageError("choose the stacks: --all, or --changed-since GIT_REF")
     workspace = require_workspace()
     graph = stack_graph(workspace)
     selection = select_all(graph) if since is None else select_changed(workspace, graph, since)
-    context = _Context(workspace, graph, selection, parallel, who, output)
+    context = _Context(workspace, graph, selection, identity(who), output)
     _echo_selection(context)
     return context
 
@@ -242,83 +270,48 @@ def _echo_selection(context: _Context) -> None:
         context.say("Nothing to do.")
 
 
-def _preview(context: _Context, extra: list[str]) -> None:
-    """Each stack's own `preview`; stacks not created yet are previewed as new."""
-    from stackwright.workflow.multistack import initialized
+def _execute(context: _Context, action: str, *, parallel: int = 16,
+             out_dir: Path | None = None) -> dict[str, StackResult]:
+    """Run ``action`` over the selection, print each stack's block and a summary."""
+    from stackwright.workflow.multistack import Listener, RunOptions, run_stacks, subgraph
 
     if not context.selection:
-        return
-    existing = initialized(context.workspace, context.selection.refs)
-
-    def job(ref: str) -> Job:
-        if ref in existing:
-            return context.job(ref, ["preview", "-s", _stack(ref), *extra])
-        return context.job(ref, ["run", "preview-new", "-s", _stack(ref)])
-
-    _execute(context, "preview", job)
-
-
-def _review(context: _Context) -> None:
-    """Preview every stack, then print one document of all their plans."""
-    import tempfile
-
-    from stackwright.workflow.multistack import load_review
-
-    if not context.selection:
-        return
-    with tempfile.TemporaryDirectory(prefix="stackwright-run-") as folder:
-        paths = {ref: Path(folder) / f"{i}.review" for i, ref in enumerate(context.selection.refs)}
-        results = _execute(context, "preview", lambda ref: context.job(
-            ref, ["run", "review", "-s", _stack(ref), "--out", str(paths[ref])]), exit_on_failure=False)
-        reviews = {ref: load_review(paths[ref]) for ref, r in results.items() if r.ok}
-    _emit(context, reviews, results)
+        return {}
+    if parallel < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--parallel")
+    started = time.monotonic()
+    graph = subgraph(context.graph, context.selection.refs)
+    listener = Listener(started=lambda ref: context.say(f"... {ref}: {action} started"),
+                        finished=lambda result: _echo_result(context, result, action))
+    options = RunOptions(action, context.who, parallel=parallel, out_dir=out_dir)
+    results = run_stacks(context.workspace, graph, options, listener)
+    _echo_summary(context, list(results.values()), action, time.monotonic() - started)
+    return results
 
 
-def _save_plans(context: _Context, folder: Path, plan_args: tuple[str, str]) -> None:
-    """`stackwright plan --out` for every stack, into ``folder/<project>/<stack>.plan``."""
-    if not context.selection:
-        return
-    targets = {ref: folder / context.entry(ref).name / f"{_stack(ref)}.plan"
-               for ref in context.selection.refs}
-    for target in targets.values():
-        target.parent.mkdir(parents=True, exist_ok=True)
-    stack_opt, out_opt = plan_args
-    results = _execute(context, "plan", lambda ref: context.job(
-        ref, ["plan", stack_opt, _stack(ref), out_opt, str(targets[ref])]),
-        exit_on_failure=context.output == "text")
-    if context.output != "text":
-        reviews = {ref: _saved_review(targets[ref]) for ref, r in results.items() if r.ok}
-        _emit(context, reviews, results)
+def _finish(context: _Context, results: Mapping[str, StackResult]) -> None:
+    """The document on stdout (``--format``); exit 1 if a stack did not succeed."""
+    if context.output != "text" and results:
+        _emit(context, results)
+    if any(not r.ok for r in results.values()):
+        raise SystemExit(1)
 
 
-def _saved_review(path: Path) -> Review:
-    from stackwright.workflow.plan_file import read_plan_file
-    from stackwright.workflow.policies import Violation
-
-    saved = read_plan_file(path)
-    violations = [Violation(str(v["policy"]), str(v["message"]), v.get("urn"), bool(v["mandatory"]))
-                  for v in saved.get("violations") or []]
-    return saved.plan(None), violations
-
-
-def _emit(context: _Context, reviews: Mapping[str, Review],
-          results: Mapping[str, StackResult]) -> None:
-    """The document on stdout; exit 1 afterwards if a stack did not succeed."""
+def _emit(context: _Context, results: Mapping[str, StackResult]) -> None:
     from stackwright.workflow.markdown import render_stacks
     from stackwright.workflow.policies import with_violations
 
+    planned = [(ref, r.plan, r.violations) for ref, r in results.items() if r.ok and r.plan is not None]
     missing = [r for r in results.values() if not r.ok]
     if context.output == "markdown":
-        text = render_stacks([(ref, plan, v) for ref, (plan, v) in reviews.items()])
+        text = render_stacks(planned)
         click.echo(text.rstrip("\n") + _markdown_missing(missing))
-    else:
-        document = {
-            "stacks": [{"ref": ref, **with_violations(plan, v)} for ref, (plan, v) in reviews.items()],
-            "not_done": [{"ref": r.ref, "status": r.status, "cause": r.cause} for r in missing],
-        }
-        click.echo(json.dumps(document, indent=2, sort_keys=True))
-    if missing:
-        raise SystemExit(1)
+        return
+    document = {
+        "stacks": [{"ref": ref, **with_violations(plan, v)} for ref, plan, v in planned],
+        "not_done": [{"ref": r.ref, "status": r.status, "cause": r.cause} for r in missing],
+    }
+    click.echo(json.dumps(document, indent=2, sort_keys=True))
 
 
 def _markdown_missing(missing: list[StackResult]) -> str:
@@ -331,82 +324,6 @@ def _markdown_missing(missing: list[StackResult]) -> str:
     return "\n".join(lines)
 
 
-def _execute(context: _Context, action: str, job_for: Callable[[str], Job],
-             exit_on_failure: bool = True) -> dict[str, StackResult]:
-    """Run ``action`` over the selection, print each stack's block and a summary."""
-    from stackwright.workflow.multistack import Listener, child_env, run_stacks, subgraph
-
-    started = time.monotonic()
-    graph = subgraph(context.graph, context.selection.refs)
-    listener = Listener(started=lambda ref: context.say(f"... {ref}: {action} started"),
-                        finished=lambda result: _echo_result(context, result, action))
-    env = child_env(context.who)
-    if len(graph.deps) == 1:
-        ref = next(iter(graph.deps))
-        results = {ref: _run_here(ref, job_for(ref), env, listener)}
-    else:
-        results = run_stacks(graph, job_for, parallel=context.parallel, env=env, listener=listener)
-    failed = _echo_summary(context, list(results.values()), action, time.monotonic() - started)
-    if failed and exit_on_failure:
-        raise SystemExit(1)
-    return results
-
-
-def _run_here(ref: str, job: Job, env: Mapping[str, str], listener: Listener) -> StackResult:
-    """A lone stack runs in this process: the same command a child process would run,
-    without a second interpreter start (a third of `run --changed-since` for one stack)."""
-    import io
-    from contextlib import redirect_stderr, redirect_stdout
-
-    from stackwright.workflow.multistack import FAILED, OK, StackResult
-
-    listener.started(ref)
-    buffer = io.StringIO()
-    started = time.monotonic()
-    with _as_child(job.cwd, env), redirect_stdout(buffer), redirect_stderr(buffer):
-        ok = _invoke(list(job.argv[len(CHILD):]))
-    result = StackResult(ref, OK if ok else FAILED, buffer.getvalue(), time.monotonic() - started)
-    listener.finished(result)
-    return result
-
-
-@contextmanager
-def _as_child(cwd: Path, env: Mapping[str, str]) -> Iterator[None]:
-    """The working directory and environment a child process would have, for a while."""
-    saved_cwd, saved_env = os.getcwd(), dict(os.environ)
-    try:
-        os.chdir(cwd)
-        os.environ.clear()
-        os.environ.update(env)
-        yield
-    finally:
-        os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
-
-
-def _invoke(args: list[str]) -> bool:
-    """Run a `stackwright` command line here; True when it succeeded. User errors are
-    printed as `stackwright` prints them; bugs propagate with their traceback."""
-    from stackwright.cli.main import cli
-
-    try:
-        cli.main(args=args, prog_name="stackwright", standalone_mode=False)
-    except SystemExit as exc:
-        return exc.code in (0, None)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code == 0
-    except click.ClickException as exc:
-        exc.show()
-        return False
-    except StackwrightError as exc:
-        click.echo(click.style("error: ", fg="red", bold=True) + exc.headline(), err=True)
-        if exc.hint:
-            click.echo(f"  hint: {exc.hint}", err=True)
-        return False
-    return True
-
-
 def _echo_result(context: _Context, result: StackResult, action: str) -> None:
     colour = STATUS_COLOURS.get(result.status)
     if result.status == "skipped":
@@ -414,9 +331,35 @@ def _echo_result(context: _Context, result: StackResult, action: str) -> None:
         return
     title = f"--- {result.ref} ({action}): {result.status} in {result.seconds:.1f}s"
     context.say(click.style(title, fg=colour, bold=True))
-    body = result.output.rstrip("\n")
+    body = _result_lines(result, action, context.show_diff)
     if body:
-        context.say("\n".join("    " + line for line in body.splitlines()))
+        context.say("\n".join("    " + line for line in "\n".join(body).splitlines()))
+
+
+def _result_lines(result: StackResult, action: str, show_diff: bool) -> list[str]:
+    """What the stack's own command would have printed."""
+    from stackwright.cli.commands_update import outcome_lines
+    from stackwright.cli.render import plan_lines, violation_lines
+
+    if result.error is not None:
+        error = result.error
+        headline = click.style("error: ", fg="red", bold=True) + error.headline()
+        return [headline] + ([f"  hint: {error.hint}"] if error.hint else [])
+    lines: list[str] = []
+    if result.new:
+        lines.append(f"Stack {result.ref} is not initialized yet"
+                     + ("; nothing to destroy." if action == "destroy"
+                        else "; `stackwright run up` creates it."))
+    if result.outcome is not None:
+        recovery, body = outcome_lines(result.outcome, "Destroy" if action == "destroy" else "Update")
+        lines += recovery + body
+    elif result.plan is not None:
+        lines += plan_lines(result.plan, show_diff=show_diff)
+    if result.violations:
+        lines += violation_lines(result.violations)
+    if result.plan_file is not None:
+        lines.append(f"Plan saved to {result.plan_file}")
+    return lines
 
 
 def _echo_summary(context: _Context, results: list[StackResult], action: str,
@@ -434,16 +377,3 @@ def _echo_summary(context: _Context, results: list[StackResult], action: str,
         context.say(click.style(f"  {result.status:<11} {result.ref}{why}",
                                 fg=STATUS_COLOURS.get(result.status)))
     return len(bad)
-
-
-def _plan_command_args() -> tuple[str, str] | None:
-    """The stack and output options of `stackwright plan`, if this version has it."""
-    context = click.get_current_context()
-    root = context.find_root().command
-    command = root.get_command(context, "plan") if isinstance(root, click.Group) else None
-    if command is None:
-        return None
-    options = {opt for param in command.params for opt in getattr(param, "opts", [])}
-    stack = next((o for o in ("-s", "--stack") if o in options), None)
-    out = next((o for o in ("--out", "-o") if o in options), None)
-    return (stack, out) if stack and out else None

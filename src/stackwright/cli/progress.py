@@ -56,6 +56,8 @@ class LiveProgress(PlainProgress):
         self.console = console or Console(highlight=False)
         self.running: dict[str, tuple[str, float]] = {}
         self.calling: set[str] = set()
+        self.said: dict[str, str] = {}
+        """The last progress message of each running step (what it waits for)."""
         self.lock = threading.Lock()
         self.live = Live(console=self.console, refresh_per_second=8,
                          transient=True, get_renderable=self._table)
@@ -82,11 +84,11 @@ class LiveProgress(PlainProgress):
         table.add_column("elapsed", justify="right")
         now = time.monotonic()
         with self.lock:
-            rows = sorted(((urn in self.calling, urn, action, start)
+            rows = sorted(((urn in self.calling, urn, action, start, self.said.get(urn, "running"))
                            for urn, (action, start) in self.running.items()),
                           key=lambda row: (not row[0], row[3]))[:20]
-        for calling, urn, action, start in rows:
-            table.add_row(_label(urn), action, "running" if calling else "queued", f"{now - start:.1f}s")
+        for calling, urn, action, start, said in rows:
+            table.add_row(_label(urn), action, said if calling else "queued", f"{now - start:.1f}s")
         return table
 
     def step_started(self, urn: str, action: str) -> None:
@@ -98,11 +100,17 @@ class LiveProgress(PlainProgress):
         with self.lock:
             self.calling.add(urn)
 
+    def step_log(self, urn: str, message: str) -> None:
+        with self.lock:
+            if urn in self.running:
+                self.said[urn] = message
+
     def step_finished(self, urn: str, action: str, status: str, elapsed: float,
                       error: str | None = None) -> None:
         with self.lock:
             self.running.pop(urn, None)
             self.calling.discard(urn)
+            self.said.pop(urn, None)
         colour = STATUS_COLOURS.get(status, "white")
         detail = f": {error}" if error else ""
         self.console.print(f"  {action:<16} {_label(urn)}  [{colour}]{status}[/] ({elapsed:.1f}s){detail}",

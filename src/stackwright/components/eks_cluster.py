@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 import stackwright as sw
-from stackwright.providers.aws import eks, iam
+from stackwright.providers.aws import eks, eks_auth, iam
 
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 EKS_OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
@@ -41,6 +41,7 @@ def assume_role_policy(service: str) -> dict[str, Any]:
 class EksCluster(sw.Component, type="stackwright:aws:EksCluster"):
     """The cluster role, the cluster, a node role, one node group per spec, and the
     IAM OIDC provider that lets service accounts assume roles (IRSA, see ``ServiceRole``).
+    ``kubeconfig`` connects a ``k8s.Provider`` to the cluster.
     """
 
     def __init__(self, name: str, *, subnet_ids: Sequence[Any], node_groups: Sequence[NodeGroupSpec | dict[str, Any]],
@@ -66,6 +67,12 @@ class EksCluster(sw.Component, type="stackwright:aws:EksCluster"):
         self.oidc_issuer: sw.Output[str] = self.cluster.oidc_issuer
         self.oidc_provider_arn: sw.Output[str] = self.oidc_provider.arn
         self.arn = self.cluster.arn
+        self.kubeconfig: sw.Output[str] = sw.secret(sw.Output.all(
+            self.cluster.name, self.cluster.endpoint, self.cluster.certificate_authority, self.cluster.arn,
+        ).apply(lambda v: eks_auth.kubeconfig(v[0], v[1], v[2], region=v[3].split(":")[3])))
+        """A kubeconfig whose user authenticates with an STS-presigned token
+        (``aws eks get-token``; the k8s provider makes that token itself with botocore):
+        ``k8s.Provider("eks", kubeconfig=cluster.kubeconfig)``."""
 
     def _role(self, name: str, role_name: str, service: str, policies: Sequence[str],
               tags: dict[str, str]) -> iam.Role:

@@ -1,11 +1,15 @@
 """The program context: where declared resources, exports and config live while a
 program runs. The program layer creates one per run; the model layer fills it.
+
+The active context lives in a ``ContextVar``, not a module global, so that one process
+can run many programs (`stackwright run`) and each sees only its own.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from contextvars import ContextVar
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,15 +72,16 @@ class ProgramContext:
             self.finishers.pop(0)()
 
 
-_current: ProgramContext | None = None
-_callback_depth = 0
+_current: ContextVar[ProgramContext | None] = ContextVar("stackwright_program", default=None)
+_callback_depth: ContextVar[int] = ContextVar("stackwright_callback_depth", default=0)
 """Output callbacks running outside any program context (planning and apply resolve
 Outputs after the program has finished)."""
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def current() -> ProgramContext:
-    if _callback_depth or (_current is not None and _current.callback_depth):
+    ctx = _current.get()
+    if _callback_depth.get() or (ctx is not None and ctx.callback_depth):
         file, line = user_frame()
         raise ProgramError(
             "a resource was declared inside an Output callback",
@@ -85,45 +90,44 @@ def current() -> ProgramContext:
             hint="the set of resources must be known when the plan is made; declare "
             "resources at the top level and pass Outputs to them as inputs",
         )
-    if _current is None:
+    if ctx is None:
         raise ProgramError(
             "resources can only be declared while a Stackwright program runs",
             hint="run the program with `stackwright preview`, or in tests use "
             "stackwright.testing.declare(...)",
         )
-    return _current
+    return ctx
 
 
 def current_or_none() -> ProgramContext | None:
-    return _current
+    return _current.get()
 
 
 @contextmanager
 def activate(ctx: ProgramContext) -> Iterator[ProgramContext]:
-    global _current
-    previous, _current = _current, ctx
+    token = _current.set(ctx)
     try:
         yield ctx
     finally:
-        _current = previous
+        _current.reset(token)
 
 
 @contextmanager
 def inside_callback() -> Iterator[None]:
     """Marks that Output callbacks are running, where declaring resources is an error."""
-    global _callback_depth
-    if _current is None:
-        _callback_depth += 1
+    ctx = _current.get()
+    if ctx is None:
+        token = _callback_depth.set(_callback_depth.get() + 1)
         try:
             yield
         finally:
-            _callback_depth -= 1
+            _callback_depth.reset(token)
         return
-    _current.callback_depth += 1
+    ctx.callback_depth += 1
     try:
         yield
     finally:
-        _current.callback_depth -= 1
+        ctx.callback_depth -= 1
 
 
 def user_frame() -> tuple[str | None, int | None]:
@@ -135,3 +139,19 @@ def user_frame() -> tuple[str | None, int | None]:
             return filename, frame.f_lineno
         frame = frame.f_back  # type: ignore[assignment]
     return None, None
+
+
+def user_frame_of(exc: BaseException) -> tuple[str | None, int | None]:
+    """File and line of the deepest frame of ``exc``'s traceback in the user's code:
+    outside the stackwright package and Python's own and installed libraries."""
+    import sysconfig
+    import traceback
+
+    libraries = tuple(os.path.abspath(sysconfig.get_paths()[name]) + os.sep
+                      for name in ("stdlib", "platstdlib", "purelib", "platlib"))
+    found: tuple[str | None, int | None] = (None, None)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if not path.startswith((_PACKAGE_DIR, *libraries)) and not frame.filename.startswith("<"):
+            found = (frame.filename, frame.lineno)
+    return found

@@ -6,9 +6,9 @@ import pprint
 from dataclasses import dataclass
 from typing import Any
 
-from stackwright.errors import ProjectError, StateError
+from stackwright.errors import ProjectError, StateError, about
 from stackwright.model.resource import InputSpec, make_urn
-from stackwright.model.values import Secret, masked, wrap_secret_keys
+from stackwright.model.values import Secret, is_secret, wrap_secret_keys
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.providers.protocol import OperationContext, ResourceProvider
 from stackwright.state.records import Change, ResourceState
@@ -29,7 +29,8 @@ def import_resource(session: StackSession, type_token: str, name: str, resource_
             raise StateError(f"{urn} is already managed by this stack",
                              hint="pick another NAME, or `stackwright state rm` it first")
         ctx = OperationContext(urn=urn, name=name, token=f"import-{resource_id}")
-        live = handler.read(ctx, resource_id, {}, {})
+        with about(urn):
+            live = handler.read(ctx, resource_id, {}, {})
         if live is None:
             raise ProjectError(f"no {type_token} with id {resource_id!r} was found",
                                hint="check the id and the stack's region/endpoint")
@@ -56,7 +57,8 @@ def declaration_code(handler: ResourceProvider, name: str, inputs: dict[str, Any
     args = [f"    {key}={_literal(value)}," for key, value in inputs.items()
             if key in specs and not _is_default(specs[key], value)]
     variable = "".join(c if c.isalnum() else "_" for c in name).lower().strip("_") or "resource"
-    return "\n".join([f"from {package} import {short}", "",
+    imports = ["import stackwright as sw"] if is_secret(inputs) else []
+    return "\n".join([*imports, f"from {package} import {short}", "",
                       f"{variable} = {short}.{cls.__name__}(", f"    {name!r},", *args, ")"])
 
 
@@ -64,8 +66,23 @@ def _is_default(spec: InputSpec, value: Any) -> bool:
     return not spec.required and spec.default == value
 
 
-def _literal(value: Any) -> str:
+class _SecretToFill:
+    """Stands for a secret value in printed code, which never shows the value."""
+
+    def __repr__(self) -> str:
+        return 'sw.secret("FILL IN")'
+
+
+def _placeholders(value: Any) -> Any:
     if isinstance(value, Secret):
-        return f"sw.secret({pprint.pformat(masked(value))})  # fill in the secret"
-    text = pprint.pformat(value, width=80, sort_dicts=False)
+        return _SecretToFill()
+    if isinstance(value, dict):
+        return {k: _placeholders(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_placeholders(v) for v in value]
+    return value
+
+
+def _literal(value: Any) -> str:
+    text = pprint.pformat(_placeholders(value), width=80, sort_dicts=False)
     return text.replace("\n", "\n    ")

@@ -8,11 +8,11 @@ stacks by, so an undeclared reference could read outputs that are about to chang
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from stackwright.errors import ProjectError
+from stackwright.errors import ProjectError, StackNotApplied
 from stackwright.program.project import Project
 from stackwright.program.workspace import WORKSPACE_FILE, Workspace, find_workspace
 from stackwright.state.store import StateStore
@@ -23,13 +23,22 @@ STATE_FILE = Path(".stackwright") / "state.db"
 class WorkspaceLinks:
     """The workspace around one stack, found and loaded on first use."""
 
-    def __init__(self, project: Project, stack: str, store: StateStore) -> None:
+    def __init__(self, project: Project, stack: str, store: StateStore,
+                 workspace: Workspace | None = None,
+                 known: dict[str, Mapping[str, Any]] | None = None,
+                 stores: Callable[[Project], StateStore] | None = None) -> None:
+        """``workspace``, when given, saves finding and loading it again; ``known``
+        holds outputs already read or planned in this run, by ``project/stack``, and
+        receives what this stack reads; ``stores`` lends another project's open store
+        (`stackwright run` shares these across its stacks)."""
         self.project = project
         self.stack = stack
         self.store = store
-        self._workspace: Workspace | None = None
-        self._looked = False
-        self._cache: dict[str, dict[str, Any]] = {}
+        self._stores = stores
+        self._declared: frozenset[str] | None = None
+        self._workspace = workspace
+        self._looked = workspace is not None
+        self._cache: dict[str, Mapping[str, Any]] = {} if known is None else known
 
     @property
     def workspace(self) -> Workspace | None:
@@ -42,13 +51,15 @@ class WorkspaceLinks:
         return self.workspace.python_path if self.workspace is not None else ()
 
     def read_outputs(self, ref: str) -> Mapping[str, Any]:
-        """``project/stack``'s latest recorded outputs, after checking the dependency."""
-        if ref not in self._cache:
-            root, stack = self._target(ref)
-            self._cache[ref] = self._outputs(root, stack, ref)
-        return self._cache[ref]
+        """``project/stack``'s latest recorded outputs, after checking the dependency;
+        StackNotApplied when it was never applied."""
+        project, stack, name = self._target(ref)
+        if name not in self._cache:
+            self._cache[name] = self._outputs(project, stack, ref)
+        return self._cache[name]
 
-    def _target(self, ref: str) -> tuple[Path, str]:
+    def _target(self, ref: str) -> tuple[Project, str, str]:
+        """The stack's project folder, its name there, and its ``project/stack``."""
         project_key, _, stack = ref.rpartition("/")
         workspace = self.workspace
         if workspace is None:
@@ -57,13 +68,14 @@ class WorkspaceLinks:
                     f"cannot read stack {ref}: project {self.project.name!r} is not part of a "
                     f"workspace, so other projects cannot be found",
                     hint=f"list the projects in a {WORKSPACE_FILE} at the repository root")
-            return self.project.root, stack
+            return self.project, stack, f"{self.project.name}/{stack}"
         target = workspace.project(project_key)
         if target is None:
             raise ProjectError(f"cannot read stack {ref}: the workspace has no project {project_key!r}",
                                hint=f"known projects: {', '.join(p.name for p in workspace.projects)}")
-        self._check_declared(workspace, f"{target.name}/{stack}")
-        return target.root, stack
+        name = f"{target.name}/{stack}"
+        self._check_declared(workspace, name)
+        return target.project, stack, name
 
     def _check_declared(self, workspace: Workspace, ref: str) -> None:
         here = workspace.project_at(self.project.root)
@@ -74,26 +86,34 @@ class WorkspaceLinks:
                 f"stack {me} reads stack {ref}, but {me} is not listed in {workspace.shown}",
                 hint="add the project and stack to the workspace file, with "
                 f"`depends_on: [{ref}]`")
-        if ref not in workspace.dependencies(entry):
+        if self._declared is None:
+            self._declared = frozenset(workspace.dependencies(entry))
+        if ref not in self._declared:
             raise ProjectError(
                 f"stack {me} reads stack {ref}, but {workspace.shown} does not declare that "
                 "dependency",
                 hint=f"add `depends_on: [{ref}]` to {me}'s entry (line {entry.line}) so that "
                 "`stackwright run` applies it first")
 
-    def _outputs(self, root: Path, stack: str, ref: str) -> dict[str, Any]:
+    def _outputs(self, target: Project, stack: str, ref: str) -> dict[str, Any]:
+        root = target.root
         if root.resolve() == self.project.root.resolve():
             return self._read(self.store, stack, ref)
-        from stackwright.program.project import load_project
+        from stackwright.operations.keyring import Keyring
+
+        if self._stores is not None:
+            shared = self._stores(target)
+            shared.use_cipher(Keyring.for_stack(target, stack))
+            return self._read(shared, stack, ref)
         from stackwright.state.backends import open_state_store, sqlite_path, state_url
 
-        target = load_project(root)
         url = state_url(target.settings)
         default = root / STATE_FILE
         if not url or url.startswith("sqlite:"):
             if not sqlite_path(url, default, root).is_file():
                 raise _never_applied(ref)
         store = open_state_store(url, default, project=target.name, root=root)
+        store.use_cipher(Keyring.for_stack(target, stack))
         try:
             return self._read(store, stack, ref)
         finally:
@@ -103,9 +123,12 @@ class WorkspaceLinks:
     def _read(store: StateStore, stack: str, ref: str) -> dict[str, Any]:
         if not store.stack_exists(stack):
             raise _never_applied(ref)
-        return dict(store.snapshot(stack).outputs)
+        snapshot = store.snapshot(stack)
+        if not snapshot.serial:  # 0 until the stack's first write: created, never applied
+            raise _never_applied(ref)
+        return dict(snapshot.outputs)
 
 
-def _never_applied(ref: str) -> ProjectError:
-    return ProjectError(f"cannot read stack {ref}: it has no recorded state (never applied)",
-                        hint="apply it first; `stackwright run up` applies dependencies first")
+def _never_applied(ref: str) -> StackNotApplied:
+    return StackNotApplied(f"cannot read stack {ref}: it has no recorded state (never applied)",
+                           hint="apply it first; `stackwright run up` applies dependencies first")

@@ -3,6 +3,10 @@
 The program runs in this process with the project folder on ``sys.path``. Errors it
 raises are turned into ``ProgramError`` pointing at the user's file and line; the
 original exception stays attached as ``__cause__`` for ``--debug``.
+
+One process may run many programs (`stackwright run`), one after another: the modules a
+program imports from its own folders are forgotten when it ends, so that two projects
+may each have their own ``lib.py``. Programs never depend on the working directory.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 import runpy
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +38,34 @@ def run_program(project: Project, stack: str, config: ConfigSource, *,
     workspace's) after the project's own folder on ``sys.path``."""
     ctx = ProgramContext(stack=stack, project=project.name, config=config,
                          read_stack_outputs=read_stack_outputs)
-    folders = [str(project.root), *(str(p) for p in python_path)]
-    sys.path[:0] = folders
-    try:
-        with context.activate(ctx):
-            _run_main(project)
-            ctx.finish()
-    finally:
-        for folder in folders:
-            if folder in sys.path:
-                sys.path.remove(folder)
+    with project_imports([project.root, *python_path]), context.activate(ctx):
+        _run_main(project)
+        ctx.finish()
     return desired_graph(ctx)
+
+
+@contextmanager
+def project_imports(folders: Sequence[Path]) -> Iterator[None]:
+    """``folders`` first on ``sys.path`` for a while; afterwards the modules imported
+    from them are forgotten, so the next program's same-named modules are its own."""
+    paths = [str(folder) for folder in folders]
+    before = set(sys.modules)
+    sys.path[:0] = paths
+    try:
+        yield
+    finally:
+        for path in paths:
+            if path in sys.path:
+                sys.path.remove(path)
+        _forget_new_modules(before, paths)
+
+
+def _forget_new_modules(before: set[str], paths: Sequence[str]) -> None:
+    prefixes = tuple(str(Path(path).resolve()) + "/" for path in paths)
+    for name in set(sys.modules) - before:
+        file = getattr(sys.modules[name], "__file__", None)
+        if file and str(Path(file).resolve()).startswith(prefixes):
+            del sys.modules[name]
 
 
 def _run_main(project: Project) -> None:

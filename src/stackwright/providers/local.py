@@ -1,8 +1,9 @@
 """The ``local`` provider: files on this machine and shell commands.
 
-Both run in the CLI's process, so relative paths and command directories resolve
-against the current working directory at call time (the CLI runs from the project
-directory). Only the standard library is used.
+Both run in the CLI's process. Relative paths and command directories resolve against
+the project's folder (``root`` in the provider's config, which the session sets), else
+the working directory; commands without ``dir`` run in that folder. Only the standard
+library is used.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class FileProvider(ResourceProvider):
     replace_on = frozenset({"path"})
     computed_on_update = frozenset({"sha256", "size"})
     """A content change changes both, so dependents cannot use the recorded values."""
+    root: str | None = None
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         path, content, mode = inputs.get("path"), inputs.get("content", ""), inputs.get("mode", 0o644)
@@ -91,13 +93,13 @@ class FileProvider(ResourceProvider):
         the same file.
         """
         result = super().diff(old_inputs, old_outputs, new_inputs)
-        if "path" in result.replaces and _same_file(old_inputs.get("path"), new_inputs.get("path")):
+        if "path" in result.replaces and _same_file(old_inputs.get("path"), new_inputs.get("path"), self.root):
             replaces = tuple(k for k in result.replaces if k != "path")
             return DiffResult(changed=result.changed, replaces=replaces)
         return result
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
-        path = _absolute(inputs["path"])
+        path = _absolute(inputs["path"], self.root)
         data = str(inputs.get("content", "")).encode("utf-8")
         _write_atomically(path, data, int(inputs.get("mode", 0o644)))
         ctx.log(f"wrote {len(data)} bytes to {path}")
@@ -112,13 +114,13 @@ class FileProvider(ResourceProvider):
             path = inputs.get("path")
             if not isinstance(path, str) or not path:
                 return None
-            id = _absolute(path)
+            id = _absolute(path, self.root)
         found = _read_file(id)
         if found is None:
             return None
         data, mode = found
         declared = inputs.get("path")
-        path = declared if isinstance(declared, str) and _absolute(declared) == id else id
+        path = declared if isinstance(declared, str) and _absolute(declared, self.root) == id else id
         live = {"path": path, "content": data.decode("utf-8", errors="replace"), "mode": mode}
         return ReadResult(id=id, inputs=live, outputs=_file_outputs(data))
 
@@ -146,13 +148,13 @@ class FileProvider(ResourceProvider):
         ctx.log(f"deleted {id}")
 
 
-def _absolute(path: str) -> str:
-    return os.path.abspath(path)
+def _absolute(path: str, root: str | None) -> str:
+    return os.path.abspath(os.path.join(root, path) if root else path)
 
 
-def _same_file(old: Any, new: Any) -> bool:
+def _same_file(old: Any, new: Any, root: str | None) -> bool:
     return isinstance(old, str) and isinstance(new, str) and bool(old) and bool(new) \
-        and _absolute(old) == _absolute(new)
+        and _absolute(old, root) == _absolute(new, root)
 
 
 def _file_outputs(data: bytes) -> dict[str, Any]:
@@ -248,6 +250,7 @@ class CommandProvider(ResourceProvider):
     replace_on = frozenset({"create", "triggers", "dir", "environment"})
     computed_on_update = frozenset({"stdout"})
     """An ``update`` command may print something new; we cannot know before running it."""
+    root: str | None = None
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         checked = dict(inputs)
@@ -267,7 +270,7 @@ class CommandProvider(ResourceProvider):
         return checked
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
-        stdout = _run("create", inputs["create"], ctx, inputs, {})
+        stdout = _run("create", inputs["create"], ctx, inputs, {}, self.root)
         return Created(id=ctx.token, outputs={"stdout": stdout})
 
     def read(
@@ -284,7 +287,7 @@ class CommandProvider(ResourceProvider):
         command = inputs.get("read")
         if not command:
             return ReadResult(id=id, inputs=dict(inputs), outputs=dict(outputs))
-        stdout = _run("read", command, ctx, inputs, _existing(id, outputs))
+        stdout = _run("read", command, ctx, inputs, _existing(id, outputs), self.root)
         return ReadResult(id=id, inputs=dict(inputs), outputs={"stdout": stdout})
 
     def update(
@@ -294,7 +297,7 @@ class CommandProvider(ResourceProvider):
         command = new_inputs.get("update")
         if not command:
             return {"stdout": old_outputs.get("stdout", "")}
-        return {"stdout": _run("update", command, ctx, new_inputs, _existing(id, old_outputs))}
+        return {"stdout": _run("update", command, ctx, new_inputs, _existing(id, old_outputs), self.root)}
 
     def delete(
         self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
@@ -302,7 +305,7 @@ class CommandProvider(ResourceProvider):
     ) -> None:
         command = inputs.get("delete")
         if command:
-            _run("delete", command, ctx, inputs, _existing(id, outputs))
+            _run("delete", command, ctx, inputs, _existing(id, outputs), self.root)
 
 
 def _existing(id: str, outputs: Mapping[str, Any]) -> dict[str, str]:
@@ -312,17 +315,22 @@ def _existing(id: str, outputs: Mapping[str, Any]) -> dict[str, str]:
 
 def _run(
     operation: str, command: str, ctx: OperationContext, inputs: Mapping[str, Any],
-    extra_env: Mapping[str, str],
+    extra_env: Mapping[str, str], root: str | None,
 ) -> str:
-    """Run one shell command; its stripped stdout, or a ProviderError with its stderr."""
+    """Run one shell command; its stripped stdout, or a ProviderError with its stderr.
+
+    The command gets a session (and process group) of its own: a terminal's Ctrl-C goes
+    to the whole foreground group, and must reach only stackwright, which lets running
+    commands finish and records them, rather than kill them half-way."""
     env = _environment(ctx, inputs, extra_env)
     directory = inputs.get("dir")
+    cwd = _absolute(directory, root) if directory else root
     ctx.log(f"{operation}: {command}")
     try:
         done = subprocess.run(
             command, shell=True, capture_output=True, text=True, env=env,
-            cwd=_absolute(directory) if directory else None, timeout=ctx.timeout,
-            stdin=subprocess.DEVNULL,
+            cwd=cwd, timeout=ctx.timeout,
+            stdin=subprocess.DEVNULL, start_new_session=True,
         )
     except subprocess.TimeoutExpired as exc:
         raise ProviderError(f"{operation} command timed out after {exc.timeout:g}s: {command}") from exc
@@ -351,5 +359,18 @@ def _failure(operation: str, done: subprocess.CompletedProcess[str]) -> str:
     return message + (":\n" + "\n".join(tail) if tail else " (no output)")
 
 
+class LocalProvider(SimpleProvider):
+    """Passes the project folder (``root`` in its config) to both resource types."""
+
+    def __init__(self) -> None:
+        self.files, self.commands = FileProvider(), CommandProvider()
+        super().__init__("local", VERSION, [self.files, self.commands])
+
+    def configure(self, config: Mapping[str, Any]) -> None:
+        super().configure(config)
+        root = config.get("root")
+        self.files.root = self.commands.root = str(root) if root else None
+
+
 def provider() -> SimpleProvider:
-    return SimpleProvider("local", VERSION, [FileProvider(), CommandProvider()])
+    return LocalProvider()

@@ -4,11 +4,18 @@ Its config section sets per-call ``latency`` (seconds), ``fail_rate`` and
 ``throttle_rate`` (probabilities, 0..1) and an optional ``seed``, so a test can
 measure the engine's parallelism and exercise its retry and failure paths without a
 real cloud. Objects live in the provider instance only: a new process starts empty.
+``call_log`` names a file that gets one JSON line per call that succeeded (operation,
+URN, token, object id and outputs, process id), appended in one write, so that several
+processes can share it and a test can count what the pretend cloud really did. It is
+also where a process finds an object another (killed) process created: reading an
+interrupted create by its token, as a real provider would look it up by name.
 """
 
 from __future__ import annotations
 
 import collections
+import json
+import os
 import random
 import threading
 import time
@@ -45,17 +52,21 @@ class Faults:
     fail_rate: float = 0.0
     throttle_rate: float = 0.0
     seed: int | None = None
+    call_log: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Faults:
         seed = config.get("seed")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ConfigError(f"synthetic.seed must be an integer, got {seed!r}")
+        call_log = config.get("call_log")
+        if call_log is not None and not isinstance(call_log, str):
+            raise ConfigError(f"synthetic.call_log must be a file path, got {call_log!r}")
         return cls(
             latency=_number(config, "latency", upper=None),
             fail_rate=_number(config, "fail_rate", upper=1.0),
             throttle_rate=_number(config, "throttle_rate", upper=1.0),
-            seed=seed,
+            seed=seed, call_log=call_log,
         )
 
 
@@ -112,7 +123,8 @@ class ThingProvider(ResourceProvider):
             if live is None:
                 live = LiveThing(ctx.urn, dict(inputs), {"value": _value(ctx, inputs)})
                 self.objects[id] = live
-            return Created(id=id, outputs=dict(live.outputs))
+        self._log("create", ctx, id, live.outputs)
+        return Created(id=id, outputs=dict(live.outputs))
 
     def read(
         self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
@@ -120,7 +132,7 @@ class ThingProvider(ResourceProvider):
     ) -> ReadResult | None:
         self._call("read")
         if id is None:
-            return None
+            return self._logged_create(ctx, inputs)
         with self._lock:
             live = self.objects.get(id)
             if live is None:
@@ -136,7 +148,8 @@ class ThingProvider(ResourceProvider):
         with self._lock:
             live = LiveThing(ctx.urn, dict(new_inputs), {"value": _value(ctx, new_inputs)})
             self.objects[id] = live
-            return dict(live.outputs)
+        self._log("update", ctx, id, live.outputs)
+        return dict(live.outputs)
 
     def delete(
         self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
@@ -145,6 +158,33 @@ class ThingProvider(ResourceProvider):
         self._call("delete")
         with self._lock:
             self.objects.pop(id, None)
+        self._log("delete", ctx, id, {})
+
+    def _logged_create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> ReadResult | None:
+        """The object an earlier process created with this token, if the log has it."""
+        if self.faults.call_log is None or not os.path.exists(self.faults.call_log):
+            return None
+        with open(self.faults.call_log, encoding="utf-8") as log:
+            found = [json.loads(line) for line in log if ctx.token in line]
+        for entry in found:
+            if entry["op"] == "create" and entry["token"] == ctx.token:
+                with self._lock:
+                    self.objects[entry["id"]] = LiveThing(ctx.urn, dict(inputs), entry["outputs"])
+                return ReadResult(id=entry["id"], inputs=dict(inputs), outputs=entry["outputs"])
+        return None
+
+    def _log(self, operation: str, ctx: OperationContext, id: str, outputs: Mapping[str, Any]) -> None:
+        """One line per call that succeeded, in one ``write`` (appends from several
+        processes do not interleave)."""
+        if self.faults.call_log is None:
+            return
+        line = json.dumps({"op": operation, "urn": ctx.urn, "token": ctx.token, "id": id,
+                           "outputs": dict(outputs), "pid": os.getpid()}) + "\n"
+        fd = os.open(self.faults.call_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
 
     def _call(self, operation: str) -> None:
         """Count the call, wait out the latency, then maybe throttle or fail."""

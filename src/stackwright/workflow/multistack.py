@@ -1,63 +1,83 @@
-"""Running one command over many stacks: dependencies first, independent stacks in
-parallel, a failure stopping only the stacks that depend on it.
+"""Running one command over many stacks of a workspace, in this process.
 
-Each stack runs in its own `stackwright` process, in its project's folder. Programs
-run in the process that plans them, and a process holds one program well: the
-program context, ``sys.modules`` (two projects may both have a ``helpers.py``) and the
-working directory (the local provider resolves paths against it) are all
-process-wide. A process per stack also means each stack goes through exactly the
-checks its single-stack command makes (environments, gates, policies), and its
-output can be kept together and printed when it finishes.
+`stackwright run` walks the selected stacks one at a time, dependencies first (for
+``destroy``, dependents first); a failed stack skips only the stacks that need it.
+Each stack goes through the checks its single-stack command makes (environment,
+staging gate, policies) and ends as a ``StackResult`` value the CLI renders.
+
+Programs run one after another in this process: each has its own program context (a
+``ContextVar``), the modules it imported from its project are forgotten when it ends,
+and nothing reads the working directory or ``os.environ`` to learn its project, its
+stack or who is acting: those are passed explicitly.
+
+A stack planned earlier in the same run lends its planned outputs to the stacks that
+reference it, so a workspace that was never applied can be previewed whole.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import pickle
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stackwright.graph import Graph, walk
-from stackwright.model.values import Secret
-from stackwright.operations.session import (
-    StackSession, identity, open_store, provider_config,
-)
+from stackwright.engine.apply import ApplyOptions
+from stackwright.engine.events import EventSink
+from stackwright.errors import StackwrightError, StateError
+from stackwright.graph import Graph
+from stackwright.operations.keyring import Keyring
+from stackwright.operations.session import StackSession, open_store, provider_config, stack_config
+from stackwright.operations.update import UpdateOutcome, destroy, preview, up
 from stackwright.plan.plan import Plan
 from stackwright.plan.planner import make_plan
-from stackwright.program.project import Project, load_stack_config
+from stackwright.program.project import Project
 from stackwright.program.workspace import ProjectEntry, Workspace
 from stackwright.providers.registry import ProviderRegistry
-from stackwright.state.records import Snapshot
+from stackwright.state.records import LockInfo, Snapshot
+from stackwright.state.store import StateStore
 
 if TYPE_CHECKING:
     from stackwright.workflow.policies import Violation
 
 OK, FAILED, SKIPPED, NOT_STARTED = "ok", "failed", "skipped", "not-started"
-STATE_FILE = Path(".stackwright") / "state.db"
+PREVIEW, PLAN, UP, DESTROY = "preview", "plan", "up", "destroy"
+ACTIONS = (PREVIEW, PLAN, UP, DESTROY)
+
+Outputs = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
-class Job:
-    """The command line that runs one stack, and the folder it runs in."""
+class RunOptions:
+    """What one `run` does to every stack it selects."""
 
-    argv: tuple[str, ...]
-    cwd: Path
+    action: str
+    who: str
+    """Who is acting, resolved once for the whole run."""
+    parallel: int = 16
+    """Provider calls at once within one stack."""
+    out_dir: Path | None = None
+    """``plan``: save each stack's plan as ``out_dir/<project>/<stack>.plan``."""
+    sink: Callable[[], EventSink] = EventSink
+    """Makes the event sink of each stack's apply (progress listeners)."""
 
 
 @dataclass
 class StackResult:
+    """What happened to one stack; the CLI renders it."""
+
     ref: str
     status: str
-    output: str = ""
     seconds: float = 0.0
+    plan: Plan | None = None
+    violations: list[Violation] = field(default_factory=list)
+    outcome: UpdateOutcome | None = None
+    error: StackwrightError | None = None
     cause: str | None = None
-    """For a skipped stack: the failed stack it depends on."""
+    """For a skipped stack: the failed stack it needs."""
+    new: bool = False
+    """Not initialized yet: previewed as creating everything, or nothing to destroy."""
+    plan_file: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -66,7 +86,7 @@ class StackResult:
 
 @dataclass(frozen=True)
 class Listener:
-    """Called on the main thread as stacks start and finish (or are skipped)."""
+    """Called as stacks start and finish (or are skipped)."""
 
     started: Callable[[str], None] = lambda ref: None
     finished: Callable[[StackResult], None] = lambda result: None
@@ -82,103 +102,185 @@ def subgraph(graph: Graph[str], refs: Iterable[str]) -> Graph[str]:
     return Graph({ref: [d for d in graph.deps.get(ref, ()) if d in chosen] for ref in keep})
 
 
-def run_stacks(graph: Graph[str], job_for: Callable[[str], Job], *, parallel: int,
-               env: Mapping[str, str], listener: Listener = Listener()) -> dict[str, StackResult]:
-    """Run every stack of ``graph`` after its dependencies, at most ``parallel`` at once.
+def walk_order(graph: Graph[str], action: str) -> tuple[list[str], Mapping[str, list[str]]]:
+    """The stacks in the order ``action`` visits them, and what each must wait for:
+    its dependencies, or for ``destroy`` its dependents. ``graph`` lists dependencies
+    before dependents (as selections do)."""
+    if action == DESTROY:
+        return list(reversed(graph.deps)), graph.dependents()
+    return list(graph.deps), graph.deps
 
-    SIGINT or SIGTERM stops new stacks from starting; SIGTERM is passed on to the
-    stacks in flight (SIGINT from a terminal reaches them already), which stop the way
-    a single `stackwright up` does. Returns each stack's result."""
-    return asyncio.run(_Runner(graph, job_for, env, listener).run(parallel))
+
+def run_stacks(workspace: Workspace, graph: Graph[str], options: RunOptions,
+               listener: Listener = Listener()) -> dict[str, StackResult]:
+    """Run ``options.action`` over every stack of ``graph``, each after the stacks it
+    waits for; one that failed skips those that wait for it. Returns each result."""
+    order, waits_for = walk_order(graph, options.action)
+    results: dict[str, StackResult] = {}
+    with StackRunner(workspace, options) as runner:
+        for ref in order:
+            blocked = next((results[d] for d in waits_for.get(ref, ()) if not results[d].ok), None)
+            if blocked is not None:
+                result = StackResult(ref, SKIPPED, cause=blocked.cause or blocked.ref)
+            else:
+                listener.started(ref)
+                result = runner.run(ref)
+            results[ref] = result
+            listener.finished(result)
+    return {ref: results[ref] for ref in graph.deps}
 
 
-class _Runner:
-    def __init__(self, graph: Graph[str], job_for: Callable[[str], Job],
-                 env: Mapping[str, str], listener: Listener) -> None:
-        self.graph = graph
-        self.job_for = job_for
-        self.env = dict(env)
-        self.listener = listener
-        self.results: dict[str, StackResult] = {}
-        self.processes: set[asyncio.subprocess.Process] = set()
-        self.stopping = False
+class StackRunner:
+    """Runs one stack at a time for one `run`; remembers what earlier stacks planned
+    or recorded as outputs, for the stacks that reference them, and keeps each
+    project's state store open until the run ends (opening and closing one per stack
+    is most of a trivial stack's cost)."""
 
-    async def run(self, parallel: int) -> dict[str, StackResult]:
-        self._handle_signals()
-        try:
-            fates = await walk(self.graph, self._visit, parallel=parallel, on_skip=self._skipped,
-                               should_stop=lambda: self.stopping)
-        finally:
-            self._restore_signals()
-        for ref, fate in fates.items():
-            if ref not in self.results:
-                self.results[ref] = StackResult(ref, NOT_STARTED if fate == NOT_STARTED else FAILED)
-        return {ref: self.results[ref] for ref in self.graph.deps}
+    def __init__(self, workspace: Workspace, options: RunOptions) -> None:
+        self.workspace = workspace
+        self.options = options
+        self.known: dict[str, Outputs] = {}
+        self.stores: dict[str, StateStore] = {}
 
-    async def _visit(self, ref: str) -> bool:
-        job = self.job_for(ref)
-        self.listener.started(ref)
+    def __enter__(self) -> StackRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for store in self.stores.values():
+            store.close()
+        self.stores.clear()
+
+    def store(self, project: Project) -> StateStore:
+        if project.name not in self.stores:
+            self.stores[project.name] = open_store(project)
+        return self.stores[project.name]
+
+    def run(self, ref: str, lock: LockInfo | None = None) -> StackResult:
+        """The stack's result; a user error (``StackwrightError``) fails it. With
+        ``lock``, the caller holds the stack's lock and updates work under it."""
         started = time.monotonic()
         try:
-            process = await asyncio.create_subprocess_exec(
-                *job.argv, cwd=job.cwd, env=self.env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        except OSError as exc:
-            return self._finish(StackResult(ref, FAILED, f"cannot start: {exc}\n"))
-        self.processes.add(process)
-        try:
-            output, _ = await process.communicate()
-        finally:
-            self.processes.discard(process)
-        status = OK if process.returncode == 0 else FAILED
-        text = output.decode("utf-8", errors="replace")
-        return self._finish(StackResult(ref, status, text, time.monotonic() - started))
+            result = self._act(ref, lock)
+        except StackwrightError as exc:
+            result = StackResult(ref, FAILED, error=exc)
+        result.seconds = time.monotonic() - started
+        return result
 
-    def _finish(self, result: StackResult) -> bool:
-        self.results[result.ref] = result
-        self.listener.finished(result)
-        return result.ok
+    def _act(self, ref: str, lock: LockInfo | None) -> StackResult:
+        entry = self.entry(ref)
+        stack = ref.rpartition("/")[2]
+        session = self._session(entry.project, stack)
+        if session is None:
+            return self._absent(ref, entry.project, stack)
+        session.held_lock = lock
+        return self._on(session, ref)
 
-    def _skipped(self, ref: str, cause: str) -> None:
-        self._finish(StackResult(ref, SKIPPED, cause=cause))
+    def entry(self, ref: str) -> ProjectEntry:
+        entry = self.workspace.project(ref.rpartition("/")[0])
+        if entry is None:
+            raise StackwrightError(f"the workspace has no project for stack {ref}")
+        return entry
 
-    def _handle_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self._stop, sig)
-            except (NotImplementedError, RuntimeError):
-                pass
+    def _session(self, project: Project, stack: str) -> StackSession | None:
+        """The stack's session, or None when it is not in the state store yet."""
+        store = self.store(project)
+        if not store.stack_exists(stack):
+            return None
+        return self._new_session(project, stack)
 
-    def _restore_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError):
-                pass
+    def _new_session(self, project: Project, stack: str) -> StackSession:
+        """A session over the run's store of the project; closing the store is the run's."""
+        store = self.store(project)
+        keys = Keyring.for_stack(project, stack)
+        store.use_cipher(keys)
+        config = stack_config(project, stack, keys)
+        registry = ProviderRegistry(provider_config(project, config.data))
+        session = StackSession(project, stack, store, config, registry, self.options.who)
+        session.link_workspace(self.workspace, self.known, self.store)
+        return session
 
-    def _stop(self, sig: signal.Signals) -> None:
-        self.stopping = True
-        if sig == signal.SIGTERM:
-            for process in list(self.processes):
-                if process.returncode is None:
-                    process.send_signal(signal.SIGTERM)
+    def _on(self, session: StackSession, ref: str) -> StackResult:
+        action = self.options.action
+        if action == UP:
+            return self._up(session, ref)
+        if action == DESTROY:
+            outcome = destroy(session, options=self._apply_options(), sink=self.options.sink(),
+                              confirm=lambda plan: True)
+            return StackResult(ref, OK if outcome.ok else FAILED, plan=outcome.plan, outcome=outcome)
+        if action == PLAN and self.options.out_dir is not None:
+            return self._save_plan(session, ref)
+        plan = preview(session)
+        self.known[ref] = plan.outputs
+        return StackResult(ref, OK, plan=plan, violations=violations(session, plan))
+
+    def _up(self, session: StackSession, ref: str) -> StackResult:
+        from stackwright.workflow.gate import check_gate
+
+        check_gate(session)
+        policy = PolicyCheck(session)
+        outcome = up(session, options=self._apply_options(), sink=self.options.sink(),
+                     confirm=lambda plan: True, check=policy)
+        return StackResult(ref, OK if outcome.ok else FAILED, plan=outcome.plan,
+                           violations=policy.violations, outcome=outcome)
+
+    def _save_plan(self, session: StackSession, ref: str) -> StackResult:
+        from stackwright.workflow.plan_file import save_plan
+
+        assert self.options.out_dir is not None
+        path = self.options.out_dir / self.entry(ref).name / f"{session.stack}.plan"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = save_plan(session, path)
+        self.known[ref] = written.plan.outputs
+        return StackResult(ref, OK, plan=written.plan, violations=written.violations, plan_file=path)
+
+    def _absent(self, ref: str, project: Project, stack: str) -> StackResult:
+        """A stack the workspace lists but the state does not have yet."""
+        action = self.options.action
+        if action == DESTROY:
+            return StackResult(ref, OK, new=True)
+        if action == UP or (action == PLAN and self.options.out_dir is not None):
+            raise StackwrightError(f"stack {ref} is not initialized yet",
+                                   hint="`stackwright run up` creates the stacks the workspace lists")
+        plan = self._plan_new(project, stack)
+        self.known[ref] = plan.outputs
+        return StackResult(ref, OK, plan=plan, new=True)
+
+    def _plan_new(self, project: Project, stack: str) -> Plan:
+        """Everything the stack declares, to create. Records nothing."""
+        session = self._new_session(project, stack)
+        desired = session.run_program()
+        empty = Snapshot(stack=stack, lineage="", serial=0, resources={}, outputs={})
+        return make_plan(desired, empty, session.providers)
+
+    def _apply_options(self) -> ApplyOptions:
+        return ApplyOptions(parallel=self.options.parallel)
 
 
-def initialized(workspace: Workspace, refs: Iterable[str]) -> set[str]:
-    """Which of ``refs`` exist in their project's state store (never creating one)."""
-    found: set[str] = set()
-    for entry, stacks in _by_project(workspace, refs):
-        path = entry.root / STATE_FILE
-        if not path.is_file():
-            continue
-        store = open_store(entry.project)
-        try:
-            found.update(f"{entry.name}/{s}" for s in stacks if store.stack_exists(s))
-        finally:
-            store.close()
-    return found
+def violations(session: StackSession, plan: Plan) -> list[Violation]:
+    """What the stack's environment's policies say of ``plan`` (nothing to judge when
+    it changes nothing)."""
+    if not plan.has_changes:
+        return []
+    from stackwright.workflow.environments import environment_for
+    from stackwright.workflow.policies import evaluate
+
+    env = environment_for(session.project, session.stack)
+    return evaluate(plan, session.project, env, providers=session.providers)
+
+
+class PolicyCheck:
+    """The check `up` runs on the plan it made under the lock: refuse on a mandatory
+    violation, keep advisory ones to show."""
+
+    def __init__(self, session: StackSession) -> None:
+        self.session = session
+        self.violations: list[Violation] = []
+
+    def __call__(self, plan: Plan) -> None:
+        from stackwright.workflow.policies import refuse_blocking
+
+        self.violations = violations(self.session, plan)
+        refuse_blocking(self.violations)
 
 
 def initialize(workspace: Workspace, refs: Iterable[str]) -> list[str]:
@@ -188,13 +290,24 @@ def initialize(workspace: Workspace, refs: Iterable[str]) -> list[str]:
     for entry, stacks in _by_project(workspace, refs):
         store = open_store(entry.project)
         try:
+            existing = {info.name for info in store.list_stacks()}
             for stack in stacks:
-                if not store.stack_exists(stack):
-                    store.create_stack(stack)
+                if stack not in existing and _created(store, stack):
                     created.append(f"{entry.name}/{stack}")
         finally:
             store.close()
     return created
+
+
+def _created(store: StateStore, stack: str) -> bool:
+    """Create the stack; False if another worker of the run created it first."""
+    try:
+        store.create_stack(stack)
+    except StateError:
+        if store.stack_exists(stack):
+            return False
+        raise
+    return True
 
 
 def _by_project(workspace: Workspace, refs: Iterable[str]) -> list[tuple[ProjectEntry, list[str]]]:
@@ -207,96 +320,3 @@ def _by_project(workspace: Workspace, refs: Iterable[str]) -> list[tuple[Project
             out.setdefault(entry.name, (entry, []))[1].append(stack)
     return list(out.values())
 
-
-def preview_new_stack(project: Project, stack: str, who: str | None = None) -> Plan:
-    """The plan of a stack that exists in the workspace file but not yet in state:
-    everything it declares, to create. Records nothing (no stack is created)."""
-    session = _new_session(project, stack, who)
-    try:
-        return _plan_new(session)
-    finally:
-        session.close()
-
-
-def _new_session(project: Project, stack: str, who: str | None) -> StackSession:
-    config = load_stack_config(project, stack)
-    return StackSession(project, stack, open_store(project), config,
-                        ProviderRegistry(provider_config(project, config.data)), identity(who))
-
-
-def _plan_new(session: StackSession) -> Plan:
-    desired = session.run_program()
-    empty = Snapshot(stack=session.stack, lineage="", serial=0, resources={}, outputs={})
-    return make_plan(desired, empty, session.providers)
-
-
-# --- reviews: one stack's plan handed from its process to the one that renders all ---
-
-
-Review = tuple[Plan, "list[Violation]"]
-
-
-def review_stack(project: Project, stack: str, who: str | None = None) -> Review:
-    """What `preview` shows for the stack (the plan of creating it, if it is not
-    initialized yet) and what its environment's policies say of that plan."""
-    from stackwright.operations.session import open_session
-    from stackwright.operations.update import preview
-    from stackwright.workflow.environments import environment_for
-    from stackwright.workflow.policies import evaluate
-
-    store = open_store(project)
-    try:
-        exists = store.stack_exists(stack)
-    finally:
-        store.close()
-    session = open_session(project, stack, who) if exists else _new_session(project, stack, who)
-    try:
-        plan = preview(session) if exists else _plan_new(session)
-        if not plan.has_changes:
-            return plan, []
-        env = environment_for(project, stack)
-        return plan, evaluate(plan, project, env, providers=session.providers)
-    finally:
-        session.close()
-
-
-def save_review(path: Path, review: Review) -> None:
-    """Secrets are reduced to markers before the review touches the disk: a review is
-    for showing, and the renderers mask secrets anyway."""
-    plan, violations = review
-    path.write_bytes(pickle.dumps((_scrubbed_plan(plan), list(violations))))
-
-
-def load_review(path: Path) -> Review:
-    """A review this run's own stack process wrote (a private temporary folder)."""
-    plan, violations = pickle.loads(path.read_bytes())
-    return plan, violations
-
-
-def _scrubbed_plan(plan: Plan) -> Plan:
-    steps = tuple(replace(
-        step, inputs=_scrub(step.inputs), old_inputs=_scrub(step.old_inputs),
-        old_outputs=_scrub(step.old_outputs),
-        diffs=tuple(replace(d, old=_scrub(d.old), new=_scrub(d.new)) for d in step.diffs),
-    ) for step in plan.steps)
-    return replace(plan, steps=steps, outputs=_scrub(plan.outputs),
-                   old_outputs=_scrub(plan.old_outputs))
-
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, Secret):
-        return Secret(None)
-    if isinstance(value, Mapping):
-        return {k: _scrub(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_scrub(v) for v in value]
-    return value
-
-
-def child_env(who: str | None) -> dict[str, str]:
-    """The environment of a stack's process: ours, acting as ``who`` when given, and
-    without a selected stack (each process names its stack)."""
-    env = {k: v for k, v in os.environ.items() if k != "STACKWRIGHT_STACK"}
-    if who:
-        env["STACKWRIGHT_USER"] = who
-    return env

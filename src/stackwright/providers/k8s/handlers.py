@@ -225,7 +225,8 @@ class ObjectProvider(ResourceProvider):
         except ProviderError as exc:
             if not exc.retryable:
                 return [f"server-side dry run refused the change: {exc.message}"]
-            return [f"cluster not reachable ({exc.message}); the diff is against recorded state"]
+            what = "cluster not reachable" if "cannot reach the cluster" in exc.message else "no server-side dry run"
+            return [f"{what} ({exc.message}); the diff is against recorded state"]
         lines = list(m.changes(m.project(live, manifest), m.project(after, manifest)))
         if ident.kind == "Secret":
             lines = [_masked_line(line) for line in lines]

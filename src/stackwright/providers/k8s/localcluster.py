@@ -28,7 +28,7 @@ from pathlib import Path
 
 from stackwright.errors import StackwrightError
 from stackwright.providers.k8s.localcluster_pki import SERVICE_IP, Pki, ensure_pki, kubeconfig
-from stackwright.providers.processes import alive, free_port, wait_gone
+from stackwright.providers.processes import alive, free_port, terminate
 
 KUBE_VERSION = "v1.37.2"
 KWOK_VERSION = "v0.8.0"
@@ -37,6 +37,8 @@ KWOK_VERSION = "v0.8.0"
 REQUIRED = ("etcd", "kube-apiserver")
 OPTIONAL = ("kube-controller-manager", "kube-scheduler", "kwok")
 FAKE_NODE = "kwok-node-0"
+POD_CIDR = "10.244.0.0/16"
+"""Where kwok takes Pod IPs from; apart from the service range (10.0.0.0/24)."""
 START_TIMEOUT = 120.0
 
 
@@ -46,6 +48,8 @@ class LocalClusterError(StackwrightError):
 
 @dataclass(frozen=True)
 class LocalCluster:
+    """A running cluster: where its API server answers and the admin kubeconfig for it."""
+
     state_dir: Path
     server: str
     kubeconfig: Path
@@ -115,7 +119,7 @@ def status(state_dir: Path) -> LocalCluster | None:
     if cluster.kind is not None:
         return cluster if cluster.kind in _kind_clusters() else None
     apiserver = cluster.pids.get("kube-apiserver", 0)
-    return cluster if alive(apiserver) and _ready(cluster.server, Pki(state_dir / "pki")) else None
+    return cluster if alive(apiserver) and _ready(cluster.server, Pki.at(state_dir / "pki")) else None
 
 
 def start(state_dir: Path, timeout: float = START_TIMEOUT) -> LocalCluster:
@@ -150,7 +154,7 @@ class _Launch:
         try:
             return self._run()
         except BaseException:
-            _kill_group(self.group, list(self.pids.values()))
+            _stop_processes(self.pids)
             raise
 
     def _run(self) -> LocalCluster:
@@ -161,11 +165,11 @@ class _Launch:
         self._spawn("kube-apiserver", _apiserver_args(self.pki, server, etcd_url))
         self._wait("kube-apiserver", lambda: _ready(server, self.pki))
         config = self._write_kubeconfig(server)
+        if binary("kwok").is_file():
+            _prepare_fake_node(server, self.pki)
         for component in OPTIONAL:
             if binary(component).is_file():
                 self._spawn(component, _controller_args(component, config, self.pki))
-        if "kwok" in self.pids:
-            _create_fake_node(server, self.pki)
         cluster = LocalCluster(self.state_dir, server, config, dict(self.pids))
         _save(cluster)
         return cluster
@@ -226,7 +230,7 @@ def _apiserver_args(pki: Pki, server: str, etcd_url: str) -> list[str]:
 def _controller_args(component: str, config: Path, pki: Pki) -> list[str]:
     if component == "kwok":
         return [f"--kubeconfig={config}", f"--config={kwok_stages()}", "--manage-all-nodes=true",
-                "--node-lease-duration-seconds=40"]
+                "--node-lease-duration-seconds=40", f"--cidr={POD_CIDR}"]
     common = [f"--kubeconfig={config}", f"--authentication-kubeconfig={config}",
               f"--authorization-kubeconfig={config}", "--bind-address=127.0.0.1",
               f"--secure-port={free_port()}", "--leader-elect=false"]
@@ -236,8 +240,14 @@ def _controller_args(component: str, config: Path, pki: Pki) -> list[str]:
     return common
 
 
-def _create_fake_node(server: str, pki: Pki) -> None:
-    """One node for the scheduler to bind Pods to; kwok plays its kubelet."""
+def _prepare_fake_node(server: str, pki: Pki) -> None:
+    """One node for the scheduler to bind Pods to; kwok plays its kubelet. kwok manages a
+    node only while it holds the node's lease, and the lease a stopped kwok held stays
+    taken for its 40 seconds after a restart: it is deleted first."""
+    lease = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{FAKE_NODE}"
+    code = _request(server, pki, "DELETE", lease)
+    if code not in (200, 404):
+        raise LocalClusterError(f"deleting the lease of {FAKE_NODE} answered HTTP {code}")
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {
         "name": FAKE_NODE,
         "labels": {"kubernetes.io/hostname": FAKE_NODE, "kubernetes.io/os": "linux",
@@ -297,7 +307,7 @@ def stop(state_dir: Path) -> bool:
             _run_kind(["delete", "cluster", "--name", cluster.kind])
     else:
         was_running = any(alive(pid) for pid in cluster.pids.values())
-        _kill_group(cluster.pids.get("etcd", 0), list(cluster.pids.values()))
+        _stop_processes(cluster.pids)
     _info_path(state_dir).unlink()
     return was_running
 
@@ -310,18 +320,20 @@ def _stop_leftovers(state_dir: Path) -> None:
         stop(state_dir)
 
 
-def _kill_group(group: int, pids: list[int]) -> None:
-    """SIGTERM to the whole process group, SIGKILL to what is left after 10 seconds.
-    Nothing when none of ``pids`` runs: the group id may belong to someone else by now."""
-    if group == 0 or not any(alive(pid) for pid in pids):
+def _stop_processes(pids: dict[str, int]) -> None:
+    """Each component in reverse start order (the API server shuts down in a second while
+    etcd still answers, but hangs once etcd is gone), then SIGKILL to whatever is left of
+    the process group. Nothing when none runs: the ids may belong to others by now."""
+    if not any(alive(pid) for pid in pids.values()):
         return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(group, sig)
-        except ProcessLookupError:
-            return
-        if not wait_gone(pids, timeout=10.0):
-            return
+    for pid in reversed(pids.values()):
+        if alive(pid):
+            terminate(pid)
+    group = next(iter(pids.values()))
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def start_kind(state_dir: Path) -> LocalCluster:

@@ -32,47 +32,28 @@ ADMIN_GROUP = "system:masters"
 
 @dataclass(frozen=True)
 class Pki:
+    """Where one cluster's certificates and keys are (PEM files in ``folder``)."""
+
     folder: Path
+    ca_cert: Path
+    ca_key: Path
+    serving_cert: Path
+    serving_key: Path
+    admin_cert: Path
+    admin_key: Path
+    sa_key: Path
+    sa_pub: Path
 
-    def path(self, name: str) -> Path:
-        return self.folder / name
-
-    @property
-    def ca_cert(self) -> Path:
-        return self.path("ca.crt")
-
-    @property
-    def ca_key(self) -> Path:
-        return self.path("ca.key")
-
-    @property
-    def serving_cert(self) -> Path:
-        return self.path("apiserver.crt")
-
-    @property
-    def serving_key(self) -> Path:
-        return self.path("apiserver.key")
-
-    @property
-    def admin_cert(self) -> Path:
-        return self.path("admin.crt")
-
-    @property
-    def admin_key(self) -> Path:
-        return self.path("admin.key")
-
-    @property
-    def sa_key(self) -> Path:
-        return self.path("sa.key")
-
-    @property
-    def sa_pub(self) -> Path:
-        return self.path("sa.pub")
+    @classmethod
+    def at(cls, folder: Path) -> Pki:
+        names = ["ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "admin.crt", "admin.key",
+                 "sa.key", "sa.pub"]
+        return cls(folder, *(folder / name for name in names))
 
 
 def ensure_pki(folder: Path) -> Pki:
     """The certificates in ``folder``, made now if the folder has none."""
-    pki = Pki(folder)
+    pki = Pki.at(folder)
     if not pki.sa_pub.exists():
         folder.mkdir(parents=True, exist_ok=True)
         _make(pki)

@@ -1,0 +1,321 @@
+"""`run up --shard I/K`: K workers (CI matrix jobs, machines) share one workspace run
+through the shared state store.
+
+Every worker runs the same command with the same run id. Stack ``n`` of the selection
+(dependencies first) belongs to shard ``n mod K``; a worker takes the stacks of its own
+shard first and then any other stack that is ready, so a slow or dead worker does
+not hold the run back. The state store is the only channel between workers:
+
+- a stack is *claimed* by taking its lock; the lock's operation names the run
+  (``run-up <run id>``) and the holder renews it every ``lease / 6`` seconds;
+- under the lock the worker checks that no worker finished the stack in this run,
+  applies it, records a ``run`` event ``{run_id, status}`` in the stack's audit log,
+  then releases the lock; so no stack is applied twice in a run;
+- a stack starts only when every stack it depends on has an ``ok`` event of this run;
+  if one failed or was skipped, it is recorded as skipped;
+- a claim lock is *stale* when its holder ran on this host and its process is gone, or
+  when it was not renewed for ``lease`` seconds (a dead machine); another worker then
+  takes the lock over and applies the stack, resolving the interrupted operations
+  first as any `up` does. Locks taken by anything else (`stackwright up`) are waited for.
+
+Each worker returns when every selected stack has an event of this run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from stackwright.errors import LockHeldError, ProjectError, StateError
+from stackwright.graph import Graph
+from stackwright.operations.session import lock_is_stale
+from stackwright.program.project import Project
+from stackwright.program.workspace import Workspace
+from stackwright.state.records import LockInfo
+from stackwright.state.store import StateStore
+from stackwright.workflow.multistack import (
+    FAILED, OK, SKIPPED, Listener, RunOptions, StackResult, StackRunner,
+)
+
+RUN_EVENT = "run"
+"""The audit-log event a worker records when a stack of the run is done."""
+CLAIM = "run-up"
+"""The operation of a claim lock: ``run-up <run id>``."""
+DEFAULT_LEASE_S = 60.0
+_SHARD = re.compile(r"^(\d+)/(\d+)$")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Worker ``index`` (1-based) of ``count``."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        match = _SHARD.match(text.strip())
+        index, count = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+        if not match or not 1 <= index <= count:
+            raise ProjectError(f"invalid shard {text!r}",
+                               hint="write I/K with 1 <= I <= K, e.g. --shard 2/4")
+        return cls(index, count)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
+class ShardOptions:
+    shard: Shard
+    run_id: str
+    lease: float = DEFAULT_LEASE_S
+    """Seconds without renewal after which another worker takes a claim over."""
+    poll: float = 0.05
+    """First wait when nothing is ready; it grows to ``max_poll``."""
+    max_poll: float = 0.25
+
+
+@dataclass(frozen=True)
+class Done:
+    """A stack's event in this run."""
+
+    status: str
+    cause: str | None
+    worker: str
+
+
+def run_shard(workspace: Workspace, graph: Graph[str], options: RunOptions, shard: ShardOptions,
+              listener: Listener = Listener()) -> tuple[dict[str, StackResult], dict[str, Done]]:
+    """Work on the run until every stack of ``graph`` has an event of this run.
+    Returns the results of the stacks this worker ran or skipped, and every stack's
+    event (including those other workers recorded)."""
+    with StackRunner(workspace, options) as runner, _Renewer(shard.lease) as renewer:
+        worker = _Worker(runner, renewer, graph, shard)
+        return worker.work(listener), worker.done
+
+
+class _Worker:
+    def __init__(self, runner: StackRunner, renewer: _Renewer, graph: Graph[str],
+                 shard: ShardOptions) -> None:
+        self.runner = runner
+        self.renewer = renewer
+        self.graph = graph
+        self.options = shard
+        self.order = preferred_order(list(graph.deps), shard.shard)
+        self.done: dict[str, Done] = {}
+        self.name = f"{shard.shard} {runner.options.who} pid {os.getpid()} on {socket.gethostname()}"
+
+    def work(self, listener: Listener) -> dict[str, StackResult]:
+        """Until every stack has an event of this run. What other workers did is read
+        again only when nothing can go on what this worker knows (a claim checks under
+        the lock anyway), which keeps the reads to one per wait."""
+        results: dict[str, StackResult] = {}
+        delay = self.options.poll
+        known_enough = False
+        while True:
+            if not known_enough:
+                self.done = self.read_done()
+            pending = [ref for ref in self.order if ref not in self.done]
+            if not pending:
+                return results
+            result = self.step(pending, listener)
+            if result is not None:
+                results[result.ref] = result
+                delay, known_enough = self.options.poll, True
+            elif known_enough:
+                known_enough = False
+            else:
+                time.sleep(delay)
+                delay = min(delay * 1.5, self.options.max_poll)
+
+    def step(self, pending: list[str], listener: Listener) -> StackResult | None:
+        """Skip or run the first stack that can go now; None when none can."""
+        for ref in pending:
+            deps = self.graph.deps.get(ref, ())
+            failed = next((d for d in deps if d in self.done and self.done[d].status != OK), None)
+            if failed is not None:
+                cause = self.done[failed].cause or failed
+                self.record(ref, SKIPPED, cause)
+                result = StackResult(ref, SKIPPED, cause=cause)
+                listener.finished(result)
+                return result
+            if any(d not in self.done for d in deps):
+                continue
+            lock = self.claim(ref)
+            if lock is not None:
+                return self.run_claimed(ref, lock, listener)
+        return None
+
+    def run_claimed(self, ref: str, lock: LockInfo, listener: Listener) -> StackResult:
+        project, stack = self.locate(ref)
+        store = self.runner.store(project)
+        listener.started(ref)
+        self.renewer.keep(project, stack, lock)
+        try:
+            result = self.runner.run(ref, lock)
+        finally:
+            lost = self.renewer.stop()
+        if lost is not None:
+            result = _taken_over(result, lost)
+        try:
+            self.record(ref, result.status, None)
+        finally:
+            store.release_lock(stack, lock.token)
+        listener.finished(result)
+        return result
+
+    def claim(self, ref: str) -> LockInfo | None:
+        """The stack's lock, unless another worker holds it (and is alive) or the
+        stack was finished in this run meanwhile."""
+        project, stack = self.locate(ref)
+        store = self.runner.store(project)
+        lock = LockInfo(owner=self.runner.options.who, pid=os.getpid(), host=socket.gethostname(),
+                        acquired_at=time.time(), operation=f"{CLAIM} {self.options.run_id}",
+                        token=uuid.uuid4().hex)
+        if not self._take(store, stack, lock):
+            return None
+        if self.finished(ref):
+            store.release_lock(stack, lock.token)
+            return None
+        return lock
+
+    def _take(self, store: StateStore, stack: str, lock: LockInfo) -> bool:
+        try:
+            store.acquire_lock(stack, lock)
+            return True
+        except LockHeldError:
+            held = store.read_lock(stack)
+        if held is not None and not stale(held, self.options.lease):
+            return False
+        if held is not None:
+            store.release_lock(stack, held.token)  # only that holder's lock, if still there
+        try:
+            store.acquire_lock(stack, lock)
+        except LockHeldError:
+            return False
+        return True
+
+    def finished(self, ref: str) -> bool:
+        project, stack = self.locate(ref)
+        events = self.runner.store(project).events(stack, kinds=(RUN_EVENT,))
+        return any(e.data.get("run_id") == self.options.run_id for e in events)
+
+    def record(self, ref: str, status: str, cause: str | None) -> None:
+        project, stack = self.locate(ref)
+        data = {"run_id": self.options.run_id, "status": status, "cause": cause, "worker": self.name}
+        self.runner.store(project).record_event(stack, RUN_EVENT, self.runner.options.who, data)
+        self.done[ref] = Done(status, cause, self.name)
+
+    def read_done(self) -> dict[str, Done]:
+        """Every stack's first event of this run: one read per project."""
+        done: dict[str, Done] = {}
+        for name in sorted({ref.rpartition("/")[0] for ref in self.graph.deps}):
+            entry = self.runner.workspace.project(name)
+            assert entry is not None, name
+            for event in self.runner.store(entry.project).events(None, kinds=(RUN_EVENT,)):
+                data = event.data
+                ref = f"{entry.name}/{event.stack}"
+                if data.get("run_id") == self.options.run_id and ref not in done:
+                    done[ref] = Done(str(data.get("status")), data.get("cause"), str(data.get("worker")))
+        return done
+
+    def locate(self, ref: str) -> tuple[Project, str]:
+        return self.runner.entry(ref).project, ref.rpartition("/")[2]
+
+
+def _taken_over(result: StackResult, lost: LockHeldError) -> StackResult:
+    """The stack failed: another worker may have applied it at the same time."""
+    error = StateError(f"the claim on {result.ref} was taken over while it was being applied: "
+                       f"{lost.headline()}", hint="use a longer --lease")
+    return StackResult(result.ref, FAILED, seconds=result.seconds, plan=result.plan,
+                       outcome=result.outcome, error=error)
+
+
+def preferred_order(refs: list[str], shard: Shard) -> list[str]:
+    """This shard's stacks (every K-th, dependencies first), then everyone else's."""
+    mine = [ref for n, ref in enumerate(refs) if n % shard.count == shard.index - 1]
+    chosen = set(mine)
+    return mine + [ref for ref in refs if ref not in chosen]
+
+
+def stale(lock: LockInfo, lease: float, now: float | None = None) -> bool:
+    """A claim lock whose holder is gone: its process on this host, or its lease."""
+    if not lock.operation.startswith(CLAIM + " "):
+        return False
+    if lock_is_stale(lock):
+        return True
+    return (now if now is not None else time.time()) - lock.acquired_at > lease
+
+
+class _Renewer:
+    """Renews the claim being worked on from a thread of its own, over its own
+    connection to the store (the main thread's is busy applying)."""
+
+    def __init__(self, lease: float) -> None:
+        self.every = lease / 6
+        self.mutex = threading.Lock()
+        self.current: tuple[Project, str, LockInfo] | None = None
+        self.lost: LockHeldError | None = None
+        self.wake = threading.Event()
+        self.closing = False
+        self.thread = threading.Thread(target=self._loop, name="stackwright-lease", daemon=True)
+
+    def __enter__(self) -> _Renewer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closing = True
+        self.wake.set()
+        self.thread.join()
+
+    def keep(self, project: Project, stack: str, lock: LockInfo) -> None:
+        with self.mutex:
+            self.current, self.lost = (project, stack, lock), None
+
+    def stop(self) -> LockHeldError | None:
+        """After this returns, the claim is never renewed again (it may be released).
+        Returns the error if renewing found that another worker took the claim over."""
+        with self.mutex:
+            self.current = None
+            return self.lost
+
+    def _loop(self) -> None:
+        stores: dict[str, StateStore] = {}
+        try:
+            while not self.closing:
+                self.wake.wait(self.every)
+                with self.mutex:
+                    if self.current is not None and not self.closing:
+                        self._renew(stores, *self.current)
+        finally:
+            for store in stores.values():
+                store.close()
+
+    def _renew(self, stores: dict[str, StateStore], project: Project, stack: str,
+               lock: LockInfo) -> None:
+        from stackwright.operations.session import open_store
+
+        if project.name not in stores:
+            stores[project.name] = open_store(project)
+        lock.acquired_at = time.time()
+        try:
+            stores[project.name].acquire_lock(stack, lock)  # the same token: renews it
+        except LockHeldError as exc:
+            self.lost, self.current = exc, None
+
+
+def shard_summary(done: Mapping[str, Done], refs: Iterable[str]) -> dict[str, int]:
+    """How many stacks of the run ended in each status."""
+    counts: dict[str, int] = {}
+    for ref in refs:
+        status = done[ref].status if ref in done else "missing"
+        counts[status] = counts.get(status, 0) + 1
+    return counts

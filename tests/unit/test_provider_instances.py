@@ -1,0 +1,109 @@
+"""Provider instances (``ResourceOptions(provider=...)``) through the real engine: the
+instance's outputs reach every call of the resources using it, a changed credential
+is an update of the instance only, and deletes and recovery see the instance too."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import stackwright as sw
+from stackwright.providers.protocol import Created, OperationContext, ResourceProvider
+from unit.fakes import FakeProviders, ThingProvider
+from unit.test_engine import Harness
+
+
+class Conn(sw.Resource, type="fake:Conn"):
+    token: str
+
+
+class Widget(sw.Resource, type="fake:Widget"):
+    label: str = ""
+    provider: str | None = None
+
+
+class ConnProvider(ResourceProvider):
+    type_token = "fake:Conn"
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        return Created(ctx.urn)
+
+    def update(self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+               old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {}
+
+
+class WidgetProvider(ThingProvider):
+    """Remembers the credential each call was made with."""
+
+    type_token = "fake:Widget"
+    provider_input = "provider"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, str, Any]] = []
+
+    def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
+        self.seen.append(("create", ctx.name, ctx.provider_config.get("token")))
+        return super().create(ctx, inputs)
+
+    def update(self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
+               old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        self.seen.append(("update", ctx.name, ctx.provider_config.get("token")))
+        return super().update(ctx, id, old_inputs, old_outputs, new_inputs)
+
+    def delete(self, ctx: OperationContext, id: str, inputs: Mapping[str, Any],
+               outputs: Mapping[str, Any]) -> None:
+        self.seen.append(("delete", ctx.name, ctx.provider_config.get("token")))
+        super().delete(ctx, id, inputs, outputs)
+
+
+class Providers(FakeProviders):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conn, self.widget = ConnProvider(), WidgetProvider()
+
+    def resource(self, type_token: str) -> ResourceProvider:
+        return {"fake:Conn": self.conn, "fake:Widget": self.widget}.get(type_token) or super().resource(type_token)
+
+
+def program(token: str, widgets: int = 2) -> Any:
+    def declare() -> None:
+        conn = Conn("conn", token=sw.secret(token))
+        for i in range(widgets):
+            w = Widget(f"w{i}", label="x", opts=sw.ResourceOptions(provider=conn))
+            w.inputs["provider"] = conn.urn
+    return declare
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    from cryptography.fernet import Fernet
+
+    from stackwright.operations.keyring import FernetKey
+
+    harness = Harness(tmp_path)
+    harness.providers = Providers()  # type: ignore[assignment]
+    key = Fernet.generate_key()
+    harness.store.use_cipher(FernetKey("test", lambda sealing: key, "use the test key"))
+    return harness
+
+
+def test_calls_get_the_instance_outputs_and_a_new_credential_updates_only_the_instance(h: Harness) -> None:
+    widgets: WidgetProvider = h.providers.widget  # type: ignore[attr-defined]
+    assert h.up(program("t1")).ok
+    assert sorted(widgets.seen) == [("create", "w0", "t1"), ("create", "w1", "t1")]
+    recorded = h.store.snapshot("dev").resources
+    assert recorded["dev::test::fake:Widget::w0"].inputs["provider"] == "dev::test::fake:Conn::conn"
+    assert "dev::test::fake:Conn::conn" in recorded["dev::test::fake:Widget::w0"].deps
+
+    widgets.seen.clear()
+    result = h.up(program("t2"))
+    assert result.ok and result.done == {"update": 1}, "only the instance changes"
+    assert widgets.seen == []
+
+    result = h.up(program("t2", widgets=1))
+    assert result.ok and widgets.seen == [("delete", "w1", "t2")], "a delete uses the current credential"

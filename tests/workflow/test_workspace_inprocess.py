@@ -1,0 +1,171 @@
+"""`stackwright run` runs every stack in its own process: no child process, no change
+of the working directory or the environment, and programs that do not see each
+other's modules.
+
+The workspace: projects ``alpha`` and ``beta`` both have a ``helpers.py`` (with
+different contents); ``beta/{stack}`` reads ``alpha/{stack}``'s output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackwright.cli.main import cli
+from stackwright.state.sqlite import SqliteStateStore
+
+WORKSPACE = """\
+projects:
+  - path: alpha
+    stacks: [dev, prod]
+  - path: beta
+    depends_on: ["alpha/{stack}"]
+    stacks: [dev, prod]
+"""
+
+ALPHA = """\
+import stackwright as sw
+from stackwright.providers import local
+import helpers
+
+local.File("marker", path=f"out/{sw.get_stack()}.txt", content=helpers.NAME)
+sw.export("name", helpers.NAME)
+"""
+
+BETA = """\
+import stackwright as sw
+from stackwright.providers import local
+import helpers
+
+alpha = sw.StackReference(f"alpha/{sw.get_stack()}")
+local.File("marker", path=f"out/{sw.get_stack()}.txt",
+           content=sw.fmt("{} after {}", helpers.NAME, alpha.output("name")))
+sw.export("name", helpers.NAME)
+"""
+
+
+def write_workspace(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "stackwright-workspace.yaml").write_text(WORKSPACE)
+    for project, program in (("alpha", ALPHA), ("beta", BETA)):
+        folder = root / project
+        (folder / "stacks").mkdir(parents=True)
+        (folder / "stackwright.yaml").write_text(f"name: {project}\n")
+        (folder / "__main__.py").write_text(program)
+        (folder / "helpers.py").write_text(f"NAME = {project!r}\n")
+        for stack in ("dev", "prod"):
+            (folder / "stacks" / f"{stack}.yaml").write_text("config: {}\n")
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The workspace, as the working directory, with child processes forbidden."""
+    root = write_workspace(tmp_path / "ws")
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("STACKWRIGHT_STACK", raising=False)
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"a child process was started: {args!r}")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", forbidden)
+    monkeypatch.setattr(os, "fork", forbidden)
+    monkeypatch.setattr(os, "posix_spawn", forbidden)
+    return root
+
+
+def stackwright(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """The CLI, called in this process; its exit code and output."""
+    try:
+        cli.main(args=list(args), prog_name="stackwright", standalone_mode=False)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def outputs(root: Path, ref: str) -> dict[str, Any]:
+    project, stack = ref.split("/")
+    store = SqliteStateStore(root / project / ".stackwright" / "state.db")
+    try:
+        return dict(store.snapshot(stack).outputs)
+    finally:
+        store.close()
+
+
+def test_run_up_runs_every_stack_in_this_process(workspace: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    environ, cwd = dict(os.environ), os.getcwd()
+    code, out = stackwright("run", "up", "--all", "--yes", "--as", "tester", capsys=capsys)
+    assert code == 0, out
+    assert "run up: 4 stack(s)" in out and "4 ok" in out
+    assert dict(os.environ) == environ and os.getcwd() == cwd
+    assert (workspace / "beta" / "out" / "prod.txt").read_text() == "beta after alpha"
+    assert outputs(workspace, "alpha/dev") == {"name": "alpha"}
+    assert outputs(workspace, "beta/dev") == {"name": "beta"}
+
+
+def test_same_named_modules_of_two_projects_stay_apart(workspace: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = stackwright("run", "preview", "--all", "--as", "tester", capsys=capsys)
+    assert code == 0, out
+    code, out = stackwright("run", "up", "--all", "--yes", "--as", "tester", capsys=capsys)
+    assert code == 0, out
+    assert (workspace / "alpha" / "out" / "dev.txt").read_text() == "alpha"
+    assert (workspace / "beta" / "out" / "dev.txt").read_text() == "beta after alpha"
+    assert "helpers" not in sys.modules
+
+
+def test_a_fresh_workspace_previews_every_stack(workspace: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = stackwright("run", "preview", "--all", "--as", "tester", capsys=capsys)
+    assert code == 0, out
+    assert "run preview: 4 stack(s)" in out and "4 ok" in out
+    assert out.count("is not initialized yet") == 4
+    for project in ("alpha", "beta"):
+        store = SqliteStateStore(workspace / project / ".stackwright" / "state.db")
+        try:
+            assert store.list_stacks() == [], "a preview creates no stack"
+        finally:
+            store.close()
+
+
+def test_run_up_leaves_each_projects_selected_stack(workspace: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = stackwright("-C", "alpha", "stack", "init", "dev", capsys=capsys)
+    assert code == 0, out
+    os.chdir(workspace)
+    code, out = stackwright("-C", "alpha", "stack", "select", "dev", capsys=capsys)
+    assert code == 0, out
+    os.chdir(workspace)
+    marker = workspace / "alpha" / ".stackwright" / "current-stack"
+    assert marker.read_text().strip() == "dev"
+    code, out = stackwright("run", "up", "--all", "--yes", "--as", "tester", capsys=capsys)
+    assert code == 0, out
+    assert marker.read_text().strip() == "dev"
+    assert not (workspace / "beta" / ".stackwright" / "current-stack").exists()
+
+
+def test_destroy_goes_dependents_first(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = stackwright("run", "up", "--all", "--yes", "--as", "tester", capsys=capsys)
+    assert code == 0, out
+    code, out = stackwright("run", "destroy", "--all", "--yes", "--as", "tester", capsys=capsys)
+    assert code == 0, out
+    order = [line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith("... ")]
+    assert order.index("beta/prod") < order.index("alpha/prod")
+    assert order.index("beta/dev") < order.index("alpha/dev")
+    for ref in ("alpha/dev", "alpha/prod", "beta/dev", "beta/prod"):
+        project, stack = ref.split("/")
+        store = SqliteStateStore(workspace / project / ".stackwright" / "state.db")
+        try:
+            assert store.snapshot(stack).resources == {}
+            assert store.history(stack)[-1].kind == "destroy"
+        finally:
+            store.close()
+    assert not (workspace / "alpha" / "out" / "dev.txt").exists()

@@ -1,0 +1,188 @@
+"""`run up --all --shard I/K`: four worker processes share one run through a
+PostgreSQL state store (a real server on 127.0.0.1, see ``pg_server.py``).
+
+The workspace has 20 stacks: ``base/main``; ``apps/a001..a018``, each reading
+``base/main``'s output; ``top/main``, reading every app's output. Every resource is a
+synthetic one that logs each call that succeeded to one file shared by the workers.
+What is counted: each stack's state and checkpoints, its ``run`` events, and the
+provider-call log.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli.conftest import cli_env
+from stackwright.errors import ProjectError
+from stackwright.state.postgres import PostgresStateStore, schema_for
+
+APPS = [f"a{i:03d}" for i in range(1, 19)]
+WORKERS = 4
+
+BASE = """\
+import stackwright as sw
+from stackwright.providers import synthetic
+
+net = synthetic.Thing("net", size=1)
+sw.export("net", net.value)
+"""
+
+APP = """\
+import stackwright as sw
+from stackwright.providers import synthetic
+
+base = sw.StackReference("base/main")
+one = synthetic.Thing("one", ref=base.output("net"))
+two = synthetic.Thing("two", ref=one.value)
+sw.export("app", two.value)
+"""
+
+TOP = """\
+import stackwright as sw
+from stackwright.providers import synthetic
+
+apps = [sw.StackReference(f"apps/{{name}}").output("app") for name in {apps!r}]
+synthetic.Thing("edge", ref=sw.Output.all(*apps).apply(lambda values: ",".join(values)))
+"""
+
+
+def write_workspace(root: Path, latency: float) -> Path:
+    log = root / "calls.log"
+    (root / "stackwright-workspace.yaml").write_text(
+        "projects:\n"
+        "  - {path: base, stacks: [main]}\n"
+        "  - {path: apps, stacks: \"*\", depends_on: [base/main]}\n"
+        f"  - {{path: top, stacks: [main], depends_on: [{', '.join('apps/' + a for a in APPS)}]}}\n")
+    config = f"config:\n  synthetic: {{latency: {latency}, call_log: {log}}}\n"
+    for project, program, stacks in (("base", BASE, ["main"]), ("apps", APP, APPS),
+                                      ("top", TOP.format(apps=APPS), ["main"])):
+        (root / project / "stacks").mkdir(parents=True)
+        (root / project / "stackwright.yaml").write_text(f"name: {project}\n")
+        (root / project / "__main__.py").write_text(program)
+        for stack in stacks:
+            (root / project / "stacks" / f"{stack}.yaml").write_text(config)
+    return log
+
+
+def start_workers(root: Path, pg_url: str, run_id: str) -> list[subprocess.Popen[str]]:
+    env = cli_env(STACKWRIGHT_STATE_URL=pg_url)
+    return [subprocess.Popen(
+        [sys.executable, "-m", "stackwright.cli.main", "run", "up", "--all", "--yes",
+         "--shard", f"{n}/{WORKERS}", "--run-id", run_id, "--lease", "30"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for n in range(1, WORKERS + 1)]
+
+
+def calls(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def every_stack() -> list[tuple[str, str]]:
+    return [("base", "main"), *(("apps", a) for a in APPS), ("top", "main")]
+
+
+def check_run(pg_url: str, log: Path, run_id: str) -> None:
+    """Every stack applied once, after its dependencies; every resource created once."""
+    finished: dict[str, float] = {}
+    started: dict[str, float] = {}
+    for project, stack in every_stack():
+        with PostgresStateStore(pg_url, schema_for(project)) as store:
+            snapshot = store.snapshot(stack)
+            assert len(snapshot.resources) == {"apps": 2}.get(project, 1), (project, stack)
+            assert not snapshot.pending and store.read_lock(stack) is None
+            ups = [cp for cp in store.history(stack) if cp.kind == "up"]
+            assert ups and all(cp.result == "succeeded" for cp in ups[-1:]), (project, stack, ups)
+            started[f"{project}/{stack}"] = ups[0].started_at
+            finished[f"{project}/{stack}"] = ups[-1].finished_at
+            events = [e for e in store.events(stack, kinds=("run",)) if e.data["run_id"] == run_id]
+            assert [e.data["status"] for e in events] == ["ok"], (project, stack, events)
+    for app in APPS:
+        assert finished["base/main"] <= started[f"apps/{app}"]
+        assert finished[f"apps/{app}"] <= started["top/main"]
+    creates = collections.Counter(c["urn"] for c in calls(log) if c["op"] == "create")
+    assert len(creates) == 1 + 2 * len(APPS) + 1
+    assert set(creates.values()) == {1}, [u for u, n in creates.items() if n > 1]
+    assert not [c for c in calls(log) if c["op"] != "create"]
+
+
+def test_four_workers_share_a_run(tmp_path: Path, pg_url: str) -> None:
+    log = write_workspace(tmp_path, latency=0.02)
+    workers = start_workers(tmp_path, pg_url, "run-1")
+    outputs = [w.communicate(timeout=240)[0] for w in workers]
+    for worker, out in zip(workers, outputs):
+        assert worker.returncode == 0, out
+        assert "Traceback" not in out
+        assert f"run up (shard" in out and "20 stack(s)" in out and "20 ok" in out
+    done_here = [int(out.rsplit("; ", 1)[1].split()[0]) for out in outputs]
+    assert sum(done_here) == 20, outputs
+    check_run(pg_url, log, "run-1")
+    pids = {c["pid"] for c in calls(log)}
+    assert len(pids) > 1, "the work was shared"
+
+
+def test_a_killed_worker_is_taken_over(tmp_path: Path, pg_url: str) -> None:
+    log = write_workspace(tmp_path, latency=0.15)
+    workers = start_workers(tmp_path, pg_url, "run-2")
+    victim = _kill_one_midway(workers, log)
+    survivors = [w for w in workers if w.pid != victim.pid]
+    outputs = [w.communicate(timeout=240)[0] for w in survivors]
+    victim.communicate(timeout=30)
+    assert victim.returncode == -signal.SIGKILL
+    for worker, out in zip(survivors, outputs):
+        assert worker.returncode == 0, out
+        assert "20 ok" in out, out
+    check_run(pg_url, log, "run-2")
+    last = [c for c in calls(log) if c["pid"] == victim.pid][-1]
+    stack, project = last["urn"].split("::")[:2]
+    with PostgresStateStore(pg_url, schema_for(project)) as store:
+        [event] = [e for e in store.events(stack, kinds=("run",)) if e.data["run_id"] == "run-2"]
+    assert f"pid {victim.pid} " not in event.data["worker"], "another worker took the stack over"
+
+
+def _kill_one_midway(workers: list[subprocess.Popen[str]], log: Path) -> subprocess.Popen[str]:
+    """SIGKILL the worker that just finished a provider call (so it is mid-stack),
+    once a few calls went through."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        made = calls(log)
+        if len(made) >= 6:
+            pid = made[-1]["pid"]
+            victim = next(w for w in workers if w.pid == pid)
+            os.kill(pid, signal.SIGKILL)
+            return victim
+        time.sleep(0.01)
+    for worker in workers:
+        worker.kill()
+    pytest.fail("the workers made no provider call in 120 s")
+
+
+def test_a_claim_is_stale_when_its_lease_ran_out_or_its_process_is_gone() -> None:
+    import socket
+
+    from stackwright.state.records import LockInfo
+    from stackwright.workflow.shards import Shard, preferred_order, stale
+
+    now = 1000.0
+    remote = LockInfo("w", 1, "elsewhere", now - 20, "run-up r1", "t")
+    assert not stale(remote, lease=30, now=now)
+    assert stale(remote, lease=10, now=now)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    here = LockInfo("w", int(gone.stdout), socket.gethostname(), now, "run-up r1", "t")
+    assert stale(here, lease=30, now=now)
+    manual = LockInfo("w", int(gone.stdout), socket.gethostname(), now - 99, "up", "t")
+    assert not stale(manual, lease=10, now=now), "only run claims are ever taken over"
+    assert preferred_order(["a", "b", "c", "d", "e"], Shard.parse("2/2")) == ["b", "d", "a", "c", "e"]
+    for bad in ("0/2", "3/2", "2", "x/y"):
+        with pytest.raises(ProjectError, match="invalid shard"):
+            Shard.parse(bad)
