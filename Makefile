@@ -37,6 +37,7 @@ unit: $(STAMP) kube-tools helm registry
 ## Go modules pinned in tools/kube into ~/.cache/stackwright when missing; without Go, a note.
 kube-tools:
 	tools/kube/build.sh
+
 ## Crash safety at length: 8 x 30 `up` runs killed with SIGKILL while holding the stack
 ## lock, each followed by a recovering `up`; fails unless at least 200 kills held the lock.
 crash: $(STAMP)

@@ -166,7 +166,7 @@ def test_a_raising_callback_is_a_located_error_that_keeps_nested_secrets_out() -
     holder: dict[str, Any] = {}
 
     def parse(tags: dict[str, Any]) -> int:
-        return int(tags["port"])  # raises on "hunter2"
+        return int(tags["port"])  # raises: the port given is a password
 
     def program() -> None:
         a = Box("a", name="a")
@@ -180,5 +180,5 @@ def test_a_raising_callback_is_a_located_error_that_keeps_nested_secrets_out() -
     with pytest.raises(CallbackError) as nested:
         holder["nested"].resolve(lookup_from({("a", "tags"): {"port": Secret("hunter2")}}))
     error = nested.value
-    assert "hunter2" not in str(error) and "hidden" in error.message
+    assert "hunter2" not in str(error) and "[secret]" in error.message
     assert (error.file, error.line) == (__file__, parse.__code__.co_firstlineno + 1)

@@ -36,6 +36,7 @@ build() {  # build <module dir> <out dir> <ldflags> <package>...: into a scratch
   shift 3
   local scratch
   scratch=$(mktemp -d "$out.tmp.XXXXXX")
+  trap "rm -rf '$scratch'" EXIT  # a failed or interrupted build leaves nothing behind
   (cd "$module" && "$go_bin" build -mod=readonly -trimpath -ldflags="$ldflags" -o "$scratch/" "$@")
   mv "$scratch"/* "$out/"
   rmdir "$scratch"

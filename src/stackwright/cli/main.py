@@ -105,8 +105,8 @@ def parallel_option(fn: F) -> F:
 
 def register_commands() -> None:
     from stackwright.cli import (
-        commands_cluster, commands_env, commands_inspect, commands_plans, commands_secrets, commands_stack,
-        commands_update, commands_workspace,
+        commands_cluster, commands_env, commands_inspect, commands_plans, commands_secrets,
+        commands_stack, commands_update, commands_workspace,
     )
 
     for module in (commands_stack, commands_update, commands_inspect, commands_plans,
