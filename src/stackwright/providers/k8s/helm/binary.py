@@ -45,8 +45,9 @@ class Helm:
         return done.stdout
 
 
-class HelmCallFailed(Exception):
-    """helm exited non-zero; the message is helm's own error line."""
+class HelmCallFailed(HelmError):
+    """helm exited non-zero; the message is helm's own error line. Callers turn it into
+    a HelmError that names the chart and values."""
 
 
 def pinned_path() -> Path:
