@@ -6,13 +6,12 @@ object-level diff."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from helm_servers import EXAMPLE_CHART, HelmCalls, Server
 from kube_api import KubeApi
-from support import cli_command, cli_env
+from support import VersionedProject
 
 PROGRAM = '''
 import stackwright as sw
@@ -35,9 +34,11 @@ chart = helm.Chart("web", namespace=ns, values_files=config.get_object("values_f
 '''
 
 
-class Project:
+class Project(VersionedProject):
+    """A project whose stack config is given whole; ``run`` and ``ok`` drive the real command."""
+
     def __init__(self, root: Path, kubeconfig: str, namespace: str, source: dict[str, Any], **config: Any) -> None:
-        self.root = root
+        self.root, self.stack, self.timeout = root, "dev", 300.0
         root.mkdir()
         (root / "stackwright.yaml").write_text("name: apps\nmain: __main__.py\n")
         (root / "__main__.py").write_text(PROGRAM)
@@ -48,15 +49,6 @@ class Project:
         (self.root / "stacks").mkdir(exist_ok=True)
         (self.root / "stacks" / "dev.yaml").write_text(json.dumps({"config": config}))
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*cli_command(), *args], cwd=self.root, env=cli_env(), text=True,
-                              capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
-
-    def ok(self, *args: str) -> str:
-        done = self.run(*args)
-        assert done.returncode == 0 and "Traceback" not in done.stderr, (
-            f"stackwright {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-        return done.stdout
 
 
 def live(kubeconfig: str, namespace: str) -> dict[str, Any]:
