@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# Go tools built from the wrapper modules in tools/ (go.mod + go.sum pin and verify them).
+TOOLS_BIN    := $(HOME)/.cache/stackwright/bin
+HELM_VERSION := v3.22.0
+HELM         := $(TOOLS_BIN)/helm-$(HELM_VERSION)
+REGISTRY     := $(TOOLS_BIN)/registry-v0.22.1
 
-.PHONY: demo test lint typecheck unit crash bench clean kube-tools
+.PHONY: demo test lint typecheck unit crash bench clean helm registry kube-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## The main job end to end on the embedded defaults (local SQLite state, local AWS emulator).
-demo: $(STAMP)
+demo: $(STAMP) helm
 	$(BIN)/python examples/demo.py
 
 ## The whole test suite: import contracts, strict typing, then pytest on 2 workers.
@@ -25,7 +30,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) kube-tools
+unit: $(STAMP) kube-tools helm registry
 	$(BIN)/pytest -n 2 -q
 
 ## The local cluster's binaries (kube-apiserver, etcd, controllers, kwok), built from the
@@ -39,8 +44,16 @@ crash: $(STAMP)
 	CRASH_SEEDS=1,2,3,4,5,6,7,8 CRASH_TRIALS=30 CRASH_MIN_AFTER_LOCK=200 \
 		$(BIN)/pytest -n 2 -q -p no:randomly tests/test_crash_recovery.py -k sigkill
 
-bench: $(STAMP)
+bench: $(STAMP) helm
 	$(BIN)/python bench/run.py
+
+## helm, built once from Helm's Go module (tools/helm) into $(HELM); needs Go 1.24+.
+helm:
+	@tools/go-tool.sh tools/helm helm.sh/helm/v3/cmd/helm $(HELM) "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)"
+
+## The OCI registry the Helm tests push charts to (go-containerregistry's, tools/registry).
+registry:
+	@tools/go-tool.sh tools/registry github.com/google/go-containerregistry/cmd/registry $(REGISTRY)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .import_linter_cache

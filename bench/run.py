@@ -7,6 +7,8 @@
    and peak RSS of a 10,000-resource `up` and preview
 4. (workspace_bench.py) `run preview --changed-since HEAD~1` in a workspace of 1,000
    stacks where one tenant stack's config changed (whole command, median of 3)
+5. (helm_bench.py) Helm: cold render of 200 releases, no-op preview of them, apply of a
+   500-object chart, `stackwright --help`
 """
 
 from __future__ import annotations
@@ -181,6 +183,9 @@ def main() -> None:
         extra = HERE / "aws_bench.py"
         if (not only or "aws" in only) and extra.exists():
             subprocess.run([sys.executable, str(extra)], check=True)
+        helm = HERE / "helm_bench.py"
+        if (not only or "helm" in only) and helm.exists():
+            subprocess.run([sys.executable, str(helm)], check=True)
         workspace = HERE / "workspace_bench.py"
         if (not only or "workspace" in only) and workspace.exists():
             subprocess.run([sys.executable, str(workspace)], check=True)

@@ -3,7 +3,8 @@
 Runs the real `stackwright` command in a scratch folder and narrates each step:
 scaffold a project, preview, apply, change config, preview the exact change, apply,
 inspect history, detect drift made behind Stackwright's back, and destroy. When the
-AWS platform example is present, the same story runs against the local cloud.
+AWS platform example is present, the same story runs against the local cloud, then the
+apps layer deploys a Helm chart to a local Kubernetes cluster (or previews it).
 """
 
 from __future__ import annotations
@@ -75,9 +76,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="stackwright-demo-"))
     try:
         quickstart(work)
-        platform = HERE / "platform_demo.py"
-        if platform.exists():
-            subprocess.run([sys.executable, str(platform), str(work)], check=True, env=ENV, cwd=HERE)
+        for part in ("platform_demo.py", "apps_demo.py"):
+            if (HERE / part).exists():
+                subprocess.run([sys.executable, str(HERE / part), str(work)], check=True, env=ENV, cwd=HERE)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n\033[1;32mDemo succeeded in {time.monotonic() - started:.0f}s.\033[0m")

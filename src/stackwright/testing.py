@@ -26,4 +26,5 @@ def declare(
                          config=ConfigSource(data=dict(config or {}), file=f"stacks/{stack}.yaml"))
     with context.activate(ctx):
         program()
+        ctx.finish()
     return desired_graph(ctx)

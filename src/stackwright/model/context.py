@@ -41,6 +41,9 @@ class ProgramContext:
     exports: dict[str, Any] = field(default_factory=dict)
     component_stack: list[Node] = field(default_factory=list)
     callback_depth: int = 0
+    finishers: list[Callable[[], None]] = field(default_factory=list)
+    """Work that declares resources after the program's own code has run (a Helm chart's
+    objects, rendered in the background while the program goes on)."""
     read_stack_outputs: Callable[[str], Mapping[str, Any]] | None = None
     """Another stack's latest recorded outputs by ``project/stack``; set by whoever runs
     the program with access to state (the model layer cannot open a state store)."""
@@ -62,6 +65,11 @@ class ProgramContext:
                 hint="names must be unique among the children of one parent",
             )
         self.nodes[node.urn] = node
+
+    def finish(self) -> None:
+        """Run the finishers in the order they were added, including any they add."""
+        while self.finishers:
+            self.finishers.pop(0)()
 
 
 _current: ContextVar[ProgramContext | None] = ContextVar("stackwright_program", default=None)

@@ -40,6 +40,7 @@ def run_program(project: Project, stack: str, config: ConfigSource, *,
                          read_stack_outputs=read_stack_outputs)
     with project_imports([project.root, *python_path]), context.activate(ctx):
         _run_main(project)
+        ctx.finish()
     return desired_graph(ctx)
 
 
