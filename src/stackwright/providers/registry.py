@@ -8,7 +8,7 @@ Built-in providers are imported lazily by module path, so a program that only us
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -29,6 +29,21 @@ EMULATORS: dict[str, str] = {
 }
 """Local emulators of a provider's cloud, by provider name: modules with ``start``,
 ``status`` and ``stop`` (``LocalEmulator``)."""
+
+
+CREDENTIAL_PLUGINS: dict[str, str] = {
+    "eks get-token": "stackwright.providers.aws.eks_auth:cluster_token",
+}
+"""Functions ``(cluster, region) -> bearer token`` standing in for a kubeconfig's exec
+credential plugin (``aws eks get-token``), by the plugin's subcommand: so one
+provider uses another cloud's credentials without importing that provider."""
+
+
+def credential_plugin(command: str) -> Callable[[str | None, str | None], str]:
+    """The in-process stand-in for the exec plugin ``command``; KeyError if none."""
+    module_name, _, attr = CREDENTIAL_PLUGINS[command].partition(":")
+    return cast(Callable[[str | None, str | None], str],
+                getattr(importlib.import_module(module_name), attr))
 
 
 class RunningEmulator(Protocol):

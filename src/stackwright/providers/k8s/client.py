@@ -234,9 +234,9 @@ def _with_eks_tokens(data: dict[str, Any], context: str | None) -> tuple[dict[st
     for entry in data.get("users") or []:
         args = ((entry.get("user") or {}).get("exec") or {}).get("args") or []
         if entry.get("name") == current.get("user") and "get-token" in args and "eks" in args:
-            from stackwright.providers.aws.eks_auth import cluster_token
+            from stackwright.providers.registry import credential_plugin
 
-            token = cluster_token(_arg(args, "--cluster-name"), _arg(args, "--region"))
+            token = credential_plugin("eks get-token")(_arg(args, "--cluster-name"), _arg(args, "--region"))
             entry = {"name": entry["name"], "user": {"token": token}}
             expires = time.monotonic() + EXEC_TOKEN_LIFETIME
         users.append(entry)
