@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from stackwright.errors import StateError
-from stackwright.state.records import SCHEMA_VERSION
+from stackwright.state.records import SCHEMA_VERSION, ResourceState
 from stackwright.state.sqlite import SqliteStateStore
 
 
@@ -20,11 +20,43 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / ".stackwright" / "state.db"
 
 
-def test_creates_the_parent_directory(db_path: Path) -> None:
+def test_only_creating_a_stack_creates_the_file_and_its_directory(db_path: Path) -> None:
     with SqliteStateStore(db_path) as s:
-        assert db_path.parent.is_dir()
+        assert s.list_stacks() == [] and not s.stack_exists("dev")
+        with pytest.raises(StateError, match="no stack named"):
+            s.snapshot("dev")
+        assert not db_path.parent.exists()
         s.create_stack("dev")
-    assert db_path.is_file()
+        assert db_path.is_file()
+    with SqliteStateStore(db_path) as s:
+        assert [info.name for info in s.list_stacks()] == ["dev"]
+    assert sorted(p.name for p in db_path.parent.iterdir()) == ["state.db"]
+
+
+@pytest.mark.parametrize("cut", [0, 50, 100, 4096 + 1000, -1])
+def test_empty_or_truncated_file_is_corrupt_and_untouched(db_path: Path, cut: int) -> None:
+    with SqliteStateStore(db_path) as s:
+        s.create_stack("dev")
+        s.create_stack("staging")
+    whole = db_path.read_bytes()
+    assert len(whole) > 4096 + 1000
+    db_path.write_bytes(whole[:cut])
+    before = db_path.stat()
+    with pytest.raises(StateError, match=f"state file {db_path} is corrupt") as err:
+        SqliteStateStore(db_path)
+    assert err.value.hint and "backup" in err.value.hint
+    after = db_path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert db_path.read_bytes() == whole[:cut]
+
+
+def test_reading_never_writes_the_file(db_path: Path) -> None:
+    with SqliteStateStore(db_path) as s:
+        s.create_stack("dev")
+    before = db_path.read_bytes(), db_path.stat().st_mtime_ns
+    with SqliteStateStore(db_path) as s:
+        s.list_stacks(), s.snapshot("dev"), s.history("dev"), s.read_lock("dev"), s.events()
+    assert (db_path.read_bytes(), db_path.stat().st_mtime_ns) == before
 
 
 # --- files we must not touch ----------------------------------------------------------
@@ -89,3 +121,30 @@ def test_reopening_our_own_file_keeps_it(db_path: Path) -> None:
     (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     conn.close()
     assert int(version) == SCHEMA_VERSION
+
+
+def test_a_schema_2_file_is_read_as_is_and_upgraded_by_the_first_write(db_path: Path) -> None:
+    with SqliteStateStore(db_path) as s:
+        s.create_stack("dev")
+        writer = s.begin("dev", "up", "tester")
+        writer.record_resource(ResourceState("u", "t", "id-1", {"a": 1}, {"a": 1}, protect=True), None)
+        writer.finish("succeeded", {})
+    conn = sqlite3.connect(db_path)
+    conn.execute("ALTER TABLE resources DROP COLUMN options")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    before = db_path.read_bytes()
+    with SqliteStateStore(db_path) as s:
+        (record,) = s.snapshot("dev").resources.values()
+        assert (record.id, record.protect, record.options) == ("id-1", True, {})
+    assert db_path.read_bytes() == before
+    with SqliteStateStore(db_path) as s:
+        writer = s.begin("dev", "up", "tester")
+        writer.record_resource(ResourceState("u", "t", "id-1", {}, {}, options={"aliases": ["old"]}), None)
+        writer.finish("succeeded", {})
+    with SqliteStateStore(db_path) as s:
+        assert s.snapshot("dev").resources["u"].options == {"aliases": ["old"]}
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    conn.close()

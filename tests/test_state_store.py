@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -24,9 +25,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 
 from stackwright.errors import LockHeldError, StateError
 from stackwright.model.values import UNKNOWN, Secret
+from stackwright.operations.keyring import FernetKey, SecretsError
 from stackwright.state.backends import open_state_store, state_url
 from stackwright.state.postgres import DEFAULT_SCHEMA, PostgresStateStore
 from stackwright.state.records import Change, LockInfo, PendingOperation, ResourceState
@@ -34,6 +37,7 @@ from stackwright.state.sql_store import SqlStateStore
 from stackwright.state.sqlite import SqliteStateStore
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+KEY = Fernet.generate_key()
 
 
 def bucket(n: int, **overrides: Any) -> ResourceState:
@@ -66,12 +70,31 @@ class Backend:
         self.sqlite_file = sqlite_file
         self.opened: list[SqlStateStore] = []
 
-    def open(self) -> SqlStateStore:
-        """A new store on the same state (closed when the test ends)."""
+    def open(self, key: bytes = KEY) -> SqlStateStore:
+        """A new store on the same state (closed when the test ends), sealing secrets
+        with ``key``."""
         store: SqlStateStore = (SqliteStateStore(self.sqlite_file) if self.sqlite_file
                                 else PostgresStateStore(self.url))
+        store.use_cipher(FernetKey("test", lambda sealing: key, "use the test key"))
         self.opened.append(store)
         return store
+
+    def dump(self) -> str:
+        """Every value of every table, checkpoint snapshots decompressed: what someone
+        who reads the database sees."""
+        if self.sqlite_file:
+            with closing(sqlite3.connect(self.sqlite_file)) as lite:
+                tables = [r[0] for r in lite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+                rows = [row for t in tables for row in lite.execute(f"SELECT * FROM {t}")]
+        else:
+            with psycopg.connect(self.url) as pg:
+                pg.execute(f"SET search_path TO {DEFAULT_SCHEMA}")
+                tables = [r[0] for r in pg.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                    (DEFAULT_SCHEMA,))]
+                rows = [row for t in tables for row in pg.execute(f"SELECT * FROM {t}")]
+        return "\n".join(repr([zlib.decompress(bytes(v)).decode() if isinstance(v, (bytes, memoryview)) else v
+                                for v in row]) for row in rows)
 
     def execute(self, statement: str) -> None:
         """Run SQL on the store's tables behind stackwright's back."""
@@ -209,6 +232,45 @@ def test_resources_outputs_and_secrets_round_trip_across_reopen(backend: Backend
     assert snap.resources == {r.urn: r}
     assert snap.outputs == {"url": "https://x", "key": Secret("k3y")}
     assert isinstance(snap.resources[r.urn].inputs["password"], Secret)
+
+
+def test_secrets_are_stored_encrypted_at_every_depth(backend: Backend) -> None:
+    deep = {"a": [{"b": Secret("deep-in-a-list")}], "c": {"d": {"e": Secret("deep-in-a-dict")}}}
+    r = bucket(1, inputs={"password": Secret("top-level-pw"), "env": deep},
+               outputs={"token": Secret("output-token")})
+    with backend.open() as s:
+        s.create_stack("dev")
+        w = s.begin("dev", "up", "me")
+        w.record_pending(pending(r, "t1"))
+        w.record_resource(r, change(r), clears="t1")
+        w.record_pending(pending(r, "t2", "update"))
+        w.finish("failed", {"out": [Secret("stack-output")]})
+        s.record_event("dev", "plan", "me", {"note": Secret("in-an-event")})
+        assert s.snapshot("dev").resources[r.urn].inputs["env"] == deep
+        assert s.checkpoint("dev", 1).resources == [r]
+    dump = backend.dump()
+    assert "$encrypted" in dump
+    for plain in ("top-level-pw", "deep-in-a-list", "deep-in-a-dict", "output-token", "stack-output",
+                  "in-an-event"):
+        assert plain not in dump
+
+
+def test_a_wrong_key_or_no_key_reads_and_writes_no_secret(backend: Backend) -> None:
+    with backend.open() as s:
+        s.create_stack("dev")
+        w = s.begin("dev", "up", "me")
+        w.record_resource(bucket(1, inputs={"pw": Secret("pw")}), None)
+        w.finish("succeeded", None)
+    before = backend.dump()
+    with backend.open(Fernet.generate_key()) as s, pytest.raises(SecretsError, match="cannot decrypt"):
+        s.snapshot("dev")
+    unkeyed = SqliteStateStore(backend.sqlite_file) if backend.sqlite_file else PostgresStateStore(backend.url)
+    backend.opened.append(unkeyed)
+    with pytest.raises(StateError, match="no key was given"):
+        unkeyed.snapshot("dev")
+    with pytest.raises(StateError, match="opened without a key"):
+        unkeyed.begin("dev", "up", "me").record_resource(bucket(2, inputs={"pw": Secret("x")}), None)
+    assert backend.dump() == before
 
 
 def test_pending_inputs_keep_secret_and_unknown_markers(store: SqlStateStore) -> None:
@@ -531,7 +593,9 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     assert state_url({"state": {"url": "sqlite:///s.db"}}) == "sqlite:///s.db"
     monkeypatch.setenv("STACKWRIGHT_STATE_URL", "postgresql://h/db")
     assert state_url({"state": {"url": "sqlite:///s.db"}}) == "postgresql://h/db"
-    open_state_store("sqlite:///s.db", tmp_path / "default.db", root=tmp_path).close()
+    store = open_state_store("sqlite:///s.db", tmp_path / "default.db", root=tmp_path)
+    store.create_stack("dev")
+    store.close()
     assert (tmp_path / "s.db").is_file() and not (tmp_path / "default.db").exists()
     with pytest.raises(StateError, match="unsupported state URL"):
         open_state_store("mysql://h/db", tmp_path / "default.db")

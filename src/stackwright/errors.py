@@ -1,10 +1,14 @@
 """Error types. User mistakes carry where they happened and what to do next.
 
-The CLI prints any ``StackwrightError`` in one or two lines without a traceback;
-anything else is a bug and is shown in full.
+Every error Stackwright raises derives from ``StackwrightError``; the CLI prints one
+in one or two lines without a traceback. Anything else reaching the CLI is a bug: it is
+printed as one "internal error" line, with the traceback only under ``--debug``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class StackwrightError(Exception):
@@ -52,6 +56,15 @@ class ProgramError(StackwrightError):
     """The user's program failed to load or raised while declaring resources."""
 
 
+class CallbackError(ProgramError):
+    """An ``Output.apply`` callback raised; ``file``/``line`` point into the callback."""
+
+
+class StackReferenceError(ProgramError):
+    """Another stack's output is not there to read: that stack was never applied, or
+    its last apply left the output unknown."""
+
+
 class InputError(StackwrightError):
     """A resource input is missing, unknown or of the wrong type."""
 
@@ -62,6 +75,10 @@ class ConfigError(StackwrightError):
 
 class ProjectError(StackwrightError):
     """The project or stack files are missing or malformed."""
+
+
+class StackNotApplied(ProjectError):
+    """Another stack's outputs were asked for, and that stack was never applied."""
 
 
 class GraphError(StackwrightError):
@@ -84,7 +101,7 @@ class ApplyFailed(StackwrightError):
     """One or more steps failed; the summary is in the message."""
 
 
-class ProviderError(Exception):
+class ProviderError(StackwrightError):
     """A provider operation failed.
 
     ``retryable`` errors (throttling, transient network faults) are retried by the
@@ -93,13 +110,23 @@ class ProviderError(Exception):
     """
 
     def __init__(
-        self, message: str, *, retryable: bool = False, retry_after: float | None = None
+        self, message: str, *, retryable: bool = False, retry_after: float | None = None,
+        resource: str | None = None, hint: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, resource=resource, hint=hint)
         self.retryable = retryable
         self.retry_after = retry_after
 
     @classmethod
     def transient(cls, message: str, retry_after: float | None = None) -> ProviderError:
         return cls(message, retryable=True, retry_after=retry_after)
+
+
+@contextmanager
+def about(resource: str) -> Iterator[None]:
+    """Our errors raised inside name ``resource``, unless they name one already."""
+    try:
+        yield
+    except StackwrightError as exc:
+        exc.resource = exc.resource or resource
+        raise

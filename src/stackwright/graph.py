@@ -11,14 +11,16 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from stackwright.errors import StackwrightError
+
 V = TypeVar("V", bound=Hashable)
 
 
-class CycleFound(Exception):
+class CycleFound(StackwrightError):
     """The graph has a cycle; ``cycle`` lists its vertices in order, first repeated last."""
 
     def __init__(self, cycle: list[object]) -> None:
-        super().__init__(" -> ".join(map(str, cycle)))
+        super().__init__("dependency cycle: " + " -> ".join(map(str, cycle)))
         self.cycle = cycle
 
 
@@ -138,11 +140,15 @@ async def walk(
     A vertex starts the moment its last dependency finishes (no level barriers).
     Among ready vertices, the one with the longest chain of work behind it starts
     first (critical-path-first list scheduling), so deep chains never wait behind
-    wide, shallow ones. When a visit returns False, or raises, its dependents are
-    skipped (``on_skip`` names the failed cause) while independent branches go on.
+    wide, shallow ones. When a visit returns False its dependents are skipped
+    (``on_skip`` names the failed cause) while independent branches go on.
     When ``should_stop`` turns true no new visits start; visits in flight finish (a
     visit returning None says it withdrew before doing anything).
     Returns each vertex's fate: "done", "failed", "skipped" or "not-started".
+
+    A visit that raises (or is cancelled) is a bug of the caller, never a result: no
+    new visit starts, those in flight finish, and the walk raises the exception (an
+    ``ExceptionGroup`` when several visits raised). Nothing is dropped.
     """
     order = graph.topological_order()
     waiting = {v: len(set(graph.deps.get(v, ()))) for v in order}
@@ -172,47 +178,74 @@ async def walk(
 
     finished: deque[asyncio.Task[Outcome]] = deque()
     wake = asyncio.Event()
+    errors: list[BaseException] = []
 
     def on_done(task: asyncio.Task[Outcome]) -> None:
         finished.append(task)
         wake.set()
 
+    async def drive() -> None:
+        while ready or running:
+            started = 0
+            while ready and len(running) < parallel and not should_stop() and not errors:
+                if started == BURST:
+                    await asyncio.sleep(0)
+                    started = 0
+                    continue
+                vertex = heapq.heappop(ready)[2]
+                if vertex in fate:
+                    continue
+                task = asyncio.ensure_future(visit(vertex))
+                task.add_done_callback(on_done)
+                running.add(task)
+                task_vertex[task] = vertex
+                started += 1
+            if not running:
+                break
+            if not finished:
+                wake.clear()
+                await wake.wait()
+            while finished:
+                task = finished.popleft()
+                running.discard(task)
+                vertex = task_vertex.pop(task)
+                if task.cancelled():
+                    errors.append(RuntimeError(f"the visit of {vertex!r} was cancelled"))
+                    fate[vertex] = "failed"
+                    continue
+                error = task.exception()
+                if error is not None:
+                    errors.append(error)
+                    fate[vertex] = "failed"
+                    continue
+                outcome = task.result()
+                if outcome is None:
+                    fate[vertex] = "not-started"
+                elif outcome:
+                    fate[vertex] = "done"
+                    release(vertex)
+                else:
+                    fate[vertex] = "failed"
+                    skip(vertex, vertex)
+
     for vertex in order:
         if waiting[vertex] == 0:
             make_ready(vertex)
-    while ready or running:
-        started = 0
-        while ready and len(running) < parallel and not should_stop():
-            if started == BURST:
-                await asyncio.sleep(0)
-                started = 0
-                continue
-            vertex = heapq.heappop(ready)[2]
-            if vertex in fate:
-                continue
-            task = asyncio.ensure_future(visit(vertex))
-            task.add_done_callback(on_done)
-            running.add(task)
-            task_vertex[task] = vertex
-            started += 1
-        if not running:
-            break
-        if not finished:
-            wake.clear()
-            await wake.wait()
-        while finished:
-            task = finished.popleft()
-            running.discard(task)
-            vertex = task_vertex.pop(task)
-            outcome = False if task.cancelled() or task.exception() is not None else task.result()
-            if outcome is None:
-                fate[vertex] = "not-started"
-            elif outcome:
-                fate[vertex] = "done"
-                release(vertex)
-            else:
-                fate[vertex] = "failed"
-                skip(vertex, vertex)
+    try:
+        await drive()
+    finally:
+        await _settle(running)
+    if errors:
+        raise errors[0] if len(errors) == 1 else BaseExceptionGroup(f"{len(errors)} visits raised", errors)
     for vertex in order:
         fate.setdefault(vertex, "not-started")
     return fate
+
+
+async def _settle(running: set[asyncio.Task[Outcome]]) -> None:
+    """When the walk itself is cancelled, its visits are cancelled too and awaited:
+    no visit outlives the walk that started it."""
+    for task in running:
+        task.cancel()
+    if running:
+        await asyncio.gather(*running, return_exceptions=True)

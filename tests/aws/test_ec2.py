@@ -10,7 +10,7 @@ import pytest
 
 from aws.conftest import assert_round_trip, ctx, tag_map, unique
 from stackwright.errors import InputError
-from stackwright.providers.aws.base import URN_TAG
+from stackwright.providers.aws.base import URN_TAG, client_token
 
 pytestmark = pytest.mark.aws
 
@@ -430,13 +430,19 @@ def test_security_group_create_adopts_its_own_earlier_attempt(handlers: Any, vpc
 
 
 def test_route_table_create_passes_its_idempotency_token(handlers: Any, client: Any, vpc_id: str) -> None:
-    """A create retried with the same token must not make a second table."""
+    """A create retried with the same token sends the same ClientToken, so AWS returns the
+    first table; and since moto ignores the token, the provider itself finds the first."""
     h = handlers("aws:ec2:RouteTable")
     c = ctx("aws:ec2:RouteTable", unique("rt"), token=unique("token"))
     inputs = h.check({"vpc_id": vpc_id})
+    sent: list[str] = []
+    h.client.meta.events.register(
+        "provide-client-params.ec2.CreateRouteTable",
+        lambda params, **_: sent.append(params.get("ClientToken", "")))
     first, second = h.create(c, inputs), h.create(c, inputs)
-    if second.id != first.id:
-        h.delete(c, second.id, inputs, {})
+    try:
+        assert sent and sent[0] == client_token(c.token)
+        assert set(sent) == {sent[0]}
+        assert second.id == first.id
+    finally:
         h.delete(c, first.id, inputs, {})
-        pytest.skip("moto ignores CreateRouteTable's ClientToken (AWS returns the first table)")
-    h.delete(c, first.id, inputs, {})

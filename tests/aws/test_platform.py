@@ -1,4 +1,4 @@
-"""The platform example's dev stack on the project's own local cloud, through the real CLI.
+"""The platform example's dev stack on the local cloud, through the real CLI.
 
 Everything is checked through boto3 reads against the emulator, not through
 Stackwright's state: what `up` claims to have made must be there, and what `destroy`
@@ -42,12 +42,14 @@ RECORD = "api.dev.shop.example.com."
 class Platform:
     """The example copied into a scratch folder, driven through `python -m stackwright.cli.main`."""
 
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, root: Path, port: int, cloud_home: Path) -> None:
         self.root = root
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.cloud_home = cloud_home
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("STACKWRIGHT_")}
-        self.env.update(STACKWRIGHT_USER="tester", STACKWRIGHT_LOCAL_CLOUD_PORT=str(port))
+        self.env.update(STACKWRIGHT_USER="tester", STACKWRIGHT_LOCAL_CLOUD_PORT=str(port),
+                        STACKWRIGHT_LOCAL_CLOUD_HOME=str(cloud_home))
         self._clients: dict[str, Any] = {}
 
     def run(self, *args: str, timeout: float = 300) -> tuple[int, str]:
@@ -78,7 +80,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
     """The example with its local cloud started on a free port; stopped at the end."""
     root = tmp_path / "platform"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".stackwright", "__pycache__"))
-    p = Platform(root, localcloud.free_port())
+    p = Platform(root, localcloud.free_port(), tmp_path / "local-cloud")
     try:
         p.start_cloud()
         p.ok("stack", "init", "dev")
@@ -89,7 +91,7 @@ def platform(tmp_path: Path) -> Iterator[Platform]:
 
 def _stop_cloud(p: Platform) -> None:
     code, out = p.run("local-cloud", "stop", timeout=60)
-    info = p.root / ".stackwright" / "local-cloud.json"
+    info = p.cloud_home / "local-cloud.json"
     if code != 0 and info.exists():  # the CLI failed: end the process we started, by its id
         pid = int(json.loads(info.read_text())["pid"])
         try:
@@ -255,3 +257,75 @@ def test_emulator_restart_loses_everything_and_up_recreates_it(platform: Platfor
     assert f"{RESOURCES} create" in out, out
     assert_platform_exists(platform)
     assert "No changes." in platform.ok("preview")
+
+
+def test_dev_and_staging_are_up_on_one_emulator_at_once(platform: Platform) -> None:
+    """staging pointed at the same local cloud, in dev's region: IAM is global, so the
+    OIDC providers of the two clusters collide unless each cluster has its own issuer."""
+    import yaml
+
+    staging_file = platform.root / "stacks" / "staging.yaml"
+    staging = yaml.safe_load(staging_file.read_text())
+    staging["config"]["aws"] = {"region": "us-east-1", "endpoint": "local"}
+    staging["config"]["platform"]["availability_zones"] = sorted(ZONES)
+    staging_file.write_text(yaml.safe_dump(staging))
+    platform.ok("stack", "init", "staging")
+
+    platform.ok("up", "--yes", "-s", "dev")
+    out = platform.ok("up", "--yes", "-s", "staging")
+    assert f"{RESOURCES} create" in out, out
+    assert_platform_exists(platform)  # dev is untouched
+
+    eks, iam = platform.aws("eks"), platform.aws("iam")
+    issuers = {name: eks.describe_cluster(name=name)["cluster"]["identity"]["oidc"]["issuer"]
+               for name in (CLUSTER, "platform-staging-main")}
+    assert len(set(issuers.values())) == 2, issuers
+    listed = {p_["Arn"].split("oidc-provider/", 1)[1] for p_ in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]}
+    assert {i.removeprefix("https://") for i in issuers.values()} <= listed
+    assert "No changes." in platform.ok("preview", "-s", "dev")
+
+    platform.ok("destroy", "--yes", "-s", "staging")
+    platform.ok("destroy", "--yes", "-s", "dev")
+    assert_platform_gone(platform)
+
+
+def edit_platform(p: Platform, old: str, new: str) -> None:
+    path = p.root / "stacks" / "dev.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize(("old", "new", "zones", "cidr"), [
+    ("[us-east-1a, us-east-1b, us-east-1c]", "[us-east-1a, us-east-1b, us-east-1c, us-east-1d]",
+     ZONES | {"us-east-1d"}, "10.0.0.0/16"),
+    ("domain: dev.shop.example.com", "domain: dev.shop.example.com\n    cidr_block: 10.1.0.0/16",
+     ZONES, "10.1.0.0/16"),
+], ids=["zones", "cidr"])
+def test_zone_and_cidr_edits_apply_in_one_up(platform: Platform, old: str, new: str,
+                                             zones: set[str], cidr: str) -> None:
+    """Config edits that replace subnets, and through them the cluster (delete-first, its
+    name stays), its node group and its OIDC provider: one `up` orders the whole chain."""
+    platform.ok("up", "--yes")
+    edit_platform(platform, old, new)
+    preview = platform.ok("preview")
+    assert "replace (delete first)" in preview and "cluster" in preview, preview
+    assert "warning: stateful aws:eks:Cluster is replaced as a side effect" in preview, preview
+
+    out = platform.ok("up", "--yes", "--allow-destroy")  # the cluster's replacement is a policy violation
+    assert "Update succeeded" in out, out
+    assert "No changes." in platform.ok("preview")
+
+    ec2, eks = platform.aws("ec2"), platform.aws("eks")
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:stackwright:urn", "Values": [VPC_URN]}])["Vpcs"]
+    assert [v["CidrBlock"] for v in vpcs] == [cidr]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "tag-key", "Values": ["stackwright:urn"]}])["Subnets"]
+    assert {s["VpcId"] for s in subnets} == {vpcs[0]["VpcId"]} and len(subnets) == 2 * len(zones)
+    assert {s["AvailabilityZone"] for s in subnets} == zones
+    private = sorted(s["SubnetId"] for s in subnets if not s["MapPublicIpOnLaunch"])
+    assert eks.list_clusters()["clusters"] == [CLUSTER]
+    cluster = eks.describe_cluster(name=CLUSTER)["cluster"]
+    assert sorted(cluster["resourcesVpcConfig"]["subnetIds"]) == private
+    issuer = cluster["identity"]["oidc"]["issuer"].removeprefix("https://")
+    arns = [o["Arn"] for o in platform.aws("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+    assert len(arns) == 1 and arns[0].endswith(f"oidc-provider/{issuer}")

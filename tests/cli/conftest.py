@@ -95,6 +95,14 @@ class CliProject:
     def file(self, relative: str) -> Path:
         return self.root / relative
 
+    def store(self, stack: str | None = None) -> Any:
+        """The project's state store, opened as the CLI opens it (with the key that
+        reads its secrets)."""
+        from stackwright.operations.session import open_store
+        from stackwright.program.project import load_project
+
+        return open_store(load_project(self.root), stack)
+
     def db_bytes(self) -> bytes:
         return self.db.read_bytes()
 

@@ -171,7 +171,8 @@ page = local.File("page", path="page.txt",
 """)
     err = refused(applied)
     line = applied.line_of("lambda n")
-    assert f"error: {applied.program}:{line}: a resource was declared inside an Output callback" in err
+    assert (f"error: {applied.program}:{line}: dev::proj::local:File::page: a resource was declared "
+            "inside an Output callback") in err
     assert "hint: the set of resources must be known when the plan is made" in err
 
 

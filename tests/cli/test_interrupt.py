@@ -9,12 +9,15 @@ each command having run exactly once.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from cli.conftest import CliProject, cli_env
 
@@ -29,17 +32,23 @@ def runs(root: Path) -> dict[int, int]:
             for i in range(6) if (root / f"ran-{i}").exists()}
 
 
+@pytest.mark.parametrize("terminal", [False, True], ids=["process", "process-group"])
 def test_ctrl_c_finishes_steps_in_flight_and_starts_nothing_else(
-        project: Callable[..., CliProject]) -> None:
+        project: Callable[..., CliProject], terminal: bool) -> None:
+    """``terminal``: SIGINT goes to the whole foreground process group, as a terminal's
+    Ctrl-C does, so it reaches the commands' shells too unless they are kept apart."""
     proj = project(PROGRAM)
     up = subprocess.Popen([sys.executable, "-m", "stackwright.cli.main", "up", "--yes", "--parallel", "2"],
                           cwd=proj.root, env=cli_env(), text=True, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=terminal)
     deadline = time.monotonic() + 30
     while len(runs(proj.root)) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert len(runs(proj.root)) == 2, "the first two commands never started"
-    up.send_signal(signal.SIGINT)
+    if terminal:
+        os.killpg(up.pid, signal.SIGINT)
+    else:
+        up.send_signal(signal.SIGINT)
     out, err = up.communicate(timeout=60)
 
     assert up.returncode != 0, out + err

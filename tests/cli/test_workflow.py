@@ -214,6 +214,25 @@ def test_up_target_changes_only_that_resource(project) -> None:
     assert "--target names no resource" in err
 
 
+def test_targets_by_short_name_for_up_and_destroy(project) -> None:
+    proj = project("""\
+        text = sw.Config().require_str("text")
+        a = local.File("a", path="a.txt", content=text)
+        b = local.File("b", path="b.txt", content=a.path)
+        c = local.File("c", path="c.txt", content=text)
+        """, {"text": "one"})
+    proj.ok("up", "--yes")
+    proj.write_config({"text": "two"})
+    assert "1 update" in proj.ok("up", "--yes", "--target", "c")
+    assert proj.file("c.txt").read_text() == "two" and proj.file("a.txt").read_text() == "one"
+
+    out = proj.ok("destroy", "--yes", "--target", "a")  # b depends on a: it goes too
+    assert "2 delete" in out
+    assert not proj.file("a.txt").exists() and not proj.file("b.txt").exists()
+    assert proj.file("c.txt").exists()
+    assert "--target names no resource" in proj.fails("destroy", "--yes", "--target", "nope")
+
+
 def test_up_and_destroy_refuse_without_yes_when_nobody_can_answer(applied: CliProject) -> None:
     applied.write_config({"greeting": "bye"})
     before = recorded(applied)
@@ -492,8 +511,8 @@ def test_alias_rename_is_not_a_replacement(project) -> None:
     proj.write_program('local.File("new", path="f.txt", content="x",\n'
                        '           opts=sw.ResourceOptions(aliases=[sw.Alias(name="old")]))\n')
     out = proj.ok("preview", "--diff")
-    assert "local:File new (was old)  unchanged" in out
-    assert changed_lines(out) == []
+    assert "local:File new (was old)  update options" in out and "options: aliases [] => [old]" in out
+    assert changed_lines(out) == ["~  local:File new (was old)  update options"]
     assert "create" not in out and "delete" not in out and "replace" not in out
     proj.ok("up", "--yes")
     urns = [line.split()[0] for line in proj.ok("state", "ls").splitlines()[:-1]]

@@ -121,6 +121,63 @@ def test_failure_skips_dependents_but_independent_branches_continue(h: Harness) 
     assert history[-1].result == "failed"
 
 
+def _arn_number(arn: str) -> str:
+    return str(int(arn))  # an arn is no number: raises ValueError during apply
+
+
+def test_a_callback_that_raises_during_apply_fails_its_step_naming_the_line(h: Harness) -> None:
+    def program() -> None:
+        a = Thing("a")
+        b = Thing("b", ref=a.arn.apply(_arn_number))
+        Thing("c", ref=b.arn)
+        Thing("independent")
+
+    result = h.up(program)
+    assert not result.ok
+    assert [f.urn for f in result.failures] == [P + "b"]
+    line = _arn_number.__code__.co_firstlineno + 1
+    message = result.failures[0].message
+    assert f"test_engine.py:{line}" in message and "ValueError" in message and "arn:a-1" in message
+    assert result.skipped == [P + "c"]
+    assert set(h.recorded()) == {"a", "independent"}
+    changes = h.store.checkpoint("dev", h.store.history("dev")[-1].number).changes
+    assert [(c.urn, c.error) for c in changes if c.error] == [(P + "b", message)]
+
+
+def test_a_callback_over_a_secret_keeps_the_secret_out_of_the_failure(h: Harness) -> None:
+    def program() -> None:
+        a = Thing("a")
+        Thing("b", ref=sw.secret(a.arn).apply(_arn_number))
+
+    result = h.up(program)
+    message = result.failures[0].message
+    assert "ValueError" in message and "arn:a-1" not in message and "secret" in message
+
+
+def test_an_unexpected_error_in_a_step_is_recorded_as_its_failure(h: Harness) -> None:
+    """A provider's ``check`` runs again at apply once the unknown inputs are known;
+    whatever it raises fails that step only."""
+    thing = h.providers.thing
+
+    def check(inputs: Any) -> dict[str, Any]:
+        if str(inputs.get("ref", "")).startswith("arn:"):
+            raise RuntimeError("check bug")
+        return dict(inputs)
+
+    thing.check = check  # type: ignore[method-assign]
+
+    def program() -> None:
+        a = Thing("a")
+        b = Thing("b", ref=a.arn)
+        Thing("c", ref=b.arn)
+
+    result = h.up(program)
+    assert [f.urn for f in result.failures] == [P + "b"]
+    assert "internal error: RuntimeError: check bug" in result.failures[0].message
+    assert result.skipped == [P + "c"]
+    assert set(h.recorded()) == {"a"}
+
+
 class Gate:
     """Holds every create until ``open()``; counts how many are held at once."""
 
@@ -224,6 +281,25 @@ def test_delete_before_replace_deletes_first(h: Harness) -> None:
     h.up(lambda: Thing("a", zone="b", opts=sw.ResourceOptions(delete_before_replace=True)))
     assert h.providers.thing.log == [("delete", "a"), ("create", "a")]
     assert len(h.providers.thing.objects) == 1
+
+
+def test_a_delete_first_chain_applies_in_one_run(h: Harness) -> None:
+    """A cluster replaced delete-first, and an OIDC provider that uses it replaced too:
+    the provider goes first, the cluster is recreated, then the provider."""
+    def program(zone: str) -> Callable[[], None]:
+        def declare_it() -> None:
+            cluster = Thing("cluster", zone=zone, opts=sw.ResourceOptions(delete_before_replace=True))
+            Thing("oidc", zone=zone, ref=cluster.arn)
+        return declare_it
+
+    assert h.up(program("a")).ok
+    h.providers.thing.log.clear()
+    result = h.up(program("b"))
+    assert result.ok and result.done == {"replace": 2, "delete-replaced": 2}
+    assert h.providers.thing.log == [("delete", "oidc"), ("delete", "cluster"),
+                                     ("create", "cluster"), ("create", "oidc")]
+    rec = h.recorded()
+    assert rec["oidc"].inputs["ref"] == rec["cluster"].outputs["arn"] and len(h.providers.thing.objects) == 2
 
 
 def v1() -> None:

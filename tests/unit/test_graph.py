@@ -90,6 +90,75 @@ def test_walk_stops_starting_new_vertices_when_asked() -> None:
     assert [fate[i] for i in range(5)] == ["done", "done", "not-started", "not-started", "not-started"]
 
 
+def test_a_vertex_with_several_dependencies_starts_after_the_last_of_them() -> None:
+    graph = Graph.from_mapping({4: [1, 2, 3], 1: [], 2: [], 3: [0], 0: []})
+    finished: list[int] = []
+
+    async def visit(v: int) -> bool:
+        await asyncio.sleep(0.01 * (3 - v) if v < 4 else 0)
+        finished.append(v)
+        return True
+
+    fate = asyncio.run(walk(graph, visit, parallel=8))
+    assert finished[-1] == 4 and sorted(finished) == [0, 1, 2, 3, 4]
+    assert set(fate.values()) == {"done"}
+
+
+def test_a_vertex_is_skipped_once_when_several_of_its_dependencies_fail() -> None:
+    graph = Graph.from_mapping({4: [1, 2, 3], 5: [4], 1: [], 2: [], 3: []})
+    skipped: list[tuple[int, int]] = []
+    visited: list[int] = []
+
+    async def visit(v: int) -> bool:
+        visited.append(v)
+        return v == 3
+
+    fate = asyncio.run(walk(graph, visit, parallel=1, on_skip=lambda v, c: skipped.append((v, c))))
+    assert fate == {1: "failed", 2: "failed", 3: "done", 4: "skipped", 5: "skipped"}
+    assert sorted(visited) == [1, 2, 3]
+    assert [v for v, _ in skipped] == [4, 5] and skipped[0][1] == skipped[1][1] in (1, 2)
+
+
+def test_an_exception_in_a_visit_is_raised_by_the_walk_after_visits_in_flight_end() -> None:
+    graph = Graph.from_mapping({1: [], 2: [], 3: [1], 4: [2]})
+    finished: list[int] = []
+
+    async def visit(v: int) -> bool:
+        if v == 1:
+            raise ValueError("visit 1 broke")
+        await asyncio.sleep(0.02)
+        finished.append(v)
+        return True
+
+    with pytest.raises(ValueError, match="visit 1 broke"):
+        asyncio.run(walk(graph, visit, parallel=4))
+    assert finished == [2], "the visit in flight finishes; nothing new starts, 3 never runs"
+
+
+def test_exceptions_of_several_visits_are_all_raised() -> None:
+    graph = Graph.from_mapping({1: [], 2: [], 3: []})
+
+    async def visit(v: int) -> bool:
+        await asyncio.sleep(0)
+        if v < 3:
+            raise KeyError(v)
+        return True
+
+    with pytest.raises(ExceptionGroup) as info:
+        asyncio.run(walk(graph, visit, parallel=4))
+    assert sorted(e.args[0] for e in info.value.exceptions) == [1, 2]
+
+
+def test_a_cancelled_visit_is_an_error_not_a_silent_failure() -> None:
+    graph = Graph.from_mapping({1: [], 2: [1]})
+
+    async def visit(v: int) -> bool:
+        asyncio.current_task().cancel()  # type: ignore[union-attr]
+        await asyncio.sleep(0)
+        return True
+
+    with pytest.raises(RuntimeError, match="visit of 1 was cancelled"):
+        asyncio.run(walk(graph, visit, parallel=2))
 
 
 def test_a_visit_that_withdraws_leaves_it_and_its_dependents_not_started() -> None:

@@ -158,3 +158,27 @@ def test_resource_attribute_names_do_not_hide_inputs() -> None:
     box: Resource = holder["box"]
     assert box.resource_name == "b"
     assert isinstance(box.name, Output)  # type: ignore[attr-defined]
+
+
+def test_a_raising_callback_is_a_located_error_that_keeps_nested_secrets_out() -> None:
+    from stackwright.errors import CallbackError
+
+    holder: dict[str, Any] = {}
+
+    def parse(tags: dict[str, Any]) -> int:
+        return int(tags["port"])  # raises on "hunter2"
+
+    def program() -> None:
+        a = Box("a", name="a")
+        holder["plain"] = a.arn.apply(int)
+        holder["nested"] = Output._ref(a, "tags").apply(parse)
+
+    declare(program)
+    with pytest.raises(CallbackError) as plain:
+        holder["plain"].resolve(lookup_from({("a", "arn"): "arn:x"}))
+    assert "ValueError: invalid literal for int() with base 10: 'arn:x'" in str(plain.value)
+    with pytest.raises(CallbackError) as nested:
+        holder["nested"].resolve(lookup_from({("a", "tags"): {"port": Secret("hunter2")}}))
+    error = nested.value
+    assert "hunter2" not in str(error) and "hidden" in error.message
+    assert (error.file, error.line) == (__file__, parse.__code__.co_firstlineno + 1)

@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import click
 import pytest
 
 import stackwright as sw
+from stackwright.cli.render import plan_lines
+from stackwright.engine.apply import action_graph
 from stackwright.errors import GraphError, PlanError
 from stackwright.model.values import UNKNOWN
-from stackwright.plan.plan import Plan
+from stackwright.plan.plan import Op, Plan, Step
 from stackwright.plan.planner import make_plan
 from stackwright.state.records import ResourceState, Snapshot
 from stackwright.testing import declare
+from stackwright.workflow.markdown import render_plan
 from unit.fakes import FakeProviders, Thing
 
 P = "dev::test::fake:Thing::"
@@ -122,6 +126,29 @@ def test_targets_limit_the_plan_to_the_target_and_what_it_needs() -> None:
         make_plan(declare(program), Snapshot("dev", "l", 1, {}, {}), FakeProviders(), targets=["x"])
 
 
+def test_a_target_may_be_a_short_name_when_it_names_one_resource() -> None:
+    class Box(sw.Component, type="fake:Box"):
+        def __init__(self, name: str) -> None:
+            super().__init__(name)
+            Thing("item", label=name)
+
+    def program() -> None:
+        a = Thing("a")
+        Thing("b", ref=a.arn)
+        Box("left")
+        Box("right")
+
+    def targeted(*targets: str) -> dict[str, str]:
+        return ops(make_plan(declare(program), Snapshot("dev", "l", 1, {}, {}), FakeProviders(), targets=targets))
+
+    assert targeted("b") == targeted("fake:Thing::b") == targeted("Thing::b") == {"a": "create", "b": "create"}
+    assert targeted("left$item") == {"left$item": "create"}
+    with pytest.raises(PlanError) as info:
+        targeted("item")
+    assert "names 2 resources" in info.value.message
+    assert P + "left$item" in info.value.message and P + "right$item" in info.value.message
+
+
 def test_cycle_through_a_component_is_named_in_order() -> None:
     class Group(sw.Component, type="test:Group"):
         def __init__(self, name: str, ref: Any) -> None:
@@ -141,9 +168,153 @@ def test_cycle_through_a_component_is_named_in_order() -> None:
     assert names[0] == names[-1] and set(names) == {"holder", "late"}
 
 
-def test_plan_json_masks_secrets_and_is_stable() -> None:
+def test_plan_view_masks_secrets_and_is_stable() -> None:
     plan = plan_for(lambda: Thing("a", label=sw.secret("hunter2")))
-    body = plan.to_json()
+    body = plan.view()
     assert "hunter2" not in str(body)
     assert body["summary"] == {"create": 1} and body["steps"][0]["op"] == "create"
     assert plan.digest() == plan_for(lambda: Thing("a", label=sw.secret("hunter2"))).digest()
+
+
+def action_order(plan: Plan) -> list[str]:
+    """The actions of a plan in an order apply may run them, as "C:name" / "D:name"."""
+    graph = action_graph(plan)
+    return [f"{kind}:{urn.removeprefix(P)}" for kind, urn in graph.topological_order()]
+
+
+@pytest.mark.parametrize("dependent_dbr", [False, True])
+def test_a_delete_first_replacement_deletes_its_replaced_dependents_first(dependent_dbr: bool) -> None:
+    """The issue's chain: a cluster replaced delete-first, and the OIDC provider that uses
+    it replaced as a consequence (its own provider would create it first)."""
+    def program() -> None:
+        cluster = Thing("cluster", zone="b", opts=sw.ResourceOptions(delete_before_replace=True))
+        Thing("oidc", zone="b", ref=cluster.arn,
+              opts=sw.ResourceOptions(delete_before_replace=dependent_dbr))
+
+    plan = plan_for(program, record("cluster"), record("oidc", ref="arn:cluster-id", deps=[P + "cluster"]))
+    assert ops(plan) == {"cluster": "replace", "oidc": "replace"}
+    assert all(step.delete_before_replace for step in plan.steps)
+    order = action_order(plan)
+    assert order.index("D:oidc") < order.index("D:cluster") < order.index("C:cluster") < order.index("C:oidc")
+
+
+def test_a_chain_of_delete_first_replacements_is_ordered_whole() -> None:
+    def program() -> None:
+        subnet = Thing("subnet", zone="b")
+        cluster = Thing("cluster", zone="b", ref=subnet.arn, opts=sw.ResourceOptions(delete_before_replace=True))
+        oidc = Thing("oidc", zone="b", ref=cluster.arn)
+        Thing("role", label="r", ref=oidc.arn)
+
+    plan = plan_for(program, record("subnet"), record("cluster", ref="arn:subnet-id", deps=[P + "subnet"]),
+                    record("oidc", ref="arn:cluster-id", deps=[P + "cluster"]),
+                    record("role", label="r", ref="arn:oidc-id", deps=[P + "oidc"]))
+    assert ops(plan) == {"subnet": "replace", "cluster": "replace", "oidc": "replace", "role": "update"}
+    dbr = {s.urn.removeprefix(P): s.delete_before_replace for s in plan.steps}
+    assert dbr == {"subnet": False, "cluster": True, "oidc": True, "role": False}
+    oidc = plan.steps[2]
+    assert any("cluster, which is replaced delete-first" in note for note in oidc.notes)
+    order = action_order(plan)
+    assert order.index("C:subnet") < order.index("C:cluster")
+    assert order.index("D:oidc") < order.index("D:cluster") < order.index("C:cluster")
+    assert order.index("C:cluster") < order.index("C:oidc") < order.index("C:role")
+    assert order.index("D:cluster") < order.index("D:subnet")
+
+
+def test_a_create_first_replacement_deletes_dependents_after_their_new_halves() -> None:
+    def program() -> None:
+        a = Thing("a", zone="b")
+        Thing("b", zone="b", ref=a.arn)
+
+    plan = plan_for(program, record("a"), record("b", ref="arn:a-id", deps=[P + "a"]))
+    assert not any(step.delete_before_replace for step in plan.steps)
+    order = action_order(plan)
+    assert order.index("C:a") < order.index("C:b") < order.index("D:b") < order.index("D:a")
+
+
+def test_a_stateful_resource_replaced_as_a_side_effect_is_warned_about_everywhere() -> None:
+    def program() -> None:
+        subnet = Thing("subnet", zone="b")
+        Thing("cluster", zone=subnet.arn)
+
+    providers = FakeProviders()
+    providers.thing.stateful = True  # type: ignore[misc]
+    snapshot = Snapshot("dev", "lineage", 7, {r.urn: r for r in (
+        record("subnet"), record("cluster", zone="arn:subnet-id", deps=[P + "subnet"]))}, {})
+    plan = make_plan(declare(program), snapshot, providers)
+    subnet, cluster = plan.steps
+    assert ops(plan) == {"subnet": "replace", "cluster": "replace"}
+    assert subnet.warnings == ()  # its own edit: the reviewer sees it in the diff
+    assert len(cluster.warnings) == 1 and "replaced as a side effect: zone changes" in cluster.warnings[0]
+    assert plan.to_json()["steps"][1]["warnings"] == list(cluster.warnings)
+    assert "⚠️ **stateful fake:Thing is replaced as a side effect" in render_plan(plan)
+    assert any("warning: stateful fake:Thing" in click.unstyle(line) for line in plan_lines(plan))
+
+
+def test_a_stateless_or_directly_edited_replacement_is_not_warned_about() -> None:
+    def program() -> None:
+        subnet = Thing("subnet", zone="b")
+        Thing("cluster", zone=subnet.arn)
+
+    plan = plan_for(program, record("subnet"), record("cluster", zone="arn:subnet-id", deps=[P + "subnet"]))
+    assert all(step.warnings == () for step in plan.steps)
+
+
+def test_a_true_cycle_names_the_resources_and_what_forces_each_replacement() -> None:
+    a = Step(urn=P + "a", type="fake:Thing", op=Op.REPLACE, replace_keys=("zone",), deps=(P + "b",), old_id="1")
+    b = Step(urn=P + "b", type="fake:Thing", op=Op.REPLACE, replace_keys=("label",), deps=(P + "a",), old_id="2")
+    plan = Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=(a, b))
+    with pytest.raises(PlanError) as info:
+        action_graph(plan)
+    message = info.value.message
+    assert message.startswith("the plan's deletes and replacements cannot be ordered: create ")
+    assert "a is replaced because zone changed" in message and "b is replaced because label changed" in message
+
+
+# --- secretness through nested inputs ---------------------------------------------------
+
+
+def nest(value: Any, shape: str) -> Any:
+    """``value`` inside lists ("l") and dicts ("d"), outermost first."""
+    for kind in reversed(shape):
+        value = [value] if kind == "l" else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("shape", ["", "l", "d", "ll", "dl", "ld", "dd", "ldld", "dldld"])
+def test_a_secret_stays_secret_at_any_depth_after_the_providers_check(shape: str) -> None:
+    from stackwright.model.values import Secret, is_secret, masked, reveal
+    from stackwright.plan.planner import _rewrap_secrets
+
+    original = {"plain": "p", "value": nest(Secret("s3cret"), shape)}
+    checked = _rewrap_secrets(original, {**reveal(original), "added": "default"})
+    assert checked["value"] == original["value"] and is_secret(checked["value"])
+    assert checked["plain"] == "p" and checked["added"] == "default"
+    assert "s3cret" not in repr(masked(checked))
+
+
+def test_a_secret_in_a_value_the_provider_reshaped_makes_the_whole_value_secret() -> None:
+    from stackwright.model.values import Secret
+    from stackwright.plan.planner import _rewrap_secrets
+
+    original = {"tags": [{"k": Secret("s3cret")}], "names": ["a", Secret("b")]}
+    checked = _rewrap_secrets(original, {"tags": {"k": "s3cret"}, "names": ["a", "b", "c"]})
+    assert checked == {"tags": Secret({"k": "s3cret"}), "names": Secret(["a", "b", "c"])}
+
+
+def test_nested_secrets_stay_secret_in_the_plan_of_a_real_provider() -> None:
+    from stackwright.model.values import Secret, masked
+    from stackwright.providers import local, random
+    from stackwright.providers.registry import ProviderRegistry
+
+    def program() -> None:
+        password = random.Password("pw")
+        local.Command("cmd", create="true", environment={"X": sw.secret("s3cret"), "Y": "plain"},
+                      triggers=["t", password.result])
+        sw.export("nested", {"a": [{"b": sw.secret("s3cret")}]})
+
+    plan = make_plan(declare(program), Snapshot("dev", "lineage", 7, {}, {}), ProviderRegistry({}))
+    [cmd] = [s for s in plan.steps if s.type == "local:Command"]
+    assert cmd.inputs is not None
+    assert cmd.inputs["environment"] == {"X": Secret("s3cret"), "Y": "plain"}
+    assert "s3cret" not in repr(masked(cmd.inputs)) and "s3cret" not in str(plan.view())
+    assert plan.outputs["nested"] == {"a": [{"b": Secret("s3cret")}]}

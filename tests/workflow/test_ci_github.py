@@ -211,7 +211,7 @@ def test_approve_applies_exactly_the_issues_plans_as_the_approver(repo: Path) ->
     lines = stackwright_lines(document)
     assert lines == [
         'stackwright ci plan-files plans > "$RUNNER_TEMP/plans.tsv"',
-        'stackwright -C "$project" approve "$plan" --as "$STACKWRIGHT_USER" --comment "approved in $ISSUE_URL" '
+        'stackwright -C "$project" approve "$plan" --github-event "$GITHUB_EVENT_PATH" --comment "approved in $ISSUE_URL" '
         '2>&1 | tee -a "$RUNNER_TEMP/apply.log"',
         'stackwright -C "$project" apply "$plan" --yes 2>&1 | tee -a "$RUNNER_TEMP/apply.log"',
     ]

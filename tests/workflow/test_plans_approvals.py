@@ -40,6 +40,29 @@ sw.export("site_path", site.path)
 """
 
 ENVIRONMENTS: dict[str, Any] = {"production": {"protected": True, "required_approvals": 1}}
+PEOPLE = ("alice", "alice@example.com", "bob", "carol", "dave", "mallory", "tester")
+"""Everyone the tests let approve has an SSH key, listed in allowed_signers."""
+
+
+def ssh_key(folder: Path, name: str) -> tuple[Path, str]:
+    """A new Ed25519 key pair in OpenSSH format: the private key's path and the public
+    key line (``ssh-ed25519 AAAA...``)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding, NoEncryption, PrivateFormat, PublicFormat,
+    )
+
+    private = Ed25519PrivateKey.generate()
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(private.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()))
+    path.chmod(0o600)
+    return path, private.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+
+
+def signed(proj: CliProject, name: str) -> tuple[str, ...]:
+    """Arguments that approve as ``name`` with ``name``'s own key."""
+    return ("--as", name, "--key", str(proj.root.parent / "keys" / name))
 
 
 def make_project(root: Path, environments: dict[str, Any] | None = None,
@@ -52,6 +75,8 @@ def make_project(root: Path, environments: dict[str, Any] | None = None,
     (root / "stackwright.yaml").write_text(yaml.safe_dump(settings))
     (root / "__main__.py").write_text(PROGRAM)
     (root / "motd.txt").write_text("welcome")
+    lines = [f"{who} namespaces=\"stackwright-plan\" {ssh_key(root.parent / 'keys', who)[1]}" for who in PEOPLE]
+    (root / "allowed_signers").write_text("\n".join(lines) + "\n")
     proj = CliProject(root)
     for stack in ("dev", "production"):
         proj.write_config({"greeting": f"hello {stack}"}, stack=stack)
@@ -81,9 +106,7 @@ def make_plan(proj: CliProject, stack: str = "dev", name: str = "plan.json", **e
 def recorded(proj: CliProject, stack: str = "dev") -> tuple[int, int, str]:
     """What state records of ``stack``: its serial (which every write of resources,
     pending operations or outputs advances), its checkpoints, and the files made."""
-    from stackwright.state.sqlite import SqliteStateStore
-
-    store = SqliteStateStore(proj.db)
+    store = proj.store()
     try:
         serial, checkpoints = store.snapshot(stack).serial, len(store.history(stack))
     finally:
@@ -108,7 +131,7 @@ def _stack_of(proj: CliProject, args: tuple[str, ...]) -> str:
         path = proj.root / arg
         if arg.endswith(".json") and path.is_file():
             try:
-                return str(json.loads(path.read_text())["stack"])
+                return str(json.loads(path.read_text())["plan"]["stack"])
             except (ValueError, KeyError):
                 pass
     return "dev"
@@ -121,7 +144,7 @@ def secret(proj: CliProject, stack: str = "dev") -> str:
 
 
 def steps(path: Path) -> dict[str, dict[str, Any]]:
-    return {s["urn"]: s for s in json.loads(path.read_text())["steps"]}
+    return {s["urn"]: s for s in json.loads(path.read_text())["plan"]["steps"]}
 
 
 def audit(proj: CliProject, stack: str | None = None) -> list[dict[str, Any]]:
@@ -142,8 +165,10 @@ def test_plan_then_apply_applies_exactly_the_plan(proj: CliProject) -> None:
     assert "Resources: 3 to create, 0 unchanged" in proj.ok("preview")
     doc = json.loads(path.read_text())
     assert doc["hash"] == digest and doc["summary"] == {"create": 3}
-    assert (doc["stack"], doc["project"], doc["created_by"]) == ("dev", "proj", "tester")
-    assert doc["providers"] == {"local": "0.1.0", "random": "0.1.0"}
+    plan = doc["plan"]
+    assert (plan["stack"], plan["project"], doc["created_by"]) == ("dev", "proj", "tester")
+    assert plan["providers"] == {"local": "0.1.0", "random": "0.1.0"}
+    assert len(plan["program_digest"]) == len(plan["config_digest"]) == 64 and plan["base_serial"] == 0
     assert not proj.file("out").exists(), "planning changes nothing"
 
     out = proj.ok("apply", "plan.json", "--yes")
@@ -179,25 +204,25 @@ def test_plan_file_holds_no_plain_secret(applied: CliProject) -> None:
     assert password not in text
     creds = steps(path)[CREDS]["inputs"]["content"]
     assert list(creds) == ["$encrypted"]
-    assert json.loads(text)["outputs"]["password"].keys() == {"$encrypted"}
+    assert json.loads(text)["plan"]["outputs"]["password"].keys() == {"$encrypted"}
     assert "$secret" not in text
     key = applied.root / ".stackwright" / "secrets.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     # The key is what turns the file back into the value apply uses.
+    from stackwright.operations.keyring import Keyring
     from stackwright.program.project import load_project
-    from stackwright.workflow.secrets import decrypt_tree, project_key
+    from stackwright.workflow.secrets import decrypt_tree
 
     os.environ.pop("STACKWRIGHT_PASSPHRASE", None)
-    value = decrypt_tree(creds, project_key(load_project(applied.root)))
+    value = decrypt_tree(creds, Keyring.for_stack(load_project(applied.root), "dev"))
     assert value.value == f"PASSWORD={password}"
 
 
 def test_plan_with_a_passphrase_applies_elsewhere_with_the_same_passphrase(applied: CliProject) -> None:
     applied.write_config({"greeting": "bye"})
     make_plan(applied, STACKWRIGHT_PASSPHRASE="correct horse")
-    (applied.root / ".stackwright" / "secrets.key").unlink(missing_ok=True)
     err = refused(applied, "apply", "plan.json", "--yes", STACKWRIGHT_PASSPHRASE="wrong")
-    assert "cannot decrypt the plan's secrets" in err
+    assert "cannot decrypt a secret with the passphrase key" in err and len(err.splitlines()) == 2
     out = applied.ok("apply", "plan.json", "--yes", STACKWRIGHT_PASSPHRASE="correct horse")
     assert "Applied plan" in out
 
@@ -229,7 +254,7 @@ def test_edited_input_in_valid_json_is_refused(applied: CliProject) -> None:
 
     path, _ = make_plan(applied)
     doc = json.loads(path.read_text())
-    site = next(s for s in doc["steps"] if s["urn"] == SITE)
+    site = next(s for s in doc["plan"]["steps"] if s["urn"] == SITE)
     site["inputs"]["content"] = "<h1>pwned</h1>"
     path.write_bytes(render(doc))
     err = refused(applied, "apply", "plan.json", "--yes")
@@ -304,7 +329,9 @@ def test_production_needs_an_approval_from_someone_else(proj: CliProject) -> Non
     err = refused(proj, "approve", "plan.json")
     assert "tester made plan" in err and "does not allow self-approval" in err
 
-    out = proj.ok("approve", "plan.json", "--as", "bob", "--comment", "looks right")
+    err = refused(proj, "approve", "plan.json", "--as", "bob")
+    assert "environment 'production' is protected: an approval must be signed" in err
+    out = proj.ok("approve", "plan.json", *signed(proj, "bob"), "--comment", "looks right")
     assert "Approved plan" in out and "1 of 1 needed" in out
     out = proj.ok("apply", "plan.json", "--yes")
     assert f"Applied plan {digest[:12]}" in out
@@ -313,13 +340,13 @@ def test_production_needs_an_approval_from_someone_else(proj: CliProject) -> Non
     rows = audit(proj, "production")
     assert [(r["kind"], r["who"]) for r in rows] == [("plan", "tester"), ("approve", "bob"), ("apply", "tester")]
     assert all(r["plan_hash"] == digest for r in rows)
-    assert rows[1]["detail"] == "looks right"
+    assert rows[1]["detail"].startswith("[signed SHA256:") and rows[1]["detail"].endswith("] looks right")
     assert rows[2]["data"]["approved_by"] == ["bob"]
 
 
 def test_identity_comes_from_the_environment(proj: CliProject) -> None:
     make_plan(proj, "production", STACKWRIGHT_USER="alice@example.com")
-    proj.ok("approve", "plan.json")  # STACKWRIGHT_USER=tester: someone else
+    proj.ok("approve", "plan.json", "--key", str(proj.root.parent / "keys" / "tester"))  # STACKWRIGHT_USER=tester
     proj.ok("apply", "plan.json", "--yes", STACKWRIGHT_USER="ci-bot")
     rows = audit(proj, "production")
     assert [(r["kind"], r["who"]) for r in rows] == [
@@ -328,13 +355,13 @@ def test_identity_comes_from_the_environment(proj: CliProject) -> None:
 
 def test_rejection_blocks_until_approved_again(proj: CliProject) -> None:
     make_plan(proj, "production")
-    proj.ok("approve", "plan.json", "--as", "bob")
+    proj.ok("approve", "plan.json", *signed(proj, "bob"))
     out = proj.ok("reject", "plan.json", "--as", "carol", "--comment", "not during the freeze")
     assert "Rejected plan" in out
     err = refused(proj, "apply", "plan.json", "--yes")
     assert "rejected by carol" in err and "not during the freeze" in err
 
-    proj.ok("approve", "plan.json", "--as", "dave", "--comment", "freeze is over")
+    proj.ok("approve", "plan.json", *signed(proj, "dave"), "--comment", "freeze is over")
     assert "Applied plan" in proj.ok("apply", "plan.json", "--yes")
 
 
@@ -347,7 +374,7 @@ def test_rejection_blocks_in_unprotected_environments_too(proj: CliProject) -> N
 
 def test_approvals_are_for_that_exact_plan(proj: CliProject) -> None:
     make_plan(proj, "production", name="first.json")
-    proj.ok("approve", "first.json", "--as", "bob")
+    proj.ok("approve", "first.json", *signed(proj, "bob"))
     make_plan(proj, "production", name="second.json")
     err = refused(proj, "apply", "second.json", "--yes")
     assert "needs 1 approval(s)" in err
@@ -359,16 +386,16 @@ def test_only_listed_approvers_may_approve(tmp_path: Path) -> None:
                           "approvers": ["alice", "group:sre"]}}
     proj = make_project(tmp_path / "proj", env, groups={"sre": ["bob", "carol"]})
     make_plan(proj, "production")
-    err = refused(proj, "approve", "plan.json", "--as", "mallory")
+    err = refused(proj, "approve", "plan.json", *signed(proj, "mallory"))
     assert "mallory is not an approver of environment 'production'" in err
     err = refused(proj, "reject", "plan.json", "--as", "mallory")
     assert "may not reject" in err
-    proj.ok("approve", "plan.json", "--as", "bob")
-    proj.ok("approve", "plan.json", "--as", "bob")  # the same person twice counts once
+    proj.ok("approve", "plan.json", *signed(proj, "bob"))
+    proj.ok("approve", "plan.json", *signed(proj, "bob"))  # the same person twice counts once
     err = refused(proj, "apply", "plan.json", "--yes")
     assert "needs 2 approval(s)" in err and "1 missing, approved by bob" in err
     assert "alice, group:sre (not tester, the author)" in err
-    proj.ok("approve", "plan.json", "--as", "alice")
+    proj.ok("approve", "plan.json", *signed(proj, "alice"))
     assert "Applied plan" in proj.ok("apply", "plan.json", "--yes")
 
 
@@ -377,7 +404,7 @@ def test_audit_lists_plans_reviews_and_applies_with_identities(proj: CliProject)
     _, first = make_plan(proj, "production", name="first.json")
     proj.ok("reject", "first.json", "--as", "carol", "--comment", "too early")
     _, second = make_plan(proj, "production", name="second.json", STACKWRIGHT_USER="alice")
-    proj.ok("approve", "second.json", "--as", "bob", "--comment", "ship it")
+    proj.ok("approve", "second.json", *signed(proj, "bob"), "--comment", "ship it")
     proj.ok("apply", "second.json", "--yes", "--as", "deployer")
 
     rows = audit(proj)
@@ -482,6 +509,7 @@ def test_value_the_plan_fixed_coming_out_different_fails_the_apply(tmp_path: Pat
     from stackwright.providers.protocol import Created, OperationContext
     from stackwright.providers.registry import ProviderRegistry, SimpleProvider
     from stackwright.workflow import plan_file
+    from stackwright.workflow.secrets import stack_keyring
     from unit.fakes import ThingProvider
 
     class Shouting(ThingProvider):
@@ -501,17 +529,19 @@ def test_value_the_plan_fixed_coming_out_different_fails_the_apply(tmp_path: Pat
     registry.add(SimpleProvider("fake", "1.0", [Shouting()]))
     session = open_session(project, "dev", "tester", registry=registry)
     try:
-        plan_file.save_plan(session, root / "plan.json")
+        written = plan_file.save_plan(session, root / "plan.json")
         saved = plan_file.read_plan_file(root / "plan.json")
+        assert saved.plan(stack_keyring(session)) == written.plan, "the file holds the whole plan"
         assert steps(root / "plan.json")["dev::proj::fake:Thing::second"]["inputs"]["label"] == "quiet"
         outcome = plan_file.apply_plan_file(session, saved, options=ApplyOptions(), sink=EventSink(),
                                             confirm=lambda plan: True)
     finally:
         session.close()
+    assert outcome.plan == written.plan, "apply ran the saved plan itself, nothing recomputed"
     assert outcome.result is not None and not outcome.result.ok
     [failure] = outcome.result.failures
     assert failure.urn == "dev::proj::fake:Thing::second"
-    assert failure.message == "label came out different from the plan"
+    assert failure.message == "__main__.py:5: label came out different from the plan"
     assert failure.hint is not None and "make a new plan" in failure.hint
     assert outcome.checkpoint is not None and outcome.checkpoint.result == "failed"
 
@@ -521,24 +551,23 @@ def test_value_the_plan_fixed_coming_out_different_fails_the_apply(tmp_path: Pat
 
 def test_secrets_round_trip_with_a_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from stackwright.model.values import UNKNOWN, Secret
+    from stackwright.operations.keyring import Keyring, parse_spec
     from stackwright.program.project import Project
-    from stackwright.workflow.secrets import decrypt_tree, encrypt_tree, project_key
+    from stackwright.workflow.secrets import decrypt_tree, encrypt_tree
 
     monkeypatch.delenv("STACKWRIGHT_PASSPHRASE", raising=False)
     project = Project(root=tmp_path, name="proj")
-    key = project_key(project)
-    path = tmp_path / ".stackwright" / "secrets.key"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert project_key(project) == key, "made once, then read back"
-
+    keyring = Keyring(project, parse_spec(None))
     value = {"user": "app", "password": Secret("hunter2"), "later": UNKNOWN,
              "list": [1, Secret({"nested": Secret("deep")}), (2, 3)], "none": None}
-    sealed = encrypt_tree(value, key)
+    sealed = encrypt_tree(value, keyring)
+    path = tmp_path / ".stackwright" / "secrets.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     text = json.dumps(sealed)
     assert "hunter2" not in text and "deep" not in text
-    assert sealed["password"].keys() == {"$encrypted"}
+    assert sealed["password"].keys() == {"$encrypted"} and sealed["password"]["$encrypted"].startswith("local:")
     assert sealed["later"] == {"$unknown": True}
-    opened = decrypt_tree(json.loads(text), key)
+    opened = decrypt_tree(json.loads(text), Keyring(project, parse_spec(None)))
     assert opened == {**value, "list": [1, Secret({"nested": Secret("deep")}), [2, 3]]}
     masked_view = decrypt_tree(sealed, None)
     assert masked_view["password"] == Secret(None) and masked_view["user"] == "app"
@@ -546,18 +575,18 @@ def test_secrets_round_trip_with_a_key_file(tmp_path: Path, monkeypatch: pytest.
 
 def test_secrets_with_a_passphrase_and_a_wrong_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from stackwright.model.values import Secret
+    from stackwright.operations.keyring import Keyring, SecretsError, parse_spec
     from stackwright.program.project import Project
-    from stackwright.workflow.secrets import SecretsError, decrypt_tree, encrypt_tree, project_key
+    from stackwright.workflow.secrets import decrypt_tree, encrypt_tree
 
     monkeypatch.setenv("STACKWRIGHT_PASSPHRASE", "correct horse")
     here, there = Project(root=tmp_path / "a", name="proj"), Project(root=tmp_path / "b", name="proj")
-    key = project_key(here)
-    assert project_key(there) == key, "the same passphrase gives the same key anywhere"
+    sealed = encrypt_tree({"p": Secret("s3cret")}, Keyring(here, parse_spec(None)))
+    assert decrypt_tree(sealed, Keyring(there, parse_spec(None))) == {"p": Secret("s3cret")}, \
+        "the same passphrase opens it anywhere"
     assert not (tmp_path / "a" / ".stackwright").exists()
-    assert project_key(Project(root=tmp_path / "c", name="other")) != key
-    sealed = encrypt_tree({"p": Secret("s3cret")}, key)
-    assert decrypt_tree(sealed, key) == {"p": Secret("s3cret")}
+    with pytest.raises(SecretsError, match="cannot decrypt a secret with the passphrase key"):
+        decrypt_tree(sealed, Keyring(Project(root=tmp_path / "c", name="other"), parse_spec(None)))
     monkeypatch.setenv("STACKWRIGHT_PASSPHRASE", "wrong")
-    with pytest.raises(SecretsError, match="not the one the plan was made with"):
-        decrypt_tree(sealed, project_key(here))
-
+    with pytest.raises(SecretsError, match="cannot decrypt a secret with the passphrase key"):
+        decrypt_tree(sealed, Keyring(here, parse_spec(None)))

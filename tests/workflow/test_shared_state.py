@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cli.conftest import CliProject
-from workflow.test_plans_approvals import make_project
+from workflow.test_plans_approvals import make_project, signed
 
 
 def test_plan_approve_apply_across_runners(tmp_path: Path, pg_url: str,
@@ -31,7 +31,7 @@ def test_plan_approve_apply_across_runners(tmp_path: Path, pg_url: str,
                 if line.startswith("Plan hash: ")]
     shutil.copy(a.root / "plan.json", b.root / "plan.json")  # the workflow's artifact
 
-    out = b.ok("approve", "plan.json", "--as", "bob", "--comment", "from runner b")
+    out = b.ok("approve", "plan.json", *signed(a, "bob"), "--comment", "from runner b")
     assert "Approved plan" in out and "1 of 1 needed" in out
     out = a.ok("apply", "plan.json", "--yes")
     assert f"Applied plan {digest[:12]}" in out

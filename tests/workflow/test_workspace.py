@@ -364,13 +364,18 @@ def test_a_reference_to_a_missing_output_names_stack_and_output(repo: Path) -> N
     assert "Traceback" not in out + err
 
 
-def test_a_reference_to_a_stack_that_was_never_applied_is_clear(fresh: Path) -> None:
+def test_a_reference_to_a_stack_never_applied_previews_unknown_and_refuses_apply(fresh: Path) -> None:
     code, out, err = run_cli(fresh / "cluster", "stack", "init", "production", env=cli_env())
     assert code == 0, err
-    code, out, err = run_cli(fresh / "cluster", "preview", "-s", "production", env=cli_env())
-    assert code == 1
-    assert "cannot read stack network/production: it has no recorded state" in err
-    assert "__main__.py:" in err
+    code, out, err = run_cli(fresh / "cluster", "preview", "--diff", "-s", "production", env=cli_env())
+    assert code == 0, err
+    assert "content: (known after apply)" in out
+    code, out, err = run_cli(fresh / "cluster", "up", "--yes", "-s", "production", env=cli_env())
+    assert code == 1 and "Traceback" not in out + err
+    assert ("stack network/production has not been applied yet, so its output 'vpc_id' is "
+            "unknown") in err
+    assert "cluster/__main__.py:" in err
+    assert not (fresh / "cluster" / "out" / "production" / "kube.txt").exists()
 
 
 def test_an_undeclared_reference_is_an_error_naming_the_fix(repo: Path) -> None:
@@ -463,6 +468,35 @@ def test_stack_reference_outputs_keep_secrets(reading_ctx: ProgramContext) -> No
     assert reading_ctx.stack_references == {"network/production"}
     with pytest.raises(ProgramError, match="has no output 'nope'"):
         network.output("nope")
+
+
+def test_a_stack_never_applied_or_an_unknown_output_is_an_unavailable_value() -> None:
+    from stackwright.errors import StackNotApplied, StackReferenceError
+    from stackwright.model.output import missing_in
+    from stackwright.model.values import UNKNOWN
+
+    import stackwright as sw_api
+
+    def read(ref: str) -> Any:
+        if ref == "network/production":
+            raise StackNotApplied("never applied")
+        return {"endpoint": {"url": UNKNOWN}}
+
+    ctx = ProgramContext(stack="dev", project="app", config=ConfigSource({}, "stacks/dev.yaml"),
+                         read_stack_outputs=read)
+    with context.activate(ctx):
+        vpc = sw_api.StackReference("network/production").output("vpc_id")
+        maybe = sw_api.StackReference("network/production").get_output("zone", "z")
+        endpoint = sw_api.StackReference("cluster/production").output("endpoint")
+        with pytest.raises(ProgramError, match="has no output 'nope'"):
+            sw_api.StackReference("cluster/production").output("nope")
+    derived = sw_api.fmt("{}-{}", vpc, endpoint)
+    assert derived.resolve(lambda r, p: None) is UNKNOWN
+    assert maybe.resolve(lambda r, p: None) is UNKNOWN
+    reasons = [str(e) for e in missing_in({"a": [derived]})]
+    assert all(isinstance(e, StackReferenceError) for e in missing_in(derived))
+    assert "stack network/production has not been applied yet, so its output 'vpc_id'" in reasons[0]
+    assert "output 'endpoint' of stack cluster/production is unknown" in reasons[1]
 
 
 def test_a_bare_stack_name_means_this_project(reading_ctx: ProgramContext) -> None:

@@ -21,8 +21,8 @@ def register(cli: click.Group) -> None:
 @click.option("--show-secrets", is_flag=True, help="Print secret outputs in plain text.")
 def outputs(stack_name: str | None, who: str | None, as_json: bool, show_secrets: bool) -> None:
     """Print the stack's outputs."""
-    from stackwright.cli.render import value_text
-    from stackwright.model.values import masked, reveal
+    from stackwright.cli.render import recorded_output_lines
+    from stackwright.model.values import masked, reveal, to_json
 
     session = open_stack(stack_name, who)
     try:
@@ -31,11 +31,9 @@ def outputs(stack_name: str | None, who: str | None, as_json: bool, show_secrets
         session.close()
     shown = reveal(values) if show_secrets else masked(values)
     if as_json:
-        click.echo(json.dumps(shown, indent=2, sort_keys=True))
+        click.echo(json.dumps(to_json(shown), indent=2, sort_keys=True))
         return
-    for key in sorted(shown):
-        value = shown[key]
-        click.echo(f"{key}: {value if isinstance(value, str) else value_text(value, limit=2000)}")
+    echo_lines(recorded_output_lines(shown))
 
 
 @click.group(invoke_without_command=True)
@@ -64,7 +62,7 @@ def history(ctx: click.Context, stack_name: str | None, who: str | None) -> None
 @click.pass_context
 def history_show(ctx: click.Context, number: int) -> None:
     """Show what changed in checkpoint NUMBER."""
-    from stackwright.cli.render import checkpoint_line, value_text
+    from stackwright.cli.render import checkpoint_line, recorded_output_lines, value_text
 
     session = open_stack(ctx.obj["stack"], ctx.obj["who"])
     try:
@@ -81,6 +79,8 @@ def history_show(ctx: click.Context, number: int) -> None:
             old = value_text(diff.get("old")) if diff.get("kind") != "add" else ""
             new = value_text(diff.get("new")) if diff.get("kind") != "delete" else ""
             click.echo(f"      {diff.get('path')}: {old}{' => ' if old and new else ''}{new}")
+    if detail.outputs:
+        echo_lines(["  outputs:", *recorded_output_lines(detail.outputs, "    ")])
 
 
 @click.group()

@@ -67,14 +67,14 @@ def _read(path: Path) -> Any:
     return read_plan_file(path.resolve())
 
 
-def _open_for(saved: Any, stack_name: str | None, who: str | None) -> Any:
+def _open_for(saved: Any, stack_name: str | None, who: str | None, open_secrets: bool = True) -> Any:
     """The stack the plan names; ``--stack``, if given, must agree with it."""
     from stackwright.workflow.plan_file import WrongTarget
 
     if stack_name is not None and stack_name != saved.stack:
         raise WrongTarget(f"plan {saved.short} is for stack {saved.stack!r}, not {stack_name!r}",
                           hint=f"apply it with --stack {saved.stack}, or make a plan for {stack_name}")
-    return open_stack(saved.stack, who)
+    return open_stack(saved.stack, who, open_secrets=open_secrets)
 
 
 @click.command()
@@ -136,9 +136,17 @@ def _report(outcome: Any, saved: Any) -> None:
 @stack_option
 @click.argument("file", type=PLAN_FILE)
 @click.option("-m", "--comment", default="", help="Why; recorded with the approval.")
-def approve(stack_name: str | None, who: str | None, file: Path, comment: str) -> None:
-    """Approve the saved plan FILE (recorded in the stack's audit log)."""
-    _review(stack_name, who, file, comment, approving=True)
+@click.option("--key", metavar="PATH", help="Sign with this SSH key (default: $STACKWRIGHT_SIGNING_KEY, "
+              "git's user.signingkey in protected environments).")
+@click.option("--github-event", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="In GitHub Actions: approve as the commenter this event payload names ($GITHUB_EVENT_PATH).")
+def approve(stack_name: str | None, who: str | None, file: Path, comment: str, key: str | None,
+            github_event: Path | None) -> None:
+    """Approve the saved plan FILE: signed with your SSH key (required in protected
+    environments), recorded in the stack's audit log."""
+    _review(stack_name, who, file, comment, approving=True,
+            key=str(Path(key).expanduser().resolve()) if key else None,
+            github_event=github_event.resolve() if github_event else None)
 
 
 @click.command()
@@ -150,28 +158,32 @@ def reject(stack_name: str | None, who: str | None, file: Path, comment: str) ->
     _review(stack_name, who, file, comment, approving=False)
 
 
-def _review(stack_name: str | None, who: str | None, file: Path, comment: str, *, approving: bool) -> None:
+def _review(stack_name: str | None, who: str | None, file: Path, comment: str, *, approving: bool,
+            key: str | None = None, github_event: Path | None = None) -> None:
     from stackwright.cli.render import plan_lines
     from stackwright.workflow import approvals
     from stackwright.workflow.plan_file import check_target
 
     saved = _read(file)
-    session = _open_for(saved, stack_name, who)
+    session = _open_for(saved, stack_name, who, open_secrets=False)
     try:
         check_target(session, saved)
-        act = approvals.approve if approving else approvals.reject
-        status = act(session, saved.hash, comment)
-        serial = session.store.snapshot(session.stack).serial
+        if approving:
+            status = approvals.approve(session, saved.hash, comment, key=key, github_event=github_event)
+        else:
+            status = approvals.reject(session, saved.hash, comment)
+        serial = next(s.serial for s in session.store.list_stacks() if s.name == session.stack)
     finally:
         session.close()
     echo_lines(plan_lines(saved.plan(None)))
     if approving:
         needed = (f"{len(status.approved_by)} of {status.needed} needed" if status.needed
                   else f"environment {status.environment.name} needs none")
-        click.echo(click.style(f"Approved plan {saved.short} as {session.who} ({needed}).", fg="green"))
+        shown = approvals.github_commenter(github_event)[0] if github_event else session.who
+        click.echo(click.style(f"Approved plan {saved.short} as {shown} ({needed}).", fg="green"))
     else:
         click.echo(click.style(f"Rejected plan {saved.short} as {session.who}.", fg="yellow"))
-    if serial != saved.get("base_serial"):
+    if serial != saved.pins.base_serial:
         click.echo(click.style("note: the stack changed since this plan was made; applying it "
                                "will be refused", fg="yellow"), err=True)
 

@@ -145,28 +145,26 @@ def local_cloud() -> None:
 @local_cloud.command("start")
 @click.option("--port", type=int, help="Port on 127.0.0.1 (default 4599 or $STACKWRIGHT_LOCAL_CLOUD_PORT).")
 def local_cloud_start(port: int | None) -> None:
-    from stackwright.program.project import find_project
-    from stackwright.providers.aws import localcloud
+    """Start this user's emulator (or show the one running); any project or folder."""
+    from stackwright.providers.registry import local_emulator
 
-    cloud = localcloud.start(find_project().state_dir, port)
+    cloud = local_emulator().start(port=port)
     click.echo(f"Local cloud running at {cloud.url} (pid {cloud.pid}, log {cloud.log}).")
 
 
 @local_cloud.command("stop")
 def local_cloud_stop() -> None:
-    from stackwright.program.project import find_project
-    from stackwright.providers.aws import localcloud
+    from stackwright.providers.registry import local_emulator
 
-    stopped = localcloud.stop(find_project().state_dir)
+    stopped = local_emulator().stop()
     click.echo("Local cloud stopped." if stopped else "The local cloud was not running.")
 
 
 @local_cloud.command("status")
 def local_cloud_status() -> None:
-    from stackwright.program.project import find_project
-    from stackwright.providers.aws import localcloud
+    from stackwright.providers.registry import local_emulator
 
-    cloud = localcloud.status(find_project().state_dir)
+    cloud = local_emulator().status()
     if cloud is None:
         click.echo("The local cloud is not running.")
         raise SystemExit(3)

@@ -88,7 +88,8 @@ def _apply_options(parallel: int) -> Any:
               help="text (default), json (docs/plan-json.md) or markdown (for a pull request).")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--show-same", is_flag=True, help="List unchanged resources too.")
-@click.option("--target", "targets", multiple=True, metavar="URN", help="Only these resources (and what they need).")
+@click.option("--target", "targets", multiple=True, metavar="URN|NAME",
+              help="Only these resources (and what they need): a URN, or a name that is unambiguous.")
 @click.option("--refresh", is_flag=True, help="Read the live objects first and plan against them.")
 @click.option("--allow-destroy", is_flag=True, help="Judge policies as `up --allow-destroy` would.")
 def preview(stack_name: str | None, who: str | None, show_diff: bool, output: str | None,
@@ -119,7 +120,8 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
 @click.command()
 @stack_option
 @yes_option()
-@click.option("--target", "targets", multiple=True, metavar="URN", help="Only these resources (and what they need).")
+@click.option("--target", "targets", multiple=True, metavar="URN|NAME",
+              help="Only these resources (and what they need): a URN, or a name that is unambiguous.")
 @parallel_option
 @diff_option
 @click.option("--refresh", is_flag=True, help="Read the live objects first (records drift), then plan.")
@@ -147,14 +149,16 @@ def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, .
 @stack_option
 @yes_option("Destroy without asking.")
 @parallel_option
-def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int) -> None:
-    """Delete every resource of the stack, dependents first."""
+@click.option("--target", "targets", multiple=True, metavar="URN|NAME",
+              help="Only these resources and what depends on them: a URN, or a name that is unambiguous.")
+def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int, targets: tuple[str, ...]) -> None:
+    """Delete every resource of the stack (or the targets and their dependents), dependents first."""
     from stackwright.operations.update import destroy as run_destroy
 
     session = open_stack(stack_name, who)
     try:
         outcome = run_destroy(session, options=_apply_options(parallel), sink=_sink(),
-                              confirm=_confirmer(yes, False))
+                              confirm=_confirmer(yes, False), targets=targets)
     finally:
         session.close()
     _report(outcome, "Destroy")

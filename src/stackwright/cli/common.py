@@ -11,7 +11,7 @@ import click
 from stackwright.errors import StackwrightError
 
 
-def open_stack(stack_name: str | None, who: str | None = None) -> Any:
+def open_stack(stack_name: str | None, who: str | None = None, open_secrets: bool = True) -> Any:
     from stackwright.operations.session import open_session
     from stackwright.program.project import find_project, selected_stack
 
@@ -19,7 +19,7 @@ def open_stack(stack_name: str | None, who: str | None = None) -> Any:
     # The program and the local provider resolve relative paths against the working
     # directory: make it the project's root even when started from a subfolder.
     os.chdir(project.root)
-    return open_session(project, selected_stack(project, stack_name), who)
+    return open_session(project, selected_stack(project, stack_name), who, open_secrets=open_secrets)
 
 
 def confirm_or_fail(question: str, yes: bool) -> bool:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from stackwright.errors import StackwrightError
+from stackwright.errors import ProjectError, StackwrightError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,20 +31,34 @@ def main() -> None:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(exc, exc.format_message(), _usage_hint(exc), exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except StackwrightError as exc:
-        if _debug_requested():
-            traceback.print_exception(exc)
-        click.echo(click.style("error: ", fg="red", bold=True) + exc.headline(), err=True)
-        if exc.hint:
-            click.echo(f"  hint: {exc.hint}", err=True)
-        sys.exit(1)
+        _fail(exc, exc.headline(), exc.hint)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - a bug: said in one line, never hidden
+        _fail(exc, f"internal error: {type(exc).__name__}: {exc}",
+              "this is a bug in Stackwright; run again with --debug to see the traceback, and report it")
+
+
+def _fail(exc: Exception, headline: str, hint: str | None, status: int = 1) -> None:
+    """The error in one or two lines (the traceback first with --debug); exit
+    ``status``: 1, or click's 2 for a command line it could not parse."""
+    if _debug_requested():
+        traceback.print_exception(exc)
+    click.echo(click.style("error: ", fg="red", bold=True) + headline, err=True)
+    if hint:
+        click.echo(f"  hint: {hint}", err=True)
+    sys.exit(status)
+
+
+def _usage_hint(exc: click.ClickException) -> str | None:
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        return f"see `{exc.ctx.command_path} --help`"
+    return None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,7 +72,11 @@ def cli(debug: bool, cwd: str | None) -> None:
     previewed, and keep a record of every step.
     """
     if cwd:
-        os.chdir(cwd)
+        try:
+            os.chdir(cwd)
+        except OSError as exc:
+            raise ProjectError(f"cannot run in {cwd}: {exc.strerror}",
+                               hint="-C/--cwd takes an existing folder (a project or one inside it)") from None
 
 
 def stack_option(fn: F) -> F:
@@ -87,12 +105,12 @@ def parallel_option(fn: F) -> F:
 
 def register_commands() -> None:
     from stackwright.cli import (
-        commands_env, commands_inspect, commands_plans, commands_stack, commands_update,
-        commands_workspace,
+        commands_env, commands_inspect, commands_plans, commands_secrets, commands_stack,
+        commands_update, commands_workspace,
     )
 
     for module in (commands_stack, commands_update, commands_inspect, commands_plans,
-                   commands_workspace, commands_env):
+                   commands_workspace, commands_env, commands_secrets):
         module.register(cli)
 
 

@@ -16,7 +16,7 @@ import click
 from stackwright.model.resource import urn_name, urn_parts
 from stackwright.model.values import MASK, UNKNOWN, UNKNOWN_TEXT, Secret, masked
 from stackwright.plan.diff import PropertyDiff
-from stackwright.plan.plan import Leftover, Op, Plan, Step
+from stackwright.plan.plan import STATE_ONLY_VERB, Leftover, Op, Plan, Step
 from stackwright.state.records import Checkpoint
 
 if TYPE_CHECKING:
@@ -30,12 +30,16 @@ VERBS = {Op.CREATE: "create", Op.UPDATE: "update", Op.REPLACE: "replace",
          Op.DELETE: "delete", Op.SAME: "unchanged", Op.READ: "read"}
 
 
-def value_text(value: Any, limit: int = 120) -> str:
+RECORDED_UNKNOWN_TEXT = "(unknown)"
+"""A recorded value that stayed unknown (the step computing it failed)."""
+
+
+def value_text(value: Any, limit: int = 120, unknown: str = UNKNOWN_TEXT) -> str:
     if value is UNKNOWN:
-        return UNKNOWN_TEXT
+        return unknown
     if isinstance(value, Secret):
         return MASK
-    text = json.dumps(masked(value), default=lambda v: UNKNOWN_TEXT if v is UNKNOWN else str(v))
+    text = json.dumps(masked(value), default=lambda v: unknown if v is UNKNOWN else str(v))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -56,6 +60,8 @@ def plan_lines(plan: Plan, *, show_diff: bool = False, show_same: bool = False) 
             lines.append(indent + _step_line(step))
             if show_diff or step.op is Op.REPLACE:
                 lines.extend(indent + "    " + line for line in diff_lines(step, full=show_diff))
+            lines.extend(indent + "    " + line for line in option_lines(step))
+            lines.extend(indent + "    " + click.style(f"warning: {w}", fg="red", bold=True) for w in step.warnings)
             lines.extend(indent + "    " + click.style(note, fg="cyan") for note in step.notes)
     lines.extend("  " + _leftover_line(leftover) for leftover in plan.leftovers)
     lines.extend(output_lines(plan))
@@ -69,9 +75,10 @@ def _node_label(urn: str) -> str:
 
 
 def _step_line(step: Step) -> str:
-    symbol, colour = SYMBOLS[step.op]
+    symbol, colour = SYMBOLS[Op.UPDATE] if step.state_only else SYMBOLS[step.op]
     rename = f" (was {urn_name(step.previous_urn)})" if step.previous_urn else ""
-    verb = VERBS[step.op] + (" (delete first)" if step.op is Op.REPLACE and step.delete_before_replace else "")
+    verb = STATE_ONLY_VERB if step.state_only else VERBS[step.op]
+    verb += " (delete first)" if step.op is Op.REPLACE and step.delete_before_replace else ""
     text = f"{symbol:<2} {step.type} {urn_name(step.urn)}{rename}  {verb}"
     return click.style(text, fg=colour) if colour else text
 
@@ -86,6 +93,22 @@ def diff_lines(step: Step, *, full: bool) -> list[str]:
     if step.op is Op.CREATE and full and step.inputs:
         return [f"{k}: {value_text(v)}" for k, v in sorted(step.inputs.items())]
     return [_diff_line(d) for d in diffs]
+
+
+def option_lines(step: Step) -> list[str]:
+    """``options: protect false => true`` — shown whatever ``--diff`` says, since an
+    option change is often the whole change."""
+    return [click.style(f"options: {d.path} {option_text(d.old)} => {option_text(d.new)}", fg="yellow")
+            for d in step.option_diffs]
+
+
+def option_text(value: Any) -> str:
+    """Option values name resources by their short name."""
+    if isinstance(value, list):
+        return "[" + ", ".join(urn_name(v) for v in value) + "]"
+    if isinstance(value, str):
+        return urn_name(value)
+    return value_text(value)
 
 
 def _diff_line(d: PropertyDiff) -> str:
@@ -117,6 +140,10 @@ def summary_line(plan: Plan) -> str:
     renames = sum(1 for s in plan.steps if s.previous_urn)
     if renames:
         parts.append(f"{renames} to rename")
+    state_only = sum(1 for s in plan.steps if s.state_only)
+    if state_only:
+        parts.append(f"{state_only} to {STATE_ONLY_VERB}")
+        same -= state_only
     if plan.leftovers:
         parts.append(f"{len(plan.leftovers)} replaced object(s) to delete")
     if not parts:
@@ -163,4 +190,14 @@ def violation_lines(violations: list[Violation], *, blocks: str = "`up`") -> lis
         lines.append(click.style(f"{mandatory} mandatory violation(s) will block {blocks}.", fg="red", bold=True))
     else:
         lines.append(click.style("Advisory only: these do not block.", fg="yellow"))
+    return lines
+
+
+def recorded_output_lines(outputs: Mapping[str, Any], indent: str = "") -> list[str]:
+    """Stack outputs as recorded, secrets masked, unknown ones said to be unknown."""
+    lines = []
+    for key in sorted(outputs):
+        value = outputs[key]
+        text = value if isinstance(value, str) else value_text(value, 2000, RECORDED_UNKNOWN_TEXT)
+        lines.append(f"{indent}{key}: {text}")
     return lines

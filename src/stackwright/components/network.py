@@ -14,9 +14,9 @@ from stackwright.providers.aws import ec2
 class Network(sw.Component, type="stackwright:aws:Network"):
     """Public subnets route to the internet gateway; private ones stay internal.
 
-    Subnets are carved from ``cidr_block`` in order: public ones first, then private,
-    each one ``subnet_bits`` smaller than the VPC, so adding a zone at the end of the
-    list never renumbers an existing subnet.
+    Subnets are ``subnet_bits`` smaller than the VPC: public ones carved in zone order
+    from the first half of ``cidr_block``, private ones from the second half, so adding
+    a zone at the end of the list never renumbers an existing subnet.
     """
 
     def __init__(self, name: str, *, availability_zones: Sequence[str],
@@ -24,7 +24,7 @@ class Network(sw.Component, type="stackwright:aws:Network"):
                  tags: dict[str, str] | None = None, opts: sw.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
         tags = dict(tags or {})
-        cidrs = _subnets(cidr_block, subnet_bits, 2 * len(availability_zones))
+        public_cidrs, private_cidrs = _subnets(cidr_block, subnet_bits, len(availability_zones))
         self.vpc = ec2.Vpc("vpc", cidr_block=cidr_block, enable_dns_hostnames=True,
                            enable_dns_support=True, tags={**tags, "Name": name})
         self.internet_gateway = ec2.InternetGateway("igw", vpc_id=self.vpc.id, tags={**tags, "Name": name})
@@ -33,12 +33,11 @@ class Network(sw.Component, type="stackwright:aws:Network"):
                                                  tags={**tags, "Name": f"{name}-public"})
         self.private_route_table = ec2.RouteTable("private", vpc_id=self.vpc.id, routes=[],
                                                   tags={**tags, "Name": f"{name}-private"})
-        count = len(availability_zones)
         self.public_subnets = [
-            self._subnet("public", az, cidrs[i], self.public_route_table, tags)
+            self._subnet("public", az, public_cidrs[i], self.public_route_table, tags)
             for i, az in enumerate(availability_zones)]
         self.private_subnets = [
-            self._subnet("private", az, cidrs[count + i], self.private_route_table, tags)
+            self._subnet("private", az, private_cidrs[i], self.private_route_table, tags)
             for i, az in enumerate(availability_zones)]
         self.vpc_id = self.vpc.id
         self.public_subnet_ids: list[sw.Output[str]] = [s.id for s in self.public_subnets]
@@ -53,11 +52,13 @@ class Network(sw.Component, type="stackwright:aws:Network"):
         return subnet
 
 
-def _subnets(cidr_block: str, bits: int, count: int) -> list[str]:
+def _subnets(cidr_block: str, bits: int, zones: int) -> tuple[list[str], list[str]]:
+    """``zones`` public and ``zones`` private CIDRs: each from its own half of the block."""
     network: Any = ipaddress.ip_network(cidr_block)
-    pieces = list(network.subnets(prefixlen_diff=bits))
-    if count > len(pieces):
+    pieces = [str(p) for p in network.subnets(prefixlen_diff=bits)]
+    half = len(pieces) // 2
+    if zones > half:
         raise sw.StackwrightError(
-            f"{cidr_block} has room for {len(pieces)} subnets of /{network.prefixlen + bits}, "
-            f"{count} were asked for", hint="use a larger cidr_block or more subnet_bits")
-    return [str(p) for p in pieces[:count]]
+            f"{cidr_block} has room for {half} zones of two /{network.prefixlen + bits} subnets, "
+            f"{zones} were asked for", hint="use a larger cidr_block or more subnet_bits")
+    return pieces[:zones], pieces[half:half + zones]

@@ -23,14 +23,17 @@ from typing import Any
 
 from stackwright.engine.calls import CallWithdrawn, ProviderCalls
 from stackwright.engine.commit import GroupCommit
-from stackwright.engine.events import EventSink
+from stackwright.engine.events import EventSink, MaskingSink
 from stackwright.engine.retry import RetryPolicy
 from stackwright.errors import PlanError, ProviderError, StackwrightError
 from stackwright.graph import CycleFound, Graph, walk
 from stackwright.model.resource import urn_name
-from stackwright.model.values import UNKNOWN, Secret, is_unknown, masked, reveal, wrap_secret_keys
+from stackwright.model.values import (
+    UNKNOWN, carry_secrets, is_unknown, mark_containing, mask_text, masked, remark_secrets, reveal, secret_texts,
+    wrap_secret_keys,
+)
 from stackwright.plan.diff import PropertyDiff
-from stackwright.plan.plan import LEFTOVER_VERB, Leftover, Op, Plan, Step
+from stackwright.plan.plan import LEFTOVER_VERB, STATE_ONLY_VERB, Leftover, Op, Plan, Step
 from stackwright.providers.protocol import ProviderLookup
 from stackwright.state.records import Change, PendingOperation, ResourceState
 from stackwright.state.store import StackWriter
@@ -76,6 +79,20 @@ class _DifferentFromPlan(StackwrightError):
     pass
 
 
+def plan_secrets(plan: Plan) -> set[str]:
+    """The plain texts of the secrets a plan carries: inputs, recorded inputs and
+    outputs, stack outputs."""
+    found: set[str] = set()
+    for step in plan.steps:
+        for value in (step.inputs, step.old_inputs, step.old_outputs):
+            secret_texts(value, found)
+    for leftover in plan.leftovers:
+        secret_texts(leftover.inputs, found)
+    secret_texts(dict(plan.outputs), found)
+    secret_texts(dict(plan.old_outputs), found)
+    return found
+
+
 class Applier:
     """Walks one plan. Create it, call ``run()``, read the ApplyResult."""
 
@@ -92,7 +109,9 @@ class Applier:
         self.providers = providers
         self.writer = writer
         self.options = options
-        self.sink = sink
+        self.secrets = plan_secrets(plan)
+        """Plain texts of every secret this walk knows, masked out of every message."""
+        self.sink = MaskingSink(sink, self.secrets)
         self.resolver = resolver
         self.stop = stop or asyncio.Event()
         self.result = ApplyResult()
@@ -137,6 +156,8 @@ class Applier:
         step = self.steps[urn]
         if step.op is Op.REPLACE:
             return "replace" if kind == "C" else LEFTOVER_VERB
+        if step.state_only:
+            return STATE_ONLY_VERB
         return str(step.op.value)
 
     def _type(self, urn: str) -> str:
@@ -147,7 +168,7 @@ class Applier:
         kind, urn = action
         verb = self._verb(action)
         step = self.steps.get(urn)
-        quiet = kind == "C" and step is not None and step.op is Op.SAME
+        quiet = kind == "C" and step is not None and step.op is Op.SAME and not step.state_only
         start = time.monotonic()
         if not quiet:
             self.sink.step_started(urn, verb)
@@ -162,10 +183,10 @@ class Applier:
             await self._unwind(exc, kind, step)
             self.sink.step_finished(urn, verb, "not started", time.monotonic() - start)
             return None
-        except (ProviderError, StackwrightError) as exc:
-            message = exc.message
+        except Exception as exc:  # noqa: BLE001 - whatever a step raises is its recorded failure
             await self._unwind(exc, kind, step)
-            hint = exc.hint if isinstance(exc, StackwrightError) else None
+            message = mask_text(failure_message(exc, step), self.secrets)
+            hint = mask_text(exc.hint, self.secrets) if isinstance(exc, StackwrightError) and exc.hint else None
             self.result.failures.append(Failure(urn, verb, message, hint))
             self.writer.add_change(Change(urn, self._type(urn), verb, error=message))
             self.sink.step_finished(urn, verb, "failed", time.monotonic() - start, message)
@@ -188,14 +209,15 @@ class Applier:
 
     async def _settle_pending(self, exc: Exception, keep: bool = False) -> None:
         """Clear the failed call's pending record when the provider's answer was
-        definitive. After retries ran out on a transient error the outcome is unknown,
-        so the record stays and the next run resolves it by reading the live object.
+        definitive. After retries ran out on a transient error, or after an unexpected
+        exception, the outcome is unknown, so the record stays and the next run
+        resolves it by reading the live object.
         ``keep`` holds it regardless: a replaced object's old half that failed to delete
         is named only by its pending record, and the next run must finish the delete."""
         token = self._in_flight.pop(asyncio.current_task(), None)
         if token is None:
             return
-        if keep or (isinstance(exc, ProviderError) and exc.retryable):
+        if keep or not isinstance(exc, StackwrightError) or (isinstance(exc, ProviderError) and exc.retryable):
             return
         await self.commit(self.writer.clear_pending, token)
 
@@ -228,7 +250,8 @@ class Applier:
         self.live[step.urn] = {**step.old_outputs, "id": step.old_id}
         if step.meta_changed:
             state = self._state(step, step.old_id, dict(step.inputs or {}), dict(step.old_outputs))
-            await self.commit(self.writer.record_resource, state, None)
+            change = Change(step.urn, step.type, STATE_ONLY_VERB, _diffs_json(step.option_diffs))
+            await self.commit(self.writer.record_resource, state, change)
 
     def _lookup(self, urn: str, prop: str) -> Any:
         outputs = self.live.get(urn)
@@ -250,7 +273,7 @@ class Applier:
         _check_matches_plan(step.urn, planned, resolved)
         handler = self.providers.resource(step.type)
         checked = handler.check(reveal(resolved))
-        return {k: Secret(v) if isinstance(resolved.get(k), Secret) else v for k, v in checked.items()}
+        return {k: remark_secrets(resolved.get(k), v) for k, v in checked.items()}
 
     async def _create(self, step: Step, inputs: dict[str, Any]) -> None:
         handler = self.providers.resource(step.type)
@@ -262,11 +285,13 @@ class Applier:
             parent=step.parent, deps=list(step.deps), started_at=time.time()))
         ctx = self.calls.context(step.urn, urn_name(step.urn), token)
         created = await self.calls.run(step.urn, "create", handler.create, ctx, reveal(inputs))
-        outputs = wrap_secret_keys({**inputs, **created.outputs}, handler.secret_outputs)
+        returned = mark_containing(carry_secrets(inputs, created.outputs), self.secrets)
+        outputs = wrap_secret_keys({**inputs, **returned}, handler.secret_outputs)
         change = Change(step.urn, step.type, step.op.value, _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, created.id, inputs, outputs),
                           change, clears=token)
         self.live[step.urn] = {**outputs, "id": created.id}
+        secret_texts(outputs, self.secrets)
         self.sink.state_persisted(step.urn)
 
     async def _read(self, step: Step) -> None:
@@ -300,11 +325,13 @@ class Applier:
         returned = await self.calls.run(
             step.urn, "update", handler.update, ctx, step.old_id, reveal(step.old_inputs),
             reveal(step.old_outputs), reveal(inputs))
+        returned = mark_containing(carry_secrets(inputs, returned), self.secrets)
         outputs = wrap_secret_keys({**step.old_outputs, **inputs, **returned}, handler.secret_outputs)
         change = Change(step.urn, step.type, "update", _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, step.old_id, inputs, outputs),
                           change, clears=token)
         self.live[step.urn] = {**outputs, "id": step.old_id}
+        secret_texts(outputs, self.secrets)
         self.sink.state_persisted(step.urn)
 
     async def _record_old_half(self, step: Step) -> None:
@@ -359,7 +386,18 @@ class Applier:
         return ResourceState(
             urn=step.urn, type=step.type, id=id, inputs=inputs, outputs=outputs,
             parent=step.parent, deps=list(step.deps), protect=step.protect,
-            retain_on_delete=step.retain_on_delete)
+            retain_on_delete=step.retain_on_delete, options=dict(step.options))
+
+
+def failure_message(exc: Exception, step: Step | None) -> str:
+    """One line saying where: the user's line when the error has one (an Output
+    callback's), else where the resource is declared; "internal error" for an exception
+    that is nobody's mistake but ours or a provider's."""
+    where = exc.location() if isinstance(exc, StackwrightError) else ""
+    if not where and step is not None and step.decl:
+        where = step.decl
+    what = exc.message if isinstance(exc, StackwrightError) else f"internal error: {type(exc).__name__}: {exc}"
+    return f"{where}: {what}" if where else what
 
 
 _RUN = uuid.uuid4().hex[:12]
@@ -412,10 +450,21 @@ def action_graph(plan: Plan) -> Graph[Action]:
     try:
         graph.topological_order()
     except CycleFound as exc:
-        names = " -> ".join(f"{a[0]}:{urn_name(a[1])}" for a in exc.cycle)  # type: ignore[index]
-        raise PlanError(f"the plan's deletes and replacements cannot be ordered: {names}",
-                        hint="apply the change in two steps") from None
+        raise _unorderable([(str(a[0]), str(a[1])) for a in exc.cycle], steps) from None  # type: ignore[index]
     return graph
+
+
+def _unorderable(cycle: list[Action], steps: Mapping[str, Step]) -> PlanError:
+    """Names the actions of a true cycle in order, and what forces each replacement in it."""
+    words = {"C": "create", "D": "delete", "L": "delete old"}
+    names = " -> ".join(f"{words[kind]} {urn_name(urn)}" for kind, urn in cycle)
+    causes = [f"{urn_name(urn)} is replaced because {', '.join(steps[urn].replace_keys)} changed"
+              for urn in dict.fromkeys(urn for _, urn in cycle)
+              if urn in steps and steps[urn].op is Op.REPLACE and steps[urn].replace_keys]
+    because = f" ({'; '.join(causes)})" if causes else ""
+    return PlanError(f"the plan's deletes and replacements cannot be ordered: {names}{because}",
+                     resource=cycle[0][1], hint="apply the change in two steps, or set "
+                     "delete_before_replace on the resources named")
 
 
 def _dependents(steps: tuple[Step, ...]) -> dict[str, dict[str, tuple[Step, bool]]]:

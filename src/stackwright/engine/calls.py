@@ -15,7 +15,7 @@ from stackwright.providers.protocol import OperationContext
 T = TypeVar("T")
 
 
-class CallWithdrawn(Exception):
+class CallWithdrawn(StackwrightError):
     """A queued call was withdrawn before it started (see ``withdraw_queued``)."""
 
 

@@ -3,6 +3,8 @@ listen. Every method has a no-op default so a listener implements only what it n
 
 from __future__ import annotations
 
+from stackwright.model.values import mask_text
+
 
 class EventSink:
     def step_started(self, urn: str, action: str) -> None:
@@ -31,3 +33,39 @@ class EventSink:
 
     def stopping(self) -> None:
         """An interrupt was received; no new steps start."""
+
+
+class MaskingSink(EventSink):
+    """Passes every event on with the secrets in ``secrets`` masked out of its text (a
+    failing command's output, a provider's message). ``secrets`` may grow while the
+    engine runs (a password just created)."""
+
+    def __init__(self, inner: EventSink, secrets: set[str]) -> None:
+        self.inner = inner
+        self.secrets = secrets
+
+    def step_started(self, urn: str, action: str) -> None:
+        self.inner.step_started(urn, action)
+
+    def step_finished(self, urn: str, action: str, status: str, elapsed: float,
+                      error: str | None = None) -> None:
+        self.inner.step_finished(urn, action, status, elapsed,
+                                 None if error is None else mask_text(error, self.secrets))
+
+    def call_started(self, urn: str) -> None:
+        self.inner.call_started(urn)
+
+    def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:
+        self.inner.step_retrying(urn, action, attempt, delay, mask_text(error, self.secrets))
+
+    def step_log(self, urn: str, message: str) -> None:
+        self.inner.step_log(urn, mask_text(message, self.secrets))
+
+    def state_persisted(self, urn: str) -> None:
+        self.inner.state_persisted(urn)
+
+    def apply_finished(self) -> None:
+        self.inner.apply_finished()
+
+    def stopping(self) -> None:
+        self.inner.stopping()

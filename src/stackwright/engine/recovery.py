@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stackwright.engine.calls import ProviderCalls
-from stackwright.model.values import reveal, wrap_secret_keys
+from stackwright.model.values import carry_secrets, reveal, wrap_secret_keys
 from stackwright.providers.protocol import ProviderLookup
 from stackwright.state.records import Change, PendingOperation, ResourceState, Snapshot
 from stackwright.state.store import StackWriter
@@ -65,7 +65,7 @@ async def _recover_create(
         writer.clear_pending(op.token)
         report.forgotten.append(op.urn)
         return None
-    outputs = wrap_secret_keys({**op.inputs, **live.outputs}, handler.secret_outputs)
+    outputs = wrap_secret_keys({**op.inputs, **carry_secrets(op.inputs, live.outputs)}, handler.secret_outputs)
     state = ResourceState(urn=op.urn, type=op.type, id=live.id, inputs=op.inputs,
                           outputs=outputs, parent=op.parent, deps=list(op.deps))
     writer.record_resource(state, Change(op.urn, op.type, "create"), clears=op.token)

@@ -10,7 +10,9 @@ from stackwright.engine.calls import ProviderCalls
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy
 from stackwright.model.resource import urn_name
-from stackwright.model.values import Secret, masked, reveal, wrap_secret_keys
+from stackwright.model.values import (
+    carry_secrets, mark_containing, masked, remark_secrets, reveal, secret_texts, wrap_secret_keys,
+)
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.providers.protocol import ProviderLookup, ReadResult
 from stackwright.state.records import Change, ResourceState, Snapshot
@@ -68,23 +70,17 @@ async def _read_one(record: ResourceState, providers: ProviderLookup, calls: Pro
         record.urn, "read", handler.read, ctx, record.id, reveal(record.inputs), reveal(record.outputs))
     if live is None:
         return Drift(record.urn, record.type, "deleted")
-    inputs = _rewrap(record.inputs, dict(live.inputs))
-    outputs = wrap_secret_keys({**record.outputs, **inputs, **live.outputs}, handler.secret_outputs)
+    inputs = {k: remark_secrets(record.inputs.get(k), v) for k, v in live.inputs.items()}
+    returned = mark_containing(carry_secrets(inputs, live.outputs), secret_texts(record.inputs))
+    outputs = wrap_secret_keys({**record.outputs, **inputs, **returned}, handler.secret_outputs)
     state = ResourceState(
         urn=record.urn, type=record.type, id=live.id, inputs=inputs, outputs=outputs,
         parent=record.parent, deps=record.deps, protect=record.protect,
-        retain_on_delete=record.retain_on_delete, external=record.external)
+        retain_on_delete=record.retain_on_delete, external=record.external, options=record.options)
     diffs = diff_inputs(record.inputs, inputs)
     if not diffs and live.id == record.id:
         return None if outputs == record.outputs else Drift(record.urn, record.type, "outputs", (), state)
     return Drift(record.urn, record.type, "changed", diffs, state)
-
-
-def _rewrap(recorded: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    for key, value in recorded.items():
-        if isinstance(value, Secret) and key in live:
-            live[key] = Secret(live[key])
-    return live
 
 
 def record_drift(result: RefreshResult, writer: StackWriter) -> None:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from stackwright.errors import ConfigError
 from stackwright.model import context
 from stackwright.model.output import Output, secret
+from stackwright.model.values import Secret
 
 T = TypeVar("T")
 _MISSING: Any = object()
@@ -49,6 +50,10 @@ class Config:
         return self._data[key]
 
     def _typed(self, key: str, tp: type[T], value: Any) -> T:
+        if isinstance(value, Secret):
+            raise ConfigError(f"config key {self._key(key)!r} is secret",
+                              file=self._source.file, line=self._line(key),
+                              hint=f"read it with config.require_secret({key!r}): an Output that stays secret")
         ok = isinstance(value, tp) and not (tp is int and isinstance(value, bool))
         if tp is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)  # type: ignore[return-value]

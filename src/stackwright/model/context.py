@@ -128,3 +128,19 @@ def user_frame() -> tuple[str | None, int | None]:
             return filename, frame.f_lineno
         frame = frame.f_back  # type: ignore[assignment]
     return None, None
+
+
+def user_frame_of(exc: BaseException) -> tuple[str | None, int | None]:
+    """File and line of the deepest frame of ``exc``'s traceback in the user's code:
+    outside the stackwright package and Python's own and installed libraries."""
+    import sysconfig
+    import traceback
+
+    libraries = tuple(os.path.abspath(sysconfig.get_paths()[name]) + os.sep
+                      for name in ("stdlib", "platstdlib", "purelib", "platlib"))
+    found: tuple[str | None, int | None] = (None, None)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if not path.startswith((_PACKAGE_DIR, *libraries)) and not frame.filename.startswith("<"):
+            found = (frame.filename, frame.lineno)
+    return found

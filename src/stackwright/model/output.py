@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, overload
 
-from stackwright.errors import ProgramError
+from stackwright.errors import CallbackError, ProgramError, StackwrightError
 from stackwright.model import context
-from stackwright.model.values import UNKNOWN, Secret, is_unknown, reveal
+from stackwright.model.values import UNKNOWN, Secret, is_secret, is_unknown, mask_text, reveal, secret_texts
 
 if TYPE_CHECKING:
     from stackwright.model.resource import Resource
@@ -31,7 +31,7 @@ _CONST, _REF, _DERIVED = 0, 1, 2
 class Output(Generic[T]):
     """A value known now or after apply, carrying its secretness and dependencies."""
 
-    __slots__ = ("_kind", "_value", "_secret", "_resource", "_prop", "_sources", "_fn")
+    __slots__ = ("_kind", "_value", "_secret", "_resource", "_prop", "_sources", "_fn", "_missing")
 
     def __init__(self) -> None:
         self._kind = _CONST
@@ -41,6 +41,16 @@ class Output(Generic[T]):
         self._prop = ""
         self._sources: tuple[Output[Any], ...] = ()
         self._fn: Callable[..., Any] | None = None
+        self._missing: StackwrightError | None = None
+
+    @classmethod
+    def unavailable(cls, why: StackwrightError) -> Output[Any]:
+        """A value that does not exist yet and that applying this stack cannot compute
+        (another stack's output that stack has not recorded): unknown at preview, and
+        ``why`` is the error apply refuses with."""
+        out: Output[Any] = cls()
+        out._value, out._missing = UNKNOWN, why
+        return out
 
     @classmethod
     def from_value(cls, value: T, *, secret: bool = False) -> Output[T]:
@@ -87,13 +97,25 @@ class Output(Generic[T]):
 
     def resources(self) -> Iterator[Resource]:
         """Every resource this value depends on."""
-        if self._kind == _REF:
-            assert self._resource is not None
-            yield self._resource
+        for out in self._tree():
+            if out._kind == _REF:
+                assert out._resource is not None
+                yield out._resource
+
+    def missing(self) -> Iterator[StackwrightError]:
+        """Why parts of this value cannot be known, even at apply (see ``unavailable``)."""
+        for out in self._tree():
+            if out._missing is not None:
+                yield out._missing
+
+    def _tree(self) -> Iterator[Output[Any]]:
+        """This Output and every Output it is made of."""
+        yield self
         for source in self._sources:
-            yield from source.resources()
+            yield from source._tree()
         if self._kind == _CONST:
-            yield from resources_in(self._value)
+            for inner in outputs_in(self._value):
+                yield from inner._tree()
 
     def resolve(self, lookup: Lookup) -> Any:
         """The value now: plain, ``Secret``-wrapped, or ``UNKNOWN``."""
@@ -109,10 +131,16 @@ class Output(Generic[T]):
         values = [s.resolve(lookup) for s in self._sources]
         if any(is_unknown(v) for v in values):
             return UNKNOWN
-        secret = any(isinstance(v, Secret) for v in values)
+        secret = any(is_secret(v) for v in values)
         assert self._fn is not None
         with context.inside_callback():
-            result = self._fn(*[reveal(v) for v in values])
+            try:
+                result = self._fn(*[reveal(v) for v in values])
+            except StackwrightError:
+                raise
+            except Exception as exc:
+                secrets = secret_texts(values)
+                raise callback_error(exc, secrets) from (None if secrets else exc)
         result = resolve_value(result, lookup)
         return Secret(result) if secret and not isinstance(result, Secret) else result
 
@@ -141,6 +169,18 @@ class Output(Generic[T]):
         if self._kind == _REF and self._resource is not None:
             return f"Output({self._resource.resource_name}.{self._prop})"
         return "Output(...)"
+
+
+def callback_error(exc: Exception, secrets: set[str]) -> CallbackError:
+    """What a callback raised, located in the user's code. Its message may quote the
+    value it was given (``int(password)``), so the secrets it was given are masked out;
+    the original exception, which holds them, is then not chained either."""
+    file, line = context.user_frame_of(exc)
+    detail = mask_text(str(exc), secrets)
+    hint = "fix the callback (secrets in its message are masked)" if secrets else \
+        "run with --debug to see the traceback"
+    return CallbackError(f"an Output callback raised {type(exc).__name__}: {detail}",
+                         file=file, line=line, hint=hint)
 
 
 Input: TypeAlias = Union[T, Output[T]]
@@ -184,16 +224,28 @@ def contains_output(value: Any) -> bool:
     return False
 
 
-def resources_in(value: Any) -> Iterator[Resource]:
-    """Every resource that a (possibly nested) input value depends on."""
+def outputs_in(value: Any) -> Iterator[Output[Any]]:
+    """The Outputs inside a (possibly nested) input value, outermost ones only."""
     if isinstance(value, Output):
-        yield from value.resources()
+        yield value
     elif isinstance(value, Mapping):
         for v in value.values():
-            yield from resources_in(v)
+            yield from outputs_in(v)
     elif isinstance(value, (list, tuple)):
         for v in value:
-            yield from resources_in(v)
+            yield from outputs_in(v)
+
+
+def resources_in(value: Any) -> Iterator[Resource]:
+    """Every resource that a (possibly nested) input value depends on."""
+    for out in outputs_in(value):
+        yield from out.resources()
+
+
+def missing_in(value: Any) -> Iterator[StackwrightError]:
+    """Why parts of a (possibly nested) input value cannot be known, even at apply."""
+    for out in outputs_in(value):
+        yield from out.missing()
 
 
 def resolve_value(value: Any, lookup: Lookup) -> Any:

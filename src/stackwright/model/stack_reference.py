@@ -4,10 +4,13 @@
     vpc_id = network.output("vpc_id")                    # an Output, secret if it was
     staging = sw.StackReference("staging")               # a stack of this project
 
-The outputs are the ones last recorded by that stack's `up`. They are read when the
-program runs, not at apply, so that a missing stack or output fails the preview and
-the reference is known before any plan is made (`stackwright run` checks it against
-the dependencies the workspace file declares).
+The outputs are the ones last recorded by that stack's `up`, read when the program
+runs, so that the reference is known before any plan is made (`stackwright run`
+checks it against the dependencies the workspace file declares). A stack that was
+never applied, or an output its last apply left unknown, gives an unknown value: the
+preview shows what depends on it as known after apply, and apply refuses, naming the
+stack and the output. A stack that was applied but does not export the name is an
+error at once.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from stackwright.errors import ProgramError, StackwrightError
+from stackwright.errors import ProgramError, StackNotApplied, StackReferenceError, StackwrightError
 from stackwright.model import context
 from stackwright.model.output import Output
-from stackwright.model.values import is_secret
+from stackwright.model.values import is_secret, is_unknown
 
 _STACK = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
@@ -38,28 +41,49 @@ class StackReference:
                 hint="stack references work under `stackwright preview|up|run`; in unit tests "
                 "set ProgramContext.read_stack_outputs")
         ctx.stack_references.add(self.name)
+        self.applied = True
         try:
             self._outputs: Mapping[str, Any] = dict(ctx.read_stack_outputs(self.name))
+        except StackNotApplied:
+            self.applied, self._outputs = False, {}
         except StackwrightError as exc:
             if exc.file is None:
                 exc.file, exc.line = file, line
             raise
 
     def output(self, key: str) -> Output[Any]:
-        """The output ``key``; an error naming the stack and its outputs if missing."""
-        if key not in self._outputs:
-            file, line = context.user_frame()
+        """The output ``key``; an error naming the stack and its outputs if the stack
+        was applied and does not export it."""
+        file, line = context.user_frame()
+        if self.applied and key not in self._outputs:
             known = ", ".join(sorted(self._outputs)) or "none"
             raise ProgramError(
                 f"stack {self.name} has no output {key!r} (its outputs: {known})",
                 file=file, line=line,
                 hint=f"export it in {self.name}'s program with sw.export({key!r}, ...) and "
                 "apply that stack first (`stackwright run up` applies dependencies first)")
-        return _as_output(self._outputs[key])
+        return self._value(key, file, line)
 
     def get_output(self, key: str, default: Any = None) -> Output[Any]:
-        """The output ``key``, or ``default`` when the stack does not export it."""
-        return _as_output(self._outputs[key]) if key in self._outputs else Output.from_value(default)
+        """The output ``key``, or ``default`` when the applied stack does not export it."""
+        if self.applied and key not in self._outputs:
+            return Output.from_value(default)
+        file, line = context.user_frame()
+        return self._value(key, file, line)
+
+    def _value(self, key: str, file: str | None, line: int | None) -> Output[Any]:
+        hint = (f"apply stack {self.name} first (`stackwright run up` applies dependencies "
+                "first), then this one")
+        if not self.applied:
+            return Output.unavailable(StackReferenceError(
+                f"stack {self.name} has not been applied yet, so its output {key!r} is unknown",
+                file=file, line=line, hint=hint))
+        value = self._outputs[key]
+        if is_unknown(value):
+            return Output.unavailable(StackReferenceError(
+                f"output {key!r} of stack {self.name} is unknown: that stack's last apply "
+                "failed before computing it", file=file, line=line, hint=hint))
+        return _as_output(value)
 
     def output_names(self) -> list[str]:
         return sorted(self._outputs)

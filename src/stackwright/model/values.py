@@ -111,6 +111,76 @@ def wrap_secret_keys(values: Mapping[str, Any], keys: frozenset[str]) -> dict[st
     return out
 
 
+def secret_texts(value: Any, into: set[str] | None = None) -> set[str]:
+    """Every plain text a secret in ``value`` holds: its strings, and any other leaf
+    written as text, as an error message would show it."""
+    out = set() if into is None else into
+    if isinstance(value, Secret):
+        _leaf_texts(value.value, out)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            secret_texts(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            secret_texts(v, out)
+    return out
+
+
+def _leaf_texts(value: Any, out: set[str]) -> None:
+    if isinstance(value, Secret):
+        _leaf_texts(value.value, out)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            _leaf_texts(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _leaf_texts(v, out)
+    elif value is not None and not isinstance(value, bool) and value is not UNKNOWN and str(value):
+        out.add(str(value))
+
+
+def mark_containing(value: Any, secrets: set[str] | frozenset[str]) -> Any:
+    """``value`` with every plain string that contains a secret's text marked secret: a
+    command that prints a password it was given does not make the password public."""
+    if isinstance(value, str):
+        return Secret(value) if any(s in value for s in secrets) else value
+    if isinstance(value, Mapping):
+        return {k: mark_containing(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mark_containing(v, secrets) for v in value]
+    return value
+
+
+def mask_text(text: str, secrets: set[str] | frozenset[str]) -> str:
+    """``text`` (an error message, a command's output) with every secret replaced by
+    ``[secret]``, longest first so that no part of a longer secret is left showing."""
+    for plain in sorted((s for s in secrets if s in text), key=len, reverse=True):
+        text = text.replace(plain, MASK)
+    return text
+
+
+def remark_secrets(original: Any, changed: Any) -> Any:
+    """``changed`` (``original`` revealed, then normalised by a provider) with the
+    secrets of ``original`` marked again where they were, at any depth. Where the two
+    no longer have the same shape, the whole value that holds a secret is secret."""
+    if not is_secret(original):
+        return changed
+    if isinstance(original, Secret):
+        return changed if isinstance(changed, Secret) else Secret(changed)
+    if isinstance(original, Mapping) and isinstance(changed, Mapping) and original.keys() <= changed.keys():
+        return {k: remark_secrets(original.get(k), v) for k, v in changed.items()}
+    if (isinstance(original, (list, tuple)) and isinstance(changed, (list, tuple))
+            and len(original) == len(changed)):
+        return [remark_secrets(o, c) for o, c in zip(original, changed)]
+    return Secret(changed)
+
+
+def carry_secrets(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """``outputs`` where an output named like a secret input (a provider echoing its
+    input back) stays as secret as the input was."""
+    return {k: remark_secrets(inputs[k], v) if k in inputs else v for k, v in outputs.items()}
+
+
 def marker_json(value: Any) -> Any:
     """``json`` ``default`` hook giving the stored form of ``Secret`` and ``UNKNOWN``."""
     if isinstance(value, Secret):

@@ -6,7 +6,7 @@ import pprint
 from dataclasses import dataclass
 from typing import Any
 
-from stackwright.errors import ProjectError, StateError
+from stackwright.errors import ProjectError, StateError, about
 from stackwright.model.resource import InputSpec, make_urn
 from stackwright.model.values import Secret, masked, wrap_secret_keys
 from stackwright.operations.session import StackSession, stack_lock
@@ -29,7 +29,8 @@ def import_resource(session: StackSession, type_token: str, name: str, resource_
             raise StateError(f"{urn} is already managed by this stack",
                              hint="pick another NAME, or `stackwright state rm` it first")
         ctx = OperationContext(urn=urn, name=name, token=f"import-{resource_id}")
-        live = handler.read(ctx, resource_id, {}, {})
+        with about(urn):
+            live = handler.read(ctx, resource_id, {}, {})
         if live is None:
             raise ProjectError(f"no {type_token} with id {resource_id!r} was found",
                                hint="check the id and the stack's region/endpoint")

@@ -52,10 +52,14 @@ GITIGNORE = ".stackwright/\nout/\n__pycache__/\n"
 def scaffold(directory: Path, name: str, stack: str) -> Project:
     if (directory / "stackwright.yaml").exists():
         raise ProjectError(f"{directory} already holds a Stackwright project")
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "stackwright.yaml").write_text(PROJECT_FILE.format(name=name))
-    (directory / "__main__.py").write_text(PROGRAM.format(name=name))
-    (directory / ".gitignore").write_text(GITIGNORE)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "stackwright.yaml").write_text(PROJECT_FILE.format(name=name))
+        (directory / "__main__.py").write_text(PROGRAM.format(name=name))
+        (directory / ".gitignore").write_text(GITIGNORE)
+    except OSError as exc:
+        raise ProjectError(f"cannot create a project in {directory}: {exc.strerror}",
+                           hint="pass a folder you can write to") from None
     project = load_project(directory)
     init_stack(project, stack)
     return project

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import socket
 import subprocess
@@ -10,12 +11,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackwright.errors import ProjectError, StateError
 from stackwright.model.context import ConfigSource
 from stackwright.model.desired import DesiredGraph
+from stackwright.model.values import Secret
+from stackwright.operations.keyring import Keyring
 from stackwright.operations.workspace_links import WorkspaceLinks
 from stackwright.program.project import Project, load_stack_config
 from stackwright.program.runner import run_program
@@ -23,6 +26,9 @@ from stackwright.program.workspace import Workspace
 from stackwright.providers.registry import ProviderRegistry
 from stackwright.state.records import LockInfo
 from stackwright.state.store import StateStore
+
+SECURE = "secure"
+"""``password: {secure: <ciphertext>}`` in a stack file: a secret config value."""
 
 
 @dataclass
@@ -61,19 +67,55 @@ class StackSession:
         self.store.close()
 
 
-def open_store(project: Project) -> StateStore:
+def open_store(project: Project, stack: str | None = None) -> StateStore:
     """The project's state: STACKWRIGHT_STATE_URL, else ``state: url:`` in the project
-    file, else SQLite at ``.stackwright/state.db``."""
+    file, else SQLite at ``.stackwright/state.db``; secrets sealed with ``stack``'s key
+    (see ``keyring``), and opened with whichever key made them."""
     from stackwright.state.backends import open_state_store, state_url
 
-    return open_state_store(state_url(project.settings), project.state_dir / "state.db",
-                            project=project.name, root=project.root)
+    store = open_state_store(state_url(project.settings), project.state_dir / "state.db",
+                             project=project.name, root=project.root)
+    store.use_cipher(Keyring.for_stack(project, stack))
+    return store
+
+
+def stack_config(project: Project, stack: str, keyring: Keyring | None = None) -> ConfigSource:
+    """The stack's ``config:`` with every ``{secure: ciphertext}`` opened into a ``Secret``."""
+    source = load_stack_config(project, stack)
+    if not any_secure(source.data):
+        return source
+    ring = keyring or Keyring.for_stack(project, stack)
+    return replace(source, data=open_secure(source.data, ring))
+
+
+def any_secure(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return is_secure(value) or any(any_secure(v) for v in value.values())
+    if isinstance(value, list):
+        return any(any_secure(v) for v in value)
+    return False
+
+
+def is_secure(value: Any) -> bool:
+    return isinstance(value, Mapping) and list(value) == [SECURE] and isinstance(value[SECURE], str)
+
+
+def open_secure(value: Any, keyring: Keyring) -> Any:
+    if is_secure(value):
+        return Secret(json.loads(keyring.open(value[SECURE])))
+    if isinstance(value, Mapping):
+        return {k: open_secure(v, keyring) for k, v in value.items()}
+    if isinstance(value, list):
+        return [open_secure(v, keyring) for v in value]
+    return value
 
 
 def open_session(project: Project, stack: str, who: str | None = None,
-                 registry: ProviderRegistry | None = None) -> StackSession:
-    """The stack must exist in the state store (``stackwright stack init``)."""
-    store = open_store(project)
+                 registry: ProviderRegistry | None = None, open_secrets: bool = True) -> StackSession:
+    """The stack must exist in the state store (``stackwright stack init``). Without
+    ``open_secrets`` secret config values stay sealed: enough to review a plan, and
+    needing no key."""
+    store = open_store(project, stack)
     if not store.stack_exists(stack):
         known = [s.name for s in store.list_stacks()]
         store.close()
@@ -82,37 +124,23 @@ def open_session(project: Project, stack: str, who: str | None = None,
             hint=f"known stacks: {', '.join(known) or 'none'}; create one with "
             f"`stackwright stack init {stack}`",
         )
-    config = load_stack_config(project, stack)
+    try:
+        config = stack_config(project, stack) if open_secrets else load_stack_config(project, stack)
+    except BaseException:
+        store.close()
+        raise
     providers = registry or ProviderRegistry(provider_config(project, config.data))
     return StackSession(project, stack, store, config, providers, identity(who))
 
 
 def provider_config(project: Project, config: Mapping[str, Any]) -> dict[str, Any]:
-    """Provider sections of the stack config, with ``aws.endpoint: local`` resolved to
-    the project's running local cloud, and the project folder as the ``local``
-    provider's root (its relative paths never depend on the working directory)."""
+    """The provider sections of the stack config (``aws:``, ``k8s:``...), each handed to
+    its provider as written: what a setting means (``endpoint: local``...) is the
+    provider's business. The ``local`` provider also gets the project folder as its root,
+    so its relative paths never depend on the working directory."""
     out = {k: v for k, v in config.items() if isinstance(v, Mapping)}
     out["local"] = {**out.get("local", {}), "root": str(project.root)}
-    aws = dict(out.get("aws", {}))
-    if aws.get("endpoint") == "local":
-        aws.update(_local_cloud_settings(project))
-    elif isinstance(aws.get("endpoint"), str):
-        aws["endpoint_url"] = aws["endpoint"]
-    if aws:
-        out["aws"] = aws
     return out
-
-
-def _local_cloud_settings(project: Project) -> dict[str, Any]:
-    from stackwright.providers.aws import localcloud
-
-    cloud = localcloud.status(project.state_dir)
-    if cloud is None:
-        raise ProjectError(
-            "this stack uses the local cloud (aws.endpoint: local), which is not running",
-            hint="start it with `stackwright local-cloud start`",
-        )
-    return {"endpoint_url": cloud.url, "credentials": dict(localcloud.LOCAL_CREDENTIALS)}
 
 
 def identity(explicit: str | None = None) -> str:

@@ -6,23 +6,26 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from stackwright.engine.apply import Applier, ApplyOptions, ApplyResult, PropertyLookup
+from stackwright.engine.apply import (
+    Applier, ApplyOptions, ApplyResult, Failure, PropertyLookup, failure_message,
+)
 from stackwright.engine.events import EventSink
 from stackwright.engine.recovery import RecoveryReport, recover
-from stackwright.engine.refresh import read_all, record_drift, refreshed_snapshot
+from stackwright.engine.refresh import RefreshResult, read_all, record_drift, refreshed_snapshot
 from stackwright.errors import ApplyFailed, PlanError
+from stackwright.graph import Graph
 from stackwright.engine.calls import ProviderCalls
 from stackwright.model.desired import DesiredGraph
-from stackwright.model.output import resolve_value
+from stackwright.model.output import missing_in, resolve_value
 from stackwright.model.resource import Resource
 from stackwright.model.values import UNKNOWN
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.plan.plan import Plan
-from stackwright.plan.planner import make_plan
-from stackwright.state.records import Checkpoint, Snapshot
+from stackwright.plan.planner import make_plan, resolve_targets
+from stackwright.state.records import Change, Checkpoint, Snapshot
 
 
 @dataclass
@@ -48,12 +51,40 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
             parallel: int = 16) -> Plan:
     """The plan `up` would apply now. Changes nothing; with ``refresh`` it plans
     against the live objects instead of the recorded ones."""
+    pin = pins(session)
     desired = session.run_program()
     snapshot = session.store.snapshot(session.stack)
     if refresh:
         result = asyncio.run(read_all(snapshot, session.providers, parallel, EventSink()))
+        require_all_read(result)
         snapshot = refreshed_snapshot(snapshot, result)
-    return explained(make_plan(desired, snapshot, session.providers, targets=targets), session)
+    return explained(pin(make_plan(desired, snapshot, session.providers, targets=targets)), session)
+
+
+def pins(session: StackSession) -> Callable[[Plan], Plan]:
+    """What a plan is computed from besides the state. The digests are taken now,
+    before the program runs, so that a program edited meanwhile makes the plan pin the
+    older digest (and a saved plan be refused), never the other way round; the provider
+    versions once planned (the program loads the providers it uses). Returns the
+    function that pins them on a plan."""
+    from stackwright.program.digest import config_digest, program_digest
+
+    program, config = program_digest(session.project), config_digest(session.project, session.stack)
+
+    def pin(plan: Plan) -> Plan:
+        return replace(plan, program_digest=program, config_digest=config,
+                       providers=session.providers.versions())
+
+    return pin
+
+
+def require_all_read(result: RefreshResult) -> None:
+    """Planning against live objects some of which could not be read would plan
+    against a guess: refuse, naming them."""
+    if result.errors:
+        raise ApplyFailed(f"refresh could not read {len(result.errors)} resource(s): "
+                          + "; ".join(f"{u}: {e}" for u, e in sorted(result.errors.items())[:3]),
+                          hint="fix what stops them being read, or plan without --refresh")
 
 
 def explained(plan: Plan, session: StackSession) -> Plan:
@@ -86,11 +117,12 @@ def up(
     was judged is what runs; when it raises, nothing is applied.
     """
     targets = tuple(targets)
+    pin = pins(session)
     wanted = desired if desired is not None else session.run_program()
 
     def planned(snapshot: Snapshot) -> Plan:
-        plan = make_plan(wanted, snapshot, session.providers, targets=targets)
-        return _as_kind(plan, "destroy") if kind == "destroy" else plan
+        plan = pin(make_plan(wanted, snapshot, session.providers, targets=targets))
+        return replace(plan, kind=kind) if kind == "destroy" else plan
 
     return _locked_update(session, kind, wanted, planned, options=options, sink=sink,
                           confirm=confirm, refresh=refresh, check=check, extra=_targets_data(targets))
@@ -113,38 +145,20 @@ def apply_saved(
 ) -> UpdateOutcome:
     """Apply a plan made earlier (a saved, reviewed plan) and nothing else.
 
-    Under the stack's lock, ``verify`` gets the current snapshot and the plan that
-    ``desired`` gives against it, and must raise unless that is the saved plan. The
-    steps run are the saved ones; only what the state records of each resource
-    beforehand (ids, old inputs and outputs) comes from the snapshot, which ``verify``
-    established is the one the plan was made against. Interrupted operations are not
-    resolved here: they moved the state on, so ``verify`` refuses the plan anyway.
+    The saved plan is complete: its steps carry what the state recorded of each
+    resource before the change, and ``desired`` only resolves the values it left
+    unknown. Under the stack's lock, ``verify`` gets the current snapshot and the plan
+    ``desired`` gives against it now, and must raise unless the state is the one the
+    plan was made against and that plan is the saved one; nothing of it is taken over.
+    Interrupted operations are not resolved here: they moved the state on, so
+    ``verify`` refuses the plan anyway.
     """
     def planned(snapshot: Snapshot) -> Plan:
-        now = make_plan(desired, snapshot, session.providers)
-        verify(snapshot, now)
-        return executable(saved, now)
+        verify(snapshot, make_plan(desired, snapshot, session.providers))
+        return saved
 
     return _locked_update(session, "apply", desired, planned, options=options, sink=sink,
                           confirm=confirm, recover=False, extra=extra)
-
-
-def executable(saved: Plan, now: Plan) -> Plan:
-    """``saved``'s steps completed with what ``now`` (planned against the same state)
-    knows of each resource before the change; a step ``now`` lacks is refused. The
-    leftovers are ``now``'s, which the caller's check found to be the saved ones."""
-    from dataclasses import replace
-
-    current = {step.urn: step for step in now.steps}
-    steps = []
-    for step in saved.steps:
-        here = current.get(step.urn)
-        if here is None:
-            raise PlanError("the saved plan names a resource the state does not explain",
-                            resource=step.urn, hint="make a new plan")
-        steps.append(replace(step, old_inputs=here.old_inputs, old_outputs=here.old_outputs,
-                             old_id=here.old_id, old_deps=here.old_deps, diffs=here.diffs))
-    return replace(saved, steps=tuple(steps), old_outputs=now.old_outputs, leftovers=now.leftovers)
 
 
 def _locked_update(
@@ -161,9 +175,7 @@ def _locked_update(
         snapshot = session.store.snapshot(session.stack)
         if refresh:
             drift = asyncio.run(read_all(snapshot, session.providers, options.parallel, sink))
-            if drift.errors:
-                raise ApplyFailed(f"refresh could not read {len(drift.errors)} resource(s): "
-                                  + "; ".join(f"{u}: {e}" for u, e in sorted(drift.errors.items())[:3]))
+            require_all_read(drift)
             record_drift(drift, writer)
             snapshot = session.store.snapshot(session.stack)
         plan = planned(snapshot)
@@ -176,12 +188,13 @@ def _locked_update(
             return outcome
         if check is not None:
             _checked(plan, check, writer)
+        _refuse_missing(desired, plan, writer)
         if not confirm(plan):
             outcome.cancelled = True
             outcome.checkpoint = writer.finish("succeeded", None)
             return outcome
         outcome.result = _apply(session, plan, desired, writer, options, sink)
-        outputs = _final_outputs(desired, plan, outcome.result, snapshot.resources)
+        outputs = _final_outputs(desired, outcome.result, snapshot.resources, writer)
         status = "succeeded" if outcome.result.ok else (
             "interrupted" if outcome.result.interrupted else "failed")
         outcome.checkpoint = writer.finish(status, outputs)
@@ -200,32 +213,50 @@ def _checked(plan: Plan, check: Check, writer: Any) -> None:
         raise
 
 
+def _refuse_missing(desired: DesiredGraph, plan: Plan, writer: Any) -> None:
+    """Values read from other stacks that are not there yet preview as unknown, but
+    applying this stack cannot compute them: refuse before changing anything, naming
+    the stack and output (closing the writer, like a refused check)."""
+    sources: list[Any] = [desired.exports]
+    for step in plan.steps:
+        resource = desired.resources.get(step.urn)
+        if resource is not None and step.op.value != "delete":
+            sources += [resource.inputs, resource.read_id]
+    missing = [why for source in sources for why in missing_in(source)]
+    if missing:
+        writer.finish("succeeded", None)
+        raise missing[0]
+
+
 def _record_apply(session: StackSession, kind: str, outcome: UpdateOutcome, status: str,
                   extra: dict[str, Any] | None = None) -> None:
     """The audit log's line for an apply: what ran, from which program and config;
     ``extra`` holds the plan digest and what the caller adds."""
-    from stackwright.program.digest import config_digest, program_digest
-
     data: dict[str, Any] = {
         "result": status, "checkpoint": outcome.checkpoint.number if outcome.checkpoint else None,
-        "counts": outcome.plan.counts(), "program_digest": program_digest(session.project),
-        "config_digest": config_digest(session.project, session.stack),
+        "counts": outcome.plan.counts(), "program_digest": outcome.plan.program_digest,
+        "config_digest": outcome.plan.config_digest,
         **(extra or {}),
     }
     session.store.record_event(session.stack, kind, session.who, data)
 
 
 def destroy(session: StackSession, *, options: ApplyOptions, sink: EventSink,
-            confirm: Confirm) -> UpdateOutcome:
-    """Delete every resource of the stack, dependents first."""
+            confirm: Confirm, targets: Iterable[str] = ()) -> UpdateOutcome:
+    """Delete every resource of the stack, dependents first; with ``targets``, only
+    those and every resource that depends on them (which would break without them)."""
     empty = DesiredGraph(stack=session.stack, project=session.project.name, resources={}, deps={})
-    return up(session, options=options, sink=sink, confirm=confirm, kind="destroy", desired=empty)
+    chosen = tuple(targets)
+    if chosen:
+        chosen = tuple(sorted(with_dependents(session.store.snapshot(session.stack), chosen)))
+    return up(session, options=options, sink=sink, confirm=confirm, kind="destroy", desired=empty,
+              targets=chosen)
 
 
-def _as_kind(plan: Plan, kind: str) -> Plan:
-    from dataclasses import replace
-
-    return replace(plan, kind=kind)
+def with_dependents(snapshot: Snapshot, targets: Iterable[str]) -> set[str]:
+    """The recorded resources ``targets`` name, and everything that depends on them."""
+    graph: Graph[str] = Graph({urn: list(r.deps) for urn, r in snapshot.resources.items()})
+    return graph.reversed().closure(resolve_targets(targets, snapshot.resources))
 
 
 def _recover(session: StackSession, writer: Any, options: ApplyOptions, sink: EventSink) -> RecoveryReport:
@@ -277,9 +308,12 @@ def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any
     return asyncio.run(run())
 
 
-def _final_outputs(desired: DesiredGraph, plan: Plan, result: ApplyResult,
-                   recorded: dict[str, Any]) -> dict[str, Any]:
-    """Stack outputs resolved from what was applied, falling back to recorded values."""
+def _final_outputs(desired: DesiredGraph, result: ApplyResult, recorded: dict[str, Any],
+                   writer: Any) -> dict[str, Any]:
+    """Stack outputs resolved from what was applied, falling back to recorded values.
+    What a failed step left unknown is recorded as unknown: outputs never claim a
+    value they do not have, nor silently disappear. An output whose callback raises is
+    unknown too, and a recorded failure of the update."""
     def lookup(resource: Resource, prop: str) -> Any:
         live = result.outputs.get(resource.urn)
         if live is None and resource.urn in recorded:
@@ -287,5 +321,13 @@ def _final_outputs(desired: DesiredGraph, plan: Plan, result: ApplyResult,
             live = {**record.outputs, "id": record.id}
         return (live or {}).get(prop, UNKNOWN)
 
-    outputs: dict[str, Any] = resolve_value(desired.exports, lookup)
-    return {k: v for k, v in outputs.items() if v is not UNKNOWN}
+    outputs: dict[str, Any] = {}
+    for key, value in desired.exports.items():
+        try:
+            outputs[key] = resolve_value(value, lookup)
+        except Exception as exc:  # noqa: BLE001 - recorded as this output's failure
+            outputs[key] = UNKNOWN
+            message = failure_message(exc, None)
+            result.failures.append(Failure(f"output {key}", "export", message))
+            writer.add_change(Change(f"output {key}", "output", "export", error=message))
+    return outputs

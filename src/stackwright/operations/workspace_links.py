@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from stackwright.errors import ProjectError
+from stackwright.errors import ProjectError, StackNotApplied
 from stackwright.program.project import Project
 from stackwright.program.workspace import WORKSPACE_FILE, Workspace, find_workspace
 from stackwright.state.store import StateStore
@@ -51,7 +51,8 @@ class WorkspaceLinks:
         return self.workspace.python_path if self.workspace is not None else ()
 
     def read_outputs(self, ref: str) -> Mapping[str, Any]:
-        """``project/stack``'s latest recorded outputs, after checking the dependency."""
+        """``project/stack``'s latest recorded outputs, after checking the dependency;
+        StackNotApplied when it was never applied."""
         project, stack, name = self._target(ref)
         if name not in self._cache:
             self._cache[name] = self._outputs(project, stack, ref)
@@ -98,8 +99,12 @@ class WorkspaceLinks:
         root = target.root
         if root.resolve() == self.project.root.resolve():
             return self._read(self.store, stack, ref)
+        from stackwright.operations.keyring import Keyring
+
         if self._stores is not None:
-            return self._read(self._stores(target), stack, ref)
+            shared = self._stores(target)
+            shared.use_cipher(Keyring.for_stack(target, stack))
+            return self._read(shared, stack, ref)
         from stackwright.state.backends import open_state_store, sqlite_path, state_url
 
         url = state_url(target.settings)
@@ -108,6 +113,7 @@ class WorkspaceLinks:
             if not sqlite_path(url, default, root).is_file():
                 raise _never_applied(ref)
         store = open_state_store(url, default, project=target.name, root=root)
+        store.use_cipher(Keyring.for_stack(target, stack))
         try:
             return self._read(store, stack, ref)
         finally:
@@ -117,9 +123,12 @@ class WorkspaceLinks:
     def _read(store: StateStore, stack: str, ref: str) -> dict[str, Any]:
         if not store.stack_exists(stack):
             raise _never_applied(ref)
-        return dict(store.snapshot(stack).outputs)
+        snapshot = store.snapshot(stack)
+        if not snapshot.serial:  # 0 until the stack's first write: created, never applied
+            raise _never_applied(ref)
+        return dict(snapshot.outputs)
 
 
-def _never_applied(ref: str) -> ProjectError:
-    return ProjectError(f"cannot read stack {ref}: it has no recorded state (never applied)",
-                        hint="apply it first; `stackwright run up` applies dependencies first")
+def _never_applied(ref: str) -> StackNotApplied:
+    return StackNotApplied(f"cannot read stack {ref}: it has no recorded state (never applied)",
+                           hint="apply it first; `stackwright run up` applies dependencies first")

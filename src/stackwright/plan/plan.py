@@ -2,7 +2,13 @@
 
 A plan is computed from the desired graph and a state snapshot; apply executes its
 steps and nothing else. Human-oriented fields (``decl``, diffs) explain; they never
-change what apply does.
+change what apply does. It is frozen and hashable, and pins what it was computed from:
+the state serial, the program and config digests, the provider versions.
+
+``Plan.to_json``/``Plan.from_json`` are its one serialization, complete and reversible
+(secrets as ``{"$secret": ...}`` markers, for the holder of the plan to protect).
+``Plan.view()`` is a separate, masked view for people and tools (docs/plan-json.md),
+built from ``Step.to_json`` and ``Leftover.to_json``, the steps' part of that view.
 """
 
 from __future__ import annotations
@@ -11,11 +17,11 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
-from stackwright.model.values import masked, to_json
+from stackwright.model.values import from_json, masked, to_json
 from stackwright.plan.diff import PropertyDiff
 
 PLAN_SCHEMA = 1
@@ -63,14 +69,26 @@ class Step:
     decl: str | None = None
     old_deps: tuple[str, ...] = ()
     meta_changed: bool = False
-    """Only options or dependencies changed: state is rewritten, no provider call."""
+    """Options or dependencies changed: state is rewritten, even when no provider call is."""
+    option_diffs: tuple[PropertyDiff, ...] = ()
+    """Which resource options changed (``protect``, ``depends_on``...), old to new."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """The options recorded besides ``protect`` and ``retain_on_delete`` (see
+    ``ResourceState.options``)."""
+    warnings: tuple[str, ...] = ()
+    """What a reviewer must not miss (a stateful resource replaced as a side effect)."""
     notes: tuple[str, ...] = ()
     """What a provider explained about the change (e.g. a CloudFormation change set);
     for reviewers only, never read by apply."""
 
     @property
     def changes(self) -> bool:
-        return self.op in CHANGING or self.previous_urn is not None
+        return self.op in CHANGING or self.previous_urn is not None or self.meta_changed
+
+    @property
+    def state_only(self) -> bool:
+        """Only options changed: apply rewrites the record and calls no provider."""
+        return self.op is Op.SAME and self.meta_changed
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"urn": self.urn, "type": self.type, "op": self.op.value}
@@ -84,6 +102,8 @@ class Step:
             out["old_inputs"] = to_json(masked(self.old_inputs))
         if self.diffs:
             out["diffs"] = [_diff_json(d) for d in self.diffs]
+        if self.option_diffs:
+            out["options"] = [_diff_json(d) for d in self.option_diffs]
         if self.replace_keys:
             out["replace_keys"] = list(self.replace_keys)
         out["deps"] = list(self.deps)
@@ -91,6 +111,8 @@ class Step:
             out["delete_before_replace"] = self.delete_before_replace
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
 
@@ -123,6 +145,8 @@ class Leftover:
 
 
 LEFTOVER_VERB = "delete-replaced"
+STATE_ONLY_VERB = "update options"
+"""What a step that only rewrites a record's options is called in progress and history."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +160,15 @@ class Plan:
     old_outputs: Mapping[str, Any] = field(default_factory=dict)
     kind: str = "up"
     leftovers: tuple[Leftover, ...] = ()
+    program_digest: str = ""
+    """sha256 of the program's files when it was planned (``program.digest``)."""
+    config_digest: str = ""
+    """sha256 of the stack's config file when it was planned."""
+    providers: Mapping[str, str] = field(default_factory=dict)
+    """The provider versions it was planned with."""
+
+    def __hash__(self) -> int:
+        return hash(self.digest())
 
     def counts(self) -> dict[str, int]:
         counted = Counter(s.op.value for s in self.steps)
@@ -154,8 +187,8 @@ class Plan:
     def outputs_change(self) -> bool:
         return dict(self.outputs) != dict(self.old_outputs)
 
-    def to_json(self) -> dict[str, Any]:
-        """The documented ``--json`` schema (see docs/plan-json.md)."""
+    def view(self) -> dict[str, Any]:
+        """The documented ``--format json`` schema, secrets masked (docs/plan-json.md)."""
         return {
             "schema": PLAN_SCHEMA,
             "stack": self.stack,
@@ -170,6 +203,84 @@ class Plan:
         }
 
     def digest(self) -> str:
-        """A content hash of what the plan does (secrets included only as markers)."""
-        body = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), default=str)
+        """A content hash of what the plan does; secrets count only as markers, so the
+        hash, which is logged, tells nothing about them."""
+        body = json.dumps(self.view(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(body.encode()).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything the plan holds, as JSON; ``from_json`` gives back an equal Plan."""
+        out: dict[str, Any] = {"format": PLAN_FORMAT}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "steps":
+                out["steps"] = [_record_json(step) for step in value]
+            elif f.name == "leftovers":
+                out["leftovers"] = [_record_json(leftover) for leftover in value]
+            else:
+                out[f.name] = _ENCODE.get(str(f.type), _same)(value)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        """The Plan ``to_json`` wrote. Raises KeyError, TypeError or ValueError on
+        anything else."""
+        if data.get("format") != PLAN_FORMAT:
+            raise ValueError(f"not a plan of format {PLAN_FORMAT}")
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = data[f.name]
+            if f.name == "steps":
+                values["steps"] = tuple(_record_from(Step, item) for item in raw)
+            elif f.name == "leftovers":
+                values["leftovers"] = tuple(_record_from(Leftover, item) for item in raw)
+            else:
+                values[f.name] = _DECODE.get(str(f.type), _same)(raw)
+        return cls(**values)
+
+
+PLAN_FORMAT = 1
+"""The version of ``Plan.to_json``'s form."""
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _diff_to_json(d: PropertyDiff) -> dict[str, Any]:
+    return {"path": d.path, "kind": d.kind, "old": to_json(d.old), "new": to_json(d.new),
+            "replaces": d.replaces}
+
+
+def _diff_from_json(raw: Mapping[str, Any]) -> PropertyDiff:
+    return PropertyDiff(str(raw["path"]), str(raw["kind"]), from_json(raw["old"]),
+                        from_json(raw["new"]), bool(raw["replaces"]))
+
+
+_ENCODE: dict[str, Any] = {
+    "Op": lambda op: op.value,
+    "tuple[PropertyDiff, ...]": lambda diffs: [_diff_to_json(d) for d in diffs],
+    "tuple[str, ...]": list,
+    "Mapping[str, Any]": to_json,
+    "Mapping[str, Any] | None": to_json,
+    "Mapping[str, str]": dict,
+}
+"""How a field is written, by its declared type: every field of Step, Leftover and
+Plan is covered, so a field added later is serialized without being listed here."""
+
+_DECODE: dict[str, Any] = {
+    "Op": Op,
+    "tuple[PropertyDiff, ...]": lambda raw: tuple(_diff_from_json(d) for d in raw),
+    "tuple[str, ...]": tuple,
+    "Mapping[str, Any]": from_json,
+    "Mapping[str, Any] | None": lambda raw: None if raw is None else from_json(raw),
+    "Mapping[str, str]": dict,
+}
+
+
+def _record_json(record: Step | Leftover) -> dict[str, Any]:
+    return {f.name: _ENCODE.get(str(f.type), _same)(getattr(record, f.name)) for f in fields(record)}
+
+
+def _record_from(cls: type[Any], raw: Mapping[str, Any]) -> Any:
+    return cls(**{f.name: _DECODE.get(str(f.type), _same)(raw[f.name]) for f in fields(cls)})

@@ -4,7 +4,7 @@ out are to providers' ``check`` and ``diff``, which do no I/O."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackwright.errors import GraphError, InputError, PlanError, StackwrightError
@@ -12,8 +12,9 @@ from stackwright.graph import CycleFound, Graph
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import resolve_value
 from stackwright.model.resource import Resource, urn_name
-from stackwright.model.values import UNKNOWN, Secret, is_unknown, reveal
-from stackwright.plan.diff import diff_inputs
+from stackwright.model.values import UNKNOWN, Secret, is_unknown, remark_secrets, reveal
+from stackwright.plan.diff import PropertyDiff, diff_inputs
+from stackwright.plan.links import LinkEdge, link_edges, with_links
 from stackwright.plan.plan import Leftover, Op, Plan, Step
 from stackwright.providers.protocol import ProviderLookup, ResourceProvider
 from stackwright.state.records import ResourceState, Snapshot
@@ -42,15 +43,20 @@ def make_plan(
 ) -> Plan:
     """The steps that turn ``snapshot`` into ``desired``.
 
-    Raises GraphError for cycles, PlanError listing every protected resource the plan
-    would delete or replace, and InputError from providers' ``check``.
+    Resources that import a name another one exports (``ResourceProvider.links``)
+    depend on it as if through ``depends_on``. Raises GraphError for cycles, PlanError
+    listing every protected resource the plan would delete or replace, and InputError
+    from providers' ``check``.
     """
+    edges = link_edges(desired, providers)
+    desired = with_links(desired, edges)
     planning = _Planning(desired, snapshot, providers)
-    order = ordered_urns(desired)
+    order = ordered_urns(desired, edges)
     steps = {urn: _plan_resource(planning, desired.resources[urn]) for urn in order}
     deletes = _plan_deletes(planning)
     if planning.errors:
         raise _combined(planning.errors)
+    _delete_dependents_first(steps, planning.claimed)
     all_steps = [steps[urn] for urn in order] + deletes
     left = leftovers(snapshot)
     if targets:
@@ -78,18 +84,23 @@ def leftovers(snapshot: Snapshot) -> list[Leftover]:
     return out
 
 
-def ordered_urns(desired: DesiredGraph) -> list[str]:
-    """Declaration order where possible, dependencies first. Names a cycle if any."""
+def ordered_urns(desired: DesiredGraph, links: Iterable[LinkEdge] = ()) -> list[str]:
+    """Declaration order where possible, dependencies first. Names a cycle if any,
+    saying which of its edges are imports of exported names."""
     graph: Graph[str] = Graph({urn: desired.deps.get(urn, []) for urn in desired.resources})
     try:
         graph.topological_order()
     except CycleFound as exc:
-        cycle = [urn_name(str(u)) for u in exc.cycle]
-        first = desired.resources[str(exc.cycle[0])]
+        cycle = [str(u) for u in exc.cycle]
+        first = desired.resources[cycle[0]]
+        by_edge = {(e.importer, e.exporter): e for e in links}
+        found = [by_edge[pair] for pair in zip(cycle, cycle[1:], strict=False) if pair in by_edge]
+        because = f" ({'; '.join(e.explain() for e in found)})" if found else ""
         raise GraphError(
-            "dependency cycle: " + " -> ".join(cycle),
+            "dependency cycle: " + " -> ".join(urn_name(u) for u in cycle) + because,
             file=first.decl_file, line=first.decl_line,
-            hint="remove one of these dependencies (depends_on or an Output passed as input)",
+            hint="remove one of these dependencies (depends_on, an Output passed as input"
+            + (", or one of the imports" if found else "") + ")",
         ) from None
     return _stable_order(desired)
 
@@ -129,6 +140,8 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
     diffs = () if old is None or op is Op.SAME else diff_inputs(old.inputs, inputs, frozenset(replace_keys))
     previous = old.urn if old is not None and old.urn != resource.urn else None
     deps = tuple(p.desired.deps.get(resource.urn, ()))
+    options = () if old is None else option_diffs(resource, old, deps, p.claimed)
+    recorded = recorded_options(resource)
     return Step(
         urn=resource.urn, type=resource.type_token, op=op, inputs=inputs,
         old_inputs=old.inputs if old else None, old_outputs=old.outputs if old else None,
@@ -136,9 +149,24 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
         parent=resource.resource_parent.urn if resource.resource_parent else None,
         protect=resource.resource_options.protect, retain_on_delete=resource.resource_options.retain_on_delete,
         delete_before_replace=dbr, previous_urn=previous, decl=resource.declared_at(),
-        old_deps=tuple(old.deps) if old else (),
-        meta_changed=old is not None and _meta_changed(resource, old, deps),
+        old_deps=tuple(old.deps) if old else (), meta_changed=bool(options), option_diffs=options,
+        options=recorded,
+        warnings=_side_effect_warning(handler, op, diffs),
     )
+
+
+def _side_effect_warning(handler: ResourceProvider, op: Op, diffs: tuple[PropertyDiff, ...]) -> tuple[str, ...]:
+    """A stateful resource replaced although the program changed none of the properties
+    that force it: each of them only awaits a value that another replacement or create
+    computes. Easy to miss in a review of the change that caused it."""
+    forcing = [d for d in diffs if d.replaces]
+    if op is not Op.REPLACE or not handler.stateful or not forcing:
+        return ()
+    if not all(is_unknown(d.new) for d in forcing):
+        return ()
+    paths = ", ".join(dict.fromkeys(d.path.split("[", 1)[0] for d in forcing))
+    return (f"stateful {handler.type_token} is replaced as a side effect: {paths} changes only "
+            "because a resource it uses is replaced or created; its data is lost unless kept elsewhere",)
 
 
 def _plan_read(p: _Planning, resource: Resource, old: ResourceState | None) -> Step:
@@ -173,13 +201,14 @@ def _old_record(p: _Planning, resource: Resource) -> ResourceState | None:
 
 
 def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider) -> dict[str, Any]:
-    inputs: dict[str, Any] = resolve_value(resource.inputs, p.lookup)
-    if is_unknown(inputs):
-        return inputs
     try:
+        inputs: dict[str, Any] = resolve_value(resource.inputs, p.lookup)
+        if is_unknown(inputs):
+            return inputs
         checked = handler.check(reveal(inputs))
-    except InputError as exc:
-        # Providers name only the property; say which resource and where it was declared.
+    except StackwrightError as exc:
+        # Providers name only the property, callbacks only their line: say which
+        # resource, and where it was declared.
         exc.resource = exc.resource or resource.urn
         if exc.file is None:
             exc.file, exc.line = resource.decl_file, resource.decl_line
@@ -188,10 +217,9 @@ def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider
 
 
 def _rewrap_secrets(original: Mapping[str, Any], checked: dict[str, Any]) -> dict[str, Any]:
-    for key, value in original.items():
-        if isinstance(value, Secret) and key in checked:
-            checked[key] = Secret(checked[key])
-    return checked
+    """The provider checked revealed inputs: mark their secrets again, at every depth
+    (``environment={"X": password.result}`` stays secret inside the dict)."""
+    return {key: remark_secrets(original.get(key), value) for key, value in checked.items()}
 
 
 def _ignoring_changes(resource: Resource, inputs: dict[str, Any], old: ResourceState) -> dict[str, Any]:
@@ -221,6 +249,26 @@ def _decide(
     return Op.REPLACE, tuple(result.replaces), dbr
 
 
+def _delete_dependents_first(steps: dict[str, Step], renamed: Mapping[str, str]) -> None:
+    """A resource replaced delete-first can go only after the resources that use it are
+    gone, and comes back before they do: a dependent that is itself replaced must then
+    be deleted before it is created again too, whatever its own provider prefers (as
+    Pulumi orders such chains). Otherwise the chain could not be ordered."""
+    dependents: dict[str, list[str]] = {}
+    for urn, step in steps.items():
+        for dep in step.old_deps:
+            dependents.setdefault(renamed.get(dep, dep), []).append(urn)
+    queue = [urn for urn, step in steps.items() if step.op is Op.REPLACE and step.delete_before_replace]
+    while queue:
+        cause = queue.pop()
+        for urn in dependents.get(cause, ()):
+            step = steps[urn]
+            if step.op is Op.REPLACE and not step.delete_before_replace:
+                note = f"deleted before it is created again: it uses {urn_name(cause)}, which is replaced delete-first"
+                steps[urn] = replace(step, delete_before_replace=True, notes=(*step.notes, note))
+                queue.append(urn)
+
+
 def _predict_outputs(
     resource: Resource, handler: ResourceProvider, op: Op, inputs: dict[str, Any],
     old: ResourceState | None,
@@ -236,13 +284,36 @@ def _predict_outputs(
     return {**unknowns, **inputs, "id": UNKNOWN}
 
 
-def _meta_changed(resource: Resource, old: ResourceState, deps: tuple[str, ...]) -> bool:
+def option_diffs(
+    resource: Resource, old: ResourceState, deps: tuple[str, ...], renamed: Mapping[str, str],
+) -> tuple[PropertyDiff, ...]:
+    """The options the program changed since the record was written: apply records
+    them even when the provider has nothing to do. ``renamed`` maps the old URNs of
+    records matched through aliases to their new ones, so a renamed dependency or
+    parent is not a change."""
+    opts = resource.resource_options
     parent = resource.resource_parent.urn if resource.resource_parent else None
-    return (
-        old.parent != parent or list(old.deps) != list(deps)
-        or old.protect != resource.resource_options.protect
-        or old.retain_on_delete != resource.resource_options.retain_on_delete
-    )
+    old_parent = renamed.get(old.parent, old.parent) if old.parent else None
+    old_deps = [renamed.get(d, d) for d in old.deps]
+    pairs = [("parent", old_parent, parent), ("dependencies", old_deps, list(deps)),
+             ("protect", old.protect, opts.protect),
+             ("retain_on_delete", old.retain_on_delete, opts.retain_on_delete)]
+    recorded = recorded_options(resource)
+    pairs += [(name, old.options.get(name, default), recorded.get(name, default))
+              for name, default in OPTION_DEFAULTS.items()]
+    return tuple(PropertyDiff(name, "update", was, now) for name, was, now in pairs if was != now)
+
+
+OPTION_DEFAULTS: dict[str, Any] = {"ignore_changes": [], "delete_before_replace": False, "aliases": []}
+"""The options kept in ``ResourceState.options``, and the value a record without one has."""
+
+
+def recorded_options(resource: Resource) -> dict[str, Any]:
+    """``ResourceState.options`` for ``resource``: only the options not at their defaults."""
+    opts = resource.resource_options
+    values = {"ignore_changes": list(opts.ignore_changes),
+              "delete_before_replace": opts.delete_before_replace, "aliases": resource.alias_urns()}
+    return {name: value for name, value in values.items() if value != OPTION_DEFAULTS[name]}
 
 
 def _plan_deletes(p: _Planning) -> list[Step]:
@@ -283,13 +354,31 @@ def _combined(errors: list[StackwrightError]) -> StackwrightError:
 
 def _only_targets(steps: list[Step], targets: set[str], desired: DesiredGraph) -> list[Step]:
     """Targeted steps plus the creates/updates they need; everything else is left out."""
-    known = {s.urn for s in steps}
-    unknown = sorted(targets - known)
-    if unknown:
-        raise PlanError(
-            f"--target names no resource of this stack: {', '.join(unknown)}",
-            hint="`stackwright state ls` or `stackwright preview` lists the URNs",
-        )
+    targets = resolve_targets(targets, [s.urn for s in steps])
     graph: Graph[str] = Graph({urn: list(deps) for urn, deps in desired.deps.items()})
     needed = graph.closure(targets)
     return [s for s in steps if s.urn in targets or (s.urn in needed and s.op is not Op.DELETE)]
+
+
+def resolve_targets(targets: Iterable[str], urns: Iterable[str]) -> set[str]:
+    """The URNs ``targets`` name. A target is a URN or any tail of one that starts at a
+    separator: the resource's name (``assets``), ``parent$name`` or ``type::name``
+    (``s3:Bucket::assets``). A tail matching several resources is an error listing them."""
+    known = list(dict.fromkeys(urns))
+    found: set[str] = set()
+    unknown: list[str] = []
+    for target in targets:
+        matches = [target] if target in known else [u for u in known if u.endswith((":" + target, "$" + target))]
+        if len(matches) > 1:
+            raise PlanError(f"--target {target!r} names {len(matches)} resources: {', '.join(matches)}",
+                            hint="give more of the URN (type::name, parent$name) or the whole URN")
+        if matches:
+            found.add(matches[0])
+        else:
+            unknown.append(target)
+    if unknown:
+        raise PlanError(
+            f"--target names no resource of this stack: {', '.join(sorted(unknown))}",
+            hint="`stackwright state ls` or `stackwright preview` lists the URNs",
+        )
+    return found

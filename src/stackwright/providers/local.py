@@ -317,7 +317,11 @@ def _run(
     operation: str, command: str, ctx: OperationContext, inputs: Mapping[str, Any],
     extra_env: Mapping[str, str], root: str | None,
 ) -> str:
-    """Run one shell command; its stripped stdout, or a ProviderError with its stderr."""
+    """Run one shell command; its stripped stdout, or a ProviderError with its stderr.
+
+    The command gets a session (and process group) of its own: a terminal's Ctrl-C goes
+    to the whole foreground group, and must reach only stackwright, which lets running
+    commands finish and records them, rather than kill them half-way."""
     env = _environment(ctx, inputs, extra_env)
     directory = inputs.get("dir")
     cwd = _absolute(directory, root) if directory else root
@@ -326,7 +330,7 @@ def _run(
         done = subprocess.run(
             command, shell=True, capture_output=True, text=True, env=env,
             cwd=cwd, timeout=ctx.timeout,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, start_new_session=True,
         )
     except subprocess.TimeoutExpired as exc:
         raise ProviderError(f"{operation} command timed out after {exc.timeout:g}s: {command}") from exc

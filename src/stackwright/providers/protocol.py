@@ -2,7 +2,10 @@
 
 A *provider* (``local``, ``random``, ``aws``) is a package of *resource providers*,
 one per resource type. Each resource provider answers six questions: is this input
-valid (``check``), what changed (``diff``), and create/read/update/delete.
+valid (``check``), what changed (``diff``), and create/read/update/delete; it may also
+say which names its inputs export and import (``links``, which order resources like
+``depends_on``). A provider may bring policy rules (``InputRule``) and handles its own
+config section (what ``aws.endpoint: local`` means is the AWS provider's business).
 
 Contracts every implementation keeps:
 
@@ -21,15 +24,15 @@ Contracts every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from stackwright.errors import ProviderError
 from stackwright.model.resource import Resource
 
 __all__ = [
-    "Created", "DiffResult", "OperationContext", "Provider", "ProviderError",
+    "Created", "DiffResult", "InputRule", "Links", "OperationContext", "Provider", "ProviderError",
     "ReadResult", "ResourceProvider", "ProviderLookup",
 ]
 
@@ -60,6 +63,18 @@ class ReadResult:
     id: str
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Names a resource publishes for others (``exports``) and names of others it
+    uses (``imports``), such as CloudFormation's ``Export``/``Fn::ImportValue``.
+
+    A resource that imports a name another resource exports is ordered after it, as
+    if it had ``depends_on`` it; the planner adds that edge."""
+
+    exports: frozenset[str] = frozenset()
+    imports: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -126,6 +141,12 @@ class ResourceProvider:
     ) -> None:
         raise NotImplementedError
 
+    def links(self, inputs: Mapping[str, Any]) -> Links:
+        """The names these inputs export and import. Called while planning, before
+        anything is resolved: values not yet known are ``UNKNOWN``; leave out what they
+        would decide. Must be pure (no cloud calls)."""
+        return Links()
+
     explains_updates: ClassVar[bool] = False
     """True when ``explain_update`` has something to say (it costs provider calls)."""
 
@@ -136,6 +157,20 @@ class ResourceProvider:
         """Lines for people reviewing an in-place update (e.g. a CloudFormation change
         set). Called by preview only; must change nothing that apply would see."""
         return []
+
+
+@dataclass(frozen=True)
+class InputRule:
+    """A policy rule a provider brings: it judges the new inputs of a created, updated
+    or replaced resource of one of ``types`` and yields one message per violation.
+    Environments set its enforcement by ``name``, like any other rule."""
+
+    name: str
+    types: frozenset[str]
+    check: Callable[[str, Mapping[str, Any]], Iterable[str]]
+    """``(type_token, inputs)`` to messages; inputs may hold ``UNKNOWN`` and secrets."""
+    about: str
+    default: Literal["mandatory", "advisory", "off"] = "advisory"
 
 
 class Provider(Protocol):
@@ -152,6 +187,8 @@ class Provider(Protocol):
         ...
 
     def types(self) -> list[str]: ...
+
+    # Optional: ``policy_rules: tuple[InputRule, ...]``, the provider's own policy rules.
 
 
 class ProviderLookup(Protocol):

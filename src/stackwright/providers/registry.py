@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, cast
 
 from stackwright.errors import ProjectError
-from stackwright.providers.protocol import Provider, ResourceProvider
+from stackwright.providers.protocol import InputRule, Provider, ResourceProvider
 
 BUILTIN: dict[str, str] = {
     "local": "stackwright.providers.local:provider",
@@ -20,6 +21,40 @@ BUILTIN: dict[str, str] = {
     "synthetic": "stackwright.providers.synthetic:provider",
     "aws": "stackwright.providers.aws:provider",
 }
+
+
+EMULATORS: dict[str, str] = {
+    "aws": "stackwright.providers.aws.localcloud",
+}
+"""Local emulators of a provider's cloud, by provider name: modules with ``start``,
+``status`` and ``stop`` (``LocalEmulator``)."""
+
+
+class RunningEmulator(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    pid: int
+    log: str
+
+
+class LocalEmulator(Protocol):
+    """Runs one emulator per user and machine, recorded in a per-user folder."""
+
+    def start(self, folder: Path | None = None, port: int | None = None,
+              timeout: float = 30.0) -> RunningEmulator: ...
+
+    def status(self, folder: Path | None = None) -> RunningEmulator | None: ...
+
+    def stop(self, folder: Path | None = None) -> bool: ...
+
+
+def local_emulator(name: str = "aws") -> LocalEmulator:
+    """The local emulator of provider ``name`` (the CLI's ``local-cloud``)."""
+    if name not in EMULATORS:
+        raise ProjectError(f"provider {name!r} has no local emulator",
+                           hint=f"emulators: {', '.join(sorted(EMULATORS))}")
+    return cast(LocalEmulator, importlib.import_module(EMULATORS[name]))
 
 
 class SimpleProvider:
@@ -73,6 +108,15 @@ class ProviderRegistry:
 
     def versions(self) -> dict[str, str]:
         return {name: p.version for name, p in sorted(self._providers.items())}
+
+
+def builtin_policy_rules() -> list[tuple[str, InputRule]]:
+    """The policy rules of every built-in provider, each with its provider's name.
+    Loading a provider for its rules imports no cloud library."""
+    found: list[tuple[str, InputRule]] = []
+    for name in sorted(BUILTIN):
+        found.extend((name, rule) for rule in getattr(_load(name), "policy_rules", ()))
+    return found
 
 
 def _load(name: str) -> Provider:

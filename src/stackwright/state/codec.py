@@ -1,8 +1,12 @@
 """Pure encoding helpers shared by the state backends (SQLite, PostgreSQL).
 
 Every backend stores values in the same text form (``marker_json``/``from_json``
-markers for secrets and unknowns) and checkpoint snapshots in the same compressed
-JSON, so a row means the same thing whichever database holds it.
+markers for unknowns, ``{"$encrypted": token}`` for secrets) and checkpoint snapshots
+in the same compressed JSON, so a row means the same thing whichever database holds it.
+
+Secrets are sealed by a ``SecretCipher`` the store is given (the keyring of the stack
+being worked on): the state layer never sees a key, and stores nothing in plain text
+that was marked secret, at any depth.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-from stackwright.errors import LockHeldError, StateError
-from stackwright.model.values import from_json, marker_json
+from stackwright.errors import LockHeldError, StackwrightError, StateError
+from stackwright.model.values import UNKNOWN, Secret, from_json, marker_json, to_json
 from stackwright.state.records import (
     Change, Checkpoint, CheckpointDetail, LockInfo, PendingOperation, ResourceState,
 )
@@ -28,26 +32,93 @@ _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _BOOL: Final = {False: "false", True: "true"}
 
 
-class Corrupt(Exception):
+class Corrupt(StateError):
     """A stored row could not be decoded; turned into StateError with the file path."""
+
+
+ENCRYPTED: Final = "$encrypted"
+
+
+class SecretCipher(Protocol):
+    """Seals a secret's JSON into a token and opens it again; raises a StackwrightError
+    (wrong key, altered token) that the store lets through unchanged."""
+
+    def seal(self, plain: bytes) -> str: ...
+
+    def open(self, token: str) -> bytes: ...
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=marker_json)
 
 
+class ValueCodec:
+    """Stored form of values with secrets sealed by ``cipher``. Without a cipher a
+    secret cannot be written (``NoCipher``); stores made before encryption existed hold
+    ``{"$secret": ...}`` markers, which are still read."""
+
+    def __init__(self, cipher: SecretCipher | None = None) -> None:
+        self.cipher = cipher
+        self._encoder = json.JSONEncoder(separators=(",", ":"), default=self._default)
+
+    def _default(self, value: Any) -> Any:
+        if isinstance(value, Secret):
+            return {ENCRYPTED: self.seal(value)}
+        return marker_json(value)
+
+    def seal(self, secret: Secret) -> str:
+        if self.cipher is None:
+            raise StateError("a secret cannot be stored: this state store was opened without a key",
+                             hint="open stores through stackwright.operations.session.open_store")
+        return self.cipher.seal(_ENCODER.encode(to_json(secret.value)).encode())
+
+    def dumps(self, value: Any) -> str:
+        """Compact stored form. Markers are written by the encoder's ``default`` hook,
+        so plain values never leave C."""
+        return self._encoder.encode(value)
+
+    def loads(self, text: str) -> Any:
+        """Inverse of ``dumps``; skips the marker walk when the text cannot hold one."""
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError):
+            raise Corrupt("a stored JSON value does not decode") from None
+        return self.decode(value) if '"$' in text else value
+
+    def decode(self, value: Any) -> Any:
+        """``from_json`` that also opens ``{"$encrypted": token}``."""
+        if isinstance(value, dict):
+            if len(value) == 1:
+                if ENCRYPTED in value:
+                    return Secret(self.decode(self._open(value[ENCRYPTED])))
+                if "$secret" in value:
+                    return Secret(self.decode(value["$secret"]))
+                if value.get("$unknown") is True:
+                    return UNKNOWN
+            return {k: self.decode(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.decode(v) for v in value]
+        return value
+
+    def _open(self, token: Any) -> Any:
+        if self.cipher is None:
+            raise StateError("the state holds encrypted secrets and no key was given to read them",
+                             hint="open stores through stackwright.operations.session.open_store")
+        try:
+            return json.loads(self.cipher.open(str(token)))
+        except ValueError:
+            raise Corrupt("a decrypted secret does not decode") from None
+
+
+PLAIN: Final = ValueCodec()
+"""For values that hold no secrets (counts, dependencies, audit events)."""
+
+
 def dumps(value: Any) -> str:
-    """Compact stored form; secrets become ``{"$secret": ...}`` markers. The markers
-    are written by the encoder's ``default`` hook, so plain values never leave C."""
-    return _ENCODER.encode(value)
+    return PLAIN.dumps(value)
 
 
 def loads(text: str) -> Any:
-    """Inverse of ``dumps``; skips the marker walk when the text cannot hold one."""
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
-        raise Corrupt("a stored JSON value does not decode") from None
-    return from_json(value) if '"$' in text else value
+    return PLAIN.loads(text)
 
 
 @contextmanager
@@ -88,47 +159,49 @@ def lock_held(stack: str, lock: LockInfo) -> LockHeldError:
     )
 
 
-def resource_params(stack: str, r: ResourceState) -> tuple[Any, ...]:
+def resource_params(stack: str, r: ResourceState, values: ValueCodec) -> tuple[Any, ...]:
     return (
-        stack, r.urn, r.type, r.id, dumps(r.inputs), dumps(r.outputs), r.parent,
-        dumps(r.deps), int(r.protect), int(r.retain_on_delete), int(r.external),
+        stack, r.urn, r.type, r.id, values.dumps(r.inputs), values.dumps(r.outputs), r.parent,
+        dumps(r.deps), int(r.protect), int(r.retain_on_delete), int(r.external), dumps(r.options),
     )
 
 
-def resource_rows(rows: list[Any]) -> dict[str, ResourceState]:
+def resource_rows(rows: list[Any], values: ValueCodec) -> dict[str, ResourceState]:
     """Decode all rows with one ``json.loads``: per-call overhead dominated snapshot()."""
-    text = "[" + ",".join([f"[{r[3]},{r[4]},{r[6]}]" for r in rows]) + "]"
+    text = "[" + ",".join([f"[{r[3]},{r[4]},{r[6]},{r[10]}]" for r in rows]) + "]"
+    codec = values
     try:
-        values = json.loads(text)
+        decoded = json.loads(text)
     except (TypeError, ValueError):
         raise Corrupt("a stored resource does not decode") from None
-    if len(values) != len(rows):
+    if len(decoded) != len(rows):
         raise Corrupt("a stored resource does not decode")
-    return {row[0]: resource_row(row, value) for row, value in zip(rows, values)}
+    return {row[0]: resource_row(row, value, codec) for row, value in zip(rows, decoded)}
 
 
-def resource_row(row: Sequence[Any], value: Any) -> ResourceState:
-    urn, type_, id_, inputs_text, outputs_text, parent, _, protect, retain, external = row
+def resource_row(row: Sequence[Any], value: Any, codec: ValueCodec) -> ResourceState:
+    urn, type_, id_, inputs_text, outputs_text, parent, _, protect, retain, external, _ = row
     try:
-        inputs, outputs, deps = value
+        inputs, outputs, deps, options = value
     except (TypeError, ValueError):
         raise Corrupt(f"resource {urn} does not decode") from None
-    if not (isinstance(inputs, dict) and isinstance(outputs, dict) and isinstance(deps, list)):
+    if not (isinstance(inputs, dict) and isinstance(outputs, dict) and isinstance(deps, list)
+            and isinstance(options, dict)):
         raise Corrupt(f"resource {urn} does not decode")
     if '"$' in inputs_text:
-        inputs = from_json(inputs)
+        inputs = codec.decode(inputs)
     if '"$' in outputs_text:
-        outputs = from_json(outputs)
+        outputs = codec.decode(outputs)
     return ResourceState(
         urn, type_, id_, inputs, outputs, parent, deps,
-        bool(protect), bool(retain), bool(external),
+        bool(protect), bool(retain), bool(external), options,
     )
 
 
-def pending_row(row: Sequence[Any]) -> PendingOperation:
+def pending_row(row: Sequence[Any], values: ValueCodec) -> PendingOperation:
     token, urn, type_, op, inputs, resource_id, parent, deps, started_at = row
     return PendingOperation(
-        token, urn, type_, op, loads(inputs), resource_id, parent, loads(deps), started_at
+        token, urn, type_, op, values.loads(inputs), resource_id, parent, loads(deps), started_at
     )
 
 
@@ -152,7 +225,7 @@ def resource_from(data: dict[str, Any]) -> ResourceState:
     return ResourceState(
         data["urn"], data["type"], data["id"], data["inputs"], data["outputs"],
         data["parent"], data["deps"], data["protect"], data["retain_on_delete"],
-        data["external"],
+        data["external"], data.get("options", {}),
     )
 
 
@@ -163,18 +236,18 @@ def snapshot_json(rows: list[Any], outputs_text: str) -> str:
         f'{{"urn":{q(urn)},"type":{q(type_)},"id":{q(id_)},"inputs":{inputs},'
         f'"outputs":{outputs},"parent":{"null" if parent is None else q(parent)},'
         f'"deps":{deps},"protect":{_BOOL[bool(p)]},"retain_on_delete":{_BOOL[bool(r)]},'
-        f'"external":{_BOOL[bool(e)]}}}'
-        for urn, type_, id_, inputs, outputs, parent, deps, p, r, e in rows
+        f'"external":{_BOOL[bool(e)]},"options":{options}}}'
+        for urn, type_, id_, inputs, outputs, parent, deps, p, r, e, options in rows
     ])
     return f'{{"format":{SNAPSHOT_FORMAT},"resources":[{items}],"outputs":{outputs_text}}}'
 
 
-def checkpoint_detail(row: Sequence[Any]) -> CheckpointDetail:
+def checkpoint_detail(row: Sequence[Any], values: ValueCodec) -> CheckpointDetail:
     """Decode ``checkpoint columns..., changes, snapshot`` (the snapshot compressed)."""
     try:
         text = zlib.decompress(bytes(row[10])).decode()
         snap = json.loads(text)
-        snap = from_json(snap) if '"$' in text else snap
+        snap = values.decode(snap) if '"$' in text else snap
         changes = [change_from(c) for c in loads(row[9])]
         resources = [resource_from(r) for r in snap["resources"]]
         outputs = snap["outputs"]

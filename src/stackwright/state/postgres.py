@@ -70,7 +70,8 @@ _SCHEMA_V2: Final = (
         data TEXT NOT NULL)""",
     "CREATE INDEX events_by_stack ON events (stack, kind)",
 )
-_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2}
+_SCHEMA_V3: Final = ("ALTER TABLE resources ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",)
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3}
 """Statements that take the schema from version ``n`` to ``n + 1`` (0 = empty schema)."""
 
 def shown_url(url: str) -> str:

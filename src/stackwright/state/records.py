@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped whenever the stored form changes; stores refuse a newer one."""
 
 
@@ -25,6 +25,9 @@ class ResourceState:
     retain_on_delete: bool = False
     external: bool = False
     """Adopted by `import`; recorded so that reviewers can tell."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The other options as last applied (``ignore_changes``, ``delete_before_replace``,
+    ``aliases``), only those not at their defaults: a change of one alone is recorded."""
 
 
 @dataclass

@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
-    Corrupt, change_json, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
+    Corrupt, SecretCipher, ValueCodec, change_json, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
     loads, lock_held, no_stack, pending_row, resource_params, resource_rows,
 )
 from stackwright.state.records import (
@@ -32,14 +33,17 @@ if TYPE_CHECKING:
     from stackwright.state.store import StackWriter, StateStore
 
 RESOURCE_COLUMNS: Final = (
-    "urn, type, id, inputs, outputs, parent, deps, protect, retain_on_delete, external"
+    "urn, type, id, inputs, outputs, parent, deps, protect, retain_on_delete, external, options"
 )
+RESOURCE_COLUMNS_V2: Final = RESOURCE_COLUMNS.replace("options", "'{}'")
+"""What a schema-2 file, which a read-only command does not upgrade, is read with."""
 UPSERT_RESOURCE: Final = f"""
-    INSERT INTO resources (stack, {RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)
+    INSERT INTO resources (stack, {RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
     ON CONFLICT (stack, urn) DO UPDATE SET type = excluded.type, id = excluded.id,
         inputs = excluded.inputs, outputs = excluded.outputs, parent = excluded.parent,
         deps = excluded.deps, protect = excluded.protect,
-        retain_on_delete = excluded.retain_on_delete, external = excluded.external"""
+        retain_on_delete = excluded.retain_on_delete, external = excluded.external,
+        options = excluded.options"""
 PENDING_COLUMNS: Final = "token, urn, type, op, inputs, resource_id, parent, deps, started_at"
 UPSERT_PENDING: Final = f"""
     INSERT INTO pending (stack, {PENDING_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)
@@ -70,9 +74,12 @@ class SqlDb:
     """How messages name this store ("state file ...", "PostgreSQL state store ...")."""
     kind: str = "store"
     """What a hint calls it: "file", "database"."""
+    version: int = SCHEMA_VERSION
+    """The schema version of the store as opened (older until its first write upgrades it)."""
 
     def __init__(self) -> None:
         self.depth = 0
+        self.values = ValueCodec()
         self.batched: set[str] | None = None
 
     def stored_version(self, raw: Any) -> int:
@@ -98,6 +105,14 @@ class SqlDb:
     def guard(self) -> AbstractContextManager[None]:
         raise NotImplementedError
 
+    def materialise(self) -> None:
+        """Create the store if it does not exist yet. Only creating a stack calls this:
+        every other command leaves a missing store missing."""
+
+    def prepare_write(self) -> None:
+        """Called before each outermost write: a backend that opened its store without
+        writing (so that read-only commands never do) upgrades it here."""
+
     def read(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
@@ -119,6 +134,8 @@ class SqlDb:
         if self.depth:
             yield self.conn
             return
+        with self.guard():
+            self.prepare_write()
         with self.guard(), self.transaction():
             self.depth += 1
             try:
@@ -163,6 +180,9 @@ class SqlDb:
     def require(self, stack: str) -> None:
         self.serial(stack)
 
+    def resource_columns(self) -> str:
+        return RESOURCE_COLUMNS if self.version >= 3 else RESOURCE_COLUMNS_V2
+
 
 class SqlStateStore:
     """``StateStore`` over a ``SqlDb``."""
@@ -170,6 +190,41 @@ class SqlStateStore:
     def __init__(self, db: SqlDb) -> None:
         self._db = db
         self._closed = False
+
+    def use_cipher(self, cipher: SecretCipher) -> None:
+        """Seal secrets with ``cipher`` from now on, and open them with it."""
+        self._db.values = ValueCodec(cipher)
+
+    def reseal(self, stack: str, cipher: SecretCipher) -> None:
+        """Re-encrypt every secret of ``stack`` (resources, pending operations, outputs,
+        checkpoints, events) under ``cipher``, in one transaction: a secret that does not
+        open (wrong key, altered ciphertext) changes nothing. The serial stays: what the
+        state means is unchanged."""
+        old, new = self._db.values, ValueCodec(cipher)
+
+        def again(text: str) -> str:
+            return new.dumps(old.loads(text)) if '"$' in text else text
+
+        with self._db.write() as conn:
+            self._db.require(stack)
+            for urn, inputs, outputs in conn.execute(
+                    "SELECT urn, inputs, outputs FROM resources WHERE stack = ?", (stack,)).fetchall():
+                conn.execute("UPDATE resources SET inputs = ?, outputs = ? WHERE stack = ? AND urn = ?",
+                             (again(inputs), again(outputs), stack, urn))
+            for token, inputs in conn.execute(
+                    "SELECT token, inputs FROM pending WHERE stack = ?", (stack,)).fetchall():
+                conn.execute("UPDATE pending SET inputs = ? WHERE stack = ? AND token = ?",
+                             (again(inputs), stack, token))
+            for (outputs,) in conn.execute("SELECT outputs FROM outputs WHERE stack = ?", (stack,)).fetchall():
+                conn.execute("UPDATE outputs SET outputs = ? WHERE stack = ?", (again(outputs), stack))
+            for number, blob in conn.execute(
+                    "SELECT number, snapshot FROM checkpoints WHERE stack = ?", (stack,)).fetchall():
+                text = again(zlib.decompress(bytes(blob)).decode())
+                conn.execute("UPDATE checkpoints SET snapshot = ? WHERE stack = ? AND number = ?",
+                             (zlib.compress(text.encode(), 6), stack, number))
+            for event_id, data in conn.execute("SELECT id, data FROM events WHERE stack = ?", (stack,)).fetchall():
+                conn.execute("UPDATE events SET data = ? WHERE id = ?", (again(data), event_id))
+        self._db.values = new
 
     def __enter__(self) -> SqlStateStore:
         return self
@@ -185,6 +240,7 @@ class SqlStateStore:
         return [StackInfo(*row) for row in rows]
 
     def create_stack(self, stack: str) -> None:
+        self._db.materialise()
         with self._db.write() as conn:
             if conn.execute("SELECT 1 FROM stacks WHERE name = ?", (stack,)).fetchone():
                 raise StateError(f"stack {stack!r} already exists", hint="stackwright stack ls")
@@ -222,7 +278,7 @@ class SqlStateStore:
                 if row is None:
                     raise no_stack(stack)
                 resources = conn.execute(
-                    f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE stack = ? ORDER BY {order}",
+                    f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ? ORDER BY {order}",
                     (stack,)).fetchall()
                 pending = conn.execute(
                     f"SELECT {PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY {order}",
@@ -230,8 +286,9 @@ class SqlStateStore:
             with self._db.guard():
                 return Snapshot(
                     stack=stack, lineage=row[0], serial=int(row[1]),
-                    resources=resource_rows(resources),
-                    outputs=loads(row[2]), pending=[pending_row(p) for p in pending],
+                    resources=resource_rows(resources, self._db.values),
+                    outputs=self._db.values.loads(row[2]),
+                    pending=[pending_row(p, self._db.values) for p in pending],
                 )
 
     def pending_count(self, stack: str) -> int:
@@ -306,14 +363,14 @@ class SqlStateStore:
         if row is None:
             raise StateError(f"stack {stack!r} has no checkpoint {number}", hint="stackwright history")
         with self._db.guard(), gc_paused():
-            return checkpoint_detail(row)
+            return checkpoint_detail(row, self._db.values)
 
     def record_event(self, stack: str, kind: str, who: str, data: dict[str, Any]) -> Event:
         at = time.time()
         with self._db.write() as conn:
             row = conn.execute(
                 "INSERT INTO events (stack, kind, who, at, data) VALUES (?,?,?,?,?) RETURNING id",
-                (stack, kind, who, at, dumps(data))).fetchone()
+                (stack, kind, who, at, self._db.values.dumps(data))).fetchone()
         return Event(int(row[0]) if row else 0, stack, kind, who, at, dict(data))
 
     def events(self, stack: str | None = None, kinds: tuple[str, ...] = ()) -> list[Event]:
@@ -331,7 +388,7 @@ class SqlStateStore:
                 f"SELECT id, stack, kind, who, at, data FROM events{where} ORDER BY id",
                 tuple(params)).fetchall()
         with self._db.guard():
-            return [Event(int(r[0]), r[1], r[2], r[3], float(r[4]), loads(r[5])) for r in rows]
+            return [Event(int(r[0]), r[1], r[2], r[3], float(r[4]), self._db.values.loads(r[5])) for r in rows]
 
     def close(self) -> None:
         if not self._closed:
@@ -371,7 +428,7 @@ class SqlStackWriter:
     def record_pending(self, op: PendingOperation) -> None:
         self._check_open()
         params = (
-            self._stack, op.token, op.urn, op.type, op.op, dumps(op.inputs),
+            self._stack, op.token, op.urn, op.type, op.op, self._db.values.dumps(op.inputs),
             op.resource_id, op.parent, dumps(op.deps), op.started_at,
         )
         with self._db.write() as conn:
@@ -383,7 +440,7 @@ class SqlStackWriter:
     ) -> None:
         """Insert or replace a resource; clear pending op ``clears`` in the same commit."""
         self._check_open()
-        params = resource_params(self._stack, resource)
+        params = resource_params(self._stack, resource, self._db.values)
         with self._db.write() as conn:
             self._db.bump(self._stack)
             conn.execute(UPSERT_RESOURCE, params)
@@ -454,7 +511,7 @@ class SqlStackWriter:
         """Replace the outputs if given; write a checkpoint if anything changed or failed."""
         self._check_open()
         self._finished = True
-        outputs_text = None if outputs is None else dumps(outputs)
+        outputs_text = None if outputs is None else self._db.values.dumps(outputs)
         if not self._changes and result == "succeeded":
             if outputs_text is not None:
                 with self._db.write():
@@ -486,7 +543,7 @@ class SqlStackWriter:
         outputs_text = self._outputs_text()
         with gc_paused():
             rows = conn.execute(
-                f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE stack = ?"
+                f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ?"
                 f" ORDER BY {self._db.dialect_order}", (self._stack,)).fetchall()
             blob = compress_snapshot(rows, outputs_text)
             del rows

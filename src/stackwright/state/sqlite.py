@@ -25,6 +25,7 @@ from stackwright.state.records import SCHEMA_VERSION
 from stackwright.state.sql_store import SqlDb, SqlStateStore
 
 _SQLITE_HEADER: Final = b"SQLite format 3\x00"
+_HEADER_BYTES: Final = 100
 _BUSY_TIMEOUT_MS: Final = 5000
 _CACHE_KIB: Final = 65536
 """Page cache ceiling: big enough that snapshot() of ~10k resources stays in memory."""
@@ -63,47 +64,73 @@ _SCHEMA_V2: Final = (
         who TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL)""",
     "CREATE INDEX events_by_stack ON events (stack, kind)",
 )
+_SCHEMA_V3: Final = ("ALTER TABLE resources ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",)
 _WAL_CHECKPOINT_PAGES: Final = 16384
 """Fold the WAL into the database every ~64 MiB instead of every 4 MiB: a checkpoint
 fsyncs, and during a large apply it would otherwise land on the commit path every few
 hundred steps. The WAL is folded in at the latest when the last connection closes."""
 
-_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2}
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3}
 """Statements that take the schema from version ``n`` to ``n + 1`` (0 = empty file)."""
 
 class _Db(SqlDb):
-    """One SQLite file: connection, transactions and error translation."""
+    """One SQLite file: connection, transactions and error translation.
+
+    Opening writes nothing: a missing file is read as an empty store held in memory
+    (only ``materialise``, when a stack is created, makes the file), and an existing
+    file is set to WAL and upgraded to this version's schema only before its first
+    write. So read-only commands never create or modify state.
+    """
 
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
         self.where = f"state file {path}"
         self.kind = "file"
-        _check_header(path)
-        try:
-            self.conn = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False,
-                timeout=_BUSY_TIMEOUT_MS / 1000,
-            )
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot open state file {path}: {exc}") from exc
+        self.version = SCHEMA_VERSION
+        self.prepared = False
+        self.in_memory = not _check_file(path)
+        if not self.in_memory:
+            _private(path)
+        self.conn = self._connect(":memory:" if self.in_memory else path)
         try:
             with self.guard():
-                self._open()
+                if self.in_memory:
+                    self._upgrade()
+                else:
+                    self._open()
         except BaseException:
             self.conn.close()
             raise
 
+    def _connect(self, where: Path | str) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(where, isolation_level=None, check_same_thread=False,
+                                   timeout=_BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open state file {self.path}: {exc}") from exc
+
     def _open(self) -> None:
-        """Check the version read-only first, so a newer or foreign file is never touched."""
+        """Check the version read-only, so a newer or foreign file is never touched."""
         self.conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        with self.read():
-            self._schema_version()
-        self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_CHECKPOINT_PAGES}")
         self.conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
-        with self.write():
+        with self.read():
+            self.version = self._schema_version()
+        if self.version == 0:
+            raise self.corrupt("it holds no stackwright tables")
+        self.prepared = False
+
+    def prepare_write(self) -> None:
+        if self.in_memory or self.prepared:
+            return
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self._upgrade()
+        self.prepared = True
+
+    def _upgrade(self) -> None:
+        with self.transaction():
             found = self._schema_version()
             for version in range(found, SCHEMA_VERSION):
                 for statement in _MIGRATIONS[version]:
@@ -113,6 +140,36 @@ class _Db(SqlDb):
                     "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+        self.version = SCHEMA_VERSION
+
+    def materialise(self) -> None:
+        """Make the file: built under a temporary name and renamed into place, so a
+        crash part-way never leaves an empty or half-made file under the real name."""
+        if not self.in_memory:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot create {self.path.parent}: {exc}") from exc
+        building = self.path.with_name(self.path.name + ".new")
+        building.unlink(missing_ok=True)
+        _private(building)
+        fresh = self._connect(building)
+        try:
+            with self.guard():
+                fresh.execute("PRAGMA journal_mode = WAL")
+                for version in range(SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[version]:
+                        fresh.execute(statement)
+                fresh.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        finally:
+            fresh.close()
+        os.replace(building, self.path)
+        self.conn.close()
+        self.in_memory = False
+        self.conn = self._connect(self.path)
+        with self.guard():
+            self._open()
 
     def _schema_version(self) -> int:
         """0 for an empty file; raises for a newer or foreign one."""
@@ -190,20 +247,54 @@ class _Db(SqlDb):
         self.conn.close()
 
 
-def _check_header(path: Path) -> None:
-    """Refuse a non-SQLite file before SQLite gets a chance to write anything to it."""
+def _private(path: Path) -> None:
+    """State holds ciphertext, ids and names of everything: readable by its owner only.
+    SQLite gives its WAL and shared-memory files the database file's mode."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except OSError as exc:
+        raise StateError(f"cannot open state file {path}: {exc.strerror}") from exc
+
+
+def _check_file(path: Path) -> bool:
+    """Whether the file exists; refuses an empty, truncated or non-SQLite file before
+    SQLite gets a chance to write anything to it."""
     try:
         with path.open("rb") as f:
-            head = f.read(len(_SQLITE_HEADER))
+            head = f.read(_HEADER_BYTES)
+            size = os.fstat(f.fileno()).st_size
     except FileNotFoundError:
-        return
+        return False
     except OSError as exc:
         raise StateError(f"cannot read state file {path}: {exc}") from exc
-    if head and head != _SQLITE_HEADER:
+    problem = _header_problem(head, size)
+    if problem:
         raise StateError(
-            f"state file {path} is corrupt: it is not a SQLite database",
-            hint="restore it from a backup; stackwright will not modify or repair it",
+            f"state file {path} is corrupt: {problem}",
+            hint="restore it from a backup, or move it away if the stack never held anything; "
+            "stackwright will not modify or repair it",
         )
+    return True
+
+
+def _header_problem(head: bytes, size: int) -> str | None:
+    """What the first 100 bytes say is wrong with a SQLite file of ``size`` bytes."""
+    if size == 0:
+        return "it is empty (0 bytes)"
+    if not head.startswith(_SQLITE_HEADER):
+        return "it is not a SQLite database"
+    if len(head) < _HEADER_BYTES:
+        return f"it is truncated ({size} bytes)"
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    # The header's page count is valid only if written by the change that last wrote the file.
+    counted = head[92:96] == head[24:28]
+    if page_size < 512 or size % page_size or (counted and size < pages * page_size):
+        return f"it is truncated ({size} bytes)"
+    return None
 
 
 class SqliteStateStore(SqlStateStore):
@@ -211,10 +302,6 @@ class SqliteStateStore(SqlStateStore):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StateError(f"cannot create {self.path.parent}: {exc}") from exc
         super().__init__(_Db(self.path))
 
     def __enter__(self) -> SqliteStateStore:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from stackwright.state.codec import SecretCipher
 from stackwright.state.records import (
     Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
     Snapshot, StackInfo,
@@ -57,6 +58,14 @@ class StackWriter(Protocol):
 
 
 class StateStore(Protocol):
+    def use_cipher(self, cipher: SecretCipher) -> None:
+        """Seal secret values with ``cipher`` (every secret, at any depth, in resources,
+        pending operations, outputs, checkpoints and events) and open them with it."""
+
+    def reseal(self, stack: str, cipher: SecretCipher) -> None:
+        """Re-encrypt every secret of ``stack`` under ``cipher`` (``secrets rotate``),
+        all or nothing."""
+
     def list_stacks(self) -> list[StackInfo]: ...
 
     def create_stack(self, stack: str) -> None:

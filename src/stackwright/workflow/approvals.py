@@ -7,12 +7,20 @@ byte of the plan and it is another plan, with no approvals.
 
 The author of a plan is whoever recorded its ``plan`` event, not what the file says:
 the file's hash is plain SHA-256, which anyone who edits it can recompute.
+
+In a protected environment an approval counts only with a proof: an SSH signature of
+the plan hash by a key that ``allowed_signers`` lists for the approver (``signing``),
+or, where the environment allows it, an ``/approve`` comment whose author GitHub named
+in the event payload. Elsewhere ``--as`` is enough and is recorded as "claimed".
+docs/trust.md says who can forge what.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from stackwright.errors import StackwrightError
@@ -20,13 +28,16 @@ from stackwright.operations.session import StackSession
 from stackwright.program.project import Project
 from stackwright.state.records import Event
 from stackwright.state.store import StateStore
-from stackwright.workflow.environments import Environment, environment_for, may_approve
+from stackwright.workflow import signing
+from stackwright.workflow.environments import Environment, environment_for, groups, may_approve
 
 PLAN, APPROVE, REJECT, APPLY = "plan", "approve", "reject", "apply"
 AUDITED = (PLAN, APPROVE, REJECT, APPLY, "up", "destroy", "rollback")
 """Event kinds `audit` lists: saved plans and their reviews, and every apply."""
 SHORT = 12
 """Hex digits of a plan hash shown to people: enough to tell plans apart."""
+SIGNED, CLAIMED, GITHUB = "signed", "claimed", "github"
+"""How an approval proves who made it (``proof`` in its event)."""
 
 
 class ApprovalError(StackwrightError):
@@ -56,6 +67,9 @@ class ApprovalStatus:
     """Distinct identities whose approval counts (eligible under the environment's rules)."""
     rejection: Event | None
     """A rejection later than the last approval: the plan may not be applied."""
+    uncounted: tuple[tuple[str, str], ...] = ()
+    """(identity, why) of approvals that do not count: unsigned, unknown key, forged,
+    the author's own, not an approver."""
 
     @property
     def needed(self) -> int:
@@ -88,19 +102,93 @@ def status(session: StackSession, plan_hash: str) -> ApprovalStatus:
     approvals = [e for e in reviews if e.kind == APPROVE]
     last_approval = approvals[-1].id if approvals else 0
     rejection = next((e for e in reversed(reviews) if e.kind == REJECT and e.id > last_approval), None)
-    eligible = [e.who for e in approvals if _eligible(session.project, env, e.who, author)]
-    return ApprovalStatus(plan_hash, env, author, tuple(dict.fromkeys(eligible)), rejection)
+    counted: list[str] = []
+    uncounted: list[tuple[str, str]] = []
+    for event in approvals:
+        why = proof_problem(session.project, env, event, plan_hash)
+        if why is None and not _eligible(session.project, env, event.who, author):
+            why = "the plan's author" if event.who == author else "not an approver"
+        if why is None:
+            counted.append(event.who)
+        else:
+            uncounted.append((event.who, why))
+    return ApprovalStatus(plan_hash, env, author, tuple(dict.fromkeys(counted)), rejection,
+                          tuple(dict.fromkeys(uncounted)))
 
 
 def _eligible(project: Project, env: Environment, who: str, author: str) -> bool:
     return may_approve(project, env, who) and (who != author or env.self_approval_allowed)
 
 
-def approve(session: StackSession, plan_hash: str, comment: str = "") -> ApprovalStatus:
-    """Record ``session.who``'s approval, refusing the author (unless the environment
-    allows self-approval) and anyone the environment does not list as an approver."""
+def proof_problem(project: Project, env: Environment, event: Event, plan_hash: str) -> str | None:
+    """Why this approval's proof of identity does not count here, or None. Outside
+    protected environments a claimed identity is enough."""
+    if not env.protected:
+        return None
+    proof = event.data.get("proof", CLAIMED)
+    if proof == SIGNED:
+        try:
+            signing.verify(str(event.data.get("signature", "")), plan_hash.encode(), event.who,
+                           project_signers(project))
+        except signing.BadSignature as exc:
+            return f"signature refused: {exc}"
+        return None
+    if proof == GITHUB:
+        if not env.github_approvals:
+            return "a GitHub comment, and this environment counts signed approvals only"
+        return None if github_listed(project, event.who) else f"{SIGNERS} does not list {event.who}"
+    return "unsigned (an identity claimed with --as)"
+
+
+SIGNERS = signing.SIGNERS_FILE
+
+
+def project_signers(project: Project) -> list[signing.Signer]:
+    """The signers of the project's (or repository's) allowed_signers; none without one."""
+    path = signing.find_signers_file(project.root)
+    return signing.read_signers(path) if path is not None else []
+
+
+def github_listed(project: Project, login: str) -> bool:
+    """A GitHub login may approve through a comment when allowed_signers names it (as
+    ``login`` or ``github:login``) or a ``groups:`` entry of stackwright.yaml lists it."""
+    names = (login, f"github:{login}")
+    if any(s.names(n) for s in project_signers(project) for n in names):
+        return True
+    return any(n in members for members in groups(project).values() for n in names)
+
+
+def github_commenter(event_path: Path) -> tuple[str, str]:
+    """(login, comment URL) of the person whose ``/approve`` comment (or label) triggered
+    this workflow run, as GitHub wrote it in the event payload (``GITHUB_EVENT_PATH``)."""
+    try:
+        payload = json.loads(event_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ApprovalRefused(f"cannot read the GitHub event payload {event_path}: {exc}",
+                              hint="pass --github-event \"$GITHUB_EVENT_PATH\" inside GitHub Actions") from None
+    comment = payload.get("comment") if isinstance(payload, dict) else None
+    user = (comment or {}).get("user") or (payload.get("sender") if isinstance(payload, dict) else None) or {}
+    login = user.get("login") if isinstance(user, dict) else None
+    if not isinstance(login, str) or not login:
+        raise ApprovalRefused(f"the GitHub event payload {event_path} names no commenter",
+                              hint="run approve --github-event only from an issue_comment or label event")
+    return login, str((comment or {}).get("html_url") or "")
+
+
+def approve(session: StackSession, plan_hash: str, comment: str = "", *, key: str | None = None,
+            github_event: Path | None = None) -> ApprovalStatus:
+    """Record an approval, refusing the author (unless the environment allows
+    self-approval), anyone the environment does not list as an approver, and, in a
+    protected environment, an approval without a proof that would count.
+
+    The approver is ``session.who`` signing with ``key`` (or the configured key), or,
+    with ``github_event``, the commenter GitHub names in that payload."""
     current = status(session, plan_hash)
     env, who = current.environment, session.who
+    proof: dict[str, Any] = {"proof": CLAIMED}
+    if github_event is not None:
+        who, url = github_commenter(github_event)
+        proof = {"proof": GITHUB, "comment_url": url}
     if who == current.author and not env.self_approval_allowed:
         raise ApprovalRefused(
             f"{who} made plan {plan_hash[:SHORT]} and may not approve it: environment "
@@ -112,8 +200,34 @@ def approve(session: StackSession, plan_hash: str, comment: str = "") -> Approva
             f"{who} is not an approver of environment {env.name!r}",
             hint=f"approvers: {', '.join(env.approvers)} (set in stackwright.yaml)",
         )
-    _record(session, APPROVE, plan_hash, current.author, comment)
+    if github_event is None:
+        proof = _signature(session, env, who, plan_hash, key)
+    event = Event(0, session.stack, APPROVE, who, 0.0, proof)
+    why = proof_problem(session.project, env, event, plan_hash)
+    if why is not None:
+        raise ApprovalRefused(f"the approval of {who} would not count in environment {env.name!r}: {why}",
+                              hint=_SIGNING_HINT)
+    _record(session, APPROVE, plan_hash, current.author, comment, who=who, extra=proof)
     return status(session, plan_hash)
+
+
+_SIGNING_HINT = (f"sign with your SSH key: --key ~/.ssh/id_ed25519 (or {signing.SIGNING_KEY_ENV}, or git's "
+                 f"user.signingkey); its public key must be listed for you in {SIGNERS}")
+
+
+def _signature(session: StackSession, env: Environment, who: str, plan_hash: str,
+               key: str | None) -> dict[str, Any]:
+    """A signed proof when a key is given (or, in protected environments, configured);
+    otherwise the identity is only claimed."""
+    path = signing.signing_key_path(key, use_git=env.protected)
+    if path is None:
+        if env.protected:
+            raise ApprovalRefused(f"environment {env.name!r} is protected: an approval must be signed",
+                                  hint=_SIGNING_HINT)
+        return {"proof": CLAIMED}
+    signer = signing.load_signing_key(path)
+    return {"proof": SIGNED, "signature": signer.sign(plan_hash.encode()),
+            "key": signing.fingerprint(signer.blob)}
 
 
 def reject(session: StackSession, plan_hash: str, comment: str = "") -> ApprovalStatus:
@@ -130,10 +244,11 @@ def reject(session: StackSession, plan_hash: str, comment: str = "") -> Approval
     return status(session, plan_hash)
 
 
-def _record(session: StackSession, kind: str, plan_hash: str, author: str, comment: str) -> Event:
+def _record(session: StackSession, kind: str, plan_hash: str, author: str, comment: str,
+            who: str | None = None, extra: dict[str, Any] | None = None) -> Event:
     data = {"plan_hash": plan_hash, "author": author, "comment": comment,
-            "environment": environment_for(session.project, session.stack).name}
-    return session.store.record_event(session.stack, kind, session.who, data)
+            "environment": environment_for(session.project, session.stack).name, **(extra or {})}
+    return session.store.record_event(session.stack, kind, who or session.who, data)
 
 
 def require_approved(session: StackSession, plan_hash: str) -> ApprovalStatus:
@@ -149,9 +264,11 @@ def require_approved(session: StackSession, plan_hash: str) -> ApprovalStatus:
         )
     if current.missing:
         have = f", approved by {', '.join(current.approved_by)}" if current.approved_by else ""
+        ignored = "; not counted: " + ", ".join(f"{who} ({why})" for who, why in current.uncounted) \
+            if current.uncounted else ""
         raise NotApproved(
             f"environment {current.environment.name!r} needs {current.needed} approval(s) of plan "
-            f"{short}; {current.missing} missing{have}",
+            f"{short}; {current.missing} missing{have}{ignored}",
             hint=f"ask {who_may_approve(session.project, current.environment, current.author)} "
             "to run `stackwright approve FILE`",
         )
@@ -195,7 +312,11 @@ def audit(store: StateStore, stack: str | None = None) -> list[AuditRow]:
 
 def _detail(event: Event) -> str:
     data = event.data
-    if event.kind in (APPROVE, REJECT):
+    if event.kind == APPROVE:
+        proof = str(data.get("proof") or CLAIMED)
+        proof += f" {data['key']}" if data.get("key") else ""
+        return f"[{proof}] {data.get('comment') or ''}".rstrip()
+    if event.kind == REJECT:
         return str(data.get("comment") or "")
     if event.kind == PLAN:
         counts = data.get("counts") or {}

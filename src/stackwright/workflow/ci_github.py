@@ -9,13 +9,16 @@ Three workflows, one per moment of a change:
   Markdown. The issue body records the run and commit the plans came from.
 - ``stackwright-apply.yml`` (``/approve`` comment, or label ``approved``, on such an
   issue by an allowed approver): check out that commit, download those plans, approve
-  each as the approver, apply exactly them, comment the result and close the issue.
+  each as the commenter GitHub names in the event payload (``approve --github-event``),
+  apply exactly them, comment the result and close the issue.
 - ``stackwright-up.yml``, only with ``shards`` (started by hand, "Run workflow"):
   `run up --all` split across a matrix of that many jobs sharing one run through the
   shared state store (`run up --shard I/K`).
 
 Stackwright itself enforces the rules (environments' approvers, self-approval, staging
-gate, stale plans); the workflow's own approver check only keeps strangers from
+gate, stale plans, and that ``allowed_signers`` or a group lists the commenter; a
+protected environment counts such approvals only with ``github_approvals: true``, see
+docs/trust.md); the workflow's own approver check only keeps strangers from
 triggering it. Untrusted text (comment bodies, branch names) never reaches a shell
 through ``${{ }}``: it is passed in environment variables.
 
@@ -477,7 +480,7 @@ jobs:
           stackwright ci plan-files @@PLANS_DIR@@ > "$RUNNER_TEMP/plans.tsv"
           # Approve every plan before applying any: one refused approval applies nothing.
           while IFS=$'\t' read -r -u 3 project plan; do
-            stackwright -C "$project" approve "$plan" --as "$STACKWRIGHT_USER" --comment "approved in $ISSUE_URL" 2>&1 | tee -a "$RUNNER_TEMP/apply.log"
+            stackwright -C "$project" approve "$plan" --github-event "$GITHUB_EVENT_PATH" --comment "approved in $ISSUE_URL" 2>&1 | tee -a "$RUNNER_TEMP/apply.log"
           done 3< "$RUNNER_TEMP/plans.tsv"
           while IFS=$'\t' read -r -u 3 project plan; do
             stackwright -C "$project" apply "$plan" --yes 2>&1 | tee -a "$RUNNER_TEMP/apply.log"

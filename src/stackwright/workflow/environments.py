@@ -42,6 +42,9 @@ class Environment(BaseModel):
     """Default: false in protected environments, true elsewhere."""
     approvers: list[str] = Field(default_factory=list)
     """Identities or ``group:NAME`` entries; empty means anyone but the author."""
+    github_approvals: bool = False
+    """In a protected environment, also count ``/approve`` comments that the GitHub
+    Actions workflow recorded (see docs/trust.md for what that trusts)."""
     gate: str | None = None
     """Another environment whose latest successful apply must have used the same program."""
     policies: dict[str, Enforcement] = Field(default_factory=dict)

@@ -21,7 +21,7 @@ from typing import Any
 from stackwright.model.resource import urn_name
 from stackwright.model.values import MASK, UNKNOWN, UNKNOWN_TEXT, Secret, masked
 from stackwright.plan.diff import PropertyDiff
-from stackwright.plan.plan import Op, Plan, Step
+from stackwright.plan.plan import STATE_ONLY_VERB, Op, Plan, Step
 from stackwright.workflow.policies import Violation, blocking
 
 __all__ = ["GITHUB_COMMENT_LIMIT", "MARKER", "StackPlan", "render_plan", "render_stacks"]
@@ -153,7 +153,8 @@ def _destructive_line(stack: str, step: Step, name_stack: bool) -> str:
     why = f" — {', '.join(_code(k) for k in step.replace_keys)} forces replacement" \
         if step.replace_keys else ""
     kept = " — retained in the cloud (retain_on_delete)" if step.op is Op.DELETE and step.retain_on_delete else ""
-    return f"- **{verb}** {where}{_code(step.type)} {_code(urn_name(step.urn))}{why}{kept}"
+    warned = "".join(f"\n  - ⚠️ **{_text(w)}**" for w in step.warnings)
+    return f"- **{verb}** {where}{_code(step.type)} {_code(urn_name(step.urn))}{why}{kept}{warned}"
 
 
 def _violation_blocks(stacks: Sequence[StackPlan]) -> list[Block]:
@@ -195,7 +196,10 @@ def _stack_summary(plan: Plan) -> str:
     parts = [f"{counts[op.value]} to {VERB[op]}" for op in COUNTED if counts.get(op.value)]
     if plan.leftovers:
         parts.append(f"{len(plan.leftovers)} replaced object(s) to delete")
-    same = counts.get("same", 0)
+    state_only = sum(1 for s in plan.steps if s.state_only)
+    if state_only:
+        parts.append(f"{state_only} to {STATE_ONLY_VERB}")
+    same = counts.get("same", 0) - state_only
     if not parts and not plan.outputs_change():
         return f"no changes ({same} unchanged)"
     return ", ".join(parts or ["outputs change"]) + f", {same} unchanged"
@@ -203,8 +207,9 @@ def _stack_summary(plan: Plan) -> str:
 
 def _step_details(step: Step) -> str:
     rename = f" (was {html.escape(urn_name(step.previous_urn))})" if step.previous_urn else ""
-    label = html.escape(f"{SYMBOL[step.op]} {step.type} {urn_name(step.urn)}")
-    verb = VERB[step.op] + (" (delete first)" if step.op is Op.REPLACE and step.delete_before_replace else "")
+    label = html.escape(f"{SYMBOL[Op.UPDATE if step.state_only else step.op]} {step.type} {urn_name(step.urn)}")
+    verb = STATE_ONLY_VERB if step.state_only else VERB[step.op]
+    verb += " (delete first)" if step.op is Op.REPLACE and step.delete_before_replace else ""
     body = [f"<details>\n<summary><code>{label}</code> {verb}{rename}</summary>", "",
             f"URN: {_code(step.urn)}", ""]
     body += _property_table(step) + [f"- {_text(note)}" for note in step.notes]
@@ -219,6 +224,7 @@ def _property_table(step: Step) -> list[str]:
     if step.op is Op.DELETE:
         return _table(("Property", "Last value"), _input_rows(step.old_inputs))
     rows = [_diff_row(d) for d in step.diffs]
+    rows += [(f"{_code(d.path)} (option)", _value(d.old), _value(d.new)) for d in step.option_diffs]
     if not rows:
         return ["Only options or dependencies change."]
     return _table(("Property", "Old", "New"), rows)

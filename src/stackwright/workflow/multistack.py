@@ -26,11 +26,12 @@ from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink
 from stackwright.errors import StackwrightError, StateError
 from stackwright.graph import Graph
-from stackwright.operations.session import StackSession, open_store, provider_config
+from stackwright.operations.keyring import Keyring
+from stackwright.operations.session import StackSession, open_store, provider_config, stack_config
 from stackwright.operations.update import UpdateOutcome, destroy, preview, up
 from stackwright.plan.plan import Plan
 from stackwright.plan.planner import make_plan
-from stackwright.program.project import Project, load_stack_config
+from stackwright.program.project import Project
 from stackwright.program.workspace import ProjectEntry, Workspace
 from stackwright.providers.registry import ProviderRegistry
 from stackwright.state.records import LockInfo, Snapshot
@@ -189,10 +190,12 @@ class StackRunner:
 
     def _new_session(self, project: Project, stack: str) -> StackSession:
         """A session over the run's store of the project; closing the store is the run's."""
-        config = load_stack_config(project, stack)
+        store = self.store(project)
+        keys = Keyring.for_stack(project, stack)
+        store.use_cipher(keys)
+        config = stack_config(project, stack, keys)
         registry = ProviderRegistry(provider_config(project, config.data))
-        session = StackSession(project, stack, self.store(project), config, registry,
-                               self.options.who)
+        session = StackSession(project, stack, store, config, registry, self.options.who)
         session.link_workspace(self.workspace, self.known, self.store)
         return session
 

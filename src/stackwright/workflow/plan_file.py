@@ -1,10 +1,12 @@
 """Saved plans: `stackwright plan --out FILE` and `stackwright apply FILE`.
 
-A plan file pins everything the change depends on — the stack's lineage and state
-serial, the program and config digests, the provider versions — and holds every step
-with its exact inputs (secrets encrypted, see ``workflow.secrets``). Apply refuses
-unless all of that still holds and planning again now gives the very same steps, so
-what was reviewed and approved is what runs. The format is in docs/plan-file.md.
+A plan file is an envelope around the whole ``Plan`` (``Plan.to_json``, secrets
+encrypted by ``seal``), which pins everything the change depends on — the stack's
+lineage and state serial, the program and config digests, the provider versions — and
+holds every step with its exact inputs and what the state recorded before it. Apply
+runs the saved steps themselves, and refuses unless every pin still holds and planning
+again now gives the very same steps, so what was reviewed and approved is what runs.
+The format is in docs/plan-file.md.
 
 The file ends in a SHA-256 of the canonical JSON of everything else, and must read
 back byte for byte as Stackwright writes it: any edited byte makes it another plan
@@ -20,7 +22,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +31,21 @@ from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink
 from stackwright.errors import StackwrightError
 from stackwright.model.resource import urn_name
-from stackwright.model.values import masked, to_json
+from stackwright.model.values import from_json, to_json
+from stackwright.operations.keyring import Keyring
 from stackwright.operations.session import StackSession, require_no_pending
 from stackwright.operations.update import Confirm, UpdateOutcome, apply_saved, preview
-from stackwright.plan.diff import PropertyDiff, diff_values
-from stackwright.plan.plan import Leftover, Op, Plan, Step
+from stackwright.plan.diff import diff_values
+from stackwright.plan.plan import Op, Plan, Step
 from stackwright.program.digest import config_digest, program_digest
 from stackwright.state.records import Snapshot
 from stackwright.workflow import approvals, policies
 from stackwright.workflow.environments import environment_for
 from stackwright.workflow.gate import check_gate
-from stackwright.workflow.secrets import decrypt_tree, encrypt_tree, project_key
+from stackwright.workflow.secrets import decrypt_tree, encrypt_tree, stack_keyring
 
 FORMAT = "stackwright-plan"
-VERSION = 1
+VERSION = 2
 HASH_KEY = "hash"
 NEW_PLAN_HINT = "make a new plan with `stackwright plan --out FILE`, review it and apply that"
 
@@ -94,32 +98,40 @@ class SavedPlan:
 
     @property
     def stack(self) -> str:
-        return str(self.document["stack"])
+        return self.pins.stack
 
     @property
     def short(self) -> str:
         return self.hash[:approvals.SHORT]
 
     def get(self, name: str) -> Any:
-        """A top-level field of the document (None when absent)."""
+        """A field of the envelope (None when absent)."""
         return self.document.get(name)
 
-    def plan(self, key: bytes | None) -> Plan:
-        """The Plan the file describes; with ``key=None`` secrets stay encrypted
-        (``Secret(None)``), which is enough to show it."""
-        doc = self.document
+    @cached_property
+    def pins(self) -> Plan:
+        """The plan with its secrets still sealed: enough for its pins, and to show it."""
+        return self.plan(None)
+
+    def plan(self, key: Keyring | None) -> Plan:
+        """The Plan the file holds, exactly as it was written; with ``key=None``
+        secrets stay sealed (``Secret(None)``), which is enough to show it."""
         try:
-            return Plan(
-                stack=str(doc["stack"]), project=str(doc["project"]), lineage=str(doc["lineage"]),
-                base_serial=int(doc["base_serial"]), kind=str(doc["kind"]),
-                steps=tuple(_step_from(s, key) for s in doc["steps"]),
-                outputs=decrypt_tree(doc["outputs"], key), old_outputs=decrypt_tree(doc["old_outputs"], key),
-                leftovers=tuple(Leftover(urn=str(o["urn"]), type=str(o["type"]), id=str(o["id"]),
-                                         token=str(o["token"])) for o in doc.get("leftovers", [])),
-            )
+            return Plan.from_json(unseal(self.document["plan"], key))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PlanTampered(f"{self.path} is not a valid plan file ({exc!r})",
                                hint=NEW_PLAN_HINT) from None
+
+
+def seal(plan: Plan, key: Keyring) -> Any:
+    """``plan.to_json()`` with every secret encrypted: with ``unseal``, the one place a
+    plan file's secrets are handled."""
+    return encrypt_tree(from_json(plan.to_json()), key)
+
+
+def unseal(sealed: Any, key: Keyring | None) -> Any:
+    """Inverse of ``seal``: the JSON ``Plan.from_json`` reads."""
+    return to_json(decrypt_tree(sealed, key))
 
 
 def content_hash(document: Mapping[str, Any]) -> str:
@@ -167,6 +179,9 @@ def read_plan_file(path: Path) -> SavedPlan:
     if render(document) != data:
         raise PlanTampered(f"{path} was altered after it was written: it is not byte for byte "
                            "as Stackwright wrote it", hint=NEW_PLAN_HINT)
+    if isinstance(version, int) and not isinstance(version, bool) and version < VERSION:
+        raise PlanFileError(f"{path} is a version {version} plan file, which this Stackwright no "
+                            "longer applies", hint=NEW_PLAN_HINT)
     if version != VERSION:
         raise PlanTampered(f"{path} is not a valid plan file (version {version!r})", hint=NEW_PLAN_HINT)
     return SavedPlan(document, path)
@@ -188,72 +203,37 @@ def _no_constants(name: str) -> Any:
     raise ValueError(name)
 
 
-def plan_document(plan: Plan, session: StackSession, *, digests: tuple[str, str], key: bytes,
+def plan_document(plan: Plan, session: StackSession, *, key: Keyring,
                   violations: list[policies.Violation], allow_destroy: bool) -> dict[str, Any]:
-    """The plan file's content, hash included (docs/plan-file.md)."""
+    """The plan file's content, hash included (docs/plan-file.md): the sealed plan and
+    what its review needs besides."""
     document: dict[str, Any] = {
         "format": FORMAT, "version": VERSION,
-        "stack": plan.stack, "project": plan.project, "lineage": plan.lineage,
-        "base_serial": plan.base_serial, "kind": plan.kind,
-        "environment": environment_for(session.project, session.stack).name,
-        "program_digest": digests[0], "config_digest": digests[1],
-        "providers": session.providers.versions(),
-        "allow_destroy": allow_destroy,
         "id": uuid.uuid4().hex,
         "created_by": session.who, "created_at": approvals.iso_time(time.time()),
-        "summary": plan.counts(),
-        "steps": [_step_json(s, key, session) for s in plan.steps],
-        "leftovers": [{**o.to_json(), "token": o.token} for o in plan.leftovers],
-        "outputs": encrypt_tree(dict(plan.outputs), key),
-        "old_outputs": encrypt_tree(dict(plan.old_outputs), key),
+        "environment": environment_for(session.project, session.stack).name,
+        "allow_destroy": allow_destroy,
         "violations": [_violation_json(v) for v in violations],
+        "summary": plan.counts(),
+        "plan": seal(plan, key),
     }
     document[HASH_KEY] = content_hash(document)
     return document
 
 
-def _step_json(step: Step, key: bytes, session: StackSession) -> dict[str, Any]:
-    """What apply executes (encrypted where secret), then what reviewers read (masked)."""
-    return {
-        "urn": step.urn, "type": step.type, "op": step.op.value,
-        "inputs": None if step.inputs is None else encrypt_tree(dict(step.inputs), key),
-        "deps": list(step.deps), "parent": step.parent, "previous_urn": step.previous_urn,
-        "replace_keys": list(step.replace_keys), "delete_before_replace": step.delete_before_replace,
-        "protect": step.protect, "retain_on_delete": step.retain_on_delete,
-        "meta_changed": step.meta_changed,
-        "decl": _relative_decl(step.decl, session), "notes": list(step.notes),
-        "diffs": [_diff_json(d) for d in step.diffs],
-    }
+def _relative_decls(plan: Plan, session: StackSession) -> Plan:
+    """Declaration sites relative to the project: the file travels to other machines."""
+    def relative(decl: str | None) -> str | None:
+        if not decl or ":" not in decl:
+            return decl
+        file, _, line = decl.rpartition(":")
+        return f"{session.project.relative(file)}:{line}"
 
-
-def _relative_decl(decl: str | None, session: StackSession) -> str | None:
-    if not decl or ":" not in decl:
-        return decl
-    file, _, line = decl.rpartition(":")
-    return f"{session.project.relative(file)}:{line}"
-
-
-def _diff_json(diff: PropertyDiff) -> dict[str, Any]:
-    return {"path": diff.path, "kind": diff.kind, "old": to_json(masked(diff.old)),
-            "new": to_json(masked(diff.new)), "replaces": diff.replaces}
+    return replace(plan, steps=tuple(replace(s, decl=relative(s.decl)) for s in plan.steps))
 
 
 def _violation_json(v: policies.Violation) -> dict[str, Any]:
     return {"policy": v.policy, "message": v.message, "urn": v.urn, "mandatory": v.mandatory}
-
-
-def _step_from(raw: Mapping[str, Any], key: bytes | None) -> Step:
-    inputs = raw["inputs"]
-    return Step(
-        urn=str(raw["urn"]), type=str(raw["type"]), op=Op(raw["op"]),
-        inputs=None if inputs is None else decrypt_tree(inputs, key),
-        deps=tuple(raw["deps"]), parent=raw["parent"], previous_urn=raw["previous_urn"],
-        replace_keys=tuple(raw["replace_keys"]), delete_before_replace=bool(raw["delete_before_replace"]),
-        protect=bool(raw["protect"]), retain_on_delete=bool(raw["retain_on_delete"]),
-        meta_changed=bool(raw["meta_changed"]), decl=raw["decl"], notes=tuple(raw["notes"]),
-        diffs=tuple(PropertyDiff(d["path"], d["kind"], decrypt_tree(d["old"], None),
-                                 decrypt_tree(d["new"], None), bool(d["replaces"])) for d in raw["diffs"]),
-    )
 
 
 # --- making a plan file -----------------------------------------------------------------
@@ -269,23 +249,19 @@ class Written:
 
 
 def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False) -> Written:
-    """Plan, check policies, write the file, record a ``plan`` audit event.
-
-    The digests are taken before the program runs: if it is edited meanwhile the plan
-    pins the older digest and apply refuses, never the other way round.
-    """
+    """Plan, check policies, write the file, record a ``plan`` audit event."""
     require_no_pending(session)
-    digests = (program_digest(session.project), config_digest(session.project, session.stack))
-    check_gate(session, digests[0])
-    plan = preview(session)
+    check_gate(session, program_digest(session.project))
+    plan = _relative_decls(preview(session), session)
     violations = policies.evaluate(plan, session.project, environment_for(session.project, session.stack),
                                    allow_destroy=allow_destroy)
     _refuse_blocking(violations, "plan not written")
-    document = plan_document(plan, session, digests=digests, key=project_key(session.project),
+    document = plan_document(plan, session, key=stack_keyring(session),
                              violations=violations, allow_destroy=allow_destroy)
     write_plan_file(path, document)
     session.store.record_event(session.stack, approvals.PLAN, session.who, {
-        "plan_hash": document[HASH_KEY], "program_digest": digests[0], "config_digest": digests[1],
+        "plan_hash": document[HASH_KEY], "program_digest": plan.program_digest,
+        "config_digest": plan.config_digest,
         "base_serial": plan.base_serial, "counts": plan.counts(), "path": str(path),
         "environment": document["environment"], "advisories": len(violations),
     })
@@ -308,11 +284,12 @@ def _refuse_blocking(violations: list[policies.Violation], what: str) -> None:
 
 
 def check_target(session: StackSession, saved: SavedPlan) -> None:
-    """The plan must be for this project and this incarnation of this stack."""
-    snapshot = session.store.snapshot(session.stack)
-    for name, plan_value, here in (("project", saved.get("project"), session.project.name),
+    """The plan must be for this project and this incarnation of this stack (read
+    without opening any secret: reviewers need no key)."""
+    lineage = next(s.lineage for s in session.store.list_stacks() if s.name == session.stack)
+    for name, plan_value, here in (("project", saved.pins.project, session.project.name),
                                    ("stack", saved.stack, session.stack),
-                                   ("lineage", saved.get("lineage"), snapshot.lineage)):
+                                   ("lineage", saved.pins.lineage, lineage)):
         if plan_value != here:
             extra = " (the stack was removed and created again since)" if name == "lineage" else ""
             raise WrongTarget(f"plan {saved.short} is for {name} {plan_value!r}, not {here!r}{extra}",
@@ -322,8 +299,8 @@ def check_target(session: StackSession, saved: SavedPlan) -> None:
 def check_sources(session: StackSession, saved: SavedPlan) -> None:
     """The program and the stack's config must be those the plan was made from."""
     for name, pinned, now, where in (
-        ("program", saved.get("program_digest"), program_digest(session.project), "its Python files or stackwright.yaml"),
-        ("config", saved.get("config_digest"), config_digest(session.project, session.stack),
+        ("program", saved.pins.program_digest, program_digest(session.project), "its Python files or stackwright.yaml"),
+        ("config", saved.pins.config_digest, config_digest(session.project, session.stack),
          session.project.relative(session.project.stack_file(session.stack))),
     ):
         if pinned != now:
@@ -332,15 +309,15 @@ def check_sources(session: StackSession, saved: SavedPlan) -> None:
 
 
 def check_stale(saved: SavedPlan, snapshot: Snapshot) -> None:
-    if snapshot.serial != saved.get("base_serial"):
+    if snapshot.serial != saved.pins.base_serial:
         raise StalePlan(
             f"stack {saved.stack!r} changed since plan {saved.short} was made "
-            f"(state serial {saved.get('base_serial')}, now {snapshot.serial})",
+            f"(state serial {saved.pins.base_serial}, now {snapshot.serial})",
             hint=NEW_PLAN_HINT)
 
 
 def check_providers(session: StackSession, saved: SavedPlan) -> None:
-    pinned: Mapping[str, str] = saved.get("providers") or {}
+    pinned = saved.pins.providers
     now = session.providers.versions()
     for name in sorted(set(pinned) | set(now)):
         if pinned.get(name) != now.get(name):
@@ -419,8 +396,8 @@ def apply_plan_file(session: StackSession, saved: SavedPlan, *, options: ApplyOp
     check_sources(session, saved)
     approvals.plan_event(session.store, session.stack, saved.hash)
     approved = approvals.require_approved(session, saved.hash)
-    check_gate(session, str(saved.get("program_digest")))
-    plan = saved.plan(project_key(session.project))
+    check_gate(session, saved.pins.program_digest)
+    plan = saved.plan(stack_keyring(session))
     _refuse_blocking(policies.evaluate(plan, session.project, approved.environment,
                                        allow_destroy=bool(saved.get("allow_destroy"))), "plan not applied")
     desired = session.run_program()

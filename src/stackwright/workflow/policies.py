@@ -5,8 +5,9 @@ Interface used by preview, `plan` and `apply`: ``evaluate`` returns every violat
 
 Two kinds of rule run on a plan:
 
-* built-in rules (``BUILTIN_RULES``): ``no-destroy-stateful``, ``required-tags``,
-  ``no-public-bucket`` and ``no-admin-policy``;
+* built-in rules: ``no-destroy-stateful`` and ``required-tags`` (``BUILTIN_RULES``,
+  about any provider), and the rules providers bring (``InputRule``; the AWS provider
+  brings ``no-public-bucket`` and ``no-admin-policy``);
 * user policies: functions in ``<project>/policies/*.py`` decorated ``@sw.policy`` or
   named ``policy_*``, called with the plan and returning violations.
 
@@ -39,12 +40,13 @@ from stackwright.model.values import UNKNOWN, Secret
 from stackwright.plan.plan import Op, Plan, Step
 from stackwright.program.project import PROJECT_FILE, Project
 from stackwright.program.runner import project_imports
-from stackwright.providers.protocol import ProviderLookup
+from stackwright.providers.protocol import InputRule, ProviderLookup
 from stackwright.workflow.environments import Enforcement, Environment
 
 __all__ = [
     "BUILTIN_RULES", "POLICY_DIR", "PolicyError", "Rule", "RuleContext", "Violation",
-    "blocking", "evaluate", "refuse_blocking", "rules_for", "user_rules", "with_violations",
+    "blocking", "evaluate", "provider_rules", "refuse_blocking", "rules_for", "user_rules",
+    "with_violations",
 ]
 
 POLICY_DIR = "policies"
@@ -154,12 +156,12 @@ def refuse_blocking(violations: list[Violation]) -> None:
 
 def with_violations(plan: Plan, violations: Iterable[Violation]) -> dict[str, Any]:
     """The documented plan JSON plus its ``violations`` (docs/plan-json.md)."""
-    return {**plan.to_json(), "violations": [v.to_json() for v in violations]}
+    return {**plan.view(), "violations": [v.to_json() for v in violations]}
 
 
 def rules_for(project: Project) -> list[Rule]:
-    """Built-in rules, then the project's own, each name used once."""
-    rules = list(BUILTIN_RULES)
+    """Built-in rules, the providers' rules, then the project's own, each name used once."""
+    rules = [*BUILTIN_RULES, *provider_rules()]
     seen = {r.name: r.origin for r in rules}
     for rule in user_rules(project):
         if rule.name in seen:
@@ -199,35 +201,6 @@ def _changing(plan: Plan, types: frozenset[str] | None = None) -> Iterator[tuple
     for step in plan.steps:
         if step.op in NEW_INPUTS and step.inputs is not None and (types is None or step.type in types):
             yield step, step.inputs
-
-
-def _strings(value: Any) -> list[str]:
-    """An IAM field that may be one string or a list of them, as a list."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [v for v in value if isinstance(v, str)]
-    return []
-
-
-def _statements(document: Any) -> list[tuple[str, Mapping[str, Any]]]:
-    """A policy document's statements, each with a name for messages (Sid or position).
-    Unknown or secret parts are skipped: they cannot be judged at plan time."""
-    if not isinstance(document, Mapping):
-        return []
-    raw = document.get("Statement")
-    listed = [raw] if isinstance(raw, Mapping) else raw if isinstance(raw, list) else []
-    return [(_statement_name(s, i), s) for i, s in enumerate(listed) if isinstance(s, Mapping)]
-
-
-def _statement_name(statement: Mapping[str, Any], index: int) -> str:
-    sid = statement.get("Sid")
-    return f"statement {sid!r}" if isinstance(sid, str) and sid else f"statement {index + 1}"
-
-
-def _allows(statement: Mapping[str, Any]) -> bool:
-    effect = statement.get("Effect")
-    return isinstance(effect, str) and effect.lower() == "allow"
 
 
 def _is_stateful(ctx: RuleContext, type_token: str) -> bool:
@@ -286,55 +259,23 @@ def required_tags(plan: Plan, ctx: RuleContext) -> Iterator[Finding]:
             yield Finding(f"lacks required tag(s): {', '.join(missing)}", step.urn)
 
 
-# --- no-public-bucket ----------------------------------------------------------------
-
-BUCKET = "aws:s3:Bucket"
+# --- rules that providers bring --------------------------------------------------------
 
 
-def no_public_bucket(plan: Plan, ctx: RuleContext) -> Iterator[Finding]:
-    """A public bucket is the classic data leak: block public access, and grant
-    ``Principal: "*"`` only under a condition (source VPC, organisation...)."""
-    for step, inputs in _changing(plan, frozenset({BUCKET})):
-        if inputs.get("block_public_access") is False:
-            yield Finding("does not block public access (block_public_access=False)", step.urn)
-        for name, statement in _statements(inputs.get("policy")):
-            if _allows(statement) and _anyone(statement.get("Principal")) and not statement.get("Condition"):
-                yield Finding(f"bucket policy {name} allows Principal \"*\" without a Condition", step.urn)
+def provider_rules() -> list[Rule]:
+    """Each built-in provider's ``InputRule``s as rules over the plan."""
+    from stackwright.providers.registry import builtin_policy_rules
+
+    return [_input_rule(provider, rule) for provider, rule in builtin_policy_rules()]
 
 
-def _anyone(principal: Any) -> bool:
-    if principal == "*":
-        return True
-    if isinstance(principal, Mapping):
-        return any("*" in _strings(v) for v in principal.values())
-    return False
+def _input_rule(provider: str, rule: InputRule) -> Rule:
+    def check(plan: Plan, ctx: RuleContext) -> Iterator[Finding]:
+        for step, inputs in _changing(plan, rule.types):
+            for message in rule.check(step.type, inputs):
+                yield Finding(message, step.urn)
 
-
-# --- no-admin-policy -----------------------------------------------------------------
-
-POLICY_DOCUMENTS: Mapping[str, tuple[str, ...]] = {
-    "aws:iam:Policy": ("policy",),
-    "aws:iam:RolePolicy": ("policy",),
-    "aws:iam:Role": ("assume_role_policy",),
-}
-"""The inputs of each type that hold IAM policy documents."""
-
-ADMIN_ACTIONS = frozenset({"*", "*:*"})
-
-
-def no_admin_policy(plan: Plan, ctx: RuleContext) -> Iterator[Finding]:
-    """``Allow * on *`` is full administrator access: grant what the workload needs."""
-    for step, inputs in _changing(plan, frozenset(POLICY_DOCUMENTS)):
-        for key in POLICY_DOCUMENTS[step.type]:
-            for name, statement in _statements(inputs.get(key)):
-                if _is_admin(statement):
-                    yield Finding(f"{key} {name} allows every action (\"Action\": \"*\") "
-                                  "on every resource", step.urn)
-
-
-def _is_admin(statement: Mapping[str, Any]) -> bool:
-    actions = set(_strings(statement.get("Action")))
-    return _allows(statement) and bool(actions & ADMIN_ACTIONS) and "*" in _strings(statement.get("Resource"))
+    return Rule(rule.name, check, rule.default, rule.about, origin=f"provider {provider}")
 
 
 BUILTIN_RULES: tuple[Rule, ...] = (
@@ -342,10 +283,6 @@ BUILTIN_RULES: tuple[Rule, ...] = (
          "no delete or replace of protected or stateful resources without --allow-destroy"),
     Rule("required-tags", required_tags, "advisory",
          "taggable resources carry the environment's required_tags"),
-    Rule("no-public-bucket", no_public_bucket, "advisory",
-         "S3 buckets block public access; policies grant Principal \"*\" only with a Condition"),
-    Rule("no-admin-policy", no_admin_policy, "advisory",
-         "no IAM document allows Action \"*\" on Resource \"*\""),
 )
 
 

@@ -1,17 +1,21 @@
 """The AWS provider, built on boto3.
 
 Stack config ``aws: {region: ..., endpoint: local | URL, profile: ...}``; credentials
-come from the standard AWS chain. ``endpoint: local`` means the local cloud (moto's
-server) started by ``stackwright local-cloud start``; the program layer resolves it to
-a URL before the provider is configured (``endpoint_url``).
+come from the standard AWS chain. ``endpoint: local`` means this user's local cloud
+(``localcloud``), wherever it was started from; an endpoint on the loopback interface
+(``http://127.0.0.1:N``, ``http://localhost:N``) is an emulator too and gets its dummy
+credentials unless the config gives others.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+from stackwright.errors import ProjectError
 from stackwright.providers.aws.base import AwsClients, AwsResource
+from stackwright.providers.protocol import InputRule
 
 VERSION = "0.1.0"
 
@@ -25,7 +29,7 @@ class AwsProvider:
         self._resources: dict[str, AwsResource] = {}
 
     def configure(self, config: Mapping[str, Any]) -> None:
-        self._clients = AwsClients(config)
+        self._clients = AwsClients(client_settings(config))
         self._resources = {cls.type_token: cls(self._clients) for cls in _resource_classes()}
 
     def resource(self, type_token: str) -> AwsResource:
@@ -37,8 +41,46 @@ class AwsProvider:
         return sorted(cls.type_token for cls in _resource_classes())
 
     @property
+    def policy_rules(self) -> tuple[InputRule, ...]:
+        from stackwright.providers.aws.policies import RULES
+
+        return RULES
+
+    @property
     def clients(self) -> AwsClients:
         return self._clients
+
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def client_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The stack's ``aws:`` section with ``endpoint`` turned into ``endpoint_url`` (and
+    the emulator's credentials where the endpoint is one)."""
+    settings = dict(config)
+    endpoint = settings.get("endpoint")
+    if endpoint == "local":
+        settings["endpoint_url"] = _local_cloud_url()
+    elif isinstance(endpoint, str):
+        settings["endpoint_url"] = endpoint
+    url = settings.get("endpoint_url")
+    if isinstance(url, str) and urlsplit(url).hostname in LOOPBACK and not settings.get("profile"):
+        from stackwright.providers.aws.localcloud import LOCAL_CREDENTIALS
+
+        settings.setdefault("credentials", dict(LOCAL_CREDENTIALS))
+    return settings
+
+
+def _local_cloud_url() -> str:
+    from stackwright.providers.aws import localcloud
+
+    cloud = localcloud.status()
+    if cloud is None:
+        raise ProjectError(
+            "this stack uses the local cloud (aws.endpoint: local), which is not running",
+            hint="start it with `stackwright local-cloud start` (from any folder)",
+        )
+    return cloud.url
 
 
 def _resource_classes() -> list[type[AwsResource]]:

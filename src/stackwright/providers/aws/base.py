@@ -1,5 +1,6 @@
-"""Shared machinery of the AWS resource providers: clients, error classes, tags, waits,
-names. What resource providers share beyond that lives in ``common``.
+"""Shared machinery of the AWS resource providers: clients, error classes, tags, names.
+What AWS resource providers share beyond that lives in ``aws/common``; what any
+provider may use (waits, idempotency tokens) in ``providers/common``.
 
 Every AWS call goes through boto3. botocore's own retries are off so that the engine
 owns retrying (with backoff and jitter) and can show and count it; errors are
@@ -8,9 +9,7 @@ classified here as retryable (throttling, transient faults) or permanent.
 
 from __future__ import annotations
 
-import hashlib
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -204,21 +203,6 @@ def call_or_none(action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -
         raise classify(exc, action) from exc
 
 
-def wait_until(
-    ctx: OperationContext, what: str, probe: Callable[[], bool], *,
-    interval: float = 2.0, timeout: float | None = None,
-) -> None:
-    """Poll ``probe`` until it is true; a permanent error after ``timeout`` seconds."""
-    deadline = time.monotonic() + (timeout if timeout is not None else ctx.timeout)
-    delay = 0.05
-    while not probe():
-        if time.monotonic() > deadline:
-            raise ProviderError(f"timed out waiting for {what}")
-        ctx.log(f"waiting for {what}")
-        time.sleep(delay)
-        delay = min(interval, delay * 2)
-
-
 def tag_list(tags: Mapping[str, str], urn: str | None = None, key: str = "Key",
              value: str = "Value") -> list[dict[str, str]]:
     """AWS's ``[{"Key": k, "Value": v}]`` form, with the URN tag when given."""
@@ -278,16 +262,6 @@ def partition(region: str) -> str:
     if region.startswith("us-gov-"):
         return "aws-us-gov"
     return "aws"
-
-
-def client_token(token: str, purpose: str = "") -> str:
-    """An idempotency token AWS accepts (at most 64 characters), stable for a token.
-
-    ``purpose`` tells apart several calls made for one operation, since AWS rejects
-    a token reused with different parameters.
-    """
-    text = f"{token}:{purpose}" if purpose else token
-    return text if len(text) <= 64 else hashlib.sha256(text.encode()).hexdigest()
 
 
 class AwsResource(ResourceProvider):

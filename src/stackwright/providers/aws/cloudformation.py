@@ -1,12 +1,15 @@
 """CloudFormation stacks, created and updated through change sets.
 
 A change set is named after ``ctx.token``, so a retried create or update finds the
-change set its earlier attempt made instead of making a second one. A change set that
-"didn't contain changes" is not an error. A stack whose create rolls back is deleted
-(it can never be updated) and the create fails naming CloudFormation's reasons.
+change set its earlier attempt made instead of making a second one. "Didn't contain
+changes" and "No updates are to be performed", wherever CloudFormation says them, mean
+no change. A stack whose create fails (its change set cannot execute, or it rolls
+back) is deleted before the error is raised, so the next run creates it afresh.
 
 Templates may be given as a dict or as a JSON/YAML string (with the ``!Ref`` style
-short forms); they are compared as documents, never as text.
+short forms); they are compared as documents, never as text. Parameters are checked
+against the template's ``Parameters`` when the plan is made, and a stack that imports
+an export of another stack of the program is ordered after it (``links``).
 """
 
 from __future__ import annotations
@@ -17,10 +20,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from stackwright.errors import InputError, ProviderError
 from stackwright.model.output import Output
+from stackwright.model.values import is_unknown
 from stackwright.model.resource import Resource
 from stackwright.providers.aws.base import (
     URN_TAG,
@@ -28,14 +30,22 @@ from stackwright.providers.aws.base import (
     all_tags,
     call,
     call_or_none,
+    error_code,
     tag_dict,
     tag_list,
-    wait_until,
+)
+from stackwright.providers.aws.cloudformation_template import (
+    check_parameters,
+    parse_template,
+    same_template,
+    template_body,
+    template_links,
 )
 from stackwright.providers.aws.common import not_managed, reject_urn_tag, with_defaults
-from stackwright.providers.protocol import Created, DiffResult, OperationContext, ReadResult
+from stackwright.providers.common import wait_until
+from stackwright.providers.protocol import Created, DiffResult, Links, OperationContext, ReadResult
 
-__all__ = ["RESOURCE_PROVIDERS", "Stack", "StackProvider", "parse_template"]
+__all__ = ["RESOURCE_PROVIDERS", "Stack", "StackProvider", "parse_template", "template_body", "template_links"]
 
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND")
 SUCCEEDED = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
@@ -60,74 +70,17 @@ class Stack(Resource, type="aws:cloudformation:Stack"):
     status: Output[str]
 
 
-# --- templates ----------------------------------------------------------------------
-
-
-class _TemplateLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short forms; dates stay strings, as CloudFormation reads them."""
-
-
-_TemplateLoader.yaml_implicit_resolvers = {
-    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    """``!Ref x`` is ``{"Ref": x}``; ``!GetAtt a.b`` is ``{"Fn::GetAtt": ["a", "b"]}``; ``!X`` is ``Fn::X``."""
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
-
-
-_TemplateLoader.add_multi_constructor("!", _intrinsic)
-
-
-def parse_template(template: Any) -> dict[str, Any]:
-    """The template as a document, whichever form it was given in."""
-    if isinstance(template, Mapping):
-        return json.loads(json.dumps(template))  # type: ignore[no-any-return]
-    if not isinstance(template, str):
-        raise InputError(f"template must be a dict or a JSON/YAML string, got {type(template).__name__}",
-                         prop="template")
-    try:
-        parsed = json.loads(template)
-    except ValueError:
-        try:
-            parsed = yaml.load(template, Loader=_TemplateLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError as exc:
-            raise InputError(f"template is neither JSON nor YAML: {exc}", prop="template") from None
-    if not isinstance(parsed, dict):
-        raise InputError("template must be a mapping with a 'Resources' section", prop="template")
-    return parsed
-
-
-def same_template(a: Any, b: Any) -> bool:
-    try:
-        return parse_template(a) == parse_template(b)
-    except InputError:
-        return False
-
-
-def template_body(template: Any) -> str:
-    return template if isinstance(template, str) else json.dumps(template)
-
-
 def _short_token(token: str) -> str:
     """A digest of ``ctx.token`` that fits CloudFormation's name and token patterns."""
     return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
+def _says_no_changes(text: Any) -> bool:
+    return any(phrase in str(text or "") for phrase in NO_CHANGES)
+
+
 def _no_changes(change_set: Mapping[str, Any]) -> bool:
-    reason = str(change_set.get("StatusReason") or "")
-    return change_set.get("Status") == "FAILED" and any(text in reason for text in NO_CHANGES)
+    return change_set.get("Status") == "FAILED" and _says_no_changes(change_set.get("StatusReason"))
 
 
 # --- the provider -------------------------------------------------------------------
@@ -145,7 +98,8 @@ class StackProvider(AwsResource):
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         values = with_defaults(Stack, inputs)
-        if "Resources" not in parse_template(values["template"]):
+        template = parse_template(values["template"])
+        if "Resources" not in template:
             raise InputError("template has no 'Resources' section", prop="template")
         unknown = set(values["capabilities"]) - set(CAPABILITIES)
         if unknown:
@@ -153,8 +107,18 @@ class StackProvider(AwsResource):
                              hint=f"known: {', '.join(CAPABILITIES)}")
         values["capabilities"] = sorted(set(values["capabilities"]))
         values["parameters"] = {str(k): str(v) for k, v in values["parameters"].items()}
+        check_parameters(str(values["name"]), template, values["parameters"])
         reject_urn_tag(values["tags"])
         return values
+
+    def links(self, inputs: Mapping[str, Any]) -> Links:
+        template, parameters = inputs.get("template"), inputs.get("parameters") or {}
+        if is_unknown(template) or not isinstance(template, (str, Mapping)) or not isinstance(parameters, Mapping):
+            return Links()
+        try:
+            return template_links(template, parameters, inputs.get("name"), self.clients.region)
+        except InputError:
+            return Links()  # check() reports the broken template with its resource
 
     def diff(
         self, old_inputs: Mapping[str, Any], old_outputs: Mapping[str, Any],
@@ -204,30 +168,55 @@ class StackProvider(AwsResource):
         name = f"stackwright-{kind.lower()}-{_short_token(ctx.token)}"
         change_set = self._find_change_set(stack, name) or self._create_change_set(
             ctx, stack, name, values, kind, client_token=_short_token(ctx.token + kind))
+        if change_set is None:  # "No updates are to be performed"
+            return self._unchanged(ctx, stack, values)
         change_set = self._wait_change_set(ctx, change_set["ChangeSetId"])
         stack_id = str(change_set["StackId"])
         if change_set["Status"] == "FAILED":
             call_or_none("delete change set", self.client.delete_change_set, ChangeSetName=change_set["ChangeSetId"])
             if not _no_changes(change_set):
                 if kind == "CREATE":  # leave no empty stack under review behind
-                    call_or_none("delete stack under review", self.client.delete_stack, StackName=stack_id)
+                    self._delete_and_wait(ctx, stack_id)
                 reason = change_set.get("StatusReason")
                 raise ProviderError(f"change set for stack {values['name']!r} failed: {reason}")
-            self._update_tags(ctx, stack_id, values)
-            return stack_id
+            return self._unchanged(ctx, stack_id, values)
         if change_set.get("ExecutionStatus") == "AVAILABLE":
-            call(f"execute change set of stack {values['name']}", self.client.execute_change_set,
-                 ChangeSetName=change_set["ChangeSetId"], ClientRequestToken=_short_token(ctx.token + kind))
+            self._execute(ctx, change_set, values, kind)
         self._wait_executed(ctx, change_set["ChangeSetId"])
         final = self._settled(ctx, stack_id)
         if final["StackStatus"] not in SUCCEEDED:
             raise self._failure(ctx, final, kind)
         return stack_id
 
+    def _unchanged(self, ctx: OperationContext, stack: str, values: Mapping[str, Any]) -> str:
+        """The stack id of a stack CloudFormation found nothing to change in, its tags set."""
+        found = self._describe(stack)
+        if found is None:
+            raise ProviderError(f"stack {values['name']!r} disappeared while it was being updated")
+        self._update_tags(ctx, str(found["StackId"]), values)
+        return str(found["StackId"])
+
+    def _execute(self, ctx: OperationContext, change_set: Mapping[str, Any], values: Mapping[str, Any],
+                 kind: str) -> None:
+        """Execute the change set; a create that CloudFormation refuses to execute leaves
+        no stack behind. Any other failure (retryable, or no answer at all) keeps the
+        stack and its change set for the retry."""
+        try:
+            call(f"execute change set of stack {values['name']}", self.client.execute_change_set,
+                 ChangeSetName=change_set["ChangeSetId"], ClientRequestToken=_short_token(ctx.token + kind))
+        except ProviderError as err:
+            if kind == "CREATE" and not err.retryable and error_code(err.__cause__ or err):
+                self._delete_and_wait(ctx, str(change_set["StackId"]))
+                raise ProviderError(f"{err.message} (the stack was deleted, so the next run creates it afresh)",
+                                    retryable=False) from err
+            raise
+
     def _create_change_set(
         self, ctx: OperationContext, stack: str, name: str, values: Mapping[str, Any], kind: str,
         client_token: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
+        """The new change set's ids; None when CloudFormation answers that there is
+        nothing to change."""
         kwargs: dict[str, Any] = {
             "StackName": stack, "ChangeSetName": name, "ChangeSetType": kind,
             "TemplateBody": template_body(values["template"]),
@@ -237,7 +226,12 @@ class StackProvider(AwsResource):
         }
         if client_token:
             kwargs["ClientToken"] = client_token
-        got = call(f"create change set for stack {values['name']}", self.client.create_change_set, **kwargs)
+        try:
+            got = call(f"create change set for stack {values['name']}", self.client.create_change_set, **kwargs)
+        except ProviderError as err:
+            if _says_no_changes(err.message):
+                return None
+            raise
         return {"ChangeSetId": got["Id"], "StackId": got["StackId"]}
 
     def _find_change_set(self, stack: str, name: str) -> dict[str, Any] | None:
@@ -289,7 +283,7 @@ class StackProvider(AwsResource):
                              for k, v in sorted(values["parameters"].items())],
                  Tags=tag_list(values["tags"], ctx.urn))
         except ProviderError as err:
-            if not any(text in err.message for text in NO_CHANGES):
+            if not _says_no_changes(err.message):
                 raise
             return
         final = self._settled(ctx, stack_id)
@@ -331,14 +325,14 @@ class StackProvider(AwsResource):
     def _failure(self, ctx: OperationContext, stack: Mapping[str, Any], kind: str) -> ProviderError:
         """Name the status, its reason and the first failed resources; a stack whose
         create failed is deleted, since CloudFormation can never update it."""
-        reasons = self._failed_events(stack["StackId"])
-        message = (f"stack {stack['StackName']!r} ended {stack['StackStatus']}: "
-                   f"{stack.get('StackStatusReason') or 'no reason given'}")
+        said = stack.get("StackStatusReason") or "no reason given"
+        reasons = [r for r in self._failed_events(stack["StackId"]) if not r.endswith(f": {said}")]
+        message = f"stack {stack['StackName']!r} ended {stack['StackStatus']}: {said}"
         if reasons:
             message += "; " + "; ".join(reasons)
         if kind == "CREATE" and stack["StackStatus"] in DEAD:
-            call_or_none("delete failed stack", self.client.delete_stack, StackName=stack["StackId"])
-            message += " (the failed stack is being deleted)"
+            self._delete_and_wait(ctx, str(stack["StackId"]))
+            message += " (the failed stack was deleted, so the next run creates it afresh)"
         return ProviderError(message)
 
     def _failed_events(self, stack_id: str) -> list[str]:
@@ -385,9 +379,18 @@ class StackProvider(AwsResource):
             "name": stack["StackName"],
             "template": template,
             "parameters": self._live_parameters(stack, parse_template(live), declared.get("parameters") or {}),
-            "capabilities": sorted(stack.get("Capabilities") or []),
+            "capabilities": self._capabilities(stack, declared),
             "tags": tag_dict(tag_list(tags)),
         }
+
+    @staticmethod
+    def _capabilities(stack: Mapping[str, Any], declared: Mapping[str, Any]) -> list[str]:
+        """What was declared: capabilities acknowledge what a template may do and are
+        not a property of the stack to drift (moto reports none, AWS what the last
+        operation was given). An import, with nothing declared, gets the live ones."""
+        if "capabilities" in declared:
+            return sorted(set(declared["capabilities"] or []))
+        return sorted(stack.get("Capabilities") or [])
 
     @staticmethod
     def _live_parameters(stack: Mapping[str, Any], template: Mapping[str, Any],
@@ -427,6 +430,8 @@ class StackProvider(AwsResource):
             raise ProviderError(f"stack {id} does not exist; nothing to preview against")
         name = f"stackwright-preview-{uuid.uuid4().hex[:16]}"
         created = self._create_change_set(ctx, stack["StackName"], name, values, "UPDATE")
+        if created is None:
+            return []
         try:
             change_set = self._wait_change_set(ctx, created["ChangeSetId"])
             if _no_changes(change_set):

@@ -23,7 +23,6 @@ from stackwright.providers.aws.base import (
     error_code,
     tag_dict,
     tag_list,
-    wait_until,
 )
 from stackwright.providers.aws.common import (
     ArnTags,
@@ -33,6 +32,7 @@ from stackwright.providers.aws.common import (
     stale_tags,
     with_defaults,
 )
+from stackwright.providers.common import wait_until
 from stackwright.providers.protocol import Created, DiffResult, OperationContext, ReadResult
 
 __all__ = ["RESOURCE_PROVIDERS", "Table", "TableProvider"]

@@ -34,12 +34,10 @@ from stackwright.providers.aws.base import (
     all_tags,
     call,
     call_or_none,
-    client_token,
     partition,
     tag_changes,
     tag_dict,
     tag_list,
-    wait_until,
 )
 from stackwright.providers.aws.common import (
     ManagedResource,
@@ -49,6 +47,7 @@ from stackwright.providers.aws.common import (
     sorted_strings,
     when_known,
 )
+from stackwright.providers.common import idempotency_token, wait_until
 from stackwright.providers.protocol import (
     Created,
     OperationContext,
@@ -56,7 +55,7 @@ from stackwright.providers.protocol import (
 )
 
 __all__ = [
-    "ManagedResource", "client_token", "create_or_adopt", "declared_or_live", "pick",
+    "ManagedResource", "create_or_adopt", "declared_or_live", "pick",
     "sorted_strings", "tag_changes", "when_known",
     "InternetGateway", "InternetGatewayProvider", "RESOURCE_PROVIDERS",
     "Route", "RouteProvider", "RouteTable", "RouteTableAssociation",
@@ -450,7 +449,7 @@ class RouteTableProvider(Ec2Resource):
             table_id, outputs = earlier.id, dict(earlier.outputs)
         else:
             table = call("create route table", self.client.create_route_table,
-                         VpcId=inputs["vpc_id"], ClientToken=client_token(ctx.token),
+                         VpcId=inputs["vpc_id"], ClientToken=idempotency_token(ctx.token),
                          TagSpecifications=tag_specs("route-table", inputs.get("tags") or {}, ctx.urn),
                          )["RouteTable"]
             table_id, outputs = table["RouteTableId"], self.base_outputs(table, table["RouteTableId"])

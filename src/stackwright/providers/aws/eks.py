@@ -24,11 +24,9 @@ from stackwright.providers.aws.base import (
     AwsResource,
     call,
     call_or_none,
-    client_token,
     error_code,
     tag_changes,
     user_tags,
-    wait_until,
 )
 from stackwright.providers.aws.common import (
     ManagedResource,
@@ -36,6 +34,7 @@ from stackwright.providers.aws.common import (
     sorted_strings,
     when_known,
 )
+from stackwright.providers.common import idempotency_token, wait_until
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 
 __all__ = ["Cluster", "ClusterProvider", "NodeGroup", "NodeGroupProvider", "RESOURCE_PROVIDERS"]
@@ -198,7 +197,7 @@ class ClusterProvider(EksResource):
                 "endpointPrivateAccess": bool(inputs.get("endpoint_private_access", False)),
             },
             "tags": {**(inputs.get("tags") or {}), URN_TAG: ctx.urn},
-            "clientRequestToken": client_token(ctx.token),
+            "clientRequestToken": idempotency_token(ctx.token),
         }
         if inputs.get("version"):
             args["version"] = inputs["version"]
@@ -252,7 +251,7 @@ class ClusterProvider(EksResource):
             return
         ctx.log(f"upgrading cluster {id} to Kubernetes {wanted}")
         answer = call(f"upgrade cluster {id}", self.client.update_cluster_version, name=id,
-                      version=wanted, clientRequestToken=client_token(ctx.token, "version"))
+                      version=wanted, clientRequestToken=idempotency_token(ctx.token, "version"))
         self.wait_update(ctx, answer, id, None, lambda: self._settled(id))
 
     def _update_endpoint(self, ctx: OperationContext, id: str, current: Mapping[str, Any],
@@ -264,7 +263,7 @@ class ClusterProvider(EksResource):
             return
         answer = call(f"change endpoint access of {id}", self.client.update_cluster_config, name=id,
                       resourcesVpcConfig={"endpointPublicAccess": public, "endpointPrivateAccess": private},
-                      clientRequestToken=client_token(ctx.token, "endpoint"))
+                      clientRequestToken=idempotency_token(ctx.token, "endpoint"))
         self.wait_update(ctx, answer, id, None, lambda: self._settled(id))
 
     def delete(
@@ -357,7 +356,7 @@ class NodeGroupProvider(EksResource):
                               "desiredSize": scaling["desired_size"]},
             "labels": dict(inputs.get("labels") or {}),
             "tags": {**(inputs.get("tags") or {}), URN_TAG: ctx.urn},
-            "clientRequestToken": client_token(ctx.token),
+            "clientRequestToken": idempotency_token(ctx.token),
         }
         if inputs.get("ami_type"):
             args["amiType"] = inputs["ami_type"]
@@ -403,7 +402,7 @@ class NodeGroupProvider(EksResource):
             cluster, _, name = id.partition(":")
             answer = call(f"change node group {id}", self.client.update_nodegroup_config,
                           clusterName=cluster, nodegroupName=name,
-                          clientRequestToken=client_token(ctx.token, "config"), **changes)
+                          clientRequestToken=idempotency_token(ctx.token, "config"), **changes)
             self.wait_update(ctx, answer, cluster, name, lambda: self._settled(id))
         current = self.describe(id) or {}
         self.sync_tags(current.get("nodegroupArn") or old_outputs["arn"], old.get("tags") or {},

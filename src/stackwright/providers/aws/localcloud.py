@@ -1,8 +1,11 @@
-"""The local cloud: moto's server on 127.0.0.1, run as a background process.
+"""The local cloud: one moto server per user and machine, on 127.0.0.1, in the background.
 
-Its pid, port and log live under the project's ``.stackwright/`` folder so that any
-command of the project (and ``endpoint: local`` in a stack's config) can find it.
-Everything it holds is in memory: stopping or restarting it loses every resource.
+Its pid, port and log live in a per-user folder (``home()``), so that every project and
+workspace on the machine (and ``endpoint: local`` in any stack's config) finds the same
+emulator, and several projects' stacks can be up on it side by side. The server is
+moto patched by ``emulator`` (CloudFormation exports and imports through change sets,
+one OIDC issuer per EKS cluster). Everything it holds is in memory: stopping or
+restarting it loses every resource.
 """
 
 from __future__ import annotations
@@ -36,13 +39,26 @@ class LocalCloud:
         return f"http://127.0.0.1:{self.port}"
 
 
-def _info_path(state_dir: Path) -> Path:
-    return state_dir / "local-cloud.json"
+HOME_ENV = "STACKWRIGHT_LOCAL_CLOUD_HOME"
 
 
-def status(state_dir: Path) -> LocalCloud | None:
-    """The running local cloud of this project, or None."""
-    path = _info_path(state_dir)
+def home() -> Path:
+    """Where the running local cloud is recorded: ``$STACKWRIGHT_LOCAL_CLOUD_HOME``, else
+    ``$XDG_CACHE_HOME/stackwright/local-cloud``, else ``~/.cache/stackwright/local-cloud``."""
+    explicit = os.environ.get(HOME_ENV)
+    if explicit:
+        return Path(explicit)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "stackwright" / "local-cloud"
+
+
+def _info_path(folder: Path | None) -> Path:
+    return (folder or home()) / "local-cloud.json"
+
+
+def status(folder: Path | None = None) -> LocalCloud | None:
+    """The running local cloud of this user (recorded in ``folder``, default ``home()``), or None."""
+    path = _info_path(folder)
     if not path.exists():
         return None
     info = json.loads(path.read_text())
@@ -50,11 +66,12 @@ def status(state_dir: Path) -> LocalCloud | None:
     return cloud if _alive(cloud.pid) and is_serving(cloud.url) else None
 
 
-def start(state_dir: Path, port: int | None = None, timeout: float = 30.0) -> LocalCloud:
-    """Start moto's server in the background (or return the one already running)."""
-    running = status(state_dir)
+def start(folder: Path | None = None, port: int | None = None, timeout: float = 30.0) -> LocalCloud:
+    """Start the emulator in the background (or return the one already running)."""
+    running = status(folder)
     if running is not None:
         return running
+    state_dir = folder or home()
     state_dir.mkdir(parents=True, exist_ok=True)
     port = port or int(os.environ.get("STACKWRIGHT_LOCAL_CLOUD_PORT", DEFAULT_PORT))
     if not _port_free(port):
@@ -84,10 +101,10 @@ WARM_SERVICES = {
 
 
 def spawn(port: int, log: Path) -> subprocess.Popen[bytes]:
-    """moto's server as a detached child process writing to ``log``."""
+    """The patched moto server (``emulator``) as a detached child process writing to ``log``."""
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "stackwright.providers.aws.emulator", "-H", "127.0.0.1", "-p", str(port)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env={**os.environ, **EMULATOR_ENV},
         )
@@ -120,9 +137,9 @@ def _wait_serving(cloud: LocalCloud, proc: subprocess.Popen[bytes], timeout: flo
         time.sleep(0.1)
 
 
-def stop(state_dir: Path) -> bool:
-    """Stop this project's local cloud; False if none was running."""
-    path = _info_path(state_dir)
+def stop(folder: Path | None = None) -> bool:
+    """Stop this user's local cloud; False if none was running."""
+    path = _info_path(folder)
     if not path.exists():
         return False
     info = json.loads(path.read_text())

@@ -23,9 +23,9 @@ from stackwright.providers.aws.base import (
     error_code,
     tag_dict,
     tag_list,
-    wait_until,
 )
 from stackwright.providers.aws.common import create_or_adopt, delete_explaining, reject_urn_tag, with_defaults
+from stackwright.providers.common import wait_until
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 
 __all__ = ["RESOURCE_PROVIDERS", "Record", "RecordProvider", "Zone", "ZoneProvider"]

@@ -1,0 +1,212 @@
+"""The local cloud's server: moto, with the few fixes Stackwright's workflow depends on.
+
+``python -m stackwright.providers.aws.emulator -H 127.0.0.1 -p PORT`` patches moto in
+its own process, then runs moto's server. The fixes make moto answer as AWS does where
+the difference would break a platform that works on AWS:
+
+* CloudFormation reads YAML short forms applied to mappings and nested short forms
+  (``!ImportValue {"Fn::Sub": ...}``, ``!If [c, !Ref a, !Ref b]``) as AWS does (moto
+  keeps the raw YAML nodes);
+* CloudFormation accepts an output whose ``Value`` is a number (``Value: 2``), which AWS
+  reports as a string (moto fails the request with an internal error);
+* CloudFormation stacks created or updated through change sets export their
+  ``Export`` outputs and resolve ``Fn::ImportValue`` (moto does both only in
+  ``CreateStack``), and report their ``Outputs``;
+* a stack whose change set fails while executing ends ``ROLLBACK_COMPLETE`` (or
+  ``UPDATE_ROLLBACK_COMPLETE``) with the reason as an event, as AWS reports it, instead
+  of failing the ``ExecuteChangeSet`` call and staying under review;
+* a stack whose export another stack imports cannot be deleted, as in AWS;
+* every EKS cluster gets an OIDC issuer of its own (moto gives every cluster of a
+  region the same one, so two clusters' IAM OIDC providers collide).
+
+Each patch wraps one moto method; ``moto>=5,<6`` is pinned, and the tests of the local
+cloud exercise every patch, so a moto release that moves them fails those tests.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["main", "patch_moto"]
+
+
+def patch_moto() -> None:
+    """Apply every fix; safe to call more than once."""
+    from moto.cloudformation.models import CloudFormationBackend
+
+    if getattr(CloudFormationBackend, "_stackwright_patched", False):
+        return
+    _patch_yaml_short_forms()
+    _patch_scalar_outputs()
+    _patch_change_sets(CloudFormationBackend)
+    _patch_eks_issuer()
+    CloudFormationBackend._stackwright_patched = True  # type: ignore[attr-defined]
+
+
+# --- CloudFormation ------------------------------------------------------------------
+
+
+def _patch_yaml_short_forms() -> None:
+    from moto.cloudformation import models, responses
+
+    from stackwright.providers.aws.cloudformation_template import short_form
+
+    def yaml_tag_constructor(loader: Any, tag: str, node: Any) -> Any:
+        return short_form(loader, tag.removeprefix("!"), node)
+
+    models.yaml_tag_constructor = yaml_tag_constructor  # type: ignore[attr-defined]
+    responses.yaml_tag_constructor = yaml_tag_constructor  # type: ignore[attr-defined]
+
+
+def _patch_scalar_outputs() -> None:
+    from moto.cloudformation.parsing import ResourceMap
+
+    validate: Callable[[Any], None] = ResourceMap.validate_outputs
+
+    def validate_outputs(self: Any) -> None:
+        for output in (self._template.get("Outputs") or {}).values():
+            if isinstance(output, dict) and isinstance(output.get("Value"), (int, float)):
+                output["Value"] = str(output["Value"]).lower() if isinstance(output["Value"], bool) else str(output["Value"])
+        validate(self)
+
+    ResourceMap.validate_outputs = validate_outputs  # type: ignore[method-assign]
+
+
+def _patch_change_sets(backend: Any) -> None:
+    execute: Callable[..., None] = backend.execute_change_set
+    update: Callable[..., Any] = backend.update_stack
+    delete: Callable[..., None] = backend.delete_stack
+
+    def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> None:
+        change_set = self.describe_change_set(change_set_name)
+        stack = self.stacks[change_set.stack_id]
+        stack.resource_map.cross_stack_resources = self.exports
+        try:
+            execute(self, change_set_name, stack_name)
+            _publish_exports(self, stack)
+        except Exception as exc:  # noqa: BLE001 - AWS reports a failed execution as a rollback
+            _roll_back(stack, change_set, exc)
+
+    def update_stack(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        self.get_stack(name).resource_map.cross_stack_resources = self.exports
+        stack = update(self, name, *args, **kwargs)
+        _publish_exports(self, stack)
+        return stack
+
+    def delete_stack(self: Any, name_or_stack_id: str) -> None:
+        for stack in list(self.stacks.values()):
+            if name_or_stack_id in (stack.stack_id, stack.name):
+                _refuse_exports_in_use(self, stack)
+                _forget_unresolvable_outputs(stack)
+        delete(self, name_or_stack_id)
+
+    backend.execute_change_set = execute_change_set
+    backend.update_stack = update_stack
+    backend.delete_stack = delete_stack
+
+
+def _publish_exports(backend: Any, stack: Any) -> None:
+    """Rebuild the stack's outputs from its new template and replace its exports."""
+    from moto.cloudformation.exceptions import ValidationError
+
+    stack._parse_template()
+    stack.description = stack.template_dict.get("Description")
+    stack.output_map = stack._create_output_map()
+    mine = {name for name, export in backend.exports.items() if export.exporting_stack_id == stack.stack_id}
+    new = {export.name: export for export in stack.exports}
+    taken = sorted(set(new) & (set(backend.exports) - mine))
+    if taken:
+        raise ValidationError(stack.stack_id, message=f"Export with name {taken[0]} is already exported "
+                              "by another stack; export names must be unique across a region")
+    for name in mine - set(new):
+        backend.exports.pop(name)
+    backend.exports.update(new)
+
+
+def _roll_back(stack: Any, change_set: Any, exc: Exception) -> None:
+    reason = str(getattr(exc, "message", "") or exc)
+    change_set.execution_status = "EXECUTE_FAILED"
+    stack._add_stack_event("CREATE_FAILED" if change_set.change_set_type == "CREATE" else "UPDATE_FAILED",
+                           resource_status_reason=reason)
+    if change_set.change_set_type == "CREATE":
+        try:
+            stack.resource_map.delete()
+        except Exception:  # noqa: BLE001, S110 - half-made resources are gone with the emulator
+            pass
+        stack.status = "ROLLBACK_COMPLETE"
+    else:
+        stack.status = "UPDATE_ROLLBACK_COMPLETE"
+    _forget_unresolvable_outputs(stack)
+    stack.status_reason = reason
+    stack._add_stack_event(stack.status)
+
+
+def _refuse_exports_in_use(backend: Any, stack: Any) -> None:
+    from moto.cloudformation.exceptions import ValidationError
+
+    exported = {name for name, export in backend.exports.items() if export.exporting_stack_id == stack.stack_id}
+    for other in backend.stacks.values():
+        if other is stack or other.status in ("DELETE_COMPLETE", "REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE"):
+            continue  # a stack that has no resources uses no export
+        used = exported & set(_imports(other))
+        if used:
+            raise ValidationError(stack.stack_id, message=f"Export {sorted(used)[0]} cannot be deleted "
+                                  f"as it is in use by {other.name}")
+
+
+def _forget_unresolvable_outputs(stack: Any) -> None:
+    """moto recomputes a stack's outputs to describe it and its exports to delete it;
+    those of a stack that failed (a ``Fn::GetAtt`` of a resource it never made) cannot
+    be, and every describe and the delete would fail."""
+    from moto.cloudformation.parsing import OutputMap
+
+    try:
+        stack.outputs  # noqa: B018 - computing them is the test
+        stack.exports  # noqa: B018
+    except Exception:  # noqa: BLE001 - such a stack exports nothing
+        stack.output_map = OutputMap(stack.resource_map, {}, stack.stack_id)
+
+
+def _imports(stack: Any) -> Iterator[str]:
+    """The export names a live stack imports, as its resource map resolves them."""
+    from moto.cloudformation.parsing import clean_json
+
+    from stackwright.providers.aws.cloudformation_template import imported
+
+    for name in imported(stack.template_dict.get("Resources") or {}):
+        try:
+            resolved = clean_json(name, stack.resource_map)
+        except Exception:  # noqa: BLE001, S112 - what cannot be resolved imports nothing
+            continue
+        if isinstance(resolved, str):
+            yield resolved
+
+
+# --- EKS -----------------------------------------------------------------------------
+
+
+def _patch_eks_issuer() -> None:
+    from moto.eks.models import Cluster
+
+    init: Callable[..., None] = Cluster.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        region = kwargs.get("region_name") or self.arn.split(":")[3]
+        self.identity = {"oidc": {"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{uuid.uuid4().hex.upper()}"}}
+
+    Cluster.__init__ = __init__  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> None:
+    patch_moto()
+    from moto.server import main as serve
+
+    serve(argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

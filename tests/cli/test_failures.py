@@ -1,0 +1,162 @@
+"""No silent failure: whatever goes wrong, through the real command, is a recorded,
+located error of one or two lines and exit status 1."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import sys
+
+import click
+import pytest
+
+import stackwright
+from cli.conftest import CliProject
+from stackwright.errors import StackwrightError
+
+PROGRAM = """\
+cmd = local.Command("cmd", create="echo hello")
+f = local.File("f", path="f.txt", content=cmd.stdout.apply(lambda s: str(int(s))))  # the bug
+g = local.File("g", path="g.txt", content=f.sha256)
+h = local.File("h", path="h.txt", content="independent")
+sw.export("content", f.content)
+sw.export("both", {"sha": f.sha256, "fixed": "x"})
+sw.export("h", h.path)
+"""
+
+
+def one_error(err: str) -> str:
+    """The stderr of a clean failure: an ``error:`` line and at most a hint."""
+    lines = err.strip().splitlines()
+    assert 1 <= len(lines) <= 2 and lines[0].startswith("error: "), err
+    assert len(lines) == 1 or lines[1].startswith("  hint: "), err
+    return lines[0]
+
+
+def test_a_callback_that_raises_during_apply_fails_the_update(project) -> None:
+    proj: CliProject = project(PROGRAM)
+    code, out, err = proj.run("up", "--yes")
+    assert code == 1, out + err
+    assert "Traceback" not in out + err
+    line = proj.line_of("# the bug")
+    failed = [l for l in err.splitlines() if "failed: create" in l]
+    assert len(failed) == 1, err
+    assert proj.urn("local:File", "f") in failed[0] and f"__main__.py:{line}" in failed[0]
+    assert "ValueError: invalid literal for int()" in failed[0]
+    assert "1 failed; 1 skipped" in err
+    assert not proj.file("f.txt").exists() and not proj.file("g.txt").exists()
+    assert proj.file("h.txt").read_text() == "independent"
+    history = proj.ok("history")
+    assert "failed" in history
+    shown = proj.ok("history", "show", "1")
+    assert f"FAILED: {failed[0].split(': ', 1)[1].split(': ', 1)[1]}" in shown
+
+
+def test_a_callback_that_raises_during_preview_names_the_line_and_resource(project) -> None:
+    proj: CliProject = project(PROGRAM)
+    proj.run("up", "--yes")  # applies cmd: its stdout is known from now on
+    code, out, err = proj.run("preview")
+    assert code == 1 and "Traceback" not in out + err
+    first = one_error(err)
+    assert f"__main__.py:{proj.line_of('# the bug')}" in first
+    assert proj.urn("local:File", "f") in first and "ValueError" in first
+
+
+def test_a_provider_error_during_import_is_one_line_naming_the_resource(project) -> None:
+    proj: CliProject = project('h = local.File("h", path="h.txt", content="x")\n')
+    proj.file("adir").mkdir()
+    code, out, err = proj.run("import", "local:File", "x", "adir")
+    assert code == 1 and "Traceback" not in out + err
+    assert proj.urn("local:File", "x") in one_error(err) and "is a directory" in err
+
+
+def test_a_resource_that_cannot_be_read_stops_preview_refresh(project) -> None:
+    proj: CliProject = project('h = local.File("h", path="h.txt", content="x")\n')
+    proj.ok("up", "--yes")
+    proj.file("h.txt").unlink()
+    proj.file("h.txt").mkdir()
+    code, out, err = proj.run("preview", "--refresh")
+    assert code == 1 and "Traceback" not in out + err
+    first = one_error(err)
+    assert "could not read 1 resource" in first and proj.urn("local:File", "h") in first
+
+
+def test_a_missing_folder_for_dash_c_is_an_error(project) -> None:
+    proj: CliProject = project('h = local.File("h", path="h.txt", content="x")\n')
+    code, out, err = proj.run("-C", str(proj.root / "nonexistent"), "preview")
+    assert code == 1 and "Traceback" not in out + err
+    assert "nonexistent" in one_error(err)
+
+
+@pytest.fixture
+def broken_command():
+    from stackwright.cli.main import cli
+
+    @cli.command("explode")
+    def explode() -> None:
+        raise RuntimeError("kaboom")
+
+    yield
+    cli.commands.pop("explode")
+
+
+def test_an_unexpected_exception_is_one_line_and_its_traceback_only_with_debug(
+        broken_command, monkeypatch, capsys) -> None:
+    from stackwright.cli.main import main
+
+    for argv, traced in ((["stackwright", "explode"], False), (["stackwright", "--debug", "explode"], True)):
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        assert exit_info.value.code == 1
+        err = click.unstyle(capsys.readouterr().err)
+        assert ("Traceback" in err) is traced
+        tail = err.strip().splitlines()[-2:]
+        assert tail[0] == "error: internal error: RuntimeError: kaboom"
+        assert "--debug" in tail[1]
+
+
+def test_every_exception_stackwright_defines_is_a_stackwright_error() -> None:
+    found = []
+    for module_info in pkgutil.walk_packages(stackwright.__path__, "stackwright."):
+        if module_info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(module_info.name)
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, BaseException) and obj.__module__ == module.__name__:
+                found.append(obj)
+    assert len(found) > 20
+    assert [c for c in found if not issubclass(c, StackwrightError)] == []
+
+
+def test_a_provider_error_during_apply_names_the_resource_and_its_line(project) -> None:
+    proj: CliProject = project("""\
+blocked = local.File("blocked", path="adir", content="x")  # declared here
+after = local.File("after", path="after.txt", content=blocked.sha256)
+""")
+    proj.file("adir").mkdir()
+    code, out, err = proj.run("up", "--yes")
+    assert code == 1 and "Traceback" not in out + err
+    [failed] = [line for line in err.splitlines() if "failed: create" in line]
+    assert proj.urn("local:File", "blocked") in failed
+    assert f"__main__.py:{proj.line_of('# declared here')}: cannot write" in failed
+    assert "1 failed; 1 skipped" in err
+
+
+@pytest.mark.parametrize("args", [("bogus",), ("up", "--parallel", "0"), ("-C", "{file}", "preview"),
+                                  ("history", "show", "x")])
+def test_a_command_line_that_does_not_parse_is_two_lines(project, args) -> None:
+    proj: CliProject = project('h = local.File("h", path="h.txt", content="x")\n')
+    args = tuple(a.format(file=proj.program) for a in args)
+    code, out, err = proj.run(*args)
+    assert code == 2 and out == "" and "Traceback" not in err
+    one_error(err)
+    assert "--help`" in err
+
+
+def test_a_project_where_none_can_be_made_is_an_error(project) -> None:
+    proj: CliProject = project('h = local.File("h", path="h.txt", content="x")\n')
+    code, out, err = proj.run("new", str(proj.program / "sub"))
+    assert code == 1 and "Traceback" not in out + err
+    assert "cannot create a project in" in one_error(err)

@@ -1,0 +1,113 @@
+"""CloudFormation at plan time, without a cloud: parameters checked against the
+template, and stacks ordered by the exports they import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stackwright.errors import GraphError, InputError, PlanError
+from stackwright.plan.plan import Plan
+from stackwright.plan.planner import make_plan
+from stackwright.providers.aws.base import AwsClients
+from stackwright.providers.aws.cloudformation import Stack, StackProvider, template_links
+from stackwright.providers.protocol import ResourceProvider
+from stackwright.state.records import Snapshot
+from stackwright.testing import declare
+from cloudformation_templates import APP, NETWORK
+
+class Providers:
+    """The real CloudFormation handler; planning makes no AWS call."""
+
+    def __init__(self) -> None:
+        self.stack = StackProvider(AwsClients({"region": "eu-west-1"}))
+
+    def resource(self, type_token: str) -> ResourceProvider:
+        assert type_token == "aws:cloudformation:Stack"
+        return self.stack
+
+    def versions(self) -> dict[str, str]:
+        return {"aws": "test"}
+
+
+def plan_of(program: Any) -> Plan:
+    return make_plan(declare(program), Snapshot("dev", "lineage", 0, {}, {}), Providers())
+
+
+def names(plan: Plan) -> list[str]:
+    return [s.urn.rsplit("::", 1)[1] for s in plan.steps]
+
+
+def test_exports_and_imports_resolve_parameters_defaults_and_the_stack_name() -> None:
+    network = template_links(NETWORK, {"EnvName": "dev"}, "dev-network", "eu-west-1")
+    assert network.exports == {"dev-network-VpcId", "dev-network:dev"} and network.imports == frozenset()
+    app = template_links(APP, {"NetworkStack": "dev-network"}, "dev-app")
+    assert app.imports == {"dev-network-VpcId"} and app.exports == {"dev-app-GroupId"}
+    assert template_links(APP, {}, "dev-app").imports == frozenset()  # NetworkStack unknown: left out
+
+
+def test_an_importing_stack_is_created_after_the_exporting_one_without_depends_on() -> None:
+    def program() -> None:
+        Stack("app", name="dev-app", template=APP, parameters={"NetworkStack": "dev-network"})
+        Stack("network", name="dev-network", template=NETWORK, parameters={"EnvName": "dev"})
+
+    plan = plan_of(program)
+    assert names(plan) == ["network", "app"]
+    assert [d.rsplit("::", 1)[1] for d in plan.steps[1].deps] == ["network"]
+
+
+def test_stacks_importing_each_other_are_a_cycle_naming_both() -> None:
+    back = NETWORK.replace("Properties: {CidrBlock: !Ref Cidr}",
+                           "Properties: {CidrBlock: !Ref Cidr, Tags: [{Key: g, Value: !ImportValue dev-app-GroupId}]}")
+
+    def program() -> None:
+        Stack("network", name="dev-network", template=back, parameters={"EnvName": "dev"})
+        Stack("app", name="dev-app", template=APP, parameters={"NetworkStack": "dev-network"})
+
+    with pytest.raises(GraphError) as info:
+        plan_of(program)
+    message = info.value.message
+    assert "network imports 'dev-app-GroupId' exported by app" in message
+    assert "app imports 'dev-network-VpcId' exported by network" in message
+
+
+def test_two_stacks_exporting_one_name_is_an_error() -> None:
+    def program() -> None:
+        Stack("a", name="dev-app", template=APP, parameters={"NetworkStack": "x"})
+        Stack("b", name="dev-app", template=APP, parameters={"NetworkStack": "y"})
+
+    with pytest.raises(PlanError, match="a and b both export 'dev-app-GroupId'"):
+        plan_of(program)
+
+
+@pytest.mark.parametrize(("parameters", "problem"), [
+    ({"EnvName": "dev", "Colour": "red"}, "declares no parameter 'Colour'"),
+    ({}, "requires parameter 'EnvName', which has no Default"),
+    ({"EnvName": "qa"}, "'EnvName' = 'qa' is not one of the AllowedValues"),
+    ({"EnvName": "dev", "Cidr": "ten"}, "'Cidr' = 'ten' does not match the AllowedPattern"),
+])
+def test_parameters_that_do_not_fit_the_template_fail_the_plan(parameters: dict[str, str], problem: str) -> None:
+    def program() -> None:
+        Stack("network", name="dev-network", template=NETWORK, parameters=parameters)
+
+    with pytest.raises(InputError) as info:
+        plan_of(program)
+    err = info.value
+    assert problem in err.message and "stack 'dev-network'" in err.message
+    assert err.prop is not None and err.prop.startswith("parameters.")
+    assert err.resource is not None and err.resource.endswith("::network")
+
+
+def test_stacks_of_a_workspace_are_ordered_by_their_recorded_templates() -> None:
+    """What the workspace order gets: names per stack, then importer -> exporter edges."""
+    from stackwright.plan.links import stack_edges, stack_links
+
+    providers = Providers()
+    network = stack_links([("aws:cloudformation:Stack", {"name": "dev-network", "template": NETWORK,
+                                                         "parameters": {"EnvName": "dev"}})], providers)
+    app = stack_links([("aws:cloudformation:Stack", {"name": "dev-app", "template": APP,
+                                                     "parameters": {"NetworkStack": "dev-network"}})], providers)
+    edges = stack_edges({"apps/dev": app, "net/dev": network})
+    assert [(e.importer, e.exporter, e.name) for e in edges] == [("apps/dev", "net/dev", "dev-network-VpcId")]
+    assert edges[0].explain() == "apps/dev imports 'dev-network-VpcId' exported by net/dev"

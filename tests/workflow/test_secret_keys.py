@@ -1,0 +1,182 @@
+"""The keys that encrypt secrets at rest: passphrase, local key file, age, AWS KMS;
+rotation; and refusals that change nothing (wrong passphrase, missing key, altered
+ciphertext)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cli.conftest import CliProject
+
+PROGRAM = """\
+import stackwright as sw
+from stackwright.providers import local
+
+config = sw.Config()
+local.File("creds", path="out/creds.env", content=sw.fmt("T={}", config.require_secret("token")), mode=0o600)
+sw.export("token", config.require_secret("token"))
+sw.export("nested", {"a": [{"b": config.require_secret("token")}]})
+"""
+TOKEN = "tok-KEYS-314159"
+
+
+def make(tmp_path: Path, secrets: object = None, **env: str) -> CliProject:
+    root = tmp_path / "proj"
+    (root / "stacks").mkdir(parents=True)
+    (root / "stackwright.yaml").write_text(yaml.safe_dump({"name": "proj", "main": "__main__.py"}))
+    (root / "__main__.py").write_text(PROGRAM)
+    stack: dict[str, object] = {"config": {"greeting": "hi"}}
+    if secrets is not None:
+        stack["secrets"] = secrets
+    (root / "stacks" / "dev.yaml").write_text(yaml.safe_dump(stack))
+    proj = CliProject(root)
+    proj.ok("stack", "init", "dev")
+    proj.ok("stack", "select", "dev")
+    proj.ok("config", "set", "--secret", "token", TOKEN, **env)
+    proj.ok("up", "--yes", **env)
+    return proj
+
+
+def fingerprint(proj: CliProject) -> dict[str, str]:
+    """Every file that could change (state, stack files, keys), hashed."""
+    return {str(p.relative_to(proj.root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(proj.root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def refused(proj: CliProject, *args: str, **env: str) -> str:
+    """A clean error (error line and hint) and not one byte changed."""
+    before = fingerprint(proj)
+    err = proj.fails(*args, **env)
+    assert len(err.strip().splitlines()) <= 2, err
+    assert fingerprint(proj) == before
+    return err
+
+
+def shown_token(proj: CliProject, **env: str) -> str:
+    value: str = json.loads(proj.ok("outputs", "--show-secrets", "--json", **env))["token"]
+    return value
+
+
+def test_passphrase_stack(tmp_path: Path) -> None:
+    proj = make(tmp_path, "passphrase", STACKWRIGHT_PASSPHRASE="right")
+    assert shown_token(proj, STACKWRIGHT_PASSPHRASE="right") == TOKEN
+    assert "secure: passphrase:" in proj.file("stacks/dev.yaml").read_text()
+    assert not proj.file(".stackwright/secrets.key").exists()
+    for command in (("preview",), ("up", "--yes"), ("outputs", "--show-secrets"), ("secrets", "rotate"),
+                    ("config", "get", "token", "--show-secrets")):
+        err = refused(proj, *command, STACKWRIGHT_PASSPHRASE="wrong")
+        assert "cannot decrypt a secret with the passphrase key" in err or "NEW_PASSPHRASE" in err
+        err = refused(proj, *command, STACKWRIGHT_PASSPHRASE="")
+        assert "STACKWRIGHT_PASSPHRASE is not set" in err or "NEW_PASSPHRASE" in err
+
+    proj.ok("secrets", "rotate", STACKWRIGHT_PASSPHRASE="right", STACKWRIGHT_NEW_PASSPHRASE="newer")
+    assert shown_token(proj, STACKWRIGHT_PASSPHRASE="newer") == TOKEN
+    refused(proj, "preview", STACKWRIGHT_PASSPHRASE="right")
+    assert "No changes." in proj.ok("preview", STACKWRIGHT_PASSPHRASE="newer")
+
+
+def test_missing_local_key_and_altered_ciphertext_change_nothing(tmp_path: Path) -> None:
+    proj = make(tmp_path)
+    key = proj.file(".stackwright/secrets.key")
+    saved = key.read_bytes()
+    key.unlink()
+    err = refused(proj, "preview")
+    assert "the local key" in err and "is missing" in err
+    assert not key.exists(), "reading never makes a key"
+    key.write_bytes(saved)
+
+    stack_file = proj.file("stacks/dev.yaml")
+    original = stack_file.read_text()
+    token = original.split("secure: ")[1].split("}")[0]
+    stack_file.write_text(original.replace(token, token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]))
+    for command in (("preview",), ("up", "--yes"), ("secrets", "rotate")):
+        assert "cannot decrypt a secret with the local key" in refused(proj, *command)
+    stack_file.write_text(original)
+
+    with closing(sqlite3.connect(proj.db)) as db, db:
+        [(outputs,)] = db.execute("SELECT outputs FROM outputs WHERE stack = 'dev'")
+        sealed = json.loads(outputs)["token"]["$encrypted"]
+        db.execute("UPDATE outputs SET outputs = ? WHERE stack = 'dev'",
+                   (outputs.replace(sealed, sealed[:-8] + "AAAA" + sealed[-4:]),))
+    for command in (("preview",), ("outputs", "--show-secrets"), ("secrets", "rotate")):
+        assert "cannot decrypt a secret" in refused(proj, *command)
+
+
+def test_rotating_the_local_key(tmp_path: Path) -> None:
+    proj = make(tmp_path)
+    key = proj.file(".stackwright/secrets.key")
+    before = key.read_bytes()
+    out = proj.ok("secrets", "rotate")
+    assert "Re-encrypted stack dev's state and 1 secret config value(s) with local." in out
+    assert key.read_bytes() != before and len(key.read_bytes().split()) == 1
+    assert shown_token(proj) == TOKEN
+    history = proj.ok("history", "show", "1")
+    assert "creds" in history
+    assert "No changes." in proj.ok("preview")
+
+    from cryptography.fernet import Fernet, InvalidToken
+
+    token = proj.file("stacks/dev.yaml").read_text().split("secure: local:")[1].split("}")[0]
+    with pytest.raises(InvalidToken):
+        Fernet(before.strip()).decrypt(token.encode())
+
+
+def age_identity(folder: Path, name: str) -> tuple[str, str]:
+    import pyrage
+
+    identity = pyrage.x25519.Identity.generate()
+    path = folder / f"{name}.age"
+    path.write_text(f"# {name}\n{identity}\n")
+    return str(path), str(identity.to_public())
+
+
+def test_age_recipients_each_decrypt_with_their_own_key(tmp_path: Path) -> None:
+    alice, alice_public = age_identity(tmp_path, "alice")
+    bob, bob_public = age_identity(tmp_path, "bob")
+    carol, _ = age_identity(tmp_path, "carol")
+    proj = make(tmp_path, {"age": [alice_public, bob_public]}, STACKWRIGHT_AGE_IDENTITY=alice)
+    assert shown_token(proj, STACKWRIGHT_AGE_IDENTITY=bob) == TOKEN
+    assert "secure: age:" in proj.file("stacks/dev.yaml").read_text()
+    err = refused(proj, "preview", STACKWRIGHT_AGE_IDENTITY=carol)
+    assert "you are not one of its recipients" in err
+    err = refused(proj, "preview", STACKWRIGHT_AGE_IDENTITY="")
+    assert "STACKWRIGHT_AGE_IDENTITY is not set" in err
+
+    proj.ok("secrets", "rotate", "--to", f"age:{alice_public}", STACKWRIGHT_AGE_IDENTITY=bob)
+    assert yaml.safe_load(proj.file("stacks/dev.yaml").read_text())["secrets"] == {"age": [alice_public]}
+    assert shown_token(proj, STACKWRIGHT_AGE_IDENTITY=alice) == TOKEN
+    refused(proj, "outputs", "--show-secrets", STACKWRIGHT_AGE_IDENTITY=bob)
+
+
+def test_aws_kms_key_in_the_local_emulator(tmp_path: Path, aws_endpoint: str) -> None:
+    import boto3
+
+    kms = boto3.client("kms", region_name="us-east-1", endpoint_url=aws_endpoint,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    key_id = kms.create_key(Description="stackwright test")["KeyMetadata"]["KeyId"]
+    alias = f"alias/stackwright-{tmp_path.name[-12:].replace('_', '-')}"
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    url = f"awskms://{alias}?region=us-east-1&endpoint={aws_endpoint}"
+    proj = make(tmp_path, url, **env)
+    assert "secure: awskms:" in proj.file("stacks/dev.yaml").read_text()
+    with closing(sqlite3.connect(proj.db)) as db:
+        assert '"$encrypted":"awskms:' in db.execute("SELECT outputs FROM outputs").fetchone()[0]
+    assert shown_token(proj, **env) == TOKEN
+    proj.ok("secrets", "rotate", "--to", "local", **env)
+    assert shown_token(proj) == TOKEN
+    proj.ok("secrets", "rotate", "--to", url, **env)
+    assert shown_token(proj, **env) == TOKEN
+    stack_file = proj.file("stacks/dev.yaml")
+    text = stack_file.read_text()
+    blob = text.split("secure: awskms:")[1].split("}")[0]
+    stack_file.write_text(text.replace(blob, blob[:20] + ("A" if blob[20] != "A" else "B") + blob[21:]))
+    err = refused(proj, "preview", **env)
+    assert "KMS decrypt refused" in err
