@@ -284,6 +284,7 @@ def kill_one(workers: list[subprocess.Popen[str]], log: Path, after: int) -> sub
             pid = json.loads(lines[-1])["pid"]
             victim = next(w for w in workers if w.pid == pid)
             victim.kill()
+            victim.wait()  # reaped: a zombie still answers kill(pid, 0)
             return victim
         time.sleep(0.01)
 

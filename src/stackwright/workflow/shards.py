@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from stackwright.errors import LockHeldError, ProjectError, StateError
 from stackwright.graph import Graph
@@ -249,9 +250,19 @@ def stale(lock: LockInfo, lease: float, now: float | None = None) -> bool:
     """A claim lock whose holder is gone: its process on this host, or its lease."""
     if not lock.operation.startswith(CLAIM + " "):
         return False
-    if lock_is_stale(lock):
+    if lock_is_stale(lock) or (lock.host == socket.gethostname() and _exited(lock.pid)):
         return True
     return (now if now is not None else time.time()) - lock.acquired_at > lease
+
+
+def _exited(pid: int) -> bool:
+    """A process that ended but was not reaped yet (still answers ``kill(pid, 0)``);
+    known on Linux only."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 class _Renewer:
