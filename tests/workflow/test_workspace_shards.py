@@ -74,11 +74,12 @@ def write_workspace(root: Path, latency: float) -> Path:
     return log
 
 
-def start_workers(root: Path, pg_url: str, run_id: str) -> list[subprocess.Popen[str]]:
+def start_workers(root: Path, pg_url: str, run_id: str,
+                  lease: float = 600) -> list[subprocess.Popen[str]]:
     env = cli_env(STACKWRIGHT_STATE_URL=pg_url)
     return [subprocess.Popen(
         [sys.executable, "-m", "stackwright.cli.main", "run", "up", "--all", "--yes",
-         "--shard", f"{n}/{WORKERS}", "--run-id", run_id, "--lease", "600"],
+         "--shard", f"{n}/{WORKERS}", "--run-id", run_id, "--lease", str(lease)],
         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for n in range(1, WORKERS + 1)]
 
@@ -128,6 +129,15 @@ def test_four_workers_share_a_run(tmp_path: Path, pg_url: str) -> None:
     check_run(pg_url, log, "run-1")
     pids = {c["pid"] for c in calls(log)}
     assert len(pids) > 1, "the work was shared"
+
+
+def test_claims_outlasting_their_lease_are_renewed_not_taken_over(tmp_path: Path, pg_url: str) -> None:
+    log = write_workspace(tmp_path, latency=2.0)  # an app stack takes 4 s; the lease is 3 s
+    workers = start_workers(tmp_path, pg_url, "run-3", lease=3)
+    outputs = [w.communicate(timeout=240)[0] for w in workers]
+    for worker, out in zip(workers, outputs):
+        assert worker.returncode == 0, out
+    check_run(pg_url, log, "run-3")
 
 
 def test_a_killed_worker_is_taken_over(tmp_path: Path, pg_url: str) -> None:

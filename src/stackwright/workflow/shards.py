@@ -314,13 +314,20 @@ class _Renewer:
                lock: LockInfo) -> None:
         from stackwright.operations.session import open_store
 
-        if project.name not in stores:
-            stores[project.name] = open_store(project)
-        lock.acquired_at = time.time()
+        """Another worker holding the lock means the claim is lost; a store that cannot
+        be reached is tried again on a new connection next time (if it stays out of
+        reach, the lease runs out and the main thread's own writes fail too)."""
         try:
+            if project.name not in stores:
+                stores[project.name] = open_store(project)
+            lock.acquired_at = time.time()
             stores[project.name].acquire_lock(stack, lock)  # the same token: renews it
         except LockHeldError as exc:
             self.lost, self.current = exc, None
+        except StateError:
+            broken = stores.pop(project.name, None)
+            if broken is not None:
+                broken.close()
 
 
 def shard_summary(done: Mapping[str, Done], refs: Iterable[str]) -> dict[str, int]:
