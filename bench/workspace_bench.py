@@ -16,7 +16,9 @@ shards: a workspace of 200 stacks (one base stack, 198 that read it, one that re
   those 198) whose synthetic resources take 50 ms each, on a PostgreSQL server started
   here (tests/pg_server.py), the stacks created beforehand. `run up --all --shard 1/1`
   on one fresh database, and four `--shard I/4` processes at once on another; each
-  figure is the wall time from starting the workers until the last one exits.
+  figure is the wall time from starting the workers until the last one exits. A third
+  run SIGKILLs one of four workers midway. After each run, the state and a log of the
+  provider calls must show every resource recorded and created exactly once.
   Target: four workers <= 1.15 x (one worker / 4).
 """
 
@@ -227,12 +229,13 @@ synthetic.Thing("edge", ref=sw.Output.all(*apps).apply(len))
 
 
 def shard_workspace(root: Path, stacks: int, latency: float) -> Path:
+    """The workspace; every provider call that succeeds is logged to ``calls.log``."""
     apps = [f"a{n:03d}" for n in range(stacks - 2)]
     write(root / "stackwright-workspace.yaml",
           "projects:\n  - {path: base, stacks: [main]}\n"
           "  - {path: apps, stacks: \"*\", depends_on: [base/main]}\n"
           f"  - {{path: top, stacks: [main], depends_on: [{', '.join('apps/' + a for a in apps)}]}}\n")
-    config = f"config:\n  synthetic: {{latency: {latency}}}\n"
+    config = f"config:\n  synthetic: {{latency: {latency}, call_log: {root / 'calls.log'}}}\n"
     for project, program, names in (("base", SHARD_BASE, ["main"]), ("apps", SHARD_APP, apps),
                                      ("top", SHARD_TOP.format(count=len(apps)), ["main"])):
         write(root / project / "stackwright.yaml", f"name: {project}\n")
@@ -242,10 +245,11 @@ def shard_workspace(root: Path, stacks: int, latency: float) -> Path:
     return root
 
 
-def run_workers(root: Path, url: str, count: int) -> tuple[float, float]:
+def run_workers(root: Path, url: str, count: int, kill_after: int = 0) -> tuple[float, float]:
     """Wall time until the last of ``count`` workers of one run exits, and the CPU time
     the workers used. The stacks are created in the database first (as they are after
-    a workspace's first run)."""
+    a workspace's first run). With ``kill_after``, the worker that made the
+    ``kill_after``-th provider call is SIGKILLed then (midway through a stack)."""
     from stackwright.workflow.multistack import initialize
     from stackwright.workflow.workspace import load_workspace
 
@@ -262,14 +266,50 @@ def run_workers(root: Path, url: str, count: int) -> tuple[float, float]:
                                  "--run-id", "bench"], cwd=root, env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
                for n in range(1, count + 1)]
+    victim = kill_one(workers, root / "calls.log", kill_after) if kill_after else None
     outputs = [w.communicate()[0] for w in workers]
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     for worker, out in zip(workers, outputs):
-        if worker.returncode != 0:
+        if worker.returncode != 0 and worker is not victim:
             raise SystemExit(f"a worker failed:\n{out[-3000:]}")
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     return wall, cpu
+
+
+def kill_one(workers: list[subprocess.Popen[str]], log: Path, after: int) -> subprocess.Popen[str]:
+    while True:
+        lines = log.read_text().splitlines() if log.exists() else []
+        if len(lines) >= after:
+            pid = json.loads(lines[-1])["pid"]
+            victim = next(w for w in workers if w.pid == pid)
+            victim.kill()
+            victim.wait()  # reaped: a zombie still answers kill(pid, 0)
+            return victim
+        time.sleep(0.01)
+
+
+def check_shard_run(root: Path, url: str, stacks: int) -> None:
+    """Counted from the state and the provider-call log: every resource recorded, and
+    created exactly once; every stack has one run event, ok."""
+    from collections import Counter
+
+    from stackwright.state.postgres import PostgresStateStore, schema_for
+
+    calls = [json.loads(line) for line in (root / "calls.log").read_text().splitlines()]
+    creates = Counter(c["urn"] for c in calls if c["op"] == "create")
+    expected = 1 + 2 * (stacks - 2) + 1
+    assert len(creates) == expected and set(creates.values()) == {1}, creates.most_common(3)
+    recorded = 0
+    for project in ("base", "apps", "top"):
+        with PostgresStateStore(url, schema_for(project)) as store:
+            for info in store.list_stacks():
+                snapshot = store.snapshot(info.name)
+                assert not snapshot.pending, (project, info.name)
+                recorded += len(snapshot.resources)
+                events = [e for e in store.events(info.name, kinds=("run",)) if e.data["run_id"] == "bench"]
+                assert [e.data["status"] for e in events] == ["ok"], (project, info.name, events)
+    assert recorded == expected, recorded
 
 
 def bench_shards(stacks: int = 200, latency: float = 0.05, workers: int = 4) -> dict[str, object]:
@@ -280,15 +320,20 @@ def bench_shards(stacks: int = 200, latency: float = 0.05, workers: int = 4) -> 
     load = os.getloadavg()[0]
     try:
         with running_server() as server:
-            one, one_cpu = run_workers(shard_workspace(root / "one", stacks, latency),
-                                       server.create_database(), 1)
-            many, many_cpu = run_workers(shard_workspace(root / "many", stacks, latency),
-                                         server.create_database(), workers)
+            runs = {}
+            for name, count, kill_after in (("one", 1, 0), ("many", workers, 0), ("killed", workers, stacks)):
+                url = server.create_database()
+                folder = shard_workspace(root / name, stacks, latency)
+                runs[name] = run_workers(folder, url, count, kill_after)
+                check_shard_run(folder, url, stacks)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    (one, one_cpu), (many, many_cpu), (killed, _) = runs["one"], runs["many"], runs["killed"]
     return {"stacks": stacks, "latency_s": latency, "one_worker_s": round(one, 2),
             f"{workers}_workers_s": round(many, 2),
             "ratio_to_ideal": round(many / (one / workers), 3), "target_ratio": SHARD_TARGET,
+            f"{workers}_workers_one_killed_s": round(killed, 2),
+            "each_resource_created_once": True,
             "workers_cpu_s": {"one": round(one_cpu, 2), str(workers): round(many_cpu, 2)},
             "load_average_at_start": round(load, 1)}
 

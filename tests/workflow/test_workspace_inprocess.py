@@ -169,3 +169,28 @@ def test_destroy_goes_dependents_first(workspace: Path, capsys: pytest.CaptureFi
         finally:
             store.close()
     assert not (workspace / "alpha" / "out" / "dev.txt").exists()
+
+
+def test_a_passphrase_key_is_derived_once_per_project_in_a_run(
+        workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from stackwright.operations.keyring import derive_passphrase_key
+
+    for project in ("alpha", "beta"):
+        program = workspace / project / "__main__.py"
+        program.write_text(program.read_text() + 'sw.export("token", sw.secret("s3cr3t"))\n')
+    monkeypatch.setenv("STACKWRIGHT_PASSPHRASE", "correct horse")
+    derive_passphrase_key.cache_clear()
+    derived: list[bytes] = []
+    scrypt = hashlib.scrypt
+
+    def counting(password: bytes, **kwargs: Any) -> bytes:
+        derived.append(kwargs["salt"])
+        return scrypt(password, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counting)
+    code, out = stackwright("run", "up", "--all", "--yes", "--as", "tester", capsys=capsys)
+    assert code == 0, out
+    assert "s3cr3t" not in out
+    assert len(derived) == 2, "one key per project, whatever the number of stacks"

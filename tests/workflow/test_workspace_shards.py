@@ -74,11 +74,12 @@ def write_workspace(root: Path, latency: float) -> Path:
     return log
 
 
-def start_workers(root: Path, pg_url: str, run_id: str) -> list[subprocess.Popen[str]]:
+def start_workers(root: Path, pg_url: str, run_id: str,
+                  lease: float = 600) -> list[subprocess.Popen[str]]:
     env = cli_env(STACKWRIGHT_STATE_URL=pg_url)
     return [subprocess.Popen(
         [sys.executable, "-m", "stackwright.cli.main", "run", "up", "--all", "--yes",
-         "--shard", f"{n}/{WORKERS}", "--run-id", run_id, "--lease", "30"],
+         "--shard", f"{n}/{WORKERS}", "--run-id", run_id, "--lease", str(lease)],
         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for n in range(1, WORKERS + 1)]
 
@@ -130,13 +131,21 @@ def test_four_workers_share_a_run(tmp_path: Path, pg_url: str) -> None:
     assert len(pids) > 1, "the work was shared"
 
 
+def test_claims_outlasting_their_lease_are_renewed_not_taken_over(tmp_path: Path, pg_url: str) -> None:
+    log = write_workspace(tmp_path, latency=2.0)  # an app stack takes 4 s; the lease is 3 s
+    workers = start_workers(tmp_path, pg_url, "run-3", lease=3)
+    outputs = [w.communicate(timeout=240)[0] for w in workers]
+    for worker, out in zip(workers, outputs):
+        assert worker.returncode == 0, out
+    check_run(pg_url, log, "run-3")
+
+
 def test_a_killed_worker_is_taken_over(tmp_path: Path, pg_url: str) -> None:
     log = write_workspace(tmp_path, latency=0.15)
     workers = start_workers(tmp_path, pg_url, "run-2")
     victim = _kill_one_midway(workers, log)
     survivors = [w for w in workers if w.pid != victim.pid]
     outputs = [w.communicate(timeout=240)[0] for w in survivors]
-    victim.communicate(timeout=30)
     assert victim.returncode == -signal.SIGKILL
     for worker, out in zip(survivors, outputs):
         assert worker.returncode == 0, out
@@ -159,6 +168,7 @@ def _kill_one_midway(workers: list[subprocess.Popen[str]], log: Path) -> subproc
             pid = made[-1]["pid"]
             victim = next(w for w in workers if w.pid == pid)
             os.kill(pid, signal.SIGKILL)
+            victim.wait(timeout=30)  # reaped: a zombie still answers kill(pid, 0)
             return victim
         time.sleep(0.01)
     for worker in workers:
@@ -180,6 +190,13 @@ def test_a_claim_is_stale_when_its_lease_ran_out_or_its_process_is_gone() -> Non
                           capture_output=True, text=True, check=True)
     here = LockInfo("w", int(gone.stdout), socket.gethostname(), now, "run-up r1", "t")
     assert stale(here, lease=30, now=now)
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child did not exit"
+        time.sleep(0.01)
+    assert stale(LockInfo("w", zombie.pid, socket.gethostname(), now, "run-up r1", "t"), 30, now)
+    zombie.wait()
     manual = LockInfo("w", int(gone.stdout), socket.gethostname(), now - 99, "up", "t")
     assert not stale(manual, lease=10, now=now), "only run claims are ever taken over"
     assert preferred_order(["a", "b", "c", "d", "e"], Shard.parse("2/2")) == ["b", "d", "a", "c", "e"]

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from stackwright.graph import Graph
     from stackwright.program.workspace import Workspace
     from stackwright.workflow.multistack import StackResult
+    from stackwright.workflow.shards import ShardOptions
     from stackwright.workflow.workspace import Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -133,7 +134,8 @@ def run_up(select_every: bool, since: str | None, who: str | None, yes: bool, pa
     _finish(context, _execute(context, "up", parallel=parallel))
 
 
-def _shard_options(shard: str | None, run_id: str | None, lease: float, yes: bool) -> Any:
+def _shard_options(shard: str | None, run_id: str | None, lease: float,
+                   yes: bool) -> ShardOptions | None:
     """The worker's ``ShardOptions``, or None without --shard."""
     import os
 
@@ -154,7 +156,7 @@ def _shard_options(shard: str | None, run_id: str | None, lease: float, yes: boo
     return ShardOptions(Shard.parse(shard), run_id, lease=lease)
 
 
-def _run_shard(context: _Context, sharding: Any, parallel: int) -> None:
+def _run_shard(context: _Context, sharding: ShardOptions, parallel: int) -> None:
     """This worker's part of the run, then the whole run's outcome."""
     from stackwright.workflow.multistack import Listener, RunOptions, subgraph
     from stackwright.workflow.shards import run_shard, shard_summary

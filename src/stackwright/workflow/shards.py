@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from stackwright.errors import LockHeldError, ProjectError, StateError
 from stackwright.graph import Graph
@@ -249,9 +250,19 @@ def stale(lock: LockInfo, lease: float, now: float | None = None) -> bool:
     """A claim lock whose holder is gone: its process on this host, or its lease."""
     if not lock.operation.startswith(CLAIM + " "):
         return False
-    if lock_is_stale(lock):
+    if lock_is_stale(lock) or (lock.host == socket.gethostname() and _exited(lock.pid)):
         return True
     return (now if now is not None else time.time()) - lock.acquired_at > lease
+
+
+def _exited(pid: int) -> bool:
+    """A process that ended but was not reaped yet (still answers ``kill(pid, 0)``);
+    known on Linux only."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 class _Renewer:
@@ -303,13 +314,20 @@ class _Renewer:
                lock: LockInfo) -> None:
         from stackwright.operations.session import open_store
 
-        if project.name not in stores:
-            stores[project.name] = open_store(project)
-        lock.acquired_at = time.time()
+        """Another worker holding the lock means the claim is lost; a store that cannot
+        be reached is tried again on a new connection next time (if it stays out of
+        reach, the lease runs out and the main thread's own writes fail too)."""
         try:
+            if project.name not in stores:
+                stores[project.name] = open_store(project)
+            lock.acquired_at = time.time()
             stores[project.name].acquire_lock(stack, lock)  # the same token: renews it
         except LockHeldError as exc:
             self.lost, self.current = exc, None
+        except StateError:
+            broken = stores.pop(project.name, None)
+            if broken is not None:
+                broken.close()
 
 
 def shard_summary(done: Mapping[str, Done], refs: Iterable[str]) -> dict[str, int]:
