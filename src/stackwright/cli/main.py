@@ -103,6 +103,12 @@ def parallel_option(fn: F) -> F:
                         help="At most N provider calls at once.")(fn)
 
 
+def emergency_option(fn: F) -> F:
+    return click.option("--emergency", metavar="REASON", default=None,
+                        help="Change a protected environment without an approved plan, where it sets "
+                        "`allow_emergency: true`; the audit log records who, the reason and the plan.")(fn)
+
+
 def register_commands() -> None:
     from stackwright.cli import (
         commands_env, commands_inspect, commands_plans, commands_secrets, commands_stack,
