@@ -174,9 +174,9 @@ def _locked_update(
     report = resolve_interrupted(session, kind, options, sink) if recover else RecoveryReport()
     proposed = planned(_planning_snapshot(session, refresh, options.parallel, sink))
     outcome = UpdateOutcome(plan=proposed, recovery=report)
+    if check is not None:
+        check(proposed)  # even a plan that changes nothing: a protected stack refuses the command
     if proposed.has_changes:
-        if check is not None:
-            check(proposed)
         _refuse_missing(desired, proposed)
         if not confirm(proposed):
             outcome.cancelled = True

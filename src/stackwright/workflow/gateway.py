@@ -158,6 +158,9 @@ class Judge:
     def __call__(self, plan: Plan) -> None:
         from stackwright.workflow.policies import blocking, evaluate, refuse_blocking
 
+        if not plan.has_changes:
+            require_unprotected(self.session, self.request)
+            return
         env = environment_for(self.session.project, self.session.stack)
         self.violations = evaluate(plan, self.session.project, env, allow_destroy=self.request.allow_destroy,
                                    providers=self.session.providers)
