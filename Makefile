@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit crash bench clean
+.PHONY: demo test lint typecheck unit crash bench clean kube-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) kube-tools
 	$(BIN)/pytest -n 2 -q
+
+## The local cluster's binaries (kube-apiserver, etcd, controllers, kwok), built from the
+## Go modules pinned in tools/kube into ~/.cache/stackwright when missing; without Go, a note.
+kube-tools:
+	tools/kube/build.sh
 
 ## Crash safety at length: 8 x 30 `up` runs killed with SIGKILL while holding the stack
 ## lock, each followed by a recovering `up`; fails unless at least 200 kills held the lock.

@@ -6,7 +6,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-pytest_plugins = ["aws_emulator", "pg_server"]
+pytest_plugins = ["aws_emulator", "pg_server", "local_cluster"]
 
 _skipped: list[str] = []
 

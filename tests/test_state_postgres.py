@@ -23,12 +23,24 @@ from stackwright.state.sqlite import SqliteStateStore
 from test_state_store import bucket, lock
 
 
+class HexCipher:
+    """Deterministic, so that the two stores' rows can be compared byte for byte."""
+
+    def seal(self, plain: bytes) -> str:
+        return "hex:" + plain.hex()
+
+    def open(self, token: str) -> bytes:
+        return bytes.fromhex(token.removeprefix("hex:"))
+
+
 def test_values_are_stored_exactly_as_sqlite_stores_them(pg_url: str, tmp_path: Path) -> None:
     r = bucket(1, inputs={"pw": Secret("s"), "n": 1.5})
     with PostgresStateStore(pg_url) as s:
+        s.use_cipher(HexCipher())
         s.create_stack("dev")
         s.begin("dev", "up", "me").record_resource(r, None)
     with SqliteStateStore(tmp_path / "state.db") as s:
+        s.use_cipher(HexCipher())
         s.create_stack("dev")
         s.begin("dev", "up", "me").record_resource(r, None)
     conn = sqlite3.connect(tmp_path / "state.db")

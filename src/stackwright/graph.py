@@ -150,6 +150,8 @@ async def walk(
     new visit starts, those in flight finish, and the walk raises the exception (an
     ``ExceptionGroup`` when several visits raised). Nothing is dropped.
     """
+    if parallel < 1:
+        raise ValueError(f"parallel must be at least 1, not {parallel}: nothing could ever start")
     order = graph.topological_order()
     waiting = {v: len(set(graph.deps.get(v, ()))) for v in order}
     dependents = {v: list(set(ds)) for v, ds in graph.dependents().items()}

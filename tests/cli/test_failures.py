@@ -118,6 +118,7 @@ def test_an_unexpected_exception_is_one_line_and_its_traceback_only_with_debug(
 
 
 def test_every_exception_stackwright_defines_is_a_stackwright_error() -> None:
+    importlib.import_module("stackwright.cli.main")  # the entry point registers its commands first
     found = []
     for module_info in pkgutil.walk_packages(stackwright.__path__, "stackwright."):
         if module_info.name.endswith("__main__"):

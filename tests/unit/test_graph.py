@@ -171,3 +171,11 @@ def test_a_visit_that_withdraws_leaves_it_and_its_dependents_not_started() -> No
     fate = asyncio.run(walk(graph, visit, parallel=2, on_skip=lambda v, cause: skipped.append(v)))
     assert fate == {"a": "not-started", "b": "not-started", "x": "done"}
     assert skipped == []
+
+
+def test_a_walk_that_could_start_nothing_is_refused() -> None:
+    async def visit(v: int) -> bool:
+        return True
+
+    with pytest.raises(ValueError, match="parallel must be at least 1"):
+        asyncio.run(walk(Graph.from_mapping({1: []}), visit, parallel=0))

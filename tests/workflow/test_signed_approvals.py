@@ -195,3 +195,24 @@ def test_github_approvals_count_only_where_allowed_and_only_from_listed_logins(t
     rows = [r for r in json.loads(other.ok("audit", "--json")) if r["kind"] == "approve"]
     assert [(r["who"], r["data"]["proof"]) for r in rows] == [("octocat", "github")]
     assert "Applied plan" in other.ok("apply", "plan.json", "--yes")
+
+
+def test_the_key_that_signed_the_plan_cannot_approve_it_under_another_name(proj: CliProject) -> None:
+    """An author listed under two identities with one key is still the author."""
+    signers = proj.root / "allowed_signers"
+    tester_key = next(line for line in signers.read_text().splitlines() if line.startswith("tester "))
+    signers.write_text(signers.read_text() + tester_key.replace("tester ", "bob ", 1) + "\n")
+    make_plan(proj, "production", name="plan.json")
+    proj.ok("plan", "--stack", "production", "--out", "signed.json", "--key", str(key_of(proj, "tester")))
+    [signed_plan] = [r for r in json.loads(proj.ok("audit", "--json"))
+                     if r["kind"] == "plan" and r["data"].get("signature")]
+    assert signed_plan["data"]["key"].startswith("SHA256:")
+    err = refused(proj, "approve", "signed.json", "--as", "bob", "--key", str(key_of(proj, "tester")))
+    assert "signed the plan, and self-approval is off" in err
+    signed_hash = signed_plan["plan_hash"]
+    inject_approval(proj, "bob", {"proof": "signed", "signature": signature(proj, "tester", signed_hash)},
+                    signed_hash)
+    err = refused(proj, "apply", "signed.json", "--yes")
+    assert "not counted: bob (signed with the key that signed the plan)" in err
+    # The unsigned plan binds no key: the same approval counts there.
+    assert "Approved plan" in proj.ok("approve", "plan.json", "--as", "bob", "--key", str(key_of(proj, "tester")))

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines
-from stackwright.cli.main import diff_option, emergency_option, who_option, yes_option
+from stackwright.cli.options import diff_option, emergency_option, who_option, yes_option
 
 
 def register(cli: click.Group) -> None:

@@ -7,7 +7,7 @@ import json
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
-from stackwright.cli.main import emergency_option, stack_option, yes_option
+from stackwright.cli.options import emergency_option, stack_option, yes_option
 
 
 def register(cli: click.Group) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
-from stackwright.cli.main import diff_option, parallel_option, stack_option, yes_option
+from stackwright.cli.options import diff_option, parallel_option, stack_option, yes_option
 
 
 def register(cli: click.Group) -> None:
@@ -29,16 +29,20 @@ PLAN_FILE = click.Path(dir_okay=False, path_type=Path)
 @stack_option
 @click.option("-o", "--out", "out", type=PLAN_FILE, required=True, help="Write the plan to this file.")
 @click.option("--allow-destroy", is_flag=True, help="Let the plan delete stateful resources (policy).")
+@click.option("--key", metavar="PATH", help="Sign the plan with this SSH key (default: $STACKWRIGHT_SIGNING_KEY); "
+              "that key then cannot approve it where self-approval is off.")
 @diff_option
-def plan(stack_name: str | None, who: str | None, out: Path, allow_destroy: bool, show_diff: bool) -> None:
+def plan(stack_name: str | None, who: str | None, out: Path, allow_destroy: bool, key: str | None,
+         show_diff: bool) -> None:
     """Make a plan, check policies, and save it for review and `apply`."""
     from stackwright.cli.render import plan_lines
     from stackwright.workflow.plan_file import PolicyBlocked, save_plan
 
     path = out.resolve()
+    key_path = str(Path(key).expanduser().resolve()) if key else None
     session = open_stack(stack_name, who)
     try:
-        written = save_plan(session, path, allow_destroy=allow_destroy)
+        written = save_plan(session, path, allow_destroy=allow_destroy, key=key_path)
     except PolicyBlocked as exc:
         click.echo("\n".join(_violation_lines(exc.violations)), err=True)
         raise

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from stackwright.cli.main import stack_option
+from stackwright.cli.options import stack_option
 
 if TYPE_CHECKING:
     from stackwright.program.project import Project

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stackwright.cli.main import stack_option
+from stackwright.cli.options import stack_option
 from stackwright.errors import ProjectError, StackwrightError
 
 

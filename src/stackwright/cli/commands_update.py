@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
-from stackwright.cli.main import diff_option, emergency_option, parallel_option, stack_option, yes_option
+from stackwright.cli.options import diff_option, emergency_option, parallel_option, stack_option, yes_option
 
 if TYPE_CHECKING:  # imported lazily at run time: `stackwright --help` stays fast
     from stackwright.operations.session import StackSession

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from stackwright.cli.main import diff_option, emergency_option, parallel_option, who_option, yes_option
+from stackwright.cli.options import diff_option, emergency_option, parallel_option, who_option, yes_option
 from stackwright.errors import StackwrightError
 
 if TYPE_CHECKING:

@@ -9,14 +9,11 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import click
 
 from stackwright.errors import ProjectError, StackwrightError
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _debug_requested() -> bool:
@@ -79,44 +76,14 @@ def cli(debug: bool, cwd: str | None) -> None:
                                hint="-C/--cwd takes an existing folder (a project or one inside it)") from None
 
 
-def stack_option(fn: F) -> F:
-    fn = click.option("-s", "--stack", "stack_name", metavar="STACK",
-                      help="The stack to act on (default: the selected one).")(fn)
-    return who_option(fn)
-
-
-def who_option(fn: F) -> F:
-    return click.option("--as", "who", metavar="NAME",
-                        help="Who is acting (default: $STACKWRIGHT_USER, git user.email, login).")(fn)
-
-
-def diff_option(fn: F) -> F:
-    return click.option("--diff", "show_diff", is_flag=True, help="Show property-level diffs.")(fn)
-
-
-def yes_option(help: str = "Apply without asking.") -> Callable[[F], F]:
-    return click.option("-y", "--yes", is_flag=True, help=help)
-
-
-def parallel_option(fn: F) -> F:
-    return click.option("-p", "--parallel", default=16, show_default=True, metavar="N",
-                        help="At most N provider calls at once.")(fn)
-
-
-def emergency_option(fn: F) -> F:
-    return click.option("--emergency", metavar="REASON", default=None,
-                        help="Change a protected environment without an approved plan, where it sets "
-                        "`allow_emergency: true`; the audit log records who, the reason and the plan.")(fn)
-
-
 def register_commands() -> None:
     from stackwright.cli import (
-        commands_env, commands_inspect, commands_plans, commands_secrets, commands_stack,
-        commands_update, commands_workspace,
+        commands_cluster, commands_env, commands_inspect, commands_plans, commands_secrets,
+        commands_stack, commands_update, commands_workspace,
     )
 
     for module in (commands_stack, commands_update, commands_inspect, commands_plans,
-                   commands_workspace, commands_env, commands_secrets):
+                   commands_workspace, commands_env, commands_secrets, commands_cluster):
         module.register(cli)
 
 

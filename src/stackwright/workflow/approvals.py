@@ -70,6 +70,8 @@ class ApprovalStatus:
     uncounted: tuple[tuple[str, str], ...] = ()
     """(identity, why) of approvals that do not count: unsigned, unknown key, forged,
     the author's own, not an approver."""
+    author_key: str | None = None
+    """The fingerprint of the key that signed the plan, when its author signed it."""
 
     @property
     def needed(self) -> int:
@@ -96,7 +98,8 @@ def plan_event(store: StateStore, stack: str, plan_hash: str) -> Event:
 def status(session: StackSession, plan_hash: str) -> ApprovalStatus:
     """The plan's approvals and rejections as the environment's rules count them now."""
     env = environment_for(session.project, session.stack)
-    author = plan_event(session.store, session.stack, plan_hash).who
+    made = plan_event(session.store, session.stack, plan_hash)
+    author, author_key = made.who, verified_key(session.project, made, plan_hash)
     reviews = [e for e in session.store.events(session.stack, kinds=(APPROVE, REJECT))
                if e.data.get("plan_hash") == plan_hash]
     approvals = [e for e in reviews if e.kind == APPROVE]
@@ -108,12 +111,43 @@ def status(session: StackSession, plan_hash: str) -> ApprovalStatus:
         why = proof_problem(session.project, env, event, plan_hash)
         if why is None and not _eligible(session.project, env, event.who, author):
             why = "the plan's author" if event.who == author else "not an approver"
+        if why is None and _same_key(env, author_key, verified_key(session.project, event, plan_hash)):
+            why = "signed with the key that signed the plan"
         if why is None:
             counted.append(event.who)
         else:
             uncounted.append((event.who, why))
     return ApprovalStatus(plan_hash, env, author, tuple(dict.fromkeys(counted)), rejection,
-                          tuple(dict.fromkeys(uncounted)))
+                          tuple(dict.fromkeys(uncounted)), author_key)
+
+
+def verified_key(project: Project, event: Event, plan_hash: str) -> str | None:
+    """The fingerprint of the listed key that signed this event's plan hash as its
+    identity, or None (unsigned, or a signature that does not verify)."""
+    if not event.data.get("signature"):
+        return None
+    try:
+        return signing.verify(str(event.data["signature"]), plan_hash.encode(), event.who,
+                              project_signers(project))
+    except signing.BadSignature:
+        return None
+
+
+def _same_key(env: Environment, author_key: str | None, key: str | None) -> bool:
+    """An author who also holds another listed identity may not approve with the key
+    that signed the plan: the key is the person, whatever name it is listed under."""
+    return not env.self_approval_allowed and author_key is not None and key == author_key
+
+
+def author_signature(session: StackSession, plan_hash: str, key: str | None) -> dict[str, Any]:
+    """The plan author's signature of the plan, when they give a key (``--key`` or
+    ``STACKWRIGHT_SIGNING_KEY``): it binds the plan to that key, which then cannot
+    approve it where self-approval is off."""
+    path = signing.signing_key_path(key, use_git=False)
+    if path is None:
+        return {}
+    signer = signing.load_signing_key(path)
+    return {"signature": signer.sign(plan_hash.encode()), "key": signing.fingerprint(signer.blob)}
 
 
 def _eligible(project: Project, env: Environment, who: str, author: str) -> bool:
@@ -204,6 +238,8 @@ def approve(session: StackSession, plan_hash: str, comment: str = "", *, key: st
         proof = _signature(session, env, who, plan_hash, key)
     event = Event(0, session.stack, APPROVE, who, 0.0, proof)
     why = proof_problem(session.project, env, event, plan_hash)
+    if why is None and _same_key(env, current.author_key, verified_key(session.project, event, plan_hash)):
+        why = f"key {current.author_key} signed the plan, and self-approval is off"
     if why is not None:
         raise ApprovalRefused(f"the approval of {who} would not count in environment {env.name!r}: {why}",
                               hint=_SIGNING_HINT)

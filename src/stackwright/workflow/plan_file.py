@@ -247,7 +247,8 @@ class Written:
     violations: list[policies.Violation] = field(default_factory=list)
 
 
-def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False) -> Written:
+def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
+              key: str | None = None) -> Written:
     """Plan, check policies, write the file, record a ``plan`` audit event."""
     require_no_pending(session)
     check_gate(session, program_digest(session.project))
@@ -263,6 +264,7 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False)
         "config_digest": plan.config_digest,
         "base_serial": plan.base_serial, "counts": plan.counts(), "path": str(path),
         "environment": document["environment"], "advisories": len(violations),
+        **approvals.author_signature(session, document[HASH_KEY], key),
     })
     return Written(plan, SavedPlan(document, path), violations)
 

@@ -38,7 +38,7 @@ class SigningError(StackwrightError):
     """No usable signing key, or an allowed_signers file that cannot be read."""
 
 
-class BadSignature(Exception):
+class BadSignature(StackwrightError):
     """A signature that does not verify; the message says why, for the refusal."""
 
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from stackwright.errors import StackwrightError
+from stackwright.providers.processes import alive, free_port, port_free, terminate
 
 DEFAULT_PORT = 4599
 LOCAL_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing"}
@@ -63,7 +62,7 @@ def status(folder: Path | None = None) -> LocalCloud | None:
         return None
     info = json.loads(path.read_text())
     cloud = LocalCloud(pid=int(info["pid"]), port=int(info["port"]), log=str(info["log"]))
-    return cloud if _alive(cloud.pid) and is_serving(cloud.url) else None
+    return cloud if alive(cloud.pid) and is_serving(cloud.url) else None
 
 
 def start(folder: Path | None = None, port: int | None = None, timeout: float = 30.0) -> LocalCloud:
@@ -74,7 +73,7 @@ def start(folder: Path | None = None, port: int | None = None, timeout: float = 
     state_dir = folder or home()
     state_dir.mkdir(parents=True, exist_ok=True)
     port = port or int(os.environ.get("STACKWRIGHT_LOCAL_CLOUD_PORT", DEFAULT_PORT))
-    if not _port_free(port):
+    if not port_free(port):
         raise StackwrightError(
             f"port {port} on 127.0.0.1 is taken",
             hint="pass --port, or set STACKWRIGHT_LOCAL_CLOUD_PORT",
@@ -144,20 +143,11 @@ def stop(folder: Path | None = None) -> bool:
         return False
     info = json.loads(path.read_text())
     pid = int(info["pid"])
-    stopped = _alive(pid)
+    stopped = alive(pid)
     if stopped:
-        os.kill(pid, signal.SIGTERM)
-        _wait_gone(pid)
+        terminate(pid)
     path.unlink()
     return stopped
-
-
-def _wait_gone(pid: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
 
 
 def is_serving(url: str) -> bool:
@@ -166,39 +156,3 @@ def is_serving(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return not _zombie(pid)
-    return waited == 0
-
-
-def _zombie(pid: int) -> bool:
-    """Exited but not yet reaped: ``stop`` runs in another process than the ``start``
-    that spawned the server, so the exited server waits for init to reap it (which some
-    container inits never do); it is gone all the same."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

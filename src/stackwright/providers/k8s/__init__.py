@@ -1,0 +1,1 @@
+"""Kubernetes: the local cluster, and the provider that manages objects in a cluster."""
