@@ -193,9 +193,11 @@ def _run_shard(context: _Context, sharding: Any, parallel: int, emergency: str |
 @selection_options
 @yes_option("Destroy without asking.")
 @parallel_option
+@click.option("--allow-destroy", is_flag=True,
+              help="Allow deleting stateful resources (policy no-destroy-stateful).")
 @emergency_option
 def run_destroy(select_every: bool, since: str | None, who: str | None, yes: bool,
-                parallel: int, emergency: str | None) -> None:
+                parallel: int, allow_destroy: bool, emergency: str | None) -> None:
     """Delete every resource of the selected stacks, dependents first."""
     context = _prepare(select_every, since, who, "text")
     if not context.selection:
@@ -206,7 +208,8 @@ def run_destroy(select_every: bool, since: str | None, who: str | None, yes: boo
 
         if not confirm_or_fail(f"Destroy every resource of these {len(context.selection.refs)} stack(s)?", yes):
             _cancelled()
-    _finish(context, _execute(context, "destroy", parallel=parallel, emergency=emergency))
+    _finish(context, _execute(context, "destroy", parallel=parallel, emergency=emergency,
+                              allow_destroy=allow_destroy))
 
 
 def _confirmed(context: _Context, yes: bool, verb: str) -> bool:
@@ -282,7 +285,8 @@ def _echo_selection(context: _Context) -> None:
 
 
 def _execute(context: _Context, action: str, *, parallel: int = 16,
-             out_dir: Path | None = None, emergency: str | None = None) -> dict[str, StackResult]:
+             out_dir: Path | None = None, emergency: str | None = None,
+             allow_destroy: bool = False) -> dict[str, StackResult]:
     """Run ``action`` over the selection, print each stack's block and a summary."""
     from stackwright.workflow.multistack import Listener, RunOptions, run_stacks, subgraph
 
@@ -294,7 +298,8 @@ def _execute(context: _Context, action: str, *, parallel: int = 16,
     graph = subgraph(context.graph, context.selection.refs)
     listener = Listener(started=lambda ref: context.say(f"... {ref}: {action} started"),
                         finished=lambda result: _echo_result(context, result, action))
-    options = RunOptions(action, context.who, parallel=parallel, out_dir=out_dir, emergency=emergency)
+    options = RunOptions(action, context.who, parallel=parallel, out_dir=out_dir, emergency=emergency,
+                         allow_destroy=allow_destroy)
     results = run_stacks(context.workspace, graph, options, listener)
     _echo_summary(context, list(results.values()), action, time.monotonic() - started)
     return results

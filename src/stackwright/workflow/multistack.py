@@ -62,6 +62,8 @@ class RunOptions:
     """Makes the event sink of each stack's apply (progress listeners)."""
     emergency: str | None = None
     """The reason for changing protected stacks without approved plans (see ``gateway``)."""
+    allow_destroy: bool = False
+    """Let policy ``no-destroy-stateful`` pass deletions (``destroy --allow-destroy``)."""
 
 
 @dataclass
@@ -221,7 +223,8 @@ class StackRunner:
         single-stack command (gate, policies, protection); the run was confirmed once."""
         from stackwright.workflow.gateway import ChangeRequest, change
 
-        request = ChangeRequest(kind, parallel=self.options.parallel, emergency=self.options.emergency)
+        request = ChangeRequest(kind, parallel=self.options.parallel, emergency=self.options.emergency,
+                                allow_destroy=self.options.allow_destroy)
         result = change(session, request, confirm=lambda prompt: True, sink=self.options.sink())
         outcome = result.outcome
         assert outcome is not None
