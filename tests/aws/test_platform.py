@@ -226,7 +226,7 @@ def test_dev_stack_up_preview_destroy(platform: Platform) -> None:
     preview = platform.ok("preview")
     assert f"No changes. {RESOURCES} resources unchanged." in preview, preview
 
-    out = platform.ok("destroy", "--yes")
+    out = platform.ok("destroy", "--yes", "--allow-destroy")
     assert "Destroy succeeded" in out and f"{RESOURCES} delete" in out, out
     assert_platform_gone(platform)
     assert "0 resources" in platform.ok("state", "ls")
@@ -284,8 +284,8 @@ def test_dev_and_staging_are_up_on_one_emulator_at_once(platform: Platform) -> N
     assert {i.removeprefix("https://") for i in issuers.values()} <= listed
     assert "No changes." in platform.ok("preview", "-s", "dev")
 
-    platform.ok("destroy", "--yes", "-s", "staging")
-    platform.ok("destroy", "--yes", "-s", "dev")
+    platform.ok("destroy", "--yes", "--allow-destroy", "-s", "staging")
+    platform.ok("destroy", "--yes", "--allow-destroy", "-s", "dev")
     assert_platform_gone(platform)
 
 

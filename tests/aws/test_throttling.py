@@ -267,7 +267,7 @@ def test_up_under_throttling_makes_each_object_exactly_once(
     refreshed = cli(root, "refresh")  # reads, throttled too
     assert f"Checked {RESOURCES} resources: no drift." in refreshed, refreshed
 
-    out = cli(root, "destroy", "--yes")
+    out = cli(root, "destroy", "--yes", "--allow-destroy")
     assert "Destroy succeeded" in out and f"{RESOURCES} delete" in out, out
     gone = project_objects(emulator, project, prefix)
     assert gone["per_urn"] == {f"dev::{project}::{u}": 0 for u in EC2_URNS}, gone["per_urn"]

@@ -189,11 +189,15 @@ def test_lock_held_by_another_process(applied: CliProject) -> None:
                                            host=socket.gethostname(), acquired_at=time.time(),
                                            operation="up"))
     applied.write_program(GOOD.replace('content="base"', 'content="changed"'))
-    err = refused(applied, "up", "--yes")
+    before = applied.db_bytes()
+    code, out, err = applied.run("up", "--yes")  # shows the plan (confirmed before the lock), then fails
+    assert code == 1 and "1 to update" in out and applied.db_bytes() == before
+    assert applied.file("base.txt").read_text() == "base"
     assert (f"error: stack 'dev' is locked by alex@example.com (pid {os.getpid()} on "
             f"{socket.gethostname()}), running 'up'") in err
     assert "stackwright unlock" in err
-    refused(applied, "destroy", "--yes")
+    code, out, err = applied.run("destroy", "--yes")
+    assert code == 1 and "is locked by alex@example.com" in err and applied.db_bytes() == before
     err = refused(applied, "unlock")
     assert "may still be running" in err and "unlock --force" in err
 

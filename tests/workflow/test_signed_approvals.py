@@ -156,7 +156,9 @@ def test_removing_a_signer_from_allowed_signers_revokes_their_approvals(proj: Cl
 def test_a_stale_plan_is_refused_even_when_signed(proj: CliProject) -> None:
     make_plan(proj, "production")
     proj.ok("approve", "plan.json", *signed(proj, "bob"))
-    proj.ok("up", "--yes", "--stack", "production", "--as", "deployer")
+    make_plan(proj, "production", name="other.json")  # the same change, applied first
+    proj.ok("approve", "other.json", *signed(proj, "bob"))
+    proj.ok("apply", "other.json", "--yes")
     err = refused(proj, "apply", "plan.json", "--yes")
     assert "changed since plan" in err
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines
-from stackwright.cli.options import diff_option, who_option, yes_option
+from stackwright.cli.options import diff_option, emergency_option, who_option, yes_option
 
 
 def register(cli: click.Group) -> None:
@@ -53,13 +53,14 @@ def status(stack_name: str | None) -> None:
 @yes_option()
 @diff_option
 @who_option
-def pause(stack_name: str, yes: bool, show_diff: bool, who: str | None) -> None:
+@emergency_option
+def pause(stack_name: str, yes: bool, show_diff: bool, who: str | None, emergency: str | None) -> None:
     """Scale STACK to zero: write its environment's `pause:` values into the stack's
     config (keeping the old ones in a `paused:` section), preview, confirm, apply."""
     from stackwright.workflow.pause import prepare_pause
 
     project = _project(stack_name)
-    _carry_out(prepare_pause(project, stack_name, who), yes, show_diff)
+    _carry_out(prepare_pause(project, stack_name, who), yes, show_diff, emergency)
 
 
 @env.command("resume")
@@ -67,12 +68,13 @@ def pause(stack_name: str, yes: bool, show_diff: bool, who: str | None) -> None:
 @yes_option()
 @diff_option
 @who_option
-def resume(stack_name: str, yes: bool, show_diff: bool, who: str | None) -> None:
+@emergency_option
+def resume(stack_name: str, yes: bool, show_diff: bool, who: str | None, emergency: str | None) -> None:
     """Undo `env pause`: restore the saved values in STACK's config, preview, confirm, apply."""
     from stackwright.workflow.pause import prepare_resume
 
     project = _project(stack_name)
-    _carry_out(prepare_resume(project, stack_name, who), yes, show_diff)
+    _carry_out(prepare_resume(project, stack_name, who), yes, show_diff, emergency)
 
 
 def _project(stack_name: str) -> Any:
@@ -88,30 +90,27 @@ def _project(stack_name: str) -> Any:
     return project
 
 
-def _carry_out(edit: Any, yes: bool, show_diff: bool) -> None:
-    """Show the config edit, then preview, confirm and apply it; on failure, say how to
-    finish or undo, since the edit stays in the stack file."""
-    from stackwright.cli.commands_update import PolicyCheck, _apply_options, _report, _sink
+def _carry_out(edit: Any, yes: bool, show_diff: bool, emergency: str | None) -> None:
+    """Show the config edit, then pass it through the change gateway (preview, policies,
+    protection, confirm, apply); on failure, say how to finish or undo, since the edit
+    stays in the stack file."""
+    from stackwright.cli.commands_update import _report, _show_refused, _sink
     from stackwright.cli.render import plan_lines, violation_lines
-    from stackwright.workflow.pause import carry_out
+    from stackwright.workflow.gateway import ChangeRequest, change
 
     verb = "Pausing" if edit.action == "pause" else "Resuming"
     click.echo(f"{verb} stack {edit.stack} (environment {edit.environment.name}): {edit.shown}")
     echo_lines([change_line(c) for c in edit.changes])
-    checks: list[PolicyCheck] = []
 
-    def check(session: Any) -> PolicyCheck:
-        checks.append(PolicyCheck(session, False, show_diff))
-        return checks[-1]
-
-    def confirm(plan: Any) -> bool:
-        echo_lines(plan_lines(plan, show_diff=show_diff))
-        if checks and checks[-1].violations:
-            echo_lines(violation_lines(checks[-1].violations))
+    def confirm(prompt: Any) -> bool:
+        echo_lines(plan_lines(prompt.plan, show_diff=show_diff))
+        if prompt.violations:
+            echo_lines(violation_lines(prompt.violations))
         return confirm_or_fail(f"Do you want to {edit.action} {edit.stack}?", yes)
 
+    request = ChangeRequest(edit.action, edit=edit, emergency=emergency)
     try:
-        outcome = carry_out(edit, options=_apply_options(16), sink=_sink(), confirm=confirm, check=check)
+        outcome: Any = change(None, request, confirm=confirm, sink=_sink(), refused=_show_refused(show_diff)).outcome
     except BaseException:
         if edit.file.path.read_text(encoding="utf-8") != edit.file.text:  # the apply had started
             for line in failure_lines(edit):
@@ -120,7 +119,7 @@ def _carry_out(edit: Any, yes: bool, show_diff: bool) -> None:
     if outcome.cancelled:
         click.echo(f"{edit.shown} is unchanged.")
     try:
-        _report(outcome, edit.action.capitalize())  # exits 1 after a failed apply
+        _report(outcome, edit.action.capitalize())  # exits 1 after a failed apply or a declined prompt
     finally:
         if not outcome.ok:
             for line in failure_lines(edit):

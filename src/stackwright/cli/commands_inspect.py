@@ -7,7 +7,7 @@ import json
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
-from stackwright.cli.options import stack_option, yes_option
+from stackwright.cli.options import emergency_option, stack_option, yes_option
 
 
 def register(cli: click.Group) -> None:
@@ -133,18 +133,17 @@ def state_show(stack_name: str | None, who: str | None, urn: str) -> None:
 @stack_option
 @click.argument("urn")
 @yes_option("Forget without asking.")
-@click.option("--force", is_flag=True, help="Remove even if other resources depend on it.")
-def state_rm(stack_name: str | None, who: str | None, urn: str, yes: bool, force: bool) -> None:
+@click.option("--force", is_flag=True, help="Remove even if it is protected or other resources depend on it.")
+@emergency_option
+def state_rm(stack_name: str | None, who: str | None, urn: str, yes: bool, force: bool,
+             emergency: str | None) -> None:
     """Forget a resource without deleting it (it stays in the cloud)."""
-    from stackwright.operations.state_edit import forget
+    from stackwright.cli.commands_update import run_state_edit
+    from stackwright.workflow.gateway import ChangeRequest
 
-    session = open_stack(stack_name, who)
-    try:
-        if not confirm_or_fail(f"Forget {urn}? The object itself is not deleted.", yes):
-            return
-        number = forget(session, urn, force=force)
-    finally:
-        session.close()
+    request = ChangeRequest("state-rm", urn=urn, force=force, emergency=emergency)
+    question = f"Forget {urn}? The object itself is not deleted."
+    number = run_state_edit(stack_name, who, request, lambda prompt: confirm_or_fail(question, yes)).checkpoint
     click.echo(f"Forgot {urn} (checkpoint {number}).")
 
 

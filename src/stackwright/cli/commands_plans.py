@@ -88,24 +88,24 @@ def _open_for(saved: Any, stack_name: str | None, who: str | None, open_secrets:
 @parallel_option
 def apply(stack_name: str | None, who: str | None, file: Path, yes: bool, parallel: int) -> None:
     """Apply exactly the saved plan FILE, if it is still current and approved."""
-    from stackwright.cli.commands_update import _apply_options, _sink
-    from stackwright.workflow.plan_file import apply_plan_file
+    from stackwright.cli.commands_update import _parallel, _sink
+    from stackwright.workflow.gateway import ChangeRequest, change
 
     saved = _read(file)
     session = _open_for(saved, stack_name, who)
     try:
-        outcome = apply_plan_file(session, saved, options=_apply_options(parallel), sink=_sink(),
-                                  confirm=_confirmer(saved, yes))
+        result = change(session, ChangeRequest("apply", parallel=_parallel(parallel), saved=saved),
+                        confirm=_confirmer(saved, yes), sink=_sink())
     finally:
         session.close()
-    _report(outcome, saved)
+    _report(result.outcome, saved)
 
 
 def _confirmer(saved: Any, yes: bool) -> Any:
     from stackwright.cli.render import plan_lines
 
-    def confirm(plan: Any) -> bool:
-        echo_lines(plan_lines(plan))
+    def confirm(prompt: Any) -> bool:
+        echo_lines(plan_lines(prompt.plan))
         return confirm_or_fail(f"Apply plan {saved.short}?", yes)
 
     return confirm
@@ -114,9 +114,11 @@ def _confirmer(saved: Any, yes: bool) -> Any:
 def _report(outcome: Any, saved: Any) -> None:
     """Success in one line; a failure lists each failed step with its hint (a value
     the plan fixed that came out different says to make a new plan)."""
+    if outcome.cancelled:
+        click.echo("Cancelled; nothing was changed.", err=True)
+        raise SystemExit(1)
     if outcome.result is None:
-        click.echo("Cancelled; nothing was changed." if outcome.cancelled
-                   else f"Plan {saved.short} changes nothing.")
+        click.echo(f"Plan {saved.short} changes nothing.")
         return
     result = outcome.result
     number = f" (checkpoint {outcome.checkpoint.number})" if outcome.checkpoint else ""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
-from stackwright.cli.options import diff_option, parallel_option, stack_option, yes_option
+from stackwright.cli.options import diff_option, emergency_option, parallel_option, stack_option, yes_option
 
 if TYPE_CHECKING:  # imported lazily at run time: `stackwright --help` stays fast
     from stackwright.operations.session import StackSession
@@ -52,33 +52,10 @@ def _violations(session: StackSession, plan: Plan, allow_destroy: bool) -> list[
     return evaluate(plan, session.project, env, allow_destroy=allow_destroy, providers=session.providers)
 
 
-class PolicyCheck:
-    """The ``check`` `up` runs on the plan it made under the lock: show the plan and
-    refuse on a mandatory violation; keep advisory ones for the confirmation."""
-
-    def __init__(self, session: StackSession, allow_destroy: bool, show_diff: bool) -> None:
-        self.session = session
-        self.allow_destroy = allow_destroy
-        self.show_diff = show_diff
-        self.violations: list[Violation] = []
-
-    def __call__(self, plan: Plan) -> None:
-        from stackwright.cli.render import plan_lines, violation_lines
-        from stackwright.workflow.policies import blocking, refuse_blocking
-
-        self.violations = _violations(self.session, plan, self.allow_destroy)
-        if blocking(self.violations):
-            echo_lines(plan_lines(plan, show_diff=self.show_diff))
-            echo_lines(violation_lines(self.violations))
-            refuse_blocking(self.violations)
-
-
-def _apply_options(parallel: int) -> Any:
-    from stackwright.engine.apply import ApplyOptions
-
+def _parallel(parallel: int) -> int:
     if parallel < 1:
         raise click.BadParameter("must be at least 1", param_hint="--parallel")
-    return ApplyOptions(parallel=parallel)
+    return parallel
 
 
 @click.command()
@@ -127,22 +104,15 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
 @click.option("--refresh", is_flag=True, help="Read the live objects first (records drift), then plan.")
 @click.option("--allow-destroy", is_flag=True,
               help="Allow deleting or replacing stateful and protected resources (policy no-destroy-stateful).")
+@emergency_option
 def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, ...],
-       parallel: int, show_diff: bool, refresh: bool, allow_destroy: bool) -> None:
+       parallel: int, show_diff: bool, refresh: bool, allow_destroy: bool, emergency: str | None) -> None:
     """Preview, confirm, then apply exactly the previewed changes."""
-    from stackwright.operations.update import up as run_up
-    from stackwright.workflow.gate import check_gate
+    from stackwright.workflow.gateway import ChangeRequest
 
-    session = open_stack(stack_name, who)
-    try:
-        check_gate(session)
-        policy = PolicyCheck(session, allow_destroy, show_diff)
-        outcome = run_up(session, options=_apply_options(parallel), sink=_sink(),
-                         confirm=_confirmer(yes, show_diff, policy), targets=targets,
-                         refresh=refresh, check=policy)
-    finally:
-        session.close()
-    _report(outcome, "Update")
+    request = ChangeRequest("up", targets=targets, parallel=_parallel(parallel), refresh=refresh,
+                            allow_destroy=allow_destroy, emergency=emergency)
+    _report(run_change(stack_name, who, request, yes, show_diff).outcome, "Update")
 
 
 @click.command()
@@ -151,17 +121,56 @@ def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, .
 @parallel_option
 @click.option("--target", "targets", multiple=True, metavar="URN|NAME",
               help="Only these resources and what depends on them: a URN, or a name that is unambiguous.")
-def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int, targets: tuple[str, ...]) -> None:
+@click.option("--allow-destroy", is_flag=True,
+              help="Allow deleting stateful resources (policy no-destroy-stateful).")
+@emergency_option
+def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int, targets: tuple[str, ...],
+            allow_destroy: bool, emergency: str | None) -> None:
     """Delete every resource of the stack (or the targets and their dependents), dependents first."""
-    from stackwright.operations.update import destroy as run_destroy
+    from stackwright.workflow.gateway import ChangeRequest
+
+    request = ChangeRequest("destroy", targets=targets, parallel=_parallel(parallel),
+                            allow_destroy=allow_destroy, emergency=emergency)
+    _report(run_change(stack_name, who, request, yes, False).outcome, "Destroy")
+
+
+def run_change(stack_name: str | None, who: str | None, request: Any, yes: bool, show_diff: bool) -> Any:
+    """Open the stack and pass ``request`` through the change gateway, prompting (unless
+    ``yes``) with the plan and what policies said of it."""
+    from stackwright.workflow.gateway import change
 
     session = open_stack(stack_name, who)
     try:
-        outcome = run_destroy(session, options=_apply_options(parallel), sink=_sink(),
-                              confirm=_confirmer(yes, False), targets=targets)
+        return change(session, request, confirm=_confirmer(yes, show_diff), sink=_sink(),
+                      refused=_show_refused(show_diff))
     finally:
         session.close()
-    _report(outcome, "Destroy")
+
+
+def run_state_edit(stack_name: str | None, who: str | None, request: Any, confirm: Any) -> Any:
+    """A state edit through the change gateway; a declined prompt exits 1."""
+    from stackwright.workflow.gateway import change
+
+    session = open_stack(stack_name, who)
+    try:
+        result = change(session, request, confirm=confirm, sink=_sink_quiet())
+    finally:
+        session.close()
+    if result.cancelled:
+        click.echo("Cancelled; nothing was changed.", err=True)
+        raise SystemExit(1)
+    return result
+
+
+def _show_refused(show_diff: bool) -> Any:
+    """Shows a plan mandatory policies refused, with the violations, before the error."""
+    from stackwright.cli.render import plan_lines, violation_lines
+
+    def show(plan: Any, violations: Any) -> None:
+        echo_lines(plan_lines(plan, show_diff=show_diff))
+        echo_lines(violation_lines(violations))
+
+    return show
 
 
 def _sink() -> Any:
@@ -170,22 +179,27 @@ def _sink() -> Any:
     return progress_for_terminal()
 
 
-def _confirmer(yes: bool, show_diff: bool, policy: PolicyCheck | None = None) -> Any:
+def _confirmer(yes: bool, show_diff: bool) -> Any:
+    """The gateway's prompt: the plan and advisory violations, then the question."""
     from stackwright.cli.render import plan_lines, violation_lines
 
-    def confirm(plan: Any) -> bool:
-        echo_lines(plan_lines(plan, show_diff=show_diff))
-        if policy is not None and policy.violations:
-            echo_lines(violation_lines(policy.violations))
+    def confirm(prompt: Any) -> bool:
+        echo_lines(plan_lines(prompt.plan, show_diff=show_diff))
+        if prompt.violations:
+            echo_lines(violation_lines(prompt.violations))
         return confirm_or_fail("Do you want to apply these changes?", yes)
 
     return confirm
 
 
 def _report(outcome: Any, what: str) -> None:
+    """The outcome in a few lines; exits 1 after a failure or a declined prompt."""
     recovery, body = outcome_lines(outcome, what)
     if recovery:
         echo_lines(recovery)
+    if outcome.cancelled:
+        click.echo("\n".join(body), err=True)
+        raise SystemExit(1)
     if outcome.ok:
         echo_lines(body)
         return
@@ -227,15 +241,10 @@ def _recovery_lines(report: Any) -> list[str]:
 @stack_option
 @yes_option("Record what was found in the state.")
 @parallel_option
-def refresh(stack_name: str | None, who: str | None, yes: bool, parallel: int) -> None:
+@emergency_option
+def refresh(stack_name: str | None, who: str | None, yes: bool, parallel: int, emergency: str | None) -> None:
     """Read every resource and report drift (changed or deleted outside Stackwright)."""
-    from stackwright.operations.refresh import refresh as run_refresh
-
-    session = open_stack(stack_name, who)
-    try:
-        outcome = run_refresh(session, parallel=parallel, record=yes, sink=_sink_quiet())
-    finally:
-        session.close()
+    outcome = _refreshed(stack_name, who, yes, _parallel(parallel), emergency)
     echo_lines(_drift_lines(outcome.result))
     if outcome.result.errors:
         raise SystemExit(1)
@@ -243,6 +252,23 @@ def refresh(stack_name: str | None, who: str | None, yes: bool, parallel: int) -
         click.echo("Run `stackwright refresh --yes` to record this in the state, or `up` to put it back.")
     elif outcome.checkpoint is not None:
         click.echo(click.style(f"Recorded in checkpoint {outcome.checkpoint.number}.", fg="green"))
+
+
+def _refreshed(stack_name: str | None, who: str | None, record: bool, parallel: int,
+               emergency: str | None) -> Any:
+    """Only reads without ``record``; recording drift changes the state, so it goes
+    through the change gateway."""
+    from stackwright.operations.refresh import refresh as run_refresh
+    from stackwright.workflow.gateway import ChangeRequest, change
+
+    session = open_stack(stack_name, who)
+    try:
+        if not record:
+            return run_refresh(session, parallel=parallel, record=False, sink=_sink_quiet())
+        request = ChangeRequest("refresh", parallel=parallel, emergency=emergency)
+        return change(session, request, confirm=lambda prompt: True, sink=_sink_quiet()).refreshed
+    finally:
+        session.close()
 
 
 def _sink_quiet() -> Any:
@@ -275,15 +301,14 @@ def _drift_lines(result: Any) -> list[str]:
 @click.argument("type_token", metavar="TYPE")
 @click.argument("name")
 @click.argument("resource_id", metavar="ID")
-def import_(stack_name: str | None, who: str | None, type_token: str, name: str, resource_id: str) -> None:
+@emergency_option
+def import_(stack_name: str | None, who: str | None, type_token: str, name: str, resource_id: str,
+            emergency: str | None) -> None:
     """Adopt an existing resource and print the Python that declares it."""
-    from stackwright.operations.importing import import_resource
+    from stackwright.workflow.gateway import ChangeRequest
 
-    session = open_stack(stack_name, who)
-    try:
-        result = import_resource(session, type_token, name, resource_id)
-    finally:
-        session.close()
+    request = ChangeRequest("import", resource=(type_token, name, resource_id), emergency=emergency)
+    result = run_state_edit(stack_name, who, request, lambda prompt: True).imported
     click.echo(click.style(f"Imported {result.urn} (checkpoint {result.checkpoint}).", fg="green"), err=True)
     click.echo("Add this to your program:\n", err=True)
     click.echo(result.code)
@@ -296,16 +321,12 @@ def import_(stack_name: str | None, who: str | None, type_token: str, name: str,
 @parallel_option
 @click.option("--allow-destroy", is_flag=True,
               help="Allow deleting or replacing stateful and protected resources (policy no-destroy-stateful).")
+@emergency_option
 def rollback(stack_name: str | None, who: str | None, number: int, yes: bool, parallel: int,
-             allow_destroy: bool) -> None:
+             allow_destroy: bool, emergency: str | None) -> None:
     """Return the stack's resources to the inputs recorded at checkpoint NUMBER."""
-    from stackwright.operations.rollback import rollback as run_rollback
+    from stackwright.workflow.gateway import ChangeRequest
 
-    session = open_stack(stack_name, who)
-    try:
-        policy = PolicyCheck(session, allow_destroy, True)
-        outcome = run_rollback(session, number, options=_apply_options(parallel), sink=_sink(),
-                               confirm=_confirmer(yes, True, policy), check=policy)
-    finally:
-        session.close()
-    _report(outcome, f"Rollback to checkpoint {number}")
+    request = ChangeRequest("rollback", checkpoint=number, parallel=_parallel(parallel),
+                            allow_destroy=allow_destroy, emergency=emergency)
+    _report(run_change(stack_name, who, request, yes, True).outcome, f"Rollback to checkpoint {number}")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from stackwright.cli.options import diff_option, parallel_option, who_option, yes_option
+from stackwright.cli.options import diff_option, emergency_option, parallel_option, who_option, yes_option
 from stackwright.errors import StackwrightError
 
 if TYPE_CHECKING:
@@ -111,8 +111,9 @@ def run_plan(select_every: bool, since: str | None, who: str | None, output: str
 @click.option("--lease", type=float, default=60.0, show_default=True, metavar="SECONDS",
               help="With --shard: a worker's claim on a stack that is not renewed for this "
               "long is taken over by another worker.")
+@emergency_option
 def run_up(select_every: bool, since: str | None, who: str | None, yes: bool, parallel: int,
-           shard: str | None, run_id: str | None, lease: float) -> None:
+           shard: str | None, run_id: str | None, lease: float, emergency: str | None) -> None:
     """Apply the selected stacks, dependencies first.
 
     Without --yes, previews them all and asks once. Stacks the workspace file lists but
@@ -123,15 +124,23 @@ def run_up(select_every: bool, since: str | None, who: str | None, yes: bool, pa
 
     sharding = _shard_options(shard, run_id, lease, yes)
     context = _prepare(select_every, since, who, "text")
-    if not context.selection or (sharding is None and not _confirmed(context, yes, "Apply")):
+    if not context.selection:
         return
+    if sharding is None and not _confirmed(context, yes, "Apply"):
+        _cancelled()
     created = initialize(context.workspace, context.selection.refs)
     if created:
         click.echo(f"Created {len(created)} new stack(s): {', '.join(created)}")
     if sharding is not None:
-        _run_shard(context, sharding, parallel)
+        _run_shard(context, sharding, parallel, emergency)
         return
-    _finish(context, _execute(context, "up", parallel=parallel))
+    _finish(context, _execute(context, "up", parallel=parallel, emergency=emergency))
+
+
+def _cancelled() -> None:
+    """A declined prompt: nothing changed, and the command fails."""
+    click.echo("Cancelled; nothing was changed.", err=True)
+    raise SystemExit(1)
 
 
 def _shard_options(shard: str | None, run_id: str | None, lease: float,
@@ -156,7 +165,8 @@ def _shard_options(shard: str | None, run_id: str | None, lease: float,
     return ShardOptions(Shard.parse(shard), run_id, lease=lease)
 
 
-def _run_shard(context: _Context, sharding: ShardOptions, parallel: int) -> None:
+def _run_shard(context: _Context, sharding: ShardOptions, parallel: int,
+               emergency: str | None) -> None:
     """This worker's part of the run, then the whole run's outcome."""
     from stackwright.workflow.multistack import Listener, RunOptions, subgraph
     from stackwright.workflow.shards import run_shard, shard_summary
@@ -165,7 +175,7 @@ def _run_shard(context: _Context, sharding: ShardOptions, parallel: int) -> None
     graph = subgraph(context.graph, context.selection.refs)
     listener = Listener(started=lambda ref: context.say(f"... {ref}: up started"),
                         finished=lambda result: _echo_result(context, result, "up"))
-    options = RunOptions("up", context.who, parallel=parallel)
+    options = RunOptions("up", context.who, parallel=parallel, emergency=emergency)
     results, done = run_shard(context.workspace, graph, options, sharding, listener)
     counts = shard_summary(done, graph.deps)
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
@@ -186,8 +196,11 @@ def _run_shard(context: _Context, sharding: ShardOptions, parallel: int) -> None
 @selection_options
 @yes_option("Destroy without asking.")
 @parallel_option
+@click.option("--allow-destroy", is_flag=True,
+              help="Allow deleting stateful resources (policy no-destroy-stateful).")
+@emergency_option
 def run_destroy(select_every: bool, since: str | None, who: str | None, yes: bool,
-                parallel: int) -> None:
+                parallel: int, allow_destroy: bool, emergency: str | None) -> None:
     """Delete every resource of the selected stacks, dependents first."""
     context = _prepare(select_every, since, who, "text")
     if not context.selection:
@@ -196,8 +209,10 @@ def run_destroy(select_every: bool, since: str | None, who: str | None, yes: boo
         _refuse_without_terminal()
         from stackwright.cli.common import confirm_or_fail
 
-        confirm_or_fail(f"Destroy every resource of these {len(context.selection.refs)} stack(s)?", yes)
-    _finish(context, _execute(context, "destroy", parallel=parallel))
+        if not confirm_or_fail(f"Destroy every resource of these {len(context.selection.refs)} stack(s)?", yes):
+            _cancelled()
+    _finish(context, _execute(context, "destroy", parallel=parallel, emergency=emergency,
+                              allow_destroy=allow_destroy))
 
 
 def _confirmed(context: _Context, yes: bool, verb: str) -> bool:
@@ -273,7 +288,8 @@ def _echo_selection(context: _Context) -> None:
 
 
 def _execute(context: _Context, action: str, *, parallel: int = 16,
-             out_dir: Path | None = None) -> dict[str, StackResult]:
+             out_dir: Path | None = None, emergency: str | None = None,
+             allow_destroy: bool = False) -> dict[str, StackResult]:
     """Run ``action`` over the selection, print each stack's block and a summary."""
     from stackwright.workflow.multistack import Listener, RunOptions, run_stacks, subgraph
 
@@ -285,7 +301,8 @@ def _execute(context: _Context, action: str, *, parallel: int = 16,
     graph = subgraph(context.graph, context.selection.refs)
     listener = Listener(started=lambda ref: context.say(f"... {ref}: {action} started"),
                         finished=lambda result: _echo_result(context, result, action))
-    options = RunOptions(action, context.who, parallel=parallel, out_dir=out_dir)
+    options = RunOptions(action, context.who, parallel=parallel, out_dir=out_dir, emergency=emergency,
+                         allow_destroy=allow_destroy)
     results = run_stacks(context.workspace, graph, options, listener)
     _echo_summary(context, list(results.values()), action, time.monotonic() - started)
     return results

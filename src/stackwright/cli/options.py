@@ -33,3 +33,9 @@ def yes_option(help: str = "Apply without asking.") -> Callable[[F], F]:
 def parallel_option(fn: F) -> F:
     return click.option("-p", "--parallel", default=16, show_default=True, metavar="N",
                         help="At most N provider calls at once.")(fn)
+
+
+def emergency_option(fn: F) -> F:
+    return click.option("--emergency", metavar="REASON", default=None,
+                        help="Change a protected environment without an approved plan, where it sets "
+                        "`allow_emergency: true`; the audit log records who, the reason and the plan.")(fn)

@@ -7,6 +7,8 @@ been replaced (new ids) are not re-derived; the preview shows them before anythi
 
 from __future__ import annotations
 
+from typing import Any
+
 from stackwright.errors import ProjectError
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.resource import Resource, restore
@@ -18,12 +20,13 @@ from stackwright.state.records import CheckpointDetail
 
 
 def rollback(session: StackSession, number: int, *, options: ApplyOptions, sink: EventSink,
-             confirm: Confirm, check: Check | None = None) -> UpdateOutcome:
+             confirm: Confirm, check: Check | None = None,
+             audit: dict[str, Any] | None = None) -> UpdateOutcome:
     """Going back can delete what was created since: ``check`` (policies) judges it too."""
     detail = session.store.checkpoint(session.stack, number)
     desired = desired_from_checkpoint(session, detail)
     return up(session, options=options, sink=sink, confirm=confirm, kind="rollback", desired=desired,
-              check=check)
+              check=check, audit=audit)
 
 
 def desired_from_checkpoint(session: StackSession, detail: CheckpointDetail) -> DesiredGraph:

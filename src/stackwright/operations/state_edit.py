@@ -13,6 +13,10 @@ def forget(session: StackSession, urn: str, *, force: bool = False) -> int | Non
         record = snapshot.resources.get(urn)
         if record is None:
             raise StateError(f"no recorded resource {urn}", hint="`stackwright state ls` lists them")
+        if record.protect and not force:
+            raise StateError("resource is protected; forgetting it would let the next `up` or "
+                             "`destroy` lose track of it", resource=urn,
+                             hint="pass --force to forget it anyway (the object itself is never deleted)")
         dependents = [r.urn for r in snapshot.resources.values() if urn in r.deps]
         if dependents and not force:
             raise StateError(f"{len(dependents)} resource(s) depend on it: {', '.join(dependents[:3])}",

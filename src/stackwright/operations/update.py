@@ -131,13 +131,13 @@ def _without_secrets(notes: Iterable[str], step: Step) -> tuple[str, ...]:
 def up(
     session: StackSession, *, options: ApplyOptions, sink: EventSink, confirm: Confirm,
     targets: Iterable[str] = (), kind: str = "up", desired: DesiredGraph | None = None,
-    refresh: bool = False, check: Check | None = None,
+    refresh: bool = False, check: Check | None = None, audit: dict[str, Any] | None = None,
 ) -> UpdateOutcome:
-    """Plan under the stack's lock, ``check`` it (policies), ask ``confirm``, apply,
-    record a checkpoint.
+    """Plan, ``check`` it (policies, protection), ask ``confirm``, then under the stack's
+    lock plan again, apply and record a checkpoint; ``audit`` is added to the audit event.
 
-    ``check`` sees the very plan that would be applied, under the same lock, so what
-    was judged is what runs; when it raises, nothing is applied.
+    Under the lock the plan must come out as the one ``check`` judged and the person
+    confirmed, so what was judged is what runs; when ``check`` raises, nothing is applied.
     """
     targets = tuple(targets)
     pin = pins(session)
@@ -148,7 +148,8 @@ def up(
         return replace(plan, kind=kind) if kind == "destroy" else plan
 
     return _locked_update(session, kind, wanted, planned, options=options, sink=sink,
-                          confirm=confirm, refresh=refresh, check=check, extra=_targets_data(targets))
+                          confirm=confirm, refresh=refresh, check=check,
+                          extra={**(_targets_data(targets) or {}), **(audit or {})})
 
 
 def _targets_data(targets: Iterable[str]) -> dict[str, Any] | None:
@@ -189,32 +190,36 @@ def _locked_update(
     *, options: ApplyOptions, sink: EventSink, confirm: Confirm, refresh: bool = False,
     recover: bool = True, extra: dict[str, Any] | None = None, check: Check | None = None,
 ) -> UpdateOutcome:
-    """The machinery `up`, `destroy` and saved plans share: under the lock, resolve
-    interrupted operations, plan, confirm, apply, checkpoint, audit."""
+    """The machinery every plan-applying change shares: resolve interrupted operations,
+    plan, ``check``, confirm — all before the lock, so that nobody waits on a person at
+    a prompt — then under the lock plan again, refuse unless that is the plan that was
+    confirmed, apply, checkpoint, audit. The duration excludes the prompt."""
+    report = resolve_interrupted(session, kind, options, sink) if recover else RecoveryReport()
+    proposed = planned(_planning_snapshot(session, refresh, options.parallel, sink))
+    outcome = UpdateOutcome(plan=proposed, recovery=report)
+    if check is not None:
+        check(proposed)  # even a plan that changes nothing: a protected stack refuses the command
+    if proposed.has_changes:
+        _refuse_missing(desired, proposed)
+        if not confirm(proposed):
+            outcome.cancelled = True
+            return outcome
     started = time.monotonic()
     with stack_lock(session, kind):
         writer = session.store.begin(session.stack, kind, session.who)
-        report = _recover(session, writer, options, sink) if recover else RecoveryReport()
         snapshot = session.store.snapshot(session.stack)
         if refresh:
             drift = asyncio.run(read_all(snapshot, session.providers, options.parallel, sink))
             require_all_read(drift)
             record_drift(drift, writer)
             snapshot = session.store.snapshot(session.stack)
-        plan = planned(snapshot)
-        outcome = UpdateOutcome(plan=plan, recovery=report)
+        plan = _closing(writer, lambda: _same_as_confirmed(proposed, planned(snapshot)))
+        outcome.plan = plan
         audit = {"plan_digest": plan.digest(), **(extra or {})}  # taken before apply starts
         if not plan.has_changes:
             outcome.checkpoint = writer.finish("succeeded", None)
             # Audited too: the staging gate needs to know this program is in place.
             _record_apply(session, kind, outcome, "succeeded", audit)
-            return outcome
-        if check is not None:
-            _checked(plan, check, writer)
-        _refuse_missing(desired, plan, writer)
-        if not confirm(plan):
-            outcome.cancelled = True
-            outcome.checkpoint = writer.finish("succeeded", None)
             return outcome
         outcome.result = _apply(session, plan, desired, writer, options, sink)
         outputs = _final_outputs(desired, outcome.result, snapshot.resources, writer)
@@ -226,20 +231,58 @@ def _locked_update(
     return outcome
 
 
-def _checked(plan: Plan, check: Check, writer: Any) -> None:
-    """Run ``check``; on refusal close the writer first, so that what recovery did
-    before planning is still recorded in a checkpoint."""
+def _planning_snapshot(session: StackSession, refresh: bool, parallel: int, sink: EventSink) -> Snapshot:
+    """The recorded state, or with ``refresh`` the live objects (read, not yet recorded)."""
+    snapshot = session.store.snapshot(session.stack)
+    if not refresh:
+        return snapshot
+    result = asyncio.run(read_all(snapshot, session.providers, parallel, sink))
+    require_all_read(result)
+    return refreshed_snapshot(snapshot, result)
+
+
+def _same_as_confirmed(confirmed: Plan, now: Plan) -> Plan:
+    """``now`` (planned under the lock), unless it does something ``confirmed`` did not
+    say: the stack changed while someone was at the prompt."""
+    from stackwright.plan.compare import differences
+
+    problems = differences(confirmed, now)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise PlanError(f"the stack changed since this plan was shown: {problems[0]}{more}; nothing was changed",
+                        hint="run the command again to see the new plan")
+    return now
+
+
+def _closing(writer: Any, make: Callable[[], Plan]) -> Plan:
+    """``make()``; on refusal close the writer first, so that what was recorded under
+    the lock (drift) is still checkpointed."""
     try:
-        check(plan)
+        return make()
     except BaseException:
         writer.finish("succeeded", None)
         raise
 
 
-def _refuse_missing(desired: DesiredGraph, plan: Plan, writer: Any) -> None:
+def resolve_interrupted(session: StackSession, kind: str, options: ApplyOptions,
+                        sink: EventSink) -> RecoveryReport:
+    """Resolve the operations an earlier run left pending (reading the live objects),
+    under the lock, so that the plan shown next is made against what exists."""
+    if not session.store.snapshot(session.stack).pending:
+        return RecoveryReport()
+    with stack_lock(session, kind):
+        writer = session.store.begin(session.stack, kind, session.who)
+        try:
+            report = _recover(session, writer, options, sink)
+        finally:
+            writer.finish("succeeded", None)
+    return report
+
+
+def _refuse_missing(desired: DesiredGraph, plan: Plan) -> None:
     """Values read from other stacks that are not there yet preview as unknown, but
     applying this stack cannot compute them: refuse before changing anything, naming
-    the stack and output (closing the writer, like a refused check)."""
+    the stack and output."""
     sources: list[Any] = [desired.exports]
     for step in plan.steps:
         resource = desired.resources.get(step.urn)
@@ -247,7 +290,6 @@ def _refuse_missing(desired: DesiredGraph, plan: Plan, writer: Any) -> None:
             sources += [resource.inputs, resource.read_id]
     missing = [why for source in sources for why in missing_in(source)]
     if missing:
-        writer.finish("succeeded", None)
         raise missing[0]
 
 
@@ -265,7 +307,8 @@ def _record_apply(session: StackSession, kind: str, outcome: UpdateOutcome, stat
 
 
 def destroy(session: StackSession, *, options: ApplyOptions, sink: EventSink,
-            confirm: Confirm, targets: Iterable[str] = ()) -> UpdateOutcome:
+            confirm: Confirm, targets: Iterable[str] = (), check: Check | None = None,
+            audit: dict[str, Any] | None = None) -> UpdateOutcome:
     """Delete every resource of the stack, dependents first; with ``targets``, only
     those and every resource that depends on them (which would break without them)."""
     empty = DesiredGraph(stack=session.stack, project=session.project.name, resources={}, deps={})
@@ -273,7 +316,7 @@ def destroy(session: StackSession, *, options: ApplyOptions, sink: EventSink,
     if chosen:
         chosen = tuple(sorted(with_dependents(session.store.snapshot(session.stack), chosen)))
     return up(session, options=options, sink=sink, confirm=confirm, kind="destroy", desired=empty,
-              targets=chosen)
+              targets=chosen, check=check, audit=audit)
 
 
 def with_dependents(snapshot: Snapshot, targets: Iterable[str]) -> set[str]:

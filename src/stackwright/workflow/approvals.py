@@ -32,8 +32,8 @@ from stackwright.workflow import signing
 from stackwright.workflow.environments import Environment, environment_for, groups, may_approve
 
 PLAN, APPROVE, REJECT, APPLY = "plan", "approve", "reject", "apply"
-AUDITED = (PLAN, APPROVE, REJECT, APPLY, "up", "destroy", "rollback")
-"""Event kinds `audit` lists: saved plans and their reviews, and every apply."""
+AUDITED = (PLAN, APPROVE, REJECT, APPLY, "up", "destroy", "rollback", "import", "refresh", "state-rm")
+"""Event kinds `audit` lists: saved plans and their reviews, every apply and state edit."""
 SHORT = 12
 """Hex digits of a plan hash shown to people: enough to tell plans apart."""
 SIGNED, CLAIMED, GITHUB = "signed", "claimed", "github"
@@ -360,7 +360,12 @@ def _detail(event: Event) -> str:
         return f"{summary} -> {data.get('path', '')}"
     result = str(data.get("result", ""))
     checkpoint = data.get("checkpoint")
-    return f"{result} (checkpoint {checkpoint})" if checkpoint else result
+    text = f"{result} (checkpoint {checkpoint})" if checkpoint else result
+    if data.get("urn"):
+        text += f" {data['urn']}"
+    if data.get("emergency") is not None:
+        text += f" EMERGENCY: {data['emergency']}"
+    return text
 
 
 def when(at: float) -> str:

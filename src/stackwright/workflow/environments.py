@@ -7,6 +7,7 @@
       production:
         protected: true
         required_approvals: 1
+        allow_emergency: false
         allow_self_approval: false
         approvers: [alice@example.com, "group:sre"]
         gate: staging
@@ -53,6 +54,9 @@ class Environment(BaseModel):
     """Tag keys every taggable resource must carry (checked by ``required-tags``)."""
     pause: dict[str, Any] = Field(default_factory=dict)
     """Config paths and the values that scale the environment to zero."""
+    allow_emergency: bool = False
+    """In a protected environment, let ``--emergency "reason"`` change a stack without an
+    approved plan (the audit log records who, why and the plan)."""
 
     @property
     def self_approval_allowed(self) -> bool:

@@ -5,7 +5,8 @@ Config may differ (production has more nodes than staging); the program may not.
 evidence is the audit log: the latest ``up``/``apply`` event with result
 ``succeeded`` on any stack of the gating environment, compared by ``program_digest``.
 
-Callers: the CLI's ``up`` (before planning), ``env pause|resume``, and the saved-plan
+Callers: the change gateway (``workflow.gateway``) for ``up`` and `run up`, before
+planning; ``env pause|resume`` when preparing the edit; and the saved-plan
 ``plan``/``apply`` commands, which pass the digest their plan pins.
 """
 

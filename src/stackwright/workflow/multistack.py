@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink
 from stackwright.errors import StackwrightError, StateError
 from stackwright.graph import Graph
 from stackwright.operations.keyring import Keyring
 from stackwright.operations.session import StackSession, open_store, provider_config, stack_config
-from stackwright.operations.update import UpdateOutcome, destroy, preview, up
+from stackwright.operations.update import UpdateOutcome, preview
 from stackwright.plan.plan import Plan
 from stackwright.plan.planner import make_plan
 from stackwright.program.project import Project
@@ -38,6 +37,7 @@ from stackwright.state.records import LockInfo, Snapshot
 from stackwright.state.store import StateStore
 
 if TYPE_CHECKING:
+    from stackwright.workflow.gateway import Kind
     from stackwright.workflow.policies import Violation
 
 OK, FAILED, SKIPPED, NOT_STARTED = "ok", "failed", "skipped", "not-started"
@@ -60,6 +60,10 @@ class RunOptions:
     """``plan``: save each stack's plan as ``out_dir/<project>/<stack>.plan``."""
     sink: Callable[[], EventSink] = EventSink
     """Makes the event sink of each stack's apply (progress listeners)."""
+    emergency: str | None = None
+    """The reason for changing protected stacks without approved plans (see ``gateway``)."""
+    allow_destroy: bool = False
+    """Let policy ``no-destroy-stateful`` pass deletions (``destroy --allow-destroy``)."""
 
 
 @dataclass
@@ -204,9 +208,7 @@ class StackRunner:
         if action == UP:
             return self._up(session, ref)
         if action == DESTROY:
-            outcome = destroy(session, options=self._apply_options(), sink=self.options.sink(),
-                              confirm=lambda plan: True)
-            return StackResult(ref, OK if outcome.ok else FAILED, plan=outcome.plan, outcome=outcome)
+            return self._change(session, ref, "destroy")
         if action == PLAN and self.options.out_dir is not None:
             return self._save_plan(session, ref)
         plan = preview(session)
@@ -214,14 +216,20 @@ class StackRunner:
         return StackResult(ref, OK, plan=plan, violations=violations(session, plan))
 
     def _up(self, session: StackSession, ref: str) -> StackResult:
-        from stackwright.workflow.gate import check_gate
+        return self._change(session, ref, "up")
 
-        check_gate(session)
-        policy = PolicyCheck(session)
-        outcome = up(session, options=self._apply_options(), sink=self.options.sink(),
-                     confirm=lambda plan: True, check=policy)
+    def _change(self, session: StackSession, ref: str, kind: Kind) -> StackResult:
+        """The stack's update or destroy, through the change gateway like its
+        single-stack command (gate, policies, protection); the run was confirmed once."""
+        from stackwright.workflow.gateway import ChangeRequest, change
+
+        request = ChangeRequest(kind, parallel=self.options.parallel, emergency=self.options.emergency,
+                                allow_destroy=self.options.allow_destroy)
+        result = change(session, request, confirm=lambda prompt: True, sink=self.options.sink())
+        outcome = result.outcome
+        assert outcome is not None
         return StackResult(ref, OK if outcome.ok else FAILED, plan=outcome.plan,
-                           violations=policy.violations, outcome=outcome)
+                           violations=result.violations, outcome=outcome)
 
     def _save_plan(self, session: StackSession, ref: str) -> StackResult:
         from stackwright.workflow.plan_file import save_plan
@@ -252,9 +260,6 @@ class StackRunner:
         empty = Snapshot(stack=stack, lineage="", serial=0, resources={}, outputs={})
         return make_plan(desired, empty, session.providers)
 
-    def _apply_options(self) -> ApplyOptions:
-        return ApplyOptions(parallel=self.options.parallel)
-
 
 def violations(session: StackSession, plan: Plan) -> list[Violation]:
     """What the stack's environment's policies say of ``plan`` (nothing to judge when
@@ -266,21 +271,6 @@ def violations(session: StackSession, plan: Plan) -> list[Violation]:
 
     env = environment_for(session.project, session.stack)
     return evaluate(plan, session.project, env, providers=session.providers)
-
-
-class PolicyCheck:
-    """The check `up` runs on the plan it made under the lock: refuse on a mandatory
-    violation, keep advisory ones to show."""
-
-    def __init__(self, session: StackSession) -> None:
-        self.session = session
-        self.violations: list[Violation] = []
-
-    def __call__(self, plan: Plan) -> None:
-        from stackwright.workflow.policies import refuse_blocking
-
-        self.violations = violations(self.session, plan)
-        refuse_blocking(self.violations)
 
 
 def initialize(workspace: Workspace, refs: Iterable[str]) -> list[str]:

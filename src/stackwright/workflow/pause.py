@@ -235,7 +235,8 @@ def _put(slot: Slot, value: Any) -> None:
 
 
 def carry_out(edit: PreparedEdit, *, options: ApplyOptions, sink: EventSink, confirm: Confirm,
-              check: Callable[[StackSession], Check] | None = None) -> UpdateOutcome:
+              check: Callable[[StackSession], Check] | None = None,
+              audit: dict[str, Any] | None = None) -> UpdateOutcome:
     """Write the edited stack file, then plan, confirm and apply it like `up`; ``check``
     makes the plan check `up` runs (policies) for the session the apply uses.
 
@@ -255,7 +256,7 @@ def carry_out(edit: PreparedEdit, *, options: ApplyOptions, sink: EventSink, con
         session = open_session(edit.project, edit.stack, edit.who)
         try:
             outcome = up(session, options=options, sink=sink, confirm=confirm_and_note,
-                         check=check(session) if check is not None else None)
+                         check=check(session) if check is not None else None, audit=audit)
         finally:
             session.close()
     except BaseException:

@@ -1,0 +1,323 @@
+"""The change gateway: the one function every change of a stack passes through.
+
+Whatever asks for the change — a CLI command, `run up` over a workspace, a later web
+view — builds a ``ChangeRequest`` and calls ``change``. The gateway runs the same
+sequence for every kind of change:
+
+1. the staging gate (kinds that apply the program on disk: ``up``, ``pause``,
+   ``resume``, and ``apply`` of a saved plan against the program it pins);
+2. policies, on the plan the change would apply (``up``, ``destroy``, ``rollback``,
+   ``pause``, ``resume``, ``apply``); ``state-rm`` refuses a protected resource
+   unless forced;
+3. protection and approvals: in a protected environment only ``apply`` of a saved
+   plan with the approvals the environment needs may change the stack; every other
+   kind is refused in one line, unless the environment sets ``allow_emergency: true``
+   and the request carries an emergency reason;
+4. the confirmation prompt, before the lock is taken (nobody waits on a person);
+5. the stack lock; planning again under it, which must give the plan that was
+   judged and confirmed (for a saved plan: the saved one);
+6. apply, and record: a checkpoint and an audit event naming who, the plan digest
+   and, for an emergency, the reason.
+
+The CLI turns arguments into a request and the result into text; nothing in this
+sequence lives only there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from stackwright.engine.apply import ApplyOptions
+from stackwright.engine.events import EventSink
+from stackwright.errors import StackwrightError
+from stackwright.operations.session import StackSession
+from stackwright.operations.update import UpdateOutcome
+from stackwright.plan.plan import Plan
+from stackwright.workflow.environments import Environment, environment_for
+
+if TYPE_CHECKING:
+    from stackwright.operations.importing import ImportResult
+    from stackwright.operations.refresh import RefreshOutcome
+    from stackwright.workflow.pause import PreparedEdit
+    from stackwright.workflow.plan_file import SavedPlan
+    from stackwright.workflow.policies import Violation
+
+Kind = Literal["up", "destroy", "rollback", "import", "refresh", "state-rm", "pause", "resume", "apply"]
+
+COMMANDS: dict[str, str] = {
+    "up": "up", "destroy": "destroy", "rollback": "rollback", "import": "import",
+    "refresh": "refresh --yes", "state-rm": "state rm", "pause": "env pause", "resume": "env resume",
+    "apply": "apply",
+}
+"""How each kind is spelled on the command line, for refusals."""
+
+STATE_EDITS = ("import", "refresh", "state-rm")
+"""Kinds that edit the recorded state without applying a plan; their audit events."""
+
+
+class ProtectedEnvironment(StackwrightError):
+    """A protected environment changes only through an approved saved plan (or an
+    emergency, where allowed)."""
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """What to change and how; each kind reads the fields it needs."""
+
+    kind: Kind
+    targets: tuple[str, ...] = ()
+    parallel: int = 16
+    refresh: bool = False
+    """``up``: read the live objects first and record drift."""
+    allow_destroy: bool = False
+    emergency: str | None = None
+    """The reason for changing a protected environment without an approved plan."""
+    checkpoint: int | None = None
+    """``rollback``: the checkpoint to return to."""
+    urn: str | None = None
+    """``state-rm``: the resource to forget."""
+    force: bool = False
+    """``state-rm``: forget a protected resource, or one others depend on."""
+    resource: tuple[str, str, str] | None = None
+    """``import``: type, name and id of the object to adopt."""
+    saved: SavedPlan | None = None
+    """``apply``: the saved plan."""
+    edit: PreparedEdit | None = None
+    """``pause``/``resume``: the config edit, prepared."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What a person confirms: the plan (None for a state edit) and what policies said."""
+
+    request: ChangeRequest
+    plan: Plan | None
+    violations: list[Violation] = field(default_factory=list)
+
+
+Confirm = Callable[[Prompt], bool]
+Refused = Callable[[Plan, "list[Violation]"], None]
+"""Told the plan and the violations when mandatory policies refuse it (to show them)."""
+
+
+@dataclass
+class ChangeResult:
+    """What a change did; the field of its kind is set."""
+
+    request: ChangeRequest
+    outcome: UpdateOutcome | None = None
+    violations: list[Violation] = field(default_factory=list)
+    imported: ImportResult | None = None
+    refreshed: RefreshOutcome | None = None
+    checkpoint: int | None = None
+    """``state-rm``: the checkpoint that recorded it."""
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        if self.outcome is not None:
+            return self.outcome.ok and not self.outcome.cancelled
+        if self.refreshed is not None:
+            return not self.refreshed.result.errors
+        return not self.cancelled
+
+
+def change(session: StackSession | None, request: ChangeRequest, *, confirm: Confirm,
+           sink: EventSink | None = None, refused: Refused | None = None) -> ChangeResult:
+    """Carry out ``request`` on ``session``'s stack through the gateway's sequence (see
+    the module's docstring); raises a ``StackwrightError`` when a step refuses, having
+    changed nothing. ``session`` is None only for ``pause``/``resume``, whose prepared
+    edit opens the stack once the edited file is written."""
+    events = sink if sink is not None else EventSink()
+    if request.kind in ("pause", "resume"):
+        return _config_edit(request, confirm, events, refused)
+    if session is None:
+        raise StackwrightError(f"{request.kind} needs an open stack")
+    if request.kind in STATE_EDITS:
+        return _state_edit(session, request, confirm, events)
+    if request.kind == "apply":
+        return _apply_saved(session, request, confirm, events)
+    return _planned(session, request, confirm, events, refused)
+
+
+# --- the checks -------------------------------------------------------------------------
+
+
+class Judge:
+    """The check every plan-applying kind runs on the plan it would apply, before the
+    prompt: policies, then protection. Keeps the violations for the prompt."""
+
+    def __init__(self, session: StackSession, request: ChangeRequest, refused: Refused | None) -> None:
+        self.session = session
+        self.request = request
+        self.refused = refused
+        self.violations: list[Violation] = []
+
+    def __call__(self, plan: Plan) -> None:
+        from stackwright.workflow.policies import blocking, evaluate, refuse_blocking
+
+        if not plan.has_changes:
+            require_unprotected(self.session, self.request)
+            return
+        env = environment_for(self.session.project, self.session.stack)
+        self.violations = evaluate(plan, self.session.project, env, allow_destroy=self.request.allow_destroy,
+                                   providers=self.session.providers)
+        if blocking(self.violations):
+            if self.refused is not None:
+                self.refused(plan, self.violations)
+            refuse_blocking(self.violations)
+        require_unprotected(self.session, self.request)
+
+
+def require_unprotected(session: StackSession, request: ChangeRequest) -> None:
+    """Refuse, in one line, any kind but ``apply`` in a protected environment, unless it
+    is an emergency the environment allows."""
+    env = environment_for(session.project, session.stack)
+    if not env.protected or request.kind == "apply":
+        return
+    if request.emergency is None:
+        raise ProtectedEnvironment(refusal(env, session.stack, request.kind))
+    if not env.allow_emergency:
+        raise ProtectedEnvironment(
+            f"environment {env.name!r} is protected and does not allow emergency changes "
+            f"(`allow_emergency: true` is not set under environments.{env.name} in stackwright.yaml); "
+            "use `stackwright plan --out FILE`, `stackwright approve FILE`, `stackwright apply FILE`")
+    if not request.emergency.strip():
+        raise ProtectedEnvironment("--emergency needs a reason, e.g. --emergency \"restore the site\"")
+
+
+def refusal(env: Environment, stack: str, kind: str) -> str:
+    """The one line that refuses a change of a protected environment, naming the
+    commands to use instead."""
+    emergency = ', or --emergency "reason" (allowed here)' if env.allow_emergency else ""
+    return (f"environment {env.name!r} is protected: `stackwright {COMMANDS.get(kind, kind)}` may not change "
+            f"stack {stack!r}; use `stackwright plan --out FILE`, `stackwright approve FILE`, "
+            f"`stackwright apply FILE`{emergency}")
+
+
+def _audit(request: ChangeRequest) -> dict[str, Any]:
+    """What the change's audit event adds: the emergency's reason."""
+    return {"emergency": request.emergency} if request.emergency is not None else {}
+
+
+def _confirmed(request: ChangeRequest, confirm: Confirm, judge: Judge) -> Callable[[Plan], bool]:
+    return lambda plan: confirm(Prompt(request, plan, judge.violations))
+
+
+# --- kinds that apply a plan --------------------------------------------------------------
+
+
+def _planned(session: StackSession, request: ChangeRequest, confirm: Confirm, sink: EventSink,
+             refused: Refused | None) -> ChangeResult:
+    from stackwright.operations.rollback import rollback
+    from stackwright.operations.update import destroy, up
+    from stackwright.workflow.gate import check_gate
+
+    if request.kind == "up":
+        check_gate(session)
+    judge = Judge(session, request, refused)
+    common: dict[str, Any] = {"options": ApplyOptions(parallel=request.parallel), "sink": sink,
+                              "confirm": _confirmed(request, confirm, judge), "check": judge,
+                              "audit": _audit(request)}
+    if request.kind == "up":
+        outcome = up(session, targets=request.targets, refresh=request.refresh, **common)
+    elif request.kind == "destroy":
+        outcome = destroy(session, targets=request.targets, **common)
+    elif request.kind == "rollback":
+        if request.checkpoint is None:
+            raise StackwrightError("rollback needs the checkpoint to return to")
+        outcome = rollback(session, request.checkpoint, **common)
+    else:
+        raise StackwrightError(f"unknown kind of change {request.kind!r}")
+    return ChangeResult(request, outcome=outcome, violations=judge.violations, cancelled=outcome.cancelled)
+
+
+def _apply_saved(session: StackSession, request: ChangeRequest, confirm: Confirm,
+                 sink: EventSink) -> ChangeResult:
+    """A saved plan: its own module checks the gate, policies and approvals in the
+    gateway's order, then applies under the lock only if planning again gives it."""
+    from stackwright.workflow.plan_file import apply_plan_file
+
+    if request.saved is None:
+        raise StackwrightError("apply needs a saved plan")
+    outcome = apply_plan_file(session, request.saved, options=ApplyOptions(parallel=request.parallel),
+                              sink=sink, confirm=lambda plan: confirm(Prompt(request, plan)))
+    return ChangeResult(request, outcome=outcome, cancelled=outcome.cancelled)
+
+
+def _config_edit(request: ChangeRequest, confirm: Confirm, sink: EventSink,
+                 refused: Refused | None) -> ChangeResult:
+    """Pause or resume: the edit was prepared (and the gate checked); the apply of the
+    edited config is judged like `up`, and a refusal puts the file back."""
+    from stackwright.workflow.pause import carry_out
+
+    if request.edit is None:
+        raise StackwrightError(f"{request.kind} needs a prepared config edit")
+    judges: list[Judge] = []
+
+    def judge_for(session: StackSession) -> Judge:
+        judges.append(Judge(session, request, refused))
+        return judges[-1]
+
+    def confirmed(plan: Plan) -> bool:
+        return confirm(Prompt(request, plan, judges[-1].violations if judges else []))
+
+    outcome = carry_out(request.edit, options=ApplyOptions(parallel=request.parallel), sink=sink,
+                        confirm=confirmed, check=judge_for, audit=_audit(request))
+    return ChangeResult(request, outcome=outcome, violations=judges[-1].violations if judges else [],
+                        cancelled=outcome.cancelled)
+
+
+# --- kinds that edit the recorded state ------------------------------------------------------
+
+
+def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
+                sink: EventSink) -> ChangeResult:
+    """``import``, ``refresh --yes`` and ``state rm``: protection, the prompt, then the
+    edit under the stack's lock (taken by the operation), then the audit event."""
+    require_unprotected(session, request)
+    result = ChangeResult(request)
+    if not confirm(Prompt(request, None)):
+        result.cancelled = True
+        return result
+    if request.kind == "import":
+        result.imported = _import(session, request)
+        result.checkpoint = result.imported.checkpoint
+    elif request.kind == "refresh":
+        from stackwright.operations.refresh import refresh
+
+        result.refreshed = refresh(session, parallel=request.parallel, record=True, sink=sink)
+        result.checkpoint = result.refreshed.checkpoint.number if result.refreshed.checkpoint else None
+    else:
+        result.checkpoint = _forget(session, request)
+    _record(session, request, result)
+    return result
+
+
+def _import(session: StackSession, request: ChangeRequest) -> ImportResult:
+    from stackwright.operations.importing import import_resource
+
+    if request.resource is None:
+        raise StackwrightError("import needs a type, a name and an id")
+    return import_resource(session, *request.resource)
+
+
+def _forget(session: StackSession, request: ChangeRequest) -> int | None:
+    from stackwright.operations.state_edit import forget
+
+    if request.urn is None:
+        raise StackwrightError("state rm needs a URN")
+    return forget(session, request.urn, force=request.force)
+
+
+def _record(session: StackSession, request: ChangeRequest, result: ChangeResult) -> None:
+    """The audit event of a state edit: who, what, the checkpoint, and an emergency's reason."""
+    data: dict[str, Any] = {"result": "succeeded" if result.ok else "failed",
+                            "checkpoint": result.checkpoint, **_audit(request)}
+    if request.urn is not None:
+        data["urn"] = request.urn
+    if result.imported is not None:
+        data["urn"] = result.imported.urn
+    session.store.record_event(session.stack, request.kind, session.who, data)
