@@ -65,7 +65,7 @@ def story(project: Path, endpoint: str) -> None:
     sw(project, "up", "--refresh", "--yes")
     check("no drift" in sw(project, "refresh"), "versioning is restored")
     say("Destroy the stack")
-    text = sw(project, "destroy", "--yes")
+    text = sw(project, "destroy", "--yes", "--allow-destroy")
     check("Destroy succeeded" in text, "everything is deleted")
 
 
