@@ -359,16 +359,17 @@ def test_synthetic_fail_rate_is_permanent_and_config_is_checked() -> None:
         p.configure({"latency": "slow"})
 
 
-def test_synthetic_latency_overlaps_across_threads() -> None:
+def test_synthetic_latency_overlaps_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Latency is slept outside the provider's lock: all eight calls can be asleep at
+    once (a barrier of eight inside the sleep would break were they serialized)."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
-    import time
 
+    asleep = threading.Barrier(8, timeout=30)
+    monkeypatch.setattr(synthetic.time, "sleep", lambda seconds: asleep.wait())
     p = synthetic.provider()
     p.configure({"latency": 0.1})
     things = p.resource("synthetic:Thing")
-    start = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: things.create(thing_ctx(f"t{i}"), {"size": i}), range(8)))
-    elapsed = time.monotonic() - start
-    assert 0.1 <= elapsed < 0.6  # sleeping outside the lock: not 8 x 0.1s
     assert isinstance(things, synthetic.ThingProvider) and len(things.objects) == 8
