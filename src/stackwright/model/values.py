@@ -115,27 +115,20 @@ def secret_texts(value: Any, into: set[str] | None = None) -> set[str]:
     """Every plain text a secret in ``value`` holds: its strings, and any other leaf
     written as text, as an error message would show it."""
     out = set() if into is None else into
-    if isinstance(value, Secret):
-        _leaf_texts(value.value, out)
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            secret_texts(v, out)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            secret_texts(v, out)
+    _texts(value, out, inside=False)
     return out
 
 
-def _leaf_texts(value: Any, out: set[str]) -> None:
+def _texts(value: Any, out: set[str], inside: bool) -> None:
     if isinstance(value, Secret):
-        _leaf_texts(value.value, out)
+        _texts(value.value, out, inside=True)
     elif isinstance(value, Mapping):
         for v in value.values():
-            _leaf_texts(v, out)
+            _texts(v, out, inside)
     elif isinstance(value, (list, tuple)):
         for v in value:
-            _leaf_texts(v, out)
-    elif value is not None and not isinstance(value, bool) and value is not UNKNOWN and str(value):
+            _texts(v, out, inside)
+    elif inside and value is not None and not isinstance(value, bool) and value is not UNKNOWN and str(value):
         out.add(str(value))
 
 
