@@ -140,8 +140,8 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
     diffs = () if old is None or op is Op.SAME else diff_inputs(old.inputs, inputs, frozenset(replace_keys))
     previous = old.urn if old is not None and old.urn != resource.urn else None
     deps = tuple(p.desired.deps.get(resource.urn, ()))
-    options = () if old is None else option_diffs(resource, old, deps, p.claimed)
     recorded = recorded_options(resource)
+    options = () if old is None else option_diffs(resource, old, deps, p.claimed, recorded)
     return Step(
         urn=resource.urn, type=resource.type_token, op=op, inputs=inputs,
         old_inputs=old.inputs if old else None, old_outputs=old.outputs if old else None,
@@ -286,11 +286,12 @@ def _predict_outputs(
 
 def option_diffs(
     resource: Resource, old: ResourceState, deps: tuple[str, ...], renamed: Mapping[str, str],
+    recorded: Mapping[str, Any],
 ) -> tuple[PropertyDiff, ...]:
     """The options the program changed since the record was written: apply records
     them even when the provider has nothing to do. ``renamed`` maps the old URNs of
     records matched through aliases to their new ones, so a renamed dependency or
-    parent is not a change."""
+    parent is not a change; ``recorded`` is ``recorded_options(resource)``."""
     opts = resource.resource_options
     parent = resource.resource_parent.urn if resource.resource_parent else None
     old_parent = renamed.get(old.parent, old.parent) if old.parent else None
@@ -298,7 +299,6 @@ def option_diffs(
     pairs = [("parent", old_parent, parent), ("dependencies", old_deps, list(deps)),
              ("protect", old.protect, opts.protect),
              ("retain_on_delete", old.retain_on_delete, opts.retain_on_delete)]
-    recorded = recorded_options(resource)
     pairs += [(name, old.options.get(name, default), recorded.get(name, default))
               for name, default in OPTION_DEFAULTS.items()]
     return tuple(PropertyDiff(name, "update", was, now) for name, was, now in pairs if was != now)
