@@ -8,8 +8,10 @@ TOOLS_BIN    := $(HOME)/.cache/stackwright/bin
 HELM_VERSION := v3.22.0
 HELM         := $(TOOLS_BIN)/helm-$(HELM_VERSION)
 REGISTRY     := $(TOOLS_BIN)/registry-v0.22.1
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT   := $(TOOLS_BIN)/actionlint-$(ACTIONLINT_VERSION)
 
-.PHONY: demo test lint typecheck unit crash bench clean helm registry kube-tools
+.PHONY: demo test lint typecheck unit crash bench clean helm registry kube-tools actionlint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +32,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) kube-tools helm registry
+unit: $(STAMP) kube-tools helm registry actionlint
 	$(BIN)/pytest -n 2 -q
 
 ## The local cluster's binaries (kube-apiserver, etcd, controllers, kwok), built from the
@@ -54,6 +56,10 @@ helm:
 ## The OCI registry the Helm tests push charts to (go-containerregistry's, tools/registry).
 registry:
 	@tools/go-tool.sh tools/registry github.com/google/go-containerregistry/cmd/registry $(REGISTRY)
+
+## actionlint (rhysd/actionlint, tools/actionlint), which the generated CI workflows must pass.
+actionlint:
+	@tools/go-tool.sh tools/actionlint github.com/rhysd/actionlint/cmd/actionlint $(ACTIONLINT) "-X github.com/rhysd/actionlint.version=$(ACTIONLINT_VERSION)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .import_linter_cache

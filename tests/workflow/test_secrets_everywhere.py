@@ -123,7 +123,7 @@ def test_no_secret_in_plain_text_in_any_artifact(tmp_path: Path) -> None:
     proj.program.write_text(PROGRAM)
     run("up", "--yes")
 
-    run("ci", "github")
+    run("ci", "github", "--source", "git+https://github.com/acme/stackwright@" + "0" * 40)
     assert (proj.root.parent / ".github" / "workflows").is_dir()
     run("run", "preview", "--all", "--format", "markdown")
     run("secrets", "rotate")

@@ -171,35 +171,40 @@ def ci() -> None:
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Where to write the workflows (default: .github/workflows of the repository).")
 @click.option("--branch", default="main", show_default=True, help="The branch whose pushes are planned.")
+@click.option("--source", default=None, metavar="git+URL@COMMIT",
+              help="The Stackwright CI installs, pinned to a commit; written to "
+              "stackwright-requirements.txt next to the workflows (default: the file already there, "
+              "a requirements.txt beside the workspace file that pins stackwright, or the commit "
+              "this Stackwright was installed from).")
 @click.option("--install", default=None, metavar="CMD",
-              help="How CI installs Stackwright (default: pip install -r requirements.txt if the "
-              "workspace folder has one, else pip install stackwright).")
+              help="Install Stackwright with this shell command instead of a pinned requirement.")
 @click.option("--python", "python_version", default="3.11", show_default=True, help="Python version in CI.")
 @click.option("--approver", "approvers", multiple=True, metavar="LOGIN",
               help="GitHub login allowed to /approve (repeatable; default: owners, members, collaborators).")
 @click.option("--shards", type=int, default=0, metavar="K",
               help="Also write stackwright-up.yml: `run up --all` split across a matrix of K jobs.")
 @click.option("--force", is_flag=True, help="Overwrite workflow files Stackwright did not write.")
-def ci_github(directory: Path | None, branch: str, install: str | None, python_version: str,
-              approvers: tuple[str, ...], shards: int, force: bool) -> None:
-    """Write GitHub Actions workflows for the workspace: preview on pull requests, plans
-    and a review issue on pushes, approve and apply on `/approve`; with --shards K, a
-    hand-started `run up --all` over K parallel jobs."""
+def ci_github(directory: Path | None, branch: str, source: str | None, install: str | None,
+              python_version: str, approvers: tuple[str, ...], shards: int, force: bool) -> None:
+    """Write GitHub Actions workflows for the workspace: read-only preview on pull
+    requests, plans and a review issue on pushes, approve and apply on `/approve`; with
+    --shards K, a hand-started `run up --all` over K parallel jobs."""
     from stackwright.program.workspace import require_workspace
     from stackwright.workflow.ci_github import (
         PLAN_LABEL, default_directory, settings_for, write_workflows,
     )
-    from stackwright.workflow.secrets import PASSPHRASE_ENV
 
     workspace = require_workspace()
-    settings = settings_for(workspace, branch=branch, install=install, python=python_version,
-                            approvers=approvers, shards=shards)
-    written = write_workflows(directory or default_directory(workspace), settings, force=force)
+    folder = directory or default_directory(workspace)
+    settings = settings_for(workspace, folder, branch=branch, install=install, source=source,
+                            python=python_version, approvers=approvers, shards=shards)
+    written = write_workflows(folder, settings, force=force)
     for path in written:
         click.echo(f"Wrote {path}")
-    click.echo(f"Next: set the repository secret {PASSPHRASE_ENV} (plan files' secrets), give the jobs "
-               f"cloud credentials and a shared state store, then commit the files. Plans wait for "
-               f"approval in issues labelled {PLAN_LABEL}.")
+    click.echo("Next: set the repository variables STACKWRIGHT_STATE_URL (s3://bucket/prefix), "
+               "STACKWRIGHT_AWS_ROLE, STACKWRIGHT_AWS_READ_ONLY_ROLE and AWS_REGION and the secret "
+               f"STACKWRIGHT_PASSPHRASE (docs/ci.md), then commit the files. Plans wait for approval "
+               f"in issues labelled {PLAN_LABEL}.")
 
 
 @ci.command("plan-files")

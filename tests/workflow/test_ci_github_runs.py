@@ -1,0 +1,278 @@
+"""The workflows `stackwright ci github` writes run, not only validate: every job's steps
+run here in order (tests/workflow/actions_runner.py), in clones of a sample repository,
+with the environment GitHub would give them, against a shared SQLite state standing in
+for the S3 bucket. A pull request is previewed (read-only, commented), merged, planned
+(an issue opened), approved by a comment and applied; the change is then on disk and
+the approval in the audit log under the commenter's GitHub login.
+
+The install step runs too: pip resolves the pinned requirement for real (a dry run,
+without dependencies), with git told to fetch the pinned GitHub URL from this
+repository's own clone, so a pin to a commit that does not exist, or to something
+that is not Stackwright, fails here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from cli.conftest import cli_env, run_cli
+from workflow.actions_runner import Runner, StepFailed, StepRecord, job_env_base
+
+from stackwright.workflow.ci_github import ACTIONS
+
+SOURCE_REPO = Path(__file__).resolve().parents[2]
+PINNED_URL = "https://github.com/acme/stackwright"
+ROLE = "arn:aws:iam::123456789012:role/stackwright"
+READ_ONLY_ROLE = "arn:aws:iam::123456789012:role/stackwright-read-only"
+
+PROJECT = """\
+name: app
+main: __main__.py
+environments:
+  production:
+    protected: true
+    required_approvals: 1
+    github_approvals: true
+    approvers: ["group:sre"]
+groups:
+  sre: [alice]
+"""
+PROGRAM = """\
+import stackwright as sw
+from stackwright.providers import local
+
+config = sw.Config()
+local.File("greeting", path="out/greeting.txt", content=config.require_str("greeting"))
+"""
+
+
+def git(folder: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=True,
+                          env={**cli_env(), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+    return done.stdout.strip()
+
+
+def source_commit() -> str:
+    if not (SOURCE_REPO / ".git").exists():
+        pytest.skip("the Stackwright sources are not a git checkout: no commit to pin")
+    return git(SOURCE_REPO, "rev-parse", "HEAD")
+
+
+@pytest.fixture()
+def flow(tmp_path: Path) -> dict[str, Any]:
+    """A repository with one protected stack, its workflows committed on main, the
+    stack initialised in the shared state, and a pull-request branch that changes it."""
+    if shutil.which("node") is None:
+        pytest.skip("node is needed to run the github-script steps")
+    commit = source_commit()
+    repo = tmp_path / "repo"
+    app = repo / "infra" / "app"
+    (app / "stacks").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "infra" / "stackwright-workspace.yaml").write_text("projects:\n  - path: app\n    stacks: [production]\n")
+    (app / "stackwright.yaml").write_text(PROJECT)
+    (app / "__main__.py").write_text(PROGRAM)
+    (app / "stacks" / "production.yaml").write_text("config:\n  greeting: hello\n")
+    (repo / ".gitignore").write_text("out/\nplans/\n.stackwright/\n")
+    code, out, err = run_cli(repo / "infra", "ci", "github", "--source", f"git+{PINNED_URL}@{commit}",
+                             "--approver", "alice")
+    assert code == 0, out + err
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "infra")
+    state = tmp_path / "state" / "state.db"
+    state.parent.mkdir()
+    env = cli_env(STACKWRIGHT_STATE_URL=f"sqlite:///{state}")
+    code, out, err = run_cli(app, "stack", "init", "production", env=env)
+    assert code == 0, out + err
+    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "-b", "change")
+    (app / "stacks" / "production.yaml").write_text("config:\n  greeting: hello from the pull request\n")
+    git(repo, "commit", "-q", "-am", "a new greeting")
+    head = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "main")
+    return {"repo": repo, "tmp": tmp_path, "state": state, "base": base, "head": head,
+            "artifacts": tmp_path / "artifacts", "roles": []}
+
+
+def load_workflow(repo: Path, name: str) -> Any:
+    return YAML(typ="safe", pure=True).load((repo / ".github" / "workflows" / name).read_text())
+
+
+def clone(flow: Mapping[str, Any], name: str, ref: str) -> Path:
+    work = flow["tmp"] / name
+    subprocess.run(["git", "clone", "-q", str(flow["repo"]), str(work)], check=True)
+    git(work, "checkout", "-q", ref)
+    return work
+
+
+def stand_ins(flow: dict[str, Any]) -> dict[str, Any]:
+    """What each `uses:` action does here; each checks the inputs it is given."""
+    def checkout(runner: Runner, inputs: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+        assert inputs.get("fetch-depth") == "0" and inputs.get("persist-credentials") == "false"
+        if inputs.get("ref"):
+            git(runner.workspace, "checkout", "-q", inputs["ref"])
+        return {}
+
+    def setup_python(runner: Runner, inputs: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+        assert inputs["python-version"] == "3.11"
+        return {}
+
+    def credentials(runner: Runner, inputs: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+        assert inputs["aws-region"] == "eu-west-1"
+        flow["roles"].append(inputs["role-to-assume"])
+        return {}
+
+    def upload(runner: Runner, inputs: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+        source = runner.workspace / inputs["path"]
+        if not source.exists():
+            if inputs.get("if-no-files-found") == "error":
+                raise StepFailed(f"no files at {source}")
+            return {}
+        shutil.copytree(source, flow["artifacts"] / inputs["name"], dirs_exist_ok=True)
+        return {}
+
+    def download(runner: Runner, inputs: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+        stored = flow["artifacts"] / inputs["name"]
+        if not stored.exists():
+            raise StepFailed(f"no artifact {inputs['name']}")
+        if "run-id" in inputs:
+            assert inputs["run-id"] == str(flow["plan_run_id"]), "the plans of another run"
+        shutil.copytree(stored, runner.workspace / inputs["path"], dirs_exist_ok=True)
+        return {}
+
+    return {"actions/checkout": checkout, "actions/setup-python": setup_python,
+            "aws-actions/configure-aws-credentials": credentials,
+            "actions/upload-artifact": upload, "actions/download-artifact": download}
+
+
+def runner(flow: dict[str, Any], workspace: Path, event_name: str, event: dict[str, Any],
+           **github: Any) -> Runner:
+    """A runner whose `stackwright` is this one, whose pip resolves the pinned GitHub URL
+    from this repository's clone, and whose state is the flow's SQLite file."""
+    env = job_env_base([Path(sys.executable).parent], {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.file://{SOURCE_REPO}.insteadOf",
+        "GIT_CONFIG_VALUE_0": PINNED_URL,
+        "PIP_DRY_RUN": "1", "PIP_NO_DEPS": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_NO_INDEX": "1",
+    })
+    return Runner(workspace=workspace, temp=flow["tmp"] / f"runner-{workspace.name}", event_name=event_name,
+                  event=event, base_env=env, actions=stand_ins(flow), github=github,
+                  variables={"STACKWRIGHT_STATE_URL": f"sqlite:///{flow['state']}", "STACKWRIGHT_AWS_ROLE": ROLE,
+                             "STACKWRIGHT_AWS_READ_ONLY_ROLE": READ_ONLY_ROLE, "AWS_REGION": "eu-west-1"},
+                  secrets={"STACKWRIGHT_PASSPHRASE": ""})
+
+
+def succeeded(records: list[StepRecord]) -> None:
+    failed = [f"{r.name}: {r.output}" for r in records if r.outcome == "failure"]
+    assert not failed, "\n".join(failed)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_pull_request_is_previewed_read_only_then_planned_approved_and_applied(flow: dict[str, Any]) -> None:
+    repo = flow["repo"]
+
+    # Pull request: preview with the read-only role and state, then comment.
+    preview = load_workflow(repo, "stackwright-preview.yml")
+    work = clone(flow, "pr", flow["head"])
+    git(work, "update-ref", "refs/remotes/origin/main", flow["base"])
+    before = digest(flow["state"])
+    pr_event = {"pull_request": {"number": 5, "user": {"login": "bob"}}}
+    pr = runner(flow, work, "pull_request", pr_event, base_ref="main")
+    records = pr.run_job(preview, "preview")
+    succeeded(records)
+    install = next(r for r in records if r.name == "Install Stackwright")
+    assert "Would install stackwright-" in install.output  # pip resolved the pinned commit
+    assert flow["roles"] == [READ_ONLY_ROLE]
+    assert digest(flow["state"]) == before
+    assert not (work / "infra" / "app" / "out").exists()
+    comment = runner(flow, flow["tmp"] / "empty", "pull_request", pr_event)
+    comment.workspace.mkdir()
+    comment.needs = {"preview": "success"}
+    succeeded(comment.run_job(preview, "comment"))
+    [listed, created] = comment.api_calls
+    assert listed["method"] == "paginate:rest.issues.listComments"
+    assert created["method"] == "rest.issues.createComment" and created["args"]["issue_number"] == 5
+    assert created["args"]["body"].startswith("<!-- stackwright-preview -->\n")
+    assert "app/production" in created["args"]["body"] and "failed" not in created["args"]["body"]
+
+    # Merged: the push to main is planned and a review issue opened.
+    git(repo, "merge", "-q", "--ff-only", "change")
+    flow["plan_run_id"] = 4242
+    plan_work = clone(flow, "main", flow["head"])
+    push = runner(flow, plan_work, "push", {"before": flow["base"], "after": flow["head"]},
+                  sha=flow["head"], actor="bob", run_id=4242)
+    succeeded(push.run_job(load_workflow(repo, "stackwright-plan.yml"), "plan"))
+    assert push.steps["plan"]["outputs"] == {"has_plans": "true"}
+    [issue] = push.api_calls
+    assert issue["method"] == "rest.issues.create" and issue["args"]["labels"] == ["stackwright-plan"]
+    assert f"<!-- stackwright-plan run=4242 sha={flow['head']} -->" in issue["args"]["body"]
+    assert (flow["artifacts"] / "stackwright-plans" / "app" / "production.plan").is_file()
+
+    # `/approve` by alice: the plans of that run, approved as alice, applied.
+    apply_work = clone(flow, "apply", flow["base"])
+    approve_event = {
+        "comment": {"body": "/approve", "user": {"login": "alice"}, "author_association": "MEMBER",
+                    "html_url": "https://github.test/acme/infra/issues/7#issuecomment-1"},
+        "issue": {"number": 7, "body": issue["args"]["body"], "state": "open",
+                  "html_url": "https://github.test/acme/infra/issues/7",
+                  "user": {"login": "github-actions[bot]"}, "labels": [{"name": "stackwright-plan"}]},
+        "sender": {"login": "alice"},
+    }
+    approve = runner(flow, apply_work, "issue_comment", approve_event, actor="alice", run_id=4343)
+    records = approve.run_job(load_workflow(repo, "stackwright-apply.yml"), "apply")
+    succeeded(records)
+    assert git(apply_work, "rev-parse", "HEAD") == flow["head"]  # checked out the planned commit
+    assert (apply_work / "infra" / "app" / "out" / "greeting.txt").read_text() == "hello from the pull request"
+    report, close = approve.api_calls
+    assert report["args"]["body"].startswith("Approved by @alice and applied")
+    assert close["args"] == {"owner": "acme", "repo": "infra", "issue_number": 7,
+                             "state": "closed", "state_reason": "completed"}
+    assert flow["roles"] == [READ_ONLY_ROLE, ROLE, ROLE]
+    code, out, err = run_cli(apply_work / "infra" / "app", "audit", "--json",
+                             env=cli_env(STACKWRIGHT_STATE_URL=f"sqlite:///{flow['state']}"))
+    assert code == 0, err
+    approvals = [e for e in json.loads(out) if e.get("kind") == "approve"]
+    assert [(e["who"], e["data"]["proof"]) for e in approvals] == [("alice", "github")]
+
+
+def test_a_broken_command_line_fails_the_job(flow: dict[str, Any]) -> None:
+    """The check above can fail: a workflow whose preview names a flag the CLI lacks
+    fails its job here."""
+    workflow = load_workflow(flow["repo"], "stackwright-preview.yml")
+    step = next(s for s in workflow["jobs"]["preview"]["steps"] if s.get("name") == "Preview")
+    step["run"] = step["run"].replace("--format markdown", "--format mardown")
+    work = clone(flow, "pr", flow["head"])
+    git(work, "update-ref", "refs/remotes/origin/main", flow["base"])
+    records = runner(flow, work, "pull_request", {"pull_request": {"number": 5, "user": {"login": "bob"}}},
+                     base_ref="main").run_job(workflow, "preview")
+    failed = [r for r in records if r.outcome == "failure"]
+    assert [r.name for r in failed] == ["Preview"] and "mardown" in failed[0].output
+
+
+def test_every_action_is_the_current_major() -> None:
+    """The versions docs/ci.md explains, each on the Node 24 runtime."""
+    assert ACTIONS == {
+        "checkout": "actions/checkout@v7",
+        "setup-python": "actions/setup-python@v7",
+        "aws-credentials": "aws-actions/configure-aws-credentials@v6",
+        "github-script": "actions/github-script@v9",
+        "upload-artifact": "actions/upload-artifact@v7",
+        "download-artifact": "actions/download-artifact@v8",
+    }
+    text = (SOURCE_REPO / "docs" / "ci.md").read_text()
+    for ref in ACTIONS.values():
+        assert f"`{ref}`" in text, f"docs/ci.md does not explain {ref}"
