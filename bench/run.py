@@ -1,6 +1,7 @@
 """Engine benchmarks (`make bench`). Prints figures; RESULTS.md records them.
 
-1. no-op `stackwright preview` of a 10,000-resource program (whole command, median of 5)
+1. no-op `stackwright preview` of a 10,000-resource program (whole command, median of 5),
+   and the same with 1,000 secret values against without (median of 7 each, alternating)
 2. `up` of a 2,000-resource DAG at 50 ms per operation, --parallel 64, against the lower
    bound max(critical path, total work / parallelism); median of 5 runs, spread printed
 3. engine overhead per resource for planning and for apply bookkeeping (latency 0),
@@ -29,14 +30,14 @@ HERE = Path(__file__).resolve().parent
 CLI = [sys.executable, "-m", "stackwright.cli.main"]
 
 
-def make_project(root: Path, count: int, latency: float) -> Path:
+def make_project(root: Path, count: int, latency: float, secrets: int = 0) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    project = root / f"synthetic-{count}"
+    project = root / f"synthetic-{count}" if not secrets else root / f"synthetic-{count}-{secrets}-secrets"
     shutil.copytree(HERE / "programs" / "synthetic", project)
     (project / "stackwright.yaml").write_text("name: synthetic\nmain: __main__.py\n")
     (project / "stacks").mkdir()
     (project / "stacks" / "dev.yaml").write_text(
-        f"config:\n  count: {count}\n  synthetic:\n    latency: {latency}\n")
+        f"config:\n  count: {count}\n  secrets: {secrets}\n  synthetic:\n    latency: {latency}\n")
     run(project, "stack", "init", "dev")
     return project
 
@@ -64,6 +65,25 @@ def bench_noop_preview(root: Path) -> dict[str, float]:
         walls.append(wall)
     return {"resources": 10_000, "preview_median_s": statistics.median(walls),
             "preview_min_s": min(walls), "up_latency0_s": up_wall, "peak_rss_mb": up_rss / 1024}
+
+
+def bench_secret_preview(root: Path, count: int = 10_000, secrets: int = 1_000, runs: int = 7) -> dict[str, float]:
+    """No-op preview of ``count`` resources, ``secrets`` of them with a secret input
+    (encrypted in state with the stack's local key), against the same without secrets;
+    previews alternate between the two so machine noise hits both alike."""
+    plain = make_project(root / "plain", count, 0.0)
+    secret = make_project(root / "secret", count, 0.0, secrets)
+    for project in (plain, secret):
+        run(project, "up", "--yes", "--parallel", "64")
+    walls: dict[Path, list[float]] = {plain: [], secret: []}
+    for _ in range(runs):
+        for project in (plain, secret):
+            wall, out, _ = run(project, "preview")
+            assert "No changes" in out, out
+            walls[project].append(wall)
+    with_secrets, without = statistics.median(walls[secret]), statistics.median(walls[plain])
+    return {"resources": count, "secret_values": secrets, "preview_median_s": without,
+            "preview_with_secrets_median_s": with_secrets, "ratio": with_secrets / without}
 
 
 def bench_up_dag(root: Path, count: int = 2000, latency: float = 0.05, parallel: int = 64) -> dict[str, float]:
@@ -174,6 +194,9 @@ def main() -> None:
         if not only or "preview" in only:
             results["noop_preview_10k"] = bench_noop_preview(root)
             print(json.dumps(results["noop_preview_10k"]), flush=True)
+        if not only or "secrets" in only:
+            results["noop_preview_10k_1k_secrets"] = bench_secret_preview(root)
+            print(json.dumps(results["noop_preview_10k_1k_secrets"]), flush=True)
         if not only or "dag" in only:
             results["up_dag_2000"] = bench_up_dag_repeated(root)
             print(json.dumps(results["up_dag_2000"]), flush=True)

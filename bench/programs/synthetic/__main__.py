@@ -12,6 +12,8 @@ from stackwright.providers import synthetic
 config = sw.Config()
 count = config.require_int("count")
 generation = config.get_int("generation", 0)
+secret_labels = config.get_int("secrets", 0)
+"""How many config objects get a secret label (encrypted in state, masked in output)."""
 
 made = 0
 
@@ -32,7 +34,9 @@ while made < count:
             if made + 3 > count:
                 break
             svc = thing(f"svc-{made}", ref=cluster.value, size=s)
-            thing(f"cfg-{made}", ref=svc.value, label="cfg")
+            secret = secret_labels > 0
+            secret_labels -= secret
+            thing(f"cfg-{made}", ref=svc.value, label=sw.secret(f"cfg-{made}-secret") if secret else "cfg")
             thing(f"alarm-{made}", ref=svc.value, label="alarm")
 
 while made < count:
