@@ -44,15 +44,23 @@ def make_project(root: Path, count: int, latency: float, secrets: int = 0) -> Pa
 
 def run(project: Path, *args: str) -> tuple[float, str, int]:
     """Run the CLI; returns (wall seconds, stdout, child peak RSS in KiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    wall, out, rss, _ = run_timed(project, *args)
+    return wall, out, rss
+
+
+def run_timed(project: Path, *args: str) -> tuple[float, str, int, float]:
+    """Run the CLI; returns (wall seconds, stdout, child peak RSS in KiB, child CPU
+    seconds: what a machine busy with other work disturbs least)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([*CLI, *args], cwd=project, capture_output=True, text=True,
                           env={**os.environ, "STACKWRIGHT_USER": "bench"})
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"stackwright {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, done.stdout, max(rss, before)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, done.stdout, max(after.ru_maxrss, before.ru_maxrss), cpu
 
 
 def bench_noop_preview(root: Path) -> dict[str, float]:
@@ -70,20 +78,27 @@ def bench_noop_preview(root: Path) -> dict[str, float]:
 def bench_secret_preview(root: Path, count: int = 10_000, secrets: int = 1_000, runs: int = 7) -> dict[str, float]:
     """No-op preview of ``count`` resources, ``secrets`` of them with a secret input
     (encrypted in state with the stack's local key), against the same without secrets;
-    previews alternate between the two so machine noise hits both alike."""
+    previews alternate between the two so machine noise hits both alike. Wall and CPU
+    time, medians."""
     plain = make_project(root / "plain", count, 0.0)
     secret = make_project(root / "secret", count, 0.0, secrets)
     for project in (plain, secret):
         run(project, "up", "--yes", "--parallel", "64")
     walls: dict[Path, list[float]] = {plain: [], secret: []}
+    cpus: dict[Path, list[float]] = {plain: [], secret: []}
     for _ in range(runs):
         for project in (plain, secret):
-            wall, out, _ = run(project, "preview")
+            wall, out, _, cpu = run_timed(project, "preview")
             assert "No changes" in out, out
             walls[project].append(wall)
-    with_secrets, without = statistics.median(walls[secret]), statistics.median(walls[plain])
-    return {"resources": count, "secret_values": secrets, "preview_median_s": without,
-            "preview_with_secrets_median_s": with_secrets, "ratio": with_secrets / without}
+            cpus[project].append(cpu)
+    wall_ratio = statistics.median(walls[secret]) / statistics.median(walls[plain])
+    cpu_ratio = statistics.median(cpus[secret]) / statistics.median(cpus[plain])
+    return {"resources": count, "secret_values": secrets,
+            "preview_median_s": statistics.median(walls[plain]),
+            "preview_with_secrets_median_s": statistics.median(walls[secret]), "wall_ratio": wall_ratio,
+            "preview_cpu_median_s": statistics.median(cpus[plain]),
+            "preview_with_secrets_cpu_median_s": statistics.median(cpus[secret]), "cpu_ratio": cpu_ratio}
 
 
 def bench_up_dag(root: Path, count: int = 2000, latency: float = 0.05, parallel: int = 64) -> dict[str, float]:

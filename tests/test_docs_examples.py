@@ -21,6 +21,7 @@ Conventions for the Markdown (each new docs/*.md page is picked up automatically
     themselves need nothing).
 - ``<!-- docs-test: setup ... -->``, an HTML comment readers do not see, holds commands
   that run before the next block: the context a page assumes (a project, a saved plan).
+  It goes on where the previous block left off, and so does the block after it.
 
 Isolation: each document runs in its own sandbox (a git repository holding a copy of
 ``examples/``, ``Makefile`` and ``tools/``; ``.venv`` links to this one), with its own
@@ -95,10 +96,12 @@ def blocks(text: str) -> list[Block]:
 def script(document: Path, runnable: list[Block]) -> str:
     """One bash script: every block, each announced on stderr with its line."""
     parts = ["set -eo pipefail", 'root="$PWD"']
+    after_setup = False
     for block in runnable:
         parts.append(f"echo '>>> {document.name}:{block.line}' >&2")
-        if "continues" not in block.words and "setup" not in block.words:
+        if not ({"continues", "setup"} & block.words or after_setup):
             parts.append('cd "$root"')
+        after_setup = "setup" in block.words
         parts.append(checked(block.commands))
     return "\n".join(parts) + "\n"
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.aws
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cloudformation.md"
 FILE_BLOCK = re.compile(r"`([\w./-]+)`[^`]*?:\n\n```\w*\n(.*?)```", re.S)
-COMMANDS = re.compile(r"```sh\n(stackwright local-cloud start\n.*?)```", re.S)
+COMMANDS = re.compile(r"```sh[^\n]*\n(stackwright local-cloud start\n.*?)```", re.S)
 
 
 def doc_files() -> dict[str, str]:
