@@ -104,8 +104,8 @@ class ValueCodec:
             raise StateError("the state holds encrypted secrets and no key was given to read them",
                              hint="open stores through stackwright.operations.session.open_store")
         try:
-            return json.loads(self.cipher.open(str(token)))
-        except ValueError:
+            return json.loads(self.cipher.open(str(token)).decode())  # str: json skips detecting the encoding
+        except ValueError:  # UnicodeDecodeError included
             raise Corrupt("a decrypted secret does not decode") from None
 
 
