@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from aws.conftest import emulator_client
+
+pytestmark = pytest.mark.aws
 
 PROGRAM = '''
 import stackwright as sw

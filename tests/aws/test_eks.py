@@ -121,6 +121,8 @@ def test_cluster_endpoint_access_changes_in_place(handlers: Any, client: Any,
     h.delete(c, created.id, new, {})
 
 
+@pytest.mark.xfail(strict=True, raises=ProviderError,
+                   reason="moto does not emulate UpdateClusterVersion (nor DescribeUpdate)")
 def test_cluster_version_upgrade_in_place(handlers: Any, client: Any, network: dict[str, Any]) -> None:
     h = handlers("aws:eks:Cluster")
     c = ctx("aws:eks:Cluster", unique("cluster"))
@@ -128,12 +130,7 @@ def test_cluster_version_upgrade_in_place(handlers: Any, client: Any, network: d
     created = h.create(c, inputs)
     new = h.check({**inputs, "version": "1.30"})
     try:
-        try:
-            h.update(c, created.id, inputs, created.outputs, new)
-        except ProviderError as exc:
-            if "404" not in exc.message:
-                raise
-            pytest.xfail("moto does not emulate UpdateClusterVersion (nor DescribeUpdate)")
+        h.update(c, created.id, inputs, created.outputs, new)
         assert client.describe_cluster(name=created.id)["cluster"]["version"] == "1.30"
         assert_round_trip(h, c, created.id, new)
     finally:
@@ -274,6 +271,8 @@ def test_node_group_defaults_round_trip(handlers: Any, cluster: str, network: di
     h.delete(c, created.id, inputs, {})
 
 
+@pytest.mark.xfail(strict=True, raises=ProviderError,
+                   reason="moto's EKS TagResource/UntagResource only know clusters, not node groups")
 def test_node_group_tags_change_in_place(handlers: Any, client: Any, cluster: str,
                                          network: dict[str, Any]) -> None:
     h = handlers("aws:eks:NodeGroup")
@@ -283,12 +282,7 @@ def test_node_group_tags_change_in_place(handlers: Any, client: Any, cluster: st
     new = h.check({**inputs, "tags": {"env": "prod"}})
     assert h.diff(inputs, {}, new).replaces == ()
     try:
-        try:
-            h.update(c, created.id, inputs, created.outputs, new)
-        except ProviderError as exc:
-            if "NotFound" not in exc.message:
-                raise
-            pytest.xfail("moto's EKS TagResource/UntagResource only know clusters, not node groups")
+        h.update(c, created.id, inputs, created.outputs, new)
         live = client.describe_nodegroup(clusterName=cluster, nodegroupName=inputs["node_group_name"])
         assert live["nodegroup"]["tags"] == {"env": "prod", URN_TAG: c.urn}
     finally:
