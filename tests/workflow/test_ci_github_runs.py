@@ -263,6 +263,27 @@ def test_a_broken_command_line_fails_the_job(flow: dict[str, Any]) -> None:
     assert [r.name for r in failed] == ["Preview"] and "mardown" in failed[0].output
 
 
+def test_the_pull_request_job_cannot_write_the_state(flow: dict[str, Any]) -> None:
+    """The read-only mode is the state layer's, not a promise of the workflow: in the
+    preview job's environment a command that would write is refused and the state
+    stays as it was."""
+    from stackwright.state import backends
+
+    if not hasattr(backends, "READ_ONLY_ENV"):
+        pytest.skip("this tree's state layer has no read-only mode (STACKWRIGHT_STATE_READ_ONLY)")
+    workflow = load_workflow(flow["repo"], "stackwright-preview.yml")
+    step = next(s for s in workflow["jobs"]["preview"]["steps"] if s.get("name") == "Preview")
+    step["run"] = "cd app\nstackwright stack init scratch\n"
+    work = clone(flow, "pr", flow["head"])
+    before = digest(flow["state"])
+    records = runner(flow, work, "pull_request", {"pull_request": {"number": 5, "user": {"login": "bob"}}},
+                     base_ref="main").run_job(workflow, "preview")
+    failed = [r for r in records if r.outcome == "failure"]
+    assert [r.name for r in failed] == ["Preview"] and "read-only" in failed[0].output, failed
+    assert digest(flow["state"]) == before
+    assert not (work / "infra" / "app" / "out").exists()
+
+
 def test_every_action_is_the_current_major() -> None:
     """The versions docs/ci.md explains, each on the Node 24 runtime."""
     assert ACTIONS == {
