@@ -59,37 +59,88 @@ KEY_PROVIDERS: dict[str, str] = {"awskms": "stackwright.providers.aws.kms_key:Km
 stays under providers.aws and out of commands that never meet such a key)."""
 
 
+AEAD_PREFIX = "v2."
+"""Ciphertexts sealed with AES-256-GCM start with it; older ones are Fernet tokens
+(``gAAAA...``), which are still opened."""
+_NONCE = 12
+
+
 @dataclass
 class FernetKey:
-    """Fernet keys (AES-128-CBC with HMAC-SHA256): the local key file or a passphrase.
-    ``load`` gives one key or several, newest first: the first seals, any opens."""
+    """A key in Fernet's format (the local key file, or one derived from a passphrase),
+    several during a rotation (newest first: the first seals, any opens). New ciphertexts
+    are AES-256-GCM under a key derived from it with HKDF: one call to open, where a
+    Fernet token (AES-128-CBC with HMAC-SHA256, still opened) takes a dozen objects,
+    which a preview of many secrets felt."""
 
     scheme: str
     load: Callable[[bool], bytes | list[bytes]]
     """Called with True when sealing: a key that does not exist yet may be made then."""
     hint: str
+    _keys: list[bytes] | None = None
+    _aeads: list[Any] | None = None
     _fernet: Any = None
 
-    def _key(self, sealing: bool) -> Any:
+    def _raw(self, sealing: bool) -> list[bytes]:
+        if self._keys is None:
+            keys = self.load(sealing)
+            self._keys = [keys] if isinstance(keys, bytes) else list(keys)
+        return self._keys
+
+    def _aead(self, sealing: bool) -> list[Any]:
+        if self._aeads is None:
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+            from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+            def derive(key: bytes) -> Any:
+                kdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"stackwright-secrets-aead-v2")
+                return AESGCM(kdf.derive(base64.urlsafe_b64decode(key)))
+
+            self._aeads = [derive(k) for k in self._raw(sealing)]
+        return self._aeads
+
+    def _fernets(self) -> Any:
         if self._fernet is None:
             from cryptography.fernet import Fernet, MultiFernet
 
-            keys = self.load(sealing)
-            self._fernet = MultiFernet([Fernet(k) for k in ([keys] if isinstance(keys, bytes) else keys)])
+            self._fernet = MultiFernet([Fernet(k) for k in self._raw(False)])
         return self._fernet
 
     def seal(self, plain: bytes) -> str:
-        return str(self._key(True).encrypt(plain).decode("ascii"))
+        nonce = os.urandom(_NONCE)
+        sealed = self._aead(True)[0].encrypt(nonce, plain, None)
+        return AEAD_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
     def open(self, payload: str) -> bytes:
+        opened = self._open_aead(payload) if payload.startswith(AEAD_PREFIX) else self._open_fernet(payload)
+        if opened is None:
+            raise SecretsError(f"cannot decrypt a secret with the {self.scheme} key: the key is not "
+                               "the one it was encrypted with, or the ciphertext was altered",
+                               hint=self.hint)
+        return opened
+
+    def _open_aead(self, payload: str) -> bytes | None:
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            data = base64.urlsafe_b64decode(payload[len(AEAD_PREFIX):])
+        except ValueError:
+            return None
+        for aead in self._aead(False):
+            try:
+                return bytes(aead.decrypt(data[:_NONCE], data[_NONCE:], None))
+            except (InvalidTag, ValueError):
+                continue
+        return None
+
+    def _open_fernet(self, payload: str) -> bytes | None:
         from cryptography.fernet import InvalidToken
 
         try:
-            return bytes(self._key(False).decrypt(payload.encode("ascii")))
+            return bytes(self._fernets().decrypt(payload.encode("ascii")))
         except (InvalidToken, UnicodeEncodeError):
-            raise SecretsError(f"cannot decrypt a secret with the {self.scheme} key: the key is not "
-                               "the one it was encrypted with, or the ciphertext was altered",
-                               hint=self.hint) from None
+            return None
 
 
 def passphrase_key(project: Project, variable: str = PASSPHRASE_ENV) -> FernetKey:
@@ -125,22 +176,28 @@ def local_key(project: Project) -> FernetKey:
 def _key_file(path: Path, create: bool = False) -> list[bytes]:
     """The keys, newest first (one a line; a rotation adds one, then drops the old), made
     when first needed to seal; a missing key file never opens anything."""
-    from cryptography.fernet import Fernet
-
     if not path.exists() and not create:
         raise SecretsError(f"the local key {path} is missing, so the secrets it encrypted cannot be read",
                            hint=f"restore it from a backup, or set {PASSPHRASE_ENV} if the secrets "
                            "were encrypted with a passphrase")
     if not path.exists():
-        write_key_file(path, [Fernet.generate_key()], replace=False)
+        write_key_file(path, [new_key()], replace=False)
     keys = path.read_bytes().split()
-    try:
-        for key in keys or [b""]:
-            Fernet(key)
-    except ValueError:
-        raise SecretsError(f"{path} does not hold a valid key",
-                           hint=f"restore it; or set {PASSPHRASE_ENV}") from None
+    if not keys or not all(valid_key(key) for key in keys):
+        raise SecretsError(f"{path} does not hold a valid key", hint=f"restore it; or set {PASSPHRASE_ENV}")
     return keys
+
+
+def new_key() -> bytes:
+    """32 random bytes in Fernet's key format (URL-safe base64)."""
+    return base64.urlsafe_b64encode(os.urandom(32))
+
+
+def valid_key(key: bytes) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key)) == 32
+    except ValueError:
+        return False
 
 
 def write_key_file(path: Path, keys: list[bytes], replace: bool = True) -> None:
@@ -169,11 +226,9 @@ def write_key_file(path: Path, keys: list[bytes], replace: bool = True) -> None:
 def add_local_key(project: Project) -> list[bytes]:
     """Put a new key first in the key file (the old ones still open what they sealed);
     the keys before the change."""
-    from cryptography.fernet import Fernet
-
     path = project.state_dir / KEY_FILE
     old = _key_file(path, create=True)
-    write_key_file(path, [Fernet.generate_key(), *old])
+    write_key_file(path, [new_key(), *old])
     return old
 
 
