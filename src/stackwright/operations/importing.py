@@ -14,6 +14,19 @@ from stackwright.providers.protocol import OperationContext, ResourceProvider
 from stackwright.state.records import Change, ResourceState
 
 
+@dataclass(frozen=True)
+class ImportCandidate:
+    """The object as it was read, and what `import` would record of it: shown to the
+    person who confirms before anything is written."""
+
+    urn: str
+    type: str
+    id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    code: str
+
+
 @dataclass
 class ImportResult:
     urn: str
@@ -21,28 +34,42 @@ class ImportResult:
     checkpoint: int | None
 
 
-def import_resource(session: StackSession, type_token: str, name: str, resource_id: str) -> ImportResult:
+def read_import(session: StackSession, type_token: str, name: str, resource_id: str) -> ImportCandidate:
+    """Read the existing object; nothing is written, no lock is taken."""
     handler = session.providers.resource(type_token)
     urn = make_urn(session.stack, session.project.name, type_token, name)
+    _refuse_managed(session, urn)
+    ctx = OperationContext(urn=urn, name=name, token=f"import-{resource_id}")
+    with about(urn):
+        live = handler.read(ctx, resource_id, {}, {})
+    if live is None:
+        raise ProjectError(f"no {type_token} with id {resource_id!r} was found",
+                           hint="check the id and the stack's region/endpoint")
+    inputs = dict(live.inputs)
+    outputs = wrap_secret_keys({**inputs, **live.outputs}, handler.secret_outputs)
+    return ImportCandidate(urn, type_token, live.id, inputs, outputs, declaration_code(handler, name, inputs))
+
+
+def record_import(session: StackSession, candidate: ImportCandidate) -> ImportResult:
+    """Record the object as read, protected: until the program declares it, a plan
+    that would delete it (every plan, as the program does not declare it yet) is
+    refused instead. Once declared, the program's own ``protect`` wins, recorded as an
+    option-only change."""
     with stack_lock(session, "import"):
-        if urn in session.store.snapshot(session.stack).resources:
-            raise StateError(f"{urn} is already managed by this stack",
-                             hint="pick another NAME, or `stackwright state rm` it first")
-        ctx = OperationContext(urn=urn, name=name, token=f"import-{resource_id}")
-        with about(urn):
-            live = handler.read(ctx, resource_id, {}, {})
-        if live is None:
-            raise ProjectError(f"no {type_token} with id {resource_id!r} was found",
-                               hint="check the id and the stack's region/endpoint")
-        inputs = dict(live.inputs)
-        outputs = wrap_secret_keys({**inputs, **live.outputs}, handler.secret_outputs)
+        _refuse_managed(session, candidate.urn)
         writer = session.store.begin(session.stack, "import", session.who)
         writer.record_resource(
-            ResourceState(urn=urn, type=type_token, id=live.id, inputs=inputs, outputs=outputs,
-                          external=True),
-            Change(urn, type_token, "import"))
+            ResourceState(urn=candidate.urn, type=candidate.type, id=candidate.id, inputs=candidate.inputs,
+                          outputs=candidate.outputs, protect=True, external=True),
+            Change(candidate.urn, candidate.type, "import"))
         checkpoint = writer.finish("succeeded", None)
-    return ImportResult(urn, declaration_code(handler, name, inputs), checkpoint.number if checkpoint else None)
+    return ImportResult(candidate.urn, candidate.code, checkpoint.number if checkpoint else None)
+
+
+def _refuse_managed(session: StackSession, urn: str) -> None:
+    if urn in session.store.snapshot(session.stack).resources:
+        raise StateError(f"{urn} is already managed by this stack",
+                         hint="pick another NAME, or `stackwright state rm` it first")
 
 
 def declaration_code(handler: ResourceProvider, name: str, inputs: dict[str, Any]) -> str:
