@@ -357,10 +357,8 @@ def test_import_adopts_a_file_and_prints_code_that_matches(applied: CliProject) 
     # Not yet declared: protected, so the plan that would delete it is refused.
     err = applied.fails("preview")
     assert "protected" in err and "imported" in err and "legacy" in err
+    assert "opts=sw.ResourceOptions(protect=True)" in out
     applied.append_program(out)
-    # Declared: the program's protect (the default, off) wins, recorded as an option change.
-    assert "options: protect true => false" in applied.ok("preview")
-    applied.ok("up", "--yes")
     assert summary(applied.ok("preview")) == "No changes. 4 resources unchanged."
     assert applied.file("legacy.conf").read_text() == "port = 8080\n"
 

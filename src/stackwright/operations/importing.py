@@ -8,7 +8,7 @@ from typing import Any
 
 from stackwright.errors import ProjectError, StateError, about
 from stackwright.model.resource import InputSpec, make_urn
-from stackwright.model.values import Secret, is_secret, wrap_secret_keys
+from stackwright.model.values import Secret, wrap_secret_keys
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.providers.protocol import OperationContext, ResourceProvider
 from stackwright.state.records import Change, ResourceState
@@ -73,7 +73,9 @@ def _refuse_managed(session: StackSession, urn: str) -> None:
 
 
 def declaration_code(handler: ResourceProvider, name: str, inputs: dict[str, Any]) -> str:
-    """Python that declares the resource with exactly these inputs (defaults omitted)."""
+    """Python that declares the resource with exactly these inputs (defaults omitted),
+    protected as `import` recorded it: pasted as printed, the plan changes nothing;
+    removing ``protect=True`` is then an option-only change."""
     cls = handler.resource_class
     if cls is None:
         raise ProjectError(f"{handler.type_token} cannot be imported (no resource class)")
@@ -84,9 +86,9 @@ def declaration_code(handler: ResourceProvider, name: str, inputs: dict[str, Any
     args = [f"    {key}={_literal(value)}," for key, value in inputs.items()
             if key in specs and not _is_default(specs[key], value)]
     variable = "".join(c if c.isalnum() else "_" for c in name).lower().strip("_") or "resource"
-    imports = ["import stackwright as sw"] if is_secret(inputs) else []
-    return "\n".join([*imports, f"from {package} import {short}", "",
-                      f"{variable} = {short}.{cls.__name__}(", f"    {name!r},", *args, ")"])
+    return "\n".join(["import stackwright as sw", f"from {package} import {short}", "",
+                      f"{variable} = {short}.{cls.__name__}(", f"    {name!r},", *args,
+                      "    opts=sw.ResourceOptions(protect=True),", ")"])
 
 
 def _is_default(spec: InputSpec, value: Any) -> bool:
