@@ -313,6 +313,7 @@ def _refreshed(stack_name: str | None, who: str | None, record: bool, parallel: 
 
     session = open_stack(stack_name, who)
     try:
+        outcome: Any
         if not record:
             outcome = run_refresh(session, parallel=parallel, record=False, sink=_sink_quiet())
         else:
