@@ -244,6 +244,10 @@ def test_colour_follows_no_color_and_the_color_option(project) -> None:
         assert code == 0 and ESC in out, f"--color always colours a pipe: {args}"
         code, out, _ = proj.run(*args)
         assert code == 0 and ESC not in out, f"a pipe gets no colour by default: {args}"
+        code, out, _ = proj.run(*args, "--color", "always")
+        assert code == 0 and ESC in out, f"--color after the command: {args}"
+        code, shown = on_terminal(proj, "--color", "always", *args, "--color", "never")
+        assert code == 0 and ESC not in shown, f"the one after the command wins: {args}"
     code, out, err = proj.run("--color", "never", "up", "--yes", NO_COLOR="")
     assert code == 0 and ESC not in out + err
     err = proj.fails("--color", "always", "history", "show", "99")

@@ -12,7 +12,7 @@ import traceback
 
 import click
 
-from stackwright.cli.terminal import colour, colour_option
+from stackwright.cli.terminal import accept_colour_option, colour, colour_option
 from stackwright.errors import ProjectError, StackwrightError
 
 
@@ -92,6 +92,8 @@ def register_commands() -> None:
     for module in (commands_stack, commands_update, commands_inspect, commands_plans,
                    commands_workspace, commands_env, commands_secrets, commands_cluster):
         module.register(cli)
+    for command in cli.commands.values():
+        accept_colour_option(command)
 
 
 if __name__ == "__main__":

@@ -34,16 +34,32 @@ def colour() -> bool | None:
     return None
 
 
-def colour_option(fn: Any) -> Any:
-    """``--color auto|always|never`` on the ``stackwright`` group."""
-    def apply(ctx: click.Context, _param: click.Parameter, value: str) -> str:
+def _apply_mode(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
         set_mode(value)
         ctx.color = colour()
-        return value
+    return value
 
+
+COLOUR_HELP = "Colour the output; auto colours a terminal unless NO_COLOR is set."
+
+
+def colour_option(fn: Any) -> Any:
+    """``--color auto|always|never`` on the ``stackwright`` group."""
     return click.option("--color", "colour_mode", type=click.Choice(MODES), default="auto",
-                        show_default=True, expose_value=False, is_eager=True, callback=apply,
-                        help="Colour the output; auto colours a terminal unless NO_COLOR is set.")(fn)
+                        show_default=True, expose_value=False, is_eager=True, callback=_apply_mode,
+                        help=COLOUR_HELP)(fn)
+
+
+def accept_colour_option(command: click.Command) -> None:
+    """``--color`` after ``command`` (and its subcommands) too: ``stackwright preview
+    --color never``. Given there, it overrides the one before the command."""
+    command.params.append(click.Option(["--color", "colour_mode"], type=click.Choice(MODES), default=None,
+                                       expose_value=False, is_eager=True, callback=_apply_mode,
+                                       help=COLOUR_HELP))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            accept_colour_option(sub)
 
 
 def is_terminal(err: bool = False) -> bool:
