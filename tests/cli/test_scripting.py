@@ -262,3 +262,21 @@ def test_history_is_a_table_one_line_per_checkpoint(project) -> None:
     assert lines[0].split() == ["#", "WHEN", "KIND", "WHO", "TIME", "RESULT", "CHANGES"]
     assert [line.split()[3] for line in lines[1:]] == ["up", "destroy"]
     assert all(line == line.rstrip() for line in lines)
+
+
+def test_a_read_error_that_prints_a_secret_is_masked(project) -> None:
+    proj = project("""\
+        pw = random.Password("pw", length=24, special=False)
+        local.Command("c", create="true", read='test -f fail && { echo "token=$PW" >&2; exit 3; }; echo ok',
+                      environment={"PW": pw.result})
+        sw.export("password", pw.result)
+        """)
+    proj.ok("up", "--yes")
+    proj.file("fail").write_text("")
+    code, out, err = proj.run("refresh", "--json", "--exit-code")
+    assert code == 1, "a resource that could not be read is an error"
+    found = document(out)
+    assert [e["message"] for e in found["errors"]] == ["read command exited with status 3:\ntoken=[secret]"]
+    code, text, text_err = proj.run("refresh")
+    assert code == 1 and "token=[secret]" in text
+    assert secret_of(proj) not in out + err + text + text_err
