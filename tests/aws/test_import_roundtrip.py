@@ -450,7 +450,7 @@ def test_import_round_trip(type_token: str, recipe: Callable[[Aws], str] | None,
     resource_id = recipe(aws)
     root = make_project(tmp_path / PROJECT, aws_endpoint)
 
-    code, out, err = cli(root, "import", type_token, "adopted", resource_id)
+    code, out, err = cli(root, "import", "--yes", type_token, "adopted", resource_id)
     assert code == 0, f"import failed ({code}):\n{out}\n{err}"
     assert "Traceback" not in err, err
     module = type_token.split(":")[1]

@@ -66,7 +66,7 @@ def test_a_callback_that_raises_during_preview_names_the_line_and_resource(proje
 def test_a_provider_error_during_import_is_one_line_naming_the_resource(project) -> None:
     proj: CliProject = project('h = local.File("h", path="h.txt", content="x")\n')
     proj.file("adir").mkdir()
-    code, out, err = proj.run("import", "local:File", "x", "adir")
+    code, out, err = proj.run("import", "--yes", "local:File", "x", "adir")
     assert code == 1 and "Traceback" not in out + err
     assert proj.urn("local:File", "x") in one_error(err) and "is a directory" in err
 

@@ -344,7 +344,7 @@ def test_refresh_reports_drift_records_only_with_yes_and_up_restores(applied: Cl
 
 def test_import_adopts_a_file_and_prints_code_that_matches(applied: CliProject) -> None:
     applied.file("legacy.conf").write_text("port = 8080\n")
-    code, out, err = applied.run("import", "local:File", "legacy", "legacy.conf")
+    code, out, err = applied.run("import", "--yes", "local:File", "legacy", "legacy.conf")
     assert code == 0, err
     urn = applied.urn("local:File", "legacy")
     assert f"Imported {urn}" in err
@@ -354,15 +354,17 @@ def test_import_adopts_a_file_and_prints_code_that_matches(applied: CliProject) 
     assert "external" in applied.ok("state", "show", urn)
     assert applied.ok("history").strip().splitlines()[-1].split()[3] == "import"
 
-    # Not yet declared: the program would delete it.
-    assert changed_lines(applied.ok("preview")) == ["-  local:File legacy  delete"]
+    # Not yet declared: protected, so the plan that would delete it is refused.
+    err = applied.fails("preview")
+    assert "protected" in err and "imported" in err and "legacy" in err
+    assert "opts=sw.ResourceOptions(protect=True)" in out
     applied.append_program(out)
     assert summary(applied.ok("preview")) == "No changes. 4 resources unchanged."
     assert applied.file("legacy.conf").read_text() == "port = 8080\n"
 
-    err = applied.fails("import", "local:File", "legacy", "legacy.conf")
+    err = applied.fails("import", "--yes", "local:File", "legacy", "legacy.conf")
     assert "already managed" in err
-    err = applied.fails("import", "local:File", "ghost", "no-such-file")
+    err = applied.fails("import", "--yes", "local:File", "ghost", "no-such-file")
     assert "no local:File with id 'no-such-file'" in err
 
 
@@ -543,7 +545,8 @@ def test_ignore_changes_keeps_the_recorded_value(project) -> None:
 
     proj.write_program(program.format(content="v2", mode="0o600"))
     out = proj.ok("preview", "--diff")
-    assert "~ mode: 420 => 384" in out and "content" not in out
+    assert "~ mode: 420 => 384" in out and "content:" not in out.replace("content: kept at", "")
+    assert 'content: kept at "v1", not set to the declared "v2": ignore_changes lists it' in out
     proj.ok("up", "--yes")
     assert proj.file("f.txt").read_text() == "v1"
     assert proj.file("f.txt").stat().st_mode & 0o777 == 0o600

@@ -153,7 +153,7 @@ def test_import_adopts_an_object_and_prints_python_that_declares_it(
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "legacy"}}, "template": {
             "metadata": {"labels": {"app": "legacy"}},
             "spec": {"containers": [{"name": "app", "image": "registry.local/legacy:1"}]}}}})
-    out = proj.ok("import", "k8s:apps/v1:Deployment", "legacy", f"{ns}/legacy")
+    out = proj.ok("import", "--yes", "k8s:apps/v1:Deployment", "legacy", f"{ns}/legacy")
     assert "from stackwright.providers import k8s" in out and "k8s.Object(" in out, out
     code = out[out.index("from stackwright.providers import k8s"):]
     code = code[: code.index("\n)") + 2]

@@ -12,7 +12,7 @@ import stackwright as sw
 from stackwright.cli.render import plan_lines
 from stackwright.engine.apply import action_graph
 from stackwright.errors import GraphError, PlanError
-from stackwright.model.values import UNKNOWN
+from stackwright.model.values import UNKNOWN, Secret
 from stackwright.plan.plan import Op, Plan, Step
 from stackwright.plan.planner import make_plan
 from stackwright.state.records import ResourceState, Snapshot
@@ -105,6 +105,21 @@ def test_ignore_changes_keeps_recorded_value() -> None:
     plan = plan_for(lambda: Thing("a", label="new", opts=sw.ResourceOptions(ignore_changes=["label"])),
                     record("a", label="old"))
     assert ops(plan) == {"a": "same"}
+    assert plan.steps[0].notes == ('label: kept at "old", not set to the declared "new": ignore_changes lists it',)
+    assert "ignore_changes lists it" in "\n".join(plan_lines(plan)), "shown although unchanged"
+
+
+def test_a_kept_secret_is_masked_in_the_note() -> None:
+    plan = plan_for(lambda: Thing("a", label=sw.secret("new-pw"), opts=sw.ResourceOptions(ignore_changes=["label"])),
+                    record("a", label=Secret("old-pw")))
+    assert plan.steps[0].notes == ('label: kept at "[secret]", not set to the declared "[secret]": '
+                                   "ignore_changes lists it",)
+
+
+def test_no_note_when_an_ignored_value_matches() -> None:
+    plan = plan_for(lambda: Thing("a", label="same", opts=sw.ResourceOptions(ignore_changes=["label"])),
+                    record("a", label="same"))
+    assert plan.steps[0].notes == ()
 
 
 def test_delete_before_replace_option_is_carried() -> None:

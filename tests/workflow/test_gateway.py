@@ -286,7 +286,7 @@ def test_declining_the_prompt_exits_non_zero(root: Path, monkeypatch: pytest.Mon
     settings(root)
     configure(root, greeting="three")
     before = recorded(root)
-    monkeypatch.setattr(commands_update, "confirm_or_fail", lambda question, yes: False)
+    monkeypatch.setattr(commands_update, "confirm_or_fail", lambda question, yes, err=False: False)
     with pytest.raises(SystemExit) as exited:
         cli.main(args=["up", "--stack", "production"], prog_name="stackwright", standalone_mode=False)
     assert exited.value.code == 1

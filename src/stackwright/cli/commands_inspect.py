@@ -6,8 +6,8 @@ import json
 
 import click
 
-from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
-from stackwright.cli.options import emergency_option, stack_option, yes_option
+from stackwright.cli.common import confirm_or_fail, echo_json, echo_lines, open_stack
+from stackwright.cli.options import emergency_option, json_option, stack_option, yes_option
 
 
 def register(cli: click.Group) -> None:
@@ -38,29 +38,35 @@ def outputs(stack_name: str | None, who: str | None, as_json: bool, show_secrets
 
 @click.group(invoke_without_command=True)
 @stack_option
+@json_option
 @click.pass_context
-def history(ctx: click.Context, stack_name: str | None, who: str | None) -> None:
+def history(ctx: click.Context, stack_name: str | None, who: str | None, as_json: bool) -> None:
     """List checkpoints: who, when, what changed, how long, result."""
-    ctx.obj = {"stack": stack_name, "who": who}
+    ctx.obj = {"stack": stack_name, "who": who, "json": as_json}
     if ctx.invoked_subcommand is not None:
         return
-    from stackwright.cli.render import history_lines
+    from stackwright.cli.render import print_history
 
     session = open_stack(stack_name, who)
     try:
         checkpoints = session.store.history(session.stack)
     finally:
         session.close()
-    if not checkpoints:
+    if as_json:
+        from stackwright.workflow.json_views import history_view
+
+        echo_json(history_view(session.stack, checkpoints))
+    elif not checkpoints:
         click.echo("No checkpoints yet.")
-        return
-    echo_lines(history_lines(checkpoints))
+    else:
+        print_history(checkpoints)
 
 
 @history.command("show")
 @click.argument("number", type=int)
+@json_option
 @click.pass_context
-def history_show(ctx: click.Context, number: int) -> None:
+def history_show(ctx: click.Context, number: int, as_json: bool) -> None:
     """Show what changed in checkpoint NUMBER."""
     from stackwright.cli.render import checkpoint_line, recorded_output_lines, value_text
 
@@ -69,6 +75,11 @@ def history_show(ctx: click.Context, number: int) -> None:
         detail = session.store.checkpoint(session.stack, number)
     finally:
         session.close()
+    if as_json or ctx.obj["json"]:
+        from stackwright.workflow.json_views import checkpoint_detail_view
+
+        echo_json(checkpoint_detail_view(session.stack, detail))
+        return
     click.echo(checkpoint_line(detail.checkpoint))
     if detail.checkpoint.message:
         click.echo(f"  {detail.checkpoint.message}")

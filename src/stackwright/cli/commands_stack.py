@@ -56,6 +56,7 @@ def stack_init(name: str) -> None:
 def stack_ls() -> None:
     """List the project's stacks."""
     from stackwright.cli.render import when
+    from stackwright.cli.terminal import Cell, print_table
     from stackwright.operations.session import open_store
     from stackwright.program.project import current_stack_file, find_project
 
@@ -67,11 +68,10 @@ def stack_ls() -> None:
         stacks = store.list_stacks()
     finally:
         store.close()
-    click.echo(f"{'NAME':<24}{'RESOURCES':>10}  LAST UPDATE")
-    for info in stacks:
-        mark = "*" if info.name == current else " "
-        last = when(info.last_update) if info.last_update else "never"
-        click.echo(f"{info.name + mark:<24}{info.resource_count:>10}  {last}")
+    rows: list[list[Cell]] = [[(info.name + "*", "bold") if info.name == current else info.name,
+                               str(info.resource_count),
+                               when(info.last_update) if info.last_update else "never"] for info in stacks]
+    print_table(["NAME", "RESOURCES", "LAST UPDATE"], rows, right=("RESOURCES",))
 
 
 @stack.command("select")

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stackwright.cli.common import confirm_or_fail, echo_lines, open_stack
-from stackwright.cli.options import diff_option, emergency_option, parallel_option, stack_option, yes_option
+from stackwright.cli.common import confirm_or_fail, echo_json, echo_lines, open_stack
+from stackwright.cli.options import (
+    diff_option, emergency_option, exit_code_option, json_option, parallel_option, stack_option, yes_option,
+)
 
 if TYPE_CHECKING:  # imported lazily at run time: `stackwright --help` stays fast
     from stackwright.operations.session import StackSession
@@ -69,9 +71,10 @@ def _parallel(parallel: int) -> int:
               help="Only these resources (and what they need): a URN, or a name that is unambiguous.")
 @click.option("--refresh", is_flag=True, help="Read the live objects first and plan against them.")
 @click.option("--allow-destroy", is_flag=True, help="Judge policies as `up --allow-destroy` would.")
+@exit_code_option("there are changes")
 def preview(stack_name: str | None, who: str | None, show_diff: bool, output: str | None,
             as_json: bool, show_same: bool, targets: tuple[str, ...], refresh: bool,
-            allow_destroy: bool) -> None:
+            allow_destroy: bool, exit_code: bool) -> None:
     """Show what `up` would change and what policies say about it. Changes nothing."""
     from stackwright.cli.render import plan_lines, violation_lines
     from stackwright.operations.update import preview as make_preview
@@ -86,12 +89,15 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
         session.close()
     if output != "text":
         click.echo(_formatted(plan, violations, output), nl=False)
-        return
-    echo_lines(plan_lines(plan, show_diff=show_diff, show_same=show_same))
-    if violations:
-        echo_lines(violation_lines(violations))
-    if pending:
-        click.echo(click.style(f"{pending} interrupted operation(s) will be resolved by the next `up`.", fg="yellow"))
+    else:
+        echo_lines(plan_lines(plan, show_diff=show_diff, show_same=show_same))
+        if violations:
+            echo_lines(violation_lines(violations))
+        if pending:
+            click.echo(click.style(f"{pending} interrupted operation(s) will be resolved by the next `up`.",
+                                   fg="yellow"))
+    if exit_code and plan.has_changes:
+        raise SystemExit(2)
 
 
 @click.command()
@@ -105,14 +111,16 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
 @click.option("--allow-destroy", is_flag=True,
               help="Allow deleting or replacing stateful and protected resources (policy no-destroy-stateful).")
 @emergency_option
+@json_option
 def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, ...],
-       parallel: int, show_diff: bool, refresh: bool, allow_destroy: bool, emergency: str | None) -> None:
+       parallel: int, show_diff: bool, refresh: bool, allow_destroy: bool, emergency: str | None,
+       as_json: bool) -> None:
     """Preview, confirm, then apply exactly the previewed changes."""
     from stackwright.workflow.gateway import ChangeRequest
 
     request = ChangeRequest("up", targets=targets, parallel=_parallel(parallel), refresh=refresh,
                             allow_destroy=allow_destroy, emergency=emergency)
-    _report(run_change(stack_name, who, request, yes, show_diff).outcome, "Update")
+    _finish(run_change(stack_name, who, request, yes, show_diff, as_json), "Update", as_json)
 
 
 @click.command()
@@ -124,27 +132,45 @@ def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, .
 @click.option("--allow-destroy", is_flag=True,
               help="Allow deleting stateful resources (policy no-destroy-stateful).")
 @emergency_option
+@json_option
 def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int, targets: tuple[str, ...],
-            allow_destroy: bool, emergency: str | None) -> None:
+            allow_destroy: bool, emergency: str | None, as_json: bool) -> None:
     """Delete every resource of the stack (or the targets and their dependents), dependents first."""
     from stackwright.workflow.gateway import ChangeRequest
 
     request = ChangeRequest("destroy", targets=targets, parallel=_parallel(parallel),
                             allow_destroy=allow_destroy, emergency=emergency)
-    _report(run_change(stack_name, who, request, yes, False).outcome, "Destroy")
+    _finish(run_change(stack_name, who, request, yes, False, as_json), "Destroy", as_json)
 
 
-def run_change(stack_name: str | None, who: str | None, request: Any, yes: bool, show_diff: bool) -> Any:
+def run_change(stack_name: str | None, who: str | None, request: Any, yes: bool, show_diff: bool,
+               as_json: bool = False) -> Any:
     """Open the stack and pass ``request`` through the change gateway, prompting (unless
-    ``yes``) with the plan and what policies said of it."""
+    ``yes``) with the plan and what policies said of it. With ``as_json`` everything
+    but the final document goes to stderr."""
     from stackwright.workflow.gateway import change
 
     session = open_stack(stack_name, who)
     try:
-        return change(session, request, confirm=_confirmer(yes, show_diff), sink=_sink(),
-                      refused=_show_refused(show_diff))
+        return change(session, request, confirm=_confirmer(yes, show_diff, as_json), sink=_sink(as_json),
+                      refused=_show_refused(show_diff, as_json))
     finally:
         session.close()
+
+
+def _finish(result: Any, what: str, as_json: bool) -> None:
+    """The outcome as text, or as the JSON document (docs/json-output.md); exits 1
+    after a failure or a declined prompt, either way."""
+    if not as_json:
+        _report(result.outcome, what)
+        return
+    from stackwright.workflow.json_views import update_view
+
+    echo_json(update_view(result.outcome, result.violations))
+    if result.cancelled:
+        click.echo("Cancelled; nothing was changed.", err=True)
+    if not result.ok:
+        raise SystemExit(1)
 
 
 def run_state_edit(stack_name: str | None, who: str | None, request: Any, confirm: Any) -> Any:
@@ -162,32 +188,36 @@ def run_state_edit(stack_name: str | None, who: str | None, request: Any, confir
     return result
 
 
-def _show_refused(show_diff: bool) -> Any:
+def _show_refused(show_diff: bool, err: bool = False) -> Any:
     """Shows a plan mandatory policies refused, with the violations, before the error."""
     from stackwright.cli.render import plan_lines, violation_lines
 
     def show(plan: Any, violations: Any) -> None:
-        echo_lines(plan_lines(plan, show_diff=show_diff))
-        echo_lines(violation_lines(violations))
+        echo_lines(plan_lines(plan, show_diff=show_diff), err=err)
+        echo_lines(violation_lines(violations), err=err)
 
     return show
 
 
-def _sink() -> Any:
+def _sink(err: bool = False) -> Any:
     from stackwright.cli.progress import progress_for_terminal
 
-    return progress_for_terminal()
+    return progress_for_terminal(err=err)
 
 
-def _confirmer(yes: bool, show_diff: bool) -> Any:
-    """The gateway's prompt: the plan and advisory violations, then the question."""
+def _confirmer(yes: bool, show_diff: bool, err: bool = False) -> Any:
+    """The gateway's prompt: the plan and advisory violations, then the question. With
+    ``yes`` and ``err`` (a JSON document on stdout) nothing is shown: the document
+    holds the plan."""
     from stackwright.cli.render import plan_lines, violation_lines
 
     def confirm(prompt: Any) -> bool:
-        echo_lines(plan_lines(prompt.plan, show_diff=show_diff))
+        if yes and err:
+            return True
+        echo_lines(plan_lines(prompt.plan, show_diff=show_diff), err=err)
         if prompt.violations:
-            echo_lines(violation_lines(prompt.violations))
-        return confirm_or_fail("Do you want to apply these changes?", yes)
+            echo_lines(violation_lines(prompt.violations), err=err)
+        return confirm_or_fail("Do you want to apply these changes?", yes, err=err)
 
     return confirm
 
@@ -242,31 +272,54 @@ def _recovery_lines(report: Any) -> list[str]:
 @yes_option("Record what was found in the state.")
 @parallel_option
 @emergency_option
-def refresh(stack_name: str | None, who: str | None, yes: bool, parallel: int, emergency: str | None) -> None:
+@json_option
+@exit_code_option("drift is found")
+def refresh(stack_name: str | None, who: str | None, yes: bool, parallel: int, emergency: str | None,
+            as_json: bool, exit_code: bool) -> None:
     """Read every resource and report drift (changed or deleted outside Stackwright)."""
-    outcome = _refreshed(stack_name, who, yes, _parallel(parallel), emergency)
+    from stackwright.workflow.json_views import refresh_view
+
+    outcome, stack, project = _refreshed(stack_name, who, yes, _parallel(parallel), emergency)
+    result = outcome.result
+    if as_json:
+        echo_json(refresh_view(outcome, stack, project, recorded=yes))
+    else:
+        _report_drift(outcome, yes)
+    if result.errors:
+        raise SystemExit(1)
+    if exit_code and any(d.kind != "outputs" for d in result.drift):
+        raise SystemExit(2)
+
+
+def _report_drift(outcome: Any, recorded: bool) -> None:
+    """The drift, then what puts it back: `up` plans against the recorded state, so
+    drift that is only reported (not recorded) needs `up --refresh`."""
     echo_lines(_drift_lines(outcome.result))
     if outcome.result.errors:
-        raise SystemExit(1)
-    if outcome.result.drift and not yes:
-        click.echo("Run `stackwright refresh --yes` to record this in the state, or `up` to put it back.")
+        return
+    if any(d.kind != "outputs" for d in outcome.result.drift) and not recorded:
+        click.echo("Run `stackwright up --refresh` to put the declared values back (it says which it "
+                   "will not, and why), or `stackwright refresh --yes` to record the live values first.")
     elif outcome.checkpoint is not None:
         click.echo(click.style(f"Recorded in checkpoint {outcome.checkpoint.number}.", fg="green"))
 
 
 def _refreshed(stack_name: str | None, who: str | None, record: bool, parallel: int,
-               emergency: str | None) -> Any:
-    """Only reads without ``record``; recording drift changes the state, so it goes
-    through the change gateway."""
+               emergency: str | None) -> tuple[Any, str, str]:
+    """What was read, and the stack and project. Only reads without ``record``;
+    recording drift changes the state, so it goes through the change gateway."""
     from stackwright.operations.refresh import refresh as run_refresh
     from stackwright.workflow.gateway import ChangeRequest, change
 
     session = open_stack(stack_name, who)
     try:
+        outcome: Any
         if not record:
-            return run_refresh(session, parallel=parallel, record=False, sink=_sink_quiet())
-        request = ChangeRequest("refresh", parallel=parallel, emergency=emergency)
-        return change(session, request, confirm=lambda prompt: True, sink=_sink_quiet()).refreshed
+            outcome = run_refresh(session, parallel=parallel, record=False, sink=_sink_quiet())
+        else:
+            request = ChangeRequest("refresh", parallel=parallel, emergency=emergency)
+            outcome = change(session, request, confirm=lambda prompt: True, sink=_sink_quiet()).refreshed
+        return outcome, session.stack, session.project.name
     finally:
         session.close()
 
@@ -301,17 +354,38 @@ def _drift_lines(result: Any) -> list[str]:
 @click.argument("type_token", metavar="TYPE")
 @click.argument("name")
 @click.argument("resource_id", metavar="ID")
+@yes_option("Record it without asking.")
 @emergency_option
 def import_(stack_name: str | None, who: str | None, type_token: str, name: str, resource_id: str,
-            emergency: str | None) -> None:
-    """Adopt an existing resource and print the Python that declares it."""
+            yes: bool, emergency: str | None) -> None:
+    """Adopt an existing resource and print the Python that declares it.
+
+    Shows what it will record and asks first. The resource is recorded protected until
+    the program declares it; then the program's own `protect` applies.
+    """
     from stackwright.workflow.gateway import ChangeRequest
 
     request = ChangeRequest("import", resource=(type_token, name, resource_id), emergency=emergency)
-    result = run_state_edit(stack_name, who, request, lambda prompt: True).imported
-    click.echo(click.style(f"Imported {result.urn} (checkpoint {result.checkpoint}).", fg="green"), err=True)
+    result = run_state_edit(stack_name, who, request, _import_confirmer(yes)).imported
+    click.echo(click.style(f"Imported {result.urn} (checkpoint {result.checkpoint}), protected until "
+                           "the program declares it.", fg="green"), err=True)
     click.echo("Add this to your program:\n", err=True)
     click.echo(result.code)
+
+
+def _import_confirmer(yes: bool) -> Any:
+    """Shows the object as read and what will be recorded (secrets masked), then asks.
+    All on stderr: stdout carries only the code to paste."""
+    from stackwright.cli.render import mapping_lines
+
+    def confirm(prompt: Any) -> bool:
+        found = prompt.imported
+        echo_lines([click.style(f"Import {found.type} {found.id} as {found.urn}", bold=True),
+                    "  inputs:", *mapping_lines(found.inputs, "    "),
+                    "  flags: protect, external (protected until the program declares it)"], err=True)
+        return confirm_or_fail("Record it in the state?", yes, err=True)
+
+    return confirm
 
 
 @click.command()
@@ -322,11 +396,12 @@ def import_(stack_name: str | None, who: str | None, type_token: str, name: str,
 @click.option("--allow-destroy", is_flag=True,
               help="Allow deleting or replacing stateful and protected resources (policy no-destroy-stateful).")
 @emergency_option
+@json_option
 def rollback(stack_name: str | None, who: str | None, number: int, yes: bool, parallel: int,
-             allow_destroy: bool, emergency: str | None) -> None:
+             allow_destroy: bool, emergency: str | None, as_json: bool) -> None:
     """Return the stack's resources to the inputs recorded at checkpoint NUMBER."""
     from stackwright.workflow.gateway import ChangeRequest
 
     request = ChangeRequest("rollback", checkpoint=number, parallel=_parallel(parallel),
                             allow_destroy=allow_destroy, emergency=emergency)
-    _report(run_change(stack_name, who, request, yes, True).outcome, f"Rollback to checkpoint {number}")
+    _finish(run_change(stack_name, who, request, yes, True, as_json), f"Rollback to checkpoint {number}", as_json)

@@ -22,15 +22,23 @@ def open_stack(stack_name: str | None, who: str | None = None, open_secrets: boo
     return open_session(project, selected_stack(project, stack_name), who, open_secrets=open_secrets)
 
 
-def confirm_or_fail(question: str, yes: bool) -> bool:
-    """``--yes`` answers; otherwise ask on a terminal; refuse when nobody can answer."""
+def confirm_or_fail(question: str, yes: bool, err: bool = False) -> bool:
+    """``--yes`` answers; otherwise ask on a terminal (on stderr with ``err``, when
+    stdout carries a JSON document); refuse when nobody can answer."""
     if yes:
         return True
     if not sys.stdin.isatty():
         raise StackwrightError("refusing to change anything without confirmation",
                                hint="pass --yes to apply without asking")
-    return click.confirm(question, default=False)
+    return click.confirm(question, default=False, err=err)
 
 
-def echo_lines(lines: list[str]) -> None:
-    click.echo("\n".join(lines))
+def echo_lines(lines: list[str], err: bool = False) -> None:
+    click.echo("\n".join(lines), err=err)
+
+
+def echo_json(document: object) -> None:
+    """One JSON document on stdout (docs/json-output.md), nothing else there."""
+    import json
+
+    click.echo(json.dumps(document, indent=2, sort_keys=True))

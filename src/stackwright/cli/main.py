@@ -12,8 +12,8 @@ import traceback
 
 import click
 
+from stackwright.cli.terminal import accept_colour_option, colour, colour_option
 from stackwright.errors import ProjectError, StackwrightError
-
 
 
 def _debug_requested() -> bool:
@@ -28,7 +28,7 @@ def main() -> None:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        _fail(exc, exc.format_message(), _usage_hint(exc), exc.exit_code)
+        _fail(exc, exc.format_message(), _usage_hint(exc), _usage_status(exc))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except StackwrightError as exc:
@@ -46,10 +46,16 @@ def _fail(exc: Exception, headline: str, hint: str | None, status: int = 1) -> N
     ``status``: 1, or click's 2 for a command line it could not parse."""
     if _debug_requested():
         traceback.print_exception(exc)
-    click.echo(click.style("error: ", fg="red", bold=True) + headline, err=True)
+    click.echo(click.style("error: ", fg="red", bold=True) + headline, err=True, color=colour())
     if hint:
         click.echo(f"  hint: {hint}", err=True)
     sys.exit(status)
+
+
+def _usage_status(exc: click.ClickException) -> int:
+    """click's status (2 for a command line it could not parse), except that with
+    ``--exit-code`` 2 means "changes found", so every error is 1."""
+    return 1 if "--exit-code" in sys.argv else exc.exit_code
 
 
 def _usage_hint(exc: click.ClickException) -> str | None:
@@ -60,6 +66,7 @@ def _usage_hint(exc: click.ClickException) -> str | None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@colour_option
 @click.option("-C", "--cwd", type=click.Path(file_okay=False), help="Run as if started in this folder.")
 @click.version_option(package_name="stackwright")
 def cli(debug: bool, cwd: str | None) -> None:
@@ -85,6 +92,8 @@ def register_commands() -> None:
     for module in (commands_stack, commands_update, commands_inspect, commands_plans,
                    commands_workspace, commands_env, commands_secrets, commands_cluster):
         module.register(cli)
+    for command in cli.commands.values():
+        accept_colour_option(command)
 
 
 if __name__ == "__main__":

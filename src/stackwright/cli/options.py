@@ -39,3 +39,15 @@ def emergency_option(fn: F) -> F:
     return click.option("--emergency", metavar="REASON", default=None,
                         help="Change a protected environment without an approved plan, where it sets "
                         "`allow_emergency: true`; the audit log records who, the reason and the plan.")(fn)
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print one JSON document on stdout (docs/json-output.md); "
+                        "progress and prompts go to stderr.")(fn)
+
+
+def exit_code_option(what: str) -> Callable[[F], F]:
+    """``--exit-code``: 0 for nothing found, 2 when ``what``, 1 for an error."""
+    return click.option("--exit-code", "exit_code", is_flag=True,
+                        help=f"Exit 2 when {what}, 0 when not; 1 is an error.")

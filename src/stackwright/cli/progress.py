@@ -20,23 +20,25 @@ def _label(urn: str) -> str:
 
 
 class PlainProgress(EventSink):
-    """One line per finished step; safe for logs (no cursor movement)."""
+    """One line per finished step; safe for logs (no cursor movement). With ``err`` on
+    stderr, leaving stdout to a JSON document."""
 
-    def __init__(self, verbose: bool = False) -> None:
+    def __init__(self, verbose: bool = False, err: bool = False) -> None:
         self.verbose = verbose
+        self.err = err
 
     def step_started(self, urn: str, action: str) -> None:
         if self.verbose:
-            click.echo(f"  {action:<16} {_label(urn)} ...")
+            click.echo(f"  {action:<16} {_label(urn)} ...", err=self.err)
 
     def step_finished(self, urn: str, action: str, status: str, elapsed: float,
                       error: str | None = None) -> None:
         detail = f": {error}" if error else ""
         line = f"  {action:<16} {_label(urn)}  {status} ({elapsed:.1f}s){detail}"
-        click.echo(click.style(line, fg=STATUS_COLOURS.get(status)))
+        click.echo(click.style(line, fg=STATUS_COLOURS.get(status)), err=self.err)
 
     def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:
-        click.echo(f"  {action:<16} {_label(urn)}  retry {attempt} in {delay:.1f}s: {error}")
+        click.echo(f"  {action:<16} {_label(urn)}  retry {attempt} in {delay:.1f}s: {error}", err=self.err)
 
     def stopping(self) -> None:
         click.echo(click.style("Interrupted: no new steps start; waiting for the steps in flight...",
@@ -50,10 +52,11 @@ class LiveProgress(PlainProgress):
 
     def __init__(self, console: Any = None) -> None:
         super().__init__()
-        from rich.console import Console
         from rich.live import Live
 
-        self.console = console or Console(highlight=False)
+        from stackwright.cli.terminal import console as terminal_console
+
+        self.console = console or terminal_console()
         self.running: dict[str, tuple[str, float]] = {}
         self.calling: set[str] = set()
         self.said: dict[str, str] = {}
@@ -121,8 +124,13 @@ class LiveProgress(PlainProgress):
                            markup=False)
 
 
-def progress_for_terminal() -> PlainProgress:
-    """A live table on a terminal, plain lines otherwise (logs, CI)."""
-    if sys.stdout.isatty():
+def progress_for_terminal(err: bool = False) -> PlainProgress:
+    """A live table on a terminal, plain lines otherwise (logs, CI, ``--color never``,
+    whose terminal gets no escape codes); with ``err``, plain lines on stderr."""
+    from stackwright.cli.terminal import colour
+
+    if err:
+        return PlainProgress(err=True)
+    if sys.stdout.isatty() and colour() is not False:
         return LiveProgress()
     return PlainProgress()

@@ -45,7 +45,7 @@ def value_text(value: Any, limit: int = 120, unknown: str = UNKNOWN_TEXT) -> str
 
 def plan_lines(plan: Plan, *, show_diff: bool = False, show_same: bool = False) -> list[str]:
     """The plan as a tree grouped by parent, then a summary line."""
-    steps = [s for s in plan.steps if show_same or s.changes]
+    steps = [s for s in plan.steps if show_same or s.changes or s.notes]
     by_parent: dict[str | None, list[Step]] = {}
     for step in steps:
         by_parent.setdefault(step.parent, []).append(step)
@@ -155,20 +155,28 @@ def when(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def history_lines(checkpoints: Iterable[Checkpoint]) -> list[str]:
-    """A header and one aligned line per checkpoint (the WHO column fits the names)."""
+def print_history(checkpoints: Iterable[Checkpoint]) -> None:
+    """A table, one line per checkpoint, its result coloured."""
+    from stackwright.cli.terminal import print_table
+
     rows = list(checkpoints)
-    width = max([3, *(len(cp.who) for cp in rows)])
-    header = f"{'#':>4}  {'WHEN':<19}  {'KIND':<9} {'WHO':<{width}} {'TIME':>8}  {'RESULT':<11}  CHANGES"
-    return [header, *(checkpoint_line(cp, width) for cp in rows)]
+    print_table(["#", "WHEN", "KIND", "WHO", "TIME", "RESULT", "CHANGES"],
+                [[str(cp.number), when(cp.started_at), cp.kind, cp.who, f"{cp.duration:.1f}s",
+                  (cp.result, RESULT_COLOURS.get(cp.result, "yellow")), counts_text(cp)] for cp in rows],
+                right=("#", "TIME"))
+
+
+RESULT_COLOURS = {"succeeded": "green", "failed": "red"}
+
+
+def counts_text(cp: Checkpoint) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(cp.counts.items())) or "no changes"
 
 
 def checkpoint_line(cp: Checkpoint, who_width: int = 0) -> str:
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(cp.counts.items())) or "no changes"
-    colour = {"succeeded": "green", "failed": "red"}.get(cp.result, "yellow")
-    result = click.style(f"{cp.result:<11}", fg=colour)
+    result = click.style(f"{cp.result:<11}", fg=RESULT_COLOURS.get(cp.result, "yellow"))
     return (f"{cp.number:>4}  {when(cp.started_at)}  {cp.kind:<9} {cp.who:<{who_width}} "
-            f"{cp.duration:7.1f}s  {result}  {counts}")
+            f"{cp.duration:7.1f}s  {result}  {counts_text(cp)}")
 
 
 def mapping_lines(values: Mapping[str, Any], indent: str = "  ") -> list[str]:

@@ -11,7 +11,7 @@ from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy
 from stackwright.model.resource import urn_name
 from stackwright.model.values import (
-    carry_secrets, mark_containing, masked, remark_secrets, reveal, secret_texts, wrap_secret_keys,
+    carry_secrets, mark_containing, mask_text, masked, remark_secrets, reveal, secret_texts, wrap_secret_keys,
 )
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.providers.protocol import ProviderLookup, ReadResult, instance_config
@@ -49,7 +49,9 @@ async def read_all(
             try:
                 drift = await _read_one(record, providers, calls, snapshot)
             except Exception as exc:  # noqa: BLE001 - reported per resource, never dropped
-                result.errors[record.urn] = getattr(exc, "message", str(exc))
+                # The provider saw the record's secrets revealed: none may show in the report.
+                secrets = secret_texts(record.inputs, secret_texts(record.outputs))
+                result.errors[record.urn] = mask_text(getattr(exc, "message", str(exc)), secrets)
                 return
             result.checked += 1
             if drift is not None:

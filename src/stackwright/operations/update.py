@@ -114,7 +114,7 @@ def explained(plan: Plan, session: StackSession) -> Plan:
             ctx = OperationContext(urn=step.urn, name=step.urn.rsplit("$", 1)[-1], token=f"preview-{step.old_id}",
                                    provider_config=config)
             notes = handler.explain_update(ctx, step.old_id, reveal(step.old_inputs or {}), reveal(step.inputs or {}))
-            step = replace(step, notes=_without_secrets(notes, step))
+            step = replace(step, notes=(*step.notes, *_without_secrets(notes, step)))
         steps.append(step)
     return replace(plan, steps=tuple(steps))
 

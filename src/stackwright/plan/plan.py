@@ -101,9 +101,9 @@ class Step:
         if self.old_inputs is not None and self.op is not Op.SAME:
             out["old_inputs"] = to_json(masked(self.old_inputs))
         if self.diffs:
-            out["diffs"] = [_diff_json(d) for d in self.diffs]
+            out["diffs"] = [diff_json(d) for d in self.diffs]
         if self.option_diffs:
-            out["options"] = [_diff_json(d) for d in self.option_diffs]
+            out["options"] = [diff_json(d) for d in self.option_diffs]
         if self.replace_keys:
             out["replace_keys"] = list(self.replace_keys)
         out["deps"] = list(self.deps)
@@ -116,7 +116,8 @@ class Step:
         return out
 
 
-def _diff_json(d: PropertyDiff) -> dict[str, Any]:
+def diff_json(d: PropertyDiff) -> dict[str, Any]:
+    """One property diff in the masked view (docs/plan-json.md); drift uses it too."""
     out: dict[str, Any] = {"path": d.path, "kind": d.kind}
     if d.kind != "add":
         out["old"] = to_json(masked(d.old))

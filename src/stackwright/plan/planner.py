@@ -3,6 +3,7 @@ out are to providers' ``check`` and ``diff``, which do no I/O."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -12,7 +13,7 @@ from stackwright.graph import CycleFound, Graph
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import resolve_value
 from stackwright.model.resource import Resource, urn_name
-from stackwright.model.values import UNKNOWN, Secret, is_unknown, remark_secrets, reveal
+from stackwright.model.values import UNKNOWN, Secret, is_unknown, masked, remark_secrets, reveal, to_json
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.plan.links import LinkEdge, link_edges, with_links
 from stackwright.plan.plan import Leftover, Op, Plan, Step
@@ -133,7 +134,9 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
     if resource.read_id is not None:
         return _plan_read(p, resource, old)
     inputs = _resolved_inputs(p, resource, handler)
+    kept: tuple[str, ...] = ()
     if old is not None:
+        kept = _kept_by_ignore_changes(resource, inputs, old)
         inputs = _ignoring_changes(resource, inputs, old)
     op, replace_keys, dbr = _decide(p, resource, handler, old, inputs)
     p.predicted[resource.urn] = _predict_outputs(resource, handler, op, inputs, old)
@@ -151,7 +154,7 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
         delete_before_replace=dbr, previous_urn=previous, decl=resource.declared_at(),
         old_deps=tuple(old.deps) if old else (), meta_changed=bool(options), option_diffs=options,
         options=recorded,
-        warnings=_side_effect_warning(handler, op, diffs),
+        warnings=_side_effect_warning(handler, op, diffs), notes=kept,
     )
 
 
@@ -220,6 +223,23 @@ def _rewrap_secrets(original: Mapping[str, Any], checked: dict[str, Any]) -> dic
     """The provider checked revealed inputs: mark their secrets again, at every depth
     (``environment={"X": password.result}`` stays secret inside the dict)."""
     return {key: remark_secrets(original.get(key), value) for key, value in checked.items()}
+
+
+def _kept_by_ignore_changes(resource: Resource, inputs: Mapping[str, Any], old: ResourceState) -> tuple[str, ...]:
+    """Says which declared values the plan leaves alone because ``ignore_changes`` lists
+    them, although the recorded (or, refreshed, live) value differs: after drift, why
+    `up` does not put them back."""
+    notes = []
+    for top in dict.fromkeys(key.split(".", 1)[0] for key in resource.resource_options.ignore_changes):
+        if top in old.inputs and top in inputs and not is_unknown(inputs[top]) and inputs[top] != old.inputs[top]:
+            notes.append(f"{top}: kept at {_short(old.inputs[top])}, not set to the declared "
+                         f"{_short(inputs[top])}: ignore_changes lists it")
+    return tuple(notes)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(to_json(masked(value)), sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _ignoring_changes(resource: Resource, inputs: dict[str, Any], old: ResourceState) -> dict[str, Any]:
@@ -323,7 +343,7 @@ def _plan_deletes(p: _Planning) -> list[Step]:
         if urn in p.claimed:
             continue
         if old.protect:
-            p.errors.append(_protected(urn, "delete", None, ()))
+            p.errors.append(_protected(urn, "delete", None, (), imported=old.external))
         steps.append(Step(
             urn=urn, type=old.type, op=Op.DELETE, old_inputs=old.inputs,
             old_outputs=old.outputs, old_id=old.id, parent=old.parent,
@@ -333,14 +353,19 @@ def _plan_deletes(p: _Planning) -> list[Step]:
     return steps
 
 
-def _protected(urn: str, action: str, where: str | None, keys: Iterable[str]) -> PlanError:
+def _protected(urn: str, action: str, where: str | None, keys: Iterable[str],
+               imported: bool = False) -> PlanError:
     because = f" (because {', '.join(keys)} changed)" if keys else ""
+    hint = (f"set protect=False and run `up` first if you really mean to {action} it, or undo the change")
+    if imported:
+        # `import` protects what it adopts until the program declares it.
+        hint = (f"it was imported and the program does not declare it yet: add the code `import` printed; "
+                f"`stackwright state rm --force {urn}` forgets it instead")
     return PlanError(
         f"resource is protected; the plan would {action} it{because}",
         resource=urn, file=where.rsplit(":", 1)[0] if where else None,
         line=int(where.rsplit(":", 1)[1]) if where and where.rsplit(":", 1)[1].isdigit() else None,
-        hint="set protect=False and run `up` first if you really mean to "
-        f"{action} it, or undo the change",
+        hint=hint,
     )
 
 

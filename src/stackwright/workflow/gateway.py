@@ -38,7 +38,7 @@ from stackwright.plan.plan import Plan
 from stackwright.workflow.environments import Environment, environment_for
 
 if TYPE_CHECKING:
-    from stackwright.operations.importing import ImportResult
+    from stackwright.operations.importing import ImportCandidate, ImportResult
     from stackwright.operations.refresh import RefreshOutcome
     from stackwright.workflow.pause import PreparedEdit
     from stackwright.workflow.plan_file import SavedPlan
@@ -90,11 +90,13 @@ class ChangeRequest:
 
 @dataclass(frozen=True)
 class Prompt:
-    """What a person confirms: the plan (None for a state edit) and what policies said."""
+    """What a person confirms: the plan (None for a state edit) and what policies said;
+    for ``import``, the object as read and what will be recorded of it."""
 
     request: ChangeRequest
     plan: Plan | None
     violations: list[Violation] = field(default_factory=list)
+    imported: ImportCandidate | None = None
 
 
 Confirm = Callable[[Prompt], bool]
@@ -275,15 +277,19 @@ def _config_edit(request: ChangeRequest, confirm: Confirm, sink: EventSink,
 
 def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
                 sink: EventSink) -> ChangeResult:
-    """``import``, ``refresh --yes`` and ``state rm``: protection, the prompt, then the
-    edit under the stack's lock (taken by the operation), then the audit event."""
+    """``import``, ``refresh --yes`` and ``state rm``: protection, the prompt (for
+    ``import`` after reading the object, to show what will be recorded), then the edit
+    under the stack's lock (taken by the operation), then the audit event."""
     require_unprotected(session, request)
     result = ChangeResult(request)
-    if not confirm(Prompt(request, None)):
+    candidate = _read_import(session, request) if request.kind == "import" else None
+    if not confirm(Prompt(request, None, imported=candidate)):
         result.cancelled = True
         return result
-    if request.kind == "import":
-        result.imported = _import(session, request)
+    if candidate is not None:
+        from stackwright.operations.importing import record_import
+
+        result.imported = record_import(session, candidate)
         result.checkpoint = result.imported.checkpoint
     elif request.kind == "refresh":
         from stackwright.operations.refresh import refresh
@@ -296,12 +302,14 @@ def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
     return result
 
 
-def _import(session: StackSession, request: ChangeRequest) -> ImportResult:
-    from stackwright.operations.importing import import_resource
+def _read_import(session: StackSession, request: ChangeRequest) -> ImportCandidate:
+    """The object ``import`` adopts, read before the prompt so that the person sees what
+    will be recorded."""
+    from stackwright.operations.importing import read_import
 
     if request.resource is None:
         raise StackwrightError("import needs a type, a name and an id")
-    return import_resource(session, *request.resource)
+    return read_import(session, *request.resource)
 
 
 def _forget(session: StackSession, request: ChangeRequest) -> int | None:
