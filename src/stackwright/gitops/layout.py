@@ -1,0 +1,56 @@
+"""Where each object's file goes and how it is written, so that git diffs stay minimal.
+
+One file per object, ``<stack>/<namespace>/<kind>-<name>.yaml`` (``_cluster`` for
+cluster-scoped objects). Keys are written in one fixed order (``apiVersion``, ``kind``,
+``metadata``, then the rest alphabetically, at every depth alphabetically), block style,
+no line folding, multi-line strings as literal blocks: the same object always gives the
+same bytes, and a changed field changes only its own lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+
+from stackwright.gitops.objects import RenderedObject, kind_label
+
+HEAD_KEYS = ("apiVersion", "kind", "metadata")
+
+
+def object_path(obj: RenderedObject) -> PurePosixPath:
+    ident = obj.ident
+    return PurePosixPath(obj.stack, obj.folder, f"{kind_label(ident).lower()}-{ident.name}.yaml")
+
+
+def dump(manifest: Mapping[str, Any]) -> str:
+    """The manifest as stable YAML text (plain values only: reveal or mask first)."""
+    head = {k: _sorted(manifest[k]) for k in HEAD_KEYS if k in manifest}
+    rest = {k: _sorted(manifest[k]) for k in sorted(manifest) if k not in HEAD_KEYS}
+    return yaml.dump({**head, **rest}, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=1_000_000)
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _sorted(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [_sorted(v) for v in value]
+    return value
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML with list items indented under their key (as kubectl writes them)."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text and not any(c in text for c in "\r\t") and text == text.rstrip(" ") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _str)

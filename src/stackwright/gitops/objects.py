@@ -1,0 +1,123 @@
+"""The Kubernetes objects a stack renders, as `gitops render`, `diff` and `status` see them.
+
+They come from the plan `up` would make now: the program runs, Helm charts render (from
+the cache when unchanged), and values other resources computed are read from the
+recorded state. Nothing is applied and no cluster is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stackwright.errors import StackwrightError
+from stackwright.model.resource import urn_name, urn_parts
+from stackwright.model.values import is_unknown
+from stackwright.operations.session import StackSession
+from stackwright.plan.plan import Op, Plan
+from stackwright.plan.planner import make_plan
+from stackwright.providers.k8s.helm.objects import CLUSTER_SCOPED
+from stackwright.providers.k8s.manifests import Identity, identity
+
+CLUSTER_FOLDER = "_cluster"
+"""The folder of cluster-scoped objects (Namespaces, CRDs, ClusterRoles...); a
+namespace's name never starts with an underscore, so it cannot collide."""
+CHART_TYPE = "k8s:helm:Chart"
+
+
+class GitopsError(StackwrightError):
+    """The stack's objects cannot be exported as they are (a value not known yet, a
+    secret outside a Secret, folders that depend on each other both ways...)."""
+
+
+@dataclass(frozen=True)
+class RenderedObject:
+    """One object as a controller would apply it: ``manifest`` keeps its ``Secret``
+    markers (revealed only when encrypted or compared with the cluster)."""
+
+    stack: str
+    urn: str
+    manifest: Mapping[str, Any]
+    deps: tuple[str, ...]
+    """URNs of the other rendered objects it waits for."""
+    release: str | None
+    """The Helm release that rendered it, if any."""
+
+    @property
+    def ident(self) -> Identity:
+        return identity(self.manifest)
+
+    @property
+    def folder(self) -> str:
+        return self.ident.namespace or CLUSTER_FOLDER
+
+    @property
+    def key(self) -> str:
+        """``Deployment shop/web`` (with the group for kinds outside the built-in ones)."""
+        ident = self.ident
+        return f"{kind_label(ident)} {ident.id()}"
+
+
+def kind_label(ident: Identity) -> str:
+    group = ident.group
+    return f"{ident.kind}.{group}" if "." in group and not group.endswith(".k8s.io") else ident.kind
+
+
+def stack_objects(session: StackSession) -> list[RenderedObject]:
+    """Every Kubernetes object the stack's program declares now, in plan order."""
+    desired = session.run_program()
+    plan = make_plan(desired, session.store.snapshot(session.stack), session.providers)
+    default_ns = _default_namespace(session.config.data)
+    return objects_of(plan, default_ns)
+
+
+def objects_of(plan: Plan, default_namespace: str) -> list[RenderedObject]:
+    steps = [s for s in plan.steps if s.op is not Op.DELETE and s.type.startswith("k8s:")
+             and isinstance((s.inputs or {}).get("manifest"), Mapping)]
+    scopes = _custom_scopes(s.inputs["manifest"] for s in steps if s.inputs)
+    urns = {s.urn for s in steps}
+    out = []
+    for step in steps:
+        manifest = (step.inputs or {})["manifest"]
+        if is_unknown(manifest):
+            raise GitopsError(
+                "the object holds a value that is known only after apply", resource=step.urn,
+                hint=f"apply stack {plan.stack!r} first (`stackwright up`): the values other resources "
+                "compute are read from its recorded state")
+        placed = _placed(manifest, default_namespace, scopes)
+        release = urn_name(step.parent) if step.parent and urn_parts(step.parent)[2] == CHART_TYPE else None
+        out.append(RenderedObject(plan.stack, step.urn, placed,
+                                  tuple(d for d in step.deps if d in urns and d != step.urn), release))
+    return out
+
+
+def _default_namespace(config: Mapping[str, Any]) -> str:
+    section = config.get("k8s")
+    namespace = section.get("namespace") if isinstance(section, Mapping) else None
+    return namespace if isinstance(namespace, str) and namespace else "default"
+
+
+def _custom_scopes(manifests: Iterable[Mapping[str, Any]]) -> dict[str, bool]:
+    """Kind → namespaced, for the custom kinds whose CRD the stack itself declares."""
+    scopes = {}
+    for manifest in manifests:
+        if manifest.get("kind") == "CustomResourceDefinition":
+            spec = manifest.get("spec") or {}
+            names = spec.get("names") or {}
+            if isinstance(names.get("kind"), str):
+                scopes[names["kind"]] = spec.get("scope") != "Cluster"
+    return scopes
+
+
+def _placed(manifest: Mapping[str, Any], default_namespace: str, scopes: Mapping[str, bool]) -> dict[str, Any]:
+    """The manifest with the namespace the provider would give it, so that its file
+    lands in the folder of the namespace it will live in."""
+    kind = manifest.get("kind")
+    metadata = dict(manifest.get("metadata") or {})
+    namespaced = scopes.get(str(kind), kind not in CLUSTER_SCOPED)
+    if namespaced and not metadata.get("namespace"):
+        metadata["namespace"] = default_namespace
+    elif not namespaced:
+        metadata.pop("namespace", None)
+    return {**manifest, "metadata": metadata}

@@ -1,0 +1,170 @@
+"""`gitops render`: every stack's objects as files, and the controller objects over them.
+
+The output folder holds, per stack, ``<stack>/<namespace>/<kind>-<name>.yaml`` and
+``<format>/<stack>/<app>.yaml``. A render rewrites only files whose bytes change and
+removes the files of objects that are gone, in the folders it owns (the rendered
+stacks' folders and their controller folders), so the git diff of a render is the
+change and nothing else.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from stackwright.gitops.controllers import Format, controller_objects, folders
+from stackwright.gitops.layout import dump, object_path
+from stackwright.gitops.objects import GitopsError, RenderedObject, stack_objects
+from stackwright.gitops.settings import GitopsSettings, gitops_settings
+from stackwright.gitops.sops import SopsEncrypter
+from stackwright.model.values import Secret, is_secret, reveal
+from stackwright.operations.session import open_session
+from stackwright.program.project import Project
+from stackwright.workflow.environments import environment_for
+
+Files = dict[PurePosixPath, str]
+
+
+@dataclass
+class RenderResult:
+    written: list[PurePosixPath] = field(default_factory=list)
+    removed: list[PurePosixPath] = field(default_factory=list)
+    unchanged: int = 0
+    objects: int = 0
+
+
+def object_files(objects: Sequence[RenderedObject], encrypter: SopsEncrypter) -> Files:
+    """One file per object; a Secret's file is SOPS-encrypted."""
+    files: Files = {}
+    owners: dict[PurePosixPath, str] = {}
+    for obj in objects:
+        path = object_path(obj)
+        if path in files:
+            raise GitopsError(f"{obj.key} is declared twice (by {owners[path]} and {obj.urn})", resource=obj.urn)
+        files[path], owners[path] = _text(obj, encrypter), obj.urn
+    return files
+
+
+def _text(obj: RenderedObject, encrypter: SopsEncrypter) -> str:
+    if obj.manifest.get("kind") == "Secret" and any(k in obj.manifest for k in ("data", "stringData")):
+        return encrypter.encrypt(dump(reveal(obj.manifest)), obj.key)
+    if is_secret(obj.manifest):
+        raise GitopsError(
+            f"{obj.key} holds a secret value at {_secret_path(obj.manifest)}, and only Secrets are "
+            "exported encrypted", resource=obj.urn,
+            hint="put the value in a k8s Secret and refer to it (env valueFrom.secretKeyRef, a mounted volume)")
+    return dump(obj.manifest)
+
+
+def _secret_path(value: Any, path: str = "") -> str:
+    if isinstance(value, Secret):
+        return path or "(the whole object)"
+    items: Iterable[tuple[str, Any]] = ()
+    if isinstance(value, Mapping):
+        items = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    for sub, item in items:
+        if is_secret(item):
+            return _secret_path(item, sub)
+    return path
+
+
+def stack_files(stack: str, objects: Sequence[RenderedObject], fmt: Format, settings: GitopsSettings,
+                repo_path: PurePosixPath, encrypter: SopsEncrypter) -> Files:
+    files = object_files(objects, encrypter)
+    controllers = controller_objects(fmt, folders(stack, objects), settings, repo_path)
+    files.update({path: dump(obj) for path, obj in controllers.items()})
+    return files
+
+
+def owned_roots(stacks: Iterable[str], fmt: Format) -> list[PurePosixPath]:
+    """The folders a render of ``stacks`` owns: files there that it does not write are removed."""
+    return [p for stack in stacks for p in (PurePosixPath(stack), PurePosixPath(fmt, stack))]
+
+
+def write_files(out: Path, files: Files, roots: Sequence[PurePosixPath]) -> RenderResult:
+    result = RenderResult()
+    for path in sorted(files):
+        target = out / path
+        data = files[path].encode()
+        if target.is_file() and target.read_bytes() == data:
+            result.unchanged += 1
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.tmp")
+        partial.write_bytes(data)
+        partial.replace(target)
+        result.written.append(path)
+    for root in roots:
+        result.removed += _remove_stale(out, out / root, files)
+    return result
+
+
+def _remove_stale(out: Path, root: Path, files: Files) -> list[PurePosixPath]:
+    if not root.is_dir():
+        return []
+    removed = []
+    for found in sorted(root.rglob("*.yaml")):
+        relative = PurePosixPath(found.relative_to(out).as_posix())
+        if relative not in files:
+            found.unlink()
+            removed.append(relative)
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    return removed
+
+
+def repo_path(out: Path, settings: GitopsSettings) -> PurePosixPath:
+    """The output folder's path inside the git repository the controllers read."""
+    if settings.path is not None:
+        return PurePosixPath(settings.path.strip("/") or ".")
+    out = out.resolve()
+    probe = out if out.exists() else out.parent
+    found = subprocess.run(["git", "-C", str(probe), "rev-parse", "--show-toplevel"],
+                           capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        raise GitopsError(f"{out} is not inside a git repository, so its path there is unknown",
+                          hint="set `gitops: {path: FOLDER}` in stackwright.yaml (the folder's path in the repository)")
+    return PurePosixPath(out.relative_to(Path(found.stdout.strip()).resolve()).as_posix())
+
+
+def render_project(project: Project, stacks: Sequence[str], out: Path, fmt: Format) -> RenderResult:
+    """Render ``stacks`` of ``project`` into ``out``."""
+    settings = gitops_settings(project)
+    where = repo_path(out, settings)
+    files: Files = {}
+    count = 0
+    for stack in stacks:
+        objects = objects_for_stack(project, stack)
+        count += len(objects)
+        files.update(stack_files(stack, objects, fmt, settings, where, encrypter_for(project, stack, settings)))
+    result = write_files(out, files, owned_roots(stacks, fmt))
+    result.objects = count
+    return result
+
+
+def objects_for_stack(project: Project, stack: str) -> list[RenderedObject]:
+    session = open_session(project, stack)
+    try:
+        return stack_objects(session)
+    finally:
+        session.close()
+
+
+def encrypter_for(project: Project, stack: str, settings: GitopsSettings) -> SopsEncrypter:
+    env = environment_for(project, stack)
+    recipients = env.age_recipients if env.age_recipients is not None else settings.age_recipients
+    return SopsEncrypter(recipients, project.state_dir / "cache" / "gitops" / "sops")
+
+
+def selected_stacks(project: Project, explicit: Sequence[str]) -> list[str]:
+    """The stacks named, else every stack with a stack file."""
+    stacks = list(explicit) or project.stack_files()
+    if not stacks:
+        raise GitopsError("the project has no stacks to render", hint="create one with `stackwright stack init NAME`")
+    return stacks
