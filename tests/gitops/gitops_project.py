@@ -54,7 +54,8 @@ class GitopsProject:
 
     def stack(self, name: str, tenants: list[dict[str, Any]], **config: Any) -> None:
         (self.root / "stacks").mkdir(exist_ok=True)
-        config = {"chart": str(self.chart), "tenants": tenants, **config}
+        chart = self.chart.relative_to(self.root) if self.chart.is_relative_to(self.root) else self.chart
+        config = {"chart": str(chart), "tenants": tenants, **config}
         (self.root / "stacks" / f"{name}.yaml").write_text(json.dumps({"config": config}))
         if not (self.root / ".stackwright" / "state.db").exists() or name not in self.ok("stack", "ls"):
             self.ok("stack", "init", name)

@@ -46,3 +46,18 @@ def gitops_render(stacks: tuple[str, ...], out: Path, fmt: str) -> None:
     result = render_project(project, names, out, fmt)  # type: ignore[arg-type]  # click.Choice
     click.echo(f"Rendered {result.objects} object(s) of {', '.join(names)} into {out}: "
                f"{len(result.written)} written, {result.unchanged} unchanged, {len(result.removed)} removed.")
+
+
+@gitops.command("diff")
+@click.option("--since", "ref", required=True, help="The git revision to compare with (a branch, tag, commit, HEAD~1).")
+@click.option("--stack", "-s", "stacks", multiple=True, help="A stack to compare (repeatable; default: every stack).")
+def gitops_diff(ref: str, stacks: tuple[str, ...]) -> None:
+    """Show which rendered objects and fields change between REF and the working tree."""
+    from stackwright.gitops.diff import describe, diff_objects, objects_at_revision
+    from stackwright.gitops.render import objects_for_stack, selected_stacks
+
+    project = _project()
+    names = selected_stacks(project, stacks)
+    before = objects_at_revision(project, ref, names)
+    after = [o for stack in names for o in objects_for_stack(project, stack)]
+    click.echo("\n".join(describe(diff_objects(before, after))))
