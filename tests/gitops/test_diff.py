@@ -30,7 +30,7 @@ def test_a_chart_version_bump_shows_the_deployment_whose_image_changed(tmp_path:
     out = project.ok("gitops", "diff", "--since", "HEAD")
 
     assert "dev: 7 object(s) change (0 added, 7 changed, 0 removed)" in out, out
-    deployment = out.split("~ Deployment alpha/alpha-web-app (release alpha-web)\n", 1)[1].split("\n  ", 1)[0]
+    deployment = out.split("~ Deployment alpha/alpha-web-app (release alpha-web)\n", 1)[1].split("\n  ~ ", 1)[0]
     assert '~ spec.template.spec.containers[0].image: "nginx:1.27.0" -> "nginx:1.28.1"' in deployment
     assert '~ metadata.labels.helm.sh/chart: "app-0.3.0" -> "app-0.4.0"' in deployment
     assert "~ stringData.password: [secret] -> [secret]" in out
