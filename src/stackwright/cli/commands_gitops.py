@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,3 +62,34 @@ def gitops_diff(ref: str, stacks: tuple[str, ...]) -> None:
     before = objects_at_revision(project, ref, names)
     after = [o for stack in names for o in objects_for_stack(project, stack)]
     click.echo("\n".join(describe(diff_objects(before, after))))
+
+
+@gitops.command("status")
+@click.option("--stack", "-s", "stacks", multiple=True, help="A stack to check (repeatable; default: every stack).")
+def gitops_status(stacks: tuple[str, ...]) -> None:
+    """Compare the live cluster with the rendered objects: sync and health per object
+    and per namespace (tenant). Exits 2 when anything is out of sync."""
+    from stackwright.gitops.render import objects_for_stack, selected_stacks
+    from stackwright.gitops.status import Sync, by_namespace, statuses
+
+    project = _project()
+    found = statuses([o for stack in selected_stacks(project, stacks) for o in objects_for_stack(project, stack)])
+    rows = [(s.obj.stack, s.obj.key, s.sync.value, s.health.value, s.reason) for s in found]
+    _table(("STACK", "OBJECT", "SYNC", "HEALTH", "WAITING FOR"), rows)
+    for status in found:
+        for line in status.differences:
+            click.echo(f"  {status.obj.stack} {status.obj.key}: {line}")
+    click.echo("")
+    groups = by_namespace(found)
+    _table(("STACK", "NAMESPACE", "OBJECTS", "SYNC", "HEALTH"),
+           [(g.stack, g.namespace, str(g.objects), g.sync.value, g.health.value) for g in groups])
+    out_of_sync = sum(1 for s in found if s.sync is not Sync.SYNCED)
+    click.echo(f"\n{len(found) - out_of_sync} of {len(found)} object(s) synced.")
+    if out_of_sync:
+        raise SystemExit(2)
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())

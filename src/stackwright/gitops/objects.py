@@ -24,6 +24,8 @@ CLUSTER_FOLDER = "_cluster"
 """The folder of cluster-scoped objects (Namespaces, CRDs, ClusterRoles...); a
 namespace's name never starts with an underscore, so it cannot collide."""
 CHART_TYPE = "k8s:helm:Chart"
+PROVIDER_TYPE = "k8s:index:Provider"
+CLUSTER_KEYS = ("kubeconfig", "context", "namespace")
 
 
 class GitopsError(StackwrightError):
@@ -43,6 +45,9 @@ class RenderedObject:
     """URNs of the other rendered objects it waits for."""
     release: str | None
     """The Helm release that rendered it, if any."""
+    cluster: tuple[tuple[str, Any], ...] = ()
+    """Where it goes: the stack's ``k8s:`` settings overlaid by its provider instance's
+    (``kubeconfig``, ``context``, ``namespace``), secrets kept wrapped."""
 
     @property
     def ident(self) -> Identity:
@@ -68,13 +73,15 @@ def stack_objects(session: StackSession) -> list[RenderedObject]:
     """Every Kubernetes object the stack's program declares now, in plan order."""
     desired = session.run_program()
     plan = make_plan(desired, session.store.snapshot(session.stack), session.providers)
-    default_ns = _default_namespace(session.config.data)
-    return objects_of(plan, default_ns)
+    section = session.config.data.get("k8s")
+    return objects_of(plan, section if isinstance(section, Mapping) else {})
 
 
-def objects_of(plan: Plan, default_namespace: str) -> list[RenderedObject]:
+def objects_of(plan: Plan, k8s_config: Mapping[str, Any]) -> list[RenderedObject]:
+    """The plan's Kubernetes objects; ``k8s_config`` is the stack's ``k8s:`` section."""
     steps = [s for s in plan.steps if s.op is not Op.DELETE and s.type.startswith("k8s:")
              and isinstance((s.inputs or {}).get("manifest"), Mapping)]
+    instances = {s.urn: s.inputs or {} for s in plan.steps if s.type == PROVIDER_TYPE}
     scopes = _custom_scopes(s.inputs["manifest"] for s in steps if s.inputs)
     urns = {s.urn for s in steps}
     out = []
@@ -85,17 +92,18 @@ def objects_of(plan: Plan, default_namespace: str) -> list[RenderedObject]:
                 "the object holds a value that is known only after apply", resource=step.urn,
                 hint=f"apply stack {plan.stack!r} first (`stackwright up`): the values other resources "
                 "compute are read from its recorded state")
-        placed = _placed(manifest, default_namespace, scopes)
+        cluster = _cluster(k8s_config, instances.get(str((step.inputs or {}).get("provider"))))
+        placed = _placed(manifest, str(dict(cluster).get("namespace") or "default"), scopes)
         release = urn_name(step.parent) if step.parent and urn_parts(step.parent)[2] == CHART_TYPE else None
         out.append(RenderedObject(plan.stack, step.urn, placed,
-                                  tuple(d for d in step.deps if d in urns and d != step.urn), release))
+                                  tuple(d for d in step.deps if d in urns and d != step.urn), release, cluster))
     return out
 
 
-def _default_namespace(config: Mapping[str, Any]) -> str:
-    section = config.get("k8s")
-    namespace = section.get("namespace") if isinstance(section, Mapping) else None
-    return namespace if isinstance(namespace, str) and namespace else "default"
+def _cluster(config: Mapping[str, Any], instance: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+    merged = {k: config.get(k) for k in CLUSTER_KEYS}
+    merged.update({k: v for k, v in (instance or {}).items() if k in CLUSTER_KEYS and v is not None})
+    return tuple((k, v) for k, v in merged.items() if v is not None)
 
 
 def _custom_scopes(manifests: Iterable[Mapping[str, Any]]) -> dict[str, bool]:
