@@ -24,7 +24,7 @@ from stackwright.model.resource import Resource
 from stackwright.model.values import UNKNOWN
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.plan.plan import Plan, Step
-from stackwright.plan.planner import make_plan, resolve_targets
+from stackwright.plan.planner import component_urns, make_plan, resolve_targets
 from stackwright.state.records import Change, Checkpoint, Snapshot
 
 
@@ -322,7 +322,7 @@ def destroy(session: StackSession, *, options: ApplyOptions, sink: EventSink,
 def with_dependents(snapshot: Snapshot, targets: Iterable[str]) -> set[str]:
     """The recorded resources ``targets`` name, and everything that depends on them."""
     graph: Graph[str] = Graph({urn: list(r.deps) for urn, r in snapshot.resources.items()})
-    return graph.reversed().closure(resolve_targets(targets, snapshot.resources))
+    return graph.reversed().closure(resolve_targets(targets, snapshot.resources, component_urns(None, snapshot)))
 
 
 def _recover(session: StackSession, writer: Any, options: ApplyOptions, sink: EventSink) -> RecoveryReport:
