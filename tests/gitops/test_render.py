@@ -69,6 +69,10 @@ def test_rendering_twice_gives_byte_identical_files_and_removes_gone_objects(pro
     first = tree(out)
     said = project.ok("gitops", "render", "--out", str(out))
     assert tree(out) == first and "0 written" in said
+    edited = out / "dev" / "alpha" / "service-alpha-web-app.yaml"
+    edited.write_text(edited.read_text().replace("port: 80", "port: 8080"))
+    assert "1 written" in project.ok("gitops", "render", "--out", str(out))
+    assert tree(out) == first
     project.stack("dev", TENANTS[:1])
     project.ok("gitops", "render", "--out", str(out))
     assert not (out / "dev" / "beta").exists() and not (out / "argocd" / "dev" / "dev-beta.yaml").exists()

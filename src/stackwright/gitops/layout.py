@@ -3,12 +3,15 @@
 One file per object, ``<stack>/<namespace>/<kind>-<name>.yaml`` (``_cluster`` for
 cluster-scoped objects). Keys are written in one fixed order (``apiVersion``, ``kind``,
 ``metadata``, then the rest alphabetically, at every depth alphabetically), block style,
-no line folding, multi-line strings as literal blocks: the same object always gives the
+list items at their key's indentation, no line folding, multi-line strings as literal
+blocks: the same object always gives the
 same bytes, and a changed field changes only its own lines.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
@@ -18,6 +21,8 @@ import yaml
 from stackwright.gitops.objects import RenderedObject, kind_label
 
 HEAD_KEYS = ("apiVersion", "kind", "metadata")
+LAYOUT_VERSION = 1
+"""Bump when ``dump`` writes the same object differently."""
 
 
 def object_path(obj: RenderedObject) -> PurePosixPath:
@@ -33,6 +38,13 @@ def dump(manifest: Mapping[str, Any]) -> str:
                      allow_unicode=True, width=1_000_000)
 
 
+def content_digest(value: Any) -> str:
+    """Changes whenever the file ``dump`` writes for ``value`` would (the layout's
+    version is part of it)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{LAYOUT_VERSION}\n{text}".encode()).hexdigest()
+
+
 def _sorted(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _sorted(value[k]) for k in sorted(value, key=str)}
@@ -41,11 +53,9 @@ def _sorted(value: Any) -> Any:
     return value
 
 
-class _Dumper(yaml.SafeDumper):
-    """Safe YAML with list items indented under their key (as kubectl writes them)."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
+_Dumper: type[yaml.SafeDumper] = type("_Dumper", (getattr(yaml, "CSafeDumper", yaml.SafeDumper),), {})
+"""libyaml's emitter when PyYAML has it (four times faster); the pure-Python one writes
+the same bytes."""
 
 
 def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:

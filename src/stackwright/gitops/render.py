@@ -5,18 +5,27 @@ The output folder holds, per stack, ``<stack>/<namespace>/<kind>-<name>.yaml`` a
 removes the files of objects that are gone, in the folders it owns (the rendered
 stacks' folders and their controller folders), so the git diff of a render is the
 change and nothing else.
+
+Writing YAML is most of a render's cost, so an index in the project's cache records,
+per file, the digest of the object it was written from and of the bytes written: a
+file whose object is unchanged and whose bytes are still those is not written again
+(nor its YAML made). Anything else (no index, a file edited or checked out anew) is
+written from scratch.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from stackwright.gitops.controllers import Format, controller_objects, folders
-from stackwright.gitops.layout import dump, object_path
+from stackwright.gitops.layout import content_digest, dump, object_path
 from stackwright.gitops.objects import GitopsError, RenderedObject, stack_objects
 from stackwright.gitops.settings import GitopsSettings, gitops_settings
 from stackwright.gitops.sops import SopsEncrypter
@@ -25,7 +34,18 @@ from stackwright.operations.session import open_session
 from stackwright.program.project import Project
 from stackwright.workflow.environments import environment_for
 
-Files = dict[PurePosixPath, str]
+INDEX_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file to write: the digest of what it is made from (None: always made)."""
+
+    digest: str | None
+    make: Callable[[], str]
+
+
+Files = dict[PurePosixPath, FileEntry]
 
 
 @dataclass
@@ -44,8 +64,15 @@ def object_files(objects: Sequence[RenderedObject], encrypter: SopsEncrypter) ->
         path = object_path(obj)
         if path in files:
             raise GitopsError(f"{obj.key} is declared twice (by {owners[path]} and {obj.urn})", resource=obj.urn)
-        files[path], owners[path] = _text(obj, encrypter), obj.urn
+        files[path], owners[path] = _entry(obj, encrypter), obj.urn
     return files
+
+
+def _entry(obj: RenderedObject, encrypter: SopsEncrypter) -> FileEntry:
+    if is_secret(obj.manifest) or obj.manifest.get("kind") == "Secret":
+        text = _text(obj, encrypter)
+        return FileEntry(None, lambda: text)
+    return FileEntry(content_digest(obj.manifest), functools.partial(dump, obj.manifest))
 
 
 def _text(obj: RenderedObject, encrypter: SopsEncrypter) -> str:
@@ -77,7 +104,8 @@ def stack_files(stack: str, objects: Sequence[RenderedObject], fmt: Format, sett
                 repo_path: PurePosixPath, encrypter: SopsEncrypter) -> Files:
     files = object_files(objects, encrypter)
     controllers = controller_objects(fmt, folders(stack, objects), settings, repo_path)
-    files.update({path: dump(obj) for path, obj in controllers.items()})
+    files.update({path: FileEntry(content_digest(obj), functools.partial(dump, obj))
+                  for path, obj in controllers.items()})
     return files
 
 
@@ -86,12 +114,23 @@ def owned_roots(stacks: Iterable[str], fmt: Format) -> list[PurePosixPath]:
     return [p for stack in stacks for p in (PurePosixPath(stack), PurePosixPath(fmt, stack))]
 
 
-def write_files(out: Path, files: Files, roots: Sequence[PurePosixPath]) -> RenderResult:
+def write_files(out: Path, files: Files, roots: Sequence[PurePosixPath], index_file: Path | None = None) -> RenderResult:
     result = RenderResult()
+    index = _read_index(index_file)
+    written: dict[str, list[str]] = {}
     for path in sorted(files):
-        target = out / path
-        data = files[path].encode()
-        if target.is_file() and target.read_bytes() == data:
+        entry, target, key = files[path], out / path, str(path)
+        current = target.read_bytes() if target.is_file() else None
+        known = index.get(key)
+        if known and entry.digest and known[0] == entry.digest and current is not None \
+                and known[1] == _sha(current):
+            result.unchanged += 1
+            written[key] = known
+            continue
+        data = entry.make().encode()
+        if entry.digest:
+            written[key] = [entry.digest, _sha(data)]
+        if current == data:
             result.unchanged += 1
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +140,38 @@ def write_files(out: Path, files: Files, roots: Sequence[PurePosixPath]) -> Rend
         result.written.append(path)
     for root in roots:
         result.removed += _remove_stale(out, out / root, files)
+    _write_index(index_file, {**{k: v for k, v in index.items() if PurePosixPath(k) not in files}, **written})
     return result
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_index(index_file: Path | None) -> dict[str, list[str]]:
+    if index_file is None or not index_file.is_file():
+        return {}
+    try:
+        data = json.loads(index_file.read_text())
+    except ValueError:
+        return {}
+    files = data.get("files") if isinstance(data, dict) and data.get("version") == INDEX_VERSION else None
+    return files if isinstance(files, dict) else {}
+
+
+def _write_index(index_file: Path | None, files: Mapping[str, list[str]]) -> None:
+    if index_file is None:
+        return
+    index_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = index_file.with_suffix(".tmp")
+    partial.write_text(json.dumps({"version": INDEX_VERSION, "files": files}, sort_keys=True))
+    partial.replace(index_file)
+
+
+def index_path(project: Project, out: Path) -> Path:
+    """The index of one output folder (a project may render into several)."""
+    name = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:16]
+    return project.state_dir / "cache" / "gitops" / f"index-{name}.json"
 
 
 def _remove_stale(out: Path, root: Path, files: Files) -> list[PurePosixPath]:
@@ -143,7 +213,7 @@ def render_project(project: Project, stacks: Sequence[str], out: Path, fmt: Form
         objects = objects_for_stack(project, stack)
         count += len(objects)
         files.update(stack_files(stack, objects, fmt, settings, where, encrypter_for(project, stack, settings)))
-    result = write_files(out, files, owned_roots(stacks, fmt))
+    result = write_files(out, files, owned_roots(stacks, fmt), index_path(project, out))
     result.objects = count
     return result
 
