@@ -72,19 +72,19 @@ def _waves(stack: str, after: Mapping[str, set[str]]) -> dict[str, int]:
 
 
 def controller_objects(fmt: Format, stack_folders: Sequence[Folder], settings: GitopsSettings,
-                       repo_path: PurePosixPath) -> dict[PurePosixPath, dict[str, Any]]:
-    """File path (under the output folder) → object."""
+                       repo_path: PurePosixPath) -> dict[str, dict[str, Any]]:
+    """File path (under the output folder, ``/``-separated) → object."""
     if not settings.repo_url:
         raise GitopsError(f"the {'Argo CD Applications' if fmt == 'argocd' else 'Flux Kustomizations'} "
                           "need the git repository's URL",
                           hint="set `gitops: {repo_url: https://...}` in stackwright.yaml")
-    out: dict[PurePosixPath, dict[str, Any]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for folder in stack_folders:
         path = repo_path / folder.stack / folder.name
         made = _application(folder, path, settings) if fmt == "argocd" else _kustomization(folder, path, settings)
-        out[PurePosixPath(fmt, folder.stack, f"{folder.app_name}.yaml")] = made
+        out[f"{fmt}/{folder.stack}/{folder.app_name}.yaml"] = made
     if fmt == "flux":
-        out[PurePosixPath(fmt, "gitrepository.yaml")] = _git_repository(settings)
+        out[f"{fmt}/gitrepository.yaml"] = _git_repository(settings)
     return out
 
 

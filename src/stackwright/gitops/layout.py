@@ -13,21 +13,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
 
-from stackwright.gitops.objects import RenderedObject, kind_label
+from stackwright.gitops.objects import LAYOUT_VERSION, RenderedObject, kind_label
 
 HEAD_KEYS = ("apiVersion", "kind", "metadata")
-LAYOUT_VERSION = 1
-"""Bump when ``dump`` writes the same object differently."""
 
 
-def object_path(obj: RenderedObject) -> PurePosixPath:
+def object_path(obj: RenderedObject) -> str:
+    """``dev/shop/deployment-web.yaml``: relative to the output folder, ``/``-separated."""
     ident = obj.ident
-    return PurePosixPath(obj.stack, obj.folder, f"{kind_label(ident).lower()}-{ident.name}.yaml")
+    return f"{obj.stack}/{obj.folder}/{kind_label(ident).lower()}-{ident.name}.yaml"
 
 
 def dump(manifest: Mapping[str, Any]) -> str:

@@ -7,19 +7,24 @@ recorded state. Nothing is applied and no cluster is called.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from stackwright.errors import StackwrightError
 from stackwright.model.resource import urn_name, urn_parts
-from stackwright.model.values import is_unknown
+from stackwright.model.values import UNKNOWN, Secret
 from stackwright.operations.session import StackSession
 from stackwright.plan.plan import Op, Plan
 from stackwright.plan.planner import make_plan
 from stackwright.providers.k8s.helm.objects import CLUSTER_SCOPED
 from stackwright.providers.k8s.manifests import Identity, identity
 
+LAYOUT_VERSION = 1
+"""Bump when the same object is written differently (part of every content digest)."""
 CLUSTER_FOLDER = "_cluster"
 """The folder of cluster-scoped objects (Namespaces, CRDs, ClusterRoles...); a
 namespace's name never starts with an underscore, so it cannot collide."""
@@ -48,16 +53,20 @@ class RenderedObject:
     cluster: tuple[tuple[str, Any], ...] = ()
     """Where it goes: the stack's ``k8s:`` settings overlaid by its provider instance's
     (``kubeconfig``, ``context``, ``namespace``), secrets kept wrapped."""
+    digest: str = ""
+    """Of the manifest's content (see ``scan``)."""
+    secret: bool = False
+    """The manifest holds a ``Secret`` value somewhere."""
 
-    @property
+    @functools.cached_property
     def ident(self) -> Identity:
         return identity(self.manifest)
 
-    @property
+    @functools.cached_property
     def folder(self) -> str:
         return self.ident.namespace or CLUSTER_FOLDER
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """``Deployment shop/web`` (with the group for kinds outside the built-in ones)."""
         ident = self.ident
@@ -86,18 +95,38 @@ def objects_of(plan: Plan, k8s_config: Mapping[str, Any]) -> list[RenderedObject
     urns = {s.urn for s in steps}
     out = []
     for step in steps:
-        manifest = (step.inputs or {})["manifest"]
-        if is_unknown(manifest):
+        cluster = _cluster(k8s_config, instances.get(str((step.inputs or {}).get("provider"))))
+        manifest = _placed((step.inputs or {})["manifest"], str(dict(cluster).get("namespace") or "default"), scopes)
+        digest, secret, unknown = scan(manifest)
+        if unknown:
             raise GitopsError(
                 "the object holds a value that is known only after apply", resource=step.urn,
                 hint=f"apply stack {plan.stack!r} first (`stackwright up`): the values other resources "
                 "compute are read from its recorded state")
-        cluster = _cluster(k8s_config, instances.get(str((step.inputs or {}).get("provider"))))
-        placed = _placed(manifest, str(dict(cluster).get("namespace") or "default"), scopes)
         release = urn_name(step.parent) if step.parent and urn_parts(step.parent)[2] == CHART_TYPE else None
-        out.append(RenderedObject(plan.stack, step.urn, placed,
-                                  tuple(d for d in step.deps if d in urns and d != step.urn), release, cluster))
+        out.append(RenderedObject(plan.stack, step.urn, manifest,
+                                  tuple(d for d in step.deps if d in urns and d != step.urn), release, cluster,
+                                  digest, secret))
     return out
+
+
+def scan(manifest: Mapping[str, Any]) -> tuple[str, bool, bool]:
+    """The manifest's content digest, and whether it holds a secret or an unknown value:
+    one pass of the (C) JSON encoder instead of three walks in Python."""
+    found = {"secret": False, "unknown": False}
+
+    def mark(value: Any) -> Any:
+        if isinstance(value, Secret):
+            found["secret"] = True
+            return {"$secret": value.value}
+        if value is UNKNOWN:
+            found["unknown"] = True
+            return "$unknown"
+        raise TypeError(f"{type(value).__name__} is not a manifest value")
+
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=mark)
+    digest = hashlib.sha256(f"{LAYOUT_VERSION}\n{text}".encode()).hexdigest()
+    return digest, found["secret"], found["unknown"]
 
 
 def _cluster(config: Mapping[str, Any], instance: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,13 +46,14 @@ class FileEntry:
     make: Callable[[], str]
 
 
-Files = dict[PurePosixPath, FileEntry]
+Files = dict[str, FileEntry]
+"""Path under the output folder (``/``-separated) → what to write there."""
 
 
 @dataclass
 class RenderResult:
-    written: list[PurePosixPath] = field(default_factory=list)
-    removed: list[PurePosixPath] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     objects: int = 0
 
@@ -59,7 +61,7 @@ class RenderResult:
 def object_files(objects: Sequence[RenderedObject], encrypter: SopsEncrypter) -> Files:
     """One file per object; a Secret's file is SOPS-encrypted."""
     files: Files = {}
-    owners: dict[PurePosixPath, str] = {}
+    owners: dict[str, str] = {}
     for obj in objects:
         path = object_path(obj)
         if path in files:
@@ -69,10 +71,10 @@ def object_files(objects: Sequence[RenderedObject], encrypter: SopsEncrypter) ->
 
 
 def _entry(obj: RenderedObject, encrypter: SopsEncrypter) -> FileEntry:
-    if is_secret(obj.manifest) or obj.manifest.get("kind") == "Secret":
+    if obj.secret or obj.manifest.get("kind") == "Secret":
         text = _text(obj, encrypter)
         return FileEntry(None, lambda: text)
-    return FileEntry(content_digest(obj.manifest), functools.partial(dump, obj.manifest))
+    return FileEntry(obj.digest, functools.partial(dump, obj.manifest))
 
 
 def _text(obj: RenderedObject, encrypter: SopsEncrypter) -> str:
@@ -109,43 +111,47 @@ def stack_files(stack: str, objects: Sequence[RenderedObject], fmt: Format, sett
     return files
 
 
-def owned_roots(stacks: Iterable[str], fmt: Format) -> list[PurePosixPath]:
+def owned_roots(stacks: Iterable[str], fmt: Format) -> list[str]:
     """The folders a render of ``stacks`` owns: files there that it does not write are removed."""
-    return [p for stack in stacks for p in (PurePosixPath(stack), PurePosixPath(fmt, stack))]
+    return [p for stack in stacks for p in (stack, f"{fmt}/{stack}")]
 
 
-def write_files(out: Path, files: Files, roots: Sequence[PurePosixPath], index_file: Path | None = None) -> RenderResult:
+def write_files(out: Path, files: Files, roots: Sequence[str], index_file: Path | None = None) -> RenderResult:
     result = RenderResult()
     index = _read_index(index_file)
     written: dict[str, list[str]] = {}
     for path in sorted(files):
-        entry, target, key = files[path], out / path, str(path)
-        current = target.read_bytes() if target.is_file() else None
+        entry, target, key = files[path], out / path, path
         known = index.get(key)
-        if known and entry.digest and known[0] == entry.digest and current is not None \
-                and known[1] == _sha(current):
+        if known and entry.digest and known[0] == entry.digest and known[1] == _stamp(target):
             result.unchanged += 1
             written[key] = known
             continue
         data = entry.make().encode()
-        if entry.digest:
-            written[key] = [entry.digest, _sha(data)]
-        if current == data:
+        if target.is_file() and target.read_bytes() == data:
             result.unchanged += 1
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.tmp")
-        partial.write_bytes(data)
-        partial.replace(target)
-        result.written.append(path)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.tmp")
+            partial.write_bytes(data)
+            partial.replace(target)
+            result.written.append(path)
+        if entry.digest:
+            written[key] = [entry.digest, _stamp(target)]
     for root in roots:
         result.removed += _remove_stale(out, out / root, files)
-    _write_index(index_file, {**{k: v for k, v in index.items() if PurePosixPath(k) not in files}, **written})
+    _write_index(index_file, {**{k: v for k, v in index.items() if k not in files}, **written})
     return result
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _stamp(target: Path) -> str:
+    """Size and modification time: a file edited, checked out or written since has
+    another (a render then makes and compares it again)."""
+    try:
+        found = target.stat()
+    except FileNotFoundError:
+        return ""
+    return f"{found.st_size}:{found.st_mtime_ns}"
 
 
 def _read_index(index_file: Path | None) -> dict[str, list[str]]:
@@ -174,19 +180,19 @@ def index_path(project: Project, out: Path) -> Path:
     return project.state_dir / "cache" / "gitops" / f"index-{name}.json"
 
 
-def _remove_stale(out: Path, root: Path, files: Files) -> list[PurePosixPath]:
+def _remove_stale(out: Path, root: Path, files: Files) -> list[str]:
     if not root.is_dir():
         return []
     removed = []
-    for found in sorted(root.rglob("*.yaml")):
-        relative = PurePosixPath(found.relative_to(out).as_posix())
-        if relative not in files:
-            found.unlink()
-            removed.append(relative)
-    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        if not any(folder.iterdir()):
-            folder.rmdir()
-    return removed
+    for folder, _, names in sorted(os.walk(root), key=lambda walked: -walked[0].count(os.sep)):
+        relative = Path(folder).relative_to(out).as_posix()
+        for name in names:
+            if name.endswith(".yaml") and f"{relative}/{name}" not in files:
+                os.unlink(os.path.join(folder, name))
+                removed.append(f"{relative}/{name}")
+        if not os.listdir(folder):
+            os.rmdir(folder)
+    return sorted(removed)
 
 
 def repo_path(out: Path, settings: GitopsSettings) -> PurePosixPath:
