@@ -214,7 +214,14 @@ def fmt(template: str, *args: Any, **kwargs: Any) -> Output[str]:
     return sources.apply(render)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""Leaves no walk below needs to look into: checked by exact type first, since most of a
+manifest is strings and an ``isinstance`` against an ABC costs far more."""
+
+
 def contains_output(value: Any) -> bool:
+    if type(value) in _SCALARS:
+        return False
     if isinstance(value, Output):
         return True
     if isinstance(value, Mapping):
@@ -226,6 +233,8 @@ def contains_output(value: Any) -> bool:
 
 def outputs_in(value: Any) -> Iterator[Output[Any]]:
     """The Outputs inside a (possibly nested) input value, outermost ones only."""
+    if type(value) in _SCALARS:
+        return
     if isinstance(value, Output):
         yield value
     elif isinstance(value, Mapping):
@@ -250,6 +259,8 @@ def missing_in(value: Any) -> Iterator[StackwrightError]:
 
 def resolve_value(value: Any, lookup: Lookup) -> Any:
     """Resolve every Output inside a nested input value."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Output):
         return value.resolve(lookup)
     if isinstance(value, Mapping):
