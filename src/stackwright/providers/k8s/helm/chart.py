@@ -60,7 +60,7 @@ class Chart(Component, type="k8s:helm:Chart"):
         release = _Release(name=name, namespace=self.namespace, values_files=files,
                            kube_version=kube_version, api_versions=tuple(api_versions),
                            hooks=not skip_hooks, lint=lint, label=f"{name!r} ({self.source.describe()})")
-        self._job = _submit(release, self.source, document_a, document_b, _cache_dir())
+        self._job = _submit(release, self.source, document_a, document_b, cache_dir())
         self._resources: dict[str, Resource] | None = None
         self._lock = threading.Lock()
         context.current().finishers.append(self._materialize)
@@ -157,7 +157,7 @@ class Chart(Component, type="k8s:helm:Chart"):
         return children
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
     """The project's render cache, found once per program run (``getcwd`` is slow on
     some filesystems, and a program may declare a thousand charts)."""
     extensions = context.current().extensions
