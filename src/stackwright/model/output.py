@@ -220,29 +220,39 @@ manifest is strings and an ``isinstance`` against an ABC costs far more."""
 
 
 def contains_output(value: Any) -> bool:
-    if type(value) in _SCALARS:
+    kind = type(value)
+    if kind in _SCALARS:
         return False
+    if kind is list or kind is tuple:
+        return any(contains_output(v) for v in value if type(v) not in _SCALARS)
     if isinstance(value, Output):
         return True
-    if isinstance(value, Mapping):
-        return any(contains_output(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(contains_output(v) for v in value)
+    if kind is dict or isinstance(value, Mapping):
+        return any(contains_output(v) for v in value.values() if type(v) not in _SCALARS)
     return False
 
 
-def outputs_in(value: Any) -> Iterator[Output[Any]]:
+def outputs_in(value: Any) -> list[Output[Any]]:
     """The Outputs inside a (possibly nested) input value, outermost ones only."""
-    if type(value) in _SCALARS:
+    found: list[Output[Any]] = []
+    _collect_outputs(value, found)
+    return found
+
+
+def _collect_outputs(value: Any, found: list[Output[Any]]) -> None:
+    kind = type(value)
+    if kind in _SCALARS:
         return
     if isinstance(value, Output):
-        yield value
-    elif isinstance(value, Mapping):
+        found.append(value)
+    elif kind is dict or isinstance(value, Mapping):
         for v in value.values():
-            yield from outputs_in(v)
-    elif isinstance(value, (list, tuple)):
+            if type(v) not in _SCALARS:
+                _collect_outputs(v, found)
+    elif kind is list or kind is tuple:
         for v in value:
-            yield from outputs_in(v)
+            if type(v) not in _SCALARS:
+                _collect_outputs(v, found)
 
 
 def resources_in(value: Any) -> Iterator[Resource]:
