@@ -63,6 +63,20 @@ def is_unknown(value: Any) -> bool:
     return False
 
 
+def is_plain(value: Any) -> bool:
+    """True when the value holds only plain data: no Output, no ``Secret``, no
+    ``UNKNOWN`` at any depth (most Kubernetes manifests), so that resolving, revealing
+    and re-marking it would only copy it."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is dict:
+        return all(is_plain(v) for v in value.values())
+    if kind is list:
+        return all(is_plain(v) for v in value)
+    return False
+
+
 def is_secret(value: Any) -> bool:
     """True when the value is, or contains, a ``Secret``."""
     if type(value) in _SCALARS:

@@ -25,6 +25,7 @@ from stackwright.model.values import UNKNOWN
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.plan.plan import Plan, Step
 from stackwright.plan.planner import component_urns, make_plan, resolve_targets
+from stackwright.state.codec import gc_paused
 from stackwright.state.records import Change, Checkpoint, Snapshot
 
 
@@ -58,7 +59,9 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
         result = asyncio.run(read_all(snapshot, session.providers, parallel, EventSink()))
         require_all_read(result)
         snapshot = refreshed_snapshot(snapshot, result)
-    return explained(pin(make_plan(desired, snapshot, session.providers, targets=targets)), session)
+    with gc_paused():
+        plan = make_plan(desired, snapshot, session.providers, targets=targets)
+    return explained(pin(plan), session)
 
 
 def pins(session: StackSession) -> Callable[[Plan], Plan]:
@@ -144,7 +147,8 @@ def up(
     wanted = desired if desired is not None else session.run_program()
 
     def planned(snapshot: Snapshot) -> Plan:
-        plan = pin(make_plan(wanted, snapshot, session.providers, targets=targets))
+        with gc_paused():
+            plan = pin(make_plan(wanted, snapshot, session.providers, targets=targets))
         return replace(plan, kind=kind) if kind == "destroy" else plan
 
     return _locked_update(session, kind, wanted, planned, options=options, sink=sink,

@@ -12,7 +12,7 @@ from stackwright.graph import CycleFound, Graph
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import resolve_value
 from stackwright.model.resource import Resource, urn_name, urn_parts
-from stackwright.model.values import UNKNOWN, Secret, is_unknown, remark_secrets, reveal
+from stackwright.model.values import UNKNOWN, Secret, is_plain, is_unknown, remark_secrets, reveal
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.plan.links import LinkEdge, link_edges, with_links
 from stackwright.plan.plan import Leftover, Op, Plan, Step
@@ -52,6 +52,9 @@ def make_plan(
     desired = with_links(desired, edges)
     planning = _Planning(desired, snapshot, providers)
     order = ordered_urns(desired, edges)
+    chosen = _targeted(set(targets), desired, snapshot) if targets else None
+    if chosen is not None:
+        order = [urn for urn in order if urn in chosen.needed]
     steps = {urn: _plan_resource(planning, desired.resources[urn]) for urn in order}
     deletes = _plan_deletes(planning)
     if planning.errors:
@@ -59,8 +62,8 @@ def make_plan(
     _delete_dependents_first(steps, planning.claimed)
     all_steps = [steps[urn] for urn in order] + deletes
     left = leftovers(snapshot)
-    if targets:
-        all_steps = _only_targets(all_steps, set(targets), desired, component_urns(desired, snapshot))
+    if chosen is not None:
+        all_steps = chosen.only(all_steps)
         planned = {step.urn for step in all_steps}
         left = [o for o in left if o.urn in planned]
     outputs = resolve_value(desired.exports, planning.lookup)
@@ -202,6 +205,8 @@ def _old_record(p: _Planning, resource: Resource) -> ResourceState | None:
 
 def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider) -> dict[str, Any]:
     try:
+        if is_plain(resource.inputs):
+            return handler.check(resource.inputs)
         inputs: dict[str, Any] = resolve_value(resource.inputs, p.lookup)
         if is_unknown(inputs):
             return inputs
@@ -352,13 +357,23 @@ def _combined(errors: list[StackwrightError]) -> StackwrightError:
     return PlanError(f"{first.headline()}; and {len(errors) - 1} more: {rest}", hint=first.hint)
 
 
-def _only_targets(steps: list[Step], targets: set[str], desired: DesiredGraph,
-                  components: Iterable[str]) -> list[Step]:
-    """Targeted steps plus the creates/updates they need; everything else is left out."""
-    targets = resolve_targets(targets, [s.urn for s in steps], components)
+@dataclass(frozen=True)
+class _Targets:
+    """What ``--target`` selects: the named resources, and the ones they need."""
+
+    urns: set[str]
+    needed: set[str]
+
+    def only(self, steps: list[Step]) -> list[Step]:
+        """Targeted steps plus the creates/updates they need; everything else is left out.
+        Only these resources are planned at all, so a one-tenant preview costs one tenant."""
+        return [s for s in steps if s.urn in self.urns or (s.urn in self.needed and s.op is not Op.DELETE)]
+
+
+def _targeted(targets: set[str], desired: DesiredGraph, snapshot: Snapshot) -> _Targets:
+    urns = resolve_targets(targets, [*desired.resources, *snapshot.resources], component_urns(desired, snapshot))
     graph: Graph[str] = Graph({urn: list(deps) for urn, deps in desired.deps.items()})
-    needed = graph.closure(targets)
-    return [s for s in steps if s.urn in targets or (s.urn in needed and s.op is not Op.DELETE)]
+    return _Targets(urns, graph.closure(urns))
 
 
 def component_urns(desired: DesiredGraph | None, snapshot: Snapshot) -> list[str]:

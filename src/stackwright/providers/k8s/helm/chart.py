@@ -64,7 +64,7 @@ class Chart(Component, type="k8s:helm:Chart"):
         release = _Release(name=name, namespace=self.namespace, values_files=files,
                            kube_version=kube_version or DEFAULT_KUBE_VERSION, api_versions=tuple(api_versions),
                            hooks=not skip_hooks, lint=lint, label=f"{name!r} ({self.source.describe()})")
-        self._job = _submit(release, self.source, document_a, document_b, Path.cwd() / CACHE_DIR)
+        self._job = _submit(release, self.source, document_a, document_b, cache_dir())
         self._resources: dict[str, Resource] | None = None
         self._lock = threading.Lock()
         context.current().finishers.append(self._materialize)
@@ -159,6 +159,16 @@ class Chart(Component, type="k8s:helm:Chart"):
             child.decl_file, child.decl_line = self.decl_file, self.decl_line
             children[key] = child
         return children
+
+
+def cache_dir() -> Path:
+    """The project's render cache, found once per program run (``getcwd`` is slow on
+    some filesystems, and a program may declare a thousand charts)."""
+    extensions = context.current().extensions
+    if "helm-cache" not in extensions:
+        extensions["helm-cache"] = Path.cwd() / CACHE_DIR
+    found: Path = extensions["helm-cache"]
+    return found
 
 
 @dataclass(frozen=True)
