@@ -131,3 +131,15 @@ k8s.ConfigMap("leak", metadata={"namespace": "shop"}, data={"pw": sw.Config().re
     done = project.run("gitops", "render", "--stack", "dev", "--out", str(project.repo / "deploy"))
     assert done.returncode == 1
     assert "ConfigMap shop/leak holds a secret value at data.pw" in done.stderr and "hunter2" not in done.stderr
+
+
+def test_a_value_known_only_after_apply_stops_the_render_naming_the_object(project: GitopsProject) -> None:
+    (project.root / "__main__.py").write_text('''
+from stackwright.providers import k8s, random
+password = random.Password("pw", length=16)
+k8s.Secret("db", metadata={"namespace": "shop"}, string_data={"password": password.result})
+''')
+    done = project.run("gitops", "render", "--stack", "dev", "--out", str(project.repo / "deploy"))
+    assert done.returncode == 1
+    assert "k8s:core/v1:Secret::db: the object holds a value that is known only after apply" in done.stderr
+    assert "stackwright up" in done.stderr and not (project.repo / "deploy" / "dev").exists()
