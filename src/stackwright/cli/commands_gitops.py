@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import click
 
 if TYPE_CHECKING:
+    from stackwright.gitops.controllers import Format
     from stackwright.program.project import Project
 
 
@@ -44,7 +45,7 @@ def gitops_render(stacks: tuple[str, ...], out: Path, fmt: str) -> None:
     out = out.resolve()
     project = _project()
     names = selected_stacks(project, stacks)
-    result = render_project(project, names, out, fmt)  # type: ignore[arg-type]  # click.Choice
+    result = render_project(project, names, out, cast("Format", fmt))
     click.echo(f"Rendered {result.objects} object(s) of {', '.join(names)} into {out}: "
                f"{len(result.written)} written, {result.unchanged} unchanged, {len(result.removed)} removed.")
 
