@@ -22,10 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-CHART = ROOT / "examples" / "charts" / "app"
-CLI = [sys.executable, "-m", "stackwright.cli.main"]
+from helm_bench import CHART, CLI
+
 TENANTS = 1000
 
 PROGRAM = '''

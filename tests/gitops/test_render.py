@@ -4,6 +4,7 @@ objects that validate against the vendored CRD schemas, byte-identical re-render
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +144,19 @@ k8s.Secret("db", metadata={"namespace": "shop"}, string_data={"password": passwo
     assert done.returncode == 1
     assert "k8s:core/v1:Secret::db: the object holds a value that is known only after apply" in done.stderr
     assert "stackwright up" in done.stderr and not (project.repo / "deploy" / "dev").exists()
+
+
+def test_without_the_cache_a_machine_holding_the_identity_keeps_the_secret_files(project: GitopsProject) -> None:
+    out = project.repo / "deploy"
+    project.ok("gitops", "render", "--stack", "dev", "--out", str(out))
+    first = tree(out)
+    cache = project.root / ".stackwright" / "cache" / "gitops" / "sops"
+    shutil.rmtree(cache)
+    key = {"SOPS_AGE_KEY_FILE": str(project.key_file)}  # type: ignore[attr-defined]
+    said = project.ok("gitops", "render", "--stack", "dev", "--out", str(out), env=key)
+    assert tree(out) == first and "0 written" in said
+    shutil.rmtree(cache)
+    project.stack("dev", [TENANTS[0], {**TENANTS[1], "password": "rotated"}])
+    project.ok("gitops", "render", "--stack", "dev", "--out", str(out), env=key)
+    changed = {p for p, data in tree(out).items() if first.get(p) != data}
+    assert changed == {"dev/beta/secret-db.yaml"}

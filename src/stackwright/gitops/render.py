@@ -58,28 +58,29 @@ class RenderResult:
     objects: int = 0
 
 
-def object_files(objects: Sequence[RenderedObject], encrypter: SopsEncrypter) -> Files:
-    """One file per object; a Secret's file is SOPS-encrypted."""
+def object_files(objects: Sequence[RenderedObject], encrypter: SopsEncrypter, out: Path | None = None) -> Files:
+    """One file per object; a Secret's file is SOPS-encrypted (``out``: where earlier
+    renders wrote, whose Secret files may be kept)."""
     files: Files = {}
     owners: dict[str, str] = {}
     for obj in objects:
         path = object_path(obj)
         if path in files:
             raise GitopsError(f"{obj.key} is declared twice (by {owners[path]} and {obj.urn})", resource=obj.urn)
-        files[path], owners[path] = _entry(obj, encrypter), obj.urn
+        files[path], owners[path] = _entry(obj, encrypter, out / path if out else None), obj.urn
     return files
 
 
-def _entry(obj: RenderedObject, encrypter: SopsEncrypter) -> FileEntry:
+def _entry(obj: RenderedObject, encrypter: SopsEncrypter, previous: Path | None) -> FileEntry:
     if obj.secret or obj.manifest.get("kind") == "Secret":
-        text = _text(obj, encrypter)
+        text = _text(obj, encrypter, previous)
         return FileEntry(None, lambda: text)
     return FileEntry(obj.digest, functools.partial(dump, obj.manifest))
 
 
-def _text(obj: RenderedObject, encrypter: SopsEncrypter) -> str:
+def _text(obj: RenderedObject, encrypter: SopsEncrypter, previous: Path | None) -> str:
     if obj.manifest.get("kind") == "Secret" and any(k in obj.manifest for k in ("data", "stringData")):
-        return encrypter.encrypt(dump(reveal(obj.manifest)), obj.key)
+        return encrypter.encrypt(dump(reveal(obj.manifest)), obj.key, previous)
     if is_secret(obj.manifest):
         raise GitopsError(
             f"{obj.key} holds a secret value at {_secret_path(obj.manifest)}, and only Secrets are "
@@ -103,8 +104,8 @@ def _secret_path(value: Any, path: str = "") -> str:
 
 
 def stack_files(stack: str, objects: Sequence[RenderedObject], fmt: Format, settings: GitopsSettings,
-                repo_path: PurePosixPath, encrypter: SopsEncrypter) -> Files:
-    files = object_files(objects, encrypter)
+                repo_path: PurePosixPath, encrypter: SopsEncrypter, out: Path | None = None) -> Files:
+    files = object_files(objects, encrypter, out)
     controllers = controller_objects(fmt, folders(stack, objects), settings, repo_path)
     files.update({path: FileEntry(content_digest(obj), functools.partial(dump, obj))
                   for path, obj in controllers.items()})
@@ -218,7 +219,7 @@ def render_project(project: Project, stacks: Sequence[str], out: Path, fmt: Form
     for stack in stacks:
         objects = objects_for_stack(project, stack)
         count += len(objects)
-        files.update(stack_files(stack, objects, fmt, settings, where, encrypter_for(project, stack, settings)))
+        files.update(stack_files(stack, objects, fmt, settings, where, encrypter_for(project, stack, settings), out))
     result = write_files(out, files, owned_roots(stacks, fmt), index_path(project, out))
     result.objects = count
     return result
