@@ -67,13 +67,13 @@ def object_files(objects: Sequence[RenderedObject], encrypter: SopsEncrypter, ou
         path = object_path(obj)
         if path in files:
             raise GitopsError(f"{obj.key} is declared twice (by {owners[path]} and {obj.urn})", resource=obj.urn)
-        files[path], owners[path] = _entry(obj, encrypter, out / path if out else None), obj.urn
+        files[path], owners[path] = _entry(obj, encrypter, out, path), obj.urn
     return files
 
 
-def _entry(obj: RenderedObject, encrypter: SopsEncrypter, previous: Path | None) -> FileEntry:
+def _entry(obj: RenderedObject, encrypter: SopsEncrypter, out: Path | None, path: str) -> FileEntry:
     if obj.secret or obj.manifest.get("kind") == "Secret":
-        text = _text(obj, encrypter, previous)
+        text = _text(obj, encrypter, out / path if out else None)
         return FileEntry(None, lambda: text)
     return FileEntry(obj.digest, functools.partial(dump, obj.manifest))
 
@@ -121,13 +121,15 @@ def write_files(out: Path, files: Files, roots: Sequence[str], index_file: Path 
     result = RenderResult()
     index = _read_index(index_file)
     written: dict[str, list[str]] = {}
+    root = str(out)
     for path in sorted(files):
-        entry, target, key = files[path], out / path, path
+        entry, key = files[path], path
         known = index.get(key)
-        if known and entry.digest and known[0] == entry.digest and known[1] == _stamp(target):
+        if known and entry.digest and known[0] == entry.digest and known[1] == _stamp(os.path.join(root, path)):
             result.unchanged += 1
             written[key] = known
             continue
+        target = out / path
         data = entry.make().encode()
         if target.is_file() and target.read_bytes() == data:
             result.unchanged += 1
@@ -138,18 +140,18 @@ def write_files(out: Path, files: Files, roots: Sequence[str], index_file: Path 
             partial.replace(target)
             result.written.append(path)
         if entry.digest:
-            written[key] = [entry.digest, _stamp(target)]
+            written[key] = [entry.digest, _stamp(str(target))]
     for root in roots:
         result.removed += _remove_stale(out, out / root, files)
     _write_index(index_file, {**{k: v for k, v in index.items() if k not in files}, **written})
     return result
 
 
-def _stamp(target: Path) -> str:
+def _stamp(target: str) -> str:
     """Size and modification time: a file edited, checked out or written since has
     another (a render then makes and compares it again)."""
     try:
-        found = target.stat()
+        found = os.stat(target)
     except FileNotFoundError:
         return ""
     return f"{found.st_size}:{found.st_mtime_ns}"
