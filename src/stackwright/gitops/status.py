@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -39,6 +40,8 @@ class Health(str, Enum):
     DEGRADED = "Degraded"
 
 
+PARALLEL = 16
+"""Objects read and dry-run at once: the calls wait on the API server, not on us."""
 HEALTH_OF = {checks.Status.HEALTHY: Health.HEALTHY, checks.Status.PROGRESSING: Health.PROGRESSING,
              checks.Status.DEGRADED: Health.DEGRADED}
 ORDER = list(Health)
@@ -96,16 +99,16 @@ def _as_stored(manifest: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
-def statuses(objects: Sequence[RenderedObject],
-             connect_to: Callable[[Settings], Connection] = connect) -> list[ObjectStatus]:
-    """Every object's status; one connection per cluster the objects go to."""
+def statuses(objects: Sequence[RenderedObject], connect_to: Callable[[Settings], Connection] = connect,
+             parallel: int = PARALLEL) -> list[ObjectStatus]:
+    """Every object's status, in the objects' order; one connection per cluster the
+    objects go to, ``parallel`` objects read at once."""
     connections: dict[tuple[tuple[str, Any], ...], Connection] = {}
-    out = []
     for obj in objects:
         if obj.cluster not in connections:
             connections[obj.cluster] = connect_to(Settings.of(reveal(dict(obj.cluster))))
-        out.append(object_status(connections[obj.cluster], obj))
-    return out
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="gitops-status") as pool:
+        return list(pool.map(lambda obj: object_status(connections[obj.cluster], obj), objects))
 
 
 def by_namespace(found: Sequence[ObjectStatus]) -> list[GroupStatus]:
