@@ -160,3 +160,17 @@ def test_without_the_cache_a_machine_holding_the_identity_keeps_the_secret_files
     project.ok("gitops", "render", "--stack", "dev", "--out", str(out), env=key)
     changed = {p for p, data in tree(out).items() if first.get(p) != data}
     assert changed == {"dev/beta/secret-db.yaml"}
+
+
+def test_settings_that_are_missing_are_named(tmp_path: Path) -> None:
+    project = GitopsProject(tmp_path / "repo", recipient="unused", repo_url=None, age_recipients=[])
+    project.stack("dev", TENANTS[:1])
+    out = str(project.repo / "deploy")
+    done = project.run("gitops", "render", "--out", out)
+    assert done.returncode == 1 and "Secret alpha/db is a Secret, and no age recipient is set" in done.stderr
+    project.stack("dev", [])
+    (project.root / "__main__.py").write_text(
+        'from stackwright.providers import k8s\nk8s.ConfigMap("c", metadata={"namespace": "x"}, data={"a": "1"})\n')
+    done = project.run("gitops", "render", "--out", out, "--format", "flux")
+    assert done.returncode == 1 and "the Flux Kustomizations need the git repository's URL" in done.stderr
+    assert "gitops: {repo_url: https://...}" in done.stderr
