@@ -36,6 +36,8 @@ from stackwright.program.project import Project
 from stackwright.workflow.environments import environment_for
 
 INDEX_VERSION = 1
+ENCRYPTED_FIELDS = ("data", "stringData")
+"""A Secret's fields SOPS encrypts (see ``sops.ENCRYPTED_REGEX``)."""
 
 
 @dataclass(frozen=True)
@@ -79,13 +81,15 @@ def _entry(obj: RenderedObject, encrypter: SopsEncrypter, out: Path | None, path
 
 
 def _text(obj: RenderedObject, encrypter: SopsEncrypter, previous: Path | None) -> str:
-    if obj.manifest.get("kind") == "Secret" and any(k in obj.manifest for k in ("data", "stringData")):
-        return encrypter.encrypt(dump(reveal(obj.manifest)), obj.key, previous)
-    if is_secret(obj.manifest):
+    encrypted = ENCRYPTED_FIELDS if obj.manifest.get("kind") == "Secret" else ()
+    outside = {k: v for k, v in obj.manifest.items() if k not in encrypted}
+    if is_secret(outside):
         raise GitopsError(
-            f"{obj.key} holds a secret value at {_secret_path(obj.manifest)}, and only Secrets are "
+            f"{obj.key} holds a secret value at {_secret_path(outside)}, and only a Secret's data is "
             "exported encrypted", resource=obj.urn,
-            hint="put the value in a k8s Secret and refer to it (env valueFrom.secretKeyRef, a mounted volume)")
+            hint="put the value in a k8s Secret's data and refer to it (env valueFrom.secretKeyRef, a mounted volume)")
+    if any(k in obj.manifest for k in encrypted):
+        return encrypter.encrypt(dump(reveal(obj.manifest)), obj.key, previous)
     return dump(obj.manifest)
 
 
