@@ -70,6 +70,10 @@ class GroupStatus:
 
 def object_status(conn: Connection, obj: RenderedObject) -> ObjectStatus:
     ident = obj.ident
+    try:
+        conn.kind(ident.api_version, ident.kind)
+    except ProviderError as exc:
+        return ObjectStatus(obj, Sync.OUT_OF_SYNC, Health.MISSING, exc.message)
     live = conn.get(ident)
     if live is None:
         return ObjectStatus(obj, Sync.OUT_OF_SYNC, Health.MISSING, "not in the cluster")
