@@ -66,3 +66,18 @@ def test_status_reports_sync_and_health_per_object_and_per_tenant(local_cluster:
     assert table["dev st-beta"][3:5] == ["OutOfSync", "Missing"]
     assert table["dev _cluster"][3] == "Synced"
     assert "13 of 16 object(s) synced." in done.stdout
+
+
+def test_an_object_of_a_kind_the_cluster_does_not_serve_is_missing(local_cluster: Any, tmp_path: Path) -> None:
+    recipient, _ = age_identity(tmp_path)
+    project = GitopsProject(tmp_path / "repo", recipient)
+    (project.root / "__main__.py").write_text('''
+from stackwright.providers import k8s
+k8s.Object("w", manifest={"apiVersion": "example.com/v1", "kind": "Widget",
+                          "metadata": {"name": "w", "namespace": "default"}})
+''')
+    project.stack("dev", [], k8s={"kubeconfig": str(local_cluster.kubeconfig)})
+    done = project.run("gitops", "status")
+    assert done.returncode == 2, done.stdout + done.stderr
+    row = rows(done.stdout)["dev Widget.example.com default/w"]
+    assert row[3:5] == ["OutOfSync", "Missing"] and "serves no kind Widget" in done.stdout
