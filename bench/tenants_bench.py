@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from helm_bench import children_cpu, helm_path, one_helm_template
+from helm_bench import children_cpu, helm_path, one_helm_template, program_graph
 from workspace_bench import cli
 
 HERE = Path(__file__).resolve().parent
@@ -76,25 +76,16 @@ def make_project(root: Path, kubeconfig: str) -> Path:
 def program_and_plan(project: Path) -> tuple[float, float, int]:
     """Wall time of the program run (renders included) and of the plan against the
     empty state, in this process, and the number of resources."""
-    from stackwright.model.context import ConfigSource
     from stackwright.plan.planner import make_plan
-    from stackwright.program.project import load_project
-    from stackwright.program.runner import run_program
     from stackwright.providers.registry import ProviderRegistry
     from stackwright.state.records import Snapshot
 
-    loaded = load_project(project)
-    data = json.loads((project / "stacks" / "dev.yaml").read_text())["config"]
-    cwd = os.getcwd()
-    os.chdir(project)
-    try:
-        start = time.perf_counter()
-        graph = run_program(loaded, "dev", ConfigSource(data=data, file="stacks/dev.yaml"))
-        ran = time.perf_counter()
-        make_plan(graph, Snapshot(stack="dev", lineage="bench", serial=0, resources={}, outputs={}), ProviderRegistry(config=data))
-        return ran - start, time.perf_counter() - ran, len(graph.resources)
-    finally:
-        os.chdir(cwd)
+    program, graph = program_graph(project)
+    config = json.loads((project / "stacks" / "dev.yaml").read_text())["config"]
+    start = time.perf_counter()
+    make_plan(graph, Snapshot(stack="dev", lineage="bench", serial=0, resources={}, outputs={}),
+              ProviderRegistry(config=config))
+    return program, time.perf_counter() - start, len(graph.resources)
 
 
 def bench_cold(root: Path) -> dict[str, float]:
