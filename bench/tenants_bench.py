@@ -102,6 +102,7 @@ def bench_cold(root: Path) -> dict[str, float]:
             "helm_bound_s": round(bound, 2), "cold_program_s": round(program, 2), "plan_s": round(plan, 2),
             "cold_total_s": round(cold, 2), "ratio": round(cold / bound, 3),
             "helm_cpu_ratio": round(helm_cpu / (TENANTS * one_cpu), 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "load_average": round(os.getloadavg()[0], 1)}
 
 
@@ -116,6 +117,9 @@ def median_preview(project: Path, *args: str, expect: str) -> tuple[float, float
 
 def bench_previews(root: Path, kubeconfig: str) -> dict[str, float]:
     project = make_project(root / "warm", kubeconfig)
+    cold_cache = root / "cold" / "tenants" / ".stackwright" / "cache"
+    if cold_cache.exists():  # the renders of part 1: same chart, values and helm
+        shutil.copytree(cold_cache, project / ".stackwright" / "cache")
     wall, _ = cli(project, "up", "--yes", "--parallel", "32")
     noop, noop_min = median_preview(project, expect="No changes")
     tenants = [tenant(i) for i in range(TENANTS)]
