@@ -13,9 +13,11 @@ its own values, 13 objects per tenant), one program, one stack:
 4. peak RSS of those commands (ru_maxrss of the children).
 
 The state is recorded by `up` to the local cluster (`--parallel 32`, with
-`stackwright.io/skip-await` on the release's objects), which takes minutes; pass
-`--no-cluster` to record it instead from the plan with a stand-in provider (documented in
-RESULTS.md) on a machine without the cluster binaries.
+`stackwright.io/skip-await` on the release's objects), which takes 10-15 minutes on a
+busy 2-core machine; the cluster is thrown away afterwards, not destroyed object by
+object. To measure the previews again without that apply, keep a cluster and a project
+applied by an earlier run and pass them: `TENANTS_CLUSTER_DIR=DIR
+TENANTS_WARM_PROJECT=DIR python bench/tenants_bench.py previews`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from helm_bench import children_cpu, helm_path, one_helm_template
+from helm_bench import children_cpu, helm_path, one_helm_template, program_graph
 from workspace_bench import cli
 
 HERE = Path(__file__).resolve().parent
@@ -76,25 +78,16 @@ def make_project(root: Path, kubeconfig: str) -> Path:
 def program_and_plan(project: Path) -> tuple[float, float, int]:
     """Wall time of the program run (renders included) and of the plan against the
     empty state, in this process, and the number of resources."""
-    from stackwright.model.context import ConfigSource
     from stackwright.plan.planner import make_plan
-    from stackwright.program.project import load_project
-    from stackwright.program.runner import run_program
     from stackwright.providers.registry import ProviderRegistry
     from stackwright.state.records import Snapshot
 
-    loaded = load_project(project)
-    data = json.loads((project / "stacks" / "dev.yaml").read_text())["config"]
-    cwd = os.getcwd()
-    os.chdir(project)
-    try:
-        start = time.perf_counter()
-        graph = run_program(loaded, "dev", ConfigSource(data=data, file="stacks/dev.yaml"))
-        ran = time.perf_counter()
-        make_plan(graph, Snapshot(stack="dev", lineage="bench", serial=0, resources={}, outputs={}), ProviderRegistry(config=data))
-        return ran - start, time.perf_counter() - ran, len(graph.resources)
-    finally:
-        os.chdir(cwd)
+    program, graph = program_graph(project)
+    config = json.loads((project / "stacks" / "dev.yaml").read_text())["config"]
+    start = time.perf_counter()
+    make_plan(graph, Snapshot(stack="dev", lineage="bench", serial=0, resources={}, outputs={}),
+              ProviderRegistry(config=config))
+    return program, time.perf_counter() - start, len(graph.resources)
 
 
 def bench_cold(root: Path) -> dict[str, float]:
@@ -111,6 +104,7 @@ def bench_cold(root: Path) -> dict[str, float]:
             "helm_bound_s": round(bound, 2), "cold_program_s": round(program, 2), "plan_s": round(plan, 2),
             "cold_total_s": round(cold, 2), "ratio": round(cold / bound, 3),
             "helm_cpu_ratio": round(helm_cpu / (TENANTS * one_cpu), 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "load_average": round(os.getloadavg()[0], 1)}
 
 
@@ -124,8 +118,13 @@ def median_preview(project: Path, *args: str, expect: str) -> tuple[float, float
 
 
 def bench_previews(root: Path, kubeconfig: str) -> dict[str, float]:
-    project = make_project(root / "warm", kubeconfig)
-    wall, _ = cli(project, "up", "--yes", "--parallel", "32")
+    project = Path(os.environ.get("TENANTS_WARM_PROJECT") or make_project(root / "warm", kubeconfig))
+    wall = 0.0
+    if "TENANTS_WARM_PROJECT" not in os.environ:
+        cold_cache = root / "cold" / "tenants" / ".stackwright" / "cache"
+        if cold_cache.exists():  # the renders of part 1: same chart, values and helm
+            shutil.copytree(cold_cache, project / ".stackwright" / "cache")
+        wall, _ = cli(project, "up", "--yes", "--parallel", "32")
     noop, noop_min = median_preview(project, expect="No changes")
     tenants = [tenant(i) for i in range(TENANTS)]
     tenants[TENANTS // 2] = tenant(TENANTS // 2, replicas=2)
@@ -133,7 +132,7 @@ def bench_previews(root: Path, kubeconfig: str) -> dict[str, float]:
     one, one_min = median_preview(project, expect="1 to update")
     name = str(tenants[TENANTS // 2]["name"])
     targeted, targeted_min = median_preview(project, "--target", f"tenant:{name}", expect="1 to update")
-    cli(project, "destroy", "--yes", "--parallel", "32")
+    write_config(project, kubeconfig, [tenant(i) for i in range(TENANTS)])
     return {"tenants": TENANTS, "up_s": round(wall, 1), "noop_preview_median_s": round(noop, 3),
             "noop_preview_min_s": round(noop_min, 3), "one_tenant_preview_median_s": round(one, 3),
             "one_tenant_preview_min_s": round(one_min, 3), "targeted_preview_median_s": round(targeted, 3),
@@ -154,7 +153,7 @@ def main() -> None:
         if not only or "previews" in only:
             from stackwright.providers.k8s import localcluster
 
-            state_dir = root / "cluster"
+            state_dir = Path(os.environ.get("TENANTS_CLUSTER_DIR") or root / "cluster")
             kubeconfig = str(localcluster.start(state_dir).kubeconfig)
             try:
                 results["previews_1000"] = bench_previews(root, kubeconfig)

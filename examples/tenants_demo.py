@@ -10,7 +10,6 @@ destroys. Otherwise it prints the review of the dev tenants from scratch.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,17 +17,7 @@ import yaml
 
 from demo import check, say, sw
 
-HERE = Path(__file__).resolve().parent
 NEW_CUSTOMER = "      - {name: globex, size: small, values: {ingress: {host: globex.dev.localhost}, settings: {CUSTOMER: Globex}}}\n"
-
-
-def copy_project(work: Path) -> Path:
-    """The tenants project and the chart it names (``../../charts/app``), side by side."""
-    root = work / "tenants-layer"
-    project = root / "platform" / "tenants"
-    shutil.copytree(HERE / "platform" / "tenants", project, ignore=shutil.ignore_patterns(".stackwright"))
-    shutil.copytree(HERE / "charts", root / "charts")
-    return project
 
 
 def use_kubeconfig(project: Path, kubeconfig: Path) -> None:
@@ -72,20 +61,10 @@ def story(project: Path) -> None:
     check("Destroy succeeded" in sw(project, "destroy", "--yes"), "every tenant's objects are deleted")
 
 
-def deploy(project: Path, cluster_dir: Path) -> None:
-    say("Start a private local cluster (etcd + kube-apiserver with RBAC on 127.0.0.1)")
-    sw(project, "local-cluster", "start", "--state-dir", str(cluster_dir))
-    try:
-        use_kubeconfig(project, cluster_dir / "kubeconfig")
-        story(project)
-    finally:
-        sw(project, "local-cluster", "stop", "--state-dir", str(cluster_dir))
-
-
 def main(work: Path) -> None:
-    from apps_demo import cluster_tools_missing
+    from apps_demo import cluster_tools_missing, copy_project, on_local_cluster
 
-    project = copy_project(work)
+    project = copy_project(work, "tenants")
     sw(project, "stack", "init", "dev")
     missing = cluster_tools_missing()
     if missing:
@@ -94,7 +73,8 @@ def main(work: Path) -> None:
         check("globex" in sw(project, "preview", "--format", "markdown"), "the review lists the new customer")
         print(f"\nTo deploy them ({', '.join(missing)} missing): make kube-tools, then run this demo again.")
     else:
-        deploy(project, work / "tenants-cluster")
+        on_local_cluster(project, work / "tenants-cluster",
+                         lambda kubeconfig: (use_kubeconfig(project, kubeconfig), story(project)))
 
 
 if __name__ == "__main__":

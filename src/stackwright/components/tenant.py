@@ -161,10 +161,10 @@ class Tenant(sw.Component, type="stackwright:k8s:Tenant"):
         k8s.NetworkPolicy("default-deny", metadata=self._meta("default-deny"), spec={
             "podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
         k8s.NetworkPolicy("allow", metadata=self._meta("allow"), spec=network_allows(
-            self.namespace_name, ingress_namespace, self.spec.allow))
+            ingress_namespace, self.spec.allow))
 
 
-def network_allows(namespace: str, ingress_namespace: str, extra: Sequence[Allow]) -> dict[str, Any]:
+def network_allows(ingress_namespace: str, extra: Sequence[Allow]) -> dict[str, Any]:
     """The explicit holes in the default deny: in from the ingress controller and the
     tenant's own pods; out to cluster DNS and the tenant's own pods; plus ``extra``."""
     own: dict[str, Any] = {"podSelector": {}}

@@ -71,10 +71,13 @@ def is_plain(value: Any) -> bool:
     if kind in _SCALARS:
         return True
     if kind is dict:
-        return all(is_plain(v) for v in value.values())
-    if kind is list:
-        return all(is_plain(v) for v in value)
-    return False
+        value = value.values()
+    elif kind is not list:
+        return False
+    for item in value:
+        if type(item) not in _SCALARS and not is_plain(item):
+            return False
+    return True
 
 
 def is_secret(value: Any) -> bool:

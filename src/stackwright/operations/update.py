@@ -53,13 +53,13 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
     """The plan `up` would apply now. Changes nothing; with ``refresh`` it plans
     against the live objects instead of the recorded ones."""
     pin = pins(session)
-    desired = session.run_program()
-    snapshot = session.store.snapshot(session.stack)
-    if refresh:
-        result = asyncio.run(read_all(snapshot, session.providers, parallel, EventSink()))
-        require_all_read(result)
-        snapshot = refreshed_snapshot(snapshot, result)
     with gc_paused():
+        desired = session.run_program()
+        snapshot = session.store.snapshot(session.stack)
+        if refresh:
+            result = asyncio.run(read_all(snapshot, session.providers, parallel, EventSink()))
+            require_all_read(result)
+            snapshot = refreshed_snapshot(snapshot, result)
         plan = make_plan(desired, snapshot, session.providers, targets=targets)
     return explained(pin(plan), session)
 
