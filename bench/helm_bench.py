@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from workspace_bench import cli
 
@@ -90,6 +91,12 @@ def make_project(root: Path, releases: int, kubeconfig: str, chart: Path = CHART
 def run_program(project: Path) -> tuple[float, int]:
     """Wall time of running the program in this process (renders included), and the
     number of objects declared."""
+    seconds, graph = program_graph(project)
+    return seconds, len(graph.resources)
+
+
+def program_graph(project: Path) -> tuple[float, Any]:
+    """Wall time of running the program of stack ``dev`` in this process, and its graph."""
     from stackwright.program.project import load_project
     from stackwright.program.runner import run_program as run
     from stackwright.model.context import ConfigSource
@@ -101,7 +108,7 @@ def run_program(project: Path) -> tuple[float, int]:
     try:
         start = time.perf_counter()
         graph = run(loaded, "dev", ConfigSource(data=data, file="stacks/dev.yaml"))
-        return time.perf_counter() - start, len(graph.resources)
+        return time.perf_counter() - start, graph
     finally:
         os.chdir(cwd)
 

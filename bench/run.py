@@ -10,6 +10,7 @@
    stacks where one tenant stack's config changed (whole command, median of 3)
 5. (helm_bench.py) Helm: cold render of 200 releases, no-op preview of them, apply of a
    500-object chart, `stackwright --help`
+6. (gitops_bench.py) `gitops render` of 1,000 tenants, cold and warm
 """
 
 from __future__ import annotations
@@ -227,6 +228,9 @@ def main() -> None:
         workspace = HERE / "workspace_bench.py"
         if (not only or "workspace" in only) and workspace.exists():
             subprocess.run([sys.executable, str(workspace)], check=True)
+        gitops = HERE / "gitops_bench.py"
+        if (not only or "gitops" in only) and gitops.exists():
+            subprocess.run([sys.executable, str(gitops)], check=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(results, indent=2))

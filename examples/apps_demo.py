@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -20,11 +21,12 @@ from demo import check, say, sw
 HERE = Path(__file__).resolve().parent
 
 
-def copy_project(work: Path) -> Path:
-    """The apps project and the chart it names (``../../charts/app``), side by side."""
-    root = work / "apps-layer"
-    project = root / "platform" / "apps"
-    shutil.copytree(HERE / "platform" / "apps", project, ignore=shutil.ignore_patterns(".stackwright"))
+def copy_project(work: Path, layer: str = "apps") -> Path:
+    """A layer's project (platform/apps, platform/tenants) and the chart it names
+    (``../../charts/app``), side by side."""
+    root = work / f"{layer}-layer"
+    project = root / "platform" / layer
+    shutil.copytree(HERE / "platform" / layer, project, ignore=shutil.ignore_patterns(".stackwright"))
     shutil.copytree(HERE / "charts", root / "charts")
     return project
 
@@ -45,11 +47,15 @@ def use_kubeconfig(project: Path, kubeconfig: Path) -> None:
 
 
 def deploy(project: Path, cluster_dir: Path) -> None:
-    say("Start a private local cluster (etcd + kube-apiserver on 127.0.0.1)")
+    on_local_cluster(project, cluster_dir, lambda kubeconfig: (use_kubeconfig(project, kubeconfig), story(project)))
+
+
+def on_local_cluster(project: Path, cluster_dir: Path, run: Callable[[Path], object]) -> None:
+    """``run(kubeconfig)`` with a private local cluster started in ``cluster_dir``."""
+    say("Start a private local cluster (etcd + kube-apiserver with RBAC on 127.0.0.1)")
     sw(project, "local-cluster", "start", "--state-dir", str(cluster_dir))
     try:
-        use_kubeconfig(project, cluster_dir / "kubeconfig")
-        story(project)
+        run(cluster_dir / "kubeconfig")
     finally:
         sw(project, "local-cluster", "stop", "--state-dir", str(cluster_dir))
 

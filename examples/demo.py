@@ -4,7 +4,8 @@ Runs the real `stackwright` command in a scratch folder and narrates each step:
 scaffold a project, preview, apply, change config, preview the exact change, apply,
 inspect history, detect drift made behind Stackwright's back, and destroy. When the
 AWS platform example is present, the same story runs against the local cloud, then the
-apps layer deploys a Helm chart to a local Kubernetes cluster (or previews it).
+apps layer deploys a Helm chart to a local Kubernetes cluster (or previews it), and the
+tenants layer adds a customer as one config line and prints the review of that change.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="stackwright-demo-"))
     try:
         quickstart(work)
-        for part in ("platform_demo.py", "apps_demo.py"):
+        for part in ("platform_demo.py", "apps_demo.py", "tenants_demo.py"):
             if (HERE / part).exists():
                 subprocess.run([sys.executable, str(HERE / part), str(work)], check=True, env=ENV, cwd=HERE)
     finally:

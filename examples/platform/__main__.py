@@ -76,6 +76,7 @@ cloudwatch.Dashboard("platform", name=f"{env}-platform", body={"widgets": [{
 sw.export("vpc_id", network.vpc_id)
 sw.export("cluster_endpoint", cluster.endpoint)
 sw.export("oidc_issuer", cluster.oidc_issuer)
+sw.export("oidc_provider_arn", cluster.oidc_provider_arn)
 sw.export("api_role_arn", api.arn)
 sw.export("worker_role_arn", worker.arn)
 sw.export("buckets", {name: b.bucket for name, b in buckets.items()})

@@ -68,7 +68,7 @@ def _parallel(parallel: int) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--show-same", is_flag=True, help="List unchanged resources too.")
 @click.option("--target", "targets", multiple=True, metavar="URN|NAME",
-              help="Only these resources (and what they need): a URN, or a name that is unambiguous.")
+              help="Only these resources (and what they need): a URN, an unambiguous name, or a component (tenant:NAME) with everything under it.")
 @click.option("--refresh", is_flag=True, help="Read the live objects first and plan against them.")
 @click.option("--allow-destroy", is_flag=True, help="Judge policies as `up --allow-destroy` would.")
 @exit_code_option("there are changes")
@@ -104,7 +104,7 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
 @stack_option
 @yes_option()
 @click.option("--target", "targets", multiple=True, metavar="URN|NAME",
-              help="Only these resources (and what they need): a URN, or a name that is unambiguous.")
+              help="Only these resources (and what they need): a URN, an unambiguous name, or a component (tenant:NAME) with everything under it.")
 @parallel_option
 @diff_option
 @click.option("--refresh", is_flag=True, help="Read the live objects first (records drift), then plan.")
@@ -128,7 +128,7 @@ def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, .
 @yes_option("Destroy without asking.")
 @parallel_option
 @click.option("--target", "targets", multiple=True, metavar="URN|NAME",
-              help="Only these resources and what depends on them: a URN, or a name that is unambiguous.")
+              help="Only these resources and what depends on them: a URN, an unambiguous name, or a component (tenant:NAME).")
 @click.option("--allow-destroy", is_flag=True,
               help="Allow deleting stateful resources (policy no-destroy-stateful).")
 @emergency_option

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import stackwright as sw
-from stackwright.components.eks_cluster import EksCluster
 from stackwright.providers.aws import iam
 
 
@@ -24,11 +24,32 @@ def trust_policy(provider_arn: str, issuer: str, namespace: str, service_account
     }]}
 
 
+class OidcIssuer(Protocol):
+    """What IRSA needs of a cluster: ``EksCluster`` has both; ``ClusterOidc`` carries them
+    from another stack's outputs."""
+
+    @property
+    def oidc_provider_arn(self) -> Any: ...
+
+    @property
+    def oidc_issuer(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ClusterOidc:
+    """A cluster's IAM OIDC provider ARN and issuer URL (plain values or Outputs, e.g.
+    from ``sw.StackReference("platform/dev")``)."""
+
+    oidc_provider_arn: Any
+    oidc_issuer: Any
+
+
 class ServiceRole(sw.Component, type="stackwright:aws:ServiceRole"):
     """A role for one service account with a least-privilege policy made of
-    ``statements`` (each an IAM statement dict: Effect, Action, Resource)."""
+    ``statements`` (each an IAM statement dict: Effect, Action, Resource); no policy
+    when there are none. ``cluster`` is an ``EksCluster`` or a ``ClusterOidc``."""
 
-    def __init__(self, name: str, *, cluster: EksCluster, namespace: str, service_account: str,
+    def __init__(self, name: str, *, cluster: OidcIssuer, namespace: str, service_account: str,
                  statements: Sequence[dict[str, Any]], tags: dict[str, str] | None = None,
                  opts: sw.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
@@ -38,9 +59,11 @@ class ServiceRole(sw.Component, type="stackwright:aws:ServiceRole"):
         trust = sw.Output.all(cluster.oidc_provider_arn, cluster.oidc_issuer).apply(
             lambda values: trust_policy(values[0], values[1], namespace, service_account))
         self.role = iam.Role("role", name=role_name, assume_role_policy=trust, tags=tags)
-        self.policy = iam.Policy("policy", name=role_name, tags=tags,
-                                 policy={"Version": "2012-10-17", "Statement": list(statements)})
-        iam.RolePolicyAttachment("attach", role=self.role.name, policy_arn=self.policy.arn)
+        self.policy = None
+        if statements:
+            self.policy = iam.Policy("policy", name=role_name, tags=tags,
+                                     policy={"Version": "2012-10-17", "Statement": list(statements)})
+            iam.RolePolicyAttachment("attach", role=self.role.name, policy_arn=self.policy.arn)
         self.arn = self.role.arn
 
 

@@ -214,26 +214,45 @@ def fmt(template: str, *args: Any, **kwargs: Any) -> Output[str]:
     return sources.apply(render)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+"""Leaves no walk below needs to look into: checked by exact type first, since most of a
+manifest is strings and an ``isinstance`` against an ABC costs far more."""
+
+
 def contains_output(value: Any) -> bool:
+    kind = type(value)
+    if kind in _SCALARS:
+        return False
+    if kind is list or kind is tuple:
+        return any(contains_output(v) for v in value if type(v) not in _SCALARS)
     if isinstance(value, Output):
         return True
-    if isinstance(value, Mapping):
-        return any(contains_output(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(contains_output(v) for v in value)
+    if kind is dict or isinstance(value, Mapping):
+        return any(contains_output(v) for v in value.values() if type(v) not in _SCALARS)
     return False
 
 
-def outputs_in(value: Any) -> Iterator[Output[Any]]:
+def outputs_in(value: Any) -> list[Output[Any]]:
     """The Outputs inside a (possibly nested) input value, outermost ones only."""
+    found: list[Output[Any]] = []
+    _collect_outputs(value, found)
+    return found
+
+
+def _collect_outputs(value: Any, found: list[Output[Any]]) -> None:
+    kind = type(value)
+    if kind in _SCALARS:
+        return
     if isinstance(value, Output):
-        yield value
-    elif isinstance(value, Mapping):
+        found.append(value)
+    elif kind is dict or isinstance(value, Mapping):
         for v in value.values():
-            yield from outputs_in(v)
-    elif isinstance(value, (list, tuple)):
+            if type(v) not in _SCALARS:
+                _collect_outputs(v, found)
+    elif kind is list or kind is tuple:
         for v in value:
-            yield from outputs_in(v)
+            if type(v) not in _SCALARS:
+                _collect_outputs(v, found)
 
 
 def resources_in(value: Any) -> Iterator[Resource]:
@@ -250,6 +269,8 @@ def missing_in(value: Any) -> Iterator[StackwrightError]:
 
 def resolve_value(value: Any, lookup: Lookup) -> Any:
     """Resolve every Output inside a nested input value."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Output):
         return value.resolve(lookup)
     if isinstance(value, Mapping):

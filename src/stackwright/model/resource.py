@@ -312,12 +312,17 @@ def _is_output_type(hint: Any) -> bool:
 
 
 _UnionType = type(int | str)
+_ANY_DICT = dict[str, Any]
+"""A manifest's type: any dict with string keys fits, whatever it holds (Outputs too)."""
 _SIMPLE = {str: (str,), float: (float, int), bool: (bool,)}
 
 
 def _check_type(node: Node, spec: InputSpec, value: Any) -> Any:
     """The value if it fits the declared type; Outputs are checked when resolved."""
-    if contains_output(value) or spec.type is Any:
+    if spec.type is Any or (spec.type == _ANY_DICT and type(value) is dict
+                            and all(type(k) is str for k in value)):
+        return value
+    if contains_output(value):
         return value
     simple = _SIMPLE.get(spec.type)
     if simple is not None:

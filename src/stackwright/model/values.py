@@ -63,6 +63,23 @@ def is_unknown(value: Any) -> bool:
     return False
 
 
+def is_plain(value: Any) -> bool:
+    """True when the value holds only plain data: no Output, no ``Secret``, no
+    ``UNKNOWN`` at any depth (most Kubernetes manifests), so that resolving, revealing
+    and re-marking it would only copy it."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is dict:
+        value = value.values()
+    elif kind is not list:
+        return False
+    for item in value:
+        if type(item) not in _SCALARS and not is_plain(item):
+            return False
+    return True
+
+
 def is_secret(value: Any) -> bool:
     """True when the value is, or contains, a ``Secret``."""
     if type(value) in _SCALARS:

@@ -22,6 +22,7 @@ from stackwright.operations.keyring import Keyring
 from stackwright.operations.workspace_links import WorkspaceLinks
 from stackwright.program.project import Project, load_stack_config
 from stackwright.program.runner import run_program
+from stackwright.state.codec import gc_paused
 from stackwright.program.workspace import Workspace
 from stackwright.providers.registry import ProviderRegistry
 from stackwright.state.records import LockInfo
@@ -45,9 +46,13 @@ class StackSession:
     _links: WorkspaceLinks | None = field(default=None, init=False, repr=False)
 
     def run_program(self) -> DesiredGraph:
+        """The desired graph. The cycle collector is paused meanwhile: a program of
+        thousands of manifests makes millions of acyclic containers, and full collections
+        over them took longer than the program itself."""
         links = self.workspace_links()
-        return run_program(self.project, self.stack, self.config,
-                           read_stack_outputs=links.read_outputs, python_path=links.python_path())
+        with gc_paused():
+            return run_program(self.project, self.stack, self.config,
+                               read_stack_outputs=links.read_outputs, python_path=links.python_path())
 
     def workspace_links(self) -> WorkspaceLinks:
         """Other stacks' outputs and shared code, from the workspace (if any) around

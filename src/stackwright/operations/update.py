@@ -24,7 +24,8 @@ from stackwright.model.resource import Resource
 from stackwright.model.values import UNKNOWN
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.plan.plan import Plan, Step
-from stackwright.plan.planner import make_plan, resolve_targets
+from stackwright.plan.planner import component_urns, make_plan, resolve_targets
+from stackwright.state.codec import gc_paused
 from stackwright.state.records import Change, Checkpoint, Snapshot
 
 
@@ -52,13 +53,15 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
     """The plan `up` would apply now. Changes nothing; with ``refresh`` it plans
     against the live objects instead of the recorded ones."""
     pin = pins(session)
-    desired = session.run_program()
-    snapshot = session.store.snapshot(session.stack)
-    if refresh:
-        result = asyncio.run(read_all(snapshot, session.providers, parallel, EventSink()))
-        require_all_read(result)
-        snapshot = refreshed_snapshot(snapshot, result)
-    return explained(pin(make_plan(desired, snapshot, session.providers, targets=targets)), session)
+    with gc_paused():
+        desired = session.run_program()
+        snapshot = session.store.snapshot(session.stack)
+        if refresh:
+            result = asyncio.run(read_all(snapshot, session.providers, parallel, EventSink()))
+            require_all_read(result)
+            snapshot = refreshed_snapshot(snapshot, result)
+        plan = make_plan(desired, snapshot, session.providers, targets=targets)
+    return explained(pin(plan), session)
 
 
 def pins(session: StackSession) -> Callable[[Plan], Plan]:
@@ -144,7 +147,8 @@ def up(
     wanted = desired if desired is not None else session.run_program()
 
     def planned(snapshot: Snapshot) -> Plan:
-        plan = pin(make_plan(wanted, snapshot, session.providers, targets=targets))
+        with gc_paused():
+            plan = pin(make_plan(wanted, snapshot, session.providers, targets=targets))
         return replace(plan, kind=kind) if kind == "destroy" else plan
 
     return _locked_update(session, kind, wanted, planned, options=options, sink=sink,
@@ -322,7 +326,7 @@ def destroy(session: StackSession, *, options: ApplyOptions, sink: EventSink,
 def with_dependents(snapshot: Snapshot, targets: Iterable[str]) -> set[str]:
     """The recorded resources ``targets`` name, and everything that depends on them."""
     graph: Graph[str] = Graph({urn: list(r.deps) for urn, r in snapshot.resources.items()})
-    return graph.reversed().closure(resolve_targets(targets, snapshot.resources))
+    return graph.reversed().closure(resolve_targets(targets, snapshot.resources, component_urns(None, snapshot)))
 
 
 def _recover(session: StackSession, writer: Any, options: ApplyOptions, sink: EventSink) -> RecoveryReport:

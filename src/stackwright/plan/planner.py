@@ -12,8 +12,8 @@ from stackwright.errors import GraphError, InputError, PlanError, StackwrightErr
 from stackwright.graph import CycleFound, Graph
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import resolve_value
-from stackwright.model.resource import Resource, urn_name
-from stackwright.model.values import UNKNOWN, Secret, is_unknown, masked, remark_secrets, reveal, to_json
+from stackwright.model.resource import Resource, urn_name, urn_parts
+from stackwright.model.values import UNKNOWN, Secret, is_plain, is_unknown, masked, remark_secrets, reveal, to_json
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.plan.links import LinkEdge, link_edges, with_links
 from stackwright.plan.plan import Leftover, Op, Plan, Step
@@ -53,6 +53,9 @@ def make_plan(
     desired = with_links(desired, edges)
     planning = _Planning(desired, snapshot, providers)
     order = ordered_urns(desired, edges)
+    chosen = _targeted(set(targets), desired, snapshot) if targets else None
+    if chosen is not None:
+        order = [urn for urn in order if urn in chosen.needed]
     steps = {urn: _plan_resource(planning, desired.resources[urn]) for urn in order}
     deletes = _plan_deletes(planning)
     if planning.errors:
@@ -60,8 +63,8 @@ def make_plan(
     _delete_dependents_first(steps, planning.claimed)
     all_steps = [steps[urn] for urn in order] + deletes
     left = leftovers(snapshot)
-    if targets:
-        all_steps = _only_targets(all_steps, set(targets), desired)
+    if chosen is not None:
+        all_steps = chosen.only(all_steps)
         planned = {step.urn for step in all_steps}
         left = [o for o in left if o.urn in planned]
     outputs = resolve_value(desired.exports, planning.lookup)
@@ -205,6 +208,8 @@ def _old_record(p: _Planning, resource: Resource) -> ResourceState | None:
 
 def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider) -> dict[str, Any]:
     try:
+        if is_plain(resource.inputs):
+            return handler.check(resource.inputs)
         inputs: dict[str, Any] = resolve_value(resource.inputs, p.lookup)
         if is_unknown(inputs):
             return inputs
@@ -377,28 +382,53 @@ def _combined(errors: list[StackwrightError]) -> StackwrightError:
     return PlanError(f"{first.headline()}; and {len(errors) - 1} more: {rest}", hint=first.hint)
 
 
-def _only_targets(steps: list[Step], targets: set[str], desired: DesiredGraph) -> list[Step]:
-    """Targeted steps plus the creates/updates they need; everything else is left out."""
-    targets = resolve_targets(targets, [s.urn for s in steps])
+@dataclass(frozen=True)
+class _Targets:
+    """What ``--target`` selects: the named resources, and the ones they need."""
+
+    urns: set[str]
+    needed: set[str]
+
+    def only(self, steps: list[Step]) -> list[Step]:
+        """Targeted steps plus the creates/updates they need; everything else is left out.
+        Only these resources are planned at all, so a one-tenant preview costs one tenant."""
+        return [s for s in steps if s.urn in self.urns or (s.urn in self.needed and s.op is not Op.DELETE)]
+
+
+def _targeted(targets: set[str], desired: DesiredGraph, snapshot: Snapshot) -> _Targets:
+    urns = resolve_targets(targets, [*desired.resources, *snapshot.resources], component_urns(desired, snapshot))
     graph: Graph[str] = Graph({urn: list(deps) for urn, deps in desired.deps.items()})
-    needed = graph.closure(targets)
-    return [s for s in steps if s.urn in targets or (s.urn in needed and s.op is not Op.DELETE)]
+    return _Targets(urns, graph.closure(urns))
 
 
-def resolve_targets(targets: Iterable[str], urns: Iterable[str]) -> set[str]:
+def component_urns(desired: DesiredGraph | None, snapshot: Snapshot) -> list[str]:
+    """The components a target may name: those the program declares, and the parents
+    recorded in state (so a component the program dropped can still be targeted)."""
+    declared = list(desired.components) if desired is not None else []
+    recorded = [row.parent for row in snapshot.resources.values() if row.parent]
+    return list(dict.fromkeys(declared + recorded))
+
+
+def resolve_targets(targets: Iterable[str], urns: Iterable[str], components: Iterable[str] = ()) -> set[str]:
     """The URNs ``targets`` name. A target is a URN or any tail of one that starts at a
     separator: the resource's name (``assets``), ``parent$name`` or ``type::name``
-    (``s3:Bucket::assets``). A tail matching several resources is an error listing them."""
+    (``s3:Bucket::assets``). A tail matching several resources is an error listing them.
+
+    A target naming a component (its URN, a tail of it, or ``kind:name`` such as
+    ``tenant:acme`` for a ``...:Tenant`` named ``acme``) names every resource under it."""
     known = list(dict.fromkeys(urns))
+    groups = list(dict.fromkeys(components))
     found: set[str] = set()
     unknown: list[str] = []
     for target in targets:
-        matches = [target] if target in known else [u for u in known if u.endswith((":" + target, "$" + target))]
-        if len(matches) > 1:
-            raise PlanError(f"--target {target!r} names {len(matches)} resources: {', '.join(matches)}",
-                            hint="give more of the URN (type::name, parent$name) or the whole URN")
+        matches = _matching(target, known)
+        _refuse_ambiguous(target, matches)
+        if not matches:
+            owners = _matching(target, groups) or _short_form(target, groups)
+            _refuse_ambiguous(target, owners)
+            matches = _descendants(owners[0], known) if owners else []
         if matches:
-            found.add(matches[0])
+            found.update(matches)
         else:
             unknown.append(target)
     if unknown:
@@ -407,3 +437,27 @@ def resolve_targets(targets: Iterable[str], urns: Iterable[str]) -> set[str]:
             hint="`stackwright state ls` or `stackwright preview` lists the URNs",
         )
     return found
+
+
+def _matching(target: str, urns: list[str]) -> list[str]:
+    return [target] if target in urns else [u for u in urns if u.endswith((":" + target, "$" + target))]
+
+
+def _short_form(target: str, components: list[str]) -> list[str]:
+    """``tenant:acme``: components whose type token ends in ``Tenant`` and whose name is ``acme``."""
+    kind, _, name = target.partition(":")
+    if not name or "::" in target:
+        return []
+    return [u for u in components if urn_parts(u)[2].rsplit(":", 1)[-1].lower() == kind.lower()
+            and urn_parts(u)[3].rsplit("$", 1)[-1] == name]
+
+
+def _descendants(component: str, urns: list[str]) -> list[str]:
+    prefix = urn_parts(component)[3] + "$"
+    return [u for u in urns if urn_parts(u)[3].startswith(prefix)]
+
+
+def _refuse_ambiguous(target: str, matches: list[str]) -> None:
+    if len(matches) > 1:
+        raise PlanError(f"--target {target!r} names {len(matches)} resources: {', '.join(matches)}",
+                        hint="give more of the URN (type::name, parent$name) or the whole URN")

@@ -99,10 +99,21 @@ def load_stack_config(project: Project, stack: str) -> ConfigSource:
                         lines={k[len("config."):]: v for k, v in lines.items() if k.startswith("config.")})
 
 
+_settings: dict[tuple[str, int, int], Any] = {}
+
+
 def stack_settings(project: Project, stack: str) -> Mapping[str, Any]:
-    """The stack file's settings other than config (environment, policies...)."""
+    """The stack file's settings other than config (environment, policies...), read-only.
+    Parsed once per content: a stack file listing 1,000 tenants is asked for its
+    environment, its policies and more in one command."""
     path = project.stack_file(stack)
-    data = _load_yaml(path) if path.exists() else None
+    if not path.exists():
+        return {}
+    status = path.stat()
+    key = (str(path.resolve()), status.st_mtime_ns, status.st_size)
+    if key not in _settings:
+        _settings[key] = _load_yaml(path)
+    data = _settings[key]
     return data if isinstance(data, Mapping) else {}
 
 
@@ -123,9 +134,12 @@ def _load_yaml_with_lines(path: Path) -> tuple[Any, dict[str, int]]:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=loader)
-        data = yaml.load(text, Loader=loader)
+        parser = loader(path.read_text(encoding="utf-8"))
+        try:
+            node = parser.get_single_node()
+            data = parser.construct_document(node) if node is not None else None
+        finally:
+            parser.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ProjectError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),

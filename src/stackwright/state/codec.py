@@ -131,7 +131,17 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            _to_oldest_generation()
             gc.enable()
+
+
+def _to_oldest_generation() -> None:
+    """What was made while the collector was paused (a state snapshot, a program's
+    graph: long-lived, mostly acyclic) goes to the oldest generation, which only a full
+    collection scans; left young, the first collection after the pause scanned all of
+    it at once (seconds for 10^4 Kubernetes manifests). Nothing is kept alive by this."""
+    gc.freeze()
+    gc.unfreeze()
 
 
 def no_stack(stack: str) -> StateError:

@@ -54,6 +54,9 @@ class Environment(BaseModel):
     """Tag keys every taggable resource must carry (checked by ``required-tags``)."""
     pause: dict[str, Any] = Field(default_factory=dict)
     """Config paths and the values that scale the environment to zero."""
+    age_recipients: list[str] | None = None
+    """Whom `gitops render` encrypts this environment's Secrets for, instead of
+    ``gitops.age_recipients`` (so production's open only with production's key)."""
     allow_emergency: bool = False
     """In a protected environment, let ``--emergency "reason"`` change a stack without an
     approved plan (the audit log records who, why and the plan)."""

@@ -5,8 +5,12 @@ comment for a change that touches dev, staging and production). The page leads w
 what a reviewer must not miss — counts per stack, then every replacement and delete,
 then policy violations — and puts each resource's property diff in a collapsible
 ``<details>``. Secrets are masked; values computed during apply read
-``(known after apply)``. The text stays under GitHub's comment limit: resources that do
-not fit are left out, and a note says how many and where to see them.
+``(known after apply)``. The objects a Helm release renders are grouped under their
+release, with the chart version change and, per object, the fields that change
+(``spec.template.spec.containers[0].image``), so infrastructure and chart changes are
+reviewed on one page. The text stays under GitHub's comment limit: the largest diffs
+are folded first (their changed fields listed without values), then resources that
+still do not fit are left out, and a note says how many and where to see them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stackwright.model.resource import urn_name
+from stackwright.model.resource import urn_name, urn_parts
 from stackwright.model.values import MASK, UNKNOWN, UNKNOWN_TEXT, Secret, masked
 from stackwright.plan.diff import PropertyDiff
 from stackwright.plan.plan import STATE_ONLY_VERB, Op, Plan, Step
@@ -43,6 +47,11 @@ ROW_LIMIT = 50
 """Most properties listed for one resource."""
 NOTE_RESERVE = 600
 """Room kept free for the truncation note."""
+FOLDED_PATHS = 20
+"""Most changed fields named in a folded diff."""
+CHART_TYPE = "k8s:helm:Chart"
+CHART_LABEL = "helm.sh/chart"
+IMAGE_PATH = re.compile(r"(initC|c)ontainers\[\d+\]\.image$")
 
 SYMBOL = {Op.CREATE: "+", Op.UPDATE: "~", Op.REPLACE: "+-", Op.DELETE: "-", Op.SAME: " ", Op.READ: ">"}
 VERB = {Op.CREATE: "create", Op.UPDATE: "update", Op.REPLACE: "replace", Op.DELETE: "delete",
@@ -78,11 +87,15 @@ class Block:
     text: str
     counts: str | None = None
     joined: str = "\n\n"
+    folded: str | None = None
+    """A shorter text to show instead when the page is too long (fields without values)."""
 
 
 def _fit(blocks: list[Block], limit: int) -> str:
-    """The blocks in order until the next would pass ``limit``; then a note on the rest."""
+    """The blocks in order until the next would pass ``limit``; then a note on the rest.
+    Before anything is left out, the largest foldable blocks are folded."""
     budget = max(limit - NOTE_RESERVE, 0)
+    blocks = _folded_to_fit(blocks, budget)
     out, used = "", 0
     for index, block in enumerate(blocks):
         piece = (block.joined if out else "") + block.text
@@ -91,6 +104,25 @@ def _fit(blocks: list[Block], limit: int) -> str:
         out += piece
         used += len(piece)
     return out + "\n"
+
+
+def _folded_to_fit(blocks: list[Block], budget: int) -> list[Block]:
+    total = sum(len(b.joined) + len(b.text) for b in blocks)
+    if total <= budget:
+        return blocks
+    out = list(blocks)
+    largest = sorted((i for i, b in enumerate(blocks) if b.folded is not None),
+                     key=lambda i: (-len(blocks[i].text), i))
+    for index in largest:
+        block = out[index]
+        assert block.folded is not None
+        if len(block.folded) >= len(block.text):
+            continue
+        total -= len(block.text) - len(block.folded)
+        out[index] = Block(block.folded, block.counts, block.joined)
+        if total <= budget:
+            break
+    return out
 
 
 def _truncation_note(left_out: Iterable[Block], limit: int) -> str:
@@ -182,8 +214,12 @@ def _violation_line(stack: str, v: Violation, name_stack: bool) -> str:
 
 def _stack_blocks(stack: str, plan: Plan) -> list[Block]:
     changing = [s for s in plan.steps if s.changes]
+    releases = _releases(changing)
     blocks = [Block(f"### {_code(stack)}: {_stack_summary(plan)}")]
-    blocks += [Block(_step_details(step), "resource") for step in changing]
+    blocks += [_step_block(step) for step in changing if step.parent not in releases]
+    for release, steps in releases.items():
+        blocks.append(Block(_release_heading(release, steps)))
+        blocks += [_step_block(step) for step in steps]
     blocks += [Block(f"- **delete replaced object** {_code(o.type)} {_code(urn_name(o.urn))} "
                      f"{_code(o.id)}, left by an earlier run", "resource") for o in plan.leftovers]
     if plan.outputs_change():
@@ -205,33 +241,119 @@ def _stack_summary(plan: Plan) -> str:
     return ", ".join(parts or ["outputs change"]) + f", {same} unchanged"
 
 
-def _step_details(step: Step) -> str:
+def _step_block(step: Step) -> Block:
+    return Block(_step_details(step), "resource", folded=_step_details(step, folded=True))
+
+
+# --- Helm releases -------------------------------------------------------------------
+
+
+def _releases(steps: Sequence[Step]) -> dict[str, list[Step]]:
+    """The changing objects of each Helm release, by the release's URN."""
+    found: dict[str, list[Step]] = {}
+    for step in steps:
+        if step.parent and urn_parts(step.parent)[2] == CHART_TYPE:
+            found.setdefault(step.parent, []).append(step)
+    return found
+
+
+def _release_heading(release: str, steps: Sequence[Step]) -> str:
+    namespaces = sorted({ns for s in steps for ns in [_namespace(s)] if ns})
+    where = f" in {', '.join(_code(n) for n in namespaces)}" if namespaces else ""
+    counts = ", ".join(f"{n} to {VERB[op]}" for op in COUNTED
+                       for n in [sum(1 for s in steps if s.op is op)] if n)
+    charts = _chart_versions(steps)
+    version = f" — chart {charts}" if charts else ""
+    images = sorted({f"{_value(d.old)} → {_value(d.new)}" for s in steps for d in s.diffs
+                     if d.kind == "update" and IMAGE_PATH.search(d.path)})
+    shown = f"\n\nImages: {', '.join(images)}" if images else ""
+    return f"#### Helm release {_code(urn_name(release))}{where}{version}: {counts or 'options change'}{shown}"
+
+
+def _chart_versions(steps: Sequence[Step]) -> str:
+    """``app-0.3.0`` → ``app-0.4.0`` from the objects' ``helm.sh/chart`` labels."""
+    old = sorted({v for s in steps for v in [_chart_label(s.old_inputs)] if v})
+    new = sorted({v for s in steps if s.op is not Op.DELETE for v in [_chart_label(s.inputs)] if v})
+    if old and new and old != new:
+        return f"{', '.join(map(_code, old))} → {', '.join(map(_code, new))}"
+    return ", ".join(map(_code, new or old))
+
+
+def _chart_label(inputs: Mapping[str, Any] | None) -> str | None:
+    labels = _manifest(inputs).get("metadata", {}).get("labels") or {}
+    value = labels.get(CHART_LABEL) if isinstance(labels, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def _manifest(inputs: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    manifest = (inputs or {}).get("manifest")
+    return manifest if isinstance(manifest, Mapping) else {}
+
+
+def _namespace(step: Step) -> str | None:
+    metadata = _manifest(step.inputs or step.old_inputs).get("metadata")
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    return namespace if isinstance(namespace, str) else None
+
+
+# --- one resource --------------------------------------------------------------------
+
+
+def _step_details(step: Step, folded: bool = False) -> str:
     rename = f" (was {html.escape(urn_name(step.previous_urn))})" if step.previous_urn else ""
     label = html.escape(f"{SYMBOL[Op.UPDATE if step.state_only else step.op]} {step.type} {urn_name(step.urn)}")
     verb = STATE_ONLY_VERB if step.state_only else VERB[step.op]
     verb += " (delete first)" if step.op is Op.REPLACE and step.delete_before_replace else ""
-    body = [f"<details>\n<summary><code>{label}</code> {verb}{rename}</summary>", "",
-            f"URN: {_code(step.urn)}", ""]
-    body += _property_table(step) + [f"- {_text(note)}" for note in step.notes]
+    body = [f"<details>\n<summary><code>{label}</code> {verb}{rename}</summary>", ""]
+    if folded:
+        body += _folded_paths(step)
+    else:
+        body += [f"URN: {_code(step.urn)}", "", *_property_table(step), *(f"- {_text(n)}" for n in step.notes)]
     return "\n".join(body).rstrip("\n") + "\n\n</details>"
+
+
+def _folded_paths(step: Step) -> list[str]:
+    """The changed fields without their values: what a too-long page keeps of a diff."""
+    paths = [_path(step, d.path) for d in step.diffs] or [_path(step, k) for k in sorted(step.inputs or {})]
+    named = ", ".join(_code(p) for p in paths[:FOLDED_PATHS]) + (
+        f" and {len(paths) - FOLDED_PATHS} more" if len(paths) > FOLDED_PATHS else "")
+    return [f"Folded to fit the comment limit: {len(paths)} field(s) change: {named or 'none'}."]
+
+
+def _path(step: Step, path: str) -> str:
+    """A Kubernetes object's fields are named as in its manifest (``spec.replicas``)."""
+    if step.type.startswith("k8s:") and path.startswith("manifest."):
+        return path[len("manifest."):]
+    return path
 
 
 def _property_table(step: Step) -> list[str]:
     """A create lists its inputs, a delete the inputs last recorded (what is lost),
     anything else old → new per changed property."""
     if step.op is Op.CREATE:
-        return _table(("Property", "Value"), _input_rows(step.inputs))
+        return _table(("Property", "Value"), _input_rows(step, step.inputs))
     if step.op is Op.DELETE:
-        return _table(("Property", "Last value"), _input_rows(step.old_inputs))
-    rows = [_diff_row(d) for d in step.diffs]
+        return _table(("Property", "Last value"), _input_rows(step, step.old_inputs))
+    rows = [_diff_row(step, d) for d in step.diffs]
     rows += [(f"{_code(d.path)} (option)", _value(d.old), _value(d.new)) for d in step.option_diffs]
     if not rows:
         return ["Only options or dependencies change."]
     return _table(("Property", "Old", "New"), rows)
 
 
-def _input_rows(inputs: Mapping[str, Any] | None) -> list[tuple[str, ...]]:
+def _input_rows(step: Step, inputs: Mapping[str, Any] | None) -> list[tuple[str, ...]]:
+    """An object's fields one per row (``spec.replicas``); other resources' inputs."""
+    if step.type.startswith("k8s:") and isinstance((inputs or {}).get("manifest"), Mapping):
+        return [(_code(path), _value(v)) for path, v in _leaves((inputs or {})["manifest"])]
     return [(_code(k), _value(v)) for k, v in sorted((inputs or {}).items())]
+
+
+def _leaves(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, Mapping) and value:
+        return [leaf for k in sorted(value, key=str) for leaf in _leaves(value[k], f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list) and value and not all(isinstance(v, (str, int, float, bool)) for v in value):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(v, f"{path}[{i}]")]
+    return [(path, value)]
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
@@ -244,8 +366,8 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str
     return lines
 
 
-def _diff_row(d: PropertyDiff) -> tuple[str, str, str]:
-    path = _code(d.path) + (" **(forces replacement)**" if d.replaces else "")
+def _diff_row(step: Step, d: PropertyDiff) -> tuple[str, str, str]:
+    path = _code(_path(step, d.path)) + (" **(forces replacement)**" if d.replaces else "")
     old = "" if d.kind == "add" else _value(d.old)
     new = "" if d.kind == "delete" else _value(d.new)
     return path, old, new

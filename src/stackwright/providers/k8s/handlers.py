@@ -39,9 +39,13 @@ class ObjectProvider(ResourceProvider):
 
     type_token = "k8s:*"
     provider_input = "provider"
-    secret_outputs = frozenset({"applied"})
-    """What the server stored of the manifest's fields (for drift); it may hold
-    values derived from secrets, so it is stored encrypted."""
+    secret_outputs = frozenset[str]()
+    """``applied``, what the server stored of the manifest's fields (for drift), is
+    secret as a whole for a Secret (the server turns ``stringData`` into base64
+    ``data``, where the secret's text no longer shows); in other kinds a value made from
+    a secret appears verbatim, and the engine marks every output string that contains a
+    secret's text. Keeping the others plain keeps previews of thousands of objects from
+    decrypting each one, and error messages from masking words like ``Role``."""
     computed_on_update = frozenset({"applied"})
     explains_updates = True
 
@@ -175,8 +179,8 @@ class ObjectProvider(ResourceProvider):
         applied = outputs.get("applied")
         declared = m.drifted(manifest, applied if isinstance(applied, Mapping) else manifest, current)
         return ReadResult(ident.id(), {**inputs, "manifest": _hide_secrets(declared)},
-                          {**_outputs(ident, manifest, live), "applied": applied if applied is not None
-                           else current})
+                          {**_outputs(ident, manifest, live),
+                           "applied": _secret_if_secret(ident, applied if applied is not None else current)})
 
     def _read_identity(self, conn: Connection, ctx: OperationContext, id: str | None,
                        manifest: Any) -> m.Identity:
@@ -309,7 +313,12 @@ def _timeout(annotations: Mapping[str, Any], default: float) -> float:
 
 
 def _outputs(ident: m.Identity, manifest: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
-    return {"uid": _uid(live), "namespace": ident.namespace, "applied": m.project(live, manifest)}
+    return {"uid": _uid(live), "namespace": ident.namespace,
+            "applied": _secret_if_secret(ident, m.project(live, manifest))}
+
+
+def _secret_if_secret(ident: m.Identity, applied: Any) -> Any:
+    return Secret(applied) if ident.kind == "Secret" and not isinstance(applied, Secret) else applied
 
 
 def _uid(live: Mapping[str, Any]) -> str:

@@ -38,7 +38,9 @@ REQUIRED = ("etcd", "kube-apiserver")
 OPTIONAL = ("kube-controller-manager", "kube-scheduler", "kwok")
 FAKE_NODE = "kwok-node-0"
 POD_CIDR = "10.244.0.0/16"
-"""Where kwok takes Pod IPs from; apart from the service range (10.0.0.0/24)."""
+"""Where kwok takes Pod IPs from; apart from the service range (``SERVICE_RANGE``)."""
+SERVICE_RANGE = "10.0.0.0/16"
+"""Room for 65,534 Services: a platform of 1,000 tenants has a Service or more each."""
 START_TIMEOUT = 120.0
 
 
@@ -220,7 +222,7 @@ def _apiserver_args(pki: Pki, server: str, etcd_url: str) -> list[str]:
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={pki.sa_pub}",
         f"--service-account-signing-key-file={pki.sa_key}",
-        f"--service-cluster-ip-range={SERVICE_IP.rsplit('.', 1)[0]}.0/24",
+        f"--service-cluster-ip-range={SERVICE_RANGE}",
         "--allow-privileged=true",
         # As envtest: no pod waits for a `default` service account to be made first.
         "--disable-admission-plugins=ServiceAccount",

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 SERVICE_IP = "10.0.0.1"
-"""The first address of the service range (``--service-cluster-ip-range=10.0.0.0/24``):
+"""The first address of the service range (``--service-cluster-ip-range=10.0.0.0/16``):
 the in-cluster ``kubernetes`` service, so the serving certificate names it."""
 
 SERVING_NAMES = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",

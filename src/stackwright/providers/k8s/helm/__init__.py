@@ -9,5 +9,6 @@
 
 from stackwright.providers.k8s.helm.binary import HELM_VERSION, HelmError
 from stackwright.providers.k8s.helm.chart import Chart
+from stackwright.providers.k8s.helm.folder import ChartFolder
 
-__all__ = ["HELM_VERSION", "Chart", "HelmError"]
+__all__ = ["HELM_VERSION", "Chart", "ChartFolder", "HelmError"]

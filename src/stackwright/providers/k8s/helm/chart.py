@@ -31,6 +31,10 @@ from stackwright.providers.k8s.helm.values import (
 
 CACHE_DIR = Path(".stackwright") / "cache" / "helm"
 """Relative to the project folder (the working directory of every command)."""
+DEFAULT_KUBE_VERSION = "v1.37.2"
+"""What ``.Capabilities.KubeVersion`` says when the program does not: the version of the
+local cluster. ``helm template`` alone says v1.20.0, which charts that require a recent
+Kubernetes (``kubeVersion: >=1.23.0-0`` in podinfo's Chart.yaml) refuse."""
 
 
 class Chart(Component, type="k8s:helm:Chart"):
@@ -58,9 +62,9 @@ class Chart(Component, type="k8s:helm:Chart"):
         document_a, self._output_values = with_placeholders(dict(values or {}), "a")
         document_b = with_placeholders(dict(values or {}), "b")[0] if self._output_values else None
         release = _Release(name=name, namespace=self.namespace, values_files=files,
-                           kube_version=kube_version, api_versions=tuple(api_versions),
+                           kube_version=kube_version or DEFAULT_KUBE_VERSION, api_versions=tuple(api_versions),
                            hooks=not skip_hooks, lint=lint, label=f"{name!r} ({self.source.describe()})")
-        self._job = _submit(release, self.source, document_a, document_b, Path.cwd() / CACHE_DIR)
+        self._job = _submit(release, self.source, document_a, document_b, cache_dir())
         self._resources: dict[str, Resource] | None = None
         self._lock = threading.Lock()
         context.current().finishers.append(self._materialize)
@@ -155,6 +159,16 @@ class Chart(Component, type="k8s:helm:Chart"):
             child.decl_file, child.decl_line = self.decl_file, self.decl_line
             children[key] = child
         return children
+
+
+def cache_dir() -> Path:
+    """The project's render cache, found once per program run (``getcwd`` is slow on
+    some filesystems, and a program may declare a thousand charts)."""
+    extensions = context.current().extensions
+    if "helm-cache" not in extensions:
+        extensions["helm-cache"] = Path.cwd() / CACHE_DIR
+    found: Path = extensions["helm-cache"]
+    return found
 
 
 @dataclass(frozen=True)
