@@ -209,7 +209,7 @@ def _old_record(p: _Planning, resource: Resource) -> ResourceState | None:
 def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider) -> dict[str, Any]:
     try:
         if is_plain(resource.inputs):
-            return handler.check(resource.inputs)
+            return handler.check(dict(resource.inputs))
         inputs: dict[str, Any] = resolve_value(resource.inputs, p.lookup)
         if is_unknown(inputs):
             return inputs
