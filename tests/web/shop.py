@@ -66,9 +66,9 @@ def run(root: Path, *args: str, user: str = "alice@example.com") -> str:
     return done.stdout
 
 
-def make_shop(root: Path) -> Shop:
+def make_shop(root: Path, web_approvals: bool = True) -> Shop:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "stackwright.yaml").write_text(PROJECT)
+    (root / "stackwright.yaml").write_text(PROJECT if web_approvals else PROJECT.replace("    web_approvals: true\n", ""))
     (root / "__main__.py").write_text(PROGRAM)
     (root / "stacks").mkdir()
     for stack, greeting in (("dev", "hello dev"), ("staging", "hello staging"), ("production", "welcome")):

@@ -116,12 +116,8 @@ class Drift:
     at: float | None = None
     drifted: int | None = None
     """Resources changed or deleted outside Stackwright; None when unknown."""
-
-    @property
-    def state(self) -> str:
-        if self.at is None:
-            return "never refreshed"
-        return "in sync" if self.drifted == 0 else "drifted"
+    state: str = "never refreshed"
+    """``never refreshed``, ``in sync`` or ``drifted``."""
 
 
 @dataclass(frozen=True)
@@ -213,7 +209,7 @@ def _drift(events: list[Event]) -> Drift:
     drifted = last.data.get("drifted")
     if drifted is None:
         drifted = 0 if last.data.get("checkpoint") is None else None
-    return Drift(last.at, drifted)
+    return Drift(last.at, drifted, "in sync" if drifted == 0 else "drifted")
 
 
 # --- plans waiting for review -----------------------------------------------------------
@@ -237,14 +233,10 @@ class PendingPlan:
     rejected_by: str | None
     stale: bool
     """The stack changed since the plan was made: applying it will be refused."""
-
-    @property
-    def missing(self) -> int:
-        return max(0, self.needed - len(self.approved_by))
-
-    @property
-    def waiting(self) -> bool:
-        return self.missing > 0 and self.rejected_by is None and not self.stale
+    missing: int
+    """Approvals still needed."""
+    waiting: bool
+    """Missing approvals, and neither rejected nor stale: a reviewer's turn."""
 
     @property
     def short(self) -> str:
@@ -278,10 +270,12 @@ def _pending_plan(project: Project, info: StackInfo, env: Any, made: Event, revi
     plan_hash = str(made.data.get("plan_hash"))
     judged = approvals.judge(project, env, made, [r for r in reviews if r.data.get("plan_hash") == plan_hash],
                              plan_hash)
+    rejected_by = judged.rejection.who if judged.rejection else None
+    stale = made.data.get("base_serial") != info.serial
     return PendingPlan(project.name, info.name, plan_hash, made.who, made.at, dict(made.data.get("counts") or {}),
                        str(made.data.get("path") or ""), env.name, judged.approved_by, judged.needed,
-                       judged.uncounted, judged.rejection.who if judged.rejection else None,
-                       made.data.get("base_serial") != info.serial)
+                       judged.uncounted, rejected_by, stale, judged.missing,
+                       judged.missing > 0 and rejected_by is None and not stale)
 
 
 def find_plan(site: Site, plan_hash: str) -> PendingPlan:
