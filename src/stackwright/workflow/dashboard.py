@@ -13,8 +13,9 @@ One site is one project (``stackwright.yaml``) or every project of a workspace
 
 from __future__ import annotations
 
+import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -327,18 +328,52 @@ def stack_page(site: Site, project_name: str, stack: str, page: int = 1, history
     if summary is None:
         raise StateError(f"no stack {project_name}/{stack}", hint="the stacks page lists them")
     with reading(project) as store:
-        snapshot = store.snapshot(stack)
+        tree = _tree(project, store, stack)
         history = store.history(stack)
-    rows = tree_rows(snapshot.resources)
-    pages = max(1, -(-len(rows) // RESOURCE_PAGE))
+    pages = max(1, -(-len(tree.order) // RESOURCE_PAGE))
     page = min(max(1, page), pages)
-    visible = tuple(_masked_row(r) for r in rows[(page - 1) * RESOURCE_PAGE: page * RESOURCE_PAGE])
+    visible = tuple(_row(tree, entry) for entry in tree.order[(page - 1) * RESOURCE_PAGE: page * RESOURCE_PAGE])
     newest = history[::-1]
     history_pages = max(1, -(-len(newest) // HISTORY_PAGE))
     history_page = min(max(1, history_page), history_pages)
-    return StackPage(summary, visible, len(rows), page, pages, shown(snapshot.outputs),
+    return StackPage(summary, visible, len(tree.order), page, pages, shown(tree.outputs),
                      tuple(newest[(history_page - 1) * HISTORY_PAGE: history_page * HISTORY_PAGE]),
                      history_page, history_pages)
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A stack's resources at one state serial, in tree order (urn, depth, children)."""
+
+    resources: Mapping[str, ResourceState]
+    order: list[tuple[str, int, int]]
+    outputs: Mapping[str, Any]
+
+
+_TREES: OrderedDict[tuple[str, str, str, int], Tree] = OrderedDict()
+_TREES_LOCK = threading.Lock()
+KEPT_TREES = 8
+"""Stacks whose decoded state the view keeps: reading 10,000 resources costs more than
+the page's budget, and a stack's state at one serial never changes."""
+
+
+def _tree(project: Project, store: StateStore, stack: str) -> Tree:
+    info = next((i for i in store.list_stacks() if i.name == stack), None)
+    if info is None:
+        raise StateError(f"no stack {project.name}/{stack}", hint="the stacks page lists them")
+    key = (str(project.root), stack, info.lineage, info.serial)
+    with _TREES_LOCK:
+        if key in _TREES:
+            _TREES.move_to_end(key)
+            return _TREES[key]
+    snapshot = store.snapshot(stack)
+    tree = Tree(snapshot.resources, tree_order(snapshot.resources), snapshot.outputs)
+    if snapshot.serial == info.serial:
+        with _TREES_LOCK:
+            _TREES[key] = tree
+            while len(_TREES) > KEPT_TREES:
+                _TREES.popitem(last=False)
+    return tree
 
 
 def _project_summaries(site: Site, project: Project) -> list[StackSummary]:
@@ -348,11 +383,6 @@ def _project_summaries(site: Site, project: Project) -> list[StackSummary]:
 def shown(value: Any) -> Any:
     """A recorded value as people may see it: JSON, secrets masked, unknowns marked."""
     return to_json(masked(value))
-
-
-def _masked_row(row: TreeRow) -> TreeRow:
-    return TreeRow(row.urn, row.name, row.type, row.depth, row.component, row.id, shown(row.inputs),
-                   shown(row.outputs), row.protect, row.children)
 
 
 @dataclass
@@ -375,35 +405,34 @@ def nest(rows: Iterable[TreeRow]) -> list[TreeNode]:
     return roots
 
 
-def tree_rows(resources: Mapping[str, ResourceState]) -> list[TreeRow]:
-    """Resources under their parents, depth first; a parent the state does not record
-    (a component) gets a row of its own, named from its URN."""
+def tree_order(resources: Mapping[str, ResourceState]) -> list[tuple[str, int, int]]:
+    """(urn, depth, number of children) of every resource under its parent, depth first;
+    a parent the state does not record (a component) gets an entry of its own."""
+    children: dict[str | None, list[str]] = defaultdict(list)
+    parent_of: dict[str, str | None] = {urn: state.parent for urn, state in resources.items()}
+    for component in {p for p in parent_of.values() if p is not None and p not in resources}:
+        parent_of[component] = None
+    for urn, above in parent_of.items():
+        children[above].append(urn)
+    order: list[tuple[str, int, int]] = []
+    pending: list[tuple[str, int]] = [(u, 0) for u in sorted(children[None], reverse=True)]
+    while pending:
+        urn, depth = pending.pop()
+        kids = children.get(urn, [])
+        order.append((urn, depth, len(kids)))
+        pending += [(k, depth + 1) for k in sorted(kids, reverse=True)]
+    return order
+
+
+def _row(tree: Tree, entry: tuple[str, int, int]) -> TreeRow:
     from stackwright.model.resource import urn_name, urn_parts
 
-    children: dict[str | None, list[str]] = defaultdict(list)
-    parent_of: dict[str, str | None] = {}
-    for urn, state in resources.items():
-        parent_of[urn] = state.parent
-    for urn in list(parent_of):
-        parent = parent_of[urn]
-        while parent is not None and parent not in parent_of:
-            parent_of[parent] = None
-            parent = None
-    for urn, parent in parent_of.items():
-        children[parent].append(urn)
-    rows: list[TreeRow] = []
-    stack: list[tuple[str, int]] = [(u, 0) for u in sorted(children[None], reverse=True)]
-    while stack:
-        urn, depth = stack.pop()
-        record = resources.get(urn)
-        kids = children.get(urn, [])
-        if record is None:
-            rows.append(TreeRow(urn, urn_name(urn), urn_parts(urn)[2], depth, True, children=len(kids)))
-        else:
-            rows.append(TreeRow(urn, urn_name(urn), record.type, depth, bool(kids), record.id, record.inputs,
-                                record.outputs, record.protect, len(kids)))
-        stack += [(k, depth + 1) for k in sorted(kids, reverse=True)]
-    return rows
+    urn, depth, kids = entry
+    record = tree.resources.get(urn)
+    if record is None:
+        return TreeRow(urn, urn_name(urn), urn_parts(urn)[2], depth, True, children=kids)
+    return TreeRow(urn, urn_name(urn), record.type, depth, kids > 0, record.id, shown(record.inputs),
+                   shown(record.outputs), record.protect, kids)
 
 
 @dataclass(frozen=True)
