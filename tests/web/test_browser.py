@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import PROXY_HEADER, Server
+from web_server import PROXY_HEADER, Server
 from shop import Shop
 
 CHROMIUM = os.environ.get("STACKWRIGHT_CHROMIUM", "/usr/bin/chromium")

@@ -10,7 +10,7 @@ import subprocess
 
 import httpx
 import pytest
-from conftest import PROXY_HEADER, Server
+from web_server import PROXY_HEADER, Server
 from shop import Shop, run
 from support import cli_command, cli_env
 

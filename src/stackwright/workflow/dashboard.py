@@ -13,6 +13,7 @@ One site is one project (``stackwright.yaml``) or every project of a workspace
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import OrderedDict, defaultdict
@@ -64,6 +65,9 @@ class Site:
     root: Path
     projects: tuple[Project, ...]
     workspace: Workspace | None = None
+    depends: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """``project/stack`` -> the stacks it depends on, from the workspace file as
+    `serve` read it at start."""
 
     def project(self, name: str) -> Project:
         for project in self.projects:
@@ -79,7 +83,7 @@ def open_site(folder: Path) -> Site:
     here = folder.resolve()
     if (here / WORKSPACE_FILE).is_file() and not (here / PROJECT_FILE).is_file():
         workspace = load_workspace(here / WORKSPACE_FILE)
-        return Site(here, tuple(e.project for e in workspace.projects), workspace)
+        return Site(here, tuple(e.project for e in workspace.projects), workspace, _dependencies(workspace))
     project = find_project(here)
     return Site(project.root, (project,))
 
@@ -144,29 +148,30 @@ class StackSummary:
 STATUSES = ("applied", "changed", "failed", "waiting", "new")
 
 
-def stack_summaries(site: Site) -> list[StackSummary]:
-    """Every stack of the site, in the order projects and stacks are listed."""
-    depends = _dependencies(site)
+def stack_summaries(site: Site, only: str | None = None) -> list[StackSummary]:
+    """Every stack of the site (or the stack ``project/stack`` named ``only``), in the
+    order projects and stacks are listed."""
     out: list[StackSummary] = []
     for project in site.projects:
+        if only is not None and not only.startswith(f"{project.name}/"):
+            continue
         with reading(project) as store:
-            infos = store.list_stacks()
-            events = _by_stack(store.events(kinds=(*APPLY_KINDS, *REVIEW_KINDS, "refresh")))
+            infos = [i for i in store.list_stacks() if only is None or only == f"{project.name}/{i.name}"]
+            events = _by_stack(store.events(only.rpartition("/")[2] if only else None,
+                                            kinds=(*APPLY_KINDS, *REVIEW_KINDS, "refresh")))
         digest = program_digest(project) if infos else ""
         for info in infos:
             mine = events.get(info.name, [])
             waiting = sum(1 for p in _pending(project, info, mine) if p.waiting)
             out.append(_summary(project, info, mine, waiting, digest,
-                                depends.get(f"{project.name}/{info.name}", ())))
+                                site.depends.get(f"{project.name}/{info.name}", ())))
     return out
 
 
-def _dependencies(site: Site) -> dict[str, tuple[str, ...]]:
-    if site.workspace is None:
-        return {}
+def _dependencies(workspace: Workspace) -> dict[str, tuple[str, ...]]:
     from stackwright.workflow.workspace import stack_graph
 
-    graph = stack_graph(site.workspace)
+    graph = stack_graph(workspace)
     return {ref: tuple(deps) for ref, deps in graph.deps.items()}
 
 
@@ -183,12 +188,46 @@ def _summary(project: Project, info: StackInfo, events: list[Event], waiting: in
     last = applied[-1] if applied else None
     last_apply = None if last is None else LastApply(
         last.kind, last.who, last.at, str(last.data.get("result", "")), last.data.get("checkpoint"))
-    status = _status(project, info.name, applied, waiting, digest)
-    return StackSummary(project.name, info.name, environment_name(project, info.name), info.resource_count,
+    facts = stack_file_facts(project, info.name)
+    status = _status(facts, applied, waiting, digest)
+    return StackSummary(project.name, info.name, facts.environment, info.resource_count,
                         last_apply, waiting, _drift(events), status, depends_on)
 
 
-def _status(project: Project, stack: str, applied: list[Event], waiting: int, digest: str) -> str:
+@dataclass(frozen=True)
+class StackFileFacts:
+    """What the stacks page needs of a stack file: its environment and its digest."""
+
+    environment: str
+    digest: str
+
+
+_FACTS: dict[Path, tuple[tuple[int, int], StackFileFacts]] = {}
+_FACTS_LOCK = threading.Lock()
+
+
+def stack_file_facts(project: Project, stack: str) -> StackFileFacts:
+    """The stack's environment and config digest (as ``config_digest``), read again only
+    when the file changed: a thousand stacks must not mean a thousand YAML parses per page."""
+    path = project.stack_file(stack)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return StackFileFacts(environment_name(project, stack), config_digest(project, stack))
+    key = (stat.st_mtime_ns, stat.st_size)
+    with _FACTS_LOCK:
+        cached = _FACTS.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    raw = path.read_bytes()
+    environment = environment_name(project, stack) if b"environment" in raw else stack
+    facts = StackFileFacts(environment, hashlib.sha256(raw).hexdigest())
+    with _FACTS_LOCK:
+        _FACTS[path] = (key, facts)
+    return facts
+
+
+def _status(facts: StackFileFacts, applied: list[Event], waiting: int, digest: str) -> str:
     if applied and applied[-1].data.get("result") != "succeeded":
         return "failed"
     if waiting:
@@ -197,7 +236,7 @@ def _status(project: Project, stack: str, applied: list[Event], waiting: int, di
     if not whole:
         return "new"
     last = whole[-1].data
-    if last.get("program_digest") != digest or last.get("config_digest") != config_digest(project, stack):
+    if last.get("program_digest") != digest or last.get("config_digest") != facts.digest:
         return "changed"
     return "applied"
 
@@ -324,7 +363,7 @@ class StackPage:
 def stack_page(site: Site, project_name: str, stack: str, page: int = 1, history_page: int = 1) -> StackPage:
     """One stack: a page of its resource tree and a page of its checkpoints."""
     project = site.project(project_name)
-    summary = next((s for s in _project_summaries(site, project) if s.stack == stack), None)
+    summary = next(iter(stack_summaries(site, f"{project.name}/{stack}")), None)
     if summary is None:
         raise StateError(f"no stack {project_name}/{stack}", hint="the stacks page lists them")
     with reading(project) as store:
@@ -374,10 +413,6 @@ def _tree(project: Project, store: StateStore, stack: str) -> Tree:
             while len(_TREES) > KEPT_TREES:
                 _TREES.popitem(last=False)
     return tree
-
-
-def _project_summaries(site: Site, project: Project) -> list[StackSummary]:
-    return stack_summaries(Site(site.root, (project,), site.workspace))
 
 
 def shown(value: Any) -> Any:
