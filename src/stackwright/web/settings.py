@@ -98,6 +98,8 @@ def check_safe(settings: WebSettings) -> None:
         except ValueError:
             raise UnsafeServe(f"trusted proxy {proxy!r} is not an IP address or network",
                               hint="e.g. --trusted-proxy 10.0.0.5 or --trusted-proxy 10.0.0.0/24") from None
+    if settings.dev_user is not None and not settings.dev_user.strip():
+        raise UnsafeServe("--dev-user needs a name to act as", hint='e.g. --dev-user "$(git config user.email)"')
     if loopback(settings.host):
         return
     if settings.identity_header is None:
