@@ -21,10 +21,8 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +30,10 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests"), str(HERE.parent / "tests" / "web")]
 
+from web_server import Server  # noqa: E402
 from workspace_bench import cli, trivial_workspace  # noqa: E402
 
 CLI = [sys.executable, "-m", "stackwright.cli.main"]
@@ -88,26 +88,6 @@ def _resource(n: int, size: int) -> object:
                          outputs={"value": f"value-{n}"}, parent=component)
 
 
-class Serving:
-    """`stackwright serve --port 0` in ``folder``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.proc = subprocess.Popen([*CLI, "serve", "--port", "0"], cwd=folder, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True,
-                                     env={**os.environ, "STACKWRIGHT_USER": "bench"})
-        assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()
-        found = re.search(r"on (http://\S+)/", line)
-        if found is None:
-            self.stop()
-            raise SystemExit(f"serve did not start: {line}")
-        self.url = found.group(1)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-
-
 def timing(response: httpx.Response) -> dict[str, float]:
     """The app's ``Server-Timing`` entries (``app``: wall, ``cpu``: process CPU), in ms."""
     entries = (part.strip().split(";dur=") for part in response.headers["server-timing"].split(","))
@@ -134,18 +114,24 @@ def timed(url: str) -> dict[str, object]:
             "wall_ms_median": round(statistics.median(wall), 1), "bytes": len(response.content)}
 
 
+def served(folder: Path, page: str) -> dict[str, object]:
+    """The page's figures, and its JSON twin's under "api", from `stackwright serve` in ``folder``."""
+    server = Server(folder)
+    try:
+        result = timed(f"{server.url}{page}")
+        result["api"] = timed(f"{server.url}/api{'/stacks' if page == '/' else page}")
+    finally:
+        server.stop()
+    return result
+
+
 def bench_stack() -> dict[str, object]:
     root = Path(tempfile.mkdtemp(prefix="sw-web-bench-"))
     try:
         started = time.perf_counter()
         project = big_stack(root)
         setup = time.perf_counter() - started
-        serving = Serving(project)
-        try:
-            result = timed(f"{serving.url}/stacks/bench/dev")
-            result["api"] = timed(f"{serving.url}/api/stacks/bench/dev")
-        finally:
-            serving.stop()
+        result = served(project, "/stacks/bench/dev")
         return {"resources": RESOURCES, "checkpoints": CHECKPOINTS, "setup_s": round(setup, 1),
                 **result, "target_ms": STACK_TARGET_MS}
     finally:
@@ -157,12 +143,7 @@ def bench_stacks(count: int = 1000) -> dict[str, object]:
     try:
         workspace = trivial_workspace(root / "ws", count)
         setup, _ = cli(workspace, "run", "up", "--all", "--yes")
-        serving = Serving(workspace)
-        try:
-            result = timed(f"{serving.url}/")
-            result["api"] = timed(f"{serving.url}/api/stacks")
-        finally:
-            serving.stop()
+        result = served(workspace, "/")
         return {"stacks": count, "setup_run_up_all_s": round(setup, 1), **result, "target_ms": STACKS_TARGET_MS}
     finally:
         shutil.rmtree(root, ignore_errors=True)
