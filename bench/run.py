@@ -9,6 +9,8 @@
    stacks where one tenant stack's config changed (whole command, median of 3)
 5. (helm_bench.py) Helm: cold render of 200 releases, no-op preview of them, apply of a
    500-object chart, `stackwright --help`
+6. (web_bench.py) the web view: the stack page of a 10,000-resource stack with 1,000
+   checkpoints, the stacks page of a 1,000-stack workspace (server time)
 """
 
 from __future__ import annotations
@@ -189,6 +191,9 @@ def main() -> None:
         workspace = HERE / "workspace_bench.py"
         if (not only or "workspace" in only) and workspace.exists():
             subprocess.run([sys.executable, str(workspace)], check=True)
+        web = HERE / "web_bench.py"
+        if (not only or "web" in only) and web.exists():
+            subprocess.run([sys.executable, str(web)], check=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(results, indent=2))
