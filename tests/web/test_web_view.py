@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -181,10 +182,31 @@ def test_openapi_spec_holds_against_the_running_server(server: Server) -> None:
     """schemathesis (its command, as CI would run it) generates requests from the spec
     and checks every response against it: status codes, content types, schemas, no 500."""
     import sys
-    from pathlib import Path
 
     done = subprocess.run([str(Path(sys.executable).with_name("schemathesis")), "run", f"{server.url}/openapi.json",
                            "--checks", "all", "--max-examples", "20", "--generation-deterministic"],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert re.search(r"Tested: (\d+)", done.stdout) and "Tested: 0" not in done.stdout, done.stdout[-2000:]
+
+
+def test_metrics_count_the_retries_of_a_throttled_apply(tmp_path: Path) -> None:
+    """Throttling retried by the engine is recorded with the apply, and /metrics shows it."""
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stackwright.yaml").write_text("name: throttled\nmain: __main__.py\n")
+    (tmp_path / "__main__.py").write_text(
+        "from stackwright.providers import synthetic\n"
+        "for n in range(10):\n    synthetic.Thing(f'thing-{n}', size=n)\n")
+    (tmp_path / "stacks" / "dev.yaml").write_text("config:\n  synthetic: {throttle_rate: 0.3, seed: 7}\n")
+    run(tmp_path, "stack", "init", "dev")
+    run(tmp_path, "up", "--yes")
+    server = Server(tmp_path)
+    try:
+        text = httpx.get(f"{server.url}/metrics").text
+    finally:
+        server.stop()
+    labels = 'environment="dev",project="throttled",stack="dev"'
+    retries = re.search(rf"stackwright_retries_total\{{{labels}\}} (\d+)", text)
+    assert retries and int(retries.group(1)) > 0, text
+    assert ('stackwright_steps_total{environment="dev",outcome="succeeded",project="throttled",stack="dev"} 10.0'
+            in text)
