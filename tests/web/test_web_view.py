@@ -178,14 +178,14 @@ def test_development_mode_is_labelled_on_every_page(shop: Shop) -> None:
         server.stop()
 
 
-def test_openapi_spec_holds_against_the_running_server(server: Server) -> None:
+def test_openapi_spec_holds_against_the_running_server(server: Server, tmp_path: Path) -> None:
     """schemathesis (its command, as CI would run it) generates requests from the spec
     and checks every response against it: status codes, content types, schemas, no 500."""
     import sys
 
     done = subprocess.run([str(Path(sys.executable).with_name("schemathesis")), "run", f"{server.url}/openapi.json",
                            "--checks", "all", "--max-examples", "20", "--generation-deterministic"],
-                          capture_output=True, text=True, timeout=600)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert re.search(r"Tested: (\d+)", done.stdout) and "Tested: 0" not in done.stdout, done.stdout[-2000:]
 
