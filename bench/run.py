@@ -11,6 +11,8 @@
 5. (helm_bench.py) Helm: cold render of 200 releases, no-op preview of them, apply of a
    500-object chart, `stackwright --help`
 6. (gitops_bench.py) `gitops render` of 1,000 tenants, cold and warm
+7. (web_bench.py) the web view: the stack page of a 10,000-resource stack with 1,000
+   checkpoints, the stacks page of a 1,000-stack workspace (server time)
 """
 
 from __future__ import annotations
@@ -231,6 +233,9 @@ def main() -> None:
         gitops = HERE / "gitops_bench.py"
         if (not only or "gitops" in only) and gitops.exists():
             subprocess.run([sys.executable, str(gitops)], check=True)
+        web = HERE / "web_bench.py"
+        if (not only or "web" in only) and web.exists():
+            subprocess.run([sys.executable, str(web)], check=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(results, indent=2))

@@ -12,7 +12,7 @@ from typing import Any
 from stackwright.engine.apply import (
     Applier, ApplyOptions, ApplyResult, Failure, PropertyLookup, failure_message,
 )
-from stackwright.engine.events import EventSink
+from stackwright.engine.events import EventSink, MaskingSink
 from stackwright.engine.recovery import RecoveryReport, recover
 from stackwright.engine.refresh import RefreshResult, read_all, record_drift, refreshed_snapshot
 from stackwright.errors import ApplyFailed, PlanError
@@ -225,7 +225,9 @@ def _locked_update(
             # Audited too: the staging gate needs to know this program is in place.
             _record_apply(session, kind, outcome, "succeeded", audit)
             return outcome
-        outcome.result = _apply(session, plan, desired, writer, options, sink)
+        tally = RetryTally(sink)
+        outcome.result = _apply(session, plan, desired, writer, options, tally)
+        audit["retries"] = tally.retries
         outputs = _final_outputs(desired, outcome.result, snapshot.resources, writer)
         status = "succeeded" if outcome.result.ok else (
             "interrupted" if outcome.result.interrupted else "failed")
@@ -304,10 +306,32 @@ def _record_apply(session: StackSession, kind: str, outcome: UpdateOutcome, stat
     data: dict[str, Any] = {
         "result": status, "checkpoint": outcome.checkpoint.number if outcome.checkpoint else None,
         "counts": outcome.plan.counts(), "program_digest": outcome.plan.program_digest,
-        "config_digest": outcome.plan.config_digest,
+        "config_digest": outcome.plan.config_digest, "duration": round(outcome.duration, 3),
+        "steps": step_outcomes(outcome.result),
         **(extra or {}),
     }
     session.store.record_event(session.stack, kind, session.who, data)
+
+
+def step_outcomes(result: ApplyResult | None) -> dict[str, int]:
+    """How many steps succeeded, failed, were skipped or never started (for metrics)."""
+    if result is None:
+        return {}
+    return {"succeeded": sum(result.done.values()), "failed": len(result.failures),
+            "skipped": len(result.skipped), "not started": len(result.not_started)}
+
+
+class RetryTally(MaskingSink):
+    """Relays every event (a masking sink with nothing to mask) and counts the retries,
+    which the apply's audit event records."""
+
+    def __init__(self, inner: EventSink) -> None:
+        super().__init__(inner, set())
+        self.retries = 0
+
+    def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:
+        self.retries += 1
+        super().step_retrying(urn, action, attempt, delay, error)
 
 
 def destroy(session: StackSession, *, options: ApplyOptions, sink: EventSink,

@@ -36,7 +36,7 @@ AUDITED = (PLAN, APPROVE, REJECT, APPLY, "up", "destroy", "rollback", "import", 
 """Event kinds `audit` lists: saved plans and their reviews, every apply and state edit."""
 SHORT = 12
 """Hex digits of a plan hash shown to people: enough to tell plans apart."""
-SIGNED, CLAIMED, GITHUB = "signed", "claimed", "github"
+SIGNED, CLAIMED, GITHUB, WEB = "signed", "claimed", "github", "web"
 """How an approval proves who made it (``proof`` in its event)."""
 
 
@@ -99,19 +99,25 @@ def status(session: StackSession, plan_hash: str) -> ApprovalStatus:
     """The plan's approvals and rejections as the environment's rules count them now."""
     env = environment_for(session.project, session.stack)
     made = plan_event(session.store, session.stack, plan_hash)
-    author, author_key = made.who, verified_key(session.project, made, plan_hash)
     reviews = [e for e in session.store.events(session.stack, kinds=(APPROVE, REJECT))
                if e.data.get("plan_hash") == plan_hash]
+    return judge(session.project, env, made, reviews, plan_hash)
+
+
+def judge(project: Project, env: Environment, made: Event, reviews: list[Event], plan_hash: str) -> ApprovalStatus:
+    """Count the approvals and rejections ``reviews`` (of this plan, oldest first) of the
+    plan whose ``plan`` event is ``made``, under ``env``'s rules."""
+    author, author_key = made.who, verified_key(project, made, plan_hash)
     approvals = [e for e in reviews if e.kind == APPROVE]
     last_approval = approvals[-1].id if approvals else 0
     rejection = next((e for e in reversed(reviews) if e.kind == REJECT and e.id > last_approval), None)
     counted: list[str] = []
     uncounted: list[tuple[str, str]] = []
     for event in approvals:
-        why = proof_problem(session.project, env, event, plan_hash)
-        if why is None and not _eligible(session.project, env, event.who, author):
+        why = proof_problem(project, env, event, plan_hash)
+        if why is None and not _eligible(project, env, event.who, author):
             why = "the plan's author" if event.who == author else "not an approver"
-        if why is None and _same_key(env, author_key, verified_key(session.project, event, plan_hash)):
+        if why is None and _same_key(env, author_key, verified_key(project, event, plan_hash)):
             why = "signed with the key that signed the plan"
         if why is None:
             counted.append(event.who)
@@ -156,10 +162,13 @@ def _eligible(project: Project, env: Environment, who: str, author: str) -> bool
 
 def proof_problem(project: Project, env: Environment, event: Event, plan_hash: str) -> str | None:
     """Why this approval's proof of identity does not count here, or None. Outside
-    protected environments a claimed identity is enough."""
+    protected environments a claimed identity is enough; an approval made in the web
+    view counts only where the environment trusts the web's identity source."""
+    proof = event.data.get("proof", CLAIMED)
+    if proof == WEB:
+        return _web_problem(env, event)
     if not env.protected:
         return None
-    proof = event.data.get("proof", CLAIMED)
     if proof == SIGNED:
         try:
             signing.verify(str(event.data.get("signature", "")), plan_hash.encode(), event.who,
@@ -172,6 +181,15 @@ def proof_problem(project: Project, env: Environment, event: Event, plan_hash: s
             return "a GitHub comment, and this environment counts signed approvals only"
         return None if github_listed(project, event.who) else f"{SIGNERS} does not list {event.who}"
     return "unsigned (an identity claimed with --as)"
+
+
+def _web_problem(env: Environment, event: Event) -> str | None:
+    if not env.web_approvals:
+        return (f"made in the web view, and environment {env.name!r} does not count web approvals "
+                "(`web_approvals: true` is not set)")
+    if event.data.get("auth") != "proxy" and env.protected:
+        return "made in the web view's local development mode, where nobody is authenticated"
+    return None
 
 
 SIGNERS = signing.SIGNERS_FILE
@@ -210,13 +228,15 @@ def github_commenter(event_path: Path) -> tuple[str, str]:
 
 
 def approve(session: StackSession, plan_hash: str, comment: str = "", *, key: str | None = None,
-            github_event: Path | None = None) -> ApprovalStatus:
+            github_event: Path | None = None, web: str | None = None) -> ApprovalStatus:
     """Record an approval, refusing the author (unless the environment allows
     self-approval), anyone the environment does not list as an approver, and, in a
     protected environment, an approval without a proof that would count.
 
     The approver is ``session.who`` signing with ``key`` (or the configured key), or,
-    with ``github_event``, the commenter GitHub names in that payload."""
+    with ``github_event``, the commenter GitHub names in that payload; with ``web``
+    (``proxy`` or ``dev``: how the web view knew who it is), ``session.who`` as the web
+    view authenticated it."""
     current = status(session, plan_hash)
     env, who = current.environment, session.who
     proof: dict[str, Any] = {"proof": CLAIMED}
@@ -234,7 +254,9 @@ def approve(session: StackSession, plan_hash: str, comment: str = "", *, key: st
             f"{who} is not an approver of environment {env.name!r}",
             hint=f"approvers: {', '.join(env.approvers)} (set in stackwright.yaml)",
         )
-    if github_event is None:
+    if web is not None:
+        proof = {"proof": WEB, "source": WEB, "auth": web}
+    elif github_event is None:
         proof = _signature(session, env, who, plan_hash, key)
     event = Event(0, session.stack, APPROVE, who, 0.0, proof)
     why = proof_problem(session.project, env, event, plan_hash)
@@ -266,7 +288,7 @@ def _signature(session: StackSession, env: Environment, who: str, plan_hash: str
             "key": signing.fingerprint(signer.blob)}
 
 
-def reject(session: StackSession, plan_hash: str, comment: str = "") -> ApprovalStatus:
+def reject(session: StackSession, plan_hash: str, comment: str = "", *, web: str | None = None) -> ApprovalStatus:
     """Record a rejection: the plan may not be applied until approved again. Its author
     may withdraw it; otherwise only those who may approve may reject."""
     current = status(session, plan_hash)
@@ -276,7 +298,8 @@ def reject(session: StackSession, plan_hash: str, comment: str = "") -> Approval
             f"{who} is not an approver of environment {env.name!r} and may not reject its plans",
             hint=f"approvers: {', '.join(env.approvers)} (set in stackwright.yaml)",
         )
-    _record(session, REJECT, plan_hash, current.author, comment)
+    _record(session, REJECT, plan_hash, current.author, comment,
+            extra={"source": WEB, "auth": web} if web is not None else None)
     return status(session, plan_hash)
 
 

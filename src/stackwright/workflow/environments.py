@@ -46,6 +46,9 @@ class Environment(BaseModel):
     github_approvals: bool = False
     """In a protected environment, also count ``/approve`` comments that the GitHub
     Actions workflow recorded (see docs/trust.md for what that trusts)."""
+    web_approvals: bool = False
+    """Count approvals made in the web view (`stackwright serve`) by the identity its
+    trusted reverse proxy names (see docs/web.md and docs/trust.md)."""
     gate: str | None = None
     """Another environment whose latest successful apply must have used the same program."""
     policies: dict[str, Enforcement] = Field(default_factory=dict)

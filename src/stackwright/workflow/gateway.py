@@ -328,4 +328,6 @@ def _record(session: StackSession, request: ChangeRequest, result: ChangeResult)
         data["urn"] = request.urn
     if result.imported is not None:
         data["urn"] = result.imported.urn
+    if result.refreshed is not None:
+        data["drifted"] = sum(1 for d in result.refreshed.result.drift if d.kind != "outputs")
     session.store.record_event(session.stack, request.kind, session.who, data)

@@ -252,7 +252,9 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
     """Plan, check policies, write the file, record a ``plan`` audit event."""
     require_no_pending(session)
     check_gate(session, program_digest(session.project))
+    started = time.monotonic()
     plan = _relative_decls(preview(session), session)
+    preview_seconds = round(time.monotonic() - started, 3)
     violations = policies.evaluate(plan, session.project, environment_for(session.project, session.stack),
                                    allow_destroy=allow_destroy)
     _refuse_blocking(violations, "plan not written")
@@ -264,6 +266,7 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
         "config_digest": plan.config_digest,
         "base_serial": plan.base_serial, "counts": plan.counts(), "path": str(path),
         "environment": document["environment"], "advisories": len(violations),
+        "preview_seconds": preview_seconds,
         **approvals.author_signature(session, document[HASH_KEY], key),
     })
     return Written(plan, SavedPlan(document, path), violations)

@@ -1,0 +1,1 @@
+"""The web view (`stackwright serve`): a thin layer over workflow.dashboard."""
