@@ -1,4 +1,4 @@
-"""Pure encoding helpers shared by the state backends (SQLite, PostgreSQL).
+"""Pure encoding helpers shared by the state backends (SQLite, PostgreSQL, S3).
 
 Every backend stores values in the same text form (``marker_json``/``from_json``
 markers for unknowns, ``{"$encrypted": token}`` for secrets) and checkpoint snapshots
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Protocol
 
-from stackwright.errors import LockHeldError, StackwrightError, StateError
+from stackwright.errors import LockHeldError, ReadOnlyStateError, StackwrightError, StateError
 from stackwright.model.values import UNKNOWN, Secret, from_json, marker_json, to_json
 from stackwright.state.records import (
     Change, Checkpoint, CheckpointDetail, LockInfo, PendingOperation, ResourceState,
@@ -159,6 +159,13 @@ def lock_held(stack: str, lock: LockInfo) -> LockHeldError:
     )
 
 
+def read_only_error(what: str) -> ReadOnlyStateError:
+    return ReadOnlyStateError(
+        f"cannot {what}: the state store is open read-only "
+        "(STACKWRIGHT_STATE_READ_ONLY=1 or `state: read_only: true`)",
+        hint="reads and previews work; run changes where the state is writable")
+
+
 def resource_params(stack: str, r: ResourceState, values: ValueCodec) -> tuple[Any, ...]:
     return (
         stack, r.urn, r.type, r.id, values.dumps(r.inputs), values.dumps(r.outputs), r.parent,
@@ -246,14 +253,24 @@ def checkpoint_detail(row: Sequence[Any], values: ValueCodec) -> CheckpointDetai
     """Decode ``checkpoint columns..., changes, snapshot`` (the snapshot compressed)."""
     try:
         text = zlib.decompress(bytes(row[10])).decode()
-        snap = json.loads(text)
-        snap = values.decode(snap) if '"$' in text else snap
-        changes = [change_from(c) for c in loads(row[9])]
+    except (zlib.error, TypeError, ValueError):
+        raise Corrupt(f"checkpoint {row[0]} does not decode") from None
+    return checkpoint_detail_text(row[:9], row[9], text, values)
+
+
+def checkpoint_detail_text(header: Sequence[Any], changes_text: str, snapshot_text: str,
+                           values: ValueCodec) -> CheckpointDetail:
+    """Decode a checkpoint from its columns, its changes and its snapshot as JSON text."""
+    try:
+        snap = json.loads(snapshot_text)
+        snap = values.decode(snap) if '"$' in snapshot_text else snap
+        changes = [change_from(c) for c in loads(changes_text)]
         resources = [resource_from(r) for r in snap["resources"]]
         outputs = snap["outputs"]
-    except (zlib.error, TypeError, ValueError, KeyError):
-        raise Corrupt(f"checkpoint {row[0]} does not decode") from None
-    return CheckpointDetail(checkpoint_row(row[:9]), changes, resources, outputs)
+        checkpoint = checkpoint_row(header)
+    except (TypeError, ValueError, KeyError):
+        raise Corrupt(f"checkpoint {header[0]} does not decode") from None
+    return CheckpointDetail(checkpoint, changes, resources, outputs)
 
 
 def compress_snapshot(rows: list[Any], outputs_text: str) -> bytes:

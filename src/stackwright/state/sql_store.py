@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
     Corrupt, SecretCipher, ValueCodec, change_json, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
-    loads, lock_held, no_stack, pending_row, resource_params, resource_rows,
+    loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows,
 )
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
@@ -77,10 +77,12 @@ class SqlDb:
     version: int = SCHEMA_VERSION
     """The schema version of the store as opened (older until its first write upgrades it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, read_only: bool = False) -> None:
         self.depth = 0
         self.values = ValueCodec()
         self.batched: set[str] | None = None
+        self.read_only = read_only
+        """Opened read-only: every write (and so every lock) is refused."""
 
     def stored_version(self, raw: Any) -> int:
         """The schema version ``meta`` holds; refuses a missing, unreadable or newer one."""
@@ -134,6 +136,8 @@ class SqlDb:
         if self.depth:
             yield self.conn
             return
+        if self.read_only:
+            raise read_only_error(f"write {self.where}")
         with self.guard():
             self.prepare_write()
         with self.guard(), self.transaction():
@@ -240,6 +244,8 @@ class SqlStateStore:
         return [StackInfo(*row) for row in rows]
 
     def create_stack(self, stack: str) -> None:
+        if self._db.read_only:
+            raise read_only_error(f"create stack {stack!r}")
         self._db.materialise()
         with self._db.write() as conn:
             if conn.execute("SELECT 1 FROM stacks WHERE name = ?", (stack,)).fetchone():
@@ -303,6 +309,8 @@ class SqlStateStore:
             info.token = uuid.uuid4().hex
         params = (stack, info.owner, info.pid, info.host, info.acquired_at,
                   info.operation, info.token)
+        if self._db.read_only:
+            raise read_only_error(f"take the lock of stack {stack!r}")
         with self._db.write() as conn:
             self._db.require(stack)
             held = self._lock(stack)
