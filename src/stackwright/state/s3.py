@@ -11,7 +11,8 @@ between backends verbatim.
 Objects under ``s3://bucket/prefix/``::
 
     stacks/<stack>/head.json               the stack's state at serial N (the base)
-    stacks/<stack>/journal/<serial>.json   one object per commit after N: what it changed
+    stacks/<stack>/journal/<lineage>/<serial>.json
+                                           one object per commit after N: what it changed
     stacks/<stack>/checkpoints/<n>.json.z  one checkpoint: header, changes, snapshot
     stacks/<stack>/lock.json               the stack lock, with the holder and a lease
     events/<id>.json                       the audit log, one object per event
@@ -220,7 +221,7 @@ class S3StateStore:
 
     def _client_error(self, exc: Any) -> StateError:
         code = _code(exc)
-        if code == "NoSuchBucket":
+        if code == "NoSuchBucket" or (code == "404" and getattr(exc, "operation_name", "") == "HeadBucket"):
             return StateError(f"the bucket of the S3 state store {self.where.shown} does not exist",
                               hint=f"create it first (with versioning on): aws s3api create-bucket "
                               f"--bucket {self.where.bucket}")
@@ -306,8 +307,10 @@ class S3StateStore:
 
     # --- reading a stack ----------------------------------------------------------------
 
-    def _journal_key(self, stack: str, serial: int) -> str:
-        return self._stack_key(stack, "journal", f"{serial:012d}.json")
+    def _journal_key(self, stack: str, lineage: str, serial: int) -> str:
+        """Under the lineage: a writer of a removed stack never collides with the
+        writers of a new stack of the same name (it finds the removal's tombstone)."""
+        return self._stack_key(stack, "journal", lineage, f"{serial:012d}.json")
 
     def _load(self, stack: str) -> _Stack:
         """The stack's current state: head plus journal. Retried when a compaction
@@ -331,7 +334,8 @@ class S3StateStore:
             state = cached.copy()
         else:
             state = _stack_from_head(self._decode_head(body), etag)
-        keys = self._list(self._stack_key(stack, "journal/"), self._journal_key(stack, state.serial))
+        keys = self._list(self._stack_key(stack, "journal", state.lineage, ""),
+                          self._journal_key(stack, state.lineage, state.serial))
         bodies = self._get_many(keys)
         with gc_paused():
             for key, entry in zip(keys, bodies):
@@ -340,9 +344,7 @@ class S3StateStore:
                 doc = _json(entry[0])
                 if doc.get("removed"):
                     raise no_stack(stack)
-                if doc.get("lineage") != state.lineage:
-                    break  # left by a writer of a removed stack of the same name
-                if int(doc["serial"]) != state.serial + 1 or key != self._journal_key(stack, state.serial + 1):
+                if key != self._journal_key(stack, state.lineage, state.serial + 1):
                     return None
                 for op in doc["ops"]:
                     apply_op(state, op)
@@ -375,11 +377,14 @@ class S3StateStore:
             after.updated_at = time.time()
             entry = {"format": SCHEMA_VERSION, "lineage": state.lineage, "serial": after.serial,
                      "at": after.updated_at, "ops": ops}
-            if self._put(self._journal_key(stack, after.serial), _body(entry), create=True):
+            if self._put(self._journal_key(stack, state.lineage, after.serial), _body(entry), create=True):
                 self._cache[stack] = after
                 return after
             self._cache.pop(stack, None)
-            state = self._load(stack)
+            lineage, state = state.lineage, self._load(stack)
+            if state.lineage != lineage:
+                raise StateError(f"stack {stack!r} was removed and made again while this writer ran",
+                                 hint="run the command again")
         raise StateError(f"stack {stack!r} in {self.where.shown} kept changing under this writer",
                          hint="is another stackwright writing it without the lock? try again")
 
@@ -392,7 +397,7 @@ class S3StateStore:
         etag = self._put(self._stack_key(stack, "head.json"), _body(state.head()), if_match=state.etag)
         if etag is None:
             return
-        folded = [self._journal_key(stack, s) for s in range(state.base + 1, state.serial + 1)]
+        folded = [self._journal_key(stack, state.lineage, s) for s in range(state.base + 1, state.serial + 1)]
         self._cache[stack] = replace(state.copy(), etag=etag, base=state.serial)
         self._delete_keys(folded)
 
@@ -434,8 +439,8 @@ class S3StateStore:
         if etag is None:
             raise StateError(f"stack {stack!r} changed while it was being rewritten", hint="try again")
         self._cache.pop(stack, None)
-        journal = self._list(self._stack_key(stack, "journal/"))
-        self._delete_keys([k for k in journal if k <= self._journal_key(stack, state.serial)])
+        journal = self._list(self._stack_key(stack, "journal", state.lineage, ""))
+        self._delete_keys([k for k in journal if k <= self._journal_key(stack, state.lineage, state.serial)])
 
     def __enter__(self) -> S3StateStore:
         return self
@@ -469,9 +474,10 @@ class S3StateStore:
         self._refuse_write(f"create stack {stack!r}")
         with self._guard():
             head = self._stack_key(stack, "head.json")
-            leftovers = [k for k in self._list(self._stack_key(stack, "")) if k != head]
-            if self._get(head) is None and leftovers:
-                self._delete_keys(leftovers)
+            journals = self._stack_key(stack, "journal/")
+            leftovers = [k for k in self._list(self._stack_key(stack, "")) if k != head and not k.startswith(journals)]
+            if leftovers and self._get(head) is None:
+                self._delete_keys(leftovers)  # of a removal that did not finish
             state = _Stack(str(uuid.uuid4()), 0, time.time(), None, "{}", {}, {})
             etag = self._put(head, _body(state.head()), create=True)
         if etag is None:
@@ -502,10 +508,10 @@ class S3StateStore:
                     hint="run `stackwright destroy` first, or force the removal to forget "
                     "them (the cloud resources are left running)",
                 )
-            tombstone = self._journal_key(stack, state.serial + 1)
-            while not self._put(tombstone, _body({"removed": True, "lineage": state.lineage}), create=True):
+            tombstone = self._journal_key(stack, state.lineage, state.serial + 1)
+            while not self._put(tombstone, _body({"removed": True}), create=True):
                 state = self._load(stack)
-                tombstone = self._journal_key(stack, state.serial + 1)
+                tombstone = self._journal_key(stack, state.lineage, state.serial + 1)
             self._delete(self._stack_key(stack, "head.json"))
             self._cache.pop(stack, None)
             self._delete_keys([k for k in self._list(self._stack_key(stack, "")) if k != tombstone])
