@@ -28,10 +28,10 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from stackwright.errors import LockHeldError, StateError
+from stackwright.errors import LockHeldError, ReadOnlyStateError, StateError
 from stackwright.model.values import UNKNOWN, Secret
 from stackwright.operations.keyring import FernetKey, SecretsError
-from stackwright.state.backends import open_state_store, state_url
+from stackwright.state.backends import open_state_store, state_read_only, state_url
 from stackwright.state.postgres import DEFAULT_SCHEMA, PostgresStateStore
 from stackwright.state.records import Change, LockInfo, PendingOperation, ResourceState
 from stackwright.state.s3 import S3StateStore
@@ -638,3 +638,57 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     with pytest.raises(StateError, match="unsupported state URL"):
         open_state_store("mysql://h/db", tmp_path / "default.db")
     assert os.environ["STACKWRIGHT_STATE_URL"] == "postgresql://h/db"
+
+
+# --- read-only mode -------------------------------------------------------------------
+
+
+def test_a_read_only_store_reads_and_refuses_every_write(backend: Backend) -> None:
+    with backend.open() as s:
+        s.create_stack("dev")
+        w = s.begin("dev", "up", "me")
+        w.record_resource(bucket(1), change(bucket(1)))
+        w.finish("succeeded", {"x": 1})
+        s.record_event("dev", "plan", "me", {"plan_hash": "abc"})
+    before = backend.dump()
+    ro = backend.open(read_only=True)
+    assert list(ro.snapshot("dev").resources) == [bucket(1).urn]
+    assert [c.number for c in ro.history("dev")] == [1]
+    assert ro.checkpoint("dev", 1).resources == [bucket(1)]
+    assert [e.kind for e in ro.events("dev")] == ["plan"]
+    assert ro.read_lock("dev") is None and ro.pending_count("dev") == 0
+    writer = ro.begin("dev", "up", "me")
+    refused: list[Callable[[], object]] = [
+        lambda: ro.acquire_lock("dev", lock()),
+        lambda: ro.break_lock("dev"),
+        lambda: ro.create_stack("prod"),
+        lambda: ro.remove_stack("dev", force=True),
+        lambda: ro.record_event("dev", "approve", "me", {}),
+        lambda: ro.reseal("dev", FernetKey("test", lambda sealing: KEY, "use the test key")),
+        lambda: writer.record_resource(bucket(2), change(bucket(2))),
+        lambda: writer.record_pending(pending(bucket(2), "t")),
+        lambda: writer.finish("failed", None),
+    ]
+    for call in refused:
+        with pytest.raises(ReadOnlyStateError) as err:
+            call()
+        assert "read-only" in err.value.message and "STACKWRIGHT_STATE_READ_ONLY" in err.value.message
+    assert backend.dump() == before
+
+
+def test_the_read_only_switch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("STACKWRIGHT_STATE_READ_ONLY", raising=False)
+    assert not state_read_only({}) and state_read_only({"state": {"read_only": True}})
+    assert state_url({"state": {"read_only": True}}) is None
+    with pytest.raises(StateError, match="true or false"):
+        state_read_only({"state": {"read_only": "yes"}})
+    monkeypatch.setenv("STACKWRIGHT_STATE_READ_ONLY", "1")
+    assert state_read_only({"state": {"read_only": False}})
+    store = open_state_store(None, tmp_path / "state.db")  # the variable alone is enough
+    with pytest.raises(ReadOnlyStateError):
+        store.create_stack("dev")
+    store.close()
+    assert not (tmp_path / "state.db").exists()
+    monkeypatch.setenv("STACKWRIGHT_STATE_READ_ONLY", "maybe")
+    with pytest.raises(StateError, match="neither true nor false"):
+        state_read_only({})
