@@ -95,7 +95,7 @@ def test_approve_and_apply_are_refused(tmp_path: Path) -> None:
     assert proj.tree() == before
     proj.ok("approve", "plan.json", *signed(proj, "bob"))
     approved = proj.tree()
-    refused_in_one_line(proj, "apply", "plan.json", **READ_ONLY)
+    refused_in_one_line(proj, "apply", "plan.json", "--yes", **READ_ONLY)
     assert proj.tree() == approved
 
 
