@@ -53,7 +53,7 @@ from stackwright.state.codec import (
 )
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation,
-    ResourceState, Snapshot, StackInfo,
+    ResourceState, Snapshot, StackInfo, StackRecord,
 )
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ class S3StateStore:
         self.values = ValueCodec()
         self._client = client if client is not None else _client(self.where)
         self._cache: dict[str, _Stack] = {}
-        self._events: dict[int, Event] = {}
+        self._events: dict[int, dict[str, Any]] = {}
         self._leases: dict[tuple[str, str], _Lease] = {}
         self._pool: ThreadPoolExecutor | None = None
         with self._guard():
@@ -425,12 +425,12 @@ class S3StateStore:
             state.outputs = again(state.outputs)
             checkpoints = [(key, self._checkpoint_parts(key)) for key in self._checkpoint_keys(stack)]
             resealed = [(key, (h, c, again(s))) for key, (h, c, s) in checkpoints]
-            events = [(e, new.dumps(e.data)) for e in self._all_events() if e.stack == stack]
+            events = [{**d, "data": again(d["data"])} for d in self._event_docs() if d["stack"] == stack]
             for key, (header, changes, snapshot) in resealed:
                 self._put(key, _checkpoint_body(header, changes, snapshot))
-            for event, data in events:
-                self._put(self._event_key(event.id), _body(_event_doc(event, data)))
-                self._events.pop(event.id, None)
+            for doc in events:
+                self._put(self._event_key(doc["id"]), _body(doc))
+                self._events[doc["id"]] = doc
             self._compact_or_fail(stack, state)
         self.values = new
 
@@ -690,34 +690,77 @@ class S3StateStore:
     def record_event(self, stack: str, kind: str, who: str, data: dict[str, Any]) -> Event:
         self._refuse_write(f"record a {kind!r} event of stack {stack!r}")
         at = time.time()
-        text = self.values.dumps(data)
         with self._guard():
-            for _ in range(_RETRIES):
-                last = max(self._events, default=0)
-                later = self._list(self._key("events/"), self._event_key(last) if last else "")
-                event = Event((_number(later[-1]) if later else last) + 1, stack, kind, who, at, dict(data))
-                if self._put(self._event_key(event.id), _body(_event_doc(event, text)), create=True):
-                    self._events[event.id] = event
-                    return event
+            event_id = self._append_event(stack, kind, who, at, self.values.dumps(data))
+        return Event(event_id, stack, kind, who, at, dict(data))
+
+    def _append_event(self, stack: str, kind: str, who: str, at: float, data_text: str) -> int:
+        """Create the next numbered event object; its id."""
+        for _ in range(_RETRIES):
+            last = max(self._events, default=0)
+            later = self._list(self._key("events/"), self._event_key(last) if last else "")
+            event_id = (_number(later[-1]) if later else last) + 1
+            doc = {"format": SCHEMA_VERSION, "id": event_id, "stack": stack, "kind": kind, "who": who,
+                   "at": at, "data": data_text}
+            if self._put(self._event_key(event_id), _body(doc), create=True):
+                self._events[event_id] = doc
+                return event_id
         raise StateError(f"could not append to the audit log in {self.where.shown}: others kept writing",
                          hint="try again")
 
-    def _all_events(self) -> list[Event]:
-        """Every event; each object is read once per store (events never change)."""
+    def _event_docs(self) -> list[dict[str, Any]]:
+        """Every event as stored, oldest first; each object is read once per store
+        (events never change)."""
         keys = self._list(self._key("events/"))
         missing = [k for k in keys if _number(k) not in self._events]
         for key, got in zip(missing, self._get_many(missing)):
             if got is None:
                 raise Corrupt(f"audit event {key} vanished while read")
             doc = _json(got[0])
-            self._events[int(doc["id"])] = Event(int(doc["id"]), doc["stack"], doc["kind"], doc["who"],
-                                                 float(doc["at"]), self.values.loads(doc["data"]))
+            self._events[int(doc["id"])] = doc
         return [self._events[_number(k)] for k in keys]
 
     def events(self, stack: str | None = None, kinds: tuple[str, ...] = ()) -> list[Event]:
         with self._guard():
-            return [e for e in self._all_events()
-                    if (stack is None or e.stack == stack) and (not kinds or e.kind in kinds)]
+            return [Event(int(d["id"]), d["stack"], d["kind"], d["who"], float(d["at"]), self.values.loads(d["data"]))
+                    for d in self._event_docs()
+                    if (stack is None or d["stack"] == stack) and (not kinds or d["kind"] in kinds)]
+
+    # --- moving stacks between stores -------------------------------------------------------
+
+    def export_stack(self, stack: str) -> StackRecord:
+        with self._guard():
+            state = self._load(stack)
+            keys = self._checkpoint_keys(stack)
+            checkpoints = [list(self._checkpoint_parts(k)) for k in keys]
+            events = [[d["kind"], d["who"], float(d["at"]), d["data"]]
+                      for d in self._event_docs() if d["stack"] == stack]
+        return StackRecord(stack, state.lineage, state.serial, state.created_at, state.updated_at,
+                           state.outputs, [list(r) for r in state.resources.values()],
+                           [list(p) for p in state.pending.values()], checkpoints, events)
+
+    def import_stack(self, record: StackRecord) -> None:
+        """Checkpoints and events first, the head last: until the head exists, the
+        stack does not (an interrupted import leaves leftovers that the next
+        ``create_stack`` or import of that name clears)."""
+        name = record.name
+        self._refuse_write(f"create stack {name!r}")
+        with self._guard():
+            head = self._stack_key(name, "head.json")
+            if self._get(head) is not None:
+                raise StateError(f"stack {name!r} already exists in {self.where.shown}",
+                                 hint="remove it there first, or migrate to another store")
+            self._delete_keys(self._list(self._stack_key(name, "")))
+            for header, changes, snapshot in record.checkpoints:
+                self._put(self._checkpoint_key(name, int(header[0])), _checkpoint_body(header, changes, snapshot))
+            for kind, who, at, data in record.events:
+                self._append_event(name, kind, who, at, data)
+            state = _Stack(record.lineage, record.serial, record.created_at, record.updated_at, record.outputs,
+                           {r[0]: list(r) for r in record.resources}, {p[0]: list(p) for p in record.pending},
+                           [list(c[0]) for c in record.checkpoints])
+            if not self._put(head, _body(state.head()), create=True):
+                raise StateError(f"stack {name!r} was created in {self.where.shown} during the import",
+                                 hint="remove one of them and migrate again")
 
     def close(self) -> None:
         for lease in self._leases.values():
@@ -901,11 +944,6 @@ def _body(doc: dict[str, Any]) -> bytes:
 def _checkpoint_body(header: Row, changes: str, snapshot: str) -> bytes:
     """Three lines of JSON (none holds a raw newline), compressed like SQL snapshots."""
     return zlib.compress(f"{dumps(header)}\n{changes}\n{snapshot}".encode(), 6)
-
-
-def _event_doc(event: Event, data_text: str) -> dict[str, Any]:
-    return {"format": SCHEMA_VERSION, "id": event.id, "stack": event.stack, "kind": event.kind,
-            "who": event.who, "at": event.at, "data": data_text}
 
 
 def _number(key: str) -> int:

@@ -26,7 +26,7 @@ from stackwright.state.codec import (
 )
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
-    Snapshot, StackInfo,
+    Snapshot, StackInfo, StackRecord,
 )
 
 if TYPE_CHECKING:
@@ -398,10 +398,70 @@ class SqlStateStore:
         with self._db.guard():
             return [Event(int(r[0]), r[1], r[2], r[3], float(r[4]), self._db.values.loads(r[5])) for r in rows]
 
+    def export_stack(self, stack: str) -> StackRecord:
+        order = self._db.dialect_order
+        with self._db.read() as conn:
+            row = conn.execute(
+                "SELECT lineage, serial, created_at, updated_at, outputs FROM stacks JOIN outputs"
+                " ON stack = name WHERE name = ?", (stack,)).fetchone()
+            if row is None:
+                raise no_stack(stack)
+            resources = conn.execute(
+                f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ? ORDER BY {order}",
+                (stack,)).fetchall()
+            pending = conn.execute(
+                f"SELECT {PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY {order}", (stack,)).fetchall()
+            checkpoints = conn.execute(
+                f"SELECT {CHECKPOINT_COLUMNS}, changes, snapshot FROM checkpoints WHERE stack = ?"
+                " ORDER BY number", (stack,)).fetchall()
+            events = conn.execute(
+                "SELECT kind, who, at, data FROM events WHERE stack = ? ORDER BY id", (stack,)).fetchall()
+        with self._db.guard():
+            return StackRecord(
+                stack, row[0], int(row[1]), float(row[2]), row[3], row[4],
+                [list(r) for r in resources], [list(p) for p in pending],
+                [[list(c[:9]), c[9], inflate(c[10], c[0])] for c in checkpoints], [list(e) for e in events])
+
+    def import_stack(self, record: StackRecord) -> None:
+        """One transaction: the stack appears whole or not at all."""
+        if self._db.read_only:
+            raise read_only_error(f"create stack {record.name!r}")
+        self._db.materialise()
+        name = record.name
+        with self._db.write() as conn:
+            if conn.execute("SELECT 1 FROM stacks WHERE name = ?", (name,)).fetchone():
+                raise StateError(f"stack {name!r} already exists in {self._db.where}",
+                                 hint="remove it there first, or migrate to another store")
+            conn.execute("INSERT INTO stacks VALUES (?, ?, ?, ?, ?)",
+                         (name, record.lineage, record.serial, record.created_at, record.updated_at))
+            conn.execute("INSERT INTO outputs VALUES (?, ?)", (name, record.outputs))
+            for r in record.resources:
+                conn.execute(f"INSERT INTO resources (stack, {RESOURCE_COLUMNS}) VALUES ({_marks(12)})", (name, *r))
+            for p in record.pending:
+                conn.execute(f"INSERT INTO pending (stack, {PENDING_COLUMNS}) VALUES ({_marks(10)})", (name, *p))
+            for header, changes, snapshot in record.checkpoints:
+                conn.execute(f"INSERT INTO checkpoints VALUES ({_marks(12)})",
+                             (name, *header, changes, zlib.compress(snapshot.encode(), 6)))
+            for kind, who, at, data in record.events:
+                conn.execute("INSERT INTO events (stack, kind, who, at, data) VALUES (?,?,?,?,?)",
+                             (name, kind, who, at, data))
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._db.close()
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def inflate(blob: Any, number: int) -> str:
+    """A checkpoint's snapshot JSON from its compressed column."""
+    try:
+        return zlib.decompress(bytes(blob)).decode()
+    except (zlib.error, UnicodeDecodeError):
+        raise Corrupt(f"checkpoint {number} does not decode") from None
 
 
 class SqlStackWriter:
