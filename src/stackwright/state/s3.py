@@ -772,7 +772,12 @@ class S3StateStore:
 
 
 class S3StackWriter:
-    """``StackWriter``: each method (or each ``batch()``) is one journal object."""
+    """``StackWriter``: each method (or each ``batch()``) is one journal object.
+
+    Commits may run on a worker thread (``slow_commits``) while the engine's thread
+    adds changes (``add_change``): the counts are kept under a lock."""
+
+    slow_commits = True
 
     def __init__(self, store: S3StateStore, stack: str, kind: str, who: str, state: _Stack) -> None:
         self._store = store
@@ -785,12 +790,14 @@ class S3StackWriter:
         self._started_at = time.time()
         self._counts: dict[str, int] = {}
         self._changes: list[Change] = []
+        self._noting = threading.Lock()
         self._finished = False
 
     def _note(self, change: Change | None) -> None:
         if change is not None:
-            self._counts[change.op] = self._counts.get(change.op, 0) + 1
-            self._changes.append(change)
+            with self._noting:
+                self._counts[change.op] = self._counts.get(change.op, 0) + 1
+                self._changes.append(change)
 
     def _check_open(self) -> None:
         if self._finished:

@@ -467,6 +467,8 @@ def inflate(blob: Any, number: int) -> str:
 class SqlStackWriter:
     """``StackWriter``: each method is one committed transaction on the stack."""
 
+    slow_commits = False
+
     def __init__(self, db: SqlDb, stack: str, kind: str, who: str) -> None:
         self._db = db
         self._stack = stack

@@ -21,6 +21,10 @@ from stackwright.state.records import (
 class StackWriter(Protocol):
     """Writes of one operation (`up`, `destroy`...) on one locked stack."""
 
+    slow_commits: bool
+    """A commit waits on the network for milliseconds (S3): the engine then commits
+    from a worker thread so that its event loop is not held up."""
+
     def batch(self) -> AbstractContextManager[None]:
         """Writes made inside the block commit together, once, when it exits (group
         commit). The durability contract then holds when the block exits."""
