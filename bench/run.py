@@ -9,6 +9,8 @@
    stacks where one tenant stack's config changed (whole command, median of 3)
 5. (helm_bench.py) Helm: cold render of 200 releases, no-op preview of them, apply of a
    500-object chart, `stackwright --help`
+6. (state_bench.py) `up` of 2,000 resources with the state in S3 (local emulator) against
+   the same with the state in SQLite
 """
 
 from __future__ import annotations
@@ -186,6 +188,9 @@ def main() -> None:
         helm = HERE / "helm_bench.py"
         if (not only or "helm" in only) and helm.exists():
             subprocess.run([sys.executable, str(helm)], check=True)
+        state = HERE / "state_bench.py"
+        if (not only or "state" in only) and state.exists():
+            subprocess.run([sys.executable, str(state)], check=True)
         workspace = HERE / "workspace_bench.py"
         if (not only or "workspace" in only) and workspace.exists():
             subprocess.run([sys.executable, str(workspace)], check=True)

@@ -41,6 +41,7 @@ def refused_in_one_line(proj: CliProject, *args: str, **env: str) -> str:
     ("refresh", "--yes"),
     ("state", "rm", "--yes", "dev::proj::local:index/File::note"),
     ("stack", "init", "prod"),
+    ("plan", "--out", "plan.json"),
 ])
 def test_every_change_is_refused_and_nothing_is_written(project: Callable[..., CliProject],
                                                         args: tuple[str, ...]) -> None:
