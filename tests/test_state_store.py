@@ -311,6 +311,30 @@ def test_a_wrong_key_or_no_key_reads_and_writes_no_secret(backend: Backend) -> N
     assert backend.dump() == before
 
 
+def test_reseal_moves_every_secret_to_the_new_key(backend: Backend) -> None:
+    new_key = Fernet.generate_key()
+    r = bucket(1, inputs={"pw": Secret("in-a-resource")})
+    with backend.open() as s:
+        s.create_stack("dev")
+        w = s.begin("dev", "up", "me")
+        w.record_resource(r, change(r))
+        w.record_pending(pending(bucket(2, inputs={"pw": Secret("in-a-pending-op")}), "t"))
+        w.finish("failed", {"out": Secret("an-output")})
+        s.record_event("dev", "plan", "me", {"note": Secret("in-an-event")})
+        s.reseal("dev", FernetKey("new", lambda sealing: new_key, "use the new key"))
+    with backend.open(new_key) as s:
+        snap = s.snapshot("dev")
+        assert snap.resources[r.urn].inputs["pw"] == Secret("in-a-resource")
+        assert snap.pending[0].inputs["pw"] == Secret("in-a-pending-op")
+        assert snap.outputs == {"out": Secret("an-output")}
+        assert s.checkpoint("dev", 1).resources == [r]
+        assert s.events("dev")[0].data["note"] == Secret("in-an-event")
+    with backend.open() as s, pytest.raises(SecretsError, match="cannot decrypt"):
+        s.snapshot("dev")
+    dump = backend.dump()
+    assert not any(p in dump for p in ("in-a-resource", "in-a-pending-op", "an-output", "in-an-event"))
+
+
 def test_pending_inputs_keep_secret_and_unknown_markers(store: Any) -> None:
     op = PendingOperation(
         "t1", "urn:x", "T", "update", {"pw": Secret("s"), "arn": UNKNOWN},

@@ -181,12 +181,12 @@ def _rename(state: _Stack, old: str, new: str) -> None:
 class S3StateStore:
     """``StateStore`` over objects in an S3 bucket (``s3://bucket/prefix``)."""
 
-    def __init__(self, url: str, read_only: bool = False, client: Any = None) -> None:
+    def __init__(self, url: str, read_only: bool = False) -> None:
         self.url = url
         self.where = parse_s3_url(url)
         self.read_only = read_only
         self.values = ValueCodec()
-        self._client = client if client is not None else _client(self.where)
+        self._client = _client(self.where)
         self._cache: dict[str, _Stack] = {}
         self._events: dict[int, dict[str, Any]] = {}
         self._leases: dict[tuple[str, str], _Lease] = {}
