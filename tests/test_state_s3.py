@@ -198,7 +198,7 @@ def test_a_lock_whose_lease_ran_out_is_taken_over_by_exactly_one(s3_state_url: s
 
 
 def test_a_live_lease_is_respected_and_the_holder_renews_it(s3_state_url: str) -> None:
-    url = s3_state_url + "&lease=0.6"
+    url = s3_state_url + "&lease=4.5"  # renewed every 1.5 s
     where = parse_s3_url(url)
     key = f"{where.prefix}stacks/dev/lock.json"
     with S3StateStore(url) as holder, S3StateStore(url) as other:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import json
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -215,6 +216,33 @@ def pending_row(row: Sequence[Any], values: ValueCodec) -> PendingOperation:
 def checkpoint_row(row: Sequence[Any]) -> Checkpoint:
     number, kind, who, started, finished, result, counts, message, serial = row
     return Checkpoint(number, kind, who, started, finished, result, loads(counts), message, serial)
+
+
+class Operation:
+    """One writer's operation (`up`, `destroy`...): who, since when, what it changed
+    (counts by kind, changes in order) and whether it finished. Changes may be noted
+    from a commit thread and the engine's thread at once."""
+
+    def __init__(self, stack: str, kind: str, who: str) -> None:
+        self.stack, self.kind, self.who = stack, kind, who
+        self.started_at = time.time()
+        self.counts: dict[str, int] = {}
+        self.changes: list[Change] = []
+        self.finished = False
+        self._lock = threading.Lock()
+
+    def check_open(self) -> None:
+        if self.finished:
+            raise StateError(f"the {self.kind} on stack {self.stack!r} already finished")
+
+    def note(self, change: Change | None) -> None:
+        if change is not None:
+            with self._lock:
+                self.counts[change.op] = self.counts.get(change.op, 0) + 1
+                self.changes.append(change)
+
+    def changes_json(self) -> str:
+        return dumps([change_json(c) for c in self.changes])
 
 
 def change_json(change: Change) -> dict[str, Any]:

@@ -47,7 +47,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
-    Corrupt, SecretCipher, ValueCodec, change_json, checkpoint_detail_text, checkpoint_row, dumps,
+    Corrupt, Operation, SecretCipher, ValueCodec, checkpoint_detail_text, checkpoint_row, dumps,
     gc_paused, loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows,
     snapshot_json,
 )
@@ -775,33 +775,17 @@ class S3StackWriter:
     """``StackWriter``: each method (or each ``batch()``) is one journal object.
 
     Commits may run on a worker thread (``slow_commits``) while the engine's thread
-    adds changes (``add_change``): the counts are kept under a lock."""
+    adds changes (``add_change``): ``Operation`` takes both."""
 
     slow_commits = True
 
     def __init__(self, store: S3StateStore, stack: str, kind: str, who: str, state: _Stack) -> None:
         self._store = store
         self._stack = stack
-        self._kind = kind
-        self._who = who
         self._state = state
         self._work: _Stack | None = None
         self._ops: list[Any] | None = None
-        self._started_at = time.time()
-        self._counts: dict[str, int] = {}
-        self._changes: list[Change] = []
-        self._noting = threading.Lock()
-        self._finished = False
-
-    def _note(self, change: Change | None) -> None:
-        if change is not None:
-            with self._noting:
-                self._counts[change.op] = self._counts.get(change.op, 0) + 1
-                self._changes.append(change)
-
-    def _check_open(self) -> None:
-        if self._finished:
-            raise StateError(f"the {self._kind} on stack {self._stack!r} already finished")
+        self._op = Operation(stack, kind, who)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -832,34 +816,34 @@ class S3StackWriter:
         return self._work if self._work is not None else self._state
 
     def record_pending(self, op: PendingOperation) -> None:
-        self._check_open()
+        self._op.check_open()
         values = self._store.values
         self._write(["pending", [op.token, op.urn, op.type, op.op, values.dumps(op.inputs),
                                  op.resource_id, op.parent, dumps(op.deps), op.started_at]])
 
     def record_resource(self, resource: ResourceState, change: Change | None, clears: str | None = None) -> None:
         """Insert or replace a resource; clear pending op ``clears`` in the same commit."""
-        self._check_open()
+        self._op.check_open()
         row = list(resource_params(self._stack, resource, self._store.values)[1:])
         if not all(isinstance(row[i], str) for i in (0, 1, 2)):
             raise StateError(f"resource {resource.urn} cannot be recorded: its urn, type and id must be text")
         self._write(["resource", row], *([["done", clears]] if clears is not None else []))
-        self._note(change)
+        self._op.note(change)
 
     def remove_resource(self, urn: str, change: Change | None, clears: str | None = None,
                         resource_id: str | None = None) -> None:
         """Forget a resource; with ``resource_id``, only if the row still has that id."""
-        self._check_open()
+        self._op.check_open()
         self._write(["forget", urn, resource_id], *([["done", clears]] if clears is not None else []))
-        self._note(change)
+        self._op.note(change)
 
     def clear_pending(self, token: str, change: Change | None = None) -> None:
-        self._check_open()
+        self._op.check_open()
         self._write(["done", token])
-        self._note(change)
+        self._op.note(change)
 
     def rename_resource(self, old_urn: str, new_urn: str) -> None:
-        self._check_open()
+        self._op.check_open()
         if old_urn == new_urn:
             return
         if new_urn in self._view().resources:
@@ -869,25 +853,25 @@ class S3StackWriter:
 
     def add_change(self, change: Change) -> None:
         """Kept in memory: it only shows up in this operation's checkpoint."""
-        self._check_open()
-        self._note(change)
+        self._op.check_open()
+        self._op.note(change)
 
     def finish(self, result: str, outputs: dict[str, Any] | None, message: str = "") -> Checkpoint | None:
         """Replace the outputs if given; write a checkpoint if anything changed or failed;
         fold the journal into the head."""
-        self._check_open()
+        self._op.check_open()
         text = None if outputs is None else self._store.values.dumps(outputs)
         if text is not None and text != self._state.outputs:
             self._write(["outputs", text])
-        self._finished = True
+        self._op.finished = True
         store = self._store
         checkpoint: Checkpoint | None = None
         with store._guard():
-            if self._changes or result != "succeeded":
+            if self._op.changes or result != "succeeded":
                 store._refuse_write(f"record a checkpoint of stack {self._stack!r}")
-                header: Row = [0, self._kind, self._who, self._started_at, time.time(), result,
-                               dumps(self._counts), message, self._state.serial]
-                changes = dumps([change_json(c) for c in self._changes])
+                header: Row = [0, self._op.kind, self._op.who, self._op.started_at, time.time(), result,
+                               dumps(self._op.counts), message, self._state.serial]
+                changes = self._op.changes_json()
                 header = store._write_checkpoint(self._stack, self._state, header, changes)
                 self._state = replace(self._state.copy(), history=[*self._state.history, header])
                 checkpoint = checkpoint_row(header)

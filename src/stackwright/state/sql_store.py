@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
-    Corrupt, SecretCipher, ValueCodec, change_json, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
+    Corrupt, Operation, SecretCipher, ValueCodec, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
     loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows,
 )
 from stackwright.state.records import (
@@ -278,17 +278,7 @@ class SqlStateStore:
         order = self._db.dialect_order
         with gc_paused():
             with self._db.read() as conn:
-                row = conn.execute(
-                    "SELECT lineage, serial, outputs FROM stacks JOIN outputs ON stack = name"
-                    " WHERE name = ?", (stack,)).fetchone()
-                if row is None:
-                    raise no_stack(stack)
-                resources = conn.execute(
-                    f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ? ORDER BY {order}",
-                    (stack,)).fetchall()
-                pending = conn.execute(
-                    f"SELECT {PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY {order}",
-                    (stack,)).fetchall()
+                row, resources, pending = self._stack_rows(conn, stack)
             with self._db.guard():
                 return Snapshot(
                     stack=stack, lineage=row[0], serial=int(row[1]),
@@ -398,19 +388,25 @@ class SqlStateStore:
         with self._db.guard():
             return [Event(int(r[0]), r[1], r[2], r[3], float(r[4]), self._db.values.loads(r[5])) for r in rows]
 
-    def export_stack(self, stack: str) -> StackRecord:
+    def _stack_rows(self, conn: Any, stack: str) -> tuple[Any, list[Any], list[Any]]:
+        """The stack's row (lineage, serial, outputs, created_at, updated_at), its
+        resource rows and its pending rows, in recorded order."""
         order = self._db.dialect_order
+        row = conn.execute(
+            "SELECT lineage, serial, outputs, created_at, updated_at FROM stacks JOIN outputs"
+            " ON stack = name WHERE name = ?", (stack,)).fetchone()
+        if row is None:
+            raise no_stack(stack)
+        resources = conn.execute(
+            f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ? ORDER BY {order}",
+            (stack,)).fetchall()
+        pending = conn.execute(
+            f"SELECT {PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY {order}", (stack,)).fetchall()
+        return row, resources, pending
+
+    def export_stack(self, stack: str) -> StackRecord:
         with self._db.read() as conn:
-            row = conn.execute(
-                "SELECT lineage, serial, created_at, updated_at, outputs FROM stacks JOIN outputs"
-                " ON stack = name WHERE name = ?", (stack,)).fetchone()
-            if row is None:
-                raise no_stack(stack)
-            resources = conn.execute(
-                f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ? ORDER BY {order}",
-                (stack,)).fetchall()
-            pending = conn.execute(
-                f"SELECT {PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY {order}", (stack,)).fetchall()
+            row, resources, pending = self._stack_rows(conn, stack)
             checkpoints = conn.execute(
                 f"SELECT {CHECKPOINT_COLUMNS}, changes, snapshot FROM checkpoints WHERE stack = ?"
                 " ORDER BY number", (stack,)).fetchall()
@@ -418,7 +414,7 @@ class SqlStateStore:
                 "SELECT kind, who, at, data FROM events WHERE stack = ? ORDER BY id", (stack,)).fetchall()
         with self._db.guard():
             return StackRecord(
-                stack, row[0], int(row[1]), float(row[2]), row[3], row[4],
+                stack, row[0], int(row[1]), float(row[3]), row[4], row[2],
                 [list(r) for r in resources], [list(p) for p in pending],
                 [[list(c[:9]), c[9], inflate(c[10], c[0])] for c in checkpoints], [list(e) for e in events])
 
@@ -472,22 +468,8 @@ class SqlStackWriter:
     def __init__(self, db: SqlDb, stack: str, kind: str, who: str) -> None:
         self._db = db
         self._stack = stack
-        self._kind = kind
-        self._who = who
-        self._started_at = time.time()
-        self._counts: dict[str, int] = {}
-        self._changes: list[Change] = []
-        self._finished = False
-
-    def _note(self, change: Change | None) -> None:
-        """Counted only after the commit, so a failed write is not reported as done."""
-        if change is not None:
-            self._counts[change.op] = self._counts.get(change.op, 0) + 1
-            self._changes.append(change)
-
-    def _check_open(self) -> None:
-        if self._finished:
-            raise StateError(f"the {self._kind} on stack {self._stack!r} already finished")
+        self._op = Operation(stack, kind, who)
+        """Changes are noted only after their commit: a failed write is not reported as done."""
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -496,7 +478,7 @@ class SqlStackWriter:
             yield
 
     def record_pending(self, op: PendingOperation) -> None:
-        self._check_open()
+        self._op.check_open()
         params = (
             self._stack, op.token, op.urn, op.type, op.op, self._db.values.dumps(op.inputs),
             op.resource_id, op.parent, dumps(op.deps), op.started_at,
@@ -509,21 +491,21 @@ class SqlStackWriter:
         self, resource: ResourceState, change: Change | None, clears: str | None = None
     ) -> None:
         """Insert or replace a resource; clear pending op ``clears`` in the same commit."""
-        self._check_open()
+        self._op.check_open()
         params = resource_params(self._stack, resource, self._db.values)
         with self._db.write() as conn:
             self._db.bump(self._stack)
             conn.execute(UPSERT_RESOURCE, params)
             if clears is not None:
                 conn.execute(DELETE_PENDING, (self._stack, clears))
-        self._note(change)
+        self._op.note(change)
 
     def remove_resource(
         self, urn: str, change: Change | None, clears: str | None = None,
         resource_id: str | None = None,
     ) -> None:
         """Forget a resource; with ``resource_id``, only if the row still has that id."""
-        self._check_open()
+        self._op.check_open()
         with self._db.write() as conn:
             self._db.bump(self._stack)
             if resource_id is None:
@@ -533,18 +515,18 @@ class SqlStackWriter:
                              (self._stack, urn, resource_id))
             if clears is not None:
                 conn.execute(DELETE_PENDING, (self._stack, clears))
-        self._note(change)
+        self._op.note(change)
 
     def clear_pending(self, token: str, change: Change | None = None) -> None:
-        self._check_open()
+        self._op.check_open()
         with self._db.write() as conn:
             self._db.bump(self._stack)
             conn.execute(DELETE_PENDING, (self._stack, token))
-        self._note(change)
+        self._op.note(change)
 
     def rename_resource(self, old_urn: str, new_urn: str) -> None:
         """Move a record to a new URN, and the parent/deps references that name it."""
-        self._check_open()
+        self._op.check_open()
         if old_urn == new_urn:
             return
         with self._db.write() as conn:
@@ -572,22 +554,22 @@ class SqlStackWriter:
 
     def add_change(self, change: Change) -> None:
         """Kept in memory: it only shows up in this operation's checkpoint."""
-        self._check_open()
-        self._note(change)
+        self._op.check_open()
+        self._op.note(change)
 
     def finish(
         self, result: str, outputs: dict[str, Any] | None, message: str = ""
     ) -> Checkpoint | None:
         """Replace the outputs if given; write a checkpoint if anything changed or failed."""
-        self._check_open()
-        self._finished = True
+        self._op.check_open()
+        self._op.finished = True
         outputs_text = None if outputs is None else self._db.values.dumps(outputs)
-        if not self._changes and result == "succeeded":
+        if not self._op.changes and result == "succeeded":
             if outputs_text is not None:
                 with self._db.write():
                     self._replace_outputs(outputs_text)
             return None
-        changes_text = dumps([change_json(c) for c in self._changes])
+        changes_text = self._op.changes_json()
         with self._db.write():
             if outputs_text is not None:
                 self._replace_outputs(outputs_text)
@@ -620,8 +602,8 @@ class SqlStackWriter:
         row = conn.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM checkpoints WHERE stack = ?",
                            (self._stack,)).fetchone()
         cp = Checkpoint(
-            int(row[0]) if row else 1, self._kind, self._who, self._started_at, time.time(),
-            result, dict(self._counts), message, serial,
+            int(row[0]) if row else 1, self._op.kind, self._op.who, self._op.started_at, time.time(),
+            result, dict(self._op.counts), message, serial,
         )
         conn.execute(
             "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
