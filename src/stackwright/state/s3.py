@@ -34,6 +34,7 @@ journal object and checkpoint, so an operator can recover from a mistake.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -87,7 +88,8 @@ class S3Location:
 def parse_s3_url(url: str) -> S3Location:
     """``s3://bucket/prefix?region=eu-west-1&endpoint=http://127.0.0.1:4599&lease=300``.
     Region, endpoint and credentials otherwise come from the usual AWS settings
-    (``AWS_REGION``, ``AWS_ENDPOINT_URL_S3``, profiles, OIDC web identity...)."""
+    (``AWS_DEFAULT_REGION`` or ``AWS_REGION``, ``AWS_ENDPOINT_URL_S3``, profiles, OIDC
+    web identity...)."""
     parts = urlsplit(url)
     options = dict(parse_qsl(parts.query))
     unknown = sorted(set(options) - {"region", "endpoint", "lease"})
@@ -909,8 +911,8 @@ def _client(where: S3Location) -> Any:
     from botocore.config import Config
 
     config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=_READERS * 2)
-    return boto3.session.Session().client("s3", endpoint_url=where.endpoint,
-                                          region_name=where.region, config=config)
+    region = where.region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or None
+    return boto3.session.Session().client("s3", endpoint_url=where.endpoint, region_name=region, config=config)
 
 
 def _code(exc: Any) -> str:
