@@ -13,6 +13,8 @@
 6. (gitops_bench.py) `gitops render` of 1,000 tenants, cold and warm
 7. (web_bench.py) the web view: the stack page of a 10,000-resource stack with 1,000
    checkpoints, the stacks page of a 1,000-stack workspace (server time)
+8. (state_bench.py) `up` of 2,000 resources with the state in S3 (local emulator) against
+   the same with the state in SQLite
 """
 
 from __future__ import annotations
@@ -227,6 +229,9 @@ def main() -> None:
         helm = HERE / "helm_bench.py"
         if (not only or "helm" in only) and helm.exists():
             subprocess.run([sys.executable, str(helm)], check=True)
+        state = HERE / "state_bench.py"
+        if (not only or "state" in only) and state.exists():
+            subprocess.run([sys.executable, str(state)], check=True)
         workspace = HERE / "workspace_bench.py"
         if (not only or "workspace" in only) and workspace.exists():
             subprocess.run([sys.executable, str(workspace)], check=True)

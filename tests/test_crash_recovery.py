@@ -11,6 +11,10 @@ A SIGKILL after the lock was taken leaves it behind, and by design ``up`` never 
 a lock on its own (see test_lock_contention.py); so, as a user would, the trial then
 runs ``stackwright unlock``, which needs no ``--force`` since the holder's pid is gone.
 
+The trials run with the state in SQLite (every seed) and in S3 on the local emulator
+(the first seed): there a commit is a journal object, and the recovering `up` replays
+the journal the killed one left.
+
 Two deterministic tests pin down what the random trials found: the old half of a
 create-before-delete replacement orphaned by a crash between its halves, and temp
 files of killed atomic writes left next to the files.
@@ -31,7 +35,9 @@ from pathlib import Path
 
 import pytest
 
+from stackwright.state.s3 import S3StateStore
 from stackwright.state.sqlite import SqliteStateStore
+from stackwright.state.store import StateStore
 from support import VersionedProject, cli_command, cli_env
 
 TRIALS_PER_SEED = int(os.environ.get("CRASH_TRIALS", "11"))
@@ -143,8 +149,16 @@ _env = cli_env
 
 
 class Project(VersionedProject):
+    """On the project's SQLite file, or on the S3 store ``STACKWRIGHT_STATE_URL`` names
+    (the ``s3_state_url`` fixture sets it for the test and every command it runs)."""
+
     def __init__(self, root: Path, program: str = PROGRAM) -> None:
+        url = os.environ.get("STACKWRIGHT_STATE_URL", "")
+        self.s3 = S3StateStore(url) if url.startswith("s3://") else None
         super().__init__(root, PROJECT, program, STACK, TIMEOUT)
+
+    def store(self) -> StateStore:
+        return SqliteStateStore(self.root / ".stackwright" / "state.db") if self.s3 is None else self.s3
 
     def spawn_up(self) -> subprocess.Popen[bytes]:
         """`up` in its own process group, so a kill also takes its `sleep` children."""
@@ -154,6 +168,9 @@ class Project(VersionedProject):
 
     def lock_holder(self) -> int | None:
         """The pid recorded in the stack's lock, read without writing anything."""
+        if self.s3 is not None:
+            held = self.s3.read_lock(STACK)
+            return None if held is None else held.pid
         db = self.root / ".stackwright" / "state.db"
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
@@ -191,9 +208,11 @@ class Project(VersionedProject):
 
         # (3): every declared URN recorded once and nothing else, each File by its own
         # path (no two records of one object), no pending operation, no lock left
-        with SqliteStateStore(self.root / ".stackwright" / "state.db") as store:
-            snapshot = store.snapshot(STACK)
-            lock = store.read_lock(STACK)
+        store = self.store()
+        snapshot = store.snapshot(STACK)
+        lock = store.read_lock(STACK)
+        if self.s3 is None:
+            store.close()
         assert snapshot.pending == [], f"{context}: pending left: {snapshot.pending}"
         assert lock is None, f"{context}: lock left behind: {lock}"
         assert set(snapshot.resources) == want_urns, (
@@ -214,10 +233,18 @@ class Project(VersionedProject):
         assert "No changes." in preview and "interrupted" not in preview, f"{context}:\n{preview}"
 
 
+def on_backend(request: pytest.FixtureRequest, backend: str) -> None:
+    """State in the project's SQLite file, or in a fresh bucket of the local emulator."""
+    if backend == "s3":
+        request.getfixturevalue("s3_state_url")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(("seed", "backend"), [(seed, "sqlite") for seed in SEEDS] + [(SEEDS[0], "s3")])
 def test_sigkill_during_up_never_orphans_or_duplicates(
-        tmp_path: Path, seed: int, record_property: Callable[[str, object], None]) -> None:
+        tmp_path: Path, seed: int, backend: str, request: pytest.FixtureRequest,
+        record_property: Callable[[str, object], None]) -> None:
+    on_backend(request, backend)
     project = Project(tmp_path / PROJECT)
     project.ok("up", "--yes", "--parallel", "2")
     project.check_converged(1, "initial up", listing=True)
@@ -281,9 +308,12 @@ if config.get_bool("crash", False):
 """
 
 
-def test_kill_between_the_halves_of_a_replacement_deletes_the_old_half(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "s3"])
+def test_kill_between_the_halves_of_a_replacement_deletes_the_old_half(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
     """The window the random trials found: the new object's record has replaced the old
     one's, the old object is not deleted yet. The next plan shows it, and `up` deletes it."""
+    on_backend(request, backend)
     project = Project(tmp_path / PROJECT, KILL_BETWEEN_HALVES)
     project.ok("up", "--yes")
     project.set_version(2, crash="true")
@@ -299,8 +329,7 @@ def test_kill_between_the_halves_of_a_replacement_deletes_the_old_half(tmp_path:
     out = project.ok("up", "--yes")
     assert sorted(project.files()) == ["out/moving-2.txt"], out
     assert "1 delete-replaced" in out, out
-    with SqliteStateStore(project.root / ".stackwright" / "state.db") as store:
-        snapshot = store.snapshot(STACK)
+    snapshot = project.store().snapshot(STACK)
     assert snapshot.pending == []
     assert [r.id for r in snapshot.resources.values()] == [
         str((project.root / "out" / "moving-2.txt").resolve())]

@@ -1,10 +1,11 @@
 """The state store as the engine and the CLI see it, whichever backend holds it.
 
 Every test taking ``backend`` (whose ``open()`` opens the test's state, again and
-again) or ``store`` runs twice: against the embedded SQLite store and against a
+again) or ``store`` runs three times: against the embedded SQLite store, against a
 throwaway PostgreSQL server (``pg_server.py``; the ``postgres`` runs skip when its
-binaries are missing). What only one backend can get wrong lives in
-``test_state_sqlite.py`` and ``test_state_postgres.py``.
+binaries are missing) and against a fresh bucket of the local AWS emulator
+(``aws_emulator.py``). What only one backend can get wrong lives in
+``test_state_sqlite.py``, ``test_state_postgres.py`` and ``test_state_s3.py``.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from stackwright.errors import LockHeldError, StateError
+from stackwright.errors import LockHeldError, ReadOnlyStateError, StateError
 from stackwright.model.values import UNKNOWN, Secret
 from stackwright.operations.keyring import FernetKey, SecretsError
-from stackwright.state.backends import open_state_store, state_url
+from stackwright.state.backends import open_state_store, state_read_only, state_url
 from stackwright.state.postgres import DEFAULT_SCHEMA, PostgresStateStore
 from stackwright.state.records import Change, LockInfo, PendingOperation, ResourceState
-from stackwright.state.sql_store import SqlStateStore
+from stackwright.state.s3 import S3StateStore
 from stackwright.state.sqlite import SqliteStateStore
+from stackwright.state.store import StateStore
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 KEY = Fernet.generate_key()
@@ -62,26 +64,48 @@ def lock(owner: str = "alice", operation: str = "up", token: str = "") -> LockIn
 
 
 class Backend:
-    """Where one test's state lives: a SQLite file, or a fresh PostgreSQL database."""
+    """Where one test's state lives: a SQLite file, a fresh PostgreSQL database, or a
+    fresh bucket."""
 
     def __init__(self, url: str, sqlite_file: Path | None = None) -> None:
         self.url = url
         """The state URL naming it, as ``STACKWRIGHT_STATE_URL`` would (child processes)."""
         self.sqlite_file = sqlite_file
-        self.opened: list[SqlStateStore] = []
+        self.opened: list[StateStore] = []
 
-    def open(self, key: bytes = KEY) -> SqlStateStore:
-        """A new store on the same state (closed when the test ends), sealing secrets
-        with ``key``."""
-        store: SqlStateStore = (SqliteStateStore(self.sqlite_file) if self.sqlite_file
-                                else PostgresStateStore(self.url))
-        store.use_cipher(FernetKey("test", lambda sealing: key, "use the test key"))
+    @property
+    def s3(self) -> bool:
+        return self.url.startswith("s3://")
+
+    def open_unkeyed(self, read_only: bool = False) -> StateStore:
+        store: StateStore = (SqliteStateStore(self.sqlite_file, read_only) if self.sqlite_file
+                             else S3StateStore(self.url, read_only) if self.s3
+                             else PostgresStateStore(self.url, read_only=read_only))
         self.opened.append(store)
         return store
 
+    def open(self, key: bytes = KEY, read_only: bool = False) -> Any:
+        """A new store on the same state (closed when the test ends), sealing secrets
+        with ``key``."""
+        store = self.open_unkeyed(read_only)
+        store.use_cipher(FernetKey("test", lambda sealing: key, "use the test key"))
+        return store
+
+    def objects(self) -> dict[str, bytes]:
+        """Every object of the test's bucket (S3 only), by key."""
+        s3 = self.open_unkeyed()
+        assert isinstance(s3, S3StateStore)
+        client, bucket = s3._client, s3.where.bucket
+        keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+                for o in page.get("Contents", ())]
+        return {k: client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
+
     def dump(self) -> str:
         """Every value of every table, checkpoint snapshots decompressed: what someone
-        who reads the database sees."""
+        who reads the database (or the bucket) sees."""
+        if self.s3:
+            return "\n".join(f"{k}: {zlib.decompress(v).decode() if k.endswith('.z') else v.decode()}"
+                             for k, v in sorted(self.objects().items()))
         if self.sqlite_file:
             with closing(sqlite3.connect(self.sqlite_file)) as lite:
                 tables = [r[0] for r in lite.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
@@ -96,6 +120,19 @@ class Backend:
         return "\n".join(repr([zlib.decompress(bytes(v)).decode() if isinstance(v, (bytes, memoryview)) else v
                                 for v in row]) for row in rows)
 
+    def spoil_resource_outputs(self) -> None:
+        """Make every stored resource's outputs undecodable, behind stackwright's back."""
+        if not self.s3:
+            self.execute("UPDATE resources SET outputs = '{not json'")
+            return
+        s3 = self.open_unkeyed()
+        assert isinstance(s3, S3StateStore)
+        for key, body in self.objects().items():
+            if "/journal/" in key:
+                s3._client.put_object(Bucket=s3.where.bucket, Key=key, Body=body.replace(b'{\\"arn', b'{not json'))
+            if key.endswith("head.json"):  # a new ETag: stores re-read the stack
+                s3._client.put_object(Bucket=s3.where.bucket, Key=key, Body=body + b" ")
+
     def execute(self, statement: str) -> None:
         """Run SQL on the store's tables behind stackwright's back."""
         if self.sqlite_file:
@@ -107,11 +144,13 @@ class Backend:
             pg.execute(statement.encode())
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "s3"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "sqlite":
         path = tmp_path / ".stackwright" / "state.db"
         b = Backend(f"sqlite:///{path}", path)
+    elif request.param == "s3":
+        b = Backend(request.getfixturevalue("s3_state_url"))
     else:
         b = Backend(request.getfixturevalue("pg_url"))  # skips without PostgreSQL
     yield b
@@ -120,7 +159,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 
 @pytest.fixture
-def store(backend: Backend) -> SqlStateStore:
+def store(backend: Backend) -> Any:
     s = backend.open()
     s.create_stack("dev")
     return s
@@ -161,7 +200,7 @@ def test_lists_stacks_by_name(backend: Backend) -> None:
     assert infos[0].lineage != infos[1].lineage
 
 
-def test_create_existing_stack_is_an_error(store: SqlStateStore) -> None:
+def test_create_existing_stack_is_an_error(store: Any) -> None:
     with pytest.raises(StateError, match="already exists"):
         store.create_stack("dev")
     assert store.stack_exists("dev") and not store.stack_exists("nope")
@@ -178,7 +217,7 @@ def test_create_existing_stack_is_an_error(store: SqlStateStore) -> None:
     lambda s: s.remove_stack("nope"),
 ])
 def test_unknown_stack_is_named_with_a_hint(
-    store: SqlStateStore, call: Callable[[SqlStateStore], object]
+    store: Any, call: Callable[[Any], object]
 ) -> None:
     with pytest.raises(StateError) as err:
         call(store)
@@ -186,7 +225,7 @@ def test_unknown_stack_is_named_with_a_hint(
     assert err.value.hint == "stackwright stack ls / stack init NAME"
 
 
-def test_writer_on_a_removed_stack_fails_cleanly(store: SqlStateStore) -> None:
+def test_writer_on_a_removed_stack_fails_cleanly(store: Any) -> None:
     w = store.begin("dev", "up", "me")
     store.remove_stack("dev")
     with pytest.raises(StateError, match="no stack named 'dev'"):
@@ -194,7 +233,7 @@ def test_writer_on_a_removed_stack_fails_cleanly(store: SqlStateStore) -> None:
     assert not store.stack_exists("dev")
 
 
-def test_remove_stack_refuses_while_resources_remain(store: SqlStateStore) -> None:
+def test_remove_stack_refuses_while_resources_remain(store: Any) -> None:
     w = store.begin("dev", "up", "me")
     w.record_resource(bucket(1), change(bucket(1)))
     w.finish("succeeded", {"x": 1})
@@ -264,8 +303,7 @@ def test_a_wrong_key_or_no_key_reads_and_writes_no_secret(backend: Backend) -> N
     before = backend.dump()
     with backend.open(Fernet.generate_key()) as s, pytest.raises(SecretsError, match="cannot decrypt"):
         s.snapshot("dev")
-    unkeyed = SqliteStateStore(backend.sqlite_file) if backend.sqlite_file else PostgresStateStore(backend.url)
-    backend.opened.append(unkeyed)
+    unkeyed = backend.open_unkeyed()
     with pytest.raises(StateError, match="no key was given"):
         unkeyed.snapshot("dev")
     with pytest.raises(StateError, match="opened without a key"):
@@ -273,7 +311,31 @@ def test_a_wrong_key_or_no_key_reads_and_writes_no_secret(backend: Backend) -> N
     assert backend.dump() == before
 
 
-def test_pending_inputs_keep_secret_and_unknown_markers(store: SqlStateStore) -> None:
+def test_reseal_moves_every_secret_to_the_new_key(backend: Backend) -> None:
+    new_key = Fernet.generate_key()
+    r = bucket(1, inputs={"pw": Secret("in-a-resource")})
+    with backend.open() as s:
+        s.create_stack("dev")
+        w = s.begin("dev", "up", "me")
+        w.record_resource(r, change(r))
+        w.record_pending(pending(bucket(2, inputs={"pw": Secret("in-a-pending-op")}), "t"))
+        w.finish("failed", {"out": Secret("an-output")})
+        s.record_event("dev", "plan", "me", {"note": Secret("in-an-event")})
+        s.reseal("dev", FernetKey("new", lambda sealing: new_key, "use the new key"))
+    with backend.open(new_key) as s:
+        snap = s.snapshot("dev")
+        assert snap.resources[r.urn].inputs["pw"] == Secret("in-a-resource")
+        assert snap.pending[0].inputs["pw"] == Secret("in-a-pending-op")
+        assert snap.outputs == {"out": Secret("an-output")}
+        assert s.checkpoint("dev", 1).resources == [r]
+        assert s.events("dev")[0].data["note"] == Secret("in-an-event")
+    with backend.open() as s, pytest.raises(SecretsError, match="cannot decrypt"):
+        s.snapshot("dev")
+    dump = backend.dump()
+    assert not any(p in dump for p in ("in-a-resource", "in-a-pending-op", "an-output", "in-an-event"))
+
+
+def test_pending_inputs_keep_secret_and_unknown_markers(store: Any) -> None:
     op = PendingOperation(
         "t1", "urn:x", "T", "update", {"pw": Secret("s"), "arn": UNKNOWN},
         resource_id="x-1", parent="urn:p", deps=["urn:d"], started_at=99.5,
@@ -285,7 +347,7 @@ def test_pending_inputs_keep_secret_and_unknown_markers(store: SqlStateStore) ->
     assert store.pending_count("dev") == 1
 
 
-def test_snapshot_keeps_first_recorded_order(store: SqlStateStore) -> None:
+def test_snapshot_keeps_first_recorded_order(store: Any) -> None:
     w = store.begin("dev", "up", "me")
     for n in (3, 1, 2):
         w.record_resource(bucket(n), change(bucket(n)))
@@ -293,7 +355,7 @@ def test_snapshot_keeps_first_recorded_order(store: SqlStateStore) -> None:
     assert [r.id for r in store.snapshot("dev").resources.values()] == ["b3-2", "b1-1", "b2-1"]
 
 
-def test_many_resources_round_trip(store: SqlStateStore) -> None:
+def test_many_resources_round_trip(store: Any) -> None:
     """Scale sanity for the batched decode path (timings live in the benchmarks)."""
     w = store.begin("dev", "up", "me")
     made = [bucket(n, deps=[f"urn:{n - 1}"], protect=n % 2 == 0) for n in range(2000)]
@@ -306,9 +368,9 @@ def test_many_resources_round_trip(store: SqlStateStore) -> None:
     assert store.checkpoint("dev", 1).resources == made
 
 
-def test_undecodable_row_is_reported_as_corrupt(backend: Backend, store: SqlStateStore) -> None:
+def test_undecodable_row_is_reported_as_corrupt(backend: Backend, store: Any) -> None:
     store.begin("dev", "up", "me").record_resource(bucket(1), None)
-    backend.execute("UPDATE resources SET outputs = '{not json'")
+    backend.spoil_resource_outputs()
     with pytest.raises(StateError, match="is corrupt") as err:
         store.snapshot("dev")
     assert err.value.hint and "restore it from a backup" in err.value.hint
@@ -317,7 +379,7 @@ def test_undecodable_row_is_reported_as_corrupt(backend: Backend, store: SqlStat
 # --- serial, pending operations, atomicity --------------------------------------------
 
 
-def test_every_state_write_bumps_the_serial(store: SqlStateStore) -> None:
+def test_every_state_write_bumps_the_serial(store: Any) -> None:
     lineage = store.snapshot("dev").lineage
     w = store.begin("dev", "up", "me")
     serials = [store.snapshot("dev").serial]
@@ -335,7 +397,7 @@ def test_every_state_write_bumps_the_serial(store: SqlStateStore) -> None:
     assert store.snapshot("dev").lineage == lineage
 
 
-def test_a_batch_bumps_the_serial_once_and_commits_together(store: SqlStateStore) -> None:
+def test_a_batch_bumps_the_serial_once_and_commits_together(store: Any) -> None:
     w = store.begin("dev", "up", "me")
     with w.batch():
         for n in range(5):
@@ -350,7 +412,7 @@ def test_a_batch_bumps_the_serial_once_and_commits_together(store: SqlStateStore
     assert store.snapshot("dev").serial == 1
 
 
-def test_unchanged_outputs_do_not_bump_the_serial(store: SqlStateStore) -> None:
+def test_unchanged_outputs_do_not_bump_the_serial(store: Any) -> None:
     store.begin("dev", "up", "me").finish("succeeded", {"a": 1})
     assert store.snapshot("dev").serial == 1
     store.begin("dev", "up", "me").finish("succeeded", {"a": 1})
@@ -359,7 +421,7 @@ def test_unchanged_outputs_do_not_bump_the_serial(store: SqlStateStore) -> None:
     assert store.snapshot("dev").outputs == {"a": 1}
 
 
-def test_record_resource_clears_its_pending_operation(store: SqlStateStore) -> None:
+def test_record_resource_clears_its_pending_operation(store: Any) -> None:
     w = store.begin("dev", "up", "me")
     w.record_pending(pending(bucket(1), "t1"))
     w.record_pending(pending(bucket(2), "t2"))
@@ -370,7 +432,7 @@ def test_record_resource_clears_its_pending_operation(store: SqlStateStore) -> N
     assert list(snap.resources) == [bucket(1).urn]
 
 
-def test_failed_record_leaves_the_pending_operation(store: SqlStateStore) -> None:
+def test_failed_record_leaves_the_pending_operation(store: Any) -> None:
     """The row write and the pending clear are one transaction: both or neither."""
     w = store.begin("dev", "up", "me")
     w.record_pending(pending(bucket(1), "t1"))
@@ -383,7 +445,7 @@ def test_failed_record_leaves_the_pending_operation(store: SqlStateStore) -> Non
     assert w.finish("succeeded", None) is None  # the failed write was not counted
 
 
-def test_remove_resource_only_when_the_id_still_matches(store: SqlStateStore) -> None:
+def test_remove_resource_only_when_the_id_still_matches(store: Any) -> None:
     w = store.begin("dev", "up", "me")
     w.record_resource(bucket(1, id="new-id"), change(bucket(1), "replace"))
     w.record_pending(pending(bucket(1), "del-old", "delete"))
@@ -394,7 +456,7 @@ def test_remove_resource_only_when_the_id_still_matches(store: SqlStateStore) ->
     assert store.snapshot("dev").resources == {}
 
 
-def test_clear_pending(store: SqlStateStore) -> None:
+def test_clear_pending(store: Any) -> None:
     w = store.begin("dev", "up", "me")
     w.record_pending(pending(bucket(1), "t1"))
     w.clear_pending("t1", Change(bucket(1).urn, "T", "create", error="boom"))
@@ -403,7 +465,7 @@ def test_clear_pending(store: SqlStateStore) -> None:
     assert cp is not None and cp.counts == {"create": 1}
 
 
-def test_rename_moves_the_record_and_references_to_it(store: SqlStateStore) -> None:
+def test_rename_moves_the_record_and_references_to_it(store: Any) -> None:
     w = store.begin("dev", "up", "me")
     w.record_resource(bucket(1), change(bucket(1)))
     child = bucket(2, parent=bucket(1).urn, deps=[bucket(1).urn, "urn:other"])
@@ -434,7 +496,7 @@ def test_writes_survive_the_process_being_killed(backend: Backend) -> None:
 
 
 def test_store_made_in_one_thread_is_usable_from_another(backend: Backend) -> None:
-    made: list[SqlStateStore] = []
+    made: list[Any] = []
     t = threading.Thread(target=lambda: made.append(backend.open()))
     t.start()
     t.join()
@@ -445,7 +507,7 @@ def test_store_made_in_one_thread_is_usable_from_another(backend: Backend) -> No
 # --- checkpoints ----------------------------------------------------------------------
 
 
-def test_checkpoint_only_when_something_changed_or_failed(store: SqlStateStore) -> None:
+def test_checkpoint_only_when_something_changed_or_failed(store: Any) -> None:
     assert store.begin("dev", "up", "me").finish("succeeded", {}) is None
     assert store.history("dev") == []
     failed = store.begin("dev", "up", "me").finish("interrupted", None, "ctrl-c")
@@ -453,7 +515,7 @@ def test_checkpoint_only_when_something_changed_or_failed(store: SqlStateStore) 
     assert [c.result for c in store.history("dev")] == ["interrupted"]
 
 
-def test_history_numbers_and_counts(store: SqlStateStore) -> None:
+def test_history_numbers_and_counts(store: Any) -> None:
     w = store.begin("dev", "up", "alice")
     for n in (1, 2, 3):
         w.record_resource(bucket(n), change(bucket(n)))
@@ -479,7 +541,7 @@ def test_history_numbers_and_counts(store: SqlStateStore) -> None:
     assert other.finish("succeeded", None) is None
 
 
-def test_checkpoint_detail_is_the_state_at_that_point(store: SqlStateStore) -> None:
+def test_checkpoint_detail_is_the_state_at_that_point(store: Any) -> None:
     w = store.begin("dev", "up", "me")
     secret = bucket(1, outputs={"key": Secret("s3cr3t")})
     w.record_resource(secret, change(secret))
@@ -500,7 +562,7 @@ def test_checkpoint_detail_is_the_state_at_that_point(store: SqlStateStore) -> N
         store.checkpoint("dev", 3)
 
 
-def test_a_finished_writer_refuses_more_writes(store: SqlStateStore) -> None:
+def test_a_finished_writer_refuses_more_writes(store: Any) -> None:
     w = store.begin("dev", "up", "me")
     w.finish("succeeded", None)
     with pytest.raises(StateError, match="already finished"):
@@ -510,7 +572,7 @@ def test_a_finished_writer_refuses_more_writes(store: SqlStateStore) -> None:
 # --- events ---------------------------------------------------------------------------
 
 
-def test_events_append_and_filter(store: SqlStateStore) -> None:
+def test_events_append_and_filter(store: Any) -> None:
     first = store.record_event("dev", "plan", "alice", {"plan_hash": "abc", "pw": Secret("x")})
     store.record_event("prod", "approve", "bob", {"comment": "ok"})
     store.record_event("dev", "apply", "carol", {"result": "succeeded"})
@@ -524,7 +586,7 @@ def test_events_append_and_filter(store: SqlStateStore) -> None:
 # --- locks ----------------------------------------------------------------------------
 
 
-def test_held_lock_names_its_holder(store: SqlStateStore) -> None:
+def test_held_lock_names_its_holder(store: Any) -> None:
     mine = lock("alice", "up", token="tok-a")
     store.acquire_lock("dev", mine)
     store.acquire_lock("dev", mine)  # the holder may take it again
@@ -538,7 +600,7 @@ def test_held_lock_names_its_holder(store: SqlStateStore) -> None:
     assert store.read_lock("dev") == mine
 
 
-def test_release_needs_the_token_and_break_returns_the_holder(store: SqlStateStore) -> None:
+def test_release_needs_the_token_and_break_returns_the_holder(store: Any) -> None:
     info = lock()
     store.acquire_lock("dev", info)
     assert info.token  # filled in so the caller can release
@@ -600,3 +662,57 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     with pytest.raises(StateError, match="unsupported state URL"):
         open_state_store("mysql://h/db", tmp_path / "default.db")
     assert os.environ["STACKWRIGHT_STATE_URL"] == "postgresql://h/db"
+
+
+# --- read-only mode -------------------------------------------------------------------
+
+
+def test_a_read_only_store_reads_and_refuses_every_write(backend: Backend) -> None:
+    with backend.open() as s:
+        s.create_stack("dev")
+        w = s.begin("dev", "up", "me")
+        w.record_resource(bucket(1), change(bucket(1)))
+        w.finish("succeeded", {"x": 1})
+        s.record_event("dev", "plan", "me", {"plan_hash": "abc"})
+    before = backend.dump()
+    ro = backend.open(read_only=True)
+    assert list(ro.snapshot("dev").resources) == [bucket(1).urn]
+    assert [c.number for c in ro.history("dev")] == [1]
+    assert ro.checkpoint("dev", 1).resources == [bucket(1)]
+    assert [e.kind for e in ro.events("dev")] == ["plan"]
+    assert ro.read_lock("dev") is None and ro.pending_count("dev") == 0
+    writer = ro.begin("dev", "up", "me")
+    refused: list[Callable[[], object]] = [
+        lambda: ro.acquire_lock("dev", lock()),
+        lambda: ro.break_lock("dev"),
+        lambda: ro.create_stack("prod"),
+        lambda: ro.remove_stack("dev", force=True),
+        lambda: ro.record_event("dev", "approve", "me", {}),
+        lambda: ro.reseal("dev", FernetKey("test", lambda sealing: KEY, "use the test key")),
+        lambda: writer.record_resource(bucket(2), change(bucket(2))),
+        lambda: writer.record_pending(pending(bucket(2), "t")),
+        lambda: writer.finish("failed", None),
+    ]
+    for call in refused:
+        with pytest.raises(ReadOnlyStateError) as err:
+            call()
+        assert "read-only" in err.value.message and "STACKWRIGHT_STATE_READ_ONLY" in err.value.message
+    assert backend.dump() == before
+
+
+def test_the_read_only_switch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("STACKWRIGHT_STATE_READ_ONLY", raising=False)
+    assert not state_read_only({}) and state_read_only({"state": {"read_only": True}})
+    assert state_url({"state": {"read_only": True}}) is None
+    with pytest.raises(StateError, match="true or false"):
+        state_read_only({"state": {"read_only": "yes"}})
+    monkeypatch.setenv("STACKWRIGHT_STATE_READ_ONLY", "1")
+    assert state_read_only({"state": {"read_only": False}})
+    store = open_state_store(None, tmp_path / "state.db")  # the variable alone is enough
+    with pytest.raises(ReadOnlyStateError):
+        store.create_stack("dev")
+    store.close()
+    assert not (tmp_path / "state.db").exists()
+    monkeypatch.setenv("STACKWRIGHT_STATE_READ_ONLY", "maybe")
+    with pytest.raises(StateError, match="neither true nor false"):
+        state_read_only({})

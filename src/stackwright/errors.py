@@ -97,6 +97,11 @@ class LockHeldError(StackwrightError):
     """Another writer holds the stack's lock."""
 
 
+class ReadOnlyStateError(StateError):
+    """A write or a lock was attempted on a state store opened read-only
+    (``STACKWRIGHT_STATE_READ_ONLY=1`` or ``state: {read_only: true}``)."""
+
+
 class ApplyFailed(StackwrightError):
     """One or more steps failed; the summary is in the message."""
 

@@ -86,12 +86,13 @@ def cli(debug: bool, cwd: str | None) -> None:
 def register_commands() -> None:
     from stackwright.cli import (
         commands_cluster, commands_env, commands_gitops, commands_inspect, commands_plans, commands_secrets,
-        commands_stack, commands_update, commands_web, commands_workspace,
+        commands_stack, commands_state_migrate, commands_update, commands_web, commands_workspace,
     )
 
     for module in (commands_stack, commands_update, commands_inspect, commands_plans, commands_workspace,
                    commands_env, commands_secrets, commands_cluster, commands_gitops, commands_web):
         module.register(cli)
+    commands_state_migrate.register(cli)  # into the `state` group of commands_inspect
     for command in cli.commands.values():
         accept_colour_option(command)
 

@@ -132,7 +132,7 @@ class Applier:
         graph = action_graph(self.plan)
         watcher = asyncio.ensure_future(self._withdraw_on_stop())
         try:
-            fate = await walk(graph, self._visit, parallel=2 * self.options.parallel,
+            fate = await walk(graph, self._visit, parallel=self._ahead() * self.options.parallel,
                               on_skip=self._skipped, should_stop=self.stop.is_set)
         finally:
             watcher.cancel()
@@ -143,6 +143,12 @@ class Applier:
         self.result.outputs = self.live
         self.result.provider_calls = self.calls.attempts
         return self.result
+
+    def _ahead(self) -> int:
+        """How many steps may be under way per provider-call slot: one calling, one
+        being prepared; with commits that wait on the network (S3) a step also spends
+        that wait before and after its call, so more steps are kept under way."""
+        return 4 if getattr(self.writer, "slow_commits", False) else 2
 
     async def _withdraw_on_stop(self) -> None:
         """On an interrupt, calls prepared ahead but not yet started are withdrawn."""

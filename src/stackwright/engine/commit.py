@@ -4,6 +4,10 @@ Each caller awaits its write; the await returns only after the transaction that 
 it has committed, so "recorded before the provider call" and "recorded before any
 dependent starts" still hold, while a burst of steps finishing together costs one
 commit instead of one each.
+
+A store whose commits wait on the network (``StackWriter.slow_commits``: S3) commits
+from a worker thread, one commit in flight at a time: the event loop keeps preparing
+steps meanwhile, and every write queued during a commit joins the next one.
 """
 
 from __future__ import annotations
@@ -14,32 +18,57 @@ from typing import Any
 
 from stackwright.state.store import StackWriter
 
+Queued = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[None]]
+
 
 class GroupCommit:
     def __init__(self, writer: StackWriter) -> None:
         self.writer = writer
-        self._queue: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[None]]] = []
+        self._queue: list[Queued] = []
+        self._in_thread = bool(getattr(writer, "slow_commits", False))
+        self._flushing = False
         self.commits = 0
 
     async def __call__(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not self._queue:
-            asyncio.get_running_loop().call_soon(self._flush)
+        if not self._queue and not self._flushing:
+            asyncio.get_running_loop().call_soon(self._start)
         self._queue.append((write, args, kwargs, future))
         await future
 
-    def _flush(self) -> None:
+    def _start(self) -> None:
+        if self._flushing or not self._queue:
+            return
         queue, self._queue = self._queue, []
+        if not self._in_thread:
+            self._settle(queue, self._commit(queue))
+            return
+        self._flushing = True
+        done = asyncio.get_running_loop().run_in_executor(None, self._commit, queue)
+        done.add_done_callback(lambda f: self._finished(queue, f))
+
+    def _finished(self, queue: list[Queued], done: asyncio.Future[BaseException | None]) -> None:
+        self._flushing = False
+        self._settle(queue, done.result())
+        self._start()  # the writes queued while this commit was in flight
+
+    def _commit(self, queue: list[Queued]) -> BaseException | None:
+        """One transaction for the queue; the error, if it failed."""
         try:
             with self.writer.batch():
                 for write, args, kwargs, _ in queue:
                     write(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every waiter learns its write failed
-            for *_, future in queue:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        self.commits += 1
+            return exc
+        return None
+
+    def _settle(self, queue: list[Queued], error: BaseException | None) -> None:
+        if error is None:
+            self.commits += 1
         for *_, future in queue:
-            if not future.done():
+            if future.done():
+                continue
+            if error is None:
                 future.set_result(None)
+            else:
+                future.set_exception(error)

@@ -74,12 +74,14 @@ class StackSession:
 
 def open_store(project: Project, stack: str | None = None) -> StateStore:
     """The project's state: STACKWRIGHT_STATE_URL, else ``state: url:`` in the project
-    file, else SQLite at ``.stackwright/state.db``; secrets sealed with ``stack``'s key
-    (see ``keyring``), and opened with whichever key made them."""
-    from stackwright.state.backends import open_state_store, state_url
+    file, else SQLite at ``.stackwright/state.db``; read-only under
+    STACKWRIGHT_STATE_READ_ONLY=1 or ``state: read_only: true``; secrets sealed with
+    ``stack``'s key (see ``keyring``), and opened with whichever key made them."""
+    from stackwright.state.backends import open_state_store, state_read_only, state_url
 
     store = open_state_store(state_url(project.settings), project.state_dir / "state.db",
-                             project=project.name, root=project.root)
+                             project=project.name, root=project.root,
+                             read_only=state_read_only(project.settings))
     store.use_cipher(Keyring.for_stack(project, stack))
     return store
 

@@ -112,7 +112,7 @@ class WorkspaceLinks:
         if not url or url.startswith("sqlite:"):
             if not sqlite_path(url, default, root).is_file():
                 raise _never_applied(ref)
-        store = open_state_store(url, default, project=target.name, root=root)
+        store = open_state_store(url, default, project=target.name, root=root, read_only=True)
         store.use_cipher(Keyring.for_stack(target, stack))
         try:
             return self._read(store, stack, ref)

@@ -1,4 +1,4 @@
-"""Pure encoding helpers shared by the state backends (SQLite, PostgreSQL).
+"""Pure encoding helpers shared by the state backends (SQLite, PostgreSQL, S3).
 
 Every backend stores values in the same text form (``marker_json``/``from_json``
 markers for unknowns, ``{"$encrypted": token}`` for secrets) and checkpoint snapshots
@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import gc
 import json
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Protocol
 
-from stackwright.errors import LockHeldError, StackwrightError, StateError
+from stackwright.errors import LockHeldError, ReadOnlyStateError, StackwrightError, StateError
 from stackwright.model.values import UNKNOWN, Secret, from_json, marker_json, to_json
 from stackwright.state.records import (
     Change, Checkpoint, CheckpointDetail, LockInfo, PendingOperation, ResourceState,
@@ -169,6 +170,13 @@ def lock_held(stack: str, lock: LockInfo) -> LockHeldError:
     )
 
 
+def read_only_error(what: str) -> ReadOnlyStateError:
+    return ReadOnlyStateError(
+        f"cannot {what}: the state store is open read-only "
+        "(STACKWRIGHT_STATE_READ_ONLY=1 or `state: read_only: true`)",
+        hint="reads and previews work; run changes where the state is writable")
+
+
 def resource_params(stack: str, r: ResourceState, values: ValueCodec) -> tuple[Any, ...]:
     return (
         stack, r.urn, r.type, r.id, values.dumps(r.inputs), values.dumps(r.outputs), r.parent,
@@ -220,6 +228,33 @@ def checkpoint_row(row: Sequence[Any]) -> Checkpoint:
     return Checkpoint(number, kind, who, started, finished, result, loads(counts), message, serial)
 
 
+class Operation:
+    """One writer's operation (`up`, `destroy`...): who, since when, what it changed
+    (counts by kind, changes in order) and whether it finished. Changes may be noted
+    from a commit thread and the engine's thread at once."""
+
+    def __init__(self, stack: str, kind: str, who: str) -> None:
+        self.stack, self.kind, self.who = stack, kind, who
+        self.started_at = time.time()
+        self.counts: dict[str, int] = {}
+        self.changes: list[Change] = []
+        self.finished = False
+        self._lock = threading.Lock()
+
+    def check_open(self) -> None:
+        if self.finished:
+            raise StateError(f"the {self.kind} on stack {self.stack!r} already finished")
+
+    def note(self, change: Change | None) -> None:
+        if change is not None:
+            with self._lock:
+                self.counts[change.op] = self.counts.get(change.op, 0) + 1
+                self.changes.append(change)
+
+    def changes_json(self) -> str:
+        return dumps([change_json(c) for c in self.changes])
+
+
 def change_json(change: Change) -> dict[str, Any]:
     return {
         "urn": change.urn, "type": change.type, "op": change.op,
@@ -256,14 +291,24 @@ def checkpoint_detail(row: Sequence[Any], values: ValueCodec) -> CheckpointDetai
     """Decode ``checkpoint columns..., changes, snapshot`` (the snapshot compressed)."""
     try:
         text = zlib.decompress(bytes(row[10])).decode()
-        snap = json.loads(text)
-        snap = values.decode(snap) if '"$' in text else snap
-        changes = [change_from(c) for c in loads(row[9])]
+    except (zlib.error, TypeError, ValueError):
+        raise Corrupt(f"checkpoint {row[0]} does not decode") from None
+    return checkpoint_detail_text(row[:9], row[9], text, values)
+
+
+def checkpoint_detail_text(header: Sequence[Any], changes_text: str, snapshot_text: str,
+                           values: ValueCodec) -> CheckpointDetail:
+    """Decode a checkpoint from its columns, its changes and its snapshot as JSON text."""
+    try:
+        snap = json.loads(snapshot_text)
+        snap = values.decode(snap) if '"$' in snapshot_text else snap
+        changes = [change_from(c) for c in loads(changes_text)]
         resources = [resource_from(r) for r in snap["resources"]]
         outputs = snap["outputs"]
-    except (zlib.error, TypeError, ValueError, KeyError):
-        raise Corrupt(f"checkpoint {row[0]} does not decode") from None
-    return CheckpointDetail(checkpoint_row(row[:9]), changes, resources, outputs)
+        checkpoint = checkpoint_row(header)
+    except (TypeError, ValueError, KeyError):
+        raise Corrupt(f"checkpoint {header[0]} does not decode") from None
+    return CheckpointDetail(checkpoint, changes, resources, outputs)
 
 
 def compress_snapshot(rows: list[Any], outputs_text: str) -> bytes:

@@ -133,8 +133,8 @@ class _Db(SqlDb):
     dialect_lock_row = " FOR UPDATE"
     kind = "database"
 
-    def __init__(self, url: str, schema: str) -> None:
-        super().__init__()
+    def __init__(self, url: str, schema: str, read_only: bool = False) -> None:
+        super().__init__(read_only)
         self.url = url
         self.shown = shown_url(url)
         self.schema = schema
@@ -169,6 +169,12 @@ class _Db(SqlDb):
         with self.read():
             found = self._schema_version()
         if found >= SCHEMA_VERSION:
+            return
+        if self.read_only:
+            if found == 0:
+                raise StateError(f"{self.where} holds no stackwright state yet",
+                                 hint="read-only mode cannot create it: run once with write access")
+            self.version = found
             return
         with self.write() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (self.schema,))
@@ -246,9 +252,9 @@ class _Db(SqlDb):
 class PostgresStateStore(SqlStateStore):
     """``StateStore`` over a PostgreSQL database (``postgresql://user:pw@host/db``)."""
 
-    def __init__(self, url: str, schema: str = DEFAULT_SCHEMA) -> None:
+    def __init__(self, url: str, schema: str = DEFAULT_SCHEMA, read_only: bool = False) -> None:
         self.url = url
-        super().__init__(_Db(url, schema))
+        super().__init__(_Db(url, schema, read_only))
 
     def __enter__(self) -> PostgresStateStore:
         return self

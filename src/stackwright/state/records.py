@@ -134,3 +134,27 @@ class Event:
     who: str
     at: float
     data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StackRecord:
+    """A whole stack as stored, every value in its stored text form (secrets stay
+    sealed): what ``state migrate`` copies from one backend to another, and compares
+    afterwards to prove nothing was lost."""
+
+    name: str
+    lineage: str
+    serial: int
+    created_at: float
+    updated_at: float | None
+    outputs: str
+    resources: list[list[Any]]
+    """Rows in the stores' resource column order (urn, type, id, inputs, outputs,
+    parent, deps, protect, retain_on_delete, external, options), oldest first."""
+    pending: list[list[Any]]
+    """Rows: token, urn, type, op, inputs, resource_id, parent, deps, started_at."""
+    checkpoints: list[list[Any]]
+    """Per checkpoint: its nine header columns, its changes' JSON, its snapshot's JSON."""
+    events: list[list[Any]]
+    """The stack's audit log, oldest first: kind, who, at, data JSON (ids are the
+    receiving store's)."""

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
-    Corrupt, SecretCipher, ValueCodec, change_json, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
-    loads, lock_held, no_stack, pending_row, resource_params, resource_rows,
+    Corrupt, Operation, SecretCipher, ValueCodec, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
+    loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows,
 )
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
-    Snapshot, StackInfo,
+    Snapshot, StackInfo, StackRecord,
 )
 
 if TYPE_CHECKING:
@@ -77,10 +77,12 @@ class SqlDb:
     version: int = SCHEMA_VERSION
     """The schema version of the store as opened (older until its first write upgrades it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, read_only: bool = False) -> None:
         self.depth = 0
         self.values = ValueCodec()
         self.batched: set[str] | None = None
+        self.read_only = read_only
+        """Opened read-only: every write (and so every lock) is refused."""
 
     def stored_version(self, raw: Any) -> int:
         """The schema version ``meta`` holds; refuses a missing, unreadable or newer one."""
@@ -134,6 +136,8 @@ class SqlDb:
         if self.depth:
             yield self.conn
             return
+        if self.read_only:
+            raise read_only_error(f"write {self.where}")
         with self.guard():
             self.prepare_write()
         with self.guard(), self.transaction():
@@ -240,6 +244,8 @@ class SqlStateStore:
         return [StackInfo(*row) for row in rows]
 
     def create_stack(self, stack: str) -> None:
+        if self._db.read_only:
+            raise read_only_error(f"create stack {stack!r}")
         self._db.materialise()
         with self._db.write() as conn:
             if conn.execute("SELECT 1 FROM stacks WHERE name = ?", (stack,)).fetchone():
@@ -272,17 +278,7 @@ class SqlStateStore:
         order = self._db.dialect_order
         with gc_paused():
             with self._db.read() as conn:
-                row = conn.execute(
-                    "SELECT lineage, serial, outputs FROM stacks JOIN outputs ON stack = name"
-                    " WHERE name = ?", (stack,)).fetchone()
-                if row is None:
-                    raise no_stack(stack)
-                resources = conn.execute(
-                    f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ? ORDER BY {order}",
-                    (stack,)).fetchall()
-                pending = conn.execute(
-                    f"SELECT {PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY {order}",
-                    (stack,)).fetchall()
+                row, resources, pending = self._stack_rows(conn, stack)
             with self._db.guard():
                 return Snapshot(
                     stack=stack, lineage=row[0], serial=int(row[1]),
@@ -303,6 +299,8 @@ class SqlStateStore:
             info.token = uuid.uuid4().hex
         params = (stack, info.owner, info.pid, info.host, info.acquired_at,
                   info.operation, info.token)
+        if self._db.read_only:
+            raise read_only_error(f"take the lock of stack {stack!r}")
         with self._db.write() as conn:
             self._db.require(stack)
             held = self._lock(stack)
@@ -390,34 +388,88 @@ class SqlStateStore:
         with self._db.guard():
             return [Event(int(r[0]), r[1], r[2], r[3], float(r[4]), self._db.values.loads(r[5])) for r in rows]
 
+    def _stack_rows(self, conn: Any, stack: str) -> tuple[Any, list[Any], list[Any]]:
+        """The stack's row (lineage, serial, outputs, created_at, updated_at), its
+        resource rows and its pending rows, in recorded order."""
+        order = self._db.dialect_order
+        row = conn.execute(
+            "SELECT lineage, serial, outputs, created_at, updated_at FROM stacks JOIN outputs"
+            " ON stack = name WHERE name = ?", (stack,)).fetchone()
+        if row is None:
+            raise no_stack(stack)
+        resources = conn.execute(
+            f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ? ORDER BY {order}",
+            (stack,)).fetchall()
+        pending = conn.execute(
+            f"SELECT {PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY {order}", (stack,)).fetchall()
+        return row, resources, pending
+
+    def export_stack(self, stack: str) -> StackRecord:
+        with self._db.read() as conn:
+            row, resources, pending = self._stack_rows(conn, stack)
+            checkpoints = conn.execute(
+                f"SELECT {CHECKPOINT_COLUMNS}, changes, snapshot FROM checkpoints WHERE stack = ?"
+                " ORDER BY number", (stack,)).fetchall()
+            events = conn.execute(
+                "SELECT kind, who, at, data FROM events WHERE stack = ? ORDER BY id", (stack,)).fetchall()
+        with self._db.guard():
+            return StackRecord(
+                stack, row[0], int(row[1]), float(row[3]), row[4], row[2],
+                [list(r) for r in resources], [list(p) for p in pending],
+                [[list(c[:9]), c[9], inflate(c[10], c[0])] for c in checkpoints], [list(e) for e in events])
+
+    def import_stack(self, record: StackRecord) -> None:
+        """One transaction: the stack appears whole or not at all."""
+        if self._db.read_only:
+            raise read_only_error(f"create stack {record.name!r}")
+        self._db.materialise()
+        name = record.name
+        with self._db.write() as conn:
+            if conn.execute("SELECT 1 FROM stacks WHERE name = ?", (name,)).fetchone():
+                raise StateError(f"stack {name!r} already exists in {self._db.where}",
+                                 hint="remove it there first, or migrate to another store")
+            conn.execute("INSERT INTO stacks VALUES (?, ?, ?, ?, ?)",
+                         (name, record.lineage, record.serial, record.created_at, record.updated_at))
+            conn.execute("INSERT INTO outputs VALUES (?, ?)", (name, record.outputs))
+            for r in record.resources:
+                conn.execute(f"INSERT INTO resources (stack, {RESOURCE_COLUMNS}) VALUES ({_marks(12)})", (name, *r))
+            for p in record.pending:
+                conn.execute(f"INSERT INTO pending (stack, {PENDING_COLUMNS}) VALUES ({_marks(10)})", (name, *p))
+            for header, changes, snapshot in record.checkpoints:
+                conn.execute(f"INSERT INTO checkpoints VALUES ({_marks(12)})",
+                             (name, *header, changes, zlib.compress(snapshot.encode(), 6)))
+            for kind, who, at, data in record.events:
+                conn.execute("INSERT INTO events (stack, kind, who, at, data) VALUES (?,?,?,?,?)",
+                             (name, kind, who, at, data))
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._db.close()
 
 
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def inflate(blob: Any, number: int) -> str:
+    """A checkpoint's snapshot JSON from its compressed column."""
+    try:
+        return zlib.decompress(bytes(blob)).decode()
+    except (zlib.error, UnicodeDecodeError):
+        raise Corrupt(f"checkpoint {number} does not decode") from None
+
+
 class SqlStackWriter:
     """``StackWriter``: each method is one committed transaction on the stack."""
+
+    slow_commits = False
 
     def __init__(self, db: SqlDb, stack: str, kind: str, who: str) -> None:
         self._db = db
         self._stack = stack
-        self._kind = kind
-        self._who = who
-        self._started_at = time.time()
-        self._counts: dict[str, int] = {}
-        self._changes: list[Change] = []
-        self._finished = False
-
-    def _note(self, change: Change | None) -> None:
-        """Counted only after the commit, so a failed write is not reported as done."""
-        if change is not None:
-            self._counts[change.op] = self._counts.get(change.op, 0) + 1
-            self._changes.append(change)
-
-    def _check_open(self) -> None:
-        if self._finished:
-            raise StateError(f"the {self._kind} on stack {self._stack!r} already finished")
+        self._op = Operation(stack, kind, who)
+        """Changes are noted only after their commit: a failed write is not reported as done."""
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -426,7 +478,7 @@ class SqlStackWriter:
             yield
 
     def record_pending(self, op: PendingOperation) -> None:
-        self._check_open()
+        self._op.check_open()
         params = (
             self._stack, op.token, op.urn, op.type, op.op, self._db.values.dumps(op.inputs),
             op.resource_id, op.parent, dumps(op.deps), op.started_at,
@@ -439,21 +491,21 @@ class SqlStackWriter:
         self, resource: ResourceState, change: Change | None, clears: str | None = None
     ) -> None:
         """Insert or replace a resource; clear pending op ``clears`` in the same commit."""
-        self._check_open()
+        self._op.check_open()
         params = resource_params(self._stack, resource, self._db.values)
         with self._db.write() as conn:
             self._db.bump(self._stack)
             conn.execute(UPSERT_RESOURCE, params)
             if clears is not None:
                 conn.execute(DELETE_PENDING, (self._stack, clears))
-        self._note(change)
+        self._op.note(change)
 
     def remove_resource(
         self, urn: str, change: Change | None, clears: str | None = None,
         resource_id: str | None = None,
     ) -> None:
         """Forget a resource; with ``resource_id``, only if the row still has that id."""
-        self._check_open()
+        self._op.check_open()
         with self._db.write() as conn:
             self._db.bump(self._stack)
             if resource_id is None:
@@ -463,18 +515,18 @@ class SqlStackWriter:
                              (self._stack, urn, resource_id))
             if clears is not None:
                 conn.execute(DELETE_PENDING, (self._stack, clears))
-        self._note(change)
+        self._op.note(change)
 
     def clear_pending(self, token: str, change: Change | None = None) -> None:
-        self._check_open()
+        self._op.check_open()
         with self._db.write() as conn:
             self._db.bump(self._stack)
             conn.execute(DELETE_PENDING, (self._stack, token))
-        self._note(change)
+        self._op.note(change)
 
     def rename_resource(self, old_urn: str, new_urn: str) -> None:
         """Move a record to a new URN, and the parent/deps references that name it."""
-        self._check_open()
+        self._op.check_open()
         if old_urn == new_urn:
             return
         with self._db.write() as conn:
@@ -502,22 +554,22 @@ class SqlStackWriter:
 
     def add_change(self, change: Change) -> None:
         """Kept in memory: it only shows up in this operation's checkpoint."""
-        self._check_open()
-        self._note(change)
+        self._op.check_open()
+        self._op.note(change)
 
     def finish(
         self, result: str, outputs: dict[str, Any] | None, message: str = ""
     ) -> Checkpoint | None:
         """Replace the outputs if given; write a checkpoint if anything changed or failed."""
-        self._check_open()
-        self._finished = True
+        self._op.check_open()
+        self._op.finished = True
         outputs_text = None if outputs is None else self._db.values.dumps(outputs)
-        if not self._changes and result == "succeeded":
+        if not self._op.changes and result == "succeeded":
             if outputs_text is not None:
                 with self._db.write():
                     self._replace_outputs(outputs_text)
             return None
-        changes_text = dumps([change_json(c) for c in self._changes])
+        changes_text = self._op.changes_json()
         with self._db.write():
             if outputs_text is not None:
                 self._replace_outputs(outputs_text)
@@ -550,8 +602,8 @@ class SqlStackWriter:
         row = conn.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM checkpoints WHERE stack = ?",
                            (self._stack,)).fetchone()
         cp = Checkpoint(
-            int(row[0]) if row else 1, self._kind, self._who, self._started_at, time.time(),
-            result, dict(self._counts), message, serial,
+            int(row[0]) if row else 1, self._op.kind, self._op.who, self._op.started_at, time.time(),
+            result, dict(self._op.counts), message, serial,
         )
         conn.execute(
             "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",

@@ -82,15 +82,15 @@ class _Db(SqlDb):
     write. So read-only commands never create or modify state.
     """
 
-    def __init__(self, path: Path) -> None:
-        super().__init__()
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        super().__init__(read_only)
         self.path = path
         self.where = f"state file {path}"
         self.kind = "file"
         self.version = SCHEMA_VERSION
         self.prepared = False
         self.in_memory = not _check_file(path)
-        if not self.in_memory:
+        if not self.in_memory and not read_only:
             _private(path)
         self.conn = self._connect(":memory:" if self.in_memory else path)
         try:
@@ -300,9 +300,9 @@ def _header_problem(head: bytes, size: int) -> str | None:
 class SqliteStateStore(SqlStateStore):
     """``StateStore`` over one SQLite file (default ``<project>/.stackwright/state.db``)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], read_only: bool = False) -> None:
         self.path = Path(path)
-        super().__init__(_Db(self.path))
+        super().__init__(_Db(self.path, read_only))
 
     def __enter__(self) -> SqliteStateStore:
         return self

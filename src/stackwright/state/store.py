@@ -1,5 +1,5 @@
 """The state store interface. The engine and CLI only talk to this; SQLite is the
-embedded default and PostgreSQL or S3 backends implement the same methods.
+embedded default and the PostgreSQL and S3 backends implement the same methods.
 
 Durability contract: when a ``StackWriter`` method returns, the write survives a
 crash of this process (SIGKILL) — the engine relies on it to record an outcome
@@ -14,12 +14,16 @@ from typing import Any, Protocol
 from stackwright.state.codec import SecretCipher
 from stackwright.state.records import (
     Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
-    Snapshot, StackInfo,
+    Snapshot, StackInfo, StackRecord,
 )
 
 
 class StackWriter(Protocol):
     """Writes of one operation (`up`, `destroy`...) on one locked stack."""
+
+    slow_commits: bool
+    """A commit waits on the network for milliseconds (S3): the engine then commits
+    from a worker thread so that its event loop is not held up."""
 
     def batch(self) -> AbstractContextManager[None]:
         """Writes made inside the block commit together, once, when it exits (group
@@ -101,5 +105,12 @@ class StateStore(Protocol):
 
     def events(self, stack: str | None = None, kinds: tuple[str, ...] = ()) -> list[Event]:
         """The audit log, oldest first, optionally for one stack and some kinds."""
+
+    def export_stack(self, stack: str) -> StackRecord:
+        """The stack with its history and audit log, in stored form."""
+
+    def import_stack(self, record: StackRecord) -> None:
+        """Create the stack ``record`` holds, exactly (lineage and serial included);
+        raise StateError if a stack of that name exists."""
 
     def close(self) -> None: ...

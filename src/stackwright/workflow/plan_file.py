@@ -249,7 +249,8 @@ class Written:
 
 def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
               key: str | None = None) -> Written:
-    """Plan, check policies, write the file, record a ``plan`` audit event."""
+    """Plan, check policies, record a ``plan`` audit event, write the file (where the
+    state is read-only, the event is refused and no file is left behind)."""
     require_no_pending(session)
     check_gate(session, program_digest(session.project))
     started = time.monotonic()
@@ -260,7 +261,6 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
     _refuse_blocking(violations, "plan not written")
     document = plan_document(plan, session, key=stack_keyring(session),
                              violations=violations, allow_destroy=allow_destroy)
-    write_plan_file(path, document)
     session.store.record_event(session.stack, approvals.PLAN, session.who, {
         "plan_hash": document[HASH_KEY], "program_digest": plan.program_digest,
         "config_digest": plan.config_digest,
@@ -269,6 +269,7 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
         "preview_seconds": preview_seconds,
         **approvals.author_signature(session, document[HASH_KEY], key),
     })
+    write_plan_file(path, document)
     return Written(plan, SavedPlan(document, path), violations)
 
 

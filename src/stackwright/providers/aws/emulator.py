@@ -17,7 +17,11 @@ the difference would break a platform that works on AWS:
   of failing the ``ExecuteChangeSet`` call and staying under review;
 * a stack whose export another stack imports cannot be deleted, as in AWS;
 * every EKS cluster gets an OIDC issuer of its own (moto gives every cluster of a
-  region the same one, so two clusters' IAM OIDC providers collide).
+  region the same one, so two clusters' IAM OIDC providers collide);
+* S3 object writes and deletes are atomic with their conditions (``If-None-Match: *``,
+  ``If-Match``), as in S3: moto checks the condition and then writes, in a threaded
+  server, so two racing conditional writes could both pass the check. The S3 state
+  store's lock and serials rely on exactly one winning.
 
 Each patch wraps one moto method; ``moto>=5,<6`` is pinned, and the tests of the local
 cloud exercise every patch, so a moto release that moves them fails those tests.
@@ -43,6 +47,7 @@ def patch_moto() -> None:
     _patch_scalar_outputs()
     _patch_change_sets(CloudFormationBackend)
     _patch_eks_issuer()
+    _patch_s3_conditional_writes()
     CloudFormationBackend._stackwright_patched = True  # type: ignore[attr-defined]
 
 
@@ -183,6 +188,28 @@ def _imports(stack: Any) -> Iterator[str]:
             continue
         if isinstance(resolved, str):
             yield resolved
+
+
+# --- S3 ------------------------------------------------------------------------------
+
+
+def _patch_s3_conditional_writes() -> None:
+    """One lock around every object write and delete, so a condition checked by one
+    request still holds when that request writes."""
+    import threading
+
+    from moto.s3.responses import S3Response
+
+    lock = threading.RLock()
+
+    def atomic(method: Callable[..., Any]) -> Callable[..., Any]:
+        def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(self, *args, **kwargs)
+        return locked
+
+    for name in ("put_object", "copy_object", "delete_object", "_key_response_post"):
+        setattr(S3Response, name, atomic(getattr(S3Response, name)))
 
 
 # --- EKS -----------------------------------------------------------------------------
