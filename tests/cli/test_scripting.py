@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import CliProject, cli_env
+from stackwright.operations.drift_note import STEP_NOTE
 
 ESC = "\x1b["
 
@@ -96,7 +97,7 @@ def test_preview_exit_code_says_whether_there_are_changes(project) -> None:
     assert code == 1, "a command line it cannot parse is an error (1), not 'changes' (2)"
 
 
-def test_refresh_reports_drift_as_json_and_exit_code_and_up_puts_it_back(project) -> None:
+def test_refresh_reports_drift_as_json_and_exit_code_and_the_next_up_puts_it_back(project) -> None:
     proj = project(PROGRAM)
     proj.ok("up", "--yes")
     code, found, _ = run_json(proj, "refresh", "--json", "--exit-code")
@@ -115,9 +116,11 @@ def test_refresh_reports_drift_as_json_and_exit_code_and_up_puts_it_back(project
         {"path": "content", "kind": "update", "old": "hello", "new": "edited by hand"}]
     assert secret_of(proj) not in json.dumps(found)
     code, out, _ = proj.run("refresh")
-    assert code == 0 and "stackwright up --refresh" in out, "names the command that puts it back"
+    assert code == 0 and "`stackwright up` puts the declared values back" in out
+    assert proj.db_bytes() == before
 
-    code, applied, err = run_json(proj, "up", "--refresh", "--yes", "--json")
+    assert "found by the last `refresh`" in proj.ok("preview"), "preview shows what up will do"
+    code, applied, err = run_json(proj, "up", "--yes", "--json")
     assert code == 0, err
     steps = {s["urn"]: s for s in applied["plan"]["steps"]}
     assert steps[proj.urn("local:File", "site")]["op"] == "update"
@@ -125,7 +128,7 @@ def test_refresh_reports_drift_as_json_and_exit_code_and_up_puts_it_back(project
     kept = steps[proj.urn("local:File", "kept")]
     assert kept["op"] == "same"
     assert kept["notes"] == ['content: kept at "edited too", not set to the declared "declared": '
-                             "ignore_changes lists it"]
+                             "ignore_changes lists it", STEP_NOTE]
     assert proj.file("out/site.txt").read_text() == "hello"
     assert proj.file("out/creds.env").read_text().startswith("PASSWORD=")
     assert proj.file("out/kept.txt").read_text() == "edited too"

@@ -292,14 +292,14 @@ def refresh(stack_name: str | None, who: str | None, yes: bool, parallel: int, e
 
 
 def _report_drift(outcome: Any, recorded: bool) -> None:
-    """The drift, then what puts it back: `up` plans against the recorded state, so
-    drift that is only reported (not recorded) needs `up --refresh`."""
+    """The drift, then what puts it back: the next `up` reads the drifted objects first
+    (operations.drift_note), while the state is still the one this refresh read."""
     echo_lines(_drift_lines(outcome.result))
     if outcome.result.errors:
         return
     if any(d.kind != "outputs" for d in outcome.result.drift) and not recorded:
-        click.echo("Run `stackwright up --refresh` to put the declared values back (it says which it "
-                   "will not, and why), or `stackwright refresh --yes` to record the live values first.")
+        click.echo("`stackwright up` puts the declared values back (its plan says which it will not, "
+                   "and why); `stackwright refresh --yes` records the live values instead.")
     elif outcome.checkpoint is not None:
         click.echo(click.style(f"Recorded in checkpoint {outcome.checkpoint.number}.", fg="green"))
 

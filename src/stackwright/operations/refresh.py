@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from stackwright.engine.events import EventSink
 from stackwright.engine.refresh import RefreshResult, read_all, record_drift
+from stackwright.operations import drift_note
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.state.records import Checkpoint
 
@@ -21,7 +22,10 @@ def refresh(session: StackSession, *, parallel: int, record: bool, sink: EventSi
     """Report drift; with ``record``, write what was read into the state (under lock)."""
     if not record:
         snapshot = session.store.snapshot(session.stack)
-        return RefreshOutcome(asyncio.run(read_all(snapshot, session.providers, parallel, sink)))
+        result = asyncio.run(read_all(snapshot, session.providers, parallel, sink))
+        if not result.errors:
+            drift_note.remember(session, snapshot.serial, result)
+        return RefreshOutcome(result)
     with stack_lock(session, "refresh"):
         writer = session.store.begin(session.stack, "refresh", session.who)
         snapshot = session.store.snapshot(session.stack)

@@ -22,6 +22,7 @@ from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import missing_in, resolve_value
 from stackwright.model.resource import Resource
 from stackwright.model.values import UNKNOWN
+from stackwright.operations import drift_note
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.plan.plan import Plan, Step
 from stackwright.plan.planner import component_urns, make_plan, resolve_targets
@@ -53,15 +54,26 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
     """The plan `up` would apply now. Changes nothing; with ``refresh`` it plans
     against the live objects instead of the recorded ones."""
     pin = pins(session)
+    drifted = None if refresh else drift_note.pending(session)
     with gc_paused():
         desired = session.run_program()
         snapshot = session.store.snapshot(session.stack)
-        if refresh:
+        if refresh or drifted is not None:
             result = asyncio.run(read_all(snapshot, session.providers, parallel, EventSink()))
             require_all_read(result)
             snapshot = refreshed_snapshot(snapshot, result)
-        plan = make_plan(desired, snapshot, session.providers, targets=targets)
+        plan = _noted(make_plan(desired, snapshot, session.providers, targets=targets), drifted)
     return explained(pin(plan), session)
+
+
+def _noted(plan: Plan, drifted: drift_note.DriftNote | None) -> Plan:
+    """Each step of a resource the last plain ``refresh`` found drifted says so."""
+    if drifted is None:
+        return plan
+    found = set(drifted.resources)
+    return replace(plan, steps=tuple(
+        replace(step, notes=(*step.notes, drift_note.STEP_NOTE)) if step.urn in found else step
+        for step in plan.steps))
 
 
 def pins(session: StackSession) -> Callable[[Plan], Plan]:
@@ -145,14 +157,15 @@ def up(
     targets = tuple(targets)
     pin = pins(session)
     wanted = desired if desired is not None else session.run_program()
+    drifted = drift_note.pending(session) if kind == "up" and not refresh else None
 
     def planned(snapshot: Snapshot) -> Plan:
         with gc_paused():
-            plan = pin(make_plan(wanted, snapshot, session.providers, targets=targets))
+            plan = pin(_noted(make_plan(wanted, snapshot, session.providers, targets=targets), drifted))
         return replace(plan, kind=kind) if kind == "destroy" else plan
 
     return _locked_update(session, kind, wanted, planned, options=options, sink=sink,
-                          confirm=confirm, refresh=refresh, check=check,
+                          confirm=confirm, refresh=refresh or drifted is not None, check=check,
                           extra={**(_targets_data(targets) or {}), **(audit or {})})
 
 
