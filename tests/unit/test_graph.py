@@ -219,7 +219,7 @@ def test_closure_reaches_dependencies_that_declare_none() -> None:
 
 
 def test_the_longest_chain_starts_before_shallow_vertices_listed_first() -> None:
-    graph = Graph.from_mapping({"x": [], "y": [], "a": [], "b": ["a"], "c": ["b"]})
+    graph = Graph.from_mapping({"a": [], "b": ["a"], "c": ["b"], "x": [], "y": []})
     started: list[str] = []
 
     async def visit(v: str) -> bool:
@@ -282,3 +282,11 @@ def test_many_ready_vertices_start_in_bursts_without_waiting_for_a_visit_to_fini
     assert events.index(("resumed", starts[0])) < events.index(("start", starts[16]))
     first_end = next(i for i, (kind, _) in enumerate(events) if kind == "end")
     assert sum(1 for kind, _ in events[:first_end] if kind == "start") == 40
+
+
+def test_find_cycle_finds_a_cycle_entered_from_outside_it() -> None:
+    assert Graph.from_mapping({1: [2], 2: [3], 3: [2]}).find_cycle() == [2, 3, 2]
+
+
+def test_find_cycle_passes_through_dependencies_that_declare_none() -> None:
+    assert Graph.from_mapping({1: [2, 3], 3: [4]}).find_cycle() == []

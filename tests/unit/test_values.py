@@ -75,6 +75,13 @@ def test_an_unknown_at_any_depth_is_found(depth: int) -> None:
     assert not is_unknown(nest(Secret("known"), depth))
 
 
+def test_other_objects_hold_no_secret_and_no_unknown() -> None:
+    for value in (b"bytes", {"a", "b"}, object()):
+        assert not is_secret(value)
+        assert not is_unknown(value)
+        assert masked(value) is value
+
+
 def test_unknown_is_one_value_through_copy_and_pickle() -> None:
     assert copy.deepcopy(UNKNOWN) is UNKNOWN
     assert pickle.loads(pickle.dumps({"v": UNKNOWN}))["v"] is UNKNOWN
@@ -105,6 +112,7 @@ def test_marker_json_writes_markers_and_refuses_other_objects() -> None:
         "u": {"$unknown": True},
         "t": [1, 2],
     }
+    assert marker_json((1, Secret("p"))) == [1, Secret("p")]
     with pytest.raises(TypeError, match="set is not JSON serialisable"):
         marker_json({1})
 
@@ -145,6 +153,7 @@ def test_mark_containing_marks_strings_that_hold_a_secret_at_any_depth() -> None
 def test_mask_text_hides_the_longest_secret_whole() -> None:
     text = "user abc, password abcdef, other xyz"
     assert mask_text(text, {"abc", "abcdef", "unused"}) == f"user {MASK}, password {MASK}, other xyz"
+    assert mask_text("key=xab", {"b", "ab"}) == f"key=x{MASK}"
 
 
 def test_remark_secrets_follows_a_normalised_value() -> None:
@@ -153,6 +162,7 @@ def test_remark_secrets_follows_a_normalised_value() -> None:
     assert remark_secrets(original, changed) == {
         "a": Secret("P"), "b": ["X", Secret("Q")], "c": "PLAIN", "d": "new",
     }
+    assert remark_secrets({"a": Secret("p"), "c": "x"}, {"a": "P", "c": "X"}) == {"a": Secret("P"), "c": "X"}
     assert remark_secrets(Secret("p"), Secret("P")) == Secret("P")
     assert remark_secrets("plain", "PLAIN") == "PLAIN"
 
