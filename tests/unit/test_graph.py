@@ -179,3 +179,114 @@ def test_a_walk_that_could_start_nothing_is_refused() -> None:
 
     with pytest.raises(ValueError, match="parallel must be at least 1"):
         asyncio.run(walk(Graph.from_mapping({1: []}), visit, parallel=0))
+
+
+def test_edges_added_one_at_a_time_order_like_a_mapping() -> None:
+    graph: Graph[int] = Graph()
+    graph.add(1, [2])
+    graph.add(1, [3])
+    graph.add(2)
+    assert graph.deps == {1: [2, 3], 2: []}
+    order = graph.topological_order()
+    assert order.index(2) < order.index(1) and order.index(3) < order.index(1)
+
+
+def test_the_reversed_graph_orders_dependents_first() -> None:
+    graph = Graph.from_mapping({"app": ["db"], "db": ["net"], "net": []})
+    assert graph.reversed().deps == {"app": [], "db": ["app"], "net": ["db"]}
+    assert graph.reversed().topological_order() == ["app", "db", "net"]
+
+
+def test_a_cycle_error_names_the_cycle() -> None:
+    with pytest.raises(CycleFound, match=r"^dependency cycle: a -> b -> a$"):
+        Graph.from_mapping({"a": ["b"], "b": ["a"]}).topological_order()
+
+
+def test_find_cycle_looks_past_vertices_already_cleared() -> None:
+    graph = Graph.from_mapping({1: [2], 2: [], 3: [4], 4: [3]})
+    assert graph.find_cycle() == [3, 4, 3]
+    assert graph.find_cycle([1, 2, 3]) == [3, 4, 3]
+
+
+def test_find_cycle_searches_only_from_the_candidates() -> None:
+    graph = Graph.from_mapping({1: [2], 2: [1], 3: []})
+    assert graph.find_cycle([3]) == []
+    assert graph.find_cycle() == [1, 2, 1]
+
+
+def test_closure_reaches_dependencies_that_declare_none() -> None:
+    assert Graph.from_mapping({1: [2, 3]}).closure([1]) == {1, 2, 3}
+
+
+def test_the_longest_chain_starts_before_shallow_vertices_listed_first() -> None:
+    graph = Graph.from_mapping({"a": [], "b": ["a"], "c": ["b"], "x": [], "y": []})
+    started: list[str] = []
+
+    async def visit(v: str) -> bool:
+        started.append(v)
+        return True
+
+    asyncio.run(walk(graph, visit, parallel=1))
+    assert started[:2] == ["a", "b"]
+    assert sorted(started) == ["a", "b", "c", "x", "y"]
+
+
+def test_a_cancelled_walk_returns_only_after_every_visit_has_wound_down() -> None:
+    cleaned: list[str] = []
+
+    async def main() -> None:
+        both_running = asyncio.Event()
+        count = 0
+
+        async def visit(v: str) -> bool:
+            nonlocal count
+            count += 1
+            if count == 2:
+                both_running.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                for _ in range(3 if v == "slow" else 0):
+                    await asyncio.sleep(0)
+                cleaned.append(v)
+                raise
+            return True
+
+        task = asyncio.create_task(walk(Graph.from_mapping({"fast": [], "slow": []}), visit, parallel=2))
+        await both_running.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert sorted(cleaned) == ["fast", "slow"]
+
+    asyncio.run(main())
+
+
+def test_many_ready_vertices_start_in_bursts_without_waiting_for_a_visit_to_finish() -> None:
+    """The first visits get going while the rest are still being started, and every
+    ready vertex is started before any visit has to finish."""
+    events: list[tuple[str, int]] = []
+
+    async def visit(v: int) -> bool:
+        events.append(("start", v))
+        await asyncio.sleep(0)
+        events.append(("resumed", v))
+        for _ in range(4):
+            await asyncio.sleep(0)
+        events.append(("end", v))
+        return True
+
+    fate = asyncio.run(walk(Graph.from_mapping({i: [] for i in range(40)}), visit, parallel=40))
+    assert set(fate.values()) == {"done"} and len(fate) == 40
+    starts = [v for kind, v in events if kind == "start"]
+    assert events.index(("resumed", starts[0])) < events.index(("start", starts[16]))
+    first_end = next(i for i, (kind, _) in enumerate(events) if kind == "end")
+    assert sum(1 for kind, _ in events[:first_end] if kind == "start") == 40
+
+
+def test_find_cycle_finds_a_cycle_entered_from_outside_it() -> None:
+    assert Graph.from_mapping({1: [2], 2: [3], 3: [2]}).find_cycle() == [2, 3, 2]
+
+
+def test_find_cycle_passes_through_dependencies_that_declare_none() -> None:
+    assert Graph.from_mapping({1: [2, 3], 3: [4]}).find_cycle() == []
