@@ -104,10 +104,12 @@ def test_stacks_of_a_workspace_are_ordered_by_their_recorded_templates() -> None
     from stackwright.plan.links import stack_edges, stack_links
 
     providers = Providers()
-    network = stack_links([("aws:cloudformation:Stack", {"name": "dev-network", "template": NETWORK,
-                                                         "parameters": {"EnvName": "dev"}})], providers)
-    app = stack_links([("aws:cloudformation:Stack", {"name": "dev-app", "template": APP,
-                                                     "parameters": {"NetworkStack": "dev-network"}})], providers)
+    network = stack_links([("dev::net::aws:cloudformation:Stack::network", "aws:cloudformation:Stack",
+                            {"name": "dev-network", "template": NETWORK, "parameters": {"EnvName": "dev"}})],
+                          providers)
+    app = stack_links([("dev::apps::aws:cloudformation:Stack::app", "aws:cloudformation:Stack",
+                        {"name": "dev-app", "template": APP, "parameters": {"NetworkStack": "dev-network"}})],
+                      providers)
     edges = stack_edges({"apps/dev": app, "net/dev": network})
     assert [(e.importer, e.exporter, e.name) for e in edges] == [("apps/dev", "net/dev", "dev-network-VpcId")]
-    assert edges[0].explain() == "apps/dev imports 'dev-network-VpcId' exported by net/dev"
+    assert edges[0].explain() == "apps/dev (app) imports 'dev-network-VpcId' exported by net/dev (network)"

@@ -98,7 +98,7 @@ def run_shard(workspace: Workspace, graph: Graph[str], options: RunOptions, shar
     Returns the results of the stacks this worker ran or skipped, and every stack's
     event (including those other workers recorded)."""
     with StackRunner(workspace, options) as runner, _Renewer(shard.lease) as renewer:
-        worker = _Worker(runner, renewer, graph, shard)
+        worker = _Worker(runner, renewer, runner.linked(graph), shard)
         return worker.work(listener), worker.done
 
 
