@@ -113,3 +113,41 @@ def test_stacks_of_a_workspace_are_ordered_by_their_recorded_templates() -> None
     edges = stack_edges({"apps/dev": app, "net/dev": network})
     assert [(e.importer, e.exporter, e.name) for e in edges] == [("apps/dev", "net/dev", "dev-network-VpcId")]
     assert edges[0].explain() == "apps/dev (app) imports 'dev-network-VpcId' exported by net/dev (network)"
+
+
+def test_a_template_folder_deploys_what_the_environment_lists_in_export_order(tmp_path: Any) -> None:
+    """TemplateFolder: templates by the name before their first dot, parameters inline or
+    from a parameter file, ordered by their exports with no depends_on."""
+    import json
+
+    from stackwright.components import TemplateFolder
+
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "network.cfn.yml").write_text(NETWORK)
+    (tmp_path / "templates" / "app.cfn.yml").write_text(APP)
+    (tmp_path / "templates" / "unused.json").write_text("{}")
+    (tmp_path / "network.json").write_text(json.dumps([{"ParameterKey": "EnvName", "ParameterValue": "dev"}]))
+
+    def program() -> None:
+        TemplateFolder("infra", folder=tmp_path / "templates",
+                       parameters={"app": {"NetworkStack": "dev-network"}, "network": "network.json"})
+
+    plan = plan_of(program)
+    assert names(plan) == ["infra$network", "infra$app"]
+    assert plan.steps[0].inputs is not None and plan.steps[0].inputs["parameters"] == {"EnvName": "dev"}
+    assert plan.steps[1].inputs is not None and plan.steps[1].inputs["name"] == "dev-app"
+
+
+def test_a_template_folder_names_an_unknown_template_and_lists_the_known(tmp_path: Any) -> None:
+    from stackwright.components import TemplateFolder
+    from stackwright.errors import ProgramError
+
+    (tmp_path / "network.yaml").write_text(NETWORK)
+
+    def program() -> None:
+        TemplateFolder("infra", folder=tmp_path, parameters={"netwrok": {}})
+
+    with pytest.raises(ProgramError) as info:
+        plan_of(program)
+    assert "no template 'netwrok'" in info.value.message and info.value.hint == "its templates: network"
+    assert info.value.file == __file__
