@@ -140,3 +140,29 @@ def test_numeric_matcher_and_empty_certificate_read_as_aws_reads_them(deploy: An
     assert group["Matcher"]["HttpCode"] == "200"
     listener = elb.describe_listeners(ListenerArns=[outputs["Listener"]])["Listeners"][0]
     assert listener["Protocol"] == "HTTP" and not listener.get("Certificates")
+
+
+ROUTED_VPC = """\
+Resources:
+  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.9.0.0/16}}
+  Subnet: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.9.1.0/24}}
+  Routes: {Type: AWS::EC2::RouteTable, Properties: {VpcId: !Ref Vpc}}
+  Association:
+    Type: AWS::EC2::SubnetRouteTableAssociation
+    Properties: {SubnetId: !Ref Subnet, RouteTableId: !Ref Routes}
+Outputs:
+  Vpc:
+    Value: !Ref Vpc
+    Export: {Name: !Sub '${AWS::StackName}-Vpc'}
+"""
+
+
+def test_deleting_a_stack_deletes_its_route_tables_and_its_vpc(handlers: Any, boto: Any) -> None:
+    handler = handlers(TYPE)
+    name = unique("routed")
+    inputs = handler.check({"name": name, "template": ROUTED_VPC})
+    created = handler.create(ctx(TYPE, name, token=f"tok-{name}"), inputs)
+    vpc_id = created.outputs["outputs"]["Vpc"]
+    handler.delete(ctx(TYPE, name), created.id, inputs, created.outputs)
+    assert not boto("ec2").describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Vpcs"]
+    assert f"{name}-Vpc" not in {e["Name"] for e in boto("cloudformation").list_exports()["Exports"]}

@@ -15,7 +15,11 @@ the difference would break a platform that works on AWS:
 * a stack whose change set fails while executing ends ``ROLLBACK_COMPLETE`` (or
   ``UPDATE_ROLLBACK_COMPLETE``) with the reason as an event, as AWS reports it, instead
   of failing the ``ExecuteChangeSet`` call and staying under review;
-* a stack whose export another stack imports cannot be deleted, as in AWS;
+* a stack whose export another stack imports cannot be deleted, as in AWS; a stack
+  whose resources cannot all be deleted ends ``DELETE_FAILED`` with the reason and
+  keeps its exports (moto forgets it, leaving its exports and resources behind);
+  CloudFormation deletes the route tables it made (moto leaves them, and their VPC
+  cannot be deleted);
 * an output whose ``Condition`` is false is not exported (moto exports every output
   with an ``Export``, and fails the stack on one that names a resource the condition
   left out);
@@ -58,6 +62,7 @@ def patch_moto() -> None:
     _patch_repeated_ingress()
     _patch_generated_names()
     _patch_listener_properties()
+    _patch_route_table_delete()
     _patch_eks_issuer()
     CloudFormationBackend._stackwright_patched = True  # type: ignore[attr-defined]
 
@@ -117,7 +122,10 @@ def _patch_change_sets(backend: Any) -> None:
             if name_or_stack_id in (stack.stack_id, stack.name):
                 _refuse_exports_in_use(self, stack)
                 _forget_unresolvable_outputs(stack)
-        delete(self, name_or_stack_id)
+                try:
+                    delete(self, stack.stack_id)
+                except Exception as exc:  # noqa: BLE001 - AWS reports it as the stack's status
+                    _delete_failed(self, stack, exc)
 
     backend.execute_change_set = execute_change_set
     backend.update_stack = update_stack
@@ -158,6 +166,16 @@ def _roll_back(stack: Any, change_set: Any, exc: Exception) -> None:
     _forget_unresolvable_outputs(stack)
     stack.status_reason = reason
     stack._add_stack_event(stack.status)
+
+
+def _delete_failed(backend: Any, stack: Any, exc: Exception) -> None:
+    """The stack stays, ``DELETE_FAILED`` with the reason, its exports kept (moto
+    forgets the stack, leaving its exports and resources behind)."""
+    reason = str(getattr(exc, "message", "") or exc)
+    backend.stacks[stack.stack_id] = stack
+    stack.status = "DELETE_FAILED"
+    stack.status_reason = reason
+    stack._add_stack_event("DELETE_FAILED", resource_status_reason=reason)
 
 
 def _refuse_exports_in_use(backend: Any, stack: Any) -> None:
@@ -263,6 +281,16 @@ def _before_create(model: Any, fix: Callable[[dict[str, Any]], None]) -> None:
         return create(cls, resource_name, cloudformation_json, *args, **kwargs)
 
     model.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+
+def _patch_route_table_delete() -> None:
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.route_tables import RouteTable
+
+    def delete(self: Any, account_id: str, region_name: str) -> None:
+        ec2_backends[account_id][region_name].delete_route_table(self.id)
+
+    RouteTable.delete = delete  # type: ignore[attr-defined]
 
 
 def _patch_repeated_ingress() -> None:
