@@ -26,7 +26,7 @@ from psycopg import sql
 
 from stackwright.errors import StateError
 from stackwright.state.codec import Corrupt
-from stackwright.state.records import SCHEMA_VERSION
+from stackwright.state.records import SCHEMA_VERSION, Event
 from stackwright.state.sql_store import SqlDb, SqlStateStore
 
 DEFAULT_SCHEMA: Final = "stackwright"
@@ -107,6 +107,9 @@ def schema_for(project: str | None) -> str:
             f"({_MAX_IDENTIFIER} bytes with the {DEFAULT_SCHEMA}_ prefix)",
             hint="shorten the project name in stackwright.yaml")
     return name
+
+
+EVENTS_CHANNEL: Final = "stackwright_events"
 
 
 class _QmarkConnection:
@@ -221,9 +224,20 @@ class _Db(SqlDb):
         if self.depth:
             yield self.conn
             return
-        with self.guard(), self.raw.transaction():
-            self.raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield self.conn
+        with self.guard():
+            self._begin_reads(True)
+            try:
+                with self.raw.transaction():  # BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY
+                    yield self.conn
+            finally:
+                if self.raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    self._begin_reads(False)
+
+    def _begin_reads(self, reading: bool) -> None:
+        """Make the next BEGIN start a read (one statement, no round trip of its own for
+        ``SET TRANSACTION``), or a write again."""
+        self.raw.read_only = True if reading else None
+        self.raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ if reading else None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -244,11 +258,43 @@ class _Db(SqlDb):
 
 
 class PostgresStateStore(SqlStateStore):
-    """``StateStore`` over a PostgreSQL database (``postgresql://user:pw@host/db``)."""
+    """``StateStore`` over a PostgreSQL database (``postgresql://user:pw@host/db``).
+
+    Recording an event notifies every process listening on the database (``NOTIFY``
+    on commit), so that ``wait_for_events`` wakes a waiter at once instead of when its
+    next poll comes (sharded runs wait on each other's run events)."""
 
     def __init__(self, url: str, schema: str = DEFAULT_SCHEMA) -> None:
         self.url = url
+        self.schema = schema
+        self._listener: psycopg.Connection[Any] | None = None
         super().__init__(_Db(url, schema))
+
+    def record_event(self, stack: str, kind: str, who: str, data: dict[str, Any]) -> Event:
+        with self._db.write() as conn:
+            event = super().record_event(stack, kind, who, data)
+            conn.execute("SELECT pg_notify(?, ?)", (EVENTS_CHANNEL, self.schema))
+        return event
+
+    def wait_for_events(self, timeout: float) -> None:
+        """Return once an event was recorded in this database since the previous call
+        (by any process), or after ``timeout`` seconds. The first call starts
+        listening and returns at once: what was recorded before it, the caller reads."""
+        with self._db.guard():
+            if self._listener is None:
+                self._listener = psycopg.connect(self.url, autocommit=True, application_name="stackwright")
+                self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_CHANNEL)))
+                return
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                break
+            for _ in self._listener.notifies(timeout=0.0):  # those queued meanwhile: one wake-up
+                pass
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        super().close()
 
     def __enter__(self) -> PostgresStateStore:
         return self

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from stackwright.engine.events import EventSink
 from stackwright.errors import StackNotApplied, StackwrightError, StateError
 from stackwright.graph import Graph
+from stackwright.model.context import ConfigSource
 from stackwright.operations.keyring import Keyring
 from stackwright.operations.session import StackSession, open_store, provider_config, stack_config
 from stackwright.operations.update import UpdateOutcome, preview
@@ -147,6 +148,8 @@ class StackRunner:
         self.options = options
         self.known: dict[str, Outputs] = {}
         self.stores: dict[str, StateStore] = {}
+        self.configs: dict[str, tuple[Keyring, ConfigSource]] = {}
+        """Each stack's keys and config, read once: finding links reads them first."""
         self.unlinked: dict[str, StackwrightError] = {}
         """Stacks whose exports and imports could not be found: each fails with its error."""
 
@@ -239,9 +242,12 @@ class StackRunner:
     def _new_session(self, project: Project, stack: str) -> StackSession:
         """A session over the run's store of the project; closing the store is the run's."""
         store = self.store(project)
-        keys = Keyring.for_stack(project, stack)
+        key = f"{project.name}/{stack}"
+        if key not in self.configs:
+            keys = Keyring.for_stack(project, stack)
+            self.configs[key] = keys, stack_config(project, stack, keys)
+        keys, config = self.configs[key]
         store.use_cipher(keys)
-        config = stack_config(project, stack, keys)
         registry = ProviderRegistry(provider_config(project, config.data))
         session = StackSession(project, stack, store, config, registry, self.options.who)
         session.link_workspace(self.workspace, self.known, self.store)
