@@ -26,7 +26,7 @@ from psycopg import sql
 
 from stackwright.errors import StateError
 from stackwright.state.codec import Corrupt
-from stackwright.state.records import SCHEMA_VERSION, Event
+from stackwright.state.records import SCHEMA_VERSION
 from stackwright.state.sql_store import SqlDb, SqlStateStore
 
 DEFAULT_SCHEMA: Final = "stackwright"
@@ -135,6 +135,8 @@ class _Db(SqlDb):
     dialect_find = "strpos"
     dialect_lock_row = " FOR UPDATE"
     kind = "database"
+    insert_event = ("WITH made AS (INSERT INTO events (stack, kind, who, at, data) VALUES (?,?,?,?,?)"
+                    " RETURNING id) SELECT id, pg_notify(?, ?) FROM made")
 
     def __init__(self, url: str, schema: str) -> None:
         super().__init__()
@@ -162,6 +164,10 @@ class _Db(SqlDb):
         except BaseException:
             self.raw.close()
             raise
+
+    def event_params(self, params: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The event, and the notice of it (``PostgresStateStore.wait_for_events``)."""
+        return (*params, EVENTS_CHANNEL, self.schema)
 
     def _scrub(self, text: str) -> str:
         password = _password(self.url)
@@ -245,13 +251,10 @@ class _Db(SqlDb):
             yield
 
     def insert_lock(self, params: tuple[Any, ...]) -> bool:
-        """Inside a savepoint, so losing the race leaves the transaction usable."""
-        try:
-            with self.raw.transaction():
-                self.conn.execute("INSERT INTO locks VALUES (?, ?, ?, ?, ?, ?, ?)", params)
-        except psycopg.errors.UniqueViolation:
-            return False
-        return True
+        """Losing the race inserts nothing and leaves the transaction usable (no
+        savepoint, so no round trips of its own)."""
+        done = self.conn.execute("INSERT INTO locks VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", params)
+        return bool(done.rowcount == 1)
 
     def close(self) -> None:
         self.raw.close()
@@ -260,8 +263,8 @@ class _Db(SqlDb):
 class PostgresStateStore(SqlStateStore):
     """``StateStore`` over a PostgreSQL database (``postgresql://user:pw@host/db``).
 
-    Recording an event notifies every process listening on the database (``NOTIFY``
-    on commit), so that ``wait_for_events`` wakes a waiter at once instead of when its
+    Recording an event notifies every process listening on the database (``pg_notify``
+    in the same statement, delivered on commit), so that ``wait_for_events`` wakes a waiter at once instead of when its
     next poll comes (sharded runs wait on each other's run events)."""
 
     def __init__(self, url: str, schema: str = DEFAULT_SCHEMA) -> None:
@@ -269,12 +272,6 @@ class PostgresStateStore(SqlStateStore):
         self.schema = schema
         self._listener: psycopg.Connection[Any] | None = None
         super().__init__(_Db(url, schema))
-
-    def record_event(self, stack: str, kind: str, who: str, data: dict[str, Any]) -> Event:
-        with self._db.write() as conn:
-            event = super().record_event(stack, kind, who, data)
-            conn.execute("SELECT pg_notify(?, ?)", (EVENTS_CHANNEL, self.schema))
-        return event
 
     def wait_for_events(self, timeout: float) -> None:
         """Return once an event was recorded in this database since the previous call
