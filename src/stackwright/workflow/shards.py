@@ -115,6 +115,9 @@ class _Worker:
         self.options = shard
         self.order = preferred_order(list(graph.deps), shard.shard)
         self.done: dict[str, Done] = {}
+        self.behind = False
+        """A claim found a stack finished by another worker: ``done`` is out of date, and
+        claiming on from it would take and release the lock of every stack others did."""
         self.name = f"{shard.shard} {runner.options.who} pid {os.getpid()} on {socket.gethostname()}"
 
     def work(self, listener: Listener) -> dict[str, StackResult]:
@@ -128,7 +131,7 @@ class _Worker:
         wait(0)  # listening starts before the first read, so no event falls between
         while True:
             if not known_enough:
-                self.done = self.read_done()
+                self.done, self.behind = self.read_done(), False
             pending = [ref for ref in self.order if ref not in self.done]
             if not pending:
                 return results
@@ -169,6 +172,8 @@ class _Worker:
             lock = self.claim(ref)
             if lock is not None:
                 return self.run_claimed(ref, lock, listener)
+            if self.behind:
+                return None  # others finished stacks this worker does not know of: read first
         return None
 
     def run_claimed(self, ref: str, lock: LockInfo, listener: Listener) -> StackResult:
@@ -201,6 +206,7 @@ class _Worker:
             return None
         if self.finished(ref):
             store.release_lock(stack, lock.token)
+            self.behind = True
             return None
         return lock
 
