@@ -151,3 +151,16 @@ def test_a_template_folder_names_an_unknown_template_and_lists_the_known(tmp_pat
         plan_of(program)
     assert "no template 'netwrok'" in info.value.message and info.value.hint == "its templates: network"
     assert info.value.file == __file__
+
+
+def test_a_secret_parameter_from_config_stays_secret_in_a_template_folder(tmp_path: Any) -> None:
+    from stackwright.components import TemplateFolder
+    from stackwright.model.values import Secret, is_secret
+
+    (tmp_path / "network.yaml").write_text(NETWORK)
+
+    def program() -> None:  # what sw.Config().require_object(...) gives for a `config set --secret` value
+        TemplateFolder("infra", folder=tmp_path, parameters={"network": {"EnvName": Secret("dev")}})
+
+    step = plan_of(program).steps[0]
+    assert step.inputs is not None and is_secret(step.inputs["parameters"]["EnvName"])

@@ -24,6 +24,7 @@ from typing import Any
 import stackwright as sw
 from stackwright.errors import ProgramError
 from stackwright.model import context
+from stackwright.model.values import Secret
 from stackwright.providers.aws import cloudformation
 
 SUFFIXES = (".yaml", ".yml", ".json", ".template")
@@ -77,7 +78,8 @@ def _parameters(name: str, template: str, given: Any, folder: Path) -> dict[str,
     if given is None:
         return {}
     if isinstance(given, Mapping):
-        return dict(given)
+        return {key: sw.secret(value.value) if isinstance(value, Secret) else value
+                for key, value in given.items()}  # a secret in config stays one
     if not isinstance(given, str):
         raise _error(
             f"template folder {name!r}: the parameters of {template!r} must be a mapping or the "
