@@ -104,10 +104,63 @@ def test_stacks_of_a_workspace_are_ordered_by_their_recorded_templates() -> None
     from stackwright.plan.links import stack_edges, stack_links
 
     providers = Providers()
-    network = stack_links([("aws:cloudformation:Stack", {"name": "dev-network", "template": NETWORK,
-                                                         "parameters": {"EnvName": "dev"}})], providers)
-    app = stack_links([("aws:cloudformation:Stack", {"name": "dev-app", "template": APP,
-                                                     "parameters": {"NetworkStack": "dev-network"}})], providers)
+    network = stack_links([("dev::net::aws:cloudformation:Stack::network", "aws:cloudformation:Stack",
+                            {"name": "dev-network", "template": NETWORK, "parameters": {"EnvName": "dev"}})],
+                          providers)
+    app = stack_links([("dev::apps::aws:cloudformation:Stack::app", "aws:cloudformation:Stack",
+                        {"name": "dev-app", "template": APP, "parameters": {"NetworkStack": "dev-network"}})],
+                      providers)
     edges = stack_edges({"apps/dev": app, "net/dev": network})
     assert [(e.importer, e.exporter, e.name) for e in edges] == [("apps/dev", "net/dev", "dev-network-VpcId")]
-    assert edges[0].explain() == "apps/dev imports 'dev-network-VpcId' exported by net/dev"
+    assert edges[0].explain() == "apps/dev (app) imports 'dev-network-VpcId' exported by net/dev (network)"
+
+
+def test_a_template_folder_deploys_what_the_environment_lists_in_export_order(tmp_path: Any) -> None:
+    """TemplateFolder: templates by the name before their first dot, parameters inline or
+    from a parameter file, ordered by their exports with no depends_on."""
+    import json
+
+    from stackwright.components import TemplateFolder
+
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "network.cfn.yml").write_text(NETWORK)
+    (tmp_path / "templates" / "app.cfn.yml").write_text(APP)
+    (tmp_path / "templates" / "unused.json").write_text("{}")
+    (tmp_path / "network.json").write_text(json.dumps([{"ParameterKey": "EnvName", "ParameterValue": "dev"}]))
+
+    def program() -> None:
+        TemplateFolder("infra", folder=tmp_path / "templates",
+                       parameters={"app": {"NetworkStack": "dev-network"}, "network": "network.json"})
+
+    plan = plan_of(program)
+    assert names(plan) == ["infra$network", "infra$app"]
+    assert plan.steps[0].inputs is not None and plan.steps[0].inputs["parameters"] == {"EnvName": "dev"}
+    assert plan.steps[1].inputs is not None and plan.steps[1].inputs["name"] == "dev-app"
+
+
+def test_a_template_folder_names_an_unknown_template_and_lists_the_known(tmp_path: Any) -> None:
+    from stackwright.components import TemplateFolder
+    from stackwright.errors import ProgramError
+
+    (tmp_path / "network.yaml").write_text(NETWORK)
+
+    def program() -> None:
+        TemplateFolder("infra", folder=tmp_path, parameters={"netwrok": {}})
+
+    with pytest.raises(ProgramError) as info:
+        plan_of(program)
+    assert "no template 'netwrok'" in info.value.message and info.value.hint == "its templates: network"
+    assert info.value.file == __file__
+
+
+def test_a_secret_parameter_from_config_stays_secret_in_a_template_folder(tmp_path: Any) -> None:
+    from stackwright.components import TemplateFolder
+    from stackwright.model.values import Secret, is_secret
+
+    (tmp_path / "network.yaml").write_text(NETWORK)
+
+    def program() -> None:  # what sw.Config().require_object(...) gives for a `config set --secret` value
+        TemplateFolder("infra", folder=tmp_path, parameters={"network": {"EnvName": Secret("dev")}})
+
+    step = plan_of(program).steps[0]
+    assert step.inputs is not None and is_secret(step.inputs["parameters"]["EnvName"])

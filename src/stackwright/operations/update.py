@@ -211,8 +211,11 @@ def _locked_update(
     plan, ``check``, confirm — all before the lock, so that nobody waits on a person at
     a prompt — then under the lock plan again, refuse unless that is the plan that was
     confirmed, apply, checkpoint, audit. The duration excludes the prompt."""
-    report = resolve_interrupted(session, kind, options, sink) if recover else RecoveryReport()
-    proposed = planned(_planning_snapshot(session, refresh, options.parallel, sink))
+    recorded: Snapshot | None = session.store.snapshot(session.stack)
+    report = RecoveryReport()
+    if recover and recorded is not None and recorded.pending:
+        report, recorded = resolve_interrupted(session, kind, options, sink), None
+    proposed = planned(_planning_snapshot(session, refresh, options.parallel, sink, recorded))
     outcome = UpdateOutcome(plan=proposed, recovery=report)
     if check is not None:
         check(proposed)  # even a plan that changes nothing: a protected stack refuses the command
@@ -250,9 +253,11 @@ def _locked_update(
     return outcome
 
 
-def _planning_snapshot(session: StackSession, refresh: bool, parallel: int, sink: EventSink) -> Snapshot:
-    """The recorded state, or with ``refresh`` the live objects (read, not yet recorded)."""
-    snapshot = session.store.snapshot(session.stack)
+def _planning_snapshot(session: StackSession, refresh: bool, parallel: int, sink: EventSink,
+                       recorded: Snapshot | None = None) -> Snapshot:
+    """The recorded state (``recorded`` when the caller has just read it), or with
+    ``refresh`` the live objects (read, not yet recorded)."""
+    snapshot = recorded if recorded is not None else session.store.snapshot(session.stack)
     if not refresh:
         return snapshot
     result = asyncio.run(read_all(snapshot, session.providers, parallel, sink))

@@ -77,27 +77,77 @@ def with_links(desired: DesiredGraph, edges: list[LinkEdge]) -> DesiredGraph:
     return replace(desired, deps=deps)
 
 
-def stack_links(resources: Iterable[tuple[str, Mapping[str, Any]]], providers: ProviderLookup) -> Links:
-    """Every name one stack's resources, given as ``(type token, inputs)`` (from its
-    recorded state, or a desired graph's resolved inputs), export and import."""
-    exports: set[str] = set()
-    imports: set[str] = set()
-    for type_token, inputs in resources:
-        handler = providers.resource(type_token)
-        if type(handler).links is not ResourceProvider.links:
-            found = handler.links(inputs)
-            exports |= found.exports
-            imports |= found.imports
-    return Links(frozenset(exports), frozenset(imports - exports))
+@dataclass(frozen=True)
+class StackLinks:
+    """The names one stack's resources export and import, each with the name of the
+    resource (a template's stack) that exports or imports it."""
+
+    exports: Mapping[str, str]
+    imports: Mapping[str, str]
+
+    def __bool__(self) -> bool:
+        return bool(self.exports or self.imports)
 
 
-def stack_edges(links: Mapping[str, Links]) -> list[LinkEdge]:
+NO_LINKS = StackLinks({}, {})
+
+
+def stack_links(resources: Iterable[tuple[str, str, Mapping[str, Any]]],
+                providers: ProviderLookup) -> StackLinks:
+    """Every name one stack's resources, given as ``(urn, type token, inputs)`` (from
+    its recorded state, or its desired graph), export and import; a name the stack
+    both exports and imports orders nothing."""
+    exports: dict[str, str] = {}
+    imports: dict[str, str] = {}
+    handlers: dict[str, ResourceProvider | None] = {}
+    for urn, type_token, inputs in resources:
+        if type_token not in handlers:
+            handler = providers.resource(type_token)
+            handlers[type_token] = handler if type(handler).links is not ResourceProvider.links else None
+        found = handlers[type_token]
+        if found is None:
+            continue
+        links = found.links(inputs)
+        exports.update((name, urn_name(urn)) for name in sorted(links.exports))
+        imports.update((name, urn_name(urn)) for name in sorted(links.imports))
+    return StackLinks(exports, {n: r for n, r in imports.items() if n not in exports})
+
+
+def desired_links(desired: DesiredGraph, providers: ProviderLookup) -> StackLinks:
+    """``stack_links`` of what a program declares, unknown values left out."""
+    linking = _linking_handlers(desired, providers)
+    return stack_links(((urn, r.type_token, resolve_value(r.inputs, _unknown))
+                        for urn, r in desired.resources.items() if r.type_token in linking), providers)
+
+
+@dataclass(frozen=True)
+class StackEdge:
+    """Stack ``importer`` goes after stack ``exporter``: its resource ``importer_by``
+    imports ``name``, which ``exporter_by`` of the other stack exports."""
+
+    importer: str
+    exporter: str
+    name: str
+    importer_by: str
+    exporter_by: str
+
+    def explain(self) -> str:
+        return (f"{self.importer} ({self.importer_by}) imports {self.name!r} exported by "
+                f"{self.exporter} ({self.exporter_by})")
+
+
+def stack_edges(links: Mapping[str, StackLinks]) -> list[StackEdge]:
     """For stacks of a workspace (by name), each import of a name another stack
-    exports: the importing stack goes after the exporting one. Pure; the workspace's
-    stack order adds these edges to the ones ``depends_on`` declares."""
-    exporters = {name: stack for stack, found in sorted(links.items()) for name in sorted(found.exports)}
-    return [LinkEdge(stack, exporters[name], name) for stack, found in sorted(links.items())
-            for name in sorted(found.imports) if exporters.get(name, stack) != stack]
+    exports: the importing stack goes after every stack exporting it (stacks in
+    different accounts or regions may export the same name; ordering after all of
+    them is never wrong). Pure; the workspace adds these edges to ``depends_on``."""
+    exporters: dict[str, list[tuple[str, str]]] = {}
+    for stack, found in sorted(links.items()):
+        for name, resource in sorted(found.exports.items()):
+            exporters.setdefault(name, []).append((stack, resource))
+    return [StackEdge(stack, exporter, name, resource, by)
+            for stack, found in sorted(links.items()) for name, resource in sorted(found.imports.items())
+            for exporter, by in exporters.get(name, ()) if exporter != stack]
 
 
 def _unknown(resource: Resource, prop: str) -> Any:

@@ -118,15 +118,27 @@ def stack_settings(project: Project, stack: str) -> Mapping[str, Any]:
 
 
 def _load_yaml(path: Path) -> Any:
+    """The file's data; parsed once per content (a stack's file is read by several
+    checks of one command, and by every stack of a run), a fresh copy each time."""
+    import copy
+
     import yaml
 
     try:
-        with open(path, encoding="utf-8") as handle:
-            return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        text = path.read_text(encoding="utf-8")
+        if text not in _PARSED:
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[text] = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return copy.deepcopy(_PARSED[text])
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ProjectError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
                            line=mark.line + 1 if mark else None) from None
+
+
+_PARSED: dict[str, Any] = {}
+_PARSED_MAX = 1024
 
 
 def _load_yaml_with_lines(path: Path) -> tuple[Any, dict[str, int]]:

@@ -11,12 +11,14 @@ may each have their own ``lib.py``. Programs never depend on the working directo
 
 from __future__ import annotations
 
-import runpy
+import builtins
 import sys
+import types
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from stackwright.errors import ProgramError, StackwrightError
@@ -71,7 +73,7 @@ def _forget_new_modules(before: set[str], paths: Sequence[str]) -> None:
 def _run_main(project: Project) -> None:
     path = project.main_path
     try:
-        runpy.run_path(str(path), run_name="__main__")
+        _run_as_main(path)
     except StackwrightError:
         raise
     except SyntaxError as exc:
@@ -87,6 +89,36 @@ def _run_main(project: Project) -> None:
             f"the program raised {type(exc).__name__}: {exc}", file=file, line=line,
             hint="run with --debug to see the traceback",
         ) from exc
+
+
+def _run_as_main(path: Path) -> None:
+    """What ``runpy.run_path(path, run_name="__main__")`` does for a file (a module of
+    its own as ``__main__`` and ``sys.argv[0]`` while it runs), compiling each content
+    once: `stackwright run` runs one program for many stacks, and twice each."""
+    source = path.read_bytes()
+    key = (str(path), source)
+    if key not in _COMPILED:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        _COMPILED[key] = compile(source, str(path), "exec", dont_inherit=True)
+    module = types.ModuleType("__main__")
+    module.__dict__.update(__file__=str(path), __cached__=None, __loader__=None, __package__=None,
+                           __spec__=None, __builtins__=builtins)
+    saved_main, saved_argv = sys.modules.get("__main__"), list(sys.argv)
+    sys.modules["__main__"] = module
+    sys.argv[:1] = [str(path)]
+    try:
+        exec(_COMPILED[key], module.__dict__)  # noqa: S102 - running the user's program is the point
+    finally:
+        sys.argv[:] = saved_argv
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+        else:
+            sys.modules.pop("__main__", None)
+
+
+_COMPILED: dict[tuple[str, bytes], CodeType] = {}
+_COMPILED_MAX = 256
 
 
 def _user_location(exc: BaseException, root: Path) -> tuple[str | None, int | None]:

@@ -109,6 +109,9 @@ def schema_for(project: str | None) -> str:
     return name
 
 
+EVENTS_CHANNEL: Final = "stackwright_events"
+
+
 class _QmarkConnection:
     """A psycopg connection taking the ``?`` placeholders the shared SQL is written with."""
 
@@ -132,6 +135,8 @@ class _Db(SqlDb):
     dialect_find = "strpos"
     dialect_lock_row = " FOR UPDATE"
     kind = "database"
+    insert_event = ("WITH made AS (INSERT INTO events (stack, kind, who, at, data) VALUES (?,?,?,?,?)"
+                    " RETURNING id) SELECT id, pg_notify(?, ?) FROM made")
 
     def __init__(self, url: str, schema: str, read_only: bool = False) -> None:
         super().__init__(read_only)
@@ -159,6 +164,10 @@ class _Db(SqlDb):
         except BaseException:
             self.raw.close()
             raise
+
+    def event_params(self, params: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The event, and the notice of it (``PostgresStateStore.wait_for_events``)."""
+        return (*params, EVENTS_CHANNEL, self.schema)
 
     def _scrub(self, text: str) -> str:
         password = _password(self.url)
@@ -227,9 +236,20 @@ class _Db(SqlDb):
         if self.depth:
             yield self.conn
             return
-        with self.guard(), self.raw.transaction():
-            self.raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield self.conn
+        with self.guard():
+            self._begin_reads(True)
+            try:
+                with self.raw.transaction():  # BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY
+                    yield self.conn
+            finally:
+                if self.raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    self._begin_reads(False)
+
+    def _begin_reads(self, reading: bool) -> None:
+        """Make the next BEGIN start a read (one statement, no round trip of its own for
+        ``SET TRANSACTION``), or a write again."""
+        self.raw.read_only = True if reading else None
+        self.raw.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ if reading else None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -237,24 +257,47 @@ class _Db(SqlDb):
             yield
 
     def insert_lock(self, params: tuple[Any, ...]) -> bool:
-        """Inside a savepoint, so losing the race leaves the transaction usable."""
-        try:
-            with self.raw.transaction():
-                self.conn.execute("INSERT INTO locks VALUES (?, ?, ?, ?, ?, ?, ?)", params)
-        except psycopg.errors.UniqueViolation:
-            return False
-        return True
+        """Losing the race inserts nothing and leaves the transaction usable (no
+        savepoint, so no round trips of its own)."""
+        done = self.conn.execute("INSERT INTO locks VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", params)
+        return bool(done.rowcount == 1)
 
     def close(self) -> None:
         self.raw.close()
 
 
 class PostgresStateStore(SqlStateStore):
-    """``StateStore`` over a PostgreSQL database (``postgresql://user:pw@host/db``)."""
+    """``StateStore`` over a PostgreSQL database (``postgresql://user:pw@host/db``).
+
+    Recording an event notifies every process listening on the database (``pg_notify``
+    in the same statement, delivered on commit), so that ``wait_for_events`` wakes a waiter at once instead of when its
+    next poll comes (sharded runs wait on each other's run events)."""
 
     def __init__(self, url: str, schema: str = DEFAULT_SCHEMA, read_only: bool = False) -> None:
         self.url = url
+        self.schema = schema
+        self._listener: psycopg.Connection[Any] | None = None
         super().__init__(_Db(url, schema, read_only))
+
+    def wait_for_events(self, timeout: float) -> None:
+        """Return once an event was recorded in this database since the previous call
+        (by any process), or after ``timeout`` seconds. The first call starts
+        listening and returns at once: what was recorded before it, the caller reads."""
+        with self._db.guard():
+            if self._listener is None:
+                self._listener = psycopg.connect(self.url, autocommit=True, application_name="stackwright")
+                self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_CHANNEL)))
+                return
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                break
+            for _ in self._listener.notifies(timeout=0.0):  # those queued meanwhile: one wake-up
+                pass
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        super().close()
 
     def __enter__(self) -> PostgresStateStore:
         return self

@@ -129,6 +129,12 @@ class SqlDb:
     def close(self) -> None:
         raise NotImplementedError
 
+    insert_event = "INSERT INTO events (stack, kind, who, at, data) VALUES (?,?,?,?,?) RETURNING id"
+    """Records one event, returning its id; a dialect may add to it (PostgreSQL notifies)."""
+
+    def event_params(self, params: tuple[Any, ...]) -> tuple[Any, ...]:
+        return params
+
     @contextmanager
     def write(self) -> Iterator[Any]:
         """One committed write. Nested inside another ``write()`` (a writer's
@@ -366,9 +372,8 @@ class SqlStateStore:
     def record_event(self, stack: str, kind: str, who: str, data: dict[str, Any]) -> Event:
         at = time.time()
         with self._db.write() as conn:
-            row = conn.execute(
-                "INSERT INTO events (stack, kind, who, at, data) VALUES (?,?,?,?,?) RETURNING id",
-                (stack, kind, who, at, self._db.values.dumps(data))).fetchone()
+            row = conn.execute(self._db.insert_event, self._db.event_params(
+                (stack, kind, who, at, self._db.values.dumps(data)))).fetchone()
         return Event(int(row[0]) if row else 0, stack, kind, who, at, dict(data))
 
     def events(self, stack: str | None = None, kinds: tuple[str, ...] = ()) -> list[Event]:

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stackwright.engine.events import EventSink
-from stackwright.errors import StackwrightError, StateError
+from stackwright.errors import StackNotApplied, StackwrightError, StateError
 from stackwright.graph import Graph
+from stackwright.model.context import ConfigSource
 from stackwright.operations.keyring import Keyring
 from stackwright.operations.session import StackSession, open_store, provider_config, stack_config
 from stackwright.operations.update import UpdateOutcome, preview
@@ -37,6 +38,7 @@ from stackwright.state.records import LockInfo, Snapshot
 from stackwright.state.store import StateStore
 
 if TYPE_CHECKING:
+    from stackwright.plan.links import StackLinks
     from stackwright.workflow.gateway import Kind
     from stackwright.workflow.policies import Violation
 
@@ -119,9 +121,10 @@ def run_stacks(workspace: Workspace, graph: Graph[str], options: RunOptions,
                listener: Listener = Listener()) -> dict[str, StackResult]:
     """Run ``options.action`` over every stack of ``graph``, each after the stacks it
     waits for; one that failed skips those that wait for it. Returns each result."""
-    order, waits_for = walk_order(graph, options.action)
     results: dict[str, StackResult] = {}
     with StackRunner(workspace, options) as runner:
+        graph = runner.linked(graph)
+        order, waits_for = walk_order(graph, options.action)
         for ref in order:
             blocked = next((results[d] for d in waits_for.get(ref, ()) if not results[d].ok), None)
             if blocked is not None:
@@ -145,6 +148,10 @@ class StackRunner:
         self.options = options
         self.known: dict[str, Outputs] = {}
         self.stores: dict[str, StateStore] = {}
+        self.configs: dict[str, tuple[Keyring, ConfigSource]] = {}
+        """Each stack's keys and config, read once: finding links reads them first."""
+        self.unlinked: dict[str, StackwrightError] = {}
+        """Stacks whose exports and imports could not be found: each fails with its error."""
 
     def __enter__(self) -> StackRunner:
         return self
@@ -164,11 +171,51 @@ class StackRunner:
         ``lock``, the caller holds the stack's lock and updates work under it."""
         started = time.monotonic()
         try:
+            if ref in self.unlinked:
+                raise self.unlinked[ref]
             result = self._act(ref, lock)
         except StackwrightError as exc:
             result = StackResult(ref, FAILED, error=exc)
         result.seconds = time.monotonic() - started
         return result
+
+    def linked(self, graph: Graph[str]) -> Graph[str]:
+        """``graph`` with each stack also after the stacks that export a name its
+        resources import (CloudFormation ``Export`` / ``Fn::ImportValue``), as if it
+        had ``depends_on`` them. A stack whose names cannot be found (its program
+        fails) is remembered, and fails with that error when its turn comes."""
+        from stackwright.plan.links import stack_edges
+        from stackwright.workflow.workspace import with_links
+
+        if len(graph.deps) < 2:
+            return graph
+        links: dict[str, StackLinks] = {}
+        for ref in graph.deps:
+            try:
+                links[ref] = self._links(ref)
+            except StackwrightError as exc:
+                self.unlinked[ref] = exc
+        return with_links(graph, stack_edges(links), self.workspace.shown)
+
+    def _links(self, ref: str) -> StackLinks:
+        """What the stack exports and imports: for ``destroy`` what it recorded, else
+        what its program declares, run here with every ``StackReference`` unknown (as
+        for a stack never applied: its planned outputs are not known yet)."""
+        from stackwright.plan.links import NO_LINKS, desired_links, stack_links
+        from stackwright.program.runner import run_program
+
+        project, stack = self.entry(ref).project, ref.rpartition("/")[2]
+        store = self.store(project)
+        if self.options.action == DESTROY:
+            if not store.stack_exists(stack):
+                return NO_LINKS
+            session = self._new_session(project, stack)
+            recorded = store.snapshot(stack).resources.values()
+            return stack_links(((r.urn, r.type, r.inputs) for r in recorded), session.providers)
+        session = self._new_session(project, stack)
+        desired = run_program(project, stack, session.config, read_stack_outputs=_unapplied,
+                              python_path=self.workspace.python_path)
+        return desired_links(desired, session.providers)
 
     def _act(self, ref: str, lock: LockInfo | None) -> StackResult:
         entry = self.entry(ref)
@@ -195,9 +242,12 @@ class StackRunner:
     def _new_session(self, project: Project, stack: str) -> StackSession:
         """A session over the run's store of the project; closing the store is the run's."""
         store = self.store(project)
-        keys = Keyring.for_stack(project, stack)
+        key = f"{project.name}/{stack}"
+        if key not in self.configs:
+            keys = Keyring.for_stack(project, stack)
+            self.configs[key] = keys, stack_config(project, stack, keys)
+        keys, config = self.configs[key]
         store.use_cipher(keys)
-        config = stack_config(project, stack, keys)
         registry = ProviderRegistry(provider_config(project, config.data))
         session = StackSession(project, stack, store, config, registry, self.options.who)
         session.link_workspace(self.workspace, self.known, self.store)
@@ -259,6 +309,10 @@ class StackRunner:
         desired = session.run_program()
         empty = Snapshot(stack=stack, lineage="", serial=0, resources={}, outputs={})
         return make_plan(desired, empty, session.providers)
+
+
+def _unapplied(ref: str) -> Outputs:
+    raise StackNotApplied(f"stack {ref} is read as never applied while finding exports and imports")
 
 
 def violations(session: StackSession, plan: Plan) -> list[Violation]:

@@ -18,6 +18,9 @@ not hold the run back. The state store is the only channel between workers:
   takes the lock over and applies the stack, resolving the interrupted operations
   first as any `up` does. Locks taken by anything else (`stackwright up`) are waited for.
 
+A worker with nothing to do waits for another worker's next event: woken by it at once
+on PostgreSQL (``NOTIFY``), else polling every ``poll`` to ``max_poll`` seconds.
+
 Each worker returns when every selected stack has an event of this run.
 """
 
@@ -29,9 +32,10 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from stackwright.errors import LockHeldError, ProjectError, StateError
 from stackwright.graph import Graph
@@ -98,7 +102,7 @@ def run_shard(workspace: Workspace, graph: Graph[str], options: RunOptions, shar
     Returns the results of the stacks this worker ran or skipped, and every stack's
     event (including those other workers recorded)."""
     with StackRunner(workspace, options) as runner, _Renewer(shard.lease) as renewer:
-        worker = _Worker(runner, renewer, graph, shard)
+        worker = _Worker(runner, renewer, runner.linked(graph), shard)
         return worker.work(listener), worker.done
 
 
@@ -111,6 +115,9 @@ class _Worker:
         self.options = shard
         self.order = preferred_order(list(graph.deps), shard.shard)
         self.done: dict[str, Done] = {}
+        self.behind = False
+        """A claim found a stack finished by another worker: ``done`` is out of date, and
+        claiming on from it would take and release the lock of every stack others did."""
         self.name = f"{shard.shard} {runner.options.who} pid {os.getpid()} on {socket.gethostname()}"
 
     def work(self, listener: Listener) -> dict[str, StackResult]:
@@ -120,9 +127,11 @@ class _Worker:
         results: dict[str, StackResult] = {}
         delay = self.options.poll
         known_enough = False
+        wait = self.waiter()
+        wait(0)  # listening starts before the first read, so no event falls between
         while True:
             if not known_enough:
-                self.done = self.read_done()
+                self.done, self.behind = self.read_done(), False
             pending = [ref for ref in self.order if ref not in self.done]
             if not pending:
                 return results
@@ -133,8 +142,19 @@ class _Worker:
             elif known_enough:
                 known_enough = False
             else:
-                time.sleep(delay)
+                wait(delay)
                 delay = min(delay * 1.5, self.options.max_poll)
+
+    def waiter(self) -> Callable[[float], None]:
+        """Waits up to the time given for another worker's progress: woken at once by
+        a new event where the store can tell (PostgreSQL's NOTIFY; projects whose
+        state lives in other databases are polled), else a plain sleep."""
+        first = next(iter(self.graph.deps), None)
+        if first is not None:
+            wait = getattr(self.runner.store(self.locate(first)[0]), "wait_for_events", None)
+            if callable(wait):
+                return cast(Callable[[float], None], wait)
+        return time.sleep
 
     def step(self, pending: list[str], listener: Listener) -> StackResult | None:
         """Skip or run the first stack that can go now; None when none can."""
@@ -152,6 +172,8 @@ class _Worker:
             lock = self.claim(ref)
             if lock is not None:
                 return self.run_claimed(ref, lock, listener)
+            if self.behind:
+                return None  # others finished stacks this worker does not know of: read first
         return None
 
     def run_claimed(self, ref: str, lock: LockInfo, listener: Listener) -> StackResult:
@@ -184,6 +206,7 @@ class _Worker:
             return None
         if self.finished(ref):
             store.release_lock(stack, lock.token)
+            self.behind = True
             return None
         return lock
 

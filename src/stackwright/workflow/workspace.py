@@ -23,6 +23,7 @@ from pathlib import Path
 
 from stackwright.errors import ProjectError
 from stackwright.graph import CycleFound, Graph
+from stackwright.plan.links import StackEdge
 from stackwright.program.digest import SKIPPED_DIRS
 from stackwright.program.workspace import (
     WORKSPACE_FILE, ProjectEntry, StackEntry, Workspace, find_workspace, load_workspace,
@@ -33,7 +34,7 @@ from stackwright.workflow.local_imports import imported_files
 __all__ = [
     "WORKSPACE_FILE", "ProjectEntry", "Selection", "StackEntry", "Workspace", "changed_files",
     "find_workspace", "load_workspace", "ordered", "require_workspace", "select_all",
-    "select_changed", "stack_graph",
+    "select_changed", "stack_graph", "with_links",
 ]
 
 PROGRAM_SUFFIXES = frozenset({".py", ".yaml", ".yml"})
@@ -65,18 +66,39 @@ def stack_graph(workspace: Workspace) -> Graph[str]:
             raise ProjectError(f"stack {stack.ref} is listed twice", file=workspace.shown,
                                line=stack.line)
         graph.add(stack.ref, workspace.dependencies(stack))
-    _check_acyclic(graph, workspace)
+    _check_acyclic(graph, workspace.shown)
     return graph
 
 
-def _check_acyclic(graph: Graph[str], workspace: Workspace) -> None:
+def with_links(graph: Graph[str], links: Iterable[StackEdge], shown: str) -> Graph[str]:
+    """``graph`` (dependencies first) with each stack also depending on the stacks
+    that export a name it imports, dependencies first again; a cycle is an error
+    naming the stacks and, for each import on it, both resources (templates)."""
+    deps = {ref: list(ds) for ref, ds in graph.deps.items()}
+    edges = {(e.importer, e.exporter): e for e in links if e.importer in deps and e.exporter in deps}
+    if not edges:
+        return graph
+    for importer, exporter in edges:
+        if exporter not in deps[importer]:
+            deps[importer].append(exporter)
+    linked = Graph(deps)
+    _check_acyclic(linked, shown, edges)
+    return Graph({ref: linked.deps[ref] for ref in ordered(linked, linked.deps)})
+
+
+def _check_acyclic(graph: Graph[str], shown: str,
+                   edges: Mapping[tuple[str, str], StackEdge] | None = None) -> None:
     try:
         graph.topological_order()
     except CycleFound as exc:
+        cycle = [str(v) for v in exc.cycle]
+        imports = [edges[pair].explain() for pair in zip(cycle, cycle[1:]) if edges and pair in edges]
         raise ProjectError(
-            "stacks depend on each other in a cycle: " + " -> ".join(map(str, exc.cycle)),
-            file=workspace.shown,
-            hint="each stack depends on the next; remove one of these depends_on entries",
+            "stacks depend on each other in a cycle: " + " -> ".join(cycle)
+            + (f" ({'; '.join(imports)})" if imports else ""),
+            file=shown,
+            hint="each stack depends on the next; remove one of these depends_on entries"
+            + (" or imports" if imports else ""),
         ) from None
 
 

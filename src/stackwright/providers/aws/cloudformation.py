@@ -331,7 +331,12 @@ class StackProvider(AwsResource):
         if reasons:
             message += "; " + "; ".join(reasons)
         if kind == "CREATE" and stack["StackStatus"] in DEAD:
-            self._delete_and_wait(ctx, str(stack["StackId"]))
+            try:
+                self._delete_and_wait(ctx, str(stack["StackId"]))
+            except ProviderError as err:  # the failure stays the news; never create again on top
+                return ProviderError(f"{message}; deleting the failed stack failed too: {err.message}",
+                                     hint="the next run deletes it first; if that fails again, delete "
+                                     "the stack's resources by hand")
             message += " (the failed stack was deleted, so the next run creates it afresh)"
         return ProviderError(message)
 

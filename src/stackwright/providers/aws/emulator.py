@@ -15,7 +15,23 @@ the difference would break a platform that works on AWS:
 * a stack whose change set fails while executing ends ``ROLLBACK_COMPLETE`` (or
   ``UPDATE_ROLLBACK_COMPLETE``) with the reason as an event, as AWS reports it, instead
   of failing the ``ExecuteChangeSet`` call and staying under review;
-* a stack whose export another stack imports cannot be deleted, as in AWS;
+* a stack whose export another stack imports cannot be deleted, as in AWS; a stack
+  whose resources cannot all be deleted ends ``DELETE_FAILED`` with the reason and
+  keeps its exports (moto forgets it, leaving its exports and resources behind);
+  CloudFormation deletes the route tables it made (moto leaves them, and their VPC
+  cannot be deleted);
+* an output whose ``Condition`` is false is not exported (moto exports every output
+  with an ``Export``, and fails the stack on one that names a resource the condition
+  left out);
+* a name CloudFormation makes up for an ``AWS::ECR::Repository`` is lower case, as
+  ECR requires (moto makes up a name its own ECR then refuses);
+* a target group's ``Matcher: {HttpCode: 200}`` is read as the string AWS makes of it,
+  and a listener's certificate entry left empty by ``AWS::NoValue`` as no certificate
+  (moto fails the stack on both);
+* an ``AWS::EC2::SecurityGroupIngress`` resource that repeats a rule its group already
+  has (the group's own ``SecurityGroupIngress`` list names it too, as published
+  templates do to break circular references) stands for that rule instead of failing
+  the stack (moto refuses the duplicate);
 * every EKS cluster gets an OIDC issuer of its own (moto gives every cluster of a
   region the same one, so two clusters' IAM OIDC providers collide);
 * S3 object writes and deletes are atomic with their conditions (``If-None-Match: *``,
@@ -46,6 +62,11 @@ def patch_moto() -> None:
     _patch_yaml_short_forms()
     _patch_scalar_outputs()
     _patch_change_sets(CloudFormationBackend)
+    _patch_conditional_exports()
+    _patch_repeated_ingress()
+    _patch_generated_names()
+    _patch_listener_properties()
+    _patch_route_table_delete()
     _patch_eks_issuer()
     _patch_s3_conditional_writes()
     CloudFormationBackend._stackwright_patched = True  # type: ignore[attr-defined]
@@ -106,7 +127,10 @@ def _patch_change_sets(backend: Any) -> None:
             if name_or_stack_id in (stack.stack_id, stack.name):
                 _refuse_exports_in_use(self, stack)
                 _forget_unresolvable_outputs(stack)
-        delete(self, name_or_stack_id)
+                try:
+                    delete(self, stack.stack_id)
+                except Exception as exc:  # noqa: BLE001 - AWS reports it as the stack's status
+                    _delete_failed(self, stack, exc)
 
     backend.execute_change_set = execute_change_set
     backend.update_stack = update_stack
@@ -149,6 +173,16 @@ def _roll_back(stack: Any, change_set: Any, exc: Exception) -> None:
     stack._add_stack_event(stack.status)
 
 
+def _delete_failed(backend: Any, stack: Any, exc: Exception) -> None:
+    """The stack stays, ``DELETE_FAILED`` with the reason, its exports kept (moto
+    forgets the stack, leaving its exports and resources behind)."""
+    reason = str(getattr(exc, "message", "") or exc)
+    backend.stacks[stack.stack_id] = stack
+    stack.status = "DELETE_FAILED"
+    stack.status_reason = reason
+    stack._add_stack_event("DELETE_FAILED", resource_status_reason=reason)
+
+
 def _refuse_exports_in_use(backend: Any, stack: Any) -> None:
     from moto.cloudformation.exceptions import ValidationError
 
@@ -188,6 +222,103 @@ def _imports(stack: Any) -> Iterator[str]:
             continue
         if isinstance(resolved, str):
             yield resolved
+
+
+def _patch_conditional_exports() -> None:
+    from moto.cloudformation.parsing import OutputMap
+
+    every: Callable[[Any], Any] = OutputMap.exports.fget  # type: ignore[attr-defined]
+
+    def exports(self: Any) -> Any:
+        outputs = self._output_json_map
+        conditions = self._resource_map.lazy_condition_map
+        self._output_json_map = {key: output for key, output in (outputs or {}).items()
+                                 if not (isinstance(output, dict) and "Condition" in output
+                                         and not conditions.get(output["Condition"]))}
+        try:
+            return every(self)
+        finally:
+            self._output_json_map = outputs
+
+    OutputMap.exports = property(exports)  # type: ignore[method-assign,assignment]
+
+
+def _patch_generated_names() -> None:
+    from moto.cloudformation import parsing
+
+    generate: Callable[[str, str, str], str] = parsing.generate_resource_name
+    lower_case = frozenset({"AWS::ECR::Repository"})
+
+    def generate_resource_name(resource_type: str, stack_name: str, logical_id: str) -> str:
+        name = generate(resource_type, stack_name, logical_id)
+        return name.lower() if resource_type in lower_case else name
+
+    parsing.generate_resource_name = generate_resource_name
+
+
+def _patch_listener_properties() -> None:
+    """Target groups and listeners read their properties as AWS does: a numeric
+    ``Matcher`` code is a string, and a certificate entry left empty (its
+    ``CertificateArn`` was ``AWS::NoValue``) is no certificate."""
+    from moto.elbv2.models import FakeListener, FakeTargetGroup
+
+    def matcher(properties: dict[str, Any]) -> None:
+        found = properties.get("Matcher")
+        if isinstance(found, dict):
+            found.update({k: str(v) for k, v in found.items() if isinstance(v, int)})
+
+    def certificates(properties: dict[str, Any]) -> None:
+        if isinstance(properties.get("Certificates"), list):
+            properties["Certificates"] = [c for c in properties["Certificates"]
+                                          if not isinstance(c, dict) or c.get("CertificateArn")]
+
+    _before_create(FakeTargetGroup, matcher)
+    _before_create(FakeListener, certificates)
+
+
+def _before_create(model: Any, fix: Callable[[dict[str, Any]], None]) -> None:
+    """``fix`` the properties of every ``model`` CloudFormation creates, first."""
+    create: Callable[..., Any] = model.create_from_cloudformation_json.__func__
+
+    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any,
+                                        *args: Any, **kwargs: Any) -> Any:
+        fix(cloudformation_json.setdefault("Properties", {}))
+        return create(cls, resource_name, cloudformation_json, *args, **kwargs)
+
+    model.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+
+def _patch_route_table_delete() -> None:
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.route_tables import RouteTable
+
+    def delete(self: Any, account_id: str, region_name: str) -> None:
+        ec2_backends[account_id][region_name].delete_route_table(self.id)
+
+    RouteTable.delete = delete  # type: ignore[attr-defined]
+
+
+def _patch_repeated_ingress() -> None:
+    from moto.ec2.exceptions import InvalidPermissionDuplicateError
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.security_groups import SecurityGroupIngress
+
+    create: Callable[..., Any] = SecurityGroupIngress.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any,
+                                        account_id: str, region_name: str, **kwargs: Any) -> Any:
+        try:
+            return create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        except InvalidPermissionDuplicateError:
+            properties = cloudformation_json["Properties"]
+            backend = ec2_backends[account_id][region_name]
+            if properties.get("GroupId"):
+                groups = backend.describe_security_groups(group_ids=[properties["GroupId"]])
+            else:
+                groups = backend.describe_security_groups(groupnames=[properties.get("GroupName")])
+            return cls(groups[0], properties)
+
+    SecurityGroupIngress.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[method-assign,assignment,arg-type]
 
 
 # --- S3 ------------------------------------------------------------------------------
