@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from stackwright.providers.k8s.localcluster import LocalCluster
+    from stackwright.providers.registry import LocalClusterTool, RunningCluster
 
 
 def register(cli: click.Group) -> None:
@@ -27,13 +27,17 @@ def _cluster_options(fn: click.decorators.FC) -> click.decorators.FC:
                         help="Which local cluster; each has its own folder and ports.")(fn)
 
 
+def _tool() -> LocalClusterTool:
+    from stackwright.providers.registry import local_cluster as tool
+
+    return tool("k8s")
+
+
 def _folder(name: str, state_dir: Path | None) -> Path:
-    from stackwright.providers.k8s import localcluster
-
-    return state_dir or localcluster.default_state_dir(name)
+    return state_dir or _tool().default_state_dir(name)
 
 
-def _describe(cluster: LocalCluster) -> str:
+def _describe(cluster: RunningCluster) -> str:
     how = f"kind cluster {cluster.kind}" if cluster.kind else ", ".join(cluster.pids)
     return (f"Local cluster running at {cluster.server} ({how}).\n"
             f"kubeconfig: {cluster.kubeconfig}\n"
@@ -45,8 +49,7 @@ def _describe(cluster: LocalCluster) -> str:
 @click.option("--kind", "use_kind", is_flag=True, help="Run the cluster with kind (needs Docker).")
 def local_cluster_start(name: str, state_dir: Path | None, use_kind: bool) -> None:
     """Start the cluster (or say it is running) and print its kubeconfig."""
-    from stackwright.providers.k8s import localcluster
-
+    localcluster = _tool()
     folder = _folder(name, state_dir)
     running = localcluster.status(folder)
     if running is not None:
@@ -60,8 +63,7 @@ def local_cluster_start(name: str, state_dir: Path | None, use_kind: bool) -> No
 @_cluster_options
 def local_cluster_stop(name: str, state_dir: Path | None) -> None:
     """Stop the cluster; its data stays for the next start."""
-    from stackwright.providers.k8s import localcluster
-
+    localcluster = _tool()
     stopped = localcluster.stop(_folder(name, state_dir))
     click.echo("Local cluster stopped." if stopped else "The local cluster was not running.")
 
@@ -70,8 +72,7 @@ def local_cluster_stop(name: str, state_dir: Path | None) -> None:
 @_cluster_options
 def local_cluster_status(name: str, state_dir: Path | None) -> None:
     """Say whether the cluster runs (exit 3 when it does not)."""
-    from stackwright.providers.k8s import localcluster
-
+    localcluster = _tool()
     cluster = localcluster.status(_folder(name, state_dir))
     if cluster is None:
         click.echo("The local cluster is not running.")

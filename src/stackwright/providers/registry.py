@@ -73,6 +73,45 @@ def local_emulator(name: str = "aws") -> LocalEmulator:
     return cast(LocalEmulator, importlib.import_module(EMULATORS[name]))
 
 
+LOCAL_CLUSTERS: dict[str, str] = {
+    "k8s": "stackwright.providers.k8s.localcluster",
+}
+"""Local clusters of a provider, by provider name: modules with ``default_state_dir``,
+``start``, ``start_kind``, ``status`` and ``stop`` (``LocalClusterTool``)."""
+
+
+class RunningCluster(Protocol):
+    server: str
+    kubeconfig: Path
+    pids: dict[str, int]
+    kind: str | None
+
+    @property
+    def stack_config(self) -> str: ...
+
+
+class LocalClusterTool(Protocol):
+    """Runs a local cluster whose processes and data live in one folder."""
+
+    def default_state_dir(self, name: str) -> Path: ...
+
+    def start(self, state_dir: Path, timeout: float = ...) -> RunningCluster: ...
+
+    def start_kind(self, state_dir: Path) -> RunningCluster: ...
+
+    def status(self, state_dir: Path) -> RunningCluster | None: ...
+
+    def stop(self, state_dir: Path) -> bool: ...
+
+
+def local_cluster(name: str = "k8s") -> LocalClusterTool:
+    """The local cluster of provider ``name`` (the CLI's ``local-cluster``)."""
+    if name not in LOCAL_CLUSTERS:
+        raise ProjectError(f"provider {name!r} has no local cluster",
+                           hint=f"local clusters: {', '.join(sorted(LOCAL_CLUSTERS))}")
+    return cast(LocalClusterTool, importlib.import_module(LOCAL_CLUSTERS[name]))
+
+
 class SimpleProvider:
     """A provider made of a fixed list of resource providers."""
 
