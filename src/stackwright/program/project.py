@@ -11,6 +11,7 @@ from typing import Any
 
 from stackwright.errors import ProjectError
 from stackwright.model.context import ConfigSource
+from stackwright.program.project_files import PROJECT_SCHEMA, STACK_SCHEMA, line_of, read_checked, shown_path
 
 PROJECT_FILE = "stackwright.yaml"
 STACK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -60,16 +61,15 @@ def find_project(start: Path | None = None) -> Project:
 
 def load_project(root: Path) -> Project:
     path = root / PROJECT_FILE
-    data = _load_yaml(path)
-    if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
-        raise ProjectError("the project file needs a `name:`", file=str(path),
-                           hint="name: my-project\nmain: __main__.py")
+    shown = shown_path(path)
+    data = read_checked(path, shown, PROJECT_SCHEMA, "the project file")
     main = data.get("main", "__main__.py")
     if not (root / main).is_file():
-        raise ProjectError(f"the program entry {main!r} does not exist", file=str(path),
+        raise ProjectError(f"the program entry {main!r} does not exist", file=shown,
+                           line=line_of(path.read_bytes(), ("main",)),
                            hint="set `main:` to your program's file")
     return Project(root=root, name=data["name"], main=main,
-                   description=str(data.get("description", "")), settings=data)
+                   description=data.get("description", ""), settings=data)
 
 
 def check_stack_name(name: str) -> str:
@@ -85,54 +85,40 @@ def load_stack_config(project: Project, stack: str) -> ConfigSource:
     """The stack's ``config:`` section with the line of every key, for error messages."""
     path = project.stack_file(stack)
     shown = project.relative(path)
-    if not path.exists():
+    config = stack_settings(project, stack).get("config") or {}
+    if not config:
         return ConfigSource(data={}, file=shown)
-    data, lines = _load_yaml_with_lines(path)
-    if data is None:
-        return ConfigSource(data={}, file=shown)
-    if not isinstance(data, Mapping):
-        raise ProjectError("a stack file must be a mapping with a `config:` key", file=shown)
-    config = data.get("config") or {}
-    if not isinstance(config, Mapping):
-        raise ProjectError("`config:` must be a mapping", file=shown, line=lines.get("config"))
+    lines: dict[str, int] = {}
+    _collect_lines(_compose(path.read_bytes()), "", lines)
     return ConfigSource(data=config, file=shown,
                         lines={k[len("config."):]: v for k, v in lines.items() if k.startswith("config.")})
 
 
 def stack_settings(project: Project, stack: str) -> Mapping[str, Any]:
-    """The stack file's settings other than config (environment, policies...)."""
+    """The stack file, checked: ``config:`` and the settings Stackwright reads
+    (environment, secrets). A stack without a file has none."""
     path = project.stack_file(stack)
-    data = _load_yaml(path) if path.exists() else None
-    return data if isinstance(data, Mapping) else {}
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return {}
+    key = (str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    cached = _STACK_FILES.get(key)
+    if cached is None:
+        cached = read_checked(path, project.relative(path), STACK_SCHEMA, "a stack file")
+        _STACK_FILES[key] = cached
+    return cached
 
 
-def _load_yaml(path: Path) -> Any:
+_STACK_FILES: dict[tuple[str, int, int, int], dict[str, Any]] = {}
+"""Stack files read in this process, by path and stat: several layers read the same file
+in one command, and a file edited since (``config set``) is read again."""
+
+
+def _compose(content: bytes) -> Any:
     import yaml
 
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ProjectError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                           line=mark.line + 1 if mark else None) from None
-
-
-def _load_yaml_with_lines(path: Path) -> tuple[Any, dict[str, int]]:
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=loader)
-        data = yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ProjectError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                           line=mark.line + 1 if mark else None) from None
-    lines: dict[str, int] = {}
-    _collect_lines(node, "", lines)
-    return data, lines
+    return yaml.compose(content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _collect_lines(node: Any, prefix: str, lines: dict[str, int]) -> None:

@@ -1,0 +1,264 @@
+"""Reading the project's YAML files and checking them against their schemas.
+
+A file is parsed with PyYAML's C loader and checked against a pydantic model that forbids
+unknown keys (``project_schema``); a mistake is a ``ProjectError`` naming the file, the
+line of the offending key (from the parser's node marks) and, for an unknown key, the
+known key it is closest to.
+
+Checking costs pydantic's import and the models' build, several times what the rest of a
+small command costs. So a verdict is remembered: content whose digest (with the digest of
+the schema's source files) passed before is not checked again. Each verdict is an empty
+file named by that digest in the user's cache folder. Only passes are remembered, so a
+mistake is reported every time, and editing the file or the schema checks it again.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from stackwright.errors import ProjectError
+
+Loc = tuple[int | str, ...]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a kind of file may hold: ``model`` imports and returns the pydantic model (so
+    that pydantic loads only when needed); ``sources`` are the files that define it."""
+
+    kind: str
+    model: Callable[[], Any]
+    sources: tuple[str, ...]
+
+
+def _project_model() -> Any:
+    from stackwright.program.project_schema import ProjectFile
+
+    return ProjectFile
+
+
+def _stack_model() -> Any:
+    from stackwright.program.project_schema import StackFile
+
+    return StackFile
+
+
+def _workspace_model() -> Any:
+    from stackwright.program.project_schema import WorkspaceFile
+
+    return WorkspaceFile
+
+
+SCHEMA_SOURCE = str(Path(__file__).with_name("project_schema.py"))
+PROJECT_SCHEMA = Schema("project", _project_model, (SCHEMA_SOURCE,))
+STACK_SCHEMA = Schema("stack", _stack_model, (SCHEMA_SOURCE,))
+WORKSPACE_SCHEMA = Schema("workspace", _workspace_model, (SCHEMA_SOURCE,))
+
+
+def parse_yaml(text: str | bytes, shown: str) -> Any:
+    """The document as plain data; a syntax error names the file and line."""
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ProjectError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=shown,
+                           line=mark.line + 1 if mark else None) from None
+
+
+def read_checked(path: Path, shown: str, schema: Schema, what: str) -> dict[str, Any]:
+    """``path`` parsed and checked against ``schema``; an empty file is an empty mapping."""
+    content = path.read_bytes()
+    data = parse_yaml(content, shown)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProjectError(f"{what} must be a mapping of keys to values", file=shown, line=1)
+    check(data, content, shown, schema)
+    return data
+
+
+def check(data: Any, content: bytes, shown: str, schema: Schema) -> None:
+    """Raise a ``ProjectError`` unless ``data`` (parsed from ``content``) fits ``schema``."""
+    verdict = _verdict_path(schema, content)
+    if verdict is not None and verdict.exists():
+        return
+    from pydantic import ValidationError
+
+    model = schema.model()
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        raise problem(exc.errors(), model, content, shown) from None
+    _remember(verdict)
+
+
+def problem(errors: Sequence[Any], model: Any, content: bytes, shown: str) -> ProjectError:
+    """The first mistake pydantic found, as one line and a hint; an unknown key first,
+    because a misspelled key also makes the key it meant look missing."""
+    error = min(errors, key=lambda e: e["type"] != "extra_forbidden")
+    loc: Loc = tuple(error["loc"])
+    line = line_of(content, loc)
+    where = dotted(model, loc)
+    if error["type"] == "extra_forbidden":
+        known = keys_at(model, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        parent = dotted(model, loc[:-1])
+        return ProjectError(
+            f"unknown key {str(loc[-1])!r}" + (f" in `{parent}`" if parent else ""),
+            file=shown, line=line,
+            hint=f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}")
+    if error["type"] == "missing":
+        return ProjectError(f"`{where}` is required", file=shown, line=line)
+    got = repr(error.get("input"))
+    got = got if len(got) <= 60 else got[:57] + "..."
+    return ProjectError(f"`{where}`: {error['msg'][0].lower()}{error['msg'][1:]}, not {got}",
+                        file=shown, line=line)
+
+
+# --- where a mistake is -----------------------------------------------------------------
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def line_index(content: bytes) -> dict[Loc, int]:
+    """The line of every key and list item of the document, by its place in it."""
+    import yaml
+
+    lines: dict[Loc, int] = {}
+
+    def walk(node: Any, loc: Loc) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                lines[(*loc, key.value)] = key.start_mark.line + 1
+                walk(value, (*loc, key.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[(*loc, i)] = item.start_mark.line + 1
+                walk(item, (*loc, i))
+
+    walk(yaml.compose(content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)), ())
+    return lines
+
+
+def line_of(content: bytes, loc: Loc) -> int | None:
+    """The line of the key (or list item) ``loc`` leads to, as far as the document has it.
+    Segments that are not in the document (pydantic's names for union members) are
+    passed over."""
+    import yaml
+
+    node = yaml.compose(content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    line = 1 if node is None else node.start_mark.line + 1
+    for segment in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if k.value == str(segment)), None)
+            if found is not None:
+                line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(segment, int) and segment < len(node.value):
+            node = node.value[segment]
+            line = node.start_mark.line + 1
+    return line
+
+
+def dotted(model: Any, loc: Loc) -> str:
+    """``loc`` as a user writes it (``projects[0].stacks``), without union member names."""
+    out = ""
+    annotation = model
+    for segment in loc:
+        annotation, place = _step(annotation, segment)
+        if place:
+            out += f"[{segment}]" if isinstance(segment, int) else (f".{segment}" if out else str(segment))
+    return out
+
+
+def keys_at(model: Any, loc: Loc) -> list[str]:
+    """The keys the mapping at ``loc`` may hold, for "did you mean"."""
+    annotation = model
+    for segment in loc:
+        annotation, _ = _step(annotation, segment)
+    return sorted(_fields(annotation))
+
+
+def _step(annotation: Any, segment: int | str) -> tuple[Any, bool]:
+    """The type at ``segment`` inside ``annotation``, and whether the segment is a place
+    in the document (not pydantic's name for the member of a union it tried)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        named = next((a for a in args if getattr(a, "__name__", None) == segment), None)
+        if named is not None:
+            return named, False
+        for member in args:
+            inner, place = _step(member, segment)
+            if place and inner is not None:
+                return inner, True
+        return annotation, False
+    if origin is dict:
+        return args[1], True
+    if origin is list:
+        return (args[0], True) if isinstance(segment, int) else (annotation, False)
+    return _fields(annotation).get(str(segment)), True
+
+
+def _fields(annotation: Any) -> dict[str, Any]:
+    """A model's field types; for a union, those of its model members."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        merged: dict[str, Any] = {}
+        for member in typing.get_args(annotation):
+            merged.update(_fields(member))
+        return merged
+    model_fields = getattr(annotation, "model_fields", None)
+    if isinstance(model_fields, dict):
+        return {name: info.annotation for name, info in model_fields.items()}
+    return {}
+
+
+# --- verdicts ---------------------------------------------------------------------------
+
+
+def _verdict_path(schema: Schema, content: bytes) -> Path | None:
+    digest = hashlib.sha256(_schema_digest(schema.kind, schema.sources))
+    digest.update(content)
+    folder = _cache_folder()
+    return folder / digest.hexdigest() if folder is not None else None
+
+
+@cache
+def _schema_digest(kind: str, sources: tuple[str, ...]) -> bytes:
+    digest = hashlib.sha256(kind.encode())
+    for source in sources:
+        digest.update(Path(source).read_bytes())
+    return digest.digest()
+
+
+def _cache_folder() -> Path | None:
+    base = os.environ.get("XDG_CACHE_HOME") or (str(Path.home() / ".cache") if "HOME" in os.environ else "")
+    return Path(base) / "stackwright" / "checked" if base else None
+
+
+def _remember(verdict: Path | None) -> None:
+    """Record a pass. The cache only saves time: where it cannot be written (a read-only
+    home in CI), every run checks again, which is correct, only slower."""
+    if verdict is None:
+        return
+    try:
+        verdict.parent.mkdir(parents=True, exist_ok=True)
+        verdict.touch()
+    except OSError:
+        return
