@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -44,6 +43,8 @@ class ProviderCalls:
 
     async def run(self, urn: str, action: str, fn: Callable[..., T], *args: Any) -> T:
         """Call ``fn(*args)`` in the pool; retryable errors are retried with backoff."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         first = True
 

@@ -8,11 +8,13 @@ commit instead of one each.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackwright.state.store import StackWriter
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class GroupCommit:
@@ -22,6 +24,8 @@ class GroupCommit:
         self.commits = 0
 
     async def __call__(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        import asyncio
+
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not self._queue:
             asyncio.get_running_loop().call_soon(self._flush)

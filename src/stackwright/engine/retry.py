@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -11,6 +10,13 @@ from typing import TypeVar
 from stackwright.errors import ProviderError
 
 T = TypeVar("T")
+
+
+async def _sleep(seconds: float) -> None:
+    """``asyncio.sleep``, with asyncio imported only when a retry waits."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
 
 
 @dataclass
@@ -22,7 +28,7 @@ class RetryPolicy:
     base: float = 0.2
     max_delay: float = 20.0
     rng: random.Random = field(default_factory=random.Random)
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    sleep: Callable[[float], Awaitable[None]] = _sleep
 
     def delay(self, attempt: int, error: ProviderError) -> float:
         ceiling = min(self.max_delay, self.base * (2 ** attempt))
