@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stackwright.errors import ProjectError
 from stackwright.model.context import ConfigSource
-from stackwright.program.project_files import PROJECT_SCHEMA, STACK_SCHEMA, line_of, read_checked, shown_path
+from stackwright.program.project_files import PROJECT_SCHEMA, STACK_SCHEMA, line_of, read_checked, records_folder, shown_path
 
 PROJECT_FILE = "stackwright.yaml"
 STACK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -62,7 +62,7 @@ def find_project(start: Path | None = None) -> Project:
 def load_project(root: Path) -> Project:
     path = root / PROJECT_FILE
     shown = shown_path(path)
-    data = read_checked(path, shown, PROJECT_SCHEMA, "the project file")
+    data = read_checked(path, shown, PROJECT_SCHEMA, "the project file", records_folder(root))
     main = data.get("main", "__main__.py")
     if not (root / main).is_file():
         raise ProjectError(f"the program entry {main!r} does not exist", file=shown,
@@ -88,10 +88,32 @@ def load_stack_config(project: Project, stack: str) -> ConfigSource:
     config = stack_settings(project, stack).get("config") or {}
     if not config:
         return ConfigSource(data={}, file=shown)
-    lines: dict[str, int] = {}
-    _collect_lines(_compose(path.read_bytes()), "", lines)
-    return ConfigSource(data=config, file=shown,
-                        lines={k[len("config."):]: v for k, v in lines.items() if k.startswith("config.")})
+    return ConfigSource(data=config, file=shown, lines=ConfigLines(path))
+
+
+class ConfigLines(Mapping[str, int]):
+    """The line of every ``config:`` key (``a.b`` for nested ones), found when an error
+    first asks for one: finding them means parsing the file again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lines: dict[str, int] | None = None
+
+    def _found(self) -> dict[str, int]:
+        if self._lines is None:
+            lines: dict[str, int] = {}
+            _collect_lines(_compose(self.path.read_bytes()), "", lines)
+            self._lines = {k[len("config."):]: v for k, v in lines.items() if k.startswith("config.")}
+        return self._lines
+
+    def __getitem__(self, key: str) -> int:
+        return self._found()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._found())
+
+    def __len__(self) -> int:
+        return len(self._found())
 
 
 def stack_settings(project: Project, stack: str) -> Mapping[str, Any]:
@@ -105,7 +127,8 @@ def stack_settings(project: Project, stack: str) -> Mapping[str, Any]:
     key = (str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
     cached = _STACK_FILES.get(key)
     if cached is None:
-        cached = read_checked(path, project.relative(path), STACK_SCHEMA, "a stack file")
+        cached = read_checked(path, project.relative(path), STACK_SCHEMA, "a stack file",
+                              records_folder(project.root))
         _STACK_FILES[key] = cached
     return cached
 

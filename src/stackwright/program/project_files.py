@@ -5,10 +5,11 @@ unknown keys (``project_schema``); a mistake is a ``ProjectError`` naming the fi
 line of the offending key (from the parser's node marks) and, for an unknown key, the
 known key it is closest to.
 
-Checking costs pydantic's import and the models' build, several times what the rest of a
-small command costs. So a verdict is remembered: content whose digest (with the digest of
-the schema's source files) passed before is not checked again. Each verdict is an empty
-file named by that digest in the user's cache folder. Only passes are remembered, so a
+Importing PyYAML and pydantic costs more than the rest of a small command. So what a
+check found is remembered: a file whose content (with the schema's own source) passed
+before is neither parsed nor checked again; its data is read back from a JSON record
+named by that digest, in the project's ``.stackwright/cache/checked/`` (beside the state,
+so that only who can write the state can write it). Only passes are recorded, so a
 mistake is reported every time, and editing the file or the schema checks it again.
 """
 
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import os
+import tempfile
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -76,23 +79,36 @@ def parse_yaml(text: str | bytes, shown: str) -> Any:
                            line=mark.line + 1 if mark else None) from None
 
 
-def read_checked(path: Path, shown: str, schema: Schema, what: str) -> dict[str, Any]:
-    """``path`` parsed and checked against ``schema``; an empty file is an empty mapping."""
+def read_checked(path: Path, shown: str, schema: Schema, what: str,
+                 records: Path | None = None) -> dict[str, Any]:
+    """``path`` parsed and checked against ``schema`` (an empty file is an empty mapping),
+    or the data recorded in the folder ``records`` when the same content passed before."""
     content = path.read_bytes()
+    record = _record_path(records, schema, content)
+    recalled = _recall(record)
+    if recalled is not None and "data" in recalled:
+        data: dict[str, Any] = recalled["data"]
+        return data
     data = parse_yaml(content, shown)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ProjectError(f"{what} must be a mapping of keys to values", file=shown, line=1)
-    check(data, content, shown, schema)
+    if recalled is None:
+        _validate(data, content, shown, schema)
+        _record(record, {"data": data} if _is_json(data) else {})
     return data
 
 
-def check(data: Any, content: bytes, shown: str, schema: Schema) -> None:
+def check(data: Any, content: bytes, shown: str, schema: Schema, records: Path | None = None) -> None:
     """Raise a ``ProjectError`` unless ``data`` (parsed from ``content``) fits ``schema``."""
-    verdict = _verdict_path(schema, content)
-    if verdict is not None and verdict.exists():
-        return
+    record = _record_path(records, schema, content)
+    if _recall(record) is None:
+        _validate(data, content, shown, schema)
+        _record(record, {})
+
+
+def _validate(data: Any, content: bytes, shown: str, schema: Schema) -> None:
     from pydantic import ValidationError
 
     model = schema.model()
@@ -100,7 +116,6 @@ def check(data: Any, content: bytes, shown: str, schema: Schema) -> None:
         model.model_validate(data)
     except ValidationError as exc:
         raise problem(exc.errors(), model, content, shown) from None
-    _remember(verdict)
 
 
 def problem(errors: Sequence[Any], model: Any, content: bytes, shown: str) -> ProjectError:
@@ -229,14 +244,22 @@ def _fields(annotation: Any) -> dict[str, Any]:
     return {}
 
 
-# --- verdicts ---------------------------------------------------------------------------
+# --- records of passes ------------------------------------------------------------------
 
 
-def _verdict_path(schema: Schema, content: bytes) -> Path | None:
+def records_folder(root: Path) -> Path | None:
+    """Where records of passes are kept for the project (or workspace) at ``root``: only
+    where ``.stackwright/`` exists already (no command creates it just for this)."""
+    state = root / ".stackwright"
+    return state / "cache" if state.is_dir() else None
+
+
+def _record_path(records: Path | None, schema: Schema, content: bytes) -> Path | None:
+    if records is None:
+        return None
     digest = hashlib.sha256(_schema_digest(schema.kind, schema.sources))
     digest.update(content)
-    folder = _cache_folder()
-    return folder / digest.hexdigest() if folder is not None else None
+    return records / "checked" / f"{digest.hexdigest()}.json"
 
 
 @cache
@@ -247,18 +270,42 @@ def _schema_digest(kind: str, sources: tuple[str, ...]) -> bytes:
     return digest.digest()
 
 
-def _cache_folder() -> Path | None:
-    base = os.environ.get("XDG_CACHE_HOME") or (str(Path.home() / ".cache") if "HOME" in os.environ else "")
-    return Path(base) / "stackwright" / "checked" if base else None
+def _recall(record: Path | None) -> dict[str, Any] | None:
+    """The record of an earlier pass; None when there is none. A record that cannot be
+    read (cut short, altered) counts as none: the file is simply checked again."""
+    if record is None:
+        return None
+    try:
+        recalled = json.loads(record.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return recalled if isinstance(recalled, dict) else None
 
 
-def _remember(verdict: Path | None) -> None:
-    """Record a pass. The cache only saves time: where it cannot be written (a read-only
-    home in CI), every run checks again, which is correct, only slower."""
-    if verdict is None:
+def _record(record: Path | None, value: dict[str, Any]) -> None:
+    """Record a pass, atomically (another process may be reading). Records only save time:
+    where the folder cannot be written (a read-only checkout), every run checks again."""
+    if record is None:
         return
     try:
-        verdict.parent.mkdir(parents=True, exist_ok=True)
-        verdict.touch()
+        record.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".record-", dir=record.parent)
     except OSError:
         return
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(value, out)
+        os.replace(temporary, record)
+    except OSError:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _is_json(value: Any) -> bool:
+    """True when JSON gives ``value`` back as it is (YAML can also hold dates, bytes...)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_json(v) for v in value)
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    return value is None or isinstance(value, (str, int, bool))

@@ -29,7 +29,7 @@ from typing import Any
 from stackwright.errors import ProjectError
 from stackwright.program.project import PROJECT_FILE, STACK_NAME, Project, load_project
 from stackwright.program.project_files import (
-    WORKSPACE_SCHEMA, Loc, check, line_index, parse_yaml, shown_path,
+    WORKSPACE_SCHEMA, Loc, check, line_index, parse_yaml, records_folder, shown_path,
 )
 
 WORKSPACE_FILE = "stackwright-workspace.yaml"
@@ -187,9 +187,9 @@ def load_workspace(path: Path, text: str | None = None) -> Workspace:
         raise ProjectError("the workspace file is empty", file=shown, hint=_FORMAT_HINT)
     if not isinstance(data, dict):
         raise ProjectError("the workspace file must be a mapping", file=shown, line=1, hint=_FORMAT_HINT)
-    check(data, content, shown, WORKSPACE_SCHEMA)
-    lines = line_index(content)
     folder = path.resolve().parent
+    check(data, content, shown, WORKSPACE_SCHEMA, records_folder(folder))
+    lines = line_index(content)
     projects = [_project(folder, shown, lines, i, item) for i, item in enumerate(data["projects"])]
     _check_unique(shown, projects)
     python_path = _python_path(folder, shown, lines, data.get("python_path", []))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stackwright.program.project import PROJECT_FILE, Project, stack_settings
-from stackwright.program.project_files import SCHEMA_SOURCE, Schema, check
+from stackwright.program.project_files import SCHEMA_SOURCE, Schema, check, records_folder, shown_path
 
 Enforcement = Literal["mandatory", "advisory", "off"]
 
@@ -97,7 +97,8 @@ def check_environments(project: Project) -> None:
     """Check the project file's ``environments:`` and ``groups:`` against ``Environment``
     (the program layer that loaded the file checked only that they are mappings)."""
     path = project.root / PROJECT_FILE
-    check(project.settings, path.read_bytes(), str(path), RULES_SCHEMA)
+    check(project.settings, path.read_bytes(), shown_path(path), RULES_SCHEMA,
+          records_folder(project.root))
 
 
 def groups(project: Project) -> dict[str, list[str]]:
