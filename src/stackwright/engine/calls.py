@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy, retrying
 from stackwright.errors import ProviderError, StackwrightError
 from stackwright.providers.protocol import OperationContext
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 
@@ -27,6 +29,8 @@ class ProviderCalls:
     """
 
     def __init__(self, parallel: int, policy: RetryPolicy, sink: EventSink, timeout: float = 1800.0) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="provider")
         self.policy = policy
         self.sink = sink

@@ -44,6 +44,16 @@ class ProjectFile(FileModel):
     groups: dict[str, list[str]] | None = None
 
 
+class PausedSection(FileModel):
+    """``paused:``, written by `stackwright env pause`: what `env resume` puts back."""
+
+    note: Any = None
+    at: Any = None
+    by: Any = None
+    values: dict[str, Any] = Field(default_factory=dict)
+    absent: list[str] = Field(default_factory=list)
+
+
 class StackFile(FileModel):
     """``stacks/<stack>.yaml``: the program's free-form ``config:`` and the settings
     Stackwright itself reads."""
@@ -52,6 +62,7 @@ class StackFile(FileModel):
     environment: str | None = None
     secrets: str | dict[str, Any] | None = None
     """local, passphrase, awskms://..., or {age: [recipients]} (checked by operations.keyring)."""
+    paused: PausedSection | None = None
 
 
 class WorkspaceStack(FileModel):
