@@ -1,7 +1,7 @@
 """What a command loads before it does anything: `import stackwright` and `stackwright
 --help` load only the model and the CLI's command definitions, and an `up` or `preview`
-with nothing to change loads neither pydantic (project files already checked) nor
-asyncio (nothing to run). Each heavy library costs a command tens of milliseconds.
+with nothing to change loads neither PyYAML nor pydantic (project files already
+checked) nor asyncio (nothing to run). Each heavy library costs a command tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -66,8 +66,7 @@ def test_help_loads_the_command_definitions_only(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", [("up", "--yes"), ("preview",)])
 def test_a_command_with_nothing_to_do_loads_no_pydantic_and_no_asyncio(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        tmp_path: Path, command: tuple[str, ...]) -> None:
     root = tmp_path / "tiny"
     (root / "stacks").mkdir(parents=True)
     (root / "stackwright.yaml").write_text("name: tiny\nenvironments:\n  dev: {}\n")
@@ -79,5 +78,5 @@ def test_a_command_with_nothing_to_do_loads_no_pydantic_and_no_asyncio(
     for args in (("stack", "init", "dev"), ("up", "--yes")):
         loaded(tmp_path, CLI, *args, cwd=root)
     modules = loaded(tmp_path, CLI, *command, cwd=root)
-    assert {"pydantic", "asyncio"}.isdisjoint(tops(modules)), sorted(tops(modules))
+    assert {"pydantic", "asyncio", "yaml"}.isdisjoint(tops(modules)), sorted(tops(modules))
     assert not {"rich", "boto3", "botocore", "ssl"} & tops(modules)

@@ -23,13 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 PROGRAM = 'local.File("motd", path="motd.txt", content="hi")\n'
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where passing content is remembered (the CLI's environment inherits it)."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 @pytest.fixture
 def proj(project: Callable[..., CliProject]) -> CliProject:
     return project(PROGRAM)
@@ -97,18 +90,26 @@ def test_a_value_of_the_wrong_type_names_the_key_and_the_value(proj: CliProject)
     assert "valid integer" in headline and "'one'" in headline
 
 
-def test_a_file_broken_after_a_passing_run_is_checked_again(proj: CliProject, cache: Path) -> None:
-    """Passing content is remembered by its digest: an edit is never missed."""
+def test_a_file_broken_after_a_passing_run_is_checked_again(proj: CliProject) -> None:
+    """Passing content is recorded by its digest: an edit is never missed, and a record
+    that was tampered with is not trusted."""
+    records = proj.file(".stackwright/cache/checked")
     good = "name: proj\nmain: __main__.py\nenvironments:\n  dev: {required_approvals: 0}\n"
     proj.file("stackwright.yaml").write_text(good)
     proj.ok("preview")
     proj.ok("preview")
-    assert list((cache / "stackwright" / "checked").iterdir())
+    assert any("required_approvals" in p.read_text() for p in records.iterdir())
     proj.file("stackwright.yaml").write_text(good.replace("required_approvals", "required_aprovals"))
     fails_at(proj, "preview")
     fails_at(proj, "preview")
     proj.file("stackwright.yaml").write_text(good)
+    for record in records.iterdir():
+        record.write_text("{")
     proj.ok("preview")
+    shutil.rmtree(records)
+    proj.file("stacks/dev.yaml").write_text("config: {}\nenvironment: 7\n")
+    (headline,) = fails_at(proj, "preview")
+    assert "stacks/dev.yaml:2: `environment`: input should be a valid string, not 7" in headline
 
 
 def test_config_keys_are_the_programs_own(proj: CliProject) -> None:
