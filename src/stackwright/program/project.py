@@ -11,7 +11,7 @@ from typing import Any
 
 from stackwright.errors import ProjectError
 from stackwright.model.context import ConfigSource
-from stackwright.program.project_files import PROJECT_SCHEMA, STACK_SCHEMA, line_of, read_checked, records_folder, shown_path
+from stackwright.program.project_files import PROJECT_SCHEMA, STACK_SCHEMA, line_index, line_of, read_checked, records_folder, shown_path
 
 PROJECT_FILE = "stackwright.yaml"
 STACK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -101,9 +101,9 @@ class ConfigLines(Mapping[str, int]):
 
     def _found(self) -> dict[str, int]:
         if self._lines is None:
-            lines: dict[str, int] = {}
-            _collect_lines(_compose(self.path.read_bytes()), "", lines)
-            self._lines = {k[len("config."):]: v for k, v in lines.items() if k.startswith("config.")}
+            found = line_index(self.path.read_bytes())
+            self._lines = {".".join(map(str, loc[1:])): line for loc, line in found.items()
+                           if len(loc) > 1 and loc[0] == "config"}
         return self._lines
 
     def __getitem__(self, key: str) -> int:
@@ -136,22 +136,6 @@ def stack_settings(project: Project, stack: str) -> Mapping[str, Any]:
 _STACK_FILES: dict[tuple[str, int, int, int], dict[str, Any]] = {}
 """Stack files read in this process, by path and stat: several layers read the same file
 in one command, and a file edited since (``config set``) is read again."""
-
-
-def _compose(content: bytes) -> Any:
-    import yaml
-
-    return yaml.compose(content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-
-
-def _collect_lines(node: Any, prefix: str, lines: dict[str, int]) -> None:
-    import yaml
-
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = f"{prefix}.{key.value}" if prefix else str(key.value)
-            lines[path] = key.start_mark.line + 1
-            _collect_lines(value, path, lines)
 
 
 def current_stack_file(project: Project) -> Path:

@@ -173,22 +173,17 @@ def line_index(content: bytes) -> dict[Loc, int]:
     return lines
 
 
-def line_of(content: bytes, loc: Loc) -> int | None:
+def line_of(content: bytes, loc: Loc) -> int:
     """The line of the key (or list item) ``loc`` leads to, as far as the document has it.
     Segments that are not in the document (pydantic's names for union members) are
     passed over."""
-    import yaml
-
-    node = yaml.compose(content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    line = 1 if node is None else node.start_mark.line + 1
+    lines = line_index(content)
+    place: Loc = ()
+    line = 1
     for segment in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = next(((k, v) for k, v in node.value if k.value == str(segment)), None)
-            if found is not None:
-                line, node = found[0].start_mark.line + 1, found[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(segment, int) and segment < len(node.value):
-            node = node.value[segment]
-            line = node.start_mark.line + 1
+        if (*place, segment) in lines:
+            place = (*place, segment)
+            line = lines[place]
     return line
 
 
