@@ -42,6 +42,8 @@ class ProjectFile(FileModel):
     state: StateSettings | None = None
     environments: dict[str, dict[str, Any] | None] | None = None
     groups: dict[str, list[str]] | None = None
+    gitops: dict[str, Any] | None = None
+    """Checked in full by the gitops layer's own model (``gitops.settings``)."""
 
 
 class PausedSection(FileModel):
