@@ -4,14 +4,16 @@ asynchronous walk with bounded parallelism. It knows nothing about resources.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from stackwright.errors import StackwrightError
+
+if TYPE_CHECKING:
+    import asyncio  # imported where a walk runs: a command that walks nothing never loads it
 
 V = TypeVar("V", bound=Hashable)
 
@@ -150,6 +152,8 @@ async def walk(
     new visit starts, those in flight finish, and the walk raises the exception (an
     ``ExceptionGroup`` when several visits raised). Nothing is dropped.
     """
+    import asyncio
+
     if parallel < 1:
         raise ValueError(f"parallel must be at least 1, not {parallel}: nothing could ever start")
     order = graph.topological_order()
@@ -247,6 +251,8 @@ async def walk(
 async def _settle(running: set[asyncio.Task[Outcome]]) -> None:
     """When the walk itself is cancelled, its visits are cancelled too and awaited:
     no visit outlives the walk that started it."""
+    import asyncio
+
     for task in running:
         task.cancel()
     if running:

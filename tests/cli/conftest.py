@@ -107,10 +107,13 @@ class CliProject:
         return self.db.read_bytes()
 
     def tree(self) -> dict[str, str]:
-        """Every file under the project (state files included) and a hash of its bytes."""
+        """Every file under the project (state files included) and a hash of its bytes;
+        not caches (``.stackwright/cache/``: helm renders, records of checked files),
+        which any command may fill and anyone may delete."""
         out = {}
+        cache = self.root / ".stackwright" / "cache"
         for path in sorted(self.root.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
+            if path.is_file() and "__pycache__" not in path.parts and not path.is_relative_to(cache):
                 out[str(path.relative_to(self.root))] = hashlib.sha256(path.read_bytes()).hexdigest()
         return out
 

@@ -4,7 +4,6 @@ ciphertext)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from contextlib import closing
@@ -45,9 +44,8 @@ def make(tmp_path: Path, secrets: object = None, **env: str) -> CliProject:
 
 
 def fingerprint(proj: CliProject) -> dict[str, str]:
-    """Every file that could change (state, stack files, keys), hashed."""
-    return {str(p.relative_to(proj.root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(proj.root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    """Every file that could change (state, stack files, keys), hashed; caches aside."""
+    return proj.tree()
 
 
 def refused(proj: CliProject, *args: str, **env: str) -> str:

@@ -14,8 +14,10 @@ from stackwright.errors import StackwrightError
 def open_stack(stack_name: str | None, who: str | None = None, open_secrets: bool = True) -> Any:
     from stackwright.operations.session import open_session
     from stackwright.program.project import find_project, selected_stack
+    from stackwright.workflow.environments import check_environments
 
     project = find_project()
+    check_environments(project)
     # The program and the local provider resolve relative paths against the working
     # directory: make it the project's root even when started from a subfolder.
     os.chdir(project.root)

@@ -13,13 +13,12 @@ action starts.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackwright.engine.calls import CallWithdrawn, ProviderCalls
 from stackwright.engine.commit import GroupCommit
@@ -42,6 +41,9 @@ from stackwright.providers.protocol import (
 )
 from stackwright.state.records import Change, PendingOperation, ResourceState
 from stackwright.state.store import StackWriter
+
+if TYPE_CHECKING:
+    import asyncio
 
 Action = tuple[str, str]
 PropertyLookup = Callable[[str, str], Any]
@@ -106,6 +108,8 @@ class Applier:
         options: ApplyOptions, sink: EventSink, resolver: Resolver | None = None,
         stop: asyncio.Event | None = None,
     ) -> None:
+        import asyncio
+
         self.plan = plan
         self.steps = {s.urn: s for s in plan.steps}
         self.leftovers: dict[str, list[Leftover]] = {}
@@ -129,6 +133,8 @@ class Applier:
         self.commit = GroupCommit(writer)
 
     async def run(self) -> ApplyResult:
+        import asyncio
+
         graph = action_graph(self.plan)
         watcher = asyncio.ensure_future(self._withdraw_on_stop())
         try:
@@ -176,6 +182,8 @@ class Applier:
         return step.type if step is not None else self.leftovers[urn][0].type
 
     async def _visit(self, action: Action) -> bool | None:
+        import asyncio
+
         kind, urn = action
         verb = self._verb(action)
         step = self.steps.get(urn)
@@ -225,6 +233,8 @@ class Applier:
         resolves it by reading the live object.
         ``keep`` holds it regardless: a replaced object's old half that failed to delete
         is named only by its pending record, and the next run must finish the delete."""
+        import asyncio
+
         token = self._in_flight.pop(asyncio.current_task(), None)
         if token is None:
             return
@@ -233,6 +243,8 @@ class Applier:
         await self.commit(self.writer.clear_pending, token)
 
     async def _pending(self, op: PendingOperation) -> None:
+        import asyncio
+
         await self.commit(self.writer.record_pending, op)
         self._in_flight[asyncio.current_task()] = op.token
 

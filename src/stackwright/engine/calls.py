@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy, retrying
 from stackwright.errors import ProviderError, StackwrightError
 from stackwright.providers.protocol import OperationContext
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 
@@ -28,6 +29,8 @@ class ProviderCalls:
     """
 
     def __init__(self, parallel: int, policy: RetryPolicy, sink: EventSink, timeout: float = 1800.0) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="provider")
         self.policy = policy
         self.sink = sink
@@ -44,6 +47,8 @@ class ProviderCalls:
 
     async def run(self, urn: str, action: str, fn: Callable[..., T], *args: Any) -> T:
         """Call ``fn(*args)`` in the pool; retryable errors are retried with backoff."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         first = True
 

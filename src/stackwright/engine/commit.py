@@ -12,13 +12,15 @@ steps meanwhile, and every write queued during a commit joins the next one.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackwright.state.store import StackWriter
 
-Queued = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[None]]
+if TYPE_CHECKING:
+    import asyncio
+
+Queued = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], "asyncio.Future[None]"]
 
 
 class GroupCommit:
@@ -30,6 +32,8 @@ class GroupCommit:
         self.commits = 0
 
     async def __call__(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        import asyncio
+
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not self._queue and not self._flushing:
             asyncio.get_running_loop().call_soon(self._start)
@@ -43,6 +47,8 @@ class GroupCommit:
         if not self._in_thread:
             self._settle(queue, self._commit(queue))
             return
+        import asyncio
+
         self._flushing = True
         done = asyncio.get_running_loop().run_in_executor(None, self._commit, queue)
         done.add_done_callback(lambda f: self._finished(queue, f))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +39,8 @@ async def read_all(
     policy: RetryPolicy | None = None,
 ) -> RefreshResult:
     """Read every resource at most ``parallel`` at once; nothing is written."""
+    import asyncio
+
     calls = ProviderCalls(parallel, policy or RetryPolicy(), sink)
     gate = asyncio.Semaphore(parallel)
     result = RefreshResult()

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from stackwright.errors import ProviderError
 
+if TYPE_CHECKING:
+    import random
+
 T = TypeVar("T")
+
+
+def _new_rng() -> random.Random:
+    import random
+
+    return random.Random()
+
+
+async def _sleep(seconds: float) -> None:
+    """``asyncio.sleep``, with asyncio imported only when a retry waits."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
 
 
 @dataclass
@@ -21,8 +35,8 @@ class RetryPolicy:
     max_attempts: int = 8
     base: float = 0.2
     max_delay: float = 20.0
-    rng: random.Random = field(default_factory=random.Random)
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rng: random.Random = field(default_factory=_new_rng)
+    sleep: Callable[[float], Awaitable[None]] = _sleep
 
     def delay(self, attempt: int, error: ProviderError) -> float:
         ceiling = min(self.max_delay, self.base * (2 ** attempt))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from stackwright.engine.events import EventSink
@@ -20,6 +19,8 @@ class RefreshOutcome:
 
 def refresh(session: StackSession, *, parallel: int, record: bool, sink: EventSink) -> RefreshOutcome:
     """Report drift; with ``record``, write what was read into the state (under lock)."""
+    import asyncio
+
     if not record:
         snapshot = session.store.snapshot(session.stack)
         result = asyncio.run(read_all(snapshot, session.providers, parallel, sink))

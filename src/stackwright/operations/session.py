@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import socket
 import subprocess
 import time
 import uuid
@@ -170,6 +169,8 @@ def stack_lock(session: StackSession, operation: str) -> Iterator[LockInfo]:
     if session.held_lock is not None:
         yield session.held_lock
         return
+    import socket
+
     info = LockInfo(owner=session.who, pid=os.getpid(), host=socket.gethostname(),
                     acquired_at=time.time(), operation=operation, token=uuid.uuid4().hex)
     session.store.acquire_lock(session.stack, info)
@@ -181,6 +182,8 @@ def stack_lock(session: StackSession, operation: str) -> Iterator[LockInfo]:
 
 def lock_is_stale(info: LockInfo) -> bool:
     """True when the holder ran on this host and its process is gone."""
+    import socket
+
     if info.host != socket.gethostname():
         return False
     try:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from stackwright.engine.apply import (
     Applier, ApplyOptions, ApplyResult, Failure, PropertyLookup, failure_message,
@@ -28,6 +27,8 @@ from stackwright.plan.plan import Plan, Step
 from stackwright.plan.planner import component_urns, make_plan, resolve_targets
 from stackwright.state.codec import gc_paused
 from stackwright.state.records import Change, Checkpoint, Snapshot
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,7 +60,7 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
         desired = session.run_program()
         snapshot = session.store.snapshot(session.stack)
         if refresh or drifted is not None:
-            result = asyncio.run(read_all(snapshot, session.providers, parallel, EventSink()))
+            result = run_async(read_all(snapshot, session.providers, parallel, EventSink()))
             require_all_read(result)
             snapshot = refreshed_snapshot(snapshot, result)
         plan = _noted(make_plan(desired, snapshot, session.providers, targets=targets), drifted)
@@ -229,7 +230,7 @@ def _locked_update(
         writer = session.store.begin(session.stack, kind, session.who)
         snapshot = session.store.snapshot(session.stack)
         if refresh:
-            drift = asyncio.run(read_all(snapshot, session.providers, options.parallel, sink))
+            drift = run_async(read_all(snapshot, session.providers, options.parallel, sink))
             require_all_read(drift)
             record_drift(drift, writer)
             snapshot = session.store.snapshot(session.stack)
@@ -260,7 +261,7 @@ def _planning_snapshot(session: StackSession, refresh: bool, parallel: int, sink
     snapshot = recorded if recorded is not None else session.store.snapshot(session.stack)
     if not refresh:
         return snapshot
-    result = asyncio.run(read_all(snapshot, session.providers, parallel, sink))
+    result = run_async(read_all(snapshot, session.providers, parallel, sink))
     require_all_read(result)
     return refreshed_snapshot(snapshot, result)
 
@@ -383,11 +384,21 @@ def _recover(session: StackSession, writer: Any, options: ApplyOptions, sink: Ev
         finally:
             calls.close()
 
-    return asyncio.run(run())
+    return run_async(run())
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``; asyncio is imported only once something runs (a preview or an
+    `up` with nothing to change or read never loads it)."""
+    import asyncio
+
+    return asyncio.run(coroutine)
 
 
 def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any,
            options: ApplyOptions, sink: EventSink) -> ApplyResult:
+    import asyncio
+
     def resolver(urn: str, lookup: PropertyLookup) -> dict[str, Any]:
         resource = desired.resources[urn]
         source = {"id": resource.read_id} if resource.read_id is not None else resource.inputs
@@ -417,7 +428,7 @@ def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any
                 except (NotImplementedError, RuntimeError):
                     pass
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def _final_outputs(desired: DesiredGraph, result: ApplyResult, recorded: dict[str, Any],

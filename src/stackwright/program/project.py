@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stackwright.errors import ProjectError
 from stackwright.model.context import ConfigSource
+from stackwright.program.project_files import PROJECT_SCHEMA, STACK_SCHEMA, line_index, line_of, read_checked, records_folder, shown_path
 
 PROJECT_FILE = "stackwright.yaml"
 STACK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -60,16 +61,15 @@ def find_project(start: Path | None = None) -> Project:
 
 def load_project(root: Path) -> Project:
     path = root / PROJECT_FILE
-    data = _load_yaml(path)
-    if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
-        raise ProjectError("the project file needs a `name:`", file=str(path),
-                           hint="name: my-project\nmain: __main__.py")
+    shown = shown_path(path)
+    data = read_checked(path, shown, PROJECT_SCHEMA, "the project file", records_folder(root))
     main = data.get("main", "__main__.py")
     if not (root / main).is_file():
-        raise ProjectError(f"the program entry {main!r} does not exist", file=str(path),
+        raise ProjectError(f"the program entry {main!r} does not exist", file=shown,
+                           line=line_of(path.read_bytes(), ("main",)),
                            hint="set `main:` to your program's file")
     return Project(root=root, name=data["name"], main=main,
-                   description=str(data.get("description", "")), settings=data)
+                   description=data.get("description", ""), settings=data)
 
 
 def check_stack_name(name: str) -> str:
@@ -85,90 +85,57 @@ def load_stack_config(project: Project, stack: str) -> ConfigSource:
     """The stack's ``config:`` section with the line of every key, for error messages."""
     path = project.stack_file(stack)
     shown = project.relative(path)
-    if not path.exists():
+    config = stack_settings(project, stack).get("config") or {}
+    if not config:
         return ConfigSource(data={}, file=shown)
-    data, lines = _load_yaml_with_lines(path)
-    if data is None:
-        return ConfigSource(data={}, file=shown)
-    if not isinstance(data, Mapping):
-        raise ProjectError("a stack file must be a mapping with a `config:` key", file=shown)
-    config = data.get("config") or {}
-    if not isinstance(config, Mapping):
-        raise ProjectError("`config:` must be a mapping", file=shown, line=lines.get("config"))
-    return ConfigSource(data=config, file=shown,
-                        lines={k[len("config."):]: v for k, v in lines.items() if k.startswith("config.")})
+    return ConfigSource(data=config, file=shown, lines=ConfigLines(path))
 
 
-_settings: dict[tuple[str, int, int], Any] = {}
+class ConfigLines(Mapping[str, int]):
+    """The line of every ``config:`` key (``a.b`` for nested ones), found when an error
+    first asks for one: finding them means parsing the file again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lines: dict[str, int] | None = None
+
+    def _found(self) -> dict[str, int]:
+        if self._lines is None:
+            found = line_index(self.path.read_bytes())
+            self._lines = {".".join(map(str, loc[1:])): line for loc, line in found.items()
+                           if len(loc) > 1 and loc[0] == "config"}
+        return self._lines
+
+    def __getitem__(self, key: str) -> int:
+        return self._found()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._found())
+
+    def __len__(self) -> int:
+        return len(self._found())
 
 
 def stack_settings(project: Project, stack: str) -> Mapping[str, Any]:
-    """The stack file's settings other than config (environment, policies...), read-only.
-    Parsed once per content: a stack file listing 1,000 tenants is asked for its
-    environment, its policies and more in one command."""
+    """The stack file, checked: ``config:`` and the settings Stackwright reads
+    (environment, secrets). A stack without a file has none."""
     path = project.stack_file(stack)
-    if not path.exists():
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
         return {}
-    status = path.stat()
-    key = (str(path.resolve()), status.st_mtime_ns, status.st_size)
-    if key not in _settings:
-        _settings[key] = _load_yaml(path)
-    data = _settings[key]
-    return data if isinstance(data, Mapping) else {}
+    key = (str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    cached = _STACK_FILES.get(key)
+    if cached is None:
+        cached = read_checked(path, project.relative(path), STACK_SCHEMA, "a stack file",
+                              records_folder(project.root))
+        _STACK_FILES[key] = cached
+    return cached
 
 
-def _load_yaml(path: Path) -> Any:
-    """The file's data; parsed once per content (a stack's file is read by several
-    checks of one command, and by every stack of a run), a fresh copy each time."""
-    import copy
-
-    import yaml
-
-    try:
-        text = path.read_text(encoding="utf-8")
-        if text not in _PARSED:
-            if len(_PARSED) >= _PARSED_MAX:
-                _PARSED.clear()
-            _PARSED[text] = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        return copy.deepcopy(_PARSED[text])
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ProjectError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                           line=mark.line + 1 if mark else None) from None
-
-
-_PARSED: dict[str, Any] = {}
-_PARSED_MAX = 1024
-
-
-def _load_yaml_with_lines(path: Path) -> tuple[Any, dict[str, int]]:
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        parser = loader(path.read_text(encoding="utf-8"))
-        try:
-            node = parser.get_single_node()
-            data = parser.construct_document(node) if node is not None else None
-        finally:
-            parser.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ProjectError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=str(path),
-                           line=mark.line + 1 if mark else None) from None
-    lines: dict[str, int] = {}
-    _collect_lines(node, "", lines)
-    return data, lines
-
-
-def _collect_lines(node: Any, prefix: str, lines: dict[str, int]) -> None:
-    import yaml
-
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = f"{prefix}.{key.value}" if prefix else str(key.value)
-            lines[path] = key.start_mark.line + 1
-            _collect_lines(value, path, lines)
+_STACK_FILES: dict[tuple[str, int, int, int], dict[str, Any]] = {}
+"""Stack files read in this process, by path and stat: several layers read the same file
+in one command, and a file edited since (``config set``) is read again."""
 
 
 def current_stack_file(project: Project) -> Path:

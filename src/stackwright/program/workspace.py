@@ -21,7 +21,6 @@ store) and may not import the workflow layer.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +28,13 @@ from typing import Any
 
 from stackwright.errors import ProjectError
 from stackwright.program.project import PROJECT_FILE, STACK_NAME, Project, load_project
+from stackwright.program.project_files import (
+    WORKSPACE_SCHEMA, Loc, check, line_index, parse_yaml, records_folder, shown_path,
+)
 
 WORKSPACE_FILE = "stackwright-workspace.yaml"
 ALL_STACKS = "*"
 STACK_PLACEHOLDER = "{stack}"
-_TOP_KEYS = frozenset({"projects", "python_path"})
-_PROJECT_KEYS = frozenset({"path", "stacks", "depends_on"})
-_STACK_KEYS = frozenset({"name", "depends_on"})
 _FORMAT_HINT = ("projects: [{path: network, stacks: [staging, production]}, "
                 "{path: tenants, stacks: \"*\", depends_on: [network/production]}]")
 
@@ -161,15 +160,6 @@ class Workspace:
         return found.ref
 
 
-def shown_path(path: Path) -> str:
-    """``path`` relative to the working directory when it is below it."""
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:
-        return str(path)
-    return str(path) if relative.startswith("..") else relative
-
-
 def find_workspace(start: Path | None = None) -> Workspace | None:
     """The workspace whose file is in ``start`` or one of its parents, if any."""
     here = (start or Path.cwd()).resolve()
@@ -190,24 +180,28 @@ def require_workspace(start: Path | None = None) -> Workspace:
 
 def load_workspace(path: Path, text: str | None = None) -> Workspace:
     """Parse and check the workspace file; every error names the file and line."""
-    reader = _Reader(path)
-    node = reader.compose(path.read_text(encoding="utf-8") if text is None else text)
-    top = reader.mapping(node, "the workspace file", _TOP_KEYS)
-    if "projects" not in top:
-        raise reader.error("the workspace file needs a `projects:` list", node, _FORMAT_HINT)
-    projects = [_project(reader, item) for item in reader.sequence(top["projects"], "`projects:`")]
-    _check_unique(reader, projects)
-    python_path = _python_path(reader, top.get("python_path"))
+    content = path.read_bytes() if text is None else text.encode()
+    shown = shown_path(path)
+    data = parse_yaml(content, shown)
+    if data is None:
+        raise ProjectError("the workspace file is empty", file=shown, hint=_FORMAT_HINT)
+    if not isinstance(data, dict):
+        raise ProjectError("the workspace file must be a mapping", file=shown, line=1, hint=_FORMAT_HINT)
+    folder = path.resolve().parent
+    check(data, content, shown, WORKSPACE_SCHEMA, records_folder(folder))
+    lines = line_index(content)
+    projects = [_project(folder, shown, lines, i, item) for i, item in enumerate(data["projects"])]
+    _check_unique(shown, projects)
+    python_path = _python_path(folder, shown, lines, data.get("python_path", []))
     return Workspace(file=path.resolve(), projects=projects, python_path=python_path,
-                     raw_python_path=reader.plain(top.get("python_path")))
+                     raw_python_path=data.get("python_path"))
 
 
 def raw_projects(text: str) -> tuple[dict[str, Any], Any]:
     """An (older) workspace file's project entries by path, and its python_path, as
     plain data: enough to tell which entries changed without loading the projects."""
-    reader = _Reader(Path(WORKSPACE_FILE))
     try:
-        data = reader.plain(reader.compose(text))
+        data = parse_yaml(text, WORKSPACE_FILE)
     except ProjectError:
         return {}, None
     if not isinstance(data, dict):
@@ -218,145 +212,67 @@ def raw_projects(text: str) -> tuple[dict[str, Any], Any]:
     return by_path, data.get("python_path")
 
 
-def _project(reader: _Reader, node: Any) -> ProjectEntry:
-    fields = reader.mapping(node, "a project entry", _PROJECT_KEYS)
-    if "path" not in fields:
-        raise reader.error("a project entry needs `path:` (its folder, relative to this file)",
-                           node, _FORMAT_HINT)
-    path = reader.scalar(fields["path"], "`path:`")
-    root = (reader.file.parent / path).resolve()
+def _project(folder: Path, shown: str, lines: dict[Loc, int], index: int,
+             item: dict[str, Any]) -> ProjectEntry:
+    """One checked ``projects:`` entry, with its project loaded."""
+    where: Loc = ("projects", index)
+    path = item["path"].strip()
+    root = (folder / path).resolve()
     if not (root / PROJECT_FILE).is_file():
-        raise reader.error(f"project path {path!r} has no {PROJECT_FILE}", fields["path"],
-                           "paths are relative to the workspace file's folder")
+        raise ProjectError(f"project path {path!r} has no {PROJECT_FILE}", file=shown,
+                           line=lines[(*where, "path")],
+                           hint="paths are relative to the workspace file's folder")
     try:
         project = load_project(root)
     except ProjectError as exc:
-        raise reader.error(f"project {path!r}: {exc.headline()}", fields["path"]) from None
-    depends = _dependencies(reader, fields.get("depends_on"))
-    listed = _stacks(reader, project.name, fields.get("stacks"))
-    return ProjectEntry(project=project, path=path.strip("/"), line=reader.line(node),
-                        listed=listed, depends_on=depends, raw=reader.plain(node))
+        raise ProjectError(f"project {path!r}: {exc.headline()}", file=shown,
+                           line=lines[(*where, "path")]) from None
+    depends = _dependencies(lines, (*where, "depends_on"), item.get("depends_on", []))
+    listed = _stacks(shown, lines, project.name, (*where, "stacks"), item.get("stacks"))
+    return ProjectEntry(project=project, path=path.strip("/"), line=lines[where],
+                        listed=listed, depends_on=depends, raw=item)
 
 
-def _stacks(reader: _Reader, project: str, node: Any) -> tuple[StackEntry, ...] | None:
-    if node is None or (reader.is_scalar(node) and node.value == ALL_STACKS):
+def _stacks(shown: str, lines: dict[Loc, int], project: str, where: Loc,
+            stacks: Any) -> tuple[StackEntry, ...] | None:
+    if stacks is None or stacks == ALL_STACKS:
         return None
     out: list[StackEntry] = []
-    for item in reader.sequence(node, "`stacks:` (a list, or \"*\" for every stacks/*.yaml)"):
+    for i, item in enumerate(stacks):
+        name = item
         depends: tuple[Dependency, ...] = ()
-        if reader.is_scalar(item):
-            name = reader.scalar(item, "a stack name")
-        else:
-            fields = reader.mapping(item, "a stack entry", _STACK_KEYS)
-            if "name" not in fields:
-                raise reader.error("a stack entry needs `name:`", item)
-            name = reader.scalar(fields["name"], "`name:`")
-            depends = _dependencies(reader, fields.get("depends_on"))
-        if not STACK_NAME.match(name):
-            raise reader.error(f"invalid stack name {name!r}", item,
-                               "use lower-case letters, digits, '.', '_' and '-'")
-        out.append(StackEntry(project, name, reader.line(item), depends))
+        if isinstance(item, dict):
+            name = item["name"]
+            depends = _dependencies(lines, (*where, i, "depends_on"), item.get("depends_on", []))
+        if not STACK_NAME.match(name.strip()):
+            raise ProjectError(f"invalid stack name {name!r}", file=shown, line=lines[(*where, i)],
+                               hint="use lower-case letters, digits, '.', '_' and '-'")
+        out.append(StackEntry(project, name.strip(), lines[(*where, i)], depends))
     return tuple(out)
 
 
-def _dependencies(reader: _Reader, node: Any) -> tuple[Dependency, ...]:
-    if node is None:
-        return ()
-    items = reader.sequence(node, "`depends_on:` (a list of project/stack names)")
-    return tuple(Dependency(reader.scalar(i, "a dependency"), reader.line(i)) for i in items)
+def _dependencies(lines: dict[Loc, int], where: Loc, items: list[str]) -> tuple[Dependency, ...]:
+    return tuple(Dependency(text.strip(), lines[(*where, i)]) for i, text in enumerate(items))
 
 
-def _python_path(reader: _Reader, node: Any) -> tuple[Path, ...]:
-    if node is None:
-        return ()
+def _python_path(folder: Path, shown: str, lines: dict[Loc, int], items: list[str]) -> tuple[Path, ...]:
     out = []
-    for item in reader.sequence(node, "`python_path:` (a list of folders)"):
-        folder = (reader.file.parent / reader.scalar(item, "a folder")).resolve()
-        if not folder.is_dir():
-            raise reader.error(f"python_path folder {item.value!r} does not exist", item)
-        out.append(folder)
+    for i, item in enumerate(items):
+        resolved = (folder / item.strip()).resolve()
+        if not resolved.is_dir():
+            raise ProjectError(f"python_path folder {item!r} does not exist", file=shown,
+                               line=lines[("python_path", i)])
+        out.append(resolved)
     return tuple(out)
 
 
-def _check_unique(reader: _Reader, projects: Iterable[ProjectEntry]) -> None:
+def _check_unique(shown: str, projects: Iterable[ProjectEntry]) -> None:
     seen: dict[str, ProjectEntry] = {}
     for entry in projects:
         for key in {entry.name, entry.path}:
             if key in seen and seen[key] is not entry:
-                raise reader.error_at(
+                raise ProjectError(
                     f"two projects are both named {key!r} (lines {seen[key].line} and {entry.line})",
-                    entry.line, "a project is named by its `name:` or its path; make them unique")
+                    file=shown, line=entry.line,
+                    hint="a project is named by its `name:` or its path; make them unique")
             seen[key] = entry
-
-
-class _Reader:
-    """Walks the composed YAML nodes, so that every error can name its line."""
-
-    def __init__(self, file: Path) -> None:
-        self.file = file
-
-    def error(self, message: str, node: Any, hint: str | None = None) -> ProjectError:
-        return self.error_at(message, self.line(node), hint)
-
-    def error_at(self, message: str, line: int | None, hint: str | None = None) -> ProjectError:
-        return ProjectError(message, file=shown_path(self.file), line=line, hint=hint)
-
-    @staticmethod
-    def line(node: Any) -> int:
-        return int(node.start_mark.line) + 1
-
-    def compose(self, text: str) -> Any:
-        import yaml
-
-        try:
-            node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise self.error_at(f"invalid YAML: {getattr(exc, 'problem', exc)}",
-                                mark.line + 1 if mark else None) from None
-        if node is None:
-            raise self.error_at("the workspace file is empty", None, _FORMAT_HINT)
-        return node
-
-    @staticmethod
-    def is_scalar(node: Any) -> bool:
-        import yaml
-
-        return isinstance(node, yaml.ScalarNode)
-
-    def mapping(self, node: Any, what: str, allowed: frozenset[str]) -> dict[str, Any]:
-        import yaml
-
-        if not isinstance(node, yaml.MappingNode):
-            raise self.error(f"{what} must be a mapping", node, _FORMAT_HINT)
-        out: dict[str, Any] = {}
-        for key, value in node.value:
-            if key.value not in allowed:
-                raise self.error(f"unknown key {key.value!r} in {what}", key,
-                                 f"known keys: {', '.join(sorted(allowed))}")
-            out[key.value] = value
-        return out
-
-    def sequence(self, node: Any, what: str) -> list[Any]:
-        import yaml
-
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.error(f"{what} must be a list", node, _FORMAT_HINT)
-        return list(node.value)
-
-    def scalar(self, node: Any, what: str) -> str:
-        if not self.is_scalar(node) or not str(node.value).strip():
-            raise self.error(f"{what} must be a non-empty string", node)
-        return str(node.value).strip()
-
-    def plain(self, node: Any) -> Any:
-        """The node as plain data (strings, lists, dicts)."""
-        if node is None:
-            return None
-        import yaml
-
-        if isinstance(node, yaml.ScalarNode):
-            return node.value
-        if isinstance(node, yaml.MappingNode):
-            return {str(k.value): self.plain(v) for k, v in node.value}
-        return [self.plain(v) for v in node.value]

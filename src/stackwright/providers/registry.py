@@ -165,11 +165,11 @@ class ProviderRegistry:
         return {name: p.version for name, p in sorted(self._providers.items())}
 
 
-def builtin_policy_rules() -> list[tuple[str, InputRule]]:
-    """The policy rules of every built-in provider, each with its provider's name.
-    Loading a provider for its rules imports no cloud library."""
+def builtin_policy_rules(names: Iterable[str] | None = None) -> list[tuple[str, InputRule]]:
+    """The policy rules of every built-in provider (or of those ``names``), each with its
+    provider's name. Loading a provider for its rules imports no cloud library."""
     found: list[tuple[str, InputRule]] = []
-    for name in sorted(BUILTIN):
+    for name in sorted(BUILTIN if names is None else set(BUILTIN) & set(names)):
         found.extend((name, rule) for rule in getattr(_load(name), "policy_rules", ()))
     return found
 

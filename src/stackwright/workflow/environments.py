@@ -22,26 +22,27 @@ A stack's environment is ``environment:`` in its stack file, else the stack's na
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from stackwright.errors import ProjectError
-from stackwright.program.project import Project, stack_settings
+from stackwright.program.project import PROJECT_FILE, Project, stack_settings
+from stackwright.program.project_files import SCHEMA_SOURCE, Schema, check, records_folder, shown_path
 
 Enforcement = Literal["mandatory", "advisory", "off"]
 
 
-class Environment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass
+class Environment:
+    """One environment's rules. The project file is checked against these fields (see
+    ``environment_schema``) before an ``Environment`` is made from it."""
 
     name: str = ""
     protected: bool = False
     required_approvals: int = 0
     allow_self_approval: bool | None = None
     """Default: false in protected environments, true elsewhere."""
-    approvers: list[str] = Field(default_factory=list)
+    approvers: list[str] = field(default_factory=list)
     """Identities or ``group:NAME`` entries; empty means anyone but the author."""
     github_approvals: bool = False
     """In a protected environment, also count ``/approve`` comments that the GitHub
@@ -51,11 +52,11 @@ class Environment(BaseModel):
     trusted reverse proxy names (see docs/web.md and docs/trust.md)."""
     gate: str | None = None
     """Another environment whose latest successful apply must have used the same program."""
-    policies: dict[str, Enforcement] = Field(default_factory=dict)
+    policies: dict[str, Enforcement] = field(default_factory=dict)
     """Enforcement per policy name (built-in or user); unlisted ones keep their default."""
-    required_tags: list[str] = Field(default_factory=list)
+    required_tags: list[str] = field(default_factory=list)
     """Tag keys every taggable resource must carry (checked by ``required-tags``)."""
-    pause: dict[str, Any] = Field(default_factory=dict)
+    pause: dict[str, Any] = field(default_factory=dict)
     """Config paths and the values that scale the environment to zero."""
     age_recipients: list[str] | None = None
     """Whom `gitops render` encrypts this environment's Secrets for, instead of
@@ -83,22 +84,32 @@ def environment_name(project: Project, stack: str) -> str:
 def environment_for(project: Project, stack: str) -> Environment:
     """The rules for ``stack``; an environment the project file does not list has none."""
     name = environment_name(project, stack)
-    section = project.settings.get("environments") or {}
-    if not isinstance(section, Mapping):
-        raise ProjectError("`environments:` must be a mapping of names to settings",
-                           file=str(project.root / "stackwright.yaml"))
-    raw = section.get(name) or {}
-    try:
-        return Environment(name=name, **raw)
-    except (ValidationError, TypeError) as exc:
-        raise ProjectError(f"environment {name!r}: {exc}".splitlines()[0],
-                           file=str(project.root / "stackwright.yaml"),
-                           hint="see the `environments:` section of the README") from None
+    check_environments(project)
+    raw = (project.settings.get("environments") or {}).get(name) or {}
+    return Environment(name=name, **raw)
+
+
+def _rules_model() -> Any:
+    from stackwright.workflow.environment_schema import ProjectRules
+
+    return ProjectRules
+
+
+RULES_SCHEMA = Schema("project-rules", _rules_model,
+                      (SCHEMA_SOURCE, __file__, str(Path(__file__).with_name("environment_schema.py"))))
+
+
+def check_environments(project: Project) -> None:
+    """Check the project file's ``environments:`` and ``groups:`` against ``Environment``
+    (the program layer that loaded the file checked only that they are mappings)."""
+    path = project.root / PROJECT_FILE
+    check(project.settings, path.read_bytes(), shown_path(path), RULES_SCHEMA,
+          records_folder(project.root))
 
 
 def groups(project: Project) -> dict[str, list[str]]:
-    raw = project.settings.get("groups") or {}
-    return {str(k): [str(m) for m in v] for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+    check_environments(project)
+    return dict(project.settings.get("groups") or {})
 
 
 def may_approve(project: Project, env: Environment, who: str) -> bool:

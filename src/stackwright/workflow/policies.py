@@ -120,9 +120,11 @@ def evaluate(plan: Plan, project: Project, env: Environment, *, allow_destroy: b
     """Every violation of the policies that apply to ``env``.
 
     ``providers`` tells which resource types are stateful; by default an unconfigured
-    registry, which answers that without any cloud access.
+    registry, which answers that without any cloud access. A provider's rules judge only
+    its own types, so only the providers the plan uses are loaded for theirs; all are
+    when the environment names policies, so that every name can be checked.
     """
-    rules = rules_for(project)
+    rules = rules_for(project, None if env.policies else {s.type.partition(":")[0] for s in plan.steps})
     _check_configured(env, rules, project)
     ctx = RuleContext(env=env, allow_destroy=allow_destroy, providers=providers or _registry())
     out: list[Violation] = []
@@ -159,9 +161,10 @@ def with_violations(plan: Plan, violations: Iterable[Violation]) -> dict[str, An
     return {**plan.view(), "violations": [v.to_json() for v in violations]}
 
 
-def rules_for(project: Project) -> list[Rule]:
-    """Built-in rules, the providers' rules, then the project's own, each name used once."""
-    rules = [*BUILTIN_RULES, *provider_rules()]
+def rules_for(project: Project, providers: Iterable[str] | None = None) -> list[Rule]:
+    """Built-in rules, the providers' rules (of all, or of ``providers``), then the
+    project's own, each name used once."""
+    rules = [*BUILTIN_RULES, *provider_rules(providers)]
     seen = {r.name: r.origin for r in rules}
     for rule in user_rules(project):
         if rule.name in seen:
@@ -262,11 +265,12 @@ def required_tags(plan: Plan, ctx: RuleContext) -> Iterator[Finding]:
 # --- rules that providers bring --------------------------------------------------------
 
 
-def provider_rules() -> list[Rule]:
-    """Each built-in provider's ``InputRule``s as rules over the plan."""
+def provider_rules(providers: Iterable[str] | None = None) -> list[Rule]:
+    """Each built-in provider's (or each of ``providers``') ``InputRule``s as rules over
+    the plan."""
     from stackwright.providers.registry import builtin_policy_rules
 
-    return [_input_rule(provider, rule) for provider, rule in builtin_policy_rules()]
+    return [_input_rule(provider, rule) for provider, rule in builtin_policy_rules(providers)]
 
 
 def _input_rule(provider: str, rule: InputRule) -> Rule:

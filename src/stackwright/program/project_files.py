@@ -1,0 +1,306 @@
+"""Reading the project's YAML files and checking them against their schemas.
+
+A file is parsed with PyYAML's C loader and checked against a pydantic model that forbids
+unknown keys (``project_schema``); a mistake is a ``ProjectError`` naming the file, the
+line of the offending key (from the parser's node marks) and, for an unknown key, the
+known key it is closest to.
+
+Importing PyYAML and pydantic costs more than the rest of a small command. So what a
+check found is remembered: a file whose content (with the schema's own source) passed
+before is neither parsed nor checked again; its data is read back from a JSON record
+named by that digest, in the project's ``.stackwright/cache/checked/`` (beside the state,
+so that only who can write the state can write it). Only passes are recorded, so a
+mistake is reported every time, and editing the file or the schema checks it again.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import tempfile
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from stackwright.errors import ProjectError
+
+Loc = tuple[int | str, ...]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a kind of file may hold: ``model`` imports and returns the pydantic model (so
+    that pydantic loads only when needed); ``sources`` are the files that define it."""
+
+    kind: str
+    model: Callable[[], Any]
+    sources: tuple[str, ...]
+
+
+def _project_model() -> Any:
+    from stackwright.program.project_schema import ProjectFile
+
+    return ProjectFile
+
+
+def _stack_model() -> Any:
+    from stackwright.program.project_schema import StackFile
+
+    return StackFile
+
+
+def _workspace_model() -> Any:
+    from stackwright.program.project_schema import WorkspaceFile
+
+    return WorkspaceFile
+
+
+SCHEMA_SOURCE = str(Path(__file__).with_name("project_schema.py"))
+PROJECT_SCHEMA = Schema("project", _project_model, (SCHEMA_SOURCE,))
+STACK_SCHEMA = Schema("stack", _stack_model, (SCHEMA_SOURCE,))
+WORKSPACE_SCHEMA = Schema("workspace", _workspace_model, (SCHEMA_SOURCE,))
+
+
+def parse_yaml(text: str | bytes, shown: str) -> Any:
+    """The document as plain data; a syntax error names the file and line."""
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ProjectError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=shown,
+                           line=mark.line + 1 if mark else None) from None
+
+
+def read_checked(path: Path, shown: str, schema: Schema, what: str,
+                 records: Path | None = None) -> dict[str, Any]:
+    """``path`` parsed and checked against ``schema`` (an empty file is an empty mapping),
+    or the data recorded in the folder ``records`` when the same content passed before."""
+    content = path.read_bytes()
+    record = _record_path(records, schema, content)
+    recalled = _recall(record)
+    if recalled is not None and "data" in recalled:
+        data: dict[str, Any] = recalled["data"]
+        return data
+    data = parse_yaml(content, shown)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ProjectError(f"{what} must be a mapping of keys to values", file=shown, line=1)
+    if recalled is None:
+        _validate(data, content, shown, schema)
+        _record(record, {"data": data} if _is_json(data) else {})
+    return data
+
+
+def check(data: Any, content: bytes, shown: str, schema: Schema, records: Path | None = None) -> None:
+    """Raise a ``ProjectError`` unless ``data`` (parsed from ``content``) fits ``schema``."""
+    record = _record_path(records, schema, content)
+    if _recall(record) is None:
+        _validate(data, content, shown, schema)
+        _record(record, {})
+
+
+def _validate(data: Any, content: bytes, shown: str, schema: Schema) -> None:
+    from pydantic import ValidationError
+
+    model = schema.model()
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        raise problem(exc.errors(), model, content, shown) from None
+
+
+def problem(errors: Sequence[Any], model: Any, content: bytes, shown: str) -> ProjectError:
+    """The first mistake pydantic found, as one line and a hint; an unknown key first,
+    because a misspelled key also makes the key it meant look missing."""
+    error = min(errors, key=lambda e: e["type"] != "extra_forbidden")
+    loc: Loc = tuple(error["loc"])
+    line = line_of(content, loc)
+    where = dotted(model, loc)
+    if error["type"] == "extra_forbidden":
+        known = keys_at(model, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        parent = dotted(model, loc[:-1])
+        return ProjectError(
+            f"unknown key {str(loc[-1])!r}" + (f" in `{parent}`" if parent else ""),
+            file=shown, line=line,
+            hint=f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}")
+    if error["type"] == "missing":
+        return ProjectError(f"`{where}` is required", file=shown, line=line)
+    got = repr(error.get("input"))
+    got = got if len(got) <= 60 else got[:57] + "..."
+    return ProjectError(f"`{where}`: {error['msg'][0].lower()}{error['msg'][1:]}, not {got}",
+                        file=shown, line=line)
+
+
+# --- where a mistake is -----------------------------------------------------------------
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def line_index(content: bytes) -> dict[Loc, int]:
+    """The line of every key and list item of the document, by its place in it."""
+    import yaml
+
+    lines: dict[Loc, int] = {}
+
+    def walk(node: Any, loc: Loc) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                lines[(*loc, key.value)] = key.start_mark.line + 1
+                walk(value, (*loc, key.value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                lines[(*loc, i)] = item.start_mark.line + 1
+                walk(item, (*loc, i))
+
+    walk(yaml.compose(content, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)), ())
+    return lines
+
+
+def line_of(content: bytes, loc: Loc) -> int:
+    """The line of the key (or list item) ``loc`` leads to, as far as the document has it.
+    Segments that are not in the document (pydantic's names for union members) are
+    passed over."""
+    lines = line_index(content)
+    place: Loc = ()
+    line = 1
+    for segment in loc:
+        if (*place, segment) in lines:
+            place = (*place, segment)
+            line = lines[place]
+    return line
+
+
+def dotted(model: Any, loc: Loc) -> str:
+    """``loc`` as a user writes it (``projects[0].stacks``), without union member names."""
+    out = ""
+    annotation = model
+    for segment in loc:
+        annotation, place = _step(annotation, segment)
+        if place:
+            out += f"[{segment}]" if isinstance(segment, int) else (f".{segment}" if out else str(segment))
+    return out
+
+
+def keys_at(model: Any, loc: Loc) -> list[str]:
+    """The keys the mapping at ``loc`` may hold, for "did you mean"."""
+    annotation = model
+    for segment in loc:
+        annotation, _ = _step(annotation, segment)
+    return sorted(_fields(annotation))
+
+
+def _step(annotation: Any, segment: int | str) -> tuple[Any, bool]:
+    """The type at ``segment`` inside ``annotation``, and whether the segment is a place
+    in the document (not pydantic's name for the member of a union it tried)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        named = next((a for a in args if getattr(a, "__name__", None) == segment), None)
+        if named is not None:
+            return named, False
+        for member in args:
+            inner, place = _step(member, segment)
+            if place and inner is not None:
+                return inner, True
+        return annotation, False
+    if origin is dict:
+        return args[1], True
+    if origin is list:
+        return (args[0], True) if isinstance(segment, int) else (annotation, False)
+    return _fields(annotation).get(str(segment)), True
+
+
+def _fields(annotation: Any) -> dict[str, Any]:
+    """A model's field types; for a union, those of its model members."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        merged: dict[str, Any] = {}
+        for member in typing.get_args(annotation):
+            merged.update(_fields(member))
+        return merged
+    model_fields = getattr(annotation, "model_fields", None)
+    if isinstance(model_fields, dict):
+        return {name: info.annotation for name, info in model_fields.items()}
+    return {}
+
+
+# --- records of passes ------------------------------------------------------------------
+
+
+def records_folder(root: Path) -> Path | None:
+    """Where records of passes are kept for the project (or workspace) at ``root``: only
+    where ``.stackwright/`` exists already (no command creates it just for this)."""
+    state = root / ".stackwright"
+    return state / "cache" if state.is_dir() else None
+
+
+def _record_path(records: Path | None, schema: Schema, content: bytes) -> Path | None:
+    if records is None:
+        return None
+    digest = hashlib.sha256(_schema_digest(schema.kind, schema.sources))
+    digest.update(content)
+    return records / "checked" / f"{digest.hexdigest()}.json"
+
+
+@cache
+def _schema_digest(kind: str, sources: tuple[str, ...]) -> bytes:
+    digest = hashlib.sha256(kind.encode())
+    for source in sources:
+        digest.update(Path(source).read_bytes())
+    return digest.digest()
+
+
+def _recall(record: Path | None) -> dict[str, Any] | None:
+    """The record of an earlier pass; None when there is none. A record that cannot be
+    read (cut short, altered) counts as none: the file is simply checked again."""
+    if record is None:
+        return None
+    try:
+        recalled = json.loads(record.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return recalled if isinstance(recalled, dict) else None
+
+
+def _record(record: Path | None, value: dict[str, Any]) -> None:
+    """Record a pass, atomically (another process may be reading). Records only save time:
+    where the folder cannot be written (a read-only checkout), every run checks again."""
+    if record is None:
+        return
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".record-", dir=record.parent)
+    except OSError:
+        return
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(value, out)
+        os.replace(temporary, record)
+    except OSError:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _is_json(value: Any) -> bool:
+    """True when JSON gives ``value`` back as it is (YAML can also hold dates, bytes...)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_json(v) for v in value)
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    return value is None or isinstance(value, (str, int, bool))

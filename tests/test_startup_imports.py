@@ -1,0 +1,82 @@
+"""What a command loads before it does anything: `import stackwright` and `stackwright
+--help` load only the model and the CLI's command definitions, and an `up` or `preview`
+with nothing to change loads neither PyYAML nor pydantic (project files already
+checked) nor asyncio (nothing to run). Each heavy library costs a command tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("pydantic", "pydantic_core", "asyncio", "boto3", "botocore", "psycopg", "lightkube",
+         "rich", "ruamel", "cryptography", "pyrage", "yaml", "sqlite3", "ssl", "httpx")
+"""Libraries no start-up path below may load."""
+
+REPORT = textwrap.dedent("""\
+    import atexit, json, sys
+    before = set(sys.modules)
+    target = sys.argv.pop(1)
+    def report():
+        with open(target, "w") as out:
+            json.dump(sorted(set(sys.modules) - before), out)
+    atexit.register(report)
+    """)
+
+
+def loaded(tmp_path: Path, code: str, *args: str, cwd: Path | None = None) -> list[str]:
+    """The modules a fresh interpreter loads running ``code`` (besides its own start-up)."""
+    target = tmp_path / "modules.json"
+    done = subprocess.run([sys.executable, "-c", REPORT + code, str(target), *args],
+                          cwd=cwd or tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    modules: list[str] = json.loads(target.read_text())
+    return modules
+
+
+def tops(modules: list[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+def ours(modules: list[str]) -> set[str]:
+    """Our modules, by subpackage (``stackwright.cli``, ``stackwright.model``...)."""
+    return {".".join(m.split(".")[:2]) for m in modules if m.startswith("stackwright")}
+
+
+CLI = "import sys\nfrom stackwright.cli.main import main\nsys.argv[0] = 'stackwright'\nmain()\n"
+
+
+def test_import_stackwright_loads_the_model_only(tmp_path: Path) -> None:
+    modules = loaded(tmp_path, "import stackwright")
+    assert ours(modules) == {"stackwright", "stackwright.errors", "stackwright.model"}
+    assert not tops(modules) & set(HEAVY)
+    assert "click" not in tops(modules)
+
+
+def test_help_loads_the_command_definitions_only(tmp_path: Path) -> None:
+    modules = loaded(tmp_path, CLI, "--help")
+    assert ours(modules) == {"stackwright", "stackwright.errors", "stackwright.model", "stackwright.cli"}
+    assert not tops(modules) & set(HEAVY)
+
+
+@pytest.mark.parametrize("command", [("up", "--yes"), ("preview",)])
+def test_a_command_with_nothing_to_do_loads_no_pydantic_and_no_asyncio(
+        tmp_path: Path, command: tuple[str, ...]) -> None:
+    root = tmp_path / "tiny"
+    (root / "stacks").mkdir(parents=True)
+    (root / "stackwright.yaml").write_text("name: tiny\nenvironments:\n  dev: {}\n")
+    (root / "stacks" / "dev.yaml").write_text("config: {}\n")
+    (root / "__main__.py").write_text(
+        "import stackwright as sw\nfrom stackwright.providers import local, random\n"
+        "tag = random.Id('tag', byte_length=4)\n"
+        "local.File('f', path='f.txt', content=sw.fmt('{}', tag.hex))\n")
+    for args in (("stack", "init", "dev"), ("up", "--yes")):
+        loaded(tmp_path, CLI, *args, cwd=root)
+    modules = loaded(tmp_path, CLI, *command, cwd=root)
+    assert {"pydantic", "asyncio", "yaml"}.isdisjoint(tops(modules)), sorted(tops(modules))
+    assert not {"rich", "boto3", "botocore", "ssl"} & tops(modules)
