@@ -44,6 +44,8 @@ class ProjectFile(FileModel):
     groups: dict[str, list[str]] | None = None
     gitops: dict[str, Any] | None = None
     """Checked in full by the gitops layer's own model (``gitops.settings``)."""
+    web: dict[str, Any] | None = None
+    """Checked in full by the web view's own model (``web.settings.WebSection``)."""
 
 
 class PausedSection(FileModel):
