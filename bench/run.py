@@ -223,24 +223,10 @@ def main() -> None:
         if not only or "overhead" in only:
             results["overhead_10k"] = bench_overhead(root)
             print(json.dumps(results["overhead_10k"]), flush=True)
-        extra = HERE / "aws_bench.py"
-        if (not only or "aws" in only) and extra.exists():
-            subprocess.run([sys.executable, str(extra)], check=True)
-        helm = HERE / "helm_bench.py"
-        if (not only or "helm" in only) and helm.exists():
-            subprocess.run([sys.executable, str(helm)], check=True)
-        state = HERE / "state_bench.py"
-        if (not only or "state" in only) and state.exists():
-            subprocess.run([sys.executable, str(state)], check=True)
-        workspace = HERE / "workspace_bench.py"
-        if (not only or "workspace" in only) and workspace.exists():
-            subprocess.run([sys.executable, str(workspace)], check=True)
-        gitops = HERE / "gitops_bench.py"
-        if (not only or "gitops" in only) and gitops.exists():
-            subprocess.run([sys.executable, str(gitops)], check=True)
-        web = HERE / "web_bench.py"
-        if (not only or "web" in only) and web.exists():
-            subprocess.run([sys.executable, str(web)], check=True)
+        for part in ("aws", "helm", "state", "workspace", "gitops", "web"):
+            script = HERE / f"{part}_bench.py"
+            if (not only or part in only) and script.exists():
+                subprocess.run([sys.executable, str(script)], check=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(results, indent=2))
