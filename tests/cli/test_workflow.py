@@ -324,7 +324,10 @@ def test_refresh_reports_drift_records_only_with_yes_and_up_restores(applied: Cl
     assert "Checked 3 resources: 2 drifted." in lines
     assert "refresh --yes" in out
     assert applied.db_bytes() == before
-    assert summary(applied.ok("preview")).startswith("No changes.")  # state not touched
+    out = applied.ok("preview")  # the state is untouched; the plan reads the drifted objects
+    assert changed_lines(out) == ["~  local:File site  update", "+  local:File creds  create"]
+    assert out.count("found by the last `refresh`") == 2
+    assert applied.db_bytes() == before
 
     out = applied.ok("refresh", "--yes")
     assert "Recorded in checkpoint 2." in out
