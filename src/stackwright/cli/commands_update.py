@@ -82,7 +82,7 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
     output = _output_format(output, as_json)
     session = open_stack(stack_name, who)
     try:
-        plan = make_preview(session, targets, refresh=refresh)
+        plan = make_preview(session, targets, refresh=refresh, as_up=True)
         pending = session.store.pending_count(session.stack)
         violations = _violations(session, plan, allow_destroy)
     finally:

@@ -51,11 +51,13 @@ Check = Callable[[Plan], None]
 
 
 def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = False,
-            parallel: int = 16) -> Plan:
+            parallel: int = 16, *, as_up: bool = False) -> Plan:
     """The plan `up` would apply now. Changes nothing; with ``refresh`` it plans
-    against the live objects instead of the recorded ones."""
+    against the live objects instead of the recorded ones. ``as_up``: also read what
+    the last plain ``refresh`` found drifted, as ``up`` will (not for saved plans,
+    which are applied against the recorded state)."""
     pin = pins(session)
-    drifted = None if refresh else drift_note.pending(session)
+    drifted = drift_note.pending(session) if as_up and not refresh else None
     with gc_paused():
         desired = session.run_program()
         snapshot = session.store.snapshot(session.stack)
