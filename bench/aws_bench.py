@@ -275,9 +275,10 @@ def bench_platform(work: Path, proxy: CountingProxy) -> dict[str, Any]:
     up = measured(proxy, project, "up", "--yes")
     resources = resource_count(project)
     previews = noop_previews(proxy, project)
-    destroy = measured(proxy, project, "destroy", "--yes")
+    refresh = measured(proxy, project, "refresh")
+    destroy = measured(proxy, project, "destroy", "--yes", "--allow-destroy")
     return {"scenario": "aws_platform_dev", "resources": resources, "up": strip(up), **previews,
-            "destroy": strip(destroy)}
+            "refresh": strip(refresh), "destroy": strip(destroy)}
 
 
 def bench_aws500(work: Path, proxy: CountingProxy, emulator: str, direct: bool) -> dict[str, Any]:
@@ -291,13 +292,13 @@ def bench_aws500(work: Path, proxy: CountingProxy, emulator: str, direct: bool) 
     up = measured(proxy, project, "up", "--yes")
     resources = resource_count(project)
     previews = noop_previews(proxy, project)
-    destroy = measured(proxy, project, "destroy", "--yes")
+    destroy = measured(proxy, project, "destroy", "--yes", "--allow-destroy")
     result = {"scenario": "aws_500", "resources": resources, "up": strip(up), **previews,
               "destroy": strip(destroy)}
     if direct:  # the same, without the proxy in the way
         stack_file.write_text(stack_config(emulator, prefix="b500", per_kind=100))
         result["up_direct_s"] = round(cli(project, "up", "--yes")[0], 3)
-        result["destroy_direct_s"] = round(cli(project, "destroy", "--yes")[0], 3)
+        result["destroy_direct_s"] = round(cli(project, "destroy", "--yes", "--allow-destroy")[0], 3)
     return result
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from stackwright.engine.calls import ProviderCalls
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy
+from stackwright.errors import StackwrightError
 from stackwright.model.resource import urn_name
 from stackwright.model.values import (
     carry_secrets, mark_containing, mask_text, masked, remark_secrets, reveal, secret_texts, wrap_secret_keys,
@@ -59,11 +62,28 @@ async def read_all(
                 result.drift.append(drift)
 
     try:
-        await asyncio.gather(*(one(r) for r in snapshot.resources.values()))
+        with _batched_reads(snapshot, providers):
+            await asyncio.gather(*(one(r) for r in snapshot.resources.values()))
     finally:
         calls.close()
     result.drift.sort(key=lambda d: d.urn)
     return result
+
+
+@contextmanager
+def _batched_reads(snapshot: Snapshot, providers: ProviderLookup) -> Iterator[None]:
+    """Every type's provider told which ids are about to be read (``batch_reads``)."""
+    ids: dict[str, list[str]] = {}
+    for record in snapshot.resources.values():
+        ids.setdefault(record.type, []).append(record.id)
+    with ExitStack() as batches:
+        for type_token, type_ids in ids.items():
+            try:
+                handler = providers.resource(type_token)
+            except (KeyError, StackwrightError):
+                continue  # each read of this type fails on its own, reported per resource
+            batches.enter_context(handler.batch_reads(type_ids))
+        yield
 
 
 async def _read_one(record: ResourceState, providers: ProviderLookup, calls: ProviderCalls,

@@ -28,7 +28,8 @@ Contracts every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -135,6 +136,14 @@ class ResourceProvider:
         outputs: Mapping[str, Any],
     ) -> ReadResult | None:
         raise NotImplementedError
+
+    def batch_reads(self, ids: Sequence[str]) -> AbstractContextManager[None]:
+        """Announces that ``read`` of each of these ids follows (a refresh reads every
+        recorded object). A provider whose API reads many objects in one call may then
+        answer them all from one call, made on the first of these reads; an answer
+        serves one read of its id, and only while the returned context is open. Must
+        not call the cloud itself. The default reads each object on its own."""
+        return nullcontext()
 
     def update(
         self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],

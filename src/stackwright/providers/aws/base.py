@@ -10,10 +10,12 @@ classified here as retryable (throttling, transient faults) or permanent.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, ClassVar, TypeVar
 
 from stackwright.errors import InputError, ProviderError
+from stackwright.providers.aws.read_batch import MISS, ReadBatch
 from stackwright.providers.protocol import OperationContext, ResourceProvider
 
 T = TypeVar("T")
@@ -265,13 +267,38 @@ def partition(region: str) -> str:
 
 
 class AwsResource(ResourceProvider):
-    """Base for AWS resource providers; ``clients("s3")`` gives a boto3 client."""
+    """Base for AWS resource providers; ``clients("s3")`` gives a boto3 client.
+
+    A type whose API describes many objects in one call sets ``batch_size`` and
+    implements ``describe_many``: a refresh then reads a chunk of objects per call
+    (``read_batch``), and its ``read`` gets each answer from ``batched``.
+    """
 
     service: str = ""
+    batch_size: ClassVar[int] = 0
+    """How many keys one ``describe_many`` call takes; 0 reads one object per call."""
 
     def __init__(self, clients: AwsClients) -> None:
         self.clients = clients
+        self._batch = ReadBatch(self.describe_many, self.batch_key, self.batch_size) if self.batch_size else None
 
     @property
     def client(self) -> Any:
         return self.clients(self.service)
+
+    def batch_reads(self, ids: Sequence[str]) -> AbstractContextManager[None]:
+        return self._batch.reads(ids) if self._batch is not None else nullcontext()
+
+    def describe_many(self, keys: list[str]) -> Mapping[str, Any]:
+        """``{key: raw answer}`` for the keys of one chunk, in as few calls as the API
+        allows; a key that is gone is left out. Raises classified ProviderErrors."""
+        raise NotImplementedError
+
+    def batch_key(self, id: str) -> str:
+        """What ``describe_many`` asks for to read ``id``; must not raise."""
+        return id
+
+    def batched(self, id: str) -> Any:
+        """The raw answer for ``id``'s key (``None``: gone) when a refresh announced
+        it, else ``MISS`` (read it on its own)."""
+        return self._batch.take(id) if self._batch is not None else MISS

@@ -30,6 +30,7 @@ from stackwright.providers.aws.base import (
     error_code,
     tag_list,
 )
+from stackwright.providers.aws.read_batch import MISS
 from stackwright.providers.protocol import DiffResult, OperationContext, ReadResult
 
 # --- inputs -------------------------------------------------------------------------
@@ -72,6 +73,14 @@ def declared_or_live(inputs: Mapping[str, Any], key: str, live: Any) -> Any:
     An import reads with no inputs at all, and then gets the live value.
     """
     return None if key in inputs and inputs[key] is None else live
+
+
+def is_declared(declared: Mapping[str, Any], key: str, unset: Any) -> bool:
+    """Whether ``read`` must ask AWS for setting ``key``: the program set it to other
+    than ``unset`` (what the object has when nobody sets it, so it was never applied),
+    or declared nothing at all (an import). A setting left unset reads as declared:
+    drift in it is not looked for, which saves a call per setting and object."""
+    return key not in declared or declared[key] != unset
 
 
 # --- creates ------------------------------------------------------------------------
@@ -244,13 +253,24 @@ class ManagedResource(AwsResource):
         outputs: Mapping[str, Any],
     ) -> ReadResult | None:
         if id is not None:
-            raw = self.describe(id)
+            raw = self.describe_once(id)
             return None if raw is None else self.result(raw, inputs)
         found = [self.result(raw, inputs) for raw in self.find(ctx, inputs)]
         return pick(ctx, found, self.canonical(inputs), self.replace_on)
 
     def describe(self, id: str) -> Any | None:
         raise NotImplementedError
+
+    def describe_once(self, id: str) -> Any | None:
+        """``describe(id)``, answered from a refresh's batched read when there is one."""
+        answer = self.batched(id)
+        if answer is MISS:
+            return self.describe(id)
+        return None if answer is None else self.from_batch(id, answer)
+
+    def from_batch(self, id: str, answer: Any) -> Any | None:
+        """What ``describe(id)`` returns, made from the batched answer for its key."""
+        return answer
 
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
         raise NotImplementedError

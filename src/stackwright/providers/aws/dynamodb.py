@@ -27,6 +27,7 @@ from stackwright.providers.aws.base import (
 from stackwright.providers.aws.common import (
     ArnTags,
     create_or_adopt,
+    is_declared,
     not_managed,
     reject_urn_tag,
     stale_tags,
@@ -210,12 +211,18 @@ class TableProvider(AwsResource):
         table = self._describe(name) if name else None
         if table is None or table.get("TableStatus") == "DELETING":
             return None
-        tags = self._all_tags(table["TableArn"])
+        if id is None or is_declared(inputs, "tags", {}):
+            tags = self._all_tags(table["TableArn"])
+        else:
+            tags = {}
         if id is None and tags.get(URN_TAG) != ctx.urn:
             return None
-        return ReadResult(table["TableName"], self._live_inputs(table, tags), self._outputs(table))
+        return ReadResult(table["TableName"], self._live_inputs(table, inputs, tags), self._outputs(table))
 
-    def _live_inputs(self, table: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, Any]:
+    def _live_inputs(self, table: Mapping[str, Any], declared: Mapping[str, Any],
+                     tags: Mapping[str, str]) -> dict[str, Any]:
+        """The table's settings. Those the program leaves at their defaults were never
+        applied, so they are not read (one call each): they read as declared."""
         name = table["TableName"]
         keys = {k["KeyType"]: k["AttributeName"] for k in table["KeySchema"]}
         mode = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
@@ -230,8 +237,9 @@ class TableProvider(AwsResource):
             "billing_mode": mode,
             "read_capacity": throughput.get("ReadCapacityUnits") if provisioned else None,
             "write_capacity": throughput.get("WriteCapacityUnits") if provisioned else None,
-            "point_in_time_recovery": self._pitr(name),
-            "ttl_attribute": self._ttl(name),
+            "point_in_time_recovery":
+                self._pitr(name) if is_declared(declared, "point_in_time_recovery", False) else False,
+            "ttl_attribute": self._ttl(name) if is_declared(declared, "ttl_attribute", None) else None,
             "tags": tag_dict(tag_list(tags)),
         }
 

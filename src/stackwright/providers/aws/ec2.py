@@ -72,6 +72,15 @@ def urn_filter(urn: str) -> list[dict[str, Any]]:
     return [{"Name": f"tag:{URN_TAG}", "Values": [urn]}]
 
 
+def described(client: Any, op: str, list_key: str, filter_name: str, values: list[str]) -> list[dict[str, Any]]:
+    """Every object a ``describe_*`` call finds by one filter, all pages.
+
+    A filter rather than the ids parameter: asked by ids, EC2 fails the whole call when
+    one of them no longer exists; a filter just leaves it out."""
+    pages = client.get_paginator(op).paginate(Filters=[{"Name": filter_name, "Values": values}])
+    return call(f"{op} of {len(values)}", lambda: [dict(o) for page in pages for o in page.get(list_key, [])])
+
+
 def tag_specs(resource_type: str, tags: Mapping[str, str], urn: str) -> list[dict[str, Any]]:
     """Tags applied by the create call itself, so no untagged object ever exists."""
     return [{"ResourceType": resource_type, "Tags": tag_list(tags, urn)}]
@@ -86,6 +95,15 @@ class Ec2Resource(ManagedResource):
     describe_op: ClassVar[str] = ""
     ids_param: ClassVar[str] = ""
     list_key: ClassVar[str] = ""
+    id_filter: ClassVar[str] = ""
+    """The filter that finds objects by id (``subnet-id``); the id field is named like
+    ``ids_param``, singular (``SubnetId``)."""
+    batch_size = 100
+
+    def describe_many(self, keys: list[str]) -> Mapping[str, Any]:
+        id_field = self.ids_param.removesuffix("s")
+        found = described(self.client, self.describe_op, self.list_key, self.id_filter, keys)
+        return {raw[id_field]: raw for raw in found}
 
     def describe(self, id: str) -> dict[str, Any] | None:
         fn = getattr(self.client, self.describe_op)
@@ -144,6 +162,7 @@ class VpcProvider(Ec2Resource):
     replace_on = frozenset({"cidr_block"})
     kind = "vpc"
     describe_op, ids_param, list_key = "describe_vpcs", "VpcIds", "Vpcs"
+    id_filter = "vpc-id"
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
         earlier = self.earlier_attempt(ctx, inputs)
@@ -224,6 +243,7 @@ class SubnetProvider(Ec2Resource):
     unique_keys = ("vpc_id", "cidr_block")
     kind = "subnet"
     describe_op, ids_param, list_key = "describe_subnets", "SubnetIds", "Subnets"
+    id_filter = "subnet-id"
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
         earlier = self.earlier_attempt(ctx, inputs)
@@ -295,6 +315,7 @@ class InternetGatewayProvider(Ec2Resource):
     kind = "internet-gateway"
     describe_op, ids_param, list_key = (
         "describe_internet_gateways", "InternetGatewayIds", "InternetGateways")
+    id_filter = "internet-gateway-id"
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
         earlier = self.earlier_attempt(ctx, inputs)
@@ -426,6 +447,7 @@ class RouteTableProvider(Ec2Resource):
     replace_on = frozenset({"vpc_id"})
     kind = "route-table"
     describe_op, ids_param, list_key = "describe_route_tables", "RouteTableIds", "RouteTables"
+    id_filter = "route-table-id"
 
     def normalise(self, values: dict[str, Any]) -> dict[str, Any]:
         values["routes"] = when_known(values.get("routes"), canonical_routes)
@@ -519,18 +541,28 @@ class RouteProvider(ManagedResource):
              RouteTableId=table_id, **route_args(inputs))
         return Created(f"{table_id}_{inputs['destination_cidr_block']}", {})
 
+    batch_size = 100
+
     def describe(self, id: str) -> dict[str, Any] | None:
         table_id, _, destination = id.partition("_")
         return self._route(table_id, destination)
+
+    def batch_key(self, id: str) -> str:
+        return id.partition("_")[0]
+
+    def describe_many(self, keys: list[str]) -> Mapping[str, Any]:
+        tables = described(self.client, "describe_route_tables", "RouteTables", "route-table-id", keys)
+        return {t["RouteTableId"]: t for t in tables}
+
+    def from_batch(self, id: str, answer: Any) -> dict[str, Any] | None:
+        table_id, _, destination = id.partition("_")
+        return _route_in(answer, table_id, destination)
 
     def _route(self, table_id: str, destination: str) -> dict[str, Any] | None:
         answer = call_or_none(f"describe {table_id}", self.client.describe_route_tables,
                               RouteTableIds=[table_id])
         tables = (answer or {}).get("RouteTables", [])
-        for route in live_routes(tables[0]) if tables else []:
-            if route["destination_cidr_block"] == destination:
-                return {"route_table_id": table_id, **route}
-        return None
+        return _route_in(tables[0], table_id, destination) if tables else None
 
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
         route = self._route(str(inputs.get("route_table_id")), str(inputs.get("destination_cidr_block")))
@@ -547,6 +579,13 @@ class RouteProvider(ManagedResource):
         table_id, _, destination = id.partition("_")
         call_or_none(f"remove route {destination} from {table_id}", self.client.delete_route,
                      RouteTableId=table_id, DestinationCidrBlock=destination)
+
+
+def _route_in(table: Mapping[str, Any], table_id: str, destination: str) -> dict[str, Any] | None:
+    for route in live_routes(table):
+        if route["destination_cidr_block"] == destination:
+            return {"route_table_id": table_id, **route}
+    return None
 
 
 class RouteTableAssociation(Resource, type="aws:ec2:RouteTableAssociation"):
@@ -569,21 +608,26 @@ class RouteTableAssociationProvider(ManagedResource):
                       RouteTableId=inputs["route_table_id"], SubnetId=inputs["subnet_id"])
         return Created(answer["AssociationId"], {})
 
-    def _associations(self, filter_name: str, value: str) -> list[dict[str, Any]]:
-        answer = call(f"find association {value}", self.client.describe_route_tables,
-                      Filters=[{"Name": filter_name, "Values": [value]}])
-        return [a for table in answer.get("RouteTables", []) for a in table.get("Associations", [])
+    batch_size = 100
+
+    def _associations(self, filter_name: str, values: list[str]) -> list[dict[str, Any]]:
+        tables = described(self.client, "describe_route_tables", "RouteTables", filter_name, values)
+        return [a for table in tables for a in table.get("Associations", [])
                 if a.get("SubnetId") and a.get("AssociationState", {}).get("State", "associated")
                 in ("associated", "associating")]
 
     def describe(self, id: str) -> dict[str, Any] | None:
-        found = [a for a in self._associations("association.route-table-association-id", id)
-                 if a.get("RouteTableAssociationId") == id]
-        return found[0] if found else None
+        return self.describe_many([id]).get(id)
+
+    def describe_many(self, keys: list[str]) -> Mapping[str, Any]:
+        wanted = set(keys)
+        return {a["RouteTableAssociationId"]: a
+                for a in self._associations("association.route-table-association-id", keys)
+                if a.get("RouteTableAssociationId") in wanted}
 
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
         subnet = str(inputs.get("subnet_id"))
-        return [a for a in self._associations("association.subnet-id", subnet)
+        return [a for a in self._associations("association.subnet-id", [subnet])
                 if a.get("SubnetId") == subnet]
 
     def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
@@ -746,9 +790,11 @@ class SecurityGroupAccess:
         answer = call_or_none(f"describe {self.group_id}", self.client.describe_security_groups,
                               GroupIds=[self.group_id])
         groups = (answer or {}).get("SecurityGroups", [])
-        if not groups:
-            return None
-        return live_permissions(groups[0].get("IpPermissionsEgress" if self.egress else "IpPermissions", []))
+        return self.of(groups[0]) if groups else None
+
+    def of(self, group: Mapping[str, Any]) -> list[Permission]:
+        """This direction's permissions in a described group."""
+        return live_permissions(group.get("IpPermissionsEgress" if self.egress else "IpPermissions", []))
 
     def authorize(self, permissions: list[Permission]) -> None:
         if permissions:
@@ -800,6 +846,7 @@ class SecurityGroupProvider(Ec2Resource):
     unique_keys = ("name", "vpc_id")
     kind = "security-group"
     describe_op, ids_param, list_key = "describe_security_groups", "GroupIds", "SecurityGroups"
+    id_filter = "group-id"
 
     def normalise(self, values: dict[str, Any]) -> dict[str, Any]:
         for key in ("ingress", "egress"):
@@ -919,8 +966,21 @@ class SecurityGroupRuleProvider(ManagedResource):
         self._access(values).authorize(explode(values))
         return Created(rule_id(values), {})
 
+    batch_size = 100
+
     def describe(self, id: str) -> dict[str, Any] | None:
         return self._present(parse_rule_id(id))
+
+    def batch_key(self, id: str) -> str:
+        return id.partition("_")[0]
+
+    def describe_many(self, keys: list[str]) -> Mapping[str, Any]:
+        groups = described(self.client, "describe_security_groups", "SecurityGroups", "group-id", keys)
+        return {g["GroupId"]: g for g in groups}
+
+    def from_batch(self, id: str, answer: Any) -> dict[str, Any] | None:
+        values = parse_rule_id(id)
+        return self._kept(values, self._access(values).of(answer))
 
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
         present = self._present(self.canonical(inputs))
@@ -928,7 +988,11 @@ class SecurityGroupRuleProvider(ManagedResource):
 
     def _present(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
         """The declared rule as far as AWS still has it; ``None`` when none of it is left."""
-        live = {p.identity: p for p in self._access(values).live() or []}
+        return self._kept(values, self._access(values).live() or [])
+
+    @staticmethod
+    def _kept(values: Mapping[str, Any], permissions: list[Permission]) -> dict[str, Any] | None:
+        live = {p.identity: p for p in permissions}
         found = [live[p.identity] for p in explode(values) if p.identity in live]
         if not found:
             return None

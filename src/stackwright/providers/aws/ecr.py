@@ -10,16 +10,26 @@ from typing import Any
 from stackwright.errors import InputError, ProviderError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
-from stackwright.providers.aws.base import URN_TAG, AwsResource, call, call_or_none, tag_dict, tag_list
+from stackwright.providers.aws.base import (
+    URN_TAG,
+    AwsResource,
+    call,
+    call_or_none,
+    error_code,
+    tag_dict,
+    tag_list,
+)
 from stackwright.providers.aws.common import (
     ArnTags,
     create_or_adopt,
     delete_explaining,
+    is_declared,
     not_managed,
     reject_urn_tag,
     stale_tags,
     with_defaults,
 )
+from stackwright.providers.aws.read_batch import MISS
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 
 __all__ = ["RESOURCE_PROVIDERS", "Repository", "RepositoryProvider"]
@@ -85,6 +95,23 @@ class RepositoryProvider(AwsResource):
         repos = (got or {}).get("repositories") or []
         return dict(repos[0]) if repos else None
 
+    batch_size = 100
+
+    def describe_many(self, keys: list[str]) -> Mapping[str, Any]:
+        """One call for all; ECR fails it when one of them is gone, then each on its own."""
+        try:
+            got = call(f"describe {len(keys)} repositories", self.client.describe_repositories,
+                       repositoryNames=keys)
+        except ProviderError as err:
+            if error_code(err.__cause__ or err) != "RepositoryNotFoundException":
+                raise
+            return {name: repo for name in keys if (repo := self._describe(name)) is not None}
+        return {r["repositoryName"]: dict(r) for r in got.get("repositories") or []}
+
+    def _describe_once(self, name: str) -> dict[str, Any] | None:
+        answer = self.batched(name)
+        return self._describe(name) if answer is MISS else answer
+
     def _all_tags(self, arn: str) -> dict[str, str]:
         return TAGS.read(self.client, arn)
 
@@ -107,7 +134,7 @@ class RepositoryProvider(AwsResource):
         outputs: Mapping[str, Any],
     ) -> ReadResult | None:
         name = id or inputs.get("name")
-        repo = self._describe(name) if name else None
+        repo = self._describe_once(name) if name else None
         if repo is None:
             return None
         tags = self._all_tags(repo["repositoryArn"])
@@ -117,7 +144,8 @@ class RepositoryProvider(AwsResource):
             "name": repo["repositoryName"],
             "image_tag_mutability": repo.get("imageTagMutability", "MUTABLE"),
             "scan_on_push": bool((repo.get("imageScanningConfiguration") or {}).get("scanOnPush")),
-            "lifecycle_policy": self._lifecycle(repo["repositoryName"]),
+            "lifecycle_policy": self._lifecycle(repo["repositoryName"])
+            if is_declared(inputs, "lifecycle_policy", None) else None,
             "force_delete": bool(inputs.get("force_delete", False)),
             "tags": tag_dict(tag_list(tags)),
         }

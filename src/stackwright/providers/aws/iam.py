@@ -207,8 +207,9 @@ class RoleProvider(IamResource):
         if answer is None:
             return None
         role = dict(answer["Role"])
-        role["Tags"] = call(f"read tags of role {id}",
-                            paged(self.client, "list_role_tags", "Tags", RoleName=id))
+        if "Tags" not in role:  # GetRole lists them; an emulator may not
+            role["Tags"] = call(f"read tags of role {id}",
+                                paged(self.client, "list_role_tags", "Tags", RoleName=id))
         return role
 
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
@@ -304,8 +305,9 @@ class PolicyProvider(IamResource):
         if version is None:
             return None
         policy["Document"] = parse_policy(version["PolicyVersion"]["Document"])
-        policy["Tags"] = call(f"read tags of policy {id}",
-                              paged(self.client, "list_policy_tags", "Tags", PolicyArn=id))
+        if "Tags" not in policy:  # GetPolicy lists them; an emulator may not
+            policy["Tags"] = call(f"read tags of policy {id}",
+                                  paged(self.client, "list_policy_tags", "Tags", PolicyArn=id))
         return policy
 
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
@@ -406,13 +408,27 @@ class RolePolicyAttachmentProvider(IamResource):
              RoleName=inputs["role"], PolicyArn=inputs["policy_arn"])
         return Created(f"{inputs['role']}/{inputs['policy_arn']}", {})
 
+    batch_size = 1
+    """One call lists a role's attachments: a refresh makes one per role, not per attachment."""
+
     def describe(self, id: str) -> dict[str, Any] | None:
+        return self.from_batch(id, self.describe_many([self.batch_key(id)]).get(self.batch_key(id)))
+
+    def batch_key(self, id: str) -> str:
+        return id.partition("/")[0]
+
+    def describe_many(self, keys: list[str]) -> Mapping[str, Any]:
+        found = {}
+        for role in keys:
+            attached = call_or_none(f"list policies of {role}", paged(
+                self.client, "list_attached_role_policies", "AttachedPolicies", RoleName=role))
+            if attached is not None:
+                found[role] = [p["PolicyArn"] for p in attached]
+        return found
+
+    def from_batch(self, id: str, answer: Any) -> dict[str, Any] | None:
         role, _, arn = id.partition("/")
-        attached = call_or_none(f"list policies of {role}", paged(
-            self.client, "list_attached_role_policies", "AttachedPolicies", RoleName=role))
-        if not any(p["PolicyArn"] == arn for p in attached or []):
-            return None
-        return {"role": role, "policy_arn": arn}
+        return {"role": role, "policy_arn": arn} if arn in (answer or []) else None
 
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
         found = self.describe(f"{inputs.get('role')}/{inputs.get('policy_arn')}")

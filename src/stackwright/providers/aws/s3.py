@@ -8,6 +8,7 @@ bucket already has (no versioning, no policy...) are skipped on create.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,6 +22,7 @@ from stackwright.providers.aws.base import (
     all_tags,
     call,
     call_or_none,
+    error_code,
     partition,
     tag_dict,
     tag_list,
@@ -28,6 +30,7 @@ from stackwright.providers.aws.base import (
 from stackwright.providers.aws.common import (
     create_or_adopt,
     delete_explaining,
+    is_declared,
     not_managed,
     reject_urn_tag,
     with_defaults,
@@ -48,6 +51,10 @@ FRESH_BUCKET: dict[str, Any] = {
 """What a bucket has right after CreateBucket; create skips settings equal to these.
 Tags and the public access block are always applied (AWS's default for the latter
 has changed over time)."""
+
+
+def _declared(declared: Mapping[str, Any], *keys: str) -> bool:
+    return any(is_declared(declared, k, FRESH_BUCKET[k]) for k in keys)
 
 
 class Bucket(Resource, type="aws:s3:Bucket"):
@@ -152,9 +159,9 @@ class BucketProvider(AwsResource):
     def _exists(self, bucket: str) -> bool:
         return call_or_none(f"head bucket {bucket}", self.client.head_bucket, Bucket=bucket) is not None
 
-    def _is_ours(self, ctx: OperationContext, bucket: str) -> bool:
+    def _is_ours(self, ctx: OperationContext, bucket: str, tags: Mapping[str, str] | None = None) -> bool:
         """Tagged with our URN, or untagged and empty (a create interrupted before tagging)."""
-        tags = self._all_tags(bucket)
+        tags = self._all_tags(bucket) if tags is None else tags
         if tags:
             return tags.get(URN_TAG) == ctx.urn
         listing = call(f"list bucket {bucket}", self.client.list_object_versions, Bucket=bucket, MaxKeys=1)
@@ -224,28 +231,47 @@ class BucketProvider(AwsResource):
         outputs: Mapping[str, Any],
     ) -> ReadResult | None:
         bucket = id or inputs.get("bucket")
-        if not bucket or not self._exists(bucket):
+        tags = self._tags_if_exists(bucket) if bucket else None
+        if not bucket or tags is None:
             return None
-        if id is None and not self._is_ours(ctx, bucket):
+        if id is None and not self._is_ours(ctx, bucket, tags):
             return None
-        live = self._live_inputs(bucket, inputs)
-        return ReadResult(bucket, live, self._outputs(bucket))
+        live = self._live_inputs(bucket, inputs, tags)
+        return ReadResult(bucket, live, self._outputs(bucket, outputs.get("region")))
 
-    def _live_inputs(self, bucket: str, declared: Mapping[str, Any]) -> dict[str, Any]:
-        algorithm, kms_key_id = self._encryption(bucket)
-        if algorithm == "AES256" and declared.get("encryption") is None:
-            algorithm = None  # AWS's own default encryption: what "None" declares
+    def _live_inputs(self, bucket: str, declared: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, Any]:
+        """The bucket's settings. Those the program leaves as a new bucket has them were
+        never applied, so they are not read (one call each): they read as declared."""
+        live = copy.deepcopy({**FRESH_BUCKET, **{k: declared[k] for k in FRESH_BUCKET if k in declared}})
+        if _declared(declared, "encryption", "kms_key_id"):
+            live["encryption"], live["kms_key_id"] = self._encryption(bucket)
+            if live["encryption"] == "AES256" and declared.get("encryption") is None:
+                live["encryption"] = None  # AWS's own default encryption: what "None" declares
+        readers: dict[str, Callable[[str], Any]] = {
+            "versioning": self._versioning, "lifecycle_rules": self._lifecycle, "policy": self._policy}
+        for key, reader in readers.items():
+            if _declared(declared, key):
+                live[key] = reader(bucket)
         return {
-            "bucket": bucket,
-            "versioning": self._versioning(bucket),
-            "encryption": algorithm,
-            "kms_key_id": kms_key_id,
+            "bucket": bucket, **live,
             "block_public_access": self._public_access_blocked(bucket),
-            "lifecycle_rules": self._lifecycle(bucket),
-            "policy": self._policy(bucket),
             "force_destroy": bool(declared.get("force_destroy", False)),
-            "tags": tag_dict(tag_list(self._all_tags(bucket))),
+            "tags": tag_dict(tag_list(tags)),
         }
+
+    def _tags_if_exists(self, bucket: str) -> dict[str, str] | None:
+        """Every tag including ours, ``None`` when the bucket does not exist: this one
+        call tells both."""
+        try:
+            got = call(f"get tags of {bucket}", self.client.get_bucket_tagging, Bucket=bucket)
+        except ProviderError as err:
+            code = error_code(err.__cause__ or err)
+            if code in ("NoSuchBucket", "404"):
+                return None
+            if code == "NoSuchTagSet":
+                return {}
+            raise
+        return all_tags(got.get("TagSet"))
 
     def _versioning(self, bucket: str) -> bool:
         got = call(f"get versioning of {bucket}", self.client.get_bucket_versioning, Bucket=bucket)
@@ -281,10 +307,12 @@ class BucketProvider(AwsResource):
         got = call_or_none(f"get tags of {bucket}", self.client.get_bucket_tagging, Bucket=bucket)
         return all_tags((got or {}).get("TagSet"))
 
-    def _outputs(self, bucket: str) -> dict[str, Any]:
-        got = call(f"get location of {bucket}", self.client.get_bucket_location, Bucket=bucket)
-        region = got.get("LocationConstraint") or "us-east-1"
-        region = "eu-west-1" if region == "EU" else region
+    def _outputs(self, bucket: str, region: str | None = None) -> dict[str, Any]:
+        """``region`` when it is known (a bucket never moves), else asked."""
+        if not region:
+            got = call(f"get location of {bucket}", self.client.get_bucket_location, Bucket=bucket)
+            region = got.get("LocationConstraint") or "us-east-1"
+            region = "eu-west-1" if region == "EU" else region
         return {
             "arn": f"arn:{partition(region)}:s3:::{bucket}",
             "bucket_domain_name": f"{bucket}.s3.amazonaws.com",
