@@ -257,6 +257,7 @@ class Throttled:
 def test_a_throttled_batch_call_is_retried_by_the_engine(aws_config: dict[str, Any], vpc: str) -> None:
     provider = AwsProvider()
     provider.configure(aws_config)
+    assert provider.clients.built() == []  # each service's client is built on its first use
     h = provider.resource("aws:ec2:Subnet")
     subnets = make_subnets(h, vpc, 4)
     records = {f"dev::p::aws:ec2:Subnet::s{n}": ResourceState(
@@ -287,6 +288,7 @@ def test_a_throttled_batch_call_is_retried_by_the_engine(aws_config: dict[str, A
     assert throttles == []  # answered before the call reached the counter (more specific event)
     assert calls == ["DescribeSubnets"]  # the retry: one call for all four
     assert {d.kind for d in result.drift} <= {"outputs"}
+    assert provider.clients.built() == ["ec2"]
 
 
 # --- the platform, through the CLI -----------------------------------------------------------

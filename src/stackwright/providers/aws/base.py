@@ -67,6 +67,10 @@ class AwsClients:
                     client = self._clients[service] = self._make(service)
         return client
 
+    def built(self) -> list[str]:
+        """The services whose clients exist so far (each is built on its first use)."""
+        return sorted(self._clients)
+
     def _service_lock(self, service: str) -> threading.Lock:
         with self._locks_lock:
             return self._locks.setdefault(service, threading.Lock())
