@@ -344,6 +344,11 @@ def bench_aws500(work: Path, proxy: CountingProxy, emulator: str, direct: bool) 
     return result
 
 
+def by_type(step: dict[str, Any]) -> str:
+    return "           calls/resource: " + ", ".join(
+        f"{k.split(':')[-1]} {v}" for k, v in step["calls_per_resource_by_type"].items())
+
+
 def summary(results: list[dict[str, Any]]) -> str:
     lines = ["", "AWS benchmarks (local cloud, moto's server; CLI in a subprocess, --parallel 16)"]
     for r in results:
@@ -357,8 +362,7 @@ def summary(results: list[dict[str, Any]]) -> str:
                 f"({100 * s['engine_share']:.0f}%: {s['before_first_call_s']:.2f}s before the first call, "
                 f"{s['after_last_call_s']:.2f}s after the last); {s['boto3_clients_built']} boto3 clients "
                 f"built in {s['boto3_client_build_s']:.2f}s")
-            lines.append("           calls/resource: " + ", ".join(
-                f"{k.split(':')[-1]} {v}" for k, v in s["calls_per_resource_by_type"].items()))
+            lines.append(by_type(s))
         lines.append(f"  preview  {r['preview_median_s']:7.2f}s  median of 3 (runs {r['preview_runs_s']}), "
                      f"{r['preview_api_calls']} API calls")
         if "refresh" in r:
@@ -369,8 +373,7 @@ def summary(results: list[dict[str, Any]]) -> str:
                 f"{f['calls_per_resource']:.2f} per resource{target}; median of {f['runs']}: wall "
                 f"{f['wall_median_s']:.2f}s, CPU {f['cpu_median_s']:.2f}s (load average {f['load_average']}); "
                 f"{f['boto3_clients_built']} boto3 clients built")
-            lines.append("           calls/resource: " + ", ".join(
-                f"{k.split(':')[-1]} {v}" for k, v in f["calls_per_resource_by_type"].items()))
+            lines.append(by_type(f))
         if "up_direct_s" in r:
             lines.append(f"  without the proxy: up {r['up_direct_s']:.2f}s, destroy {r['destroy_direct_s']:.2f}s")
     return "\n".join(lines)

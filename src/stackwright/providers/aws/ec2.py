@@ -72,13 +72,20 @@ def urn_filter(urn: str) -> list[dict[str, Any]]:
     return [{"Name": f"tag:{URN_TAG}", "Values": [urn]}]
 
 
-def described(client: Any, op: str, list_key: str, filter_name: str, values: list[str]) -> list[dict[str, Any]]:
-    """Every object a ``describe_*`` call finds by one filter, all pages.
+def described(client: Any, op: str, list_key: str, filter_name: str, values: list[str],
+              id_field: str) -> dict[str, dict[str, Any]]:
+    """Every object a ``describe_*`` call finds by one filter, all pages, by ``id_field``.
 
     A filter rather than the ids parameter: asked by ids, EC2 fails the whole call when
     one of them no longer exists; a filter just leaves it out."""
     pages = client.get_paginator(op).paginate(Filters=[{"Name": filter_name, "Values": values}])
-    return call(f"{op} of {len(values)}", lambda: [dict(o) for page in pages for o in page.get(list_key, [])])
+    found = call(f"{op} of {len(values)}", lambda: [dict(o) for page in pages for o in page.get(list_key, [])])
+    return {o[id_field]: o for o in found}
+
+
+def parent_id(id: str) -> str:
+    """The object an ``<object id>_...`` id (a route, a rule) lives in: what one describe reads."""
+    return id.partition("_")[0]
 
 
 def tag_specs(resource_type: str, tags: Mapping[str, str], urn: str) -> list[dict[str, Any]]:
@@ -101,9 +108,8 @@ class Ec2Resource(ManagedResource):
     batch_size = 100
 
     def describe_many(self, keys: list[str]) -> Mapping[str, Any]:
-        id_field = self.ids_param.removesuffix("s")
-        found = described(self.client, self.describe_op, self.list_key, self.id_filter, keys)
-        return {raw[id_field]: raw for raw in found}
+        return described(self.client, self.describe_op, self.list_key, self.id_filter, keys,
+                         self.ids_param.removesuffix("s"))
 
     def describe(self, id: str) -> dict[str, Any] | None:
         fn = getattr(self.client, self.describe_op)
@@ -548,11 +554,11 @@ class RouteProvider(ManagedResource):
         return self._route(table_id, destination)
 
     def batch_key(self, id: str) -> str:
-        return id.partition("_")[0]
+        return parent_id(id)
 
     def describe_many(self, keys: list[str]) -> Mapping[str, Any]:
-        tables = described(self.client, "describe_route_tables", "RouteTables", "route-table-id", keys)
-        return {t["RouteTableId"]: t for t in tables}
+        return described(self.client, "describe_route_tables", "RouteTables", "route-table-id", keys,
+                         "RouteTableId")
 
     def from_batch(self, id: str, answer: Any) -> dict[str, Any] | None:
         table_id, _, destination = id.partition("_")
@@ -611,7 +617,8 @@ class RouteTableAssociationProvider(ManagedResource):
     batch_size = 100
 
     def _associations(self, filter_name: str, values: list[str]) -> list[dict[str, Any]]:
-        tables = described(self.client, "describe_route_tables", "RouteTables", filter_name, values)
+        tables = described(self.client, "describe_route_tables", "RouteTables", filter_name, values,
+                           "RouteTableId").values()
         return [a for table in tables for a in table.get("Associations", [])
                 if a.get("SubnetId") and a.get("AssociationState", {}).get("State", "associated")
                 in ("associated", "associating")]
@@ -972,11 +979,10 @@ class SecurityGroupRuleProvider(ManagedResource):
         return self._present(parse_rule_id(id))
 
     def batch_key(self, id: str) -> str:
-        return id.partition("_")[0]
+        return parent_id(id)
 
     def describe_many(self, keys: list[str]) -> Mapping[str, Any]:
-        groups = described(self.client, "describe_security_groups", "SecurityGroups", "group-id", keys)
-        return {g["GroupId"]: g for g in groups}
+        return described(self.client, "describe_security_groups", "SecurityGroups", "group-id", keys, "GroupId")
 
     def from_batch(self, id: str, answer: Any) -> dict[str, Any] | None:
         values = parse_rule_id(id)
