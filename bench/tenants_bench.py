@@ -95,17 +95,26 @@ def bench_cold(root: Path) -> dict[str, float]:
     cores = os.cpu_count() or 1
     one, one_cpu = one_helm_template(helm_path())
     shutil.rmtree(project / ".stackwright" / "cache", ignore_errors=True)
-    cpu = children_cpu()
+    cpu, own = children_cpu(), own_cpu()
     program, plan, resources = program_and_plan(project)
-    helm_cpu = children_cpu() - cpu
+    helm_cpu, python_cpu = children_cpu() - cpu, own_cpu() - own
     bound = TENANTS * one / cores
     cold = program + plan
     return {"tenants": TENANTS, "resources": resources, "cores": cores, "one_helm_template_s": round(one, 4),
-            "helm_bound_s": round(bound, 2), "cold_program_s": round(program, 2), "plan_s": round(plan, 2),
+            "one_helm_template_cpu_s": round(one_cpu, 4), "helm_bound_s": round(bound, 2),
+            "cold_program_s": round(program, 2), "plan_s": round(plan, 2),
             "cold_total_s": round(cold, 2), "ratio": round(cold / bound, 3),
+            "cold_cpu_s": round(helm_cpu + python_cpu, 2), "helm_cpu_s": round(helm_cpu, 2),
+            "python_cpu_s": round(python_cpu, 2),
+            "cpu_ratio": round((helm_cpu + python_cpu) / (TENANTS * one_cpu), 3),
             "helm_cpu_ratio": round(helm_cpu / (TENANTS * one_cpu), 3),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "load_average": round(os.getloadavg()[0], 1)}
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def median_preview(project: Path, *args: str, expect: str) -> tuple[float, float]:

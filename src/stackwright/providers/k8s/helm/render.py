@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,17 +69,14 @@ def render(helm: Helm, request: RenderRequest, cache_dir: Path) -> list[dict[str
 
 
 def _render_with_helm(helm: Helm, request: RenderRequest) -> list[dict[str, Any]]:
-    handle, values_path = tempfile.mkstemp(prefix="stackwright-values-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(request.values, out)
-        values_args = [arg for f in request.values_files for arg in ("-f", f.path)] + ["-f", values_path]
-        if request.lint:
-            _call(helm, ["lint", request.chart.path, "--namespace", request.namespace, *values_args],
-                  request, "helm lint")
-        text = _call(helm, template_args(request, values_args), request, "helm template")
-    finally:
-        os.unlink(values_path)
+    """The values reach helm on its stdin (``-f -``, last, so they win over the files):
+    no temporary file per release."""
+    values = json.dumps(request.values)
+    values_args = [arg for f in request.values_files for arg in ("-f", f.path)] + ["-f", "-"]
+    if request.lint:
+        _call(helm, ["lint", request.chart.path, "--namespace", request.namespace, *values_args],
+              request, "helm lint", values)
+    text = _call(helm, template_args(request, values_args), request, "helm template", values)
     return parse_manifests(text, request)
 
 
@@ -97,9 +92,9 @@ def template_args(request: RenderRequest, values_args: Sequence[str]) -> list[st
     return args
 
 
-def _call(helm: Helm, args: list[str], request: RenderRequest, what: str) -> str:
+def _call(helm: Helm, args: list[str], request: RenderRequest, what: str, values: str) -> str:
     try:
-        return helm.run(args)
+        return helm.run(args, stdin=values)
     except HelmCallFailed as exc:
         raise HelmError(f"{what} failed for {request.describe()}: {exc}",
                         hint="fix the chart or the values; the line above is helm's own message") from None
