@@ -106,7 +106,7 @@ _SOURCE = re.compile(r"^# Source: (.+)$", re.MULTILINE)
 
 def parse_manifests(text: str, request: RenderRequest) -> list[dict[str, Any]]:
     """Objects of ``helm template`` output, empty documents skipped, ``List`` kinds
-    expanded; hooks refused (see ``refuse_hooks``)."""
+    expanded; hooks refused (see ``_check_object``)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     objects: list[dict[str, Any]] = []
     for document in _DOCUMENT_SEPARATOR.split(text):
