@@ -43,7 +43,7 @@ class Helm:
         except OSError as exc:
             raise HelmCallFailed(f"cannot run {self.path}: {exc.strerror or exc}") from None
         if done.returncode != 0:
-            raise HelmCallFailed(_error_line(done.stdout + "\n" + done.stderr) or f"helm exited {done.returncode}")
+            raise HelmCallFailed(error_line(done.stdout + "\n" + done.stderr) or f"helm exited {done.returncode}")
         return done.stdout
 
 
@@ -130,7 +130,7 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _error_line(output: str) -> str:
+def error_line(output: str) -> str:
     """helm's most telling line: lint's first ``[ERROR]``, else the ``Error:`` line."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     for marker in ("[ERROR]", "Error:"):

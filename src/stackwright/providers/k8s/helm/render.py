@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from stackwright.providers.k8s.helm.binary import Helm, HelmCallFailed, HelmError, write_atomic
+from stackwright.providers.k8s.helm.renderer import shared_renderer
 from stackwright.providers.k8s.helm.sources import FetchedChart
 from stackwright.providers.k8s.helm.values import ValuesFile, values_digest
 
@@ -74,10 +76,25 @@ def _render_with_helm(helm: Helm, request: RenderRequest) -> list[dict[str, Any]
     values = json.dumps(request.values)
     values_args = [arg for f in request.values_files for arg in ("-f", f.path)] + ["-f", "-"]
     if request.lint:
-        _call(helm, ["lint", request.chart.path, "--namespace", request.namespace, *values_args],
-              request, "helm lint", values)
-    text = _call(helm, template_args(request, values_args), request, "helm template", values)
+        lint = ["lint", request.chart.path, "--namespace", request.namespace, *values_args]
+        _call(lambda: helm.run(lint, stdin=values), request, "helm lint")
+    renderer = shared_renderer(helm)
+    if renderer is None:
+        args = template_args(request, values_args)
+        text = _call(lambda: helm.run(args, stdin=values), request, "helm template")
+    else:
+        text = _call(lambda: renderer.render(renderer_request(request, values)), request, "helm template")
     return parse_manifests(text, request)
+
+
+def renderer_request(request: RenderRequest, values: str) -> dict[str, Any]:
+    """``request`` for ``helm-render``: paths made absolute, since that process keeps
+    the working directory it started in."""
+    return {"release": request.release, "namespace": request.namespace,
+            "chart": os.path.abspath(request.chart.path),
+            "values_files": [os.path.abspath(f.path) for f in request.values_files], "values": values,
+            "kube_version": request.kube_version or "", "api_versions": list(request.api_versions),
+            "hooks": request.hooks}
 
 
 def template_args(request: RenderRequest, values_args: Sequence[str]) -> list[str]:
@@ -92,9 +109,9 @@ def template_args(request: RenderRequest, values_args: Sequence[str]) -> list[st
     return args
 
 
-def _call(helm: Helm, args: list[str], request: RenderRequest, what: str, values: str) -> str:
+def _call(run: Callable[[], str], request: RenderRequest, what: str) -> str:
     try:
-        return helm.run(args, stdin=values)
+        return run()
     except HelmCallFailed as exc:
         raise HelmError(f"{what} failed for {request.describe()}: {exc}",
                         hint="fix the chart or the values; the line above is helm's own message") from None
