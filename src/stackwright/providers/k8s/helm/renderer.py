@@ -133,3 +133,12 @@ def shared_renderer(helm: Helm) -> Renderer | None:
             _renderer = (os.getpid(), Renderer(path))
             atexit.register(_renderer[1].close)
         return _renderer[1]
+
+
+def stop_shared_renderer() -> None:
+    """Ends this process's renderer, if one runs (the next render starts another)."""
+    global _renderer
+    with _renderer_lock:
+        running, _renderer = _renderer, None
+    if running is not None and running[0] == os.getpid():
+        running[1].close()
