@@ -113,6 +113,16 @@ def test_the_example_chart_with_values_files_and_values(helm_binary: str, render
     assert "replicas: 3" in out and "nginx:1.26" in out and "HorizontalPodAutoscaler" not in out
 
 
+def test_a_packaged_chart_as_pulled_from_a_repository(helm_binary: str, renderer: Renderer, tmp_path: Path) -> None:
+    done = subprocess.run([helm_binary, "package", str(EXAMPLE_CHART), "--destination", str(tmp_path)],
+                          check=True, capture_output=True, text=True)
+    archive = done.stdout.strip().rsplit(": ", 1)[-1]
+    req = request(archive, {"ingress": {"host": "shop.example.com"}}, kube_version="v1.37.2")
+    out, error = rendered(renderer, req)
+    assert (out, error) == helm_template(helm_binary, req)
+    assert "shop.example.com" in out and "app.example.com" not in out
+
+
 @pytest.mark.parametrize("hooks", [True, False])
 def test_crds_capabilities_and_hooks_as_helm_template_prints_them(helm_binary: str, renderer: Renderer,
                                                                    tmp_path: Path, hooks: bool) -> None:
