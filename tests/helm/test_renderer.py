@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from helm_servers import EXAMPLE_CHART
 
-from stackwright.providers.k8s.helm.binary import HelmCallFailed, error_line
+from stackwright.providers.k8s.helm.binary import HelmCallFailed, HelmError, error_line
 from stackwright.providers.k8s.helm.render import RenderRequest, renderer_request, template_args
 from stackwright.providers.k8s.helm.renderer import Renderer, renderer_path
 from stackwright.providers.k8s.helm.sources import FetchedChart
@@ -164,3 +164,17 @@ def test_concurrent_requests_each_get_their_own_release(renderer: Renderer) -> N
         outputs = list(pool.map(one, range(24)))
     for i, out in enumerate(outputs):
         assert f"name: r{i}-app" in out and f"replicas: {i}\n" in out
+
+
+def test_a_renderer_that_dies_is_an_error_saying_how_to_rebuild_it(tmp_path: Path) -> None:
+    broken = tmp_path / "helm-render"
+    broken.write_text("#!/bin/sh\necho 'Error: exec format error' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    renderer = Renderer(broken)
+    try:
+        with pytest.raises(HelmError) as caught:
+            renderer.render(renderer_request(request(str(EXAMPLE_CHART), {}), "{}"))
+    finally:
+        renderer.close()
+    assert "helm-render exited (3): exec format error" in caught.value.message
+    assert caught.value.hint and "make helm" in caught.value.hint

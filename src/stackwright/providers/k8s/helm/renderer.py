@@ -24,7 +24,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any
 
-from stackwright.providers.k8s.helm.binary import HELM_VERSION, Helm, HelmCallFailed, error_line, pinned_path
+from stackwright.providers.k8s.helm.binary import (
+    HELM_VERSION, Helm, HelmCallFailed, HelmError, error_line, pinned_path,
+)
 
 PROTOCOL = "p1"
 """Part of the binary's name: a change of the request or response format gets a new build."""
@@ -55,21 +57,22 @@ class Renderer:
         future: Future[dict[str, Any]] = Future()
         with self._pending_lock:
             if self._exited is not None:
-                raise HelmCallFailed(self._exited)
+                raise self._exit_error()
             ident = next(self._ids)
             self._pending[ident] = future
         line = json.dumps({**request, "id": ident}).encode() + b"\n"
         try:
             with self._write_lock:
                 assert self._process.stdin is not None
-                self._process.stdin.write(line)
-                self._process.stdin.flush()
+                _write_all(self._process.stdin.fileno(), line)
         except OSError:
             pass  # it exited: _read fails the future with the reason
         try:
             answer = future.result(timeout=TIMEOUT)
         except TimeoutError:
             raise HelmCallFailed(f"helm-render did not answer within {TIMEOUT:.0f} s") from None
+        except _Exited:
+            raise self._exit_error() from None
         if "error" in answer:
             raise HelmCallFailed(error_line("Error: " + str(answer["error"])))
         return str(answer["manifest"])
@@ -105,7 +108,13 @@ class Renderer:
             self._exited = reason
             pending, self._pending = list(self._pending.values()), {}
         for future in pending:
-            future.set_exception(HelmCallFailed(reason))
+            future.set_exception(_Exited())
+
+    def _exit_error(self) -> HelmError:
+        """Not a chart's fault: the message says what the process said, the hint how to
+        get a working one."""
+        return HelmError(str(self._exited), hint=f"rebuild it: delete {renderer_path()} and run `make helm` "
+                         "(or set STACKWRIGHT_HELM to render with a helm binary instead)")
 
     def _stderr(self) -> str:
         try:
@@ -113,6 +122,18 @@ class Renderer:
             return error_line(self._errors.read().decode(errors="replace"))
         except (OSError, ValueError):
             return ""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Past the file object's buffer, which could not be flushed (nor closed) once the
+    process is gone."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class _Exited(Exception):
+    """The process ended with requests unanswered."""
 
 
 _renderer: tuple[int, Renderer] | None = None
