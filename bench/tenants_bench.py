@@ -111,6 +111,7 @@ def bench_cold(root: Path) -> dict[str, float]:
             "one_helm_template_cpu_s": round(one_cpu, 4), "helm_bound_s": round(bound, 2),
             "cold_program_s": round(program, 2), "plan_s": round(plan, 2),
             "cold_total_s": round(cold, 2), "ratio": round(cold / bound, 3),
+            "target": "cold_total_s <= 60 and ratio <= 1.2",
             "cold_cpu_s": round(helm_cpu + python_cpu, 2), "helm_cpu_s": round(helm_cpu, 2),
             "python_cpu_s": round(python_cpu, 2),
             "cpu_ratio": round((helm_cpu + python_cpu) / (TENANTS * one_cpu), 3),
