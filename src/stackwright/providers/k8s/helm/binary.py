@@ -53,6 +53,7 @@ of heap. A ``helm template`` lives a fraction of a second, and a quarter of its 
 time went to collections during start-up, when the heap only grows. Variables the
 user set win."""
 
+
 def helm_environment() -> dict[str, str]:
     """The environment of every helm process: this one's, with ``GO_RUNTIME_DEFAULTS``
     where unset."""

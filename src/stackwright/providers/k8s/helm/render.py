@@ -3,7 +3,9 @@
 A render is a pure function of the chart's content, the values and helm's version, so
 it is cached on disk under ``.stackwright/cache/helm/renders/`` by the sha256 of
 (chart digest, values digest, helm version, release, namespace, flags): an unchanged
-release costs no helm call. Failed renders are never cached.
+release costs no helm call. Failed renders are never cached. With the pinned helm, the
+long-lived ``helm-render`` process stands in for ``helm template`` and prints the same
+bytes (see ``renderer``).
 """
 
 from __future__ import annotations
