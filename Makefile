@@ -62,7 +62,7 @@ bench: $(STAMP) helm
 ## helm-render (tools/helm/render): many releases rendered by one process (docs/helm.md).
 helm:
 	@tools/go-tool.sh tools/helm helm.sh/helm/v3/cmd/helm $(HELM) "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)"
-	@tools/go-tool.sh tools/helm ./render $(HELM_RENDER)
+	@tools/go-tool.sh tools/helm ./render $(HELM_RENDER) "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)"
 
 ## The OCI registry the Helm tests push charts to (go-containerregistry's, tools/registry).
 registry:

@@ -41,6 +41,8 @@ CAPABILITIES_CHART = {
           namespace: {{ .Release.Namespace }}
         data:
           kube: {{ .Capabilities.KubeVersion.Version | quote }}
+          helm: {{ .Capabilities.HelmVersion.Version | quote }}
+          go: {{ .Capabilities.HelmVersion.GoVersion | quote }}
           widgets: {{ .Capabilities.APIVersions.Has "example.com/v1" | quote }}
           size: {{ .Values.size | quote }}
           {{- range $k, $v := .Values.extra }}
@@ -132,6 +134,7 @@ def test_crds_capabilities_and_hooks_as_helm_template_prints_them(helm_binary: s
     out, error = rendered(renderer, req)
     assert (out, error) == helm_template(helm_binary, req)
     assert "widgets.example.com" in out and 'kube: "v1.31.4"' in out and 'widgets: "true"' in out
+    assert 'helm: "v3.22.0"' in out
     assert ("web-setup" in out) is hooks and "web-test" not in out
 
 
