@@ -72,8 +72,10 @@ func main() {
 			answer := handle(line)
 			written.Lock()
 			defer written.Unlock()
-			if err := encoder.Encode(answer); err == nil {
-				err = out.Flush()
+			// A failed write means the reader is gone; its end of stdin closes too,
+			// which ends the loop below.
+			if encoder.Encode(answer) == nil {
+				_ = out.Flush()
 			}
 		}()
 	}
