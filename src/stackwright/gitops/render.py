@@ -33,6 +33,7 @@ from stackwright.gitops.sops import SopsEncrypter
 from stackwright.model.values import Secret, is_secret, reveal
 from stackwright.operations.session import open_session
 from stackwright.program.project import Project
+from stackwright.state.codec import gc_paused
 from stackwright.workflow.environments import environment_for
 
 INDEX_VERSION = 1
@@ -147,7 +148,9 @@ def write_files(out: Path, files: Files, roots: Sequence[str], index_file: Path 
             written[key] = [entry.digest, _stamp(str(target))]
     for root in roots:
         result.removed += _remove_stale(out, out / root, files)
-    _write_index(index_file, {**{k: v for k, v in index.items() if k not in files}, **written})
+    kept = {**{k: v for k, v in index.items() if k not in files}, **written}
+    if kept != index:
+        _write_index(index_file, kept)
     return result
 
 
@@ -217,7 +220,14 @@ def repo_path(out: Path, settings: GitopsSettings) -> PurePosixPath:
 
 
 def render_project(project: Project, stacks: Sequence[str], out: Path, fmt: Format) -> RenderResult:
-    """Render ``stacks`` of ``project`` into ``out``."""
+    """Render ``stacks`` of ``project`` into ``out``. The cycle collector is paused
+    meanwhile: a render makes millions of acyclic containers (manifests, their copies
+    and JSON), and the full collections they set off cost a third of a warm render."""
+    with gc_paused():
+        return _render_project(project, stacks, out, fmt)
+
+
+def _render_project(project: Project, stacks: Sequence[str], out: Path, fmt: Format) -> RenderResult:
     settings = gitops_settings(project)
     where = repo_path(out, settings)
     files: Files = {}

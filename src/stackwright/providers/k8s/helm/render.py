@@ -3,7 +3,9 @@
 A render is a pure function of the chart's content, the values and helm's version, so
 it is cached on disk under ``.stackwright/cache/helm/renders/`` by the sha256 of
 (chart digest, values digest, helm version, release, namespace, flags): an unchanged
-release costs no helm call. Failed renders are never cached.
+release costs no helm call. Failed renders are never cached. With the pinned helm, the
+long-lived ``helm-render`` process stands in for ``helm template`` and prints the same
+bytes (see ``renderer``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ import hashlib
 import json
 import os
 import re
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from stackwright.providers.k8s.helm.binary import Helm, HelmCallFailed, HelmError, write_atomic
+from stackwright.providers.k8s.helm.renderer import shared_renderer
 from stackwright.providers.k8s.helm.sources import FetchedChart
 from stackwright.providers.k8s.helm.values import ValuesFile, values_digest
 
@@ -71,18 +73,30 @@ def render(helm: Helm, request: RenderRequest, cache_dir: Path) -> list[dict[str
 
 
 def _render_with_helm(helm: Helm, request: RenderRequest) -> list[dict[str, Any]]:
-    handle, values_path = tempfile.mkstemp(prefix="stackwright-values-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(request.values, out)
-        values_args = [arg for f in request.values_files for arg in ("-f", f.path)] + ["-f", values_path]
-        if request.lint:
-            _call(helm, ["lint", request.chart.path, "--namespace", request.namespace, *values_args],
-                  request, "helm lint")
-        text = _call(helm, template_args(request, values_args), request, "helm template")
-    finally:
-        os.unlink(values_path)
+    """The values reach helm on its stdin (``-f -``, last, so they win over the files):
+    no temporary file per release."""
+    values = json.dumps(request.values)
+    values_args = [arg for f in request.values_files for arg in ("-f", f.path)] + ["-f", "-"]
+    if request.lint:
+        lint = ["lint", request.chart.path, "--namespace", request.namespace, *values_args]
+        _call(lambda: helm.run(lint, stdin=values), request, "helm lint")
+    renderer = shared_renderer(helm)
+    if renderer is None:
+        args = template_args(request, values_args)
+        text = _call(lambda: helm.run(args, stdin=values), request, "helm template")
+    else:
+        text = _call(lambda: renderer.render(renderer_request(request, values)), request, "helm template")
     return parse_manifests(text, request)
+
+
+def renderer_request(request: RenderRequest, values: str) -> dict[str, Any]:
+    """``request`` for ``helm-render``: paths made absolute, since that process keeps
+    the working directory it started in."""
+    return {"release": request.release, "namespace": request.namespace,
+            "chart": os.path.abspath(request.chart.path),
+            "values_files": [os.path.abspath(f.path) for f in request.values_files], "values": values,
+            "kube_version": request.kube_version or "", "api_versions": list(request.api_versions),
+            "hooks": request.hooks}
 
 
 def template_args(request: RenderRequest, values_args: Sequence[str]) -> list[str]:
@@ -97,9 +111,9 @@ def template_args(request: RenderRequest, values_args: Sequence[str]) -> list[st
     return args
 
 
-def _call(helm: Helm, args: list[str], request: RenderRequest, what: str) -> str:
+def _call(run: Callable[[], str], request: RenderRequest, what: str) -> str:
     try:
-        return helm.run(args)
+        return run()
     except HelmCallFailed as exc:
         raise HelmError(f"{what} failed for {request.describe()}: {exc}",
                         hint="fix the chart or the values; the line above is helm's own message") from None
@@ -111,7 +125,7 @@ _SOURCE = re.compile(r"^# Source: (.+)$", re.MULTILINE)
 
 def parse_manifests(text: str, request: RenderRequest) -> list[dict[str, Any]]:
     """Objects of ``helm template`` output, empty documents skipped, ``List`` kinds
-    expanded; hooks refused (see ``refuse_hooks``)."""
+    expanded; hooks refused (see ``_check_object``)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     objects: list[dict[str, Any]] = []
     for document in _DOCUMENT_SEPARATOR.split(text):
