@@ -7,7 +7,6 @@ STAMP  := $(VENV)/.installed-stamp
 TOOLS_BIN    := $(HOME)/.cache/stackwright/bin
 HELM_VERSION := v3.22.0
 HELM         := $(TOOLS_BIN)/helm-$(HELM_VERSION)
-HELM_RENDER  := $(TOOLS_BIN)/helm-render-$(HELM_VERSION)-p1
 REGISTRY     := $(TOOLS_BIN)/registry-v0.22.1
 ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT   := $(TOOLS_BIN)/actionlint-$(ACTIONLINT_VERSION)
@@ -58,11 +57,9 @@ mutation: $(STAMP)
 bench: $(STAMP) helm
 	$(BIN)/python bench/run.py
 
-## helm, built once from Helm's Go module (tools/helm) into $(HELM); needs Go 1.24+. With it
-## helm-render (tools/helm/render): many releases rendered by one process (docs/helm.md).
+## helm, built once from Helm's Go module (tools/helm) into $(HELM); needs Go 1.24+.
 helm:
 	@tools/go-tool.sh tools/helm helm.sh/helm/v3/cmd/helm $(HELM) "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)"
-	@tools/go-tool.sh tools/helm ./render $(HELM_RENDER) "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)"
 
 ## The OCI registry the Helm tests push charts to (go-containerregistry's, tools/registry).
 registry:

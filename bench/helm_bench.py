@@ -121,9 +121,6 @@ def bench_render(root: Path) -> dict[str, float]:
     shutil.rmtree(project / ".stackwright" / "cache", ignore_errors=True)
     cpu = children_cpu()
     cold, objects = run_program(project)
-    from stackwright.providers.k8s.helm.renderer import stop_shared_renderer
-
-    stop_shared_renderer()  # so that helm-render's CPU time counts among the children's
     helm_cpu = children_cpu() - cpu
     warm, _ = run_program(project)
     bound = RELEASES * one / cores

@@ -5,9 +5,8 @@ its own values, 13 objects per tenant), one program, one stack:
 
 1. `cold`: program run and plan with an empty render cache, in process, against the
    helm-bound: 1,000 × one `helm template` of the chart (median of 10, same run) ÷
-   cores. The 1,000 renders are made by `helm-render` when `make helm` built it (one
-   process for all), else by 1,000 `helm template` runs. Reported beside the wall
-   times: the CPU time of this process and of its children (helm, helm-render), their
+   cores. Reported beside the wall
+   times: the CPU time of this process and of its children (the helm runs), their
    ratio to 1,000 × one `helm template`'s CPU time, and the load average.
    Usage: `python bench/tenants_bench.py cold` (`TENANTS=N` for another count).
 2. `noop`: warm no-op `stackwright preview` (whole command, median of 3), once the state
@@ -101,9 +100,6 @@ def bench_cold(root: Path) -> dict[str, float]:
     shutil.rmtree(project / ".stackwright" / "cache", ignore_errors=True)
     cpu, own = children_cpu(), own_cpu()
     program, plan, resources = program_and_plan(project)
-    from stackwright.providers.k8s.helm.renderer import stop_shared_renderer
-
-    stop_shared_renderer()  # so that its CPU time counts among the children's
     helm_cpu, python_cpu = children_cpu() - cpu, own_cpu() - own
     bound = TENANTS * one / cores
     cold = program + plan

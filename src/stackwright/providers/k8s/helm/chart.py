@@ -1,9 +1,8 @@
 """``Chart``: a Helm chart rendered by the real helm binary, each object a child resource.
 
 Rendering starts in a thread pool when the Chart is declared, so the releases of a
-program render in parallel (two threads per core: part of a helm run is process
-start-up and file reads, during which the other keeps the core busy; with helm-render,
-one thread parses a release's YAML while that process renders the next). The children are
+program render in parallel (two helm processes per core: part of a helm run is process
+start-up and file reads, during which the other keeps the core busy). The children are
 declared when the program first asks for them (``chart.resources``) or when it finishes.
 """
 

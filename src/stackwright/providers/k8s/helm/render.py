@@ -3,9 +3,7 @@
 A render is a pure function of the chart's content, the values and helm's version, so
 it is cached on disk under ``.stackwright/cache/helm/renders/`` by the sha256 of
 (chart digest, values digest, helm version, release, namespace, flags): an unchanged
-release costs no helm call. Failed renders are never cached. With the pinned helm, the
-long-lived ``helm-render`` process stands in for ``helm template`` and prints the same
-bytes (see ``renderer``).
+release costs no helm call. Failed renders are never cached.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from typing import Any
 import yaml
 
 from stackwright.providers.k8s.helm.binary import Helm, HelmCallFailed, HelmError, write_atomic
-from stackwright.providers.k8s.helm.renderer import shared_renderer
 from stackwright.providers.k8s.helm.sources import FetchedChart
 from stackwright.providers.k8s.helm.values import ValuesFile, values_digest
 
@@ -80,23 +77,9 @@ def _render_with_helm(helm: Helm, request: RenderRequest) -> list[dict[str, Any]
     if request.lint:
         lint = ["lint", request.chart.path, "--namespace", request.namespace, *values_args]
         _call(lambda: helm.run(lint, stdin=values), request, "helm lint")
-    renderer = shared_renderer(helm)
-    if renderer is None:
-        args = template_args(request, values_args)
-        text = _call(lambda: helm.run(args, stdin=values), request, "helm template")
-    else:
-        text = _call(lambda: renderer.render(renderer_request(request, values)), request, "helm template")
+    args = template_args(request, values_args)
+    text = _call(lambda: helm.run(args, stdin=values), request, "helm template")
     return parse_manifests(text, request)
-
-
-def renderer_request(request: RenderRequest, values: str) -> dict[str, Any]:
-    """``request`` for ``helm-render``: paths made absolute, since that process keeps
-    the working directory it started in."""
-    return {"release": request.release, "namespace": request.namespace,
-            "chart": os.path.abspath(request.chart.path),
-            "values_files": [os.path.abspath(f.path) for f in request.values_files], "values": values,
-            "kube_version": request.kube_version or "", "api_versions": list(request.api_versions),
-            "hooks": request.hooks}
 
 
 def template_args(request: RenderRequest, values_args: Sequence[str]) -> list[str]:
