@@ -15,8 +15,10 @@ from stackwright.components import Tenant
 from stackwright.model import context
 from stackwright.model.context import ConfigSource, ProgramContext
 from stackwright.model.desired import DesiredGraph
+from stackwright.operations.update import complete_for
 from stackwright.program.runner import desired_graph
 from stackwright.providers import k8s
+from stackwright.state.records import ResourceState, Snapshot
 
 NAMES = ("a", "b", "c")
 
@@ -85,3 +87,45 @@ def test_an_object_in_a_skipped_tenants_namespace_declares_that_tenant() -> None
 
     assert tenants_declared(desired) == {"b", "c"}
     assert "dev::p::k8s:core/v1:Namespace::c$namespace" in desired.deps["dev::p::k8s:core/v1:ConfigMap::in-c"]
+
+
+class Session:
+    """What ``complete_for`` uses of a stack session: running the program in full."""
+
+    def __init__(self) -> None:
+        self.full_runs = 0
+
+    def run_program(self, targets: Sequence[str] = ()) -> DesiredGraph:
+        assert not targets
+        self.full_runs += 1
+        return declare(tenants(), ())
+
+
+def recorded(desired: DesiredGraph, extra_deps: dict[str, list[str]]) -> Snapshot:
+    rows = {urn: ResourceState(urn, urn.split("::")[2], urn, {}, {}, deps=[*desired.deps.get(urn, ()),
+                                                                          *extra_deps.get(urn, ())])
+            for urn in desired.resources}
+    return Snapshot(stack="dev", lineage="l", serial=1, resources=rows, outputs={})
+
+
+def test_a_targeted_run_missing_a_recorded_dependency_is_replaced_by_a_full_one() -> None:
+    full = declare(tenants(), ())
+    b_namespace, a_namespace = ("dev::p::k8s:core/v1:Namespace::b$namespace",
+                                "dev::p::k8s:core/v1:Namespace::a$namespace")
+    session = Session()
+
+    complete = complete_for(session, declare(tenants(), ["tenant:b"]),  # type: ignore[arg-type]
+                            recorded(full, {b_namespace: [a_namespace]}), ["tenant:b"])
+
+    assert session.full_runs == 1
+    assert tenants_declared(complete) == set(NAMES)
+
+
+def test_a_targeted_run_with_every_recorded_dependency_is_kept() -> None:
+    partial = declare(tenants(), ["tenant:b"])
+    session = Session()
+
+    kept = complete_for(session, partial, recorded(declare(tenants(), ()), {}), ["tenant:b"])  # type: ignore[arg-type]
+
+    assert session.full_runs == 0
+    assert kept is partial
