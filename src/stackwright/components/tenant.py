@@ -207,9 +207,12 @@ _CHILD_ATTRIBUTES = frozenset({"namespace", "role_arn", "service_account", "rele
 def _outside_targets(tenant: Tenant) -> bool:
     """True when the command has ``--target``s and none can name this tenant or
     anything in it. Only the short form ``kind:name`` is judged: every component in a
-    tenant is named as the tenant, and no child's own name has a colon, so a short form
-    whose name is neither the tenant's nor an ancestor's names nothing here. Any other
-    form of target (a URN, a tail of one) could name anything: nothing is skipped."""
+    tenant is named as the tenant, so a short form whose name is neither the tenant's
+    nor an ancestor's names no component here. (It could name a resource only by that
+    resource's own name ending in ``:kind:name``: no object of a tenant is named so,
+    short of a chart's cluster-scoped RBAC object, and recorded ones are matched from
+    the state anyway.) Any other form of target (a URN, a tail of one) could name
+    anything: nothing is skipped."""
     targets = context.current().targets
     if not targets:
         return False
