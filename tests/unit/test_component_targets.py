@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from stackwright.errors import PlanError
-from stackwright.plan.planner import resolve_targets
+from stackwright.plan.planner import make_plan, resolve_targets
+from stackwright.state.records import ResourceState, Snapshot
+from stackwright.testing import declare
+from unit.fakes import FakeProviders, Thing
 
 TENANT = "dev::p::stackwright:k8s:Tenant::{}"
 URNS = [
@@ -34,3 +37,22 @@ def test_a_component_target_selects_its_descendants_only(target: str, expected: 
 def test_a_component_target_that_names_nothing_is_an_error() -> None:
     with pytest.raises(PlanError, match="tenant:nobody"):
         resolve_targets(["tenant:nobody"], URNS, COMPONENTS)
+
+
+def _recorded(name: str, protect: bool = False) -> ResourceState:
+    inputs = {"label": "", "zone": "a", "ref": ""}
+    return ResourceState(urn=THING + name, type="fake:Thing", id=f"{name}-id", inputs=inputs,
+                         outputs={**inputs, "arn": f"arn:{name}"}, protect=protect)
+
+
+THING = "dev::test::fake:Thing::"
+
+
+def test_a_targeted_plan_leaves_protected_resources_outside_the_targets_alone() -> None:
+    snapshot = Snapshot("dev", "l", 1, {r.urn: r for r in (_recorded("a"), _recorded("kept", protect=True))}, {})
+
+    plan = make_plan(declare(lambda: Thing("a")), snapshot, FakeProviders(), targets=[THING + "a"])
+
+    assert {s.urn: s.op.value for s in plan.steps} == {THING + "a": "same"}
+    with pytest.raises(PlanError, match="protected"):
+        make_plan(declare(lambda: Thing("a")), snapshot, FakeProviders(), targets=[THING + "kept"])

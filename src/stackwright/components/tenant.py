@@ -7,7 +7,8 @@ exactly the objects of that tenant, since each is a child of its ``Tenant``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -114,8 +115,44 @@ class Tenant(sw.Component, type="stackwright:k8s:Tenant"):
         spec = spec if isinstance(spec, TenantSpec) else _spec(spec)
         super().__init__(spec.name, opts)
         self.spec = spec
-        plan = _plan(self, plans if plans is not None else PLANS)
         self.namespace_name = spec.name
+        plan = _plan(self, plans if plans is not None else PLANS)
+        self._undeclared: Callable[[], None] | None = functools.partial(
+            self._declare_children, plan, chart, values_files, values, cluster, ingress_namespace, rules, tags)
+        if _outside_targets(self):
+            _defer(self)
+        else:
+            self._declare()
+
+    def __getattr__(self, name: str) -> Any:
+        """A tenant left undeclared by ``--target`` declares its children when the
+        program uses one of them."""
+        if name in _CHILD_ATTRIBUTES and self.__dict__.get("_undeclared") is not None:
+            self._declare()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    @property
+    def declared(self) -> bool:
+        """False while ``--target`` leaves this tenant's children undeclared."""
+        return self.__dict__.get("_undeclared") is None
+
+    def _declare(self) -> None:
+        declare, self._undeclared = self._undeclared, None
+        if declare is None:
+            return
+        stack = context.current().component_stack
+        depth = len(stack)
+        stack.append(self)
+        try:
+            declare()
+        finally:
+            del stack[depth:]
+
+    def _declare_children(self, plan: TenantPlan, chart: str, values_files: Sequence[str],
+                          values: Mapping[str, Any] | None, cluster: OidcIssuer | None, ingress_namespace: str,
+                          rules: Sequence[Mapping[str, Any]] | None, tags: dict[str, str] | None) -> None:
+        spec = self.spec
         labels = {TENANT_LABEL: spec.name}
         self.namespace = k8s.Namespace("namespace", metadata={"name": spec.name, "labels": labels})
         self.role_arn = self._service_role(cluster, tags) if cluster is not None else None
@@ -162,6 +199,72 @@ class Tenant(sw.Component, type="stackwright:k8s:Tenant"):
             "podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
         k8s.NetworkPolicy("allow", metadata=self._meta("allow"), spec=network_allows(
             ingress_namespace, self.spec.allow))
+
+
+_CHILD_ATTRIBUTES = frozenset({"namespace", "role_arn", "service_account", "release"})
+
+
+def _outside_targets(tenant: Tenant) -> bool:
+    """True when the command has ``--target``s and none can name this tenant or
+    anything in it. Only the short form ``kind:name`` is judged: every component in a
+    tenant is named as the tenant, so a short form whose name is neither the tenant's
+    nor an ancestor's names no component here. (It could name a resource only by that
+    resource's own name ending in ``:kind:name``: no object of a tenant is named so,
+    short of a chart's cluster-scoped RBAC object, and recorded ones are matched from
+    the state anyway.) Any other form of target (a URN, a tail of one) could name
+    anything: nothing is skipped."""
+    targets = context.current().targets
+    if not targets:
+        return False
+    names = set()
+    for target in targets:
+        kind, _, name = target.partition(":")
+        if not kind or not name or ":" in name or any(mark in target for mark in ("$", "/")):
+            return False
+        names.add(name)
+    node: sw.Component | None = tenant
+    while node is not None:
+        if node.resource_name in names:
+            return False
+        parent = node.resource_parent
+        node = parent if isinstance(parent, sw.Component) else None
+    return True
+
+
+def _defer(tenant: Tenant) -> None:
+    """Leave ``tenant``'s children undeclared unless, once the program has run, a
+    resource depends on the tenant or waits for its namespace: then they are declared
+    (a dependency on a component is one on everything in it)."""
+    ctx = context.current()
+    deferred: dict[str, list[Tenant]] = ctx.extensions.setdefault("tenants-deferred", {})
+    if not deferred:
+        ctx.finishers.append(_declare_used)
+    deferred.setdefault(tenant.spec.name, []).append(tenant)
+
+
+def _declare_used() -> None:
+    ctx = context.current()
+    if ctx.finishers:  # what the others declare may use a deferred tenant too: run last
+        ctx.finishers.append(_declare_used)
+        return
+    used = [t for t in _deferred_used(ctx) if not t.declared]
+    for tenant in used:
+        tenant._declare()
+    if used:
+        ctx.finishers.append(_declare_used)
+
+
+def _deferred_used(ctx: context.ProgramContext) -> list[Tenant]:
+    deferred: dict[str, list[Tenant]] = ctx.extensions["tenants-deferred"]
+    used: list[Tenant] = []
+    for node in list(ctx.nodes.values()):
+        needs = [*getattr(node, "dependencies", ()), *node.resource_options.depends_on]
+        used.extend(dep for dep in needs if isinstance(dep, Tenant))
+    waiting = ctx.extensions.get("k8s")
+    for need in getattr(waiting, "waiting", {}):
+        if need[0] == "namespace":
+            used.extend(deferred.get(need[1], ()))
+    return used
 
 
 def network_allows(ingress_namespace: str, extra: Sequence[Allow]) -> dict[str, Any]:

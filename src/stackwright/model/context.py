@@ -52,6 +52,10 @@ class ProgramContext:
     extensions: dict[str, Any] = field(default_factory=dict)
     """Per-run indexes kept by providers' declaration helpers (e.g. the Kubernetes
     namespaces declared so far, for implicit ordering), by provider name."""
+    targets: tuple[str, ...] = ()
+    """The command's ``--target``s. A component that knows no target can name it or
+    anything under it may leave its children undeclared (see ``components.Tenant``);
+    the plan then covers only the targets, so nothing else is planned from the gap."""
 
     def register(self, node: Node) -> None:
         previous = self.nodes.get(node.urn)

@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -44,14 +44,15 @@ class StackSession:
     claims a stack with its lock); updates then work under it instead of taking one."""
     _links: WorkspaceLinks | None = field(default=None, init=False, repr=False)
 
-    def run_program(self) -> DesiredGraph:
-        """The desired graph. The cycle collector is paused meanwhile: a program of
-        thousands of manifests makes millions of acyclic containers, and full collections
-        over them took longer than the program itself."""
+    def run_program(self, targets: Sequence[str] = ()) -> DesiredGraph:
+        """The desired graph; with ``targets``, complete only for what they name (see
+        ``program.runner.run_program``). The cycle collector is paused meanwhile: a
+        program of thousands of manifests makes millions of acyclic containers, and full
+        collections over them took longer than the program itself."""
         links = self.workspace_links()
         with gc_paused():
-            return run_program(self.project, self.stack, self.config,
-                               read_stack_outputs=links.read_outputs, python_path=links.python_path())
+            return run_program(self.project, self.stack, self.config, read_stack_outputs=links.read_outputs,
+                               python_path=links.python_path(), targets=targets)
 
     def workspace_links(self) -> WorkspaceLinks:
         """Other stacks' outputs and shared code, from the workspace (if any) around

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -56,17 +56,37 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
     against the live objects instead of the recorded ones. ``as_up``: also read what
     the last plain ``refresh`` found drifted, as ``up`` will (not for saved plans,
     which are applied against the recorded state)."""
+    targets = tuple(targets)
     pin = pins(session)
     drifted = drift_note.pending(session) if as_up and not refresh else None
     with gc_paused():
-        desired = session.run_program()
+        desired = session.run_program(targets)
         snapshot = session.store.snapshot(session.stack)
+        desired = complete_for(session, desired, snapshot, targets)
         if refresh or drifted is not None:
             result = run_async(read_all(snapshot, session.providers, parallel, EventSink()))
             require_all_read(result)
             snapshot = refreshed_snapshot(snapshot, result)
         plan = _noted(make_plan(desired, snapshot, session.providers, targets=targets), drifted)
     return explained(pin(plan), session)
+
+
+def complete_for(session: StackSession, desired: DesiredGraph, snapshot: Snapshot,
+                 targets: Sequence[str]) -> DesiredGraph:
+    """``desired`` from a run with ``targets``, or from a full run when it may miss
+    something the targets need: a dependency the state records for a resource they
+    select that the run did not declare may be one a component outside them skipped.
+    (The plan covers only what the targets select and what that needs, so what else the
+    run skipped changes nothing.)"""
+    if not targets:
+        return desired
+    chosen = resolve_targets(targets, [*desired.resources, *snapshot.resources], component_urns(desired, snapshot))
+    needed = Graph({urn: list(deps) for urn, deps in desired.deps.items()}).closure(chosen)
+    for urn in needed:
+        row = snapshot.resources.get(urn)
+        if row is not None and any(dep not in desired.resources for dep in row.deps):
+            return session.run_program()
+    return desired
 
 
 def _noted(plan: Plan, drifted: drift_note.DriftNote | None) -> Plan:
@@ -159,7 +179,9 @@ def up(
     """
     targets = tuple(targets)
     pin = pins(session)
-    wanted = desired if desired is not None else session.run_program()
+    wanted = desired if desired is not None else session.run_program(targets)
+    if desired is None and targets:
+        wanted = complete_for(session, wanted, session.store.snapshot(session.stack), targets)
     drifted = drift_note.pending(session) if kind == "up" and not refresh else None
 
     def planned(snapshot: Snapshot) -> Plan:

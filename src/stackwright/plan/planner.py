@@ -57,7 +57,7 @@ def make_plan(
     if chosen is not None:
         order = [urn for urn in order if urn in chosen.needed]
     steps = {urn: _plan_resource(planning, desired.resources[urn]) for urn in order}
-    deletes = _plan_deletes(planning)
+    deletes = _plan_deletes(planning, chosen.urns if chosen is not None else None)
     if planning.errors:
         raise _combined(planning.errors)
     _delete_dependents_first(steps, planning.claimed)
@@ -341,11 +341,13 @@ def recorded_options(resource: Resource) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value != OPTION_DEFAULTS[name]}
 
 
-def _plan_deletes(p: _Planning) -> list[Step]:
-    """Delete steps for recorded resources the program no longer declares."""
+def _plan_deletes(p: _Planning, only: set[str] | None = None) -> list[Step]:
+    """Delete steps for recorded resources the program no longer declares; with
+    ``only`` (``--target``), for those among them alone: the rest are not planned, and
+    the program may have left them undeclared."""
     steps = []
     for urn, old in p.snapshot.resources.items():
-        if urn in p.claimed:
+        if urn in p.claimed or (only is not None and urn not in only):
             continue
         if old.protect:
             p.errors.append(_protected(urn, "delete", None, (), imported=old.external))

@@ -35,11 +35,13 @@ OutputsReader = Callable[[str], Mapping[str, Any]]
 
 def run_program(project: Project, stack: str, config: ConfigSource, *,
                 read_stack_outputs: OutputsReader | None = None,
-                python_path: Sequence[Path] = ()) -> DesiredGraph:
+                python_path: Sequence[Path] = (), targets: Sequence[str] = ()) -> DesiredGraph:
     """Run the program once. ``python_path`` adds folders of shared code (the
-    workspace's) after the project's own folder on ``sys.path``."""
+    workspace's) after the project's own folder on ``sys.path``; ``targets`` (a
+    command's ``--target``) lets components outside them skip declaring their children,
+    so the graph is complete only for what the targets name."""
     ctx = ProgramContext(stack=stack, project=project.name, config=config,
-                         read_stack_outputs=read_stack_outputs)
+                         read_stack_outputs=read_stack_outputs, targets=tuple(targets))
     with project_imports([project.root, *python_path]), context.activate(ctx):
         _run_main(project)
         ctx.finish()
