@@ -9,9 +9,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackwright.errors import GraphError, InputError, PlanError, StackwrightError
-from stackwright.graph import CycleFound, Graph
+from stackwright.graph import Graph
 from stackwright.model.desired import DesiredGraph
-from stackwright.model.output import resolve_value
+from stackwright.model.output import HOLDS_SECRET, HOLDS_UNKNOWN, resolve_marking, resolve_value
 from stackwright.model.resource import Resource, urn_name, urn_parts
 from stackwright.model.values import UNKNOWN, Secret, is_plain, is_unknown, masked, remark_secrets, reveal, to_json
 from stackwright.plan.diff import PropertyDiff, diff_inputs
@@ -91,44 +91,54 @@ def leftovers(snapshot: Snapshot) -> list[Leftover]:
 def ordered_urns(desired: DesiredGraph, links: Iterable[LinkEdge] = ()) -> list[str]:
     """Declaration order where possible, dependencies first. Names a cycle if any,
     saying which of its edges are imports of exported names."""
-    graph: Graph[str] = Graph({urn: desired.deps.get(urn, []) for urn in desired.resources})
-    try:
-        graph.topological_order()
-    except CycleFound as exc:
-        cycle = [str(u) for u in exc.cycle]
-        first = desired.resources[cycle[0]]
-        by_edge = {(e.importer, e.exporter): e for e in links}
-        found = [by_edge[pair] for pair in zip(cycle, cycle[1:], strict=False) if pair in by_edge]
-        because = f" ({'; '.join(e.explain() for e in found)})" if found else ""
-        raise GraphError(
-            "dependency cycle: " + " -> ".join(urn_name(u) for u in cycle) + because,
-            file=first.decl_file, line=first.decl_line,
-            hint="remove one of these dependencies (depends_on, an Output passed as input"
-            + (", or one of the imports" if found else "") + ")",
-        ) from None
-    return _stable_order(desired)
+    order, cycle = _dependencies_first(desired)
+    if cycle:
+        raise _cycle_error(desired, cycle, links)
+    return order
 
 
-def _stable_order(desired: DesiredGraph) -> list[str]:
+def _dependencies_first(desired: DesiredGraph) -> tuple[list[str], list[str]]:
     """Declaration order is already dependency-first unless depends_on pointed at a
-    component declared later; a DFS fixes those few."""
+    component declared later; one depth-first pass fixes those few and finds a cycle
+    on the way (a dependency met again while it is still being ordered): the order,
+    and the cycle (empty when there is none), its first vertex repeated last."""
+    deps = desired.deps
     seen: set[str] = set()
+    done: set[str] = set()
     order: list[str] = []
     for urn in desired.resources:
-        stack = [(urn, iter(desired.deps.get(urn, ())))]
         if urn in seen:
             continue
         seen.add(urn)
+        path = [urn]
+        stack = [iter(deps.get(urn, ()))]
         while stack:
-            node, children = stack[-1]
-            child = next(children, None)
+            child = next(stack[-1], None)
             if child is None:
                 stack.pop()
+                node = path.pop()
+                done.add(node)
                 order.append(node)
             elif child not in seen:
                 seen.add(child)
-                stack.append((child, iter(desired.deps.get(child, ()))))
-    return order
+                path.append(child)
+                stack.append(iter(deps.get(child, ())))
+            elif child not in done:
+                return order, [*path[path.index(child):], child]
+    return order, []
+
+
+def _cycle_error(desired: DesiredGraph, cycle: list[str], links: Iterable[LinkEdge]) -> GraphError:
+    first = desired.resources.get(cycle[0])
+    by_edge = {(e.importer, e.exporter): e for e in links}
+    found = [by_edge[pair] for pair in zip(cycle, cycle[1:], strict=False) if pair in by_edge]
+    because = f" ({'; '.join(e.explain() for e in found)})" if found else ""
+    return GraphError(
+        "dependency cycle: " + " -> ".join(urn_name(u) for u in cycle) + because,
+        file=first.decl_file if first else None, line=first.decl_line if first else None,
+        hint="remove one of these dependencies (depends_on, an Output passed as input"
+        + (", or one of the imports" if found else "") + ")",
+    )
 
 
 def _plan_resource(p: _Planning, resource: Resource) -> Step:
@@ -138,7 +148,7 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
         return _plan_read(p, resource, old)
     inputs = _resolved_inputs(p, resource, handler)
     kept: tuple[str, ...] = ()
-    if old is not None:
+    if old is not None and resource.resource_options.ignore_changes:
         kept = _kept_by_ignore_changes(resource, inputs, old)
         inputs = _ignoring_changes(resource, inputs, old)
     op, replace_keys, dbr = _decide(p, resource, handler, old, inputs)
@@ -208,11 +218,12 @@ def _old_record(p: _Planning, resource: Resource) -> ResourceState | None:
 
 def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider) -> dict[str, Any]:
     try:
-        if is_plain(resource.inputs):
-            return handler.check(dict(resource.inputs))
-        inputs: dict[str, Any] = resolve_value(resource.inputs, p.lookup)
-        if is_unknown(inputs):
+        resolved, marks = resolve_marking(resource.inputs, p.lookup)
+        inputs: dict[str, Any] = resolved
+        if marks & HOLDS_UNKNOWN:
             return inputs
+        if not marks & HOLDS_SECRET:
+            return handler.check(inputs)
         checked = handler.check(reveal(inputs))
     except StackwrightError as exc:
         # Providers name only the property, callbacks only their line: say which
@@ -321,6 +332,9 @@ def option_diffs(
     parent = resource.resource_parent.urn if resource.resource_parent else None
     old_parent = renamed.get(old.parent, old.parent) if old.parent else None
     old_deps = [renamed.get(d, d) for d in old.deps]
+    if (old_parent == parent and old.protect == opts.protect and old.retain_on_delete == opts.retain_on_delete
+            and old.options == recorded and len(old_deps) == len(deps) and tuple(old_deps) == deps):
+        return ()
     pairs = [("parent", old_parent, parent), ("dependencies", old_deps, list(deps)),
              ("protect", old.protect, opts.protect),
              ("retain_on_delete", old.retain_on_delete, opts.retain_on_delete)]
@@ -336,9 +350,15 @@ OPTION_DEFAULTS: dict[str, Any] = {"ignore_changes": [], "delete_before_replace"
 def recorded_options(resource: Resource) -> dict[str, Any]:
     """``ResourceState.options`` for ``resource``: only the options not at their defaults."""
     opts = resource.resource_options
-    values = {"ignore_changes": list(opts.ignore_changes),
-              "delete_before_replace": opts.delete_before_replace, "aliases": resource.alias_urns()}
-    return {name: value for name, value in values.items() if value != OPTION_DEFAULTS[name]}
+    recorded: dict[str, Any] = {}
+    if opts.ignore_changes:
+        recorded["ignore_changes"] = list(opts.ignore_changes)
+    if opts.delete_before_replace:
+        recorded["delete_before_replace"] = opts.delete_before_replace
+    aliases = resource.alias_urns()
+    if aliases:
+        recorded["aliases"] = aliases
+    return recorded
 
 
 def _plan_deletes(p: _Planning) -> list[Step]:
