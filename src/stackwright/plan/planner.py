@@ -30,9 +30,25 @@ class _Planning:
     claimed: dict[str, str] = field(default_factory=dict)
     """Old URN → new URN for records matched through aliases."""
     errors: list[StackwrightError] = field(default_factory=list)
+    handlers: dict[str, ResourceProvider] = field(default_factory=dict)
+    declared: dict[tuple[str | None, int | None], str] = field(default_factory=dict)
+    """``file:line`` texts by place: resources declared in a loop share one."""
 
     def lookup(self, resource: Resource, prop: str) -> Any:
         return self.predicted.get(resource.urn, {}).get(prop, UNKNOWN)
+
+    def handler(self, type_token: str) -> ResourceProvider:
+        found = self.handlers.get(type_token)
+        if found is None:
+            found = self.handlers[type_token] = self.providers.resource(type_token)
+        return found
+
+    def declared_at(self, resource: Resource) -> str:
+        place = (resource.decl_file, resource.decl_line)
+        found = self.declared.get(place)
+        if found is None:
+            found = self.declared[place] = resource.declared_at()
+        return found
 
 
 def make_plan(
@@ -142,7 +158,7 @@ def _cycle_error(desired: DesiredGraph, cycle: list[str], links: Iterable[LinkEd
 
 
 def _plan_resource(p: _Planning, resource: Resource) -> Step:
-    handler = p.providers.resource(resource.type_token)
+    handler = p.handler(resource.type_token)
     old = _old_record(p, resource)
     if resource.read_id is not None:
         return _plan_read(p, resource, old)
@@ -164,7 +180,7 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
         old_id=old.id if old else None, diffs=diffs, replace_keys=replace_keys, deps=deps,
         parent=resource.resource_parent.urn if resource.resource_parent else None,
         protect=resource.resource_options.protect, retain_on_delete=resource.resource_options.retain_on_delete,
-        delete_before_replace=dbr, previous_urn=previous, decl=resource.declared_at(),
+        delete_before_replace=dbr, previous_urn=previous, decl=p.declared_at(resource),
         old_deps=tuple(old.deps) if old else (), meta_changed=bool(options), option_diffs=options,
         options=recorded,
         warnings=_side_effect_warning(handler, op, diffs), notes=kept,
