@@ -46,9 +46,10 @@ class Alias:
     no_parent: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class ResourceOptions:
-    """How the engine treats a resource beyond its inputs."""
+    """How the engine treats a resource beyond its inputs. Frozen: resources declared
+    without options all share one instance."""
 
     parent: Node | None = None
     depends_on: Sequence[Node | Output[Any]] = ()
@@ -71,6 +72,9 @@ class ResourceOptions:
             found = node.resource_options.provider
             node = node.resource_parent
         return found
+
+
+_NO_OPTIONS = ResourceOptions()
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ class Node:
         self.decl_file, self.decl_line = context.user_frame()
         _check_name(name, self)
         self.resource_name = name
-        self.resource_options = opts or ResourceOptions()
+        self.resource_options = opts or _NO_OPTIONS
         self.resource_parent = self.resource_options.parent or (ctx.component_stack[-1] if ctx.component_stack else None)
         self.urn = make_urn(ctx.stack, ctx.project, self.type_token, self._path())
 
