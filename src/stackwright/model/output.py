@@ -9,7 +9,7 @@ input records the dependency.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, overload
 
 from stackwright.errors import CallbackError, ProgramError, StackwrightError
@@ -247,6 +247,16 @@ def resources_in(value: Any) -> Iterator[Resource]:
     """Every resource that a (possibly nested) input value depends on."""
     for out in outputs_in(value):
         yield from out.resources()
+
+
+def resources_of(outputs: Iterable[Output[Any]]) -> Iterator[Resource]:
+    """Every resource that ``outputs`` depend on; a plain reference to a resource's
+    property (most inputs that are Outputs) without walking its tree."""
+    for out in outputs:
+        if out._kind == _REF and out._resource is not None:
+            yield out._resource
+        else:
+            yield from out.resources()
 
 
 def missing_in(value: Any) -> Iterator[StackwrightError]:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from stackwright.errors import InputError
 from stackwright.model import context
-from stackwright.model.output import Output, collect_outputs, resources_in
+from stackwright.model.output import Output, collect_outputs, resources_in, resources_of
 
 _MISSING: Any = object()
 URN_SEPARATOR = "::"
@@ -301,16 +301,17 @@ class Resource(Node):
         """The nodes this one waits for: the resources behind the Outputs ``found`` in
         its inputs, then ``depends_on``, then its provider instance."""
         deps: dict[str, Node] = {}
-        for output in found:
-            for resource in output.resources():
-                deps[resource.urn] = resource
-        for dep in self.resource_options.depends_on:
+        for resource in resources_of(found):
+            deps[resource.urn] = resource
+        opts = self.resource_options
+        for dep in opts.depends_on:
             nodes = dep.resources() if isinstance(dep, Output) else [dep]
             for node in nodes:
                 deps[node.urn] = node
-        instance = self.resource_options.provider_instance(self.resource_parent)
-        if instance is not None:
-            deps[instance.urn] = instance
+        if opts.provider is not None or self.resource_parent is not None:
+            instance = opts.provider_instance(self.resource_parent)
+            if instance is not None:
+                deps[instance.urn] = instance
         deps.pop(self.urn, None)
         return list(deps.values())
 

@@ -346,11 +346,11 @@ def option_diffs(
     parent is not a change; ``recorded`` is ``recorded_options(resource)``."""
     opts = resource.resource_options
     parent = resource.resource_parent.urn if resource.resource_parent else None
+    if (old.parent == parent and old.protect == opts.protect and old.retain_on_delete == opts.retain_on_delete
+            and old.options == recorded and tuple(old.deps) == deps):
+        return ()  # as recorded; a renamed URN is never one the program declares, so none is missed
     old_parent = renamed.get(old.parent, old.parent) if old.parent else None
     old_deps = [renamed.get(d, d) for d in old.deps]
-    if (old_parent == parent and old.protect == opts.protect and old.retain_on_delete == opts.retain_on_delete
-            and old.options == recorded and len(old_deps) == len(deps) and tuple(old_deps) == deps):
-        return ()
     pairs = [("parent", old_parent, parent), ("dependencies", old_deps, list(deps)),
              ("protect", old.protect, opts.protect),
              ("retain_on_delete", old.retain_on_delete, opts.retain_on_delete)]
