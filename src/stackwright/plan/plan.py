@@ -42,7 +42,7 @@ class Op(str, Enum):
 CHANGING = frozenset({Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE, Op.READ})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """What will happen to one resource.
 
