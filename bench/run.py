@@ -15,6 +15,8 @@
    checkpoints, the stacks page of a 1,000-stack workspace (server time)
 8. (state_bench.py) `up` of 2,000 resources with the state in S3 (local emulator) against
    the same with the state in SQLite
+9. (scale_bench.py) no-op preview at 1,000, 10,000 and 50,000 resources (µs per
+   resource, wall and CPU) and the peak RSS of the first `up` of 50,000
 """
 
 from __future__ import annotations
@@ -223,7 +225,7 @@ def main() -> None:
         if not only or "overhead" in only:
             results["overhead_10k"] = bench_overhead(root)
             print(json.dumps(results["overhead_10k"]), flush=True)
-        for part in ("aws", "helm", "state", "workspace", "gitops", "web"):
+        for part in ("aws", "helm", "state", "workspace", "gitops", "web", "scale"):
             script = HERE / f"{part}_bench.py"
             if (not only or part in only) and script.exists():
                 subprocess.run([sys.executable, str(script)], check=True)

@@ -356,13 +356,14 @@ def test_snapshot_keeps_first_recorded_order(store: Any) -> None:
 
 
 def test_many_resources_round_trip(store: Any) -> None:
-    """Scale sanity for the batched decode path (timings live in the benchmarks)."""
+    """Scale sanity for the batched decode path (timings live in the benchmarks); one
+    more resource than a checkpoint reads in one batch of rows."""
     w = store.begin("dev", "up", "me")
-    made = [bucket(n, deps=[f"urn:{n - 1}"], protect=n % 2 == 0) for n in range(2000)]
+    made = [bucket(n, deps=[f"urn:{n - 1}"], protect=n % 2 == 0) for n in range(2001)]
     for r in made:
         w.record_resource(r, change(r))
     cp = w.finish("succeeded", {})
-    assert cp is not None and cp.counts == {"create": 2000}
+    assert cp is not None and cp.counts == {"create": 2001}
     snap = store.snapshot("dev")
     assert list(snap.resources.values()) == made
     assert store.checkpoint("dev", 1).resources == made

@@ -182,3 +182,26 @@ def test_a_raising_callback_is_a_located_error_that_keeps_nested_secrets_out() -
     error = nested.value
     assert "hunter2" not in str(error) and "[secret]" in error.message
     assert (error.file, error.line) == (__file__, parse.__code__.co_firstlineno + 1)
+
+
+def test_resolving_inputs_says_in_the_same_walk_what_they_hold() -> None:
+    from stackwright.model.output import HOLDS_SECRET, HOLDS_UNKNOWN, resolve_marking, resolve_value
+
+    holder: dict[str, Any] = {}
+
+    def program() -> None:
+        a = Box("a", name="a")
+        holder["plain"] = {"name": "x", "tags": [{"k": "v"}], "n": (1, 2)}
+        holder["secret"] = {"outer": [{"deep": sw.secret("hunter2")}]}
+        holder["unknown"] = {"ref": a.arn}
+        holder["both"] = {"ref": [a.arn], "s": Secret("p")}
+
+    declare(program)
+    lookup = lookup_from({})
+    expected = {"plain": 0, "secret": HOLDS_SECRET, "unknown": HOLDS_UNKNOWN, "both": HOLDS_SECRET | HOLDS_UNKNOWN}
+    for name, marks in expected.items():
+        value, found = resolve_marking(holder[name], lookup)
+        assert found == marks, name
+        assert value == resolve_value(holder[name], lookup)
+    known = resolve_marking({"ref": holder["unknown"]["ref"]}, lookup_from({("a", "arn"): Secret("arn:x")}))
+    assert known == ({"ref": Secret("arn:x")}, HOLDS_SECRET)

@@ -333,3 +333,50 @@ def test_nested_secrets_stay_secret_in_the_plan_of_a_real_provider() -> None:
     assert cmd.inputs["environment"] == {"X": Secret("s3cret"), "Y": "plain"}
     assert "s3cret" not in repr(masked(cmd.inputs)) and "s3cret" not in str(plan.view())
     assert plan.outputs["nested"] == {"a": [{"b": Secret("s3cret")}]}
+
+
+def test_a_cycle_entered_from_outside_names_only_the_resources_in_it() -> None:
+    def program() -> None:
+        first = Thing("first")
+        loop_a = Thing("loop-a", ref=first.arn)
+        loop_b = Thing("loop-b", ref=loop_a.arn)
+        loop_a.dependencies.append(loop_b)  # what a depends_on on a later resource does
+
+    with pytest.raises(GraphError) as info:
+        plan_for(program)
+    names = info.value.message.removeprefix("dependency cycle: ").split(" -> ")
+    assert names[0] == names[-1] and sorted(names[:-1]) == ["loop-a", "loop-b"]
+
+
+def test_a_resource_declared_before_what_it_depends_on_is_planned_after_it() -> None:
+    class Group(sw.Component, type="test:Group"):
+        pass
+
+    def program() -> None:
+        group = Group("g")
+        Thing("user", opts=sw.ResourceOptions(depends_on=[group]))
+        Thing("late", opts=sw.ResourceOptions(parent=group))
+
+    order = [s.urn.rsplit("$", 1)[-1].removeprefix(P) for s in plan_for(program).steps]
+    assert order == ["late", "user"]
+
+
+def test_a_secret_deep_in_a_resolved_input_stays_secret_and_masked() -> None:
+    def program() -> None:
+        source = Thing("source", label=sw.secret("hunter2"))
+        Thing("user", label=source.label.apply(lambda v: f"x-{v}"))
+
+    plan = plan_for(program)
+    user = next(s for s in plan.steps if s.urn == P + "user")
+    assert isinstance(user.inputs["label"], Secret) and user.inputs["label"].value == "x-hunter2"
+    assert "hunter2" not in str(plan.view())
+
+
+def test_a_no_op_step_of_a_resource_with_an_output_input_is_same() -> None:
+    def program() -> None:
+        source = Thing("source", label="one")
+        Thing("user", label=source.label)
+
+    plan = plan_for(program, record("source", label="one"), record("user", label="one", deps=[P + "source"]))
+    assert ops(plan) == {"source": "same", "user": "same"}
+    assert not plan.has_changes

@@ -12,6 +12,7 @@ import sys
 from contextvars import ContextVar
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from types import CodeType
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -138,11 +139,19 @@ def user_frame() -> tuple[str | None, int | None]:
     """File and line of the nearest caller outside the stackwright package."""
     frame = sys._getframe(1)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith(_PACKAGE_DIR) and not filename.startswith("<frozen"):
-            return filename, frame.f_lineno
+        code = frame.f_code
+        if code not in _OWN_CODE:
+            filename = code.co_filename
+            if not filename.startswith(_PACKAGE_DIR) and not filename.startswith("<frozen"):
+                return filename, frame.f_lineno
+            _OWN_CODE.add(code)
         frame = frame.f_back  # type: ignore[assignment]
     return None, None
+
+
+_OWN_CODE: set[CodeType] = set()
+"""Functions of the stackwright package (and frozen modules) seen in ``user_frame``: each
+declaration walks past a few of them, and saying so by file name was most of its cost."""
 
 
 def user_frame_of(exc: BaseException) -> tuple[str | None, int | None]:

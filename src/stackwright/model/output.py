@@ -9,7 +9,7 @@ input records the dependency.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, overload
 
 from stackwright.errors import CallbackError, ProgramError, StackwrightError
@@ -219,27 +219,15 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 manifest is strings and an ``isinstance`` against an ABC costs far more."""
 
 
-def contains_output(value: Any) -> bool:
-    kind = type(value)
-    if kind in _SCALARS:
-        return False
-    if kind is list or kind is tuple:
-        return any(contains_output(v) for v in value if type(v) not in _SCALARS)
-    if isinstance(value, Output):
-        return True
-    if kind is dict or isinstance(value, Mapping):
-        return any(contains_output(v) for v in value.values() if type(v) not in _SCALARS)
-    return False
-
-
 def outputs_in(value: Any) -> list[Output[Any]]:
     """The Outputs inside a (possibly nested) input value, outermost ones only."""
     found: list[Output[Any]] = []
-    _collect_outputs(value, found)
+    collect_outputs(value, found)
     return found
 
 
-def _collect_outputs(value: Any, found: list[Output[Any]]) -> None:
+def collect_outputs(value: Any, found: list[Output[Any]]) -> None:
+    """Appends the outermost Outputs inside ``value`` to ``found``, in order."""
     kind = type(value)
     if kind in _SCALARS:
         return
@@ -248,17 +236,27 @@ def _collect_outputs(value: Any, found: list[Output[Any]]) -> None:
     elif kind is dict or isinstance(value, Mapping):
         for v in value.values():
             if type(v) not in _SCALARS:
-                _collect_outputs(v, found)
+                collect_outputs(v, found)
     elif kind is list or kind is tuple:
         for v in value:
             if type(v) not in _SCALARS:
-                _collect_outputs(v, found)
+                collect_outputs(v, found)
 
 
 def resources_in(value: Any) -> Iterator[Resource]:
     """Every resource that a (possibly nested) input value depends on."""
     for out in outputs_in(value):
         yield from out.resources()
+
+
+def resources_of(outputs: Iterable[Output[Any]]) -> Iterator[Resource]:
+    """Every resource that ``outputs`` depend on; a plain reference to a resource's
+    property (most inputs that are Outputs) without walking its tree."""
+    for out in outputs:
+        if out._kind == _REF and out._resource is not None:
+            yield out._resource
+        else:
+            yield from out.resources()
 
 
 def missing_in(value: Any) -> Iterator[StackwrightError]:
@@ -278,3 +276,69 @@ def resolve_value(value: Any, lookup: Lookup) -> Any:
     if isinstance(value, (list, tuple)):
         return [resolve_value(v, lookup) for v in value]
     return value
+
+
+HOLDS_SECRET, HOLDS_UNKNOWN = 1, 2
+"""Bits ``resolve_marking`` sets: the value holds a ``Secret``, or ``UNKNOWN``, somewhere."""
+
+
+def resolve_marking(value: Any, lookup: Lookup) -> tuple[Any, int]:
+    """``resolve_value(value, lookup)`` and, found in the same walk, whether the result
+    holds a secret or an unknown (``HOLDS_SECRET | HOLDS_UNKNOWN`` bits): planning
+    reads each resource's inputs once instead of once per question."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value, 0
+    if kind is dict:
+        return _resolve_mapping(value, lookup)
+    if kind is list or kind is tuple:
+        return _resolve_sequence(value, lookup)
+    if isinstance(value, Output):
+        resolved = value.resolve(lookup)
+        return resolved, marking(resolved)
+    if isinstance(value, Mapping):
+        return _resolve_mapping(value, lookup)
+    return value, marking(value)
+
+
+def _resolve_mapping(value: Mapping[Any, Any], lookup: Lookup) -> tuple[dict[Any, Any], int]:
+    marks = 0
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        if type(item) in _SCALARS:
+            out[key] = item
+        else:
+            out[key], found = resolve_marking(item, lookup)
+            marks |= found
+    return out, marks
+
+
+def _resolve_sequence(value: list[Any] | tuple[Any, ...], lookup: Lookup) -> tuple[list[Any], int]:
+    marks = 0
+    items: list[Any] = []
+    for item in value:
+        if type(item) in _SCALARS:
+            items.append(item)
+        else:
+            resolved, found = resolve_marking(item, lookup)
+            items.append(resolved)
+            marks |= found
+    return items, marks
+
+
+def marking(value: Any) -> int:
+    """The ``HOLDS_SECRET | HOLDS_UNKNOWN`` bits of an already resolved value."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return 0
+    if value is UNKNOWN:
+        return HOLDS_UNKNOWN
+    if kind is dict or isinstance(value, Mapping):
+        value = value.values()
+    elif kind is not list and kind is not tuple:
+        return HOLDS_SECRET | marking(value.value) if isinstance(value, Secret) else 0
+    marks = 0
+    for item in value:
+        if type(item) not in _SCALARS:
+            marks |= marking(item)
+    return marks

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from stackwright.errors import InputError
 from stackwright.model import context
-from stackwright.model.output import Output, contains_output, resources_in
+from stackwright.model.output import Output, collect_outputs, resources_in, resources_of
 
 _MISSING: Any = object()
 URN_SEPARATOR = "::"
@@ -46,9 +46,10 @@ class Alias:
     no_parent: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class ResourceOptions:
-    """How the engine treats a resource beyond its inputs."""
+    """How the engine treats a resource beyond its inputs. Frozen: resources declared
+    without options all share one instance."""
 
     parent: Node | None = None
     depends_on: Sequence[Node | Output[Any]] = ()
@@ -71,6 +72,9 @@ class ResourceOptions:
             found = node.resource_options.provider
             node = node.resource_parent
         return found
+
+
+_NO_OPTIONS = ResourceOptions()
 
 
 @dataclass(frozen=True)
@@ -111,12 +115,13 @@ class Node:
     decl_file: str | None
     decl_line: int | None
 
-    def __init__(self, name: str, opts: ResourceOptions | None) -> None:
-        ctx = context.current()
+    def __init__(self, name: str, opts: ResourceOptions | None,
+                 ctx: context.ProgramContext | None = None) -> None:
+        ctx = ctx or context.current()
         self.decl_file, self.decl_line = context.user_frame()
         _check_name(name, self)
         self.resource_name = name
-        self.resource_options = opts or ResourceOptions()
+        self.resource_options = opts or _NO_OPTIONS
         self.resource_parent = self.resource_options.parent or (ctx.component_stack[-1] if ctx.component_stack else None)
         self.urn = make_urn(ctx.stack, ctx.project, self.type_token, self._path())
 
@@ -128,6 +133,8 @@ class Node:
 
     def alias_urns(self) -> list[str]:
         """Every URN this node may be recorded under from an earlier run."""
+        if not self.resource_options.aliases and self.resource_parent is None:
+            return []
         stack, project, _, _ = urn_parts(self.urn)
         urns = [_alias_urn(self, alias, stack, project) for alias in self.resource_options.aliases]
         if self.resource_parent is not None:
@@ -190,13 +197,15 @@ class Resource(Node):
             delattr(cls, name)
 
     def __init__(self, name: str, /, *, opts: ResourceOptions | None = None, **inputs: Any) -> None:
-        super().__init__(name, opts)
+        ctx = context.current()
+        super().__init__(name, opts, ctx)
         if not self.type_token:
             raise self.error(f"{type(self).__name__} has no type token",
                              hint='declare it as class X(sw.Resource, type="provider:Type")')
-        self.inputs = self._validated(inputs)
-        self.dependencies = self._collect_dependencies()
-        context.current().register(self)
+        found: list[Output[Any]] = []
+        self.inputs = self._validated(inputs, found)
+        self.dependencies = self._collect_dependencies(found)
+        ctx.register(self)
         if isinstance(self.resource_parent, Component):
             self.resource_parent.children.append(self)
 
@@ -257,7 +266,9 @@ class Resource(Node):
                 specs[name] = InputSpec(name, _plain_type(hint), defaults.get(name, _MISSING))
         cls._specs, cls._output_names = specs, frozenset(outputs)
 
-    def _validated(self, given: Mapping[str, Any]) -> dict[str, Any]:
+    def _validated(self, given: Mapping[str, Any], found: list[Output[Any]]) -> dict[str, Any]:
+        """The inputs, defaults filled in, each checked against its type; the Outputs
+        in them are appended to ``found`` in the same walk, inputs in declared order."""
         specs = self.input_specs()
         for name in given:
             if name not in specs:
@@ -265,11 +276,20 @@ class Resource(Node):
         values: dict[str, Any] = {}
         for name, spec in specs.items():
             if name in given:
-                values[name] = _check_type(self, spec, given[name])
+                value = given[name]
+                if type(value) in _SCALAR_TYPES:
+                    values[name] = _check_type(self, spec, value, False)
+                else:
+                    before = len(found)
+                    collect_outputs(value, found)
+                    values[name] = _check_type(self, spec, value, len(found) > before)
             elif spec.required:
                 raise self.error(f"missing required input {name!r} ({_type_name(spec.type)})", prop=name)
+            elif type(spec.default) in _SCALAR_TYPES:
+                values[name] = spec.default
             else:
                 values[name] = copy.deepcopy(spec.default)
+                collect_outputs(values[name], found)
         return values
 
     def _unknown_input(self, name: str, specs: Mapping[str, InputSpec]) -> InputError:
@@ -277,17 +297,21 @@ class Resource(Node):
         hint = f"did you mean {close[0]!r}?" if close else f"known inputs: {', '.join(specs) or 'none'}"
         return self.error(f"unknown input {name!r} for {self.type_token}", prop=name, hint=hint)
 
-    def _collect_dependencies(self) -> list[Node]:
+    def _collect_dependencies(self, found: Sequence[Output[Any]] = ()) -> list[Node]:
+        """The nodes this one waits for: the resources behind the Outputs ``found`` in
+        its inputs, then ``depends_on``, then its provider instance."""
         deps: dict[str, Node] = {}
-        for resource in resources_in(list(self.inputs.values())):
+        for resource in resources_of(found):
             deps[resource.urn] = resource
-        for dep in self.resource_options.depends_on:
+        opts = self.resource_options
+        for dep in opts.depends_on:
             nodes = dep.resources() if isinstance(dep, Output) else [dep]
             for node in nodes:
                 deps[node.urn] = node
-        instance = self.resource_options.provider_instance(self.resource_parent)
-        if instance is not None:
-            deps[instance.urn] = instance
+        if opts.provider is not None or self.resource_parent is not None:
+            instance = opts.provider_instance(self.resource_parent)
+            if instance is not None:
+                deps[instance.urn] = instance
         deps.pop(self.urn, None)
         return list(deps.values())
 
@@ -315,14 +339,17 @@ _UnionType = type(int | str)
 _ANY_DICT = dict[str, Any]
 """A manifest's type: any dict with string keys fits, whatever it holds (Outputs too)."""
 _SIMPLE = {str: (str,), float: (float, int), bool: (bool,)}
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+"""Values that hold nothing to walk, and defaults that need no copy."""
 
 
-def _check_type(node: Node, spec: InputSpec, value: Any) -> Any:
-    """The value if it fits the declared type; Outputs are checked when resolved."""
+def _check_type(node: Node, spec: InputSpec, value: Any, holds_output: bool) -> Any:
+    """The value if it fits the declared type; Outputs (``holds_output``: the value
+    holds one) are checked when resolved."""
     if spec.type is Any or (spec.type == _ANY_DICT and type(value) is dict
                             and all(type(k) is str for k in value)):
         return value
-    if contains_output(value):
+    if holds_output:
         return value
     simple = _SIMPLE.get(spec.type)
     if simple is not None:

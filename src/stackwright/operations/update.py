@@ -23,7 +23,7 @@ from stackwright.model.resource import Resource
 from stackwright.model.values import UNKNOWN
 from stackwright.operations import drift_note
 from stackwright.operations.session import StackSession, stack_lock
-from stackwright.plan.plan import Plan, Step
+from stackwright.plan.plan import Op, Plan, Step
 from stackwright.plan.planner import component_urns, make_plan, resolve_targets
 from stackwright.state.codec import gc_paused
 from stackwright.state.records import Change, Checkpoint, Snapshot
@@ -143,7 +143,7 @@ def explained(plan: Plan, session: StackSession) -> Plan:
 
     steps = []
     for step in plan.steps:
-        handler = session.providers.resource(step.type) if step.op.value == "update" else None
+        handler = session.providers.resource(step.type) if step.op is Op.UPDATE else None
         if handler is not None and handler.explains_updates and step.old_id and not is_unknown(step.inputs):
             config = instance_config(handler, step.inputs or {}, outputs_of)
             if is_unknown(config):
@@ -260,6 +260,7 @@ def _locked_update(
             snapshot = session.store.snapshot(session.stack)
         plan = _closing(writer, lambda: _same_as_confirmed(proposed, planned(snapshot)))
         outcome.plan = plan
+        del proposed  # the plan confirmed is the plan now: one copy in memory while applying
         audit = {"plan_digest": plan.digest(), **(extra or {})}  # taken before apply starts
         if not plan.has_changes:
             outcome.checkpoint = writer.finish("succeeded", None)

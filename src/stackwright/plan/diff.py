@@ -13,7 +13,7 @@ from typing import Any
 from stackwright.model.values import UNKNOWN, Secret
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PropertyDiff:
     path: str
     kind: str  # "add" | "delete" | "update"

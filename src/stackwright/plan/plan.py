@@ -42,7 +42,7 @@ class Op(str, Enum):
 CHANGING = frozenset({Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE, Op.READ})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """What will happen to one resource.
 
@@ -83,7 +83,9 @@ class Step:
 
     @property
     def changes(self) -> bool:
-        return self.op in CHANGING or self.previous_urn is not None or self.meta_changed
+        # ``is not SAME`` first: hashing an Enum member (``in CHANGING``) runs Python code,
+        # and a no-op preview asks this of every step.
+        return (self.op is not Op.SAME and self.op in CHANGING) or self.previous_urn is not None or self.meta_changed
 
     @property
     def state_only(self) -> bool:
@@ -172,7 +174,7 @@ class Plan:
         return hash(self.digest())
 
     def counts(self) -> dict[str, int]:
-        counted = Counter(s.op.value for s in self.steps)
+        counted = Counter(s.op._value_ for s in self.steps)  # ``.value`` is a property: slow per step
         out = {op.value: counted.get(op.value, 0) for op in Op if counted.get(op.value)}
         if self.leftovers:
             out[LEFTOVER_VERB] = len(self.leftovers)

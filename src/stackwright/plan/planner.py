@@ -9,9 +9,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackwright.errors import GraphError, InputError, PlanError, StackwrightError
-from stackwright.graph import CycleFound, Graph
+from stackwright.graph import Graph
 from stackwright.model.desired import DesiredGraph
-from stackwright.model.output import resolve_value
+from stackwright.model.output import HOLDS_SECRET, HOLDS_UNKNOWN, resolve_marking, resolve_value
 from stackwright.model.resource import Resource, urn_name, urn_parts
 from stackwright.model.values import UNKNOWN, Secret, is_plain, is_unknown, masked, remark_secrets, reveal, to_json
 from stackwright.plan.diff import PropertyDiff, diff_inputs
@@ -30,9 +30,25 @@ class _Planning:
     claimed: dict[str, str] = field(default_factory=dict)
     """Old URN → new URN for records matched through aliases."""
     errors: list[StackwrightError] = field(default_factory=list)
+    handlers: dict[str, ResourceProvider] = field(default_factory=dict)
+    declared: dict[tuple[str | None, int | None], str] = field(default_factory=dict)
+    """``file:line`` texts by place: resources declared in a loop share one."""
 
     def lookup(self, resource: Resource, prop: str) -> Any:
         return self.predicted.get(resource.urn, {}).get(prop, UNKNOWN)
+
+    def handler(self, type_token: str) -> ResourceProvider:
+        found = self.handlers.get(type_token)
+        if found is None:
+            found = self.handlers[type_token] = self.providers.resource(type_token)
+        return found
+
+    def declared_at(self, resource: Resource) -> str:
+        place = (resource.decl_file, resource.decl_line)
+        found = self.declared.get(place)
+        if found is None:
+            found = self.declared[place] = resource.declared_at()
+        return found
 
 
 def make_plan(
@@ -91,54 +107,64 @@ def leftovers(snapshot: Snapshot) -> list[Leftover]:
 def ordered_urns(desired: DesiredGraph, links: Iterable[LinkEdge] = ()) -> list[str]:
     """Declaration order where possible, dependencies first. Names a cycle if any,
     saying which of its edges are imports of exported names."""
-    graph: Graph[str] = Graph({urn: desired.deps.get(urn, []) for urn in desired.resources})
-    try:
-        graph.topological_order()
-    except CycleFound as exc:
-        cycle = [str(u) for u in exc.cycle]
-        first = desired.resources[cycle[0]]
-        by_edge = {(e.importer, e.exporter): e for e in links}
-        found = [by_edge[pair] for pair in zip(cycle, cycle[1:], strict=False) if pair in by_edge]
-        because = f" ({'; '.join(e.explain() for e in found)})" if found else ""
-        raise GraphError(
-            "dependency cycle: " + " -> ".join(urn_name(u) for u in cycle) + because,
-            file=first.decl_file, line=first.decl_line,
-            hint="remove one of these dependencies (depends_on, an Output passed as input"
-            + (", or one of the imports" if found else "") + ")",
-        ) from None
-    return _stable_order(desired)
-
-
-def _stable_order(desired: DesiredGraph) -> list[str]:
-    """Declaration order is already dependency-first unless depends_on pointed at a
-    component declared later; a DFS fixes those few."""
-    seen: set[str] = set()
-    order: list[str] = []
-    for urn in desired.resources:
-        stack = [(urn, iter(desired.deps.get(urn, ())))]
-        if urn in seen:
-            continue
-        seen.add(urn)
-        while stack:
-            node, children = stack[-1]
-            child = next(children, None)
-            if child is None:
-                stack.pop()
-                order.append(node)
-            elif child not in seen:
-                seen.add(child)
-                stack.append((child, iter(desired.deps.get(child, ()))))
+    order, cycle = _dependencies_first(desired)
+    if cycle:
+        raise _cycle_error(desired, cycle, links)
     return order
 
 
+def _dependencies_first(desired: DesiredGraph) -> tuple[list[str], list[str]]:
+    """Declaration order is already dependency-first unless depends_on pointed at a
+    component declared later; one depth-first pass fixes those few and finds a cycle
+    on the way (a dependency met again while it is still being ordered): the order,
+    and the cycle (empty when there is none), its first vertex repeated last."""
+    deps = desired.deps
+    seen: set[str] = set()
+    done: set[str] = set()
+    order: list[str] = []
+    for urn in desired.resources:
+        if urn in seen:
+            continue
+        seen.add(urn)
+        path = [urn]
+        stack = [iter(deps.get(urn, ()))]
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                stack.pop()
+                node = path.pop()
+                done.add(node)
+                order.append(node)
+            elif child not in seen:
+                seen.add(child)
+                path.append(child)
+                stack.append(iter(deps.get(child, ())))
+            elif child not in done:
+                return order, [*path[path.index(child):], child]
+    return order, []
+
+
+def _cycle_error(desired: DesiredGraph, cycle: list[str], links: Iterable[LinkEdge]) -> GraphError:
+    first = desired.resources.get(cycle[0])
+    by_edge = {(e.importer, e.exporter): e for e in links}
+    found = [by_edge[pair] for pair in zip(cycle, cycle[1:], strict=False) if pair in by_edge]
+    because = f" ({'; '.join(e.explain() for e in found)})" if found else ""
+    return GraphError(
+        "dependency cycle: " + " -> ".join(urn_name(u) for u in cycle) + because,
+        file=first.decl_file if first else None, line=first.decl_line if first else None,
+        hint="remove one of these dependencies (depends_on, an Output passed as input"
+        + (", or one of the imports" if found else "") + ")",
+    )
+
+
 def _plan_resource(p: _Planning, resource: Resource) -> Step:
-    handler = p.providers.resource(resource.type_token)
+    handler = p.handler(resource.type_token)
     old = _old_record(p, resource)
     if resource.read_id is not None:
         return _plan_read(p, resource, old)
     inputs = _resolved_inputs(p, resource, handler)
     kept: tuple[str, ...] = ()
-    if old is not None:
+    if old is not None and resource.resource_options.ignore_changes:
         kept = _kept_by_ignore_changes(resource, inputs, old)
         inputs = _ignoring_changes(resource, inputs, old)
     op, replace_keys, dbr = _decide(p, resource, handler, old, inputs)
@@ -154,7 +180,7 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
         old_id=old.id if old else None, diffs=diffs, replace_keys=replace_keys, deps=deps,
         parent=resource.resource_parent.urn if resource.resource_parent else None,
         protect=resource.resource_options.protect, retain_on_delete=resource.resource_options.retain_on_delete,
-        delete_before_replace=dbr, previous_urn=previous, decl=resource.declared_at(),
+        delete_before_replace=dbr, previous_urn=previous, decl=p.declared_at(resource),
         old_deps=tuple(old.deps) if old else (), meta_changed=bool(options), option_diffs=options,
         options=recorded,
         warnings=_side_effect_warning(handler, op, diffs), notes=kept,
@@ -208,11 +234,12 @@ def _old_record(p: _Planning, resource: Resource) -> ResourceState | None:
 
 def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider) -> dict[str, Any]:
     try:
-        if is_plain(resource.inputs):
-            return handler.check(dict(resource.inputs))
-        inputs: dict[str, Any] = resolve_value(resource.inputs, p.lookup)
-        if is_unknown(inputs):
+        resolved, marks = resolve_marking(resource.inputs, p.lookup)
+        inputs: dict[str, Any] = resolved
+        if marks & HOLDS_UNKNOWN:
             return inputs
+        if not marks & HOLDS_SECRET:
+            return handler.check(inputs)
         checked = handler.check(reveal(inputs))
     except StackwrightError as exc:
         # Providers name only the property, callbacks only their line: say which
@@ -319,6 +346,9 @@ def option_diffs(
     parent is not a change; ``recorded`` is ``recorded_options(resource)``."""
     opts = resource.resource_options
     parent = resource.resource_parent.urn if resource.resource_parent else None
+    if (old.parent == parent and old.protect == opts.protect and old.retain_on_delete == opts.retain_on_delete
+            and old.options == recorded and tuple(old.deps) == deps):
+        return ()  # as recorded; a renamed URN is never one the program declares, so none is missed
     old_parent = renamed.get(old.parent, old.parent) if old.parent else None
     old_deps = [renamed.get(d, d) for d in old.deps]
     pairs = [("parent", old_parent, parent), ("dependencies", old_deps, list(deps)),
@@ -336,9 +366,15 @@ OPTION_DEFAULTS: dict[str, Any] = {"ignore_changes": [], "delete_before_replace"
 def recorded_options(resource: Resource) -> dict[str, Any]:
     """``ResourceState.options`` for ``resource``: only the options not at their defaults."""
     opts = resource.resource_options
-    values = {"ignore_changes": list(opts.ignore_changes),
-              "delete_before_replace": opts.delete_before_replace, "aliases": resource.alias_urns()}
-    return {name: value for name, value in values.items() if value != OPTION_DEFAULTS[name]}
+    recorded: dict[str, Any] = {}
+    if opts.ignore_changes:
+        recorded["ignore_changes"] = list(opts.ignore_changes)
+    if opts.delete_before_replace:
+        recorded["delete_before_replace"] = opts.delete_before_replace
+    aliases = resource.alias_urns()
+    if aliases:
+        recorded["aliases"] = aliases
+    return recorded
 
 
 def _plan_deletes(p: _Planning, only: set[str] | None = None) -> list[Step]:

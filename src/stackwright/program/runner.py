@@ -147,6 +147,15 @@ def desired_graph(ctx: ProgramContext) -> DesiredGraph:
 
 
 def _expanded(nodes: list[Node]) -> list[str]:
+    urns: list[str] = []
+    for node in nodes:
+        if isinstance(node, Component):
+            return _with_components_expanded(nodes)
+        urns.append(node.urn)
+    return urns  # one per URN already (Resource._collect_dependencies)
+
+
+def _with_components_expanded(nodes: list[Node]) -> list[str]:
     out: list[str] = []
     for node in nodes:
         if isinstance(node, Component):

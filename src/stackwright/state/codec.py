@@ -16,7 +16,7 @@ import json
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Protocol
 
@@ -276,15 +276,26 @@ def resource_from(data: dict[str, Any]) -> ResourceState:
 
 def snapshot_json(rows: list[Any], outputs_text: str) -> str:
     """Checkpoint snapshot spliced from the stored JSON fragments, without re-decoding."""
+    return "".join(_snapshot_parts([rows], outputs_text))
+
+
+def _snapshot_parts(batches: Iterable[Sequence[Any]], outputs_text: str) -> Iterator[str]:
+    """``snapshot_json`` in pieces, one per batch of rows."""
     q = _quote
-    items = ",".join([
-        f'{{"urn":{q(urn)},"type":{q(type_)},"id":{q(id_)},"inputs":{inputs},'
-        f'"outputs":{outputs},"parent":{"null" if parent is None else q(parent)},'
-        f'"deps":{deps},"protect":{_BOOL[bool(p)]},"retain_on_delete":{_BOOL[bool(r)]},'
-        f'"external":{_BOOL[bool(e)]},"options":{options}}}'
-        for urn, type_, id_, inputs, outputs, parent, deps, p, r, e, options in rows
-    ])
-    return f'{{"format":{SNAPSHOT_FORMAT},"resources":[{items}],"outputs":{outputs_text}}}'
+    yield f'{{"format":{SNAPSHOT_FORMAT},"resources":['
+    separator = ""
+    for rows in batches:
+        if not rows:
+            continue
+        yield separator + ",".join([
+            f'{{"urn":{q(urn)},"type":{q(type_)},"id":{q(id_)},"inputs":{inputs},'
+            f'"outputs":{outputs},"parent":{"null" if parent is None else q(parent)},'
+            f'"deps":{deps},"protect":{_BOOL[bool(p)]},"retain_on_delete":{_BOOL[bool(r)]},'
+            f'"external":{_BOOL[bool(e)]},"options":{options}}}'
+            for urn, type_, id_, inputs, outputs, parent, deps, p, r, e, options in rows
+        ])
+        separator = ","
+    yield f'],"outputs":{outputs_text}}}'
 
 
 def checkpoint_detail(row: Sequence[Any], values: ValueCodec) -> CheckpointDetail:
@@ -311,5 +322,17 @@ def checkpoint_detail_text(header: Sequence[Any], changes_text: str, snapshot_te
     return CheckpointDetail(checkpoint, changes, resources, outputs)
 
 
-def compress_snapshot(rows: list[Any], outputs_text: str) -> bytes:
-    return zlib.compress(snapshot_json(rows, outputs_text).encode(), 6)
+def compress_snapshot(batches: Iterable[Sequence[Any]], outputs_text: str) -> bytes:
+    """The compressed snapshot of the resource rows, read a batch at a time: the rows,
+    their JSON and its bytes of a 50,000-resource stack never sit in memory whole (they
+    were most of the peak of a big first `up`)."""
+    compressor = zlib.compressobj(6)
+    blob = [compressor.compress(part.encode()) for part in _snapshot_parts(batches, outputs_text)]
+    blob.append(compressor.flush())
+    return b"".join(blob)
+
+
+def row_batches(cursor: Any, size: int = 2000) -> Iterator[list[Any]]:
+    """A database cursor's rows, ``size`` at a time."""
+    while rows := cursor.fetchmany(size):
+        yield rows

@@ -10,7 +10,7 @@ SCHEMA_VERSION = 3
 """Bumped whenever the stored form changes; stores refuse a newer one."""
 
 
-@dataclass
+@dataclass(slots=True)
 class ResourceState:
     """One resource as last recorded after a provider call."""
 
@@ -60,7 +60,7 @@ class LockInfo:
     token: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Change:
     """One line of a checkpoint: what happened to a resource (values masked)."""
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
     Corrupt, Operation, SecretCipher, ValueCodec, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
-    loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows,
+    loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows, row_batches,
 )
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
@@ -601,9 +601,8 @@ class SqlStackWriter:
         with gc_paused():
             rows = conn.execute(
                 f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ?"
-                f" ORDER BY {self._db.dialect_order}", (self._stack,)).fetchall()
-            blob = compress_snapshot(rows, outputs_text)
-            del rows
+                f" ORDER BY {self._db.dialect_order}", (self._stack,))
+            blob = compress_snapshot(row_batches(rows), outputs_text)
         row = conn.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM checkpoints WHERE stack = ?",
                            (self._stack,)).fetchone()
         cp = Checkpoint(
