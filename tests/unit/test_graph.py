@@ -64,16 +64,25 @@ def test_walk_never_exceeds_parallel_limit() -> None:
 
 
 def test_walk_has_no_level_barriers() -> None:
-    """A slow vertex at level 0 must not hold back the chain next to it."""
+    """A slow vertex at level 0 must not hold back the chain next to it: "slow" finishes
+    only once "c", two levels further, has run (with level barriers it never would)."""
     graph = Graph.from_mapping({"slow": [], "a": [], "b": ["a"], "c": ["b"]})
     finished: list[str] = []
 
-    async def visit(v: str) -> bool:
-        await asyncio.sleep(0.2 if v == "slow" else 0.01)
-        finished.append(v)
-        return True
+    async def run() -> None:
+        c_ran = asyncio.Event()
 
-    asyncio.run(walk(graph, visit, parallel=4))
+        async def visit(v: str) -> bool:
+            if v == "slow":
+                await asyncio.wait_for(c_ran.wait(), timeout=30)
+            if v == "c":
+                c_ran.set()
+            finished.append(v)
+            return True
+
+        await walk(graph, visit, parallel=4)
+
+    asyncio.run(run())
     assert finished.index("c") < finished.index("slow")
 
 
