@@ -62,15 +62,16 @@ def make_plan(project: Project, stack: str, author: str = "tester", plan_hash: s
 
 def approve(project: Project, stack: str, who: str, *, signed_with: str | None = None,
             plan_hash: str = PLAN, **kwargs: Any) -> approvals.ApprovalStatus:
+    comment = (kwargs.pop("comment"),) if "comment" in kwargs else ()
     with session_of(project, stack, who) as s:
-        return approvals.approve(s, plan_hash, kwargs.pop("comment", ""),
-                                 key=key(project, signed_with) if signed_with else None, **kwargs)
+        return approvals.approve(s, plan_hash, *comment, key=key(project, signed_with) if signed_with else None,
+                                 **kwargs)
 
 
-def reject(project: Project, stack: str, who: str, comment: str = "", plan_hash: str = PLAN,
+def reject(project: Project, stack: str, who: str, *comment: str, plan_hash: str = PLAN,
            web: str | None = None) -> approvals.ApprovalStatus:
     with session_of(project, stack, who) as s:
-        return approvals.reject(s, plan_hash, comment, web=web)
+        return approvals.reject(s, plan_hash, *comment, web=web)
 
 
 def inject(project: Project, stack: str, who: str, plan_hash: str = PLAN, **data: Any) -> None:
@@ -158,7 +159,9 @@ def test_the_author_is_who_recorded_the_plan_not_what_the_event_says(project: Pr
     assert approve(project, "production", "bob", signed_with="bob").approved_by == ("bob",)
 
 
-def test_the_author_signs_the_plan_with_the_key_given(project: Project, no_signing_key: Path) -> None:
+def test_the_author_signs_the_plan_with_the_key_given_never_with_gits(project: Project,
+                                                                      no_signing_key: Path) -> None:
+    no_signing_key.write_text(f"[user]\n\tsigningkey = {key(project, 'tester')}\n")
     write_stacks(project, ["production"])
     with session_of(project, "production", "tester") as s:
         assert approvals.author_signature(s, PLAN, None) == {}
@@ -384,8 +387,10 @@ def test_web_approvals_count_from_the_proxy_or_in_unprotected_development(projec
 
 def test_a_web_approval_in_development_mode_does_not_count_where_protected(project: Project) -> None:
     make_plan(project, "webprod")
-    with pytest.raises(ApprovalRefused, match="local development mode, where nobody is authenticated"):
+    with pytest.raises(ApprovalRefused) as caught:
         approve(project, "webprod", "bob", web="dev")
+    assert caught.value.message == ("the approval of bob would not count in environment 'webprod': made in the "
+                                    "web view's local development mode, where nobody is authenticated")
 
 
 # --- rejections -------------------------------------------------------------------------
@@ -422,6 +427,7 @@ def test_only_approvers_and_the_author_may_reject(project: Project) -> None:
     with pytest.raises(ApprovalRefused) as caught:
         reject(project, "team", "mallory")
     assert caught.value.message == "mallory is not an approver of environment 'team' and may not reject its plans"
+    assert caught.value.hint == "approvers: alice, group:sre (set in stackwright.yaml)"
     assert reject(project, "team", "tester", "withdrawn").rejection is not None
     assert reject(project, "team", "carol").rejection is not None
 
@@ -431,7 +437,8 @@ def test_a_web_rejection_is_recorded_as_such(project: Project) -> None:
     reject(project, "dev", "bob", "no", web="proxy")
     with session_of(project, "dev", "x") as s:
         [event] = s.store.events("dev", kinds=(approvals.REJECT,))
-    assert (event.who, event.data["source"], event.data["auth"], event.data["comment"]) == ("bob", "web", "proxy", "no")
+    assert (event.who, event.data["source"], event.data["auth"], event.data["comment"], event.data["author"]) == (
+        "bob", "web", "proxy", "no", "tester")
 
 
 def test_an_unapproved_plan_where_none_are_needed_may_apply(project: Project) -> None:
@@ -448,7 +455,9 @@ def history(project: Project) -> Iterator[list[approvals.AuditRow]]:
     approve(project, "team", "alice", comment="ship it")
     approve(project, "team", "bob")
     reject(project, "team", "carol", "too early")
+    reject(project, "team", "tester")
     with session_of(project, "team", "deployer") as s:
+        s.store.record_event("team", "refresh", "deployer", {})
         s.store.record_event("team", "apply", "deployer", {"plan_hash": PLAN, "result": "succeeded",
                                                          "checkpoint": 3})
         s.store.record_event("team", "up", "deployer", {"result": "failed", "urn": "team::proj::t::a",
@@ -464,6 +473,8 @@ def test_audit_lists_plans_reviews_and_applies(history: list[approvals.AuditRow]
         ("approve", "alice", PLAN, "[claimed] ship it"),
         ("approve", "bob", PLAN, "[claimed]"),
         ("reject", "carol", PLAN, "too early"),
+        ("reject", "tester", PLAN, ""),
+        ("refresh", "deployer", "", ""),
         ("apply", "deployer", PLAN, "succeeded (checkpoint 3)"),
         ("up", "deployer", "", "failed team::proj::t::a EMERGENCY: site down"),
     ]
