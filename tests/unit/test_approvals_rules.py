@@ -35,6 +35,7 @@ ENVIRONMENTS: dict[str, Any] = {
     "github": {"protected": True, "github_approvals": True},
     "web": {"web_approvals": True},
     "webprod": {"protected": True, "web_approvals": True},
+    "three": {"required_approvals": 3, "approvers": ["alice", "bob", "carol"]},
 }
 SIGNERS = {"alice": ["alice"], "bob": ["bob"], "carol": ["carol"], "mallory": ["mallory"],
            "tester": ["tester"], "shared": ["tester", "tester@work"], "octo": ["github:octocat"]}
@@ -204,6 +205,17 @@ def test_an_unlisted_approval_written_into_the_state_does_not_count(project: Pro
         "not counted: mallory (not an approver) |")
 
 
+def test_a_refusal_lists_everyone_approved_and_everyone_not_counted(project: Project) -> None:
+    make_plan(project, "three")
+    approve(project, "three", "alice")
+    approve(project, "three", "bob")
+    inject(project, "three", "mallory")
+    inject(project, "three", "tester")
+    assert refusal(project, "three").startswith(
+        f"environment 'three' needs 3 approval(s) of plan {PLAN[:12]}; 1 missing, approved by alice, bob; "
+        "not counted: mallory (not an approver), tester (the plan's author) |")
+
+
 def test_approvals_are_for_that_exact_plan(project: Project) -> None:
     make_plan(project, "dev", author="alice")
     make_plan(project, "dev", author="alice", plan_hash=OTHER)
@@ -353,16 +365,18 @@ def test_a_label_event_names_its_sender(tmp_path: Path) -> None:
 def test_a_payload_naming_no_commenter_is_refused(tmp_path: Path, content: Any) -> None:
     with pytest.raises(ApprovalRefused) as caught:
         approvals.github_commenter(payload(tmp_path, content))
-    assert "names no commenter" in caught.value.message
+    assert caught.value.message == f"the GitHub event payload {tmp_path / 'event.json'} names no commenter"
+    assert caught.value.hint == "run approve --github-event only from an issue_comment or label event"
 
 
 def test_an_unreadable_payload_is_refused(tmp_path: Path) -> None:
     broken = tmp_path / "event.json"
     broken.write_text("{not json")
-    with pytest.raises(ApprovalRefused, match="cannot read the GitHub event payload"):
-        approvals.github_commenter(broken)
-    with pytest.raises(ApprovalRefused, match="cannot read the GitHub event payload"):
-        approvals.github_commenter(tmp_path / "missing.json")
+    for path in (broken, tmp_path / "missing.json"):
+        with pytest.raises(ApprovalRefused) as caught:
+            approvals.github_commenter(path)
+        assert caught.value.message.startswith(f"cannot read the GitHub event payload {path}: ")
+        assert caught.value.hint == 'pass --github-event "$GITHUB_EVENT_PATH" inside GitHub Actions'
 
 
 # --- the web view ----------------------------------------------------------------------
@@ -434,9 +448,11 @@ def test_only_approvers_and_the_author_may_reject(project: Project) -> None:
 
 def test_a_web_rejection_is_recorded_as_such(project: Project) -> None:
     make_plan(project, "dev")
+    reject(project, "dev", "carol", "also no")
     reject(project, "dev", "bob", "no", web="proxy")
     with session_of(project, "dev", "x") as s:
-        [event] = s.store.events("dev", kinds=(approvals.REJECT,))
+        first, event = s.store.events("dev", kinds=(approvals.REJECT,))
+    assert "source" not in first.data and "auth" not in first.data
     assert (event.who, event.data["source"], event.data["auth"], event.data["comment"], event.data["author"]) == (
         "bob", "web", "proxy", "no", "tester")
 

@@ -17,7 +17,7 @@ import pytest
 from stackwright.errors import ProjectError
 from stackwright.program.digest import program_digest
 from stackwright.program.project import Project
-from stackwright.workflow.gate import GateClosed, ago, check_gate, describe_time, evaluate_gate
+from stackwright.workflow.gate import GateClosed, GateVerdict, ago, check_gate, describe_time, evaluate_gate
 from unit.workflow_projects import session_of, write_project
 
 ENVIRONMENTS: dict[str, Any] = {"staging": {}, "production": {"gate": "staging"}, "dev": {}}
@@ -55,7 +55,8 @@ def test_an_ungated_stack_always_passes(project: Project) -> None:
     passes(project, A, "dev")
     with session_of(project, "dev", "tester") as s:
         verdict = evaluate_gate(project, s.store, "dev", A)
-    assert verdict.passed and verdict.gate is None and verdict.last_success is None
+        assert verdict == GateVerdict("dev", "dev", None, A, None) and verdict.passed
+        assert evaluate_gate(project, s.store, "dev").program_digest == program_digest(project)
 
 
 def test_a_gate_that_never_opened_refuses_and_names_a_stack_of_the_gate(project: Project) -> None:
@@ -127,6 +128,7 @@ def test_an_environment_gated_on_itself_is_a_project_error(tmp_path: Path) -> No
         check_gate(s, A)
     assert caught.value.message == "environment 'production' is gated on itself"
     assert caught.value.file == str(project.root / "stackwright.yaml")
+    assert caught.value.hint == "set `gate:` to the environment that must apply a program first, e.g. staging"
 
 
 def test_times_are_absolute_and_relative() -> None:

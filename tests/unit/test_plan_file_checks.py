@@ -10,6 +10,9 @@ plan while the program, config and state stay the same.
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,9 @@ from stackwright.providers.registry import ProviderRegistry
 from stackwright.workflow import approvals, plan_file
 from stackwright.workflow.approvals import NotApproved, UnknownPlan
 from stackwright.workflow.gate import GateClosed
+from stackwright.plan.compare import differences
 from stackwright.workflow.plan_file import (
+    NEW_PLAN_HINT,
     PlanDiffers, PlanFileError, PlanTampered, PolicyBlocked, SourceChanged, StalePlan, WrongTarget,
     content_hash, read_plan_file, render, save_plan, write_plan_file,
 )
@@ -87,9 +92,13 @@ def apply(project: Project, path: Path | str = "plan.json", stack: str | None = 
         opened.close()
 
 
-def refused(project: Project, kind: type[Exception], path: str = "plan.json", stack: str | None = None) -> str:
+def refused(project: Project, kind: type[Exception], path: str = "plan.json", stack: str | None = None,
+            hint: str | None = None) -> str:
+    """The message of the refusal to apply; its hint must be ``hint`` when given."""
     with pytest.raises(kind) as caught:
         apply(project, path, stack)
+    if hint is not None:
+        assert getattr(caught.value, "hint", None) == hint
     return str(getattr(caught.value, "message", caught.value))
 
 
@@ -108,7 +117,9 @@ def rewrite(project: Project, doc: dict[str, Any], name: str = "plan.json", reha
 
 
 def test_a_saved_plan_reads_back_whole_and_is_recorded(project: Project) -> None:
+    started = time.monotonic()
     written = make_plan(project)
+    took = time.monotonic() - started
     saved = read_plan_file(project.root / "plan.json")
     assert (project.root / "plan.json").read_bytes() == render(saved.document)
     assert saved.hash == content_hash(saved.document) == written.saved.hash
@@ -117,13 +128,17 @@ def test_a_saved_plan_reads_back_whole_and_is_recorded(project: Project) -> None
         assert saved.plan(stack_keyring(s)) == written.plan
         [event] = s.store.events("dev", kinds=(approvals.PLAN,))
     assert event.who == "tester"
-    assert {k: event.data[k] for k in ("plan_hash", "program_digest", "base_serial", "counts", "path",
-                                        "environment")} == {
-        "plan_hash": saved.hash, "program_digest": written.plan.program_digest, "base_serial": 0,
-        "counts": {"create": 2}, "path": str(project.root / "plan.json"), "environment": "dev"}
+    assert {k: event.data[k] for k in ("plan_hash", "program_digest", "config_digest", "base_serial", "counts",
+                                        "path", "environment", "advisories")} == {
+        "plan_hash": saved.hash, "program_digest": written.plan.program_digest,
+        "config_digest": written.plan.config_digest, "base_serial": 0, "counts": {"create": 2},
+        "path": str(project.root / "plan.json"), "environment": "dev", "advisories": 0}
+    assert 0 <= event.data["preview_seconds"] <= took
     assert (saved.get("format"), saved.get("version"), saved.get("created_by"), saved.get("environment"),
             saved.get("allow_destroy"), saved.get("summary"), saved.get("violations"), saved.get("nothing")) == (
         "stackwright-plan", 2, "tester", "dev", False, {"create": 2}, [], None)
+    created = datetime.strptime(saved.get("created_at"), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert abs(created.timestamp() - event.at) < 86400, "UTC, as the audit log"
 
 
 def test_the_file_holds_no_plain_secret_and_shows_it_masked_without_a_key(project: Project) -> None:
@@ -213,7 +228,7 @@ def test_a_newer_version_is_named_even_when_it_does_not_hash_alike(project: Proj
         read_plan_file(project.root / "plan.json")
 
 
-@pytest.mark.parametrize("edit", ["no plan", "steps not a list", "plan not a mapping"])
+@pytest.mark.parametrize("edit", ["no plan", "steps not a list", "plan not a mapping", "unknown op"])
 def test_a_consistent_file_without_a_valid_plan_is_refused(project: Project, edit: str) -> None:
     make_plan(project)
     doc = document(project)
@@ -221,6 +236,8 @@ def test_a_consistent_file_without_a_valid_plan_is_refused(project: Project, edi
         del doc["plan"]
     elif edit == "steps not a list":
         doc["plan"]["steps"] = 7
+    elif edit == "unknown op":
+        doc["plan"]["steps"][0]["op"] = "explode"
     else:
         doc["plan"] = "plan"
     rewrite(project, doc)
@@ -309,14 +326,14 @@ def test_a_stale_plan_is_refused(project: Project) -> None:
     with session_of(project, "dev", "x") as s:
         serial = s.store.snapshot("dev").serial
     assert serial > 0
-    assert refused(project, StalePlan) == (f"stack 'dev' changed since plan {made.saved.short} was made "
+    assert refused(project, StalePlan, hint=NEW_PLAN_HINT) == (f"stack 'dev' changed since plan {made.saved.short} was made "
                                            f"(state serial 0, now {serial})")
 
 
 def test_a_plan_that_would_now_do_something_else_is_refused(project: Project) -> None:
     make_plan(project)
     (project.root / "motd.txt").write_text("changed")
-    message = refused(project, PlanDiffers)
+    message = refused(project, PlanDiffers, hint=NEW_PLAN_HINT)
     assert message.startswith("applying would do something the plan did not say: ")
     assert "more difference" not in message
     assert not (project.root / "out").exists()
@@ -331,7 +348,17 @@ def test_a_plan_differing_in_several_ways_says_how_many(project: Project) -> Non
         now = save_plan(s, project.root / "now.json").plan
     with pytest.raises(PlanDiffers) as caught:
         plan_file.check_same_plan(saved.plan(None), now)
-    assert caught.value.message.endswith(" (and 1 more difference(s))")
+    problems = differences(saved.plan(None), now)
+    assert len(problems) == 2
+    assert caught.value.message == (f"applying would do something the plan did not say: {problems[0]} "
+                                    "(and 1 more difference(s))")
+    assert caught.value.hint == NEW_PLAN_HINT
+    one = replace(now, steps=tuple(s if s.urn.endswith("creds") else saved.plan(None).steps[i]
+                                   for i, s in enumerate(now.steps)))
+    with pytest.raises(PlanDiffers) as caught:
+        plan_file.check_same_plan(saved.plan(None), one)
+    [problem] = differences(saved.plan(None), one)
+    assert caught.value.message == f"applying would do something the plan did not say: {problem}"
     plan_file.check_same_plan(now, now)
 
 
@@ -355,6 +382,30 @@ def test_other_provider_versions_are_refused(project: Project) -> None:
             with pytest.raises(SourceChanged) as caught:
                 plan_file.check_providers(s, saved)
         assert caught.value.message == message
+        assert caught.value.hint == f"install the provider version the plan was made with, or {NEW_PLAN_HINT}"
+
+
+def test_a_provider_upgraded_since_the_plan_was_made_is_refused_under_the_lock(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackwright.providers import local
+
+    made = make_plan(project)
+    monkeypatch.setattr(local, "VERSION", "99.0")
+    message = refused(project, SourceChanged)
+    assert message.startswith("provider 'local' is version 99.0 now; plan " + made.saved.short)
+    assert not (project.root / "out").exists()
+
+
+def test_a_plan_is_not_made_while_operations_are_interrupted(project: Project) -> None:
+    from stackwright.errors import StateError
+    from stackwright.state.records import PendingOperation
+
+    with session_of(project, "dev", "x") as s:
+        s.store.begin("dev", "up", "crash").record_pending(PendingOperation(
+            token="t", urn="dev::proj::local:File::site", type="local:File", op="create", inputs={}))
+    with pytest.raises(StateError, match="1 operation"):
+        make_plan(project)
+    assert not (project.root / "plan.json").exists()
 
 
 def test_a_protected_plan_needs_an_approval_before_it_applies(project: Project) -> None:
@@ -411,6 +462,8 @@ def test_mandatory_violations_block_writing_and_are_summed_up(project: Project) 
     assert caught.value.message == ("plan not written: 5 mandatory policy violation(s): policy_no_files: objection 0; "
                                     "policy_no_files: objection 1; policy_no_files: objection 2; and 2 more")
     assert len(caught.value.violations) == 5
+    assert caught.value.hint == ("fix the resources, or make the policy advisory for this environment in "
+                                 "stackwright.yaml (or pass --allow-destroy if you mean to delete)")
     assert not (project.root / "plan.json").exists()
     with session_of(project, "dev", "x") as s:
         assert s.store.events("dev", kinds=(approvals.PLAN,)) == []
