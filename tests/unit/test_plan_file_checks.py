@@ -280,7 +280,7 @@ def test_apply_runs_exactly_the_plan_and_records_it(project: Project) -> None:
 
 def test_a_plan_for_another_stack_is_refused(project: Project) -> None:
     made = make_plan(project)
-    assert refused(project, WrongTarget, stack="production") == (
+    assert refused(project, WrongTarget, stack="production", hint=NEW_PLAN_HINT) == (
         f"plan {made.saved.short} is for stack 'dev', not 'production'")
 
 
@@ -308,14 +308,16 @@ def test_a_plan_for_an_earlier_incarnation_of_the_stack_is_refused(project: Proj
 def test_a_changed_program_is_refused(project: Project) -> None:
     made = make_plan(project)
     (project.root / "__main__.py").write_text(PROGRAM + "# edited\n")
-    assert refused(project, SourceChanged) == (f"the program changed since plan {made.saved.short} was made "
+    assert refused(project, SourceChanged, hint=f"restore the program the plan was made from, or {NEW_PLAN_HINT}") == (
+        f"the program changed since plan {made.saved.short} was made "
                                                "(its Python files or stackwright.yaml)")
 
 
 def test_a_changed_config_is_refused(project: Project) -> None:
     made = make_plan(project)
     (project.root / "stacks" / "dev.yaml").write_text(yaml.safe_dump({"config": {"greeting": "hi"}}))
-    assert refused(project, SourceChanged) == (f"the config changed since plan {made.saved.short} was made "
+    assert refused(project, SourceChanged, hint=f"restore the config the plan was made from, or {NEW_PLAN_HINT}") == (
+        f"the config changed since plan {made.saved.short} was made "
                                                "(stacks/dev.yaml)")
 
 
@@ -467,6 +469,26 @@ def test_mandatory_violations_block_writing_and_are_summed_up(project: Project) 
     assert not (project.root / "plan.json").exists()
     with session_of(project, "dev", "x") as s:
         assert s.store.events("dev", kinds=(approvals.PLAN,)) == []
+
+
+FREEZE = """\
+import pathlib
+
+
+def policy_freeze(plan):
+    if pathlib.Path("FREEZE").exists():
+        return "a change freeze is on"
+"""
+
+
+def test_policies_are_judged_again_when_the_plan_is_applied(project: Project) -> None:
+    (project.root / "policies").mkdir()
+    (project.root / "policies" / "freeze.py").write_text(FREEZE)
+    make_plan(project)
+    (project.root / "FREEZE").write_text("")
+    assert refused(project, PolicyBlocked) == ("plan not applied: 1 mandatory policy violation(s): policy_freeze: "
+                                               "a change freeze is on")
+    assert not (project.root / "out").exists()
 
 
 def test_advisory_violations_are_written_into_the_plan(project: Project) -> None:

@@ -64,6 +64,9 @@ def test_a_refusal_counts_the_blocking_violations_only() -> None:
     with pytest.raises(PolicyError) as caught:
         refuse_blocking([Violation("a", "only")])
     assert caught.value.message == "1 mandatory policy violation(s) block this change: a: only"
+    with pytest.raises(PolicyError) as caught:
+        refuse_blocking([Violation("a", "one"), Violation("b", "two")])
+    assert caught.value.message == "2 mandatory policy violation(s) block this change: a: one (and 1 more)"
 
 
 def test_a_refused_delete_says_how_to_mean_it() -> None:
@@ -203,6 +206,12 @@ def test_helpers_imports_and_other_files_are_not_policies(tmp_path: Path) -> Non
                                                                   "policies/guard.py:13")
 
 
+def test_a_policy_without_a_docstring_has_no_description(tmp_path: Path) -> None:
+    write_policy(tmp_path, "def policy_bare(plan):\n    pass\n")
+    [rule] = user_rules(Project(root=tmp_path, name="test"))
+    assert rule.about == ""
+
+
 def test_no_policy_folder_means_no_user_policies(tmp_path: Path) -> None:
     assert user_rules(Project(root=tmp_path, name="test")) == []
     (tmp_path / "policies").write_text("a file, not a folder")
@@ -298,6 +307,10 @@ def test_a_long_wrong_answer_is_cut_short(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as caught:
         judge(plan(), tmp_path)
     assert caught.value.message == f"policy 'policy_odd' gave int {str(10 ** 70)[:57]}..., not a violation"
+    write_policy(tmp_path, "def policy_odd(plan):\n    return 10 ** 60\n")
+    with pytest.raises(PolicyError) as caught:
+        judge(plan(), tmp_path)
+    assert caught.value.message == f"policy 'policy_odd' gave int {str(10 ** 60)[:57]}..., not a violation"
     write_policy(tmp_path, "def policy_odd(plan):\n    return 10 ** 59\n")
     with pytest.raises(PolicyError) as caught:
         judge(plan(), tmp_path)
@@ -314,6 +327,15 @@ def test_our_own_errors_from_a_policy_pass_through(tmp_path: Path) -> None:
     with pytest.raises(StackwrightError) as caught:
         judge(plan(), tmp_path)
     assert type(caught.value) is StackwrightError and caught.value.hint == "as written"
+
+
+def test_an_error_in_a_policy_says_how_to_get_past_it(tmp_path: Path) -> None:
+    write_policy(tmp_path, "def policy_boom(plan):\n    raise RuntimeError('broken')\n")
+    with pytest.raises(PolicyError) as caught:
+        judge(plan(), tmp_path)
+    assert caught.value.message == "policy 'policy_boom' raised RuntimeError: broken"
+    assert caught.value.hint == ("fix the policy, or set it to `off` for this environment; --debug shows the "
+                                 "traceback")
 
 
 def test_an_error_while_loading_names_the_line_and_the_fix(tmp_path: Path) -> None:
