@@ -24,7 +24,7 @@ from stackwright.engine.events import EventSink
 from stackwright.operations.session import StackSession, open_session
 from stackwright.operations.update import UpdateOutcome, preview
 from stackwright.program.digest import program_digest
-from stackwright.program.project import Project
+from stackwright.program.project import Project, load_project
 from stackwright.providers.registry import ProviderRegistry
 from stackwright.workflow import approvals, plan_file
 from stackwright.workflow.approvals import NotApproved, UnknownPlan
@@ -288,8 +288,6 @@ def test_a_plan_for_another_project_is_refused(project: Project) -> None:
     made = make_plan(project)
     settings = yaml.safe_load((project.root / "stackwright.yaml").read_text())
     (project.root / "stackwright.yaml").write_text(yaml.safe_dump({**settings, "name": "other"}))
-    from stackwright.program.project import load_project
-
     moved = load_project(project.root)
     assert refused(moved, WrongTarget) == f"plan {made.saved.short} is for project 'proj', not 'other'"
 
@@ -489,6 +487,19 @@ def test_policies_are_judged_again_when_the_plan_is_applied(project: Project) ->
     assert refused(project, PolicyBlocked) == ("plan not applied: 1 mandatory policy violation(s): policy_freeze: "
                                                "a change freeze is on")
     assert not (project.root / "out").exists()
+
+
+def test_the_stacks_environment_sets_the_enforcement_at_apply_too(project: Project) -> None:
+    (project.root / "policies").mkdir()
+    (project.root / "policies" / "freeze.py").write_text(FREEZE)
+    settings = yaml.safe_load((project.root / "stackwright.yaml").read_text())
+    settings["environments"]["dev"] = {"policies": {"policy_freeze": "advisory"}}
+    (project.root / "stackwright.yaml").write_text(yaml.safe_dump(settings))
+    project = load_project(project.root)
+    (project.root / "FREEZE").write_text("")
+    assert [v.mandatory for v in make_plan(project).violations] == [False]
+    outcome = apply(project)
+    assert outcome.result is not None and outcome.result.ok
 
 
 def test_advisory_violations_are_written_into_the_plan(project: Project) -> None:

@@ -102,6 +102,9 @@ def test_creates_updates_and_unknown_types_are_not_guarded(tmp_path: Path) -> No
 
 def test_a_retained_delete_passes_even_when_protected(tmp_path: Path) -> None:
     assert judge(plan(step(Op.DELETE, protect=True, retain_on_delete=True)), tmp_path) == []
+    after = step(Op.DELETE, "dev::test::local:File::after", protect=True)
+    [found] = judge(plan(step(Op.DELETE, protect=True, retain_on_delete=True), after), tmp_path)
+    assert found.urn == after.urn
     [found] = judge(plan(step(Op.REPLACE, protect=True, retain_on_delete=True)), tmp_path)
     assert found.urn == FILE
 
@@ -125,6 +128,8 @@ def test_required_tags_judge_creates_and_replaces_but_not_deletes(tmp_path: Path
              for op in (Op.CREATE, Op.REPLACE)]
     steps.append(step(Op.DELETE, "dev::test::aws:s3:Bucket::gone", "aws:s3:Bucket", inputs={"tags": {}}))
     steps.append(step(Op.CREATE, "dev::test::aws:s3:Bucket::none", "aws:s3:Bucket"))
+    steps.insert(0, step(Op.CREATE, "dev::test::aws:s3:Bucket::unknown", "aws:s3:Bucket", inputs={"tags": UNKNOWN}))
+    steps.insert(0, step(Op.CREATE, "dev::test::local:File::untaggable", inputs={"path": "x"}))
     found = judge(plan(*steps), tmp_path, required_tags=["team"], allow_destroy=True)
     assert [v.urn for v in found] == ["dev::test::aws:s3:Bucket::create", "dev::test::aws:s3:Bucket::replace"]
 
@@ -164,6 +169,21 @@ def test_the_default_registry_tells_stateful_types(tmp_path: Path) -> None:
     bucket = plan_of(nothing, recorded("aws:s3:Bucket", BUCKET, bucket="assets"))
     proj = Project(root=tmp_path, name="test")
     assert [v.policy for v in evaluate(bucket, proj, Environment(name="dev"))] == ["no-destroy-stateful"]
+
+
+def test_a_user_policy_may_not_take_a_provider_rules_name(tmp_path: Path) -> None:
+    write_policy(tmp_path, "import stackwright as sw\n\n@sw.policy(name='no-public-bucket')\ndef mine(plan):\n    pass\n")
+    with pytest.raises(PolicyError) as caught:
+        judge(plan(step(Op.CREATE, BUCKET, "aws:s3:Bucket", inputs={})), tmp_path)
+    assert caught.value.message == ("policies/guard.py:3: policy name 'no-public-bucket' is already used "
+                                    "(provider aws)")
+
+
+def test_provider_rules_keep_their_default_and_description(tmp_path: Path) -> None:
+    rules = {r.name: r for r in rules_for(Project(root=tmp_path, name="test"), ["aws"])}
+    public = rules["no-public-bucket"]
+    assert (public.default, public.origin) == ("advisory", "provider aws")
+    assert public.about and public.about != "no-public-bucket"
 
 
 def test_rules_in_order_built_in_then_providers_then_the_projects(tmp_path: Path) -> None:
@@ -394,6 +414,31 @@ def test_a_dataclass_in_a_policy_file_works(tmp_path: Path) -> None:
             return Finding("from a dataclass")
     """)
     assert [v.message for v in judge(plan(), tmp_path)] == ["from a dataclass"]
+
+
+HINTS = """\
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+
+Text = str
+
+
+@dataclass
+class Finding:
+    message: Text
+
+
+def policy_hints(plan):
+    return Finding(typing.get_type_hints(Finding)["message"].__name__)
+"""
+
+
+def test_a_policy_module_stays_importable_by_name_while_policies_run(tmp_path: Path) -> None:
+    """Type hints, dataclasses and the like look a policy's module up by its name."""
+    write_policy(tmp_path, HINTS)
+    assert [v.message for v in judge(plan(), tmp_path)] == ["str"]
 
 
 def test_the_bucket_helper_plans_are_judged(tmp_path: Path) -> None:
