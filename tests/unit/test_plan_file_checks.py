@@ -9,6 +9,7 @@ plan while the program, config and state stay the same.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import datetime, timezone
@@ -156,6 +157,16 @@ def test_declarations_are_relative_to_the_project(project: Project) -> None:
     assert str(project.root) not in (project.root / "plan.json").read_text()
 
 
+def test_declarations_are_relative_even_under_a_folder_with_a_colon(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "team:infra" / "proj"
+    project = write_project(root, ENVIRONMENTS, stacks=["dev"], stack_files={"dev": CONFIG})
+    (root / "__main__.py").write_text(PROGRAM)
+    (root / "motd.txt").write_text("welcome")
+    monkeypatch.chdir(root)
+    assert {s.decl for s in make_plan(project).plan.steps} == {"__main__.py:8", "__main__.py:10"}
+
+
 def test_two_plans_of_the_same_change_are_two_plans(project: Project) -> None:
     assert make_plan(project).saved.hash != make_plan(project, name="again.json").saved.hash
 
@@ -163,8 +174,8 @@ def test_two_plans_of_the_same_change_are_two_plans(project: Project) -> None:
 def test_a_missing_file_is_named(project: Project) -> None:
     with pytest.raises(PlanFileError) as caught:
         read_plan_file(project.root / "nope.json")
-    assert caught.value.message.startswith(f"cannot read plan file {project.root / 'nope.json'}: ")
-    assert caught.value.message.endswith("No such file or directory")
+    assert caught.value.message == f"cannot read plan file {project.root / 'nope.json'}: No such file or directory"
+    assert caught.value.hint == "pass the file `stackwright plan --out` wrote"
 
 
 @pytest.mark.parametrize("content", [b"", b"{\"format\": \"stackwright-plan\"", b"\xff\xfe",
@@ -173,7 +184,9 @@ def test_an_unreadable_file_is_refused(project: Project, content: bytes) -> None
     (project.root / "plan.json").write_bytes(content)
     with pytest.raises(PlanTampered) as caught:
         read_plan_file(project.root / "plan.json")
-    assert caught.value.message.endswith("is not a readable Stackwright plan file (altered or truncated)")
+    assert caught.value.message == (f"{project.root / 'plan.json'} is not a readable Stackwright plan file "
+                                    "(altered or truncated)")
+    assert caught.value.hint == NEW_PLAN_HINT
 
 
 def test_an_edited_value_is_refused(project: Project) -> None:
@@ -181,16 +194,18 @@ def test_an_edited_value_is_refused(project: Project) -> None:
     doc = document(project)
     doc["allow_destroy"] = True
     rewrite(project, doc, rehash=False)
-    with pytest.raises(PlanTampered, match="its content hash does not match"):
+    with pytest.raises(PlanTampered, match="its content hash does not match") as caught:
         read_plan_file(project.root / "plan.json")
+    assert caught.value.hint == NEW_PLAN_HINT
 
 
 def test_a_whitespace_edit_is_refused(project: Project) -> None:
     make_plan(project)
     path = project.root / "plan.json"
     path.write_bytes(path.read_bytes().replace(b'": ', b'":  ', 1))
-    with pytest.raises(PlanTampered, match="not byte for byte as Stackwright wrote it"):
+    with pytest.raises(PlanTampered, match="not byte for byte as Stackwright wrote it") as caught:
         read_plan_file(path)
+    assert caught.value.hint == NEW_PLAN_HINT
 
 
 def test_an_edit_with_the_hash_recomputed_is_another_plan_never_recorded(project: Project) -> None:
@@ -202,14 +217,18 @@ def test_an_edit_with_the_hash_recomputed_is_another_plan_never_recorded(project
     assert "was never recorded for stack 'dev'" in refused(project, UnknownPlan)
 
 
-@pytest.mark.parametrize(("version", "kind", "message"), [
-    (3, PlanFileError, "is a version 3 plan file; this Stackwright reads version 2"),
-    (1, PlanFileError, "is a version 1 plan file, which this Stackwright no longer applies"),
-    ("2", PlanTampered, "is not a valid plan file (version '2')"),
-    (True, PlanTampered, "is not a valid plan file (version True)"),
-    (None, PlanTampered, "is not a valid plan file (version None)"),
+NEWER_HINT = "apply it with the Stackwright that made it"
+
+
+@pytest.mark.parametrize(("version", "kind", "message", "hint"), [
+    (3, PlanFileError, "is a version 3 plan file; this Stackwright reads version 2", NEWER_HINT),
+    (1, PlanFileError, "is a version 1 plan file, which this Stackwright no longer applies", NEW_PLAN_HINT),
+    ("2", PlanTampered, "is not a valid plan file (version '2')", NEW_PLAN_HINT),
+    (True, PlanTampered, "is not a valid plan file (version True)", NEW_PLAN_HINT),
+    (None, PlanTampered, "is not a valid plan file (version None)", NEW_PLAN_HINT),
 ])
-def test_other_versions_are_refused(project: Project, version: Any, kind: type[Exception], message: str) -> None:
+def test_other_versions_are_refused(project: Project, version: Any, kind: type[Exception], message: str,
+                                    hint: str) -> None:
     make_plan(project)
     doc = document(project)
     doc["version"] = version
@@ -217,6 +236,7 @@ def test_other_versions_are_refused(project: Project, version: Any, kind: type[E
     with pytest.raises(PlanFileError) as caught:
         read_plan_file(project.root / "plan.json")
     assert type(caught.value) is kind and caught.value.message.endswith(message)
+    assert caught.value.hint == hint
 
 
 def test_a_newer_version_is_named_even_when_it_does_not_hash_alike(project: Project) -> None:
@@ -245,6 +265,7 @@ def test_a_consistent_file_without_a_valid_plan_is_refused(project: Project, edi
     with pytest.raises(PlanTampered) as caught:
         saved.plan(None)
     assert caught.value.message.startswith(f"{project.root / 'plan.json'} is not a valid plan file (")
+    assert caught.value.hint == NEW_PLAN_HINT
 
 
 def test_writing_is_atomic(project: Project) -> None:
@@ -261,6 +282,19 @@ def test_the_rendered_file_is_indented_sorted_ascii_with_a_final_newline() -> No
     assert render({"b": "é", "a": [1]}) == b'{\n  "a": [\n    1\n  ],\n  "b": "\\u00e9"\n}\n'
     assert content_hash({"b": "é", "a": 1, "hash": "x"}) == content_hash({"a": 1, "b": "é"})
     assert content_hash({"a": 1}) == "015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862"
+
+
+def test_anyone_can_recompute_the_hash_as_docs_plan_file_says(project: Project) -> None:
+    """docs/plan-file.md: SHA-256 of json.dumps(doc_without_hash, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=True), UTF-8."""
+    (project.root / "stacks" / "dev.yaml").write_text(yaml.safe_dump({"config": {"greeting": "grüß dich"}}))
+    written = make_plan(project)
+    doc = document(project)
+    body = {k: v for k, v in doc.items() if k != "hash"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert "\\u00fc" in text
+    assert doc["hash"] == hashlib.sha256(text.encode("utf-8")).hexdigest() == written.saved.hash
+    assert len(doc["id"]) == 32 and int(doc["id"], 16) >= 0
 
 
 # --- applying --------------------------------------------------------------------------
@@ -477,6 +511,16 @@ def policy_freeze(plan):
     if pathlib.Path("FREEZE").exists():
         return "a change freeze is on"
 """
+
+
+@pytest.mark.parametrize(("count", "more"), [(3, ""), (4, "; and 1 more")])
+def test_a_refusal_lists_three_violations_and_counts_the_rest(project: Project, count: int, more: str) -> None:
+    (project.root / "policies").mkdir()
+    (project.root / "policies" / "many.py").write_text(MANY_VIOLATIONS.replace("range(5)", f"range({count})"))
+    with pytest.raises(PolicyBlocked) as caught:
+        make_plan(project)
+    assert caught.value.message == (f"plan not written: {count} mandatory policy violation(s): policy_no_files: "
+                                    "objection 0; policy_no_files: objection 1; policy_no_files: objection 2" + more)
 
 
 def test_policies_are_judged_again_when_the_plan_is_applied(project: Project) -> None:
