@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 import stackwright as sw
 from stackwright.engine.calls import ProviderCalls
@@ -18,11 +19,16 @@ from stackwright.engine.events import EventSink
 from stackwright.engine.recovery import RecoveryReport, recover
 from stackwright.engine.retry import RetryPolicy
 from stackwright.errors import ProviderError
+from stackwright.model.values import Secret
+from stackwright.operations.keyring import FernetKey
 from stackwright.plan.planner import make_plan
 from stackwright.providers.protocol import OperationContext, ReadResult
 from stackwright.state.records import PendingOperation, ResourceState
 from stackwright.testing import declare
 from unit.fakes import Thing, ThingProvider
+from unit.test_provider_instances import Providers as Instances
+from unit.test_provider_instances import WidgetProvider
+from unit.test_provider_instances import program as instances_program
 from unit.test_engine import P, Harness
 
 INPUTS = {"label": "x", "zone": "a", "ref": ""}
@@ -37,6 +43,8 @@ class NamedThings(ThingProvider):
         super().__init__()
         self.names: dict[str, str] = {}
         self.reads: list[tuple[str, str | None]] = []
+        self.given: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        """The inputs and outputs each read was given."""
 
     def create(self, ctx: OperationContext, inputs: Any) -> Any:
         made = super().create(ctx, inputs)
@@ -45,14 +53,22 @@ class NamedThings(ThingProvider):
 
     def read(self, ctx: OperationContext, id: str | None, inputs: Any, outputs: Any) -> ReadResult | None:
         self.reads.append((ctx.name, id))
+        self.given.append((dict(inputs), dict(outputs)))
         if id is None:
             id = next((oid for oid, name in self.names.items() if name == ctx.name and oid in self.objects), None)
         return super().read(ctx, id, inputs, outputs)
 
 
+def keyed(harness: Harness) -> Harness:
+    """The harness's store can hold secrets."""
+    key = Fernet.generate_key()
+    harness.store.use_cipher(FernetKey("test", lambda sealing: key, "use the test key"))
+    return harness
+
+
 @pytest.fixture
 def h(tmp_path: Path) -> Harness:
-    harness = Harness(tmp_path)
+    harness = keyed(Harness(tmp_path))
     harness.providers.thing = NamedThings()
     return harness
 
@@ -85,6 +101,7 @@ def pending(op: str, name: str, token: str, resource_id: str | None = None, **ex
 
 def last_changes(h: Harness) -> list[tuple[str, str]]:
     changes = h.store.checkpoint("dev", h.store.history("dev")[-1].number).changes
+    assert {c.type for c in changes} <= {"fake:Thing"}
     return [(c.urn.removeprefix(P), c.op) for c in changes]
 
 
@@ -103,6 +120,7 @@ def test_an_interrupted_create_whose_object_exists_is_adopted_with_its_dependenc
     assert h.store.snapshot("dev").pending == []
     assert last_changes(h) == [("b", "create")]
     assert things(h).reads == [("b", None)], "the read names the resource as its create did"
+    assert things(h).given == [(INPUTS, {})], "the read is given the inputs the create was given"
 
 
 def test_an_interrupted_create_that_made_nothing_is_forgotten(h: Harness) -> None:
@@ -136,6 +154,7 @@ def test_an_interrupted_delete_of_an_object_already_gone_drops_its_record(h: Har
     assert h.recorded() == {} and h.store.snapshot("dev").pending == []
     assert last_changes(h) == [("a", "delete")]
     assert things(h).reads == [("a", "a-7")]
+    assert things(h).given == [(INPUTS, {})], "the read is given the recorded inputs"
 
 
 def test_an_interrupted_delete_of_an_object_still_there_keeps_it_for_the_plan(h: Harness) -> None:
@@ -279,3 +298,36 @@ def test_a_throttled_read_during_recovery_is_retried_and_reported_for_its_resour
     assert sink.seen == [(P + "a", "read", 1), (P + "a", "read", 2)]
     assert (report.adopted, report.forgotten) == (([P + "a"], []) if op == "create" else ([], [P + "a"]))
     assert h.recorded()["a"].id == made and h.store.snapshot("dev").pending == []
+
+
+def test_secret_inputs_reach_the_recovery_read_revealed(h: Harness) -> None:
+    secret_inputs = {**INPUTS, "label": Secret("pw")}
+    leave_pending(h, PendingOperation(token="t", urn=P + "a", type="fake:Thing", op="create",
+                                      inputs=secret_inputs, started_at=1.0))
+    h.recover()
+    assert things(h).given == [({**INPUTS, "label": "pw"}, {})]
+
+
+class Reads(WidgetProvider):
+    """Notes the credential each read was made with."""
+
+    def read(self, ctx: OperationContext, id: str | None, inputs: Any, outputs: Any) -> ReadResult | None:
+        self.seen.append(("read", ctx.name, ctx.provider_config.get("token")))
+        return super().read(ctx, id, inputs, outputs)
+
+
+@pytest.mark.parametrize("op", ["create", "delete"])
+def test_recovery_reads_with_the_provider_instance_the_resource_uses(tmp_path: Path, op: str) -> None:
+    h = keyed(Harness(tmp_path))
+    providers = h.providers = Instances()  # type: ignore[assignment]
+    providers.widget = Reads()
+    assert h.up(instances_program("t1", widgets=1)).ok
+    widget = h.store.snapshot("dev").resources["dev::test::fake:Widget::w0"]
+    providers.widget.seen.clear()
+    leave_pending(h, PendingOperation(token="t", urn=widget.urn, type=widget.type, op=op, inputs=widget.inputs,
+                                      resource_id=widget.id if op == "delete" else None, started_at=1.0))
+
+    report = h.recover()
+
+    assert providers.widget.seen == [("read", "w0", "t1")]
+    assert report.forgotten == [widget.urn]
