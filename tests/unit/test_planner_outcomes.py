@@ -208,3 +208,115 @@ def test_an_ambiguous_component_target_is_refused() -> None:
     with pytest.raises(PlanError) as info:
         make_plan(declare(program), Snapshot("dev", "l", 1, {}, {}), FakeProviders(), targets=["box:box"])
     assert info.value.message.startswith("--target 'box:box' names 2 resources: ")
+
+
+# --- options changed without an input change -----------------------------------------------
+
+
+def test_changed_options_are_listed_old_and_new_and_recorded_without_a_provider_call(h: Harness) -> None:
+    class Box(sw.Component, type="fake:Box"):
+        pass
+
+    def before() -> None:
+        Thing("dep")
+        Thing("a", label="x", opts=sw.ResourceOptions(protect=True))
+
+    def after() -> None:
+        box = Box("box")
+        dep = Thing("dep")
+        Thing("a", label="x", opts=sw.ResourceOptions(
+            parent=box, depends_on=[dep], retain_on_delete=True, ignore_changes=["zone"],
+            aliases=[sw.Alias(no_parent=True)]))
+
+    assert h.up(before).ok
+    plan = make_plan(declare(after), h.store.snapshot("dev"), h.providers)
+    step = next(s for s in plan.steps if s.urn.endswith("$a"))
+    assert step.op.value == "same" and step.meta_changed and step.previous_urn == P + "a"
+    assert [(d.path, d.kind, d.old, d.new) for d in step.option_diffs] == [
+        ("parent", "update", None, "dev::test::fake:Box::box"),
+        ("dependencies", "update", [], [P + "dep"]),
+        ("protect", "update", True, False),
+        ("retain_on_delete", "update", False, True),
+        ("ignore_changes", "update", [], ["zone"]),
+        ("aliases", "update", [], [P + "a"]),
+    ]
+    h.providers.thing.calls.clear()
+    assert h.up(after).ok and sum(h.providers.thing.calls.values()) == 0
+    row = h.store.snapshot("dev").resources["dev::test::fake:Thing::box$a"]
+    assert (row.parent, row.deps, row.protect, row.retain_on_delete) == (
+        "dev::test::fake:Box::box", [P + "dep"], False, True)
+    assert row.options == {"ignore_changes": ["zone"], "aliases": [P + "a"]}
+    again = make_plan(declare(after), h.store.snapshot("dev"), h.providers)
+    assert not again.has_changes and all(not s.option_diffs for s in again.steps)
+
+
+def test_a_dependency_renamed_through_an_alias_is_no_option_change(h: Harness) -> None:
+    def before() -> None:
+        old = Thing("old")
+        Thing("user", ref=old.label, opts=sw.ResourceOptions(depends_on=[old]))
+
+    def after() -> None:
+        new = Thing("new", opts=sw.ResourceOptions(aliases=[sw.Alias(name="old")]))
+        Thing("user", ref=new.label, opts=sw.ResourceOptions(depends_on=[new]))
+
+    assert h.up(before).ok
+    plan = make_plan(declare(after), h.store.snapshot("dev"), h.providers)
+    user = next(s for s in plan.steps if s.urn == P + "user")
+    assert user.option_diffs == () and not user.meta_changed
+
+
+# --- order ---------------------------------------------------------------------------------
+
+
+def test_a_resource_that_depends_on_a_component_comes_after_the_component_s_children(h: Harness) -> None:
+    """``depends_on`` a component waits for what is declared under it, even when that is
+    declared after the resource."""
+    class Box(sw.Component, type="fake:Box"):
+        pass
+
+    def program() -> None:
+        box = Box("box")
+        Thing("early", opts=sw.ResourceOptions(depends_on=[box]))
+        inner = Thing("inner", opts=sw.ResourceOptions(parent=box))
+        Thing("deeper", ref=inner.arn, opts=sw.ResourceOptions(parent=box))
+        Thing("last")
+
+    plan = plan_for(program)
+    assert [s.urn.removeprefix(P).removeprefix("dev::test::fake:Thing::") for s in plan.steps] == [
+        "box$inner", "box$deeper", "early", "last"]
+    assert h.up(program).ok
+    assert [name for _, name in h.providers.thing.log].index("early") > 1
+
+
+# --- leftovers -------------------------------------------------------------------------------
+
+
+def test_only_pending_deletes_of_objects_the_record_no_longer_names_are_leftovers() -> None:
+    from stackwright.plan.planner import leftovers
+    from stackwright.state.records import PendingOperation
+
+    def op(token: str, kind: str, urn: str, rid: str | None) -> PendingOperation:
+        return PendingOperation(token=token, urn=P + urn, type="fake:Thing", op=kind, inputs={}, resource_id=rid)
+
+    rows = {r.urn: r for r in (record("a", id="a-new"), record("b", id="b-1"))}
+    pending = [op("old-a", "delete", "a", "a-old"), op("del-b", "delete", "b", "b-1"),
+               op("gone", "delete", "c", "c-1"), op("create", "create", "d", None),
+               op("update", "update", "a", "a-old"), op("no-id", "delete", "e", None)]
+    found = leftovers(Snapshot("dev", "l", 1, rows, {}, pending=pending))
+    assert [(o.token, o.urn, o.id) for o in found] == [("old-a", P + "a", "a-old"), ("gone", P + "c", "c-1")]
+
+
+def test_a_provider_check_error_names_the_resource_and_its_line() -> None:
+    from stackwright.errors import InputError
+
+    providers = FakeProviders()
+
+    def check(inputs: Any) -> dict[str, Any]:
+        raise InputError("label: too long")
+
+    providers.thing.check = check  # type: ignore[method-assign]
+    with pytest.raises(InputError) as info:
+        make_plan(declare(lambda: Thing("a", label="x")), Snapshot("dev", "l", 1, {}, {}), providers)  # bad-check
+    err = info.value
+    assert (err.resource, err.line) == (P + "a", line_of("# bad-check"))
+    assert err.file is not None and err.file.endswith(HERE)
