@@ -44,6 +44,7 @@ class NamedThings(ThingProvider):
         self.names: dict[str, str] = {}
         self.reads: list[tuple[str, str | None]] = []
         self.given: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.urns: list[str] = []
         """The inputs and outputs each read was given."""
 
     def create(self, ctx: OperationContext, inputs: Any) -> Any:
@@ -53,6 +54,7 @@ class NamedThings(ThingProvider):
 
     def read(self, ctx: OperationContext, id: str | None, inputs: Any, outputs: Any) -> ReadResult | None:
         self.reads.append((ctx.name, id))
+        self.urns.append(ctx.urn)
         self.given.append((dict(inputs), dict(outputs)))
         if id is None:
             id = next((oid for oid, name in self.names.items() if name == ctx.name and oid in self.objects), None)
@@ -155,6 +157,7 @@ def test_an_interrupted_delete_of_an_object_already_gone_drops_its_record(h: Har
     assert last_changes(h) == [("a", "delete")]
     assert things(h).reads == [("a", "a-7")]
     assert things(h).given == [(INPUTS, {})], "the read is given the recorded inputs"
+    assert things(h).urns == [P + "a"]
 
 
 def test_an_interrupted_delete_of_an_object_still_there_keeps_it_for_the_plan(h: Harness) -> None:
