@@ -57,7 +57,10 @@ class Harness:
         policy = RetryPolicy(max_attempts=5, rng=random.Random(1), sleep=self._sleep)
 
         def resolver(urn: str, lookup: Any) -> Any:
-            return resolve_value(desired.resources[urn].inputs, lambda r, p: lookup(r.urn, p))
+            """As `up` resolves: a lookup's source is its id."""
+            resource = desired.resources[urn]
+            source = {"id": resource.read_id} if resource.read_id is not None else resource.inputs
+            return resolve_value(source, lambda r, p: lookup(r.urn, p))
 
         applier = Applier(plan, self.providers, writer, ApplyOptions(parallel=parallel, retry=policy),
                           self.sink, resolver, stop)

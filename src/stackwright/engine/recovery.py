@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stackwright.engine.calls import ProviderCalls
+from stackwright.model.resource import urn_name
 from stackwright.model.values import carry_secrets, reveal, wrap_secret_keys
 from stackwright.providers.protocol import OperationContext, ProviderLookup, ResourceProvider, instance_config
 from stackwright.state.records import Change, PendingOperation, ResourceState, Snapshot
@@ -95,4 +96,4 @@ def _context(calls: ProviderCalls, op: PendingOperation, handler: ResourceProvid
         return row.outputs if row is not None else None
 
     config = instance_config(handler, op.inputs, outputs_of)
-    return calls.context(op.urn, op.urn.rsplit("$", 1)[-1], op.token, config)
+    return calls.context(op.urn, urn_name(op.urn), op.token, config)

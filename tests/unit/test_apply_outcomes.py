@@ -1,0 +1,107 @@
+"""Apply seen from outside: data lookups resolved at apply time, and the refusal of a
+plan whose deletes and replacements cannot be ordered, word for word."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackwright.engine.apply import action_graph
+from stackwright.engine.events import EventSink
+from stackwright.errors import PlanError, ProviderError
+from stackwright.plan.plan import Op, Plan, Step
+from stackwright.providers.protocol import OperationContext, ReadResult
+from unit.fakes import Thing, ThingProvider
+from unit.test_engine import P, Harness
+
+
+class Lookups(ThingProvider):
+    """Notes the resource, id and arguments of every read, and throttles the first few."""
+
+    def __init__(self, throttled: int = 0) -> None:
+        super().__init__()
+        self.throttled = throttled
+        self.reads: list[tuple[str, str, str | None, dict[str, Any], dict[str, Any]]] = []
+
+    def read(self, ctx: OperationContext, id: str | None, inputs: Any, outputs: Any) -> ReadResult | None:
+        self.reads.append((ctx.urn, ctx.name, id, dict(inputs), dict(outputs)))
+        if self.throttled:
+            self.throttled -= 1
+            raise ProviderError.transient("Throttling: Rate exceeded")
+        return super().read(ctx, id, inputs, outputs)
+
+
+class Retries(EventSink):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, int]] = []
+
+    def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:
+        self.seen.append((urn, action, attempt))
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    harness = Harness(tmp_path)
+    harness.providers.thing = Lookups()
+    return harness
+
+
+def test_a_lookup_of_an_id_made_in_the_same_run_reads_it_once_it_exists(h: Harness) -> None:
+    def program() -> None:
+        a = Thing("a", label="made")
+        given = Thing.get("given", a.id)
+        Thing("user", label=given.label)
+
+    result = h.up(program)
+
+    assert result.ok and result.done == {"create": 2, "read": 1}
+    rec = h.recorded()
+    assert rec["given"].id == rec["a"].id and rec["user"].inputs["label"] == "made"
+    assert rec["given"].external and rec["given"].retain_on_delete
+    lookups = h.providers.thing
+    assert isinstance(lookups, Lookups)
+    assert lookups.reads == [(P + "given", "given", rec["a"].id, {}, {})]
+
+
+def test_a_throttled_lookup_is_retried_and_reported_as_a_read_of_its_resource(h: Harness) -> None:
+    h.providers.thing = Lookups(throttled=1)
+    h.providers.thing.objects["given-1"] = {"label": "shared", "zone": "a", "ref": ""}
+    h.sink = sink = Retries()  # type: ignore[assignment]
+
+    result = h.up(lambda: Thing.get("given", "given-1"))
+
+    assert result.ok and sink.seen == [(P + "given", "read", 1)]
+    assert h.recorded()["given"].inputs == {"label": "shared", "zone": "a", "ref": ""}
+
+
+def test_a_lookup_under_a_component_is_recorded_under_it(h: Harness) -> None:
+    import stackwright as sw
+
+    class Box(sw.Component, type="fake:Box"):
+        def __init__(self, name: str) -> None:
+            super().__init__(name)
+            Thing.get("given", "given-1", opts=sw.ResourceOptions(parent=self))
+
+    h.providers.thing.objects["given-1"] = {"label": "shared", "zone": "a", "ref": ""}
+    assert h.up(lambda: Box("box")).ok
+    [row] = h.store.snapshot("dev").resources.values()
+    assert row.parent == "dev::test::fake:Box::box" and row.deps == []
+
+
+def test_an_unorderable_plan_is_refused_naming_each_action_and_cause() -> None:
+    a = Step(urn=P + "a", type="fake:Thing", op=Op.REPLACE, replace_keys=("zone", "label"), deps=(P + "b",),
+             old_id="1")
+    b = Step(urn=P + "b", type="fake:Thing", op=Op.REPLACE, replace_keys=("label",), deps=(P + "a",), old_id="2")
+    c = Step(urn=P + "c", type="fake:Thing", op=Op.UPDATE, deps=(), old_id="3")
+    plan = Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=(a, b, c))
+    with pytest.raises(PlanError) as info:
+        action_graph(plan)
+    err = info.value
+    names = err.message.removeprefix("the plan's deletes and replacements cannot be ordered: ").split(" (")[0]
+    assert set(names.split(" -> ")) == {"create a", "create b"}
+    assert err.message.endswith(" (a is replaced because zone, label changed; b is replaced because label changed)") \
+        or err.message.endswith(" (b is replaced because label changed; a is replaced because zone, label changed)")
+    assert err.resource in (P + "a", P + "b") and err.resource == P + names.split(" -> ")[0].split(" ")[1]
+    assert err.hint == "apply the change in two steps, or set delete_before_replace on the resources named"

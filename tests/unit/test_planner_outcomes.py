@@ -1,0 +1,322 @@
+"""What a user reads in a plan or a refusal: the error messages, hints and locations the
+planner gives, data lookups planned and applied, and what ``--target`` leaves out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import stackwright as sw
+from stackwright.errors import PlanError
+from stackwright.plan.planner import make_plan
+from stackwright.state.records import Snapshot
+from stackwright.testing import declare
+from unit.fakes import FakeProviders, Thing
+from unit.test_engine import P, Harness, h  # noqa: F401 - the fixture
+from unit.test_planner import ops, plan_for, record
+
+HERE = Path(__file__).name
+
+
+def line_of(marker: str) -> int:
+    """The line of this file holding ``marker`` (a declaration the test refers to)."""
+    lines = Path(__file__).read_text().splitlines()
+    return next(i for i, text in enumerate(lines, 1) if marker in text and "line_of" not in text)
+
+
+def test_a_protected_replacement_names_the_resource_its_line_the_cause_and_the_way_out() -> None:
+    with pytest.raises(PlanError) as info:
+        plan_for(lambda: Thing("a", zone="b", opts=sw.ResourceOptions(protect=True)),  # protected-replace
+                 record("a"))
+    err = info.value
+    assert err.message == "resource is protected; the plan would replace it (because zone changed)"
+    assert err.resource == P + "a"
+    assert err.file is not None and err.file.endswith(HERE) and err.line == line_of("# protected-replace")
+    assert err.hint == "set protect=False and run `up` first if you really mean to replace it, or undo the change"
+
+
+def test_a_replacement_of_a_resource_protected_in_the_record_is_refused() -> None:
+    with pytest.raises(PlanError, match="would replace it"):
+        plan_for(lambda: Thing("a", zone="b"), record("a", protect=True))
+
+
+def test_a_protected_delete_says_how_to_delete_it() -> None:
+    with pytest.raises(PlanError) as info:
+        plan_for(lambda: None, record("a", protect=True))
+    err = info.value
+    assert err.message == "resource is protected; the plan would delete it"
+    assert (err.resource, err.file, err.line) == (P + "a", None, None)
+    assert err.hint == "set protect=False and run `up` first if you really mean to delete it, or undo the change"
+
+
+def test_an_imported_resource_the_program_does_not_declare_says_to_add_its_code() -> None:
+    imported = record("a", protect=True)
+    imported.external = True
+    with pytest.raises(PlanError) as info:
+        plan_for(lambda: None, imported)
+    assert info.value.hint == ("it was imported and the program does not declare it yet: add the code `import` "
+                               f"printed; `stackwright state rm --force {P}a` forgets it instead")
+
+
+def test_every_protected_resource_is_named_in_one_refusal() -> None:
+    with pytest.raises(PlanError) as info:
+        plan_for(lambda: None, record("a", protect=True), record("b", protect=True), record("c", protect=True))
+    err = info.value
+    assert err.message == (f"{P}a: resource is protected; the plan would delete it; and 2 more: "
+                           f"{P}b: resource is protected; the plan would delete it; "
+                           f"{P}c: resource is protected; the plan would delete it")
+    assert err.hint is not None and "mean to delete it" in err.hint
+
+
+def test_a_kept_value_is_shown_with_its_keys_in_order_and_a_long_one_shortened() -> None:
+    kept = {"z": "1", "a": "2"}
+    plan = plan_for(lambda: Thing("a", label="v" * 80, opts=sw.ResourceOptions(ignore_changes=["label"])),
+                    record("a", label=kept))
+    shown = '"' + "v" * 56 + "..."
+    assert len(shown) == 60
+    assert plan.steps[0].notes == (f'label: kept at {{"a": "2", "z": "1"}}, not set to the declared {shown}: '
+                                   "ignore_changes lists it",)
+
+
+def test_a_value_of_exactly_sixty_characters_is_shown_whole() -> None:
+    kept = "k" * 58
+    plan = plan_for(lambda: Thing("a", label="new", opts=sw.ResourceOptions(ignore_changes=["label"])),
+                    record("a", label=kept))
+    assert plan.steps[0].notes == (f'label: kept at "{kept}", not set to the declared "new": ignore_changes lists it',)
+
+
+# --- data lookups (Resource.get) -----------------------------------------------------------
+
+
+def test_a_lookup_by_an_id_another_resource_records_is_planned_with_that_id() -> None:
+    def program() -> None:
+        a = Thing("a", label="given-1")
+        given = Thing.get("given", a.label)
+        Thing("user", label=given.id)
+
+    plan = plan_for(program, record("a", label="given-1"))
+    assert ops(plan) == {"a": "same", "given": "read", "user": "create"}
+    steps = {s.urn.removeprefix(P): s for s in plan.steps}
+    assert steps["given"].inputs == {"id": "given-1"}
+    assert steps["user"].inputs is not None and steps["user"].inputs["label"] == "given-1"
+
+
+def test_a_lookup_recorded_already_is_the_same_and_its_id_is_known_downstream() -> None:
+    def program() -> None:
+        given = Thing.get("given", "given-1")
+        Thing("user", label=given.id)
+
+    recorded = record("given", id="given-1")
+    plan = plan_for(program, recorded, record("user", label="given-1", deps=[P + "given"]))
+    assert ops(plan) == {"given": "same", "user": "same"} and not plan.has_changes
+
+
+def test_a_lookup_applies_again_and_again_without_a_failure_and_keeps_its_parent(h: Harness) -> None:
+    class Box(sw.Component, type="fake:Box"):
+        def __init__(self, name: str) -> None:
+            super().__init__(name)
+            Thing.get("given", "given-1", opts=sw.ResourceOptions(parent=self))
+
+    h.providers.thing.objects["given-1"] = {"label": "shared", "zone": "a", "ref": ""}
+    assert h.up(lambda: Box("box")).ok
+    again = h.up(lambda: Box("box"))
+    assert again.ok and again.done == {}
+    [row] = h.store.snapshot("dev").resources.values()
+    assert row.parent == "dev::test::fake:Box::box" and row.retain_on_delete
+    assert h.up(lambda: None).ok and "given-1" in h.providers.thing.objects
+
+
+def test_a_lookup_of_a_missing_object_fails_where_it_is_declared(h: Harness) -> None:
+    result = h.up(lambda: Thing.get("given", "nope"))  # missing-lookup
+    [failure] = result.failures
+    assert failure.message == f"{Path(__file__)}:{line_of('# missing-lookup')}: no fake:Thing with id 'nope' exists"
+
+
+# --- --target ------------------------------------------------------------------------------
+
+
+def test_a_target_leaves_out_the_deletes_of_other_resources() -> None:
+    def program() -> None:
+        a = Thing("a")
+        Thing("b", ref=a.arn)
+        Thing("c")
+
+    snapshot = Snapshot("dev", "l", 1, {r.urn: r for r in (record("gone"), record("c"))}, {})
+    plan = make_plan(declare(program), snapshot, FakeProviders(), targets=["b"])
+    assert ops(plan) == {"a": "create", "b": "create"}
+    plan = make_plan(declare(program), snapshot, FakeProviders(), targets=["gone"])
+    assert ops(plan) == {"gone": "delete"}
+
+
+def test_a_target_may_name_a_component_the_program_declares() -> None:
+    class Box(sw.Component, type="fake:Box"):
+        def __init__(self, name: str) -> None:
+            super().__init__(name)
+            Thing("item", label=name)
+
+    def program() -> None:
+        Box("left")
+        Box("right")
+        Thing("other")
+
+    for target in ("box:left", "fake:Box::left"):
+        plan = make_plan(declare(program), Snapshot("dev", "l", 1, {}, {}), FakeProviders(), targets=[target])
+        assert ops(plan) == {"left$item": "create"}, target
+
+
+def test_targets_that_name_nothing_are_listed_with_the_way_to_find_urns() -> None:
+    with pytest.raises(PlanError) as info:
+        make_plan(declare(lambda: Thing("a")), Snapshot("dev", "l", 1, {}, {}), FakeProviders(),
+                  targets=["zz", "yy"])
+    assert info.value.message == "--target names no resource of this stack: yy, zz"
+    assert info.value.hint == "`stackwright state ls` or `stackwright preview` lists the URNs"
+
+
+def test_an_ambiguous_target_lists_what_it_names_and_how_to_say_more() -> None:
+    class Box(sw.Component, type="fake:Box"):
+        def __init__(self, name: str) -> None:
+            super().__init__(name)
+            Thing("item")
+
+    def program() -> None:
+        Box("left")
+        Box("right")
+
+    with pytest.raises(PlanError) as info:
+        make_plan(declare(program), Snapshot("dev", "l", 1, {}, {}), FakeProviders(), targets=["item"])
+    assert info.value.message == f"--target 'item' names 2 resources: {P}left$item, {P}right$item"
+    assert info.value.hint == "give more of the URN (type::name, parent$name) or the whole URN"
+
+
+def test_an_ambiguous_component_target_is_refused() -> None:
+    class Box(sw.Component, type="fake:Box"):
+        def __init__(self, name: str, **kwargs: Any) -> None:
+            super().__init__(name, **kwargs)
+            Thing("item")
+
+    class Shelf(sw.Component, type="fake:Shelf"):
+        def __init__(self, name: str) -> None:
+            super().__init__(name)
+            Box("box", opts=sw.ResourceOptions(parent=self))
+
+    def program() -> None:
+        Shelf("top")
+        Shelf("bottom")
+
+    with pytest.raises(PlanError) as info:
+        make_plan(declare(program), Snapshot("dev", "l", 1, {}, {}), FakeProviders(), targets=["box:box"])
+    assert info.value.message.startswith("--target 'box:box' names 2 resources: ")
+
+
+# --- options changed without an input change -----------------------------------------------
+
+
+def test_changed_options_are_listed_old_and_new_and_recorded_without_a_provider_call(h: Harness) -> None:
+    class Box(sw.Component, type="fake:Box"):
+        pass
+
+    def before() -> None:
+        Thing("dep")
+        Thing("a", label="x", opts=sw.ResourceOptions(protect=True))
+
+    def after() -> None:
+        box = Box("box")
+        dep = Thing("dep")
+        Thing("a", label="x", opts=sw.ResourceOptions(
+            parent=box, depends_on=[dep], retain_on_delete=True, ignore_changes=["zone"],
+            aliases=[sw.Alias(no_parent=True)]))
+
+    assert h.up(before).ok
+    plan = make_plan(declare(after), h.store.snapshot("dev"), h.providers)
+    step = next(s for s in plan.steps if s.urn.endswith("$a"))
+    assert step.op.value == "same" and step.meta_changed and step.previous_urn == P + "a"
+    assert [(d.path, d.kind, d.old, d.new) for d in step.option_diffs] == [
+        ("parent", "update", None, "dev::test::fake:Box::box"),
+        ("dependencies", "update", [], [P + "dep"]),
+        ("protect", "update", True, False),
+        ("retain_on_delete", "update", False, True),
+        ("ignore_changes", "update", [], ["zone"]),
+        ("aliases", "update", [], [P + "a"]),
+    ]
+    h.providers.thing.calls.clear()
+    assert h.up(after).ok and sum(h.providers.thing.calls.values()) == 0
+    row = h.store.snapshot("dev").resources["dev::test::fake:Thing::box$a"]
+    assert (row.parent, row.deps, row.protect, row.retain_on_delete) == (
+        "dev::test::fake:Box::box", [P + "dep"], False, True)
+    assert row.options == {"ignore_changes": ["zone"], "aliases": [P + "a"]}
+    again = make_plan(declare(after), h.store.snapshot("dev"), h.providers)
+    assert not again.has_changes and all(not s.option_diffs for s in again.steps)
+
+
+def test_a_dependency_renamed_through_an_alias_is_no_option_change(h: Harness) -> None:
+    def before() -> None:
+        old = Thing("old")
+        Thing("user", ref=old.label, opts=sw.ResourceOptions(depends_on=[old]))
+
+    def after() -> None:
+        new = Thing("new", opts=sw.ResourceOptions(aliases=[sw.Alias(name="old")]))
+        Thing("user", ref=new.label, opts=sw.ResourceOptions(depends_on=[new]))
+
+    assert h.up(before).ok
+    plan = make_plan(declare(after), h.store.snapshot("dev"), h.providers)
+    user = next(s for s in plan.steps if s.urn == P + "user")
+    assert user.option_diffs == () and not user.meta_changed
+
+
+# --- order ---------------------------------------------------------------------------------
+
+
+def test_a_resource_that_depends_on_a_component_comes_after_the_component_s_children(h: Harness) -> None:
+    """``depends_on`` a component waits for what is declared under it, even when that is
+    declared after the resource."""
+    class Box(sw.Component, type="fake:Box"):
+        pass
+
+    def program() -> None:
+        box = Box("box")
+        Thing("early", opts=sw.ResourceOptions(depends_on=[box]))
+        inner = Thing("inner", opts=sw.ResourceOptions(parent=box))
+        Thing("deeper", ref=inner.arn, opts=sw.ResourceOptions(parent=box))
+        Thing("last")
+
+    plan = plan_for(program)
+    assert [s.urn.removeprefix(P).removeprefix("dev::test::fake:Thing::") for s in plan.steps] == [
+        "box$inner", "box$deeper", "early", "last"]
+    assert h.up(program).ok
+    assert [name for _, name in h.providers.thing.log].index("early") > 1
+
+
+# --- leftovers -------------------------------------------------------------------------------
+
+
+def test_only_pending_deletes_of_objects_the_record_no_longer_names_are_leftovers() -> None:
+    from stackwright.plan.planner import leftovers
+    from stackwright.state.records import PendingOperation
+
+    def op(token: str, kind: str, urn: str, rid: str | None) -> PendingOperation:
+        return PendingOperation(token=token, urn=P + urn, type="fake:Thing", op=kind, inputs={}, resource_id=rid)
+
+    rows = {r.urn: r for r in (record("a", id="a-new"), record("b", id="b-1"))}
+    pending = [op("old-a", "delete", "a", "a-old"), op("del-b", "delete", "b", "b-1"),
+               op("gone", "delete", "c", "c-1"), op("create", "create", "d", None),
+               op("update", "update", "a", "a-old"), op("no-id", "delete", "e", None)]
+    found = leftovers(Snapshot("dev", "l", 1, rows, {}, pending=pending))
+    assert [(o.token, o.urn, o.id) for o in found] == [("old-a", P + "a", "a-old"), ("gone", P + "c", "c-1")]
+
+
+def test_a_provider_check_error_names_the_resource_and_its_line() -> None:
+    from stackwright.errors import InputError
+
+    providers = FakeProviders()
+
+    def check(inputs: Any) -> dict[str, Any]:
+        raise InputError("label: too long")
+
+    providers.thing.check = check  # type: ignore[method-assign]
+    with pytest.raises(InputError) as info:
+        make_plan(declare(lambda: Thing("a", label="x")), Snapshot("dev", "l", 1, {}, {}), providers)  # bad-check
+    err = info.value
+    assert (err.resource, err.line) == (P + "a", line_of("# bad-check"))
+    assert err.file is not None and err.file.endswith(HERE)
