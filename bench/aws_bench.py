@@ -54,6 +54,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from aws_proxy import PassThroughProxy, serving  # noqa: E402
 from stackwright.providers.aws import localcloud  # noqa: E402
 
+from bytecode import compile_package
+
 CLI = [sys.executable, "-m", "stackwright.cli.main"]
 CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing"}
 ID_LIKE = re.compile(r"[0-9a-f]{8,}|[A-Z0-9]{12,}|%[0-9A-F]{2}")
@@ -324,6 +326,7 @@ def summary(results: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
+    compile_package()
     if sys.argv[1:2] == ["--hooked-cli"]:
         hooked_cli(sys.argv[2], sys.argv[3:])
         return

@@ -30,6 +30,8 @@ PROGRAM = '''
 import stackwright as sw
 from stackwright.components import Tenant
 
+from bytecode import compile_package
+
 config = sw.Config()
 for entry in config.require_object("tenants", list):
     Tenant(entry, chart=config.require_str("chart"), values={"autoscaling": {"enabled": False}})
@@ -85,4 +87,5 @@ def bench(tenants: int) -> dict[str, object]:
 
 
 if __name__ == "__main__":
+    compile_package()
     print(json.dumps(bench(int(sys.argv[1]) if len(sys.argv) > 1 else TENANTS), indent=2))

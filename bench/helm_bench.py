@@ -142,6 +142,8 @@ import stackwright as sw
 from stackwright.providers import k8s
 from stackwright.providers.k8s import helm
 
+from bytecode import compile_package
+
 config = sw.Config()
 cluster = k8s.Provider("cluster", kubeconfig=config.require_str("kubeconfig"))
 ns = k8s.Object("ns", manifest={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-apply"}},
@@ -234,6 +236,7 @@ def bench_help() -> dict[str, float]:
 
 
 def main() -> None:
+    compile_package()
     only = set(sys.argv[1:])
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # measure with Python's default bytecode cache
     root = Path(tempfile.mkdtemp(prefix="sw-helm-bench-"))

@@ -45,6 +45,8 @@ import stackwright as sw
 from stackwright.components import Tenant, TenantSpec
 from stackwright.providers import k8s
 
+from bytecode import compile_package
+
 config = sw.Config()
 cluster = k8s.Provider("cluster", kubeconfig=config.require_str("kubeconfig"))
 for spec in config.get_object("tenants", list[TenantSpec], default=[]):
@@ -142,6 +144,7 @@ def bench_previews(root: Path, kubeconfig: str) -> dict[str, float]:
 
 
 def main() -> None:
+    compile_package()
     only = set(sys.argv[1:])
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     root = Path(tempfile.mkdtemp(prefix="sw-tenants-bench-"))

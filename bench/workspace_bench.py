@@ -223,6 +223,8 @@ SHARD_TOP = """\
 import stackwright as sw
 from stackwright.providers import synthetic
 
+from bytecode import compile_package
+
 apps = [sw.StackReference(f"apps/a{{n:03d}}").output("app") for n in range({count})]
 synthetic.Thing("edge", ref=sw.Output.all(*apps).apply(len))
 """
@@ -347,6 +349,7 @@ def check_selection(out: str) -> None:
 
 
 def main() -> None:
+    compile_package()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
     chosen = set(sys.argv[1:]) or {"changed", "overhead", "shards"}
     if "changed" in chosen:
