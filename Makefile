@@ -11,7 +11,7 @@ REGISTRY     := $(TOOLS_BIN)/registry-v0.22.1
 ACTIONLINT_VERSION := v1.7.12
 ACTIONLINT   := $(TOOLS_BIN)/actionlint-$(ACTIONLINT_VERSION)
 
-.PHONY: demo test lint typecheck unit crash bench clean helm registry kube-tools actionlint mutation
+.PHONY: demo test lint typecheck unit crash bench bench-compare clean helm registry kube-tools actionlint mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +54,15 @@ mutation: $(STAMP)
 	$(BIN)/mutmut run --max-children 2
 	$(BIN)/python tools/mutation_score.py --min 90
 
+## Every benchmark (figures in bench/RESULTS.md), the Pulumi peer (the `peers` extra) included.
 bench: $(STAMP) helm
+	$(BIN)/python -m pip install --quiet -e '.[dev,peers]'
 	$(BIN)/python bench/run.py
+
+## The main figures of the working tree beside a git ref, interleaved: make bench-compare REF=main
+bench-compare: $(STAMP)
+	@test -n "$(REF)" || { echo "usage: make bench-compare REF=<git ref>"; exit 2; }
+	$(BIN)/python bench/compare.py $(REF) $(RUNS)
 
 ## helm, built once from Helm's Go module (tools/helm) into $(HELM); needs Go 1.24+.
 helm:

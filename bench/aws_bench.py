@@ -37,7 +37,6 @@ what the proxy itself adds. Prints one JSON line per scenario, then a human summ
 
 from __future__ import annotations
 
-import compileall
 import json
 import os
 import re
@@ -63,6 +62,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from aws_proxy import PassThroughProxy, serving  # noqa: E402
 from stackwright.providers.aws import localcloud  # noqa: E402
+
+from bytecode import compile_package
 
 CLI = [sys.executable, "-m", "stackwright.cli.main"]
 CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing"}
@@ -383,7 +384,7 @@ def main() -> None:
     if sys.argv[1:2] == ["--hooked-cli"]:
         hooked_cli(sys.argv[2], sys.argv[3:])
         return
-    compileall.compile_dir(str(ROOT / "src"), quiet=1)
+    compile_package()
     args = set(sys.argv[1:])
     direct = "--direct" in args
     wanted = args - {"--direct"} or {"platform", "aws500"}

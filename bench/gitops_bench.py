@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bytecode import compile_package
+
 from helm_bench import CHART, CLI
 
 TENANTS = 1000
@@ -86,4 +88,5 @@ def bench(tenants: int) -> dict[str, object]:
 
 
 if __name__ == "__main__":
+    compile_package()
     print(json.dumps(bench(int(sys.argv[1]) if len(sys.argv) > 1 else TENANTS), indent=2))

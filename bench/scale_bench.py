@@ -19,7 +19,6 @@ Targets: 10,000 resources ≤ 0.35 s; 50,000 ≤ 1.5 s with µs/resource flat fr
 
 from __future__ import annotations
 
-import compileall
 import json
 import os
 import shutil
@@ -27,6 +26,8 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+
+from bytecode import compile_package
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -69,7 +70,7 @@ def noop_previews(project: Path, count: int, smallest: dict[str, object] | None)
 
 
 def main() -> None:
-    compileall.compile_dir(str(HERE.parent / "src"), quiet=1)
+    compile_package()
     root = Path(tempfile.mkdtemp(prefix="sw-scale-"))
     smallest: dict[str, object] | None = None
     try:

@@ -22,6 +22,8 @@ sys.path.insert(0, str(HERE))
 
 from run import machine, make_project  # noqa: E402
 
+from bytecode import compile_package
+
 RUNS = 3
 COUNT = 2000
 PARALLEL = 64
@@ -110,6 +112,7 @@ def bench_latency(root: Path, latency: float, url: str) -> dict[str, object]:
 
 
 def main() -> None:
+    compile_package()
     root = Path(tempfile.mkdtemp(prefix="sw-state-bench-"))
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                         ("AWS_DEFAULT_REGION", "us-east-1")):

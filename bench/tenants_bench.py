@@ -30,7 +30,6 @@ TENANTS_WARM_PROJECT=DIR python bench/tenants_bench.py previews`.
 
 from __future__ import annotations
 
-import compileall
 import json
 import os
 import resource
@@ -40,6 +39,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bytecode import compile_package
 
 from helm_bench import children_cpu, helm_path, one_helm_template, program_graph
 from workspace_bench import cli
@@ -181,9 +182,9 @@ def measure(name: str, figures: tuple[float, float, float], target: float) -> di
 
 
 def main() -> None:
+    compile_package()
     only = set(sys.argv[1:])
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    compileall.compile_dir(str(ROOT / "src"), quiet=1)
     root = Path(tempfile.mkdtemp(prefix="sw-tenants-bench-"))
     results: dict[str, object] = {}
     try:

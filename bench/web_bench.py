@@ -36,6 +36,8 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests"), str(HERE.parent / "tests"
 from web_server import Server  # noqa: E402
 from workspace_bench import cli, trivial_workspace  # noqa: E402
 
+from bytecode import compile_package  # noqa: E402
+
 CLI = [sys.executable, "-m", "stackwright.cli.main"]
 RESOURCES = 10_000
 COMPONENTS = 100
@@ -150,6 +152,7 @@ def bench_stacks(count: int = 1000) -> dict[str, object]:
 
 
 def main(names: list[str]) -> None:
+    compile_package()
     chosen = names or ["stack", "stacks"]
     out: dict[str, object] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                               f"load {os.getloadavg()[0]:.1f}", "python": platform.python_version()}

@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bytecode import compile_package
+
 CLI = [sys.executable, "-m", "stackwright.cli.main"]
 TENANT_STACKS = 996
 CHANGED = "t0500"
@@ -347,6 +349,7 @@ def check_selection(out: str) -> None:
 
 
 def main() -> None:
+    compile_package()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
     chosen = set(sys.argv[1:]) or {"changed", "overhead", "shards"}
     if "changed" in chosen:
