@@ -15,6 +15,7 @@ import gc
 import json
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -240,6 +241,11 @@ class Operation:
         self.changes: list[Change] = []
         self.finished = False
         self._lock = threading.Lock()
+        self.id = uuid.uuid4().hex
+        """Tells this operation's stored open row from a leftover one (``open_operation``)."""
+        self.holder = ""
+        """The lock it runs under, as stored with the open operation."""
+        self._unsaved: list[Change] = []
 
     def check_open(self) -> None:
         if self.finished:
@@ -250,6 +256,17 @@ class Operation:
             with self._lock:
                 self.counts[change.op] = self.counts.get(change.op, 0) + 1
                 self.changes.append(change)
+
+    def note_unsaved(self, change: Change) -> None:
+        """A change no write records (a failed step): noted now, stored with the next write."""
+        self.note(change)
+        with self._lock:
+            self._unsaved.append(change)
+
+    def take_unsaved(self) -> list[Change]:
+        with self._lock:
+            unsaved, self._unsaved = self._unsaved, []
+        return unsaved
 
     def changes_json(self) -> str:
         return dumps([change_json(c) for c in self.changes])

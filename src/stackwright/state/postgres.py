@@ -71,7 +71,12 @@ _SCHEMA_V2: Final = (
     "CREATE INDEX events_by_stack ON events (stack, kind)",
 )
 _SCHEMA_V3: Final = ("ALTER TABLE resources ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",)
-_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3}
+_SCHEMA_V4: Final = (
+    """CREATE TABLE operations (
+        stack TEXT PRIMARY KEY, id TEXT NOT NULL, kind TEXT NOT NULL, who TEXT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL, holder TEXT NOT NULL, changes TEXT NOT NULL)""",
+)
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3, 3: _SCHEMA_V4}
 """Statements that take the schema from version ``n`` to ``n + 1`` (0 = empty schema)."""
 
 def shown_url(url: str) -> str:
@@ -255,6 +260,14 @@ class _Db(SqlDb):
     def transaction(self) -> Iterator[None]:
         with self.raw.transaction():
             yield
+
+    def execute_after(self, first: tuple[str, tuple[Any, ...]] | None, query: str,
+                      params: tuple[Any, ...]) -> Any:
+        """``first`` and ``query`` as one statement: ``first`` in a ``WITH`` (PostgreSQL
+        runs a data-modifying ``WITH`` whether or not the query reads it)."""
+        if first is None:
+            return self.conn.execute(query, params)
+        return self.conn.execute(f"WITH noted AS ({first[0]}) {query}", (*first[1], *params))
 
     def insert_lock(self, params: tuple[Any, ...]) -> bool:
         """Losing the race inserts nothing and leaves the transaction usable (no

@@ -24,6 +24,9 @@ from stackwright.state.codec import (
     Corrupt, Operation, SecretCipher, ValueCodec, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
     loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows,
 )
+from stackwright.state.open_operation import (
+    CLOSE_OPEN, INTERRUPTED, NOTE_OPEN, OPEN_COLUMNS, OpenOperation, holder_text, note_params, open_row,
+)
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
     Snapshot, StackInfo, StackRecord,
@@ -56,7 +59,12 @@ CHECKPOINT_COLUMNS: Final = (
 LOCK_COLUMNS: Final = "owner, pid, host, acquired_at, operation, token"
 BUMP: Final = "UPDATE stacks SET serial = serial + 1, updated_at = ? WHERE name = ?"
 DELETE_PENDING: Final = "DELETE FROM pending WHERE stack = ? AND token = ?"
-STACK_TABLES: Final = ("resources", "pending", "locks", "checkpoints", "outputs")
+STACK_TABLES: Final = ("resources", "pending", "locks", "checkpoints", "outputs", "operations")
+OPEN_SINCE: Final = 4
+"""The schema version that added the ``operations`` table (``open_operation.py``)."""
+BEGIN_QUERY: Final = (
+    "SELECT l.operation, l.owner, l.pid, l.host{open} FROM stacks s LEFT JOIN locks l ON l.stack = s.name"
+    "{join} WHERE s.name = ?")
 
 
 class SqlDb:
@@ -134,6 +142,15 @@ class SqlDb:
 
     def event_params(self, params: tuple[Any, ...]) -> tuple[Any, ...]:
         return params
+
+    def execute_after(self, first: tuple[str, tuple[Any, ...]] | None, query: str,
+                      params: tuple[Any, ...]) -> Any:
+        """Run ``first`` (a write returning nothing), then ``query``, whose cursor is
+        returned. A dialect may send both as one statement (PostgreSQL: a ``WITH``), so
+        that noting the open operation costs no round trip of its own."""
+        if first is not None:
+            self.conn.execute(*first)
+        return self.conn.execute(query, params)
 
     @contextmanager
     def write(self) -> Iterator[Any]:
@@ -344,9 +361,32 @@ class SqlStateStore:
         return None if row is None else LockInfo(*row)
 
     def begin(self, stack: str, kind: str, who: str) -> SqlStackWriter:
-        with self._db.read():
-            self._db.require(stack)
-        return SqlStackWriter(self._db, stack, kind, who)
+        """The caller holds the stack's lock: an operation left open by an earlier
+        holder (killed before its checkpoint) is closed first, as ``interrupted``."""
+        tracked = self._db.version >= OPEN_SINCE
+        query = BEGIN_QUERY.format(
+            open="".join(f", o.{c}" for c in OPEN_COLUMNS.split(", ")) if tracked else "",
+            join=" LEFT JOIN operations o ON o.stack = s.name" if tracked else "")
+        with self._db.read() as conn:
+            row = conn.execute(query, (stack,)).fetchone()
+        if row is None:
+            raise no_stack(stack)
+        if tracked and row[4] is not None:
+            self._close_leftover(stack, open_row(row[4:]))
+        writer = SqlStackWriter(self._db, stack, kind, who)
+        writer._op.holder = holder_text(*row[:4])
+        return writer
+
+    def _close_leftover(self, stack: str, leftover: OpenOperation) -> None:
+        """Its checkpoint: the changes that landed, and the state as it left it."""
+        if self._db.read_only:
+            return
+        with self._db.write() as conn:
+            if conn.execute(CLOSE_OPEN, (stack, leftover.id)).rowcount != 1:
+                return
+            dead = SqlStackWriter(self._db, stack, leftover.kind, leftover.who)
+            dead._op = leftover.closed(stack)
+            dead._write_checkpoint(INTERRUPTED, leftover.message(), dead._op.changes_json())
 
     def history(self, stack: str) -> list[Checkpoint]:
         """Oldest first; never reads the snapshot blobs."""
@@ -475,6 +515,14 @@ class SqlStackWriter:
         self._stack = stack
         self._op = Operation(stack, kind, who)
         """Changes are noted only after their commit: a failed write is not reported as done."""
+        self._opened = False
+        """A write stored the open operation (``open_operation.py``): ``finish`` removes it."""
+
+    def _noting(self, *changes: Change | None) -> tuple[str, tuple[Any, ...]]:
+        """The statement that stores the open operation with ``changes``, in the
+        transaction of the write that made them."""
+        self._opened = True
+        return NOTE_OPEN, note_params(self._stack, self._op, changes)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -488,9 +536,9 @@ class SqlStackWriter:
             self._stack, op.token, op.urn, op.type, op.op, self._db.values.dumps(op.inputs),
             op.resource_id, op.parent, dumps(op.deps), op.started_at,
         )
-        with self._db.write() as conn:
+        with self._db.write():
             self._db.bump(self._stack)
-            conn.execute(UPSERT_PENDING, params)
+            self._db.execute_after(self._noting(), UPSERT_PENDING, params)
 
     def record_resource(
         self, resource: ResourceState, change: Change | None, clears: str | None = None
@@ -500,7 +548,7 @@ class SqlStackWriter:
         params = resource_params(self._stack, resource, self._db.values)
         with self._db.write() as conn:
             self._db.bump(self._stack)
-            conn.execute(UPSERT_RESOURCE, params)
+            self._db.execute_after(self._noting(change), UPSERT_RESOURCE, params)
             if clears is not None:
                 conn.execute(DELETE_PENDING, (self._stack, clears))
         self._op.note(change)
@@ -514,19 +562,20 @@ class SqlStackWriter:
         with self._db.write() as conn:
             self._db.bump(self._stack)
             if resource_id is None:
-                conn.execute("DELETE FROM resources WHERE stack = ? AND urn = ?", (self._stack, urn))
+                self._db.execute_after(self._noting(change), "DELETE FROM resources WHERE stack = ? AND urn = ?",
+                                       (self._stack, urn))
             else:
-                conn.execute("DELETE FROM resources WHERE stack = ? AND urn = ? AND id = ?",
-                             (self._stack, urn, resource_id))
+                self._db.execute_after(self._noting(change), "DELETE FROM resources WHERE stack = ? AND urn = ?"
+                                       " AND id = ?", (self._stack, urn, resource_id))
             if clears is not None:
                 conn.execute(DELETE_PENDING, (self._stack, clears))
         self._op.note(change)
 
     def clear_pending(self, token: str, change: Change | None = None) -> None:
         self._op.check_open()
-        with self._db.write() as conn:
+        with self._db.write():
             self._db.bump(self._stack)
-            conn.execute(DELETE_PENDING, (self._stack, token))
+            self._db.execute_after(self._noting(change), DELETE_PENDING, (self._stack, token))
         self._op.note(change)
 
     def rename_resource(self, old_urn: str, new_urn: str) -> None:
@@ -542,8 +591,8 @@ class SqlStackWriter:
                     f"cannot move {old_urn} to {new_urn}: a resource is already recorded there",
                     hint="remove one of the aliases",
                 )
-            conn.execute("UPDATE resources SET urn = ? WHERE stack = ? AND urn = ?",
-                         (new_urn, self._stack, old_urn))
+            self._db.execute_after(self._noting(), "UPDATE resources SET urn = ? WHERE stack = ? AND urn = ?",
+                                   (new_urn, self._stack, old_urn))
             conn.execute("UPDATE resources SET parent = ? WHERE stack = ? AND parent = ?",
                          (new_urn, self._stack, old_urn))
             self._rename_deps(conn, old_urn, new_urn)
@@ -558,9 +607,9 @@ class SqlStackWriter:
             conn.execute(f"UPDATE resources SET deps = ? WHERE {order} = ?", (dumps(moved), key))
 
     def add_change(self, change: Change) -> None:
-        """Kept in memory: it only shows up in this operation's checkpoint."""
+        """Stored with the open operation by the next write (no commit of its own)."""
         self._op.check_open()
-        self._op.note(change)
+        self._op.note_unsaved(change)
 
     def finish(
         self, result: str, outputs: dict[str, Any] | None, message: str = ""
@@ -570,15 +619,19 @@ class SqlStackWriter:
         self._op.finished = True
         outputs_text = None if outputs is None else self._db.values.dumps(outputs)
         if not self._op.changes and result == "succeeded":
-            if outputs_text is not None:
-                with self._db.write():
-                    self._replace_outputs(outputs_text)
+            if outputs_text is not None or self._opened:
+                with self._db.write() as conn:
+                    if outputs_text is not None:
+                        self._replace_outputs(outputs_text)
+                    if self._opened:
+                        conn.execute(CLOSE_OPEN, (self._stack, self._op.id))
             return None
         changes_text = self._op.changes_json()
         with self._db.write():
             if outputs_text is not None:
                 self._replace_outputs(outputs_text)
-            return self._write_checkpoint(result, message, changes_text)
+            closing = (CLOSE_OPEN, (self._stack, self._op.id)) if self._opened else None
+            return self._write_checkpoint(result, message, changes_text, closing)
 
     def _outputs_text(self, lock: bool = False) -> str:
         suffix = self._db.dialect_lock_row if lock else ""
@@ -594,7 +647,8 @@ class SqlStackWriter:
             self._db.bump(self._stack)
             self._db.conn.execute("UPDATE outputs SET outputs = ? WHERE stack = ?", (text, self._stack))
 
-    def _write_checkpoint(self, result: str, message: str, changes_text: str) -> Checkpoint:
+    def _write_checkpoint(self, result: str, message: str, changes_text: str,
+                          closing: tuple[str, tuple[Any, ...]] | None = None) -> Checkpoint:
         conn = self._db.conn
         serial = self._db.serial(self._stack)
         outputs_text = self._outputs_text()
@@ -610,8 +664,8 @@ class SqlStackWriter:
             int(row[0]) if row else 1, self._op.kind, self._op.who, self._op.started_at, time.time(),
             result, dict(self._op.counts), message, serial,
         )
-        conn.execute(
-            "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        self._db.execute_after(
+            closing, "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (self._stack, cp.number, cp.kind, cp.who, cp.started_at, cp.finished_at,
              cp.result, dumps(cp.counts), cp.message, cp.serial, changes_text, blob))
         return cp
