@@ -218,6 +218,10 @@ class SqlStateStore:
         self._db = db
         self._closed = False
 
+    def together(self) -> AbstractContextManager[Any]:
+        """Every write inside commits in one transaction, when the block ends."""
+        return self._db.write()
+
     def use_cipher(self, cipher: SecretCipher) -> None:
         """Seal secrets with ``cipher`` from now on, and open them with it."""
         self._db.values = ValueCodec(cipher)

@@ -152,6 +152,8 @@ class StackRunner:
         """Each stack's keys and config, read once: finding links reads them first."""
         self.unlinked: dict[str, StackwrightError] = {}
         """Stacks whose exports and imports could not be found: each fails with its error."""
+        self.existing: dict[str, set[str]] = {}
+        """Each project's stacks, listed once: a run never removes a stack."""
 
     def __enter__(self) -> StackRunner:
         return self
@@ -234,10 +236,18 @@ class StackRunner:
 
     def _session(self, project: Project, stack: str) -> StackSession | None:
         """The stack's session, or None when it is not in the state store yet."""
-        store = self.store(project)
-        if not store.stack_exists(stack):
+        if not self._exists(project, stack):
             return None
         return self._new_session(project, stack)
+
+    def _exists(self, project: Project, stack: str) -> bool:
+        store = self.store(project)
+        if project.name not in self.existing:
+            self.existing[project.name] = {info.name for info in store.list_stacks()}
+        known = self.existing[project.name]
+        if stack not in known and store.stack_exists(stack):
+            known.add(stack)
+        return stack in known
 
     def _new_session(self, project: Project, stack: str) -> StackSession:
         """A session over the run's store of the project; closing the store is the run's."""

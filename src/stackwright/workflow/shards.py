@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -188,9 +189,12 @@ class _Worker:
         if lost is not None:
             result = _taken_over(result, lost)
         try:
-            self.record(ref, result.status, None)
-        finally:
+            with _together(store):  # the stack's run event and its release: one commit
+                self.record(ref, result.status, None)
+                store.release_lock(stack, lock.token)
+        except BaseException:
             store.release_lock(stack, lock.token)
+            raise
         listener.finished(result)
         return result
 
@@ -252,6 +256,12 @@ class _Worker:
 
     def locate(self, ref: str) -> tuple[Project, str]:
         return self.runner.entry(ref).project, ref.rpartition("/")[2]
+
+
+def _together(store: StateStore) -> AbstractContextManager[None]:
+    """Writes that commit as one where the store can (the SQL stores' ``together``)."""
+    together = getattr(store, "together", None)
+    return cast(AbstractContextManager[None], together()) if callable(together) else nullcontext()
 
 
 def _taken_over(result: StackResult, lost: LockHeldError) -> StackResult:
