@@ -235,3 +235,40 @@ def test_a_worker_killed_before_a_checkpoint_leaves_it_interrupted(tmp_path: Pat
         [up] = store.history("main")
     assert (up.result, up.counts) == ("interrupted", {"create": 1}), up
     assert "run-up run-4" in up.message, up.message
+
+
+def test_workers_share_finding_exports_and_imports(tmp_path: Path) -> None:
+    """Each worker runs only its own shard's programs to find what they export and
+    import, and takes the other stacks' from the events their workers recorded; a stack
+    nobody recorded (its worker died) it works out itself."""
+    from stackwright.state.sqlite import SqliteStateStore
+    from stackwright.workflow.multistack import RunOptions, StackRunner, initialize
+    from stackwright.workflow.shards import LINKS_EVENT, Shard, ShardOptions, _SharedLinks
+    from stackwright.workflow.workspace import load_workspace, select_all, stack_graph
+
+    (tmp_path / "stackwright-workspace.yaml").write_text(
+        "projects:\n  - {path: mine, stacks: [dev]}\n  - {path: theirs, stacks: [b, c]}\n")
+    for project, program in (("mine", BASE), ("theirs", "raise RuntimeError('not run by this worker')\n")):
+        (tmp_path / project / "stacks").mkdir(parents=True)
+        (tmp_path / project / "stackwright.yaml").write_text(f"name: {project}\n")
+        (tmp_path / project / "__main__.py").write_text(program)
+    workspace = load_workspace(tmp_path / "stackwright-workspace.yaml")
+    graph = stack_graph(workspace)
+    refs = select_all(graph).refs
+    assert refs == ["mine/dev", "theirs/b", "theirs/c"]
+    initialize(workspace, refs)
+    with SqliteStateStore(tmp_path / "theirs" / ".stackwright" / "state.db") as store:
+        store.record_event("b", LINKS_EVENT, "w2", {"run_id": "r", "stacks": ["b"], "failed": {},
+                                                     "links": {"b": {"exports": {"N": "t"}, "imports": {}}}})
+        store.record_event("c", LINKS_EVENT, "w3", {"run_id": "r", "stacks": ["c"], "failed": {},
+                                                     "links": {"c": {"exports": {}, "imports": {"N": "u"}}}})
+        store.record_event("c", LINKS_EVENT, "w9", {"run_id": "other run", "stacks": ["c"], "failed": {},
+                                                     "links": {}})
+    options = RunOptions(action="up", who="tester")
+    with StackRunner(workspace, options) as runner:
+        linked = _SharedLinks(runner, ShardOptions(Shard(1, 3), "r")).linked(graph)
+        assert linked.deps["theirs/c"] == ["theirs/b"] and not runner.unlinked
+    with StackRunner(workspace, options) as runner:  # run "s": nobody recorded b and c
+        _SharedLinks(runner, ShardOptions(Shard(1, 3), "s")).linked(graph)
+        assert sorted(runner.unlinked) == ["theirs/b", "theirs/c"]
+        assert "not run by this worker" in runner.unlinked["theirs/c"].headline()

@@ -3,9 +3,9 @@ recorded so far, kept in the store while it runs, so that a writer killed before
 checkpoint still leaves one.
 
 Every backend stores one open operation per stack: its id, kind, who, start time,
-the lock it ran under (which names a sharded run: ``run-up <run id>``), and each
-change as a JSON line appended in the same commit as the write that made it (no
-commit of its own). ``finish`` removes it with the checkpoint it writes. Whoever next
+the lock it ran under (which names a sharded run: ``run-up <run id>``), and its
+changes as JSON lines, added in the same commit as the write that made them (no commit
+of its own; in the SQL stores a row per write, never a rewrite of what is there). ``finish`` removes it with the checkpoint it writes. Whoever next
 begins an operation on the stack, holding the stack's lock, so with the first holder
 gone, closes a leftover one as an ``interrupted`` checkpoint listing the changes that
 landed (``StateStore.begin``).
@@ -19,17 +19,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from stackwright.state.codec import Operation, change_from, change_json, dumps
+from stackwright.state.codec import Operation, change_from
 from stackwright.state.records import Change
 
-OPEN_COLUMNS: Final = "id, kind, who, started_at, holder, changes"
-NOTE_OPEN: Final = f"""
-    INSERT INTO operations (stack, {OPEN_COLUMNS}) VALUES (?,?,?,?,?,?,?)
-    ON CONFLICT (stack) DO UPDATE SET changes = operations.changes || excluded.changes
-    WHERE operations.id = excluded.id"""
-"""Opens the operation on its first write, appends its new changes on every later one;
-a leftover row of another operation is left for ``begin`` to close."""
+OPEN_COLUMNS: Final = "id, kind, who, started_at, holder"
+OPEN: Final = f"INSERT INTO operations (stack, {OPEN_COLUMNS}) VALUES (?,?,?,?,?,?) ON CONFLICT (stack) DO NOTHING"
+"""Opens the operation with its first write (a leftover of another one stays for
+``begin`` to close, which it did before this operation started)."""
+NOTE_CHANGES: Final = "INSERT INTO operation_changes (stack, operation, changes) VALUES (?,?,?)"
 CLOSE_OPEN: Final = "DELETE FROM operations WHERE stack = ? AND id = ?"
+CLOSE_CHANGES: Final = "DELETE FROM operation_changes WHERE stack = ? AND operation = ?"
 INTERRUPTED: Final = "interrupted"
 
 
@@ -61,8 +60,8 @@ class OpenOperation:
                 "its checkpoint; closed by the next holder of the stack's lock")
 
 
-def open_row(row: Sequence[Any]) -> OpenOperation:
-    op_id, kind, who, started_at, holder, changes = row
+def open_row(row: Sequence[Any], changes: str = "") -> OpenOperation:
+    op_id, kind, who, started_at, holder = row
     return OpenOperation(str(op_id), str(kind), str(who), float(started_at), str(holder), str(changes))
 
 
@@ -77,12 +76,27 @@ def holder_text(operation: str | None, owner: str | None, pid: int | None, host:
     return f"{operation}, pid {pid} on {host}" + (f", {owner}" if owner else "")
 
 
-def change_lines(changes: Sequence[Change | None]) -> str:
-    return "".join(dumps(change_json(c)) + "\n" for c in changes if c is not None)
+def change_lines(op: Operation, changes: Sequence[Change | None]) -> str:
+    return "".join(op.encode(c) + "\n" for c in changes if c is not None)
 
 
-def note_params(stack: str, op: Operation, changes: Sequence[Change | None]) -> tuple[Any, ...]:
-    """``NOTE_OPEN``'s parameters: ``changes`` and those ``add_change`` noted since the
-    last write (their only commit is the next write's)."""
-    return (stack, op.id, op.kind, op.who, op.started_at, op.holder,
-            change_lines([*op.take_unsaved(), *changes]))
+Statement = tuple[str, tuple[Any, ...]]
+
+
+def noting(stack: str, op: Operation, changes: Sequence[Change | None], opened: bool) -> list[Statement]:
+    """The SQL that opens ``op`` (unless an earlier commit ``opened`` it) and stores
+    ``changes`` with those ``add_change`` noted since the last write (their only
+    commit is the next write's)."""
+    lines = change_lines(op, [*op.take_unsaved(), *changes])
+    out: list[Statement] = [] if opened else [(OPEN, (stack, op.id, op.kind, op.who, op.started_at, op.holder))]
+    return [*out, (NOTE_CHANGES, (stack, op.id, lines))] if lines else out
+
+
+def closing(stack: str, op_id: str) -> list[Statement]:
+    return [(CLOSE_OPEN, (stack, op_id)), (CLOSE_CHANGES, (stack, op_id))]
+
+
+def note_row(op: Operation, changes: Sequence[Change | None]) -> list[Any]:
+    """The S3 journal's form: the header and the new change lines."""
+    return [op.id, op.kind, op.who, op.started_at, op.holder,
+            change_lines(op, [*op.take_unsaved(), *changes])]

@@ -52,7 +52,7 @@ from stackwright.state.codec import (
     gc_paused, loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows,
     snapshot_json,
 )
-from stackwright.state.open_operation import INTERRUPTED, OpenOperation, holder_text, note_params, open_row
+from stackwright.state.open_operation import INTERRUPTED, OpenOperation, holder_text, note_row, open_row
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation,
     ResourceState, Snapshot, StackInfo, StackRecord,
@@ -126,7 +126,8 @@ class _Stack:
     base: int = 0
     """The head's serial: journal objects after it hold the rest."""
     operation: Row | None = None
-    """The open operation (``open_operation.py``): id, kind, who, started_at, holder, changes."""
+    """The open operation (``open_operation.py``): id, kind, who, started_at, holder, and
+    its changes as a list of JSON-lines chunks (one per write: never rewritten)."""
 
     def copy(self) -> _Stack:
         return replace(self, resources=dict(self.resources), pending=dict(self.pending),
@@ -176,10 +177,11 @@ def apply_op(state: _Stack, op: Sequence[Any]) -> None:
 def _note_open(state: _Stack, row: Row) -> None:
     """As ``NOTE_OPEN`` in the SQL stores: open it, or append the changes of the same
     operation; a leftover of another one stays for ``begin`` to close."""
+    chunks = [row[5]] if row[5] else []
     if state.operation is None:
-        state.operation = list(row)
-    elif state.operation[0] == row[0]:
-        state.operation = [*state.operation[:5], state.operation[5] + row[5]]
+        state.operation = [*row[:5], chunks]
+    elif state.operation[0] == row[0] and chunks:
+        state.operation = [*state.operation[:5], [*state.operation[5], *chunks]]
 
 
 def _rename(state: _Stack, old: str, new: str) -> None:
@@ -654,7 +656,7 @@ class S3StateStore:
         with self._guard():
             state = self._load(stack)
             if state.operation is not None and not self.read_only:
-                state = self._close_leftover(stack, state, open_row(state.operation))
+                state = self._close_leftover(stack, state, open_row(state.operation[:5], "".join(state.operation[5])))
             held = self._read_lock(stack)
         writer = S3StackWriter(self, stack, kind, who, state)
         if held is not None:
@@ -834,8 +836,7 @@ class S3StackWriter:
         """The journal entry that stores the open operation with ``changes``, in the
         commit of the write that made them."""
         self._opened = True
-        note = note_params(self._stack, self._op, changes)
-        return ["operation", list(note[1:])]
+        return ["operation", note_row(self._op, changes)]
 
     @contextmanager
     def batch(self) -> Iterator[None]:

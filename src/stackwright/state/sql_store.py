@@ -16,6 +16,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
@@ -25,7 +26,7 @@ from stackwright.state.codec import (
     loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows,
 )
 from stackwright.state.open_operation import (
-    CLOSE_OPEN, INTERRUPTED, NOTE_OPEN, OPEN_COLUMNS, OpenOperation, holder_text, note_params, open_row,
+    CLOSE_OPEN, INTERRUPTED, OPEN_COLUMNS, OpenOperation, Statement, closing, holder_text, noting, open_row,
 )
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
@@ -59,7 +60,8 @@ CHECKPOINT_COLUMNS: Final = (
 LOCK_COLUMNS: Final = "owner, pid, host, acquired_at, operation, token"
 BUMP: Final = "UPDATE stacks SET serial = serial + 1, updated_at = ? WHERE name = ?"
 DELETE_PENDING: Final = "DELETE FROM pending WHERE stack = ? AND token = ?"
-STACK_TABLES: Final = ("resources", "pending", "locks", "checkpoints", "outputs", "operations")
+STACK_TABLES: Final = ("resources", "pending", "locks", "checkpoints", "outputs", "operations",
+                        "operation_changes")
 OPEN_SINCE: Final = 4
 """The schema version that added the ``operations`` table (``open_operation.py``)."""
 BEGIN_QUERY: Final = (
@@ -143,13 +145,12 @@ class SqlDb:
     def event_params(self, params: tuple[Any, ...]) -> tuple[Any, ...]:
         return params
 
-    def execute_after(self, first: tuple[str, tuple[Any, ...]] | None, query: str,
-                      params: tuple[Any, ...]) -> Any:
-        """Run ``first`` (a write returning nothing), then ``query``, whose cursor is
-        returned. A dialect may send both as one statement (PostgreSQL: a ``WITH``), so
+    def execute_after(self, first: list[Statement], query: str, params: tuple[Any, ...]) -> Any:
+        """Run ``first`` (writes returning nothing), then ``query``, whose cursor is
+        returned. A dialect may send them as one statement (PostgreSQL: a ``WITH``), so
         that noting the open operation costs no round trip of its own."""
-        if first is not None:
-            self.conn.execute(*first)
+        for statement in first:
+            self.conn.execute(*statement)
         return self.conn.execute(query, params)
 
     @contextmanager
@@ -386,11 +387,16 @@ class SqlStateStore:
         if self._db.read_only:
             return
         with self._db.write() as conn:
+            lines = conn.execute(
+                f"SELECT changes FROM operation_changes WHERE stack = ? AND operation = ? ORDER BY {self._db.dialect_order}",
+                (stack, leftover.id)).fetchall()
             if conn.execute(CLOSE_OPEN, (stack, leftover.id)).rowcount != 1:
                 return
+            leftover = replace(leftover, changes_text="".join(str(line[0]) for line in lines))
             dead = SqlStackWriter(self._db, stack, leftover.kind, leftover.who)
             dead._op = leftover.closed(stack)
-            dead._write_checkpoint(INTERRUPTED, leftover.message(), dead._op.changes_json())
+            dead._write_checkpoint(INTERRUPTED, leftover.message(), dead._op.changes_json(),
+                                   closing(stack, leftover.id)[1:])
 
     def history(self, stack: str) -> list[Checkpoint]:
         """Oldest first; never reads the snapshot blobs."""
@@ -521,18 +527,26 @@ class SqlStackWriter:
         """Changes are noted only after their commit: a failed write is not reported as done."""
         self._opened = False
         """A write stored the open operation (``open_operation.py``): ``finish`` removes it."""
+        self._open_committed = False
+        """A committed write stored it: later writes add their changes only."""
 
-    def _noting(self, *changes: Change | None) -> tuple[str, tuple[Any, ...]]:
-        """The statement that stores the open operation with ``changes``, in the
+    def _noting(self, *changes: Change | None) -> list[Statement]:
+        """The statements that store the open operation with ``changes``, in the
         transaction of the write that made them."""
         self._opened = True
-        return NOTE_OPEN, note_params(self._stack, self._op, changes)
+        return noting(self._stack, self._op, changes, self._open_committed)
+
+    def _committed(self) -> None:
+        """After a write: it committed, unless a batch around it has yet to."""
+        if self._db.depth == 0:
+            self._open_committed = self._opened
 
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Group commit: every write inside the block commits in one transaction."""
         with self._db.batch():
             yield
+        self._committed()
 
     def record_pending(self, op: PendingOperation) -> None:
         self._op.check_open()
@@ -543,6 +557,7 @@ class SqlStackWriter:
         with self._db.write():
             self._db.bump(self._stack)
             self._db.execute_after(self._noting(), UPSERT_PENDING, params)
+        self._committed()
 
     def record_resource(
         self, resource: ResourceState, change: Change | None, clears: str | None = None
@@ -555,6 +570,7 @@ class SqlStackWriter:
             self._db.execute_after(self._noting(change), UPSERT_RESOURCE, params)
             if clears is not None:
                 conn.execute(DELETE_PENDING, (self._stack, clears))
+        self._committed()
         self._op.note(change)
 
     def remove_resource(
@@ -573,6 +589,7 @@ class SqlStackWriter:
                                        " AND id = ?", (self._stack, urn, resource_id))
             if clears is not None:
                 conn.execute(DELETE_PENDING, (self._stack, clears))
+        self._committed()
         self._op.note(change)
 
     def clear_pending(self, token: str, change: Change | None = None) -> None:
@@ -580,6 +597,7 @@ class SqlStackWriter:
         with self._db.write():
             self._db.bump(self._stack)
             self._db.execute_after(self._noting(change), DELETE_PENDING, (self._stack, token))
+        self._committed()
         self._op.note(change)
 
     def rename_resource(self, old_urn: str, new_urn: str) -> None:
@@ -628,14 +646,15 @@ class SqlStackWriter:
                     if outputs_text is not None:
                         self._replace_outputs(outputs_text)
                     if self._opened:
-                        conn.execute(CLOSE_OPEN, (self._stack, self._op.id))
+                        for statement in closing(self._stack, self._op.id):
+                            conn.execute(*statement)
             return None
         changes_text = self._op.changes_json()
         with self._db.write():
             if outputs_text is not None:
                 self._replace_outputs(outputs_text)
-            closing = (CLOSE_OPEN, (self._stack, self._op.id)) if self._opened else None
-            return self._write_checkpoint(result, message, changes_text, closing)
+            closed = closing(self._stack, self._op.id) if self._opened else []
+            return self._write_checkpoint(result, message, changes_text, closed)
 
     def _outputs_text(self, lock: bool = False) -> str:
         suffix = self._db.dialect_lock_row if lock else ""
@@ -652,7 +671,7 @@ class SqlStackWriter:
             self._db.conn.execute("UPDATE outputs SET outputs = ? WHERE stack = ?", (text, self._stack))
 
     def _write_checkpoint(self, result: str, message: str, changes_text: str,
-                          closing: tuple[str, tuple[Any, ...]] | None = None) -> Checkpoint:
+                          closed: list[Statement] | None = None) -> Checkpoint:
         conn = self._db.conn
         serial = self._db.serial(self._stack)
         outputs_text = self._outputs_text()
@@ -669,7 +688,7 @@ class SqlStackWriter:
             result, dict(self._op.counts), message, serial,
         )
         self._db.execute_after(
-            closing, "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            closed or [], "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (self._stack, cp.number, cp.kind, cp.who, cp.started_at, cp.finished_at,
              cp.result, dumps(cp.counts), cp.message, cp.serial, changes_text, blob))
         return cp

@@ -68,7 +68,8 @@ _SCHEMA_V3: Final = ("ALTER TABLE resources ADD COLUMN options TEXT NOT NULL DEF
 _SCHEMA_V4: Final = (
     """CREATE TABLE operations (
         stack TEXT PRIMARY KEY, id TEXT NOT NULL, kind TEXT NOT NULL, who TEXT NOT NULL,
-        started_at REAL NOT NULL, holder TEXT NOT NULL, changes TEXT NOT NULL)""",
+        started_at REAL NOT NULL, holder TEXT NOT NULL)""",
+    "CREATE TABLE operation_changes (stack TEXT NOT NULL, operation TEXT NOT NULL, changes TEXT NOT NULL)",
 )
 """The open operation of each stack (``state/open_operation.py``)."""
 _WAL_CHECKPOINT_PAGES: Final = 16384

@@ -186,17 +186,25 @@ class StackRunner:
         resources import (CloudFormation ``Export`` / ``Fn::ImportValue``), as if it
         had ``depends_on`` them. A stack whose names cannot be found (its program
         fails) is remembered, and fails with that error when its turn comes."""
-        from stackwright.plan.links import stack_edges
-        from stackwright.workflow.workspace import with_links
-
         if len(graph.deps) < 2:
             return graph
+        return self.with_links(graph, self.links_of(graph.deps))
+
+    def links_of(self, refs: Iterable[str]) -> dict[str, StackLinks]:
+        """What each stack exports and imports; one whose names cannot be found is
+        remembered in ``unlinked`` instead."""
         links: dict[str, StackLinks] = {}
-        for ref in graph.deps:
+        for ref in refs:
             try:
                 links[ref] = self._links(ref)
             except StackwrightError as exc:
                 self.unlinked[ref] = exc
+        return links
+
+    def with_links(self, graph: Graph[str], links: Mapping[str, StackLinks]) -> Graph[str]:
+        from stackwright.plan.links import stack_edges
+        from stackwright.workflow.workspace import with_links
+
         return with_links(graph, stack_edges(links), self.workspace.shown)
 
     def _links(self, ref: str) -> StackLinks:
