@@ -143,11 +143,14 @@ class StackRunner:
     project's state store open until the run ends (opening and closing one per stack
     is most of a trivial stack's cost)."""
 
-    def __init__(self, workspace: Workspace, options: RunOptions) -> None:
+    def __init__(self, workspace: Workspace, options: RunOptions,
+                 stores: dict[str, StateStore] | None = None) -> None:
+        """``stores``: projects' stores opened already (by ``initialize``), by project
+        name; the runner closes them with its own."""
         self.workspace = workspace
         self.options = options
         self.known: dict[str, Outputs] = {}
-        self.stores: dict[str, StateStore] = {}
+        self.stores: dict[str, StateStore] = {} if stores is None else stores
         self.configs: dict[str, tuple[Keyring, ConfigSource]] = {}
         """Each stack's keys and config, read once: finding links reads them first."""
         self.unlinked: dict[str, StackwrightError] = {}
@@ -345,9 +348,11 @@ def violations(session: StackSession, plan: Plan) -> list[Violation]:
     return evaluate(plan, session.project, env, providers=session.providers)
 
 
-def initialize(workspace: Workspace, refs: Iterable[str]) -> list[str]:
+def initialize(workspace: Workspace, refs: Iterable[str],
+               keep: dict[str, StateStore] | None = None) -> list[str]:
     """Create the stacks of ``refs`` that do not exist yet; the workspace file lists
-    them, which is the intent `stack init` would otherwise record. Returns the new ones."""
+    them, which is the intent `stack init` would otherwise record. Returns the new ones.
+    With ``keep``, the stores opened stay open there (by project name) for a runner."""
     created: list[str] = []
     for entry, stacks in _by_project(workspace, refs):
         store = open_store(entry.project)
@@ -356,7 +361,12 @@ def initialize(workspace: Workspace, refs: Iterable[str]) -> list[str]:
             for stack in stacks:
                 if stack not in existing and _created(store, stack):
                     created.append(f"{entry.name}/{stack}")
-        finally:
+        except BaseException:
+            store.close()
+            raise
+        if keep is not None and entry.project.name not in keep:
+            keep[entry.project.name] = store
+        else:
             store.close()
     return created
 

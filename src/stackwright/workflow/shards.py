@@ -111,11 +111,13 @@ class Done:
 
 
 def run_shard(workspace: Workspace, graph: Graph[str], options: RunOptions, shard: ShardOptions,
-              listener: Listener = Listener()) -> tuple[dict[str, StackResult], dict[str, Done]]:
+              listener: Listener = Listener(),
+              stores: dict[str, StateStore] | None = None) -> tuple[dict[str, StackResult], dict[str, Done]]:
     """Work on the run until every stack of ``graph`` has an event of this run.
     Returns the results of the stacks this worker ran or skipped, and every stack's
-    event (including those other workers recorded)."""
-    with StackRunner(workspace, options) as runner, _Renewer(shard.lease) as renewer:
+    event (including those other workers recorded). ``stores``: opened already, by
+    project name; closed here."""
+    with StackRunner(workspace, options, stores) as runner, _Renewer(shard.lease) as renewer:
         linked = runner.linked(graph) if shard.shard.count == 1 else _SharedLinks(runner, shard).linked(graph)
         worker = _Worker(runner, renewer, linked, shard)
         return worker.work(listener), worker.done
