@@ -131,6 +131,8 @@ def test_a_schema_2_file_is_read_as_is_and_upgraded_by_the_first_write(db_path: 
         writer.finish("succeeded", {})
     conn = sqlite3.connect(db_path)
     conn.execute("ALTER TABLE resources DROP COLUMN options")
+    conn.execute("DROP TABLE operations")
+    conn.execute("DROP TABLE operation_changes")
     conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from stackwright.graph import Graph
     from stackwright.program.workspace import Workspace
     from stackwright.workflow.multistack import StackResult
+    from stackwright.state.store import StateStore
     from stackwright.workflow.shards import ShardOptions
     from stackwright.workflow.workspace import Selection
 
@@ -128,11 +129,12 @@ def run_up(select_every: bool, since: str | None, who: str | None, yes: bool, pa
         return
     if sharding is None and not _confirmed(context, yes, "Apply"):
         _cancelled()
-    created = initialize(context.workspace, context.selection.refs)
+    stores: dict[str, StateStore] | None = {} if sharding is not None else None
+    created = initialize(context.workspace, context.selection.refs, keep=stores)
     if created:
         click.echo(f"Created {len(created)} new stack(s): {', '.join(created)}")
     if sharding is not None:
-        _run_shard(context, sharding, parallel, emergency)
+        _run_shard(context, sharding, parallel, emergency, stores or {})
         return
     _finish(context, _execute(context, "up", parallel=parallel, emergency=emergency))
 
@@ -166,7 +168,7 @@ def _shard_options(shard: str | None, run_id: str | None, lease: float,
 
 
 def _run_shard(context: _Context, sharding: ShardOptions, parallel: int,
-               emergency: str | None) -> None:
+               emergency: str | None, stores: dict[str, StateStore]) -> None:
     """This worker's part of the run, then the whole run's outcome."""
     from stackwright.workflow.multistack import Listener, RunOptions, subgraph
     from stackwright.workflow.shards import run_shard, shard_summary
@@ -176,7 +178,7 @@ def _run_shard(context: _Context, sharding: ShardOptions, parallel: int,
     listener = Listener(started=lambda ref: context.say(f"... {ref}: up started"),
                         finished=lambda result: _echo_result(context, result, "up"))
     options = RunOptions("up", context.who, parallel=parallel, emergency=emergency)
-    results, done = run_shard(context.workspace, graph, options, sharding, listener)
+    results, done = run_shard(context.workspace, graph, options, sharding, listener, stores)
     counts = shard_summary(done, graph.deps)
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     bad = {ref: d for ref, d in done.items() if d.status != "ok"}

@@ -314,8 +314,10 @@ def parse_spec(raw: Any, where: str = "secrets:") -> KeySpec:
 
 
 def stack_spec(project: Project, stack: str) -> KeySpec:
-    return parse_spec(stack_settings(project, stack).get("secrets"),
-                      f"{project.relative(project.stack_file(stack))}: secrets:")
+    raw = stack_settings(project, stack).get("secrets")
+    if raw is None:  # most stacks: no file name to work out (`run` does this per stack)
+        return parse_spec(None)
+    return parse_spec(raw, f"{project.relative(project.stack_file(stack))}: secrets:")
 
 
 @dataclass

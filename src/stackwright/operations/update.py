@@ -240,7 +240,8 @@ def _locked_update(
     report = RecoveryReport()
     if recover and recorded is not None and recorded.pending:
         report, recorded = resolve_interrupted(session, kind, options, sink), None
-    proposed = planned(_planning_snapshot(session, refresh, options.parallel, sink, recorded))
+    base = _planning_snapshot(session, refresh, options.parallel, sink, recorded)
+    proposed = planned(base)
     outcome = UpdateOutcome(plan=proposed, recovery=report)
     if check is not None:
         check(proposed)  # even a plan that changes nothing: a protected stack refuses the command
@@ -252,7 +253,8 @@ def _locked_update(
     started = time.monotonic()
     with stack_lock(session, kind):
         writer = session.store.begin(session.stack, kind, session.who)
-        snapshot = session.store.snapshot(session.stack)
+        # A lock held since before ``base`` was read (a `run --shard` claim): it is current.
+        snapshot = base if session.held_lock is not None and not refresh else session.store.snapshot(session.stack)
         if refresh:
             drift = run_async(read_all(snapshot, session.providers, options.parallel, sink))
             require_all_read(drift)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from stackwright.errors import ProjectError, StackNotApplied
+from stackwright.errors import ProjectError, StackNotApplied, StateError
 from stackwright.program.project import Project
 from stackwright.program.workspace import WORKSPACE_FILE, Workspace, find_workspace
 from stackwright.state.store import StateStore
@@ -121,9 +121,12 @@ class WorkspaceLinks:
 
     @staticmethod
     def _read(store: StateStore, stack: str, ref: str) -> dict[str, Any]:
-        if not store.stack_exists(stack):
-            raise _never_applied(ref)
-        snapshot = store.snapshot(stack)
+        try:
+            snapshot = store.snapshot(stack)
+        except StateError:  # one read, not two, for the stack that is there
+            if not store.stack_exists(stack):
+                raise _never_applied(ref) from None
+            raise
         if not snapshot.serial:  # 0 until the stack's first write: created, never applied
             raise _never_applied(ref)
         return dict(snapshot.outputs)

@@ -95,9 +95,17 @@ def read_checked(path: Path, shown: str, schema: Schema, what: str,
     if not isinstance(data, dict):
         raise ProjectError(f"{what} must be a mapping of keys to values", file=shown, line=1)
     if recalled is None:
-        _validate(data, content, shown, schema)
+        if (schema.kind, content) not in _PASSED:
+            _validate(data, content, shown, schema)
+            _PASSED.add((schema.kind, content))
         _record(record, {"data": data} if _is_json(data) else {})
     return data
+
+
+_PASSED: set[tuple[str, bytes]] = set()
+"""Contents that passed in this process: many stack files of a workspace are alike, and
+its state may live where no records folder is (a database), so `run` validates each
+content once."""
 
 
 def check(data: Any, content: bytes, shown: str, schema: Schema, records: Path | None = None) -> None:

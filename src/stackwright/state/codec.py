@@ -15,6 +15,7 @@ import gc
 import json
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -240,6 +241,13 @@ class Operation:
         self.changes: list[Change] = []
         self.finished = False
         self._lock = threading.Lock()
+        self.id = uuid.uuid4().hex
+        """Tells this operation's stored open row from a leftover one (``open_operation``)."""
+        self.holder = ""
+        """The lock it runs under, as stored with the open operation."""
+        self._unsaved: list[Change] = []
+        self._encoded: dict[int, tuple[Change, str]] = {}
+        """Changes already in JSON (stored with the open operation): not encoded twice."""
 
     def check_open(self) -> None:
         if self.finished:
@@ -251,8 +259,32 @@ class Operation:
                 self.counts[change.op] = self.counts.get(change.op, 0) + 1
                 self.changes.append(change)
 
+    def note_unsaved(self, change: Change) -> None:
+        """A change no write records (a failed step): noted now, stored with the next write."""
+        self.note(change)
+        with self._lock:
+            self._unsaved.append(change)
+
+    def take_unsaved(self) -> list[Change]:
+        with self._lock:
+            unsaved, self._unsaved = self._unsaved, []
+        return unsaved
+
+    def encode(self, change: Change) -> str:
+        line = dumps(change_json(change))
+        with self._lock:
+            self._encoded[id(change)] = (change, line)
+        return line
+
     def changes_json(self) -> str:
-        return dumps([change_json(c) for c in self.changes])
+        """``dumps`` of the list of changes (the same text: its items joined by commas)."""
+        with self._lock:
+            changes, encoded = list(self.changes), dict(self._encoded)
+        parts = []
+        for change in changes:
+            hit = encoded.get(id(change))
+            parts.append(hit[1] if hit is not None and hit[0] is change else dumps(change_json(change)))
+        return "[" + ",".join(parts) + "]"
 
 
 def change_json(change: Change) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from psycopg import sql
 
 from stackwright.errors import StateError
 from stackwright.state.codec import Corrupt
+from stackwright.state.open_operation import Statement
 from stackwright.state.records import SCHEMA_VERSION
 from stackwright.state.sql_store import SqlDb, SqlStateStore
 
@@ -71,7 +72,15 @@ _SCHEMA_V2: Final = (
     "CREATE INDEX events_by_stack ON events (stack, kind)",
 )
 _SCHEMA_V3: Final = ("ALTER TABLE resources ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",)
-_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3}
+_SCHEMA_V4: Final = (
+    """CREATE TABLE operations (
+        stack TEXT PRIMARY KEY, id TEXT NOT NULL, kind TEXT NOT NULL, who TEXT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL, holder TEXT NOT NULL)""",
+    """CREATE TABLE operation_changes (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY, stack TEXT NOT NULL, operation TEXT NOT NULL,
+        changes TEXT NOT NULL)""",
+)
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3, 3: _SCHEMA_V4}
 """Statements that take the schema from version ``n`` to ``n + 1`` (0 = empty schema)."""
 
 def shown_url(url: str) -> str:
@@ -255,6 +264,15 @@ class _Db(SqlDb):
     def transaction(self) -> Iterator[None]:
         with self.raw.transaction():
             yield
+
+    def execute_after(self, first: list[Statement], query: str, params: tuple[Any, ...]) -> Any:
+        """``first`` and ``query`` as one statement: each of ``first`` in a ``WITH``
+        (PostgreSQL runs a data-modifying ``WITH`` whether or not the query reads it)."""
+        if not first:
+            return self.conn.execute(query, params)
+        ahead = ", ".join(f"w{n} AS ({text})" for n, (text, _) in enumerate(first))
+        values = tuple(value for _, args in first for value in args)
+        return self.conn.execute(f"WITH {ahead} {query}", (*values, *params))
 
     def insert_lock(self, params: tuple[Any, ...]) -> bool:
         """Losing the race inserts nothing and leaves the transaction usable (no

@@ -52,6 +52,7 @@ from stackwright.state.codec import (
     gc_paused, loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows,
     snapshot_json,
 )
+from stackwright.state.open_operation import INTERRUPTED, OpenOperation, holder_text, note_row, open_row
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation,
     ResourceState, Snapshot, StackInfo, StackRecord,
@@ -124,6 +125,9 @@ class _Stack:
     """ETag of the head this state was read from."""
     base: int = 0
     """The head's serial: journal objects after it hold the rest."""
+    operation: Row | None = None
+    """The open operation (``open_operation.py``): id, kind, who, started_at, holder, and
+    its changes as a list of JSON-lines chunks (one per write: never rewritten)."""
 
     def copy(self) -> _Stack:
         return replace(self, resources=dict(self.resources), pending=dict(self.pending),
@@ -133,14 +137,15 @@ class _Stack:
         return {"format": SCHEMA_VERSION, "lineage": self.lineage, "serial": self.serial,
                 "created_at": self.created_at, "updated_at": self.updated_at,
                 "outputs": self.outputs, "resources": list(self.resources.values()),
-                "pending": list(self.pending.values()), "history": self.history}
+                "pending": list(self.pending.values()), "history": self.history,
+                "operation": self.operation}
 
 
 def _stack_from_head(doc: dict[str, Any], etag: str) -> _Stack:
     return _Stack(doc["lineage"], int(doc["serial"]), float(doc["created_at"]), doc["updated_at"],
                   doc["outputs"], {r[0]: r for r in doc["resources"]},
                   {p[0]: p for p in doc["pending"]}, list(doc.get("history", [])), etag,
-                  int(doc["serial"]))
+                  int(doc["serial"]), doc.get("operation"))
 
 
 def apply_op(state: _Stack, op: Sequence[Any]) -> None:
@@ -160,8 +165,23 @@ def apply_op(state: _Stack, op: Sequence[Any]) -> None:
         _rename(state, op[1], op[2])
     elif kind == "outputs":
         state.outputs = op[1]
+    elif kind == "operation":
+        _note_open(state, op[1])
+    elif kind == "closed":
+        if state.operation is not None and state.operation[0] == op[1]:
+            state.operation = None
     else:
         raise Corrupt(f"a journal entry holds an unknown change {kind!r}")
+
+
+def _note_open(state: _Stack, row: Row) -> None:
+    """As ``NOTE_OPEN`` in the SQL stores: open it, or append the changes of the same
+    operation; a leftover of another one stays for ``begin`` to close."""
+    chunks = [row[5]] if row[5] else []
+    if state.operation is None:
+        state.operation = [*row[:5], chunks]
+    elif state.operation[0] == row[0] and chunks:
+        state.operation = [*state.operation[:5], [*state.operation[5], *chunks]]
 
 
 def _rename(state: _Stack, old: str, new: str) -> None:
@@ -631,9 +651,30 @@ class S3StateStore:
     # --- writers and checkpoints ----------------------------------------------------------
 
     def begin(self, stack: str, kind: str, who: str) -> S3StackWriter:
+        """The caller holds the stack's lock: an operation left open by an earlier
+        holder (killed before its checkpoint) is closed first, as ``interrupted``."""
         with self._guard():
             state = self._load(stack)
-        return S3StackWriter(self, stack, kind, who, state)
+            if state.operation is not None and not self.read_only:
+                state = self._close_leftover(stack, state, open_row(state.operation[:5], "".join(state.operation[5])))
+            held = self._read_lock(stack)
+        writer = S3StackWriter(self, stack, kind, who, state)
+        if held is not None:
+            lock = held[0]
+            writer._op.holder = holder_text(lock.operation, lock.owner, lock.pid, lock.host)
+        return writer
+
+    def _close_leftover(self, stack: str, state: _Stack, leftover: OpenOperation) -> _Stack:
+        """Its checkpoint (unless its writer wrote that and was killed before the new
+        head closed it), then the journal entry that closes it."""
+        last = self.history(stack)[-1:]
+        if not any(c.kind == leftover.kind and c.started_at == leftover.started_at for c in last):
+            closed = leftover.closed(stack)
+            header: Row = [0, leftover.kind, leftover.who, leftover.started_at, time.time(), INTERRUPTED,
+                           dumps(closed.counts), leftover.message(), state.serial]
+            header = self._write_checkpoint(stack, state, header, closed.changes_json())
+            state = replace(state.copy(), history=[*state.history, header])
+        return self._commit(stack, state, [["closed", leftover.id]])
 
     def _checkpoint_key(self, stack: str, number: int) -> str:
         return self._stack_key(stack, "checkpoints", f"{number:08d}.json.z")
@@ -788,6 +829,14 @@ class S3StackWriter:
         self._work: _Stack | None = None
         self._ops: list[Any] | None = None
         self._op = Operation(stack, kind, who)
+        self._opened = False
+        """A write stored the open operation (``open_operation.py``): ``finish`` closes it."""
+
+    def _noting(self, *changes: Change | None) -> list[Any]:
+        """The journal entry that stores the open operation with ``changes``, in the
+        commit of the write that made them."""
+        self._opened = True
+        return ["operation", note_row(self._op, changes)]
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -821,7 +870,7 @@ class S3StackWriter:
         self._op.check_open()
         values = self._store.values
         self._write(["pending", [op.token, op.urn, op.type, op.op, values.dumps(op.inputs),
-                                 op.resource_id, op.parent, dumps(op.deps), op.started_at]])
+                                 op.resource_id, op.parent, dumps(op.deps), op.started_at]], self._noting())
 
     def record_resource(self, resource: ResourceState, change: Change | None, clears: str | None = None) -> None:
         """Insert or replace a resource; clear pending op ``clears`` in the same commit."""
@@ -829,19 +878,20 @@ class S3StackWriter:
         row = list(resource_params(self._stack, resource, self._store.values)[1:])
         if not all(isinstance(row[i], str) for i in (0, 1, 2)):
             raise StateError(f"resource {resource.urn} cannot be recorded: its urn, type and id must be text")
-        self._write(["resource", row], *([["done", clears]] if clears is not None else []))
+        self._write(["resource", row], *([["done", clears]] if clears is not None else []), self._noting(change))
         self._op.note(change)
 
     def remove_resource(self, urn: str, change: Change | None, clears: str | None = None,
                         resource_id: str | None = None) -> None:
         """Forget a resource; with ``resource_id``, only if the row still has that id."""
         self._op.check_open()
-        self._write(["forget", urn, resource_id], *([["done", clears]] if clears is not None else []))
+        self._write(["forget", urn, resource_id], *([["done", clears]] if clears is not None else []),
+                    self._noting(change))
         self._op.note(change)
 
     def clear_pending(self, token: str, change: Change | None = None) -> None:
         self._op.check_open()
-        self._write(["done", token])
+        self._write(["done", token], self._noting(change))
         self._op.note(change)
 
     def rename_resource(self, old_urn: str, new_urn: str) -> None:
@@ -851,12 +901,12 @@ class S3StackWriter:
         if new_urn in self._view().resources:
             raise StateError(f"cannot move {old_urn} to {new_urn}: a resource is already recorded there",
                              hint="remove one of the aliases")
-        self._write(["rename", old_urn, new_urn])
+        self._write(["rename", old_urn, new_urn], self._noting())
 
     def add_change(self, change: Change) -> None:
-        """Kept in memory: it only shows up in this operation's checkpoint."""
+        """Stored with the open operation by the next write (no commit of its own)."""
         self._op.check_open()
-        self._op.note(change)
+        self._op.note_unsaved(change)
 
     def finish(self, result: str, outputs: dict[str, Any] | None, message: str = "") -> Checkpoint | None:
         """Replace the outputs if given; write a checkpoint if anything changed or failed;
@@ -877,6 +927,8 @@ class S3StackWriter:
                 header = store._write_checkpoint(self._stack, self._state, header, changes)
                 self._state = replace(self._state.copy(), history=[*self._state.history, header])
                 checkpoint = checkpoint_row(header)
+            if self._opened:  # the new head closes it (a killed compaction: see _close_leftover)
+                self._state = replace(self._state.copy(), operation=None)
             if not store.read_only:
                 store._compact(self._stack, self._state)
         return checkpoint

@@ -16,6 +16,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,6 +24,9 @@ from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
     Corrupt, Operation, SecretCipher, ValueCodec, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
     loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows, row_batches,
+)
+from stackwright.state.open_operation import (
+    CLOSE_OPEN, INTERRUPTED, OPEN_COLUMNS, OpenOperation, Statement, closing, holder_text, noting, open_row,
 )
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
@@ -56,7 +60,13 @@ CHECKPOINT_COLUMNS: Final = (
 LOCK_COLUMNS: Final = "owner, pid, host, acquired_at, operation, token"
 BUMP: Final = "UPDATE stacks SET serial = serial + 1, updated_at = ? WHERE name = ?"
 DELETE_PENDING: Final = "DELETE FROM pending WHERE stack = ? AND token = ?"
-STACK_TABLES: Final = ("resources", "pending", "locks", "checkpoints", "outputs")
+STACK_TABLES: Final = ("resources", "pending", "locks", "checkpoints", "outputs", "operations",
+                        "operation_changes")
+OPEN_SINCE: Final = 4
+"""The schema version that added the ``operations`` table (``open_operation.py``)."""
+BEGIN_QUERY: Final = (
+    "SELECT l.operation, l.owner, l.pid, l.host{open} FROM stacks s LEFT JOIN locks l ON l.stack = s.name"
+    "{join} WHERE s.name = ?")
 
 
 class SqlDb:
@@ -135,6 +145,14 @@ class SqlDb:
     def event_params(self, params: tuple[Any, ...]) -> tuple[Any, ...]:
         return params
 
+    def execute_after(self, first: list[Statement], query: str, params: tuple[Any, ...]) -> Any:
+        """Run ``first`` (writes returning nothing), then ``query``, whose cursor is
+        returned. A dialect may send them as one statement (PostgreSQL: a ``WITH``), so
+        that noting the open operation costs no round trip of its own."""
+        for statement in first:
+            self.conn.execute(*statement)
+        return self.conn.execute(query, params)
+
     @contextmanager
     def write(self) -> Iterator[Any]:
         """One committed write. Nested inside another ``write()`` (a writer's
@@ -200,6 +218,10 @@ class SqlStateStore:
     def __init__(self, db: SqlDb) -> None:
         self._db = db
         self._closed = False
+
+    def together(self) -> AbstractContextManager[Any]:
+        """Every write inside commits in one transaction, when the block ends."""
+        return self._db.write()
 
     def use_cipher(self, cipher: SecretCipher) -> None:
         """Seal secrets with ``cipher`` from now on, and open them with it."""
@@ -344,9 +366,37 @@ class SqlStateStore:
         return None if row is None else LockInfo(*row)
 
     def begin(self, stack: str, kind: str, who: str) -> SqlStackWriter:
-        with self._db.read():
-            self._db.require(stack)
-        return SqlStackWriter(self._db, stack, kind, who)
+        """The caller holds the stack's lock: an operation left open by an earlier
+        holder (killed before its checkpoint) is closed first, as ``interrupted``."""
+        tracked = self._db.version >= OPEN_SINCE
+        query = BEGIN_QUERY.format(
+            open="".join(f", o.{c}" for c in OPEN_COLUMNS.split(", ")) if tracked else "",
+            join=" LEFT JOIN operations o ON o.stack = s.name" if tracked else "")
+        with self._db.read() as conn:
+            row = conn.execute(query, (stack,)).fetchone()
+        if row is None:
+            raise no_stack(stack)
+        if tracked and row[4] is not None:
+            self._close_leftover(stack, open_row(row[4:]))
+        writer = SqlStackWriter(self._db, stack, kind, who)
+        writer._op.holder = holder_text(*row[:4])
+        return writer
+
+    def _close_leftover(self, stack: str, leftover: OpenOperation) -> None:
+        """Its checkpoint: the changes that landed, and the state as it left it."""
+        if self._db.read_only:
+            return
+        with self._db.write() as conn:
+            lines = conn.execute(
+                f"SELECT changes FROM operation_changes WHERE stack = ? AND operation = ? ORDER BY {self._db.dialect_order}",
+                (stack, leftover.id)).fetchall()
+            if conn.execute(CLOSE_OPEN, (stack, leftover.id)).rowcount != 1:
+                return
+            leftover = replace(leftover, changes_text="".join(str(line[0]) for line in lines))
+            dead = SqlStackWriter(self._db, stack, leftover.kind, leftover.who)
+            dead._op = leftover.closed(stack)
+            dead._write_checkpoint(INTERRUPTED, leftover.message(), dead._op.changes_json(),
+                                   closing(stack, leftover.id)[1:])
 
     def history(self, stack: str) -> list[Checkpoint]:
         """Oldest first; never reads the snapshot blobs."""
@@ -475,12 +525,28 @@ class SqlStackWriter:
         self._stack = stack
         self._op = Operation(stack, kind, who)
         """Changes are noted only after their commit: a failed write is not reported as done."""
+        self._opened = False
+        """A write stored the open operation (``open_operation.py``): ``finish`` removes it."""
+        self._open_committed = False
+        """A committed write stored it: later writes add their changes only."""
+
+    def _noting(self, *changes: Change | None) -> list[Statement]:
+        """The statements that store the open operation with ``changes``, in the
+        transaction of the write that made them."""
+        self._opened = True
+        return noting(self._stack, self._op, changes, self._open_committed)
+
+    def _committed(self) -> None:
+        """After a write: it committed, unless a batch around it has yet to."""
+        if self._db.depth == 0:
+            self._open_committed = self._opened
 
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Group commit: every write inside the block commits in one transaction."""
         with self._db.batch():
             yield
+        self._committed()
 
     def record_pending(self, op: PendingOperation) -> None:
         self._op.check_open()
@@ -488,9 +554,10 @@ class SqlStackWriter:
             self._stack, op.token, op.urn, op.type, op.op, self._db.values.dumps(op.inputs),
             op.resource_id, op.parent, dumps(op.deps), op.started_at,
         )
-        with self._db.write() as conn:
+        with self._db.write():
             self._db.bump(self._stack)
-            conn.execute(UPSERT_PENDING, params)
+            self._db.execute_after(self._noting(), UPSERT_PENDING, params)
+        self._committed()
 
     def record_resource(
         self, resource: ResourceState, change: Change | None, clears: str | None = None
@@ -500,9 +567,10 @@ class SqlStackWriter:
         params = resource_params(self._stack, resource, self._db.values)
         with self._db.write() as conn:
             self._db.bump(self._stack)
-            conn.execute(UPSERT_RESOURCE, params)
+            self._db.execute_after(self._noting(change), UPSERT_RESOURCE, params)
             if clears is not None:
                 conn.execute(DELETE_PENDING, (self._stack, clears))
+        self._committed()
         self._op.note(change)
 
     def remove_resource(
@@ -514,19 +582,22 @@ class SqlStackWriter:
         with self._db.write() as conn:
             self._db.bump(self._stack)
             if resource_id is None:
-                conn.execute("DELETE FROM resources WHERE stack = ? AND urn = ?", (self._stack, urn))
+                self._db.execute_after(self._noting(change), "DELETE FROM resources WHERE stack = ? AND urn = ?",
+                                       (self._stack, urn))
             else:
-                conn.execute("DELETE FROM resources WHERE stack = ? AND urn = ? AND id = ?",
-                             (self._stack, urn, resource_id))
+                self._db.execute_after(self._noting(change), "DELETE FROM resources WHERE stack = ? AND urn = ?"
+                                       " AND id = ?", (self._stack, urn, resource_id))
             if clears is not None:
                 conn.execute(DELETE_PENDING, (self._stack, clears))
+        self._committed()
         self._op.note(change)
 
     def clear_pending(self, token: str, change: Change | None = None) -> None:
         self._op.check_open()
-        with self._db.write() as conn:
+        with self._db.write():
             self._db.bump(self._stack)
-            conn.execute(DELETE_PENDING, (self._stack, token))
+            self._db.execute_after(self._noting(change), DELETE_PENDING, (self._stack, token))
+        self._committed()
         self._op.note(change)
 
     def rename_resource(self, old_urn: str, new_urn: str) -> None:
@@ -542,8 +613,8 @@ class SqlStackWriter:
                     f"cannot move {old_urn} to {new_urn}: a resource is already recorded there",
                     hint="remove one of the aliases",
                 )
-            conn.execute("UPDATE resources SET urn = ? WHERE stack = ? AND urn = ?",
-                         (new_urn, self._stack, old_urn))
+            self._db.execute_after(self._noting(), "UPDATE resources SET urn = ? WHERE stack = ? AND urn = ?",
+                                   (new_urn, self._stack, old_urn))
             conn.execute("UPDATE resources SET parent = ? WHERE stack = ? AND parent = ?",
                          (new_urn, self._stack, old_urn))
             self._rename_deps(conn, old_urn, new_urn)
@@ -558,9 +629,9 @@ class SqlStackWriter:
             conn.execute(f"UPDATE resources SET deps = ? WHERE {order} = ?", (dumps(moved), key))
 
     def add_change(self, change: Change) -> None:
-        """Kept in memory: it only shows up in this operation's checkpoint."""
+        """Stored with the open operation by the next write (no commit of its own)."""
         self._op.check_open()
-        self._op.note(change)
+        self._op.note_unsaved(change)
 
     def finish(
         self, result: str, outputs: dict[str, Any] | None, message: str = ""
@@ -570,15 +641,20 @@ class SqlStackWriter:
         self._op.finished = True
         outputs_text = None if outputs is None else self._db.values.dumps(outputs)
         if not self._op.changes and result == "succeeded":
-            if outputs_text is not None:
-                with self._db.write():
-                    self._replace_outputs(outputs_text)
+            if outputs_text is not None or self._opened:
+                with self._db.write() as conn:
+                    if outputs_text is not None:
+                        self._replace_outputs(outputs_text)
+                    if self._opened:
+                        for statement in closing(self._stack, self._op.id):
+                            conn.execute(*statement)
             return None
         changes_text = self._op.changes_json()
         with self._db.write():
             if outputs_text is not None:
                 self._replace_outputs(outputs_text)
-            return self._write_checkpoint(result, message, changes_text)
+            closed = closing(self._stack, self._op.id) if self._opened else []
+            return self._write_checkpoint(result, message, changes_text, closed)
 
     def _outputs_text(self, lock: bool = False) -> str:
         suffix = self._db.dialect_lock_row if lock else ""
@@ -594,7 +670,8 @@ class SqlStackWriter:
             self._db.bump(self._stack)
             self._db.conn.execute("UPDATE outputs SET outputs = ? WHERE stack = ?", (text, self._stack))
 
-    def _write_checkpoint(self, result: str, message: str, changes_text: str) -> Checkpoint:
+    def _write_checkpoint(self, result: str, message: str, changes_text: str,
+                          closed: list[Statement] | None = None) -> Checkpoint:
         conn = self._db.conn
         serial = self._db.serial(self._stack)
         outputs_text = self._outputs_text()
@@ -609,8 +686,8 @@ class SqlStackWriter:
             int(row[0]) if row else 1, self._op.kind, self._op.who, self._op.started_at, time.time(),
             result, dict(self._op.counts), message, serial,
         )
-        conn.execute(
-            "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        self._db.execute_after(
+            closed or [], "INSERT INTO checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (self._stack, cp.number, cp.kind, cp.who, cp.started_at, cp.finished_at,
              cp.result, dumps(cp.counts), cp.message, cp.serial, changes_text, blob))
         return cp

@@ -65,12 +65,19 @@ _SCHEMA_V2: Final = (
     "CREATE INDEX events_by_stack ON events (stack, kind)",
 )
 _SCHEMA_V3: Final = ("ALTER TABLE resources ADD COLUMN options TEXT NOT NULL DEFAULT '{}'",)
+_SCHEMA_V4: Final = (
+    """CREATE TABLE operations (
+        stack TEXT PRIMARY KEY, id TEXT NOT NULL, kind TEXT NOT NULL, who TEXT NOT NULL,
+        started_at REAL NOT NULL, holder TEXT NOT NULL)""",
+    "CREATE TABLE operation_changes (stack TEXT NOT NULL, operation TEXT NOT NULL, changes TEXT NOT NULL)",
+)
+"""The open operation of each stack (``state/open_operation.py``)."""
 _WAL_CHECKPOINT_PAGES: Final = 16384
 """Fold the WAL into the database every ~64 MiB instead of every 4 MiB: a checkpoint
 fsyncs, and during a large apply it would otherwise land on the commit path every few
 hundred steps. The WAL is folded in at the latest when the last connection closes."""
 
-_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3}
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3, 3: _SCHEMA_V4}
 """Statements that take the schema from version ``n`` to ``n + 1`` (0 = empty file)."""
 
 class _Db(SqlDb):

@@ -143,15 +143,20 @@ class StackRunner:
     project's state store open until the run ends (opening and closing one per stack
     is most of a trivial stack's cost)."""
 
-    def __init__(self, workspace: Workspace, options: RunOptions) -> None:
+    def __init__(self, workspace: Workspace, options: RunOptions,
+                 stores: dict[str, StateStore] | None = None) -> None:
+        """``stores``: projects' stores opened already (by ``initialize``), by project
+        name; the runner closes them with its own."""
         self.workspace = workspace
         self.options = options
         self.known: dict[str, Outputs] = {}
-        self.stores: dict[str, StateStore] = {}
+        self.stores: dict[str, StateStore] = {} if stores is None else stores
         self.configs: dict[str, tuple[Keyring, ConfigSource]] = {}
         """Each stack's keys and config, read once: finding links reads them first."""
         self.unlinked: dict[str, StackwrightError] = {}
         """Stacks whose exports and imports could not be found: each fails with its error."""
+        self.existing: dict[str, set[str]] = {}
+        """Each project's stacks, listed once: a run never removes a stack."""
 
     def __enter__(self) -> StackRunner:
         return self
@@ -184,17 +189,25 @@ class StackRunner:
         resources import (CloudFormation ``Export`` / ``Fn::ImportValue``), as if it
         had ``depends_on`` them. A stack whose names cannot be found (its program
         fails) is remembered, and fails with that error when its turn comes."""
-        from stackwright.plan.links import stack_edges
-        from stackwright.workflow.workspace import with_links
-
         if len(graph.deps) < 2:
             return graph
+        return self.with_links(graph, self.links_of(graph.deps))
+
+    def links_of(self, refs: Iterable[str]) -> dict[str, StackLinks]:
+        """What each stack exports and imports; one whose names cannot be found is
+        remembered in ``unlinked`` instead."""
         links: dict[str, StackLinks] = {}
-        for ref in graph.deps:
+        for ref in refs:
             try:
                 links[ref] = self._links(ref)
             except StackwrightError as exc:
                 self.unlinked[ref] = exc
+        return links
+
+    def with_links(self, graph: Graph[str], links: Mapping[str, StackLinks]) -> Graph[str]:
+        from stackwright.plan.links import stack_edges
+        from stackwright.workflow.workspace import with_links
+
         return with_links(graph, stack_edges(links), self.workspace.shown)
 
     def _links(self, ref: str) -> StackLinks:
@@ -234,10 +247,18 @@ class StackRunner:
 
     def _session(self, project: Project, stack: str) -> StackSession | None:
         """The stack's session, or None when it is not in the state store yet."""
-        store = self.store(project)
-        if not store.stack_exists(stack):
+        if not self._exists(project, stack):
             return None
         return self._new_session(project, stack)
+
+    def _exists(self, project: Project, stack: str) -> bool:
+        store = self.store(project)
+        if project.name not in self.existing:
+            self.existing[project.name] = {info.name for info in store.list_stacks()}
+        known = self.existing[project.name]
+        if stack not in known and store.stack_exists(stack):
+            known.add(stack)
+        return stack in known
 
     def _new_session(self, project: Project, stack: str) -> StackSession:
         """A session over the run's store of the project; closing the store is the run's."""
@@ -327,9 +348,11 @@ def violations(session: StackSession, plan: Plan) -> list[Violation]:
     return evaluate(plan, session.project, env, providers=session.providers)
 
 
-def initialize(workspace: Workspace, refs: Iterable[str]) -> list[str]:
+def initialize(workspace: Workspace, refs: Iterable[str],
+               keep: dict[str, StateStore] | None = None) -> list[str]:
     """Create the stacks of ``refs`` that do not exist yet; the workspace file lists
-    them, which is the intent `stack init` would otherwise record. Returns the new ones."""
+    them, which is the intent `stack init` would otherwise record. Returns the new ones.
+    With ``keep``, the stores opened stay open there (by project name) for a runner."""
     created: list[str] = []
     for entry, stacks in _by_project(workspace, refs):
         store = open_store(entry.project)
@@ -338,7 +361,12 @@ def initialize(workspace: Workspace, refs: Iterable[str]) -> list[str]:
             for stack in stacks:
                 if stack not in existing and _created(store, stack):
                     created.append(f"{entry.name}/{stack}")
-        finally:
+        except BaseException:
+            store.close()
+            raise
+        if keep is not None and entry.project.name not in keep:
+            keep[entry.project.name] = store
+        else:
             store.close()
     return created
 

@@ -21,6 +21,14 @@ not hold the run back. The state store is the only channel between workers:
 A worker with nothing to do waits for another worker's next event: woken by it at once
 on PostgreSQL (``NOTIFY``), else polling every ``poll`` to ``max_poll`` seconds.
 
+Ordering by CloudFormation exports and imports means running every stack's program
+once before the first stack starts. The workers share that: each runs the programs of
+its own shard and records what they export and import as a ``run-links`` event (one
+per project), then reads the others'. Stacks no worker recorded within twice the time
+its own share took (a worker that died or started late) it works out itself. Links are
+trusted across workers because every worker of a run runs the same command on the
+same code; a stack whose program failed there is failed with that message.
+
 Each worker returns when every selected stack has an event of this run.
 """
 
@@ -33,11 +41,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from stackwright.errors import LockHeldError, ProjectError, StateError
+from stackwright.errors import LockHeldError, ProjectError, StackwrightError, StateError
 from stackwright.graph import Graph
 from stackwright.operations.session import lock_is_stale
 from stackwright.program.project import Project
@@ -48,8 +57,13 @@ from stackwright.workflow.multistack import (
     FAILED, OK, SKIPPED, Listener, RunOptions, StackResult, StackRunner,
 )
 
+if TYPE_CHECKING:
+    from stackwright.plan.links import StackLinks
+
 RUN_EVENT = "run"
 """The audit-log event a worker records when a stack of the run is done."""
+LINKS_EVENT = "run-links"
+"""The audit-log event holding what the programs of a worker's share export and import."""
 CLAIM = "run-up"
 """The operation of a claim lock: ``run-up <run id>``."""
 DEFAULT_LEASE_S = 60.0
@@ -97,13 +111,95 @@ class Done:
 
 
 def run_shard(workspace: Workspace, graph: Graph[str], options: RunOptions, shard: ShardOptions,
-              listener: Listener = Listener()) -> tuple[dict[str, StackResult], dict[str, Done]]:
+              listener: Listener = Listener(),
+              stores: dict[str, StateStore] | None = None) -> tuple[dict[str, StackResult], dict[str, Done]]:
     """Work on the run until every stack of ``graph`` has an event of this run.
     Returns the results of the stacks this worker ran or skipped, and every stack's
-    event (including those other workers recorded)."""
-    with StackRunner(workspace, options) as runner, _Renewer(shard.lease) as renewer:
-        worker = _Worker(runner, renewer, runner.linked(graph), shard)
+    event (including those other workers recorded). ``stores``: opened already, by
+    project name; closed here."""
+    with StackRunner(workspace, options, stores) as runner, _Renewer(shard.lease) as renewer:
+        linked = runner.linked(graph) if shard.shard.count == 1 else _SharedLinks(runner, shard).linked(graph)
+        worker = _Worker(runner, renewer, linked, shard)
         return worker.work(listener), worker.done
+
+
+class _SharedLinks:
+    """Finds every stack's exports and imports with the other workers (see above)."""
+
+    def __init__(self, runner: StackRunner, shard: ShardOptions) -> None:
+        self.runner = runner
+        self.shard = shard
+
+    def linked(self, graph: Graph[str]) -> Graph[str]:
+        refs = list(graph.deps)
+        if len(refs) < 2:
+            return graph
+        started = time.monotonic()
+        mine = [ref for n, ref in enumerate(refs) if n % self.shard.shard.count == self.shard.shard.index - 1]
+        links = self.runner.links_of(mine)
+        self.publish(mine, links)
+        deadline = time.monotonic() + 2 * (time.monotonic() - started)
+        wait = _waiter(self.runner, refs)
+        wait(0)
+        while True:
+            links.update(self.read(refs))
+            missing = [ref for ref in refs if ref not in links and ref not in self.runner.unlinked]
+            if not missing or time.monotonic() >= deadline:
+                break
+            wait(min(self.shard.max_poll, max(0.0, deadline - time.monotonic())))
+        links.update(self.runner.links_of(missing))
+        return self.runner.with_links(graph, links)
+
+    def publish(self, refs: list[str], links: Mapping[str, StackLinks]) -> None:
+        """One event per project: the stacks worked out, their links, their failures."""
+        for project, stacks in _by_project(refs).items():
+            data = {"run_id": self.shard.run_id, "stacks": stacks,
+                    "links": {s: {"exports": dict(links[ref].exports), "imports": dict(links[ref].imports)}
+                              for s in stacks if (ref := f"{project}/{s}") in links and links[ref]},
+                    "failed": {s: self.runner.unlinked[ref].headline()
+                               for s in stacks if (ref := f"{project}/{s}") in self.runner.unlinked}}
+            entry = self.runner.entry(f"{project}/{stacks[0]}")
+            self.runner.store(entry.project).record_event(stacks[0], LINKS_EVENT, self.runner.options.who, data)
+
+    def read(self, refs: list[str]) -> dict[str, StackLinks]:
+        """What the workers of this run recorded (failures go to ``unlinked``)."""
+        from stackwright.plan.links import NO_LINKS, StackLinks
+
+        found: dict[str, StackLinks] = {}
+        for project in _by_project(refs):
+            entry = self.runner.entry(f"{project}/")
+            for event in self.runner.store(entry.project).events(None, kinds=(LINKS_EVENT,)):
+                data = event.data
+                if data.get("run_id") != self.shard.run_id:
+                    continue
+                for stack in data.get("stacks", ()):
+                    ref = f"{project}/{stack}"
+                    if stack in data.get("failed", {}):
+                        self.runner.unlinked.setdefault(ref, StackwrightError(str(data["failed"][stack])))
+                    elif stack in data.get("links", {}):
+                        found[ref] = StackLinks(**data["links"][stack])
+                    else:
+                        found[ref] = NO_LINKS
+        return found
+
+
+def _by_project(refs: Iterable[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for ref in refs:
+        project, _, stack = ref.rpartition("/")
+        out.setdefault(project, []).append(stack)
+    return out
+
+
+def _waiter(runner: StackRunner, refs: list[str]) -> Callable[[float], None]:
+    """Waits up to the time given for another worker's progress: woken at once by a
+    new event where the store can tell (PostgreSQL's NOTIFY; projects whose state
+    lives in other databases are polled), else a plain sleep."""
+    if refs:
+        wait = getattr(runner.store(runner.entry(refs[0]).project), "wait_for_events", None)
+        if callable(wait):
+            return cast(Callable[[float], None], wait)
+    return time.sleep
 
 
 class _Worker:
@@ -146,15 +242,7 @@ class _Worker:
                 delay = min(delay * 1.5, self.options.max_poll)
 
     def waiter(self) -> Callable[[float], None]:
-        """Waits up to the time given for another worker's progress: woken at once by
-        a new event where the store can tell (PostgreSQL's NOTIFY; projects whose
-        state lives in other databases are polled), else a plain sleep."""
-        first = next(iter(self.graph.deps), None)
-        if first is not None:
-            wait = getattr(self.runner.store(self.locate(first)[0]), "wait_for_events", None)
-            if callable(wait):
-                return cast(Callable[[float], None], wait)
-        return time.sleep
+        return _waiter(self.runner, list(self.graph.deps)[:1])
 
     def step(self, pending: list[str], listener: Listener) -> StackResult | None:
         """Skip or run the first stack that can go now; None when none can."""
@@ -188,9 +276,12 @@ class _Worker:
         if lost is not None:
             result = _taken_over(result, lost)
         try:
-            self.record(ref, result.status, None)
-        finally:
+            with _together(store):  # the stack's run event and its release: one commit
+                self.record(ref, result.status, None)
+                store.release_lock(stack, lock.token)
+        except BaseException:
             store.release_lock(stack, lock.token)
+            raise
         listener.finished(result)
         return result
 
@@ -202,12 +293,13 @@ class _Worker:
         lock = LockInfo(owner=self.runner.options.who, pid=os.getpid(), host=socket.gethostname(),
                         acquired_at=time.time(), operation=f"{CLAIM} {self.options.run_id}",
                         token=uuid.uuid4().hex)
-        if not self._take(store, stack, lock):
-            return None
-        if self.finished(ref):
-            store.release_lock(stack, lock.token)
-            self.behind = True
-            return None
+        with _together(store):  # taking the lock and reading the stack's run events: one commit
+            if not self._take(store, stack, lock):
+                return None
+            if self.finished(ref):
+                store.release_lock(stack, lock.token)
+                self.behind = True
+                return None
         return lock
 
     def _take(self, store: StateStore, stack: str, lock: LockInfo) -> bool:
@@ -252,6 +344,12 @@ class _Worker:
 
     def locate(self, ref: str) -> tuple[Project, str]:
         return self.runner.entry(ref).project, ref.rpartition("/")[2]
+
+
+def _together(store: StateStore) -> AbstractContextManager[None]:
+    """Writes that commit as one where the store can (the SQL stores' ``together``)."""
+    together = getattr(store, "together", None)
+    return cast(AbstractContextManager[None], together()) if callable(together) else nullcontext()
 
 
 def _taken_over(result: StackResult, lost: LockHeldError) -> StackResult:
