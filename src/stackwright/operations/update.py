@@ -218,7 +218,8 @@ def _locked_update(
     report = RecoveryReport()
     if recover and recorded is not None and recorded.pending:
         report, recorded = resolve_interrupted(session, kind, options, sink), None
-    proposed = planned(_planning_snapshot(session, refresh, options.parallel, sink, recorded))
+    base = _planning_snapshot(session, refresh, options.parallel, sink, recorded)
+    proposed = planned(base)
     outcome = UpdateOutcome(plan=proposed, recovery=report)
     if check is not None:
         check(proposed)  # even a plan that changes nothing: a protected stack refuses the command
@@ -236,7 +237,10 @@ def _locked_update(
             require_all_read(drift)
             record_drift(drift, writer)
             snapshot = session.store.snapshot(session.stack)
-        plan = _closing(writer, lambda: _same_as_confirmed(proposed, planned(snapshot)))
+        if not refresh and _same_state(base, snapshot):
+            plan = proposed  # planning is a function of the state, which is the one planned from
+        else:
+            plan = _closing(writer, lambda: _same_as_confirmed(proposed, planned(snapshot)))
         outcome.plan = plan
         audit = {"plan_digest": plan.digest(), **(extra or {})}  # taken before apply starts
         if not plan.has_changes:
@@ -266,6 +270,12 @@ def _planning_snapshot(session: StackSession, refresh: bool, parallel: int, sink
     result = run_async(read_all(snapshot, session.providers, parallel, sink))
     require_all_read(result)
     return refreshed_snapshot(snapshot, result)
+
+
+def _same_state(before: Snapshot, now: Snapshot) -> bool:
+    """Whether ``now`` holds what ``before`` held: every write of a stack's state bumps
+    its serial, and a stack made again has a new lineage."""
+    return (before.lineage, before.serial) == (now.lineage, now.serial)
 
 
 def _same_as_confirmed(confirmed: Plan, now: Plan) -> Plan:
