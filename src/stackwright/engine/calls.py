@@ -21,7 +21,18 @@ class CallWithdrawn(StackwrightError):
     """A queued call was withdrawn before it started (see ``withdraw_queued``)."""
 
 
-class ProviderCalls:
+class _Calls:
+    sink: EventSink
+    timeout: float
+
+    def context(self, urn: str, name: str, token: str,
+                provider_config: Mapping[str, Any] | None = None) -> OperationContext:
+        return OperationContext(urn=urn, name=name, token=token, timeout=self.timeout,
+                                log=lambda message: self.sink.step_log(urn, message),
+                                provider_config=provider_config or {})
+
+
+class ProviderCalls(_Calls):
     """One thread pool for blocking provider calls (boto3 is synchronous).
 
     At most ``parallel`` calls run at once; more may wait in the pool's queue. A worker
@@ -48,12 +59,6 @@ class ProviderCalls:
         self._waking_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def context(self, urn: str, name: str, token: str,
-                provider_config: Mapping[str, Any] | None = None) -> OperationContext:
-        return OperationContext(urn=urn, name=name, token=token, timeout=self.timeout,
-                                log=lambda message: self.sink.step_log(urn, message),
-                                provider_config=provider_config or {})
-
     async def run(self, urn: str, action: str, fn: Callable[..., T], *args: Any) -> T:
         """Call ``fn(*args)`` in the pool; retryable errors are retried with backoff."""
         import asyncio
@@ -75,10 +80,10 @@ class ProviderCalls:
             except asyncio.CancelledError:
                 job.cancel()
                 raise
-            except (ProviderError, StackwrightError):
+            except StackwrightError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a provider bug fails this step only
-                raise ProviderError(f"{type(exc).__name__}: {exc}") from exc
+                raise provider_bug(exc) from exc
             finally:
                 self._submitted.pop(job, None)
 
@@ -131,3 +136,50 @@ class ProviderCalls:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+
+
+class InlineCalls(_Calls):
+    """``ProviderCalls`` for in-process providers: each call runs on the calling
+    thread, and ``run`` never suspends, so a step that only calls these can be driven
+    without an event loop. Retries wait with ``RetryPolicy.wait``."""
+
+    def __init__(self, policy: RetryPolicy, sink: EventSink, timeout: float = 1800.0) -> None:
+        self.policy = policy
+        self.sink = sink
+        self.timeout = timeout
+        self.attempts = 0
+        self.withdrawn = False
+
+    async def run(self, urn: str, action: str, fn: Callable[..., T], *args: Any) -> T:
+        """Call ``fn(*args)`` now; retryable errors are retried with backoff."""
+        attempt = 0
+        while True:
+            self.attempts += 1
+            try:
+                self.sink.call_started(urn)
+                return fn(*args)
+            except ProviderError as error:
+                attempt += 1
+                if not error.retryable or attempt >= self.policy.max_attempts:
+                    raise
+                delay = self.policy.delay(attempt, error)
+                self.sink.step_retrying(urn, action, attempt, delay, error.message)
+                self.policy.wait(delay)
+            except StackwrightError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a provider bug fails this step only
+                raise provider_bug(exc) from exc
+
+    def withdraw_queued(self) -> int:
+        """Nothing is ever queued: a call runs the moment it is made."""
+        self.withdrawn = True
+        return 0
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def provider_bug(exc: Exception) -> ProviderError:
+    """What a step reports when its provider call raised something other than our own
+    errors: a permanent failure naming the exception."""
+    return ProviderError(f"{type(exc).__name__}: {exc}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from stackwright.engine.apply import (
-    Applier, ApplyOptions, ApplyResult, Failure, PropertyLookup, failure_message,
+    Applier, ApplyOptions, ApplyResult, Failure, PropertyLookup, failure_message, runs_in_process,
 )
 from stackwright.engine.events import EventSink, MaskingSink
 from stackwright.engine.recovery import RecoveryReport, recover
@@ -409,15 +409,18 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
 
 def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any,
            options: ApplyOptions, sink: EventSink) -> ApplyResult:
-    import asyncio
-
     def resolver(urn: str, lookup: PropertyLookup) -> dict[str, Any]:
         resource = desired.resources[urn]
         source = {"id": resource.read_id} if resource.read_id is not None else resource.inputs
         value: dict[str, Any] = resolve_value(source, lambda res, prop: lookup(res.urn, prop))
         return value
 
+    if runs_in_process(plan, session.providers):
+        return _apply_inline(Applier(plan, session.providers, writer, options, sink, resolver, inline=True), sink)
+
     async def run() -> ApplyResult:
+        import asyncio
+
         stop = asyncio.Event()
         applier = Applier(plan, session.providers, writer, options, sink, resolver, stop)
         loop = asyncio.get_running_loop()
@@ -441,6 +444,26 @@ def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any
                     pass
 
     return run_async(run())
+
+
+def _apply_inline(applier: Applier, sink: EventSink) -> ApplyResult:
+    """``applier.run_inline()`` with Ctrl-C and SIGTERM turned into a stop after the
+    step under way, as the event loop's handlers do for a parallel apply."""
+    def interrupt(signum: int, frame: Any) -> None:
+        applier.stop.set()
+        sink.stopping()
+
+    previous: dict[signal.Signals, Any] = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, interrupt)
+    except ValueError:
+        pass  # not the main thread: signals stay with whoever handles them there
+    try:
+        return applier.run_inline()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _final_outputs(desired: DesiredGraph, result: ApplyResult, recorded: dict[str, Any],
