@@ -28,7 +28,7 @@ from stackwright.errors import PlanError, ProviderError, StackwrightError
 from stackwright.graph import CycleFound, Graph, Outcome, walk, walk_in_order
 from stackwright.model.resource import urn_name
 from stackwright.model.values import (
-    UNKNOWN, carry_secrets, is_unknown, mark_containing, mask_text, masked, remark_secrets, reveal, secret_texts,
+    UNKNOWN, carry_secrets, is_plain, is_unknown, mark_containing, mask_text, masked, remark_secrets, reveal, secret_texts,
     wrap_secret_keys,
 )
 from stackwright.plan.diff import PropertyDiff
@@ -374,14 +374,24 @@ class Applier:
             parent=step.parent, deps=list(step.deps), started_at=time.time()))
         ctx = self._context(step.urn, token, handler, inputs)
         created = await self.calls.run(step.urn, "create", handler.create, ctx, reveal(inputs))
-        returned = mark_containing(carry_secrets(inputs, created.outputs), self.secrets)
+        returned = self._as_recorded(inputs, created.outputs)
         outputs = wrap_secret_keys({**inputs, **returned}, handler.secret_outputs)
         change = Change(step.urn, step.type, step.op.value, _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, created.id, inputs, outputs),
                           change, clears=token)
         self.live[step.urn] = {**outputs, "id": created.id}
-        secret_texts(outputs, self.secrets)
+        if not is_plain(outputs):
+            secret_texts(outputs, self.secrets)
         self.sink.state_persisted(step.urn)
+
+    def _as_recorded(self, inputs: Mapping[str, Any], returned: Mapping[str, Any]) -> dict[str, Any]:
+        """A provider's outputs as recorded: secret where they echo a secret input or
+        hold a known secret's text. Plain outputs of plain inputs, while no secret is
+        known, have nothing to mark."""
+        if not self.secrets and is_plain(inputs) and is_plain(returned):
+            return dict(returned)
+        marked: dict[str, Any] = mark_containing(carry_secrets(inputs, returned), self.secrets)
+        return marked
 
     async def _read(self, step: Step) -> None:
         """A data lookup: record what is there, marked so that it is never deleted."""
@@ -414,13 +424,14 @@ class Applier:
         returned = await self.calls.run(
             step.urn, "update", handler.update, ctx, step.old_id, reveal(step.old_inputs),
             reveal(step.old_outputs), reveal(inputs))
-        returned = mark_containing(carry_secrets(inputs, returned), self.secrets)
+        returned = self._as_recorded(inputs, returned)
         outputs = wrap_secret_keys({**step.old_outputs, **inputs, **returned}, handler.secret_outputs)
         change = Change(step.urn, step.type, "update", _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, step.old_id, inputs, outputs),
                           change, clears=token)
         self.live[step.urn] = {**outputs, "id": step.old_id}
-        secret_texts(outputs, self.secrets)
+        if not is_plain(outputs):
+            secret_texts(outputs, self.secrets)
         self.sink.state_persisted(step.urn)
 
     async def _record_old_half(self, step: Step) -> None:
