@@ -64,9 +64,8 @@ def test_help_loads_the_command_definitions_only(tmp_path: Path) -> None:
     assert not tops(modules) & set(HEAVY)
 
 
-@pytest.mark.parametrize("command", [("up", "--yes"), ("preview",)])
-def test_a_command_with_nothing_to_do_loads_no_pydantic_and_no_asyncio(
-        tmp_path: Path, command: tuple[str, ...]) -> None:
+def tiny_project(tmp_path: Path) -> Path:
+    """A stack of two in-process resources (random.Id, local.File), initialised."""
     root = tmp_path / "tiny"
     (root / "stacks").mkdir(parents=True)
     (root / "stackwright.yaml").write_text("name: tiny\nenvironments:\n  dev: {}\n")
@@ -75,8 +74,43 @@ def test_a_command_with_nothing_to_do_loads_no_pydantic_and_no_asyncio(
         "import stackwright as sw\nfrom stackwright.providers import local, random\n"
         "tag = random.Id('tag', byte_length=4)\n"
         "local.File('f', path='f.txt', content=sw.fmt('{}', tag.hex))\n")
-    for args in (("stack", "init", "dev"), ("up", "--yes")):
-        loaded(tmp_path, CLI, *args, cwd=root)
+    loaded(tmp_path, CLI, "stack", "init", "dev", cwd=root)
+    return root
+
+
+def test_an_up_of_in_process_resources_runs_without_asyncio_or_threads(tmp_path: Path) -> None:
+    """Creating two local resources applies them one after the other, without an event
+    loop or a thread pool, and loads the `up` command's module only."""
+    root = tiny_project(tmp_path)
+    loaded(tmp_path, CLI, "preview", cwd=root)  # the project files' first check loads pydantic
+    modules = loaded(tmp_path, CLI, "up", "--yes", cwd=root)
+    assert (root / "f.txt").read_text()
+    assert not {"asyncio", "concurrent", "pydantic", "yaml"} & tops(modules), sorted(tops(modules))
+    commands = {m for m in modules if m.startswith("stackwright.cli.commands_")}
+    assert commands == {"stackwright.cli.commands_update"}
+
+
+def test_the_command_table_names_every_command_its_modules_register() -> None:
+    import importlib
+
+    import click
+
+    from stackwright.cli.main import COMMANDS, EXTENSIONS
+
+    for module in set(COMMANDS.values()) | set(EXTENSIONS.values()):
+        group = click.Group()
+        if module in EXTENSIONS.values():
+            group.add_command(click.Group("state"))
+        importlib.import_module(f"stackwright.cli.{module}").register(group)
+        if module not in EXTENSIONS.values():
+            assert {name for name, owner in COMMANDS.items() if owner == module} == set(group.commands)
+
+
+@pytest.mark.parametrize("command", [("up", "--yes"), ("preview",)])
+def test_a_command_with_nothing_to_do_loads_no_pydantic_and_no_asyncio(
+        tmp_path: Path, command: tuple[str, ...]) -> None:
+    root = tiny_project(tmp_path)
+    loaded(tmp_path, CLI, "up", "--yes", cwd=root)
     modules = loaded(tmp_path, CLI, *command, cwd=root)
     assert {"pydantic", "asyncio", "yaml"}.isdisjoint(tops(modules)), sorted(tops(modules))
     assert not {"rich", "boto3", "botocore", "ssl"} & tops(modules)

@@ -1,5 +1,5 @@
-"""A generic dependency graph over hashable vertices: ordering, cycles, and an
-asynchronous walk with bounded parallelism. It knows nothing about resources.
+"""A generic dependency graph over hashable vertices: ordering, cycles, an
+asynchronous walk with bounded parallelism and its one-at-a-time twin. It knows nothing about resources.
 """
 
 from __future__ import annotations
@@ -156,31 +156,11 @@ async def walk(
 
     if parallel < 1:
         raise ValueError(f"parallel must be at least 1, not {parallel}: nothing could ever start")
-    order = graph.topological_order()
-    waiting = {v: len(set(graph.deps.get(v, ()))) for v in order}
-    dependents = {v: list(set(ds)) for v, ds in graph.dependents().items()}
-    height = heights(graph, order, dependents)
-    position = {v: i for i, v in enumerate(order)}
+    plan = _Schedule(graph)
+    ready = plan.ready
     fate: dict[V, str] = {}
-    ready: list[tuple[int, int, V]] = []
     running: set[asyncio.Task[Outcome]] = set()
     task_vertex: dict[asyncio.Task[Outcome], V] = {}
-
-    def make_ready(vertex: V) -> None:
-        heapq.heappush(ready, (-height[vertex], position[vertex], vertex))
-
-    def release(vertex: V) -> None:
-        for dependent in dependents.get(vertex, ()):
-            waiting[dependent] -= 1
-            if waiting[dependent] == 0 and dependent not in fate:
-                make_ready(dependent)
-
-    def skip(vertex: V, cause: V) -> None:
-        for dependent in dependents.get(vertex, ()):
-            if dependent not in fate:
-                fate[dependent] = "skipped"
-                on_skip(dependent, cause)
-                skip(dependent, cause)
 
     finished: deque[asyncio.Task[Outcome]] = deque()
     wake = asyncio.Event()
@@ -198,7 +178,7 @@ async def walk(
                     await asyncio.sleep(0)
                     started = 0
                     continue
-                vertex = heapq.heappop(ready)[2]
+                vertex = plan.next()
                 if vertex in fate:
                     continue
                 task = asyncio.ensure_future(visit(vertex))
@@ -229,23 +209,91 @@ async def walk(
                     fate[vertex] = "not-started"
                 elif outcome:
                     fate[vertex] = "done"
-                    release(vertex)
+                    plan.release(vertex, fate)
                 else:
                     fate[vertex] = "failed"
-                    skip(vertex, vertex)
+                    plan.skip(vertex, vertex, fate, on_skip)
 
-    for vertex in order:
-        if waiting[vertex] == 0:
-            make_ready(vertex)
     try:
         await drive()
     finally:
         await _settle(running)
     if errors:
         raise errors[0] if len(errors) == 1 else BaseExceptionGroup(f"{len(errors)} visits raised", errors)
-    for vertex in order:
+    for vertex in plan.order:
         fate.setdefault(vertex, "not-started")
     return fate
+
+
+def walk_in_order(
+    graph: Graph[V],
+    visit: Callable[[V], Outcome],
+    *,
+    on_skip: Callable[[V, V], None] = lambda vertex, cause: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[V, str]:
+    """``walk`` with ``parallel=1`` on this thread, without an event loop: for visits
+    that finish at once, where a loop would cost more than it saves. Same order
+    (longest chain first), outcomes and fates as ``walk``; a visit that raises ends
+    the walk with its exception."""
+    plan = _Schedule(graph)
+    fate: dict[V, str] = {}
+    while plan.ready and not should_stop():
+        vertex = plan.next()
+        if vertex in fate:
+            continue
+        try:
+            outcome = visit(vertex)
+        except BaseException:
+            fate[vertex] = "failed"
+            raise
+        if outcome is None:
+            fate[vertex] = "not-started"
+            continue
+        fate[vertex] = "done" if outcome else "failed"
+        if outcome:
+            plan.release(vertex, fate)
+        else:
+            plan.skip(vertex, vertex, fate, on_skip)
+    for vertex in plan.order:
+        fate.setdefault(vertex, "not-started")
+    return fate
+
+
+class _Schedule(Generic[V]):
+    """The ready vertices of a walk, longest chain of work behind them first."""
+
+    def __init__(self, graph: Graph[V]) -> None:
+        self.order = graph.topological_order()
+        self.waiting = {v: len(set(graph.deps.get(v, ()))) for v in self.order}
+        self.dependents = {v: list(set(ds)) for v, ds in graph.dependents().items()}
+        self.height = heights(graph, self.order, self.dependents)
+        self.position = {v: i for i, v in enumerate(self.order)}
+        self.ready: list[tuple[int, int, V]] = []
+        for vertex in self.order:
+            if self.waiting[vertex] == 0:
+                self.make_ready(vertex)
+
+    def make_ready(self, vertex: V) -> None:
+        heapq.heappush(self.ready, (-self.height[vertex], self.position[vertex], vertex))
+
+    def next(self) -> V:
+        return heapq.heappop(self.ready)[2]
+
+    def release(self, vertex: V, fate: Mapping[V, str]) -> None:
+        """``vertex`` is done: dependents whose last dependency it was become ready."""
+        for dependent in self.dependents.get(vertex, ()):
+            self.waiting[dependent] -= 1
+            if self.waiting[dependent] == 0 and dependent not in fate:
+                self.make_ready(dependent)
+
+    def skip(self, vertex: V, cause: V, fate: dict[V, str], on_skip: Callable[[V, V], None]) -> None:
+        """Everything that depends on ``vertex``, transitively, is skipped."""
+        for dependent in self.dependents.get(vertex, ()):
+            if dependent not in fate:
+                fate[dependent] = "skipped"
+                on_skip(dependent, cause)
+                self.skip(dependent, cause, fate, on_skip)
 
 
 async def _settle(running: set[asyncio.Task[Outcome]]) -> None:

@@ -36,7 +36,9 @@ class Recorder(EventSink):
 
 
 class Harness:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, inline: bool = False) -> None:
+        self.inline = inline
+        """Apply one step at a time without an event loop, as for in-process providers."""
         self.store = SqliteStateStore(tmp / "state.db")
         self.store.create_stack("dev")
         self.providers = FakeProviders()
@@ -47,14 +49,22 @@ class Harness:
         self.sleeps.append(delay)
 
     def up(self, program: Callable[[], Any], parallel: int = 8) -> ApplyResult:
+        if self.inline:
+            applier, writer = self.applier(program, parallel, None)
+            return self.finish(writer, applier.run_inline())
         return asyncio.run(self.up_async(program, parallel))
 
     async def up_async(self, program: Callable[[], Any], parallel: int = 8,
                        stop: asyncio.Event | None = None) -> ApplyResult:
+        applier, writer = self.applier(program, parallel, stop)
+        return self.finish(writer, await applier.run())
+
+    def applier(self, program: Callable[[], Any], parallel: int,
+                stop: asyncio.Event | None) -> tuple[Applier, Any]:
         desired = declare(program)
         plan = make_plan(desired, self.store.snapshot("dev"), self.providers)
         writer = self.store.begin("dev", "up", "tester")
-        policy = RetryPolicy(max_attempts=5, rng=random.Random(1), sleep=self._sleep)
+        policy = RetryPolicy(max_attempts=5, rng=random.Random(1), sleep=self._sleep, wait=self.sleeps.append)
 
         def resolver(urn: str, lookup: Any) -> Any:
             """As `up` resolves: a lookup's source is its id."""
@@ -63,8 +73,11 @@ class Harness:
             return resolve_value(source, lambda r, p: lookup(r.urn, p))
 
         applier = Applier(plan, self.providers, writer, ApplyOptions(parallel=parallel, retry=policy),
-                          self.sink, resolver, stop)
-        result = await applier.run()
+                          self.sink, resolver, stop, inline=self.inline)
+        return applier, writer
+
+    @staticmethod
+    def finish(writer: Any, result: ApplyResult) -> ApplyResult:
         writer.finish("succeeded" if result.ok else "failed", {})
         return result
 
@@ -87,8 +100,16 @@ class Harness:
         return {urn.removeprefix(P): r for urn, r in self.store.snapshot("dev").resources.items()}
 
 
+@pytest.fixture(params=["parallel", "in-line"])
+def h(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    """Every behaviour holds for both walks: the parallel one and the one-step-at-a-time
+    one used when every call is in-process."""
+    return Harness(tmp_path, inline=request.param == "in-line")
+
+
 @pytest.fixture
-def h(tmp_path: Path) -> Harness:
+def hp(tmp_path: Path) -> Harness:
+    """The parallel walk only: bounded parallelism, interrupts while calls run."""
     return Harness(tmp_path)
 
 
@@ -216,11 +237,11 @@ def many(count: int) -> Callable[[], None]:
     return program
 
 
-def test_at_most_parallel_provider_calls_run_at_once(h: Harness) -> None:
-    gate = h.providers.thing.before_create = Gate()
+def test_at_most_parallel_provider_calls_run_at_once(hp: Harness) -> None:
+    gate = hp.providers.thing.before_create = Gate()
 
     async def scenario() -> ApplyResult:
-        applying = asyncio.ensure_future(h.up_async(many(12), parallel=3))
+        applying = asyncio.ensure_future(hp.up_async(many(12), parallel=3))
         await gate.until_held(3)
         await asyncio.sleep(0.2)  # room for a fourth call, were the bound broken
         gate.open()
@@ -231,14 +252,14 @@ def test_at_most_parallel_provider_calls_run_at_once(h: Harness) -> None:
     assert gate.peak == 3
 
 
-def test_interrupt_finishes_running_calls_and_withdraws_prepared_ones(h: Harness) -> None:
+def test_interrupt_finishes_running_calls_and_withdraws_prepared_ones(hp: Harness) -> None:
     """Ctrl-C: the calls in flight finish and are recorded; steps prepared ahead of a
     free call slot are withdrawn, their pending records cleared; nothing else starts."""
-    gate = h.providers.thing.before_create = Gate()
+    gate = hp.providers.thing.before_create = Gate()
     stop = asyncio.Event()
 
     async def scenario() -> ApplyResult:
-        applying = asyncio.ensure_future(h.up_async(many(10), parallel=2, stop=stop))
+        applying = asyncio.ensure_future(hp.up_async(many(10), parallel=2, stop=stop))
         await gate.until_held(2)
         await asyncio.sleep(0.1)  # the next steps are prepared and queued by now
         stop.set()
@@ -248,10 +269,10 @@ def test_interrupt_finishes_running_calls_and_withdraws_prepared_ones(h: Harness
 
     result = asyncio.run(scenario())
     assert result.interrupted and not result.ok
-    assert result.done == {"create": 2} and h.providers.thing.calls["create"] == 2
+    assert result.done == {"create": 2} and hp.providers.thing.calls["create"] == 2
     assert len(result.not_started) == 8 and not result.failures and not result.skipped
-    assert len(h.recorded()) == 2
-    assert h.store.snapshot("dev").pending == []
+    assert len(hp.recorded()) == 2
+    assert hp.store.snapshot("dev").pending == []
 
 
 def test_throttling_is_retried_with_growing_jittered_backoff(h: Harness) -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from stackwright.graph import CycleFound, Graph, walk
+from stackwright.graph import CycleFound, Graph, Outcome, walk, walk_in_order
 
 
 def test_topological_order_puts_dependencies_first() -> None:
@@ -299,3 +299,52 @@ def test_find_cycle_finds_a_cycle_entered_from_outside_it() -> None:
 
 def test_find_cycle_passes_through_dependencies_that_declare_none() -> None:
     assert Graph.from_mapping({1: [2, 3], 3: [4]}).find_cycle() == []
+
+
+def test_the_walk_in_order_visits_like_a_walk_one_at_a_time() -> None:
+    """Longest chain of work first, dependencies before dependents, failures skipping
+    only their dependents, a withdrawn visit leaving its dependents not started."""
+    graph = Graph.from_mapping({"app": ["db"], "db": ["net"], "net": [], "logs": [], "cron": ["logs"],
+                                "web": ["app"], "cache": ["gone"], "gone": []})
+    answers: dict[str, Outcome] = {"logs": False, "gone": None}
+    skipped: list[tuple[str, str]] = []
+
+    def run_both() -> tuple[list[str], dict[str, str], list[str], dict[str, str]]:
+        async_visits: list[str] = []
+
+        async def visit(v: str) -> Outcome:
+            async_visits.append(v)
+            return answers.get(v, True)
+
+        fate = asyncio.run(walk(graph, visit, parallel=1))
+        in_order: list[str] = []
+
+        def visit_now(v: str) -> Outcome:
+            in_order.append(v)
+            return answers.get(v, True)
+
+        return async_visits, fate, in_order, walk_in_order(
+            graph, visit_now, on_skip=lambda v, c: skipped.append((v, c)))
+
+    async_visits, fate, in_order, fate_in_order = run_both()
+    assert in_order == async_visits and in_order[:2] == ["net", "db"]
+    assert fate_in_order == fate == {"net": "done", "db": "done", "app": "done", "web": "done",
+                                     "logs": "failed", "cron": "skipped", "gone": "not-started",
+                                     "cache": "not-started"}
+    assert skipped == [("cron", "logs")]
+
+
+def test_the_walk_in_order_stops_when_asked_and_raises_what_a_visit_raises() -> None:
+    graph = Graph.from_mapping({i: [i - 1] if i else [] for i in range(5)})
+    visited: list[int] = []
+
+    def visit(v: int) -> bool:
+        visited.append(v)
+        if v == 3:
+            raise RuntimeError("bug")
+        return True
+
+    fate = walk_in_order(graph, visit, should_stop=lambda: len(visited) >= 2)
+    assert visited == [0, 1] and [fate[i] for i in range(5)] == ["done", "done", *["not-started"] * 3]
+    with pytest.raises(RuntimeError, match="bug"):
+        walk_in_order(graph, visit)

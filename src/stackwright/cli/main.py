@@ -64,7 +64,37 @@ def _usage_hint(exc: click.ClickException) -> str | None:
     return None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+COMMANDS: dict[str, str] = {
+    **dict.fromkeys(("local-cloud", "new", "stack", "unlock"), "commands_stack"),
+    **dict.fromkeys(("destroy", "import", "preview", "refresh", "rollback", "up"), "commands_update"),
+    **dict.fromkeys(("history", "outputs", "state"), "commands_inspect"),
+    **dict.fromkeys(("apply", "approve", "audit", "plan", "reject"), "commands_plans"),
+    "run": "commands_workspace",
+    **dict.fromkeys(("ci", "env"), "commands_env"),
+    **dict.fromkeys(("config", "secrets"), "commands_secrets"),
+    "local-cluster": "commands_cluster",
+    "gitops": "commands_gitops",
+    "serve": "commands_web",
+}
+"""Each command, and the module of ``stackwright.cli`` whose ``register`` adds it."""
+EXTENSIONS: dict[str, str] = {"commands_inspect": "commands_state_migrate"}
+"""Modules that add to a group another module registers (``state migrate``)."""
+
+
+class LazyGroup(click.Group):
+    """The ``stackwright`` group: a command's module is imported when the command runs
+    (or help lists it), so that `stackwright up` loads none of the other commands."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            register_module(COMMANDS[cmd_name])
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @colour_option
 @click.option("-C", "--cwd", type=click.Path(file_okay=False), help="Run as if started in this folder.")
@@ -83,18 +113,16 @@ def cli(debug: bool, cwd: str | None) -> None:
                                hint="-C/--cwd takes an existing folder (a project or one inside it)") from None
 
 
-def register_commands() -> None:
-    from stackwright.cli import (
-        commands_cluster, commands_env, commands_gitops, commands_inspect, commands_plans, commands_secrets,
-        commands_stack, commands_state_migrate, commands_update, commands_web, commands_workspace,
-    )
+def register_module(name: str) -> None:
+    """Import ``stackwright.cli.<name>`` and add its commands (and their extensions)."""
+    import importlib
 
-    for module in (commands_stack, commands_update, commands_inspect, commands_plans, commands_workspace,
-                   commands_env, commands_secrets, commands_cluster, commands_gitops, commands_web):
-        module.register(cli)
-    commands_state_migrate.register(cli)  # into the `state` group of commands_inspect
-    for command in cli.commands.values():
-        accept_colour_option(command)
+    before = set(cli.commands)
+    for module in (name, EXTENSIONS.get(name)):
+        if module:
+            importlib.import_module(f"stackwright.cli.{module}").register(cli)
+    for command_name in set(cli.commands) - before:
+        accept_colour_option(cli.commands[command_name])
 
 
 if __name__ == "__main__":
@@ -103,5 +131,3 @@ if __name__ == "__main__":
     from stackwright.cli.main import main as _main
 
     _main()
-else:
-    register_commands()

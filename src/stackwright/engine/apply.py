@@ -20,15 +20,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from stackwright.engine.calls import CallWithdrawn, ProviderCalls
-from stackwright.engine.commit import GroupCommit
+from stackwright.engine.calls import CallWithdrawn, InlineCalls, ProviderCalls
+from stackwright.engine.commit import GroupCommit, ImmediateCommit
 from stackwright.engine.events import EventSink, MaskingSink
 from stackwright.engine.retry import RetryPolicy
 from stackwright.errors import PlanError, ProviderError, StackwrightError
-from stackwright.graph import CycleFound, Graph, walk
+from stackwright.graph import CycleFound, Graph, Outcome, walk, walk_in_order
 from stackwright.model.resource import urn_name
 from stackwright.model.values import (
-    UNKNOWN, carry_secrets, is_unknown, mark_containing, mask_text, masked, remark_secrets, reveal, secret_texts,
+    UNKNOWN, carry_secrets, is_plain, is_unknown, mark_containing, mask_text, masked, remark_secrets, reveal, secret_texts,
     wrap_secret_keys,
 )
 from stackwright.plan.diff import PropertyDiff
@@ -100,16 +100,42 @@ def plan_secrets(plan: Plan) -> set[str]:
     return found
 
 
+class StopFlag:
+    """Set on an interrupt: no new step starts (the in-line walk's ``asyncio.Event``)."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+def runs_in_process(plan: Plan, providers: ProviderLookup) -> bool:
+    """Whether every provider call the plan makes is done in this process on local
+    memory or files (``ResourceProvider.in_process``): then running steps side by side
+    gains nothing, and the plan is applied one step at a time without an event loop."""
+    types = {step.type for step in plan.steps if step.changes} | {leftover.type for leftover in plan.leftovers}
+    return all(getattr(providers.resource(type_), "in_process", False) for type_ in types)
+
+
 class Applier:
-    """Walks one plan. Create it, call ``run()``, read the ApplyResult."""
+    """Walks one plan. Create it, call ``run()`` (or, with ``inline``, ``run_inline()``),
+    read the ApplyResult.
+
+    ``inline``: the plan's calls are all in-process (``runs_in_process``); steps run one
+    at a time on this thread, each write committed on its own, and neither asyncio nor
+    a thread pool is loaded. Every durability rule is the same: a step's pending record
+    is committed before its call and its outcome before the next step starts.
+    """
 
     def __init__(
         self, plan: Plan, providers: ProviderLookup, writer: StackWriter,
         options: ApplyOptions, sink: EventSink, resolver: Resolver | None = None,
-        stop: asyncio.Event | None = None,
+        stop: asyncio.Event | None = None, inline: bool = False,
     ) -> None:
-        import asyncio
-
         self.plan = plan
         self.steps = {s.urn: s for s in plan.steps}
         self.leftovers: dict[str, list[Leftover]] = {}
@@ -122,15 +148,28 @@ class Applier:
         """Plain texts of every secret this walk knows, masked out of every message."""
         self.sink = MaskingSink(sink, self.secrets)
         self.resolver = resolver
-        self.stop = stop or asyncio.Event()
         self.result = ApplyResult()
         self.live: dict[str, dict[str, Any]] = {}
-        self.calls = ProviderCalls(options.parallel, options.retry, sink, options.timeout)
+        self.inline = inline
+        self.stop: asyncio.Event | StopFlag
+        self.calls: ProviderCalls | InlineCalls
+        self.commit: GroupCommit | ImmediateCommit
+        if inline:
+            self.stop = StopFlag()
+            self.calls = InlineCalls(options.retry, sink, options.timeout)
+            self.commit = ImmediateCommit(writer)
+        else:
+            import asyncio
+
+            self.stop = stop or asyncio.Event()
+            self.calls = ProviderCalls(options.parallel, options.retry, sink, options.timeout)
+            self.commit = GroupCommit(writer)
         self._in_flight: dict[asyncio.Task[Any] | None, str] = {}
+        """The pending record of each step's provider call under way, by the task
+        running the step (None in-line, where one step runs at a time)."""
         self._old_halves: dict[str, str] = {}
         """URN -> token of the pending delete recording the old object of a
         create-before-delete replacement (see ``_record_old_half``)."""
-        self.commit = GroupCommit(writer)
 
     async def run(self) -> ApplyResult:
         import asyncio
@@ -144,6 +183,30 @@ class Applier:
             watcher.cancel()
             self.calls.close()
             self.sink.apply_finished()
+        return self._finished(fate)
+
+    def run_inline(self) -> ApplyResult:
+        """The walk of an ``inline`` Applier: one step after another on this thread."""
+        graph = action_graph(self.plan)
+        try:
+            fate = walk_in_order(graph, self._visit_now, on_skip=self._skipped, should_stop=self.stop.is_set)
+        finally:
+            self.sink.apply_finished()
+        return self._finished(fate)
+
+    def _visit_now(self, action: Action) -> Outcome:
+        """Runs ``_visit`` to its end without an event loop: in-line, nothing it awaits
+        suspends (``InlineCalls``, ``ImmediateCommit``)."""
+        visit = self._visit(action)
+        try:
+            visit.send(None)
+        except StopIteration as done:
+            outcome: Outcome = done.value
+            return outcome
+        visit.close()
+        raise RuntimeError(f"the step {action} waited on an event loop in an in-line apply")
+
+    def _finished(self, fate: dict[Action, str]) -> ApplyResult:
         self.result.not_started = [urn for (kind, urn), f in fate.items() if f == "not-started"]
         self.result.interrupted = self.stop.is_set() and bool(self.result.not_started)
         self.result.outputs = self.live
@@ -158,6 +221,7 @@ class Applier:
 
     async def _withdraw_on_stop(self) -> None:
         """On an interrupt, calls prepared ahead but not yet started are withdrawn."""
+        assert not isinstance(self.stop, StopFlag)
         await self.stop.wait()
         self.calls.withdraw_queued()
 
@@ -181,9 +245,15 @@ class Applier:
         step = self.steps.get(urn)
         return step.type if step is not None else self.leftovers[urn][0].type
 
-    async def _visit(self, action: Action) -> bool | None:
+    def _task(self) -> asyncio.Task[Any] | None:
+        """What ``_in_flight`` is keyed by: the task running the current step."""
+        if self.inline:
+            return None
         import asyncio
 
+        return asyncio.current_task()
+
+    async def _visit(self, action: Action) -> bool | None:
         kind, urn = action
         verb = self._verb(action)
         step = self.steps.get(urn)
@@ -210,7 +280,7 @@ class Applier:
             self.writer.add_change(Change(urn, self._type(urn), verb, error=message))
             self.sink.step_finished(urn, verb, "failed", time.monotonic() - start, message)
             return False
-        self._in_flight.pop(asyncio.current_task(), None)
+        self._in_flight.pop(self._task(), None)
         if not quiet:
             self.result.done[verb] = self.result.done.get(verb, 0) + 1
             self.sink.step_finished(urn, verb, "ok", time.monotonic() - start)
@@ -233,9 +303,7 @@ class Applier:
         resolves it by reading the live object.
         ``keep`` holds it regardless: a replaced object's old half that failed to delete
         is named only by its pending record, and the next run must finish the delete."""
-        import asyncio
-
-        token = self._in_flight.pop(asyncio.current_task(), None)
+        token = self._in_flight.pop(self._task(), None)
         if token is None:
             return
         if keep or not isinstance(exc, StackwrightError) or (isinstance(exc, ProviderError) and exc.retryable):
@@ -243,10 +311,8 @@ class Applier:
         await self.commit(self.writer.clear_pending, token)
 
     async def _pending(self, op: PendingOperation) -> None:
-        import asyncio
-
         await self.commit(self.writer.record_pending, op)
-        self._in_flight[asyncio.current_task()] = op.token
+        self._in_flight[self._task()] = op.token
 
     async def _create_side(self, step: Step) -> None:
         if step.previous_urn:
@@ -308,14 +374,24 @@ class Applier:
             parent=step.parent, deps=list(step.deps), started_at=time.time()))
         ctx = self._context(step.urn, token, handler, inputs)
         created = await self.calls.run(step.urn, "create", handler.create, ctx, reveal(inputs))
-        returned = mark_containing(carry_secrets(inputs, created.outputs), self.secrets)
+        returned = self._as_recorded(inputs, created.outputs)
         outputs = wrap_secret_keys({**inputs, **returned}, handler.secret_outputs)
         change = Change(step.urn, step.type, step.op.value, _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, created.id, inputs, outputs),
                           change, clears=token)
         self.live[step.urn] = {**outputs, "id": created.id}
-        secret_texts(outputs, self.secrets)
+        if not is_plain(outputs):
+            secret_texts(outputs, self.secrets)
         self.sink.state_persisted(step.urn)
+
+    def _as_recorded(self, inputs: Mapping[str, Any], returned: Mapping[str, Any]) -> dict[str, Any]:
+        """A provider's outputs as recorded: secret where they echo a secret input or
+        hold a known secret's text. Plain outputs of plain inputs, while no secret is
+        known, have nothing to mark."""
+        if not self.secrets and is_plain(inputs) and is_plain(returned):
+            return dict(returned)
+        marked: dict[str, Any] = mark_containing(carry_secrets(inputs, returned), self.secrets)
+        return marked
 
     async def _read(self, step: Step) -> None:
         """A data lookup: record what is there, marked so that it is never deleted."""
@@ -348,13 +424,14 @@ class Applier:
         returned = await self.calls.run(
             step.urn, "update", handler.update, ctx, step.old_id, reveal(step.old_inputs),
             reveal(step.old_outputs), reveal(inputs))
-        returned = mark_containing(carry_secrets(inputs, returned), self.secrets)
+        returned = self._as_recorded(inputs, returned)
         outputs = wrap_secret_keys({**step.old_outputs, **inputs, **returned}, handler.secret_outputs)
         change = Change(step.urn, step.type, "update", _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, step.old_id, inputs, outputs),
                           change, clears=token)
         self.live[step.urn] = {**outputs, "id": step.old_id}
-        secret_texts(outputs, self.secrets)
+        if not is_plain(outputs):
+            secret_texts(outputs, self.secrets)
         self.sink.state_persisted(step.urn)
 
     async def _record_old_half(self, step: Step) -> None:

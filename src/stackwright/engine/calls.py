@@ -11,6 +11,7 @@ from stackwright.errors import ProviderError, StackwrightError
 from stackwright.providers.protocol import OperationContext
 
 if TYPE_CHECKING:
+    import asyncio
     from concurrent.futures import Future
 
 T = TypeVar("T")
@@ -20,15 +21,30 @@ class CallWithdrawn(StackwrightError):
     """A queued call was withdrawn before it started (see ``withdraw_queued``)."""
 
 
-class ProviderCalls:
+class _Calls:
+    sink: EventSink
+    timeout: float
+
+    def context(self, urn: str, name: str, token: str,
+                provider_config: Mapping[str, Any] | None = None) -> OperationContext:
+        return OperationContext(urn=urn, name=name, token=token, timeout=self.timeout,
+                                log=lambda message: self.sink.step_log(urn, message),
+                                provider_config=provider_config or {})
+
+
+class ProviderCalls(_Calls):
     """One thread pool for blocking provider calls (boto3 is synchronous).
 
     At most ``parallel`` calls run at once; more may wait in the pool's queue. A worker
     that finishes a call takes the next queued one at once, without waiting for the
-    event loop, so callers that queue work ahead keep every slot busy.
+    event loop, so callers that queue work ahead keep every slot busy. Finished calls
+    are handed to the event loop in batches: one wake-up of the loop delivers every
+    result that arrived since the last one, instead of one wake-up per call.
     """
 
     def __init__(self, parallel: int, policy: RetryPolicy, sink: EventSink, timeout: float = 1800.0) -> None:
+        import threading
+        from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         self.pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="provider")
@@ -37,19 +53,17 @@ class ProviderCalls:
         self.timeout = timeout
         self.attempts = 0
         self.withdrawn = False
-        self._submitted: set[Future[Any]] = set()
-
-    def context(self, urn: str, name: str, token: str,
-                provider_config: Mapping[str, Any] | None = None) -> OperationContext:
-        return OperationContext(urn=urn, name=name, token=token, timeout=self.timeout,
-                                log=lambda message: self.sink.step_log(urn, message),
-                                provider_config=provider_config or {})
+        self._submitted: dict[Future[None], tuple[asyncio.Future[Any], str]] = {}
+        self._results: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
+        self._waking = False
+        self._waking_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, urn: str, action: str, fn: Callable[..., T], *args: Any) -> T:
         """Call ``fn(*args)`` in the pool; retryable errors are retried with backoff."""
         import asyncio
 
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         first = True
 
         async def attempt() -> T:
@@ -58,29 +72,53 @@ class ProviderCalls:
                 raise CallWithdrawn(urn)
             first = False
             self.attempts += 1
-            job = self.pool.submit(self._call, urn, fn, *args)
-            self._submitted.add(job)
+            answer: asyncio.Future[T] = loop.create_future()
+            job = self.pool.submit(self._call, answer, urn, fn, args)
+            self._submitted[job] = (answer, urn)
             try:
-                return await asyncio.wrap_future(job, loop=loop)
+                return await answer
             except asyncio.CancelledError:
-                if self.withdrawn and job.cancelled():
-                    raise CallWithdrawn(urn) from None
+                job.cancel()
                 raise
-            except (ProviderError, StackwrightError):
+            except StackwrightError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a provider bug fails this step only
-                raise ProviderError(f"{type(exc).__name__}: {exc}") from exc
+                raise provider_bug(exc) from exc
             finally:
-                self._submitted.discard(job)
+                self._submitted.pop(job, None)
 
         def on_retry(n: int, delay: float, error: ProviderError) -> None:
             self.sink.step_retrying(urn, action, n, delay, error.message)
 
         return await retrying(self.policy, attempt, on_retry)
 
-    def _call(self, urn: str, fn: Callable[..., T], *args: Any) -> T:
-        self.sink.call_started(urn)
-        return fn(*args)
+    def _call(self, answer: asyncio.Future[Any], urn: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """On a worker: run the call, queue its result, and wake the loop unless a
+        wake-up is already on its way."""
+        try:
+            self.sink.call_started(urn)
+            self._results.append((answer, fn(*args), None))
+        except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting step
+            self._results.append((answer, None, exc))
+        with self._waking_lock:
+            wake, self._waking = not self._waking, True
+        if wake:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        """On the loop: settle every call whose result has arrived."""
+        with self._waking_lock:
+            self._waking = False
+        results = self._results
+        while results:
+            answer, value, error = results.popleft()
+            if answer.done():
+                continue
+            if error is None:
+                answer.set_result(value)
+            else:
+                answer.set_exception(error)
 
     def withdraw_queued(self) -> int:
         """Stop starting calls: the ones still waiting for a worker are cancelled and,
@@ -88,8 +126,60 @@ class ProviderCalls:
         already running finish, and so do their retries (their outcome is unknown
         until they are done). Returns how many queued calls were cancelled."""
         self.withdrawn = True
-        return sum(job.cancel() for job in list(self._submitted))
+        cancelled = 0
+        for job, (answer, urn) in list(self._submitted.items()):
+            if job.cancel():
+                cancelled += 1
+                if not answer.done():
+                    answer.set_exception(CallWithdrawn(urn))
+        return cancelled
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
 
+
+class InlineCalls(_Calls):
+    """``ProviderCalls`` for in-process providers: each call runs on the calling
+    thread, and ``run`` never suspends, so a step that only calls these can be driven
+    without an event loop. Retries wait with ``RetryPolicy.wait``."""
+
+    def __init__(self, policy: RetryPolicy, sink: EventSink, timeout: float = 1800.0) -> None:
+        self.policy = policy
+        self.sink = sink
+        self.timeout = timeout
+        self.attempts = 0
+        self.withdrawn = False
+
+    async def run(self, urn: str, action: str, fn: Callable[..., T], *args: Any) -> T:
+        """Call ``fn(*args)`` now; retryable errors are retried with backoff."""
+        attempt = 0
+        while True:
+            self.attempts += 1
+            try:
+                self.sink.call_started(urn)
+                return fn(*args)
+            except ProviderError as error:
+                attempt += 1
+                if not error.retryable or attempt >= self.policy.max_attempts:
+                    raise
+                delay = self.policy.delay(attempt, error)
+                self.sink.step_retrying(urn, action, attempt, delay, error.message)
+                self.policy.wait(delay)
+            except StackwrightError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a provider bug fails this step only
+                raise provider_bug(exc) from exc
+
+    def withdraw_queued(self) -> int:
+        """Nothing is ever queued: a call runs the moment it is made."""
+        self.withdrawn = True
+        return 0
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def provider_bug(exc: Exception) -> ProviderError:
+    """What a step reports when its provider call raised something other than our own
+    errors: a permanent failure naming the exception."""
+    return ProviderError(f"{type(exc).__name__}: {exc}")

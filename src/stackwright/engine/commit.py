@@ -78,3 +78,17 @@ class GroupCommit:
                 future.set_result(None)
             else:
                 future.set_exception(error)
+
+
+class ImmediateCommit:
+    """``GroupCommit`` for a walk that runs one step at a time: each write is its own
+    transaction, committed before the call returns (there is nothing to group it with),
+    and the call never suspends."""
+
+    def __init__(self, writer: StackWriter) -> None:
+        self.writer = writer
+        self.commits = 0
+
+    async def __call__(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        write(*args, **kwargs)
+        self.commits += 1

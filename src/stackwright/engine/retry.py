@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
@@ -37,6 +38,8 @@ class RetryPolicy:
     max_delay: float = 20.0
     rng: random.Random = field(default_factory=_new_rng)
     sleep: Callable[[float], Awaitable[None]] = _sleep
+    wait: Callable[[float], None] = time.sleep
+    """How an in-line apply (no event loop) waits before a retry."""
 
     def delay(self, attempt: int, error: ProviderError) -> float:
         ceiling = min(self.max_delay, self.base * (2 ** attempt))

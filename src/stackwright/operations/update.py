@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from stackwright.engine.apply import (
-    Applier, ApplyOptions, ApplyResult, Failure, PropertyLookup, failure_message,
+    Applier, ApplyOptions, ApplyResult, Failure, PropertyLookup, failure_message, runs_in_process,
 )
 from stackwright.engine.events import EventSink, MaskingSink
 from stackwright.engine.recovery import RecoveryReport, recover
@@ -260,7 +260,10 @@ def _locked_update(
             require_all_read(drift)
             record_drift(drift, writer)
             snapshot = session.store.snapshot(session.stack)
-        plan = _closing(writer, lambda: _same_as_confirmed(proposed, planned(snapshot)))
+        if not refresh and _same_state(base, snapshot):
+            plan = proposed  # planning is a function of the state, which is the one planned from
+        else:
+            plan = _closing(writer, lambda: _same_as_confirmed(proposed, planned(snapshot)))
         outcome.plan = plan
         del proposed  # the plan confirmed is the plan now: one copy in memory while applying
         audit = {"plan_digest": plan.digest(), **(extra or {})}  # taken before apply starts
@@ -291,6 +294,12 @@ def _planning_snapshot(session: StackSession, refresh: bool, parallel: int, sink
     result = run_async(read_all(snapshot, session.providers, parallel, sink))
     require_all_read(result)
     return refreshed_snapshot(snapshot, result)
+
+
+def _same_state(before: Snapshot, now: Snapshot) -> bool:
+    """Whether ``now`` holds what ``before`` held: every write of a stack's state bumps
+    its serial, and a stack made again has a new lineage."""
+    return (before.lineage, before.serial) == (now.lineage, now.serial)
 
 
 def _same_as_confirmed(confirmed: Plan, now: Plan) -> Plan:
@@ -424,15 +433,18 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
 
 def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any,
            options: ApplyOptions, sink: EventSink) -> ApplyResult:
-    import asyncio
-
     def resolver(urn: str, lookup: PropertyLookup) -> dict[str, Any]:
         resource = desired.resources[urn]
         source = {"id": resource.read_id} if resource.read_id is not None else resource.inputs
         value: dict[str, Any] = resolve_value(source, lambda res, prop: lookup(res.urn, prop))
         return value
 
+    if runs_in_process(plan, session.providers):
+        return _apply_inline(Applier(plan, session.providers, writer, options, sink, resolver, inline=True), sink)
+
     async def run() -> ApplyResult:
+        import asyncio
+
         stop = asyncio.Event()
         applier = Applier(plan, session.providers, writer, options, sink, resolver, stop)
         loop = asyncio.get_running_loop()
@@ -456,6 +468,26 @@ def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any
                     pass
 
     return run_async(run())
+
+
+def _apply_inline(applier: Applier, sink: EventSink) -> ApplyResult:
+    """``applier.run_inline()`` with Ctrl-C and SIGTERM turned into a stop after the
+    step under way, as the event loop's handlers do for a parallel apply."""
+    def interrupt(signum: int, frame: Any) -> None:
+        applier.stop.set()
+        sink.stopping()
+
+    previous: dict[signal.Signals, Any] = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, interrupt)
+    except ValueError:
+        pass  # not the main thread: signals stay with whoever handles them there
+    try:
+        return applier.run_inline()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _final_outputs(desired: DesiredGraph, result: ApplyResult, recorded: dict[str, Any],

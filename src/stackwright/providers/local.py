@@ -67,6 +67,7 @@ class FileProvider(ResourceProvider):
 
     type_token = "local:File"
     resource_class = File
+    in_process = True
     replace_on = frozenset({"path"})
     computed_on_update = frozenset({"sha256", "size"})
     """A content change changes both, so dependents cannot use the recorded values."""

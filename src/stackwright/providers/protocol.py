@@ -113,6 +113,11 @@ class ResourceProvider:
     """Deleting it loses data (buckets, tables, clusters); policies guard it."""
     provider_input: ClassVar[str] = ""
     """The input that holds the URN of a provider instance, if this type takes one."""
+    in_process: ClassVar[bool] = False
+    """Every call is done in this process on local memory or files (no network, no
+    child process, nothing to wait for): a plan whose calls are all such is applied
+    one step at a time, without an event loop or threads, which would cost more than
+    running calls side by side saves."""
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Validate fully resolved inputs; return them, normalised. Raise InputError."""

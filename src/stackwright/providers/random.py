@@ -60,6 +60,7 @@ class _Recorded(ResourceProvider):
     """Generated values have no live object: what state holds is the truth."""
 
     replace_on = frozenset({"*"})
+    in_process = True
 
     def read(
         self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
