@@ -76,20 +76,6 @@ def test_a_throttled_lookup_is_retried_and_reported_as_a_read_of_its_resource(h:
     assert h.recorded()["given"].inputs == {"label": "shared", "zone": "a", "ref": ""}
 
 
-def test_a_lookup_under_a_component_is_recorded_under_it(h: Harness) -> None:
-    import stackwright as sw
-
-    class Box(sw.Component, type="fake:Box"):
-        def __init__(self, name: str) -> None:
-            super().__init__(name)
-            Thing.get("given", "given-1", opts=sw.ResourceOptions(parent=self))
-
-    h.providers.thing.objects["given-1"] = {"label": "shared", "zone": "a", "ref": ""}
-    assert h.up(lambda: Box("box")).ok
-    [row] = h.store.snapshot("dev").resources.values()
-    assert row.parent == "dev::test::fake:Box::box" and row.deps == []
-
-
 def test_an_unorderable_plan_is_refused_naming_each_action_and_cause() -> None:
     a = Step(urn=P + "a", type="fake:Thing", op=Op.REPLACE, replace_keys=("zone", "label"), deps=(P + "b",),
              old_id="1")

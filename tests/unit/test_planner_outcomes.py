@@ -124,7 +124,7 @@ def test_a_lookup_applies_again_and_again_without_a_failure_and_keeps_its_parent
     again = h.up(lambda: Box("box"))
     assert again.ok and again.done == {}
     [row] = h.store.snapshot("dev").resources.values()
-    assert row.parent == "dev::test::fake:Box::box" and row.retain_on_delete
+    assert row.parent == "dev::test::fake:Box::box" and row.retain_on_delete and row.deps == []
     assert h.up(lambda: None).ok and "given-1" in h.providers.thing.objects
 
 
