@@ -25,6 +25,13 @@ class _Calls:
     sink: EventSink
     timeout: float
 
+    def on_retry(self, urn: str, action: str) -> Callable[[int, float, ProviderError], None]:
+        """What a retry of ``urn``'s ``action`` tells the sink."""
+        def report(n: int, delay: float, error: ProviderError) -> None:
+            self.sink.step_retrying(urn, action, n, delay, error.message)
+
+        return report
+
     def context(self, urn: str, name: str, token: str,
                 provider_config: Mapping[str, Any] | None = None) -> OperationContext:
         return OperationContext(urn=urn, name=name, token=token, timeout=self.timeout,
@@ -87,10 +94,7 @@ class ProviderCalls(_Calls):
             finally:
                 self._submitted.pop(job, None)
 
-        def on_retry(n: int, delay: float, error: ProviderError) -> None:
-            self.sink.step_retrying(urn, action, n, delay, error.message)
-
-        return await retrying(self.policy, attempt, on_retry)
+        return await retrying(self.policy, attempt, self.on_retry(urn, action))
 
     def _call(self, answer: asyncio.Future[Any], urn: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         """On a worker: run the call, queue its result, and wake the loop unless a
@@ -151,24 +155,22 @@ class InlineCalls(_Calls):
         self.withdrawn = False
 
     async def run(self, urn: str, action: str, fn: Callable[..., T], *args: Any) -> T:
-        """Call ``fn(*args)`` now; retryable errors are retried with backoff."""
-        attempt = 0
-        while True:
+        """Call ``fn(*args)`` now; retryable errors are retried with backoff, waiting
+        with ``RetryPolicy.wait`` (nothing here suspends)."""
+        async def attempt() -> T:
             self.attempts += 1
             try:
                 self.sink.call_started(urn)
                 return fn(*args)
-            except ProviderError as error:
-                attempt += 1
-                if not error.retryable or attempt >= self.policy.max_attempts:
-                    raise
-                delay = self.policy.delay(attempt, error)
-                self.sink.step_retrying(urn, action, attempt, delay, error.message)
-                self.policy.wait(delay)
             except StackwrightError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a provider bug fails this step only
                 raise provider_bug(exc) from exc
+
+        async def wait(delay: float) -> None:
+            self.policy.wait(delay)
+
+        return await retrying(self.policy, attempt, self.on_retry(urn, action), sleep=wait)
 
     def withdraw_queued(self) -> int:
         """Nothing is ever queued: a call runs the moment it is made."""

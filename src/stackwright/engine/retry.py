@@ -50,8 +50,10 @@ async def retrying(
     policy: RetryPolicy,
     call: Callable[[], Awaitable[T]],
     on_retry: Callable[[int, float, ProviderError], None] = lambda attempt, delay, error: None,
+    *, sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> T:
-    """Await ``call()`` until it succeeds, fails permanently, or attempts run out."""
+    """Await ``call()`` until it succeeds, fails permanently, or attempts run out.
+    ``sleep`` waits before a retry (default ``policy.sleep``)."""
     attempt = 0
     while True:
         try:
@@ -62,4 +64,4 @@ async def retrying(
                 raise
             delay = policy.delay(attempt, error)
             on_retry(attempt, delay, error)
-            await policy.sleep(delay)
+            await (sleep or policy.sleep)(delay)
