@@ -168,12 +168,12 @@ def test_a_killed_worker_is_taken_over(tmp_path: Path, pg_url: str) -> None:
 
 
 def _kill_one_midway(workers: list[subprocess.Popen[str]], log: Path) -> subprocess.Popen[str]:
-    """SIGKILL the worker that just finished a provider call (so it is mid-stack),
-    once a few calls went through."""
+    """SIGKILL the worker that just created an app stack's first resource (so it is
+    mid-stack: the second is still to come), once a few calls went through."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         made = calls(log)
-        if len(made) >= 6:
+        if len(made) >= 6 and made[-1]["urn"].endswith("::one"):
             pid = made[-1]["pid"]
             victim = next(w for w in workers if w.pid == pid)
             os.kill(pid, signal.SIGKILL)
