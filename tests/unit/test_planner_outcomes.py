@@ -320,3 +320,17 @@ def test_a_provider_check_error_names_the_resource_and_its_line() -> None:
     err = info.value
     assert (err.resource, err.line) == (P + "a", line_of("# bad-check"))
     assert err.file is not None and err.file.endswith(HERE)
+
+
+def test_a_rollback_that_would_replace_a_protected_resource_is_refused_without_a_place() -> None:
+    """A rollback rebuilds its resources from a checkpoint: they are declared in no file."""
+    from stackwright.model.desired import DesiredGraph
+    from stackwright.model.resource import restore
+
+    back = restore(Thing, P + "a", {"label": "", "zone": "b", "ref": ""}, parent_urn=None, protect=True)
+    desired = DesiredGraph(stack="dev", project="test", resources={back.urn: back}, deps={back.urn: []})
+    with pytest.raises(PlanError) as info:
+        make_plan(desired, Snapshot("dev", "l", 1, {P + "a": record("a")}, {}), FakeProviders())
+    err = info.value
+    assert err.message == "resource is protected; the plan would replace it (because zone changed)"
+    assert (err.resource, err.file, err.line) == (P + "a", None, None)
