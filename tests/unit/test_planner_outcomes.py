@@ -334,3 +334,51 @@ def test_a_rollback_that_would_replace_a_protected_resource_is_refused_without_a
     err = info.value
     assert err.message == "resource is protected; the plan would replace it (because zone changed)"
     assert (err.resource, err.file, err.line) == (P + "a", None, None)
+
+
+def test_a_lookup_of_another_object_shows_what_was_read_before_and_waits_for_what_it_used() -> None:
+    """The lookup read ``given-1`` through ``a``'s label; now it reads ``given-2`` and ``a``
+    goes: the plan shows the recorded object, and ``a`` is deleted only after the new read."""
+    from stackwright.engine.apply import action_graph
+
+    def before() -> None:
+        a = Thing("a", label="given-1")
+        Thing.get("given", a.label)
+
+    def after() -> None:
+        Thing.get("given", "given-2")
+
+    recorded = record("given", id="given-1", deps=[P + "a"])
+    plan = plan_for(after, record("a", label="given-1"), recorded)
+    assert ops(plan) == {"given": "read", "a": "delete"}
+    given = plan.steps[0]
+    assert given.to_json()["old_inputs"] == recorded.inputs and given.old_id == "given-1"
+    assert given.deps == () and ("C", P + "given") in action_graph(plan).deps[("D", P + "a")]
+    first = plan_for(before, record("a", label="given-1"))
+    assert [s.deps for s in first.steps] == [(), (P + "a",)]
+
+
+def test_ignore_changes_on_a_nested_path_keeps_the_whole_top_level_value() -> None:
+    plan = plan_for(lambda: Thing("a", label="new", opts=sw.ResourceOptions(ignore_changes=["label.a.b"])),
+                    record("a", label="old"))
+    assert ops(plan) == {"a": "same"}
+    assert plan.steps[0].notes == ('label: kept at "old", not set to the declared "new": ignore_changes lists it',)
+
+
+def test_an_ignored_value_not_known_until_apply_is_kept_without_a_note() -> None:
+    def program() -> None:
+        source = Thing("source")
+        Thing("a", label=source.arn, opts=sw.ResourceOptions(ignore_changes=["label"]))
+
+    plan = plan_for(program, record("a", label="old"))
+    step = next(s for s in plan.steps if s.urn == P + "a")
+    assert step.op.value == "same" and step.inputs is not None and step.inputs["label"] == "old"
+    assert step.notes == ()
+
+
+def test_a_value_of_sixty_one_characters_is_shortened() -> None:
+    kept = "k" * 59
+    plan = plan_for(lambda: Thing("a", label="new", opts=sw.ResourceOptions(ignore_changes=["label"])),
+                    record("a", label=kept))
+    assert plan.steps[0].notes == (f'label: kept at "{"k" * 56}..., not set to the declared "new": '
+                                   "ignore_changes lists it",)
