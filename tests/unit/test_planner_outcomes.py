@@ -382,3 +382,46 @@ def test_a_value_of_sixty_one_characters_is_shortened() -> None:
                     record("a", label=kept))
     assert plan.steps[0].notes == (f'label: kept at "{"k" * 56}..., not set to the declared "new": '
                                    "ignore_changes lists it",)
+
+
+@pytest.mark.parametrize(("field", "was", "listed"), [
+    ("parent", "dev::test::fake:Box::gone", ("parent", "dev::test::fake:Box::gone", None)),
+    ("protect", True, ("protect", True, False)),
+    ("retain_on_delete", True, ("retain_on_delete", True, False)),
+    ("options", {"ignore_changes": ["zone"]}, ("ignore_changes", ["zone"], [])),
+    ("deps", [P + "dep"], ("dependencies", [P + "dep"], [])),
+])
+def test_one_option_changed_alone_is_listed(field: str, was: Any, listed: tuple[str, Any, Any]) -> None:
+    from dataclasses import replace
+
+    plan = plan_for(lambda: Thing("a"), replace(record("a"), **{field: was}))
+    [step] = plan.steps
+    assert step.op.value == "same" and step.meta_changed
+    assert [(d.path, d.old, d.new) for d in step.option_diffs] == [listed]
+
+
+def test_a_changed_option_is_listed_alone_beside_a_parent_dependencies_and_options_kept(h: Harness) -> None:
+    class Box(sw.Component, type="fake:Box"):
+        pass
+
+    def program(protect: bool) -> None:
+        box = Box("box")
+        dep = Thing("dep")
+        Thing("a", opts=sw.ResourceOptions(parent=box, depends_on=[dep], ignore_changes=["zone"], protect=protect))
+
+    assert h.up(lambda: program(False)).ok
+    plan = make_plan(declare(lambda: program(True)), h.store.snapshot("dev"), h.providers)
+    step = next(s for s in plan.steps if s.urn.endswith("$a"))
+    assert [(d.path, d.old, d.new) for d in step.option_diffs] == [("protect", False, True)]
+
+
+def test_a_parent_renamed_through_an_alias_is_no_option_change(h: Harness) -> None:
+    def program(parent: str) -> None:
+        holder = Thing(parent, opts=sw.ResourceOptions(aliases=[sw.Alias(name="old")] if parent != "old" else []))
+        Thing("child", opts=sw.ResourceOptions(parent=holder))
+
+    assert h.up(lambda: program("old")).ok
+    plan = make_plan(declare(lambda: program("new")), h.store.snapshot("dev"), h.providers)
+    child = next(s for s in plan.steps if s.urn.endswith("$child"))
+    assert child.previous_urn == P + "old$child"
+    assert [d.path for d in child.option_diffs] == ["aliases"]
