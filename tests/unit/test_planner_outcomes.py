@@ -10,6 +10,7 @@ import pytest
 
 import stackwright as sw
 from stackwright.errors import PlanError
+from stackwright.model.values import UNKNOWN
 from stackwright.plan.planner import make_plan
 from stackwright.state.records import Snapshot
 from stackwright.testing import declare
@@ -425,3 +426,65 @@ def test_a_parent_renamed_through_an_alias_is_no_option_change(h: Harness) -> No
     child = next(s for s in plan.steps if s.urn.endswith("$child"))
     assert child.previous_urn == P + "old$child"
     assert [d.path for d in child.option_diffs] == ["aliases"]
+
+
+def test_each_failure_names_the_line_its_own_resource_is_declared_on(h: Harness) -> None:
+    h.providers.thing.fail.update({"first": -1, "second": -1})
+
+    def program() -> None:
+        Thing("first")  # first-failing
+        Thing("second")  # second-failing
+
+    result = h.up(program)
+    where = {f.urn.removeprefix(P): f.message for f in result.failures}
+    assert where == {"first": f"{Path(__file__)}:{line_of('# first-failing')}: first is broken",
+                     "second": f"{Path(__file__)}:{line_of('# second-failing')}: second is broken"}
+
+
+def test_an_export_of_a_resource_a_target_leaves_out_is_unknown() -> None:
+    def program() -> None:
+        Thing("a")
+        other = Thing("other")
+        sw.export("other_arn", other.arn)
+
+    plan = make_plan(declare(program), Snapshot("dev", "l", 1, {}, {}), FakeProviders(), targets=["a"])
+    assert ops(plan) == {"a": "create"} and plan.outputs == {"other_arn": UNKNOWN}
+
+
+def test_a_stateful_resource_replaced_through_several_properties_names_each_once() -> None:
+    def program() -> None:
+        subnet = Thing("subnet", zone="b")
+        Thing("cluster", label=subnet.arn, zone=[["x", subnet.arn]])  # type: ignore[arg-type]
+
+    providers = FakeProviders()
+    providers.thing.stateful = True  # type: ignore[misc]
+    providers.thing.replace_on = frozenset({"zone", "label"})  # type: ignore[misc]
+    cluster = record("cluster", label="arn:subnet-id", zone=[["x", "arn:subnet-id"]], deps=[P + "subnet"])
+    snapshot = Snapshot("dev", "l", 7, {r.urn: r for r in (record("subnet"), cluster)}, {})
+    plan = make_plan(declare(program), snapshot, providers)
+    assert ops(plan) == {"subnet": "replace", "cluster": "replace"}
+    assert [d.path for d in plan.steps[1].diffs] == ["label", "zone[0][1]"]
+    assert plan.steps[1].warnings == (
+        "stateful fake:Thing is replaced as a side effect: label, zone changes only because a resource it "
+        "uses is replaced or created; its data is lost unless kept elsewhere",)
+
+
+def test_a_provider_decides_from_the_recorded_inputs_and_outputs_with_secrets_revealed() -> None:
+    from stackwright.model.values import Secret
+    from stackwright.providers.protocol import DiffResult
+
+    providers = FakeProviders()
+    seen: list[tuple[Any, Any, Any]] = []
+
+    def diff(old_inputs: Any, old_outputs: Any, new_inputs: Any) -> DiffResult:
+        seen.append((old_inputs, old_outputs, new_inputs))
+        return DiffResult(changed=("label",))
+
+    providers.thing.diff = diff  # type: ignore[method-assign]
+    old = record("a", label=Secret("old-pw"))
+    plan = make_plan(declare(lambda: Thing("a", label=sw.secret("new-pw"))),
+                     Snapshot("dev", "l", 1, {old.urn: old}, {}), providers)
+    assert ops(plan) == {"a": "update"}
+    [(old_inputs, old_outputs, new_inputs)] = seen
+    assert old_inputs["label"] == "old-pw" and new_inputs["label"] == "new-pw"
+    assert old_outputs == {"label": "old-pw", "zone": "a", "ref": "", "arn": "arn:a-id"}
