@@ -488,3 +488,57 @@ def test_a_provider_decides_from_the_recorded_inputs_and_outputs_with_secrets_re
     [(old_inputs, old_outputs, new_inputs)] = seen
     assert old_inputs["label"] == "old-pw" and new_inputs["label"] == "new-pw"
     assert old_outputs == {"label": "old-pw", "zone": "a", "ref": "", "arn": "arn:a-id"}
+
+
+def test_a_provider_checks_secret_inputs_as_plain_values_and_what_it_returns_stays_secret() -> None:
+    from stackwright.model.values import Secret
+
+    providers = FakeProviders()
+    providers.thing.check = lambda inputs: {**inputs, "label": inputs["label"].upper()}  # type: ignore[method-assign]
+    plan = make_plan(declare(lambda: Thing("a", label=sw.secret("pw"))), Snapshot("dev", "l", 1, {}, {}), providers)
+    assert plan.steps[0].inputs is not None and plan.steps[0].inputs["label"] == Secret("PW")
+
+
+def test_what_dependents_know_of_an_unchanged_or_updated_resource() -> None:
+    """Its id and the outputs an update keeps are known; an output the provider computes
+    again on update is not."""
+    def program(label: str) -> None:
+        a = Thing("a", label=label)
+        Thing("by-id", label=a.id)
+        Thing("by-arn", label=a.arn)
+        Thing("by-label", label=a.label)
+
+    recorded = [record("a", label="x"), record("by-id", label="a-id", deps=[P + "a"]),
+                record("by-arn", label="arn:a-id", deps=[P + "a"]), record("by-label", label="x", deps=[P + "a"])]
+    unchanged = plan_for(lambda: program("x"), *recorded)
+    assert ops(unchanged) == {"a": "same", "by-id": "same", "by-arn": "same", "by-label": "same"}
+    updated = plan_for(lambda: program("y"), *recorded)
+    assert ops(updated) == {"a": "update", "by-id": "same", "by-arn": "same", "by-label": "update"}
+    providers = FakeProviders()
+    providers.thing.computed_on_update = frozenset({"arn"})  # type: ignore[misc]
+    snapshot = Snapshot("dev", "l", 1, {r.urn: r for r in recorded}, {})
+    recomputed = make_plan(declare(lambda: program("y")), snapshot, providers)
+    by_arn = next(s for s in recomputed.steps if s.urn == P + "by-arn")
+    assert by_arn.op.value == "update" and by_arn.inputs is not None and by_arn.inputs["label"] is UNKNOWN
+
+
+def test_options_as_recorded_are_no_change() -> None:
+    from dataclasses import replace
+
+    options = {"ignore_changes": ["zone"], "delete_before_replace": True}
+    plan = plan_for(lambda: Thing("a", opts=sw.ResourceOptions(ignore_changes=["zone"], delete_before_replace=True)),
+                    replace(record("a"), options=options))
+    assert ops(plan) == {"a": "same"} and not plan.steps[0].meta_changed and plan.steps[0].options == options
+
+
+def test_a_dependent_of_a_resource_renamed_and_replaced_delete_first_is_deleted_first_too() -> None:
+    def program() -> None:
+        cluster = Thing("k8s", zone="b", opts=sw.ResourceOptions(delete_before_replace=True,
+                                                                 aliases=[sw.Alias(name="cluster")]))
+        Thing("oidc", zone="b", ref=cluster.arn)
+
+    plan = plan_for(program, record("cluster"), record("oidc", ref="arn:cluster-id", deps=[P + "cluster"]))
+    assert ops(plan) == {"k8s": "replace", "oidc": "replace"}
+    oidc = plan.steps[1]
+    assert oidc.delete_before_replace
+    assert oidc.notes == ("deleted before it is created again: it uses k8s, which is replaced delete-first",)
