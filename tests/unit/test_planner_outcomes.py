@@ -542,3 +542,51 @@ def test_a_dependent_of_a_resource_renamed_and_replaced_delete_first_is_deleted_
     oidc = plan.steps[1]
     assert oidc.delete_before_replace
     assert oidc.notes == ("deleted before it is created again: it uses k8s, which is replaced delete-first",)
+
+
+def test_a_new_resource_with_ignore_changes_is_created_as_declared() -> None:
+    plan = plan_for(lambda: Thing("a", label="x", opts=sw.ResourceOptions(ignore_changes=["label"])))
+    assert ops(plan) == {"a": "create"}
+    assert plan.steps[0].inputs == {"label": "x", "zone": "a", "ref": ""} and plan.steps[0].notes == ()
+
+
+def test_a_chain_replaced_because_of_a_delete_first_replacement_is_deleted_first_all_along() -> None:
+    def program() -> None:
+        cluster = Thing("cluster", zone="b", opts=sw.ResourceOptions(delete_before_replace=True))
+        oidc = Thing("oidc", zone="b", ref=cluster.arn)
+        Thing("role", zone="b", ref=oidc.arn)
+
+    plan = plan_for(program, record("cluster"), record("oidc", ref="arn:cluster-id", deps=[P + "cluster"]),
+                    record("role", ref="arn:oidc-id", deps=[P + "oidc"]))
+    assert [(s.urn.removeprefix(P), s.op.value, s.delete_before_replace) for s in plan.steps] == [
+        ("cluster", "replace", True), ("oidc", "replace", True), ("role", "replace", True)]
+    assert plan.steps[2].notes == ("deleted before it is created again: it uses oidc, which is replaced delete-first",)
+
+
+def test_a_delete_shows_what_is_deleted_and_waits_for_the_deletes_of_what_used_it() -> None:
+    from dataclasses import replace
+
+    from stackwright.engine.apply import action_graph
+
+    gone = replace(record("gone", label="old"), parent="dev::test::fake:Box::box")
+    user = record("user", ref="arn:gone-id", deps=[P + "gone"])
+    plan = plan_for(lambda: None, gone, user)
+    assert ops(plan) == {"gone": "delete", "user": "delete"}
+    shown = plan.steps[0].to_json()
+    assert shown["old_inputs"] == gone.inputs and shown["parent"] == "dev::test::fake:Box::box"
+    assert ("D", P + "user") in action_graph(plan).deps[("D", P + "gone")]
+
+
+def test_a_delete_gives_the_provider_the_recorded_inputs_and_outputs(h: Harness) -> None:
+    seen: list[tuple[Any, Any]] = []
+    delete = h.providers.thing.delete
+
+    def recording(ctx: Any, id: str, inputs: Any, outputs: Any) -> None:
+        seen.append((dict(inputs), dict(outputs)))
+        delete(ctx, id, inputs, outputs)
+
+    assert h.up(lambda: Thing("a", label="x")).ok
+    h.providers.thing.delete = recording  # type: ignore[method-assign]
+    assert h.up(lambda: None).ok
+    [(inputs, outputs)] = seen
+    assert inputs == {"label": "x", "zone": "a", "ref": ""} and outputs["arn"].startswith("arn:a-")
