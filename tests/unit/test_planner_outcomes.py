@@ -590,3 +590,56 @@ def test_a_delete_gives_the_provider_the_recorded_inputs_and_outputs(h: Harness)
     assert h.up(lambda: None).ok
     [(inputs, outputs)] = seen
     assert inputs == {"label": "x", "zone": "a", "ref": ""} and outputs["arn"].startswith("arn:a-")
+
+
+def test_a_resource_that_waits_for_one_earlier_and_one_later_resource_comes_after_both() -> None:
+    class Group(sw.Component, type="test:Group"):
+        pass
+
+    def program() -> None:
+        early = Thing("early")
+        group = Group("g")
+        Thing("user", opts=sw.ResourceOptions(depends_on=[early, group]))
+        Thing("late", opts=sw.ResourceOptions(parent=group))
+
+    order = [s.urn.rsplit("$", 1)[-1].removeprefix(P) for s in plan_for(program).steps]
+    assert order == ["early", "late", "user"]
+
+
+def test_a_new_resource_gets_the_id_and_outputs_of_an_unchanged_one_it_uses(h: Harness) -> None:
+    def program(with_user: bool) -> None:
+        a = Thing("a", label="x")
+        if with_user:
+            Thing("user", label=a.id, ref=a.arn)
+
+    assert h.up(lambda: program(False)).ok
+    a = h.store.snapshot("dev").resources[P + "a"]
+    plan = make_plan(declare(lambda: program(True)), h.store.snapshot("dev"), h.providers)
+    assert ops(plan) == {"a": "same", "user": "create"}
+    assert plan.steps[1].inputs == {"label": a.id, "zone": "a", "ref": f"arn:{a.id}"}
+    assert h.up(lambda: program(True)).ok
+    assert h.store.snapshot("dev").resources[P + "user"].inputs == plan.steps[1].inputs
+
+
+def test_an_unchanged_resource_with_every_option_is_planned_as_recorded(h: Harness) -> None:
+    class Box(sw.Component, type="fake:Box"):
+        pass
+
+    def program() -> None:
+        box = Box("box")
+        dep = Thing("dep")
+        Thing("a", label="x", opts=sw.ResourceOptions(
+            parent=box, depends_on=[dep], protect=True, retain_on_delete=True, delete_before_replace=True,
+            aliases=[sw.Alias(no_parent=True)]))
+
+    assert h.up(program).ok
+    snapshot = h.store.snapshot("dev")
+    row = snapshot.resources["dev::test::fake:Thing::box$a"]
+    plan = make_plan(declare(program), snapshot, h.providers)
+    assert not plan.has_changes
+    step = plan.steps[-1]
+    assert step.to_json() == {"urn": row.urn, "type": "fake:Thing", "op": "same", "parent": "dev::test::fake:Box::box",
+                              "inputs": {"label": "x", "zone": "a", "ref": ""}, "deps": [P + "dep"]}
+    assert (step.old_inputs, step.old_outputs, step.old_id) == (row.inputs, row.outputs, row.id)
+    assert (step.protect, step.retain_on_delete, step.options) == (True, True, row.options)
+    assert step.options == {"delete_before_replace": True, "aliases": [P + "a"]}
