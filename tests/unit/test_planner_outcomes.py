@@ -643,3 +643,55 @@ def test_an_unchanged_resource_with_every_option_is_planned_as_recorded(h: Harne
     assert (step.old_inputs, step.old_outputs, step.old_id) == (row.inputs, row.outputs, row.id)
     assert (step.protect, step.retain_on_delete, step.options) == (True, True, row.options)
     assert step.options == {"delete_before_replace": True, "aliases": [P + "a"]}
+
+
+def test_a_plan_names_the_stack_state_it_was_made_from_and_its_recorded_exports() -> None:
+    def program(value: str) -> None:
+        Thing("a")
+        sw.export("name", value)
+
+    snapshot = Snapshot("dev", "lineage-1", 7, {P + "a": record("a")}, {"name": "old"})
+    same = make_plan(declare(lambda: program("old")), snapshot, FakeProviders())
+    assert (same.lineage, same.base_serial, same.old_outputs) == ("lineage-1", 7, {"name": "old"})
+    assert same.view()["lineage"] == "lineage-1" and not same.has_changes
+    assert make_plan(declare(lambda: program("new")), snapshot, FakeProviders()).has_changes
+
+
+def test_a_target_keeps_only_the_replaced_objects_left_to_delete_of_what_it_plans() -> None:
+    from stackwright.state.records import PendingOperation
+
+    def old_half(name: str) -> PendingOperation:
+        return PendingOperation(token=f"t-{name}", urn=P + name, type="fake:Thing", op="delete", inputs={},
+                                resource_id=f"{name}-old")
+
+    def program() -> None:
+        Thing("a")
+        Thing("b")
+
+    snapshot = Snapshot("dev", "l", 1, {r.urn: r for r in (record("a"), record("b"))}, {},
+                        pending=[old_half("a"), old_half("b")])
+    plan = make_plan(declare(program), snapshot, FakeProviders(), targets=["a"])
+    assert [(o.urn, o.id) for o in plan.leftovers] == [(P + "a", "a-old")]
+    everything = make_plan(declare(program), snapshot, FakeProviders())
+    assert [o.id for o in everything.leftovers] == ["a-old", "b-old"]
+
+
+def test_a_resource_takes_the_record_of_the_first_alias_that_has_one() -> None:
+    plan = plan_for(lambda: Thing("new", opts=sw.ResourceOptions(aliases=[sw.Alias(name="never"),
+                                                                           sw.Alias(name="old")])),
+                    record("old"))
+    assert ops(plan) == {"new": "same"} and plan.steps[0].previous_urn == P + "old"
+
+
+@pytest.mark.parametrize("new_first", [True, False])
+def test_an_alias_naming_a_resource_the_program_still_declares_takes_nothing(new_first: bool) -> None:
+    def program() -> None:
+        if not new_first:
+            Thing("old")
+        Thing("new", opts=sw.ResourceOptions(aliases=[sw.Alias(name="old")]))
+        if new_first:
+            Thing("old")
+
+    plan = plan_for(program, record("old"))
+    assert ops(plan) == {"old": "same", "new": "create"}
+    assert next(s for s in plan.steps if s.urn == P + "new").previous_urn is None
