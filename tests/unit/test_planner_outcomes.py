@@ -695,3 +695,18 @@ def test_an_alias_naming_a_resource_the_program_still_declares_takes_nothing(new
     plan = plan_for(program, record("old"))
     assert ops(plan) == {"old": "same", "new": "create"}
     assert next(s for s in plan.steps if s.urn == P + "new").previous_urn is None
+
+
+def test_an_output_an_unchanged_record_lacks_is_not_known_to_its_dependents() -> None:
+    """A record written before its provider returned ``arn``: the value is unknown until apply."""
+    from dataclasses import replace
+
+    def program() -> None:
+        a = Thing("a")
+        Thing("user", ref=a.arn)
+
+    old = record("a")
+    plan = plan_for(program, replace(old, outputs={k: v for k, v in old.outputs.items() if k != "arn"}),
+                    record("user", ref="arn:a-id", deps=[P + "a"]))
+    assert ops(plan) == {"a": "same", "user": "update"}
+    assert plan.steps[1].inputs is not None and plan.steps[1].inputs["ref"] is UNKNOWN
