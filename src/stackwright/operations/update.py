@@ -136,6 +136,8 @@ def require_all_read(result: RefreshResult) -> None:
 
 def explained(plan: Plan, session: StackSession) -> Plan:
     """The plan with providers' explanations of in-place updates attached."""
+    if not any(step.op is Op.UPDATE for step in plan.steps):
+        return plan
     from dataclasses import replace
 
     from stackwright.model.values import is_unknown, reveal

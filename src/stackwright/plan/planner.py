@@ -133,7 +133,7 @@ def _dependencies_first(desired: DesiredGraph) -> tuple[list[str], list[str]]:
         if urn in seen:
             continue
         seen.add(urn)
-        if all(dep in done for dep in deps.get(urn, ())):  # the common case: nothing to reorder
+        if done.issuperset(deps.get(urn, ())):  # the common case: nothing to reorder
             done.add(urn)
             order.append(urn)
             continue
@@ -418,7 +418,9 @@ def _plan_deletes(p: _Planning, only: set[str] | None = None) -> list[Step]:
     """Delete steps for recorded resources the program no longer declares; with
     ``only`` (``--target``), for those among them alone: the rest are not planned, and
     the program may have left them undeclared."""
-    steps = []
+    steps: list[Step] = []
+    if len(p.claimed) == len(p.snapshot.resources):  # each record is claimed (by its URN or an alias)
+        return steps
     for urn, old in p.snapshot.resources.items():
         if urn in p.claimed or (only is not None and urn not in only):
             continue
