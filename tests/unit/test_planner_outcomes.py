@@ -710,3 +710,11 @@ def test_an_output_an_unchanged_record_lacks_is_not_known_to_its_dependents() ->
                     record("user", ref="arn:a-id", deps=[P + "a"]))
     assert ops(plan) == {"a": "same", "user": "update"}
     assert plan.steps[1].inputs is not None and plan.steps[1].inputs["ref"] is UNKNOWN
+
+
+def test_a_rename_is_planned_even_when_the_record_lists_the_alias_already() -> None:
+    from dataclasses import replace
+
+    old = replace(record("old"), options={"aliases": [P + "old"]})
+    plan = plan_for(lambda: Thing("new", opts=sw.ResourceOptions(aliases=[sw.Alias(name="old")])), old)
+    assert ops(plan) == {"new": "same"} and plan.steps[0].previous_urn == P + "old" and plan.has_changes
