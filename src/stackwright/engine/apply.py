@@ -170,6 +170,7 @@ class Applier:
         self._old_halves: dict[str, str] = {}
         """URN -> token of the pending delete recording the old object of a
         create-before-delete replacement (see ``_record_old_half``)."""
+        self._handlers: dict[str, ResourceProvider] = {}
 
     async def run(self) -> ApplyResult:
         import asyncio
@@ -240,6 +241,13 @@ class Applier:
         if step.state_only:
             return STATE_ONLY_VERB
         return str(step.op.value)
+
+    def _handler(self, type_: str) -> ResourceProvider:
+        """The provider of ``type_``, looked up once per walk."""
+        handler = self._handlers.get(type_)
+        if handler is None:
+            handler = self._handlers[type_] = self.providers.resource(type_)
+        return handler
 
     def _type(self, urn: str) -> str:
         step = self.steps.get(urn)
@@ -357,15 +365,18 @@ class Applier:
         if self.resolver is None or not is_unknown(planned):
             return planned
         resolved = dict(self.resolver(step.urn, self._lookup))
+        if is_plain(resolved):  # no secret to reveal and mark again, nothing unknown
+            _check_matches_plan(step.urn, planned, resolved)
+            return dict(self._handler(step.type).check(resolved))
         if is_unknown(resolved):
             raise ProviderError("an input is still unknown after its dependencies were applied")
         _check_matches_plan(step.urn, planned, resolved)
-        handler = self.providers.resource(step.type)
+        handler = self._handler(step.type)
         checked = handler.check(reveal(resolved))
         return {k: remark_secrets(resolved.get(k), v) for k, v in checked.items()}
 
     async def _create(self, step: Step, inputs: dict[str, Any]) -> None:
-        handler = self.providers.resource(step.type)
+        handler = self._handler(step.type)
         if step.op is Op.REPLACE and not step.delete_before_replace:
             await self._record_old_half(step)
         token = _token()
@@ -400,7 +411,7 @@ class Applier:
             read_id = self.resolver(step.urn, self._lookup).get("id", read_id)
         if not isinstance(read_id, str):
             raise ProviderError("the id to read is still unknown after its dependencies were applied")
-        handler = self.providers.resource(step.type)
+        handler = self._handler(step.type)
         ctx = self._context(step.urn, f"read-{read_id}", handler, step.inputs or {})
         live = await self.calls.run(step.urn, "read", handler.read, ctx, read_id, {}, {})
         if live is None:
@@ -414,7 +425,7 @@ class Applier:
 
     async def _update(self, step: Step, inputs: dict[str, Any]) -> None:
         assert step.old_id is not None and step.old_inputs is not None and step.old_outputs is not None
-        handler = self.providers.resource(step.type)
+        handler = self._handler(step.type)
         token = _token()
         await self._pending(PendingOperation(
             token=token, urn=step.urn, type=step.type, op="update", inputs=inputs,
@@ -452,7 +463,7 @@ class Applier:
             await self.commit(self.writer.remove_resource, step.urn,
                               Change(step.urn, step.type, "delete"), resource_id=step.old_id)
             return
-        handler = self.providers.resource(step.type)
+        handler = self._handler(step.type)
         token = self._old_halves.pop(step.urn, None) or _token()
         await self._pending(PendingOperation(
             token=token, urn=step.urn, type=step.type, op="delete",
@@ -472,7 +483,7 @@ class Applier:
         """Old objects of earlier replacements: each is read, deleted if it still
         exists, and its pending record cleared."""
         for leftover in self.leftovers[urn]:
-            handler = self.providers.resource(leftover.type)
+            handler = self._handler(leftover.type)
             ctx = self._context(urn, leftover.token, handler, leftover.inputs)
             inputs = reveal(leftover.inputs)
             live = await self.calls.run(urn, "read", handler.read, ctx, leftover.id, inputs, {})
@@ -529,11 +540,13 @@ def _diffs_json(diffs: tuple[PropertyDiff, ...]) -> list[dict[str, Any]]:
 
 def _check_matches_plan(urn: str, planned: Any, resolved: Any, path: str = "") -> None:
     """Every value the plan already knew must come out the same at apply time."""
-    if planned is UNKNOWN:
+    if planned is UNKNOWN or planned == resolved:
         return
     if isinstance(planned, Mapping) and isinstance(resolved, Mapping):
         for key in set(planned) | set(resolved):
-            _check_matches_plan(urn, planned.get(key), resolved.get(key), f"{path}.{key}".lstrip("."))
+            known, value = planned.get(key), resolved.get(key)
+            if known is not UNKNOWN and known != value:
+                _check_matches_plan(urn, known, value, f"{path}.{key}".lstrip("."))
     elif isinstance(planned, list) and isinstance(resolved, list) and len(planned) == len(resolved):
         for index, (a, b) in enumerate(zip(planned, resolved)):
             _check_matches_plan(urn, a, b, f"{path}[{index}]")
