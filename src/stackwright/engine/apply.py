@@ -175,11 +175,11 @@ class Applier:
     async def run(self) -> ApplyResult:
         import asyncio
 
-        graph = action_graph(self.plan)
+        graph, order = ordered_action_graph(self.plan)
         watcher = asyncio.ensure_future(self._withdraw_on_stop())
         try:
             fate = await walk(graph, self._visit, parallel=self._ahead() * self.options.parallel,
-                              on_skip=self._skipped, should_stop=self.stop.is_set)
+                              on_skip=self._skipped, should_stop=self.stop.is_set, order=order)
         finally:
             watcher.cancel()
             self.calls.close()
@@ -188,9 +188,10 @@ class Applier:
 
     def run_inline(self) -> ApplyResult:
         """The walk of an ``inline`` Applier: one step after another on this thread."""
-        graph = action_graph(self.plan)
+        graph, order = ordered_action_graph(self.plan)
         try:
-            fate = walk_in_order(graph, self._visit_now, on_skip=self._skipped, should_stop=self.stop.is_set)
+            fate = walk_in_order(graph, self._visit_now, on_skip=self._skipped, should_stop=self.stop.is_set,
+                                 order=order)
         finally:
             self.sink.apply_finished()
         return self._finished(fate)
@@ -560,6 +561,12 @@ def _check_matches_plan(urn: str, planned: Any, resolved: Any, path: str = "") -
 def action_graph(plan: Plan) -> Graph[Action]:
     """The order of actions: creates after their dependencies, deletes after the
     resources that depended on them have been deleted or moved away."""
+    return ordered_action_graph(plan)[0]
+
+
+def ordered_action_graph(plan: Plan) -> tuple[Graph[Action], list[Action]]:
+    """``action_graph`` and its topological order, which the walk starts from (ordering
+    it once: finding a cycle orders it anyway)."""
     steps = {s.urn: s for s in plan.steps}
     dependents = _dependents(plan.steps)
     graph: Graph[Action] = Graph()
@@ -574,10 +581,10 @@ def action_graph(plan: Plan) -> Graph[Action]:
     for urn in dict.fromkeys(leftover.urn for leftover in plan.leftovers):
         graph.add(("L", urn), _leftover_deps(urn, steps.get(urn), dependents.get(urn, {})))
     try:
-        graph.topological_order()
+        order = graph.topological_order()
     except CycleFound as exc:
         raise _unorderable([(str(a[0]), str(a[1])) for a in exc.cycle], steps) from None  # type: ignore[index]
-    return graph
+    return graph, order
 
 
 def _unorderable(cycle: list[Action], steps: Mapping[str, Step]) -> PlanError:
