@@ -273,6 +273,8 @@ class Operation:
             self._unsaved.append(change)
 
     def take_unsaved(self) -> list[Change]:
+        if not self._unsaved:  # a list's truth is read atomically; an append under way is taken next time
+            return []
         with self._lock:
             unsaved, self._unsaved = self._unsaved, []
         return unsaved

@@ -92,7 +92,8 @@ def noting(stack: str, op: Operation, changes: Sequence[Change | None], opened: 
 
 def new_lines(op: Operation, changes: Sequence[Change | None]) -> str:
     """The lines of ``changes``, after those ``add_change`` noted since the last write."""
-    return change_lines(op, [*op.take_unsaved(), *changes])
+    unsaved = op.take_unsaved()
+    return change_lines(op, [*unsaved, *changes]) if unsaved or any(changes) else ""
 
 
 def noting_lines(stack: str, op: Operation, lines: str, opened: bool) -> list[Statement]:
