@@ -57,6 +57,9 @@ class ProgramContext:
     """The command's ``--target``s. A component that knows no target can name it or
     anything under it may leave its children undeclared (see ``components.Tenant``);
     the plan then covers only the targets, so nothing else is planned from the gap."""
+    urn_prefixes: dict[str, str] = field(default_factory=dict, repr=False)
+    """``stack::project::type::`` by type token, made once per run and type: every URN
+    declared starts with one (see ``model.resource``)."""
 
     def register(self, node: Node) -> None:
         previous = self.nodes.get(node.urn)
@@ -135,23 +138,57 @@ def inside_callback() -> Iterator[None]:
         ctx.callback_depth -= 1
 
 
-def user_frame() -> tuple[str | None, int | None]:
-    """File and line of the nearest caller outside the stackwright package."""
-    frame = sys._getframe(1)
+def user_frame(depth: int = 1) -> tuple[str | None, int | None]:
+    """File and line of the nearest caller outside the stackwright package, looking
+    from ``depth`` frames up (1: the caller; a caller that knows the frames above it are
+    the package's own skips them)."""
+    try:
+        frame = sys._getframe(depth)
+    except ValueError:  # fewer frames than the caller thought: look from the caller
+        frame = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
-        if code not in _OWN_CODE:
-            filename = code.co_filename
-            if not filename.startswith(_PACKAGE_DIR) and not filename.startswith("<frozen"):
-                return filename, frame.f_lineno
-            _OWN_CODE.add(code)
+        file = _USER_FILES.get(code.co_filename, _UNSEEN)
+        if file is _UNSEEN:
+            file = _user_file(code.co_filename)
+        if file is not None:
+            return file, _line(code, frame.f_lasti)
         frame = frame.f_back  # type: ignore[assignment]
     return None, None
 
 
-_OWN_CODE: set[CodeType] = set()
-"""Functions of the stackwright package (and frozen modules) seen in ``user_frame``: each
-declaration walks past a few of them, and saying so by file name was most of its cost."""
+def _user_file(filename: str) -> str | None:
+    """``filename`` if it is the user's, else None; remembered for the next walk."""
+    own = filename.startswith(_PACKAGE_DIR) or filename.startswith("<frozen")
+    if len(_USER_FILES) >= _CACHE_MAX:
+        _USER_FILES.clear()
+    _USER_FILES[filename] = None if own else filename
+    return None if own else filename
+
+
+def _line(code: CodeType, lasti: int) -> int | None:
+    """The line of instruction ``lasti`` of ``code``: what ``frame.f_lineno`` finds by
+    reading the code's line table from its start, on every call. Resources declared in
+    a loop or a function ask for the same instruction again and again."""
+    found = _LINES.get((id(code), lasti))
+    if found is not None and found[0] is code:
+        return found[1]
+    line = next((line for start, end, line in code.co_lines() if start <= lasti < end), None)
+    if len(_LINES) >= _CACHE_MAX:
+        _LINES.clear()
+    _LINES[id(code), lasti] = (code, line)
+    return line
+
+
+_UNSEEN: Any = object()
+_USER_FILES: dict[str, str | None] = {}
+"""Files seen in ``user_frame``, each the file itself when it is the user's and None for
+the package's own and frozen modules: every declaration walks past a few frames, and
+telling them apart by file name was most of its cost."""
+_LINES: dict[tuple[int, int], tuple[CodeType, int | None]] = {}
+"""Lines by code object (its id; the object kept to tell a reused id) and instruction."""
+_CACHE_MAX = 100_000
+"""Bounds what `stackwright run` (many programs in one process) remembers."""
 
 
 def user_frame_of(exc: BaseException) -> tuple[str | None, int | None]:

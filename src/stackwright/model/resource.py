@@ -118,12 +118,16 @@ class Node:
     def __init__(self, name: str, opts: ResourceOptions | None,
                  ctx: context.ProgramContext | None = None) -> None:
         ctx = ctx or context.current()
-        self.decl_file, self.decl_line = context.user_frame()
-        _check_name(name, self)
+        self.decl_file, self.decl_line = context.user_frame(3)  # past Resource/Component.__init__, Resource.get
+        if type(name) is not str or not name or "$" in name or URN_SEPARATOR in name:
+            _check_name(name, self)
+        options = opts or _NO_OPTIONS
+        parent = options.parent or (ctx.component_stack[-1] if ctx.component_stack else None)
         self.resource_name = name
-        self.resource_options = opts or _NO_OPTIONS
-        self.resource_parent = self.resource_options.parent or (ctx.component_stack[-1] if ctx.component_stack else None)
-        self.urn = make_urn(ctx.stack, ctx.project, self.type_token, self._path())
+        self.resource_options = options
+        self.resource_parent = parent
+        prefix = ctx.urn_prefixes.get(self.type_token) or _urn_prefix(ctx, self.type_token)
+        self.urn = prefix + (f"{parent._path()}${name}" if parent is not None else name)
 
     def _path(self) -> str:
         return f"{self.resource_parent._path()}${self.resource_name}" if self.resource_parent else self.resource_name
@@ -148,6 +152,11 @@ class Node:
             message, file=self.decl_file, line=self.decl_line,
             resource=self.urn, prop=prop, hint=hint,
         )
+
+
+def _urn_prefix(ctx: context.ProgramContext, type_token: str) -> str:
+    prefix = ctx.urn_prefixes[type_token] = make_urn(ctx.stack, ctx.project, type_token, "")
+    return prefix
 
 
 def _alias_urn(node: Node, alias: Alias | str, stack: str, project: str) -> str:
@@ -178,6 +187,8 @@ class Resource(Node):
     """A cloud object managed by a provider. Subclasses declare inputs and outputs."""
 
     _specs: ClassVar[dict[str, InputSpec] | None] = None
+    _fields: ClassVar[tuple[_Field, ...]] = ()
+    """The inputs as ``_validated`` reads them, built with ``_specs``."""
     _output_names: ClassVar[frozenset[str]] = frozenset()
     _own_defaults: ClassVar[dict[str, Any]] = {}
 
@@ -195,6 +206,9 @@ class Resource(Node):
         cls._own_defaults = {n: cls.__dict__[n] for n in own if n in cls.__dict__}
         for name in cls._own_defaults:
             delattr(cls, name)
+        for name, annotation in own.items():
+            if not name.startswith("_") and name not in _NODE_ATTRS and not _is_class_var(annotation):
+                setattr(cls, name, _Property(name))
 
     def __init__(self, name: str, /, *, opts: ResourceOptions | None = None, **inputs: Any) -> None:
         ctx = context.current()
@@ -231,12 +245,6 @@ class Resource(Node):
         """The provider's identifier for the resource, known after apply."""
         return Output._ref(self, "id")
 
-    def __getattr__(self, name: str) -> Output[Any]:
-        specs = type(self).input_specs()
-        if name in specs or name in type(self)._output_names:
-            return Output._ref(self, name)
-        raise AttributeError(f"{type(self).__name__} has no property {name!r}")
-
     @classmethod
     def input_specs(cls) -> dict[str, InputSpec]:
         if cls._specs is None:
@@ -265,31 +273,36 @@ class Resource(Node):
             else:
                 specs[name] = InputSpec(name, _plain_type(hint), defaults.get(name, _MISSING))
         cls._specs, cls._output_names = specs, frozenset(outputs)
+        cls._fields = tuple((name, spec, _plain_types(spec.type), spec.default) for name, spec in specs.items())
 
-    def _validated(self, given: Mapping[str, Any], found: list[Output[Any]]) -> dict[str, Any]:
+    def _validated(self, given: dict[str, Any], found: list[Output[Any]]) -> dict[str, Any]:
         """The inputs, defaults filled in, each checked against its type; the Outputs
         in them are appended to ``found`` in the same walk, inputs in declared order."""
         specs = self.input_specs()
-        for name in given:
-            if name not in specs:
-                raise self._unknown_input(name, specs)
+        if not given.keys() <= specs.keys():
+            raise self._unknown_input(next(name for name in given if name not in specs), specs)
         values: dict[str, Any] = {}
-        for name, spec in specs.items():
-            if name in given:
-                value = given[name]
-                if type(value) in _SCALAR_TYPES:
-                    values[name] = _check_type(self, spec, value, False)
+        for name, spec, plain, default in type(self)._fields:
+            value = given.get(name, _MISSING)
+            if value is _MISSING:
+                if default is _MISSING:
+                    raise self.error(f"missing required input {name!r} ({_type_name(spec.type)})", prop=name)
+                if type(default) in _SCALAR_TYPES:
+                    values[name] = default
                 else:
-                    before = len(found)
+                    values[name] = value = copy.deepcopy(default)
                     collect_outputs(value, found)
-                    values[name] = _check_type(self, spec, value, len(found) > before)
-            elif spec.required:
-                raise self.error(f"missing required input {name!r} ({_type_name(spec.type)})", prop=name)
-            elif type(spec.default) in _SCALAR_TYPES:
-                values[name] = spec.default
+            elif type(value) in plain:
+                values[name] = value
+            elif type(value) is Output:
+                found.append(value)
+                values[name] = value
+            elif type(value) in _SCALAR_TYPES:
+                values[name] = _check_type(self, spec, value, False)
             else:
-                values[name] = copy.deepcopy(spec.default)
-                collect_outputs(values[name], found)
+                before = len(found)
+                collect_outputs(value, found)
+                values[name] = _check_type(self, spec, value, len(found) > before)
         return values
 
     def _unknown_input(self, name: str, specs: Mapping[str, InputSpec]) -> InputError:
@@ -300,6 +313,10 @@ class Resource(Node):
     def _collect_dependencies(self, found: Sequence[Output[Any]] = ()) -> list[Node]:
         """The nodes this one waits for: the resources behind the Outputs ``found`` in
         its inputs, then ``depends_on``, then its provider instance."""
+        if self.resource_options is _NO_OPTIONS and self.resource_parent is None and len(found) <= 1:
+            found_nodes: list[Node] = [node for node in resources_of(found) if node.urn != self.urn]
+            if len(found_nodes) <= 1:
+                return found_nodes
         deps: dict[str, Node] = {}
         for resource in resources_of(found):
             deps[resource.urn] = resource
@@ -314,6 +331,28 @@ class Resource(Node):
                 deps[instance.urn] = instance
         deps.pop(self.urn, None)
         return list(deps.values())
+
+
+class _Property:
+    """A declared input or output: read on a resource, an ``Output`` of its value after
+    apply (a descriptor rather than ``__getattr__``, which would slow every other
+    attribute read on every resource)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Resource | None, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return Output._ref(instance, self.name)
+
+
+def _is_class_var(annotation: Any) -> bool:
+    if isinstance(annotation, str):
+        return annotation.startswith(("ClassVar", "typing.ClassVar"))
+    return annotation is ClassVar or typing.get_origin(annotation) is ClassVar
 
 
 _NODE_ATTRS = frozenset(("resource_name", "urn", "resource_options", "resource_parent",
@@ -335,11 +374,22 @@ def _is_output_type(hint: Any) -> bool:
     return hint is Output or typing.get_origin(hint) is Output
 
 
+def _plain_types(tp: Any) -> frozenset[type]:
+    """The exact types of scalar values that fit ``tp`` as they are (no walk, no
+    pydantic): what most inputs are given, checked with one set lookup."""
+    if tp is Any:
+        return _SCALAR_TYPES
+    if tp is int:
+        return frozenset((int,))
+    return frozenset(_SIMPLE.get(tp, ()))  # exact types: a bool is no int here
+
+
+_Field = tuple[str, InputSpec, frozenset[type], Any]
 _UnionType = type(int | str)
 _ANY_DICT = dict[str, Any]
 """A manifest's type: any dict with string keys fits, whatever it holds (Outputs too)."""
-_SIMPLE = {str: (str,), float: (float, int), bool: (bool,)}
-_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_SIMPLE: dict[Any, tuple[type, ...]] = {str: (str,), float: (float, int), bool: (bool,)}
+_SCALAR_TYPES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 """Values that hold nothing to walk, and defaults that need no copy."""
 
 
