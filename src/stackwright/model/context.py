@@ -148,46 +148,34 @@ def user_frame(depth: int = 1) -> tuple[str | None, int | None]:
         frame = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
-        file = _USER_FILES.get(code.co_filename, _UNSEEN)
-        if file is _UNSEEN:
-            file = _user_file(code.co_filename)
-        if file is not None:
-            return file, _line(code, frame.f_lasti)
+        seen = _PLACES.get((id(code), frame.f_lasti))
+        if seen is None or seen[0] is not code:
+            seen = _place(code, frame.f_lasti)
+        if seen[1] is not None:
+            return seen[1]
         frame = frame.f_back  # type: ignore[assignment]
     return None, None
 
 
-def _user_file(filename: str) -> str | None:
-    """``filename`` if it is the user's, else None; remembered for the next walk."""
-    own = filename.startswith(_PACKAGE_DIR) or filename.startswith("<frozen")
-    if len(_USER_FILES) >= _CACHE_MAX:
-        _USER_FILES.clear()
-    _USER_FILES[filename] = None if own else filename
-    return None if own else filename
+def _place(code: CodeType, lasti: int) -> tuple[CodeType, tuple[str, int | None] | None]:
+    """``code`` with the file and line of its instruction ``lasti`` when the code is the
+    user's (None when it is the package's own or a frozen module's), remembered: resources
+    declared in a loop or a function come from the same instruction again and again, and
+    ``frame.f_lineno`` reads the code's line table from its start every time."""
+    filename = code.co_filename
+    place = None
+    if not filename.startswith(_PACKAGE_DIR) and not filename.startswith("<frozen"):
+        place = (filename, next((line for start, end, line in code.co_lines() if start <= lasti < end), None))
+    if len(_PLACES) >= _PLACES_MAX:
+        _PLACES.clear()
+    seen = _PLACES[id(code), lasti] = (code, place)
+    return seen
 
 
-def _line(code: CodeType, lasti: int) -> int | None:
-    """The line of instruction ``lasti`` of ``code``: what ``frame.f_lineno`` finds by
-    reading the code's line table from its start, on every call. Resources declared in
-    a loop or a function ask for the same instruction again and again."""
-    found = _LINES.get((id(code), lasti))
-    if found is not None and found[0] is code:
-        return found[1]
-    line = next((line for start, end, line in code.co_lines() if start <= lasti < end), None)
-    if len(_LINES) >= _CACHE_MAX:
-        _LINES.clear()
-    _LINES[id(code), lasti] = (code, line)
-    return line
-
-
-_UNSEEN: Any = object()
-_USER_FILES: dict[str, str | None] = {}
-"""Files seen in ``user_frame``, each the file itself when it is the user's and None for
-the package's own and frozen modules: every declaration walks past a few frames, and
-telling them apart by file name was most of its cost."""
-_LINES: dict[tuple[int, int], tuple[CodeType, int | None]] = {}
-"""Lines by code object (its id; the object kept to tell a reused id) and instruction."""
-_CACHE_MAX = 100_000
+_PLACES: dict[tuple[int, int], tuple[CodeType, tuple[str, int | None] | None]] = {}
+"""``_place`` by code object (its id; the object itself kept, to tell a reused id) and
+instruction."""
+_PLACES_MAX = 100_000
 """Bounds what `stackwright run` (many programs in one process) remembers."""
 
 

@@ -189,6 +189,8 @@ class Resource(Node):
     _specs: ClassVar[dict[str, InputSpec] | None] = None
     _fields: ClassVar[tuple[_Field, ...]] = ()
     """The inputs as ``_validated`` reads them, built with ``_specs``."""
+    _defaults: ClassVar[dict[str, Any]] = {}
+    """Every input by name in declared order: its default, or ``_MISSING``."""
     _output_names: ClassVar[frozenset[str]] = frozenset()
     _own_defaults: ClassVar[dict[str, Any]] = {}
 
@@ -212,7 +214,7 @@ class Resource(Node):
 
     def __init__(self, name: str, /, *, opts: ResourceOptions | None = None, **inputs: Any) -> None:
         ctx = context.current()
-        super().__init__(name, opts, ctx)
+        Node.__init__(self, name, opts, ctx)
         if not self.type_token:
             raise self.error(f"{type(self).__name__} has no type token",
                              hint='declare it as class X(sw.Resource, type="provider:Type")')
@@ -220,8 +222,9 @@ class Resource(Node):
         self.inputs = self._validated(inputs, found)
         self.dependencies = self._collect_dependencies(found)
         ctx.register(self)
-        if isinstance(self.resource_parent, Component):
-            self.resource_parent.children.append(self)
+        parent = self.resource_parent
+        if parent is not None and isinstance(parent, Component):
+            parent.children.append(self)
 
     @classmethod
     def get(cls, name: str, id: Any, *, opts: ResourceOptions | None = None) -> Any:
@@ -274,35 +277,35 @@ class Resource(Node):
                 specs[name] = InputSpec(name, _plain_type(hint), defaults.get(name, _MISSING))
         cls._specs, cls._output_names = specs, frozenset(outputs)
         cls._fields = tuple((name, spec, _plain_types(spec.type), spec.default) for name, spec in specs.items())
+        cls._defaults = {name: spec.default for name, spec in specs.items()}
 
     def _validated(self, given: dict[str, Any], found: list[Output[Any]]) -> dict[str, Any]:
         """The inputs, defaults filled in, each checked against its type; the Outputs
         in them are appended to ``found`` in the same walk, inputs in declared order."""
-        specs = self.input_specs()
-        if not given.keys() <= specs.keys():
+        cls = type(self)
+        if cls._specs is None:
+            cls._build_specs()
+        values = {**cls._defaults, **given}  # in declared order: the defaults hold every input
+        if len(values) != len(cls._defaults):
+            specs = cls.input_specs()
             raise self._unknown_input(next(name for name in given if name not in specs), specs)
-        values: dict[str, Any] = {}
-        for name, spec, plain, default in type(self)._fields:
-            value = given.get(name, _MISSING)
-            if value is _MISSING:
+        for (name, spec, plain, default), value in zip(cls._fields, values.values()):
+            if type(value) in plain:
+                continue
+            if value is default:
                 if default is _MISSING:
                     raise self.error(f"missing required input {name!r} ({_type_name(spec.type)})", prop=name)
-                if type(default) in _SCALAR_TYPES:
-                    values[name] = default
-                else:
+                if type(default) not in _SCALAR_TYPES:
                     values[name] = value = copy.deepcopy(default)
                     collect_outputs(value, found)
-            elif type(value) in plain:
-                values[name] = value
             elif type(value) is Output:
                 found.append(value)
-                values[name] = value
             elif type(value) in _SCALAR_TYPES:
-                values[name] = _check_type(self, spec, value, False)
+                _check_type(self, spec, value, False)
             else:
                 before = len(found)
                 collect_outputs(value, found)
-                values[name] = _check_type(self, spec, value, len(found) > before)
+                _check_type(self, spec, value, len(found) > before)
         return values
 
     def _unknown_input(self, name: str, specs: Mapping[str, InputSpec]) -> InputError:
@@ -313,10 +316,12 @@ class Resource(Node):
     def _collect_dependencies(self, found: Sequence[Output[Any]] = ()) -> list[Node]:
         """The nodes this one waits for: the resources behind the Outputs ``found`` in
         its inputs, then ``depends_on``, then its provider instance."""
-        if self.resource_options is _NO_OPTIONS and self.resource_parent is None and len(found) <= 1:
-            found_nodes: list[Node] = [node for node in resources_of(found) if node.urn != self.urn]
-            if len(found_nodes) <= 1:
-                return found_nodes
+        if self.resource_options is _NO_OPTIONS and self.resource_parent is None:
+            if not found:
+                return []
+            sole = found[0].referred() if len(found) == 1 else None
+            if sole is not None:
+                return [sole] if sole.urn != self.urn else []
         deps: dict[str, Node] = {}
         for resource in resources_of(found):
             deps[resource.urn] = resource
@@ -346,13 +351,16 @@ class _Property:
     def __get__(self, instance: Resource | None, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        return Output._ref(instance, self.name)
+        return _reference(instance, self.name)
 
 
 def _is_class_var(annotation: Any) -> bool:
     if isinstance(annotation, str):
         return annotation.startswith(("ClassVar", "typing.ClassVar"))
     return annotation is ClassVar or typing.get_origin(annotation) is ClassVar
+
+
+_reference = Output._ref
 
 
 _NODE_ATTRS = frozenset(("resource_name", "urn", "resource_options", "resource_parent",

@@ -136,30 +136,28 @@ def _user_location(exc: BaseException, root: Path) -> tuple[str | None, int | No
 def desired_graph(ctx: ProgramContext) -> DesiredGraph:
     """Resources in declaration order, with dependencies on components expanded to
     the resources inside them."""
-    resources = {urn: n for urn, n in ctx.nodes.items() if isinstance(n, Resource)}
-    components = {urn: n for urn, n in ctx.nodes.items() if isinstance(n, Component)}
-    deps = {urn: _expanded(r.dependencies) for urn, r in resources.items()}
-    for urn, dep_list in deps.items():
-        if urn in dep_list:
-            dep_list.remove(urn)
+    resources: dict[str, Resource] = {}
+    components: dict[str, Component] = {}
+    for urn, node in ctx.nodes.items():
+        if isinstance(node, Resource):
+            resources[urn] = node
+        elif isinstance(node, Component):
+            components[urn] = node
+    if components:
+        deps = {urn: _expanded(urn, r.dependencies) for urn, r in resources.items()}
+    else:  # nothing to expand; each list has one URN per node, none its own
+        deps = {urn: [node.urn for node in r.dependencies] for urn, r in resources.items()}
     return DesiredGraph(stack=ctx.stack, project=ctx.project, resources=resources,
                         deps=deps, components=components, exports=dict(ctx.exports))
 
 
-def _expanded(nodes: list[Node]) -> list[str]:
-    urns: list[str] = []
-    for node in nodes:
-        if isinstance(node, Component):
-            return _with_components_expanded(nodes)
-        urns.append(node.urn)
-    return urns  # one per URN already (Resource._collect_dependencies)
-
-
-def _with_components_expanded(nodes: list[Node]) -> list[str]:
+def _expanded(urn: str, nodes: list[Node]) -> list[str]:
+    """The URNs of ``nodes``, each component's replaced by the resources inside it
+    (which may include the resource ``urn`` itself: left out)."""
     out: list[str] = []
     for node in nodes:
         if isinstance(node, Component):
-            out.extend(_expanded(node.children))
+            out.extend(_expanded(urn, node.children))
         else:
             out.append(node.urn)
-    return list(dict.fromkeys(out))
+    return [dep for dep in dict.fromkeys(out) if dep != urn]
