@@ -17,7 +17,6 @@ records the dependency. Stackwright's own attributes are prefixed (``resource_na
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -309,6 +308,8 @@ class Resource(Node):
         return values
 
     def _unknown_input(self, name: str, specs: Mapping[str, InputSpec]) -> InputError:
+        import difflib
+
         close = difflib.get_close_matches(name, specs, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known inputs: {', '.join(specs) or 'none'}"
         return self.error(f"unknown input {name!r} for {self.type_token}", prop=name, hint=hint)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import builtins
 import sys
 import types
-import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -125,6 +124,8 @@ _COMPILED_MAX = 256
 
 def _user_location(exc: BaseException, root: Path) -> tuple[str | None, int | None]:
     """The deepest traceback frame in the project's own files."""
+    import traceback
+
     found: tuple[str | None, int | None] = (None, None)
     prefix = str(root.resolve())
     for frame in traceback.extract_tb(exc.__traceback__):
