@@ -107,7 +107,6 @@ class Node:
 
     type_token: ClassVar[str] = ""
 
-    resource_name: str
     urn: str
     resource_options: ResourceOptions
     resource_parent: Node | None
@@ -122,11 +121,17 @@ class Node:
             _check_name(name, self)
         options = opts or _NO_OPTIONS
         parent = options.parent or (ctx.component_stack[-1] if ctx.component_stack else None)
-        self.resource_name = name
         self.resource_options = options
         self.resource_parent = parent
         prefix = ctx.urn_prefixes.get(self.type_token) or _urn_prefix(ctx, self.type_token)
         self.urn = prefix + (f"{parent._path()}${name}" if parent is not None else name)
+
+    @property
+    def resource_name(self) -> str:
+        """The name the node was declared with: the end of its URN (a name holds no
+        ``$`` or ``::``), not kept apart, since a program of 50,000 resources would hold
+        each name twice."""
+        return urn_name(self.urn)
 
     def _path(self) -> str:
         return f"{self.resource_parent._path()}${self.resource_name}" if self.resource_parent else self.resource_name
@@ -507,7 +512,6 @@ def restore(cls: type[Resource], urn: str, inputs: dict[str, Any], *,
     (rollback plans against the inputs recorded at an earlier checkpoint)."""
     resource = object.__new__(cls)
     resource.urn = urn
-    resource.resource_name = urn_name(urn)
     resource.resource_options = ResourceOptions(protect=protect, retain_on_delete=retain_on_delete)
     resource.resource_parent = _recorded_parent(parent_urn) if parent_urn else None
     resource.decl_file, resource.decl_line = None, None
@@ -519,7 +523,6 @@ def restore(cls: type[Resource], urn: str, inputs: dict[str, Any], *,
 def _recorded_parent(urn: str) -> Component:
     parent = object.__new__(Component)
     parent.urn = urn
-    parent.resource_name = urn_name(urn)
     parent.resource_options = ResourceOptions()
     parent.resource_parent = None
     parent.children = []
