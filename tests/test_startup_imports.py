@@ -130,3 +130,14 @@ def test_a_command_with_nothing_to_do_loads_no_pydantic_and_no_asyncio(
     modules = loaded(tmp_path, CLI, *command, cwd=root)
     assert {"pydantic", "asyncio", "yaml"}.isdisjoint(tops(modules)), sorted(tops(modules))
     assert not {"rich", "boto3", "botocore", "ssl"} & tops(modules)
+
+
+def test_a_preview_loads_no_part_of_the_apply_engine(tmp_path: Path) -> None:
+    """A preview plans; applying, recovering and reading live objects are loaded by
+    the commands that do them."""
+    root = tiny_project(tmp_path)
+    loaded(tmp_path, CLI, "up", "--yes", cwd=root)
+    modules = loaded(tmp_path, CLI, "preview", cwd=root)
+    assert "stackwright.plan.planner" in modules
+    engine = {m for m in modules if m.startswith("stackwright.engine.")}
+    assert engine <= {"stackwright.engine.events"}, sorted(engine)

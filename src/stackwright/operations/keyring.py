@@ -203,7 +203,7 @@ def write_key_file(path: Path, keys: list[bytes], replace: bool = True) -> None:
     """Written to a private temporary file first and linked (or renamed) into place, so
     that a concurrent run never reads half a key, and, unless ``replace``, never loses
     a key another run already used."""
-    import tempfile  # with shutil, bz2, lzma and random: only where a key is written
+    import tempfile  # here, not at the top: only writing a key needs it, every command loads this module
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".key-")
