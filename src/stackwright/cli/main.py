@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 import click
 
@@ -45,6 +44,8 @@ def _fail(exc: Exception, headline: str, hint: str | None, status: int = 1) -> N
     """The error in one or two lines (the traceback first with --debug); exit
     ``status``: 1, or click's 2 for a command line it could not parse."""
     if _debug_requested():
+        import traceback
+
         traceback.print_exception(exc)
     click.echo(click.style("error: ", fg="red", bold=True) + headline, err=True, color=colour())
     if hint:
