@@ -37,6 +37,8 @@ class WorkspaceLinks:
         self.store = store
         self._stores = stores
         self._declared: frozenset[str] | None = None
+        self._line = 0
+        self._elsewhere: dict[str, bool] = {}
         self._workspace = workspace
         self._looked = workspace is not None
         self._cache: dict[str, Mapping[str, Any]] = {} if known is None else known
@@ -80,26 +82,27 @@ class WorkspaceLinks:
         return target.project, stack, name
 
     def _check_declared(self, workspace: Workspace, ref: str) -> None:
-        here = workspace.project_at(self.project.root)
-        entry = here.stack(self.stack) if here is not None else None
+        """Found once per stack: a stack may read hundreds of others."""
         me = f"{self.project.name}/{self.stack}"
-        if entry is None:
-            raise ProjectError(
-                f"stack {me} reads stack {ref}, but {me} is not listed in {workspace.shown}",
-                hint="add the project and stack to the workspace file, with "
-                f"`depends_on: [{ref}]`")
         if self._declared is None:
-            self._declared = frozenset(workspace.dependencies(entry))
+            here = workspace.project_at(self.project.root)
+            entry = here.stack(self.stack) if here is not None else None
+            if entry is None:
+                raise ProjectError(
+                    f"stack {me} reads stack {ref}, but {me} is not listed in {workspace.shown}",
+                    hint="add the project and stack to the workspace file, with "
+                    f"`depends_on: [{ref}]`")
+            self._declared, self._line = frozenset(workspace.dependencies(entry)), entry.line
         if ref not in self._declared:
             raise ProjectError(
                 f"stack {me} reads stack {ref}, but {workspace.shown} does not declare that "
                 "dependency",
-                hint=f"add `depends_on: [{ref}]` to {me}'s entry (line {entry.line}) so that "
+                hint=f"add `depends_on: [{ref}]` to {me}'s entry (line {self._line}) so that "
                 "`stackwright run` applies it first")
 
     def _outputs(self, target: Project, stack: str, ref: str) -> dict[str, Any]:
         root = target.root
-        if target is self.project or root.resolve() == self.project.root.resolve():
+        if not self._other_project(target):
             return self._read(self.store, stack, ref)
         from stackwright.operations.keyring import Keyring
 
@@ -126,6 +129,12 @@ class WorkspaceLinks:
             return self._read(store, stack, ref)
         finally:
             store.close()
+
+    def _other_project(self, target: Project) -> bool:
+        if target.name not in self._elsewhere:
+            self._elsewhere[target.name] = (target is not self.project
+                                            and target.root.resolve() != self.project.root.resolve())
+        return self._elsewhere[target.name]
 
     def _prefetched(self, store: StateStore, target: Project, stack: str) -> dict[str, StoredOutputs] | None:
         """The stored outputs of ``stack`` and of every other stack of ``target`` this
