@@ -7,12 +7,16 @@ the mutation tests of ``state/sql_store.py`` (docs/mutation.md) reach the code.
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stackwright.errors import StateError
+from stackwright.errors import LockHeldError, ReadOnlyStateError, StateError
 from stackwright.state.records import Change
+from stackwright.state.sqlite import SqliteStateStore
 from test_state_store import Backend, backend, bucket, change, lock, pending
 
 __all__ = ["backend"]  # the fixture, parametrised over SQLite, PostgreSQL and S3
@@ -139,3 +143,96 @@ def test_refusals_say_what_to_do(backend: Backend) -> None:
     assert removed.value.message == "stack 'dev' still has 2 resources"
     assert removed.value.hint == ("run `stackwright destroy` first, or force the removal to forget "
                                   "them (the cloud resources are left running)")
+
+
+def test_a_snapshot_names_its_stack_and_lineage(backend: Backend) -> None:
+    s = backend.open()
+    s.create_stack("dev")
+    s.create_stack("prod")
+
+    snap = s.snapshot("prod")
+
+    assert (snap.stack, snap.lineage) == ("prod", [i.lineage for i in s.list_stacks() if i.name == "prod"][0])
+
+
+def test_lock_refusals_name_the_stack(backend: Backend) -> None:
+    s = backend.open()
+    s.create_stack("dev")
+    s.acquire_lock("dev", lock("alice", "up", "tok-a"))
+    with pytest.raises(LockHeldError) as held:
+        s.acquire_lock("dev", lock("bob"))
+    assert held.value.message.startswith("stack 'dev' is locked by alice (pid 4242 on laptop), running 'up'")
+    with pytest.raises(ReadOnlyStateError) as refused:
+        backend.open(read_only=True).acquire_lock("dev", lock("bob"))
+    assert refused.value.message.startswith("cannot take the lock of stack 'dev': the state store is open read-only")
+
+
+def test_a_missing_checkpoint_points_to_the_history(backend: Backend) -> None:
+    s = backend.open()
+    s.create_stack("dev")
+    with pytest.raises(StateError) as missing:
+        s.checkpoint("dev", 7)
+    assert (missing.value.message, missing.value.hint) == ("stack 'dev' has no checkpoint 7", "stackwright history")
+
+
+def test_finishing_on_a_removed_stack_names_it(backend: Backend) -> None:
+    s = backend.open()
+    s.create_stack("dev")
+    w = s.begin("dev", "up", "alice")
+    backend.open().remove_stack("dev")
+    with pytest.raises(StateError) as gone:
+        w.finish("succeeded", {"url": "https://x"})
+    assert gone.value.message == "no stack named 'dev'"
+
+
+def sqlite_store(tmp_path: Path) -> SqliteStateStore:
+    store = SqliteStateStore(tmp_path / "state.db")
+    store.create_stack("dev")
+    return store
+
+
+def test_a_lock_race_lost_at_the_insert_names_the_winner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: another writer inserted its lock between our check and our insert."""
+    store = sqlite_store(tmp_path)
+    db = store._db
+
+    def lose(params: tuple[Any, ...]) -> bool:
+        db.conn.execute("INSERT INTO locks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        ("dev", "carol", 77, "ci-9", params[4], "destroy", "tok-carol"))
+        return False
+
+    monkeypatch.setattr(db, "insert_lock", lose)
+    with pytest.raises(LockHeldError) as lost:
+        store.acquire_lock("dev", lock("bob"))
+    assert lost.value.message.startswith("stack 'dev' is locked by carol (pid 77 on ci-9), running 'destroy'")
+
+
+def test_a_lock_race_lost_to_a_holder_already_gone_says_try_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = sqlite_store(tmp_path)
+    monkeypatch.setattr(store._db, "insert_lock", lambda params: False)
+    with pytest.raises(LockHeldError) as lost:
+        store.acquire_lock("dev", lock("bob"))
+    assert (lost.value.message, lost.value.hint) == (
+        "the lock of stack 'dev' changed hands while taking it", "try again")
+    assert store.read_lock("dev") is None
+
+
+def test_a_schema_3_file_is_read_with_its_options(tmp_path: Path) -> None:
+    """Schema 3 added resource options, schema 4 the open operation: a schema-3 file
+    that a read-only command opens (so does not upgrade) still shows the options."""
+    store = sqlite_store(tmp_path)
+    w = store.begin("dev", "up", "alice")
+    w.record_resource(bucket(1, options={"aliases": ["old"]}), change(bucket(1)))
+    w.finish("succeeded", None)
+    store.close()
+    with closing(sqlite3.connect(tmp_path / "state.db")) as db, db:
+        db.execute("DROP TABLE operations")
+        db.execute("DROP TABLE operation_changes")
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+
+    with SqliteStateStore(tmp_path / "state.db", read_only=True) as old:
+        assert old.snapshot("dev").resources[bucket(1).urn].options == {"aliases": ["old"]}
+        assert [r.options for r in old.checkpoint("dev", 1).resources] == [{"aliases": ["old"]}]
+        old.begin("dev", "preview", "bob")
