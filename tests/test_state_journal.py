@@ -236,3 +236,14 @@ def test_a_schema_3_file_is_read_with_its_options(tmp_path: Path) -> None:
         assert old.snapshot("dev").resources[bucket(1).urn].options == {"aliases": ["old"]}
         assert [r.options for r in old.checkpoint("dev", 1).resources] == [{"aliases": ["old"]}]
         old.begin("dev", "preview", "bob")
+
+
+def test_a_read_only_writer_that_changed_nothing_finishes_without_writing(backend: Backend) -> None:
+    """`preview` and other read-only commands begin and finish an operation too."""
+    s = backend.open()
+    s.create_stack("dev")
+    before = backend.dump()
+
+    assert backend.open(read_only=True).begin("dev", "preview", "bob").finish("succeeded", None) is None
+
+    assert backend.dump() == before and s.history("dev") == []
