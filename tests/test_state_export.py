@@ -4,11 +4,13 @@ serial (what `state migrate` relies on), in process."""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from stackwright.errors import StateError
+from stackwright.errors import ReadOnlyStateError, StateError
 from stackwright.state.records import Change, PendingOperation, ResourceState
 from stackwright.state.sqlite import SqliteStateStore
 
@@ -80,3 +82,38 @@ def test_exporting_a_missing_stack_is_an_error(tmp_path: Path) -> None:
     store = filled(tmp_path / "a.db")
     with pytest.raises(StateError, match="no stack named 'gone'"):
         store.export_stack("gone")
+
+
+def test_an_imported_stack_keeps_when_it_was_last_changed(tmp_path: Path) -> None:
+    source = filled(tmp_path / "a.db")
+    target = SqliteStateStore(tmp_path / "b.db")
+
+    target.import_stack(source.export_stack("dev"))
+
+    [was] = [s for s in source.list_stacks() if s.name == "dev"]
+    [now] = target.list_stacks()
+    assert now == was and now.last_update is not None
+
+
+def test_a_checkpoint_that_does_not_decode_is_named_and_nothing_is_exported(tmp_path: Path) -> None:
+    source = filled(tmp_path / "a.db")
+    with closing(sqlite3.connect(tmp_path / "a.db")) as db, db:
+        db.execute("UPDATE checkpoints SET snapshot = x'00ff' WHERE number = 2")
+
+    with pytest.raises(StateError) as info:
+        source.export_stack("dev")
+
+    assert info.value.message == f"state file {tmp_path / 'a.db'} is corrupt: checkpoint 2 does not decode"
+    assert info.value.hint == "restore it from a backup; stackwright will not modify or repair it"
+
+
+def test_a_read_only_store_refuses_an_import(tmp_path: Path) -> None:
+    record = filled(tmp_path / "a.db").export_stack("dev")
+    SqliteStateStore(tmp_path / "b.db").create_stack("other")
+    target = SqliteStateStore(tmp_path / "b.db", read_only=True)
+
+    with pytest.raises(ReadOnlyStateError) as info:
+        target.import_stack(record)
+
+    assert info.value.message.startswith("cannot create stack 'dev': the state store is open read-only")
+    assert [s.name for s in SqliteStateStore(tmp_path / "b.db").list_stacks()] == ["other"]

@@ -322,6 +322,7 @@ def test_reseal_moves_every_secret_to_the_new_key(backend: Backend) -> None:
         w.finish("failed", {"out": Secret("an-output")})
         s.record_event("dev", "plan", "me", {"note": Secret("in-an-event")})
         s.reseal("dev", FernetKey("new", lambda sealing: new_key, "use the new key"))
+        assert s.snapshot("dev").outputs == {"out": Secret("an-output")}, "the store goes on with the new key"
     with backend.open(new_key) as s:
         snap = s.snapshot("dev")
         assert snap.resources[r.urn].inputs["pw"] == Secret("in-a-resource")
