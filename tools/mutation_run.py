@@ -41,6 +41,8 @@ MODULES_FILE = ROOT / "tools" / "mutation_modules.toml"
 SCRATCH = ROOT / ".mutation"
 LINKED = ("src", "tests")
 TESTS_DIGEST = "tests.sha256"
+INPUTS_DIGEST = "inputs.sha256"
+TEST_MAP = "mutmut-stats.json"
 
 
 class ModulesFileError(Exception):
@@ -123,6 +125,30 @@ def tests_digest(root: Path, module: Module) -> str:
     return digest.hexdigest()
 
 
+def inputs_digest(root: Path, module: Module) -> str:
+    """A digest of the module's source and of its tests: what mutmut's test map was recorded from."""
+    digest = hashlib.sha256(tests_digest(root, module).encode())
+    digest.update((root / module.path).read_bytes())
+    return digest.hexdigest()
+
+
+def forget_stale_test_map(directory: Path, digest: str) -> bool:
+    """Delete mutmut's map of which tests reach which function when it was recorded from
+    another source or other tests; True when deleted.
+
+    mutmut 3.8.1 keeps the map across runs and may match a changed or new function to only
+    some of the tests that reach it, so its mutants survive tests that kill them. Without
+    the file, mutmut records the map again and keeps every verdict.
+    """
+    recorded_file = directory / INPUTS_DIGEST
+    recorded = recorded_file.read_text(encoding="utf-8").strip() if recorded_file.exists() else None
+    test_map = directory / "mutants" / TEST_MAP
+    if recorded == digest or not test_map.exists():
+        return False
+    test_map.unlink()
+    return True
+
+
 def meta_path(directory: Path, module: Module) -> Path:
     """Where mutmut records the module's verdicts."""
     return directory / "mutants" / f"{module.path}.meta"
@@ -178,19 +204,24 @@ def mutmut_command(max_children: int, names: Iterable[str]) -> list[str]:
 def run_module(module: Module, directory: Path, max_children: int, names: Sequence[str], equivalents: set[str]) -> bool:
     """Run the module's mutants not yet run (or those named); False when mutmut failed.
 
-    When the test files changed since the last run, the survivors are run again by name too.
+    When the test files changed since the last run, the survivors are run again by name too;
+    when the module's source or its tests changed, mutmut's test map is recorded again first.
     """
     digest = tests_digest(ROOT, module)
     digest_file = directory / TESTS_DIGEST
     recorded = digest_file.read_text(encoding="utf-8").strip() if digest_file.exists() else None
     stale = survivors(directory, module, equivalents) if recorded not in (None, digest) and not names else []
     print(f"\n== {module.path} ({', '.join(module.tests)}) in {directory.relative_to(ROOT)}", flush=True)
+    inputs = inputs_digest(ROOT, module)
+    if forget_stale_test_map(directory, inputs):
+        print("== the module or its tests changed since the last run: mutmut maps its tests again", flush=True)
     if subprocess.run(mutmut_command(max_children, names), cwd=directory, check=False).returncode != 0:
         return False
     if stale:
         print(f"== the tests changed since the last run: its {len(stale)} survivors again", flush=True)
         if subprocess.run(mutmut_command(max_children, stale), cwd=directory, check=False).returncode != 0:
             return False
+    (directory / INPUTS_DIGEST).write_text(inputs + "\n", encoding="utf-8")
     if not names:
         digest_file.write_text(digest + "\n", encoding="utf-8")
     return True

@@ -145,3 +145,40 @@ def test_one_table_scores_every_module_and_fails_on_a_mutant_not_run(
     assert "| src/stackwright/state/sql_store.py | 2 | 1 | 0 | 0 | 1 | 50.0% |" in out
     assert "FAIL src/stackwright/state/sql_store.py: 1 mutants not run" in err
     assert status == 1
+
+
+def test_a_changed_module_or_test_makes_mutmut_map_its_tests_again_and_keeps_the_verdicts(
+    run: ModuleType, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graph = run.load_modules(MODULES)[0]
+    source = repo / graph.path
+    source.write_text("def walk():\n    return 1\n", encoding="utf-8")
+    (repo / "tests" / "unit").mkdir()
+    test_file = repo / "tests" / "unit" / "test_graph.py"
+    test_file.write_text("def test_walk():\n    pass\n", encoding="utf-8")
+    directory = run.prepare_scratch(graph, repo, repo / ".mutation")
+    mutants = _results(directory, graph.path, {"stackwright.graph.x_walk__mutmut_1": 1})
+    verdicts = (mutants / f"{graph.path}.meta").read_text(encoding="utf-8")
+    seen: list[bool] = []
+
+    def mutmut(command: list[str], cwd: Path, check: bool) -> object:
+        seen.append((cwd / "mutants" / run.TEST_MAP).exists())
+        (cwd / "mutants" / run.TEST_MAP).write_text("{}", encoding="utf-8")
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(run, "ROOT", repo)
+    monkeypatch.setattr(run.subprocess, "run", mutmut)
+    (mutants / run.TEST_MAP).write_text("{}", encoding="utf-8")
+
+    def run_once() -> bool:
+        assert run.run_module(graph, directory, 1, [], set())
+        return seen[-1]
+
+    assert not run_once(), "a scratch directory without a recorded digest gets a fresh map"
+    assert run_once(), "nothing changed: the map is kept"
+    source.write_text("def walk():\n    return 2\n", encoding="utf-8")
+    assert not run_once(), "the module changed"
+    assert run_once()
+    test_file.write_text("def test_walk():\n    assert True\n", encoding="utf-8")
+    assert not run_once(), "a test changed"
+    assert (mutants / f"{graph.path}.meta").read_text(encoding="utf-8") == verdicts
