@@ -294,6 +294,31 @@ def test_secrets_are_stored_encrypted_at_every_depth(backend: Backend) -> None:
         assert plain not in dump
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)  # S3 reads stacks one at a time
+def test_stored_outputs_reads_many_stacks_at_once_sealed_and_leaves_out_missing_ones(backend: Backend) -> None:
+    """One read of 1003 names (three batches of at most 500): the stacks at each batch's
+    edges are found, names of no stack are left out, serials as recorded, secrets sealed."""
+    applied = {"s0000": 1, "s0499": 2, "s0500": 1, "s0999": 1, "s1000": 3}
+    with backend.open() as s:
+        for name in [*applied, "s0001", "s0501"]:
+            s.create_stack(name)
+        for name, writes in applied.items():
+            for n in range(writes):
+                s.begin(name, "up", "me").finish("succeeded", {"name": name, "n": n, "token": Secret(f"t-{name}")})
+
+        found = s.stored_outputs([f"s{n:04}" for n in range(1001)] + ["missing", "s9999"])
+
+    assert sorted(found) == sorted([*applied, "s0001", "s0501"])
+    assert {name: outputs.serial for name, outputs in found.items()} == {**applied, "s0001": 0, "s0501": 0}
+    cipher = FernetKey("test", lambda sealing: KEY, "use the test key")
+    for name, writes in applied.items():
+        assert f"t-{name}" not in found[name].text
+        assert found[name].open(lambda: cipher) == {"name": name, "n": writes - 1, "token": Secret(f"t-{name}")}
+    assert found["s0001"].open(lambda: cipher) == {}
+    with backend.open() as s:
+        assert s.stored_outputs([]) == {}
+
+
 def test_a_wrong_key_or_no_key_reads_and_writes_no_secret(backend: Backend) -> None:
     with backend.open() as s:
         s.create_stack("dev")
