@@ -19,6 +19,7 @@ from stackwright.model.values import (
     Secret,
     carry_secrets,
     from_json,
+    is_plain,
     is_secret,
     is_unknown,
     mark_containing,
@@ -177,3 +178,19 @@ def test_carry_secrets_keeps_an_echoed_input_secret() -> None:
     inputs = {"password": Secret("p"), "name": "n"}
     outputs = {"password": "p", "name": "n", "id": "i-1"}
     assert carry_secrets(inputs, outputs) == {"password": Secret("p"), "name": "n", "id": "i-1"}
+
+
+@pytest.mark.parametrize("value", [
+    None, "text", 3, 2.5, True, [], {}, [1, "a", None], {"a": {"b": [1, {"c": "d"}]}, "e": [[2.0]]},
+])
+def test_plain_data_at_every_depth_is_plain(value: Any) -> None:
+    assert is_plain(value)
+
+
+@pytest.mark.parametrize("value", [
+    Secret("s"), UNKNOWN, [Secret("s")], {"a": UNKNOWN}, [1, [2, [Secret("deep")]]],
+    {"a": [{"b": "plain"}, {"c": UNKNOWN}]}, ("a", "tuple"), [("in", "a list")], {"a": {1, 2}},
+])
+def test_a_secret_an_unknown_or_another_container_at_any_depth_is_not_plain(value: Any) -> None:
+    """Such a value must be resolved, revealed and re-marked, not only copied."""
+    assert not is_plain(value)
