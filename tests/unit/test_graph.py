@@ -348,3 +348,27 @@ def test_the_walk_in_order_stops_when_asked_and_raises_what_a_visit_raises() -> 
     assert visited == [0, 1] and [fate[i] for i in range(5)] == ["done", "done", *["not-started"] * 3]
     with pytest.raises(RuntimeError, match="bug"):
         walk_in_order(graph, visit)
+
+
+@pytest.mark.parametrize("order", [["a", "b", "c", "d"], ["c", "a", "b", "d"], ["b", "c", "a", "d"]])
+def test_a_walk_given_the_order_breaks_ties_by_it(order: list[str]) -> None:
+    """Vertices with equal chains of work behind them start in the order the caller
+    gave (the graph's own order is not computed again), in both walks."""
+    graph = Graph.from_mapping({"a": [], "b": [], "c": [], "d": ["a", "b", "c"]})
+    started: list[str] = []
+
+    async def visit(v: str) -> bool:
+        started.append(v)
+        return True
+
+    fate = asyncio.run(walk(graph, visit, parallel=1, order=order))
+    in_order: list[str] = []
+
+    def visit_now(v: str) -> bool:
+        in_order.append(v)
+        return True
+
+    fate_in_order = walk_in_order(graph, visit_now, order=order)
+
+    assert started == in_order == order
+    assert fate == fate_in_order == dict.fromkeys(order, "done")
