@@ -1,0 +1,377 @@
+"""Apply's paths seen from outside: refusals of plans that cannot be ordered, lookups,
+provider instances, failures recorded, dependents skipped, pending records, interrupts,
+and the order of deletes and replacements."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import stackwright as sw
+from stackwright.engine.apply import action_graph, runs_in_process
+from stackwright.engine.events import EventSink
+from stackwright.errors import PlanError
+from stackwright.plan.plan import Leftover, Op, Plan, Step
+from stackwright.providers.protocol import Created, OperationContext, ReadResult
+from stackwright.state.records import Change, PendingOperation
+from unit.fakes import Thing, ThingProvider
+from unit.test_engine import P, Harness
+from unit.test_provider_instances import Conn, ConnProvider, Providers, Widget, WidgetProvider
+
+
+@pytest.fixture(params=["parallel", "in-line"])
+def h(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    """Both walks: the parallel one and the one-step-at-a-time one."""
+    return Harness(tmp_path, inline=request.param == "in-line")
+
+
+def _plan(*steps: Step) -> Plan:
+    return Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=steps)
+
+
+def _refusal(plan: Plan) -> PlanError:
+    with pytest.raises(PlanError) as info:
+        action_graph(plan)
+    return info.value
+
+
+def test_a_cycle_through_a_delete_first_replacement_names_its_deletes_and_only_the_replaced() -> None:
+    """x is replaced delete-first; z (updated) uses x; y (replaced, created before its
+    old half goes) used x and now uses z. x's old object can go only after y's, y's only
+    after its new half, which needs z, which needs the new x: no order exists."""
+    x = Step(urn=P + "x", type="fake:Thing", op=Op.REPLACE, replace_keys=("zone",), old_id="1",
+             delete_before_replace=True)
+    z = Step(urn=P + "z", type="fake:Thing", op=Op.UPDATE, deps=(P + "x",), old_id="2")
+    y = Step(urn=P + "y", type="fake:Thing", op=Op.REPLACE, replace_keys=("label",), deps=(P + "z",),
+             old_deps=(P + "x",), old_id="3")
+    err = _refusal(_plan(x, z, y))
+    names, _, causes = err.message.removeprefix(
+        "the plan's deletes and replacements cannot be ordered: ").partition(" (")
+    actions = names.split(" -> ")
+    assert actions[0] == actions[-1] and err.resource == P + actions[0].split(" ")[1]
+    assert sorted(actions[1:]) == ["create x", "create y", "create z", "delete x", "delete y"]
+    assert sorted(causes.removesuffix(")").split("; ")) == [
+        "x is replaced because zone changed", "y is replaced because label changed"]
+
+
+def test_a_cycle_without_a_replacement_gives_no_cause() -> None:
+    a = Step(urn=P + "a", type="fake:Thing", op=Op.UPDATE, deps=(P + "b",), old_id="1")
+    b = Step(urn=P + "b", type="fake:Thing", op=Op.UPDATE, deps=(P + "a",), old_id="2")
+    err = _refusal(_plan(a, b))
+    assert err.message in ("the plan's deletes and replacements cannot be ordered: create a -> create b -> create a",
+                           "the plan's deletes and replacements cannot be ordered: create b -> create a -> create b")
+
+
+@pytest.fixture
+def hw(tmp_path: Path) -> Harness:
+    from cryptography.fernet import Fernet
+
+    from stackwright.operations.keyring import FernetKey
+
+    harness = Harness(tmp_path)
+    harness.providers = Providers()  # type: ignore[assignment]
+    key = Fernet.generate_key()
+    harness.store.use_cipher(FernetKey("test", lambda sealing: key, "use the test key"))
+    return harness
+
+
+def _widgets(token: str) -> Any:
+    def declare() -> None:
+        conn = Conn("conn", token=sw.secret(token))
+        for name in ("w0", "w1"):
+            w = Widget(name, label="x", opts=sw.ResourceOptions(provider=conn))
+            w.inputs["provider"] = conn.urn
+    return declare
+
+
+class Conns(ConnProvider):
+    def delete(self, ctx: OperationContext, id: str, inputs: Any, outputs: Any) -> None:
+        """Nothing to remove: an instance is only settings."""
+
+
+def test_deleting_an_instance_and_its_users_deletes_them_with_its_recorded_credential(hw: Harness) -> None:
+    widgets: WidgetProvider = hw.providers.widget  # type: ignore[attr-defined]
+    hw.providers.conn = Conns()  # type: ignore[attr-defined]
+    assert hw.up(_widgets("t1")).ok
+    widgets.seen.clear()
+    result = hw.up(lambda: None)
+    assert result.ok and result.done == {"delete": 3}
+    assert sorted(widgets.seen) == [("delete", "w0", "t1"), ("delete", "w1", "t1")]
+    assert hw.store.snapshot("dev").resources == {}
+
+
+class Reads(WidgetProvider):
+    """Remembers the token and instance settings of every read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read_calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def read(self, ctx: OperationContext, id: str | None, inputs: Any, outputs: Any) -> ReadResult | None:
+        self.read_calls.append((ctx.name, ctx.token, dict(ctx.provider_config)))
+        return super().read(ctx, id, inputs, outputs)
+
+
+def test_a_lookup_reads_with_a_token_naming_the_id_it_reads(hw: Harness) -> None:
+    reads = hw.providers.widget = Reads()  # type: ignore[attr-defined]
+    reads.objects["given-1"] = {"label": "shared"}
+    result = hw.up(lambda: Widget.get("given", "given-1"))
+    assert result.ok and result.done == {"read": 1}
+    assert reads.read_calls == [("given", "read-given-1", {})]
+    assert hw.store.snapshot("dev").resources["dev::test::fake:Widget::given"].inputs == {"label": "shared"}
+
+
+class NoOutputs(ThingProvider):
+    """Creates objects but returns no outputs (an ``arn`` never known)."""
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        made = super().create(ctx, inputs)
+        return Created(made.id, {})
+
+
+def test_a_lookup_whose_id_stays_unknown_fails_saying_so(h: Harness) -> None:
+    h.providers.thing = NoOutputs()
+
+    def program() -> None:
+        a = Thing("a")
+        given = Thing.get("given", a.arn)
+        Thing("user", label=given.label)
+
+    result = h.up(program)
+    assert [f.urn for f in result.failures] == [P + "given"] and result.skipped == [P + "user"]
+    message = result.failures[0].message
+    assert message.endswith(": the id to read is still unknown after its dependencies were applied")
+    assert h.providers.thing.calls["read"] == 0
+
+
+def _relabelled_widgets(token: str, label: str) -> Any:
+    def declare() -> None:
+        conn = Conn("conn", token=sw.secret(token))
+        w = Widget("w0", label=label, opts=sw.ResourceOptions(provider=conn))
+        w.inputs["provider"] = conn.urn
+    return declare
+
+
+def test_a_user_of_an_instance_updated_in_the_same_run_is_called_with_the_new_credential(hw: Harness) -> None:
+    widgets: WidgetProvider = hw.providers.widget  # type: ignore[attr-defined]
+    assert hw.up(_relabelled_widgets("t1", "x")).ok
+    widgets.seen.clear()
+    result = hw.up(_relabelled_widgets("t2", "y"))
+    assert result.ok and result.done == {"update": 2}
+    assert widgets.seen == [("update", "w0", "t2")]
+
+
+def test_a_plan_with_nothing_left_to_resolve_applies_without_a_resolver(tmp_path: Path) -> None:
+    """The resolver is optional: a plan whose inputs and lookup ids are all known
+    applies as planned."""
+    h = Harness(tmp_path)
+    h.providers.thing.objects["given-1"] = {"label": "shared", "zone": "a", "ref": ""}
+
+    def program() -> None:
+        Thing.get("given", "given-1")
+        Thing("a", label="x")
+
+    applier, writer = h.applier(program, 4, None)
+    applier.resolver = None
+    result = h.finish(writer, asyncio.run(applier.run()))
+    assert result.ok and result.done == {"read": 1, "create": 1}
+    rec = h.recorded()
+    assert rec["given"].id == "given-1" and rec["a"].inputs == {"label": "x", "zone": "a", "ref": ""}
+
+
+class Events(EventSink):
+    """Every step event and retry, as the progress display sees them."""
+
+    def __init__(self) -> None:
+        self.finished: list[tuple[str, str, str, float, str | None]] = []
+        self.started: list[tuple[str, str]] = []
+        self.retries: list[tuple[str, str, int]] = []
+        self.persisted: list[str] = []
+
+    def step_started(self, urn: str, action: str) -> None:
+        self.started.append((urn, action))
+
+    def step_finished(self, urn: str, action: str, status: str, elapsed: float,
+                      error: str | None = None) -> None:
+        self.finished.append((urn, action, status, elapsed, error))
+
+    def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:
+        self.retries.append((urn, action, attempt))
+
+    def state_persisted(self, urn: str) -> None:
+        self.persisted.append(urn)
+
+
+def _events(h: Harness) -> Events:
+    h.sink = events = Events()  # type: ignore[assignment]
+    return events
+
+
+def _changes(h: Harness) -> list[Change]:
+    return h.store.checkpoint("dev", h.store.history("dev")[-1].number).changes
+
+
+def test_a_step_skipped_for_a_failed_dependency_is_reported_with_its_cause(h: Harness) -> None:
+    h.providers.thing.fail["a"] = -1
+    events = _events(h)
+    result = h.up(chain)
+    assert result.skipped == [P + "b", P + "c"] and not result.ok
+    skipped = [e for e in events.finished if e[2] == "skipped"]
+    assert skipped == [(P + "b", "create", "skipped", 0.0, "a failed"), (P + "c", "create", "skipped", 0.0, "a failed")]
+
+
+def chain() -> None:
+    a = Thing("a", label="x")
+    b = Thing("b", ref=a.arn)
+    Thing("c", ref=b.arn)
+
+
+def test_only_changes_and_old_halves_decide_whether_a_plan_runs_in_process() -> None:
+    class Local(ThingProvider):
+        in_process = True
+
+    class Lookup:
+        def __init__(self) -> None:
+            self.by_type: dict[str, ThingProvider] = {"fake:Local": Local(), "fake:Thing": ThingProvider()}
+
+        def resource(self, type_token: str) -> ThingProvider:
+            return self.by_type[type_token]
+
+        def versions(self) -> dict[str, str]:
+            return {}
+
+    providers = Lookup()
+    local = Step(urn=P + "l", type="fake:Local", op=Op.CREATE)
+    remote_same = Step(urn=P + "r", type="fake:Thing", op=Op.SAME, old_id="1")
+    remote_update = Step(urn=P + "u", type="fake:Thing", op=Op.UPDATE, old_id="2")
+    assert runs_in_process(_plan(), providers)
+    assert runs_in_process(_plan(local, remote_same), providers)
+    assert not runs_in_process(_plan(local, remote_update), providers)
+    leftover = Leftover(urn=P + "o", type="fake:Thing", id="3", token="t")
+    with_leftover = Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=(local,),
+                         leftovers=(leftover,))
+    assert not runs_in_process(with_leftover, providers)
+
+
+def test_ctrl_c_during_an_in_line_apply_stops_after_the_step_under_way(tmp_path: Path) -> None:
+    h = Harness(tmp_path, inline=True)
+    events = _events(h)
+    applier, writer = h.applier(many(4), 1, None)
+    thing = h.providers.thing
+    thing.before_create = lambda name: applier.stop.set()
+    result = h.finish(writer, applier.run_inline())
+    assert result.interrupted and not result.ok and not result.failures
+    [made] = h.recorded()
+    assert result.done == {"create": 1} and len(result.not_started) == 3 and P + made not in result.not_started
+    assert h.store.snapshot("dev").pending == [] and thing.calls["create"] == 1
+    assert [e[:3] for e in events.finished] == [(P + made, "create", "ok")]
+
+
+def many(count: int) -> Any:
+    def program() -> None:
+        for i in range(count):
+            Thing(f"t{i}")
+    return program
+
+
+def test_a_failed_delete_keeps_the_record_and_leaves_nothing_pending(h: Harness) -> None:
+    thing = h.providers.thing
+    thing.refuse_in_use = True
+    h.objects_before = h.up(lambda: Thing("a"))
+    thing.objects["other"] = {"ref": "arn:a-1"}
+    result = h.up(lambda: None)
+    assert [(f.urn, f.action) for f in result.failures] == [(P + "a", "delete")]
+    assert "a-1 is in use by other" in result.failures[0].message
+    assert h.recorded()["a"].id == "a-1" and h.store.snapshot("dev").pending == []
+    assert [(c.urn, c.type, c.op, c.error) for c in _changes(h)] == [
+        (P + "a", "fake:Thing", "delete", result.failures[0].message)]
+
+
+def test_a_replacement_whose_create_fails_keeps_the_old_object_and_leaves_nothing_pending(h: Harness) -> None:
+    thing = h.providers.thing
+    assert h.up(lambda: Thing("a")).ok
+    thing.fail["a"] = -1
+    result = h.up(lambda: Thing("a", zone="b"))
+    assert [(f.urn, f.action) for f in result.failures] == [(P + "a", "replace")]
+    assert result.skipped == [P + "a"]
+    assert h.recorded()["a"].id == "a-1" and h.recorded()["a"].inputs["zone"] == "a"
+    assert h.store.snapshot("dev").pending == [] and set(thing.objects) == {"a-1"}
+
+
+def test_an_old_half_that_fails_to_delete_stays_pending_and_the_next_up_deletes_it(h: Harness) -> None:
+    thing = h.providers.thing
+    thing.refuse_in_use = True
+    assert h.up(lambda: Thing("a")).ok
+    thing.objects["other"] = {"ref": "arn:a-1"}
+    result = h.up(lambda: Thing("a", zone="b"))
+    assert [(f.urn, f.action) for f in result.failures] == [(P + "a", "delete-replaced")]
+    new_id = h.recorded()["a"].id
+    assert new_id != "a-1"
+    pending = h.store.snapshot("dev").pending
+    assert [(op.urn, op.op, op.resource_id) for op in pending] == [(P + "a", "delete", "a-1")]
+
+    del thing.objects["other"]
+    thing.log.clear()
+    result = h.up(lambda: Thing("a", zone="b"))
+    assert result.ok and result.done == {"delete-replaced": 1} and thing.log == [("delete", "a")]
+    assert set(thing.objects) == {new_id} and h.store.snapshot("dev").pending == []
+
+
+class Unusable(ThingProvider):
+    """Creates the object, then answers with something that is not a ``Created``."""
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Any:
+        super().create(ctx, inputs)
+        return None
+
+
+def test_a_create_whose_answer_cannot_be_used_keeps_its_pending_record_for_recovery(h: Harness) -> None:
+    """The object may exist: only the next run, reading it, can tell."""
+    h.providers.thing = Unusable()
+    result = h.up(lambda: Thing("a"))
+    assert [f.urn for f in result.failures] == [P + "a"]
+    where, _, what = result.failures[0].message.partition(": ")
+    assert re.fullmatch(r".*test_apply_paths\.py:\d+", where), "where the resource is declared"
+    assert what == "internal error: AttributeError: 'NoneType' object has no attribute 'outputs'"
+    pending = h.store.snapshot("dev").pending
+    assert [(op.urn, op.op, op.inputs) for op in pending] == [
+        (P + "a", "create", {"label": "", "zone": "a", "ref": ""})]
+
+
+def test_an_old_half_is_recorded_as_pending_before_its_replacement_is_created(h: Harness) -> None:
+    thing = h.providers.thing
+    assert h.up(lambda: Thing("a", label="old")).ok
+    seen: list[list[PendingOperation]] = []
+    thing.before_create = lambda name: seen.append(h.store.snapshot("dev").pending)
+    started = time.time()
+    assert h.up(lambda: Thing("a", label="old", zone="b")).ok
+    [pending] = seen
+    by_op = {op.op: op for op in pending}
+    assert sorted(by_op) == ["create", "delete"]
+    old = by_op["delete"]
+    assert (old.urn, old.resource_id, old.inputs) == (P + "a", "a-1", {"label": "old", "zone": "a", "ref": ""})
+    assert started <= old.started_at <= time.time()
+    assert by_op["create"].inputs == {"label": "old", "zone": "b", "ref": ""}
+    assert h.store.snapshot("dev").pending == []
+
+
+def test_an_old_half_of_a_removed_resource_that_fails_to_delete_is_recorded_as_its_failure(h: Harness) -> None:
+    thing = h.providers.thing
+    thing.refuse_in_use = True
+    assert h.up(lambda: Thing("a")).ok
+    thing.objects["other"] = {"ref": "arn:a-1"}
+    h.up(lambda: Thing("a", zone="b"))
+    new_id = h.recorded()["a"].id
+    del thing.objects[new_id]
+    thing.objects["another"] = {"ref": f"arn:{new_id}"}
+    result = h.up(lambda: None)
+    failed = sorted((f.urn, f.action) for f in result.failures)
+    assert failed == [(P + "a", "delete"), (P + "a", "delete-replaced")] or \
+        failed == [(P + "a", "delete-replaced")]
+    changes = [(c.urn, c.type, c.op) for c in _changes(h) if c.error]
+    assert (P + "a", "fake:Thing", "delete-replaced") in changes
