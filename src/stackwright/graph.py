@@ -136,6 +136,7 @@ async def walk(
     parallel: int,
     on_skip: Callable[[V, V], None] = lambda vertex, cause: None,
     should_stop: Callable[[], bool] = lambda: False,
+    order: list[V] | None = None,
 ) -> dict[V, str]:
     """Visit every vertex after its dependencies, at most ``parallel`` at once.
 
@@ -147,6 +148,7 @@ async def walk(
     When ``should_stop`` turns true no new visits start; visits in flight finish (a
     visit returning None says it withdrew before doing anything).
     Returns each vertex's fate: "done", "failed", "skipped" or "not-started".
+    ``order``: the graph's ``topological_order()``, when the caller has it already.
 
     A visit that raises (or is cancelled) is a bug of the caller, never a result: no
     new visit starts, those in flight finish, and the walk raises the exception (an
@@ -156,7 +158,7 @@ async def walk(
 
     if parallel < 1:
         raise ValueError(f"parallel must be at least 1, not {parallel}: nothing could ever start")
-    plan = _Schedule(graph)
+    plan = _Schedule(graph, order)
     ready = plan.ready
     fate: dict[V, str] = {}
     running: set[asyncio.Task[Outcome]] = set()
@@ -231,12 +233,13 @@ def walk_in_order(
     *,
     on_skip: Callable[[V, V], None] = lambda vertex, cause: None,
     should_stop: Callable[[], bool] = lambda: False,
+    order: list[V] | None = None,
 ) -> dict[V, str]:
     """``walk`` with ``parallel=1`` on this thread, without an event loop: for visits
     that finish at once, where a loop would cost more than it saves. Same order
     (longest chain first), outcomes and fates as ``walk``; a visit that raises ends
     the walk with its exception."""
-    plan = _Schedule(graph)
+    plan = _Schedule(graph, order)
     fate: dict[V, str] = {}
     while plan.ready and not should_stop():
         vertex = plan.next()
@@ -263,8 +266,8 @@ def walk_in_order(
 class _Schedule(Generic[V]):
     """The ready vertices of a walk, longest chain of work behind them first."""
 
-    def __init__(self, graph: Graph[V]) -> None:
-        self.order = graph.topological_order()
+    def __init__(self, graph: Graph[V], order: list[V] | None = None) -> None:
+        self.order = graph.topological_order() if order is None else order
         self.waiting = {v: len(set(graph.deps.get(v, ()))) for v in self.order}
         self.dependents = {v: list(set(ds)) for v, ds in graph.dependents().items()}
         self.height = heights(graph, self.order, self.dependents)

@@ -12,7 +12,6 @@ from stackwright.providers.protocol import OperationContext
 
 if TYPE_CHECKING:
     import asyncio
-    from concurrent.futures import Future
 
 T = TypeVar("T")
 
@@ -40,34 +39,42 @@ class _Calls:
 
 
 class ProviderCalls(_Calls):
-    """One thread pool for blocking provider calls (boto3 is synchronous).
+    """Worker threads for blocking provider calls (boto3 is synchronous).
 
-    At most ``parallel`` calls run at once; more may wait in the pool's queue. A worker
-    that finishes a call takes the next queued one at once, without waiting for the
-    event loop, so callers that queue work ahead keep every slot busy. Finished calls
-    are handed to the event loop in batches: one wake-up of the loop delivers every
-    result that arrived since the last one, instead of one wake-up per call.
+    At most ``parallel`` calls run at once; more may wait in the queue. A worker that
+    finishes a call takes the next queued one at once, without waiting for the event
+    loop, so callers that queue work ahead keep every slot busy. Finished calls are
+    handed to the event loop in batches: one wake-up of the loop delivers every result
+    that arrived since the last one, instead of one wake-up per call.
+
+    The workers take plain jobs from a queue (no ``concurrent.futures`` future, lock
+    and condition per call, which cost more than the bookkeeping of a step): a job is
+    claimed by removing it from ``_queued``, by the worker that starts it or by
+    ``withdraw_queued``, whichever comes first.
     """
 
     def __init__(self, parallel: int, policy: RetryPolicy, sink: EventSink, timeout: float = 1800.0) -> None:
+        import queue
         import threading
         from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
 
-        self.pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="provider")
+        self.parallel = max(1, parallel)
         self.policy = policy
         self.sink = sink
         self.timeout = timeout
         self.attempts = 0
         self.withdrawn = False
-        self._submitted: dict[Future[None], tuple[asyncio.Future[Any], str]] = {}
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queued: dict[asyncio.Future[Any], str] = {}
+        """The calls no worker has started yet: their answer and URN."""
+        self._workers: list[threading.Thread] = []
         self._results: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
         self._waking = False
         self._waking_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, urn: str, action: str, fn: Callable[..., T], *args: Any) -> T:
-        """Call ``fn(*args)`` in the pool; retryable errors are retried with backoff."""
+        """Call ``fn(*args)`` on a worker; retryable errors are retried with backoff."""
         import asyncio
 
         loop = self._loop = asyncio.get_running_loop()
@@ -80,21 +87,38 @@ class ProviderCalls(_Calls):
             first = False
             self.attempts += 1
             answer: asyncio.Future[T] = loop.create_future()
-            job = self.pool.submit(self._call, answer, urn, fn, args)
-            self._submitted[job] = (answer, urn)
+            self._submit(answer, urn, fn, args)
             try:
                 return await answer
             except asyncio.CancelledError:
-                job.cancel()
+                self._queued.pop(answer, None)  # not started: it never will be
                 raise
             except StackwrightError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a provider bug fails this step only
                 raise provider_bug(exc) from exc
-            finally:
-                self._submitted.pop(job, None)
 
         return await retrying(self.policy, attempt, self.on_retry(urn, action))
+
+    def _submit(self, answer: asyncio.Future[Any], urn: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """Queue a call; a worker is added while fewer than ``parallel`` run and calls
+        are waiting for one."""
+        self._queued[answer] = urn
+        self._jobs.put((answer, urn, fn, args))
+        if len(self._workers) < self.parallel and self._jobs.qsize() > 0:
+            import threading
+
+            worker = threading.Thread(target=self._work, name=f"provider_{len(self._workers)}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+
+    def _work(self) -> None:
+        """A worker: runs queued calls until ``close`` sends it ``None``."""
+        jobs, queued = self._jobs, self._queued
+        while (job := jobs.get()) is not None:
+            answer, urn, fn, args = job
+            if queued.pop(answer, None) is not None:  # else withdrawn before it started
+                self._call(answer, urn, fn, args)
 
     def _call(self, answer: asyncio.Future[Any], urn: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         """On a worker: run the call, queue its result, and wake the loop unless a
@@ -125,21 +149,30 @@ class ProviderCalls(_Calls):
                 answer.set_exception(error)
 
     def withdraw_queued(self) -> int:
-        """Stop starting calls: the ones still waiting for a worker are cancelled and,
+        """Stop starting calls: the ones still waiting for a worker are withdrawn and,
         like every later first attempt, raise ``CallWithdrawn`` to their caller. Calls
         already running finish, and so do their retries (their outcome is unknown
-        until they are done). Returns how many queued calls were cancelled."""
+        until they are done). Returns how many queued calls were withdrawn."""
         self.withdrawn = True
-        cancelled = 0
-        for job, (answer, urn) in list(self._submitted.items()):
-            if job.cancel():
-                cancelled += 1
+        withdrawn = 0
+        for answer in list(self._queued):
+            urn = self._queued.pop(answer, None)
+            if urn is not None:
+                withdrawn += 1
                 if not answer.done():
                     answer.set_exception(CallWithdrawn(urn))
-        return cancelled
+        return withdrawn
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        """Wait for the calls under way to finish, then for every worker to stop."""
+        for _ in self._workers:
+            self._jobs.put(None)
+        for worker in self._workers:
+            worker.join()
+        self._workers.clear()
+
+
+_Job = tuple["asyncio.Future[Any]", str, Callable[..., Any], tuple[Any, ...]]
 
 
 class InlineCalls(_Calls):

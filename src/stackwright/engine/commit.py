@@ -29,16 +29,23 @@ class GroupCommit:
         self._queue: list[Queued] = []
         self._in_thread = bool(getattr(writer, "slow_commits", False))
         self._flushing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.commits = 0
 
     async def __call__(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        import asyncio
-
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = self._loop or self._running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         if not self._queue and not self._flushing:
-            asyncio.get_running_loop().call_soon(self._start)
+            loop.call_soon(self._start)
         self._queue.append((write, args, kwargs, future))
         await future
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the walk runs on (one per ``GroupCommit``), kept from the first write."""
+        import asyncio
+
+        self._loop = asyncio.get_running_loop()
+        return self._loop
 
     def _start(self) -> None:
         if self._flushing or not self._queue:

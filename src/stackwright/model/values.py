@@ -208,6 +208,8 @@ def to_json(value: Any) -> Any:
     The state and plan layers may encrypt the ``$secret`` payload; this function only
     marks it.
     """
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Secret):
         return {"$secret": to_json(value.value)}
     if value is UNKNOWN:

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 import zlib
+from _json import make_encoder
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Protocol
@@ -53,6 +54,14 @@ class SecretCipher(Protocol):
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=marker_json)
 
 
+def _make_encoder(default: Callable[[Any], Any]) -> Callable[[Any, int], Sequence[str]]:
+    """The C encoder behind ``json.dumps(separators=(",", ":"), default=default)``,
+    made once: ``JSONEncoder.encode`` builds it again on every call, which cost more
+    than encoding a resource's inputs. Without the circular-reference check (our
+    values are trees; a cycle raises RecursionError instead of ValueError)."""
+    return make_encoder(None, default, _quote, None, ":", ",", False, False, True)
+
+
 class ValueCodec:
     """Stored form of values with secrets sealed by ``cipher``. Without a cipher a
     secret cannot be written (``NoCipher``); stores made before encryption existed hold
@@ -60,7 +69,7 @@ class ValueCodec:
 
     def __init__(self, cipher: SecretCipher | None = None) -> None:
         self.cipher = cipher
-        self._encoder = json.JSONEncoder(separators=(",", ":"), default=self._default)
+        self._encode = _make_encoder(self._default)
 
     def _default(self, value: Any) -> Any:
         if isinstance(value, Secret):
@@ -76,7 +85,7 @@ class ValueCodec:
     def dumps(self, value: Any) -> str:
         """Compact stored form. Markers are written by the encoder's ``default`` hook,
         so plain values never leave C."""
-        return self._encoder.encode(value)
+        return "".join(self._encode(value, 0))
 
     def loads(self, text: str) -> Any:
         """Inverse of ``dumps``; skips the marker walk when the text cannot hold one."""
@@ -264,6 +273,8 @@ class Operation:
             self._unsaved.append(change)
 
     def take_unsaved(self) -> list[Change]:
+        if not self._unsaved:  # a list's truth is read atomically; an append under way is taken next time
+            return []
         with self._lock:
             unsaved, self._unsaved = self._unsaved, []
         return unsaved

@@ -5,7 +5,7 @@ checkpoint still leaves one.
 Every backend stores one open operation per stack: its id, kind, who, start time,
 the lock it ran under (which names a sharded run: ``run-up <run id>``), and its
 changes as JSON lines, added in the same commit as the write that made them (no commit
-of its own; in the SQL stores a row per write, never a rewrite of what is there). ``finish`` removes it with the checkpoint it writes. Whoever next
+of its own; in the SQL stores a row per transaction, never a rewrite of what is there). ``finish`` removes it with the checkpoint it writes. Whoever next
 begins an operation on the stack, holding the stack's lock, so with the first holder
 gone, closes a leftover one as an ``interrupted`` checkpoint listing the changes that
 landed (``StateStore.begin``).
@@ -87,7 +87,18 @@ def noting(stack: str, op: Operation, changes: Sequence[Change | None], opened: 
     """The SQL that opens ``op`` (unless an earlier commit ``opened`` it) and stores
     ``changes`` with those ``add_change`` noted since the last write (their only
     commit is the next write's)."""
-    lines = change_lines(op, [*op.take_unsaved(), *changes])
+    return noting_lines(stack, op, new_lines(op, changes), opened)
+
+
+def new_lines(op: Operation, changes: Sequence[Change | None]) -> str:
+    """The lines of ``changes``, after those ``add_change`` noted since the last write."""
+    unsaved = op.take_unsaved()
+    return change_lines(op, [*unsaved, *changes]) if unsaved or any(changes) else ""
+
+
+def noting_lines(stack: str, op: Operation, lines: str, opened: bool) -> list[Statement]:
+    """``noting`` of change lines already encoded: one row holds every line a
+    transaction adds (a group commit's writes store theirs together)."""
     out: list[Statement] = [] if opened else [(OPEN, (stack, op.id, op.kind, op.who, op.started_at, op.holder))]
     return [*out, (NOTE_CHANGES, (stack, op.id, lines))] if lines else out
 

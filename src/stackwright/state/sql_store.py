@@ -17,7 +17,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import replace
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Final
 
 from stackwright.errors import LockHeldError, StateError
@@ -26,7 +26,8 @@ from stackwright.state.codec import (
     loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows, row_batches,
 )
 from stackwright.state.open_operation import (
-    CLOSE_OPEN, INTERRUPTED, OPEN_COLUMNS, OpenOperation, Statement, closing, holder_text, noting, open_row,
+    CLOSE_OPEN, INTERRUPTED, OPEN_COLUMNS, OpenOperation, Statement, closing, holder_text, new_lines, noting,
+    noting_lines, open_row,
 )
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
@@ -153,13 +154,15 @@ class SqlDb:
             self.conn.execute(*statement)
         return self.conn.execute(query, params)
 
-    @contextmanager
-    def write(self) -> Iterator[Any]:
+    def write(self) -> AbstractContextManager[Any]:
         """One committed write. Nested inside another ``write()`` (a writer's
         ``batch()``), it joins the outer transaction, which commits once for all."""
         if self.depth:
-            yield self.conn
-            return
+            return nullcontext(self.conn)
+        return self._write()
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
         if self.read_only:
             raise read_only_error(f"write {self.where}")
         with self.guard():
@@ -515,6 +518,18 @@ def inflate(blob: Any, number: int) -> str:
         raise Corrupt(f"checkpoint {number} does not decode") from None
 
 
+class _Batch:
+    """What the writes of one ``SqlStackWriter.batch`` leave for its end."""
+
+    __slots__ = ("lines", "noted")
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        """Each write's change lines, stored as one row when the batch ends."""
+        self.noted: list[Change | None] = []
+        """Its changes, counted once the batch committed."""
+
+
 class SqlStackWriter:
     """``StackWriter``: each method is one committed transaction on the stack."""
 
@@ -529,12 +544,25 @@ class SqlStackWriter:
         """A write stored the open operation (``open_operation.py``): ``finish`` removes it."""
         self._open_committed = False
         """A committed write stored it: later writes add their changes only."""
+        self._batch: _Batch | None = None
 
     def _noting(self, *changes: Change | None) -> list[Statement]:
         """The statements that store the open operation with ``changes``, in the
-        transaction of the write that made them."""
+        transaction of the write that made them. Inside ``batch`` the lines wait for
+        its end, which stores them all in one row of the same transaction."""
         self._opened = True
-        return noting(self._stack, self._op, changes, self._open_committed)
+        if self._batch is None:
+            return noting(self._stack, self._op, changes, self._open_committed)
+        self._batch.lines.append(new_lines(self._op, changes))
+        return []
+
+    def _note(self, change: Change | None) -> None:
+        """Count ``change`` as done once its write committed (inside ``batch``, once
+        the batch did: a batch that fails records none of its changes)."""
+        if self._batch is None:
+            self._op.note(change)
+        else:
+            self._batch.noted.append(change)
 
     def _committed(self) -> None:
         """After a write: it committed, unless a batch around it has yet to."""
@@ -544,9 +572,21 @@ class SqlStackWriter:
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Group commit: every write inside the block commits in one transaction."""
-        with self._db.batch():
+        if self._batch is not None:
             yield
+            return
+        self._batch = batch = _Batch()
+        try:
+            with self._db.batch():
+                yield
+                if batch.lines:
+                    for statement in noting_lines(self._stack, self._op, "".join(batch.lines), self._open_committed):
+                        self._db.conn.execute(*statement)
+        finally:
+            self._batch = None
         self._committed()
+        for change in batch.noted:
+            self._op.note(change)
 
     def record_pending(self, op: PendingOperation) -> None:
         self._op.check_open()
@@ -571,7 +611,7 @@ class SqlStackWriter:
             if clears is not None:
                 conn.execute(DELETE_PENDING, (self._stack, clears))
         self._committed()
-        self._op.note(change)
+        self._note(change)
 
     def remove_resource(
         self, urn: str, change: Change | None, clears: str | None = None,
@@ -590,7 +630,7 @@ class SqlStackWriter:
             if clears is not None:
                 conn.execute(DELETE_PENDING, (self._stack, clears))
         self._committed()
-        self._op.note(change)
+        self._note(change)
 
     def clear_pending(self, token: str, change: Change | None = None) -> None:
         self._op.check_open()
@@ -598,7 +638,7 @@ class SqlStackWriter:
             self._db.bump(self._stack)
             self._db.execute_after(self._noting(change), DELETE_PENDING, (self._stack, token))
         self._committed()
-        self._op.note(change)
+        self._note(change)
 
     def rename_resource(self, old_urn: str, new_urn: str) -> None:
         """Move a record to a new URN, and the parent/deps references that name it."""
