@@ -7,7 +7,10 @@ exit code of the test run for each mutant. A mutant counts as killed when the te
 behaviour, so no test can kill them. A mutant that was never run makes the check fail,
 because a partial run must not pass as a full one.
 
-Usage: python tools/mutation_score.py [--min 90] [--mutants mutants] [--equivalents docs/mutation.md]
+tools/mutation_run.py runs each module in its own directory and passes each one's
+``mutants`` directory with ``--mutants`` (repeatable), so that all modules appear in one table.
+
+Usage: python tools/mutation_score.py [--min 90] [--mutants mutants]... [--equivalents docs/mutation.md]
 """
 
 from __future__ import annotations
@@ -85,15 +88,16 @@ def render(scores: list[ModuleScore]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--min", type=float, default=90.0, help="lowest score a module may have, in percent")
-    parser.add_argument("--mutants", type=Path, default=Path("mutants"))
+    parser.add_argument("--mutants", type=Path, action="append", help="mutmut's results directory (repeatable)")
     parser.add_argument("--equivalents", type=Path, default=Path("docs/mutation.md"))
     args = parser.parse_args(argv)
-    metas = sorted(args.mutants.rglob("*.py.meta"))
+    roots: list[Path] = args.mutants or [Path("mutants")]
+    metas = [(meta, root) for root in roots for meta in sorted(root.rglob("*.py.meta"))]
     if not metas:
-        print(f"no mutmut results under {args.mutants}/: run `make mutation` first", file=sys.stderr)
+        print(f"no mutmut results under {', '.join(map(str, roots))}: run `make mutation` first", file=sys.stderr)
         return 1
     equivalents = equivalent_mutants(args.equivalents)
-    scores = [module_score(meta, args.mutants, equivalents) for meta in metas]
+    scores = [module_score(meta, root, equivalents) for meta, root in metas]
     print(render(scores))
     failed = [s for s in scores if s.score < args.min or s.not_run]
     for s in scores:

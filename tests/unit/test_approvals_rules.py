@@ -223,6 +223,21 @@ def test_approvals_are_for_that_exact_plan(project: Project) -> None:
     with session_of(project, "dev", "bob") as s:
         assert approvals.status(s, PLAN).approved_by == ()
         assert approvals.status(s, OTHER).approved_by == ("bob",)
+        assert (approvals.status(s, PLAN).plan_hash, approvals.status(s, OTHER).plan_hash) == (PLAN, OTHER)
+
+
+def test_approvals_recorded_under_another_stack_do_not_count(project: Project) -> None:
+    """An approval names a plan by its hash, and counts only in the audit log of the stack
+    the plan was made for: approving the same hash elsewhere approves nothing here."""
+    make_plan(project, "team")
+    make_plan(project, "dev", plan_hash=OTHER)
+    inject(project, "dev", "alice")
+    inject(project, "dev", "bob")
+    with session_of(project, "team", "x") as s:
+        current = approvals.status(s, PLAN)
+    assert (current.approved_by, current.uncounted, current.missing) == ((), (), 2)
+    assert refusal(project, "team").startswith(f"environment 'team' needs 2 approval(s) of plan {PLAN[:12]}; "
+                                               "2 missing |")
 
 
 def test_a_plan_never_recorded_is_unknown(project: Project) -> None:
@@ -230,6 +245,8 @@ def test_a_plan_never_recorded_is_unknown(project: Project) -> None:
     with pytest.raises(UnknownPlan) as caught:
         approve(project, "dev", "bob", plan_hash=OTHER)
     assert caught.value.message == f"plan {OTHER[:12]} was never recorded for stack 'dev'"
+    assert caught.value.hint == ("it was made against another state backend, or edited and re-hashed; "
+                                 "make it with `stackwright plan --out FILE`")
     with session_of(project, "dev", "bob") as s, pytest.raises(UnknownPlan):
         approvals.plan_event(s.store, "team", PLAN)
 
@@ -289,14 +306,23 @@ def test_a_key_not_listed_for_the_approver_is_refused(project: Project) -> None:
     assert caught.value.message.startswith("the approval of bob would not count in environment 'production': "
                                         "signature refused: key SHA256:")
     assert caught.value.message.endswith("is not listed for bob in allowed_signers")
+    assert caught.value.hint == ("sign with your SSH key: --key ~/.ssh/id_ed25519 (or STACKWRIGHT_SIGNING_KEY, "
+                                 "or git's user.signingkey); its public key must be listed for you in "
+                                 "allowed_signers")
 
 
-@pytest.mark.parametrize("forgery", ["other plan", "no signature", "garbage"])
-def test_a_forged_signature_in_the_state_does_not_count(project: Project, forgery: str) -> None:
+@pytest.mark.parametrize(("forgery", "why"), [
+    ("other plan", "the signature does not match this plan (forged, or made for another)"),
+    ("empty signature", "it is not an SSH signature"),
+    ("no signature", "it is not an SSH signature"),
+    ("garbage", "it is not an SSH signature"),
+])
+def test_a_forged_signature_in_the_state_does_not_count(project: Project, forgery: str, why: str) -> None:
     make_plan(project, "production")
-    sig = {"other plan": signature(project, "bob", OTHER), "no signature": "", "garbage": "x"}[forgery]
-    inject(project, "production", "bob", proof="signed", signature=sig)
-    assert "not counted: bob (signature refused:" in refusal(project, "production")
+    sig = {"other plan": {"signature": signature(project, "bob", OTHER)}, "empty signature": {"signature": ""},
+           "no signature": {}, "garbage": {"signature": "x"}}[forgery]
+    inject(project, "production", "bob", proof="signed", **sig)
+    assert f"not counted: bob (signature refused: {why}) |" in refusal(project, "production")
 
 
 def test_a_plan_without_signers_file_counts_no_signature(tmp_path: Path, no_signing_key: Path) -> None:
@@ -395,6 +421,10 @@ def test_web_approvals_count_only_where_the_environment_trusts_the_web(project: 
 def test_web_approvals_count_from_the_proxy_or_in_unprotected_development(project: Project) -> None:
     make_plan(project, "web")
     assert approve(project, "web", "bob", web="dev").approved_by == ("bob",)
+    with session_of(project, "web", "x") as s:
+        [event] = s.store.events("web", kinds=(approvals.APPROVE,))
+    assert (event.who, event.data["proof"], event.data["source"], event.data["auth"]) == ("bob", "web", "web", "dev")
+    assert "signature" not in event.data
     make_plan(project, "webprod")
     assert approve(project, "webprod", "bob", web="proxy").approved_by == ("bob",)
 

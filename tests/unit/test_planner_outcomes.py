@@ -320,3 +320,108 @@ def test_a_provider_check_error_names_the_resource_and_its_line() -> None:
     err = info.value
     assert (err.resource, err.line) == (P + "a", line_of("# bad-check"))
     assert err.file is not None and err.file.endswith(HERE)
+
+
+def test_a_rollback_that_would_replace_a_protected_resource_is_refused_without_a_place() -> None:
+    """A rollback rebuilds its resources from a checkpoint: they are declared in no file."""
+    from stackwright.model.desired import DesiredGraph
+    from stackwright.model.resource import restore
+
+    back = restore(Thing, P + "a", {"label": "", "zone": "b", "ref": ""}, parent_urn=None, protect=True)
+    desired = DesiredGraph(stack="dev", project="test", resources={back.urn: back}, deps={back.urn: []})
+    with pytest.raises(PlanError) as info:
+        make_plan(desired, Snapshot("dev", "l", 1, {P + "a": record("a")}, {}), FakeProviders())
+    err = info.value
+    assert err.message == "resource is protected; the plan would replace it (because zone changed)"
+    assert (err.resource, err.file, err.line) == (P + "a", None, None)
+
+
+def test_a_lookup_of_another_object_shows_what_was_read_before_and_waits_for_what_it_used() -> None:
+    """The lookup read ``given-1`` through ``a``'s label; now it reads ``given-2`` and ``a``
+    goes: the plan shows the recorded object, and ``a`` is deleted only after the new read."""
+    from stackwright.engine.apply import action_graph
+
+    def before() -> None:
+        a = Thing("a", label="given-1")
+        Thing.get("given", a.label)
+
+    def after() -> None:
+        Thing.get("given", "given-2")
+
+    recorded = record("given", id="given-1", deps=[P + "a"])
+    plan = plan_for(after, record("a", label="given-1"), recorded)
+    assert ops(plan) == {"given": "read", "a": "delete"}
+    given = plan.steps[0]
+    assert given.to_json()["old_inputs"] == recorded.inputs and given.old_id == "given-1"
+    assert given.deps == () and ("C", P + "given") in action_graph(plan).deps[("D", P + "a")]
+    first = plan_for(before, record("a", label="given-1"))
+    assert [s.deps for s in first.steps] == [(), (P + "a",)]
+
+
+def test_ignore_changes_on_a_nested_path_keeps_the_whole_top_level_value() -> None:
+    plan = plan_for(lambda: Thing("a", label="new", opts=sw.ResourceOptions(ignore_changes=["label.a.b"])),
+                    record("a", label="old"))
+    assert ops(plan) == {"a": "same"}
+    assert plan.steps[0].notes == ('label: kept at "old", not set to the declared "new": ignore_changes lists it',)
+
+
+def test_an_ignored_value_not_known_until_apply_is_kept_without_a_note() -> None:
+    def program() -> None:
+        source = Thing("source")
+        Thing("a", label=source.arn, opts=sw.ResourceOptions(ignore_changes=["label"]))
+
+    plan = plan_for(program, record("a", label="old"))
+    step = next(s for s in plan.steps if s.urn == P + "a")
+    assert step.op.value == "same" and step.inputs is not None and step.inputs["label"] == "old"
+    assert step.notes == ()
+
+
+def test_a_value_of_sixty_one_characters_is_shortened() -> None:
+    kept = "k" * 59
+    plan = plan_for(lambda: Thing("a", label="new", opts=sw.ResourceOptions(ignore_changes=["label"])),
+                    record("a", label=kept))
+    assert plan.steps[0].notes == (f'label: kept at "{"k" * 56}..., not set to the declared "new": '
+                                   "ignore_changes lists it",)
+
+
+@pytest.mark.parametrize(("field", "was", "listed"), [
+    ("parent", "dev::test::fake:Box::gone", ("parent", "dev::test::fake:Box::gone", None)),
+    ("protect", True, ("protect", True, False)),
+    ("retain_on_delete", True, ("retain_on_delete", True, False)),
+    ("options", {"ignore_changes": ["zone"]}, ("ignore_changes", ["zone"], [])),
+    ("deps", [P + "dep"], ("dependencies", [P + "dep"], [])),
+])
+def test_one_option_changed_alone_is_listed(field: str, was: Any, listed: tuple[str, Any, Any]) -> None:
+    from dataclasses import replace
+
+    plan = plan_for(lambda: Thing("a"), replace(record("a"), **{field: was}))
+    [step] = plan.steps
+    assert step.op.value == "same" and step.meta_changed
+    assert [(d.path, d.old, d.new) for d in step.option_diffs] == [listed]
+
+
+def test_a_changed_option_is_listed_alone_beside_a_parent_dependencies_and_options_kept(h: Harness) -> None:
+    class Box(sw.Component, type="fake:Box"):
+        pass
+
+    def program(protect: bool) -> None:
+        box = Box("box")
+        dep = Thing("dep")
+        Thing("a", opts=sw.ResourceOptions(parent=box, depends_on=[dep], ignore_changes=["zone"], protect=protect))
+
+    assert h.up(lambda: program(False)).ok
+    plan = make_plan(declare(lambda: program(True)), h.store.snapshot("dev"), h.providers)
+    step = next(s for s in plan.steps if s.urn.endswith("$a"))
+    assert [(d.path, d.old, d.new) for d in step.option_diffs] == [("protect", False, True)]
+
+
+def test_a_parent_renamed_through_an_alias_is_no_option_change(h: Harness) -> None:
+    def program(parent: str) -> None:
+        holder = Thing(parent, opts=sw.ResourceOptions(aliases=[sw.Alias(name="old")] if parent != "old" else []))
+        Thing("child", opts=sw.ResourceOptions(parent=holder))
+
+    assert h.up(lambda: program("old")).ok
+    plan = make_plan(declare(lambda: program("new")), h.store.snapshot("dev"), h.providers)
+    child = next(s for s in plan.steps if s.urn.endswith("$child"))
+    assert child.previous_urn == P + "old$child"
+    assert [d.path for d in child.option_diffs] == ["aliases"]

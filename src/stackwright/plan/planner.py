@@ -296,7 +296,7 @@ def _decide(
     if not result.replaces:
         return Op.UPDATE, (), False
     if old.protect or resource.resource_options.protect:
-        p.errors.append(_protected(resource.urn, "replace", resource.declared_at(), result.replaces))
+        p.errors.append(_protected(resource.urn, "replace", resource, result.replaces))
     dbr = resource.resource_options.delete_before_replace or result.delete_before_replace
     return Op.REPLACE, tuple(result.replaces), dbr
 
@@ -396,8 +396,9 @@ def _plan_deletes(p: _Planning, only: set[str] | None = None) -> list[Step]:
     return steps
 
 
-def _protected(urn: str, action: str, where: str | None, keys: Iterable[str],
+def _protected(urn: str, action: str, declared: Resource | None, keys: Iterable[str],
                imported: bool = False) -> PlanError:
+    """``declared`` is the program's resource (where it is declared), None for a delete."""
     because = f" (because {', '.join(keys)} changed)" if keys else ""
     hint = (f"set protect=False and run `up` first if you really mean to {action} it, or undo the change")
     if imported:
@@ -406,8 +407,8 @@ def _protected(urn: str, action: str, where: str | None, keys: Iterable[str],
                 f"`stackwright state rm --force {urn}` forgets it instead")
     return PlanError(
         f"resource is protected; the plan would {action} it{because}",
-        resource=urn, file=where.rsplit(":", 1)[0] if where else None,
-        line=int(where.rsplit(":", 1)[1]) if where and where.rsplit(":", 1)[1].isdigit() else None,
+        resource=urn, file=declared.decl_file if declared else None,
+        line=declared.decl_line if declared else None,
         hint=hint,
     )
 
