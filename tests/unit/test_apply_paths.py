@@ -375,3 +375,16 @@ def test_an_old_half_of_a_removed_resource_that_fails_to_delete_is_recorded_as_i
         failed == [(P + "a", "delete-replaced")]
     changes = [(c.urn, c.type, c.op) for c in _changes(h) if c.error]
     assert (P + "a", "fake:Thing", "delete-replaced") in changes
+
+
+def test_an_input_from_an_output_the_provider_never_returned_fails_as_still_unknown(h: Harness) -> None:
+    h.providers.thing = NoOutputs()
+
+    def program() -> None:
+        a = Thing("a")
+        Thing("b", ref=a.arn)
+
+    result = h.up(program)
+    assert [f.urn for f in result.failures] == [P + "b"]
+    assert result.failures[0].message.endswith(": an input is still unknown after its dependencies were applied")
+    assert sorted(h.recorded()) == ["a"] and h.store.snapshot("dev").pending == []
