@@ -5,6 +5,7 @@ and the order of deletes and replacements."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import time
 from pathlib import Path
@@ -13,9 +14,9 @@ from typing import Any
 import pytest
 
 import stackwright as sw
-from stackwright.engine.apply import action_graph, runs_in_process
+from stackwright.engine.apply import _CollectorPause, action_graph, runs_in_process
 from stackwright.engine.events import EventSink
-from stackwright.errors import PlanError
+from stackwright.errors import PlanError, ProviderError
 from stackwright.plan.plan import Leftover, Op, Plan, Step
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 from stackwright.state.records import Change, PendingOperation
@@ -286,7 +287,7 @@ def test_a_failed_delete_keeps_the_record_and_leaves_nothing_pending(h: Harness)
     thing.objects["other"] = {"ref": "arn:a-1"}
     result = h.up(lambda: None)
     assert [(f.urn, f.action) for f in result.failures] == [(P + "a", "delete")]
-    assert "a-1 is in use by other" in result.failures[0].message
+    assert result.failures[0].message == "a-1 is in use by other", "a delete has no declaration to name"
     assert h.recorded()["a"].id == "a-1" and h.store.snapshot("dev").pending == []
     assert [(c.urn, c.type, c.op, c.error) for c in _changes(h)] == [
         (P + "a", "fake:Thing", "delete", result.failures[0].message)]
@@ -388,3 +389,159 @@ def test_an_input_from_an_output_the_provider_never_returned_fails_as_still_unkn
     assert [f.urn for f in result.failures] == [P + "b"]
     assert result.failures[0].message.endswith(": an input is still unknown after its dependencies were applied")
     assert sorted(h.recorded()) == ["a"] and h.store.snapshot("dev").pending == []
+
+
+def test_an_option_changed_alone_rewrites_the_record_without_a_provider_call(h: Harness) -> None:
+    assert h.up(lambda: Thing("a", label="x")).ok
+    calls = dict(h.providers.thing.calls)
+    result = h.up(lambda: Thing("a", label="x", opts=sw.ResourceOptions(protect=True)))
+    assert result.ok and result.done == {"update options": 1} and result.interrupted is False
+    assert dict(h.providers.thing.calls) == calls
+    rec = h.recorded()["a"]
+    assert rec.protect and rec.id == "a-1" and rec.inputs == {"label": "x", "zone": "a", "ref": ""}
+    assert rec.outputs["arn"] == "arn:a-1"
+    [change] = _changes(h)
+    assert (change.urn, change.type, change.op) == (P + "a", "fake:Thing", "update options")
+    assert [(d["path"], d["old"], d["new"]) for d in change.diffs] == [("protect", False, True)]
+
+
+def test_a_new_resource_gets_the_id_of_an_unchanged_one(h: Harness) -> None:
+    assert h.up(lambda: Thing("a")).ok
+
+    def program() -> None:
+        a = Thing("a")
+        c = Thing("c")
+        Thing("b", ref=a.id, label=c.arn)
+
+    result = h.up(program)
+    assert result.ok and result.done == {"create": 2}
+    rec = h.recorded()
+    assert rec["b"].inputs["ref"] == rec["a"].id == "a-1" and rec["b"].inputs["label"] == rec["c"].outputs["arn"]
+
+
+def test_an_old_half_waits_for_its_resources_step_and_for_its_users_to_move() -> None:
+    a = Step(urn=P + "a", type="fake:Thing", op=Op.SAME, old_id="2")
+    b = Step(urn=P + "b", type="fake:Thing", op=Op.UPDATE, deps=(P + "a",), old_deps=(P + "a",), old_id="3")
+    gone = Step(urn=P + "g", type="fake:Thing", op=Op.DELETE, old_deps=(P + "a",), old_id="4")
+    old_a = Leftover(urn=P + "a", type="fake:Thing", id="1", token="t")
+    graph = action_graph(Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=(a, b, gone),
+                              leftovers=(old_a,)))
+    assert sorted(graph.deps[("L", P + "a")]) == [("C", P + "a"), ("C", P + "b"), ("D", P + "g")]
+
+
+def test_an_old_half_of_a_resource_being_deleted_waits_only_for_its_users() -> None:
+    a = Step(urn=P + "a", type="fake:Thing", op=Op.DELETE, old_id="2")
+    b = Step(urn=P + "b", type="fake:Thing", op=Op.DELETE, old_deps=(P + "a",), old_id="3")
+    olds = (Leftover(urn=P + "a", type="fake:Thing", id="1", token="t"),
+            Leftover(urn=P + "x", type="fake:Thing", id="9", token="u"))
+    graph = action_graph(Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=(a, b),
+                              leftovers=olds))
+    assert graph.deps[("L", P + "a")] == [("D", P + "b")]
+    assert graph.deps[("L", P + "x")] == []
+
+
+def test_walks_side_by_side_restore_the_collector_only_when_the_last_ends() -> None:
+    pause = _CollectorPause()
+    before = gc.get_threshold()
+    with pause():
+        assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] > 10**9
+        with pause():
+            assert gc.get_threshold()[2] > 10**9
+        assert gc.get_threshold()[2] > 10**9
+    assert gc.get_threshold() == before
+
+
+def test_a_provider_error_is_shown_as_its_message_where_the_resource_is_declared(h: Harness) -> None:
+    h.providers.thing.fail["a"] = -1
+    result = h.up(lambda: Thing("a"))
+    where, _, what = result.failures[0].message.partition(": ")
+    assert re.fullmatch(r".*test_apply_paths\.py:\d+", where) and what == "a is broken"
+
+
+class OldHalves(ThingProvider):
+    """Notes what each read and delete was given, and throttles the first of each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.given: list[tuple[str, str, str, str | None, dict[str, Any], dict[str, Any]]] = []
+        self.throttle = {"read", "delete"}
+
+    def _note(self, call: str, ctx: OperationContext, id: str | None, inputs: Any, outputs: Any) -> None:
+        self.given.append((call, ctx.urn, ctx.token, id, dict(inputs), dict(outputs)))
+        if call in self.throttle:
+            self.throttle.discard(call)
+            raise ProviderError.transient("Throttling: Rate exceeded")
+
+    def read(self, ctx: OperationContext, id: str | None, inputs: Any, outputs: Any) -> ReadResult | None:
+        self._note("read", ctx, id, inputs, outputs)
+        return super().read(ctx, id, inputs, outputs)
+
+    def delete(self, ctx: OperationContext, id: str, inputs: Any, outputs: Any) -> None:
+        self._note("delete", ctx, id, inputs, outputs)
+        super().delete(ctx, id, inputs, outputs)
+
+
+def test_an_old_half_is_read_then_deleted_with_its_recorded_inputs_and_token(h: Harness) -> None:
+    assert h.up(lambda: Thing("a", label="one")).ok
+    writer = h.store.begin("dev", "up", "crashed")
+    writer.record_pending(PendingOperation(token="t-old", urn=P + "a", type="fake:Thing", op="delete",
+                                           inputs={"label": "old", "zone": "a", "ref": ""},
+                                           resource_id="old-1", started_at=1.0))
+    writer.finish("failed", None)
+    halves = OldHalves()
+    halves.objects = h.providers.thing.objects
+    halves.objects["old-1"] = {"label": "old", "zone": "a", "ref": ""}
+    h.providers.thing = halves
+    events = _events(h)
+
+    result = h.up(lambda: Thing("a", label="one"))
+
+    assert result.ok and result.done == {"delete-replaced": 1}
+    old_inputs = {"label": "old", "zone": "a", "ref": ""}
+    read = ("read", P + "a", "t-old", "old-1", old_inputs, {})
+    delete = ("delete", P + "a", "t-old", "old-1", old_inputs, {"arn": "arn:old-1"})
+    assert halves.given == [read, read, delete, delete]
+    assert events.retries == [(P + "a", "read", 1), (P + "a", "delete", 1)]
+    assert set(halves.objects) == {"a-1"} and h.store.snapshot("dev").pending == []
+    assert [(c.urn, c.type, c.op) for c in _changes(h)] == [(P + "a", "fake:Thing", "delete-replaced")]
+
+
+def test_a_lookup_is_recorded_with_its_parent_and_dependencies_and_its_id_feeds_users(h: Harness) -> None:
+    class Box(sw.Component, type="test:Box"):
+        def __init__(self, name: str, source: Any) -> None:
+            super().__init__(name)
+            self.given = Thing.get("given", source, opts=sw.ResourceOptions(parent=self))
+
+    def program() -> None:
+        a = Thing("a", label="made")
+        box = Box("box", a.id)
+        Thing("user", ref=box.given.id, label=box.given.label)
+
+    result = h.up(program)
+    assert result.ok and result.done == {"create": 2, "read": 1}
+    rows = h.store.snapshot("dev").resources
+    given = next(r for urn, r in rows.items() if urn.endswith("given"))
+    assert given.parent is not None and given.parent.endswith("box") and given.deps == [P + "a"]
+    rec = h.recorded()
+    assert rec["user"].inputs["ref"] == rec["a"].id == given.id and rec["user"].inputs["label"] == "made"
+    assert sorted((c.urn, c.op) for c in _changes(h)) == sorted(
+        [(P + "a", "create"), (given.urn, "read"), (P + "user", "create")])
+
+
+def test_an_old_half_of_a_resource_no_longer_recorded_that_fails_to_delete_is_its_failure(h: Harness) -> None:
+    thing = h.providers.thing
+    thing.refuse_in_use = True
+    thing.objects["gone-1"] = {"label": "", "zone": "a", "ref": ""}
+    thing.objects["user"] = {"ref": "arn:gone-1"}
+    writer = h.store.begin("dev", "up", "crashed")
+    writer.record_pending(PendingOperation(token="t-gone", urn=P + "gone", type="fake:Thing", op="delete",
+                                           inputs={}, resource_id="gone-1", started_at=1.0))
+    writer.finish("failed", None)
+
+    result = h.up(lambda: None)
+
+    assert [(f.urn, f.action, f.message) for f in result.failures] == [
+        (P + "gone", "delete-replaced", "gone-1 is in use by user")]
+    assert [(c.urn, c.type, c.op, c.error) for c in _changes(h)] == [
+        (P + "gone", "fake:Thing", "delete-replaced", "gone-1 is in use by user")]
+    assert [(op.urn, op.resource_id) for op in h.store.snapshot("dev").pending] == [(P + "gone", "gone-1")]
