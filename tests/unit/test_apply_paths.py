@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 import stackwright as sw
-from stackwright.engine.apply import _CollectorPause, action_graph, runs_in_process
+from stackwright.engine.apply import _check_matches_plan, _CollectorPause, action_graph, runs_in_process
 from stackwright.engine.events import EventSink
-from stackwright.errors import PlanError, ProviderError
+from stackwright.errors import PlanError, ProviderError, StackwrightError
+from stackwright.model.values import UNKNOWN
 from stackwright.plan.plan import Leftover, Op, Plan, Step
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 from stackwright.state.records import Change, PendingOperation
@@ -545,3 +546,100 @@ def test_an_old_half_of_a_resource_no_longer_recorded_that_fails_to_delete_is_it
     assert [(c.urn, c.type, c.op, c.error) for c in _changes(h)] == [
         (P + "gone", "fake:Thing", "delete-replaced", "gone-1 is in use by user")]
     assert [(op.urn, op.resource_id) for op in h.store.snapshot("dev").pending] == [(P + "gone", "gone-1")]
+
+
+class Updates(ThingProvider):
+    """Notes what each update was given and the pending records at that moment."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__()
+        self.store = store
+        self.updates: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = []
+        self.pending: list[PendingOperation] = []
+
+    def update(self, ctx: OperationContext, id: str, old_inputs: Any, old_outputs: Any, new_inputs: Any) -> Any:
+        self.updates.append((dict(old_inputs), dict(old_outputs), dict(new_inputs)))
+        self.pending.extend(self.store.snapshot("dev").pending)
+        return super().update(ctx, id, old_inputs, old_outputs, new_inputs)
+
+
+def test_an_update_is_recorded_as_pending_before_its_call_and_given_what_was_recorded(h: Harness) -> None:
+    class Box(sw.Component, type="test:Box"):
+        def __init__(self, name: str, label: str, ref: Any) -> None:
+            super().__init__(name)
+            Thing("inner", label=label, ref=ref, opts=sw.ResourceOptions(parent=self))
+
+    def program(label: str) -> Any:
+        def declare_it() -> None:
+            a = Thing("a")
+            Box("box", label, a.arn)
+        return declare_it
+
+    assert h.up(program("one")).ok
+    updates = Updates(h.store)
+    updates.objects, updates.count = h.providers.thing.objects, h.providers.thing.count
+    h.providers.thing = updates
+    inner = next(r for urn, r in h.store.snapshot("dev").resources.items() if urn.endswith("inner"))
+    started = time.time()
+
+    assert h.up(program("two")).done == {"update": 1}
+
+    assert updates.updates == [(inner.inputs, inner.outputs, {**inner.inputs, "label": "two"})]
+    [op] = updates.pending
+    assert (op.urn, op.op, op.resource_id, op.parent, op.deps) == (
+        inner.urn, "update", inner.id, inner.parent, [P + "a"])
+    assert inner.parent is not None and started <= op.started_at <= time.time()
+    assert h.store.snapshot("dev").pending == []
+
+
+@pytest.mark.parametrize(("planned", "resolved", "path"), [
+    ({"tags": {"a": "1", "b": UNKNOWN}}, {"tags": {"a": "2", "b": "x"}}, "tags.a"),
+    ({"tags": {"a": "1", "b": UNKNOWN}}, {"tags": {"b": "x"}}, "tags.a"),
+    ({"items": ["1", UNKNOWN]}, {"items": ["2", "x"]}, "items[0]"),
+    ({"items": [{"k": "1"}, UNKNOWN]}, {"items": [{"k": "2"}, "x"]}, "items[0].k"),
+    ({"items": ["1", UNKNOWN]}, {"items": ["1", "x", "y"]}, "items"),
+    ({"label": "1", "ref": UNKNOWN}, {"label": "2", "ref": "x"}, "label"),
+])
+def test_a_known_value_that_comes_out_different_at_apply_is_named_by_its_path(
+        planned: dict[str, Any], resolved: dict[str, Any], path: str) -> None:
+    with pytest.raises(StackwrightError) as info:
+        _check_matches_plan(P + "b", planned, resolved)
+    err = info.value
+    assert (err.message, err.resource) == (f"{path} came out different from the plan", P + "b")
+    assert err.hint == "make a new plan: something it depended on changed"
+
+
+@pytest.mark.parametrize(("planned", "resolved"), [
+    ({"tags": {"a": "1", "b": UNKNOWN}}, {"tags": {"a": "1", "b": "x"}}),
+    ({"items": ["1", UNKNOWN]}, {"items": ["1", "x"]}),
+    ({"items": [{"k": UNKNOWN}]}, {"items": [{"k": "x"}]}),
+    (UNKNOWN, {"anything": 1}),
+])
+def test_values_known_at_plan_time_that_come_out_the_same_pass(planned: Any, resolved: Any) -> None:
+    _check_matches_plan(P + "b", planned, resolved)
+
+
+class Renumbering(ThingProvider):
+    """An update that hands back a new arn, which the plan took as unchanged."""
+
+    def update(self, ctx: OperationContext, id: str, old_inputs: Any, old_outputs: Any, new_inputs: Any) -> Any:
+        super().update(ctx, id, old_inputs, old_outputs, new_inputs)
+        return {"arn": f"arn:{id}-v2"}
+
+
+def test_a_dependent_whose_known_input_changed_during_apply_is_refused_for_a_new_plan(h: Harness) -> None:
+    def program(label: str) -> Any:
+        def declare_it() -> None:
+            a = Thing("a", label=label)
+            c = Thing("c") if label == "two" else None
+            Thing("b", ref=a.arn, label=c.arn if c is not None else "")
+        return declare_it
+
+    assert h.up(program("one")).ok
+    renumbering = Renumbering()
+    renumbering.objects, renumbering.count = h.providers.thing.objects, h.providers.thing.count
+    h.providers.thing = renumbering
+    result = h.up(program("two"))
+    assert [f.urn for f in result.failures] == [P + "b"]
+    assert result.failures[0].message.endswith(": ref came out different from the plan")
+    assert result.failures[0].hint == "make a new plan: something it depended on changed"
