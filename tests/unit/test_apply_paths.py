@@ -599,6 +599,7 @@ def test_an_update_is_recorded_as_pending_before_its_call_and_given_what_was_rec
     ({"items": [{"k": "1"}, UNKNOWN]}, {"items": [{"k": "2"}, "x"]}, "items[0].k"),
     ({"items": ["1", UNKNOWN]}, {"items": ["1", "x", "y"]}, "items"),
     ({"label": "1", "ref": UNKNOWN}, {"label": "2", "ref": "x"}, "label"),
+    ({"Xray": "1", "ref": UNKNOWN}, {"Xray": "2", "ref": "x"}, "Xray"),
 ])
 def test_a_known_value_that_comes_out_different_at_apply_is_named_by_its_path(
         planned: dict[str, Any], resolved: dict[str, Any], path: str) -> None:
