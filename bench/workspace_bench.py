@@ -21,8 +21,10 @@ shards: a workspace of 200 stacks (one base stack, 198 that read it, one that re
   provider calls must show every resource recorded and created exactly once.
   Target: four workers <= 1.15 x (one worker / 4). Printed: both walls, the ratio, the
   target and whether it is met, the CPU time (user + sys) of the workers of each run,
-  and the load average before and after (wall figures mean little on a loaded machine:
-  compare CPU). The package's bytecode is compiled first (PYTHONDONTWRITEBYTECODE).
+  the load average before and after (wall figures mean little on a loaded machine:
+  compare CPU), and for the one-worker and four-worker runs where the wall time went
+  (`timeline`: start-up until the first stack, base, apps, top, exit; per worker).
+  The package's bytecode is compiled first (PYTHONDONTWRITEBYTECODE).
 """
 
 from __future__ import annotations
@@ -250,9 +252,9 @@ def shard_workspace(root: Path, stacks: int, latency: float) -> Path:
     return root
 
 
-def run_workers(root: Path, url: str, count: int, kill_after: int = 0) -> tuple[float, float]:
-    """Wall time until the last of ``count`` workers of one run exits, and the CPU time
-    the workers used. The stacks are created in the database first (as they are after
+def run_workers(root: Path, url: str, count: int, kill_after: int = 0) -> tuple[float, float, float]:
+    """Wall time until the last of ``count`` workers of one run exits, the CPU time the
+    workers used, and when they were started (epoch seconds). The stacks are created in the database first (as they are after
     a workspace's first run). With ``kill_after``, the worker that made the
     ``kill_after``-th provider call is SIGKILLed then (midway through a stack)."""
     from stackwright.workflow.multistack import initialize
@@ -266,6 +268,7 @@ def run_workers(root: Path, url: str, count: int, kill_after: int = 0) -> tuple[
     finally:
         del os.environ["STACKWRIGHT_STATE_URL"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    launched = time.time()
     start = time.perf_counter()
     workers = [subprocess.Popen([*CLI, "run", "up", "--all", "--yes", "--shard", f"{n}/{count}",
                                  "--run-id", "bench"], cwd=root, env=env, text=True,
@@ -279,7 +282,39 @@ def run_workers(root: Path, url: str, count: int, kill_after: int = 0) -> tuple[
         if worker.returncode != 0 and worker is not victim:
             raise SystemExit(f"a worker failed:\n{out[-3000:]}")
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return wall, cpu
+    return wall, cpu, launched
+
+
+def timeline(url: str, launched: float, wall: float) -> dict[str, object]:
+    """Where a run's wall time went, from the state: each stack's `up` checkpoints
+    (start, end) and its run event (which worker). Seconds from the workers' start:
+    until the first stack started (start-up), base/main, the apps (first start to last
+    end), top/main, and from its end until the last worker exited; per worker, its
+    stacks, the time they took, and when it started its first and ended its last."""
+    from stackwright.state.postgres import PostgresStateStore, schema_for
+
+    spans: dict[str, tuple[float, float, str]] = {}
+    for project in ("base", "apps", "top"):
+        with PostgresStateStore(url, schema_for(project)) as store:
+            for info in store.list_stacks():
+                ups = [cp for cp in store.history(info.name) if cp.kind == "up"]
+                worker = next(e.data["worker"] for e in store.events(info.name, kinds=("run",))
+                              if e.data["run_id"] == "bench")
+                spans[f"{project}/{info.name}"] = (ups[0].started_at - launched, ups[-1].finished_at - launched,
+                                                   str(worker).split()[0])
+    apps = [span for ref, span in spans.items() if ref.startswith("apps/")]
+    workers: dict[str, list[tuple[float, float, str]]] = {}
+    for span in spans.values():
+        workers.setdefault(span[2], []).append(span)
+    base, top = spans["base/main"], spans["top/main"]
+    return {"startup_s": round(min(s[0] for s in spans.values()), 2),
+            "base_s": round(base[1] - base[0], 3),
+            "apps_s": [round(min(a[0] for a in apps), 2), round(max(a[1] for a in apps), 2)],
+            "top_s": [round(top[0], 2), round(top[1], 2)], "exit_after_top_s": round(wall - top[1], 2),
+            "per_worker": {name: {"stacks": len(mine), "busy_s": round(sum(e - b for b, e, _ in mine), 2),
+                                  "first_start_s": round(min(b for b, _, _ in mine), 2),
+                                  "last_end_s": round(max(e for _, e, _ in mine), 2)}
+                           for name, mine in sorted(workers.items())}}
 
 
 def kill_one(workers: list[subprocess.Popen[str]], log: Path, after: int) -> subprocess.Popen[str]:
@@ -329,12 +364,15 @@ def bench_shards(stacks: int = 200, latency: float = 0.05, workers: int = 4) -> 
     load = os.getloadavg()[0]
     try:
         with running_server() as server:
-            runs = {}
+            runs, timelines = {}, {}
             for name, count, kill_after in (("one", 1, 0), ("many", workers, 0), ("killed", workers, stacks)):
                 url = server.create_database()
                 folder = shard_workspace(root / name, stacks, latency)
-                runs[name] = run_workers(folder, url, count, kill_after)
+                wall, cpu, launched = run_workers(folder, url, count, kill_after)
+                runs[name] = wall, cpu
                 check_shard_run(folder, url, stacks)
+                if not kill_after:
+                    timelines[name] = timeline(url, launched, wall)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     (one, one_cpu), (many, many_cpu), (killed, killed_cpu) = runs["one"], runs["many"], runs["killed"]
@@ -346,7 +384,8 @@ def bench_shards(stacks: int = 200, latency: float = 0.05, workers: int = 4) -> 
             "each_resource_created_once": True,
             "workers_cpu_s": {"one": round(one_cpu, 2), str(workers): round(many_cpu, 2),
                               f"{workers}_one_killed": round(killed_cpu, 2)},
-            "load_average_at_start": round(load, 1), "load_average_at_end": round(os.getloadavg()[0], 1)}
+            "load_average_at_start": round(load, 1), "load_average_at_end": round(os.getloadavg()[0], 1),
+            "timeline_one": timelines["one"], f"timeline_{workers}": timelines["many"]}
 
 
 def check_selection(out: str) -> None:

@@ -64,6 +64,22 @@ def test_help_loads_the_command_definitions_only(tmp_path: Path) -> None:
     assert not tops(modules) & set(HEAVY)
 
 
+ONLY_ON_ERROR_OR_WRITE = ("difflib", "traceback", "tempfile", "shutil", "bz2", "lzma", "getpass", "subprocess")
+"""Standard modules a preview with nothing wrong has no use for: close-match hints and
+tracebacks are for errors, temporary files for writing keys and checks, `git` and the
+login name for finding the user when STACKWRIGHT_USER does not say."""
+
+
+def test_a_preview_loads_no_module_only_errors_or_writes_use(tmp_path: Path) -> None:
+    root = tiny_project(tmp_path)
+    (root / "__main__.py").write_text("from stackwright.providers import random\n"
+                                      "for n in range(3):\n    random.Id(f'tag-{n}', byte_length=4)\n")
+    loaded(tmp_path, CLI, "up", "--yes", cwd=root)
+    modules = loaded(tmp_path, f"import os\nos.environ['STACKWRIGHT_USER'] = 'ci'\n{CLI}", "preview", cwd=root)
+    assert "stackwright.program.runner" in modules
+    assert not set(ONLY_ON_ERROR_OR_WRITE) & tops(modules), sorted(set(ONLY_ON_ERROR_OR_WRITE) & tops(modules))
+
+
 def tiny_project(tmp_path: Path) -> Path:
     """A stack of two in-process resources (random.Id, local.File), initialised."""
     root = tmp_path / "tiny"
@@ -114,3 +130,14 @@ def test_a_command_with_nothing_to_do_loads_no_pydantic_and_no_asyncio(
     modules = loaded(tmp_path, CLI, *command, cwd=root)
     assert {"pydantic", "asyncio", "yaml"}.isdisjoint(tops(modules)), sorted(tops(modules))
     assert not {"rich", "boto3", "botocore", "ssl"} & tops(modules)
+
+
+def test_a_preview_loads_no_part_of_the_apply_engine(tmp_path: Path) -> None:
+    """A preview plans; applying, recovering and reading live objects are loaded by
+    the commands that do them."""
+    root = tiny_project(tmp_path)
+    loaded(tmp_path, CLI, "up", "--yes", cwd=root)
+    modules = loaded(tmp_path, CLI, "preview", cwd=root)
+    assert "stackwright.plan.planner" in modules
+    engine = {m for m in modules if m.startswith("stackwright.engine.")}
+    assert engine <= {"stackwright.engine.events"}, sorted(engine)

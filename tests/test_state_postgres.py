@@ -81,6 +81,18 @@ def test_newer_schema_is_refused_and_untouched(pg_url: str) -> None:
     assert tables == ["meta"]
 
 
+def test_a_schema_holding_other_tables_is_refused_and_untouched(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA stackwright_shop")
+        conn.execute("CREATE TABLE stackwright_shop.orders (id INTEGER PRIMARY KEY)")
+    with pytest.raises(StateError, match="holds tables but is not stackwright state"):
+        PostgresStateStore(pg_url, "stackwright_shop")
+    with psycopg.connect(pg_url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'stackwright_shop'")]
+    assert tables == ["orders"]
+
+
 def test_projects_sharing_a_database_are_kept_apart(pg_url: str, tmp_path: Path) -> None:
     web = open_state_store(pg_url, tmp_path / "x.db", project="web")
     api = open_state_store(pg_url, tmp_path / "x.db", project="api")

@@ -12,6 +12,7 @@ import pytest
 
 from stackwright.errors import StateError
 from stackwright.state.records import SCHEMA_VERSION, ResourceState
+from stackwright.state.sql_store import RESOURCE_COLUMNS
 from stackwright.state.sqlite import SqliteStateStore
 
 
@@ -150,3 +151,42 @@ def test_a_schema_2_file_is_read_as_is_and_upgraded_by_the_first_write(db_path: 
     conn = sqlite3.connect(db_path)
     assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     conn.close()
+
+
+SNAPSHOT_ROWS = f"SELECT {RESOURCE_COLUMNS} FROM resources WHERE stack = ? ORDER BY rowid"
+"""How a snapshot reads a stack's rows: in recorded order."""
+
+
+def _reads_sorting(db_path: Path) -> bool:
+    """Whether SQLite reads a stack's rows in recorded order by sorting them first."""
+    with sqlite3.connect(db_path) as conn:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {SNAPSHOT_ROWS}", ("dev",)).fetchall()
+    return any("TEMP B-TREE" in str(step) for step in plan)
+
+
+def test_a_file_without_the_ordering_index_gets_it_from_its_first_write(db_path: Path) -> None:
+    """A file an older stackwright made reads as it is (read-only commands never write
+    it) and gets the index that reads rows in order without sorting them from the first
+    write; nothing else about it changes, so no schema version is spent on it."""
+    with SqliteStateStore(db_path) as s:
+        s.create_stack("dev")
+        writer = s.begin("dev", "up", "tester")
+        for n in (3, 1, 2):
+            writer.record_resource(ResourceState(f"u{n}", "t", f"id-{n}", {"n": n}, {}), None)
+        writer.finish("succeeded", {})
+    assert not _reads_sorting(db_path)
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DROP INDEX resources_in_order")
+    assert _reads_sorting(db_path)
+    before = db_path.read_bytes()
+    with SqliteStateStore(db_path) as s:
+        assert list(s.snapshot("dev").resources) == ["u3", "u1", "u2"]
+    assert db_path.read_bytes() == before
+    with SqliteStateStore(db_path) as s:
+        writer = s.begin("dev", "up", "tester")
+        writer.record_resource(ResourceState("u0", "t", "id-0", {}, {}), None)
+        writer.finish("succeeded", {})
+        assert list(s.snapshot("dev").resources) == ["u3", "u1", "u2", "u0"]
+    assert not _reads_sorting(db_path)
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)

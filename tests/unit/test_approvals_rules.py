@@ -138,6 +138,15 @@ def test_the_key_that_signed_the_plan_cannot_approve_it_under_another_name(proje
     assert "not counted: tester@work (signed with the key that signed the plan)" in refusal(project, "production")
 
 
+def test_a_plan_signed_with_a_key_listed_only_for_someone_else_binds_that_key(project: Project) -> None:
+    make_plan(project, "production", author="tester", signed_with="bob")
+    bobs = fingerprint(load_signing_key(Path(key(project, "bob"))).blob)
+    with pytest.raises(ApprovalRefused) as caught:
+        approve(project, "production", "bob", signed_with="bob")
+    assert caught.value.message.endswith(f"key {bobs} signed the plan, and self-approval is off")
+    assert approve(project, "production", "alice", signed_with="alice").approved_by == ("alice",)
+
+
 def test_the_plans_signing_key_may_approve_where_self_approval_is_allowed(project: Project) -> None:
     make_plan(project, "mine", signed_with="shared")
     assert approve(project, "mine", "tester@work", signed_with="shared").approved_by == ("tester@work",)

@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timezone
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,7 +28,7 @@ from stackwright.operations.update import UpdateOutcome, preview
 from stackwright.program.digest import program_digest
 from stackwright.program.project import Project, load_project
 from stackwright.providers.registry import ProviderRegistry
-from stackwright.workflow import approvals, plan_file
+from stackwright.workflow import approvals, plan_file, signing
 from stackwright.workflow.approvals import NotApproved, UnknownPlan
 from stackwright.workflow.gate import GateClosed
 from stackwright.plan.compare import differences
@@ -140,6 +141,35 @@ def test_a_saved_plan_reads_back_whole_and_is_recorded(project: Project) -> None
         "stackwright-plan", 2, "tester", "dev", False, {"create": 2}, [], None)
     created = datetime.strptime(saved.get("created_at"), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     assert abs(created.timestamp() - event.at) < 86400, "UTC, as the audit log"
+
+
+def test_the_preview_time_is_recorded_to_the_millisecond(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The web view's preview-time histogram reads it from the ``plan`` event."""
+    clock = iter([1000.0, 1001.2345678])
+    monkeypatch.setattr(plan_file, "time", SimpleNamespace(monotonic=lambda: next(clock), time=time.time))
+    written = make_plan(project)
+    assert written.saved.path == project.root / "plan.json"
+    with session_of(project, "dev", "x") as s:
+        [event] = s.store.events("dev", kinds=(approvals.PLAN,))
+    assert event.data["preview_seconds"] == 1.235
+
+
+def test_a_plan_signed_by_its_author_binds_the_key_that_may_then_not_approve_it(project: Project) -> None:
+    """`plan --key`: the author's signature of the plan hash, recorded in the ``plan`` event,
+    so that the same key cannot approve the plan under another listed name."""
+    signers = project.root / "allowed_signers"
+    signers.write_text(signers.read_text().replace("bob namespaces=", "bob,tester namespaces="))
+    bob = str(project.root.parent / "keys" / "bob")
+    written = make_plan(project, "production", key=bob)
+    fingerprint = signing.fingerprint(signing.load_signing_key(Path(bob)).blob)
+    with session_of(project, "production", "x") as s:
+        [event] = s.store.events("production", kinds=(approvals.PLAN,))
+    assert event.data["key"] == fingerprint
+    assert signing.verify(event.data["signature"], written.saved.hash.encode(), "tester",
+                          approvals.project_signers(project)) == fingerprint
+    with session_of(project, "production", "bob") as s, pytest.raises(approvals.ApprovalRefused) as caught:
+        approvals.approve(s, written.saved.hash, key=bob)
+    assert caught.value.message.endswith(f"key {fingerprint} signed the plan, and self-approval is off")
 
 
 def test_the_file_holds_no_plain_secret_and_shows_it_masked_without_a_key(project: Project) -> None:
@@ -276,6 +306,31 @@ def test_writing_is_atomic(project: Project) -> None:
         write_plan_file(target, {"n": float("nan")})
     assert json.loads(target.read_bytes()) == {"format": "stackwright-plan", "n": 1}
     assert sorted(p.name for p in target.parent.iterdir()) == ["plan.json"]
+
+
+def test_the_file_is_written_beside_the_plan_under_a_hidden_name(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The half-written file sits in the plan's folder, so the rename that publishes it is
+    atomic (one filesystem, whatever TMPDIR is), and one left by a killed `plan` is hidden and
+    named for the plan it was to become."""
+    import os
+    import tempfile
+
+    renamed: list[tuple[Path, Path]] = []
+    real_replace = os.replace
+
+    def replace(source: str, target: Path) -> None:
+        renamed.append((Path(source), Path(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "elsewhere"))
+    target = tmp_path / "plans" / "plan.json"
+    write_plan_file(target, {"format": "stackwright-plan"})
+    [(source, published)] = renamed
+    assert published == target and source.parent == target.parent
+    assert source.name.startswith(".plan.json.") and len(source.name) > len(".plan.json.")
 
 
 def test_the_rendered_file_is_indented_sorted_ascii_with_a_final_newline() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 import stackwright as sw
 from stackwright.errors import PlanError
+from stackwright.model.values import UNKNOWN
 from stackwright.plan.planner import make_plan
 from stackwright.state.records import Snapshot
 from stackwright.testing import declare
@@ -425,3 +426,295 @@ def test_a_parent_renamed_through_an_alias_is_no_option_change(h: Harness) -> No
     child = next(s for s in plan.steps if s.urn.endswith("$child"))
     assert child.previous_urn == P + "old$child"
     assert [d.path for d in child.option_diffs] == ["aliases"]
+
+
+def test_each_failure_names_the_line_its_own_resource_is_declared_on(h: Harness) -> None:
+    h.providers.thing.fail.update({"first": -1, "second": -1})
+
+    def program() -> None:
+        Thing("first")  # first-failing
+        Thing("second")  # second-failing
+
+    result = h.up(program)
+    where = {f.urn.removeprefix(P): f.message for f in result.failures}
+    assert where == {"first": f"{Path(__file__)}:{line_of('# first-failing')}: first is broken",
+                     "second": f"{Path(__file__)}:{line_of('# second-failing')}: second is broken"}
+
+
+def test_an_export_of_a_resource_a_target_leaves_out_is_unknown() -> None:
+    def program() -> None:
+        Thing("a")
+        other = Thing("other")
+        sw.export("other_arn", other.arn)
+
+    plan = make_plan(declare(program), Snapshot("dev", "l", 1, {}, {}), FakeProviders(), targets=["a"])
+    assert ops(plan) == {"a": "create"} and plan.outputs == {"other_arn": UNKNOWN}
+
+
+def test_a_stateful_resource_replaced_through_several_properties_names_each_once() -> None:
+    def program() -> None:
+        subnet = Thing("subnet", zone="b")
+        Thing("cluster", label=subnet.arn, zone=[["x", subnet.arn]])  # type: ignore[arg-type]
+
+    providers = FakeProviders()
+    providers.thing.stateful = True  # type: ignore[misc]
+    providers.thing.replace_on = frozenset({"zone", "label"})  # type: ignore[misc]
+    cluster = record("cluster", label="arn:subnet-id", zone=[["x", "arn:subnet-id"]], deps=[P + "subnet"])
+    snapshot = Snapshot("dev", "l", 7, {r.urn: r for r in (record("subnet"), cluster)}, {})
+    plan = make_plan(declare(program), snapshot, providers)
+    assert ops(plan) == {"subnet": "replace", "cluster": "replace"}
+    assert [d.path for d in plan.steps[1].diffs] == ["label", "zone[0][1]"]
+    assert plan.steps[1].warnings == (
+        "stateful fake:Thing is replaced as a side effect: label, zone changes only because a resource it "
+        "uses is replaced or created; its data is lost unless kept elsewhere",)
+
+
+def test_a_provider_decides_from_the_recorded_inputs_and_outputs_with_secrets_revealed() -> None:
+    from stackwright.model.values import Secret
+    from stackwright.providers.protocol import DiffResult
+
+    providers = FakeProviders()
+    seen: list[tuple[Any, Any, Any]] = []
+
+    def diff(old_inputs: Any, old_outputs: Any, new_inputs: Any) -> DiffResult:
+        seen.append((old_inputs, old_outputs, new_inputs))
+        return DiffResult(changed=("label",))
+
+    providers.thing.diff = diff  # type: ignore[method-assign]
+    old = record("a", label=Secret("old-pw"))
+    plan = make_plan(declare(lambda: Thing("a", label=sw.secret("new-pw"))),
+                     Snapshot("dev", "l", 1, {old.urn: old}, {}), providers)
+    assert ops(plan) == {"a": "update"}
+    [(old_inputs, old_outputs, new_inputs)] = seen
+    assert old_inputs["label"] == "old-pw" and new_inputs["label"] == "new-pw"
+    assert old_outputs == {"label": "old-pw", "zone": "a", "ref": "", "arn": "arn:a-id"}
+
+
+def test_a_provider_checks_secret_inputs_as_plain_values_and_what_it_returns_stays_secret() -> None:
+    from stackwright.model.values import Secret
+
+    providers = FakeProviders()
+    providers.thing.check = lambda inputs: {**inputs, "label": inputs["label"].upper()}  # type: ignore[method-assign]
+    plan = make_plan(declare(lambda: Thing("a", label=sw.secret("pw"))), Snapshot("dev", "l", 1, {}, {}), providers)
+    assert plan.steps[0].inputs is not None and plan.steps[0].inputs["label"] == Secret("PW")
+
+
+def test_what_dependents_know_of_an_unchanged_or_updated_resource() -> None:
+    """Its id and the outputs an update keeps are known; an output the provider computes
+    again on update is not."""
+    def program(label: str) -> None:
+        a = Thing("a", label=label)
+        Thing("by-id", label=a.id)
+        Thing("by-arn", label=a.arn)
+        Thing("by-label", label=a.label)
+
+    recorded = [record("a", label="x"), record("by-id", label="a-id", deps=[P + "a"]),
+                record("by-arn", label="arn:a-id", deps=[P + "a"]), record("by-label", label="x", deps=[P + "a"])]
+    unchanged = plan_for(lambda: program("x"), *recorded)
+    assert ops(unchanged) == {"a": "same", "by-id": "same", "by-arn": "same", "by-label": "same"}
+    updated = plan_for(lambda: program("y"), *recorded)
+    assert ops(updated) == {"a": "update", "by-id": "same", "by-arn": "same", "by-label": "update"}
+    providers = FakeProviders()
+    providers.thing.computed_on_update = frozenset({"arn"})  # type: ignore[misc]
+    snapshot = Snapshot("dev", "l", 1, {r.urn: r for r in recorded}, {})
+    recomputed = make_plan(declare(lambda: program("y")), snapshot, providers)
+    by_arn = next(s for s in recomputed.steps if s.urn == P + "by-arn")
+    assert by_arn.op.value == "update" and by_arn.inputs is not None and by_arn.inputs["label"] is UNKNOWN
+
+
+def test_options_as_recorded_are_no_change() -> None:
+    from dataclasses import replace
+
+    options = {"ignore_changes": ["zone"], "delete_before_replace": True}
+    plan = plan_for(lambda: Thing("a", opts=sw.ResourceOptions(ignore_changes=["zone"], delete_before_replace=True)),
+                    replace(record("a"), options=options))
+    assert ops(plan) == {"a": "same"} and not plan.steps[0].meta_changed and plan.steps[0].options == options
+
+
+def test_a_dependent_of_a_resource_renamed_and_replaced_delete_first_is_deleted_first_too() -> None:
+    def program() -> None:
+        cluster = Thing("k8s", zone="b", opts=sw.ResourceOptions(delete_before_replace=True,
+                                                                 aliases=[sw.Alias(name="cluster")]))
+        Thing("oidc", zone="b", ref=cluster.arn)
+
+    plan = plan_for(program, record("cluster"), record("oidc", ref="arn:cluster-id", deps=[P + "cluster"]))
+    assert ops(plan) == {"k8s": "replace", "oidc": "replace"}
+    oidc = plan.steps[1]
+    assert oidc.delete_before_replace
+    assert oidc.notes == ("deleted before it is created again: it uses k8s, which is replaced delete-first",)
+
+
+def test_a_new_resource_with_ignore_changes_is_created_as_declared() -> None:
+    plan = plan_for(lambda: Thing("a", label="x", opts=sw.ResourceOptions(ignore_changes=["label"])))
+    assert ops(plan) == {"a": "create"}
+    assert plan.steps[0].inputs == {"label": "x", "zone": "a", "ref": ""} and plan.steps[0].notes == ()
+
+
+def test_a_chain_replaced_because_of_a_delete_first_replacement_is_deleted_first_all_along() -> None:
+    def program() -> None:
+        cluster = Thing("cluster", zone="b", opts=sw.ResourceOptions(delete_before_replace=True))
+        oidc = Thing("oidc", zone="b", ref=cluster.arn)
+        Thing("role", zone="b", ref=oidc.arn)
+
+    plan = plan_for(program, record("cluster"), record("oidc", ref="arn:cluster-id", deps=[P + "cluster"]),
+                    record("role", ref="arn:oidc-id", deps=[P + "oidc"]))
+    assert [(s.urn.removeprefix(P), s.op.value, s.delete_before_replace) for s in plan.steps] == [
+        ("cluster", "replace", True), ("oidc", "replace", True), ("role", "replace", True)]
+    assert plan.steps[2].notes == ("deleted before it is created again: it uses oidc, which is replaced delete-first",)
+
+
+def test_a_delete_shows_what_is_deleted_and_waits_for_the_deletes_of_what_used_it() -> None:
+    from dataclasses import replace
+
+    from stackwright.engine.apply import action_graph
+
+    gone = replace(record("gone", label="old"), parent="dev::test::fake:Box::box")
+    user = record("user", ref="arn:gone-id", deps=[P + "gone"])
+    plan = plan_for(lambda: None, gone, user)
+    assert ops(plan) == {"gone": "delete", "user": "delete"}
+    shown = plan.steps[0].to_json()
+    assert shown["old_inputs"] == gone.inputs and shown["parent"] == "dev::test::fake:Box::box"
+    assert ("D", P + "user") in action_graph(plan).deps[("D", P + "gone")]
+
+
+def test_a_delete_gives_the_provider_the_recorded_inputs_and_outputs(h: Harness) -> None:
+    seen: list[tuple[Any, Any]] = []
+    delete = h.providers.thing.delete
+
+    def recording(ctx: Any, id: str, inputs: Any, outputs: Any) -> None:
+        seen.append((dict(inputs), dict(outputs)))
+        delete(ctx, id, inputs, outputs)
+
+    assert h.up(lambda: Thing("a", label="x")).ok
+    h.providers.thing.delete = recording  # type: ignore[method-assign]
+    assert h.up(lambda: None).ok
+    [(inputs, outputs)] = seen
+    assert inputs == {"label": "x", "zone": "a", "ref": ""} and outputs["arn"].startswith("arn:a-")
+
+
+def test_a_resource_that_waits_for_one_earlier_and_one_later_resource_comes_after_both() -> None:
+    class Group(sw.Component, type="test:Group"):
+        pass
+
+    def program() -> None:
+        early = Thing("early")
+        group = Group("g")
+        Thing("user", opts=sw.ResourceOptions(depends_on=[early, group]))
+        Thing("late", opts=sw.ResourceOptions(parent=group))
+
+    order = [s.urn.rsplit("$", 1)[-1].removeprefix(P) for s in plan_for(program).steps]
+    assert order == ["early", "late", "user"]
+
+
+def test_a_new_resource_gets_the_id_and_outputs_of_an_unchanged_one_it_uses(h: Harness) -> None:
+    def program(with_user: bool) -> None:
+        a = Thing("a", label="x")
+        if with_user:
+            Thing("user", label=a.id, ref=a.arn)
+
+    assert h.up(lambda: program(False)).ok
+    a = h.store.snapshot("dev").resources[P + "a"]
+    plan = make_plan(declare(lambda: program(True)), h.store.snapshot("dev"), h.providers)
+    assert ops(plan) == {"a": "same", "user": "create"}
+    assert plan.steps[1].inputs == {"label": a.id, "zone": "a", "ref": f"arn:{a.id}"}
+    assert h.up(lambda: program(True)).ok
+    assert h.store.snapshot("dev").resources[P + "user"].inputs == plan.steps[1].inputs
+
+
+def test_an_unchanged_resource_with_every_option_is_planned_as_recorded(h: Harness) -> None:
+    class Box(sw.Component, type="fake:Box"):
+        pass
+
+    def program() -> None:
+        box = Box("box")
+        dep = Thing("dep")
+        Thing("a", label="x", opts=sw.ResourceOptions(
+            parent=box, depends_on=[dep], protect=True, retain_on_delete=True, delete_before_replace=True,
+            aliases=[sw.Alias(no_parent=True)]))
+
+    assert h.up(program).ok
+    snapshot = h.store.snapshot("dev")
+    row = snapshot.resources["dev::test::fake:Thing::box$a"]
+    plan = make_plan(declare(program), snapshot, h.providers)
+    assert not plan.has_changes
+    step = plan.steps[-1]
+    assert step.to_json() == {"urn": row.urn, "type": "fake:Thing", "op": "same", "parent": "dev::test::fake:Box::box",
+                              "inputs": {"label": "x", "zone": "a", "ref": ""}, "deps": [P + "dep"]}
+    assert (step.old_inputs, step.old_outputs, step.old_id) == (row.inputs, row.outputs, row.id)
+    assert (step.protect, step.retain_on_delete, step.options) == (True, True, row.options)
+    assert step.options == {"delete_before_replace": True, "aliases": [P + "a"]}
+
+
+def test_a_plan_names_the_stack_state_it_was_made_from_and_its_recorded_exports() -> None:
+    def program(value: str) -> None:
+        Thing("a")
+        sw.export("name", value)
+
+    snapshot = Snapshot("dev", "lineage-1", 7, {P + "a": record("a")}, {"name": "old"})
+    same = make_plan(declare(lambda: program("old")), snapshot, FakeProviders())
+    assert (same.lineage, same.base_serial, same.old_outputs) == ("lineage-1", 7, {"name": "old"})
+    assert same.view()["lineage"] == "lineage-1" and not same.has_changes
+    assert make_plan(declare(lambda: program("new")), snapshot, FakeProviders()).has_changes
+
+
+def test_a_target_keeps_only_the_replaced_objects_left_to_delete_of_what_it_plans() -> None:
+    from stackwright.state.records import PendingOperation
+
+    def old_half(name: str) -> PendingOperation:
+        return PendingOperation(token=f"t-{name}", urn=P + name, type="fake:Thing", op="delete", inputs={},
+                                resource_id=f"{name}-old")
+
+    def program() -> None:
+        Thing("a")
+        Thing("b")
+
+    snapshot = Snapshot("dev", "l", 1, {r.urn: r for r in (record("a"), record("b"))}, {},
+                        pending=[old_half("a"), old_half("b")])
+    plan = make_plan(declare(program), snapshot, FakeProviders(), targets=["a"])
+    assert [(o.urn, o.id) for o in plan.leftovers] == [(P + "a", "a-old")]
+    everything = make_plan(declare(program), snapshot, FakeProviders())
+    assert [o.id for o in everything.leftovers] == ["a-old", "b-old"]
+
+
+def test_a_resource_takes_the_record_of_the_first_alias_that_has_one() -> None:
+    plan = plan_for(lambda: Thing("new", opts=sw.ResourceOptions(aliases=[sw.Alias(name="never"),
+                                                                           sw.Alias(name="old")])),
+                    record("old"))
+    assert ops(plan) == {"new": "same"} and plan.steps[0].previous_urn == P + "old"
+
+
+@pytest.mark.parametrize("new_first", [True, False])
+def test_an_alias_naming_a_resource_the_program_still_declares_takes_nothing(new_first: bool) -> None:
+    def program() -> None:
+        if not new_first:
+            Thing("old")
+        Thing("new", opts=sw.ResourceOptions(aliases=[sw.Alias(name="old")]))
+        if new_first:
+            Thing("old")
+
+    plan = plan_for(program, record("old"))
+    assert ops(plan) == {"old": "same", "new": "create"}
+    assert next(s for s in plan.steps if s.urn == P + "new").previous_urn is None
+
+
+def test_an_output_an_unchanged_record_lacks_is_not_known_to_its_dependents() -> None:
+    """A record written before its provider returned ``arn``: the value is unknown until apply."""
+    from dataclasses import replace
+
+    def program() -> None:
+        a = Thing("a")
+        Thing("user", ref=a.arn)
+
+    old = record("a")
+    plan = plan_for(program, replace(old, outputs={k: v for k, v in old.outputs.items() if k != "arn"}),
+                    record("user", ref="arn:a-id", deps=[P + "a"]))
+    assert ops(plan) == {"a": "same", "user": "update"}
+    assert plan.steps[1].inputs is not None and plan.steps[1].inputs["ref"] is UNKNOWN
+
+
+def test_a_rename_is_planned_even_when_the_record_lists_the_alias_already() -> None:
+    from dataclasses import replace
+
+    old = replace(record("old"), options={"aliases": [P + "old"]})
+    plan = plan_for(lambda: Thing("new", opts=sw.ResourceOptions(aliases=[sw.Alias(name="old")])), old)
+    assert ops(plan) == {"new": "same"} and plan.steps[0].previous_urn == P + "old" and plan.has_changes

@@ -33,6 +33,12 @@ def test_a_target_with_a_double_colon_is_a_type_and_name_never_a_short_form() ->
         resolve_targets(["box::x"], urns, [BOX.format(":x")])
 
 
+def test_a_short_form_target_may_name_a_component_whose_type_has_no_package() -> None:
+    urns = [THING.format("acme$item"), THING.format("other$item")]
+    components = ["dev::p::Tenant::acme", "dev::p::Tenant::other"]
+    assert resolve_targets(["tenant:acme"], urns, components) == {THING.format("acme$item")}
+
+
 def record(urn: str, parent: str | None = None, deps: tuple[str, ...] = ()) -> ResourceState:
     return ResourceState(urn=urn, type="fake:Thing", id=urn, inputs={}, outputs={}, parent=parent,
                          deps=list(deps))

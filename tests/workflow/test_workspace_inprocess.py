@@ -194,3 +194,28 @@ def test_a_passphrase_key_is_derived_once_per_project_in_a_run(
     assert code == 0, out
     assert "s3cr3t" not in out
     assert len(derived) == 2, "one key per project, whatever the number of stacks"
+
+
+def test_a_run_reads_a_referenced_stack_from_the_state(workspace: Path) -> None:
+    """A stack run alone reads the stack it references from that stack's state: unknown
+    while it was never applied, then its recorded outputs, a secret one still secret
+    (opened with the referenced stack's own key)."""
+    from stackwright.model.values import Secret
+    from stackwright.workflow.multistack import RunOptions, StackRunner, initialize
+    from stackwright.workflow.workspace import load_workspace
+
+    program = workspace / "alpha" / "__main__.py"
+    program.write_text(program.read_text() + 'sw.export("token", sw.secret("s3cr3t"))\n')
+    loaded = load_workspace(workspace / "stackwright-workspace.yaml")
+    initialize(loaded, ["alpha/dev", "beta/dev"])
+    with StackRunner(loaded, RunOptions("preview", "tester")) as runner:
+        assert runner.run("beta/dev").ok
+        assert "alpha/dev" not in runner.known, "never applied: its outputs are unknown"
+    with StackRunner(loaded, RunOptions("up", "tester")) as runner:
+        assert runner.run("alpha/dev").ok
+    with StackRunner(loaded, RunOptions("up", "tester")) as runner:
+        assert runner.run("beta/dev").ok
+        read = runner.known["alpha/dev"]
+    assert read["name"] == "alpha" and isinstance(read["token"], Secret)
+    assert read["token"].value == "s3cr3t"
+    assert (workspace / "beta" / "out" / "dev.txt").read_text() == "beta after alpha"

@@ -241,7 +241,9 @@ def test_a_worker_killed_before_a_checkpoint_leaves_it_interrupted(tmp_path: Pat
 def test_workers_share_finding_exports_and_imports(tmp_path: Path) -> None:
     """Each worker runs only its own shard's programs to find what they export and
     import, and takes the other stacks' from the events their workers recorded; a stack
-    nobody recorded (its worker died) it works out itself."""
+    nobody recorded (its worker died) it works out itself once that stack could start.
+    A stack that exports and imports nothing waits for no other stack's links; one that
+    does waits until every stack's are known."""
     from stackwright.state.sqlite import SqliteStateStore
     from stackwright.workflow.multistack import RunOptions, StackRunner, initialize
     from stackwright.workflow.shards import LINKS_EVENT, Shard, ShardOptions, _SharedLinks
@@ -265,11 +267,36 @@ def test_workers_share_finding_exports_and_imports(tmp_path: Path) -> None:
                                                      "links": {"c": {"exports": {}, "imports": {"N": "u"}}}})
         store.record_event("c", LINKS_EVENT, "w9", {"run_id": "other run", "stacks": ["c"], "failed": {},
                                                      "links": {}})
+        store.record_event("b", LINKS_EVENT, "w2", {"run_id": "t", "stacks": ["b"], "failed": {},
+                                                     "links": {"b": {"exports": {"N": "t"}, "imports": {}}}})
     options = RunOptions(action="up", who="tester")
     with StackRunner(workspace, options) as runner:
-        linked = _SharedLinks(runner, ShardOptions(Shard(1, 3), "r")).linked(graph)
-        assert linked.deps["theirs/c"] == ["theirs/b"] and not runner.unlinked
+        links = _SharedLinks(runner, ShardOptions(Shard(1, 3), "r"), graph)
+        links.start()
+        assert links.deps("mine/dev") == [] and links.deps("theirs/c") is None
+        links.refresh()
+        assert links.deps("theirs/c") == ["theirs/b"] and not runner.unlinked
     with StackRunner(workspace, options) as runner:  # run "s": nobody recorded b and c
-        _SharedLinks(runner, ShardOptions(Shard(1, 3), "s")).linked(graph)
+        links = _SharedLinks(runner, ShardOptions(Shard(1, 3), "s"), graph)
+        links.start()
+        links.refresh()
+        assert links.deps("theirs/b") is None and not runner.unlinked
+        links.deadline = 0.0  # their worker is gone
+        assert links.settle(["theirs/b", "theirs/c"])
         assert sorted(runner.unlinked) == ["theirs/b", "theirs/c"]
         assert "not run by this worker" in runner.unlinked["theirs/c"].headline()
+    with StackRunner(workspace, options) as runner:  # run "s" again, only b could start
+        links = _SharedLinks(runner, ShardOptions(Shard(1, 3), "s"), graph)
+        links.start()
+        links.deadline = 0.0
+        assert links.settle(["theirs/b"])
+        assert list(runner.unlinked) == ["theirs/b"] and links.deps("theirs/c") is None
+    with StackRunner(workspace, options) as runner:  # run "t": b exports, so it needs every link
+        links = _SharedLinks(runner, ShardOptions(Shard(1, 3), "t"), graph)
+        links.start()
+        links.refresh()
+        assert links.deps("mine/dev") == [] and links.deps("theirs/b") is None
+        assert not links.settle(["theirs/b"])  # before the deadline: c's worker may be late
+        links.deadline = 0.0
+        assert links.settle(["theirs/b"])
+        assert list(runner.unlinked) == ["theirs/c"] and links.deps("theirs/b") == []

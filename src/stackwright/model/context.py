@@ -57,6 +57,9 @@ class ProgramContext:
     """The command's ``--target``s. A component that knows no target can name it or
     anything under it may leave its children undeclared (see ``components.Tenant``);
     the plan then covers only the targets, so nothing else is planned from the gap."""
+    urn_prefixes: dict[str, str] = field(default_factory=dict, repr=False)
+    """``stack::project::type::`` by type token, made once per run and type: every URN
+    declared starts with one (see ``model.resource``)."""
 
     def register(self, node: Node) -> None:
         previous = self.nodes.get(node.urn)
@@ -135,23 +138,45 @@ def inside_callback() -> Iterator[None]:
         ctx.callback_depth -= 1
 
 
-def user_frame() -> tuple[str | None, int | None]:
-    """File and line of the nearest caller outside the stackwright package."""
-    frame = sys._getframe(1)
+def user_frame(depth: int = 1) -> tuple[str | None, int | None]:
+    """File and line of the nearest caller outside the stackwright package, looking
+    from ``depth`` frames up (1: the caller; a caller that knows the frames above it are
+    the package's own skips them)."""
+    try:
+        frame = sys._getframe(depth)
+    except ValueError:  # fewer frames than the caller thought: look from the caller
+        frame = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
-        if code not in _OWN_CODE:
-            filename = code.co_filename
-            if not filename.startswith(_PACKAGE_DIR) and not filename.startswith("<frozen"):
-                return filename, frame.f_lineno
-            _OWN_CODE.add(code)
+        seen = _PLACES.get((id(code), frame.f_lasti))
+        if seen is None or seen[0] is not code:
+            seen = _place(code, frame.f_lasti)
+        if seen[1] is not None:
+            return seen[1]
         frame = frame.f_back  # type: ignore[assignment]
     return None, None
 
 
-_OWN_CODE: set[CodeType] = set()
-"""Functions of the stackwright package (and frozen modules) seen in ``user_frame``: each
-declaration walks past a few of them, and saying so by file name was most of its cost."""
+def _place(code: CodeType, lasti: int) -> tuple[CodeType, tuple[str, int | None] | None]:
+    """``code`` with the file and line of its instruction ``lasti`` when the code is the
+    user's (None when it is the package's own or a frozen module's), remembered: resources
+    declared in a loop or a function come from the same instruction again and again, and
+    ``frame.f_lineno`` reads the code's line table from its start every time."""
+    filename = code.co_filename
+    place = None
+    if not filename.startswith(_PACKAGE_DIR) and not filename.startswith("<frozen"):
+        place = (filename, next((line for start, end, line in code.co_lines() if start <= lasti < end), None))
+    if len(_PLACES) >= _PLACES_MAX:
+        _PLACES.clear()
+    seen = _PLACES[id(code), lasti] = (code, place)
+    return seen
+
+
+_PLACES: dict[tuple[int, int], tuple[CodeType, tuple[str, int | None] | None]] = {}
+"""``_place`` by code object (its id; the object itself kept, to tell a reused id) and
+instruction."""
+_PLACES_MAX = 100_000
+"""Bounds what `stackwright run` (many programs in one process) remembers."""
 
 
 def user_frame_of(exc: BaseException) -> tuple[str | None, int | None]:

@@ -58,10 +58,13 @@ class Output(Generic[T]):
         out._value, out._secret = value, secret
         return out
 
-    @classmethod
-    def _ref(cls, resource: Resource, prop: str) -> Output[Any]:
-        out: Output[Any] = cls()
-        out._kind, out._resource, out._prop = _REF, resource, prop
+    @staticmethod
+    def _ref(resource: Resource, prop: str) -> Output[Any]:
+        """``resource.prop``: made for every property a program reads, so without
+        ``__init__``'s defaults that would be overwritten at once."""
+        out: Output[Any] = object.__new__(Output)
+        out._kind, out._value, out._secret, out._resource = _REF, None, False, resource
+        out._prop, out._sources, out._fn, out._missing = prop, (), None, None
         return out
 
     @classmethod
@@ -90,6 +93,10 @@ class Output(Generic[T]):
     @staticmethod
     def concat(*parts: Any) -> Output[str]:
         return Output.all(*parts).apply(lambda vals: "".join(str(v) for v in vals))
+
+    def referred(self) -> Resource | None:
+        """The resource when this is a plain reference to one of its properties."""
+        return self._resource
 
     def is_secret_marked(self) -> bool:
         """True when this Output is a constant marked secret (refs are decided later)."""

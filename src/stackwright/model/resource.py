@@ -17,7 +17,6 @@ records the dependency. Stackwright's own attributes are prefixed (``resource_na
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -108,7 +107,6 @@ class Node:
 
     type_token: ClassVar[str] = ""
 
-    resource_name: str
     urn: str
     resource_options: ResourceOptions
     resource_parent: Node | None
@@ -118,12 +116,22 @@ class Node:
     def __init__(self, name: str, opts: ResourceOptions | None,
                  ctx: context.ProgramContext | None = None) -> None:
         ctx = ctx or context.current()
-        self.decl_file, self.decl_line = context.user_frame()
-        _check_name(name, self)
-        self.resource_name = name
-        self.resource_options = opts or _NO_OPTIONS
-        self.resource_parent = self.resource_options.parent or (ctx.component_stack[-1] if ctx.component_stack else None)
-        self.urn = make_urn(ctx.stack, ctx.project, self.type_token, self._path())
+        self.decl_file, self.decl_line = context.user_frame(3)  # past Resource/Component.__init__, Resource.get
+        if type(name) is not str or not name or "$" in name or URN_SEPARATOR in name:
+            _check_name(name, self)
+        options = opts or _NO_OPTIONS
+        parent = options.parent or (ctx.component_stack[-1] if ctx.component_stack else None)
+        self.resource_options = options
+        self.resource_parent = parent
+        prefix = ctx.urn_prefixes.get(self.type_token) or _urn_prefix(ctx, self.type_token)
+        self.urn = prefix + (f"{parent._path()}${name}" if parent is not None else name)
+
+    @property
+    def resource_name(self) -> str:
+        """The name the node was declared with: the end of its URN (a name holds no
+        ``$`` or ``::``), not kept apart, since a program of 50,000 resources would hold
+        each name twice."""
+        return urn_name(self.urn)
 
     def _path(self) -> str:
         return f"{self.resource_parent._path()}${self.resource_name}" if self.resource_parent else self.resource_name
@@ -148,6 +156,11 @@ class Node:
             message, file=self.decl_file, line=self.decl_line,
             resource=self.urn, prop=prop, hint=hint,
         )
+
+
+def _urn_prefix(ctx: context.ProgramContext, type_token: str) -> str:
+    prefix = ctx.urn_prefixes[type_token] = make_urn(ctx.stack, ctx.project, type_token, "")
+    return prefix
 
 
 def _alias_urn(node: Node, alias: Alias | str, stack: str, project: str) -> str:
@@ -178,6 +191,10 @@ class Resource(Node):
     """A cloud object managed by a provider. Subclasses declare inputs and outputs."""
 
     _specs: ClassVar[dict[str, InputSpec] | None] = None
+    _fields: ClassVar[tuple[_Field, ...]] = ()
+    """The inputs as ``_validated`` reads them, built with ``_specs``."""
+    _defaults: ClassVar[dict[str, Any]] = {}
+    """Every input by name in declared order: its default, or ``_MISSING``."""
     _output_names: ClassVar[frozenset[str]] = frozenset()
     _own_defaults: ClassVar[dict[str, Any]] = {}
 
@@ -195,10 +212,13 @@ class Resource(Node):
         cls._own_defaults = {n: cls.__dict__[n] for n in own if n in cls.__dict__}
         for name in cls._own_defaults:
             delattr(cls, name)
+        for name, annotation in own.items():
+            if not name.startswith("_") and name not in _NODE_ATTRS and not _is_class_var(annotation):
+                setattr(cls, name, _Property(name))
 
     def __init__(self, name: str, /, *, opts: ResourceOptions | None = None, **inputs: Any) -> None:
         ctx = context.current()
-        super().__init__(name, opts, ctx)
+        Node.__init__(self, name, opts, ctx)
         if not self.type_token:
             raise self.error(f"{type(self).__name__} has no type token",
                              hint='declare it as class X(sw.Resource, type="provider:Type")')
@@ -206,8 +226,9 @@ class Resource(Node):
         self.inputs = self._validated(inputs, found)
         self.dependencies = self._collect_dependencies(found)
         ctx.register(self)
-        if isinstance(self.resource_parent, Component):
-            self.resource_parent.children.append(self)
+        parent = self.resource_parent
+        if parent is not None and isinstance(parent, Component):
+            parent.children.append(self)
 
     @classmethod
     def get(cls, name: str, id: Any, *, opts: ResourceOptions | None = None) -> Any:
@@ -230,12 +251,6 @@ class Resource(Node):
     def id(self) -> Output[str]:
         """The provider's identifier for the resource, known after apply."""
         return Output._ref(self, "id")
-
-    def __getattr__(self, name: str) -> Output[Any]:
-        specs = type(self).input_specs()
-        if name in specs or name in type(self)._output_names:
-            return Output._ref(self, name)
-        raise AttributeError(f"{type(self).__name__} has no property {name!r}")
 
     @classmethod
     def input_specs(cls) -> dict[str, InputSpec]:
@@ -265,34 +280,41 @@ class Resource(Node):
             else:
                 specs[name] = InputSpec(name, _plain_type(hint), defaults.get(name, _MISSING))
         cls._specs, cls._output_names = specs, frozenset(outputs)
+        cls._fields = tuple((name, spec, _plain_types(spec.type), spec.default) for name, spec in specs.items())
+        cls._defaults = {name: spec.default for name, spec in specs.items()}
 
-    def _validated(self, given: Mapping[str, Any], found: list[Output[Any]]) -> dict[str, Any]:
+    def _validated(self, given: dict[str, Any], found: list[Output[Any]]) -> dict[str, Any]:
         """The inputs, defaults filled in, each checked against its type; the Outputs
         in them are appended to ``found`` in the same walk, inputs in declared order."""
-        specs = self.input_specs()
-        for name in given:
-            if name not in specs:
-                raise self._unknown_input(name, specs)
-        values: dict[str, Any] = {}
-        for name, spec in specs.items():
-            if name in given:
-                value = given[name]
-                if type(value) in _SCALAR_TYPES:
-                    values[name] = _check_type(self, spec, value, False)
-                else:
-                    before = len(found)
+        cls = type(self)
+        if cls._specs is None:
+            cls._build_specs()
+        values = {**cls._defaults, **given}  # in declared order: the defaults hold every input
+        if len(values) != len(cls._defaults):
+            specs = cls.input_specs()
+            raise self._unknown_input(next(name for name in given if name not in specs), specs)
+        for (name, spec, plain, default), value in zip(cls._fields, values.values()):
+            if type(value) in plain:
+                continue
+            if value is default:
+                if default is _MISSING:
+                    raise self.error(f"missing required input {name!r} ({_type_name(spec.type)})", prop=name)
+                if type(default) not in _SCALAR_TYPES:
+                    values[name] = value = copy.deepcopy(default)
                     collect_outputs(value, found)
-                    values[name] = _check_type(self, spec, value, len(found) > before)
-            elif spec.required:
-                raise self.error(f"missing required input {name!r} ({_type_name(spec.type)})", prop=name)
-            elif type(spec.default) in _SCALAR_TYPES:
-                values[name] = spec.default
+            elif type(value) is Output:
+                found.append(value)
+            elif type(value) in _SCALAR_TYPES:
+                _check_type(self, spec, value, False)
             else:
-                values[name] = copy.deepcopy(spec.default)
-                collect_outputs(values[name], found)
+                before = len(found)
+                collect_outputs(value, found)
+                _check_type(self, spec, value, len(found) > before)
         return values
 
     def _unknown_input(self, name: str, specs: Mapping[str, InputSpec]) -> InputError:
+        import difflib
+
         close = difflib.get_close_matches(name, specs, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known inputs: {', '.join(specs) or 'none'}"
         return self.error(f"unknown input {name!r} for {self.type_token}", prop=name, hint=hint)
@@ -300,6 +322,12 @@ class Resource(Node):
     def _collect_dependencies(self, found: Sequence[Output[Any]] = ()) -> list[Node]:
         """The nodes this one waits for: the resources behind the Outputs ``found`` in
         its inputs, then ``depends_on``, then its provider instance."""
+        if self.resource_options is _NO_OPTIONS and self.resource_parent is None:
+            if not found:
+                return []
+            sole = found[0].referred() if len(found) == 1 else None
+            if sole is not None:
+                return [sole] if sole.urn != self.urn else []
         deps: dict[str, Node] = {}
         for resource in resources_of(found):
             deps[resource.urn] = resource
@@ -314,6 +342,31 @@ class Resource(Node):
                 deps[instance.urn] = instance
         deps.pop(self.urn, None)
         return list(deps.values())
+
+
+class _Property:
+    """A declared input or output: read on a resource, an ``Output`` of its value after
+    apply (a descriptor rather than ``__getattr__``, which would slow every other
+    attribute read on every resource)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Resource | None, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return _reference(instance, self.name)
+
+
+def _is_class_var(annotation: Any) -> bool:
+    if isinstance(annotation, str):
+        return annotation.startswith(("ClassVar", "typing.ClassVar"))
+    return annotation is ClassVar or typing.get_origin(annotation) is ClassVar
+
+
+_reference = Output._ref
 
 
 _NODE_ATTRS = frozenset(("resource_name", "urn", "resource_options", "resource_parent",
@@ -335,11 +388,22 @@ def _is_output_type(hint: Any) -> bool:
     return hint is Output or typing.get_origin(hint) is Output
 
 
+def _plain_types(tp: Any) -> frozenset[type]:
+    """The exact types of scalar values that fit ``tp`` as they are (no walk, no
+    pydantic): what most inputs are given, checked with one set lookup."""
+    if tp is Any:
+        return _SCALAR_TYPES
+    if tp is int:
+        return frozenset((int,))
+    return frozenset(_SIMPLE.get(tp, ()))  # exact types: a bool is no int here
+
+
+_Field = tuple[str, InputSpec, frozenset[type], Any]
 _UnionType = type(int | str)
 _ANY_DICT = dict[str, Any]
 """A manifest's type: any dict with string keys fits, whatever it holds (Outputs too)."""
-_SIMPLE = {str: (str,), float: (float, int), bool: (bool,)}
-_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_SIMPLE: dict[Any, tuple[type, ...]] = {str: (str,), float: (float, int), bool: (bool,)}
+_SCALAR_TYPES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 """Values that hold nothing to walk, and defaults that need no copy."""
 
 
@@ -448,7 +512,6 @@ def restore(cls: type[Resource], urn: str, inputs: dict[str, Any], *,
     (rollback plans against the inputs recorded at an earlier checkpoint)."""
     resource = object.__new__(cls)
     resource.urn = urn
-    resource.resource_name = urn_name(urn)
     resource.resource_options = ResourceOptions(protect=protect, retain_on_delete=retain_on_delete)
     resource.resource_parent = _recorded_parent(parent_urn) if parent_urn else None
     resource.decl_file, resource.decl_line = None, None
@@ -460,7 +523,6 @@ def restore(cls: type[Resource], urn: str, inputs: dict[str, Any], *,
 def _recorded_parent(urn: str) -> Component:
     parent = object.__new__(Component)
     parent.urn = urn
-    parent.resource_name = urn_name(urn)
     parent.resource_options = ResourceOptions()
     parent.resource_parent = None
     parent.children = []

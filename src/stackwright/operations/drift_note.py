@@ -13,9 +13,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from stackwright.engine.refresh import RefreshResult
 from stackwright.operations.session import StackSession
+
+if TYPE_CHECKING:
+    from stackwright.engine.refresh import RefreshResult
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ import functools
 import hashlib
 import importlib
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,6 +203,8 @@ def write_key_file(path: Path, keys: list[bytes], replace: bool = True) -> None:
     """Written to a private temporary file first and linked (or renamed) into place, so
     that a concurrent run never reads half a key, and, unless ``replace``, never loses
     a key another run already used."""
+    import tempfile  # here, not at the top: only writing a key needs it, every command loads this module
+
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".key-")
     try:

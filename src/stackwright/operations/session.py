@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -157,6 +155,9 @@ def identity(explicit: str | None = None) -> str:
         return explicit
     if os.environ.get("STACKWRIGHT_USER"):
         return os.environ["STACKWRIGHT_USER"]
+    import getpass
+    import subprocess
+
     try:
         email = subprocess.run(["git", "config", "user.email"], capture_output=True,
                                text=True, timeout=2).stdout.strip()

@@ -6,17 +6,11 @@ import signal
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from stackwright.engine.apply import (
-    Applier, ApplyOptions, ApplyResult, Failure, PropertyLookup, failure_message, runs_in_process,
-)
 from stackwright.engine.events import EventSink, MaskingSink
-from stackwright.engine.recovery import RecoveryReport, recover
-from stackwright.engine.refresh import RefreshResult, read_all, record_drift, refreshed_snapshot
 from stackwright.errors import ApplyFailed, PlanError
 from stackwright.graph import Graph
-from stackwright.engine.calls import ProviderCalls
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import missing_in, resolve_value
 from stackwright.model.resource import Resource
@@ -28,7 +22,20 @@ from stackwright.plan.planner import component_urns, make_plan, resolve_targets
 from stackwright.state.codec import gc_paused
 from stackwright.state.records import Change, Checkpoint, Snapshot
 
+if TYPE_CHECKING:
+    from stackwright.engine.apply import Applier, ApplyOptions, ApplyResult, PropertyLookup
+    from stackwright.engine.recovery import RecoveryReport
+    from stackwright.engine.refresh import RefreshResult
+
 T = TypeVar("T")
+
+
+def _no_recovery() -> RecoveryReport:
+    """The apply engine (``engine.apply``, ``engine.recovery``, ``engine.refresh``) is
+    imported where it runs: a preview plans and never loads it."""
+    from stackwright.engine.recovery import RecoveryReport
+
+    return RecoveryReport()
 
 
 @dataclass
@@ -36,7 +43,7 @@ class UpdateOutcome:
     plan: Plan
     result: ApplyResult | None = None
     checkpoint: Checkpoint | None = None
-    recovery: RecoveryReport = field(default_factory=RecoveryReport)
+    recovery: RecoveryReport = field(default_factory=_no_recovery)
     cancelled: bool = False
     duration: float = 0.0
 
@@ -64,6 +71,8 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
         snapshot = session.store.snapshot(session.stack)
         desired = complete_for(session, desired, snapshot, targets)
         if refresh or drifted is not None:
+            from stackwright.engine.refresh import read_all, refreshed_snapshot
+
             result = run_async(read_all(snapshot, session.providers, parallel, EventSink()))
             require_all_read(result)
             snapshot = refreshed_snapshot(snapshot, result)
@@ -127,6 +136,8 @@ def require_all_read(result: RefreshResult) -> None:
 
 def explained(plan: Plan, session: StackSession) -> Plan:
     """The plan with providers' explanations of in-place updates attached."""
+    if not any(step.op is Op.UPDATE for step in plan.steps):
+        return plan
     from dataclasses import replace
 
     from stackwright.model.values import is_unknown, reveal
@@ -236,8 +247,10 @@ def _locked_update(
     plan, ``check``, confirm — all before the lock, so that nobody waits on a person at
     a prompt — then under the lock plan again, refuse unless that is the plan that was
     confirmed, apply, checkpoint, audit. The duration excludes the prompt."""
+    from stackwright.engine.refresh import read_all, record_drift
+
     recorded: Snapshot | None = session.store.snapshot(session.stack)
-    report = RecoveryReport()
+    report = _no_recovery()
     if recover and recorded is not None and recorded.pending:
         report, recorded = resolve_interrupted(session, kind, options, sink), None
     base = _planning_snapshot(session, refresh, options.parallel, sink, recorded)
@@ -291,6 +304,8 @@ def _planning_snapshot(session: StackSession, refresh: bool, parallel: int, sink
     snapshot = recorded if recorded is not None else session.store.snapshot(session.stack)
     if not refresh:
         return snapshot
+    from stackwright.engine.refresh import read_all, refreshed_snapshot
+
     result = run_async(read_all(snapshot, session.providers, parallel, sink))
     require_all_read(result)
     return refreshed_snapshot(snapshot, result)
@@ -330,7 +345,7 @@ def resolve_interrupted(session: StackSession, kind: str, options: ApplyOptions,
     """Resolve the operations an earlier run left pending (reading the live objects),
     under the lock, so that the plan shown next is made against what exists."""
     if not session.store.snapshot(session.stack).pending:
-        return RecoveryReport()
+        return _no_recovery()
     with stack_lock(session, kind):
         writer = session.store.begin(session.stack, kind, session.who)
         try:
@@ -409,9 +424,12 @@ def with_dependents(snapshot: Snapshot, targets: Iterable[str]) -> set[str]:
 
 
 def _recover(session: StackSession, writer: Any, options: ApplyOptions, sink: EventSink) -> RecoveryReport:
+    from stackwright.engine.calls import ProviderCalls
+    from stackwright.engine.recovery import recover
+
     snapshot = session.store.snapshot(session.stack)
     if not snapshot.pending:
-        return RecoveryReport()
+        return _no_recovery()
 
     async def run() -> RecoveryReport:
         calls = ProviderCalls(options.parallel, options.retry, sink, options.timeout)
@@ -433,6 +451,8 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
 
 def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any,
            options: ApplyOptions, sink: EventSink) -> ApplyResult:
+    from stackwright.engine.apply import Applier, runs_in_process
+
     def resolver(urn: str, lookup: PropertyLookup) -> dict[str, Any]:
         resource = desired.resources[urn]
         source = {"id": resource.read_id} if resource.read_id is not None else resource.inputs
@@ -496,6 +516,8 @@ def _final_outputs(desired: DesiredGraph, result: ApplyResult, recorded: dict[st
     What a failed step left unknown is recorded as unknown: outputs never claim a
     value they do not have, nor silently disappear. An output whose callback raises is
     unknown too, and a recorded failure of the update."""
+    from stackwright.engine.apply import Failure, failure_message
+
     def lookup(resource: Resource, prop: str) -> Any:
         live = result.outputs.get(resource.urn)
         if live is None and resource.urn in recorded:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
@@ -118,6 +118,37 @@ class Step:
         return out
 
 
+def _slot_setting_init(cls: type[Any]) -> Callable[..., None]:
+    """An ``__init__`` for the frozen, slotted dataclass ``cls`` with the signature and
+    effect of the generated one, but setting each field through its slot directly: the
+    generated one goes through ``object.__setattr__`` per field, which made building a
+    ``Step`` about a third of the cost of planning an unchanged resource."""
+    params, lines, names = [], [], {}
+    for f in fields(cls):
+        names[f"_set_{f.name}"] = getattr(cls, f.name).__set__
+        if f.default_factory is not MISSING:
+            names[f"_make_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_NOTHING")
+            lines.append(f"    _set_{f.name}(self, _make_{f.name}() if {f.name} is _NOTHING else {f.name})")
+            continue
+        if f.default is not MISSING:
+            names[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        else:
+            params.append(f.name)
+        lines.append(f"    _set_{f.name}(self, {f.name})")
+    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
+    scope: dict[str, Any] = {**names, "_NOTHING": _NOTHING}
+    exec(source, scope)  # noqa: S102 - built from field names only
+    init: Callable[..., None] = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+_NOTHING: Any = object()
+"""A field left to its default factory."""
+
+
 def diff_json(d: PropertyDiff) -> dict[str, Any]:
     """One property diff in the masked view (docs/plan-json.md); drift uses it too."""
     out: dict[str, Any] = {"path": d.path, "kind": d.kind}
@@ -128,6 +159,9 @@ def diff_json(d: PropertyDiff) -> dict[str, Any]:
     if d.replaces:
         out["replaces"] = True
     return out
+
+
+Step.__init__ = _slot_setting_init(Step)  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)

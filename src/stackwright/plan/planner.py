@@ -26,7 +26,9 @@ class _Planning:
     desired: DesiredGraph
     snapshot: Snapshot
     providers: ProviderLookup
-    predicted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    predicted: dict[str, dict[str, Any] | ResourceState] = field(default_factory=dict)
+    """What each planned resource's outputs will be: a mapping, or the record itself for
+    a resource that stays as recorded (its outputs and id, not copied)."""
     claimed: dict[str, str] = field(default_factory=dict)
     """Old URN → new URN for records matched through aliases."""
     errors: list[StackwrightError] = field(default_factory=list)
@@ -35,7 +37,12 @@ class _Planning:
     """``file:line`` texts by place: resources declared in a loop share one."""
 
     def lookup(self, resource: Resource, prop: str) -> Any:
-        return self.predicted.get(resource.urn, {}).get(prop, UNKNOWN)
+        found = self.predicted.get(resource.urn)
+        if found is None:
+            return UNKNOWN
+        if isinstance(found, ResourceState):
+            return found.id if prop == "id" else found.outputs.get(prop, UNKNOWN)
+        return found.get(prop, UNKNOWN)
 
     def handler(self, type_token: str) -> ResourceProvider:
         found = self.handlers.get(type_token)
@@ -126,6 +133,10 @@ def _dependencies_first(desired: DesiredGraph) -> tuple[list[str], list[str]]:
         if urn in seen:
             continue
         seen.add(urn)
+        if done.issuperset(deps.get(urn, ())):  # the common case: nothing to reorder
+            done.add(urn)
+            order.append(urn)
+            continue
         path = [urn]
         stack = [iter(deps.get(urn, ()))]
         while stack:
@@ -163,6 +174,11 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
     if resource.read_id is not None:
         return _plan_read(p, resource, old)
     inputs = _resolved_inputs(p, resource, handler)
+    if (old is not None and old.urn == resource.urn and not resource.resource_options.ignore_changes
+            and inputs == old.inputs):
+        same = _unchanged(p, resource, old, inputs)
+        if same is not None:
+            return same
     kept: tuple[str, ...] = ()
     if old is not None and resource.resource_options.ignore_changes:
         kept = _kept_by_ignore_changes(resource, inputs, old)
@@ -184,6 +200,25 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
         old_deps=tuple(old.deps) if old else (), meta_changed=bool(options), option_diffs=options,
         options=recorded,
         warnings=_side_effect_warning(handler, op, diffs), notes=kept,
+    )
+
+
+def _unchanged(p: _Planning, resource: Resource, old: ResourceState, inputs: dict[str, Any]) -> Step | None:
+    """The step of a resource recorded under its URN with the very inputs and options
+    the program declares (most of them, in most plans): it stays as it is. None when an
+    option differs: the caller then plans it in full."""
+    opts = resource.resource_options
+    parent = resource.resource_parent.urn if resource.resource_parent else None
+    deps = tuple(p.desired.deps.get(resource.urn, ()))
+    recorded = recorded_options(resource)
+    if not (old.parent == parent and old.protect == opts.protect and old.retain_on_delete == opts.retain_on_delete
+            and old.options == recorded and tuple(old.deps) == deps):
+        return None
+    p.predicted[resource.urn] = old
+    return Step(
+        urn=resource.urn, type=resource.type_token, op=Op.SAME, inputs=inputs, old_inputs=old.inputs,
+        old_outputs=old.outputs, old_id=old.id, deps=deps, parent=parent, protect=opts.protect,
+        retain_on_delete=opts.retain_on_delete, decl=p.declared_at(resource), old_deps=deps, options=recorded,
     )
 
 
@@ -306,11 +341,13 @@ def _delete_dependents_first(steps: dict[str, Step], renamed: Mapping[str, str])
     gone, and comes back before they do: a dependent that is itself replaced must then
     be deleted before it is created again too, whatever its own provider prefers (as
     Pulumi orders such chains). Otherwise the chain could not be ordered."""
+    queue = [urn for urn, step in steps.items() if step.op is Op.REPLACE and step.delete_before_replace]
+    if not queue:
+        return
     dependents: dict[str, list[str]] = {}
     for urn, step in steps.items():
         for dep in step.old_deps:
             dependents.setdefault(renamed.get(dep, dep), []).append(urn)
-    queue = [urn for urn, step in steps.items() if step.op is Op.REPLACE and step.delete_before_replace]
     while queue:
         cause = queue.pop()
         for urn in dependents.get(cause, ()):
@@ -381,7 +418,9 @@ def _plan_deletes(p: _Planning, only: set[str] | None = None) -> list[Step]:
     """Delete steps for recorded resources the program no longer declares; with
     ``only`` (``--target``), for those among them alone: the rest are not planned, and
     the program may have left them undeclared."""
-    steps = []
+    steps: list[Step] = []
+    if len(p.claimed) == len(p.snapshot.resources):  # each record is claimed (by its URN or an alias)
+        return steps
     for urn, old in p.snapshot.resources.items():
         if urn in p.claimed or (only is not None and urn not in only):
             continue

@@ -15,11 +15,9 @@ mistake is reported every time, and editing the file or the schema checks it aga
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
-import tempfile
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -134,6 +132,8 @@ def problem(errors: Sequence[Any], model: Any, content: bytes, shown: str) -> Pr
     line = line_of(content, loc)
     where = dotted(model, loc)
     if error["type"] == "extra_forbidden":
+        import difflib
+
         known = keys_at(model, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         parent = dotted(model, loc[:-1])
@@ -290,6 +290,8 @@ def _record(record: Path | None, value: dict[str, Any]) -> None:
     where the folder cannot be written (a read-only checkout), every run checks again."""
     if record is None:
         return
+    import tempfile  # with shutil, bz2, lzma and random: only where a check is recorded
+
     try:
         record.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=".record-", dir=record.parent)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import builtins
 import sys
 import types
-import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -125,6 +124,8 @@ _COMPILED_MAX = 256
 
 def _user_location(exc: BaseException, root: Path) -> tuple[str | None, int | None]:
     """The deepest traceback frame in the project's own files."""
+    import traceback
+
     found: tuple[str | None, int | None] = (None, None)
     prefix = str(root.resolve())
     for frame in traceback.extract_tb(exc.__traceback__):
@@ -136,30 +137,36 @@ def _user_location(exc: BaseException, root: Path) -> tuple[str | None, int | No
 def desired_graph(ctx: ProgramContext) -> DesiredGraph:
     """Resources in declaration order, with dependencies on components expanded to
     the resources inside them."""
-    resources = {urn: n for urn, n in ctx.nodes.items() if isinstance(n, Resource)}
-    components = {urn: n for urn, n in ctx.nodes.items() if isinstance(n, Component)}
-    deps = {urn: _expanded(r.dependencies) for urn, r in resources.items()}
-    for urn, dep_list in deps.items():
-        if urn in dep_list:
-            dep_list.remove(urn)
+    resources: dict[str, Resource] = {}
+    components: dict[str, Component] = {}
+    for urn, node in ctx.nodes.items():
+        if isinstance(node, Resource):
+            resources[urn] = node
+        elif isinstance(node, Component):
+            components[urn] = node
+    if components:
+        deps = {urn: _expanded(urn, r.dependencies) for urn, r in resources.items()}
+    else:  # nothing to expand; each list has one URN per node, none its own
+        deps = {urn: _urns(r.dependencies) for urn, r in resources.items()}
     return DesiredGraph(stack=ctx.stack, project=ctx.project, resources=resources,
                         deps=deps, components=components, exports=dict(ctx.exports))
 
 
-def _expanded(nodes: list[Node]) -> list[str]:
-    urns: list[str] = []
-    for node in nodes:
-        if isinstance(node, Component):
-            return _with_components_expanded(nodes)
-        urns.append(node.urn)
-    return urns  # one per URN already (Resource._collect_dependencies)
+def _urns(nodes: list[Node]) -> list[str]:
+    """Sized exactly: most resources wait for one other, and a desired graph of 50,000
+    holds 50,000 of these lists until the update ends."""
+    if len(nodes) == 1:
+        return [nodes[0].urn]
+    return [node.urn for node in nodes]
 
 
-def _with_components_expanded(nodes: list[Node]) -> list[str]:
+def _expanded(urn: str, nodes: list[Node]) -> list[str]:
+    """The URNs of ``nodes``, each component's replaced by the resources inside it
+    (which may include the resource ``urn`` itself: left out)."""
     out: list[str] = []
     for node in nodes:
         if isinstance(node, Component):
-            out.extend(_expanded(node.children))
+            out.extend(_expanded(urn, node.children))
         else:
             out.append(node.urn)
-    return list(dict.fromkeys(out))
+    return [dep for dep in dict.fromkeys(out) if dep != urn]

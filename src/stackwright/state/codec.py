@@ -124,6 +124,23 @@ PLAIN: Final = ValueCodec()
 """For values that hold no secrets (counts, dependencies, audit events)."""
 
 
+class StoredOutputs:
+    """A stack's recorded outputs as stored (``serial`` 0: never applied), read without
+    its resources; secrets are opened, with the stack's own keys, only when asked."""
+
+    __slots__ = ("serial", "text")
+
+    def __init__(self, serial: int, text: str) -> None:
+        self.serial = serial
+        self.text = text
+
+    def open(self, cipher: Callable[[], SecretCipher]) -> dict[str, Any]:
+        """The outputs in working form; ``cipher`` is called only if they hold a marker."""
+        codec = ValueCodec(cipher()) if '"$' in self.text else PLAIN
+        outputs: dict[str, Any] = codec.loads(self.text)
+        return outputs
+
+
 def dumps(value: Any) -> str:
     return PLAIN.dumps(value)
 

@@ -82,6 +82,11 @@ _SCHEMA_V4: Final = (
 )
 _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _SCHEMA_V3, 3: _SCHEMA_V4}
 """Statements that take the schema from version ``n`` to ``n + 1`` (0 = empty schema)."""
+_TABLES_IN_SCHEMA: Final = (
+    "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE n.nspname = ? AND c.relkind IN ('r', 'p', 'v', 'f')")
+"""The schema's tables and views, from the catalog: a third of the server's work of
+``information_schema.tables`` on a new connection (each worker of a run opens several)."""
 
 def shown_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (for messages)."""
@@ -209,9 +214,7 @@ class _Db(SqlDb):
 
     def _schema_version(self) -> int:
         """0 for an empty (or missing) schema; raises for a newer or foreign one."""
-        tables = {r[0] for r in self.conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
-            (self.schema,))}
+        tables = {r[0] for r in self.conn.execute(_TABLES_IN_SCHEMA, (self.schema,))}
         if "meta" not in tables:
             if tables:
                 raise StateError(

@@ -15,14 +15,14 @@ import json
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Final
 
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
-    Corrupt, Operation, SecretCipher, ValueCodec, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
+    Corrupt, Operation, SecretCipher, StoredOutputs, ValueCodec, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
     loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows, row_batches,
 )
 from stackwright.state.open_operation import (
@@ -65,6 +65,8 @@ STACK_TABLES: Final = ("resources", "pending", "locks", "checkpoints", "outputs"
                         "operation_changes")
 OPEN_SINCE: Final = 4
 """The schema version that added the ``operations`` table (``open_operation.py``)."""
+_IN_LIST: Final = 500
+"""Names per ``IN (...)`` list: far below SQLite's limit on parameters."""
 BEGIN_QUERY: Final = (
     "SELECT l.operation, l.owner, l.pid, l.host{open} FROM stacks s LEFT JOIN locks l ON l.stack = s.name"
     "{join} WHERE s.name = ?")
@@ -317,6 +319,19 @@ class SqlStateStore:
                     outputs=self._db.values.loads(row[2]),
                     pending=[pending_row(p, self._db.values) for p in pending],
                 )
+
+    def stored_outputs(self, stacks: Sequence[str]) -> dict[str, StoredOutputs]:
+        """The recorded outputs of those of ``stacks`` that exist, in one read and left
+        sealed: a stack that reads many others' outputs needs none of their resources."""
+        found: dict[str, StoredOutputs] = {}
+        with self._db.read() as conn:
+            for start in range(0, len(stacks), _IN_LIST):
+                names = tuple(stacks[start:start + _IN_LIST])
+                rows = conn.execute(
+                    "SELECT name, serial, outputs FROM stacks JOIN outputs ON stack = name"
+                    f" WHERE name IN ({','.join('?' * len(names))})", names).fetchall()
+                found.update((row[0], StoredOutputs(int(row[1]), row[2])) for row in rows)
+        return found
 
     def pending_count(self, stack: str) -> int:
         with self._db.read() as conn:

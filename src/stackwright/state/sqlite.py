@@ -72,6 +72,12 @@ _SCHEMA_V4: Final = (
     "CREATE TABLE operation_changes (stack TEXT NOT NULL, operation TEXT NOT NULL, changes TEXT NOT NULL)",
 )
 """The open operation of each stack (``state/open_operation.py``)."""
+_READ_INDEXES: Final = ("CREATE INDEX IF NOT EXISTS resources_in_order ON resources (stack)",)
+"""Indexes that only make reads faster: a file with or without them means the same to
+every version, so the first write of this one adds them without a schema bump (which
+would make an older stackwright refuse the file). ``resources_in_order`` reads a stack's
+rows in recorded order (rowid within the stack) without sorting them in a temporary
+tree, which made up a third of reading a 10,000-resource stack."""
 _WAL_CHECKPOINT_PAGES: Final = 16384
 """Fold the WAL into the database every ~64 MiB instead of every 4 MiB: a checkpoint
 fsyncs, and during a large apply it would otherwise land on the commit path every few
@@ -147,6 +153,8 @@ class _Db(SqlDb):
                     "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+            for statement in _READ_INDEXES:
+                self.conn.execute(statement)
         self.version = SCHEMA_VERSION
 
     def materialise(self) -> None:
@@ -168,6 +176,8 @@ class _Db(SqlDb):
                 for version in range(SCHEMA_VERSION):
                     for statement in _MIGRATIONS[version]:
                         fresh.execute(statement)
+                for statement in _READ_INDEXES:
+                    fresh.execute(statement)
                 fresh.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         finally:
             fresh.close()

@@ -107,7 +107,7 @@ def status(session: StackSession, plan_hash: str) -> ApprovalStatus:
 def judge(project: Project, env: Environment, made: Event, reviews: list[Event], plan_hash: str) -> ApprovalStatus:
     """Count the approvals and rejections ``reviews`` (of this plan, oldest first) of the
     plan whose ``plan`` event is ``made``, under ``env``'s rules."""
-    author, author_key = made.who, verified_key(project, made, plan_hash)
+    author, author_key = made.who, plan_key(made, plan_hash)
     approvals = [e for e in reviews if e.kind == APPROVE]
     last_approval = approvals[-1].id if approvals else 0
     rejection = next((e for e in reversed(reviews) if e.kind == REJECT and e.id > last_approval), None)
@@ -135,6 +135,18 @@ def verified_key(project: Project, event: Event, plan_hash: str) -> str | None:
     try:
         return signing.verify(str(event.data["signature"]), plan_hash.encode(), event.who,
                               project_signers(project))
+    except signing.BadSignature:
+        return None
+
+
+def plan_key(made: Event, plan_hash: str) -> str | None:
+    """The fingerprint of the key whose signature the plan's author gave, whoever
+    allowed_signers lists it for: the key is the person, so it binds the plan even when
+    it is listed only under another name."""
+    if not made.data.get("signature"):
+        return None
+    try:
+        return signing.signing_fingerprint(str(made.data["signature"]), plan_hash.encode())
     except signing.BadSignature:
         return None
 

@@ -22,12 +22,16 @@ A worker with nothing to do waits for another worker's next event: woken by it a
 on PostgreSQL (``NOTIFY``), else polling every ``poll`` to ``max_poll`` seconds.
 
 Ordering by CloudFormation exports and imports means running every stack's program
-once before the first stack starts. The workers share that: each runs the programs of
-its own shard and records what they export and import as a ``run-links`` event (one
-per project), then reads the others'. Stacks no worker recorded within twice the time
-its own share took (a worker that died or started late) it works out itself. Links are
+once. The workers share that: each runs the programs of its own shard and records what
+they export and import as a ``run-links`` event (one per project), then reads the
+others' as they come. A stack whose program exports and imports nothing starts as soon
+as its dependencies are done; the others wait until every stack's links are known.
+Stacks that could start but that no worker recorded within twice the time its own
+share took (a worker that died or started late) a worker works out itself. Links are
 trusted across workers because every worker of a run runs the same command on the
-same code; a stack whose program failed there is failed with that message.
+same code; a stack whose program failed there is failed with that message. A cycle of
+imports fails the run when the whole ordering is known, which may be after stacks
+that are on no such cycle were applied.
 
 Each worker returns when every selected stack has an event of this run.
 """
@@ -40,7 +44,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,37 +122,78 @@ def run_shard(workspace: Workspace, graph: Graph[str], options: RunOptions, shar
     event (including those other workers recorded). ``stores``: opened already, by
     project name; closed here."""
     with StackRunner(workspace, options, stores) as runner, _Renewer(shard.lease) as renewer:
-        linked = runner.linked(graph) if shard.shard.count == 1 else _SharedLinks(runner, shard).linked(graph)
-        worker = _Worker(runner, renewer, linked, shard)
+        if shard.shard.count == 1:
+            worker = _Worker(runner, renewer, runner.linked(graph), shard)
+        else:
+            links = _SharedLinks(runner, shard, graph)
+            links.start()
+            worker = _Worker(runner, renewer, graph, shard, links)
         return worker.work(listener), worker.done
 
 
 class _SharedLinks:
-    """Finds every stack's exports and imports with the other workers (see above)."""
+    """Finds every stack's exports and imports with the other workers (see above). The
+    run does not wait for the whole ordering: a stack whose program exports and imports
+    nothing is ordered by its dependencies alone, so it may start as soon as they are
+    done (it can be on no cycle of imports either)."""
 
-    def __init__(self, runner: StackRunner, shard: ShardOptions) -> None:
+    def __init__(self, runner: StackRunner, shard: ShardOptions, graph: Graph[str]) -> None:
         self.runner = runner
         self.shard = shard
+        self.graph = graph
+        self.refs = list(graph.deps)
+        self.links: dict[str, StackLinks] = {}
+        self.whole: Graph[str] | None = None if len(self.refs) > 1 else graph
+        """The ordering with every stack's imports, once they are all known."""
+        self.deadline = 0.0
+        """After this, stacks nobody recorded are worked out here (their worker is gone
+        or late)."""
 
-    def linked(self, graph: Graph[str]) -> Graph[str]:
-        refs = list(graph.deps)
-        if len(refs) < 2:
-            return graph
+    def start(self) -> None:
+        """Find and record the links of this worker's share."""
+        if self.whole is not None:
+            return
         started = time.monotonic()
-        mine = [ref for n, ref in enumerate(refs) if n % self.shard.shard.count == self.shard.shard.index - 1]
-        links = self.runner.links_of(mine)
-        self.publish(mine, links)
-        deadline = time.monotonic() + 2 * (time.monotonic() - started)
-        wait = _waiter(self.runner, refs)
-        wait(0)
-        while True:
-            links.update(self.read(refs))
-            missing = [ref for ref in refs if ref not in links and ref not in self.runner.unlinked]
-            if not missing or time.monotonic() >= deadline:
-                break
-            wait(min(self.shard.max_poll, max(0.0, deadline - time.monotonic())))
-        links.update(self.runner.links_of(missing))
-        return self.runner.with_links(graph, links)
+        mine = [ref for n, ref in enumerate(self.refs) if n % self.shard.shard.count == self.shard.shard.index - 1]
+        self.links = self.runner.links_of(mine)
+        self.publish(mine, self.links)
+        self.deadline = time.monotonic() + 2 * (time.monotonic() - started)
+        self._complete()
+
+    def deps(self, ref: str) -> Sequence[str] | None:
+        """What ``ref`` waits for, or None while that is not known yet."""
+        if self.whole is not None:
+            return self.whole.deps.get(ref, ())
+        found = self.links.get(ref)
+        if ref in self.runner.unlinked or (found is not None and not found):
+            return self.graph.deps.get(ref, ())
+        return None
+
+    def refresh(self) -> None:
+        """Take in what the other workers recorded since (reading only the projects
+        with stacks still unknown)."""
+        if self.whole is None:
+            self.links.update(self.read(self._missing()))
+            self._complete()
+
+    def settle(self, blocked: list[str]) -> bool:
+        """Nothing can start on what is known, and the ``blocked`` stacks could but for
+        their links: past the deadline, work them out here (every stack nobody
+        recorded, if one of them imports or exports: its order needs all the others').
+        True if that was done."""
+        if self.whole is not None or not blocked or time.monotonic() < self.deadline:
+            return False
+        unknown = [ref for ref in blocked if ref not in self.links]
+        self.links.update(self.runner.links_of(unknown if len(unknown) == len(blocked) else self._missing()))
+        self._complete()
+        return True
+
+    def _missing(self) -> list[str]:
+        return [ref for ref in self.refs if ref not in self.links and ref not in self.runner.unlinked]
+
+    def _complete(self) -> None:
+        if not self._missing():
+            self.whole = self.runner.with_links(self.graph, self.links)
 
     def publish(self, refs: list[str], links: Mapping[str, StackLinks]) -> None:
         """One event per project: the stacks worked out, their links, their failures."""
@@ -204,10 +249,14 @@ def _waiter(runner: StackRunner, refs: list[str]) -> Callable[[float], None]:
 
 class _Worker:
     def __init__(self, runner: StackRunner, renewer: _Renewer, graph: Graph[str],
-                 shard: ShardOptions) -> None:
+                 shard: ShardOptions, links: _SharedLinks | None = None) -> None:
+        """``graph``: the ordering, whole unless ``links`` is still finding imports."""
         self.runner = runner
         self.renewer = renewer
         self.graph = graph
+        self.links = links
+        self.blocked: list[str] = []
+        """Stacks whose dependencies are done, waiting only to know their imports."""
         self.options = shard
         self.order = preferred_order(list(graph.deps), shard.shard)
         self.done: dict[str, Done] = {}
@@ -228,6 +277,8 @@ class _Worker:
         while True:
             if not known_enough:
                 self.done, self.behind = self.read_done(), False
+                if self.links is not None:
+                    self.links.refresh()
             pending = [ref for ref in self.order if ref not in self.done]
             if not pending:
                 return results
@@ -237,7 +288,7 @@ class _Worker:
                 delay, known_enough = self.options.poll, True
             elif known_enough:
                 known_enough = False
-            else:
+            elif self.links is None or not self.links.settle(self.blocked):
                 wait(delay)
                 delay = min(delay * 1.5, self.options.max_poll)
 
@@ -246,15 +297,21 @@ class _Worker:
 
     def step(self, pending: list[str], listener: Listener) -> StackResult | None:
         """Skip or run the first stack that can go now; None when none can."""
+        self.blocked = []
         for ref in pending:
-            deps = self.graph.deps.get(ref, ())
-            failed = next((d for d in deps if d in self.done and self.done[d].status != OK), None)
+            declared = self.graph.deps.get(ref, ())
+            deps = declared if self.links is None else self.links.deps(ref)
+            failed = next((d for d in deps or declared if d in self.done and self.done[d].status != OK), None)
             if failed is not None:
                 cause = self.done[failed].cause or failed
                 self.record(ref, SKIPPED, cause)
                 result = StackResult(ref, SKIPPED, cause=cause)
                 listener.finished(result)
                 return result
+            if deps is None:
+                if all(d in self.done for d in declared):
+                    self.blocked.append(ref)
+                continue
             if any(d not in self.done for d in deps):
                 continue
             lock = self.claim(ref)

@@ -228,17 +228,34 @@ def verify(armored: str, message: bytes, identity: str, signers: list[Signer],
     """The fingerprint of the key that signed ``message`` as ``identity``, or
     BadSignature: unsigned, another namespace, a key not listed for ``identity``, or a
     signature that does not match (forged, or over another plan)."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    blob, raw = _parse_in(armored, namespace)
+    if not any(s.blob == blob and s.names(identity) and s.allows(namespace) for s in signers):
+        raise BadSignature(f"key {fingerprint(blob)} is not listed for {identity} in {SIGNERS_FILE}")
+    _check(blob, raw, message, namespace)
+    return fingerprint(blob)
 
+
+def signing_fingerprint(armored: str, message: bytes, namespace: str = NAMESPACE) -> str:
+    """The fingerprint of the key that signed ``message``, whoever allowed_signers lists it
+    for (if anyone), or BadSignature: another namespace, or a signature that does not match."""
+    blob, raw = _parse_in(armored, namespace)
+    _check(blob, raw, message, namespace)
+    return fingerprint(blob)
+
+
+def _parse_in(armored: str, namespace: str) -> tuple[bytes, bytes]:
     blob, signed_namespace, raw = parse_signature(armored)
     if signed_namespace != namespace:
         raise BadSignature(f"it was made for {signed_namespace!r}, not {namespace!r}")
-    if not any(s.blob == blob and s.names(identity) and s.allows(namespace) for s in signers):
-        raise BadSignature(f"key {fingerprint(blob)} is not listed for {identity} in {SIGNERS_FILE}")
+    return blob, raw
+
+
+def _check(blob: bytes, raw: bytes, message: bytes, namespace: str) -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     (_, key), _ = _read_strings(blob, 2)
     try:
         Ed25519PublicKey.from_public_bytes(key).verify(raw, _signed_data(message, namespace))
     except (InvalidSignature, ValueError):
         raise BadSignature("the signature does not match this plan (forged, or made for another)") from None
-    return fingerprint(blob)

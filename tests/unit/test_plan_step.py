@@ -1,0 +1,33 @@
+"""``Step`` is built through its slots (``plan._slot_setting_init``), not the generated
+``__init__``: it must still take the same arguments, fill the same defaults and stay a
+frozen value."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import pytest
+
+from stackwright.plan.plan import Op, Step
+
+
+def test_a_step_takes_every_field_by_name_or_position_with_the_declared_defaults() -> None:
+    names = [f.name for f in dataclasses.fields(Step)]
+    assert list(inspect.signature(Step.__init__).parameters)[1:] == names
+    step = Step("urn", "t:T", Op.UPDATE, {"a": 1}, deps=("other",))
+    assert (step.urn, step.type, step.op, step.inputs, step.deps) == ("urn", "t:T", Op.UPDATE, {"a": 1}, ("other",))
+    assert step.diffs == () and step.previous_urn is None and step.options == {} and not step.meta_changed
+    assert Step("u", "t", Op.SAME).options is not Step("u", "t", Op.SAME).options
+    with pytest.raises(TypeError, match="op"):
+        Step("u", "t")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        Step("u", "t", Op.SAME, colour="red")  # type: ignore[call-arg]
+
+
+def test_a_step_stays_a_frozen_value() -> None:
+    step = Step("u", "t", Op.SAME, deps=("a",))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        step.op = Op.DELETE  # type: ignore[misc]
+    assert dataclasses.replace(step, op=Op.DELETE) == Step("u", "t", Op.DELETE, deps=("a",))
+    assert step == Step("u", "t", Op.SAME, deps=("a",)) and step != dataclasses.replace(step, decl="x:1")
