@@ -23,6 +23,7 @@ from stackwright.providers.protocol import Created, OperationContext, ReadResult
 from stackwright.state.records import Change, PendingOperation
 from unit.fakes import Thing, ThingProvider
 from unit.test_engine import P, Harness
+from unit.test_recovery_outcomes import keyed
 from unit.test_provider_instances import Conn, ConnProvider, Providers, Widget, WidgetProvider
 
 
@@ -71,14 +72,9 @@ def test_a_cycle_without_a_replacement_gives_no_cause() -> None:
 
 @pytest.fixture
 def hw(tmp_path: Path) -> Harness:
-    from cryptography.fernet import Fernet
-
-    from stackwright.operations.keyring import FernetKey
-
-    harness = Harness(tmp_path)
+    """Provider instances, and a store that can hold their secret credentials."""
+    harness = keyed(Harness(tmp_path))
     harness.providers = Providers()  # type: ignore[assignment]
-    key = Fernet.generate_key()
-    harness.store.use_cipher(FernetKey("test", lambda sealing: key, "use the test key"))
     return harness
 
 
