@@ -640,3 +640,54 @@ def test_a_dependent_whose_known_input_changed_during_apply_is_refused_for_a_new
     assert [f.urn for f in result.failures] == [P + "b"]
     assert result.failures[0].message.endswith(": ref came out different from the plan")
     assert result.failures[0].hint == "make a new plan: something it depended on changed"
+
+
+def test_a_retained_resource_is_forgotten_without_a_provider_call(h: Harness) -> None:
+    assert h.up(lambda: Thing("a", opts=sw.ResourceOptions(retain_on_delete=True))).ok
+    result = h.up(lambda: None)
+    assert result.ok and result.done == {"delete": 1} and h.providers.thing.calls["delete"] == 0
+    assert h.recorded() == {} and set(h.providers.thing.objects) == {"a-1"}
+    assert [(c.urn, c.type, c.op) for c in _changes(h)] == [(P + "a", "fake:Thing", "delete")]
+
+
+class Rotating(ThingProvider):
+    """Each update hands back a new secret arn; the first update is throttled."""
+
+    secret_outputs = frozenset({"arn"})
+    computed_on_update = frozenset({"arn"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.throttled = True
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        if inputs.get("ref") == "arn:a-1-rotated":
+            raise ProviderError(f"cannot use {inputs['ref']}")
+        return super().create(ctx, inputs)
+
+    def update(self, ctx: OperationContext, id: str, old_inputs: Any, old_outputs: Any, new_inputs: Any) -> Any:
+        if self.throttled:
+            self.throttled = False
+            raise ProviderError.transient("Throttling: Rate exceeded")
+        super().update(ctx, id, old_inputs, old_outputs, new_inputs)
+        return {"arn": f"arn:{id}-rotated"}
+
+
+def test_an_update_is_retried_recorded_with_its_diff_and_its_new_secret_is_masked(tmp_path: Path) -> None:
+    h = keyed(Harness(tmp_path))
+    h.providers.thing = Rotating()
+    events = _events(h)
+    assert h.up(lambda: Thing("a", label="one")).ok
+
+    def program() -> None:
+        a = Thing("a", label="two")
+        Thing("b", ref=a.arn)
+        Thing("c", ref=a.id, label=a.arn)
+
+    result = h.up(program)
+    assert events.retries == [(P + "a", "update", 1)]
+    assert [(f.urn, f.message.partition(": ")[2]) for f in result.failures] == [(P + "b", "cannot use [secret]")]
+    assert h.recorded()["c"].inputs["ref"] == "a-1"
+    update = next(c for c in _changes(h) if c.urn == P + "a")
+    assert (update.type, update.op) == ("fake:Thing", "update")
+    assert [(d["path"], d["old"], d["new"]) for d in update.diffs] == [("label", "one", "two")]
