@@ -334,3 +334,60 @@ def test_recovery_reads_with_the_provider_instance_the_resource_uses(tmp_path: P
 
     assert providers.widget.seen == [("read", "w0", "t1")]
     assert report.forgotten == [widget.urn]
+
+
+CONN = "dev::test::fake:Conn::conn"
+WIDGET = "dev::test::fake:Widget::w0"
+
+
+class FoundByToken(Reads):
+    """Finds the object an interrupted create made by the create's token."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: dict[str, str] = {}
+
+    def read(self, ctx: OperationContext, id: str | None, inputs: Any, outputs: Any) -> ReadResult | None:
+        return super().read(ctx, id if id is not None else self.tokens.get(ctx.token), inputs, outputs)
+
+
+class Conns(ThingProvider):
+    type_token = "fake:Conn"
+
+    def read(self, ctx: OperationContext, id: str | None, inputs: Any, outputs: Any) -> ReadResult | None:
+        return ReadResult(ctx.urn, dict(inputs), {}) if ctx.token == "t-conn" else None
+
+
+def test_an_instance_adopted_by_recovery_configures_the_reads_of_its_users(tmp_path: Path) -> None:
+    """Both creates were under way: the instance's, then its user's. The user's read
+    uses the instance recovery has just adopted."""
+    h = keyed(Harness(tmp_path))
+    providers = h.providers = Instances()  # type: ignore[assignment]
+    providers.conn = Conns()  # type: ignore[assignment]
+    widgets = providers.widget = FoundByToken()
+    widgets.objects["w-1"] = {"label": "x", "provider": CONN}
+    widgets.tokens["t-widget"] = "w-1"
+    leave_pending(
+        h,
+        PendingOperation(token="t-conn", urn=CONN, type="fake:Conn", op="create", inputs={"token": "t1"},
+                         started_at=1.0),
+        PendingOperation(token="t-widget", urn=WIDGET, type="fake:Widget", op="create",
+                         inputs={"label": "x", "provider": CONN}, deps=[CONN], started_at=2.0),
+    )
+
+    report = h.recover()
+
+    assert report.adopted == [CONN, WIDGET]
+    assert widgets.seen == [("read", "w0", "t1")]
+    assert h.store.snapshot("dev").resources[WIDGET].id == "w-1" and h.store.snapshot("dev").pending == []
+
+
+def test_recovery_of_a_resource_whose_instance_is_not_recorded_says_so(tmp_path: Path) -> None:
+    h = keyed(Harness(tmp_path))
+    h.providers = Instances()  # type: ignore[assignment]
+    leave_pending(h, PendingOperation(token="t-widget", urn=WIDGET, type="fake:Widget", op="create",
+                                      inputs={"label": "x", "provider": CONN}, started_at=1.0))
+    with pytest.raises(ProviderError) as info:
+        h.recover()
+    assert info.value.message == (f"the provider instance {CONN} is not recorded in this stack; "
+                                  "declare it in the program and run `up`")

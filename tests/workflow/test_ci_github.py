@@ -29,6 +29,7 @@ WORKFLOWS = ("stackwright-preview.yml", "stackwright-plan.yml", "stackwright-app
 FILES = (*WORKFLOWS, "stackwright-requirements.txt")
 SOURCE = "git+https://github.com/acme/stackwright@0123456789abcdef0123456789abcdef01234567"
 SCHEMA = Path(__file__).with_name("schemas") / "github-workflow.json"
+STACKWRIGHT_REPO = Path(__file__).resolve().parents[2]
 ACTIONLINT = Path.home() / ".cache" / "stackwright" / "bin" / "actionlint-v1.7.12"
 """Built by `make actionlint` from the Go module pinned in tools/actionlint."""
 EXPECTED_COMMANDS = {("run", "preview"), ("run", "plan"), ("ci", "plan-files"), ("approve",), ("apply",)}
@@ -322,6 +323,47 @@ def test_shards_add_a_matrix_of_run_up_workers(tmp_path: Path) -> None:
             assert done.returncode == 0, done.stderr
     code, _, err = run_cli(workspace, "ci", "github", "--dir", "other", "--shards", "999", "--source", SOURCE)
     assert code == 1 and "invalid number of shards" in err
+
+
+# --- the mutation workflow ------------------------------------------------------------------
+
+
+def test_stackwrights_own_mutation_workflow_is_the_generated_one_and_lints_clean(tmp_path: Path) -> None:
+    """`ci github --mutation` at the root of this repository writes, byte for byte, the
+    committed .github/workflows/mutation.yml, so the two cannot drift apart (the example
+    of docs/ci.md)."""
+    code, out, err = run_cli(STACKWRIGHT_REPO, "ci", "github", "--mutation", "--dir", str(tmp_path))
+    assert code == 0, err
+    assert out == f"Wrote {tmp_path / 'mutation.yml'}\n"
+    committed = STACKWRIGHT_REPO / ".github" / "workflows" / "mutation.yml"
+    assert (tmp_path / "mutation.yml").read_bytes() == committed.read_bytes(), \
+        "regenerate it: stackwright ci github --mutation (at the repository's root)"
+    document = load(committed)
+    jsonschema.Draft7Validator(workflow_schema()).validate(document)
+    assert set(document["on"]) == {"schedule", "workflow_dispatch"}
+    assert [step["run"] for step in steps(document) if "run" in step] == ["make mutation MUTATION_CHILDREN=4"]
+    done = actionlint(tmp_path)
+    assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+
+
+def test_mutation_needs_a_make_mutation_target_and_no_change_flow_options(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "src").mkdir()
+    code, _, err = run_cli(tmp_path / "src", "ci", "github", "--mutation")
+    assert code == 1 and "has no `mutation` target" in err
+    (tmp_path / "Makefile").write_text("test:\n\tpytest\nmutation:\n\tmutmut run\n")
+    code, _, err = run_cli(tmp_path / "src", "ci", "github", "--mutation", "--shards", "2")
+    assert code == 2 and "--shards: not with --mutation" in err
+    flows = tmp_path / ".github" / "workflows"
+    flows.mkdir(parents=True)
+    (flows / "mutation.yml").write_text("name: mine\n")
+    code, _, err = run_cli(tmp_path / "src", "ci", "github", "--mutation")
+    assert code == 1 and "was not written by Stackwright" in err
+    code, out, err = run_cli(tmp_path / "src", "ci", "github", "--mutation", "--force", "--python", "3.12")
+    assert code == 0, err
+    assert sorted(p.name for p in flows.iterdir()) == ["mutation.yml"]  # no workspace, no pin
+    setup = next(s for s in steps(load(flows / "mutation.yml")) if "setup-python" in s["uses"])
+    assert setup["with"]["python-version"] == "3.12"
 
 
 # --- the command ---------------------------------------------------------------------------

@@ -183,28 +183,59 @@ def ci() -> None:
               help="GitHub login allowed to /approve (repeatable; default: owners, members, collaborators).")
 @click.option("--shards", type=int, default=0, metavar="K",
               help="Also write stackwright-up.yml: `run up --all` split across a matrix of K jobs.")
+@click.option("--mutation", is_flag=True,
+              help="Write only mutation.yml: `make mutation` every Monday and by hand, for a repository "
+              "whose Makefile (at its root) has a `mutation` target, such as Stackwright's own; "
+              "needs no workspace.")
 @click.option("--force", is_flag=True, help="Overwrite workflow files Stackwright did not write.")
 def ci_github(directory: Path | None, branch: str, source: str | None, install: str | None,
-              python_version: str, approvers: tuple[str, ...], shards: int, force: bool) -> None:
+              python_version: str, approvers: tuple[str, ...], shards: int, mutation: bool,
+              force: bool) -> None:
     """Write GitHub Actions workflows for the workspace: read-only preview on pull
     requests, plans and a review issue on pushes, approve and apply on `/approve`; with
-    --shards K, a hand-started `run up --all` over K parallel jobs."""
+    --shards K, a hand-started `run up --all` over K parallel jobs. With --mutation, only
+    the scheduled `make mutation` workflow of the repository."""
+    if mutation:
+        _refuse_change_flow_options()
+        _write_mutation_workflow(directory, python_version, force)
+        return
     from stackwright.program.workspace import require_workspace
     from stackwright.workflow.ci_github import (
-        PLAN_LABEL, default_directory, settings_for, write_workflows,
+        PLAN_LABEL, default_directory, settings_for, workflows, write_workflows,
     )
 
     workspace = require_workspace()
     folder = directory or default_directory(workspace)
     settings = settings_for(workspace, folder, branch=branch, install=install, source=source,
                             python=python_version, approvers=approvers, shards=shards)
-    written = write_workflows(folder, settings, force=force)
-    for path in written:
+    for path in write_workflows(folder, workflows(settings), force=force):
         click.echo(f"Wrote {path}")
     click.echo("Next: set the repository variables STACKWRIGHT_STATE_URL (s3://bucket/prefix), "
                "STACKWRIGHT_AWS_ROLE, STACKWRIGHT_AWS_READ_ONLY_ROLE and AWS_REGION and the secret "
                f"STACKWRIGHT_PASSPHRASE (docs/ci.md), then commit the files. Plans wait for approval "
                f"in issues labelled {PLAN_LABEL}.")
+
+
+def _refuse_change_flow_options() -> None:
+    """--mutation writes no change-flow workflow: an option for those would be ignored."""
+    from click.core import ParameterSource
+
+    context = click.get_current_context()
+    flow = ("branch", "source", "install", "approvers", "shards")
+    given = [param.opts[0] for param in context.command.params
+             if param.name in flow and context.get_parameter_source(param.name) is not ParameterSource.DEFAULT]
+    if given:
+        raise click.UsageError(f"{', '.join(given)}: not with --mutation, which writes only mutation.yml")
+
+
+def _write_mutation_workflow(directory: Path | None, python_version: str, force: bool) -> None:
+    """mutation.yml for the repository around the working directory: no workspace needed."""
+    from stackwright.workflow.ci_github import mutation_workflow, repository_root, write_workflows
+
+    root = repository_root(Path.cwd()) or Path.cwd()
+    folder = directory or root / ".github" / "workflows"
+    for path in write_workflows(folder, mutation_workflow(root, python_version), force=force):
+        click.echo(f"Wrote {path}")
 
 
 @ci.command("plan-files")

@@ -1,0 +1,693 @@
+"""Apply's paths seen from outside: refusals of plans that cannot be ordered, lookups,
+provider instances, failures recorded, dependents skipped, pending records, interrupts,
+and the order of deletes and replacements."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import stackwright as sw
+from stackwright.engine.apply import _check_matches_plan, _CollectorPause, action_graph, runs_in_process
+from stackwright.engine.events import EventSink
+from stackwright.errors import PlanError, ProviderError, StackwrightError
+from stackwright.model.values import UNKNOWN
+from stackwright.plan.plan import Leftover, Op, Plan, Step
+from stackwright.providers.protocol import Created, OperationContext, ReadResult
+from stackwright.state.records import Change, PendingOperation
+from unit.fakes import Thing, ThingProvider
+from unit.test_engine import P, Harness
+from unit.test_recovery_outcomes import keyed
+from unit.test_provider_instances import Conn, ConnProvider, Providers, Widget, WidgetProvider
+
+
+@pytest.fixture(params=["parallel", "in-line"])
+def h(tmp_path: Path, request: pytest.FixtureRequest) -> Harness:
+    """Both walks: the parallel one and the one-step-at-a-time one."""
+    return Harness(tmp_path, inline=request.param == "in-line")
+
+
+def _plan(*steps: Step) -> Plan:
+    return Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=steps)
+
+
+def _refusal(plan: Plan) -> PlanError:
+    with pytest.raises(PlanError) as info:
+        action_graph(plan)
+    return info.value
+
+
+def test_a_cycle_through_a_delete_first_replacement_names_its_deletes_and_only_the_replaced() -> None:
+    """x is replaced delete-first; z (updated) uses x; y (replaced, created before its
+    old half goes) used x and now uses z. x's old object can go only after y's, y's only
+    after its new half, which needs z, which needs the new x: no order exists."""
+    x = Step(urn=P + "x", type="fake:Thing", op=Op.REPLACE, replace_keys=("zone",), old_id="1",
+             delete_before_replace=True)
+    z = Step(urn=P + "z", type="fake:Thing", op=Op.UPDATE, deps=(P + "x",), old_id="2")
+    y = Step(urn=P + "y", type="fake:Thing", op=Op.REPLACE, replace_keys=("label",), deps=(P + "z",),
+             old_deps=(P + "x",), old_id="3")
+    err = _refusal(_plan(x, z, y))
+    names, _, causes = err.message.removeprefix(
+        "the plan's deletes and replacements cannot be ordered: ").partition(" (")
+    actions = names.split(" -> ")
+    assert actions[0] == actions[-1] and err.resource == P + actions[0].split(" ")[1]
+    assert sorted(actions[1:]) == ["create x", "create y", "create z", "delete x", "delete y"]
+    assert sorted(causes.removesuffix(")").split("; ")) == [
+        "x is replaced because zone changed", "y is replaced because label changed"]
+
+
+def test_a_cycle_without_a_replacement_gives_no_cause() -> None:
+    a = Step(urn=P + "a", type="fake:Thing", op=Op.UPDATE, deps=(P + "b",), old_id="1")
+    b = Step(urn=P + "b", type="fake:Thing", op=Op.UPDATE, deps=(P + "a",), old_id="2")
+    err = _refusal(_plan(a, b))
+    assert err.message in ("the plan's deletes and replacements cannot be ordered: create a -> create b -> create a",
+                           "the plan's deletes and replacements cannot be ordered: create b -> create a -> create b")
+
+
+@pytest.fixture
+def hw(tmp_path: Path) -> Harness:
+    """Provider instances, and a store that can hold their secret credentials."""
+    harness = keyed(Harness(tmp_path))
+    harness.providers = Providers()  # type: ignore[assignment]
+    return harness
+
+
+def _widgets(token: str) -> Any:
+    def declare() -> None:
+        conn = Conn("conn", token=sw.secret(token))
+        for name in ("w0", "w1"):
+            w = Widget(name, label="x", opts=sw.ResourceOptions(provider=conn))
+            w.inputs["provider"] = conn.urn
+    return declare
+
+
+class Conns(ConnProvider):
+    def delete(self, ctx: OperationContext, id: str, inputs: Any, outputs: Any) -> None:
+        """Nothing to remove: an instance is only settings."""
+
+
+def test_deleting_an_instance_and_its_users_deletes_them_with_its_recorded_credential(hw: Harness) -> None:
+    widgets: WidgetProvider = hw.providers.widget  # type: ignore[attr-defined]
+    hw.providers.conn = Conns()  # type: ignore[attr-defined]
+    assert hw.up(_widgets("t1")).ok
+    widgets.seen.clear()
+    result = hw.up(lambda: None)
+    assert result.ok and result.done == {"delete": 3}
+    assert sorted(widgets.seen) == [("delete", "w0", "t1"), ("delete", "w1", "t1")]
+    assert hw.store.snapshot("dev").resources == {}
+
+
+class Reads(WidgetProvider):
+    """Remembers the token and instance settings of every read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read_calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def read(self, ctx: OperationContext, id: str | None, inputs: Any, outputs: Any) -> ReadResult | None:
+        self.read_calls.append((ctx.name, ctx.token, dict(ctx.provider_config)))
+        return super().read(ctx, id, inputs, outputs)
+
+
+def test_a_lookup_reads_with_a_token_naming_the_id_it_reads(hw: Harness) -> None:
+    reads = hw.providers.widget = Reads()  # type: ignore[attr-defined]
+    reads.objects["given-1"] = {"label": "shared"}
+    result = hw.up(lambda: Widget.get("given", "given-1"))
+    assert result.ok and result.done == {"read": 1}
+    assert reads.read_calls == [("given", "read-given-1", {})]
+    assert hw.store.snapshot("dev").resources["dev::test::fake:Widget::given"].inputs == {"label": "shared"}
+
+
+class NoOutputs(ThingProvider):
+    """Creates objects but returns no outputs (an ``arn`` never known)."""
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        made = super().create(ctx, inputs)
+        return Created(made.id, {})
+
+
+def test_a_lookup_whose_id_stays_unknown_fails_saying_so(h: Harness) -> None:
+    h.providers.thing = NoOutputs()
+
+    def program() -> None:
+        a = Thing("a")
+        given = Thing.get("given", a.arn)
+        Thing("user", label=given.label)
+
+    result = h.up(program)
+    assert [f.urn for f in result.failures] == [P + "given"] and result.skipped == [P + "user"]
+    message = result.failures[0].message
+    assert message.endswith(": the id to read is still unknown after its dependencies were applied")
+    assert h.providers.thing.calls["read"] == 0
+
+
+def _relabelled_widgets(token: str, label: str) -> Any:
+    def declare() -> None:
+        conn = Conn("conn", token=sw.secret(token))
+        w = Widget("w0", label=label, opts=sw.ResourceOptions(provider=conn))
+        w.inputs["provider"] = conn.urn
+    return declare
+
+
+def test_a_user_of_an_instance_updated_in_the_same_run_is_called_with_the_new_credential(hw: Harness) -> None:
+    widgets: WidgetProvider = hw.providers.widget  # type: ignore[attr-defined]
+    assert hw.up(_relabelled_widgets("t1", "x")).ok
+    widgets.seen.clear()
+    result = hw.up(_relabelled_widgets("t2", "y"))
+    assert result.ok and result.done == {"update": 2}
+    assert widgets.seen == [("update", "w0", "t2")]
+
+
+def test_a_plan_with_nothing_left_to_resolve_applies_without_a_resolver(tmp_path: Path) -> None:
+    """The resolver is optional: a plan whose inputs and lookup ids are all known
+    applies as planned."""
+    h = Harness(tmp_path)
+    h.providers.thing.objects["given-1"] = {"label": "shared", "zone": "a", "ref": ""}
+
+    def program() -> None:
+        Thing.get("given", "given-1")
+        Thing("a", label="x")
+
+    applier, writer = h.applier(program, 4, None)
+    applier.resolver = None
+    result = h.finish(writer, asyncio.run(applier.run()))
+    assert result.ok and result.done == {"read": 1, "create": 1}
+    rec = h.recorded()
+    assert rec["given"].id == "given-1" and rec["a"].inputs == {"label": "x", "zone": "a", "ref": ""}
+
+
+class Events(EventSink):
+    """Every step event and retry, as the progress display sees them."""
+
+    def __init__(self) -> None:
+        self.finished: list[tuple[str, str, str, float, str | None]] = []
+        self.started: list[tuple[str, str]] = []
+        self.retries: list[tuple[str, str, int]] = []
+        self.persisted: list[str] = []
+
+    def step_started(self, urn: str, action: str) -> None:
+        self.started.append((urn, action))
+
+    def step_finished(self, urn: str, action: str, status: str, elapsed: float,
+                      error: str | None = None) -> None:
+        self.finished.append((urn, action, status, elapsed, error))
+
+    def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:
+        self.retries.append((urn, action, attempt))
+
+    def state_persisted(self, urn: str) -> None:
+        self.persisted.append(urn)
+
+
+def _events(h: Harness) -> Events:
+    h.sink = events = Events()  # type: ignore[assignment]
+    return events
+
+
+def _changes(h: Harness) -> list[Change]:
+    return h.store.checkpoint("dev", h.store.history("dev")[-1].number).changes
+
+
+def test_a_step_skipped_for_a_failed_dependency_is_reported_with_its_cause(h: Harness) -> None:
+    h.providers.thing.fail["a"] = -1
+    events = _events(h)
+    result = h.up(chain)
+    assert result.skipped == [P + "b", P + "c"] and not result.ok
+    skipped = [e for e in events.finished if e[2] == "skipped"]
+    assert skipped == [(P + "b", "create", "skipped", 0.0, "a failed"), (P + "c", "create", "skipped", 0.0, "a failed")]
+
+
+def chain() -> None:
+    a = Thing("a", label="x")
+    b = Thing("b", ref=a.arn)
+    Thing("c", ref=b.arn)
+
+
+def test_only_changes_and_old_halves_decide_whether_a_plan_runs_in_process() -> None:
+    class Local(ThingProvider):
+        in_process = True
+
+    class Lookup:
+        def __init__(self) -> None:
+            self.by_type: dict[str, ThingProvider] = {"fake:Local": Local(), "fake:Thing": ThingProvider()}
+
+        def resource(self, type_token: str) -> ThingProvider:
+            return self.by_type[type_token]
+
+        def versions(self) -> dict[str, str]:
+            return {}
+
+    providers = Lookup()
+    local = Step(urn=P + "l", type="fake:Local", op=Op.CREATE)
+    remote_same = Step(urn=P + "r", type="fake:Thing", op=Op.SAME, old_id="1")
+    remote_update = Step(urn=P + "u", type="fake:Thing", op=Op.UPDATE, old_id="2")
+    assert runs_in_process(_plan(), providers)
+    assert runs_in_process(_plan(local, remote_same), providers)
+    assert not runs_in_process(_plan(local, remote_update), providers)
+    leftover = Leftover(urn=P + "o", type="fake:Thing", id="3", token="t")
+    with_leftover = Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=(local,),
+                         leftovers=(leftover,))
+    assert not runs_in_process(with_leftover, providers)
+
+
+def test_ctrl_c_during_an_in_line_apply_stops_after_the_step_under_way(tmp_path: Path) -> None:
+    h = Harness(tmp_path, inline=True)
+    events = _events(h)
+    applier, writer = h.applier(many(4), 1, None)
+    thing = h.providers.thing
+    thing.before_create = lambda name: applier.stop.set()
+    result = h.finish(writer, applier.run_inline())
+    assert result.interrupted and not result.ok and not result.failures
+    [made] = h.recorded()
+    assert result.done == {"create": 1} and len(result.not_started) == 3 and P + made not in result.not_started
+    assert h.store.snapshot("dev").pending == [] and thing.calls["create"] == 1
+    assert [e[:3] for e in events.finished] == [(P + made, "create", "ok")]
+
+
+def many(count: int) -> Any:
+    def program() -> None:
+        for i in range(count):
+            Thing(f"t{i}")
+    return program
+
+
+def test_a_failed_delete_keeps_the_record_and_leaves_nothing_pending(h: Harness) -> None:
+    thing = h.providers.thing
+    thing.refuse_in_use = True
+    h.objects_before = h.up(lambda: Thing("a"))
+    thing.objects["other"] = {"ref": "arn:a-1"}
+    result = h.up(lambda: None)
+    assert [(f.urn, f.action) for f in result.failures] == [(P + "a", "delete")]
+    assert result.failures[0].message == "a-1 is in use by other", "a delete has no declaration to name"
+    assert h.recorded()["a"].id == "a-1" and h.store.snapshot("dev").pending == []
+    assert [(c.urn, c.type, c.op, c.error) for c in _changes(h)] == [
+        (P + "a", "fake:Thing", "delete", result.failures[0].message)]
+
+
+def test_a_replacement_whose_create_fails_keeps_the_old_object_and_leaves_nothing_pending(h: Harness) -> None:
+    thing = h.providers.thing
+    assert h.up(lambda: Thing("a")).ok
+    thing.fail["a"] = -1
+    result = h.up(lambda: Thing("a", zone="b"))
+    assert [(f.urn, f.action) for f in result.failures] == [(P + "a", "replace")]
+    assert result.skipped == [P + "a"]
+    assert h.recorded()["a"].id == "a-1" and h.recorded()["a"].inputs["zone"] == "a"
+    assert h.store.snapshot("dev").pending == [] and set(thing.objects) == {"a-1"}
+
+
+def test_an_old_half_that_fails_to_delete_stays_pending_and_the_next_up_deletes_it(h: Harness) -> None:
+    thing = h.providers.thing
+    thing.refuse_in_use = True
+    assert h.up(lambda: Thing("a")).ok
+    thing.objects["other"] = {"ref": "arn:a-1"}
+    result = h.up(lambda: Thing("a", zone="b"))
+    assert [(f.urn, f.action) for f in result.failures] == [(P + "a", "delete-replaced")]
+    new_id = h.recorded()["a"].id
+    assert new_id != "a-1"
+    pending = h.store.snapshot("dev").pending
+    assert [(op.urn, op.op, op.resource_id) for op in pending] == [(P + "a", "delete", "a-1")]
+
+    del thing.objects["other"]
+    thing.log.clear()
+    result = h.up(lambda: Thing("a", zone="b"))
+    assert result.ok and result.done == {"delete-replaced": 1} and thing.log == [("delete", "a")]
+    assert set(thing.objects) == {new_id} and h.store.snapshot("dev").pending == []
+
+
+class Unusable(ThingProvider):
+    """Creates the object, then answers with something that is not a ``Created``."""
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Any:
+        super().create(ctx, inputs)
+        return None
+
+
+def test_a_create_whose_answer_cannot_be_used_keeps_its_pending_record_for_recovery(h: Harness) -> None:
+    """The object may exist: only the next run, reading it, can tell."""
+    h.providers.thing = Unusable()
+    result = h.up(lambda: Thing("a"))
+    assert [f.urn for f in result.failures] == [P + "a"]
+    where, _, what = result.failures[0].message.partition(": ")
+    assert re.fullmatch(r".*test_apply_paths\.py:\d+", where), "where the resource is declared"
+    assert what == "internal error: AttributeError: 'NoneType' object has no attribute 'outputs'"
+    pending = h.store.snapshot("dev").pending
+    assert [(op.urn, op.op, op.inputs) for op in pending] == [
+        (P + "a", "create", {"label": "", "zone": "a", "ref": ""})]
+
+
+def test_an_old_half_is_recorded_as_pending_before_its_replacement_is_created(h: Harness) -> None:
+    thing = h.providers.thing
+    assert h.up(lambda: Thing("a", label="old")).ok
+    seen: list[list[PendingOperation]] = []
+    thing.before_create = lambda name: seen.append(h.store.snapshot("dev").pending)
+    started = time.time()
+    assert h.up(lambda: Thing("a", label="old", zone="b")).ok
+    [pending] = seen
+    by_op = {op.op: op for op in pending}
+    assert sorted(by_op) == ["create", "delete"]
+    old = by_op["delete"]
+    assert (old.urn, old.resource_id, old.inputs) == (P + "a", "a-1", {"label": "old", "zone": "a", "ref": ""})
+    assert started <= old.started_at <= time.time()
+    assert by_op["create"].inputs == {"label": "old", "zone": "b", "ref": ""}
+    assert h.store.snapshot("dev").pending == []
+
+
+def test_an_old_half_of_a_removed_resource_that_fails_to_delete_is_recorded_as_its_failure(h: Harness) -> None:
+    thing = h.providers.thing
+    thing.refuse_in_use = True
+    assert h.up(lambda: Thing("a")).ok
+    thing.objects["other"] = {"ref": "arn:a-1"}
+    h.up(lambda: Thing("a", zone="b"))
+    new_id = h.recorded()["a"].id
+    del thing.objects[new_id]
+    thing.objects["another"] = {"ref": f"arn:{new_id}"}
+    result = h.up(lambda: None)
+    failed = sorted((f.urn, f.action) for f in result.failures)
+    assert failed == [(P + "a", "delete"), (P + "a", "delete-replaced")] or \
+        failed == [(P + "a", "delete-replaced")]
+    changes = [(c.urn, c.type, c.op) for c in _changes(h) if c.error]
+    assert (P + "a", "fake:Thing", "delete-replaced") in changes
+
+
+def test_an_input_from_an_output_the_provider_never_returned_fails_as_still_unknown(h: Harness) -> None:
+    h.providers.thing = NoOutputs()
+
+    def program() -> None:
+        a = Thing("a")
+        Thing("b", ref=a.arn)
+
+    result = h.up(program)
+    assert [f.urn for f in result.failures] == [P + "b"]
+    assert result.failures[0].message.endswith(": an input is still unknown after its dependencies were applied")
+    assert sorted(h.recorded()) == ["a"] and h.store.snapshot("dev").pending == []
+
+
+def test_an_option_changed_alone_rewrites_the_record_without_a_provider_call(h: Harness) -> None:
+    assert h.up(lambda: Thing("a", label="x")).ok
+    calls = dict(h.providers.thing.calls)
+    result = h.up(lambda: Thing("a", label="x", opts=sw.ResourceOptions(protect=True)))
+    assert result.ok and result.done == {"update options": 1} and result.interrupted is False
+    assert dict(h.providers.thing.calls) == calls
+    rec = h.recorded()["a"]
+    assert rec.protect and rec.id == "a-1" and rec.inputs == {"label": "x", "zone": "a", "ref": ""}
+    assert rec.outputs["arn"] == "arn:a-1"
+    [change] = _changes(h)
+    assert (change.urn, change.type, change.op) == (P + "a", "fake:Thing", "update options")
+    assert [(d["path"], d["old"], d["new"]) for d in change.diffs] == [("protect", False, True)]
+
+
+def test_a_new_resource_gets_the_id_of_an_unchanged_one(h: Harness) -> None:
+    assert h.up(lambda: Thing("a")).ok
+
+    def program() -> None:
+        a = Thing("a")
+        c = Thing("c")
+        Thing("b", ref=a.id, label=c.arn)
+
+    result = h.up(program)
+    assert result.ok and result.done == {"create": 2}
+    rec = h.recorded()
+    assert rec["b"].inputs["ref"] == rec["a"].id == "a-1" and rec["b"].inputs["label"] == rec["c"].outputs["arn"]
+
+
+def test_an_old_half_waits_for_its_resources_step_and_for_its_users_to_move() -> None:
+    a = Step(urn=P + "a", type="fake:Thing", op=Op.SAME, old_id="2")
+    b = Step(urn=P + "b", type="fake:Thing", op=Op.UPDATE, deps=(P + "a",), old_deps=(P + "a",), old_id="3")
+    gone = Step(urn=P + "g", type="fake:Thing", op=Op.DELETE, old_deps=(P + "a",), old_id="4")
+    old_a = Leftover(urn=P + "a", type="fake:Thing", id="1", token="t")
+    graph = action_graph(Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=(a, b, gone),
+                              leftovers=(old_a,)))
+    assert sorted(graph.deps[("L", P + "a")]) == [("C", P + "a"), ("C", P + "b"), ("D", P + "g")]
+
+
+def test_an_old_half_of_a_resource_being_deleted_waits_only_for_its_users() -> None:
+    a = Step(urn=P + "a", type="fake:Thing", op=Op.DELETE, old_id="2")
+    b = Step(urn=P + "b", type="fake:Thing", op=Op.DELETE, old_deps=(P + "a",), old_id="3")
+    olds = (Leftover(urn=P + "a", type="fake:Thing", id="1", token="t"),
+            Leftover(urn=P + "x", type="fake:Thing", id="9", token="u"))
+    graph = action_graph(Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=(a, b),
+                              leftovers=olds))
+    assert graph.deps[("L", P + "a")] == [("D", P + "b")]
+    assert graph.deps[("L", P + "x")] == []
+
+
+def test_walks_side_by_side_restore_the_collector_only_when_the_last_ends() -> None:
+    pause = _CollectorPause()
+    before = gc.get_threshold()
+    with pause():
+        assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] > 10**9
+        with pause():
+            assert gc.get_threshold()[2] > 10**9
+        assert gc.get_threshold()[2] > 10**9
+    assert gc.get_threshold() == before
+
+
+def test_a_provider_error_is_shown_as_its_message_where_the_resource_is_declared(h: Harness) -> None:
+    h.providers.thing.fail["a"] = -1
+    result = h.up(lambda: Thing("a"))
+    where, _, what = result.failures[0].message.partition(": ")
+    assert re.fullmatch(r".*test_apply_paths\.py:\d+", where) and what == "a is broken"
+
+
+class OldHalves(ThingProvider):
+    """Notes what each read and delete was given, and throttles the first of each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.given: list[tuple[str, str, str, str | None, dict[str, Any], dict[str, Any]]] = []
+        self.throttle = {"read", "delete"}
+
+    def _note(self, call: str, ctx: OperationContext, id: str | None, inputs: Any, outputs: Any) -> None:
+        self.given.append((call, ctx.urn, ctx.token, id, dict(inputs), dict(outputs)))
+        if call in self.throttle:
+            self.throttle.discard(call)
+            raise ProviderError.transient("Throttling: Rate exceeded")
+
+    def read(self, ctx: OperationContext, id: str | None, inputs: Any, outputs: Any) -> ReadResult | None:
+        self._note("read", ctx, id, inputs, outputs)
+        return super().read(ctx, id, inputs, outputs)
+
+    def delete(self, ctx: OperationContext, id: str, inputs: Any, outputs: Any) -> None:
+        self._note("delete", ctx, id, inputs, outputs)
+        super().delete(ctx, id, inputs, outputs)
+
+
+def test_an_old_half_is_read_then_deleted_with_its_recorded_inputs_and_token(h: Harness) -> None:
+    assert h.up(lambda: Thing("a", label="one")).ok
+    writer = h.store.begin("dev", "up", "crashed")
+    writer.record_pending(PendingOperation(token="t-old", urn=P + "a", type="fake:Thing", op="delete",
+                                           inputs={"label": "old", "zone": "a", "ref": ""},
+                                           resource_id="old-1", started_at=1.0))
+    writer.finish("failed", None)
+    halves = OldHalves()
+    halves.objects = h.providers.thing.objects
+    halves.objects["old-1"] = {"label": "old", "zone": "a", "ref": ""}
+    h.providers.thing = halves
+    events = _events(h)
+
+    result = h.up(lambda: Thing("a", label="one"))
+
+    assert result.ok and result.done == {"delete-replaced": 1}
+    old_inputs = {"label": "old", "zone": "a", "ref": ""}
+    read = ("read", P + "a", "t-old", "old-1", old_inputs, {})
+    delete = ("delete", P + "a", "t-old", "old-1", old_inputs, {"arn": "arn:old-1"})
+    assert halves.given == [read, read, delete, delete]
+    assert events.retries == [(P + "a", "read", 1), (P + "a", "delete", 1)]
+    assert set(halves.objects) == {"a-1"} and h.store.snapshot("dev").pending == []
+    assert [(c.urn, c.type, c.op) for c in _changes(h)] == [(P + "a", "fake:Thing", "delete-replaced")]
+
+
+def test_a_lookup_is_recorded_with_its_parent_and_dependencies_and_its_id_feeds_users(h: Harness) -> None:
+    class Box(sw.Component, type="test:Box"):
+        def __init__(self, name: str, source: Any) -> None:
+            super().__init__(name)
+            self.given = Thing.get("given", source, opts=sw.ResourceOptions(parent=self))
+
+    def program() -> None:
+        a = Thing("a", label="made")
+        box = Box("box", a.id)
+        Thing("user", ref=box.given.id, label=box.given.label)
+
+    result = h.up(program)
+    assert result.ok and result.done == {"create": 2, "read": 1}
+    rows = h.store.snapshot("dev").resources
+    given = next(r for urn, r in rows.items() if urn.endswith("given"))
+    assert given.parent is not None and given.parent.endswith("box") and given.deps == [P + "a"]
+    rec = h.recorded()
+    assert rec["user"].inputs["ref"] == rec["a"].id == given.id and rec["user"].inputs["label"] == "made"
+    assert sorted((c.urn, c.op) for c in _changes(h)) == sorted(
+        [(P + "a", "create"), (given.urn, "read"), (P + "user", "create")])
+
+
+def test_an_old_half_of_a_resource_no_longer_recorded_that_fails_to_delete_is_its_failure(h: Harness) -> None:
+    thing = h.providers.thing
+    thing.refuse_in_use = True
+    thing.objects["gone-1"] = {"label": "", "zone": "a", "ref": ""}
+    thing.objects["user"] = {"ref": "arn:gone-1"}
+    writer = h.store.begin("dev", "up", "crashed")
+    writer.record_pending(PendingOperation(token="t-gone", urn=P + "gone", type="fake:Thing", op="delete",
+                                           inputs={}, resource_id="gone-1", started_at=1.0))
+    writer.finish("failed", None)
+
+    result = h.up(lambda: None)
+
+    assert [(f.urn, f.action, f.message) for f in result.failures] == [
+        (P + "gone", "delete-replaced", "gone-1 is in use by user")]
+    assert [(c.urn, c.type, c.op, c.error) for c in _changes(h)] == [
+        (P + "gone", "fake:Thing", "delete-replaced", "gone-1 is in use by user")]
+    assert [(op.urn, op.resource_id) for op in h.store.snapshot("dev").pending] == [(P + "gone", "gone-1")]
+
+
+class Updates(ThingProvider):
+    """Notes what each update was given and the pending records at that moment."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__()
+        self.store = store
+        self.updates: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = []
+        self.pending: list[PendingOperation] = []
+
+    def update(self, ctx: OperationContext, id: str, old_inputs: Any, old_outputs: Any, new_inputs: Any) -> Any:
+        self.updates.append((dict(old_inputs), dict(old_outputs), dict(new_inputs)))
+        self.pending.extend(self.store.snapshot("dev").pending)
+        return super().update(ctx, id, old_inputs, old_outputs, new_inputs)
+
+
+def test_an_update_is_recorded_as_pending_before_its_call_and_given_what_was_recorded(h: Harness) -> None:
+    class Box(sw.Component, type="test:Box"):
+        def __init__(self, name: str, label: str, ref: Any) -> None:
+            super().__init__(name)
+            Thing("inner", label=label, ref=ref, opts=sw.ResourceOptions(parent=self))
+
+    def program(label: str) -> Any:
+        def declare_it() -> None:
+            a = Thing("a")
+            Box("box", label, a.arn)
+        return declare_it
+
+    assert h.up(program("one")).ok
+    updates = Updates(h.store)
+    updates.objects, updates.count = h.providers.thing.objects, h.providers.thing.count
+    h.providers.thing = updates
+    inner = next(r for urn, r in h.store.snapshot("dev").resources.items() if urn.endswith("inner"))
+    started = time.time()
+
+    assert h.up(program("two")).done == {"update": 1}
+
+    assert updates.updates == [(inner.inputs, inner.outputs, {**inner.inputs, "label": "two"})]
+    [op] = updates.pending
+    assert (op.urn, op.op, op.resource_id, op.parent, op.deps) == (
+        inner.urn, "update", inner.id, inner.parent, [P + "a"])
+    assert inner.parent is not None and started <= op.started_at <= time.time()
+    assert h.store.snapshot("dev").pending == []
+
+
+@pytest.mark.parametrize(("planned", "resolved", "path"), [
+    ({"tags": {"a": "1", "b": UNKNOWN}}, {"tags": {"a": "2", "b": "x"}}, "tags.a"),
+    ({"tags": {"a": "1", "b": UNKNOWN}}, {"tags": {"b": "x"}}, "tags.a"),
+    ({"items": ["1", UNKNOWN]}, {"items": ["2", "x"]}, "items[0]"),
+    ({"items": [{"k": "1"}, UNKNOWN]}, {"items": [{"k": "2"}, "x"]}, "items[0].k"),
+    ({"items": ["1", UNKNOWN]}, {"items": ["1", "x", "y"]}, "items"),
+    ({"label": "1", "ref": UNKNOWN}, {"label": "2", "ref": "x"}, "label"),
+    ({"Xray": "1", "ref": UNKNOWN}, {"Xray": "2", "ref": "x"}, "Xray"),
+])
+def test_a_known_value_that_comes_out_different_at_apply_is_named_by_its_path(
+        planned: dict[str, Any], resolved: dict[str, Any], path: str) -> None:
+    with pytest.raises(StackwrightError) as info:
+        _check_matches_plan(P + "b", planned, resolved)
+    err = info.value
+    assert (err.message, err.resource) == (f"{path} came out different from the plan", P + "b")
+    assert err.hint == "make a new plan: something it depended on changed"
+
+
+@pytest.mark.parametrize(("planned", "resolved"), [
+    ({"tags": {"a": "1", "b": UNKNOWN}}, {"tags": {"a": "1", "b": "x"}}),
+    ({"items": ["1", UNKNOWN]}, {"items": ["1", "x"]}),
+    ({"items": [{"k": UNKNOWN}]}, {"items": [{"k": "x"}]}),
+    (UNKNOWN, {"anything": 1}),
+])
+def test_values_known_at_plan_time_that_come_out_the_same_pass(planned: Any, resolved: Any) -> None:
+    _check_matches_plan(P + "b", planned, resolved)
+
+
+class Renumbering(ThingProvider):
+    """An update that hands back a new arn, which the plan took as unchanged."""
+
+    def update(self, ctx: OperationContext, id: str, old_inputs: Any, old_outputs: Any, new_inputs: Any) -> Any:
+        super().update(ctx, id, old_inputs, old_outputs, new_inputs)
+        return {"arn": f"arn:{id}-v2"}
+
+
+def test_a_dependent_whose_known_input_changed_during_apply_is_refused_for_a_new_plan(h: Harness) -> None:
+    def program(label: str) -> Any:
+        def declare_it() -> None:
+            a = Thing("a", label=label)
+            c = Thing("c") if label == "two" else None
+            Thing("b", ref=a.arn, label=c.arn if c is not None else "")
+        return declare_it
+
+    assert h.up(program("one")).ok
+    renumbering = Renumbering()
+    renumbering.objects, renumbering.count = h.providers.thing.objects, h.providers.thing.count
+    h.providers.thing = renumbering
+    result = h.up(program("two"))
+    assert [f.urn for f in result.failures] == [P + "b"]
+    assert result.failures[0].message.endswith(": ref came out different from the plan")
+    assert result.failures[0].hint == "make a new plan: something it depended on changed"
+
+
+def test_a_retained_resource_is_forgotten_without_a_provider_call(h: Harness) -> None:
+    assert h.up(lambda: Thing("a", opts=sw.ResourceOptions(retain_on_delete=True))).ok
+    result = h.up(lambda: None)
+    assert result.ok and result.done == {"delete": 1} and h.providers.thing.calls["delete"] == 0
+    assert h.recorded() == {} and set(h.providers.thing.objects) == {"a-1"}
+    assert [(c.urn, c.type, c.op) for c in _changes(h)] == [(P + "a", "fake:Thing", "delete")]
+
+
+class Rotating(ThingProvider):
+    """Each update hands back a new secret arn; the first update is throttled."""
+
+    secret_outputs = frozenset({"arn"})
+    computed_on_update = frozenset({"arn"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.throttled = True
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        if inputs.get("ref") == "arn:a-1-rotated":
+            raise ProviderError(f"cannot use {inputs['ref']}")
+        return super().create(ctx, inputs)
+
+    def update(self, ctx: OperationContext, id: str, old_inputs: Any, old_outputs: Any, new_inputs: Any) -> Any:
+        if self.throttled:
+            self.throttled = False
+            raise ProviderError.transient("Throttling: Rate exceeded")
+        super().update(ctx, id, old_inputs, old_outputs, new_inputs)
+        return {"arn": f"arn:{id}-rotated"}
+
+
+def test_an_update_is_retried_recorded_with_its_diff_and_its_new_secret_is_masked(tmp_path: Path) -> None:
+    h = keyed(Harness(tmp_path))
+    h.providers.thing = Rotating()
+    events = _events(h)
+    assert h.up(lambda: Thing("a", label="one")).ok
+
+    def program() -> None:
+        a = Thing("a", label="two")
+        Thing("b", ref=a.arn)
+        Thing("c", ref=a.id, label=a.arn)
+
+    result = h.up(program)
+    assert events.retries == [(P + "a", "update", 1)]
+    assert [(f.urn, f.message.partition(": ")[2]) for f in result.failures] == [(P + "b", "cannot use [secret]")]
+    assert h.recorded()["c"].inputs["ref"] == "a-1"
+    update = next(c for c in _changes(h) if c.urn == P + "a")
+    assert (update.type, update.op) == ("fake:Thing", "update")
+    assert [(d["path"], d["old"], d["new"]) for d in update.diffs] == [("label", "one", "two")]
