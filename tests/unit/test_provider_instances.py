@@ -107,3 +107,40 @@ def test_calls_get_the_instance_outputs_and_a_new_credential_updates_only_the_in
 
     result = h.up(program("t2", widgets=1))
     assert result.ok and widgets.seen == [("delete", "w1", "t2")], "a delete uses the current credential"
+
+
+class ReadingWidgets(WidgetProvider):
+    def read(self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
+             outputs: Mapping[str, Any]) -> Any:
+        self.seen.append(("read", ctx.name, ctx.provider_config.get("token")))
+        return super().read(ctx, id, inputs, outputs)
+
+
+def test_a_lookup_reads_with_its_provider_instance(h: Harness) -> None:
+    widgets = ReadingWidgets()
+    h.providers.widget = widgets  # type: ignore[attr-defined]
+    assert h.up(program("t1", widgets=1)).ok
+    widget_id = h.store.snapshot("dev").resources["dev::test::fake:Widget::w0"].id
+
+    def declare() -> None:
+        conn = Conn("conn", token=sw.secret("t1"))
+        Widget("w0", label="x", opts=sw.ResourceOptions(provider=conn)).inputs["provider"] = conn.urn
+        Widget.get("found", widget_id, opts=sw.ResourceOptions(provider=conn))
+
+    widgets.seen.clear()
+    assert h.up(declare).ok
+    assert widgets.seen == [("read", "found", "t1")]
+    recorded = h.store.snapshot("dev").resources["dev::test::fake:Widget::found"]
+    assert recorded.inputs["provider"] == "dev::test::fake:Conn::conn", "a refresh reads it through the instance too"
+
+    widgets.seen.clear()
+    assert h.up(declare).ok
+    assert widgets.seen == [], "the same object through the same instance is not read again"
+
+    def through_another() -> None:
+        conn = Conn("conn", token=sw.secret("t1"))
+        Widget("w0", label="x", opts=sw.ResourceOptions(provider=conn)).inputs["provider"] = conn.urn
+        Widget.get("found", widget_id, opts=sw.ResourceOptions(provider=Conn("conn2", token=sw.secret("t2"))))
+
+    assert h.up(through_another).ok
+    assert widgets.seen == [("read", "found", "t2")], "another instance's object of that id is read anew"

@@ -458,7 +458,8 @@ class Applier:
         if live is None:
             raise ProviderError(f"no {step.type} with id {read_id!r} exists")
         outputs = wrap_secret_keys({**live.inputs, **live.outputs}, handler.secret_outputs)
-        state = ResourceState(urn=step.urn, type=step.type, id=live.id, inputs=dict(live.inputs),
+        recorded = {**live.inputs, **{k: v for k, v in (step.inputs or {}).items() if k == handler.provider_input}}
+        state = ResourceState(urn=step.urn, type=step.type, id=live.id, inputs=recorded,
                               outputs=outputs, parent=step.parent, deps=list(step.deps),
                               retain_on_delete=True, external=True)
         await self.commit(self.writer.record_resource, state, Change(step.urn, step.type, "read"))

@@ -237,21 +237,32 @@ def _side_effect_warning(handler: ResourceProvider, op: Op, diffs: tuple[Propert
 
 
 def _plan_read(p: _Planning, resource: Resource, old: ResourceState | None) -> Step:
-    """A data lookup: read at apply unless the same object is recorded already."""
+    """A data lookup: read at apply unless the same object is recorded already, read
+    through the same provider instance (another cluster's object of that id is another
+    object)."""
     read_id = resolve_value(resource.read_id, p.lookup)
-    if old is not None and old.id == read_id:
+    inputs = {"id": read_id, **_instance_input(p, resource)}
+    if old is not None and old.id == read_id and all(old.inputs.get(k) == v for k, v in inputs.items() if k != "id"):
         p.predicted[resource.urn] = {**old.outputs, "id": old.id}
         op = Op.SAME
     else:
         p.predicted[resource.urn] = {**dict.fromkeys(type(resource).output_names(), UNKNOWN), "id": read_id}
         op = Op.READ
     return Step(
-        urn=resource.urn, type=resource.type_token, op=op, inputs={"id": read_id},
+        urn=resource.urn, type=resource.type_token, op=op, inputs=inputs,
         old_inputs=old.inputs if old else None, old_outputs=old.outputs if old else None,
         old_id=old.id if old else None, deps=tuple(p.desired.deps.get(resource.urn, ())),
         parent=resource.resource_parent.urn if resource.resource_parent else None,
         retain_on_delete=True, decl=resource.declared_at(), old_deps=tuple(old.deps) if old else (),
     )
+
+
+def _instance_input(p: _Planning, resource: Resource) -> dict[str, str]:
+    """The input naming the provider instance a lookup reads through, as a declared
+    resource of its type carries it (e.g. ``provider`` of Kubernetes objects)."""
+    key = p.handler(resource.type_token).provider_input
+    instance = resource.resource_options.provider_instance(resource.resource_parent) if key else None
+    return {key: instance.urn} if instance is not None else {}
 
 
 def _old_record(p: _Planning, resource: Resource) -> ResourceState | None:
