@@ -36,6 +36,8 @@ class ModuleScore:
     survived: tuple[str, ...]
     equivalent: int
     not_run: int
+    stale: tuple[str, ...] = ()
+    """Listed as equivalent, yet killed: the listing names another mutant now."""
 
     @property
     def score(self) -> float:
@@ -58,7 +60,9 @@ def equivalent_mutants(doc: Path) -> set[str]:
 def module_score(meta: Path, root: Path, equivalents: set[str]) -> ModuleScore:
     """Counts for one ``.meta`` file; mutants that mutmut did not run are counted apart."""
     codes: dict[str, int | None] = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
-    equivalent = {name for name in codes if name in equivalents}
+    listed = {name for name in codes if name in equivalents}
+    stale = tuple(sorted(name for name in listed if codes[name] in KILLED_EXIT_CODES))
+    equivalent = listed.difference(stale)
     not_run = sum(1 for code in codes.values() if code is None)
     killed = sum(1 for name, code in codes.items() if code in KILLED_EXIT_CODES and name not in equivalent)
     survived = tuple(
@@ -69,7 +73,7 @@ def module_score(meta: Path, root: Path, equivalents: set[str]) -> ModuleScore:
         )
     )
     path = str(meta.relative_to(root).with_suffix(""))
-    return ModuleScore(path, len(codes), killed, survived, len(equivalent), not_run)
+    return ModuleScore(path, len(codes), killed, survived, len(equivalent), not_run, stale)
 
 
 def render(scores: list[ModuleScore]) -> str:
@@ -99,12 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     equivalents = equivalent_mutants(args.equivalents)
     scores = [module_score(meta, root, equivalents) for meta, root in metas]
     print(render(scores))
-    failed = [s for s in scores if s.score < args.min or s.not_run]
+    failed = [s for s in scores if s.score < args.min or s.not_run or s.stale]
     for s in scores:
         for name in s.survived:
             print(f"survived: {name}  (mutmut show {name})")
+        for name in s.stale:
+            print(f"listed as equivalent but killed: {name}  (renumbered? mutmut show {name})")
     for s in failed:
-        reason = f"{s.not_run} mutants not run" if s.not_run else f"score {s.score:.1f}% < {args.min:.0f}%"
+        reason = (f"{s.not_run} mutants not run" if s.not_run else
+                  f"{len(s.stale)} mutants listed as equivalent were killed" if s.stale else
+                  f"score {s.score:.1f}% < {args.min:.0f}%")
         print(f"FAIL {s.path}: {reason}", file=sys.stderr)
     return 1 if failed else 0
 

@@ -147,6 +147,25 @@ def test_one_table_scores_every_module_and_fails_on_a_mutant_not_run(
     assert status == 1
 
 
+def test_a_mutant_listed_as_equivalent_but_killed_fails_the_check(
+    run: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    score = importlib.import_module("mutation_score")
+    doc = tmp_path / "mutation.md"
+    doc.write_text("## Equivalent mutants\n\n- `stackwright.graph.x_walk__mutmut_2`: same order.\n", encoding="utf-8")
+    graph = _results(tmp_path / "graph", "src/stackwright/graph.py", {
+        "stackwright.graph.x_walk__mutmut_1": 1, "stackwright.graph.x_walk__mutmut_2": 1,
+    })
+
+    status = score.main(["--equivalents", str(doc), "--mutants", str(graph)])
+
+    out, err = capsys.readouterr()
+    assert "| src/stackwright/graph.py | 2 | 2 | 0 | 0 | 0 | 100.0% |" in out
+    assert "listed as equivalent but killed: stackwright.graph.x_walk__mutmut_2" in out
+    assert "FAIL src/stackwright/graph.py: 1 mutants listed as equivalent were killed" in err
+    assert status == 1
+
+
 def test_a_changed_module_or_test_makes_mutmut_map_its_tests_again_and_keeps_the_verdicts(
     run: ModuleType, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
