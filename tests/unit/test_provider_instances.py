@@ -12,7 +12,7 @@ import pytest
 
 import stackwright as sw
 from stackwright.providers.protocol import Created, OperationContext, ResourceProvider
-from unit.fakes import FakeProviders, ThingProvider
+from unit.fakes import FakeProviders, Thing, ThingProvider
 from unit.test_engine import Harness
 
 
@@ -144,3 +144,37 @@ def test_a_lookup_reads_with_its_provider_instance(h: Harness) -> None:
 
     assert h.up(through_another).ok
     assert widgets.seen == [("read", "found", "t2")], "another instance's object of that id is read anew"
+
+
+def test_a_lookup_under_a_component_reads_through_the_components_instance(h: Harness) -> None:
+    widgets = ReadingWidgets()
+    h.providers.widget = widgets  # type: ignore[attr-defined]
+    assert h.up(program("t1", widgets=1)).ok
+    widget_id = h.store.snapshot("dev").resources["dev::test::fake:Widget::w0"].id
+
+    class Site(sw.Component, type="test:Site"):
+        def __init__(self, name: str, conn: Conn) -> None:
+            super().__init__(name, opts=sw.ResourceOptions(provider=conn))
+            Widget.get("found", widget_id, opts=sw.ResourceOptions(parent=self))
+
+    def declare() -> None:
+        conn = Conn("conn", token=sw.secret("t1"))
+        Widget("w0", label="x", opts=sw.ResourceOptions(provider=conn)).inputs["provider"] = conn.urn
+        Site("site", conn)
+
+    widgets.seen.clear()
+    assert h.up(declare).ok
+    assert widgets.seen == [("read", "found", "t1")]
+
+
+def test_a_lookup_of_a_type_without_instances_records_only_what_it_read(h: Harness) -> None:
+    assert h.up(program("t1", widgets=0)).ok
+
+    def declare() -> None:
+        conn = Conn("conn", token=sw.secret("t1"))
+        made = Thing("made", label="x")
+        Thing.get("found", made.id, opts=sw.ResourceOptions(provider=conn))
+
+    assert h.up(declare).ok
+    found = next(r for urn, r in h.store.snapshot("dev").resources.items() if urn.endswith("::found"))
+    assert "" not in found.inputs and found.inputs["label"] == "x"
