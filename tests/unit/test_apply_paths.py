@@ -22,7 +22,7 @@ from stackwright.plan.plan import Leftover, Op, Plan, Step
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 from stackwright.state.records import Change, PendingOperation
 from unit.fakes import Thing, ThingProvider
-from unit.test_engine import P, Harness
+from unit.test_engine import Gate, P, Harness
 from unit.test_recovery_outcomes import keyed
 from unit.test_provider_instances import Conn, ConnProvider, Providers, Widget, WidgetProvider
 
@@ -691,3 +691,119 @@ def test_an_update_is_retried_recorded_with_its_diff_and_its_new_secret_is_maske
     update = next(c for c in _changes(h) if c.urn == P + "a")
     assert (update.type, update.op) == ("fake:Thing", "update")
     assert [(d["path"], d["old"], d["new"]) for d in update.diffs] == [("label", "one", "two")]
+
+
+@pytest.mark.parametrize(("slow_commits", "prepared"), [(False, 4), (True, 8)])
+def test_ctrl_c_during_a_parallel_apply_shows_only_the_steps_prepared_ahead(
+        tmp_path: Path, slow_commits: bool, prepared: int) -> None:
+    """Two call slots: two steps ahead of each (four with commits that wait on the
+    network) are shown starting; the ones still queued end "not started" and no other
+    step starts after Ctrl-C."""
+    h = Harness(tmp_path)
+    events = _events(h)
+    gate = h.providers.thing.before_create = Gate()
+    stop = asyncio.Event()
+
+    async def scenario() -> Any:
+        applier, writer = h.applier(many(10), 2, stop)
+        writer.slow_commits = slow_commits
+        applying = asyncio.ensure_future(applier.run())
+        await gate.until_held(2)
+        await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.sleep(0.05)
+        gate.open()
+        return h.finish(writer, await applying)
+
+    result = asyncio.run(scenario())
+    assert result.interrupted and result.done == {"create": 2} and len(result.not_started) == 8
+    assert len(events.started) == prepared
+    assert sorted(e[2] for e in events.finished) == ["not started"] * (prepared - 2) + ["ok"] * 2
+    assert h.store.snapshot("dev").pending == []
+
+
+class Deletes(ThingProvider):
+    """Notes what each delete was given and the pending records at that moment;
+    throttles the first delete."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__()
+        self.store = store
+        self.deletes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        self.pending: list[PendingOperation] = []
+        self.throttled = True
+
+    def delete(self, ctx: OperationContext, id: str, inputs: Any, outputs: Any) -> None:
+        self.deletes.append((id, dict(inputs), dict(outputs)))
+        self.pending.extend(self.store.snapshot("dev").pending)
+        if self.throttled:
+            self.throttled = False
+            raise ProviderError.transient("Throttling: Rate exceeded")
+        super().delete(ctx, id, inputs, outputs)
+
+
+def test_a_delete_is_pending_during_its_call_given_what_was_recorded_retried_and_recorded(h: Harness) -> None:
+    assert h.up(lambda: Thing("a", label="one")).ok
+    deletes = Deletes(h.store)
+    deletes.objects = h.providers.thing.objects
+    h.providers.thing = deletes
+    events = _events(h)
+    a = h.recorded()["a"]
+    started = time.time()
+
+    result = h.up(lambda: None)
+
+    assert result.ok and result.done == {"delete": 1} and deletes.objects == {}
+    assert deletes.deletes == [("a-1", a.inputs, a.outputs)] * 2
+    assert events.retries == [(P + "a", "delete", 1)]
+    assert {(op.urn, op.op, op.resource_id, tuple(sorted(op.inputs.items()))) for op in deletes.pending} == {
+        (P + "a", "delete", "a-1", tuple(sorted(a.inputs.items())))}
+    assert all(started <= op.started_at <= time.time() for op in deletes.pending)
+    assert h.recorded() == {} and h.store.snapshot("dev").pending == []
+    assert [(c.urn, c.type, c.op) for c in _changes(h)] == [(P + "a", "fake:Thing", "delete")]
+
+
+def _first(zone: str) -> Any:
+    return lambda: Thing("a", zone=zone, opts=sw.ResourceOptions(delete_before_replace=True))
+
+
+def test_a_delete_first_replacement_is_recorded_once_as_a_replacement(h: Harness) -> None:
+    assert h.up(_first("a")).ok
+    result = h.up(_first("b"))
+    assert result.ok and result.done == {"delete-replaced": 1, "replace": 1}
+    assert h.recorded()["a"].id == "a-2" and set(h.providers.thing.objects) == {"a-2"}
+    assert [(c.urn, c.op) for c in _changes(h)] == [(P + "a", "replace")]
+
+
+def test_a_delete_first_replacement_whose_create_fails_forgets_the_deleted_object(h: Harness) -> None:
+    assert h.up(_first("a")).ok
+    h.providers.thing.fail["a"] = -1
+    result = h.up(_first("b"))
+    assert [(f.urn, f.action) for f in result.failures] == [(P + "a", "replace")]
+    assert h.providers.thing.objects == {} and h.recorded() == {}
+    assert h.store.snapshot("dev").pending == []
+
+
+class Echoing(Rotating):
+    """Refuses a create labelled "echo" with a message naming the rotated secret arn
+    of the object it refers to."""
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        if inputs.get("label") == "echo":
+            raise ProviderError(f"{inputs['ref']} is held by arn:{inputs['ref']}-rotated")
+        return super().create(ctx, inputs)
+
+
+def test_a_secret_returned_by_an_update_is_masked_in_any_later_error(tmp_path: Path) -> None:
+    h = keyed(Harness(tmp_path))
+    h.providers.thing = Echoing()
+    events = _events(h)
+    assert h.up(lambda: Thing("a", label="one")).ok
+
+    def program() -> None:
+        a = Thing("a", label="two")
+        Thing("d", ref=a.id, label="echo")
+
+    result = h.up(program)
+    assert [(f.urn, f.message.partition(": ")[2]) for f in result.failures] == [(P + "d", "a-1 is held by [secret]")]
+    assert [e[4] for e in events.finished if e[0] == P + "d"] == [result.failures[0].message]
