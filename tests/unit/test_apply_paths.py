@@ -17,7 +17,7 @@ import stackwright as sw
 from stackwright.engine.apply import _check_matches_plan, _CollectorPause, action_graph, runs_in_process
 from stackwright.engine.events import EventSink
 from stackwright.errors import PlanError, ProviderError, StackwrightError
-from stackwright.model.values import UNKNOWN
+from stackwright.model.values import UNKNOWN, Secret
 from stackwright.plan.plan import Leftover, Op, Plan, Step
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 from stackwright.state.records import Change, PendingOperation
@@ -785,13 +785,19 @@ def test_a_delete_first_replacement_whose_create_fails_forgets_the_deleted_objec
 
 
 class Echoing(Rotating):
-    """Refuses a create labelled "echo" with a message naming the rotated secret arn
-    of the object it refers to."""
+    """Refuses a create labelled "echo" with a message naming the (rotated) secret arn
+    of the object it refers to; answers a create labelled "note" with an output naming it."""
+
+    suffix = "-rotated"
 
     def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        held = f"arn:{inputs['ref']}{self.suffix}"
         if inputs.get("label") == "echo":
-            raise ProviderError(f"{inputs['ref']} is held by arn:{inputs['ref']}-rotated")
-        return super().create(ctx, inputs)
+            raise ProviderError(f"{inputs['ref']} is held by {held}")
+        created = super().create(ctx, inputs)
+        if inputs.get("label") == "note":
+            return Created(created.id, {**created.outputs, "note": f"next to {held}"})
+        return created
 
 
 def test_a_secret_returned_by_an_update_is_masked_in_any_later_error(tmp_path: Path) -> None:
@@ -807,3 +813,86 @@ def test_a_secret_returned_by_an_update_is_masked_in_any_later_error(tmp_path: P
     result = h.up(program)
     assert [(f.urn, f.message.partition(": ")[2]) for f in result.failures] == [(P + "d", "a-1 is held by [secret]")]
     assert [e[4] for e in events.finished if e[0] == P + "d"] == [result.failures[0].message]
+
+
+def test_a_renamed_resource_keeps_its_object_and_the_rename_is_recorded(h: Harness) -> None:
+    assert h.up(lambda: Thing("old-name", label="r")).ok
+    result = h.up(lambda: Thing("renamed", label="r", opts=sw.ResourceOptions(aliases=[P + "old-name"])))
+    assert result.ok
+    assert set(h.recorded()) == {"renamed"} and h.recorded()["renamed"].id == "old-name-1"
+    assert h.recorded()["renamed"].options == {"aliases": [P + "old-name"]}
+    [change] = [c for c in _changes(h) if c.op == "rename"]
+    assert (change.urn, change.type) == (P + "renamed", "fake:Thing")
+    assert change.diffs == [{"path": "urn", "kind": "update", "old": P + "old-name", "new": P + "renamed"}]
+
+
+class Creates(ThingProvider):
+    """Notes the pending records at the moment of each create; throttles the first."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__()
+        self.store = store
+        self.pending: list[PendingOperation] = []
+        self.fail = {"b": 1}
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        self.pending.extend(self.store.snapshot("dev").pending)
+        return super().create(ctx, inputs)
+
+
+def test_a_create_is_pending_with_its_parent_and_dependencies_retried_and_recorded_with_its_diff(h: Harness) -> None:
+    class Box(sw.Component, type="test:Box"):
+        def __init__(self, name: str, ref: Any, zone: str) -> None:
+            super().__init__(name)
+            Thing("b", ref=ref, zone=zone, opts=sw.ResourceOptions(parent=self, ignore_changes=["label"]))
+
+    def program(zone: str) -> Any:
+        return lambda: Box("box", Thing("a").arn, zone)
+
+    assert h.up(program("a")).ok
+    creates = Creates(h.store)
+    creates.objects, creates.count = h.providers.thing.objects, h.providers.thing.count
+    h.providers.thing = creates
+    events = _events(h)
+    started = time.time()
+    result = h.up(program("b"))
+    assert result.ok and result.done == {"replace": 1, "delete-replaced": 1}
+    b = next(r for r in h.store.snapshot("dev").resources.values() if r.urn.endswith("b"))
+    assert b.options == {"ignore_changes": ["label"]} and b.parent is not None
+    made = [op for op in creates.pending if op.op == "create"]
+    assert {(op.urn, op.parent, tuple(op.deps)) for op in made} == {(b.urn, b.parent, (P + "a",))}
+    assert all(started <= op.started_at <= time.time() for op in made)
+    assert events.retries == [(b.urn, "create", 1)]
+    [change] = [c for c in _changes(h) if c.op == "replace"]
+    assert [(d["path"], d["kind"], d["old"], d["new"]) for d in change.diffs] == [("zone", "update", "a", "b")]
+
+
+def test_a_secret_returned_by_a_create_is_masked_in_later_errors_and_outputs(tmp_path: Path) -> None:
+    h = keyed(Harness(tmp_path))
+    h.providers.thing = echoing = Echoing()
+    echoing.suffix = ""
+    events = _events(h)
+
+    def program() -> None:
+        a = Thing("a", label="one")
+        Thing("d", ref=a.id, label="echo")
+        Thing("n", ref=a.id, label="note")
+
+    result = h.up(program)
+    assert [(f.urn, f.message.partition(": ")[2]) for f in result.failures] == [(P + "d", "a-1 is held by [secret]")]
+    assert [e[4] for e in events.finished if e[0] == P + "d"] == [result.failures[0].message]
+    note = h.recorded()["n"].outputs["note"]
+    assert isinstance(note, Secret) and note.value == "next to arn:a-1"
+
+
+def test_an_input_made_secret_by_an_output_known_only_at_apply_stays_secret_in_the_record(tmp_path: Path) -> None:
+    h = keyed(Harness(tmp_path))
+
+    def program() -> None:
+        a = Thing("a")
+        Thing("b", ref=a.arn, label=sw.secret("hunter2"))
+
+    assert h.up(program).ok
+    b = h.recorded()["b"]
+    assert b.inputs["ref"] == "arn:a-1" and isinstance(b.inputs["label"], Secret)
+    assert b.inputs["label"].value == "hunter2"
