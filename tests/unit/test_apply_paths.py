@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 import stackwright as sw
-from stackwright.engine.apply import _check_matches_plan, _CollectorPause, action_graph, runs_in_process
+from stackwright.engine.apply import (
+    Applier, ApplyOptions, _check_matches_plan, _CollectorPause, action_graph, runs_in_process,
+)
 from stackwright.engine.events import EventSink
 from stackwright.errors import PlanError, ProviderError, StackwrightError
 from stackwright.model.values import UNKNOWN, Secret
@@ -818,7 +820,7 @@ def test_a_secret_returned_by_an_update_is_masked_in_any_later_error(tmp_path: P
 def test_a_renamed_resource_keeps_its_object_and_the_rename_is_recorded(h: Harness) -> None:
     assert h.up(lambda: Thing("old-name", label="r")).ok
     result = h.up(lambda: Thing("renamed", label="r", opts=sw.ResourceOptions(aliases=[P + "old-name"])))
-    assert result.ok
+    assert result.ok and result.done == {"rename": 1, "update options": 1}
     assert set(h.recorded()) == {"renamed"} and h.recorded()["renamed"].id == "old-name-1"
     assert h.recorded()["renamed"].options == {"aliases": [P + "old-name"]}
     [change] = [c for c in _changes(h) if c.op == "rename"]
@@ -896,3 +898,44 @@ def test_an_input_made_secret_by_an_output_known_only_at_apply_stays_secret_in_t
     b = h.recorded()["b"]
     assert b.inputs["ref"] == "arn:a-1" and isinstance(b.inputs["label"], Secret)
     assert b.inputs["label"].value == "hunter2"
+
+
+def test_a_recorded_secret_output_is_masked_in_an_error_of_another_step(tmp_path: Path) -> None:
+    h = keyed(Harness(tmp_path))
+    h.providers.thing = echoing = Echoing()
+    echoing.suffix = ""
+    assert h.up(lambda: Thing("a", label="one")).ok
+
+    def program() -> None:
+        a = Thing("a", label="one")
+        Thing("d", ref=a.id, label="echo")
+
+    result = h.up(program)
+    assert [(f.urn, f.message.partition(": ")[2]) for f in result.failures] == [(P + "d", "a-1 is held by [secret]")]
+
+
+class Timeouts(ThingProvider):
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[float] = []
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        self.timeouts.append(ctx.timeout)
+        return super().create(ctx, inputs)
+
+
+@pytest.mark.parametrize("inline", [None, False, True])
+def test_an_applier_walks_in_parallel_unless_told_in_line_and_gives_providers_its_timeout(
+        tmp_path: Path, inline: bool | None) -> None:
+    h = Harness(tmp_path)
+    h.providers.thing = timeouts = Timeouts()
+    template, writer = h.applier(many(2), 2, None)
+    options = ApplyOptions(parallel=2, retry=template.options.retry, timeout=42.0)
+    args = (template.plan, h.providers, writer, options, h.sink, template.resolver)
+    if inline:
+        result = Applier(*args, inline=True).run_inline()
+    else:
+        applier = Applier(*args) if inline is None else Applier(*args, inline=False)
+        result = asyncio.run(applier.run())
+    assert h.finish(writer, result).done == {"create": 2}
+    assert timeouts.timeouts == [42.0, 42.0]
