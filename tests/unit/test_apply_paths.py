@@ -717,8 +717,11 @@ def test_ctrl_c_during_a_parallel_apply_shows_only_the_steps_prepared_ahead(
         gate.open()
         return h.finish(writer, await applying)
 
+    began = time.monotonic()
     result = asyncio.run(scenario())
+    took = time.monotonic() - began
     assert result.interrupted and result.done == {"create": 2} and len(result.not_started) == 8
+    assert all(0 <= e[3] <= took for e in events.finished), "each step's time is part of the run's"
     assert len(events.started) == prepared
     assert sorted(e[2] for e in events.finished) == ["not started"] * (prepared - 2) + ["ok"] * 2
     assert h.store.snapshot("dev").pending == []
@@ -880,7 +883,11 @@ def test_a_secret_returned_by_a_create_is_masked_in_later_errors_and_outputs(tmp
         Thing("d", ref=a.id, label="echo")
         Thing("n", ref=a.id, label="note")
 
+    began = time.monotonic()
     result = h.up(program)
+    took = time.monotonic() - began
+    assert all(0 <= e[3] <= took for e in events.finished), "each step's time is part of the run's"
+    assert sorted(e[2] for e in events.finished) == ["failed", "ok", "ok"]
     assert [(f.urn, f.message.partition(": ")[2]) for f in result.failures] == [(P + "d", "a-1 is held by [secret]")]
     assert [e[4] for e in events.finished if e[0] == P + "d"] == [result.failures[0].message]
     note = h.recorded()["n"].outputs["note"]
