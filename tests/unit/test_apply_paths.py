@@ -946,3 +946,11 @@ def test_an_applier_walks_in_parallel_unless_told_in_line_and_gives_providers_it
         result = asyncio.run(applier.run())
     assert h.finish(writer, result).done == {"create": 2}
     assert timeouts.timeouts == [42.0, 42.0]
+
+
+def test_a_replacement_newly_using_a_delete_first_replacement_can_be_ordered() -> None:
+    """y did not use x before this plan: x's old object need not wait for y's."""
+    x = Step(urn=P + "x", type="fake:Thing", op=Op.REPLACE, replace_keys=("zone",), old_id="1",
+             delete_before_replace=True)
+    y = Step(urn=P + "y", type="fake:Thing", op=Op.REPLACE, replace_keys=("zone",), deps=(P + "x",), old_id="2")
+    action_graph(_plan(x, y))  # refused with a PlanError when an order is wrongly missed
