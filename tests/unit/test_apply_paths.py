@@ -954,3 +954,48 @@ def test_a_replacement_newly_using_a_delete_first_replacement_can_be_ordered() -
              delete_before_replace=True)
     y = Step(urn=P + "y", type="fake:Thing", op=Op.REPLACE, replace_keys=("zone",), deps=(P + "x",), old_id="2")
     action_graph(_plan(x, y))  # refused with a PlanError when an order is wrongly missed
+
+
+class Telling(ThingProvider):
+    """Errors that repeat what they were given: a create of "hunter2", the delete of old-1."""
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        if inputs.get("label") == "hunter2":
+            raise ProviderError(f"{ctx.name} cannot use {inputs['label']}")
+        return super().create(ctx, inputs)
+
+    def delete(self, ctx: OperationContext, id: str, inputs: Any, outputs: Any) -> None:
+        if id == "old-1":
+            raise ProviderError(f"old-1 still holds {inputs['label']}")
+        super().delete(ctx, id, inputs, outputs)
+
+
+def _failures(result: Any) -> list[tuple[str, str]]:
+    return [(f.urn, f.message.partition(": ")[2] or f.message) for f in result.failures]
+
+
+def test_a_secret_stack_output_new_or_recorded_is_masked_in_errors(tmp_path: Path) -> None:
+    h = keyed(Harness(tmp_path))
+    h.providers.thing = Telling()
+
+    def program() -> None:
+        sw.export("token", sw.secret("hunter2"))
+        Thing("d", label="hunter2")
+
+    assert _failures(h.up(program)) == [(P + "d", "d cannot use [secret]")]
+    writer = h.store.begin("dev", "up", "tester")
+    writer.finish("succeeded", {"token": Secret("hunter2")})
+    assert _failures(h.up(lambda: Thing("d", label="hunter2"))) == [(P + "d", "d cannot use [secret]")]
+
+
+def test_a_secret_input_of_an_old_half_is_masked_when_its_delete_fails(tmp_path: Path) -> None:
+    h = keyed(Harness(tmp_path))
+    h.providers.thing = telling = Telling()
+    assert h.up(lambda: Thing("a", label="one")).ok
+    writer = h.store.begin("dev", "up", "crashed")
+    writer.record_pending(PendingOperation(token="t-old", urn=P + "a", type="fake:Thing", op="delete",
+                                           inputs={"label": Secret("hunter2"), "zone": "a", "ref": ""},
+                                           resource_id="old-1", started_at=1.0))
+    writer.finish("failed", None)
+    telling.objects["old-1"] = {"label": "hunter2", "zone": "a", "ref": ""}
+    assert _failures(h.up(lambda: Thing("a", label="one"))) == [(P + "a", "old-1 still holds [secret]")]
