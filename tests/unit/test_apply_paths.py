@@ -820,13 +820,19 @@ def test_a_secret_returned_by_an_update_is_masked_in_any_later_error(tmp_path: P
     assert [e[4] for e in events.finished if e[0] == P + "d"] == [result.failures[0].message]
 
 
-def test_a_renamed_resource_keeps_its_object_and_the_rename_is_recorded(h: Harness) -> None:
-    assert h.up(lambda: Thing("old-name", label="r")).ok
-    result = h.up(lambda: Thing("renamed", label="r", opts=sw.ResourceOptions(aliases=[P + "old-name"])))
-    assert result.ok and result.done == {"rename": 1, "update options": 1}
-    assert set(h.recorded()) == {"renamed"} and h.recorded()["renamed"].id == "old-name-1"
+def test_renamed_resources_keep_their_objects_and_each_rename_is_recorded(h: Harness) -> None:
+    assert h.up(lambda: [Thing("old-name", label="r"), Thing("old-other")]).ok
+    before = h.recorded()["old-name"].id
+
+    def renamed() -> None:
+        Thing("renamed", label="r", opts=sw.ResourceOptions(aliases=[P + "old-name"]))
+        Thing("other", opts=sw.ResourceOptions(aliases=[P + "old-other"]))
+
+    result = h.up(renamed)
+    assert result.ok and result.done == {"rename": 2, "update options": 2}
+    assert set(h.recorded()) == {"renamed", "other"} and h.recorded()["renamed"].id == before
     assert h.recorded()["renamed"].options == {"aliases": [P + "old-name"]}
-    [change] = [c for c in _changes(h) if c.op == "rename"]
+    [change] = [c for c in _changes(h) if c.op == "rename" and c.urn == P + "renamed"]
     assert (change.urn, change.type) == (P + "renamed", "fake:Thing")
     assert change.diffs == [{"path": "urn", "kind": "update", "old": P + "old-name", "new": P + "renamed"}]
 
@@ -942,8 +948,17 @@ def test_an_applier_walks_in_parallel_unless_told_in_line_and_gives_providers_it
     if inline:
         result = Applier(*args, inline=True).run_inline()
     else:
+        gate = timeouts.before_create = Gate()
         applier = Applier(*args) if inline is None else Applier(*args, inline=False)
-        result = asyncio.run(applier.run())
+
+        async def scenario() -> Any:
+            applying = asyncio.ensure_future(applier.run())
+            await gate.until_held(2)
+            gate.open()
+            return await applying
+
+        result = asyncio.run(scenario())
+        assert gate.peak == 2, "both creates run at once"
     assert h.finish(writer, result).done == {"create": 2}
     assert timeouts.timeouts == [42.0, 42.0]
 
