@@ -14,15 +14,17 @@ from typing import Any
 import pytest
 
 import stackwright as sw
-from stackwright.engine.apply import _check_matches_plan, _CollectorPause, action_graph, runs_in_process
+from stackwright.engine.apply import (
+    Applier, ApplyOptions, _check_matches_plan, _CollectorPause, action_graph, runs_in_process,
+)
 from stackwright.engine.events import EventSink
 from stackwright.errors import PlanError, ProviderError, StackwrightError
-from stackwright.model.values import UNKNOWN
+from stackwright.model.values import UNKNOWN, Secret
 from stackwright.plan.plan import Leftover, Op, Plan, Step
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 from stackwright.state.records import Change, PendingOperation
 from unit.fakes import Thing, ThingProvider
-from unit.test_engine import P, Harness
+from unit.test_engine import Gate, P, Harness
 from unit.test_recovery_outcomes import keyed
 from unit.test_provider_instances import Conn, ConnProvider, Providers, Widget, WidgetProvider
 
@@ -212,6 +214,13 @@ def _events(h: Harness) -> Events:
 
 def _changes(h: Harness) -> list[Change]:
     return h.store.checkpoint("dev", h.store.history("dev")[-1].number).changes
+
+
+def _keyed(tmp_path: Path, provider: ThingProvider) -> tuple[Harness, Events]:
+    """A harness whose store holds secrets, with ``provider`` and its events noted."""
+    h = keyed(Harness(tmp_path))
+    h.providers.thing = provider
+    return h, _events(h)
 
 
 def test_a_step_skipped_for_a_failed_dependency_is_reported_with_its_cause(h: Harness) -> None:
@@ -674,9 +683,7 @@ class Rotating(ThingProvider):
 
 
 def test_an_update_is_retried_recorded_with_its_diff_and_its_new_secret_is_masked(tmp_path: Path) -> None:
-    h = keyed(Harness(tmp_path))
-    h.providers.thing = Rotating()
-    events = _events(h)
+    h, events = _keyed(tmp_path, Rotating())
     assert h.up(lambda: Thing("a", label="one")).ok
 
     def program() -> None:
@@ -691,3 +698,311 @@ def test_an_update_is_retried_recorded_with_its_diff_and_its_new_secret_is_maske
     update = next(c for c in _changes(h) if c.urn == P + "a")
     assert (update.type, update.op) == ("fake:Thing", "update")
     assert [(d["path"], d["old"], d["new"]) for d in update.diffs] == [("label", "one", "two")]
+
+
+@pytest.mark.parametrize(("slow_commits", "prepared"), [(False, 4), (True, 8)])
+def test_ctrl_c_during_a_parallel_apply_shows_only_the_steps_prepared_ahead(
+        tmp_path: Path, slow_commits: bool, prepared: int) -> None:
+    """Two call slots: two steps ahead of each (four with commits that wait on the
+    network) are shown starting; the ones still queued end "not started" and no other
+    step starts after Ctrl-C."""
+    h = Harness(tmp_path)
+    events = _events(h)
+    gate = h.providers.thing.before_create = Gate()
+    stop = asyncio.Event()
+
+    async def scenario() -> Any:
+        applier, writer = h.applier(many(10), 2, stop)
+        writer.slow_commits = slow_commits
+        applying = asyncio.ensure_future(applier.run())
+        await gate.until_held(2)
+        await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.sleep(0.05)
+        gate.open()
+        return h.finish(writer, await applying)
+
+    began = time.monotonic()
+    result = asyncio.run(scenario())
+    took = time.monotonic() - began
+    assert result.interrupted and result.done == {"create": 2} and len(result.not_started) == 8
+    assert all(0 <= e[3] <= took for e in events.finished), "each step's time is part of the run's"
+    assert len(events.started) == prepared
+    assert sorted(e[2] for e in events.finished) == ["not started"] * (prepared - 2) + ["ok"] * 2
+    assert h.store.snapshot("dev").pending == []
+
+
+class Deletes(ThingProvider):
+    """Notes what each delete was given and the pending records at that moment;
+    throttles the first delete."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__()
+        self.store = store
+        self.deletes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        self.pending: list[PendingOperation] = []
+        self.throttled = True
+
+    def delete(self, ctx: OperationContext, id: str, inputs: Any, outputs: Any) -> None:
+        self.deletes.append((id, dict(inputs), dict(outputs)))
+        self.pending.extend(self.store.snapshot("dev").pending)
+        if self.throttled:
+            self.throttled = False
+            raise ProviderError.transient("Throttling: Rate exceeded")
+        super().delete(ctx, id, inputs, outputs)
+
+
+def test_a_delete_is_pending_during_its_call_given_what_was_recorded_retried_and_recorded(h: Harness) -> None:
+    assert h.up(lambda: Thing("a", label="one")).ok
+    deletes = Deletes(h.store)
+    deletes.objects = h.providers.thing.objects
+    h.providers.thing = deletes
+    events = _events(h)
+    a = h.recorded()["a"]
+    started = time.time()
+
+    result = h.up(lambda: None)
+
+    assert result.ok and result.done == {"delete": 1} and deletes.objects == {}
+    assert deletes.deletes == [("a-1", a.inputs, a.outputs)] * 2
+    assert events.retries == [(P + "a", "delete", 1)]
+    assert {(op.urn, op.op, op.resource_id, tuple(sorted(op.inputs.items()))) for op in deletes.pending} == {
+        (P + "a", "delete", "a-1", tuple(sorted(a.inputs.items())))}
+    assert all(started <= op.started_at <= time.time() for op in deletes.pending)
+    assert h.recorded() == {} and h.store.snapshot("dev").pending == []
+    assert [(c.urn, c.type, c.op) for c in _changes(h)] == [(P + "a", "fake:Thing", "delete")]
+
+
+def _first(zone: str) -> Any:
+    return lambda: Thing("a", zone=zone, opts=sw.ResourceOptions(delete_before_replace=True))
+
+
+def test_a_delete_first_replacement_is_recorded_once_as_a_replacement(h: Harness) -> None:
+    assert h.up(_first("a")).ok
+    result = h.up(_first("b"))
+    assert result.ok and result.done == {"delete-replaced": 1, "replace": 1}
+    assert h.recorded()["a"].id == "a-2" and set(h.providers.thing.objects) == {"a-2"}
+    assert [(c.urn, c.op) for c in _changes(h)] == [(P + "a", "replace")]
+
+
+def test_a_delete_first_replacement_whose_create_fails_forgets_the_deleted_object(h: Harness) -> None:
+    assert h.up(_first("a")).ok
+    h.providers.thing.fail["a"] = -1
+    result = h.up(_first("b"))
+    assert [(f.urn, f.action) for f in result.failures] == [(P + "a", "replace")]
+    assert h.providers.thing.objects == {} and h.recorded() == {}
+    assert h.store.snapshot("dev").pending == []
+
+
+class Echoing(Rotating):
+    """Refuses a create labelled "echo" with a message naming the (rotated) secret arn
+    of the object it refers to; answers a create labelled "note" with an output naming it."""
+
+    def __init__(self, suffix: str = "-rotated") -> None:
+        super().__init__()
+        self.suffix = suffix
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        held = f"arn:{inputs['ref']}{self.suffix}"
+        if inputs.get("label") == "echo":
+            raise ProviderError(f"{inputs['ref']} is held by {held}")
+        created = super().create(ctx, inputs)
+        if inputs.get("label") == "note":
+            return Created(created.id, {**created.outputs, "note": f"next to {held}"})
+        return created
+
+
+@pytest.mark.parametrize(("suffix", "label"), [("-rotated", "two"), ("", "one")], ids=["updated", "recorded"])
+def test_a_secret_output_returned_by_an_update_or_recorded_is_masked_in_another_steps_error(
+        tmp_path: Path, suffix: str, label: str) -> None:
+    """a's secret arn is rotated by its update, or was recorded and a stays unchanged;
+    d's provider names it in its error."""
+    h, events = _keyed(tmp_path, Echoing(suffix=suffix))
+    assert h.up(lambda: Thing("a", label="one")).ok
+
+    def program() -> None:
+        a = Thing("a", label=label)
+        Thing("d", ref=a.id, label="echo")
+
+    result = h.up(program)
+    assert [(f.urn, f.message.partition(": ")[2]) for f in result.failures] == [(P + "d", "a-1 is held by [secret]")]
+    assert [e[4] for e in events.finished if e[0] == P + "d"] == [result.failures[0].message]
+
+
+def test_renamed_resources_keep_their_objects_and_each_rename_is_recorded(h: Harness) -> None:
+    assert h.up(lambda: [Thing("old-name", label="r"), Thing("old-other")]).ok
+    before = h.recorded()["old-name"].id
+
+    def renamed() -> None:
+        Thing("renamed", label="r", opts=sw.ResourceOptions(aliases=[P + "old-name"]))
+        Thing("other", opts=sw.ResourceOptions(aliases=[P + "old-other"]))
+
+    result = h.up(renamed)
+    assert result.ok and result.done == {"rename": 2, "update options": 2}
+    assert set(h.recorded()) == {"renamed", "other"} and h.recorded()["renamed"].id == before
+    assert h.recorded()["renamed"].options == {"aliases": [P + "old-name"]}
+    [change] = [c for c in _changes(h) if c.op == "rename" and c.urn == P + "renamed"]
+    assert (change.urn, change.type) == (P + "renamed", "fake:Thing")
+    assert change.diffs == [{"path": "urn", "kind": "update", "old": P + "old-name", "new": P + "renamed"}]
+
+
+class Creates(ThingProvider):
+    """Notes the pending records at the moment of each create; throttles the first."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__()
+        self.store = store
+        self.pending: list[PendingOperation] = []
+        self.fail = {"b": 1}
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        self.pending.extend(self.store.snapshot("dev").pending)
+        return super().create(ctx, inputs)
+
+
+def test_a_create_is_pending_with_its_parent_and_dependencies_retried_and_recorded_with_its_diff(h: Harness) -> None:
+    class Box(sw.Component, type="test:Box"):
+        def __init__(self, name: str, ref: Any, zone: str) -> None:
+            super().__init__(name)
+            Thing("b", ref=ref, zone=zone, opts=sw.ResourceOptions(parent=self, ignore_changes=["label"]))
+
+    def program(zone: str) -> Any:
+        return lambda: Box("box", Thing("a").arn, zone)
+
+    assert h.up(program("a")).ok
+    creates = Creates(h.store)
+    creates.objects, creates.count = h.providers.thing.objects, h.providers.thing.count
+    h.providers.thing = creates
+    events = _events(h)
+    started = time.time()
+    result = h.up(program("b"))
+    assert result.ok and result.done == {"replace": 1, "delete-replaced": 1}
+    b = next(r for r in h.store.snapshot("dev").resources.values() if r.urn.endswith("b"))
+    assert b.options == {"ignore_changes": ["label"]} and b.parent is not None
+    made = [op for op in creates.pending if op.op == "create"]
+    assert {(op.urn, op.parent, tuple(op.deps)) for op in made} == {(b.urn, b.parent, (P + "a",))}
+    assert all(started <= op.started_at <= time.time() for op in made)
+    assert events.retries == [(b.urn, "create", 1)]
+    [change] = [c for c in _changes(h) if c.op == "replace"]
+    assert [(d["path"], d["kind"], d["old"], d["new"]) for d in change.diffs] == [("zone", "update", "a", "b")]
+
+
+def test_a_secret_returned_by_a_create_is_masked_in_later_errors_and_outputs(tmp_path: Path) -> None:
+    h, events = _keyed(tmp_path, Echoing(suffix=""))
+
+    def program() -> None:
+        a = Thing("a", label="one")
+        Thing("d", ref=a.id, label="echo")
+        Thing("n", ref=a.id, label="note")
+
+    began = time.monotonic()
+    result = h.up(program)
+    took = time.monotonic() - began
+    assert all(0 <= e[3] <= took for e in events.finished), "each step's time is part of the run's"
+    assert sorted(e[2] for e in events.finished) == ["failed", "ok", "ok"]
+    assert [(f.urn, f.message.partition(": ")[2]) for f in result.failures] == [(P + "d", "a-1 is held by [secret]")]
+    assert [e[4] for e in events.finished if e[0] == P + "d"] == [result.failures[0].message]
+    note = h.recorded()["n"].outputs["note"]
+    assert isinstance(note, Secret) and note.value == "next to arn:a-1"
+
+
+def test_an_input_made_secret_by_an_output_known_only_at_apply_stays_secret_in_the_record(tmp_path: Path) -> None:
+    h = keyed(Harness(tmp_path))
+
+    def program() -> None:
+        a = Thing("a")
+        Thing("b", ref=a.arn, label=sw.secret("hunter2"))
+
+    assert h.up(program).ok
+    b = h.recorded()["b"]
+    assert b.inputs["ref"] == "arn:a-1" and isinstance(b.inputs["label"], Secret)
+    assert b.inputs["label"].value == "hunter2"
+
+
+class Timeouts(ThingProvider):
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[float] = []
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        self.timeouts.append(ctx.timeout)
+        return super().create(ctx, inputs)
+
+
+@pytest.mark.parametrize("inline", [None, False, True])
+def test_an_applier_walks_in_parallel_unless_told_in_line_and_gives_providers_its_timeout(
+        tmp_path: Path, inline: bool | None) -> None:
+    h = Harness(tmp_path)
+    h.providers.thing = timeouts = Timeouts()
+    template, writer = h.applier(many(2), 2, None)
+    options = ApplyOptions(parallel=2, retry=template.options.retry, timeout=42.0)
+    args = (template.plan, h.providers, writer, options, h.sink, template.resolver)
+    if inline:
+        result = Applier(*args, inline=True).run_inline()
+    else:
+        gate = timeouts.before_create = Gate()
+        applier = Applier(*args) if inline is None else Applier(*args, inline=False)
+
+        async def scenario() -> Any:
+            applying = asyncio.ensure_future(applier.run())
+            await gate.until_held(2)
+            gate.open()
+            return await applying
+
+        result = asyncio.run(scenario())
+        assert gate.peak == 2, "both creates run at once"
+    assert h.finish(writer, result).done == {"create": 2}
+    assert timeouts.timeouts == [42.0, 42.0]
+
+
+def test_a_replacement_newly_using_a_delete_first_replacement_can_be_ordered() -> None:
+    """y did not use x before this plan: x's old object need not wait for y's."""
+    x = Step(urn=P + "x", type="fake:Thing", op=Op.REPLACE, replace_keys=("zone",), old_id="1",
+             delete_before_replace=True)
+    y = Step(urn=P + "y", type="fake:Thing", op=Op.REPLACE, replace_keys=("zone",), deps=(P + "x",), old_id="2")
+    action_graph(_plan(x, y))  # refused with a PlanError when an order is wrongly missed
+
+
+class Telling(ThingProvider):
+    """Errors that repeat what they were given: a create of "hunter2", the delete of old-1."""
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        if inputs.get("label") == "hunter2":
+            raise ProviderError(f"{ctx.name} cannot use {inputs['label']}")
+        return super().create(ctx, inputs)
+
+    def delete(self, ctx: OperationContext, id: str, inputs: Any, outputs: Any) -> None:
+        if id == "old-1":
+            raise ProviderError(f"old-1 still holds {inputs['label']}")
+        super().delete(ctx, id, inputs, outputs)
+
+
+def _failures(result: Any) -> list[tuple[str, str]]:
+    return [(f.urn, f.message.partition(": ")[2] or f.message) for f in result.failures]
+
+
+def test_a_secret_stack_output_new_or_recorded_is_masked_in_errors(tmp_path: Path) -> None:
+    h = keyed(Harness(tmp_path))
+    h.providers.thing = Telling()
+
+    def program() -> None:
+        sw.export("token", sw.secret("hunter2"))
+        Thing("d", label="hunter2")
+
+    assert _failures(h.up(program)) == [(P + "d", "d cannot use [secret]")]
+    writer = h.store.begin("dev", "up", "tester")
+    writer.finish("succeeded", {"token": Secret("hunter2")})
+    assert _failures(h.up(lambda: Thing("d", label="hunter2"))) == [(P + "d", "d cannot use [secret]")]
+
+
+def test_a_secret_input_of_an_old_half_is_masked_when_its_delete_fails(tmp_path: Path) -> None:
+    h = keyed(Harness(tmp_path))
+    h.providers.thing = telling = Telling()
+    assert h.up(lambda: Thing("a", label="one")).ok
+    writer = h.store.begin("dev", "up", "crashed")
+    writer.record_pending(PendingOperation(token="t-old", urn=P + "a", type="fake:Thing", op="delete",
+                                           inputs={"label": Secret("hunter2"), "zone": "a", "ref": ""},
+                                           resource_id="old-1", started_at=1.0))
+    writer.finish("failed", None)
+    telling.objects["old-1"] = {"label": "hunter2", "zone": "a", "ref": ""}
+    assert _failures(h.up(lambda: Thing("a", label="one"))) == [(P + "a", "old-1 still holds [secret]")]
