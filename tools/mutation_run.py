@@ -56,6 +56,8 @@ class Module:
     path: str
     tests: tuple[str, ...]
     pytest_args: tuple[str, ...] = ()
+    type_check: bool = False
+    """mypy refuses mutants before the tests run (the block's ``type_check = true``)."""
 
     @property
     def dotted(self) -> str:
@@ -67,7 +69,7 @@ def load_modules(text: str) -> list[Module]:
     """The ``[[module]]`` blocks of tools/mutation_modules.toml."""
     modules = []
     for number, block in enumerate(tomllib.loads(text).get("module", []), start=1):
-        unknown = set(block) - {"path", "tests", "pytest_args"}
+        unknown = set(block) - {"path", "tests", "pytest_args", "type_check"}
         if unknown or not isinstance(block.get("path"), str) or not _strings(block.get("tests")):
             raise ModulesFileError(
                 f"[[module]] number {number}: needs path (a string) and tests (a non-empty list of strings)"
@@ -76,7 +78,9 @@ def load_modules(text: str) -> list[Module]:
         pytest_args = block.get("pytest_args", [])
         if pytest_args and not _strings(pytest_args):
             raise ModulesFileError(f"[[module]] {block['path']}: pytest_args must be a list of strings")
-        modules.append(Module(block["path"], tuple(block["tests"]), tuple(pytest_args)))
+        if not isinstance(block.get("type_check", False), bool):
+            raise ModulesFileError(f"[[module]] {block['path']}: type_check must be true or false")
+        modules.append(Module(block["path"], tuple(block["tests"]), tuple(pytest_args), block.get("type_check", False)))
     return modules
 
 
@@ -97,7 +101,24 @@ def scratch_pyproject(pyproject: dict[str, Any], module: Module) -> dict[str, An
         "pytest_add_cli_args": [*base.get("pytest_add_cli_args", []), *module.pytest_args],
         "pytest_add_cli_args_test_selection": list(module.tests),
     }
+    if module.type_check:
+        narrowed["tool"]["mutmut"]["type_check_command"] = type_check(module)
     return narrowed
+
+
+def run_env() -> dict[str, str]:
+    """The environment with this Python's scripts (mutmut, mypy) first on PATH."""
+    return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+
+
+def type_check(module: Module) -> list[str]:
+    """mypy with the project's strict settings on the mutated file: a mutant it refuses (a
+    ``None`` argument, a dropped keyword) is killed without running the tests. The two
+    codes left out are artifacts of mutmut's generated file (its trampolines redefine
+    names and leave ``type: ignore`` comments unused). mutmut knows mypy's output by the
+    command's name, so it is found on PATH (``run_env``)."""
+    return ["mypy", "--output", "json",
+            "--disable-error-code", "unused-ignore", "--disable-error-code", "no-redef", module.path]
 
 
 def prepare_scratch(module: Module, root: Path, scratch: Path) -> Path:
@@ -215,11 +236,11 @@ def run_module(module: Module, directory: Path, max_children: int, names: Sequen
     inputs = inputs_digest(ROOT, module)
     if forget_stale_test_map(directory, inputs):
         print("== the module or its tests changed since the last run: mutmut maps its tests again", flush=True)
-    if subprocess.run(mutmut_command(max_children, names), cwd=directory, check=False).returncode != 0:
+    if subprocess.run(mutmut_command(max_children, names), cwd=directory, env=run_env(), check=False).returncode != 0:
         return False
     if stale:
         print(f"== the tests changed since the last run: its {len(stale)} survivors again", flush=True)
-        if subprocess.run(mutmut_command(max_children, stale), cwd=directory, check=False).returncode != 0:
+        if subprocess.run(mutmut_command(max_children, stale), cwd=directory, env=run_env(), check=False).returncode != 0:
             return False
     (directory / INPUTS_DIGEST).write_text(inputs + "\n", encoding="utf-8")
     if not names:

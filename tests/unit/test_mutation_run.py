@@ -71,6 +71,17 @@ def test_the_scratch_pyproject_names_only_the_module_and_its_tests(run: ModuleTy
     assert (directory / "tests").resolve() == repo / "tests"
 
 
+def test_a_module_marked_type_check_has_mypy_refuse_its_mutants_first(run: ModuleType, repo: Path) -> None:
+    apply = run.load_modules(
+        '[[module]]\npath = "src/stackwright/engine/apply.py"\ntests = ["tests/unit/test_engine.py"]\ntype_check = true\n')[0]
+
+    directory = run.prepare_scratch(apply, repo, repo / ".mutation")
+
+    command = tomllib.loads((directory / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mutmut"]["type_check_command"]
+    assert command[0] == "mypy" and command[-1] == "src/stackwright/engine/apply.py"
+    assert "json" in command
+
+
 def test_a_second_run_keeps_the_scratch_copy_and_follows_the_repository(run: ModuleType, repo: Path) -> None:
     graph = run.load_modules(MODULES)[0]
     directory = run.prepare_scratch(graph, repo, repo / ".mutation")
@@ -180,7 +191,7 @@ def test_a_changed_module_or_test_makes_mutmut_map_its_tests_again_and_keeps_the
     verdicts = (mutants / f"{graph.path}.meta").read_text(encoding="utf-8")
     seen: list[bool] = []
 
-    def mutmut(command: list[str], cwd: Path, check: bool) -> object:
+    def mutmut(command: list[str], cwd: Path, check: bool, env: dict[str, str]) -> object:
         seen.append((cwd / "mutants" / run.TEST_MAP).exists())
         (cwd / "mutants" / run.TEST_MAP).write_text("{}", encoding="utf-8")
         return type("Done", (), {"returncode": 0})()
