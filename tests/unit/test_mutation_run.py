@@ -135,21 +135,24 @@ def _results(directory: Path, module: str, codes: dict[str, int | None]) -> Path
     return directory / "mutants"
 
 
+def _score(tmp_path: Path, equivalent: str, results: dict[str, dict[str, int | None]]) -> int:
+    """tools/mutation_score.py over made-up results, with one mutant listed as equivalent."""
+    doc = tmp_path / "mutation.md"
+    doc.write_text(f"## Equivalent mutants\n\n- `{equivalent}`: same order.\n", encoding="utf-8")
+    roots = [_results(tmp_path / Path(module).stem, module, codes) for module, codes in results.items()]
+    args = ["--equivalents", str(doc), *(arg for root in roots for arg in ("--mutants", str(root)))]
+    return int(importlib.import_module("mutation_score").main(args))
+
+
 def test_one_table_scores_every_module_and_fails_on_a_mutant_not_run(
     run: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    score = importlib.import_module("mutation_score")
-    doc = tmp_path / "mutation.md"
-    doc.write_text("## Equivalent mutants\n\n- `stackwright.graph.x_walk__mutmut_3`: same order.\n", encoding="utf-8")
-    graph = _results(tmp_path / "graph", "src/stackwright/graph.py", {
-        "stackwright.graph.x_walk__mutmut_1": 1, "stackwright.graph.x_walk__mutmut_2": 36,
-        "stackwright.graph.x_walk__mutmut_3": 0,
+    status = _score(tmp_path, "stackwright.graph.x_walk__mutmut_3", {
+        "src/stackwright/graph.py": {"stackwright.graph.x_walk__mutmut_1": 1, "stackwright.graph.x_walk__mutmut_2": 36,
+                                     "stackwright.graph.x_walk__mutmut_3": 0},
+        "src/stackwright/state/sql_store.py": {"stackwright.state.sql_store.x_inflate__mutmut_1": 1,
+                                               "stackwright.state.sql_store.x_inflate__mutmut_2": None},
     })
-    store = _results(tmp_path / "store", "src/stackwright/state/sql_store.py", {
-        "stackwright.state.sql_store.x_inflate__mutmut_1": 1, "stackwright.state.sql_store.x_inflate__mutmut_2": None,
-    })
-
-    status = score.main(["--equivalents", str(doc), "--mutants", str(graph), "--mutants", str(store)])
 
     out, err = capsys.readouterr()
     assert "| src/stackwright/graph.py | 3 | 2 | 0 | 1 | 0 | 100.0% |" in out
@@ -161,14 +164,9 @@ def test_one_table_scores_every_module_and_fails_on_a_mutant_not_run(
 def test_a_mutant_listed_as_equivalent_but_killed_fails_the_check(
     run: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    score = importlib.import_module("mutation_score")
-    doc = tmp_path / "mutation.md"
-    doc.write_text("## Equivalent mutants\n\n- `stackwright.graph.x_walk__mutmut_2`: same order.\n", encoding="utf-8")
-    graph = _results(tmp_path / "graph", "src/stackwright/graph.py", {
-        "stackwright.graph.x_walk__mutmut_1": 1, "stackwright.graph.x_walk__mutmut_2": 1,
+    status = _score(tmp_path, "stackwright.graph.x_walk__mutmut_2", {
+        "src/stackwright/graph.py": {"stackwright.graph.x_walk__mutmut_1": 1, "stackwright.graph.x_walk__mutmut_2": 1},
     })
-
-    status = score.main(["--equivalents", str(doc), "--mutants", str(graph)])
 
     out, err = capsys.readouterr()
     assert "| src/stackwright/graph.py | 2 | 2 | 0 | 0 | 0 | 100.0% |" in out
