@@ -108,10 +108,13 @@ content once."""
 
 def check(data: Any, content: bytes, shown: str, schema: Schema, records: Path | None = None) -> None:
     """Raise a ``ProjectError`` unless ``data`` (parsed from ``content``) fits ``schema``."""
+    if (schema.kind, content) in _PASSED:
+        return
     record = _record_path(records, schema, content)
     if _recall(record) is None:
         _validate(data, content, shown, schema)
         _record(record, {})
+    _PASSED.add((schema.kind, content))
 
 
 def _validate(data: Any, content: bytes, shown: str, schema: Schema) -> None:
