@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from stackwright.errors import ProjectError
 
@@ -118,6 +118,8 @@ def check(data: Any, content: bytes, shown: str, schema: Schema, records: Path |
 
 
 def _validate(data: Any, content: bytes, shown: str, schema: Schema) -> None:
+    if _fits_compiled(data, schema):
+        return
     from pydantic import ValidationError
 
     model = schema.model()
@@ -125,6 +127,39 @@ def _validate(data: Any, content: bytes, shown: str, schema: Schema) -> None:
         model.model_validate(data)
     except ValidationError as exc:
         raise problem(exc.errors(), model, content, shown) from None
+
+
+def _fits_compiled(data: Any, schema: Schema) -> bool:
+    """``data`` passes the schema's compiled form (``compiled_schemas``), checked by
+    pydantic-core alone. False when it does not, or when there is no compiled form
+    that is up to date: then the pydantic model checks it, and says what is wrong."""
+    validator = _compiled(schema)
+    if validator is None:
+        return False
+    from pydantic_core import ValidationError
+
+    try:
+        validator.validate_python(data)
+    except ValidationError:
+        return False
+    return True
+
+
+@cache
+def _compiled(schema: Schema) -> Any:
+    """The schema's pydantic-core validator, if its compiled form was made from the
+    schema's sources as they are now, by this version of pydantic-core."""
+    from stackwright.program import compiled_schemas
+
+    entry = compiled_schemas.SCHEMAS.get(schema.kind)
+    if entry is None or entry["digest"] != schema_digest(schema):
+        return None
+    import pydantic_core
+    from pydantic_core import CoreConfig
+
+    if pydantic_core.__version__ != compiled_schemas.PYDANTIC_CORE:
+        return None
+    return pydantic_core.SchemaValidator(entry["schema"], cast(CoreConfig, compiled_schemas.CONFIG))
 
 
 def problem(errors: Sequence[Any], model: Any, content: bytes, shown: str) -> ProjectError:
@@ -266,6 +301,11 @@ def _record_path(records: Path | None, schema: Schema, content: bytes) -> Path |
     digest = hashlib.sha256(_schema_digest(schema.kind, schema.sources))
     digest.update(content)
     return records / "checked" / f"{digest.hexdigest()}.json"
+
+
+def schema_digest(schema: Schema) -> str:
+    """What a compiled schema was made from: the kind and its sources' contents."""
+    return _schema_digest(schema.kind, schema.sources).hex()
 
 
 @cache
