@@ -23,18 +23,18 @@ on PostgreSQL (``NOTIFY``), else polling every ``poll`` to ``max_poll`` seconds.
 
 Ordering by CloudFormation exports and imports means running every stack's program
 once (with every ``StackReference`` unknown). No worker holds up its first stack for
-that: a stack's links are found when it could start but for them, by the worker about
-to claim it. A stack whose program exports and imports nothing then starts at once;
-one that does waits until every stack's links are known. The workers share finding
-those: a worker with such a stack and nothing else to do works through its own
-shard's programs and records what they export and import as ``run-links`` events (one
-per project), and reads the others' as they come. Stacks that no worker recorded
-within twice the time its own share took (a worker that died, is late, or is busy
-with stacks that need no links) it works out itself. Links are trusted across workers
-because every worker of a run runs the same command on the same code; a stack whose
-program failed there is failed with that message. A cycle of imports fails the run
-when the whole ordering is known, which may be after stacks that are on no such cycle
-were applied.
+that: a stack's links are found when it could start but for them, by the worker that
+claims it (and only by that one). A stack whose program exports and imports nothing
+then starts at once; one that does is let go until every stack's links are known.
+The workers share finding those: a worker with such a stack and nothing else to do
+works through its own shard's programs and records what they export and import as
+``run-links`` events (one per project), and reads the others' as they come. Stacks
+that no worker recorded within twice the time its own share took (a worker that
+died, is late, or is busy with stacks that need no links) it works out itself. Links
+are trusted across workers because every worker of a run runs the same command on
+the same code; a stack whose program failed there is failed with that message. A
+cycle of imports fails the run when the whole ordering is known, which may be after
+stacks that are on no such cycle were applied.
 
 Each worker returns when every selected stack has an event of this run.
 """
@@ -333,22 +333,36 @@ class _Worker:
                 result = StackResult(ref, SKIPPED, cause=cause)
                 listener.finished(result)
                 return result
-            if deps is None and self.links is not None and self.links.unknown(ref) \
-                    and all(d in self.done for d in declared):
-                self.links.learn([ref])  # it could start but for its links: find them now
-                deps = self.links.deps(ref)
-                if deps is None:
-                    self.blocked.append(ref)
-            if deps is None:
+            unknown = deps is None and self.links is not None and self.links.unknown(ref)
+            if any(d not in self.done for d in (declared if unknown or deps is None else deps)):
                 continue
-            if any(d not in self.done for d in deps):
+            if deps is None and not unknown:
+                self.blocked.append(ref)
                 continue
             lock = self.claim(ref)
-            if lock is not None:
-                return self.run_claimed(ref, lock, listener)
-            if self.behind:
-                return None  # others finished stacks this worker does not know of: read first
+            if lock is None:
+                if self.behind:
+                    return None  # others finished stacks this worker does not know of: read first
+                continue
+            if unknown and not self.ready_once_linked(ref, lock):
+                continue
+            return self.run_claimed(ref, lock, listener)
         return None
+
+    def ready_once_linked(self, ref: str, lock: LockInfo) -> bool:
+        """Find the links of ``ref``, claimed before its program runs (so that only the
+        worker that will apply it runs it). A stack that waits for stacks not done yet
+        is let go again: it exports or imports, and the whole ordering is not known."""
+        assert self.links is not None
+        self.links.learn([ref])
+        deps = self.links.deps(ref)
+        if deps is not None and all(d in self.done for d in deps):
+            return True
+        if deps is None:
+            self.blocked.append(ref)
+        project, stack = self.locate(ref)
+        self.runner.store(project).release_lock(stack, lock.token)
+        return False
 
     def run_claimed(self, ref: str, lock: LockInfo, listener: Listener) -> StackResult:
         project, stack = self.locate(ref)
