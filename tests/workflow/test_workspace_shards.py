@@ -299,3 +299,55 @@ def test_workers_share_finding_exports_and_imports(tmp_path: Path) -> None:
         links.deadline = 0.0  # c's worker is gone
         assert links.idle(["theirs/b"])
         assert list(runner.unlinked) == ["theirs/c"] and links.deps("theirs/b") == []
+
+
+def test_a_stack_that_exports_or_imports_waits_for_the_whole_ordering(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker alone on a run of two shards: ``solo`` exports and imports nothing and
+    runs at once; ``net`` exports a name ``app`` imports, so each is claimed, its links
+    found, and let go until every stack's links are known (here, once each was
+    claimed); then ``net`` runs before ``app``. Each program's links are found once,
+    and only under the claim; no claim is left behind."""
+    from stackwright.plan.links import NO_LINKS, StackLinks
+    from stackwright.state.sqlite import SqliteStateStore
+    from stackwright.workflow.multistack import OK, RunOptions, StackResult, StackRunner, initialize
+    from stackwright.workflow.shards import Shard, ShardOptions, run_shard
+    from stackwright.workflow.workspace import load_workspace, select_all, stack_graph
+
+    (tmp_path / "stackwright-workspace.yaml").write_text(
+        "projects:\n  - {path: app, stacks: [dev]}\n  - {path: net, stacks: [dev]}\n"
+        "  - {path: solo, stacks: [dev]}\n")
+    for project in ("app", "net", "solo"):
+        (tmp_path / project / "stacks").mkdir(parents=True)
+        (tmp_path / project / "stackwright.yaml").write_text(f"name: {project}\n")
+        (tmp_path / project / "__main__.py").write_text("")
+    workspace = load_workspace(tmp_path / "stackwright-workspace.yaml")
+    graph = stack_graph(workspace)
+    refs = select_all(graph).refs
+    initialize(workspace, refs)
+    links = {"net/dev": StackLinks({"N": "vpc"}, {}), "app/dev": StackLinks({}, {"N": "subnet"}),
+             "solo/dev": NO_LINKS}
+    found: list[str] = []
+    ran: list[str] = []
+
+    def links_of(runner: StackRunner, wanted: Any) -> dict[str, StackLinks]:
+        for ref in wanted:
+            held = runner.store(runner.entry(ref).project).read_lock(ref.rpartition("/")[2])
+            assert held is not None and held.operation == "run-up r", ref
+            found.append(ref)
+        return {ref: links[ref] for ref in wanted}
+
+    def run(runner: StackRunner, ref: str, lock: Any = None) -> StackResult:
+        ran.append(ref)
+        return StackResult(ref, OK)
+
+    monkeypatch.setattr(StackRunner, "links_of", links_of)
+    monkeypatch.setattr(StackRunner, "run", run)
+    options = RunOptions(action="up", who="tester")
+    results, done = run_shard(workspace, graph, options, ShardOptions(Shard(1, 2), "r", poll=0.01))
+    assert sorted(ran) == sorted(refs) and ran[0] == "solo/dev"
+    assert ran.index("net/dev") < ran.index("app/dev")
+    assert sorted(found) == sorted(refs) and {d.status for d in done.values()} == {"ok"}
+    for project in ("app", "net", "solo"):
+        with SqliteStateStore(tmp_path / project / ".stackwright" / "state.db") as store:
+            assert store.read_lock("dev") is None, project

@@ -186,12 +186,12 @@ class _SharedLinks:
             self._complete()
 
     def idle(self, blocked: list[str]) -> bool:
-        """Work while nothing can start and the ``blocked`` stacks wait for the whole
-        ordering: find the next few links of this worker's share, record the share once
-        complete, and past the deadline work out the rest. True when that may have let
-        a stack start (look again before waiting). With nothing blocked, no program
-        runs here: a run whose stacks export and import nothing never needs them."""
-        if self.whole is not None or not blocked:
+        """Work while nothing can start, once some stack is known to export or import:
+        find the next few links of this worker's share, record the share once complete
+        (the other workers may need it), and past the deadline work out the rest. True
+        when that may have let a stack start (look again before waiting). Until then no
+        program runs here: a run whose stacks export and import nothing never needs it."""
+        if not blocked and not any(self.links.values()):
             return False
         todo = [ref for ref in self.mine if self.unknown(ref)]
         if todo:
