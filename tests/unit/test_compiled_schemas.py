@@ -5,6 +5,7 @@ models accept, be regenerated with the schemas, and never be used once stale."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import subprocess
 import sys
@@ -119,3 +120,41 @@ def test_valid_files_are_checked_without_importing_pydantic(tmp_path: Path) -> N
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+RULES = """\
+from __future__ import annotations
+from dataclasses import dataclass, field
+
+@dataclass
+class Rules:
+    protected: bool = False
+    approvers: list[str] = field(default_factory=list)
+"""
+
+
+def test_a_compiled_schema_follows_the_field_declarations_it_takes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Editing the module of a dataclass the schema takes fields from (its methods, its
+    docs) leaves the compiled schema in use; changing its fields, or another source,
+    does not."""
+    other = tmp_path / "schema_source.py"
+    other.write_text("A = 1\n")
+    module = tmp_path / "rules_module.py"
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def digest(text: str) -> str:
+        module.write_text(text)
+        sys.modules.pop("rules_module", None)
+        project_files._schema_digest.cache_clear()
+        rules = importlib.import_module("rules_module").Rules
+        return project_files.schema_digest(Schema("rules", lambda: None, (str(module), str(other)),
+                                                  fields_of=(rules,)))
+
+    before = digest(RULES)
+    assert digest(RULES + "\n    def allowed(self) -> bool:\n        return not self.protected\n") == before
+    assert digest(RULES.replace("approvers: list[str] = field(default_factory=list)",
+                                "approvers: list[str] | None = None")) != before
+    other.write_text("A = 2\n")
+    assert digest(RULES) != before
+    sys.modules.pop("rules_module", None)

@@ -7,7 +7,7 @@ from typing import Any
 
 PYDANTIC_CORE = '2.50.5'
 CONFIG: dict[str, Any] = {'extra_fields_behavior': 'forbid', 'strict': True}
-SCHEMAS: dict[str, Any] = {'project': {'digest': 'ed951cf93301ff9d0e8d99e4c62ff29f192900319125a5435785e72c441f0dc6',
+SCHEMAS: dict[str, Any] = {'project': {'digest': '293f8a01368864b9fdc4bb6fb367787374a59aceeb6bc9a305dfeb12fc43f4d0',
              'schema': {'computed_fields': [],
                         'fields': {'description': {'schema': {'default': '',
                                                               'schema': {'type': 'str'},
@@ -68,7 +68,7 @@ SCHEMAS: dict[str, Any] = {'project': {'digest': 'ed951cf93301ff9d0e8d99e4c62ff2
                                            'type': 'model-field'}},
                         'model_name': 'ProjectFile',
                         'type': 'model-fields'}},
- 'project-rules': {'digest': 'e6d3dda5c25a1c2dace69be36908f2523be5a3ecc7fe9f9121a96db89b3198ca',
+ 'project-rules': {'digest': '56e7a37631a28e480ee6b0ea0e0deeaaca0d17694b94ccad7e464a37a50c7f11',
                    'schema': {'computed_fields': [],
                               'fields': {'description': {'schema': {'default': '',
                                                                     'schema': {'type': 'str'},
@@ -194,7 +194,7 @@ SCHEMAS: dict[str, Any] = {'project': {'digest': 'ed951cf93301ff9d0e8d99e4c62ff2
                                                  'type': 'model-field'}},
                               'model_name': 'ProjectRules',
                               'type': 'model-fields'}},
- 'stack': {'digest': '0d18a19a311f7d6463794f4463595ff8dc21b024943c0339c057410f6cf4b94e',
+ 'stack': {'digest': '42a63153c48a6eb3e27d665d6bc9eb3c96fa35a3a4ec56302c44f7d65e2a63ca',
            'schema': {'computed_fields': [],
                       'fields': {'config': {'schema': {'default': None,
                                                        'schema': {'schema': {'keys_schema': {'type': 'str'},
@@ -251,7 +251,7 @@ SCHEMAS: dict[str, Any] = {'project': {'digest': 'ed951cf93301ff9d0e8d99e4c62ff2
                                              'type': 'model-field'}},
                       'model_name': 'StackFile',
                       'type': 'model-fields'}},
- 'workspace': {'digest': '9d118fb844f88503284700da2460d666729abb09457e790b865db01a2ebc76a0',
+ 'workspace': {'digest': 'ee63fd1e99eeae513b649f10e20c56eabb36ee3117e6696ba1e3755472f95a55',
                'schema': {'computed_fields': [],
                           'fields': {'projects': {'schema': {'items_schema': {'computed_fields': [],
                                                                               'fields': {'depends_on': {'schema': {'default': None,

@@ -15,9 +15,11 @@ mistake is reported every time, and editing the file or the schema checks it aga
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -39,6 +41,9 @@ class Schema:
     kind: str
     model: Callable[[], Any]
     sources: tuple[str, ...]
+    fields_of: tuple[type, ...] = ()
+    """Dataclasses whose fields the model takes (``strict_model``): their field
+    declarations, not the whole text of their module, decide its compiled form."""
 
 
 def _project_model() -> Any:
@@ -304,8 +309,16 @@ def _record_path(records: Path | None, schema: Schema, content: bytes) -> Path |
 
 
 def schema_digest(schema: Schema) -> str:
-    """What a compiled schema was made from: the kind and its sources' contents."""
-    return _schema_digest(schema.kind, schema.sources).hex()
+    """What a compiled schema was made from: the kind, the contents of its sources but
+    the modules of ``fields_of``, and the field declarations of ``fields_of``."""
+    modules = {sys.modules[cls.__module__].__file__ for cls in schema.fields_of}
+    digest = hashlib.sha256(_schema_digest(schema.kind, tuple(s for s in schema.sources if s not in modules)))
+    for cls in schema.fields_of:
+        for item in dataclasses.fields(cls):
+            factory = getattr(item.default_factory, "__qualname__", None)
+            default = None if item.default is dataclasses.MISSING else item.default
+            digest.update(repr((item.name, item.type, default, factory)).encode())
+    return digest.hexdigest()
 
 
 @cache
