@@ -281,7 +281,8 @@ class _Worker:
         self.graph = graph
         self.links = links
         self.blocked: list[str] = []
-        """Stacks whose dependencies are done, waiting only to know their imports."""
+        """Stacks whose dependencies are done that export or import: they wait for every
+        stack's links."""
         self.options = shard
         self.order = preferred_order(list(graph.deps), shard.shard)
         self.done: dict[str, Done] = {}
