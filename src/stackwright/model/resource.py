@@ -165,6 +165,10 @@ def _urn_prefix(ctx: context.ProgramContext, type_token: str) -> str:
 
 def _alias_urn(node: Node, alias: Alias | str, stack: str, project: str) -> str:
     if isinstance(alias, str):
+        if alias.count(URN_SEPARATOR) < 3:
+            raise node.error(f"alias {alias!r} is not a URN", prop="aliases",
+                             hint=f"give a former name as sw.Alias(name={alias!r}), or the whole former "
+                                  "URN (`stackwright state ls` lists them)")
         return alias
     name = alias.name or node.resource_name
     if alias.no_parent:

@@ -408,11 +408,15 @@ def destroy(session: StackSession, *, options: ApplyOptions, sink: EventSink,
             confirm: Confirm, targets: Iterable[str] = (), check: Check | None = None,
             audit: dict[str, Any] | None = None) -> UpdateOutcome:
     """Delete every resource of the stack, dependents first; with ``targets``, only
-    those and every resource that depends on them (which would break without them)."""
+    those and every resource that depends on them (which would break without them).
+    A targeted destroy keeps the stack's outputs as recorded, as Pulumi does: the
+    program does not run, and other stacks may read outputs of what stays."""
     empty = DesiredGraph(stack=session.stack, project=session.project.name, resources={}, deps={})
     chosen = tuple(targets)
     if chosen:
-        chosen = tuple(sorted(with_dependents(session.store.snapshot(session.stack), chosen)))
+        snapshot = session.store.snapshot(session.stack)
+        chosen = tuple(sorted(with_dependents(snapshot, chosen)))
+        empty.exports = dict(snapshot.outputs)
     return up(session, options=options, sink=sink, confirm=confirm, kind="destroy", desired=empty,
               targets=chosen, check=check, audit=audit)
 
