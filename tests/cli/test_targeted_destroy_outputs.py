@@ -27,6 +27,8 @@ def test_a_targeted_destroy_keeps_the_stack_outputs(project) -> None:
     assert json.loads(proj.ok("outputs", "--json", "--show-secrets")) == before
     assert json.loads(proj.ok("outputs", "--json"))["token"] == "[secret]"
     assert "token: [secret]" in proj.ok("history", "show", "2")
+    stored = b"".join(path.read_bytes() for path in proj.db.parent.glob("state.db*"))
+    assert before["token"].encode() not in stored  # still encrypted at rest
 
 
 def test_a_whole_destroy_still_clears_the_outputs(project) -> None:
