@@ -350,6 +350,9 @@ def _echo_result(context: _Context, result: StackResult, action: str) -> None:
     if result.status == "skipped":
         context.say(click.style(f"--- {result.ref}: skipped ({result.cause} failed)", fg=colour))
         return
+    if result.status == "not-started":
+        context.say(click.style(f"--- {result.ref}: not started (interrupted)", fg=colour))
+        return
     title = f"--- {result.ref} ({action}): {result.status} in {result.seconds:.1f}s"
     context.say(click.style(title, fg=colour, bold=True))
     body = _result_lines(result, action, context.show_diff)
