@@ -15,7 +15,7 @@ CASES = [
      "ignore_changes=['content']"),
     ("ignore_changes=[1]", "ignore_changes must be a list of property names, not a list holding int 1", None),
     ('protect="yes"', "protect must be True or False, not str 'yes'", None),
-    ("retain_on_delete=None", "retain_on_delete must be True or False, not NoneType None", None),
+    ('retain_on_delete="no"', "retain_on_delete must be True or False, not str 'no'", None),
     ("delete_before_replace=1", "delete_before_replace must be True or False, not int 1", None),
     ("depends_on=a", "depends_on must be a list of resources, not File", "depends_on=[vpc, subnet]"),
     ('depends_on=["a"]', "depends_on must be a list of resources, not a list holding str 'a'",
@@ -47,3 +47,11 @@ def test_options_of_the_right_types_still_work(project) -> None:
                                       'aliases=[sw.Alias(name="old")]))\n')
     proj.ok("up", "--yes")
     assert "flags: protect" in proj.ok("state", "show", proj.urn("local:File", "b"))
+
+
+def test_a_flag_given_as_none_is_false_as_in_pulumi(project) -> None:
+    proj: CliProject = project(BASE)
+    proj.ok("up", "--yes")
+    proj.write_program(BASE.replace(")\n", ', opts=sw.ResourceOptions(\n'
+                                    '    protect=sw.Config().get_bool("protect"), retain_on_delete=None))\n'))
+    assert proj.ok("preview").strip().splitlines()[-1].startswith("No changes.")

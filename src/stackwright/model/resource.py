@@ -66,7 +66,11 @@ class ResourceOptions:
     def __post_init__(self) -> None:
         """Options of the wrong type fail where they are written: taken as given,
         ``ignore_changes="content"`` would ignore the properties "c", "o", "n"... and
-        ``protect="yes"`` would be recorded as "yes"."""
+        ``protect="yes"`` would be recorded as "yes". A flag given as None is False, as
+        in Pulumi (``protect=config.get_bool("protect")``)."""
+        for flag in _FLAGS:
+            if getattr(self, flag) is None:
+                object.__setattr__(self, flag, False)
         problem = _options_problem(self)
         if problem is not None:
             file, line = context.user_frame(3)  # past this and the dataclass's __init__
