@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cli.conftest import run_cli
+from support import write_workspace
 
 BASE = 'import stackwright as sw\nfrom stackwright.providers import local\n'
 PROGRAMS = {
@@ -18,13 +19,7 @@ WORKSPACE = 'projects:\n  - path: network\n  - path: app\n    depends_on: ["netw
 
 
 def workspace(root: Path) -> Path:
-    for name, program in PROGRAMS.items():
-        (root / name / "stacks").mkdir(parents=True)
-        (root / name / "stackwright.yaml").write_text(f"name: {name}\nmain: __main__.py\n")
-        (root / name / "__main__.py").write_text(program)
-        (root / name / "stacks" / "dev.yaml").write_text("config: {}\n")
-    (root / "stackwright-workspace.yaml").write_text(WORKSPACE)
-    return root
+    return write_workspace(root, PROGRAMS, WORKSPACE)
 
 
 def test_a_stack_kept_because_its_dependent_failed_to_go_is_named_so(tmp_path: Path) -> None:

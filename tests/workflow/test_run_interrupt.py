@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cli.conftest import cli_env, run_cli
+from support import write_workspace
 
 BASE = 'import stackwright as sw\nfrom stackwright.providers import local\n'
 PROGRAMS = {
@@ -29,13 +30,7 @@ WORKSPACE = ("projects:\n  - path: network\n  - path: app\n    depends_on: [\"ne
 
 
 def workspace(root: Path) -> Path:
-    for name, program in PROGRAMS.items():
-        (root / name / "stacks").mkdir(parents=True)
-        (root / name / "stackwright.yaml").write_text(f"name: {name}\nmain: __main__.py\n")
-        (root / name / "__main__.py").write_text(program)
-        (root / name / "stacks" / "dev.yaml").write_text("config: {}\n")
-    (root / "stackwright-workspace.yaml").write_text(WORKSPACE)
-    return root
+    return write_workspace(root, PROGRAMS, WORKSPACE)
 
 
 @pytest.mark.parametrize("terminal", [False, True], ids=["process", "process-group"])
