@@ -30,7 +30,6 @@ VERBS = {Op.CREATE: "create", Op.UPDATE: "update", Op.REPLACE: "replace",
          Op.DELETE: "delete", Op.SAME: "unchanged", Op.READ: "read"}
 
 
-
 def value_text(value: Any, limit: int = 120, unknown: str = UNKNOWN_TEXT) -> str:
     if value is UNKNOWN:
         return unknown
