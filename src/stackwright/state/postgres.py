@@ -166,7 +166,7 @@ class _Db(SqlDb):
         except psycopg.Error as exc:
             raise StateError(
                 f"cannot connect to the PostgreSQL state store {self.shown}: "
-                f"{self._scrub(str(exc).strip())}",
+                f"{self._scrub(' '.join(str(exc).split()))}",
                 hint="check STACKWRIGHT_STATE_URL (or `state: url:` in stackwright.yaml): "
                 "host, port, database, user and password, and that the server is reachable",
             ) from None
