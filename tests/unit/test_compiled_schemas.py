@@ -20,6 +20,13 @@ from stackwright.workflow.environments import RULES_SCHEMA
 
 REPO = Path(__file__).resolve().parents[2]
 
+import pydantic_core  # noqa: E402
+
+COMPILED_HERE = pydantic_core.__version__ == compiled_schemas.PYDANTIC_CORE
+"""The compiled schemas were made by the installed pydantic-core. A clean install may
+bring a newer one (pydantic is pinned to a range): then every file is checked by the
+pydantic models instead, and the tests below say so rather than fail."""
+
 DOCUMENTS: list[tuple[Schema, Any]] = [
     (WORKSPACE_SCHEMA, {"projects": [{"path": "base", "stacks": ["main"]},
                                      {"path": "apps", "stacks": "*", "depends_on": ["base/main"]},
@@ -67,6 +74,9 @@ def accepted_by_pydantic(schema: Schema, data: Any) -> bool:
 
 @pytest.mark.parametrize(("schema", "data"), DOCUMENTS)
 def test_the_compiled_schema_accepts_what_the_model_accepts(schema: Schema, data: Any) -> None:
+    if not COMPILED_HERE:
+        assert project_files._compiled(schema) is None, "a schema compiled by another pydantic-core was used"
+        return
     assert project_files._compiled(schema) is not None, f"no up-to-date compiled schema for {schema.kind}"
     assert project_files._fits_compiled(data, schema) == accepted_by_pydantic(schema, data)
 
@@ -77,7 +87,15 @@ def test_the_compiled_schemas_are_up_to_date() -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.generate() == (REPO / "src" / "stackwright" / "program" / "compiled_schemas.py").read_text()
+    generated = module.generate()
+    committed = (REPO / "src" / "stackwright" / "program" / "compiled_schemas.py").read_text()
+    if COMPILED_HERE:
+        assert generated == committed
+    else:  # another pydantic-core writes other schemas; the sources' digests must still match
+        fresh: dict[str, Any] = {}
+        exec(generated, fresh)  # noqa: S102 - the generator's own output
+        assert {k: v["digest"] for k, v in fresh["SCHEMAS"].items()} == \
+            {k: v["digest"] for k, v in compiled_schemas.SCHEMAS.items()}
 
 
 def test_a_stale_compiled_schema_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,7 +137,10 @@ def test_valid_files_are_checked_without_importing_pydantic(tmp_path: Path) -> N
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    if COMPILED_HERE:
+        assert done.stdout.strip() == "[]"
+    else:  # the models checked the files
+        assert "'pydantic'" in done.stdout
 
 
 RULES = """\
