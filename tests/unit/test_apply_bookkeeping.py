@@ -146,3 +146,23 @@ def test_the_collector_thresholds_come_back_after_overlapping_walks() -> None:
     assert gc.get_threshold() != before
     second.__exit__(None, None, None)
     assert gc.get_threshold() == before
+
+
+def test_calls_that_return_at_once_do_not_start_a_worker_per_slot() -> None:
+    """Workers are added as calls block: instant calls are served by a few threads
+    however many slots there are, while blocking calls fill every slot (above)."""
+    threads: set[str] = set()
+
+    def call(n: int) -> int:
+        threads.add(threading.current_thread().name)
+        return n
+
+    async def run() -> list[int]:
+        calls = ProviderCalls(64, RetryPolicy(), EventSink())
+        try:
+            return list(await asyncio.gather(*(calls.run(f"urn:{n}", "create", call, n) for n in range(500))))
+        finally:
+            calls.close()
+
+    assert asyncio.run(run()) == list(range(500))
+    assert 1 <= len(threads) < 8
