@@ -166,3 +166,30 @@ def test_calls_that_return_at_once_do_not_start_a_worker_per_slot() -> None:
 
     assert asyncio.run(run()) == list(range(500))
     assert 1 <= len(threads) < 8
+
+
+def test_writes_arriving_over_a_few_loop_turns_share_one_commit(state_file: Path) -> None:
+    """Steps woken together reach their writes a turn or two apart: one transaction
+    holds them all, and every write is committed when its await returns."""
+    from stackwright.engine.commit import GroupCommit
+
+    async def run() -> tuple[int, list[int]]:
+        with SqliteStateStore(state_file) as store:
+            writer = store.begin("dev", "up", "alice")
+            commit = GroupCommit(writer)
+            seen: list[int] = []
+
+            async def step(n: int) -> None:
+                for _ in range(n % 3):
+                    await asyncio.sleep(0)
+                await commit(writer.record_resource, thing(n), created(thing(n)))
+                with SqliteStateStore(state_file) as reader:
+                    seen.append(len(reader.snapshot("dev").resources))
+
+            await asyncio.gather(*(step(n) for n in range(9)))
+            writer.finish("succeeded", None)
+            return commit.commits, seen
+
+    commits, seen = asyncio.run(run())
+    assert commits == 1
+    assert seen == [9] * 9
