@@ -83,31 +83,41 @@ class ProviderCalls(_Calls):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, urn: str, action: str, fn: Callable[..., T], *args: Any) -> T:
-        """Call ``fn(*args)`` on a worker; retryable errors are retried with backoff."""
+        """Call ``fn(*args)`` on a worker; retryable errors are retried with backoff.
+        The first attempt is made here: only a retryable failure needs ``retrying``."""
+        if self.withdrawn:
+            raise CallWithdrawn(urn)
+        try:
+            return await self._attempt(urn, fn, args)
+        except ProviderError as error:
+            failed = error
+        return await retrying(self.policy, lambda: self._attempt(urn, fn, args), self.on_retry(urn, action),
+                              failed=failed)
+
+    async def _attempt(self, urn: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """One try of the call: queued for a worker, its result awaited."""
         import asyncio
 
-        loop = self._loop = asyncio.get_running_loop()
-        first = True
+        loop = self._loop or self._running_loop()
+        self.attempts += 1
+        answer: asyncio.Future[T] = loop.create_future()
+        self._submit(answer, urn, fn, args)
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            self._queued.pop(answer, None)  # not started: it never will be
+            raise
+        except StackwrightError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a provider bug fails this step only
+            raise provider_bug(exc) from exc
 
-        async def attempt() -> T:
-            nonlocal first
-            if first and self.withdrawn:
-                raise CallWithdrawn(urn)
-            first = False
-            self.attempts += 1
-            answer: asyncio.Future[T] = loop.create_future()
-            self._submit(answer, urn, fn, args)
-            try:
-                return await answer
-            except asyncio.CancelledError:
-                self._queued.pop(answer, None)  # not started: it never will be
-                raise
-            except StackwrightError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a provider bug fails this step only
-                raise provider_bug(exc) from exc
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the calls' answers are settled on, kept from the first call."""
+        import asyncio
 
-        return await retrying(self.policy, attempt, self.on_retry(urn, action))
+        self._loop = asyncio.get_running_loop()
+        return self._loop
 
     def _submit(self, answer: asyncio.Future[Any], urn: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         """Queue a call: the first one starts a worker, later ones have ``_grow`` look,
