@@ -29,6 +29,9 @@ from stackwright.state.records import (
 )
 
 SNAPSHOT_FORMAT: Final = 1
+SNAPSHOT_LEVEL: Final = 3
+"""zlib level of checkpoint snapshots: level 6 took twice the time for 14 % less space
+(a checkpoint of every `up` compresses the whole stack)."""
 
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 """The C string quoter behind ``json.dumps``, without its per-call overhead."""
@@ -207,7 +210,8 @@ def read_only_error(what: str) -> ReadOnlyStateError:
 def resource_params(stack: str, r: ResourceState, values: ValueCodec) -> tuple[Any, ...]:
     return (
         stack, r.urn, r.type, r.id, values.dumps(r.inputs), values.dumps(r.outputs), r.parent,
-        dumps(r.deps), int(r.protect), int(r.retain_on_delete), int(r.external), dumps(r.options),
+        dumps(r.deps), int(r.protect), int(r.retain_on_delete), int(r.external),
+        dumps(r.options) if r.options else "{}",
     )
 
 
@@ -378,7 +382,7 @@ def compress_snapshot(batches: Iterable[Sequence[Any]], outputs_text: str) -> by
     """The compressed snapshot of the resource rows, read a batch at a time: the rows,
     their JSON and its bytes of a 50,000-resource stack never sit in memory whole (they
     were most of the peak of a big first `up`)."""
-    compressor = zlib.compressobj(6)
+    compressor = zlib.compressobj(SNAPSHOT_LEVEL)
     blob = [compressor.compress(part.encode()) for part in _snapshot_parts(batches, outputs_text)]
     blob.append(compressor.flush())
     return b"".join(blob)
