@@ -4,14 +4,12 @@ parallel apply still guarantee (issue 14 point 3)."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stackwright.engine.apply import young_collections_only
 from stackwright.engine.calls import CallWithdrawn, ProviderCalls
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy
@@ -129,23 +127,6 @@ def test_at_most_parallel_workers_run_calls() -> None:
 
     asyncio.run(run())
     assert most == 3
-
-
-def test_the_collector_thresholds_come_back_after_overlapping_walks() -> None:
-    """Full collections pause while any walk runs, and the thresholds are the user's
-    again once the last one ends, even when one ended by raising."""
-    before = gc.get_threshold()
-    first, second = young_collections_only(), young_collections_only()
-    first.__enter__()
-    second.__enter__()
-    assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] > before[2]
-    with pytest.raises(RuntimeError):
-        with young_collections_only():
-            raise RuntimeError("a walk failed")
-    first.__exit__(None, None, None)
-    assert gc.get_threshold() != before
-    second.__exit__(None, None, None)
-    assert gc.get_threshold() == before
 
 
 def test_calls_that_return_at_once_do_not_start_a_worker_per_slot() -> None:
