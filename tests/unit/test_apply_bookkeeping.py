@@ -4,13 +4,16 @@ parallel apply still guarantee (issue 14 point 3)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from stackwright.engine.apply import young_collections_only
 from stackwright.engine.calls import CallWithdrawn, ProviderCalls
+from stackwright.engine.commit import GroupCommit
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy
 from stackwright.state.records import Change, PendingOperation, ResourceState
@@ -129,6 +132,24 @@ def test_at_most_parallel_workers_run_calls() -> None:
     assert most == 3
 
 
+def test_the_collector_thresholds_come_back_after_overlapping_walks() -> None:
+    """Full collections pause while any walk runs, and the thresholds are the user's
+    again once the last one ends, even when one ended by raising."""
+    before = gc.get_threshold()
+    first, second = young_collections_only(), young_collections_only()
+    first.__enter__()
+    second.__enter__()
+    during = gc.get_threshold()
+    assert during[0] == max(before[0], 10_000) and during[1] == before[1] and during[2] > before[2]
+    with pytest.raises(RuntimeError):
+        with young_collections_only():
+            raise RuntimeError("a walk failed")
+    first.__exit__(None, None, None)
+    assert gc.get_threshold() != before
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before
+
+
 def test_calls_that_return_at_once_do_not_start_a_worker_per_slot() -> None:
     """Workers are added as calls block: instant calls are served by a few threads
     however many slots there are, while blocking calls fill every slot (above)."""
@@ -152,7 +173,6 @@ def test_calls_that_return_at_once_do_not_start_a_worker_per_slot() -> None:
 def test_writes_arriving_over_a_few_loop_turns_share_one_commit(state_file: Path) -> None:
     """Steps woken together reach their writes a turn or two apart: one transaction
     holds them all, and every write is committed when its await returns."""
-    from stackwright.engine.commit import GroupCommit
 
     async def run() -> tuple[int, list[int]]:
         with SqliteStateStore(state_file) as store:

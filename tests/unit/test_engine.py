@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import random
 import threading
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 import stackwright as sw
-from stackwright.engine.apply import Applier, ApplyOptions, ApplyResult, young_collections_only
+from stackwright.engine.apply import Applier, ApplyOptions, ApplyResult
 from stackwright.engine.events import EventSink
 from stackwright.engine.calls import ProviderCalls
 from stackwright.engine.recovery import recover
@@ -414,21 +413,3 @@ def test_get_reads_an_existing_object_and_never_deletes_it(h: Harness) -> None:
     assert h.up(program).done == {}
     assert h.up(lambda: None).ok
     assert set(h.providers.thing.objects) == {"given-1"} and h.recorded() == {}
-
-
-def test_the_collector_thresholds_come_back_after_overlapping_walks() -> None:
-    """Full collections pause while any walk runs, and the thresholds are the user's
-    again once the last one ends, even when one ended by raising."""
-    before = gc.get_threshold()
-    first, second = young_collections_only(), young_collections_only()
-    first.__enter__()
-    second.__enter__()
-    during = gc.get_threshold()
-    assert during[0] == max(before[0], 10_000) and during[1] == before[1] and during[2] > before[2]
-    with pytest.raises(RuntimeError):
-        with young_collections_only():
-            raise RuntimeError("a walk failed")
-    first.__exit__(None, None, None)
-    assert gc.get_threshold() != before
-    second.__exit__(None, None, None)
-    assert gc.get_threshold() == before
