@@ -77,6 +77,9 @@ class ProviderCalls(_Calls):
         """How many workers are inside a provider call (blocked in it, with many workers)."""
         self._growing = False
         """A ``_grow`` check is scheduled on the loop."""
+        self._grow_after = GROW_AFTER
+        """Seconds to the next look: doubled (up to ``GROW_AFTER_MOST``) while the workers
+        keep up, so that a walk of instant calls does not run a timer every millisecond."""
         self._results: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
         self._waking = False
         self._waking_lock = threading.Lock()
@@ -129,7 +132,7 @@ class ProviderCalls(_Calls):
         elif not self._growing and len(self._workers) < self.parallel:
             assert self._loop is not None
             self._growing = True
-            self._loop.call_later(GROW_AFTER, self._grow)
+            self._loop.call_later(self._grow_after, self._grow)
 
     def _grow(self) -> None:
         """On the loop: when calls are waiting and every worker is inside a call, start
@@ -143,9 +146,12 @@ class ProviderCalls(_Calls):
         if self._calling >= len(self._workers):
             for _ in range(min(waiting, self.parallel - len(self._workers))):
                 self._add_worker()
+            self._grow_after = GROW_AFTER
+        else:
+            self._grow_after = min(2 * self._grow_after, GROW_AFTER_MOST)
         assert self._loop is not None
         self._growing = True
-        self._loop.call_later(GROW_AFTER, self._grow)
+        self._loop.call_later(self._grow_after, self._grow)
 
     def _add_worker(self) -> None:
         import threading
@@ -219,6 +225,8 @@ class ProviderCalls(_Calls):
 
 GROW_AFTER: Final = 0.001
 """Seconds between looks at whether the workers are blocked in their calls (``_grow``)."""
+GROW_AFTER_MOST: Final = 0.016
+"""The longest wait between two looks, reached while the workers keep up."""
 
 _Job = tuple["asyncio.Future[Any]", str, Callable[..., Any], tuple[Any, ...]]
 
