@@ -13,6 +13,7 @@ import pytest
 
 from stackwright.engine.apply import young_collections_only
 from stackwright.engine.calls import CallWithdrawn, ProviderCalls
+from stackwright.engine.commit import GroupCommit
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy
 from stackwright.state.records import Change, PendingOperation, ResourceState
@@ -138,7 +139,8 @@ def test_the_collector_thresholds_come_back_after_overlapping_walks() -> None:
     first, second = young_collections_only(), young_collections_only()
     first.__enter__()
     second.__enter__()
-    assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] > before[2]
+    during = gc.get_threshold()
+    assert during[0] == max(before[0], 10_000) and during[1] == before[1] and during[2] > before[2]
     with pytest.raises(RuntimeError):
         with young_collections_only():
             raise RuntimeError("a walk failed")
@@ -146,3 +148,49 @@ def test_the_collector_thresholds_come_back_after_overlapping_walks() -> None:
     assert gc.get_threshold() != before
     second.__exit__(None, None, None)
     assert gc.get_threshold() == before
+
+
+def test_calls_that_return_at_once_do_not_start_a_worker_per_slot() -> None:
+    """Workers are added as calls block: instant calls are served by a few threads
+    however many slots there are, while blocking calls fill every slot (above)."""
+    threads: set[str] = set()
+
+    def call(n: int) -> int:
+        threads.add(threading.current_thread().name)
+        return n
+
+    async def run() -> list[int]:
+        calls = ProviderCalls(64, RetryPolicy(), EventSink())
+        try:
+            return list(await asyncio.gather(*(calls.run(f"urn:{n}", "create", call, n) for n in range(500))))
+        finally:
+            calls.close()
+
+    assert asyncio.run(run()) == list(range(500))
+    assert 1 <= len(threads) < 8
+
+
+def test_writes_arriving_over_a_few_loop_turns_share_one_commit(state_file: Path) -> None:
+    """Steps woken together reach their writes a turn or two apart: one transaction
+    holds them all, and every write is committed when its await returns."""
+
+    async def run() -> tuple[int, list[int]]:
+        with SqliteStateStore(state_file) as store:
+            writer = store.begin("dev", "up", "alice")
+            commit = GroupCommit(writer)
+            seen: list[int] = []
+
+            async def step(n: int) -> None:
+                for _ in range(n % 3):
+                    await asyncio.sleep(0)
+                await commit(writer.record_resource, thing(n), created(thing(n)))
+                with SqliteStateStore(state_file) as reader:
+                    seen.append(len(reader.snapshot("dev").resources))
+
+            await asyncio.gather(*(step(n) for n in range(9)))
+            writer.finish("succeeded", None)
+            return commit.commits, seen
+
+    commits, seen = asyncio.run(run())
+    assert commits == 1
+    assert seen == [9] * 9

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from stackwright.engine.events import EventSink
 from stackwright.engine.retry import RetryPolicy, retrying
@@ -51,6 +51,11 @@ class ProviderCalls(_Calls):
     and condition per call, which cost more than the bookkeeping of a step): a job is
     claimed by removing it from ``_queued``, by the worker that starts it or by
     ``withdraw_queued``, whichever comes first.
+
+    Workers are added only as calls block (``_grow``): while every worker is inside a
+    call and calls wait in the queue, more are started, up to ``parallel``. Calls that
+    return at once (an in-memory provider) are all served by one or two workers, so
+    that dozens of threads do not take turns at the interpreter lock for nothing.
     """
 
     def __init__(self, parallel: int, policy: RetryPolicy, sink: EventSink, timeout: float = 1800.0) -> None:
@@ -68,49 +73,92 @@ class ProviderCalls(_Calls):
         self._queued: dict[asyncio.Future[Any], str] = {}
         """The calls no worker has started yet: their answer and URN."""
         self._workers: list[threading.Thread] = []
+        self._calling = 0
+        """How many workers are inside a provider call (blocked in it, with many workers)."""
+        self._growing = False
+        """A ``_grow`` check is scheduled on the loop."""
+        self._grow_after = GROW_AFTER
+        """Seconds to the next look: doubled (up to ``GROW_AFTER_MOST``) while the workers
+        keep up, so that a walk of instant calls does not run a timer every millisecond."""
         self._results: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
         self._waking = False
         self._waking_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, urn: str, action: str, fn: Callable[..., T], *args: Any) -> T:
-        """Call ``fn(*args)`` on a worker; retryable errors are retried with backoff."""
+        """Call ``fn(*args)`` on a worker; retryable errors are retried with backoff.
+        The first attempt is made here: only a retryable failure needs ``retrying``."""
+        if self.withdrawn:
+            raise CallWithdrawn(urn)
+        try:
+            return await self._attempt(urn, fn, args)
+        except ProviderError as error:
+            failed = error
+        return await retrying(self.policy, lambda: self._attempt(urn, fn, args), self.on_retry(urn, action),
+                              failed=failed)
+
+    async def _attempt(self, urn: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """One try of the call: queued for a worker, its result awaited."""
         import asyncio
 
-        loop = self._loop = asyncio.get_running_loop()
-        first = True
+        loop = self._loop or self._running_loop()
+        self.attempts += 1
+        answer: asyncio.Future[T] = loop.create_future()
+        self._submit(answer, urn, fn, args)
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            self._queued.pop(answer, None)  # not started: it never will be
+            raise
+        except StackwrightError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a provider bug fails this step only
+            raise provider_bug(exc) from exc
 
-        async def attempt() -> T:
-            nonlocal first
-            if first and self.withdrawn:
-                raise CallWithdrawn(urn)
-            first = False
-            self.attempts += 1
-            answer: asyncio.Future[T] = loop.create_future()
-            self._submit(answer, urn, fn, args)
-            try:
-                return await answer
-            except asyncio.CancelledError:
-                self._queued.pop(answer, None)  # not started: it never will be
-                raise
-            except StackwrightError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - a provider bug fails this step only
-                raise provider_bug(exc) from exc
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the calls' answers are settled on, kept from the first call."""
+        import asyncio
 
-        return await retrying(self.policy, attempt, self.on_retry(urn, action))
+        self._loop = asyncio.get_running_loop()
+        return self._loop
 
     def _submit(self, answer: asyncio.Future[Any], urn: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        """Queue a call; a worker is added while fewer than ``parallel`` run and calls
-        are waiting for one."""
+        """Queue a call: the first one starts a worker, later ones have ``_grow`` look,
+        a moment later, whether the workers there are blocked in their calls."""
         self._queued[answer] = urn
         self._jobs.put((answer, urn, fn, args))
-        if len(self._workers) < self.parallel and self._jobs.qsize() > 0:
-            import threading
+        if not self._workers:
+            self._add_worker()
+        elif not self._growing and len(self._workers) < self.parallel:
+            assert self._loop is not None
+            self._growing = True
+            self._loop.call_later(self._grow_after, self._grow)
 
-            worker = threading.Thread(target=self._work, name=f"provider_{len(self._workers)}", daemon=True)
-            worker.start()
-            self._workers.append(worker)
+    def _grow(self) -> None:
+        """On the loop: when calls are waiting and every worker is inside a call, start
+        a worker for each waiting call (up to ``parallel`` in all); look again later
+        while calls still wait. A worker that is not inside a call is about to take
+        the next one, so calls that return at once never add workers."""
+        self._growing = False
+        waiting = self._jobs.qsize()
+        if not waiting or len(self._workers) >= self.parallel:
+            return
+        if self._calling >= len(self._workers):
+            for _ in range(min(waiting, self.parallel - len(self._workers))):
+                self._add_worker()
+            self._grow_after = GROW_AFTER
+        else:
+            self._grow_after = min(2 * self._grow_after, GROW_AFTER_MOST)
+        assert self._loop is not None
+        self._growing = True
+        self._loop.call_later(self._grow_after, self._grow)
+
+    def _add_worker(self) -> None:
+        import threading
+
+        worker = threading.Thread(target=self._work, name=f"provider_{len(self._workers)}", daemon=True)
+        worker.start()
+        self._workers.append(worker)
 
     def _work(self) -> None:
         """A worker: runs queued calls until ``close`` sends it ``None``."""
@@ -123,12 +171,15 @@ class ProviderCalls(_Calls):
     def _call(self, answer: asyncio.Future[Any], urn: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         """On a worker: run the call, queue its result, and wake the loop unless a
         wake-up is already on its way."""
+        with self._waking_lock:
+            self._calling += 1
         try:
             self.sink.call_started(urn)
             self._results.append((answer, fn(*args), None))
         except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting step
             self._results.append((answer, None, exc))
         with self._waking_lock:
+            self._calling -= 1
             wake, self._waking = not self._waking, True
         if wake:
             assert self._loop is not None
@@ -171,6 +222,11 @@ class ProviderCalls(_Calls):
             worker.join()
         self._workers.clear()
 
+
+GROW_AFTER: Final = 0.001
+"""Seconds between looks at whether the workers are blocked in their calls (``_grow``)."""
+GROW_AFTER_MOST: Final = 0.016
+"""The longest wait between two looks, reached while the workers keep up."""
 
 _Job = tuple["asyncio.Future[Any]", str, Callable[..., Any], tuple[Any, ...]]
 

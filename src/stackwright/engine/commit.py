@@ -1,9 +1,11 @@
-"""Group commit: state writes made in one event-loop tick share one transaction.
+"""Group commit: state writes made in one burst of event-loop turns share one transaction.
 
 Each caller awaits its write; the await returns only after the transaction that holds
 it has committed, so "recorded before the provider call" and "recorded before any
 dependent starts" still hold, while a burst of steps finishing together costs one
-commit instead of one each.
+commit instead of one each. The commit waits while each loop turn brings more writes
+(at most ``GATHER_TURNS`` turns): steps woken together reach their writes a turn or two
+apart, and on SQLite every commit writes each page it touched to the WAL again.
 
 A store whose commits wait on the network (``StackWriter.slow_commits``: S3) commits
 from a worker thread, one commit in flight at a time: the event loop keeps preparing
@@ -13,7 +15,7 @@ steps meanwhile, and every write queued during a commit joins the next one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from stackwright.state.store import StackWriter
 
@@ -21,6 +23,10 @@ if TYPE_CHECKING:
     import asyncio
 
 Queued = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], "asyncio.Future[None]"]
+
+
+GATHER_TURNS: Final = 8
+"""At most this many loop turns a group commit waits for writes still arriving."""
 
 
 class GroupCommit:
@@ -31,6 +37,10 @@ class GroupCommit:
         self._flushing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.commits = 0
+        self._seen = 0
+        """Writes queued when ``_start`` last looked."""
+        self._waited = 0
+        """Loop turns the queued writes have waited for more to join them."""
 
     async def __call__(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         loop = self._loop or self._running_loop()
@@ -50,6 +60,13 @@ class GroupCommit:
     def _start(self) -> None:
         if self._flushing or not self._queue:
             return
+        if len(self._queue) > self._seen and self._waited < GATHER_TURNS:
+            self._seen = len(self._queue)
+            self._waited += 1
+            assert self._loop is not None
+            self._loop.call_soon(self._start)  # writes are still arriving: take the whole burst
+            return
+        self._seen = self._waited = 0
         queue, self._queue = self._queue, []
         if not self._in_thread:
             self._settle(queue, self._commit(queue))

@@ -50,18 +50,22 @@ async def retrying(
     policy: RetryPolicy,
     call: Callable[[], Awaitable[T]],
     on_retry: Callable[[int, float, ProviderError], None] = lambda attempt, delay, error: None,
-    *, sleep: Callable[[float], Awaitable[None]] | None = None,
+    *, sleep: Callable[[float], Awaitable[None]] | None = None, failed: ProviderError | None = None,
 ) -> T:
     """Await ``call()`` until it succeeds, fails permanently, or attempts run out.
-    ``sleep`` waits before a retry (default ``policy.sleep``)."""
+    ``sleep`` waits before a retry (default ``policy.sleep``); ``failed``: the error of
+    a first attempt the caller made itself."""
     attempt = 0
     while True:
-        try:
-            return await call()
-        except ProviderError as error:
-            attempt += 1
-            if not error.retryable or attempt >= policy.max_attempts:
-                raise
-            delay = policy.delay(attempt, error)
-            on_retry(attempt, delay, error)
-            await (sleep or policy.sleep)(delay)
+        if failed is None:
+            try:
+                return await call()
+            except ProviderError as error:
+                failed = error
+        attempt += 1
+        if not failed.retryable or attempt >= policy.max_attempts:
+            raise failed
+        delay = policy.delay(attempt, failed)
+        on_retry(attempt, delay, failed)
+        await (sleep or policy.sleep)(delay)
+        failed = None
