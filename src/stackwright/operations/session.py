@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackwright.errors import ProjectError, StateError
 from stackwright.model.context import ConfigSource
@@ -20,10 +20,12 @@ from stackwright.operations.workspace_links import WorkspaceLinks
 from stackwright.program.project import Project, load_stack_config
 from stackwright.program.runner import run_program
 from stackwright.state.codec import gc_paused
-from stackwright.program.workspace import Workspace
 from stackwright.providers.registry import ProviderRegistry
 from stackwright.state.records import LockInfo
 from stackwright.state.store import StateStore
+
+if TYPE_CHECKING:
+    from stackwright.program.workspace import Workspace
 
 SECURE = "secure"
 """``password: {secure: <ciphertext>}`` in a stack file: a secret config value."""
@@ -36,11 +38,21 @@ class StackSession:
     store: StateStore
     config: ConfigSource
     providers: ProviderRegistry
-    who: str
+    named: str | None
+    """Who the caller said is acting (--as, a run's identity); None: ``who`` finds it."""
     held_lock: LockInfo | None = None
     """The stack's lock, when the caller took it and will release it (`run --shard`
     claims a stack with its lock); updates then work under it instead of taking one."""
     _links: WorkspaceLinks | None = field(default=None, init=False, repr=False)
+    _who: str | None = field(default=None, init=False, repr=False)
+
+    @property
+    def who(self) -> str:
+        """Who is acting (``identity``), found when first needed: a preview records
+        nothing, so it never runs `git config` to ask."""
+        if self._who is None:
+            self._who = identity(self.named)
+        return self._who
 
     def run_program(self, targets: Sequence[str] = ()) -> DesiredGraph:
         """The desired graph; with ``targets``, complete only for what they name (see
@@ -135,7 +147,7 @@ def open_session(project: Project, stack: str, who: str | None = None,
         store.close()
         raise
     providers = registry or ProviderRegistry(provider_config(project, config.data))
-    return StackSession(project, stack, store, config, providers, identity(who))
+    return StackSession(project, stack, store, config, providers, who)
 
 
 def provider_config(project: Project, config: Mapping[str, Any]) -> dict[str, Any]:

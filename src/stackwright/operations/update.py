@@ -247,8 +247,6 @@ def _locked_update(
     plan, ``check``, confirm — all before the lock, so that nobody waits on a person at
     a prompt — then under the lock plan again, refuse unless that is the plan that was
     confirmed, apply, checkpoint, audit. The duration excludes the prompt."""
-    from stackwright.engine.refresh import read_all, record_drift
-
     recorded: Snapshot | None = session.store.snapshot(session.stack)
     report = _no_recovery()
     if recover and recorded is not None and recorded.pending:
@@ -269,6 +267,8 @@ def _locked_update(
         # A lock held since before ``base`` was read (a `run --shard` claim): it is current.
         snapshot = base if session.held_lock is not None and not refresh else session.store.snapshot(session.stack)
         if refresh:
+            from stackwright.engine.refresh import read_all, record_drift
+
             drift = run_async(read_all(snapshot, session.providers, options.parallel, sink))
             require_all_read(drift)
             record_drift(drift, writer)

@@ -158,11 +158,11 @@ class Judge:
         self.violations: list[Violation] = []
 
     def __call__(self, plan: Plan) -> None:
-        from stackwright.workflow.policies import blocking, evaluate, refuse_blocking
-
         if not plan.has_changes:
             require_unprotected(self.session, self.request)
             return
+        from stackwright.workflow.policies import blocking, evaluate, refuse_blocking
+
         env = environment_for(self.session.project, self.session.stack)
         self.violations = evaluate(plan, self.session.project, env, allow_destroy=self.request.allow_destroy,
                                    providers=self.session.providers)
@@ -213,7 +213,6 @@ def _confirmed(request: ChangeRequest, confirm: Confirm, judge: Judge) -> Callab
 
 def _planned(session: StackSession, request: ChangeRequest, confirm: Confirm, sink: EventSink,
              refused: Refused | None) -> ChangeResult:
-    from stackwright.operations.rollback import rollback
     from stackwright.operations.update import destroy, up
     from stackwright.workflow.gate import check_gate
 
@@ -228,6 +227,8 @@ def _planned(session: StackSession, request: ChangeRequest, confirm: Confirm, si
     elif request.kind == "destroy":
         outcome = destroy(session, targets=request.targets, **common)
     elif request.kind == "rollback":
+        from stackwright.operations.rollback import rollback
+
         if request.checkpoint is None:
             raise StackwrightError("rollback needs the checkpoint to return to")
         outcome = rollback(session, request.checkpoint, **common)

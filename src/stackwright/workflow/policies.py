@@ -22,10 +22,8 @@ it changes.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import inspect
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,6 +304,8 @@ class _Source:
 
     def error(self, message: str, hint: str, exc: BaseException | None = None) -> PolicyError:
         """An error at the deepest frame of ``exc`` in this file, else at this line."""
+        import traceback
+
         line = self.line
         target = self.path.resolve()
         for frame in traceback.extract_tb(exc.__traceback__) if exc is not None else ():
@@ -333,6 +333,8 @@ def user_rules(project: Project) -> list[Rule]:
 
 def _load(project: Project, source: _Source) -> ModuleType:
     """Run one policy file as a module, with the project importable as in the program."""
+    import importlib.util
+
     name = f"_stackwright_policies.{source.path.stem}"
     spec = importlib.util.spec_from_file_location(name, source.path)
     if spec is None or spec.loader is None:
