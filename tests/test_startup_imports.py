@@ -53,14 +53,15 @@ CLI = "import sys\nfrom stackwright.cli.main import main\nsys.argv[0] = 'stackwr
 
 def test_import_stackwright_loads_the_model_only(tmp_path: Path) -> None:
     modules = loaded(tmp_path, "import stackwright")
-    assert ours(modules) == {"stackwright", "stackwright.errors", "stackwright.model"}
+    assert ours(modules) == {"stackwright", "stackwright.errors", "stackwright.dataclass_methods", "stackwright.model"}
     assert not tops(modules) & set(HEAVY)
     assert "click" not in tops(modules)
 
 
 def test_help_loads_the_command_definitions_only(tmp_path: Path) -> None:
     modules = loaded(tmp_path, CLI, "--help")
-    assert ours(modules) == {"stackwright", "stackwright.errors", "stackwright.model", "stackwright.cli"}
+    assert ours(modules) == {"stackwright", "stackwright.errors", "stackwright.dataclass_methods", "stackwright.model",
+                             "stackwright.cli"}
     assert not tops(modules) & set(HEAVY)
 
 
