@@ -8,9 +8,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stackwright.dataclass_methods import Compared
 from stackwright.errors import ProjectError, StateError
 from stackwright.model.context import ConfigSource
 from stackwright.model.desired import DesiredGraph
@@ -31,8 +32,14 @@ SECURE = "secure"
 """``password: {secure: <ciphertext>}`` in a stack file: a secret config value."""
 
 
-@dataclass
-class StackSession:
+# Every command loads this class: its methods are written, not generated (see
+# stackwright.dataclass_methods); it behaves as the ``@dataclass`` it is declared.
+
+
+@dataclass(init=False, repr=False, eq=False)
+class StackSession(Compared):
+    """An open stack: its project, state store, config, providers and who is acting."""
+
     project: Project
     stack: str
     store: StateStore
@@ -45,6 +52,18 @@ class StackSession:
     claims a stack with its lock); updates then work under it instead of taking one."""
     _links: WorkspaceLinks | None = field(default=None, init=False, repr=False)
     _who: str | None = field(default=None, init=False, repr=False)
+
+    def __init__(self, project: Project, stack: str, store: StateStore, config: ConfigSource,
+                 providers: ProviderRegistry, named: str | None, held_lock: LockInfo | None = None) -> None:
+        self.project = project
+        self.stack = stack
+        self.store = store
+        self.config = config
+        self.providers = providers
+        self.named = named
+        self.held_lock = held_lock
+        self._links = None
+        self._who = None
 
     @property
     def who(self) -> str:
@@ -102,7 +121,7 @@ def stack_config(project: Project, stack: str, keyring: Keyring | None = None) -
     if not any_secure(source.data):
         return source
     ring = keyring or Keyring.for_stack(project, stack)
-    return replace(source, data=open_secure(source.data, ring))
+    return ConfigSource(open_secure(source.data, ring), source.file, source.lines)
 
 
 def any_secure(value: Any) -> bool:

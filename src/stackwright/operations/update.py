@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from stackwright.dataclass_methods import Compared
 from stackwright.engine.events import EventSink, MaskingSink
 from stackwright.errors import ApplyFailed, PlanError
 from stackwright.graph import Graph
@@ -38,14 +39,30 @@ def _no_recovery() -> RecoveryReport:
     return RecoveryReport()
 
 
-@dataclass
-class UpdateOutcome:
+# Every command loads this class: its methods are written, not generated (see
+# stackwright.dataclass_methods); it behaves as the ``@dataclass`` it is declared.
+
+
+@dataclass(init=False, repr=False, eq=False)
+class UpdateOutcome(Compared):
+    """What an update did: the plan, the apply's result, the checkpoint that recorded it,
+    the interrupted operations it resolved first."""
+
     plan: Plan
     result: ApplyResult | None = None
     checkpoint: Checkpoint | None = None
     recovery: RecoveryReport = field(default_factory=_no_recovery)
     cancelled: bool = False
     duration: float = 0.0
+
+    def __init__(self, plan: Plan, result: ApplyResult | None = None, checkpoint: Checkpoint | None = None,
+                 recovery: RecoveryReport | None = None, cancelled: bool = False, duration: float = 0.0) -> None:
+        self.plan = plan
+        self.result = result
+        self.checkpoint = checkpoint
+        self.recovery = _no_recovery() if recovery is None else recovery
+        self.cancelled = cancelled
+        self.duration = duration
 
     @property
     def ok(self) -> bool:
