@@ -8,14 +8,17 @@ is declared ``@dataclass(init=False, repr=False, eq=False)`` (``frozen=True`` ke
 where it was, so that assigning a field still raises and mypy still says so), writes
 its own ``__init__`` (a plain one, as fast to call as the generated one), and takes
 equality, hashing and ``repr`` from a base below, which behave as the generated ones
-do. It stays a dataclass: ``fields``, ``replace`` and ``asdict`` work on it.
+do. A frozen one is declared ``@frozen_record`` and inherits ``FrozenCompared``. It
+stays a dataclass: ``fields``, ``replace`` and ``asdict`` work on it.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import FrozenInstanceError, dataclass, fields
 from reprlib import recursive_repr
-from typing import Any
+from typing import Any, TypeVar, dataclass_transform
+
+T = TypeVar("T")
 
 _COMPARED: dict[type, tuple[str, ...]] = {}
 
@@ -48,11 +51,19 @@ class Compared:
 
 
 class FrozenCompared(Compared):
-    """``Compared``, hashed by its compared fields as a frozen dataclass is. A slotted
-    one pickles as ``@dataclass(frozen=True, slots=True)`` makes it (its fields'
+    """``Compared``, frozen and hashed by its compared fields as ``@dataclass(frozen=True)``
+    makes it: assigning or deleting an attribute raises ``FrozenInstanceError`` (its
+    ``__init__`` sets fields with ``object.__setattr__``, as the generated one does). A
+    slotted one pickles as ``@dataclass(frozen=True, slots=True)`` makes it (its fields'
     values in order), since unpickling cannot assign to a frozen instance."""
 
     __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
 
     def __hash__(self) -> int:
         return hash(_compared(self))
@@ -68,3 +79,12 @@ class FrozenCompared(Compared):
             return
         for f, value in zip(fields(self), state):  # type: ignore[arg-type]
             object.__setattr__(self, f.name, value)
+
+
+@dataclass_transform(frozen_default=True, eq_default=False)
+def frozen_record(cls: type[T]) -> type[T]:
+    """``@dataclass(init=False, repr=False, eq=False)`` for a ``FrozenCompared`` class,
+    which is what makes it frozen; type checkers treat it as ``frozen=True``."""
+    if not issubclass(cls, FrozenCompared):
+        raise TypeError(f"{cls.__qualname__} must inherit FrozenCompared to be frozen")
+    return dataclass(init=False, repr=False, eq=False)(cls)

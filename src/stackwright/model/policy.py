@@ -19,10 +19,9 @@ module stays tiny and import-free so that ``import stackwright`` stays fast.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
-from stackwright.dataclass_methods import FrozenCompared
+from stackwright.dataclass_methods import FrozenCompared, frozen_record
 
 __all__ = ["POLICY_MARK", "PolicyInfo", "Violation", "policy"]
 
@@ -37,7 +36,7 @@ DefaultEnforcement = Literal["mandatory", "advisory"]
 # (see stackwright.dataclass_methods); they behave as ``@dataclass(frozen=True, slots=True)``.
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)
+@frozen_record
 class Violation(FrozenCompared):
     """One thing a policy objects to; ``urn`` names the resource when there is one."""
 
@@ -50,7 +49,7 @@ class Violation(FrozenCompared):
         object.__setattr__(self, "urn", urn)
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)
+@frozen_record
 class PolicyInfo(FrozenCompared):
     """How a policy was declared: its name (default: the function's) and the
     enforcement used when the environment does not configure one."""

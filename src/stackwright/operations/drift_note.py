@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stackwright.dataclass_methods import FrozenCompared
+from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.operations.session import StackSession
 
 if TYPE_CHECKING:
@@ -23,10 +22,10 @@ if TYPE_CHECKING:
 
 
 # Every command loads this class: its methods are written, not generated (see
-# stackwright.dataclass_methods); it behaves as the ``@dataclass`` it is declared.
+# stackwright.dataclass_methods); it behaves as ``@dataclass(frozen=True)``.
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)
+@frozen_record
 class DriftNote(FrozenCompared):
     """Which resources the last plain ``refresh`` found drifted, at which state serial."""
 

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar, Literal, Protocol
 
-from stackwright.dataclass_methods import FrozenCompared
+from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.errors import ProviderError
 from stackwright.model.resource import Resource
 
@@ -51,7 +51,7 @@ def _no_log(message: str) -> None:
 # generated (see stackwright.dataclass_methods); they behave as ``@dataclass(frozen=True)``.
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)
+@frozen_record
 class DiffResult(FrozenCompared):
     """Which top-level inputs changed, and which of those force a replacement."""
 
@@ -70,7 +70,7 @@ class DiffResult(FrozenCompared):
         return bool(self.changed)
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)
+@frozen_record
 class Created(FrozenCompared):
     """The object a create made: its id and what the cloud computed."""
 
@@ -82,7 +82,7 @@ class Created(FrozenCompared):
         object.__setattr__(self, "outputs", {} if outputs is None else outputs)
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)
+@frozen_record
 class ReadResult(FrozenCompared):
     """The live object: its id, the inputs that would declare it, and its outputs."""
 
@@ -96,7 +96,7 @@ class ReadResult(FrozenCompared):
         object.__setattr__(self, "outputs", {} if outputs is None else outputs)
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)
+@frozen_record
 class Links(FrozenCompared):
     """Names a resource publishes for others (``exports``) and names of others it
     uses (``imports``), such as CloudFormation's ``Export``/``Fn::ImportValue``.
@@ -112,7 +112,7 @@ class Links(FrozenCompared):
         object.__setattr__(self, "imports", imports)
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)
+@frozen_record
 class OperationContext(FrozenCompared):
     """What one provider call knows besides its inputs."""
 
@@ -240,7 +240,7 @@ def instance_config(handler: ResourceProvider, inputs: Mapping[str, Any],
     return dict(reveal(outputs))
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)
+@frozen_record
 class InputRule(FrozenCompared):
     """A policy rule a provider brings: it judges the new inputs of a created, updated
     or replaced resource of one of ``types`` and yields one message per violation.

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from stackwright.dataclass_methods import Compared, FrozenCompared
+from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_record
 from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink
 from stackwright.errors import StackwrightError
@@ -68,7 +68,7 @@ class ProtectedEnvironment(StackwrightError):
 # they are declared.
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)
+@frozen_record
 class ChangeRequest(FrozenCompared):
     """What to change and how; each kind reads the fields it needs."""
 
@@ -104,7 +104,7 @@ class ChangeRequest(FrozenCompared):
             object.__setattr__(self, name, value)
 
 
-@dataclass(frozen=True, init=False, repr=False, eq=False)
+@frozen_record
 class Prompt(FrozenCompared):
     """What a person confirms: the plan (None for a state edit) and what policies said;
     for ``import``, the object as read and what will be recorded of it."""
