@@ -121,11 +121,10 @@ class Rule(FrozenCompared):
     check: RuleCheck
     default: Enforcement
     about: str
-    origin: str = "built-in"
-    """Where the rule is defined: ``built-in`` or ``policies/file.py:LINE``."""
+    origin: str
+    """Where the rule is defined: ``built-in``, ``provider NAME`` or ``policies/file.py:LINE``."""
 
-    def __init__(self, name: str, check: RuleCheck, default: Enforcement, about: str,
-                 origin: str = "built-in") -> None:
+    def __init__(self, name: str, check: RuleCheck, default: Enforcement, about: str, origin: str) -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "check", check)
         object.__setattr__(self, "default", default)
@@ -305,9 +304,9 @@ def _input_rule(provider: str, rule: InputRule) -> Rule:
 
 BUILTIN_RULES: tuple[Rule, ...] = (
     Rule("no-destroy-stateful", no_destroy_stateful, "mandatory",
-         "no delete or replace of protected or stateful resources without --allow-destroy"),
+         "no delete or replace of protected or stateful resources without --allow-destroy", "built-in"),
     Rule("required-tags", required_tags, "advisory",
-         "taggable resources carry the environment's required_tags"),
+         "taggable resources carry the environment's required_tags", "built-in"),
 )
 
 
