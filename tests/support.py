@@ -24,6 +24,18 @@ def cli_env(user: str = "tester") -> dict[str, str]:
     return env
 
 
+def write_workspace(root: Path, programs: dict[str, str], workspace: str) -> Path:
+    """A workspace at ``root``: per project name its program (stack ``dev``, empty
+    config), and ``workspace`` as stackwright-workspace.yaml."""
+    for name, program in programs.items():
+        (root / name / "stacks").mkdir(parents=True)
+        (root / name / "stackwright.yaml").write_text(f"name: {name}\nmain: __main__.py\n")
+        (root / name / "__main__.py").write_text(program)
+        (root / name / "stacks" / "dev.yaml").write_text("config: {}\n")
+    (root / "stackwright-workspace.yaml").write_text(workspace)
+    return root
+
+
 class VersionedProject:
     """A project on disk whose one stack reads ``version`` from config, driven through
     the real command (crash and lock tests)."""

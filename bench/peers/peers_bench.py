@@ -79,19 +79,26 @@ def side_by_side(root: Path, count: int, runs: int) -> dict[str, object]:
 
 
 def pulumi_version() -> str:
-    from importlib.metadata import version
+    """The installed Pulumi SDK's version; without the `peers` extra, a one-line exit
+    saying how to install it."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return version("pulumi")
+    try:
+        return version("pulumi")
+    except PackageNotFoundError:
+        raise SystemExit("the Pulumi SDK is not installed: `.venv/bin/pip install -e '.[peers]'` "
+                         "(or `make bench`, which installs it)") from None
 
 
 def main() -> int:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     sizes = [int(n) for n in sys.argv[2:]] or [1_000, 10_000]
+    peer = pulumi_version()
     bytecode = compile_package()
     root = Path(tempfile.mkdtemp(prefix="sw-peers-"))
     results: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "pulumi": pulumi_version(), "bytecode": bytecode,
+        "pulumi": peer, "bytecode": bytecode,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     try:
         for count in sizes:

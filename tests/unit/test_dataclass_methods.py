@@ -106,3 +106,44 @@ def test_fields_keep_their_defaults_for_schemas() -> None:
     written = {f.name: (f.default, f.default_factory) for f in dataclasses.fields(Written)}
     generated = {f.name: (f.default, f.default_factory) for f in dataclasses.fields(Generated)}
     assert written == generated
+
+
+WRITTEN = ("stackwright.state.records", "stackwright.providers.protocol", "stackwright.workflow.gateway",
+           "stackwright.model.context", "stackwright.model.policy", "stackwright.model.desired",
+           "stackwright.workflow.environments", "stackwright.workflow.policies", "stackwright.workflow.gate",
+           "stackwright.program.project", "stackwright.operations.session", "stackwright.operations.update",
+           "stackwright.operations.drift_note", "stackwright.operations.keyring")
+"""The modules whose classes write their methods."""
+
+
+def _written_classes() -> list[type]:
+    import importlib
+
+    for name in WRITTEN:
+        importlib.import_module(name)
+    found, todo = [], [Compared]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith("stackwright.") and dataclasses.is_dataclass(cls):
+            found.append(cls)
+    return found
+
+
+def test_every_written_init_takes_every_field() -> None:
+    """A field declared on such a class must be a parameter of its ``__init__``, in
+    order, with the declared default (``None`` standing for a default factory): a field
+    added to the declaration alone would be missing from every instance."""
+    import inspect
+
+    classes = _written_classes()
+    assert {c.__module__ for c in classes} == set(WRITTEN)
+    for cls in classes:
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
+        declared = [f for f in dataclasses.fields(cls) if f.init]
+        assert [p.name for p in params] == [f.name for f in declared], cls
+        for param, item in zip(params, declared):
+            if item.default is not dataclasses.MISSING:
+                assert param.default == item.default, (cls, item.name)
+            elif item.default_factory is not dataclasses.MISSING:
+                assert param.default is None, (cls, item.name)

@@ -239,11 +239,11 @@ def test_a_worker_killed_before_a_checkpoint_leaves_it_interrupted(tmp_path: Pat
 
 
 def test_workers_share_finding_exports_and_imports(tmp_path: Path) -> None:
-    """Each worker runs only its own shard's programs to find what they export and
-    import, and takes the other stacks' from the events their workers recorded; a stack
-    nobody recorded (its worker died) it works out itself once that stack could start.
-    A stack that exports and imports nothing waits for no other stack's links; one that
-    does waits until every stack's are known."""
+    """A stack's links are found when it could start; a stack that exports and imports
+    nothing waits for no other stack's links, and no worker runs other programs for it.
+    One that does waits until every stack's are known: idle workers then run only their
+    own shard's programs, record them, and take the others' from the events their
+    workers recorded; past the deadline (a worker died) a worker works out the rest."""
     from stackwright.state.sqlite import SqliteStateStore
     from stackwright.workflow.multistack import RunOptions, StackRunner, initialize
     from stackwright.workflow.shards import LINKS_EVENT, Shard, ShardOptions, _SharedLinks
@@ -272,31 +272,82 @@ def test_workers_share_finding_exports_and_imports(tmp_path: Path) -> None:
     options = RunOptions(action="up", who="tester")
     with StackRunner(workspace, options) as runner:
         links = _SharedLinks(runner, ShardOptions(Shard(1, 3), "r"), graph)
-        links.start()
+        assert links.deps("mine/dev") is None  # nothing known yet
+        links.learn(["mine/dev"])  # as the worker about to claim it does
         assert links.deps("mine/dev") == [] and links.deps("theirs/c") is None
         links.refresh()
         assert links.deps("theirs/c") == ["theirs/b"] and not runner.unlinked
     with StackRunner(workspace, options) as runner:  # run "s": nobody recorded b and c
         links = _SharedLinks(runner, ShardOptions(Shard(1, 3), "s"), graph)
-        links.start()
         links.refresh()
         assert links.deps("theirs/b") is None and not runner.unlinked
-        links.deadline = 0.0  # their worker is gone
-        assert links.settle(["theirs/b", "theirs/c"])
-        assert sorted(runner.unlinked) == ["theirs/b", "theirs/c"]
-        assert "not run by this worker" in runner.unlinked["theirs/c"].headline()
-    with StackRunner(workspace, options) as runner:  # run "s" again, only b could start
-        links = _SharedLinks(runner, ShardOptions(Shard(1, 3), "s"), graph)
-        links.start()
-        links.deadline = 0.0
-        assert links.settle(["theirs/b"])
+        assert not links.idle([])  # nothing waits for the whole ordering: no program runs
+        assert "mine/dev" not in links.links
+        links.learn(["theirs/b"])
         assert list(runner.unlinked) == ["theirs/b"] and links.deps("theirs/c") is None
+        assert "not run by this worker" in runner.unlinked["theirs/b"].headline()
     with StackRunner(workspace, options) as runner:  # run "t": b exports, so it needs every link
         links = _SharedLinks(runner, ShardOptions(Shard(1, 3), "t"), graph)
-        links.start()
         links.refresh()
-        assert links.deps("mine/dev") == [] and links.deps("theirs/b") is None
-        assert not links.settle(["theirs/b"])  # before the deadline: c's worker may be late
-        links.deadline = 0.0
-        assert links.settle(["theirs/b"])
+        assert links.deps("mine/dev") is None and links.deps("theirs/b") is None
+        assert links.idle(["theirs/b"])  # its own share first
+        assert links.deps("mine/dev") == [] and not runner.unlinked
+        assert not links.idle(["theirs/b"])  # recorded; before the deadline c's worker may be late
+        with SqliteStateStore(tmp_path / "mine" / ".stackwright" / "state.db") as store:
+            [event] = [e for e in store.events(None, kinds=(LINKS_EVENT,)) if e.data["run_id"] == "t"]
+        assert event.data["stacks"] == ["dev"] and event.data["links"] == {}
+        links.deadline = 0.0  # c's worker is gone
+        assert links.idle(["theirs/b"])
         assert list(runner.unlinked) == ["theirs/c"] and links.deps("theirs/b") == []
+
+
+def test_a_stack_that_exports_or_imports_waits_for_the_whole_ordering(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker alone on a run of two shards: ``solo`` exports and imports nothing and
+    runs at once; ``net`` exports a name ``app`` imports, so each is claimed, its links
+    found, and let go until every stack's links are known (here, once each was
+    claimed); then ``net`` runs before ``app``. Each program's links are found once,
+    and only under the claim; no claim is left behind."""
+    from stackwright.plan.links import NO_LINKS, StackLinks
+    from stackwright.state.sqlite import SqliteStateStore
+    from stackwright.workflow.multistack import OK, RunOptions, StackResult, StackRunner, initialize
+    from stackwright.workflow.shards import Shard, ShardOptions, run_shard
+    from stackwright.workflow.workspace import load_workspace, select_all, stack_graph
+
+    (tmp_path / "stackwright-workspace.yaml").write_text(
+        "projects:\n  - {path: app, stacks: [dev]}\n  - {path: net, stacks: [dev]}\n"
+        "  - {path: solo, stacks: [dev]}\n")
+    for project in ("app", "net", "solo"):
+        (tmp_path / project / "stacks").mkdir(parents=True)
+        (tmp_path / project / "stackwright.yaml").write_text(f"name: {project}\n")
+        (tmp_path / project / "__main__.py").write_text("")
+    workspace = load_workspace(tmp_path / "stackwright-workspace.yaml")
+    graph = stack_graph(workspace)
+    refs = select_all(graph).refs
+    initialize(workspace, refs)
+    links = {"net/dev": StackLinks({"N": "vpc"}, {}), "app/dev": StackLinks({}, {"N": "subnet"}),
+             "solo/dev": NO_LINKS}
+    found: list[str] = []
+    ran: list[str] = []
+
+    def links_of(runner: StackRunner, wanted: Any) -> dict[str, StackLinks]:
+        for ref in wanted:
+            held = runner.store(runner.entry(ref).project).read_lock(ref.rpartition("/")[2])
+            assert held is not None and held.operation == "run-up r", ref
+            found.append(ref)
+        return {ref: links[ref] for ref in wanted}
+
+    def run(runner: StackRunner, ref: str, lock: Any = None) -> StackResult:
+        ran.append(ref)
+        return StackResult(ref, OK)
+
+    monkeypatch.setattr(StackRunner, "links_of", links_of)
+    monkeypatch.setattr(StackRunner, "run", run)
+    options = RunOptions(action="up", who="tester")
+    results, done = run_shard(workspace, graph, options, ShardOptions(Shard(1, 2), "r", poll=0.01))
+    assert sorted(ran) == sorted(refs) and ran[0] == "solo/dev"
+    assert ran.index("net/dev") < ran.index("app/dev")
+    assert sorted(found) == sorted(refs) and {d.status for d in done.values()} == {"ok"}
+    for project in ("app", "net", "solo"):
+        with SqliteStateStore(tmp_path / project / ".stackwright" / "state.db") as store:
+            assert store.read_lock("dev") is None, project

@@ -344,8 +344,14 @@ def _drift_lines(result: Any) -> list[str]:
     for urn, error in sorted(result.errors.items()):
         lines.append(click.style(f"  ! {urn}: {error}", fg="red"))
     real = [d for d in result.drift if d.kind != "outputs"]
-    lines.append(click.style(f"Checked {result.checked} resources: "
-                             + (f"{len(real)} drifted." if real else "no drift."), bold=True))
+    verdict = f"{len(real)} drifted." if real else "no drift."
+    if result.errors:
+        unread = len(result.errors)
+        checked = f"Checked {result.checked} of {result.checked + unread} resources ({unread} could not be read): "
+        verdict = verdict if real else "no drift in those read."
+    else:
+        checked = f"Checked {result.checked} resources: "
+    lines.append(click.style(checked + verdict, bold=True))
     return lines
 
 

@@ -350,6 +350,9 @@ def _echo_result(context: _Context, result: StackResult, action: str) -> None:
     if result.status == "skipped":
         context.say(click.style(f"--- {result.ref}: skipped ({result.cause} failed)", fg=colour))
         return
+    if result.status == "not-started":
+        context.say(click.style(f"--- {result.ref}: not started (interrupted)", fg=colour))
+        return
     title = f"--- {result.ref} ({action}): {result.status} in {result.seconds:.1f}s"
     context.say(click.style(title, fg=colour, bold=True))
     body = _result_lines(result, action, context.show_diff)
@@ -383,6 +386,12 @@ def _result_lines(result: StackResult, action: str, show_diff: bool) -> list[str
     return lines
 
 
+def _skip_reason(cause: str, action: str) -> str:
+    """Why a stack was skipped: what it needs failed, or (destroy goes dependents first)
+    a stack that depends on it failed to go."""
+    return f" ({cause}, which depends on it, failed)" if action == "destroy" else f" (needs {cause}, which failed)"
+
+
 def _echo_summary(context: _Context, results: list[StackResult], action: str,
                   seconds: float) -> int:
     """The counts, then every stack that did not succeed; returns how many."""
@@ -394,7 +403,7 @@ def _echo_summary(context: _Context, results: list[StackResult], action: str,
     context.say(click.style(f"run {action}: {len(results)} stack(s) in {seconds:.1f}s: {parts}",
                             fg="red" if bad else "green", bold=True))
     for result in bad:
-        why = f" (needs {result.cause}, which failed)" if result.cause else ""
+        why = _skip_reason(result.cause, action) if result.cause else ""
         context.say(click.style(f"  {result.status:<11} {result.ref}{why}",
                                 fg=STATUS_COLOURS.get(result.status)))
     return len(bad)

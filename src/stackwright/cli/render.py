@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stackwright.model.resource import urn_name, urn_parts
-from stackwright.model.values import MASK, UNKNOWN, UNKNOWN_TEXT, Secret, masked
+from stackwright.model.values import MASK, RECORDED_UNKNOWN_TEXT, UNKNOWN, UNKNOWN_TEXT, Secret, masked
 from stackwright.plan.diff import PropertyDiff
 from stackwright.plan.plan import STATE_ONLY_VERB, Leftover, Op, Plan, Step
 from stackwright.state.records import Checkpoint
@@ -28,10 +28,6 @@ SYMBOLS = {
 }
 VERBS = {Op.CREATE: "create", Op.UPDATE: "update", Op.REPLACE: "replace",
          Op.DELETE: "delete", Op.SAME: "unchanged", Op.READ: "read"}
-
-
-RECORDED_UNKNOWN_TEXT = "(unknown)"
-"""A recorded value that stayed unknown (the step computing it failed)."""
 
 
 def value_text(value: Any, limit: int = 120, unknown: str = UNKNOWN_TEXT) -> str:
@@ -127,8 +123,8 @@ def output_lines(plan: Plan) -> list[str]:
     for key in sorted(set(plan.outputs) | set(plan.old_outputs)):
         old, new = plan.old_outputs.get(key), plan.outputs.get(key)
         if old != new:
-            lines.append(f"    {key}: {value_text(old) if key in plan.old_outputs else ''}"
-                         f"{' => ' if key in plan.old_outputs else ''}{value_text(new)}")
+            was = f"{value_text(old, unknown=RECORDED_UNKNOWN_TEXT)} => " if key in plan.old_outputs else ""
+            lines.append(f"    {key}: {was}{value_text(new)}")
     return lines
 
 

@@ -63,6 +63,19 @@ class ResourceOptions:
     resource's provider calls instead of the stack config. The resource depends on it
     and records its URN, so a changed credential updates the instance only."""
 
+    def __post_init__(self) -> None:
+        """Options of the wrong type fail where they are written: taken as given,
+        ``ignore_changes="content"`` would ignore the properties "c", "o", "n"... and
+        ``protect="yes"`` would be recorded as "yes". A flag given as None is False, as
+        in Pulumi (``protect=config.get_bool("protect")``)."""
+        for flag in _FLAGS:
+            if getattr(self, flag) is None:
+                object.__setattr__(self, flag, False)
+        problem = _options_problem(self)
+        if problem is not None:
+            file, line = context.user_frame(3)  # past this and the dataclass's __init__
+            raise InputError(problem[0], file=file, line=line, hint=problem[1])
+
     def provider_instance(self, parent: Node | None) -> Resource | None:
         """This option, else the nearest ancestor component's (children inherit it)."""
         node: Node | None = parent
@@ -73,7 +86,31 @@ class ResourceOptions:
         return found
 
 
-_NO_OPTIONS = ResourceOptions()
+_FLAGS = ("protect", "retain_on_delete", "delete_before_replace")
+
+
+def _options_problem(options: ResourceOptions) -> tuple[str, str | None] | None:
+    """What is wrong with ``options`` and a hint, or None."""
+    for flag in _FLAGS:
+        value = getattr(options, flag)
+        if type(value) is not bool:
+            return f"{flag} must be True or False, not {_described(value)}", None
+    for name, kinds, wanted, hint in _LISTS:
+        value = getattr(options, name)
+        if type(value) not in (list, tuple):
+            if name == "ignore_changes" and isinstance(value, str):
+                hint = f"ignore_changes=[{value!r}]"
+            return f"{name} must be {wanted}, not {_described(value)}", hint
+        wrong = next((item for item in value if not isinstance(item, kinds)), _MISSING) if value else _MISSING
+        if wrong is not _MISSING:
+            return f"{name} must be {wanted}, not a list holding {_described(wrong)}", hint
+    return None
+
+
+def _described(value: Any) -> str:
+    if isinstance(value, (Node, Output)):
+        return type(value).__name__
+    return f"{type(value).__name__} {value!r:.60}"
 
 
 @dataclass(frozen=True)
@@ -165,6 +202,10 @@ def _urn_prefix(ctx: context.ProgramContext, type_token: str) -> str:
 
 def _alias_urn(node: Node, alias: Alias | str, stack: str, project: str) -> str:
     if isinstance(alias, str):
+        if alias.count(URN_SEPARATOR) < 3:
+            raise node.error(f"alias {alias!r} is not a URN", prop="aliases",
+                             hint=f"give a former name as sw.Alias(name={alias!r}), or the whole former "
+                                  "URN (`stackwright state ls` lists them)")
         return alias
     name = alias.name or node.resource_name
     if alias.no_parent:
@@ -185,6 +226,16 @@ def _check_name(name: Any, node: Node) -> None:
             file=node.decl_file, line=node.decl_line, resource=type(node).__name__,
             hint="a name is a non-empty string without '$' or '::'",
         )
+
+
+_LISTS: tuple[tuple[str, Any, str, str | None], ...] = (
+    ("ignore_changes", str, "a list of property names", "ignore_changes=['content', 'tags']"),
+    ("depends_on", (Node, Output), "a list of resources",
+     "list the resources themselves, not their names: depends_on=[vpc, subnet]"),
+    ("aliases", (Alias, str), "a list of sw.Alias or former URNs", "aliases=[sw.Alias(name='old-name')]"))
+"""The options that hold lists: what each item must be, what to say, a hint."""
+_NO_OPTIONS = ResourceOptions()
+"""What a resource declared without options has (made once ``_LISTS`` exists)."""
 
 
 class Resource(Node):

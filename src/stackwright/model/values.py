@@ -13,6 +13,8 @@ from typing import Any, Final
 
 MASK: Final = "[secret]"
 UNKNOWN_TEXT: Final = "(known after apply)"
+RECORDED_UNKNOWN_TEXT: Final = "(unknown)"
+"""A recorded value that stayed unknown (the step computing it failed)."""
 
 
 class Unknown:

@@ -54,15 +54,20 @@ class UpdateOutcome(Compared):
     recovery: RecoveryReport = field(default_factory=_no_recovery)
     cancelled: bool = False
     duration: float = 0.0
+    stopped: bool = False
+    """Ctrl-C or SIGTERM arrived while applying: a caller running more (`run`) starts
+    nothing else, even when every step of this plan had finished."""
 
     def __init__(self, plan: Plan, result: ApplyResult | None = None, checkpoint: Checkpoint | None = None,
-                 recovery: RecoveryReport | None = None, cancelled: bool = False, duration: float = 0.0) -> None:
+                 recovery: RecoveryReport | None = None, cancelled: bool = False, duration: float = 0.0,
+                 stopped: bool = False) -> None:
         self.plan = plan
         self.result = result
         self.checkpoint = checkpoint
         self.recovery = _no_recovery() if recovery is None else recovery
         self.cancelled = cancelled
         self.duration = duration
+        self.stopped = stopped
 
     @property
     def ok(self) -> bool:
@@ -303,7 +308,7 @@ def _locked_update(
             _record_apply(session, kind, outcome, "succeeded", audit)
             return outcome
         tally = RetryTally(sink)
-        outcome.result = _apply(session, plan, desired, writer, options, tally)
+        outcome.result, outcome.stopped = _apply(session, plan, desired, writer, options, tally)
         audit["retries"] = tally.retries
         outputs = _final_outputs(desired, outcome.result, snapshot.resources, writer)
         status = "succeeded" if outcome.result.ok else (
@@ -425,11 +430,15 @@ def destroy(session: StackSession, *, options: ApplyOptions, sink: EventSink,
             confirm: Confirm, targets: Iterable[str] = (), check: Check | None = None,
             audit: dict[str, Any] | None = None) -> UpdateOutcome:
     """Delete every resource of the stack, dependents first; with ``targets``, only
-    those and every resource that depends on them (which would break without them)."""
+    those and every resource that depends on them (which would break without them).
+    A targeted destroy keeps the stack's outputs as recorded, as Pulumi does: the
+    program does not run, and other stacks may read outputs of what stays."""
     empty = DesiredGraph(stack=session.stack, project=session.project.name, resources={}, deps={})
     chosen = tuple(targets)
     if chosen:
-        chosen = tuple(sorted(with_dependents(session.store.snapshot(session.stack), chosen)))
+        snapshot = session.store.snapshot(session.stack)
+        chosen = tuple(sorted(with_dependents(snapshot, chosen)))
+        empty.exports = dict(snapshot.outputs)
     return up(session, options=options, sink=sink, confirm=confirm, kind="destroy", desired=empty,
               targets=chosen, check=check, audit=audit)
 
@@ -467,7 +476,8 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any,
-           options: ApplyOptions, sink: EventSink) -> ApplyResult:
+           options: ApplyOptions, sink: EventSink) -> tuple[ApplyResult, bool]:
+    """The result, and whether Ctrl-C or SIGTERM asked to stop meanwhile."""
     from stackwright.engine.apply import Applier, runs_in_process
 
     def resolver(urn: str, lookup: PropertyLookup) -> dict[str, Any]:
@@ -479,7 +489,7 @@ def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any
     if runs_in_process(plan, session.providers):
         return _apply_inline(Applier(plan, session.providers, writer, options, sink, resolver, inline=True), sink)
 
-    async def run() -> ApplyResult:
+    async def run() -> tuple[ApplyResult, bool]:
         import asyncio
 
         stop = asyncio.Event()
@@ -496,7 +506,7 @@ def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any
         except (NotImplementedError, RuntimeError):
             pass
         try:
-            return await applier.run()
+            return await applier.run(), stop.is_set()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 try:
@@ -507,9 +517,10 @@ def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any
     return run_async(run())
 
 
-def _apply_inline(applier: Applier, sink: EventSink) -> ApplyResult:
+def _apply_inline(applier: Applier, sink: EventSink) -> tuple[ApplyResult, bool]:
     """``applier.run_inline()`` with Ctrl-C and SIGTERM turned into a stop after the
-    step under way, as the event loop's handlers do for a parallel apply."""
+    step under way, as the event loop's handlers do for a parallel apply; and whether
+    one came."""
     def interrupt(signum: int, frame: Any) -> None:
         applier.stop.set()
         sink.stopping()
@@ -521,7 +532,7 @@ def _apply_inline(applier: Applier, sink: EventSink) -> ApplyResult:
     except ValueError:
         pass  # not the main thread: signals stay with whoever handles them there
     try:
-        return applier.run_inline()
+        return applier.run_inline(), applier.stop.is_set()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

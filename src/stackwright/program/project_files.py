@@ -15,16 +15,18 @@ mistake is reported every time, and editing the file or the schema checks it aga
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from stackwright.errors import ProjectError
 
@@ -39,6 +41,9 @@ class Schema:
     kind: str
     model: Callable[[], Any]
     sources: tuple[str, ...]
+    fields_of: tuple[type, ...] = ()
+    """Dataclasses whose fields the model takes (``strict_model``): their field
+    declarations, not the whole text of their module, decide its compiled form."""
 
 
 def _project_model() -> Any:
@@ -108,13 +113,18 @@ content once."""
 
 def check(data: Any, content: bytes, shown: str, schema: Schema, records: Path | None = None) -> None:
     """Raise a ``ProjectError`` unless ``data`` (parsed from ``content``) fits ``schema``."""
+    if (schema.kind, content) in _PASSED:
+        return
     record = _record_path(records, schema, content)
     if _recall(record) is None:
         _validate(data, content, shown, schema)
         _record(record, {})
+    _PASSED.add((schema.kind, content))
 
 
 def _validate(data: Any, content: bytes, shown: str, schema: Schema) -> None:
+    if _fits_compiled(data, schema):
+        return
     from pydantic import ValidationError
 
     model = schema.model()
@@ -122,6 +132,39 @@ def _validate(data: Any, content: bytes, shown: str, schema: Schema) -> None:
         model.model_validate(data)
     except ValidationError as exc:
         raise problem(exc.errors(), model, content, shown) from None
+
+
+def _fits_compiled(data: Any, schema: Schema) -> bool:
+    """``data`` passes the schema's compiled form (``compiled_schemas``), checked by
+    pydantic-core alone. False when it does not, or when there is no compiled form
+    that is up to date: then the pydantic model checks it, and says what is wrong."""
+    validator = _compiled(schema)
+    if validator is None:
+        return False
+    from pydantic_core import ValidationError
+
+    try:
+        validator.validate_python(data)
+    except ValidationError:
+        return False
+    return True
+
+
+@cache
+def _compiled(schema: Schema) -> Any:
+    """The schema's pydantic-core validator, if its compiled form was made from the
+    schema's sources as they are now, by this version of pydantic-core."""
+    from stackwright.program import compiled_schemas
+
+    entry = compiled_schemas.SCHEMAS.get(schema.kind)
+    if entry is None or entry["digest"] != schema_digest(schema):
+        return None
+    import pydantic_core
+    from pydantic_core import CoreConfig
+
+    if pydantic_core.__version__ != compiled_schemas.PYDANTIC_CORE:
+        return None
+    return pydantic_core.SchemaValidator(entry["schema"], cast(CoreConfig, compiled_schemas.CONFIG))
 
 
 def problem(errors: Sequence[Any], model: Any, content: bytes, shown: str) -> ProjectError:
@@ -263,6 +306,19 @@ def _record_path(records: Path | None, schema: Schema, content: bytes) -> Path |
     digest = hashlib.sha256(_schema_digest(schema.kind, schema.sources))
     digest.update(content)
     return records / "checked" / f"{digest.hexdigest()}.json"
+
+
+def schema_digest(schema: Schema) -> str:
+    """What a compiled schema was made from: the kind, the contents of its sources but
+    the modules of ``fields_of``, and the field declarations of ``fields_of``."""
+    modules = {sys.modules[cls.__module__].__file__ for cls in schema.fields_of}
+    digest = hashlib.sha256(_schema_digest(schema.kind, tuple(s for s in schema.sources if s not in modules)))
+    for cls in schema.fields_of:
+        for item in dataclasses.fields(cls):
+            factory = getattr(item.default_factory, "__qualname__", None)
+            default = None if item.default is dataclasses.MISSING else item.default
+            digest.update(repr((item.name, item.type, default, factory)).encode())
+    return digest.hexdigest()
 
 
 @cache

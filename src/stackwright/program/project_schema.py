@@ -106,3 +106,28 @@ def strict_model(cls: type[Any], exclude: tuple[str, ...] = ()) -> type[BaseMode
             fields[item.name] = (hints[item.name], default)
     model: type[BaseModel] = create_model(cls.__name__, __base__=FileModel, **fields)
     return model
+
+
+def core_schema(model: type[BaseModel]) -> Any:
+    """``model``'s pydantic-core schema as plain data (JSON-able): what pydantic-core
+    validates with, less what only building the model's value needs (the model classes,
+    default factories, serializers). Every model here shares ``FileModel``'s config, so
+    a model's inner fields validate the same under ``CORE_CONFIG`` given once."""
+    return _plain(model.__pydantic_core_schema__)
+
+
+CORE_CONFIG = {"extra_fields_behavior": "forbid", "strict": True}
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        if node.get("type") == "model":
+            return _plain(node["schema"])
+        out = {key: _plain(value) for key, value in node.items()
+               if key not in ("serialization", "cls", "metadata", "default_factory")}
+        if "default_factory" in node:
+            out["default"] = None  # the value is not kept: only whether the file fits
+        return out
+    if isinstance(node, (list, tuple)):
+        return [_plain(item) for item in node]
+    return node

@@ -166,7 +166,7 @@ class _Db(SqlDb):
         except psycopg.Error as exc:
             raise StateError(
                 f"cannot connect to the PostgreSQL state store {self.shown}: "
-                f"{self._scrub(str(exc).strip())}",
+                f"{self._scrub(' '.join(str(exc).split()))}",
                 hint="check STACKWRIGHT_STATE_URL (or `state: url:` in stackwright.yaml): "
                 "host, port, database, user and password, and that the server is reachable",
             ) from None
@@ -297,28 +297,26 @@ class PostgresStateStore(SqlStateStore):
     def __init__(self, url: str, schema: str = DEFAULT_SCHEMA, read_only: bool = False) -> None:
         self.url = url
         self.schema = schema
-        self._listener: psycopg.Connection[Any] | None = None
-        super().__init__(_Db(url, schema, read_only))
+        self._listening = False
+        self._pg = _Db(url, schema, read_only)
+        super().__init__(self._pg)
 
     def wait_for_events(self, timeout: float) -> None:
         """Return once an event was recorded in this database since the previous call
         (by any process), or after ``timeout`` seconds. The first call starts
-        listening and returns at once: what was recorded before it, the caller reads."""
-        with self._db.guard():
-            if self._listener is None:
-                self._listener = psycopg.connect(self.url, autocommit=True, application_name="stackwright")
-                self._listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_CHANNEL)))
+        listening and returns at once: what was recorded before it, the caller reads.
+        The store's own connection listens (no server process of its own): notices
+        that arrive while it runs queries are kept until the next call."""
+        raw = self._pg.raw
+        with self._pg.guard():
+            if not self._listening:
+                raw.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_CHANNEL)))
+                self._listening = True
                 return
-            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+            for _ in raw.notifies(timeout=timeout, stop_after=1):
                 break
-            for _ in self._listener.notifies(timeout=0.0):  # those queued meanwhile: one wake-up
+            for _ in raw.notifies(timeout=0.0):  # those queued meanwhile: one wake-up
                 pass
-
-    def close(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        super().close()
 
     def __enter__(self) -> PostgresStateStore:
         return self

@@ -121,7 +121,8 @@ def _rules_model() -> Any:
 
 
 RULES_SCHEMA = Schema("project-rules", _rules_model,
-                      (SCHEMA_SOURCE, __file__, str(Path(__file__).with_name("environment_schema.py"))))
+                      (SCHEMA_SOURCE, __file__, str(Path(__file__).with_name("environment_schema.py"))),
+                      fields_of=(Environment,))
 
 
 def check_environments(project: Project) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stackwright.model.resource import urn_name, urn_parts
-from stackwright.model.values import MASK, UNKNOWN, UNKNOWN_TEXT, Secret, masked
+from stackwright.model.values import MASK, RECORDED_UNKNOWN_TEXT, UNKNOWN, UNKNOWN_TEXT, Secret, masked
 from stackwright.plan.diff import PropertyDiff
 from stackwright.plan.plan import STATE_ONLY_VERB, Op, Plan, Step
 from stackwright.workflow.policies import Violation, blocking
@@ -379,7 +379,7 @@ def _outputs_details(plan: Plan) -> str:
     for key in sorted(set(plan.outputs) | set(plan.old_outputs)):
         old, new = plan.old_outputs.get(key), plan.outputs.get(key)
         if old != new or key not in plan.old_outputs or key not in plan.outputs:
-            rows.append(f"| {_cell(_code(key))} | {_cell(_value(old) if key in plan.old_outputs else '')} "
+            rows.append(f"| {_cell(_code(key))} | {_cell(_value(old, RECORDED_UNKNOWN_TEXT) if key in plan.old_outputs else '')} "
                         f"| {_cell(_value(new) if key in plan.outputs else '')} |")
     return "\n".join(rows) + "\n\n</details>"
 
@@ -387,13 +387,14 @@ def _outputs_details(plan: Plan) -> str:
 # --- values and escaping -------------------------------------------------------------
 
 
-def _value(value: Any) -> str:
-    """A value for people: secrets masked, unknowns spelled out, long text shortened."""
+def _value(value: Any, unknown: str = UNKNOWN_TEXT) -> str:
+    """A value for people: secrets masked, unknowns spelled out (``unknown``: what a
+    recorded one says), long text shortened."""
     if value is UNKNOWN:
-        return f"*{UNKNOWN_TEXT}*"
+        return f"*{unknown}*"
     if isinstance(value, Secret):
         return _code(MASK)
-    text = json.dumps(masked(value), default=lambda v: UNKNOWN_TEXT if v is UNKNOWN else str(v))
+    text = json.dumps(masked(value), default=lambda v: unknown if v is UNKNOWN else str(v))
     if len(text) > VALUE_LIMIT:
         text = text[: VALUE_LIMIT - 1] + "…"
     return _code(text)

@@ -89,6 +89,11 @@ class StackResult:
     def ok(self) -> bool:
         return self.status == OK
 
+    @property
+    def stopped(self) -> bool:
+        """Ctrl-C or SIGTERM arrived while it applied: the run starts no other stack."""
+        return self.outcome is not None and self.outcome.stopped
+
 
 @dataclass(frozen=True)
 class Listener:
@@ -120,18 +125,23 @@ def walk_order(graph: Graph[str], action: str) -> tuple[list[str], Mapping[str, 
 def run_stacks(workspace: Workspace, graph: Graph[str], options: RunOptions,
                listener: Listener = Listener()) -> dict[str, StackResult]:
     """Run ``options.action`` over every stack of ``graph``, each after the stacks it
-    waits for; one that failed skips those that wait for it. Returns each result."""
+    waits for; one that failed skips those that wait for it, and after Ctrl-C none
+    starts. Returns each result."""
     results: dict[str, StackResult] = {}
     with StackRunner(workspace, options) as runner:
         graph = runner.linked(graph)
         order, waits_for = walk_order(graph, options.action)
+        stopped = False
         for ref in order:
             blocked = next((results[d] for d in waits_for.get(ref, ()) if not results[d].ok), None)
-            if blocked is not None:
+            if stopped:
+                result = StackResult(ref, NOT_STARTED)
+            elif blocked is not None:
                 result = StackResult(ref, SKIPPED, cause=blocked.cause or blocked.ref)
             else:
                 listener.started(ref)
                 result = runner.run(ref)
+                stopped = result.stopped
             results[ref] = result
             listener.finished(result)
     return {ref: results[ref] for ref in graph.deps}

@@ -22,16 +22,19 @@ A worker with nothing to do waits for another worker's next event: woken by it a
 on PostgreSQL (``NOTIFY``), else polling every ``poll`` to ``max_poll`` seconds.
 
 Ordering by CloudFormation exports and imports means running every stack's program
-once. The workers share that: each runs the programs of its own shard and records what
-they export and import as a ``run-links`` event (one per project), then reads the
-others' as they come. A stack whose program exports and imports nothing starts as soon
-as its dependencies are done; the others wait until every stack's links are known.
-Stacks that could start but that no worker recorded within twice the time its own
-share took (a worker that died or started late) a worker works out itself. Links are
-trusted across workers because every worker of a run runs the same command on the
-same code; a stack whose program failed there is failed with that message. A cycle of
-imports fails the run when the whole ordering is known, which may be after stacks
-that are on no such cycle were applied.
+once (with every ``StackReference`` unknown). No worker holds up its first stack for
+that: a stack's links are found when it could start but for them, by the worker that
+claims it (and only by that one). A stack whose program exports and imports nothing
+then starts at once; one that does is let go until every stack's links are known.
+The workers share finding those: a worker with such a stack and nothing else to do
+works through its own shard's programs and records what they export and import as
+``run-links`` events (one per project), and reads the others' as they come. Stacks
+that no worker recorded within twice the time its own share took (a worker that
+died, is late, or is busy with stacks that need no links) it works out itself. Links
+are trusted across workers because every worker of a run runs the same command on
+the same code; a stack whose program failed there is failed with that message. A
+cycle of imports fails the run when the whole ordering is known, which may be after
+stacks that are on no such cycle were applied.
 
 Each worker returns when every selected stack has an event of this run.
 """
@@ -125,9 +128,7 @@ def run_shard(workspace: Workspace, graph: Graph[str], options: RunOptions, shar
         if shard.shard.count == 1:
             worker = _Worker(runner, renewer, runner.linked(graph), shard)
         else:
-            links = _SharedLinks(runner, shard, graph)
-            links.start()
-            worker = _Worker(runner, renewer, graph, shard, links)
+            worker = _Worker(runner, renewer, graph, shard, _SharedLinks(runner, shard, graph))
         return worker.work(listener), worker.done
 
 
@@ -137,28 +138,24 @@ class _SharedLinks:
     nothing is ordered by its dependencies alone, so it may start as soon as they are
     done (it can be on no cycle of imports either)."""
 
+    CHUNK = 8
+    """Programs run at a time while idle, so that a stack becoming ready waits for few."""
+
     def __init__(self, runner: StackRunner, shard: ShardOptions, graph: Graph[str]) -> None:
         self.runner = runner
         self.shard = shard
         self.graph = graph
         self.refs = list(graph.deps)
+        self.mine = [ref for n, ref in enumerate(self.refs) if n % shard.shard.count == shard.shard.index - 1]
         self.links: dict[str, StackLinks] = {}
         self.whole: Graph[str] | None = None if len(self.refs) > 1 else graph
         """The ordering with every stack's imports, once they are all known."""
-        self.deadline = 0.0
-        """After this, stacks nobody recorded are worked out here (their worker is gone
-        or late)."""
-
-    def start(self) -> None:
-        """Find and record the links of this worker's share."""
-        if self.whole is not None:
-            return
-        started = time.monotonic()
-        mine = [ref for n, ref in enumerate(self.refs) if n % self.shard.shard.count == self.shard.shard.index - 1]
-        self.links = self.runner.links_of(mine)
-        self.publish(mine, self.links)
-        self.deadline = time.monotonic() + 2 * (time.monotonic() - started)
-        self._complete()
+        self.spent = 0.0
+        """Seconds spent finding links here, of ``found`` stacks."""
+        self.found = 0
+        self.deadline: float | None = None
+        """Once this worker's share is recorded: after this, stacks nobody recorded are
+        worked out here (their worker is gone, late or busy)."""
 
     def deps(self, ref: str) -> Sequence[str] | None:
         """What ``ref`` waits for, or None while that is not known yet."""
@@ -169,6 +166,18 @@ class _SharedLinks:
             return self.graph.deps.get(ref, ())
         return None
 
+    def unknown(self, ref: str) -> bool:
+        """Nobody found ``ref``'s links yet, as far as this worker knows."""
+        return ref not in self.links and ref not in self.runner.unlinked
+
+    def learn(self, refs: list[str]) -> None:
+        """Run the programs of ``refs`` (whose links nobody recorded yet) here."""
+        started = time.monotonic()
+        self.links.update(self.runner.links_of(refs))
+        self.spent += time.monotonic() - started
+        self.found += len(refs)
+        self._complete()
+
     def refresh(self) -> None:
         """Take in what the other workers recorded since (reading only the projects
         with stacks still unknown)."""
@@ -176,23 +185,39 @@ class _SharedLinks:
             self.links.update(self.read(self._missing()))
             self._complete()
 
+    def idle(self, blocked: list[str]) -> bool:
+        """Work while nothing can start, once some stack is known to export or import:
+        find the next few links of this worker's share, record the share once complete
+        (the other workers may need it), and past the deadline work out the rest. True
+        when that may have let a stack start (look again before waiting). Until then no
+        program runs here: a run whose stacks export and import nothing never needs it."""
+        if not blocked and not any(self.links.values()):
+            return False
+        todo = [ref for ref in self.mine if self.unknown(ref)]
+        if todo:
+            self.learn(todo[:self.CHUNK])
+            return True
+        if self.deadline is None:
+            self.publish(self.mine, self.links)
+            share = self.spent / max(self.found, 1) * len(self.mine)
+            self.deadline = time.monotonic() + 2 * share
+        return self.settle(blocked)
+
     def settle(self, blocked: list[str]) -> bool:
         """Nothing can start on what is known, and the ``blocked`` stacks could but for
-        their links: past the deadline, work them out here (every stack nobody
-        recorded, if one of them imports or exports: its order needs all the others').
-        True if that was done."""
-        if self.whole is not None or not blocked or time.monotonic() < self.deadline:
+        the links of stacks nobody recorded: past the deadline, work them out here
+        (every stack nobody recorded). True if that was done."""
+        if (self.whole is not None or not blocked or self.deadline is None
+                or time.monotonic() < self.deadline):
             return False
-        unknown = [ref for ref in blocked if ref not in self.links]
-        self.links.update(self.runner.links_of(unknown if len(unknown) == len(blocked) else self._missing()))
-        self._complete()
+        self.learn(self._missing())
         return True
 
     def _missing(self) -> list[str]:
-        return [ref for ref in self.refs if ref not in self.links and ref not in self.runner.unlinked]
+        return [ref for ref in self.refs if self.unknown(ref)]
 
     def _complete(self) -> None:
-        if not self._missing():
+        if self.whole is None and not self._missing():
             self.whole = self.runner.with_links(self.graph, self.links)
 
     def publish(self, refs: list[str], links: Mapping[str, StackLinks]) -> None:
@@ -256,7 +281,8 @@ class _Worker:
         self.graph = graph
         self.links = links
         self.blocked: list[str] = []
-        """Stacks whose dependencies are done, waiting only to know their imports."""
+        """Stacks whose dependencies are done that export or import: they wait for every
+        stack's links."""
         self.options = shard
         self.order = preferred_order(list(graph.deps), shard.shard)
         self.done: dict[str, Done] = {}
@@ -288,7 +314,7 @@ class _Worker:
                 delay, known_enough = self.options.poll, True
             elif known_enough:
                 known_enough = False
-            elif self.links is None or not self.links.settle(self.blocked):
+            elif self.links is None or not self.links.idle(self.blocked):
                 wait(delay)
                 delay = min(delay * 1.5, self.options.max_poll)
 
@@ -308,18 +334,36 @@ class _Worker:
                 result = StackResult(ref, SKIPPED, cause=cause)
                 listener.finished(result)
                 return result
-            if deps is None:
-                if all(d in self.done for d in declared):
-                    self.blocked.append(ref)
+            unknown = deps is None and self.links is not None and self.links.unknown(ref)
+            if any(d not in self.done for d in (declared if unknown or deps is None else deps)):
                 continue
-            if any(d not in self.done for d in deps):
+            if deps is None and not unknown:
+                self.blocked.append(ref)
                 continue
             lock = self.claim(ref)
-            if lock is not None:
-                return self.run_claimed(ref, lock, listener)
-            if self.behind:
-                return None  # others finished stacks this worker does not know of: read first
+            if lock is None:
+                if self.behind:
+                    return None  # others finished stacks this worker does not know of: read first
+                continue
+            if unknown and not self.ready_once_linked(ref, lock):
+                continue
+            return self.run_claimed(ref, lock, listener)
         return None
+
+    def ready_once_linked(self, ref: str, lock: LockInfo) -> bool:
+        """Find the links of ``ref``, claimed before its program runs (so that only the
+        worker that will apply it runs it). A stack that waits for stacks not done yet
+        is let go again: it exports or imports, and the whole ordering is not known."""
+        assert self.links is not None
+        self.links.learn([ref])
+        deps = self.links.deps(ref)
+        if deps is not None and all(d in self.done for d in deps):
+            return True
+        if deps is None:
+            self.blocked.append(ref)
+        project, stack = self.locate(ref)
+        self.runner.store(project).release_lock(stack, lock.token)
+        return False
 
     def run_claimed(self, ref: str, lock: LockInfo, listener: Listener) -> StackResult:
         project, stack = self.locate(ref)

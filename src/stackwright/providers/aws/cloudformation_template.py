@@ -108,19 +108,21 @@ def check_parameters(stack: str, template: Mapping[str, Any], given: Mapping[str
             continue
         problem = _parameter_problem(spec, given[key])
         if problem:
-            raise InputError(f"stack {stack!r}: parameter {key!r} = {given[key]!r} {problem}",
+            raise InputError(f"stack {stack!r}: parameter {key!r} = {given[key]!r}{problem}",
                              prop=f"parameters.{key}")
 
 
 def _parameter_problem(spec: Mapping[str, Any], value: str) -> str | None:
-    """What is wrong with one value (each item, for list types), or None."""
+    """What is wrong with one value (each item, for list types, naming the item), as
+    the end of a sentence, or None."""
     kind = str(spec.get("Type", "String"))
-    items = value.split(",") if kind.startswith("List<") or kind == "CommaDelimitedList" else [value]
+    listed = kind.startswith("List<") or kind == "CommaDelimitedList"
+    items = value.split(",") if listed else [value]
     for item in items:
         item = item.strip() if len(items) > 1 else item
         problem = _item_problem(spec, "Number" in kind, item)
         if problem:
-            return problem
+            return f": item {item!r} {problem}" if listed else f" {problem}"
     return None
 
 
