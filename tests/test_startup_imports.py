@@ -53,14 +53,15 @@ CLI = "import sys\nfrom stackwright.cli.main import main\nsys.argv[0] = 'stackwr
 
 def test_import_stackwright_loads_the_model_only(tmp_path: Path) -> None:
     modules = loaded(tmp_path, "import stackwright")
-    assert ours(modules) == {"stackwright", "stackwright.errors", "stackwright.model"}
+    assert ours(modules) == {"stackwright", "stackwright.errors", "stackwright.dataclass_methods", "stackwright.model"}
     assert not tops(modules) & set(HEAVY)
     assert "click" not in tops(modules)
 
 
 def test_help_loads_the_command_definitions_only(tmp_path: Path) -> None:
     modules = loaded(tmp_path, CLI, "--help")
-    assert ours(modules) == {"stackwright", "stackwright.errors", "stackwright.model", "stackwright.cli"}
+    assert ours(modules) == {"stackwright", "stackwright.errors", "stackwright.dataclass_methods", "stackwright.model",
+                             "stackwright.cli"}
     assert not tops(modules) & set(HEAVY)
 
 
@@ -141,3 +142,47 @@ def test_a_preview_loads_no_part_of_the_apply_engine(tmp_path: Path) -> None:
     assert "stackwright.plan.planner" in modules
     engine = {m for m in modules if m.startswith("stackwright.engine.")}
     assert engine <= {"stackwright.engine.events"}, sorted(engine)
+
+
+NOT_FOR_A_PLAIN_UP = ("stackwright.program.workspace", "stackwright.engine.refresh", "stackwright.operations.rollback",
+                      "socket", "subprocess", "getpass")
+"""What an `up` with no workspace file, no drift to read, nothing to roll back, a lock to
+take and STACKWRIGHT_USER set has no use for."""
+
+
+def test_a_plain_up_loads_only_what_it_uses(tmp_path: Path) -> None:
+    """Creating the resources judges the plan by the policies; changing nothing does not
+    load them, nor the file writes of the local provider."""
+    root = tiny_project(tmp_path)
+    loaded(tmp_path, CLI, "preview", cwd=root)
+    user = f"import os\nos.environ['STACKWRIGHT_USER'] = 'ci'\n{CLI}"
+    creating = loaded(tmp_path, user, "up", "--yes", cwd=root)
+    assert (root / "f.txt").is_file()
+    assert not set(NOT_FOR_A_PLAIN_UP) & set(creating), sorted(set(NOT_FOR_A_PLAIN_UP) & set(creating))
+    assert "stackwright.workflow.policies" in creating
+    unchanged = loaded(tmp_path, user, "up", "--yes", cwd=root)
+    assert not {"stackwright.workflow.policies", "tempfile", *NOT_FOR_A_PLAIN_UP} & set(unchanged)
+
+
+def test_a_preview_finds_no_user_it_does_not_record(tmp_path: Path) -> None:
+    """Without STACKWRIGHT_USER, who is acting is git's user.email: asked only by what
+    records it (an `up`), never by a preview."""
+    root = tiny_project(tmp_path)
+    loaded(tmp_path, CLI, "up", "--yes", cwd=root)
+    unset = f"import os\nos.environ.pop('STACKWRIGHT_USER', None)\n{CLI}"
+    assert "subprocess" not in loaded(tmp_path, unset, "preview", cwd=root)
+    assert "subprocess" in loaded(tmp_path, unset, "up", "--yes", cwd=root)
+
+
+def test_a_project_in_a_workspace_still_finds_it(tmp_path: Path) -> None:
+    """The workspace module is loaded only when a workspace file is there, looked for
+    under the name the workspace module gives it."""
+    from stackwright.operations.workspace_links import WORKSPACE_FILE, find_workspace
+    from stackwright.program import workspace
+
+    assert WORKSPACE_FILE == workspace.WORKSPACE_FILE
+    root = tiny_project(tmp_path)
+    assert find_workspace(root) is None
+    (tmp_path / WORKSPACE_FILE).write_text("projects:\n  - path: tiny\n    stacks: [dev]\n")
+    found = find_workspace(root / "stacks")
+    assert found is not None and found.project_at(root) is not None

@@ -16,23 +16,33 @@ from types import CodeType
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stackwright.dataclass_methods import Compared
 from stackwright.errors import GraphError, ProgramError
 
 if TYPE_CHECKING:
     from stackwright.model.resource import Node
 
 
-@dataclass
-class ConfigSource:
+# Every command loads these classes: their methods are written, not generated (see
+# stackwright.dataclass_methods); they behave as the ``@dataclass`` they are declared.
+
+
+@dataclass(init=False, repr=False, eq=False)
+class ConfigSource(Compared):
     """A stack's config values, the file they came from and each key's line there."""
 
     data: Mapping[str, Any]
     file: str
     lines: Mapping[str, int] = field(default_factory=dict)
 
+    def __init__(self, data: Mapping[str, Any], file: str, lines: Mapping[str, int] | None = None) -> None:
+        self.data = data
+        self.file = file
+        self.lines = {} if lines is None else lines
 
-@dataclass
-class ProgramContext:
+
+@dataclass(init=False, repr=False, eq=False)
+class ProgramContext(Compared):
     """Everything a program declares during one run."""
 
     stack: str
@@ -60,6 +70,26 @@ class ProgramContext:
     urn_prefixes: dict[str, str] = field(default_factory=dict, repr=False)
     """``stack::project::type::`` by type token, made once per run and type: every URN
     declared starts with one (see ``model.resource``)."""
+
+    def __init__(self, stack: str, project: str, config: ConfigSource, nodes: dict[str, Node] | None = None,
+                 exports: dict[str, Any] | None = None, component_stack: list[Node] | None = None,
+                 callback_depth: int = 0, finishers: list[Callable[[], None]] | None = None,
+                 read_stack_outputs: Callable[[str], Mapping[str, Any]] | None = None,
+                 stack_references: set[str] | None = None, extensions: dict[str, Any] | None = None,
+                 targets: tuple[str, ...] = (), urn_prefixes: dict[str, str] | None = None) -> None:
+        self.stack = stack
+        self.project = project
+        self.config = config
+        self.nodes = {} if nodes is None else nodes
+        self.exports = {} if exports is None else exports
+        self.component_stack = [] if component_stack is None else component_stack
+        self.callback_depth = callback_depth
+        self.finishers = [] if finishers is None else finishers
+        self.read_stack_outputs = read_stack_outputs
+        self.stack_references = set() if stack_references is None else stack_references
+        self.extensions = {} if extensions is None else extensions
+        self.targets = targets
+        self.urn_prefixes = {} if urn_prefixes is None else urn_prefixes
 
     def register(self, node: Node) -> None:
         previous = self.nodes.get(node.urn)

@@ -5,11 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackwright.dataclass_methods import Compared
 from stackwright.model.resource import Component, Resource
 
 
-@dataclass
-class DesiredGraph:
+# Every command loads this class: its methods are written, not generated (see
+# stackwright.dataclass_methods); it behaves as the ``@dataclass`` it is declared.
+
+
+@dataclass(init=False, repr=False, eq=False)
+class DesiredGraph(Compared):
+    """What one program run declared: its resources and components, the order they
+    wait in, and the stack's exports."""
+
     stack: str
     project: str
     resources: dict[str, Resource]
@@ -18,3 +26,12 @@ class DesiredGraph:
     """For each resource URN, the resource URNs it waits for (components expanded)."""
     components: dict[str, Component] = field(default_factory=dict)
     exports: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, stack: str, project: str, resources: dict[str, Resource], deps: dict[str, list[str]],
+                 components: dict[str, Component] | None = None, exports: dict[str, Any] | None = None) -> None:
+        self.stack = stack
+        self.project = project
+        self.resources = resources
+        self.deps = deps
+        self.components = {} if components is None else components
+        self.exports = {} if exports is None else exports

@@ -19,8 +19,9 @@ module stays tiny and import-free so that ``import stackwright`` stays fast.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
+
+from stackwright.dataclass_methods import FrozenCompared, frozen_record
 
 __all__ = ["POLICY_MARK", "PolicyInfo", "Violation", "policy"]
 
@@ -31,21 +32,35 @@ F = TypeVar("F", bound=Callable[..., Any])
 DefaultEnforcement = Literal["mandatory", "advisory"]
 
 
-@dataclass(frozen=True, slots=True)
-class Violation:
+# ``import stackwright`` loads these classes: their methods are written, not generated
+# (see stackwright.dataclass_methods); they behave as ``@dataclass(frozen=True, slots=True)``.
+
+
+@frozen_record
+class Violation(FrozenCompared):
     """One thing a policy objects to; ``urn`` names the resource when there is one."""
 
+    __slots__ = ("message", "urn")
     message: str
-    urn: str | None = None
+    urn: str | None
+
+    def __init__(self, message: str, urn: str | None = None) -> None:
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "urn", urn)
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyInfo:
+@frozen_record
+class PolicyInfo(FrozenCompared):
     """How a policy was declared: its name (default: the function's) and the
     enforcement used when the environment does not configure one."""
 
-    name: str | None = None
-    enforcement: DefaultEnforcement = "mandatory"
+    __slots__ = ("name", "enforcement")
+    name: str | None
+    enforcement: DefaultEnforcement
+
+    def __init__(self, name: str | None = None, enforcement: DefaultEnforcement = "mandatory") -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "enforcement", enforcement)
 
 
 @overload

@@ -11,20 +11,30 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.operations.session import StackSession
 
 if TYPE_CHECKING:
     from stackwright.engine.refresh import RefreshResult
 
 
-@dataclass(frozen=True)
-class DriftNote:
+# Every command loads this class: its methods are written, not generated (see
+# stackwright.dataclass_methods); it behaves as ``@dataclass(frozen=True)``.
+
+
+@frozen_record
+class DriftNote(FrozenCompared):
+    """Which resources the last plain ``refresh`` found drifted, at which state serial."""
+
     serial: int
     resources: tuple[str, ...]
+
+    def __init__(self, serial: int, resources: tuple[str, ...]) -> None:
+        object.__setattr__(self, "serial", serial)
+        object.__setattr__(self, "resources", resources)
 
 
 STEP_NOTE = "changed outside Stackwright (found by the last `refresh`): planned against the live object"

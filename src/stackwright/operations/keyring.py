@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from stackwright.dataclass_methods import Compared
 from stackwright.errors import StackwrightError
 from stackwright.program.project import Project, stack_settings
 
@@ -64,8 +65,12 @@ AEAD_PREFIX = "v2."
 _NONCE = 12
 
 
-@dataclass
-class FernetKey:
+# Every command loads this module's classes: their methods are written, not generated
+# (see stackwright.dataclass_methods); they behave as the ``@dataclass`` they are declared.
+
+
+@dataclass(init=False, repr=False, eq=False)
+class FernetKey(Compared):
     """A key in Fernet's format (the local key file, or one derived from a passphrase),
     several during a rotation (newest first: the first seals, any opens). New ciphertexts
     are AES-256-GCM under a key derived from it with HKDF: one call to open, where a
@@ -79,6 +84,15 @@ class FernetKey:
     _keys: list[bytes] | None = None
     _aeads: list[Any] | None = None
     _fernet: Any = None
+
+    def __init__(self, scheme: str, load: Callable[[bool], bytes | list[bytes]], hint: str,
+                 _keys: list[bytes] | None = None, _aeads: list[Any] | None = None, _fernet: Any = None) -> None:
+        self.scheme = scheme
+        self.load = load
+        self.hint = hint
+        self._keys = _keys
+        self._aeads = _aeads
+        self._fernet = _fernet
 
     def _raw(self, sealing: bool) -> list[bytes]:
         if self._keys is None:
@@ -238,12 +252,16 @@ def drop_local_keys(project: Project, keep: int = 1) -> None:
     write_key_file(path, _key_file(path)[:keep])
 
 
-@dataclass
-class AgeKey:
+@dataclass(init=False, repr=False, eq=False)
+class AgeKey(Compared):
     """age (X25519): seals to every recipient; opens with the caller's own identity."""
 
     recipients: tuple[str, ...]
     scheme: str = "age"
+
+    def __init__(self, recipients: tuple[str, ...], scheme: str = "age") -> None:
+        self.recipients = recipients
+        self.scheme = scheme
 
     def seal(self, plain: bytes) -> str:
         import pyrage
@@ -285,13 +303,18 @@ def _age_identities() -> list[Any]:
                            hint=f"{AGE_IDENTITY_ENV} must name an age-keygen identity file") from None
 
 
-@dataclass
-class KeySpec:
+@dataclass(init=False, repr=False, eq=False)
+class KeySpec(Compared):
     """What ``secrets:`` in a stack file says, parsed."""
 
     scheme: str
     recipients: tuple[str, ...] = ()
     url: str = ""
+
+    def __init__(self, scheme: str, recipients: tuple[str, ...] = (), url: str = "") -> None:
+        self.scheme = scheme
+        self.recipients = recipients
+        self.url = url
 
     def text(self) -> str:
         if self.scheme == "age":
@@ -321,8 +344,8 @@ def stack_spec(project: Project, stack: str) -> KeySpec:
     return parse_spec(raw, f"{project.relative(project.stack_file(stack))}: secrets:")
 
 
-@dataclass
-class Keyring:
+@dataclass(init=False, repr=False, eq=False)
+class Keyring(Compared):
     """Seals with the stack's key; opens whatever kind of key a ciphertext names.
 
     Keys are loaded on first use: a stack with no secrets never needs one. Opened
@@ -333,6 +356,13 @@ class Keyring:
     spec: KeySpec
     _ciphers: dict[str, Cipher] = field(default_factory=dict)
     _opened: dict[str, bytes] = field(default_factory=dict)
+
+    def __init__(self, project: Project, spec: KeySpec, _ciphers: dict[str, Cipher] | None = None,
+                 _opened: dict[str, bytes] | None = None) -> None:
+        self.project = project
+        self.spec = spec
+        self._ciphers = {} if _ciphers is None else _ciphers
+        self._opened = {} if _opened is None else _opened
 
     @classmethod
     def for_stack(cls, project: Project, stack: str | None) -> Keyring:

@@ -8,9 +8,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from stackwright.dataclass_methods import Compared
 from stackwright.errors import ProjectError, StateError
 from stackwright.model.context import ConfigSource
 from stackwright.model.desired import DesiredGraph
@@ -20,27 +21,57 @@ from stackwright.operations.workspace_links import WorkspaceLinks
 from stackwright.program.project import Project, load_stack_config
 from stackwright.program.runner import run_program
 from stackwright.state.codec import gc_paused
-from stackwright.program.workspace import Workspace
 from stackwright.providers.registry import ProviderRegistry
 from stackwright.state.records import LockInfo
 from stackwright.state.store import StateStore
+
+if TYPE_CHECKING:
+    from stackwright.program.workspace import Workspace
 
 SECURE = "secure"
 """``password: {secure: <ciphertext>}`` in a stack file: a secret config value."""
 
 
-@dataclass
-class StackSession:
+# Every command loads this class: its methods are written, not generated (see
+# stackwright.dataclass_methods); it behaves as the ``@dataclass`` it is declared.
+
+
+@dataclass(init=False, repr=False, eq=False)
+class StackSession(Compared):
+    """An open stack: its project, state store, config, providers and who is acting."""
+
     project: Project
     stack: str
     store: StateStore
     config: ConfigSource
     providers: ProviderRegistry
-    who: str
+    named: str | None
+    """Who the caller said is acting (--as, a run's identity); None: ``who`` finds it."""
     held_lock: LockInfo | None = None
     """The stack's lock, when the caller took it and will release it (`run --shard`
     claims a stack with its lock); updates then work under it instead of taking one."""
     _links: WorkspaceLinks | None = field(default=None, init=False, repr=False)
+    _who: str | None = field(default=None, init=False, repr=False)
+
+    def __init__(self, project: Project, stack: str, store: StateStore, config: ConfigSource,
+                 providers: ProviderRegistry, named: str | None, held_lock: LockInfo | None = None) -> None:
+        self.project = project
+        self.stack = stack
+        self.store = store
+        self.config = config
+        self.providers = providers
+        self.named = named
+        self.held_lock = held_lock
+        self._links = None
+        self._who = None
+
+    @property
+    def who(self) -> str:
+        """Who is acting (``identity``), found when first needed: a preview records
+        nothing, so it never runs `git config` to ask."""
+        if self._who is None:
+            self._who = identity(self.named)
+        return self._who
 
     def run_program(self, targets: Sequence[str] = ()) -> DesiredGraph:
         """The desired graph; with ``targets``, complete only for what they name (see
@@ -90,7 +121,7 @@ def stack_config(project: Project, stack: str, keyring: Keyring | None = None) -
     if not any_secure(source.data):
         return source
     ring = keyring or Keyring.for_stack(project, stack)
-    return replace(source, data=open_secure(source.data, ring))
+    return ConfigSource(open_secure(source.data, ring), source.file, source.lines)
 
 
 def any_secure(value: Any) -> bool:
@@ -135,7 +166,7 @@ def open_session(project: Project, stack: str, who: str | None = None,
         store.close()
         raise
     providers = registry or ProviderRegistry(provider_config(project, config.data))
-    return StackSession(project, stack, store, config, providers, identity(who))
+    return StackSession(project, stack, store, config, providers, who)
 
 
 def provider_config(project: Project, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,14 +197,19 @@ def identity(explicit: str | None = None) -> str:
     return email or getpass.getuser()
 
 
+def host_name() -> str:
+    """This machine's name as a lock records it: what ``socket.gethostname()`` returns
+    (on POSIX both read the kernel's node name), without loading ``socket``, which
+    costs every `up` a millisecond and more."""
+    return os.uname().nodename
+
+
 @contextmanager
 def stack_lock(session: StackSession, operation: str) -> Iterator[LockInfo]:
     if session.held_lock is not None:
         yield session.held_lock
         return
-    import socket
-
-    info = LockInfo(owner=session.who, pid=os.getpid(), host=socket.gethostname(),
+    info = LockInfo(owner=session.who, pid=os.getpid(), host=host_name(),
                     acquired_at=time.time(), operation=operation, token=uuid.uuid4().hex)
     session.store.acquire_lock(session.stack, info)
     try:
@@ -184,9 +220,7 @@ def stack_lock(session: StackSession, operation: str) -> Iterator[LockInfo]:
 
 def lock_is_stale(info: LockInfo) -> bool:
     """True when the holder ran on this host and its process is gone."""
-    import socket
-
-    if info.host != socket.gethostname():
+    if info.host != host_name():
         return False
     try:
         os.kill(info.pid, 0)

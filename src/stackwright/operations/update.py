@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from stackwright.dataclass_methods import Compared
 from stackwright.engine.events import EventSink, MaskingSink
 from stackwright.errors import ApplyFailed, PlanError
 from stackwright.graph import Graph
@@ -38,8 +39,15 @@ def _no_recovery() -> RecoveryReport:
     return RecoveryReport()
 
 
-@dataclass
-class UpdateOutcome:
+# Every command loads this class: its methods are written, not generated (see
+# stackwright.dataclass_methods); it behaves as the ``@dataclass`` it is declared.
+
+
+@dataclass(init=False, repr=False, eq=False)
+class UpdateOutcome(Compared):
+    """What an update did: the plan, the apply's result, the checkpoint that recorded it,
+    the interrupted operations it resolved first."""
+
     plan: Plan
     result: ApplyResult | None = None
     checkpoint: Checkpoint | None = None
@@ -49,6 +57,17 @@ class UpdateOutcome:
     stopped: bool = False
     """Ctrl-C or SIGTERM arrived while applying: a caller running more (`run`) starts
     nothing else, even when every step of this plan had finished."""
+
+    def __init__(self, plan: Plan, result: ApplyResult | None = None, checkpoint: Checkpoint | None = None,
+                 recovery: RecoveryReport | None = None, cancelled: bool = False, duration: float = 0.0,
+                 stopped: bool = False) -> None:
+        self.plan = plan
+        self.result = result
+        self.checkpoint = checkpoint
+        self.recovery = _no_recovery() if recovery is None else recovery
+        self.cancelled = cancelled
+        self.duration = duration
+        self.stopped = stopped
 
     @property
     def ok(self) -> bool:
@@ -250,8 +269,6 @@ def _locked_update(
     plan, ``check``, confirm — all before the lock, so that nobody waits on a person at
     a prompt — then under the lock plan again, refuse unless that is the plan that was
     confirmed, apply, checkpoint, audit. The duration excludes the prompt."""
-    from stackwright.engine.refresh import read_all, record_drift
-
     recorded: Snapshot | None = session.store.snapshot(session.stack)
     report = _no_recovery()
     if recover and recorded is not None and recorded.pending:
@@ -272,6 +289,8 @@ def _locked_update(
         # A lock held since before ``base`` was read (a `run --shard` claim): it is current.
         snapshot = base if session.held_lock is not None and not refresh else session.store.snapshot(session.stack)
         if refresh:
+            from stackwright.engine.refresh import read_all, record_drift
+
             drift = run_async(read_all(snapshot, session.providers, options.parallel, sink))
             require_all_read(drift)
             record_drift(drift, writer)

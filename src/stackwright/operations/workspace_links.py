@@ -10,15 +10,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from stackwright.errors import ProjectError, StackNotApplied, StateError
 from stackwright.program.project import Project
-from stackwright.program.workspace import WORKSPACE_FILE, Workspace, find_workspace
 from stackwright.state.codec import StoredOutputs
 from stackwright.state.store import StateStore
 
+if TYPE_CHECKING:
+    from stackwright.program.workspace import Workspace
+
 STATE_FILE = Path(".stackwright") / "state.db"
+WORKSPACE_FILE = "stackwright-workspace.yaml"
+"""``program.workspace.WORKSPACE_FILE``, named here too so that a project outside any
+workspace (most) never loads that module; a test pins the two equal."""
+
+
+def find_workspace(start: Path) -> Workspace | None:
+    """``program.workspace.find_workspace``, whose module is imported only when a
+    workspace file is there to load: every command runs a program, and few projects
+    are in a workspace."""
+    here = start.resolve()
+    if not any((folder / WORKSPACE_FILE).is_file() for folder in (here, *here.parents)):
+        return None
+    from stackwright.program.workspace import find_workspace as load_found
+
+    return load_found(here)
 
 
 class WorkspaceLinks:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stackwright.dataclass_methods import Compared
 from stackwright.errors import ProjectError
 from stackwright.model.context import ConfigSource
 from stackwright.program.project_files import PROJECT_SCHEMA, STACK_SCHEMA, line_index, line_of, read_checked, records_folder, shown_path
@@ -17,13 +18,27 @@ PROJECT_FILE = "stackwright.yaml"
 STACK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 
-@dataclass
-class Project:
+# Every command loads this class: its methods are written, not generated (see
+# stackwright.dataclass_methods); it behaves as the ``@dataclass`` it is declared.
+
+
+@dataclass(init=False, repr=False, eq=False)
+class Project(Compared):
+    """A project: its folder, its name, its program's file and its project-file settings."""
+
     root: Path
     name: str
     main: str = "__main__.py"
     description: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(self, root: Path, name: str, main: str = "__main__.py", description: str = "",
+                 settings: Mapping[str, Any] | None = None) -> None:
+        self.root = root
+        self.name = name
+        self.main = main
+        self.description = description
+        self.settings = {} if settings is None else settings
 
     @property
     def state_dir(self) -> Path:

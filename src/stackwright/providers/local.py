@@ -12,10 +12,8 @@ import contextlib
 import hashlib
 import os
 import stat
-import subprocess
-import tempfile
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackwright.errors import InputError, ProviderError
 from stackwright.model.output import Output
@@ -28,6 +26,9 @@ from stackwright.providers.protocol import (
     ResourceProvider,
 )
 from stackwright.providers.registry import SimpleProvider
+
+if TYPE_CHECKING:  # imported where used: a program of files only runs no command
+    import subprocess
 
 __all__ = ["Command", "CommandProvider", "File", "FileProvider", "provider"]
 
@@ -180,6 +181,8 @@ def _read_file(path: str) -> tuple[bytes, int] | None:
 
 def _write_atomically(path: str, data: bytes, mode: int) -> None:
     """Temp file in the same directory, fsync, rename: readers see old or new, never half."""
+    import tempfile
+
     directory = os.path.dirname(path) or "."
     try:
         os.makedirs(directory, exist_ok=True)
@@ -323,6 +326,8 @@ def _run(
     The command gets a session (and process group) of its own: a terminal's Ctrl-C goes
     to the whole foreground group, and must reach only stackwright, which lets running
     commands finish and records them, rather than kill them half-way."""
+    import subprocess
+
     env = _environment(ctx, inputs, extra_env)
     directory = inputs.get("dir")
     cwd = _absolute(directory, root) if directory else root

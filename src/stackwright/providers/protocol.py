@@ -30,9 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar, Literal, Protocol
 
+from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.errors import ProviderError
 from stackwright.model.resource import Resource
 
@@ -42,36 +43,61 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class DiffResult:
+def _no_log(message: str) -> None:
+    return None
+
+
+# The classes below are loaded by every command: their methods are written, not
+# generated (see stackwright.dataclass_methods); they behave as ``@dataclass(frozen=True)``.
+
+
+@frozen_record
+class DiffResult(FrozenCompared):
     """Which top-level inputs changed, and which of those force a replacement."""
 
     changed: tuple[str, ...] = ()
     replaces: tuple[str, ...] = ()
     delete_before_replace: bool = False
 
+    def __init__(self, changed: tuple[str, ...] = (), replaces: tuple[str, ...] = (),
+                 delete_before_replace: bool = False) -> None:
+        object.__setattr__(self, "changed", changed)
+        object.__setattr__(self, "replaces", replaces)
+        object.__setattr__(self, "delete_before_replace", delete_before_replace)
+
     @property
     def has_changes(self) -> bool:
         return bool(self.changed)
 
 
-@dataclass(frozen=True)
-class Created:
+@frozen_record
+class Created(FrozenCompared):
+    """The object a create made: its id and what the cloud computed."""
+
     id: str
     outputs: Mapping[str, Any] = field(default_factory=dict)
 
+    def __init__(self, id: str, outputs: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "outputs", {} if outputs is None else outputs)
 
-@dataclass(frozen=True)
-class ReadResult:
+
+@frozen_record
+class ReadResult(FrozenCompared):
     """The live object: its id, the inputs that would declare it, and its outputs."""
 
     id: str
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Any] = field(default_factory=dict)
 
+    def __init__(self, id: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "inputs", inputs)
+        object.__setattr__(self, "outputs", {} if outputs is None else outputs)
 
-@dataclass(frozen=True)
-class Links:
+
+@frozen_record
+class Links(FrozenCompared):
     """Names a resource publishes for others (``exports``) and names of others it
     uses (``imports``), such as CloudFormation's ``Export``/``Fn::ImportValue``.
 
@@ -81,18 +107,31 @@ class Links:
     exports: frozenset[str] = frozenset()
     imports: frozenset[str] = frozenset()
 
+    def __init__(self, exports: frozenset[str] = frozenset(), imports: frozenset[str] = frozenset()) -> None:
+        object.__setattr__(self, "exports", exports)
+        object.__setattr__(self, "imports", imports)
 
-@dataclass(frozen=True)
-class OperationContext:
+
+@frozen_record
+class OperationContext(FrozenCompared):
     """What one provider call knows besides its inputs."""
 
     urn: str
     name: str
     token: str
     timeout: float = 1800.0
-    log: Callable[[str], None] = lambda message: None
+    log: Callable[[str], None] = _no_log
     provider_config: Mapping[str, Any] = field(default_factory=dict)
     """The outputs of the provider instance named by the resource's inputs, revealed."""
+
+    def __init__(self, urn: str, name: str, token: str, timeout: float = 1800.0,
+                 log: Callable[[str], None] = _no_log, provider_config: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "urn", urn)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "token", token)
+        object.__setattr__(self, "timeout", timeout)
+        object.__setattr__(self, "log", log)
+        object.__setattr__(self, "provider_config", {} if provider_config is None else provider_config)
 
 
 class ResourceProvider:
@@ -201,8 +240,8 @@ def instance_config(handler: ResourceProvider, inputs: Mapping[str, Any],
     return dict(reveal(outputs))
 
 
-@dataclass(frozen=True)
-class InputRule:
+@frozen_record
+class InputRule(FrozenCompared):
     """A policy rule a provider brings: it judges the new inputs of a created, updated
     or replaced resource of one of ``types`` and yields one message per violation.
     Environments set its enforcement by ``name``, like any other rule."""
@@ -213,6 +252,14 @@ class InputRule:
     """``(type_token, inputs)`` to messages; inputs may hold ``UNKNOWN`` and secrets."""
     about: str
     default: Literal["mandatory", "advisory", "off"] = "advisory"
+
+    def __init__(self, name: str, types: frozenset[str], check: Callable[[str, Mapping[str, Any]], Iterable[str]],
+                 about: str, default: Literal["mandatory", "advisory", "off"] = "advisory") -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "types", types)
+        object.__setattr__(self, "check", check)
+        object.__setattr__(self, "about", about)
+        object.__setattr__(self, "default", default)
 
 
 class Provider(Protocol):

@@ -6,32 +6,55 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackwright.dataclass_methods import Compared
+
 SCHEMA_VERSION = 4
 """Bumped whenever the stored form changes; stores refuse a newer one."""
 
+# Every command loads these classes: their methods are written, not generated (see
+# stackwright.dataclass_methods); they behave as the ``@dataclass`` they are declared.
 
-@dataclass(slots=True)
-class ResourceState:
+
+@dataclass(init=False, repr=False, eq=False)
+class ResourceState(Compared):
     """One resource as last recorded after a provider call."""
 
+    __slots__ = ("urn", "type", "id", "inputs", "outputs", "parent", "deps", "protect", "retain_on_delete",
+                 "external", "options")
     urn: str
     type: str
     id: str
     inputs: dict[str, Any]
     outputs: dict[str, Any]
-    parent: str | None = None
-    deps: list[str] = field(default_factory=list)
-    protect: bool = False
-    retain_on_delete: bool = False
-    external: bool = False
+    parent: str | None
+    deps: list[str]
+    protect: bool
+    retain_on_delete: bool
+    external: bool
     """Adopted by `import`; recorded so that reviewers can tell."""
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any]
     """The other options as last applied (``ignore_changes``, ``delete_before_replace``,
     ``aliases``), only those not at their defaults: a change of one alone is recorded."""
 
+    def __init__(self, urn: str, type: str, id: str, inputs: dict[str, Any], outputs: dict[str, Any],
+                 parent: str | None = None, deps: list[str] | None = None, protect: bool = False,
+                 retain_on_delete: bool = False, external: bool = False,
+                 options: dict[str, Any] | None = None) -> None:
+        self.urn = urn
+        self.type = type
+        self.id = id
+        self.inputs = inputs
+        self.outputs = outputs
+        self.parent = parent
+        self.deps = [] if deps is None else deps
+        self.protect = protect
+        self.retain_on_delete = retain_on_delete
+        self.external = external
+        self.options = {} if options is None else options
 
-@dataclass
-class PendingOperation:
+
+@dataclass(init=False, repr=False, eq=False)
+class PendingOperation(Compared):
     """A create, update or delete that was started but whose outcome is not yet recorded.
 
     Written durably before the provider call; cleared in the same transaction that
@@ -49,9 +72,24 @@ class PendingOperation:
     deps: list[str] = field(default_factory=list)
     started_at: float = 0.0
 
+    def __init__(self, token: str, urn: str, type: str, op: str, inputs: dict[str, Any],
+                 resource_id: str | None = None, parent: str | None = None, deps: list[str] | None = None,
+                 started_at: float = 0.0) -> None:
+        self.token = token
+        self.urn = urn
+        self.type = type
+        self.op = op
+        self.inputs = inputs
+        self.resource_id = resource_id
+        self.parent = parent
+        self.deps = [] if deps is None else deps
+        self.started_at = started_at
 
-@dataclass
-class LockInfo:
+
+@dataclass(init=False, repr=False, eq=False)
+class LockInfo(Compared):
+    """Who holds a stack's lock, where, since when, for what."""
+
     owner: str
     pid: int
     host: str
@@ -59,20 +97,38 @@ class LockInfo:
     operation: str
     token: str = ""
 
+    def __init__(self, owner: str, pid: int, host: str, acquired_at: float, operation: str,
+                 token: str = "") -> None:
+        self.owner = owner
+        self.pid = pid
+        self.host = host
+        self.acquired_at = acquired_at
+        self.operation = operation
+        self.token = token
 
-@dataclass(slots=True)
-class Change:
+
+@dataclass(init=False, repr=False, eq=False)
+class Change(Compared):
     """One line of a checkpoint: what happened to a resource (values masked)."""
 
+    __slots__ = ("urn", "type", "op", "diffs", "error")
     urn: str
     type: str
     op: str
-    diffs: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
+    diffs: list[dict[str, Any]]
+    error: str | None
+
+    def __init__(self, urn: str, type: str, op: str, diffs: list[dict[str, Any]] | None = None,
+                 error: str | None = None) -> None:
+        self.urn = urn
+        self.type = type
+        self.op = op
+        self.diffs = [] if diffs is None else diffs
+        self.error = error
 
 
-@dataclass
-class Checkpoint:
+@dataclass(init=False, repr=False, eq=False)
+class Checkpoint(Compared):
     """A numbered record of one `up`, `destroy`, `refresh`, `import`... that changed state."""
 
     number: int
@@ -85,22 +141,43 @@ class Checkpoint:
     message: str = ""
     serial: int = 0
 
+    def __init__(self, number: int, kind: str, who: str, started_at: float, finished_at: float, result: str,
+                 counts: dict[str, int] | None = None, message: str = "", serial: int = 0) -> None:
+        self.number = number
+        self.kind = kind
+        self.who = who
+        self.started_at = started_at
+        self.finished_at = finished_at
+        self.result = result
+        self.counts = {} if counts is None else counts
+        self.message = message
+        self.serial = serial
+
     @property
     def duration(self) -> float:
         return max(0.0, self.finished_at - self.started_at)
 
 
-@dataclass
-class CheckpointDetail:
+@dataclass(init=False, repr=False, eq=False)
+class CheckpointDetail(Compared):
+    """A checkpoint with its changes, and the stack as it left it."""
+
     checkpoint: Checkpoint
     changes: list[Change]
     resources: list[ResourceState]
     """The stack's resources when this checkpoint finished (for rollback)."""
     outputs: dict[str, Any]
 
+    def __init__(self, checkpoint: Checkpoint, changes: list[Change], resources: list[ResourceState],
+                 outputs: dict[str, Any]) -> None:
+        self.checkpoint = checkpoint
+        self.changes = changes
+        self.resources = resources
+        self.outputs = outputs
 
-@dataclass
-class Snapshot:
+
+@dataclass(init=False, repr=False, eq=False)
+class Snapshot(Compared):
     """A stack's recorded state at one serial: what the planner diffs against."""
 
     stack: str
@@ -110,18 +187,37 @@ class Snapshot:
     outputs: dict[str, Any]
     pending: list[PendingOperation] = field(default_factory=list)
 
+    def __init__(self, stack: str, lineage: str, serial: int, resources: dict[str, ResourceState],
+                 outputs: dict[str, Any], pending: list[PendingOperation] | None = None) -> None:
+        self.stack = stack
+        self.lineage = lineage
+        self.serial = serial
+        self.resources = resources
+        self.outputs = outputs
+        self.pending = [] if pending is None else pending
 
-@dataclass
-class StackInfo:
+
+@dataclass(init=False, repr=False, eq=False)
+class StackInfo(Compared):
+    """One stack, as `stack ls` lists it."""
+
     name: str
     resource_count: int
     last_update: float | None
     lineage: str
     serial: int
 
+    def __init__(self, name: str, resource_count: int, last_update: float | None, lineage: str,
+                 serial: int) -> None:
+        self.name = name
+        self.resource_count = resource_count
+        self.last_update = last_update
+        self.lineage = lineage
+        self.serial = serial
 
-@dataclass
-class Event:
+
+@dataclass(init=False, repr=False, eq=False)
+class Event(Compared):
     """One line of the audit log: a plan made, approved, rejected or applied, an `up`...
 
     ``data`` holds the details verbatim (plan hash, program digest, comment, result);
@@ -135,9 +231,18 @@ class Event:
     at: float
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __init__(self, id: int, stack: str, kind: str, who: str, at: float,
+                 data: dict[str, Any] | None = None) -> None:
+        self.id = id
+        self.stack = stack
+        self.kind = kind
+        self.who = who
+        self.at = at
+        self.data = {} if data is None else data
 
-@dataclass
-class StackRecord:
+
+@dataclass(init=False, repr=False, eq=False)
+class StackRecord(Compared):
     """A whole stack as stored, every value in its stored text form (secrets stay
     sealed): what ``state migrate`` copies from one backend to another, and compares
     afterwards to prove nothing was lost."""
@@ -158,3 +263,17 @@ class StackRecord:
     events: list[list[Any]]
     """The stack's audit log, oldest first: kind, who, at, data JSON (ids are the
     receiving store's)."""
+
+    def __init__(self, name: str, lineage: str, serial: int, created_at: float, updated_at: float | None,
+                 outputs: str, resources: list[list[Any]], pending: list[list[Any]],
+                 checkpoints: list[list[Any]], events: list[list[Any]]) -> None:
+        self.name = name
+        self.lineage = lineage
+        self.serial = serial
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.outputs = outputs
+        self.resources = resources
+        self.pending = pending
+        self.checkpoints = checkpoints
+        self.events = events

@@ -26,14 +26,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from stackwright.dataclass_methods import Compared
 from stackwright.program.project import PROJECT_FILE, Project, stack_settings
 from stackwright.program.project_files import SCHEMA_SOURCE, Schema, check, records_folder, shown_path
 
 Enforcement = Literal["mandatory", "advisory", "off"]
 
 
-@dataclass
-class Environment:
+# Every command loads this class: its methods are written, not generated (see
+# stackwright.dataclass_methods); it behaves as the ``@dataclass`` it is declared.
+
+
+@dataclass(init=False, repr=False, eq=False)
+class Environment(Compared):
     """One environment's rules. The project file is checked against these fields (see
     ``environment_schema``) before an ``Environment`` is made from it."""
 
@@ -64,6 +69,26 @@ class Environment:
     allow_emergency: bool = False
     """In a protected environment, let ``--emergency "reason"`` change a stack without an
     approved plan (the audit log records who, why and the plan)."""
+
+    def __init__(self, name: str = "", protected: bool = False, required_approvals: int = 0,
+                 allow_self_approval: bool | None = None, approvers: list[str] | None = None,
+                 github_approvals: bool = False, web_approvals: bool = False, gate: str | None = None,
+                 policies: dict[str, Enforcement] | None = None, required_tags: list[str] | None = None,
+                 pause: dict[str, Any] | None = None, age_recipients: list[str] | None = None,
+                 allow_emergency: bool = False) -> None:
+        self.name = name
+        self.protected = protected
+        self.required_approvals = required_approvals
+        self.allow_self_approval = allow_self_approval
+        self.approvers = [] if approvers is None else approvers
+        self.github_approvals = github_approvals
+        self.web_approvals = web_approvals
+        self.gate = gate
+        self.policies = {} if policies is None else policies
+        self.required_tags = [] if required_tags is None else required_tags
+        self.pause = {} if pause is None else pause
+        self.age_recipients = age_recipients
+        self.allow_emergency = allow_emergency
 
     @property
     def self_approval_allowed(self) -> bool:

@@ -13,8 +13,8 @@ planning; ``env pause|resume`` when preparing the edit; and the saved-plan
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
+from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.errors import ProjectError, StackwrightError
 from stackwright.operations.session import StackSession
 from stackwright.program.digest import program_digest
@@ -34,8 +34,12 @@ class GateClosed(StackwrightError):
     """The gating environment has not applied this program yet."""
 
 
-@dataclass(frozen=True)
-class GateVerdict:
+# Every `up` loads this class: its methods are written, not generated (see
+# stackwright.dataclass_methods); it behaves as ``@dataclass(frozen=True)``.
+
+
+@frozen_record
+class GateVerdict(FrozenCompared):
     """What the gate found for one stack: enough to explain a refusal."""
 
     stack: str
@@ -44,6 +48,14 @@ class GateVerdict:
     program_digest: str
     last_success: Event | None
     """The gating environment's latest successful apply, if any."""
+
+    def __init__(self, stack: str, environment: str, gate: str | None, program_digest: str,
+                 last_success: Event | None) -> None:
+        object.__setattr__(self, "stack", stack)
+        object.__setattr__(self, "environment", environment)
+        object.__setattr__(self, "gate", gate)
+        object.__setattr__(self, "program_digest", program_digest)
+        object.__setattr__(self, "last_success", last_success)
 
     @property
     def passed(self) -> bool:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_record
 from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink
 from stackwright.errors import StackwrightError
@@ -62,8 +63,13 @@ class ProtectedEnvironment(StackwrightError):
     emergency, where allowed)."""
 
 
-@dataclass(frozen=True)
-class ChangeRequest:
+# The classes below are loaded by every change: their methods are written, not
+# generated (see stackwright.dataclass_methods); they behave as the ``@dataclass``
+# they are declared.
+
+
+@frozen_record
+class ChangeRequest(FrozenCompared):
     """What to change and how; each kind reads the fields it needs."""
 
     kind: Kind
@@ -87,9 +93,19 @@ class ChangeRequest:
     edit: PreparedEdit | None = None
     """``pause``/``resume``: the config edit, prepared."""
 
+    def __init__(self, kind: Kind, targets: tuple[str, ...] = (), parallel: int = 16, refresh: bool = False,
+                 allow_destroy: bool = False, emergency: str | None = None, checkpoint: int | None = None,
+                 urn: str | None = None, force: bool = False, resource: tuple[str, str, str] | None = None,
+                 saved: SavedPlan | None = None, edit: PreparedEdit | None = None) -> None:
+        for name, value in (("kind", kind), ("targets", targets), ("parallel", parallel), ("refresh", refresh),
+                            ("allow_destroy", allow_destroy), ("emergency", emergency),
+                            ("checkpoint", checkpoint), ("urn", urn), ("force", force),
+                            ("resource", resource), ("saved", saved), ("edit", edit)):
+            object.__setattr__(self, name, value)
 
-@dataclass(frozen=True)
-class Prompt:
+
+@frozen_record
+class Prompt(FrozenCompared):
     """What a person confirms: the plan (None for a state edit) and what policies said;
     for ``import``, the object as read and what will be recorded of it."""
 
@@ -98,14 +114,21 @@ class Prompt:
     violations: list[Violation] = field(default_factory=list)
     imported: ImportCandidate | None = None
 
+    def __init__(self, request: ChangeRequest, plan: Plan | None, violations: list[Violation] | None = None,
+                 imported: ImportCandidate | None = None) -> None:
+        object.__setattr__(self, "request", request)
+        object.__setattr__(self, "plan", plan)
+        object.__setattr__(self, "violations", [] if violations is None else violations)
+        object.__setattr__(self, "imported", imported)
+
 
 Confirm = Callable[[Prompt], bool]
 Refused = Callable[[Plan, "list[Violation]"], None]
 """Told the plan and the violations when mandatory policies refuse it (to show them)."""
 
 
-@dataclass
-class ChangeResult:
+@dataclass(init=False, repr=False, eq=False)
+class ChangeResult(Compared):
     """What a change did; the field of its kind is set."""
 
     request: ChangeRequest
@@ -116,6 +139,18 @@ class ChangeResult:
     checkpoint: int | None = None
     """``state-rm``: the checkpoint that recorded it."""
     cancelled: bool = False
+
+    def __init__(self, request: ChangeRequest, outcome: UpdateOutcome | None = None,
+                 violations: list[Violation] | None = None, imported: ImportResult | None = None,
+                 refreshed: RefreshOutcome | None = None, checkpoint: int | None = None,
+                 cancelled: bool = False) -> None:
+        self.request = request
+        self.outcome = outcome
+        self.violations = [] if violations is None else violations
+        self.imported = imported
+        self.refreshed = refreshed
+        self.checkpoint = checkpoint
+        self.cancelled = cancelled
 
     @property
     def ok(self) -> bool:
@@ -158,11 +193,11 @@ class Judge:
         self.violations: list[Violation] = []
 
     def __call__(self, plan: Plan) -> None:
-        from stackwright.workflow.policies import blocking, evaluate, refuse_blocking
-
         if not plan.has_changes:
             require_unprotected(self.session, self.request)
             return
+        from stackwright.workflow.policies import blocking, evaluate, refuse_blocking
+
         env = environment_for(self.session.project, self.session.stack)
         self.violations = evaluate(plan, self.session.project, env, allow_destroy=self.request.allow_destroy,
                                    providers=self.session.providers)
@@ -213,7 +248,6 @@ def _confirmed(request: ChangeRequest, confirm: Confirm, judge: Judge) -> Callab
 
 def _planned(session: StackSession, request: ChangeRequest, confirm: Confirm, sink: EventSink,
              refused: Refused | None) -> ChangeResult:
-    from stackwright.operations.rollback import rollback
     from stackwright.operations.update import destroy, up
     from stackwright.workflow.gate import check_gate
 
@@ -228,6 +262,8 @@ def _planned(session: StackSession, request: ChangeRequest, confirm: Confirm, si
     elif request.kind == "destroy":
         outcome = destroy(session, targets=request.targets, **common)
     elif request.kind == "rollback":
+        from stackwright.operations.rollback import rollback
+
         if request.checkpoint is None:
             raise StackwrightError("rollback needs the checkpoint to return to")
         outcome = rollback(session, request.checkpoint, **common)

@@ -22,16 +22,14 @@ it changes.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import inspect
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import FunctionType, ModuleType
 from typing import Any
 
+from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.errors import ProjectError, StackwrightError
 from stackwright.model.policy import POLICY_MARK, PolicyInfo
 from stackwright.model.policy import Violation as Finding
@@ -55,14 +53,24 @@ POLICY_DIR = "policies"
 ALLOW_DESTROY_HINT = "pass --allow-destroy if you mean it"
 
 
-@dataclass(frozen=True)
-class Violation:
+# Every plan with changes loads these classes: their methods are written, not generated
+# (see stackwright.dataclass_methods); they behave as ``@dataclass(frozen=True)``.
+
+
+@frozen_record
+class Violation(FrozenCompared):
     """One objection to a plan, with the rule that raised it and whether it blocks."""
 
     policy: str
     message: str
     urn: str | None = None
     mandatory: bool = True
+
+    def __init__(self, policy: str, message: str, urn: str | None = None, mandatory: bool = True) -> None:
+        object.__setattr__(self, "policy", policy)
+        object.__setattr__(self, "message", message)
+        object.__setattr__(self, "urn", urn)
+        object.__setattr__(self, "mandatory", mandatory)
 
     @property
     def enforcement(self) -> str:
@@ -88,28 +96,40 @@ class PolicyError(StackwrightError):
     """A mandatory policy refused the plan, or a user policy is broken."""
 
 
-@dataclass(frozen=True)
-class RuleContext:
+@frozen_record
+class RuleContext(FrozenCompared):
     """What a rule may consult besides the plan."""
 
     env: Environment
     allow_destroy: bool
     providers: ProviderLookup
 
+    def __init__(self, env: Environment, allow_destroy: bool, providers: ProviderLookup) -> None:
+        object.__setattr__(self, "env", env)
+        object.__setattr__(self, "allow_destroy", allow_destroy)
+        object.__setattr__(self, "providers", providers)
+
 
 RuleCheck = Callable[[Plan, RuleContext], Iterable[Finding]]
 
 
-@dataclass(frozen=True)
-class Rule:
+@frozen_record
+class Rule(FrozenCompared):
     """A named check with the enforcement it has where the environment is silent."""
 
     name: str
     check: RuleCheck
     default: Enforcement
     about: str
-    origin: str = "built-in"
-    """Where the rule is defined: ``built-in`` or ``policies/file.py:LINE``."""
+    origin: str
+    """Where the rule is defined: ``built-in``, ``provider NAME`` or ``policies/file.py:LINE``."""
+
+    def __init__(self, name: str, check: RuleCheck, default: Enforcement, about: str, origin: str) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "check", check)
+        object.__setattr__(self, "default", default)
+        object.__setattr__(self, "about", about)
+        object.__setattr__(self, "origin", origin)
 
 
 # --- evaluating -----------------------------------------------------------------------
@@ -284,28 +304,35 @@ def _input_rule(provider: str, rule: InputRule) -> Rule:
 
 BUILTIN_RULES: tuple[Rule, ...] = (
     Rule("no-destroy-stateful", no_destroy_stateful, "mandatory",
-         "no delete or replace of protected or stateful resources without --allow-destroy"),
+         "no delete or replace of protected or stateful resources without --allow-destroy", "built-in"),
     Rule("required-tags", required_tags, "advisory",
-         "taggable resources carry the environment's required_tags"),
+         "taggable resources carry the environment's required_tags", "built-in"),
 )
 
 
 # --- user policies -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Source:
+@frozen_record
+class _Source(FrozenCompared):
     """Where a user policy is defined, for error messages."""
 
     path: Path
     shown: str
     line: int | None = None
 
+    def __init__(self, path: Path, shown: str, line: int | None = None) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "shown", shown)
+        object.__setattr__(self, "line", line)
+
     def __str__(self) -> str:
         return f"{self.shown}:{self.line}" if self.line else self.shown
 
     def error(self, message: str, hint: str, exc: BaseException | None = None) -> PolicyError:
         """An error at the deepest frame of ``exc`` in this file, else at this line."""
+        import traceback
+
         line = self.line
         target = self.path.resolve()
         for frame in traceback.extract_tb(exc.__traceback__) if exc is not None else ():
@@ -333,6 +360,8 @@ def user_rules(project: Project) -> list[Rule]:
 
 def _load(project: Project, source: _Source) -> ModuleType:
     """Run one policy file as a module, with the project importable as in the program."""
+    import importlib.util
+
     name = f"_stackwright_policies.{source.path.stem}"
     spec = importlib.util.spec_from_file_location(name, source.path)
     if spec is None or spec.loader is None:
