@@ -211,17 +211,22 @@ def resource_params(stack: str, r: ResourceState, values: ValueCodec) -> tuple[A
     )
 
 
-def resource_rows(rows: list[Any], values: ValueCodec) -> dict[str, ResourceState]:
-    """Decode all rows with one ``json.loads``: per-call overhead dominated snapshot()."""
+def resource_rows(rows: Sequence[Any], values: ValueCodec,
+                  into: dict[str, ResourceState] | None = None) -> dict[str, ResourceState]:
+    """Decode the rows with one ``json.loads`` (per-call overhead dominated snapshot()),
+    adding them to ``into`` when given: a snapshot decodes a batch at a time, so that
+    the next batch is read into the memory the last one's text and rows were in."""
     text = "[" + ",".join([f"[{r[3]},{r[4]},{r[6]},{r[10]}]" for r in rows]) + "]"
-    codec = values
     try:
         decoded = json.loads(text)
     except (TypeError, ValueError):
         raise Corrupt("a stored resource does not decode") from None
     if len(decoded) != len(rows):
         raise Corrupt("a stored resource does not decode")
-    return {row[0]: resource_row(row, value, codec) for row, value in zip(rows, decoded)}
+    found: dict[str, ResourceState] = {} if into is None else into
+    for row, value in zip(rows, decoded):
+        found[row[0]] = resource_row(row, value, values)
+    return found
 
 
 def resource_row(row: Sequence[Any], value: Any, codec: ValueCodec) -> ResourceState:

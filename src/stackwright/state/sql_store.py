@@ -308,14 +308,16 @@ class SqlStateStore:
             conn.execute("DELETE FROM stacks WHERE name = ?", (stack,))
 
     def snapshot(self, stack: str) -> Snapshot:
-        order = self._db.dialect_order
+        resources: dict[str, ResourceState] = {}
         with gc_paused():
             with self._db.read() as conn:
-                row, resources, pending = self._stack_rows(conn, stack)
+                row = self._stack_row(conn, stack)
+                for batch in row_batches(self._resource_cursor(conn, stack)):
+                    resource_rows(batch, self._db.values, into=resources)
+                pending = self._pending_rows(conn, stack)
             with self._db.guard():
                 return Snapshot(
-                    stack=stack, lineage=row[0], serial=int(row[1]),
-                    resources=resource_rows(resources, self._db.values),
+                    stack=stack, lineage=row[0], serial=int(row[1]), resources=resources,
                     outputs=self._db.values.loads(row[2]),
                     pending=[pending_row(p, self._db.values) for p in pending],
                 )
@@ -464,18 +466,26 @@ class SqlStateStore:
     def _stack_rows(self, conn: Any, stack: str) -> tuple[Any, list[Any], list[Any]]:
         """The stack's row (lineage, serial, outputs, created_at, updated_at), its
         resource rows and its pending rows, in recorded order."""
-        order = self._db.dialect_order
+        row = self._stack_row(conn, stack)
+        return row, self._resource_cursor(conn, stack).fetchall(), self._pending_rows(conn, stack)
+
+    def _stack_row(self, conn: Any, stack: str) -> Any:
         row = conn.execute(
             "SELECT lineage, serial, outputs, created_at, updated_at FROM stacks JOIN outputs"
             " ON stack = name WHERE name = ?", (stack,)).fetchone()
         if row is None:
             raise no_stack(stack)
-        resources = conn.execute(
-            f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ? ORDER BY {order}",
-            (stack,)).fetchall()
-        pending = conn.execute(
-            f"SELECT {PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY {order}", (stack,)).fetchall()
-        return row, resources, pending
+        return row
+
+    def _resource_cursor(self, conn: Any, stack: str) -> Any:
+        return conn.execute(
+            f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ? ORDER BY {self._db.dialect_order}",
+            (stack,))
+
+    def _pending_rows(self, conn: Any, stack: str) -> list[Any]:
+        return list(conn.execute(
+            f"SELECT {PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY {self._db.dialect_order}",
+            (stack,)).fetchall())
 
     def export_stack(self, stack: str) -> StackRecord:
         with self._db.read() as conn:
