@@ -227,7 +227,7 @@ def _unchanged(p: _Planning, resource: Resource, old: ResourceState, inputs: dic
     p.predicted[resource.urn] = old
     deps = tuple(wanted)
     return make_step(
-        urn=resource.urn, type=resource.type_token, op=Op.SAME, inputs=inputs, old_inputs=old.inputs,
+        urn=resource.urn, type=resource.type_token, op=_SAME, inputs=inputs, old_inputs=old.inputs,
         old_outputs=old.outputs, old_id=old.id, deps=deps, parent=parent, protect=opts.protect,
         retain_on_delete=opts.retain_on_delete, decl=p.declared_at(resource), old_deps=deps, options=recorded,
     )
@@ -419,6 +419,8 @@ def option_diffs(
 
 
 _NO_DEPS: list[str] = []
+_SAME = Op.SAME
+"""A module constant: reading an attribute of an Enum class goes through ``EnumType.__getattr__``."""
 
 OPTION_DEFAULTS: dict[str, Any] = {"ignore_changes": [], "delete_before_replace": False, "aliases": []}
 """The options kept in ``ResourceState.options``, and the value a record without one has."""
