@@ -136,7 +136,8 @@ def require_all_read(result: RefreshResult) -> None:
 
 def explained(plan: Plan, session: StackSession) -> Plan:
     """The plan with providers' explanations of in-place updates attached."""
-    if not any(step.op is Op.UPDATE for step in plan.steps):
+    update = Op.UPDATE  # read once: an Enum class's attributes are read through a __getattr__ hook
+    if not any(step.op is update for step in plan.steps):
         return plan
     from dataclasses import replace
 
