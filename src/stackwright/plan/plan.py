@@ -84,6 +84,9 @@ class Step:
     """What a provider explained about the change (e.g. a CloudFormation change set);
     for reviewers only, never read by apply."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        raise TypeError("Step is final: it is filled through a twin class with its exact slots (_slot_filling)")
+
     @property
     def changes(self) -> bool:
         # ``is not SAME`` first: hashing an Enum member (``in CHANGING``) runs Python code,
