@@ -211,12 +211,20 @@ def resource_params(stack: str, r: ResourceState, values: ValueCodec) -> tuple[A
     )
 
 
-def resource_rows(rows: Sequence[Any], values: ValueCodec,
+def resource_rows(rows: Sequence[Any], values: ValueCodec) -> dict[str, ResourceState]:
+    """Rows in the stores' resource column order (urn, type, id, inputs, outputs, parent,
+    deps, protect, retain_on_delete, external, options)."""
+    return snapshot_rows([(*r[:7], r[10], bool(r[7]) | bool(r[8]) << 1 | bool(r[9]) << 2) for r in rows], values)
+
+
+def snapshot_rows(rows: Sequence[Any], values: ValueCodec,
                   into: dict[str, ResourceState] | None = None) -> dict[str, ResourceState]:
-    """Decode the rows with one ``json.loads`` (per-call overhead dominated snapshot()),
-    adding them to ``into`` when given: a snapshot decodes a batch at a time, so that
-    the next batch is read into the memory the last one's text and rows were in."""
-    text = "[" + ",".join([f"[{r[3]},{r[4]},{r[6]},{r[10]}]" for r in rows]) + "]"
+    """Rows of urn, type, id, inputs, outputs, parent, deps, options and the flags
+    (protect 1, retain_on_delete 2, external 4), decoded with one ``json.loads``
+    (per-call overhead dominated snapshot()) and added to ``into`` when given: a
+    snapshot decodes a batch at a time, so that the next batch is read into the memory
+    the last one's text and rows were in."""
+    text = "[" + ",".join([f"[{r[3]},{r[4]},{r[6]},{r[7]}]" for r in rows]) + "]"
     try:
         decoded = json.loads(text)
     except (TypeError, ValueError):
@@ -230,7 +238,7 @@ def resource_rows(rows: Sequence[Any], values: ValueCodec,
 
 
 def resource_row(row: Sequence[Any], value: Any, codec: ValueCodec) -> ResourceState:
-    urn, type_, id_, inputs_text, outputs_text, parent, _, protect, retain, external, _ = row
+    urn, type_, id_, inputs_text, outputs_text, parent, _, _, flags = row
     try:
         inputs, outputs, deps, options = value
     except (TypeError, ValueError):
@@ -244,7 +252,7 @@ def resource_row(row: Sequence[Any], value: Any, codec: ValueCodec) -> ResourceS
         outputs = codec.decode(outputs)
     return ResourceState(
         urn, type_, id_, inputs, outputs, parent, deps,
-        bool(protect), bool(retain), bool(external), options,
+        bool(flags & 1), bool(flags & 2), bool(flags & 4), options,
     )
 
 
