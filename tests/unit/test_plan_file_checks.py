@@ -626,3 +626,17 @@ def test_a_delete_needs_the_allow_destroy_the_plan_was_made_with(project: Projec
     outcome = apply(project)
     assert outcome.result is not None and outcome.result.ok
     assert not (project.root / "out/dev/creds.env").exists()
+
+
+def test_a_preview_hands_a_one_shot_caller_what_it_planned_from(project: Project) -> None:
+    """`stackwright preview` leaves them to the process's end instead of freeing them."""
+    from stackwright.model.desired import DesiredGraph
+    from stackwright.state.records import Snapshot
+
+    kept: list[Any] = []
+    with session_of(project, "dev", "x") as s:
+        plan = preview(s, keep=kept)
+    desired, snapshot = kept
+    assert isinstance(desired, DesiredGraph) and isinstance(snapshot, Snapshot)
+    assert list(desired.resources) == [step.urn for step in plan.steps]
+    assert (snapshot.stack, snapshot.serial) == ("dev", plan.base_serial)

@@ -31,3 +31,17 @@ def test_a_step_stays_a_frozen_value() -> None:
         step.op = Op.DELETE  # type: ignore[misc]
     assert dataclasses.replace(step, op=Op.DELETE) == Step("u", "t", Op.DELETE, deps=("a",))
     assert step == Step("u", "t", Op.SAME, deps=("a",)) and step != dataclasses.replace(step, decl="x:1")
+
+
+def test_make_step_builds_the_step_the_constructor_builds_and_a_step_cannot_be_subclassed() -> None:
+    from stackwright.plan.plan import make_step
+
+    made = make_step(urn="u", type="t", op=Op.SAME, inputs={"a": 1}, deps=("d",), decl="f.py:3")
+    assert type(made) is Step and made == Step("u", "t", Op.SAME, {"a": 1}, deps=("d",), decl="f.py:3")
+    assert made.options == {} and made.options is not make_step(urn="u", type="t", op=Op.SAME).options
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.urn = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="op"):
+        make_step(urn="u", type="t")
+    with pytest.raises(TypeError, match="final"):
+        type("Special", (Step,), {})

@@ -80,9 +80,13 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
     from stackwright.operations.update import preview as make_preview
 
     output = _output_format(output, as_json)
+    from stackwright.cli.main import leave_to_exit
+
     session = open_stack(stack_name, who)
+    kept: list[Any] = []
     try:
-        plan = make_preview(session, targets, refresh=refresh, as_up=True)
+        plan = make_preview(session, targets, refresh=refresh, as_up=True, keep=kept)
+        leave_to_exit(*kept, plan)
         pending = session.store.pending_count(session.stack)
         violations = _violations(session, plan, allow_destroy)
     finally:

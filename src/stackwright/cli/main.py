@@ -29,6 +29,18 @@ def _exit_sooner() -> None:
 
 atexit.register(_exit_sooner)
 
+_LEFT_TO_EXIT: list[object] = []
+_LEFT_TO_EXIT.append(_LEFT_TO_EXIT)
+
+
+def leave_to_exit(*objects: object) -> None:
+    """Keep ``objects`` (a one-shot command's desired graph, snapshot and plan) until the
+    process ends, in place of what the last call kept: freed one object at a time when
+    the command returns, those of a 50,000-resource preview cost about 0.1 s. The list
+    that holds them holds itself, and ``_exit_sooner`` freezes it, so the interpreter's
+    exit does not free them either."""
+    _LEFT_TO_EXIT[1:] = objects
+
 
 def _debug_requested() -> bool:
     return "--debug" in sys.argv or os.environ.get("STACKWRIGHT_DEBUG") == "1"

@@ -312,8 +312,13 @@ def _resolve_mapping(value: Mapping[Any, Any], lookup: Lookup) -> tuple[dict[Any
     marks = 0
     out: dict[Any, Any] = {}
     for key, item in value.items():
-        if type(item) in _SCALARS:
+        kind = type(item)
+        if kind in _SCALARS:
             out[key] = item
+        elif kind is Output and item._kind == _REF:  # most Outputs given as inputs: no tree to walk
+            out[key] = resolved = lookup(item._resource, item._prop)
+            if type(resolved) not in _SCALARS:
+                marks |= marking(resolved)
         else:
             out[key], found = resolve_marking(item, lookup)
             marks |= found

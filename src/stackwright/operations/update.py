@@ -80,11 +80,13 @@ Check = Callable[[Plan], None]
 
 
 def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = False,
-            parallel: int = 16, *, as_up: bool = False) -> Plan:
+            parallel: int = 16, *, as_up: bool = False, keep: list[Any] | None = None) -> Plan:
     """The plan `up` would apply now. Changes nothing; with ``refresh`` it plans
     against the live objects instead of the recorded ones. ``as_up``: also read what
     the last plain ``refresh`` found drifted, as ``up`` will (not for saved plans,
-    which are applied against the recorded state)."""
+    which are applied against the recorded state). ``keep`` (a one-shot command's) gets
+    the desired graph and the snapshot, for the caller to leave to the process's end:
+    freed object by object, those of 50,000 resources cost about 0.07 s."""
     targets = tuple(targets)
     pin = pins(session)
     drifted = drift_note.pending(session) if as_up and not refresh else None
@@ -99,6 +101,8 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
             require_all_read(result)
             snapshot = refreshed_snapshot(snapshot, result)
         plan = _noted(make_plan(desired, snapshot, session.providers, targets=targets), drifted)
+    if keep is not None:
+        keep += (desired, snapshot)
     return explained(pin(plan), session)
 
 
@@ -158,7 +162,8 @@ def require_all_read(result: RefreshResult) -> None:
 
 def explained(plan: Plan, session: StackSession) -> Plan:
     """The plan with providers' explanations of in-place updates attached."""
-    if not any(step.op is Op.UPDATE for step in plan.steps):
+    update = Op.UPDATE  # read once: an Enum class's attributes are read through a __getattr__ hook
+    if not any(step.op is update for step in plan.steps):
         return plan
     from dataclasses import replace
 

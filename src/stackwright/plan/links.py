@@ -42,6 +42,8 @@ def link_edges(desired: DesiredGraph, providers: ProviderLookup) -> list[LinkEdg
     exporters: dict[str, str] = {}
     imports: dict[str, frozenset[str]] = {}
     linking = _linking_handlers(desired, providers)
+    if not linking:  # most programs: no resource type links, no walk over every resource
+        return []
     for urn, resource in desired.resources.items():
         handler = linking.get(resource.type_token)
         if handler is None:

@@ -16,7 +16,7 @@ from stackwright.model.resource import Resource, urn_name, urn_parts
 from stackwright.model.values import UNKNOWN, Secret, is_plain, is_unknown, masked, remark_secrets, reveal, to_json
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.plan.links import LinkEdge, link_edges, with_links
-from stackwright.plan.plan import Leftover, Op, Plan, Step
+from stackwright.plan.plan import Leftover, Op, Plan, Step, make_step
 from stackwright.providers.protocol import ProviderLookup, ResourceProvider
 from stackwright.state.records import ResourceState, Snapshot
 
@@ -33,6 +33,7 @@ class _Planning:
     """Old URN → new URN for records matched through aliases."""
     errors: list[StackwrightError] = field(default_factory=list)
     handlers: dict[str, ResourceProvider] = field(default_factory=dict)
+    copying: dict[str, bool] = field(default_factory=dict)
     declared: dict[tuple[str | None, int | None], str] = field(default_factory=dict)
     """``file:line`` texts by place: resources declared in a loop share one."""
 
@@ -48,6 +49,15 @@ class _Planning:
         found = self.handlers.get(type_token)
         if found is None:
             found = self.handlers[type_token] = self.providers.resource(type_token)
+        return found
+
+    def only_copies(self, type_token: str) -> bool:
+        """The type's ``check`` is the default one, which returns a copy of the inputs:
+        planning, which resolved them into a new dict already, skips it."""
+        found = self.copying.get(type_token)
+        if found is None:
+            check = self.handler(type_token).check
+            found = self.copying[type_token] = getattr(check, "__func__", None) is ResourceProvider.check
         return found
 
     def declared_at(self, resource: Resource) -> str:
@@ -190,7 +200,7 @@ def _plan_resource(p: _Planning, resource: Resource) -> Step:
     deps = tuple(p.desired.deps.get(resource.urn, ()))
     recorded = recorded_options(resource)
     options = () if old is None else option_diffs(resource, old, deps, p.claimed, recorded)
-    return Step(
+    return make_step(
         urn=resource.urn, type=resource.type_token, op=op, inputs=inputs,
         old_inputs=old.inputs if old else None, old_outputs=old.outputs if old else None,
         old_id=old.id if old else None, diffs=diffs, replace_keys=replace_keys, deps=deps,
@@ -209,14 +219,15 @@ def _unchanged(p: _Planning, resource: Resource, old: ResourceState, inputs: dic
     option differs: the caller then plans it in full."""
     opts = resource.resource_options
     parent = resource.resource_parent.urn if resource.resource_parent else None
-    deps = tuple(p.desired.deps.get(resource.urn, ()))
+    wanted = p.desired.deps.get(resource.urn, _NO_DEPS)
     recorded = recorded_options(resource)
     if not (old.parent == parent and old.protect == opts.protect and old.retain_on_delete == opts.retain_on_delete
-            and old.options == recorded and tuple(old.deps) == deps):
+            and old.options == recorded and old.deps == wanted):
         return None
     p.predicted[resource.urn] = old
-    return Step(
-        urn=resource.urn, type=resource.type_token, op=Op.SAME, inputs=inputs, old_inputs=old.inputs,
+    deps = tuple(wanted)
+    return make_step(
+        urn=resource.urn, type=resource.type_token, op=_SAME, inputs=inputs, old_inputs=old.inputs,
         old_outputs=old.outputs, old_id=old.id, deps=deps, parent=parent, protect=opts.protect,
         retain_on_delete=opts.retain_on_delete, decl=p.declared_at(resource), old_deps=deps, options=recorded,
     )
@@ -248,7 +259,7 @@ def _plan_read(p: _Planning, resource: Resource, old: ResourceState | None) -> S
     else:
         p.predicted[resource.urn] = {**dict.fromkeys(type(resource).output_names(), UNKNOWN), "id": read_id}
         op = Op.READ
-    return Step(
+    return make_step(
         urn=resource.urn, type=resource.type_token, op=op, inputs=inputs,
         old_inputs=old.inputs if old else None, old_outputs=old.outputs if old else None,
         old_id=old.id if old else None, deps=tuple(p.desired.deps.get(resource.urn, ())),
@@ -285,7 +296,7 @@ def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider
         if marks & HOLDS_UNKNOWN:
             return inputs
         if not marks & HOLDS_SECRET:
-            return handler.check(inputs)
+            return inputs if p.only_copies(resource.type_token) else handler.check(inputs)
         checked = handler.check(reveal(inputs))
     except StackwrightError as exc:
         # Providers name only the property, callbacks only their line: say which
@@ -407,6 +418,10 @@ def option_diffs(
     return tuple(PropertyDiff(name, "update", was, now) for name, was, now in pairs if was != now)
 
 
+_NO_DEPS: list[str] = []
+_SAME = Op.SAME
+"""A module constant: reading an attribute of an Enum class goes through ``EnumType.__getattr__``."""
+
 OPTION_DEFAULTS: dict[str, Any] = {"ignore_changes": [], "delete_before_replace": False, "aliases": []}
 """The options kept in ``ResourceState.options``, and the value a record without one has."""
 
@@ -437,7 +452,7 @@ def _plan_deletes(p: _Planning, only: set[str] | None = None) -> list[Step]:
             continue
         if old.protect:
             p.errors.append(_protected(urn, "delete", None, (), imported=old.external))
-        steps.append(Step(
+        steps.append(make_step(
             urn=urn, type=old.type, op=Op.DELETE, old_inputs=old.inputs,
             old_outputs=old.outputs, old_id=old.id, parent=old.parent,
             protect=old.protect, retain_on_delete=old.retain_on_delete,

@@ -221,21 +221,34 @@ def strings_json(items: Sequence[str]) -> str:
     return "[" + ",".join(map(_quote, items)) + "]"
 
 
-def resource_rows(rows: list[Any], values: ValueCodec) -> dict[str, ResourceState]:
-    """Decode all rows with one ``json.loads``: per-call overhead dominated snapshot()."""
-    text = "[" + ",".join([f"[{r[3]},{r[4]},{r[6]},{r[10]}]" for r in rows]) + "]"
-    codec = values
+def resource_rows(rows: Sequence[Any], values: ValueCodec) -> dict[str, ResourceState]:
+    """Rows in the stores' resource column order (urn, type, id, inputs, outputs, parent,
+    deps, protect, retain_on_delete, external, options)."""
+    return snapshot_rows([(*r[:7], r[10], bool(r[7]) | bool(r[8]) << 1 | bool(r[9]) << 2) for r in rows], values)
+
+
+def snapshot_rows(rows: Sequence[Any], values: ValueCodec,
+                  into: dict[str, ResourceState] | None = None) -> dict[str, ResourceState]:
+    """Rows of urn, type, id, inputs, outputs, parent, deps, options and the flags
+    (protect 1, retain_on_delete 2, external 4), decoded with one ``json.loads``
+    (per-call overhead dominated snapshot()) and added to ``into`` when given: a
+    snapshot decodes a batch at a time, so that the next batch is read into the memory
+    the last one's text and rows were in."""
+    text = "[" + ",".join([f"[{r[3]},{r[4]},{r[6]},{r[7]}]" for r in rows]) + "]"
     try:
         decoded = json.loads(text)
     except (TypeError, ValueError):
         raise Corrupt("a stored resource does not decode") from None
     if len(decoded) != len(rows):
         raise Corrupt("a stored resource does not decode")
-    return {row[0]: resource_row(row, value, codec) for row, value in zip(rows, decoded)}
+    found: dict[str, ResourceState] = {} if into is None else into
+    for row, value in zip(rows, decoded):
+        found[row[0]] = resource_row(row, value, values)
+    return found
 
 
 def resource_row(row: Sequence[Any], value: Any, codec: ValueCodec) -> ResourceState:
-    urn, type_, id_, inputs_text, outputs_text, parent, _, protect, retain, external, _ = row
+    urn, type_, id_, inputs_text, outputs_text, parent, _, _, flags = row
     try:
         inputs, outputs, deps, options = value
     except (TypeError, ValueError):
@@ -249,7 +262,7 @@ def resource_row(row: Sequence[Any], value: Any, codec: ValueCodec) -> ResourceS
         outputs = codec.decode(outputs)
     return ResourceState(
         urn, type_, id_, inputs, outputs, parent, deps,
-        bool(protect), bool(retain), bool(external), options,
+        bool(flags & 1), bool(flags & 2), bool(flags & 4), options,
     )
 
 

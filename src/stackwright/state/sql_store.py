@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
     Corrupt, Operation, SecretCipher, StoredOutputs, ValueCodec, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
-    loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows, row_batches,
+    loads, lock_held, no_stack, pending_row, read_only_error, resource_params, row_batches, snapshot_rows,
 )
 from stackwright.state.open_operation import (
     CLOSE_OPEN, INTERRUPTED, OPEN_COLUMNS, OpenOperation, Statement, closing, holder_text, new_lines, noting,
@@ -40,8 +40,12 @@ if TYPE_CHECKING:
 RESOURCE_COLUMNS: Final = (
     "urn, type, id, inputs, outputs, parent, deps, protect, retain_on_delete, external, options"
 )
-RESOURCE_COLUMNS_V2: Final = RESOURCE_COLUMNS.replace("options", "'{}'")
-"""What a schema-2 file, which a read-only command does not upgrade, is read with."""
+SNAPSHOT_COLUMNS: Final = (
+    "urn, type, id, inputs, outputs, parent, deps, options, protect + 2 * retain_on_delete + 4 * external"
+)
+"""A resource row as ``snapshot`` reads it (``codec.snapshot_rows``): the three flags in one
+column. The sqlite3 module releases and takes back the GIL for each column it reads;
+three fewer made reading 50,000 rows about a fifth faster."""
 UPSERT_RESOURCE: Final = f"""
     INSERT INTO resources (stack, {RESOURCE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
     ON CONFLICT (stack, urn) DO UPDATE SET type = excluded.type, id = excluded.id,
@@ -213,8 +217,10 @@ class SqlDb:
     def require(self, stack: str) -> None:
         self.serial(stack)
 
-    def resource_columns(self) -> str:
-        return RESOURCE_COLUMNS if self.version >= 3 else RESOURCE_COLUMNS_V2
+    def resource_columns(self, columns: str = RESOURCE_COLUMNS) -> str:
+        """``columns`` as a schema-2 file, which a read-only command does not upgrade,
+        is read: it has no ``options`` column."""
+        return columns if self.version >= 3 else columns.replace("options", "'{}'")
 
 
 class SqlStateStore:
@@ -308,14 +314,16 @@ class SqlStateStore:
             conn.execute("DELETE FROM stacks WHERE name = ?", (stack,))
 
     def snapshot(self, stack: str) -> Snapshot:
-        order = self._db.dialect_order
+        resources: dict[str, ResourceState] = {}
         with gc_paused():
             with self._db.read() as conn:
-                row, resources, pending = self._stack_rows(conn, stack)
+                row = self._stack_row(conn, stack)
+                for batch in row_batches(self._resource_cursor(conn, stack, SNAPSHOT_COLUMNS)):
+                    snapshot_rows(batch, self._db.values, into=resources)
+                pending = self._pending_rows(conn, stack)
             with self._db.guard():
                 return Snapshot(
-                    stack=stack, lineage=row[0], serial=int(row[1]),
-                    resources=resource_rows(resources, self._db.values),
+                    stack=stack, lineage=row[0], serial=int(row[1]), resources=resources,
                     outputs=self._db.values.loads(row[2]),
                     pending=[pending_row(p, self._db.values) for p in pending],
                 )
@@ -464,18 +472,26 @@ class SqlStateStore:
     def _stack_rows(self, conn: Any, stack: str) -> tuple[Any, list[Any], list[Any]]:
         """The stack's row (lineage, serial, outputs, created_at, updated_at), its
         resource rows and its pending rows, in recorded order."""
-        order = self._db.dialect_order
+        row = self._stack_row(conn, stack)
+        return row, self._resource_cursor(conn, stack, RESOURCE_COLUMNS).fetchall(), self._pending_rows(conn, stack)
+
+    def _stack_row(self, conn: Any, stack: str) -> Any:
         row = conn.execute(
             "SELECT lineage, serial, outputs, created_at, updated_at FROM stacks JOIN outputs"
             " ON stack = name WHERE name = ?", (stack,)).fetchone()
         if row is None:
             raise no_stack(stack)
-        resources = conn.execute(
-            f"SELECT {self._db.resource_columns()} FROM resources WHERE stack = ? ORDER BY {order}",
-            (stack,)).fetchall()
-        pending = conn.execute(
-            f"SELECT {PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY {order}", (stack,)).fetchall()
-        return row, resources, pending
+        return row
+
+    def _resource_cursor(self, conn: Any, stack: str, columns: str) -> Any:
+        return conn.execute(
+            f"SELECT {self._db.resource_columns(columns)} FROM resources WHERE stack = ?"
+            f" ORDER BY {self._db.dialect_order}", (stack,))
+
+    def _pending_rows(self, conn: Any, stack: str) -> list[Any]:
+        return list(conn.execute(
+            f"SELECT {PENDING_COLUMNS} FROM pending WHERE stack = ? ORDER BY {self._db.dialect_order}",
+            (stack,)).fetchall())
 
     def export_stack(self, stack: str) -> StackRecord:
         with self._db.read() as conn:
