@@ -33,11 +33,11 @@ def workspace(root: Path) -> Path:
     return write_workspace(root, PROGRAMS, WORKSPACE)
 
 
-@pytest.mark.parametrize("terminal", [False, True], ids=["process", "process-group"])
-def test_ctrl_c_during_run_up_lets_the_stack_finish_and_starts_no_other(tmp_path: Path, terminal: bool) -> None:
-    root = workspace(tmp_path)
+def interrupted_run_up(root: Path, *args: str, terminal: bool = True) -> str:
+    """`run up --all --yes ARGS`, interrupted during the slow stack (from a terminal:
+    SIGINT to the process group): that stack finished, no other started. Its stdout."""
     run = subprocess.Popen([sys.executable, "-m", "stackwright.cli.main", "--color", "never",
-                            "run", "up", "--all", "--yes"],
+                            "run", "up", "--all", "--yes", *args],
                            cwd=root, env=cli_env(), text=True, stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=terminal)
     ran = root / "network" / "ran"
@@ -56,10 +56,35 @@ def test_ctrl_c_during_run_up_lets_the_stack_finish_and_starts_no_other(tmp_path
     assert "--- network/dev (up): ok" in out and ran.read_text() == "run\n"
     assert "--- app/dev: not started (interrupted)" in out
     assert "--- other/dev: not started (interrupted)" in out
-    assert "2 not-started, 1 ok" in out
     assert not (root / "app" / "f.txt").exists() and not (root / "other" / "g.txt").exists()
+    return out
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["process", "process-group"])
+def test_ctrl_c_during_run_up_lets_the_stack_finish_and_starts_no_other(tmp_path: Path, terminal: bool) -> None:
+    root = workspace(tmp_path)
+    assert "2 not-started, 1 ok" in interrupted_run_up(root, terminal=terminal)
 
     code, out, err = run_cli(root, "run", "up", "--all", "--yes")
     assert code == 0, out + err
-    assert ran.read_text() == "run\n"  # the slow command ran once
+    assert (root / "network" / "ran").read_text() == "run\n"  # the slow command ran once
+    assert (root / "app" / "f.txt").read_text() == "vpc-1"
+
+
+@pytest.mark.parametrize(("first", "then"), [("1/1", "1/1"), ("1/2", "2/2")], ids=["re-run", "other-worker"])
+def test_ctrl_c_during_a_sharded_run_up_lets_the_stack_finish_and_claims_no_other(
+        tmp_path: Path, first: str, then: str) -> None:
+    """The same with `--shard`: the worker claims no other stack and records none it
+    did not apply; they stay for a re-run of the same run id, or for another worker of
+    the run, which applies them."""
+    root = workspace(tmp_path)
+    out = interrupted_run_up(root, "--shard", first, "--run-id", "x")
+    assert "2 not-started, 1 ok; 1 done by this worker" in out
+
+    code, out, err = run_cli(root, "--color", "never", "run", "up", "--all", "--yes",
+                             "--shard", then, "--run-id", "x")
+    assert code == 0, out + err
+    assert "... network/dev" not in out  # done in this run already
+    assert "3 ok; 2 done by this worker" in out
+    assert (root / "network" / "ran").read_text() == "run\n"  # the slow command ran once
     assert (root / "app" / "f.txt").read_text() == "vpc-1"

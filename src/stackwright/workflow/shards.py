@@ -36,7 +36,8 @@ the same code; a stack whose program failed there is failed with that message. A
 cycle of imports fails the run when the whole ordering is known, which may be after
 stacks that are on no such cycle were applied.
 
-Each worker returns when every selected stack has an event of this run.
+Each worker returns when every selected stack has an event of this run, or after
+Ctrl-C once the stack it was applying is recorded (it claims no other).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ from stackwright.program.workspace import Workspace
 from stackwright.state.records import LockInfo
 from stackwright.state.store import StateStore
 from stackwright.workflow.multistack import (
-    FAILED, OK, SKIPPED, Listener, RunOptions, StackResult, StackRunner,
+    FAILED, NOT_STARTED, OK, SKIPPED, Listener, RunOptions, StackResult, StackRunner,
 )
 
 if TYPE_CHECKING:
@@ -120,10 +121,11 @@ class Done:
 def run_shard(workspace: Workspace, graph: Graph[str], options: RunOptions, shard: ShardOptions,
               listener: Listener = Listener(),
               stores: dict[str, StateStore] | None = None) -> tuple[dict[str, StackResult], dict[str, Done]]:
-    """Work on the run until every stack of ``graph`` has an event of this run.
-    Returns the results of the stacks this worker ran or skipped, and every stack's
-    event (including those other workers recorded). ``stores``: opened already, by
-    project name; closed here."""
+    """Work on the run until every stack of ``graph`` has an event of this run, or
+    Ctrl-C stopped a stack this worker applied. Returns the results of the stacks this
+    worker ran or skipped, and every stack's event (including those other workers
+    recorded; after Ctrl-C, the stacks without one as not started, recorded nowhere).
+    ``stores``: opened already, by project name; closed here."""
     with StackRunner(workspace, options, stores) as runner, _Renewer(shard.lease) as renewer:
         if shard.shard.count == 1:
             worker = _Worker(runner, renewer, runner.linked(graph), shard)
@@ -311,12 +313,24 @@ class _Worker:
             result = self.step(pending, listener)
             if result is not None:
                 results[result.ref] = result
+                if result.stopped:
+                    self.stop(listener)
+                    return results
                 delay, known_enough = self.options.poll, True
             elif known_enough:
                 known_enough = False
             elif self.links is None or not self.links.idle(self.blocked):
                 wait(delay)
                 delay = min(delay * 1.5, self.options.max_poll)
+
+    def stop(self, listener: Listener) -> None:
+        """After Ctrl-C: the stacks without an event of this run are not started here,
+        and left to the other workers or a re-run (nothing is recorded for them)."""
+        self.done = self.read_done()
+        for ref in self.order:
+            if ref not in self.done:
+                self.done[ref] = Done(NOT_STARTED, None, self.name)
+                listener.finished(StackResult(ref, NOT_STARTED))
 
     def waiter(self) -> Callable[[float], None]:
         return _waiter(self.runner, list(self.graph.deps)[:1])
