@@ -141,6 +141,26 @@ def test_targets_limit_the_plan_to_the_target_and_what_it_needs() -> None:
         make_plan(declare(program), Snapshot("dev", "l", 1, {}, {}), FakeProviders(), targets=["x"])
 
 
+def test_targeted_stack_outputs_read_the_resources_left_out_as_recorded() -> None:
+    """As ``up --target`` records them: the target's predicted outputs, the recorded
+    ones of resources left alone (even changed ones), unknown for those not recorded."""
+    def program() -> None:
+        a = Thing("a", label="new")
+        kept = Thing("kept", label="changed")
+        unborn = Thing("unborn")
+        sw.export("a", a.label)
+        sw.export("kept", kept.arn)
+        sw.export("kept_id", kept.id)
+        sw.export("unborn", unborn.arn)
+        sw.export("label", kept.label)
+
+    snapshot = Snapshot("dev", "l", 1, {r.urn: r for r in (record("a", label="old"), record("kept"))}, {})
+    plan = make_plan(declare(program), snapshot, FakeProviders(), targets=["a"])
+    assert ops(plan) == {"a": "update"}
+    assert plan.outputs == {"a": "new", "kept": "arn:kept-id", "kept_id": "kept-id", "unborn": UNKNOWN,
+                            "label": ""}
+
+
 def test_a_target_may_be_a_short_name_when_it_names_one_resource() -> None:
     class Box(sw.Component, type="fake:Box"):
         def __init__(self, name: str) -> None:

@@ -45,6 +45,15 @@ class _Planning:
             return found.id if prop == "id" else found.outputs.get(prop, UNKNOWN)
         return found.get(prop, UNKNOWN)
 
+    def lookup_recorded(self, resource: Resource, prop: str) -> Any:
+        """``lookup``, where a resource left out of the plan (``--target``) stays as
+        recorded, as ``up --target`` leaves it."""
+        if resource.urn not in self.predicted:
+            recorded = self.snapshot.resources.get(resource.urn)
+            if recorded is not None:
+                self.predicted[resource.urn] = recorded
+        return self.lookup(resource, prop)
+
     def handler(self, type_token: str) -> ResourceProvider:
         found = self.handlers.get(type_token)
         if found is None:
@@ -100,7 +109,7 @@ def make_plan(
         all_steps = chosen.only(all_steps)
         planned = {step.urn for step in all_steps}
         left = [o for o in left if o.urn in planned]
-    outputs = resolve_value(desired.exports, planning.lookup)
+    outputs = resolve_value(desired.exports, planning.lookup_recorded)
     return Plan(
         stack=desired.stack, project=desired.project, lineage=snapshot.lineage,
         base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
