@@ -41,9 +41,22 @@ def _referencing(project) -> CliProject:
     return proj
 
 
+def test_a_reference_to_a_stack_that_does_not_exist_fails_the_preview_and_the_apply(project) -> None:
+    """Not taken for a stack not applied yet: the name may be misspelt, and no `up`
+    would ever make it known."""
+    proj = _referencing(project)
+    proj.ok("stack", "init", "prod")
+    proj.ok("stack", "select", "dev")
+    for command in (("preview",), ("up", "--yes")):
+        first = one_error(proj.fails(*command))
+        assert "stack proj/net does not exist" in first
+        assert f"__main__.py:{proj.line_of('sw.StackReference(')}" in first
+        assert "hint: stacks of project proj: dev, prod" in proj.fails(*command)
+    assert not proj.file("kube.txt").exists()
+
+
 def test_a_reference_to_a_stack_never_applied_is_unknown_at_preview_and_refused_at_apply(project) -> None:
     proj = _referencing(project)
-    assert "(known after apply)" in proj.ok("preview", "--diff")
     proj.ok("stack", "init", "net")
     proj.ok("stack", "select", "dev")
     assert "(known after apply)" in proj.ok("preview", "--diff")

@@ -10,7 +10,8 @@ checks it against the dependencies the workspace file declares). A stack that wa
 never applied, or an output its last apply left unknown, gives an unknown value: the
 preview shows what depends on it as known after apply, and apply refuses, naming the
 stack and the output. A stack that was applied but does not export the name is an
-error at once.
+error at once, and so is a stack that does not exist (a workspace's stacks that were
+not created yet are not applied yet: `run up` creates them first).
 """
 
 from __future__ import annotations

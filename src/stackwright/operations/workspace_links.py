@@ -170,17 +170,27 @@ class WorkspaceLinks:
         batch = self._batches[target.name] = cast(dict[str, StoredOutputs], read(sorted(names)))
         return batch
 
-    @staticmethod
-    def _read(store: StateStore, stack: str, ref: str) -> dict[str, Any]:
+    def _read(self, store: StateStore, stack: str, ref: str) -> dict[str, Any]:
         try:
             snapshot = store.snapshot(stack)
         except StateError:  # one read, not two, for the stack that is there
             if not store.stack_exists(stack):
-                raise _never_applied(ref) from None
+                raise self._missing(store, ref) from None
             raise
         if not snapshot.serial:  # 0 until the stack's first write: created, never applied
             raise _never_applied(ref)
         return dict(snapshot.outputs)
+
+
+    def _missing(self, store: StateStore, ref: str) -> ProjectError:
+        """A stack the store does not hold. Outside a workspace nothing will create it;
+        a workspace lists it (a reference is to a declared dependency), and `run up`
+        creates the stacks it lists first: not applied yet."""
+        if self.workspace is not None:
+            return _never_applied(ref)
+        known = ", ".join(s.name for s in store.list_stacks()) or "none"
+        return ProjectError(f"stack {ref} does not exist",
+                            hint=f"stacks of project {self.project.name}: {known}")
 
 
 def _never_applied(ref: str) -> StackNotApplied:
