@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from stackwright.cli.options import diff_option, emergency_option, parallel_option, who_option, yes_option
-from stackwright.errors import StackwrightError
+from stackwright.errors import ProjectError, StackwrightError
 
 if TYPE_CHECKING:
     from stackwright.graph import Graph
@@ -164,7 +164,11 @@ def _shard_options(shard: str | None, run_id: str | None, lease: float,
         run_id = f"{os.environ['GITHUB_RUN_ID']}-{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}"
     if not run_id:
         raise click.UsageError("--shard needs --run-id ID (the same for every worker of the run)")
-    return ShardOptions(Shard.parse(shard), run_id, lease=lease)
+    try:
+        parsed = Shard.parse(shard)
+    except ProjectError as exc:
+        raise click.BadParameter(f"{exc.message}: {exc.hint}", param_hint="--shard") from exc
+    return ShardOptions(parsed, run_id, lease=lease)
 
 
 def _run_shard(context: _Context, sharding: ShardOptions, parallel: int,
@@ -263,7 +267,9 @@ def _prepare(select_every: bool, since: str | None, who: str | None, output: str
         require_workspace, select_all, select_changed, stack_graph,
     )
 
-    if select_every == (since is not None):
+    if select_every and since is not None:
+        raise click.UsageError("--all and --changed-since are exclusive: choose one")
+    if not select_every and since is None:
         raise click.UsageError("choose the stacks: --all, or --changed-since GIT_REF")
     workspace = require_workspace()
     graph = stack_graph(workspace)
