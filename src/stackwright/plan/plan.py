@@ -165,13 +165,17 @@ def _shown_json(value: Any) -> Any:
     """``json`` ``default`` hook that encodes a value as ``_shown`` would give it
     (same bytes): the encoder calls it only for what it cannot write itself, so the
     digest's body is not walked twice in Python per step before being encoded."""
+    if value is UNKNOWN:
+        return _UNKNOWN_JSON
     if isinstance(value, Secret):
         return MASK
-    if value is UNKNOWN:
-        return {"$unknown": True}
     if isinstance(value, Mapping):
         return dict(value)
     return str(value)
+
+
+_UNKNOWN_JSON: Any = {"$unknown": True}
+"""``to_json(UNKNOWN)``, made once: the encoder only reads it."""
 
 
 def diff_json(d: PropertyDiff) -> dict[str, Any]:
