@@ -560,7 +560,7 @@ class SqlStackWriter:
         self._open_committed = False
         """A committed write stored it: later writes add their changes only."""
         self._batch: _Batch | None = None
-        self._pending_inputs: dict[str, tuple[Any, ValueCodec, str]] = {}
+        self._pending_inputs: dict[str | None, tuple[Any, ValueCodec, str]] = {}
         """Token -> the inputs its pending record stored, the codec and their text: the
         write that clears the record stores the same inputs object in the resource's
         row, which then reuses the text instead of encoding the inputs again."""
@@ -568,7 +568,7 @@ class SqlStackWriter:
     def _inputs_text(self, inputs: Any, clears: str | None) -> str | None:
         """The text the pending record ``clears`` stored, if it holds this very
         ``inputs`` object, encoded by the codec in use; forgets that record's entry."""
-        kept = self._pending_inputs.pop(clears, None) if clears is not None else None
+        kept = self._pending_inputs.pop(clears, None)  # never holds None
         if kept is None or kept[0] is not inputs or kept[1] is not self._db.values:
             return None
         return kept[2]
