@@ -312,3 +312,35 @@ def test_an_unreadable_schema_version_is_corrupt(tmp_path: Path) -> None:
         SqliteStateStore(tmp_path / "state.db").snapshot("dev")
     assert corrupt.value.message == (f"state file {tmp_path / 'state.db'} is corrupt: "
                                      "its schema version is missing or unreadable")
+
+
+def test_a_resource_row_holds_its_own_inputs_whatever_its_pending_record_held(backend: Backend) -> None:
+    """The row a call's outcome writes holds that outcome's inputs, sealed with the key
+    in use: not the inputs its pending record held (another object, or the same one
+    sealed before the store took another key)."""
+    from cryptography.fernet import Fernet
+
+    from stackwright.model.values import Secret
+    from stackwright.operations.keyring import FernetKey
+
+    new_key = Fernet.generate_key()
+    s = backend.open()
+    s.create_stack("dev")
+    earlier = s.begin("dev", "up", "me")
+    earlier.record_pending(pending(bucket(3), "p0"))
+    earlier.finish("failed", None)
+    w = s.begin("dev", "up", "me")
+    w.record_resource(bucket(3), change(bucket(3)), clears="p0")  # a call an earlier run left pending
+    planned = bucket(1, inputs={"name": "b1", "size": 1})
+    w.record_pending(pending(planned, "p1"))
+    w.record_resource(bucket(1, inputs={"name": "b1", "size": 2}), change(planned), clears="p1")
+    kept = bucket(2, inputs={"name": "b2", "pw": Secret("kept")})
+    w.record_pending(pending(kept, "p2"))
+    s.use_cipher(FernetKey("new", lambda sealing: new_key, "use the new key"))
+    w.record_resource(kept, change(kept), clears="p2")
+    w.finish("succeeded", None)
+    snapshot = backend.open(new_key).snapshot("dev")
+    rows = dict(snapshot.resources)
+    assert not snapshot.pending and rows[bucket(3).urn].inputs == bucket(3).inputs
+    assert rows[planned.urn].inputs == {"name": "b1", "size": 2}
+    assert rows[kept.urn].inputs == {"name": "b2", "pw": Secret("kept")}

@@ -103,6 +103,22 @@ def test_masking_is_a_separate_view() -> None:
     assert "s3cret" not in plan.digest() and plan.digest() == Plan.from_json(plan.to_json()).digest()
 
 
+def test_the_digest_is_the_hash_of_the_masked_view() -> None:
+    """Approvals and audit events name plans by digest: it stays the sha256 of the
+    masked view's sorted JSON, whatever shape the inputs hold."""
+    import hashlib
+    from types import MappingProxyType
+
+    odd = {"secret": Secret("pw"), "deep": [Secret({"a": 1}), (UNKNOWN, 2)], "ro": MappingProxyType({"z": 1, "a": Secret("x")}),
+           "object": object.__new__(Thing), "set": frozenset({1})}
+    plan = every_kind_of_step()
+    steps = (dataclasses.replace(plan.steps[0], inputs=odd, old_inputs=odd, op=Op.UPDATE), *plan.steps[1:])
+    plan = dataclasses.replace(plan, steps=steps)
+    body = json.dumps(plan.view(), sort_keys=True, separators=(",", ":"), default=str)
+    assert '"ro":{"a":"[secret]","z":1}' in body and '"deep":["[secret]",[{"$unknown":true},2]]' in body
+    assert plan.digest() == hashlib.sha256(body.encode()).hexdigest()
+
+
 def test_anything_but_a_plan_is_refused() -> None:
     raw = every_kind_of_step().to_json()
     for broken in ({**raw, "format": 99}, {k: v for k, v in raw.items() if k != "steps"},

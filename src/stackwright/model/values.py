@@ -139,6 +139,8 @@ def secret_texts(value: Any, into: set[str] | None = None) -> set[str]:
 
 
 def _texts(value: Any, out: set[str], inside: bool) -> None:
+    if not inside and type(value) in _SCALARS:  # most leaves: no type check of the ABCs
+        return
     if isinstance(value, Secret):
         _texts(value.value, out, inside=True)
     elif isinstance(value, Mapping):

@@ -21,7 +21,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
-from stackwright.model.values import from_json, masked, to_json
+from stackwright.model.values import MASK, UNKNOWN, Secret, from_json, masked, to_json
 from stackwright.plan.diff import PropertyDiff
 
 PLAN_SCHEMA = 1
@@ -98,16 +98,19 @@ class Step:
         """Only options changed: apply rewrites the record and calls no provider."""
         return self.op is _SAME and self.meta_changed
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, shown: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+        """The step in the masked view; ``shown`` (default: masked, then ``to_json``)
+        gives the inputs' part of it (``Plan.digest`` leaves them to its encoder)."""
+        shown = shown or _shown
         out: dict[str, Any] = {"urn": self.urn, "type": self.type, "op": self.op.value}
         if self.parent:
             out["parent"] = self.parent
         if self.previous_urn:
             out["previous_urn"] = self.previous_urn
         if self.inputs is not None:
-            out["inputs"] = to_json(masked(self.inputs))
+            out["inputs"] = shown(self.inputs)
         if self.old_inputs is not None and self.op is not Op.SAME:
-            out["old_inputs"] = to_json(masked(self.old_inputs))
+            out["old_inputs"] = shown(self.old_inputs)
         if self.diffs:
             out["diffs"] = [diff_json(d) for d in self.diffs]
         if self.option_diffs:
@@ -161,6 +164,32 @@ def _slot_filling(cls: type[Any]) -> tuple[Callable[..., None], Callable[..., An
 
 _NOTHING: Any = object()
 """A field left to its default factory."""
+
+
+def _shown(value: Any) -> Any:
+    """A value as the masked view shows it."""
+    return to_json(masked(value))
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
+def _shown_json(value: Any) -> Any:
+    """``json`` ``default`` hook that encodes a value as ``_shown`` would give it
+    (same bytes): the encoder calls it only for what it cannot write itself, so the
+    digest's body is not walked twice in Python per step before being encoded."""
+    if value is UNKNOWN:
+        return _UNKNOWN_JSON
+    if isinstance(value, Secret):
+        return MASK
+    if isinstance(value, Mapping):
+        return dict(value)
+    return str(value)
+
+
+_UNKNOWN_JSON: Any = {"$unknown": True}
+"""``to_json(UNKNOWN)``, made once: the encoder only reads it."""
 
 
 def diff_json(d: PropertyDiff) -> dict[str, Any]:
@@ -241,8 +270,9 @@ class Plan:
     def outputs_change(self) -> bool:
         return dict(self.outputs) != dict(self.old_outputs)
 
-    def view(self) -> dict[str, Any]:
-        """The documented ``--format json`` schema, secrets masked (docs/plan-json.md)."""
+    def view(self, shown: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+        """The documented ``--format json`` schema, secrets masked (docs/plan-json.md).
+        ``shown``: see ``Step.to_json``."""
         return {
             "schema": PLAN_SCHEMA,
             "stack": self.stack,
@@ -251,7 +281,7 @@ class Plan:
             "base_serial": self.base_serial,
             "kind": self.kind,
             "summary": self.counts(),
-            "steps": [s.to_json() for s in self.steps],
+            "steps": [s.to_json(shown) for s in self.steps],
             "leftovers": [leftover.to_json() for leftover in self.leftovers],
             "outputs": to_json(masked(dict(self.outputs))),
         }
@@ -259,7 +289,7 @@ class Plan:
     def digest(self) -> str:
         """A content hash of what the plan does; secrets count only as markers, so the
         hash, which is logged, tells nothing about them."""
-        body = json.dumps(self.view(), sort_keys=True, separators=(",", ":"), default=str)
+        body = json.dumps(self.view(_unchanged), sort_keys=True, separators=(",", ":"), default=_shown_json)
         return hashlib.sha256(body.encode()).hexdigest()
 
     def to_json(self) -> dict[str, Any]:

@@ -207,9 +207,12 @@ def read_only_error(what: str) -> ReadOnlyStateError:
         hint="reads and previews work; run changes where the state is writable")
 
 
-def resource_params(stack: str, r: ResourceState, values: ValueCodec) -> tuple[Any, ...]:
+def resource_params(stack: str, r: ResourceState, values: ValueCodec,
+                    inputs_text: str | None = None) -> tuple[Any, ...]:
+    """A row's parameters; ``inputs_text``: ``r.inputs`` already encoded by ``values``."""
     return (
-        stack, r.urn, r.type, r.id, values.dumps(r.inputs), values.dumps(r.outputs), r.parent,
+        stack, r.urn, r.type, r.id, values.dumps(r.inputs) if inputs_text is None else inputs_text,
+        values.dumps(r.outputs), r.parent,
         strings_json(r.deps), int(r.protect), int(r.retain_on_delete), int(r.external),
         dumps(r.options) if r.options else "{}",
     )

@@ -576,6 +576,18 @@ class SqlStackWriter:
         self._open_committed = False
         """A committed write stored it: later writes add their changes only."""
         self._batch: _Batch | None = None
+        self._pending_inputs: dict[str | None, tuple[Any, ValueCodec, str]] = {}
+        """Token -> the inputs its pending record stored, the codec and their text: the
+        write that clears the record stores the same inputs object in the resource's
+        row, which then reuses the text instead of encoding the inputs again."""
+
+    def _inputs_text(self, inputs: Any, clears: str | None) -> str | None:
+        """The text the pending record ``clears`` stored, if it holds this very
+        ``inputs`` object, encoded by the codec in use; forgets that record's entry."""
+        kept = self._pending_inputs.pop(clears, None)  # never holds None
+        if kept is None or kept[0] is not inputs or kept[1] is not self._db.values:
+            return None
+        return kept[2]
 
     def _noting(self, *changes: Change | None) -> list[Statement]:
         """The statements that store the open operation with ``changes``, in the
@@ -621,21 +633,24 @@ class SqlStackWriter:
 
     def record_pending(self, op: PendingOperation) -> None:
         self._op.check_open()
+        values = self._db.values
+        inputs_text = values.dumps(op.inputs)
         params = (
-            self._stack, op.token, op.urn, op.type, op.op, self._db.values.dumps(op.inputs),
+            self._stack, op.token, op.urn, op.type, op.op, inputs_text,
             op.resource_id, op.parent, dumps(op.deps), op.started_at,
         )
         with self._db.write():
             self._db.bump(self._stack)
             self._db.execute_after(self._noting(), UPSERT_PENDING, params)
         self._committed()
+        self._pending_inputs[op.token] = (op.inputs, values, inputs_text)
 
     def record_resource(
         self, resource: ResourceState, change: Change | None, clears: str | None = None
     ) -> None:
         """Insert or replace a resource; clear pending op ``clears`` in the same commit."""
         self._op.check_open()
-        params = resource_params(self._stack, resource, self._db.values)
+        params = resource_params(self._stack, resource, self._db.values, self._inputs_text(resource.inputs, clears))
         with self._db.write() as conn:
             self._db.bump(self._stack)
             self._db.execute_after(self._noting(change), UPSERT_RESOURCE, params)
@@ -650,6 +665,7 @@ class SqlStackWriter:
     ) -> None:
         """Forget a resource; with ``resource_id``, only if the row still has that id."""
         self._op.check_open()
+        self._inputs_text(None, clears)
         with self._db.write() as conn:
             self._db.bump(self._stack)
             if resource_id is None:
@@ -665,6 +681,7 @@ class SqlStackWriter:
 
     def clear_pending(self, token: str, change: Change | None = None) -> None:
         self._op.check_open()
+        self._inputs_text(None, token)
         with self._db.write():
             self._db.bump(self._stack)
             self._db.execute_after(self._noting(change), DELETE_PENDING, (self._stack, token))
