@@ -52,6 +52,8 @@ class StackSession(Compared):
     claims a stack with its lock); updates then work under it instead of taking one."""
     _links: WorkspaceLinks | None = field(default=None, init=False, repr=False)
     _who: str | None = field(default=None, init=False, repr=False)
+    _asked: tuple[dict[str, str], str] | None = field(default=None, init=False, repr=False)
+    """The environment and working folder ``who`` asks git in, when not settled at once."""
 
     def __init__(self, project: Project, stack: str, store: StateStore, config: ConfigSource,
                  providers: ProviderRegistry, named: str | None, held_lock: LockInfo | None = None) -> None:
@@ -63,14 +65,20 @@ class StackSession(Compared):
         self.named = named
         self.held_lock = held_lock
         self._links = None
-        self._who = None
+        self._who = named or os.environ.get("STACKWRIGHT_USER") or None
+        self._asked = None if self._who else (dict(os.environ), os.getcwd())
 
     @property
     def who(self) -> str:
-        """Who is acting (``identity``), found when first needed: a preview records
-        nothing, so it never runs `git config` to ask."""
+        """Who is acting (``identity``). Settled when the session opens, before any of
+        the user's code runs (a program or policy file could otherwise set
+        STACKWRIGHT_USER and sign in another's name); only asking git is put off to
+        first need, with the environment and folder as they were then: a preview
+        records nothing, so it never runs `git config`."""
         if self._who is None:
-            self._who = identity(self.named)
+            assert self._asked is not None
+            env, cwd = self._asked
+            self._who = identity(self.named, env, cwd)
         return self._who
 
     def run_program(self, targets: Sequence[str] = ()) -> DesiredGraph:
@@ -179,22 +187,28 @@ def provider_config(project: Project, config: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-def identity(explicit: str | None = None) -> str:
+def identity(explicit: str | None = None, env: Mapping[str, str] | None = None, cwd: str | None = None) -> str:
     """Who is acting: --as, else STACKWRIGHT_USER (CI sets it), else git's user.email,
-    else the login name. Recorded verbatim."""
+    else the login name; read from ``env`` and in ``cwd`` (default: this process's).
+    Recorded verbatim."""
+    env = os.environ if env is None else env
     if explicit:
         return explicit
-    if os.environ.get("STACKWRIGHT_USER"):
-        return os.environ["STACKWRIGHT_USER"]
+    if env.get("STACKWRIGHT_USER"):
+        return env["STACKWRIGHT_USER"]
     import getpass
     import subprocess
 
     try:
-        email = subprocess.run(["git", "config", "user.email"], capture_output=True,
-                               text=True, timeout=2).stdout.strip()
+        email = subprocess.run(["git", "config", "user.email"], capture_output=True, text=True, timeout=2,
+                               env=dict(env), cwd=cwd).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         email = ""
-    return email or getpass.getuser()
+    return email or next((env[name] for name in _LOGIN_NAMES if env.get(name)), "") or getpass.getuser()
+
+
+_LOGIN_NAMES = ("LOGNAME", "USER", "LNAME", "USERNAME")
+"""Where ``getpass.getuser`` looks first, read here from the environment ``identity`` was given."""
 
 
 def host_name() -> str:
