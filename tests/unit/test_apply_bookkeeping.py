@@ -194,3 +194,49 @@ def test_writes_arriving_over_a_few_loop_turns_share_one_commit(state_file: Path
     commits, seen = asyncio.run(run())
     assert commits == 1
     assert seen == [9] * 9
+
+
+def test_a_retry_withdrawn_on_an_interrupt_keeps_the_outcome_unknown() -> None:
+    """A call failed transiently once, and its retry waits behind a running call when
+    Ctrl-C withdraws the queue: the first attempt may have taken effect, so the step
+    fails with that transient error (the apply keeps its pending record), never with
+    the definitive ``CallWithdrawn`` (which would clear it)."""
+    from stackwright.errors import ProviderError
+
+    release = threading.Event()
+    attempts: list[str] = []
+
+    def flaky() -> str:
+        attempts.append("flaky")
+        raise ProviderError("throttled", retryable=True)
+
+    def slow() -> str:
+        release.wait(10)
+        return "slow"
+
+    async def run() -> list[Any]:
+        slow_started = asyncio.Event()
+
+        async def wait_for_slow(delay: float) -> None:
+            await slow_started.wait()
+
+        calls = ProviderCalls(1, RetryPolicy(sleep=wait_for_slow), EventSink())
+        try:
+            first = asyncio.ensure_future(calls.run("urn:flaky", "create", flaky))
+            while not attempts:
+                await asyncio.sleep(0.01)
+            second = asyncio.ensure_future(calls.run("urn:slow", "create", slow))
+            await asyncio.sleep(0.05)
+            slow_started.set()
+            await asyncio.sleep(0.05)  # the retry is queued behind the slow call now
+            assert calls.withdraw_queued() == 1
+            release.set()
+            return await asyncio.gather(first, second, return_exceptions=True)
+        finally:
+            calls.close()
+
+    flaky_result, slow_result = asyncio.run(run())
+    assert attempts == ["flaky"]
+    assert isinstance(flaky_result, ProviderError) and not isinstance(flaky_result, CallWithdrawn)
+    assert flaky_result.retryable
+    assert slow_result == "slow"

@@ -94,8 +94,15 @@ class ProviderCalls(_Calls):
             return await self._attempt(urn, fn, args)
         except ProviderError as error:
             failed = error
-        return await retrying(self.policy, lambda: self._attempt(urn, fn, args), self.on_retry(urn, action),
-                              failed=failed)
+        try:
+            return await retrying(self.policy, lambda: self._attempt(urn, fn, args), self.on_retry(urn, action),
+                                  failed=failed)
+        except CallWithdrawn:
+            # A retry withdrawn on an interrupt: an earlier attempt failed only
+            # transiently and may have taken effect, so its outcome stays unknown.
+            raise failed from None
+        finally:
+            del failed  # its traceback holds this frame: no cycle for the collector to find
 
     async def _attempt(self, urn: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         """One try of the call: queued for a worker, its result awaited."""
@@ -201,9 +208,10 @@ class ProviderCalls(_Calls):
 
     def withdraw_queued(self) -> int:
         """Stop starting calls: the ones still waiting for a worker are withdrawn and,
-        like every later first attempt, raise ``CallWithdrawn`` to their caller. Calls
-        already running finish, and so do their retries (their outcome is unknown
-        until they are done). Returns how many queued calls were withdrawn."""
+        like every later first attempt, raise ``CallWithdrawn`` to their caller (a
+        withdrawn retry raises its call's last transient error instead: see ``run``).
+        Calls already running finish, and so do the retries not yet queued. Returns
+        how many queued calls were withdrawn."""
         self.withdrawn = True
         withdrawn = 0
         for answer in list(self._queued):

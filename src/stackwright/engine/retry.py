@@ -64,7 +64,10 @@ async def retrying(
                 failed = error
         attempt += 1
         if not failed.retryable or attempt >= policy.max_attempts:
-            raise failed
+            try:
+                raise failed
+            finally:
+                failed = None  # its traceback holds this frame: no cycle left behind
         delay = policy.delay(attempt, failed)
         on_retry(attempt, delay, failed)
         await (sleep or policy.sleep)(delay)
