@@ -400,3 +400,29 @@ def test_a_no_op_step_of_a_resource_with_an_output_input_is_same() -> None:
     plan = plan_for(program, record("source", label="one"), record("user", label="one", deps=[P + "source"]))
     assert ops(plan) == {"source": "same", "user": "same"}
     assert not plan.has_changes
+
+
+def test_a_provider_check_that_quotes_a_secret_value_shows_no_secret() -> None:
+    """A provider checks revealed inputs and may quote the value it refuses (as a
+    CloudFormation parameter outside its AllowedPattern is quoted): the plan error,
+    its hint and what it chains to carry ``[secret]`` instead."""
+    from stackwright.errors import InputError
+
+    class Quoting(FakeProviders):
+        def __init__(self) -> None:
+            super().__init__()
+            self.thing.check = self.refuse  # type: ignore[method-assign]
+
+        @staticmethod
+        def refuse(inputs: Any) -> dict[str, Any]:
+            raise InputError(f"label {inputs['label']!r} does not fit", hint=f"not {inputs['label']}")
+
+    def program() -> None:
+        Thing("a", label=sw.secret("hunter2\nx"))
+
+    with pytest.raises(InputError) as err:
+        make_plan(declare(program), Snapshot("dev", "lineage", 7, {}, {}), Quoting())
+    shown = str(err.value)
+    assert "hunter2" not in shown and "hunter2" not in repr(err.value.args)
+    assert "[secret]" in err.value.message and err.value.hint == "not [secret]"
+    assert err.value.resource == P + "a" and err.value.__cause__ is None

@@ -145,6 +145,16 @@ def test_a_lookup_reads_with_its_provider_instance(h: Harness) -> None:
     assert h.up(through_another).ok
     assert widgets.seen == [("read", "found", "t2")], "another instance's object of that id is read anew"
 
+    def through_the_default() -> None:
+        conn = Conn("conn", token=sw.secret("t1"))
+        Widget("w0", label="x", opts=sw.ResourceOptions(provider=conn)).inputs["provider"] = conn.urn
+        Conn("conn2", token=sw.secret("t2"))
+        Widget.get("found", widget_id)
+
+    widgets.seen.clear()
+    assert h.up(through_the_default).ok
+    assert widgets.seen == [("read", "found", None)], "without its instance, it is read with the default one"
+
 
 def test_a_lookup_under_a_component_reads_through_the_components_instance(h: Harness) -> None:
     widgets = ReadingWidgets()

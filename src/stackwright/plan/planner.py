@@ -13,7 +13,9 @@ from stackwright.graph import Graph
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import HOLDS_SECRET, HOLDS_UNKNOWN, resolve_marking, resolve_value
 from stackwright.model.resource import Resource, urn_name, urn_parts
-from stackwright.model.values import UNKNOWN, Secret, is_plain, is_unknown, masked, remark_secrets, reveal, to_json
+from stackwright.model.values import (
+    UNKNOWN, Secret, is_plain, is_unknown, mask_text, masked, remark_secrets, reveal, secret_texts, to_json,
+)
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.plan.links import LinkEdge, link_edges, with_links
 from stackwright.plan.plan import Leftover, Op, Plan, Step, make_step
@@ -262,7 +264,8 @@ def _plan_read(p: _Planning, resource: Resource, old: ResourceState | None) -> S
     object)."""
     read_id = resolve_value(resource.read_id, p.lookup)
     inputs = {"id": read_id, **_instance_input(p, resource)}
-    if old is not None and old.id == read_id and all(old.inputs.get(k) == v for k, v in inputs.items() if k != "id"):
+    key = p.handler(resource.type_token).provider_input
+    if old is not None and old.id == read_id and (key is None or old.inputs.get(key) == inputs.get(key)):
         p.predicted[resource.urn] = {**old.outputs, "id": old.id}
         op = Op.SAME
     else:
@@ -306,7 +309,11 @@ def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider
             return inputs
         if not marks & HOLDS_SECRET:
             return inputs if p.only_copies(resource.type_token) else handler.check(inputs)
-        checked = handler.check(reveal(inputs))
+        try:
+            checked = handler.check(reveal(inputs))
+        except StackwrightError as exc:
+            _mask_error(exc, secret_texts(inputs))
+            raise
     except StackwrightError as exc:
         # Providers name only the property, callbacks only their line: say which
         # resource, and where it was declared.
@@ -315,6 +322,17 @@ def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider
             exc.file, exc.line = resource.decl_file, resource.decl_line
         raise
     return _rewrap_secrets(inputs, checked)
+
+
+def _mask_error(exc: StackwrightError, secrets: set[str]) -> None:
+    """A provider checked revealed inputs and may quote a value it refused (a
+    CloudFormation parameter outside its AllowedPattern): no secret in its words, as
+    written or as ``repr`` escapes it."""
+    secrets |= {repr(text)[1:-1] for text in secrets}
+    exc.message = mask_text(exc.message, secrets)
+    exc.args = (exc.message,)
+    exc.hint = mask_text(exc.hint, secrets) if exc.hint else exc.hint
+    exc.__cause__ = exc.__context__ = None
 
 
 def _rewrap_secrets(original: Mapping[str, Any], checked: dict[str, Any]) -> dict[str, Any]:
