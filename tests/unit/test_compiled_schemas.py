@@ -146,11 +146,15 @@ def test_valid_files_are_checked_without_importing_pydantic(tmp_path: Path) -> N
 RULES = """\
 from __future__ import annotations
 from dataclasses import dataclass, field
+from typing import Literal
+
+Level = Literal["advisory", "mandatory"]
 
 @dataclass
 class Rules:
     protected: bool = False
     approvers: list[str] = field(default_factory=list)
+    level: Level = "advisory"
 """
 
 
@@ -176,6 +180,7 @@ def test_a_compiled_schema_follows_the_field_declarations_it_takes(
     assert digest(RULES + "\n    def allowed(self) -> bool:\n        return not self.protected\n") == before
     assert digest(RULES.replace("approvers: list[str] = field(default_factory=list)",
                                 "approvers: list[str] | None = None")) != before
+    assert digest(RULES.replace('"advisory", "mandatory"]', '"advisory", "mandatory", "off"]')) != before
     other.write_text("A = 2\n")
     assert digest(RULES) != before
     sys.modules.pop("rules_module", None)

@@ -68,7 +68,7 @@ SCHEMAS: dict[str, Any] = {'project': {'digest': '293f8a01368864b9fdc4bb6fb36778
                                            'type': 'model-field'}},
                         'model_name': 'ProjectFile',
                         'type': 'model-fields'}},
- 'project-rules': {'digest': '56e7a37631a28e480ee6b0ea0e0deeaaca0d17694b94ccad7e464a37a50c7f11',
+ 'project-rules': {'digest': 'e221dd708fe1efff7ae5bb620248c0542a9b1f023025ecdd43de687403676f5d',
                    'schema': {'computed_fields': [],
                               'fields': {'description': {'schema': {'default': '',
                                                                     'schema': {'type': 'str'},

@@ -314,10 +314,11 @@ def schema_digest(schema: Schema) -> str:
     modules = {sys.modules[cls.__module__].__file__ for cls in schema.fields_of}
     digest = hashlib.sha256(_schema_digest(schema.kind, tuple(s for s in schema.sources if s not in modules)))
     for cls in schema.fields_of:
+        hints = typing.get_type_hints(cls)  # resolved: an alias edited elsewhere in the module counts
         for item in dataclasses.fields(cls):
             factory = getattr(item.default_factory, "__qualname__", None)
             default = None if item.default is dataclasses.MISSING else item.default
-            digest.update(repr((item.name, item.type, default, factory)).encode())
+            digest.update(repr((item.name, hints[item.name], default, factory)).encode())
     return digest.hexdigest()
 
 
