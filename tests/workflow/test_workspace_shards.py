@@ -310,21 +310,10 @@ def test_a_stack_that_exports_or_imports_waits_for_the_whole_ordering(
     and only under the claim; no claim is left behind."""
     from stackwright.plan.links import NO_LINKS, StackLinks
     from stackwright.state.sqlite import SqliteStateStore
-    from stackwright.workflow.multistack import OK, RunOptions, StackResult, StackRunner, initialize
+    from stackwright.workflow.multistack import OK, RunOptions, StackResult, StackRunner
     from stackwright.workflow.shards import Shard, ShardOptions, run_shard
-    from stackwright.workflow.workspace import load_workspace, select_all, stack_graph
 
-    (tmp_path / "stackwright-workspace.yaml").write_text(
-        "projects:\n  - {path: app, stacks: [dev]}\n  - {path: net, stacks: [dev]}\n"
-        "  - {path: solo, stacks: [dev]}\n")
-    for project in ("app", "net", "solo"):
-        (tmp_path / project / "stacks").mkdir(parents=True)
-        (tmp_path / project / "stackwright.yaml").write_text(f"name: {project}\n")
-        (tmp_path / project / "__main__.py").write_text("")
-    workspace = load_workspace(tmp_path / "stackwright-workspace.yaml")
-    graph = stack_graph(workspace)
-    refs = select_all(graph).refs
-    initialize(workspace, refs)
+    workspace, graph, refs = three_projects(tmp_path)
     links = {"net/dev": StackLinks({"N": "vpc"}, {}), "app/dev": StackLinks({}, {"N": "subnet"}),
              "solo/dev": NO_LINKS}
     found: list[str] = []
@@ -348,6 +337,50 @@ def test_a_stack_that_exports_or_imports_waits_for_the_whole_ordering(
     assert sorted(ran) == sorted(refs) and ran[0] == "solo/dev"
     assert ran.index("net/dev") < ran.index("app/dev")
     assert sorted(found) == sorted(refs) and {d.status for d in done.values()} == {"ok"}
+    for project in ("app", "net", "solo"):
+        with SqliteStateStore(tmp_path / project / ".stackwright" / "state.db") as store:
+            assert store.read_lock("dev") is None, project
+
+
+def three_projects(tmp_path: Path) -> tuple[Any, Any, list[str]]:
+    """A workspace of three one-stack projects with empty programs, initialized."""
+    from stackwright.workflow.multistack import initialize
+    from stackwright.workflow.workspace import load_workspace, select_all, stack_graph
+
+    (tmp_path / "stackwright-workspace.yaml").write_text(
+        "projects:\n  - {path: app, stacks: [dev]}\n  - {path: net, stacks: [dev]}\n"
+        "  - {path: solo, stacks: [dev]}\n")
+    for project in ("app", "net", "solo"):
+        (tmp_path / project / "stacks").mkdir(parents=True)
+        (tmp_path / project / "stackwright.yaml").write_text(f"name: {project}\n")
+        (tmp_path / project / "__main__.py").write_text("")
+    workspace = load_workspace(tmp_path / "stackwright-workspace.yaml")
+    graph = stack_graph(workspace)
+    refs = select_all(graph).refs
+    initialize(workspace, refs)
+    return workspace, graph, refs
+
+
+def test_ctrl_c_while_a_claimed_stacks_links_are_found_leaves_no_claim(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The program of a claimed stack runs to find its links; Ctrl-C there ends the
+    worker, and the claim is released for the other workers (not held until its lease
+    runs out)."""
+    from stackwright.state.sqlite import SqliteStateStore
+    from stackwright.workflow.multistack import RunOptions, StackRunner
+    from stackwright.workflow.shards import Shard, ShardOptions, run_shard
+
+    workspace, graph, _ = three_projects(tmp_path)
+    claimed: list[str] = []
+
+    def links_of(runner: StackRunner, wanted: Any) -> Any:
+        claimed.extend(wanted)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StackRunner, "links_of", links_of)
+    with pytest.raises(KeyboardInterrupt):
+        run_shard(workspace, graph, RunOptions(action="up", who="tester"), ShardOptions(Shard(1, 2), "r", poll=0.01))
+    assert len(claimed) == 1
     for project in ("app", "net", "solo"):
         with SqliteStateStore(tmp_path / project / ".stackwright" / "state.db") as store:
             assert store.read_lock("dev") is None, project

@@ -369,13 +369,17 @@ class _Worker:
         worker that will apply it runs it). A stack that waits for stacks not done yet
         is let go again: it exports or imports, and the whole ordering is not known."""
         assert self.links is not None
-        self.links.learn([ref])
-        deps = self.links.deps(ref)
+        project, stack = self.locate(ref)
+        try:
+            self.links.learn([ref])
+            deps = self.links.deps(ref)
+        except BaseException:  # Ctrl-C in the program, or an import cycle: not left claimed
+            self.runner.store(project).release_lock(stack, lock.token)
+            raise
         if deps is not None and all(d in self.done for d in deps):
             return True
         if deps is None:
             self.blocked.append(ref)
-        project, stack = self.locate(ref)
         self.runner.store(project).release_lock(stack, lock.token)
         return False
 
