@@ -40,8 +40,8 @@ unit: $(STAMP) kube-tools helm registry actionlint
 kube-tools:
 	tools/kube/build.sh
 
-## Crash safety at length: 8 x 30 `up` runs killed with SIGKILL while holding the stack
-## lock, each followed by a recovering `up`; fails unless at least 200 kills held the lock.
+## Crash safety at length: 8 x 30 `up` runs with SQLite state and 30 with S3 killed with
+## SIGKILL, each followed by a recovering `up`; fails unless at least 200 kills held the lock.
 crash: $(STAMP)
 	CRASH_SEEDS=1,2,3,4,5,6,7,8 CRASH_TRIALS=30 CRASH_MIN_AFTER_LOCK=200 \
 		$(BIN)/pytest -n 2 -q -p no:randomly tests/test_crash_recovery.py -k sigkill

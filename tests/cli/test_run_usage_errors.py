@@ -8,16 +8,12 @@ from pathlib import Path
 import pytest
 
 from cli.conftest import cli_env, run_cli
+from support import write_workspace
 
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    (tmp_path / "app" / "stacks").mkdir(parents=True)
-    (tmp_path / "app" / "stackwright.yaml").write_text("name: app\nmain: __main__.py\n")
-    (tmp_path / "app" / "__main__.py").write_text("")
-    (tmp_path / "app" / "stacks" / "dev.yaml").write_text("config: {}\n")
-    (tmp_path / "stackwright-workspace.yaml").write_text("projects:\n  - path: app\n")
-    return tmp_path
+    return write_workspace(tmp_path, {"app": ""}, "projects:\n  - path: app\n")
 
 
 def usage_error(root: Path, *args: str) -> str:
