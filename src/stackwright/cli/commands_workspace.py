@@ -174,9 +174,11 @@ def _shard_options(shard: str | None, run_id: str | None, lease: float,
 def _run_shard(context: _Context, sharding: ShardOptions, parallel: int,
                emergency: str | None, stores: dict[str, StateStore]) -> None:
     """This worker's part of the run, then the whole run's outcome."""
+    from stackwright.cli.main import end_at_once
     from stackwright.workflow.multistack import Listener, RunOptions, subgraph
     from stackwright.workflow.shards import run_shard, shard_summary
 
+    end_at_once()
     started = time.monotonic()
     graph = subgraph(context.graph, context.selection.refs)
     listener = Listener(started=lambda ref: context.say(f"... {ref}: up started"),
