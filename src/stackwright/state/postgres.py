@@ -16,6 +16,7 @@ committed transaction survives the process being killed (PostgreSQL's default
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
@@ -27,7 +28,7 @@ from psycopg import sql
 from stackwright.errors import StateError
 from stackwright.state.codec import Corrupt
 from stackwright.state.open_operation import Statement
-from stackwright.state.records import SCHEMA_VERSION
+from stackwright.state.records import SCHEMA_VERSION, EventNotice
 from stackwright.state.sql_store import SqlDb, SqlStateStore
 
 DEFAULT_SCHEMA: Final = "stackwright"
@@ -124,6 +125,19 @@ def schema_for(project: str | None) -> str:
 
 
 EVENTS_CHANNEL: Final = "stackwright_events"
+_NOTICE_MAX: Final = 7000
+"""A notice that would be longer leaves the event's data out (PostgreSQL refuses
+notices over 8,000 bytes), as does one whose data holds a marked value (a sealed
+secret): a notice carries plain JSON only."""
+
+
+def _notice(payload: str) -> EventNotice | None:
+    """The notice ``event_params`` sent; None for any other (an older version's)."""
+    try:
+        schema, stack, kind, data = json.loads(payload)
+        return EventNotice(schema, stack, kind, None if data is None else json.loads(data))
+    except (ValueError, TypeError):
+        return None
 
 
 class _QmarkConnection:
@@ -180,8 +194,15 @@ class _Db(SqlDb):
             raise
 
     def event_params(self, params: tuple[Any, ...]) -> tuple[Any, ...]:
-        """The event, and the notice of it (``PostgresStateStore.wait_for_events``)."""
-        return (*params, EVENTS_CHANNEL, self.schema)
+        """The event, and the notice of it (``PostgresStateStore.wait_for_events``): the
+        schema, stack, kind and data text, as JSON."""
+        stack, kind, _who, _at, data = params
+        notice = json.dumps([self.schema, stack, kind, data if '"$' not in data else None])
+        for smaller in ([self.schema, stack, kind, None], [self.schema]):
+            if len(notice.encode()) <= _NOTICE_MAX:
+                break
+            notice = json.dumps(smaller)  # the last says only where: waiters read the events
+        return (*params, EVENTS_CHANNEL, notice)
 
     def _scrub(self, text: str) -> str:
         password = _password(self.url)
@@ -301,22 +322,31 @@ class PostgresStateStore(SqlStateStore):
         self._pg = _Db(url, schema, read_only)
         super().__init__(self._pg)
 
-    def wait_for_events(self, timeout: float) -> None:
-        """Return once an event was recorded in this database since the previous call
-        (by any process), or after ``timeout`` seconds. The first call starts
-        listening and returns at once: what was recorded before it, the caller reads.
-        The store's own connection listens (no server process of its own): notices
-        that arrive while it runs queries are kept until the next call."""
+    def wait_for_events(self, timeout: float) -> list[EventNotice | None]:
+        """The events recorded in this database (any schema, by any process) since the
+        previous call, in the order they were committed, once there is at least one or
+        after ``timeout`` seconds (then none). The first call starts listening and
+        returns none at once: what was recorded before it, the caller reads. The store's
+        own connection listens (no server process of its own): notices that arrive
+        while it runs queries are kept until the next call. An event whose notice this
+        version did not send is None."""
         raw = self._pg.raw
         with self._pg.guard():
             if not self._listening:
                 raw.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_CHANNEL)))
                 self._listening = True
-                return
-            for _ in raw.notifies(timeout=timeout, stop_after=1):
-                break
-            for _ in raw.notifies(timeout=0.0):  # those queued meanwhile: one wake-up
-                pass
+                return []
+            got = [_notice(n.payload) for n in raw.notifies(timeout=timeout, stop_after=1)]
+            if got:
+                got += [_notice(n.payload) for n in raw.notifies(timeout=0.0)]
+            return got
+
+    def hears(self, other: object) -> str | None:
+        """The schema under which ``other``'s events reach this store's waiter: its own,
+        when it is a store of the same database; else None."""
+        if isinstance(other, PostgresStateStore) and other.url == self.url:
+            return other.schema
+        return None
 
     def __enter__(self) -> PostgresStateStore:
         return self

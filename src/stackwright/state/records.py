@@ -241,6 +241,20 @@ class Event(Compared):
         self.data = {} if data is None else data
 
 
+class EventNotice:
+    """An event recorded in a shared database, as the notice of it told a waiter
+    (``PostgresStateStore.wait_for_events``)."""
+
+    __slots__ = ("schema", "stack", "kind", "data")
+
+    def __init__(self, schema: str, stack: str, kind: str, data: dict[str, Any] | None) -> None:
+        self.schema = schema
+        self.stack = stack
+        self.kind = kind
+        self.data = data
+        """None when the notice could not carry it (read the events instead)."""
+
+
 @dataclass(init=False, repr=False, eq=False)
 class StackRecord(Compared):
     """A whole stack as stored, every value in its stored text form (secrets stay

@@ -52,14 +52,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from stackwright.errors import LockHeldError, ProjectError, StackwrightError, StateError
 from stackwright.graph import Graph
 from stackwright.operations.session import lock_is_stale
 from stackwright.program.project import Project
-from stackwright.program.workspace import Workspace
-from stackwright.state.records import LockInfo
+from stackwright.program.workspace import ProjectEntry, Workspace
+from stackwright.state.records import EventNotice, LockInfo
 from stackwright.state.store import StateStore
 from stackwright.workflow.multistack import (
     FAILED, NOT_STARTED, OK, SKIPPED, Listener, RunOptions, StackResult, StackRunner,
@@ -116,6 +116,11 @@ class Done:
     status: str
     cause: str | None
     worker: str
+
+
+def _done(data: Mapping[str, Any]) -> Done:
+    """A run event's data as the stack's fate."""
+    return Done(str(data.get("status")), data.get("cause"), str(data.get("worker")))
 
 
 def run_shard(workspace: Workspace, graph: Graph[str], options: RunOptions, shard: ShardOptions,
@@ -263,15 +268,42 @@ def _by_project(refs: Iterable[str]) -> dict[str, list[str]]:
     return out
 
 
-def _waiter(runner: StackRunner, refs: list[str]) -> Callable[[float], None]:
-    """Waits up to the time given for another worker's progress: woken at once by a
-    new event where the store can tell (PostgreSQL's NOTIFY; projects whose state
-    lives in other databases are polled), else a plain sleep."""
-    if refs:
-        wait = getattr(runner.store(runner.entry(refs[0]).project), "wait_for_events", None)
-        if callable(wait):
-            return cast(Callable[[float], None], wait)
-    return time.sleep
+class _Waiter:
+    """Waits for another worker's progress: woken at once by a new event where the
+    store can tell (PostgreSQL's ``NOTIFY``), else a plain sleep. When every project of
+    the run keeps its state in the database the waiter listens on, the notices tell
+    every event recorded since listening began (in commit order), so a worker learns
+    what the others did from them instead of reading the events again."""
+
+    def __init__(self, runner: StackRunner, projects: Sequence[str]) -> None:
+        self.wait: Callable[[float], list[EventNotice | None]] = _sleep
+        self.projects: dict[str, str] | None = None
+        """The project (workspace name) of each schema, when the notices tell all."""
+        stores = {name: runner.store(_entry(runner, name).project) for name in projects}
+        first = stores[projects[0]] if projects else None
+        wait = getattr(first, "wait_for_events", None)
+        if not callable(wait):
+            return
+        self.wait = cast(Callable[[float], list[EventNotice | None]], wait)
+        hears = getattr(first, "hears", None)
+        schemas = {name: hears(store) if callable(hears) else None for name, store in stores.items()}
+        if all(schemas.values()) and len(set(schemas.values())) == len(schemas):
+            self.projects = {str(schema): name for name, schema in schemas.items()}
+
+    def drain(self) -> list[EventNotice | None]:
+        """The notices come already, without waiting (none where they do not tell all)."""
+        return self.wait(0) if self.projects is not None else []
+
+
+def _sleep(seconds: float) -> list[EventNotice | None]:
+    time.sleep(seconds)
+    return []
+
+
+def _entry(runner: StackRunner, project: str) -> ProjectEntry:
+    entry = runner.workspace.project(project)
+    assert entry is not None, project
+    return entry
 
 
 class _Worker:
@@ -294,34 +326,64 @@ class _Worker:
         self.name = f"{shard.shard} {runner.options.who} pid {os.getpid()} on {socket.gethostname()}"
 
     def work(self, listener: Listener) -> dict[str, StackResult]:
-        """Until every stack has an event of this run. What other workers did is read
-        again only when nothing can go on what this worker knows (a claim checks under
-        the lock anyway), which keeps the reads to one per wait."""
+        """Until every stack has an event of this run. What other workers did is caught
+        up on only when nothing can go on what this worker knows (a claim checks under
+        the lock anyway): from the notices where they tell all, else by reading the
+        events again, once per wait."""
         results: dict[str, StackResult] = {}
         delay = self.options.poll
         known_enough = False
-        wait = self.waiter()
-        wait(0)  # listening starts before the first read, so no event falls between
+        waiter = self.waiter()
+        waiter.wait(0)  # listening starts before the first read, so no event falls between
+        news: list[EventNotice | None] | None = None
         while True:
             if not known_enough:
-                self.done, self.behind = self.read_done(), False
-                if self.links is not None:
-                    self.links.refresh()
+                self.catch_up(news, waiter)
             pending = [ref for ref in self.order if ref not in self.done]
             if not pending:
                 return results
             result = self.step(pending, listener)
+            news = []
             if result is not None:
                 results[result.ref] = result
                 if result.stopped:
                     self.stop(listener)
                     return results
                 delay, known_enough = self.options.poll, True
-            elif known_enough:
+            elif known_enough or self.behind:
                 known_enough = False
-            elif self.links is None or not self.links.idle(self.blocked):
-                wait(delay)
+                news = waiter.drain()
+            elif self.links is not None and self.links.idle(self.blocked):
+                news = waiter.drain()
+            else:
+                news = waiter.wait(delay)
                 delay = min(delay * 1.5, self.options.max_poll)
+
+    def catch_up(self, news: list[EventNotice | None] | None, waiter: _Waiter) -> None:
+        """Learn what the other workers did since: from ``news`` (the notices of the
+        events recorded since the last wait) when they tell all, else (and the first
+        time: ``news`` None) by reading."""
+        if news is None or waiter.projects is None or not self.learned(news, waiter.projects):
+            self.done = self.read_done()
+            if self.links is not None:
+                self.links.refresh()
+        self.behind = False
+
+    def learned(self, news: list[EventNotice | None], projects: Mapping[str, str]) -> bool:
+        """Take in the run events of this run that ``news`` tells of; False when a
+        notice could not tell (its event must be read)."""
+        for notice in news:
+            if notice is None:
+                return False
+            project = projects.get(notice.schema)
+            if project is None or notice.kind not in (RUN_EVENT, LINKS_EVENT):
+                continue
+            if notice.kind == LINKS_EVENT or notice.data is None:
+                return False
+            data, ref = notice.data, f"{project}/{notice.stack}"
+            if data.get("run_id") == self.options.run_id and ref not in self.done:
+                self.done[ref] = _done(data)
+        return True
 
     def stop(self, listener: Listener) -> None:
         """After Ctrl-C: the stacks without an event of this run are not started here,
@@ -332,8 +394,8 @@ class _Worker:
                 self.done[ref] = Done(NOT_STARTED, None, self.name)
                 listener.finished(StackResult(ref, NOT_STARTED))
 
-    def waiter(self) -> Callable[[float], None]:
-        return _waiter(self.runner, list(self.graph.deps)[:1])
+    def waiter(self) -> _Waiter:
+        return _Waiter(self.runner, sorted({ref.rpartition("/")[0] for ref in self.graph.deps}))
 
     def step(self, pending: list[str], listener: Listener) -> StackResult | None:
         """Skip or run the first stack that can go now; None when none can."""
@@ -415,9 +477,10 @@ class _Worker:
         with _together(store):  # taking the lock and reading the stack's run events: one commit
             if not self._take(store, stack, lock):
                 return None
-            if self.finished(ref):
+            done = self.finished(ref)
+            if done is not None:
                 store.release_lock(stack, lock.token)
-                self.behind = True
+                self.done[ref], self.behind = done, True
                 return None
         return lock
 
@@ -437,10 +500,12 @@ class _Worker:
             return False
         return True
 
-    def finished(self, ref: str) -> bool:
+    def finished(self, ref: str) -> Done | None:
+        """The stack's event of this run, if a worker recorded one."""
         project, stack = self.locate(ref)
         events = self.runner.store(project).events(stack, kinds=(RUN_EVENT,))
-        return any(e.data.get("run_id") == self.options.run_id for e in events)
+        data = next((e.data for e in events if e.data.get("run_id") == self.options.run_id), None)
+        return None if data is None else _done(data)
 
     def record(self, ref: str, status: str, cause: str | None) -> None:
         project, stack = self.locate(ref)
@@ -458,7 +523,7 @@ class _Worker:
                 data = event.data
                 ref = f"{entry.name}/{event.stack}"
                 if data.get("run_id") == self.options.run_id and ref not in done:
-                    done[ref] = Done(str(data.get("status")), data.get("cause"), str(data.get("worker")))
+                    done[ref] = _done(data)
         return done
 
     def locate(self, ref: str) -> tuple[Project, str]:
