@@ -323,6 +323,8 @@ class _Worker:
         self.behind = False
         """A claim found a stack finished by another worker: ``done`` is out of date, and
         claiming on from it would take and release the lock of every stack others did."""
+        self.held: dict[str, float] = {}
+        """When a claim last found each stack's lock held by another holder, alive."""
         self.name = f"{shard.shard} {runner.options.who} pid {os.getpid()} on {socket.gethostname()}"
 
     def work(self, listener: Listener) -> dict[str, StackResult]:
@@ -416,15 +418,25 @@ class _Worker:
             if deps is None and not unknown:
                 self.blocked.append(ref)
                 continue
+            if self.held_elsewhere(ref):
+                continue
             lock = self.claim(ref)
             if lock is None:
                 if self.behind:
                     return None  # others finished stacks this worker does not know of: read first
+                self.held[ref] = time.monotonic()
                 continue
             if unknown and not self.ready_once_linked(ref, lock):
                 continue
             return self.run_claimed(ref, lock, listener)
         return None
+
+    def held_elsewhere(self, ref: str) -> bool:
+        """Another holder, alive, had the stack's lock when this worker last tried, less
+        than ``max_poll`` ago: it is at work (a dead one's claim goes stale no sooner),
+        and trying on every wake-up only competes with it for the lock and the server."""
+        seen = self.held.get(ref)
+        return seen is not None and time.monotonic() - seen < self.options.max_poll
 
     def ready_once_linked(self, ref: str, lock: LockInfo) -> bool:
         """Find the links of ``ref``, claimed before its program runs (so that only the
