@@ -17,10 +17,11 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, field, fields
 from enum import Enum
 from typing import Any
 
+from stackwright.dataclass_methods import FrozenCompared, frozen_record, slotted_frozen_record
 from stackwright.model.values import MASK, UNKNOWN, Secret, from_json, masked, to_json
 from stackwright.plan.diff import PropertyDiff
 
@@ -45,13 +46,16 @@ _SAME = Op.SAME
 ``EnumType.__getattr__``'s hook, about four times slower than a plain class attribute."""
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+@slotted_frozen_record
+class Step(FrozenCompared):
     """What will happen to one resource.
 
     ``inputs`` are the new inputs resolved as far as known at plan time (``UNKNOWN``
     where a dependency's output is computed during apply). ``deps`` are the URNs this
     step waits for; for deletes, the URNs that must be deleted first.
+
+    Every `up` loads it: its methods are not generated (see stackwright.dataclass_methods,
+    and ``_slot_filling`` for ``__init__``); it behaves as ``@dataclass(frozen=True, slots=True)``.
     """
 
     urn: str
@@ -132,20 +136,23 @@ def _slot_filling(cls: type[Any]) -> tuple[Callable[..., None], Callable[..., An
     effect of the generated one, and a function of the same parameters (without
     ``self``) that returns a new instance.
 
-    Both fill the slots while the object is briefly of a twin class with the same slots
-    and no frozen ``__setattr__``, where each store is a plain slot write: the generated
-    ``__init__`` goes through ``object.__setattr__`` per field, and building a ``Step``
-    cost about a third of planning an unchanged resource. The function also skips
+    Both fill the slots while the object is briefly of a twin class with the same base
+    and slots and no frozen ``__setattr__``, where each store is a plain slot write: the
+    generated ``__init__`` goes through ``object.__setattr__`` per field, and building a
+    ``Step`` cost about a third of planning an unchanged resource. (The twin takes back
+    both ``object.__setattr__`` and ``object.__delattr__``: with either one inherited in
+    Python, every store would go through a Python-level lookup.) The function also skips
     ``type.__call__``, which packs keyword arguments into a dict first."""
-    draft = type(f"_{cls.__name__}Draft", (), {"__slots__": cls.__slots__})
+    draft = type(f"_{cls.__name__}Draft", cls.__bases__, {"__slots__": cls.__slots__,
+                                                          "__setattr__": object.__setattr__,
+                                                          "__delattr__": object.__delattr__})
     params, lines = [], []
-    scope: dict[str, Any] = {"_NOTHING": _NOTHING, "_Draft": draft, "_Final": cls,
-                             "_new": object.__new__, "_set": object.__setattr__}
+    scope: dict[str, Any] = {"_Draft": draft, "_Final": cls, "_new": object.__new__, "_set": object.__setattr__}
     for f in fields(cls):
-        if f.default_factory is not MISSING:
+        if f.default_factory is not MISSING:  # None stands for it, as in every written ``__init__``
             scope[f"_make_{f.name}"] = f.default_factory
-            params.append(f"{f.name}=_NOTHING")
-            lines.append(f"    self.{f.name} = _make_{f.name}() if {f.name} is _NOTHING else {f.name}")
+            params.append(f"{f.name}=None")
+            lines.append(f"    self.{f.name} = _make_{f.name}() if {f.name} is None else {f.name}")
             continue
         if f.default is not MISSING:
             scope[f"_default_{f.name}"] = f.default
@@ -160,10 +167,6 @@ def _slot_filling(cls: type[Any]) -> tuple[Callable[..., None], Callable[..., An
     init: Callable[..., None] = scope["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init, scope["make"]
-
-
-_NOTHING: Any = object()
-"""A field left to its default factory."""
 
 
 def _shown(value: Any) -> Any:
@@ -210,8 +213,12 @@ make_step: Callable[..., Step] = _make_step
 """``make_step(...)`` is ``Step(...)``, faster: what the planner calls per resource."""
 
 
-@dataclass(frozen=True)
-class Leftover:
+# Every `up` loads the classes below: their methods are written, not generated (see
+# stackwright.dataclass_methods); they behave as ``@dataclass(frozen=True)``.
+
+
+@frozen_record
+class Leftover(FrozenCompared):
     """The old object of a replacement that an earlier run created the new one for but
     did not get to delete (it was interrupted, or the delete failed). Only its pending
     record names it; apply deletes it once whatever used it has moved to the new one."""
@@ -223,6 +230,13 @@ class Leftover:
     """The pending record's token, cleared when the object is gone."""
     inputs: Mapping[str, Any] = field(default_factory=dict)
 
+    def __init__(self, urn: str, type: str, id: str, token: str, inputs: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "urn", urn)
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "token", token)
+        object.__setattr__(self, "inputs", {} if inputs is None else inputs)
+
     def to_json(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "id": self.id}
 
@@ -232,8 +246,8 @@ STATE_ONLY_VERB = "update options"
 """What a step that only rewrites a record's options is called in progress and history."""
 
 
-@dataclass(frozen=True)
-class Plan:
+@frozen_record
+class Plan(FrozenCompared):
     stack: str
     project: str
     lineage: str
@@ -249,6 +263,23 @@ class Plan:
     """sha256 of the stack's config file when it was planned."""
     providers: Mapping[str, str] = field(default_factory=dict)
     """The provider versions it was planned with."""
+
+    def __init__(self, stack: str, project: str, lineage: str, base_serial: int, steps: tuple[Step, ...],
+                 outputs: Mapping[str, Any] | None = None, old_outputs: Mapping[str, Any] | None = None,
+                 kind: str = "up", leftovers: tuple[Leftover, ...] = (), program_digest: str = "",
+                 config_digest: str = "", providers: Mapping[str, str] | None = None) -> None:
+        object.__setattr__(self, "stack", stack)
+        object.__setattr__(self, "project", project)
+        object.__setattr__(self, "lineage", lineage)
+        object.__setattr__(self, "base_serial", base_serial)
+        object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "outputs", {} if outputs is None else outputs)
+        object.__setattr__(self, "old_outputs", {} if old_outputs is None else old_outputs)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "leftovers", leftovers)
+        object.__setattr__(self, "program_digest", program_digest)
+        object.__setattr__(self, "config_digest", config_digest)
+        object.__setattr__(self, "providers", {} if providers is None else providers)
 
     def __hash__(self) -> int:
         return hash(self.digest())

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stackwright.dataclass_methods import Compared
 from stackwright.errors import ProjectError
 from stackwright.graph import CycleFound, Graph
 from stackwright.plan.links import StackEdge
@@ -41,14 +42,23 @@ PROGRAM_SUFFIXES = frozenset({".py", ".yaml", ".yml"})
 MAX_REASONS = 3
 
 
-@dataclass
-class Selection:
-    """The stacks to run, dependencies first, each with why it was selected."""
+@dataclass(init=False, repr=False, eq=False)
+class Selection(Compared):
+    """The stacks to run, dependencies first, each with why it was selected. Every `run`
+    loads it: its methods are written, not generated (see stackwright.dataclass_methods);
+    it behaves as the ``@dataclass`` it is declared."""
 
     reasons: dict[str, list[str]]
     total: int
     since: str | None = None
     notes: list[str] = field(default_factory=list)
+
+    def __init__(self, reasons: dict[str, list[str]], total: int, since: str | None = None,
+                 notes: list[str] | None = None) -> None:
+        self.reasons = reasons
+        self.total = total
+        self.since = since
+        self.notes = [] if notes is None else notes
 
     @property
     def refs(self) -> list[str]:
