@@ -141,6 +141,8 @@ def _described(value: Any) -> str:
 
 @frozen_record
 class InputSpec(FrozenCompared):
+    """One input a resource class declares: its name, its type, its default if optional."""
+
     name: str
     type: Any
     default: Any = _MISSING

@@ -123,6 +123,8 @@ class ProjectEntry(Compared):
 
 @dataclass(init=False, repr=False, eq=False)
 class Workspace(Compared):
+    """The workspace file as loaded: its projects, in the order written."""
+
     file: Path
     projects: list[ProjectEntry]
     python_path: tuple[Path, ...] = ()

@@ -108,6 +108,8 @@ class Shard(FrozenCompared):
 
 @frozen_record
 class ShardOptions(FrozenCompared):
+    """How this worker takes part in a sharded run."""
+
     shard: Shard
     run_id: str
     lease: float = DEFAULT_LEASE_S

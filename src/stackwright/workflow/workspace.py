@@ -30,7 +30,6 @@ from stackwright.program.workspace import (
     WORKSPACE_FILE, ProjectEntry, StackEntry, Workspace, find_workspace, load_workspace,
     raw_projects, require_workspace,
 )
-from stackwright.workflow.local_imports import imported_files
 
 __all__ = [
     "WORKSPACE_FILE", "ProjectEntry", "Selection", "StackEntry", "Workspace", "changed_files",
@@ -185,6 +184,8 @@ def _by_workspace_file(workspace: Workspace, since: str, direct: dict[str, list[
 
 def _by_imports(workspace: Workspace, python: list[Path], direct: dict[str, list[str]]) -> None:
     """Projects whose programs import (directly or not) a changed file outside them."""
+    from stackwright.workflow.local_imports import imported_files  # only `--changed-since` reads programs
+
     changed = set(python)
     for entry in workspace.projects:
         hits = sorted(f for f in imported_files(entry.project, workspace.python_path) & changed
