@@ -9,21 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stackwright.dataclass_methods import FrozenCompared, frozen_record
+from stackwright.dataclass_methods import FrozenCompared, slotted_frozen_record
 from stackwright.model.values import UNKNOWN, Secret
 
 
-@frozen_record
+@slotted_frozen_record
 class PropertyDiff(FrozenCompared):
     """One difference. Every command loads it: its methods are written, not generated
     (see stackwright.dataclass_methods); it behaves as ``@dataclass(frozen=True, slots=True)``."""
 
-    __slots__ = ("path", "kind", "old", "new", "replaces")
     path: str
     kind: str  # "add" | "delete" | "update"
-    old: Any
-    new: Any
-    replaces: bool
+    old: Any = None
+    new: Any = None
+    replaces: bool = False
 
     def __init__(self, path: str, kind: str, old: Any = None, new: Any = None, replaces: bool = False) -> None:
         object.__setattr__(self, "path", path)
