@@ -186,3 +186,14 @@ def test_a_project_in_a_workspace_still_finds_it(tmp_path: Path) -> None:
     (tmp_path / WORKSPACE_FILE).write_text("projects:\n  - path: tiny\n    stacks: [dev]\n")
     found = find_workspace(root / "stacks")
     assert found is not None and found.project_at(root) is not None
+
+
+def test_a_run_of_every_stack_reads_no_program_for_its_imports(tmp_path: Path) -> None:
+    """Only `run --changed-since` follows what the programs import (``workflow.local_imports``)."""
+    tiny_project(tmp_path)
+    (tmp_path / "stackwright-workspace.yaml").write_text("projects:\n  - path: tiny\n    stacks: [dev]\n")
+    user = f"import os\nos.environ['STACKWRIGHT_USER'] = 'ci'\n{CLI}"
+    modules = loaded(tmp_path, user, "run", "up", "--all", "--yes", cwd=tmp_path)
+    assert (tmp_path / "tiny" / "f.txt").is_file()
+    assert "stackwright.workflow.workspace" in modules
+    assert "stackwright.workflow.local_imports" not in modules

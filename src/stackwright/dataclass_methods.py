@@ -8,8 +8,9 @@ is declared ``@dataclass(init=False, repr=False, eq=False)`` (``frozen=True`` ke
 where it was, so that assigning a field still raises and mypy still says so), writes
 its own ``__init__`` (a plain one, as fast to call as the generated one), and takes
 equality, hashing and ``repr`` from a base below, which behave as the generated ones
-do. A frozen one is declared ``@frozen_record`` and inherits ``FrozenCompared``. It
-stays a dataclass: ``fields``, ``replace`` and ``asdict`` work on it.
+do. A frozen one is declared ``@frozen_record`` (``@slotted_frozen_record`` for
+``slots=True`` with defaults) and inherits ``FrozenCompared``. It stays a dataclass:
+``fields``, ``replace`` and ``asdict`` work on it.
 """
 
 from __future__ import annotations
@@ -85,6 +86,19 @@ class FrozenCompared(Compared):
 def frozen_record(cls: type[T]) -> type[T]:
     """``@dataclass(init=False, repr=False, eq=False)`` for a ``FrozenCompared`` class,
     which is what makes it frozen; type checkers treat it as ``frozen=True``."""
+    _check_frozen(cls)
+    return dataclass(init=False, repr=False, eq=False)(cls)
+
+
+@dataclass_transform(frozen_default=True, eq_default=False)
+def slotted_frozen_record(cls: type[T]) -> type[T]:
+    """``frozen_record`` with ``slots=True``: for a class whose fields keep their
+    defaults (a class that writes its own ``__slots__`` cannot declare any), which
+    ``@dataclass`` makes again with a slot per field."""
+    _check_frozen(cls)
+    return dataclass(init=False, repr=False, eq=False, slots=True)(cls)
+
+
+def _check_frozen(cls: type) -> None:
     if not issubclass(cls, FrozenCompared):
         raise TypeError(f"{cls.__qualname__} must inherit FrozenCompared to be frozen")
-    return dataclass(init=False, repr=False, eq=False)(cls)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_record
+from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_record, slotted_frozen_record
 
 
 @dataclass
@@ -51,6 +51,16 @@ class FrozenWritten(FrozenCompared):
         object.__setattr__(self, "note", note)
 
 
+@slotted_frozen_record
+class SlottedWritten(FrozenCompared):
+    value: Any
+    note: str = ""
+
+    def __init__(self, value: Any, note: str = "") -> None:
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "note", note)
+
+
 def _shown(text: str) -> str:
     """A repr without the class's name, to compare the two spellings."""
     return text.split("(", 1)[1]
@@ -72,9 +82,10 @@ def test_a_recursive_value_shows_as_dots() -> None:
     assert repr(loop) == "Written(name='a', items=[...])"
 
 
-def test_frozen_ones_refuse_changes_and_hash_by_value() -> None:
-    value = FrozenWritten(("x", 1), "n")
-    assert hash(value) == hash(FrozenWritten(("x", 1), "n")) == hash(FrozenGenerated(("x", 1), "n"))
+@pytest.mark.parametrize("cls", [FrozenWritten, SlottedWritten])
+def test_frozen_ones_refuse_changes_and_hash_by_value(cls: Any) -> None:
+    value = cls(("x", 1), "n")
+    assert hash(value) == hash(cls(("x", 1), "n")) == hash(FrozenGenerated(("x", 1), "n"))
     assert _shown(repr(value)) == _shown(repr(FrozenGenerated(("x", 1), "n")))
     for change in (lambda: setattr(value, "note", "m"), lambda: delattr(value, "note"),
                    lambda: setattr(value, "other", 1)):
@@ -87,11 +98,19 @@ def test_a_frozen_record_must_inherit_its_frozenness() -> None:
     class Loose:
         value: int
 
-    with pytest.raises(TypeError, match="FrozenCompared"):
-        frozen_record(Loose)
+    for decorator in (frozen_record, slotted_frozen_record):
+        with pytest.raises(TypeError, match="FrozenCompared"):
+            decorator(Loose)
 
 
-@pytest.mark.parametrize("value", [Written("a", [1], hidden=3), FrozenWritten({"k": [1]}, "n")])
+def test_a_slotted_one_keeps_its_defaults_in_its_fields() -> None:
+    assert [(f.name, f.default) for f in dataclasses.fields(SlottedWritten)] == [
+        ("value", dataclasses.MISSING), ("note", "")]
+    assert SlottedWritten.__slots__ == ("value", "note") and SlottedWritten(1).note == ""
+
+
+@pytest.mark.parametrize("value", [Written("a", [1], hidden=3), FrozenWritten({"k": [1]}, "n"),
+                                   SlottedWritten({"k": [1]}, "n")])
 def test_they_copy_pickle_and_replace_as_dataclasses(value: Any) -> None:
     assert pickle.loads(pickle.dumps(value)) == value
     assert copy.copy(value) == value and copy.deepcopy(value) == value
@@ -112,15 +131,22 @@ WRITTEN = ("stackwright.state.records", "stackwright.providers.protocol", "stack
            "stackwright.model.context", "stackwright.model.policy", "stackwright.model.desired",
            "stackwright.workflow.environments", "stackwright.workflow.policies", "stackwright.workflow.gate",
            "stackwright.program.project", "stackwright.operations.session", "stackwright.operations.update",
-           "stackwright.operations.drift_note", "stackwright.operations.keyring")
+           "stackwright.operations.drift_note", "stackwright.operations.keyring",
+           "stackwright.model.resource", "stackwright.providers.synthetic", "stackwright.engine.retry",
+           "stackwright.plan.diff", "stackwright.plan.links", "stackwright.plan.plan",
+           "stackwright.program.project_files", "stackwright.program.workspace",
+           "stackwright.workflow.multistack", "stackwright.workflow.shards", "stackwright.state.open_operation",
+           "stackwright.workflow.workspace")
 """The modules whose classes write their methods."""
 
 
 def _written_classes() -> list[type]:
+    import gc
     import importlib
 
     for name in WRITTEN:
         importlib.import_module(name)
+    gc.collect()  # ``slotted_frozen_record`` replaces the class it is given: the first one goes
     found, todo = [], [Compared]
     while todo:
         cls = todo.pop()

@@ -1,6 +1,6 @@
-"""``Step`` is built through its slots (``plan._slot_setting_init``), not the generated
-``__init__``: it must still take the same arguments, fill the same defaults and stay a
-frozen value."""
+"""``Step`` is built through its slots (``plan.make_step`` and its written ``__init__``),
+not a generated ``__init__``: it must still take the same arguments, fill the same
+defaults and stay a frozen value."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ def test_a_step_stays_a_frozen_value() -> None:
 def test_make_step_builds_the_step_the_constructor_builds_and_a_step_cannot_be_subclassed() -> None:
     from stackwright.plan.plan import make_step
 
+    init = list(inspect.signature(Step.__init__).parameters.values())[1:]
+    assert list(inspect.signature(make_step).parameters.values()) == init
     made = make_step(urn="u", type="t", op=Op.SAME, inputs={"a": 1}, deps=("d",), decl="f.py:3")
     assert type(made) is Step and made == Step("u", "t", Op.SAME, {"a": 1}, deps=("d",), decl="f.py:3")
     assert made.options == {} and made.options is not make_step(urn="u", type="t", op=Op.SAME).options

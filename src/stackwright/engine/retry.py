@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from stackwright.dataclass_methods import Compared
 from stackwright.errors import ProviderError
 
 if TYPE_CHECKING:
@@ -28,10 +29,13 @@ async def _sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-@dataclass
-class RetryPolicy:
+@dataclass(init=False, repr=False, eq=False)
+class RetryPolicy(Compared):
     """``max_attempts`` tries in all; delay before try n is uniform in
-    ``[0, min(max_delay, base * 2**n)]``, but never less than a provider's retry_after."""
+    ``[0, min(max_delay, base * 2**n)]``, but never less than a provider's retry_after.
+
+    Every command loads it: its methods are written, not generated (see
+    stackwright.dataclass_methods); it behaves as the ``@dataclass`` it is declared."""
 
     max_attempts: int = 8
     base: float = 0.2
@@ -40,6 +44,16 @@ class RetryPolicy:
     sleep: Callable[[float], Awaitable[None]] = _sleep
     wait: Callable[[float], None] = time.sleep
     """How an in-line apply (no event loop) waits before a retry."""
+
+    def __init__(self, max_attempts: int = 8, base: float = 0.2, max_delay: float = 20.0,
+                 rng: random.Random | None = None, sleep: Callable[[float], Awaitable[None]] = _sleep,
+                 wait: Callable[[float], None] = time.sleep) -> None:
+        self.max_attempts = max_attempts
+        self.base = base
+        self.max_delay = max_delay
+        self.rng = _new_rng() if rng is None else rng
+        self.sleep = sleep
+        self.wait = wait
 
     def delay(self, attempt: int, error: ProviderError) -> float:
         ceiling = min(self.max_delay, self.base * (2 ** attempt))

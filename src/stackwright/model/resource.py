@@ -20,9 +20,10 @@ import copy
 import functools
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar
 
+from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.errors import InputError
 from stackwright.model import context
 from stackwright.model.output import Output, collect_outputs, resources_in, resources_of
@@ -30,9 +31,12 @@ from stackwright.model.output import Output, collect_outputs, resources_in, reso
 _MISSING: Any = object()
 URN_SEPARATOR = "::"
 
+# ``import stackwright`` loads these classes: their methods are written, not generated
+# (see stackwright.dataclass_methods); they behave as ``@dataclass(frozen=True)``.
 
-@dataclass(frozen=True)
-class Alias:
+
+@frozen_record
+class Alias(FrozenCompared):
     """A former identity of a resource: its old name, type or parent.
 
     Fields left unset mean "the same as now". ``parent=None`` with
@@ -44,9 +48,16 @@ class Alias:
     parent: Node | str | None = None
     no_parent: bool = False
 
+    def __init__(self, name: str | None = None, type: str | None = None, parent: Node | str | None = None,
+                 no_parent: bool = False) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "parent", parent)
+        object.__setattr__(self, "no_parent", no_parent)
 
-@dataclass(frozen=True)
-class ResourceOptions:
+
+@frozen_record
+class ResourceOptions(FrozenCompared):
     """How the engine treats a resource beyond its inputs. Frozen: resources declared
     without options all share one instance."""
 
@@ -63,6 +74,21 @@ class ResourceOptions:
     resource's provider calls instead of the stack config. The resource depends on it
     and records its URN, so a changed credential updates the instance only."""
 
+    def __init__(self, parent: Node | None = None, depends_on: Sequence[Node | Output[Any]] = (),
+                 protect: bool = False, ignore_changes: Sequence[str] = (), delete_before_replace: bool = False,
+                 aliases: Sequence[Alias | str] = (), retain_on_delete: bool = False,
+                 custom_timeouts: Mapping[str, float] | None = None, provider: Resource | None = None) -> None:
+        object.__setattr__(self, "parent", parent)
+        object.__setattr__(self, "depends_on", depends_on)
+        object.__setattr__(self, "protect", protect)
+        object.__setattr__(self, "ignore_changes", ignore_changes)
+        object.__setattr__(self, "delete_before_replace", delete_before_replace)
+        object.__setattr__(self, "aliases", aliases)
+        object.__setattr__(self, "retain_on_delete", retain_on_delete)
+        object.__setattr__(self, "custom_timeouts", {} if custom_timeouts is None else custom_timeouts)
+        object.__setattr__(self, "provider", provider)
+        self.__post_init__()
+
     def __post_init__(self) -> None:
         """Options of the wrong type fail where they are written: taken as given,
         ``ignore_changes="content"`` would ignore the properties "c", "o", "n"... and
@@ -73,7 +99,7 @@ class ResourceOptions:
                 object.__setattr__(self, flag, False)
         problem = _options_problem(self)
         if problem is not None:
-            file, line = context.user_frame(3)  # past this and the dataclass's __init__
+            file, line = context.user_frame(3)  # past this and ``__init__``
             raise InputError(problem[0], file=file, line=line, hint=problem[1])
 
     def provider_instance(self, parent: Node | None) -> Resource | None:
@@ -113,11 +139,18 @@ def _described(value: Any) -> str:
     return f"{type(value).__name__} {value!r:.60}"
 
 
-@dataclass(frozen=True)
-class InputSpec:
+@frozen_record
+class InputSpec(FrozenCompared):
+    """One input a resource class declares: its name, its type, its default if optional."""
+
     name: str
     type: Any
     default: Any = _MISSING
+
+    def __init__(self, name: str, type: Any, default: Any = _MISSING) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "default", default)
 
     @property
     def required(self) -> bool:

@@ -7,19 +7,29 @@ what differs and where (``tags.env``, ``rules[2].port``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from stackwright.dataclass_methods import FrozenCompared, slotted_frozen_record
 from stackwright.model.values import UNKNOWN, Secret
 
 
-@dataclass(frozen=True, slots=True)
-class PropertyDiff:
+@slotted_frozen_record
+class PropertyDiff(FrozenCompared):
+    """One difference. Every command loads it: its methods are written, not generated
+    (see stackwright.dataclass_methods); it behaves as ``@dataclass(frozen=True, slots=True)``."""
+
     path: str
     kind: str  # "add" | "delete" | "update"
     old: Any = None
     new: Any = None
     replaces: bool = False
+
+    def __init__(self, path: str, kind: str, old: Any = None, new: Any = None, replaces: bool = False) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "old", old)
+        object.__setattr__(self, "new", new)
+        object.__setattr__(self, "replaces", replaces)
 
 
 def diff_values(old: Any, new: Any, path: str = "") -> list[PropertyDiff]:

@@ -7,9 +7,10 @@ so such resources are created after, and deleted before, what they import from.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
+from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.errors import PlanError
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import resolve_value
@@ -18,13 +19,22 @@ from stackwright.model.values import UNKNOWN
 from stackwright.providers.protocol import Links, ProviderLookup, ResourceProvider
 
 
-@dataclass(frozen=True)
-class LinkEdge:
+# Every `up` loads these classes: their methods are written, not generated (see
+# stackwright.dataclass_methods); they behave as ``@dataclass(frozen=True)``.
+
+
+@frozen_record
+class LinkEdge(FrozenCompared):
     """``importer`` waits for ``exporter`` because it imports ``name``."""
 
     importer: str
     exporter: str
     name: str
+
+    def __init__(self, importer: str, exporter: str, name: str) -> None:
+        object.__setattr__(self, "importer", importer)
+        object.__setattr__(self, "exporter", exporter)
+        object.__setattr__(self, "name", name)
 
     def explain(self) -> str:
         return f"{_shown(self.importer)} imports {self.name!r} exported by {_shown(self.exporter)}"
@@ -79,13 +89,17 @@ def with_links(desired: DesiredGraph, edges: list[LinkEdge]) -> DesiredGraph:
     return replace(desired, deps=deps)
 
 
-@dataclass(frozen=True)
-class StackLinks:
+@frozen_record
+class StackLinks(FrozenCompared):
     """The names one stack's resources export and import, each with the name of the
     resource (a template's stack) that exports or imports it."""
 
     exports: Mapping[str, str]
     imports: Mapping[str, str]
+
+    def __init__(self, exports: Mapping[str, str], imports: Mapping[str, str]) -> None:
+        object.__setattr__(self, "exports", exports)
+        object.__setattr__(self, "imports", imports)
 
     def __bool__(self) -> bool:
         return bool(self.exports or self.imports)
@@ -122,8 +136,8 @@ def desired_links(desired: DesiredGraph, providers: ProviderLookup) -> StackLink
                         for urn, r in desired.resources.items() if r.type_token in linking), providers)
 
 
-@dataclass(frozen=True)
-class StackEdge:
+@frozen_record
+class StackEdge(FrozenCompared):
     """Stack ``importer`` goes after stack ``exporter``: its resource ``importer_by``
     imports ``name``, which ``exporter_by`` of the other stack exports."""
 
@@ -132,6 +146,13 @@ class StackEdge:
     name: str
     importer_by: str
     exporter_by: str
+
+    def __init__(self, importer: str, exporter: str, name: str, importer_by: str, exporter_by: str) -> None:
+        object.__setattr__(self, "importer", importer)
+        object.__setattr__(self, "exporter", exporter)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "importer_by", importer_by)
+        object.__setattr__(self, "exporter_by", exporter_by)
 
     def explain(self) -> str:
         return (f"{self.importer} ({self.importer_by}) imports {self.name!r} exported by "

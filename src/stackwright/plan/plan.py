@@ -17,10 +17,11 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import field, fields
 from enum import Enum
 from typing import Any
 
+from stackwright.dataclass_methods import FrozenCompared, frozen_record, slotted_frozen_record
 from stackwright.model.values import MASK, UNKNOWN, Secret, from_json, masked, to_json
 from stackwright.plan.diff import PropertyDiff
 
@@ -45,13 +46,17 @@ _SAME = Op.SAME
 ``EnumType.__getattr__``'s hook, about four times slower than a plain class attribute."""
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+@slotted_frozen_record
+class Step(FrozenCompared):
     """What will happen to one resource.
 
     ``inputs`` are the new inputs resolved as far as known at plan time (``UNKNOWN``
     where a dependency's output is computed during apply). ``deps`` are the URNs this
     step waits for; for deletes, the URNs that must be deleted first.
+
+    Every `up` loads it: its methods are written, not generated (see
+    stackwright.dataclass_methods, and ``make_step`` for ``__init__``); it behaves as
+    ``@dataclass(frozen=True, slots=True)``.
     """
 
     urn: str
@@ -84,8 +89,44 @@ class Step:
     """What a provider explained about the change (e.g. a CloudFormation change set);
     for reviewers only, never read by apply."""
 
+    def __init__(self, urn: str, type: str, op: Op, inputs: Mapping[str, Any] | None = None,
+                 old_inputs: Mapping[str, Any] | None = None, old_outputs: Mapping[str, Any] | None = None,
+                 old_id: str | None = None, diffs: tuple[PropertyDiff, ...] = (),
+                 replace_keys: tuple[str, ...] = (), deps: tuple[str, ...] = (), parent: str | None = None,
+                 protect: bool = False, retain_on_delete: bool = False, delete_before_replace: bool = False,
+                 previous_urn: str | None = None, decl: str | None = None, old_deps: tuple[str, ...] = (),
+                 meta_changed: bool = False, option_diffs: tuple[PropertyDiff, ...] = (),
+                 options: Mapping[str, Any] | None = None, warnings: tuple[str, ...] = (),
+                 notes: tuple[str, ...] = ()) -> None:
+        """Fills the slots while ``self`` is briefly a ``_StepDraft`` (see ``make_step``)."""
+        draft: Any = self
+        _set_attr(draft, "__class__", _StepDraft)
+        draft.urn = urn
+        draft.type = type
+        draft.op = op
+        draft.inputs = inputs
+        draft.old_inputs = old_inputs
+        draft.old_outputs = old_outputs
+        draft.old_id = old_id
+        draft.diffs = diffs
+        draft.replace_keys = replace_keys
+        draft.deps = deps
+        draft.parent = parent
+        draft.protect = protect
+        draft.retain_on_delete = retain_on_delete
+        draft.delete_before_replace = delete_before_replace
+        draft.previous_urn = previous_urn
+        draft.decl = decl
+        draft.old_deps = old_deps
+        draft.meta_changed = meta_changed
+        draft.option_diffs = option_diffs
+        draft.options = {} if options is None else options
+        draft.warnings = warnings
+        draft.notes = notes
+        draft.__class__ = Step
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        raise TypeError("Step is final: it is filled through a twin class with its exact slots (_slot_filling)")
+        raise TypeError("Step is final: it is filled through a twin class with its exact slots (make_step)")
 
     @property
     def changes(self) -> bool:
@@ -127,45 +168,6 @@ class Step:
         return out
 
 
-def _slot_filling(cls: type[Any]) -> tuple[Callable[..., None], Callable[..., Any]]:
-    """An ``__init__`` for the frozen, slotted dataclass ``cls`` with the signature and
-    effect of the generated one, and a function of the same parameters (without
-    ``self``) that returns a new instance.
-
-    Both fill the slots while the object is briefly of a twin class with the same slots
-    and no frozen ``__setattr__``, where each store is a plain slot write: the generated
-    ``__init__`` goes through ``object.__setattr__`` per field, and building a ``Step``
-    cost about a third of planning an unchanged resource. The function also skips
-    ``type.__call__``, which packs keyword arguments into a dict first."""
-    draft = type(f"_{cls.__name__}Draft", (), {"__slots__": cls.__slots__})
-    params, lines = [], []
-    scope: dict[str, Any] = {"_NOTHING": _NOTHING, "_Draft": draft, "_Final": cls,
-                             "_new": object.__new__, "_set": object.__setattr__}
-    for f in fields(cls):
-        if f.default_factory is not MISSING:
-            scope[f"_make_{f.name}"] = f.default_factory
-            params.append(f"{f.name}=_NOTHING")
-            lines.append(f"    self.{f.name} = _make_{f.name}() if {f.name} is _NOTHING else {f.name}")
-            continue
-        if f.default is not MISSING:
-            scope[f"_default_{f.name}"] = f.default
-            params.append(f"{f.name}=_default_{f.name}")
-        else:
-            params.append(f.name)
-        lines.append(f"    self.{f.name} = {f.name}")
-    body = "\n".join(lines) + "\n    self.__class__ = _Final\n"
-    source = (f"def __init__(self, {', '.join(params)}):\n    _set(self, '__class__', _Draft)\n{body}"
-              f"def make({', '.join(params)}):\n    self = _new(_Draft)\n{body}    return self\n")
-    exec(source, scope)  # noqa: S102 - built from field names only
-    init: Callable[..., None] = scope["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    return init, scope["make"]
-
-
-_NOTHING: Any = object()
-"""A field left to its default factory."""
-
-
 def _shown(value: Any) -> Any:
     """A value as the masked view shows it."""
     return to_json(masked(value))
@@ -204,14 +206,63 @@ def diff_json(d: PropertyDiff) -> dict[str, Any]:
     return out
 
 
-_step_init, _make_step = _slot_filling(Step)
-Step.__init__ = _step_init  # type: ignore[method-assign]
-make_step: Callable[..., Step] = _make_step
-"""``make_step(...)`` is ``Step(...)``, faster: what the planner calls per resource."""
+_StepDraft = type("_StepDraft", Step.__bases__, {"__slots__": Step.__slots__, "__setattr__": object.__setattr__,
+                                                 "__delattr__": object.__delattr__})
+"""``Step`` but for its frozen ``__setattr__``: with either of ``__setattr__`` and
+``__delattr__`` inherited from a Python class, every store would look it up first."""
+_new_object = object.__new__
+_set_attr = object.__setattr__
 
 
-@dataclass(frozen=True)
-class Leftover:
+def make_step(urn: str, type: str, op: Op, inputs: Mapping[str, Any] | None = None,
+              old_inputs: Mapping[str, Any] | None = None, old_outputs: Mapping[str, Any] | None = None,
+              old_id: str | None = None, diffs: tuple[PropertyDiff, ...] = (),
+              replace_keys: tuple[str, ...] = (), deps: tuple[str, ...] = (), parent: str | None = None,
+              protect: bool = False, retain_on_delete: bool = False, delete_before_replace: bool = False,
+              previous_urn: str | None = None, decl: str | None = None, old_deps: tuple[str, ...] = (),
+              meta_changed: bool = False, option_diffs: tuple[PropertyDiff, ...] = (),
+              options: Mapping[str, Any] | None = None, warnings: tuple[str, ...] = (),
+              notes: tuple[str, ...] = ()) -> Step:
+    """``Step(...)``, faster: what the planner calls per resource.
+
+    It fills the slots while the new object is of ``_StepDraft``, a twin of ``Step`` with
+    the same base and slots but no frozen ``__setattr__``, where each store is a plain
+    slot write (``object.__setattr__`` per field cost about a third of planning an
+    unchanged resource), and skips ``type.__call__``, which packs keyword arguments into
+    a dict first. ``Step.__init__`` does the same to ``self``."""
+    step: Any = _new_object(_StepDraft)
+    step.urn = urn
+    step.type = type
+    step.op = op
+    step.inputs = inputs
+    step.old_inputs = old_inputs
+    step.old_outputs = old_outputs
+    step.old_id = old_id
+    step.diffs = diffs
+    step.replace_keys = replace_keys
+    step.deps = deps
+    step.parent = parent
+    step.protect = protect
+    step.retain_on_delete = retain_on_delete
+    step.delete_before_replace = delete_before_replace
+    step.previous_urn = previous_urn
+    step.decl = decl
+    step.old_deps = old_deps
+    step.meta_changed = meta_changed
+    step.option_diffs = option_diffs
+    step.options = {} if options is None else options
+    step.warnings = warnings
+    step.notes = notes
+    step.__class__ = Step
+    return step  # type: ignore[no-any-return]
+
+
+# Every `up` loads the classes below: their methods are written, not generated (see
+# stackwright.dataclass_methods); they behave as ``@dataclass(frozen=True)``.
+
+
+@frozen_record
+class Leftover(FrozenCompared):
     """The old object of a replacement that an earlier run created the new one for but
     did not get to delete (it was interrupted, or the delete failed). Only its pending
     record names it; apply deletes it once whatever used it has moved to the new one."""
@@ -223,6 +274,13 @@ class Leftover:
     """The pending record's token, cleared when the object is gone."""
     inputs: Mapping[str, Any] = field(default_factory=dict)
 
+    def __init__(self, urn: str, type: str, id: str, token: str, inputs: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "urn", urn)
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "token", token)
+        object.__setattr__(self, "inputs", {} if inputs is None else inputs)
+
     def to_json(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "id": self.id}
 
@@ -232,8 +290,10 @@ STATE_ONLY_VERB = "update options"
 """What a step that only rewrites a record's options is called in progress and history."""
 
 
-@dataclass(frozen=True)
-class Plan:
+@frozen_record
+class Plan(FrozenCompared):
+    """The steps of one change to a stack and what they were planned from."""
+
     stack: str
     project: str
     lineage: str
@@ -249,6 +309,23 @@ class Plan:
     """sha256 of the stack's config file when it was planned."""
     providers: Mapping[str, str] = field(default_factory=dict)
     """The provider versions it was planned with."""
+
+    def __init__(self, stack: str, project: str, lineage: str, base_serial: int, steps: tuple[Step, ...],
+                 outputs: Mapping[str, Any] | None = None, old_outputs: Mapping[str, Any] | None = None,
+                 kind: str = "up", leftovers: tuple[Leftover, ...] = (), program_digest: str = "",
+                 config_digest: str = "", providers: Mapping[str, str] | None = None) -> None:
+        object.__setattr__(self, "stack", stack)
+        object.__setattr__(self, "project", project)
+        object.__setattr__(self, "lineage", lineage)
+        object.__setattr__(self, "base_serial", base_serial)
+        object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "outputs", {} if outputs is None else outputs)
+        object.__setattr__(self, "old_outputs", {} if old_outputs is None else old_outputs)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "leftovers", leftovers)
+        object.__setattr__(self, "program_digest", program_digest)
+        object.__setattr__(self, "config_digest", config_digest)
+        object.__setattr__(self, "providers", {} if providers is None else providers)
 
     def __hash__(self) -> int:
         return hash(self.digest())

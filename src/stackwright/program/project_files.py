@@ -23,20 +23,23 @@ import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
+from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.errors import ProjectError
 
 Loc = tuple[int | str, ...]
 
 
-@dataclass(frozen=True)
-class Schema:
+@frozen_record
+class Schema(FrozenCompared):
     """What a kind of file may hold: ``model`` imports and returns the pydantic model (so
-    that pydantic loads only when needed); ``sources`` are the files that define it."""
+    that pydantic loads only when needed); ``sources`` are the files that define it.
+
+    Every command loads it: its methods are written, not generated (see
+    stackwright.dataclass_methods); it behaves as ``@dataclass(frozen=True)``."""
 
     kind: str
     model: Callable[[], Any]
@@ -44,6 +47,13 @@ class Schema:
     fields_of: tuple[type, ...] = ()
     """Dataclasses whose fields the model takes (``strict_model``): their field
     declarations, not the whole text of their module, decide its compiled form."""
+
+    def __init__(self, kind: str, model: Callable[[], Any], sources: tuple[str, ...],
+                 fields_of: tuple[type, ...] = ()) -> None:
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "sources", sources)
+        object.__setattr__(self, "fields_of", fields_of)
 
 
 def _project_model() -> Any:

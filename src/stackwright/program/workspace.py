@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_record
 from stackwright.errors import ProjectError
 from stackwright.program.project import PROJECT_FILE, STACK_NAME, Project, load_project
 from stackwright.program.project_files import (
@@ -39,16 +40,24 @@ _FORMAT_HINT = ("projects: [{path: network, stacks: [staging, production]}, "
                 "{path: tenants, stacks: \"*\", depends_on: [network/production]}]")
 
 
-@dataclass(frozen=True)
-class Dependency:
+# Every `run` loads these classes: their methods are written, not generated (see
+# stackwright.dataclass_methods); they behave as the ``@dataclass`` they are declared.
+
+
+@frozen_record
+class Dependency(FrozenCompared):
     """One ``depends_on`` entry as written, with its line for error messages."""
 
     text: str
     line: int
 
+    def __init__(self, text: str, line: int) -> None:
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "line", line)
 
-@dataclass(frozen=True)
-class StackEntry:
+
+@frozen_record
+class StackEntry(FrozenCompared):
     """A stack of the workspace and the dependencies declared for it alone."""
 
     project: str
@@ -56,14 +65,20 @@ class StackEntry:
     line: int
     depends_on: tuple[Dependency, ...] = ()
 
+    def __init__(self, project: str, name: str, line: int, depends_on: tuple[Dependency, ...] = ()) -> None:
+        object.__setattr__(self, "project", project)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "line", line)
+        object.__setattr__(self, "depends_on", depends_on)
+
     @property
     def ref(self) -> str:
         """``project/stack``: how the stack is named everywhere in a workspace."""
         return f"{self.project}/{self.name}"
 
 
-@dataclass
-class ProjectEntry:
+@dataclass(init=False, repr=False, eq=False)
+class ProjectEntry(Compared):
     """A project of the workspace. ``listed`` is None for ``stacks: "*"``."""
 
     project: Project
@@ -73,6 +88,15 @@ class ProjectEntry:
     depends_on: tuple[Dependency, ...]
     raw: Any
     """The entry as plain data: compared with an older version to tell a change."""
+
+    def __init__(self, project: Project, path: str, line: int, listed: tuple[StackEntry, ...] | None,
+                 depends_on: tuple[Dependency, ...], raw: Any) -> None:
+        self.project = project
+        self.path = path
+        self.line = line
+        self.listed = listed
+        self.depends_on = depends_on
+        self.raw = raw
 
     @property
     def name(self) -> str:
@@ -97,12 +121,21 @@ class ProjectEntry:
         return None
 
 
-@dataclass
-class Workspace:
+@dataclass(init=False, repr=False, eq=False)
+class Workspace(Compared):
+    """The workspace file as loaded: its projects, in the order written."""
+
     file: Path
     projects: list[ProjectEntry]
     python_path: tuple[Path, ...] = ()
     raw_python_path: Any = None
+
+    def __init__(self, file: Path, projects: list[ProjectEntry], python_path: tuple[Path, ...] = (),
+                 raw_python_path: Any = None) -> None:
+        self.file = file
+        self.projects = projects
+        self.python_path = python_path
+        self.raw_python_path = raw_python_path
 
     @property
     def root(self) -> Path:

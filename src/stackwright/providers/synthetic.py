@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_record
 from stackwright.errors import ConfigError, ProviderError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
@@ -44,8 +45,12 @@ class Thing(Resource, type="synthetic:Thing"):
     value: Output[str]
 
 
-@dataclass(frozen=True)
-class Faults:
+# Their methods are written, not generated (see stackwright.dataclass_methods); they
+# behave as the ``@dataclass`` they are declared.
+
+
+@frozen_record
+class Faults(FrozenCompared):
     """How slow and how unreliable the pretend cloud is."""
 
     latency: float = 0.0
@@ -53,6 +58,14 @@ class Faults:
     throttle_rate: float = 0.0
     seed: int | None = None
     call_log: str | None = None
+
+    def __init__(self, latency: float = 0.0, fail_rate: float = 0.0, throttle_rate: float = 0.0,
+                 seed: int | None = None, call_log: str | None = None) -> None:
+        object.__setattr__(self, "latency", latency)
+        object.__setattr__(self, "fail_rate", fail_rate)
+        object.__setattr__(self, "throttle_rate", throttle_rate)
+        object.__setattr__(self, "seed", seed)
+        object.__setattr__(self, "call_log", call_log)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Faults:
@@ -79,13 +92,18 @@ def _number(config: Mapping[str, Any], key: str, upper: float | None) -> float:
     return float(value)
 
 
-@dataclass
-class LiveThing:
+@dataclass(init=False, repr=False, eq=False)
+class LiveThing(Compared):
     """One object in the pretend cloud."""
 
     urn: str
     inputs: dict[str, Any]
     outputs: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, urn: str, inputs: dict[str, Any], outputs: dict[str, Any] | None = None) -> None:
+        self.urn = urn
+        self.inputs = inputs
+        self.outputs = {} if outputs is None else outputs
 
 
 class ThingProvider(ResourceProvider):

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
+from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.state.codec import Operation, change_from
 from stackwright.state.records import Change
 
@@ -32,9 +32,11 @@ CLOSE_CHANGES: Final = "DELETE FROM operation_changes WHERE stack = ? AND operat
 INTERRUPTED: Final = "interrupted"
 
 
-@dataclass(frozen=True)
-class OpenOperation:
-    """An operation as stored while it runs."""
+@frozen_record
+class OpenOperation(FrozenCompared):
+    """An operation as stored while it runs. Every writer loads it: its methods are
+    written, not generated (see stackwright.dataclass_methods); it behaves as
+    ``@dataclass(frozen=True)``."""
 
     id: str
     kind: str
@@ -42,6 +44,14 @@ class OpenOperation:
     started_at: float
     holder: str
     changes_text: str
+
+    def __init__(self, id: str, kind: str, who: str, started_at: float, holder: str, changes_text: str) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "who", who)
+        object.__setattr__(self, "started_at", started_at)
+        object.__setattr__(self, "holder", holder)
+        object.__setattr__(self, "changes_text", changes_text)
 
     def changes(self) -> list[Change]:
         return [change_from(json.loads(line)) for line in self.changes_text.splitlines() if line]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_record
 from stackwright.engine.events import EventSink
 from stackwright.errors import StackNotApplied, StackwrightError, StateError
 from stackwright.graph import Graph
@@ -49,8 +50,12 @@ ACTIONS = (PREVIEW, PLAN, UP, DESTROY)
 Outputs = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class RunOptions:
+# Every `run` loads these classes: their methods are written, not generated (see
+# stackwright.dataclass_methods); they behave as the ``@dataclass`` they are declared.
+
+
+@frozen_record
+class RunOptions(FrozenCompared):
     """What one `run` does to every stack it selects."""
 
     action: str
@@ -67,9 +72,20 @@ class RunOptions:
     allow_destroy: bool = False
     """Let policy ``no-destroy-stateful`` pass deletions (``destroy --allow-destroy``)."""
 
+    def __init__(self, action: str, who: str, parallel: int = 16, out_dir: Path | None = None,
+                 sink: Callable[[], EventSink] = EventSink, emergency: str | None = None,
+                 allow_destroy: bool = False) -> None:
+        object.__setattr__(self, "action", action)
+        object.__setattr__(self, "who", who)
+        object.__setattr__(self, "parallel", parallel)
+        object.__setattr__(self, "out_dir", out_dir)
+        object.__setattr__(self, "sink", sink)
+        object.__setattr__(self, "emergency", emergency)
+        object.__setattr__(self, "allow_destroy", allow_destroy)
 
-@dataclass
-class StackResult:
+
+@dataclass(init=False, repr=False, eq=False)
+class StackResult(Compared):
     """What happened to one stack; the CLI renders it."""
 
     ref: str
@@ -85,6 +101,21 @@ class StackResult:
     """Not initialized yet: previewed as creating everything, or nothing to destroy."""
     plan_file: Path | None = None
 
+    def __init__(self, ref: str, status: str, seconds: float = 0.0, plan: Plan | None = None,
+                 violations: list[Violation] | None = None, outcome: UpdateOutcome | None = None,
+                 error: StackwrightError | None = None, cause: str | None = None, new: bool = False,
+                 plan_file: Path | None = None) -> None:
+        self.ref = ref
+        self.status = status
+        self.seconds = seconds
+        self.plan = plan
+        self.violations = [] if violations is None else violations
+        self.outcome = outcome
+        self.error = error
+        self.cause = cause
+        self.new = new
+        self.plan_file = plan_file
+
     @property
     def ok(self) -> bool:
         return self.status == OK
@@ -95,12 +126,17 @@ class StackResult:
         return self.outcome is not None and self.outcome.stopped
 
 
-@dataclass(frozen=True)
-class Listener:
+@frozen_record
+class Listener(FrozenCompared):
     """Called as stacks start and finish (or are skipped)."""
 
     started: Callable[[str], None] = lambda ref: None
     finished: Callable[[StackResult], None] = lambda result: None
+
+    def __init__(self, started: Callable[[str], None] = started,
+                 finished: Callable[[StackResult], None] = finished) -> None:
+        object.__setattr__(self, "started", started)
+        object.__setattr__(self, "finished", finished)
 
 
 def subgraph(graph: Graph[str], refs: Iterable[str]) -> Graph[str]:

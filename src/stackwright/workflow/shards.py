@@ -50,10 +50,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.errors import LockHeldError, ProjectError, StackwrightError, StateError
 from stackwright.graph import Graph
 from stackwright.operations.session import lock_is_stale
@@ -78,12 +78,20 @@ DEFAULT_LEASE_S = 60.0
 _SHARD = re.compile(r"^(\d+)/(\d+)$")
 
 
-@dataclass(frozen=True)
-class Shard:
+# A sharded run loads these classes: their methods are written, not generated (see
+# stackwright.dataclass_methods); they behave as ``@dataclass(frozen=True)``.
+
+
+@frozen_record
+class Shard(FrozenCompared):
     """Worker ``index`` (1-based) of ``count``."""
 
     index: int
     count: int
+
+    def __init__(self, index: int, count: int) -> None:
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "count", count)
 
     @classmethod
     def parse(cls, text: str) -> Shard:
@@ -98,8 +106,10 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
-@dataclass(frozen=True)
-class ShardOptions:
+@frozen_record
+class ShardOptions(FrozenCompared):
+    """How this worker takes part in a sharded run."""
+
     shard: Shard
     run_id: str
     lease: float = DEFAULT_LEASE_S
@@ -108,14 +118,27 @@ class ShardOptions:
     """First wait when nothing is ready; it grows to ``max_poll``."""
     max_poll: float = 0.25
 
+    def __init__(self, shard: Shard, run_id: str, lease: float = DEFAULT_LEASE_S, poll: float = 0.05,
+                 max_poll: float = 0.25) -> None:
+        object.__setattr__(self, "shard", shard)
+        object.__setattr__(self, "run_id", run_id)
+        object.__setattr__(self, "lease", lease)
+        object.__setattr__(self, "poll", poll)
+        object.__setattr__(self, "max_poll", max_poll)
 
-@dataclass(frozen=True)
-class Done:
+
+@frozen_record
+class Done(FrozenCompared):
     """A stack's event in this run."""
 
     status: str
     cause: str | None
     worker: str
+
+    def __init__(self, status: str, cause: str | None, worker: str) -> None:
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "cause", cause)
+        object.__setattr__(self, "worker", worker)
 
 
 def _done(data: Mapping[str, Any]) -> Done:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stackwright.dataclass_methods import Compared
 from stackwright.errors import ProjectError
 from stackwright.graph import CycleFound, Graph
 from stackwright.plan.links import StackEdge
@@ -29,7 +30,6 @@ from stackwright.program.workspace import (
     WORKSPACE_FILE, ProjectEntry, StackEntry, Workspace, find_workspace, load_workspace,
     raw_projects, require_workspace,
 )
-from stackwright.workflow.local_imports import imported_files
 
 __all__ = [
     "WORKSPACE_FILE", "ProjectEntry", "Selection", "StackEntry", "Workspace", "changed_files",
@@ -41,14 +41,23 @@ PROGRAM_SUFFIXES = frozenset({".py", ".yaml", ".yml"})
 MAX_REASONS = 3
 
 
-@dataclass
-class Selection:
-    """The stacks to run, dependencies first, each with why it was selected."""
+@dataclass(init=False, repr=False, eq=False)
+class Selection(Compared):
+    """The stacks to run, dependencies first, each with why it was selected. Every `run`
+    loads it: its methods are written, not generated (see stackwright.dataclass_methods);
+    it behaves as the ``@dataclass`` it is declared."""
 
     reasons: dict[str, list[str]]
     total: int
     since: str | None = None
     notes: list[str] = field(default_factory=list)
+
+    def __init__(self, reasons: dict[str, list[str]], total: int, since: str | None = None,
+                 notes: list[str] | None = None) -> None:
+        self.reasons = reasons
+        self.total = total
+        self.since = since
+        self.notes = [] if notes is None else notes
 
     @property
     def refs(self) -> list[str]:
@@ -175,6 +184,8 @@ def _by_workspace_file(workspace: Workspace, since: str, direct: dict[str, list[
 
 def _by_imports(workspace: Workspace, python: list[Path], direct: dict[str, list[str]]) -> None:
     """Projects whose programs import (directly or not) a changed file outside them."""
+    from stackwright.workflow.local_imports import imported_files  # only `--changed-since` reads programs
+
     changed = set(python)
     for entry in workspace.projects:
         hits = sorted(f for f in imported_files(entry.project, workspace.python_path) & changed
