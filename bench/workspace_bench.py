@@ -319,7 +319,7 @@ def timeline(url: str, launched: float, wall: float) -> dict[str, object]:
 
 def kill_one(workers: list[subprocess.Popen[str]], log: Path, after: int) -> subprocess.Popen[str]:
     while True:
-        lines = log.read_text().splitlines() if log.exists() else []
+        lines = complete_lines(log)
         if len(lines) >= after:
             pid = json.loads(lines[-1])["pid"]
             victim = next(w for w in workers if w.pid == pid)
@@ -327,6 +327,13 @@ def kill_one(workers: list[subprocess.Popen[str]], log: Path, after: int) -> sub
             victim.wait()  # reaped: a zombie still answers kill(pid, 0)
             return victim
         time.sleep(0.01)
+
+
+def complete_lines(log: Path) -> list[str]:
+    """The log's lines, but for one still being written (a reader can see part of
+    another process's append)."""
+    text = log.read_text() if log.exists() else ""
+    return text[:text.rfind("\n") + 1].splitlines()
 
 
 def check_shard_run(root: Path, url: str, stacks: int) -> None:

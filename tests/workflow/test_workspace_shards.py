@@ -85,7 +85,10 @@ def start_workers(root: Path, pg_url: str, run_id: str,
 
 
 def calls(log: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    """The calls logged so far, but for one still being written (a reader can see part
+    of another process's append)."""
+    text = log.read_text() if log.exists() else ""
+    return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
 
 
 def every_stack() -> list[tuple[str, str]]:
