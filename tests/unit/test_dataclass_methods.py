@@ -173,3 +173,36 @@ def test_every_written_init_takes_every_field() -> None:
                 assert param.default == item.default, (cls, item.name)
             elif item.default_factory is not dataclasses.MISSING:
                 assert param.default is None, (cls, item.name)
+
+
+def test_every_written_init_stores_each_argument_in_its_own_field() -> None:
+    """Each argument lands in its own field, and a field with a default factory gets a
+    fresh value of it per instance when left out (or given None)."""
+    for cls in _written_classes():
+        declared = [f for f in dataclasses.fields(cls) if f.init]
+        given = [_Marker(f.name) for f in declared]
+        made = cls(*given)
+        assert [getattr(made, f.name) for f in declared] == given, cls
+        required = [_Marker(f.name) for f in declared
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        first, second = cls(*required), cls(*required)
+        for item in declared:
+            if item.default_factory is not dataclasses.MISSING:
+                fresh = item.default_factory()
+                same = fresh if fresh == item.default_factory() else type(fresh)  # a Random is equal to itself only
+                assert (getattr(first, item.name) if same is fresh else type(getattr(first, item.name))) == same, \
+                    (cls, item.name)
+                if isinstance(getattr(first, item.name), (list, dict, set)):
+                    assert getattr(first, item.name) is not getattr(second, item.name), (cls, item.name)
+            elif item.default is not dataclasses.MISSING:
+                assert getattr(first, item.name) == item.default, (cls, item.name)
+
+
+class _Marker:
+    """A distinct value per field, equal only to itself."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"

@@ -85,8 +85,12 @@ def start_workers(root: Path, pg_url: str, run_id: str,
 
 
 def calls(log: Path) -> list[dict[str, Any]]:
-    """The calls logged so far, but for one still being written (a reader can see part
-    of another process's append)."""
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def calls_so_far(log: Path) -> list[dict[str, Any]]:
+    """``calls`` while workers run: but for one still being written (a reader can see
+    part of another process's append)."""
     text = log.read_text() if log.exists() else ""
     return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
 
@@ -175,7 +179,7 @@ def _kill_one_midway(workers: list[subprocess.Popen[str]], log: Path) -> subproc
     mid-stack: the second is still to come), once a few calls went through."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        made = calls(log)
+        made = calls_so_far(log)
         if len(made) >= 6 and made[-1]["urn"].endswith("::one"):
             pid = made[-1]["pid"]
             victim = next(w for w in workers if w.pid == pid)
@@ -387,3 +391,29 @@ def test_ctrl_c_while_a_claimed_stacks_links_are_found_leaves_no_claim(
     for project in ("app", "net", "solo"):
         with SqliteStateStore(tmp_path / project / ".stackwright" / "state.db") as store:
             assert store.read_lock("dev") is None, project
+
+
+def test_a_notice_only_points_a_worker_at_a_stack_to_read() -> None:
+    """A waiting worker believes what it reads under the stack, not what a notice says
+    (anyone able to connect to the database can send one); a notice it cannot place, or
+    of exports and imports found, sends it to read everything."""
+    from stackwright.graph import Graph
+    from stackwright.state.records import EventNotice
+    from stackwright.workflow.shards import Done, Shard, ShardOptions, _Worker
+
+    worker = _Worker.__new__(_Worker)
+    worker.graph = Graph({"net/dev": [], "app/dev": ["net/dev"], "app/prod": ["net/dev"]})
+    worker.options = ShardOptions(Shard(1, 2), "r1")
+    worker.done = {"app/prod": Done("ok", None, "w2")}
+    recorded = {"net/dev": Done("ok", None, "w1")}
+    read: list[str] = []
+    worker.finished = lambda ref: read.append(ref) or recorded.get(ref)  # type: ignore[method-assign]
+    projects = {"stackwright_net": "net", "stackwright_app": "app"}
+    told = [EventNotice("stackwright_net", "dev", "run"), EventNotice("stackwright_app", "dev", "run"),
+            EventNotice("stackwright_app", "prod", "run"), EventNotice("stackwright_app", "other", "run"),
+            EventNotice("stackwright_app", "dev", "up"), EventNotice("stackwright_elsewhere", "dev", "run-links")]
+    assert worker.learned(told, projects)
+    assert read == ["net/dev", "app/dev"]  # app/prod known, app/other not in the run, `up` not a fate
+    assert worker.done == {"app/prod": Done("ok", None, "w2"), "net/dev": Done("ok", None, "w1")}  # app/dev: no event
+    assert not worker.learned([None], projects)
+    assert not worker.learned([EventNotice("stackwright_app", "dev", "run-links")], projects)

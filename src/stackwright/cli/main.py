@@ -208,6 +208,6 @@ def register_module(name: str) -> None:
 if __name__ == "__main__":
     # `python -m stackwright.cli.main`: this copy runs as __main__, but the command
     # modules import `stackwright.cli.main`; run that module so there is one `cli`.
-    from stackwright.cli.main import main as _main
+    from stackwright.cli.main import main as package_main
 
-    _main()
+    package_main()

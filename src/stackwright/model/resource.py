@@ -20,7 +20,7 @@ import copy
 import functools
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from stackwright.dataclass_methods import FrozenCompared, frozen_record
@@ -31,12 +31,9 @@ from stackwright.model.output import Output, collect_outputs, resources_in, reso
 _MISSING: Any = object()
 URN_SEPARATOR = "::"
 
-# ``import stackwright`` loads these classes: their methods are written, not generated
-# (see stackwright.dataclass_methods); they behave as ``@dataclass(frozen=True)``.
 
-
-@frozen_record
-class Alias(FrozenCompared):
+@dataclass(frozen=True)
+class Alias:
     """A former identity of a resource: its old name, type or parent.
 
     Fields left unset mean "the same as now". ``parent=None`` with
@@ -48,18 +45,12 @@ class Alias(FrozenCompared):
     parent: Node | str | None = None
     no_parent: bool = False
 
-    def __init__(self, name: str | None = None, type: str | None = None, parent: Node | str | None = None,
-                 no_parent: bool = False) -> None:
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "type", type)
-        object.__setattr__(self, "parent", parent)
-        object.__setattr__(self, "no_parent", no_parent)
 
-
-@frozen_record
-class ResourceOptions(FrozenCompared):
+@dataclass(frozen=True)
+class ResourceOptions:
     """How the engine treats a resource beyond its inputs. Frozen: resources declared
-    without options all share one instance."""
+    without options all share one instance. ``Alias`` and this class are programs' own
+    API, so they stay generated dataclasses, subclassing included."""
 
     parent: Node | None = None
     depends_on: Sequence[Node | Output[Any]] = ()
@@ -74,21 +65,6 @@ class ResourceOptions(FrozenCompared):
     resource's provider calls instead of the stack config. The resource depends on it
     and records its URN, so a changed credential updates the instance only."""
 
-    def __init__(self, parent: Node | None = None, depends_on: Sequence[Node | Output[Any]] = (),
-                 protect: bool = False, ignore_changes: Sequence[str] = (), delete_before_replace: bool = False,
-                 aliases: Sequence[Alias | str] = (), retain_on_delete: bool = False,
-                 custom_timeouts: Mapping[str, float] | None = None, provider: Resource | None = None) -> None:
-        object.__setattr__(self, "parent", parent)
-        object.__setattr__(self, "depends_on", depends_on)
-        object.__setattr__(self, "protect", protect)
-        object.__setattr__(self, "ignore_changes", ignore_changes)
-        object.__setattr__(self, "delete_before_replace", delete_before_replace)
-        object.__setattr__(self, "aliases", aliases)
-        object.__setattr__(self, "retain_on_delete", retain_on_delete)
-        object.__setattr__(self, "custom_timeouts", {} if custom_timeouts is None else custom_timeouts)
-        object.__setattr__(self, "provider", provider)
-        self.__post_init__()
-
     def __post_init__(self) -> None:
         """Options of the wrong type fail where they are written: taken as given,
         ``ignore_changes="content"`` would ignore the properties "c", "o", "n"... and
@@ -99,7 +75,7 @@ class ResourceOptions(FrozenCompared):
                 object.__setattr__(self, flag, False)
         problem = _options_problem(self)
         if problem is not None:
-            file, line = context.user_frame(3)  # past this and ``__init__``
+            file, line = context.user_frame(3)  # past this and the dataclass's __init__
             raise InputError(problem[0], file=file, line=line, hint=problem[1])
 
     def provider_instance(self, parent: Node | None) -> Resource | None:

@@ -126,18 +126,20 @@ def schema_for(project: str | None) -> str:
 
 EVENTS_CHANNEL: Final = "stackwright_events"
 _NOTICE_MAX: Final = 7000
-"""A notice that would be longer leaves the event's data out (PostgreSQL refuses
-notices over 8,000 bytes), as does one whose data holds a marked value (a sealed
-secret): a notice carries plain JSON only."""
+"""A notice that would be longer (a very long stack name) names the schema only:
+PostgreSQL refuses notices over 8,000 bytes."""
 
 
 def _notice(payload: str) -> EventNotice | None:
-    """The notice ``event_params`` sent; None for any other (an older version's)."""
+    """The notice ``event_params`` sent; None for any other (an older version's, or one
+    sent by hand)."""
     try:
-        schema, stack, kind, data = json.loads(payload)
-        return EventNotice(schema, stack, kind, None if data is None else json.loads(data))
+        schema, stack, kind = json.loads(payload)
     except (ValueError, TypeError):
         return None
+    if not all(isinstance(part, str) for part in (schema, stack, kind)):
+        return None
+    return EventNotice(schema, stack, kind)
 
 
 class _QmarkConnection:
@@ -194,14 +196,14 @@ class _Db(SqlDb):
             raise
 
     def event_params(self, params: tuple[Any, ...]) -> tuple[Any, ...]:
-        """The event, and the notice of it (``PostgresStateStore.wait_for_events``): the
-        schema, stack, kind and data text, as JSON."""
-        stack, kind, _who, _at, data = params
-        notice = json.dumps([self.schema, stack, kind, data if '"$' not in data else None])
-        for smaller in ([self.schema, stack, kind, None], [self.schema]):
-            if len(notice.encode()) <= _NOTICE_MAX:
-                break
-            notice = json.dumps(smaller)  # the last says only where: waiters read the events
+        """The event, and the notice of it (``PostgresStateStore.wait_for_events``): its
+        schema, stack and kind, as JSON. Never its data: every session of the database
+        can listen, and anyone able to connect can send a notice, so a notice only says
+        where to read."""
+        stack, kind = params[0], params[1]
+        notice = json.dumps([self.schema, stack, kind])
+        if len(notice.encode()) > _NOTICE_MAX:
+            notice = json.dumps([self.schema])  # says only where: waiters read the events
         return (*params, EVENTS_CHANNEL, notice)
 
     def _scrub(self, text: str) -> str:

@@ -242,17 +242,15 @@ class Event(Compared):
 
 
 class EventNotice:
-    """An event recorded in a shared database, as the notice of it told a waiter
-    (``PostgresStateStore.wait_for_events``)."""
+    """Where an event was recorded in a shared database, as its notice told a waiter
+    (``PostgresStateStore.wait_for_events``): a pointer to read, not the event."""
 
-    __slots__ = ("schema", "stack", "kind", "data")
+    __slots__ = ("schema", "stack", "kind")
 
-    def __init__(self, schema: str, stack: str, kind: str, data: dict[str, Any] | None) -> None:
+    def __init__(self, schema: str, stack: str, kind: str) -> None:
         self.schema = schema
         self.stack = stack
         self.kind = kind
-        self.data = data
-        """None when the notice could not carry it (read the events instead)."""
 
 
 @dataclass(init=False, repr=False, eq=False)

@@ -294,9 +294,9 @@ def _by_project(refs: Iterable[str]) -> dict[str, list[str]]:
 class _Waiter:
     """Waits for another worker's progress: woken at once by a new event where the
     store can tell (PostgreSQL's ``NOTIFY``), else a plain sleep. When every project of
-    the run keeps its state in the database the waiter listens on, the notices tell
-    every event recorded since listening began (in commit order), so a worker learns
-    what the others did from them instead of reading the events again."""
+    the run keeps its state in the database the waiter listens on, the notices name
+    every event recorded since listening began (in commit order), so a worker reads
+    only the stacks they name instead of every stack's events again."""
 
     def __init__(self, runner: StackRunner, projects: Sequence[str]) -> None:
         self.wait: Callable[[float], list[EventNotice | None]] = _sleep
@@ -381,13 +381,13 @@ class _Worker:
             elif self.links is not None and self.links.idle(self.blocked):
                 news = waiter.drain()
             else:
-                news = waiter.wait(delay)
+                news = waiter.wait(delay) or None  # quiet: read, in case notices do not come
                 delay = min(delay * 1.5, self.options.max_poll)
 
     def catch_up(self, news: list[EventNotice | None] | None, waiter: _Waiter) -> None:
         """Learn what the other workers did since: from ``news`` (the notices of the
-        events recorded since the last wait) when they tell all, else (and the first
-        time: ``news`` None) by reading."""
+        events recorded since the last wait) when they tell all, else (the first time,
+        and after a wait that no notice ended: ``news`` None) by reading every stack's."""
         if news is None or waiter.projects is None or not self.learned(news, waiter.projects):
             self.done = self.read_done()
             if self.links is not None:
@@ -395,19 +395,19 @@ class _Worker:
         self.behind = False
 
     def learned(self, news: list[EventNotice | None], projects: Mapping[str, str]) -> bool:
-        """Take in the run events of this run that ``news`` tells of; False when a
-        notice could not tell (its event must be read)."""
+        """Take in the stacks of this run that ``news`` says finished, each confirmed by
+        reading that stack's events (a notice is only a pointer: anyone who can connect
+        can send one); False when a notice could not tell (everything must be read)."""
         for notice in news:
-            if notice is None:
+            if notice is None or notice.kind == LINKS_EVENT and notice.schema in projects:
                 return False
             project = projects.get(notice.schema)
-            if project is None or notice.kind not in (RUN_EVENT, LINKS_EVENT):
+            ref = f"{project}/{notice.stack}"
+            if project is None or notice.kind != RUN_EVENT or ref not in self.graph.deps or ref in self.done:
                 continue
-            if notice.kind == LINKS_EVENT or notice.data is None:
-                return False
-            data, ref = notice.data, f"{project}/{notice.stack}"
-            if data.get("run_id") == self.options.run_id and ref not in self.done:
-                self.done[ref] = _done(data)
+            done = self.finished(ref)
+            if done is not None:
+                self.done[ref] = done
         return True
 
     def stop(self, listener: Listener) -> None:
@@ -456,8 +456,9 @@ class _Worker:
 
     def held_elsewhere(self, ref: str) -> bool:
         """Another holder, alive, had the stack's lock when this worker last tried, less
-        than ``max_poll`` ago: it is at work (a dead one's claim goes stale no sooner),
-        and trying on every wake-up only competes with it for the lock and the server."""
+        than ``max_poll`` ago: it is at work, and trying on every wake-up only competes
+        with it for the lock and the server (a dead holder's claim is taken over at most
+        ``max_poll`` later)."""
         seen = self.held.get(ref)
         return seen is not None and time.monotonic() - seen < self.options.max_poll
 
