@@ -22,8 +22,10 @@ shards: a workspace of 200 stacks (one base stack, 198 that read it, one that re
   Target: four workers <= 1.15 x (one worker / 4). Printed: both walls, the ratio, the
   target and whether it is met, the CPU time (user + sys) of the workers of each run,
   the load average before and after (wall figures mean little on a loaded machine:
-  compare CPU), and for the one-worker and four-worker runs where the wall time went
-  (`timeline`: start-up until the first stack, base, apps, top, exit; per worker).
+  compare CPU), the CPU time the VM's host took for others during each run (`/proc/stat`
+  steal: a run during which it grew ran on a slower machine), and for the one-worker and
+  four-worker runs where the wall time went (`timeline`: start-up until the first
+  stack, base, apps, top, exit; per worker).
   The package's bytecode is compiled first (PYTHONDONTWRITEBYTECODE).
 """
 
@@ -371,11 +373,13 @@ def bench_shards(stacks: int = 200, latency: float = 0.05, workers: int = 4) -> 
     load = os.getloadavg()[0]
     try:
         with running_server() as server:
-            runs, timelines = {}, {}
+            runs, timelines, steal = {}, {}, {}
             for name, count, kill_after in (("one", 1, 0), ("many", workers, 0), ("killed", workers, stacks)):
                 url = server.create_database()
                 folder = shard_workspace(root / name, stacks, latency)
+                stolen = stolen_seconds()
                 wall, cpu, launched = run_workers(folder, url, count, kill_after)
+                steal[name] = round(stolen_seconds() - stolen, 2)
                 runs[name] = wall, cpu
                 check_shard_run(folder, url, stacks)
                 if not kill_after:
@@ -392,7 +396,19 @@ def bench_shards(stacks: int = 200, latency: float = 0.05, workers: int = 4) -> 
             "workers_cpu_s": {"one": round(one_cpu, 2), str(workers): round(many_cpu, 2),
                               f"{workers}_one_killed": round(killed_cpu, 2)},
             "load_average_at_start": round(load, 1), "load_average_at_end": round(os.getloadavg()[0], 1),
+            "cpu_stolen_by_the_host_s": steal,
             "timeline_one": timelines["one"], f"timeline_{workers}": timelines["many"]}
+
+
+def stolen_seconds() -> float:
+    """CPU time the hypervisor gave to others while this VM's processes were ready to
+    run (Linux ``/proc/stat``, all CPUs); 0 elsewhere. A run during which it grew ran on
+    a slower machine than the figures beside it."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def check_selection(out: str) -> None:
