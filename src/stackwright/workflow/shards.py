@@ -58,7 +58,7 @@ from stackwright.errors import LockHeldError, ProjectError, StackwrightError, St
 from stackwright.graph import Graph
 from stackwright.operations.session import lock_is_stale
 from stackwright.program.project import Project
-from stackwright.program.workspace import ProjectEntry, Workspace
+from stackwright.program.workspace import Workspace
 from stackwright.state.records import EventNotice, LockInfo
 from stackwright.state.store import StateStore
 from stackwright.workflow.multistack import (
@@ -302,7 +302,7 @@ class _Waiter:
         self.wait: Callable[[float], list[EventNotice | None]] = _sleep
         self.projects: dict[str, str] | None = None
         """The project (workspace name) of each schema, when the notices tell all."""
-        stores = {name: runner.store(_entry(runner, name).project) for name in projects}
+        stores = {name: runner.store(runner.entry(f"{name}/").project) for name in projects}
         first = stores[projects[0]] if projects else None
         wait = getattr(first, "wait_for_events", None)
         if not callable(wait):
@@ -321,12 +321,6 @@ class _Waiter:
 def _sleep(seconds: float) -> list[EventNotice | None]:
     time.sleep(seconds)
     return []
-
-
-def _entry(runner: StackRunner, project: str) -> ProjectEntry:
-    entry = runner.workspace.project(project)
-    assert entry is not None, project
-    return entry
 
 
 class _Worker:
