@@ -25,7 +25,9 @@ shards: a workspace of 200 stacks (one base stack, 198 that read it, one that re
   compare CPU), the CPU time the VM's host took for others during each run (`/proc/stat`
   steal: a run during which it grew ran on a slower machine), and for the one-worker and
   four-worker runs where the wall time went (`timeline`: start-up until the first
-  stack, base, apps, top, exit; per worker).
+  stack, base, apps, top, exit; per worker). On a machine with fewer cores than
+  workers, one more run with one worker per core and its ratio (`one_worker_per_core`):
+  there the workers' start-ups share the cores, which CI matrix jobs do not.
   The package's bytecode is compiled first (PYTHONDONTWRITEBYTECODE).
 """
 
@@ -371,10 +373,14 @@ def bench_shards(stacks: int = 200, latency: float = 0.05, workers: int = 4) -> 
 
     root = Path(tempfile.mkdtemp(prefix="sw-shard-bench-"))
     load = os.getloadavg()[0]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     try:
         with running_server() as server:
             runs, timelines, steal = {}, {}, {}
-            for name, count, kill_after in (("one", 1, 0), ("many", workers, 0), ("killed", workers, stacks)):
+            plan = [("one", 1, 0), ("many", workers, 0), ("killed", workers, stacks)]
+            if cores < workers:
+                plan.append(("per_core", cores, 0))
+            for name, count, kill_after in plan:
                 url = server.create_database()
                 folder = shard_workspace(root / name, stacks, latency)
                 stolen = stolen_seconds()
@@ -382,7 +388,7 @@ def bench_shards(stacks: int = 200, latency: float = 0.05, workers: int = 4) -> 
                 steal[name] = round(stolen_seconds() - stolen, 2)
                 runs[name] = wall, cpu
                 check_shard_run(folder, url, stacks)
-                if not kill_after:
+                if name in ("one", "many"):
                     timelines[name] = timeline(url, launched, wall)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -396,8 +402,20 @@ def bench_shards(stacks: int = 200, latency: float = 0.05, workers: int = 4) -> 
             "workers_cpu_s": {"one": round(one_cpu, 2), str(workers): round(many_cpu, 2),
                               f"{workers}_one_killed": round(killed_cpu, 2)},
             "load_average_at_start": round(load, 1), "load_average_at_end": round(os.getloadavg()[0], 1),
-            "cpu_stolen_by_the_host_s": steal,
+            "cpu_stolen_by_the_host_s": steal, "cores": cores,
+            **_per_core(runs, cores, workers),
             "timeline_one": timelines["one"], f"timeline_{workers}": timelines["many"]}
+
+
+def _per_core(runs: dict[str, tuple[float, float]], cores: int, workers: int) -> dict[str, object]:
+    """With fewer cores than workers, the same run with one worker per core: CI matrix
+    jobs each have a machine of their own, and this shows the scale-out without the
+    start-ups of ``workers`` processes sharing ``cores`` cores."""
+    if "per_core" not in runs:
+        return {}
+    wall, cpu = runs["per_core"]
+    return {"one_worker_per_core": {"workers": cores, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                                    "ratio_to_ideal": round(wall / (runs["one"][0] / cores), 3)}}
 
 
 def stolen_seconds() -> float:

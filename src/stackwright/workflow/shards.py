@@ -647,11 +647,11 @@ class _Renewer:
 
     def _renew(self, stores: dict[str, StateStore], project: Project, stack: str,
                lock: LockInfo) -> None:
-        from stackwright.operations.session import open_store
-
         """Another worker holding the lock means the claim is lost; a store that cannot
         be reached is tried again on a new connection next time (if it stays out of
         reach, the lease runs out and the main thread's own writes fail too)."""
+        from stackwright.operations.session import open_store
+
         try:
             if project.name not in stores:
                 stores[project.name] = open_store(project)
