@@ -115,3 +115,77 @@ def test_connection_error_names_the_url_without_the_password() -> None:
     assert "deploy:***@127.0.0.1:1/state" in err.value.message
     assert err.value.hint and "STACKWRIGHT_STATE_URL" in err.value.hint
     assert shown_url("postgresql://h/db?password=pw") == "postgresql://h/db?password=%2A%2A%2A"
+
+
+def stackwright_sessions(pg_url: str) -> int:
+    """The server processes stackwright holds on the test's database."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND application_name = 'stackwright'").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def stacks_seen_elsewhere(pg_url: str, schema: str) -> list[str]:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        return [r[0] for r in conn.execute(f"SELECT name FROM {schema}.stacks ORDER BY name")]
+
+
+def test_the_projects_of_one_thread_share_one_connection_each_in_its_own_schema(pg_url: str) -> None:
+    stores = [PostgresStateStore(pg_url, f"stackwright_{name}") for name in ("web", "api", "db")]
+    try:
+        assert stackwright_sessions(pg_url) == 1
+        for store in stores * 2:  # interleaved: each statement runs in its store's schema
+            store.create_stack(f"s{len(store.list_stacks())}")
+        assert [[s.name for s in store.list_stacks()] for store in stores] == [["s0", "s1"]] * 3
+        assert stacks_seen_elsewhere(pg_url, "stackwright_api") == ["s0", "s1"]
+        stores.pop().close()
+        assert stackwright_sessions(pg_url) == 1
+        assert [s.name for s in stores[0].list_stacks()] == ["s0", "s1"]
+    finally:
+        for store in stores:
+            store.close()
+    assert stackwright_sessions(pg_url) == 0
+
+
+def test_a_write_inside_another_projects_transaction_commits_on_its_own(pg_url: str) -> None:
+    """Sharing a connection never makes one store's write wait for another's commit
+    (or vanish with its rollback)."""
+    with PostgresStateStore(pg_url, "stackwright_web") as web, PostgresStateStore(pg_url, "stackwright_api") as api:
+        with pytest.raises(RuntimeError, match="rolled back"):
+            with web.together():
+                web.create_stack("dev")
+                api.create_stack("dev")
+                assert stacks_seen_elsewhere(pg_url, "stackwright_api") == ["dev"]
+                assert stacks_seen_elsewhere(pg_url, "stackwright_web") == []
+                raise RuntimeError("rolled back")
+        assert [s.name for s in web.list_stacks()] == []
+        assert [s.name for s in api.list_stacks()] == ["dev"]
+        api.create_stack("prod")
+        assert stacks_seen_elsewhere(pg_url, "stackwright_api") == ["dev", "prod"]
+
+
+def test_a_store_used_from_another_thread_gets_a_connection_of_its_own(pg_url: str) -> None:
+    with PostgresStateStore(pg_url, "stackwright_web") as web, PostgresStateStore(pg_url, "stackwright_api") as api:
+        assert stackwright_sessions(pg_url) == 1
+        failures: list[BaseException] = []
+
+        def elsewhere() -> None:
+            try:
+                for n in range(20):
+                    api.create_stack(f"t{n}")
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                failures.append(exc)
+
+        first = threading.Thread(target=lambda: api.create_stack("first"))
+        first.start()
+        first.join()
+        assert stackwright_sessions(pg_url) == 2  # not this thread's connection, even idle
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        for n in range(20):
+            web.create_stack(f"m{n}")
+        thread.join()
+        assert not failures
+        assert stackwright_sessions(pg_url) == 2
+        assert len(web.list_stacks()) == 20 and len(api.list_stacks()) == 21
