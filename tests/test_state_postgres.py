@@ -189,3 +189,27 @@ def test_a_store_used_from_another_thread_gets_a_connection_of_its_own(pg_url: s
         assert not failures
         assert stackwright_sessions(pg_url) == 2
         assert len(web.list_stacks()) == 20 and len(api.list_stacks()) == 21
+
+
+def test_runners_creating_a_projects_schema_at_once_all_open_it(pg_url: str) -> None:
+    """Whatever isolation the database defaults to: a runner that waited while another
+    created the schema sees it, and does not try to create it again."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        database = conn.execute("SELECT current_database()").fetchone()
+        assert database is not None
+        conn.execute(f"ALTER DATABASE {database[0]} SET default_transaction_isolation = 'serializable'")
+    for round_ in range(4):
+        failures: list[BaseException] = []
+
+        def open_project(name: str = f"stackwright_p{round_}") -> None:
+            try:
+                PostgresStateStore(pg_url, name).close()
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_project) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not failures, failures[0]

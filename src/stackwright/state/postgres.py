@@ -237,10 +237,14 @@ class _Db(SqlDb):
         closed or broke)."""
         with _LINKS_LOCK:
             link = _LINKS.get(self.key)
-            if link is None or link.raw.closed or link.raw.broken:
-                link = _LINKS[self.key] = _Link(self._connect(), self.key[2])
-            link.users += 1
-            return link
+            if link is not None and not (link.raw.closed or link.raw.broken):
+                link.users += 1
+                return link
+        fresh = _Link(self._connect(), self.key[2])  # outside the lock: the key is this thread's
+        fresh.users = 1
+        with _LINKS_LOCK:
+            _LINKS[self.key] = fresh
+        return fresh
 
     def session(self) -> psycopg.Connection[Any]:
         """The connection, its ``search_path`` set to this store's schema. A shared
@@ -248,27 +252,39 @@ class _Db(SqlDb):
         thread's to that thread: this store goes on on a connection of its own (its
         writes must commit when its own transaction ends, not with the other's). Never
         while this store's own transaction is open."""
+        if self.closed:
+            raise StateError(f"{self.where}: the store was closed")
         link = self.link
         if link.thread is not None and link.busy is not self and (
                 link.busy is not None or link.thread != threading.get_ident()):
-            self._go_alone()
-        if self.link.schema != self.schema:
+            self._go_alone(link)
+        link = self.link
+        if link.schema != self.schema:
+            link.schema = None  # unknown until the server has answered
             with self.guard():
-                self.link.raw.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
-            self.link.schema = self.schema
-        return self.link.raw
+                link.raw.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+            link.schema = self.schema
+        return link.raw
 
-    def _go_alone(self) -> None:
+    def _go_alone(self, shared: _Link) -> None:
         alone = _Link(self._connect(), None)
         alone.users = 1
-        self._leave()
-        self.link = alone
+        with _LINKS_LOCK:
+            moved = self.link is shared
+            if moved:
+                self.link = alone
+        if not moved:  # another thread moved this store meanwhile
+            alone.raw.close()
+            return
+        self._leave(shared)
 
     def listen(self) -> psycopg.Connection[Any]:
         """The connection notices reach, listening from now on: the store's own (a
         waiter may wait in a thread of its own while the others work)."""
+        if self.depth or self.link.busy is self:
+            raise RuntimeError(f"{self.where}: waiting for notices inside a transaction of the same store")
         if self.link.thread is not None:
-            self._go_alone()
+            self._go_alone(self.link)
         raw = self.session()
         if not self.link.listening:
             raw.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_CHANNEL)))
@@ -313,6 +329,10 @@ class _Db(SqlDb):
             self.version = found
             return
         with self.write() as conn:
+            # Each statement sees what committed before it, whatever the database's
+            # default isolation: another runner may create the schema while this one
+            # waits for the lock.
+            conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (self.schema,))
             # Asked of the catalog, not left to IF NOT EXISTS: a session that looked the
             # schema up before another created it (setting search_path does) may still
@@ -403,17 +423,17 @@ class _Db(SqlDb):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._leave()
+            self._leave(self.link)
 
-    def _leave(self) -> None:
-        """This store no longer uses its link; the last one to leave closes it."""
+    def _leave(self, link: _Link) -> None:
+        """This store no longer uses ``link``; the last one to leave closes it."""
         with _LINKS_LOCK:
-            self.link.users -= 1
-            if self.link.users > 0:
+            link.users -= 1
+            if link.users > 0:
                 return
-            if _LINKS.get(self.key) is self.link:
+            if _LINKS.get(self.key) is link:
                 del _LINKS[self.key]
-        self.link.raw.close()
+        link.raw.close()
 
 
 class PostgresStateStore(SqlStateStore):
