@@ -172,7 +172,7 @@ class _Link:
         """The thread whose stores share it; None for a store's own connection."""
         self.schema: str | None = None
         self.busy: _Db | None = None
-        self.users = 0
+        self.users = 1
         self.listening = False
 
 
@@ -241,7 +241,6 @@ class _Db(SqlDb):
                 link.users += 1
                 return link
         fresh = _Link(self._connect(), self.key[2])  # outside the lock: the key is this thread's
-        fresh.users = 1
         with _LINKS_LOCK:
             _LINKS[self.key] = fresh
         return fresh
@@ -268,7 +267,6 @@ class _Db(SqlDb):
 
     def _go_alone(self, shared: _Link) -> None:
         alone = _Link(self._connect(), None)
-        alone.users = 1
         with _LINKS_LOCK:
             moved = self.link is shared
             if moved:
@@ -278,18 +276,15 @@ class _Db(SqlDb):
             return
         self._leave(shared)
 
-    def listen(self) -> psycopg.Connection[Any]:
-        """The connection notices reach, listening from now on: the store's own (a
-        waiter may wait in a thread of its own while the others work)."""
+    def listen(self) -> None:
+        """Listen for notices from now on, on a connection of the store's own (a waiter
+        may wait in a thread of its own while the others work)."""
         if self.depth or self.link.busy is self:
             raise RuntimeError(f"{self.where}: waiting for notices inside a transaction of the same store")
         if self.link.thread is not None:
             self._go_alone(self.link)
-        raw = self.session()
-        if not self.link.listening:
-            raw.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_CHANNEL)))
-            self.link.listening = True
-        return raw
+        self.session().execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_CHANNEL)))
+        self.link.listening = True
 
     @contextmanager
     def _holding(self) -> Iterator[None]:
