@@ -610,6 +610,18 @@ def test_events_append_and_filter(store: Any) -> None:
     assert got == first and got.data["pw"] == Secret("x")
 
 
+def test_events_of_several_stacks_in_one_read(store: Any) -> None:
+    """A waiter confirms a burst of notices with one read: the events of the stacks
+    named, oldest first, none of the others'; no stack named, no event."""
+    for stack, kind in (("a", "run"), ("b", "run"), ("c", "run"), ("a", "up"), ("b", "run")):
+        store.record_event(stack, kind, "ci", {"on": stack})
+    got = store.events(kinds=("run",), stacks={"b", "a"})
+    assert [(e.stack, e.kind) for e in got] == [("a", "run"), ("b", "run"), ("b", "run")]
+    assert [e.id for e in got] == sorted(e.id for e in got)
+    assert [e.stack for e in store.events(stacks=["a"])] == ["a", "a"]
+    assert store.events(kinds=("run",), stacks=()) == []
+
+
 # --- locks ----------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -338,6 +339,7 @@ def test_a_stack_that_exports_or_imports_waits_for_the_whole_ordering(
         return StackResult(ref, OK)
 
     monkeypatch.setattr(StackRunner, "links_of", links_of)
+    monkeypatch.setattr(StackRunner, "links_of_claimed", lambda runner, ref: links_of(runner, [ref]))
     monkeypatch.setattr(StackRunner, "run", run)
     options = RunOptions(action="up", who="tester")
     results, done = run_shard(workspace, graph, options, ShardOptions(Shard(1, 2), "r", poll=0.01))
@@ -349,7 +351,22 @@ def test_a_stack_that_exports_or_imports_waits_for_the_whole_ordering(
             assert store.read_lock("dev") is None, project
 
 
-def three_projects(tmp_path: Path) -> tuple[Any, Any, list[str]]:
+def test_a_claimed_stacks_program_runs_once_for_its_links_and_its_update(tmp_path: Path) -> None:
+    """A stack claimed before its links are known runs its program for real, and that
+    run serves its update too: each program of a run of two shards ran once, not twice."""
+    from stackwright.workflow.multistack import OK, RunOptions
+    from stackwright.workflow.shards import Shard, ShardOptions, run_shard
+
+    log = tmp_path / "programs.log"
+    workspace, graph, refs = three_projects(
+        tmp_path, f"import stackwright as sw\nwith open({str(log)!r}, 'a') as f: f.write(sw.get_project() + '\\n')\n")
+    results, done = run_shard(workspace, graph, RunOptions(action="up", who="tester"),
+                              ShardOptions(Shard(1, 2), "r", poll=0.01))
+    assert {ref: d.status for ref, d in done.items()} == {ref: OK for ref in refs}
+    assert sorted(log.read_text().split()) == ["app", "net", "solo"]
+
+
+def three_projects(tmp_path: Path, program: str = "") -> tuple[Any, Any, list[str]]:
     """A workspace of three one-stack projects with empty programs, initialized."""
     from stackwright.workflow.multistack import initialize
     from stackwright.workflow.workspace import load_workspace, select_all, stack_graph
@@ -360,7 +377,7 @@ def three_projects(tmp_path: Path) -> tuple[Any, Any, list[str]]:
     for project in ("app", "net", "solo"):
         (tmp_path / project / "stacks").mkdir(parents=True)
         (tmp_path / project / "stackwright.yaml").write_text(f"name: {project}\n")
-        (tmp_path / project / "__main__.py").write_text("")
+        (tmp_path / project / "__main__.py").write_text(program)
     workspace = load_workspace(tmp_path / "stackwright-workspace.yaml")
     graph = stack_graph(workspace)
     refs = select_all(graph).refs
@@ -373,18 +390,19 @@ def test_ctrl_c_while_a_claimed_stacks_links_are_found_leaves_no_claim(
     """The program of a claimed stack runs to find its links; Ctrl-C there ends the
     worker, and the claim is released for the other workers (not held until its lease
     runs out)."""
+    from stackwright.operations.session import StackSession
     from stackwright.state.sqlite import SqliteStateStore
-    from stackwright.workflow.multistack import RunOptions, StackRunner
+    from stackwright.workflow.multistack import RunOptions
     from stackwright.workflow.shards import Shard, ShardOptions, run_shard
 
     workspace, graph, _ = three_projects(tmp_path)
     claimed: list[str] = []
 
-    def links_of(runner: StackRunner, wanted: Any) -> Any:
-        claimed.extend(wanted)
+    def run_program(session: StackSession, targets: Any = ()) -> Any:
+        claimed.append(f"{session.project.name}/{session.stack}")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(StackRunner, "links_of", links_of)
+    monkeypatch.setattr(StackSession, "run_program", run_program)
     with pytest.raises(KeyboardInterrupt):
         run_shard(workspace, graph, RunOptions(action="up", who="tester"), ShardOptions(Shard(1, 2), "r", poll=0.01))
     assert len(claimed) == 1
@@ -406,14 +424,21 @@ def test_a_notice_only_points_a_worker_at_a_stack_to_read() -> None:
     worker.options = ShardOptions(Shard(1, 2), "r1")
     worker.done = {"app/prod": Done("ok", None, "w2")}
     recorded = {"net/dev": Done("ok", None, "w1")}
-    read: list[str] = []
-    worker.finished = lambda ref: read.append(ref) or recorded.get(ref)  # type: ignore[method-assign]
+    read: list[tuple[str, list[str]]] = []
+
+    def finished_of(name: str, stacks: Collection[str] | None = None) -> dict[str, Done]:
+        assert stacks is not None
+        read.append((name, sorted(stacks)))
+        return {ref: done for ref, done in recorded.items() if ref.partition("/")[::2] in {(name, s) for s in stacks}}
+
+    worker.finished_of = finished_of  # type: ignore[method-assign]
     projects = {"stackwright_net": "net", "stackwright_app": "app"}
     told = [EventNotice("stackwright_net", "dev", "run"), EventNotice("stackwright_app", "dev", "run"),
             EventNotice("stackwright_app", "prod", "run"), EventNotice("stackwright_app", "other", "run"),
             EventNotice("stackwright_app", "dev", "up"), EventNotice("stackwright_elsewhere", "dev", "run-links")]
     assert worker.learned(told, projects)
-    assert read == ["net/dev", "app/dev"]  # app/prod known, app/other not in the run, `up` not a fate
+    # One read per project; app/prod known, app/other not in the run, `up` not a fate.
+    assert read == [("net", ["dev"]), ("app", ["dev"])]
     assert worker.done == {"app/prod": Done("ok", None, "w2"), "net/dev": Done("ok", None, "w1")}  # app/dev: no event
     assert not worker.learned([None], projects)
     assert not worker.learned([EventNotice("stackwright_app", "dev", "run-links")], projects)

@@ -70,6 +70,12 @@ def link_edges(desired: DesiredGraph, providers: ProviderLookup) -> list[LinkEdg
             if exporters.get(name, urn) != urn]
 
 
+def declares_links(desired: DesiredGraph, providers: ProviderLookup) -> bool:
+    """Whether the program declares a resource of a type that can export or import
+    names: without one, its links are none, whatever values it was given."""
+    return bool(_linking_handlers(desired, providers))
+
+
 def _linking_handlers(desired: DesiredGraph, providers: ProviderLookup) -> dict[str, ResourceProvider]:
     """The resource providers, by type, that implement ``links``: the others cost nothing."""
     types = {resource.type_token for resource in desired.resources.values()}

@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -763,11 +763,13 @@ class S3StateStore:
             self._events[int(doc["id"])] = doc
         return [self._events[_number(k)] for k in keys]
 
-    def events(self, stack: str | None = None, kinds: tuple[str, ...] = ()) -> list[Event]:
+    def events(self, stack: str | None = None, kinds: tuple[str, ...] = (),
+               stacks: Collection[str] | None = None) -> list[Event]:
+        names = set(stacks) if stacks is not None else None if stack is None else {stack}
         with self._guard():
             return [Event(int(d["id"]), d["stack"], d["kind"], d["who"], float(d["at"]), self.values.loads(d["data"]))
                     for d in self._event_docs()
-                    if (stack is None or d["stack"] == stack) and (not kinds or d["kind"] in kinds)]
+                    if (names is None or d["stack"] in names) and (not kinds or d["kind"] in kinds)]
 
     # --- moving stacks between stores -------------------------------------------------------
 

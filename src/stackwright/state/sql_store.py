@@ -15,7 +15,7 @@ import json
 import time
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import replace
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Final
@@ -452,20 +452,17 @@ class SqlStateStore:
                 (stack, kind, who, at, self._db.values.dumps(data)))).fetchone()
         return Event(int(row[0]) if row else 0, stack, kind, who, at, dict(data))
 
-    def events(self, stack: str | None = None, kinds: tuple[str, ...] = ()) -> list[Event]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if stack is not None:
-            clauses.append("stack = ?")
-            params.append(stack)
-        if kinds:
-            clauses.append(f"kind IN ({','.join('?' * len(kinds))})")
-            params.extend(kinds)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    def events(self, stack: str | None = None, kinds: tuple[str, ...] = (),
+               stacks: Collection[str] | None = None) -> list[Event]:
+        """``stacks``: in one read (a waiter confirming a burst of notices), ``_IN_LIST``
+        names per statement."""
+        names = sorted(set(stacks)) if stacks is not None else [stack] if stack is not None else [None]
+        rows: list[Any] = []
         with self._db.read() as conn:
-            rows = conn.execute(
-                f"SELECT id, stack, kind, who, at, data FROM events{where} ORDER BY id",
-                tuple(params)).fetchall()
+            for start in range(0, len(names), _IN_LIST):
+                rows += conn.execute(*_events_query(names[start:start + _IN_LIST], kinds)).fetchall()
+        if len(names) > _IN_LIST:
+            rows.sort(key=lambda r: int(r[0]))
         with self._db.guard():
             return [Event(int(r[0]), r[1], r[2], r[3], float(r[4]), self._db.values.loads(r[5])) for r in rows]
 
@@ -559,6 +556,21 @@ class _Batch:
         """Each write's change lines, stored as one row when the batch ends."""
         self.noted: list[Change | None] = []
         """Its changes, counted once the batch committed."""
+
+
+def _events_query(names: Sequence[str | None], kinds: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:
+    """The audit log's rows of the stacks ``names`` (``[None]``: of every stack) and
+    ``kinds`` (none: every kind)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if names != [None]:
+        clauses.append(f"stack IN ({','.join('?' * len(names))})")
+        params.extend(names)
+    if kinds:
+        clauses.append(f"kind IN ({','.join('?' * len(kinds))})")
+        params.extend(kinds)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return f"SELECT id, stack, kind, who, at, data FROM events{where} ORDER BY id", tuple(params)
 
 
 class SqlStackWriter:

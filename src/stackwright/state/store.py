@@ -8,6 +8,7 @@ before any dependent step starts.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -103,8 +104,10 @@ class StateStore(Protocol):
     def record_event(self, stack: str, kind: str, who: str, data: dict[str, Any]) -> Event:
         """Append to the audit log (plans, approvals, rejections, applies)."""
 
-    def events(self, stack: str | None = None, kinds: tuple[str, ...] = ()) -> list[Event]:
-        """The audit log, oldest first, optionally for one stack and some kinds."""
+    def events(self, stack: str | None = None, kinds: tuple[str, ...] = (),
+               stacks: Collection[str] | None = None) -> list[Event]:
+        """The audit log, oldest first, optionally for one stack (or those of ``stacks``)
+        and some kinds."""
 
     def export_stack(self, stack: str) -> StackRecord:
         """The stack with its history and audit log, in stored form."""

@@ -39,6 +39,7 @@ from stackwright.plan.plan import Plan
 from stackwright.workflow.environments import Environment, environment_for
 
 if TYPE_CHECKING:
+    from stackwright.model.desired import DesiredGraph
     from stackwright.operations.importing import ImportCandidate, ImportResult
     from stackwright.operations.refresh import RefreshOutcome
     from stackwright.workflow.pause import PreparedEdit
@@ -162,11 +163,14 @@ class ChangeResult(Compared):
 
 
 def change(session: StackSession | None, request: ChangeRequest, *, confirm: Confirm,
-           sink: EventSink | None = None, refused: Refused | None = None) -> ChangeResult:
+           sink: EventSink | None = None, refused: Refused | None = None,
+           desired: DesiredGraph | None = None) -> ChangeResult:
     """Carry out ``request`` on ``session``'s stack through the gateway's sequence (see
     the module's docstring); raises a ``StackwrightError`` when a step refuses, having
     changed nothing. ``session`` is None only for ``pause``/``resume``, whose prepared
-    edit opens the stack once the edited file is written."""
+    edit opens the stack once the edited file is written. ``desired``: for ``up``, the
+    program's graph from a run of it that this change follows at once (a sharded run
+    runs it when it claims the stack), instead of running it again."""
     events = sink if sink is not None else EventSink()
     if request.kind in ("pause", "resume"):
         return _config_edit(request, confirm, events, refused)
@@ -176,7 +180,7 @@ def change(session: StackSession | None, request: ChangeRequest, *, confirm: Con
         return _state_edit(session, request, confirm, events)
     if request.kind == "apply":
         return _apply_saved(session, request, confirm, events)
-    return _planned(session, request, confirm, events, refused)
+    return _planned(session, request, confirm, events, refused, desired)
 
 
 # --- the checks -------------------------------------------------------------------------
@@ -247,7 +251,7 @@ def _confirmed(request: ChangeRequest, confirm: Confirm, judge: Judge) -> Callab
 
 
 def _planned(session: StackSession, request: ChangeRequest, confirm: Confirm, sink: EventSink,
-             refused: Refused | None) -> ChangeResult:
+             refused: Refused | None, desired: DesiredGraph | None = None) -> ChangeResult:
     from stackwright.operations.update import destroy, up
     from stackwright.workflow.gate import check_gate
 
@@ -258,7 +262,7 @@ def _planned(session: StackSession, request: ChangeRequest, confirm: Confirm, si
                               "confirm": _confirmed(request, confirm, judge), "check": judge,
                               "audit": _audit(request)}
     if request.kind == "up":
-        outcome = up(session, targets=request.targets, refresh=request.refresh, **common)
+        outcome = up(session, targets=request.targets, refresh=request.refresh, desired=desired, **common)
     elif request.kind == "destroy":
         outcome = destroy(session, targets=request.targets, **common)
     elif request.kind == "rollback":

@@ -39,6 +39,7 @@ from stackwright.state.records import LockInfo, Snapshot
 from stackwright.state.store import StateStore
 
 if TYPE_CHECKING:
+    from stackwright.model.desired import DesiredGraph
     from stackwright.plan.links import StackLinks
     from stackwright.workflow.gateway import Kind
     from stackwright.workflow.policies import Violation
@@ -203,6 +204,9 @@ class StackRunner:
         """Stacks whose exports and imports could not be found: each fails with its error."""
         self.existing: dict[str, set[str]] = {}
         """Each project's stacks, listed once: a run never removes a stack."""
+        self.prepared: dict[str, tuple[StackSession, DesiredGraph]] = {}
+        """A claimed stack's session and its program's graph, run while finding its links
+        (``links_of_claimed``), for the ``up`` that follows at once."""
 
     def __enter__(self) -> StackRunner:
         return self
@@ -250,6 +254,31 @@ class StackRunner:
                 self.unlinked[ref] = exc
         return links
 
+    def links_of_claimed(self, ref: str) -> dict[str, StackLinks]:
+        """``links_of([ref])`` for a stack about to be applied here, its program run only
+        once: for real, kept in ``prepared`` for the ``up`` (whose caller takes it or
+        calls ``forget``). A program that declares nothing of a type that exports or
+        imports has no links whatever values it reads, so that run tells them; else (and
+        when that run fails, or for another action) they come from ``links_of``, as
+        every worker of the run finds them."""
+        entry, stack = self.entry(ref), ref.rpartition("/")[2]
+        session = self._session(entry.project, stack) if self.options.action == UP else None
+        if session is None:
+            return self.links_of([ref])
+        from stackwright.plan.links import NO_LINKS, declares_links
+
+        try:
+            desired = session.run_program()
+        except StackwrightError:
+            return self.links_of([ref])  # its `up` runs it again, and fails as it would have
+        self.prepared[ref] = session, desired
+        return self.links_of([ref]) if declares_links(desired, session.providers) else {ref: NO_LINKS}
+
+    def forget(self, ref: str) -> None:
+        """The stack claimed was let go: the program's graph may be out of date when it
+        is claimed again."""
+        self.prepared.pop(ref, None)
+
     def with_links(self, graph: Graph[str], links: Mapping[str, StackLinks]) -> Graph[str]:
         from stackwright.plan.links import stack_edges
         from stackwright.workflow.workspace import with_links
@@ -279,11 +308,11 @@ class StackRunner:
     def _act(self, ref: str, lock: LockInfo | None) -> StackResult:
         entry = self.entry(ref)
         stack = ref.rpartition("/")[2]
-        session = self._session(entry.project, stack)
+        session, desired = self.prepared.pop(ref, None) or (self._session(entry.project, stack), None)
         if session is None:
             return self._absent(ref, entry.project, stack)
         session.held_lock = lock
-        return self._on(session, ref)
+        return self._on(session, ref, desired)
 
     def entry(self, ref: str) -> ProjectEntry:
         entry = self.workspace.project(ref.rpartition("/")[0])
@@ -320,10 +349,10 @@ class StackRunner:
         session.link_workspace(self.workspace, self.known, self.store)
         return session
 
-    def _on(self, session: StackSession, ref: str) -> StackResult:
+    def _on(self, session: StackSession, ref: str, desired: DesiredGraph | None = None) -> StackResult:
         action = self.options.action
         if action == UP:
-            return self._up(session, ref)
+            return self._change(session, ref, "up", desired)
         if action == DESTROY:
             return self._change(session, ref, "destroy")
         if action == PLAN and self.options.out_dir is not None:
@@ -332,17 +361,15 @@ class StackRunner:
         self.known[ref] = plan.outputs
         return StackResult(ref, OK, plan=plan, violations=violations(session, plan))
 
-    def _up(self, session: StackSession, ref: str) -> StackResult:
-        return self._change(session, ref, "up")
-
-    def _change(self, session: StackSession, ref: str, kind: Kind) -> StackResult:
+    def _change(self, session: StackSession, ref: str, kind: Kind,
+                desired: DesiredGraph | None = None) -> StackResult:
         """The stack's update or destroy, through the change gateway like its
         single-stack command (gate, policies, protection); the run was confirmed once."""
         from stackwright.workflow.gateway import ChangeRequest, change
 
         request = ChangeRequest(kind, parallel=self.options.parallel, emergency=self.options.emergency,
                                 allow_destroy=self.options.allow_destroy)
-        result = change(session, request, confirm=lambda prompt: True, sink=self.options.sink())
+        result = change(session, request, confirm=lambda prompt: True, sink=self.options.sink(), desired=desired)
         outcome = result.outcome
         assert outcome is not None
         return StackResult(ref, OK if outcome.ok else FAILED, plan=outcome.plan,

@@ -25,7 +25,8 @@ Ordering by CloudFormation exports and imports means running every stack's progr
 once (with every ``StackReference`` unknown). No worker holds up its first stack for
 that: a stack's links are found when it could start but for them, by the worker that
 claims it (and only by that one). A stack whose program exports and imports nothing
-then starts at once; one that does is let go until every stack's links are known.
+then starts at once, its program run once for both (``StackRunner.links_of_claimed``);
+one that does is let go until every stack's links are known.
 The workers share finding those: a worker with such a stack and nothing else to do
 works through its own shard's programs and records what they export and import as
 ``run-links`` events (one per project), and reads the others' as they come. Stacks
@@ -48,7 +49,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -200,10 +201,12 @@ class _SharedLinks:
         """Nobody found ``ref``'s links yet, as far as this worker knows."""
         return ref not in self.links and ref not in self.runner.unlinked
 
-    def learn(self, refs: list[str]) -> None:
-        """Run the programs of ``refs`` (whose links nobody recorded yet) here."""
+    def learn(self, refs: list[str], claimed: bool = False) -> None:
+        """Run the programs of ``refs`` (whose links nobody recorded yet) here;
+        ``claimed``: of the one stack this worker is about to apply, whose program then
+        runs once for both (``StackRunner.links_of_claimed``)."""
         started = time.monotonic()
-        self.links.update(self.runner.links_of(refs))
+        self.links.update(self.runner.links_of_claimed(refs[0]) if claimed else self.runner.links_of(refs))
         self.spent += time.monotonic() - started
         self.found += len(refs)
         self._complete()
@@ -389,9 +392,11 @@ class _Worker:
         self.behind = False
 
     def learned(self, news: list[EventNotice | None], projects: Mapping[str, str]) -> bool:
-        """Take in the stacks of this run that ``news`` says finished, each confirmed by
-        reading that stack's events (a notice is only a pointer: anyone who can connect
-        can send one); False when a notice could not tell (everything must be read)."""
+        """Take in the stacks of this run that ``news`` says finished, confirmed by
+        reading their events, one read per project (a notice is only a pointer: anyone
+        who can connect can send one); False when a notice could not tell (everything
+        must be read)."""
+        named: dict[str, set[str]] = {}
         for notice in news:
             if notice is None or notice.kind == LINKS_EVENT and notice.schema in projects:
                 return False
@@ -399,9 +404,9 @@ class _Worker:
             ref = f"{project}/{notice.stack}"
             if project is None or notice.kind != RUN_EVENT or ref not in self.graph.deps or ref in self.done:
                 continue
-            done = self.finished(ref)
-            if done is not None:
-                self.done[ref] = done
+            named.setdefault(project, set()).add(notice.stack)
+        for project, stacks in named.items():
+            self.done.update(self.finished_of(project, stacks))
         return True
 
     def stop(self, listener: Listener) -> None:
@@ -463,15 +468,17 @@ class _Worker:
         assert self.links is not None
         project, stack = self.locate(ref)
         try:
-            self.links.learn([ref])
+            self.links.learn([ref], claimed=True)
             deps = self.links.deps(ref)
         except BaseException:  # Ctrl-C in the program, or an import cycle: not left claimed
+            self.runner.forget(ref)
             self.runner.store(project).release_lock(stack, lock.token)
             raise
         if deps is not None and all(d in self.done for d in deps):
             return True
         if deps is None:
             self.blocked.append(ref)
+        self.runner.forget(ref)
         self.runner.store(project).release_lock(stack, lock.token)
         return False
 
@@ -537,6 +544,17 @@ class _Worker:
         data = next((e.data for e in events if e.data.get("run_id") == self.options.run_id), None)
         return None if data is None else _done(data)
 
+    def finished_of(self, name: str, stacks: Collection[str] | None = None) -> dict[str, Done]:
+        """The first event of this run of each of project ``name``'s ``stacks`` (None:
+        of its every stack) that has one, by ref."""
+        entry = self.runner.entry(f"{name}/")
+        found: dict[str, Done] = {}
+        for event in self.runner.store(entry.project).events(kinds=(RUN_EVENT,), stacks=stacks):
+            ref = f"{name}/{event.stack}"
+            if event.data.get("run_id") == self.options.run_id and ref not in found:
+                found[ref] = _done(event.data)
+        return found
+
     def record(self, ref: str, status: str, cause: str | None) -> None:
         project, stack = self.locate(ref)
         data = {"run_id": self.options.run_id, "status": status, "cause": cause, "worker": self.name}
@@ -547,13 +565,7 @@ class _Worker:
         """Every stack's first event of this run: one read per project."""
         done: dict[str, Done] = {}
         for name in sorted({ref.rpartition("/")[0] for ref in self.graph.deps}):
-            entry = self.runner.workspace.project(name)
-            assert entry is not None, name
-            for event in self.runner.store(entry.project).events(None, kinds=(RUN_EVENT,)):
-                data = event.data
-                ref = f"{entry.name}/{event.stack}"
-                if data.get("run_id") == self.options.run_id and ref not in done:
-                    done[ref] = _done(data)
+            done.update(self.finished_of(name))
         return done
 
     def locate(self, ref: str) -> tuple[Project, str]:
