@@ -225,10 +225,11 @@ class StackRunner:
         """The stack's result; a user error (``StackwrightError``) fails it. With
         ``lock``, the caller holds the stack's lock and updates work under it."""
         started = time.monotonic()
+        prepared = self.prepared.pop(ref, None)
         try:
             if ref in self.unlinked:
                 raise self.unlinked[ref]
-            result = self._act(ref, lock)
+            result = self._act(ref, lock, prepared)
         except StackwrightError as exc:
             result = StackResult(ref, FAILED, error=exc)
         result.seconds = time.monotonic() - started
@@ -305,10 +306,11 @@ class StackRunner:
                               python_path=self.workspace.python_path)
         return desired_links(desired, session.providers)
 
-    def _act(self, ref: str, lock: LockInfo | None) -> StackResult:
+    def _act(self, ref: str, lock: LockInfo | None,
+             prepared: tuple[StackSession, DesiredGraph] | None = None) -> StackResult:
         entry = self.entry(ref)
         stack = ref.rpartition("/")[2]
-        session, desired = self.prepared.pop(ref, None) or (self._session(entry.project, stack), None)
+        session, desired = prepared or (self._session(entry.project, stack), None)
         if session is None:
             return self._absent(ref, entry.project, stack)
         session.held_lock = lock
