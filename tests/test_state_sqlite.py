@@ -6,6 +6,7 @@ The backend-agnostic checks run against both stores in ``test_state_store.py``.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,34 @@ def test_only_creating_a_stack_creates_the_file_and_its_directory(db_path: Path)
     with SqliteStateStore(db_path) as s:
         assert [info.name for info in s.list_stacks()] == ["dev"]
     assert sorted(p.name for p in db_path.parent.iterdir()) == ["state.db"]
+
+
+def test_stores_making_the_file_at_once_all_keep_their_stacks(db_path: Path) -> None:
+    """Workers of a run starting together on a new workspace each make the state file:
+    the first one made is the one every store writes to; none replaces another's file
+    (and the stacks already created in it), and no half-made file is left."""
+    stores = [SqliteStateStore(db_path) for _ in range(6)]  # each finds no file
+    start = threading.Barrier(len(stores))
+    failed: list[BaseException] = []
+
+    def create(n: int) -> None:
+        start.wait()
+        try:
+            stores[n].create_stack(f"s{n}")
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failed.append(exc)
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.close()
+    assert not failed
+    with SqliteStateStore(db_path) as store:
+        assert sorted(info.name for info in store.list_stacks()) == [f"s{n}" for n in range(len(stores))]
+    assert not list(db_path.parent.glob(f"{db_path.name}.new*"))
 
 
 @pytest.mark.parametrize("cut", [0, 50, 100, 4096 + 1000, -1])

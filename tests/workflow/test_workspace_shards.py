@@ -157,6 +157,33 @@ def test_claims_outlasting_their_lease_are_renewed_not_taken_over(tmp_path: Path
     check_run(pg_url, log, "run-3")
 
 
+def test_a_claim_is_renewed_while_its_program_runs(tmp_path: Path) -> None:
+    """A claimed stack's program runs before its update, under the claim: a program that
+    outlasts the lease keeps its claim (renewed), so the idle worker neither takes the
+    stack over nor runs it a second time."""
+    from stackwright.state.sqlite import SqliteStateStore
+
+    log = tmp_path / "programs.log"
+    (tmp_path / "stackwright-workspace.yaml").write_text(
+        "projects:\n  - {path: slow, stacks: [dev]}\n  - {path: quick, stacks: [dev]}\n")
+    for project, program in (("slow", f"import time\nopen({str(log)!r}, 'a').write('slow\\n')\ntime.sleep(2.5)\n"),
+                             ("quick", "")):
+        (tmp_path / project / "stacks").mkdir(parents=True)
+        (tmp_path / project / "stackwright.yaml").write_text(f"name: {project}\n")
+        (tmp_path / project / "__main__.py").write_text(program)
+    env = {k: v for k, v in cli_env().items() if k != "STACKWRIGHT_STATE_URL"}
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "stackwright.cli.main", "run", "up", "--all", "--yes", "--shard", f"{n}/2",
+         "--run-id", "r", "--lease", "1.5"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for n in (1, 2)]
+    outputs = [w.communicate(timeout=120)[0] for w in workers]
+    for worker, out in zip(workers, outputs):
+        assert worker.returncode == 0, out
+    assert log.read_text() == "slow\n"
+    with SqliteStateStore(tmp_path / "slow" / ".stackwright" / "state.db") as store:
+        assert [e.data["status"] for e in store.events("dev", kinds=("run",))] == ["ok"]
+
+
 def test_a_killed_worker_is_taken_over(tmp_path: Path, pg_url: str) -> None:
     log = write_workspace(tmp_path, latency=0.15)
     workers = start_workers(tmp_path, pg_url, "run-2")

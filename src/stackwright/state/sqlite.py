@@ -158,16 +158,30 @@ class _Db(SqlDb):
         self.version = SCHEMA_VERSION
 
     def materialise(self) -> None:
-        """Make the file: built under a temporary name and renamed into place, so a
-        crash part-way never leaves an empty or half-made file under the real name."""
+        """Make the file: built under a name of this process's own and linked into
+        place, so a crash part-way never leaves an empty or half-made file under the
+        real name, and a process making it at the same time (workers of a run starting
+        together) never replaces the file another already wrote to: the first link wins,
+        and the others open that file."""
         if not self.in_memory:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StateError(f"cannot create {self.path.parent}: {exc}") from exc
-        building = self.path.with_name(self.path.name + ".new")
-        building.unlink(missing_ok=True)
+        building = self.path.with_name(f"{self.path.name}.new-{os.getpid()}-{os.urandom(4).hex()}")
+        try:
+            self._build(building)
+            _link_unless_there(building, self.path)
+        finally:
+            building.unlink(missing_ok=True)
+        self.conn.close()
+        self.in_memory = False
+        self.conn = self._connect(self.path)
+        with self.guard():
+            self._open()
+
+    def _build(self, building: Path) -> None:
         _private(building)
         fresh = self._connect(building)
         try:
@@ -181,12 +195,6 @@ class _Db(SqlDb):
                 fresh.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         finally:
             fresh.close()
-        os.replace(building, self.path)
-        self.conn.close()
-        self.in_memory = False
-        self.conn = self._connect(self.path)
-        with self.guard():
-            self._open()
 
     def _schema_version(self) -> int:
         """0 for an empty file; raises for a newer or foreign one."""
@@ -262,6 +270,23 @@ class _Db(SqlDb):
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _link_unless_there(built: Path, path: Path) -> None:
+    """``built`` under the name ``path`` unless a file has it already (left as it is).
+    Where the file system has no hard links, renamed unless the name is taken: another
+    process could then still take it between the check and the rename."""
+    try:
+        os.link(built, path)
+    except FileExistsError:
+        pass
+    except OSError:
+        if path.exists():
+            return
+        try:
+            os.replace(built, path)
+        except OSError as exc:
+            raise StateError(f"cannot create state file {path}: {exc.strerror}") from exc
 
 
 def _private(path: Path) -> None:

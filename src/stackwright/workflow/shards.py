@@ -448,6 +448,7 @@ class _Worker:
                     return None  # others finished stacks this worker does not know of: read first
                 self.held[ref] = time.monotonic()
                 continue
+            self.renewer.keep(*self.locate(ref), lock)  # the program may run long before the update
             if unknown and not self.ready_once_linked(ref, lock):
                 continue
             return self.run_claimed(ref, lock, listener)
@@ -466,28 +467,32 @@ class _Worker:
         worker that will apply it runs it). A stack that waits for stacks not done yet
         is let go again: it exports or imports, and the whole ordering is not known."""
         assert self.links is not None
-        project, stack = self.locate(ref)
         try:
             self.links.learn([ref], claimed=True)
             deps = self.links.deps(ref)
         except BaseException:  # Ctrl-C in the program, or an import cycle: not left claimed
-            self.runner.forget(ref)
-            self.runner.store(project).release_lock(stack, lock.token)
+            self.let_go(ref, lock)
             raise
         if deps is not None and all(d in self.done for d in deps):
             return True
         if deps is None:
             self.blocked.append(ref)
+        self.let_go(ref, lock)
+        return False
+
+    def let_go(self, ref: str, lock: LockInfo) -> None:
+        """Release a claim without applying the stack: no longer renewed, its program's
+        run forgotten."""
+        project, stack = self.locate(ref)
+        self.renewer.stop()
         self.runner.forget(ref)
         self.runner.store(project).release_lock(stack, lock.token)
-        return False
 
     def run_claimed(self, ref: str, lock: LockInfo, listener: Listener) -> StackResult:
         project, stack = self.locate(ref)
         store = self.runner.store(project)
-        listener.started(ref)
-        self.renewer.keep(project, stack, lock)
         try:
+            listener.started(ref)
             result = self.runner.run(ref, lock)
         finally:
             lost = self.renewer.stop()
@@ -613,7 +618,8 @@ def _exited(pid: int) -> bool:
 
 
 class _Renewer:
-    """Renews the claim being worked on from a thread of its own, over its own
+    """Renews the claim being worked on, from the claim to its release (the program
+    may run long before the update starts), from a thread of its own over its own
     connection to the store (the main thread's is busy applying)."""
 
     def __init__(self, lease: float) -> None:
