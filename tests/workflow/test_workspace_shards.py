@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,11 @@ def write_workspace(root: Path, latency: float) -> Path:
     return log
 
 
-def start_workers(root: Path, pg_url: str, run_id: str,
+def start_workers(root: Path, pg_url: str | None, run_id: str,
                   lease: float = 600) -> list[subprocess.Popen[str]]:
-    env = cli_env(STACKWRIGHT_STATE_URL=pg_url)
+    """``pg_url`` None: each project's state in its own SQLite file (one machine)."""
+    env = cli_env(STACKWRIGHT_STATE_URL=pg_url) if pg_url else {
+        k: v for k, v in cli_env().items() if k != "STACKWRIGHT_STATE_URL"}
     return [subprocess.Popen(
         [sys.executable, "-m", "stackwright.cli.main", "run", "up", "--all", "--yes",
          "--shard", f"{n}/{WORKERS}", "--run-id", run_id, "--lease", str(lease)],
@@ -100,7 +102,17 @@ def every_stack() -> list[tuple[str, str]]:
     return [("base", "main"), *(("apps", a) for a in APPS), ("top", "main")]
 
 
-def check_run(pg_url: str, log: Path, run_id: str) -> None:
+def on_postgres(pg_url: str) -> Callable[[str], Any]:
+    return lambda project: PostgresStateStore(pg_url, schema_for(project))
+
+
+def on_sqlite(root: Path) -> Callable[[str], Any]:
+    from stackwright.state.sqlite import SqliteStateStore
+
+    return lambda project: SqliteStateStore(root / project / ".stackwright" / "state.db")
+
+
+def check_run(state: Callable[[str], Any], log: Path, run_id: str) -> None:
     """Every stack applied once, after its dependencies, with an `up` checkpoint; every
     resource created once. A stack whose worker was killed during its `up` has that
     `up` checkpointed as interrupted (closed by the worker that took the stack over),
@@ -110,7 +122,7 @@ def check_run(pg_url: str, log: Path, run_id: str) -> None:
     started: dict[str, float] = {}
     interrupted = []
     for project, stack in every_stack():
-        with PostgresStateStore(pg_url, schema_for(project)) as store:
+        with state(project) as store:
             snapshot = store.snapshot(stack)
             assert len(snapshot.resources) == {"apps": 2}.get(project, 1), (project, stack)
             assert not snapshot.pending and store.read_lock(stack) is None
@@ -143,9 +155,22 @@ def test_four_workers_share_a_run(tmp_path: Path, pg_url: str) -> None:
         assert f"run up (shard" in out and "20 stack(s)" in out and "20 ok" in out
     done_here = [int(out.rsplit("; ", 1)[1].split()[0]) for out in outputs]
     assert sum(done_here) == 20, outputs
-    check_run(pg_url, log, "run-1")
+    check_run(on_postgres(pg_url), log, "run-1")
     pids = {c["pid"] for c in calls(log)}
     assert len(pids) > 1, "the work was shared"
+
+
+def test_four_workers_share_a_run_on_local_sqlite_state(tmp_path: Path) -> None:
+    """Workers on one machine share a run through each project's SQLite file, which
+    whichever starts first makes (the others open it)."""
+    log = write_workspace(tmp_path, latency=0.02)
+    workers = start_workers(tmp_path, None, "run-5")
+    outputs = [w.communicate(timeout=240)[0] for w in workers]
+    for worker, out in zip(workers, outputs):
+        assert worker.returncode == 0, out
+        assert "20 stack(s)" in out and "20 ok" in out, out
+    assert sum(int(out.rsplit("; ", 1)[1].split()[0]) for out in outputs) == 20, outputs
+    check_run(on_sqlite(tmp_path), log, "run-5")
 
 
 def test_claims_outlasting_their_lease_are_renewed_not_taken_over(tmp_path: Path, pg_url: str) -> None:
@@ -154,7 +179,7 @@ def test_claims_outlasting_their_lease_are_renewed_not_taken_over(tmp_path: Path
     outputs = [w.communicate(timeout=240)[0] for w in workers]
     for worker, out in zip(workers, outputs):
         assert worker.returncode == 0, out
-    check_run(pg_url, log, "run-3")
+    check_run(on_postgres(pg_url), log, "run-3")
 
 
 def test_a_claim_is_renewed_while_its_program_runs(tmp_path: Path) -> None:
@@ -196,7 +221,7 @@ def test_a_killed_worker_is_taken_over(tmp_path: Path, pg_url: str) -> None:
         assert "20 ok" in out, out
     last = [c for c in calls(log) if c["pid"] == victim.pid][-1]
     stack, project = last["urn"].split("::")[:2]
-    check_run(pg_url, log, "run-2")
+    check_run(on_postgres(pg_url), log, "run-2")
     with PostgresStateStore(pg_url, schema_for(project)) as store:
         [event] = [e for e in store.events(stack, kinds=("run",)) if e.data["run_id"] == "run-2"]
     assert f"pid {victim.pid} " not in event.data["worker"], "another worker took the stack over"
@@ -266,7 +291,7 @@ def test_a_worker_killed_before_a_checkpoint_leaves_it_interrupted(tmp_path: Pat
     taker = subprocess.run([sys.executable, "-m", "stackwright.cli.main", *command],
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert taker.returncode == 0, taker.stdout + taker.stderr
-    check_run(pg_url, log, "run-4")
+    check_run(on_postgres(pg_url), log, "run-4")
     with PostgresStateStore(pg_url, schema_for("base")) as store:
         [up] = store.history("main")
     assert (up.result, up.counts) == ("interrupted", {"create": 1}), up
