@@ -35,6 +35,24 @@ def test_only_creating_a_stack_creates_the_file_and_its_directory(db_path: Path)
     assert sorted(p.name for p in db_path.parent.iterdir()) == ["state.db"]
 
 
+def test_a_file_system_without_hard_links_still_gets_the_file(db_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where linking is refused (some network and FAT file systems), the made file is
+    renamed into place instead."""
+    import errno
+    import os
+
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    with SqliteStateStore(db_path) as store:
+        store.create_stack("dev")
+    with SqliteStateStore(db_path) as store:
+        assert [info.name for info in store.list_stacks()] == ["dev"]
+    assert not list(db_path.parent.glob(f"{db_path.name}.new*"))
+
+
 def test_stores_making_the_file_at_once_all_keep_their_stacks(db_path: Path) -> None:
     """Workers of a run starting together on a new workspace each make the state file:
     the first one made is the one every store writes to; none replaces another's file
