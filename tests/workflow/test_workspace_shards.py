@@ -418,6 +418,21 @@ def test_a_claimed_stacks_program_runs_once_for_its_links_and_its_update(tmp_pat
     assert sorted(log.read_text().split()) == ["app", "net", "solo"]
 
 
+def test_a_claimed_stack_that_cannot_be_opened_fails_alone(tmp_path: Path) -> None:
+    """A stack whose config is not valid fails with the file's error when it is claimed;
+    the worker goes on with the other stacks."""
+    from stackwright.workflow.multistack import FAILED, OK, RunOptions
+    from stackwright.workflow.shards import Shard, ShardOptions, run_shard
+
+    workspace, graph, refs = three_projects(tmp_path)
+    (tmp_path / "net" / "stacks" / "dev.yaml").write_text("config: [not, a, mapping]\n")
+    results, done = run_shard(workspace, graph, RunOptions(action="up", who="tester"),
+                              ShardOptions(Shard(1, 2), "r", poll=0.01))
+    assert {ref: d.status for ref, d in done.items()} == {"app/dev": OK, "net/dev": FAILED, "solo/dev": OK}
+    error = results["net/dev"].error
+    assert error is not None and "dev.yaml" in str(error.file), error
+
+
 def three_projects(tmp_path: Path, program: str = "") -> tuple[Any, Any, list[str]]:
     """A workspace of three one-stack projects with empty programs, initialized."""
     from stackwright.workflow.multistack import initialize

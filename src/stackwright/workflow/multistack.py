@@ -262,16 +262,18 @@ class StackRunner:
         imports has no links whatever values it reads, so that run tells them; else (and
         when that run fails, or for another action) they come from ``links_of``, as
         every worker of the run finds them."""
-        entry, stack = self.entry(ref), ref.rpartition("/")[2]
-        session = self._session(entry.project, stack) if self.options.action == UP else None
-        if session is None:
+        if self.options.action != UP:
             return self.links_of([ref])
         from stackwright.plan.links import NO_LINKS, declares_links
 
+        entry, stack = self.entry(ref), ref.rpartition("/")[2]
         try:
-            desired = session.run_program()
+            session = self._session(entry.project, stack)
+            desired = None if session is None else session.run_program()
         except StackwrightError:
-            return self.links_of([ref])  # its `up` runs it again, and fails as it would have
+            return self.links_of([ref])  # its `up` meets the error again, and fails as it would have
+        if session is None or desired is None:
+            return self.links_of([ref])
         self.prepared[ref] = session, desired
         return self.links_of([ref]) if declares_links(desired, session.providers) else {ref: NO_LINKS}
 
