@@ -35,6 +35,35 @@ def test_only_creating_a_stack_creates_the_file_and_its_directory(db_path: Path)
     assert sorted(p.name for p in db_path.parent.iterdir()) == ["state.db"]
 
 
+def test_what_a_killed_making_of_the_file_left_is_removed(db_path: Path) -> None:
+    """A process killed while making the file leaves its build (with SQLite's journal);
+    one killed after linking the build into place leaves a second name for the state
+    file. The next store to make the file removes the first, the next write the second."""
+    import os
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    dead_build = [db_path.with_name(f"{db_path.name}.new-{gone}-0bad{suffix}") for suffix in ("", "-wal")]
+    for leftover in dead_build:
+        leftover.write_bytes(b"half made")
+    live_build = db_path.with_name(f"{db_path.name}.new-{os.getpid()}-0000")
+    live_build.write_bytes(b"this process's own: left alone")
+    with SqliteStateStore(db_path) as store:
+        store.create_stack("dev")
+    assert not any(p.exists() for p in dead_build) and live_build.exists()
+    live_build.unlink()
+    second = db_path.with_name(f"{db_path.name}.new-{gone}-1bad")
+    os.link(db_path, second)
+    with SqliteStateStore(db_path) as store:
+        assert store.stack_exists("dev")
+        assert second.exists(), "reading changes nothing"
+        store.create_stack("prod")
+    assert not second.exists() and db_path.stat().st_nlink == 1
+
+
 def test_a_file_system_without_hard_links_still_gets_the_file(db_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Where linking is refused (some network and FAT file systems), the made file is

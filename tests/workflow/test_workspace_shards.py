@@ -333,7 +333,7 @@ def test_workers_share_finding_exports_and_imports(tmp_path: Path) -> None:
     with StackRunner(workspace, options) as runner:
         links = _SharedLinks(runner, ShardOptions(Shard(1, 3), "r"), graph)
         assert links.deps("mine/dev") is None  # nothing known yet
-        links.learn(["mine/dev"])  # as the worker about to claim it does
+        links.learn(["mine/dev"])  # as a worker learning its share does
         assert links.deps("mine/dev") == [] and links.deps("theirs/c") is None
         links.refresh()
         assert links.deps("theirs/c") == ["theirs/b"] and not runner.unlinked
@@ -416,6 +416,95 @@ def test_a_claimed_stacks_program_runs_once_for_its_links_and_its_update(tmp_pat
                               ShardOptions(Shard(1, 2), "r", poll=0.01))
     assert {ref: d.status for ref, d in done.items()} == {ref: OK for ref in refs}
     assert sorted(log.read_text().split()) == ["app", "net", "solo"]
+
+
+def test_a_claim_taken_over_while_its_program_ran_is_not_applied(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another worker takes a claim over while its program runs (the renewer finds the
+    lock in other hands): the worker lets the stack go instead of applying it beside
+    the taker, and applies it only once the taker's claim is stale."""
+    import socket
+
+    from stackwright.operations.session import StackSession
+    from stackwright.state.records import LockInfo
+    from stackwright.state.sqlite import SqliteStateStore
+    from stackwright.workflow.multistack import OK, RunOptions
+    from stackwright.workflow.shards import Shard, ShardOptions, run_shard
+
+    workspace, graph, refs = three_projects(tmp_path)
+    real = StackSession.run_program
+    ran: list[str] = []
+
+    def run_program(session: StackSession, targets: Any = ()) -> Any:
+        ref = f"{session.project.name}/{session.stack}"
+        if ref == "net/dev" and ref not in ran:
+            with SqliteStateStore(tmp_path / "net" / ".stackwright" / "state.db") as store:
+                store.break_lock("dev")
+                store.acquire_lock("dev", LockInfo("other", os.getpid(), socket.gethostname(), time.time(),
+                                                   "run-up r", "taker"))
+            time.sleep(0.35)  # the renewer (every 0.1 s) finds the claim lost
+        ran.append(ref)
+        return real(session, targets)
+
+    monkeypatch.setattr(StackSession, "run_program", run_program)
+    results, done = run_shard(workspace, graph, RunOptions(action="up", who="tester"),
+                              ShardOptions(Shard(1, 2), "r", lease=0.6, poll=0.01))
+    assert {ref: d.status for ref, d in done.items()} == {ref: OK for ref in refs}
+    assert ran.count("net/dev") == 2  # let go once, then taken over from the stale taker
+    with SqliteStateStore(tmp_path / "net" / ".stackwright" / "state.db") as store:
+        assert [e.data["status"] for e in store.events("dev", kinds=("run",))] == ["ok"]
+
+
+def test_a_claimed_program_that_can_export_or_import_is_run_again_after_being_let_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a claimed stack's program declares a type that exports or imports, its links
+    come from the unknown-reference run every worker makes. ``app`` (imports, claimed
+    first) is let go until the whole ordering is known and runs its program again when
+    claimed again (the first run may be out of date); ``solo`` (no links) and ``net``
+    (whose links complete the ordering) start on the run made at their claim."""
+    from stackwright.operations.session import StackSession
+    from stackwright.plan.links import NO_LINKS, StackLinks
+    from stackwright.workflow.multistack import OK, RunOptions, StackRunner
+    from stackwright.workflow.shards import Shard, ShardOptions, run_shard
+
+    workspace, graph, refs = three_projects(tmp_path)
+    links = {"net/dev": StackLinks({"N": "vpc"}, {}), "app/dev": StackLinks({}, {"N": "subnet"}),
+             "solo/dev": NO_LINKS}
+    real = StackSession.run_program
+    ran: list[str] = []
+    found: list[str] = []
+
+    def run_program(session: StackSession, targets: Any = ()) -> Any:
+        ran.append(f"{session.project.name}/{session.stack}")
+        return real(session, targets)
+
+    def links_of(runner: StackRunner, wanted: Any) -> dict[str, StackLinks]:
+        found.extend(wanted)
+        return {ref: links[ref] for ref in wanted}
+
+    monkeypatch.setattr(StackSession, "run_program", run_program)
+    monkeypatch.setattr(StackRunner, "links_of", links_of)
+    monkeypatch.setattr("stackwright.plan.links.declares_links", lambda desired, providers: True)
+    results, done = run_shard(workspace, graph, RunOptions(action="up", who="tester"),
+                              ShardOptions(Shard(1, 2), "r", poll=0.01))
+    assert {ref: d.status for ref, d in done.items()} == {ref: OK for ref in refs}
+    assert sorted(found) == sorted(refs)
+    assert collections.Counter(ran) == {"app/dev": 2, "net/dev": 1, "solo/dev": 1}
+
+
+def test_a_claimed_stack_of_an_unknown_type_fails_alone(tmp_path: Path) -> None:
+    """A program declaring a resource of a provider nobody has fails its stack when the
+    claim looks for the stack's links; the worker goes on with the other stacks."""
+    from stackwright.workflow.multistack import FAILED, OK, RunOptions
+    from stackwright.workflow.shards import Shard, ShardOptions, run_shard
+
+    workspace, graph, refs = three_projects(tmp_path)
+    (tmp_path / "net" / "__main__.py").write_text(
+        "import stackwright as sw\n\nclass Bad(sw.Resource, type='nope:Thing'):\n    pass\n\nBad('x')\n")
+    results, done = run_shard(workspace, graph, RunOptions(action="up", who="tester"),
+                              ShardOptions(Shard(1, 2), "r", poll=0.01))
+    assert {ref: d.status for ref, d in done.items()} == {"app/dev": OK, "net/dev": FAILED, "solo/dev": OK}
+    assert "nope" in str(results["net/dev"].error)
 
 
 def test_a_claimed_stack_that_cannot_be_opened_fails_alone(tmp_path: Path) -> None:

@@ -138,6 +138,7 @@ class _Db(SqlDb):
     def prepare_write(self) -> None:
         if self.in_memory or self.prepared:
             return
+        _drop_second_links(self.path)
         self.conn.execute("PRAGMA journal_mode = WAL")
         self._upgrade()
         self.prepared = True
@@ -169,7 +170,8 @@ class _Db(SqlDb):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StateError(f"cannot create {self.path.parent}: {exc}") from exc
-        building = self.path.with_name(f"{self.path.name}.new-{os.getpid()}-{os.urandom(4).hex()}")
+        _drop_dead_builds(self.path)
+        building = self.path.with_name(f"{self.path.name}{_BUILDING}{os.getpid()}-{os.urandom(4).hex()}")
         try:
             self._build(building)
             _link_unless_there(building, self.path)
@@ -270,6 +272,47 @@ class _Db(SqlDb):
 
     def close(self) -> None:
         self.conn.close()
+
+
+_BUILDING: Final = ".new-"
+"""``materialise`` builds ``<file>.new-<pid>-<random>`` (SQLite adds ``-wal``, ``-shm``)."""
+
+
+def _drop_dead_builds(path: Path) -> None:
+    """What a ``materialise`` killed part-way left: the builds of processes of this host
+    that are gone."""
+    for leftover in path.parent.glob(f"{path.name}{_BUILDING}*"):
+        pid = leftover.name[len(path.name) + len(_BUILDING):].partition("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with suppress(OSError):  # one that cannot be removed stays: nothing ever opens it
+                leftover.unlink()
+
+
+def _drop_second_links(path: Path) -> None:
+    """A ``materialise`` killed between linking its build into place and removing the
+    build's own name left a second name for the state file: removed before the first
+    write (SQLite warns of a file with several names, and opened under the other name
+    it would keep another journal)."""
+    try:
+        names = path.stat().st_nlink
+    except OSError as exc:
+        raise StateError(f"cannot read state file {path}: {exc.strerror}") from exc
+    if names < 2:
+        return
+    for leftover in path.parent.glob(f"{path.name}{_BUILDING}*"):
+        with suppress(FileNotFoundError):  # another process removed it first
+            if leftover.samefile(path):
+                leftover.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _link_unless_there(built: Path, path: Path) -> None:

@@ -184,6 +184,17 @@ def run_stacks(workspace: Workspace, graph: Graph[str], options: RunOptions,
     return {ref: results[ref] for ref in graph.deps}
 
 
+class Prepared:
+    """A claimed stack's session and its program's graph, and the seconds they took."""
+
+    __slots__ = ("session", "desired", "seconds")
+
+    def __init__(self, session: StackSession, desired: DesiredGraph, seconds: float) -> None:
+        self.session = session
+        self.desired = desired
+        self.seconds = seconds
+
+
 class StackRunner:
     """Runs one stack at a time for one `run`; remembers what earlier stacks planned
     or recorded as outputs, for the stacks that reference them, and keeps each
@@ -204,9 +215,11 @@ class StackRunner:
         """Stacks whose exports and imports could not be found: each fails with its error."""
         self.existing: dict[str, set[str]] = {}
         """Each project's stacks, listed once: a run never removes a stack."""
-        self.prepared: dict[str, tuple[StackSession, DesiredGraph]] = {}
-        """A claimed stack's session and its program's graph, run while finding its links
-        (``links_of_claimed``), for the ``up`` that follows at once."""
+        self.prepared: dict[str, Prepared] = {}
+        """A claimed stack's program, run while finding its links (``links_of_claimed``),
+        for the ``up`` that follows at once."""
+        self.linking: set[str] = set()
+        """Projects whose program declared a type that exports or imports."""
 
     def __enter__(self) -> StackRunner:
         return self
@@ -224,8 +237,8 @@ class StackRunner:
     def run(self, ref: str, lock: LockInfo | None = None) -> StackResult:
         """The stack's result; a user error (``StackwrightError``) fails it. With
         ``lock``, the caller holds the stack's lock and updates work under it."""
-        started = time.monotonic()
         prepared = self.prepared.pop(ref, None)
+        started = time.monotonic() - (prepared.seconds if prepared else 0.0)
         try:
             if ref in self.unlinked:
                 raise self.unlinked[ref]
@@ -259,23 +272,30 @@ class StackRunner:
         """``links_of([ref])`` for a stack about to be applied here, its program run only
         once: for real, kept in ``prepared`` for the ``up`` (whose caller takes it or
         calls ``forget``). A program that declares nothing of a type that exports or
-        imports has no links whatever values it reads, so that run tells them; else (and
-        when that run fails, or for another action) they come from ``links_of``, as
-        every worker of the run finds them."""
-        if self.options.action != UP:
+        imports has no links whatever values it reads, so that run tells them. Else
+        (and when that run fails, or for another action) they come from ``links_of``,
+        as every worker of the run finds them; a project whose program declared such a
+        type goes there first for its other stacks (they are let go until the whole
+        ordering is known, and a real run then would be wasted)."""
+        entry, stack = self.entry(ref), ref.rpartition("/")[2]
+        if self.options.action != UP or entry.project.name in self.linking:
             return self.links_of([ref])
         from stackwright.plan.links import NO_LINKS, declares_links
 
-        entry, stack = self.entry(ref), ref.rpartition("/")[2]
+        started = time.monotonic()
         try:
             session = self._session(entry.project, stack)
             desired = None if session is None else session.run_program()
+            linking = session is not None and desired is not None and declares_links(desired, session.providers)
         except StackwrightError:
             return self.links_of([ref])  # its `up` meets the error again, and fails as it would have
         if session is None or desired is None:
             return self.links_of([ref])
-        self.prepared[ref] = session, desired
-        return self.links_of([ref]) if declares_links(desired, session.providers) else {ref: NO_LINKS}
+        self.prepared[ref] = Prepared(session, desired, time.monotonic() - started)
+        if linking:
+            self.linking.add(entry.project.name)
+            return self.links_of([ref])
+        return {ref: NO_LINKS}
 
     def forget(self, ref: str) -> None:
         """The stack claimed was let go: the program's graph may be out of date when it
@@ -308,11 +328,10 @@ class StackRunner:
                               python_path=self.workspace.python_path)
         return desired_links(desired, session.providers)
 
-    def _act(self, ref: str, lock: LockInfo | None,
-             prepared: tuple[StackSession, DesiredGraph] | None = None) -> StackResult:
+    def _act(self, ref: str, lock: LockInfo | None, prepared: Prepared | None = None) -> StackResult:
         entry = self.entry(ref)
         stack = ref.rpartition("/")[2]
-        session, desired = prepared or (self._session(entry.project, stack), None)
+        session, desired = (prepared.session, prepared.desired) if prepared else (self._session(entry.project, stack), None)
         if session is None:
             return self._absent(ref, entry.project, stack)
         session.held_lock = lock

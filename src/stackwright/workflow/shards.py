@@ -451,6 +451,10 @@ class _Worker:
             self.renewer.keep(*self.locate(ref), lock)  # the program may run long before the update
             if unknown and not self.ready_once_linked(ref, lock):
                 continue
+            if self.renewer.taken_over():  # while its program ran: the taker applies it
+                self.let_go(ref, lock)
+                self.held[ref] = time.monotonic()
+                continue
             return self.run_claimed(ref, lock, listener)
         return None
 
@@ -643,6 +647,12 @@ class _Renewer:
     def keep(self, project: Project, stack: str, lock: LockInfo) -> None:
         with self.mutex:
             self.current, self.lost = (project, stack, lock), None
+
+    def taken_over(self) -> bool:
+        """Renewing found that another worker took the claim over (it stays known until
+        ``stop``)."""
+        with self.mutex:
+            return self.lost is not None
 
     def stop(self) -> LockHeldError | None:
         """After this returns, the claim is never renewed again (it may be released).
