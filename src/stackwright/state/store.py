@@ -106,8 +106,8 @@ class StateStore(Protocol):
 
     def events(self, stack: str | None = None, kinds: tuple[str, ...] = (),
                stacks: Collection[str] | None = None) -> list[Event]:
-        """The audit log, oldest first, optionally for one stack (or those of ``stacks``)
-        and some kinds."""
+        """The audit log, oldest first, optionally for one stack (or those of ``stacks``,
+        which replaces ``stack`` when given) and some kinds."""
 
     def export_stack(self, stack: str) -> StackRecord:
         """The stack with its history and audit log, in stored form."""
