@@ -1,6 +1,6 @@
 """`up` against an emulator that throttles: retries must converge on exactly one object each.
 
-A small HTTP proxy sits in front of the emulator and answers a seeded random 20% of
+A small HTTP proxy sits in front of the emulator and answers a seeded random 10% of
 calls with the throttling error each protocol uses (JSON, query/XML, EC2, REST-XML,
 S3's 503 SlowDown). The engine retries a whole provider operation, so a throttle in the
 middle of a create (after the object was made, before the create returned) re-runs it:
@@ -99,10 +99,12 @@ class ThrottlingProxy(PassThroughProxy):
         return throttling_response(method, headers, body)
 
 
-FRACTION = 0.2
+FRACTION = 0.1
 """Of the calls, how many are throttled. The engine retries a whole operation (8 attempts
-by default), and a bucket's create with its retry path makes about 10 distinct calls: at
-20% the chance that 8 of them are throttled is about 1e-4 per bucket (at 30%, 2e-3)."""
+by default), and a bucket's create with its retry path makes 10 to 14 distinct calls: at
+10% the chance that 8 of them are throttled is under 2e-5 per bucket. At 20% it is up to
+2e-3 per bucket, 2% per run of ten buckets: one run of the suite failed so (bucket 9's
+lifecycle, throttled on all 8 attempts)."""
 
 
 @pytest.fixture
