@@ -282,8 +282,10 @@ def _drop_dead_builds(path: Path) -> None:
     """What a ``materialise`` killed part-way left: the builds of processes of this host
     that are gone."""
     for leftover in path.parent.glob(f"{path.name}{_BUILDING}*"):
+        from stackwright.providers.processes import alive  # rarely: not on every command's path
+
         pid = leftover.name[len(path.name) + len(_BUILDING):].partition("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             with suppress(OSError):  # one that cannot be removed stays: nothing ever opens it
                 leftover.unlink()
 
@@ -303,16 +305,6 @@ def _drop_second_links(path: Path) -> None:
         with suppress(FileNotFoundError):  # another process removed it first
             if leftover.samefile(path):
                 leftover.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _link_unless_there(built: Path, path: Path) -> None:
