@@ -38,24 +38,30 @@ def test_only_creating_a_stack_creates_the_file_and_its_directory(db_path: Path)
 def test_what_a_killed_making_of_the_file_left_is_removed(db_path: Path) -> None:
     """A process killed while making the file leaves its build (with SQLite's journal);
     one killed after linking the build into place leaves a second name for the state
-    file. The next store to make the file removes the first, the next write the second."""
+    file. The next store to make the file removes the first (builds of this host's
+    processes that are gone, not another machine's), the next write the second."""
     import os
     import subprocess
     import sys
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
+    from stackwright.state.sqlite import _host
+
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    dead_build = [db_path.with_name(f"{db_path.name}.new-{gone}-0bad{suffix}") for suffix in ("", "-wal")]
+    dead_build = [db_path.with_name(f"{db_path.name}.new-{_host()}-{gone}-0bad{suffix}") for suffix in ("", "-wal")]
     for leftover in dead_build:
         leftover.write_bytes(b"half made")
-    live_build = db_path.with_name(f"{db_path.name}.new-{os.getpid()}-0000")
-    live_build.write_bytes(b"this process's own: left alone")
+    kept = [db_path.with_name(f"{db_path.name}.new-{_host()}-{os.getpid()}-0000"),  # this process's own
+            db_path.with_name(f"{db_path.name}.new-0another-{gone}-0000")]  # another machine's
+    for other in kept:
+        other.write_bytes(b"left alone")
     with SqliteStateStore(db_path) as store:
         store.create_stack("dev")
-    assert not any(p.exists() for p in dead_build) and live_build.exists()
-    live_build.unlink()
-    second = db_path.with_name(f"{db_path.name}.new-{gone}-1bad")
+    assert not any(p.exists() for p in dead_build) and all(p.exists() for p in kept)
+    for other in kept:
+        other.unlink()
+    second = db_path.with_name(f"{db_path.name}.new-{_host()}-{gone}-1bad")
     os.link(db_path, second)
     with SqliteStateStore(db_path) as store:
         assert store.stack_exists("dev")

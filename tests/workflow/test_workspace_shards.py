@@ -507,6 +507,46 @@ def test_a_claimed_stack_of_an_unknown_type_fails_alone(tmp_path: Path) -> None:
     assert "nope" in str(results["net/dev"].error)
 
 
+def test_a_claim_taken_over_and_finished_while_its_program_ran_is_not_applied_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The taker applies the stack and releases its lock before the renewer looks again:
+    the lock is free, and renewing does not take it back (that applied the stack twice)."""
+    import socket
+
+    from stackwright.operations.session import StackSession
+    from stackwright.state.records import LockInfo
+    from stackwright.state.sqlite import SqliteStateStore
+    from stackwright.workflow.multistack import OK, RunOptions
+    from stackwright.workflow.shards import RUN_EVENT, Shard, ShardOptions, run_shard
+
+    workspace, graph, refs = three_projects(tmp_path)
+    real = StackSession.run_program
+    ran: list[str] = []
+
+    def run_program(session: StackSession, targets: Any = ()) -> Any:
+        ref = f"{session.project.name}/{session.stack}"
+        ran.append(ref)
+        if ref == "net/dev":
+            with SqliteStateStore(tmp_path / "net" / ".stackwright" / "state.db") as store:
+                store.break_lock("dev")
+                store.acquire_lock("dev", LockInfo("other", os.getpid(), socket.gethostname(), time.time(),
+                                                   "run-up r", "taker"))
+                store.record_event("dev", RUN_EVENT, "other", {"run_id": "r", "status": "ok", "cause": None,
+                                                               "worker": "the taker"})
+                store.release_lock("dev", "taker")
+            time.sleep(0.35)  # the renewer (every 0.1 s) looks at the lock
+        return real(session, targets)
+
+    monkeypatch.setattr(StackSession, "run_program", run_program)
+    results, done = run_shard(workspace, graph, RunOptions(action="up", who="tester"),
+                              ShardOptions(Shard(1, 2), "r", lease=0.6, poll=0.01))
+    assert {ref: d.status for ref, d in done.items()} == {ref: OK for ref in refs}
+    assert done["net/dev"].worker == "the taker" and "net/dev" not in results
+    assert ran.count("net/dev") == 1
+    with SqliteStateStore(tmp_path / "net" / ".stackwright" / "state.db") as store:
+        assert len(store.events("dev", kinds=(RUN_EVENT,))) == 1
+
+
 def test_a_claimed_stack_that_cannot_be_opened_fails_alone(tmp_path: Path) -> None:
     """A stack whose config is not valid fails with the file's error when it is claimed;
     the worker goes on with the other stacks."""

@@ -171,7 +171,7 @@ class _Db(SqlDb):
         except OSError as exc:
             raise StateError(f"cannot create {self.path.parent}: {exc}") from exc
         _drop_dead_builds(self.path)
-        building = self.path.with_name(f"{self.path.name}{_BUILDING}{os.getpid()}-{os.urandom(4).hex()}")
+        building = self.path.with_name(f"{self.path.name}{_BUILDING}{_host()}-{os.getpid()}-{os.urandom(4).hex()}")
         try:
             self._build(building)
             _link_unless_there(building, self.path)
@@ -275,16 +275,28 @@ class _Db(SqlDb):
 
 
 _BUILDING: Final = ".new-"
-"""``materialise`` builds ``<file>.new-<pid>-<random>`` (SQLite adds ``-wal``, ``-shm``)."""
+"""``materialise`` builds ``<file>.new-<host>-<pid>-<random>`` (SQLite adds ``-wal``,
+``-shm``); ``<host>`` is a digest of the host's name, so that a state folder shared by
+several machines is tidied by each only of its own builds."""
+
+
+def _host() -> str:
+    """A digest of this host's name (loaded only where a state file is made: not on
+    every command's path)."""
+    import hashlib
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def _drop_dead_builds(path: Path) -> None:
     """What a ``materialise`` killed part-way left: the builds of processes of this host
     that are gone."""
-    for leftover in path.parent.glob(f"{path.name}{_BUILDING}*"):
+    mine = f"{path.name}{_BUILDING}{_host()}-"
+    for leftover in path.parent.glob(f"{mine}*"):
         from stackwright.providers.processes import alive  # rarely: not on every command's path
 
-        pid = leftover.name[len(path.name) + len(_BUILDING):].partition("-")[0]
+        pid = leftover.name[len(mine):].partition("-")[0]
         if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             with suppress(OSError):  # one that cannot be removed stays: nothing ever opens it
                 leftover.unlink()
@@ -302,7 +314,7 @@ def _drop_second_links(path: Path) -> None:
     if names < 2:
         return
     for leftover in path.parent.glob(f"{path.name}{_BUILDING}*"):
-        with suppress(FileNotFoundError):  # another process removed it first
+        with suppress(OSError):  # gone already (another process), or not ours to remove: harmless
             if leftover.samefile(path):
                 leftover.unlink()
 

@@ -218,8 +218,6 @@ class StackRunner:
         self.prepared: dict[str, Prepared] = {}
         """A claimed stack's program, run while finding its links (``links_of_claimed``),
         for the ``up`` that follows at once."""
-        self.linking: set[str] = set()
-        """Projects whose program declared a type that exports or imports."""
 
     def __enter__(self) -> StackRunner:
         return self
@@ -274,11 +272,9 @@ class StackRunner:
         calls ``forget``). A program that declares nothing of a type that exports or
         imports has no links whatever values it reads, so that run tells them. Else
         (and when that run fails, or for another action) they come from ``links_of``,
-        as every worker of the run finds them; a project whose program declared such a
-        type goes there first for its other stacks (they are let go until the whole
-        ordering is known, and a real run then would be wasted)."""
+        as every worker of the run finds them."""
         entry, stack = self.entry(ref), ref.rpartition("/")[2]
-        if self.options.action != UP or entry.project.name in self.linking:
+        if self.options.action != UP:
             return self.links_of([ref])
         from stackwright.plan.links import NO_LINKS, declares_links
 
@@ -292,10 +288,7 @@ class StackRunner:
         if session is None or desired is None:
             return self.links_of([ref])
         self.prepared[ref] = Prepared(session, desired, time.monotonic() - started)
-        if linking:
-            self.linking.add(entry.project.name)
-            return self.links_of([ref])
-        return {ref: NO_LINKS}
+        return self.links_of([ref]) if linking else {ref: NO_LINKS}
 
     def forget(self, ref: str) -> None:
         """The stack claimed was let go: the program's graph may be out of date when it

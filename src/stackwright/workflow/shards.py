@@ -675,16 +675,20 @@ class _Renewer:
 
     def _renew(self, stores: dict[str, StateStore], project: Project, stack: str,
                lock: LockInfo) -> None:
-        """Another worker holding the lock means the claim is lost; a store that cannot
-        be reached is tried again on a new connection next time (if it stays out of
-        reach, the lease runs out and the main thread's own writes fail too)."""
+        """Another worker holding the lock, or none (a taker finished the stack and
+        released it), means the claim is lost; a store that cannot be reached is tried
+        again on a new connection next time (if it stays out of reach, the lease runs out
+        and the main thread's own writes fail too)."""
         from stackwright.operations.session import open_store
 
         try:
             if project.name not in stores:
                 stores[project.name] = open_store(project)
+            store = stores[project.name]
+            if store.read_lock(stack) is None:  # taking it again would apply a finished stack twice
+                raise LockHeldError(f"the lock of stack {stack!r} was released by another worker")
             lock.acquired_at = time.time()
-            stores[project.name].acquire_lock(stack, lock)  # the same token: renews it
+            store.acquire_lock(stack, lock)  # the same token: renews it; another's: raises
         except LockHeldError as exc:
             self.lost, self.current = exc, None
         except StateError:
