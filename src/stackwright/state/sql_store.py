@@ -456,12 +456,16 @@ class SqlStateStore:
                stacks: Collection[str] | None = None) -> list[Event]:
         """``stacks``: in one read (a waiter confirming a burst of notices), ``_IN_LIST``
         names per statement."""
-        names = sorted(set(stacks)) if stacks is not None else [stack] if stack is not None else [None]
+        if stacks is None:
+            batches: list[list[str] | None] = [None if stack is None else [stack]]
+        else:
+            names = sorted(set(stacks))
+            batches = [names[start:start + _IN_LIST] for start in range(0, len(names), _IN_LIST)]
         rows: list[Any] = []
         with self._db.read() as conn:
-            for start in range(0, len(names), _IN_LIST):
-                rows += conn.execute(*_events_query(names[start:start + _IN_LIST], kinds)).fetchall()
-        if len(names) > _IN_LIST:
+            for batch in batches:
+                rows += conn.execute(*_events_query(batch, kinds)).fetchall()
+        if len(batches) > 1:
             rows.sort(key=lambda r: int(r[0]))
         with self._db.guard():
             return [Event(int(r[0]), r[1], r[2], r[3], float(r[4]), self._db.values.loads(r[5])) for r in rows]
@@ -558,12 +562,12 @@ class _Batch:
         """Its changes, counted once the batch committed."""
 
 
-def _events_query(names: Sequence[str | None], kinds: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:
-    """The audit log's rows of the stacks ``names`` (``[None]``: of every stack) and
-    ``kinds`` (none: every kind)."""
+def _events_query(names: Sequence[str] | None, kinds: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:
+    """The audit log's rows of the stacks ``names`` (None: of every stack) and ``kinds``
+    (none: every kind)."""
     clauses: list[str] = []
     params: list[Any] = []
-    if names != [None]:
+    if names is not None:
         clauses.append(f"stack IN ({','.join('?' * len(names))})")
         params.extend(names)
     if kinds:

@@ -292,10 +292,10 @@ def _host() -> str:
 def _drop_dead_builds(path: Path) -> None:
     """What a ``materialise`` killed part-way left: the builds of processes of this host
     that are gone."""
+    from stackwright.providers.processes import alive  # only where a state file is made
+
     mine = f"{path.name}{_BUILDING}{_host()}-"
     for leftover in path.parent.glob(f"{mine}*"):
-        from stackwright.providers.processes import alive  # rarely: not on every command's path
-
         pid = leftover.name[len(mine):].partition("-")[0]
         if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             with suppress(OSError):  # one that cannot be removed stays: nothing ever opens it

@@ -273,20 +273,19 @@ class StackRunner:
         imports has no links whatever values it reads, so that run tells them. Else
         (and when that run fails, or for another action) they come from ``links_of``,
         as every worker of the run finds them."""
-        entry, stack = self.entry(ref), ref.rpartition("/")[2]
         if self.options.action != UP:
             return self.links_of([ref])
         from stackwright.plan.links import NO_LINKS, declares_links
 
         started = time.monotonic()
         try:
-            session = self._session(entry.project, stack)
-            desired = None if session is None else session.run_program()
-            linking = session is not None and desired is not None and declares_links(desired, session.providers)
+            session = self._session(self.entry(ref).project, ref.rpartition("/")[2])
+            if session is None:  # not in the state: `up` refuses it
+                return self.links_of([ref])
+            desired = session.run_program()
+            linking = declares_links(desired, session.providers)
         except StackwrightError:
             return self.links_of([ref])  # its `up` meets the error again, and fails as it would have
-        if session is None or desired is None:
-            return self.links_of([ref])
         self.prepared[ref] = Prepared(session, desired, time.monotonic() - started)
         return self.links_of([ref]) if linking else {ref: NO_LINKS}
 

@@ -201,14 +201,21 @@ class _SharedLinks:
         """Nobody found ``ref``'s links yet, as far as this worker knows."""
         return ref not in self.links and ref not in self.runner.unlinked
 
-    def learn(self, refs: list[str], claimed: bool = False) -> None:
-        """Run the programs of ``refs`` (whose links nobody recorded yet) here;
-        ``claimed``: of the one stack this worker is about to apply, whose program then
-        runs once for both (``StackRunner.links_of_claimed``)."""
+    def learn(self, refs: list[str]) -> None:
+        """Run the programs of ``refs`` (whose links nobody recorded yet) here."""
         started = time.monotonic()
-        self.links.update(self.runner.links_of_claimed(refs[0]) if claimed else self.runner.links_of(refs))
+        self._learned(self.runner.links_of(refs), len(refs), started)
+
+    def learn_claimed(self, ref: str) -> None:
+        """``learn([ref])`` for the stack this worker is about to apply: its program runs
+        once for both (``StackRunner.links_of_claimed``)."""
+        started = time.monotonic()
+        self._learned(self.runner.links_of_claimed(ref), 1, started)
+
+    def _learned(self, links: Mapping[str, StackLinks], count: int, started: float) -> None:
+        self.links.update(links)
         self.spent += time.monotonic() - started
-        self.found += len(refs)
+        self.found += count
         self._complete()
 
     def refresh(self) -> None:
@@ -472,7 +479,7 @@ class _Worker:
         is let go again: it exports or imports, and the whole ordering is not known."""
         assert self.links is not None
         try:
-            self.links.learn([ref], claimed=True)
+            self.links.learn_claimed(ref)
             deps = self.links.deps(ref)
         except BaseException:  # Ctrl-C in the program, or an import cycle: not left claimed
             self.let_go(ref, lock)
