@@ -308,6 +308,62 @@ def test_secrets_are_masked_everywhere_but_show_secrets(project) -> None:
         assert pw not in text
 
 
+SECRET_CONFIG = "hunter2-PLAINTEXT-XYZ"
+MADE_OF_SECRET = """
+    dbpass = sw.Config().require_secret("dbpass")
+    echo = local.Command("echo", create=sw.fmt("echo out-{}", dbpass))
+    lowered = local.Command("lowered", create=dbpass.apply(lambda p: "echo " + p.lower()))
+    sw.export("echoed", echo.stdout)
+    sw.export("lowered", lowered.stdout)
+"""
+
+
+def _artifacts(proj: CliProject) -> str:
+    """Every file of the project but the program, as text (the state's bytes too)."""
+    return "\n".join(path.read_bytes().decode("latin-1") for path in sorted(proj.root.rglob("*"))
+                     if path.is_file() and path != proj.program)
+
+
+def test_what_a_provider_prints_of_a_secret_config_value_stays_secret_everywhere(project) -> None:
+    """A secret reaching a command only through ``sw.fmt`` or ``.apply``: what the
+    command prints, whole or changed, is secret in state, outputs, history, plans and
+    after ``refresh --yes``; ``Output.all`` keeps the plain element plain."""
+    proj = project(MADE_OF_SECRET + '    sw.export("pair", sw.Output.all(dbpass, "e"))\n')
+    proj.ok("config", "set", "--secret", "dbpass", SECRET_CONFIG)
+    shown = [proj.ok("up", "--yes"), proj.ok("outputs"), proj.ok("outputs", "--json"),
+             proj.ok("history", "show", "1", "--json"),
+             proj.ok("state", "show", proj.urn("local:Command", "echo")),
+             proj.ok("refresh", "--yes"), proj.ok("state", "show", proj.urn("local:Command", "lowered")),
+             proj.ok("preview", "--refresh", "--diff"), proj.ok("plan", "--out", "again.plan")]
+    assert 'pair: ["[secret]", "e"]' in shown[1]
+    for text in [*shown, _artifacts(proj)]:
+        assert SECRET_CONFIG.lower() not in text.lower()
+
+
+def test_a_saved_plan_applied_keeps_what_its_secrets_were_made_of_secret(project) -> None:
+    proj = project(MADE_OF_SECRET)
+    proj.ok("config", "set", "--secret", "dbpass", SECRET_CONFIG)
+    proj.ok("plan", "--out", "saved.plan")
+    shown = [proj.ok("apply", "saved.plan", "--yes"), proj.ok("outputs")]
+    assert "echoed: [secret]" in shown[1] and "lowered: [secret]" in shown[1]
+    for text in [*shown, _artifacts(proj)]:
+        assert SECRET_CONFIG.lower() not in text.lower()
+
+
+def test_a_failing_callback_given_a_secret_records_nothing_made_of_it(project) -> None:
+    proj = project("""
+        dbpass = sw.Config().require_secret("dbpass")
+        def check(p):
+            raise ValueError(f"bad password {p.lower()}")
+        local.File("h", path="out/h.txt", content=dbpass.apply(check))
+    """)
+    proj.ok("config", "set", "--secret", "dbpass", SECRET_CONFIG)
+    err = proj.fails("up", "--yes")
+    assert "raised ValueError (its message is not shown" in err
+    for text in [err, _artifacts(proj)]:
+        assert SECRET_CONFIG.lower() not in text.lower()
+
+
 # --- refresh, import, rollback ---------------------------------------------------------
 
 

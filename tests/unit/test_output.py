@@ -180,8 +180,45 @@ def test_a_raising_callback_is_a_located_error_that_keeps_nested_secrets_out() -
     with pytest.raises(CallbackError) as nested:
         holder["nested"].resolve(lookup_from({("a", "tags"): {"port": Secret("hunter2")}}))
     error = nested.value
-    assert "hunter2" not in str(error) and "[secret]" in error.message
+    assert "hunter2" not in str(error) and "message is not shown" in error.message
+    assert error.__cause__ is None and error.__suppress_context__
     assert (error.file, error.line) == (__file__, parse.__code__.co_firstlineno + 1)
+
+
+def test_a_callback_given_a_secret_shows_nothing_made_of_it_in_its_error() -> None:
+    from stackwright.errors import CallbackError
+
+    holder: dict[str, Any] = {}
+
+    def program() -> None:
+        a = Box("a", name="a")
+        holder["lowered"] = a.arn.apply(lambda password: int(password.lower()))
+
+    declare(program)
+    with pytest.raises(CallbackError) as raised:
+        holder["lowered"].resolve(lookup_from({("a", "arn"): Secret("Hunter2-XYZ")}))
+    assert "hunter2-xyz" not in str(raised.value).lower()
+    assert "ValueError" in raised.value.message
+
+
+def test_a_value_made_of_secrets_carries_their_texts_and_all_keeps_each_ones_secretness() -> None:
+    from stackwright.model.values import secret_texts
+
+    holder: dict[str, Any] = {}
+
+    def program() -> None:
+        a = Box("a", name="a")
+        holder["formatted"] = sw.fmt("echo out-{}", a.arn)
+        holder["pair"] = Output.all(a.arn, "e")
+
+    declare(program)
+    lookup = lookup_from({("a", "arn"): Secret("hunter2-XYZ")})
+    formatted = holder["formatted"].resolve(lookup)
+    assert formatted == Secret("echo out-hunter2-XYZ")
+    assert secret_texts(formatted) == {"echo out-hunter2-XYZ", "hunter2-XYZ"}
+    pair = holder["pair"].resolve(lookup)
+    assert pair == [Secret("hunter2-XYZ"), "e"]
+    assert secret_texts(pair) == {"hunter2-XYZ"}
 
 
 def test_resolving_inputs_says_in_the_same_walk_what_they_hold() -> None:

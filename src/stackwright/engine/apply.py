@@ -18,7 +18,7 @@ import itertools
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -89,10 +89,10 @@ class _DifferentFromPlan(StackwrightError):
     pass
 
 
-def plan_secrets(plan: Plan) -> set[str]:
+def plan_secrets(plan: Plan, into: set[str] | None = None) -> set[str]:
     """The plain texts of the secrets a plan carries: inputs, recorded inputs and
     outputs, stack outputs."""
-    found: set[str] = set()
+    found: set[str] = set() if into is None else into
     for step in plan.steps:
         for value in (step.inputs, step.old_inputs, step.old_outputs):
             if value is not None:
@@ -174,8 +174,11 @@ class Applier:
     def __init__(
         self, plan: Plan, providers: ProviderLookup, writer: StackWriter,
         options: ApplyOptions, sink: EventSink, resolver: Resolver | None = None,
-        stop: asyncio.Event | None = None, inline: bool = False,
+        stop: asyncio.Event | None = None, inline: bool = False, known_secrets: Iterable[str] = (),
     ) -> None:
+        """``known_secrets``: plain texts of secrets the plan's values were made from
+        that its own copies may not show (a stack's secret config, read through
+        ``sw.fmt`` into a command): outputs holding them are secret too."""
         self.plan = plan
         self.steps = {s.urn: s for s in plan.steps}
         self.leftovers: dict[str, list[Leftover]] = {}
@@ -185,6 +188,7 @@ class Applier:
         self.writer = writer
         self.options = options
         self.secrets = plan_secrets(plan)
+        self.secrets.update(known_secrets)
         """Plain texts of every secret this walk knows, masked out of every message."""
         self.sink = MaskingSink(sink, self.secrets)
         self.resolver = resolver
@@ -422,7 +426,7 @@ class Applier:
         ctx = self._context(step.urn, token, handler, inputs)
         created = await self.calls.run(step.urn, "create", handler.create, ctx, reveal(inputs))
         returned = self._as_recorded(inputs, created.outputs)
-        outputs = wrap_secret_keys({**inputs, **returned}, handler.secret_outputs)
+        outputs = wrap_secret_keys({**inputs, **returned}, handler.secret_keys(inputs))
         change = Change(step.urn, step.type, _OP_TEXT[step.op], _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, created.id, inputs, outputs),
                           change, clears=token)
@@ -452,7 +456,7 @@ class Applier:
         live = await self.calls.run(step.urn, "read", handler.read, ctx, read_id, {}, {})
         if live is None:
             raise ProviderError(f"no {step.type} with id {read_id!r} exists")
-        outputs = wrap_secret_keys({**live.inputs, **live.outputs}, handler.secret_outputs)
+        outputs = wrap_secret_keys({**live.inputs, **live.outputs}, handler.secret_keys(live.inputs))
         recorded = {**live.inputs, **{k: v for k, v in (step.inputs or {}).items() if k == handler.provider_input}}
         state = ResourceState(urn=step.urn, type=step.type, id=live.id, inputs=recorded,
                               outputs=outputs, parent=step.parent, deps=list(step.deps),
@@ -473,7 +477,7 @@ class Applier:
             step.urn, "update", handler.update, ctx, step.old_id, reveal(step.old_inputs),
             reveal(step.old_outputs), reveal(inputs))
         returned = self._as_recorded(inputs, returned)
-        outputs = wrap_secret_keys({**step.old_outputs, **inputs, **returned}, handler.secret_outputs)
+        outputs = wrap_secret_keys({**step.old_outputs, **inputs, **returned}, handler.secret_keys(inputs))
         change = Change(step.urn, step.type, "update", _diffs_json(step.diffs))
         await self.commit(self.writer.record_resource, self._state(step, step.old_id, inputs, outputs),
                           change, clears=token)

@@ -66,7 +66,8 @@ async def _recover_create(
         writer.clear_pending(op.token)
         report.forgotten.append(op.urn)
         return None
-    outputs = wrap_secret_keys({**op.inputs, **carry_secrets(op.inputs, live.outputs)}, handler.secret_outputs)
+    outputs = wrap_secret_keys({**op.inputs, **carry_secrets(op.inputs, live.outputs)},
+                               handler.secret_keys(op.inputs))
     state = ResourceState(urn=op.urn, type=op.type, id=live.id, inputs=op.inputs,
                           outputs=outputs, parent=op.parent, deps=list(op.deps))
     writer.record_resource(state, Change(op.urn, op.type, "create"), clears=op.token)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +13,7 @@ from stackwright.engine.retry import RetryPolicy
 from stackwright.errors import StackwrightError
 from stackwright.model.resource import urn_name
 from stackwright.model.values import (
-    carry_secrets, mark_containing, mask_text, masked, remark_secrets, reveal, secret_texts, wrap_secret_keys,
+    carry_secrets, is_plain, mark_containing, mask_text, masked, remark_secrets, reveal, secret_texts, wrap_secret_keys,
 )
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.providers.protocol import ProviderLookup, ReadResult, instance_config
@@ -39,22 +39,24 @@ class RefreshResult:
 
 async def read_all(
     snapshot: Snapshot, providers: ProviderLookup, parallel: int, sink: EventSink,
-    policy: RetryPolicy | None = None,
+    policy: RetryPolicy | None = None, known_secrets: Iterable[str] = (),
 ) -> RefreshResult:
-    """Read every resource at most ``parallel`` at once; nothing is written."""
+    """Read every resource at most ``parallel`` at once; nothing is written. What is
+    read is marked secret where it holds the text of any secret the stack knows (its
+    records, its outputs, ``known_secrets``: its secret config), as `up` marks it."""
     import asyncio
 
     calls = ProviderCalls(parallel, policy or RetryPolicy(), sink)
     gate = asyncio.Semaphore(parallel)
     result = RefreshResult()
+    secrets = stack_secrets(snapshot, known_secrets)
 
     async def one(record: ResourceState) -> None:
         async with gate:
             try:
-                drift = await _read_one(record, providers, calls, snapshot)
+                drift = await _read_one(record, providers, calls, snapshot, secrets)
             except Exception as exc:  # noqa: BLE001 - reported per resource, never dropped
                 # The provider saw the record's secrets revealed: none may show in the report.
-                secrets = secret_texts(record.inputs, secret_texts(record.outputs))
                 result.errors[record.urn] = mask_text(getattr(exc, "message", str(exc)), secrets)
                 return
             result.checked += 1
@@ -86,8 +88,20 @@ def _batched_reads(snapshot: Snapshot, providers: ProviderLookup) -> Iterator[No
         yield
 
 
+def stack_secrets(snapshot: Snapshot, known: Iterable[str] = ()) -> set[str]:
+    """The plain texts of every secret the stack's records and outputs hold, and
+    ``known``."""
+    found = set(known)
+    for record in snapshot.resources.values():
+        if not is_plain(record.inputs) or not is_plain(record.outputs):
+            secret_texts(record.inputs, found)
+            secret_texts(record.outputs, found)
+    secret_texts(dict(snapshot.outputs), found)
+    return found
+
+
 async def _read_one(record: ResourceState, providers: ProviderLookup, calls: ProviderCalls,
-                    snapshot: Snapshot) -> Drift | None:
+                    snapshot: Snapshot, secrets: set[str]) -> Drift | None:
     handler = providers.resource(record.type)
     config = instance_config(handler, record.inputs, lambda urn: _outputs(snapshot, urn))
     ctx = calls.context(record.urn, urn_name(record.urn), f"refresh-{record.id}", config)
@@ -96,8 +110,9 @@ async def _read_one(record: ResourceState, providers: ProviderLookup, calls: Pro
     if live is None:
         return Drift(record.urn, record.type, "deleted")
     inputs = {k: remark_secrets(record.inputs.get(k), v) for k, v in live.inputs.items()}
-    returned = mark_containing(carry_secrets(inputs, live.outputs), secret_texts(record.inputs))
-    outputs = wrap_secret_keys({**record.outputs, **inputs, **returned}, handler.secret_outputs)
+    returned = mark_containing(carry_secrets(inputs, live.outputs), secrets)
+    outputs = _still_secret(record.outputs, wrap_secret_keys({**record.outputs, **inputs, **returned},
+                                                             handler.secret_keys(inputs)))
     state = ResourceState(
         urn=record.urn, type=record.type, id=live.id, inputs=inputs, outputs=outputs,
         parent=record.parent, deps=record.deps, protect=record.protect,
@@ -136,3 +151,9 @@ def refreshed_snapshot(snapshot: Snapshot, result: RefreshResult) -> Snapshot:
             resources[drift.urn] = drift.live
     return Snapshot(snapshot.stack, snapshot.lineage, snapshot.serial, resources,
                     snapshot.outputs, snapshot.pending)
+
+
+def _still_secret(recorded: Mapping[str, Any], read: dict[str, Any]) -> dict[str, Any]:
+    """``read`` with every output that was recorded secret kept secret: reading an
+    object again does not make public what its last apply kept secret."""
+    return {k: remark_secrets(recorded[k], v) if k in recorded else v for k, v in read.items()}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, overl
 
 from stackwright.errors import CallbackError, ProgramError, StackwrightError
 from stackwright.model import context
-from stackwright.model.values import UNKNOWN, Secret, is_secret, is_unknown, mask_text, reveal, secret_texts
+from stackwright.model.values import UNKNOWN, Secret, is_secret, is_unknown, reveal, secret_texts
 
 if TYPE_CHECKING:
     from stackwright.model.resource import Resource
@@ -88,7 +88,7 @@ class Output(Generic[T]):
     def all(*values: Any) -> Output[list[Any]]:
         """One Output of a list, known when every element is known."""
         sources = tuple(as_output(v) for v in values)
-        return Output._derived(sources, lambda *vals: list(vals))
+        return Output._derived(sources, _listed)
 
     @staticmethod
     def concat(*parts: Any) -> Output[str]:
@@ -138,6 +138,8 @@ class Output(Generic[T]):
         values = [s.resolve(lookup) for s in self._sources]
         if any(is_unknown(v) for v in values):
             return UNKNOWN
+        if self._fn is _listed:
+            return values  # each element as secret as it is, no more
         secret = any(is_secret(v) for v in values)
         assert self._fn is not None
         with context.inside_callback():
@@ -146,10 +148,14 @@ class Output(Generic[T]):
             except StackwrightError:
                 raise
             except Exception as exc:
-                secrets = secret_texts(values)
-                raise callback_error(exc, secrets) from (None if secrets else exc)
+                raise callback_error(exc, secret) from (None if secret else exc)
         result = resolve_value(result, lookup)
-        return Secret(result) if secret and not isinstance(result, Secret) else result
+        if not secret:
+            return result
+        origins = frozenset(secret_texts(values))
+        if isinstance(result, Secret):
+            return Secret(result.value, result.origins | origins)
+        return Secret(result, origins)
 
     def __str__(self) -> str:
         raise ProgramError(
@@ -178,16 +184,23 @@ class Output(Generic[T]):
         return "Output(...)"
 
 
-def callback_error(exc: Exception, secrets: set[str]) -> CallbackError:
-    """What a callback raised, located in the user's code. Its message may quote the
-    value it was given (``int(password)``), so the secrets it was given are masked out;
-    the original exception, which holds them, is then not chained either."""
+def callback_error(exc: Exception, given_secret: bool) -> CallbackError:
+    """What a callback raised, located in the user's code. A callback given a secret may
+    quote it, or anything made of it (``p.lower()``), in its message: then the message
+    is not shown, and the original exception, which holds it, is not chained either."""
     file, line = context.user_frame_of(exc)
-    detail = mask_text(str(exc), secrets)
-    hint = "fix the callback (secrets in its message are masked)" if secrets else \
-        "run with --debug to see the traceback"
-    return CallbackError(f"an Output callback raised {type(exc).__name__}: {detail}",
-                         file=file, line=line, hint=hint)
+    if given_secret:
+        return CallbackError(f"an Output callback raised {type(exc).__name__} (its message is not shown: "
+                             "the callback was given a secret)", file=file, line=line,
+                             hint="fix the callback; to see the message, raise it without the secret's value")
+    return CallbackError(f"an Output callback raised {type(exc).__name__}: {exc}",
+                         file=file, line=line, hint="run with --debug to see the traceback")
+
+
+def _listed(*values: Any) -> list[Any]:
+    """``Output.all``'s function: the resolved values as they are, each keeping its own
+    secretness (a secret among plain values does not make them all secret)."""
+    return list(values)
 
 
 Input: TypeAlias = Union[T, Output[T]]

@@ -8,7 +8,7 @@ and ``Secret`` (a value that must be masked in every output and never stored pla
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 MASK: Final = "[secret]"
@@ -42,6 +42,11 @@ class Secret:
     """A value whose plain text must never reach a terminal, a log or a plan file."""
 
     value: Any
+    origins: frozenset[str] = field(default=frozenset(), compare=False)
+    """For a value computed from secrets (``sw.fmt``, ``.apply``): their plain texts. A
+    provider that echoes a part of the value (a command printing the password it was
+    given) echoes them, not the whole value. Known while a program's values are
+    planned and applied; never stored."""
 
     def __repr__(self) -> str:
         return MASK
@@ -130,27 +135,38 @@ def wrap_secret_keys(values: Mapping[str, Any], keys: frozenset[str]) -> dict[st
     return out
 
 
+SHORTEST_DERIVED_TEXT: Final = 4
+"""A leaf of a value computed from secrets counts as a secret's text from this length:
+its origins are masked anyway, and a fragment such as ``"e"`` (``Output.all(token,
+"e").apply(...)``) would mask that letter in every message."""
+
+
 def secret_texts(value: Any, into: set[str] | None = None) -> set[str]:
     """Every plain text a secret in ``value`` holds: its strings, and any other leaf
-    written as text, as an error message would show it."""
+    written as text, as an error message would show it; for a value computed from
+    secrets, also theirs (``Secret.origins``)."""
     out = set() if into is None else into
-    _texts(value, out, inside=False)
+    _texts(value, out, inside=0)
     return out
 
 
-def _texts(value: Any, out: set[str], inside: bool) -> None:
+def _texts(value: Any, out: set[str], inside: int) -> None:
+    """``inside``: 0 outside any secret, else the shortest leaf that counts."""
     if not inside and type(value) in _SCALARS:  # most leaves: no type check of the ABCs
         return
     if isinstance(value, Secret):
-        _texts(value.value, out, inside=True)
+        out.update(value.origins)
+        _texts(value.value, out, inside=SHORTEST_DERIVED_TEXT if value.origins else 1)
     elif isinstance(value, Mapping):
         for v in value.values():
             _texts(v, out, inside)
     elif isinstance(value, (list, tuple)):
         for v in value:
             _texts(v, out, inside)
-    elif inside and value is not None and not isinstance(value, bool) and value is not UNKNOWN and str(value):
-        out.add(str(value))
+    elif inside and value is not None and not isinstance(value, bool) and value is not UNKNOWN:
+        text = str(value)
+        if len(text) >= inside:
+            out.add(text)
 
 
 def mark_containing(value: Any, secrets: set[str] | frozenset[str]) -> Any:
@@ -180,7 +196,7 @@ def remark_secrets(original: Any, changed: Any) -> Any:
     if not is_secret(original):
         return changed
     if isinstance(original, Secret):
-        return changed if isinstance(changed, Secret) else Secret(changed)
+        return changed if isinstance(changed, Secret) else Secret(changed, original.origins)
     if isinstance(original, Mapping) and isinstance(changed, Mapping) and original.keys() <= changed.keys():
         return {k: remark_secrets(original.get(k), v) for k, v in changed.items()}
     if (isinstance(original, (list, tuple)) and isinstance(changed, (list, tuple))

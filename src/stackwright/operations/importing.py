@@ -46,7 +46,7 @@ def read_import(session: StackSession, type_token: str, name: str, resource_id: 
         raise ProjectError(f"no {type_token} with id {resource_id!r} was found",
                            hint="check the id and the stack's region/endpoint")
     inputs = dict(live.inputs)
-    outputs = wrap_secret_keys({**inputs, **live.outputs}, handler.secret_outputs)
+    outputs = wrap_secret_keys({**inputs, **live.outputs}, handler.secret_keys(inputs))
     return ImportCandidate(urn, type_token, live.id, inputs, outputs, declaration_code(handler, name, inputs))
 
 

@@ -81,6 +81,13 @@ class StackSession(Compared):
             self._who = identity(self.named, env, cwd)
         return self._who
 
+    def config_secrets(self) -> set[str]:
+        """The plain texts of the stack's secret config: a value a program made of them
+        (``sw.fmt``) may show them in part, and so may a provider's outputs."""
+        from stackwright.model.values import secret_texts
+
+        return secret_texts(self.config.data)
+
     def run_program(self, targets: Sequence[str] = ()) -> DesiredGraph:
         """The desired graph; with ``targets``, complete only for what they name (see
         ``program.runner.run_program``). The cycle collector is paused meanwhile: a

@@ -15,7 +15,7 @@ from stackwright.graph import Graph
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import missing_in, resolve_value
 from stackwright.model.resource import Resource
-from stackwright.model.values import UNKNOWN
+from stackwright.model.values import UNKNOWN, secret_texts
 from stackwright.operations import drift_note
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.plan.plan import Op, Plan, Step
@@ -95,9 +95,10 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
         snapshot = session.store.snapshot(session.stack)
         desired = complete_for(session, desired, snapshot, targets)
         if refresh or drifted is not None:
-            from stackwright.engine.refresh import read_all, refreshed_snapshot
+            from stackwright.engine.refresh import refreshed_snapshot
+            from stackwright.operations.refresh import read_live
 
-            result = run_async(read_all(snapshot, session.providers, parallel, EventSink()))
+            result = read_live(session, snapshot, parallel, EventSink())
             require_all_read(result)
             snapshot = refreshed_snapshot(snapshot, result)
         plan = _noted(make_plan(desired, snapshot, session.providers, targets=targets), drifted)
@@ -198,7 +199,7 @@ def explained(plan: Plan, session: StackSession) -> Plan:
 def _without_secrets(notes: Iterable[str], step: Step) -> tuple[str, ...]:
     """Notes come from providers, which see secrets revealed: every secret value of
     the step's inputs is masked in them before they reach a screen or a plan file."""
-    from stackwright.model.values import mask_text, secret_texts
+    from stackwright.model.values import mask_text
 
     secrets = secret_texts(step.old_inputs or {}, secret_texts(step.inputs or {}))
     return tuple(mask_text(note, secrets) for note in notes)
@@ -257,23 +258,31 @@ def apply_saved(
     Interrupted operations are not resolved here: they moved the state on, so
     ``verify`` refuses the plan anyway.
     """
+    from stackwright.engine.apply import plan_secrets
+
+    made_from: set[str] = set()
+
     def planned(snapshot: Snapshot) -> Plan:
-        verify(snapshot, make_plan(desired, snapshot, session.providers))
+        now = make_plan(desired, snapshot, session.providers)
+        verify(snapshot, now)
+        plan_secrets(now, made_from)  # what the saved plan's secrets were made from, which its copies lost
         return saved
 
     return _locked_update(session, "apply", desired, planned, options=options, sink=sink,
-                          confirm=confirm, recover=False, extra=extra)
+                          confirm=confirm, recover=False, extra=extra, known_secrets=made_from)
 
 
 def _locked_update(
     session: StackSession, kind: str, desired: DesiredGraph, planned: Callable[[Snapshot], Plan],
     *, options: ApplyOptions, sink: EventSink, confirm: Confirm, refresh: bool = False,
     recover: bool = True, extra: dict[str, Any] | None = None, check: Check | None = None,
+    known_secrets: Iterable[str] = (),
 ) -> UpdateOutcome:
     """The machinery every plan-applying change shares: resolve interrupted operations,
     plan, ``check``, confirm — all before the lock, so that nobody waits on a person at
     a prompt — then under the lock plan again, refuse unless that is the plan that was
-    confirmed, apply, checkpoint, audit. The duration excludes the prompt."""
+    confirmed, apply, checkpoint, audit. The duration excludes the prompt.
+    ``known_secrets``: see ``Applier``."""
     recorded: Snapshot | None = session.store.snapshot(session.stack)
     report = _no_recovery()
     if recover and recorded is not None and recorded.pending:
@@ -294,9 +303,10 @@ def _locked_update(
         # A lock held since before ``base`` was read (a `run --shard` claim): it is current.
         snapshot = base if session.held_lock is not None and not refresh else session.store.snapshot(session.stack)
         if refresh:
-            from stackwright.engine.refresh import read_all, record_drift
+            from stackwright.engine.refresh import record_drift
+            from stackwright.operations.refresh import read_live
 
-            drift = run_async(read_all(snapshot, session.providers, options.parallel, sink))
+            drift = read_live(session, snapshot, options.parallel, sink)
             require_all_read(drift)
             record_drift(drift, writer)
             snapshot = session.store.snapshot(session.stack)
@@ -313,7 +323,7 @@ def _locked_update(
             _record_apply(session, kind, outcome, "succeeded", audit)
             return outcome
         tally = RetryTally(sink)
-        outcome.result, outcome.stopped = _apply(session, plan, desired, writer, options, tally)
+        outcome.result, outcome.stopped = _apply(session, plan, desired, writer, options, tally, known_secrets)
         audit["retries"] = tally.retries
         outputs = _final_outputs(desired, outcome.result, snapshot.resources, writer)
         status = "succeeded" if outcome.result.ok else (
@@ -331,9 +341,10 @@ def _planning_snapshot(session: StackSession, refresh: bool, parallel: int, sink
     snapshot = recorded if recorded is not None else session.store.snapshot(session.stack)
     if not refresh:
         return snapshot
-    from stackwright.engine.refresh import read_all, refreshed_snapshot
+    from stackwright.engine.refresh import refreshed_snapshot
+    from stackwright.operations.refresh import read_live
 
-    result = run_async(read_all(snapshot, session.providers, parallel, sink))
+    result = read_live(session, snapshot, parallel, sink)
     require_all_read(result)
     return refreshed_snapshot(snapshot, result)
 
@@ -481,9 +492,13 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any,
-           options: ApplyOptions, sink: EventSink) -> tuple[ApplyResult, bool]:
-    """The result, and whether Ctrl-C or SIGTERM asked to stop meanwhile."""
+           options: ApplyOptions, sink: EventSink, known_secrets: Iterable[str] = ()) -> tuple[ApplyResult, bool]:
+    """The result, and whether Ctrl-C or SIGTERM asked to stop meanwhile. Besides
+    ``known_secrets``, the stack's secret config is known: a plan made from recorded
+    values (a rollback, a saved plan) no longer says what its secrets were made of."""
     from stackwright.engine.apply import Applier, runs_in_process
+
+    known = session.config_secrets().union(known_secrets)
 
     def resolver(urn: str, lookup: PropertyLookup) -> dict[str, Any]:
         resource = desired.resources[urn]
@@ -492,13 +507,14 @@ def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any
         return value
 
     if runs_in_process(plan, session.providers):
-        return _apply_inline(Applier(plan, session.providers, writer, options, sink, resolver, inline=True), sink)
+        return _apply_inline(Applier(plan, session.providers, writer, options, sink, resolver, inline=True,
+                                     known_secrets=known), sink)
 
     async def run() -> tuple[ApplyResult, bool]:
         import asyncio
 
         stop = asyncio.Event()
-        applier = Applier(plan, session.providers, writer, options, sink, resolver, stop)
+        applier = Applier(plan, session.providers, writer, options, sink, resolver, stop, known_secrets=known)
         loop = asyncio.get_running_loop()
 
         def interrupt() -> None:

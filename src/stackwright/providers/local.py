@@ -254,6 +254,8 @@ class CommandProvider(ResourceProvider):
     replace_on = frozenset({"create", "triggers", "dir", "environment"})
     computed_on_update = frozenset({"stdout"})
     """An ``update`` command may print something new; we cannot know before running it."""
+    secret_when_given = frozenset({"stdout"})
+    """A command given a secret may print any part of it, changed in any way."""
     root: str | None = None
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:

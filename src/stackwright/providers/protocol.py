@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.errors import ProviderError
 from stackwright.model.resource import Resource
+from stackwright.model.values import is_secret
 
 __all__ = [
     "Created", "DiffResult", "InputRule", "Links", "OperationContext", "Provider", "ProviderError",
@@ -147,6 +148,9 @@ class ResourceProvider:
     resource_class: ClassVar[type[Resource] | None] = None
     replace_on: ClassVar[frozenset[str]] = frozenset()
     secret_outputs: ClassVar[frozenset[str]] = frozenset()
+    secret_when_given: ClassVar[frozenset[str]] = frozenset()
+    """Outputs made of the inputs in ways no text match can follow (what a command
+    prints): secret whenever an input holds a secret."""
     computed_on_update: ClassVar[frozenset[str]] = frozenset()
     stateful: ClassVar[bool] = False
     """Deleting it loses data (buckets, tables, clusters); policies guard it."""
@@ -157,6 +161,12 @@ class ResourceProvider:
     child process, nothing to wait for): a plan whose calls are all such is applied
     one step at a time, without an event loop or threads, which would cost more than
     running calls side by side saves."""
+
+    def secret_keys(self, inputs: Mapping[str, Any]) -> frozenset[str]:
+        """The outputs recorded secret whatever their text, given these inputs."""
+        if self.secret_when_given and is_secret(inputs):
+            return self.secret_outputs | self.secret_when_given
+        return self.secret_outputs
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Validate fully resolved inputs; return them, normalised. Raise InputError."""
