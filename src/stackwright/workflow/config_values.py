@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString, SingleQuotedScalarString
 
 from stackwright.errors import ProjectError
 from stackwright.model.values import MASK
@@ -29,6 +31,11 @@ from stackwright.workflow.stack_file import StackFile, add_key, remove_key
 
 NEW_PASSPHRASE_ENV = "STACKWRIGHT_NEW_PASSPHRASE"
 """The passphrase `secrets rotate` moves a passphrase stack to."""
+
+_YAML_1_1 = yaml.resolver.Resolver()
+_TEXT_TAG = "tag:yaml.org,2002:str"
+_OTHER_BREAKS = re.compile("[\r\x85\u2028\u2029]")
+"""Line breaks YAML folds into ``\\n`` (or a space) in a block or a single-quoted scalar."""
 
 
 def _open_file(project: Project, stack: str) -> tuple[StackFile, str]:
@@ -45,7 +52,7 @@ def _open_file(project: Project, stack: str) -> tuple[StackFile, str]:
 
 def _walk(config: MutableMapping[str, Any], key: str, shown: str, create: bool) -> tuple[MutableMapping[str, Any], str]:
     """The mapping that holds the last part of a dotted ``key``, and that part."""
-    *parents, last = key.split(".")
+    *parents, last = _parts(key)
     node = config
     for part in parents:
         child = node.get(part)
@@ -58,21 +65,53 @@ def _walk(config: MutableMapping[str, Any], key: str, shown: str, create: bool) 
     return node, last
 
 
-def parse_value(text: str) -> Any:
-    """A value as YAML reads it (``3`` is a number, ``true`` a boolean); anything that is
-    not a plain scalar stays the text it was."""
+def _parts(key: str) -> list[str]:
+    """The parts of a dotted ``key``; an empty one (``""``, ``a..b``, ``.a``) would be
+    written as a key ``''`` nobody meant."""
+    parts = key.split(".")
+    if not all(parts):
+        raise ProjectError(f"invalid config key {key!r}: a part of it is empty (nested keys are written db.port)")
+    return parts
+
+
+def parse_value(text: str, *, as_text: bool = False) -> str | int | float | bool:
+    """What ``config set KEY VALUE`` stores: a number or a boolean when ``text`` is that
+    value's one spelling (``3``, ``2.5``, ``true``), the one `config get` prints back;
+    else the text exactly as typed (``1.10``, ``0777``, ``no``, ``a # b``, lines)."""
+    if as_text:
+        return text
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an integer too long for int()
         return text
-    return value if isinstance(value, (str, int, float, bool)) else text
+    typed = isinstance(value, (int, float, bool)) and json.dumps(value) == text
+    return value if typed else text
 
 
-def set_value(project: Project, stack: str, key: str, text: str, *, secret: bool) -> None:
-    """Set ``key`` (dotted for nested mappings); a secret is stored only as ciphertext."""
+def _written(text: str) -> str:
+    """``text`` as a scalar that reads back as this same text in YAML 1.2 (ruamel, which
+    edits the file) and in YAML 1.1 (PyYAML, which reads it for the program): plain
+    ``no`` or ``1:20`` are text to the one and not to the other, so they are quoted.
+    Several lines are a literal block, double-quoted instead when they hold a line break
+    other than ``\\n`` (folded) or a tab (libyaml refuses a line of only a tab there)."""
+    written: str = text
+    if _OTHER_BREAKS.search(text) or ("\n" in text and "\t" in text):
+        written = DoubleQuotedScalarString(text)
+    elif "\n" in text:
+        written = LiteralScalarString(text)
+    elif _YAML_1_1.resolve(yaml.ScalarNode, text, (True, False)) != _TEXT_TAG:  # type: ignore[no-untyped-call]
+        written = SingleQuotedScalarString(text)
+    return written
+
+
+def set_value(project: Project, stack: str, key: str, text: str, *, secret: bool, as_text: bool = False) -> None:
+    """Set ``key`` (dotted for nested mappings) to ``text``, or to the number or boolean it
+    spells unless ``as_text``; a secret is stored only as ciphertext."""
     file, shown = _open_file(project, stack)
     node, last = _walk(file.config(shown), key, shown, create=True)
-    value: Any = parse_value(text)
+    value: Any = parse_value(text, as_text=as_text)
+    if isinstance(value, str):
+        value = _written(value)
     if secret:
         sealed = Keyring.for_stack(project, stack).seal(json.dumps(text).encode())
         value = CommentedMap([(SECURE, sealed)])
