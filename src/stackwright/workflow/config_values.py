@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +25,8 @@ from stackwright.model.values import MASK
 from stackwright.operations.keyring import (
     KEY_FILE, Keyring, KeySpec, add_local_key, drop_local_keys, parse_spec, passphrase_key, write_key_file,
 )
-from stackwright.operations.session import SECURE, is_secure, open_store
-from stackwright.program.project import Project
+from stackwright.operations.session import SECURE, is_secure, naming_config_key, open_store
+from stackwright.program.project import ConfigLines, Project
 from stackwright.workflow.stack_file import StackFile, add_key, remove_key
 
 NEW_PASSPHRASE_ENV = "STACKWRIGHT_NEW_PASSPHRASE"
@@ -132,8 +132,14 @@ def get_value(project: Project, stack: str, key: str, *, show_secrets: bool) -> 
                            hint=f"stackwright config set {key} VALUE")
     value = node[last]
     if is_secure(value):
-        return json.loads(Keyring.for_stack(project, stack).open(value[SECURE])) if show_secrets else MASK
+        return json.loads(_open(Keyring.for_stack(project, stack), value, key, file, shown)) if show_secrets else MASK
     return value
+
+
+def _open(keyring: Keyring, holder: Mapping[str, Any], key: str, file: StackFile, shown: str) -> bytes:
+    """The plain text of the secret config value ``key``; an error names it and its line."""
+    with naming_config_key(key, shown, ConfigLines(file.path)):
+        return keyring.open(holder[SECURE])
 
 
 def remove_value(project: Project, stack: str, key: str) -> None:
@@ -166,8 +172,8 @@ def rotate(project: Project, stack: str, to: str | None = None) -> Rotated:
     file, shown = _open_file(project, stack)
     old = Keyring.for_stack(project, stack)
     spec = _target(to, old.spec)
-    sealed = list(_secure_values(file.config(shown)))
-    plain = [old.open(holder[SECURE]) for holder in sealed]
+    sealed = dict(_secure_values(file.config(shown)))
+    plain = [_open(old, holder, key, file, shown) for key, holder in sealed.items()]
     new, old_local_keys = _new_keyring(project, spec, same_kind=to is None)
     store = open_store(project, stack)
     try:
@@ -178,7 +184,7 @@ def rotate(project: Project, stack: str, to: str | None = None) -> Rotated:
         raise
     finally:
         store.close()
-    for holder, value in zip(sealed, plain):
+    for holder, value in zip(sealed.values(), plain):
         holder[SECURE] = new.seal(value)
     if to is not None:
         _set_spec(file, spec)
@@ -210,15 +216,16 @@ def _new_keyring(project: Project, spec: KeySpec, same_kind: bool) -> tuple[Keyr
     return new, None
 
 
-def _secure_values(node: Any) -> Iterator[MutableMapping[str, Any]]:
+def _secure_values(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[str, MutableMapping[str, Any]]]:
+    """Each ``{secure: ...}`` under ``node`` and its dotted key."""
     if is_secure(node):
-        yield node
+        yield ".".join(map(str, path)), node
     elif isinstance(node, MutableMapping):
-        for value in node.values():
-            yield from _secure_values(value)
+        for key, value in node.items():
+            yield from _secure_values(value, (*path, key))
     elif isinstance(node, list):
-        for value in node:
-            yield from _secure_values(value)
+        for index, value in enumerate(node):
+            yield from _secure_values(value, (*path, index))
 
 
 def _set_spec(file: StackFile, spec: KeySpec) -> None:
