@@ -88,7 +88,9 @@ def test_debug_shows_the_traceback(applied: CliProject) -> None:
     assert "Traceback (most recent call last)" in err
     assert "ValueError: boom" in err
     line = applied.line_of("raise ValueError")
-    assert f"error: {applied.program}:{line}: the program raised ValueError: boom" in err
+    headline = f"{applied.program}:{line}: the program raised ValueError: boom"
+    assert err.strip().splitlines()[-2:] == [f"stackwright.errors.ProgramError: {headline}", f"error: {headline}"]
+    assert "--debug" not in err, "the advice to run with --debug, followed, is not given again"
 
 
 def test_missing_config_key_names_key_and_stack_file(applied: CliProject) -> None:

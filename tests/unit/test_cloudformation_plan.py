@@ -164,3 +164,54 @@ def test_a_secret_parameter_from_config_stays_secret_in_a_template_folder(tmp_pa
 
     step = plan_of(program).steps[0]
     assert step.inputs is not None and is_secret(step.inputs["parameters"]["EnvName"])
+
+
+QUEUE = """\
+Parameters:
+  Retention: {Type: Number, MinValue: 60, MaxValue: 1209600}
+  Ratio: {Type: Number, Default: 1}
+  Fifo: {Type: String, AllowedValues: ["true", "false"]}
+Resources:
+  Q: {Type: AWS::SQS::Queue, Properties: {MessageRetentionPeriod: !Ref Retention}}
+"""
+
+
+def test_a_template_folder_passes_numbers_and_booleans_from_config_as_text(tmp_path: Any) -> None:
+    """`config set templates.queue.Retention 345600` stores a number, as YAML does for
+    `Retention: 345600`; CloudFormation takes it as text, as from a parameter file."""
+    import json
+
+    from stackwright.components import TemplateFolder
+
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "queue.yaml").write_text(QUEUE)
+    (tmp_path / "templates" / "other.yaml").write_text(QUEUE)
+    (tmp_path / "other.json").write_text(json.dumps([{"ParameterKey": "Retention", "ParameterValue": 60},
+                                                     {"ParameterKey": "Fifo", "ParameterValue": False}]))
+
+    def program() -> None:
+        TemplateFolder("infra", folder=tmp_path / "templates",
+                       parameters={"queue": {"Retention": 345600, "Ratio": 0.5, "Fifo": True}, "other": "other.json"})
+
+    inputs = {s.urn.rsplit("$", 1)[1]: s.inputs for s in plan_of(program).steps}
+    assert inputs["queue"] is not None and inputs["queue"]["parameters"] == \
+        {"Retention": "345600", "Ratio": "0.5", "Fifo": "true"}
+    assert inputs["other"] is not None and inputs["other"]["parameters"] == {"Retention": "60", "Fifo": "false"}
+
+
+@pytest.mark.parametrize("value", [[60, 120], {"days": 4}, None])
+def test_a_template_folder_names_the_template_and_parameter_of_a_value_that_is_not_text(
+        tmp_path: Any, value: Any) -> None:
+    from stackwright.components import TemplateFolder
+    from stackwright.errors import ProgramError
+
+    (tmp_path / "queue.yaml").write_text(QUEUE)
+
+    def program() -> None:
+        TemplateFolder("infra", folder=tmp_path, parameters={"queue": {"Retention": value}})
+
+    with pytest.raises(ProgramError) as info:
+        plan_of(program)
+    assert f"parameter 'Retention' of 'queue' must be text, a number or a boolean, not {type(value).__name__}" \
+        in info.value.message
+    assert info.value.file == __file__

@@ -107,6 +107,23 @@ def test_missing_local_key_and_altered_ciphertext_change_nothing(tmp_path: Path)
         assert "cannot decrypt a secret" in refused(proj, *command)
 
 
+def test_an_altered_secret_config_value_is_named_by_file_line_and_key(tmp_path: Path) -> None:
+    proj = make(tmp_path)
+    stack_file = proj.file("stacks/dev.yaml")
+    original = stack_file.read_text()
+    assert original.splitlines()[2].startswith("  token: {secure: local:")
+    token = original.split("secure: ")[1].split("}")[0]
+    for altered in ("garbage", "local:garbage", "nokind:abc"):
+        stack_file.write_text(original.replace(token, altered))
+        for command in (("preview",), ("config", "get", "token", "--show-secrets"), ("secrets", "rotate")):
+            err = refused(proj, *command)
+            assert err.startswith("error: stacks/dev.yaml:3: config key 'token': "), err
+
+    stack_file.write_text(original + "  db:\n    users:\n      - name: a\n        password: {secure: garbage}\n")
+    err = refused(proj, "preview")
+    assert err.startswith("error: stacks/dev.yaml:7: config key 'db.users.0.password': a ciphertext names no key")
+
+
 def test_rotating_the_local_key(tmp_path: Path) -> None:
     proj = make(tmp_path)
     key = proj.file(".stackwright/secrets.key")

@@ -435,6 +435,27 @@ def test_workspace_file_errors_name_file_and_line(tmp_path: Path) -> None:
     assert "invalid YAML" in error.message
 
 
+@pytest.mark.parametrize(("stacks", "has_file", "hint"), [
+    ("[prod]", True, "add 'production' to the `stacks:` of project 'network' (line 3)"),
+    ("[prod]", False, "create network/stacks/production.yaml and add 'production' to the `stacks:` of "
+                      "project 'network' (line 3)"),
+    ('"*"', False, "create network/stacks/production.yaml"),
+])
+def test_a_dependency_on_a_stack_not_in_the_workspace_says_only_what_is_missing(
+        tmp_path: Path, stacks: str, has_file: bool, hint: str) -> None:
+    if has_file:
+        (tmp_path / "network" / "stacks").mkdir(parents=True)
+        (tmp_path / "network" / "stacks" / "production.yaml").write_text("config: {}\n")
+    error = _workspace_error(tmp_path, f"""\
+        projects:
+          - path: network
+            stacks: {stacks}
+          - path: cluster
+            depends_on: [network/production]
+        """)
+    assert error.line == 5 and error.hint == hint
+
+
 def test_workspace_stacks_and_dependencies(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()

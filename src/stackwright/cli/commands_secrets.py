@@ -38,12 +38,15 @@ def config() -> None:
 @click.argument("key")
 @click.argument("value")
 @click.option("--secret", is_flag=True, help="Store VALUE encrypted with the stack's key.")
-def config_set(stack_name: str | None, who: str | None, key: str, value: str, secret: bool) -> None:
-    """Set KEY (dotted for nested: db.port) to VALUE."""
+@click.option("--string", "as_text", is_flag=True, help="Store VALUE as text even when it is a number or boolean.")
+def config_set(stack_name: str | None, who: str | None, key: str, value: str, secret: bool, as_text: bool) -> None:
+    """Set KEY (dotted for nested: db.port) to VALUE, stored as typed. VALUE is a number
+    or boolean when written as `config get` prints one (3, -2, 2.5, true, false), else
+    text (1.10, 0777, no, several lines...)."""
     from stackwright.workflow.config_values import set_value
 
     project, stack = _project_and_stack(stack_name)
-    set_value(project, stack, key, value, secret=secret)
+    set_value(project, stack, key, value, secret=secret, as_text=as_text)
     click.echo(f"Set {key}{' (secret)' if secret else ''} in stacks/{stack}.yaml.")
 
 

@@ -116,20 +116,38 @@ def _main() -> None:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - a bug: said in one line, never hidden
         _fail(exc, f"internal error: {type(exc).__name__}: {exc}",
-              "this is a bug in Stackwright; run again with --debug to see the traceback, and report it")
+              "this is a bug in Stackwright: report it; run again with --debug to see the traceback")
 
 
 def _fail(exc: Exception, headline: str, hint: str | None, status: int = 1) -> None:
-    """The error in one or two lines (the traceback first with --debug); exit
-    ``status``: 1, or click's 2 for a command line it could not parse."""
+    """The error in one or two lines (the traceback first with --debug, and then no
+    advice to run with --debug); exit ``status``: 1, or click's 2 for a command line it
+    could not parse."""
     if _debug_requested():
-        import traceback
-
-        traceback.print_exception(exc)
+        _print_traceback(exc)
+        hint = _without_debug_advice(hint)
     click.echo(click.style("error: ", fg="red", bold=True) + headline, err=True, color=colour())
     if hint:
         click.echo(f"  hint: {hint}", err=True)
     sys.exit(status)
+
+
+def _print_traceback(exc: Exception) -> None:
+    """The traceback; a Stackwright error's last line is its headline alone, the hint
+    being the error line's below."""
+    import traceback
+
+    lines = traceback.format_exception(exc)
+    only = traceback.format_exception_only(exc)
+    if isinstance(exc, StackwrightError) and lines[-len(only):] == only:
+        lines[-len(only):] = [f"{type(exc).__module__}.{type(exc).__qualname__}: {exc.headline()}\n"]
+    sys.stderr.write("".join(lines))
+
+
+def _without_debug_advice(hint: str | None) -> str | None:
+    """``hint`` without its parts (between semicolons) that say to run with --debug."""
+    kept = [part for part in (hint or "").split("; ") if "--debug" not in part]
+    return "; ".join(kept) or None
 
 
 def _usage_status(exc: click.ClickException) -> int:

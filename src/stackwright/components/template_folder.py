@@ -74,12 +74,11 @@ def find_templates(folder: Path) -> dict[str, Path]:
 
 
 def _parameters(name: str, template: str, given: Any, folder: Path) -> dict[str, Any]:
-    """Inline parameters as they are; a parameter file's, read."""
+    """Inline parameters, or a parameter file's, each as CloudFormation takes it."""
     if given is None:
         return {}
     if isinstance(given, Mapping):
-        return {key: sw.secret(value.value) if isinstance(value, Secret) else value
-                for key, value in given.items()}  # a secret in config stays one
+        return {str(key): _parameter(name, template, str(key), value) for key, value in given.items()}
     if not isinstance(given, str):
         raise _error(
             f"template folder {name!r}: the parameters of {template!r} must be a mapping or the "
@@ -87,9 +86,25 @@ def _parameters(name: str, template: str, given: Any, folder: Path) -> dict[str,
     path = folder.parent / given
     try:
         listed = json.loads(path.read_text())
-        return {str(p["ParameterKey"]): str(p["ParameterValue"]) for p in listed}
+        return {str(p["ParameterKey"]): _parameter(name, template, str(p["ParameterKey"]), p["ParameterValue"])
+                for p in listed}
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise _error(
             f"template folder {name!r}: cannot read the parameter file {path} of {template!r}: {exc}",
             hint='a parameter file is a JSON list of {"ParameterKey": ..., "ParameterValue": ...}'
         ) from None
+
+
+def _parameter(name: str, template: str, key: str, value: Any) -> Any:
+    """A parameter's value as the text CloudFormation takes: a number or a boolean from
+    YAML or JSON (``345600``, ``true``) written as text; a secret in config stays one."""
+    if isinstance(value, Secret):
+        return sw.secret(_parameter(name, template, key, value.value))
+    if isinstance(value, (str, sw.Output)):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    raise _error(
+        f"template folder {name!r}: parameter {key!r} of {template!r} must be text, a number or a "
+        f"boolean, not {type(value).__name__}",
+        hint="a list parameter (CommaDelimitedList, List<...>) is one text: 'a,b,c'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -60,9 +61,17 @@ class Config:
         if not ok:
             raise ConfigError(
                 f"config key {self._key(key)!r} must be {tp.__name__}, got {value!r}",
-                file=self._source.file, line=self._line(key),
+                file=self._source.file, line=self._line(key), hint=self._text_hint(key, tp, value),
             )
         return value  # type: ignore[no-any-return]
+
+    def _text_hint(self, key: str, tp: type, value: Any) -> str | None:
+        """For a number or boolean where text is read: how to store it as text."""
+        if tp is not str or not isinstance(value, (int, float, bool)):
+            return None
+        shown = json.dumps(value)
+        return (f"quote it in {self._source.file} ({key}: '{shown}'), or set it with "
+                f"`stackwright config set {self._key(key)} {shown} --string`")
 
     def get_str(self, key: str, default: str | None = None) -> str | None:
         value = self._data.get(key)

@@ -16,7 +16,7 @@ from stackwright.errors import ProjectError, StateError
 from stackwright.model.context import ConfigSource
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.values import Secret
-from stackwright.operations.keyring import Keyring
+from stackwright.operations.keyring import Keyring, SecretsError
 from stackwright.operations.workspace_links import WorkspaceLinks
 from stackwright.program.project import Project, load_stack_config
 from stackwright.program.runner import run_program
@@ -136,7 +136,7 @@ def stack_config(project: Project, stack: str, keyring: Keyring | None = None) -
     if not any_secure(source.data):
         return source
     ring = keyring or Keyring.for_stack(project, stack)
-    return ConfigSource(open_secure(source.data, ring), source.file, source.lines)
+    return ConfigSource(open_secure(source.data, ring, source), source.file, source.lines)
 
 
 def any_secure(value: Any) -> bool:
@@ -151,14 +151,30 @@ def is_secure(value: Any) -> bool:
     return isinstance(value, Mapping) and list(value) == [SECURE] and isinstance(value[SECURE], str)
 
 
-def open_secure(value: Any, keyring: Keyring) -> Any:
+def open_secure(value: Any, keyring: Keyring, source: ConfigSource, path: tuple[Any, ...] = ()) -> Any:
+    """``value`` (the config under ``path``) with every ``{secure: ...}`` opened."""
     if is_secure(value):
-        return Secret(json.loads(keyring.open(value[SECURE])))
+        key = ".".join(map(str, path))
+        with naming_config_key(key, source.file, source.lines):
+            return Secret(json.loads(keyring.open(value[SECURE])))
     if isinstance(value, Mapping):
-        return {k: open_secure(v, keyring) for k, v in value.items()}
+        return {k: open_secure(v, keyring, source, (*path, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [open_secure(v, keyring) for v in value]
+        return [open_secure(v, keyring, source, (*path, i)) for i, v in enumerate(value)]
     return value
+
+
+@contextmanager
+def naming_config_key(key: str, file: str, lines: Mapping[str, int]) -> Iterator[None]:
+    """A secret config value that cannot be opened (altered, or its key missing) is named
+    by its key and where it is: the keyring only sees the ciphertext. ``lines`` (each
+    key's line in ``file``) is read only then: finding them parses the file again."""
+    try:
+        yield
+    except SecretsError as exc:
+        exc.message = f"config key {key!r}: {exc.message}"
+        exc.file, exc.line = file, lines.get(key)
+        raise
 
 
 def open_session(project: Project, stack: str, who: str | None = None,

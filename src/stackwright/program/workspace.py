@@ -186,11 +186,20 @@ class Workspace(Compared):
         if found is None:
             raise ProjectError(
                 f"{stack.ref} depends on {text!r}, but project {target.name!r} has no stack {name!r}",
-                file=self.shown, line=dep.line,
-                hint=f"list it under the project's `stacks:` or add {target.path}/stacks/{name}.yaml")
+                file=self.shown, line=dep.line, hint=_missing_stack_hint(target, name))
         if found.ref == stack.ref:
             raise ProjectError(f"{stack.ref} depends on itself", file=self.shown, line=dep.line)
         return found.ref
+
+
+def _missing_stack_hint(target: ProjectEntry, name: str) -> str:
+    """What makes ``name`` a stack of ``target``: its stack file, listing it, or both."""
+    file = f"{target.path}/stacks/{name}.yaml"
+    if target.listed is None:
+        return f"create {file}"
+    line = target.listed[0].line if target.listed else target.line
+    listing = f"add {name!r} to the `stacks:` of project {target.path!r} (line {line})"
+    return listing if target.project.stack_file(name).is_file() else f"create {file} and {listing}"
 
 
 def find_workspace(start: Path | None = None) -> Workspace | None:

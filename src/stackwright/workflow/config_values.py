@@ -11,24 +11,31 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, MutableMapping
+import re
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString, SingleQuotedScalarString
 
 from stackwright.errors import ProjectError
 from stackwright.model.values import MASK
 from stackwright.operations.keyring import (
     KEY_FILE, Keyring, KeySpec, add_local_key, drop_local_keys, parse_spec, passphrase_key, write_key_file,
 )
-from stackwright.operations.session import SECURE, is_secure, open_store
-from stackwright.program.project import Project
+from stackwright.operations.session import SECURE, is_secure, naming_config_key, open_store
+from stackwright.program.project import ConfigLines, Project
 from stackwright.workflow.stack_file import StackFile, add_key, remove_key
 
 NEW_PASSPHRASE_ENV = "STACKWRIGHT_NEW_PASSPHRASE"
 """The passphrase `secrets rotate` moves a passphrase stack to."""
+
+_YAML_1_1 = yaml.resolver.Resolver()
+_TEXT_TAG = "tag:yaml.org,2002:str"
+_OTHER_BREAKS = re.compile("[\r\x85\u2028\u2029]")
+"""Line breaks YAML folds into ``\\n`` (or a space) in a block or a single-quoted scalar."""
 
 
 def _open_file(project: Project, stack: str) -> tuple[StackFile, str]:
@@ -45,7 +52,7 @@ def _open_file(project: Project, stack: str) -> tuple[StackFile, str]:
 
 def _walk(config: MutableMapping[str, Any], key: str, shown: str, create: bool) -> tuple[MutableMapping[str, Any], str]:
     """The mapping that holds the last part of a dotted ``key``, and that part."""
-    *parents, last = key.split(".")
+    *parents, last = _parts(key)
     node = config
     for part in parents:
         child = node.get(part)
@@ -58,21 +65,53 @@ def _walk(config: MutableMapping[str, Any], key: str, shown: str, create: bool) 
     return node, last
 
 
-def parse_value(text: str) -> Any:
-    """A value as YAML reads it (``3`` is a number, ``true`` a boolean); anything that is
-    not a plain scalar stays the text it was."""
+def _parts(key: str) -> list[str]:
+    """The parts of a dotted ``key``; an empty one (``""``, ``a..b``, ``.a``) would be
+    written as a key ``''`` nobody meant."""
+    parts = key.split(".")
+    if not all(parts):
+        raise ProjectError(f"invalid config key {key!r}: a part of it is empty (nested keys are written db.port)")
+    return parts
+
+
+def parse_value(text: str, *, as_text: bool = False) -> str | int | float | bool:
+    """What ``config set KEY VALUE`` stores: a number or a boolean when ``text`` is that
+    value's one spelling (``3``, ``2.5``, ``true``), the one `config get` prints back;
+    else the text exactly as typed (``1.10``, ``0777``, ``no``, ``a # b``, lines)."""
+    if as_text:
+        return text
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: an integer too long for int()
         return text
-    return value if isinstance(value, (str, int, float, bool)) else text
+    typed = isinstance(value, (int, float, bool)) and json.dumps(value) == text
+    return value if typed else text
 
 
-def set_value(project: Project, stack: str, key: str, text: str, *, secret: bool) -> None:
-    """Set ``key`` (dotted for nested mappings); a secret is stored only as ciphertext."""
+def _written(text: str) -> str:
+    """``text`` as a scalar that reads back as this same text in YAML 1.2 (ruamel, which
+    edits the file) and in YAML 1.1 (PyYAML, which reads it for the program): plain
+    ``no`` or ``1:20`` are text to the one and not to the other, so they are quoted.
+    Several lines are a literal block, double-quoted instead when they hold a line break
+    other than ``\\n`` (folded) or a tab (libyaml refuses a line of only a tab there)."""
+    written: str = text
+    if _OTHER_BREAKS.search(text) or ("\n" in text and "\t" in text):
+        written = DoubleQuotedScalarString(text)
+    elif "\n" in text:
+        written = LiteralScalarString(text)
+    elif _YAML_1_1.resolve(yaml.ScalarNode, text, (True, False)) != _TEXT_TAG:  # type: ignore[no-untyped-call]
+        written = SingleQuotedScalarString(text)
+    return written
+
+
+def set_value(project: Project, stack: str, key: str, text: str, *, secret: bool, as_text: bool = False) -> None:
+    """Set ``key`` (dotted for nested mappings) to ``text``, or to the number or boolean it
+    spells unless ``as_text``; a secret is stored only as ciphertext."""
     file, shown = _open_file(project, stack)
     node, last = _walk(file.config(shown), key, shown, create=True)
-    value: Any = parse_value(text)
+    value: Any = parse_value(text, as_text=as_text)
+    if isinstance(value, str):
+        value = _written(value)
     if secret:
         sealed = Keyring.for_stack(project, stack).seal(json.dumps(text).encode())
         value = CommentedMap([(SECURE, sealed)])
@@ -93,8 +132,14 @@ def get_value(project: Project, stack: str, key: str, *, show_secrets: bool) -> 
                            hint=f"stackwright config set {key} VALUE")
     value = node[last]
     if is_secure(value):
-        return json.loads(Keyring.for_stack(project, stack).open(value[SECURE])) if show_secrets else MASK
+        return json.loads(_open(Keyring.for_stack(project, stack), value, key, file, shown)) if show_secrets else MASK
     return value
+
+
+def _open(keyring: Keyring, holder: Mapping[str, Any], key: str, file: StackFile, shown: str) -> bytes:
+    """The plain text of the secret config value ``key``; an error names it and its line."""
+    with naming_config_key(key, shown, ConfigLines(file.path)):
+        return keyring.open(holder[SECURE])
 
 
 def remove_value(project: Project, stack: str, key: str) -> None:
@@ -127,8 +172,8 @@ def rotate(project: Project, stack: str, to: str | None = None) -> Rotated:
     file, shown = _open_file(project, stack)
     old = Keyring.for_stack(project, stack)
     spec = _target(to, old.spec)
-    sealed = list(_secure_values(file.config(shown)))
-    plain = [old.open(holder[SECURE]) for holder in sealed]
+    sealed = dict(_secure_values(file.config(shown)))
+    plain = [_open(old, holder, key, file, shown) for key, holder in sealed.items()]
     new, old_local_keys = _new_keyring(project, spec, same_kind=to is None)
     store = open_store(project, stack)
     try:
@@ -139,7 +184,7 @@ def rotate(project: Project, stack: str, to: str | None = None) -> Rotated:
         raise
     finally:
         store.close()
-    for holder, value in zip(sealed, plain):
+    for holder, value in zip(sealed.values(), plain):
         holder[SECURE] = new.seal(value)
     if to is not None:
         _set_spec(file, spec)
@@ -171,15 +216,16 @@ def _new_keyring(project: Project, spec: KeySpec, same_kind: bool) -> tuple[Keyr
     return new, None
 
 
-def _secure_values(node: Any) -> Iterator[MutableMapping[str, Any]]:
+def _secure_values(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[str, MutableMapping[str, Any]]]:
+    """Each ``{secure: ...}`` under ``node`` and its dotted key."""
     if is_secure(node):
-        yield node
+        yield ".".join(map(str, path)), node
     elif isinstance(node, MutableMapping):
-        for value in node.values():
-            yield from _secure_values(value)
+        for key, value in node.items():
+            yield from _secure_values(value, (*path, key))
     elif isinstance(node, list):
-        for value in node:
-            yield from _secure_values(value)
+        for index, value in enumerate(node):
+            yield from _secure_values(value, (*path, index))
 
 
 def _set_spec(file: StackFile, spec: KeySpec) -> None:
