@@ -387,6 +387,15 @@ def test_rollback_returns_files_to_a_checkpoint(applied: CliProject) -> None:
     assert applied.file("out/dev/index.html").read_text() == "<h1>two</h1>"
 
 
+def test_rollback_json_says_its_kind_is_rollback(applied: CliProject) -> None:
+    applied.write_config({"greeting": "bonjour"})
+    applied.ok("up", "--yes")
+    document = json.loads(applied.ok("rollback", "1", "--yes", "--json"))
+    assert (document["kind"], document["result"], document["done"]) == ("rollback", "succeeded", {"update": 1})
+    assert document["plan"]["kind"] == "rollback"
+    assert [cp["kind"] for cp in json.loads(applied.ok("history", "--json"))["checkpoints"]][-1] == "rollback"
+
+
 # --- state and stack commands ----------------------------------------------------------
 
 
