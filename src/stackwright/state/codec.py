@@ -281,6 +281,10 @@ def checkpoint_row(row: Sequence[Any]) -> Checkpoint:
     return Checkpoint(number, kind, who, started, finished, result, loads(counts), message, serial)
 
 
+FAILED: Final = "failed"
+"""The key under which a checkpoint's counts hold its failed changes."""
+
+
 class Operation:
     """One writer's operation (`up`, `destroy`...): who, since when, what it changed
     (counts by kind, changes in order) and whether it finished. Changes may be noted
@@ -304,9 +308,12 @@ class Operation:
             raise StateError(f"the {self.kind} on stack {self.stack!r} already finished")
 
     def note(self, change: Change | None) -> None:
+        """A checkpoint's counts say what was applied: a failed change (one with an
+        error) counts as ``failed``, never under its op."""
         if change is not None:
+            key = FAILED if change.error is not None else change.op
             with self._lock:
-                self.counts[change.op] = self.counts.get(change.op, 0) + 1
+                self.counts[key] = self.counts.get(key, 0) + 1
                 self.changes.append(change)
 
     def note_unsaved(self, change: Change) -> None:
