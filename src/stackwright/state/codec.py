@@ -191,10 +191,15 @@ def ago(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
+def lock_holder(lock: LockInfo) -> str:
+    """Who holds a lock, doing what, since when: enough to judge whether it still runs."""
+    return (f"{lock.owner} (pid {lock.pid} on {lock.host}), running {lock.operation!r}, "
+            f"taken {ago(time.time() - lock.acquired_at)} ago")
+
+
 def lock_held(stack: str, lock: LockInfo) -> LockHeldError:
     return LockHeldError(
-        f"stack {stack!r} is locked by {lock.owner} (pid {lock.pid} on {lock.host}), "
-        f"running {lock.operation!r}, taken {ago(time.time() - lock.acquired_at)} ago",
+        f"stack {stack!r} is locked by {lock_holder(lock)}",
         hint="wait for it to finish; if it crashed, run `stackwright unlock` "
         "after confirming the holder is gone",
     )
