@@ -129,13 +129,15 @@ PLAIN: Final = ValueCodec()
 
 class StoredOutputs:
     """A stack's recorded outputs as stored (``serial`` 0: never applied), read without
-    its resources; secrets are opened, with the stack's own keys, only when asked."""
+    its resources (``has_resources`` says whether it records any); secrets are opened,
+    with the stack's own keys, only when asked."""
 
-    __slots__ = ("serial", "text")
+    __slots__ = ("serial", "text", "has_resources")
 
-    def __init__(self, serial: int, text: str) -> None:
+    def __init__(self, serial: int, text: str, has_resources: bool) -> None:
         self.serial = serial
         self.text = text
+        self.has_resources = has_resources
 
     def open(self, cipher: Callable[[], SecretCipher]) -> dict[str, Any]:
         """The outputs in working form; ``cipher`` is called only if they hold a marker."""
