@@ -5,6 +5,7 @@ refuses a live holder unless forced."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -87,6 +88,18 @@ def _wait_for_lock(project: Project, holder: subprocess.Popen[str]) -> LockInfo:
     raise AssertionError("the first up never took the lock")
 
 
+def _wait_for_pending(project: Project, holder: subprocess.Popen[str]) -> None:
+    """Until the holder has recorded its slow create as pending (under way)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        with project.store() as store:
+            if store.pending_count(STACK):
+                return
+        assert holder.poll() is None, f"the up ended before starting its create: {holder.returncode}"
+        time.sleep(0.02)
+    raise AssertionError("the up never started its create")
+
+
 def test_second_up_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
     project = Project(tmp_path / "locks")
     holder = subprocess.Popen([*_command(), "up", "--yes"], cwd=project.root, env=_env(),
@@ -118,6 +131,32 @@ def test_second_up_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
     assert "Update succeeded" in project.ok("up", "--yes")
     assert (project.root / "out" / "marker.txt").read_text() == "v2\n"
     assert project.lock() is None
+
+
+def test_preview_during_an_up_says_the_stack_is_being_changed_not_interrupted(tmp_path: Path) -> None:
+    project = Project(tmp_path / "locks")
+    holder = subprocess.Popen([*_command(), "up", "--yes"], cwd=project.root, env=_env(),
+                              text=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _wait_for_lock(project, holder)
+        _wait_for_pending(project, holder)
+        out = project.ok("preview")
+        assert holder.poll() is None, "the up finished before the preview"
+        assert "interrupted" not in out, out
+        assert f"Stack 'dev' is being changed by tester (pid {holder.pid} on {socket.gethostname()}), " \
+            "running 'up'" in out, out
+
+        os.killpg(holder.pid, signal.SIGKILL)  # its create is left pending, its lock stale
+        holder.wait(timeout=TIMEOUT)
+        out = project.ok("preview")
+        assert "1 interrupted operation(s) will be resolved by the next `up`." in out, out
+        assert "being changed" not in out, out
+    finally:
+        (project.root / RELEASE).touch()  # lets the killed up's command end
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
 
 
 FAST_PROGRAM = '''\

@@ -64,7 +64,7 @@ def test_the_next_writer_closes_an_operation_left_open_as_interrupted(backend: B
     *_, interrupted = s.history("dev")
     assert (interrupted.number, interrupted.kind, interrupted.who, interrupted.result) == (2, "up", "alice", "interrupted")
     assert interrupted.message == INTERRUPTED_BY_ALICE
-    assert interrupted.counts == {"create": 2, "delete": 2, "update": 1}
+    assert interrupted.counts == {"create": 1, "delete": 2, "failed": 2}, "failures are counted apart"
     assert interrupted.serial == serial and interrupted.finished_at >= interrupted.started_at
     detail = s.checkpoint("dev", 2)
     assert [(c.urn, c.op, c.error) for c in detail.changes] == [
@@ -107,7 +107,7 @@ def test_an_operation_that_only_failed_is_closed_with_its_failures(backend: Back
     backend.open().begin("dev", "up", "bob")
 
     [closed] = s.history("dev")
-    assert (closed.kind, closed.who, closed.result, closed.counts) == ("destroy", "alice", "interrupted", {"delete": 1})
+    assert (closed.kind, closed.who, closed.result, closed.counts) == ("destroy", "alice", "interrupted", {"failed": 1})
     assert "the destroy by alice stopped before" in closed.message, "no lock was held: none is named"
     assert s.snapshot("dev").pending == []
 

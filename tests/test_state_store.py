@@ -489,7 +489,7 @@ def test_clear_pending(store: Any) -> None:
     w.clear_pending("t1", Change(bucket(1).urn, "T", "create", error="boom"))
     assert store.snapshot("dev").pending == []
     cp = w.finish("failed", None)
-    assert cp is not None and cp.counts == {"create": 1}
+    assert cp is not None and cp.counts == {"failed": 1}
 
 
 def test_rename_moves_the_record_and_references_to_it(store: Any) -> None:
@@ -559,7 +559,7 @@ def test_history_numbers_and_counts(store: Any) -> None:
     assert history == [first, second]
     assert [c.number for c in history] == [1, 2]
     assert (history[0].kind, history[0].who, history[0].message) == ("up", "alice", "first try")
-    assert history[0].counts == {"create": 4}
+    assert history[0].counts == {"create": 3, "failed": 1}, "a failed change is counted apart"
     assert history[1].counts == {"delete": 1, "replace": 1, "refresh": 1}
     assert history[1].serial == store.snapshot("dev").serial
     assert history[0].finished_at >= history[0].started_at

@@ -81,6 +81,11 @@ class StackNotApplied(ProjectError):
     """Another stack's outputs were asked for, and that stack was never applied."""
 
 
+class StackDestroyed(StackNotApplied):
+    """Another stack's outputs were asked for, and that stack was applied but records
+    nothing now (no resources, no outputs): it was destroyed."""
+
+
 class GraphError(StackwrightError):
     """The declared resources do not form a valid graph (cycles, duplicates)."""
 

@@ -177,6 +177,9 @@ def test_a_failed_up_prints_its_document_and_exits_1(project) -> None:
     assert applied["result"] == "failed"
     assert [f["urn"] for f in applied["failures"]] == [proj.urn("local:File", "bad")]
     assert applied["done"] == {"create": 1}
+    code, history, _ = run_json(proj, "history", "--json")
+    assert history["checkpoints"][0]["counts"] == {"create": 1, "failed": 1}, "what was applied, the failure apart"
+    assert proj.ok("history").splitlines()[1].endswith("failed  create 1, failed 1")
 
 
 # --- prompts -------------------------------------------------------------------------------

@@ -427,6 +427,29 @@ def test_import_adopts_a_file_and_prints_code_that_matches(applied: CliProject) 
     assert "no local:File with id 'no-such-file'" in err
 
 
+def test_import_random_id_reads_its_value_from_the_id_and_prints_code_that_matches(applied: CliProject) -> None:
+    code, out, err = applied.run("import", "--yes", "random:Id", "legacy-id", "1a2b3c4d")
+    assert code == 0, err
+    assert "byte_length=4," in out
+    applied.append_program(out)
+    assert summary(applied.ok("preview")) == "No changes. 4 resources unchanged."
+    applied.append_program("sw.export('legacy', legacy_id.hex)\n")
+    applied.ok("up", "--yes")
+    assert json.loads(applied.ok("outputs", "--json"))["legacy"] == "1a2b3c4d"
+
+
+@pytest.mark.parametrize("args, why", [
+    (("random:Password", "pw", "tok-1"), "random:Password cannot be imported: a generated password lives only"),
+    (("local:Command", "cmd", "tok-1"), "local:Command cannot be imported: what a command made cannot be looked at"),
+    (("random:Id", "suffix", "not-hex"), "a random:Id is imported by its hex value, and 'not-hex' is not one"),
+])
+def test_import_refuses_what_it_cannot_read_back(applied: CliProject, args: tuple[str, ...], why: str) -> None:
+    before = recorded(applied)
+    err = applied.fails("import", "--yes", *args)
+    assert why in err.splitlines()[0]
+    assert recorded(applied) == before
+
+
 def test_rollback_returns_files_to_a_checkpoint(applied: CliProject) -> None:
     for greeting in ("two", "three"):
         applied.write_config({"greeting": greeting})
@@ -441,6 +464,15 @@ def test_rollback_returns_files_to_a_checkpoint(applied: CliProject) -> None:
     assert changed_lines(applied.ok("preview")) == ["~  local:File site  update"]
     applied.ok("rollback", "2", "--yes")
     assert applied.file("out/dev/index.html").read_text() == "<h1>two</h1>"
+
+
+def test_rollback_json_says_its_kind_is_rollback(applied: CliProject) -> None:
+    applied.write_config({"greeting": "bonjour"})
+    applied.ok("up", "--yes")
+    document = json.loads(applied.ok("rollback", "1", "--yes", "--json"))
+    assert (document["kind"], document["result"], document["done"]) == ("rollback", "succeeded", {"update": 1})
+    assert document["plan"]["kind"] == "rollback"
+    assert [cp["kind"] for cp in json.loads(applied.ok("history", "--json"))["checkpoints"]][-1] == "rollback"
 
 
 # --- state and stack commands ----------------------------------------------------------

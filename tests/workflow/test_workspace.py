@@ -378,6 +378,29 @@ def test_a_reference_to_a_stack_never_applied_previews_unknown_and_refuses_apply
     assert not (fresh / "cluster" / "out" / "production" / "kube.txt").exists()
 
 
+def test_a_reference_to_a_destroyed_stack_previews_unknown_and_refuses_apply(repo: Path) -> None:
+    code, out, err = sw(repo, "destroy", "--yes", "-s", "staging", cwd=repo / "network")
+    assert code == 0, err
+    destroyed = ("stack network/staging was destroyed (it records no resources and no outputs), "
+                 "so its output 'vpc_id' is unknown")
+    kube = repo / "cluster" / "out" / "staging" / "kube.txt"
+    code, out, err = sw(repo, "preview", "--diff", "-s", "staging", cwd=repo / "cluster")
+    assert code == 0, err
+    assert 'content: "cluster in vpc-staging" => (known after apply)' in out
+    code, out, err = sw(repo, "up", "--yes", "-s", "staging", cwd=repo / "cluster")
+    assert code == 1 and "Traceback" not in out + err
+    assert destroyed in err and "cluster/__main__.py:" in err
+    assert kube.read_text() == "cluster in vpc-staging"
+
+    write_config(repo, "cluster", "staging", sleep=0)  # `run` reads network/staging from a shared store
+    out = ok(repo, "run", "preview", "--changed-since", "HEAD", "--diff")
+    assert selected(out) == {"cluster/staging"}
+    assert 'content: "cluster in vpc-staging" => (known after apply)' in out
+    code, out, err = sw(repo, "run", "up", "--changed-since", "HEAD", "--yes")
+    assert code == 1 and destroyed in out + err
+    assert kube.read_text() == "cluster in vpc-staging"
+
+
 def test_an_undeclared_reference_is_an_error_naming_the_fix(repo: Path) -> None:
     program = repo / "audit" / "__main__.py"
     program.write_text(program.read_text().replace(

@@ -87,7 +87,7 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
     try:
         plan = make_preview(session, targets, refresh=refresh, as_up=True, keep=kept)
         leave_to_exit(*kept, plan)
-        pending = session.store.pending_count(session.stack)
+        in_flight = _in_flight(session)
         violations = _violations(session, plan, allow_destroy)
     finally:
         session.close()
@@ -97,11 +97,25 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
         echo_lines(plan_lines(plan, show_diff=show_diff, show_same=show_same))
         if violations:
             echo_lines(violation_lines(violations))
-        if pending:
-            click.echo(click.style(f"{pending} interrupted operation(s) will be resolved by the next `up`.",
-                                   fg="yellow"))
+        if in_flight:
+            click.echo(click.style(in_flight, fg="yellow"))
     if exit_code and plan.has_changes:
         raise SystemExit(2)
+
+
+def _in_flight(session: StackSession) -> str:
+    """What a preview says of operations under way: those of a holder of the stack's
+    lock that may still run (as ``unlock`` judges it) are in progress, and only
+    without one are pending operations interrupted."""
+    from stackwright.operations.session import lock_is_stale
+    from stackwright.state.codec import lock_holder
+
+    lock = session.store.read_lock(session.stack)
+    if lock is not None and not lock_is_stale(lock):
+        return (f"Stack {session.stack!r} is being changed by {lock_holder(lock)}; "
+                "this plan is made against what it has recorded so far.")
+    pending = session.store.pending_count(session.stack)
+    return f"{pending} interrupted operation(s) will be resolved by the next `up`." if pending else ""
 
 
 @click.command()

@@ -7,10 +7,10 @@
 The outputs are the ones last recorded by that stack's `up`, read when the program
 runs, so that the reference is known before any plan is made (`stackwright run`
 checks it against the dependencies the workspace file declares). A stack that was
-never applied, or an output its last apply left unknown, gives an unknown value: the
-preview shows what depends on it as known after apply, and apply refuses, naming the
-stack and the output. A stack that was applied but does not export the name is an
-error at once, and so is a stack that does not exist (a workspace's stacks that were
+never applied, a stack destroyed since (it records no resources and no outputs), or an
+output its last apply left unknown, gives an unknown value: the preview shows what
+depends on it as known after apply, and apply refuses, naming the stack and the output.
+A stack that was applied but does not export the name is an error at once, and so is a stack that does not exist (a workspace's stacks that were
 not created yet are not applied yet: `run up` creates them first).
 """
 
@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from stackwright.errors import ProgramError, StackNotApplied, StackReferenceError, StackwrightError
+from stackwright.errors import ProgramError, StackDestroyed, StackNotApplied, StackReferenceError, StackwrightError
 from stackwright.model import context
 from stackwright.model.output import Output
 from stackwright.model.values import is_secret, is_unknown
@@ -43,10 +43,14 @@ class StackReference:
                 "set ProgramContext.read_stack_outputs")
         ctx.stack_references.add(self.name)
         self.applied = True
+        self._unapplied = ""
+        """Why nothing applied is there to read: the stack was never applied, or destroyed."""
         try:
             self._outputs: Mapping[str, Any] = dict(ctx.read_stack_outputs(self.name))
-        except StackNotApplied:
+        except StackNotApplied as exc:
             self.applied, self._outputs = False, {}
+            self._unapplied = ("was destroyed (it records no resources and no outputs)"
+                               if isinstance(exc, StackDestroyed) else "has not been applied yet")
         except StackwrightError as exc:
             if exc.file is None:
                 exc.file, exc.line = file, line
@@ -77,7 +81,7 @@ class StackReference:
                 "first), then this one")
         if not self.applied:
             return Output.unavailable(StackReferenceError(
-                f"stack {self.name} has not been applied yet, so its output {key!r} is unknown",
+                f"stack {self.name} {self._unapplied}, so its output {key!r} is unknown",
                 file=file, line=line, hint=hint))
         value = self._outputs[key]
         if is_unknown(value):

@@ -37,6 +37,7 @@ class ImportResult:
 def read_import(session: StackSession, type_token: str, name: str, resource_id: str) -> ImportCandidate:
     """Read the existing object; nothing is written, no lock is taken."""
     handler = session.providers.resource(type_token)
+    _refuse_unimportable(handler)
     urn = make_urn(session.stack, session.project.name, type_token, name)
     _refuse_managed(session, urn)
     ctx = OperationContext(urn=urn, name=name, token=f"import-{resource_id}")
@@ -64,6 +65,14 @@ def record_import(session: StackSession, candidate: ImportCandidate) -> ImportRe
             Change(candidate.urn, candidate.type, "import"))
         checkpoint = writer.finish("succeeded", None)
     return ImportResult(candidate.urn, candidate.code, checkpoint.number if checkpoint else None)
+
+
+def _refuse_unimportable(handler: ResourceProvider) -> None:
+    """The printed code must declare the object as it is: a type that cannot read its
+    inputs back from an object is refused before anything is read."""
+    if handler.not_importable:
+        raise ProjectError(f"{handler.type_token} cannot be imported: {handler.not_importable}",
+                           hint="declare a new one in the program instead")
 
 
 def _refuse_managed(session: StackSession, urn: str) -> None:

@@ -226,7 +226,7 @@ def up(
     def planned(snapshot: Snapshot) -> Plan:
         with gc_paused():
             plan = pin(_noted(make_plan(wanted, snapshot, session.providers, targets=targets), drifted))
-        return replace(plan, kind=kind) if kind == "destroy" else plan
+        return plan if kind == "up" else replace(plan, kind=kind)
 
     return _locked_update(session, kind, wanted, planned, options=options, sink=sink,
                           confirm=confirm, refresh=refresh or drifted is not None, check=check,

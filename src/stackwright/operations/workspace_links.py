@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from stackwright.errors import ProjectError, StackNotApplied, StateError
+from stackwright.errors import ProjectError, StackDestroyed, StackNotApplied, StateError
 from stackwright.program.project import Project
 from stackwright.state.codec import StoredOutputs
 from stackwright.state.store import StateStore
@@ -73,7 +73,8 @@ class WorkspaceLinks:
 
     def read_outputs(self, ref: str) -> Mapping[str, Any]:
         """``project/stack``'s latest recorded outputs, after checking the dependency;
-        StackNotApplied when it was never applied."""
+        StackNotApplied when it was never applied, StackDestroyed when it records
+        nothing now."""
         project, stack, name = self._target(ref)
         if name not in self._cache:
             self._cache[name] = self._outputs(project, stack, ref)
@@ -132,7 +133,7 @@ class WorkspaceLinks:
             found = stored.pop(stack, None)  # absent: no such stack
             if found is None or not found.serial:
                 raise _never_applied(ref)
-            return found.open(lambda: Keyring.for_stack(target, stack))
+            return _recorded(ref, found.open(lambda: Keyring.for_stack(target, stack)), found.has_resources)
         from stackwright.state.backends import open_state_store, sqlite_path, state_url
 
         url = state_url(target.settings)
@@ -179,7 +180,7 @@ class WorkspaceLinks:
             raise
         if not snapshot.serial:  # 0 until the stack's first write: created, never applied
             raise _never_applied(ref)
-        return dict(snapshot.outputs)
+        return _recorded(ref, dict(snapshot.outputs), bool(snapshot.resources))
 
 
     def _missing(self, store: StateStore, ref: str) -> ProjectError:
@@ -191,6 +192,15 @@ class WorkspaceLinks:
         known = ", ".join(s.name for s in store.list_stacks()) or "none"
         return ProjectError(f"stack {ref} does not exist",
                             hint=f"stacks of project {self.project.name}: {known}")
+
+
+def _recorded(ref: str, outputs: dict[str, Any], has_resources: bool) -> dict[str, Any]:
+    """The outputs of a stack that was applied, unless it records nothing any more: a
+    destroyed stack's outputs are not there to read, whatever its program exports."""
+    if not outputs and not has_resources:
+        raise StackDestroyed(f"cannot read stack {ref}: it records no resources and no outputs (destroyed)",
+                             hint="apply it again; `stackwright run up` applies dependencies first")
+    return outputs
 
 
 def _never_applied(ref: str) -> StackNotApplied:

@@ -252,6 +252,7 @@ class CommandProvider(ResourceProvider):
     type_token = "local:Command"
     resource_class = Command
     replace_on = frozenset({"create", "triggers", "dir", "environment"})
+    not_importable = "what a command made cannot be looked at, so the commands cannot be read back from its id"
     computed_on_update = frozenset({"stdout"})
     """An ``update`` command may print something new; we cannot know before running it."""
     secret_when_given = frozenset({"stdout"})

@@ -16,6 +16,10 @@ Contracts every implementation keeps:
   these inputs and ``ctx.urn`` may have made before a crash, or return ``None``. The
   engine calls it to resolve pending creates instead of creating a duplicate.
 * ``read`` returns ``None`` when the object no longer exists.
+* ``read(ctx, id, {}, {})`` (nothing recorded: ``import``) returns the inputs the object
+  has, as a program would declare them, so that the code ``import`` prints declares it
+  as it is. A type whose inputs cannot be told from its object says why in
+  ``not_importable``, and ``import`` refuses it without reading.
 * Errors are raised as ``ProviderError``; ``retryable=True`` for throttling and
   transient faults. Anything else raised is treated as permanent.
 * Recorded outputs are the resolved inputs overlaid with what the provider returns, so
@@ -156,6 +160,9 @@ class ResourceProvider:
     """Deleting it loses data (buckets, tables, clusters); policies guard it."""
     provider_input: ClassVar[str] = ""
     """The input that holds the URN of a provider instance, if this type takes one."""
+    not_importable: ClassVar[str] = ""
+    """Why ``import`` refuses this type (empty: it imports): its objects do not say what
+    they were made with, so no declaration could be printed that matches them."""
     in_process: ClassVar[bool] = False
     """Every call is done in this process on local memory or files (no network, no
     child process, nothing to wait for): a plan whose calls are all such is applied

@@ -2,7 +2,9 @@
 
 Nothing lives outside the state file, so ``read`` returns what was recorded and any
 input change (including ``keepers``, which exist only to force a new value) makes a
-new value. Randomness comes from ``secrets``, never from ``random``.
+new value. Randomness comes from ``secrets``, never from ``random``. An ``Id`` is its own
+hex value, so ``import`` can adopt one by it; a password's id names no value, so a
+``Password`` cannot be imported.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from stackwright.errors import InputError
+from stackwright.errors import InputError, ProviderError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
 from stackwright.providers.protocol import Created, OperationContext, ReadResult, ResourceProvider
@@ -100,16 +102,44 @@ class IdProvider(_Recorded):
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
         data = secrets.token_bytes(int(inputs.get("byte_length", 8)))
-        prefix = str(inputs.get("prefix", ""))
-        hex_value = prefix + data.hex()
-        b64_value = prefix + base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-        return Created(id=hex_value, outputs={"hex": hex_value, "b64": b64_value})
+        outputs = _id_outputs(str(inputs.get("prefix", "")), data)
+        return Created(id=outputs["hex"], outputs=outputs)
+
+    def read(
+        self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+    ) -> ReadResult | None:
+        """With nothing recorded (``import``) the id is read as the value: a prefix
+        cannot be told apart from hex digits, so it is taken as bytes, with none."""
+        if id is None or inputs:
+            return super().read(ctx, id, inputs, outputs)
+        data = _hex_bytes(id)
+        return ReadResult(id=id, inputs={"byte_length": len(data), "prefix": "", "keepers": {}},
+                          outputs=_id_outputs("", data))
+
+
+def _id_outputs(prefix: str, data: bytes) -> dict[str, str]:
+    return {"hex": prefix + data.hex(),
+            "b64": prefix + base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")}
+
+
+def _hex_bytes(id: str) -> bytes:
+    """The bytes an Id's hex value spells; anything else is no Id this provider made."""
+    try:
+        data = bytes.fromhex(id)
+    except ValueError:
+        data = b""
+    if not data or data.hex() != id:
+        raise ProviderError(f"a random:Id is imported by its hex value, and {id!r} is not one",
+                            hint="give the value as lower-case hex digits, two per byte, e.g. 1a2b3c4d")
+    return data
 
 
 class PasswordProvider(_Recorded):
     type_token = "random:Password"
     resource_class = Password
     secret_outputs = frozenset({"result"})
+    not_importable = "a generated password lives only in the state, and its id names no password to read back"
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         checked = dict(inputs)

@@ -129,13 +129,15 @@ PLAIN: Final = ValueCodec()
 
 class StoredOutputs:
     """A stack's recorded outputs as stored (``serial`` 0: never applied), read without
-    its resources; secrets are opened, with the stack's own keys, only when asked."""
+    its resources (``has_resources`` says whether it records any); secrets are opened,
+    with the stack's own keys, only when asked."""
 
-    __slots__ = ("serial", "text")
+    __slots__ = ("serial", "text", "has_resources")
 
-    def __init__(self, serial: int, text: str) -> None:
+    def __init__(self, serial: int, text: str, has_resources: bool) -> None:
         self.serial = serial
         self.text = text
+        self.has_resources = has_resources
 
     def open(self, cipher: Callable[[], SecretCipher]) -> dict[str, Any]:
         """The outputs in working form; ``cipher`` is called only if they hold a marker."""
@@ -191,10 +193,15 @@ def ago(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
+def lock_holder(lock: LockInfo) -> str:
+    """Who holds a lock, doing what, since when: enough to judge whether it still runs."""
+    return (f"{lock.owner} (pid {lock.pid} on {lock.host}), running {lock.operation!r}, "
+            f"taken {ago(time.time() - lock.acquired_at)} ago")
+
+
 def lock_held(stack: str, lock: LockInfo) -> LockHeldError:
     return LockHeldError(
-        f"stack {stack!r} is locked by {lock.owner} (pid {lock.pid} on {lock.host}), "
-        f"running {lock.operation!r}, taken {ago(time.time() - lock.acquired_at)} ago",
+        f"stack {stack!r} is locked by {lock_holder(lock)}",
         hint="wait for it to finish; if it crashed, run `stackwright unlock` "
         "after confirming the holder is gone",
     )
@@ -281,6 +288,10 @@ def checkpoint_row(row: Sequence[Any]) -> Checkpoint:
     return Checkpoint(number, kind, who, started, finished, result, loads(counts), message, serial)
 
 
+FAILED: Final = "failed"
+"""The key under which a checkpoint's counts hold its failed changes."""
+
+
 class Operation:
     """One writer's operation (`up`, `destroy`...): who, since when, what it changed
     (counts by kind, changes in order) and whether it finished. Changes may be noted
@@ -304,9 +315,12 @@ class Operation:
             raise StateError(f"the {self.kind} on stack {self.stack!r} already finished")
 
     def note(self, change: Change | None) -> None:
+        """A checkpoint's counts say what was applied: a failed change (one with an
+        error) counts as ``failed``, never under its op."""
         if change is not None:
+            key = FAILED if change.error is not None else change.op
             with self._lock:
-                self.counts[change.op] = self.counts.get(change.op, 0) + 1
+                self.counts[key] = self.counts.get(key, 0) + 1
                 self.changes.append(change)
 
     def note_unsaved(self, change: Change) -> None:

@@ -336,9 +336,10 @@ class SqlStateStore:
             for start in range(0, len(stacks), _IN_LIST):
                 names = tuple(stacks[start:start + _IN_LIST])
                 rows = conn.execute(
-                    "SELECT name, serial, outputs FROM stacks JOIN outputs ON stack = name"
+                    "SELECT name, serial, outputs, EXISTS (SELECT 1 FROM resources r WHERE r.stack = name)"
+                    " FROM stacks JOIN outputs ON outputs.stack = name"
                     f" WHERE name IN ({','.join('?' * len(names))})", names).fetchall()
-                found.update((row[0], StoredOutputs(int(row[1]), row[2])) for row in rows)
+                found.update((row[0], StoredOutputs(int(row[1]), row[2], bool(row[3]))) for row in rows)
         return found
 
     def pending_count(self, stack: str) -> int:
