@@ -7,8 +7,9 @@ printed as one "internal error" line, with the traceback only under ``--debug``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 
 class StackwrightError(Exception):
@@ -130,6 +131,17 @@ class ProviderError(StackwrightError):
     @classmethod
     def transient(cls, message: str, retry_after: float | None = None) -> ProviderError:
         return cls(message, retryable=True, retry_after=retry_after)
+
+
+class CreatedButFailed(ProviderError):
+    """A create made its object, then failed (it never became healthy). The engine
+    records the object under ``id`` with ``outputs`` and fails the step, so the object
+    is not orphaned: removing it from the program deletes it."""
+
+    def __init__(self, message: str, id: str, outputs: Mapping[str, Any], *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.id = id
+        self.outputs = outputs
 
 
 @contextmanager

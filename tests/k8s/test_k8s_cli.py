@@ -182,7 +182,152 @@ def test_values_from_outputs_and_a_secret_that_stays_secret(tmp_path: Path, loca
     resources = recorded(proj.root)[0].resources
     manifest = resources["dev::kube::k8s:core/v1:Secret::db"].inputs["manifest"]
     assert manifest["stringData"]["password"] == Secret(password), "recorded as a secret"
-    assert isinstance(resources["dev::kube::k8s:core/v1:Secret::db"].outputs["applied"], Secret)
+    applied = resources["dev::kube::k8s:core/v1:Secret::db"].outputs["applied"]
+    assert applied["stringData"]["password"] == Secret(password)
+    assert applied["metadata"] == {"name": "db"} and applied["kind"] == "Secret", "what names it stays plain"
+
+
+NAMES_PROGRAM = HEADER + """\
+token = k8s.Secret("token", metadata={"namespace": ns}, string_data={"token": "hunter2"})
+info = k8s.ConfigMap("info", data={"kind": "Secret", "version": "v1"}, opts=sw.ResourceOptions(depends_on=[token]))
+sw.export("info_namespace", info.namespace)
+if sw.Config().get_bool("bad", False):
+    k8s.ConfigMap("bad", metadata={"name": "Bad_Name"}, data={"a": "1"})
+"""
+
+
+def test_only_a_secrets_values_are_secret_not_its_kind_namespace_or_name(
+        tmp_path: Path, local_cluster: Any, kube: Kube) -> None:
+    proj, ns = project(tmp_path, local_cluster, kube, NAMES_PROGRAM)
+    proj.ok("up", "--yes")
+    assert f"info_namespace: {ns}" in proj.ok("outputs")
+    shown = proj.ok("state", "show", "dev::kube::k8s:core/v1:ConfigMap::info")
+    assert '"apiVersion": "v1"' in shown and f'namespace: "{ns}"' in shown and '"kind": "Secret"' in shown, shown
+    shown = proj.ok("state", "show", "dev::kube::k8s:core/v1:Secret::token")
+    assert "hunter2" not in shown and '"name": "token"' in shown, shown
+
+    stack_file = proj.root / "stacks" / "dev.yaml"
+    stack_file.write_text(stack_file.read_text() + "  bad: true\n")
+    done = proj.run("up", "--yes")
+    assert done.returncode == 1
+    assert f"apply ConfigMap {ns}/Bad_Name" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def test_a_manifest_the_schema_refuses_fails_at_once(tmp_path: Path, local_cluster: Any, kube: Kube) -> None:
+    proj, ns = project(tmp_path, local_cluster, kube, HEADER + """\
+k8s.Deployment("bad", spec={"replica": 2, "selector": {"matchLabels": {"a": "b"}},
+    "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}})
+""")
+    done = proj.run("up", "--yes")
+    out = done.stdout + done.stderr
+    assert done.returncode == 1 and ".spec.replica: field not declared in schema" in out, out
+    assert "retry" not in out and "interrupted" not in out, out
+
+
+TYPO_PROGRAM = HEADER + """\
+k8s.ConfigMap("ok", data={"a": "1"})
+if sw.Config().get_bool("typo", True):
+    k8s.Object("typo", manifest={"apiVersion": "example.com/v1", "kind": "Bakcup", "spec": {}})
+"""
+
+
+def test_an_unknown_kind_fails_its_create_at_once_and_leaves_nothing_pending(
+        tmp_path: Path, local_cluster: Any, kube: Kube) -> None:
+    proj, ns = project(tmp_path, local_cluster, kube, TYPO_PROGRAM)
+    done = proj.run("up", "--yes")
+    out = done.stdout + done.stderr
+    assert done.returncode == 1 and "the cluster serves no kind Bakcup in example.com/v1" in out, out
+    assert "retry" not in out and "interrupted" not in out, out
+    stack_file = proj.root / "stacks" / "dev.yaml"
+    stack_file.write_text(stack_file.read_text() + "  typo: false\n")
+    assert "No changes." in proj.ok("up", "--yes")
+
+
+GADGET_PROGRAM = HEADER + """\
+k8s.CustomResourceDefinition("widgets.gone.example.com", spec={
+    "group": "gone.example.com", "scope": "Cluster", "names": {"kind": "Widget", "plural": "widgets"},
+    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+        "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]})
+k8s.Object("w1", manifest={"apiVersion": "gone.example.com/v1", "kind": "Widget", "spec": {"x": 1}})
+"""
+
+
+def test_a_custom_resource_whose_crd_was_deleted_is_reported_deleted_and_made_again(
+        tmp_path: Path, local_cluster: Any, kube: Kube) -> None:
+    proj, _ = project(tmp_path, local_cluster, kube, GADGET_PROGRAM)
+    proj.ok("up", "--yes")
+    crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.gone.example.com"
+    kube.ok("DELETE", crd)
+    _wait_gone(kube, crd)
+    out = proj.ok("refresh", "--yes")
+    assert "Widget w1  deleted outside Stackwright" in out, out
+    assert "CustomResourceDefinition widgets.gone.example.com  deleted outside Stackwright" in out, out
+    assert "2 create" in proj.ok("up", "--yes")
+    assert kube.ok("GET", "/apis/gone.example.com/v1/widgets/w1")["spec"] == {"x": 1}
+    proj.ok("destroy", "--yes")
+
+
+def _wait_gone(kube: Kube, path: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while kube.get(path) is not None:
+        assert time.monotonic() < deadline, f"{path} still there"
+        time.sleep(0.2)
+
+
+STUCK_PROGRAM = HEADER + """\
+if sw.Config().get_bool("stuck", True):
+    k8s.Deployment("stuck", metadata={"annotations": {"stackwright.io/timeout": "2"}}, spec={
+        "replicas": 1, "selector": {"matchLabels": {"app": "stuck"}},
+        "template": {"metadata": {"labels": {"app": "stuck"}}, "spec": {"nodeSelector": {"no-such": "node"},
+            "containers": [{"name": "c", "image": "x"}]}}})
+"""
+
+
+def test_a_create_that_never_becomes_healthy_is_recorded_and_deleted_when_dropped(
+        tmp_path: Path, local_cluster: Any, kube: Kube) -> None:
+    proj, ns = project(tmp_path, local_cluster, kube, STUCK_PROGRAM)
+    done = proj.run("up", "--yes")
+    out = done.stdout + done.stderr
+    assert done.returncode == 1 and f"timed out after 2s waiting for Deployment {ns}/stuck" in out, out
+    assert f"{ns}/stuck" in proj.ok("state", "ls"), "the object exists, so it is recorded"
+    stack_file = proj.root / "stacks" / "dev.yaml"
+    stack_file.write_text(stack_file.read_text() + "  stuck: false\n")
+    assert "1 delete" in proj.ok("up", "--yes")
+    assert kube.get(f"/apis/apps/v1/namespaces/{ns}/deployments/stuck") is None
+
+
+STRING_DATA_PROGRAM = HEADER + """\
+k8s.Secret("db", string_data={"password": sw.Config().get_str("password", "declared-pw")})
+k8s.ConfigMap("cfg", metadata={"labels": {"team": "a"}} if sw.Config().get_bool("labels", True) else {},
+              data={"a": "1", "b": "2"} if sw.Config().get_bool("b", True) else {"a": "1"})
+"""
+
+
+def test_drift_of_a_secrets_string_data_is_reported_and_put_back(
+        tmp_path: Path, local_cluster: Any, kube: Kube) -> None:
+    proj, ns = project(tmp_path, local_cluster, kube, STRING_DATA_PROGRAM)
+    proj.ok("up", "--yes")
+    path = f"/api/v1/namespaces/{ns}/secrets/db"
+    kube.apply_as("kubectl-edit", path, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+                                         "data": {"password": base64.b64encode(b"HACKED").decode()}}, force=True)
+    out = proj.ok("refresh")
+    assert "stringData.password" in out and "HACKED" not in out, out
+    assert "1 update" in proj.ok("up", "--refresh", "--yes")
+    assert base64.b64decode(kube.ok("GET", path)["data"]["password"]) == b"declared-pw"
+
+
+def test_the_dry_run_shows_removed_fields_and_string_data_changes(
+        tmp_path: Path, local_cluster: Any, kube: Kube) -> None:
+    proj, ns = project(tmp_path, local_cluster, kube, STRING_DATA_PROGRAM)
+    proj.ok("up", "--yes")
+    stack_file = proj.root / "stacks" / "dev.yaml"
+    stack_file.write_text(stack_file.read_text() + "  labels: false\n  b: false\n  password: changed-pw\n")
+    out = proj.ok("preview", "--diff")
+    assert '- data.b: "2"' in out and '- metadata.labels.team: "a"' in out, out
+    assert "~ stringData.password: [secret]" in out and "changed-pw" not in out, out
+    assert "no change to the live object" not in out, out
 
 
 PROVIDER_PROGRAM = HEADER + """\

@@ -85,6 +85,20 @@ def test_an_interrupted_create_is_found_again_only_by_its_own_resource(kube: Kub
     assert objects.read(ctx_for(manifest, "other"), None, {"manifest": manifest}, {}) is None
 
 
+def test_an_object_of_a_kind_the_cluster_does_not_serve_reads_as_gone(objects: Any) -> None:
+    """An interrupted create of such an object made nothing (recovery forgets it); a
+    recorded one went with its CRD (refresh reports it deleted)."""
+    manifest = {"apiVersion": "nowhere.example.com/v1", "kind": "Ghost", "metadata": {"name": "g"}}
+    c = ctx_for(manifest)
+    inputs = objects.check({"manifest": manifest})
+    assert objects.read(c, None, inputs, {}) is None
+    assert objects.read(c, "g", inputs, {"applied": manifest}) is None
+    objects.delete(c, "g", inputs, {})
+    with pytest.raises(ProviderError) as caught:
+        objects.create(c, inputs)
+    assert not caught.value.retryable and "serves no kind Ghost in nowhere.example.com/v1" in caught.value.message
+
+
 def test_dry_run_explains_the_change_and_changes_nothing(kube: Kube, objects: Any) -> None:
     ns = kube.namespace()
     manifest = config_map(ns, "dry", {"a": "1", "b": "2"})

@@ -10,9 +10,9 @@ import pytest
 
 from stackwright.engine.apply import action_graph
 from stackwright.engine.events import EventSink
-from stackwright.errors import PlanError, ProviderError
+from stackwright.errors import CreatedButFailed, PlanError, ProviderError
 from stackwright.plan.plan import Op, Plan, Step
-from stackwright.providers.protocol import OperationContext, ReadResult
+from stackwright.providers.protocol import Created, OperationContext, ReadResult
 from unit.fakes import Thing, ThingProvider
 from unit.test_engine import P, Harness
 
@@ -91,3 +91,27 @@ def test_an_unorderable_plan_is_refused_naming_each_action_and_cause() -> None:
         or err.message.endswith(" (b is replaced because label changed; a is replaced because zone, label changed)")
     assert err.resource in (P + "a", P + "b") and err.resource == P + names.split(" -> ")[0].split(" ")[1]
     assert err.hint == "apply the change in two steps, or set delete_before_replace on the resources named"
+
+
+class Unhealthy(ThingProvider):
+    """Makes every object, then says the one named ``sick`` never became healthy."""
+
+    def create(self, ctx: OperationContext, inputs: Any) -> Created:
+        made = super().create(ctx, inputs)
+        if ctx.name == "sick":
+            raise CreatedButFailed("sick never became healthy", made.id, made.outputs)
+        return made
+
+
+def test_a_create_that_made_its_object_and_then_failed_records_it_and_fails_the_step(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.providers.thing = provider = Unhealthy()
+
+    result = h.up(lambda: (Thing("sick", label="x"), Thing("well", label="y")))
+
+    assert not result.ok and [f.message.endswith(": sick never became healthy") for f in result.failures] == [True]
+    sick = h.recorded()["sick"]
+    assert sick.id in provider.objects and sick.outputs["arn"] == f"arn:{sick.id}"
+    assert h.store.snapshot("dev").pending == []
+    assert h.up(lambda: Thing("well", label="y")).ok
+    assert sick.id not in provider.objects, "dropped from the program, it is deleted"

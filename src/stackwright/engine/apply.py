@@ -27,7 +27,7 @@ from stackwright.engine.calls import CallWithdrawn, InlineCalls, ProviderCalls
 from stackwright.engine.commit import GroupCommit, ImmediateCommit
 from stackwright.engine.events import EventSink, MaskingSink
 from stackwright.engine.retry import RetryPolicy
-from stackwright.errors import PlanError, ProviderError, StackwrightError
+from stackwright.errors import CreatedButFailed, PlanError, ProviderError, StackwrightError
 from stackwright.graph import CycleFound, Graph, Outcome, walk, walk_in_order
 from stackwright.model.resource import urn_name
 from stackwright.model.values import (
@@ -37,6 +37,7 @@ from stackwright.model.values import (
 from stackwright.plan.diff import PropertyDiff
 from stackwright.plan.plan import LEFTOVER_VERB, STATE_ONLY_VERB, Leftover, Op, Plan, Step
 from stackwright.providers.protocol import (
+    Created,
     OperationContext,
     ProviderLookup,
     ResourceProvider,
@@ -424,7 +425,18 @@ class Applier:
             token=token, urn=step.urn, type=step.type, op="create", inputs=inputs,
             parent=step.parent, deps=list(step.deps), started_at=time.time()))
         ctx = self._context(step.urn, token, handler, inputs)
-        created = await self.calls.run(step.urn, "create", handler.create, ctx, reveal(inputs))
+        try:
+            created = await self.calls.run(step.urn, "create", handler.create, ctx, reveal(inputs))
+        except CreatedButFailed as exc:
+            await self._record_created(step, token, handler, inputs, Created(exc.id, exc.outputs))
+            self._in_flight.pop(("C", step.urn), None)
+            # The new object is recorded: the old half's pending delete stays, for the plan.
+            self._old_halves.pop(step.urn, None)
+            raise
+        await self._record_created(step, token, handler, inputs, created)
+
+    async def _record_created(self, step: Step, token: str, handler: ResourceProvider,
+                              inputs: dict[str, Any], created: Created) -> None:
         returned = self._as_recorded(inputs, created.outputs)
         outputs = wrap_secret_keys({**inputs, **returned}, handler.secret_keys(inputs))
         change = Change(step.urn, step.type, _OP_TEXT[step.op], _diffs_json(step.diffs))

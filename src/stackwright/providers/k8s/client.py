@@ -29,6 +29,9 @@ EXEC_TOKEN_LIFETIME = 600.0
 """Seconds a connection authenticated by an EKS token is reused; the token itself is
 valid for 15 minutes."""
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+INVALID_OBJECT = re.compile(r"failed to create typed patch object|field not declared in schema")
+"""What kube-apiserver says, with HTTP 500, when a server-side apply does not fit the
+kind's schema: the same manifest fails the same way however often it is sent."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,11 @@ class Kind:
     resource: Any
     namespaced: bool
     plural: str
+
+
+class UnknownKind(ProviderError):
+    """The cluster serves no such kind: a typo, or a CRD not applied (or deleted). No
+    object of that kind can exist, so a read finds none; a create fails at once."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +89,10 @@ class Connection:
             self._learn_custom_kinds()
             found = self._kinds.get(key)
         if found is None:
-            raise ProviderError.transient(
-                f"the cluster serves no kind {kind} in {api_version} (is its CustomResourceDefinition "
-                "applied and established?)")
+            raise UnknownKind(
+                f"the cluster serves no kind {kind} in {api_version}",
+                hint="check the spelling of the kind and apiVersion; a custom kind is served once its "
+                     "CustomResourceDefinition is in the cluster (or declared in the program)")
         self._kinds[key] = found
         return found
 
@@ -278,7 +287,9 @@ def classify(exc: BaseException, action: str) -> ProviderError:
         code = exc.status.code or 0
         if code == 409 and exc.status.reason == "Conflict" and "conflict" in (exc.status.message or "").lower():
             return ProviderError(f"{action}: {conflict_message(exc.status)}")
-        return ProviderError(f"{action}: {exc.status.message or exc}", retryable=code in RETRYABLE_STATUS)
+        message = exc.status.message or str(exc)
+        retryable = code in RETRYABLE_STATUS and not INVALID_OBJECT.search(message)
+        return ProviderError(f"{action}: {message}", retryable=retryable)
     if isinstance(exc, httpx2.TransportError):
         return ProviderError.transient(f"{action}: cannot reach the cluster: {exc}")
     return ProviderError(f"{action}: {type(exc).__name__}: {exc}")

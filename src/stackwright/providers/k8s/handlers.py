@@ -13,12 +13,12 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from stackwright.errors import InputError, ProviderError
+from stackwright.errors import CreatedButFailed, InputError, ProviderError
 from stackwright.model.resource import urn_parts
-from stackwright.model.values import MASK, Secret
+from stackwright.model.values import MASK, Secret, reveal
 from stackwright.providers.k8s import health as checks
 from stackwright.providers.k8s import manifests as m
-from stackwright.providers.k8s.client import Connection, Settings, connect
+from stackwright.providers.k8s.client import Connection, Settings, UnknownKind, connect
 from stackwright.providers.protocol import (
     Created,
     DiffResult,
@@ -40,12 +40,13 @@ class ObjectProvider(ResourceProvider):
     type_token = "k8s:*"
     provider_input = "provider"
     secret_outputs = frozenset[str]()
-    """``applied``, what the server stored of the manifest's fields (for drift), is
-    secret as a whole for a Secret (the server turns ``stringData`` into base64
-    ``data``, where the secret's text no longer shows); in other kinds a value made from
-    a secret appears verbatim, and the engine marks every output string that contains a
-    secret's text. Keeping the others plain keeps previews of thousands of objects from
-    decrypting each one, and error messages from masking words like ``Role``."""
+    """``applied``, what the server stored of the manifest's fields (for drift), holds a
+    Secret's ``data`` and ``stringData`` values as secrets, and its apiVersion, kind and
+    metadata plain: those name objects, and a secret's text is masked in every message.
+    In other kinds a value made from a secret appears verbatim, and the engine marks
+    every output string that contains a secret's text. Keeping the others plain keeps
+    previews of thousands of objects from decrypting each one, and error messages from
+    masking words like ``Role``."""
     computed_on_update = frozenset({"applied"})
     explains_updates = True
 
@@ -101,7 +102,11 @@ class ObjectProvider(ResourceProvider):
             raise ProviderError(
                 f"{ident} already exists and was not created by this resource; adopt it with "
                 f"`stackwright import {ident.token} {ctx.name} {ident.id()}`, or pick another name")
-        return Created(ident.id(), self._apply(ctx, conn, ident, inputs))
+        try:
+            return Created(ident.id(), self._apply(ctx, conn, ident, inputs))
+        except _Unhealthy as exc:
+            raise CreatedButFailed(exc.message, ident.id(), _outputs(ident, inputs["manifest"], exc.live),
+                                   hint=exc.hint) from exc
 
     def update(self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
                old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -137,14 +142,15 @@ class ObjectProvider(ResourceProvider):
             if state.status is checks.Status.HEALTHY:
                 return live
             if state.status is checks.Status.DEGRADED:
-                raise ProviderError(f"{ident} is unhealthy: {state.reason}")
+                raise _Unhealthy(f"{ident} is unhealthy: {state.reason}", live)
             if state.reason != said:
                 ctx.log(f"waiting for {ident}: {state.reason}")
                 said = state.reason
             if time.monotonic() > deadline:
-                raise ProviderError(
+                raise _Unhealthy(
                     f"timed out after {timeout:g}s waiting for {ident}: {state.reason} (set the annotation "
-                    f"{m.TIMEOUT_ANNOTATION} to wait longer, or {m.SKIP_AWAIT_ANNOTATION}: \"true\" not to wait)")
+                    f"{m.TIMEOUT_ANNOTATION} to wait longer, or {m.SKIP_AWAIT_ANNOTATION}: \"true\" not to wait)",
+                    live)
             time.sleep(delay)
             delay = min(POLL_MAX, delay * 2)
             live = conn.get(ident) or live
@@ -165,22 +171,25 @@ class ObjectProvider(ResourceProvider):
         id: the object an interrupted create of this resource made, if any."""
         conn = self.connection(ctx)
         manifest = inputs.get("manifest")
-        ident = self._read_identity(conn, ctx, id, manifest)
-        live = conn.get(ident)
+        try:
+            ident = self._read_identity(conn, ctx, id, manifest)
+            live = conn.get(ident)
+        except UnknownKind:
+            return None  # no object of a kind the cluster does not serve (its CRD deleted)
         if live is None:
             return None
         if id is None and m.owner_urn(live) != ctx.urn:
             return None
         if not isinstance(manifest, Mapping):
-            found = _hide_secrets(m.importable(live))
+            found = _hide_secrets(ident, m.importable(live))
             return ReadResult(ident.id(), {"manifest": found, "provider": None, "force": False},
                               {"uid": _uid(live), "namespace": ident.namespace})
-        current = m.project(live, manifest)
-        applied = outputs.get("applied")
+        current = m.project(_view(ident, live), manifest)
+        applied = reveal(outputs.get("applied"))
         declared = m.drifted(manifest, applied if isinstance(applied, Mapping) else manifest, current)
-        return ReadResult(ident.id(), {**inputs, "manifest": _hide_secrets(declared)},
+        return ReadResult(ident.id(), {**inputs, "manifest": _hide_secrets(ident, declared)},
                           {**_outputs(ident, manifest, live),
-                           "applied": _secret_if_secret(ident, applied if applied is not None else current)})
+                           "applied": _secret_values(ident, applied if applied is not None else current)})
 
     def _read_identity(self, conn: Connection, ctx: OperationContext, id: str | None,
                        manifest: Any) -> m.Identity:
@@ -202,8 +211,11 @@ class ObjectProvider(ResourceProvider):
         api_version, kind = _id_parts(manifest) if isinstance(manifest, Mapping) \
             else m.parse_token(urn_parts(ctx.urn)[2])
         ident = m.Identity(api_version, kind, name, namespace)
-        if not conn.delete(ident):
-            return
+        try:
+            if not conn.delete(ident):
+                return
+        except UnknownKind:
+            return  # the kind's CRD is gone, and every object of the kind with it
         deadline, delay = time.monotonic() + min(DELETE_TIMEOUT, ctx.timeout), 0.1
         while conn.get(ident) is not None:
             if time.monotonic() > deadline:
@@ -218,7 +230,9 @@ class ObjectProvider(ResourceProvider):
                        new_inputs: Mapping[str, Any]) -> list[str]:
         """What a server-side dry run of the apply would change in the live object,
         field by field (managed fields only); the diff against recorded state when
-        the cluster cannot be reached."""
+        the cluster cannot be reached. Both manifests' fields are compared, so a field the
+        new one drops (which the apply removes) shows, and a Secret's ``stringData`` is
+        compared with the live ``data`` it became."""
         manifest = new_inputs["manifest"]
         try:
             conn = self.connection(ctx)
@@ -231,10 +245,19 @@ class ObjectProvider(ResourceProvider):
                 return [f"server-side dry run refused the change: {exc.message}"]
             what = "cluster not reachable" if "cannot reach the cluster" in exc.message else "no server-side dry run"
             return [f"{what} ({exc.message}); the diff is against recorded state"]
-        lines = list(m.changes(m.project(live, manifest), m.project(after, manifest)))
+        shape = m.union(old_inputs.get("manifest") or {}, manifest)
+        lines = list(m.changes(m.project(_view(ident, live), shape), m.project(_view(ident, after), shape)))
         if ident.kind == "Secret":
             lines = [_masked_line(line) for line in lines]
         return ["server-side dry run:", *lines] if lines else ["server-side dry run: no change to the live object"]
+
+
+class _Unhealthy(ProviderError):
+    """An applied object that did not become healthy: it exists, in the state ``live``."""
+
+    def __init__(self, message: str, live: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.live = live
 
 
 class InstanceProvider(ResourceProvider):
@@ -314,11 +337,24 @@ def _timeout(annotations: Mapping[str, Any], default: float) -> float:
 
 def _outputs(ident: m.Identity, manifest: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
     return {"uid": _uid(live), "namespace": ident.namespace,
-            "applied": _secret_if_secret(ident, m.project(live, manifest))}
+            "applied": _secret_values(ident, m.project(_view(ident, live), manifest))}
 
 
-def _secret_if_secret(ident: m.Identity, applied: Any) -> Any:
-    return Secret(applied) if ident.kind == "Secret" and not isinstance(applied, Secret) else applied
+def _view(ident: m.Identity, live: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The live object as a manifest declares it: a Secret's ``data`` also as the
+    ``stringData`` text the server never returns."""
+    return m.with_string_data(live) if ident.kind == "Secret" else live
+
+
+def _secret_values(ident: m.Identity, applied: Any) -> Any:
+    """A Secret's projection with its values secret and the rest plain: its apiVersion,
+    kind, name and namespace name other objects too, and the engine masks a secret's
+    text wherever it appears. State written before held the whole projection as one
+    Secret; it is split the same way."""
+    if ident.kind != "Secret":
+        return applied
+    plain = reveal(applied)
+    return _hide_secrets(ident, plain) if isinstance(plain, Mapping) else Secret(plain)
 
 
 def _uid(live: Mapping[str, Any]) -> str:
@@ -329,10 +365,10 @@ def _id_parts(manifest: Mapping[str, Any]) -> tuple[str, str]:
     return str(manifest["apiVersion"]), str(manifest["kind"])
 
 
-def _hide_secrets(manifest: dict[str, Any]) -> dict[str, Any]:
+def _hide_secrets(ident: m.Identity, manifest: Mapping[str, Any]) -> dict[str, Any]:
     """A Secret's data read from the cluster stays secret in state and on screen."""
-    if manifest.get("kind") != "Secret":
-        return manifest
+    if ident.kind != "Secret":
+        return dict(manifest)
     return {k: ({key: Secret(v) for key, v in v.items()} if k in SECRET_FIELDS and isinstance(v, Mapping) else v)
             for k, v in manifest.items()}
 

@@ -9,6 +9,8 @@ defaults, status and other managers' fields never show as a change.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -163,6 +165,34 @@ def project(live: Any, shape: Any) -> Any:
         if len(shape) == len(live):
             return [project(a, b) for a, b in zip(live, shape)]
     return live
+
+
+def with_string_data(live: Mapping[str, Any]) -> dict[str, Any]:
+    """A live Secret with its ``data`` also as the ``stringData`` text a manifest may
+    declare: the server turns ``stringData`` into base64 ``data`` and never returns it,
+    so without this view a declared ``stringData`` could not be compared with anything.
+    A value that is not UTF-8 text stays base64 (it cannot equal a declared string)."""
+    data = live.get("data")
+    if not isinstance(data, Mapping):
+        return dict(live)
+    return {**live, "stringData": {key: _text(value) for key, value in data.items()}}
+
+
+def _text(encoded: Any) -> Any:
+    if not isinstance(encoded, str):
+        return encoded
+    try:
+        return base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return encoded
+
+
+def union(old: Any, new: Any) -> Any:
+    """Both manifests' fields: the shape to project on when what matters is what an
+    apply of ``new`` removes as well as what it sets."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return {**old, **{k: union(old[k], v) if k in old else v for k, v in new.items()}}
+    return new
 
 
 def _named(items: list[Any]) -> bool:
