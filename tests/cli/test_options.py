@@ -98,3 +98,38 @@ def test_ignore_changes_delete_before_replace_and_aliases_alone_are_recorded(pro
         assert last_line(proj.ok("preview")).startswith("No changes."), opts
     assert proj.file("keep.txt").stat().st_mtime_ns == mtime
     assert proj.ok("history").count("update options") == 3
+
+
+def test_removing_protect_is_counted_as_update_options_in_the_plan_file_and_the_audit(project) -> None:
+    """Plan.counts() feeds the plan file's summary (for reviewers), the audit events and
+    the web view's pending plans: an options-only change is `update options` there, as in
+    the preview and the history, never `same`."""
+    proj: CliProject = project(program(opts=", opts=sw.ResourceOptions(protect=True)"))
+    proj.ok("up", "--yes")
+    proj.write_program(program())
+    proj.ok("plan", "--out", "unprotect.json")
+    assert json.loads(proj.file("unprotect.json").read_text())["summary"] == {"update options": 1, "same": 1}
+    assert "1 same, 1 update options -> " in last_line(proj.ok("audit"))
+    proj.ok("up", "--yes")
+    events = json.loads(proj.ok("audit", "--json"))
+    assert [(e["kind"], e["data"]["counts"]) for e in events[-2:]] == [
+        ("plan", {"update options": 1, "same": 1}), ("up", {"update options": 1, "same": 1})]
+    proj.write_program(program(opts=", opts=sw.ResourceOptions(protect=True)"))
+    assert json.loads(proj.ok("preview", "--format", "json"))["summary"] == {"update options": 1, "same": 1}
+    row = next(line for line in proj.ok("preview", "--format", "markdown").splitlines() if "| 0 | 1 | 0 | 0 |" in line)
+    assert "| 0 | 1 | 0 | 0 | 1 |" in row, "Update counts it; Unchanged does not"
+
+
+def test_state_show_shows_every_recorded_option(project) -> None:
+    proj: CliProject = project(program(opts=", opts=sw.ResourceOptions(ignore_changes=['content'], "
+                                            "delete_before_replace=True, aliases=[sw.Alias(name='older')], "
+                                            "protect=True, retain_on_delete=True)",
+                                       other_opts=", opts=sw.ResourceOptions(depends_on=[keep])"))
+    proj.ok("up", "--yes")
+    out = proj.ok("state", "show", proj.urn("local:File", "keep"))
+    assert "  flags: protect, retain_on_delete, delete_before_replace\n" in out
+    assert "  ignore_changes: content\n" in out
+    assert f"  aliases: {proj.urn('local:File', 'older')}\n" in out
+    other = proj.ok("state", "show", proj.urn("local:File", "other"))
+    assert f"  depends on: {proj.urn('local:File', 'keep')}\n" in other
+    assert "flags" not in other and "ignore_changes" not in other and "aliases" not in other

@@ -2,9 +2,9 @@
 plan whose pins no longer hold (tests/workflow/test_plans_approvals.py drives the same
 through the CLI).
 
-The program writes two local files, one holding a secret, and reads ``motd.txt``: data
-outside the program's digest, so changing it makes planning now differ from the saved
-plan while the program, config and state stay the same.
+The program writes two local files, one holding a secret, and reads ``../motd.txt``:
+data outside the project folder, so outside the program's digest, so changing it makes
+planning now differ from the saved plan while the program, config and state stay the same.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ import stackwright as sw
 from stackwright.providers import local
 
 config = sw.Config()
-motd = pathlib.Path("motd.txt").read_text()
+motd = pathlib.Path("../motd.txt").read_text()
 local.File("site", path=sw.fmt("out/{}/index.html", sw.get_stack()),
            content=sw.fmt("<h1>{}</h1>{}", config.require_str("greeting"), motd))
 local.File("creds", path=sw.fmt("out/{}/creds.env", sw.get_stack()),
@@ -65,7 +65,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_signing_key: Pat
                             stack_files=dict.fromkeys(["dev", "production", "gated"], CONFIG),
                             signers={"bob": ["bob"]})
     (root / "__main__.py").write_text(PROGRAM)
-    (root / "motd.txt").write_text("welcome")
+    (root.parent / "motd.txt").write_text("welcome")
     monkeypatch.chdir(root)
     return project
 
@@ -192,7 +192,7 @@ def test_declarations_are_relative_even_under_a_folder_with_a_colon(tmp_path: Pa
     root = tmp_path / "team:infra" / "proj"
     project = write_project(root, ENVIRONMENTS, stacks=["dev"], stack_files={"dev": CONFIG})
     (root / "__main__.py").write_text(PROGRAM)
-    (root / "motd.txt").write_text("welcome")
+    (root.parent / "motd.txt").write_text("welcome")
     monkeypatch.chdir(root)
     assert {s.decl for s in make_plan(project).plan.steps} == {"__main__.py:8", "__main__.py:10"}
 
@@ -396,8 +396,7 @@ def test_a_changed_program_is_refused(project: Project) -> None:
     made = make_plan(project)
     (project.root / "__main__.py").write_text(PROGRAM + "# edited\n")
     assert refused(project, SourceChanged, hint=f"restore the program the plan was made from, or {NEW_PLAN_HINT}") == (
-        f"the program changed since plan {made.saved.short} was made "
-                                               "(its Python files or stackwright.yaml)")
+        f"the program changed since plan {made.saved.short} was made (__main__.py changed)")
 
 
 def test_a_changed_config_is_refused(project: Project) -> None:
@@ -421,7 +420,7 @@ def test_a_stale_plan_is_refused(project: Project) -> None:
 
 def test_a_plan_that_would_now_do_something_else_is_refused(project: Project) -> None:
     make_plan(project)
-    (project.root / "motd.txt").write_text("changed")
+    (project.root.parent / "motd.txt").write_text("changed")
     message = refused(project, PlanDiffers, hint=NEW_PLAN_HINT)
     assert message.startswith("applying would do something the plan did not say: ")
     assert "more difference" not in message
@@ -430,7 +429,7 @@ def test_a_plan_that_would_now_do_something_else_is_refused(project: Project) ->
 
 def test_a_plan_differing_in_several_ways_says_how_many(project: Project) -> None:
     make_plan(project)
-    (project.root / "motd.txt").write_text("changed")
+    (project.root.parent / "motd.txt").write_text("changed")
     (project.root / "__main__.py").write_text(PROGRAM.replace('mode=0o600', 'mode=0o640'))
     with session_of(project, "dev", "x") as s:
         saved = read_plan_file(project.root / "plan.json")
@@ -559,13 +558,15 @@ def test_mandatory_violations_block_writing_and_are_summed_up(project: Project) 
 
 
 FREEZE = """\
-import pathlib
+import os
 
 
 def policy_freeze(plan):
-    if pathlib.Path("FREEZE").exists():
+    if os.environ.get("FREEZE"):
         return "a change freeze is on"
 """
+"""A freeze the policy reads from the environment: a file in the project folder would
+change the program (its digest covers every file there)."""
 
 
 @pytest.mark.parametrize(("count", "more"), [(3, ""), (4, "; and 1 more")])
@@ -578,24 +579,25 @@ def test_a_refusal_lists_three_violations_and_counts_the_rest(project: Project, 
                                     "objection 0; policy_no_files: objection 1; policy_no_files: objection 2" + more)
 
 
-def test_policies_are_judged_again_when_the_plan_is_applied(project: Project) -> None:
+def test_policies_are_judged_again_when_the_plan_is_applied(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     (project.root / "policies").mkdir()
     (project.root / "policies" / "freeze.py").write_text(FREEZE)
     make_plan(project)
-    (project.root / "FREEZE").write_text("")
+    monkeypatch.setenv("FREEZE", "1")
     assert refused(project, PolicyBlocked) == ("plan not applied: 1 mandatory policy violation(s): policy_freeze: "
                                                "a change freeze is on")
     assert not (project.root / "out").exists()
 
 
-def test_the_stacks_environment_sets_the_enforcement_at_apply_too(project: Project) -> None:
+def test_the_stacks_environment_sets_the_enforcement_at_apply_too(project: Project,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     (project.root / "policies").mkdir()
     (project.root / "policies" / "freeze.py").write_text(FREEZE)
     settings = yaml.safe_load((project.root / "stackwright.yaml").read_text())
     settings["environments"]["dev"] = {"policies": {"policy_freeze": "advisory"}}
     (project.root / "stackwright.yaml").write_text(yaml.safe_dump(settings))
     project = load_project(project.root)
-    (project.root / "FREEZE").write_text("")
+    monkeypatch.setenv("FREEZE", "1")
     assert [v.mandatory for v in make_plan(project).violations] == [False]
     outcome = apply(project)
     assert outcome.result is not None and outcome.result.ok

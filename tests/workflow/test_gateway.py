@@ -205,6 +205,50 @@ def test_an_emergency_through_the_command_line_shows_in_audit(root: Path) -> Non
     assert f"EMERGENCY: {REASON}" in out.splitlines()[-1] and "tester" in out.splitlines()[-1]
 
 
+def test_stack_rm_of_a_protected_stack_is_refused_from_the_command_line(root: Path) -> None:
+    proj = CliProject(root)
+    before = recorded(root)
+    for args in (("stack", "rm", "production"), ("stack", "rm", "production", "--force"),
+                 ("stack", "rm", "production", "--force", "--emergency", REASON)):
+        err = proj.fails(*args)
+        assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+        if "--emergency" in args:
+            assert "does not allow emergency changes" in err
+        else:
+            assert ("environment 'production' is protected: `stackwright stack rm` may not change stack "
+                    "'production'; to remove it, first make environments.production unprotected in "
+                    "stackwright.yaml") in err
+    assert recorded(root) == before
+    assert "production" in proj.ok("stack", "ls")
+    assert [r.kind for r in events(root)] == ["up", "up"]
+
+
+def test_stack_rm_in_an_allowed_emergency_is_audited(root: Path) -> None:
+    settings(root, protected=True, required_approvals=1, allow_emergency=True)
+    proj = CliProject(root)
+    err = proj.fails("stack", "rm", "production", "--force")
+    assert '--emergency "reason" (allowed here)' in err
+    proj.ok("stack", "rm", "production", "--force", "--emergency", REASON)
+    assert "production" not in proj.ok("stack", "ls")
+    out = proj.ok("audit", "--stack", "production").splitlines()
+    assert "stack-rm" in out[-1] and "tester" in out[-1] and f"EMERGENCY: {REASON}" in out[-1]
+    assert "1 resource(s) forgotten" in out[-1]
+
+
+def test_stack_rm_of_an_unprotected_stack_is_audited(root: Path) -> None:
+    proj = CliProject(root)
+    proj.ok("up", "--yes", "--stack", "staging")
+    proj.ok("stack", "rm", "staging", "--force", "--as", "alice")
+    opened = open_session(load_project(root), "production", "tester")
+    try:
+        [event] = opened.store.events("staging", kinds=("stack-rm",))
+    finally:
+        opened.close()
+    assert (event.who, event.data["result"], event.data["resources"], event.data["force"]) == (
+        "alice", "succeeded", 1, True)
+    assert event.data["lineage"]
+
+
 def test_run_up_refuses_a_protected_stack_of_a_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     from workflow.test_workspace_inprocess import stackwright, write_workspace

@@ -1,9 +1,9 @@
 """Saved plans, approvals and the audit log, through the real `stackwright` command.
 
 A project with the ``local`` and ``random`` providers, stacks ``dev`` and ``production``
-(protected, one approval), and a program that also reads ``motd.txt``: a file that is
-not part of the program's digest, so changing it makes planning now differ from a
-saved plan while the program, config and state stay the same.
+(protected, one approval), and a program that also reads ``../motd.txt``: a file outside
+the project folder, so not part of the program's digest, so changing it makes planning
+now differ from a saved plan while the program, config and state stay the same.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from stackwright.providers import local, random
 
 config = sw.Config()
 greeting = config.require_str("greeting")
-motd = pathlib.Path("motd.txt").read_text()  # data, not program: outside the digest
+motd = pathlib.Path("../motd.txt").read_text()  # outside the project folder: outside the digest
 
 password = random.Password("db-password", length=20)
 site = local.File("site", path=sw.fmt("out/{}/index.html", sw.get_stack()),
@@ -74,7 +74,7 @@ def make_project(root: Path, environments: dict[str, Any] | None = None,
         settings["groups"] = groups
     (root / "stackwright.yaml").write_text(yaml.safe_dump(settings))
     (root / "__main__.py").write_text(PROGRAM)
-    (root / "motd.txt").write_text("welcome")
+    (root.parent / "motd.txt").write_text("welcome")
     lines = [f"{who} namespaces=\"stackwright-plan\" {ssh_key(root.parent / 'keys', who)[1]}" for who in PEOPLE]
     (root / "allowed_signers").write_text("\n".join(lines) + "\n")
     proj = CliProject(root)
@@ -236,7 +236,7 @@ def test_any_flipped_byte_is_refused(applied: CliProject) -> None:
     applied.write_config({"greeting": "bye"})
     path, _ = make_plan(applied)
     data = path.read_bytes()
-    copy = applied.root / "flipped.json"
+    copy = applied.root.parent / "flipped.json"  # outside the project: a file there is part of the program
     for position in range(len(data)):
         copy.write_bytes(data[:position] + bytes([data[position] ^ 0x01]) + data[position + 1:])
         with pytest.raises(PlanFileError):
@@ -244,7 +244,7 @@ def test_any_flipped_byte_is_refused(applied: CliProject) -> None:
     # Through the CLI: a structural byte, a byte of an input, of the hash, and whitespace.
     for position in (0, data.index(b"<h1>") + 1, data.index(b'"hash"') + 12, data.index(b"\n  ")):
         copy.write_bytes(data[:position] + bytes([data[position] ^ 0x01]) + data[position + 1:])
-        err = refused(applied, "apply", "flipped.json", "--yes")
+        err = refused(applied, "apply", str(copy), "--yes")
         assert "altered" in err or "not a readable" in err, err
     assert "Applied plan" in applied.ok("apply", "plan.json", "--yes")
 
@@ -302,9 +302,81 @@ def test_changed_config_is_refused(applied: CliProject) -> None:
     assert "the config changed since plan" in err and "stacks/dev.yaml" in err
 
 
+APPLY_TIME_READER = """\
+import stackwright as sw
+from stackwright.providers import local, random
+{imports}
+rid = random.Id("rid", byte_length=4)
+local.File("conf", path="out/conf.txt", content=rid.hex.apply({render}))
+"""
+"""A program that reads data only at apply time: the value is unknown when planning."""
+
+
+def approved_production_plan(proj: CliProject) -> str:
+    """A production plan approved by bob; its short hash."""
+    _, digest = make_plan(proj, "production")
+    proj.ok("approve", "plan.json", *signed(proj, "bob"))
+    return digest[:12]
+
+
+def test_a_data_file_changed_after_approval_is_refused(proj: CliProject) -> None:
+    proj.program.write_text(APPLY_TIME_READER.format(
+        imports="", render='lambda h: open("templates/conf.txt").read().replace("ID", h)'))
+    proj.file("templates").mkdir()
+    proj.file("templates/conf.txt").write_text("safe ID")
+    short = approved_production_plan(proj)
+    proj.file("templates/conf.txt").write_text("rm -rf / ID")
+    err = refused(proj, "apply", "plan.json", "--yes")
+    assert f"the program changed since plan {short} was made (templates/conf.txt changed)" in err
+    assert not proj.file("out/conf.txt").exists()
+    proj.file("templates/conf.txt").write_text("safe ID")  # restored: the approved plan applies
+    assert "Applied plan" in proj.ok("apply", "plan.json", "--yes")
+    assert proj.file("out/conf.txt").read_text().startswith("safe ")
+
+
+def test_a_data_file_added_after_approval_is_refused(proj: CliProject) -> None:
+    short = approved_production_plan(proj)
+    proj.file("extra.yaml").write_text("replicas: 100\n")
+    err = refused(proj, "apply", "plan.json", "--yes")
+    assert f"the program changed since plan {short} was made (extra.yaml added)" in err
+
+
+def test_shared_code_changed_after_approval_is_refused(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "lib").mkdir()
+    (workspace / "lib" / "shared.py").write_text("def render(h):\n    return 'safe ' + h\n")
+    (workspace / "stackwright-workspace.yaml").write_text(
+        "python_path: [lib]\nprojects:\n  - path: proj\n    stacks: [dev, production]\n")
+    proj = make_project(workspace / "proj")
+    proj.program.write_text(APPLY_TIME_READER.format(imports="import shared", render="shared.render"))
+    short = approved_production_plan(proj)
+    (workspace / "lib" / "shared.py").write_text("def render(h):\n    return 'EVIL ' + h\n")
+    err = refused(proj, "apply", "plan.json", "--yes")
+    assert f"the program changed since plan {short} was made (../lib/shared.py changed)" in err
+    assert not proj.file("out/conf.txt").exists()
+
+
+def test_files_the_flow_writes_beside_the_program_change_nothing(proj: CliProject) -> None:
+    """Plan files, out/, allowed_signers (a new approver's key), dot-files and the state
+    are not part of the program: writing them after planning keeps the plan good."""
+    make_plan(proj, "dev", name="other.plan.json")
+    _, digest = make_plan(proj, "production")
+    make_plan(proj, "dev", name="later.plan.json")
+    signers = proj.file("allowed_signers")
+    signers.write_text(signers.read_text() + f"erin namespaces=\"stackwright-plan\" "
+                       f"{ssh_key(proj.root.parent / 'keys', 'erin')[1]}\n")
+    proj.ok("approve", "plan.json", "--as", "erin", "--key", str(proj.root.parent / "keys" / "erin"))
+    proj.file(".notes").write_text("reviewed")
+    proj.file("out").mkdir(exist_ok=True)
+    proj.file("out/report.txt").write_text("x")
+    proj.ok("up", "--yes", "--stack", "dev")
+    assert f"Applied plan {digest[:12]}" in proj.ok("apply", "plan.json", "--yes")
+
+
 def test_plan_that_would_now_do_something_else_is_refused(applied: CliProject) -> None:
     make_plan(applied)
-    applied.file("motd.txt").write_text("something else")
+    (applied.root.parent / "motd.txt").write_text("something else")
     err = refused(applied, "apply", "plan.json", "--yes")
     assert "applying would do something the plan did not say" in err
     assert "it would now update local:File site (the plan says leave unchanged)" in err

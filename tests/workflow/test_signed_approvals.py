@@ -57,7 +57,7 @@ def test_a_signed_approval_counts_and_its_signature_checks_with_ssh_keygen(proj:
     if SSH_KEYGEN is None:
         assert os.environ.get("CI") != "true", "ssh-keygen is missing (apt-get install openssh-client)"
         pytest.skip("ssh-keygen is not installed")
-    sig = proj.root / "approval.sig"
+    sig = proj.root.parent / "approval.sig"  # outside the project: a file there is part of the program
     sig.write_text(event["data"]["signature"])
     checked = subprocess.run([SSH_KEYGEN, "-Y", "verify", "-f", str(proj.root / "allowed_signers"),
                               "-I", "bob", "-n", "stackwright-plan", "-s", str(sig)],
@@ -73,11 +73,11 @@ def test_a_signature_made_by_ssh_keygen_counts(proj: CliProject) -> None:
         assert os.environ.get("CI") != "true", "ssh-keygen is missing (apt-get install openssh-client)"
         pytest.skip("ssh-keygen is not installed")
     _, digest = make_plan(proj, "production")
-    message = proj.root / "hash.txt"
+    message = proj.root.parent / "hash.txt"  # outside the project: a file there is part of the program
     message.write_text(digest)
     subprocess.run([SSH_KEYGEN, "-Y", "sign", "-f", str(key_of(proj, "carol")), "-n", "stackwright-plan",
                     str(message)], check=True, capture_output=True)
-    inject_approval(proj, "carol", {"proof": "signed", "signature": (proj.root / "hash.txt.sig").read_text()},
+    inject_approval(proj, "carol", {"proof": "signed", "signature": (proj.root.parent / "hash.txt.sig").read_text()},
                     digest)
     assert "Applied plan" in proj.ok("apply", "plan.json", "--yes")
 
@@ -218,3 +218,27 @@ def test_the_key_that_signed_the_plan_cannot_approve_it_under_another_name(proj:
     assert "not counted: bob (signed with the key that signed the plan)" in err
     # The unsigned plan binds no key: the same approval counts there.
     assert "Approved plan" in proj.ok("approve", "plan.json", "--as", "bob", "--key", str(key_of(proj, "tester")))
+
+
+def test_outside_a_repository_a_parent_folders_allowed_signers_is_not_trusted(tmp_path: Path) -> None:
+    """A file someone else wrote above the project (``/tmp/allowed_signers``) listing their
+    own key for bob: neither the approval nor the apply counts it."""
+    (tmp_path / "shared").mkdir()
+    proj = make_project(tmp_path / "shared" / "proj")
+    (proj.root / "allowed_signers").unlink()
+    mallory = ssh_key(tmp_path / "shared" / "keys", "mallory")[1]
+    planted = tmp_path / "shared" / "allowed_signers"
+    planted.write_text(f'bob namespaces="stackwright-plan" {mallory}\n')
+    make_plan(proj, "production")
+    err = refused(proj, "approve", "plan.json", "--as", "bob", "--key", str(key_of(proj, "mallory")))
+    assert "the approval of bob would not count in environment 'production'" in err
+    assert (f"({planted} is not used: outside a git repository only the project folder's allowed_signers "
+            "counts, or that of the workspace listing the project)") in err
+    inject_approval(proj, "bob", {"proof": "signed", "signature": signature(proj, "mallory", _hash(proj))},
+                    _hash(proj))
+    err = refused(proj, "apply", "plan.json", "--yes")
+    assert "not counted: bob (signature refused:" in err and f"{planted} is not used" in err
+
+
+def _hash(proj: CliProject) -> str:
+    return str(json.loads(proj.file("plan.json").read_text())["hash"])

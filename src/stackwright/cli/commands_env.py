@@ -34,7 +34,7 @@ def status(stack_name: str | None) -> None:
 
     session = open_stack(stack_name)
     try:
-        verdict = evaluate_gate(session.project, session.store, session.stack)
+        verdict = evaluate_gate(session.project, session.store, session.stack, session.program_fingerprint().digest)
         record = pause_record(session.project, session.stack)
     finally:
         session.close()

@@ -133,9 +133,17 @@ def state_show(stack_name: str | None, who: str | None, urn: str) -> None:
         click.echo(f"  parent: {record.parent}")
     if record.deps:
         click.echo(f"  depends on: {', '.join(record.deps)}")
+    # Every recorded option: the boolean ones as flags, the others (ignore_changes,
+    # aliases) by name; record.options holds only those not at their defaults.
     flags = [f for f in ("protect", "retain_on_delete", "external") if getattr(record, f)]
+    flags += [name for name, value in record.options.items() if value is True]
     if flags:
         click.echo(f"  flags: {', '.join(flags)}")
+    for name, value in record.options.items():
+        if isinstance(value, bool) or value is None or value == [] or value == {}:
+            continue
+        shown = ", ".join(str(v) for v in value) if isinstance(value, list) else json.dumps(value, sort_keys=True)
+        click.echo(f"  {name}: {shown}")
     echo_lines(["  inputs:", *mapping_lines(record.inputs, "    "),
                 "  outputs:", *mapping_lines(record.outputs, "    ")])
 

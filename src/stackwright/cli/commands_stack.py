@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stackwright.cli.options import stack_option
+from stackwright.cli.options import emergency_option, stack_option, who_option
 from stackwright.errors import ProjectError, StackwrightError
 
 
@@ -95,18 +95,23 @@ def stack_select(name: str) -> None:
 @stack.command("rm")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Remove even if it still records resources (they are NOT deleted).")
-def stack_rm(name: str, force: bool) -> None:
-    """Remove stack NAME's state (run `destroy` first to delete its resources)."""
-    from stackwright.operations.session import open_store
-    from stackwright.program.project import current_stack_file, find_project
+@emergency_option
+@who_option
+def stack_rm(name: str, force: bool, emergency: str | None, who: str | None) -> None:
+    """Remove stack NAME's state and history (run `destroy` first to delete its resources).
 
-    project = find_project()
-    store = open_store(project)
+    Refused in a protected environment (an emergency only where it is allowed); the
+    audit log, which stays, records the removal."""
+    from stackwright.cli.common import open_stack
+    from stackwright.program.project import current_stack_file
+    from stackwright.workflow.gateway import ChangeRequest, change
+
+    session = open_stack(name, who, open_secrets=False)
     try:
-        store.remove_stack(name, force=force)
+        change(session, ChangeRequest("stack-rm", force=force, emergency=emergency), confirm=lambda prompt: True)
     finally:
-        store.close()
-    marker = current_stack_file(project)
+        session.close()
+    marker = current_stack_file(session.project)
     if marker.exists() and marker.read_text().strip() == name:
         marker.unlink()
     click.echo(f"Removed stack {name!r}.")

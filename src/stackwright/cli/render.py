@@ -136,10 +136,8 @@ def summary_line(plan: Plan) -> str:
     renames = sum(1 for s in plan.steps if s.previous_urn)
     if renames:
         parts.append(f"{renames} to rename")
-    state_only = sum(1 for s in plan.steps if s.state_only)
-    if state_only:
-        parts.append(f"{state_only} to {STATE_ONLY_VERB}")
-        same -= state_only
+    if counts.get(STATE_ONLY_VERB):
+        parts.append(f"{counts[STATE_ONLY_VERB]} to {STATE_ONLY_VERB}")
     if plan.leftovers:
         parts.append(f"{len(plan.leftovers)} replaced object(s) to delete")
     if not parts:

@@ -26,6 +26,7 @@ from stackwright.state.records import LockInfo
 from stackwright.state.store import StateStore
 
 if TYPE_CHECKING:
+    from stackwright.program.digest import ProgramDigest
     from stackwright.program.workspace import Workspace
 
 SECURE = "secure"
@@ -97,6 +98,13 @@ class StackSession(Compared):
         with gc_paused():
             return run_program(self.project, self.stack, self.config, read_stack_outputs=links.read_outputs,
                                python_path=links.python_path(), targets=targets)
+
+    def program_fingerprint(self) -> ProgramDigest:
+        """The digest of the program this session runs: the project's files and the
+        workspace's shared ``python_path`` (``program.digest``)."""
+        from stackwright.program.digest import program_fingerprint
+
+        return program_fingerprint(self.project, self.workspace_links().python_path())
 
     def workspace_links(self) -> WorkspaceLinks:
         """Other stacks' outputs and shared code, from the workspace (if any) around

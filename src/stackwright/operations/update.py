@@ -141,9 +141,9 @@ def pins(session: StackSession) -> Callable[[Plan], Plan]:
     older digest (and a saved plan be refused), never the other way round; the provider
     versions once planned (the program loads the providers it uses). Returns the
     function that pins them on a plan."""
-    from stackwright.program.digest import config_digest, program_digest
+    from stackwright.program.digest import config_digest
 
-    program, config = program_digest(session.project), config_digest(session.project, session.stack)
+    program, config = session.program_fingerprint().digest, config_digest(session.project, session.stack)
 
     def pin(plan: Plan) -> Plan:
         return replace(plan, program_digest=program, config_digest=config,

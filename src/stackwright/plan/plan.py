@@ -331,8 +331,14 @@ class Plan(FrozenCompared):
         return hash(self.digest())
 
     def counts(self) -> dict[str, int]:
-        counted = Counter(s.op._value_ for s in self.steps)  # ``.value`` is a property: slow per step
+        """Steps by what they do, as the preview and history name it: by op, but a step
+        that only changes options (``state_only``) is ``update options``, not ``same``;
+        old halves of replacements are ``delete-replaced``."""
+        counted = Counter(STATE_ONLY_VERB if s.meta_changed and s.op is _SAME
+                          else s.op._value_ for s in self.steps)  # ``.value`` is a property: slow per step
         out = {op.value: counted.get(op.value, 0) for op in Op if counted.get(op.value)}
+        if counted.get(STATE_ONLY_VERB):
+            out[STATE_ONLY_VERB] = counted[STATE_ONLY_VERB]
         if self.leftovers:
             out[LEFTOVER_VERB] = len(self.leftovers)
         return out

@@ -32,7 +32,7 @@ from stackwright.workflow import signing
 from stackwright.workflow.environments import Environment, environment_for, groups, may_approve
 
 PLAN, APPROVE, REJECT, APPLY = "plan", "approve", "reject", "apply"
-AUDITED = (PLAN, APPROVE, REJECT, APPLY, "up", "destroy", "rollback", "import", "refresh", "state-rm")
+AUDITED = (PLAN, APPROVE, REJECT, APPLY, "up", "destroy", "rollback", "import", "refresh", "state-rm", "stack-rm")
 """Event kinds `audit` lists: saved plans and their reviews, every apply and state edit."""
 SHORT = 12
 """Hex digits of a plan hash shown to people: enough to tell plans apart."""
@@ -186,12 +186,14 @@ def proof_problem(project: Project, env: Environment, event: Event, plan_hash: s
             signing.verify(str(event.data.get("signature", "")), plan_hash.encode(), event.who,
                            project_signers(project))
         except signing.BadSignature as exc:
-            return f"signature refused: {exc}"
+            return f"signature refused: {exc}{signers_note(project)}"
         return None
     if proof == GITHUB:
         if not env.github_approvals:
             return "a GitHub comment, and this environment counts signed approvals only"
-        return None if github_listed(project, event.who) else f"{SIGNERS} does not list {event.who}"
+        if github_listed(project, event.who):
+            return None
+        return f"{SIGNERS} does not list {event.who}{signers_note(project)}"
     return "unsigned (an identity claimed with --as)"
 
 
@@ -209,8 +211,43 @@ SIGNERS = signing.SIGNERS_FILE
 
 def project_signers(project: Project) -> list[signing.Signer]:
     """The signers of the project's (or repository's) allowed_signers; none without one."""
-    path = signing.find_signers_file(project.root)
+    path = signers_file(project)
     return signing.read_signers(path) if path is not None else []
+
+
+def signers_file(project: Project) -> Path | None:
+    """The allowed_signers that counts for ``project`` (``signing.find_signers_file``)."""
+    return signing.find_signers_file(project.root, lambda: _listing_workspace(project))
+
+
+def _listing_workspace(project: Project) -> Path | None:
+    """The file of the workspace around the project, if it lists the project."""
+    from stackwright.errors import ProjectError
+    from stackwright.operations.workspace_links import find_workspace
+
+    try:
+        workspace = find_workspace(project.root)
+    except ProjectError:
+        return None
+    return workspace.file if workspace is not None and workspace.project_at(project.root) is not None else None
+
+
+def signers_note(project: Project) -> str:
+    """Why no allowed_signers counts, when none does (to end a refusal with); ""
+    when one does."""
+    if signers_file(project) is not None:
+        return ""
+    ignored = signing.ignored_signers_file(project.root)
+    if ignored is None:
+        return f" (no {SIGNERS} found for this project)"
+    if signing.in_repository(project.root):
+        why = "it is outside the project's git repository"
+    elif (workspace := _listing_workspace(project)) is not None and workspace.parent == ignored.parent:
+        why = "the workspace's folder, workspace file or allowed_signers has another owner than the project folder"
+    else:
+        why = (f"outside a git repository only the project folder's {SIGNERS} counts, or that of the "
+               "workspace listing the project")
+    return f" ({ignored} is not used: {why})"
 
 
 def github_listed(project: Project, login: str) -> bool:
@@ -398,6 +435,8 @@ def _detail(event: Event) -> str:
     text = f"{result} (checkpoint {checkpoint})" if checkpoint else result
     if data.get("urn"):
         text += f" {data['urn']}"
+    if event.kind == "stack-rm":
+        text += f", state and history removed ({data.get('resources', 0)} resource(s) forgotten)"
     if data.get("emergency") is not None:
         text += f" EMERGENCY: {data['emergency']}"
     return text

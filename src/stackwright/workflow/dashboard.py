@@ -159,7 +159,7 @@ def stack_summaries(site: Site, only: str | None = None) -> list[StackSummary]:
             infos = [i for i in store.list_stacks() if only is None or only == f"{project.name}/{i.name}"]
             events = _by_stack(store.events(only.rpartition("/")[2] if only else None,
                                             kinds=(*APPLY_KINDS, *REVIEW_KINDS, "refresh")))
-        digest = program_digest(project) if infos else ""
+        digest = program_digest(project, site.workspace.python_path if site.workspace else None) if infos else ""
         for info in infos:
             mine = events.get(info.name, [])
             waiting = sum(1 for p in _pending(project, info, mine) if p.waiting)

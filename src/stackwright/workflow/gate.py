@@ -110,7 +110,8 @@ def check_gate(session: StackSession, program_digest: str | None = None) -> None
     ``program_digest`` defaults to the program on disk; a saved plan passes the digest
     it pins, since that is the program it would apply.
     """
-    verdict = evaluate_gate(session.project, session.store, session.stack, program_digest)
+    digest = program_digest if program_digest is not None else session.program_fingerprint().digest
+    verdict = evaluate_gate(session.project, session.store, session.stack, digest)
     if not verdict.passed:
         raise GateClosed(refusal_message(verdict), hint=refusal_hint(session.project, session.store, verdict))
 

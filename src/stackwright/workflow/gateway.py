@@ -11,8 +11,9 @@ sequence for every kind of change:
    unless forced;
 3. protection and approvals: in a protected environment only ``apply`` of a saved
    plan with the approvals the environment needs may change the stack; every other
-   kind is refused in one line, unless the environment sets ``allow_emergency: true``
-   and the request carries an emergency reason;
+   kind (``stack-rm`` too, which no saved plan can do) is refused in one line, unless
+   the environment sets ``allow_emergency: true`` and the request carries an emergency
+   reason;
 4. the confirmation prompt, before the lock is taken (nobody waits on a person);
 5. the stack lock; planning again under it, which must give the plan that was
    judged and confirmed (for a saved plan: the saved one);
@@ -46,17 +47,20 @@ if TYPE_CHECKING:
     from stackwright.workflow.plan_file import SavedPlan
     from stackwright.workflow.policies import Violation
 
-Kind = Literal["up", "destroy", "rollback", "import", "refresh", "state-rm", "pause", "resume", "apply"]
+Kind = Literal["up", "destroy", "rollback", "import", "refresh", "state-rm", "stack-rm", "pause", "resume",
+               "apply"]
 
 COMMANDS: dict[str, str] = {
     "up": "up", "destroy": "destroy", "rollback": "rollback", "import": "import",
-    "refresh": "refresh --yes", "state-rm": "state rm", "pause": "env pause", "resume": "env resume",
-    "apply": "apply",
+    "refresh": "refresh --yes", "state-rm": "state rm", "stack-rm": "stack rm", "pause": "env pause",
+    "resume": "env resume", "apply": "apply",
 }
 """How each kind is spelled on the command line, for refusals."""
 
-STATE_EDITS = ("import", "refresh", "state-rm")
-"""Kinds that edit the recorded state without applying a plan; their audit events."""
+STATE_EDITS = ("import", "refresh", "state-rm", "stack-rm")
+"""Kinds that edit the recorded state without applying a plan; their audit events.
+(``stack-rm`` removes the stack's state and history; the audit log, kept apart from
+them by every state backend, records the removal.)"""
 
 
 class ProtectedEnvironment(StackwrightError):
@@ -86,7 +90,8 @@ class ChangeRequest(FrozenCompared):
     urn: str | None = None
     """``state-rm``: the resource to forget."""
     force: bool = False
-    """``state-rm``: forget a protected resource, or one others depend on."""
+    """``state-rm``: forget a protected resource, or one others depend on; ``stack-rm``:
+    remove a stack that still records resources."""
     resource: tuple[str, str, str] | None = None
     """``import``: type, name and id of the object to adopt."""
     saved: SavedPlan | None = None
@@ -224,7 +229,7 @@ def require_unprotected(session: StackSession, request: ChangeRequest) -> None:
         raise ProtectedEnvironment(
             f"environment {env.name!r} is protected and does not allow emergency changes "
             f"(`allow_emergency: true` is not set under environments.{env.name} in stackwright.yaml); "
-            "use `stackwright plan --out FILE`, `stackwright approve FILE`, `stackwright apply FILE`")
+            f"{_instead(env, request.kind)}")
     if not request.emergency.strip():
         raise ProtectedEnvironment("--emergency needs a reason, e.g. --emergency \"restore the site\"")
 
@@ -234,8 +239,13 @@ def refusal(env: Environment, stack: str, kind: str) -> str:
     commands to use instead."""
     emergency = ', or --emergency "reason" (allowed here)' if env.allow_emergency else ""
     return (f"environment {env.name!r} is protected: `stackwright {COMMANDS.get(kind, kind)}` may not change "
-            f"stack {stack!r}; use `stackwright plan --out FILE`, `stackwright approve FILE`, "
-            f"`stackwright apply FILE`{emergency}")
+            f"stack {stack!r}; {_instead(env, kind)}{emergency}")
+
+
+def _instead(env: Environment, kind: str) -> str:
+    if kind == "stack-rm":  # no saved plan removes a stack
+        return f"to remove it, first make environments.{env.name} unprotected in stackwright.yaml"
+    return "use `stackwright plan --out FILE`, `stackwright approve FILE`, `stackwright apply FILE`"
 
 
 def _audit(request: ChangeRequest) -> dict[str, Any]:
@@ -317,11 +327,18 @@ def _config_edit(request: ChangeRequest, confirm: Confirm, sink: EventSink,
 
 def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
                 sink: EventSink) -> ChangeResult:
-    """``import``, ``refresh --yes`` and ``state rm``: protection, the prompt (for
-    ``import`` after reading the object, to show what will be recorded), then the edit
-    under the stack's lock (taken by the operation), then the audit event."""
+    """``import``, ``refresh --yes``, ``state rm`` and ``stack rm``: protection, the
+    prompt (for ``import`` after reading the object, to show what will be recorded),
+    then the edit (under the stack's lock, taken by the operation, but for ``stack rm``,
+    which removes the lock with the rest), then the audit event."""
     require_unprotected(session, request)
     result = ChangeResult(request)
+    if request.kind == "stack-rm":
+        if not confirm(Prompt(request, None)):
+            result.cancelled = True
+            return result
+        _record(session, request, result, _remove_stack(session, request))
+        return result
     candidate = _read_import(session, request) if request.kind == "import" else None
     if not confirm(Prompt(request, None, imported=candidate)):
         result.cancelled = True
@@ -360,10 +377,19 @@ def _forget(session: StackSession, request: ChangeRequest) -> int | None:
     return forget(session, request.urn, force=request.force)
 
 
-def _record(session: StackSession, request: ChangeRequest, result: ChangeResult) -> None:
+def _remove_stack(session: StackSession, request: ChangeRequest) -> dict[str, Any]:
+    """Remove the stack's state and history; what its audit event records of it."""
+    info = next((i for i in session.store.list_stacks() if i.name == session.stack), None)
+    session.store.remove_stack(session.stack, force=request.force)
+    return {"lineage": info.lineage if info else None, "resources": info.resource_count if info else 0,
+            "force": request.force}
+
+
+def _record(session: StackSession, request: ChangeRequest, result: ChangeResult,
+            extra: dict[str, Any] | None = None) -> None:
     """The audit event of a state edit: who, what, the checkpoint, and an emergency's reason."""
     data: dict[str, Any] = {"result": "succeeded" if result.ok else "failed",
-                            "checkpoint": result.checkpoint, **_audit(request)}
+                            "checkpoint": result.checkpoint, **(extra or {}), **_audit(request)}
     if request.urn is not None:
         data["urn"] = request.urn
     if result.imported is not None:

@@ -150,7 +150,9 @@ def _summary_table(stacks: Sequence[StackPlan]) -> str:
             "|---|--:|--:|--:|--:|--:|---|"]
     for stack, plan, violations in stacks:
         counts = plan.counts()
-        cells = [str(counts.get(op.value, 0)) for op in COUNTED]
+        # Update counts options-only updates too: they are not unchanged.
+        cells = [str(counts.get(op.value, 0) + (counts.get(STATE_ONLY_VERB, 0) if op is Op.UPDATE else 0))
+                 for op in COUNTED]
         cells[2:4] = [f"**{c}**" if c != "0" else c for c in cells[2:4]]
         rows.append(f"| {_cell(_code(stack))} | {' | '.join(cells)} | {counts.get('same', 0)} "
                     f"| {_policy_cell(violations)} |")
@@ -232,10 +234,9 @@ def _stack_summary(plan: Plan) -> str:
     parts = [f"{counts[op.value]} to {VERB[op]}" for op in COUNTED if counts.get(op.value)]
     if plan.leftovers:
         parts.append(f"{len(plan.leftovers)} replaced object(s) to delete")
-    state_only = sum(1 for s in plan.steps if s.state_only)
-    if state_only:
-        parts.append(f"{state_only} to {STATE_ONLY_VERB}")
-    same = counts.get("same", 0) - state_only
+    if counts.get(STATE_ONLY_VERB):
+        parts.append(f"{counts[STATE_ONLY_VERB]} to {STATE_ONLY_VERB}")
+    same = counts.get("same", 0)
     if not parts and not plan.outputs_change():
         return f"no changes ({same} unchanged)"
     return ", ".join(parts or ["outputs change"]) + f", {same} unchanged"

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink
@@ -36,7 +36,7 @@ from stackwright.operations.session import StackSession, require_no_pending
 from stackwright.operations.update import Confirm, UpdateOutcome, apply_saved, preview
 from stackwright.plan.compare import differences
 from stackwright.plan.plan import Plan
-from stackwright.program.digest import config_digest, program_digest
+from stackwright.program.digest import ProgramDigest, config_digest
 from stackwright.state.records import Snapshot
 from stackwright.workflow import approvals, policies
 from stackwright.workflow.environments import environment_for
@@ -46,6 +46,8 @@ from stackwright.workflow.secrets import decrypt_tree, encrypt_tree, stack_keyri
 FORMAT = "stackwright-plan"
 VERSION = 2
 HASH_KEY = "hash"
+PROGRAM_FILES_KEY = "program_files"
+MAX_CHANGES = 3
 NEW_PLAN_HINT = "make a new plan with `stackwright plan --out FILE`, review it and apply that"
 
 
@@ -203,7 +205,8 @@ def _no_constants(name: str) -> Any:
 
 
 def plan_document(plan: Plan, session: StackSession, *, key: Keyring,
-                  violations: list[policies.Violation], allow_destroy: bool) -> dict[str, Any]:
+                  violations: list[policies.Violation], allow_destroy: bool,
+                  program_files: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The plan file's content, hash included (docs/plan-file.md): the sealed plan and
     what its review needs besides."""
     document: dict[str, Any] = {
@@ -216,6 +219,8 @@ def plan_document(plan: Plan, session: StackSession, *, key: Keyring,
         "summary": plan.counts(),
         "plan": seal(plan, key),
     }
+    if program_files is not None:
+        document[PROGRAM_FILES_KEY] = dict(program_files)
     document[HASH_KEY] = content_hash(document)
     return document
 
@@ -252,15 +257,19 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
     """Plan, check policies, record a ``plan`` audit event, write the file (where the
     state is read-only, the event is refused and no file is left behind)."""
     require_no_pending(session)
-    check_gate(session, program_digest(session.project))
+    program = session.program_fingerprint()
+    check_gate(session, program.digest)
     started = time.monotonic()
     plan = _relative_decls(preview(session), session)
     preview_seconds = round(time.monotonic() - started, 3)
     violations = policies.evaluate(plan, session.project, environment_for(session.project, session.stack),
                                    allow_destroy=allow_destroy)
     _refuse_blocking(violations, "plan not written")
+    # The files the plan's digest was made from, to tell which changed; left out if
+    # one changed while planning (the plan pins the digest taken before the program ran).
+    files = program.files if program.digest == plan.program_digest else None
     document = plan_document(plan, session, key=stack_keyring(session),
-                             violations=violations, allow_destroy=allow_destroy)
+                             violations=violations, allow_destroy=allow_destroy, program_files=files)
     session.store.record_event(session.stack, approvals.PLAN, session.who, {
         "plan_hash": document[HASH_KEY], "program_digest": plan.program_digest,
         "config_digest": plan.config_digest,
@@ -303,14 +312,28 @@ def check_target(session: StackSession, saved: SavedPlan) -> None:
 
 def check_sources(session: StackSession, saved: SavedPlan) -> None:
     """The program and the stack's config must be those the plan was made from."""
-    for name, pinned, now, where in (
-        ("program", saved.pins.program_digest, program_digest(session.project), "its Python files or stackwright.yaml"),
-        ("config", saved.pins.config_digest, config_digest(session.project, session.stack),
-         session.project.relative(session.project.stack_file(session.stack))),
-    ):
-        if pinned != now:
-            raise SourceChanged(f"the {name} changed since plan {saved.short} was made ({where})",
-                                hint=f"restore the {name} the plan was made from, or {NEW_PLAN_HINT}")
+    program = session.program_fingerprint()
+    if saved.pins.program_digest != program.digest:
+        _source_changed(saved, "program", _program_changes(saved, program))
+    if saved.pins.config_digest != config_digest(session.project, session.stack):
+        _source_changed(saved, "config", session.project.relative(session.project.stack_file(session.stack)))
+
+
+def _source_changed(saved: SavedPlan, name: str, where: str) -> NoReturn:
+    raise SourceChanged(f"the {name} changed since plan {saved.short} was made ({where})",
+                        hint=f"restore the {name} the plan was made from, or {NEW_PLAN_HINT}")
+
+
+def _program_changes(saved: SavedPlan, program: ProgramDigest) -> str:
+    """Which files changed, from the digests the plan file lists per file (a plan
+    without them, or whose list is not the pinned digest's, names none)."""
+    before = saved.get(PROGRAM_FILES_KEY)
+    if (not isinstance(before, dict) or not all(isinstance(v, str) for v in before.values())
+            or ProgramDigest(before).digest != saved.pins.program_digest):
+        return "one of its files or stackwright.yaml"
+    changes = program.changes(before)
+    more = f"; and {len(changes) - MAX_CHANGES} more" if len(changes) > MAX_CHANGES else ""
+    return "; ".join(changes[:MAX_CHANGES]) + more
 
 
 def check_stale(saved: SavedPlan, snapshot: Snapshot) -> None:

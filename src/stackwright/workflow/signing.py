@@ -20,6 +20,7 @@ import hashlib
 import os
 import struct
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,15 +195,50 @@ def _signer(line: str, path: Path, number: int) -> Signer:
     return Signer(tuple(parts[0].split(",")), namespaces, blob, number)
 
 
-def find_signers_file(start: Path) -> Path | None:
-    """``allowed_signers`` in the project folder or the nearest parent that has one,
-    stopping at the repository's root."""
-    for folder in (start, *start.parents):
-        if (folder / SIGNERS_FILE).is_file():
-            return folder / SIGNERS_FILE
-        if (folder / ".git").exists():
-            return None
+def find_signers_file(start: Path, workspace_file: Callable[[], Path | None] | None = None) -> Path | None:
+    """The ``allowed_signers`` that counts for the project in folder ``start``.
+
+    Inside a git repository: in ``start`` or the nearest parent that has one, up to the
+    repository's root (the file is reviewed with the code). Outside any repository no
+    folder above the project's is known to be the team's, and one may be writable by
+    others (``/tmp``): only ``start`` counts, then the folder of the workspace file that
+    lists the project (``workspace_file``, asked only then), when that folder, the
+    workspace file and its ``allowed_signers`` all belong to the project folder's owner.
+    """
+    folders = (start, *start.parents)
+    if in_repository(start):
+        for folder in folders:
+            if (folder / SIGNERS_FILE).is_file():
+                return folder / SIGNERS_FILE
+            if (folder / ".git").exists():
+                return None
+    if (start / SIGNERS_FILE).is_file():
+        return start / SIGNERS_FILE
+    found = workspace_file() if workspace_file is not None else None
+    if found is not None:
+        candidate = found.parent / SIGNERS_FILE
+        if candidate.is_file() and _same_owner(start, found.parent, found, candidate):
+            return candidate
     return None
+
+
+def in_repository(start: Path) -> bool:
+    """Whether ``start`` is in a git repository (a ``.git`` in it or a parent)."""
+    return any((folder / ".git").exists() for folder in (start, *start.parents))
+
+
+def ignored_signers_file(start: Path) -> Path | None:
+    """The nearest ``allowed_signers`` above ``start``, for saying why it is not used
+    when ``find_signers_file`` finds none."""
+    return next((folder / SIGNERS_FILE for folder in start.parents if (folder / SIGNERS_FILE).is_file()), None)
+
+
+def _same_owner(first: Path, *others: Path) -> bool:
+    try:
+        owner = first.stat().st_uid
+        return all(other.stat().st_uid == owner for other in others)
+    except OSError:
+        return False
 
 
 def parse_signature(armored: str) -> tuple[bytes, str, bytes]:
