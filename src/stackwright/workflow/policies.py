@@ -359,7 +359,9 @@ def user_rules(project: Project) -> list[Rule]:
 
 
 def _load(project: Project, source: _Source) -> ModuleType:
-    """Run one policy file as a module, with the project importable as in the program."""
+    """Run one policy file as a module, with the project importable as in the program.
+    It is compiled from its text each time: a cached bytecode file is trusted on the
+    source's mtime and size, which an edit within the same second can keep."""
     import importlib.util
 
     name = f"_stackwright_policies.{source.path.stem}"
@@ -368,9 +370,10 @@ def _load(project: Project, source: _Source) -> ModuleType:
         raise source.error("cannot load this policy file", "policy files are Python modules")
     module = importlib.util.module_from_spec(spec)
     try:
+        code = compile(source.path.read_bytes(), str(source.path), "exec")
         with project_imports([project.root]):
             sys.modules[name] = module  # dataclasses and pickling look modules up by name
-            spec.loader.exec_module(module)
+            exec(code, module.__dict__)
     except StackwrightError:
         raise
     except SyntaxError as exc:
