@@ -6,6 +6,7 @@ serve other machines without authentication."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -71,6 +72,38 @@ def test_unknown_things_are_404_in_html_and_json(server: Server) -> None:
     assert httpx.get(f"{server.url}/stacks/shop/nope").status_code == 404
     missing = httpx.get(f"{server.url}/api/plans/0123456789abcdef")
     assert missing.status_code == 404 and "no plan" in missing.json()["error"]
+
+
+def test_a_state_store_that_cannot_be_reached_is_an_outage(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """503 for pages, their twins and /metrics alike, so that monitoring sees it; no
+    password and no traceback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("STACKWRIGHT_STATE_URL", f"postgresql://deploy:hunter2@127.0.0.1:{closed}/state")
+    server = Server(shop.root)
+    try:
+        for path in ("/", "/plans", "/audit", "/api/stacks", "/api/plans", "/metrics"):
+            down = httpx.get(f"{server.url}{path}")
+            assert down.status_code == 503, path
+            assert "cannot connect to the PostgreSQL state store" in down.text, path
+            assert "hunter2" not in down.text and "Traceback" not in down.text, path
+        assert "<title>Unavailable" in httpx.get(f"{server.url}/").text
+    finally:
+        server.stop()
+
+
+def test_a_read_only_state_store_refuses_a_review_as_read_only(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACKWRIGHT_STATE_READ_ONLY", "1")
+    server = Server(shop.root, "--identity-header", PROXY_HEADER)
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            refused = review(client, shop, "reject")
+    finally:
+        server.stop()
+    assert refused.status_code == 409 and "<title>Read-only" in refused.text
+    assert "the state store is open read-only" in refused.text
+    assert [line for line in audit(shop).splitlines() if line.split()[3:4] == ["reject"]] == []
 
 
 def test_identity_comes_from_the_header_only_through_a_trusted_proxy(server: Server, shop: Shop) -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
     Corrupt, Operation, SecretCipher, StoredOutputs, ValueCodec, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
-    loads, lock_held, no_stack, pending_row, read_only_error, resource_params, row_batches, snapshot_rows,
+    loads, lock_held, no_checkpoint, no_stack, pending_row, read_only_error, resource_params, row_batches, snapshot_rows,
 )
 from stackwright.state.open_operation import (
     CLOSE_OPEN, INTERRUPTED, OPEN_COLUMNS, OpenOperation, Statement, closing, holder_text, new_lines, noting,
@@ -442,7 +442,7 @@ class SqlStateStore:
                 f"SELECT {CHECKPOINT_COLUMNS}, changes, snapshot FROM checkpoints"
                 " WHERE stack = ? AND number = ?", (stack, number)).fetchone()
         if row is None:
-            raise StateError(f"stack {stack!r} has no checkpoint {number}", hint="stackwright history")
+            raise no_checkpoint(stack, number)
         with self._db.guard(), gc_paused():
             return checkpoint_detail(row, self._db.values)
 

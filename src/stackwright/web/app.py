@@ -18,11 +18,11 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from stackwright.errors import ProjectError, StackwrightError, StateError
+from stackwright.errors import NotRecordedError, ProjectError, ReadOnlyStateError, StackwrightError, StateError
 from stackwright.workflow import dashboard, drawing
 from stackwright.workflow.approvals import ApprovalRefused, UnknownPlan, iso_time
 from stackwright.web.settings import Identity, WebSettings
@@ -30,7 +30,11 @@ from stackwright.web.settings import Identity, WebSettings
 HERE = Path(__file__).parent
 REVIEW_PATH = "/review"
 """The one form that changes anything; always CSRF-checked, cookie or not."""
-NOT_FOUND = (ProjectError, StateError, UnknownPlan)
+NOT_FOUND = (dashboard.UnknownProject, NotRecordedError, UnknownPlan)
+UNAVAILABLE = (StateError, ProjectError)
+"""The state store cannot be reached or read, or the project's files are broken: an
+outage (503) that monitoring must see, unlike a page naming nothing (404)."""
+TITLES = {403: "Not allowed", 404: "Not here", 409: "Refused", 503: "Unavailable"}
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,9 @@ class WhoAmI:
     dev_mode: bool
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
+OUTAGE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "The state store cannot be reached or read"}}
+ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}, **OUTAGE}
 
 
 def create_app(site: dashboard.Site, settings: WebSettings) -> Any:
@@ -101,13 +107,34 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     return response
 
 
+def status_of(exc: StackwrightError) -> int:
+    """What the client should make of an error: 404 when the page names nothing, 503
+    when the state (or the project) cannot be read, 409 for a refused change."""
+    if isinstance(exc, NOT_FOUND):
+        return 404
+    if isinstance(exc, ApprovalRefused):
+        return 403
+    if isinstance(exc, ReadOnlyStateError):
+        return 409
+    return 503 if isinstance(exc, UNAVAILABLE) else 409
+
+
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(StackwrightError)
     async def refused(request: Request, exc: StackwrightError) -> Response:
-        status = 404 if isinstance(exc, NOT_FOUND) else 403 if isinstance(exc, ApprovalRefused) else 409
-        if request.url.path.startswith("/api/"):
-            return JSONResponse(asdict(ErrorOut(exc.headline(), exc.hint)), status_code=status)
-        return render(request, "error.html", status, error=exc.headline(), hint=exc.hint)
+        title = "Read-only" if isinstance(exc, ReadOnlyStateError) else None
+        return error_page(request, status_of(exc), exc.headline(), exc.hint, title)
+
+
+def error_page(request: Request, status: int, error: str, hint: str | None, title: str | None = None) -> Response:
+    """An error as the route's kind of answer: JSON under /api/, text for /metrics
+    (its scrapers read no HTML), else a page."""
+    path = request.url.path
+    if path.startswith("/api/"):
+        return JSONResponse(asdict(ErrorOut(error, hint)), status_code=status)
+    if path == "/metrics":
+        return PlainTextResponse(f"error: {error}\n", status_code=status)
+    return render(request, "error.html", status, error=error, hint=hint, title=title or TITLES.get(status, "Refused"))
 
 
 def _headers(app: FastAPI) -> None:
@@ -200,7 +227,7 @@ def _plan_page(request: Request, plan_hash: str, status: int = 200, done: str = 
 def _api_routes(app: FastAPI) -> None:
     site: dashboard.Site = app.state.site
 
-    @app.get("/api/stacks", response_model=list[dashboard.StackSummary], tags=["stacks"])
+    @app.get("/api/stacks", response_model=list[dashboard.StackSummary], responses=OUTAGE, tags=["stacks"])
     def api_stacks() -> list[dashboard.StackSummary]:
         """Every stack: environment, last apply, resources, plans waiting, drift, status."""
         return dashboard.stack_summaries(site)
@@ -219,7 +246,7 @@ def _api_routes(app: FastAPI) -> None:
         """What one checkpoint changed, property by property (secrets masked)."""
         return dashboard.checkpoint_changes(site, project, stack, number)
 
-    @app.get("/api/plans", response_model=list[dashboard.PendingPlan], tags=["plans"])
+    @app.get("/api/plans", response_model=list[dashboard.PendingPlan], responses=OUTAGE, tags=["plans"])
     def api_plans() -> list[dashboard.PendingPlan]:
         """Saved plans not applied yet, newest first, with their approvals."""
         return dashboard.pending_plans(site)
@@ -237,7 +264,7 @@ def _api_routes(app: FastAPI) -> None:
         """The audit log, newest first, filtered by stack, kind, identity and text."""
         return dashboard.audit_page(site, stack=stack, kind=kind, who=who, text=q, page=page)
 
-    @app.get("/api/graph", response_model=GraphOut, tags=["stacks"])
+    @app.get("/api/graph", response_model=GraphOut, responses=OUTAGE, tags=["stacks"])
     def api_graph() -> GraphOut:
         """The stacks with their dependencies and gates: what /graph draws."""
         stacks = dashboard.stack_summaries(site)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stackwright.errors import ProjectError, StackwrightError, StateError
+from stackwright.errors import NotRecordedError, ProjectError, StackwrightError, StateError
 from stackwright.model.values import masked, to_json
 from stackwright.program.digest import config_digest, program_digest
 from stackwright.program.project import PROJECT_FILE, Project, find_project
@@ -58,6 +58,10 @@ class MaskedCipher:
 # --- the site ----------------------------------------------------------------------------
 
 
+class UnknownProject(ProjectError):
+    """A page names a project the site does not show."""
+
+
 @dataclass(frozen=True)
 class Site:
     """The projects ``serve`` shows, and the workspace around them (if any)."""
@@ -73,8 +77,8 @@ class Site:
         for project in self.projects:
             if project.name == name:
                 return project
-        raise ProjectError(f"no project named {name!r} here",
-                           hint=f"projects: {', '.join(p.name for p in self.projects)}")
+        raise UnknownProject(f"no project named {name!r} here",
+                             hint=f"projects: {', '.join(p.name for p in self.projects)}")
 
 
 def open_site(folder: Path) -> Site:
@@ -365,7 +369,7 @@ def stack_page(site: Site, project_name: str, stack: str, page: int = 1, history
     project = site.project(project_name)
     summary = next(iter(stack_summaries(site, f"{project.name}/{stack}")), None)
     if summary is None:
-        raise StateError(f"no stack {project_name}/{stack}", hint="the stacks page lists them")
+        raise NotRecordedError(f"no stack {project_name}/{stack}", hint="the stacks page lists them")
     with reading(project) as store:
         tree = _tree(project, store, stack)
         history = store.history(stack)
@@ -399,7 +403,7 @@ the page's budget, and a stack's state at one serial never changes."""
 def _tree(project: Project, store: StateStore, stack: str) -> Tree:
     info = next((i for i in store.list_stacks() if i.name == stack), None)
     if info is None:
-        raise StateError(f"no stack {project.name}/{stack}", hint="the stacks page lists them")
+        raise NotRecordedError(f"no stack {project.name}/{stack}", hint="the stacks page lists them")
     key = (str(project.root), stack, info.lineage, info.serial)
     with _TREES_LOCK:
         if key in _TREES:
