@@ -74,6 +74,19 @@ def test_unknown_things_are_404_in_html_and_json(server: Server) -> None:
     assert missing.status_code == 404 and "no plan" in missing.json()["error"]
 
 
+def test_numbers_that_name_nothing_are_404_and_a_bad_query_is_an_html_page(server: Server) -> None:
+    huge = 10**20
+    for path in (f"/stacks/shop/dev/checkpoints/{huge}", f"/api/stacks/shop/dev/checkpoints/{huge}",
+                 "/stacks/shop/dev/checkpoints/0", "/stacks/shop/dev/checkpoints/one", "/stacks/shop/dev?history=0",
+                 f"/stacks/shop/dev?page={huge}", "/audit?page=0", "/api/audit?page=0"):
+        assert httpx.get(f"{server.url}{path}").status_code == 404, path
+    assert "has no checkpoint" in httpx.get(f"{server.url}/api/stacks/shop/dev/checkpoints/{huge}").json()["error"]
+    for path in ("/stacks/shop/dev?page=abc", "/audit?page=abc"):
+        bad = httpx.get(f"{server.url}{path}")
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html"), path
+        assert "<title>Not understood" in bad.text and "page: Input should be a valid integer" in bad.text
+
+
 def test_a_state_store_that_cannot_be_reached_is_an_outage(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     """503 for pages, their twins and /metrics alike, so that monitoring sees it; no
     password and no traceback."""

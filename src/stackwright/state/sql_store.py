@@ -62,6 +62,9 @@ UPSERT_PENDING: Final = f"""
 CHECKPOINT_COLUMNS: Final = (
     "number, kind, who, started_at, finished_at, result, counts, message, serial"
 )
+LARGEST_INTEGER: Final = 2**63 - 1
+"""SQLite's largest INTEGER: sqlite3 cannot even pass a larger number as a parameter, and
+no checkpoint has a number beyond it (nor below 1)."""
 LOCK_COLUMNS: Final = "owner, pid, host, acquired_at, operation, token"
 BUMP: Final = "UPDATE stacks SET serial = serial + 1, updated_at = ? WHERE name = ?"
 DELETE_PENDING: Final = "DELETE FROM pending WHERE stack = ? AND token = ?"
@@ -438,9 +441,11 @@ class SqlStateStore:
     def checkpoint(self, stack: str, number: int) -> CheckpointDetail:
         with self._db.read() as conn:
             self._db.require(stack)
-            row = conn.execute(
-                f"SELECT {CHECKPOINT_COLUMNS}, changes, snapshot FROM checkpoints"
-                " WHERE stack = ? AND number = ?", (stack, number)).fetchone()
+            row = None
+            if 0 < number <= LARGEST_INTEGER:
+                row = conn.execute(
+                    f"SELECT {CHECKPOINT_COLUMNS}, changes, snapshot FROM checkpoints"
+                    " WHERE stack = ? AND number = ?", (stack, number)).fetchone()
         if row is None:
             raise no_checkpoint(stack, number)
         with self._db.guard(), gc_paused():

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, Query, Request
-from fastapi import Path as PathParam
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -34,7 +35,9 @@ NOT_FOUND = (dashboard.UnknownProject, NotRecordedError, UnknownPlan)
 UNAVAILABLE = (StateError, ProjectError)
 """The state store cannot be reached or read, or the project's files are broken: an
 outage (503) that monitoring must see, unlike a page naming nothing (404)."""
-TITLES = {403: "Not allowed", 404: "Not here", 409: "Refused", 503: "Unavailable"}
+OUT_OF_RANGE = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+TITLES = {403: "Not allowed", 404: "Not here", 409: "Refused", 422: "Not understood", 503: "Unavailable"}
+PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,13 @@ def _errors(app: FastAPI) -> None:
         title = "Read-only" if isinstance(exc, ReadOnlyStateError) else None
         return error_page(request, status_of(exc), exc.headline(), exc.hint, title)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        status, error, hint = _invalid(exc.errors())
+        if status == 422 and request.url.path.startswith("/api/"):
+            return await request_validation_exception_handler(request, exc)
+        return error_page(request, status, error, hint)
+
 
 def error_page(request: Request, status: int, error: str, hint: str | None, title: str | None = None) -> Response:
     """An error as the route's kind of answer: JSON under /api/, text for /metrics
@@ -135,6 +145,16 @@ def error_page(request: Request, status: int, error: str, hint: str | None, titl
     if path == "/metrics":
         return PlainTextResponse(f"error: {error}\n", status_code=status)
     return render(request, "error.html", status, error=error, hint=hint, title=title or TITLES.get(status, "Refused"))
+
+
+def _invalid(problems: Sequence[Any]) -> tuple[int, str, str | None]:
+    """A parameter FastAPI could not take: a path that names nothing, or a number out of
+    its range, is not here (404); anything else was not understood (422)."""
+    for problem in problems:
+        if problem["loc"][0] == "path" or problem["type"] in OUT_OF_RANGE:
+            return 404, f"no {problem['loc'][-1]} {str(problem.get('input'))[:60]}", str(problem["msg"])
+    first = problems[0]
+    return 422, f"{'.'.join(map(str, first['loc'][1:]))}: {first['msg']}", None
 
 
 def _headers(app: FastAPI) -> None:
@@ -165,7 +185,8 @@ def _html_routes(app: FastAPI) -> None:
         return render(request, "stacks.html", stacks=stacks, counts=counts, workspace=site.workspace is not None)
 
     @app.get("/stacks/{project}/{stack}", response_class=HTMLResponse, include_in_schema=False)
-    def stack_page(request: Request, project: str, stack: str, page: int = 1, history: int = 1) -> HTMLResponse:
+    def stack_page(request: Request, project: str, stack: str, page: PageNumber = 1,
+                   history: PageNumber = 1) -> HTMLResponse:
         detail = dashboard.stack_page(site, project, stack, page, history)
         return render(request, "stack.html", s=detail, tree=dashboard.nest(detail.rows))
 
@@ -198,7 +219,7 @@ def _html_routes(app: FastAPI) -> None:
 
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
     def audit_page(request: Request, stack: str = "", kind: str = "", who: str = "", q: str = "",
-                   page: int = 1) -> HTMLResponse:
+                   page: PageNumber = 1) -> HTMLResponse:
         rows = dashboard.audit_page(site, stack=stack, kind=kind, who=who, text=q, page=page)
         return render(request, "audit.html", a=rows, f={"stack": stack, "kind": kind, "who": who, "q": q})
 
@@ -234,15 +255,13 @@ def _api_routes(app: FastAPI) -> None:
 
     @app.get("/api/stacks/{project}/{stack}", response_model=dashboard.StackPage, responses=ERRORS,
              tags=["stacks"])
-    def api_stack(project: str, stack: str, page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-                  history: Annotated[int, Query(ge=1, le=1_000_000)] = 1) -> dashboard.StackPage:
+    def api_stack(project: str, stack: str, page: PageNumber = 1, history: PageNumber = 1) -> dashboard.StackPage:
         """One stack: a page of its resource tree (secrets masked) and of its checkpoints."""
         return dashboard.stack_page(site, project, stack, page, history)
 
     @app.get("/api/stacks/{project}/{stack}/checkpoints/{number}", response_model=dashboard.CheckpointChanges,
              responses=ERRORS, tags=["stacks"])
-    def api_checkpoint(project: str, stack: str,
-                       number: Annotated[int, PathParam(ge=1, le=2**62)]) -> dashboard.CheckpointChanges:
+    def api_checkpoint(project: str, stack: str, number: int) -> dashboard.CheckpointChanges:
         """What one checkpoint changed, property by property (secrets masked)."""
         return dashboard.checkpoint_changes(site, project, stack, number)
 
@@ -258,9 +277,9 @@ def _api_routes(app: FastAPI) -> None:
         waves = drawing.waves(review.plan) if review.plan is not None else []
         return PlanOut(review.pending, review.markdown, review.problem, waves)
 
-    @app.get("/api/audit", response_model=dashboard.AuditPage, tags=["audit"])
+    @app.get("/api/audit", response_model=dashboard.AuditPage, responses=ERRORS, tags=["audit"])
     def api_audit(stack: str = "", kind: str = "", who: str = "", q: str = "",
-                  page: Annotated[int, Query(ge=1, le=1_000_000)] = 1) -> dashboard.AuditPage:
+                  page: PageNumber = 1) -> dashboard.AuditPage:
         """The audit log, newest first, filtered by stack, kind, identity and text."""
         return dashboard.audit_page(site, stack=stack, kind=kind, who=who, text=q, page=page)
 
