@@ -182,6 +182,34 @@ def test_a_web_approval_stops_counting_when_the_environment_stops_trusting_the_w
     assert "web_approvals" in dict(plan.uncounted)["bob@example.com"]
 
 
+def test_a_running_view_judges_approvals_by_the_project_file_as_it_is_now(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`environments:` edited while `serve` runs: the view refuses, counts and shows
+    approvals as `apply` would judge them now, with no restart."""
+    from shop import make_shop
+
+    shop = make_shop(tmp_path_factory.mktemp("edited") / "shop")
+    project = shop.root / "stackwright.yaml"
+    trusting = project.read_text()
+    server = Server(shop.root, "--identity-header", PROXY_HEADER)
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            project.write_text(trusting.replace("    web_approvals: true\n", ""))
+            refused = review(client, shop, "approve")
+            assert refused.status_code == 403 and "web_approvals" in refused.text
+            project.write_text(trusting)
+            assert review(client, shop, "approve").status_code == 303
+            assert client.get(f"/api/plans/{shop.plan_hash}").json()["pending"]["approved_by"] == ["bob@example.com"]
+            project.write_text(trusting.replace("    web_approvals: true\n", ""))
+            plan = client.get(f"/api/plans/{shop.plan_hash}").json()["pending"]
+            metrics = client.get("/metrics").text
+    finally:
+        server.stop()
+    assert plan["approved_by"] == [] and plan["waiting"] and plan["missing"] == 1
+    assert "web_approvals" in dict(plan["uncounted"])["bob@example.com"]
+    assert 'stackwright_plans_waiting{environment="production",project="shop",stack="production"} 1.0' in metrics
+
+
 def test_web_approval_is_refused_where_the_environment_does_not_trust_the_web(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     from shop import make_shop

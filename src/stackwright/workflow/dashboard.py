@@ -26,7 +26,8 @@ from typing import Any
 from stackwright.errors import NotRecordedError, ProjectError, StackwrightError, StateError
 from stackwright.model.values import masked, to_json
 from stackwright.program.digest import config_digest, program_digest
-from stackwright.program.project import PROJECT_FILE, Project, find_project
+from stackwright.program.project import PROJECT_FILE, Project, find_project, load_project
+from stackwright.program.project_files import shown_path
 from stackwright.program.workspace import WORKSPACE_FILE, Workspace, load_workspace
 from stackwright.state.records import Checkpoint, Event, ResourceState, StackInfo
 from stackwright.state.store import StateStore
@@ -67,18 +68,24 @@ class Site:
     """The projects ``serve`` shows, and the workspace around them (if any)."""
 
     root: Path
-    projects: tuple[Project, ...]
+    started: tuple[Project, ...]
+    """The projects as `serve` read them at start; ``projects`` reads them as they are now."""
     workspace: Workspace | None = None
     depends: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """``project/stack`` -> the stacks it depends on, from the workspace file as
     `serve` read it at start."""
 
+    @property
+    def projects(self) -> tuple[Project, ...]:
+        return tuple(current_project(project) for project in self.started)
+
     def project(self, name: str) -> Project:
-        for project in self.projects:
+        projects = self.projects
+        for project in projects:
             if project.name == name:
                 return project
         raise UnknownProject(f"no project named {name!r} here",
-                             hint=f"projects: {', '.join(p.name for p in self.projects)}")
+                             hint=f"projects: {', '.join(p.name for p in projects)}")
 
 
 def open_site(folder: Path) -> Site:
@@ -90,6 +97,31 @@ def open_site(folder: Path) -> Site:
         return Site(here, tuple(e.project for e in workspace.projects), workspace, _dependencies(workspace))
     project = find_project(here)
     return Site(project.root, (project,))
+
+
+_PROJECTS: dict[Path, tuple[tuple[int, int, int], Project]] = {}
+_PROJECTS_LOCK = threading.Lock()
+
+
+def current_project(project: Project) -> Project:
+    """``project`` as its ``stackwright.yaml`` says now, read again only when the file
+    changed: a running view must judge approvals by the ``environments:`` rules that
+    `apply` will check, not by those of when it started."""
+    path = project.root / PROJECT_FILE
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ProjectError(f"{PROJECT_FILE} of project {project.name!r} is gone", file=shown_path(path),
+                           hint="put it back, or restart `stackwright serve` where the project is now") from None
+    key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    with _PROJECTS_LOCK:
+        cached = _PROJECTS.get(project.root)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    fresh = load_project(project.root)
+    with _PROJECTS_LOCK:
+        _PROJECTS[project.root] = (key, fresh)
+    return fresh
 
 
 @contextmanager
@@ -644,9 +676,10 @@ def gate_edges(site: Site, stacks: Iterable[StackSummary]) -> list[tuple[str, st
     by_env: dict[tuple[str, str], list[str]] = defaultdict(list)
     for s in chosen:
         by_env[(s.project, s.environment)].append(s.ref)
+    projects = {project.name: project for project in site.projects}
     edges: list[tuple[str, str]] = []
     for s in chosen:
-        gate = environment_for(site.project(s.project), s.stack).gate
+        gate = environment_for(projects.get(s.project) or site.project(s.project), s.stack).gate
         if gate:
             edges += [(ref, s.ref) for ref in by_env.get((s.project, gate), [])]
     return edges
