@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from stackwright.errors import LockHeldError, ReadOnlyStateError, StateError
+from stackwright.errors import LockHeldError, NotRecordedError, ReadOnlyStateError, StateError
 from stackwright.state.records import Change
 from stackwright.state.sqlite import SqliteStateStore
 from test_state_store import Backend, backend, bucket, change, lock, pending
@@ -175,6 +175,15 @@ def test_a_missing_checkpoint_points_to_the_history(backend: Backend) -> None:
     with pytest.raises(StateError) as missing:
         s.checkpoint("dev", 7)
     assert (missing.value.message, missing.value.hint) == ("stack 'dev' has no checkpoint 7", "stackwright history")
+
+
+@pytest.mark.parametrize("number", [0, -1, 2**64])
+def test_a_checkpoint_number_no_store_can_hold_is_not_recorded_either(backend: Backend, number: int) -> None:
+    s = backend.open()
+    s.create_stack("dev")
+    with pytest.raises(NotRecordedError) as missing:
+        s.checkpoint("dev", number)
+    assert missing.value.message == f"stack 'dev' has no checkpoint {number}"
 
 
 def test_finishing_on_a_removed_stack_names_it(backend: Backend) -> None:

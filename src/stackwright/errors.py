@@ -99,6 +99,11 @@ class StateError(StackwrightError):
     """The state store is corrupt, from a newer version, or inconsistent."""
 
 
+class NotRecordedError(StateError):
+    """The state store answered, and records no such stack, or no such checkpoint of
+    the stack: unlike its parent, nothing is wrong with the store."""
+
+
 class LockHeldError(StackwrightError):
     """Another writer holds the stack's lock."""
 

@@ -6,6 +6,7 @@ serve other machines without authentication."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -73,6 +74,51 @@ def test_unknown_things_are_404_in_html_and_json(server: Server) -> None:
     assert missing.status_code == 404 and "no plan" in missing.json()["error"]
 
 
+def test_numbers_that_name_nothing_are_404_and_a_bad_query_is_an_html_page(server: Server) -> None:
+    huge = 10**20
+    for path in (f"/stacks/shop/dev/checkpoints/{huge}", f"/api/stacks/shop/dev/checkpoints/{huge}",
+                 "/stacks/shop/dev/checkpoints/0", "/stacks/shop/dev/checkpoints/one", "/stacks/shop/dev?history=0",
+                 f"/stacks/shop/dev?page={huge}", "/audit?page=0", "/api/audit?page=0"):
+        assert httpx.get(f"{server.url}{path}").status_code == 404, path
+    assert "has no checkpoint" in httpx.get(f"{server.url}/api/stacks/shop/dev/checkpoints/{huge}").json()["error"]
+    for path in ("/stacks/shop/dev?page=abc", "/audit?page=abc"):
+        bad = httpx.get(f"{server.url}{path}")
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html"), path
+        assert "<title>Not understood" in bad.text and "page: Input should be a valid integer" in bad.text
+
+
+def test_a_state_store_that_cannot_be_reached_is_an_outage(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """503 for pages, their twins and /metrics alike, so that monitoring sees it; no
+    password and no traceback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("STACKWRIGHT_STATE_URL", f"postgresql://deploy:hunter2@127.0.0.1:{closed}/state")
+    server = Server(shop.root)
+    try:
+        for path in ("/", "/plans", "/audit", "/api/stacks", "/api/plans", "/metrics"):
+            down = httpx.get(f"{server.url}{path}")
+            assert down.status_code == 503, path
+            assert "cannot connect to the PostgreSQL state store" in down.text, path
+            assert "hunter2" not in down.text and "Traceback" not in down.text, path
+        assert "<title>Unavailable" in httpx.get(f"{server.url}/").text
+    finally:
+        server.stop()
+
+
+def test_a_read_only_state_store_refuses_a_review_as_read_only(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACKWRIGHT_STATE_READ_ONLY", "1")
+    server = Server(shop.root, "--identity-header", PROXY_HEADER)
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            refused = review(client, shop, "reject")
+    finally:
+        server.stop()
+    assert refused.status_code == 409 and "<title>Read-only" in refused.text
+    assert "the state store is open read-only" in refused.text
+    assert [line for line in audit(shop).splitlines() if line.split()[3:4] == ["reject"]] == []
+
+
 def test_identity_comes_from_the_header_only_through_a_trusted_proxy(server: Server, shop: Shop) -> None:
     assert httpx.get(f"{server.url}/api/whoami", headers=BOB).json()["identity"] == "bob@example.com"
     assert httpx.get(f"{server.url}/api/whoami").json()["identity"] is None
@@ -134,6 +180,34 @@ def test_a_web_approval_stops_counting_when_the_environment_stops_trusting_the_w
     (plan,) = [p for p in pending_plans(open_site(shop.root)) if p.plan_hash == shop.plan_hash]
     assert plan.approved_by == () and plan.waiting
     assert "web_approvals" in dict(plan.uncounted)["bob@example.com"]
+
+
+def test_a_running_view_judges_approvals_by_the_project_file_as_it_is_now(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`environments:` edited while `serve` runs: the view refuses, counts and shows
+    approvals as `apply` would judge them now, with no restart."""
+    from shop import make_shop
+
+    shop = make_shop(tmp_path_factory.mktemp("edited") / "shop")
+    project = shop.root / "stackwright.yaml"
+    trusting = project.read_text()
+    server = Server(shop.root, "--identity-header", PROXY_HEADER)
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            project.write_text(trusting.replace("    web_approvals: true\n", ""))
+            refused = review(client, shop, "approve")
+            assert refused.status_code == 403 and "web_approvals" in refused.text
+            project.write_text(trusting)
+            assert review(client, shop, "approve").status_code == 303
+            assert client.get(f"/api/plans/{shop.plan_hash}").json()["pending"]["approved_by"] == ["bob@example.com"]
+            project.write_text(trusting.replace("    web_approvals: true\n", ""))
+            plan = client.get(f"/api/plans/{shop.plan_hash}").json()["pending"]
+            metrics = client.get("/metrics").text
+    finally:
+        server.stop()
+    assert plan["approved_by"] == [] and plan["waiting"] and plan["missing"] == 1
+    assert "web_approvals" in dict(plan["uncounted"])["bob@example.com"]
+    assert 'stackwright_plans_waiting{environment="production",project="shop",stack="production"} 1.0' in metrics
 
 
 def test_web_approval_is_refused_where_the_environment_does_not_trust_the_web(

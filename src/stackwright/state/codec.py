@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Protocol
 
-from stackwright.errors import LockHeldError, ReadOnlyStateError, StackwrightError, StateError
+from stackwright.errors import LockHeldError, NotRecordedError, ReadOnlyStateError, StackwrightError, StateError
 from stackwright.model.values import UNKNOWN, Secret, from_json, marker_json, to_json
 from stackwright.state.records import (
     Change, Checkpoint, CheckpointDetail, LockInfo, PendingOperation, ResourceState,
@@ -177,8 +177,8 @@ def _to_oldest_generation() -> None:
     gc.unfreeze()
 
 
-def no_stack(stack: str) -> StateError:
-    return StateError(f"no stack named {stack!r}", hint="stackwright stack ls / stack init NAME")
+def no_stack(stack: str) -> NotRecordedError:
+    return NotRecordedError(f"no stack named {stack!r}", hint="stackwright stack ls / stack init NAME")
 
 
 def ago(seconds: float) -> str:
@@ -205,6 +205,10 @@ def lock_held(stack: str, lock: LockInfo) -> LockHeldError:
         hint="wait for it to finish; if it crashed, run `stackwright unlock` "
         "after confirming the holder is gone",
     )
+
+
+def no_checkpoint(stack: str, number: int) -> NotRecordedError:
+    return NotRecordedError(f"stack {stack!r} has no checkpoint {number}", hint="stackwright history")
 
 
 def read_only_error(what: str) -> ReadOnlyStateError:

@@ -49,7 +49,7 @@ from urllib.parse import parse_qsl, urlsplit
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
     Corrupt, Operation, SecretCipher, ValueCodec, checkpoint_detail_text, checkpoint_row, dumps,
-    gc_paused, loads, lock_held, no_stack, pending_row, read_only_error, resource_params, resource_rows,
+    gc_paused, loads, lock_held, no_checkpoint, no_stack, pending_row, read_only_error, resource_params, resource_rows,
     snapshot_json,
 )
 from stackwright.state.open_operation import INTERRUPTED, OpenOperation, holder_text, note_row, open_row
@@ -709,7 +709,7 @@ class S3StateStore:
                 raise no_stack(stack)
             key = self._checkpoint_key(stack, number)
             if self._get(key) is None:
-                raise StateError(f"stack {stack!r} has no checkpoint {number}", hint="stackwright history")
+                raise no_checkpoint(stack, number)
             header, changes, snapshot = self._checkpoint_parts(key)
             with gc_paused():
                 return checkpoint_detail_text(header, changes, snapshot, self.values)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
     Corrupt, Operation, SecretCipher, StoredOutputs, ValueCodec, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
-    loads, lock_held, no_stack, pending_row, read_only_error, resource_params, row_batches, snapshot_rows,
+    loads, lock_held, no_checkpoint, no_stack, pending_row, read_only_error, resource_params, row_batches, snapshot_rows,
 )
 from stackwright.state.open_operation import (
     CLOSE_OPEN, INTERRUPTED, OPEN_COLUMNS, OpenOperation, Statement, closing, holder_text, new_lines, noting,
@@ -62,6 +62,9 @@ UPSERT_PENDING: Final = f"""
 CHECKPOINT_COLUMNS: Final = (
     "number, kind, who, started_at, finished_at, result, counts, message, serial"
 )
+LARGEST_INTEGER: Final = 2**63 - 1
+"""SQLite's largest INTEGER: sqlite3 cannot even pass a larger number as a parameter, and
+no checkpoint has a number beyond it (nor below 1)."""
 LOCK_COLUMNS: Final = "owner, pid, host, acquired_at, operation, token"
 BUMP: Final = "UPDATE stacks SET serial = serial + 1, updated_at = ? WHERE name = ?"
 DELETE_PENDING: Final = "DELETE FROM pending WHERE stack = ? AND token = ?"
@@ -438,11 +441,13 @@ class SqlStateStore:
     def checkpoint(self, stack: str, number: int) -> CheckpointDetail:
         with self._db.read() as conn:
             self._db.require(stack)
-            row = conn.execute(
-                f"SELECT {CHECKPOINT_COLUMNS}, changes, snapshot FROM checkpoints"
-                " WHERE stack = ? AND number = ?", (stack, number)).fetchone()
+            row = None
+            if 0 < number <= LARGEST_INTEGER:
+                row = conn.execute(
+                    f"SELECT {CHECKPOINT_COLUMNS}, changes, snapshot FROM checkpoints"
+                    " WHERE stack = ? AND number = ?", (stack, number)).fetchone()
         if row is None:
-            raise StateError(f"stack {stack!r} has no checkpoint {number}", hint="stackwright history")
+            raise no_checkpoint(stack, number)
         with self._db.guard(), gc_paused():
             return checkpoint_detail(row, self._db.values)
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, Query, Request
-from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from stackwright.errors import ProjectError, StackwrightError, StateError
+from stackwright.errors import NotRecordedError, ProjectError, ReadOnlyStateError, StackwrightError, StateError
 from stackwright.workflow import dashboard, drawing
 from stackwright.workflow.approvals import ApprovalRefused, UnknownPlan, iso_time
 from stackwright.web.settings import Identity, WebSettings
@@ -30,7 +31,13 @@ from stackwright.web.settings import Identity, WebSettings
 HERE = Path(__file__).parent
 REVIEW_PATH = "/review"
 """The one form that changes anything; always CSRF-checked, cookie or not."""
-NOT_FOUND = (ProjectError, StateError, UnknownPlan)
+NOT_FOUND = (dashboard.UnknownProject, NotRecordedError, UnknownPlan)
+UNAVAILABLE = (StateError, ProjectError)
+"""The state store cannot be reached or read, or the project's files are broken: an
+outage (503) that monitoring must see, unlike a page naming nothing (404)."""
+OUT_OF_RANGE = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+TITLES = {403: "Not allowed", 404: "Not here", 409: "Refused", 422: "Not understood", 503: "Unavailable"}
+PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,9 @@ class WhoAmI:
     dev_mode: bool
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
+OUTAGE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorOut, "description": "The state store cannot be reached or read"}}
+ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}, **OUTAGE}
 
 
 def create_app(site: dashboard.Site, settings: WebSettings) -> Any:
@@ -101,13 +110,51 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     return response
 
 
+def status_of(exc: StackwrightError) -> int:
+    """What the client should make of an error: 404 when the page names nothing, 503
+    when the state (or the project) cannot be read, 409 for a refused change."""
+    if isinstance(exc, NOT_FOUND):
+        return 404
+    if isinstance(exc, ApprovalRefused):
+        return 403
+    if isinstance(exc, ReadOnlyStateError):
+        return 409
+    return 503 if isinstance(exc, UNAVAILABLE) else 409
+
+
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(StackwrightError)
     async def refused(request: Request, exc: StackwrightError) -> Response:
-        status = 404 if isinstance(exc, NOT_FOUND) else 403 if isinstance(exc, ApprovalRefused) else 409
-        if request.url.path.startswith("/api/"):
-            return JSONResponse(asdict(ErrorOut(exc.headline(), exc.hint)), status_code=status)
-        return render(request, "error.html", status, error=exc.headline(), hint=exc.hint)
+        title = "Read-only" if isinstance(exc, ReadOnlyStateError) else None
+        return error_page(request, status_of(exc), exc.headline(), exc.hint, title)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        status, error, hint = _invalid(exc.errors())
+        if status == 422 and request.url.path.startswith("/api/"):
+            return await request_validation_exception_handler(request, exc)
+        return error_page(request, status, error, hint)
+
+
+def error_page(request: Request, status: int, error: str, hint: str | None, title: str | None = None) -> Response:
+    """An error as the route's kind of answer: JSON under /api/, text for /metrics
+    (its scrapers read no HTML), else a page."""
+    path = request.url.path
+    if path.startswith("/api/"):
+        return JSONResponse(asdict(ErrorOut(error, hint)), status_code=status)
+    if path == "/metrics":
+        return PlainTextResponse(f"error: {error}\n", status_code=status)
+    return render(request, "error.html", status, error=error, hint=hint, title=title or TITLES.get(status, "Refused"))
+
+
+def _invalid(problems: Sequence[Any]) -> tuple[int, str, str | None]:
+    """A parameter FastAPI could not take: a path that names nothing, or a number out of
+    its range, is not here (404); anything else was not understood (422)."""
+    for problem in problems:
+        if problem["loc"][0] == "path" or problem["type"] in OUT_OF_RANGE:
+            return 404, f"no {problem['loc'][-1]} {str(problem.get('input'))[:60]}", str(problem["msg"])
+    first = problems[0]
+    return 422, f"{'.'.join(map(str, first['loc'][1:]))}: {first['msg']}", None
 
 
 def _headers(app: FastAPI) -> None:
@@ -138,7 +185,8 @@ def _html_routes(app: FastAPI) -> None:
         return render(request, "stacks.html", stacks=stacks, counts=counts, workspace=site.workspace is not None)
 
     @app.get("/stacks/{project}/{stack}", response_class=HTMLResponse, include_in_schema=False)
-    def stack_page(request: Request, project: str, stack: str, page: int = 1, history: int = 1) -> HTMLResponse:
+    def stack_page(request: Request, project: str, stack: str, page: PageNumber = 1,
+                   history: PageNumber = 1) -> HTMLResponse:
         detail = dashboard.stack_page(site, project, stack, page, history)
         return render(request, "stack.html", s=detail, tree=dashboard.nest(detail.rows))
 
@@ -171,7 +219,7 @@ def _html_routes(app: FastAPI) -> None:
 
     @app.get("/audit", response_class=HTMLResponse, include_in_schema=False)
     def audit_page(request: Request, stack: str = "", kind: str = "", who: str = "", q: str = "",
-                   page: int = 1) -> HTMLResponse:
+                   page: PageNumber = 1) -> HTMLResponse:
         rows = dashboard.audit_page(site, stack=stack, kind=kind, who=who, text=q, page=page)
         return render(request, "audit.html", a=rows, f={"stack": stack, "kind": kind, "who": who, "q": q})
 
@@ -200,26 +248,24 @@ def _plan_page(request: Request, plan_hash: str, status: int = 200, done: str = 
 def _api_routes(app: FastAPI) -> None:
     site: dashboard.Site = app.state.site
 
-    @app.get("/api/stacks", response_model=list[dashboard.StackSummary], tags=["stacks"])
+    @app.get("/api/stacks", response_model=list[dashboard.StackSummary], responses=OUTAGE, tags=["stacks"])
     def api_stacks() -> list[dashboard.StackSummary]:
         """Every stack: environment, last apply, resources, plans waiting, drift, status."""
         return dashboard.stack_summaries(site)
 
     @app.get("/api/stacks/{project}/{stack}", response_model=dashboard.StackPage, responses=ERRORS,
              tags=["stacks"])
-    def api_stack(project: str, stack: str, page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-                  history: Annotated[int, Query(ge=1, le=1_000_000)] = 1) -> dashboard.StackPage:
+    def api_stack(project: str, stack: str, page: PageNumber = 1, history: PageNumber = 1) -> dashboard.StackPage:
         """One stack: a page of its resource tree (secrets masked) and of its checkpoints."""
         return dashboard.stack_page(site, project, stack, page, history)
 
     @app.get("/api/stacks/{project}/{stack}/checkpoints/{number}", response_model=dashboard.CheckpointChanges,
              responses=ERRORS, tags=["stacks"])
-    def api_checkpoint(project: str, stack: str,
-                       number: Annotated[int, PathParam(ge=1, le=2**62)]) -> dashboard.CheckpointChanges:
+    def api_checkpoint(project: str, stack: str, number: int) -> dashboard.CheckpointChanges:
         """What one checkpoint changed, property by property (secrets masked)."""
         return dashboard.checkpoint_changes(site, project, stack, number)
 
-    @app.get("/api/plans", response_model=list[dashboard.PendingPlan], tags=["plans"])
+    @app.get("/api/plans", response_model=list[dashboard.PendingPlan], responses=OUTAGE, tags=["plans"])
     def api_plans() -> list[dashboard.PendingPlan]:
         """Saved plans not applied yet, newest first, with their approvals."""
         return dashboard.pending_plans(site)
@@ -231,13 +277,13 @@ def _api_routes(app: FastAPI) -> None:
         waves = drawing.waves(review.plan) if review.plan is not None else []
         return PlanOut(review.pending, review.markdown, review.problem, waves)
 
-    @app.get("/api/audit", response_model=dashboard.AuditPage, tags=["audit"])
+    @app.get("/api/audit", response_model=dashboard.AuditPage, responses=ERRORS, tags=["audit"])
     def api_audit(stack: str = "", kind: str = "", who: str = "", q: str = "",
-                  page: Annotated[int, Query(ge=1, le=1_000_000)] = 1) -> dashboard.AuditPage:
+                  page: PageNumber = 1) -> dashboard.AuditPage:
         """The audit log, newest first, filtered by stack, kind, identity and text."""
         return dashboard.audit_page(site, stack=stack, kind=kind, who=who, text=q, page=page)
 
-    @app.get("/api/graph", response_model=GraphOut, tags=["stacks"])
+    @app.get("/api/graph", response_model=GraphOut, responses=OUTAGE, tags=["stacks"])
     def api_graph() -> GraphOut:
         """The stacks with their dependencies and gates: what /graph draws."""
         stacks = dashboard.stack_summaries(site)

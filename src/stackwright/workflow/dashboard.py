@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stackwright.errors import ProjectError, StackwrightError, StateError
+from stackwright.errors import NotRecordedError, ProjectError, StackwrightError, StateError
 from stackwright.model.values import masked, to_json
 from stackwright.program.digest import config_digest, program_digest
-from stackwright.program.project import PROJECT_FILE, Project, find_project
+from stackwright.program.project import PROJECT_FILE, Project, find_project, load_project
+from stackwright.program.project_files import shown_path
 from stackwright.program.workspace import WORKSPACE_FILE, Workspace, load_workspace
 from stackwright.state.records import Checkpoint, Event, ResourceState, StackInfo
 from stackwright.state.store import StateStore
@@ -58,23 +59,33 @@ class MaskedCipher:
 # --- the site ----------------------------------------------------------------------------
 
 
+class UnknownProject(ProjectError):
+    """A page names a project the site does not show."""
+
+
 @dataclass(frozen=True)
 class Site:
     """The projects ``serve`` shows, and the workspace around them (if any)."""
 
     root: Path
-    projects: tuple[Project, ...]
+    started: tuple[Project, ...]
+    """The projects as `serve` read them at start; ``projects`` reads them as they are now."""
     workspace: Workspace | None = None
     depends: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """``project/stack`` -> the stacks it depends on, from the workspace file as
     `serve` read it at start."""
 
+    @property
+    def projects(self) -> tuple[Project, ...]:
+        return tuple(current_project(project) for project in self.started)
+
     def project(self, name: str) -> Project:
-        for project in self.projects:
+        projects = self.projects
+        for project in projects:
             if project.name == name:
                 return project
-        raise ProjectError(f"no project named {name!r} here",
-                           hint=f"projects: {', '.join(p.name for p in self.projects)}")
+        raise UnknownProject(f"no project named {name!r} here",
+                             hint=f"projects: {', '.join(p.name for p in projects)}")
 
 
 def open_site(folder: Path) -> Site:
@@ -86,6 +97,31 @@ def open_site(folder: Path) -> Site:
         return Site(here, tuple(e.project for e in workspace.projects), workspace, _dependencies(workspace))
     project = find_project(here)
     return Site(project.root, (project,))
+
+
+_PROJECTS: dict[Path, tuple[tuple[int, int, int], Project]] = {}
+_PROJECTS_LOCK = threading.Lock()
+
+
+def current_project(project: Project) -> Project:
+    """``project`` as its ``stackwright.yaml`` says now, read again only when the file
+    changed: a running view must judge approvals by the ``environments:`` rules that
+    `apply` will check, not by those of when it started."""
+    path = project.root / PROJECT_FILE
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ProjectError(f"{PROJECT_FILE} of project {project.name!r} is gone", file=shown_path(path),
+                           hint="put it back, or restart `stackwright serve` where the project is now") from None
+    key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    with _PROJECTS_LOCK:
+        cached = _PROJECTS.get(project.root)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    fresh = load_project(project.root)
+    with _PROJECTS_LOCK:
+        _PROJECTS[project.root] = (key, fresh)
+    return fresh
 
 
 @contextmanager
@@ -365,7 +401,7 @@ def stack_page(site: Site, project_name: str, stack: str, page: int = 1, history
     project = site.project(project_name)
     summary = next(iter(stack_summaries(site, f"{project.name}/{stack}")), None)
     if summary is None:
-        raise StateError(f"no stack {project_name}/{stack}", hint="the stacks page lists them")
+        raise NotRecordedError(f"no stack {project_name}/{stack}", hint="the stacks page lists them")
     with reading(project) as store:
         tree = _tree(project, store, stack)
         history = store.history(stack)
@@ -399,7 +435,7 @@ the page's budget, and a stack's state at one serial never changes."""
 def _tree(project: Project, store: StateStore, stack: str) -> Tree:
     info = next((i for i in store.list_stacks() if i.name == stack), None)
     if info is None:
-        raise StateError(f"no stack {project.name}/{stack}", hint="the stacks page lists them")
+        raise NotRecordedError(f"no stack {project.name}/{stack}", hint="the stacks page lists them")
     key = (str(project.root), stack, info.lineage, info.serial)
     with _TREES_LOCK:
         if key in _TREES:
@@ -640,9 +676,10 @@ def gate_edges(site: Site, stacks: Iterable[StackSummary]) -> list[tuple[str, st
     by_env: dict[tuple[str, str], list[str]] = defaultdict(list)
     for s in chosen:
         by_env[(s.project, s.environment)].append(s.ref)
+    projects = {project.name: project for project in site.projects}
     edges: list[tuple[str, str]] = []
     for s in chosen:
-        gate = environment_for(site.project(s.project), s.stack).gate
+        gate = environment_for(projects.get(s.project) or site.project(s.project), s.stack).gate
         if gate:
             edges += [(ref, s.ref) for ref in by_env.get((s.project, gate), [])]
     return edges
