@@ -46,6 +46,8 @@ def migrate(source: StateStore, target: StateStore, stacks: list[str], who: str)
     """Copy the stacks to ``target`` all at once, then read each back and compare every
     record. One import keeps the project's audit log in its order across the stacks,
     and leaves the target as it was if it fails."""
+    if not stacks:
+        return []
     existing = [stack for stack in stacks if target.stack_exists(stack)]
     if existing:
         raise already_there(existing, "the target store",
