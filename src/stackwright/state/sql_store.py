@@ -448,6 +448,10 @@ class SqlStateStore:
             return checkpoint_detail(row, self._db.values)
 
     def record_event(self, stack: str, kind: str, who: str, data: dict[str, Any]) -> Event:
+        """The store is made if missing: a plan for a stack not created yet may be the
+        first thing a project records."""
+        if not self._db.read_only:
+            self._db.materialise()
         at = time.time()
         with self._db.write() as conn:
             row = conn.execute(self._db.insert_event, self._db.event_params(
