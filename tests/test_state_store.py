@@ -10,6 +10,7 @@ binaries are missing) and against a fresh bucket of the local AWS emulator
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import sqlite3
@@ -33,7 +34,7 @@ from stackwright.model.values import UNKNOWN, Secret
 from stackwright.operations.keyring import FernetKey, SecretsError
 from stackwright.state.backends import open_state_store, state_read_only, state_url
 from stackwright.state.postgres import DEFAULT_SCHEMA, PostgresStateStore
-from stackwright.state.records import Change, LockInfo, PendingOperation, ResourceState
+from stackwright.state.records import Change, LockInfo, PendingOperation, ResourceState, StackRecord
 from stackwright.state.s3 import S3StateStore
 from stackwright.state.sqlite import SqliteStateStore
 from stackwright.state.store import StateStore
@@ -623,6 +624,62 @@ def test_events_of_several_stacks_in_one_read(store: Any, monkeypatch: pytest.Mo
     assert [(e.stack, e.kind) for e in got] == [("a", "run"), ("b", "run"), ("b", "run")]
     assert [e.stack for e in store.events(stacks=["a"])] == ["a", "a"]
     assert store.events(kinds=("run",), stacks=()) == []
+
+
+# --- moving stacks between stores --------------------------------------------------------
+
+
+def exported(tmp_path: Path) -> list[StackRecord]:
+    """Stacks ``a`` and ``b`` of another store whose audit log goes a, b, a."""
+    with SqliteStateStore(tmp_path / "source.db") as source:
+        for stack in ("a", "b"):
+            source.create_stack(stack)
+        writer = source.begin("a", "up", "alice")
+        writer.record_resource(bucket(1), change(bucket(1)))
+        writer.finish("succeeded", {})
+        for stack, kind in (("a", "plan"), ("b", "plan"), ("a", "apply")):
+            source.record_event(stack, kind, "alice", {"on": stack})
+        return [source.export_stack("a"), source.export_stack("b")]
+
+
+def test_an_import_of_several_stacks_keeps_the_order_of_the_audit_log(backend: Backend, tmp_path: Path) -> None:
+    target = backend.open_unkeyed()
+    target.import_stacks(exported(tmp_path))
+    assert [(e.stack, e.kind) for e in target.events()] == [("a", "plan"), ("b", "plan"), ("a", "apply")]
+    assert [s.name for s in target.list_stacks()] == ["a", "b"]
+
+
+def test_an_import_over_existing_stacks_names_them_all_and_writes_nothing(backend: Backend, tmp_path: Path) -> None:
+    records = exported(tmp_path)
+    target = backend.open_unkeyed()
+    target.create_stack("b")
+    target.record_event("b", "plan", "carol", {})
+    with pytest.raises(StateError) as info:
+        target.import_stacks([*records, StackRecord("c", "l", 0, 1.0, None, "{}", [], [], [], [])])
+    assert info.value.message.startswith("stack 'b' already exists in ")
+    assert info.value.message.endswith("; nothing was copied")
+    target.create_stack("a")
+    with pytest.raises(StateError, match="^stacks 'a', 'b' already exist in "):
+        target.import_stacks(records)
+    assert [s.name for s in target.list_stacks()] == ["a", "b"]
+    assert [(e.stack, e.who) for e in target.events()] == [("b", "carol")]
+
+
+def test_an_import_that_fails_half_way_leaves_the_store_as_it_was(backend: Backend, tmp_path: Path) -> None:
+    """The second stack's resource row is broken: the first stack, the checkpoints and
+    the events written before it are gone again, and the import can be made again."""
+    records = exported(tmp_path)
+    broken = copy.copy(records[1])
+    broken.resources = [[]]
+    target = backend.open_unkeyed()
+    with pytest.raises((StateError, IndexError)):  # the SQL stores wrap their driver's error
+        target.import_stacks([records[0], broken])
+    assert target.list_stacks() == [] and target.events() == []
+    if backend.s3:
+        assert [k for k in backend.objects() if "/stacks/" in k or "/events/" in k] == []
+    target.import_stacks(records)
+    assert [(e.stack, e.kind) for e in target.events()] == [("a", "plan"), ("b", "plan"), ("a", "apply")]
+    assert target.export_stack("a") == records[0]
 
 
 # --- locks ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from ruamel.yaml import YAML
 from cli.conftest import cli_env, run_cli
 from workflow.actions_runner import Runner, StepFailed, StepRecord, job_env_base
 
+from stackwright.state.sqlite import SqliteStateStore
 from stackwright.workflow.ci_github import ACTIONS
 
 SOURCE_REPO = Path(__file__).resolve().parents[2]
@@ -73,6 +74,11 @@ def source_commit() -> str:
 def flow(tmp_path: Path) -> dict[str, Any]:
     """A repository with one protected stack, its workflows committed on main, the
     stack initialised in the shared state, and a pull-request branch that changes it."""
+    return make_flow(tmp_path, initialised=True)
+
+
+def make_flow(tmp_path: Path, initialised: bool) -> dict[str, Any]:
+    """``flow``; without ``initialised`` the shared state has no stack yet (no state at all)."""
     if shutil.which("node") is None:
         pytest.skip("node is needed to run the github-script steps")
     commit = source_commit()
@@ -92,9 +98,10 @@ def flow(tmp_path: Path) -> dict[str, Any]:
     git(repo, "commit", "-q", "-m", "infra")
     state = tmp_path / "state" / "state.db"
     state.parent.mkdir()
-    env = cli_env(STACKWRIGHT_STATE_URL=f"sqlite:///{state}")
-    code, out, err = run_cli(app, "stack", "init", "production", env=env)
-    assert code == 0, out + err
+    if initialised:
+        code, out, err = run_cli(app, "stack", "init", "production",
+                                 env=cli_env(STACKWRIGHT_STATE_URL=f"sqlite:///{state}"))
+        assert code == 0, out + err
     base = git(repo, "rev-parse", "HEAD")
     git(repo, "checkout", "-q", "-b", "change")
     (app / "stacks" / "production.yaml").write_text("config:\n  greeting: hello from the pull request\n")
@@ -158,9 +165,11 @@ def stand_ins(flow: dict[str, Any]) -> dict[str, Any]:
 
 def runner(flow: dict[str, Any], workspace: Path, event_name: str, event: dict[str, Any],
            **github: Any) -> Runner:
-    """A runner whose `stackwright` is this one, whose pip resolves the pinned GitHub URL
-    from this repository's clone, and whose state is the flow's SQLite file."""
+    """A runner whose `stackwright` is this one (these sources, also where the installed
+    package is another checkout's), whose pip resolves the pinned GitHub URL from this
+    repository's clone, and whose state is the flow's SQLite file."""
     env = job_env_base([Path(sys.executable).parent], {
+        "PYTHONPATH": str(SOURCE_REPO / "src"),
         "GIT_CONFIG_COUNT": "1",
         "GIT_CONFIG_KEY_0": f"url.file://{SOURCE_REPO}.insteadOf",
         "GIT_CONFIG_VALUE_0": PINNED_URL,
@@ -179,10 +188,33 @@ def succeeded(records: list[StepRecord]) -> None:
 
 
 def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The file's SHA-256 ("missing" when there is no file: a state never written)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "missing"
 
 
 def test_a_pull_request_is_previewed_read_only_then_planned_approved_and_applied(flow: dict[str, Any]) -> None:
+    approvals = [e for e in review_merge_and_approve(flow) if e.get("kind") == "approve"]
+    assert [(e["who"], e["data"]["proof"]) for e in approvals] == [("alice", "github")]
+
+
+def test_a_stack_not_in_the_shared_state_yet_is_planned_and_created_by_its_apply(tmp_path: Path) -> None:
+    """The first merge of a stack the bucket does not have: the preview shows it all to
+    create, the plan job plans it against an empty state (it used to fail: "not
+    initialized yet"), and the apply job creates it with the lineage its plan pins."""
+    flow = make_flow(tmp_path, initialised=False)
+    audit = review_merge_and_approve(flow)
+    assert [(e["kind"], e["stack"]) for e in audit] == [("plan", "production"), ("approve", "production"),
+                                                        ("apply", "production")]
+    assert audit[0]["data"]["new_stack"] is True and audit[2]["data"]["created_stack"] is True
+    plan = json.loads((flow["artifacts"] / "stackwright-plans" / "app" / "production.plan").read_text())
+    with SqliteStateStore(flow["state"]) as store:
+        [stack] = store.list_stacks()
+    assert (stack.name, stack.resource_count, stack.lineage) == ("production", 1, plan["plan"]["lineage"])
+
+
+def review_merge_and_approve(flow: dict[str, Any]) -> list[dict[str, Any]]:
+    """The whole path: the pull request previewed and commented, merged and planned, the
+    plans approved by alice's `/approve` and applied. The audit log as `audit --json`."""
     repo = flow["repo"]
 
     # Pull request: preview with the read-only role and state, then comment.
@@ -245,8 +277,8 @@ def test_a_pull_request_is_previewed_read_only_then_planned_approved_and_applied
     code, out, err = run_cli(apply_work / "infra" / "app", "audit", "--json",
                              env=cli_env(STACKWRIGHT_STATE_URL=f"sqlite:///{flow['state']}"))
     assert code == 0, err
-    approvals = [e for e in json.loads(out) if e.get("kind") == "approve"]
-    assert [(e["who"], e["data"]["proof"]) for e in approvals] == [("alice", "github")]
+    audit: list[dict[str, Any]] = json.loads(out)
+    return audit
 
 
 def test_a_broken_command_line_fails_the_job(flow: dict[str, Any]) -> None:

@@ -4,7 +4,9 @@ plans, and nothing is lost on the way (every record compared after a full round 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
 from cli.conftest import CliProject
 from stackwright.state.backends import open_state_store
 from stackwright.state.records import PendingOperation, StackRecord
@@ -75,3 +77,37 @@ def test_a_locked_stack_is_not_migrated(tmp_path: Path, s3_state_url: str) -> No
     err = proj.fails("state", "migrate", "--stack", "dev", "--to", s3_state_url)
     assert "locked by ci-bot" in err
     assert records(s3_state_url, proj) == {}
+
+
+def test_the_project_audit_log_keeps_its_order_in_every_backend(
+        tmp_path: Path, pg_url: str, s3_state_url: str) -> None:
+    """dev, production, dev: the log of the whole project reads the same after `--all`
+    (it used to come out grouped by stack)."""
+    proj = make_project(tmp_path / "proj")
+    proj.ok("up", "--yes", "--stack", "dev")
+    make_plan(proj, "production")
+    proj.write_config({"greeting": "hello again"}, stack="dev")
+    proj.ok("up", "--yes", "--stack", "dev")
+    before = proj.ok("audit", "--json"), proj.ok("audit")
+    assert [e["stack"] for e in json.loads(before[0])] == ["dev", "production", "dev"]
+    for target in (f"sqlite:///{tmp_path / 'copy.db'}", pg_url, s3_state_url):
+        proj.ok("state", "migrate", "--all", "--to", target)
+        after = proj.ok("audit", "--json", STACKWRIGHT_STATE_URL=target), proj.ok("audit", STACKWRIGHT_STATE_URL=target)
+        assert after == before, target
+
+
+def test_all_stacks_are_checked_before_anything_is_copied(tmp_path: Path) -> None:
+    """Two of the three stacks are in the target already: `--all` names both and copies
+    nothing (it used to copy dev first, so that no retry could succeed); the third
+    moves on its own."""
+    proj = make_project(tmp_path / "proj")
+    proj.write_config({"greeting": "hello qa"}, stack="qa")
+    proj.ok("stack", "init", "qa")
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    for stack in ("production", "qa"):
+        proj.ok("state", "migrate", "--stack", stack, "--to", target)
+    err = proj.fails("state", "migrate", "--all", "--to", target)
+    assert "stacks 'production', 'qa' already exist in the target store; nothing was copied" in err
+    assert set(records(target, proj)) == {"production", "qa"}
+    proj.ok("state", "migrate", "--stack", "dev", "--to", target)
+    assert records(target, proj) == records(None, proj)

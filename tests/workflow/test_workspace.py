@@ -594,3 +594,23 @@ def test_run_plan_saves_a_plan_per_stack(repo: Path) -> None:
     assert code == 0, out + err
     assert (repo / "plans" / "tenants" / "globex.plan").is_file()
     assert "| `tenants/globex` | 1 | 0 | 0 | 0 | 1 |" in out
+
+
+def test_run_plan_saves_a_plan_for_a_new_stack_and_applying_it_creates_the_stack(repo: Path) -> None:
+    """A stack the state does not have yet is planned against an empty state (`run plan
+    --out-dir` used to refuse it: "not initialized yet"); its apply creates it, not
+    before it is confirmed. A plan made for it before it existed is refused once it does."""
+    write_config(repo, "tenants", "initech", tenants=["i1"])
+    for folder in ("plans", "again"):
+        out = ok(repo, "run", "plan", "--changed-since", "HEAD", "--out-dir", folder)
+        assert "tenants/initech is not initialized yet; applying its saved plan creates it" in out
+    tenants, plan = repo / "tenants", str(repo / "plans" / "tenants" / "initech.plan")
+    code, _, err = sw(repo, "apply", plan, cwd=tenants)
+    assert code == 1 and "without confirmation" in err
+    with SqliteStateStore(tenants / ".stackwright" / "state.db") as store:
+        assert not store.stack_exists("initech")
+    code, out, err = sw(repo, "apply", plan, "--yes", cwd=tenants)
+    assert code == 0 and "Applied plan" in out, out + err
+    assert (tenants / "out" / "initech" / "i1.txt").read_text().startswith("i1 vpc-production")
+    code, _, err = sw(repo, "apply", str(repo / "again" / "tenants" / "initech.plan"), "--yes", cwd=tenants)
+    assert code == 1 and "made for a new stack, and another stack of that name was created since" in err

@@ -78,7 +78,7 @@ def _open_for(saved: Any, stack_name: str | None, who: str | None, open_secrets:
     if stack_name is not None and stack_name != saved.stack:
         raise WrongTarget(f"plan {saved.short} is for stack {saved.stack!r}, not {stack_name!r}",
                           hint=f"apply it with --stack {saved.stack}, or make a plan for {stack_name}")
-    return open_stack(saved.stack, who, open_secrets=open_secrets)
+    return open_stack(saved.stack, who, open_secrets=open_secrets, may_be_new=saved.new_stack)
 
 
 @click.command()
@@ -178,7 +178,7 @@ def _review(stack_name: str | None, who: str | None, file: Path, comment: str, *
             status = approvals.approve(session, saved.hash, comment, key=key, github_event=github_event)
         else:
             status = approvals.reject(session, saved.hash, comment)
-        serial = next(s.serial for s in session.store.list_stacks() if s.name == session.stack)
+        serial = next((s.serial for s in session.store.list_stacks() if s.name == session.stack), 0)
     finally:
         session.close()
     echo_lines(plan_lines(saved.plan(None)))

@@ -381,6 +381,7 @@ def _result_lines(result: StackResult, action: str, show_diff: bool) -> list[str
     if result.new:
         lines.append(f"Stack {result.ref} is not initialized yet"
                      + ("; nothing to destroy." if action == "destroy"
+                        else "; applying its saved plan creates it." if result.plan_file is not None
                         else "; `stackwright run up` creates it."))
     if result.outcome is not None:
         recovery, body = outcome_lines(result.outcome, "Destroy" if action == "destroy" else "Update")

@@ -11,7 +11,8 @@ import click
 from stackwright.errors import StackwrightError
 
 
-def open_stack(stack_name: str | None, who: str | None = None, open_secrets: bool = True) -> Any:
+def open_stack(stack_name: str | None, who: str | None = None, open_secrets: bool = True,
+               may_be_new: bool = False) -> Any:
     from stackwright.operations.session import open_session
     from stackwright.program.project import find_project, selected_stack
     from stackwright.workflow.environments import check_environments
@@ -21,7 +22,8 @@ def open_stack(stack_name: str | None, who: str | None = None, open_secrets: boo
     # The program and the local provider resolve relative paths against the working
     # directory: make it the project's root even when started from a subfolder.
     os.chdir(project.root)
-    return open_session(project, selected_stack(project, stack_name), who, open_secrets=open_secrets)
+    return open_session(project, selected_stack(project, stack_name), who, open_secrets=open_secrets,
+                        may_be_new=may_be_new)
 
 
 def confirm_or_fail(question: str, yes: bool, err: bool = False) -> bool:

@@ -186,12 +186,14 @@ def naming_config_key(key: str, file: str, lines: Mapping[str, int]) -> Iterator
 
 
 def open_session(project: Project, stack: str, who: str | None = None,
-                 registry: ProviderRegistry | None = None, open_secrets: bool = True) -> StackSession:
-    """The stack must exist in the state store (``stackwright stack init``). Without
+                 registry: ProviderRegistry | None = None, open_secrets: bool = True,
+                 may_be_new: bool = False) -> StackSession:
+    """The stack must exist in the state store (``stackwright stack init``), unless
+    ``may_be_new`` (a saved plan made for a new stack, whose apply creates it). Without
     ``open_secrets`` secret config values stay sealed: enough to review a plan, and
     needing no key."""
     store = open_store(project, stack)
-    if not store.stack_exists(stack):
+    if not may_be_new and not store.stack_exists(stack):
         known = [s.name for s in store.list_stacks()]
         store.close()
         raise ProjectError(

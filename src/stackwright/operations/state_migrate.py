@@ -2,8 +2,8 @@
 history, audit log, approvals and plans, verified record by record.
 
 Records move in their stored form, so secrets stay sealed and no key is needed. The
-source stack is locked while it is copied, so no `up` changes it half-way; it is left
-in place: switching the project to the new store is the user's step.
+source stacks are locked while they are copied, so no `up` changes one half-way; they
+are left in place: switching the project to the new store is the user's step.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 
 from stackwright.errors import StateError
 from stackwright.program.project import Project
+from stackwright.state.codec import already_there
 from stackwright.state.records import LockInfo, StackRecord
 from stackwright.state.store import StateStore
 
@@ -40,30 +43,46 @@ def open_target(project: Project, url: str) -> StateStore:
 
 
 def migrate(source: StateStore, target: StateStore, stacks: list[str], who: str) -> list[Moved]:
-    """Copy each stack to ``target``, then read it back and compare every record."""
-    return [_migrate_one(source, target, stack, who) for stack in stacks]
+    """Copy the stacks to ``target`` all at once, then read each back and compare every
+    record. One import keeps the project's audit log in its order across the stacks,
+    and leaves the target as it was if it fails."""
+    if not stacks:
+        return []
+    existing = [stack for stack in stacks if target.stack_exists(stack)]
+    if existing:
+        raise already_there(existing, "the target store",
+                            hint="`stackwright stack rm NAME` there first (with the target's state URL), "
+                            "or move the other stacks with `--stack NAME`")
+    with _locked(source, stacks, who):
+        records = [source.export_stack(stack) for stack in stacks]
+        target.import_stacks(records)
+        copies = [target.export_stack(stack) for stack in stacks]
+    for record, copied in zip(records, copies, strict=True):
+        differs = _first_difference(record, copied)
+        if differs:
+            raise StateError(f"the copy of stack {record.name!r} differs from the source in {differs}",
+                             hint="the source is unchanged; remove the copy in the target store and report this")
+    return [Moved(r.name, len(r.resources), len(r.checkpoints), len(r.events)) for r in records]
 
 
-def _migrate_one(source: StateStore, target: StateStore, stack: str, who: str) -> Moved:
+@contextmanager
+def _locked(source: StateStore, stacks: list[str], who: str) -> Iterator[None]:
+    """Every stack of ``stacks`` locked in ``source``, so that no `up` changes one half-way."""
     lock = LockInfo(owner=who, pid=os.getpid(), host=socket.gethostname(), acquired_at=time.time(),
                     operation="state-migrate", token=uuid.uuid4().hex)
-    source.acquire_lock(stack, lock)
+    held: list[str] = []
     try:
-        record = source.export_stack(stack)
-        target.import_stack(record)
-        copied = target.export_stack(stack)
+        for stack in stacks:
+            source.acquire_lock(stack, lock)
+            held.append(stack)
+        yield
     finally:
-        source.release_lock(stack, lock.token)
-    differs = _first_difference(record, copied)
-    if differs:
-        raise StateError(f"the copy of stack {stack!r} differs from the source in {differs}",
-                         hint="the source is unchanged; remove the copy in the target store and report this")
-    return Moved(stack, len(record.resources), len(record.checkpoints), len(record.events))
+        for stack in held:
+            source.release_lock(stack, lock.token)
 
 
 def _first_difference(source: StackRecord, copy: StackRecord) -> str | None:
-    theirs = asdict(copy)
-    for name, value in asdict(source).items():
-        if value != theirs[name]:
-            return name
+    for f in fields(source):
+        if f.compare and getattr(source, f.name) != getattr(copy, f.name):
+            return f.name
     return None

@@ -107,6 +107,16 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
     return explained(pin(plan), session)
 
 
+def preview_new(session: StackSession, lineage: str = "") -> Plan:
+    """The plan that creates everything the program declares, for a stack the state
+    does not have yet: made against an empty state of serial 0 and ``lineage`` (a
+    saved plan's apply creates the stack with it). Changes nothing."""
+    pin = pins(session)
+    desired = session.run_program()
+    empty = Snapshot(stack=session.stack, lineage=lineage, serial=0, resources={}, outputs={})
+    return explained(pin(make_plan(desired, empty, session.providers)), session)
+
+
 def complete_for(session: StackSession, desired: DesiredGraph, snapshot: Snapshot,
                  targets: Sequence[str]) -> DesiredGraph:
     """``desired`` from a run with ``targets``, or from a full run when it may miss

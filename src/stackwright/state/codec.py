@@ -181,6 +181,18 @@ def no_stack(stack: str) -> NotRecordedError:
     return NotRecordedError(f"no stack named {stack!r}", hint="stackwright stack ls / stack init NAME")
 
 
+def stacks_named(names: Sequence[str]) -> str:
+    """``stack 'a'`` or ``stacks 'a', 'b'``, for messages about one or several."""
+    return ("stack " if len(names) == 1 else "stacks ") + ", ".join(repr(n) for n in names)
+
+
+def already_there(names: Sequence[str], where: str, hint: str = "") -> StateError:
+    """An import that would overwrite: it names every stack in the way, and wrote nothing."""
+    verb, them = ("exists", "it") if len(names) == 1 else ("exist", "them")
+    return StateError(f"{stacks_named(names)} already {verb} in {where}; nothing was copied",
+                      hint=hint or f"remove {them} there first, or migrate to another store")
+
+
 def ago(seconds: float) -> str:
     """Coarse human duration, enough to judge whether a lock holder is still alive."""
     s = max(0, int(seconds))

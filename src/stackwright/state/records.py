@@ -3,6 +3,7 @@ markers (never plain secrets on disk: stores encode them with ``values.to_json``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -275,10 +276,15 @@ class StackRecord(Compared):
     events: list[list[Any]]
     """The stack's audit log, oldest first: kind, who, at, data JSON (ids are the
     receiving store's)."""
+    event_ids: list[int] | None = field(default=None, compare=False, repr=False)
+    """The exporting store's ids of ``events``: their places in the project's whole
+    audit log, which an import of several stacks keeps (``in_logged_order``). None for
+    a record made by hand. Not compared: the receiving store numbers events anew."""
 
     def __init__(self, name: str, lineage: str, serial: int, created_at: float, updated_at: float | None,
                  outputs: str, resources: list[list[Any]], pending: list[list[Any]],
-                 checkpoints: list[list[Any]], events: list[list[Any]]) -> None:
+                 checkpoints: list[list[Any]], events: list[list[Any]],
+                 event_ids: list[int] | None = None) -> None:
         self.name = name
         self.lineage = lineage
         self.serial = serial
@@ -289,3 +295,14 @@ class StackRecord(Compared):
         self.pending = pending
         self.checkpoints = checkpoints
         self.events = events
+        self.event_ids = event_ids
+
+
+def in_logged_order(records: Sequence[StackRecord]) -> list[tuple[str, list[Any]]]:
+    """The events of ``records`` as (stack, event), in the order the exporting store
+    logged them across its stacks, so that the project's audit log reads the same in
+    the receiving store; the events of records without ids follow, record by record."""
+    logged = sorted(((i, r.name, e) for r in records if r.event_ids is not None
+                     for i, e in zip(r.event_ids, r.events, strict=True)), key=lambda t: t[0])
+    unnumbered = [(r.name, e) for r in records if r.event_ids is None for e in r.events]
+    return [(name, event) for _, name, event in logged] + unnumbered

@@ -48,14 +48,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
-    Corrupt, Operation, SecretCipher, ValueCodec, checkpoint_detail_text, checkpoint_row, dumps,
+    Corrupt, Operation, SecretCipher, ValueCodec, already_there, checkpoint_detail_text, checkpoint_row, dumps,
     gc_paused, loads, lock_held, no_checkpoint, no_stack, pending_row, read_only_error, resource_params, resource_rows,
-    snapshot_json,
+    snapshot_json, stacks_named,
 )
 from stackwright.state.open_operation import INTERRUPTED, OpenOperation, holder_text, note_row, open_row
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation,
-    ResourceState, Snapshot, StackInfo, StackRecord,
+    ResourceState, Snapshot, StackInfo, StackRecord, in_logged_order,
 )
 
 if TYPE_CHECKING:
@@ -778,34 +778,61 @@ class S3StateStore:
             state = self._load(stack)
             keys = self._checkpoint_keys(stack)
             checkpoints = [list(self._checkpoint_parts(k)) for k in keys]
-            events = [[d["kind"], d["who"], float(d["at"]), d["data"]]
-                      for d in self._event_docs() if d["stack"] == stack]
+            docs = [d for d in self._event_docs() if d["stack"] == stack]
         return StackRecord(stack, state.lineage, state.serial, state.created_at, state.updated_at,
                            state.outputs, [list(r) for r in state.resources.values()],
-                           [list(p) for p in state.pending.values()], checkpoints, events)
+                           [list(p) for p in state.pending.values()], checkpoints,
+                           [[d["kind"], d["who"], float(d["at"]), d["data"]] for d in docs],
+                           [int(d["id"]) for d in docs])
 
     def import_stack(self, record: StackRecord) -> None:
-        """Checkpoints and events first, the head last: until the head exists, the
-        stack does not (an interrupted import leaves leftovers that the next
-        ``create_stack`` or import of that name clears)."""
-        name = record.name
-        self._refuse_write(f"create stack {name!r}")
+        self.import_stacks([record])
+
+    def import_stacks(self, records: Sequence[StackRecord]) -> None:
+        """Checkpoints and events first, the heads last: until its head exists, a stack
+        does not. S3 has no transaction across objects: if the import fails, what it
+        wrote is deleted again before the error is raised."""
+        names = [r.name for r in records]
+        self._refuse_write(f"create {stacks_named(names)}")
         with self._guard():
-            head = self._stack_key(name, "head.json")
-            if self._get(head) is not None:
-                raise StateError(f"stack {name!r} already exists in {self.where.shown}",
-                                 hint="remove it there first, or migrate to another store")
-            self._delete_keys(self._list(self._stack_key(name, "")))
+            existing = [n for n in names if self._get(self._stack_key(n, "head.json")) is not None]
+            if existing:
+                raise already_there(existing, self.where.shown)
+            written: list[str] = []
+            try:
+                self._write_stacks(records, written)
+            except BaseException:
+                self._undo(written)
+                raise
+
+    def _undo(self, written: list[str]) -> None:
+        """Delete the objects an import created (and forget the events among them)."""
+        self._delete_keys(written)
+        events = self._key("events/")
+        for key in written:
+            if key.startswith(events):
+                self._events.pop(_number(key), None)
+
+    def _write_stacks(self, records: Sequence[StackRecord], written: list[str]) -> None:
+        """Write ``records``, noting in ``written`` each key as it is created."""
+        for record in records:
+            self._delete_keys(self._list(self._stack_key(record.name, "")))  # an earlier import's leftovers
             for header, changes, snapshot in record.checkpoints:
-                self._put(self._checkpoint_key(name, int(header[0])), _checkpoint_body(header, changes, snapshot))
-            for kind, who, at, data in record.events:
-                self._append_event(name, kind, who, at, data)
+                key = self._checkpoint_key(record.name, int(header[0]))
+                written.append(key)
+                self._put(key, _checkpoint_body(header, changes, snapshot))
+        for name, (kind, who, at, data) in in_logged_order(records):
+            event_id = self._append_event(name, kind, who, at, data)
+            written.append(self._event_key(event_id))
+        for record in records:
+            head = self._stack_key(record.name, "head.json")
             state = _Stack(record.lineage, record.serial, record.created_at, record.updated_at, record.outputs,
                            {r[0]: list(r) for r in record.resources}, {p[0]: list(p) for p in record.pending},
                            [list(c[0]) for c in record.checkpoints])
             if not self._put(head, _body(state.head()), create=True):
-                raise StateError(f"stack {name!r} was created in {self.where.shown} during the import",
+                raise StateError(f"stack {record.name!r} was created in {self.where.shown} during the import",
                                  hint="remove one of them and migrate again")
+            written.append(head)
 
     def close(self) -> None:
         for lease in self._leases.values():

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
-    Corrupt, Operation, SecretCipher, StoredOutputs, ValueCodec, checkpoint_detail, checkpoint_row, compress_snapshot, dumps, gc_paused,
-    loads, lock_held, no_checkpoint, no_stack, pending_row, read_only_error, resource_params, row_batches, snapshot_rows,
+    Corrupt, Operation, SecretCipher, StoredOutputs, ValueCodec, already_there, checkpoint_detail, checkpoint_row,
+    compress_snapshot, dumps, gc_paused, loads, lock_held, no_checkpoint, no_stack, pending_row, read_only_error,
+    resource_params, row_batches, snapshot_rows, stacks_named,
 )
 from stackwright.state.open_operation import (
     CLOSE_OPEN, INTERRUPTED, OPEN_COLUMNS, OpenOperation, Statement, closing, holder_text, new_lines, noting,
@@ -31,7 +32,7 @@ from stackwright.state.open_operation import (
 )
 from stackwright.state.records import (
     SCHEMA_VERSION, Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
-    Snapshot, StackInfo, StackRecord,
+    Snapshot, StackInfo, StackRecord, in_logged_order,
 )
 
 if TYPE_CHECKING:
@@ -452,6 +453,10 @@ class SqlStateStore:
             return checkpoint_detail(row, self._db.values)
 
     def record_event(self, stack: str, kind: str, who: str, data: dict[str, Any]) -> Event:
+        """The store is made if missing: a plan for a stack not created yet may be the
+        first thing a project records."""
+        if not self._db.read_only:
+            self._db.materialise()
         at = time.time()
         with self._db.write() as conn:
             row = conn.execute(self._db.insert_event, self._db.event_params(
@@ -507,34 +512,30 @@ class SqlStateStore:
                 f"SELECT {CHECKPOINT_COLUMNS}, changes, snapshot FROM checkpoints WHERE stack = ?"
                 " ORDER BY number", (stack,)).fetchall()
             events = conn.execute(
-                "SELECT kind, who, at, data FROM events WHERE stack = ? ORDER BY id", (stack,)).fetchall()
+                "SELECT id, kind, who, at, data FROM events WHERE stack = ? ORDER BY id", (stack,)).fetchall()
         with self._db.guard():
             return StackRecord(
                 stack, row[0], int(row[1]), float(row[3]), row[4], row[2],
                 [list(r) for r in resources], [list(p) for p in pending],
-                [[list(c[:9]), c[9], inflate(c[10], c[0])] for c in checkpoints], [list(e) for e in events])
+                [[list(c[:9]), c[9], inflate(c[10], c[0])] for c in checkpoints], [list(e[1:]) for e in events],
+                [int(e[0]) for e in events])
 
     def import_stack(self, record: StackRecord) -> None:
-        """One transaction: the stack appears whole or not at all."""
+        self.import_stacks([record])
+
+    def import_stacks(self, records: Sequence[StackRecord]) -> None:
+        """One transaction: the stacks appear whole or not at all."""
+        names = [r.name for r in records]
         if self._db.read_only:
-            raise read_only_error(f"create stack {record.name!r}")
+            raise read_only_error(f"create {stacks_named(names)}")
         self._db.materialise()
-        name = record.name
         with self._db.write() as conn:
-            if conn.execute("SELECT 1 FROM stacks WHERE name = ?", (name,)).fetchone():
-                raise StateError(f"stack {name!r} already exists in {self._db.where}",
-                                 hint="remove it there first, or migrate to another store")
-            conn.execute("INSERT INTO stacks VALUES (?, ?, ?, ?, ?)",
-                         (name, record.lineage, record.serial, record.created_at, record.updated_at))
-            conn.execute("INSERT INTO outputs VALUES (?, ?)", (name, record.outputs))
-            for r in record.resources:
-                conn.execute(f"INSERT INTO resources (stack, {RESOURCE_COLUMNS}) VALUES ({_marks(12)})", (name, *r))
-            for p in record.pending:
-                conn.execute(f"INSERT INTO pending (stack, {PENDING_COLUMNS}) VALUES ({_marks(10)})", (name, *p))
-            for header, changes, snapshot in record.checkpoints:
-                conn.execute(f"INSERT INTO checkpoints VALUES ({_marks(12)})",
-                             (name, *header, changes, zlib.compress(snapshot.encode(), 6)))
-            for kind, who, at, data in record.events:
+            existing = [n for n in names if conn.execute("SELECT 1 FROM stacks WHERE name = ?", (n,)).fetchone()]
+            if existing:
+                raise already_there(existing, self._db.where)
+            for record in records:
+                _insert_stack(conn, record)
+            for name, (kind, who, at, data) in in_logged_order(records):
                 conn.execute("INSERT INTO events (stack, kind, who, at, data) VALUES (?,?,?,?,?)",
                              (name, kind, who, at, data))
 
@@ -542,6 +543,21 @@ class SqlStateStore:
         if not self._closed:
             self._closed = True
             self._db.close()
+
+
+def _insert_stack(conn: Any, record: StackRecord) -> None:
+    """The rows of ``record`` but its events."""
+    name = record.name
+    conn.execute("INSERT INTO stacks VALUES (?, ?, ?, ?, ?)",
+                 (name, record.lineage, record.serial, record.created_at, record.updated_at))
+    conn.execute("INSERT INTO outputs VALUES (?, ?)", (name, record.outputs))
+    for r in record.resources:
+        conn.execute(f"INSERT INTO resources (stack, {RESOURCE_COLUMNS}) VALUES ({_marks(12)})", (name, *r))
+    for p in record.pending:
+        conn.execute(f"INSERT INTO pending (stack, {PENDING_COLUMNS}) VALUES ({_marks(10)})", (name, *p))
+    for header, changes, snapshot in record.checkpoints:
+        conn.execute(f"INSERT INTO checkpoints VALUES ({_marks(12)})",
+                     (name, *header, changes, zlib.compress(snapshot.encode(), 6)))
 
 
 def _marks(count: int) -> str:

@@ -8,7 +8,7 @@ before any dependent step starts.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -115,5 +115,11 @@ class StateStore(Protocol):
     def import_stack(self, record: StackRecord) -> None:
         """Create the stack ``record`` holds, exactly (lineage and serial included);
         raise StateError if a stack of that name exists."""
+
+    def import_stacks(self, records: Sequence[StackRecord]) -> None:
+        """``import_stack`` for several stacks at once, all or nothing: their events are
+        appended in the order the exporting store logged them (``StackRecord.event_ids``),
+        so the project's audit log reads the same; if any of the stacks exists, raise
+        StateError naming each of them before writing anything."""
 
     def close(self) -> None: ...

@@ -29,13 +29,12 @@ from stackwright.graph import Graph
 from stackwright.model.context import ConfigSource
 from stackwright.operations.keyring import Keyring
 from stackwright.operations.session import StackSession, open_store, provider_config, stack_config
-from stackwright.operations.update import UpdateOutcome, preview
+from stackwright.operations.update import UpdateOutcome, preview, preview_new
 from stackwright.plan.plan import Plan
-from stackwright.plan.planner import make_plan
 from stackwright.program.project import Project
 from stackwright.program.workspace import ProjectEntry, Workspace
 from stackwright.providers.registry import ProviderRegistry
-from stackwright.state.records import LockInfo, Snapshot
+from stackwright.state.records import LockInfo
 from stackwright.state.store import StateStore
 
 if TYPE_CHECKING:
@@ -390,34 +389,31 @@ class StackRunner:
         return StackResult(ref, OK if outcome.ok else FAILED, plan=outcome.plan,
                            violations=result.violations, outcome=outcome)
 
-    def _save_plan(self, session: StackSession, ref: str) -> StackResult:
+    def _save_plan(self, session: StackSession, ref: str, new: bool = False) -> StackResult:
+        """``new``: the stack is not in the state yet; the plan creates it (see ``save_plan``)."""
         from stackwright.workflow.plan_file import save_plan
 
         assert self.options.out_dir is not None
         path = self.options.out_dir / self.entry(ref).name / f"{session.stack}.plan"
         path.parent.mkdir(parents=True, exist_ok=True)
-        written = save_plan(session, path)
+        written = save_plan(session, path, new=new)
         self.known[ref] = written.plan.outputs
-        return StackResult(ref, OK, plan=written.plan, violations=written.violations, plan_file=path)
+        return StackResult(ref, OK, plan=written.plan, violations=written.violations, plan_file=path, new=new)
 
     def _absent(self, ref: str, project: Project, stack: str) -> StackResult:
         """A stack the workspace lists but the state does not have yet."""
         action = self.options.action
         if action == DESTROY:
             return StackResult(ref, OK, new=True)
-        if action == UP or (action == PLAN and self.options.out_dir is not None):
+        if action == UP:
             raise StackwrightError(f"stack {ref} is not initialized yet",
                                    hint="`stackwright run up` creates the stacks the workspace lists")
-        plan = self._plan_new(project, stack)
+        session = self._new_session(project, stack)
+        if action == PLAN and self.options.out_dir is not None:
+            return self._save_plan(session, ref, new=True)
+        plan = preview_new(session)
         self.known[ref] = plan.outputs
         return StackResult(ref, OK, plan=plan, new=True)
-
-    def _plan_new(self, project: Project, stack: str) -> Plan:
-        """Everything the stack declares, to create. Records nothing."""
-        session = self._new_session(project, stack)
-        desired = session.run_program()
-        empty = Snapshot(stack=stack, lineage="", serial=0, resources={}, outputs={})
-        return make_plan(desired, empty, session.providers)
 
 
 def _unapplied(ref: str) -> Outputs:

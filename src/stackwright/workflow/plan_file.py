@@ -29,15 +29,15 @@ from typing import Any, NoReturn
 
 from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink
-from stackwright.errors import StackwrightError
+from stackwright.errors import StackwrightError, StateError
 from stackwright.model.values import from_json, to_json
 from stackwright.operations.keyring import Keyring
 from stackwright.operations.session import StackSession, require_no_pending
-from stackwright.operations.update import Confirm, UpdateOutcome, apply_saved, preview
+from stackwright.operations.update import Confirm, UpdateOutcome, apply_saved, preview, preview_new
 from stackwright.plan.compare import differences
 from stackwright.plan.plan import Plan
 from stackwright.program.digest import ProgramDigest, config_digest
-from stackwright.state.records import Snapshot
+from stackwright.state.records import Snapshot, StackRecord
 from stackwright.workflow import approvals, policies
 from stackwright.workflow.environments import environment_for
 from stackwright.workflow.gate import check_gate
@@ -47,6 +47,7 @@ FORMAT = "stackwright-plan"
 VERSION = 2
 HASH_KEY = "hash"
 PROGRAM_FILES_KEY = "program_files"
+NEW_STACK_KEY = "new_stack"
 MAX_CHANGES = 3
 NEW_PLAN_HINT = "make a new plan with `stackwright plan --out FILE`, review it and apply that"
 
@@ -104,6 +105,11 @@ class SavedPlan:
     @property
     def short(self) -> str:
         return self.hash[:approvals.SHORT]
+
+    @property
+    def new_stack(self) -> bool:
+        """Made for a stack the state did not have yet: its apply creates the stack."""
+        return self.document.get(NEW_STACK_KEY) is True
 
     def get(self, name: str) -> Any:
         """A field of the envelope (None when absent)."""
@@ -206,7 +212,7 @@ def _no_constants(name: str) -> Any:
 
 def plan_document(plan: Plan, session: StackSession, *, key: Keyring,
                   violations: list[policies.Violation], allow_destroy: bool,
-                  program_files: Mapping[str, str] | None = None) -> dict[str, Any]:
+                  program_files: Mapping[str, str] | None = None, new_stack: bool = False) -> dict[str, Any]:
     """The plan file's content, hash included (docs/plan-file.md): the sealed plan and
     what its review needs besides."""
     document: dict[str, Any] = {
@@ -221,6 +227,8 @@ def plan_document(plan: Plan, session: StackSession, *, key: Keyring,
     }
     if program_files is not None:
         document[PROGRAM_FILES_KEY] = dict(program_files)
+    if new_stack:
+        document[NEW_STACK_KEY] = True
     document[HASH_KEY] = content_hash(document)
     return document
 
@@ -253,14 +261,19 @@ class Written:
 
 
 def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
-              key: str | None = None) -> Written:
+              key: str | None = None, new: bool = False) -> Written:
     """Plan, check policies, record a ``plan`` audit event, write the file (where the
-    state is read-only, the event is refused and no file is left behind)."""
-    require_no_pending(session)
+    state is read-only, the event is refused and no file is left behind).
+
+    ``new``: the stack is not in the state yet. The plan creates everything, against
+    an empty state of serial 0 and a lineage chosen now, which its apply gives the
+    stack it creates (``create_planned_stack``)."""
+    if not new:
+        require_no_pending(session)
     program = session.program_fingerprint()
     check_gate(session, program.digest)
     started = time.monotonic()
-    plan = _relative_decls(preview(session), session)
+    plan = _relative_decls(preview_new(session, str(uuid.uuid4())) if new else preview(session), session)
     preview_seconds = round(time.monotonic() - started, 3)
     violations = policies.evaluate(plan, session.project, environment_for(session.project, session.stack),
                                    allow_destroy=allow_destroy)
@@ -268,14 +281,14 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
     # The files the plan's digest was made from, to tell which changed; left out if
     # one changed while planning (the plan pins the digest taken before the program ran).
     files = program.files if program.digest == plan.program_digest else None
-    document = plan_document(plan, session, key=stack_keyring(session),
-                             violations=violations, allow_destroy=allow_destroy, program_files=files)
+    document = plan_document(plan, session, key=stack_keyring(session), violations=violations,
+                             allow_destroy=allow_destroy, program_files=files, new_stack=new)
     session.store.record_event(session.stack, approvals.PLAN, session.who, {
         "plan_hash": document[HASH_KEY], "program_digest": plan.program_digest,
         "config_digest": plan.config_digest,
         "base_serial": plan.base_serial, "counts": plan.counts(), "path": str(path),
         "environment": document["environment"], "advisories": len(violations),
-        "preview_seconds": preview_seconds,
+        "preview_seconds": preview_seconds, **({NEW_STACK_KEY: True} if new else {}),
         **approvals.author_signature(session, document[HASH_KEY], key),
     })
     write_plan_file(path, document)
@@ -299,15 +312,41 @@ def _refuse_blocking(violations: list[policies.Violation], what: str) -> None:
 
 def check_target(session: StackSession, saved: SavedPlan) -> None:
     """The plan must be for this project and this incarnation of this stack (read
-    without opening any secret: reviewers need no key)."""
-    lineage = next(s.lineage for s in session.store.list_stacks() if s.name == session.stack)
+    without opening any secret: reviewers need no key). A plan made for a new stack
+    fits it while it does not exist, and once its apply created it."""
+    lineage = next((s.lineage for s in session.store.list_stacks() if s.name == session.stack), None)
+    if lineage is None:
+        if not saved.new_stack:
+            raise WrongTarget(f"stack {session.stack!r} was removed since plan {saved.short} was made",
+                              hint=NEW_PLAN_HINT)
+        lineage = saved.pins.lineage
     for name, plan_value, here in (("project", saved.pins.project, session.project.name),
                                    ("stack", saved.stack, session.stack),
                                    ("lineage", saved.pins.lineage, lineage)):
         if plan_value != here:
-            extra = " (the stack was removed and created again since)" if name == "lineage" else ""
-            raise WrongTarget(f"plan {saved.short} is for {name} {plan_value!r}, not {here!r}{extra}",
-                              hint=NEW_PLAN_HINT)
+            raise WrongTarget(f"plan {saved.short} is for {name} {plan_value!r}, not {here!r}"
+                              f"{_since(saved) if name == 'lineage' else ''}", hint=NEW_PLAN_HINT)
+
+
+def _since(saved: SavedPlan) -> str:
+    if saved.new_stack:
+        return " (the plan was made for a new stack, and another stack of that name was created since)"
+    return " (the stack was removed and created again since)"
+
+
+def create_planned_stack(session: StackSession, saved: SavedPlan) -> bool:
+    """Create the stack a plan for a new stack was made for: empty, at serial 0, with the
+    lineage the plan pins, so that applying the plan again after a refusal under the
+    lock finds the same stack. False if an apply of this plan created it meanwhile."""
+    record = StackRecord(session.stack, saved.pins.lineage, 0, time.time(), None, "{}", [], [], [], [])
+    try:
+        session.store.import_stack(record)
+    except StateError:
+        if not session.store.stack_exists(session.stack):
+            raise
+        check_target(session, saved)  # created meanwhile: by an apply of this very plan, or refused
+        return False
+    return True
 
 
 def check_sources(session: StackSession, saved: SavedPlan) -> None:
@@ -364,6 +403,11 @@ def check_same_plan(saved: Plan, now: Plan) -> None:
                           hint=NEW_PLAN_HINT)
 
 
+def _already_confirmed(plan: Plan) -> bool:
+    """Applying a plan for a new stack asks before it creates the stack, not again."""
+    return True
+
+
 def apply_plan_file(session: StackSession, saved: SavedPlan, *, options: ApplyOptions,
                     sink: EventSink, confirm: Confirm) -> UpdateOutcome:
     """Apply exactly the saved plan, or refuse with the first reason it may not run.
@@ -371,7 +415,8 @@ def apply_plan_file(session: StackSession, saved: SavedPlan, *, options: ApplyOp
     Cheap checks first (target, sources), then the change gateway's order: staging
     gate, policies, approvals; then the program runs, and under the lock: the state
     serial, approvals again (a rejection may have just arrived) and planning again,
-    which must give the very same steps.
+    which must give the very same steps. A plan made for a new stack creates the stack
+    once confirmed, just before the lock.
     """
     check_target(session, saved)
     check_sources(session, saved)
@@ -382,6 +427,13 @@ def apply_plan_file(session: StackSession, saved: SavedPlan, *, options: ApplyOp
                                        allow_destroy=bool(saved.get("allow_destroy"))), "plan not applied")
     approved = approvals.require_approved(session, saved.hash)
     desired = session.run_program()
+    created = False
+    if saved.new_stack and not session.store.stack_exists(session.stack):
+        # Asked before the stack is made, so that "no" changes nothing.
+        if plan.has_changes and not confirm(plan):
+            return UpdateOutcome(plan=plan, cancelled=True)
+        created = create_planned_stack(session, saved)
+        confirm = _already_confirmed
 
     def verify(snapshot: Snapshot, now: Plan) -> None:
         check_stale(saved, snapshot)
@@ -391,4 +443,5 @@ def apply_plan_file(session: StackSession, saved: SavedPlan, *, options: ApplyOp
 
     return apply_saved(session, plan, desired, options=options, sink=sink, confirm=confirm,
                        verify=verify, extra={"plan_hash": saved.hash, "path": str(saved.path),
-                                             "approved_by": list(approved.approved_by)})
+                                             "approved_by": list(approved.approved_by),
+                                             **({"created_stack": True} if created else {})})
