@@ -165,11 +165,11 @@ def stand_ins(flow: dict[str, Any]) -> dict[str, Any]:
 
 def runner(flow: dict[str, Any], workspace: Path, event_name: str, event: dict[str, Any],
            **github: Any) -> Runner:
-    """A runner whose `stackwright` is this one (these sources, also where the installed
-    package is another checkout's), whose pip resolves the pinned GitHub URL from this
-    repository's clone, and whose state is the flow's SQLite file."""
+    """A runner whose `stackwright` is this one (the installed package: on ``PYTHONPATH``,
+    the source tree's ``stackwright.egg-info`` of an editable install would satisfy the
+    pinned requirement and pip would resolve nothing), whose pip resolves the pinned
+    GitHub URL from this repository's clone, and whose state is the flow's SQLite file."""
     env = job_env_base([Path(sys.executable).parent], {
-        "PYTHONPATH": str(SOURCE_REPO / "src"),
         "GIT_CONFIG_COUNT": "1",
         "GIT_CONFIG_KEY_0": f"url.file://{SOURCE_REPO}.insteadOf",
         "GIT_CONFIG_VALUE_0": PINNED_URL,
