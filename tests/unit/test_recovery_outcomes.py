@@ -391,3 +391,41 @@ def test_recovery_of_a_resource_whose_instance_is_not_recorded_says_so(tmp_path:
         h.recover()
     assert info.value.message == (f"the provider instance {CONN} is not recorded in this stack; "
                                   "declare it in the program and run `up`")
+
+
+class EchoingThings(NamedThings):
+    """A cloud whose objects report what their label asked them to print, the way a
+    command prints part of what it was given."""
+
+    def read(self, ctx: OperationContext, id: str | None, inputs: Any, outputs: Any) -> ReadResult | None:
+        found = super().read(ctx, id, inputs, outputs)
+        if found is None:
+            return None
+        printed = str(inputs.get("label", "")).removeprefix("print ")
+        return ReadResult(id=found.id, inputs=found.inputs, outputs={**found.outputs, "printed": printed})
+
+
+def test_an_adopted_object_that_prints_a_secret_the_stack_knows_records_it_secret(tmp_path: Path) -> None:
+    """What an interrupted create made prints part of a secret input (``sw.fmt`` of the
+    stack's secret config): recovery records it secret, as `up` would have."""
+    for known, secret in ((set(), False), ({"hunter2-XYZ"}, True)):
+        h = keyed(Harness(tmp_path / str(secret)))
+        h.providers.thing = EchoingThings()
+        label = Secret("print hunter2-XYZ")
+        made = things(h).create(_ctx("a"), {**INPUTS, "label": "print hunter2-XYZ"}).id
+        leave_pending(h, PendingOperation(token="t-a", urn=P + "a", type="fake:Thing", op="create",
+                                          inputs={**INPUTS, "label": label}, started_at=1.0))
+        writer = h.store.begin("dev", "up", "tester")
+
+        async def run() -> RecoveryReport:
+            calls = ProviderCalls(2, RetryPolicy(), EventSink())
+            try:
+                return await recover(h.store.snapshot("dev"), h.providers, writer, calls, known)
+            finally:
+                calls.close()
+
+        assert asyncio.run(run()).adopted == [P + "a"]
+        writer.finish("succeeded", None)
+        recorded = h.recorded()["a"]
+        assert recorded.id == made and recorded.outputs["label"] == label
+        assert isinstance(recorded.outputs["printed"], Secret) is secret

@@ -12,11 +12,12 @@ half, which recovery, running before the plan, cannot order.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from stackwright.engine.calls import ProviderCalls
 from stackwright.model.resource import urn_name
-from stackwright.model.values import carry_secrets, reveal, wrap_secret_keys
+from stackwright.model.values import carry_secrets, mark_containing, reveal, secret_texts, wrap_secret_keys
 from stackwright.providers.protocol import OperationContext, ProviderLookup, ResourceProvider, instance_config
 from stackwright.state.records import Change, PendingOperation, ResourceState, Snapshot
 from stackwright.state.store import StackWriter
@@ -33,16 +34,24 @@ class RecoveryReport:
 
 
 async def recover(
-    snapshot: Snapshot, providers: ProviderLookup, writer: StackWriter, calls: ProviderCalls
+    snapshot: Snapshot, providers: ProviderLookup, writer: StackWriter, calls: ProviderCalls,
+    known_secrets: Iterable[str] = (),
 ) -> RecoveryReport:
     """Creates are resolved first, so that the records name the objects that now exist;
     a pending delete naming another object than its URN's record is then an old half,
-    left for the plan."""
+    left for the plan. An adopted object's outputs are marked secret as `up` and
+    `refresh` mark them: where they hold the text of a secret the stack knows (its
+    records, its pending operations, ``known_secrets``: its secret config)."""
+    from stackwright.engine.refresh import stack_secrets
+
     report = RecoveryReport()
     rows = dict(snapshot.resources)
+    secrets = stack_secrets(snapshot, known_secrets)
+    for op in snapshot.pending:
+        secret_texts(op.inputs, secrets)
     for op in sorted(snapshot.pending, key=lambda op: op.op != "create"):
         if op.op == "create":
-            adopted = await _recover_create(op, providers, writer, calls, report, rows)
+            adopted = await _recover_create(op, providers, writer, calls, report, rows, secrets)
             if adopted is not None:
                 rows[op.urn] = adopted
         elif op.op == "delete":
@@ -57,7 +66,7 @@ async def recover(
 
 async def _recover_create(
     op: PendingOperation, providers: ProviderLookup, writer: StackWriter,
-    calls: ProviderCalls, report: RecoveryReport, rows: dict[str, ResourceState],
+    calls: ProviderCalls, report: RecoveryReport, rows: dict[str, ResourceState], secrets: set[str],
 ) -> ResourceState | None:
     handler = providers.resource(op.type)
     ctx = _context(calls, op, handler, rows)
@@ -66,8 +75,8 @@ async def _recover_create(
         writer.clear_pending(op.token)
         report.forgotten.append(op.urn)
         return None
-    outputs = wrap_secret_keys({**op.inputs, **carry_secrets(op.inputs, live.outputs)},
-                               handler.secret_keys(op.inputs))
+    returned = mark_containing(carry_secrets(op.inputs, live.outputs), secrets)
+    outputs = wrap_secret_keys({**op.inputs, **returned}, handler.secret_keys(op.inputs))
     state = ResourceState(urn=op.urn, type=op.type, id=live.id, inputs=op.inputs,
                           outputs=outputs, parent=op.parent, deps=list(op.deps))
     writer.record_resource(state, Change(op.urn, op.type, "create"), clears=op.token)

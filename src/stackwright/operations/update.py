@@ -486,7 +486,7 @@ def _recover(session: StackSession, writer: Any, options: ApplyOptions, sink: Ev
     async def run() -> RecoveryReport:
         calls = ProviderCalls(options.parallel, options.retry, sink, options.timeout)
         try:
-            return await recover(snapshot, session.providers, writer, calls)
+            return await recover(snapshot, session.providers, writer, calls, session.config_secrets())
         finally:
             calls.close()
 
