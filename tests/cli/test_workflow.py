@@ -364,6 +364,23 @@ def test_a_failing_callback_given_a_secret_records_nothing_made_of_it(project) -
         assert SECRET_CONFIG.lower() not in text.lower()
 
 
+def test_a_lookup_of_what_a_secret_was_written_into_records_it_secret(project) -> None:
+    """A data lookup reading a file another resource wrote a password into: the file's
+    content is recorded and shown secret."""
+    proj = project("""
+        password = random.Password("pw", length=20)
+        creds = local.File("creds", path="out/creds.env", content=sw.fmt("PASSWORD={}", password.result))
+        again = local.File.get("again", "out/creds.env", opts=sw.ResourceOptions(depends_on=[creds]))
+        sw.export("password", password.result)
+        sw.export("read_back", again.content)
+    """)
+    shown = [proj.ok("up", "--yes"), proj.ok("outputs"), proj.ok("state", "show", proj.urn("local:File", "again"))]
+    pw = secret_value(proj)
+    assert "read_back: [secret]" in shown[1]
+    for text in [*shown, _artifacts(proj).replace(proj.file("out/creds.env").read_text(), "")]:
+        assert pw not in text
+
+
 # --- refresh, import, rollback ---------------------------------------------------------
 
 

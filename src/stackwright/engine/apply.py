@@ -468,8 +468,10 @@ class Applier:
         live = await self.calls.run(step.urn, "read", handler.read, ctx, read_id, {}, {})
         if live is None:
             raise ProviderError(f"no {step.type} with id {read_id!r} exists")
-        outputs = wrap_secret_keys({**live.inputs, **live.outputs}, handler.secret_keys(live.inputs))
-        recorded = {**live.inputs, **{k: v for k, v in (step.inputs or {}).items() if k == handler.provider_input}}
+        # What it holds may be what another resource wrote from a secret (a file of credentials).
+        found = self._as_recorded({}, live.inputs)
+        outputs = wrap_secret_keys({**found, **self._as_recorded({}, live.outputs)}, handler.secret_keys(found))
+        recorded = {**found, **{k: v for k, v in (step.inputs or {}).items() if k == handler.provider_input}}
         state = ResourceState(urn=step.urn, type=step.type, id=live.id, inputs=recorded,
                               outputs=outputs, parent=step.parent, deps=list(step.deps),
                               retain_on_delete=True, external=True)
