@@ -233,6 +233,25 @@ def test_import_without_a_terminal_needs_yes(project) -> None:
     assert "legacy" not in proj.ok("state", "ls")
 
 
+def test_stack_rm_asks_and_without_a_terminal_needs_yes(project) -> None:
+    proj = project('local.File("site", path="site.txt", content="hello")\n')
+    proj.ok("up", "--yes")
+    proj.ok("stack", "init", "dev-alex")
+    before = proj.db_bytes()
+    err = proj.fails("stack", "rm", "dev-alex")
+    assert [line.split(":")[0].strip() for line in err.splitlines() if line.strip()] == ["error", "hint"], err
+    assert "pass --yes" in err
+    assert proj.db_bytes() == before, "nothing is removed without confirmation"
+
+    code, shown = on_terminal(proj, "stack", "rm", "--force", "dev", typed="n\n")
+    assert code == 1 and "nothing was changed" in shown, shown
+    assert "Remove stack 'dev' with its state and history? It still records 1 resource(s)" in shown
+    assert proj.db_bytes() == before
+    code, shown = on_terminal(proj, "stack", "rm", "dev-alex", typed="y\n")
+    assert code == 0 and "Removed stack 'dev-alex'" in shown, shown
+    assert [line.split()[0] for line in proj.ok("stack", "ls").splitlines()[1:]] == ["dev"]
+
+
 # --- colour --------------------------------------------------------------------------------
 
 

@@ -546,10 +546,10 @@ def test_stacks_init_ls_select_rm_with_a_per_developer_stack(applied: CliProject
     assert "invalid stack name" in applied.fails("stack", "init", "Dev Alex")
     assert "already exists" in applied.fails("stack", "init", "dev-alex")
 
-    assert "still has 3 resources" in applied.fails("stack", "rm", "dev-alex")
+    assert "still has 3 resources" in applied.fails("stack", "rm", "--yes", "dev-alex")
     applied.ok("destroy", "--yes", "--stack", "dev-alex")
     assert not applied.file("out/dev-alex/index.html").exists()
-    applied.ok("stack", "rm", "dev-alex")
+    applied.ok("stack", "rm", "-y", "dev-alex")
     assert [line.split()[0] for line in applied.ok("stack", "ls").splitlines()[1:]] == ["dev*"]
     assert applied.file("out/dev/index.html").exists()
 

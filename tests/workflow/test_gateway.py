@@ -228,7 +228,7 @@ def test_stack_rm_in_an_allowed_emergency_is_audited(root: Path) -> None:
     proj = CliProject(root)
     err = proj.fails("stack", "rm", "production", "--force")
     assert '--emergency "reason" (allowed here)' in err
-    proj.ok("stack", "rm", "production", "--force", "--emergency", REASON)
+    proj.ok("stack", "rm", "production", "--yes", "--force", "--emergency", REASON)
     assert "production" not in proj.ok("stack", "ls")
     out = proj.ok("audit", "--stack", "production").splitlines()
     assert "stack-rm" in out[-1] and "tester" in out[-1] and f"EMERGENCY: {REASON}" in out[-1]
@@ -238,7 +238,7 @@ def test_stack_rm_in_an_allowed_emergency_is_audited(root: Path) -> None:
 def test_stack_rm_of_an_unprotected_stack_is_audited(root: Path) -> None:
     proj = CliProject(root)
     proj.ok("up", "--yes", "--stack", "staging")
-    proj.ok("stack", "rm", "staging", "--force", "--as", "alice")
+    proj.ok("stack", "rm", "staging", "--yes", "--force", "--as", "alice")
     opened = open_session(load_project(root), "production", "tester")
     try:
         [event] = opened.store.events("staging", kinds=("stack-rm",))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
-from stackwright.cli.options import emergency_option, stack_option, who_option
+from stackwright.cli.options import emergency_option, stack_option, who_option, yes_option
 from stackwright.errors import ProjectError, StackwrightError
 
 
@@ -94,27 +95,42 @@ def stack_select(name: str) -> None:
 
 @stack.command("rm")
 @click.argument("name")
+@yes_option("Remove without asking.")
 @click.option("--force", is_flag=True, help="Remove even if it still records resources (they are NOT deleted).")
 @emergency_option
 @who_option
-def stack_rm(name: str, force: bool, emergency: str | None, who: str | None) -> None:
+def stack_rm(name: str, yes: bool, force: bool, emergency: str | None, who: str | None) -> None:
     """Remove stack NAME's state and history (run `destroy` first to delete its resources).
 
-    Refused in a protected environment (an emergency only where it is allowed); the
-    audit log, which stays, records the removal."""
-    from stackwright.cli.common import open_stack
+    Asks first (``--yes`` does not); refused in a protected environment (an emergency
+    only where it is allowed); the audit log, which stays, records the removal."""
+    from stackwright.cli.common import confirm_or_fail, open_stack
     from stackwright.program.project import current_stack_file
     from stackwright.workflow.gateway import ChangeRequest, change
 
     session = open_stack(name, who, open_secrets=False)
     try:
-        change(session, ChangeRequest("stack-rm", force=force, emergency=emergency), confirm=lambda prompt: True)
+        question = _removal_question(session)
+        result = change(session, ChangeRequest("stack-rm", force=force, emergency=emergency),
+                        confirm=lambda prompt: confirm_or_fail(question, yes))
     finally:
         session.close()
+    if result.cancelled:
+        click.echo("Cancelled; nothing was changed.", err=True)
+        raise SystemExit(1)
     marker = current_stack_file(session.project)
     if marker.exists() and marker.read_text().strip() == name:
         marker.unlink()
     click.echo(f"Removed stack {name!r}.")
+
+
+def _removal_question(session: Any) -> str:
+    """The prompt names what is lost: the history, and the resources it still records
+    (which stay in the cloud, no longer managed)."""
+    info = next((i for i in session.store.list_stacks() if i.name == session.stack), None)
+    count = info.resource_count if info else 0
+    kept = f" It still records {count} resource(s); they are NOT deleted." if count else ""
+    return f"Remove stack {session.stack!r} with its state and history?{kept}"
 
 
 @click.command()
