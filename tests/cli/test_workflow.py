@@ -100,6 +100,21 @@ def test_new_scaffolds_a_runnable_project(tmp_path: Path) -> None:
     assert code == 1 and "already holds a Stackwright project" in err
 
 
+def test_new_refuses_a_bad_project_name_and_writes_nothing(tmp_path: Path) -> None:
+    """The project's name goes into every URN: `new` holds it to the stack names' rule,
+    whether it comes from the folder or --name, before it writes anything."""
+    for args, error in ((("new", "Bad Name"), "invalid project name 'Bad Name'"),
+                        (("new", "dir", "--name", "bad name!"), "invalid project name 'bad name!'"),
+                        (("new", "dir", "--stack", "Dev"), "invalid stack name 'Dev'")):
+        code, out, err = run_cli(tmp_path, *args)
+        assert code == 1 and error in err, out + err
+        assert "project" not in error or "--name NAME" in err, err
+        assert list(tmp_path.iterdir()) == [], f"{args} wrote {list(tmp_path.iterdir())}"
+    code, out, err = run_cli(tmp_path, "new", "Bad Name", "--name", "good-name")
+    assert code == 0, err
+    assert "name: good-name" in (tmp_path / "Bad Name" / "stackwright.yaml").read_text()
+
+
 def test_preview_never_changes_state_or_files(basic: CliProject) -> None:
     before = basic.tree()
     for args in (("preview",), ("preview", "--diff"), ("preview", "--json"), ("preview", "--show-same")):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from stackwright.errors import ProjectError
 from stackwright.operations.session import open_store
-from stackwright.program.project import Project, check_stack_name, load_project, select_stack
+from stackwright.program.project import Project, check_project_name, check_stack_name, load_project, select_stack
 
 PROGRAM = '''"""{name}: a Stackwright program. Run `stackwright preview`, then `stackwright up`."""
 
@@ -50,8 +50,12 @@ GITIGNORE = ".stackwright/\nout/\n__pycache__/\n"
 
 
 def scaffold(directory: Path, name: str, stack: str) -> Project:
+    """A runnable project in ``directory`` with ``stack`` selected; the names are checked
+    before anything is written, so that a refused one leaves no half-made folder."""
     if (directory / "stackwright.yaml").exists():
         raise ProjectError(f"{directory} already holds a Stackwright project")
+    check_project_name(name)
+    check_stack_name(stack)
     try:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "stackwright.yaml").write_text(PROJECT_FILE.format(name=name))

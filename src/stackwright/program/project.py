@@ -15,7 +15,10 @@ from stackwright.model.context import ConfigSource
 from stackwright.program.project_files import PROJECT_SCHEMA, STACK_SCHEMA, line_index, line_of, read_checked, records_folder, shown_path
 
 PROJECT_FILE = "stackwright.yaml"
-STACK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+"""What a stack's or a project's name may be: both go into URNs (``stack::project::...``),
+``project/stack`` references, file names and the state's keys."""
+NAME_HINT = "use lower-case letters, digits, '.', '_' and '-'"
 
 
 # Every command loads this class: its methods are written, not generated (see
@@ -88,11 +91,17 @@ def load_project(root: Path) -> Project:
 
 
 def check_stack_name(name: str) -> str:
-    if not STACK_NAME.match(name):
-        raise ProjectError(
-            f"invalid stack name {name!r}",
-            hint="use lower-case letters, digits, '.', '_' and '-' (e.g. dev, staging, dev-alex)",
-        )
+    if not NAME.match(name):
+        raise ProjectError(f"invalid stack name {name!r}", hint=f"{NAME_HINT} (e.g. dev, staging, dev-alex)")
+    return name
+
+
+def check_project_name(name: str) -> str:
+    """The rule of stack names: a project's name is part of every URN and reference."""
+    if not NAME.match(name):
+        raise ProjectError(f"invalid project name {name!r}",
+                           hint=f"{NAME_HINT} (e.g. shop, billing-api); `stackwright new DIR --name NAME` "
+                           "names the project apart from its folder")
     return name
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_record
 from stackwright.errors import ProjectError
-from stackwright.program.project import PROJECT_FILE, STACK_NAME, Project, load_project
+from stackwright.program.project import NAME, NAME_HINT, PROJECT_FILE, Project, load_project
 from stackwright.program.project_files import (
     WORKSPACE_SCHEMA, Loc, check, line_index, parse_yaml, records_folder, shown_path,
 )
@@ -286,9 +286,9 @@ def _stacks(shown: str, lines: dict[Loc, int], project: str, where: Loc,
         if isinstance(item, dict):
             name = item["name"]
             depends = _dependencies(lines, (*where, i, "depends_on"), item.get("depends_on", []))
-        if not STACK_NAME.match(name.strip()):
+        if not NAME.match(name.strip()):
             raise ProjectError(f"invalid stack name {name!r}", file=shown, line=lines[(*where, i)],
-                               hint="use lower-case letters, digits, '.', '_' and '-'")
+                               hint=NAME_HINT)
         out.append(StackEntry(project, name.strip(), lines[(*where, i)], depends))
     return tuple(out)
 
