@@ -33,6 +33,7 @@ from stackwright.state.records import Checkpoint, Event, ResourceState, StackInf
 from stackwright.state.store import StateStore
 from stackwright.workflow import approvals
 from stackwright.workflow.environments import environment_for, environment_name
+from stackwright.workflow.plan_file import NEW_STACK_KEY
 
 APPLY_KINDS = ("up", "apply", "destroy", "rollback")
 """Events that apply a plan to a stack: the "last apply" of the stacks page."""
@@ -198,7 +199,7 @@ def stack_summaries(site: Site, only: str | None = None) -> list[StackSummary]:
         digest = program_digest(project, site.workspace.python_path if site.workspace else None) if infos else ""
         for info in infos:
             mine = events.get(info.name, [])
-            waiting = sum(1 for p in _pending(project, info, mine) if p.waiting)
+            waiting = sum(1 for p in _pending(project, info.name, info, mine) if p.waiting)
             out.append(_summary(project, info, mine, waiting, digest,
                                 site.depends.get(f"{project.name}/{info.name}", ())))
     return out
@@ -313,6 +314,9 @@ class PendingPlan:
     """Approvals still needed."""
     waiting: bool
     """Missing approvals, and neither rejected nor stale: a reviewer's turn."""
+    new_stack: bool = False
+    """Made for a stack the state did not have yet (``run plan --out-dir``): its apply
+    creates the stack."""
 
     @property
     def short(self) -> str:
@@ -320,38 +324,55 @@ class PendingPlan:
 
 
 def pending_plans(site: Site) -> list[PendingPlan]:
-    """Every plan not applied yet, on every stack, newest first."""
+    """Every plan not applied yet, on every stack, newest first; with the plans made for
+    a stack the state does not have yet. The store is read again at each call, so that
+    a stack or a plan made since `serve` started is there."""
     out: list[PendingPlan] = []
     for project in site.projects:
         with reading(project) as store:
             infos = {i.name: i for i in store.list_stacks()}
             events = _by_stack(store.events(kinds=(*REVIEW_KINDS, "apply")))
         for name, mine in events.items():
-            if name in infos:
-                out += _pending(project, infos[name], mine)
+            out += _pending(project, name, infos.get(name), mine)
     return sorted(out, key=lambda p: p.at, reverse=True)
 
 
-def _pending(project: Project, info: StackInfo, events: list[Event]) -> list[PendingPlan]:
+def _pending(project: Project, stack: str, info: StackInfo | None, events: list[Event]) -> list[PendingPlan]:
+    """The stack's plans not applied yet; for a stack not in the state (``info`` None),
+    only those made to create it: a plan of a removed stack can never be applied."""
     applied = {e.data.get("plan_hash") for e in events if e.kind == "apply"}
-    plans = [e for e in events if e.kind == approvals.PLAN and e.data.get("plan_hash") not in applied]
+    plans = [e for e in events if e.kind == approvals.PLAN and e.data.get("plan_hash") not in applied
+             and (info is not None or e.data.get(NEW_STACK_KEY) is True)]
     if not plans:
         return []
-    env = environment_for(project, info.name)
+    env = environment_for(project, stack)
     reviews = [e for e in events if e.kind in (approvals.APPROVE, approvals.REJECT)]
-    return [_pending_plan(project, info, env, made, reviews) for made in plans]
+    return [_pending_plan(project, stack, info, env, made, reviews) for made in plans]
 
 
-def _pending_plan(project: Project, info: StackInfo, env: Any, made: Event, reviews: list[Event]) -> PendingPlan:
+def _pending_plan(project: Project, stack: str, info: StackInfo | None, env: Any, made: Event,
+                  reviews: list[Event]) -> PendingPlan:
     plan_hash = str(made.data.get("plan_hash"))
     judged = approvals.judge(project, env, made, [r for r in reviews if r.data.get("plan_hash") == plan_hash],
                              plan_hash)
     rejected_by = judged.rejection.who if judged.rejection else None
-    stale = made.data.get("base_serial") != info.serial
-    return PendingPlan(project.name, info.name, plan_hash, made.who, made.at, dict(made.data.get("counts") or {}),
+    stale = _stale(made, info)
+    return PendingPlan(project.name, stack, plan_hash, made.who, made.at, dict(made.data.get("counts") or {}),
                        str(made.data.get("path") or ""), env.name, judged.approved_by, judged.needed,
                        judged.uncounted, rejected_by, stale, judged.missing,
-                       judged.missing > 0 and rejected_by is None and not stale)
+                       judged.missing > 0 and rejected_by is None and not stale,
+                       made.data.get(NEW_STACK_KEY) is True)
+
+
+def _stale(made: Event, info: StackInfo | None) -> bool:
+    """Applying the plan will be refused because the stack is not the one it was made
+    against: it moved on, or it is another incarnation (removed and made again, or, for
+    a plan made to create it, created some other way). A plan for a new stack is current
+    while the stack does not exist."""
+    if info is None:
+        return False
+    lineage = made.data.get("lineage")
+    return made.data.get("base_serial") != info.serial or (lineage is not None and lineage != info.lineage)
 
 
 def find_plan(site: Site, plan_hash: str) -> PendingPlan:
@@ -609,7 +630,8 @@ def review(site: Site, plan_hash: str, who: str, auth: str, *, approve: bool, co
     from stackwright.workflow.plan_file import check_target, read_plan_file
 
     pending = find_plan(site, plan_hash)
-    session = open_session(site.project(pending.project), pending.stack, who=who, open_secrets=False)
+    session = open_session(site.project(pending.project), pending.stack, who=who, open_secrets=False,
+                           may_be_new=pending.new_stack)
     try:
         session.store.use_cipher(MaskedCipher())
         if Path(pending.path).is_file():
@@ -666,7 +688,7 @@ def _stack_metrics(project: Project, info: StackInfo, events: list[Event]) -> St
         elif event.kind == approvals.PLAN and isinstance(data.get("preview_seconds"), (int, float)):
             figures.preview_seconds.append(float(data["preview_seconds"]))
     figures.drifted = _drift(events).drifted or 0
-    figures.waiting = sum(1 for p in _pending(project, info, events) if p.waiting)
+    figures.waiting = sum(1 for p in _pending(project, info.name, info, events) if p.waiting)
     return figures
 
 

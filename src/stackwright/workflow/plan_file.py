@@ -286,7 +286,7 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
     session.store.record_event(session.stack, approvals.PLAN, session.who, {
         "plan_hash": document[HASH_KEY], "program_digest": plan.program_digest,
         "config_digest": plan.config_digest,
-        "base_serial": plan.base_serial, "counts": plan.counts(), "path": str(path),
+        "base_serial": plan.base_serial, "lineage": plan.lineage, "counts": plan.counts(), "path": str(path),
         "environment": document["environment"], "advisories": len(violations),
         "preview_seconds": preview_seconds, **({NEW_STACK_KEY: True} if new else {}),
         **approvals.author_signature(session, document[HASH_KEY], key),
