@@ -193,45 +193,6 @@ def test_when_the_attempt_cannot_be_recorded_the_error_comes_first_and_a_note_sa
     assert lines[-1].endswith("the audit log is full")
 
 
-WORKSPACE = """\
-projects:
-  - path: alpha
-    stacks: [dev, prod]
-  - path: beta
-    depends_on: ["alpha/{stack}"]
-    stacks: [dev, prod]
-"""
-
-ALPHA = """\
-import stackwright as sw
-from stackwright.providers import local
-
-local.File("marker", path=f"out/{sw.get_stack()}.txt", content="alpha")
-sw.export("name", "alpha")
-"""
-
-BETA = """\
-import stackwright as sw
-from stackwright.providers import local
-
-alpha = sw.StackReference(f"alpha/{sw.get_stack()}")
-local.File("marker", path=f"out/{sw.get_stack()}.txt", content=sw.fmt("beta after {}", alpha.output("name")))
-raise RuntimeError("beta is broken")
-"""
-
-
-def workspace(root: Path) -> Path:
-    root.mkdir()
-    (root / "stackwright-workspace.yaml").write_text(WORKSPACE)
-    for name, program in (("alpha", ALPHA), ("beta", BETA)):
-        (root / name / "stacks").mkdir(parents=True)
-        (root / name / "stackwright.yaml").write_text(f"name: {name}\n")
-        (root / name / "__main__.py").write_text(program)
-        for stack in ("dev", "prod"):
-            (root / name / "stacks" / f"{stack}.yaml").write_text("config: {}\n")
-    return root
-
-
 def run_attempts(root: Path, project: str) -> list[tuple[str, str, str]]:
     code, out, err = run_cli(root / project, "audit", "--json", env=cli_env())
     assert code == 0, err
@@ -240,7 +201,9 @@ def run_attempts(root: Path, project: str) -> list[tuple[str, str, str]]:
 
 
 def test_run_up_audits_each_stack_that_stopped_before_applying(tmp_path: Path) -> None:
-    root = workspace(tmp_path / "ws")
+    from workflow.test_workspace_inprocess import write_workspace
+
+    root = write_workspace(tmp_path / "ws")  # beta/{stack} reads alpha/{stack}
     (root / "alpha" / "policies").mkdir()
     (root / "alpha" / "policies" / "guard.py").write_text(NO_CREATES)
     code, out, err = run_cli(root, "run", "up", "--all", "--yes")
@@ -248,6 +211,8 @@ def test_run_up_audits_each_stack_that_stopped_before_applying(tmp_path: Path) -
     assert sorted(run_attempts(root, "alpha")) == [("dev", "up", "policy"), ("prod", "up", "policy")]
     assert run_attempts(root, "beta") == [], "skipped, never attempted"
     (root / "alpha" / "policies" / "guard.py").unlink()
+    with (root / "beta" / "__main__.py").open("a") as program:
+        program.write('raise RuntimeError("beta is broken")\n')
     code, out, err = run_cli(root, "run", "up", "--all", "--yes")
     assert code == 1 and "beta is broken" in out + err
     assert len(run_attempts(root, "alpha")) == 2, "alpha applied this time"
