@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ import pytest
 import yaml
 
 PROJECT_NAME = "proj"
+_UNAUDITED = {"events": "WHERE kind != 'attempt' ORDER BY id", "sqlite_sequence": "WHERE name != 'events'"}
+"""``state_rows``: the rows of each table left out (failed attempts), in a stable order."""
 HEADER = "import stackwright as sw\nfrom stackwright.providers import local, random\n"
 
 
@@ -105,6 +109,27 @@ class CliProject:
 
     def db_bytes(self) -> bytes:
         return self.db.read_bytes()
+
+    def state_rows(self) -> Any:
+        """What "nothing changed" compares now that a change that fails is audited: every
+        row of every table of the state file but the audit events of failed attempts
+        (and the counter that numbers events); the bytes of a file that is no database."""
+        try:
+            with closing(sqlite3.connect(self.db)) as conn:
+                tables = [row[0] for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+                return {table: conn.execute(f"SELECT * FROM {table} {_UNAUDITED.get(table, '')}").fetchall()
+                        for table in tables}
+        except sqlite3.DatabaseError:
+            return self.db_bytes()
+
+    def attempts(self) -> int:
+        """How many failed attempts the state file's audit log records."""
+        try:
+            with closing(sqlite3.connect(self.db)) as conn:
+                return int(conn.execute("SELECT count(*) FROM events WHERE kind = 'attempt'").fetchone()[0])
+        except sqlite3.DatabaseError:
+            return 0
 
     def tree(self) -> dict[str, str]:
         """Every file under the project (state files included) and a hash of its bytes;

@@ -11,12 +11,13 @@ def test_an_alias_string_that_is_not_a_urn_is_an_error_naming_the_line(project) 
     proj.ok("up", "--yes")
     proj.write_program('b = local.File("b2", path="b.txt", content="b",\n'
                        '                 opts=sw.ResourceOptions(aliases=["b"]))  # renamed\n')
-    before = proj.db_bytes()
+    before = proj.state_rows()
     for command in (("preview",), ("up", "--yes")):
         err = proj.fails(*command)
         assert f"__main__.py:{proj.line_of('b = local.File')}" in err
         assert "alias 'b' is not a URN" in err and "sw.Alias(name='b')" in err
-    assert proj.db_bytes() == before and proj.file("b.txt").read_text() == "b"
+    assert proj.state_rows() == before and proj.file("b.txt").read_text() == "b"
+    assert proj.attempts() == 1, "the refused `up`, audited"
 
 
 def test_a_full_urn_alias_still_renames(project) -> None:

@@ -1,7 +1,8 @@
 """Bad input through the real command: a short clear error, exit 1, and nothing changed.
 
 Every case starts from an applied stack, so "nothing changed" is checked against a
-state file that has content: its bytes must be identical afterwards.
+state file that has content: every row must be identical afterwards, but the audit
+log's record of the failed attempt a refused change adds (a preview adds none).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ def applied(project) -> CliProject:
 
 def refused(proj: CliProject, *args: str) -> str:
     """Run ``args`` (default: preview, then up --yes); require a one- or two-line error
-    on stderr, exit 1, nothing on stdout, and the state file's bytes unchanged.
-    Returns the error of the last run."""
-    before = proj.db_bytes()
+    on stderr, exit 1, nothing on stdout, and the state file unchanged but for the
+    failed attempt of the default `up` (``args`` here change nothing or cannot open the
+    stack). Returns the error of the last run."""
+    before, attempts = proj.state_rows(), proj.attempts()
     files = proj.file("base.txt").read_text()
     runs = [args] if args else [("preview",), ("up", "--yes")]
     err = ""
@@ -45,7 +47,8 @@ def refused(proj: CliProject, *args: str) -> str:
         assert lines[0].startswith("error: ")
         if len(lines) == 2:
             assert lines[1].startswith("  hint: ")
-    assert proj.db_bytes() == before
+    assert proj.state_rows() == before
+    assert proj.attempts() == attempts + (0 if args else 1)
     assert proj.file("base.txt").read_text() == files
     return err
 
@@ -191,15 +194,16 @@ def test_lock_held_by_another_process(applied: CliProject) -> None:
                                            host=socket.gethostname(), acquired_at=time.time(),
                                            operation="up"))
     applied.write_program(GOOD.replace('content="base"', 'content="changed"'))
-    before = applied.db_bytes()
+    before = applied.state_rows()
     code, out, err = applied.run("up", "--yes")  # shows the plan (confirmed before the lock), then fails
-    assert code == 1 and "1 to update" in out and applied.db_bytes() == before
+    assert code == 1 and "1 to update" in out and applied.state_rows() == before
     assert applied.file("base.txt").read_text() == "base"
     assert (f"error: stack 'dev' is locked by alex@example.com (pid {os.getpid()} on "
             f"{socket.gethostname()}), running 'up'") in err
     assert "stackwright unlock" in err
     code, out, err = applied.run("destroy", "--yes")
-    assert code == 1 and "is locked by alex@example.com" in err and applied.db_bytes() == before
+    assert code == 1 and "is locked by alex@example.com" in err and applied.state_rows() == before
+    assert applied.attempts() == 2, "both audited as stopped at the lock"
     err = refused(applied, "unlock")
     assert "may still be running" in err and "unlock --force" in err
 

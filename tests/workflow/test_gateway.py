@@ -26,7 +26,7 @@ from stackwright.program.project import load_project
 from stackwright.state.records import LockInfo
 from stackwright.workflow import approvals
 from stackwright.workflow.gate import GateClosed
-from stackwright.workflow.gateway import ChangeRequest, ProtectedEnvironment, Prompt, change
+from stackwright.workflow.gateway import ChangeRequest, ProtectedEnvironment, Prompt, attempted, change
 from stackwright.workflow.pause import prepare_pause, prepare_resume
 from stackwright.workflow.policies import PolicyError
 
@@ -157,6 +157,22 @@ def test_every_changing_kind_is_refused_in_a_protected_environment(root: Path, k
     assert "stackwright plan --out FILE" in message and "stackwright apply FILE" in message
     assert "--emergency" not in message, "not offered where the environment does not allow it"
     assert recorded(root) == before, "nothing changed, not even the stack file"
+    [attempt] = [row for row in events(root) if row.kind == "attempt"]
+    assert (attempt.who, attempt.data["stage"], attempt.data["error"]) == ("tester", "protection", message)
+    assert attempt.data["command"] == {"state-rm": "state rm", "refresh": "refresh --yes", "pause": "env pause",
+                                       "resume": "env resume"}.get(kind, kind)
+
+
+def test_a_failure_is_not_recorded_for_a_stack_that_does_not_exist(root: Path) -> None:
+    """A saved plan for a new stack may be refused before its apply creates the stack:
+    nothing is written then, no stack, no event."""
+    opened = open_session(load_project(root), "ghost", "tester", may_be_new=True)
+    try:
+        with pytest.raises(PlanError, match="refused"), attempted(opened, ChangeRequest("apply")):
+            raise PlanError("refused")
+        assert not opened.store.stack_exists("ghost") and opened.store.events("ghost") == []
+    finally:
+        opened.close()
 
 
 def test_a_plan_that_changes_nothing_is_refused_too(root: Path) -> None:
@@ -220,7 +236,10 @@ def test_stack_rm_of_a_protected_stack_is_refused_from_the_command_line(root: Pa
                     "stackwright.yaml") in err
     assert recorded(root) == before
     assert "production" in proj.ok("stack", "ls")
-    assert [r.kind for r in events(root)] == ["up", "up"]
+    rows = events(root)
+    assert [r.kind for r in rows] == ["up", "up", "attempt", "attempt", "attempt"], "each refusal, audited"
+    assert {(r.data["command"], r.data["stage"], r.who) for r in rows[2:]} == {("stack rm", "protection", "tester")}
+    assert rows[-1].data["emergency"] == REASON
 
 
 def test_stack_rm_in_an_allowed_emergency_is_audited(root: Path) -> None:

@@ -410,10 +410,13 @@ def test_production_needs_an_approval_from_someone_else(proj: CliProject) -> Non
     assert proj.file("out/production/index.html").read_text() == "<h1>hello production</h1>welcome"
 
     rows = audit(proj, "production")
-    assert [(r["kind"], r["who"]) for r in rows] == [("plan", "tester"), ("approve", "bob"), ("apply", "tester")]
+    assert [(r["kind"], r["who"]) for r in rows] == [
+        ("plan", "tester"), ("attempt", "tester"), ("approve", "bob"), ("apply", "tester")]
     assert all(r["plan_hash"] == digest for r in rows)
-    assert rows[1]["detail"].startswith("[signed SHA256:") and rows[1]["detail"].endswith("] looks right")
-    assert rows[2]["data"]["approved_by"] == ["bob"]
+    assert rows[1]["detail"].startswith("apply FAILED before applying (at approval): environment 'production' "
+                                        "needs 1 approval(s)")
+    assert rows[2]["detail"].startswith("[signed SHA256:") and rows[2]["detail"].endswith("] looks right")
+    assert rows[3]["data"]["approved_by"] == ["bob"]
 
 
 def test_identity_comes_from_the_environment(proj: CliProject) -> None:

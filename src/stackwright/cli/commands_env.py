@@ -60,7 +60,7 @@ def pause(stack_name: str, yes: bool, show_diff: bool, who: str | None, emergenc
     from stackwright.workflow.pause import prepare_pause
 
     project = _project(stack_name)
-    _carry_out(prepare_pause(project, stack_name, who), yes, show_diff, emergency)
+    _carry_out(prepare_pause(project, stack_name, who, emergency), yes, show_diff, emergency)
 
 
 @env.command("resume")
@@ -74,7 +74,7 @@ def resume(stack_name: str, yes: bool, show_diff: bool, who: str | None, emergen
     from stackwright.workflow.pause import prepare_resume
 
     project = _project(stack_name)
-    _carry_out(prepare_resume(project, stack_name, who), yes, show_diff, emergency)
+    _carry_out(prepare_resume(project, stack_name, who, emergency), yes, show_diff, emergency)
 
 
 def _project(stack_name: str) -> Any:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from stackwright.cli.common import confirm_or_fail, echo_json, echo_lines, open_stack
 from stackwright.cli.options import emergency_option, json_option, stack_option, yes_option
+
+if TYPE_CHECKING:
+    from stackwright.operations.session import StackSession
+    from stackwright.state.records import Event
 
 
 def register(cli: click.Group) -> None:
@@ -50,16 +55,38 @@ def history(ctx: click.Context, stack_name: str | None, who: str | None, as_json
     session = open_stack(stack_name, who)
     try:
         checkpoints = session.store.history(session.stack)
+        attempts = [] if as_json else _failed_attempts(session)
     finally:
         session.close()
     if as_json:
         from stackwright.workflow.json_views import history_view
 
         echo_json(history_view(session.stack, checkpoints))
-    elif not checkpoints:
+        return
+    if not checkpoints:
         click.echo("No checkpoints yet.")
     else:
         print_history(checkpoints)
+    if attempts:  # on stderr: stdout stays the table, whose last line is the last checkpoint
+        click.echo(_attempts_line(session.stack, attempts), err=True)
+
+
+def _failed_attempts(session: StackSession) -> list[Event]:
+    """Changes that stopped before applying: they made no checkpoint, and history
+    points to the audit log, which records them."""
+    from stackwright.workflow.approvals import ATTEMPT
+
+    return session.store.events(session.stack, kinds=(ATTEMPT,))
+
+
+def _attempts_line(stack: str, attempts: list[Event]) -> str:
+    from stackwright.cli.render import when
+
+    last = attempts[-1]
+    return click.style(
+        f"{len(attempts)} attempt(s) to change stack {stack} failed before applying anything and made no "
+        f"checkpoint (the last: `{last.data.get('command')}` stopped at {last.data.get('stage')} on "
+        f"{when(last.at)} by {last.who}); `stackwright audit` lists them.", fg="yellow")
 
 
 @history.command("show")

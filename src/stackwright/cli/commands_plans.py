@@ -198,7 +198,8 @@ def _review(stack_name: str | None, who: str | None, file: Path, comment: str, *
 @click.option("-s", "--stack", "stack_name", metavar="STACK", help="Only this stack (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the events as JSON.")
 def audit(stack_name: str | None, as_json: bool) -> None:
-    """Plans, approvals, rejections and applies: when, who, which plan, what came of it."""
+    """Plans, approvals, rejections, applies and changes that failed before applying: when,
+    who, which plan, what came of it."""
     from stackwright.cli.render import when
     from stackwright.operations.session import open_store
     from stackwright.program.project import find_project
@@ -213,7 +214,7 @@ def audit(stack_name: str | None, as_json: bool) -> None:
         click.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return
     if not rows:
-        click.echo("No plans, approvals or applies recorded yet.")
+        click.echo("No plans, approvals, applies or failed attempts recorded yet.")
         return
     for r in rows:
         click.echo(f"{when(r.at)}  {r.stack:<12} {r.kind:<8} {r.who:<24} "

@@ -376,7 +376,8 @@ def _result_lines(result: StackResult, action: str, show_diff: bool) -> list[str
     if result.error is not None:
         error = result.error
         headline = click.style("error: ", fg="red", bold=True) + error.headline()
-        return [headline] + ([f"  hint: {error.hint}"] if error.hint else [])
+        return ([headline] + ([f"  hint: {error.hint}"] if error.hint else [])
+                + [f"  note: {note}" for note in getattr(error, "__notes__", ())])
     lines: list[str] = []
     if result.new:
         lines.append(f"Stack {result.ref} is not initialized yet"

@@ -121,14 +121,17 @@ def _main() -> None:
 
 def _fail(exc: Exception, headline: str, hint: str | None, status: int = 1) -> None:
     """The error in one or two lines (the traceback first with --debug, and then no
-    advice to run with --debug); exit ``status``: 1, or click's 2 for a command line it
-    could not parse."""
+    advice to run with --debug), then its notes (what went wrong besides, such as
+    recording it); exit ``status``: 1, or click's 2 for a command line it could not
+    parse."""
     if _debug_requested():
         _print_traceback(exc)
         hint = _without_debug_advice(hint)
     click.echo(click.style("error: ", fg="red", bold=True) + headline, err=True, color=colour())
     if hint:
         click.echo(f"  hint: {hint}", err=True)
+    for note in getattr(exc, "__notes__", ()):
+        click.echo(f"  note: {note}", err=True)
     sys.exit(status)
 
 

@@ -28,6 +28,11 @@ class EventSink:
     def state_persisted(self, urn: str) -> None:
         """The outcome of a step is durably recorded."""
 
+    def apply_started(self) -> None:
+        """The plan was confirmed and planned again under the stack's lock: applying it
+        starts now, and from here on its checkpoint records what happens (a failure
+        before this applied none of the plan)."""
+
     def apply_finished(self) -> None:
         """The walk is over; listeners drawing live displays stop here."""
 
@@ -63,6 +68,9 @@ class MaskingSink(EventSink):
 
     def state_persisted(self, urn: str) -> None:
         self.inner.state_persisted(urn)
+
+    def apply_started(self) -> None:
+        self.inner.apply_started()
 
     def apply_finished(self) -> None:
         self.inner.apply_finished()

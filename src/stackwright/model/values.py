@@ -189,6 +189,12 @@ def mask_text(text: str, secrets: set[str] | frozenset[str]) -> str:
     return text
 
 
+def mask_message(text: str, secrets: set[str] | frozenset[str]) -> str:
+    """``text`` (an exception's message) with every secret masked as written and as
+    ``repr`` escapes it: a message often quotes the value it refused."""
+    return mask_text(text, {*secrets, *(repr(plain)[1:-1] for plain in secrets)})
+
+
 def remark_secrets(original: Any, changed: Any) -> Any:
     """``changed`` (``original`` revealed, then normalised by a provider) with the
     secrets of ``original`` marked again where they were, at any depth. Where the two

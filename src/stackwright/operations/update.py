@@ -327,6 +327,7 @@ def _locked_update(
         outcome.plan = plan
         del proposed  # the plan confirmed is the plan now: one copy in memory while applying
         audit = {"plan_digest": plan.digest(), **(extra or {})}  # taken before apply starts
+        sink.apply_started()
         if not plan.has_changes:
             outcome.checkpoint = writer.finish("succeeded", None)
             # Audited too: the staging gate needs to know this program is in place.

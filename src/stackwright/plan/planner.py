@@ -14,7 +14,7 @@ from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import HOLDS_SECRET, HOLDS_UNKNOWN, resolve_marking, resolve_value
 from stackwright.model.resource import Resource, urn_name, urn_parts
 from stackwright.model.values import (
-    UNKNOWN, Secret, is_plain, is_unknown, mask_text, masked, remark_secrets, reveal, secret_texts, to_json,
+    UNKNOWN, Secret, is_plain, is_unknown, mask_message, masked, remark_secrets, reveal, secret_texts, to_json,
 )
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.plan.links import LinkEdge, link_edges, with_links
@@ -328,10 +328,9 @@ def _mask_error(exc: StackwrightError, secrets: set[str]) -> None:
     """A provider checked revealed inputs and may quote a value it refused (a
     CloudFormation parameter outside its AllowedPattern): no secret in its words, as
     written or as ``repr`` escapes it."""
-    secrets |= {repr(text)[1:-1] for text in secrets}
-    exc.message = mask_text(exc.message, secrets)
+    exc.message = mask_message(exc.message, secrets)
     exc.args = (exc.message,)
-    exc.hint = mask_text(exc.hint, secrets) if exc.hint else exc.hint
+    exc.hint = mask_message(exc.hint, secrets) if exc.hint else exc.hint
     exc.__cause__ = exc.__context__ = None
 
 

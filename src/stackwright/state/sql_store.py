@@ -234,6 +234,10 @@ class SqlStateStore:
         self._db = db
         self._closed = False
 
+    @property
+    def read_only(self) -> bool:
+        return self._db.read_only
+
     def together(self) -> AbstractContextManager[Any]:
         """Every write inside commits in one transaction, when the block ends."""
         return self._db.write()

@@ -63,6 +63,10 @@ class StackWriter(Protocol):
 
 
 class StateStore(Protocol):
+    @property
+    def read_only(self) -> bool:
+        """Opened read-only: every write (and so every lock) is refused."""
+
     def use_cipher(self, cipher: SecretCipher) -> None:
         """Seal secret values with ``cipher`` (every secret, at any depth, in resources,
         pending operations, outputs, checkpoints and events) and open them with it."""

@@ -32,8 +32,13 @@ from stackwright.workflow import signing
 from stackwright.workflow.environments import Environment, environment_for, groups, may_approve
 
 PLAN, APPROVE, REJECT, APPLY = "plan", "approve", "reject", "apply"
-AUDITED = (PLAN, APPROVE, REJECT, APPLY, "up", "destroy", "rollback", "import", "refresh", "state-rm", "stack-rm")
-"""Event kinds `audit` lists: saved plans and their reviews, every apply and state edit."""
+ATTEMPT = "attempt"
+"""A change that failed or was refused before it applied anything (``gateway``): it
+made no checkpoint, so this event is all that is left of it."""
+AUDITED = (PLAN, APPROVE, REJECT, APPLY, "up", "destroy", "rollback", "import", "refresh", "state-rm", "stack-rm",
+           ATTEMPT)
+"""Event kinds `audit` lists: saved plans and their reviews, every apply and state edit,
+and every change that stopped before applying."""
 SHORT = 12
 """Hex digits of a plan hash shown to people: enough to tell plans apart."""
 SIGNED, CLAIMED, GITHUB, WEB = "signed", "claimed", "github", "web"
@@ -430,6 +435,8 @@ def _detail(event: Event) -> str:
         counts = data.get("counts") or {}
         summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no changes"
         return f"{summary} -> {data.get('path', '')}"
+    if event.kind == ATTEMPT:
+        return attempt_text(data)
     result = str(data.get("result", ""))
     checkpoint = data.get("checkpoint")
     text = f"{result} (checkpoint {checkpoint})" if checkpoint else result
@@ -437,6 +444,15 @@ def _detail(event: Event) -> str:
         text += f" {data['urn']}"
     if event.kind == "stack-rm":
         text += f", state and history removed ({data.get('resources', 0)} resource(s) forgotten)"
+    if data.get("emergency") is not None:
+        text += f" EMERGENCY: {data['emergency']}"
+    return text
+
+
+def attempt_text(data: dict[str, Any]) -> str:
+    """``up FAILED before applying (at program): <error>``: the command, where it
+    stopped and why, and an emergency's reason."""
+    text = f"{data.get('command', '?')} FAILED before applying (at {data.get('stage', '?')}): {data.get('error', '')}"
     if data.get("emergency") is not None:
         text += f" EMERGENCY: {data['emergency']}"
     return text

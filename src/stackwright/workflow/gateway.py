@@ -20,19 +20,25 @@ sequence for every kind of change:
 6. apply, and record: a checkpoint and an audit event naming who, the plan digest
    and, for an emergency, the reason.
 
+A change that fails or is refused before its apply starts — at any of these steps, or
+while the program runs or the plan is made — is recorded too: one ``attempt`` event
+naming the command, who, the step it stopped at and the error (secrets masked), with no
+checkpoint and no change of the state's serial (``attempted``).
+
 The CLI turns arguments into a request and the result into text; nothing in this
 sequence lives only there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_record
 from stackwright.engine.apply import ApplyOptions
-from stackwright.engine.events import EventSink
+from stackwright.engine.events import EventSink, MaskingSink
 from stackwright.errors import StackwrightError
 from stackwright.operations.session import StackSession
 from stackwright.operations.update import UpdateOutcome
@@ -176,16 +182,18 @@ def change(session: StackSession | None, request: ChangeRequest, *, confirm: Con
     edit opens the stack once the edited file is written. ``desired``: for ``up``, the
     program's graph from a run of it that this change follows at once (a sharded run
     runs it when it claims the stack), instead of running it again."""
-    events = sink if sink is not None else EventSink()
-    if request.kind in ("pause", "resume"):
-        return _config_edit(request, confirm, events, refused)
-    if session is None:
-        raise StackwrightError(f"{request.kind} needs an open stack")
-    if request.kind in STATE_EDITS:
-        return _state_edit(session, request, confirm, events)
-    if request.kind == "apply":
-        return _apply_saved(session, request, confirm, events)
-    return _planned(session, request, confirm, events, refused, desired)
+    with attempted(session, request) as attempt:
+        events = attempt.watch(sink if sink is not None else EventSink())
+        confirm = attempt.asking(confirm)
+        if request.kind in ("pause", "resume"):
+            return _config_edit(request, confirm, events, refused, attempt)
+        if session is None:
+            raise StackwrightError(f"{request.kind} needs an open stack")
+        if request.kind in STATE_EDITS:
+            return _state_edit(session, request, confirm, events, attempt)
+        if request.kind == "apply":
+            return _apply_saved(session, request, confirm, events)
+        return _planned(session, request, confirm, events, refused, desired, attempt)
 
 
 # --- the checks -------------------------------------------------------------------------
@@ -195,13 +203,17 @@ class Judge:
     """The check every plan-applying kind runs on the plan it would apply, before the
     prompt: policies, then protection. Keeps the violations for the prompt."""
 
-    def __init__(self, session: StackSession, request: ChangeRequest, refused: Refused | None) -> None:
+    def __init__(self, session: StackSession, request: ChangeRequest, refused: Refused | None,
+                 attempt: Attempt | None = None) -> None:
         self.session = session
         self.request = request
         self.refused = refused
+        self.attempt = attempt
         self.violations: list[Violation] = []
 
     def __call__(self, plan: Plan) -> None:
+        if self.attempt is not None:
+            self.attempt.plan = plan
         if not plan.has_changes:
             require_unprotected(self.session, self.request)
             return
@@ -261,13 +273,14 @@ def _confirmed(request: ChangeRequest, confirm: Confirm, judge: Judge) -> Callab
 
 
 def _planned(session: StackSession, request: ChangeRequest, confirm: Confirm, sink: EventSink,
-             refused: Refused | None, desired: DesiredGraph | None = None) -> ChangeResult:
+             refused: Refused | None, desired: DesiredGraph | None = None,
+             attempt: Attempt | None = None) -> ChangeResult:
     from stackwright.operations.update import destroy, up
     from stackwright.workflow.gate import check_gate
 
     if request.kind == "up":
         check_gate(session)
-    judge = Judge(session, request, refused)
+    judge = Judge(session, request, refused, attempt)
     common: dict[str, Any] = {"options": ApplyOptions(parallel=request.parallel), "sink": sink,
                               "confirm": _confirmed(request, confirm, judge), "check": judge,
                               "audit": _audit(request)}
@@ -300,7 +313,7 @@ def _apply_saved(session: StackSession, request: ChangeRequest, confirm: Confirm
 
 
 def _config_edit(request: ChangeRequest, confirm: Confirm, sink: EventSink,
-                 refused: Refused | None) -> ChangeResult:
+                 refused: Refused | None, attempt: Attempt | None = None) -> ChangeResult:
     """Pause or resume: the edit was prepared (and the gate checked); the apply of the
     edited config is judged like `up`, and a refusal puts the file back."""
     from stackwright.workflow.pause import carry_out
@@ -310,7 +323,7 @@ def _config_edit(request: ChangeRequest, confirm: Confirm, sink: EventSink,
     judges: list[Judge] = []
 
     def judge_for(session: StackSession) -> Judge:
-        judges.append(Judge(session, request, refused))
+        judges.append(Judge(session, request, refused, attempt))
         return judges[-1]
 
     def confirmed(plan: Plan) -> bool:
@@ -326,7 +339,7 @@ def _config_edit(request: ChangeRequest, confirm: Confirm, sink: EventSink,
 
 
 def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
-                sink: EventSink) -> ChangeResult:
+                sink: EventSink, attempt: Attempt | None = None) -> ChangeResult:
     """``import``, ``refresh --yes``, ``state rm`` and ``stack rm``: protection, the
     prompt (for ``import`` after reading the object, to show what will be recorded),
     then the edit (under the stack's lock, taken by the operation, but for ``stack rm``,
@@ -337,7 +350,9 @@ def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
         if not confirm(Prompt(request, None)):
             result.cancelled = True
             return result
-        _record(session, request, result, _remove_stack(session, request))
+        removed = _remove_stack(session, request)
+        _done(attempt)
+        _record(session, request, result, removed)
         return result
     candidate = _read_import(session, request) if request.kind == "import" else None
     if not confirm(Prompt(request, None, imported=candidate)):
@@ -355,6 +370,7 @@ def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
         result.checkpoint = result.refreshed.checkpoint.number if result.refreshed.checkpoint else None
     else:
         result.checkpoint = _forget(session, request)
+    _done(attempt)
     _record(session, request, result)
     return result
 
@@ -397,3 +413,174 @@ def _record(session: StackSession, request: ChangeRequest, result: ChangeResult,
     if result.refreshed is not None:
         data["drifted"] = sum(1 for d in result.refreshed.result.drift if d.kind != "outputs")
     session.store.record_event(session.stack, request.kind, session.who, data)
+
+
+# --- changes that stop before applying --------------------------------------------------------
+
+PLANNING, CONFIRMING, APPLYING, DONE = "planning", "confirmation", "applying", "done"
+"""How far a change got (``Attempt.phase``). From ``APPLYING`` on, the change's checkpoint
+and its own audit event tell what happened; before, nothing would."""
+
+MESSAGE_LIMIT = 2000
+"""Characters of an error kept in its attempt's event: a provider may answer with pages."""
+
+
+class Attempt:
+    """One change on its way through the gateway: how far it got, and the plan judged,
+    whose secrets an error may quote. ``attempted`` records it if it fails before
+    applying."""
+
+    def __init__(self, request: ChangeRequest, session: StackSession | None) -> None:
+        self.request = request
+        self.session = session
+        self.phase = PLANNING
+        self.plan: Plan | None = None
+
+    def watch(self, sink: EventSink) -> EventSink:
+        """``sink``, relayed, noting when the apply starts."""
+        return _ApplyWatch(sink, self)
+
+    def asking(self, confirm: Confirm) -> Confirm:
+        """``confirm``, noting that a person (or a refusal to ask) has the change meanwhile."""
+        def asked(prompt: Prompt) -> bool:
+            self.phase = CONFIRMING
+            answer = confirm(prompt)
+            self.phase = PLANNING
+            return answer
+
+        return asked
+
+    def failed(self, exc: Exception) -> None:
+        """Record ``exc`` as this attempt's end, unless the apply had started (its
+        checkpoint tells), or it is a person leaving the prompt (as declining, it records
+        nothing). A recording that fails is added to ``exc`` as a note, never in its place."""
+        if self.phase in (APPLYING, DONE) or (self.phase == CONFIRMING and not isinstance(exc, StackwrightError)):
+            return
+        try:
+            self._record(exc)
+        except Exception as problem:  # noqa: BLE001 - told with the original error, which goes on
+            exc.add_note(f"this failed attempt could not be recorded in the audit log: {one_line(problem)}")
+
+    def _record(self, exc: Exception) -> None:
+        session = self.session if self.session is not None else _edit_session(self.request)
+        if session is None:
+            return
+        try:
+            if not session.store.read_only and session.store.stack_exists(session.stack):
+                from stackwright.workflow.approvals import ATTEMPT
+
+                session.store.record_event(session.stack, ATTEMPT, session.who, self._data(exc, session))
+        finally:
+            if session is not self.session:
+                session.close()
+
+    def _data(self, exc: Exception, session: StackSession) -> dict[str, Any]:
+        request = self.request
+        data: dict[str, Any] = {"command": COMMANDS.get(request.kind, request.kind),
+                                "stage": stage_of(exc, request.kind, self.phase),
+                                "error": self._masked(one_line(exc), session), "error_type": type(exc).__name__}
+        if request.targets:
+            data["targets"] = sorted(request.targets)
+        if request.saved is not None:
+            data["plan_hash"] = request.saved.hash
+        if request.checkpoint is not None:
+            data["rollback_to"] = request.checkpoint
+        if request.urn is not None:
+            data["urn"] = request.urn
+        return {**data, **_audit(request)}
+
+    def _masked(self, message: str, session: StackSession) -> str:
+        """``message`` with every secret of the stack's config and of the plan judged
+        masked, then cut to ``MESSAGE_LIMIT`` (after masking: no part of a secret is left)."""
+        from stackwright.model.values import mask_message
+
+        secrets = session.config_secrets()
+        if self.plan is not None:
+            from stackwright.engine.apply import plan_secrets
+
+            plan_secrets(self.plan, secrets)
+        masked = mask_message(message, secrets)
+        return masked if len(masked) <= MESSAGE_LIMIT else masked[:MESSAGE_LIMIT - 1] + "…"
+
+
+class _ApplyWatch(MaskingSink):
+    """Relays every event (a masking sink with nothing to mask) and moves its attempt
+    on to ``APPLYING`` when the apply starts."""
+
+    def __init__(self, inner: EventSink, attempt: Attempt) -> None:
+        super().__init__(inner, set())
+        self.attempt = attempt
+
+    def apply_started(self) -> None:
+        self.attempt.phase = APPLYING
+        super().apply_started()
+
+
+@contextmanager
+def attempted(session: StackSession | None, request: ChangeRequest) -> Iterator[Attempt]:
+    """Record in the stack's audit log, as one ``attempt`` event, a change that fails in
+    the block before applying: the command, who, the stage it stopped at and the error
+    on one line. No checkpoint is made and the state's serial stays (saved plans pinned
+    to it stay valid); nothing is recorded for a stack that does not exist, nor in a store
+    opened read-only (which refuses every change anyway). The error goes on as it was. ``session`` is None only for ``pause``/``resume``, whose edit
+    names the stack."""
+    attempt = Attempt(request, session)
+    try:
+        yield attempt
+    except Exception as exc:
+        attempt.failed(exc)
+        raise
+
+
+def _done(attempt: Attempt | None) -> None:
+    """The state edit was made: a failure to audit it now is no failed attempt."""
+    if attempt is not None:
+        attempt.phase = DONE
+
+
+def _edit_session(request: ChangeRequest) -> StackSession | None:
+    """A session on the stack of a ``pause``/``resume`` edit (the one that applied it is
+    closed by now); None when its store cannot be opened."""
+    from stackwright.operations.session import open_session
+
+    if request.edit is None:
+        return None
+    try:
+        return open_session(request.edit.project, request.edit.stack, request.edit.who)
+    except StackwrightError:
+        return None
+
+
+def stage_of(exc: Exception, kind: str, phase: str) -> str:
+    """The step of the gateway's sequence ``exc`` stopped a change at, in words."""
+    for types, stage in _stages():
+        if isinstance(exc, types):
+            return stage
+    if phase == CONFIRMING:
+        return phase
+    return "state edit" if kind in STATE_EDITS else PLANNING
+
+
+def _stages() -> tuple[tuple[tuple[type[Exception], ...], str], ...]:
+    """Which errors say which step, most specific first (a policy's refusal of a saved
+    plan is a refusal of the saved plan, but a policy's)."""
+    from stackwright.errors import (
+        ConfigError, GraphError, InputError, LockHeldError, ProgramError, ProviderError, StackNotApplied,
+    )
+    from stackwright.workflow.approvals import ApprovalError
+    from stackwright.workflow.gate import GateClosed
+    from stackwright.workflow.pause import PauseError
+    from stackwright.workflow.plan_file import PlanFileError, PolicyBlocked
+    from stackwright.workflow.policies import PolicyError
+
+    return (((GateClosed,), "staging gate"), ((PolicyError, PolicyBlocked), "policy"),
+            ((ProtectedEnvironment,), "protection"), ((ApprovalError,), "approval"),
+            ((PlanFileError,), "saved plan"), ((PauseError,), "config edit"),
+            ((ProgramError, ConfigError, InputError, GraphError, StackNotApplied), "program"),
+            ((LockHeldError,), "lock"), ((ProviderError,), "provider"))
+
+
+def one_line(exc: BaseException) -> str:
+    """The error as the CLI's error line shows it, on one line (no hint)."""
+    text = exc.headline() if isinstance(exc, StackwrightError) else f"internal error: {type(exc).__name__}: {exc}"
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_record
 from stackwright.engine.events import EventSink
@@ -238,7 +238,7 @@ class StackRunner:
         started = time.monotonic() - (prepared.seconds if prepared else 0.0)
         try:
             if ref in self.unlinked:
-                raise self.unlinked[ref]
+                self._unlinked(ref)
             result = self._act(ref, lock, prepared)
         except StackwrightError as exc:
             result = StackResult(ref, FAILED, error=exc)
@@ -327,6 +327,24 @@ class StackRunner:
             return self._absent(ref, entry.project, stack)
         session.held_lock = lock
         return self._on(session, ref, desired)
+
+    def _unlinked(self, ref: str) -> NoReturn:
+        """Fail the stack whose exports and imports could not be found (its program
+        failed): for `run up|destroy`, a change of it that stopped before applying, which
+        the change gateway records as its single-stack command's would be."""
+        error = self.unlinked[ref]
+        kind: Kind | None = "up" if self.options.action == UP else "destroy" if self.options.action == DESTROY else None
+        try:
+            session = self._session(self.entry(ref).project, ref.rpartition("/")[2]) if kind is not None else None
+        except StackwrightError:
+            session = None  # a stack that cannot be opened records nothing: its error alone
+        if kind is None or session is None:
+            raise error
+        from stackwright.workflow.gateway import ChangeRequest, attempted
+
+        with attempted(session, ChangeRequest(kind, emergency=self.options.emergency,
+                                              allow_destroy=self.options.allow_destroy)):
+            raise error
 
     def entry(self, ref: str) -> ProjectEntry:
         entry = self.workspace.project(ref.rpartition("/")[0])

@@ -115,18 +115,17 @@ def pause_record(project: Project, stack: str) -> PauseRecord | None:
 # --- preparing ----------------------------------------------------------------------------
 
 
-def prepare_pause(project: Project, stack: str, who: str | None = None) -> PreparedEdit:
+def prepare_pause(project: Project, stack: str, who: str | None = None,
+                  emergency: str | None = None) -> PreparedEdit:
     """Check that ``stack`` can be paused and set its environment's pause values in memory."""
-    edit = _prepare(project, stack, who, "pause", _pausable)
-    edit.changes = _pause(edit)
-    return edit
+    return _prepare(project, stack, who, "pause", _pausable, _pause, emergency)
 
 
-def prepare_resume(project: Project, stack: str, who: str | None = None) -> PreparedEdit:
+def prepare_resume(project: Project, stack: str, who: str | None = None,
+                   emergency: str | None = None) -> PreparedEdit:
     """Check that ``stack`` is paused and put its saved values back in memory."""
-    edit = _prepare(project, stack, who, "resume", _paused_record)
-    edit.changes = _resume(edit, _paused_record(edit))
-    return edit
+    return _prepare(project, stack, who, "resume", _paused_record,
+                    lambda edit: _resume(edit, _paused_record(edit)), emergency)
 
 
 def _pausable(edit: PreparedEdit) -> None:
@@ -153,17 +152,24 @@ def _paused_record(edit: PreparedEdit) -> PauseRecord:
 
 
 def _prepare(project: Project, stack: str, who: str | None, action: Action,
-             validate: Callable[[PreparedEdit], object]) -> PreparedEdit:
-    """Open the stack (it must exist), load its file, ``validate`` the request, then
-    check the stack's gate: pausing applies the program on disk as `up` does."""
+             validate: Callable[[PreparedEdit], object], changes: Callable[[PreparedEdit], list[ConfigChange]],
+             emergency: str | None) -> PreparedEdit:
+    """Open the stack (it must exist), load its file, ``validate`` the request, check the
+    stack's gate (pausing applies the program on disk as `up` does), then make the
+    ``changes`` in memory. A refusal is a change that stopped before applying: the
+    change gateway records it."""
+    from stackwright.workflow.gateway import ChangeRequest, attempted
+
     session = open_session(project, stack, who)
     try:
-        path = project.stack_file(stack)
-        shown = project.relative(path)
-        edit = PreparedEdit(action, project, stack, session.who, environment_for(project, stack),
-                            StackFile.load(path, shown), shown, [])
-        validate(edit)
-        check_gate(session)
+        with attempted(session, ChangeRequest(action, emergency=emergency)):
+            path = project.stack_file(stack)
+            shown = project.relative(path)
+            edit = PreparedEdit(action, project, stack, session.who, environment_for(project, stack),
+                                StackFile.load(path, shown), shown, [])
+            validate(edit)
+            check_gate(session)
+            edit.changes = changes(edit)
     finally:
         session.close()
     return edit
