@@ -237,11 +237,13 @@ def test_stack_rm_asks_and_without_a_terminal_needs_yes(project) -> None:
     proj = project('local.File("site", path="site.txt", content="hello")\n')
     proj.ok("up", "--yes")
     proj.ok("stack", "init", "dev-alex")
-    before = proj.db_bytes()
+    before = proj.state_rows()
     err = proj.fails("stack", "rm", "dev-alex")
     assert [line.split(":")[0].strip() for line in err.splitlines() if line.strip()] == ["error", "hint"], err
     assert "pass --yes" in err
-    assert proj.db_bytes() == before, "nothing is removed without confirmation"
+    assert proj.state_rows() == before, "nothing is removed without confirmation"
+    assert proj.attempts() == 1, "the refused removal is audited"
+    before = proj.db_bytes()
 
     code, shown = on_terminal(proj, "stack", "rm", "--force", "dev", typed="n\n")
     assert code == 1 and "nothing was changed" in shown, shown
