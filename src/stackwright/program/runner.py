@@ -26,6 +26,7 @@ from stackwright.model.context import ConfigSource, ProgramContext
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.resource import Component, Node, Resource
 from stackwright.program.project import Project
+from stackwright.program.project_files import read_project_file, shown_path
 
 
 OutputsReader = Callable[[str], Mapping[str, Any]]
@@ -96,7 +97,7 @@ def _run_as_main(path: Path) -> None:
     """What ``runpy.run_path(path, run_name="__main__")`` does for a file (a module of
     its own as ``__main__`` and ``sys.argv[0]`` while it runs), compiling each content
     once: `stackwright run` runs one program for many stacks, and twice each."""
-    source = path.read_bytes()
+    source = read_project_file(path, shown_path(path), "the program")
     key = (str(path), source)
     if key not in _COMPILED:
         if len(_COMPILED) >= _COMPILED_MAX:
