@@ -219,3 +219,18 @@ def test_a_run_reads_a_referenced_stack_from_the_state(workspace: Path) -> None:
     assert read["name"] == "alpha" and isinstance(read["token"], Secret)
     assert read["token"].value == "s3cr3t"
     assert (workspace / "beta" / "out" / "dev.txt").read_text() == "beta after alpha"
+
+
+def test_a_callback_that_exits_fails_its_stack_and_skips_its_dependents(
+        workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    alpha = workspace / "alpha" / "__main__.py"
+    alpha.write_text(alpha.read_text() + (
+        "import sys\n"
+        "from stackwright.providers import random\n"
+        "local.File('late', path='late.txt',\n"
+        "           content=random.Id('r', byte_length=2).hex.apply(lambda _: sys.exit(0)))  # the exit\n"))
+    line = next(n for n, text in enumerate(alpha.read_text().splitlines(), 1) if "# the exit" in text)
+    code, out = stackwright("run", "up", "--all", "--yes", "--as", "tester", capsys=capsys)
+    assert code == 1, out
+    assert f"__main__.py:{line}: an Output callback called exit(0)" in out
+    assert "run up: 4 stack(s)" in out and "2 failed" in out and "2 skipped" in out

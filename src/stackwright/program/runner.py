@@ -20,7 +20,7 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
-from stackwright.errors import ProgramError, StackwrightError
+from stackwright.errors import ProgramError, StackwrightError, raised
 from stackwright.model import context
 from stackwright.model.context import ConfigSource, ProgramContext
 from stackwright.model.desired import DesiredGraph
@@ -76,19 +76,17 @@ def _run_main(project: Project) -> None:
     path = project.main_path
     try:
         _run_as_main(path)
-    except StackwrightError:
+    except (StackwrightError, KeyboardInterrupt):
         raise
     except SyntaxError as exc:
         raise ProgramError(
             f"syntax error: {exc.msg}", file=exc.filename or str(path), line=exc.lineno,
             hint="fix the program and run the command again",
         ) from exc
-    except SystemExit as exc:
-        raise ProgramError(f"the program called exit({exc.code})", file=str(path)) from exc
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - sys.exit() in a program is its failure, not the command's end
         file, line = _user_location(exc, project.root)
         raise ProgramError(
-            f"the program raised {type(exc).__name__}: {exc}", file=file, line=line,
+            f"the program {raised(exc)}", file=file or str(path), line=line,
             hint="run with --debug to see the traceback",
         ) from exc
 
