@@ -6,12 +6,16 @@ original exception stays attached as ``__cause__`` for ``--debug``.
 
 One process may run many programs (`stackwright run`), one after another: the modules a
 program imports from its own folders are forgotten when it ends, so that two projects
-may each have their own ``lib.py``. Programs never depend on the working directory.
+may each have their own ``lib.py``; what it changes in ``os.environ``, ``sys.path`` or
+the working directory is undone then, so that the next program, and the providers
+applying this one's plan, see the process as it was (as `stackwright up` in each project
+would). Programs never depend on the working directory.
 """
 
 from __future__ import annotations
 
 import builtins
+import os
 import sys
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -42,10 +46,35 @@ def run_program(project: Project, stack: str, config: ConfigSource, *,
     so the graph is complete only for what the targets name."""
     ctx = ProgramContext(stack=stack, project=project.name, config=config,
                          read_stack_outputs=read_stack_outputs, targets=tuple(targets))
-    with project_imports([project.root, *python_path]), context.activate(ctx):
+    with process_kept(), project_imports([project.root, *python_path]), context.activate(ctx):
         _run_main(project)
         ctx.finish()
     return desired_graph(ctx)
+
+
+@contextmanager
+def process_kept() -> Iterator[None]:
+    """The environment variables, ``sys.path`` and working directory as they were before,
+    whatever the program did to them: a program that sets ``AWS_PROFILE`` for itself must
+    not choose the credentials of the stacks run after it."""
+    environ, path, cwd = dict(os.environ), list(sys.path), os.getcwd()
+    try:
+        yield
+    finally:
+        sys.path[:] = path
+        if os.getcwd() != cwd:
+            os.chdir(cwd)
+        _restore_environ(environ)
+
+
+def _restore_environ(environ: Mapping[str, str]) -> None:
+    """``os.environ`` as ``environ``, setting only what differs (each change is a
+    ``putenv`` or ``unsetenv``)."""
+    for name in [name for name in os.environ if name not in environ]:
+        del os.environ[name]
+    for name, value in environ.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
 
 
 @contextmanager
