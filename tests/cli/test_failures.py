@@ -232,3 +232,23 @@ local.File("f", path="f.txt", content="x")
     assert code == 1 and "Traceback" not in out + err
     assert f"__main__.py:{proj.line_of('# the exit')}: {said}" in one_error(err)
 
+
+@pytest.mark.parametrize("call", ["pool.map(make, range(2))", "[pool.submit(contextvars.copy_context().run, make, 1)"
+                                  ".result()]"], ids=["thread", "copied context"])
+def test_declaring_from_a_thread_the_program_started_is_one_error_naming_the_line(project, call: str) -> None:
+    """Threads do not inherit the program's context; one given it anyway may not
+    declare either: declarations side by side would find their parents on a stack the
+    threads share, in a different order each run."""
+    proj: CliProject = project(f"""\
+import concurrent.futures, contextvars
+def make(n):
+    return local.File(f"f{{n}}", path=f"f{{n}}.txt", content=str(n))  # in the thread
+with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    files = list({call})
+""")
+    code, out, err = proj.run("preview")
+    assert code == 1 and "Traceback" not in out + err
+    first = one_error(err)
+    assert f"__main__.py:{proj.line_of('# in the thread')}: " in first
+    assert "is not the thread that runs the program" in first and "do not inherit its context" in first
+    assert "pool.map(fetch, items)" in err

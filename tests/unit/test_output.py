@@ -233,6 +233,31 @@ def test_a_callback_that_exits_is_a_located_error_and_ctrl_c_stays_ctrl_c() -> N
         holder["interrupted"].resolve(lookup_from({("a", "arn"): "arn:x"}))
 
 
+def test_declaring_off_the_programs_thread_says_so_and_where() -> None:
+    import threading
+
+    with pytest.raises(ProgramError, match="only be declared while a Stackwright program runs"):
+        Box("alone", name="alone")
+    caught: list[BaseException] = []
+
+    def declare_here() -> None:
+        try:
+            Box("from-thread", name="t")  # in the thread
+        except ProgramError as exc:
+            caught.append(exc)
+
+    def program() -> None:
+        worker = threading.Thread(target=declare_here, name="worker")
+        worker.start()
+        worker.join()
+
+    declare(program)
+    [error] = caught
+    assert isinstance(error, ProgramError)
+    assert error.message.startswith("'worker' is not the thread that runs the program")
+    assert (error.file, error.line) == (__file__, declare_here.__code__.co_firstlineno + 2)
+
+
 def test_a_value_made_of_secrets_carries_their_texts_and_all_keeps_each_ones_secretness() -> None:
     from stackwright.model.values import secret_texts
 
