@@ -157,3 +157,13 @@ def about(resource: str) -> Iterator[None]:
     except StackwrightError as exc:
         exc.resource = exc.resource or resource
         raise
+
+
+def raised(exc: BaseException) -> str:
+    """What the user's code did, for a message: ``called exit(1)`` for ``sys.exit(1)``
+    (whose argument is a status or a message), else ``raised ValueError: why``, or
+    ``raised GeneratorExit`` when there is no why."""
+    if isinstance(exc, SystemExit):
+        return "called exit()" if exc.code is None else f"called exit({exc.code!r})"
+    why = str(exc)
+    return f"raised {type(exc).__name__}: {why}" if why else f"raised {type(exc).__name__}"

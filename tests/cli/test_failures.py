@@ -161,3 +161,94 @@ def test_a_project_where_none_can_be_made_is_an_error(project) -> None:
     code, out, err = proj.run("new", str(proj.program / "sub"))
     assert code == 1 and "Traceback" not in out + err
     assert "cannot create a project in" in one_error(err)
+
+
+EXITS = {"exit(0)": "sys.exit(0)", "exit('message')": 'sys.exit("REVIEW_ACCOUNT is not set")',
+         "GeneratorExit": "raise GeneratorExit()"}
+"""What a callback may end with besides an exception: each fails its step as one would."""
+SOURCES = {"in-process": 'random.Id("source", byte_length=4).hex',
+           "event-loop": 'local.Command("source", create="echo hi").stdout'}
+"""A value known only after apply, from a provider applied in-line or on the event loop."""
+
+
+@pytest.mark.parametrize("ends", EXITS, ids=list(EXITS))
+@pytest.mark.parametrize("source", SOURCES, ids=list(SOURCES))
+def test_a_callback_that_exits_during_apply_is_a_recorded_failure(project, ends: str, source: str) -> None:
+    proj: CliProject = project(f"""\
+import sys
+def stop(value):
+    {EXITS[ends]}  # the exit
+f = local.File("f", path="f.txt", content={SOURCES[source]}.apply(stop))
+g = local.File("g", path="g.txt", content=f.sha256)
+h = local.File("h", path="h.txt", content="independent")
+""")
+    code, out, err = proj.run("up", "--yes")
+    assert code == 1, out + err
+    assert "Traceback" not in out + err
+    [failed] = [line for line in err.splitlines() if "failed: create" in line]
+    assert proj.urn("local:File", "f") in failed
+    assert f"__main__.py:{proj.line_of('# the exit')}: an Output callback" in failed
+    assert {"exit(0)": "called exit(0)", "exit('message')": "called exit('REVIEW_ACCOUNT is not set')",
+            "GeneratorExit": "raised GeneratorExit"}[ends] in failed
+    assert "1 failed; 1 skipped" in err
+    assert not proj.file("g.txt").exists() and proj.file("h.txt").read_text() == "independent"
+    assert "failed" in proj.ok("history").splitlines()[-1]
+    assert "failed (checkpoint 1)" in proj.ok("audit")
+
+
+def test_an_export_callback_that_exits_fails_the_update_and_is_recorded(project) -> None:
+    proj: CliProject = project("""\
+import sys
+f = local.File("f", path="f.txt", content=random.Id("source", byte_length=4).hex)
+sw.export("sha", f.sha256.apply(lambda sha: sys.exit(0)))  # the exit
+""")
+    code, out, err = proj.run("up", "--yes")
+    assert code == 1, out + err
+    assert "Traceback" not in out + err
+    assert f"__main__.py:{proj.line_of('# the exit')}: an Output callback called exit(0)" in err
+    assert proj.file("f.txt").exists()
+    assert "failed" in proj.ok("history").splitlines()[-1]
+
+
+def test_a_callback_that_exits_while_planning_is_one_error(project) -> None:
+    proj: CliProject = project("""\
+import sys
+local.File("f", path="f.txt", content=sw.Output.from_value("x").apply(lambda x: sys.exit(0)))  # the exit
+""")
+    code, out, err = proj.run("preview")
+    assert code == 1 and "Traceback" not in out + err
+    assert f"__main__.py:{proj.line_of('# the exit')}" in one_error(err) and "called exit(0)" in err
+
+
+@pytest.mark.parametrize("ends,said", [('sys.exit("no account")', "the program called exit('no account')"),
+                                       ("raise GeneratorExit()", "the program raised GeneratorExit")])
+def test_a_program_that_exits_is_one_error_naming_its_line(project, ends: str, said: str) -> None:
+    proj: CliProject = project(f"""\
+import sys
+local.File("f", path="f.txt", content="x")
+{ends}  # the exit
+""")
+    code, out, err = proj.run("preview")
+    assert code == 1 and "Traceback" not in out + err
+    assert f"__main__.py:{proj.line_of('# the exit')}: {said}" in one_error(err)
+
+
+@pytest.mark.parametrize("call", ["pool.map(make, range(2))", "[pool.submit(contextvars.copy_context().run, make, 1)"
+                                  ".result()]"], ids=["thread", "copied context"])
+def test_declaring_from_a_thread_the_program_started_is_one_error_naming_the_line(project, call: str) -> None:
+    """Threads do not inherit the program's context; one given it anyway may not
+    declare either: declarations side by side would find their parents on a stack the
+    threads share, in a different order each run."""
+    proj: CliProject = project(f"""\
+import concurrent.futures, contextvars
+def make(n):
+    return local.File(f"f{{n}}", path=f"f{{n}}.txt", content=str(n))  # in the thread
+with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    files = list({call})
+""")
+    code, out, err = proj.run("preview")
+    assert code == 1 and "Traceback" not in out + err
+    first = one_error(err)
+    assert f"__main__.py:{proj.line_of('# in the thread')}: " in first
+    assert "is not the thread that runs the program" in first and "do not inherit its context" in first
+    assert "pool.map(fetch, items)" in err

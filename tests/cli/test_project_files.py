@@ -141,6 +141,74 @@ def test_a_workspace_file_typo_names_its_line(tmp_path: Path) -> None:
     assert hint.strip() == "hint: did you mean 'depends_on'?"
 
 
+# --- files that cannot be read ------------------------------------------------------------
+
+
+def _a_folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+def _a_file(path: Path) -> None:
+    shutil.rmtree(path)
+    path.write_text("not a folder\n")
+
+
+@pytest.mark.parametrize(("relative", "make", "said"), [
+    ("stacks/dev.yaml", _a_folder, "stacks/dev.yaml: cannot read a stack file: it is a folder"),
+    ("stackwright.yaml", _a_folder, "stackwright.yaml: cannot read the project file: it is a folder"),
+    (".stackwright/current-stack", _a_folder,
+     ".stackwright/current-stack: cannot read the selected stack's name: it is a folder"),
+    ("stacks", _a_file, "stacks/dev.yaml: cannot read a stack file: a folder on its path is a file"),
+])
+def test_a_project_file_that_is_not_a_file_is_named(proj: CliProject, relative: str,
+                                                     make: Callable[[Path], None], said: str) -> None:
+    make(proj.root / relative)
+    assert fails_at(proj, "preview")[0] == f"error: {said}"
+
+
+def test_a_workspace_file_or_a_listed_project_file_that_is_a_folder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "app" / "stackwright.yaml").mkdir(parents=True)
+    (tmp_path / "stackwright-workspace.yaml").write_text("projects:\n  - path: app\n")
+    code, out, err = run_cli(tmp_path, "run", "preview", "--all", env=cli_env())
+    assert code == 1 and "Traceback" not in err, out + err
+    assert err.splitlines()[0] == ("error: stackwright-workspace.yaml:2: project 'app': "
+                                   "app/stackwright.yaml: cannot read the project file: it is a folder")
+    _a_folder(tmp_path / "stackwright-workspace.yaml")
+    code, out, err = run_cli(tmp_path, "run", "preview", "--all", env=cli_env())
+    assert code == 1 and "Traceback" not in err, out + err
+    assert err.splitlines()[0] == "error: stackwright-workspace.yaml: cannot read the workspace file: it is a folder"
+
+
+def _without_root_powers() -> list[str]:
+    """What runs a command so that file permissions apply to it: nothing for a user,
+    and for root, ``setpriv`` taking away the powers that bypass them."""
+    import os
+
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root reads every file, and setpriv is not there to take that away")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+
+@pytest.mark.parametrize(("relative", "said"), [
+    ("stacks/dev.yaml", "stacks/dev.yaml: cannot read a stack file: permission denied"),
+    ("stackwright.yaml", "stackwright.yaml: cannot read the project file: permission denied"),
+    ("__main__.py", "__main__.py: cannot read the program: permission denied"),
+])
+def test_a_project_file_that_may_not_be_read_is_named(proj: CliProject, relative: str, said: str) -> None:
+    import subprocess
+    import sys
+
+    (proj.root / relative).chmod(0)
+    done = subprocess.run([*_without_root_powers(), sys.executable, "-m", "stackwright.cli.main", "preview"],
+                          cwd=proj.root, env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stdout + done.stderr
+    assert done.stderr.splitlines()[0] == f"error: {said}"
+    assert "readable" in done.stderr.splitlines()[1]
+
+
 # --- what the docs show loads ---------------------------------------------------------
 
 

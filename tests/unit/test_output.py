@@ -201,6 +201,63 @@ def test_a_callback_given_a_secret_shows_nothing_made_of_it_in_its_error() -> No
     assert "ValueError" in raised.value.message
 
 
+def test_a_callback_that_exits_is_a_located_error_and_ctrl_c_stays_ctrl_c() -> None:
+    """``sys.exit()`` in a callback must fail the step, not end the command half way
+    through an apply; its message is the user's, not shown when made of a secret.
+    Ctrl-C goes on to whoever handles it."""
+    import sys
+
+    from stackwright.errors import CallbackError
+
+    holder: dict[str, Any] = {}
+
+    def leave(value: str) -> None:
+        sys.exit(f"no account for {value}")
+
+    def interrupted(value: str) -> None:
+        raise KeyboardInterrupt
+
+    def program() -> None:
+        a = Box("a", name="a")
+        holder["exits"], holder["interrupted"] = a.arn.apply(leave), a.arn.apply(interrupted)
+
+    declare(program)
+    with pytest.raises(CallbackError) as plain:
+        holder["exits"].resolve(lookup_from({("a", "arn"): "arn:x"}))
+    assert plain.value.message == "an Output callback called exit('no account for arn:x')"
+    assert (plain.value.file, plain.value.line) == (__file__, leave.__code__.co_firstlineno + 1)
+    with pytest.raises(CallbackError) as secret:
+        holder["exits"].resolve(lookup_from({("a", "arn"): Secret("hunter2")}))
+    assert "hunter2" not in str(secret.value) and secret.value.message.startswith("an Output callback called exit (")
+    with pytest.raises(KeyboardInterrupt):
+        holder["interrupted"].resolve(lookup_from({("a", "arn"): "arn:x"}))
+
+
+def test_declaring_off_the_programs_thread_says_so_and_where() -> None:
+    import threading
+
+    with pytest.raises(ProgramError, match="only be declared while a Stackwright program runs"):
+        Box("alone", name="alone")
+    caught: list[BaseException] = []
+
+    def declare_here() -> None:
+        try:
+            Box("from-thread", name="t")  # in the thread
+        except ProgramError as exc:
+            caught.append(exc)
+
+    def program() -> None:
+        worker = threading.Thread(target=declare_here, name="worker")
+        worker.start()
+        worker.join()
+
+    declare(program)
+    [error] = caught
+    assert isinstance(error, ProgramError)
+    assert error.message.startswith("'worker' is not the thread that runs the program")
+    assert (error.file, error.line) == (__file__, declare_here.__code__.co_firstlineno + 2)
+
+
 def test_a_value_made_of_secrets_carries_their_texts_and_all_keeps_each_ones_secretness() -> None:
     from stackwright.model.values import secret_texts
 

@@ -414,3 +414,15 @@ def test_an_error_in_a_user_policy_is_a_clear_cli_error(guarded: CliProject) -> 
     err = guarded.fails("preview")
     assert "policies/guard.py:2: policy 'policy_broken' raised ZeroDivisionError: division by zero" in err
     assert "Traceback" not in err
+
+
+def test_a_user_policy_that_exits_fails_the_check_instead_of_ending_the_command(guarded: CliProject) -> None:
+    """``sys.exit(0)`` in a policy once ended `preview` and `up` at once with status 0 and
+    nothing printed: a check that passed, to a CI job."""
+    write_policy(guarded.root, "import sys\n\ndef policy_done(plan):\n    sys.exit(0)\n")
+    for command in (("preview",), ("up", "--yes")):
+        err = guarded.fails(*command)
+        assert "policies/guard.py:4: policy 'policy_done' called exit(0)" in err
+    assert not guarded.file("out").exists()
+    write_policy(guarded.root, "import sys\nsys.exit('not today')\n")
+    assert "policies/guard.py:2: loading the policy file called exit('not today')" in guarded.fails("preview")

@@ -219,3 +219,48 @@ def test_a_run_reads_a_referenced_stack_from_the_state(workspace: Path) -> None:
     assert read["name"] == "alpha" and isinstance(read["token"], Secret)
     assert read["token"].value == "s3cr3t"
     assert (workspace / "beta" / "out" / "dev.txt").read_text() == "beta after alpha"
+
+
+def test_what_a_program_changes_in_the_process_is_undone_when_it_ends(
+        workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program that sets ``AWS_PROFILE`` for itself (here ``REVIEW_PROFILE``), changes
+    folder or extends ``sys.path`` must not choose what the stacks after it see: each
+    stack of `run up` sees the process as `up` in its project would, and so do the
+    callbacks applying the program's own plan."""
+    monkeypatch.setenv("REVIEW_PROFILE", "as started")
+    alpha = workspace / "alpha" / "__main__.py"
+    alpha.write_text(alpha.read_text() + (
+        "import os, sys\n"
+        "from stackwright.providers import random\n"
+        "os.environ['REVIEW_PROFILE'] = 'alpha-account'\n"
+        "os.environ['REVIEW_ONLY_ALPHA'] = 'set'\n"
+        "os.chdir('/')\n"
+        "sys.path.append('/alpha-lib')\n"
+        "seen = random.Id('seen', byte_length=2).hex.apply(lambda _: os.environ['REVIEW_PROFILE'])\n"
+        "sw.export('seen_at_apply', seen)\n"))
+    beta = workspace / "beta" / "__main__.py"
+    beta.write_text(beta.read_text() + (
+        "import os, sys\n"
+        "sw.export('seen', [os.environ.get('REVIEW_PROFILE'), os.environ.get('REVIEW_ONLY_ALPHA'),\n"
+        "                   os.getcwd(), '/alpha-lib' in sys.path])\n"))
+    environ, cwd, path = dict(os.environ), os.getcwd(), list(sys.path)
+    code, out = stackwright("run", "up", "--all", "--yes", "--as", "tester", capsys=capsys)
+    assert code == 0, out
+    assert outputs(workspace, "beta/dev")["seen"] == ["as started", None, str(workspace), False]
+    assert outputs(workspace, "alpha/dev")["seen_at_apply"] == "as started"
+    assert dict(os.environ) == environ and os.getcwd() == cwd and sys.path == path
+
+
+def test_a_callback_that_exits_fails_its_stack_and_skips_its_dependents(
+        workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    alpha = workspace / "alpha" / "__main__.py"
+    alpha.write_text(alpha.read_text() + (
+        "import sys\n"
+        "from stackwright.providers import random\n"
+        "local.File('late', path='late.txt',\n"
+        "           content=random.Id('r', byte_length=2).hex.apply(lambda _: sys.exit(0)))  # the exit\n"))
+    line = next(n for n, text in enumerate(alpha.read_text().splitlines(), 1) if "# the exit" in text)
+    code, out = stackwright("run", "up", "--all", "--yes", "--as", "tester", capsys=capsys)
+    assert code == 1, out
+    assert f"__main__.py:{line}: an Output callback called exit(0)" in out
+    assert "run up: 4 stack(s)" in out and "2 failed" in out and "2 skipped" in out

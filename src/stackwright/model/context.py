@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from contextvars import ContextVar
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -128,13 +129,32 @@ def current() -> ProgramContext:
             hint="the set of resources must be known when the plan is made; declare "
             "resources at the top level and pass Outputs to them as inputs",
         )
-    if ctx is None:
-        raise ProgramError(
+    if ctx is None or threading.get_ident() not in _program_threads:
+        raise _outside_program(ctx)
+    return ctx
+
+
+def _outside_program(ctx: ProgramContext | None) -> ProgramError:
+    """Why there is no program to declare in here. A thread the program started has
+    none: threads do not inherit a ``ContextVar``. One given the program's context
+    anyway (``contextvars.copy_context().run``) is refused too, since declaring is not
+    safe side by side: a component's children find their parent on a stack that all
+    threads would share, and resources would be declared in a different order each run."""
+    if ctx is None and not _program_threads:
+        return ProgramError(
             "resources can only be declared while a Stackwright program runs",
             hint="run the program with `stackwright preview`, or in tests use "
             "stackwright.testing.declare(...)",
         )
-    return ctx
+    file, line = user_frame(3)
+    return ProgramError(
+        f"{threading.current_thread().name!r} is not the thread that runs the program: resources, "
+        "config and exports are only available on the program's own thread (other threads do not "
+        "inherit its context)",
+        file=file, line=line,
+        hint="do the slow work in threads and declare the resources on the program's thread, from "
+        "their results: `for item, data in zip(items, pool.map(fetch, items)): ...`",
+    )
 
 
 def current_or_none() -> ProgramContext | None:
@@ -143,11 +163,24 @@ def current_or_none() -> ProgramContext | None:
 
 @contextmanager
 def activate(ctx: ProgramContext) -> Iterator[ProgramContext]:
+    """``ctx`` is the program's context on this thread, and on no other."""
+    thread = threading.get_ident()
+    with _threads_lock:
+        _program_threads[thread] = _program_threads.get(thread, 0) + 1
     token = _current.set(ctx)
     try:
         yield ctx
     finally:
         _current.reset(token)
+        with _threads_lock:
+            _program_threads[thread] -= 1
+            if not _program_threads[thread]:
+                del _program_threads[thread]
+
+
+_program_threads: dict[int, int] = {}
+"""The threads running a program, with how many program contexts each has active."""
+_threads_lock = threading.Lock()
 
 
 @contextmanager

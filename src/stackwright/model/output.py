@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, overload
 
-from stackwright.errors import CallbackError, ProgramError, StackwrightError
+from stackwright.errors import CallbackError, ProgramError, StackwrightError, raised
 from stackwright.model import context
 from stackwright.model.values import UNKNOWN, Secret, is_secret, is_unknown, reveal, secret_texts
 
@@ -145,9 +145,9 @@ class Output(Generic[T]):
         with context.inside_callback():
             try:
                 result = self._fn(*[reveal(v) for v in values])
-            except StackwrightError:
+            except (StackwrightError, KeyboardInterrupt):
                 raise
-            except Exception as exc:
+            except BaseException as exc:  # noqa: BLE001 - sys.exit() in a callback fails its step too
                 raise callback_error(exc, secret) from (None if secret else exc)
         result = resolve_value(result, lookup)
         if not secret:
@@ -184,16 +184,19 @@ class Output(Generic[T]):
         return "Output(...)"
 
 
-def callback_error(exc: Exception, given_secret: bool) -> CallbackError:
-    """What a callback raised, located in the user's code. A callback given a secret may
-    quote it, or anything made of it (``p.lower()``), in its message: then the message
-    is not shown, and the original exception, which holds it, is not chained either."""
+def callback_error(exc: BaseException, given_secret: bool) -> CallbackError:
+    """What a callback raised, located in the user's code: any exception but Ctrl-C's,
+    ``sys.exit()`` included, which must fail the step rather than end the command half
+    way through an apply. A callback given a secret may quote it, or anything made of
+    it (``p.lower()``), in its message: then the message is not shown, and the original
+    exception, which holds it, is not chained either."""
     file, line = context.user_frame_of(exc)
     if given_secret:
-        return CallbackError(f"an Output callback raised {type(exc).__name__} (its message is not shown: "
+        what = "called exit" if isinstance(exc, SystemExit) else f"raised {type(exc).__name__}"
+        return CallbackError(f"an Output callback {what} (its message is not shown: "
                              "the callback was given a secret)", file=file, line=line,
                              hint="fix the callback; to see the message, raise it without the secret's value")
-    return CallbackError(f"an Output callback raised {type(exc).__name__}: {exc}",
+    return CallbackError(f"an Output callback {raised(exc)}",
                          file=file, line=line, hint="run with --debug to see the traceback")
 
 

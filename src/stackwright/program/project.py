@@ -12,7 +12,10 @@ from typing import Any
 from stackwright.dataclass_methods import Compared
 from stackwright.errors import ProjectError
 from stackwright.model.context import ConfigSource
-from stackwright.program.project_files import PROJECT_SCHEMA, STACK_SCHEMA, line_index, line_of, read_checked, records_folder, shown_path
+from stackwright.program.project_files import (
+    PROJECT_SCHEMA, STACK_SCHEMA, is_project_file, line_index, line_of, read_checked, read_project_file, records_folder,
+    shown_path, unreadable,
+)
 
 PROJECT_FILE = "stackwright.yaml"
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -69,7 +72,7 @@ def find_project(start: Path | None = None) -> Project:
     """The project whose ``stackwright.yaml`` is in ``start`` or one of its parents."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / PROJECT_FILE).is_file():
+        if is_project_file(folder / PROJECT_FILE, "the project file"):
             return load_project(folder)
     raise ProjectError(
         f"no {PROJECT_FILE} in {here} or any parent folder",
@@ -148,6 +151,8 @@ def stack_settings(project: Project, stack: str) -> Mapping[str, Any]:
         stat = path.stat()
     except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise unreadable(exc, project.relative(path), "a stack file") from exc
     key = (str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
     cached = _STACK_FILES.get(key)
     if cached is None:
@@ -172,8 +177,9 @@ def selected_stack(project: Project, explicit: str | None) -> str:
     if name:
         return check_stack_name(name)
     marker = current_stack_file(project)
-    if marker.exists():
-        return marker.read_text().strip()
+    shown = project.relative(marker)
+    if is_project_file(marker, "the selected stack's name", shown):
+        return read_project_file(marker, shown, "the selected stack's name").decode(errors="replace").strip()
     raise ProjectError("no stack selected",
                        hint="pass --stack NAME, or run `stackwright stack select NAME`")
 

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import stat
 import sys
 import types
 import typing
@@ -92,11 +93,51 @@ def parse_yaml(text: str | bytes, shown: str) -> Any:
                            line=mark.line + 1 if mark else None) from None
 
 
+def read_project_file(path: Path, shown: str, what: str) -> bytes:
+    """The content of one of the project's files; one that cannot be read (a folder by
+    that name, no permission) is a mistake the user fixes, naming the file."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise unreadable(exc, shown, what) from exc
+
+
+def is_project_file(path: Path, what: str, shown: str | None = None) -> bool:
+    """Whether ``path`` is there (as ``Path.is_file``, but something other than a file by
+    that name, a folder, is a mistake naming it rather than no file at all). ``shown``
+    names it in the error, by default relative to the working directory."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise unreadable(exc, shown or shown_path(path), what) from exc
+    if stat.S_ISDIR(mode):
+        raise _a_folder(shown or shown_path(path), what)
+    return True
+
+
+def unreadable(exc: OSError, shown: str, what: str) -> ProjectError:
+    """``exc``, met reading ``what`` at ``shown``, in words."""
+    if isinstance(exc, IsADirectoryError):
+        return _a_folder(shown, what)
+    if isinstance(exc, NotADirectoryError):
+        return ProjectError(f"cannot read {what}: a folder on its path is a file", file=shown)
+    reason = (exc.strerror or type(exc).__name__).lower()
+    hint = "make it, and the folders above it, readable to this user" if isinstance(exc, PermissionError) else None
+    return ProjectError(f"cannot read {what}: {reason}", file=shown, hint=hint)
+
+
+def _a_folder(shown: str, what: str) -> ProjectError:
+    return ProjectError(f"cannot read {what}: it is a folder", file=shown,
+                        hint="put the file there instead of the folder")
+
+
 def read_checked(path: Path, shown: str, schema: Schema, what: str,
                  records: Path | None = None) -> dict[str, Any]:
     """``path`` parsed and checked against ``schema`` (an empty file is an empty mapping),
     or the data recorded in the folder ``records`` when the same content passed before."""
-    content = path.read_bytes()
+    content = read_project_file(path, shown, what)
     record = _record_path(records, schema, content)
     recalled = _recall(record)
     if recalled is not None and "data" in recalled:

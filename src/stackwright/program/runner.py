@@ -6,12 +6,16 @@ original exception stays attached as ``__cause__`` for ``--debug``.
 
 One process may run many programs (`stackwright run`), one after another: the modules a
 program imports from its own folders are forgotten when it ends, so that two projects
-may each have their own ``lib.py``. Programs never depend on the working directory.
+may each have their own ``lib.py``; what it changes in ``os.environ``, ``sys.path`` or
+the working directory is undone then, so that the next program, and the providers
+applying this one's plan, see the process as it was (as `stackwright up` in each project
+would). Programs never depend on the working directory.
 """
 
 from __future__ import annotations
 
 import builtins
+import os
 import sys
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,12 +24,13 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
-from stackwright.errors import ProgramError, StackwrightError
+from stackwright.errors import ProgramError, StackwrightError, raised
 from stackwright.model import context
 from stackwright.model.context import ConfigSource, ProgramContext
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.resource import Component, Node, Resource
 from stackwright.program.project import Project
+from stackwright.program.project_files import read_project_file, shown_path
 
 
 OutputsReader = Callable[[str], Mapping[str, Any]]
@@ -41,10 +46,35 @@ def run_program(project: Project, stack: str, config: ConfigSource, *,
     so the graph is complete only for what the targets name."""
     ctx = ProgramContext(stack=stack, project=project.name, config=config,
                          read_stack_outputs=read_stack_outputs, targets=tuple(targets))
-    with project_imports([project.root, *python_path]), context.activate(ctx):
+    with process_kept(), project_imports([project.root, *python_path]), context.activate(ctx):
         _run_main(project)
         ctx.finish()
     return desired_graph(ctx)
+
+
+@contextmanager
+def process_kept() -> Iterator[None]:
+    """The environment variables, ``sys.path`` and working directory as they were before,
+    whatever the program did to them: a program that sets ``AWS_PROFILE`` for itself must
+    not choose the credentials of the stacks run after it."""
+    environ, path, cwd = dict(os.environ), list(sys.path), os.getcwd()
+    try:
+        yield
+    finally:
+        sys.path[:] = path
+        if os.getcwd() != cwd:
+            os.chdir(cwd)
+        _restore_environ(environ)
+
+
+def _restore_environ(environ: Mapping[str, str]) -> None:
+    """``os.environ`` as ``environ``, setting only what differs (each change is a
+    ``putenv`` or ``unsetenv``)."""
+    for name in [name for name in os.environ if name not in environ]:
+        del os.environ[name]
+    for name, value in environ.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
 
 
 @contextmanager
@@ -75,19 +105,17 @@ def _run_main(project: Project) -> None:
     path = project.main_path
     try:
         _run_as_main(path)
-    except StackwrightError:
+    except (StackwrightError, KeyboardInterrupt):
         raise
     except SyntaxError as exc:
         raise ProgramError(
             f"syntax error: {exc.msg}", file=exc.filename or str(path), line=exc.lineno,
             hint="fix the program and run the command again",
         ) from exc
-    except SystemExit as exc:
-        raise ProgramError(f"the program called exit({exc.code})", file=str(path)) from exc
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - sys.exit() in a program is its failure, not the command's end
         file, line = _user_location(exc, project.root)
         raise ProgramError(
-            f"the program raised {type(exc).__name__}: {exc}", file=file, line=line,
+            f"the program {raised(exc)}", file=file or str(path), line=line,
             hint="run with --debug to see the traceback",
         ) from exc
 
@@ -96,7 +124,7 @@ def _run_as_main(path: Path) -> None:
     """What ``runpy.run_path(path, run_name="__main__")`` does for a file (a module of
     its own as ``__main__`` and ``sys.argv[0]`` while it runs), compiling each content
     once: `stackwright run` runs one program for many stacks, and twice each."""
-    source = path.read_bytes()
+    source = read_project_file(path, shown_path(path), "the program")
     key = (str(path), source)
     if key not in _COMPILED:
         if len(_COMPILED) >= _COMPILED_MAX:

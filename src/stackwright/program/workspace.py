@@ -30,7 +30,8 @@ from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_recor
 from stackwright.errors import ProjectError
 from stackwright.program.project import NAME, NAME_HINT, PROJECT_FILE, Project, load_project
 from stackwright.program.project_files import (
-    WORKSPACE_SCHEMA, Loc, check, line_index, parse_yaml, records_folder, shown_path,
+    WORKSPACE_SCHEMA, Loc, check, is_project_file, line_index, parse_yaml, read_project_file, records_folder,
+    shown_path,
 )
 
 WORKSPACE_FILE = "stackwright-workspace.yaml"
@@ -206,7 +207,7 @@ def find_workspace(start: Path | None = None) -> Workspace | None:
     """The workspace whose file is in ``start`` or one of its parents, if any."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / WORKSPACE_FILE).is_file():
+        if is_project_file(folder / WORKSPACE_FILE, "the workspace file"):
             return load_workspace(folder / WORKSPACE_FILE)
     return None
 
@@ -222,8 +223,8 @@ def require_workspace(start: Path | None = None) -> Workspace:
 
 def load_workspace(path: Path, text: str | None = None) -> Workspace:
     """Parse and check the workspace file; every error names the file and line."""
-    content = path.read_bytes() if text is None else text.encode()
     shown = shown_path(path)
+    content = read_project_file(path, shown, "the workspace file") if text is None else text.encode()
     data = parse_yaml(content, shown)
     if data is None:
         raise ProjectError("the workspace file is empty", file=shown, hint=_FORMAT_HINT)
@@ -260,15 +261,16 @@ def _project(folder: Path, shown: str, lines: dict[Loc, int], index: int,
     where: Loc = ("projects", index)
     path = item["path"].strip()
     root = (folder / path).resolve()
-    if not (root / PROJECT_FILE).is_file():
+    try:
+        found = is_project_file(root / PROJECT_FILE, "the project file")
+        project = load_project(root) if found else None
+    except ProjectError as exc:
+        raise ProjectError(f"project {path!r}: {exc.headline()}", file=shown,
+                           line=lines[(*where, "path")], hint=exc.hint) from None
+    if project is None:
         raise ProjectError(f"project path {path!r} has no {PROJECT_FILE}", file=shown,
                            line=lines[(*where, "path")],
                            hint="paths are relative to the workspace file's folder")
-    try:
-        project = load_project(root)
-    except ProjectError as exc:
-        raise ProjectError(f"project {path!r}: {exc.headline()}", file=shown,
-                           line=lines[(*where, "path")]) from None
     depends = _dependencies(lines, (*where, "depends_on"), item.get("depends_on", []))
     listed = _stacks(shown, lines, project.name, (*where, "stacks"), item.get("stacks"))
     return ProjectEntry(project=project, path=path.strip("/"), line=lines[where],

@@ -30,7 +30,7 @@ from types import FunctionType, ModuleType
 from typing import Any
 
 from stackwright.dataclass_methods import FrozenCompared, frozen_record
-from stackwright.errors import ProjectError, StackwrightError
+from stackwright.errors import ProjectError, StackwrightError, raised
 from stackwright.model.policy import POLICY_MARK, PolicyInfo
 from stackwright.model.policy import Violation as Finding
 from stackwright.model.resource import URN_SEPARATOR, urn_name, urn_parts
@@ -374,14 +374,13 @@ def _load(project: Project, source: _Source) -> ModuleType:
         with project_imports([project.root]):
             sys.modules[name] = module  # dataclasses and pickling look modules up by name
             exec(code, module.__dict__)
-    except StackwrightError:
+    except (StackwrightError, KeyboardInterrupt):
         raise
     except SyntaxError as exc:
         raise PolicyError(f"syntax error: {exc.msg}", file=source.shown, line=exc.lineno,
                           hint="fix the policy file and run the command again") from exc
-    except Exception as exc:
-        raise source.error(f"loading the policy file raised {type(exc).__name__}: {exc}",
-                           FIX_HINT, exc) from exc
+    except BaseException as exc:  # noqa: BLE001 - sys.exit() in a policy file fails the check, never passes it
+        raise source.error(f"loading the policy file {raised(exc)}", FIX_HINT, exc) from exc
     sys.modules[name] = module  # the project's helper modules are forgotten, not this one
     return module
 
@@ -410,10 +409,10 @@ def _user_check(fn: Callable[..., Any], name: str, at: _Source) -> RuleCheck:
     def check(plan: Plan, ctx: RuleContext) -> list[Finding]:
         try:
             return [_finding(item, name, at) for item in _items(fn(copy.deepcopy(plan)), name, at)]
-        except StackwrightError:
+        except (StackwrightError, KeyboardInterrupt):
             raise
-        except Exception as exc:
-            raise at.error(f"policy {name!r} raised {type(exc).__name__}: {exc}", FIX_HINT, exc) from exc
+        except BaseException as exc:  # noqa: BLE001 - sys.exit() in a policy fails the check, never passes it
+            raise at.error(f"policy {name!r} {raised(exc)}", FIX_HINT, exc) from exc
 
     return check
 
