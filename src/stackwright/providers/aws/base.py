@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 from stackwright.errors import InputError, ProviderError
 from stackwright.providers.aws.read_batch import MISS, ReadBatch
@@ -105,7 +105,7 @@ class AwsClients:
         import boto3
         import botocore.session
 
-        core = botocore.session.get_session()
+        core = botocore.session.Session(session_vars=_NO_PROFILE if self._ignores_profile() else None)
         session = boto3.session.Session(botocore_session=core, profile_name=self._profile)
         # After boto3 set the session up (it adds its resource models to the session's
         # own loader): clients are built from the loader shared by every session.
@@ -116,6 +116,16 @@ class AwsClients:
             session.get_credentials()
         return session
 
+    def _ignores_profile(self) -> bool:
+        """Credentials given in the config (an emulator's dummy ones) and no profile
+        named there: ``AWS_PROFILE`` or ``AWS_DEFAULT_PROFILE`` in the environment has
+        nothing to say, and a profile this machine lacks must not fail every call."""
+        return isinstance(self._static, Mapping) and not self._profile
+
+
+_NO_PROFILE: Final = {"profile": (None, None, None, None)}
+"""botocore's ``session_vars`` entry for ``profile``: read from no config key, no
+environment variable, no default."""
 
 _LOADERS: dict[Any, Any] = {}
 _LOADERS_LOCK = threading.Lock()
