@@ -326,6 +326,44 @@ def test_a_delete_first_chain_applies_in_one_run(h: Harness) -> None:
     assert rec["oidc"].inputs["ref"] == rec["cluster"].outputs["arn"] and len(h.providers.thing.objects) == 2
 
 
+def chain_on_subnet(zone: str) -> Callable[[], None]:
+    """The platform's shape: a cluster replaced delete-first when its subnet is replaced
+    (create-first), and an OIDC provider replaced with the cluster."""
+    def declare_it() -> None:
+        subnet = Thing("subnet", zone=zone)
+        cluster = Thing("cluster", zone=zone, ref=subnet.arn, opts=sw.ResourceOptions(delete_before_replace=True))
+        Thing("oidc", zone=zone, ref=cluster.arn)
+    return declare_it
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["walk", "inline"])
+def test_a_delete_first_chain_is_not_deleted_when_what_it_needs_fails_to_be_created(
+        tmp_path: Path, inline: bool) -> None:
+    """The new subnet cannot be made: the cluster and its OIDC provider are never deleted
+    (they could not be created again), and the next run applies the whole change."""
+    h = Harness(tmp_path, inline=inline)
+    thing = h.providers.thing
+    assert h.up(chain_on_subnet("a")).ok
+    before = dict(thing.objects)
+    thing.log.clear()
+    thing.fail["subnet"] = -1
+
+    failed = h.up(chain_on_subnet("b"))
+
+    assert [f.urn for f in failed.failures] == [P + "subnet"] and "broken" in failed.failures[0].message
+    assert sorted(failed.skipped) == [P + "cluster"] * 2 + [P + "oidc"] * 2 + [P + "subnet"]  # and its old half
+    assert thing.log == [] and thing.objects == before
+    assert h.store.snapshot("dev").pending == []
+    assert all(r.inputs["zone"] == "a" for r in h.recorded().values())
+
+    thing.fail.clear()
+    result = h.up(chain_on_subnet("b"))
+    assert result.ok and thing.log[:4] == [("create", "subnet"), ("delete", "oidc"), ("delete", "cluster"),
+                                           ("create", "cluster")]
+    assert sorted(thing.log[4:]) == [("create", "oidc"), ("delete", "subnet")]
+    assert len(thing.objects) == 3 and all(r.inputs["zone"] == "b" for r in h.recorded().values())
+
+
 def v1() -> None:
     a = Thing("a")
     Thing("b", ref=a.arn)
