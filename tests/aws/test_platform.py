@@ -289,6 +289,26 @@ def test_dev_and_staging_are_up_on_one_emulator_at_once(platform: Platform) -> N
     assert_platform_gone(platform)
 
 
+def test_a_second_state_of_the_same_stack_refuses_the_objects_of_the_first(platform: Platform,
+                                                                          tmp_path: Path) -> None:
+    """A second checkout with a state of its own (or a `.stackwright/` lost and made
+    again) shares the first one's URNs: its `up` must stop at the first named object,
+    saying which state manages it, and its `destroy` must leave the first one's alone."""
+    platform.ok("up", "--yes")
+    root = tmp_path / "second"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".stackwright", "__pycache__"))
+    second = Platform(root, platform.port, platform.cloud_home)
+    second.ok("stack", "init", "dev")
+
+    code, out = second.run("up", "--yes")
+    assert code == 1 and "managed by another state of this stack (lineage" in out, out
+    assert "eks:Cluster" not in second.ok("state", "ls")
+    second.ok("destroy", "--yes", "--allow-destroy")
+
+    assert "no drift" in platform.ok("refresh")
+    assert_platform_exists(platform)
+
+
 def edit_platform(p: Platform, old: str, new: str) -> None:
     path = p.root / "stacks" / "dev.yaml"
     text = path.read_text()

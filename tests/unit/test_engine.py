@@ -437,6 +437,32 @@ def test_pending_create_is_adopted_not_duplicated(h: Harness) -> None:
     assert h.providers.thing.calls["create"] == 0
 
 
+def test_providers_are_told_the_state_lineage_and_when_a_call_recovers_a_crashed_create(h: Harness) -> None:
+    """What lets a provider tell this state's own earlier attempt from another state's
+    object of the same URN (a second checkout of the stack)."""
+    seen: list[tuple[str, str, bool]] = []
+    thing = h.providers.thing
+    create, read = thing.create, thing.read
+
+    def creating(ctx: Any, inputs: Any) -> Any:
+        seen.append(("create", ctx.lineage, ctx.recovering))
+        return create(ctx, inputs)
+
+    def reading(ctx: Any, id: Any, inputs: Any, outputs: Any) -> Any:
+        seen.append(("read", ctx.lineage, ctx.recovering))
+        return read(ctx, id, inputs, outputs)
+
+    thing.create, thing.read = creating, reading  # type: ignore[method-assign]
+    lineage = h.store.snapshot("dev").lineage
+    assert lineage and h.up(lambda: Thing("a")).ok
+    writer = h.store.begin("dev", "up", "tester")
+    writer.record_pending(PendingOperation(token="t", urn=P + "b", type="fake:Thing", op="create",
+                                           inputs={"label": "", "zone": "a", "ref": ""}))
+    writer.finish("succeeded", None)
+    h.recover()
+    assert seen == [("create", lineage, False), ("read", lineage, True)]
+
+
 def test_get_reads_an_existing_object_and_never_deletes_it(h: Harness) -> None:
     h.providers.thing.objects["given-1"] = {"label": "shared", "zone": "a", "ref": ""}
 

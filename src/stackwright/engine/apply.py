@@ -559,7 +559,7 @@ class Applier:
     def _context(self, urn: str, token: str, handler: ResourceProvider,
                  inputs: Mapping[str, Any]) -> OperationContext:
         config = instance_config(handler, inputs, self._outputs_of)
-        return self.calls.context(urn, urn_name(urn), token, config)
+        return self.calls.context(urn, urn_name(urn), token, config, lineage=self.plan.lineage)
 
     def _outputs_of(self, urn: str) -> Mapping[str, Any] | None:
         """Outputs as of now: applied in this run, else recorded before it."""
