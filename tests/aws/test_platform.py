@@ -302,6 +302,7 @@ def test_a_second_state_of_the_same_stack_refuses_the_objects_of_the_first(platf
 
     code, out = second.run("up", "--yes")
     assert code == 1 and "managed by another state of this stack (lineage" in out, out
+    assert "hint: another checkout or state backend manages it" in out, out
     assert "eks:Cluster" not in second.ok("state", "ls")
     second.ok("destroy", "--yes", "--allow-destroy")
 
