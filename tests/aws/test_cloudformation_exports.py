@@ -71,6 +71,42 @@ def test_an_update_through_a_change_set_replaces_the_exports(handler: StackProvi
     handler.delete(ctx(TYPE, name), created.id, renamed, created.outputs)
 
 
+def topic_exporter(export: str, topic: str) -> dict[str, Any]:
+    return {"Resources": {"T": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": topic}}},
+            "Outputs": {"Name": {"Value": {"Fn::GetAtt": ["T", "TopicName"]}, "Export": {"Name": export}}}}
+
+
+@pytest.mark.parametrize("change", ["value", "removal"])
+def test_an_export_another_stack_imports_can_neither_change_nor_go(handler: StackProvider, boto: Any,
+                                                                     change: str) -> None:
+    """As in AWS: the update fails and rolls back, the export and the template stay as
+    they were; once the importer is gone, the same update goes through."""
+    producer, consumer = unique("pe-producer"), unique("pe-consumer")
+    export = f"{producer}-Name"
+    inputs = handler.check({"name": producer, "template": topic_exporter(export, f"{producer}-one")})
+    made = handler.create(ctx(TYPE, producer, token=f"tok-{producer}"), inputs)
+    importer = handler.check({"name": consumer, "template": {"Resources": {"T": {
+        "Type": "AWS::SNS::Topic", "Properties": {"TopicName": {"Fn::Join": ["-", [{"Fn::ImportValue": export}, "c"]]}}}}}})
+    user = handler.create(ctx(TYPE, consumer, token=f"tok-{consumer}"), importer)
+    changed = topic_exporter(export, f"{producer}-two")
+    if change == "removal":
+        changed = {"Resources": changed["Resources"]}
+    new = handler.check(dict(inputs, template=changed))
+
+    words = "Cannot update export" if change == "value" else "cannot be deleted"
+    with pytest.raises(ProviderError, match=f"{words}.*in use by {consumer}"):
+        handler.update(ctx(TYPE, producer, token=f"tok-up-{producer}"), made.id, inputs, made.outputs, new)
+    assert exports(boto)[export] == f"{producer}-one"
+    cfn = boto("cloudformation")
+    assert cfn.describe_stacks(StackName=producer)["Stacks"][0]["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    assert "two" not in str(cfn.get_template(StackName=producer)["TemplateBody"])
+
+    handler.delete(ctx(TYPE, consumer), user.id, importer, user.outputs)
+    handler.update(ctx(TYPE, producer, token=f"tok-up2-{producer}"), made.id, inputs, made.outputs, new)
+    assert exports(boto).get(export) == (f"{producer}-two" if change == "value" else None)
+    handler.delete(ctx(TYPE, producer), made.id, new, made.outputs)
+
+
 def test_a_create_that_fails_to_execute_leaves_no_stack(handler: StackProvider, boto: Any) -> None:
     """The emulator fails the import of an export nobody made; the stack must not stay."""
     name, missing = unique("app"), unique("nowhere")

@@ -65,6 +65,25 @@ def test_dashboard_lifecycle(dashboards: AwsResource, client: Any) -> None:
     dashboards.delete(c, created.id, new, created.outputs)  # idempotent
 
 
+def test_a_dashboard_create_refuses_a_namesake_but_a_retry_keeps_its_own(dashboards: AwsResource,
+                                                                         client: Any) -> None:
+    """Nothing shows whose an untagged dashboard is: a create that finds one refuses it
+    (instead of overwriting it, and deleting it on destroy); the engine's retry of the
+    same create, whose first answer was lost, finds its own and goes on."""
+    inputs = dashboards.check({"name": "sw-namesake", "body": BODY})
+    client.put_dashboard(DashboardName="sw-namesake", DashboardBody=json.dumps({"widgets": []}))
+    with pytest.raises(ProviderError, match="already exists") as info:
+        dashboards.create(ctx(DASHBOARD, "main", token="first"), inputs)
+    assert info.value.hint and "stackwright import" in info.value.hint
+    assert json.loads(client.get_dashboard(DashboardName="sw-namesake")["DashboardBody"]) == {"widgets": []}
+    client.delete_dashboards(DashboardNames=["sw-namesake"])
+
+    c = ctx(DASHBOARD, "main", token="second")
+    created = dashboards.create(c, inputs)
+    assert dashboards.create(c, inputs).id == created.id  # the retry
+    dashboards.delete(c, created.id, inputs, created.outputs)
+
+
 def alarm_inputs(alarms: AwsResource, name: str, **extra: Any) -> dict[str, Any]:
     return alarms.check({
         "name": name, "namespace": "AWS/SQS", "metric_name": "ApproximateAgeOfOldestMessage",

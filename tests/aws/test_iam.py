@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from aws.conftest import assert_round_trip, ctx, tag_map, unique
-from stackwright.errors import InputError
+from stackwright.errors import InputError, ProviderError
 from stackwright.providers.aws import iam
 from stackwright.providers.aws.base import URN_TAG
 
@@ -94,7 +94,7 @@ def test_role_create_adopts_its_own_earlier_attempt(handlers: Any, client: Any) 
     first = h.create(c, inputs)
     again = h.create(c, inputs)
     assert again == first
-    with pytest.raises(Exception, match="EntityAlreadyExists"):
+    with pytest.raises(ProviderError, match="already exists and is not managed by"):
         h.create(ctx("aws:iam:Role", unique("someone-else")), inputs)
     h.delete(c, first.id, inputs, {})
 

@@ -92,3 +92,17 @@ def test_an_explicit_loopback_endpoint_needs_no_credentials(tmp_path: Path, aws_
     cfn = emulator_client(aws_endpoint, "cloudformation")
     assert cfn.describe_stacks(StackName="gamma-queue")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
     cli.ok(folder, "destroy", "--yes")
+
+
+@pytest.mark.parametrize("variable", ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"])
+def test_a_profile_named_in_the_environment_is_not_looked_up_for_a_loopback_endpoint(
+        tmp_path: Path, aws_endpoint: str, variable: str) -> None:
+    """A CI job or container sets a profile its machine has no config for: the emulator's
+    dummy credentials are used all the same, and the profile is never read."""
+    cli = Cli(tmp_path / "cloud", localcloud.free_port())
+    cli.env[variable] = "missing"
+    folder = project(tmp_path, f"delta-{variable.lower().replace('_', '-')}", aws_endpoint)
+    cli.ok(folder, "stack", "init", "dev")
+    out = cli.ok(folder, "up", "--yes")
+    assert "ProfileNotFound" not in out, out
+    cli.ok(folder, "destroy", "--yes")

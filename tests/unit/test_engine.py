@@ -326,6 +326,44 @@ def test_a_delete_first_chain_applies_in_one_run(h: Harness) -> None:
     assert rec["oidc"].inputs["ref"] == rec["cluster"].outputs["arn"] and len(h.providers.thing.objects) == 2
 
 
+def chain_on_subnet(zone: str) -> Callable[[], None]:
+    """The platform's shape: a cluster replaced delete-first when its subnet is replaced
+    (create-first), and an OIDC provider replaced with the cluster."""
+    def declare_it() -> None:
+        subnet = Thing("subnet", zone=zone)
+        cluster = Thing("cluster", zone=zone, ref=subnet.arn, opts=sw.ResourceOptions(delete_before_replace=True))
+        Thing("oidc", zone=zone, ref=cluster.arn)
+    return declare_it
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["walk", "inline"])
+def test_a_delete_first_chain_is_not_deleted_when_what_it_needs_fails_to_be_created(
+        tmp_path: Path, inline: bool) -> None:
+    """The new subnet cannot be made: the cluster and its OIDC provider are never deleted
+    (they could not be created again), and the next run applies the whole change."""
+    h = Harness(tmp_path, inline=inline)
+    thing = h.providers.thing
+    assert h.up(chain_on_subnet("a")).ok
+    before = dict(thing.objects)
+    thing.log.clear()
+    thing.fail["subnet"] = -1
+
+    failed = h.up(chain_on_subnet("b"))
+
+    assert [f.urn for f in failed.failures] == [P + "subnet"] and "broken" in failed.failures[0].message
+    assert sorted(failed.skipped) == [P + "cluster"] * 2 + [P + "oidc"] * 2 + [P + "subnet"]  # and its old half
+    assert thing.log == [] and thing.objects == before
+    assert h.store.snapshot("dev").pending == []
+    assert all(r.inputs["zone"] == "a" for r in h.recorded().values())
+
+    thing.fail.clear()
+    result = h.up(chain_on_subnet("b"))
+    assert result.ok and thing.log[:4] == [("create", "subnet"), ("delete", "oidc"), ("delete", "cluster"),
+                                           ("create", "cluster")]
+    assert sorted(thing.log[4:]) == [("create", "oidc"), ("delete", "subnet")]
+    assert len(thing.objects) == 3 and all(r.inputs["zone"] == "b" for r in h.recorded().values())
+
+
 def v1() -> None:
     a = Thing("a")
     Thing("b", ref=a.arn)
@@ -397,6 +435,32 @@ def test_pending_create_is_adopted_not_duplicated(h: Harness) -> None:
     assert h.recorded()["a"].id == oid and h.store.snapshot("dev").pending == []
     assert h.up(lambda: Thing("a")).done == {}
     assert h.providers.thing.calls["create"] == 0
+
+
+def test_providers_are_told_the_state_lineage_and_when_a_call_recovers_a_crashed_create(h: Harness) -> None:
+    """What lets a provider tell this state's own earlier attempt from another state's
+    object of the same URN (a second checkout of the stack)."""
+    seen: list[tuple[str, str, bool]] = []
+    thing = h.providers.thing
+    create, read = thing.create, thing.read
+
+    def creating(ctx: Any, inputs: Any) -> Any:
+        seen.append(("create", ctx.lineage, ctx.recovering))
+        return create(ctx, inputs)
+
+    def reading(ctx: Any, id: Any, inputs: Any, outputs: Any) -> Any:
+        seen.append(("read", ctx.lineage, ctx.recovering))
+        return read(ctx, id, inputs, outputs)
+
+    thing.create, thing.read = creating, reading  # type: ignore[method-assign]
+    lineage = h.store.snapshot("dev").lineage
+    assert lineage and h.up(lambda: Thing("a")).ok
+    writer = h.store.begin("dev", "up", "tester")
+    writer.record_pending(PendingOperation(token="t", urn=P + "b", type="fake:Thing", op="create",
+                                           inputs={"label": "", "zone": "a", "ref": ""}))
+    writer.finish("succeeded", None)
+    h.recover()
+    assert seen == [("create", lineage, False), ("read", lineage, True)]
 
 
 def test_get_reads_an_existing_object_and_never_deletes_it(h: Harness) -> None:

@@ -270,7 +270,10 @@ def outcome_lines(outcome: Any, what: str) -> tuple[list[str], list[str]]:
     if result.ok:
         return recovery, [click.style(f"{what} succeeded in {outcome.duration:.1f}s{number}: {done}.",
                                       fg="green", bold=True)]
-    body = [click.style(f"  failed: {f.action} {f.urn}: {f.message}", fg="red") for f in result.failures]
+    body = []
+    for f in result.failures:
+        body.append(click.style(f"  failed: {f.action} {f.urn}: {f.message}", fg="red"))
+        body += [f"    hint: {f.hint}"] if f.hint else []
     state = "was interrupted" if result.interrupted else "failed"
     extra = f"; {len(result.skipped)} skipped" if result.skipped else ""
     extra += f"; {len(result.not_started)} not started" if result.not_started else ""

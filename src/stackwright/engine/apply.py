@@ -1,7 +1,8 @@
 """Applying a Plan: an asynchronous walk of its steps' dependency graph.
 
 Each resource step becomes one or two actions: ``("C", urn)`` creates, updates or
-confirms it; ``("D", urn)`` deletes it or the old half of a replacement. An action
+confirms it; ``("D", urn)`` deletes it or the old half of a replacement (``("L", urn)``
+deletes old halves an earlier run left; ``("W", urn)`` only waits). An action
 starts the instant its last dependency finishes. At most ``parallel`` provider calls
 run at once, and up to ``parallel`` more actions are prepared ahead (inputs resolved,
 pending record committed, call queued), so a call slot that frees up is refilled by
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
     import asyncio
 
 Action = tuple[str, str]
+WAIT: Final = "W"
+"""The kind of an action that does nothing: the barrier a delete-first chain's deletes
+wait behind (``_chains_wait_for_their_needs``)."""
 PropertyLookup = Callable[[str, str], Any]
 Resolver = Callable[[str, PropertyLookup], Mapping[str, Any]]
 """Re-resolves a resource's inputs from the outputs recorded so far."""
@@ -255,7 +259,7 @@ class Applier:
         raise RuntimeError(f"the step {action} waited on an event loop in an in-line apply")
 
     def _finished(self, fate: dict[Action, str]) -> ApplyResult:
-        self.result.not_started = [urn for (kind, urn), f in fate.items() if f == "not-started"]
+        self.result.not_started = [urn for (kind, urn), f in fate.items() if f == "not-started" and kind != WAIT]
         self.result.interrupted = self.stop.is_set() and bool(self.result.not_started)
         self.result.outputs = self.live
         self.result.provider_calls = self.calls.attempts
@@ -274,6 +278,8 @@ class Applier:
         self.calls.withdraw_queued()
 
     def _skipped(self, action: Action, cause: Action) -> None:
+        if action[0] == WAIT:
+            return
         self.result.skipped.append(action[1])
         self.sink.step_finished(action[1], self._verb(action), "skipped", 0.0,
                                 f"{urn_name(cause[1])} failed")
@@ -302,6 +308,8 @@ class Applier:
 
     async def _visit(self, action: Action) -> bool | None:
         kind, urn = action
+        if kind == WAIT:
+            return True
         verb = self._verb(action)
         step = self.steps.get(urn)
         quiet = kind == "C" and step is not None and step.op is Op.SAME and not step.state_only
@@ -551,7 +559,7 @@ class Applier:
     def _context(self, urn: str, token: str, handler: ResourceProvider,
                  inputs: Mapping[str, Any]) -> OperationContext:
         config = instance_config(handler, inputs, self._outputs_of)
-        return self.calls.context(urn, urn_name(urn), token, config)
+        return self.calls.context(urn, urn_name(urn), token, config, lineage=self.plan.lineage)
 
     def _outputs_of(self, urn: str) -> Mapping[str, Any] | None:
         """Outputs as of now: applied in this run, else recorded before it."""
@@ -640,7 +648,85 @@ def ordered_action_graph(plan: Plan) -> tuple[Graph[Action], list[Action]]:
         order = graph.topological_order()
     except CycleFound as exc:
         raise _unorderable([(str(a[0]), str(a[1])) for a in exc.cycle], steps) from None  # type: ignore[index]
+    if _chains_wait_for_their_needs(graph, plan.steps, order):
+        order = graph.topological_order()
     return graph, order
+
+
+def _chains_wait_for_their_needs(graph: Graph[Action], steps: Iterable[Step], order: list[Action]) -> bool:
+    """A resource replaced delete-first, and the chain deleted with it, are gone until
+    they are created again; creating them needs creates and updates that nothing
+    deletes first (the new subnets of a cluster). Those run before the chain's first
+    delete: when one of them fails, the chain is skipped with its old objects in place,
+    instead of a cluster deleted that cannot be created again. Chains that share an
+    action wait behind one barrier (``WAIT``) for what all of them need. Adds no cycle:
+    what a barrier waits for waits for no delete. Returns whether it added anything."""
+    starts = [("C", s.urn) for s in steps if s.op is Op.REPLACE and s.delete_before_replace]
+    if not starts:
+        return False
+    firm = _waits_for_no_delete(graph, order)
+    added = False
+    for first, (deletes, needs) in _chains(graph, starts, firm).items():
+        if deletes and needs:
+            barrier = (WAIT, first[1])
+            graph.add(barrier, needs)
+            for delete in deletes:
+                graph.add(delete, [barrier])
+            added = True
+    return added
+
+
+def _waits_for_no_delete(graph: Graph[Action], order: list[Action]) -> set[Action]:
+    """Creates and updates that wait, directly or not, for no delete of any kind."""
+    firm: set[Action] = set()
+    for action in order:
+        if action[0] == "C" and all(dep in firm for dep in graph.deps.get(action, ())):
+            firm.add(action)
+    return firm
+
+
+def _chains(graph: Graph[Action], starts: list[Action],
+            firm: set[Action]) -> dict[Action, tuple[list[Action], list[Action]]]:
+    """For each group of delete-first chains (keyed by its first start): its deletes, and
+    the ``firm`` actions they must wait for. Found by one walk down from every chain's
+    create through the actions that wait for a delete; walks that meet are one group."""
+    group: dict[Action, Action] = {}
+    merged: dict[Action, Action] = {}
+
+    def root(key: Action) -> Action:
+        path = []
+        while merged.get(key, key) != key:
+            path.append(key)
+            key = merged[key]
+        for step in path:  # later lookups take one hop
+            merged[step] = key
+        return key
+
+    found: dict[Action, tuple[list[Action], dict[Action, None]]] = {}
+    for start in starts:
+        if start in group:
+            continue
+        group[start] = start
+        deletes, needs = found[start] = ([], {})
+        todo = [start]
+        while todo:
+            action = todo.pop()
+            if action[0] == "D":
+                deletes.append(action)
+            for dep in graph.deps.get(action, ()):
+                if dep in firm:
+                    needs[dep] = None
+                elif dep not in group:
+                    group[dep] = start
+                    todo.append(dep)
+                elif root(group[dep]) != start:
+                    merged[root(group[dep])] = start
+    out: dict[Action, tuple[list[Action], dict[Action, None]]] = {}
+    for key, (deletes, needs) in found.items():
+        into = out.setdefault(root(key), ([], {}))
+        into[0].extend(deletes)
+        into[1].update(needs)
+    return {key: (deletes, list(needs)) for key, (deletes, needs) in out.items()}
 
 
 def _unorderable(cycle: list[Action], steps: Mapping[str, Step]) -> PlanError:

@@ -31,11 +31,11 @@ class _Calls:
 
         return report
 
-    def context(self, urn: str, name: str, token: str,
-                provider_config: Mapping[str, Any] | None = None) -> OperationContext:
+    def context(self, urn: str, name: str, token: str, provider_config: Mapping[str, Any] | None = None,
+                *, lineage: str = "", recovering: bool = False) -> OperationContext:
         return OperationContext(urn=urn, name=name, token=token, timeout=self.timeout,
                                 log=lambda message: self.sink.step_log(urn, message),
-                                provider_config=provider_config or {})
+                                provider_config=provider_config or {}, lineage=lineage, recovering=recovering)
 
 
 class ProviderCalls(_Calls):

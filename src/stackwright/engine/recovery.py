@@ -51,7 +51,7 @@ async def recover(
         secret_texts(op.inputs, secrets)
     for op in sorted(snapshot.pending, key=lambda op: op.op != "create"):
         if op.op == "create":
-            adopted = await _recover_create(op, providers, writer, calls, report, rows, secrets)
+            adopted = await _recover_create(op, snapshot.lineage, providers, writer, calls, report, rows, secrets)
             if adopted is not None:
                 rows[op.urn] = adopted
         elif op.op == "delete":
@@ -65,11 +65,13 @@ async def recover(
 
 
 async def _recover_create(
-    op: PendingOperation, providers: ProviderLookup, writer: StackWriter,
+    op: PendingOperation, lineage: str, providers: ProviderLookup, writer: StackWriter,
     calls: ProviderCalls, report: RecoveryReport, rows: dict[str, ResourceState], secrets: set[str],
 ) -> ResourceState | None:
+    """The object the create made, found as this state's (``lineage``) own, is recorded;
+    none found, the pending record is forgotten."""
     handler = providers.resource(op.type)
-    ctx = _context(calls, op, handler, rows)
+    ctx = _context(calls, op, handler, rows, lineage=lineage, recovering=True)
     live = await calls.run(op.urn, "read", handler.read, ctx, None, reveal(op.inputs), {})
     if live is None:
         writer.clear_pending(op.token)
@@ -100,10 +102,10 @@ async def _recover_delete(
 
 
 def _context(calls: ProviderCalls, op: PendingOperation, handler: ResourceProvider,
-             rows: dict[str, ResourceState]) -> OperationContext:
+             rows: dict[str, ResourceState], *, lineage: str = "", recovering: bool = False) -> OperationContext:
     def outputs_of(urn: str) -> dict[str, object] | None:
         row = rows.get(urn)
         return row.outputs if row is not None else None
 
     config = instance_config(handler, op.inputs, outputs_of)
-    return calls.context(op.urn, urn_name(op.urn), op.token, config)
+    return calls.context(op.urn, urn_name(op.urn), op.token, config, lineage=lineage, recovering=recovering)

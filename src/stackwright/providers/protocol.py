@@ -128,15 +128,24 @@ class OperationContext(FrozenCompared):
     log: Callable[[str], None] = _no_log
     provider_config: Mapping[str, Any] = field(default_factory=dict)
     """The outputs of the provider instance named by the resource's inputs, revealed."""
+    lineage: str = ""
+    """The lineage of the stack's state the call is made for ("" outside an apply): a
+    provider that marks what it creates marks it with this too, and takes an object as
+    its own earlier attempt only when it carries the same one."""
+    recovering: bool = False
+    """The call resolves a create this state recorded as pending before a crash."""
 
     def __init__(self, urn: str, name: str, token: str, timeout: float = 1800.0,
-                 log: Callable[[str], None] = _no_log, provider_config: Mapping[str, Any] | None = None) -> None:
+                 log: Callable[[str], None] = _no_log, provider_config: Mapping[str, Any] | None = None,
+                 lineage: str = "", recovering: bool = False) -> None:
         object.__setattr__(self, "urn", urn)
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "token", token)
         object.__setattr__(self, "timeout", timeout)
         object.__setattr__(self, "log", log)
         object.__setattr__(self, "provider_config", {} if provider_config is None else provider_config)
+        object.__setattr__(self, "lineage", lineage)
+        object.__setattr__(self, "recovering", recovering)
 
 
 class ResourceProvider:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 from stackwright.errors import InputError, ProviderError
 from stackwright.providers.aws.read_batch import MISS, ReadBatch
@@ -22,6 +22,14 @@ T = TypeVar("T")
 
 URN_TAG = "stackwright:urn"
 """Tag put on every taggable object so an interrupted create can be found again."""
+
+LINEAGE_TAG = "stackwright:lineage"
+"""Put beside the URN tag by every create: the lineage of the stack's state that made the
+object. Two states of one stack (two checkouts, a lost ``.stackwright/`` made again)
+share URNs but never a lineage, so neither takes the other's objects for its own."""
+
+RESERVED_TAGS = frozenset({URN_TAG, LINEAGE_TAG})
+"""Stackwright's own tags: never a user's, never reported as drift, never removed."""
 
 RETRYABLE_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded",
@@ -105,7 +113,7 @@ class AwsClients:
         import boto3
         import botocore.session
 
-        core = botocore.session.get_session()
+        core = botocore.session.Session(session_vars=_NO_PROFILE if self._ignores_profile() else None)
         session = boto3.session.Session(botocore_session=core, profile_name=self._profile)
         # After boto3 set the session up (it adds its resource models to the session's
         # own loader): clients are built from the loader shared by every session.
@@ -116,6 +124,16 @@ class AwsClients:
             session.get_credentials()
         return session
 
+    def _ignores_profile(self) -> bool:
+        """Credentials given in the config (an emulator's dummy ones) and no profile
+        named there: ``AWS_PROFILE`` or ``AWS_DEFAULT_PROFILE`` in the environment has
+        nothing to say, and a profile this machine lacks must not fail every call."""
+        return isinstance(self._static, Mapping) and not self._profile
+
+
+_NO_PROFILE: Final = {"profile": (None, None, None, None)}
+"""botocore's ``session_vars`` entry for ``profile``: read from no config key, no
+environment variable, no default."""
 
 _LOADERS: dict[Any, Any] = {}
 _LOADERS_LOCK = threading.Lock()
@@ -209,21 +227,72 @@ def call_or_none(action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -
         raise classify(exc, action) from exc
 
 
-def tag_list(tags: Mapping[str, str], urn: str | None = None, key: str = "Key",
+def is_reserved_tag(key: str) -> bool:
+    """Stackwright's own tags and AWS's (``aws:``): not the user's to set or remove."""
+    return key in RESERVED_TAGS or key.startswith("aws:")
+
+
+def own_tags(ctx: OperationContext) -> dict[str, str]:
+    """The tags that mark an object as made for ``ctx.urn`` by this stack's state."""
+    return {URN_TAG: ctx.urn, LINEAGE_TAG: ctx.lineage} if ctx.lineage else {URN_TAG: ctx.urn}
+
+
+def is_ours(tags: Mapping[str, str], ctx: OperationContext) -> bool:
+    """Whether an object found by name or by tag is one this state made for ``ctx.urn``
+    (an earlier attempt whose answer was lost, or a create a crash interrupted), to be
+    adopted rather than refused. The one rule every AWS provider that adopts follows."""
+    return _not_ours(tags, ctx) is None
+
+
+def claim(kind: str, name: str, tags: Mapping[str, str], ctx: OperationContext) -> None:
+    """Refuse to take over the existing object ``name`` (``tags``: all of its tags)
+    unless it is this state's own, saying whose it is."""
+    why = _not_ours(tags, ctx)
+    if why == "lineage":
+        raise ProviderError(
+            f"{kind} {name!r} already exists, managed by another state of this stack "
+            f"(lineage {tags.get(LINEAGE_TAG)}; this state's is {ctx.lineage})",
+            hint="another checkout or state backend manages it: apply from there, or give it another name "
+                 "here; to manage it from this state instead, `stackwright import` it and remove it from "
+                 "the other state (`stackwright state rm`)")
+    if why == "unmarked":
+        raise ProviderError(
+            f"{kind} {name!r} already exists: made for {ctx.urn} before objects carried their state's "
+            "lineage, and this state has no record of making it",
+            hint="if this state should manage it, `stackwright import` it; if another state of this stack "
+                 "manages it, apply from there, or give it another name here")
+    if why is not None:
+        raise ProviderError(f"{kind} {name!r} already exists and is not managed by {ctx.urn}; "
+                            "adopt it with `stackwright import` or choose another name")
+
+
+def _not_ours(tags: Mapping[str, str], ctx: OperationContext) -> str | None:
+    """None for this state's own object, else why not: ``urn``, ``lineage`` or
+    ``unmarked``. One made before lineage tags carries the URN tag alone ("unmarked"): it
+    is taken as ours only while recovering a create this state recorded as pending (the
+    crash that left it), or where there is no lineage to compare (a call made outside an
+    apply)."""
+    if tags.get(URN_TAG) != ctx.urn:
+        return "urn"
+    lineage = tags.get(LINEAGE_TAG)
+    if lineage is None:
+        return None if ctx.recovering or not ctx.lineage else "unmarked"
+    return None if lineage == ctx.lineage else "lineage"
+
+
+def tag_list(tags: Mapping[str, str], owner: OperationContext | None = None, key: str = "Key",
              value: str = "Value") -> list[dict[str, str]]:
-    """AWS's ``[{"Key": k, "Value": v}]`` form, with the URN tag when given."""
+    """AWS's ``[{"Key": k, "Value": v}]`` form, with the tags that mark an object as
+    ``owner``'s (``own_tags``) when given."""
     merged = dict(tags)
-    if urn is not None:
-        merged[URN_TAG] = urn
+    if owner is not None:
+        merged.update(own_tags(owner))
     return [{key: k, value: v} for k, v in sorted(merged.items())]
 
 
 def tag_dict(tags: list[dict[str, str]] | None, key: str = "Key", value: str = "Value") -> dict[str, str]:
     """User tags from AWS's list form, without Stackwright's own and AWS's reserved ones."""
-    return {
-        t[key]: t[value] for t in tags or []
-        if t[key] != URN_TAG and not t[key].startswith("aws:")
-    }
+    return {t[key]: t[value] for t in tags or [] if not is_reserved_tag(t[key])}
 
 
 def all_tags(tags: list[dict[str, str]] | None, key: str = "Key", value: str = "Value") -> dict[str, str]:
@@ -233,7 +302,7 @@ def all_tags(tags: list[dict[str, str]] | None, key: str = "Key", value: str = "
 
 def user_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
     """User tags from a dict of tags, without Stackwright's own and AWS's reserved ones."""
-    return {k: v for k, v in (tags or {}).items() if k != URN_TAG and not k.startswith("aws:")}
+    return {k: v for k, v in (tags or {}).items() if not is_reserved_tag(k)}
 
 
 def tag_changes(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -253,9 +322,10 @@ def check_tags(tags: Any, prop: str = "tags") -> None:
     for key, value in tags.items():
         if not isinstance(key, str) or not isinstance(value, str):
             raise InputError(f"{prop} must map strings to strings", prop=prop)
-        if key == URN_TAG or key.startswith("aws:"):
+        if is_reserved_tag(key):
             raise InputError(f"tag key {key!r} is reserved", prop=prop,
-                             hint=f"Stackwright sets {URN_TAG!r} itself; 'aws:' keys belong to AWS")
+                             hint=f"Stackwright sets {' and '.join(sorted(RESERVED_TAGS))} itself; "
+                                  "'aws:' keys belong to AWS")
 
 
 # --- names --------------------------------------------------------------------------

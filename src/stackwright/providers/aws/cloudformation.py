@@ -25,12 +25,14 @@ from stackwright.model.output import Output
 from stackwright.model.values import is_unknown
 from stackwright.model.resource import Resource
 from stackwright.providers.aws.base import (
-    URN_TAG,
     AwsResource,
     all_tags,
     call,
     call_or_none,
+    claim,
     error_code,
+    is_ours,
+    own_tags,
     tag_dict,
     tag_list,
 )
@@ -41,7 +43,7 @@ from stackwright.providers.aws.cloudformation_template import (
     template_body,
     template_links,
 )
-from stackwright.providers.aws.common import not_managed, reject_urn_tag, with_defaults
+from stackwright.providers.aws.common import reject_urn_tag, with_defaults
 from stackwright.providers.common import wait_until
 from stackwright.providers.protocol import Created, DiffResult, Links, OperationContext, ReadResult
 
@@ -149,8 +151,7 @@ class StackProvider(AwsResource):
         stack = self._describe(name)
         if stack is None:
             return None
-        if all_tags(stack.get("Tags")).get(URN_TAG) != ctx.urn:
-            raise not_managed("stack", name, ctx.urn)
+        claim("stack", name, all_tags(stack.get("Tags")), ctx)
         settled = self._settled_or_gone(ctx, stack["StackId"], review_is_settled=True)
         if settled is not None and settled["StackStatus"] in DEAD:
             ctx.log(f"deleting stack {name} left {settled['StackStatus']} by an earlier attempt")
@@ -222,7 +223,7 @@ class StackProvider(AwsResource):
             "TemplateBody": template_body(values["template"]),
             "Parameters": [{"ParameterKey": k, "ParameterValue": v}
                            for k, v in sorted(values["parameters"].items())],
-            "Capabilities": values["capabilities"], "Tags": tag_list(values["tags"], ctx.urn),
+            "Capabilities": values["capabilities"], "Tags": tag_list(values["tags"], ctx),
         }
         if client_token:
             kwargs["ClientToken"] = client_token
@@ -273,7 +274,7 @@ class StackProvider(AwsResource):
         """A change set may see no changes when only the stack's tags differ; UpdateStack
         with the same template applies them."""
         stack = self._describe(stack_id) or {}
-        wanted = {**values["tags"], URN_TAG: ctx.urn}
+        wanted = {**values["tags"], **own_tags(ctx)}
         if all_tags(stack.get("Tags")) == wanted:
             return
         try:
@@ -281,7 +282,7 @@ class StackProvider(AwsResource):
                  TemplateBody=template_body(values["template"]), Capabilities=values["capabilities"],
                  Parameters=[{"ParameterKey": k, "ParameterValue": v}
                              for k, v in sorted(values["parameters"].items())],
-                 Tags=tag_list(values["tags"], ctx.urn))
+                 Tags=tag_list(values["tags"], ctx))
         except ProviderError as err:
             if not _says_no_changes(err.message):
                 raise
@@ -369,7 +370,7 @@ class StackProvider(AwsResource):
         if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
             return None  # a stack under review has no resources yet: create again
         tags = all_tags(stack.get("Tags"))
-        if id is None and (tags.get(URN_TAG) != ctx.urn or stack["StackStatus"] in DEAD):
+        if id is None and (not is_ours(tags, ctx) or stack["StackStatus"] in DEAD):
             return None
         return ReadResult(stack["StackId"], self._live_inputs(stack, tags, inputs), self._outputs(stack))
 

@@ -8,14 +8,24 @@ change them with TagResource/UntagResource.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 from stackwright.errors import InputError, ProviderError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
-from stackwright.providers.aws.base import URN_TAG, AwsResource, call, call_or_none, tag_dict, tag_list
-from stackwright.providers.aws.common import ArnTags, not_managed, reject_urn_tag, with_defaults
+from stackwright.providers.aws.base import (
+    AwsClients,
+    AwsResource,
+    call,
+    call_or_none,
+    claim,
+    is_ours,
+    tag_dict,
+    tag_list,
+)
+from stackwright.providers.aws.common import ArnTags, reject_urn_tag, with_defaults
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 
 __all__ = ["Dashboard", "DashboardProvider", "MetricAlarm", "MetricAlarmProvider", "RESOURCE_PROVIDERS"]
@@ -58,12 +68,19 @@ class MetricAlarm(Resource, type="aws:cloudwatch:MetricAlarm"):
 
 class DashboardProvider(AwsResource):
     """``aws:cloudwatch:Dashboard``; the id is the dashboard name. Dashboards have no tags,
-    so an interrupted create is found by name."""
+    so an interrupted create is found by name; and since nothing tells whose a dashboard
+    is, a create refuses one that exists already, unless it is a retry of that very
+    create (whose first answer was lost)."""
 
     service = "cloudwatch"
     type_token = "aws:cloudwatch:Dashboard"
     resource_class = Dashboard
     replace_on = frozenset({"name"})
+
+    def __init__(self, clients: AwsClients) -> None:
+        super().__init__(clients)
+        self._attempted: set[str] = set()
+        self._attempted_lock = threading.Lock()
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         return with_defaults(Dashboard, inputs)
@@ -81,9 +98,23 @@ class DashboardProvider(AwsResource):
 
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
         values = self.check(inputs)
+        if self._first_attempt(ctx) and self._get(values["name"]) is not None:
+            raise ProviderError(
+                f"dashboard {values['name']!r} already exists; dashboards carry no tags, so nothing shows "
+                "that this stack's state made it",
+                hint=f"adopt it with `stackwright import {self.type_token} <name> {values['name']}`, "
+                     "or choose another name")
         self._put(values)
         got = self._get(values["name"]) or {}
         return Created(values["name"], {"arn": got.get("DashboardArn")})
+
+    def _first_attempt(self, ctx: OperationContext) -> bool:
+        """The engine retries a whole create after a throttle or a lost answer, with the
+        same token: only its first attempt can tell a namesake from its own dashboard."""
+        with self._attempted_lock:
+            first = ctx.token not in self._attempted
+            self._attempted.add(ctx.token)
+        return first
 
     def read(
         self, ctx: OperationContext, id: str | None, inputs: Mapping[str, Any],
@@ -163,9 +194,9 @@ class MetricAlarmProvider(AwsResource):
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
         values = self.check(inputs)
         existing = self._describe(values["name"])
-        if existing is not None and self._all_tags(existing["AlarmArn"]).get(URN_TAG) != ctx.urn:
-            raise not_managed("alarm", values["name"], ctx.urn)
-        self._put(values, tag_list(values["tags"], ctx.urn))
+        if existing is not None:
+            claim("alarm", values["name"], self._all_tags(existing["AlarmArn"]), ctx)
+        self._put(values, tag_list(values["tags"], ctx))
         alarm = self._describe(values["name"]) or {}
         return Created(values["name"], {"arn": alarm.get("AlarmArn")})
 
@@ -178,7 +209,7 @@ class MetricAlarmProvider(AwsResource):
         if alarm is None:
             return None
         tags = self._all_tags(alarm["AlarmArn"])
-        if id is None and tags.get(URN_TAG) != ctx.urn:
+        if id is None and not is_ours(tags, ctx):
             return None
         return ReadResult(alarm["AlarmName"], self._live_inputs(alarm, tags), {"arn": alarm["AlarmArn"]})
 
@@ -212,7 +243,7 @@ class MetricAlarmProvider(AwsResource):
             raise ProviderError(f"alarm {id!r} no longer exists")
         if old["tags"] != new["tags"]:
             stale = [k for k in old["tags"] if k not in new["tags"]]
-            TAGS.write(self.client, alarm["AlarmArn"], stale, new["tags"], ctx.urn)
+            TAGS.write(self.client, alarm["AlarmArn"], stale, new["tags"], ctx)
         return {"arn": alarm["AlarmArn"]}
 
     def delete(

@@ -20,7 +20,7 @@ from stackwright.errors import InputError, ProviderError
 from stackwright.model.resource import InputSpec, Resource
 from stackwright.model.values import is_unknown
 from stackwright.providers.aws.base import (
-    URN_TAG,
+    RESERVED_TAGS,
     AwsClients,
     AwsResource,
     all_tags,
@@ -28,6 +28,7 @@ from stackwright.providers.aws.base import (
     call_or_none,
     check_tags,
     error_code,
+    is_reserved_tag,
     tag_list,
 )
 from stackwright.providers.aws.read_batch import MISS
@@ -50,9 +51,10 @@ def with_defaults(cls: type[Resource], inputs: Mapping[str, Any]) -> dict[str, A
 
 
 def reject_urn_tag(tags: Mapping[str, str]) -> None:
-    """The URN tag is Stackwright's to set."""
-    if URN_TAG in tags:
-        raise InputError(f"tag {URN_TAG!r} is reserved", prop="tags")
+    """The URN and lineage tags are Stackwright's to set."""
+    reserved = sorted(RESERVED_TAGS & set(tags))
+    if reserved:
+        raise InputError(f"tag {reserved[0]!r} is reserved", prop="tags")
 
 
 def when_known(value: Any, fn: Callable[[Any], Any]) -> Any:
@@ -90,7 +92,8 @@ def create_or_adopt(
     action: str, make: Callable[[], Any], taken: frozenset[str], ours: Callable[[], Any | None],
 ) -> Any:
     """``make()``; when AWS answers that the name is taken (a code in ``taken``) by
-    our own earlier attempt, whose response was lost, that object (``ours()``)."""
+    our own earlier attempt, whose response was lost, that object (``ours()``, which
+    raises ``claim``'s error, or returns None, when the object is not this state's)."""
     try:
         return call(action, make)
     except ProviderError as exc:
@@ -100,12 +103,6 @@ def create_or_adopt(
         if mine is None:
             raise
         return mine
-
-
-def not_managed(kind: str, name: str, urn: str) -> ProviderError:
-    """The error of a create whose name is taken by an object that is not ``urn``'s."""
-    return ProviderError(f"{kind} {name!r} already exists and is not managed by {urn}; "
-                         "adopt it with `stackwright import` or choose another name")
 
 
 def pick(
@@ -160,16 +157,17 @@ class ArnTags:
         got = call(f"list tags of {arn}", client.list_tags_for_resource, **{self.arn: arn})
         return all_tags(got.get(self.tags))
 
-    def write(self, client: Any, arn: str, stale: list[str], tags: Mapping[str, str], urn: str) -> None:
-        """Remove the ``stale`` keys, then set ``tags`` and the URN tag."""
+    def write(self, client: Any, arn: str, stale: list[str], tags: Mapping[str, str],
+              owner: OperationContext) -> None:
+        """Remove the ``stale`` keys, then set ``tags`` and the tags marking the object ``owner``'s."""
         if stale:
             call(f"untag {arn}", client.untag_resource, **{self.arn: arn, self.keys: stale})
-        call(f"tag {arn}", client.tag_resource, **{self.arn: arn, self.tags: tag_list(tags, urn)})
+        call(f"tag {arn}", client.tag_resource, **{self.arn: arn, self.tags: tag_list(tags, owner)})
 
 
 def stale_tags(live: Iterable[str], tags: Mapping[str, str]) -> list[str]:
-    """Keys of live tags that neither ``tags`` nor the URN tag keep; AWS's own stay."""
-    return [k for k in live if k not in tags and k != URN_TAG and not k.startswith("aws:")]
+    """Keys of live tags that ``tags`` does not keep; Stackwright's and AWS's own stay."""
+    return [k for k in live if k not in tags and not is_reserved_tag(k)]
 
 
 # --- the template of the EC2, IAM and EKS providers ---------------------------------

@@ -15,12 +15,13 @@ from stackwright.errors import InputError, ProviderError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
 from stackwright.providers.aws.base import (
-    URN_TAG,
     AwsResource,
     all_tags,
     call,
     call_or_none,
+    claim,
     error_code,
+    is_ours,
     tag_dict,
     tag_list,
 )
@@ -28,7 +29,6 @@ from stackwright.providers.aws.common import (
     ArnTags,
     create_or_adopt,
     is_declared,
-    not_managed,
     reject_urn_tag,
     stale_tags,
     with_defaults,
@@ -123,8 +123,7 @@ class TableProvider(AwsResource):
         values = self.check(inputs)
         name = values["name"]
         table = self._describe(name) or self._create_table(ctx, values)
-        if self._all_tags(table["TableArn"]).get(URN_TAG) != ctx.urn:
-            raise not_managed("table", name, ctx.urn)
+        claim("table", name, self._all_tags(table["TableArn"]), ctx)
         self._wait_active(ctx, name)
         if values["point_in_time_recovery"]:
             self._put_pitr(ctx, name, True)
@@ -141,7 +140,7 @@ class TableProvider(AwsResource):
             "TableName": name, "KeySchema": keys, "BillingMode": values["billing_mode"],
             "AttributeDefinitions": [{"AttributeName": a["name"], "AttributeType": a["type"]}
                                      for a in values["attributes"]],
-            "Tags": tag_list(values["tags"], ctx.urn),
+            "Tags": tag_list(values["tags"], ctx),
         }
         if values["billing_mode"] == "PROVISIONED":
             kwargs["ProvisionedThroughput"] = self._throughput(values)
@@ -215,7 +214,7 @@ class TableProvider(AwsResource):
             tags = self._all_tags(table["TableArn"])
         else:
             tags = {}
-        if id is None and tags.get(URN_TAG) != ctx.urn:
+        if id is None and not is_ours(tags, ctx):
             return None
         return ReadResult(table["TableName"], self._live_inputs(table, inputs, tags), self._outputs(table))
 
@@ -271,7 +270,7 @@ class TableProvider(AwsResource):
             raise ProviderError(f"table {id!r} no longer exists")
         if old["tags"] != new["tags"]:
             arn = table["TableArn"]
-            TAGS.write(self.client, arn, stale_tags(self._all_tags(arn), new["tags"]), new["tags"], ctx.urn)
+            TAGS.write(self.client, arn, stale_tags(self._all_tags(arn), new["tags"]), new["tags"], ctx)
         return self._outputs(table)
 
     def _put_capacity(self, ctx: OperationContext, name: str, new: Mapping[str, Any]) -> None:

@@ -34,6 +34,7 @@ from stackwright.providers.aws.base import (
     all_tags,
     call,
     call_or_none,
+    is_ours,
     partition,
     tag_changes,
     tag_dict,
@@ -88,9 +89,9 @@ def parent_id(id: str) -> str:
     return id.partition("_")[0]
 
 
-def tag_specs(resource_type: str, tags: Mapping[str, str], urn: str) -> list[dict[str, Any]]:
+def tag_specs(resource_type: str, tags: Mapping[str, str], owner: OperationContext) -> list[dict[str, Any]]:
     """Tags applied by the create call itself, so no untagged object ever exists."""
-    return [{"ResourceType": resource_type, "Tags": tag_list(tags, urn)}]
+    return [{"ResourceType": resource_type, "Tags": tag_list(tags, owner)}]
 
 
 class Ec2Resource(ManagedResource):
@@ -120,7 +121,7 @@ class Ec2Resource(ManagedResource):
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
         fn = getattr(self.client, self.describe_op)
         response = call(f"find {ctx.urn}", fn, Filters=urn_filter(ctx.urn))
-        return list(response.get(self.list_key, []))
+        return [o for o in response.get(self.list_key, []) if is_ours(all_tags(o.get("Tags")), ctx)]
 
     def arn(self, owner: str, id: str) -> str:
         region = self.clients.region
@@ -177,7 +178,7 @@ class VpcProvider(Ec2Resource):
             current = (bool(earlier.inputs["enable_dns_support"]), bool(earlier.inputs["enable_dns_hostnames"]))
         else:
             vpc = call("create VPC", self.client.create_vpc, CidrBlock=inputs["cidr_block"],
-                       TagSpecifications=tag_specs("vpc", inputs.get("tags") or {}, ctx.urn))["Vpc"]
+                       TagSpecifications=tag_specs("vpc", inputs.get("tags") or {}, ctx))["Vpc"]
             vpc_id, outputs, current = vpc["VpcId"], self.base_outputs(vpc, vpc["VpcId"]), (True, False)
         wait_until(ctx, f"VPC {vpc_id} available", lambda: self._state(vpc_id) == "available")
         self._set_dns(vpc_id, inputs, current=current)
@@ -258,7 +259,7 @@ class SubnetProvider(Ec2Resource):
             public = bool(earlier.inputs["map_public_ip_on_launch"])
         else:
             args: dict[str, Any] = {"VpcId": inputs["vpc_id"], "CidrBlock": inputs["cidr_block"],
-                                    "TagSpecifications": tag_specs("subnet", inputs.get("tags") or {}, ctx.urn)}
+                                    "TagSpecifications": tag_specs("subnet", inputs.get("tags") or {}, ctx)}
             if inputs.get("availability_zone"):
                 args["AvailabilityZone"] = inputs["availability_zone"]
             subnet = call("create subnet", self.client.create_subnet, **args)["Subnet"]
@@ -329,7 +330,7 @@ class InternetGatewayProvider(Ec2Resource):
             igw_id, outputs, attached = earlier.id, dict(earlier.outputs), earlier.inputs["vpc_id"]
         else:
             igw = call("create internet gateway", self.client.create_internet_gateway,
-                       TagSpecifications=tag_specs("internet-gateway", inputs.get("tags") or {}, ctx.urn),
+                       TagSpecifications=tag_specs("internet-gateway", inputs.get("tags") or {}, ctx),
                        )["InternetGateway"]
             igw_id, attached = igw["InternetGatewayId"], None
             outputs = self.base_outputs(igw, igw_id)
@@ -478,7 +479,7 @@ class RouteTableProvider(Ec2Resource):
         else:
             table = call("create route table", self.client.create_route_table,
                          VpcId=inputs["vpc_id"], ClientToken=idempotency_token(ctx.token),
-                         TagSpecifications=tag_specs("route-table", inputs.get("tags") or {}, ctx.urn),
+                         TagSpecifications=tag_specs("route-table", inputs.get("tags") or {}, ctx),
                          )["RouteTable"]
             table_id, outputs = table["RouteTableId"], self.base_outputs(table, table["RouteTableId"])
         if inputs.get("routes") is not None:
@@ -876,7 +877,7 @@ class SecurityGroupProvider(Ec2Resource):
             lambda: self.client.create_security_group(
                 GroupName=inputs["name"], Description=inputs.get("description") or "",
                 VpcId=inputs["vpc_id"],
-                TagSpecifications=tag_specs("security-group", inputs.get("tags") or {}, ctx.urn)),
+                TagSpecifications=tag_specs("security-group", inputs.get("tags") or {}, ctx)),
             frozenset({"InvalidGroup.Duplicate"}),
             lambda: next(iter(self.find(ctx, inputs)), None))
         group_id = answer["GroupId"]
@@ -901,8 +902,7 @@ class SecurityGroupProvider(Ec2Resource):
         filters = [{"Name": "group-name", "Values": [str(inputs.get("name"))]},
                    {"Name": "vpc-id", "Values": [str(inputs.get("vpc_id"))]}]
         answer = call(f"find {ctx.urn}", self.client.describe_security_groups, Filters=filters)
-        return [g for g in answer.get("SecurityGroups", [])
-                if all_tags(g.get("Tags")).get(URN_TAG) == ctx.urn]
+        return [g for g in answer.get("SecurityGroups", []) if is_ours(all_tags(g.get("Tags")), ctx)]
 
     def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
         group_id = raw["GroupId"]

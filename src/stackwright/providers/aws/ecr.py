@@ -11,11 +11,12 @@ from stackwright.errors import InputError, ProviderError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
 from stackwright.providers.aws.base import (
-    URN_TAG,
     AwsResource,
     call,
     call_or_none,
+    claim,
     error_code,
+    is_ours,
     tag_dict,
     tag_list,
 )
@@ -24,7 +25,6 @@ from stackwright.providers.aws.common import (
     create_or_adopt,
     delete_explaining,
     is_declared,
-    not_managed,
     reject_urn_tag,
     stale_tags,
     with_defaults,
@@ -73,8 +73,7 @@ class RepositoryProvider(AwsResource):
         values = self.check(inputs)
         name = values["name"]
         repo = self._describe(name) or self._create_repository(ctx, values)
-        if self._all_tags(repo["repositoryArn"]).get(URN_TAG) != ctx.urn:
-            raise not_managed("repository", name, ctx.urn)
+        claim("repository", name, self._all_tags(repo["repositoryArn"]), ctx)
         if values["lifecycle_policy"] is not None:
             self._put_lifecycle(name, values["lifecycle_policy"])
         return Created(name, self._outputs(repo))
@@ -86,7 +85,7 @@ class RepositoryProvider(AwsResource):
             lambda: self.client.create_repository(
                 repositoryName=name, imageTagMutability=values["image_tag_mutability"],
                 imageScanningConfiguration={"scanOnPush": values["scan_on_push"]},
-                tags=tag_list(values["tags"], ctx.urn))["repository"],
+                tags=tag_list(values["tags"], ctx))["repository"],
             frozenset({"RepositoryAlreadyExistsException"}), lambda: self._describe(name)))
 
     def _describe(self, name: str) -> dict[str, Any] | None:
@@ -138,7 +137,7 @@ class RepositoryProvider(AwsResource):
         if repo is None:
             return None
         tags = self._all_tags(repo["repositoryArn"])
-        if id is None and tags.get(URN_TAG) != ctx.urn:
+        if id is None and not is_ours(tags, ctx):
             return None
         live = {
             "name": repo["repositoryName"],
@@ -177,7 +176,7 @@ class RepositoryProvider(AwsResource):
             raise ProviderError(f"repository {id!r} no longer exists")
         if old["tags"] != new["tags"]:
             arn = repo["repositoryArn"]
-            TAGS.write(self.client, arn, stale_tags(self._all_tags(arn), new["tags"]), new["tags"], ctx.urn)
+            TAGS.write(self.client, arn, stale_tags(self._all_tags(arn), new["tags"]), new["tags"], ctx)
         return self._outputs(repo)
 
     def delete(

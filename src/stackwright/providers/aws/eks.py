@@ -20,11 +20,13 @@ from stackwright.errors import InputError, ProviderError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
 from stackwright.providers.aws.base import (
-    URN_TAG,
     AwsResource,
     call,
     call_or_none,
+    claim,
     error_code,
+    is_ours,
+    own_tags,
     tag_changes,
     user_tags,
 )
@@ -52,13 +54,15 @@ class EksResource(ManagedResource):
 
     service = "eks"
 
-    def create_or_adopt(self, ctx: OperationContext, action: str, make: Callable[[], Any],
+    def create_or_adopt(self, ctx: OperationContext, kind: str, name: str, make: Callable[[], Any],
                         existing: Describe) -> dict[str, Any]:
         """``make()``; if the name is taken by our own earlier attempt, that object.
 
         ``ResourceInUseException`` is retryable in general (a namesake still being
-        deleted); taken by someone else's object it never clears, so it is permanent.
+        deleted); taken by an object that is not this state's (``claim``) it never
+        clears, so that is a permanent error.
         """
+        action = f"create {kind} {name}"
         try:
             return dict(call(action, make))
         except ProviderError as exc:
@@ -67,9 +71,7 @@ class EksResource(ManagedResource):
             found = existing()
             if found is None or found.get("status") == "DELETING":
                 raise
-            if found.get("tags", {}).get(URN_TAG) != ctx.urn:
-                raise ProviderError(f"{action}: the name is taken by an object Stackwright did not create "
-                                    f"for {ctx.urn}", retryable=False) from exc
+            claim(kind, name, found.get("tags") or {}, ctx)
             ctx.log(f"{action}: adopting the object an earlier attempt created")
             return found
 
@@ -196,12 +198,12 @@ class ClusterProvider(EksResource):
                 "endpointPublicAccess": bool(inputs.get("endpoint_public_access", True)),
                 "endpointPrivateAccess": bool(inputs.get("endpoint_private_access", False)),
             },
-            "tags": {**(inputs.get("tags") or {}), URN_TAG: ctx.urn},
+            "tags": {**(inputs.get("tags") or {}), **own_tags(ctx)},
             "clientRequestToken": idempotency_token(ctx.token),
         }
         if inputs.get("version"):
             args["version"] = inputs["version"]
-        self.create_or_adopt(ctx, f"create cluster {name}",
+        self.create_or_adopt(ctx, "cluster", name,
                              lambda: self.client.create_cluster(**args)["cluster"],
                              lambda: self.describe(name))
         cluster = self.wait_status(ctx, f"cluster {name}", lambda: self.describe(name))
@@ -213,7 +215,7 @@ class ClusterProvider(EksResource):
 
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
         cluster = self.describe(str(inputs.get("name")))
-        return [cluster] if cluster and cluster.get("tags", {}).get(URN_TAG) == ctx.urn else []
+        return [cluster] if cluster and is_ours(cluster.get("tags") or {}, ctx) else []
 
     def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
         vpc = raw.get("resourcesVpcConfig", {})
@@ -355,13 +357,13 @@ class NodeGroupProvider(EksResource):
             "scalingConfig": {"minSize": scaling["min_size"], "maxSize": scaling["max_size"],
                               "desiredSize": scaling["desired_size"]},
             "labels": dict(inputs.get("labels") or {}),
-            "tags": {**(inputs.get("tags") or {}), URN_TAG: ctx.urn},
+            "tags": {**(inputs.get("tags") or {}), **own_tags(ctx)},
             "clientRequestToken": idempotency_token(ctx.token),
         }
         if inputs.get("ami_type"):
             args["amiType"] = inputs["ami_type"]
         id = f"{cluster}:{name}"
-        self.create_or_adopt(ctx, f"create node group {id}",
+        self.create_or_adopt(ctx, "node group", id,
                              lambda: self.client.create_nodegroup(**args)["nodegroup"],
                              lambda: self.describe(id))
         group = self.wait_status(ctx, f"node group {id}", lambda: self.describe(id))
@@ -375,7 +377,7 @@ class NodeGroupProvider(EksResource):
 
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
         group = self.describe(f"{inputs.get('cluster_name')}:{inputs.get('node_group_name')}")
-        return [group] if group and group.get("tags", {}).get(URN_TAG) == ctx.urn else []
+        return [group] if group and is_ours(group.get("tags") or {}, ctx) else []
 
     def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
         scaling = raw.get("scalingConfig", {})

@@ -15,7 +15,9 @@ the difference would break a platform that works on AWS:
 * a stack whose change set fails while executing ends ``ROLLBACK_COMPLETE`` (or
   ``UPDATE_ROLLBACK_COMPLETE``) with the reason as an event, as AWS reports it, instead
   of failing the ``ExecuteChangeSet`` call and staying under review;
-* a stack whose export another stack imports cannot be deleted, as in AWS; a stack
+* a stack whose export another stack imports cannot be deleted, nor can an update
+  change that export's value or remove it, as in AWS (the update rolls back, keeping the
+  stack's template and exports; the resources moto changed stay changed); a stack
   whose resources cannot all be deleted ends ``DELETE_FAILED`` with the reason and
   keeps its exports (moto forgets it, leaving its exports and resources behind);
   CloudFormation deletes the route tables it made (moto leaves them, and their VPC
@@ -102,6 +104,8 @@ def _patch_scalar_outputs() -> None:
 
 
 def _patch_change_sets(backend: Any) -> None:
+    from moto.cloudformation.exceptions import ValidationError
+
     execute: Callable[..., None] = backend.execute_change_set
     update: Callable[..., Any] = backend.update_stack
     delete: Callable[..., None] = backend.delete_stack
@@ -110,16 +114,24 @@ def _patch_change_sets(backend: Any) -> None:
         change_set = self.describe_change_set(change_set_name)
         stack = self.stacks[change_set.stack_id]
         stack.resource_map.cross_stack_resources = self.exports
+        before = stack.template
         try:
             execute(self, change_set_name, stack_name)
             _publish_exports(self, stack)
         except Exception as exc:  # noqa: BLE001 - AWS reports a failed execution as a rollback
+            if change_set.change_set_type == "UPDATE":
+                _restore_template(stack, before)
             _roll_back(stack, change_set, exc)
 
     def update_stack(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         self.get_stack(name).resource_map.cross_stack_resources = self.exports
+        before = self.get_stack(name).template
         stack = update(self, name, *args, **kwargs)
-        _publish_exports(self, stack)
+        try:
+            _publish_exports(self, stack)
+        except ValidationError as exc:  # AWS fails the update after the call, and rolls it back
+            _restore_template(stack, before)
+            _update_rolled_back(stack, exc)
         return stack
 
     def delete_stack(self: Any, name_or_stack_id: str) -> None:
@@ -138,7 +150,8 @@ def _patch_change_sets(backend: Any) -> None:
 
 
 def _publish_exports(backend: Any, stack: Any) -> None:
-    """Rebuild the stack's outputs from its new template and replace its exports."""
+    """Rebuild the stack's outputs from its new template and replace its exports. As in
+    AWS, an export another stack imports can neither change its value nor go away."""
     from moto.cloudformation.exceptions import ValidationError
 
     stack._parse_template()
@@ -150,9 +163,32 @@ def _publish_exports(backend: Any, stack: Any) -> None:
     if taken:
         raise ValidationError(stack.stack_id, message=f"Export with name {taken[0]} is already exported "
                               "by another stack; export names must be unique across a region")
+    changed = {name for name in mine if name in new and new[name].value != backend.exports[name].value}
+    _refuse_in_use(backend, stack, changed, "Cannot update export {name} as it is in use by {user}")
+    _refuse_in_use(backend, stack, mine - set(new), "Export {name} cannot be deleted as it is in use by {user}")
     for name in mine - set(new):
         backend.exports.pop(name)
     backend.exports.update(new)
+
+
+def _restore_template(stack: Any, before: Any) -> None:
+    """A failed update leaves the stack's template as it was (moto has already taken
+    the new one when an export check refuses it)."""
+    if stack.template == before:
+        return
+    stack.template = before
+    stack._parse_template()
+    stack.description = stack.template_dict.get("Description")
+    stack.output_map = stack._create_output_map()
+
+
+def _update_rolled_back(stack: Any, exc: Exception) -> None:
+    reason = str(getattr(exc, "message", "") or exc)
+    stack._add_stack_event("UPDATE_FAILED", resource_status_reason=reason)
+    _forget_unresolvable_outputs(stack)
+    stack.status = "UPDATE_ROLLBACK_COMPLETE"
+    stack.status_reason = reason
+    stack._add_stack_event(stack.status)
 
 
 def _roll_back(stack: Any, change_set: Any, exc: Exception) -> None:
@@ -184,16 +220,32 @@ def _delete_failed(backend: Any, stack: Any, exc: Exception) -> None:
 
 
 def _refuse_exports_in_use(backend: Any, stack: Any) -> None:
+    exported = {name for name, export in backend.exports.items() if export.exporting_stack_id == stack.stack_id}
+    _refuse_in_use(backend, stack, exported, "Export {name} cannot be deleted as it is in use by {user}")
+
+
+def _refuse_in_use(backend: Any, stack: Any, names: set[str], message: str) -> None:
+    """AWS's refusal (``message``, naming ``{name}`` and ``{user}``) when another stack
+    imports one of the export ``names``."""
     from moto.cloudformation.exceptions import ValidationError
 
-    exported = {name for name, export in backend.exports.items() if export.exporting_stack_id == stack.stack_id}
+    users = _users(backend, stack, names)
+    if users:
+        name = min(users)
+        raise ValidationError(stack.stack_id, message=message.format(name=name, user=users[name]))
+
+
+def _users(backend: Any, stack: Any, names: set[str]) -> dict[str, str]:
+    """Of the export ``names``, those another live stack imports, and one such stack's name."""
+    users: dict[str, str] = {}
+    if not names:
+        return users
     for other in backend.stacks.values():
         if other is stack or other.status in ("DELETE_COMPLETE", "REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE"):
             continue  # a stack that has no resources uses no export
-        used = exported & set(_imports(other))
-        if used:
-            raise ValidationError(stack.stack_id, message=f"Export {sorted(used)[0]} cannot be deleted "
-                                  f"as it is in use by {other.name}")
+        for name in names & set(_imports(other)):
+            users.setdefault(name, other.name)
+    return users
 
 
 def _forget_unresolvable_outputs(stack: Any) -> None:

@@ -21,10 +21,12 @@ from stackwright.errors import InputError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
 from stackwright.providers.aws.base import (
-    URN_TAG,
     AwsResource,
+    all_tags,
     call,
     call_or_none,
+    claim,
+    is_ours,
     tag_changes,
     tag_dict,
     tag_list,
@@ -150,10 +152,6 @@ class IamResource(ManagedResource):
             call(f"tag {kind}", getattr(self.client, f"tag_{kind}"), **id_arg, Tags=tag_list(changed))
 
 
-def is_ours(tags: list[dict[str, str]] | None, urn: str) -> bool:
-    return any(t["Key"] == URN_TAG and t["Value"] == urn for t in tags or [])
-
-
 def paged(client: Any, operation: str, key: str, **kwargs: Any) -> Callable[[], list[Any]]:
     """A call that gathers every page of a list operation."""
     def gather() -> list[Any]:
@@ -192,14 +190,13 @@ class RoleProvider(IamResource):
             "RoleName": inputs["name"], "Path": inputs.get("path") or "/",
             "AssumeRolePolicyDocument": policy_json(inputs["assume_role_policy"]),
             "MaxSessionDuration": int(inputs.get("max_session_duration") or 3600),
-            "Tags": tag_list(inputs.get("tags") or {}, ctx.urn),
+            "Tags": tag_list(inputs.get("tags") or {}, ctx),
         }
         if inputs.get("description"):
             args["Description"] = inputs["description"]
         role = create_or_adopt(
             f"create role {inputs['name']}",
-            lambda: self.client.create_role(**args)["Role"], TAKEN,
-            lambda: next(iter(self.find(ctx, inputs)), None))
+            lambda: self.client.create_role(**args)["Role"], TAKEN, lambda: self._taken(ctx, inputs))
         return Created(role["RoleName"], _role_outputs(role))
 
     def describe(self, id: str) -> dict[str, Any] | None:
@@ -214,7 +211,14 @@ class RoleProvider(IamResource):
 
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
         role = self.describe(str(inputs.get("name")))
-        return [role] if role and is_ours(role.get("Tags"), ctx.urn) else []
+        return [role] if role and is_ours(all_tags(role.get("Tags")), ctx) else []
+
+    def _taken(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The role a create found under its name: this state's own, or ``claim`` refuses it."""
+        role = self.describe(str(inputs["name"]))
+        if role is not None:
+            claim("role", role["RoleName"], all_tags(role.get("Tags")), ctx)
+        return role
 
     def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
         live = {
@@ -285,14 +289,13 @@ class PolicyProvider(IamResource):
         args: dict[str, Any] = {
             "PolicyName": inputs["name"], "Path": inputs.get("path") or "/",
             "PolicyDocument": policy_json(inputs["policy"]),
-            "Tags": tag_list(inputs.get("tags") or {}, ctx.urn),
+            "Tags": tag_list(inputs.get("tags") or {}, ctx),
         }
         if inputs.get("description"):
             args["Description"] = inputs["description"]
         policy = create_or_adopt(
             f"create policy {inputs['name']}",
-            lambda: self.client.create_policy(**args)["Policy"], TAKEN,
-            lambda: next(iter(self.find(ctx, inputs)), None))
+            lambda: self.client.create_policy(**args)["Policy"], TAKEN, lambda: self._taken(ctx, inputs))
         return Created(policy["Arn"], _policy_outputs(policy))
 
     def describe(self, id: str) -> dict[str, Any] | None:
@@ -312,16 +315,21 @@ class PolicyProvider(IamResource):
 
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
         """By name among the account's own policies under the path, if ours."""
+        return [policy for policy in self._named(inputs) if is_ours(all_tags(policy.get("Tags")), ctx)]
+
+    def _named(self, inputs: Mapping[str, Any]) -> list[dict[str, Any]]:
         listed = call(f"find policy {inputs.get('name')}", paged(
             self.client, "list_policies", "Policies", Scope="Local",
             PathPrefix=str(inputs.get("path") or "/")))
-        found = []
-        for summary in listed:
-            if summary["PolicyName"] == inputs.get("name"):
-                policy = self.describe(summary["Arn"])
-                if policy is not None and is_ours(policy.get("Tags"), ctx.urn):
-                    found.append(policy)
-        return found
+        described = [self.describe(s["Arn"]) for s in listed if s["PolicyName"] == inputs.get("name")]
+        return [policy for policy in described if policy is not None]
+
+    def _taken(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The policy a create found under its name: this state's own, or ``claim`` refuses it."""
+        named = self._named(inputs)
+        if named:
+            claim("policy", named[0]["PolicyName"], all_tags(named[0].get("Tags")), ctx)
+        return named[0] if named else None
 
     def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
         live = {
@@ -533,7 +541,7 @@ class OpenIdConnectProviderProvider(IamResource):
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
         answer = call(f"create OIDC provider {inputs['url']}", self.client.create_open_id_connect_provider,
                       Url=inputs["url"], ClientIDList=list(inputs["client_ids"]),
-                      ThumbprintList=list(inputs["thumbprints"]), Tags=tag_list(inputs["tags"], ctx.urn))
+                      ThumbprintList=list(inputs["thumbprints"]), Tags=tag_list(inputs["tags"], ctx))
         arn = answer["OpenIDConnectProviderArn"]
         return Created(arn, {"arn": arn})
 
@@ -545,7 +553,7 @@ class OpenIdConnectProviderProvider(IamResource):
     def find(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[Any]:
         listed = call("list OIDC providers", self.client.list_open_id_connect_providers)
         found = [self.describe(p["Arn"]) for p in listed.get("OpenIDConnectProviderList", [])]
-        return [raw for raw in found if raw is not None and is_ours(raw.get("Tags"), ctx.urn)]
+        return [raw for raw in found if raw is not None and is_ours(all_tags(raw.get("Tags")), ctx)]
 
     def result(self, raw: Any, inputs: Mapping[str, Any]) -> ReadResult:
         url = str(raw.get("Url", ""))

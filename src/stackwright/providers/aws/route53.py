@@ -15,12 +15,12 @@ from stackwright.errors import InputError, ProviderError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
 from stackwright.providers.aws.base import (
-    URN_TAG,
     AwsResource,
     all_tags,
     call,
     call_or_none,
     error_code,
+    is_ours,
     tag_dict,
     tag_list,
 )
@@ -90,7 +90,7 @@ class ZoneProvider(AwsResource):
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
         values = self.check(inputs)
         zone_id = self._find_by_token(values["name"], ctx.token) or self._create_zone(ctx, values)
-        self._put_tags(zone_id, {}, values["tags"], ctx.urn)
+        self._put_tags(zone_id, {}, values["tags"], ctx)
         return Created(zone_id, self._outputs(zone_id))
 
     def _create_zone(self, ctx: OperationContext, values: Mapping[str, Any]) -> str:
@@ -124,10 +124,11 @@ class ZoneProvider(AwsResource):
                 return bare_zone_id(zone["Id"])
         return None
 
-    def _find_by_urn(self, name: str, urn: str) -> str | None:
+    def _find_ours(self, name: str, ctx: OperationContext) -> str | None:
+        """A zone called ``name`` this state made for ``ctx.urn`` (names are not unique)."""
         for zone in self._zones_named(name):
             zone_id = bare_zone_id(zone["Id"])
-            if self._all_tags(zone_id).get(URN_TAG) == urn:
+            if is_ours(self._all_tags(zone_id), ctx):
                 return zone_id
         return None
 
@@ -136,9 +137,10 @@ class ZoneProvider(AwsResource):
                    ResourceType="hostedzone", ResourceId=zone_id)
         return all_tags((got.get("ResourceTagSet") or {}).get("Tags"))
 
-    def _put_tags(self, zone_id: str, old: Mapping[str, str], new: Mapping[str, str], urn: str) -> None:
+    def _put_tags(self, zone_id: str, old: Mapping[str, str], new: Mapping[str, str],
+                  owner: OperationContext) -> None:
         kwargs: dict[str, Any] = {"ResourceType": "hostedzone", "ResourceId": zone_id,
-                                  "AddTags": tag_list(new, urn)}
+                                  "AddTags": tag_list(new, owner)}
         stale = [k for k in old if k not in new]
         if stale:
             kwargs["RemoveTagKeys"] = stale
@@ -159,7 +161,7 @@ class ZoneProvider(AwsResource):
     ) -> ReadResult | None:
         if id is None:
             name = dns_name(str(inputs.get("name", "")))
-            id = self._find_by_token(name, ctx.token) or self._find_by_urn(name, ctx.urn)
+            id = self._find_by_token(name, ctx.token) or self._find_ours(name, ctx)
             if id is None:
                 return None
         got = self._get(id)
@@ -186,7 +188,7 @@ class ZoneProvider(AwsResource):
             call(f"set comment of zone {id}", self.client.update_hosted_zone_comment,
                  Id=id, Comment=new["comment"])
         if old["tags"] != new["tags"]:
-            self._put_tags(id, old["tags"], new["tags"], ctx.urn)
+            self._put_tags(id, old["tags"], new["tags"], ctx)
         return self._outputs(id)
 
     def delete(

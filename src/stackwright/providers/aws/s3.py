@@ -17,12 +17,13 @@ from stackwright.errors import InputError, ProviderError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
 from stackwright.providers.aws.base import (
-    URN_TAG,
     AwsResource,
     all_tags,
     call,
     call_or_none,
+    claim,
     error_code,
+    is_ours,
     partition,
     tag_dict,
     tag_list,
@@ -31,7 +32,6 @@ from stackwright.providers.aws.common import (
     create_or_adopt,
     delete_explaining,
     is_declared,
-    not_managed,
     reject_urn_tag,
     with_defaults,
 )
@@ -140,14 +140,15 @@ class BucketProvider(AwsResource):
         values = self.check(inputs)
         bucket = values["bucket"]
         self._claim(ctx, bucket)
-        self._apply(bucket, ctx.urn, FRESH_BUCKET, values)
+        self._apply(bucket, ctx, FRESH_BUCKET, values)
         return Created(bucket, self._outputs(bucket))
 
     def _claim(self, ctx: OperationContext, bucket: str) -> None:
         """Create the bucket, or take over the one a retried create already made."""
         if self._exists(bucket):
-            if not self._is_ours(ctx, bucket):
-                raise not_managed("bucket", bucket, ctx.urn)
+            tags = self._all_tags(bucket)
+            if tags or not self._is_ours(ctx, bucket, tags):
+                claim("bucket", bucket, tags, ctx)
             return
         kwargs: dict[str, Any] = {"Bucket": bucket}
         if self.clients.region != "us-east-1":
@@ -163,16 +164,16 @@ class BucketProvider(AwsResource):
         """Tagged with our URN, or untagged and empty (a create interrupted before tagging)."""
         tags = self._all_tags(bucket) if tags is None else tags
         if tags:
-            return tags.get(URN_TAG) == ctx.urn
+            return is_ours(tags, ctx)
         listing = call(f"list bucket {bucket}", self.client.list_object_versions, Bucket=bucket, MaxKeys=1)
         return not listing.get("Versions") and not listing.get("DeleteMarkers")
 
     # --- settings -------------------------------------------------------------------
 
-    def _apply(self, bucket: str, urn: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    def _apply(self, bucket: str, owner: OperationContext, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         """Apply every setting group whose inputs differ between ``old`` and ``new``."""
         setters: list[tuple[tuple[str, ...], Callable[[], None]]] = [
-            (("tags",), lambda: self._put_tags(bucket, new["tags"], urn)),
+            (("tags",), lambda: self._put_tags(bucket, new["tags"], owner)),
             (("block_public_access",), lambda: self._put_public_access(bucket, new["block_public_access"])),
             (("versioning",), lambda: self._put_versioning(bucket, new["versioning"])),
             (("encryption", "kms_key_id"), lambda: self._put_encryption(bucket, new["encryption"], new["kms_key_id"])),
@@ -183,9 +184,10 @@ class BucketProvider(AwsResource):
             if any(k not in old or old[k] != new[k] for k in keys):
                 setter()
 
-    def _put_tags(self, bucket: str, tags: Mapping[str, str], urn: str) -> None:
+    def _put_tags(self, bucket: str, tags: Mapping[str, str], owner: OperationContext) -> None:
+        """Replaces the whole tag set: the tags marking the bucket ``owner``'s go with it."""
         call(f"tag bucket {bucket}", self.client.put_bucket_tagging, Bucket=bucket,
-             Tagging={"TagSet": tag_list(tags, urn)})
+             Tagging={"TagSet": tag_list(tags, owner)})
 
     def _put_public_access(self, bucket: str, block: bool) -> None:
         if block:
@@ -326,7 +328,7 @@ class BucketProvider(AwsResource):
         old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any],
     ) -> Mapping[str, Any]:
         old, new = with_defaults(Bucket, old_inputs), self.check(new_inputs)
-        self._apply(id, ctx.urn, old, new)
+        self._apply(id, ctx, old, new)
         return self._outputs(id)
 
     def delete(

@@ -15,8 +15,8 @@ from typing import Any
 from stackwright.errors import InputError
 from stackwright.model.output import Output
 from stackwright.model.resource import Resource
-from stackwright.providers.aws.base import URN_TAG, AwsResource, call, call_or_none, tag_dict, tag_list
-from stackwright.providers.aws.common import ArnTags, not_managed, reject_urn_tag, with_defaults
+from stackwright.providers.aws.base import AwsResource, call, call_or_none, claim, is_ours, tag_dict, tag_list
+from stackwright.providers.aws.common import ArnTags, reject_urn_tag, with_defaults
 from stackwright.providers.protocol import Created, OperationContext, ReadResult
 
 __all__ = ["RESOURCE_PROVIDERS", "Subscription", "SubscriptionProvider", "Topic", "TopicProvider"]
@@ -86,15 +86,15 @@ class TopicProvider(AwsResource):
     def create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> Created:
         values = self.check(inputs)
         existing = self._find(values["name"])
-        if existing is not None and self._all_tags(existing).get(URN_TAG) != ctx.urn:
-            raise not_managed("topic", values["name"], ctx.urn)
+        if existing is not None:
+            claim("topic", values["name"], self._all_tags(existing), ctx)
         attributes = {"DisplayName": values["display_name"]}
         if values["fifo"]:
             attributes["FifoTopic"] = "true"
         if values["policy"] is not None:
             attributes["Policy"] = json.dumps(values["policy"])
         got = call(f"create topic {values['name']}", self.client.create_topic, Name=values["name"],
-                   Attributes=attributes, Tags=tag_list(values["tags"], ctx.urn))
+                   Attributes=attributes, Tags=tag_list(values["tags"], ctx))
         return Created(got["TopicArn"], {"arn": got["TopicArn"]})
 
     def _topics(self) -> Iterator[str]:
@@ -121,7 +121,7 @@ class TopicProvider(AwsResource):
         if arn is None or got is None:
             return None
         tags = self._all_tags(arn)
-        if id is None and tags.get(URN_TAG) != ctx.urn:
+        if id is None and not is_ours(tags, ctx):
             return None
         attrs = got.get("Attributes") or {}
         policy = json.loads(attrs["Policy"]) if attrs.get("Policy") else None
@@ -145,7 +145,7 @@ class TopicProvider(AwsResource):
             self._set(id, "Policy", json.dumps(new["policy"] or default_topic_policy(id)))
         if old["tags"] != new["tags"]:
             stale = [k for k in old["tags"] if k not in new["tags"]]
-            TAGS.write(self.client, id, stale, new["tags"], ctx.urn)
+            TAGS.write(self.client, id, stale, new["tags"], ctx)
         return {"arn": id}
 
     def _set(self, arn: str, name: str, value: str) -> None:
