@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 import random
 import json
 from typing import Any
@@ -93,6 +95,38 @@ def test_the_plan_is_frozen_and_hashable_and_carries_its_pins() -> None:
     assert (plan.base_serial, plan.program_digest, plan.config_digest, dict(plan.providers)) == (
         7, "p" * 64, "c" * 64, {"fake": "1.2.3"})
     assert plan != dataclasses.replace(plan, config_digest="d" * 64)
+
+
+@pytest.mark.parametrize("made", ["planned", "read back"])
+def test_nothing_a_plan_holds_can_be_changed_in_place(made: str) -> None:
+    """Not only its fields: a step's inputs, recorded values and options, the stack
+    outputs, the pinned versions, a leftover's inputs, the tuples of steps."""
+    plan = every_kind_of_step()
+    if made == "read back":
+        plan = Plan.from_json(json.loads(json.dumps(plan.to_json())))
+    digest, before = plan.digest(), Plan.from_json(plan.to_json())
+    steps = {s.urn: s for s in plan.steps}
+    updated, same = steps[P + "updated"], steps[P + "same"]
+    assert updated.inputs is not None and updated.old_inputs is not None and updated.old_outputs is not None
+    changes = [
+        lambda: updated.inputs.__setitem__("label", "changed"),  # type: ignore[union-attr]
+        lambda: updated.old_inputs.update(label="changed"),  # type: ignore[union-attr]
+        lambda: updated.old_outputs.pop("arn"),  # type: ignore[union-attr]
+        lambda: same.inputs.clear(),  # type: ignore[union-attr]
+        lambda: same.options.setdefault("protect", True),  # type: ignore[attr-defined]
+        lambda: plan.outputs.__delitem__("url"),  # type: ignore[attr-defined]
+        lambda: plan.old_outputs.popitem(),  # type: ignore[attr-defined]
+        lambda: plan.providers.__setitem__("fake", "9"),  # type: ignore[attr-defined]
+        lambda: plan.leftovers[0].inputs.__setitem__("zone", "b"),  # type: ignore[attr-defined]
+    ]
+    for change in changes:
+        with pytest.raises(TypeError, match="cannot be changed"):
+            change()
+    with pytest.raises(TypeError):
+        plan.steps[0] = same  # type: ignore[index]
+    assert plan.digest() == digest and plan == before
+    assert copy.deepcopy(plan) == plan and pickle.loads(pickle.dumps(plan)) == plan
+    assert json.dumps(plan.to_json(), sort_keys=True) == json.dumps(before.to_json(), sort_keys=True)
 
 
 def test_masking_is_a_separate_view() -> None:

@@ -284,12 +284,17 @@ def test_the_environment_sets_user_policy_enforcement(tmp_path: Path) -> None:
 
 
 def test_a_user_policy_cannot_change_the_plan(tmp_path: Path) -> None:
+    """The plan is a value: trying to change it is an error naming the policy's line."""
     write_policy(tmp_path, """\
         def policy_meddle(plan):
             plan.steps[0].inputs["content"] = "changed"
     """)
     plan = files_plan()
-    assert judge(plan, tmp_path) == []
+    with pytest.raises(PolicyError) as caught:
+        judge(plan, tmp_path)
+    assert caught.value.message.startswith(
+        "policy 'policy_meddle' raised TypeError: a plan's mappings cannot be changed")
+    assert (caught.value.file, caught.value.line) == ("policies/guard.py", 2)
     assert plan.steps[0].inputs is not None and plan.steps[0].inputs["content"] == "x"
 
 

@@ -118,7 +118,10 @@ def _report(outcome: Any, saved: Any) -> None:
         click.echo("Cancelled; nothing was changed.", err=True)
         raise SystemExit(1)
     if outcome.result is None:
-        click.echo(f"Plan {saved.short} changes nothing.")
+        # Steps the plan changes but found unneeded are shown here: no prompt showed them.
+        click.echo(f"Plan {saved.short} changes nothing{' now' if outcome.notes else ''}.")
+        for note in outcome.notes:
+            click.echo(click.style(f"  {note}", fg="cyan"))
         return
     result = outcome.result
     number = f" (checkpoint {outcome.checkpoint.number})" if outcome.checkpoint else ""

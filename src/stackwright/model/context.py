@@ -71,13 +71,18 @@ class ProgramContext(Compared):
     urn_prefixes: dict[str, str] = field(default_factory=dict, repr=False)
     """``stack::project::type::`` by type token, made once per run and type: every URN
     declared starts with one (see ``model.resource``)."""
+    stack_reads: dict[Any, str] = field(default_factory=dict)
+    """Each value read from another stack (the ``Output`` a ``StackReference`` gave, by
+    identity) and what it is (``network/dev output vpc_id``): named when a saved plan
+    is refused over such a value."""
 
     def __init__(self, stack: str, project: str, config: ConfigSource, nodes: dict[str, Node] | None = None,
                  exports: dict[str, Any] | None = None, component_stack: list[Node] | None = None,
                  callback_depth: int = 0, finishers: list[Callable[[], None]] | None = None,
                  read_stack_outputs: Callable[[str], Mapping[str, Any]] | None = None,
                  stack_references: set[str] | None = None, extensions: dict[str, Any] | None = None,
-                 targets: tuple[str, ...] = (), urn_prefixes: dict[str, str] | None = None) -> None:
+                 targets: tuple[str, ...] = (), urn_prefixes: dict[str, str] | None = None,
+                 stack_reads: dict[Any, str] | None = None) -> None:
         self.stack = stack
         self.project = project
         self.config = config
@@ -91,6 +96,7 @@ class ProgramContext(Compared):
         self.extensions = {} if extensions is None else extensions
         self.targets = targets
         self.urn_prefixes = {} if urn_prefixes is None else urn_prefixes
+        self.stack_reads = {} if stack_reads is None else stack_reads
 
     def register(self, node: Node) -> None:
         previous = self.nodes.get(node.urn)

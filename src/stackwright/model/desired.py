@@ -26,12 +26,16 @@ class DesiredGraph(Compared):
     """For each resource URN, the resource URNs it waits for (components expanded)."""
     components: dict[str, Component] = field(default_factory=dict)
     exports: dict[str, Any] = field(default_factory=dict)
+    stack_reads: dict[Any, str] = field(default_factory=dict)
+    """The values read from other stacks, and what each is (``ProgramContext.stack_reads``)."""
 
     def __init__(self, stack: str, project: str, resources: dict[str, Resource], deps: dict[str, list[str]],
-                 components: dict[str, Component] | None = None, exports: dict[str, Any] | None = None) -> None:
+                 components: dict[str, Component] | None = None, exports: dict[str, Any] | None = None,
+                 stack_reads: dict[Any, str] | None = None) -> None:
         self.stack = stack
         self.project = project
         self.resources = resources
         self.deps = deps
         self.components = {} if components is None else components
         self.exports = {} if exports is None else exports
+        self.stack_reads = {} if stack_reads is None else stack_reads

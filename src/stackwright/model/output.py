@@ -282,6 +282,12 @@ def resources_of(outputs: Iterable[Output[Any]]) -> Iterator[Resource]:
             yield from out.resources()
 
 
+def outputs_within(value: Any) -> Iterator[Output[Any]]:
+    """Every Output inside a (possibly nested) input value, and every Output each is made of."""
+    for out in outputs_in(value):
+        yield from out._tree()
+
+
 def missing_in(value: Any) -> Iterator[StackwrightError]:
     """Why parts of a (possibly nested) input value cannot be known, even at apply."""
     for out in outputs_in(value):

@@ -22,7 +22,7 @@ from typing import Any
 
 from stackwright.errors import ProgramError, StackDestroyed, StackNotApplied, StackReferenceError, StackwrightError
 from stackwright.model import context
-from stackwright.model.output import Output
+from stackwright.model.output import Output, outputs_within
 from stackwright.model.values import is_secret, is_unknown
 
 _STACK = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -42,6 +42,7 @@ class StackReference:
                 hint="stack references work under `stackwright preview|up|run`; in unit tests "
                 "set ProgramContext.read_stack_outputs")
         ctx.stack_references.add(self.name)
+        self._reads = ctx.stack_reads
         self.applied = True
         self._unapplied = ""
         """Why nothing applied is there to read: the stack was never applied, or destroyed."""
@@ -88,13 +89,23 @@ class StackReference:
             return Output.unavailable(StackReferenceError(
                 f"output {key!r} of stack {self.name} is unknown: that stack's last apply "
                 "failed before computing it", file=file, line=line, hint=hint))
-        return _as_output(value)
+        out = _as_output(value)
+        self._reads[out] = f"{self.name} output {key}"
+        return out
 
     def output_names(self) -> list[str]:
         return sorted(self._outputs)
 
     def __repr__(self) -> str:
         return f"StackReference({self.name!r})"
+
+
+def stacks_read(value: Any, reads: Mapping[Any, str]) -> list[str]:
+    """What ``value`` (an input, possibly nested) reads from other stacks, as
+    ``network/dev output vpc_id``; ``reads`` is ``DesiredGraph.stack_reads``."""
+    if not reads:
+        return []
+    return sorted({reads[out] for out in outputs_within(value) if out in reads})
 
 
 def _as_output(value: Any) -> Output[Any]:

@@ -52,6 +52,59 @@ class Secret:
         return MASK
 
 
+class FrozenDict(dict[str, Any]):
+    """A dict that refuses every change once made: the mappings a plan holds (a step's
+    inputs, recorded values and options, the stack outputs), so that a plan stays the
+    value that was reviewed. Reading, iterating, ``json`` and ``dict(...)`` cost what a
+    dict's do; what it holds is not copied (nested dicts and lists stay as they are).
+    ``copy``/``deepcopy`` and ``pickle`` give a ``FrozenDict`` again."""
+
+    __slots__ = ()
+
+    def _refuse(self) -> TypeError:
+        return TypeError("a plan's mappings cannot be changed (FrozenDict): copy it with dict(...) first")
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        raise self._refuse()
+
+    def __delitem__(self, key: str) -> None:
+        raise self._refuse()
+
+    def __ior__(self, other: Any) -> FrozenDict:  # type: ignore[misc,override]
+        raise self._refuse()
+
+    def clear(self) -> None:
+        raise self._refuse()
+
+    def pop(self, *args: Any) -> Any:
+        raise self._refuse()
+
+    def popitem(self) -> tuple[str, Any]:
+        raise self._refuse()
+
+    def setdefault(self, *args: Any) -> Any:
+        raise self._refuse()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        raise self._refuse()
+
+    def __reduce__(self) -> tuple[type[FrozenDict], tuple[dict[str, Any]]]:
+        return FrozenDict, (dict(self),)
+
+    def __copy__(self) -> FrozenDict:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenDict:
+        import copy
+
+        return FrozenDict(copy.deepcopy(dict(self), memo))
+
+
+def frozen(mapping: Mapping[str, Any]) -> FrozenDict:
+    """``mapping`` as a ``FrozenDict`` (itself when it is one)."""
+    return mapping if type(mapping) is FrozenDict else FrozenDict(mapping)
+
+
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 

@@ -57,10 +57,13 @@ class UpdateOutcome(Compared):
     stopped: bool = False
     """Ctrl-C or SIGTERM arrived while applying: a caller running more (`run`) starts
     nothing else, even when every step of this plan had finished."""
+    notes: tuple[str, ...] = ()
+    """How the plan applied differs from the saved plan it stands for (a step it found
+    unneeded), in words, for the caller to show."""
 
     def __init__(self, plan: Plan, result: ApplyResult | None = None, checkpoint: Checkpoint | None = None,
                  recovery: RecoveryReport | None = None, cancelled: bool = False, duration: float = 0.0,
-                 stopped: bool = False) -> None:
+                 stopped: bool = False, notes: tuple[str, ...] = ()) -> None:
         self.plan = plan
         self.result = result
         self.checkpoint = checkpoint
@@ -68,6 +71,7 @@ class UpdateOutcome(Compared):
         self.cancelled = cancelled
         self.duration = duration
         self.stopped = stopped
+        self.notes = notes
 
     @property
     def ok(self) -> bool:
@@ -250,8 +254,10 @@ def _targets_data(targets: Iterable[str]) -> dict[str, Any] | None:
     return {"targets": chosen} if chosen else None
 
 
-Verify = Callable[[Snapshot, Plan], None]
-"""Sees the state under the lock and the plan computed from it now; raises to refuse."""
+Verify = Callable[[Snapshot, Plan], Plan]
+"""Sees the state under the lock and the plan computed from it now; raises to refuse,
+else returns the plan to apply: the saved one, or the saved one with steps it found
+unneeded left unchanged (``plan.compare``'s ``settle``)."""
 
 
 def apply_saved(
@@ -264,7 +270,8 @@ def apply_saved(
     resource before the change, and ``desired`` only resolves the values it left
     unknown. Under the stack's lock, ``verify`` gets the current snapshot and the plan
     ``desired`` gives against it now, and must raise unless the state is the one the
-    plan was made against and that plan is the saved one; nothing of it is taken over.
+    plan was made against and that plan is the saved one; of the plan now, only steps
+    that leave a resource unchanged may be taken over (``Verify``).
     Interrupted operations are not resolved here: they moved the state on, so
     ``verify`` refuses the plan anyway.
     """
@@ -274,9 +281,9 @@ def apply_saved(
 
     def planned(snapshot: Snapshot) -> Plan:
         now = make_plan(desired, snapshot, session.providers)
-        verify(snapshot, now)
+        applied = verify(snapshot, now)
         plan_secrets(now, made_from)  # what the saved plan's secrets were made from, which its copies lost
-        return saved
+        return applied
 
     return _locked_update(session, "apply", desired, planned, options=options, sink=sink,
                           confirm=confirm, recover=False, extra=extra, known_secrets=made_from)

@@ -3,7 +3,10 @@
 A plan is computed from the desired graph and a state snapshot; apply executes its
 steps and nothing else. Human-oriented fields (``decl``, diffs) explain; they never
 change what apply does. It is frozen and hashable, and pins what it was computed from:
-the state serial, the program and config digests, the provider versions.
+the state serial, the program and config digests, the provider versions. Its
+sequences are tuples and its mappings ``FrozenDict``s (the constructors, ``make_step``
+and so ``from_json`` make them so), so no step, input or output can be changed in
+place either.
 
 ``Plan.to_json``/``Plan.from_json`` are its one serialization, complete and reversible
 (secrets as ``{"$secret": ...}`` markers, for the holder of the plan to protect).
@@ -22,7 +25,7 @@ from enum import Enum
 from typing import Any
 
 from stackwright.dataclass_methods import FrozenCompared, frozen_record, slotted_frozen_record
-from stackwright.model.values import MASK, UNKNOWN, Secret, from_json, masked, to_json
+from stackwright.model.values import MASK, UNKNOWN, FrozenDict, Secret, from_json, frozen, masked, to_json
 from stackwright.plan.diff import PropertyDiff
 
 PLAN_SCHEMA = 1
@@ -41,6 +44,7 @@ class Op(str, Enum):
 
 
 CHANGING = frozenset({Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE, Op.READ})
+_EMPTY = FrozenDict()
 _SAME = Op.SAME
 """Read per step as a module constant: an attribute of an Enum class is read through
 ``EnumType.__getattr__``'s hook, about four times slower than a plain class attribute."""
@@ -104,9 +108,9 @@ class Step(FrozenCompared):
         draft.urn = urn
         draft.type = type
         draft.op = op
-        draft.inputs = inputs
-        draft.old_inputs = old_inputs
-        draft.old_outputs = old_outputs
+        draft.inputs = inputs if inputs is None or inputs.__class__ is FrozenDict else FrozenDict(inputs)
+        draft.old_inputs = old_inputs if old_inputs is None or old_inputs.__class__ is FrozenDict else FrozenDict(old_inputs)
+        draft.old_outputs = old_outputs if old_outputs is None or old_outputs.__class__ is FrozenDict else FrozenDict(old_outputs)
         draft.old_id = old_id
         draft.diffs = diffs
         draft.replace_keys = replace_keys
@@ -120,7 +124,7 @@ class Step(FrozenCompared):
         draft.old_deps = old_deps
         draft.meta_changed = meta_changed
         draft.option_diffs = option_diffs
-        draft.options = {} if options is None else options
+        draft.options = options if options.__class__ is FrozenDict else FrozenDict(options) if options else _EMPTY
         draft.warnings = warnings
         draft.notes = notes
         draft.__class__ = Step
@@ -234,9 +238,9 @@ def make_step(urn: str, type: str, op: Op, inputs: Mapping[str, Any] | None = No
     step.urn = urn
     step.type = type
     step.op = op
-    step.inputs = inputs
-    step.old_inputs = old_inputs
-    step.old_outputs = old_outputs
+    step.inputs = inputs if inputs is None or inputs.__class__ is FrozenDict else FrozenDict(inputs)
+    step.old_inputs = old_inputs if old_inputs is None or old_inputs.__class__ is FrozenDict else FrozenDict(old_inputs)
+    step.old_outputs = old_outputs if old_outputs is None or old_outputs.__class__ is FrozenDict else FrozenDict(old_outputs)
     step.old_id = old_id
     step.diffs = diffs
     step.replace_keys = replace_keys
@@ -250,7 +254,7 @@ def make_step(urn: str, type: str, op: Op, inputs: Mapping[str, Any] | None = No
     step.old_deps = old_deps
     step.meta_changed = meta_changed
     step.option_diffs = option_diffs
-    step.options = {} if options is None else options
+    step.options = options if options.__class__ is FrozenDict else FrozenDict(options) if options else _EMPTY
     step.warnings = warnings
     step.notes = notes
     step.__class__ = Step
@@ -279,7 +283,7 @@ class Leftover(FrozenCompared):
         object.__setattr__(self, "type", type)
         object.__setattr__(self, "id", id)
         object.__setattr__(self, "token", token)
-        object.__setattr__(self, "inputs", {} if inputs is None else inputs)
+        object.__setattr__(self, "inputs", _EMPTY if inputs is None else frozen(inputs))
 
     def to_json(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "id": self.id}
@@ -319,13 +323,13 @@ class Plan(FrozenCompared):
         object.__setattr__(self, "lineage", lineage)
         object.__setattr__(self, "base_serial", base_serial)
         object.__setattr__(self, "steps", steps)
-        object.__setattr__(self, "outputs", {} if outputs is None else outputs)
-        object.__setattr__(self, "old_outputs", {} if old_outputs is None else old_outputs)
+        object.__setattr__(self, "outputs", _EMPTY if outputs is None else frozen(outputs))
+        object.__setattr__(self, "old_outputs", _EMPTY if old_outputs is None else frozen(old_outputs))
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "leftovers", leftovers)
         object.__setattr__(self, "program_digest", program_digest)
         object.__setattr__(self, "config_digest", config_digest)
-        object.__setattr__(self, "providers", {} if providers is None else providers)
+        object.__setattr__(self, "providers", _EMPTY if providers is None else frozen(providers))
 
     def __hash__(self) -> int:
         return hash(self.digest())

@@ -14,7 +14,8 @@ from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import HOLDS_SECRET, HOLDS_UNKNOWN, resolve_marking, resolve_value
 from stackwright.model.resource import Resource, urn_name, urn_parts
 from stackwright.model.values import (
-    UNKNOWN, Secret, is_plain, is_unknown, mask_message, masked, remark_secrets, reveal, secret_texts, to_json,
+    UNKNOWN, FrozenDict, Secret, is_plain, is_unknown, mask_message, masked, remark_secrets, reveal, secret_texts,
+    to_json,
 )
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.plan.links import LinkEdge, link_edges, with_links
@@ -237,8 +238,10 @@ def _unchanged(p: _Planning, resource: Resource, old: ResourceState, inputs: dic
         return None
     p.predicted[resource.urn] = old
     deps = tuple(wanted)
+    # One frozen copy for both: they are equal, and a plan's mappings are copied to freeze them.
+    kept = FrozenDict(inputs)
     return make_step(
-        urn=resource.urn, type=resource.type_token, op=_SAME, inputs=inputs, old_inputs=old.inputs,
+        urn=resource.urn, type=resource.type_token, op=_SAME, inputs=kept, old_inputs=kept,
         old_outputs=old.outputs, old_id=old.id, deps=deps, parent=parent, protect=opts.protect,
         retain_on_delete=opts.retain_on_delete, decl=p.declared_at(resource), old_deps=deps, options=recorded,
     )

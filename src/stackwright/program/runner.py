@@ -177,7 +177,8 @@ def desired_graph(ctx: ProgramContext) -> DesiredGraph:
     else:  # nothing to expand; each list has one URN per node, none its own
         deps = {urn: _urns(r.dependencies) for urn, r in resources.items()}
     return DesiredGraph(stack=ctx.stack, project=ctx.project, resources=resources,
-                        deps=deps, components=components, exports=dict(ctx.exports))
+                        deps=deps, components=components, exports=dict(ctx.exports),
+                        stack_reads=ctx.stack_reads)
 
 
 def _urns(nodes: list[Node]) -> list[str]:

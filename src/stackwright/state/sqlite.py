@@ -93,6 +93,14 @@ class _Db(SqlDb):
     (only ``materialise``, when a stack is created, makes the file), and an existing
     file is set to WAL and upgraded to this version's schema only before its first
     write. So read-only commands never create or modify state.
+
+    SQLite folds the WAL into the file when the last connection to it closes, unless
+    that connection is read-only. So a file whose WAL is there when it is opened (a
+    killed ``up`` left its last commits in ``state.db-wal``, or another process is
+    writing) is read through a read-only connection, which sees the WAL and leaves it
+    as it is, replaced by a writable one before the first write. Without a WAL there
+    is nothing to fold in, and a writable connection removes the ``-wal`` and ``-shm``
+    files its reads made when it closes, where a read-only one would leave them.
     """
 
     def __init__(self, path: Path, read_only: bool = False) -> None:
@@ -105,7 +113,8 @@ class _Db(SqlDb):
         self.in_memory = not _check_file(path)
         if not self.in_memory and not read_only:
             _private(path)
-        self.conn = self._connect(":memory:" if self.in_memory else path)
+        self.writable = self.in_memory or not path.with_name(f"{path.name}-wal").exists()
+        self.conn = self._connect(":memory:" if self.in_memory else path, writable=self.writable)
         try:
             with self.guard():
                 if self.in_memory:
@@ -116,8 +125,11 @@ class _Db(SqlDb):
             self.conn.close()
             raise
 
-    def _connect(self, where: Path | str) -> sqlite3.Connection:
+    def _connect(self, where: Path | str, *, writable: bool = True) -> sqlite3.Connection:
         try:
+            if not writable:
+                return sqlite3.connect(f"{Path(where).absolute().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                       check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000)
             return sqlite3.connect(where, isolation_level=None, check_same_thread=False,
                                    timeout=_BUSY_TIMEOUT_MS / 1000)
         except sqlite3.Error as exc:
@@ -125,19 +137,33 @@ class _Db(SqlDb):
 
     def _open(self) -> None:
         """Check the version read-only, so a newer or foreign file is never touched."""
-        self.conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        self.conn.execute("PRAGMA synchronous = NORMAL")
-        self.conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_CHECKPOINT_PAGES}")
-        self.conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+        self._settings()
         with self.read():
             self.version = self._schema_version()
         if self.version == 0:
             raise self.corrupt("it holds no stackwright tables")
         self.prepared = False
 
+    def _settings(self) -> None:
+        self.conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        self.conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_CHECKPOINT_PAGES}")
+        self.conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+
+    def _become_writable(self) -> None:
+        """The read-only connection replaced by a writable one (no transaction is open:
+        a write starts only outside one)."""
+        if self.writable:
+            return
+        conn = self._connect(self.path)
+        self.conn.close()
+        self.conn, self.writable = conn, True
+        self._settings()
+
     def prepare_write(self) -> None:
         if self.in_memory or self.prepared:
             return
+        self._become_writable()
         _drop_second_links(self.path)
         self.conn.execute("PRAGMA journal_mode = WAL")
         self._upgrade()
@@ -179,7 +205,7 @@ class _Db(SqlDb):
             building.unlink(missing_ok=True)
         self.conn.close()
         self.in_memory = False
-        self.conn = self._connect(self.path)
+        self.conn, self.writable = self._connect(self.path), True
         with self.guard():
             self._open()
 

@@ -5,7 +5,8 @@ encrypted by ``seal``), which pins everything the change depends on — the stac
 lineage and state serial, the program and config digests, the provider versions — and
 holds every step with its exact inputs and what the state recorded before it. Apply
 runs the saved steps themselves, and refuses unless every pin still holds and planning
-again now gives the very same steps, so what was reviewed and approved is what runs.
+again now gives the very same steps, so what was reviewed and approved is what runs
+(values it left unknown, read from another stack applied since, aside: ``plan.compare``).
 The format is in docs/plan-file.md.
 
 The file ends in a SHA-256 of the canonical JSON of everything else, and must read
@@ -30,12 +31,13 @@ from typing import Any, NoReturn
 from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink
 from stackwright.errors import StackwrightError, StateError
+from stackwright.model.resource import urn_name
 from stackwright.model.values import from_json, to_json
 from stackwright.operations.keyring import Keyring
 from stackwright.operations.session import StackSession, require_no_pending
 from stackwright.operations.update import Confirm, UpdateOutcome, apply_saved, preview, preview_new
-from stackwright.plan.compare import differences
-from stackwright.plan.plan import Plan
+from stackwright.plan.compare import Reads, compare, reads_nothing, reads_of
+from stackwright.plan.plan import Plan, Step
 from stackwright.program.digest import ProgramDigest, config_digest
 from stackwright.state.records import Snapshot, StackRecord
 from stackwright.workflow import approvals, policies
@@ -394,13 +396,30 @@ def check_providers(session: StackSession, saved: SavedPlan) -> None:
                 hint=f"install the provider version the plan was made with, or {NEW_PLAN_HINT}")
 
 
-def check_same_plan(saved: Plan, now: Plan) -> None:
-    """Refuse when planning now gives anything the saved plan does not say."""
-    problems = differences(saved, now)
+def check_same_plan(saved: Plan, now: Plan, reads: Reads = reads_nothing) -> Plan:
+    """The plan to apply: ``saved``, where planning now gives nothing it does not say.
+    A value it left unknown may be known now (another stack it reads was applied
+    since); a step it changes only for such values, which came out as recorded, is
+    left unchanged, noted (``plan.compare``). ``reads`` names the stacks read in a
+    refusal."""
+    compared = compare(saved, now, reads, settle=True)
+    problems = compared.problems
     if problems:
         more = f" (and {len(problems) - 1} more difference(s))" if len(problems) > 1 else ""
         raise PlanDiffers(f"applying would do something the plan did not say: {problems[0]}{more}",
                           hint=NEW_PLAN_HINT)
+    if not compared.settled:
+        return saved
+    # The outputs too, as planned now: they differ from the saved ones only where those
+    # were unknown, and a step left unchanged leaves its outputs as recorded.
+    return replace(saved, steps=tuple(compared.settled.get(s.urn, s) for s in saved.steps), outputs=now.outputs)
+
+
+def left_unchanged(saved: Plan, applied: Plan) -> list[Step]:
+    """The steps of ``saved`` that ``check_same_plan`` left unchanged in ``applied``,
+    as they are there (noted)."""
+    ops = {s.urn: s.op for s in saved.steps}
+    return [s for s in applied.steps if ops.get(s.urn, s.op) is not s.op]
 
 
 def _already_confirmed(plan: Plan) -> bool:
@@ -435,13 +454,21 @@ def apply_plan_file(session: StackSession, saved: SavedPlan, *, options: ApplyOp
         created = create_planned_stack(session, saved)
         confirm = _already_confirmed
 
-    def verify(snapshot: Snapshot, now: Plan) -> None:
+    audit: dict[str, Any] = {"plan_hash": saved.hash, "path": str(saved.path),
+                             "approved_by": list(approved.approved_by),
+                             **({"created_stack": True} if created else {})}
+
+    def verify(snapshot: Snapshot, now: Plan) -> Plan:
         check_stale(saved, snapshot)
         approvals.require_approved(session, saved.hash)
-        check_same_plan(plan, now)
+        applied = check_same_plan(plan, now, reads_of(desired))
         check_providers(session, saved)
+        unchanged = sorted(s.urn for s in left_unchanged(plan, applied))
+        if unchanged:
+            audit["left_unchanged"] = unchanged  # read when the apply is audited, after this
+        return applied
 
-    return apply_saved(session, plan, desired, options=options, sink=sink, confirm=confirm,
-                       verify=verify, extra={"plan_hash": saved.hash, "path": str(saved.path),
-                                             "approved_by": list(approved.approved_by),
-                                             **({"created_stack": True} if created else {})})
+    outcome = apply_saved(session, plan, desired, options=options, sink=sink, confirm=confirm,
+                          verify=verify, extra=audit)
+    outcome.notes = tuple(f"{s.type} {urn_name(s.urn)}: {s.notes[-1]}" for s in left_unchanged(plan, outcome.plan))
+    return outcome
