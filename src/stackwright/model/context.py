@@ -20,6 +20,7 @@ from stackwright.dataclass_methods import Compared
 from stackwright.errors import GraphError, ProgramError
 
 if TYPE_CHECKING:
+    from stackwright.model.output import Output
     from stackwright.model.resource import Node
 
 
@@ -70,13 +71,17 @@ class ProgramContext(Compared):
     urn_prefixes: dict[str, str] = field(default_factory=dict, repr=False)
     """``stack::project::type::`` by type token, made once per run and type: every URN
     declared starts with one (see ``model.resource``)."""
+    derived: list[Output[Any]] = field(default_factory=list, repr=False)
+    """Every derived Output the program made (not its callbacks), in order: those
+    nothing uses are the run's leaves (see ``output.Leaves``)."""
 
     def __init__(self, stack: str, project: str, config: ConfigSource, nodes: dict[str, Node] | None = None,
                  exports: dict[str, Any] | None = None, component_stack: list[Node] | None = None,
                  callback_depth: int = 0, finishers: list[Callable[[], None]] | None = None,
                  read_stack_outputs: Callable[[str], Mapping[str, Any]] | None = None,
                  stack_references: set[str] | None = None, extensions: dict[str, Any] | None = None,
-                 targets: tuple[str, ...] = (), urn_prefixes: dict[str, str] | None = None) -> None:
+                 targets: tuple[str, ...] = (), urn_prefixes: dict[str, str] | None = None,
+                 derived: list[Output[Any]] | None = None) -> None:
         self.stack = stack
         self.project = project
         self.config = config
@@ -90,6 +95,7 @@ class ProgramContext(Compared):
         self.extensions = {} if extensions is None else extensions
         self.targets = targets
         self.urn_prefixes = {} if urn_prefixes is None else urn_prefixes
+        self.derived = [] if derived is None else derived
 
     def register(self, node: Node) -> None:
         previous = self.nodes.get(node.urn)
@@ -137,8 +143,9 @@ def current() -> ProgramContext:
     return ctx
 
 
-def current_or_none() -> ProgramContext | None:
-    return _current.get()
+current_or_none: Callable[[], ProgramContext | None] = _current.get
+"""The running program's context, or None (the variable's own ``get``: every derived
+Output made asks, and a function around it would cost a call each time)."""
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from stackwright.errors import ProgramError, StackwrightError
 from stackwright.model import context
 from stackwright.model.context import ConfigSource, ProgramContext
 from stackwright.model.desired import DesiredGraph
+from stackwright.model.output import Leaves
 from stackwright.model.resource import Component, Node, Resource
 from stackwright.program.project import Project
 
@@ -149,7 +150,7 @@ def desired_graph(ctx: ProgramContext) -> DesiredGraph:
     else:  # nothing to expand; each list has one URN per node, none its own
         deps = {urn: _urns(r.dependencies) for urn, r in resources.items()}
     return DesiredGraph(stack=ctx.stack, project=ctx.project, resources=resources,
-                        deps=deps, components=components, exports=dict(ctx.exports))
+                        deps=deps, components=components, exports=dict(ctx.exports), leaves=Leaves(ctx.derived))
 
 
 def _urns(nodes: list[Node]) -> list[str]:
