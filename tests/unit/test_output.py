@@ -299,3 +299,39 @@ def test_resolving_inputs_says_in_the_same_walk_what_they_hold() -> None:
         assert value == resolve_value(holder[name], lookup)
     known = resolve_marking({"ref": holder["unknown"]["ref"]}, lookup_from({("a", "arn"): Secret("arn:x")}))
     assert known == ({"ref": Secret("arn:x")}, HOLDS_SECRET)
+
+
+def test_the_outputs_a_program_makes_and_nothing_uses_are_run_once_their_sources_are_known() -> None:
+    from stackwright.errors import CallbackError
+
+    ran: list[str] = []
+
+    def note(tag: str) -> Any:
+        def record(value: Any) -> Any:
+            ran.append(tag)
+            return value
+        return record
+
+    def program() -> None:
+        a = Box("a", name="a")
+        Box("b", name=a.arn.apply(note("input")))
+        inside = a.arn.apply(note("inside a constant"))
+        Box("c", name=Output.all({"k": inside}).apply(str))
+        sw.export("n", {"len": a.arn.apply(note("exported"))})
+        source = a.arn.apply(note("source"))
+        source.apply(note("leaf"))
+        a.arn.apply(int)  # raises once known
+
+    graph = declare(program)
+    assert len(graph.leaves) == 2
+    assert graph.leaves.run(lookup_from({})) == [] and ran == [] and len(graph.leaves) == 2
+    [raised] = graph.leaves.run(lookup_from({("a", "arn"): "arn:x"}))
+    assert isinstance(raised, CallbackError) and "ValueError" in raised.message
+    assert ran == ["source", "leaf"] and len(graph.leaves) == 0
+    assert graph.leaves.run(lookup_from({("a", "arn"): "arn:x"})) == [] and ran == ["source", "leaf"]
+
+
+def test_outputs_made_outside_a_program_are_no_leaves_and_resolve_as_ever() -> None:
+    out = Output.from_value(2).apply(lambda v: v * 3)
+    assert out.resolve(lookup_from({})) == 6
+    assert declare(lambda: None).leaves.run(lookup_from({})) == []

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from stackwright.errors import ConfigError
 from stackwright.model import context
-from stackwright.model.output import Output, secret
+from stackwright.model.output import Output, outputs_in, secret, use
 from stackwright.model.values import Secret
 
 T = TypeVar("T")
@@ -133,7 +133,10 @@ class Config:
 
 def export(name: str, value: Any) -> None:
     """Publish a stack output, shown by `stackwright outputs` and readable by other stacks."""
-    context.current().exports[name] = value
+    ctx = context.current()
+    ctx.exports[name] = value
+    if ctx.derived:
+        use(outputs_in(value))
 
 
 def get_stack() -> str:

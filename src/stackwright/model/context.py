@@ -21,6 +21,7 @@ from stackwright.dataclass_methods import Compared
 from stackwright.errors import GraphError, ProgramError
 
 if TYPE_CHECKING:
+    from stackwright.model.output import Output
     from stackwright.model.resource import Node
 
 
@@ -75,6 +76,9 @@ class ProgramContext(Compared):
     """Each value read from another stack (the ``Output`` a ``StackReference`` gave, by
     identity) and what it is (``network/dev output vpc_id``): named when a saved plan
     is refused over such a value."""
+    derived: list[Output[Any]] = field(default_factory=list, repr=False)
+    """Every derived Output the program made (not its callbacks), in order: those
+    nothing uses are the run's leaves (see ``output.Leaves``)."""
 
     def __init__(self, stack: str, project: str, config: ConfigSource, nodes: dict[str, Node] | None = None,
                  exports: dict[str, Any] | None = None, component_stack: list[Node] | None = None,
@@ -82,7 +86,8 @@ class ProgramContext(Compared):
                  read_stack_outputs: Callable[[str], Mapping[str, Any]] | None = None,
                  stack_references: set[str] | None = None, extensions: dict[str, Any] | None = None,
                  targets: tuple[str, ...] = (), urn_prefixes: dict[str, str] | None = None,
-                 stack_reads: dict[Any, str] | None = None) -> None:
+                 stack_reads: dict[Any, str] | None = None,
+                 derived: list[Output[Any]] | None = None) -> None:
         self.stack = stack
         self.project = project
         self.config = config
@@ -97,6 +102,7 @@ class ProgramContext(Compared):
         self.targets = targets
         self.urn_prefixes = {} if urn_prefixes is None else urn_prefixes
         self.stack_reads = {} if stack_reads is None else stack_reads
+        self.derived = [] if derived is None else derived
 
     def register(self, node: Node) -> None:
         previous = self.nodes.get(node.urn)
@@ -163,8 +169,9 @@ def _outside_program(ctx: ProgramContext | None) -> ProgramError:
     )
 
 
-def current_or_none() -> ProgramContext | None:
-    return _current.get()
+current_or_none: Callable[[], ProgramContext | None] = _current.get
+"""The running program's context, or None (the variable's own ``get``: every derived
+Output made asks, and a function around it would cost a call each time)."""
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stackwright.dataclass_methods import Compared
+from stackwright.model.output import Leaves
 from stackwright.model.resource import Component, Resource
 
 
@@ -16,7 +17,8 @@ from stackwright.model.resource import Component, Resource
 @dataclass(init=False, repr=False, eq=False)
 class DesiredGraph(Compared):
     """What one program run declared: its resources and components, the order they
-    wait in, and the stack's exports."""
+    wait in, the stack's exports, and the Outputs nothing uses, whose callbacks the
+    plan and the apply run still."""
 
     stack: str
     project: str
@@ -28,10 +30,11 @@ class DesiredGraph(Compared):
     exports: dict[str, Any] = field(default_factory=dict)
     stack_reads: dict[Any, str] = field(default_factory=dict)
     """The values read from other stacks, and what each is (``ProgramContext.stack_reads``)."""
+    leaves: Leaves = field(default_factory=Leaves, compare=False)
 
     def __init__(self, stack: str, project: str, resources: dict[str, Resource], deps: dict[str, list[str]],
                  components: dict[str, Component] | None = None, exports: dict[str, Any] | None = None,
-                 stack_reads: dict[Any, str] | None = None) -> None:
+                 stack_reads: dict[Any, str] | None = None, leaves: Leaves | None = None) -> None:
         self.stack = stack
         self.project = project
         self.resources = resources
@@ -39,3 +42,4 @@ class DesiredGraph(Compared):
         self.components = {} if components is None else components
         self.exports = {} if exports is None else exports
         self.stack_reads = {} if stack_reads is None else stack_reads
+        self.leaves = Leaves() if leaves is None else leaves

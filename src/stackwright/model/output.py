@@ -10,7 +10,7 @@ input records the dependency.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, Union, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar, Union, overload
 
 from stackwright.errors import CallbackError, ProgramError, StackwrightError, raised
 from stackwright.model import context
@@ -31,7 +31,8 @@ _CONST, _REF, _DERIVED = 0, 1, 2
 class Output(Generic[T]):
     """A value known now or after apply, carrying its secretness and dependencies."""
 
-    __slots__ = ("_kind", "_value", "_secret", "_resource", "_prop", "_sources", "_fn", "_missing")
+    __slots__ = ("_kind", "_value", "_secret", "_resource", "_prop", "_sources", "_fn", "_missing", "_used",
+                 "_last")
 
     def __init__(self) -> None:
         self._kind = _CONST
@@ -42,6 +43,13 @@ class Output(Generic[T]):
         self._sources: tuple[Output[Any], ...] = ()
         self._fn: Callable[..., Any] | None = None
         self._missing: StackwrightError | None = None
+        self._used = False
+        """Something uses this (derived) Output: a resource input, a stack output, another
+        Output. One made by a program and never used is a leaf of that run (``Leaves``)."""
+        self._last: tuple[list[Any], Any] | None = None
+        """Of a derived Output a leaf is made of (``_REMEMBER`` until it first runs): its
+        callback's last run, the values it was given and what it returned. None for
+        the others, whose runs are not kept."""
 
     @classmethod
     def unavailable(cls, why: StackwrightError) -> Output[Any]:
@@ -61,7 +69,8 @@ class Output(Generic[T]):
     @staticmethod
     def _ref(resource: Resource, prop: str) -> Output[Any]:
         """``resource.prop``: made for every property a program reads, so without
-        ``__init__``'s defaults that would be overwritten at once."""
+        ``__init__``'s defaults that would be overwritten at once (``_used`` and
+        ``_last`` are left unset: only derived Outputs read them)."""
         out: Output[Any] = object.__new__(Output)
         out._kind, out._value, out._secret, out._resource = _REF, None, False, resource
         out._prop, out._sources, out._fn, out._missing = prop, (), None, None
@@ -69,12 +78,23 @@ class Output(Generic[T]):
 
     @classmethod
     def _derived(cls, sources: tuple[Output[Any], ...], fn: Callable[..., Any]) -> Output[Any]:
+        """Made while a program runs (not by a callback), it is listed in the run's
+        context: a leaf of the run unless something uses it (see ``Leaves``)."""
         out: Output[Any] = cls()
         out._kind, out._sources, out._fn = _DERIVED, sources, fn
+        for source in sources:
+            if source._kind == _DERIVED:
+                source._used = True
+            elif source._kind == _CONST and type(source._value) not in _SCALARS:
+                _use(source)
+        ctx = context.current_or_none()
+        if ctx is not None and not ctx.callback_depth:
+            ctx.derived.append(out)
         return out
 
     def apply(self, fn: Callable[[T], U | Output[U]]) -> Output[U]:
-        """A new Output holding ``fn(value)``, run only once the value is known.
+        """A new Output holding ``fn(value)``, run only once the value is known, and
+        run even when nothing uses the new Output (see ``Leaves``).
 
         ``fn`` must not declare resources: the set of resources must be known when
         the plan is made.
@@ -134,21 +154,34 @@ class Output(Generic[T]):
             return lookup(self._resource, self._prop)
         return self._resolve_derived(lookup)
 
-    def _resolve_derived(self, lookup: Lookup) -> Any:
-        values = [s.resolve(lookup) for s in self._sources]
+    def _resolve_derived(self, lookup: Lookup, reuse: bool = False) -> Any:
+        """The callback's result once every source is known, secret if any source is;
+        before, UNKNOWN (``_WAITING`` with ``reuse``). With ``reuse`` (running a leaf),
+        a remembered run (see ``Leaves``) given the same values gives its result again
+        instead of running once more. One function: it is planning's hot path."""
+        if reuse:
+            values = [s._reusing(lookup) for s in self._sources]
+        else:
+            values = [s.resolve(lookup) for s in self._sources]
         if any(is_unknown(v) for v in values):
-            return UNKNOWN
+            return _WAITING if reuse else UNKNOWN
         if self._fn is _listed:
             return values  # each element as secret as it is, no more
         secret = any(is_secret(v) for v in values)
-        assert self._fn is not None
-        with context.inside_callback():
-            try:
-                result = self._fn(*[reveal(v) for v in values])
-            except (StackwrightError, KeyboardInterrupt):
-                raise
-            except BaseException as exc:  # noqa: BLE001 - sys.exit() in a callback fails its step too
-                raise callback_error(exc, secret) from (None if secret else exc)
+        last = self._last
+        if reuse and last is not None and last is not _REMEMBER and last[0] == values:
+            result = last[1]
+        else:
+            assert self._fn is not None
+            with context.inside_callback():
+                try:
+                    result = self._fn(*[reveal(v) for v in values])
+                except (StackwrightError, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - sys.exit() in a callback fails its step too
+                    raise callback_error(exc, secret) from (None if secret else exc)
+            if last is not None:
+                self._last = (values, result)
         result = resolve_value(result, lookup)
         if not secret:
             return result
@@ -156,6 +189,18 @@ class Output(Generic[T]):
         if isinstance(result, Secret):
             return Secret(result.value, result.origins | origins)
         return Secret(result, origins)
+
+    def _reusing(self, lookup: Lookup) -> Any:
+        """``resolve``, reusing remembered runs (see ``_resolve_derived``): evaluating a
+        leaf does not run again what planning or applying a resource's inputs ran."""
+        if self._kind != _DERIVED:
+            return self.resolve(lookup)
+        result = self._resolve_derived(lookup, reuse=True)
+        return UNKNOWN if result is _WAITING else result
+
+    def _ran_as_leaf(self, lookup: Lookup) -> bool:
+        """Runs this leaf's callback if its sources are known now: whether it ran."""
+        return self._resolve_derived(lookup, reuse=True) is not _WAITING
 
     def __str__(self) -> str:
         raise ProgramError(
@@ -198,6 +243,76 @@ def callback_error(exc: BaseException, given_secret: bool) -> CallbackError:
                              hint="fix the callback; to see the message, raise it without the secret's value")
     return CallbackError(f"an Output callback {raised(exc)}",
                          file=file, line=line, hint="run with --debug to see the traceback")
+
+
+class Leaves:
+    """The derived Outputs of one program run that nothing uses: no other Output, no
+    resource input, no stack output is made of them. Their callbacks run all the same,
+    each once, as Pulumi runs every callback once its inputs are known: programs
+    validate with them (and what they raise must fail the command) or act through them.
+    Planning runs those whose sources it knows; apply runs the rest once what they read
+    is applied. Their values are not kept: they are no outputs."""
+
+    __slots__ = ("_waiting",)
+
+    def __init__(self, made: Iterable[Output[Any]] = ()) -> None:
+        """``made``: the derived Outputs of the run; the leaves are those not used."""
+        self._waiting = [out for out in made if not out._used]
+        _remember_runs(self._waiting)
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def run(self, lookup: Lookup) -> list[Exception]:
+        """Runs the callback of every leaf whose sources ``lookup`` knows and forgets the
+        leaf, whether it returned or raised, so that none runs twice; the others wait
+        for a later call. Returns what the callbacks raised, in the order the program
+        made them."""
+        waiting: list[Output[Any]] = []
+        raised: list[Exception] = []
+        for leaf in self._waiting:
+            try:
+                if not leaf._ran_as_leaf(lookup):
+                    waiting.append(leaf)
+            except Exception as exc:  # noqa: BLE001 - returned: the caller reports each one
+                raised.append(exc)
+        self._waiting = waiting
+        return raised
+
+
+_WAITING: Final = object()
+"""``Output._resolve_derived`` with ``reuse``: a source is unknown, the callback did not run."""
+_REMEMBER: tuple[list[Any], Any] = ([], None)
+"""``Output._last`` of a derived Output a leaf is made of, before its callback's first run."""
+
+
+def _remember_runs(leaves: list[Output[Any]]) -> None:
+    """The derived Outputs ``leaves`` are made of keep their callbacks' last runs, so
+    that running a leaf reuses them (a program that makes no leaf keeps nothing)."""
+    stack = [source for leaf in leaves for source in leaf._sources]
+    while stack:
+        out = stack.pop()
+        if out._kind == _DERIVED and out._last is None:
+            out._last = _REMEMBER
+            stack.extend(out._sources)
+
+
+def use(outputs: Iterable[Output[Any]]) -> None:
+    """``outputs`` are used (a resource's inputs, a stack output): they, and the Outputs
+    inside a constant one, are no leaves."""
+    for out in outputs:
+        if out._kind == _DERIVED:
+            out._used = True
+        elif out._kind == _CONST:
+            _use(out)
+
+
+def _use(out: Output[Any]) -> None:
+    if out._kind == _DERIVED:
+        out._used = True
+    elif out._kind == _CONST and type(out._value) not in _SCALARS:
+        for inner in outputs_in(out._value):
+            _use(inner)
 
 
 def _listed(*values: Any) -> list[Any]:

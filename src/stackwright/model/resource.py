@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.errors import InputError
 from stackwright.model import context
-from stackwright.model.output import Output, collect_outputs, resources_in, resources_of
+from stackwright.model.output import Output, collect_outputs, outputs_in, resources_of, use
 
 _MISSING: Any = object()
 URN_SEPARATOR = "::"
@@ -285,6 +285,8 @@ class Resource(Node):
         found: list[Output[Any]] = []
         self.inputs = self._validated(inputs, found)
         self.dependencies = self._collect_dependencies(found)
+        if ctx.derived and found:
+            use(found)
         ctx.register(self)
         parent = self.resource_parent
         if parent is not None and isinstance(parent, Component):
@@ -299,9 +301,11 @@ class Resource(Node):
         resource.inputs = {}
         resource.read_id = id
         resource.dependencies = resource._collect_dependencies()
-        for node in resources_in(id):
+        found = outputs_in(id)
+        for node in resources_of(found):
             if node.urn != resource.urn and node not in resource.dependencies:
                 resource.dependencies.append(node)
+        use(found)
         context.current().register(resource)
         if isinstance(resource.resource_parent, Component):
             resource.resource_parent.children.append(resource)

@@ -582,9 +582,9 @@ def _final_outputs(desired: DesiredGraph, result: ApplyResult, recorded: dict[st
     """Stack outputs resolved from what was applied, falling back to recorded values.
     What a failed step left unknown is recorded as unknown: outputs never claim a
     value they do not have, nor silently disappear. An output whose callback raises is
-    unknown too, and a recorded failure of the update."""
-    from stackwright.engine.apply import Failure, failure_message
-
+    unknown too, and a recorded failure of the update. Then the callbacks of the
+    Outputs nothing uses that planning could not run yet (``Leaves``) run, each failure
+    recorded the same way."""
     def lookup(resource: Resource, prop: str) -> Any:
         live = result.outputs.get(resource.urn)
         if live is None and resource.urn in recorded:
@@ -598,7 +598,16 @@ def _final_outputs(desired: DesiredGraph, result: ApplyResult, recorded: dict[st
             outputs[key] = resolve_value(value, lookup)
         except Exception as exc:  # noqa: BLE001 - recorded as this output's failure
             outputs[key] = UNKNOWN
-            message = failure_message(exc, None)
-            result.failures.append(Failure(f"output {key}", "export", message))
-            writer.add_change(Change(f"output {key}", "output", "export", error=message))
+            _record_failure(result, writer, f"output {key}", "export", exc)
+    for raised in desired.leaves.run(lookup):
+        _record_failure(result, writer, "output callback", "apply", raised)
     return outputs
+
+
+def _record_failure(result: ApplyResult, writer: Any, what: str, action: str, exc: Exception) -> None:
+    """A failure of the update that is no step's: shown with the steps' and checkpointed."""
+    from stackwright.engine.apply import Failure, failure_message
+
+    message = failure_message(exc, None)
+    result.failures.append(Failure(what, action, message))
+    writer.add_change(Change(what, "output", action, error=message))

@@ -113,11 +113,24 @@ def make_plan(
         planned = {step.urn for step in all_steps}
         left = [o for o in left if o.urn in planned]
     outputs = resolve_value(desired.exports, planning.lookup_recorded)
+    _run_leaves(desired, planning)
     return Plan(
         stack=desired.stack, project=desired.project, lineage=snapshot.lineage,
         base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
         old_outputs=snapshot.outputs, leftovers=tuple(left),
     )
+
+
+def _run_leaves(desired: DesiredGraph, planning: _Planning) -> None:
+    """The callbacks of the Outputs nothing uses whose sources are known now: one that
+    raises fails the plan as a stack output's callback does (the others wait for the
+    apply)."""
+    raised = desired.leaves.run(planning.lookup_recorded)
+    errors = [exc for exc in raised if isinstance(exc, StackwrightError)]
+    if len(errors) < len(raised):
+        raise next(exc for exc in raised if not isinstance(exc, StackwrightError))
+    if errors:
+        raise _combined(errors)
 
 
 def leftovers(snapshot: Snapshot) -> list[Leftover]:

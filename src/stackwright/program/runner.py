@@ -28,6 +28,7 @@ from stackwright.errors import ProgramError, StackwrightError, raised
 from stackwright.model import context
 from stackwright.model.context import ConfigSource, ProgramContext
 from stackwright.model.desired import DesiredGraph
+from stackwright.model.output import Leaves
 from stackwright.model.resource import Component, Node, Resource
 from stackwright.program.project import Project
 from stackwright.program.project_files import read_project_file, shown_path
@@ -178,7 +179,7 @@ def desired_graph(ctx: ProgramContext) -> DesiredGraph:
         deps = {urn: _urns(r.dependencies) for urn, r in resources.items()}
     return DesiredGraph(stack=ctx.stack, project=ctx.project, resources=resources,
                         deps=deps, components=components, exports=dict(ctx.exports),
-                        stack_reads=ctx.stack_reads)
+                        stack_reads=ctx.stack_reads, leaves=Leaves(ctx.derived))
 
 
 def _urns(nodes: list[Node]) -> list[str]:
