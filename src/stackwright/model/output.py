@@ -301,10 +301,7 @@ def use(outputs: Iterable[Output[Any]]) -> None:
     """``outputs`` are used (a resource's inputs, a stack output): they, and the Outputs
     inside a constant one, are no leaves."""
     for out in outputs:
-        if out._kind == _DERIVED:
-            out._used = True
-        elif out._kind == _CONST:
-            _use(out)
+        _use(out)
 
 
 def _use(out: Output[Any]) -> None:
