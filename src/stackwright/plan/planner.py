@@ -117,7 +117,7 @@ def make_plan(
     return Plan(
         stack=desired.stack, project=desired.project, lineage=snapshot.lineage,
         base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
-        old_outputs=snapshot.outputs, leftovers=tuple(left),
+        old_outputs=snapshot.outputs, leftovers=tuple(left), refreshed=snapshot.live,
     )
 
 

@@ -234,15 +234,28 @@ class ResourceProvider:
         would decide. Must be pure (no cloud calls)."""
         return Links()
 
+    adopts: ClassVar[str] = ""
+    """What ``adopt`` does to an object `import` adopts, in words for the person who
+    confirms (empty: nothing)."""
+
+    def adopt(self, ctx: OperationContext, id: str, inputs: Mapping[str, Any]) -> list[str]:
+        """Called by `import` once confirmed, before it records the object: make the
+        object this provider's own for ``inputs`` (what ``read`` returned, which the
+        printed declaration declares), so that a change the program makes later applies
+        as it would to an object this provider created. Must change no value; raise
+        (nothing is recorded) rather than change one. Lines saying what it did."""
+        return []
+
     explains_updates: ClassVar[bool] = False
     """True when ``explain_update`` has something to say (it costs provider calls)."""
 
     def explain_update(
         self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
-        new_inputs: Mapping[str, Any],
+        new_inputs: Mapping[str, Any], old_outputs: Mapping[str, Any] | None = None,
     ) -> list[str]:
         """Lines for people reviewing an in-place update (e.g. a CloudFormation change
-        set). Called by preview only; must change nothing that apply would see."""
+        set). Called by preview only; must change nothing that apply would see.
+        ``old_outputs``: what the state recorded of the resource's outputs."""
         return []
 
 
