@@ -169,6 +169,40 @@ def test_the_author_is_who_recorded_the_plan_not_what_the_event_says(project: Pr
     assert approve(project, "production", "bob", signed_with="bob").approved_by == ("bob",)
 
 
+def test_a_co_author_may_not_approve_the_plan_either(project: Project) -> None:
+    """CI makes a merged pull request's plan as its author and names whoever merged it
+    as a co-author (docs/ci.md): neither may approve it where self-approval is off."""
+    make_plan(project, "production", author="tester", co_authors=["bob", "tester", 7])
+    with pytest.raises(ApprovalRefused) as caught:
+        approve(project, "production", "bob", signed_with="bob")
+    assert caught.value.message == (f"bob is a co-author of plan {PLAN[:12]} (made by tester) and may not "
+                                    "approve it: environment 'production' does not allow self-approval")
+    assert caught.value.hint == "ask anyone but tester, bob (the authors) to approve it"
+    inject(project, "production", "bob", proof="signed", signature=signature(project, "bob"))
+    assert refusal(project, "production") == (
+        f"environment 'production' needs 1 approval(s) of plan {PLAN[:12]}; 1 missing; not counted: "
+        "bob (a co-author of the plan) | ask anyone but tester, bob (the authors) to run `stackwright approve FILE`")
+    done = approve(project, "production", "alice", signed_with="alice")
+    assert done.approved_by == ("alice",) and done.authors == ("tester", "bob")
+
+
+def test_a_co_author_may_approve_where_self_approval_is_allowed(project: Project) -> None:
+    make_plan(project, "mine", co_authors=["bob"])
+    assert approve(project, "mine", "bob", signed_with="bob").approved_by == ("bob",)
+
+
+def test_co_authors_come_from_the_environment_when_the_session_opens(project: Project,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    write_stacks(project, ["production"])
+    monkeypatch.setenv("STACKWRIGHT_CO_AUTHORS", " bob, tester,,carol ,bob")
+    with session_of(project, "production", "tester") as s:
+        monkeypatch.setenv("STACKWRIGHT_CO_AUTHORS", "")  # e.g. the program's code: too late
+        assert s.co_authors == ("bob", "carol")  # the author left out
+    monkeypatch.delenv("STACKWRIGHT_CO_AUTHORS")
+    with session_of(project, "production", "tester") as s:
+        assert s.co_authors == ()
+
+
 def test_the_author_signs_the_plan_with_the_key_given_never_with_gits(project: Project,
                                                                       no_signing_key: Path) -> None:
     no_signing_key.write_text(f"[user]\n\tsigningkey = {key(project, 'tester')}\n")
@@ -267,6 +301,7 @@ def test_who_may_approve_in_words(project: Project) -> None:
     env.allow_self_approval = False
     assert words(project, env, "tester") == "alice, group:sre (not tester, the author)"
     assert words(project, approvals.environment_for(project, "dev"), "tester") == "anyone"
+    assert words(project, env, "tester", ("bob",)) == "alice, group:sre (not tester, bob, the authors)"
 
 
 # --- proofs in protected environments ---------------------------------------------------

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 SECURE = "secure"
 """``password: {secure: <ciphertext>}`` in a stack file: a secret config value."""
+CO_AUTHORS_ENV = "STACKWRIGHT_CO_AUTHORS"
+"""Comma-separated identities that count as authors of the plans a command saves,
+besides whoever makes them (``who``): where self-approval is off, none of them may
+approve. CI sets it to whoever merged another's pull request (docs/ci.md)."""
 
 
 # Every command loads this class: its methods are written, not generated (see
@@ -55,6 +59,7 @@ class StackSession(Compared):
     _who: str | None = field(default=None, init=False, repr=False)
     _asked: tuple[dict[str, str], str] | None = field(default=None, init=False, repr=False)
     """The environment and working folder ``who`` asks git in, when not settled at once."""
+    _co_authors: tuple[str, ...] = field(default=(), init=False, repr=False)
 
     def __init__(self, project: Project, stack: str, store: StateStore, config: ConfigSource,
                  providers: ProviderRegistry, named: str | None, held_lock: LockInfo | None = None) -> None:
@@ -68,6 +73,7 @@ class StackSession(Compared):
         self._links = None
         self._who = named or os.environ.get("STACKWRIGHT_USER") or None
         self._asked = None if self._who else (dict(os.environ), os.getcwd())
+        self._co_authors = co_authors(os.environ)
 
     @property
     def who(self) -> str:
@@ -81,6 +87,12 @@ class StackSession(Compared):
             env, cwd = self._asked
             self._who = identity(self.named, env, cwd)
         return self._who
+
+    @property
+    def co_authors(self) -> tuple[str, ...]:
+        """Who else counts as the author of a plan this session saves
+        (``CO_AUTHORS_ENV``, read when the session opens, as ``who`` is), ``who`` left out."""
+        return tuple(name for name in self._co_authors if name != self.who)
 
     def config_secrets(self) -> set[str]:
         """The plain texts of the stack's secret config: a value a program made of them
@@ -238,6 +250,12 @@ def identity(explicit: str | None = None, env: Mapping[str, str] | None = None, 
     except (OSError, subprocess.SubprocessError):
         email = ""
     return email or next((env[name] for name in _LOGIN_NAMES if env.get(name)), "") or getpass.getuser()
+
+
+def co_authors(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The identities ``CO_AUTHORS_ENV`` names in ``env``, in order, each once."""
+    names = (name.strip() for name in env.get(CO_AUTHORS_ENV, "").split(","))
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 _LOGIN_NAMES = ("LOGNAME", "USER", "LNAME", "USERNAME")

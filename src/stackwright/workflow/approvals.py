@@ -6,7 +6,9 @@ in a file anyone can edit. An approval names a plan by its content hash: change 
 byte of the plan and it is another plan, with no approvals.
 
 The author of a plan is whoever recorded its ``plan`` event, not what the file says:
-the file's hash is plain SHA-256, which anyone who edits it can recompute.
+the file's hash is plain SHA-256, which anyone who edits it can recompute. The event
+may name co-authors too (``CO_AUTHORS``: in CI, whoever merged another's pull request),
+who are refused like the author where self-approval is off.
 
 In a protected environment an approval counts only with a proof: an SSH signature of
 the plan hash by a key that ``allowed_signers`` lists for the approver (``signing``),
@@ -41,6 +43,9 @@ AUDITED = (PLAN, APPROVE, REJECT, APPLY, "up", "destroy", "rollback", "import", 
 and every change that stopped before applying."""
 SHORT = 12
 """Hex digits of a plan hash shown to people: enough to tell plans apart."""
+CO_AUTHORS = "co_authors"
+"""Key of a ``plan`` event's data: identities that count as the plan's authors too
+(``session.CO_AUTHORS_ENV`` when it was made)."""
 SIGNED, CLAIMED, GITHUB, WEB = "signed", "claimed", "github", "web"
 """How an approval proves who made it (``proof`` in its event)."""
 
@@ -77,6 +82,14 @@ class ApprovalStatus:
     the author's own, not an approver."""
     author_key: str | None = None
     """The fingerprint of the key that signed the plan, when its author signed it."""
+    co_authors: tuple[str, ...] = ()
+    """Others the ``plan`` event names as its authors too (``CO_AUTHORS``)."""
+
+    @property
+    def authors(self) -> tuple[str, ...]:
+        """The author and the co-authors: none of them may approve the plan where
+        self-approval is off."""
+        return (self.author, *self.co_authors)
 
     @property
     def needed(self) -> int:
@@ -113,6 +126,7 @@ def judge(project: Project, env: Environment, made: Event, reviews: list[Event],
     """Count the approvals and rejections ``reviews`` (of this plan, oldest first) of the
     plan whose ``plan`` event is ``made``, under ``env``'s rules."""
     author, author_key = made.who, plan_key(made, plan_hash)
+    co_authors = recorded_co_authors(made)
     approvals = [e for e in reviews if e.kind == APPROVE]
     last_approval = approvals[-1].id if approvals else 0
     rejection = next((e for e in reversed(reviews) if e.kind == REJECT and e.id > last_approval), None)
@@ -120,8 +134,9 @@ def judge(project: Project, env: Environment, made: Event, reviews: list[Event],
     uncounted: list[tuple[str, str]] = []
     for event in approvals:
         why = proof_problem(project, env, event, plan_hash)
-        if why is None and not _eligible(project, env, event.who, author):
-            why = "the plan's author" if event.who == author else "not an approver"
+        if why is None and not _eligible(project, env, event.who, (author, *co_authors)):
+            why = ("the plan's author" if event.who == author else
+                   "a co-author of the plan" if event.who in co_authors else "not an approver")
         if why is None and _same_key(env, author_key, verified_key(project, event, plan_hash)):
             why = "signed with the key that signed the plan"
         if why is None:
@@ -129,7 +144,15 @@ def judge(project: Project, env: Environment, made: Event, reviews: list[Event],
         else:
             uncounted.append((event.who, why))
     return ApprovalStatus(plan_hash, env, author, tuple(dict.fromkeys(counted)), rejection,
-                          tuple(dict.fromkeys(uncounted)), author_key)
+                          tuple(dict.fromkeys(uncounted)), author_key, co_authors)
+
+
+def recorded_co_authors(made: Event) -> tuple[str, ...]:
+    """The co-authors a ``plan`` event names (``CO_AUTHORS``), its author left out."""
+    names = made.data.get(CO_AUTHORS)
+    if not isinstance(names, list):
+        return ()
+    return tuple(dict.fromkeys(n for n in names if isinstance(n, str) and n and n != made.who))
 
 
 def verified_key(project: Project, event: Event, plan_hash: str) -> str | None:
@@ -173,8 +196,8 @@ def author_signature(session: StackSession, plan_hash: str, key: str | None) -> 
     return {"signature": signer.sign(plan_hash.encode()), "key": signing.fingerprint(signer.blob)}
 
 
-def _eligible(project: Project, env: Environment, who: str, author: str) -> bool:
-    return may_approve(project, env, who) and (who != author or env.self_approval_allowed)
+def _eligible(project: Project, env: Environment, who: str, authors: tuple[str, ...]) -> bool:
+    return may_approve(project, env, who) and (who not in authors or env.self_approval_allowed)
 
 
 def proof_problem(project: Project, env: Environment, event: Event, plan_hash: str) -> str | None:
@@ -297,11 +320,13 @@ def approve(session: StackSession, plan_hash: str, comment: str = "", *, key: st
     if github_event is not None:
         who, url = github_commenter(github_event)
         proof = {"proof": GITHUB, "comment_url": url}
-    if who == current.author and not env.self_approval_allowed:
+    if who in current.authors and not env.self_approval_allowed:
+        made = (f"made plan {plan_hash[:SHORT]}" if who == current.author else
+                f"is a co-author of plan {plan_hash[:SHORT]} (made by {current.author})")
         raise ApprovalRefused(
-            f"{who} made plan {plan_hash[:SHORT]} and may not approve it: environment "
+            f"{who} {made} and may not approve it: environment "
             f"{env.name!r} does not allow self-approval",
-            hint=f"ask {who_may_approve(session.project, env, current.author)} to approve it",
+            hint=f"ask {who_may_approve(session.project, env, current.author, current.co_authors)} to approve it",
         )
     if not may_approve(session.project, env, who):
         raise ApprovalRefused(
@@ -382,18 +407,19 @@ def require_approved(session: StackSession, plan_hash: str) -> ApprovalStatus:
         raise NotApproved(
             f"environment {current.environment.name!r} needs {current.needed} approval(s) of plan "
             f"{short}; {current.missing} missing{have}{ignored}",
-            hint=f"ask {who_may_approve(session.project, current.environment, current.author)} "
+            hint=f"ask {who_may_approve(session.project, current.environment, current.author, current.co_authors)} "
             "to run `stackwright approve FILE`",
         )
     return current
 
 
-def who_may_approve(project: Project, env: Environment, author: str) -> str:
-    """The people a refusal should send the author to, in words."""
+def who_may_approve(project: Project, env: Environment, author: str, co_authors: tuple[str, ...] = ()) -> str:
+    """The people a refusal should send the author (and any co-author) to, in words."""
+    names, role = ", ".join((author, *co_authors)), "the authors" if co_authors else "the author"
     if env.approvers:
         listed = ", ".join(env.approvers)
-        return listed if env.self_approval_allowed else f"{listed} (not {author}, the author)"
-    return "anyone" if env.self_approval_allowed else f"anyone but {author} (the author)"
+        return listed if env.self_approval_allowed else f"{listed} (not {names}, {role})"
+    return "anyone" if env.self_approval_allowed else f"anyone but {names} ({role})"
 
 
 # --- the audit log ----------------------------------------------------------------------
@@ -434,7 +460,9 @@ def _detail(event: Event) -> str:
     if event.kind == PLAN:
         counts = data.get("counts") or {}
         summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no changes"
-        return f"{summary} -> {data.get('path', '')}"
+        co_authors = recorded_co_authors(event)
+        also = f" (co-authors: {', '.join(co_authors)})" if co_authors else ""
+        return f"{summary} -> {data.get('path', '')}{also}"
     if event.kind == ATTEMPT:
         return attempt_text(data)
     result = str(data.get("result", ""))

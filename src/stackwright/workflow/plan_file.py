@@ -291,6 +291,7 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
         "base_serial": plan.base_serial, "lineage": plan.lineage, "counts": plan.counts(), "path": str(path),
         "environment": document["environment"], "advisories": len(violations),
         "preview_seconds": preview_seconds, **({NEW_STACK_KEY: True} if new else {}),
+        **({approvals.CO_AUTHORS: list(session.co_authors)} if session.co_authors else {}),
         **approvals.author_signature(session, document[HASH_KEY], key),
     })
     write_plan_file(path, document)
