@@ -219,11 +219,13 @@ class Applier:
         """URN -> token of the pending delete recording the old object of a
         create-before-delete replacement (see ``_record_old_half``)."""
         self._handlers: dict[str, ResourceProvider] = {}
+        self._graph: Graph[Action] = Graph()
 
     async def run(self) -> ApplyResult:
         import asyncio
 
         graph, order = ordered_action_graph(self.plan)
+        self._graph = graph
         watcher = asyncio.ensure_future(self._withdraw_on_stop())
         try:
             with young_collections_only():
@@ -238,6 +240,7 @@ class Applier:
     def run_inline(self) -> ApplyResult:
         """The walk of an ``inline`` Applier: one step after another on this thread."""
         graph, order = ordered_action_graph(self.plan)
+        self._graph = graph
         try:
             with young_collections_only():
                 fate = walk_in_order(graph, self._visit_now, on_skip=self._skipped, should_stop=self.stop.is_set,
@@ -281,8 +284,11 @@ class Applier:
         if action[0] == WAIT:
             return
         self.result.skipped.append(action[1])
+        deps = self._graph.deps.get(action, ())
+        last = (WAIT, REMOVALS) in deps and cause not in deps
+        why = " (resources removed from the program are deleted last)" if last else ""
         self.sink.step_finished(action[1], self._verb(action), "skipped", 0.0,
-                                f"{urn_name(cause[1])} failed")
+                                f"{urn_name(cause[1])} failed{why}")
 
     def _verb(self, action: Action) -> str:
         kind, urn = action
@@ -650,7 +656,34 @@ def ordered_action_graph(plan: Plan) -> tuple[Graph[Action], list[Action]]:
         raise _unorderable([(str(a[0]), str(a[1])) for a in exc.cycle], steps) from None  # type: ignore[index]
     if _chains_wait_for_their_needs(graph, plan.steps, order):
         order = graph.topological_order()
+    if _removals_wait_for_the_rest(graph, plan.steps, order):
+        order = graph.topological_order()
     return graph, order
+
+
+REMOVALS: Final = ""
+"""The key of the barrier (``WAIT``) that resources removed from the program are
+deleted behind (``_removals_wait_for_the_rest``)."""
+
+
+def _removals_wait_for_the_rest(graph: Graph[Action], steps: Iterable[Step], order: list[Action]) -> bool:
+    """Resources removed from the program are deleted last, as Pulumi does: after every
+    create and update that waits for no delete. When one of those fails, nothing is
+    deleted, and the old objects stay (a renamed bucket whose new name is taken keeps
+    the old bucket). Adds no cycle: what the barrier waits for waits for no delete.
+    Returns whether it added anything."""
+    removals = [("D", s.urn) for s in steps if s.op is Op.DELETE]
+    if not removals:
+        return False
+    changing = {("C", s.urn) for s in steps if s.op is not Op.SAME and s.op is not Op.DELETE}
+    needs = [action for action in _waits_for_no_delete(graph, order) if action in changing]
+    if not needs:
+        return False
+    barrier = (WAIT, REMOVALS)
+    graph.add(barrier, needs)
+    for removal in removals:
+        graph.add(removal, [barrier])
+    return True
 
 
 def _chains_wait_for_their_needs(graph: Graph[Action], steps: Iterable[Step], order: list[Action]) -> bool:
