@@ -85,6 +85,8 @@ def test_new_scaffolds_a_runnable_project(tmp_path: Path) -> None:
         assert (root / name).is_file(), name
     assert (root / ".stackwright" / "current-stack").read_text().strip() == "dev"
     assert "name: demo" in (root / "stackwright.yaml").read_text()
+    # what the program digest leaves out: the top-level out/ only (lib/out/ is code)
+    assert (root / ".gitignore").read_text().splitlines() == [".stackwright/", "/out/", "__pycache__/"]
 
     code, out, err = run_cli(root, "preview")
     assert code == 0, err

@@ -317,6 +317,16 @@ def test_a_changed_program_selects_every_stack_of_its_project_and_dependents(rep
                              "tenants/globex"}
 
 
+def test_code_in_a_nested_stacks_folder_is_program(repo: Path) -> None:
+    """As the program digest counts it: only the top-level ``stacks/*.yaml`` and ``out/``
+    are config and output (this repository's .gitignore leaves out every ``out/``)."""
+    (repo / "cluster" / "lib" / "stacks").mkdir(parents=True)
+    (repo / "cluster" / "lib" / "stacks" / "render.py").write_text("X = 1\n")
+    out = ok(repo, "run", "preview", "--changed-since", "HEAD")
+    assert selected(out) == {"cluster/staging", "cluster/production", "tenants/acme", "tenants/globex"}
+    assert re.search(r"cluster/staging\s+program changed: cluster/lib/stacks/render.py", out)
+
+
 def test_a_changed_workspace_entry_selects_that_project(repo: Path) -> None:
     text = (repo / "stackwright-workspace.yaml").read_text()
     (repo / "stackwright-workspace.yaml").write_text(text.replace("stacks: [main]", "stacks: [main]  # x\n    depends_on: []"))
