@@ -461,6 +461,17 @@ def test_import_adopts_a_file_and_prints_code_that_matches(applied: CliProject) 
     assert "no local:File with id 'no-such-file'" in err
 
 
+def test_import_refuses_an_object_the_stack_manages_under_another_name(applied: CliProject) -> None:
+    site = applied.urn("local:File", "site")
+    rows = [line.split() for line in applied.ok("state", "ls").splitlines()]
+    site_id = next(row[1] for row in rows if row and row[0] == site)
+    before = recorded(applied)
+    err = applied.fails("import", "--yes", "local:File", "copy", site_id)
+    assert f"local:File {site_id} is already managed by this stack, as {site}" in err, err
+    assert f"aliases=[{site!r}]" in err, err
+    assert recorded(applied) == before
+
+
 def test_import_random_id_reads_its_value_from_the_id_and_prints_code_that_matches(applied: CliProject) -> None:
     code, out, err = applied.run("import", "--yes", "random:Id", "legacy-id", "1a2b3c4d")
     assert code == 0, err

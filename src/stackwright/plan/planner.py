@@ -20,7 +20,7 @@ from stackwright.model.values import (
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.plan.links import LinkEdge, link_edges, with_links
 from stackwright.plan.plan import Leftover, Op, Plan, Step, make_step
-from stackwright.providers.protocol import ProviderLookup, ResourceProvider
+from stackwright.providers.protocol import Containment, ProviderLookup, ResourceProvider
 from stackwright.state.records import ResourceState, Snapshot
 
 
@@ -103,6 +103,7 @@ def make_plan(
         order = [urn for urn in order if urn in chosen.needed]
     steps = {urn: _plan_resource(planning, desired.resources[urn]) for urn in order}
     deletes = _plan_deletes(planning, chosen.urns if chosen is not None else None)
+    deletes = _contents_first(planning, steps, deletes, targeted=chosen is not None)
     if planning.errors:
         raise _combined(planning.errors)
     _delete_dependents_first(steps, planning.claimed)
@@ -501,6 +502,86 @@ def _plan_deletes(p: _Planning, only: set[str] | None = None) -> list[Step]:
             old_deps=tuple(old.deps),
         ))
     return steps
+
+
+def _contents_first(p: _Planning, steps: Mapping[str, Step], deletes: list[Step], *,
+                    targeted: bool) -> list[Step]:
+    """Deleting an object that holds others (``ResourceProvider.containment``: a
+    Kubernetes namespace and what lives in it) deletes them with it. Each recorded
+    resource within a scope a step deletes must then be deleted by the plan too, and
+    goes first; its own delete step is judged by protection and policies as any
+    other. One the plan keeps (still declared, replaced in the same scope, retained on
+    delete, or left out by ``--target``) is an error naming both. Returns ``deletes``,
+    those that must go first made to wait for nothing their holder's delete waits for."""
+    holders = _holders(p, [*steps.values(), *deletes])
+    if not holders:
+        return deletes
+    by_record: dict[str, Step] = {step.urn: step for step in deletes}
+    for old_urn, new_urn in p.claimed.items():
+        if new_urn in steps:
+            by_record[old_urn] = steps[new_urn]
+    taken: dict[str, list[str]] = {}
+    kept: dict[str, list[str]] = {}
+    for urn, record in p.snapshot.resources.items():
+        handler = p.handler(record.type)
+        if type(handler).containment is ResourceProvider.containment:
+            continue
+        for scope in handler.containment(record.type, record.id, record.inputs, record.outputs).within:
+            holder = holders.get(scope)
+            if holder is None or holder.urn == urn or by_record.get(urn) is holder:
+                continue
+            step = by_record.get(urn)
+            if step is not None and _gone(step, handler, scope):
+                taken.setdefault(urn, []).append(holder.urn)
+            else:
+                kept.setdefault(holder.urn, []).append(urn)
+    by_urn = {step.urn: step for step in holders.values()}
+    for holder_urn, urns in kept.items():
+        p.errors.append(_kept_inside(p, by_urn[holder_urn], urns, targeted))
+    if not taken:
+        return deletes
+    return [replace(step, old_deps=(*step.old_deps, *(h for h in taken[step.urn] if h not in step.old_deps)))
+            if step.urn in taken else step for step in deletes]
+
+
+def _holders(p: _Planning, steps: Iterable[Step]) -> dict[str, Step]:
+    """The scopes whose holder a step of the plan deletes, each with that step."""
+    held: dict[str, Step] = {}
+    delete, replacing = Op.DELETE, Op.REPLACE  # read once: Enum attributes go through a hook
+    for step in steps:
+        if not (step.op is replacing or (step.op is delete and not step.retain_on_delete)):
+            continue
+        handler = p.handler(step.type)
+        if type(handler).containment is ResourceProvider.containment or step.old_id is None:
+            continue
+        found = handler.containment(step.type, step.old_id, step.old_inputs or {}, step.old_outputs or {})
+        held.update(dict.fromkeys(found.holds, step))
+    return held
+
+
+def _gone(step: Step, handler: ResourceProvider, scope: str) -> bool:
+    """Whether the plan takes the recorded object of ``step`` out of ``scope``: it
+    deletes it, or replaces it by one elsewhere."""
+    if step.op is Op.DELETE:
+        return not step.retain_on_delete
+    if step.op is not Op.REPLACE:
+        return False
+    new: Containment = handler.containment(step.type, None, step.inputs or {}, step.old_outputs or {})
+    return scope not in new.within
+
+
+def _kept_inside(p: _Planning, holder: Step, urns: list[str], targeted: bool) -> PlanError:
+    names = ", ".join(f"{urn_name(u)} ({p.snapshot.resources[u].type})" for u in sorted(urns, key=urn_name))
+    declared = p.desired.resources.get(holder.urn)
+    why = ("the plan replaces it, and deleting the old one" if holder.op is Op.REPLACE
+           else "the plan deletes it, which")
+    also = "; with --target, name them too" if targeted else ""
+    return PlanError(
+        f"{why} destroys what this stack keeps in it: {names}",
+        resource=holder.urn, file=declared.decl_file if declared else None,
+        line=declared.decl_line if declared else None,
+        hint=(f"remove those from the program too (the plan then deletes them first, as protection and "
+              f"policies allow), or keep {urn_name(holder.urn)}{also}"))
 
 
 def _protected(urn: str, action: str, declared: Resource | None, keys: Iterable[str],
