@@ -143,11 +143,19 @@ def _open(keyring: Keyring, holder: Mapping[str, Any], key: str, file: StackFile
 
 
 def remove_value(project: Project, stack: str, key: str) -> None:
+    """Remove ``key``, and each mapping above it that the removal left empty (``config
+    rm db.password`` leaves no ``db: {}``); ``config:`` itself stays."""
     file, shown = _open_file(project, stack)
-    node, last = _walk(file.config(shown), key, shown, create=False)
+    config = file.config(shown)
+    node, last = _walk(config, key, shown, create=False)
     if last not in node:
         raise ProjectError(f"config key {key!r} is not set", file=shown)
     remove_key(node, last)
+    parts = _parts(key)[:-1]
+    while parts and not node:
+        node, last = _walk(config, ".".join(parts), shown, create=False)
+        remove_key(node, last)
+        parts.pop()
     file.save()
 
 
