@@ -200,6 +200,11 @@ class ResourceProvider:
     secret_when_given: ClassVar[frozenset[str]] = frozenset()
     """Outputs made of the inputs in ways no text match can follow (what a command
     prints): secret whenever an input holds a secret."""
+    derived_outputs: ClassVar[Mapping[str, frozenset[str]]] = {}
+    """Outputs computed from some inputs in ways no text match can follow (a digest or
+    the length of a file's content), each with the inputs it is computed from: secret
+    whenever one of those holds a secret. A digest of a secret confirms a guess of it
+    offline, so it is as secret as what it digests."""
     computed_on_update: ClassVar[frozenset[str]] = frozenset()
     stateful: ClassVar[bool] = False
     """Deleting it loses data (buckets, tables, clusters); policies guard it."""
@@ -216,9 +221,12 @@ class ResourceProvider:
 
     def secret_keys(self, inputs: Mapping[str, Any]) -> frozenset[str]:
         """The outputs recorded secret whatever their text, given these inputs."""
+        keys = self.secret_outputs
         if self.secret_when_given and is_secret(inputs):
-            return self.secret_outputs | self.secret_when_given
-        return self.secret_outputs
+            keys = keys | self.secret_when_given
+        derived = [out for out, sources in self.derived_outputs.items()
+                   if any(is_secret(inputs.get(source)) for source in sources)]
+        return keys | frozenset(derived) if derived else keys
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Validate fully resolved inputs; return them, normalised. Raise InputError."""

@@ -37,10 +37,12 @@ PLAN, APPROVE, REJECT, APPLY = "plan", "approve", "reject", "apply"
 ATTEMPT = "attempt"
 """A change that failed or was refused before it applied anything (``gateway``): it
 made no checkpoint, so this event is all that is left of it."""
+ROTATE = "rotate"
+"""`secrets rotate`, recorded in every stack it re-encrypted."""
 AUDITED = (PLAN, APPROVE, REJECT, APPLY, "up", "destroy", "rollback", "import", "refresh", "state-rm", "stack-rm",
-           ATTEMPT)
+           ROTATE, ATTEMPT)
 """Event kinds `audit` lists: saved plans and their reviews, every apply and state edit,
-and every change that stopped before applying."""
+every rotation of secrets, and every change that stopped before applying."""
 SHORT = 12
 """Hex digits of a plan hash shown to people: enough to tell plans apart."""
 CO_AUTHORS = "co_authors"
@@ -465,6 +467,9 @@ def _detail(event: Event) -> str:
         return f"{summary} -> {data.get('path', '')}{also}"
     if event.kind == ATTEMPT:
         return attempt_text(data)
+    if event.kind == ROTATE:
+        return (f"{data.get('result', '')}: secrets of {', '.join(map(str, data.get('stacks') or []))} "
+                f"re-encrypted with {data.get('key', '?')} (rotated from stack {data.get('stack', '?')})")
     result = str(data.get("result", ""))
     checkpoint = data.get("checkpoint")
     text = f"{result} (checkpoint {checkpoint})" if checkpoint else result

@@ -20,6 +20,11 @@ sequence for every kind of change:
 6. apply, and record: a checkpoint and an audit event naming who, the plan digest
    and, for an emergency, the reason.
 
+``rotate`` (`secrets rotate`) applies no plan: it changes no resource and no value,
+only how the secrets at rest are sealed, so a protected environment allows it; it takes
+the lock of every stack it re-encrypts (``rotation``), and its audit event, naming who,
+the key and the stacks, is recorded in each of them.
+
 A change that fails or is refused before its apply starts — at any of these steps, or
 while the program runs or the plan is made — is recorded too: one ``attempt`` event
 naming the command, who, the step it stopped at and the error (secrets masked), with no
@@ -52,21 +57,23 @@ if TYPE_CHECKING:
     from stackwright.workflow.pause import PreparedEdit
     from stackwright.workflow.plan_file import SavedPlan
     from stackwright.workflow.policies import Violation
+    from stackwright.workflow.rotation import Rotated
 
 Kind = Literal["up", "destroy", "rollback", "import", "refresh", "state-rm", "stack-rm", "pause", "resume",
-               "apply"]
+               "apply", "rotate"]
 
 COMMANDS: dict[str, str] = {
     "up": "up", "destroy": "destroy", "rollback": "rollback", "import": "import",
     "refresh": "refresh --yes", "state-rm": "state rm", "stack-rm": "stack rm", "pause": "env pause",
-    "resume": "env resume", "apply": "apply",
+    "resume": "env resume", "apply": "apply", "rotate": "secrets rotate",
 }
 """How each kind is spelled on the command line, for refusals."""
 
-STATE_EDITS = ("import", "refresh", "state-rm", "stack-rm")
+STATE_EDITS = ("import", "refresh", "state-rm", "stack-rm", "rotate")
 """Kinds that edit the recorded state without applying a plan; their audit events.
 (``stack-rm`` removes the stack's state and history; the audit log, kept apart from
-them by every state backend, records the removal.)"""
+them by every state backend, records the removal. ``rotate`` re-encrypts what is
+recorded, and the stack files.)"""
 
 
 class ProtectedEnvironment(StackwrightError):
@@ -104,15 +111,17 @@ class ChangeRequest(FrozenCompared):
     """``apply``: the saved plan."""
     edit: PreparedEdit | None = None
     """``pause``/``resume``: the config edit, prepared."""
+    key: str | None = None
+    """``rotate``: the key to move the stack to (``--to``); None: a new key of its kind."""
 
     def __init__(self, kind: Kind, targets: tuple[str, ...] = (), parallel: int = 16, refresh: bool = False,
                  allow_destroy: bool = False, emergency: str | None = None, checkpoint: int | None = None,
                  urn: str | None = None, force: bool = False, resource: tuple[str, str, str] | None = None,
-                 saved: SavedPlan | None = None, edit: PreparedEdit | None = None) -> None:
+                 saved: SavedPlan | None = None, edit: PreparedEdit | None = None, key: str | None = None) -> None:
         for name, value in (("kind", kind), ("targets", targets), ("parallel", parallel), ("refresh", refresh),
                             ("allow_destroy", allow_destroy), ("emergency", emergency),
                             ("checkpoint", checkpoint), ("urn", urn), ("force", force),
-                            ("resource", resource), ("saved", saved), ("edit", edit)):
+                            ("resource", resource), ("saved", saved), ("edit", edit), ("key", key)):
             object.__setattr__(self, name, value)
 
 
@@ -151,11 +160,12 @@ class ChangeResult(Compared):
     checkpoint: int | None = None
     """``state-rm``: the checkpoint that recorded it."""
     cancelled: bool = False
+    rotated: Rotated | None = None
 
     def __init__(self, request: ChangeRequest, outcome: UpdateOutcome | None = None,
                  violations: list[Violation] | None = None, imported: ImportResult | None = None,
                  refreshed: RefreshOutcome | None = None, checkpoint: int | None = None,
-                 cancelled: bool = False) -> None:
+                 cancelled: bool = False, rotated: Rotated | None = None) -> None:
         self.request = request
         self.outcome = outcome
         self.violations = [] if violations is None else violations
@@ -163,6 +173,7 @@ class ChangeResult(Compared):
         self.refreshed = refreshed
         self.checkpoint = checkpoint
         self.cancelled = cancelled
+        self.rotated = rotated
 
     @property
     def ok(self) -> bool:
@@ -189,6 +200,8 @@ def change(session: StackSession | None, request: ChangeRequest, *, confirm: Con
             return _config_edit(request, confirm, events, refused, attempt)
         if session is None:
             raise StackwrightError(f"{request.kind} needs an open stack")
+        if request.kind == "rotate":
+            return _rotate(session, request, confirm, attempt)
         if request.kind in STATE_EDITS:
             return _state_edit(session, request, confirm, events, attempt)
         if request.kind == "apply":
@@ -372,6 +385,29 @@ def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
         result.checkpoint = _forget(session, request)
     _done(attempt)
     _record(session, request, result)
+    return result
+
+
+def _rotate(session: StackSession, request: ChangeRequest, confirm: Confirm,
+            attempt: Attempt | None = None) -> ChangeResult:
+    """``secrets rotate``: no protection check (it changes no resource and no value,
+    only how secrets are sealed: a protected environment allows it, audited), the
+    prompt, the rotation under the lock of every stack it re-encrypts, then its audit
+    event in each of them."""
+    from stackwright.workflow.approvals import ROTATE
+    from stackwright.workflow.rotation import rotate
+
+    result = ChangeResult(request)
+    if not confirm(Prompt(request, None)):
+        result.cancelled = True
+        return result
+    result.rotated = rotate(session.project, session.store, session.stack, request.key, session.who)
+    _done(attempt)
+    data = {"result": "succeeded", "stack": session.stack, "key": result.rotated.key,
+            "stacks": list(result.rotated.stacks), "config_values": result.rotated.config_values}
+    for stack in result.rotated.stacks:
+        if session.store.stack_exists(stack):
+            session.store.record_event(stack, ROTATE, session.who, data)
     return result
 
 
