@@ -121,7 +121,7 @@ def judge(project: Project, env: Environment, made: Event, reviews: list[Event],
     approvals = [e for e in reviews if e.kind == APPROVE]
     last_approval = approvals[-1].id if approvals else 0
     rejection = next((e for e in reversed(reviews) if e.kind == REJECT and e.id > last_approval), None)
-    own = authors_keys(project, env, author, author_key)
+    own: frozenset[str] | None = None  # read once an approval is signed
     eligible: list[tuple[str, str | None]] = []
     uncounted: list[tuple[str, str]] = []
     for event in approvals:
@@ -129,7 +129,9 @@ def judge(project: Project, env: Environment, made: Event, reviews: list[Event],
         if why is None and not _eligible(project, env, event.who, author):
             why = "the plan's author" if event.who == author else "not an approver"
         key = signed_key(event, plan_hash) if why is None else None
-        if why is None and key is not None and key in own:
+        if key is not None and own is None:
+            own = authors_keys(project, env, author, author_key)
+        if why is None and key is not None and own is not None and key in own:
             why = ("signed with the key that signed the plan" if key == author_key
                    else f"signed with a key {SIGNERS} lists for {author}, the plan's author")
         if why is None:
