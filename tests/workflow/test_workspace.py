@@ -619,6 +619,8 @@ def test_run_plan_saves_a_plan_for_a_new_stack_and_applying_it_creates_the_stack
     assert code == 1 and "without confirmation" in err
     with SqliteStateStore(tenants / ".stackwright" / "state.db") as store:
         assert not store.stack_exists("initech")
+        [attempt] = store.events("initech", kinds=("attempt",))  # recorded, although no stack yet
+        assert (attempt.data["command"], attempt.data["stage"]) == ("apply", "confirmation")
     code, out, err = sw(repo, "apply", plan, "--yes", cwd=tenants)
     assert code == 0 and "Applied plan" in out, out + err
     assert (tenants / "out" / "initech" / "i1.txt").read_text().startswith("i1 vpc-production")

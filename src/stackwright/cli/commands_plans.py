@@ -71,14 +71,16 @@ def _read(path: Path) -> Any:
     return read_plan_file(path.resolve())
 
 
-def _open_for(saved: Any, stack_name: str | None, who: str | None, open_secrets: bool = True) -> Any:
-    """The stack the plan names; ``--stack``, if given, must agree with it."""
+def _open_for(saved: Any, stack_name: str | None, who: str | None, open_secrets: bool = True,
+              change: Any = None) -> Any:
+    """The stack the plan names; ``--stack``, if given, must agree with it. ``change``:
+    as for ``open_stack``."""
     from stackwright.workflow.plan_file import WrongTarget
 
     if stack_name is not None and stack_name != saved.stack:
         raise WrongTarget(f"plan {saved.short} is for stack {saved.stack!r}, not {stack_name!r}",
                           hint=f"apply it with --stack {saved.stack}, or make a plan for {stack_name}")
-    return open_stack(saved.stack, who, open_secrets=open_secrets, may_be_new=saved.new_stack)
+    return open_stack(saved.stack, who, open_secrets=open_secrets, may_be_new=saved.new_stack, change=change)
 
 
 @click.command()
@@ -92,10 +94,10 @@ def apply(stack_name: str | None, who: str | None, file: Path, yes: bool, parall
     from stackwright.workflow.gateway import ChangeRequest, change
 
     saved = _read(file)
-    session = _open_for(saved, stack_name, who)
+    request = ChangeRequest("apply", parallel=_parallel(parallel), saved=saved)
+    session = _open_for(saved, stack_name, who, change=request)
     try:
-        result = change(session, ChangeRequest("apply", parallel=_parallel(parallel), saved=saved),
-                        confirm=_confirmer(saved, yes), sink=_sink())
+        result = change(session, request, confirm=_confirmer(saved, yes), sink=_sink())
     finally:
         session.close()
     _report(result.outcome, saved)

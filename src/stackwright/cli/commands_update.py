@@ -168,7 +168,7 @@ def run_change(stack_name: str | None, who: str | None, request: Any, yes: bool,
     but the final document goes to stderr."""
     from stackwright.workflow.gateway import change
 
-    session = open_stack(stack_name, who)
+    session = open_stack(stack_name, who, change=request)
     try:
         return change(session, request, confirm=_confirmer(yes, show_diff, as_json), sink=_sink(as_json),
                       refused=_show_refused(show_diff, as_json))
@@ -195,7 +195,7 @@ def run_state_edit(stack_name: str | None, who: str | None, request: Any, confir
     """A state edit through the change gateway; a declined prompt exits 1."""
     from stackwright.workflow.gateway import change
 
-    session = open_stack(stack_name, who)
+    session = open_stack(stack_name, who, change=request)
     try:
         result = change(session, request, confirm=confirm, sink=_sink_quiet())
     finally:
@@ -332,13 +332,13 @@ def _refreshed(stack_name: str | None, who: str | None, record: bool, parallel: 
     from stackwright.operations.refresh import refresh as run_refresh
     from stackwright.workflow.gateway import ChangeRequest, change
 
-    session = open_stack(stack_name, who)
+    request = ChangeRequest("refresh", parallel=parallel, emergency=emergency) if record else None
+    session = open_stack(stack_name, who, change=request)
     try:
         outcome: Any
-        if not record:
+        if request is None:
             outcome = run_refresh(session, parallel=parallel, record=False, sink=_sink_quiet())
         else:
-            request = ChangeRequest("refresh", parallel=parallel, emergency=emergency)
             outcome = change(session, request, confirm=lambda prompt: True, sink=_sink_quiet()).refreshed
         return outcome, session.stack, session.project.name
     finally:

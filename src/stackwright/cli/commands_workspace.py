@@ -118,7 +118,8 @@ def run_up(select_every: bool, since: str | None, who: str | None, yes: bool, pa
     """Apply the selected stacks, dependencies first.
 
     Without --yes, previews them all and asks once. Stacks the workspace file lists but
-    that do not exist yet are created first. With --shard I/K, K workers started with
+    that do not exist yet are created first, except in a protected environment (the
+    apply of their approved plan creates them). With --shard I/K, K workers started with
     the same selection and run id apply the stacks between them (docs/workspaces.md).
     """
     from stackwright.workflow.multistack import initialize
@@ -130,7 +131,7 @@ def run_up(select_every: bool, since: str | None, who: str | None, yes: bool, pa
     if sharding is None and not _confirmed(context, yes, "Apply"):
         _cancelled()
     stores: dict[str, StateStore] | None = {} if sharding is not None else None
-    created = initialize(context.workspace, context.selection.refs, keep=stores)
+    created = initialize(context.workspace, context.selection.refs, keep=stores, emergency=emergency)
     if created:
         click.echo(f"Created {len(created)} new stack(s): {', '.join(created)}")
     if sharding is not None:

@@ -444,6 +444,12 @@ class _Worker:
             unknown = deps is None and self.links is not None and self.links.unknown(ref)
             if any(d not in self.done for d in (declared if unknown or deps is None else deps)):
                 continue
+            if not self.runner.exists(ref):
+                done = self.finished(ref)
+                if done is None:
+                    return self.refuse_absent(ref, listener)
+                self.done[ref] = done
+                continue
             if deps is None and not unknown:
                 self.blocked.append(ref)
                 continue
@@ -464,6 +470,18 @@ class _Worker:
                 continue
             return self.run_claimed(ref, lock, listener)
         return None
+
+    def refuse_absent(self, ref: str, listener: Listener) -> StackResult:
+        """A stack not in the state: `run up` did not create it, as the change gateway
+        would refuse its change (a protected environment: only its approved plan's apply
+        creates it). It has no lock to claim; its refusal, recorded as a failed attempt,
+        and its failed run event are written by the worker that reaches it first (two
+        at once may both write them; the run takes the first event)."""
+        listener.started(ref)
+        result = self.runner.run(ref)
+        self.record(ref, result.status, None)
+        listener.finished(result)
+        return result
 
     def held_elsewhere(self, ref: str) -> bool:
         """Another holder, alive, had the stack's lock when this worker last tried, less
