@@ -138,6 +138,12 @@ class ProviderError(StackwrightError):
         return cls(message, retryable=True, retry_after=retry_after)
 
 
+class NotFoundError(ProviderError):
+    """A provider's permanent answer that the object a call acts on, or one the call
+    names, does not exist: most often deleted outside Stackwright. On an update or a
+    delete the engine's failure says how to record that it is gone (``refresh``)."""
+
+
 class CreatedButFailed(ProviderError):
     """A create made its object, then failed (it never became healthy). The engine
     records the object under ``id`` with ``outputs`` and fails the step, so the object

@@ -701,6 +701,49 @@ def test_retain_on_delete_keeps_the_file_on_destroy(project) -> None:
     assert summary(proj.ok("state", "ls")).startswith("0 resources")
 
 
+def test_destroy_of_a_protected_resource_says_how_to_lift_protection(project) -> None:
+    """--allow-destroy is about a policy: it does not lift protection, and its help says so."""
+    proj = project("""\
+        local.File("kept", path="kept.txt", content="k", opts=sw.ResourceOptions(protect=True))
+        local.File("gone", path="gone.txt", content="g")
+        """)
+    proj.ok("up", "--yes")
+    err = proj.fails("destroy", "--yes", "--allow-destroy")
+    assert "resource is protected; the plan would delete it" in err and "undo the change" not in err
+    assert ("hint: `destroy` never deletes a protected resource: remove protect=True from the program and run "
+            "`stackwright up` first") in err and "`stackwright destroy --target NAME`" in err
+    for command in ("up", "destroy", "rollback"):
+        helped = " ".join(proj.ok(command, "--help").split())
+        assert "A protected resource stays refused: remove protect=True in the program" in helped
+        assert "and protected" not in helped
+    proj.ok("destroy", "--yes", "--target", "gone")
+    assert proj.file("kept.txt").exists() and not proj.file("gone.txt").exists()
+
+
+def test_every_view_of_a_retained_delete_says_the_object_is_kept(project) -> None:
+    proj = project("""\
+        local.File("kept", path="kept.txt", content="k", opts=sw.ResourceOptions(retain_on_delete=True))
+        local.File("gone", path="gone.txt", content="g")
+        """)
+    proj.ok("up", "--yes")
+    assert '"retain"' not in proj.ok("preview", "--format", "json")  # only a delete says it
+    proj.write_program("")
+    text = proj.ok("preview")
+    assert "-  local:File kept  delete (retained: left in the cloud)\n" in text
+    assert "-  local:File gone  delete\n" in text and "Resources: 2 to delete (1 retained)" in text
+    steps = {s["urn"].rsplit("::", 1)[1]: s for s in json.loads(proj.ok("preview", "--format", "json"))["steps"]}
+    assert (steps["kept"]["op"], steps["kept"].get("retain")) == ("delete", True) and "retain" not in steps["gone"]
+
+    code, out, err = proj.run("up", "--yes", "--json")
+    assert code == 0 and json.loads(out)["done"] == {"delete": 1, "delete (retained)": 1}
+    assert "  delete (retained) local:File kept  ok" in err
+    assert json.loads(proj.ok("history", "--json"))["checkpoints"][-1]["counts"] == {
+        "delete": 1, "delete (retained)": 1}
+    shown = proj.ok("history", "show", "2")
+    assert f"  delete (retained) {proj.urn('local:File', 'kept')}" in shown
+    assert proj.file("kept.txt").read_text() == "k" and not proj.file("gone.txt").exists()
+
+
 COMPONENT = """\
 class Site(sw.Component):
     def __init__(self, name, text):

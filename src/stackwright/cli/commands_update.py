@@ -127,7 +127,8 @@ def _in_flight(session: StackSession) -> str:
 @diff_option
 @click.option("--refresh", is_flag=True, help="Read the live objects first (records drift), then plan.")
 @click.option("--allow-destroy", is_flag=True,
-              help="Allow deleting or replacing stateful and protected resources (policy no-destroy-stateful).")
+              help="Let policy no-destroy-stateful pass deleting or replacing stateful resources (buckets, "
+                   "tables, clusters). A protected resource stays refused: remove protect=True in the program.")
 @emergency_option
 @json_option
 def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, ...],
@@ -148,7 +149,8 @@ def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, .
 @click.option("--target", "targets", multiple=True, metavar="URN|NAME",
               help="Only these resources and what depends on them: a URN, an unambiguous name, or a component (tenant:NAME).")
 @click.option("--allow-destroy", is_flag=True,
-              help="Allow deleting stateful resources (policy no-destroy-stateful).")
+              help="Let policy no-destroy-stateful pass deleting stateful resources (buckets, tables, clusters). "
+                   "A protected resource stays refused: remove protect=True in the program and run `up` first.")
 @emergency_option
 @json_option
 def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int, targets: tuple[str, ...],
@@ -212,7 +214,7 @@ def _show_refused(show_diff: bool, err: bool = False) -> Any:
 
     def show(plan: Any, violations: Any) -> None:
         echo_lines(plan_lines(plan, show_diff=show_diff), err=err)
-        echo_lines(violation_lines(violations), err=err)
+        echo_lines(violation_lines(violations, blocks=f"`{plan.kind}`"), err=err)
 
     return show
 
@@ -234,7 +236,7 @@ def _confirmer(yes: bool, show_diff: bool, err: bool = False) -> Any:
             return True
         echo_lines(plan_lines(prompt.plan, show_diff=show_diff), err=err)
         if prompt.violations:
-            echo_lines(violation_lines(prompt.violations), err=err)
+            echo_lines(violation_lines(prompt.violations, blocks=f"`{prompt.plan.kind}`"), err=err)
         return confirm_or_fail("Do you want to apply these changes?", yes, err=err)
 
     return confirm
@@ -421,7 +423,8 @@ def _import_confirmer(yes: bool) -> Any:
 @yes_option()
 @parallel_option
 @click.option("--allow-destroy", is_flag=True,
-              help="Allow deleting or replacing stateful and protected resources (policy no-destroy-stateful).")
+              help="Let policy no-destroy-stateful pass deleting or replacing stateful resources (buckets, "
+                   "tables, clusters). A protected resource stays refused: remove protect=True in the program.")
 @emergency_option
 @json_option
 def rollback(stack_name: str | None, who: str | None, number: int, yes: bool, parallel: int,

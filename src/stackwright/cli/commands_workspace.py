@@ -206,7 +206,8 @@ def _run_shard(context: _Context, sharding: ShardOptions, parallel: int,
 @yes_option("Destroy without asking.")
 @parallel_option
 @click.option("--allow-destroy", is_flag=True,
-              help="Allow deleting stateful resources (policy no-destroy-stateful).")
+              help="Let policy no-destroy-stateful pass deleting stateful resources (buckets, tables, clusters). "
+                   "A protected resource stays refused: remove protect=True in the program and run `up` first.")
 @emergency_option
 def run_destroy(select_every: bool, since: str | None, who: str | None, yes: bool,
                 parallel: int, allow_destroy: bool, emergency: str | None) -> None:
@@ -391,7 +392,7 @@ def _result_lines(result: StackResult, action: str, show_diff: bool) -> list[str
     elif result.plan is not None:
         lines += plan_lines(result.plan, show_diff=show_diff)
     if result.violations:
-        lines += violation_lines(result.violations)
+        lines += violation_lines(result.violations, blocks="`destroy`" if action == "destroy" else "`up`")
     if result.plan_file is not None:
         lines.append(f"Plan saved to {result.plan_file}")
     return lines

@@ -16,7 +16,7 @@ import click
 from stackwright.model.resource import urn_name, urn_parts
 from stackwright.model.values import MASK, RECORDED_UNKNOWN_TEXT, UNKNOWN, UNKNOWN_TEXT, Secret, masked
 from stackwright.plan.diff import PropertyDiff
-from stackwright.plan.plan import STATE_ONLY_VERB, Leftover, Op, Plan, Step
+from stackwright.plan.plan import RETAINED_TEXT, STATE_ONLY_VERB, Leftover, Op, Plan, Step
 from stackwright.state.records import Checkpoint
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ def _step_line(step: Step) -> str:
     rename = f" (was {urn_name(step.previous_urn)})" if step.previous_urn else ""
     verb = STATE_ONLY_VERB if step.state_only else VERBS[step.op]
     verb += " (delete first)" if step.op is Op.REPLACE and step.delete_before_replace else ""
+    verb += f" ({RETAINED_TEXT})" if step.retained else ""
     text = f"{symbol:<2} {step.type} {urn_name(step.urn)}{rename}  {verb}"
     return click.style(text, fg=colour) if colour else text
 
@@ -130,8 +131,9 @@ def output_lines(plan: Plan) -> list[str]:
 
 def summary_line(plan: Plan) -> str:
     counts = plan.counts()
-    parts = [f"{counts[op.value]} to {VERBS[op]}" for op in
-             (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE, Op.READ) if counts.get(op.value)]
+    retained = sum(1 for s in plan.steps if s.retained) if counts.get(Op.DELETE.value) else 0
+    parts = [f"{counts[op.value]} to {VERBS[op]}" + (f" ({retained} retained)" if op is Op.DELETE and retained else "")
+             for op in (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE, Op.READ) if counts.get(op.value)]
     same = counts.get("same", 0)
     renames = sum(1 for s in plan.steps if s.previous_urn)
     if renames:

@@ -343,8 +343,7 @@ def up(
 
     def planned(snapshot: Snapshot) -> Plan:
         with gc_paused():
-            plan = pin(_noted(make_plan(wanted, snapshot, session.providers, targets=targets), drifted))
-        return plan if kind == "up" else replace(plan, kind=kind)
+            return pin(_noted(make_plan(wanted, snapshot, session.providers, targets=targets, kind=kind), drifted))
 
     return _locked_update(session, kind, wanted, planned, options=options, sink=sink,
                           confirm=confirm, refresh=refresh or drifted is not None, check=check,
@@ -627,6 +626,8 @@ def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any
         resource = desired.resources[urn]
         source = {"id": resource.read_id} if resource.read_id is not None else resource.inputs
         value: dict[str, Any] = resolve_value(source, lambda res, prop: lookup(res.urn, prop))
+        if resource.read_id is None:
+            resource.check_resolved(value)
         return value
 
     if runs_in_process(plan, session.providers):

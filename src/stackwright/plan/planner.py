@@ -39,6 +39,8 @@ class _Planning:
     copying: dict[str, bool] = field(default_factory=dict)
     declared: dict[tuple[str | None, int | None], str] = field(default_factory=dict)
     """``file:line`` texts by place: resources declared in a loop share one."""
+    kind: str = "up"
+    """The command the plan is for (``Plan.kind``): what a refusal advises depends on it."""
 
     def lookup(self, resource: Resource, prop: str) -> Any:
         found = self.predicted.get(resource.urn)
@@ -86,8 +88,10 @@ def make_plan(
     providers: ProviderLookup,
     *,
     targets: Iterable[str] = (),
+    kind: str = "up",
 ) -> Plan:
-    """The steps that turn ``snapshot`` into ``desired``.
+    """The steps that turn ``snapshot`` into ``desired``, for the command ``kind``
+    (``up``, ``destroy``, ``rollback``).
 
     Resources that import a name another one exports (``ResourceProvider.links``)
     depend on it as if through ``depends_on``. Raises GraphError for cycles, PlanError
@@ -96,7 +100,7 @@ def make_plan(
     """
     edges = link_edges(desired, providers)
     desired = with_links(desired, edges)
-    planning = _Planning(desired, snapshot, providers)
+    planning = _Planning(desired, snapshot, providers, kind=kind)
     order = ordered_urns(desired, edges)
     chosen = _targeted(set(targets), desired, snapshot) if targets else None
     if chosen is not None:
@@ -118,7 +122,7 @@ def make_plan(
     return Plan(
         stack=desired.stack, project=desired.project, lineage=snapshot.lineage,
         base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
-        old_outputs=snapshot.outputs, leftovers=tuple(left),
+        old_outputs=snapshot.outputs, leftovers=tuple(left), kind=kind,
     )
 
 
@@ -322,6 +326,7 @@ def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider
     try:
         resolved, marks = resolve_marking(resource.inputs, p.lookup)
         inputs: dict[str, Any] = resolved
+        resource.check_resolved(inputs)  # the values of Outputs known now: before any provider sees them
         if marks & HOLDS_UNKNOWN:
             return inputs
         if not marks & HOLDS_SECRET:
@@ -494,7 +499,7 @@ def _plan_deletes(p: _Planning, only: set[str] | None = None) -> list[Step]:
         if urn in p.claimed or (only is not None and urn not in only):
             continue
         if old.protect:
-            p.errors.append(_protected(urn, "delete", None, (), imported=old.external))
+            p.errors.append(_protected(urn, "delete", None, (), imported=old.external, kind=p.kind))
         steps.append(make_step(
             urn=urn, type=old.type, op=Op.DELETE, old_inputs=old.inputs,
             old_outputs=old.outputs, old_id=old.id, parent=old.parent,
@@ -585,14 +590,24 @@ def _kept_inside(p: _Planning, holder: Step, urns: list[str], targeted: bool) ->
 
 
 def _protected(urn: str, action: str, declared: Resource | None, keys: Iterable[str],
-               imported: bool = False) -> PlanError:
-    """``declared`` is the program's resource (where it is declared), None for a delete."""
+               imported: bool = False, kind: str = "up") -> PlanError:
+    """``declared`` is the program's resource (where it is declared), None for a delete.
+    ``kind``: a ``destroy`` has no change to undo, and no flag of its own lifts
+    protection (only the program's option does)."""
     because = f" (because {', '.join(keys)} changed)" if keys else ""
     hint = (f"set protect=False and run `up` first if you really mean to {action} it, or undo the change")
+    if kind == "destroy":
+        hint = ("`destroy` never deletes a protected resource: remove protect=True from the program and run "
+                "`stackwright up` first (it records only the option), then destroy; or destroy the others "
+                "with `stackwright destroy --target NAME`")
     if imported:
         # `import` protects what it adopts until the program declares it.
         hint = (f"it was imported and the program does not declare it yet: add the code `import` printed; "
                 f"`stackwright state rm --force {urn}` forgets it instead")
+        if kind == "destroy":
+            hint = (f"it was imported, and stays protected until the program declares it: declare it without "
+                    f"protect=True and run `stackwright up` first, or forget it (the object stays) with "
+                    f"`stackwright state rm --force {urn}`")
     return PlanError(
         f"resource is protected; the plan would {action} it{because}",
         resource=urn, file=declared.decl_file if declared else None,

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from stackwright.errors import ConfigError, ProviderError
+from stackwright.errors import ConfigError, NotFoundError, ProviderError
 from stackwright.providers.k8s.manifests import MANAGER, Identity
 
 T = TypeVar("T")
@@ -309,6 +309,8 @@ def classify(exc: BaseException, action: str) -> ProviderError:
         if code == 409 and exc.status.reason == "Conflict" and "conflict" in (exc.status.message or "").lower():
             return ProviderError(f"{action}: {conflict_message(exc.status)}")
         message = exc.status.message or str(exc)
+        if code == 404:
+            return NotFoundError(f"{action}: {message}")
         retryable = code in RETRYABLE_STATUS and not INVALID_OBJECT.search(message)
         return ProviderError(f"{action}: {message}", retryable=retryable)
     if isinstance(exc, httpx2.TransportError):
