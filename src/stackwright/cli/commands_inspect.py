@@ -142,19 +142,23 @@ def state_ls(stack_name: str | None, who: str | None) -> None:
 
 @state.command("show")
 @stack_option
-@click.argument("urn")
+@click.argument("urn", metavar="URN|NAME")
 def state_show(stack_name: str | None, who: str | None, urn: str) -> None:
-    """Show one resource's recorded inputs and outputs (secrets masked)."""
+    """Show one resource's recorded inputs and outputs (secrets masked): its URN, or
+    a name that names one resource as --target does (NAME, type::NAME, parent$NAME)."""
     from stackwright.cli.render import mapping_lines
     from stackwright.errors import StateError
+    from stackwright.plan.planner import named_by
 
     session = open_stack(stack_name, who)
     try:
-        record = session.store.snapshot(session.stack).resources.get(urn)
+        resources = session.store.snapshot(session.stack).resources
     finally:
         session.close()
-    if record is None:
+    matches = named_by(urn, list(resources), option="")  # more than one: an error listing them
+    if not matches:
         raise StateError(f"no recorded resource {urn}", hint="`stackwright state ls` lists them")
+    record = resources[matches[0]]
     click.echo(f"{record.urn}\n  type: {record.type}\n  id: {record.id}")
     if record.parent:
         click.echo(f"  parent: {record.parent}")

@@ -4,7 +4,7 @@ out are to providers' ``check`` and ``diff``, which do no I/O."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -567,12 +567,7 @@ def resolve_targets(targets: Iterable[str], urns: Iterable[str], components: Ite
     found: set[str] = set()
     unknown: list[str] = []
     for target in targets:
-        matches = _matching(target, known)
-        _refuse_ambiguous(target, matches)
-        if not matches:
-            owners = _matching(target, groups) or _short_form(target, groups)
-            _refuse_ambiguous(target, owners)
-            matches = _descendants(owners[0], known) if owners else []
+        matches = named_by(target, known, groups)
         if matches:
             found.update(matches)
         else:
@@ -583,6 +578,20 @@ def resolve_targets(targets: Iterable[str], urns: Iterable[str], components: Ite
             hint="`stackwright state ls` or `stackwright preview` lists the URNs",
         )
     return found
+
+
+def named_by(target: str, urns: list[str], components: Sequence[str] = (), *,
+             option: str = "--target ") -> list[str]:
+    """The URNs one ``target`` names (see ``resolve_targets``); none when it names
+    nothing. A tail that matches several resources is an error listing them, naming
+    ``option`` (the command-line option or argument that gave it)."""
+    matches = _matching(target, urns)
+    _refuse_ambiguous(target, matches, option)
+    if not matches:
+        owners = _matching(target, list(components)) or _short_form(target, list(components))
+        _refuse_ambiguous(target, owners, option)
+        matches = _descendants(owners[0], urns) if owners else []
+    return matches
 
 
 def _matching(target: str, urns: list[str]) -> list[str]:
@@ -603,7 +612,7 @@ def _descendants(component: str, urns: list[str]) -> list[str]:
     return [u for u in urns if urn_parts(u)[3].startswith(prefix)]
 
 
-def _refuse_ambiguous(target: str, matches: list[str]) -> None:
+def _refuse_ambiguous(target: str, matches: list[str], option: str = "--target ") -> None:
     if len(matches) > 1:
-        raise PlanError(f"--target {target!r} names {len(matches)} resources: {', '.join(matches)}",
+        raise PlanError(f"{option}{target!r} names {len(matches)} resources: {', '.join(matches)}",
                         hint="give more of the URN (type::name, parent$name) or the whole URN")
