@@ -360,9 +360,10 @@ def _refreshed(stack_name: str | None, who: str | None, record: bool, parallel: 
 
 
 def _sink_quiet() -> Any:
-    from stackwright.engine.events import EventSink
+    """No step progress; notices only (a stale lock taken over)."""
+    from stackwright.cli.progress import Notices
 
-    return EventSink()
+    return Notices()
 
 
 def _drift_lines(result: Any) -> list[str]:

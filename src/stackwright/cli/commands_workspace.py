@@ -305,8 +305,10 @@ def _execute(context: _Context, action: str, *, parallel: int = 16,
     graph = subgraph(context.graph, context.selection.refs)
     listener = Listener(started=lambda ref: context.say(f"... {ref}: {action} started"),
                         finished=lambda result: _echo_result(context, result, action))
+    from stackwright.cli.progress import Notices
+
     options = RunOptions(action, context.who, parallel=parallel, out_dir=out_dir, emergency=emergency,
-                         allow_destroy=allow_destroy)
+                         allow_destroy=allow_destroy, sink=Notices)
     results = run_stacks(context.workspace, graph, options, listener)
     _echo_summary(context, list(results.values()), action, time.monotonic() - started)
     return results

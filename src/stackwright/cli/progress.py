@@ -19,7 +19,17 @@ def _label(urn: str) -> str:
     return f"{urn_parts(urn)[2]} {urn_name(urn)}"
 
 
-class PlainProgress(EventSink):
+class Notices(EventSink):
+    """What a command says while it runs besides step progress: a stale lock taken over
+    (on stderr). The quiet commands (``refresh``, ``import``, ``state rm``) use it alone."""
+
+    def lock_taken_over(self, stack: str, holder: str) -> None:
+        click.echo(click.style(f"Took over the lock of stack {stack!r} left by {holder}: that process is "
+                               "gone from this host; what it left unfinished is resolved first.",
+                               fg="yellow"), err=True)
+
+
+class PlainProgress(Notices):
     """One line per finished step; safe for logs (no cursor movement). With ``err`` on
     stderr, leaving stdout to a JSON document."""
 

@@ -361,7 +361,7 @@ def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
     if candidate is not None:
         from stackwright.operations.importing import record_import
 
-        result.imported = record_import(session, candidate)
+        result.imported = record_import(session, candidate, sink)
         result.checkpoint = result.imported.checkpoint
     elif request.kind == "refresh":
         from stackwright.operations.refresh import refresh
@@ -369,7 +369,7 @@ def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
         result.refreshed = refresh(session, parallel=request.parallel, record=True, sink=sink)
         result.checkpoint = result.refreshed.checkpoint.number if result.refreshed.checkpoint else None
     else:
-        result.checkpoint = _forget(session, request)
+        result.checkpoint = _forget(session, request, sink)
     _done(attempt)
     _record(session, request, result)
     return result
@@ -385,12 +385,12 @@ def _read_import(session: StackSession, request: ChangeRequest) -> ImportCandida
     return read_import(session, *request.resource)
 
 
-def _forget(session: StackSession, request: ChangeRequest) -> int | None:
+def _forget(session: StackSession, request: ChangeRequest, sink: EventSink) -> int | None:
     from stackwright.operations.state_edit import forget
 
     if request.urn is None:
         raise StackwrightError("state rm needs a URN")
-    return forget(session, request.urn, force=request.force)
+    return forget(session, request.urn, force=request.force, sink=sink)
 
 
 def _remove_stack(session: StackSession, request: ChangeRequest) -> dict[str, Any]:
