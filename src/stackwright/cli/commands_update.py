@@ -83,10 +83,17 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
     output = _output_format(output, as_json)
     from stackwright.cli.main import leave_to_exit
 
+    from stackwright.errors import PlanError
+
     session = open_stack(stack_name, who)
     kept: list[Any] = []
     try:
-        plan = make_preview(session, targets, refresh=refresh, as_up=True, keep=kept)
+        try:
+            plan = make_preview(session, targets, refresh=refresh, as_up=True, keep=kept)
+        except PlanError as exc:
+            if exc.plan is not None and output == "text":  # refused (protected resources): the plan first
+                echo_lines(plan_lines(exc.plan, show_diff=show_diff, show_same=show_same))
+            raise
         leave_to_exit(*kept, plan)
         in_flight = _in_flight(session)
         violations = _violations(session, plan, allow_destroy)
@@ -216,7 +223,8 @@ def _show_refused(show_diff: bool, err: bool = False) -> Any:
 
     def show(plan: Any, violations: Any) -> None:
         echo_lines(plan_lines(plan, show_diff=show_diff), err=err)
-        echo_lines(violation_lines(violations), err=err)
+        if violations:
+            echo_lines(violation_lines(violations), err=err)
 
     return show
 

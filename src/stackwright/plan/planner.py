@@ -104,7 +104,7 @@ def make_plan(
     steps = {urn: _plan_resource(planning, desired.resources[urn]) for urn in order}
     deletes = _plan_deletes(planning, chosen.urns if chosen is not None else None)
     if planning.errors:
-        raise _combined(planning.errors)
+        raise _refused(planning, steps, deletes, order, chosen)
     _delete_dependents_first(steps, planning.claimed)
     all_steps = [steps[urn] for urn in order] + deletes
     left = leftovers(snapshot)
@@ -119,6 +119,32 @@ def make_plan(
         base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
         old_outputs=snapshot.outputs, leftovers=tuple(left),
     )
+
+
+def _refused(planning: _Planning, steps: dict[str, Step], deletes: list[Step], order: list[str],
+             chosen: _Targets | None) -> StackwrightError:
+    """The refusal of a plan that would delete or replace protected resources, holding
+    that plan (``PlanError.plan``) to be shown before it. The callbacks nothing uses do
+    not run for a plan that is refused; one a stack output runs that raises leaves the
+    refusal without a plan."""
+    error = _combined(planning.errors)
+    if not isinstance(error, PlanError):
+        return error
+    _delete_dependents_first(steps, planning.claimed)
+    all_steps = [steps[urn] for urn in order] + deletes
+    snapshot, desired = planning.snapshot, planning.desired
+    left = leftovers(snapshot)
+    if chosen is not None:
+        all_steps = chosen.only(all_steps)
+        left = [o for o in left if o.urn in {step.urn for step in all_steps}]
+    try:
+        outputs = resolve_value(desired.exports, planning.lookup_recorded)
+    except StackwrightError:
+        return error
+    error.plan = Plan(stack=desired.stack, project=desired.project, lineage=snapshot.lineage,
+                      base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
+                      old_outputs=snapshot.outputs, leftovers=tuple(left))
+    return error
 
 
 def _run_leaves(desired: DesiredGraph, planning: _Planning) -> None:

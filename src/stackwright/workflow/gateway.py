@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_record
 from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink, MaskingSink
-from stackwright.errors import StackwrightError
+from stackwright.errors import PlanError, StackwrightError
 from stackwright.operations.session import StackSession
 from stackwright.operations.update import UpdateOutcome
 from stackwright.plan.plan import Plan
@@ -284,18 +284,23 @@ def _planned(session: StackSession, request: ChangeRequest, confirm: Confirm, si
     common: dict[str, Any] = {"options": ApplyOptions(parallel=request.parallel), "sink": sink,
                               "confirm": _confirmed(request, confirm, judge), "check": judge,
                               "audit": _audit(request)}
-    if request.kind == "up":
-        outcome = up(session, targets=request.targets, refresh=request.refresh, desired=desired, **common)
-    elif request.kind == "destroy":
-        outcome = destroy(session, targets=request.targets, **common)
-    elif request.kind == "rollback":
-        from stackwright.operations.rollback import rollback
+    try:
+        if request.kind == "up":
+            outcome = up(session, targets=request.targets, refresh=request.refresh, desired=desired, **common)
+        elif request.kind == "destroy":
+            outcome = destroy(session, targets=request.targets, **common)
+        elif request.kind == "rollback":
+            from stackwright.operations.rollback import rollback
 
-        if request.checkpoint is None:
-            raise StackwrightError("rollback needs the checkpoint to return to")
-        outcome = rollback(session, request.checkpoint, **common)
-    else:
-        raise StackwrightError(f"unknown kind of change {request.kind!r}")
+            if request.checkpoint is None:
+                raise StackwrightError("rollback needs the checkpoint to return to")
+            outcome = rollback(session, request.checkpoint, **common)
+        else:
+            raise StackwrightError(f"unknown kind of change {request.kind!r}")
+    except PlanError as exc:
+        if exc.plan is not None and refused is not None:  # refused for protected resources: shown first
+            refused(exc.plan, [])
+        raise
     return ChangeResult(request, outcome=outcome, violations=judge.violations, cancelled=outcome.cancelled)
 
 
