@@ -95,7 +95,8 @@ def _attempts_line(stack: str, attempts: list[Event]) -> str:
 @click.pass_context
 def history_show(ctx: click.Context, number: int, as_json: bool) -> None:
     """Show what changed in checkpoint NUMBER."""
-    from stackwright.cli.render import checkpoint_line, recorded_output_lines, value_text
+    from stackwright.cli.diff_view import change_lines
+    from stackwright.cli.render import checkpoint_line, recorded_output_lines
 
     session = open_stack(ctx.obj["stack"], ctx.obj["who"])
     try:
@@ -114,9 +115,8 @@ def history_show(ctx: click.Context, number: int, as_json: bool) -> None:
         error = click.style(f"  FAILED: {change.error}", fg="red") if change.error else ""
         click.echo(f"  {change.op:<16} {change.urn}{error}")
         for diff in change.diffs:
-            old = value_text(diff.get("old")) if diff.get("kind") != "add" else ""
-            new = value_text(diff.get("new")) if diff.get("kind") != "delete" else ""
-            click.echo(f"      {diff.get('path')}: {old}{' => ' if old and new else ''}{new}")
+            for line in change_lines(str(diff.get("path")), str(diff.get("kind")), diff.get("old"), diff.get("new")):
+                click.echo(f"      {line}")
     if detail.outputs:
         echo_lines(["  outputs:", *recorded_output_lines(detail.outputs, "    ")])
 

@@ -375,7 +375,7 @@ def _sink_quiet() -> Any:
 
 
 def _drift_lines(result: Any) -> list[str]:
-    from stackwright.cli.render import _diff_line
+    from stackwright.cli.render import full_diff_lines
     from stackwright.model.resource import urn_name
 
     lines = []
@@ -384,7 +384,7 @@ def _drift_lines(result: Any) -> list[str]:
             lines.append(click.style(f"  - {drift.type} {urn_name(drift.urn)}  deleted outside Stackwright", fg="red"))
         elif drift.kind == "changed":
             lines.append(click.style(f"  ~ {drift.type} {urn_name(drift.urn)}  changed outside Stackwright", fg="yellow"))
-            lines.extend("      " + _diff_line(d) for d in drift.diffs)
+            lines.extend("      " + line for line in full_diff_lines(drift.diffs, None, None))
     for urn, error in sorted(result.errors.items()):
         lines.append(click.style(f"  ! {urn}: {error}", fg="red"))
     real = [d for d in result.drift if d.kind != "outputs"]
