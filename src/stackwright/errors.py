@@ -94,6 +94,10 @@ class GraphError(StackwrightError):
 class PlanError(StackwrightError):
     """The change cannot be planned as asked (protected resources, bad targets)."""
 
+    plan: Any = None
+    """When the plan could be made but is refused (it would delete or replace a
+    protected resource): that plan, so that a command can show it before the refusal."""
+
 
 class StateError(StackwrightError):
     """The state store is corrupt, from a newer version, or inconsistent."""

@@ -7,6 +7,7 @@ the project's root the working directory.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +97,12 @@ def apply(stack_name: str | None, who: str | None, file: Path, yes: bool, parall
     saved = _read(file)
     request = ChangeRequest("apply", parallel=_parallel(parallel), saved=saved)
     session = _open_for(saved, stack_name, who, change=request)
+    sink = _sink()
     try:
-        result = change(session, request, confirm=_confirmer(saved, yes), sink=_sink())
+        result = change(session, request, confirm=_confirmer(saved, yes), sink=sink)
     finally:
         session.close()
-    _report(result.outcome, saved)
+    _report(result.outcome, saved, sink.shown)
 
 
 def _confirmer(saved: Any, yes: bool) -> Any:
@@ -113,9 +115,12 @@ def _confirmer(saved: Any, yes: bool) -> Any:
     return confirm
 
 
-def _report(outcome: Any, saved: Any) -> None:
+def _report(outcome: Any, saved: Any, shown: Collection[tuple[str, str]] = ()) -> None:
     """Success in one line; a failure lists each failed step with its hint (a value
-    the plan fixed that came out different says to make a new plan)."""
+    the plan fixed that came out different says to make a new plan), naming without
+    repeating it one whose error the progress printed (in ``shown``)."""
+    from stackwright.cli.commands_update import failure_lines
+
     if outcome.cancelled:
         click.echo("Cancelled; nothing was changed.", err=True)
         raise SystemExit(1)
@@ -132,10 +137,7 @@ def _report(outcome: Any, saved: Any) -> None:
         click.echo(click.style(f"Applied plan {saved.short} in {outcome.duration:.1f}s{number}: {done}.",
                                fg="green", bold=True))
         return
-    for failure in result.failures:
-        click.echo(click.style(f"  failed: {failure.action} {failure.urn}: {failure.message}", fg="red"), err=True)
-        if failure.hint:
-            click.echo(f"    hint: {failure.hint}", err=True)
+    echo_lines(failure_lines(result.failures, shown), err=True)
     state = "was interrupted" if result.interrupted else "failed"
     skipped = f"; {len(result.skipped)} skipped" if result.skipped else ""
     click.echo(click.style(f"error: apply of plan {saved.short} {state}{number}: {done} done, "

@@ -48,10 +48,17 @@ def confirm_or_fail(question: str, yes: bool, err: bool = False) -> bool:
     stdout carries a JSON document); refuse when nobody can answer."""
     if yes:
         return True
-    if not sys.stdin.isatty():
-        raise StackwrightError("refusing to change anything without confirmation",
-                               hint="pass --yes to apply without asking")
+    refuse_without_terminal()
     return click.confirm(question, default=False, err=err)
+
+
+def refuse_without_terminal() -> None:
+    """Nobody can answer a prompt when stdin is not a terminal: say so, since
+    ``echo y | stackwright up`` would otherwise look like a command that did nothing."""
+    if not sys.stdin.isatty():
+        raise StackwrightError("refusing to change anything without confirmation: standard input is not a "
+                               "terminal, so there is nobody to ask (piped input is not taken as an answer)",
+                               hint="pass --yes to go ahead without asking")
 
 
 def echo_lines(lines: list[str], err: bool = False) -> None:

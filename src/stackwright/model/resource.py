@@ -611,12 +611,17 @@ def _parenting(init: Callable[..., None]) -> Callable[..., None]:
 
 
 def restore(cls: type[Resource], urn: str, inputs: dict[str, Any], *,
-            parent_urn: str | None, protect: bool = False, retain_on_delete: bool = False) -> Resource:
+            parent_urn: str | None, protect: bool = False, retain_on_delete: bool = False,
+            ignore_changes: Sequence[str] = (), delete_before_replace: bool = False,
+            aliases: Sequence[str] = ()) -> Resource:
     """A resource object rebuilt from a state record rather than declared by a program
-    (rollback plans against the inputs recorded at an earlier checkpoint)."""
+    (rollback plans against the inputs recorded at an earlier checkpoint), with the
+    options a record keeps (``aliases`` as URNs)."""
     resource = object.__new__(cls)
     resource.urn = urn
-    resource.resource_options = ResourceOptions(protect=protect, retain_on_delete=retain_on_delete)
+    resource.resource_options = ResourceOptions(
+        protect=protect, retain_on_delete=retain_on_delete, ignore_changes=list(ignore_changes),
+        delete_before_replace=delete_before_replace, aliases=list(aliases))
     resource.resource_parent = _recorded_parent(parent_urn) if parent_urn else None
     resource.decl_file, resource.decl_line = None, None
     resource.inputs = inputs

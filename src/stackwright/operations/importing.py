@@ -6,6 +6,7 @@ import pprint
 from dataclasses import dataclass
 from typing import Any
 
+from stackwright.engine.events import EventSink
 from stackwright.errors import ProjectError, StateError, about
 from stackwright.model.resource import InputSpec, make_urn, urn_name, urn_parts
 from stackwright.model.values import Secret, wrap_secret_keys
@@ -55,12 +56,12 @@ def read_import(session: StackSession, type_token: str, name: str, resource_id: 
                            live.owner)
 
 
-def record_import(session: StackSession, candidate: ImportCandidate) -> ImportResult:
+def record_import(session: StackSession, candidate: ImportCandidate, sink: EventSink | None = None) -> ImportResult:
     """Record the object as read, protected: until the program declares it, a plan
     that would delete it (every plan, as the program does not declare it yet) is
     refused instead. Once declared, the program's own ``protect`` wins, recorded as an
     option-only change."""
-    with stack_lock(session, "import"):
+    with stack_lock(session, "import", sink):
         _refuse_managed(session, candidate.urn)
         _refuse_adopted(session, session.providers.resource(candidate.type), candidate.urn, candidate.type,
                         ReadResult(candidate.id, candidate.inputs, owner=candidate.owner))

@@ -419,7 +419,7 @@ def _locked_update(
             outcome.cancelled = True
             return outcome
     started = time.monotonic()
-    with stack_lock(session, kind):
+    with stack_lock(session, kind, sink):
         writer = session.store.begin(session.stack, kind, session.who)
         # A lock held since before ``base`` was read (a `run --shard` claim): it is current.
         snapshot = base if session.held_lock is not None and not refresh else session.store.snapshot(session.stack)
@@ -506,7 +506,7 @@ def resolve_interrupted(session: StackSession, kind: str, options: ApplyOptions,
     under the lock, so that the plan shown next is made against what exists."""
     if not session.store.snapshot(session.stack).pending:
         return _no_recovery()
-    with stack_lock(session, kind):
+    with stack_lock(session, kind, sink):
         writer = session.store.begin(session.stack, kind, session.who)
         try:
             report = _recover(session, writer, options, sink)

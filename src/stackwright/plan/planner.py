@@ -4,7 +4,7 @@ out are to providers' ``check`` and ``diff``, which do no I/O."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -109,7 +109,7 @@ def make_plan(
     deletes = _plan_deletes(planning, chosen.urns if chosen is not None else None)
     deletes = _contents_first(planning, steps, deletes, targeted=chosen is not None)
     if planning.errors:
-        raise _combined(planning.errors)
+        raise _refused(planning, steps, deletes, order, chosen)
     _delete_dependents_first(steps, planning.claimed)
     all_steps = [steps[urn] for urn in order] + deletes
     left = leftovers(snapshot)
@@ -124,6 +124,32 @@ def make_plan(
         base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
         old_outputs=snapshot.outputs, leftovers=tuple(left), kind=kind,
     )
+
+
+def _refused(planning: _Planning, steps: dict[str, Step], deletes: list[Step], order: list[str],
+             chosen: _Targets | None) -> StackwrightError:
+    """The refusal of a plan that would delete or replace protected resources, holding
+    that plan (``PlanError.plan``) to be shown before it. The callbacks nothing uses do
+    not run for a plan that is refused; one a stack output runs that raises leaves the
+    refusal without a plan."""
+    error = _combined(planning.errors)
+    if not isinstance(error, PlanError):
+        return error
+    _delete_dependents_first(steps, planning.claimed)
+    all_steps = [steps[urn] for urn in order] + deletes
+    snapshot, desired = planning.snapshot, planning.desired
+    left = leftovers(snapshot)
+    if chosen is not None:
+        all_steps = chosen.only(all_steps)
+        left = [o for o in left if o.urn in {step.urn for step in all_steps}]
+    try:
+        outputs = resolve_value(desired.exports, planning.lookup_recorded)
+    except StackwrightError:
+        return error
+    error.plan = Plan(stack=desired.stack, project=desired.project, lineage=snapshot.lineage,
+                      base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
+                      old_outputs=snapshot.outputs, leftovers=tuple(left))
+    return error
 
 
 def _run_leaves(desired: DesiredGraph, planning: _Planning) -> None:
@@ -663,12 +689,7 @@ def resolve_targets(targets: Iterable[str], urns: Iterable[str], components: Ite
     found: set[str] = set()
     unknown: list[str] = []
     for target in targets:
-        matches = _matching(target, known)
-        _refuse_ambiguous(target, matches)
-        if not matches:
-            owners = _matching(target, groups) or _short_form(target, groups)
-            _refuse_ambiguous(target, owners)
-            matches = _descendants(owners[0], known) if owners else []
+        matches = named_by(target, known, groups)
         if matches:
             found.update(matches)
         else:
@@ -679,6 +700,20 @@ def resolve_targets(targets: Iterable[str], urns: Iterable[str], components: Ite
             hint="`stackwright state ls` or `stackwright preview` lists the URNs",
         )
     return found
+
+
+def named_by(target: str, urns: list[str], components: Sequence[str] = (), *,
+             option: str = "--target ") -> list[str]:
+    """The URNs one ``target`` names (see ``resolve_targets``); none when it names
+    nothing. A tail that matches several resources is an error listing them, naming
+    ``option`` (the command-line option or argument that gave it)."""
+    matches = _matching(target, urns)
+    _refuse_ambiguous(target, matches, option)
+    if not matches:
+        owners = _matching(target, list(components)) or _short_form(target, list(components))
+        _refuse_ambiguous(target, owners, option)
+        matches = _descendants(owners[0], urns) if owners else []
+    return matches
 
 
 def _matching(target: str, urns: list[str]) -> list[str]:
@@ -699,7 +734,7 @@ def _descendants(component: str, urns: list[str]) -> list[str]:
     return [u for u in urns if urn_parts(u)[3].startswith(prefix)]
 
 
-def _refuse_ambiguous(target: str, matches: list[str]) -> None:
+def _refuse_ambiguous(target: str, matches: list[str], option: str = "--target ") -> None:
     if len(matches) > 1:
-        raise PlanError(f"--target {target!r} names {len(matches)} resources: {', '.join(matches)}",
+        raise PlanError(f"{option}{target!r} names {len(matches)} resources: {', '.join(matches)}",
                         hint="give more of the URN (type::name, parent$name) or the whole URN")

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
+from stackwright.emulator_endpoints import EMULATOR_CREDENTIALS, is_emulator
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
     Corrupt, Operation, Resealer, SecretCipher, ValueCodec, already_there, checkpoint_detail_text, checkpoint_row,
@@ -1007,12 +1008,35 @@ class _Lease(threading.Thread):
 
 
 def _client(where: S3Location) -> Any:
-    import boto3
     from botocore.config import Config
 
     config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=_READERS * 2)
     region = where.region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or None
-    return boto3.session.Session().client("s3", endpoint_url=where.endpoint, region_name=region, config=config)
+    return _session(where).client("s3", endpoint_url=where.endpoint, region_name=region, config=config)
+
+
+def _session(where: S3Location) -> Any:
+    """The usual AWS settings, but an emulator's endpoint (on the loopback interface,
+    given in the URL or by ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``) with no
+    credentials in the environment or the AWS config files gets the emulator's dummy
+    ones, as the AWS provider gives them (``stackwright.emulator_endpoints``)."""
+    import boto3
+    import botocore.session
+
+    endpoint = where.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if not is_emulator(endpoint):
+        return boto3.session.Session()
+    core = botocore.session.Session()
+    # An emulator has no instance or container role: asking the metadata services
+    # would only wait for their timeouts.
+    resolver = core.get_component("credential_provider")
+    for provider in ("container-role", "iam-role"):
+        resolver.remove(provider)
+    session = boto3.session.Session(botocore_session=core)
+    if session.get_credentials() is not None:
+        return session
+    return boto3.session.Session(aws_access_key_id=EMULATOR_CREDENTIALS["access_key_id"],
+                                 aws_secret_access_key=EMULATOR_CREDENTIALS["secret_access_key"])
 
 
 def _code(exc: Any) -> str:

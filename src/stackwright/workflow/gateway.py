@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_record
 from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink, MaskingSink
-from stackwright.errors import StackwrightError
+from stackwright.errors import PlanError, StackwrightError
 from stackwright.operations.session import StackSession
 from stackwright.operations.update import UpdateOutcome
 from stackwright.plan.plan import Plan
@@ -332,18 +332,23 @@ def _planned(session: StackSession, request: ChangeRequest, confirm: Confirm, si
     common: dict[str, Any] = {"options": ApplyOptions(parallel=request.parallel), "sink": sink,
                               "confirm": _confirmed(request, confirm, judge), "check": judge,
                               "audit": _audit(request)}
-    if request.kind == "up":
-        outcome = up(session, targets=request.targets, refresh=request.refresh, desired=desired, **common)
-    elif request.kind == "destroy":
-        outcome = destroy(session, targets=request.targets, **common)
-    elif request.kind == "rollback":
-        from stackwright.operations.rollback import rollback
+    try:
+        if request.kind == "up":
+            outcome = up(session, targets=request.targets, refresh=request.refresh, desired=desired, **common)
+        elif request.kind == "destroy":
+            outcome = destroy(session, targets=request.targets, **common)
+        elif request.kind == "rollback":
+            from stackwright.operations.rollback import rollback
 
-        if request.checkpoint is None:
-            raise StackwrightError("rollback needs the checkpoint to return to")
-        outcome = rollback(session, request.checkpoint, **common)
-    else:
-        raise StackwrightError(f"unknown kind of change {request.kind!r}")
+            if request.checkpoint is None:
+                raise StackwrightError("rollback needs the checkpoint to return to")
+            outcome = rollback(session, request.checkpoint, **common)
+        else:
+            raise StackwrightError(f"unknown kind of change {request.kind!r}")
+    except PlanError as exc:
+        if exc.plan is not None and refused is not None:  # refused for protected resources: shown first
+            refused(exc.plan, [])
+        raise
     return ChangeResult(request, outcome=outcome, violations=judge.violations, cancelled=outcome.cancelled)
 
 
@@ -409,7 +414,7 @@ def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
     if candidate is not None:
         from stackwright.operations.importing import record_import
 
-        result.imported = record_import(session, candidate)
+        result.imported = record_import(session, candidate, sink)
         result.checkpoint = result.imported.checkpoint
     elif request.kind == "refresh":
         from stackwright.operations.refresh import refresh
@@ -417,7 +422,7 @@ def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
         result.refreshed = refresh(session, parallel=request.parallel, record=True, sink=sink)
         result.checkpoint = result.refreshed.checkpoint.number if result.refreshed.checkpoint else None
     else:
-        result.checkpoint = _forget(session, request)
+        result.checkpoint = _forget(session, request, sink)
     _done(attempt)
     _record(session, request, result)
     return result
@@ -456,12 +461,12 @@ def _read_import(session: StackSession, request: ChangeRequest) -> ImportCandida
     return read_import(session, *request.resource)
 
 
-def _forget(session: StackSession, request: ChangeRequest) -> int | None:
+def _forget(session: StackSession, request: ChangeRequest, sink: EventSink) -> int | None:
     from stackwright.operations.state_edit import forget
 
     if request.urn is None:
         raise StackwrightError("state rm needs a URN")
-    return forget(session, request.urn, force=request.force)
+    return forget(session, request.urn, force=request.force, sink=sink)
 
 
 def _remove_stack(session: StackSession, request: ChangeRequest) -> dict[str, Any]:

@@ -51,13 +51,12 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.errors import LockHeldError, ProjectError, StackwrightError, StateError
 from stackwright.graph import Graph
-from stackwright.operations.session import lock_is_stale
+from stackwright.operations.session import host_name, lock_is_stale
 from stackwright.program.project import Project
 from stackwright.program.workspace import Workspace
 from stackwright.state.records import EventNotice, LockInfo
@@ -542,7 +541,7 @@ class _Worker:
         stack was finished in this run meanwhile."""
         project, stack = self.locate(ref)
         store = self.runner.store(project)
-        lock = LockInfo(owner=self.runner.options.who, pid=os.getpid(), host=socket.gethostname(),
+        lock = LockInfo(owner=self.runner.options.who, pid=os.getpid(), host=host_name(),
                         acquired_at=time.time(), operation=f"{CLAIM} {self.options.run_id}",
                         token=uuid.uuid4().hex)
         with _together(store):  # taking the lock and reading the stack's run events: one commit
@@ -631,19 +630,9 @@ def stale(lock: LockInfo, lease: float, now: float | None = None) -> bool:
     """A claim lock whose holder is gone: its process on this host, or its lease."""
     if not lock.operation.startswith(CLAIM + " "):
         return False
-    if lock_is_stale(lock) or (lock.host == socket.gethostname() and _exited(lock.pid)):
+    if lock_is_stale(lock):
         return True
     return (now if now is not None else time.time()) - lock.acquired_at > lease
-
-
-def _exited(pid: int) -> bool:
-    """A process that ended but was not reaped yet (still answers ``kill(pid, 0)``);
-    known on Linux only."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 class _Renewer:
