@@ -7,9 +7,10 @@ spread over the time a normal run holds the lock, then runs ``up`` again. That s
 what the program declares: no orphaned file, nothing missing, right contents, every
 URN recorded once, no pending operation, and a preview with no changes.
 
-A SIGKILL after the lock was taken leaves it behind, and by design ``up`` never breaks
-a lock on its own (see test_lock_contention.py); so, as a user would, the trial then
-runs ``stackwright unlock``, which needs no ``--force`` since the holder's pid is gone.
+A SIGKILL after the lock was taken leaves it behind; its holder's pid is gone from this
+host, so the next ``up`` takes it over, saying so (see test_lock_contention.py), and
+resolves what the killed one left. Every other trial first runs ``stackwright unlock``
+instead, as a user may, which needs no ``--force`` for the same reason.
 
 The trials run with the state in SQLite (every seed) and in S3 on the local emulator
 (the first seed): there a commit is a journal object, and the recovering `up` replays
@@ -279,15 +280,20 @@ def test_sigkill_during_up_never_orphans_or_duplicates(
         code = proc.wait(timeout=TIMEOUT)
         assert code in (0, -signal.SIGKILL), f"{context}: the undisturbed up exited {code}"
 
-        # The user's way back: a lock left by the killed process (which names it) is
-        # cleared with `unlock`; its holder is dead, so no --force is needed. A lock
-        # left behind is also the proof that the kill landed while the lock was held.
+        # The way back: the next `up` takes over the lock the killed process left (its
+        # pid is gone from this host) and says so; every other trial clears it first
+        # with `unlock`, as a user may, which needs no --force for the same reason. A
+        # lock left behind is also the proof that the kill landed while it was held.
         holder = project.lock_holder()
         if holder is not None:
             assert holder == proc.pid and code == -signal.SIGKILL, f"{context}: lock of pid {holder}"
             after_lock += 1
-            project.ok("unlock")
-        project.ok("up", "--yes", "--parallel", "2")
+            if trial % 2:
+                project.ok("unlock")
+        done = project.run("up", "--yes", "--parallel", "2")
+        assert done.returncode == 0 and "Traceback" not in done.stderr, f"{context}:\n{done.stdout}\n{done.stderr}"
+        taken = f"Took over the lock of stack '{STACK}' left by tester (pid {proc.pid} on "
+        assert (taken in done.stderr) == (holder is not None and trial % 2 == 0), f"{context}:\n{done.stderr}"
         project.check_converged(version, context, listing=trial == TRIALS_PER_SEED - 1)
 
     record_property(AFTER_LOCK, after_lock)

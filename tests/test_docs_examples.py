@@ -48,7 +48,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUNNABLE = {"sh", "bash", "shell", "console"}
-FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.S | re.M)
+FENCE = re.compile(r"^([ \t]*)```([^\n`]*)\n(.*?)^\1```[ \t]*$", re.S | re.M)
+"""A fenced block, indented too (inside a list item): its lines lose that indent."""
 SETUP = re.compile(r"<!--\s*docs-test:\s*setup\s*\n(.*?)-->", re.S)
 HEREDOC = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?")
 CHECK = 'status=$?; [ "$status" -eq 0 ] || exit "$status"'
@@ -85,9 +86,10 @@ def blocks(text: str) -> list[Block]:
     """Fenced blocks and hidden setup comments, in document order."""
     found = []
     for match in FENCE.finditer(text):
-        info = match.group(1).split()
+        indent, info = match.group(1), match.group(2).split()
         language = info[0] if info else ""
-        found.append(Block(text.count("\n", 0, match.start()) + 1, language, frozenset(info[1:]), match.group(2)))
+        code = "".join(line.removeprefix(indent) for line in match.group(3).splitlines(keepends=True))
+        found.append(Block(text.count("\n", 0, match.start()) + 1, language, frozenset(info[1:]), code))
     for match in SETUP.finditer(text):
         found.append(Block(text.count("\n", 0, match.start()) + 1, "sh", frozenset({"setup"}), match.group(1)))
     return sorted(found, key=lambda b: b.line)
@@ -221,6 +223,13 @@ def test_the_conventions_are_read_as_documented() -> None:
                                                   (19, False)]
     assert found[3].commands == "stackwright up"
     assert "setup" in found[2].words and found[2].commands == "stackwright new shop\n"
+
+
+def test_a_block_indented_in_a_list_item_runs_without_its_indent() -> None:
+    text = "1. *Merge*:\n\n   ```sh continues\n   stackwright plan --out p.plan\n     --diff\n   ```\n\n2. Done.\n"
+    [block] = blocks(text)
+    assert block.runs and "continues" in block.words
+    assert block.commands == "stackwright plan --out p.plan\n  --diff\n"
 
 
 def test_a_failure_inside_an_and_list_stops_the_script(tmp_path: Path) -> None:

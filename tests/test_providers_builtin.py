@@ -70,6 +70,19 @@ def test_file_create_writes_content_and_mode(files: ResourceProvider, tmp_path: 
     assert os.listdir(target.parent) == ["out.txt"]  # no temp file left behind
 
 
+def test_file_digest_and_size_are_secret_when_the_content_is(files: ResourceProvider) -> None:
+    """A digest of secret content confirms a guess offline: it is recorded secret, as
+    its size; a secret path alone leaves them plain."""
+    from stackwright.model.values import Secret
+
+    assert files.secret_keys({"path": "a", "content": "x"}) == frozenset()
+    assert files.secret_keys({"path": "a", "content": Secret("1234")}) == {"sha256", "size"}
+    assert files.secret_keys({"path": Secret("a"), "content": "x"}) == frozenset()
+    commands = local.CommandProvider()
+    assert commands.secret_keys({"create": "echo", "environment": {"T": Secret("t")}}) == {"stdout"}
+    assert random.PasswordProvider().secret_keys({"length": 20}) == {"result"}
+
+
 def test_file_create_is_atomic(
     files: ResourceProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

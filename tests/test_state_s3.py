@@ -309,3 +309,53 @@ def test_prefixes_keep_projects_apart(s3_state_url: str) -> None:
         assert b.list_stacks() == [] and not b.stack_exists("dev")
         b.create_stack("dev")
         assert a.snapshot("dev").lineage != b.snapshot("dev").lineage
+
+
+# --- credentials for an emulator -----------------------------------------------------------
+
+
+def _no_aws_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """No credentials anywhere: not in the environment, not in the AWS files."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return {k: v for k, v in os.environ.items()}
+
+
+def test_an_emulator_endpoint_without_credentials_gets_the_dummy_ones(
+        aws_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """As the AWS provider does for a loopback endpoint (docs/local-cloud.md), and
+    through the command docs/state-backends.md shows: `state migrate --to s3://...`."""
+    from aws_emulator import s3_state_url_on
+    from stackwright.state.s3 import _session
+
+    url = s3_state_url_on(aws_endpoint)
+    env = _no_aws_settings(monkeypatch, tmp_path)
+    with S3StateStore(url) as s:
+        s.create_stack("dev")
+        assert [st.name for st in s.list_stacks()] == ["dev"]
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "stackwright.yaml").write_text("name: proj\nmain: __main__.py\n")
+    (project / "__main__.py").write_text("import stackwright as sw\n")
+    env.update(STACKWRIGHT_USER="tester", PYTHONPATH=SRC)
+    cli = [sys.executable, "-m", "stackwright.cli.main"]
+    subprocess.run([*cli, "stack", "init", "dev"], cwd=project, env=env, check=True, capture_output=True)
+    to = url.replace("/team/state?", "/team/migrated?")
+    done = subprocess.run([*cli, "state", "migrate", "--to", to], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Copied stack 'dev'" in done.stdout
+    # Credentials the environment gives are used, emulator or not.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "mine")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    assert _session(parse_s3_url(url)).get_credentials().access_key == "mine"
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    assert _session(parse_s3_url(url)).get_credentials().access_key == "testing"
+    # A real endpoint never gets the dummy ones.
+    assert _session(parse_s3_url("s3://b/p?endpoint=https://s3.eu-west-1.amazonaws.com")).get_credentials() is None

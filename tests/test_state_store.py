@@ -337,29 +337,76 @@ def test_a_wrong_key_or_no_key_reads_and_writes_no_secret(backend: Backend) -> N
     assert backend.dump() == before
 
 
-def test_reseal_moves_every_secret_to_the_new_key(backend: Backend) -> None:
+class Resealer:
+    """Opens with the store's key, seals with ``new``; only tokens of ``kind`` when given."""
+
+    def __init__(self, new: bytes, kind: str | None = None) -> None:
+        self.old = FernetKey("test", lambda sealing: KEY, "use the test key")
+        self.new = FernetKey("new", lambda sealing: new, "use the new key")
+        self.kind = kind
+        self.seen: list[str] = []
+
+    def reseal(self, token: str) -> str:
+        self.seen.append(token)
+        if self.kind is not None and not token.startswith(self.kind):
+            return token
+        return self.new.seal(self.old.open(token))
+
+    def seal(self, plain: bytes) -> str | None:
+        return self.new.seal(plain) if self.kind is None else None
+
+
+def test_reseal_moves_every_secret_of_each_stack_to_its_new_key(backend: Backend) -> None:
     new_key = Fernet.generate_key()
     r = bucket(1, inputs={"pw": Secret("in-a-resource")})
     with backend.open() as s:
-        s.create_stack("dev")
-        w = s.begin("dev", "up", "me")
-        w.record_resource(r, change(r))
-        w.record_pending(pending(bucket(2, inputs={"pw": Secret("in-a-pending-op")}), "t"))
-        w.finish("failed", {"out": Secret("an-output")})
-        s.record_event("dev", "plan", "me", {"note": Secret("in-an-event")})
-        s.reseal("dev", FernetKey("new", lambda sealing: new_key, "use the new key"))
-        assert s.snapshot("dev").outputs == {"out": Secret("an-output")}, "the store goes on with the new key"
+        for stack in ("dev", "prod", "plain"):
+            s.create_stack(stack)
+        for stack in ("dev", "prod"):
+            w = s.begin(stack, "up", "me")
+            w.record_resource(r, change(r))
+            w.record_pending(pending(bucket(2, inputs={"pw": Secret("in-a-pending-op")}), "t"))
+            w.finish("failed", {"out": Secret("an-output")})
+            s.record_event(stack, "plan", "me", {"note": Secret("in-an-event")})
+        w = s.begin("plain", "up", "me")
+        w.record_resource(bucket(3), change(bucket(3)))
+        w.finish("succeeded", {"out": "plain"})
+        before = backend.dump()
+        kept = Resealer(new_key, kind="elsewhere:")
+        assert s.reseal({"prod": kept, "plain": kept}) == [], "tokens of another kind stay as they are"
+        assert kept.seen and backend.dump() == before
+        assert s.reseal({"dev": Resealer(new_key), "plain": Resealer(new_key), "prod": Resealer(new_key)}) == [
+            "dev", "prod"]
     with backend.open(new_key) as s:
-        snap = s.snapshot("dev")
-        assert snap.resources[r.urn].inputs["pw"] == Secret("in-a-resource")
-        assert snap.pending[0].inputs["pw"] == Secret("in-a-pending-op")
-        assert snap.outputs == {"out": Secret("an-output")}
-        assert s.checkpoint("dev", 1).resources == [r]
-        assert s.events("dev")[0].data["note"] == Secret("in-an-event")
+        for stack in ("dev", "prod"):
+            snap = s.snapshot(stack)
+            assert snap.resources[r.urn].inputs["pw"] == Secret("in-a-resource")
+            assert snap.pending[0].inputs["pw"] == Secret("in-a-pending-op")
+            assert snap.outputs == {"out": Secret("an-output")}
+            assert s.checkpoint(stack, 1).resources == [r]
+            assert s.events(stack)[0].data["note"] == Secret("in-an-event")
     with backend.open() as s, pytest.raises(SecretsError, match="cannot decrypt"):
         s.snapshot("dev")
     dump = backend.dump()
     assert not any(p in dump for p in ("in-a-resource", "in-a-pending-op", "an-output", "in-an-event"))
+
+
+def test_a_reseal_that_cannot_open_a_secret_changes_no_stack(backend: Backend) -> None:
+    with backend.open() as s:
+        for stack in ("a", "b"):
+            s.create_stack(stack)
+            w = s.begin(stack, "up", "me")
+            w.record_resource(bucket(1, inputs={"pw": Secret(stack)}), None)
+            w.finish("succeeded", {"out": Secret(stack)})
+    with backend.open(Fernet.generate_key()) as s:
+        s.create_stack("c")
+        w = s.begin("c", "up", "me")
+        w.finish("succeeded", {"out": Secret("sealed with another key")})
+    before = backend.dump()
+    with backend.open() as s, pytest.raises(SecretsError, match="cannot decrypt"):
+        s.reseal({"a": Resealer(Fernet.generate_key()), "b": Resealer(Fernet.generate_key()),
+                  "c": Resealer(Fernet.generate_key())})
+    assert backend.dump() == before
 
 
 def test_pending_inputs_keep_secret_and_unknown_markers(store: Any) -> None:
@@ -787,7 +834,7 @@ def test_a_read_only_store_reads_and_refuses_every_write(backend: Backend) -> No
         lambda: ro.create_stack("prod"),
         lambda: ro.remove_stack("dev", force=True),
         lambda: ro.record_event("dev", "approve", "me", {}),
-        lambda: ro.reseal("dev", FernetKey("test", lambda sealing: KEY, "use the test key")),
+        lambda: ro.reseal({"dev": Resealer(KEY)}),
         lambda: writer.record_resource(bucket(2), change(bucket(2))),
         lambda: writer.record_pending(pending(bucket(2), "t")),
         lambda: writer.finish("failed", None),

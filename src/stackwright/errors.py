@@ -94,6 +94,10 @@ class GraphError(StackwrightError):
 class PlanError(StackwrightError):
     """The change cannot be planned as asked (protected resources, bad targets)."""
 
+    plan: Any = None
+    """When the plan could be made but is refused (it would delete or replace a
+    protected resource): that plan, so that a command can show it before the refusal."""
+
 
 class StateError(StackwrightError):
     """The state store is corrupt, from a newer version, or inconsistent."""
@@ -136,6 +140,12 @@ class ProviderError(StackwrightError):
     @classmethod
     def transient(cls, message: str, retry_after: float | None = None) -> ProviderError:
         return cls(message, retryable=True, retry_after=retry_after)
+
+
+class NotFoundError(ProviderError):
+    """A provider's permanent answer that the object a call acts on, or one the call
+    names, does not exist: most often deleted outside Stackwright. On an update or a
+    delete the engine's failure says how to record that it is gone (``refresh``)."""
 
 
 class CreatedButFailed(ProviderError):

@@ -82,3 +82,21 @@ def test_a_key_with_an_empty_part_is_refused_naming_it(proj: CliProject, key: st
     assert err.strip().splitlines() == [f"error: invalid config key {key!r}: a part of it is empty "
                                         "(nested keys are written db.port)"]
     assert proj.file("stacks/dev.yaml").read_text() == before
+
+
+def test_removing_the_last_key_of_a_mapping_removes_the_mapping_it_emptied(proj: CliProject) -> None:
+    """`config rm db.password` leaves no `db: {}` behind; a parent that still holds
+    another key stays, and so does a mapping the file held empty before."""
+    stack_file = proj.file("stacks/dev.yaml")
+    stack_file.write_text(stack_file.read_text() + "  empty: {}  # kept as written\n")
+    run("config", "set", "db.password", "--secret", "correct horse")
+    run("config", "set", "app.db.user", "admin")
+    run("config", "set", "app.db.port", "5432")
+    run("config", "rm", "db.password")
+    run("config", "rm", "app.db.user")
+    assert stack_settings(load_project(proj.root), "dev")["config"] == {
+        "greeting": "hi", "empty": {}, "app": {"db": {"port": 5432}}}
+    run("config", "rm", "app.db.port")
+    text = stack_file.read_text()
+    assert stack_settings(load_project(proj.root), "dev")["config"] == {"greeting": "hi", "empty": {}}
+    assert "db" not in text and "app" not in text and "empty: {}  # kept as written" in text

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from cli.conftest import CliProject, cli_env, run_cli
@@ -48,8 +49,9 @@ def attempts(proj: CliProject, stack: str = "dev") -> list[dict[str, Any]]:
 
 
 def recorded(proj: CliProject, stack: str = "dev") -> tuple[int, int]:
-    """The stack's state serial and its number of checkpoints."""
-    store = proj.store(stack)
+    """The stack's state serial and its number of checkpoints (read without the stack
+    file, which a test may have broken)."""
+    store = proj.store()
     try:
         return store.snapshot(stack).serial, len(store.history(stack))
     finally:
@@ -234,3 +236,76 @@ def test_env_pause_and_resume_that_stop_before_applying_are_audited(tmp_path: Pa
     assert (resume["who"], resume["data"]["command"], resume["data"]["stage"]) == ("carol", "env resume", "config edit")
     assert (pause["who"], pause["data"]["command"], pause["data"]["stage"]) == ("carol", "env pause", "program")
     assert recorded(proj, "staging") == before and stack_text(proj) == file, "the edit was put back"
+
+
+BROKEN = {
+    "secret": ("  bad: {secure: 'local:v2.AAAA='}\n", "config key 'bad'"),
+    "yaml": ("config: {greeting: [\n", "stacks/dev.yaml"),
+    "unknown key": ("enviroment: dev\n", "unknown key 'enviroment'"),
+}
+"""What appended to a stack file breaks it, and what its error names."""
+
+
+def break_stack_file(proj: CliProject, how: str, stack: str = "dev") -> str:
+    text, named = BROKEN[how]
+    path = proj.root / "stacks" / f"{stack}.yaml"
+    path.write_text(path.read_text() + text)
+    return named
+
+
+@pytest.mark.parametrize("how", sorted(BROKEN))
+def test_a_change_that_fails_on_its_stack_file_is_audited(project: Callable[..., CliProject], how: str) -> None:
+    """The stack file is read before the change gateway runs: a secret that cannot be
+    decrypted, invalid YAML or an unknown key there is an attempt too, at stage `opening`."""
+    proj = project(PROGRAM, {"greeting": "hi"})
+    proj.ok("up", "--yes")
+    before = recorded(proj)
+    named = break_stack_file(proj, how)
+    commands = [("up", "--yes"), ("destroy", "--yes"), ("refresh", "--yes"), ("rollback", "1", "--yes"),
+                ("state", "rm", "dev::proj::local:File::site", "--yes"), ("env", "pause", "dev", "--yes")]
+    errors = [proj.fails(*args, "--as", "alice") for args in commands]
+    assert all(named in err for err in errors), errors
+    rows = attempts(proj)
+    assert [(r["who"], r["data"]["command"], r["data"]["stage"]) for r in rows] == [
+        ("alice", command, "opening") for command in ("up", "destroy", "refresh --yes", "rollback", "state rm",
+                                                       "env pause")]
+    for row, err in zip(rows, errors):
+        assert row["data"]["error"] in err.splitlines()[0], (row, err)
+    assert "up FAILED before applying (at opening)" in proj.ok("audit").splitlines()[0 - len(rows)]
+    assert recorded(proj) == before
+    code, _, _ = proj.run("refresh")  # reads only: nothing to record
+    assert code == 1 and len(attempts(proj)) == len(rows)
+
+
+def test_apply_of_a_plan_whose_stack_file_broke_since_is_audited(project: Callable[..., CliProject]) -> None:
+    proj = project(PROGRAM)
+    proj.ok("up", "--yes")
+    proj.write_config({"greeting": "hi"})
+    proj.ok("plan", "--out", "hi.plan")
+    break_stack_file(proj, "secret")
+    proj.fails("apply", "hi.plan", "--yes")
+    [row] = attempts(proj)
+    assert (row["data"]["command"], row["data"]["stage"], row["plan_hash"]) == (
+        "apply", "opening", json.loads(proj.ok("audit", "--json"))[1]["plan_hash"])
+
+
+def test_a_stack_that_is_not_named_or_does_not_exist_records_nothing(project: Callable[..., CliProject]) -> None:
+    proj = project(PROGRAM)
+    assert "no stack named 'nosuch'" in proj.fails("up", "--yes", "--stack", "nosuch")
+    (proj.root / ".stackwright" / "current-stack").unlink()
+    assert "no stack selected" in proj.fails("up", "--yes")
+    assert json.loads(proj.ok("audit", "--json")) == []
+
+
+def test_run_up_audits_a_stack_whose_file_is_broken(tmp_path: Path) -> None:
+    from workflow.test_workspace_inprocess import write_workspace
+
+    root = write_workspace(tmp_path / "ws")
+    code, out, err = run_cli(root, "run", "up", "--all", "--yes")
+    assert code == 0, out + err
+    path = root / "alpha" / "stacks" / "dev.yaml"
+    path.write_text("config:\n  bad: {secure: 'local:v2.AAAA='}\n")
+    code, out, err = run_cli(root, "run", "up", "--all", "--yes")
+    assert code == 1 and "config key 'bad'" in out + err
+    assert run_attempts(root, "alpha") == [("dev", "up", "opening")]
+    assert run_attempts(root, "beta") == [], "beta/dev is skipped, never attempted"

@@ -34,23 +34,35 @@ def one_error(err: str) -> str:
     return lines[0]
 
 
+def step_failure(out: str, err: str, urn: str, action: str = "create") -> str:
+    """The error of the failed step ``urn``, printed once: on its progress line; the
+    summary after the apply names the step and refers to it."""
+    name = urn.rsplit("::", 1)[1].replace("$", "/")
+    lines = [l for l in (out + err).splitlines() if "failed" in l and name in l]
+    [step] = [l for l in lines if f"{action} " in l and f"  failed (" in l]
+    assert step.strip().startswith(action), step
+    error = step.split("): ", 1)[1]
+    assert f"  failed: {action} {urn} (its error is above)" in err, err
+    assert (out + err).count(error) == 1, out + err
+    return error
+
+
 def test_a_callback_that_raises_during_apply_fails_the_update(project) -> None:
     proj: CliProject = project(PROGRAM)
     code, out, err = proj.run("up", "--yes")
     assert code == 1, out + err
     assert "Traceback" not in out + err
     line = proj.line_of("# the bug")
-    failed = [l for l in err.splitlines() if "failed: create" in l]
-    assert len(failed) == 1, err
-    assert proj.urn("local:File", "f") in failed[0] and f"__main__.py:{line}" in failed[0]
-    assert "ValueError: invalid literal for int()" in failed[0]
+    error = step_failure(out, err, proj.urn("local:File", "f"))
+    assert f"__main__.py:{line}" in error
+    assert "ValueError: invalid literal for int()" in error
     assert "1 failed; 1 skipped" in err
     assert not proj.file("f.txt").exists() and not proj.file("g.txt").exists()
     assert proj.file("h.txt").read_text() == "independent"
     history = proj.ok("history")
     assert "failed" in history
     shown = proj.ok("history", "show", "1")
-    assert f"FAILED: {failed[0].split(': ', 1)[1].split(': ', 1)[1]}" in shown
+    assert f"FAILED: {error}" in shown
 
 
 def test_a_callback_that_raises_during_preview_names_the_line_and_resource(project) -> None:
@@ -139,9 +151,8 @@ after = local.File("after", path="after.txt", content=blocked.sha256)
     proj.file("adir").mkdir()
     code, out, err = proj.run("up", "--yes")
     assert code == 1 and "Traceback" not in out + err
-    [failed] = [line for line in err.splitlines() if "failed: create" in line]
-    assert proj.urn("local:File", "blocked") in failed
-    assert f"__main__.py:{proj.line_of('# declared here')}: cannot write" in failed
+    failed = step_failure(out, err, proj.urn("local:File", "blocked"))
+    assert failed.startswith(f"{proj.program}:{proj.line_of('# declared here')}: cannot write"), failed
     assert "1 failed; 1 skipped" in err
 
 
@@ -185,8 +196,7 @@ h = local.File("h", path="h.txt", content="independent")
     code, out, err = proj.run("up", "--yes")
     assert code == 1, out + err
     assert "Traceback" not in out + err
-    [failed] = [line for line in err.splitlines() if "failed: create" in line]
-    assert proj.urn("local:File", "f") in failed
+    failed = step_failure(out, err, proj.urn("local:File", "f"))
     assert f"__main__.py:{proj.line_of('# the exit')}: an Output callback" in failed
     assert {"exit(0)": "called exit(0)", "exit('message')": "called exit('REVIEW_ACCOUNT is not set')",
             "GeneratorExit": "raised GeneratorExit"}[ends] in failed

@@ -225,6 +225,19 @@ def test_import_shows_what_it_records_asks_and_protects_until_declared(project) 
     assert "protect" not in proj.ok("state", "show", urn)
 
 
+def test_piped_input_is_refused_saying_why_and_how(project) -> None:
+    """``echo y | stackwright up``: the answer on a pipe is not read; the error says
+    that stdin is not a terminal and that --yes applies without asking."""
+    proj = project(PROGRAM)
+    done = subprocess.run([sys.executable, "-m", "stackwright.cli.main", "up"], cwd=proj.root, env=cli_env(),
+                          input="y\n", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    error, hint = [line for line in done.stderr.splitlines() if line.startswith(("error:", "  hint:"))]
+    assert "without confirmation: standard input is not a terminal" in error, error
+    assert "piped input is not taken as an answer" in error and "--yes" in hint
+    assert not proj.file("out/site.txt").exists()
+
+
 def test_import_without_a_terminal_needs_yes(project) -> None:
     proj = project('local.File("site", path="site.txt", content="hello")\n')
     proj.file("legacy.conf").write_text("port = 8080\n")

@@ -85,6 +85,8 @@ def test_new_scaffolds_a_runnable_project(tmp_path: Path) -> None:
         assert (root / name).is_file(), name
     assert (root / ".stackwright" / "current-stack").read_text().strip() == "dev"
     assert "name: demo" in (root / "stackwright.yaml").read_text()
+    # what the program digest leaves out: the top-level out/ only (lib/out/ is code)
+    assert (root / ".gitignore").read_text().splitlines() == [".stackwright/", "/out/", "__pycache__/"]
 
     code, out, err = run_cli(root, "preview")
     assert code == 0, err
@@ -459,6 +461,17 @@ def test_import_adopts_a_file_and_prints_code_that_matches(applied: CliProject) 
     assert "no local:File with id 'no-such-file'" in err
 
 
+def test_import_refuses_an_object_the_stack_manages_under_another_name(applied: CliProject) -> None:
+    site = applied.urn("local:File", "site")
+    rows = [line.split() for line in applied.ok("state", "ls").splitlines()]
+    site_id = next(row[1] for row in rows if row and row[0] == site)
+    before = recorded(applied)
+    err = applied.fails("import", "--yes", "local:File", "copy", site_id)
+    assert f"local:File {site_id} is already managed by this stack, as {site}" in err, err
+    assert f"aliases=[{site!r}]" in err, err
+    assert recorded(applied) == before
+
+
 def test_import_random_id_reads_its_value_from_the_id_and_prints_code_that_matches(applied: CliProject) -> None:
     code, out, err = applied.run("import", "--yes", "random:Id", "legacy-id", "1a2b3c4d")
     assert code == 0, err
@@ -686,6 +699,49 @@ def test_retain_on_delete_keeps_the_file_on_destroy(project) -> None:
     assert proj.file("kept.txt").read_text() == "k"
     assert not proj.file("gone.txt").exists()
     assert summary(proj.ok("state", "ls")).startswith("0 resources")
+
+
+def test_destroy_of_a_protected_resource_says_how_to_lift_protection(project) -> None:
+    """--allow-destroy is about a policy: it does not lift protection, and its help says so."""
+    proj = project("""\
+        local.File("kept", path="kept.txt", content="k", opts=sw.ResourceOptions(protect=True))
+        local.File("gone", path="gone.txt", content="g")
+        """)
+    proj.ok("up", "--yes")
+    err = proj.fails("destroy", "--yes", "--allow-destroy")
+    assert "resource is protected; the plan would delete it" in err and "undo the change" not in err
+    assert ("hint: `destroy` never deletes a protected resource: remove protect=True from the program and run "
+            "`stackwright up` first") in err and "`stackwright destroy --target NAME`" in err
+    for command in ("up", "destroy", "rollback"):
+        helped = " ".join(proj.ok(command, "--help").split())
+        assert "A protected resource stays refused: remove protect=True in the program" in helped
+        assert "and protected" not in helped
+    proj.ok("destroy", "--yes", "--target", "gone")
+    assert proj.file("kept.txt").exists() and not proj.file("gone.txt").exists()
+
+
+def test_every_view_of_a_retained_delete_says_the_object_is_kept(project) -> None:
+    proj = project("""\
+        local.File("kept", path="kept.txt", content="k", opts=sw.ResourceOptions(retain_on_delete=True))
+        local.File("gone", path="gone.txt", content="g")
+        """)
+    proj.ok("up", "--yes")
+    assert '"retain"' not in proj.ok("preview", "--format", "json")  # only a delete says it
+    proj.write_program("")
+    text = proj.ok("preview")
+    assert "-  local:File kept  delete (retained: left in the cloud)\n" in text
+    assert "-  local:File gone  delete\n" in text and "Resources: 2 to delete (1 retained)" in text
+    steps = {s["urn"].rsplit("::", 1)[1]: s for s in json.loads(proj.ok("preview", "--format", "json"))["steps"]}
+    assert (steps["kept"]["op"], steps["kept"].get("retain")) == ("delete", True) and "retain" not in steps["gone"]
+
+    code, out, err = proj.run("up", "--yes", "--json")
+    assert code == 0 and json.loads(out)["done"] == {"delete": 1, "delete (retained)": 1}
+    assert "  delete (retained) local:File kept  ok" in err
+    assert json.loads(proj.ok("history", "--json"))["checkpoints"][-1]["counts"] == {
+        "delete": 1, "delete (retained)": 1}
+    shown = proj.ok("history", "show", "2")
+    assert f"  delete (retained) {proj.urn('local:File', 'kept')}" in shown
+    assert proj.file("kept.txt").read_text() == "k" and not proj.file("gone.txt").exists()
 
 
 COMPONENT = """\

@@ -34,3 +34,11 @@ def test_validation_errors_are_permanent(code: int, reason: str) -> None:
 @pytest.mark.parametrize("code", [429, 500, 503])
 def test_a_busy_or_failing_server_is_retried(code: int) -> None:
     assert classify(answer(code, "InternalError", "etcdserver: request timed out"), "apply").retryable
+
+
+def test_an_object_that_is_not_there_is_a_permanent_not_found() -> None:
+    from stackwright.errors import NotFoundError
+
+    error = classify(answer(404, "NotFound", 'configmaps "settings" not found'), "patch ConfigMap app/settings")
+    assert isinstance(error, NotFoundError) and not error.retryable
+    assert error.message == 'patch ConfigMap app/settings: configmaps "settings" not found'

@@ -238,9 +238,10 @@ def test_an_unknown_kind_fails_its_create_at_once_and_leaves_nothing_pending(
     out = done.stdout + done.stderr
     assert done.returncode == 1 and "the cluster serves no kind Bakcup in example.com/v1" in out, out
     assert "retry" not in out and "interrupted" not in out, out
+    assert "0 resources" in proj.ok("state", "ls"), "the server-side dry run refused it before anything was applied"
     stack_file = proj.root / "stacks" / "dev.yaml"
     stack_file.write_text(stack_file.read_text() + "  typo: false\n")
-    assert "No changes." in proj.ok("up", "--yes")
+    assert "1 create" in proj.ok("up", "--yes")
 
 
 GADGET_PROGRAM = HEADER + """\

@@ -115,3 +115,51 @@ def test_a_create_that_made_its_object_and_then_failed_records_it_and_fails_the_
     assert h.store.snapshot("dev").pending == []
     assert h.up(lambda: Thing("well", label="y")).ok
     assert sick.id not in provider.objects, "dropped from the program, it is deleted"
+
+
+class Skips(EventSink):
+    def __init__(self) -> None:
+        self.skipped: dict[str, str | None] = {}
+
+    def step_finished(self, urn: str, action: str, status: str, seconds: float, error: str | None = None) -> None:
+        if status == "skipped":
+            self.skipped[urn] = error
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_a_removed_resource_is_deleted_only_after_every_new_one_is_created(tmp_path: Path, inline: bool) -> None:
+    h = Harness(tmp_path, inline=inline)
+    h.up(lambda: (Thing("old", label="x"), Thing("kept", label="k")))
+    h.providers.thing.log.clear()
+
+    result = h.up(lambda: (Thing("new", label="x"), Thing("kept", label="k2"), Thing("other", label="o")),
+                  parallel=1)
+
+    assert result.ok
+    log = h.providers.thing.log
+    assert log[-1] == ("delete", "old") and sorted(log[:-1]) == [("create", "new"), ("create", "other"),
+                                                                ("update", "kept")]
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_when_a_create_fails_the_resources_removed_from_the_program_stay(tmp_path: Path, inline: bool) -> None:
+    h = Harness(tmp_path, inline=inline)
+    h.up(lambda: Thing("old", label="x"))
+    h.providers.thing.fail["new"] = -1
+    h.sink = sink = Skips()  # type: ignore[assignment]
+
+    result = h.up(lambda: Thing("new", label="x"))
+
+    assert not result.ok and h.providers.thing.calls["delete"] == 0
+    assert set(h.recorded()) == {"old"}
+    assert sink.skipped == {P + "old": "new failed (resources removed from the program are deleted last)"}
+
+
+def test_a_removed_resource_still_waits_for_what_used_it_and_a_destroy_needs_no_barrier() -> None:
+    user = Step(urn=P + "user", type="fake:Thing", op=Op.UPDATE, deps=(), old_deps=(P + "gone",))
+    gone = Step(urn=P + "gone", type="fake:Thing", op=Op.DELETE)
+    graph = action_graph(Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=(user, gone)))
+    assert set(graph.deps[("D", P + "gone")]) == {("C", P + "user"), ("W", "")}
+
+    both = (Step(urn=P + "a", type="fake:Thing", op=Op.DELETE), Step(urn=P + "b", type="fake:Thing", op=Op.DELETE))
+    assert all(dep[0] != "W" for deps in action_graph(Plan(stack="dev", project="test", lineage="l", base_serial=1, steps=both)).deps.values() for dep in deps)

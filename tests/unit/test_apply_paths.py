@@ -655,9 +655,9 @@ def test_a_dependent_whose_known_input_changed_during_apply_is_refused_for_a_new
 def test_a_retained_resource_is_forgotten_without_a_provider_call(h: Harness) -> None:
     assert h.up(lambda: Thing("a", opts=sw.ResourceOptions(retain_on_delete=True))).ok
     result = h.up(lambda: None)
-    assert result.ok and result.done == {"delete": 1} and h.providers.thing.calls["delete"] == 0
+    assert result.ok and result.done == {"delete (retained)": 1} and h.providers.thing.calls["delete"] == 0
     assert h.recorded() == {} and set(h.providers.thing.objects) == {"a-1"}
-    assert [(c.urn, c.type, c.op) for c in _changes(h)] == [(P + "a", "fake:Thing", "delete")]
+    assert [(c.urn, c.type, c.op) for c in _changes(h)] == [(P + "a", "fake:Thing", "delete (retained)")]
 
 
 class Rotating(ThingProvider):

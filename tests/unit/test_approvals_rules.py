@@ -36,9 +36,11 @@ ENVIRONMENTS: dict[str, Any] = {
     "web": {"web_approvals": True},
     "webprod": {"protected": True, "web_approvals": True},
     "three": {"required_approvals": 3, "approvers": ["alice", "bob", "carol"]},
+    "two": {"protected": True, "required_approvals": 2},
 }
 SIGNERS = {"alice": ["alice"], "bob": ["bob"], "carol": ["carol"], "mallory": ["mallory"],
-           "tester": ["tester"], "shared": ["tester", "tester@work"], "octo": ["github:octocat"]}
+           "tester": ["tester"], "shared": ["tester", "tester@work"], "octo": ["github:octocat"],
+           "pair": ["carol@a", "carol@b"], "pair2": ["carol@b"]}
 
 
 @pytest.fixture
@@ -153,13 +155,81 @@ def test_the_plans_signing_key_may_approve_where_self_approval_is_allowed(projec
 
 
 def test_an_unsigned_plan_binds_no_key(project: Project) -> None:
-    make_plan(project, "production")
-    assert approve(project, "production", "tester@work", signed_with="shared").approved_by == ("tester@work",)
+    make_plan(project, "production", author="alice")
+    assert approve(project, "production", "bob", signed_with="bob").approved_by == ("bob",)
 
 
 def test_a_plan_signature_that_does_not_verify_binds_no_key(project: Project) -> None:
-    make_plan(project, "production", signature=signature(project, "shared", OTHER))
-    assert approve(project, "production", "tester@work", signed_with="shared").approved_by == ("tester@work",)
+    make_plan(project, "production", author="alice", signature=signature(project, "bob", OTHER))
+    assert approve(project, "production", "bob", signed_with="bob").approved_by == ("bob",)
+
+
+def test_a_key_listed_for_the_author_cannot_approve_under_another_name_of_its_line(project: Project) -> None:
+    """``tester,tester@work ... KEY``: one key, so one person, whichever name approves."""
+    make_plan(project, "production")
+    shared = fingerprint(load_signing_key(Path(key(project, "shared"))).blob)
+    with pytest.raises(ApprovalRefused) as caught:
+        approve(project, "production", "tester@work", signed_with="shared")
+    assert caught.value.message == (
+        f"the approval of tester@work would not count in environment 'production': key {shared} is listed "
+        "for tester, the plan's author, in allowed_signers, and self-approval is off")
+    assert caught.value.hint == "ask anyone but tester (the author) to approve it"
+    inject(project, "production", "tester@work", proof="signed", signature=signature(project, "shared"))
+    assert "not counted: tester@work (signed with a key allowed_signers lists for tester, the plan's author)" \
+        in refusal(project, "production")
+
+
+def test_a_key_listed_for_the_author_on_another_line_cannot_approve(project: Project) -> None:
+    signers = project.root / "allowed_signers"
+    alice = next(line for line in signers.read_text().splitlines() if line.startswith("alice "))
+    signers.write_text(signers.read_text() + alice.replace("alice ", "alice@corp.example ", 1) + "\n")
+    make_plan(project, "production", author="alice")
+    with pytest.raises(ApprovalRefused, match="is listed for alice, the plan's author"):
+        approve(project, "production", "alice@corp.example", signed_with="alice")
+    assert approve(project, "production", "bob", signed_with="bob").approved_by == ("bob",)
+
+
+def test_apply_judges_the_authors_keys_as_allowed_signers_lists_them_then(project: Project) -> None:
+    """An approval that counted stops counting once its key is listed for the author:
+    `apply` reads allowed_signers again."""
+    make_plan(project, "production", author="alice")
+    assert approve(project, "production", "bob", signed_with="bob").approved_by == ("bob",)
+    assert require(project, "production").approved_by == ("bob",)
+    signers = project.root / "allowed_signers"
+    bob = next(line for line in signers.read_text().splitlines() if line.startswith("bob "))
+    signers.write_text(signers.read_text() + bob.replace("bob ", "alice ", 1) + "\n")
+    assert "not counted: bob (signed with a key allowed_signers lists for alice, the plan's author)" \
+        in refusal(project, "production")
+
+
+def test_the_authors_keys_may_approve_where_self_approval_is_allowed(project: Project) -> None:
+    make_plan(project, "mine")
+    assert approve(project, "mine", "tester@work", signed_with="shared").approved_by == ("tester@work",)
+
+
+def test_one_key_approving_under_two_names_counts_once(project: Project) -> None:
+    make_plan(project, "two", author="alice")
+    assert approve(project, "two", "carol@a", signed_with="pair").approved_by == ("carol@a",)
+    with pytest.raises(ApprovalRefused) as caught:
+        approve(project, "two", "carol@b", signed_with="pair")
+    assert caught.value.message == ("the approval of carol@b would not count in environment 'two': counted once "
+                                    "with carol@a: one key signed approvals under both names")
+    inject(project, "two", "carol@b", proof="signed", signature=signature(project, "pair"))
+    assert refusal(project, "two").startswith(
+        f"environment 'two' needs 2 approval(s) of plan {PLAN[:12]}; 1 missing, approved by carol@a; not counted: "
+        "carol@b (counted once with carol@a: one key signed approvals under both names)")
+    assert approve(project, "two", "bob", signed_with="bob").approved_by == ("carol@a", "bob")
+    assert require(project, "two").approved_by == ("carol@a", "bob")
+
+
+def test_approvals_linked_by_keys_and_names_count_as_one_person(project: Project) -> None:
+    """carol@a (key pair), carol@b (key pair2), then carol@b again with key pair: all
+    three are one person's, counted once."""
+    make_plan(project, "two", author="alice")
+    for who, name in (("carol@a", "pair"), ("carol@b", "pair2"), ("carol@b", "pair")):
+        inject(project, "two", who, proof="signed", signature=signature(project, name))
+    assert "1 missing, approved by carol@a; not counted: carol@b (counted once with carol@a" \
+        in refusal(project, "two")
 
 
 def test_the_author_is_who_recorded_the_plan_not_what_the_event_says(project: Project) -> None:
@@ -167,6 +237,52 @@ def test_the_author_is_who_recorded_the_plan_not_what_the_event_says(project: Pr
     with pytest.raises(ApprovalRefused, match="alice made plan"):
         approve(project, "production", "alice", signed_with="alice")
     assert approve(project, "production", "bob", signed_with="bob").approved_by == ("bob",)
+
+
+def test_a_co_author_may_not_approve_the_plan_either(project: Project) -> None:
+    """CI makes a merged pull request's plan as its author and names whoever merged it
+    as a co-author (docs/ci.md): neither may approve it where self-approval is off."""
+    make_plan(project, "production", author="tester", co_authors=["bob", "tester", 7])
+    with pytest.raises(ApprovalRefused) as caught:
+        approve(project, "production", "bob", signed_with="bob")
+    assert caught.value.message == (f"bob is a co-author of plan {PLAN[:12]} (made by tester) and may not "
+                                    "approve it: environment 'production' does not allow self-approval")
+    assert caught.value.hint == "ask anyone but tester, bob (the authors) to approve it"
+    inject(project, "production", "bob", proof="signed", signature=signature(project, "bob"))
+    assert refusal(project, "production") == (
+        f"environment 'production' needs 1 approval(s) of plan {PLAN[:12]}; 1 missing; not counted: "
+        "bob (a co-author of the plan) | ask anyone but tester, bob (the authors) to run `stackwright approve FILE`")
+    done = approve(project, "production", "alice", signed_with="alice")
+    assert done.approved_by == ("alice",) and done.authors == ("tester", "bob")
+
+
+def test_a_key_listed_for_a_co_author_cannot_approve_under_another_name(project: Project) -> None:
+    signers = project.root / "allowed_signers"
+    bob = next(line for line in signers.read_text().splitlines() if line.startswith("bob "))
+    signers.write_text(signers.read_text() + bob.replace("bob ", "bob@corp.example ", 1) + "\n")
+    make_plan(project, "production", author="tester", co_authors=["bob"])
+    with pytest.raises(ApprovalRefused, match="is listed for bob, a co-author of the plan, in allowed_signers"):
+        approve(project, "production", "bob@corp.example", signed_with="bob")
+    inject(project, "production", "bob@corp.example", proof="signed", signature=signature(project, "bob"))
+    assert "not counted: bob@corp.example (signed with a key allowed_signers lists for bob, a co-author of the plan)" \
+        in refusal(project, "production")
+
+
+def test_a_co_author_may_approve_where_self_approval_is_allowed(project: Project) -> None:
+    make_plan(project, "mine", co_authors=["bob"])
+    assert approve(project, "mine", "bob", signed_with="bob").approved_by == ("bob",)
+
+
+def test_co_authors_come_from_the_environment_when_the_session_opens(project: Project,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    write_stacks(project, ["production"])
+    monkeypatch.setenv("STACKWRIGHT_CO_AUTHORS", " bob, tester,,carol ,bob")
+    with session_of(project, "production", "tester") as s:
+        monkeypatch.setenv("STACKWRIGHT_CO_AUTHORS", "")  # e.g. the program's code: too late
+        assert s.co_authors == ("bob", "carol")  # the author left out
+    monkeypatch.delenv("STACKWRIGHT_CO_AUTHORS")
+    with session_of(project, "production", "tester") as s:
+        assert s.co_authors == ()
 
 
 def test_the_author_signs_the_plan_with_the_key_given_never_with_gits(project: Project,
@@ -267,6 +383,7 @@ def test_who_may_approve_in_words(project: Project) -> None:
     env.allow_self_approval = False
     assert words(project, env, "tester") == "alice, group:sre (not tester, the author)"
     assert words(project, approvals.environment_for(project, "dev"), "tester") == "anyone"
+    assert words(project, env, "tester", ("bob",)) == "alice, group:sre (not tester, bob, the authors)"
 
 
 # --- proofs in protected environments ---------------------------------------------------

@@ -67,10 +67,14 @@ class Harness:
         policy = RetryPolicy(max_attempts=5, rng=random.Random(1), sleep=self._sleep, wait=self.sleeps.append)
 
         def resolver(urn: str, lookup: Any) -> Any:
-            """As `up` resolves: a lookup's source is its id."""
+            """As `up` resolves: a lookup's source is its id; the known values of the
+            inputs given Outputs are checked against their types."""
             resource = desired.resources[urn]
             source = {"id": resource.read_id} if resource.read_id is not None else resource.inputs
-            return resolve_value(source, lambda r, p: lookup(r.urn, p))
+            value = resolve_value(source, lambda r, p: lookup(r.urn, p))
+            if resource.read_id is None:
+                resource.check_resolved(value)
+            return value
 
         applier = Applier(plan, self.providers, writer, ApplyOptions(parallel=parallel, retry=policy),
                           self.sink, resolver, stop, inline=self.inline)

@@ -399,6 +399,63 @@ def test_a_changed_program_is_refused(project: Project) -> None:
         f"the program changed since plan {made.saved.short} was made (__main__.py changed)")
 
 
+SHARED_CODE_PROGRAM = """\
+import stackwright as sw
+from stackwright.providers import local, random
+
+from helper import render as helper_render
+from lib.stacks.render import render as nested_render
+
+site = random.Id("site", byte_length=4)  # known only after apply: so are the files' contents
+local.File("nested", path="out/nested.html", content=site.hex.apply(nested_render))
+local.File("helper", path="out/helper.html", content=site.hex.apply(helper_render))
+"""
+RENDER = 'def render(x):\n    return f"<p>site {x}</p>"\n'
+PLAN_LIKE_HEAD = '{\n  "format": "stackwright-plan",\n  "x": 1}\n'
+"""How a saved plan starts, and a Python expression: a module may begin so."""
+
+
+@pytest.fixture
+def shared_code(project: Project) -> Project:
+    """A program whose files' contents, computed at apply time, come from a module in a
+    nested ``stacks`` folder and from one that starts as a saved plan starts."""
+    (project.root / "__main__.py").write_text(SHARED_CODE_PROGRAM)
+    (project.root / "lib" / "stacks").mkdir(parents=True)
+    (project.root / "lib" / "stacks" / "render.py").write_text(RENDER)
+    (project.root / "helper.py").write_text(PLAN_LIKE_HEAD + RENDER)
+    return project
+
+
+@pytest.mark.parametrize("relative", ["lib/stacks/render.py", "helper.py"])
+def test_code_changed_after_the_plan_in_a_nested_stacks_folder_or_looking_like_a_plan_is_refused(
+        shared_code: Project, relative: str) -> None:
+    made = make_plan(shared_code)
+    path = shared_code.root / relative
+    path.write_text(path.read_text().replace("<p>site {x}</p>", "EVIL {x}"))
+    assert refused(shared_code, SourceChanged) == (
+        f"the program changed since plan {made.saved.short} was made ({relative} changed)")
+    assert not (shared_code.root / "out").exists()
+
+
+def test_bytecode_put_beside_the_program_after_the_plan_is_not_run(shared_code: Project) -> None:
+    """``__pycache__`` is not in the digest; Python would run a bytecode file there whose
+    header matches the source (an unchecked hash-based one always does): the program's
+    modules are compiled from their source instead."""
+    import importlib.util
+    import py_compile
+
+    make_plan(shared_code)
+    evil = shared_code.root.parent / "evil.py"
+    evil.write_text(RENDER.replace("<p>site {x}</p>", "EVIL {x}"))
+    for relative in ("lib/stacks/render.py", "helper.py"):
+        cached = importlib.util.cache_from_source(str(shared_code.root / relative))
+        py_compile.compile(str(evil), cfile=cached, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    apply(shared_code)
+    for name in ("nested", "helper"):
+        assert (shared_code.root / "out" / f"{name}.html").read_text().startswith("<p>site ")
+
+
 def test_a_changed_config_is_refused(project: Project) -> None:
     made = make_plan(project)
     (project.root / "stacks" / "dev.yaml").write_text(yaml.safe_dump({"config": {"greeting": "hi"}}))

@@ -61,6 +61,32 @@ def test_an_imported_resource_the_program_does_not_declare_says_to_add_its_code(
                                f"printed; `stackwright state rm --force {P}a` forgets it instead")
 
 
+def _destroy_refusal(*records: Any) -> PlanError:
+    """What `destroy` (the empty program, planned as a destroy) is told."""
+    snapshot = Snapshot("dev", "lineage", 7, {r.urn: r for r in records}, {})
+    with pytest.raises(PlanError) as info:
+        make_plan(declare(lambda: None), snapshot, FakeProviders(), kind="destroy")
+    return info.value
+
+
+def test_a_destroy_of_a_protected_resource_says_how_to_lift_protection_not_to_undo_a_change() -> None:
+    err = _destroy_refusal(record("a", protect=True))
+    assert err.message == "resource is protected; the plan would delete it"
+    assert err.hint == ("`destroy` never deletes a protected resource: remove protect=True from the program and "
+                        "run `stackwright up` first (it records only the option), then destroy; or destroy the "
+                        "others with `stackwright destroy --target NAME`")
+    imported = record("b", protect=True)
+    imported.external = True
+    assert _destroy_refusal(imported).hint == (
+        "it was imported, and stays protected until the program declares it: declare it without protect=True "
+        f"and run `stackwright up` first, or forget it (the object stays) with `stackwright state rm --force {P}b`")
+
+
+def test_a_destroy_plan_says_it_is_one() -> None:
+    snapshot = Snapshot("dev", "lineage", 7, {P + "a": record("a")}, {})
+    assert make_plan(declare(lambda: None), snapshot, FakeProviders(), kind="destroy").kind == "destroy"
+
+
 def test_every_protected_resource_is_named_in_one_refusal() -> None:
     with pytest.raises(PlanError) as info:
         plan_for(lambda: None, record("a", protect=True), record("b", protect=True), record("c", protect=True))

@@ -19,7 +19,7 @@ from stackwright.workflow.environments import Environment
 from stackwright.workflow.policies import (
     PolicyError, Violation, evaluate, refuse_blocking, rules_for, user_rules,
 )
-from workflow.test_policies import BUCKET, judge, nothing, plan_of, recorded
+from workflow.test_policies import BUCKET, by_rule, judge, nothing, plan_of, recorded
 
 FILE = "dev::test::local:File::notes"
 
@@ -224,6 +224,21 @@ def test_helpers_imports_and_other_files_are_not_policies(tmp_path: Path) -> Non
     [rule] = user_rules(Project(root=tmp_path, name="test"))
     assert (rule.name, rule.default, rule.about, rule.origin) == ("policy_real", "mandatory", "Only this one.",
                                                                   "policies/guard.py:13")
+
+
+def test_a_helper_a_policy_imports_is_compiled_from_its_source(tmp_path: Path) -> None:
+    """Not from ``__pycache__``, which the program digest does not cover (program/runner.py)."""
+    import importlib.util
+    import py_compile
+
+    write_policy(tmp_path, "def policy_helper(plan):\n    return 'blocked'\n", "_shared.py")
+    write_policy(tmp_path, "from policies._shared import policy_helper\n\n\n"
+                           "def policy_real(plan):\n    return policy_helper(plan)\n")
+    forged = tmp_path / "forged.py"
+    forged.write_text("def policy_helper(plan):\n    return None\n")
+    py_compile.compile(str(forged), cfile=importlib.util.cache_from_source(str(tmp_path / "policies" / "_shared.py")),
+                       doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    assert messages(by_rule(judge(plan(), tmp_path), "policy_real")) == [("policy_real", "blocked", None, True)]
 
 
 def test_a_policy_without_a_docstring_has_no_description(tmp_path: Path) -> None:

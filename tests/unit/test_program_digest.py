@@ -4,6 +4,7 @@ check 3): every file that lives with the code, Python or not, and the workspace'
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -11,9 +12,14 @@ import pytest
 
 from stackwright.program import workspace
 from stackwright.program.digest import (
-    WORKSPACE_FILE, ProgramDigest, program_digest, program_files, program_fingerprint,
+    PLAN_FORMAT, SIGNERS_FILE, WORKSPACE_FILE, ProgramDigest, is_plan_file, program_digest, program_files,
+    program_fingerprint,
 )
 from stackwright.program.project import Project, load_project
+from stackwright.workflow import plan_file, signing
+
+PLAN_HEAD = '{\n  "format": "stackwright-plan",\n  "x": 1}\n'
+"""How a saved plan starts; also a Python expression statement."""
 
 
 def make(root: Path) -> Project:
@@ -47,9 +53,11 @@ def test_every_file_of_the_program_counts_python_or_not(project: Project) -> Non
 
 
 @pytest.mark.parametrize("relative", [
-    "out/dev/index.html", "stacks/dev.yaml", ".stackwright/state.db", ".git/HEAD", "__pycache__/x.cpython-311.pyc",
-    "node_modules/a/index.js", ".venv/lib/site.py", "templates/.site.html.swp", ".DS_Store", ".env",
-    "allowed_signers", "lib/out/generated.py",
+    "out/dev/index.html", "out/x.py", "stacks/dev.yaml", "stacks/production.yaml",
+    ".stackwright/state.db", ".git/HEAD", "lib/.cache/x.py", ".venv/lib/site.py",
+    "__pycache__/x.cpython-311.pyc", "lib/__pycache__/r.cpython-311.pyc",
+    "node_modules/a/index.js", "lib/node_modules/a/index.js", "venv/lib/site.py", "lib/venv/x.py",
+    "templates/.site.html.swp", ".DS_Store", ".env", "allowed_signers",
 ])
 def test_what_is_not_part_of_the_program(project: Project, relative: str) -> None:
     before = program_digest(project)
@@ -59,13 +67,75 @@ def test_what_is_not_part_of_the_program(project: Project, relative: str) -> Non
     assert program_digest(project) == before
 
 
-def test_a_saved_plan_is_not_part_of_the_program_but_a_lookalike_is(project: Project) -> None:
+@pytest.mark.parametrize("relative", [
+    "lib/stacks/render.py", "lib/out/generated.py", "templates/stacks/dev.yaml", "stacks/helpers.py",
+    "stacks/lib/values.yaml", "stacks/dev.yml", "stacks/README.md", "out.py", "templates/allowed_signers",
+    "lib/x.pyc", "lib/site-packages/x.py",
+])
+def test_folders_named_as_output_or_config_below_the_top_are_part_of_the_program(
+        project: Project, relative: str) -> None:
+    """``out`` and ``stacks`` are skipped only where Stackwright puts them (top-level
+    ``out/`` and ``stacks/*.yaml``), ``allowed_signers`` only where it is trust."""
+    before = program_fingerprint(project)
+    path = project.root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("anything")
+    assert program_fingerprint(project).changes(before.files) == [f"{relative} added"]
+
+
+def test_a_nested_project_folder_in_the_project_is_covered_whole(project: Project) -> None:
+    before = program_fingerprint(project)
+    for relative in ("sub/stackwright.yaml", "sub/out/x.py", "sub/stacks/dev.yaml"):
+        (project.root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (project.root / relative).write_text("x")
+    assert program_fingerprint(project).changes(before.files) == [
+        "sub/out/x.py added", "sub/stacks/dev.yaml added", "sub/stackwright.yaml added"]
+
+
+def test_a_folder_linked_as_stacks_is_still_covered_where_it_is(project: Project) -> None:
+    (project.root / "lib").mkdir()
+    (project.root / "lib" / "values.yaml").write_text("a: 1\n")
+    (project.root / "stacks").symlink_to(project.root / "lib")
+    assert "lib/values.yaml" in program_fingerprint(project).files
+
+
+def a_plan_document() -> dict[str, object]:
+    doc: dict[str, object] = {"format": plan_file.FORMAT, "version": plan_file.VERSION, "id": "1",
+                              "allow_destroy": False, "created_at": "x", "created_by": "a@example.com",
+                              "environment": "dev", "summary": {}, "violations": [],
+                              "plan": {"format": 1, "stack": "dev", "steps": [], "note": "caf\u00e9"}}
+    doc["hash"] = plan_file.content_hash(doc)
+    return doc
+
+
+def test_a_saved_plan_is_not_part_of_the_program(project: Project) -> None:
     before = program_digest(project)
-    plan = '{\n  "allow_destroy": false,\n  "created_at": "x",\n  "format": "stackwright-plan",\n  "version": 2\n}\n'
-    (project.root / "prod.plan.json").write_text(plan)
+    plan_file.write_plan_file(project.root / "prod.plan.json", a_plan_document())
+    plan_file.write_plan_file(project.root / "plans" / "dev.plan", a_plan_document())
     assert program_digest(project) == before
-    (project.root / "data.json").write_text('{"format": "stackwright-plan"}')
-    assert program_digest(project) != before
+    assert is_plan_file((project.root / "prod.plan.json").read_bytes())
+
+
+@pytest.mark.parametrize("name, content", [
+    ("helper.py", PLAN_HEAD + "def render(x):\n    return x\n"),
+    ("helper.txt", PLAN_HEAD + "def render(x):\n    return x\n"),
+    ("data.json", '{"format": "stackwright-plan"}'),
+    ("plan.py", plan_file.render(a_plan_document()).decode()),  # a .py file is never a plan
+    ("trailing.plan", plan_file.render(a_plan_document()).decode() + "import os\n"),
+    ("truncated.plan", plan_file.render(a_plan_document()).decode()[:-3]),
+    ("leading.plan", "x = 1\n" + plan_file.render(a_plan_document()).decode()),
+    ("not-ascii.plan", plan_file.render(a_plan_document()).decode().replace("caf\\u00e9", "caf\u00e9")),
+    ("no-plan.plan", '{\n  "format": "stackwright-plan",\n  "hash": "x"\n}\n'),
+])
+def test_a_file_that_only_looks_like_a_saved_plan_is_part_of_the_program(
+        project: Project, name: str, content: str) -> None:
+    before = program_fingerprint(project)
+    (project.root / name).write_text(content)
+    assert program_fingerprint(project).changes(before.files) == [f"{name} added"]
+
+
+def test_the_names_kept_here_are_those_of_the_modules_that_own_them() -> None:
+    assert (PLAN_FORMAT, SIGNERS_FILE) == (plan_file.FORMAT, signing.SIGNERS_FILE)
 
 
 def test_the_digest_is_the_same_wherever_the_project_is(tmp_path: Path, project: Project) -> None:
@@ -129,3 +199,44 @@ def test_changes_name_each_file_once_in_path_order() -> None:
     assert now.changes({"a": "1", "b": "0", "c": "3"}) == ["b changed", "c removed", "d added"]
     assert now.changes(now.files) == []
     assert ProgramDigest({"b": "2", "a": "1"}).digest == ProgramDigest({"a": "1", "b": "2"}).digest
+
+
+def docs_examples() -> list[tuple[str, bool]]:
+    """(path relative to the workspace root, covered) from docs/plan-file.md's table."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "plan-file.md").read_text()
+    table = text.split("<!-- digest-examples -->\n", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
+    return [(path, covered.strip() == "yes") for paths, covered in rows
+            for path in re.findall(r"`((?:proj/|lib/|other/|allowed_signers)[^`\s]*)`", paths)]
+
+
+def test_the_examples_of_docs_plan_file_md_hold(tmp_path: Path) -> None:
+    """A project ``proj`` in a workspace with ``python_path: [lib, .]`` beside another
+    project ``other``."""
+    examples = docs_examples()
+    assert len(examples) > 30 and {covered for _, covered in examples} == {True, False}
+    root = tmp_path / "ws"
+    project = make(root / "proj")
+    (root / "other").mkdir()
+    (root / "other" / "stackwright.yaml").write_text("name: other\n")
+    (root / "lib").mkdir()
+    python_path = [root / "lib", root]
+    before = program_fingerprint(project, python_path).files
+    for relative, _ in examples:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if relative.endswith(".plan.json"):
+            plan_file.write_plan_file(path, a_plan_document())
+        elif relative == "proj/helper.py":
+            path.write_text(PLAN_HEAD + "def render(x):\n    return x\n")
+        elif path.exists():
+            path.write_text(path.read_text() + "# changed\n")
+        else:
+            path.write_text("anything")
+    changed = {change.rsplit(" ", 1)[0] for change in program_fingerprint(project, python_path).changes(before)}
+    assert changed == {label(relative) for relative, covered in examples if covered}
+
+
+def label(relative: str) -> str:
+    """A path relative to the workspace root as the digest labels it (relative to ``proj``)."""
+    return relative.removeprefix("proj/") if relative.startswith("proj/") else f"../{relative}"

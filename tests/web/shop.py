@@ -51,12 +51,15 @@ class Shop:
     plan_hash: str
 
     def secrets(self) -> list[str]:
-        """The plain secret values the state holds (read with the stack's key)."""
+        """The plain secret values the state holds (read with the stack's key), and the
+        digest of the file written from one: it would confirm a guess of the password."""
         out = subprocess.run([*cli_command(), "outputs", "--json", "--show-secrets", "--stack", "dev"],
                              cwd=self.root, env=cli_env(), text=True, capture_output=True, check=True)
+        import hashlib
         import json
 
-        return [json.loads(out.stdout)["db_password"]]
+        creds = (self.root / "out" / "dev" / "db.env").read_bytes()
+        return [json.loads(out.stdout)["db_password"], hashlib.sha256(creds).hexdigest()]
 
 
 def run(root: Path, *args: str, user: str = "alice@example.com") -> str:

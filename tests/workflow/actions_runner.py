@@ -1,8 +1,9 @@
 """Run one job of a GitHub Actions workflow on this machine, step by step, as a runner
 would: `run:` steps in bash (`bash --noprofile --norc -eo pipefail`, GitHub's default)
 in the job's working directory, with GitHub's environment variables (GITHUB_WORKSPACE,
-GITHUB_EVENT_PATH, a fresh GITHUB_OUTPUT per step, GITHUB_STEP_SUMMARY, RUNNER_TEMP...)
-and the workflow's, job's and step's `env:`; `uses:` steps by a handler per action
+GITHUB_EVENT_PATH, a fresh GITHUB_OUTPUT and GITHUB_ENV per step, GITHUB_STEP_SUMMARY,
+RUNNER_TEMP...) and the workflow's, job's and step's `env:` (what a step wrote to
+GITHUB_ENV is in the environment of the steps after it); `uses:` steps by a handler per action
 (the test decides what checking out or uploading means here); `actions/github-script`
 steps by node, against a fake of GitHub's API that records every call.
 
@@ -24,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 HARNESS = Path(__file__).with_name("github_script_harness.js")
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
@@ -61,6 +64,8 @@ class Runner:
     """Every call a github-script step made, in order."""
     api_answers: dict[str, Any] = field(default_factory=dict)
     """What the fake API returns per method (e.g. ``rest.issues.listComments``)."""
+    exported: dict[str, str] = field(default_factory=dict)
+    """Everything the steps wrote to GITHUB_ENV."""
 
     def run_job(self, workflow: Mapping[str, Any], job_id: str) -> list[StepRecord]:
         job = workflow["jobs"][job_id]
@@ -68,6 +73,7 @@ class Runner:
         self.temp.mkdir(parents=True, exist_ok=True)
         event_path = self.temp / "event.json"
         event_path.write_text(json.dumps(self.event))
+        (self.temp / "env").write_text("")
         defaults = job.get("defaults", {}).get("run", {})
         env = {**self.base_env, **self._github_env(event_path)}
         env.update(self._evaluate_env(workflow.get("env", {}), env))
@@ -90,7 +96,16 @@ class Runner:
                 failed = failed or not step.get("continue-on-error", False)
             records.append(StepRecord(name, outcome, text))
             self._remember(step, outcome, outputs)
+            env.update(self._take_env_file())
         return records
+
+    def _take_env_file(self) -> dict[str, str]:
+        """What the step wrote to GITHUB_ENV (emptied for the next step)."""
+        path = self.temp / "env"
+        written = parse_outputs(path.read_text()) if path.exists() else {}
+        path.write_text("")
+        self.exported.update(written)
+        return written
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -234,6 +249,45 @@ def parse_outputs(text: str) -> dict[str, str]:
             name, value = line.split("=", 1)
             outputs[name] = value
     return outputs
+
+
+FAKE_GH = r"""#!/usr/bin/env bash
+# A stand-in for GitHub's CLI: `gh api PATH --jq FILTER` answers with FILTER (by jq, as
+# gh's own --jq does) applied to the JSON in $FAKE_GH_DIR/answers/<PATH, / as _>.json,
+# and fails as gh does on an HTTP error when there is no such file. Each call is logged
+# to $FAKE_GH_DIR/calls, with whether GH_TOKEN was set.
+set -euo pipefail
+printf '%s token=%s\n' "$*" "${GH_TOKEN:+set}" >> "$FAKE_GH_DIR/calls"
+if [ "$#" -ne 4 ] || [ "$1" != api ] || [ "$3" != --jq ]; then
+  echo "fake gh: not understood: $*" >&2
+  exit 2
+fi
+if [ -z "${GH_TOKEN:-}" ]; then
+  echo "gh: To use GitHub CLI in a GitHub Actions workflow, set the GH_TOKEN environment variable." >&2
+  exit 4
+fi
+answer="$FAKE_GH_DIR/answers/${2//\//_}.json"
+if [ ! -f "$answer" ]; then
+  echo "gh: Not Found (HTTP 404)" >&2
+  exit 1
+fi
+jq -r "$4" < "$answer"
+"""
+
+
+def fake_gh(folder: Path, answers: Mapping[str, Any]) -> Path:
+    """Put ``FAKE_GH`` in ``folder``, answering each API path of ``answers`` with its JSON;
+    ``folder``, which a job finds it in with ``FAKE_GH_DIR`` set to it and on PATH
+    (``job_env_base([folder, ...], {"FAKE_GH_DIR": str(folder)})``)."""
+    if shutil.which("jq") is None:
+        pytest.skip("jq is needed to apply gh's --jq filters here (GitHub's runners have it)")
+    (folder / "answers").mkdir(parents=True, exist_ok=True)
+    for path, answer in answers.items():
+        (folder / "answers" / (path.replace("/", "_") + ".json")).write_text(json.dumps(answer))
+    gh = folder / "gh"
+    gh.write_text(FAKE_GH)
+    gh.chmod(0o755)
+    return folder
 
 
 def job_env_base(path_dirs: list[Path], extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -24,6 +24,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from cli.conftest import run_cli
+from workflow.actions_runner import Runner, StepRecord, fake_gh, job_env_base
 
 WORKFLOWS = ("stackwright-preview.yml", "stackwright-plan.yml", "stackwright-apply.yml")
 FILES = (*WORKFLOWS, "stackwright-requirements.txt")
@@ -274,6 +275,70 @@ def test_pushes_to_main_save_plans_and_open_a_review_issue(repo: Path) -> None:
     assert upload["with"]["path"] == "infra/plans"
     script = next(s for s in steps(document) if "github-script" in s.get("uses", ""))["with"]["script"]
     assert "labels: ['stackwright-plan']" in script and "stackwright-plan run=" in script
+
+
+PUSHED = "89abcdef0123456789abcdef0123456789abcdef"
+PULLS = f"repos/acme/infra/commits/{PUSHED}/pulls"
+"""GitHub's "pull requests associated with a commit", for the pushed commit."""
+
+
+def plans_author(repo: Path, tmp_path: Path, answers: dict[str, Any], pusher: str) -> tuple[StepRecord, Runner]:
+    """The plan job's "Find the plans' author" step, its `run:` and `env:` as the
+    generated YAML has them, run in bash with a fake `gh` answering ``answers``."""
+    job = load(repo / ".github" / "workflows" / "stackwright-plan.yml")["jobs"]["plan"]
+    step = next(s for s in job["steps"] if s.get("name") == "Find the plans' author")
+    assert "${{" not in step["run"]
+    gh = fake_gh(tmp_path / "gh", answers)
+    runner = Runner(workspace=repo, temp=tmp_path / "runner", event_name="push", event={},
+                    variables={"STACKWRIGHT_STATE_URL": "s3://bucket/infra"},
+                    secrets={"STACKWRIGHT_PASSPHRASE": "pp"}, base_env=job_env_base([gh], {"FAKE_GH_DIR": str(gh)}),
+                    actions={}, github={"sha": PUSHED, "actor": pusher})
+    [record] = runner.run_job({"jobs": {"plan": {**job, "steps": [step]}}}, "plan")
+    calls = (gh / "calls").read_text().splitlines()
+    assert calls == [f"api {PULLS} --jq [.[] | select(.merged_at != null)][0].user.login // \"\" token=set"]
+    return record, runner
+
+
+def pull(author: str, merged: bool = True) -> dict[str, Any]:
+    return {"number": 7, "state": "closed" if merged else "open", "user": {"login": author},
+            "merged_at": "2026-05-04T10:00:00Z" if merged else None}
+
+
+def test_the_plan_job_finds_the_plans_author_before_it_plans(repo: Path) -> None:
+    """A push that merged bob's pull request, by alice: the plans are bob's (he may not
+    approve them), and alice, who merged them, is recorded as a co-author (nor may she).
+    It was `github.actor` for the whole job: alice alone, so bob's own `/approve`
+    counted. The steps below run the author step."""
+    job = load(repo / ".github" / "workflows" / "stackwright-plan.yml")["jobs"]["plan"]
+    assert job["permissions"]["pull-requests"] == "read" and "STACKWRIGHT_USER" not in job["env"]
+    names = [s.get("name") for s in job["steps"]]
+    assert names.index("Find the plans' author") < names.index("Plan")
+
+
+@pytest.mark.parametrize(("answer", "pusher", "exported"), [
+    ([pull("bob")], "alice", {"STACKWRIGHT_USER": "bob", "STACKWRIGHT_CO_AUTHORS": "alice"}),
+    ([pull("alice")], "alice", {"STACKWRIGHT_USER": "alice"}),  # merged their own
+    ([], "alice", {"STACKWRIGHT_USER": "alice"}),  # a direct push: no pull request
+    ([pull("eve", merged=False), pull("dependabot[bot]")], "alice",  # an open one holding the commit too
+     {"STACKWRIGHT_USER": "dependabot[bot]", "STACKWRIGHT_CO_AUTHORS": "alice"}),
+])
+def test_the_author_step_finds_who_wrote_the_change(repo: Path, tmp_path: Path, answer: list[Any], pusher: str,
+                                                    exported: dict[str, str]) -> None:
+    record, runner = plans_author(repo, tmp_path, {PULLS: answer}, pusher)
+    assert record.outcome == "success", record.output
+    assert runner.exported == exported
+    assert record.output.startswith(f"Plans by {exported['STACKWRIGHT_USER']}")
+
+
+@pytest.mark.parametrize(("answers", "why"), [
+    ({}, "Not Found (HTTP 404)"),  # the API fails: no falling back to the pusher
+    ({PULLS: [pull("bob\nSTACKWRIGHT_USER=mallory")]}, "is not a GitHub login"),
+])
+def test_the_author_step_fails_rather_than_guess(repo: Path, tmp_path: Path, answers: dict[str, Any],
+                                                 why: str) -> None:
+    record, runner = plans_author(repo, tmp_path, answers, "alice")
+    assert record.outcome == "failure" and why in record.output
+    assert runner.exported == {}
 
 
 def test_approve_applies_exactly_the_issues_plans_as_the_approver(repo: Path) -> None:

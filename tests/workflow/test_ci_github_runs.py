@@ -26,7 +26,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from cli.conftest import cli_env, run_cli
-from workflow.actions_runner import Runner, StepFailed, StepRecord, job_env_base
+from workflow.actions_runner import Runner, StepFailed, StepRecord, fake_gh, job_env_base
 
 from stackwright.state.sqlite import SqliteStateStore
 from stackwright.workflow.ci_github import ACTIONS
@@ -77,7 +77,7 @@ def flow(tmp_path: Path) -> dict[str, Any]:
     return make_flow(tmp_path, initialised=True)
 
 
-def make_flow(tmp_path: Path, initialised: bool) -> dict[str, Any]:
+def make_flow(tmp_path: Path, initialised: bool, project: str = PROJECT, program: str = PROGRAM) -> dict[str, Any]:
     """``flow``; without ``initialised`` the shared state has no stack yet (no state at all)."""
     if shutil.which("node") is None:
         pytest.skip("node is needed to run the github-script steps")
@@ -87,8 +87,8 @@ def make_flow(tmp_path: Path, initialised: bool) -> dict[str, Any]:
     (app / "stacks").mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
     (repo / "infra" / "stackwright-workspace.yaml").write_text("projects:\n  - path: app\n    stacks: [production]\n")
-    (app / "stackwright.yaml").write_text(PROJECT)
-    (app / "__main__.py").write_text(PROGRAM)
+    (app / "stackwright.yaml").write_text(project)
+    (app / "__main__.py").write_text(program)
     (app / "stacks" / "production.yaml").write_text("config:\n  greeting: hello\n")
     (repo / ".gitignore").write_text("out/\nplans/\n.stackwright/\n")
     code, out, err = run_cli(repo / "infra", "ci", "github", "--source", f"git+{PINNED_URL}@{commit}",
@@ -164,12 +164,15 @@ def stand_ins(flow: dict[str, Any]) -> dict[str, Any]:
 
 
 def runner(flow: dict[str, Any], workspace: Path, event_name: str, event: dict[str, Any],
-           **github: Any) -> Runner:
+           passphrase: str = "", gh: Mapping[str, Any] | None = None, **github: Any) -> Runner:
     """A runner whose `stackwright` is this one (the installed package: on ``PYTHONPATH``,
     the source tree's ``stackwright.egg-info`` of an editable install would satisfy the
     pinned requirement and pip would resolve nothing), whose pip resolves the pinned
-    GitHub URL from this repository's clone, and whose state is the flow's SQLite file."""
-    env = job_env_base([Path(sys.executable).parent], {
+    GitHub URL from this repository's clone, whose state is the flow's SQLite file, and
+    whose `gh` answers the API paths of ``gh`` (``actions_runner.fake_gh``)."""
+    gh_folder = fake_gh(flow["tmp"] / f"gh-{workspace.name}", gh or {})
+    env = job_env_base([gh_folder, Path(sys.executable).parent], {
+        "FAKE_GH_DIR": str(gh_folder),
         "GIT_CONFIG_COUNT": "1",
         "GIT_CONFIG_KEY_0": f"url.file://{SOURCE_REPO}.insteadOf",
         "GIT_CONFIG_VALUE_0": PINNED_URL,
@@ -179,7 +182,7 @@ def runner(flow: dict[str, Any], workspace: Path, event_name: str, event: dict[s
                   event=event, base_env=env, actions=stand_ins(flow), github=github,
                   variables={"STACKWRIGHT_STATE_URL": f"sqlite:///{flow['state']}", "STACKWRIGHT_AWS_ROLE": ROLE,
                              "STACKWRIGHT_AWS_READ_ONLY_ROLE": READ_ONLY_ROLE, "AWS_REGION": "eu-west-1"},
-                  secrets={"STACKWRIGHT_PASSPHRASE": ""})
+                  secrets={"STACKWRIGHT_PASSPHRASE": passphrase})
 
 
 def succeeded(records: list[StepRecord]) -> None:
@@ -193,8 +196,11 @@ def digest(path: Path) -> str:
 
 
 def test_a_pull_request_is_previewed_read_only_then_planned_approved_and_applied(flow: dict[str, Any]) -> None:
-    approvals = [e for e in review_merge_and_approve(flow) if e.get("kind") == "approve"]
+    audit = review_merge_and_approve(flow)
+    approvals = [e for e in audit if e.get("kind") == "approve"]
     assert [(e["who"], e["data"]["proof"]) for e in approvals] == [("alice", "github")]
+    [plan] = [e for e in audit if e.get("kind") == "plan"]
+    assert plan["who"] == "bob"  # the pull request's author, not carol who merged it
 
 
 def test_a_stack_not_in_the_shared_state_yet_is_planned_and_created_by_its_apply(tmp_path: Path) -> None:
@@ -210,6 +216,56 @@ def test_a_stack_not_in_the_shared_state_yet_is_planned_and_created_by_its_apply
     with SqliteStateStore(flow["state"]) as store:
         [stack] = store.list_stacks()
     assert (stack.name, stack.resource_count, stack.lineage) == ("production", 1, plan["plan"]["lineage"])
+
+
+SECRET_PROGRAM = """\
+import stackwright as sw
+from stackwright.providers import local, random
+
+config = sw.Config()
+password = random.Password("db-password", length=20)
+local.File("greeting", path="out/greeting.txt", content=config.require_str("greeting"))
+sw.export("db_password", password.result)
+"""
+PASSPHRASE = "the repository secret, long enough"
+
+
+def test_the_preview_opens_the_secrets_ci_sealed_with_the_passphrase(tmp_path: Path) -> None:
+    """A stack file without `secrets:` seals the stack's secrets with
+    STACKWRIGHT_PASSPHRASE once a job that has it (plan, apply) applied it, so its preview
+    must open them too. The preview job had no passphrase: every pull request after the
+    first apply got "this stack's secrets need a passphrase" and a comment saying the
+    stack failed. The job's own steps run here, from the generated YAML."""
+    flow = make_flow(tmp_path, initialised=True, project="name: app\nmain: __main__.py\n", program=SECRET_PROGRAM)
+    app = flow["repo"] / "infra" / "app"
+    state_url = f"sqlite:///{flow['state']}"
+    code, out, err = run_cli(app, "up", "--yes", env=cli_env(STACKWRIGHT_STATE_URL=state_url,
+                                                             STACKWRIGHT_PASSPHRASE=PASSPHRASE))
+    assert code == 0, out + err
+    code, out, err = run_cli(app, "outputs", "--stack", "production", "--json",
+                             env={**cli_env(STACKWRIGHT_STATE_URL=state_url), "STACKWRIGHT_PASSPHRASE": ""})
+    assert code != 0 and "need a passphrase" in err  # the state's secret is sealed with it
+
+    preview = load_workflow(flow["repo"], "stackwright-preview.yml")
+    assert preview["jobs"]["preview"]["env"]["STACKWRIGHT_PASSPHRASE"] == "${{ secrets.STACKWRIGHT_PASSPHRASE }}"
+    work = clone(flow, "pr", flow["head"])
+    git(work, "update-ref", "refs/remotes/origin/main", flow["base"])
+    before = digest(flow["state"])
+    pr_event = {"pull_request": {"number": 5, "user": {"login": "bob"}}}
+    pr = runner(flow, work, "pull_request", pr_event, passphrase=PASSPHRASE, base_ref="main")
+    records = pr.run_job(preview, "preview")
+    succeeded(records)
+    shown = next(r for r in records if r.name == "Preview").output
+    assert "1 to update" in shown and "1 ok" in shown, shown
+    summary = (pr.temp / "summary.md").read_text()
+    assert "`app/production`" in summary and "failed" not in summary and PASSPHRASE not in summary
+    assert digest(flow["state"]) == before
+
+    # The same job without the secret: what every such pull request got.
+    del preview["jobs"]["preview"]["env"]["STACKWRIGHT_PASSPHRASE"]
+    records = runner(flow, work, "pull_request", pr_event, base_ref="main").run_job(preview, "preview")
+    failed = [r for r in records if r.outcome == "failure"]
+    assert [r.name for r in failed] == ["Preview"] and "STACKWRIGHT_PASSPHRASE is not set" in failed[0].output
 
 
 def review_merge_and_approve(flow: dict[str, Any]) -> list[dict[str, Any]]:
@@ -245,13 +301,18 @@ def review_merge_and_approve(flow: dict[str, Any]) -> list[dict[str, Any]]:
     git(repo, "merge", "-q", "--ff-only", "change")
     flow["plan_run_id"] = 4242
     plan_work = clone(flow, "main", flow["head"])
+    # bob's pull request, merged by carol: the plans are bob's, carol a co-author.
+    merged = [{"number": 5, "user": {"login": "bob"}, "merged_at": "2026-05-04T10:00:00Z"}]
     push = runner(flow, plan_work, "push", {"before": flow["base"], "after": flow["head"]},
-                  sha=flow["head"], actor="bob", run_id=4242)
+                  gh={f"repos/acme/infra/commits/{flow['head']}/pulls": merged},
+                  sha=flow["head"], actor="carol", run_id=4242)
     succeeded(push.run_job(load_workflow(repo, "stackwright-plan.yml"), "plan"))
     assert push.steps["plan"]["outputs"] == {"has_plans": "true"}
+    assert push.exported == {"STACKWRIGHT_USER": "bob", "STACKWRIGHT_CO_AUTHORS": "carol"}
     [issue] = push.api_calls
     assert issue["method"] == "rest.issues.create" and issue["args"]["labels"] == ["stackwright-plan"]
     assert f"<!-- stackwright-plan run=4242 sha={flow['head']} -->" in issue["args"]["body"]
+    assert f"Plans for {flow['head']} (by @bob, merged by @carol, [run](" in issue["args"]["body"]
     assert (flow["artifacts"] / "stackwright-plans" / "app" / "production.plan").is_file()
 
     # `/approve` by alice: the plans of that run, approved as alice, applied.

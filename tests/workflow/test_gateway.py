@@ -164,8 +164,11 @@ def test_every_changing_kind_is_refused_in_a_protected_environment(root: Path, k
 
 
 def test_a_failure_is_not_recorded_for_a_stack_that_does_not_exist(root: Path) -> None:
-    """A saved plan for a new stack may be refused before its apply creates the stack:
-    nothing is written then, no stack, no event."""
+    """A change of a stack that does not exist, and that it would not create, writes
+    nothing: no stack, no event. (One that would create it, `apply` of a plan made for a
+    new stack or `run up` of a stack the workspace lists, records its attempt under the
+    stack's name, still creating no stack: see test_workspace.py and the `run up` tests
+    below.)"""
     opened = open_session(load_project(root), "ghost", "tester", may_be_new=True)
     try:
         with pytest.raises(PlanError, match="refused"), attempted(opened, ChangeRequest("apply")):
@@ -284,6 +287,93 @@ def test_run_up_refuses_a_protected_stack_of_a_workspace(tmp_path: Path, monkeyp
     assert "environment 'prod' is protected" in out
     assert (ws / "alpha" / "out" / "prod.txt").read_text() == "alpha", "the protected stack is unchanged"
     assert (ws / "alpha" / "out" / "dev.txt").read_text() == "alpha2", "the others are applied"
+
+
+def protected_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **prod: Any) -> Path:
+    """test_workspace_inprocess's workspace, never applied, alpha's ``prod`` protected
+    (beta/prod reads alpha/prod); the working directory."""
+    from workflow.test_workspace_inprocess import write_workspace
+
+    ws = write_workspace(tmp_path / "ws")
+    settings = {"name": "alpha", "environments": {"prod": {"protected": True, "required_approvals": 1, **prod}}}
+    (ws / "alpha" / "stackwright.yaml").write_text(yaml.safe_dump(settings))
+    monkeypatch.chdir(ws)
+    return ws
+
+
+def alpha_state(ws: Path) -> tuple[bool, list[tuple[str, str, str, str]]]:
+    """Whether alpha/prod exists, and its failed attempts (who, command, stage, error)."""
+    from stackwright.state.sqlite import SqliteStateStore
+
+    with SqliteStateStore(ws / "alpha" / ".stackwright" / "state.db") as store:
+        return store.stack_exists("prod"), [(e.who, e.data["command"], e.data["stage"], e.data["error"])
+                                           for e in store.events("prod", kinds=("attempt",))]
+
+
+REFUSED_PROD = ("environment 'prod' is protected: `stackwright up` may not change stack 'prod'; use "
+                "`stackwright plan --out FILE`, `stackwright approve FILE`, `stackwright apply FILE`")
+
+
+@pytest.mark.parametrize("shard", [None, "1/1", "2/2"])
+def test_run_up_never_creates_a_stack_in_a_protected_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], shard: str | None) -> None:
+    """docs/ci.md: a new stack of a protected environment appears only once its plan has
+    the approvals; `run up` (sharded or not) refuses it before creating it, recorded."""
+    from stackwright.cli import main
+    from workflow.test_workspace_inprocess import stackwright
+
+    monkeypatch.setattr(main, "_END_AT_ONCE", [False])
+    ws = protected_workspace(tmp_path, monkeypatch)
+    sharding = ("--shard", shard, "--run-id", "r1") if shard else ()
+    for attempt in (1, 2):
+        code, out = stackwright("run", "up", "--all", "--yes", "--as", "tester", *sharding, capsys=capsys)
+        assert code == 1, out
+        assert REFUSED_PROD in out
+        if attempt == 1:
+            assert "Created 3 new stack(s): alpha/dev, beta/dev, beta/prod" in out
+        exists, attempts = alpha_state(ws)
+        assert not exists, "the refused stack was not created"
+        assert attempts == [("tester", "up", "protection", REFUSED_PROD)] * attempt
+        assert (ws / "beta" / "out" / "dev.txt").read_text() == "beta after alpha"
+        assert not (ws / "beta" / "out" / "prod.txt").exists(), "skipped: it reads alpha/prod"
+        sharding = ("--shard", shard, "--run-id", "r2") if shard else ()
+
+
+def test_run_up_creates_a_protected_stack_in_an_allowed_emergency(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from workflow.test_workspace_inprocess import stackwright
+
+    ws = protected_workspace(tmp_path, monkeypatch, allow_emergency=True)
+    code, out = stackwright("run", "up", "--all", "--yes", "--as", "tester", "--emergency", REASON, capsys=capsys)
+    assert code == 0, out
+    assert "Created 4 new stack(s)" in out
+    assert alpha_state(ws) == (True, [])
+    assert (ws / "beta" / "out" / "prod.txt").read_text() == "beta after alpha"
+
+
+def test_run_up_refuses_a_new_stack_whose_file_says_nothing_readable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its environment cannot be told, so it is not created; the failure is recorded."""
+    from workflow.test_workspace_inprocess import stackwright
+
+    ws = protected_workspace(tmp_path, monkeypatch)
+    (ws / "alpha" / "stacks" / "prod.yaml").write_text("enviroment: dev\n")
+    code, out = stackwright("run", "up", "--all", "--yes", "--as", "tester", capsys=capsys)
+    assert code == 1 and "unknown key 'enviroment'" in out, out
+    exists, attempts = alpha_state(ws)
+    assert not exists
+    assert [(who, command, stage) for who, command, stage, _ in attempts] == [("tester", "up", "opening")]
+    assert "unknown key 'enviroment'" in attempts[0][3]
+
+
+def test_run_destroy_creates_no_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from workflow.test_workspace_inprocess import stackwright
+
+    ws = protected_workspace(tmp_path, monkeypatch)
+    code, out = stackwright("run", "destroy", "--all", "--yes", "--as", "tester", capsys=capsys)
+    assert code == 0, out
+    assert alpha_state(ws) == (False, [])
 
 
 # --- the order of the checks -----------------------------------------------------------

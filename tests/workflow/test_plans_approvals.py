@@ -428,6 +428,22 @@ def test_identity_comes_from_the_environment(proj: CliProject) -> None:
         ("plan", "alice@example.com"), ("approve", "tester"), ("apply", "ci-bot")]
 
 
+def test_co_authors_from_the_environment_may_not_approve_either(proj: CliProject) -> None:
+    """How CI plans a merged pull request: as its author, with whoever merged it as a
+    co-author (STACKWRIGHT_CO_AUTHORS, docs/ci.md); neither may approve the plan."""
+    _, digest = make_plan(proj, "production", STACKWRIGHT_USER="carol", STACKWRIGHT_CO_AUTHORS="bob")
+    err = refused(proj, "approve", "plan.json", *signed(proj, "bob"))
+    assert f"bob is a co-author of plan {digest[:12]} (made by carol) and may not approve it" in err
+    assert "anyone but carol, bob (the authors)" in err
+    err = refused(proj, "approve", "plan.json", *signed(proj, "carol"))
+    assert f"carol made plan {digest[:12]}" in err
+    proj.ok("approve", "plan.json", *signed(proj, "dave"))
+    assert "Applied plan" in proj.ok("apply", "plan.json", "--yes")
+    [made, *_] = audit(proj, "production")
+    assert (made["kind"], made["who"], made["data"]["co_authors"]) == ("plan", "carol", ["bob"])
+    assert made["detail"].endswith("plan.json (co-authors: bob)")
+
+
 def test_rejection_blocks_until_approved_again(proj: CliProject) -> None:
     make_plan(proj, "production")
     proj.ok("approve", "plan.json", *signed(proj, "bob"))

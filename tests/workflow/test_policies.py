@@ -395,6 +395,28 @@ def test_a_mandatory_violation_blocks_up_and_changes_nothing(guarded: CliProject
     assert guarded.file("out/key.pem").exists()
 
 
+FORBID_DELETES = """\
+import stackwright as sw
+
+
+@sw.policy
+def keep_everything(plan):
+    for step in plan.steps:
+        if step.op.value == "delete":
+            yield sw.Violation("nothing may be deleted", urn=step.urn)
+"""
+
+
+def test_a_refused_destroy_names_destroy_as_what_its_violations_block(project: Callable[..., CliProject]) -> None:  # noqa: F811
+    proj = project(PROGRAM)
+    proj.ok("up", "--yes")
+    write_policy(proj.root, FORBID_DELETES)
+    code, out, err = proj.run("destroy", "--yes")
+    assert code == 1 and "error: 2 mandatory policy violation(s) block this change: keep_everything" in err
+    assert "2 mandatory violation(s) will block `destroy`." in out and "block `up`" not in out
+    assert proj.file("out/page.html").exists()
+
+
 def test_an_advisory_violation_only_warns(guarded: CliProject) -> None:
     with_environment(guarded, policies={"no_private_files": "advisory"})
     out = guarded.ok("up", "--yes")

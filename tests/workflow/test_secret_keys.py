@@ -43,13 +43,16 @@ def make(tmp_path: Path, secrets: object = None, **env: str) -> CliProject:
     return proj
 
 
-def fingerprint(proj: CliProject) -> dict[str, str]:
-    """Every file that could change (state, stack files, keys), hashed; caches aside."""
-    return proj.tree()
+def fingerprint(proj: CliProject) -> tuple[dict[str, str], object]:
+    """Every file that could change (stack files, keys), hashed, caches aside; and
+    every row of the state but the audit log's failed attempts (a refused `secrets
+    rotate` is audited as one)."""
+    files = {path: digest for path, digest in proj.tree().items() if not path.startswith(".stackwright/state.db")}
+    return files, proj.state_rows()
 
 
 def refused(proj: CliProject, *args: str, **env: str) -> str:
-    """A clean error (error line and hint) and not one byte changed."""
+    """A clean error (error line and hint) and nothing changed."""
     before = fingerprint(proj)
     err = proj.fails(*args, **env)
     assert len(err.strip().splitlines()) <= 2, err
@@ -195,3 +198,145 @@ def test_aws_kms_key_in_the_local_emulator(tmp_path: Path, aws_endpoint: str) ->
     stack_file.write_text(text.replace(blob, blob[:20] + ("A" if blob[20] != "A" else "B") + blob[21:]))
     err = refused(proj, "preview", **env)
     assert "KMS decrypt refused" in err
+
+
+# --- rotating a key that several stacks use ------------------------------------------------
+
+OTHER = "tok-PRODUCTION-2718"
+
+
+def two_stacks(tmp_path: Path, secrets: object = None, **env: str) -> CliProject:
+    """dev (from ``make``) and production, each with a secret token, applied; and a
+    stack file with a secret whose stack was never made (staging)."""
+    proj = make(tmp_path, secrets, **env)
+    if secrets is not None:
+        proj.file("stacks/production.yaml").write_text(yaml.safe_dump({"config": {}, "secrets": secrets}))
+        proj.file("stacks/staging.yaml").write_text(yaml.safe_dump({"config": {}, "secrets": secrets}))
+    proj.ok("stack", "init", "production")
+    proj.ok("config", "set", "--secret", "token", OTHER, **env)
+    proj.ok("up", "--yes", **env)
+    proj.ok("config", "set", "--secret", "--stack", "staging", "token", "tok-STAGING", **env)
+    return proj
+
+
+def readable(proj: CliProject, **env: str) -> None:
+    """Every stack's secrets open, in its config and its state (so `up` works), and
+    nothing changed."""
+    for stack, token in (("dev", TOKEN), ("production", OTHER)):
+        assert proj.ok("config", "get", "token", "--show-secrets", "--stack", stack, **env) == token + "\n"
+        shown = json.loads(proj.ok("outputs", "--show-secrets", "--json", "--stack", stack, **env))
+        assert shown["token"] == token
+        assert "No changes." in proj.ok("preview", "--stack", stack, **env)
+    assert proj.ok("config", "get", "token", "--show-secrets", "--stack", "staging", **env) == "tok-STAGING\n"
+
+
+def rotations(proj: CliProject, stack: str) -> list[dict[str, object]]:
+    events = json.loads(proj.ok("audit", "--json", "--stack", stack))
+    return [e for e in events if e["kind"] == "rotate"]
+
+
+def test_rotating_the_local_key_re_encrypts_every_stack_that_uses_it(tmp_path: Path) -> None:
+    """The local key is the project's: rotating it on production re-encrypts dev too
+    (config and state) and the stack file of a stack never made, then drops the old key."""
+    proj = two_stacks(tmp_path)
+    key = proj.file(".stackwright/secrets.key")
+    before = key.read_bytes()
+    out = proj.ok("secrets", "rotate")
+    assert "production" in out and "dev" in out and "staging" in out, out
+    assert key.read_bytes() != before and len(key.read_bytes().split()) == 1
+    readable(proj)
+
+    from stackwright.operations.keyring import FernetKey, SecretsError
+
+    old = FernetKey("local", lambda sealing: [before.strip()], "the old key")
+    tokens = [proj.file(f"stacks/{stack}.yaml").read_text().split("secure: local:")[1].split("}")[0]
+              for stack in ("dev", "production", "staging")]
+    with closing(sqlite3.connect(proj.db)) as db:
+        tokens += [json.loads(text)["token"]["$encrypted"].removeprefix("local:")
+                   for (text,) in db.execute("SELECT outputs FROM outputs")]
+    assert len(tokens) == 5
+    for token in tokens:
+        with pytest.raises(SecretsError):
+            old.open(token)
+    [event] = rotations(proj, "dev")
+    assert event["who"] == "tester"
+    assert event["data"]["stack"] == "production" and event["data"]["stacks"] == ["production", "dev", "staging"]
+    assert [e["data"]["stack"] for e in rotations(proj, "production")] == ["production"]
+
+
+def test_a_rotation_that_cannot_re_encrypt_every_stack_changes_nothing(tmp_path: Path) -> None:
+    """Another stack that uses the key is locked, or holds a value that does not open:
+    the rotation is refused before anything is written, and says which stack."""
+    import os
+    import socket
+    import time
+
+    from stackwright.state.records import LockInfo
+
+    proj = two_stacks(tmp_path)
+    store = proj.store("dev")
+    try:
+        store.acquire_lock("dev", LockInfo(owner="someone", pid=os.getppid(), host=socket.gethostname(),
+                                           acquired_at=time.time(), operation="up", token="other"))
+        err = refused(proj, "secrets", "rotate")
+        assert "stack 'dev' is locked by someone" in err, err
+        assert "rotating the project's local key re-encrypts every stack that uses it" in err, err
+    finally:
+        store.release_lock("dev", "other")
+        store.close()
+
+    dev_file = proj.file("stacks/dev.yaml")
+    original = dev_file.read_text()
+    sealed = original.split("secure: ")[1].split("}")[0]
+    dev_file.write_text(original.replace(sealed, sealed[:-6] + ("A" if sealed[-6] != "A" else "B") + sealed[-5:]))
+    err = refused(proj, "secrets", "rotate")
+    assert err.startswith("error: stacks/dev.yaml:3: config key 'token': cannot decrypt"), err
+    attempts = [e for e in json.loads(proj.ok("audit", "--json", "--stack", "production"))
+                if e["kind"] == "attempt"]
+    assert [(a["data"]["command"], a["data"]["stage"]) for a in attempts] == [
+        ("secrets rotate", "lock"), ("secrets rotate", "state edit")]
+    dev_file.write_text(original)
+    readable(proj)
+
+
+def test_rotating_the_passphrase_moves_every_stack_that_uses_it(tmp_path: Path) -> None:
+    """One passphrase opens every passphrase stack of the project: rotating it on one
+    moves all of them, so that STACKWRIGHT_PASSPHRASE opens the whole project again."""
+    proj = two_stacks(tmp_path, "passphrase", STACKWRIGHT_PASSPHRASE="right")
+    proj.ok("secrets", "rotate", STACKWRIGHT_PASSPHRASE="right", STACKWRIGHT_NEW_PASSPHRASE="newer")
+    readable(proj, STACKWRIGHT_PASSPHRASE="newer")
+    refused(proj, "outputs", "--show-secrets", "--stack", "dev", STACKWRIGHT_PASSPHRASE="right")
+
+
+def test_an_age_rotation_touches_only_its_stack(tmp_path: Path) -> None:
+    """age recipients are named by each stack file (as a KMS key is): rotating one stack's
+    changes no other stack, and the local key other stacks use stays."""
+    alice, alice_public = age_identity(tmp_path, "alice")
+    proj = two_stacks(tmp_path)
+    key = proj.file(".stackwright/secrets.key").read_bytes()
+    dev = proj.file("stacks/dev.yaml").read_text()
+    proj.ok("secrets", "rotate", "--to", f"age:{alice_public}")
+    assert proj.file("stacks/dev.yaml").read_text() == dev
+    assert proj.file(".stackwright/secrets.key").read_bytes() == key
+    proj.ok("secrets", "rotate", STACKWRIGHT_AGE_IDENTITY=alice)
+    assert proj.file("stacks/dev.yaml").read_text() == dev
+    readable(proj, STACKWRIGHT_AGE_IDENTITY=alice)
+    assert [e["data"]["stacks"] for e in rotations(proj, "production")] == [["production"], ["production"]]
+    assert rotations(proj, "dev") == []
+
+
+def test_a_protected_environment_allows_rotation_and_audits_it(tmp_path: Path) -> None:
+    """Rotation changes no resource and no value, only how secrets are sealed: a
+    protected environment allows it, and its audit log records who rotated what."""
+    proj = two_stacks(tmp_path)
+    settings = yaml.safe_load(proj.file("stackwright.yaml").read_text())
+    settings["environments"] = {"production": {"protected": True, "required_approvals": 1}}
+    proj.file("stackwright.yaml").write_text(yaml.safe_dump(settings))
+    refused_up = proj.fails("up", "--yes", "--stack", "production")
+    assert "is protected" in refused_up
+    proj.ok("secrets", "rotate", "--stack", "dev", "--as", "alice@example.com")
+    [event] = rotations(proj, "production")
+    assert event["who"] == "alice@example.com" and event["data"]["stack"] == "dev"
+    assert "production" in event["data"]["stacks"]
+    audit = proj.ok("audit", "--stack", "production")
+    assert "rotate" in audit and "alice@example.com" in audit

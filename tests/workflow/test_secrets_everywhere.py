@@ -6,11 +6,14 @@ command. Then every artifact is searched for each secret's plain text: everythin
 commands printed, every file under the project (state and plan files, stack files, the
 generated CI workflows), and the state database with its checkpoints decompressed.
 The only places a secret may show are the managed files themselves (``out/``, the
-infrastructure) and the commands asked to reveal it (``--show-secrets``).
+infrastructure) and the commands asked to reveal it (``--show-secrets``). Nor may a
+digest of a secret file's content (``local:File``'s ``sha256``): a guessable secret
+would be confirmed offline from it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -86,6 +89,7 @@ def test_no_secret_in_plain_text_in_any_artifact(tmp_path: Path) -> None:
                  ("preview", "--format", "markdown")):
         run(*args)
     run("up", "--yes")
+    digests = {hashlib.sha256(proj.file("out/creds.env").read_bytes()).hexdigest()}
     _, revealed, _ = proj.run("outputs", "--show-secrets", "--json")
     outputs = json.loads(revealed)
     password = outputs["nested"]["list"][0]
@@ -102,6 +106,8 @@ def test_no_secret_in_plain_text_in_any_artifact(tmp_path: Path) -> None:
         assert "[secret]" in shown
     run("history")
     run("history", "show", "1")
+    run("history", "--json")
+    run("history", "show", "1", "--json")
 
     run("config", "set", "--secret", "token", NEW_TOKEN)
     run("preview", "--diff")
@@ -109,6 +115,8 @@ def test_no_secret_in_plain_text_in_any_artifact(tmp_path: Path) -> None:
     run("plan", "--out", "plan.json", "--diff")
     run("approve", "plan.json", "--as", "bob")
     run("apply", "plan.json", "--yes")
+    digests.add(hashlib.sha256(proj.file("out/creds.env").read_bytes()).hexdigest())
+    run("state", "show", "dev::proj::local:File::creds")
     run("audit")
     run("audit", "--json")
     run("refresh")
@@ -132,7 +140,7 @@ def test_no_secret_in_plain_text_in_any_artifact(tmp_path: Path) -> None:
     run("destroy", "--yes")
     run("history")
 
-    secrets = {TOKEN, NEW_TOKEN, password}
+    secrets = {TOKEN, NEW_TOKEN, password, *digests}
     found = [(s, block.splitlines()[0]) for block in printed for s in secrets if s in block]
     assert not found, f"printed: {found}"
     repo = proj.root.parent

@@ -216,8 +216,48 @@ def test_the_key_that_signed_the_plan_cannot_approve_it_under_another_name(proj:
                     signed_hash)
     err = refused(proj, "apply", "signed.json", "--yes")
     assert "not counted: bob (signed with the key that signed the plan)" in err
-    # The unsigned plan binds no key: the same approval counts there.
-    assert "Approved plan" in proj.ok("approve", "plan.json", "--as", "bob", "--key", str(key_of(proj, "tester")))
+    # The unsigned plan binds no key, but allowed_signers lists that key for its author.
+    err = refused(proj, "approve", "plan.json", "--as", "bob", "--key", str(key_of(proj, "tester")))
+    assert "is listed for tester, the plan's author, in allowed_signers, and self-approval is off" in err
+
+
+def test_one_line_listing_the_author_under_two_names_does_not_let_them_approve(proj: CliProject) -> None:
+    """``alice@example.com,alice@corp.example ... KEY`` (git's format): the author's key
+    approves under neither name, at `approve` nor, written into the state, at `apply`."""
+    signers = proj.root / "allowed_signers"
+    alice = next(line for line in signers.read_text().splitlines() if line.startswith("alice@example.com "))
+    signers.write_text(signers.read_text().replace(alice, alice.replace(
+        "alice@example.com ", "alice@example.com,alice@corp.example ", 1)))
+    _, digest = make_plan(proj, "production", STACKWRIGHT_USER="alice@example.com")
+    err = refused(proj, "approve", "plan.json", "--as", "alice@corp.example",
+                  "--key", str(key_of(proj, "alice@example.com")))
+    assert "the approval of alice@corp.example would not count" in err
+    assert "is listed for alice@example.com, the plan's author, in allowed_signers" in err
+    inject_approval(proj, "alice@corp.example",
+                    {"proof": "signed", "signature": signature(proj, "alice@example.com", digest)}, digest)
+    err = refused(proj, "apply", "plan.json", "--yes")
+    assert ("1 missing; not counted: alice@corp.example (signed with a key allowed_signers lists for "
+            "alice@example.com, the plan's author)") in err
+    proj.ok("approve", "plan.json", *signed(proj, "bob"))
+    assert "Applied plan" in proj.ok("apply", "plan.json", "--yes")
+
+
+def test_one_key_approving_as_two_identities_counts_once(tmp_path: Path) -> None:
+    env = {"production": {"protected": True, "required_approvals": 2}}
+    proj = make_project(tmp_path / "proj", env)
+    signers = proj.root / "allowed_signers"
+    bob = next(line for line in signers.read_text().splitlines() if line.startswith("bob "))
+    signers.write_text(signers.read_text().replace(bob, bob.replace("bob ", "bob,bob@corp.example ", 1)))
+    _, digest = make_plan(proj, "production")
+    proj.ok("approve", "plan.json", *signed(proj, "bob"))
+    err = refused(proj, "approve", "plan.json", "--as", "bob@corp.example", "--key", str(key_of(proj, "bob")))
+    assert "counted once with bob: one key signed approvals under both names" in err
+    inject_approval(proj, "bob@corp.example", {"proof": "signed", "signature": signature(proj, "bob", digest)},
+                    digest)
+    err = refused(proj, "apply", "plan.json", "--yes")
+    assert "needs 2 approval(s)" in err and "1 missing, approved by bob; not counted: bob@corp.example" in err
+    proj.ok("approve", "plan.json", *signed(proj, "carol"))
+    assert "Applied plan" in proj.ok("apply", "plan.json", "--yes")
 
 
 def test_outside_a_repository_a_parent_folders_allowed_signers_is_not_trusted(tmp_path: Path) -> None:

@@ -317,6 +317,16 @@ def test_a_changed_program_selects_every_stack_of_its_project_and_dependents(rep
                              "tenants/globex"}
 
 
+def test_code_in_a_nested_stacks_folder_is_program(repo: Path) -> None:
+    """As the program digest counts it: only the top-level ``stacks/*.yaml`` and ``out/``
+    are config and output (this repository's .gitignore leaves out every ``out/``)."""
+    (repo / "cluster" / "lib" / "stacks").mkdir(parents=True)
+    (repo / "cluster" / "lib" / "stacks" / "render.py").write_text("X = 1\n")
+    out = ok(repo, "run", "preview", "--changed-since", "HEAD")
+    assert selected(out) == {"cluster/staging", "cluster/production", "tenants/acme", "tenants/globex"}
+    assert re.search(r"cluster/staging\s+program changed: cluster/lib/stacks/render.py", out)
+
+
 def test_a_changed_workspace_entry_selects_that_project(repo: Path) -> None:
     text = (repo / "stackwright-workspace.yaml").read_text()
     (repo / "stackwright-workspace.yaml").write_text(text.replace("stacks: [main]", "stacks: [main]  # x\n    depends_on: []"))
@@ -609,6 +619,8 @@ def test_run_plan_saves_a_plan_for_a_new_stack_and_applying_it_creates_the_stack
     assert code == 1 and "without confirmation" in err
     with SqliteStateStore(tenants / ".stackwright" / "state.db") as store:
         assert not store.stack_exists("initech")
+        [attempt] = store.events("initech", kinds=("attempt",))  # recorded, although no stack yet
+        assert (attempt.data["command"], attempt.data["stage"]) == ("apply", "confirmation")
     code, out, err = sw(repo, "apply", plan, "--yes", cwd=tenants)
     assert code == 0 and "Applied plan" in out, out + err
     assert (tenants / "out" / "initech" / "i1.txt").read_text().startswith("i1 vpc-production")

@@ -246,8 +246,7 @@ def _kill_one_midway(workers: list[subprocess.Popen[str]], log: Path) -> subproc
 
 
 def test_a_claim_is_stale_when_its_lease_ran_out_or_its_process_is_gone() -> None:
-    import socket
-
+    from stackwright.operations.session import host_name
     from stackwright.state.records import LockInfo
     from stackwright.workflow.shards import Shard, preferred_order, stale
 
@@ -257,16 +256,16 @@ def test_a_claim_is_stale_when_its_lease_ran_out_or_its_process_is_gone() -> Non
     assert stale(remote, lease=10, now=now)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    here = LockInfo("w", int(gone.stdout), socket.gethostname(), now, "run-up r1", "t")
+    here = LockInfo("w", int(gone.stdout), host_name(), now, "run-up r1", "t")
     assert stale(here, lease=30, now=now)
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 30
     while Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
         assert time.monotonic() < deadline, "the child did not exit"
         time.sleep(0.01)
-    assert stale(LockInfo("w", zombie.pid, socket.gethostname(), now, "run-up r1", "t"), 30, now)
+    assert stale(LockInfo("w", zombie.pid, host_name(), now, "run-up r1", "t"), 30, now)
     zombie.wait()
-    manual = LockInfo("w", int(gone.stdout), socket.gethostname(), now - 99, "up", "t")
+    manual = LockInfo("w", int(gone.stdout), host_name(), now - 99, "up", "t")
     assert not stale(manual, lease=10, now=now), "only run claims are ever taken over"
     assert preferred_order(["a", "b", "c", "d", "e"], Shard.parse("2/2")) == ["b", "d", "a", "c", "e"]
     for bad in ("0/2", "3/2", "2", "x/y"):

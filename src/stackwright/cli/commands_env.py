@@ -109,8 +109,9 @@ def _carry_out(edit: Any, yes: bool, show_diff: bool, emergency: str | None) -> 
         return confirm_or_fail(f"Do you want to {edit.action} {edit.stack}?", yes)
 
     request = ChangeRequest(edit.action, edit=edit, emergency=emergency)
+    sink = _sink()
     try:
-        outcome: Any = change(None, request, confirm=confirm, sink=_sink(), refused=_show_refused(show_diff)).outcome
+        outcome: Any = change(None, request, confirm=confirm, sink=sink, refused=_show_refused(show_diff)).outcome
     except BaseException:
         if edit.file.path.read_text(encoding="utf-8") != edit.file.text:  # the apply had started
             for line in failure_lines(edit):
@@ -119,7 +120,7 @@ def _carry_out(edit: Any, yes: bool, show_diff: bool, emergency: str | None) -> 
     if outcome.cancelled:
         click.echo(f"{edit.shown} is unchanged.")
     try:
-        _report(outcome, edit.action.capitalize())  # exits 1 after a failed apply or a declined prompt
+        _report(outcome, edit.action.capitalize(), sink.shown)  # exits 1 after a failed apply or a declined prompt
     finally:
         if not outcome.ok:
             for line in failure_lines(edit):

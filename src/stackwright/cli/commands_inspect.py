@@ -95,7 +95,8 @@ def _attempts_line(stack: str, attempts: list[Event]) -> str:
 @click.pass_context
 def history_show(ctx: click.Context, number: int, as_json: bool) -> None:
     """Show what changed in checkpoint NUMBER."""
-    from stackwright.cli.render import checkpoint_line, recorded_output_lines, value_text
+    from stackwright.cli.diff_view import change_lines
+    from stackwright.cli.render import checkpoint_line, recorded_output_lines
 
     session = open_stack(ctx.obj["stack"], ctx.obj["who"])
     try:
@@ -114,9 +115,8 @@ def history_show(ctx: click.Context, number: int, as_json: bool) -> None:
         error = click.style(f"  FAILED: {change.error}", fg="red") if change.error else ""
         click.echo(f"  {change.op:<16} {change.urn}{error}")
         for diff in change.diffs:
-            old = value_text(diff.get("old")) if diff.get("kind") != "add" else ""
-            new = value_text(diff.get("new")) if diff.get("kind") != "delete" else ""
-            click.echo(f"      {diff.get('path')}: {old}{' => ' if old and new else ''}{new}")
+            for line in change_lines(str(diff.get("path")), str(diff.get("kind")), diff.get("old"), diff.get("new")):
+                click.echo(f"      {line}")
     if detail.outputs:
         echo_lines(["  outputs:", *recorded_output_lines(detail.outputs, "    ")])
 
@@ -142,19 +142,23 @@ def state_ls(stack_name: str | None, who: str | None) -> None:
 
 @state.command("show")
 @stack_option
-@click.argument("urn")
+@click.argument("urn", metavar="URN|NAME")
 def state_show(stack_name: str | None, who: str | None, urn: str) -> None:
-    """Show one resource's recorded inputs and outputs (secrets masked)."""
+    """Show one resource's recorded inputs and outputs (secrets masked): its URN, or
+    a name that names one resource as --target does (NAME, type::NAME, parent$NAME)."""
     from stackwright.cli.render import mapping_lines
     from stackwright.errors import StateError
+    from stackwright.plan.planner import named_by
 
     session = open_stack(stack_name, who)
     try:
-        record = session.store.snapshot(session.stack).resources.get(urn)
+        resources = session.store.snapshot(session.stack).resources
     finally:
         session.close()
-    if record is None:
+    matches = named_by(urn, list(resources), option="")  # more than one: an error listing them
+    if not matches:
         raise StateError(f"no recorded resource {urn}", hint="`stackwright state ls` lists them")
+    record = resources[matches[0]]
     click.echo(f"{record.urn}\n  type: {record.type}\n  id: {record.id}")
     if record.parent:
         click.echo(f"  parent: {record.parent}")

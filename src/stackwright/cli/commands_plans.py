@@ -7,6 +7,7 @@ the project's root the working directory.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -73,14 +74,16 @@ def _read(path: Path) -> Any:
     return read_plan_file(path.resolve())
 
 
-def _open_for(saved: Any, stack_name: str | None, who: str | None, open_secrets: bool = True) -> Any:
-    """The stack the plan names; ``--stack``, if given, must agree with it."""
+def _open_for(saved: Any, stack_name: str | None, who: str | None, open_secrets: bool = True,
+              change: Any = None) -> Any:
+    """The stack the plan names; ``--stack``, if given, must agree with it. ``change``:
+    as for ``open_stack``."""
     from stackwright.workflow.plan_file import WrongTarget
 
     if stack_name is not None and stack_name != saved.stack:
         raise WrongTarget(f"plan {saved.short} is for stack {saved.stack!r}, not {stack_name!r}",
                           hint=f"apply it with --stack {saved.stack}, or make a plan for {stack_name}")
-    return open_stack(saved.stack, who, open_secrets=open_secrets, may_be_new=saved.new_stack)
+    return open_stack(saved.stack, who, open_secrets=open_secrets, may_be_new=saved.new_stack, change=change)
 
 
 @click.command()
@@ -94,13 +97,14 @@ def apply(stack_name: str | None, who: str | None, file: Path, yes: bool, parall
     from stackwright.workflow.gateway import ChangeRequest, change
 
     saved = _read(file)
-    session = _open_for(saved, stack_name, who)
+    request = ChangeRequest("apply", parallel=_parallel(parallel), saved=saved)
+    session = _open_for(saved, stack_name, who, change=request)
+    sink = _sink()
     try:
-        result = change(session, ChangeRequest("apply", parallel=_parallel(parallel), saved=saved),
-                        confirm=_confirmer(saved, yes), sink=_sink())
+        result = change(session, request, confirm=_confirmer(saved, yes), sink=sink)
     finally:
         session.close()
-    _report(result.outcome, saved)
+    _report(result.outcome, saved, sink.shown)
 
 
 def _confirmer(saved: Any, yes: bool) -> Any:
@@ -113,9 +117,12 @@ def _confirmer(saved: Any, yes: bool) -> Any:
     return confirm
 
 
-def _report(outcome: Any, saved: Any) -> None:
+def _report(outcome: Any, saved: Any, shown: Collection[tuple[str, str]] = ()) -> None:
     """Success in one line; a failure lists each failed step with its hint (a value
-    the plan fixed that came out different says to make a new plan)."""
+    the plan fixed that came out different says to make a new plan), naming without
+    repeating it one whose error the progress printed (in ``shown``)."""
+    from stackwright.cli.commands_update import failure_lines
+
     if outcome.cancelled:
         click.echo("Cancelled; nothing was changed.", err=True)
         raise SystemExit(1)
@@ -132,10 +139,7 @@ def _report(outcome: Any, saved: Any) -> None:
         click.echo(click.style(f"Applied plan {saved.short} in {outcome.duration:.1f}s{number}: {done}.",
                                fg="green", bold=True))
         return
-    for failure in result.failures:
-        click.echo(click.style(f"  failed: {failure.action} {failure.urn}: {failure.message}", fg="red"), err=True)
-        if failure.hint:
-            click.echo(f"    hint: {failure.hint}", err=True)
+    echo_lines(failure_lines(result.failures, shown), err=True)
     state = "was interrupted" if result.interrupted else "failed"
     skipped = f"; {len(result.skipped)} skipped" if result.skipped else ""
     click.echo(click.style(f"error: apply of plan {saved.short} {state}{number}: {done} done, "

@@ -85,10 +85,20 @@ def secrets() -> None:
 @click.option("--to", "to", metavar="KEY", help="Move to another key: local, passphrase, awskms://alias/NAME, "
               "age:age1...,age1... (default: a new key of the same kind).")
 def secrets_rotate(stack_name: str | None, who: str | None, to: str | None) -> None:
-    """Re-encrypt the stack's secret config values and state under a new key."""
-    from stackwright.workflow.config_values import rotate
+    """Re-encrypt the stack's secret config values and state under a new key. A new
+    local key or passphrase is the whole project's: every stack that uses it is
+    re-encrypted too."""
+    from stackwright.cli.common import open_stack
+    from stackwright.workflow.gateway import ChangeRequest, change
 
-    project, stack = _project_and_stack(stack_name)
-    done = rotate(project, stack, to)
-    click.echo(f"Re-encrypted stack {stack}'s state and {done.config_values} secret config value(s) "
+    session = open_stack(stack_name, who, open_secrets=False)
+    try:
+        result = change(session, ChangeRequest("rotate", key=to), confirm=lambda prompt: True)
+    finally:
+        session.close()
+    done = result.rotated
+    assert done is not None
+    click.echo(f"Re-encrypted stack {done.stack}'s state and {done.config_values} secret config value(s) "
                f"with {done.key}.")
+    if done.stacks[1:]:
+        click.echo(f"Re-encrypted with it, as they used the same key: {', '.join(done.stacks[1:])}.")

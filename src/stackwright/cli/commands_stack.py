@@ -108,11 +108,11 @@ def stack_rm(name: str, yes: bool, force: bool, emergency: str | None, who: str 
     from stackwright.program.project import current_stack_file
     from stackwright.workflow.gateway import ChangeRequest, change
 
-    session = open_stack(name, who, open_secrets=False)
+    request = ChangeRequest("stack-rm", force=force, emergency=emergency)
+    session = open_stack(name, who, open_secrets=False, change=request)
     try:
         question = _removal_question(session)
-        result = change(session, ChangeRequest("stack-rm", force=force, emergency=emergency),
-                        confirm=lambda prompt: confirm_or_fail(question, yes))
+        result = change(session, request, confirm=lambda prompt: confirm_or_fail(question, yes))
     finally:
         session.close()
     if result.cancelled:

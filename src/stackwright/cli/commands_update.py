@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -82,10 +83,17 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
     output = _output_format(output, as_json)
     from stackwright.cli.main import leave_to_exit
 
+    from stackwright.errors import PlanError
+
     session = open_stack(stack_name, who)
     kept: list[Any] = []
     try:
-        plan = make_preview(session, targets, refresh=refresh, keep=kept)
+        try:
+            plan = make_preview(session, targets, refresh=refresh, keep=kept)
+        except PlanError as exc:
+            if exc.plan is not None and output == "text":  # refused (protected resources): the plan first
+                echo_lines(plan_lines(exc.plan, show_diff=show_diff, show_same=show_same))
+            raise
         leave_to_exit(*kept, plan)
         in_flight = _in_flight(session)
         violations = _violations(session, plan, allow_destroy)
@@ -127,7 +135,8 @@ def _in_flight(session: StackSession) -> str:
 @diff_option
 @click.option("--refresh", is_flag=True, help="Read the live objects first (records drift), then plan.")
 @click.option("--allow-destroy", is_flag=True,
-              help="Allow deleting or replacing stateful and protected resources (policy no-destroy-stateful).")
+              help="Let policy no-destroy-stateful pass deleting or replacing stateful resources (buckets, "
+                   "tables, clusters). A protected resource stays refused: remove protect=True in the program.")
 @emergency_option
 @json_option
 def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, ...],
@@ -138,7 +147,7 @@ def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, .
 
     request = ChangeRequest("up", targets=targets, parallel=_parallel(parallel), refresh=refresh,
                             allow_destroy=allow_destroy, emergency=emergency)
-    _finish(run_change(stack_name, who, request, yes, show_diff, as_json), "Update", as_json)
+    _finish(*run_change(stack_name, who, request, yes, show_diff, as_json), "Update", as_json)
 
 
 @click.command()
@@ -148,7 +157,8 @@ def up(stack_name: str | None, who: str | None, yes: bool, targets: tuple[str, .
 @click.option("--target", "targets", multiple=True, metavar="URN|NAME",
               help="Only these resources and what depends on them: a URN, an unambiguous name, or a component (tenant:NAME).")
 @click.option("--allow-destroy", is_flag=True,
-              help="Allow deleting stateful resources (policy no-destroy-stateful).")
+              help="Let policy no-destroy-stateful pass deleting stateful resources (buckets, tables, clusters). "
+                   "A protected resource stays refused: remove protect=True in the program and run `up` first.")
 @emergency_option
 @json_option
 def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int, targets: tuple[str, ...],
@@ -158,29 +168,32 @@ def destroy(stack_name: str | None, who: str | None, yes: bool, parallel: int, t
 
     request = ChangeRequest("destroy", targets=targets, parallel=_parallel(parallel),
                             allow_destroy=allow_destroy, emergency=emergency)
-    _finish(run_change(stack_name, who, request, yes, False, as_json), "Destroy", as_json)
+    _finish(*run_change(stack_name, who, request, yes, False, as_json), "Destroy", as_json)
 
 
 def run_change(stack_name: str | None, who: str | None, request: Any, yes: bool, show_diff: bool,
-               as_json: bool = False) -> Any:
+               as_json: bool = False) -> tuple[Any, set[tuple[str, str]]]:
     """Open the stack and pass ``request`` through the change gateway, prompting (unless
     ``yes``) with the plan and what policies said of it. With ``as_json`` everything
-    but the final document goes to stderr."""
+    but the final document goes to stderr. Returns the result and the failed steps
+    whose error the progress printed."""
     from stackwright.workflow.gateway import change
 
-    session = open_stack(stack_name, who)
+    session = open_stack(stack_name, who, change=request)
+    sink = _sink(as_json)
     try:
-        return change(session, request, confirm=_confirmer(yes, show_diff, as_json), sink=_sink(as_json),
-                      refused=_show_refused(show_diff, as_json))
+        result = change(session, request, confirm=_confirmer(yes, show_diff, as_json), sink=sink,
+                        refused=_show_refused(show_diff, as_json))
     finally:
         session.close()
+    return result, sink.shown
 
 
-def _finish(result: Any, what: str, as_json: bool) -> None:
+def _finish(result: Any, shown: set[tuple[str, str]], what: str, as_json: bool) -> None:
     """The outcome as text, or as the JSON document (docs/json-output.md); exits 1
     after a failure or a declined prompt, either way."""
     if not as_json:
-        _report(result.outcome, what)
+        _report(result.outcome, what, shown)
         return
     from stackwright.workflow.json_views import update_view
 
@@ -195,7 +208,7 @@ def run_state_edit(stack_name: str | None, who: str | None, request: Any, confir
     """A state edit through the change gateway; a declined prompt exits 1."""
     from stackwright.workflow.gateway import change
 
-    session = open_stack(stack_name, who)
+    session = open_stack(stack_name, who, change=request)
     try:
         result = change(session, request, confirm=confirm, sink=_sink_quiet())
     finally:
@@ -212,7 +225,8 @@ def _show_refused(show_diff: bool, err: bool = False) -> Any:
 
     def show(plan: Any, violations: Any) -> None:
         echo_lines(plan_lines(plan, show_diff=show_diff), err=err)
-        echo_lines(violation_lines(violations), err=err)
+        if violations:
+            echo_lines(violation_lines(violations, blocks=f"`{plan.kind}`"), err=err)
 
     return show
 
@@ -234,15 +248,16 @@ def _confirmer(yes: bool, show_diff: bool, err: bool = False) -> Any:
             return True
         echo_lines(plan_lines(prompt.plan, show_diff=show_diff), err=err)
         if prompt.violations:
-            echo_lines(violation_lines(prompt.violations), err=err)
+            echo_lines(violation_lines(prompt.violations, blocks=f"`{prompt.plan.kind}`"), err=err)
         return confirm_or_fail("Do you want to apply these changes?", yes, err=err)
 
     return confirm
 
 
-def _report(outcome: Any, what: str) -> None:
-    """The outcome in a few lines; exits 1 after a failure or a declined prompt."""
-    recovery, body = outcome_lines(outcome, what)
+def _report(outcome: Any, what: str, shown: Collection[tuple[str, str]] = ()) -> None:
+    """The outcome in a few lines; exits 1 after a failure or a declined prompt.
+    ``shown``: the failed steps whose error the progress printed already."""
+    recovery, body = outcome_lines(outcome, what, shown)
     if recovery:
         echo_lines(recovery)
     if outcome.cancelled:
@@ -255,9 +270,10 @@ def _report(outcome: Any, what: str) -> None:
     raise SystemExit(1)
 
 
-def outcome_lines(outcome: Any, what: str) -> tuple[list[str], list[str]]:
+def outcome_lines(outcome: Any, what: str, shown: Collection[tuple[str, str]] = ()) -> tuple[list[str], list[str]]:
     """What an update did: the interrupted operations it resolved, then the result
-    (`run` prints both in a stack's block)."""
+    (`run` prints both in a stack's block). A failed step whose error the progress
+    printed (in ``shown``) is named, its error not repeated."""
     from stackwright.cli.render import plan_lines
 
     recovery = [click.style(line, fg="yellow") for line in _recovery_lines(outcome.recovery)]
@@ -270,16 +286,24 @@ def outcome_lines(outcome: Any, what: str) -> tuple[list[str], list[str]]:
     if result.ok:
         return recovery, [click.style(f"{what} succeeded in {outcome.duration:.1f}s{number}: {done}.",
                                       fg="green", bold=True)]
-    body = []
-    for f in result.failures:
-        body.append(click.style(f"  failed: {f.action} {f.urn}: {f.message}", fg="red"))
-        body += [f"    hint: {f.hint}"] if f.hint else []
+    body = failure_lines(result.failures, shown)
     state = "was interrupted" if result.interrupted else "failed"
     extra = f"; {len(result.skipped)} skipped" if result.skipped else ""
     extra += f"; {len(result.not_started)} not started" if result.not_started else ""
     body.append(click.style(f"{what} {state}{number}: {done} done, {len(result.failures)} failed{extra}.",
                             fg="red", bold=True))
     return recovery, body
+
+
+def failure_lines(failures: Iterable[Any], shown: Collection[tuple[str, str]] = ()) -> list[str]:
+    """Each failure with its hint; one whose error the progress printed already (in
+    ``shown``) is named and pointed to, not repeated."""
+    lines = []
+    for f in failures:
+        error = " (its error is above)" if (f.urn, f.action) in shown else f": {f.message}"
+        lines.append(click.style(f"  failed: {f.action} {f.urn}{error}", fg="red"))
+        lines += [f"    hint: {f.hint}"] if f.hint else []
+    return lines
 
 
 def _recovery_lines(report: Any) -> list[str]:
@@ -339,13 +363,13 @@ def _refreshed(stack_name: str | None, who: str | None, record: bool, parallel: 
     from stackwright.workflow.environments import environment_for
     from stackwright.workflow.gateway import ChangeRequest, change
 
-    session = open_stack(stack_name, who)
+    request = ChangeRequest("refresh", parallel=parallel, emergency=emergency) if record else None
+    session = open_stack(stack_name, who, change=request)
     try:
         outcome: Any
-        if not record:
+        if request is None:
             outcome = run_refresh(session, parallel=parallel, record=False, sink=_sink_quiet())
         else:
-            request = ChangeRequest("refresh", parallel=parallel, emergency=emergency)
             outcome = change(session, request, confirm=lambda prompt: True, sink=_sink_quiet()).refreshed
         protected = environment_for(session.project, session.stack).protected
         return outcome, session.stack, session.project.name, protected
@@ -354,13 +378,14 @@ def _refreshed(stack_name: str | None, who: str | None, record: bool, parallel: 
 
 
 def _sink_quiet() -> Any:
-    from stackwright.engine.events import EventSink
+    """No step progress; notices only (a stale lock taken over)."""
+    from stackwright.cli.progress import Notices
 
-    return EventSink()
+    return Notices()
 
 
 def _drift_lines(result: Any) -> list[str]:
-    from stackwright.cli.render import _diff_line
+    from stackwright.cli.render import full_diff_lines
     from stackwright.model.resource import urn_name
 
     lines = []
@@ -369,7 +394,7 @@ def _drift_lines(result: Any) -> list[str]:
             lines.append(click.style(f"  - {drift.type} {urn_name(drift.urn)}  deleted outside Stackwright", fg="red"))
         elif drift.kind == "changed":
             lines.append(click.style(f"  ~ {drift.type} {urn_name(drift.urn)}  changed outside Stackwright", fg="yellow"))
-            lines.extend("      " + _diff_line(d) for d in drift.diffs)
+            lines.extend("      " + line for line in full_diff_lines(drift.diffs, None, None))
     for urn, error in sorted(result.errors.items()):
         lines.append(click.style(f"  ! {urn}: {error}", fg="red"))
     real = [d for d in result.drift if d.kind != "outputs"]
@@ -432,7 +457,8 @@ def _import_confirmer(yes: bool) -> Any:
 @yes_option()
 @parallel_option
 @click.option("--allow-destroy", is_flag=True,
-              help="Allow deleting or replacing stateful and protected resources (policy no-destroy-stateful).")
+              help="Let policy no-destroy-stateful pass deleting or replacing stateful resources (buckets, "
+                   "tables, clusters). A protected resource stays refused: remove protect=True in the program.")
 @emergency_option
 @json_option
 def rollback(stack_name: str | None, who: str | None, number: int, yes: bool, parallel: int,
@@ -442,4 +468,4 @@ def rollback(stack_name: str | None, who: str | None, number: int, yes: bool, pa
 
     request = ChangeRequest("rollback", checkpoint=number, parallel=_parallel(parallel),
                             allow_destroy=allow_destroy, emergency=emergency)
-    _finish(run_change(stack_name, who, request, yes, True, as_json), f"Rollback to checkpoint {number}", as_json)
+    _finish(*run_change(stack_name, who, request, yes, True, as_json), f"Rollback to checkpoint {number}", as_json)

@@ -12,7 +12,6 @@ stdout holds one document for every stack's plan.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from stackwright.cli.options import diff_option, emergency_option, parallel_option, who_option, yes_option
-from stackwright.errors import ProjectError, StackwrightError
+from stackwright.errors import ProjectError
 
 if TYPE_CHECKING:
     from stackwright.graph import Graph
@@ -118,7 +117,8 @@ def run_up(select_every: bool, since: str | None, who: str | None, yes: bool, pa
     """Apply the selected stacks, dependencies first.
 
     Without --yes, previews them all and asks once. Stacks the workspace file lists but
-    that do not exist yet are created first. With --shard I/K, K workers started with
+    that do not exist yet are created first, except in a protected environment (the
+    apply of their approved plan creates them). With --shard I/K, K workers started with
     the same selection and run id apply the stacks between them (docs/workspaces.md).
     """
     from stackwright.workflow.multistack import initialize
@@ -130,7 +130,7 @@ def run_up(select_every: bool, since: str | None, who: str | None, yes: bool, pa
     if sharding is None and not _confirmed(context, yes, "Apply"):
         _cancelled()
     stores: dict[str, StateStore] | None = {} if sharding is not None else None
-    created = initialize(context.workspace, context.selection.refs, keep=stores)
+    created = initialize(context.workspace, context.selection.refs, keep=stores, emergency=emergency)
     if created:
         click.echo(f"Created {len(created)} new stack(s): {', '.join(created)}")
     if sharding is not None:
@@ -205,7 +205,8 @@ def _run_shard(context: _Context, sharding: ShardOptions, parallel: int,
 @yes_option("Destroy without asking.")
 @parallel_option
 @click.option("--allow-destroy", is_flag=True,
-              help="Allow deleting stateful resources (policy no-destroy-stateful).")
+              help="Let policy no-destroy-stateful pass deleting stateful resources (buckets, tables, clusters). "
+                   "A protected resource stays refused: remove protect=True in the program and run `up` first.")
 @emergency_option
 def run_destroy(select_every: bool, since: str | None, who: str | None, yes: bool,
                 parallel: int, allow_destroy: bool, emergency: str | None) -> None:
@@ -214,8 +215,9 @@ def run_destroy(select_every: bool, since: str | None, who: str | None, yes: boo
     if not context.selection:
         return
     if not yes:
-        _refuse_without_terminal()
-        from stackwright.cli.common import confirm_or_fail
+        from stackwright.cli.common import confirm_or_fail, refuse_without_terminal
+
+        refuse_without_terminal()
 
         if not confirm_or_fail(f"Destroy every resource of these {len(context.selection.refs)} stack(s)?", yes):
             _cancelled()
@@ -225,21 +227,15 @@ def run_destroy(select_every: bool, since: str | None, who: str | None, yes: boo
 
 def _confirmed(context: _Context, yes: bool, verb: str) -> bool:
     """``--yes``, or a preview of every selected stack and one question."""
-    from stackwright.cli.common import confirm_or_fail
+    from stackwright.cli.common import confirm_or_fail, refuse_without_terminal
 
     if yes:
         return True
-    _refuse_without_terminal()
+    refuse_without_terminal()
     results = _execute(context, "preview")
     if any(not r.ok for r in results.values()):
         raise SystemExit(1)
     return confirm_or_fail(f"{verb} these {len(context.selection.refs)} stack(s)?", yes)
-
-
-def _refuse_without_terminal() -> None:
-    if not sys.stdin.isatty():
-        raise StackwrightError("refusing to change anything without confirmation",
-                               hint="pass --yes to go ahead without asking")
 
 
 # --- one run: the workspace, the selection, the stacks ---------------------------------
@@ -311,8 +307,10 @@ def _execute(context: _Context, action: str, *, parallel: int = 16,
     graph = subgraph(context.graph, context.selection.refs)
     listener = Listener(started=lambda ref: context.say(f"... {ref}: {action} started"),
                         finished=lambda result: _echo_result(context, result, action))
+    from stackwright.cli.progress import Notices
+
     options = RunOptions(action, context.who, parallel=parallel, out_dir=out_dir, emergency=emergency,
-                         allow_destroy=allow_destroy)
+                         allow_destroy=allow_destroy, sink=Notices)
     results = run_stacks(context.workspace, graph, options, listener)
     _echo_summary(context, list(results.values()), action, time.monotonic() - started)
     return results
@@ -390,7 +388,7 @@ def _result_lines(result: StackResult, action: str, show_diff: bool) -> list[str
     elif result.plan is not None:
         lines += plan_lines(result.plan, show_diff=show_diff)
     if result.violations:
-        lines += violation_lines(result.violations)
+        lines += violation_lines(result.violations, blocks="`destroy`" if action == "destroy" else "`up`")
     if result.plan_file is not None:
         lines.append(f"Plan saved to {result.plan_file}")
     return lines

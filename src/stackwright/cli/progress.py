@@ -19,13 +19,26 @@ def _label(urn: str) -> str:
     return f"{urn_parts(urn)[2]} {urn_name(urn)}"
 
 
-class PlainProgress(EventSink):
+class Notices(EventSink):
+    """What a command says while it runs besides step progress: a stale lock taken over
+    (on stderr). The quiet commands (``refresh``, ``import``, ``state rm``) use it alone."""
+
+    def lock_taken_over(self, stack: str, holder: str) -> None:
+        click.echo(click.style(f"Took over the lock of stack {stack!r} left by {holder}: that process is "
+                               "gone from this host; what it left unfinished is resolved first.",
+                               fg="yellow"), err=True)
+
+
+class PlainProgress(Notices):
     """One line per finished step; safe for logs (no cursor movement). With ``err`` on
     stderr, leaving stdout to a JSON document."""
 
     def __init__(self, verbose: bool = False, err: bool = False) -> None:
         self.verbose = verbose
         self.err = err
+        self.shown: set[tuple[str, str]] = set()
+        """The failed steps (urn, action) whose error a line printed: the summary after
+        the apply names them without repeating the error."""
 
     def step_started(self, urn: str, action: str) -> None:
         if self.verbose:
@@ -33,9 +46,16 @@ class PlainProgress(EventSink):
 
     def step_finished(self, urn: str, action: str, status: str, elapsed: float,
                       error: str | None = None) -> None:
-        detail = f": {error}" if error else ""
+        detail = self._detail(urn, action, status, error)
         line = f"  {action:<16} {_label(urn)}  {status} ({elapsed:.1f}s){detail}"
         click.echo(click.style(line, fg=STATUS_COLOURS.get(status)), err=self.err)
+
+    def _detail(self, urn: str, action: str, status: str, error: str | None) -> str:
+        if not error:
+            return ""
+        if status == "failed":
+            self.shown.add((urn, action))
+        return f": {error}"
 
     def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:
         click.echo(f"  {action:<16} {_label(urn)}  retry {attempt} in {delay:.1f}s: {error}", err=self.err)
@@ -115,8 +135,10 @@ class LiveProgress(PlainProgress):
             self.calling.discard(urn)
             self.said.pop(urn, None)
         colour = STATUS_COLOURS.get(status, "white")
-        detail = f": {error}" if error else ""
-        self.console.print(f"  {action:<16} {_label(urn)}  [{colour}]{status}[/] ({elapsed:.1f}s){detail}",
+        from rich.markup import escape
+
+        detail = escape(self._detail(urn, action, status, error))
+        self.console.print(f"  {action:<16} {escape(_label(urn))}  [{colour}]{status}[/] ({elapsed:.1f}s){detail}",
                            markup=True, highlight=False)
 
     def step_retrying(self, urn: str, action: str, attempt: int, delay: float, error: str) -> None:

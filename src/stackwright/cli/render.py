@@ -16,7 +16,7 @@ import click
 from stackwright.model.resource import urn_name, urn_parts
 from stackwright.model.values import MASK, RECORDED_UNKNOWN_TEXT, UNKNOWN, UNKNOWN_TEXT, Secret, masked
 from stackwright.plan.diff import PropertyDiff
-from stackwright.plan.plan import STATE_ONLY_VERB, Leftover, Op, Plan, Step
+from stackwright.plan.plan import RETAINED_TEXT, STATE_ONLY_VERB, Leftover, Op, Plan, Step
 from stackwright.state.records import Checkpoint
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def plan_lines(plan: Plan, *, show_diff: bool = False, show_same: bool = False) 
             lines.extend(indent + "    " + click.style(f"warning: {w}", fg="red", bold=True) for w in step.warnings)
             lines.extend(indent + "    " + click.style(note, fg="cyan") for note in step.notes)
     lines.extend("  " + _leftover_line(leftover) for leftover in plan.leftovers)
-    lines.extend(output_lines(plan))
+    lines.extend(output_lines(plan, full=show_diff))
     lines.append(summary_line(plan))
     return lines
 
@@ -75,6 +75,7 @@ def _step_line(step: Step) -> str:
     rename = f" (was {urn_name(step.previous_urn)})" if step.previous_urn else ""
     verb = STATE_ONLY_VERB if step.state_only else VERBS[step.op]
     verb += " (delete first)" if step.op is Op.REPLACE and step.delete_before_replace else ""
+    verb += f" ({RETAINED_TEXT})" if step.retained else ""
     text = f"{symbol:<2} {step.type} {urn_name(step.urn)}{rename}  {verb}"
     return click.style(text, fg=colour) if colour else text
 
@@ -85,10 +86,46 @@ def _leftover_line(leftover: Leftover) -> str:
 
 
 def diff_lines(step: Step, *, full: bool) -> list[str]:
-    diffs: Iterable[PropertyDiff] = step.diffs if full else [d for d in step.diffs if d.replaces]
-    if step.op is Op.CREATE and full and step.inputs:
-        return [f"{k}: {value_text(v)}" for k, v in sorted(step.inputs.items())]
-    return [_diff_line(d) for d in diffs]
+    """``full`` (``--diff``): every change, nested ones path by path and values whole
+    (``cli/diff_view.py``); a create's inputs whole. Otherwise the properties that force
+    a replacement, one line each."""
+    if not full:
+        return [_diff_line(d) for d in step.diffs if d.replaces]
+    from stackwright.cli.diff_view import value_lines
+
+    if step.op is Op.CREATE and step.inputs:
+        lines: list[str] = []
+        for key, value in sorted(step.inputs.items()):
+            shown = value_lines(value)
+            lines += [f"{key}: {shown[0]}", *("  " + line for line in shown[1:])]
+        return lines
+    return full_diff_lines(step.diffs, step.old_inputs, step.inputs)
+
+
+def full_diff_lines(diffs: Iterable[PropertyDiff], old: Mapping[str, Any] | None,
+                    new: Mapping[str, Any] | None) -> list[str]:
+    """``diffs`` path by path: each input they touch is compared whole (``old`` with
+    ``new``, when known), so that a list that grew shows the element added rather than
+    both lists."""
+    from stackwright.cli.diff_view import change_lines
+
+    groups: dict[str, list[PropertyDiff]] = {}
+    for d in diffs:
+        groups.setdefault(_top(d.path), []).append(d)
+    lines: list[str] = []
+    for key, group in groups.items():
+        replaces = any(d.replaces for d in group)
+        if old is not None and new is not None and (key in old or key in new):
+            kind = "add" if key not in old else "delete" if key not in new else "update"
+            lines += change_lines(key, kind, old.get(key), new.get(key), replaces=replaces)
+        else:
+            for d in group:
+                lines += change_lines(d.path, d.kind, d.old, d.new, replaces=d.replaces)
+    return lines
+
+
+def _top(path: str) -> str:
+    return path.split(".", 1)[0].split("[", 1)[0]
 
 
 def option_lines(step: Step) -> list[str]:
@@ -116,22 +153,25 @@ def _diff_line(d: PropertyDiff) -> str:
     return click.style(f"~ {d.path}: {value_text(d.old)} => {value_text(d.new)}", fg="yellow") + note
 
 
-def output_lines(plan: Plan) -> list[str]:
+def output_lines(plan: Plan, full: bool = False) -> list[str]:
+    """The stack outputs that change; ``full`` (``--diff``): their values whole."""
     if not plan.outputs_change():
         return []
+    limit = 1 << 62 if full else 120
     lines = ["  Outputs:"]
     for key in sorted(set(plan.outputs) | set(plan.old_outputs)):
         old, new = plan.old_outputs.get(key), plan.outputs.get(key)
         if old != new:
-            was = f"{value_text(old, unknown=RECORDED_UNKNOWN_TEXT)} => " if key in plan.old_outputs else ""
-            lines.append(f"    {key}: {was}{value_text(new)}")
+            was = f"{value_text(old, limit, RECORDED_UNKNOWN_TEXT)} => " if key in plan.old_outputs else ""
+            lines.append(f"    {key}: {was}{value_text(new, limit)}")
     return lines
 
 
 def summary_line(plan: Plan) -> str:
     counts = plan.counts()
-    parts = [f"{counts[op.value]} to {VERBS[op]}" for op in
-             (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE, Op.READ) if counts.get(op.value)]
+    retained = sum(1 for s in plan.steps if s.retained) if counts.get(Op.DELETE.value) else 0
+    parts = [f"{counts[op.value]} to {VERBS[op]}" + (f" ({retained} retained)" if op is Op.DELETE and retained else "")
+             for op in (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE, Op.READ) if counts.get(op.value)]
     same = counts.get("same", 0)
     renames = sum(1 for s in plan.steps if s.previous_urn)
     if renames:

@@ -28,7 +28,7 @@ from stackwright.engine.calls import CallWithdrawn, InlineCalls, ProviderCalls
 from stackwright.engine.commit import GroupCommit, ImmediateCommit
 from stackwright.engine.events import EventSink, MaskingSink
 from stackwright.engine.retry import RetryPolicy
-from stackwright.errors import CreatedButFailed, PlanError, ProviderError, StackwrightError
+from stackwright.errors import CreatedButFailed, NotFoundError, PlanError, ProviderError, StackwrightError
 from stackwright.graph import CycleFound, Graph, Outcome, walk, walk_in_order
 from stackwright.model.resource import urn_name
 from stackwright.model.values import (
@@ -36,7 +36,7 @@ from stackwright.model.values import (
     wrap_secret_keys,
 )
 from stackwright.plan.diff import PropertyDiff
-from stackwright.plan.plan import LEFTOVER_VERB, STATE_ONLY_VERB, Leftover, Op, Plan, Step
+from stackwright.plan.plan import LEFTOVER_VERB, RETAINED_VERB, STATE_ONLY_VERB, Leftover, Op, Plan, Step
 from stackwright.providers.protocol import (
     Created,
     OperationContext,
@@ -56,7 +56,9 @@ WAIT: Final = "W"
 wait behind (``_chains_wait_for_their_needs``)."""
 PropertyLookup = Callable[[str, str], Any]
 Resolver = Callable[[str, PropertyLookup], Mapping[str, Any]]
-"""Re-resolves a resource's inputs from the outputs recorded so far."""
+"""Re-resolves a resource's inputs from the outputs recorded so far, and raises when a
+value known now does not fit the input's declared type (InputError, naming the
+resource, the property and where it is declared)."""
 
 
 @dataclass
@@ -219,11 +221,16 @@ class Applier:
         """URN -> token of the pending delete recording the old object of a
         create-before-delete replacement (see ``_record_old_half``)."""
         self._handlers: dict[str, ResourceProvider] = {}
+        self._graph: Graph[Action] = Graph()
+        self._early: dict[str, dict[str, Any]] = {}
+        """The inputs of delete-first replacements resolved before their deletes
+        (``_check_before_deleting``), for their creates."""
 
     async def run(self) -> ApplyResult:
         import asyncio
 
         graph, order = ordered_action_graph(self.plan)
+        self._graph = graph
         watcher = asyncio.ensure_future(self._withdraw_on_stop())
         try:
             with young_collections_only():
@@ -238,6 +245,7 @@ class Applier:
     def run_inline(self) -> ApplyResult:
         """The walk of an ``inline`` Applier: one step after another on this thread."""
         graph, order = ordered_action_graph(self.plan)
+        self._graph = graph
         try:
             with young_collections_only():
                 fate = walk_in_order(graph, self._visit_now, on_skip=self._skipped, should_stop=self.stop.is_set,
@@ -281,8 +289,11 @@ class Applier:
         if action[0] == WAIT:
             return
         self.result.skipped.append(action[1])
+        deps = self._graph.deps.get(action, ())
+        last = (WAIT, REMOVALS) in deps and cause not in deps
+        why = " (resources removed from the program are deleted last)" if last else ""
         self.sink.step_finished(action[1], self._verb(action), "skipped", 0.0,
-                                f"{urn_name(cause[1])} failed")
+                                f"{urn_name(cause[1])} failed{why}")
 
     def _verb(self, action: Action) -> str:
         kind, urn = action
@@ -293,6 +304,8 @@ class Applier:
             return "replace" if kind == "C" else LEFTOVER_VERB
         if step.state_only:
             return STATE_ONLY_VERB
+        if step.retained:
+            return RETAINED_VERB
         return _OP_TEXT[step.op]
 
     def _handler(self, type_: str) -> ResourceProvider:
@@ -331,6 +344,7 @@ class Applier:
             await self._unwind(exc, kind, step)
             message = mask_text(failure_message(exc, step), self.secrets)
             hint = mask_text(exc.hint, self.secrets) if isinstance(exc, StackwrightError) and exc.hint else None
+            hint = hint or _gone_hint(exc, kind, step)
             self.result.failures.append(Failure(urn, verb, message, hint))
             self.writer.add_change(Change(urn, self._type(urn), verb, error=message))
             self.sink.step_finished(urn, verb, "failed", time.monotonic() - start, message)
@@ -409,11 +423,46 @@ class Applier:
                 return UNKNOWN
         return outputs.get(prop, UNKNOWN)
 
+    def _settled_lookup(self, urn: str, prop: str) -> Any:
+        """``_lookup`` of values that no step still to come can change: applied in this
+        walk, or recorded for a resource it leaves as it is; UNKNOWN for the others."""
+        if urn not in self.live:
+            step = self.steps.get(urn)
+            if step is not None and step.op is not Op.SAME:
+                return UNKNOWN
+        return self._lookup(urn, prop)
+
+    def _check_before_deleting(self, step: Step) -> None:
+        """A resource replaced delete-first is gone once its delete returns, so the
+        inputs of its new object are resolved first, as far as what they read is
+        settled (the chain's deletes wait for the creates and updates it needs): a value
+        of the wrong type, or a callback that raises, fails the step with the old
+        object still in place. Known in full, the checked inputs are kept for the
+        create, whose callbacks then do not run again. A value that reads an object
+        the chain itself deletes and creates again can only be known after the delete:
+        it is checked before the create, the old object being gone by then."""
+        if self.resolver is None or not is_unknown(step.inputs):
+            return
+        try:
+            resolved = dict(self.resolver(step.urn, self._settled_lookup))
+            if not is_unknown(resolved):
+                self._early[step.urn] = self._checked(step, resolved)
+        except StackwrightError as exc:
+            exc.message = f"{exc.message} (found before its delete: the object is kept)"
+            raise
+
     def _inputs(self, step: Step) -> dict[str, Any]:
         planned = dict(step.inputs or {})
         if self.resolver is None or not is_unknown(planned):
             return planned
-        resolved = dict(self.resolver(step.urn, self._lookup))
+        early = self._early.pop(step.urn, None)
+        if early is not None:
+            return early
+        return self._checked(step, dict(self.resolver(step.urn, self._lookup)))
+
+    def _checked(self, step: Step, resolved: dict[str, Any]) -> dict[str, Any]:
+        """Inputs resolved at apply, checked against the plan and by the provider."""
+        planned = dict(step.inputs or {})
         if is_plain(resolved):  # no secret to reveal and mark again, nothing unknown
             _check_matches_plan(step.urn, planned, resolved)
             return dict(self._handler(step.type).check(resolved))
@@ -522,9 +571,11 @@ class Applier:
 
     async def _delete_side(self, step: Step) -> None:
         assert step.old_id is not None
-        if step.op is Op.DELETE and step.retain_on_delete:
+        if step.op is Op.REPLACE and step.delete_before_replace:
+            self._check_before_deleting(step)
+        if step.retained:
             await self.commit(self.writer.remove_resource, step.urn,
-                              Change(step.urn, step.type, "delete"), resource_id=step.old_id)
+                              Change(step.urn, step.type, RETAINED_VERB), resource_id=step.old_id)
             return
         handler = self._handler(step.type)
         token = self._old_halves.pop(step.urn, None) or _token()
@@ -584,7 +635,19 @@ def failure_message(exc: Exception, step: Step | None) -> str:
     if not where and step is not None and step.decl:
         where = step.decl
     what = exc.message if isinstance(exc, StackwrightError) else f"internal error: {type(exc).__name__}: {exc}"
+    if isinstance(exc, StackwrightError) and exc.prop and exc.prop not in what:
+        what = f"{exc.prop}: {what}"  # the property, as the CLI's headline of the error names it
     return f"{where}: {what}" if where else what
+
+
+def _gone_hint(exc: Exception, kind: str, step: Step | None) -> str | None:
+    """The way out of an update or a delete whose object the provider did not find."""
+    if not isinstance(exc, NotFoundError) or step is None:
+        return None
+    if kind == "D" or (kind == "C" and step.op is Op.UPDATE):
+        return ("it may have been deleted outside Stackwright: `stackwright refresh --yes` "
+                "(or `stackwright up --refresh`) records that it is gone")
+    return None
 
 
 _OP_TEXT: Final = {op: str(op.value) for op in Op}
@@ -650,7 +713,34 @@ def ordered_action_graph(plan: Plan) -> tuple[Graph[Action], list[Action]]:
         raise _unorderable([(str(a[0]), str(a[1])) for a in exc.cycle], steps) from None  # type: ignore[index]
     if _chains_wait_for_their_needs(graph, plan.steps, order):
         order = graph.topological_order()
+    if _removals_wait_for_the_rest(graph, plan.steps, order):
+        order = graph.topological_order()
     return graph, order
+
+
+REMOVALS: Final = ""
+"""The key of the barrier (``WAIT``) that resources removed from the program are
+deleted behind (``_removals_wait_for_the_rest``)."""
+
+
+def _removals_wait_for_the_rest(graph: Graph[Action], steps: Iterable[Step], order: list[Action]) -> bool:
+    """Resources removed from the program are deleted last, as Pulumi does: after every
+    create and update that waits for no delete. When one of those fails, nothing is
+    deleted, and the old objects stay (a renamed bucket whose new name is taken keeps
+    the old bucket). Adds no cycle: what the barrier waits for waits for no delete.
+    Returns whether it added anything."""
+    removals = [("D", s.urn) for s in steps if s.op is Op.DELETE]
+    if not removals:
+        return False
+    changing = {("C", s.urn) for s in steps if s.op is not Op.SAME and s.op is not Op.DELETE}
+    needs = [action for action in _waits_for_no_delete(graph, order) if action in changing]
+    if not needs:
+        return False
+    barrier = (WAIT, REMOVALS)
+    graph.add(barrier, needs)
+    for removal in removals:
+        graph.add(removal, [barrier])
+    return True
 
 
 def _chains_wait_for_their_needs(graph: Graph[Action], steps: Iterable[Step], order: list[Action]) -> bool:

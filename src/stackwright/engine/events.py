@@ -39,6 +39,11 @@ class EventSink:
     def stopping(self) -> None:
         """An interrupt was received; no new steps start."""
 
+    def lock_taken_over(self, stack: str, holder: str) -> None:
+        """The stack's lock was left by a process of this host that is gone (killed:
+        ``holder`` says who it was); it was taken over, and what that process left open
+        is checkpointed as interrupted."""
+
 
 class MaskingSink(EventSink):
     """Passes every event on with the secrets in ``secrets`` masked out of its text (a
@@ -77,3 +82,6 @@ class MaskingSink(EventSink):
 
     def stopping(self) -> None:
         self.inner.stopping()
+
+    def lock_taken_over(self, stack: str, holder: str) -> None:
+        self.inner.lock_taken_over(stack, holder)

@@ -26,7 +26,10 @@ from typing import Any, ClassVar
 from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.errors import InputError
 from stackwright.model import context
-from stackwright.model.output import Output, collect_outputs, outputs_in, resources_of, use
+from stackwright.model.output import (
+    HOLDS_SECRET, HOLDS_UNKNOWN, Output, collect_outputs, marking, outputs_in, resources_of, use,
+)
+from stackwright.model.values import reveal
 
 _MISSING: Any = object()
 URN_SEPARATOR = "::"
@@ -262,6 +265,9 @@ class Resource(Node):
     dependencies: list[Node]
     read_id: Any = None
     """Set by ``get``: the id of an existing object this node only reads."""
+    _typed_when_resolved: tuple[str, ...] = ()
+    """The inputs given an Output, or a value holding one: declaration could not check
+    their types, ``check_resolved`` does once they are known."""
 
     def __init_subclass__(cls, type: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -357,6 +363,7 @@ class Resource(Node):
         if len(values) != len(cls._defaults):
             specs = cls.input_specs()
             raise self._unknown_input(next(name for name in given if name not in specs), specs)
+        later: list[str] = []
         for (name, spec, plain, default), value in zip(cls._fields, values.values()):
             if type(value) in plain:
                 continue
@@ -368,13 +375,41 @@ class Resource(Node):
                     collect_outputs(value, found)
             elif type(value) is Output:
                 found.append(value)
+                if spec.type is not Any:
+                    later.append(name)
             elif type(value) in _SCALAR_TYPES:
                 _check_type(self, spec, value, False)
             else:
                 before = len(found)
                 collect_outputs(value, found)
-                _check_type(self, spec, value, len(found) > before)
+                if _check_type(self, spec, value, len(found) > before) is _DEFERRED:
+                    later.append(name)
+        if later:
+            self._typed_when_resolved = tuple(later)
         return values
+
+    def check_resolved(self, inputs: Mapping[str, Any]) -> None:
+        """Checks each input that was given an Output (an ``.apply`` callback's result,
+        another resource's output), or a value holding one, against its declared type,
+        ``inputs`` holding the resolved values: the check a value given as it is had at
+        declaration, with the same message. A value still unknown, whole or in part, is
+        left for a later call, once what it reads is applied. Raises InputError naming
+        where the resource is declared, the property and the type."""
+        if not self._typed_when_resolved:
+            return
+        specs = type(self).input_specs()
+        for name in self._typed_when_resolved:
+            value = inputs.get(name, _MISSING)
+            marks = marking(value) if value is not _MISSING else HOLDS_UNKNOWN
+            if marks & HOLDS_UNKNOWN:
+                continue
+            secret = bool(marks & HOLDS_SECRET)
+            try:
+                _check_type(self, specs[name], reveal(value) if secret else value, False, secret)
+            except InputError as exc:
+                exc.hint = (f"{name} is given an Output (an .apply callback's result or another resource's "
+                            f"output): make it give {_type_name(specs[name].type)}")
+                raise
 
     def _unknown_input(self, name: str, specs: Mapping[str, InputSpec]) -> InputError:
         import difflib
@@ -467,18 +502,21 @@ _UnionType = type(int | str)
 _ANY_DICT = dict[str, Any]
 """A manifest's type: any dict with string keys fits, whatever it holds (Outputs too)."""
 _SIMPLE: dict[Any, tuple[type, ...]] = {str: (str,), float: (float, int), bool: (bool,)}
+_DEFERRED: Any = object()
+"""``_check_type``'s answer for a value whose fit depends on the Outputs it holds."""
 _SCALAR_TYPES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 """Values that hold nothing to walk, and defaults that need no copy."""
 
 
-def _check_type(node: Node, spec: InputSpec, value: Any, holds_output: bool) -> Any:
-    """The value if it fits the declared type; Outputs (``holds_output``: the value
-    holds one) are checked when resolved."""
+def _check_type(node: Node, spec: InputSpec, value: Any, holds_output: bool, secret: bool = False) -> Any:
+    """The value if it fits the declared type; ``_DEFERRED`` if that depends on the
+    Outputs it holds (``holds_output``), checked once resolved (``Resource.check_resolved``).
+    ``secret``: the value is a secret's, which the error names by its type alone."""
     if spec.type is Any or (spec.type == _ANY_DICT and type(value) is dict
                             and all(type(k) is str for k in value)):
         return value
     if holds_output:
-        return value
+        return _DEFERRED
     simple = _SIMPLE.get(spec.type)
     if simple is not None:
         if isinstance(value, simple) and not (spec.type is float and isinstance(value, bool)):
@@ -487,11 +525,11 @@ def _check_type(node: Node, spec: InputSpec, value: Any, holds_output: bool) -> 
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     else:
-        return _validate_with_pydantic(node, spec, value)
-    raise _type_error(node, spec, value)
+        return _validate_with_pydantic(node, spec, value, secret)
+    raise _type_error(node, spec, value, secret)
 
 
-def _validate_with_pydantic(node: Node, spec: InputSpec, value: Any) -> Any:
+def _validate_with_pydantic(node: Node, spec: InputSpec, value: Any, secret: bool = False) -> Any:
     from pydantic import ValidationError
 
     try:
@@ -500,7 +538,7 @@ def _validate_with_pydantic(node: Node, spec: InputSpec, value: Any) -> Any:
         detail = exc.errors()[0]
         where = ".".join(str(p) for p in detail.get("loc", ()))
         raise node.error(
-            f"expected {_type_name(spec.type)}, got {_describe(value)}"
+            f"expected {_type_name(spec.type)}, got {_describe(value, secret)}"
             + (f" (at {where}: {detail['msg']})" if where else ""),
             prop=spec.name,
         ) from None
@@ -514,15 +552,17 @@ def _adapter(tp: Any) -> Any:
     return TypeAdapter(tp, config=ConfigDict(strict=True, arbitrary_types_allowed=True))
 
 
-def _type_error(node: Node, spec: InputSpec, value: Any) -> InputError:
-    return node.error(f"expected {_type_name(spec.type)}, got {_describe(value)}", prop=spec.name)
+def _type_error(node: Node, spec: InputSpec, value: Any, secret: bool = False) -> InputError:
+    return node.error(f"expected {_type_name(spec.type)}, got {_describe(value, secret)}", prop=spec.name)
 
 
 def _type_name(tp: Any) -> str:
     return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
 
 
-def _describe(value: Any) -> str:
+def _describe(value: Any, secret: bool = False) -> str:
+    if secret:
+        return f"{type(value).__name__} (a secret: its value is not shown)"
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) < 40 else text[:37] + '...'}"
 
@@ -571,12 +611,17 @@ def _parenting(init: Callable[..., None]) -> Callable[..., None]:
 
 
 def restore(cls: type[Resource], urn: str, inputs: dict[str, Any], *,
-            parent_urn: str | None, protect: bool = False, retain_on_delete: bool = False) -> Resource:
+            parent_urn: str | None, protect: bool = False, retain_on_delete: bool = False,
+            ignore_changes: Sequence[str] = (), delete_before_replace: bool = False,
+            aliases: Sequence[str] = ()) -> Resource:
     """A resource object rebuilt from a state record rather than declared by a program
-    (rollback plans against the inputs recorded at an earlier checkpoint)."""
+    (rollback plans against the inputs recorded at an earlier checkpoint), with the
+    options a record keeps (``aliases`` as URNs)."""
     resource = object.__new__(cls)
     resource.urn = urn
-    resource.resource_options = ResourceOptions(protect=protect, retain_on_delete=retain_on_delete)
+    resource.resource_options = ResourceOptions(
+        protect=protect, retain_on_delete=retain_on_delete, ignore_changes=list(ignore_changes),
+        delete_before_replace=delete_before_replace, aliases=list(aliases))
     resource.resource_parent = _recorded_parent(parent_urn) if parent_urn else None
     resource.decl_file, resource.decl_line = None, None
     resource.inputs = inputs

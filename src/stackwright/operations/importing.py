@@ -6,11 +6,12 @@ import pprint
 from dataclasses import dataclass
 from typing import Any
 
+from stackwright.engine.events import EventSink
 from stackwright.errors import ProjectError, StateError, about
-from stackwright.model.resource import InputSpec, make_urn, urn_name
+from stackwright.model.resource import InputSpec, make_urn, urn_name, urn_parts
 from stackwright.model.values import Secret, reveal, wrap_secret_keys
 from stackwright.operations.session import StackSession, stack_lock
-from stackwright.providers.protocol import OperationContext, ResourceProvider
+from stackwright.providers.protocol import OperationContext, ReadResult, ResourceProvider
 from stackwright.state.records import Change, ResourceState
 
 
@@ -27,6 +28,8 @@ class ImportCandidate:
     code: str
     adopts: str = ""
     """What recording it also does to the object (``ResourceProvider.adopts``)."""
+    owner: str | None = None
+    """The URN the object's own mark says manages it (``ReadResult.owner``)."""
 
 
 @dataclass
@@ -50,21 +53,24 @@ def read_import(session: StackSession, type_token: str, name: str, resource_id: 
     if live is None:
         raise ProjectError(f"no {type_token} with id {resource_id!r} was found",
                            hint="check the id and the stack's region/endpoint")
+    _refuse_adopted(session, handler, urn, type_token, live)
     inputs = dict(live.inputs)
     outputs = wrap_secret_keys({**inputs, **live.outputs}, handler.secret_keys(inputs))
     return ImportCandidate(urn, type_token, live.id, inputs, outputs, declaration_code(handler, name, inputs),
-                           handler.adopts)
+                           handler.adopts, live.owner)
 
 
-def record_import(session: StackSession, candidate: ImportCandidate) -> ImportResult:
+def record_import(session: StackSession, candidate: ImportCandidate, sink: EventSink | None = None) -> ImportResult:
     """Record the object as read, protected: until the program declares it, a plan
     that would delete it (every plan, as the program does not declare it yet) is
     refused instead. Once declared, the program's own ``protect`` wins, recorded as an
     option-only change. Before it is recorded, the provider makes the object its own
     (``ResourceProvider.adopt``: for Kubernetes, the fields the printed code declares)."""
-    with stack_lock(session, "import"):
+    with stack_lock(session, "import", sink):
         _refuse_managed(session, candidate.urn)
         handler = session.providers.resource(candidate.type)
+        _refuse_adopted(session, handler, candidate.urn, candidate.type,
+                        ReadResult(candidate.id, candidate.inputs, owner=candidate.owner))
         ctx = OperationContext(urn=candidate.urn, name=urn_name(candidate.urn), token=f"import-{candidate.id}")
         with about(candidate.urn):
             notes = tuple(handler.adopt(ctx, candidate.id, reveal(candidate.inputs)))
@@ -89,6 +95,40 @@ def _refuse_managed(session: StackSession, urn: str) -> None:
     if urn in session.store.snapshot(session.stack).resources:
         raise StateError(f"{urn} is already managed by this stack",
                          hint="pick another NAME, or `stackwright state rm` it first")
+
+
+def _refuse_adopted(session: StackSession, handler: ResourceProvider, urn: str, type_token: str,
+                    live: ReadResult) -> None:
+    """An object this stack records already (the same type and id, through the same
+    default provider instance), or that its mark says another stack manages, is not
+    imported again: two resources would manage one object, and removing either from
+    its program would delete it. Lookups (records that never delete) do not count."""
+    resources = session.store.snapshot(session.stack).resources
+    key = handler.provider_input
+    for other, row in resources.items():
+        if (other != urn and row.type == type_token and row.id == live.id
+                and not (row.external and row.retain_on_delete) and not (key and row.inputs.get(key))):
+            raise _managed_already(type_token, live.id, other)
+    owner = live.owner
+    if owner is None or owner == urn:
+        return
+    if owner in resources:
+        raise _managed_already(type_token, live.id, owner)
+    stack, project, _, _ = urn_parts(owner)
+    if (stack, project) != (session.stack, session.project.name):
+        raise StateError(
+            f"{type_token} {live.id} is managed by stack {stack!r} of project {project!r}, as {owner} "
+            "(the object says so)",
+            hint="change it in that stack; to move it here, `stackwright state rm` it there, remove the mark "
+                 "naming it (a Kubernetes object's annotation stackwright.io/urn), then import it")
+
+
+def _managed_already(type_token: str, resource_id: str, other: str) -> StateError:
+    return StateError(
+        f"{type_token} {resource_id} is already managed by this stack, as {other}; a second resource "
+        "for it would delete it when either is removed",
+        hint=f"to give it another name, rename {urn_name(other)} in the program and add "
+             f"opts=sw.ResourceOptions(aliases=[{other!r}])")
 
 
 def declaration_code(handler: ResourceProvider, name: str, inputs: dict[str, Any]) -> str:

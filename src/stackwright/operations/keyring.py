@@ -238,18 +238,37 @@ def write_key_file(path: Path, keys: list[bytes], replace: bool = True) -> None:
             os.unlink(temporary)
 
 
-def add_local_key(project: Project) -> list[bytes]:
-    """Put a new key first in the key file (the old ones still open what they sealed);
-    the keys before the change."""
+def rotated_local_keys(project: Project) -> list[bytes]:
+    """A new local key followed by the project's keys (none when it has no key file
+    yet), not written: a rotation seals with the first and opens with any of them, and
+    writes them (``write_key_file``) before anything they sealed is stored."""
     path = project.state_dir / KEY_FILE
-    old = _key_file(path, create=True)
-    write_key_file(path, [new_key(), *old])
-    return old
+    return [new_key(), *(_key_file(path) if path.exists() else [])]
+
+
+def local_key_of(project: Project, keys: list[bytes]) -> FernetKey:
+    """The local key as ``keys`` (newest first) will be once written."""
+    path = project.state_dir / KEY_FILE
+    return FernetKey("local", lambda sealing: keys, f"the key is {path}; restore it, or set {PASSPHRASE_ENV} "
+                     "if the secrets were encrypted with a passphrase")
 
 
 def drop_local_keys(project: Project, keep: int = 1) -> None:
     path = project.state_dir / KEY_FILE
     write_key_file(path, _key_file(path)[:keep])
+
+
+def joined(first: FernetKey, *others: FernetKey) -> FernetKey:
+    """A key that seals with ``first`` and opens what any of them sealed (a new
+    passphrase, and the old one a rotation moves away from)."""
+    def load(sealing: bool) -> list[bytes]:
+        keys: list[bytes] = []
+        for key in (first, *others):
+            loaded = key.load(sealing)
+            keys += [loaded] if isinstance(loaded, bytes) else loaded
+        return keys
+
+    return FernetKey(first.scheme, load, first.hint)
 
 
 @dataclass(init=False, repr=False, eq=False)

@@ -34,7 +34,7 @@ def refresh(session: StackSession, *, parallel: int, record: bool, sink: EventSi
         if not result.errors:
             drift_note.remember(session, snapshot.serial, result)
         return RefreshOutcome(result)
-    with stack_lock(session, "refresh"):
+    with stack_lock(session, "refresh", sink):
         writer = session.store.begin(session.stack, "refresh", session.who)
         snapshot = session.store.snapshot(session.stack)
         result = read_live(session, snapshot, parallel, sink)

@@ -46,7 +46,9 @@ config:
   greeting: hello
 """
 
-GITIGNORE = ".stackwright/\nout/\n__pycache__/\n"
+GITIGNORE = ".stackwright/\n/out/\n__pycache__/\n"
+"""The program's output is the top-level ``out/`` only: a deeper ``out`` folder is code,
+which the program digest covers (``program.digest``)."""
 
 
 def scaffold(directory: Path, name: str, stack: str) -> Project:

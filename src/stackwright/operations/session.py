@@ -9,10 +9,13 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stackwright.dataclass_methods import Compared
-from stackwright.errors import ProjectError, StateError
+from stackwright.engine.events import EventSink
+from stackwright.errors import LockHeldError, ProjectError, StateError
 from stackwright.model.context import ConfigSource
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.values import Secret
@@ -20,7 +23,7 @@ from stackwright.operations.keyring import Keyring, SecretsError
 from stackwright.operations.workspace_links import WorkspaceLinks
 from stackwright.program.project import Project, load_stack_config
 from stackwright.program.runner import run_program
-from stackwright.state.codec import gc_paused
+from stackwright.state.codec import gc_paused, lock_holder
 from stackwright.providers.registry import ProviderRegistry
 from stackwright.state.records import LockInfo
 from stackwright.state.store import StateStore
@@ -31,6 +34,10 @@ if TYPE_CHECKING:
 
 SECURE = "secure"
 """``password: {secure: <ciphertext>}`` in a stack file: a secret config value."""
+CO_AUTHORS_ENV = "STACKWRIGHT_CO_AUTHORS"
+"""Comma-separated identities that count as authors of the plans a command saves,
+besides whoever makes them (``who``): where self-approval is off, none of them may
+approve. CI sets it to whoever merged another's pull request (docs/ci.md)."""
 
 
 # Every command loads this class: its methods are written, not generated (see
@@ -55,6 +62,7 @@ class StackSession(Compared):
     _who: str | None = field(default=None, init=False, repr=False)
     _asked: tuple[dict[str, str], str] | None = field(default=None, init=False, repr=False)
     """The environment and working folder ``who`` asks git in, when not settled at once."""
+    _co_authors: tuple[str, ...] = field(default=(), init=False, repr=False)
 
     def __init__(self, project: Project, stack: str, store: StateStore, config: ConfigSource,
                  providers: ProviderRegistry, named: str | None, held_lock: LockInfo | None = None) -> None:
@@ -68,6 +76,7 @@ class StackSession(Compared):
         self._links = None
         self._who = named or os.environ.get("STACKWRIGHT_USER") or None
         self._asked = None if self._who else (dict(os.environ), os.getcwd())
+        self._co_authors = co_authors(os.environ)
 
     @property
     def who(self) -> str:
@@ -81,6 +90,12 @@ class StackSession(Compared):
             env, cwd = self._asked
             self._who = identity(self.named, env, cwd)
         return self._who
+
+    @property
+    def co_authors(self) -> tuple[str, ...]:
+        """Who else counts as the author of a plan this session saves
+        (``CO_AUTHORS_ENV``, read when the session opens, as ``who`` is), ``who`` left out."""
+        return tuple(name for name in self._co_authors if name != self.who)
 
     def config_secrets(self) -> set[str]:
         """The plain texts of the stack's secret config: a value a program made of them
@@ -240,6 +255,12 @@ def identity(explicit: str | None = None, env: Mapping[str, str] | None = None, 
     return email or next((env[name] for name in _LOGIN_NAMES if env.get(name)), "") or getpass.getuser()
 
 
+def co_authors(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The identities ``CO_AUTHORS_ENV`` names in ``env``, in order, each once."""
+    names = (name.strip() for name in env.get(CO_AUTHORS_ENV, "").split(","))
+    return tuple(dict.fromkeys(name for name in names if name))
+
+
 _LOGIN_NAMES = ("LOGNAME", "USER", "LNAME", "USERNAME")
 """Where ``getpass.getuser`` looks first, read here from the environment ``identity`` was given."""
 
@@ -247,35 +268,112 @@ _LOGIN_NAMES = ("LOGNAME", "USER", "LNAME", "USERNAME")
 def host_name() -> str:
     """This machine's name as a lock records it: what ``socket.gethostname()`` returns
     (on POSIX both read the kernel's node name), without loading ``socket``, which
-    costs every `up` a millisecond and more."""
-    return os.uname().nodename
+    costs every `up` a millisecond and more. In a pid namespace other than the
+    machine's own (a container), that namespace's number follows (``runner/pidns:
+    4026532199``): a pid names a process only within its namespace, and containers may
+    share a host name (host networking) while their pids are unrelated."""
+    node = os.uname().nodename
+    space = _pid_namespace()
+    return node if space in (None, _INIT_PID_NAMESPACE) else f"{node}/pidns:{space}"
+
+
+_INIT_PID_NAMESPACE = "4026531836"
+"""The machine's own pid namespace (Linux's ``PROC_PID_INIT_INO``)."""
+
+
+@cache
+def _pid_namespace() -> str | None:
+    try:
+        link = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:  # not Linux
+        return None
+    return link.partition("[")[2].rstrip("]") or None
 
 
 @contextmanager
-def stack_lock(session: StackSession, operation: str) -> Iterator[LockInfo]:
+def stack_lock(session: StackSession, operation: str, sink: EventSink | None = None) -> Iterator[LockInfo]:
+    """The stack's lock for ``operation``. A lock a process of this host left behind
+    when it died (``lock_is_stale``) is taken over, and ``sink`` told; the operation it
+    left open is then checkpointed as interrupted by ``begin``, as after ``unlock``."""
     if session.held_lock is not None:
         yield session.held_lock
         return
     info = LockInfo(owner=session.who, pid=os.getpid(), host=host_name(),
                     acquired_at=time.time(), operation=operation, token=uuid.uuid4().hex)
-    session.store.acquire_lock(session.stack, info)
+    left = _acquire(session.store, session.stack, info)
+    if left is not None and sink is not None:
+        sink.lock_taken_over(session.stack, lock_holder(left))
     try:
         yield info
     finally:
         session.store.release_lock(session.stack, info.token)
 
 
+def _acquire(store: StateStore, stack: str, info: LockInfo) -> LockInfo | None:
+    """Take the lock; the stale lock taken over, if any. Of two takers of one stale
+    lock exactly one wins: the other's release names a token no longer there and its
+    acquire meets the winner's lock (LockHeldError naming it)."""
+    try:
+        store.acquire_lock(stack, info)
+        return None
+    except LockHeldError:
+        held = store.read_lock(stack)
+        if held is not None and not lock_is_stale(held):
+            raise
+    if held is not None:
+        store.release_lock(stack, held.token)  # only that holder's lock, if still there
+    store.acquire_lock(stack, info)
+    return held
+
+
 def lock_is_stale(info: LockInfo) -> bool:
-    """True when the holder ran on this host and its process is gone."""
-    if info.host != host_name():
+    """True when the holder ran on this host (in this pid namespace) and its process
+    is gone: no process has its pid, or the one that has it ended and waits to be
+    reaped, or started after the lock was taken (its pid was given out again: after a
+    reboot, or once pids wrapped around). A holder on another host is never judged."""
+    if info.host != host_name() or info.pid <= 0:
         return False
     try:
         os.kill(info.pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:
+        pass  # a process of another user has that pid: maybe a reused one
+    return _exited(info.pid) or _started_after(info.pid, info.acquired_at + PID_REUSE_SLACK)
+
+
+PID_REUSE_SLACK = 60.0
+"""How much later than the lock a process must have started to be taken for another
+process given the holder's pid (seconds): the start time is measured against the boot
+time, which follows steps of the wall clock, so a small step must not make a live
+holder look younger than its lock."""
+
+
+def _exited(pid: int) -> bool:
+    """A process that ended but was not reaped yet (still answers ``kill(pid, 0)``);
+    known on Linux only."""
+    return _stat_fields(pid)[:1] == ["Z"]
+
+
+def _started_after(pid: int, when: float) -> bool:
+    """Whether process ``pid`` started after ``when`` (a wall-clock time); False when
+    that cannot be told (not Linux)."""
+    fields = _stat_fields(pid)
+    try:
+        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+        started = int(boot.split()[1]) + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, IndexError, ValueError):
         return False
-    return False
+    return started > when
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name (state first, then the
+    parent's pid...; the start time is the 20th); none when it cannot be read."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
 
 
 def require_no_pending(session: StackSession) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from stackwright.engine.events import EventSink
 from stackwright.errors import StateError
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.state.records import Change
 
 
-def forget(session: StackSession, urn: str, *, force: bool = False) -> int | None:
-    with stack_lock(session, "state-rm"):
+def forget(session: StackSession, urn: str, *, force: bool = False, sink: EventSink | None = None) -> int | None:
+    with stack_lock(session, "state-rm", sink):
         snapshot = session.store.snapshot(session.stack)
         record = snapshot.resources.get(urn)
         if record is None:

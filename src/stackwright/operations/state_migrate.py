@@ -9,7 +9,6 @@ are left in place: switching the project to the new store is the user's step.
 from __future__ import annotations
 
 import os
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 from stackwright.errors import StateError
+from stackwright.operations.session import host_name
 from stackwright.program.project import Project
 from stackwright.state.codec import already_there
 from stackwright.state.records import LockInfo, StackRecord
@@ -68,7 +68,7 @@ def migrate(source: StateStore, target: StateStore, stacks: list[str], who: str)
 @contextmanager
 def _locked(source: StateStore, stacks: list[str], who: str) -> Iterator[None]:
     """Every stack of ``stacks`` locked in ``source``, so that no `up` changes one half-way."""
-    lock = LockInfo(owner=who, pid=os.getpid(), host=socket.gethostname(), acquired_at=time.time(),
+    lock = LockInfo(owner=who, pid=os.getpid(), host=host_name(), acquired_at=time.time(),
                     operation="state-migrate", token=uuid.uuid4().hex)
     held: list[str] = []
     try:

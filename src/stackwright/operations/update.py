@@ -14,7 +14,7 @@ from stackwright.errors import ApplyFailed, PlanError
 from stackwright.graph import Graph
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import missing_in, resolve_value
-from stackwright.model.resource import Resource
+from stackwright.model.resource import Resource, urn_name
 from stackwright.model.values import UNKNOWN, secret_texts
 from stackwright.operations import drift_note
 from stackwright.operations.session import StackSession, stack_lock
@@ -106,7 +106,7 @@ def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = 
         plan = _noted(make_plan(desired, snapshot, session.providers, targets=targets), drifted)
     if keep is not None:
         keep += (desired, snapshot)
-    return explained(pin(plan), session)
+    return explained(pin(plan), session, parallel)
 
 
 def preview_new(session: StackSession, lineage: str = "") -> Plan:
@@ -173,12 +173,67 @@ def require_all_read(result: RefreshResult) -> None:
                           hint="fix what stops them being read, or plan without --refresh")
 
 
-def explained(plan: Plan, session: StackSession) -> Plan:
-    """The plan with providers' explanations of in-place updates attached."""
-    update = Op.UPDATE  # read once: an Enum class's attributes are read through a __getattr__ hook
-    if not any(step.op is update for step in plan.steps):
+def explained(plan: Plan, session: StackSession, parallel: int = 16) -> Plan:
+    """The plan with providers' explanations of creates and in-place updates attached
+    (a server-side dry run, a change set). Raises ``PlanError`` naming every resource
+    whose change a provider says the cloud refuses: the apply would fail on it."""
+    notes = dry_runs(plan, session, parallel)
+    if not notes:
         return plan
-    from dataclasses import replace
+    return replace(plan, steps=tuple(
+        replace(step, notes=(*step.notes, *_without_secrets(notes[step.urn], step))) if step.urn in notes else step
+        for step in plan.steps))
+
+
+def refuse_refused(plan: Plan, session: StackSession, parallel: int = 16) -> None:
+    """Before `up` applies anything: the dry runs of the providers that make them
+    quickly (``checks_before_apply``); ``PlanError`` when the cloud refuses a change."""
+    dry_runs(plan, session, parallel, before_apply=True)
+
+
+def dry_runs(plan: Plan, session: StackSession, parallel: int = 16, *,
+             before_apply: bool = False) -> dict[str, list[str]]:
+    """Each explained step's notes by URN (``explain_create``, ``explain_update``,
+    side by side on up to ``parallel`` threads). A step whose inputs or provider
+    instance are not known yet is not explained. A ``DryRunBlocked`` is a note when
+    the step waits for a resource this plan creates or changes (which may bring what
+    is missing), a refusal otherwise. Raises ``PlanError`` listing the refusals."""
+    calls = _explaining_calls(plan, session, before_apply)
+    if not calls:
+        return {}
+    from stackwright.errors import ProviderError
+    from stackwright.providers.protocol import DryRunBlocked
+
+    changed = {step.urn: step for step in plan.steps if step.op in (Op.CREATE, Op.UPDATE, Op.REPLACE)}
+    notes: dict[str, list[str]] = {}
+    refused: list[tuple[Step, ProviderError]] = []
+    for step, outcome in _run_side_by_side(calls, parallel, before_apply):
+        if isinstance(outcome, DryRunBlocked):
+            first = [urn for urn in step.deps if urn in changed]
+            if not first:
+                refused.append((step, outcome))
+                continue
+            names = ", ".join(f"{_VERBS[changed[u].op]} {changed[u].type} {urn_name(u)}" for u in first)
+            notes[step.urn] = [f"{outcome.message} (this plan first {names})"]
+        elif isinstance(outcome, ProviderError):
+            refused.append((step, outcome))
+        else:
+            notes[step.urn] = outcome
+    if refused:
+        raise _refusal(refused)
+    return notes
+
+
+Explain = Callable[[], "list[str]"]
+_VERBS = {Op.CREATE: "creates", Op.UPDATE: "updates", Op.REPLACE: "replaces"}
+
+
+def _explaining_calls(plan: Plan, session: StackSession, before_apply: bool) -> list[tuple[Step, Explain]]:
+    """The provider calls that explain the plan's creates and updates."""
+    create, update = Op.CREATE, Op.UPDATE  # read once: an Enum class's attributes are read through a __getattr__ hook
+    if not any(step.op is update or step.op is create for step in plan.steps):
+        return []
+    from functools import partial
 
     from stackwright.model.values import is_unknown, reveal
     from stackwright.providers.protocol import OperationContext, instance_config
@@ -192,21 +247,69 @@ def explained(plan: Plan, session: StackSession) -> Plan:
             return None
         return {**(other.old_outputs or {}), **(other.inputs or {})}
 
-    steps = []
+    calls: list[tuple[Step, Explain]] = []
     for step in plan.steps:
-        handler = session.providers.resource(step.type) if step.op is Op.UPDATE else None
-        if handler is not None and handler.explains_updates and step.old_id and not is_unknown(step.inputs):
-            config = instance_config(handler, step.inputs or {}, outputs_of)
-            if is_unknown(config):
-                steps.append(step)
-                continue
-            ctx = OperationContext(urn=step.urn, name=step.urn.rsplit("$", 1)[-1], token=f"preview-{step.old_id}",
-                                   provider_config=config)
-            notes = handler.explain_update(ctx, step.old_id, reveal(step.old_inputs or {}), reveal(step.inputs or {}),
-                                           old_outputs=reveal(step.old_outputs or {}))
-            step = replace(step, notes=(*step.notes, *_without_secrets(notes, step)))
-        steps.append(step)
-    return replace(plan, steps=tuple(steps))
+        if step.op is not update and step.op is not create:
+            continue
+        handler = session.providers.resource(step.type)
+        wanted = handler.explains_updates if step.op is update else handler.explains_creates
+        if not wanted or (before_apply and not handler.checks_before_apply) or is_unknown(step.inputs):
+            continue
+        if step.op is update and not step.old_id:
+            continue
+        config = instance_config(handler, step.inputs or {}, outputs_of)
+        if is_unknown(config):
+            continue
+        name = urn_name(step.urn)
+        ctx = OperationContext(urn=step.urn, name=name, token=f"preview-{step.old_id or name}", provider_config=config)
+        if step.op is update:
+            assert step.old_id is not None
+            calls.append((step, partial(handler.explain_update, ctx, step.old_id, reveal(step.old_inputs or {}),
+                                        reveal(step.inputs or {}), old_outputs=reveal(step.old_outputs or {}))))
+        else:
+            calls.append((step, partial(handler.explain_create, ctx, reveal(step.inputs or {}))))
+    return calls
+
+
+def _run_side_by_side(calls: list[tuple[Step, Explain]], parallel: int,
+                      before_apply: bool) -> list[tuple[Step, Any]]:
+    """Each call's lines, or the ``ProviderError`` it raised. A configuration error (a
+    kubeconfig that cannot be read) is a note in a preview, which is useful without
+    access to the cloud, and raised before an apply, which would fail on it; anything
+    else is raised."""
+    from stackwright.errors import ConfigError, ProviderError
+
+    def run(call: Explain) -> Any:
+        try:
+            return call()
+        except ProviderError as exc:
+            if exc.retryable:
+                return [f"not checked: {exc.message}"]
+            return exc
+        except ConfigError as exc:
+            if before_apply:
+                raise
+            return [f"no dry run: {exc.message}"]
+
+    if len(calls) == 1 or parallel <= 1:
+        return [(step, run(call)) for step, call in calls]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(parallel, len(calls))) as pool:
+        return list(zip((step for step, _ in calls), pool.map(run, (call for _, call in calls)), strict=True))
+
+
+def _refusal(refused: list[tuple[Step, Any]]) -> PlanError:
+    """One error naming each resource whose change was refused, and why."""
+    said = [(step, _without_secrets([exc.message], step)[0]) for step, exc in refused]
+    step, first = said[0]
+    if len(said) == 1:
+        hint = refused[0][1].hint
+        return PlanError(first, resource=step.urn, hint=_without_secrets([hint], step)[0] if hint
+                         else "fix the resource; `up` would fail on it the same way")
+    rest = "; ".join(f"{s.urn}: {message}" for s, message in said[1:])
+    return PlanError(f"{first}; and {len(said) - 1} more: {rest}", resource=step.urn,
+                     hint="fix these resources; `up` would fail on them the same way")
 
 
 def _without_secrets(notes: Iterable[str], step: Step) -> tuple[str, ...]:
@@ -238,8 +341,7 @@ def up(
 
     def planned(snapshot: Snapshot) -> Plan:
         with gc_paused():
-            plan = pin(_noted(make_plan(wanted, snapshot, session.providers, targets=targets), drifted))
-        return plan if kind == "up" else replace(plan, kind=kind)
+            return pin(_noted(make_plan(wanted, snapshot, session.providers, targets=targets, kind=kind), drifted))
 
     return _locked_update(session, kind, wanted, planned, options=options, sink=sink,
                           confirm=confirm, refresh=refresh or drifted is not None, check=check,
@@ -313,11 +415,12 @@ def _locked_update(
         check(proposed)  # even a plan that changes nothing: a protected stack refuses the command
     if proposed.has_changes:
         _refuse_missing(desired, proposed)
+        refuse_refused(proposed, session, options.parallel)
         if not confirm(proposed):
             outcome.cancelled = True
             return outcome
     started = time.monotonic()
-    with stack_lock(session, kind):
+    with stack_lock(session, kind, sink):
         writer = session.store.begin(session.stack, kind, session.who)
         # A lock held since before ``base`` was read (a `run --shard` claim): it is current.
         snapshot = base if session.held_lock is not None and not refresh else session.store.snapshot(session.stack)
@@ -411,7 +514,7 @@ def resolve_interrupted(session: StackSession, kind: str, options: ApplyOptions,
     under the lock, so that the plan shown next is made against what exists."""
     if not session.store.snapshot(session.stack).pending:
         return _no_recovery()
-    with stack_lock(session, kind):
+    with stack_lock(session, kind, sink):
         writer = session.store.begin(session.stack, kind, session.who)
         try:
             report = _recover(session, writer, options, sink)
@@ -531,6 +634,8 @@ def _apply(session: StackSession, plan: Plan, desired: DesiredGraph, writer: Any
         resource = desired.resources[urn]
         source = {"id": resource.read_id} if resource.read_id is not None else resource.inputs
         value: dict[str, Any] = resolve_value(source, lambda res, prop: lookup(res.urn, prop))
+        if resource.read_id is None:
+            resource.check_resolved(value)
         return value
 
     if runs_in_process(plan, session.providers):

@@ -139,6 +139,12 @@ class Step(FrozenCompared):
         return (self.op is not _SAME and self.op in CHANGING) or self.previous_urn is not None or self.meta_changed
 
     @property
+    def retained(self) -> bool:
+        """A delete that keeps the object (``retain_on_delete``, or a data lookup the
+        program dropped): apply forgets it and calls no provider."""
+        return self.op is Op.DELETE and self.retain_on_delete
+
+    @property
     def state_only(self) -> bool:
         """Only options changed: apply rewrites the record and calls no provider."""
         return self.op is _SAME and self.meta_changed
@@ -165,6 +171,8 @@ class Step(FrozenCompared):
         out["deps"] = list(self.deps)
         if self.op is Op.REPLACE:
             out["delete_before_replace"] = self.delete_before_replace
+        if self.retained:
+            out["retain"] = True
         if self.notes:
             out["notes"] = list(self.notes)
         if self.warnings:
@@ -292,6 +300,10 @@ class Leftover(FrozenCompared):
 LEFTOVER_VERB = "delete-replaced"
 STATE_ONLY_VERB = "update options"
 """What a step that only rewrites a record's options is called in progress and history."""
+RETAINED_VERB = "delete (retained)"
+"""What a delete that keeps the object (``Step.retained``) is called in progress and history."""
+RETAINED_TEXT = "retained: left in the cloud"
+"""What the text views say of such a delete."""
 
 
 @frozen_record

@@ -4,7 +4,7 @@ out are to providers' ``check`` and ``diff``, which do no I/O."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,7 +20,7 @@ from stackwright.model.values import (
 from stackwright.plan.diff import PropertyDiff, diff_inputs
 from stackwright.plan.links import LinkEdge, link_edges, with_links
 from stackwright.plan.plan import Leftover, Op, Plan, Step, make_step
-from stackwright.providers.protocol import ProviderLookup, ResourceProvider
+from stackwright.providers.protocol import Containment, ProviderLookup, ResourceProvider
 from stackwright.state.records import ResourceState, Snapshot
 
 
@@ -39,6 +39,8 @@ class _Planning:
     copying: dict[str, bool] = field(default_factory=dict)
     declared: dict[tuple[str | None, int | None], str] = field(default_factory=dict)
     """``file:line`` texts by place: resources declared in a loop share one."""
+    kind: str = "up"
+    """The command the plan is for (``Plan.kind``): what a refusal advises depends on it."""
 
     def lookup(self, resource: Resource, prop: str) -> Any:
         found = self.predicted.get(resource.urn)
@@ -86,8 +88,10 @@ def make_plan(
     providers: ProviderLookup,
     *,
     targets: Iterable[str] = (),
+    kind: str = "up",
 ) -> Plan:
-    """The steps that turn ``snapshot`` into ``desired``.
+    """The steps that turn ``snapshot`` into ``desired``, for the command ``kind``
+    (``up``, ``destroy``, ``rollback``).
 
     Resources that import a name another one exports (``ResourceProvider.links``)
     depend on it as if through ``depends_on``. Raises GraphError for cycles, PlanError
@@ -96,15 +100,16 @@ def make_plan(
     """
     edges = link_edges(desired, providers)
     desired = with_links(desired, edges)
-    planning = _Planning(desired, snapshot, providers)
+    planning = _Planning(desired, snapshot, providers, kind=kind)
     order = ordered_urns(desired, edges)
     chosen = _targeted(set(targets), desired, snapshot) if targets else None
     if chosen is not None:
         order = [urn for urn in order if urn in chosen.needed]
     steps = {urn: _plan_resource(planning, desired.resources[urn]) for urn in order}
     deletes = _plan_deletes(planning, chosen.urns if chosen is not None else None)
+    deletes = _contents_first(planning, steps, deletes, targeted=chosen is not None)
     if planning.errors:
-        raise _combined(planning.errors)
+        raise _refused(planning, steps, deletes, order, chosen)
     _delete_dependents_first(steps, planning.claimed)
     all_steps = [steps[urn] for urn in order] + deletes
     left = leftovers(snapshot)
@@ -117,8 +122,34 @@ def make_plan(
     return Plan(
         stack=desired.stack, project=desired.project, lineage=snapshot.lineage,
         base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
-        old_outputs=snapshot.outputs, leftovers=tuple(left), refreshed=snapshot.live,
+        old_outputs=snapshot.outputs, leftovers=tuple(left), refreshed=snapshot.live, kind=kind,
     )
+
+
+def _refused(planning: _Planning, steps: dict[str, Step], deletes: list[Step], order: list[str],
+             chosen: _Targets | None) -> StackwrightError:
+    """The refusal of a plan that would delete or replace protected resources, holding
+    that plan (``PlanError.plan``) to be shown before it. The callbacks nothing uses do
+    not run for a plan that is refused; one a stack output runs that raises leaves the
+    refusal without a plan."""
+    error = _combined(planning.errors)
+    if not isinstance(error, PlanError):
+        return error
+    _delete_dependents_first(steps, planning.claimed)
+    all_steps = [steps[urn] for urn in order] + deletes
+    snapshot, desired = planning.snapshot, planning.desired
+    left = leftovers(snapshot)
+    if chosen is not None:
+        all_steps = chosen.only(all_steps)
+        left = [o for o in left if o.urn in {step.urn for step in all_steps}]
+    try:
+        outputs = resolve_value(desired.exports, planning.lookup_recorded)
+    except StackwrightError:
+        return error
+    error.plan = Plan(stack=desired.stack, project=desired.project, lineage=snapshot.lineage,
+                      base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
+                      old_outputs=snapshot.outputs, leftovers=tuple(left))
+    return error
 
 
 def _run_leaves(desired: DesiredGraph, planning: _Planning) -> None:
@@ -321,6 +352,7 @@ def _resolved_inputs(p: _Planning, resource: Resource, handler: ResourceProvider
     try:
         resolved, marks = resolve_marking(resource.inputs, p.lookup)
         inputs: dict[str, Any] = resolved
+        resource.check_resolved(inputs)  # the values of Outputs known now: before any provider sees them
         if marks & HOLDS_UNKNOWN:
             return inputs
         if not marks & HOLDS_SECRET:
@@ -493,7 +525,7 @@ def _plan_deletes(p: _Planning, only: set[str] | None = None) -> list[Step]:
         if urn in p.claimed or (only is not None and urn not in only):
             continue
         if old.protect:
-            p.errors.append(_protected(urn, "delete", None, (), imported=old.external))
+            p.errors.append(_protected(urn, "delete", None, (), imported=old.external, kind=p.kind))
         steps.append(make_step(
             urn=urn, type=old.type, op=Op.DELETE, old_inputs=old.inputs,
             old_outputs=old.outputs, old_id=old.id, parent=old.parent,
@@ -503,15 +535,105 @@ def _plan_deletes(p: _Planning, only: set[str] | None = None) -> list[Step]:
     return steps
 
 
+def _contents_first(p: _Planning, steps: Mapping[str, Step], deletes: list[Step], *,
+                    targeted: bool) -> list[Step]:
+    """Deleting an object that holds others (``ResourceProvider.containment``: a
+    Kubernetes namespace and what lives in it) deletes them with it. Each recorded
+    resource within a scope a step deletes must then be deleted by the plan too, and
+    goes first; its own delete step is judged by protection and policies as any
+    other. One the plan keeps (still declared, replaced in the same scope, retained on
+    delete, or left out by ``--target``) is an error naming both. Returns ``deletes``,
+    those that must go first made to wait for nothing their holder's delete waits for."""
+    holders = _holders(p, [*steps.values(), *deletes])
+    if not holders:
+        return deletes
+    by_record: dict[str, Step] = {step.urn: step for step in deletes}
+    for old_urn, new_urn in p.claimed.items():
+        if new_urn in steps:
+            by_record[old_urn] = steps[new_urn]
+    taken: dict[str, list[str]] = {}
+    kept: dict[str, list[str]] = {}
+    for urn, record in p.snapshot.resources.items():
+        handler = p.handler(record.type)
+        if type(handler).containment is ResourceProvider.containment:
+            continue
+        for scope in handler.containment(record.type, record.id, record.inputs, record.outputs).within:
+            holder = holders.get(scope)
+            if holder is None or holder.urn == urn or by_record.get(urn) is holder:
+                continue
+            step = by_record.get(urn)
+            if step is not None and _gone(step, handler, scope):
+                taken.setdefault(urn, []).append(holder.urn)
+            else:
+                kept.setdefault(holder.urn, []).append(urn)
+    by_urn = {step.urn: step for step in holders.values()}
+    for holder_urn, urns in kept.items():
+        p.errors.append(_kept_inside(p, by_urn[holder_urn], urns, targeted))
+    if not taken:
+        return deletes
+    return [replace(step, old_deps=(*step.old_deps, *(h for h in taken[step.urn] if h not in step.old_deps)))
+            if step.urn in taken else step for step in deletes]
+
+
+def _holders(p: _Planning, steps: Iterable[Step]) -> dict[str, Step]:
+    """The scopes whose holder a step of the plan deletes, each with that step."""
+    held: dict[str, Step] = {}
+    delete, replacing = Op.DELETE, Op.REPLACE  # read once: Enum attributes go through a hook
+    for step in steps:
+        if not (step.op is replacing or (step.op is delete and not step.retain_on_delete)):
+            continue
+        handler = p.handler(step.type)
+        if type(handler).containment is ResourceProvider.containment or step.old_id is None:
+            continue
+        found = handler.containment(step.type, step.old_id, step.old_inputs or {}, step.old_outputs or {})
+        held.update(dict.fromkeys(found.holds, step))
+    return held
+
+
+def _gone(step: Step, handler: ResourceProvider, scope: str) -> bool:
+    """Whether the plan takes the recorded object of ``step`` out of ``scope``: it
+    deletes it, or replaces it by one elsewhere."""
+    if step.op is Op.DELETE:
+        return not step.retain_on_delete
+    if step.op is not Op.REPLACE:
+        return False
+    new: Containment = handler.containment(step.type, None, step.inputs or {}, step.old_outputs or {})
+    return scope not in new.within
+
+
+def _kept_inside(p: _Planning, holder: Step, urns: list[str], targeted: bool) -> PlanError:
+    names = ", ".join(f"{urn_name(u)} ({p.snapshot.resources[u].type})" for u in sorted(urns, key=urn_name))
+    declared = p.desired.resources.get(holder.urn)
+    why = ("the plan replaces it, and deleting the old one" if holder.op is Op.REPLACE
+           else "the plan deletes it, which")
+    also = "; with --target, name them too" if targeted else ""
+    return PlanError(
+        f"{why} destroys what this stack keeps in it: {names}",
+        resource=holder.urn, file=declared.decl_file if declared else None,
+        line=declared.decl_line if declared else None,
+        hint=(f"remove those from the program too (the plan then deletes them first, as protection and "
+              f"policies allow), or keep {urn_name(holder.urn)}{also}"))
+
+
 def _protected(urn: str, action: str, declared: Resource | None, keys: Iterable[str],
-               imported: bool = False) -> PlanError:
-    """``declared`` is the program's resource (where it is declared), None for a delete."""
+               imported: bool = False, kind: str = "up") -> PlanError:
+    """``declared`` is the program's resource (where it is declared), None for a delete.
+    ``kind``: a ``destroy`` has no change to undo, and no flag of its own lifts
+    protection (only the program's option does)."""
     because = f" (because {', '.join(keys)} changed)" if keys else ""
     hint = (f"set protect=False and run `up` first if you really mean to {action} it, or undo the change")
+    if kind == "destroy":
+        hint = ("`destroy` never deletes a protected resource: remove protect=True from the program and run "
+                "`stackwright up` first (it records only the option), then destroy; or destroy the others "
+                "with `stackwright destroy --target NAME`")
     if imported:
         # `import` protects what it adopts until the program declares it.
         hint = (f"it was imported and the program does not declare it yet: add the code `import` printed; "
                 f"`stackwright state rm --force {urn}` forgets it instead")
+        if kind == "destroy":
+            hint = (f"it was imported, and stays protected until the program declares it: declare it without "
+                    f"protect=True and run `stackwright up` first, or forget it (the object stays) with "
+                    f"`stackwright state rm --force {urn}`")
     return PlanError(
         f"resource is protected; the plan would {action} it{because}",
         resource=urn, file=declared.decl_file if declared else None,
@@ -567,12 +689,7 @@ def resolve_targets(targets: Iterable[str], urns: Iterable[str], components: Ite
     found: set[str] = set()
     unknown: list[str] = []
     for target in targets:
-        matches = _matching(target, known)
-        _refuse_ambiguous(target, matches)
-        if not matches:
-            owners = _matching(target, groups) or _short_form(target, groups)
-            _refuse_ambiguous(target, owners)
-            matches = _descendants(owners[0], known) if owners else []
+        matches = named_by(target, known, groups)
         if matches:
             found.update(matches)
         else:
@@ -583,6 +700,20 @@ def resolve_targets(targets: Iterable[str], urns: Iterable[str], components: Ite
             hint="`stackwright state ls` or `stackwright preview` lists the URNs",
         )
     return found
+
+
+def named_by(target: str, urns: list[str], components: Sequence[str] = (), *,
+             option: str = "--target ") -> list[str]:
+    """The URNs one ``target`` names (see ``resolve_targets``); none when it names
+    nothing. A tail that matches several resources is an error listing them, naming
+    ``option`` (the command-line option or argument that gave it)."""
+    matches = _matching(target, urns)
+    _refuse_ambiguous(target, matches, option)
+    if not matches:
+        owners = _matching(target, list(components)) or _short_form(target, list(components))
+        _refuse_ambiguous(target, owners, option)
+        matches = _descendants(owners[0], urns) if owners else []
+    return matches
 
 
 def _matching(target: str, urns: list[str]) -> list[str]:
@@ -603,7 +734,7 @@ def _descendants(component: str, urns: list[str]) -> list[str]:
     return [u for u in urns if urn_parts(u)[3].startswith(prefix)]
 
 
-def _refuse_ambiguous(target: str, matches: list[str]) -> None:
+def _refuse_ambiguous(target: str, matches: list[str], option: str = "--target ") -> None:
     if len(matches) > 1:
-        raise PlanError(f"--target {target!r} names {len(matches)} resources: {', '.join(matches)}",
+        raise PlanError(f"{option}{target!r} names {len(matches)} resources: {', '.join(matches)}",
                         hint="give more of the URN (type::name, parent$name) or the whole URN")

@@ -10,11 +10,21 @@ may each have their own ``lib.py``; what it changes in ``os.environ``, ``sys.pat
 the working directory is undone then, so that the next program, and the providers
 applying this one's plan, see the process as it was (as `stackwright up` in each project
 would). Programs never depend on the working directory.
+
+The modules a program (or a policy file) imports from its folders are compiled from
+their source, never loaded from ``__pycache__``: Python would run a bytecode file there
+instead of the source whenever its header records the source's size and time (or
+content hash, or says not to check), whatever code follows, and the program digest a
+saved plan pins covers the source, not ``__pycache__`` (``program.digest``). Nothing is
+written there either.
+Folders the digest skips by name (dot-folders, ``venv``, ``node_modules``: installed
+packages) are imported as Python always does.
 """
 
 from __future__ import annotations
 
 import builtins
+import importlib.machinery
 import os
 import sys
 import types
@@ -30,6 +40,7 @@ from stackwright.model.context import ConfigSource, ProgramContext
 from stackwright.model.desired import DesiredGraph
 from stackwright.model.output import Leaves
 from stackwright.model.resource import Component, Node, Resource
+from stackwright.program.digest import skipped_folder
 from stackwright.program.project import Project
 from stackwright.program.project_files import read_project_file, shown_path
 
@@ -84,6 +95,9 @@ def project_imports(folders: Sequence[Path]) -> Iterator[None]:
     from them are forgotten, so the next program's same-named modules are its own."""
     paths = [str(folder) for folder in folders]
     before = set(sys.modules)
+    hook = _SourceOnlyHook(paths)
+    _forget_finders(hook)
+    sys.path_hooks.insert(0, hook)
     sys.path[:0] = paths
     try:
         yield
@@ -91,7 +105,57 @@ def project_imports(folders: Sequence[Path]) -> Iterator[None]:
         for path in paths:
             if path in sys.path:
                 sys.path.remove(path)
+        sys.path_hooks[:] = [h for h in sys.path_hooks if h is not hook]
         _forget_new_modules(before, paths)
+
+
+class _SourceOnlyHook:
+    """A ``sys.path_hooks`` entry: for the program's folders (but those the program
+    digest skips by name), a finder whose modules are compiled from their source."""
+
+    def __init__(self, roots: Sequence[str]) -> None:
+        # as on sys.path, and absolute, as in the ``__path__`` of a package found there
+        self.roots = frozenset([*roots, *map(os.path.abspath, roots)])
+        self.prefixes = tuple(os.path.join(root, "") for root in self.roots)
+
+    def covers(self, path: str) -> bool:
+        if path in self.roots:
+            return True
+        if not path.startswith(self.prefixes):
+            return False
+        below = next(path[len(prefix):] for prefix in self.prefixes if path.startswith(prefix))
+        return not any(skipped_folder(part) for part in below.split(os.sep))
+
+    def __call__(self, path: str) -> importlib.machinery.FileFinder:
+        if not self.covers(path) or not os.path.isdir(path):  # a zip file is zipimport's
+            raise ImportError("not a folder of the program")
+        return _SourceFinder(
+            path, (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES),
+            (_FromSource, importlib.machinery.SOURCE_SUFFIXES),
+            (importlib.machinery.SourcelessFileLoader, importlib.machinery.BYTECODE_SUFFIXES))
+
+
+class _SourceFinder(importlib.machinery.FileFinder):
+    """A finder ``_SourceOnlyHook`` made; left cached when the program ends (it finds
+    only what the usual one would, and compiles it from source)."""
+
+
+class _FromSource(importlib.machinery.SourceFileLoader):
+    """Compiles the module's source each time its content is new to this process, and
+    neither reads nor writes ``__pycache__``."""
+
+    def get_code(self, fullname: str) -> CodeType:
+        path = self.get_filename(fullname)
+        return _compiled(path, self.get_data(path))
+
+
+def _forget_finders(hook: _SourceOnlyHook) -> None:
+    """Drop the usual finders cached for the program's folders, so that the hook makes
+    its own."""
+    cache = sys.path_importer_cache
+    for path in [path for path, finder in cache.items()
+                 if not isinstance(finder, _SourceFinder) and hook.covers(path)]:
+        del cache[path]
 
 
 def _forget_new_modules(before: set[str], paths: Sequence[str]) -> None:
@@ -126,11 +190,7 @@ def _run_as_main(path: Path) -> None:
     its own as ``__main__`` and ``sys.argv[0]`` while it runs), compiling each content
     once: `stackwright run` runs one program for many stacks, and twice each."""
     source = read_project_file(path, shown_path(path), "the program")
-    key = (str(path), source)
-    if key not in _COMPILED:
-        if len(_COMPILED) >= _COMPILED_MAX:
-            _COMPILED.clear()
-        _COMPILED[key] = compile(source, str(path), "exec", dont_inherit=True)
+    code = _compiled(str(path), source)
     module = types.ModuleType("__main__")
     module.__dict__.update(__file__=str(path), __cached__=None, __loader__=None, __package__=None,
                            __spec__=None, __builtins__=builtins)
@@ -138,7 +198,7 @@ def _run_as_main(path: Path) -> None:
     sys.modules["__main__"] = module
     sys.argv[:1] = [str(path)]
     try:
-        exec(_COMPILED[key], module.__dict__)  # noqa: S102 - running the user's program is the point
+        exec(code, module.__dict__)  # noqa: S102 - running the user's program is the point
     finally:
         sys.argv[:] = saved_argv
         if saved_main is not None:
@@ -147,8 +207,20 @@ def _run_as_main(path: Path) -> None:
             sys.modules.pop("__main__", None)
 
 
+def _compiled(path: str, source: bytes) -> CodeType:
+    key = (path, source)
+    code = _COMPILED.get(key)
+    if code is None:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        code = _COMPILED[key] = compile(source, path, "exec", dont_inherit=True)
+    return code
+
+
 _COMPILED: dict[tuple[str, bytes], CodeType] = {}
-_COMPILED_MAX = 256
+"""Code by file and content: `stackwright run` runs one program (and imports its
+modules) for many stacks, and twice each."""
+_COMPILED_MAX = 1024
 
 
 def _user_location(exc: BaseException, root: Path) -> tuple[str | None, int | None]:

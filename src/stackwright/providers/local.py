@@ -72,6 +72,9 @@ class FileProvider(ResourceProvider):
     replace_on = frozenset({"path"})
     computed_on_update = frozenset({"sha256", "size"})
     """A content change changes both, so dependents cannot use the recorded values."""
+    derived_outputs = {"sha256": frozenset({"content"}), "size": frozenset({"content"})}
+    """Secret when the content is: its digest confirms a guess offline, its length
+    narrows one."""
     root: str | None = None
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:

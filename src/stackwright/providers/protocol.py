@@ -4,8 +4,11 @@ A *provider* (``local``, ``random``, ``aws``) is a package of *resource provider
 one per resource type. Each resource provider answers six questions: is this input
 valid (``check``), what changed (``diff``), and create/read/update/delete; it may also
 say which names its inputs export and import (``links``, which order resources like
-``depends_on``). A provider may bring policy rules (``InputRule``) and handles its own
-config section (what ``aws.endpoint: local`` means is the AWS provider's business).
+``depends_on``), which objects an object holds (``containment``: deleting a Kubernetes
+namespace deletes what is in it), and what the cloud would say of a create or update
+(``explain_create``, ``explain_update``: a server-side dry run). A provider may bring
+policy rules (``InputRule``) and handles its own config section (what
+``aws.endpoint: local`` means is the AWS provider's business).
 
 Contracts every implementation keeps:
 
@@ -43,8 +46,8 @@ from stackwright.model.resource import Resource
 from stackwright.model.values import is_secret
 
 __all__ = [
-    "Created", "DiffResult", "InputRule", "Links", "OperationContext", "Provider", "ProviderError",
-    "ReadResult", "ResourceProvider", "ProviderLookup", "OutputsOf", "instance_config",
+    "Containment", "Created", "DiffResult", "DryRunBlocked", "InputRule", "Links", "OperationContext", "Provider",
+    "ProviderError", "ReadResult", "ResourceProvider", "ProviderLookup", "OutputsOf", "instance_config",
 ]
 
 
@@ -94,11 +97,17 @@ class ReadResult(FrozenCompared):
     id: str
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    owner: str | None = None
+    """The URN of the resource that, by a mark the object carries (a Kubernetes
+    object's ``stackwright.io/urn`` annotation), manages it; None when unmarked.
+    ``import`` refuses an object another resource manages."""
 
-    def __init__(self, id: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, id: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any] | None = None,
+                 owner: str | None = None) -> None:
         object.__setattr__(self, "id", id)
         object.__setattr__(self, "inputs", inputs)
         object.__setattr__(self, "outputs", {} if outputs is None else outputs)
+        object.__setattr__(self, "owner", owner)
 
 
 @frozen_record
@@ -115,6 +124,33 @@ class Links(FrozenCompared):
     def __init__(self, exports: frozenset[str] = frozenset(), imports: frozenset[str] = frozenset()) -> None:
         object.__setattr__(self, "exports", exports)
         object.__setattr__(self, "imports", imports)
+
+
+@frozen_record
+class Containment(FrozenCompared):
+    """Scopes an object holds (``holds``) and scopes it lives in (``within``): deleting
+    an object deletes with it every object within a scope it holds, as deleting a
+    Kubernetes namespace deletes what is in it. Scope names mean nothing to the planner
+    but equality; a provider makes them unique to itself (and to the cluster or
+    account they are in)."""
+
+    holds: frozenset[str] = frozenset()
+    within: frozenset[str] = frozenset()
+
+    def __init__(self, holds: frozenset[str] = frozenset(), within: frozenset[str] = frozenset()) -> None:
+        object.__setattr__(self, "holds", holds)
+        object.__setattr__(self, "within", within)
+
+
+NO_CONTAINMENT = Containment()
+
+
+class DryRunBlocked(ProviderError):
+    """An ``explain_*`` dry run could not be made because something the object needs is
+    not there yet (a Kubernetes namespace, the CRD of a custom kind). When the change
+    waits for a resource the same plan creates or changes, that resource may bring it:
+    the preview says the dry run could not be done, and why; otherwise the apply would
+    fail the same way, and the preview fails."""
 
 
 @frozen_record
@@ -164,6 +200,11 @@ class ResourceProvider:
     secret_when_given: ClassVar[frozenset[str]] = frozenset()
     """Outputs made of the inputs in ways no text match can follow (what a command
     prints): secret whenever an input holds a secret."""
+    derived_outputs: ClassVar[Mapping[str, frozenset[str]]] = {}
+    """Outputs computed from some inputs in ways no text match can follow (a digest or
+    the length of a file's content), each with the inputs it is computed from: secret
+    whenever one of those holds a secret. A digest of a secret confirms a guess of it
+    offline, so it is as secret as what it digests."""
     computed_on_update: ClassVar[frozenset[str]] = frozenset()
     stateful: ClassVar[bool] = False
     """Deleting it loses data (buckets, tables, clusters); policies guard it."""
@@ -180,9 +221,12 @@ class ResourceProvider:
 
     def secret_keys(self, inputs: Mapping[str, Any]) -> frozenset[str]:
         """The outputs recorded secret whatever their text, given these inputs."""
+        keys = self.secret_outputs
         if self.secret_when_given and is_secret(inputs):
-            return self.secret_outputs | self.secret_when_given
-        return self.secret_outputs
+            keys = keys | self.secret_when_given
+        derived = [out for out, sources in self.derived_outputs.items()
+                   if any(is_secret(inputs.get(source)) for source in sources)]
+        return keys | frozenset(derived) if derived else keys
 
     def check(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Validate fully resolved inputs; return them, normalised. Raise InputError."""
@@ -246,16 +290,39 @@ class ResourceProvider:
         (nothing is recorded) rather than change one. Lines saying what it did."""
         return []
 
+    def containment(self, type_token: str, id: str | None, inputs: Mapping[str, Any],
+                    outputs: Mapping[str, Any]) -> Containment:
+        """The scopes the object of a record holds and lives in (see ``Containment``):
+        the planner refuses a plan that deletes an object while keeping one it holds,
+        and deletes the held ones first. ``id`` is None for the new object of a
+        replacement (``outputs`` are then the old one's). Called while planning: must be
+        pure (no cloud calls); values may be ``UNKNOWN``. The default holds nothing."""
+        return NO_CONTAINMENT
+
     explains_updates: ClassVar[bool] = False
     """True when ``explain_update`` has something to say (it costs provider calls)."""
+    explains_creates: ClassVar[bool] = False
+    """True when ``explain_create`` has something to say (it costs provider calls)."""
+    checks_before_apply: ClassVar[bool] = False
+    """`up` calls ``explain_create`` and ``explain_update`` before it applies anything,
+    and applies nothing when one raises (a refused server-side dry run): set when
+    those calls are quick and say what the apply would refuse. Preview always calls them."""
 
     def explain_update(
         self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
         new_inputs: Mapping[str, Any], old_outputs: Mapping[str, Any] | None = None,
     ) -> list[str]:
         """Lines for people reviewing an in-place update (e.g. a CloudFormation change
-        set). Called by preview only; must change nothing that apply would see.
-        ``old_outputs``: what the state recorded of the resource's outputs."""
+        set). Called by preview, and by `up` before it applies anything; must change
+        nothing that apply would see. ``old_outputs``: what the state recorded of the
+        resource's outputs. Raises ``ProviderError`` when the cloud refuses the change (a
+        server-side dry run fails): the preview fails, naming the resource; a retryable
+        one (the cloud cannot be reached) only becomes a note."""
+        return []
+
+    def explain_create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[str]:
+        """``explain_update`` for a new object: lines for reviewers, ``ProviderError``
+        when the cloud refuses it, ``DryRunBlocked`` when it cannot judge it yet."""
         return []
 
 

@@ -54,6 +54,19 @@ class SecretCipher(Protocol):
     def open(self, token: str) -> bytes: ...
 
 
+class Resealer(Protocol):
+    """How `secrets rotate` re-encrypts one stack's stored secrets, token by token: the
+    store hands it every sealed token and stores what it returns, and never sees a key."""
+
+    def reseal(self, token: str) -> str:
+        """``token`` sealed anew, or ``token`` itself where it stays as it is; raises a
+        StackwrightError when it does not open (wrong key, altered token)."""
+
+    def seal(self, plain: bytes) -> str | None:
+        """A secret a store made before encryption kept in plain text (``{"$secret":
+        value}``, ``plain`` its JSON), sealed; None leaves it as it is."""
+
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=marker_json)
 
 
@@ -121,6 +134,38 @@ class ValueCodec:
             return json.loads(self.cipher.open(str(token)).decode())  # str: json skips detecting the encoding
         except ValueError:  # UnicodeDecodeError included
             raise Corrupt("a decrypted secret does not decode") from None
+
+
+def resealed(text: str, resealer: Resealer) -> str:
+    """A stored value with each sealed token replaced by what ``resealer`` makes of it
+    (and each plain-text secret of an old store sealed, if it seals them). Only the
+    tokens change: a secret's content is sealed again byte for byte, never decoded. The
+    text itself is returned when nothing changed."""
+    if '"$' not in text:
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise Corrupt("a stored JSON value does not decode") from None
+    changed = _resealed(value, resealer)
+    return text if changed is value else _ENCODER.encode(changed)
+
+
+def _resealed(value: Any, resealer: Resealer) -> Any:
+    """``value`` (stored form) resealed; ``value`` itself when nothing in it changed."""
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(ENCRYPTED), str):
+            token = resealer.reseal(value[ENCRYPTED])
+            return value if token == value[ENCRYPTED] else {ENCRYPTED: token}
+        if len(value) == 1 and "$secret" in value:
+            sealed = resealer.seal(_ENCODER.encode(value["$secret"]).encode())
+            return value if sealed is None else {ENCRYPTED: sealed}
+        items = {k: _resealed(v, resealer) for k, v in value.items()}
+        return value if all(items[k] is v for k, v in value.items()) else items
+    if isinstance(value, list):
+        entries = [_resealed(v, resealer) for v in value]
+        return value if all(e is v for e, v in zip(entries, value)) else entries
+    return value
 
 
 PLAIN: Final = ValueCodec()

@@ -39,18 +39,19 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
+from stackwright.emulator_endpoints import EMULATOR_CREDENTIALS, is_emulator
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
-    Corrupt, Operation, SecretCipher, ValueCodec, already_there, checkpoint_detail_text, checkpoint_row, dumps,
-    gc_paused, loads, lock_held, no_checkpoint, no_stack, pending_row, read_only_error, resource_params, resource_rows,
-    snapshot_json, stacks_named,
+    Corrupt, Operation, Resealer, SecretCipher, ValueCodec, already_there, checkpoint_detail_text, checkpoint_row,
+    dumps, gc_paused, loads, lock_held, no_checkpoint, no_stack, pending_row, read_only_error, resealed,
+    resource_params, resource_rows, snapshot_json, stacks_named,
 )
 from stackwright.state.open_operation import INTERRUPTED, OpenOperation, holder_text, note_row, open_row
 from stackwright.state.records import (
@@ -428,33 +429,52 @@ class S3StateStore:
     def use_cipher(self, cipher: SecretCipher) -> None:
         self.values = ValueCodec(cipher)
 
-    def reseal(self, stack: str, cipher: SecretCipher) -> None:
-        """Re-encrypt every secret of ``stack`` under ``cipher``. Everything is opened
-        first, so a secret that does not open (wrong key, altered ciphertext) changes
-        nothing; then checkpoints and events are rewritten, the head last."""
-        self._refuse_write(f"re-encrypt the state of stack {stack!r}")
-        old, new = self.values, ValueCodec(cipher)
-
-        def again(text: str) -> str:
-            return new.dumps(old.loads(text)) if '"$' in text else text
-
+    def reseal(self, resealers: Mapping[str, Resealer]) -> list[str]:
+        """Every token of every stack named is resealed first, so a secret that does not
+        open (wrong key, altered token) changes nothing; then each stack's changed
+        checkpoints and events are rewritten, its head last. (Objects are written one by
+        one: a failure to write part way leaves the stacks before resealed, and the rest
+        as they were, each consistent.)"""
+        self._refuse_write(f"re-encrypt the state of {stacks_named(list(resealers))}")
         with self._guard():
-            state = self._load(stack).copy()
-            for urn, row in list(state.resources.items()):
-                state.resources[urn] = [*row[:3], again(row[3]), again(row[4]), *row[5:]]
-            for token, row in list(state.pending.items()):
-                state.pending[token] = [*row[:4], again(row[4]), *row[5:]]
-            state.outputs = again(state.outputs)
-            checkpoints = [(key, self._checkpoint_parts(key)) for key in self._checkpoint_keys(stack)]
-            resealed = [(key, (h, c, again(s))) for key, (h, c, s) in checkpoints]
-            events = [{**d, "data": again(d["data"])} for d in self._event_docs() if d["stack"] == stack]
-            for key, (header, changes, snapshot) in resealed:
-                self._put(key, _checkpoint_body(header, changes, snapshot))
-            for doc in events:
-                self._put(self._event_key(doc["id"]), _body(doc))
-                self._events[doc["id"]] = doc
-            self._compact_or_fail(stack, state)
-        self.values = new
+            planned = [(stack, *self._resealed(stack, resealer)) for stack, resealer in resealers.items()]
+            for stack, state, checkpoints, events in planned:
+                for key, (header, changes, snapshot) in checkpoints:
+                    self._put(key, _checkpoint_body(header, changes, snapshot))
+                for doc in events:
+                    self._put(self._event_key(doc["id"]), _body(doc))
+                    self._events[doc["id"]] = doc
+                if state is not None:
+                    self._compact_or_fail(stack, state)
+        return [stack for stack, state, checkpoints, events in planned if state or checkpoints or events]
+
+    def _resealed(self, stack: str, resealer: Resealer) -> tuple[
+            _Stack | None, list[tuple[str, tuple[Row, str, str]]], list[dict[str, Any]]]:
+        """What reseals ``stack``: its state (None when unchanged), and its checkpoints and
+        events that change."""
+        state = self._load(stack).copy()
+        changed = False
+        for urn, row in list(state.resources.items()):
+            again = [*row[:3], resealed(row[3], resealer), resealed(row[4], resealer), *row[5:]]
+            changed = changed or again != row
+            state.resources[urn] = again
+        for token, row in list(state.pending.items()):
+            again = [*row[:4], resealed(row[4], resealer), *row[5:]]
+            changed = changed or again != row
+            state.pending[token] = again
+        outputs = resealed(state.outputs, resealer)
+        changed = changed or outputs != state.outputs
+        state.outputs = outputs
+        checkpoints = []
+        for key in self._checkpoint_keys(stack):
+            header, changes, snapshot = self._checkpoint_parts(key)
+            if (again_snapshot := resealed(snapshot, resealer)) != snapshot:
+                checkpoints.append((key, (header, changes, again_snapshot)))
+        events = []
+        for doc in self._event_docs():
+            if doc["stack"] == stack and (data := resealed(doc["data"], resealer)) != doc["data"]:
+                events.append({**doc, "data": data})
+        return (state if changed else None), checkpoints, events
 
     def _compact_or_fail(self, stack: str, state: _Stack) -> None:
         etag = self._put(self._stack_key(stack, "head.json"), _body(state.head()), if_match=state.etag)
@@ -988,12 +1008,35 @@ class _Lease(threading.Thread):
 
 
 def _client(where: S3Location) -> Any:
-    import boto3
     from botocore.config import Config
 
     config = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=_READERS * 2)
     region = where.region or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or None
-    return boto3.session.Session().client("s3", endpoint_url=where.endpoint, region_name=region, config=config)
+    return _session(where).client("s3", endpoint_url=where.endpoint, region_name=region, config=config)
+
+
+def _session(where: S3Location) -> Any:
+    """The usual AWS settings, but an emulator's endpoint (on the loopback interface,
+    given in the URL or by ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``) with no
+    credentials in the environment or the AWS config files gets the emulator's dummy
+    ones, as the AWS provider gives them (``stackwright.emulator_endpoints``)."""
+    import boto3
+    import botocore.session
+
+    endpoint = where.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if not is_emulator(endpoint):
+        return boto3.session.Session()
+    core = botocore.session.Session()
+    # An emulator has no instance or container role: asking the metadata services
+    # would only wait for their timeouts.
+    resolver = core.get_component("credential_provider")
+    for provider in ("container-role", "iam-role"):
+        resolver.remove(provider)
+    session = boto3.session.Session(botocore_session=core)
+    if session.get_credentials() is not None:
+        return session
+    return boto3.session.Session(aws_access_key_id=EMULATOR_CREDENTIALS["access_key_id"],
+                                 aws_secret_access_key=EMULATOR_CREDENTIALS["secret_access_key"])
 
 
 def _code(exc: Any) -> str:

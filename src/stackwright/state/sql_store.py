@@ -15,16 +15,16 @@ import json
 import time
 import uuid
 import zlib
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Final
 
 from stackwright.errors import LockHeldError, StateError
 from stackwright.state.codec import (
-    Corrupt, Operation, SecretCipher, StoredOutputs, ValueCodec, already_there, checkpoint_detail, checkpoint_row,
-    compress_snapshot, dumps, gc_paused, loads, lock_held, no_checkpoint, no_stack, pending_row, read_only_error,
-    resource_params, row_batches, snapshot_rows, stacks_named,
+    Corrupt, Operation, Resealer, SecretCipher, StoredOutputs, ValueCodec, already_there, checkpoint_detail,
+    checkpoint_row, compress_snapshot, dumps, gc_paused, loads, lock_held, no_checkpoint, no_stack, pending_row,
+    read_only_error, resealed, resource_params, row_batches, snapshot_rows, stacks_named,
 )
 from stackwright.state.open_operation import (
     CLOSE_OPEN, INTERRUPTED, OPEN_COLUMNS, OpenOperation, Statement, closing, holder_text, new_lines, noting,
@@ -246,36 +246,45 @@ class SqlStateStore:
         """Seal secrets with ``cipher`` from now on, and open them with it."""
         self._db.values = ValueCodec(cipher)
 
-    def reseal(self, stack: str, cipher: SecretCipher) -> None:
-        """Re-encrypt every secret of ``stack`` (resources, pending operations, outputs,
-        checkpoints, events) under ``cipher``, in one transaction: a secret that does not
-        open (wrong key, altered ciphertext) changes nothing. The serial stays: what the
-        state means is unchanged."""
-        old, new = self._db.values, ValueCodec(cipher)
-
-        def again(text: str) -> str:
-            return new.dumps(old.loads(text)) if '"$' in text else text
-
+    def reseal(self, resealers: Mapping[str, Resealer]) -> list[str]:
+        """Every stack in one transaction: a token that does not open rolls all back."""
+        changed: list[str] = []
         with self._db.write() as conn:
-            self._db.require(stack)
-            for urn, inputs, outputs in conn.execute(
-                    "SELECT urn, inputs, outputs FROM resources WHERE stack = ?", (stack,)).fetchall():
-                conn.execute("UPDATE resources SET inputs = ?, outputs = ? WHERE stack = ? AND urn = ?",
-                             (again(inputs), again(outputs), stack, urn))
-            for token, inputs in conn.execute(
-                    "SELECT token, inputs FROM pending WHERE stack = ?", (stack,)).fetchall():
-                conn.execute("UPDATE pending SET inputs = ? WHERE stack = ? AND token = ?",
-                             (again(inputs), stack, token))
-            for (outputs,) in conn.execute("SELECT outputs FROM outputs WHERE stack = ?", (stack,)).fetchall():
-                conn.execute("UPDATE outputs SET outputs = ? WHERE stack = ?", (again(outputs), stack))
-            for number, blob in conn.execute(
-                    "SELECT number, snapshot FROM checkpoints WHERE stack = ?", (stack,)).fetchall():
-                text = again(zlib.decompress(bytes(blob)).decode())
-                conn.execute("UPDATE checkpoints SET snapshot = ? WHERE stack = ? AND number = ?",
-                             (zlib.compress(text.encode(), 6), stack, number))
-            for event_id, data in conn.execute("SELECT id, data FROM events WHERE stack = ?", (stack,)).fetchall():
-                conn.execute("UPDATE events SET data = ? WHERE id = ?", (again(data), event_id))
-        self._db.values = new
+            for stack, resealer in resealers.items():
+                self._db.require(stack)
+                if self._reseal_stack(conn, stack, resealer):
+                    changed.append(stack)
+        return changed
+
+    @staticmethod
+    def _reseal_stack(conn: Any, stack: str, resealer: Resealer) -> bool:
+        """Rewrite the rows of ``stack`` whose secrets ``resealer`` seals anew; whether any changed."""
+        writes: list[tuple[str, tuple[Any, ...]]] = []
+        for urn, inputs, outputs in conn.execute(
+                "SELECT urn, inputs, outputs FROM resources WHERE stack = ?", (stack,)).fetchall():
+            again = resealed(inputs, resealer), resealed(outputs, resealer)
+            if again != (inputs, outputs):
+                writes.append(("UPDATE resources SET inputs = ?, outputs = ? WHERE stack = ? AND urn = ?",
+                               (*again, stack, urn)))
+        for token, inputs in conn.execute("SELECT token, inputs FROM pending WHERE stack = ?", (stack,)).fetchall():
+            if (again_inputs := resealed(inputs, resealer)) != inputs:
+                writes.append(("UPDATE pending SET inputs = ? WHERE stack = ? AND token = ?",
+                               (again_inputs, stack, token)))
+        for (outputs,) in conn.execute("SELECT outputs FROM outputs WHERE stack = ?", (stack,)).fetchall():
+            if (again_outputs := resealed(outputs, resealer)) != outputs:
+                writes.append(("UPDATE outputs SET outputs = ? WHERE stack = ?", (again_outputs, stack)))
+        for number, blob in conn.execute(
+                "SELECT number, snapshot FROM checkpoints WHERE stack = ?", (stack,)).fetchall():
+            text = zlib.decompress(bytes(blob)).decode()
+            if (again_text := resealed(text, resealer)) != text:
+                writes.append(("UPDATE checkpoints SET snapshot = ? WHERE stack = ? AND number = ?",
+                               (zlib.compress(again_text.encode(), 6), stack, number)))
+        for event_id, data in conn.execute("SELECT id, data FROM events WHERE stack = ?", (stack,)).fetchall():
+            if (again_data := resealed(data, resealer)) != data:
+                writes.append(("UPDATE events SET data = ? WHERE id = ?", (again_data, event_id)))
+        for statement, parameters in writes:
+            conn.execute(statement, parameters)
+        return bool(writes)
 
     def __enter__(self) -> SqlStateStore:
         return self

@@ -8,11 +8,11 @@ before any dependent step starts.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from stackwright.state.codec import SecretCipher
+from stackwright.state.codec import Resealer, SecretCipher
 from stackwright.state.records import (
     Change, Checkpoint, CheckpointDetail, Event, LockInfo, PendingOperation, ResourceState,
     Snapshot, StackInfo, StackRecord,
@@ -71,9 +71,12 @@ class StateStore(Protocol):
         """Seal secret values with ``cipher`` (every secret, at any depth, in resources,
         pending operations, outputs, checkpoints and events) and open them with it."""
 
-    def reseal(self, stack: str, cipher: SecretCipher) -> None:
-        """Re-encrypt every secret of ``stack`` under ``cipher`` (``secrets rotate``),
-        all or nothing."""
+    def reseal(self, resealers: Mapping[str, Resealer]) -> list[str]:
+        """Re-encrypt the secrets of each stack named (``secrets rotate``: resources,
+        pending operations, outputs, checkpoints, events) with its resealer, all or
+        nothing: every token is resealed before anything is written, and a token that
+        does not open changes nothing. The stacks whose records changed, in the order
+        given. The serial stays: what the state means is unchanged."""
 
     def list_stacks(self) -> list[StackInfo]: ...
 

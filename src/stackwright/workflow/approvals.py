@@ -6,7 +6,9 @@ in a file anyone can edit. An approval names a plan by its content hash: change 
 byte of the plan and it is another plan, with no approvals.
 
 The author of a plan is whoever recorded its ``plan`` event, not what the file says:
-the file's hash is plain SHA-256, which anyone who edits it can recompute.
+the file's hash is plain SHA-256, which anyone who edits it can recompute. The event
+may name co-authors too (``CO_AUTHORS``: in CI, whoever merged another's pull request),
+who are refused like the author where self-approval is off.
 
 In a protected environment an approval counts only with a proof: an SSH signature of
 the plan hash by a key that ``allowed_signers`` lists for the approver (``signing``),
@@ -35,12 +37,17 @@ PLAN, APPROVE, REJECT, APPLY = "plan", "approve", "reject", "apply"
 ATTEMPT = "attempt"
 """A change that failed or was refused before it applied anything (``gateway``): it
 made no checkpoint, so this event is all that is left of it."""
+ROTATE = "rotate"
+"""`secrets rotate`, recorded in every stack it re-encrypted."""
 AUDITED = (PLAN, APPROVE, REJECT, APPLY, "up", "destroy", "rollback", "import", "refresh", "state-rm", "stack-rm",
-           ATTEMPT)
+           ROTATE, ATTEMPT)
 """Event kinds `audit` lists: saved plans and their reviews, every apply and state edit,
-and every change that stopped before applying."""
+every rotation of secrets, and every change that stopped before applying."""
 SHORT = 12
 """Hex digits of a plan hash shown to people: enough to tell plans apart."""
+CO_AUTHORS = "co_authors"
+"""Key of a ``plan`` event's data: identities that count as the plan's authors too
+(``session.CO_AUTHORS_ENV`` when it was made)."""
 SIGNED, CLAIMED, GITHUB, WEB = "signed", "claimed", "github", "web"
 """How an approval proves who made it (``proof`` in its event)."""
 
@@ -77,6 +84,14 @@ class ApprovalStatus:
     the author's own, not an approver."""
     author_key: str | None = None
     """The fingerprint of the key that signed the plan, when its author signed it."""
+    co_authors: tuple[str, ...] = ()
+    """Others the ``plan`` event names as its authors too (``CO_AUTHORS``)."""
+
+    @property
+    def authors(self) -> tuple[str, ...]:
+        """The author and the co-authors: none of them may approve the plan where
+        self-approval is off."""
+        return (self.author, *self.co_authors)
 
     @property
     def needed(self) -> int:
@@ -103,63 +118,126 @@ def plan_event(store: StateStore, stack: str, plan_hash: str) -> Event:
 def status(session: StackSession, plan_hash: str) -> ApprovalStatus:
     """The plan's approvals and rejections as the environment's rules count them now."""
     env = environment_for(session.project, session.stack)
-    made = plan_event(session.store, session.stack, plan_hash)
-    reviews = [e for e in session.store.events(session.stack, kinds=(APPROVE, REJECT))
-               if e.data.get("plan_hash") == plan_hash]
+    made, reviews = _reviews(session, plan_hash)
     return judge(session.project, env, made, reviews, plan_hash)
+
+
+def _reviews(session: StackSession, plan_hash: str) -> tuple[Event, list[Event]]:
+    """The plan's ``plan`` event, and its approvals and rejections, oldest first."""
+    made = plan_event(session.store, session.stack, plan_hash)
+    return made, [e for e in session.store.events(session.stack, kinds=(APPROVE, REJECT))
+                  if e.data.get("plan_hash") == plan_hash]
 
 
 def judge(project: Project, env: Environment, made: Event, reviews: list[Event], plan_hash: str) -> ApprovalStatus:
     """Count the approvals and rejections ``reviews`` (of this plan, oldest first) of the
     plan whose ``plan`` event is ``made``, under ``env``'s rules."""
     author, author_key = made.who, plan_key(made, plan_hash)
+    co_authors = recorded_co_authors(made)
     approvals = [e for e in reviews if e.kind == APPROVE]
     last_approval = approvals[-1].id if approvals else 0
     rejection = next((e for e in reversed(reviews) if e.kind == REJECT and e.id > last_approval), None)
-    counted: list[str] = []
+    own: dict[str, str] | None = None  # read once an approval is signed
+    eligible: list[tuple[str, str | None]] = []
     uncounted: list[tuple[str, str]] = []
     for event in approvals:
         why = proof_problem(project, env, event, plan_hash)
-        if why is None and not _eligible(project, env, event.who, author):
-            why = "the plan's author" if event.who == author else "not an approver"
-        if why is None and _same_key(env, author_key, verified_key(project, event, plan_hash)):
-            why = "signed with the key that signed the plan"
+        if why is None and not _eligible(project, env, event.who, (author, *co_authors)):
+            why = ("the plan's author" if event.who == author else
+                   "a co-author of the plan" if event.who in co_authors else "not an approver")
+        key = signed_key(event, plan_hash) if why is None else None
+        if key is not None and own is None:
+            own = authors_keys(project, env, (author, *co_authors), author_key)
+        if why is None and key is not None and own is not None and key in own:
+            why = ("signed with the key that signed the plan" if key == author_key
+                   else f"signed with a key {SIGNERS} lists for {own[key]}, {_role(own[key], author)}")
         if why is None:
-            counted.append(event.who)
+            eligible.append((event.who, key))
         else:
             uncounted.append((event.who, why))
-    return ApprovalStatus(plan_hash, env, author, tuple(dict.fromkeys(counted)), rejection,
-                          tuple(dict.fromkeys(uncounted)), author_key)
+    counted, merged = one_each(eligible)
+    return ApprovalStatus(plan_hash, env, author, tuple(counted), rejection,
+                          tuple(dict.fromkeys(uncounted + merged)), author_key, co_authors)
 
 
-def verified_key(project: Project, event: Event, plan_hash: str) -> str | None:
-    """The fingerprint of the listed key that signed this event's plan hash as its
-    identity, or None (unsigned, or a signature that does not verify)."""
-    if not event.data.get("signature"):
-        return None
-    try:
-        return signing.verify(str(event.data["signature"]), plan_hash.encode(), event.who,
-                              project_signers(project))
-    except signing.BadSignature:
-        return None
+def recorded_co_authors(made: Event) -> tuple[str, ...]:
+    """The co-authors a ``plan`` event names (``CO_AUTHORS``), its author left out."""
+    names = made.data.get(CO_AUTHORS)
+    if not isinstance(names, list):
+        return ()
+    return tuple(dict.fromkeys(n for n in names if isinstance(n, str) and n and n != made.who))
+
+
+def authors_keys(project: Project, env: Environment, authors: tuple[str, ...],
+                 author_key: str | None) -> dict[str, str]:
+    """The fingerprints of the keys that may not approve the plan where self-approval is
+    off (none where it is allowed), each with the author it is the key of: the key that
+    signed the plan (its author's), and every key allowed_signers lists for an author
+    (the plan's author and its co-authors), on any line and under whatever other names
+    that line lists (one key is one person, so ``alice,alice@corp ssh-ed25519 K`` makes
+    ``K`` the author's under both names), whatever namespaces it is listed for."""
+    if env.self_approval_allowed:
+        return {}
+    own: dict[str, str] = {}
+    for signer in project_signers(project):
+        name = next((author for author in authors if signer.names(author)), None)
+        if name is not None:
+            own.setdefault(signing.fingerprint(signer.blob), name)
+    if author_key:
+        own[author_key] = authors[0]
+    return own
+
+
+def _role(name: str, author: str) -> str:
+    return "the plan's author" if name == author else "a co-author of the plan"
+
+
+def one_each(eligible: list[tuple[str, str | None]]) -> tuple[list[str], list[tuple[str, str]]]:
+    """One count per person: the approvals of one identity are one person's, and so are
+    approvals signed with one key, whatever identities they name (and, through them,
+    every approval linked to those by an identity or a key). Each such group counts
+    once, under the identity of its first approval; (identity, why) of the others."""
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        while parent.setdefault(node, node) != node:
+            node = parent[node]
+        return node
+
+    for who, key in eligible:
+        if key is not None:
+            parent[root(f"id:{who}")] = root(f"key:{key}")
+    first: dict[str, str] = {}
+    counted: list[str] = []
+    merged: list[tuple[str, str]] = []
+    for who, _ in eligible:
+        group = root(f"id:{who}")
+        if group not in first:
+            first[group] = who
+            counted.append(who)
+        elif first[group] != who:
+            merged.append((who, f"counted once with {first[group]}: one key signed approvals under both names"))
+    return counted, merged
+
+
+def signed_key(event: Event, plan_hash: str) -> str | None:
+    """The fingerprint of the key whose valid signature of this plan a signed approval
+    carries, whoever allowed_signers lists it for, or None (not signed, or a signature
+    that does not verify): it tells which person approved, whatever name is claimed."""
+    return plan_key(event, plan_hash) if event.data.get("proof") == SIGNED else None
 
 
 def plan_key(made: Event, plan_hash: str) -> str | None:
-    """The fingerprint of the key whose signature the plan's author gave, whoever
-    allowed_signers lists it for: the key is the person, so it binds the plan even when
-    it is listed only under another name."""
+    """The fingerprint of the key whose signature of the plan hash ``made`` carries
+    (the plan's author's, for a ``plan`` event), whoever allowed_signers lists it for:
+    the key is the person, so it binds the plan even when it is listed only under
+    another name."""
     if not made.data.get("signature"):
         return None
     try:
         return signing.signing_fingerprint(str(made.data["signature"]), plan_hash.encode())
     except signing.BadSignature:
         return None
-
-
-def _same_key(env: Environment, author_key: str | None, key: str | None) -> bool:
-    """An author who also holds another listed identity may not approve with the key
-    that signed the plan: the key is the person, whatever name it is listed under."""
-    return not env.self_approval_allowed and author_key is not None and key == author_key
 
 
 def author_signature(session: StackSession, plan_hash: str, key: str | None) -> dict[str, Any]:
@@ -173,8 +251,8 @@ def author_signature(session: StackSession, plan_hash: str, key: str | None) -> 
     return {"signature": signer.sign(plan_hash.encode()), "key": signing.fingerprint(signer.blob)}
 
 
-def _eligible(project: Project, env: Environment, who: str, author: str) -> bool:
-    return may_approve(project, env, who) and (who != author or env.self_approval_allowed)
+def _eligible(project: Project, env: Environment, who: str, authors: tuple[str, ...]) -> bool:
+    return may_approve(project, env, who) and (who not in authors or env.self_approval_allowed)
 
 
 def proof_problem(project: Project, env: Environment, event: Event, plan_hash: str) -> str | None:
@@ -297,11 +375,13 @@ def approve(session: StackSession, plan_hash: str, comment: str = "", *, key: st
     if github_event is not None:
         who, url = github_commenter(github_event)
         proof = {"proof": GITHUB, "comment_url": url}
-    if who == current.author and not env.self_approval_allowed:
+    if who in current.authors and not env.self_approval_allowed:
+        made = (f"made plan {plan_hash[:SHORT]}" if who == current.author else
+                f"is a co-author of plan {plan_hash[:SHORT]} (made by {current.author})")
         raise ApprovalRefused(
-            f"{who} made plan {plan_hash[:SHORT]} and may not approve it: environment "
+            f"{who} {made} and may not approve it: environment "
             f"{env.name!r} does not allow self-approval",
-            hint=f"ask {who_may_approve(session.project, env, current.author)} to approve it",
+            hint=f"ask {who_may_approve(session.project, env, current.author, current.co_authors)} to approve it",
         )
     if not may_approve(session.project, env, who):
         raise ApprovalRefused(
@@ -314,13 +394,36 @@ def approve(session: StackSession, plan_hash: str, comment: str = "", *, key: st
         proof = _signature(session, env, who, plan_hash, key)
     event = Event(0, session.stack, APPROVE, who, 0.0, proof)
     why = proof_problem(session.project, env, event, plan_hash)
-    if why is None and _same_key(env, current.author_key, verified_key(session.project, event, plan_hash)):
-        why = f"key {current.author_key} signed the plan, and self-approval is off"
     if why is not None:
         raise ApprovalRefused(f"the approval of {who} would not count in environment {env.name!r}: {why}",
                               hint=_SIGNING_HINT)
+    why = _not_counted(session, current, event, plan_hash)
+    if why is not None:
+        raise ApprovalRefused(f"the approval of {who} would not count in environment {env.name!r}: {why}",
+                              hint=f"ask {who_may_approve(session.project, env, current.author, current.co_authors)} "
+                              "to approve it")
     _record(session, APPROVE, plan_hash, current.author, comment, who=who, extra=proof)
     return status(session, plan_hash)
+
+
+def _not_counted(session: StackSession, current: ApprovalStatus, event: Event, plan_hash: str) -> str | None:
+    """Why an approval whose proof counts would still not count, judged as ``apply``
+    will judge it (``judge``): its key is the author's, or it is one person's second
+    approval under another name (its key approved already)."""
+    key = signed_key(event, plan_hash)
+    own = authors_keys(session.project, current.environment, current.authors, current.author_key)
+    if key is not None and key in own and key == current.author_key:
+        return f"key {key} signed the plan, and self-approval is off"
+    if key is not None and key in own:
+        return (f"key {key} is listed for {own[key]}, {_role(own[key], current.author)}, in {SIGNERS}, "
+                "and self-approval is off")
+    made, reviews = _reviews(session, plan_hash)
+    later = Event(max((e.id for e in reviews), default=made.id) + 1, event.stack, APPROVE, event.who,
+                  event.at, event.data)
+    judged = judge(session.project, current.environment, made, [*reviews, later], plan_hash)
+    if event.who in judged.approved_by:
+        return None
+    return next((why for who, why in reversed(judged.uncounted) if who == event.who), "it would not count")
 
 
 _SIGNING_HINT = (f"sign with your SSH key: --key ~/.ssh/id_ed25519 (or {signing.SIGNING_KEY_ENV}, or git's "
@@ -382,18 +485,19 @@ def require_approved(session: StackSession, plan_hash: str) -> ApprovalStatus:
         raise NotApproved(
             f"environment {current.environment.name!r} needs {current.needed} approval(s) of plan "
             f"{short}; {current.missing} missing{have}{ignored}",
-            hint=f"ask {who_may_approve(session.project, current.environment, current.author)} "
+            hint=f"ask {who_may_approve(session.project, current.environment, current.author, current.co_authors)} "
             "to run `stackwright approve FILE`",
         )
     return current
 
 
-def who_may_approve(project: Project, env: Environment, author: str) -> str:
-    """The people a refusal should send the author to, in words."""
+def who_may_approve(project: Project, env: Environment, author: str, co_authors: tuple[str, ...] = ()) -> str:
+    """The people a refusal should send the author (and any co-author) to, in words."""
+    names, role = ", ".join((author, *co_authors)), "the authors" if co_authors else "the author"
     if env.approvers:
         listed = ", ".join(env.approvers)
-        return listed if env.self_approval_allowed else f"{listed} (not {author}, the author)"
-    return "anyone" if env.self_approval_allowed else f"anyone but {author} (the author)"
+        return listed if env.self_approval_allowed else f"{listed} (not {names}, {role})"
+    return "anyone" if env.self_approval_allowed else f"anyone but {names} ({role})"
 
 
 # --- the audit log ----------------------------------------------------------------------
@@ -434,9 +538,14 @@ def _detail(event: Event) -> str:
     if event.kind == PLAN:
         counts = data.get("counts") or {}
         summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no changes"
-        return f"{summary} -> {data.get('path', '')}"
+        co_authors = recorded_co_authors(event)
+        also = f" (co-authors: {', '.join(co_authors)})" if co_authors else ""
+        return f"{summary} -> {data.get('path', '')}{also}"
     if event.kind == ATTEMPT:
         return attempt_text(data)
+    if event.kind == ROTATE:
+        return (f"{data.get('result', '')}: secrets of {', '.join(map(str, data.get('stacks') or []))} "
+                f"re-encrypted with {data.get('key', '?')} (rotated from stack {data.get('stack', '?')})")
     result = str(data.get("result", ""))
     checkpoint = data.get("checkpoint")
     text = f"{result} (checkpoint {checkpoint})" if checkpoint else result

@@ -20,10 +20,20 @@ sequence for every kind of change:
 6. apply, and record: a checkpoint and an audit event naming who, the plan digest
    and, for an emergency, the reason.
 
-A change that fails or is refused before its apply starts — at any of these steps, or
-while the program runs or the plan is made — is recorded too: one ``attempt`` event
-naming the command, who, the step it stopped at and the error (secrets masked), with no
-checkpoint and no change of the state's serial (``attempted``).
+``rotate`` (`secrets rotate`) applies no plan: it changes no resource and no value,
+only how the secrets at rest are sealed, so a protected environment allows it; it takes
+the lock of every stack it re-encrypts (``rotation``), and its audit event, naming who,
+the key and the stacks, is recorded in each of them.
+
+A change that fails or is refused before its apply starts — at any of these steps,
+while its stack is opened (``open_for``: the stack file, its secrets), or while the
+program runs or the plan is made — is recorded too: one ``attempt`` event naming the
+command, who, the step it stopped at and the error (secrets masked), with no checkpoint
+and no change of the state's serial (``attempted``).
+
+A stack is never created implicitly where protection would refuse its change: `run up`
+asks ``may_create`` before creating a stack the workspace lists, and refuses the change
+of one it left uncreated with ``check_new_stack`` (recorded like any other refusal).
 
 The CLI turns arguments into a request and the result into text; nothing in this
 sequence lives only there.
@@ -39,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from stackwright.dataclass_methods import Compared, FrozenCompared, frozen_record
 from stackwright.engine.apply import ApplyOptions
 from stackwright.engine.events import EventSink, MaskingSink
-from stackwright.errors import StackwrightError
+from stackwright.errors import PlanError, StackwrightError
 from stackwright.operations.session import StackSession
 from stackwright.operations.update import UpdateOutcome
 from stackwright.plan.plan import Plan
@@ -47,26 +57,30 @@ from stackwright.workflow.environments import Environment, environment_for
 
 if TYPE_CHECKING:
     from stackwright.model.desired import DesiredGraph
+    from stackwright.program.project import Project
+    from stackwright.state.store import StateStore
     from stackwright.operations.importing import ImportCandidate, ImportResult
     from stackwright.operations.refresh import RefreshOutcome
     from stackwright.workflow.pause import PreparedEdit
     from stackwright.workflow.plan_file import SavedPlan
     from stackwright.workflow.policies import Violation
+    from stackwright.workflow.rotation import Rotated
 
 Kind = Literal["up", "destroy", "rollback", "import", "refresh", "state-rm", "stack-rm", "pause", "resume",
-               "apply"]
+               "apply", "rotate"]
 
 COMMANDS: dict[str, str] = {
     "up": "up", "destroy": "destroy", "rollback": "rollback", "import": "import",
     "refresh": "refresh --yes", "state-rm": "state rm", "stack-rm": "stack rm", "pause": "env pause",
-    "resume": "env resume", "apply": "apply",
+    "resume": "env resume", "apply": "apply", "rotate": "secrets rotate",
 }
 """How each kind is spelled on the command line, for refusals."""
 
-STATE_EDITS = ("import", "refresh", "state-rm", "stack-rm")
+STATE_EDITS = ("import", "refresh", "state-rm", "stack-rm", "rotate")
 """Kinds that edit the recorded state without applying a plan; their audit events.
 (``stack-rm`` removes the stack's state and history; the audit log, kept apart from
-them by every state backend, records the removal.)"""
+them by every state backend, records the removal. ``rotate`` re-encrypts what is
+recorded, and the stack files.)"""
 
 
 class ProtectedEnvironment(StackwrightError):
@@ -104,15 +118,17 @@ class ChangeRequest(FrozenCompared):
     """``apply``: the saved plan."""
     edit: PreparedEdit | None = None
     """``pause``/``resume``: the config edit, prepared."""
+    key: str | None = None
+    """``rotate``: the key to move the stack to (``--to``); None: a new key of its kind."""
 
     def __init__(self, kind: Kind, targets: tuple[str, ...] = (), parallel: int = 16, refresh: bool = False,
                  allow_destroy: bool = False, emergency: str | None = None, checkpoint: int | None = None,
                  urn: str | None = None, force: bool = False, resource: tuple[str, str, str] | None = None,
-                 saved: SavedPlan | None = None, edit: PreparedEdit | None = None) -> None:
+                 saved: SavedPlan | None = None, edit: PreparedEdit | None = None, key: str | None = None) -> None:
         for name, value in (("kind", kind), ("targets", targets), ("parallel", parallel), ("refresh", refresh),
                             ("allow_destroy", allow_destroy), ("emergency", emergency),
                             ("checkpoint", checkpoint), ("urn", urn), ("force", force),
-                            ("resource", resource), ("saved", saved), ("edit", edit)):
+                            ("resource", resource), ("saved", saved), ("edit", edit), ("key", key)):
             object.__setattr__(self, name, value)
 
 
@@ -151,11 +167,12 @@ class ChangeResult(Compared):
     checkpoint: int | None = None
     """``state-rm``: the checkpoint that recorded it."""
     cancelled: bool = False
+    rotated: Rotated | None = None
 
     def __init__(self, request: ChangeRequest, outcome: UpdateOutcome | None = None,
                  violations: list[Violation] | None = None, imported: ImportResult | None = None,
                  refreshed: RefreshOutcome | None = None, checkpoint: int | None = None,
-                 cancelled: bool = False) -> None:
+                 cancelled: bool = False, rotated: Rotated | None = None) -> None:
         self.request = request
         self.outcome = outcome
         self.violations = [] if violations is None else violations
@@ -163,6 +180,7 @@ class ChangeResult(Compared):
         self.refreshed = refreshed
         self.checkpoint = checkpoint
         self.cancelled = cancelled
+        self.rotated = rotated
 
     @property
     def ok(self) -> bool:
@@ -189,6 +207,8 @@ def change(session: StackSession | None, request: ChangeRequest, *, confirm: Con
             return _config_edit(request, confirm, events, refused, attempt)
         if session is None:
             raise StackwrightError(f"{request.kind} needs an open stack")
+        if request.kind == "rotate":
+            return _rotate(session, request, confirm, attempt)
         if request.kind in STATE_EDITS:
             return _state_edit(session, request, confirm, events, attempt)
         if request.kind == "apply":
@@ -232,11 +252,39 @@ class Judge:
 def require_unprotected(session: StackSession, request: ChangeRequest) -> None:
     """Refuse, in one line, any kind but ``apply`` in a protected environment, unless it
     is an emergency the environment allows."""
-    env = environment_for(session.project, session.stack)
+    _require_unprotected(environment_for(session.project, session.stack), session.stack, request)
+
+
+def may_create(project: Project, stack: str, request: ChangeRequest) -> bool:
+    """Whether ``request``, a change of a stack not in the state yet (`run up` of a stack
+    the workspace lists), may create it first: not where protection would refuse the
+    change (a stack of a protected environment appears only when its approved plan is
+    applied, or by an explicit `stack init`), nor when its stack file does not tell its
+    environment. Such a stack is left uncreated; ``check_new_stack`` refuses its change."""
+    try:
+        _require_unprotected(environment_for(project, stack), stack, request)
+    except StackwrightError:
+        return False
+    return True
+
+
+def check_new_stack(request: ChangeRequest, where: Where) -> None:
+    """The change of ``where``'s stack, which is not in the state and which the change
+    would have created (``may_create``): if protection refuses it (or the stack file
+    cannot be read), raise, recording the failed attempt in the stack's audit log as
+    every change records one, although the stack does not exist."""
+    with attempted(None, request, Where(where.project, where.stack, where.who, where.store, new=True)) as attempt:
+        attempt.phase = OPENING
+        env = environment_for(where.project, where.stack)
+        attempt.phase = PLANNING
+        _require_unprotected(env, where.stack, request)
+
+
+def _require_unprotected(env: Environment, stack: str, request: ChangeRequest) -> None:
     if not env.protected or request.kind == "apply":
         return
     if request.emergency is None:
-        raise ProtectedEnvironment(refusal(env, session.stack, request.kind))
+        raise ProtectedEnvironment(refusal(env, stack, request.kind))
     if not env.allow_emergency:
         raise ProtectedEnvironment(
             f"environment {env.name!r} is protected and does not allow emergency changes "
@@ -284,18 +332,23 @@ def _planned(session: StackSession, request: ChangeRequest, confirm: Confirm, si
     common: dict[str, Any] = {"options": ApplyOptions(parallel=request.parallel), "sink": sink,
                               "confirm": _confirmed(request, confirm, judge), "check": judge,
                               "audit": _audit(request)}
-    if request.kind == "up":
-        outcome = up(session, targets=request.targets, refresh=request.refresh, desired=desired, **common)
-    elif request.kind == "destroy":
-        outcome = destroy(session, targets=request.targets, **common)
-    elif request.kind == "rollback":
-        from stackwright.operations.rollback import rollback
+    try:
+        if request.kind == "up":
+            outcome = up(session, targets=request.targets, refresh=request.refresh, desired=desired, **common)
+        elif request.kind == "destroy":
+            outcome = destroy(session, targets=request.targets, **common)
+        elif request.kind == "rollback":
+            from stackwright.operations.rollback import rollback
 
-        if request.checkpoint is None:
-            raise StackwrightError("rollback needs the checkpoint to return to")
-        outcome = rollback(session, request.checkpoint, **common)
-    else:
-        raise StackwrightError(f"unknown kind of change {request.kind!r}")
+            if request.checkpoint is None:
+                raise StackwrightError("rollback needs the checkpoint to return to")
+            outcome = rollback(session, request.checkpoint, **common)
+        else:
+            raise StackwrightError(f"unknown kind of change {request.kind!r}")
+    except PlanError as exc:
+        if exc.plan is not None and refused is not None:  # refused for protected resources: shown first
+            refused(exc.plan, [])
+        raise
     return ChangeResult(request, outcome=outcome, violations=judge.violations, cancelled=outcome.cancelled)
 
 
@@ -361,7 +414,7 @@ def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
     if candidate is not None:
         from stackwright.operations.importing import record_import
 
-        result.imported = record_import(session, candidate)
+        result.imported = record_import(session, candidate, sink)
         result.checkpoint = result.imported.checkpoint
     elif request.kind == "refresh":
         from stackwright.operations.refresh import refresh
@@ -369,9 +422,32 @@ def _state_edit(session: StackSession, request: ChangeRequest, confirm: Confirm,
         result.refreshed = refresh(session, parallel=request.parallel, record=True, sink=sink)
         result.checkpoint = result.refreshed.checkpoint.number if result.refreshed.checkpoint else None
     else:
-        result.checkpoint = _forget(session, request)
+        result.checkpoint = _forget(session, request, sink)
     _done(attempt)
     _record(session, request, result)
+    return result
+
+
+def _rotate(session: StackSession, request: ChangeRequest, confirm: Confirm,
+            attempt: Attempt | None = None) -> ChangeResult:
+    """``secrets rotate``: no protection check (it changes no resource and no value,
+    only how secrets are sealed: a protected environment allows it, audited), the
+    prompt, the rotation under the lock of every stack it re-encrypts, then its audit
+    event in each of them."""
+    from stackwright.workflow.approvals import ROTATE
+    from stackwright.workflow.rotation import rotate
+
+    result = ChangeResult(request)
+    if not confirm(Prompt(request, None)):
+        result.cancelled = True
+        return result
+    result.rotated = rotate(session.project, session.store, session.stack, request.key, session.who)
+    _done(attempt)
+    data = {"result": "succeeded", "stack": session.stack, "key": result.rotated.key,
+            "stacks": list(result.rotated.stacks), "config_values": result.rotated.config_values}
+    for stack in result.rotated.stacks:
+        if session.store.stack_exists(stack):
+            session.store.record_event(stack, ROTATE, session.who, data)
     return result
 
 
@@ -385,12 +461,12 @@ def _read_import(session: StackSession, request: ChangeRequest) -> ImportCandida
     return read_import(session, *request.resource)
 
 
-def _forget(session: StackSession, request: ChangeRequest) -> int | None:
+def _forget(session: StackSession, request: ChangeRequest, sink: EventSink) -> int | None:
     from stackwright.operations.state_edit import forget
 
     if request.urn is None:
         raise StackwrightError("state rm needs a URN")
-    return forget(session, request.urn, force=request.force)
+    return forget(session, request.urn, force=request.force, sink=sink)
 
 
 def _remove_stack(session: StackSession, request: ChangeRequest) -> dict[str, Any]:
@@ -417,7 +493,7 @@ def _record(session: StackSession, request: ChangeRequest, result: ChangeResult,
 
 # --- changes that stop before applying --------------------------------------------------------
 
-PLANNING, CONFIRMING, APPLYING, DONE = "planning", "confirmation", "applying", "done"
+OPENING, PLANNING, CONFIRMING, APPLYING, DONE = "opening", "planning", "confirmation", "applying", "done"
 """How far a change got (``Attempt.phase``). From ``APPLYING`` on, the change's checkpoint
 and its own audit event tell what happened; before, nothing would."""
 
@@ -425,16 +501,42 @@ MESSAGE_LIMIT = 2000
 """Characters of an error kept in its attempt's event: a provider may answer with pages."""
 
 
+class Where:
+    """The stack a change is for, known before (or without) an open session: enough to
+    record its failed attempt in the stack's audit log."""
+
+    __slots__ = ("project", "stack", "who", "store", "new")
+
+    def __init__(self, project: Project, stack: str, who: str | None, store: StateStore | None = None,
+                 new: bool = False) -> None:
+        self.project = project
+        self.stack = stack
+        self.who = who
+        self.store = store
+        """The project's store, open already (a run's): recorded in, left open."""
+        self.new = new
+        """The change would have created the stack (`run up` of a stack the workspace lists)."""
+
+
 class Attempt:
     """One change on its way through the gateway: how far it got, and the plan judged,
     whose secrets an error may quote. ``attempted`` records it if it fails before
     applying."""
 
-    def __init__(self, request: ChangeRequest, session: StackSession | None) -> None:
+    def __init__(self, request: ChangeRequest, session: StackSession | None, where: Where | None = None) -> None:
         self.request = request
         self.session = session
+        self.where = where
         self.phase = PLANNING
         self.plan: Plan | None = None
+
+    @property
+    def creates(self) -> bool:
+        """The change would have created its stack: `run up` of a stack the workspace
+        lists, `apply` of a plan made for a new stack. Its attempt is recorded although
+        the stack does not exist (yet)."""
+        saved = self.request.saved
+        return (self.where is not None and self.where.new) or (saved is not None and saved.new_stack)
 
     def watch(self, sink: EventSink) -> EventSink:
         """``sink``, relayed, noting when the apply starts."""
@@ -462,17 +564,46 @@ class Attempt:
             exc.add_note(f"this failed attempt could not be recorded in the audit log: {one_line(problem)}")
 
     def _record(self, exc: Exception) -> None:
-        session = self.session if self.session is not None else _edit_session(self.request)
+        session, close = (self.session, False) if self.session is not None else self._stand_in()
         if session is None:
             return
         try:
-            if not session.store.read_only and session.store.stack_exists(session.stack):
+            store = session.store
+            if not store.read_only and (self.creates or store.stack_exists(session.stack)):
                 from stackwright.workflow.approvals import ATTEMPT
 
-                session.store.record_event(session.stack, ATTEMPT, session.who, self._data(exc, session))
+                store.record_event(session.stack, ATTEMPT, session.who, self._data(exc, session))
         finally:
-            if session is not self.session:
+            if close:
                 session.close()
+
+    def _stand_in(self) -> tuple[StackSession | None, bool]:
+        """A session to record in when the change has none, and whether to close it: on
+        the stack of a ``pause``/``resume`` edit (the one that applied it is closed by
+        now), else on the stack's state alone, its stack file unread (it may be what
+        failed): no config, so no secret of it to mask (none could be opened). None when
+        the state store cannot be opened either."""
+        where = self.where
+        edit = self.request.edit
+        if edit is not None:
+            from stackwright.operations.session import open_session
+
+            try:
+                return open_session(edit.project, edit.stack, edit.who), True
+            except StackwrightError:
+                where = Where(edit.project, edit.stack, edit.who)
+        if where is None:
+            return None, False
+        from stackwright.model.context import ConfigSource
+        from stackwright.operations.session import open_store
+        from stackwright.providers.registry import ProviderRegistry
+
+        try:
+            store = where.store if where.store is not None else open_store(where.project)
+        except StackwrightError:
+            return None, False
+        session = StackSession(where.project, where.stack, store, ConfigSource({}, ""), ProviderRegistry(), where.who)
+        return session, where.store is None
 
     def _data(self, exc: Exception, session: StackSession) -> dict[str, Any]:
         request = self.request
@@ -517,19 +648,33 @@ class _ApplyWatch(MaskingSink):
 
 
 @contextmanager
-def attempted(session: StackSession | None, request: ChangeRequest) -> Iterator[Attempt]:
+def attempted(session: StackSession | None, request: ChangeRequest, where: Where | None = None) -> Iterator[Attempt]:
     """Record in the stack's audit log, as one ``attempt`` event, a change that fails in
     the block before applying: the command, who, the stage it stopped at and the error
     on one line. No checkpoint is made and the state's serial stays (saved plans pinned
-    to it stay valid); nothing is recorded for a stack that does not exist, nor in a store
-    opened read-only (which refuses every change anyway). The error goes on as it was. ``session`` is None only for ``pause``/``resume``, whose edit
-    names the stack."""
-    attempt = Attempt(request, session)
+    to it stay valid). Nothing is recorded for a stack that does not exist, unless the
+    change would have created it (``Attempt.creates``), nor in a store opened read-only
+    (which refuses every change anyway). The error goes on as it was.
+
+    This is the one place the rule lives: ``change`` runs in it, and so does opening the
+    stack for a change (``open_for``). ``session`` is None while the stack is not open:
+    then ``where`` names it (or, for ``pause``/``resume``, the request's edit does)."""
+    attempt = Attempt(request, session, where)
     try:
         yield attempt
     except Exception as exc:
         attempt.failed(exc)
         raise
+
+
+def open_for(request: ChangeRequest, where: Where, opener: Callable[[], StackSession]) -> StackSession:
+    """``opener()``: the session of ``where``'s stack that ``request`` will change. A
+    failure to open it (its stack file is not valid YAML or has an unknown key, a secret
+    in it cannot be decrypted, the project's environments are invalid) is a change that
+    stopped before applying, recorded as ``attempted`` records any (stage ``opening``)."""
+    with attempted(None, request, where) as attempt:
+        attempt.phase = OPENING
+        return opener()
 
 
 def _done(attempt: Attempt | None) -> None:
@@ -538,21 +683,10 @@ def _done(attempt: Attempt | None) -> None:
         attempt.phase = DONE
 
 
-def _edit_session(request: ChangeRequest) -> StackSession | None:
-    """A session on the stack of a ``pause``/``resume`` edit (the one that applied it is
-    closed by now); None when its store cannot be opened."""
-    from stackwright.operations.session import open_session
-
-    if request.edit is None:
-        return None
-    try:
-        return open_session(request.edit.project, request.edit.stack, request.edit.who)
-    except StackwrightError:
-        return None
-
-
 def stage_of(exc: Exception, kind: str, phase: str) -> str:
     """The step of the gateway's sequence ``exc`` stopped a change at, in words."""
+    if phase == OPENING:
+        return phase
     for types, stage in _stages():
         if isinstance(exc, types):
             return stage

@@ -40,7 +40,7 @@ from stackwright.state.store import StateStore
 if TYPE_CHECKING:
     from stackwright.model.desired import DesiredGraph
     from stackwright.plan.links import StackLinks
-    from stackwright.workflow.gateway import Kind
+    from stackwright.workflow.gateway import ChangeRequest, Kind
     from stackwright.workflow.policies import Violation
 
 OK, FAILED, SKIPPED, NOT_STARTED = "ok", "failed", "skipped", "not-started"
@@ -322,28 +322,43 @@ class StackRunner:
     def _act(self, ref: str, lock: LockInfo | None, prepared: Prepared | None = None) -> StackResult:
         entry = self.entry(ref)
         stack = ref.rpartition("/")[2]
-        session, desired = (prepared.session, prepared.desired) if prepared else (self._session(entry.project, stack), None)
+        session, desired = ((prepared.session, prepared.desired) if prepared
+                            else (self._session(entry.project, stack, self.request()), None))
         if session is None:
             return self._absent(ref, entry.project, stack)
         session.held_lock = lock
         return self._on(session, ref, desired)
 
+    def request(self) -> ChangeRequest | None:
+        """The change each stack of `run up|destroy` passes through the gateway with
+        (None for `run preview|plan`, which change nothing)."""
+        from stackwright.workflow.gateway import ChangeRequest
+
+        action = self.options.action
+        kind: Kind | None = "up" if action == UP else "destroy" if action == DESTROY else None
+        if kind is None:
+            return None
+        return ChangeRequest(kind, parallel=self.options.parallel, emergency=self.options.emergency,
+                             allow_destroy=self.options.allow_destroy)
+
     def _unlinked(self, ref: str) -> NoReturn:
         """Fail the stack whose exports and imports could not be found (its program
         failed): for `run up|destroy`, a change of it that stopped before applying, which
-        the change gateway records as its single-stack command's would be."""
+        the change gateway records as its single-stack command's would be (a stack that
+        cannot be opened: as that; one `run up` would create: as ``check_new_stack``)."""
         error = self.unlinked[ref]
-        kind: Kind | None = "up" if self.options.action == UP else "destroy" if self.options.action == DESTROY else None
-        try:
-            session = self._session(self.entry(ref).project, ref.rpartition("/")[2]) if kind is not None else None
-        except StackwrightError:
-            session = None  # a stack that cannot be opened records nothing: its error alone
-        if kind is None or session is None:
+        request = self.request()
+        if request is None:
             raise error
-        from stackwright.workflow.gateway import ChangeRequest, attempted
+        project, stack = self.entry(ref).project, ref.rpartition("/")[2]
+        session = self._session(project, stack, request)
+        if session is None:
+            if self.options.action == UP:
+                self._check_new(project, stack, request)
+            raise error
+        from stackwright.workflow.gateway import attempted
 
-        with attempted(session, ChangeRequest(kind, emergency=self.options.emergency,
-                                              allow_destroy=self.options.allow_destroy)):
+        with attempted(session, request):
             raise error
 
     def entry(self, ref: str) -> ProjectEntry:
@@ -352,11 +367,29 @@ class StackRunner:
             raise StackwrightError(f"the workspace has no project for stack {ref}")
         return entry
 
-    def _session(self, project: Project, stack: str) -> StackSession | None:
-        """The stack's session, or None when it is not in the state store yet."""
+    def _session(self, project: Project, stack: str, change: ChangeRequest | None = None) -> StackSession | None:
+        """The stack's session, or None when it is not in the state store yet. With
+        ``change``, a failure to open it is that change's failed attempt, recorded
+        (``gateway.open_for``)."""
         if not self._exists(project, stack):
             return None
-        return self._new_session(project, stack)
+        if change is None:
+            return self._new_session(project, stack)
+        from stackwright.workflow.gateway import Where, open_for
+
+        return open_for(change, Where(project, stack, self.options.who, self.store(project)),
+                        lambda: self._new_session(project, stack))
+
+    def _check_new(self, project: Project, stack: str, change: ChangeRequest) -> None:
+        """Refuse, recorded, the change of a stack not in the state that protection
+        keeps `run up` from creating (``gateway.check_new_stack``)."""
+        from stackwright.workflow.gateway import Where, check_new_stack
+
+        check_new_stack(change, Where(project, stack, self.options.who, self.store(project)))
+
+    def exists(self, ref: str) -> bool:
+        """Whether the stack is in the state store."""
+        return self._exists(self.entry(ref).project, ref.rpartition("/")[2])
 
     def _exists(self, project: Project, stack: str) -> bool:
         store = self.store(project)
@@ -397,10 +430,10 @@ class StackRunner:
                 desired: DesiredGraph | None = None) -> StackResult:
         """The stack's update or destroy, through the change gateway like its
         single-stack command (gate, policies, protection); the run was confirmed once."""
-        from stackwright.workflow.gateway import ChangeRequest, change
+        from stackwright.workflow.gateway import change
 
-        request = ChangeRequest(kind, parallel=self.options.parallel, emergency=self.options.emergency,
-                                allow_destroy=self.options.allow_destroy)
+        request = self.request()
+        assert request is not None and request.kind == kind
         result = change(session, request, confirm=lambda prompt: True, sink=self.options.sink(), desired=desired)
         outcome = result.outcome
         assert outcome is not None
@@ -424,6 +457,9 @@ class StackRunner:
         if action == DESTROY:
             return StackResult(ref, OK, new=True)
         if action == UP:
+            request = self.request()
+            assert request is not None
+            self._check_new(project, stack, request)
             raise StackwrightError(f"stack {ref} is not initialized yet",
                                    hint="`stackwright run up` creates the stacks the workspace lists")
         session = self._new_session(project, stack)
@@ -451,17 +487,23 @@ def violations(session: StackSession, plan: Plan) -> list[Violation]:
 
 
 def initialize(workspace: Workspace, refs: Iterable[str],
-               keep: dict[str, StateStore] | None = None) -> list[str]:
+               keep: dict[str, StateStore] | None = None, emergency: str | None = None) -> list[str]:
     """Create the stacks of ``refs`` that do not exist yet; the workspace file lists
     them, which is the intent `stack init` would otherwise record. Returns the new ones.
+    A stack the change gateway would refuse to change (a protected environment, unless
+    an ``emergency`` it allows) is not created: its approved plan's apply creates it,
+    and its `run up` is refused, recorded (``gateway.check_new_stack``).
     With ``keep``, the stores opened stay open there (by project name) for a runner."""
+    from stackwright.workflow.gateway import ChangeRequest, may_create
+
+    request = ChangeRequest("up", emergency=emergency)
     created: list[str] = []
     for entry, stacks in _by_project(workspace, refs):
         store = open_store(entry.project)
         try:
             existing = {info.name for info in store.list_stacks()}
             for stack in stacks:
-                if stack not in existing and _created(store, stack):
+                if stack not in existing and may_create(entry.project, stack, request) and _created(store, stack):
                     created.append(f"{entry.name}/{stack}")
         except BaseException:
             store.close()

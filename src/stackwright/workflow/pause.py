@@ -158,11 +158,12 @@ def _prepare(project: Project, stack: str, who: str | None, action: Action,
     stack's gate (pausing applies the program on disk as `up` does), then make the
     ``changes`` in memory. A refusal is a change that stopped before applying: the
     change gateway records it."""
-    from stackwright.workflow.gateway import ChangeRequest, attempted
+    from stackwright.workflow.gateway import ChangeRequest, Where, attempted, open_for
 
-    session = open_session(project, stack, who)
+    request = ChangeRequest(action, emergency=emergency)
+    session = open_for(request, Where(project, stack, who), lambda: open_session(project, stack, who))
     try:
-        with attempted(session, ChangeRequest(action, emergency=emergency)):
+        with attempted(session, request):
             path = project.stack_file(stack)
             shown = project.relative(path)
             edit = PreparedEdit(action, project, stack, session.who, environment_for(project, stack),

@@ -295,6 +295,7 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
         **({"refreshed": True} if plan.refreshed else {}),
         "environment": document["environment"], "advisories": len(violations),
         "preview_seconds": preview_seconds, **({NEW_STACK_KEY: True} if new else {}),
+        **({approvals.CO_AUTHORS: list(session.co_authors)} if session.co_authors else {}),
         **approvals.author_signature(session, document[HASH_KEY], key),
     })
     write_plan_file(path, document)

@@ -51,13 +51,12 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from stackwright.dataclass_methods import FrozenCompared, frozen_record
 from stackwright.errors import LockHeldError, ProjectError, StackwrightError, StateError
 from stackwright.graph import Graph
-from stackwright.operations.session import lock_is_stale
+from stackwright.operations.session import host_name, lock_is_stale
 from stackwright.program.project import Project
 from stackwright.program.workspace import Workspace
 from stackwright.state.records import EventNotice, LockInfo
@@ -444,6 +443,12 @@ class _Worker:
             unknown = deps is None and self.links is not None and self.links.unknown(ref)
             if any(d not in self.done for d in (declared if unknown or deps is None else deps)):
                 continue
+            if not self.runner.exists(ref):
+                done = self.finished(ref)
+                if done is None:
+                    return self.refuse_absent(ref, listener)
+                self.done[ref] = done
+                continue
             if deps is None and not unknown:
                 self.blocked.append(ref)
                 continue
@@ -464,6 +469,18 @@ class _Worker:
                 continue
             return self.run_claimed(ref, lock, listener)
         return None
+
+    def refuse_absent(self, ref: str, listener: Listener) -> StackResult:
+        """A stack not in the state: `run up` did not create it, as the change gateway
+        would refuse its change (a protected environment: only its approved plan's apply
+        creates it). It has no lock to claim; its refusal, recorded as a failed attempt,
+        and its failed run event are written by the worker that reaches it first (two
+        at once may both write them; the run takes the first event)."""
+        listener.started(ref)
+        result = self.runner.run(ref)
+        self.record(ref, result.status, None)
+        listener.finished(result)
+        return result
 
     def held_elsewhere(self, ref: str) -> bool:
         """Another holder, alive, had the stack's lock when this worker last tried, less
@@ -524,7 +541,7 @@ class _Worker:
         stack was finished in this run meanwhile."""
         project, stack = self.locate(ref)
         store = self.runner.store(project)
-        lock = LockInfo(owner=self.runner.options.who, pid=os.getpid(), host=socket.gethostname(),
+        lock = LockInfo(owner=self.runner.options.who, pid=os.getpid(), host=host_name(),
                         acquired_at=time.time(), operation=f"{CLAIM} {self.options.run_id}",
                         token=uuid.uuid4().hex)
         with _together(store):  # taking the lock and reading the stack's run events: one commit
@@ -613,19 +630,9 @@ def stale(lock: LockInfo, lease: float, now: float | None = None) -> bool:
     """A claim lock whose holder is gone: its process on this host, or its lease."""
     if not lock.operation.startswith(CLAIM + " "):
         return False
-    if lock_is_stale(lock) or (lock.host == socket.gethostname() and _exited(lock.pid)):
+    if lock_is_stale(lock):
         return True
     return (now if now is not None else time.time()) - lock.acquired_at > lease
-
-
-def _exited(pid: int) -> bool:
-    """A process that ended but was not reaped yet (still answers ``kill(pid, 0)``);
-    known on Linux only."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 class _Renewer:

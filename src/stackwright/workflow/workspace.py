@@ -25,7 +25,7 @@ from stackwright.dataclass_methods import Compared
 from stackwright.errors import ProjectError
 from stackwright.graph import CycleFound, Graph
 from stackwright.plan.links import StackEdge
-from stackwright.program.digest import SKIPPED_DIRS
+from stackwright.program.digest import CONFIG_DIR, CONFIG_SUFFIX, OUTPUT_DIR, skipped_folder
 from stackwright.program.workspace import (
     WORKSPACE_FILE, ProjectEntry, StackEntry, Workspace, find_workspace, load_workspace,
     raw_projects, require_workspace,
@@ -152,7 +152,7 @@ def _by_project_files(workspace: Workspace, files: Iterable[Path],
             continue
         parts = path.relative_to(entry.root).parts
         shown = _shown(workspace, path)
-        if parts[0] == "stacks" and len(parts) == 2 and path.suffix in (".yaml", ".yml"):
+        if parts[0] == CONFIG_DIR and len(parts) == 2 and path.suffix == CONFIG_SUFFIX:
             stack = entry.stack(path.stem)
             if stack is not None:
                 _add(direct, [stack.ref], f"config changed: {shown}")
@@ -161,7 +161,9 @@ def _by_project_files(workspace: Workspace, files: Iterable[Path],
 
 
 def _skipped(parts: tuple[str, ...]) -> bool:
-    return any(p in SKIPPED_DIRS or p.startswith(".") for p in parts[:-1])
+    """Not part of the program (``program.digest``): in a folder skipped by its name, or
+    in the project's ``out/``."""
+    return (len(parts) > 1 and parts[0] == OUTPUT_DIR) or any(skipped_folder(p) for p in parts[:-1])
 
 
 def _by_workspace_file(workspace: Workspace, since: str, direct: dict[str, list[str]],

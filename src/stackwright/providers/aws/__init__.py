@@ -4,15 +4,15 @@ Stack config ``aws: {region: ..., endpoint: local | URL, profile: ...}``; creden
 come from the standard AWS chain. ``endpoint: local`` means this user's local cloud
 (``localcloud``), wherever it was started from; an endpoint on the loopback interface
 (``http://127.0.0.1:N``, ``http://localhost:N``) is an emulator too and gets its dummy
-credentials unless the config gives others.
+credentials unless the config gives others (``stackwright.emulator_endpoints``: the S3
+state store follows the same rule).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
-
+from stackwright.emulator_endpoints import EMULATOR_CREDENTIALS, is_emulator
 from stackwright.errors import ProjectError
 from stackwright.providers.aws.base import AwsClients, AwsResource
 from stackwright.providers.protocol import InputRule
@@ -51,9 +51,6 @@ class AwsProvider:
         return self._clients
 
 
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
 def client_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The stack's ``aws:`` section with ``endpoint`` turned into ``endpoint_url`` (and
     the emulator's credentials where the endpoint is one)."""
@@ -63,11 +60,8 @@ def client_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         settings["endpoint_url"] = _local_cloud_url()
     elif isinstance(endpoint, str):
         settings["endpoint_url"] = endpoint
-    url = settings.get("endpoint_url")
-    if isinstance(url, str) and urlsplit(url).hostname in LOOPBACK and not settings.get("profile"):
-        from stackwright.providers.aws.localcloud import LOCAL_CREDENTIALS
-
-        settings.setdefault("credentials", dict(LOCAL_CREDENTIALS))
+    if is_emulator(settings.get("endpoint_url")) and not settings.get("profile"):
+        settings.setdefault("credentials", dict(EMULATOR_CREDENTIALS))
     return settings
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, Final, TypeVar
 
-from stackwright.errors import InputError, ProviderError
+from stackwright.errors import InputError, NotFoundError, ProviderError
 from stackwright.providers.aws.read_batch import MISS, ReadBatch
 from stackwright.providers.protocol import OperationContext, ResourceProvider
 
@@ -193,7 +193,8 @@ def is_not_found(exc: BaseException) -> bool:
 
 
 def classify(exc: BaseException, action: str) -> ProviderError:
-    """Turn a botocore exception into a retryable or permanent ProviderError."""
+    """Turn a botocore exception into a retryable or permanent ProviderError; a
+    not-found answer into a NotFoundError."""
     from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
     if isinstance(exc, ProviderError):
@@ -205,6 +206,8 @@ def classify(exc: BaseException, action: str) -> ProviderError:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         message = exc.response.get("Error", {}).get("Message", str(exc))
         retryable = code in RETRYABLE_CODES or (isinstance(status, int) and status >= 500)
+        if not retryable and is_not_found(exc):
+            return NotFoundError(f"{action}: {code}: {message}")
         return ProviderError(f"{action}: {code}: {message}", retryable=retryable)
     return ProviderError(f"{action}: {type(exc).__name__}: {exc}")
 

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from stackwright.emulator_endpoints import EMULATOR_CREDENTIALS
 from stackwright.errors import StackwrightError
 from stackwright.providers.processes import alive, free_port, port_free, terminate
 
 DEFAULT_PORT = 4599
-LOCAL_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing"}
+LOCAL_CREDENTIALS = EMULATOR_CREDENTIALS
 
 
 @dataclass
@@ -118,7 +119,8 @@ def warm_up(url: str) -> None:
 
     def touch(service: str) -> None:
         client = cast(Any, boto3).client(service, endpoint_url=url, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
+                              aws_access_key_id=LOCAL_CREDENTIALS["access_key_id"],
+                              aws_secret_access_key=LOCAL_CREDENTIALS["secret_access_key"])
         getattr(client, WARM_SERVICES[service])()
 
     with ThreadPoolExecutor(len(WARM_SERVICES)) as pool:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from stackwright.errors import ProviderError
+from stackwright.errors import ConfigError, NotFoundError, ProviderError
 from stackwright.providers.k8s.manifests import MANAGER, Identity
 
 T = TypeVar("T")
@@ -226,20 +226,41 @@ def _generic(group: str, version: str, kind: str, plural: str, namespaced: bool)
 # --- configuration --------------------------------------------------------------------
 
 
+KUBECONFIG_HINT = ("set `k8s: {kubeconfig: PATH}` in the stack config (or a k8s.Provider's kubeconfig) to a "
+                   "valid kubeconfig; `stackwright local-cluster start` prints one for a local cluster")
+
+
 def _kubeconfig(settings: Settings) -> tuple[Any, float | None]:
-    """lightkube's config for the settings, and when it must be rebuilt (EKS tokens)."""
+    """lightkube's config for the settings, and when it must be rebuilt (EKS tokens).
+    A kubeconfig that cannot be read or used is a ``ConfigError``, in one line."""
     from lightkube import KubeConfig
-    from lightkube.core.exceptions import ConfigError
+    from lightkube.core.exceptions import ConfigError as KubeConfigError
 
     text, path = _source(settings.kubeconfig)
+    where = f"kubeconfig {path}" if path else "kubeconfig (from a provider instance)"
     try:
         data = yaml.safe_load(text)
-        if not isinstance(data, Mapping) or not data.get("clusters"):
-            raise ProviderError(f"the kubeconfig {path or '(from a provider instance)'} has no clusters")
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML{_yaml_place(exc)}", hint=KUBECONFIG_HINT) from None
+    if not isinstance(data, Mapping) or not data.get("clusters"):
+        raise ConfigError(f"{where} has no clusters: it is not a kubeconfig", hint=KUBECONFIG_HINT)
+    try:
         data, expires = _with_eks_tokens(dict(data), settings.context)
         return KubeConfig.from_dict(data, fname=path).get(settings.context), expires
-    except (ConfigError, KeyError, yaml.YAMLError) as exc:
-        raise ProviderError(f"cannot use the kubeconfig {path or '(from a provider instance)'}: {exc}") from exc
+    except (KubeConfigError, KeyError, TypeError, AttributeError, ValueError) as exc:
+        why = f"no {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError(f"{where} cannot be used: {why}", hint=KUBECONFIG_HINT) from None
+
+
+def _yaml_place(exc: yaml.YAMLError) -> str:
+    """`` (line L, column C): problem`` of a PyYAML error, on one line."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    context, since = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    text = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    text += f": {problem}" if problem else ""
+    if context and since is not None:
+        text += f", {context} started at line {since.line + 1}, column {since.column + 1}"
+    return text
 
 
 def _source(kubeconfig: str | None) -> tuple[str, str | None]:
@@ -252,8 +273,8 @@ def _source(kubeconfig: str | None) -> tuple[str, str | None]:
         with open(path, encoding="utf-8") as f:
             return f.read(), path
     except OSError as exc:
-        raise ProviderError(f"cannot read the kubeconfig {path}: {exc.strerror or exc}; set "
-                            "`k8s: {kubeconfig: PATH}` in the stack config or use a k8s.Provider") from exc
+        raise ConfigError(f"cannot read the kubeconfig {path}: {exc.strerror or exc}",
+                          hint=KUBECONFIG_HINT) from None
 
 
 def _with_eks_tokens(data: dict[str, Any], context: str | None) -> tuple[dict[str, Any], float | None]:
@@ -311,6 +332,8 @@ def classify(exc: BaseException, action: str) -> ProviderError:
         if code == 409 and exc.status.reason == "Conflict" and "conflict" in (exc.status.message or "").lower():
             return Conflict(action, conflict_fields(exc.status), exc.status.message or "")
         message = exc.status.message or str(exc)
+        if code == 404:
+            return NotFoundError(f"{action}: {message}")
         retryable = code in RETRYABLE_STATUS and not INVALID_OBJECT.search(message)
         return ProviderError(f"{action}: {message}", retryable=retryable)
     if isinstance(exc, httpx2.TransportError):

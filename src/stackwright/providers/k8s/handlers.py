@@ -9,6 +9,7 @@ apiVersion and kind.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +22,11 @@ from stackwright.providers.k8s import health as checks
 from stackwright.providers.k8s import manifests as m
 from stackwright.providers.k8s.client import Conflict, Connection, Settings, UnknownKind, connect
 from stackwright.providers.protocol import (
+    NO_CONTAINMENT,
+    Containment,
     Created,
     DiffResult,
+    DryRunBlocked,
     OperationContext,
     ReadResult,
     ResourceProvider,
@@ -50,6 +54,8 @@ class ObjectProvider(ResourceProvider):
     masking words like ``Role``."""
     computed_on_update = frozenset({"applied"})
     explains_updates = True
+    explains_creates = True
+    checks_before_apply = True
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = settings
@@ -100,9 +106,7 @@ class ObjectProvider(ResourceProvider):
         ident = self._identity(conn, inputs["manifest"])
         existing = conn.get(ident)
         if existing is not None and m.owner_urn(existing) != ctx.urn:
-            raise ProviderError(
-                f"{ident} already exists and was not created by this resource; adopt it with "
-                f"`stackwright import {ident.token} {ctx.name} {ident.id()}`, or pick another name")
+            raise _not_ours(ident, ctx)
         try:
             return Created(ident.id(), self._apply(ctx, conn, ident, inputs))
         except _Unhealthy as exc:
@@ -194,7 +198,7 @@ class ObjectProvider(ResourceProvider):
         if not isinstance(manifest, Mapping):
             found = m.importable(live)
             return ReadResult(ident.id(), {"manifest": _hide_secrets(ident, found), "provider": None, "force": False},
-                              _outputs(ident, found, live))
+                              _outputs(ident, found, live), owner=m.owner_urn(live))
         current = m.project(_view(ident, live), manifest)
         applied = reveal(outputs.get("applied"))
         declared = m.drifted(manifest, applied if isinstance(applied, Mapping) else manifest, current)
@@ -208,7 +212,10 @@ class ObjectProvider(ResourceProvider):
             return self._identity(conn, manifest)
         api_version, kind = m.parse_token(urn_parts(ctx.urn)[2])
         namespace, name = m.split_id(id or "")
-        return m.Identity(api_version, kind, name, namespace)
+        ident = m.Identity(api_version, kind, name, namespace)
+        if namespace is None and conn.namespaced(ident):  # `import` of NAME: the id is NAMESPACE/NAME
+            return m.Identity(api_version, kind, name, conn.namespace)
+        return ident
 
     # --- import -----------------------------------------------------------------------
 
@@ -300,16 +307,108 @@ class ObjectProvider(ResourceProvider):
                 taken.append(_taking_back(exc, ident, live, restoring))
                 after = conn.apply(ident, body, force=True, dry_run=True)
         except ProviderError as exc:
-            if not exc.retryable:
-                return [f"server-side dry run refused the change: {exc.message}"]
-            what = "cluster not reachable" if "cannot reach the cluster" in exc.message else "no server-side dry run"
-            return [f"{what} ({exc.message}); the diff is against recorded state"]
+            return _unchecked(exc, "the diff is against recorded state")
         shape = m.union(old_inputs.get("manifest") or {}, manifest)
         lines = list(m.changes(m.project(_view(ident, live), shape), m.project(_view(ident, after), shape)))
         if ident.kind == "Secret":
             lines = [_masked_line(line) for line in lines]
         return [*taken, "server-side dry run:", *lines] if lines else \
             [*taken, "server-side dry run: no change to the live object"]
+
+    def explain_create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[str]:
+        """A server-side dry run of the create: what the API server would refuse (an
+        invalid name, a field not in the kind's schema, a kind it does not serve)
+        fails the preview as it would fail the apply. An object in a namespace that
+        does not exist yet, or of a custom kind whose CRD is not there yet, cannot be
+        judged: ``DryRunBlocked``. Refused too, as the create would be: an object of
+        that name someone else made."""
+        manifest = inputs["manifest"]
+        try:
+            conn = self.connection(ctx)
+            ident = self._dry_run_identity(conn, manifest)
+            existing = conn.get(ident)
+            if existing is not None and m.owner_urn(existing) != ctx.urn:
+                raise _not_ours(ident, ctx)
+            conn.apply(ident, m.with_ownership(manifest, ctx.urn, ident.namespace),
+                       force=bool(inputs.get("force")), dry_run=True)
+        except DryRunBlocked:
+            raise
+        except ProviderError as exc:
+            missing = _MISSING_NAMESPACE.search(exc.message)
+            if missing and not exc.retryable:
+                raise DryRunBlocked(f"no server-side dry run: namespace {missing.group(1)} does not exist "
+                                    "on the server yet") from None
+            return _unchecked(exc, "the create is not checked before it is applied")
+        return ["server-side dry run: accepted"]
+
+    def _dry_run_identity(self, conn: Connection, manifest: Mapping[str, Any]) -> m.Identity:
+        """The object's identity; a kind the cluster does not serve blocks the dry run
+        when a CRD could bring it (its group has a dot), and is refused otherwise."""
+        try:
+            conn.kind(str(manifest["apiVersion"]), str(manifest["kind"]))
+        except UnknownKind as exc:
+            if "." in m.identity(manifest).group:
+                raise DryRunBlocked(f"no server-side dry run: {exc.message}") from None
+            raise
+        return self._identity(conn, manifest)
+
+    def containment(self, type_token: str, id: str | None, inputs: Mapping[str, Any],
+                    outputs: Mapping[str, Any]) -> Containment:
+        """A Namespace holds the objects in it; a CRD holds the custom resources of its
+        kind. Scopes are per provider instance (per cluster)."""
+        try:
+            api_version, kind = m.parse_token(type_token)
+        except m.ManifestError:
+            return NO_CONTAINMENT
+        cluster = inputs.get("provider") if isinstance(inputs.get("provider"), str) else ""
+        manifest = _mapping(inputs.get("manifest"))
+        holds: set[str] = set()
+        if api_version == "v1" and kind == "Namespace" and id:
+            holds.add(f"{cluster}|namespace|{id}")
+        elif kind == "CustomResourceDefinition" and api_version.startswith("apiextensions.k8s.io/"):
+            spec = _mapping(manifest.get("spec"))
+            group, served = spec.get("group"), _mapping(spec.get("names")).get("kind")
+            if isinstance(group, str) and isinstance(served, str):
+                holds.add(f"{cluster}|kind|{group}|{served}")
+        within = {f"{cluster}|kind|{api_version.rpartition('/')[0]}|{kind}"} if "." in api_version else set()
+        namespace = _namespace_of(id, manifest, outputs)
+        if namespace:
+            within.add(f"{cluster}|namespace|{namespace}")
+        return Containment(frozenset(holds), frozenset(within))
+
+
+def _not_ours(ident: m.Identity, ctx: OperationContext) -> ProviderError:
+    """A create finds an object of its name that another resource, or no one, made."""
+    return ProviderError(f"{ident} already exists and was not created by this resource; adopt it with "
+                         f"`stackwright import {ident.token} {ctx.name} {ident.id()}`, or pick another name")
+
+
+_MISSING_NAMESPACE = re.compile(r'namespaces "([^"]+)" not found')
+
+
+def _unchecked(exc: ProviderError, instead: str) -> list[str]:
+    """A dry run that failed: refused (the apply would fail the same way), or a note
+    saying what the preview shows ``instead`` when the cluster could not be asked."""
+    if not exc.retryable:
+        raise ProviderError(f"server-side dry run refused it: {exc.message}", hint=exc.hint) from None
+    what = "cluster not reachable" if "cannot reach the cluster" in exc.message else "no server-side dry run"
+    return [f"{what} ({exc.message}); {instead}"]
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _namespace_of(id: str | None, manifest: Mapping[str, Any], outputs: Mapping[str, Any]) -> str | None:
+    """The namespace of a recorded object (from its id), or of a new one (its manifest,
+    else the namespace its old object was given by default)."""
+    if id is not None:
+        return m.split_id(id)[0]
+    declared = _mapping(manifest.get("metadata")).get("namespace")
+    if isinstance(declared, str):
+        return declared
+    recorded = outputs.get("namespace")
+    return recorded if isinstance(recorded, str) and declared is None else None
 
 
 class _Unhealthy(ProviderError):
