@@ -218,3 +218,22 @@ def test_the_program_can_use_one_rendered_object(helm_binary: str) -> None:
     graph = declare(program)
     after = next(urn for urn in graph.resources if urn.endswith("::random:Id::after-service"))
     assert [urn for urn in graph.deps[after] if "k8s:core/v1:Service" in urn]
+
+
+def test_force_on_a_chart_a_folder_or_a_tenant_is_every_objects_force(helm_binary: str, tmp_path: Path) -> None:
+    """`force=True` on a component that renders objects is each object's `force`: fields
+    other field managers own are taken over instead of failing on the conflict."""
+    from stackwright.components import Tenant
+
+    make_chart(tmp_path / "catalog", "api", cm="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: api}\n")
+
+    def program(force: bool) -> None:
+        helm.Chart("web", path=CHART, namespace="shop", force=force)
+        helm.ChartFolder("apps", path=str(tmp_path / "catalog"), force=force)
+        Tenant({"name": "acme"}, chart=CHART, force=force)
+
+    for force in (True, False):
+        objects = [r for r in declare(lambda: program(force)).resources.values() if "manifest" in r.inputs]
+        kinds = {r.inputs["manifest"]["kind"] for r in objects}
+        assert {"Deployment", "Namespace", "ConfigMap", "NetworkPolicy", "RoleBinding"} <= kinds, kinds
+        assert {r.inputs["force"] for r in objects} == {force}

@@ -223,3 +223,43 @@ def test_typed_kinds_take_lightkube_models() -> None:
     manifest = declare(program).resources["dev::test::k8s:apps/v1:Deployment::web"].inputs["manifest"]
     assert manifest["metadata"] == {"name": "web", "namespace": "shop"}
     assert manifest["spec"]["template"]["spec"]["containers"] == [{"name": "web", "image": "nginx:1.27"}]
+
+
+# --- field paths of conflicts, and handing fields over ------------------------------------
+
+
+@pytest.mark.parametrize(("path", "found"), [
+    (".spec.replicas", 2),
+    ('.spec.template.spec.containers[name="web"].image', "nginx:1.27"),
+    (".spec.template.spec.containers[0].name", "web"),
+    ('.spec.template.spec.containers[name="web"].ports[containerPort=80,protocol="TCP"]',
+     {"containerPort": 80, "protocol": "TCP"}),
+    (".metadata.labels.app.kubernetes.io/name", "web"),
+    (".metadata.labels.app", "other"),
+    ('.metadata.finalizers[="a]b"]', "a]b"),
+    (".spec.paused", m.ABSENT),
+    ('.spec.template.spec.containers[name="db"].image', m.ABSENT),
+    (".spec.template.spec.containers[broken", m.ABSENT),
+    (".spec.replicas.deeper", m.ABSENT),
+])
+def test_a_conflicts_field_path_is_found_in_an_object(path: str, found: Any) -> None:
+    """The API server names a conflicting field as `.spec.x[key="v"].y`; a label key
+    may hold dots, which the object's own keys tell apart."""
+    obj = {"metadata": {"labels": {"app.kubernetes.io/name": "web", "app": "other"}, "finalizers": ["a]b"]},
+           "spec": {"replicas": 2, "template": {"spec": {"containers": [
+               {"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}}}}
+    assert m.at_field(obj, path) == found if found is not m.ABSENT else m.at_field(obj, path) is m.ABSENT
+
+
+def test_a_managers_fields_less_ours_keep_what_only_it_owns() -> None:
+    theirs = {"f:metadata": {"f:labels": {".": {}, "f:app": {}, "f:team": {}}},
+              "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+                  'k:{"name":"web"}': {".": {}, "f:image": {}, "f:name": {}, "f:args": {}}}}}}}
+    ours = {"f:metadata": {"f:labels": {"f:app": {}}},
+            "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+                'k:{"name":"web"}': {".": {}, "f:image": {}, "f:name": {}}}}}}}
+    assert m.without_fields(theirs, ours) == {
+        "f:metadata": {"f:labels": {".": {}, "f:team": {}}},
+        "f:spec": {"f:template": {"f:spec": {"f:containers": {'k:{"name":"web"}': {"f:args": {}}}}}}}
+    assert m.without_fields(ours, ours) == {}
+

@@ -97,6 +97,26 @@ def test_the_plan_is_frozen_and_hashable_and_carries_its_pins() -> None:
     assert plan != dataclasses.replace(plan, config_digest="d" * 64)
 
 
+def test_a_plan_made_against_live_objects_says_so_and_keeps_it_through_json() -> None:
+    """``refreshed`` pins that the plan's old values were read from the live objects
+    (``refreshed_snapshot``), not the recorded state; a plan written before the field
+    existed reads back as made against the recorded state."""
+    from stackwright.engine.refresh import RefreshResult, refreshed_snapshot
+
+    plain = every_kind_of_step()
+    assert plain.refreshed is False and "refreshed" not in plain.view()
+    snapshot = Snapshot("dev", "lineage-1", 7, {P + "same": record("same", label="same")}, {})
+    live = refreshed_snapshot(snapshot, RefreshResult())
+    assert (live.live, live.serial) == (True, 7)
+    plan = make_plan(declare(lambda: Thing("same", label="same")), live, FakeProviders())
+    assert plan.refreshed is True and plan.view()["refreshed"] is True and plan.base_serial == 7
+    assert Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
+    older = plain.to_json()
+    del older["refreshed"]
+    assert Plan.from_json(older) == plain
+    assert plan.digest() != dataclasses.replace(plan, refreshed=False).digest()
+
+
 @pytest.mark.parametrize("made", ["planned", "read back"])
 def test_nothing_a_plan_holds_can_be_changed_in_place(made: str) -> None:
     """Not only its fields: a step's inputs, recorded values and options, the stack

@@ -32,10 +32,12 @@ PLAN_FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--allow-destroy", is_flag=True, help="Let the plan delete stateful resources (policy).")
 @click.option("--key", metavar="PATH", help="Sign the plan with this SSH key (default: $STACKWRIGHT_SIGNING_KEY); "
               "that key then cannot approve it where self-approval is off.")
+@click.option("--refresh", is_flag=True, help="Read the live objects first and plan against them "
+              "(`apply` reads them again and records them).")
 @diff_option
 def plan(stack_name: str | None, who: str | None, out: Path, allow_destroy: bool, key: str | None,
-         show_diff: bool) -> None:
-    """Make a plan, check policies, and save it for review and `apply`."""
+         refresh: bool, show_diff: bool) -> None:
+    """Make a plan, check policies, and save it for review and `apply` (the plan `preview` shows)."""
     from stackwright.cli.render import plan_lines
     from stackwright.workflow.plan_file import PolicyBlocked, save_plan
 
@@ -43,7 +45,7 @@ def plan(stack_name: str | None, who: str | None, out: Path, allow_destroy: bool
     key_path = str(Path(key).expanduser().resolve()) if key else None
     session = open_stack(stack_name, who)
     try:
-        written = save_plan(session, path, allow_destroy=allow_destroy, key=key_path)
+        written = save_plan(session, path, allow_destroy=allow_destroy, key=key_path, refresh=refresh)
     except PolicyBlocked as exc:
         click.echo("\n".join(_violation_lines(exc.violations)), err=True)
         raise

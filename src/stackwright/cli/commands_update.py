@@ -89,7 +89,7 @@ def preview(stack_name: str | None, who: str | None, show_diff: bool, output: st
     kept: list[Any] = []
     try:
         try:
-            plan = make_preview(session, targets, refresh=refresh, as_up=True, keep=kept)
+            plan = make_preview(session, targets, refresh=refresh, keep=kept)
         except PlanError as exc:
             if exc.plan is not None and output == "text":  # refused (protected resources): the plan first
                 echo_lines(plan_lines(exc.plan, show_diff=show_diff, show_same=show_same))
@@ -324,36 +324,43 @@ def refresh(stack_name: str | None, who: str | None, yes: bool, parallel: int, e
     """Read every resource and report drift (changed or deleted outside Stackwright)."""
     from stackwright.workflow.json_views import refresh_view
 
-    outcome, stack, project = _refreshed(stack_name, who, yes, _parallel(parallel), emergency)
+    outcome, stack, project, protected = _refreshed(stack_name, who, yes, _parallel(parallel), emergency)
     result = outcome.result
     if as_json:
         echo_json(refresh_view(outcome, stack, project, recorded=yes))
     else:
-        _report_drift(outcome, yes)
+        _report_drift(outcome, yes, protected)
     if result.errors:
         raise SystemExit(1)
     if exit_code and any(d.kind != "outputs" for d in result.drift):
         raise SystemExit(2)
 
 
-def _report_drift(outcome: Any, recorded: bool) -> None:
-    """The drift, then what puts it back: the next `up` reads the drifted objects first
-    (operations.drift_note), while the state is still the one this refresh read."""
+def _report_drift(outcome: Any, recorded: bool, protected: bool = False) -> None:
+    """The drift, then what puts it back: the next `up`, `preview` and `plan` read the
+    live objects first (operations.drift_note), while the state is still the one this
+    refresh read. In a protected environment only a saved plan changes the stack."""
     echo_lines(_drift_lines(outcome.result))
     if outcome.result.errors:
         return
     if any(d.kind != "outputs" for d in outcome.result.drift) and not recorded:
-        click.echo("`stackwright up` puts the declared values back (its plan says which it will not, "
-                   "and why); `stackwright refresh --yes` records the live values instead.")
+        if protected:
+            click.echo("`stackwright plan --out FILE` plans putting the declared values back (it says which "
+                       "it will not, and why); once approved, `stackwright apply FILE` applies it.")
+        else:
+            click.echo("`stackwright up` puts the declared values back (its plan says which it will not, "
+                       "and why); `stackwright refresh --yes` records the live values instead.")
     elif outcome.checkpoint is not None:
         click.echo(click.style(f"Recorded in checkpoint {outcome.checkpoint.number}.", fg="green"))
 
 
 def _refreshed(stack_name: str | None, who: str | None, record: bool, parallel: int,
-               emergency: str | None) -> tuple[Any, str, str]:
-    """What was read, and the stack and project. Only reads without ``record``;
-    recording drift changes the state, so it goes through the change gateway."""
+               emergency: str | None) -> tuple[Any, str, str, bool]:
+    """What was read, the stack and project, and whether its environment is protected.
+    Only reads without ``record``; recording drift changes the state, so it goes
+    through the change gateway."""
     from stackwright.operations.refresh import refresh as run_refresh
+    from stackwright.workflow.environments import environment_for
     from stackwright.workflow.gateway import ChangeRequest, change
 
     request = ChangeRequest("refresh", parallel=parallel, emergency=emergency) if record else None
@@ -364,7 +371,8 @@ def _refreshed(stack_name: str | None, who: str | None, record: bool, parallel: 
             outcome = run_refresh(session, parallel=parallel, record=False, sink=_sink_quiet())
         else:
             outcome = change(session, request, confirm=lambda prompt: True, sink=_sink_quiet()).refreshed
-        return outcome, session.stack, session.project.name
+        protected = environment_for(session.project, session.stack).protected
+        return outcome, session.stack, session.project.name, protected
     finally:
         session.close()
 
@@ -421,6 +429,8 @@ def import_(stack_name: str | None, who: str | None, type_token: str, name: str,
     result = run_state_edit(stack_name, who, request, _import_confirmer(yes)).imported
     click.echo(click.style(f"Imported {result.urn} (checkpoint {result.checkpoint}), protected until "
                            "the program declares it.", fg="green"), err=True)
+    for note in result.notes:
+        click.echo(f"  {note}", err=True)
     click.echo("Add this to your program:\n", err=True)
     click.echo(result.code)
 
@@ -434,7 +444,8 @@ def _import_confirmer(yes: bool) -> Any:
         found = prompt.imported
         echo_lines([click.style(f"Import {found.type} {found.id} as {found.urn}", bold=True),
                     "  inputs:", *mapping_lines(found.inputs, "    "),
-                    "  flags: protect, external (protected until the program declares it)"], err=True)
+                    "  flags: protect, external (protected until the program declares it)",
+                    *([f"  and it {found.adopts}"] if found.adopts else [])], err=True)
         return confirm_or_fail("Record it in the state?", yes, err=True)
 
     return confirm

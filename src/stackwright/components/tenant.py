@@ -102,7 +102,9 @@ class Tenant(sw.Component, type="stackwright:k8s:Tenant"):
     given), namespace-scoped Role and RoleBinding, ResourceQuota and LimitRange from the
     plan, a default-deny NetworkPolicy with explicit allows, a PodDisruptionBudget and
     the Helm release of ``chart`` with ``values_files`` and ``values`` (the environment's)
-    overlaid by the tenant's own values. See docs/tenants.md.
+    overlaid by the tenant's own values. See docs/tenants.md. ``force=True`` is every
+    Kubernetes object's ``force`` (the release's too): fields other field managers own
+    are taken over instead of failing on the conflict.
 
     ``--target tenant:NAME`` previews and applies one tenant alone.
     """
@@ -111,11 +113,13 @@ class Tenant(sw.Component, type="stackwright:k8s:Tenant"):
                  values_files: Sequence[str] = (), values: Mapping[str, Any] | None = None,
                  cluster: OidcIssuer | None = None, plans: Mapping[str, TenantPlan] | None = None,
                  ingress_namespace: str = "ingress-nginx", rules: Sequence[Mapping[str, Any]] | None = None,
-                 tags: dict[str, str] | None = None, opts: sw.ResourceOptions | None = None) -> None:
+                 tags: dict[str, str] | None = None, force: bool = False,
+                 opts: sw.ResourceOptions | None = None) -> None:
         spec = spec if isinstance(spec, TenantSpec) else _spec(spec)
         super().__init__(spec.name, opts)
         self.spec = spec
         self.namespace_name = spec.name
+        self.force = force
         plan = _plan(self, plans if plans is not None else PLANS)
         self._undeclared: Callable[[], None] | None = functools.partial(
             self._declare_children, plan, chart, values_files, values, cluster, ingress_namespace, rules, tags)
@@ -154,19 +158,20 @@ class Tenant(sw.Component, type="stackwright:k8s:Tenant"):
                           rules: Sequence[Mapping[str, Any]] | None, tags: dict[str, str] | None) -> None:
         spec = self.spec
         labels = {TENANT_LABEL: spec.name}
-        self.namespace = k8s.Namespace("namespace", metadata={"name": spec.name, "labels": labels})
+        self.namespace = k8s.Namespace("namespace", metadata={"name": spec.name, "labels": labels},
+                                       force=self.force)
         self.role_arn = self._service_role(cluster, tags) if cluster is not None else None
         self.service_account = k8s.ServiceAccount("service-account", metadata=self._meta(
-            spec.name, {IRSA_ANNOTATION: self.role_arn} if self.role_arn is not None else None))
+            spec.name, {IRSA_ANNOTATION: self.role_arn} if self.role_arn is not None else None), force=self.force)
         self._rbac(list(rules) if rules is not None else ROLE_RULES)
         self._limits(plan)
         self._network(ingress_namespace)
         k8s.PodDisruptionBudget("disruption-budget", metadata=self._meta(spec.name), spec={
             "maxUnavailable": plan.max_unavailable,
-            "selector": {"matchLabels": {"app.kubernetes.io/instance": spec.name}}})
+            "selector": {"matchLabels": {"app.kubernetes.io/instance": spec.name}}}, force=self.force)
         self.release = helm.Chart(
             spec.name, path=chart, namespace=spec.name, values_files=values_files,
-            values=release_values(spec.name, values or {}, spec.values),
+            values=release_values(spec.name, values or {}, spec.values), force=self.force,
             opts=sw.ResourceOptions(depends_on=[self.namespace, self.service_account]))
 
     def _meta(self, name: str, annotations: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -183,22 +188,24 @@ class Tenant(sw.Component, type="stackwright:k8s:Tenant"):
         return role.arn
 
     def _rbac(self, rules: list[Any]) -> None:
-        k8s.Role("role", metadata=self._meta("tenant"), rules=rules)
+        k8s.Role("role", metadata=self._meta("tenant"), rules=rules, force=self.force)
         k8s.RoleBinding("role-binding", metadata=self._meta("tenant"), subjects=[
             {"kind": "ServiceAccount", "name": self.spec.name, "namespace": self.namespace_name}],
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant"})
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant"},
+            force=self.force)
 
     def _limits(self, plan: TenantPlan) -> None:
         k8s.ResourceQuota("quota", metadata=self._meta("tenant"),
-                          spec={"hard": {**plan.quota, **self.spec.quota}})
+                          spec={"hard": {**plan.quota, **self.spec.quota}}, force=self.force)
         k8s.LimitRange("limits", metadata=self._meta("tenant"), spec={"limits": [{
-            "type": "Container", "default": plan.default_limits, "defaultRequest": plan.default_requests}]})
+            "type": "Container", "default": plan.default_limits, "defaultRequest": plan.default_requests}]},
+            force=self.force)
 
     def _network(self, ingress_namespace: str) -> None:
         k8s.NetworkPolicy("default-deny", metadata=self._meta("default-deny"), spec={
-            "podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+            "podSelector": {}, "policyTypes": ["Ingress", "Egress"]}, force=self.force)
         k8s.NetworkPolicy("allow", metadata=self._meta("allow"), spec=network_allows(
-            ingress_namespace, self.spec.allow))
+            ingress_namespace, self.spec.allow), force=self.force)
 
 
 _CHILD_ATTRIBUTES = frozenset({"namespace", "role_arn", "service_account", "release"})

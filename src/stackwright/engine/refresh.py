@@ -142,7 +142,8 @@ def record_drift(result: RefreshResult, writer: StackWriter) -> None:
 
 
 def refreshed_snapshot(snapshot: Snapshot, result: RefreshResult) -> Snapshot:
-    """The snapshot as it would be after recording ``result`` (nothing is written)."""
+    """The snapshot as it would be after recording ``result`` (nothing is written),
+    at the serial it was read at, marked ``live``."""
     resources = dict(snapshot.resources)
     for drift in result.drift:
         if drift.kind == "deleted":
@@ -150,7 +151,7 @@ def refreshed_snapshot(snapshot: Snapshot, result: RefreshResult) -> Snapshot:
         elif drift.live is not None:
             resources[drift.urn] = drift.live
     return Snapshot(snapshot.stack, snapshot.lineage, snapshot.serial, resources,
-                    snapshot.outputs, snapshot.pending)
+                    snapshot.outputs, snapshot.pending, live=True)
 
 
 def _still_secret(recorded: Mapping[str, Any], read: dict[str, Any]) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 A plain ``refresh`` only reads (it never writes the state), yet the next ``up`` must not
 answer "No changes" to drift the user was just shown. The note remembers which resources
-drifted at which state serial; while the state is still at that serial, ``up`` reads the
-live objects before planning, so it puts the declared values back (or its plan says why
-it won't, e.g. ``ignore_changes``).
+drifted at which state serial; while the state is still at that serial, ``up``,
+``preview`` and ``plan --out`` (one code path: ``operations.update.preview``) read the
+live objects before planning, so the plan puts the declared values back (or says why it
+won't, e.g. ``ignore_changes``). A saved plan made so says it (``Plan.refreshed``), and
+its apply reads the live objects again.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 from stackwright.engine.events import EventSink
 from stackwright.errors import ProjectError, StateError, about
 from stackwright.model.resource import InputSpec, make_urn, urn_name, urn_parts
-from stackwright.model.values import Secret, wrap_secret_keys
+from stackwright.model.values import Secret, reveal, wrap_secret_keys
 from stackwright.operations.session import StackSession, stack_lock
 from stackwright.providers.protocol import OperationContext, ReadResult, ResourceProvider
 from stackwright.state.records import Change, ResourceState
@@ -26,6 +26,8 @@ class ImportCandidate:
     inputs: dict[str, Any]
     outputs: dict[str, Any]
     code: str
+    adopts: str = ""
+    """What recording it also does to the object (``ResourceProvider.adopts``)."""
     owner: str | None = None
     """The URN the object's own mark says manages it (``ReadResult.owner``)."""
 
@@ -35,6 +37,8 @@ class ImportResult:
     urn: str
     code: str
     checkpoint: int | None
+    notes: tuple[str, ...] = ()
+    """What adopting the object did (``ResourceProvider.adopt``)."""
 
 
 def read_import(session: StackSession, type_token: str, name: str, resource_id: str) -> ImportCandidate:
@@ -53,25 +57,30 @@ def read_import(session: StackSession, type_token: str, name: str, resource_id: 
     inputs = dict(live.inputs)
     outputs = wrap_secret_keys({**inputs, **live.outputs}, handler.secret_keys(inputs))
     return ImportCandidate(urn, type_token, live.id, inputs, outputs, declaration_code(handler, name, inputs),
-                           live.owner)
+                           handler.adopts, live.owner)
 
 
 def record_import(session: StackSession, candidate: ImportCandidate, sink: EventSink | None = None) -> ImportResult:
     """Record the object as read, protected: until the program declares it, a plan
     that would delete it (every plan, as the program does not declare it yet) is
     refused instead. Once declared, the program's own ``protect`` wins, recorded as an
-    option-only change."""
+    option-only change. Before it is recorded, the provider makes the object its own
+    (``ResourceProvider.adopt``: for Kubernetes, the fields the printed code declares)."""
     with stack_lock(session, "import", sink):
         _refuse_managed(session, candidate.urn)
-        _refuse_adopted(session, session.providers.resource(candidate.type), candidate.urn, candidate.type,
+        handler = session.providers.resource(candidate.type)
+        _refuse_adopted(session, handler, candidate.urn, candidate.type,
                         ReadResult(candidate.id, candidate.inputs, owner=candidate.owner))
+        ctx = OperationContext(urn=candidate.urn, name=urn_name(candidate.urn), token=f"import-{candidate.id}")
+        with about(candidate.urn):
+            notes = tuple(handler.adopt(ctx, candidate.id, reveal(candidate.inputs)))
         writer = session.store.begin(session.stack, "import", session.who)
         writer.record_resource(
             ResourceState(urn=candidate.urn, type=candidate.type, id=candidate.id, inputs=candidate.inputs,
                           outputs=candidate.outputs, protect=True, external=True),
             Change(candidate.urn, candidate.type, "import"))
         checkpoint = writer.finish("succeeded", None)
-    return ImportResult(candidate.urn, candidate.code, checkpoint.number if checkpoint else None)
+    return ImportResult(candidate.urn, candidate.code, checkpoint.number if checkpoint else None, notes)
 
 
 def _refuse_unimportable(handler: ResourceProvider) -> None:

@@ -84,27 +84,25 @@ Check = Callable[[Plan], None]
 
 
 def preview(session: StackSession, targets: Iterable[str] = (), refresh: bool = False,
-            parallel: int = 16, *, as_up: bool = False, keep: list[Any] | None = None) -> Plan:
-    """The plan `up` would apply now. Changes nothing; with ``refresh`` it plans
-    against the live objects instead of the recorded ones. ``as_up``: also read what
-    the last plain ``refresh`` found drifted, as ``up`` will (not for saved plans,
-    which are applied against the recorded state). ``keep`` (a one-shot command's) gets
-    the desired graph and the snapshot, for the caller to leave to the process's end:
-    freed object by object, those of 50,000 resources cost about 0.07 s."""
+            parallel: int = 16, *, keep: list[Any] | None = None) -> Plan:
+    """The plan `up` would apply now, and `plan --out` saves. Changes nothing. With
+    ``refresh``, or when the last plain ``refresh`` found drift the state has not
+    recorded since (as ``up`` does), it plans against the live objects instead of the
+    recorded ones; the plan then says so (``Plan.refreshed``), and a saved one's apply
+    reads them again. ``keep`` (a one-shot command's) gets the desired graph and the
+    snapshot, for the caller to leave to the process's end: freed object by object,
+    those of 50,000 resources cost about 0.07 s."""
     targets = tuple(targets)
     pin = pins(session)
-    drifted = drift_note.pending(session) if as_up and not refresh else None
+    drifted = drift_note.pending(session) if not refresh else None
     with gc_paused():
         desired = session.run_program(targets)
         snapshot = session.store.snapshot(session.stack)
         desired = complete_for(session, desired, snapshot, targets)
         if refresh or drifted is not None:
             from stackwright.engine.refresh import refreshed_snapshot
-            from stackwright.operations.refresh import read_live
 
-            result = read_live(session, snapshot, parallel, EventSink())
-            require_all_read(result)
-            snapshot = refreshed_snapshot(snapshot, result)
+            snapshot = refreshed_snapshot(snapshot, _read_every(session, snapshot, parallel, EventSink()))
         plan = _noted(make_plan(desired, snapshot, session.providers, targets=targets), drifted)
     if keep is not None:
         keep += (desired, snapshot)
@@ -267,7 +265,7 @@ def _explaining_calls(plan: Plan, session: StackSession, before_apply: bool) -> 
         if step.op is update:
             assert step.old_id is not None
             calls.append((step, partial(handler.explain_update, ctx, step.old_id, reveal(step.old_inputs or {}),
-                                        reveal(step.inputs or {}))))
+                                        reveal(step.inputs or {}), old_outputs=reveal(step.old_outputs or {}))))
         else:
             calls.append((step, partial(handler.explain_create, ctx, reveal(step.inputs or {}))))
     return calls
@@ -376,7 +374,9 @@ def apply_saved(
     plan was made against and that plan is the saved one; of the plan now, only steps
     that leave a resource unchanged may be taken over (``Verify``).
     Interrupted operations are not resolved here: they moved the state on, so
-    ``verify`` refuses the plan anyway.
+    ``verify`` refuses the plan anyway. A plan made against the live objects
+    (``Plan.refreshed``) is compared with the plan made against them as they are read
+    now, under the lock; once it is accepted, what was read is recorded and it applies.
     """
     from stackwright.engine.apply import plan_secrets
 
@@ -389,7 +389,8 @@ def apply_saved(
         return applied
 
     return _locked_update(session, "apply", desired, planned, options=options, sink=sink,
-                          confirm=confirm, recover=False, extra=extra, known_secrets=made_from)
+                          confirm=confirm, refresh=saved.refreshed, recover=False, extra=extra,
+                          known_secrets=made_from)
 
 
 def _locked_update(
@@ -423,18 +424,20 @@ def _locked_update(
         writer = session.store.begin(session.stack, kind, session.who)
         # A lock held since before ``base`` was read (a `run --shard` claim): it is current.
         snapshot = base if session.held_lock is not None and not refresh else session.store.snapshot(session.stack)
+        drift = None
         if refresh:
-            from stackwright.engine.refresh import record_drift
-            from stackwright.operations.refresh import read_live
+            from stackwright.engine.refresh import refreshed_snapshot
 
-            drift = read_live(session, snapshot, options.parallel, sink)
-            require_all_read(drift)
-            record_drift(drift, writer)
-            snapshot = session.store.snapshot(session.stack)
+            drift = _closing(writer, lambda: _read_every(session, snapshot, options.parallel, sink))
+            snapshot = refreshed_snapshot(snapshot, drift)  # at the serial read: what a saved plan pins
         if not refresh and _same_state(base, snapshot):
             plan = proposed  # planning is a function of the state, which is the one planned from
         else:
             plan = _closing(writer, lambda: _same_as_confirmed(proposed, planned(snapshot)))
+        if drift is not None:
+            from stackwright.engine.refresh import record_drift
+
+            record_drift(drift, writer)  # once the plan made from it is the one confirmed
         outcome.plan = plan
         del proposed  # the plan confirmed is the plan now: one copy in memory while applying
         audit = {"plan_digest": plan.digest(), **(extra or {})}  # taken before apply starts
@@ -456,6 +459,15 @@ def _locked_update(
     return outcome
 
 
+def _read_every(session: StackSession, snapshot: Snapshot, parallel: int, sink: EventSink) -> RefreshResult:
+    """Every object ``snapshot`` records, read; refused unless all could be."""
+    from stackwright.operations.refresh import read_live
+
+    result = read_live(session, snapshot, parallel, sink)
+    require_all_read(result)
+    return result
+
+
 def _planning_snapshot(session: StackSession, refresh: bool, parallel: int, sink: EventSink,
                        recorded: Snapshot | None = None) -> Snapshot:
     """The recorded state (``recorded`` when the caller has just read it), or with
@@ -464,11 +476,8 @@ def _planning_snapshot(session: StackSession, refresh: bool, parallel: int, sink
     if not refresh:
         return snapshot
     from stackwright.engine.refresh import refreshed_snapshot
-    from stackwright.operations.refresh import read_live
 
-    result = read_live(session, snapshot, parallel, sink)
-    require_all_read(result)
-    return refreshed_snapshot(snapshot, result)
+    return refreshed_snapshot(snapshot, _read_every(session, snapshot, parallel, sink))
 
 
 def _same_state(before: Snapshot, now: Snapshot) -> bool:
@@ -490,9 +499,8 @@ def _same_as_confirmed(confirmed: Plan, now: Plan) -> Plan:
     return now
 
 
-def _closing(writer: Any, make: Callable[[], Plan]) -> Plan:
-    """``make()``; on refusal close the writer first, so that what was recorded under
-    the lock (drift) is still checkpointed."""
+def _closing(writer: Any, make: Callable[[], T]) -> T:
+    """``make()``; on refusal close the writer first (nothing was recorded: no checkpoint)."""
     try:
         return make()
     except BaseException:

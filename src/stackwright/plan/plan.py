@@ -325,11 +325,17 @@ class Plan(FrozenCompared):
     """sha256 of the stack's config file when it was planned."""
     providers: Mapping[str, str] = field(default_factory=dict)
     """The provider versions it was planned with."""
+    refreshed: bool = False
+    """Planned against the live objects, read when it was made (``--refresh``, or what
+    the last plain ``refresh`` found drifted), rather than the recorded state at
+    ``base_serial``: its old values are what was read. Applying it reads them again,
+    and the plan made from what is read then must be this one."""
 
     def __init__(self, stack: str, project: str, lineage: str, base_serial: int, steps: tuple[Step, ...],
                  outputs: Mapping[str, Any] | None = None, old_outputs: Mapping[str, Any] | None = None,
                  kind: str = "up", leftovers: tuple[Leftover, ...] = (), program_digest: str = "",
-                 config_digest: str = "", providers: Mapping[str, str] | None = None) -> None:
+                 config_digest: str = "", providers: Mapping[str, str] | None = None,
+                 refreshed: bool = False) -> None:
         object.__setattr__(self, "stack", stack)
         object.__setattr__(self, "project", project)
         object.__setattr__(self, "lineage", lineage)
@@ -342,6 +348,7 @@ class Plan(FrozenCompared):
         object.__setattr__(self, "program_digest", program_digest)
         object.__setattr__(self, "config_digest", config_digest)
         object.__setattr__(self, "providers", _EMPTY if providers is None else frozen(providers))
+        object.__setattr__(self, "refreshed", refreshed)
 
     def __hash__(self) -> int:
         return hash(self.digest())
@@ -372,7 +379,7 @@ class Plan(FrozenCompared):
     def view(self, shown: Callable[[Any], Any] | None = None) -> dict[str, Any]:
         """The documented ``--format json`` schema, secrets masked (docs/plan-json.md).
         ``shown``: see ``Step.to_json``."""
-        return {
+        out = {
             "schema": PLAN_SCHEMA,
             "stack": self.stack,
             "project": self.project,
@@ -384,6 +391,9 @@ class Plan(FrozenCompared):
             "leftovers": [leftover.to_json() for leftover in self.leftovers],
             "outputs": to_json(masked(dict(self.outputs))),
         }
+        if self.refreshed:
+            out["refreshed"] = True
+        return out
 
     def digest(self) -> str:
         """A content hash of what the plan does; secrets count only as markers, so the
@@ -412,6 +422,8 @@ class Plan(FrozenCompared):
             raise ValueError(f"not a plan of format {PLAN_FORMAT}")
         values: dict[str, Any] = {}
         for f in fields(cls):
+            if f.name in _OPTIONAL and f.name not in data:
+                continue  # written before the field existed: its default
             raw = data[f.name]
             if f.name == "steps":
                 values["steps"] = tuple(_record_from(Step, item) for item in raw)
@@ -424,6 +436,8 @@ class Plan(FrozenCompared):
 
 PLAN_FORMAT = 1
 """The version of ``Plan.to_json``'s form."""
+_OPTIONAL = frozenset({"refreshed"})
+"""Fields ``from_json`` may find missing (a plan written before they were added)."""
 
 
 def _same(value: Any) -> Any:

@@ -122,7 +122,7 @@ def make_plan(
     return Plan(
         stack=desired.stack, project=desired.project, lineage=snapshot.lineage,
         base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
-        old_outputs=snapshot.outputs, leftovers=tuple(left), kind=kind,
+        old_outputs=snapshot.outputs, leftovers=tuple(left), refreshed=snapshot.live, kind=kind,
     )
 
 

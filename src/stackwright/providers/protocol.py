@@ -278,6 +278,18 @@ class ResourceProvider:
         would decide. Must be pure (no cloud calls)."""
         return Links()
 
+    adopts: ClassVar[str] = ""
+    """What ``adopt`` does to an object `import` adopts, in words for the person who
+    confirms (empty: nothing)."""
+
+    def adopt(self, ctx: OperationContext, id: str, inputs: Mapping[str, Any]) -> list[str]:
+        """Called by `import` once confirmed, before it records the object: make the
+        object this provider's own for ``inputs`` (what ``read`` returned, which the
+        printed declaration declares), so that a change the program makes later applies
+        as it would to an object this provider created. Must change no value; raise
+        (nothing is recorded) rather than change one. Lines saying what it did."""
+        return []
+
     def containment(self, type_token: str, id: str | None, inputs: Mapping[str, Any],
                     outputs: Mapping[str, Any]) -> Containment:
         """The scopes the object of a record holds and lives in (see ``Containment``):
@@ -298,13 +310,14 @@ class ResourceProvider:
 
     def explain_update(
         self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
-        new_inputs: Mapping[str, Any],
+        new_inputs: Mapping[str, Any], old_outputs: Mapping[str, Any] | None = None,
     ) -> list[str]:
         """Lines for people reviewing an in-place update (e.g. a CloudFormation change
         set). Called by preview, and by `up` before it applies anything; must change
-        nothing that apply would see. Raises ``ProviderError`` when the cloud refuses the
-        change (a server-side dry run fails): the preview fails, naming the resource;
-        a retryable one (the cloud cannot be reached) only becomes a note."""
+        nothing that apply would see. ``old_outputs``: what the state recorded of the
+        resource's outputs. Raises ``ProviderError`` when the cloud refuses the change (a
+        server-side dry run fails): the preview fails, naming the resource; a retryable
+        one (the cloud cannot be reached) only becomes a note."""
         return []
 
     def explain_create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[str]:

@@ -187,15 +187,21 @@ class Snapshot(Compared):
     resources: dict[str, ResourceState]
     outputs: dict[str, Any]
     pending: list[PendingOperation] = field(default_factory=list)
+    live: bool = False
+    """Its resources are what was read from the live objects just now (a refresh not
+    recorded, ``engine.refresh.refreshed_snapshot``), at the recorded ``serial``: a plan
+    made against it says so (``Plan.refreshed``), and its apply reads them again."""
 
     def __init__(self, stack: str, lineage: str, serial: int, resources: dict[str, ResourceState],
-                 outputs: dict[str, Any], pending: list[PendingOperation] | None = None) -> None:
+                 outputs: dict[str, Any], pending: list[PendingOperation] | None = None,
+                 live: bool = False) -> None:
         self.stack = stack
         self.lineage = lineage
         self.serial = serial
         self.resources = resources
         self.outputs = outputs
         self.pending = [] if pending is None else pending
+        self.live = live
 
 
 @dataclass(init=False, repr=False, eq=False)

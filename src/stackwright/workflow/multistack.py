@@ -422,7 +422,7 @@ class StackRunner:
             return self._change(session, ref, "destroy")
         if action == PLAN and self.options.out_dir is not None:
             return self._save_plan(session, ref)
-        plan = preview(session, as_up=True)
+        plan = preview(session)
         self.known[ref] = plan.outputs
         return StackResult(ref, OK, plan=plan, violations=violations(session, plan))
 

@@ -263,9 +263,11 @@ class Written:
 
 
 def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
-              key: str | None = None, new: bool = False) -> Written:
-    """Plan, check policies, record a ``plan`` audit event, write the file (where the
-    state is read-only, the event is refused and no file is left behind).
+              key: str | None = None, new: bool = False, refresh: bool = False) -> Written:
+    """Plan as `preview` does (``refresh``: against the live objects; so too when the
+    last plain ``refresh`` found drift), check policies, record a ``plan`` audit event,
+    write the file (where the state is read-only, the event is refused and no file is
+    left behind).
 
     ``new``: the stack is not in the state yet. The plan creates everything, against
     an empty state of serial 0 and a lineage chosen now, which its apply gives the
@@ -275,7 +277,8 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
     program = session.program_fingerprint()
     check_gate(session, program.digest)
     started = time.monotonic()
-    plan = _relative_decls(preview_new(session, str(uuid.uuid4())) if new else preview(session), session)
+    plan = _relative_decls(preview_new(session, str(uuid.uuid4())) if new else preview(session, refresh=refresh),
+                           session)
     preview_seconds = round(time.monotonic() - started, 3)
     violations = policies.evaluate(plan, session.project, environment_for(session.project, session.stack),
                                    allow_destroy=allow_destroy)
@@ -289,6 +292,7 @@ def save_plan(session: StackSession, path: Path, *, allow_destroy: bool = False,
         "plan_hash": document[HASH_KEY], "program_digest": plan.program_digest,
         "config_digest": plan.config_digest,
         "base_serial": plan.base_serial, "lineage": plan.lineage, "counts": plan.counts(), "path": str(path),
+        **({"refreshed": True} if plan.refreshed else {}),
         "environment": document["environment"], "advisories": len(violations),
         "preview_seconds": preview_seconds, **({NEW_STACK_KEY: True} if new else {}),
         **({approvals.CO_AUTHORS: list(session.co_authors)} if session.co_authors else {}),

@@ -419,7 +419,7 @@ class StackProvider(AwsResource):
     explains_updates = True
 
     def explain_update(self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
-                       new_inputs: Mapping[str, Any]) -> list[str]:
+                       new_inputs: Mapping[str, Any], old_outputs: Mapping[str, Any] | None = None) -> list[str]:
         """The change set CloudFormation would execute, one line per resource change."""
         changes = self.preview_changes(ctx, id, new_inputs)
         if not changes:

@@ -43,6 +43,18 @@ class Kind:
     plural: str
 
 
+class Conflict(ProviderError):
+    """A server-side apply refused because other field managers own fields it sets:
+    ``fields`` holds each field path (as the API server writes it,
+    ``.spec.template.spec.containers[name="web"].image``) with its manager."""
+
+    def __init__(self, action: str, fields: tuple[tuple[str, str], ...], fallback: str = "",
+                 hint: str | None = None) -> None:
+        super().__init__(f"{action}: {conflict_message(fields, fallback)}", hint=hint)
+        self.action = action
+        self.fields = fields
+
+
 class UnknownKind(ProviderError):
     """The cluster serves no such kind: a typo, or a CRD not applied (or deleted). No
     object of that kind can exist, so a read finds none; a create fails at once."""
@@ -128,6 +140,17 @@ class Connection:
         return call(f"{verb} {ident}", lambda: _as_dict(self.client.patch(
             kind.resource, ident.name, dict(body), namespace=self._namespace(kind, ident),
             patch_type=PatchType.APPLY, field_manager=MANAGER, force=force, dry_run=dry_run)))
+
+    def set_managed_fields(self, ident: Identity, resource_version: str, entries: list[Any]) -> dict[str, Any]:
+        """Replace the object's ``metadata.managedFields`` (which fields each manager
+        owns), if it is still at ``resource_version``; no value changes."""
+        from lightkube.types import PatchType
+
+        kind = self.kind(ident.api_version, ident.kind)
+        ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
+               {"op": "replace", "path": "/metadata/managedFields", "value": entries}]
+        return call(f"set the field managers of {ident}", lambda: _as_dict(self.client.patch(
+            kind.resource, ident.name, ops, namespace=self._namespace(kind, ident), patch_type=PatchType.JSON)))
 
     def delete(self, ident: Identity) -> bool:
         """Delete with foreground propagation: the object goes once its dependents
@@ -307,7 +330,7 @@ def classify(exc: BaseException, action: str) -> ProviderError:
     if isinstance(exc, ApiError):
         code = exc.status.code or 0
         if code == 409 and exc.status.reason == "Conflict" and "conflict" in (exc.status.message or "").lower():
-            return ProviderError(f"{action}: {conflict_message(exc.status)}")
+            return Conflict(action, conflict_fields(exc.status), exc.status.message or "")
         message = exc.status.message or str(exc)
         if code == 404:
             return NotFoundError(f"{action}: {message}")
@@ -318,16 +341,21 @@ def classify(exc: BaseException, action: str) -> ProviderError:
     return ProviderError(f"{action}: {type(exc).__name__}: {exc}")
 
 
-def conflict_message(status: Any) -> str:
-    """Which fields another field manager owns, and the way out."""
+def conflict_fields(status: Any) -> tuple[tuple[str, str], ...]:
+    """Each conflicting field of a refused apply, with the manager that owns it."""
     causes = (status.details.causes if status.details else None) or []
-    owned = []
+    found = []
     for cause in causes:
         manager = _CONFLICT_MANAGER.search(cause.message or "")
-        owned.append(f"{cause.field} (managed by {manager.group(1) if manager else 'another manager'})")
-    fields = ", ".join(owned) or (status.message or "fields owned by another field manager")
-    return (f"conflict: {fields}; another field manager set these fields. Remove them from the "
-            "manifest, or set force=True on this resource to take them over")
+        found.append((str(cause.field or ""), manager.group(1) if manager else "another manager"))
+    return tuple(found)
+
+
+def conflict_message(fields: tuple[tuple[str, str], ...], fallback: str = "") -> str:
+    """Which fields another field manager owns, and the way out."""
+    owned = ", ".join(f"{field} (managed by {manager})" for field, manager in fields)
+    return (f"conflict: {owned or fallback or 'fields owned by another field manager'}; another field manager "
+            "set these fields. Remove them from the manifest, or set force=True on this resource to take them over")
 
 
 def is_not_found(exc: BaseException) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from stackwright.errors import CreatedButFailed, InputError, ProviderError
@@ -19,7 +20,7 @@ from stackwright.model.resource import urn_parts
 from stackwright.model.values import MASK, Secret, reveal
 from stackwright.providers.k8s import health as checks
 from stackwright.providers.k8s import manifests as m
-from stackwright.providers.k8s.client import Connection, Settings, UnknownKind, connect
+from stackwright.providers.k8s.client import Conflict, Connection, Settings, UnknownKind, connect
 from stackwright.providers.protocol import (
     NO_CONTAINMENT,
     Containment,
@@ -114,15 +115,25 @@ class ObjectProvider(ResourceProvider):
 
     def update(self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
                old_outputs: Mapping[str, Any], new_inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Apply the new manifest. An update that puts back fields changed outside
+        Stackwright takes them back from the manager that changed them (which owns them
+        since): the declared value wins for what the plan restores, as Argo CD and Flux
+        have it (``_taking_back``). A conflict on any other field fails, unless ``force``."""
         conn = self.connection(ctx)
-        return self._apply(ctx, conn, self._identity(conn, new_inputs["manifest"]), new_inputs)
+        return self._apply(ctx, conn, self._identity(conn, new_inputs["manifest"]), new_inputs,
+                           _Restoring(old_inputs.get("manifest"), reveal(old_outputs.get("applied"))))
 
     def _apply(self, ctx: OperationContext, conn: Connection, ident: m.Identity,
-               inputs: Mapping[str, Any]) -> dict[str, Any]:
+               inputs: Mapping[str, Any], restoring: _Restoring | None = None) -> dict[str, Any]:
         manifest = inputs["manifest"]
         ctx.log(f"server-side apply of {ident}")
-        live = conn.apply(ident, m.with_ownership(manifest, ctx.urn, ident.namespace),
-                          force=bool(inputs.get("force")))
+        body = m.with_ownership(manifest, ctx.urn, ident.namespace)
+        try:
+            live = conn.apply(ident, body, force=bool(inputs.get("force")))
+        except Conflict as exc:
+            taken = _taking_back(exc, ident, conn.get(ident) or {}, restoring)
+            ctx.log(f"{ident}: {taken}")
+            live = conn.apply(ident, body, force=True)
         live = self._await(ctx, conn, ident, manifest, live)
         return _outputs(ident, manifest, live)
 
@@ -185,9 +196,9 @@ class ObjectProvider(ResourceProvider):
         if id is None and m.owner_urn(live) != ctx.urn:
             return None
         if not isinstance(manifest, Mapping):
-            found = _hide_secrets(ident, m.importable(live))
-            return ReadResult(ident.id(), {"manifest": found, "provider": None, "force": False},
-                              {"uid": _uid(live), "namespace": ident.namespace}, owner=m.owner_urn(live))
+            found = m.importable(live)
+            return ReadResult(ident.id(), {"manifest": _hide_secrets(ident, found), "provider": None, "force": False},
+                              _outputs(ident, found, live), owner=m.owner_urn(live))
         current = m.project(_view(ident, live), manifest)
         applied = reveal(outputs.get("applied"))
         declared = m.drifted(manifest, applied if isinstance(applied, Mapping) else manifest, current)
@@ -205,6 +216,47 @@ class ObjectProvider(ResourceProvider):
         if namespace is None and conn.namespaced(ident):  # `import` of NAME: the id is NAMESPACE/NAME
             return m.Identity(api_version, kind, name, conn.namespace)
         return ident
+
+    # --- import -----------------------------------------------------------------------
+
+    adopts = ("takes over the fields the printed code declares from their field managers, with a server-side "
+              "apply of the values read (force): no value changes")
+
+    def adopt(self, ctx: OperationContext, id: str, inputs: Mapping[str, Any]) -> list[str]:
+        """`import`: a server-side apply, with force, of exactly the manifest read, so
+        that Stackwright's field manager owns the fields the printed code declares and a
+        change the program makes to one later applies without a conflict. Our label and
+        annotation go with it where the object has them (an object Stackwright applied
+        before), so that nothing is removed. A dry run first: if the apply would change
+        any value, nothing is applied and the import fails."""
+        manifest = inputs.get("manifest")
+        if not isinstance(manifest, Mapping):
+            return []
+        conn = self.connection(ctx)
+        ident = self._read_identity(conn, ctx, id, None)
+        live = conn.get(ident)
+        if live is None:
+            raise ProviderError(f"{ident} is gone: it was deleted since it was read")
+        body = _adoption(manifest, live)
+        after = conn.apply(ident, body, force=True, dry_run=True)
+        changed = list(m.changes(m.importable(live), m.importable(after)))
+        if changed:
+            if ident.kind == "Secret":
+                changed = [_masked_line(line) for line in changed]
+            raise ProviderError(f"taking over the fields of {ident} would change it ({'; '.join(changed[:3])}); "
+                                "nothing was changed", hint="import it again: the object may be changing right now")
+        done = conn.apply(ident, body, force=True)
+        # Applying a value a field has already shares the field with its managers: each
+        # gives up what we now own, as `kubectl` and Flux hand fields over to an applier.
+        entries = _handed_over(done)
+        if entries is not None:
+            done = conn.set_managed_fields(ident, str((done.get("metadata") or {}).get("resourceVersion", "")),
+                                           entries)
+        owners = _managers_losing(live, done)
+        whose = f"took over the fields the code declares from {', '.join(owners)}" if owners else \
+            "Stackwright's field manager owns the fields the code declares (no other manager held them)"
+        return [f"{whose} (a server-side apply of the values read: no value changed), so that `up` changes "
+                "them as it changes those of an object it created"]
 
     # --- delete -----------------------------------------------------------------------
 
@@ -234,26 +286,34 @@ class ObjectProvider(ResourceProvider):
     # --- preview ----------------------------------------------------------------------
 
     def explain_update(self, ctx: OperationContext, id: str, old_inputs: Mapping[str, Any],
-                       new_inputs: Mapping[str, Any]) -> list[str]:
+                       new_inputs: Mapping[str, Any], old_outputs: Mapping[str, Any] | None = None) -> list[str]:
         """What a server-side dry run of the apply would change in the live object,
         field by field (managed fields only); the diff against recorded state when
         the cluster cannot be reached. Both manifests' fields are compared, so a field the
         new one drops (which the apply removes) shows, and a Secret's ``stringData`` is
-        compared with the live ``data`` it became."""
+        compared with the live ``data`` it became. Fields the apply takes back from
+        another manager (drift, see ``update``) are named with the manager."""
         manifest = new_inputs["manifest"]
+        taken: list[str] = []
         try:
             conn = self.connection(ctx)
             ident = self._identity(conn, manifest)
             live = conn.get(ident) or {}
-            after = conn.apply(ident, m.with_ownership(manifest, ctx.urn, ident.namespace),
-                               force=bool(new_inputs.get("force")), dry_run=True)
+            body = m.with_ownership(manifest, ctx.urn, ident.namespace)
+            try:
+                after = conn.apply(ident, body, force=bool(new_inputs.get("force")), dry_run=True)
+            except Conflict as exc:
+                restoring = _Restoring(old_inputs.get("manifest"), reveal((old_outputs or {}).get("applied")))
+                taken.append(_taking_back(exc, ident, live, restoring))
+                after = conn.apply(ident, body, force=True, dry_run=True)
         except ProviderError as exc:
             return _unchecked(exc, "the diff is against recorded state")
         shape = m.union(old_inputs.get("manifest") or {}, manifest)
         lines = list(m.changes(m.project(_view(ident, live), shape), m.project(_view(ident, after), shape)))
         if ident.kind == "Secret":
             lines = [_masked_line(line) for line in lines]
-        return ["server-side dry run:", *lines] if lines else ["server-side dry run: no change to the live object"]
+        return [*taken, "server-side dry run:", *lines] if lines else \
+            [*taken, "server-side dry run: no change to the live object"]
 
     def explain_create(self, ctx: OperationContext, inputs: Mapping[str, Any]) -> list[str]:
         """A server-side dry run of the create: what the API server would refuse (an
@@ -422,6 +482,102 @@ class KubernetesProvider:
 
     def types(self) -> list[str]:
         return [self.instances.type_token, self.TOKEN_SHAPE]
+
+
+def _adoption(manifest: Mapping[str, Any], live: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest read for `import`, with our label and annotation where the live
+    object has them (an apply without them would remove them, were they ours)."""
+    body = dict(manifest)
+    live_meta = live.get("metadata") or {}
+    metadata = dict(body.get("metadata") or {})
+    for key, ours in (("labels", m.MANAGED_BY_LABEL), ("annotations", m.URN_ANNOTATION)):
+        value = (live_meta.get(key) or {}).get(ours)
+        if value is not None:
+            metadata[key] = {**(metadata.get(key) or {}), ours: value}
+    body["metadata"] = metadata
+    return body
+
+
+def _handed_over(live: Mapping[str, Any]) -> list[Any] | None:
+    """The object's managedFields with every other manager's main-resource entry less
+    the fields ours owns (entries left with nothing dropped); None when nothing moves."""
+    entries = list((live.get("metadata") or {}).get("managedFields") or [])
+    ours = next((e.get("fieldsV1") or {} for e in entries
+                 if e.get("manager") == m.MANAGER and e.get("operation") == "Apply" and not e.get("subresource")), None)
+    if not ours:
+        return None
+    out, moved = [], False
+    for entry in entries:
+        if entry.get("manager") == m.MANAGER or entry.get("subresource"):
+            out.append(entry)
+            continue
+        rest = m.without_fields(entry.get("fieldsV1") or {}, ours)
+        moved = moved or rest != (entry.get("fieldsV1") or {})
+        if rest:
+            out.append({**entry, "fieldsV1": rest})
+    return out if moved else None
+
+
+def _managers_losing(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """The field managers (other than ours) whose fields an apply took over."""
+    def entries(live: Mapping[str, Any]) -> dict[tuple[str, str, str], Any]:
+        return {(str(e.get("manager")), str(e.get("operation")), str(e.get("subresource", ""))): e.get("fieldsV1")
+                for e in (live.get("metadata") or {}).get("managedFields") or []}
+
+    now = entries(after)
+    return sorted({key[0] for key, fields in entries(before).items()
+                   if key[0] != m.MANAGER and now.get(key) != fields})
+
+
+@dataclass(frozen=True)
+class _Restoring:
+    """What an update step knows of the fields it may put back: the old manifest it was
+    planned from (planned against the live object, its drifted fields hold the live
+    values read) and what the server stored at Stackwright's last apply."""
+
+    old: Any
+    applied: Any
+
+    def saw_drift(self, field: str) -> bool:
+        """The plan read this field changed since Stackwright applied it."""
+        if not isinstance(self.applied, Mapping) or not isinstance(self.old, Mapping):
+            return False
+        before = m.at_field(self.applied, field)
+        return before is not m.ABSENT and m.at_field(self.old, field) != before
+
+    def drifted(self, field: str, live: Mapping[str, Any]) -> bool:
+        """The live value is not the one Stackwright applied."""
+        before = m.at_field(self.applied, field) if isinstance(self.applied, Mapping) else m.ABSENT
+        return before is not m.ABSENT and m.at_field(live, field) != before
+
+
+def _taking_back(conflict: Conflict, ident: m.Identity, live: Mapping[str, Any],
+                 restoring: _Restoring | None) -> str:
+    """What an apply that met ``conflict`` takes back, in words, when the update puts
+    back every field in conflict: the plan read each one changed outside Stackwright
+    since its last apply, and it still has the value the plan read (so the plan's diff
+    holds). Else ``conflict`` is raised, naming the fields it would not take, with a
+    hint where one drifted after the plan was made."""
+    view = _view(ident, live)
+
+    def restored(field: str) -> bool:
+        return restoring is not None and restoring.saw_drift(field) and \
+            m.at_field(view, field) == m.at_field(restoring.old, field)
+
+    if not conflict.fields:
+        raise conflict
+    kept = tuple((field, manager) for field, manager in conflict.fields if not restored(field))
+    if kept:
+        unseen = [field for field, _ in kept if restoring is not None and restoring.drifted(field, view)]
+        hint = (f"{', '.join(unseen)} changed outside Stackwright, which this plan did not read: a plan made "
+                "against the live object puts it back (`--refresh` on `up` or `plan`, or `refresh` first)"
+                ) if unseen else None
+        raise Conflict(conflict.action, kept, hint=hint)
+    managers: dict[str, list[str]] = {}
+    for field, manager in conflict.fields:
+        managers.setdefault(manager, []).append(field)
+    said = "; ".join(f"{', '.join(fields)} from {manager}" for manager, fields in managers.items())
+    return f"takes over {said}: changed outside Stackwright since its last apply; the declared value wins"
 
 
 def _timeout(annotations: Mapping[str, Any], default: float) -> float:

@@ -222,6 +222,107 @@ def drifted(declared: Any, applied: Any, live: Any) -> Any:
     return live
 
 
+ABSENT: Any = object()
+"""What ``at_field`` finds where an object has no such field."""
+
+
+def at_field(value: Any, path: str) -> Any:
+    """The value at a field path as the API server writes it in a conflict
+    (``.spec.replicas``, ``.spec.template.spec.containers[name="web"].image``,
+    ``.spec.ports[containerPort=80,protocol="TCP"]``, ``.metadata.finalizers[="a"]``,
+    ``[0]``), or ``ABSENT``. A map key may itself hold dots
+    (``.metadata.labels.app.kubernetes.io/name``): the keys the object has decide."""
+    if not path:
+        return value
+    if path[0] == ".":
+        if not isinstance(value, Mapping):
+            return ABSENT
+        rest = path[1:]
+        keys = [k for k in value
+                if isinstance(k, str) and rest.startswith(k) and rest[len(k):len(k) + 1] in ("", ".", "[")]
+        for key in sorted(keys, key=len, reverse=True):
+            found = at_field(value[key], rest[len(key):])
+            if found is not ABSENT:
+                return found
+        return ABSENT
+    if path[0] != "[" or not isinstance(value, list):
+        return ABSENT
+    end = _bracket_end(path)
+    if end < 0:
+        return ABSENT
+    selector, rest = path[1:end], path[end + 1:]
+    try:
+        match = _selector(selector)
+    except ValueError:
+        return ABSENT
+    for index, item in enumerate(value):
+        if match(index, item):
+            return at_field(item, rest)
+    return ABSENT
+
+
+def _bracket_end(path: str) -> int:
+    """The index of the ``]`` closing the ``[`` at 0 (JSON strings may hold ``]``)."""
+    quoted = escaped = False
+    for index, char in enumerate(path):
+        if escaped:
+            escaped = False
+        elif quoted:
+            escaped, quoted = char == "\\", char != '"'
+        elif char == '"':
+            quoted = True
+        elif char == "]":
+            return index
+    return -1
+
+
+def _selector(text: str) -> Any:
+    """A list element matcher from ``0``, ``="value"`` or ``key=value,key=value``
+    (values in JSON). Raises ValueError for anything else."""
+    if text.isdigit():
+        wanted = int(text)
+        return lambda index, item: index == wanted
+    decoder = json.JSONDecoder()
+    if text.startswith("="):
+        element, end = decoder.raw_decode(text, 1)
+        if end != len(text):
+            raise ValueError(text)
+        return lambda index, item: item == element
+    keys: dict[str, Any] = {}
+    position = 0
+    while position < len(text):
+        equals = text.index("=", position)
+        keys[text[position:equals]], position = decoder.raw_decode(text, equals + 1)
+        if position < len(text):
+            if text[position] != ",":
+                raise ValueError(text)
+            position += 1
+    if not keys:
+        raise ValueError(text)
+    return lambda index, item: isinstance(item, Mapping) and all(
+        k in item and item[k] == v for k, v in keys.items())
+
+
+def without_fields(theirs: Mapping[str, Any], ours: Mapping[str, Any]) -> dict[str, Any]:
+    """A field manager's field set (``managedFields[].fieldsV1``: ``f:name``,
+    ``k:{...}``, ``v:...`` and ``i:N`` nodes, ``.`` for the node itself, ``{}`` for a
+    field owned whole) less the fields of ``ours``."""
+    out: dict[str, Any] = {}
+    for key, child in theirs.items():
+        mine = ours.get(key)
+        if mine is None or (not isinstance(mine, Mapping)):
+            out[key] = child
+        elif key == "." or not mine:
+            continue  # ours too, whole: no longer theirs
+        elif not child or not isinstance(child, Mapping):
+            out[key] = child  # theirs whole, ours in part: left as it is
+        else:
+            rest = without_fields(child, mine)
+            if rest:
+                out[key] = rest
+    return out
+
+
 def importable(live: Mapping[str, Any]) -> dict[str, Any]:
     """A live object as a manifest to declare: without status, server-set metadata and
     the annotations tools (ours included) add."""

@@ -45,6 +45,8 @@ class Chart(Component, type="k8s:helm:Chart"):
     repository), or ``chart="oci://host/path/name"`` (an OCI registry). ``values_files``
     are merged in order, then ``values`` on top; values may hold Outputs, which the chart
     must use verbatim (they become "known after apply" in the objects that use them).
+    ``force=True`` is every object's ``force``: fields other field managers own are
+    taken over instead of failing on the conflict.
     """
 
     def __init__(
@@ -52,11 +54,12 @@ class Chart(Component, type="k8s:helm:Chart"):
         repo: str | None = None, path: str | None = None, values_files: Sequence[str] = (),
         values: Mapping[str, Any] | None = None, namespace: str | None = None,
         skip_hooks: bool = False, lint: bool = False, kube_version: str | None = None,
-        api_versions: Sequence[str] = (), plain_http: bool = False,
+        api_versions: Sequence[str] = (), plain_http: bool = False, force: bool = False,
         opts: ResourceOptions | None = None,
     ) -> None:
         super().__init__(name, opts)
         self.namespace = namespace or "default"
+        self.force = force
         self.source = self._source(chart, version, repo, path, plain_http)
         files = tuple(read_values_files(list(values_files)))
         document_a, self._output_values = with_placeholders(dict(values or {}), "a")
@@ -155,7 +158,7 @@ class Chart(Component, type="k8s:helm:Chart"):
             if key in children:
                 raise self.error(f"the chart renders {key} twice", hint="give each object a unique name")
             manifest = substitute(obj, outputs) if outputs else obj
-            child = Object(rendered.child_name(obj), manifest=manifest, opts=options)
+            child = Object(rendered.child_name(obj), manifest=manifest, force=self.force, opts=options)
             child.decl_file, child.decl_line = self.decl_file, self.decl_line
             children[key] = child
         return children

@@ -25,11 +25,12 @@ from stackwright.providers.k8s.helm.dependencies import chart_metadata, with_dep
 class ChartFolder(Component, type="k8s:helm:ChartFolder"):
     """One release per application chart under ``path`` (relative to the project
     folder), each in a namespace named after its folder. ``environment`` (default: the
-    stack's name) picks ``values-<environment>.yaml``. See docs/helm.md."""
+    stack's name) picks ``values-<environment>.yaml``; ``force`` is every object's.
+    See docs/helm.md."""
 
     def __init__(self, name: str, path: str, *, environment: str | None = None,
                  values: Mapping[str, Mapping[str, Any]] | None = None, skip_hooks: bool = False,
-                 opts: ResourceOptions | None = None) -> None:
+                 force: bool = False, opts: ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
         from stackwright.providers.k8s import Namespace
 
@@ -43,12 +44,13 @@ class ChartFolder(Component, type="k8s:helm:ChartFolder"):
         for folder in application_charts(root):
             app = folder.name
             values_file = folder / f"values-{environment}.yaml"
-            namespace = Namespace(app, metadata={"name": app, "labels": {"stackwright.io/catalog": name}})
+            namespace = Namespace(app, metadata={"name": app, "labels": {"stackwright.io/catalog": name}},
+                                  force=force)
             self.namespaces[app] = namespace
             self.releases[app] = Chart(
                 app, path=str(with_dependencies(find_helm(cache_dir()), folder, cache_dir())), namespace=app,
                 values_files=[str(values_file)] if values_file.is_file() else [],
-                values=dict((values or {}).get(app, {})), skip_hooks=skip_hooks,
+                values=dict((values or {}).get(app, {})), skip_hooks=skip_hooks, force=force,
                 opts=ResourceOptions(depends_on=[namespace]))
 
 
