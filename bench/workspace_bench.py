@@ -235,7 +235,7 @@ import stackwright as sw
 from stackwright.providers import synthetic
 
 apps = [sw.StackReference(f"apps/a{{n:03d}}").output("app") for n in range({count})]
-synthetic.Thing("edge", ref=sw.Output.all(*apps).apply(len))
+synthetic.Thing("edge", ref=sw.Output.all(*apps).apply(lambda values: str(len(values))))
 """
 
 
