@@ -63,6 +63,7 @@ class StackSession(Compared):
     _asked: tuple[dict[str, str], str] | None = field(default=None, init=False, repr=False)
     """The environment and working folder ``who`` asks git in, when not settled at once."""
     _co_authors: tuple[str, ...] = field(default=(), init=False, repr=False)
+    _fingerprint: ProgramDigest | None = field(default=None, init=False, repr=False)
 
     def __init__(self, project: Project, stack: str, store: StateStore, config: ConfigSource,
                  providers: ProviderRegistry, named: str | None, held_lock: LockInfo | None = None) -> None:
@@ -77,6 +78,7 @@ class StackSession(Compared):
         self._who = named or os.environ.get("STACKWRIGHT_USER") or None
         self._asked = None if self._who else (dict(os.environ), os.getcwd())
         self._co_authors = co_authors(os.environ)
+        self._fingerprint = None
 
     @property
     def who(self) -> str:
@@ -116,10 +118,14 @@ class StackSession(Compared):
 
     def program_fingerprint(self) -> ProgramDigest:
         """The digest of the program this session runs: the project's files and the
-        workspace's shared ``python_path`` (``program.digest``)."""
-        from stackwright.program.digest import program_fingerprint
+        workspace's shared ``python_path`` (``program.digest``). Taken once per session:
+        the staging gate and the plan's pins judge one program, and in a workspace of
+        many stacks a project's folder is not read again for each use."""
+        if self._fingerprint is None:
+            from stackwright.program.digest import program_fingerprint
 
-        return program_fingerprint(self.project, self.workspace_links().python_path())
+            self._fingerprint = program_fingerprint(self.project, self.workspace_links().python_path())
+        return self._fingerprint
 
     def workspace_links(self) -> WorkspaceLinks:
         """Other stacks' outputs and shared code, from the workspace (if any) around

@@ -204,7 +204,8 @@ class _Walk:
             return
         if find_projects and not project_top:
             project_top = any(e.name == PROJECT_FILE and _is_file(e) for e in entries)
-        trusted = any(e.name == SIGNERS_FILE for e in entries) and os.path.realpath(folder) in self.trusted
+        if config:  # a workspace's stacks folder holds a file per stack: read each name once
+            entries = [e for e in entries if not e.name.endswith(CONFIG_SUFFIX) or _is_dir(e)]
         for entry in entries:
             name = entry.name
             if name.startswith("."):
@@ -218,13 +219,20 @@ class _Walk:
                     continue
                 yield from self.files(entry.path, f"{prefix}{name}/", find_projects=find_projects,
                                       config=project_top and name == CONFIG_DIR)
-            elif not ((config and name.endswith(CONFIG_SUFFIX)) or (trusted and name == SIGNERS_FILE)):
+            elif not (name == SIGNERS_FILE and os.path.realpath(folder) in self.trusted):
                 yield f"{prefix}{name}", entry.path
 
 
 def _is_file(entry: os.DirEntry[str]) -> bool:
     try:
         return entry.is_file()
+    except OSError:
+        return False
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
     except OSError:
         return False
 
