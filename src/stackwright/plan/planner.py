@@ -110,19 +110,28 @@ def make_plan(
     deletes = _contents_first(planning, steps, deletes, targeted=chosen is not None)
     if planning.errors:
         raise _refused(planning, steps, deletes, order, chosen)
+    outputs = resolve_value(desired.exports, planning.lookup_recorded)
+    plan = _assembled(planning, steps, deletes, order, chosen, outputs)
+    _run_leaves(desired, planning)
+    return plan
+
+
+def _assembled(planning: _Planning, steps: dict[str, Step], deletes: list[Step], order: list[str],
+               chosen: _Targets | None, outputs: Any) -> Plan:
+    """The plan of the steps found: deletes after the rest, dependents first, and with
+    ``--target`` only what it names (and the leftovers of those)."""
     _delete_dependents_first(steps, planning.claimed)
     all_steps = [steps[urn] for urn in order] + deletes
+    snapshot, desired = planning.snapshot, planning.desired
     left = leftovers(snapshot)
     if chosen is not None:
         all_steps = chosen.only(all_steps)
         planned = {step.urn for step in all_steps}
         left = [o for o in left if o.urn in planned]
-    outputs = resolve_value(desired.exports, planning.lookup_recorded)
-    _run_leaves(desired, planning)
     return Plan(
         stack=desired.stack, project=desired.project, lineage=snapshot.lineage,
         base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
-        old_outputs=snapshot.outputs, leftovers=tuple(left), refreshed=snapshot.live, kind=kind,
+        old_outputs=snapshot.outputs, leftovers=tuple(left), refreshed=snapshot.live, kind=planning.kind,
     )
 
 
@@ -135,20 +144,11 @@ def _refused(planning: _Planning, steps: dict[str, Step], deletes: list[Step], o
     error = _combined(planning.errors)
     if not isinstance(error, PlanError):
         return error
-    _delete_dependents_first(steps, planning.claimed)
-    all_steps = [steps[urn] for urn in order] + deletes
-    snapshot, desired = planning.snapshot, planning.desired
-    left = leftovers(snapshot)
-    if chosen is not None:
-        all_steps = chosen.only(all_steps)
-        left = [o for o in left if o.urn in {step.urn for step in all_steps}]
     try:
-        outputs = resolve_value(desired.exports, planning.lookup_recorded)
+        outputs = resolve_value(planning.desired.exports, planning.lookup_recorded)
     except StackwrightError:
         return error
-    error.plan = Plan(stack=desired.stack, project=desired.project, lineage=snapshot.lineage,
-                      base_serial=snapshot.serial, steps=tuple(all_steps), outputs=outputs,
-                      old_outputs=snapshot.outputs, leftovers=tuple(left))
+    error.plan = _assembled(planning, steps, deletes, order, chosen, outputs)
     return error
 
 
