@@ -6,7 +6,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -313,6 +313,30 @@ def stack_lock(session: StackSession, operation: str, sink: EventSink | None = N
         yield info
     finally:
         session.store.release_lock(session.stack, info.token)
+
+
+@contextmanager
+def stack_locks(store: StateStore, stacks: Iterable[str], who: str, operation: str,
+                hint: str = "") -> Iterator[None]:
+    """The locks of several stacks at once, for commands that change them together
+    (`state migrate`, `secrets rotate`): taken in name order, so two such commands never
+    wait on each other; one held elsewhere refuses the command before anything changes
+    (``hint`` goes before the lock's own hint)."""
+    info = LockInfo(owner=who, pid=os.getpid(), host=host_name(), acquired_at=time.time(),
+                    operation=operation, token=uuid.uuid4().hex)
+    taken: list[str] = []
+    try:
+        for name in sorted(stacks):
+            try:
+                store.acquire_lock(name, info)
+            except LockHeldError as exc:
+                exc.hint = f"{hint}{exc.hint}" if hint and exc.hint else hint or exc.hint
+                raise
+            taken.append(name)
+        yield
+    finally:
+        for name in taken:
+            store.release_lock(name, info.token)
 
 
 def _acquire(store: StateStore, stack: str, info: LockInfo) -> LockInfo | None:

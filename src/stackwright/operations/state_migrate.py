@@ -8,18 +8,13 @@ are left in place: switching the project to the new store is the user's step.
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 from stackwright.errors import StateError
-from stackwright.operations.session import host_name
+from stackwright.operations.session import stack_locks
 from stackwright.program.project import Project
 from stackwright.state.codec import already_there
-from stackwright.state.records import LockInfo, StackRecord
+from stackwright.state.records import StackRecord
 from stackwright.state.store import StateStore
 
 
@@ -53,7 +48,7 @@ def migrate(source: StateStore, target: StateStore, stacks: list[str], who: str)
         raise already_there(existing, "the target store",
                             hint="`stackwright stack rm NAME` there first (with the target's state URL), "
                             "or move the other stacks with `--stack NAME`")
-    with _locked(source, stacks, who):
+    with stack_locks(source, stacks, who, "state-migrate"):
         records = [source.export_stack(stack) for stack in stacks]
         target.import_stacks(records)
         copies = [target.export_stack(stack) for stack in stacks]
@@ -63,22 +58,6 @@ def migrate(source: StateStore, target: StateStore, stacks: list[str], who: str)
             raise StateError(f"the copy of stack {record.name!r} differs from the source in {differs}",
                              hint="the source is unchanged; remove the copy in the target store and report this")
     return [Moved(r.name, len(r.resources), len(r.checkpoints), len(r.events)) for r in records]
-
-
-@contextmanager
-def _locked(source: StateStore, stacks: list[str], who: str) -> Iterator[None]:
-    """Every stack of ``stacks`` locked in ``source``, so that no `up` changes one half-way."""
-    lock = LockInfo(owner=who, pid=os.getpid(), host=host_name(), acquired_at=time.time(),
-                    operation="state-migrate", token=uuid.uuid4().hex)
-    held: list[str] = []
-    try:
-        for stack in stacks:
-            source.acquire_lock(stack, lock)
-            held.append(stack)
-        yield
-    finally:
-        for stack in held:
-            source.release_lock(stack, lock.token)
 
 
 def _first_difference(source: StackRecord, copy: StackRecord) -> str | None:

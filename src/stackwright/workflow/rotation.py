@@ -22,24 +22,20 @@ between leaves every secret readable, with the old key or the new.
 from __future__ import annotations
 
 import os
-import time
-import uuid
-from collections.abc import Iterator, MutableMapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap
 
-from stackwright.errors import LockHeldError, ProjectError
+from stackwright.errors import ProjectError
 from stackwright.operations.keyring import (
     KEY_FILE, Keyring, KeySpec, drop_local_keys, joined, local_key_of, parse_spec, passphrase_key,
     rotated_local_keys, write_key_file,
 )
-from stackwright.operations.session import SECURE, host_name, is_secure
+from stackwright.operations.session import SECURE, is_secure, stack_locks
 from stackwright.program.project import Project
-from stackwright.state.records import LockInfo
 from stackwright.state.store import StateStore
 from stackwright.workflow.config_values import open_file, open_value
 from stackwright.workflow.stack_file import StackFile, add_key
@@ -95,7 +91,8 @@ def rotate(project: Project, store: StateStore, stack: str, to: str | None = Non
     in_state = {info.name for info in store.list_stacks()}
     others = sorted((in_state | set(project.stack_files())) - {stack}) if shared else []
     involved = [stack, *others]
-    with _locked(store, [s for s in involved if s in in_state], who, shared):
+    hint = f"rotating the project's {shared} key re-encrypts every stack that uses it; " if shared else ""
+    with stack_locks(store, [s for s in involved if s in in_state], who, "secrets rotate", hint):
         return _rotate(project, store, involved, in_state, old, spec, shared, to)
 
 
@@ -139,29 +136,6 @@ def _put_back(key_file: Path, keys: list[bytes]) -> None:
         write_key_file(key_file, keys)
     else:
         key_file.unlink(missing_ok=True)
-
-
-@contextmanager
-def _locked(store: StateStore, stacks: Sequence[str], who: str, shared: str | None) -> Iterator[None]:
-    """Hold the lock of each of ``stacks`` (in name order, so two rotations never wait
-    on each other); one held elsewhere refuses the rotation before anything changes."""
-    info = LockInfo(owner=who, pid=os.getpid(), host=host_name(), acquired_at=time.time(),
-                    operation="secrets rotate", token=uuid.uuid4().hex)
-    taken: list[str] = []
-    try:
-        for name in sorted(stacks):
-            try:
-                store.acquire_lock(name, info)
-            except LockHeldError as exc:
-                if shared:
-                    exc.hint = (f"rotating the project's {shared} key re-encrypts every stack that uses it; "
-                                f"{exc.hint}")
-                raise
-            taken.append(name)
-        yield
-    finally:
-        for name in taken:
-            store.release_lock(name, info.token)
 
 
 def _sealed_config(project: Project, stack: str, resealer: StackResealer) -> tuple[StackFile, int] | None:
